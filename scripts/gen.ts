@@ -1,0 +1,47 @@
+/**
+ * `bun run gen` writes src/bay/api/generated/ from openapi/bay.v1.yaml.
+ * `bun run gen:check` regenerates in memory and exits 1 if the committed files differ.
+ */
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { generate, OUT_DIR, SPEC_PATH } from "./gen/generate.ts";
+
+const root = join(import.meta.dir, "..");
+const check = process.argv.includes("--check");
+const files = generate(readFileSync(join(root, SPEC_PATH), "utf8"));
+const onDisk = existsSync(join(root, OUT_DIR))
+  ? readdirSync(join(root, OUT_DIR), { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => relative(root, join(e.parentPath, e.name)))
+  : [];
+
+if (check) {
+  const problems: string[] = [];
+  for (const [path, text] of files) {
+    const full = join(root, path);
+    if (!existsSync(full)) {
+      problems.push(`missing: ${path}`);
+      continue;
+    }
+    const old = readFileSync(full, "utf8");
+    if (old === text) continue;
+    const a = old.split("\n");
+    const b = text.split("\n");
+    const line = a.findIndex((l, i) => l !== b[i]);
+    const at = line === -1 ? a.length : line;
+    problems.push(`stale: ${path} (first difference at line ${at + 1}: on disk ${JSON.stringify(a[at] ?? "<eof>")}, generated ${JSON.stringify(b[at] ?? "<eof>")})`);
+  }
+  for (const path of onDisk) if (!files.has(path)) problems.push(`unexpected: ${path}`);
+  if (problems.length > 0) {
+    console.error(`generated files are out of date with ${SPEC_PATH}; run \`bun run gen\`:\n  ${problems.join("\n  ")}`);
+    process.exit(1);
+  }
+  console.log(`${files.size} generated files are up to date`);
+} else {
+  for (const path of onDisk) if (!files.has(path)) rmSync(join(root, path));
+  for (const [path, text] of files) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), text);
+  }
+  console.log(`wrote ${files.size} files to ${OUT_DIR}`);
+}

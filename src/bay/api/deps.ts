@@ -1,0 +1,24 @@
+/** Everything the HTTP layer needs, built once by the composition root. */
+import type { BayConfig } from "../config.ts";
+import type { ApiKeyService } from "../domain/auth/api-keys.ts";
+import type { JwtVerifier } from "../domain/auth/jwt-verifier.ts";
+import type { CapabilityRouter } from "../domain/capability-router.ts";
+import type { HealthService } from "../domain/health-service.ts";
+import type { ProfileRegistry } from "../domain/profiles.ts";
+import type { SandboxManager } from "../domain/sandbox-manager.ts";
+import type { WorkspaceManager } from "../domain/workspace-manager.ts";
+import type { Logger } from "../logger.ts";
+import type { Stores } from "../store/index.ts";
+
+export interface AppDeps {
+  config: BayConfig;
+  stores: Stores;
+  profiles: ProfileRegistry;
+  sandboxes: SandboxManager;
+  workspaces: WorkspaceManager;
+  router: CapabilityRouter;
+  health: HealthService;
+  apiKeys: ApiKeyService;
+  jwt: JwtVerifier | null;
+  logger: Logger;
+}

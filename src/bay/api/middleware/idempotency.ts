@@ -1,0 +1,88 @@
+/**
+ * Idempotency-Key for create routes. The key is claimed in one atomic
+ * statement before the handler runs; a replay returns the stored status and
+ * body byte for byte; another body under the same key, or a duplicate while
+ * the first is still running, is a 409 conflict. Responses that a retry should
+ * not see again (5xx, 409, 429) release the key instead of being stored.
+ */
+import type { MiddlewareHandler } from "hono";
+import { BayError } from "../../errors.ts";
+import type { IdempotencyStore } from "../../store/idempotency-store.ts";
+
+export interface IdempotencyOptions {
+  store: IdempotencyStore;
+  ttlMs: number;
+  now?: () => number;
+}
+
+const KEY_RE = /^[A-Za-z0-9_-]{1,128}$/;
+const NOT_STORED = new Set([409, 429]);
+
+/** JSON with object keys sorted, so that key order does not change the fingerprint. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+export function fingerprint(method: string, path: string, rawBody: string): string {
+  let canonical = rawBody;
+  try {
+    canonical = canonicalJson(rawBody.trim() === "" ? {} : JSON.parse(rawBody));
+  } catch {
+    // Not JSON: the handler will reject it; fingerprint the raw text.
+  }
+  return new Bun.CryptoHasher("sha256").update(`${method}\n${path}\n${canonical}`).digest("hex");
+}
+
+export function idempotency(opts: IdempotencyOptions): MiddlewareHandler {
+  const now = opts.now ?? Date.now;
+  return async function bayIdempotency(c, next) {
+    const key = c.req.header("idempotency-key");
+    if (key === undefined) return next();
+    if (!KEY_RE.test(key)) {
+      throw new BayError("validation_error", "Idempotency-Key must be 1-128 characters of [A-Za-z0-9_-]", {
+        details: { issues: [{ path: "header.idempotency-key", message: "invalid format" }] },
+      });
+    }
+    const owner = c.get("owner");
+    const fp = fingerprint(c.req.method, c.req.path, await c.req.text());
+    const claim = await opts.store.claim(owner, key, fp, now(), opts.ttlMs);
+    if (claim.kind !== "claimed") {
+      if (claim.fingerprint !== fp) {
+        throw new BayError("conflict", "Idempotency-Key was already used with a different request", { details: { idempotency_key: key } });
+      }
+      if (claim.kind === "in_flight") {
+        throw new BayError("conflict", "a request with this Idempotency-Key is still in progress", {
+          retryAfter: 1,
+          details: { idempotency_key: key },
+        });
+      }
+      const headers = new Headers(claim.response.headers);
+      headers.set("Idempotent-Replayed", "true");
+      headers.set("X-Request-Id", c.get("requestId"));
+      return new Response(claim.response.body, { status: claim.response.status, headers });
+    }
+    try {
+      await next();
+    } catch (e) {
+      await opts.store.release(owner, key);
+      throw e;
+    }
+    const res = c.res;
+    if (res.status >= 500 || NOT_STORED.has(res.status)) {
+      await opts.store.release(owner, key);
+      return;
+    }
+    const body = await res.clone().text();
+    const contentType = res.headers.get("content-type");
+    await opts.store.complete(owner, key, {
+      status: res.status,
+      body,
+      headers: contentType ? { "content-type": contentType } : {},
+    });
+  };
+}

@@ -1,0 +1,13 @@
+/** Health, the OpenAPI document, and profiles. */
+import { Hono } from "hono";
+import type { AppDeps } from "../deps.ts";
+import { toProfileDto } from "../dto.ts";
+import { openApiDocument, operations as ops } from "../generated/index.ts";
+
+export function systemRoutes(deps: AppDeps): Hono {
+  const app = new Hono();
+  app.get(ops.getHealth.honoPath, async (c) => c.json(await deps.health.check(), 200));
+  app.get(ops.getOpenApi.honoPath, (c) => c.json(openApiDocument, 200));
+  app.get(ops.listProfiles.honoPath, (c) => c.json({ items: deps.profiles.list().map(toProfileDto) }, 200));
+  return app;
+}

@@ -1,0 +1,91 @@
+/**
+ * Builds a Bay from configuration: database, driver, managers and the HTTP
+ * app. main.ts serves it; tests build the same thing with their own config.
+ */
+import type { Hono } from "hono";
+import { createApp } from "./api/app.ts";
+import type { AppDeps } from "./api/deps.ts";
+import type { BayConfig } from "./config.ts";
+import { ApiKeyService } from "./domain/auth/api-keys.ts";
+import { JwtVerifier } from "./domain/auth/jwt-verifier.ts";
+import { CapabilityRouter } from "./domain/capability-router.ts";
+import { HealthService } from "./domain/health-service.ts";
+import { ProfileRegistry } from "./domain/profiles.ts";
+import { SandboxManager } from "./domain/sandbox-manager.ts";
+import { SessionManager } from "./domain/session-manager.ts";
+import { WorkspaceManager } from "./domain/workspace-manager.ts";
+import { DockerDriver } from "./drivers/docker/docker-driver.ts";
+import type { Driver } from "./drivers/driver.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { ShipClient } from "./runtime/ship-client.ts";
+import { openDatabase } from "./store/database.ts";
+import { createStores } from "./store/index.ts";
+
+export interface Bay {
+  app: Hono;
+  deps: AppDeps;
+  driver: Driver;
+  sessions: SessionManager;
+  /** Releases the database and driver. */
+  close(): Promise<void>;
+}
+
+export interface BuildOptions {
+  logger?: Logger;
+  driver?: Driver;
+  hostEnv?: Record<string, string | undefined>;
+}
+
+export function createDriver(config: BayConfig): DockerDriver {
+  return new DockerDriver({
+    ...(config.driver.host ? { host: config.driver.host } : { socketPath: config.driver.socket_path }),
+    connectMode: config.driver.connect_mode,
+    ...(config.driver.network ? { network: config.driver.network } : {}),
+    defaultPidsLimit: 256,
+  });
+}
+
+export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Promise<Bay> {
+  const logger = opts.logger ?? createLogger(config.log.level);
+  const db = await openDatabase({ url: config.database.url, authToken: config.database.auth_token });
+  const stores = createStores(db);
+  const driver = opts.driver ?? createDriver(config);
+  const ship = new ShipClient();
+  const profiles = new ProfileRegistry(config.profiles);
+  const sessions = new SessionManager(
+    { stores, driver, ship, profiles, logger },
+    {
+      instanceId: config.driver.instance_id,
+      replicaId: `replica-${crypto.randomUUID()}`,
+      readyTimeoutMs: config.driver.ready_timeout * 1000,
+      hostEnv: opts.hostEnv ?? process.env,
+    },
+  );
+  const limits = {
+    maxSandboxesPerOwner: config.limits.max_sandboxes_per_owner,
+    workspaceSizeLimitMb: config.limits.workspace_size_limit_mb,
+  };
+  const sandboxes = new SandboxManager({ stores, sessions, driver, profiles, logger, limits });
+  const workspaces = new WorkspaceManager({ stores, driver, logger, defaultSizeLimitMb: config.limits.workspace_size_limit_mb });
+  const router = new CapabilityRouter({ stores, sessions, ship, profiles, logger });
+  const health = new HealthService({ db, driver, profiles, version: config.server.version });
+  const apiKeys = new ApiKeyService(stores.apiKeys, config.auth.api_keys);
+  const jwtOpts = {
+    secret: config.auth.jwt.secret,
+    jwksUrl: config.auth.jwt.jwks_url,
+    issuer: config.auth.jwt.issuer,
+    audience: config.auth.jwt.audience,
+  };
+  const jwt = JwtVerifier.configured(jwtOpts) ? new JwtVerifier(jwtOpts) : null;
+  const deps: AppDeps = { config, stores, profiles, sandboxes, workspaces, router, health, apiKeys, jwt, logger };
+  return {
+    app: createApp(deps),
+    deps,
+    driver,
+    sessions,
+    async close() {
+      await driver.close();
+      db.close();
+    },
+  };
+}

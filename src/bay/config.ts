@@ -1,0 +1,209 @@
+/**
+ * Typed configuration: a YAML file (BAY_CONFIG) merged with documented
+ * environment overrides, validated by one zod schema. `loadConfig` throws a
+ * single `ConfigError` listing every problem, so an operator fixes all at once.
+ */
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+const capability = z.enum(["python", "shell", "filesystem"]);
+
+const profileSchema = z.strictObject({
+  id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/),
+  description: z.string().optional(),
+  image: z.string().min(1),
+  runtime_port: z.number().int().min(1).max(65535).default(8123),
+  cpus: z.number().positive().max(64).default(1),
+  memory_mb: z.number().int().min(64).max(262144).default(1024),
+  pids_limit: z.number().int().min(16).max(65536).default(256),
+  capabilities: z.array(capability).min(1).default(["python", "shell", "filesystem"]),
+  /** Seconds without a capability call before the session is reclaimed. */
+  idle_timeout: z.number().int().min(1).default(1800),
+  /** Container env. A value "${NAME}" takes host env NAME at start; never echoed back. */
+  env: z.record(z.string(), z.string()).default({}),
+  /** "bridge", "none" or a Docker network name; undefined = driver default. */
+  network: z.string().optional(),
+  /** Block link-local/metadata and private ranges from inside the sandbox. */
+  block_private_egress: z.boolean().default(false),
+  /** Optional OCI runtime, e.g. runsc. */
+  runtime: z.string().optional(),
+  read_only_rootfs: z.boolean().default(true),
+  tmpfs_mb: z.number().int().min(1).max(65536).default(256),
+});
+export type ProfileConfig = z.infer<typeof profileSchema>;
+
+const defaultProfiles: z.input<typeof profileSchema>[] = [
+  {
+    id: "python-default",
+    description: "Python 3 with IPython, shell and common CLI tools",
+    image: "bay-ship:latest",
+    cpus: 1,
+    memory_mb: 1024,
+  },
+  {
+    id: "python-data",
+    description: "python-default plus numpy, pandas and matplotlib",
+    image: "bay-ship-data:latest",
+    cpus: 2,
+    memory_mb: 2048,
+  },
+];
+
+const MiB = 1024 * 1024;
+
+export const configSchema = z.strictObject({
+  server: z
+    .strictObject({
+      host: z.string().default("127.0.0.1"),
+      port: z.number().int().min(0).max(65535).default(8000),
+      /** Sent in /health; overridable for packaging. */
+      version: z.string().default("0.1.0"),
+    })
+    .prefault({}),
+  database: z
+    .strictObject({
+      /** libSQL URL: file:…, :memory:, libsql://…, http://… */
+      url: z.string().min(1).default("file:./data/bay.db"),
+      auth_token: z.string().optional(),
+    })
+    .prefault({}),
+  driver: z
+    .strictObject({
+      type: z.literal("docker").default("docker"),
+      socket_path: z.string().default("/var/run/docker.sock"),
+      /** DOCKER_HOST-style URL (tcp://… or unix://…); wins over socket_path. */
+      host: z.string().optional(),
+      connect_mode: z.enum(["host_port", "container_network", "auto"]).default("host_port"),
+      network: z.string().optional(),
+      /** Names this Bay installation in container/volume labels; reconcile only touches its own. */
+      instance_id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default("bay"),
+      /** Seconds to wait for a fresh Ship to answer /health and /meta. */
+      ready_timeout: z.number().positive().default(30),
+    })
+    .prefault({}),
+  profiles: z.array(profileSchema).min(1).prefault(defaultProfiles),
+  limits: z
+    .strictObject({
+      max_body_bytes: z.number().int().positive().default(2 * MiB),
+      max_upload_bytes: z.number().int().positive().default(1024 * MiB),
+      max_file_bytes: z.number().int().positive().default(2 * MiB),
+      max_sandboxes_per_owner: z.number().int().positive().default(50),
+      rate_limit_per_minute: z.number().int().positive().default(600),
+      workspace_size_limit_mb: z.number().int().positive().default(1024),
+    })
+    .prefault({}),
+  auth: z
+    .strictObject({
+      mode: z.enum(["api_key", "anonymous"]).default("api_key"),
+      /** Bootstrap keys accepted alongside stored ones: `{key, owner}`. */
+      api_keys: z.array(z.strictObject({ key: z.string().min(16), owner: z.string().min(1) })).default([]),
+      default_owner: z.string().min(1).default("default"),
+      jwt: z
+        .strictObject({
+          secret: z.string().min(16).optional(),
+          jwks_url: z.string().url().optional(),
+          issuer: z.string().optional(),
+          audience: z.string().optional(),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  idempotency: z.strictObject({ ttl_seconds: z.number().int().positive().default(86400) }).prefault({}),
+  lifecycle: z
+    .strictObject({
+      reaper_interval: z.number().positive().default(15),
+      /** What happens to a managed workspace when its sandbox expires. */
+      expired_workspace: z.enum(["keep", "delete"]).default("keep"),
+    })
+    .prefault({}),
+  log: z.strictObject({ level: z.enum(["debug", "info", "warn", "error"]).default("info") }).prefault({}),
+});
+
+export type BayConfig = z.infer<typeof configSchema>;
+
+/** Thrown when configuration is invalid; `problems` lists every issue. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(readonly problems: string[]) {
+    super(`invalid Bay configuration:\n  - ${problems.join("\n  - ")}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Environment overrides: documented in README (Configuration). */
+const ENV_OVERRIDES: Array<[string, string[], "string" | "number"]> = [
+  ["BAY_HOST", ["server", "host"], "string"],
+  ["BAY_PORT", ["server", "port"], "number"],
+  ["BAY_DB_URL", ["database", "url"], "string"],
+  ["BAY_DB_AUTH_TOKEN", ["database", "auth_token"], "string"],
+  ["DOCKER_HOST", ["driver", "host"], "string"],
+  ["BAY_DOCKER_SOCKET", ["driver", "socket_path"], "string"],
+  ["BAY_CONNECT_MODE", ["driver", "connect_mode"], "string"],
+  ["BAY_DOCKER_NETWORK", ["driver", "network"], "string"],
+  ["BAY_INSTANCE_ID", ["driver", "instance_id"], "string"],
+  ["BAY_READY_TIMEOUT", ["driver", "ready_timeout"], "number"],
+  ["BAY_AUTH_MODE", ["auth", "mode"], "string"],
+  ["BAY_DEFAULT_OWNER", ["auth", "default_owner"], "string"],
+  ["BAY_JWT_SECRET", ["auth", "jwt", "secret"], "string"],
+  ["BAY_JWKS_URL", ["auth", "jwt", "jwks_url"], "string"],
+  ["BAY_REAPER_INTERVAL", ["lifecycle", "reaper_interval"], "number"],
+  ["BAY_LOG_LEVEL", ["log", "level"], "string"],
+];
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== "object" || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+/**
+ * Loads configuration from an optional YAML file and the environment.
+ * @param env usually `process.env`
+ * @param file YAML path; defaults to env.BAY_CONFIG
+ */
+export function loadConfig(env: Env, file: string | undefined = env.BAY_CONFIG): BayConfig {
+  const problems: string[] = [];
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    try {
+      const parsed: unknown = parseYaml(readFileSync(file, "utf8"));
+      if (parsed !== null && parsed !== undefined) {
+        if (typeof parsed !== "object" || Array.isArray(parsed)) problems.push(`${file}: top level must be a mapping`);
+        else raw = parsed as Record<string, unknown>;
+      }
+    } catch (e) {
+      problems.push(`${file}: ${(e as Error).message}`);
+    }
+  }
+  for (const [name, path, kind] of ENV_OVERRIDES) {
+    const value = env[name];
+    if (value === undefined || value === "") continue;
+    if (kind === "number") {
+      const n = Number(value);
+      if (!Number.isFinite(n)) problems.push(`${name}: expected a number, got "${value}"`);
+      else setPath(raw, path, n);
+    } else setPath(raw, path, value);
+  }
+  if (env.BAY_API_KEY) {
+    const auth = (raw.auth ?? {}) as Record<string, unknown>;
+    const keys = Array.isArray(auth.api_keys) ? [...auth.api_keys] : [];
+    keys.push({ key: env.BAY_API_KEY, owner: env.BAY_API_KEY_OWNER ?? "default" });
+    setPath(raw, ["auth", "api_keys"], keys);
+  }
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    for (const issue of result.error.issues) problems.push(`${issue.path.join(".") || "(root)"}: ${issue.message}`);
+  }
+  if (problems.length > 0 || !result.success) throw new ConfigError(problems);
+  const config = result.data;
+  const ids = config.profiles.map((p) => p.id);
+  const dupes = ids.filter((id, i) => ids.indexOf(id) !== i);
+  if (dupes.length) throw new ConfigError([`profiles: duplicate id ${[...new Set(dupes)].join(", ")}`]);
+  return config;
+}

@@ -1,0 +1,54 @@
+/**
+ * API keys: generated once, shown once, stored only as a SHA-256 hash.
+ * Bootstrap keys from configuration are compared by hash too.
+ */
+import type { ApiKeyRecord, ApiKeyStore } from "../../store/api-key-store.ts";
+import { newId } from "../ids.ts";
+
+export const hashApiKey = (key: string): string => new Bun.CryptoHasher("sha256").update(key).digest("hex");
+
+export interface CreatedApiKey {
+  record: ApiKeyRecord;
+  /** The plain key: returned once, never stored. */
+  key: string;
+}
+
+export class ApiKeyService {
+  private readonly bootstrap: Map<string, string>;
+
+  constructor(
+    private readonly store: ApiKeyStore,
+    bootstrapKeys: Array<{ key: string; owner: string }> = [],
+    private readonly now: () => number = Date.now,
+  ) {
+    this.bootstrap = new Map(bootstrapKeys.map((k) => [hashApiKey(k.key), k.owner]));
+  }
+
+  async create(owner: string, name: string | null = null): Promise<CreatedApiKey> {
+    const key = `bay_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}`;
+    const id = newId("key", this.now());
+    await this.store.insert({ id, owner, name, keyHash: hashApiKey(key), prefix: key.slice(0, 10), now: this.now() });
+    const record = (await this.store.list(owner)).find((r) => r.id === id)!;
+    return { record, key };
+  }
+
+  list(owner?: string): Promise<ApiKeyRecord[]> {
+    return this.store.list(owner);
+  }
+
+  revoke(id: string): Promise<boolean> {
+    return this.store.revoke(id, this.now());
+  }
+
+  /** The owner of a valid key, or null. */
+  async verify(key: string): Promise<string | null> {
+    const hash = hashApiKey(key);
+    const boot = this.bootstrap.get(hash);
+    if (boot) return boot;
+    const rec = await this.store.findActiveByHash(hash);
+    if (!rec) return null;
+    // Best effort: last_used_at is informational.
+    this.store.touch(rec.id, this.now()).catch(() => {});
+    return rec.owner;
+  }
+}

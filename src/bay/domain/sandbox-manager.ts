@@ -1,0 +1,168 @@
+/**
+ * Sandbox lifecycle rules: create (lazy, no compute), read, list, keepalive,
+ * stop, delete and TTL extension. Compute is delegated to SessionManager.
+ */
+import type { Driver } from "../drivers/driver.ts";
+import { BayError, notFound } from "../errors.ts";
+import { errorMessage, type Logger } from "../logger.ts";
+import type { Stores } from "../store/index.ts";
+import { decodeCursor, encodeCursor } from "../store/rows.ts";
+import type { SandboxRecord, SandboxStatus } from "../store/sandbox-store.ts";
+import { newId } from "./ids.ts";
+import type { ProfileRegistry } from "./profiles.ts";
+import { expiredError, type SessionManager } from "./session-manager.ts";
+
+export interface CreateSandboxInput {
+  profile: string;
+  workspaceId?: string | undefined;
+  /** Seconds; null or 0 = never expires. */
+  ttl?: number | null | undefined;
+}
+
+export interface SandboxManagerDeps {
+  stores: Stores;
+  sessions: SessionManager;
+  driver: Driver;
+  profiles: ProfileRegistry;
+  logger: Logger;
+  limits: { maxSandboxesPerOwner: number; workspaceSizeLimitMb: number };
+  now?: () => number;
+}
+
+export class SandboxManager {
+  private readonly now: () => number;
+  constructor(private readonly deps: SandboxManagerDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Creates a sandbox and, unless one is given, its managed workspace, in one transaction. */
+  async create(owner: string, input: CreateSandboxInput): Promise<SandboxRecord> {
+    const { stores, profiles, limits } = this.deps;
+    const profile = profiles.require(input.profile);
+    if ((await stores.sandboxes.countLive(owner)) >= limits.maxSandboxesPerOwner) {
+      throw new BayError("quota_exceeded", `sandbox quota reached: at most ${limits.maxSandboxesPerOwner} live sandboxes per owner`, {
+        retryAfter: 60,
+        details: { limit: limits.maxSandboxesPerOwner },
+      });
+    }
+    const now = this.now();
+    const id = newId("sandbox", now);
+    const statements = [];
+    let workspaceId: string;
+    if (input.workspaceId) {
+      const ws = await stores.workspaces.findLive(owner, input.workspaceId);
+      if (!ws) throw notFound("workspace", input.workspaceId);
+      if (ws.managed || ws.sandboxId) {
+        throw new BayError("conflict", `workspace ${ws.id} is already used by sandbox ${ws.sandboxId ?? "(managed)"}`, {
+          details: { workspace_id: ws.id, sandbox_id: ws.sandboxId },
+        });
+      }
+      workspaceId = ws.id;
+    } else {
+      workspaceId = newId("ws", now);
+      statements.push(
+        stores.workspaces.insertStatement({
+          id: workspaceId,
+          owner,
+          managed: true,
+          volumeName: workspaceId,
+          sizeLimitMb: limits.workspaceSizeLimitMb,
+          createdAt: now,
+        }),
+      );
+    }
+    const ttl = input.ttl ?? 0;
+    statements.push(
+      stores.sandboxes.insertStatement({ id, owner, profileId: profile.id, workspaceId, createdAt: now, expiresAt: ttl > 0 ? now + ttl * 1000 : null }),
+    );
+    try {
+      await stores.db.batch(statements, "write");
+    } catch (e) {
+      if (/UNIQUE constraint failed: sandboxes\.workspace_id/.test(errorMessage(e))) {
+        throw new BayError("conflict", `workspace ${workspaceId} is already used by another sandbox`, { details: { workspace_id: workspaceId } });
+      }
+      throw e;
+    }
+    this.deps.logger.info("sandbox created", { owner, sandbox_id: id, profile: profile.id, workspace_id: workspaceId });
+    return this.get(owner, id);
+  }
+
+  /** A live sandbox of this owner; 404 for unknown, deleted or foreign ids. */
+  async get(owner: string, id: string): Promise<SandboxRecord> {
+    const sb = await this.deps.stores.sandboxes.findLive(owner, id, this.now());
+    if (!sb) throw notFound("sandbox", id);
+    return sb;
+  }
+
+  async list(owner: string, q: { limit: number; cursor?: string | undefined; status?: SandboxStatus | undefined }) {
+    let beforeId: string | undefined;
+    if (q.cursor) {
+      const id = decodeCursor(q.cursor);
+      if (!id) throw new BayError("validation_error", "invalid cursor", { details: { field: "cursor" } });
+      beforeId = id;
+    }
+    const page = await this.deps.stores.sandboxes.list({ owner, limit: q.limit, beforeId, status: q.status }, this.now());
+    const last = page.items[page.items.length - 1];
+    return { items: page.items, nextCursor: page.more && last ? encodeCursor(last.id) : null };
+  }
+
+  /** Pushes the idle deadline of a running session; never starts compute. */
+  async keepalive(owner: string, id: string): Promise<SandboxRecord> {
+    const sb = await this.get(owner, id);
+    if (sb.status === "expired") throw expiredError(id);
+    if (sb.currentSessionId) {
+      const profile = this.deps.profiles.forSandbox(sb.profileId);
+      await this.deps.stores.sandboxes.extendIdleDeadline(id, this.now() + profile.idle_timeout * 1000);
+    }
+    return this.get(owner, id);
+  }
+
+  /** Destroys compute, keeps the sandbox and its workspace. Idempotent. */
+  async stop(owner: string, id: string): Promise<SandboxRecord> {
+    await this.get(owner, id);
+    await this.deps.sessions.stop(id);
+    return this.get(owner, id);
+  }
+
+  /** Extends the TTL of a sandbox that has one; a sandbox without a TTL keeps none. */
+  async extendTtl(owner: string, id: string, extendBySeconds: number): Promise<SandboxRecord> {
+    const sb = await this.get(owner, id);
+    if (sb.status === "expired") throw expiredError(id);
+    if (sb.expiresAt !== null) {
+      await this.deps.stores.sandboxes.setExpiresAt(id, Math.max(sb.expiresAt, this.now()) + extendBySeconds * 1000);
+    }
+    return this.get(owner, id);
+  }
+
+  /** Tombstones the sandbox, destroys compute, and removes a managed workspace with its volume. */
+  async delete(owner: string, id: string): Promise<void> {
+    const sb = await this.get(owner, id);
+    await this.destroy(sb);
+  }
+
+  /**
+   * Deletion shared with the reaper. The tombstone goes first so no new start
+   * can claim the sandbox; then the session is ended, so a start still in
+   * flight fails its markReady and removes its own container.
+   */
+  async destroy(sb: SandboxRecord): Promise<void> {
+    const { stores, sessions, driver, logger } = this.deps;
+    const now = this.now();
+    if (!(await stores.sandboxes.markDeleted(sb.id, now))) return;
+    await sessions.endSession(sb.currentSessionId, "stopped");
+    const ws = await stores.workspaces.get(sb.workspaceId);
+    if (ws?.managed && (await stores.workspaces.markDeleted(ws.id, now))) {
+      await removeVolumeQuietly(driver, ws.volumeName, logger);
+    }
+    logger.info("sandbox deleted", { owner: sb.owner, sandbox_id: sb.id });
+  }
+}
+
+/** Removes a volume; failures are logged and left to reconcile (the row is already tombstoned). */
+export async function removeVolumeQuietly(driver: Driver, name: string, logger: Logger): Promise<void> {
+  try {
+    await driver.removeVolume(name);
+  } catch (e) {
+    logger.warn("volume removal deferred to reconcile", { volume: name, error: errorMessage(e) });
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * Sessions: at most one running Ship container per sandbox, started on demand.
+ *
+ * `ensureRunning` is single-flight twice over: concurrent callers in this
+ * process share one promise, and across Bay replicas the sandbox row's
+ * `current_session_id` is claimed by compare-and-set, so exactly one process
+ * creates the container. The winner holds a lease on the `starting` session and
+ * renews it while it works; if it dies, the lease lapses and another caller
+ * cleans up and starts afresh.
+ */
+import type { ContainerSpec, Driver } from "../drivers/driver.ts";
+import { BayError } from "../errors.ts";
+import { errorMessage, type Logger } from "../logger.ts";
+import type { ShipClient } from "../runtime/ship-client.ts";
+import type { Stores } from "../store/index.ts";
+import type { SandboxRecord } from "../store/sandbox-store.ts";
+import type { SessionRecord } from "../store/session-store.ts";
+import { newId } from "./ids.ts";
+import { resolveProfileEnv, type Profile, type ProfileRegistry } from "./profiles.ts";
+import { waitForShip } from "./readiness.ts";
+
+export interface SessionManagerOptions {
+  instanceId: string;
+  /** Unique per Bay process; names lease holders. */
+  replicaId: string;
+  readyTimeoutMs: number;
+  leaseMs?: number;
+  hostEnv?: Record<string, string | undefined>;
+  now?: () => number;
+}
+
+export interface SessionManagerDeps {
+  stores: Stores;
+  driver: Driver;
+  ship: ShipClient;
+  profiles: ProfileRegistry;
+  logger: Logger;
+}
+
+const POLL_MS = 100;
+
+export class SessionManager {
+  private readonly inflight = new Map<string, Promise<string>>();
+  private readonly leaseMs: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly deps: SessionManagerDeps,
+    private readonly opts: SessionManagerOptions,
+  ) {
+    this.leaseMs = opts.leaseMs ?? 10_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** The base URL of a ready Ship for this sandbox, starting one if needed. */
+  ensureRunning(sandboxId: string): Promise<string> {
+    let p = this.inflight.get(sandboxId);
+    if (!p) {
+      p = this.acquire(sandboxId).finally(() => this.inflight.delete(sandboxId));
+      this.inflight.set(sandboxId, p);
+    }
+    return p;
+  }
+
+  private async acquire(sandboxId: string): Promise<string> {
+    const { sandboxes, sessions } = this.deps.stores;
+    const deadline = this.now() + this.opts.readyTimeoutMs + this.leaseMs;
+    for (;;) {
+      const sb = await sandboxes.get(sandboxId, this.now());
+      if (!sb || sb.deletedAt !== null) throw new BayError("not_found", `sandbox not found: ${sandboxId}`);
+      if (sb.status === "expired") throw expiredError(sandboxId);
+      if (sb.currentSessionId) {
+        const sess = await sessions.get(sb.currentSessionId);
+        if (sess?.status === "ready" && sess.endpoint) return sess.endpoint;
+        if (sess?.status === "starting" && (sess.leaseExpiresAt ?? 0) > this.now()) {
+          if (this.now() > deadline) throw notReady(sandboxId, "another start is still in progress");
+          await Bun.sleep(POLL_MS);
+          continue;
+        }
+        // Ended, vanished, or a starter whose lease lapsed: clear the slot and retry.
+        if (sess) await this.retire(sess, "failed", sess.status === "starting" ? "start abandoned" : null);
+        await sandboxes.casSession(sandboxId, sb.currentSessionId, null);
+        continue;
+      }
+      const sessionId = newId("sess", this.now());
+      await sessions.insertStarting({
+        id: sessionId,
+        sandboxId,
+        leaseOwner: this.opts.replicaId,
+        leaseExpiresAt: this.now() + this.leaseMs,
+        now: this.now(),
+      });
+      if (!(await sandboxes.casSession(sandboxId, null, sessionId))) {
+        await sessions.markEnded(sessionId, "failed", this.now(), "lost the start race");
+        continue;
+      }
+      return this.start(sb, sessionId);
+    }
+  }
+
+  /** Creates, starts and checks the container for a session this process has claimed. */
+  private async start(sb: SandboxRecord, sessionId: string): Promise<string> {
+    const { stores, driver, profiles, logger } = this.deps;
+    const profile = profiles.forSandbox(sb.profileId);
+    const renew = setInterval(() => {
+      stores.sessions.renewLease(sessionId, this.opts.replicaId, this.now() + this.leaseMs).catch(() => {});
+    }, Math.max(500, this.leaseMs / 3));
+    let containerId: string | null = null;
+    const started = this.now();
+    try {
+      const ws = await stores.workspaces.get(sb.workspaceId);
+      if (!ws) throw new BayError("internal_error", `workspace ${sb.workspaceId} is missing`);
+      const labels = {
+        owner: sb.owner,
+        sandbox_id: sb.id,
+        session_id: sessionId,
+        workspace_id: ws.id,
+        profile_id: profile.id,
+        instance_id: this.opts.instanceId,
+      };
+      await driver.createVolume(ws.volumeName, { ...labels, session_id: undefined, workspace_kind: ws.managed ? "managed" : "external" });
+      containerId = await driver.createContainer(this.containerSpec(profile, sessionId, ws.volumeName, labels));
+      await stores.sessions.setContainer(sessionId, containerId);
+      const endpoint = await driver.startContainer(containerId, profile.runtime_port);
+      await waitForShip({
+        ship: this.deps.ship,
+        driver,
+        containerId,
+        baseUrl: endpoint.baseUrl,
+        capabilities: profile.capabilities,
+        deadline: started + this.opts.readyTimeoutMs,
+        now: this.now,
+      });
+      if (!(await stores.sessions.markReady(sessionId, endpoint.baseUrl, this.now()))) {
+        throw new BayError("conflict", "the sandbox was stopped while it was starting");
+      }
+      await stores.sandboxes.setLastError(sb.id, null);
+      await stores.sandboxes.setIdleDeadline(sb.id, this.now() + profile.idle_timeout * 1000);
+      logger.info("session ready", { sandbox_id: sb.id, session_id: sessionId, ms: this.now() - started });
+      return endpoint.baseUrl;
+    } catch (e) {
+      await this.cleanupFailedStart(sb.id, sessionId, containerId, e);
+      throw e;
+    } finally {
+      clearInterval(renew);
+    }
+  }
+
+  private containerSpec(profile: Profile, sessionId: string, volumeName: string, labels: ContainerSpec["labels"]): ContainerSpec {
+    return {
+      name: `bay-${labels.sandbox_id}-${sessionId.slice(-8)}`,
+      image: profile.image,
+      runtimePort: profile.runtime_port,
+      env: resolveProfileEnv(profile.env, this.opts.hostEnv ?? {}),
+      labels,
+      cpus: profile.cpus,
+      memoryMb: profile.memory_mb,
+      pidsLimit: profile.pids_limit,
+      volumeName,
+      ...(profile.network ? { network: profile.network } : {}),
+      ...(profile.runtime ? { runtime: profile.runtime } : {}),
+      readOnlyRootfs: profile.read_only_rootfs,
+      tmpfsMb: profile.tmpfs_mb,
+    };
+  }
+
+  private async cleanupFailedStart(sandboxId: string, sessionId: string, containerId: string | null, cause: unknown): Promise<void> {
+    const { stores, logger } = this.deps;
+    const message = errorMessage(cause);
+    logger.warn("session start failed", { sandbox_id: sandboxId, session_id: sessionId, error: message });
+    await this.destroyContainers(sessionId, containerId);
+    await stores.sessions.markEnded(sessionId, "failed", this.now(), message).catch(() => {});
+    await stores.sandboxes.casSession(sandboxId, sessionId, null).catch(() => {});
+    await stores.sandboxes.setLastError(sandboxId, message).catch(() => {});
+  }
+
+  /** Removes a session's container, also one whose id we never learned (create answered but we lost it). */
+  private async destroyContainers(sessionId: string, containerId: string | null): Promise<void> {
+    const { driver, logger } = this.deps;
+    try {
+      if (containerId) await driver.destroyContainer(containerId);
+      for (const c of await driver.listContainers({ session_id: sessionId, instance_id: this.opts.instanceId })) {
+        await driver.destroyContainer(c.id);
+      }
+    } catch (e) {
+      // Reconcile removes it later: it carries our labels and no live session.
+      logger.warn("could not remove container of failed session", { session_id: sessionId, error: errorMessage(e) });
+    }
+  }
+
+  /** Ends a session and removes its container. */
+  private async retire(sess: SessionRecord, status: "failed" | "stopped", error: string | null): Promise<void> {
+    await this.destroyContainers(sess.id, sess.containerId);
+    await this.deps.stores.sessions.markEnded(sess.id, status, this.now(), error);
+  }
+
+  /** Ends a session by id (if it is still active) and removes its container. */
+  async endSession(sessionId: string | null, status: "failed" | "stopped"): Promise<void> {
+    if (!sessionId) return;
+    const sess = await this.deps.stores.sessions.get(sessionId);
+    if (sess) await this.retire(sess, status, null);
+  }
+
+  /** Stops the sandbox's session (if any): compute goes, the workspace stays. */
+  async stop(sandboxId: string): Promise<void> {
+    const { sandboxes, sessions } = this.deps.stores;
+    const sb = await sandboxes.get(sandboxId, this.now());
+    if (!sb?.currentSessionId) return;
+    const sess = await sessions.get(sb.currentSessionId);
+    // End it first, so a start in flight sees markReady fail and cleans up after itself.
+    if (sess) await this.retire(sess, "stopped", null);
+    await sandboxes.casSession(sandboxId, sb.currentSessionId, null);
+    await sandboxes.setIdleDeadline(sandboxId, null);
+  }
+
+  /**
+   * Called when a proxied call could not reach the Ship: if its container is no
+   * longer running, the session is ended so the next ensureRunning starts a new one.
+   * Returns true when the session was found dead.
+   */
+  async checkDead(sandboxId: string, endpoint: string): Promise<boolean> {
+    const { sandboxes, sessions } = this.deps.stores;
+    const sb = await sandboxes.get(sandboxId, this.now());
+    if (!sb?.currentSessionId) return true;
+    const sess = await sessions.get(sb.currentSessionId);
+    if (!sess || sess.endpoint !== endpoint) return true;
+    const state = sess.containerId ? (await this.deps.driver.containerStatus(sess.containerId)).state : "missing";
+    if (state === "running" && (await this.deps.ship.isHealthy(endpoint))) return false;
+    await this.retire(sess, "failed", `container ${state}`);
+    await sandboxes.casSession(sandboxId, sess.id, null);
+    return true;
+  }
+}
+
+export const expiredError = (id: string) =>
+  new BayError("sandbox_expired", `sandbox has expired: ${id}`, { details: { sandbox_id: id } });
+
+const notReady = (id: string, why: string) =>
+  new BayError("session_not_ready", `sandbox runtime is not ready: ${why}`, { retryAfter: 2, details: { sandbox_id: id } });

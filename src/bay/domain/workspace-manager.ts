@@ -1,0 +1,76 @@
+/**
+ * Workspace lifecycle: external workspaces are created and deleted here;
+ * managed ones come and go with their sandbox. Volumes are created lazily,
+ * the first time something mounts them.
+ */
+import type { Driver } from "../drivers/driver.ts";
+import { BayError, notFound } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import type { Stores } from "../store/index.ts";
+import { decodeCursor, encodeCursor } from "../store/rows.ts";
+import type { WorkspaceRecord } from "../store/workspace-store.ts";
+import { newId } from "./ids.ts";
+import { removeVolumeQuietly } from "./sandbox-manager.ts";
+
+export interface WorkspaceManagerDeps {
+  stores: Stores;
+  driver: Driver;
+  logger: Logger;
+  defaultSizeLimitMb: number;
+  now?: () => number;
+}
+
+export class WorkspaceManager {
+  private readonly now: () => number;
+  constructor(private readonly deps: WorkspaceManagerDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Creates an external workspace (not deleted with any sandbox). */
+  async create(owner: string, input: { sizeLimitMb?: number | undefined }): Promise<WorkspaceRecord> {
+    const now = this.now();
+    const id = newId("ws", now);
+    await this.deps.stores.workspaces.insert({
+      id,
+      owner,
+      managed: false,
+      volumeName: id,
+      sizeLimitMb: input.sizeLimitMb ?? this.deps.defaultSizeLimitMb,
+      createdAt: now,
+    });
+    this.deps.logger.info("workspace created", { owner, workspace_id: id });
+    return this.get(owner, id);
+  }
+
+  /** A live workspace of this owner; 404 otherwise. */
+  async get(owner: string, id: string): Promise<WorkspaceRecord> {
+    const ws = await this.deps.stores.workspaces.findLive(owner, id);
+    if (!ws) throw notFound("workspace", id);
+    return ws;
+  }
+
+  async list(owner: string, q: { limit: number; cursor?: string | undefined }) {
+    let beforeId: string | undefined;
+    if (q.cursor) {
+      const id = decodeCursor(q.cursor);
+      if (!id) throw new BayError("validation_error", "invalid cursor", { details: { field: "cursor" } });
+      beforeId = id;
+    }
+    const page = await this.deps.stores.workspaces.list({ owner, limit: q.limit, beforeId });
+    const last = page.items[page.items.length - 1];
+    return { items: page.items, nextCursor: page.more && last ? encodeCursor(last.id) : null };
+  }
+
+  /** Deletes a workspace and its volume; 409 while a live sandbox uses it. */
+  async delete(owner: string, id: string): Promise<void> {
+    const ws = await this.get(owner, id);
+    if (ws.sandboxId) {
+      throw new BayError("conflict", `workspace ${id} is in use by sandbox ${ws.sandboxId}; delete the sandbox first`, {
+        details: { workspace_id: id, sandbox_id: ws.sandboxId },
+      });
+    }
+    if (await this.deps.stores.workspaces.markDeleted(id, this.now())) {
+      await removeVolumeQuietly(this.deps.driver, ws.volumeName, this.deps.logger);
+    }
+  }
+}

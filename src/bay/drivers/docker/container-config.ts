@@ -1,0 +1,57 @@
+import type { ContainerCreateOptions } from "dockerode";
+import type { ContainerSpec } from "../driver.ts";
+import type { ResolvedConnectMode } from "./connect-mode.ts";
+import type { LabelCodec } from "./labels.ts";
+
+/** Where the workspace volume is mounted in every Bay container. */
+export const WORKSPACE_MOUNT = "/workspace";
+
+/** Used when a read-only rootfs is asked for without a /tmp size: Ship needs a writable /tmp. */
+const DEFAULT_TMPFS_MB = 64;
+
+const MIB = 1024 * 1024;
+
+export interface ContainerConfigContext {
+  mode: ResolvedConnectMode;
+  /** Network from the driver options, used when the spec names none. */
+  defaultNetwork: string | undefined;
+  defaultPidsLimit: number;
+  labels: LabelCodec;
+}
+
+/**
+ * Translates a `ContainerSpec` into a Docker create request. Pure, so the hardening
+ * (no capabilities, no new privileges, loopback-only ports) is visible in one place.
+ */
+export function containerCreateOptions(spec: ContainerSpec, ctx: ContainerConfigContext): ContainerCreateOptions {
+  const port = `${spec.runtimePort}/tcp`;
+  const network = spec.network ?? ctx.defaultNetwork;
+  const memory = Math.round(spec.memoryMb * MIB);
+  const tmpfsMb = spec.tmpfsMb ?? (spec.readOnlyRootfs ? DEFAULT_TMPFS_MB : undefined);
+
+  return {
+    name: spec.name,
+    Image: spec.image,
+    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    Labels: ctx.labels.encode(spec.labels),
+    ExposedPorts: { [port]: {} },
+    HostConfig: {
+      NanoCpus: Math.round(spec.cpus * 1e9),
+      Memory: memory,
+      // Equal to Memory: the container gets no swap on top of its limit.
+      MemorySwap: memory,
+      PidsLimit: spec.pidsLimit > 0 ? spec.pidsLimit : ctx.defaultPidsLimit,
+      Mounts: [{ Type: "volume", Source: spec.volumeName, Target: WORKSPACE_MOUNT }],
+      SecurityOpt: ["no-new-privileges"],
+      // Ship runs as an unprivileged user, so it needs no capability at all.
+      CapDrop: ["ALL"],
+      ReadonlyRootfs: spec.readOnlyRootfs ?? false,
+      ...(tmpfsMb ? { Tmpfs: { "/tmp": `rw,nosuid,nodev,size=${tmpfsMb}m,mode=1777` } } : {}),
+      ...(spec.runtime ? { Runtime: spec.runtime } : {}),
+      ...(network ? { NetworkMode: network } : {}),
+      // Loopback only with an engine-chosen port: nothing outside the host reaches a Ship.
+      ...(ctx.mode === "host_port" ? { PortBindings: { [port]: [{ HostIp: "127.0.0.1", HostPort: "" }] } } : {}),
+      RestartPolicy: { Name: "no" },
+    },
+  };
+}

@@ -1,0 +1,257 @@
+import Docker from "dockerode";
+import type { ContainerInspectInfo } from "dockerode";
+import { BayError } from "../../errors.ts";
+import type {
+  ContainerInfo,
+  ContainerSpec,
+  ContainerState,
+  Driver,
+  ResourceLabels,
+  RuntimeEndpoint,
+  VolumeInfo,
+} from "../driver.ts";
+import {
+  createHelperContainer,
+  getArchive,
+  putArchive,
+  type ArchiveStat,
+  type TarInput,
+  type WorkspaceArchiveAccess,
+} from "./archive.ts";
+import { connectionOptions, resolveConnectMode, type ConnectMode, type ResolvedConnectMode } from "./connect-mode.ts";
+import { containerCreateOptions } from "./container-config.ts";
+import {
+  engineCall,
+  engineMessage,
+  engineStatus,
+  imageNotFound,
+  isImageMissing,
+  isNotFound,
+  translateDockerError,
+} from "./docker-errors.ts";
+import { LabelCodec } from "./labels.ts";
+import { demuxLogs } from "./log-frames.ts";
+
+export interface DockerDriverOptions {
+  /** Unix socket of the engine; default /var/run/docker.sock. Ignored when `host` is set. */
+  socketPath?: string;
+  /** DOCKER_HOST-style URL: unix:///path or tcp://host:port. */
+  host?: string;
+  connectMode: ConnectMode;
+  /** Network shared with Bay in container_network mode. */
+  network?: string;
+  /** Prefix of every label key; default "bay.". */
+  labelPrefix?: string;
+  /** Pids limit used when a spec gives none (<= 0). */
+  defaultPidsLimit: number;
+  /** Extra labels (unprefixed keys) put on, and required by every listing of, all objects. */
+  extraLabels?: Record<string, string>;
+}
+
+/** Docker's many states folded into the five the domain reasons about. */
+const STATE: Record<string, ContainerState> = {
+  created: "created",
+  running: "running",
+  paused: "running",
+  restarting: "running",
+  exited: "exited",
+  removing: "dead",
+  dead: "dead",
+};
+
+/** The Driver on a Docker engine through dockerode. */
+export class DockerDriver implements Driver, WorkspaceArchiveAccess {
+  readonly name = "docker";
+  /** The connect mode after resolving `auto`. */
+  readonly connectMode: ResolvedConnectMode;
+  private readonly docker: Docker;
+  private readonly labels: LabelCodec;
+  private readonly network: string | undefined;
+  private readonly defaultPidsLimit: number;
+
+  constructor(opts: DockerDriverOptions) {
+    this.docker = new Docker(connectionOptions(opts.host, opts.socketPath));
+    this.connectMode = resolveConnectMode(opts.connectMode, opts.network);
+    this.network = opts.network;
+    this.labels = new LabelCodec(opts.labelPrefix ?? "bay.", opts.extraLabels);
+    this.defaultPidsLimit = opts.defaultPidsLimit;
+  }
+
+  /** Verifies the engine answers; throws driver_unavailable otherwise. */
+  async ping(): Promise<void> {
+    await engineCall("ping", () => this.docker.ping());
+  }
+
+  /** Whether an image is present locally. */
+  async imageExists(image: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw translateDockerError(err, `inspect image ${image}`);
+    }
+  }
+
+  /** Creates (does not start) a container; returns its id. */
+  async createContainer(spec: ContainerSpec): Promise<string> {
+    const options = containerCreateOptions(spec, {
+      mode: this.connectMode,
+      defaultNetwork: this.connectMode === "container_network" ? this.network : undefined,
+      defaultPidsLimit: this.defaultPidsLimit,
+      labels: this.labels,
+    });
+    try {
+      return (await this.docker.createContainer(options)).id;
+    } catch (err) {
+      if (isImageMissing(err)) throw imageNotFound(spec.image, err);
+      throw translateDockerError(err, `create container ${spec.name}`);
+    }
+  }
+
+  /** Starts a created container and returns the endpoint where its runtime listens. */
+  async startContainer(id: string, runtimePort: number): Promise<RuntimeEndpoint> {
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (err) {
+      // 304: already running, which is what the caller wants.
+      if (engineStatus(err) !== 304) throw translateDockerError(err, `start container ${id}`);
+    }
+    const info = await engineCall(`inspect container ${id}`, () => this.docker.getContainer(id).inspect());
+    if (!info.State.Running) {
+      throw new BayError("internal_error", `container ${id} stopped right after start`, {
+        details: { container_id: id, exit_code: info.State.ExitCode, oom_killed: info.State.OOMKilled },
+      });
+    }
+    return { baseUrl: this.endpointOf(info, runtimePort) };
+  }
+
+  /** Stops a container; a missing or already stopped container is not an error. */
+  async stopContainer(id: string, timeoutSeconds = 10): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: timeoutSeconds });
+    } catch (err) {
+      const status = engineStatus(err);
+      if (status === 304 || status === 404) return;
+      throw translateDockerError(err, `stop container ${id}`);
+    }
+  }
+
+  /** Removes a container and its anonymous volumes; missing is not an error. */
+  async destroyContainer(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      // Another caller is already removing it: the outcome is the one asked for.
+      if (engineStatus(err) === 409 && /already in progress/i.test(engineMessage(err))) return;
+      throw translateDockerError(err, `remove container ${id}`);
+    }
+  }
+
+  /** Inspects a container; state "missing" when it does not exist. */
+  async containerStatus(id: string): Promise<ContainerInfo> {
+    let info: ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(id).inspect();
+    } catch (err) {
+      if (isNotFound(err)) return { id, name: "", state: "missing", labels: {} };
+      throw translateDockerError(err, `inspect container ${id}`);
+    }
+    return {
+      id: info.Id,
+      name: info.Name.replace(/^\//, ""),
+      state: STATE[info.State.Status] ?? "dead",
+      labels: this.labels.decode(info.Config.Labels),
+      exitCode: info.State.ExitCode,
+      oomKilled: info.State.OOMKilled,
+    };
+  }
+
+  /** The last `tail` lines of a container's combined output. */
+  async containerLogs(id: string, tail = 200): Promise<string> {
+    const buf = await engineCall(`read logs of container ${id}`, () =>
+      this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail, follow: false }),
+    );
+    return demuxLogs(buf);
+  }
+
+  /** Lists containers whose labels include every given label. */
+  async listContainers(labels: Partial<ResourceLabels>): Promise<ContainerInfo[]> {
+    const list = await engineCall("list containers", () =>
+      this.docker.listContainers({ all: true, filters: { label: this.labels.filters(labels) } }),
+    );
+    return list.map((c) => ({
+      id: c.Id,
+      name: (c.Names[0] ?? "").replace(/^\//, ""),
+      state: STATE[c.State] ?? "dead",
+      labels: this.labels.decode(c.Labels),
+    }));
+  }
+
+  /** Creates a named volume; an existing volume with that name is reused. */
+  async createVolume(name: string, labels: ResourceLabels): Promise<void> {
+    // Docker's volume create already returns the existing volume for a known name.
+    await engineCall(`create volume ${name}`, () =>
+      this.docker.createVolume({ Name: name, Labels: this.labels.encode(labels) }),
+    );
+  }
+
+  /** Removes a volume; missing is not an error. */
+  async removeVolume(name: string): Promise<void> {
+    try {
+      await this.docker.getVolume(name).remove();
+    } catch (err) {
+      if (isNotFound(err)) return;
+      if (engineStatus(err) === 409) {
+        throw new BayError("conflict", `volume in use: ${name}`, { details: { volume: name }, cause: err });
+      }
+      throw translateDockerError(err, `remove volume ${name}`);
+    }
+  }
+
+  /** Lists volumes whose labels include every given label. */
+  async listVolumes(labels: Partial<ResourceLabels>): Promise<VolumeInfo[]> {
+    const res = await engineCall("list volumes", () =>
+      this.docker.listVolumes({ filters: { label: this.labels.filters(labels) } }),
+    );
+    return (res.Volumes ?? []).map((v) => ({ name: v.Name, labels: this.labels.decode(v.Labels) }));
+  }
+
+  /** Releases engine connections. */
+  async close(): Promise<void> {
+    // dockerode opens one short-lived socket per request and keeps no pool: nothing to release.
+  }
+
+  /** Extracts a tar into directory `dir` of a container (running or only created). */
+  async putArchive(containerId: string, dir: string, tar: TarInput): Promise<void> {
+    await putArchive(this.docker, containerId, dir, tar);
+  }
+
+  /** Streams `path` of a container (running or only created) as a tar, with its stat. */
+  async getArchive(containerId: string, path: string): Promise<{ stream: NodeJS.ReadableStream; stat: ArchiveStat }> {
+    return getArchive(this.docker, containerId, path);
+  }
+
+  /** Creates, never starts, a container mounting `volumeName` at /workspace for archive access. */
+  async createHelperContainer(volumeName: string, image: string, labels: Partial<ResourceLabels>): Promise<string> {
+    return createHelperContainer(this.docker, this.labels, volumeName, image, labels);
+  }
+
+  private endpointOf(info: ContainerInspectInfo, runtimePort: number): string {
+    if (this.connectMode === "container_network") {
+      const networks = info.NetworkSettings.Networks ?? {};
+      const net = (this.network ? networks[this.network] : undefined) ?? Object.values(networks).find((n) => n.IPAddress);
+      if (!net?.IPAddress) {
+        throw new BayError("internal_error", `container ${info.Id} has no address on network ${this.network}`);
+      }
+      return `http://${net.IPAddress}:${runtimePort}`;
+    }
+    const bindings = info.NetworkSettings.Ports?.[`${runtimePort}/tcp`] ?? [];
+    const binding = bindings.find((b) => b.HostIp === "127.0.0.1") ?? bindings[0];
+    if (!binding?.HostPort) {
+      throw new BayError("internal_error", `container ${info.Id} publishes no host port for ${runtimePort}/tcp`);
+    }
+    return `http://127.0.0.1:${binding.HostPort}`;
+  }
+}

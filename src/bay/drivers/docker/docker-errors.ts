@@ -1,0 +1,93 @@
+import { BayError } from "../../errors.ts";
+
+/** The parts of a dockerode / docker-modem / socket error we look at. */
+interface EngineErrorLike {
+  statusCode?: number;
+  code?: string;
+  message?: string;
+  json?: { message?: string } | null;
+}
+
+/** Socket-level codes that mean "the engine is not there", not "the request was bad". */
+const UNREACHABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOENT",
+  "EACCES",
+  "ECONNRESET",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
+const asEngineError = (err: unknown): EngineErrorLike =>
+  typeof err === "object" && err !== null ? (err as EngineErrorLike) : { message: String(err) };
+
+/** HTTP status the engine answered with, if it answered at all. */
+export const engineStatus = (err: unknown): number | undefined => asEngineError(err).statusCode;
+
+/** The engine's own message, without docker-modem's "(HTTP code N) reason -" wrapper. */
+export const engineMessage = (err: unknown): string => {
+  const e = asEngineError(err);
+  // Streamed answers carry no parsed json, only the wrapped text; its "reason" is
+  // docker-modem's guess per status code (e.g. "no such container" for any 404).
+  const text = e.json?.message ?? e.message?.replace(/^\(HTTP code \d+\) [^-]*- /, "");
+  return (text ?? "unknown engine error").trim();
+};
+
+/** True when the engine answered 404 (container, volume, image or path missing). */
+export const isNotFound = (err: unknown): boolean => engineStatus(err) === 404;
+
+/** True when the request never reached the engine (socket missing, refused, denied). */
+export const isUnreachable = (err: unknown): boolean => {
+  const e = asEngineError(err);
+  return e.statusCode === undefined && e.code !== undefined && UNREACHABLE_CODES.has(e.code);
+};
+
+/**
+ * Translates anything dockerode throws into a `BayError`. `what` names the operation
+ * and object ("inspect container abc") so the message is useful without the raw error.
+ * The original goes into `cause` for logs only; clients see code, message and details.
+ */
+export function translateDockerError(err: unknown, what: string): BayError {
+  if (err instanceof BayError) return err;
+  const e = asEngineError(err);
+  if (isUnreachable(err)) {
+    return new BayError("driver_unavailable", `docker engine unreachable: ${e.code}`, {
+      retryAfter: 5,
+      details: { operation: what, engine_message: e.message },
+      cause: err,
+    });
+  }
+  const message = engineMessage(err);
+  switch (e.statusCode) {
+    case 404:
+      return new BayError("not_found", `${what}: ${message}`, { details: { operation: what }, cause: err });
+    case 409:
+      return new BayError("conflict", `${what}: ${message}`, { details: { operation: what }, cause: err });
+    default:
+      return new BayError("internal_error", `docker engine failed to ${what}`, {
+        details: { operation: what, engine_message: message, engine_status: e.statusCode },
+        cause: err,
+      });
+  }
+}
+
+/** Runs an engine call and translates whatever it throws. */
+export async function engineCall<T>(what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw translateDockerError(err, what);
+  }
+}
+
+/** The error for a create whose image is not present locally (Bay never pulls). */
+export const imageNotFound = (image: string, cause: unknown) =>
+  new BayError("internal_error", `image not found: ${image}`, { details: { image }, cause });
+
+/** True for the 404 Docker answers on create when the image is missing. */
+export const isImageMissing = (err: unknown): boolean =>
+  isNotFound(err) && /no such image/i.test(engineMessage(err));

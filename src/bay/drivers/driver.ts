@@ -1,0 +1,92 @@
+/**
+ * The contract between Bay's domain and a container runtime. Drivers hold no
+ * business policy: they create, start, stop and inspect what the domain asks
+ * for, and translate their engine's errors into `BayError`s at this edge
+ * (`driver_unavailable` when the engine cannot be reached, `not_found` for a
+ * missing object, `internal_error` otherwise).
+ */
+
+/** Labels every Bay container and volume carries (keys are prefixed `bay.` on Docker). */
+export interface ResourceLabels {
+  owner: string;
+  sandbox_id: string;
+  session_id?: string;
+  workspace_id: string;
+  profile_id?: string;
+  /** Identifies the Bay installation, so reconcile only ever touches our own objects. */
+  instance_id: string;
+  /** "managed" | "external" for volumes. */
+  workspace_kind?: string;
+}
+
+export interface ContainerSpec {
+  name: string;
+  image: string;
+  /** Port Ship listens on inside the container. */
+  runtimePort: number;
+  env: Record<string, string>;
+  labels: ResourceLabels;
+  cpus: number;
+  memoryMb: number;
+  pidsLimit: number;
+  /** Volume name mounted at /workspace. */
+  volumeName: string;
+  /** Docker network mode or network name; undefined = driver default. */
+  network?: string;
+  /** Optional OCI runtime, e.g. "runsc". */
+  runtime?: string;
+  readOnlyRootfs?: boolean;
+  tmpfsMb?: number;
+}
+
+export type ContainerState = "created" | "running" | "exited" | "dead" | "missing";
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  state: ContainerState;
+  labels: Record<string, string>;
+  exitCode?: number;
+  oomKilled?: boolean;
+}
+
+export interface RuntimeEndpoint {
+  /** Base URL of the Ship inside, e.g. http://127.0.0.1:49153 */
+  baseUrl: string;
+}
+
+export interface VolumeInfo {
+  name: string;
+  labels: Record<string, string>;
+}
+
+export interface Driver {
+  /** Driver name, e.g. "docker". */
+  readonly name: string;
+  /** Verifies the engine answers; throws driver_unavailable otherwise. */
+  ping(): Promise<void>;
+  /** Whether an image is present locally. */
+  imageExists(image: string): Promise<boolean>;
+  /** Creates (does not start) a container; returns its id. */
+  createContainer(spec: ContainerSpec): Promise<string>;
+  /** Starts a created container and returns the endpoint where its runtime listens. */
+  startContainer(id: string, runtimePort: number): Promise<RuntimeEndpoint>;
+  /** Stops a container; a missing or already stopped container is not an error. */
+  stopContainer(id: string, timeoutSeconds?: number): Promise<void>;
+  /** Removes a container and its anonymous volumes; missing is not an error. */
+  destroyContainer(id: string): Promise<void>;
+  /** Inspects a container; state "missing" when it does not exist. */
+  containerStatus(id: string): Promise<ContainerInfo>;
+  /** The last `tail` lines of a container's combined output. */
+  containerLogs(id: string, tail?: number): Promise<string>;
+  /** Lists containers whose labels include every given label. */
+  listContainers(labels: Partial<ResourceLabels>): Promise<ContainerInfo[]>;
+  /** Creates a named volume; an existing volume with that name is reused. */
+  createVolume(name: string, labels: ResourceLabels): Promise<void>;
+  /** Removes a volume; missing is not an error. */
+  removeVolume(name: string): Promise<void>;
+  /** Lists volumes whose labels include every given label. */
+  listVolumes(labels: Partial<ResourceLabels>): Promise<VolumeInfo[]>;
+  /** Releases engine connections. */
+  close(): Promise<void>;
+}

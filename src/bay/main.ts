@@ -1,0 +1,51 @@
+/**
+ * Composition root: loadConfig → buildBay → Bun.serve. The only place that
+ * reads the process environment and wires things together.
+ */
+import { buildBay } from "./bootstrap.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { createLogger } from "./logger.ts";
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const logger = createLogger(config.log.level);
+  const bay = await buildBay(config, { logger });
+  const server = Bun.serve({
+    hostname: config.server.host,
+    port: config.server.port,
+    fetch: bay.app.fetch,
+    // Exec calls may run for minutes; Bay enforces its own deadlines.
+    idleTimeout: 0,
+    maxRequestBodySize: Math.max(config.limits.max_upload_bytes, config.limits.max_body_bytes) + 1024 * 1024,
+  });
+  logger.info("bay listening", { url: `http://${server.hostname}:${server.port}`, database: redactUrl(config.database.url), auth: config.auth.mode });
+  const health = await bay.deps.health.check();
+  for (const img of health.images.filter((i) => !i.present)) {
+    logger.warn("profile image missing; build it with `bun run image:build`", { profile: img.profile, image: img.image });
+  }
+  if (!health.driver.ok) logger.warn("container driver unreachable", { error: health.driver.error });
+  const shutdown = async (signal: string) => {
+    logger.info("shutting down", { signal });
+    await server.stop();
+    await bay.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+}
+
+/** Database URLs may carry credentials; log only scheme and host/path. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, "//***@").replace(/([?&](authToken|token)=)[^&]*/gi, "$1***");
+}
+
+await main();

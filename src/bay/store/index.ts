@@ -1,0 +1,27 @@
+/** The stores over one database, built together by `createStores`. */
+import type { Database } from "./database.ts";
+import { ApiKeyStore } from "./api-key-store.ts";
+import { IdempotencyStore } from "./idempotency-store.ts";
+import { SandboxStore } from "./sandbox-store.ts";
+import { SessionStore } from "./session-store.ts";
+import { WorkspaceStore } from "./workspace-store.ts";
+
+export interface Stores {
+  db: Database;
+  sandboxes: SandboxStore;
+  sessions: SessionStore;
+  workspaces: WorkspaceStore;
+  idempotency: IdempotencyStore;
+  apiKeys: ApiKeyStore;
+}
+
+export function createStores(db: Database): Stores {
+  return {
+    db,
+    sandboxes: new SandboxStore(db),
+    sessions: new SessionStore(db),
+    workspaces: new WorkspaceStore(db),
+    idempotency: new IdempotencyStore(db),
+    apiKeys: new ApiKeyStore(db),
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * Versioned schema migrations, applied in order at start. Append only: a
+ * released migration is never edited. Times are integer milliseconds since epoch.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  statements: string[];
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: "initial",
+    statements: [
+      `CREATE TABLE workspaces (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        managed INTEGER NOT NULL,
+        volume_name TEXT NOT NULL,
+        size_limit_mb INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_accessed_at INTEGER,
+        deleted_at INTEGER
+      )`,
+      `CREATE INDEX workspaces_owner ON workspaces (owner, deleted_at, id)`,
+      `CREATE TABLE sandboxes (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        profile_id TEXT NOT NULL,
+        workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        idle_expires_at INTEGER,
+        current_session_id TEXT,
+        last_error TEXT,
+        expired_at INTEGER,
+        deleted_at INTEGER
+      )`,
+      `CREATE INDEX sandboxes_owner ON sandboxes (owner, deleted_at, id)`,
+      // One live sandbox per workspace, enforced by the database even across replicas.
+      `CREATE UNIQUE INDEX sandboxes_one_live_per_workspace ON sandboxes (workspace_id) WHERE deleted_at IS NULL`,
+      `CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        sandbox_id TEXT NOT NULL REFERENCES sandboxes (id),
+        status TEXT NOT NULL,
+        container_id TEXT,
+        endpoint TEXT,
+        lease_owner TEXT,
+        lease_expires_at INTEGER,
+        error TEXT,
+        created_at INTEGER NOT NULL,
+        ready_at INTEGER,
+        ended_at INTEGER
+      )`,
+      `CREATE INDEX sessions_sandbox ON sessions (sandbox_id, status)`,
+      `CREATE INDEX sessions_status ON sessions (status)`,
+      `CREATE TABLE idempotency_keys (
+        owner TEXT NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        state TEXT NOT NULL,
+        response_status INTEGER,
+        response_body TEXT,
+        response_headers TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (owner, key)
+      )`,
+      `CREATE INDEX idempotency_expires ON idempotency_keys (expires_at)`,
+      `CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        name TEXT,
+        key_hash TEXT NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER,
+        revoked_at INTEGER
+      )`,
+    ],
+  },
+];

@@ -1,0 +1,14 @@
+/** Small helpers for reading libSQL rows without `any`. */
+import type { Row } from "@libsql/client";
+
+export const str = (row: Row, col: string): string => String(row[col]);
+export const optStr = (row: Row, col: string): string | null => (row[col] == null ? null : String(row[col]));
+export const num = (row: Row, col: string): number => Number(row[col]);
+export const optNum = (row: Row, col: string): number | null => (row[col] == null ? null : Number(row[col]));
+
+/** Opaque cursors: base64url of the last id of a page. */
+export const encodeCursor = (id: string): string => Buffer.from(id, "utf8").toString("base64url");
+export function decodeCursor(cursor: string): string | null {
+  const id = Buffer.from(cursor, "base64url").toString("utf8");
+  return /^[a-z]+-[0-9a-z]{1,64}$/.test(id) ? id : null;
+}

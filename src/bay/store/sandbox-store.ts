@@ -1,0 +1,203 @@
+/**
+ * Persistence of sandboxes. Deleted sandboxes stay as tombstones (deleted_at).
+ * The aggregate status is computed in SQL from the row and its current session,
+ * so list filters and pagination agree with what GET shows.
+ */
+import type { Row } from "@libsql/client";
+import type { Database } from "./database.ts";
+import { num, optNum, optStr, str } from "./rows.ts";
+
+export type SandboxStatus = "idle" | "starting" | "ready" | "failed" | "expired";
+
+export interface SandboxRecord {
+  id: string;
+  owner: string;
+  profileId: string;
+  workspaceId: string;
+  createdAt: number;
+  expiresAt: number | null;
+  idleExpiresAt: number | null;
+  currentSessionId: string | null;
+  lastError: string | null;
+  expiredAt: number | null;
+  deletedAt: number | null;
+  /** Computed at read time (see STATUS_SQL). */
+  status: SandboxStatus;
+}
+
+export type NewSandbox = Pick<SandboxRecord, "id" | "owner" | "profileId" | "workspaceId" | "createdAt" | "expiresAt">;
+
+/** The status rule, in one place: expired wins, then the session's state, then the last error. */
+const STATUS_SQL = `CASE
+  WHEN s.expired_at IS NOT NULL OR (s.expires_at IS NOT NULL AND s.expires_at <= :now) THEN 'expired'
+  WHEN ss.status = 'ready' THEN 'ready'
+  WHEN ss.status = 'starting' THEN 'starting'
+  WHEN s.last_error IS NOT NULL THEN 'failed'
+  ELSE 'idle' END`;
+
+const SELECT = `SELECT s.*, ${STATUS_SQL} AS status FROM sandboxes s
+  LEFT JOIN sessions ss ON ss.id = s.current_session_id`;
+
+function toRecord(row: Row): SandboxRecord {
+  return {
+    id: str(row, "id"),
+    owner: str(row, "owner"),
+    profileId: str(row, "profile_id"),
+    workspaceId: str(row, "workspace_id"),
+    createdAt: num(row, "created_at"),
+    expiresAt: optNum(row, "expires_at"),
+    idleExpiresAt: optNum(row, "idle_expires_at"),
+    currentSessionId: optStr(row, "current_session_id"),
+    lastError: optStr(row, "last_error"),
+    expiredAt: optNum(row, "expired_at"),
+    deletedAt: optNum(row, "deleted_at"),
+    status: str(row, "status") as SandboxStatus,
+  };
+}
+
+export interface ListSandboxesQuery {
+  owner: string;
+  limit: number;
+  /** Exclusive: return ids older (smaller) than this. */
+  beforeId?: string | undefined;
+  status?: SandboxStatus | undefined;
+}
+
+export class SandboxStore {
+  constructor(private readonly db: Database) {}
+
+  /** Statement that inserts a sandbox, for use inside a batch. */
+  insertStatement(s: NewSandbox) {
+    return {
+      sql: `INSERT INTO sandboxes (id, owner, profile_id, workspace_id, created_at, expires_at)
+            VALUES (?, ?, ?, ?, ?, ?)`,
+      args: [s.id, s.owner, s.profileId, s.workspaceId, s.createdAt, s.expiresAt],
+    };
+  }
+
+  /** A live (not deleted) sandbox of this owner, or null. */
+  async findLive(owner: string, id: string, now = Date.now()): Promise<SandboxRecord | null> {
+    const rs = await this.db.execute({
+      sql: `${SELECT} WHERE s.id = :id AND s.owner = :owner AND s.deleted_at IS NULL`,
+      args: { id, owner, now },
+    });
+    return rs.rows[0] ? toRecord(rs.rows[0]) : null;
+  }
+
+  /** A sandbox by id regardless of owner or tombstone (internal use: reaper, reconcile). */
+  async get(id: string, now = Date.now()): Promise<SandboxRecord | null> {
+    const rs = await this.db.execute({ sql: `${SELECT} WHERE s.id = :id`, args: { id, now } });
+    return rs.rows[0] ? toRecord(rs.rows[0]) : null;
+  }
+
+  /** One page, newest first, plus whether more rows follow. */
+  async list(q: ListSandboxesQuery, now = Date.now()): Promise<{ items: SandboxRecord[]; more: boolean }> {
+    const rs = await this.db.execute({
+      sql: `SELECT * FROM (${SELECT} WHERE s.owner = :owner AND s.deleted_at IS NULL
+              AND (:before IS NULL OR s.id < :before)) AS t
+            WHERE (:status IS NULL OR t.status = :status)
+            ORDER BY t.id DESC LIMIT :lim`,
+      args: { owner: q.owner, before: q.beforeId ?? null, status: q.status ?? null, lim: q.limit + 1, now },
+    });
+    const items = rs.rows.map(toRecord);
+    const more = items.length > q.limit;
+    return { items: items.slice(0, q.limit), more };
+  }
+
+  /** Live sandboxes of an owner (for quotas). */
+  async countLive(owner: string): Promise<number> {
+    const rs = await this.db.execute({
+      sql: "SELECT COUNT(*) AS n FROM sandboxes WHERE owner = ? AND deleted_at IS NULL",
+      args: [owner],
+    });
+    return num(rs.rows[0]!, "n");
+  }
+
+  /** The live sandbox using a workspace, if any. */
+  async findLiveByWorkspace(workspaceId: string, now = Date.now()): Promise<SandboxRecord | null> {
+    const rs = await this.db.execute({
+      sql: `${SELECT} WHERE s.workspace_id = :ws AND s.deleted_at IS NULL LIMIT 1`,
+      args: { ws: workspaceId, now },
+    });
+    return rs.rows[0] ? toRecord(rs.rows[0]) : null;
+  }
+
+  /**
+   * Claims the sandbox's session slot: sets current_session_id only if it still
+   * equals `expected` (compare-and-set). True when this caller won.
+   */
+  async casSession(id: string, expected: string | null, next: string | null): Promise<boolean> {
+    const rs = await this.db.execute({
+      sql: `UPDATE sandboxes SET current_session_id = :next
+            WHERE id = :id AND deleted_at IS NULL AND current_session_id IS :expected`,
+      args: { id, next, expected },
+    });
+    return rs.rowsAffected === 1;
+  }
+
+  /** Records the outcome of the last start attempt (null clears it). */
+  async setLastError(id: string, error: string | null): Promise<void> {
+    await this.db.execute({ sql: "UPDATE sandboxes SET last_error = ? WHERE id = ?", args: [error, id] });
+  }
+
+  async setIdleDeadline(id: string, idleExpiresAt: number | null): Promise<void> {
+    await this.db.execute({ sql: "UPDATE sandboxes SET idle_expires_at = ? WHERE id = ?", args: [idleExpiresAt, id] });
+  }
+
+  /** Moves the idle deadline of a sandbox that has a session (a no-op once it is stopped). */
+  async extendIdleDeadline(id: string, idleExpiresAt: number): Promise<void> {
+    await this.db.execute({
+      sql: "UPDATE sandboxes SET idle_expires_at = ? WHERE id = ? AND current_session_id IS NOT NULL",
+      args: [idleExpiresAt, id],
+    });
+  }
+
+  async setExpiresAt(id: string, expiresAt: number | null): Promise<void> {
+    await this.db.execute({ sql: "UPDATE sandboxes SET expires_at = ? WHERE id = ?", args: [expiresAt, id] });
+  }
+
+  /** Marks a sandbox expired once (the first caller wins); true if this call did it. */
+  async markExpired(id: string, now: number): Promise<boolean> {
+    const rs = await this.db.execute({
+      sql: "UPDATE sandboxes SET expired_at = ?, idle_expires_at = NULL WHERE id = ? AND expired_at IS NULL AND deleted_at IS NULL",
+      args: [now, id],
+    });
+    return rs.rowsAffected === 1;
+  }
+
+  /** Tombstones a sandbox; true if this call did it. */
+  async markDeleted(id: string, now: number): Promise<boolean> {
+    const rs = await this.db.execute({
+      sql: `UPDATE sandboxes SET deleted_at = ?, current_session_id = NULL, idle_expires_at = NULL
+            WHERE id = ? AND deleted_at IS NULL`,
+      args: [now, id],
+    });
+    return rs.rowsAffected === 1;
+  }
+
+  /** Live sandboxes whose TTL has passed but are not yet marked expired. */
+  async listNewlyExpired(now: number, limit = 100): Promise<SandboxRecord[]> {
+    const rs = await this.db.execute({
+      sql: `${SELECT} WHERE s.deleted_at IS NULL AND s.expired_at IS NULL AND s.expires_at IS NOT NULL
+            AND s.expires_at <= :now LIMIT :lim`,
+      args: { now, lim: limit },
+    });
+    return rs.rows.map(toRecord);
+  }
+
+  /** Live sandboxes with a session whose idle deadline has passed. */
+  async listIdlePastDeadline(now: number, limit = 100): Promise<SandboxRecord[]> {
+    const rs = await this.db.execute({
+      sql: `${SELECT} WHERE s.deleted_at IS NULL AND s.current_session_id IS NOT NULL
+            AND s.idle_expires_at IS NOT NULL AND s.idle_expires_at <= :now LIMIT :lim`,
+      args: { now, lim: limit },
+    });
+    return rs.rows.map(toRecord);
+  }
+
+  /** Ids of every sandbox not deleted (for reconcile). */
+  async liveIds(): Promise<Set<string>> {
+    const rs = await this.db.execute("SELECT id FROM sandboxes WHERE deleted_at IS NULL");
+    return new Set(rs.rows.map((r) => str(r, "id")));
+  }
+}

@@ -1,0 +1,91 @@
+/** Persistence of workspaces (Docker volumes mounted at /workspace). */
+import type { Row } from "@libsql/client";
+import type { Database } from "./database.ts";
+import { num, optNum, str } from "./rows.ts";
+
+export interface WorkspaceRecord {
+  id: string;
+  owner: string;
+  managed: boolean;
+  volumeName: string;
+  sizeLimitMb: number;
+  createdAt: number;
+  lastAccessedAt: number | null;
+  deletedAt: number | null;
+  /** The live sandbox using it (joined at read time), or null. */
+  sandboxId: string | null;
+}
+
+const SELECT = `SELECT w.*, (SELECT s.id FROM sandboxes s WHERE s.workspace_id = w.id AND s.deleted_at IS NULL LIMIT 1) AS sandbox_id
+  FROM workspaces w`;
+
+function toRecord(row: Row): WorkspaceRecord {
+  return {
+    id: str(row, "id"),
+    owner: str(row, "owner"),
+    managed: num(row, "managed") === 1,
+    volumeName: str(row, "volume_name"),
+    sizeLimitMb: num(row, "size_limit_mb"),
+    createdAt: num(row, "created_at"),
+    lastAccessedAt: optNum(row, "last_accessed_at"),
+    deletedAt: optNum(row, "deleted_at"),
+    sandboxId: row.sandbox_id == null ? null : String(row.sandbox_id),
+  };
+}
+
+export type NewWorkspace = Pick<WorkspaceRecord, "id" | "owner" | "managed" | "volumeName" | "sizeLimitMb" | "createdAt">;
+
+export class WorkspaceStore {
+  constructor(private readonly db: Database) {}
+
+  /** Statement that inserts a workspace, for use inside a batch. */
+  insertStatement(w: NewWorkspace) {
+    return {
+      sql: `INSERT INTO workspaces (id, owner, managed, volume_name, size_limit_mb, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+      args: [w.id, w.owner, w.managed ? 1 : 0, w.volumeName, w.sizeLimitMb, w.createdAt],
+    };
+  }
+
+  async insert(w: NewWorkspace): Promise<void> {
+    await this.db.execute(this.insertStatement(w));
+  }
+
+  /** A live workspace of this owner, or null. */
+  async findLive(owner: string, id: string): Promise<WorkspaceRecord | null> {
+    const rs = await this.db.execute({ sql: `${SELECT} WHERE w.id = ? AND w.owner = ? AND w.deleted_at IS NULL`, args: [id, owner] });
+    return rs.rows[0] ? toRecord(rs.rows[0]) : null;
+  }
+
+  async get(id: string): Promise<WorkspaceRecord | null> {
+    const rs = await this.db.execute({ sql: `${SELECT} WHERE w.id = ?`, args: [id] });
+    return rs.rows[0] ? toRecord(rs.rows[0]) : null;
+  }
+
+  async list(q: { owner: string; limit: number; beforeId?: string | undefined }): Promise<{ items: WorkspaceRecord[]; more: boolean }> {
+    const rs = await this.db.execute({
+      sql: `${SELECT} WHERE w.owner = :owner AND w.deleted_at IS NULL AND (:before IS NULL OR w.id < :before)
+            ORDER BY w.id DESC LIMIT :lim`,
+      args: { owner: q.owner, before: q.beforeId ?? null, lim: q.limit + 1 },
+    });
+    const items = rs.rows.map(toRecord);
+    return { items: items.slice(0, q.limit), more: items.length > q.limit };
+  }
+
+  async markDeleted(id: string, now: number): Promise<boolean> {
+    const rs = await this.db.execute({
+      sql: "UPDATE workspaces SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
+      args: [now, id],
+    });
+    return rs.rowsAffected === 1;
+  }
+
+  async touch(id: string, now: number): Promise<void> {
+    await this.db.execute({ sql: "UPDATE workspaces SET last_accessed_at = ? WHERE id = ?", args: [now, id] });
+  }
+
+  /** Volume names of every live workspace (for reconcile). */
+  async liveVolumeNames(): Promise<Set<string>> {
+    const rs = await this.db.execute("SELECT volume_name FROM workspaces WHERE deleted_at IS NULL");
+    return new Set(rs.rows.map((r) => str(r, "volume_name")));
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Test harness: a real Bay (real libSQL file database in a temp dir, the real
+ * Docker driver) built per test. Each harness has its own `instance_id`, so its
+ * containers and volumes are labelled apart from every other test's, and
+ * `close()` removes exactly what it created.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildBay, type Bay } from "../../src/bay/bootstrap.ts";
+import { configSchema, type BayConfig } from "../../src/bay/config.ts";
+import { silentLogger, type Logger } from "../../src/bay/logger.ts";
+
+export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
+
+export interface TestBay {
+  bay: Bay;
+  config: BayConfig;
+  dir: string;
+  /** app.request with JSON helpers; owner defaults to "alice" (anonymous mode, X-Owner). */
+  call(method: string, path: string, opts?: { body?: unknown; headers?: Record<string, string>; owner?: string }): Promise<Response>;
+  json<T = any>(method: string, path: string, opts?: { body?: unknown; headers?: Record<string, string>; owner?: string }): Promise<{ status: number; body: T; res: Response }>;
+  close(): Promise<void>;
+}
+
+export interface TestBayOptions {
+  config?: DeepPartial<BayConfig> & Record<string, unknown>;
+  logger?: Logger;
+  /** Reuse a database file (e.g. to simulate a restart or a second replica). */
+  dbPath?: string;
+  instanceId?: string;
+}
+
+function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = v && typeof v === "object" && !Array.isArray(v) && b && typeof b === "object" && !Array.isArray(b)
+      ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
+      : v;
+  }
+  return out;
+}
+
+export const uniqueInstanceId = () => `test-${crypto.randomUUID().slice(0, 12)}`;
+
+/** Builds a Bay for a test. Anonymous auth unless the config says otherwise. */
+export async function createTestBay(opts: TestBayOptions = {}): Promise<TestBay> {
+  const dir = mkdtempSync(join(tmpdir(), "bay-test-"));
+  const dbPath = opts.dbPath ?? join(dir, "bay.db");
+  const instanceId = opts.instanceId ?? uniqueInstanceId();
+  const raw = merge(
+    {
+      database: { url: `file:${dbPath}` },
+      auth: { mode: "anonymous" },
+      driver: { instance_id: instanceId, ready_timeout: 30 },
+    },
+    (opts.config ?? {}) as Record<string, unknown>,
+  );
+  const config = configSchema.parse(raw);
+  const bay = await buildBay(config, { logger: opts.logger ?? silentLogger, hostEnv: {} });
+  const call: TestBay["call"] = (method, path, o = {}) => {
+    const headers: Record<string, string> = { ...(o.headers ?? {}) };
+    if (config.auth.mode === "anonymous" && !headers["x-owner"] && !headers.authorization) headers["x-owner"] = o.owner ?? "alice";
+    let body: BodyInit | undefined;
+    if (o.body !== undefined) {
+      if (typeof o.body === "string" || o.body instanceof FormData || o.body instanceof Uint8Array) body = o.body as BodyInit;
+      else {
+        body = JSON.stringify(o.body);
+        headers["content-type"] ??= "application/json";
+      }
+    }
+    return Promise.resolve(bay.app.request(path, { method, headers, ...(body !== undefined ? { body } : {}) }));
+  };
+  return {
+    bay,
+    config,
+    dir,
+    call,
+    async json(method, path, o) {
+      const res = await call(method, path, o);
+      const text = await res.clone().text();
+      let body: any = null;
+      try {
+        body = text ? JSON.parse(text) : null;
+      } catch {
+        body = text;
+      }
+      return { status: res.status, body, res };
+    },
+    async close() {
+      await removeInstanceResources(bay, instanceId);
+      await bay.close();
+      if (!opts.dbPath) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Removes every container and volume labelled with this instance id. */
+export async function removeInstanceResources(bay: Bay, instanceId: string): Promise<void> {
+  const driver = bay.driver;
+  for (const c of await driver.listContainers({ instance_id: instanceId }).catch(() => [])) {
+    await driver.destroyContainer(c.id).catch(() => {});
+  }
+  for (const v of await driver.listVolumes({ instance_id: instanceId }).catch(() => [])) {
+    await driver.removeVolume(v.name).catch(() => {});
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * The contract itself: openapi/bay.v1.yaml is a valid OpenAPI 3.1 document, the
+ * committed generated module matches it, and every operation declares the error
+ * responses it can return with the shared ErrorBody schema.
+ */
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import SwaggerParser from "@apidevtools/swagger-parser";
+import type { oas31 } from "openapi3-ts";
+import { generate, loadSpec, SPEC_PATH } from "../../scripts/gen/generate.ts";
+import {
+  openApiDocument,
+  operations,
+  zCreateSandboxRequest,
+  zErrorBody,
+  zSandbox,
+  zShellExecRequest,
+  zShellProcessDetail,
+  type OperationSpec,
+} from "../../src/bay/api/generated/index.ts";
+
+const root = join(import.meta.dir, "..", "..");
+const specText = readFileSync(join(root, SPEC_PATH), "utf8");
+const spec = loadSpec(specText);
+const METHODS = ["get", "put", "post", "delete", "patch"] as const;
+
+type Found = { id: string; method: string; path: string; op: oas31.OperationObject; params: string[] };
+const found: Found[] = Object.entries(spec.paths ?? {}).flatMap(([path, item]) => {
+  const it = item as oas31.PathItemObject;
+  return METHODS.flatMap((method) => {
+    const op = it[method];
+    if (!op) return [];
+    const params = [...(it.parameters ?? []), ...(op.parameters ?? [])].map((p) =>
+      "$ref" in p ? p.$ref.replace("#/components/parameters/", "") : `${p.in}:${p.name}`,
+    );
+    return [{ id: op.operationId ?? "", method, path, op, params }];
+  });
+});
+
+/** The components.responses entry an operation's status points at, with its ErrorBody check. */
+function errorResponse(op: oas31.OperationObject, status: string): oas31.ResponseObject | undefined {
+  const r = op.responses?.[status] as oas31.ResponseObject | oas31.ReferenceObject | undefined;
+  if (!r) return undefined;
+  if (!("$ref" in r)) return r;
+  return spec.components?.responses?.[r.$ref.replace("#/components/responses/", "")] as oas31.ResponseObject;
+}
+
+describe("openapi/bay.v1.yaml", () => {
+  test("is a valid OpenAPI 3.1 document", async () => {
+    // validate() dereferences in place: give it its own copy.
+    const api = await SwaggerParser.validate(structuredClone(spec) as never);
+    expect((api as { openapi: string }).openapi).toBe("3.1.0");
+  });
+
+  test("the validator really rejects a broken document", async () => {
+    const broken = structuredClone(spec) as unknown as { paths: Record<string, Record<string, unknown>> };
+    broken.paths["/v1/profiles"]!.get = { responses: { "200": { content: {} } } }; // response without description
+    await expect(SwaggerParser.validate(broken as never)).rejects.toThrow();
+  });
+
+  test("generated files are fresh (bun run gen)", () => {
+    for (const [path, text] of generate(specText)) {
+      expect({ path, text: readFileSync(join(root, path), "utf8") }).toEqual({ path, text });
+    }
+  });
+
+  test("embedded document equals the YAML", () => {
+    expect(JSON.parse(JSON.stringify(openApiDocument))).toEqual(JSON.parse(JSON.stringify(spec)));
+  });
+
+  test("every operation has operationId, summary, description, tags; ids are unique", () => {
+    expect(found.length).toBeGreaterThan(0);
+    for (const f of found) {
+      expect(f.id).not.toBe("");
+      expect(f.op.summary ?? "").not.toBe("");
+      expect(f.op.description ?? "").not.toBe("");
+      expect(f.op.tags?.length ?? 0).toBeGreaterThan(0);
+    }
+    expect(new Set(found.map((f) => f.id)).size).toBe(found.length);
+    expect(Object.keys(operations).sort()).toEqual(found.map((f) => f.id).sort());
+  });
+
+  test("every error response uses ErrorBody and carries X-Request-Id", () => {
+    for (const f of found) {
+      for (const status of Object.keys(f.op.responses ?? {})) {
+        const r = errorResponse(f.op, status)!;
+        expect(r.headers?.["X-Request-Id"]).toBeDefined();
+        if (Number(status) < 400) continue;
+        const schema = r.content?.["application/json"]?.schema as oas31.ReferenceObject | undefined;
+        expect({ op: f.id, status, ref: schema?.$ref }).toEqual({ op: f.id, status, ref: "#/components/schemas/ErrorBody" });
+        if (status === "429" || status === "503") expect(r.headers?.["Retry-After"]).toBeDefined();
+      }
+    }
+  });
+
+  test("every operation declares the errors it can return", () => {
+    const missing: string[] = [];
+    const need = (f: Found, status: number, why: string) => {
+      if (!f.op.responses?.[String(status)]) missing.push(`${f.id} lacks ${status} (${why})`);
+    };
+    for (const f of found) {
+      const authenticated = (f.op.security ?? spec.security ?? []).length > 0;
+      if (!authenticated) continue;
+      need(f, 401, "authenticated");
+      need(f, 429, "rate limit");
+      need(f, 500, "always possible");
+      if (f.params.length > 0) need(f, 400, "has parameters");
+      if (f.path.includes("{")) need(f, 404, "addresses a resource");
+      if (f.op.requestBody) (need(f, 400, "has a body"), need(f, 413, "has a body"));
+      if (f.params.includes("IdempotencyKey")) need(f, 409, "idempotency conflict");
+      if (/^\/v1\/sandboxes\/\{id\}\/(python|shell|filesystem)\//.test(f.path)) {
+        for (const s of [400, 404, 409, 502, 503, 504]) need(f, s, "capability call");
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
+  test("generated operations mirror the spec's statuses and Hono paths", () => {
+    for (const f of found) {
+      const op: OperationSpec = operations[f.id as keyof typeof operations];
+      expect(op.statuses).toEqual(Object.keys(f.op.responses ?? {}).map(Number).sort((a, b) => a - b));
+      expect(op.honoPath).toBe(f.path.replace(/\{(\w+)\}/g, ":$1"));
+      expect(op.method).toBe(f.method as OperationSpec["method"]);
+    }
+  });
+});
+
+describe("generated schemas", () => {
+  const now = new Date().toISOString();
+
+  test("accept real responses", () => {
+    const sandbox = {
+      id: "sandbox-abc",
+      profile: "python-default",
+      workspace_id: "ws-abc",
+      status: "idle",
+      capabilities: ["python", "shell", "filesystem"],
+      created_at: now,
+      expires_at: null,
+      idle_expires_at: now,
+      last_error: null,
+    };
+    expect(zSandbox.parse(sandbox)).toEqual(sandbox as never);
+    expect(zErrorBody.parse({ error: { code: "not_found", message: "m", request_id: "r", details: {} } }).error.code).toBe("not_found");
+    expect(zShellProcessDetail.safeParse({
+      process_id: "p1", pid: 7, command: "sleep 1", status: "exited", exit_code: 0,
+      started_at: now, finished_at: now, output: "", error: "", truncated: false,
+    }).success).toBe(true);
+  });
+
+  test("request bodies apply defaults and refuse unknown fields", () => {
+    expect(zCreateSandboxRequest.parse({})).toEqual({ profile: "python-default" });
+    expect(zCreateSandboxRequest.safeParse({ profile: "x", nope: 1 }).success).toBe(false);
+    expect(zShellExecRequest.parse({ command: "ls" })).toEqual({ command: "ls", timeout: 30, background: false });
+    expect(zShellExecRequest.safeParse({ command: "ls", timeout: 301 }).success).toBe(false);
+  });
+
+  test("query and header schemas coerce strings and validate", () => {
+    const q = operations.listSandboxes.query;
+    expect(q.parse({})).toEqual({ limit: 50 });
+    expect(q.parse({ limit: "10", status: "ready" })).toEqual({ limit: 10, status: "ready" });
+    expect(q.safeParse({ limit: "201" }).success).toBe(false);
+    expect(q.safeParse({ limit: "1.5" }).success).toBe(false);
+    expect(operations.listDirectory.query.parse({})).toEqual({ path: "." });
+    expect(operations.readFile.query.safeParse({}).success).toBe(false);
+    const h = operations.createSandbox.headers;
+    expect(h.safeParse({ "idempotency-key": "abc_DEF-1" }).success).toBe(true);
+    expect(h.safeParse({ "idempotency-key": "bad key!" }).success).toBe(false);
+    expect(h.safeParse({ "idempotency-key": "x".repeat(129) }).success).toBe(false);
+  });
+});
