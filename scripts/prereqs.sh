@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Host prerequisites for running or testing Bay, idempotent and quiet when
+# everything is already there: Bun, a Docker engine that answers, the
+# JavaScript dependencies, the Ship images, and Debian's IPython for Ship's
+# in-process tests. Sourced by scripts/run.sh, scripts/test.sh and .ci/run.
+#
+# Sets BAY_STARTED_DOCKERD=1 when it had to start dockerd itself.
+set -euo pipefail
+
+say() { printf '[bay] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+# Bun: shipped inside an npm package, so the npm registry is enough.
+if ! command -v bun >/dev/null 2>&1; then
+  say "installing Bun (npm install -g bun)"
+  npm install -g bun >/dev/null 2>&1
+fi
+
+# Docker engine: the client alone is not enough.
+if ! command -v dockerd >/dev/null 2>&1; then
+  say "installing docker.io"
+  apt_install docker.io
+fi
+export BAY_STARTED_DOCKERD="${BAY_STARTED_DOCKERD:-}"
+if ! docker info >/dev/null 2>&1; then
+  say "starting dockerd (log: /tmp/bay-dockerd.log)"
+  (setsid dockerd >/tmp/bay-dockerd.log 2>&1 &)
+  BAY_STARTED_DOCKERD=1
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { say "dockerd did not come up; see /tmp/bay-dockerd.log"; exit 1; }
+fi
+
+# Ship's python kernel is tested in-process on the host too: it needs Debian's IPython.
+if ! /usr/bin/python3 -c 'import IPython' >/dev/null 2>&1; then
+  say "installing python3-ipython for Ship's host tests"
+  apt_install python3-ipython
+fi
+# The images are built from a debootstrap'ed base when no registry answers.
+command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+
+say "installing JavaScript dependencies"
+bun install --frozen-lockfile >/dev/null
+
+say "ensuring Ship images (reuses what is present)"
+bun run image:build
