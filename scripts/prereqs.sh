@@ -36,9 +36,9 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 # Ship's python kernel is tested in-process on the host too: it needs Debian's IPython.
-if ! /usr/bin/python3 -c 'import IPython' >/dev/null 2>&1; then
-  say "installing python3-ipython for Ship's host tests"
-  apt_install python3-ipython
+if ! /usr/bin/python3 -c 'import IPython, matplotlib' >/dev/null 2>&1; then
+  say "installing python3-ipython and python3-matplotlib for Ship's host tests"
+  apt_install python3-ipython python3-matplotlib
 fi
 # The images are built from a debootstrap'ed base when no registry answers.
 command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap

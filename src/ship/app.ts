@@ -1,0 +1,78 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { loadShipConfig, type ShipConfig } from "./config.ts";
+import { ShipError } from "./errors.ts";
+import { PythonKernel } from "./kernel/python-kernel.ts";
+import { filesystemRoutes } from "./routes/filesystem.ts";
+import { ipythonRoutes } from "./routes/ipython.ts";
+import { shellRoutes } from "./routes/shell.ts";
+import { systemRoutes } from "./routes/system.ts";
+import { ProcessRegistry } from "./shell/process-registry.ts";
+
+/** A wired Ship: the Hono app plus the long-lived parts it drives. */
+export interface ShipApp {
+  app: Hono;
+  kernel: PythonKernel;
+  processes: ProcessRegistry;
+  config: ShipConfig;
+  /** Kills the kernel and background processes. */
+  close(): void;
+}
+
+function toShipError(err: unknown): ShipError {
+  if (err instanceof ShipError) return err;
+  if (err instanceof HTTPException) {
+    // Hono's validator throws 400 for malformed JSON; bodyLimit would be 413.
+    if (err.status === 400) return new ShipError("validation_error", err.message || "malformed request");
+    if (err.status === 413) return new ShipError("payload_too_large", "request body too large");
+  }
+  return new ShipError("internal_error", "internal error", { cause: err });
+}
+
+/** Builds Ship's app. Only `workspace` is required; the rest default like main.ts. */
+export function createShipApp(options: Partial<ShipConfig> & { workspace: string }): ShipApp {
+  const config: ShipConfig = { ...loadShipConfig({}), ...options };
+  const kernel = new PythonKernel({
+    python: config.python,
+    workspace: config.workspace,
+    maxOutputBytes: config.maxOutputBytes,
+  });
+  const processes = new ProcessRegistry({ maxRunning: config.maxBackground, maxOutputBytes: config.maxOutputBytes });
+  if (config.startKernel) kernel.start();
+
+  const jsonLimit = bodyLimit({
+    maxSize: config.maxBodyBytes,
+    onError: () => {
+      throw new ShipError("payload_too_large", `request body is larger than ${config.maxBodyBytes} bytes`);
+    },
+  });
+  const app = new Hono();
+  app.use("/ipython/*", jsonLimit);
+  app.use("/shell/*", jsonLimit);
+  app.use("/filesystem/files", jsonLimit);
+  app.route("/", systemRoutes({ kernel, workspace: config.workspace }));
+  app.route("/", ipythonRoutes({ kernel }));
+  app.route("/", shellRoutes({ workspace: config.workspace, processes, maxOutputBytes: config.maxOutputBytes }));
+  app.route("/", filesystemRoutes(config));
+  app.notFound((c) => {
+    const err = new ShipError("not_found", `no route: ${c.req.method} ${c.req.path}`);
+    return c.json(err.toBody(), err.status);
+  });
+  app.onError((err, c) => {
+    const shipErr = toShipError(err);
+    if (shipErr.code === "internal_error") console.error("[ship] internal error:", err);
+    return c.json(shipErr.toBody(), shipErr.status);
+  });
+
+  return {
+    app,
+    kernel,
+    processes,
+    config,
+    close() {
+      kernel.stop();
+      processes.killAll();
+    },
+  };
+}

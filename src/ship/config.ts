@@ -1,0 +1,45 @@
+/** Ship's settings, read once from the environment by main.ts (tests pass their own). */
+export interface ShipConfig {
+  /** TCP port to listen on. */
+  port: number;
+  /** Root of every user path. */
+  workspace: string;
+  /** Python executable that runs the kernel driver. */
+  python: string;
+  /** Cap per output stream (shell stdout/stderr, kernel output). */
+  maxOutputBytes: number;
+  /** Cap on running background processes. */
+  maxBackground: number;
+  /** Cap on one upload. */
+  maxUploadBytes: number;
+  /** Cap on a JSON request body and on a text file read. */
+  maxBodyBytes: number;
+  /** Whether to start the kernel right away (true in production, tests may defer). */
+  startKernel: boolean;
+}
+
+const MiB = 1024 * 1024;
+
+function intFrom(env: Record<string, string | undefined>, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+/** Builds a full config from environment variables, with defaults. */
+export function loadShipConfig(env: Record<string, string | undefined> = process.env): ShipConfig {
+  return {
+    port: intFrom(env, "SHIP_PORT", 8123),
+    workspace: env.SHIP_WORKSPACE || "/workspace",
+    python: env.SHIP_PYTHON || "python3",
+    maxOutputBytes: intFrom(env, "SHIP_MAX_OUTPUT_BYTES", MiB),
+    maxBackground: intFrom(env, "SHIP_MAX_BACKGROUND", 16),
+    maxUploadBytes: intFrom(env, "SHIP_MAX_UPLOAD_BYTES", 1024 * MiB),
+    maxBodyBytes: intFrom(env, "SHIP_MAX_BODY_BYTES", 32 * MiB),
+    startKernel: true,
+  };
+}

@@ -1,0 +1,54 @@
+/** Error codes Ship can answer with; one body shape for all of them. */
+export type ShipErrorCode =
+  | "validation_error"
+  | "invalid_path"
+  | "file_not_found"
+  | "not_found"
+  | "payload_too_large"
+  | "quota_exceeded"
+  | "internal_error"
+  | "timeout";
+
+/** The single code → HTTP status table. */
+export const SHIP_ERROR_STATUS = {
+  validation_error: 400,
+  invalid_path: 400,
+  file_not_found: 404,
+  not_found: 404,
+  payload_too_large: 413,
+  quota_exceeded: 429,
+  internal_error: 500,
+  timeout: 504,
+} as const satisfies Record<ShipErrorCode, number>;
+
+/** The JSON body of every Ship error response. */
+export interface ShipErrorBody {
+  error: { code: ShipErrorCode; message: string; details: Record<string, unknown> };
+}
+
+/** Any failure Ship reports to its caller; mapped to a response by the app's onError. */
+export class ShipError extends Error {
+  readonly code: ShipErrorCode;
+  readonly details: Record<string, unknown>;
+
+  constructor(
+    code: ShipErrorCode,
+    message: string,
+    options: { details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = "ShipError";
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+
+  /** HTTP status for this error's code. */
+  get status(): (typeof SHIP_ERROR_STATUS)[ShipErrorCode] {
+    return SHIP_ERROR_STATUS[this.code];
+  }
+
+  /** The response body. */
+  toBody(): ShipErrorBody {
+    return { error: { code: this.code, message: this.message, details: this.details } };
+  }
+}

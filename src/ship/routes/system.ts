@@ -1,0 +1,32 @@
+import { Hono } from "hono";
+import type { PythonKernel } from "../kernel/python-kernel.ts";
+import { SHIP_API_VERSION, SHIP_VERSION } from "../version.ts";
+
+/** Operations per capability, as /meta advertises them. */
+export const CAPABILITIES = {
+  filesystem: { operations: ["read_file", "write_file", "delete", "list_dir", "upload", "download"] },
+  shell: { operations: ["exec", "background", "list_processes", "get_process", "kill_process"] },
+  python: { operations: ["exec"] },
+} as const;
+
+/** GET /health and GET /meta. */
+export function systemRoutes(deps: { kernel: PythonKernel; workspace: string }) {
+  return new Hono()
+    .get("/health", (c) => c.json({ status: "healthy" as const, kernel: deps.kernel.state }))
+    .get("/meta", (c) =>
+      c.json({
+        runtime: {
+          name: "ship",
+          version: SHIP_VERSION,
+          api_version: SHIP_API_VERSION,
+          build: {
+            inputs_hash: process.env.SHIP_BUILD_HASH ?? "dev",
+            bun: Bun.version,
+            platform: `${process.platform}-${process.arch}`,
+          },
+        },
+        workspace: { mount_path: deps.workspace },
+        capabilities: CAPABILITIES,
+      }),
+    );
+}

@@ -1,0 +1,49 @@
+/**
+ * The shared behaviour suite against the real images over HTTP: the full suite on
+ * bay-ship:latest, the python cases (with matplotlib) on bay-ship-data:latest.
+ * Needs Docker and both images (`bun run image:build`); fails loudly without them.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { shipBehaviour } from "./support/behaviour.ts";
+import { ShipClient } from "./support/caller.ts";
+import { startShip, type ShipContainer } from "./support/container.ts";
+
+function clientFor(image: string, groups?: Array<"system" | "python" | "shell" | "filesystem">, matplotlib = false) {
+  let container: ShipContainer | undefined;
+  let client: ShipClient | undefined;
+  beforeAll(async () => {
+    container = await startShip(image, { SHIP_MAX_BACKGROUND: "3" });
+    const base = container.baseUrl;
+    client = new ShipClient((path, init) => fetch(`${base}${path}`, init));
+  });
+  afterAll(async () => {
+    await container?.remove();
+  });
+  const get = () => {
+    if (!client) throw new Error(`${image} container did not start (see beforeAll error)`);
+    return client;
+  };
+  shipBehaviour(get, { mountPath: "/workspace", matplotlib, ...(groups ? { groups } : {}) });
+  return get;
+}
+
+describe("bay-ship:latest", () => {
+  const client = clientFor("bay-ship:latest");
+
+  test("image: user code runs as uid 1000 with /workspace as home", async () => {
+    const py = await client().python("import os\nos.getuid(), os.getcwd(), os.environ['HOME']");
+    expect(py.body.output.trim()).toBe("(1000, '/workspace', '/workspace')");
+    const sh = await client().shell("id -u; touch /etc/x 2>&1 || true");
+    expect(sh.body.output).toMatch(/^1000\n.*Permission denied/s);
+  });
+});
+
+describe("bay-ship-data:latest", () => {
+  const client = clientFor("bay-ship-data:latest", ["system", "python"], true);
+
+  test("image: numpy and pandas import", async () => {
+    const res = await client().python("import numpy, pandas\npandas.DataFrame({'a': numpy.arange(3)})['a'].sum()");
+    expect(res.body.success).toBe(true);
+    expect(res.body.output.trim()).toBe("3");
+  });
+});

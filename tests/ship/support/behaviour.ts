@@ -1,0 +1,21 @@
+import type { ShipClient } from "./caller.ts";
+import { filesystemCases } from "./filesystem-cases.ts";
+import { pythonCases } from "./python-cases.ts";
+import { shellCases } from "./shell-cases.ts";
+import { systemCases } from "./system-cases.ts";
+
+/** Which groups of the shared suite to register, and what the target offers. */
+export interface BehaviourOptions {
+  mountPath: string;
+  matplotlib: boolean;
+  groups?: Array<"system" | "python" | "shell" | "filesystem">;
+}
+
+/** Registers the whole Ship behaviour suite against one target (in-process or a container). */
+export function shipBehaviour(client: () => ShipClient, opts: BehaviourOptions): void {
+  const groups = new Set(opts.groups ?? ["system", "python", "shell", "filesystem"]);
+  if (groups.has("system")) systemCases(client, opts);
+  if (groups.has("python")) pythonCases(client, opts);
+  if (groups.has("shell")) shellCases(client);
+  if (groups.has("filesystem")) filesystemCases(client);
+}
