@@ -43,7 +43,7 @@ export async function parseUpload(
   }
   let fieldPath: string | undefined;
   let truncated = false;
-  const file = await new Promise<{ stream: Readable; filename: string }>((resolve, reject) => {
+  const file = await new Promise<{ stream: Readable; filename: string; pathBefore: string | undefined }>((resolve, reject) => {
     bb.on("field", (name, value) => {
       if (name === "path") fieldPath = value;
     });
@@ -55,13 +55,15 @@ export async function parseUpload(
       stream.on("limit", () => {
         truncated = true;
       });
-      resolve({ stream, filename: info.filename ?? "upload" });
+      // Snapshot the path now: a `path` field after the file must not count, even when
+      // busboy has already parsed it (small bodies arrive in one chunk).
+      resolve({ stream, filename: info.filename ?? "upload", pathBefore: fieldPath });
     });
     bb.on("error", (e) => reject(new BayError("validation_error", `malformed multipart body: ${(e as Error).message}`)));
     bb.on("close", () => reject(new BayError("validation_error", "multipart body has no file field")));
     Readable.fromWeb(req.body as unknown as import("node:stream/web").ReadableStream).pipe(bb);
   });
-  const rawPath = fieldPath ?? queryPath;
+  const rawPath = file.pathBefore ?? queryPath;
   if (!rawPath) {
     file.stream.resume();
     throw new BayError("validation_error", "upload needs a path: send the path field before the file field, or ?path=", {

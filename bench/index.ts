@@ -1,0 +1,39 @@
+/**
+ * `bun run bench`: side-by-side benchmarks of Bay against going to Docker/Ship
+ * directly, in one run on this machine. Absolute times on a shared machine are
+ * noisy; the ratios are what to compare between runs. Loopback traffic only;
+ * everything created is removed at the end (also on failure).
+ *
+ *   BENCH_RUNS   runs per cold-start/transfer side (default 10, minimum 10)
+ *   BENCH_EXEC_RUNS  runs per warm-exec side (default 100)
+ */
+import { docker, removeLabelledQuietly, requireShipImages, spawnBay } from "../tests/e2e/support/e2e.ts";
+import { coldStart } from "./cold-start.ts";
+import type { BenchContext } from "./context.ts";
+import { printTable, type Row } from "./stats.ts";
+import { transfer } from "./transfer.ts";
+import { warmExec } from "./warm-exec.ts";
+
+const runs = Math.max(10, Number(process.env.BENCH_RUNS ?? 10));
+const execRuns = Math.max(10, Number(process.env.BENCH_EXEC_RUNS ?? 100));
+
+await requireShipImages();
+const benchLabel = { "bay.bench.run": `bench-${crypto.randomUUID().slice(0, 8)}` };
+const bay = await spawnBay();
+const ctx: BenchContext = { bay, docker, benchLabel, runs, owner: "bench" };
+const rows: Row[] = [];
+let failed = false;
+try {
+  console.log(`Bay subprocess at ${bay.url} (pid ${bay.pid}); ${runs} runs per side, ${execRuns} for warm exec\n`);
+  rows.push(...(await coldStart(ctx)));
+  rows.push(...(await warmExec(ctx, execRuns)));
+  rows.push(...(await transfer(ctx)));
+  printTable(rows);
+} catch (e) {
+  failed = true;
+  console.error("benchmark failed:", e);
+} finally {
+  await bay.close();
+  await removeLabelledQuietly(benchLabel);
+}
+process.exit(failed ? 1 : 0);

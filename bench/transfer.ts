@@ -1,0 +1,75 @@
+/**
+ * Throughput: upload then download a 32 MiB file through Bay versus straight to
+ * the sandbox's Ship (same multipart and download API). Interleaved; MiB/s.
+ */
+import { chunkOf, shipEndpointFromDocker } from "../tests/e2e/support/e2e.ts";
+import { bayJson, createSandbox, deleteSandbox, type BenchContext } from "./context.ts";
+import { median, ratio, time, type Row } from "./stats.ts";
+
+const SIZE = 32 * 1024 * 1024;
+
+export async function transfer(ctx: BenchContext): Promise<Row[]> {
+  const id = await createSandbox(ctx);
+  try {
+    const data = chunkOf(7, SIZE);
+    const blob = new Blob([data]);
+    const form = (path: string) => {
+      const f = new FormData();
+      f.append("path", path);
+      f.append("file", blob, "bench.bin");
+      return f;
+    };
+    const ready = await bayJson(ctx, "POST", `/v1/sandboxes/${id}/python/exec`, { code: "1+1" });
+    if (ready.status !== 200) throw new Error(`transfer warm-up: ${ready.status}`);
+    const ship = await shipEndpointFromDocker(id, ctx.bay.instanceId);
+    const bayBase = `${ctx.bay.url}/v1/sandboxes/${id}/filesystem`;
+    const headers = { "x-owner": ctx.owner };
+
+    const check = async (res: Response, what: string) => {
+      if (res.status !== 200) throw new Error(`${what}: HTTP ${res.status} ${await res.text()}`);
+    };
+    const upload = async (base: string, h: Record<string, string>, path: string) => {
+      const res = await fetch(`${base}/upload`, { method: "POST", headers: h, body: form(path) });
+      await check(res, "upload");
+      await res.arrayBuffer();
+    };
+    const download = async (base: string, h: Record<string, string>, path: string) => {
+      const res = await fetch(`${base}/download?path=${path}`, { headers: h });
+      await check(res, "download");
+      let n = 0;
+      for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) n += c.byteLength;
+      if (n !== SIZE) throw new Error(`download: got ${n} bytes, want ${SIZE}`);
+    };
+    const sides = {
+      bay: { base: bayBase, h: headers, up: [] as number[], down: [] as number[] },
+      direct: { base: `${ship}/filesystem`, h: {}, up: [] as number[], down: [] as number[] },
+    };
+    await upload(sides.bay.base, sides.bay.h, "warm.bin");
+    await upload(sides.direct.base, sides.direct.h, "warm.bin");
+    for (let i = 0; i < ctx.runs; i++) {
+      const order = i % 2 === 0 ? (["bay", "direct"] as const) : (["direct", "bay"] as const);
+      for (const k of order) {
+        const s = sides[k];
+        s.up.push(await time(() => upload(s.base, s.h, `${k}.bin`)));
+        s.down.push(await time(() => download(s.base, s.h, `${k}.bin`)));
+      }
+    }
+    const mibs = (msv: number) => (SIZE / 1024 / 1024 / (msv / 1000)).toFixed(0);
+    const row = (what: "up" | "down"): Row => {
+      const b = median(sides.bay[what]);
+      const d = median(sides.direct[what]);
+      return {
+        bench: `${what === "up" ? "upload" : "download"} 32 MiB`,
+        measure: "median MiB/s",
+        runs: ctx.runs,
+        bay: `${mibs(b)} MiB/s`,
+        direct: `${mibs(d)} MiB/s`,
+        // Time ratio, so >1 means slower through Bay, like the other rows.
+        ratio: ratio(b, d),
+      };
+    };
+    return [row("up"), row("down")];
+  } finally {
+    await deleteSandbox(ctx, id);
+  }
+}
