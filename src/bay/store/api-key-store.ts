@@ -44,9 +44,14 @@ export class ApiKeyStore {
     return rs.rows[0] ? toRecord(rs.rows[0]) : null;
   }
 
+  async get(id: string): Promise<ApiKeyRecord | null> {
+    const rs = await this.db.execute({ sql: "SELECT * FROM api_keys WHERE id = ?", args: [id] });
+    return rs.rows[0] ? toRecord(rs.rows[0]) : null;
+  }
+
   async list(owner?: string): Promise<ApiKeyRecord[]> {
     const rs = await this.db.execute({
-      sql: "SELECT * FROM api_keys WHERE (? IS NULL OR owner = ?) ORDER BY created_at",
+      sql: "SELECT * FROM api_keys WHERE (? IS NULL OR owner = ?) ORDER BY created_at, id",
       args: [owner ?? null, owner ?? null],
     });
     return rs.rows.map(toRecord);

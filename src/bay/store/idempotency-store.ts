@@ -28,14 +28,17 @@ export class IdempotencyStore {
    * Claims (owner, key) for a new request, or reports what holds it. An expired
    * record, or an abandoned in-flight one, is taken over by the claim.
    */
-  async claim(owner: string, key: string, fingerprint: string, now: number, ttlMs: number): Promise<ClaimResult> {
+  async claim(owner: string, key: string, fingerprint: string, now: number, ttlMs: number, attempt = 0): Promise<ClaimResult> {
+    // A finished record is taken over once its TTL has passed; an in-flight one
+    // only when it is stale. Its own expires_at must not count: with a TTL
+    // shorter than the request, a duplicate would otherwise run in parallel.
     const rs = await this.db.execute({
       sql: `INSERT INTO idempotency_keys (owner, key, fingerprint, state, created_at, expires_at)
             VALUES (:owner, :key, :fp, 'in_flight', :now, :exp)
             ON CONFLICT (owner, key) DO UPDATE SET
               fingerprint = excluded.fingerprint, state = 'in_flight', created_at = excluded.created_at,
               expires_at = excluded.expires_at, response_status = NULL, response_body = NULL, response_headers = NULL
-            WHERE idempotency_keys.expires_at <= :now
+            WHERE (idempotency_keys.state = 'done' AND idempotency_keys.expires_at <= :now)
                OR (idempotency_keys.state = 'in_flight' AND idempotency_keys.created_at <= :stale)`,
       args: { owner, key, fp: fingerprint, now, exp: now + ttlMs, stale: now - this.inFlightTimeoutMs },
     });
@@ -46,7 +49,10 @@ export class IdempotencyStore {
     });
     const row = existing.rows[0];
     // Vanished between the two statements (released by a failing first attempt): try again.
-    if (!row) return this.claim(owner, key, fingerprint, now, ttlMs);
+    if (!row) {
+      if (attempt >= 5) return { kind: "in_flight", fingerprint };
+      return this.claim(owner, key, fingerprint, now, ttlMs, attempt + 1);
+    }
     const fp = str(row, "fingerprint");
     if (str(row, "state") !== "done" || optNum(row, "response_status") === null) return { kind: "in_flight", fingerprint: fp };
     return {
@@ -64,7 +70,7 @@ export class IdempotencyStore {
   async complete(owner: string, key: string, response: StoredResponse): Promise<void> {
     await this.db.execute({
       sql: `UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ?, response_headers = ?
-            WHERE owner = ? AND key = ?`,
+            WHERE owner = ? AND key = ? AND state = 'in_flight'`,
       args: [response.status, response.body, JSON.stringify(response.headers), owner, key],
     });
   }

@@ -7,22 +7,30 @@ import type { MiddlewareHandler } from "hono";
 import type { ApiKeyService } from "../../domain/auth/api-keys.ts";
 import type { JwtVerifier } from "../../domain/auth/jwt-verifier.ts";
 import { BayError } from "../../errors.ts";
+import type { Logger } from "../../logger.ts";
 
 export interface AuthOptions {
   mode: "api_key" | "anonymous";
   apiKeys: ApiKeyService;
   jwt: JwtVerifier | null;
   defaultOwner: string;
+  /** Failed authentications are logged with a reason and the request id, never the credential. */
+  logger?: Logger;
 }
 
 const OWNER_RE = /^[A-Za-z0-9_.@:-]{1,128}$/;
 const JWT_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const MAX_TOKEN_LENGTH = 4096;
 
 const unauthorized = (message: string) =>
   new BayError("unauthorized", message, { details: {} });
 
 export function authMiddleware(opts: AuthOptions): MiddlewareHandler {
   return async function bayAuth(c, next) {
+    const fail = (reason: string, message: string) => {
+      opts.logger?.info("authentication failed", { request_id: c.get("requestId"), reason, method: c.req.method, path: c.req.path });
+      return unauthorized(message);
+    };
     const header = c.req.header("authorization");
     if (opts.mode === "anonymous" && !header) {
       const owner = c.req.header("x-owner") ?? opts.defaultOwner;
@@ -30,14 +38,17 @@ export function authMiddleware(opts: AuthOptions): MiddlewareHandler {
       c.set("owner", owner);
       return next();
     }
-    if (!header) throw unauthorized("missing credentials: send Authorization: Bearer <api key or JWT>");
+    if (!header) throw fail("missing", "missing credentials: send Authorization: Bearer <api key or JWT>");
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m) throw unauthorized("malformed Authorization header: expected Bearer <token>");
+    if (!m) throw fail("malformed", "malformed Authorization header: expected Bearer <token>");
     const token = m[1]!;
     let owner: string | null = null;
-    if (JWT_RE.test(token) && opts.jwt) owner = await opts.jwt.verify(token);
-    else if (!JWT_RE.test(token)) owner = await opts.apiKeys.verify(token);
-    if (!owner) throw unauthorized("invalid, expired or revoked credentials");
+    // A JWT-shaped token goes to the JWT verifier first; anything it rejects may
+    // still be an API key (a bootstrap key from config can contain dots).
+    const jwtShaped = JWT_RE.test(token);
+    if (opts.jwt && jwtShaped) owner = await opts.jwt.verify(token);
+    if (!owner && token.length <= MAX_TOKEN_LENGTH) owner = await opts.apiKeys.verify(token);
+    if (!owner) throw fail(jwtShaped ? "invalid_jwt" : "invalid_api_key", "invalid, expired or revoked credentials");
     c.set("owner", owner);
     return next();
   };

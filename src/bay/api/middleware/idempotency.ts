@@ -7,12 +7,15 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { BayError } from "../../errors.ts";
-import type { IdempotencyStore } from "../../store/idempotency-store.ts";
+import { errorMessage, type Logger } from "../../logger.ts";
+import type { IdempotencyStore, StoredResponse } from "../../store/idempotency-store.ts";
 
 export interface IdempotencyOptions {
   store: IdempotencyStore;
   ttlMs: number;
   now?: () => number;
+  /** Store failures after the handler ran are logged, not turned into a 500. */
+  logger?: Logger;
 }
 
 const KEY_RE = /^[A-Za-z0-9_-]{1,128}$/;
@@ -41,8 +44,9 @@ export function fingerprint(method: string, path: string, rawBody: string): stri
 export function idempotency(opts: IdempotencyOptions): MiddlewareHandler {
   const now = opts.now ?? Date.now;
   return async function bayIdempotency(c, next) {
-    const key = c.req.header("idempotency-key");
-    if (key === undefined) return next();
+    const header = c.req.header("idempotency-key");
+    if (header === undefined) return next();
+    const key: string = header;
     if (!KEY_RE.test(key)) {
       throw new BayError("validation_error", "Idempotency-Key must be 1-128 characters of [A-Za-z0-9_-]", {
         details: { issues: [{ path: "header.idempotency-key", message: "invalid format" }] },
@@ -69,20 +73,40 @@ export function idempotency(opts: IdempotencyOptions): MiddlewareHandler {
     try {
       await next();
     } catch (e) {
-      await opts.store.release(owner, key);
+      await release();
       throw e;
     }
     const res = c.res;
     if (res.status >= 500 || NOT_STORED.has(res.status)) {
-      await opts.store.release(owner, key);
+      await release();
       return;
     }
     const body = await res.clone().text();
     const contentType = res.headers.get("content-type");
-    await opts.store.complete(owner, key, {
-      status: res.status,
-      body,
-      headers: contentType ? { "content-type": contentType } : {},
-    });
+    const stored: StoredResponse = { status: res.status, body, headers: contentType ? { "content-type": contentType } : {} };
+    // The resource already exists: answering 500 now would invite a retry that the
+    // in-flight record then refuses. Retry the write, and if it still fails, send
+    // the real response and leave the claim to go stale.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await opts.store.complete(owner, key, stored);
+        return;
+      } catch (e) {
+        if (attempt >= 3) {
+          opts.logger?.error("idempotency record not stored", { owner, status: res.status, error: errorMessage(e) });
+          return;
+        }
+        await Bun.sleep(50 * attempt);
+      }
+    }
+
+    async function release(): Promise<void> {
+      try {
+        await opts.store.release(owner, key);
+      } catch (e) {
+        // The original outcome matters more; the claim goes stale on its own.
+        opts.logger?.warn("idempotency claim not released", { owner, error: errorMessage(e) });
+      }
+    }
   };
 }

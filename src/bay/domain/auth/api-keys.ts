@@ -7,6 +7,8 @@ import { newId } from "../ids.ts";
 
 export const hashApiKey = (key: string): string => new Bun.CryptoHasher("sha256").update(key).digest("hex");
 
+const TOUCH_INTERVAL_MS = 60_000;
+
 export interface CreatedApiKey {
   record: ApiKeyRecord;
   /** The plain key: returned once, never stored. */
@@ -28,7 +30,8 @@ export class ApiKeyService {
     const key = `bay_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}`;
     const id = newId("key", this.now());
     await this.store.insert({ id, owner, name, keyHash: hashApiKey(key), prefix: key.slice(0, 10), now: this.now() });
-    const record = (await this.store.list(owner)).find((r) => r.id === id)!;
+    const record = await this.store.get(id);
+    if (!record) throw new Error(`api key ${id} vanished after insert`);
     return { record, key };
   }
 
@@ -47,8 +50,10 @@ export class ApiKeyService {
     if (boot) return boot;
     const rec = await this.store.findActiveByHash(hash);
     if (!rec) return null;
-    // Best effort: last_used_at is informational.
-    this.store.touch(rec.id, this.now()).catch(() => {});
+    // Best effort and throttled: last_used_at is informational, and a write per
+    // request would contend with real writes on a shared database file.
+    const now = this.now();
+    if (rec.lastUsedAt === null || now - rec.lastUsedAt >= TOUCH_INTERVAL_MS) this.store.touch(rec.id, now).catch(() => {});
     return rec.owner;
   }
 }

@@ -1,41 +1,67 @@
-/** JWT verification with jose: an HS256 secret or a JWKS URL; `sub` is the owner. */
-import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from "jose";
+/**
+ * JWT verification with jose: an HS256 secret, a JWKS URL, or both (the
+ * token's `alg` picks the key). `sub` is the owner; `exp` and `nbf` are
+ * enforced when present, `iss` and `aud` when configured.
+ */
+import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
+import { errorMessage, type Logger } from "../../logger.ts";
 
 export interface JwtOptions {
   secret?: string | undefined;
   jwksUrl?: string | undefined;
   issuer?: string | undefined;
   audience?: string | undefined;
+  /** Reports JWKS fetch failures (an operator problem, not a client one). */
+  logger?: Logger | undefined;
 }
 
+/** Asymmetric algorithms accepted from a JWKS; symmetric ones only with the configured secret. */
+const JWKS_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"];
+
 export class JwtVerifier {
-  private readonly key: Uint8Array | JWTVerifyGetKey;
-  private readonly algorithms: string[] | undefined;
+  private readonly secret: Uint8Array | null;
+  private readonly jwks: JWTVerifyGetKey | null;
+  private readonly algorithms: string[];
 
   constructor(private readonly opts: JwtOptions) {
-    if (opts.secret) {
-      this.key = new TextEncoder().encode(opts.secret);
-      this.algorithms = ["HS256"];
-    } else if (opts.jwksUrl) {
-      this.key = createRemoteJWKSet(new URL(opts.jwksUrl));
-      this.algorithms = undefined;
-    } else throw new Error("JwtVerifier needs a secret or a JWKS URL");
+    this.secret = opts.secret ? new TextEncoder().encode(opts.secret) : null;
+    this.jwks = opts.jwksUrl ? createRemoteJWKSet(new URL(opts.jwksUrl)) : null;
+    if (!this.secret && !this.jwks) throw new Error("JwtVerifier needs a secret or a JWKS URL");
+    this.algorithms = [...(this.secret ? ["HS256"] : []), ...(this.jwks ? JWKS_ALGORITHMS : [])];
   }
 
   static configured(opts: JwtOptions): boolean {
     return Boolean(opts.secret || opts.jwksUrl);
   }
 
+  /** The JWKS URL without query or credentials, for logs. */
+  private jwksLocation(): string | undefined {
+    if (!this.opts.jwksUrl) return undefined;
+    const u = new URL(this.opts.jwksUrl);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  }
+
   /** The token's subject, or null when it is invalid, expired, not yet valid or has no sub. */
   async verify(token: string): Promise<string | null> {
+    const getKey: JWTVerifyGetKey = async (header, input) => {
+      if (header.alg === "HS256") {
+        if (!this.secret) throw new errors.JOSEAlgNotAllowed("HS256 needs a configured secret");
+        return this.secret;
+      }
+      if (!this.jwks) throw new errors.JOSEAlgNotAllowed(`${header.alg} needs a configured JWKS URL`);
+      return this.jwks(header, input);
+    };
     try {
-      const { payload } = await jwtVerify(token, this.key as Uint8Array, {
-        ...(this.algorithms ? { algorithms: this.algorithms } : {}),
+      const { payload } = await jwtVerify(token, getKey, {
+        algorithms: this.algorithms,
         ...(this.opts.issuer ? { issuer: this.opts.issuer } : {}),
         ...(this.opts.audience ? { audience: this.opts.audience } : {}),
       });
-      return typeof payload.sub === "string" && payload.sub.length > 0 ? payload.sub : null;
-    } catch {
+      return typeof payload.sub === "string" && payload.sub.length > 0 && payload.sub.length <= 255 ? payload.sub : null;
+    } catch (e) {
+      if (e instanceof errors.JWKSTimeout || e instanceof errors.JWKSInvalid || (e instanceof Error && !(e instanceof errors.JOSEError))) {
+        this.opts.logger?.warn("JWKS unavailable; JWT rejected", { jwks_url: this.jwksLocation(), error: errorMessage(e) });
+      }
       return null;
     }
   }

@@ -1,0 +1,147 @@
+/**
+ * Idempotency across processes: two real Bay servers (`bun run src/bay/main.ts`)
+ * on one libSQL file. 50 creates under one key, split 25/25 between them, make
+ * exactly one sandbox; a replay after restarting a server returns the stored
+ * response byte for byte. Sandbox create is lazy, so no container starts.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@libsql/client";
+
+const ROOT = join(import.meta.dir, "../..");
+const dir = mkdtempSync(join(tmpdir(), "bay-idem-mp-"));
+const dbUrl = `file:${join(dir, "bay.db")}`;
+const runId = crypto.randomUUID().slice(0, 8);
+
+interface Server {
+  proc: ReturnType<typeof Bun.spawn>;
+  url: string;
+  stderr: () => string;
+}
+const servers = new Set<Server>();
+
+async function freePort(): Promise<number> {
+  const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+  const port = probe.port!;
+  await probe.stop(true);
+  return port;
+}
+
+async function startBay(name: string): Promise<Server> {
+  const port = await freePort();
+  const env: Record<string, string> = {};
+  // Only this test's settings: no BAY_* from the surrounding shell.
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("BAY_")) env[k] = v;
+  Object.assign(env, {
+    BAY_HOST: "127.0.0.1",
+    BAY_PORT: String(port),
+    BAY_DB_URL: dbUrl,
+    BAY_AUTH_MODE: "anonymous",
+    BAY_INSTANCE_ID: `test-mp-${runId}-${name}`,
+    BAY_LOG_LEVEL: "warn",
+  });
+  const proc = Bun.spawn(["bun", "run", "src/bay/main.ts"], { cwd: ROOT, env, stdout: "ignore", stderr: "pipe" });
+  let err = "";
+  void (async () => {
+    const decoder = new TextDecoder();
+    const reader = (proc.stderr as ReadableStream<Uint8Array>).getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      err += decoder.decode(value, { stream: true });
+    }
+  })();
+  const server: Server = { proc, url: `http://127.0.0.1:${port}`, stderr: () => err };
+  servers.add(server);
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`bay ${name} exited with ${proc.exitCode}: ${err}`);
+    try {
+      const res = await fetch(`${server.url}/health`);
+      await res.arrayBuffer();
+      if (res.status < 500 || res.status === 503) return server;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`bay ${name} did not answer /health: ${err}`);
+    await Bun.sleep(100);
+  }
+}
+
+async function stopBay(server: Server, signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Promise<void> {
+  servers.delete(server);
+  if (server.proc.exitCode === null) server.proc.kill(signal);
+  const killer = setTimeout(() => server.proc.kill("SIGKILL"), 5_000);
+  await server.proc.exited;
+  clearTimeout(killer);
+}
+
+function create(server: Server, key: string, body: string, owner = "alice"): Promise<Response> {
+  return fetch(`${server.url}/v1/sandboxes`, {
+    method: "POST",
+    body,
+    headers: { "content-type": "application/json", "x-owner": owner, "idempotency-key": key },
+  });
+}
+
+async function countSandboxes(): Promise<number> {
+  const db = createClient({ url: dbUrl });
+  try {
+    const rs = await db.execute("SELECT COUNT(*) AS n FROM sandboxes");
+    return Number(rs.rows[0]!.n);
+  } finally {
+    db.close();
+  }
+}
+
+let a: Server;
+let b: Server;
+beforeAll(async () => {
+  [a, b] = await Promise.all([startBay("a"), startBay("b")]);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all([...servers].map((s) => stopBay(s)));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test("50 creates under one key split across two Bay processes on one libSQL file → exactly one sandbox", async () => {
+  const body = '{"profile":"python-default","ttl":3600}';
+  const responses = await Promise.all(Array.from({ length: 50 }, (_, i) => create(i % 2 === 0 ? a : b, "multi-process", body)));
+  const results = await Promise.all(responses.map(async (r) => ({ status: r.status, text: await r.text() })));
+  const created = results.filter((r) => r.status === 201);
+  const conflicts = results.filter((r) => r.status === 409);
+  const unexpected = results.filter((r) => r.status !== 201 && r.status !== 409);
+  expect(unexpected).toEqual([]);
+  expect(created.length).toBeGreaterThanOrEqual(1);
+  // Every 201 is the same response: the original or a byte-exact replay of it.
+  expect(new Set(created.map((r) => r.text)).size).toBe(1);
+  for (const c of conflicts) expect(JSON.parse(c.text).error.code).toBe("conflict");
+  expect(await countSandboxes()).toBe(1);
+  for (const s of [a, b]) expect(s.stderr()).not.toContain("SQLITE_BUSY");
+
+  // A replay after a restart still returns the stored response. SIGKILL: the
+  // record was committed before the response left, so not even a crash loses it.
+  await stopBay(a, "SIGKILL");
+  const a2 = await startBay("a2");
+  const replay = await create(a2, "multi-process", body);
+  expect(replay.status).toBe(201);
+  expect(replay.headers.get("idempotent-replayed")).toBe("true");
+  expect(await replay.text()).toBe(created[0]!.text);
+  // The same key with another body is still a conflict there, and the other process agrees.
+  expect((await create(a2, "multi-process", '{"ttl":1}')).status).toBe(409);
+  expect(await (await create(b, "multi-process", body)).text()).toBe(created[0]!.text);
+  expect(await countSandboxes()).toBe(1);
+}, 60_000);
+
+test("concurrent creates under distinct keys from both processes all succeed (no SQLITE_BUSY)", async () => {
+  const before = await countSandboxes();
+  const responses = await Promise.all(
+    Array.from({ length: 40 }, (_, i) => create(i % 2 === 0 ? [...servers][0]! : b, `distinct-${i}`, "{}", `owner-${i % 4}`)),
+  );
+  const statuses = await Promise.all(responses.map(async (r) => (r.status === 201 ? 201 : `${r.status} ${await r.text()}`)));
+  expect(statuses).toEqual(Array(40).fill(201));
+  expect(await countSandboxes()).toBe(before + 40);
+}, 60_000);

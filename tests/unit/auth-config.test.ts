@@ -1,0 +1,91 @@
+/**
+ * Auth configuration from the environment: the BAY_API_KEY bootstrap key, its
+ * owner, and the JWT settings, as loadConfig reads them for the server and the CLI.
+ */
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, loadConfig } from "../../src/bay/config.ts";
+import { ApiKeyService } from "../../src/bay/domain/auth/api-keys.ts";
+import { ApiKeyStore } from "../../src/bay/store/api-key-store.ts";
+import { openDatabase } from "../../src/bay/store/database.ts";
+import { createTestBay } from "../support/harness.ts";
+
+describe("auth configuration", () => {
+  test("BAY_API_KEY becomes a bootstrap key; the owner defaults to \"default\"", () => {
+    const cfg = loadConfig({ BAY_API_KEY: "env-key-0123456789abcdef" }, undefined);
+    expect(cfg.auth.mode).toBe("api_key");
+    expect(cfg.auth.api_keys).toEqual([{ key: "env-key-0123456789abcdef", owner: "default" }]);
+    const owned = loadConfig({ BAY_API_KEY: "env-key-0123456789abcdef", BAY_API_KEY_OWNER: "ops" }, undefined);
+    expect(owned.auth.api_keys).toEqual([{ key: "env-key-0123456789abcdef", owner: "ops" }]);
+  });
+
+  test("a too short BAY_API_KEY is refused at start", () => {
+    expect(() => loadConfig({ BAY_API_KEY: "short" }, undefined)).toThrow(ConfigError);
+  });
+
+  test("JWT settings and auth mode come from the environment", () => {
+    const cfg = loadConfig(
+      {
+        BAY_AUTH_MODE: "anonymous",
+        BAY_JWT_SECRET: "s".repeat(32),
+        BAY_JWKS_URL: "https://idp.example/.well-known/jwks.json",
+        BAY_JWT_ISSUER: "https://idp.example/",
+        BAY_JWT_AUDIENCE: "bay",
+      },
+      undefined,
+    );
+    expect(cfg.auth.mode).toBe("anonymous");
+    expect(cfg.auth.jwt).toEqual({
+      secret: "s".repeat(32),
+      jwks_url: "https://idp.example/.well-known/jwks.json",
+      issuer: "https://idp.example/",
+      audience: "bay",
+    });
+    expect(() => loadConfig({ BAY_AUTH_MODE: "open" }, undefined)).toThrow(ConfigError);
+  });
+
+  test("a Bay built from that config accepts the bootstrap key and nothing else", async () => {
+    const cfg = loadConfig({ BAY_API_KEY: "env-key-0123456789abcdef", BAY_API_KEY_OWNER: "ops" }, undefined);
+    const t = await createTestBay({ config: { auth: cfg.auth } });
+    try {
+      const ok = await t.json("GET", "/v1/sandboxes", { headers: { authorization: "Bearer env-key-0123456789abcdef" } });
+      expect(ok.status).toBe(200);
+      const created = await t.json("POST", "/v1/sandboxes", { body: {}, headers: { authorization: "Bearer env-key-0123456789abcdef" } });
+      const rs = await t.bay.deps.stores.db.execute({ sql: "SELECT owner FROM sandboxes WHERE id = ?", args: [created.body.id] });
+      expect(rs.rows[0]!.owner).toBe("ops");
+      expect((await t.call("GET", "/v1/sandboxes", { headers: { authorization: "Bearer env-key-0123456789abcdeX" } })).status).toBe(401);
+      // Bootstrap keys are not stored, so they do not show up in `bay keys list`.
+      expect(await t.bay.deps.apiKeys.list()).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test("last_used_at is written at most once a minute per key", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bay-keys-"));
+    const db = await openDatabase({ url: `file:${join(dir, "bay.db")}` });
+    try {
+      let now = 1_000_000;
+      const svc = new ApiKeyService(new ApiKeyStore(db), [], () => now);
+      const { key } = await svc.create("alice");
+      const lastUsed = async () => (await svc.list("alice"))[0]!.lastUsedAt;
+      const settle = () => Bun.sleep(10); // the write is fire-and-forget
+      expect(await svc.verify(key)).toBe("alice");
+      await settle();
+      expect(await lastUsed()).toBe(1_000_000);
+      now += 30_000;
+      await svc.verify(key);
+      await settle();
+      expect(await lastUsed()).toBe(1_000_000);
+      now += 31_000;
+      await svc.verify(key);
+      await settle();
+      expect(await lastUsed()).toBe(1_061_000);
+    } finally {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
