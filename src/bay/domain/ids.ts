@@ -24,7 +24,35 @@ function randomPart(len: number): string {
 
 export type IdPrefix = "sandbox" | "ws" | "sess" | "key";
 
-/** A new sortable id such as `sandbox-01jd2…`. */
+/** Increments a base32 string by one (carrying), for ids minted in the same millisecond. */
+function increment(s: string): string {
+  const chars = s.split("");
+  for (let i = chars.length - 1; i >= 0; i--) {
+    const v = ALPHABET.indexOf(chars[i]!);
+    if (v < 31) {
+      chars[i] = ALPHABET[v + 1]!;
+      return chars.join("");
+    }
+    chars[i] = ALPHABET[0]!;
+  }
+  return chars.join("");
+}
+
+let lastTime = "";
+let lastRandom = "";
+
+/**
+ * A new sortable id such as `sandbox-01jd2…`. Within one process ids are
+ * strictly increasing: in the same millisecond the random part is incremented
+ * rather than redrawn (as ULID's monotonic mode does), so creation order is
+ * also list order.
+ */
 export function newId(prefix: IdPrefix, now = Date.now()): string {
-  return `${prefix}-${encodeTime(now)}${randomPart(14)}`;
+  const time = encodeTime(now);
+  if (time === lastTime) lastRandom = increment(lastRandom);
+  else {
+    lastTime = time;
+    lastRandom = randomPart(14);
+  }
+  return `${prefix}-${time}${lastRandom}`;
 }

@@ -10,6 +10,9 @@ import { MIGRATIONS, type Migration } from "./migrations.ts";
 
 export type Database = Client;
 
+/** How long a local writer waits for another's lock before SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5000;
+
 export interface OpenDatabaseOptions {
   url: string;
   authToken?: string | undefined;
@@ -23,11 +26,14 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
     const path = url.slice("file:".length).split("?")[0]!;
     if (path && path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   }
-  const db = createClient({ url, authToken: opts.authToken });
-  if (url.startsWith("file:") || url === ":memory:") {
-    // WAL lets readers proceed while one writer holds the lock; busy_timeout makes
+  const local = url.startsWith("file:") || url === ":memory:";
+  // The client pools several connections: a PRAGMA busy_timeout would reach only
+  // one of them, so the busy timeout is given to the client, which sets it on each.
+  const db = createClient({ url, authToken: opts.authToken, ...(local ? { timeout: BUSY_TIMEOUT_MS } : {}) });
+  if (local) {
+    // WAL lets readers proceed while one writer holds the lock; the busy timeout makes
     // concurrent writers (several Bay processes on one file) wait instead of failing.
-    await db.execute("PRAGMA busy_timeout = 5000");
+    await db.execute(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     if (url !== ":memory:" && !url.includes(":memory:")) await db.execute("PRAGMA journal_mode = WAL");
   }
   await db.execute("PRAGMA foreign_keys = ON");
@@ -35,30 +41,38 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
   return db;
 }
 
-/** Applies migrations newer than the recorded version; returns the versions applied. */
+/**
+ * Applies migrations newer than the recorded version; returns the versions applied.
+ * Each migration and its version row run as one batch: a single write transaction
+ * that never holds the lock across an await (an interactive transaction would, and
+ * a second client in the same process blocking on that lock would stall the event
+ * loop until its busy timeout). When several processes race, the loser's batch fails
+ * (table exists / version row exists), rolls back, and it finds the version applied.
+ */
 export async function migrate(db: Database, migrations: Migration[]): Promise<number[]> {
   await db.execute(
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
   );
   const applied: number[] = [];
-  const tx = await db.transaction("write");
-  try {
-    const rs = await tx.execute("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations");
-    const current = Number(rs.rows[0]?.v ?? 0);
-    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
-      if (m.version <= current) continue;
-      for (const sql of m.statements) await tx.execute(sql);
-      await tx.execute({
-        sql: "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-        args: [m.version, m.name, Date.now()],
-      });
+  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (m.version <= (await currentVersion(db))) continue;
+    try {
+      await db.batch(
+        [...m.statements, { sql: "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", args: [m.version, m.name, Date.now()] }],
+        "write",
+      );
       applied.push(m.version);
+    } catch (e) {
+      if ((await currentVersion(db)) >= m.version) continue; // another process applied it first
+      throw e;
     }
-    await tx.commit();
-  } finally {
-    tx.close();
   }
   return applied;
+}
+
+async function currentVersion(db: Database): Promise<number> {
+  const rs = await db.execute("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations");
+  return Number(rs.rows[0]?.v ?? 0);
 }
 
 /** Cheap reachability probe for /health. */

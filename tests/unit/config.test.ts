@@ -1,0 +1,149 @@
+/** loadConfig: defaults, YAML file + environment (env wins), one ConfigError listing every problem. */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, loadConfig } from "../../src/bay/config.ts";
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "bay-config-"));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function yamlFile(text: string): string {
+  const p = join(dir, "bay.yaml");
+  writeFileSync(p, text);
+  return p;
+}
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("defaults", () => {
+  test("an empty environment gives a complete, safe configuration", () => {
+    const c = loadConfig({});
+    expect(c.server).toEqual({ host: "127.0.0.1", port: 8000, version: "0.1.0" });
+    expect(c.auth.mode).toBe("api_key");
+    expect(c.driver.connect_mode).toBe("host_port");
+    expect(c.driver.instance_id).toBe("bay");
+    expect(c.limits.max_body_bytes).toBe(2 * 1024 * 1024);
+    expect(c.limits.max_sandboxes_per_owner).toBe(50);
+    expect(c.idempotency.ttl_seconds).toBe(86400);
+    expect(c.profiles.map((p) => p.id)).toEqual(["python-default", "python-data"]);
+    const p = c.profiles[0]!;
+    expect(p.runtime_port).toBe(8123);
+    expect(p.capabilities).toEqual(["python", "shell", "filesystem"]);
+    expect(p.read_only_rootfs).toBe(true);
+  });
+
+  test("BAY_CONFIG names the file when no path is given", () => {
+    const f = yamlFile("server:\n  port: 9001\n");
+    expect(loadConfig({ BAY_CONFIG: f }).server.port).toBe(9001);
+  });
+});
+
+describe("file and environment", () => {
+  test("YAML values apply; environment overrides win over the file", () => {
+    const f = yamlFile(
+      [
+        "server:",
+        "  host: 0.0.0.0",
+        "  port: 9000",
+        "database:",
+        "  url: file:/tmp/from-file.db",
+        "auth:",
+        "  mode: anonymous",
+        "  default_owner: file-owner",
+        "limits:",
+        "  max_body_bytes: 4096",
+      ].join("\n"),
+    );
+    const c = loadConfig({ BAY_PORT: "9100", BAY_DB_URL: ":memory:", BAY_AUTH_MODE: "api_key" }, f);
+    expect(c.server.host).toBe("0.0.0.0"); // from the file
+    expect(c.server.port).toBe(9100); // env wins
+    expect(c.database.url).toBe(":memory:");
+    expect(c.auth.mode).toBe("api_key");
+    expect(c.auth.default_owner).toBe("file-owner");
+    expect(c.limits.max_body_bytes).toBe(4096);
+    expect(c.limits.max_upload_bytes).toBe(1024 * 1024 * 1024); // untouched default
+  });
+
+  test("an empty env value does not override", () => {
+    const f = yamlFile("server:\n  port: 9000\n");
+    expect(loadConfig({ BAY_PORT: "" }, f).server.port).toBe(9000);
+  });
+
+  test("BAY_API_KEY adds a bootstrap key next to the file's", () => {
+    const f = yamlFile("auth:\n  api_keys:\n    - key: file-key-0123456789\n      owner: ops\n");
+    const c = loadConfig({ BAY_API_KEY: "env-key-0123456789ab", BAY_API_KEY_OWNER: "ci" }, f);
+    expect(c.auth.api_keys).toEqual([
+      { key: "file-key-0123456789", owner: "ops" },
+      { key: "env-key-0123456789ab", owner: "ci" },
+    ]);
+  });
+
+  test("profiles from the file replace the defaults and get their own defaults", () => {
+    const f = yamlFile("profiles:\n  - id: tiny\n    image: tiny:1\n    capabilities: [shell]\n");
+    const c = loadConfig({}, f);
+    expect(c.profiles).toHaveLength(1);
+    expect(c.profiles[0]).toMatchObject({ id: "tiny", image: "tiny:1", capabilities: ["shell"], cpus: 1, memory_mb: 1024 });
+  });
+});
+
+describe("ConfigError", () => {
+  test("one error lists several problems at once", () => {
+    const f = yamlFile(["server:", "  port: 70000", "auth:", "  mode: sometimes", "unknown_section: 1"].join("\n"));
+    const problems = problemsOf(() => loadConfig({ BAY_READY_TIMEOUT: "soon", BAY_CONNECT_MODE: "teleport" }, f));
+    const text = problems.join("\n");
+    expect(text).toContain("BAY_READY_TIMEOUT");
+    expect(text).toContain("server.port");
+    expect(text).toContain("auth.mode");
+    expect(text).toContain("driver.connect_mode");
+    expect(problems.length).toBeGreaterThanOrEqual(5);
+  });
+
+  test("the message names every problem", () => {
+    const f = yamlFile("server:\n  port: -1\nlimits:\n  max_body_bytes: 0\n");
+    try {
+      loadConfig({}, f);
+      throw new Error("expected a ConfigError");
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      expect((e as Error).message).toContain("server.port");
+      expect((e as Error).message).toContain("limits.max_body_bytes");
+    }
+  });
+
+  test("a file that does not exist or is not YAML is a ConfigError", () => {
+    expect(problemsOf(() => loadConfig({}, join(dir, "missing.yaml")))[0]).toContain("missing.yaml");
+    expect(problemsOf(() => loadConfig({}, yamlFile("server: [unclosed\n"))).length).toBe(1);
+    expect(problemsOf(() => loadConfig({}, yamlFile("- a\n- b\n")))[0]).toContain("mapping");
+  });
+
+  test("duplicate profile ids are refused", () => {
+    const f = yamlFile("profiles:\n  - id: p1\n    image: a\n  - id: p1\n    image: b\n  - id: p2\n    image: c\n");
+    const problems = problemsOf(() => loadConfig({}, f));
+    expect(problems.join("\n")).toContain("duplicate id p1");
+    expect(problems.join("\n")).not.toContain("p2");
+  });
+
+  test("duplicate profile ids are listed together with the other problems", () => {
+    const f = yamlFile("server:\n  port: 70000\nprofiles:\n  - id: p1\n    image: a\n  - id: p1\n    image: b\n");
+    const text = problemsOf(() => loadConfig({}, f)).join("\n");
+    expect(text).toContain("server.port");
+    expect(text).toContain("profiles: duplicate id p1");
+  });
+
+  test("an invalid profile id and an empty profile list are refused", () => {
+    expect(problemsOf(() => loadConfig({}, yamlFile("profiles:\n  - id: Bad Id\n    image: a\n"))).join()).toContain("profiles.0.id");
+    expect(problemsOf(() => loadConfig({}, yamlFile("profiles: []\n"))).join()).toContain("profiles");
+  });
+});

@@ -1,0 +1,116 @@
+/**
+ * Path rules, table-driven: every bad path on every sandbox (and workspace) file
+ * route and the shell `cwd` is refused by Bay with 400 invalid_path before any
+ * container starts. Query values are sent percent-encoded as a client would, so
+ * the server sees exactly the table's string; "%2e%2e" rows are the double-encoded
+ * attacks (the wire carries %252e%252e).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { MAX_PATH_LENGTH, normalizeWorkspacePath } from "../../src/bay/domain/paths.ts";
+import { createTestBay, type TestBay } from "../support/harness.ts";
+
+const BAD: Array<[string, string]> = [
+  ["absolute", "/etc/passwd"],
+  ["absolute root", "/"],
+  ["home", "~/x"],
+  ["dotdot", ".."],
+  ["dotdot prefix", "../x"],
+  ["dotdot inside", "a/../../x"],
+  ["dotdot after dot", "./a/./../../etc"],
+  ["encoded dots", "%2e%2e/x"],
+  ["encoded dots upper", "%2E%2E/etc/passwd"],
+  ["encoded slash", "..%2fetc"],
+  ["encoded backslash", "..%5cetc"],
+  ["encoded NUL", "a%00b"],
+  ["NUL", "a\u0000b"],
+  ["control char", "a\nb"],
+  ["backslash", "..\\x"],
+  ["windows absolute", "C:\\Windows"],
+  ["overlong", "a/".repeat(MAX_PATH_LENGTH)],
+  ["overlong segment", "x".repeat(300)],
+];
+const GOOD: Array<[string, string]> = [
+  ["a.txt", "a.txt"],
+  ["./a/b/../c.txt", "a/c.txt"],
+  ["dir/", "dir"],
+  [".", "."],
+  ["a..b/..c", "a..b/..c"],
+  ["100%.txt", "100%.txt"],
+];
+
+describe("normalizeWorkspacePath", () => {
+  test.each(BAD)("refuses %s", (_name, path) => {
+    expect(() => normalizeWorkspacePath(path)).toThrow(expect.objectContaining({ code: "invalid_path" }));
+  });
+  test.each(GOOD)("accepts %p", (path, normalised) => {
+    expect(normalizeWorkspacePath(path)).toBe(normalised);
+  });
+  test("error details never carry more than 256 characters of the path", () => {
+    try {
+      normalizeWorkspacePath("/" + "y".repeat(10_000));
+    } catch (e) {
+      expect(JSON.stringify((e as { details: unknown }).details).length).toBeLessThan(400);
+    }
+  });
+});
+
+let t: TestBay;
+let sandbox = "";
+let workspace = "";
+
+beforeAll(async () => {
+  t = await createTestBay({ config: { limits: { max_body_bytes: 64 * 1024 } } as any });
+  sandbox = (await t.json("POST", "/v1/sandboxes", { body: {} })).body.id;
+  workspace = (await t.json("POST", "/v1/workspaces", { body: {} })).body.id;
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+type Send = (path: string) => Promise<{ status: number; body: any }>;
+const q = (p: string) => encodeURIComponent(p);
+const ROUTES: Array<[string, Send]> = [
+  ["read", (p) => t.json("GET", `/v1/sandboxes/${sandbox}/filesystem/files?path=${q(p)}`)],
+  ["delete", (p) => t.json("DELETE", `/v1/sandboxes/${sandbox}/filesystem/files?path=${q(p)}`)],
+  ["list", (p) => t.json("GET", `/v1/sandboxes/${sandbox}/filesystem/directories?path=${q(p)}`)],
+  ["download", (p) => t.json("GET", `/v1/sandboxes/${sandbox}/filesystem/download?path=${q(p)}`)],
+  ["write", (p) => t.json("PUT", `/v1/sandboxes/${sandbox}/filesystem/files`, { body: { path: p, content: "x" } })],
+  [
+    "upload (form field)",
+    (p) => {
+      const form = new FormData();
+      form.append("path", p);
+      form.append("file", new Blob(["x"]), "x.txt");
+      return t.json("POST", `/v1/sandboxes/${sandbox}/filesystem/upload`, { body: form });
+    },
+  ],
+  [
+    "upload (?path=)",
+    (p) => {
+      const form = new FormData();
+      form.append("file", new Blob(["x"]), "x.txt");
+      return t.json("POST", `/v1/sandboxes/${sandbox}/filesystem/upload?path=${q(p)}`, { body: form });
+    },
+  ],
+  ["shell cwd", (p) => t.json("POST", `/v1/sandboxes/${sandbox}/shell/exec`, { body: { command: "pwd", cwd: p } })],
+  ["workspace read", (p) => t.json("GET", `/v1/workspaces/${workspace}/filesystem/files?path=${q(p)}`)],
+  ["workspace write", (p) => t.json("PUT", `/v1/workspaces/${workspace}/filesystem/files`, { body: { path: p, content: "x" } })],
+];
+
+describe("every file route and shell cwd refuse bad paths before any container starts", () => {
+  for (const [route, send] of ROUTES) {
+    test.each(BAD)(`${route}: %s → 400`, async (name, path) => {
+      const r = await send(path);
+      // The spec caps some fields (cwd ≤ 4096): an overlong value may be a schema 400 instead.
+      if (name.startsWith("overlong") && r.body.error.code === "validation_error") return;
+      expect(r.status).toBe(400);
+      expect(r.body.error.code).toBe("invalid_path");
+      expect(r.body.error.details.reason).toBeTruthy();
+    });
+  }
+
+  test("no container was started and the sandbox is still idle", async () => {
+    expect(await t.bay.driver.listContainers({ instance_id: t.config.driver.instance_id })).toHaveLength(0);
+    expect((await t.json("GET", `/v1/sandboxes/${sandbox}`)).body.status).toBe("idle");
+  });
+});

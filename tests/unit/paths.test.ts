@@ -1,0 +1,94 @@
+/** Workspace path rules: what normalises to what, and what is refused as invalid_path. */
+import { describe, expect, test } from "bun:test";
+import { MAX_PATH_LENGTH, normalizeWorkspacePath } from "../../src/bay/domain/paths.ts";
+import { BayError } from "../../src/bay/errors.ts";
+
+const ACCEPTED: Array<[string, string]> = [
+  ["a.txt", "a.txt"],
+  ["dir/sub/file.py", "dir/sub/file.py"],
+  [".", "."],
+  ["./", "."],
+  ["./a", "a"],
+  ["a/./b", "a/b"],
+  ["a//b", "a/b"],
+  ["a/", "a"],
+  ["a/../b", "b"],
+  ["a/b/../../c", "c"],
+  ["a/..", "."],
+  ["..foo", "..foo"],
+  ["foo..", "foo.."],
+  ["...", "..."],
+  ["naïve ünïcode/文件.txt", "naïve ünïcode/文件.txt"],
+  ["with space.txt", "with space.txt"],
+  ["100%.txt", "100%.txt"],
+  ["x".repeat(255), "x".repeat(255)],
+  [`${"d/".repeat(2047)}ff`, `${"d/".repeat(2047)}ff`], // exactly MAX_PATH_LENGTH
+];
+
+const REFUSED: Array<[string, string]> = [
+  ["", "empty"],
+  ["/etc/passwd", "absolute"],
+  ["/", "absolute root"],
+  ["~/x", "home-relative"],
+  ["..", "parent"],
+  ["../x", "parent escape"],
+  ["a/../../x", "escape after descent"],
+  ["a/b/../../../x", "deeper escape"],
+  ["./../x", "escape after ."],
+  ["a\u0000b", "NUL"],
+  ["a\nb", "newline"],
+  ["a\tb", "tab"],
+  ["a\u001fb", "unit separator"],
+  ["a\u007fb", "DEL"],
+  ["a\\b", "backslash"],
+  ["..\\x", "backslash escape"],
+  ["%2e%2e/x", "encoded dots"],
+  ["%2E%2E%2Fx", "encoded dots upper-case"],
+  ["a%2fb", "encoded slash"],
+  ["a%5cb", "encoded backslash"],
+  ["a%00b", "encoded NUL"],
+  ["x".repeat(256), "segment over 255"],
+  [`a/${"x".repeat(256)}/b`, "inner segment over 255"],
+  ["a/".repeat(2049), "path over 4096"],
+];
+
+describe("normalizeWorkspacePath", () => {
+  test("the longest accepted path is exactly MAX_PATH_LENGTH", () => {
+    expect(`${"d/".repeat(2047)}ff`.length).toBe(MAX_PATH_LENGTH);
+  });
+
+  test.each(ACCEPTED)("accepts %p as %p", (input, expected) => {
+    expect(normalizeWorkspacePath(input)).toBe(expected);
+  });
+
+  test.each(REFUSED)("refuses %p (%s) with invalid_path", (input) => {
+    let thrown: unknown;
+    try {
+      normalizeWorkspacePath(input);
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(BayError);
+    expect((thrown as BayError).code).toBe("invalid_path");
+    expect((thrown as BayError).status).toBe(400);
+  });
+
+  test("a refused path is echoed back truncated, never whole", () => {
+    const long = "a/".repeat(3000);
+    try {
+      normalizeWorkspacePath(long);
+      throw new Error("expected invalid_path");
+    } catch (e) {
+      const details = (e as BayError).details as { path: string; reason: string };
+      expect(details.path.length).toBeLessThanOrEqual(256);
+      expect(details.reason).toContain(String(MAX_PATH_LENGTH));
+    }
+  });
+
+  test("normalising is idempotent", () => {
+    for (const [input] of ACCEPTED) {
+      const once = normalizeWorkspacePath(input);
+      expect(normalizeWorkspacePath(once)).toBe(once);
+    }
+  });
+});

@@ -1,0 +1,237 @@
+/**
+ * The libSQL store: migrations from empty (file and :memory:), idempotent
+ * re-runs, two processes racing on a new file, the computed sandbox status,
+ * compare-and-set of the session slot, and one live sandbox per workspace.
+ */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { migrate, openDatabase, type Database } from "../../src/bay/store/database.ts";
+import { createStores, type Stores } from "../../src/bay/store/index.ts";
+import { MIGRATIONS } from "../../src/bay/store/migrations.ts";
+
+let dir: string;
+const opened: Database[] = [];
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "bay-store-"));
+});
+afterEach(() => {
+  for (const db of opened.splice(0)) db.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function open(url: string): Promise<Database> {
+  const db = await openDatabase({ url });
+  opened.push(db);
+  return db;
+}
+
+async function tables(db: Database): Promise<string[]> {
+  const rs = await db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name");
+  return rs.rows.map((r) => String(r.name));
+}
+
+async function versions(db: Database): Promise<number[]> {
+  const rs = await db.execute("SELECT version FROM schema_migrations ORDER BY version");
+  return rs.rows.map((r) => Number(r.version));
+}
+
+const EXPECTED_TABLES = ["api_keys", "idempotency_keys", "sandboxes", "schema_migrations", "sessions", "workspaces"];
+const LATEST = Math.max(...MIGRATIONS.map((m) => m.version));
+
+describe("migrations", () => {
+  test.each([["file"], ["memory"]])("from an empty %s database create every table", async (kind) => {
+    const db = await open(kind === "file" ? `file:${join(dir, "nested", "bay.db")}` : ":memory:");
+    expect(await tables(db)).toEqual(EXPECTED_TABLES);
+    expect(await versions(db)).toEqual(MIGRATIONS.map((m) => m.version));
+  });
+
+  test("re-running applies nothing and keeps the data", async () => {
+    const url = `file:${join(dir, "bay.db")}`;
+    const db = await open(url);
+    await db.execute("INSERT INTO workspaces (id, owner, managed, volume_name, size_limit_mb, created_at) VALUES ('ws-a', 'o', 0, 'ws-a', 1, 1)");
+    expect(await migrate(db, MIGRATIONS)).toEqual([]);
+    const again = await open(url);
+    expect(await versions(again)).toEqual(MIGRATIONS.map((m) => m.version));
+    const rs = await again.execute("SELECT COUNT(*) AS n FROM workspaces");
+    expect(Number(rs.rows[0]!.n)).toBe(1);
+  });
+
+  test("a new migration is applied once, after the existing ones", async () => {
+    const db = await open(":memory:");
+    const extra = [...MIGRATIONS, { version: LATEST + 1, name: "extra", statements: ["CREATE TABLE extra_t (x INTEGER)"] }];
+    expect(await migrate(db, extra)).toEqual([LATEST + 1]);
+    expect(await migrate(db, extra)).toEqual([]);
+    expect(await tables(db)).toContain("extra_t");
+  });
+
+  test("a failing migration applies nothing of itself", async () => {
+    const db = await open(":memory:");
+    const broken = [...MIGRATIONS, { version: LATEST + 1, name: "broken", statements: ["CREATE TABLE half (x)", "NOT SQL AT ALL"] }];
+    await expect(migrate(db, broken)).rejects.toThrow();
+    expect(await tables(db)).not.toContain("half");
+    expect(await versions(db)).toEqual(MIGRATIONS.map((m) => m.version));
+  });
+
+  test("two processes opening one new file at once both succeed, and the migration is applied once", async () => {
+    const file = join(dir, "procs.db");
+    const script = `import { openDatabase } from ${JSON.stringify(join(import.meta.dir, "../../src/bay/store/database.ts"))};
+      const db = await openDatabase({ url: ${JSON.stringify(`file:${file}`)} });
+      const rs = await db.execute("SELECT version FROM schema_migrations");
+      console.log(JSON.stringify(rs.rows.map((r) => Number(r.version))));
+      db.close();`;
+    const procs = [0, 1, 2].map(() => Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" }));
+    const results = await Promise.all(
+      procs.map(async (p) => ({ code: await p.exited, out: (await new Response(p.stdout).text()).trim(), err: await new Response(p.stderr).text() })),
+    );
+    for (const r of results) expect({ code: r.code, out: r.out, err: r.err }).toEqual({ code: 0, out: "[1]", err: "" });
+    const db = await open(`file:${file}`);
+    expect(await versions(db)).toEqual([1]);
+  });
+
+  test("two openDatabase calls racing on one new file both succeed with schema version 1", async () => {
+    const url = `file:${join(dir, "race.db")}`;
+    const [a, b] = await Promise.all([open(url), open(url)]);
+    expect(await versions(a)).toEqual([1]);
+    expect(await versions(b)).toEqual([1]);
+    expect(await tables(b)).toEqual(EXPECTED_TABLES);
+  });
+});
+
+describe("stores", () => {
+  let s: Stores;
+  const NOW = 1_700_000_000_000;
+  beforeEach(async () => {
+    s = createStores(await open(`file:${join(dir, "bay.db")}`));
+  });
+
+  let n = 0;
+  async function sandbox(over: { expiresAt?: number | null; workspaceId?: string } = {}) {
+    n++;
+    const ws = over.workspaceId ?? `ws-${String(n).padStart(4, "0")}`;
+    if (!over.workspaceId) await s.workspaces.insert({ id: ws, owner: "alice", managed: true, volumeName: ws, sizeLimitMb: 1, createdAt: NOW });
+    const id = `sandbox-${String(n).padStart(4, "0")}`;
+    await s.db.execute(s.sandboxes.insertStatement({ id, owner: "alice", profileId: "p", workspaceId: ws, createdAt: NOW, expiresAt: over.expiresAt ?? null }));
+    return id;
+  }
+
+  async function withSession(sandboxId: string, status: "starting" | "ready" | "failed" | "stopped") {
+    const sess = `sess-${sandboxId}`;
+    await s.sessions.insertStarting({ id: sess, sandboxId, leaseOwner: "r1", leaseExpiresAt: NOW + 60_000, now: NOW });
+    if (status === "ready") expect(await s.sessions.markReady(sess, "http://127.0.0.1:1", NOW)).toBe(true);
+    if (status === "failed" || status === "stopped") expect(await s.sessions.markEnded(sess, status, NOW, "boom")).toBe(true);
+    expect(await s.sandboxes.casSession(sandboxId, null, sess)).toBe(true);
+    return sess;
+  }
+
+  const statusOf = async (id: string) => (await s.sandboxes.get(id, NOW))!.status;
+
+  describe("sandbox status, computed in SQL", () => {
+    test("idle: no session, no error", async () => {
+      expect(await statusOf(await sandbox())).toBe("idle");
+    });
+    test("starting: current session starting", async () => {
+      const id = await sandbox();
+      await withSession(id, "starting");
+      expect(await statusOf(id)).toBe("starting");
+    });
+    test("ready: current session ready", async () => {
+      const id = await sandbox();
+      await withSession(id, "ready");
+      expect(await statusOf(id)).toBe("ready");
+    });
+    test("failed: last start failed (last_error set, no live session)", async () => {
+      const id = await sandbox();
+      await s.sandboxes.setLastError(id, "image missing");
+      expect(await statusOf(id)).toBe("failed");
+      await s.sandboxes.setLastError(id, null);
+      expect(await statusOf(id)).toBe("idle");
+    });
+    test("a stopped current session counts as idle", async () => {
+      const id = await sandbox();
+      await withSession(id, "stopped");
+      expect(await statusOf(id)).toBe("idle");
+    });
+    test("expired: expires_at passed wins over a ready session", async () => {
+      const id = await sandbox({ expiresAt: NOW - 1 });
+      await withSession(id, "ready");
+      expect(await statusOf(id)).toBe("expired");
+      // …exactly at the deadline too.
+      const edge = await sandbox({ expiresAt: NOW });
+      expect(await statusOf(edge)).toBe("expired");
+      const future = await sandbox({ expiresAt: NOW + 1 });
+      expect(await statusOf(future)).toBe("idle");
+    });
+    test("expired: marked expired even if expires_at moved later", async () => {
+      const id = await sandbox({ expiresAt: NOW + 10_000 });
+      expect(await s.sandboxes.markExpired(id, NOW)).toBe(true);
+      expect(await s.sandboxes.markExpired(id, NOW)).toBe(false);
+      expect(await statusOf(id)).toBe("expired");
+    });
+    test("the list filter agrees with the computed status", async () => {
+      const idle = await sandbox();
+      const ready = await sandbox();
+      await withSession(ready, "ready");
+      const expired = await sandbox({ expiresAt: NOW - 1 });
+      const ids = async (status: "idle" | "ready" | "expired") =>
+        (await s.sandboxes.list({ owner: "alice", limit: 10, status }, NOW)).items.map((r) => r.id);
+      expect(await ids("idle")).toEqual([idle]);
+      expect(await ids("ready")).toEqual([ready]);
+      expect(await ids("expired")).toEqual([expired]);
+    });
+  });
+
+  describe("casSession", () => {
+    test("sets only when the current value equals the expected one", async () => {
+      const id = await sandbox();
+      expect(await s.sandboxes.casSession(id, "sess-other", "sess-a")).toBe(false);
+      expect(await s.sandboxes.casSession(id, null, "sess-a")).toBe(true);
+      expect(await s.sandboxes.casSession(id, null, "sess-b")).toBe(false);
+      expect((await s.sandboxes.get(id))!.currentSessionId).toBe("sess-a");
+      expect(await s.sandboxes.casSession(id, "sess-a", null)).toBe(true);
+      expect((await s.sandboxes.get(id))!.currentSessionId).toBeNull();
+    });
+
+    test("of many concurrent claims exactly one wins", async () => {
+      const id = await sandbox();
+      const wins = await Promise.all(Array.from({ length: 8 }, (_, i) => s.sandboxes.casSession(id, null, `sess-${i}`)));
+      expect(wins.filter(Boolean)).toHaveLength(1);
+      const winner = wins.indexOf(true);
+      expect((await s.sandboxes.get(id))!.currentSessionId).toBe(`sess-${winner}`);
+    });
+
+    test("never claims a deleted sandbox", async () => {
+      const id = await sandbox();
+      expect(await s.sandboxes.markDeleted(id, NOW)).toBe(true);
+      expect(await s.sandboxes.casSession(id, null, "sess-a")).toBe(false);
+    });
+  });
+
+  describe("one live sandbox per workspace", () => {
+    test("a second live sandbox on a workspace is refused by the database", async () => {
+      const first = await sandbox();
+      const ws = (await s.sandboxes.get(first))!.workspaceId;
+      await expect(sandbox({ workspaceId: ws })).rejects.toThrow(/UNIQUE/);
+    });
+
+    test("after the first is deleted, the workspace can host another", async () => {
+      const first = await sandbox();
+      const ws = (await s.sandboxes.get(first))!.workspaceId;
+      await s.sandboxes.markDeleted(first, NOW);
+      const second = await sandbox({ workspaceId: ws });
+      expect((await s.workspaces.get(ws))!.sandboxId).toBe(second);
+    });
+  });
+
+  describe("owner scoping", () => {
+    test("findLive does not return another owner's or a deleted sandbox", async () => {
+      const id = await sandbox();
+      expect(await s.sandboxes.findLive("alice", id)).not.toBeNull();
+      expect(await s.sandboxes.findLive("bob", id)).toBeNull();
+      await s.sandboxes.markDeleted(id, NOW);
+      expect(await s.sandboxes.findLive("alice", id)).toBeNull();
+      expect(await s.sandboxes.get(id)).not.toBeNull(); // the tombstone stays
+    });
+  });
+});
