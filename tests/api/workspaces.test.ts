@@ -38,13 +38,13 @@ describe("external workspaces", () => {
   });
 
   test("list: newest first, cursor pages, owner's only", async () => {
-    const ids = [(await createWs()).id, (await createWs()).id, (await createWs()).id];
+    const [a, b, c] = [(await createWs()).id, (await createWs()).id, (await createWs()).id];
     await createWs({}, "bob");
     const first = zWorkspaceList.parse((await t.json("GET", "/v1/workspaces?limit=2")).body);
-    expect(first.items.map((w) => w.id)).toEqual([ids[2], ids[1]]);
+    expect(first.items.map((w) => w.id)).toEqual([c, b]);
     expect(first.next_cursor).not.toBeNull();
     const second = zWorkspaceList.parse((await t.json("GET", `/v1/workspaces?limit=2&cursor=${first.next_cursor}`)).body);
-    expect(second.items.map((w) => w.id)).toEqual([ids[0]]);
+    expect(second.items.map((w) => w.id)).toEqual([a]);
     expect(second.next_cursor).toBeNull();
     const bad = await t.json("GET", "/v1/workspaces?cursor=garbage!");
     expectErrorBody(bad.res, bad.body, "validation_error");

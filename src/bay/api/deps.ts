@@ -6,6 +6,7 @@ import type { CapabilityRouter } from "../domain/capability-router.ts";
 import type { HealthService } from "../domain/health-service.ts";
 import type { ProfileRegistry } from "../domain/profiles.ts";
 import type { SandboxManager } from "../domain/sandbox-manager.ts";
+import type { WorkspaceFiles } from "../domain/workspace-files.ts";
 import type { WorkspaceManager } from "../domain/workspace-manager.ts";
 import type { Logger } from "../logger.ts";
 import type { Stores } from "../store/index.ts";
@@ -16,6 +17,7 @@ export interface AppDeps {
   profiles: ProfileRegistry;
   sandboxes: SandboxManager;
   workspaces: WorkspaceManager;
+  workspaceFiles: WorkspaceFiles;
   router: CapabilityRouter;
   health: HealthService;
   apiKeys: ApiKeyService;

@@ -31,8 +31,10 @@ export interface ContainerSpec {
   pidsLimit: number;
   /** Volume name mounted at /workspace. */
   volumeName: string;
-  /** Docker network mode or network name; undefined = driver default. */
+  /** Docker network mode or network name; undefined = driver default. "none": no egress (Bay still reaches the runtime). */
   network?: string;
+  /** Block link-local/metadata, private ranges and the host from inside the container. */
+  blockPrivateEgress?: boolean;
   /** Optional OCI runtime, e.g. "runsc". */
   runtime?: string;
   readOnlyRootfs?: boolean;
@@ -89,4 +91,48 @@ export interface Driver {
   listVolumes(labels: Partial<ResourceLabels>): Promise<VolumeInfo[]>;
   /** Releases engine connections. */
   close(): Promise<void>;
+}
+
+/** What the engine reports about a path in a container; the last path component is not followed. */
+export interface ArchiveStat {
+  name: string;
+  size: number;
+  /** Go `os.FileMode` bits: 1<<31 directory, 1<<27 symlink, low 9 bits permissions. */
+  mode: number;
+  mtime: string;
+  linkTarget: string;
+}
+
+/** A tar body: Node stream, web stream or bytes. */
+export type TarInput = NodeJS.ReadableStream | ReadableStream<Uint8Array> | Uint8Array;
+
+/** Result of a helper command run to completion. */
+export interface HelperRunResult {
+  exitCode: number;
+  /** Combined stdout and stderr. */
+  output: string;
+}
+
+/**
+ * Optional driver capability: workspace file access without a running runtime.
+ * Drivers that offer it are recognised by `hasArchiveAccess`.
+ */
+export interface WorkspaceArchiveAccess {
+  /** Extracts a tar into directory `dir` of a container (running or only created). */
+  putArchive(containerId: string, dir: string, tar: TarInput): Promise<void>;
+  /** Streams `path` of a container (running or only created) as a tar, with its stat. */
+  getArchive(containerId: string, path: string): Promise<{ stream: NodeJS.ReadableStream; stat: ArchiveStat }>;
+  /** Stats `path` in a container (last component not followed); null when it does not exist. */
+  statPath(containerId: string, path: string): Promise<ArchiveStat | null>;
+  /** Creates, never starts, a container mounting `volumeName` at /workspace. */
+  createHelperContainer(volumeName: string, image: string, labels: Partial<ResourceLabels>): Promise<string>;
+  /** Runs `command` (no shell, no network, uid 1000) in a throwaway container mounting `volumeName`, then removes it. */
+  runHelper(volumeName: string, image: string, labels: Partial<ResourceLabels>, command: string[], timeoutMs: number): Promise<HelperRunResult>;
+}
+
+/** True when the driver offers `WorkspaceArchiveAccess`. */
+export function hasArchiveAccess(driver: Driver): driver is Driver & WorkspaceArchiveAccess {
+  const d = driver as Partial<WorkspaceArchiveAccess>;
+  return typeof d.putArchive === "function" && typeof d.getArchive === "function" && typeof d.statPath === "function" &&
+    typeof d.createHelperContainer === "function" && typeof d.runHelper === "function";
 }

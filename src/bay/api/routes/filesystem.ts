@@ -1,6 +1,7 @@
 /** Filesystem capability of a sandbox, proxied to its Ship; paths checked in Bay first. */
 import { Hono } from "hono";
 import { normalizeWorkspacePath } from "../../domain/paths.ts";
+import { quotaError } from "../../domain/workspace-usage.ts";
 import { BayError } from "../../errors.ts";
 import type { AppDeps } from "../deps.ts";
 import { operations as ops } from "../generated/index.ts";
@@ -9,7 +10,7 @@ import { FILE_DEADLINE_MS, JSON_HEADERS, relay, withPath } from "../relay.ts";
 import { parseUpload, tooLargeError } from "../upload-relay.ts";
 
 export function filesystemRoutes(deps: AppDeps): Hono {
-  const { router, config } = deps;
+  const { router, config, workspaceFiles } = deps;
   const app = new Hono();
 
   const simple = [
@@ -44,9 +45,15 @@ export function filesystemRoutes(deps: AppDeps): Hono {
         details: { limit_bytes: config.limits.max_file_bytes, size },
       });
     }
+    // The workspace's size_limit_mb, checked after the cheap refusals and before any container starts.
+    const owner = c.get("owner");
+    const sandboxId = c.req.valid("param").id;
+    await router.preflight(owner, sandboxId, "filesystem");
+    const quota = await workspaceFiles.sandboxRoom(owner, sandboxId);
+    if (quota && size > quota.room.remainingBytes) throw quotaError(quota.ws, quota.room, size);
     const res = await router.call({
-      owner: c.get("owner"),
-      sandboxId: c.req.valid("param").id,
+      owner,
+      sandboxId,
       capability: "filesystem",
       operation: "write",
       method: "PUT",
@@ -56,6 +63,7 @@ export function filesystemRoutes(deps: AppDeps): Hono {
       timeoutMs: FILE_DEADLINE_MS,
       requestId: c.get("requestId"),
     });
+    if (quota && res.ok) workspaceFiles.usage.added(quota.ws.id, size);
     return relay(c, res);
   });
 
@@ -65,7 +73,12 @@ export function filesystemRoutes(deps: AppDeps): Hono {
     const max = config.limits.max_upload_bytes;
     // Refuse what can be refused before reading the body or starting a container.
     await router.preflight(owner, sandboxId, "filesystem");
-    const upload = await parseUpload(c.req.raw, max, c.req.query("path"), normalizeWorkspacePath);
+    // The file may use the room left in the workspace (size_limit_mb), up to the upload limit.
+    const quota = await workspaceFiles.sandboxRoom(owner, sandboxId);
+    const slot = quota?.slot ?? { maxBytes: max, tooLarge: () => tooLargeError(max) };
+    const upload = await parseUpload(c.req.raw, slot.maxBytes, c.req.query("path"), normalizeWorkspacePath).catch((e: unknown) => {
+      throw e instanceof BayError && e.code === "payload_too_large" ? slot.tooLarge() : e;
+    });
     const path = upload.path;
     try {
       const res = await router.call({
@@ -80,9 +93,10 @@ export function filesystemRoutes(deps: AppDeps): Hono {
         timeoutMs: FILE_DEADLINE_MS,
         requestId: c.get("requestId"),
       });
+      if (quota) workspaceFiles.usage.forget(quota.ws.id); // size unknown here: measure afresh next time
       return relay(c, res);
     } catch (e) {
-      if (upload.tooLarge()) throw tooLargeError(max);
+      if (upload.tooLarge()) throw slot.tooLarge();
       throw e;
     }
   });

@@ -1,33 +1,14 @@
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeWebStream } from "node:stream/web";
 import type Docker from "dockerode";
-import type { ResourceLabels } from "../driver.ts";
+import type { ArchiveStat, HelperRunResult, ResourceLabels, TarInput } from "../driver.ts";
 import { BayError } from "../../errors.ts";
 import { WORKSPACE_MOUNT } from "./container-config.ts";
 import { engineMessage, imageNotFound, isImageMissing, isNotFound, translateDockerError } from "./docker-errors.ts";
 import type { LabelCodec } from "./labels.ts";
+import { demuxLogs } from "./log-frames.ts";
 
-/** What Docker reports about the path it archived (header X-Docker-Container-Path-Stat). */
-export interface ArchiveStat {
-  name: string;
-  size: number;
-  mode: number;
-  mtime: string;
-  linkTarget: string;
-}
-
-/** A tar body: Node stream, web stream or bytes. */
-export type TarInput = NodeJS.ReadableStream | ReadableStream<Uint8Array> | Uint8Array;
-
-/** Workspace file access without a running runtime (candidate for the Driver interface). */
-export interface WorkspaceArchiveAccess {
-  /** Extracts a tar into directory `dir` of a container (running or only created). */
-  putArchive(containerId: string, dir: string, tar: TarInput): Promise<void>;
-  /** Streams `path` of a container (running or only created) as a tar, with its stat. */
-  getArchive(containerId: string, path: string): Promise<{ stream: NodeJS.ReadableStream; stat: ArchiveStat }>;
-  /** Creates, never starts, a container mounting `volumeName` at /workspace. */
-  createHelperContainer(volumeName: string, image: string, labels: Partial<ResourceLabels>): Promise<string>;
-}
+export type { ArchiveStat, TarInput, WorkspaceArchiveAccess } from "../driver.ts";
 
 /** Marks helper containers so reconcile can tell them from sandboxes. */
 export const HELPER_ROLE = { role: "workspace-helper" } as const;
@@ -71,11 +52,32 @@ export async function getArchive(
   } catch (err) {
     throw archiveError(err, `get archive from ${containerId}`, path);
   }
-  const header = res.headers?.["x-docker-container-path-stat"];
+  return { stream: res, stat: pathStatOf(res.headers) };
+}
+
+function pathStatOf(headers: Record<string, string | string[] | undefined> | undefined): ArchiveStat {
+  const header = headers?.["x-docker-container-path-stat"];
   const raw = Array.isArray(header) ? header[0] : header;
   const stat = raw ? (JSON.parse(Buffer.from(raw, "base64").toString("utf8")) as ArchiveStat) : undefined;
-  if (!stat) throw new BayError("internal_error", "docker engine sent an archive without a path stat");
-  return { stream: res, stat };
+  if (!stat) throw new BayError("internal_error", "docker engine sent an archive answer without a path stat");
+  return stat;
+}
+
+/**
+ * Stats `path` (HEAD on the archive endpoint; the last component is not followed).
+ * A HEAD answer has no body, so a 404 cannot tell a missing path from a missing
+ * container: callers use it on a container they just created and read it as "no such path".
+ */
+export async function statPath(docker: Docker, containerId: string, path: string): Promise<ArchiveStat | null> {
+  let res: NodeJS.ReadableStream & { headers?: Record<string, string | string[] | undefined> };
+  try {
+    res = await docker.getContainer(containerId).infoArchive({ path });
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    throw translateDockerError(err, `stat ${path} in ${containerId}`);
+  }
+  (res as NodeJS.ReadableStream & { resume(): void }).resume();
+  return pathStatOf(res.headers);
 }
 
 /**
@@ -107,5 +109,65 @@ export async function createHelperContainer(
   } catch (err) {
     if (isImageMissing(err)) throw imageNotFound(image, err);
     throw translateDockerError(err, `create helper container for volume ${volumeName}`);
+  }
+}
+
+const HELPER_MEMORY = 128 * 1024 * 1024;
+
+/**
+ * Runs `command` to completion in a throwaway container that mounts `volumeName` at
+ * /workspace: no network, no capabilities, read-only root, uid 1000, small limits.
+ * The container is removed whatever happens (timeout, engine error).
+ */
+export async function runHelperContainer(
+  docker: Docker,
+  codec: LabelCodec,
+  volumeName: string,
+  image: string,
+  labels: Partial<ResourceLabels>,
+  command: string[],
+  timeoutMs: number,
+): Promise<HelperRunResult> {
+  let container: Docker.Container;
+  try {
+    container = await docker.createContainer({
+      Image: image,
+      Entrypoint: command.slice(0, 1),
+      Cmd: command.slice(1),
+      User: "1000:1000",
+      WorkingDir: WORKSPACE_MOUNT,
+      Labels: codec.encode(labels, HELPER_ROLE),
+      NetworkDisabled: true,
+      HostConfig: {
+        Mounts: [{ Type: "volume", Source: volumeName, Target: WORKSPACE_MOUNT }],
+        NetworkMode: "none",
+        CapDrop: ["ALL"],
+        SecurityOpt: ["no-new-privileges"],
+        ReadonlyRootfs: true,
+        Memory: HELPER_MEMORY,
+        MemorySwap: HELPER_MEMORY,
+        PidsLimit: 32,
+        RestartPolicy: { Name: "no" },
+      },
+    });
+  } catch (err) {
+    if (isImageMissing(err)) throw imageNotFound(image, err);
+    throw translateDockerError(err, `create helper container for volume ${volumeName}`);
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const waited = container.wait({ condition: "next-exit" }) as Promise<{ StatusCode: number }>;
+    await container.start();
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new BayError("timeout", `helper command did not finish within ${timeoutMs} ms`)), timeoutMs);
+    });
+    const { StatusCode } = await Promise.race([waited, timeout]);
+    const logs = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
+    return { exitCode: StatusCode, output: demuxLogs(logs) };
+  } catch (err) {
+    throw translateDockerError(err, `run helper command on volume ${volumeName}`);
+  } finally {
+    clearTimeout(timer);
+    await container.remove({ force: true, v: true }).catch(() => {});
   }
 }

@@ -1,0 +1,191 @@
+/**
+ * The tar side of the workspace data plane: building the one-file archives Bay
+ * puts into a workspace, and reading the archives the engine hands back (one
+ * file's bytes, a stream of one file, or a directory's immediate children)
+ * without buffering more than asked for.
+ */
+import { Readable } from "node:stream";
+import tar from "tar-stream";
+import { BayError } from "../errors.ts";
+
+/** Owner of everything Bay writes: Ship's unprivileged user. */
+export const WORKSPACE_UID = 1000;
+export const WORKSPACE_GID = 1000;
+const FILE_MODE = 0o644;
+const DIR_MODE = 0o755;
+
+/** A tar header as tar-stream reports it. */
+export type TarHeader = tar.Header;
+
+export interface OneFileTar {
+  /** Missing parent directories to create first (relative, outermost first). */
+  dirs: string[];
+  /** Relative file name inside the extraction directory. */
+  name: string;
+  size: number;
+  body: Uint8Array | AsyncIterable<Uint8Array>;
+}
+
+/**
+ * A tar with the missing parent directories (0755) and one file (0644), all owned
+ * by uid/gid 1000, streamed as it is read: the file body is never held whole.
+ */
+export function oneFileTar(spec: OneFileTar): Readable {
+  const pack = tar.pack();
+  const mtime = new Date();
+  const owner = { uid: WORKSPACE_UID, gid: WORKSPACE_GID, uname: "ship", gname: "ship", mtime };
+  const fill = async () => {
+    for (const dir of spec.dirs) {
+      await new Promise<void>((resolve, reject) =>
+        pack.entry({ ...owner, name: `${dir}/`, type: "directory", mode: DIR_MODE }, (err) => (err ? reject(err) : resolve())),
+      );
+    }
+    const header = { ...owner, name: spec.name, type: "file" as const, mode: FILE_MODE, size: spec.size };
+    if (spec.body instanceof Uint8Array) {
+      const bytes = Buffer.from(spec.body.buffer, spec.body.byteOffset, spec.body.byteLength);
+      await new Promise<void>((resolve, reject) => pack.entry(header, bytes, (err) => (err ? reject(err) : resolve())));
+    } else {
+      let done!: (err?: Error | null) => void;
+      const finished = new Promise<void>((resolve, reject) => (done = (err) => (err ? reject(err) : resolve())));
+      const entry = pack.entry(header, (err) => done(err));
+      let written = 0;
+      for await (const chunk of spec.body) {
+        written += chunk.byteLength;
+        if (!entry.write(chunk)) await new Promise<void>((r) => entry.once("drain", () => r()));
+      }
+      if (written !== spec.size) throw new BayError("internal_error", `upload changed size while streaming (${written} != ${spec.size})`);
+      entry.end(undefined);
+      await finished;
+    }
+    pack.finalize();
+  };
+  fill().catch((err) => pack.destroy(err));
+  return Readable.from(pack);
+}
+
+function extractOf(stream: NodeJS.ReadableStream): tar.Extract {
+  const extract = tar.extract();
+  const source = stream as NodeJS.ReadableStream & { destroy?(err?: Error): void };
+  source.on("error", (err: Error) => extract.destroy(err));
+  // tar-stream is built on streamx, whose Writable a Node stream can pipe into.
+  source.pipe(extract as unknown as NodeJS.WritableStream);
+  return extract;
+}
+
+/** Stops reading an engine stream early (the rest is not needed). */
+function abandon(stream: NodeJS.ReadableStream, extract: tar.Extract): void {
+  (stream as NodeJS.ReadableStream & { destroy?(): void }).destroy?.();
+  extract.destroy();
+}
+
+/** Throws invalid_path for an entry that is not a regular file (symlinks included). */
+function assertRegularFile(header: TarHeader, path: string): void {
+  if (header.type === "symlink" || header.type === "link") {
+    throw new BayError("invalid_path", `invalid path: ${path} is a link`, { details: { path, reason: "symlink" } });
+  }
+  if (header.type !== "file" && header.type !== "contiguous-file") {
+    throw new BayError("validation_error", `not a regular file: ${path}`, { details: { path } });
+  }
+}
+
+/** The bytes of the archive's first entry, which must be a regular file of at most `maxBytes`. */
+export async function readFirstFile(stream: NodeJS.ReadableStream, path: string, maxBytes: number): Promise<Uint8Array> {
+  const extract = extractOf(stream);
+  try {
+    for await (const entry of extract) {
+      assertRegularFile(entry.header, path);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const data of entry) {
+        const chunk = data as Buffer;
+        size += chunk.byteLength;
+        if (size > maxBytes) throw new BayError("validation_error", `file is larger than ${maxBytes} bytes; use download`, { details: { path, limit_bytes: maxBytes } });
+        chunks.push(chunk);
+      }
+      return Buffer.concat(chunks);
+    }
+    throw new BayError("file_not_found", `file not found: ${path}`, { details: { path } });
+  } finally {
+    abandon(stream, extract);
+  }
+}
+
+/**
+ * The first entry's bytes as a web stream, for a download. `onDone` runs exactly
+ * once when the stream ends, fails or is cancelled (the caller frees its helper there).
+ */
+export async function streamFirstFile(
+  stream: NodeJS.ReadableStream,
+  path: string,
+  onDone: () => void,
+): Promise<ReadableStream<Uint8Array>> {
+  const extract = extractOf(stream);
+  const entries = extract[Symbol.asyncIterator]();
+  let finished = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    abandon(stream, extract);
+    onDone();
+  };
+  try {
+    const first = await entries.next();
+    if (first.done) throw new BayError("file_not_found", `file not found: ${path}`, { details: { path } });
+    assertRegularFile(first.value.header, path);
+    const size = first.value.header.size;
+    const chunks = first.value[Symbol.asyncIterator]();
+    let sent = 0;
+    return new ReadableStream<Uint8Array>({
+      async pull(ctrl) {
+        try {
+          const next = await chunks.next();
+          if (!next.done) {
+            const chunk = next.value as Buffer;
+            ctrl.enqueue(chunk);
+            sent += chunk.byteLength;
+          }
+          // A reader that got Content-Length bytes may never pull again: finish on the last byte.
+          if (next.done || sent >= size) {
+            ctrl.close();
+            finish();
+          }
+        } catch (err) {
+          ctrl.error(err);
+          finish();
+        }
+      },
+      cancel() {
+        finish();
+      },
+    });
+  } catch (err) {
+    finish();
+    throw err;
+  }
+}
+
+/**
+ * Headers of the immediate children of the archived directory. Every body is
+ * skipped as it streams past (nothing is buffered); deeper entries are ignored.
+ */
+export async function listChildren(stream: NodeJS.ReadableStream): Promise<TarHeader[]> {
+  const extract = extractOf(stream);
+  const children: TarHeader[] = [];
+  let root: string | undefined;
+  try {
+    for await (const entry of extract) {
+      const name = entry.header.name.replace(/\/+$/, "");
+      entry.resume();
+      if (root === undefined) {
+        root = name; // the directory itself comes first
+        continue;
+      }
+      if (!name.startsWith(`${root}/`)) continue;
+      const rest = name.slice(root.length + 1);
+      if (rest !== "" && !rest.includes("/")) children.push({ ...entry.header, name: rest });
+    }
+    return children.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  } finally {
+    abandon(stream, extract);
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Workspace size accounting for `size_limit_mb`. Measuring a volume means
+ * running `du` in a throwaway container (~0.1–0.5 s), so a measurement is cached
+ * per workspace for a few seconds and the bytes Bay writes meanwhile are added
+ * on top. The limit is therefore exact for what goes through Bay and at most
+ * `ttlMs` stale for what user code writes inside a sandbox.
+ */
+import { BayError } from "../errors.ts";
+import type { WorkspaceRecord } from "../store/workspace-store.ts";
+
+const MiB = 1024 * 1024;
+
+export interface WorkspaceUsageDeps {
+  /** Bytes currently used by the workspace's volume. */
+  measure(ws: WorkspaceRecord): Promise<number>;
+  ttlMs?: number;
+  now?: () => number;
+}
+
+/** What is used, what is allowed, and what is left. */
+export interface WorkspaceRoom {
+  usedBytes: number;
+  limitBytes: number;
+  remainingBytes: number;
+}
+
+interface Measured {
+  bytes: number;
+  at: number;
+}
+
+export class WorkspaceUsage {
+  private readonly cache = new Map<string, Measured>();
+  private readonly inflight = new Map<string, Promise<number>>();
+  private readonly ttlMs: number;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: WorkspaceUsageDeps) {
+    this.ttlMs = deps.ttlMs ?? 5_000;
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Current usage, from the cache when fresh; concurrent callers share one measurement. */
+  async used(ws: WorkspaceRecord): Promise<number> {
+    const hit = this.cache.get(ws.id);
+    if (hit && this.now() - hit.at < this.ttlMs) return hit.bytes;
+    let p = this.inflight.get(ws.id);
+    if (!p) {
+      p = this.deps
+        .measure(ws)
+        .then((bytes) => {
+          this.prune();
+          this.cache.set(ws.id, { bytes, at: this.now() });
+          return bytes;
+        })
+        .finally(() => this.inflight.delete(ws.id));
+      this.inflight.set(ws.id, p);
+    }
+    return p;
+  }
+
+  async room(ws: WorkspaceRecord): Promise<WorkspaceRoom> {
+    const usedBytes = await this.used(ws);
+    const limitBytes = ws.sizeLimitMb * MiB;
+    return { usedBytes, limitBytes, remainingBytes: Math.max(0, limitBytes - usedBytes) };
+  }
+
+  /** Throws payload_too_large when `bytes` more would exceed the workspace's limit. */
+  async assertRoom(ws: WorkspaceRecord, bytes: number): Promise<void> {
+    const room = await this.room(ws);
+    if (bytes > room.remainingBytes) throw quotaError(ws, room, bytes);
+  }
+
+  /** Records bytes written through Bay since the last measurement. */
+  added(wsId: string, bytes: number): void {
+    const hit = this.cache.get(wsId);
+    if (hit) hit.bytes += bytes;
+  }
+
+  /** Drops the cached figure (after a delete, or when the workspace goes away). */
+  forget(wsId: string): void {
+    this.cache.delete(wsId);
+  }
+
+  private prune(): void {
+    const now = this.now();
+    for (const [id, m] of this.cache) if (now - m.at >= this.ttlMs) this.cache.delete(id);
+  }
+}
+
+const mb = (bytes: number) => (bytes / MiB).toFixed(1);
+
+/** The 413 for a write that does not fit; `bytes` undefined when the size was only found while streaming. */
+export function quotaError(ws: WorkspaceRecord, room: WorkspaceRoom, bytes?: number): BayError {
+  const need = bytes === undefined ? `more than ${room.remainingBytes} bytes` : `${bytes} bytes`;
+  return new BayError(
+    "payload_too_large",
+    `workspace ${ws.id} size limit exceeded: ${mb(room.usedBytes)} MB of ${ws.sizeLimitMb} MB used, this write needs ${need}`,
+    {
+      details: {
+        workspace_id: ws.id,
+        used_bytes: room.usedBytes,
+        limit_bytes: room.limitBytes,
+        remaining_bytes: room.remainingBytes,
+        ...(bytes === undefined ? {} : { size: bytes }),
+      },
+    },
+  );
+}
