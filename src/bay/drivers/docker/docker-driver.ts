@@ -2,24 +2,22 @@ import Docker from "dockerode";
 import type { ContainerInspectInfo } from "dockerode";
 import { BayError } from "../../errors.ts";
 import type {
+  ArchiveStat,
   ContainerInfo,
   ContainerSpec,
   ContainerState,
   Driver,
+  HelperRunResult,
   ResourceLabels,
   RuntimeEndpoint,
+  TarInput,
   VolumeInfo,
+  WorkspaceArchiveAccess,
 } from "../driver.ts";
-import {
-  createHelperContainer,
-  getArchive,
-  putArchive,
-  type ArchiveStat,
-  type TarInput,
-  type WorkspaceArchiveAccess,
-} from "./archive.ts";
+import { createHelperContainer, getArchive, putArchive, runHelperContainer, statPath } from "./archive.ts";
 import { connectionOptions, resolveConnectMode, type ConnectMode, type ResolvedConnectMode } from "./connect-mode.ts";
 import { containerCreateOptions } from "./container-config.ts";
+import { EgressGuard, type EgressPolicy } from "./egress.ts";
 import {
   engineCall,
   engineMessage,
@@ -46,6 +44,8 @@ export interface DockerDriverOptions {
   defaultPidsLimit: number;
   /** Extra labels (unprefixed keys) put on, and required by every listing of, all objects. */
   extraLabels?: Record<string, string>;
+  /** Egress control (managed networks + iptables); default: one for this engine. */
+  egress?: EgressGuard;
 }
 
 /** Docker's many states folded into the five the domain reasons about. */
@@ -59,6 +59,12 @@ const STATE: Record<string, ContainerState> = {
   dead: "dead",
 };
 
+/** Egress restriction a spec asks for: `network: none` → no egress; block_private_egress → no private ranges. */
+function egressPolicyOf(spec: ContainerSpec): EgressPolicy | null {
+  if (spec.network === "none") return "all";
+  return spec.blockPrivateEgress ? "private" : null;
+}
+
 /** The Driver on a Docker engine through dockerode. */
 export class DockerDriver implements Driver, WorkspaceArchiveAccess {
   readonly name = "docker";
@@ -68,6 +74,7 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
   private readonly labels: LabelCodec;
   private readonly network: string | undefined;
   private readonly defaultPidsLimit: number;
+  private readonly egress: EgressGuard;
 
   constructor(opts: DockerDriverOptions) {
     this.docker = new Docker(connectionOptions(opts.host, opts.socketPath));
@@ -75,6 +82,7 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
     this.network = opts.network;
     this.labels = new LabelCodec(opts.labelPrefix ?? "bay.", opts.extraLabels);
     this.defaultPidsLimit = opts.defaultPidsLimit;
+    this.egress = opts.egress ?? new EgressGuard(this.docker, { local: !opts.host || opts.host.startsWith("unix://") });
   }
 
   /** Verifies the engine answers; throws driver_unavailable otherwise. */
@@ -95,6 +103,15 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
 
   /** Creates (does not start) a container; returns its id. */
   async createContainer(spec: ContainerSpec): Promise<string> {
+    const policy = egressPolicyOf(spec);
+    if (policy) {
+      if (this.connectMode !== "host_port") {
+        throw new BayError("driver_unavailable", `profile egress restriction (${policy}) needs connect_mode host_port; Bay would not reach the runtime`, {
+          details: { connect_mode: this.connectMode },
+        });
+      }
+      spec = { ...spec, network: await this.egress.prepare(policy) };
+    }
     const options = containerCreateOptions(spec, {
       mode: this.connectMode,
       defaultNetwork: this.connectMode === "container_network" ? this.network : undefined,
@@ -105,6 +122,12 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
       return (await this.docker.createContainer(options)).id;
     } catch (err) {
       if (isImageMissing(err)) throw imageNotFound(spec.image, err);
+      if (spec.runtime && /unknown runtime/i.test(engineMessage(err))) {
+        throw new BayError("internal_error", `OCI runtime "${spec.runtime}" of the profile is not configured on the Docker engine`, {
+          details: { runtime: spec.runtime, engine_message: engineMessage(err) },
+          cause: err,
+        });
+      }
       throw translateDockerError(err, `create container ${spec.name}`);
     }
   }
@@ -236,6 +259,22 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
   /** Creates, never starts, a container mounting `volumeName` at /workspace for archive access. */
   async createHelperContainer(volumeName: string, image: string, labels: Partial<ResourceLabels>): Promise<string> {
     return createHelperContainer(this.docker, this.labels, volumeName, image, labels);
+  }
+
+  /** Stats `path` in a container (last component not followed); null when it does not exist. */
+  async statPath(containerId: string, path: string): Promise<ArchiveStat | null> {
+    return statPath(this.docker, containerId, path);
+  }
+
+  /** Runs `command` in a throwaway network-less container mounting `volumeName`, then removes it. */
+  async runHelper(
+    volumeName: string,
+    image: string,
+    labels: Partial<ResourceLabels>,
+    command: string[],
+    timeoutMs: number,
+  ): Promise<HelperRunResult> {
+    return runHelperContainer(this.docker, this.labels, volumeName, image, labels, command, timeoutMs);
   }
 
   private endpointOf(info: ContainerInspectInfo, runtimePort: number): string {

@@ -1,0 +1,128 @@
+/**
+ * Containment on real Docker: a fork bomb, a memory bomb and a /tmp-filling loop,
+ * each inside a sandbox whose profile has deliberately low limits (pids 48,
+ * memory 160 MiB, /tmp 8 MiB, half a CPU), so the host is never at risk. Each
+ * ends with a clear answer for that sandbox only; Bay stays healthy and a second
+ * sandbox keeps answering Python during and after. /workspace is never filled:
+ * volumes have no quota on this host (workspace size is enforced on writes
+ * through Bay only).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createTestBay, type TestBay } from "../support/harness.ts";
+import { dropSandbox, newSandbox, py, requireShipImages, sh } from "./support/e2e.ts";
+
+let t: TestBay;
+let calm = "";
+
+beforeAll(async () => {
+  await requireShipImages();
+  t = await createTestBay({
+    config: {
+      profiles: [
+        { id: "bomb", image: "bay-ship:latest", cpus: 0.5, memory_mb: 160, pids_limit: 48, tmpfs_mb: 8 },
+        { id: "calm", image: "bay-ship:latest", cpus: 0.5, memory_mb: 256, pids_limit: 128 },
+      ] as any,
+    },
+  });
+  calm = await newSandbox(t, "calm");
+  expect((await py(t, calm, "counter = 0")).status).toBe(200);
+}, 60_000);
+
+afterAll(async () => {
+  if (calm) await dropSandbox(t, calm);
+  await t?.close();
+});
+
+/** Runs `bomb` while the calm sandbox answers Python in a loop; checks health and the neighbour after. */
+async function contained<T>(bomb: () => Promise<T>): Promise<T> {
+  let stop = false;
+  let answered = 0;
+  const neighbour = (async () => {
+    while (!stop) {
+      const r = await py(t, calm, "counter += 1; counter");
+      expect(r.status).toBe(200);
+      expect(r.body.success).toBe(true);
+      answered++;
+      await Bun.sleep(200);
+    }
+  })();
+  try {
+    return await bomb();
+  } finally {
+    stop = true;
+    await neighbour;
+    expect(answered).toBeGreaterThan(0);
+    const health = await t.json("GET", "/health");
+    expect(health.status).toBe(200);
+    expect(health.body.status).toBe("healthy");
+    const after = await py(t, calm, "6*7");
+    expect(after.body.output.trim()).toBe("42");
+  }
+}
+
+describe("containment (bounded bombs)", () => {
+  test("fork bomb hits the pids limit (EAGAIN), Ship kills its process group; the sandbox keeps answering", async () => {
+    const id = await newSandbox(t, "bomb");
+    try {
+      expect((await py(t, id, "1")).status).toBe(200);
+      const command = "bash -c ':(){ :|:& };:'; sleep 2; cat /sys/fs/cgroup/pids/pids.current";
+      const r = await contained(() => sh(t, id, { command, timeout: 20 }));
+      expect(r.status).toBe(200);
+      expect(r.body.error).toContain("Resource temporarily unavailable");
+      const current = Number(r.body.output.trim().split("\n").pop());
+      expect(current).toBeLessThanOrEqual(48);
+      // Whatever the foreground command forked is gone once it returns: the sandbox answers at once.
+      const again = await sh(t, id, { command: "echo alive; cat /sys/fs/cgroup/pids/pids.current" });
+      expect(again.body.output.split("\n")[0]).toBe("alive");
+      expect(Number(again.body.output.split("\n")[1])).toBeLessThan(24);
+      expect((await py(t, id, "'py ok'")).body.output.trim()).toBe("'py ok'");
+    } finally {
+      await dropSandbox(t, id);
+    }
+  }, 90_000);
+
+  test("memory bomb past memory_mb is OOM-killed: a clear error, then the sandbox answers again", async () => {
+    const id = await newSandbox(t, "bomb");
+    try {
+      expect((await py(t, id, "keep = 1")).status).toBe(200);
+      const code = "chunks = []\nwhile True:\n    chunks.append(bytearray(8 * 1024 * 1024))";
+      const r = await contained(() => py(t, id, code, 30));
+      if (r.status === 200) {
+        // Ship saw its kernel SIGKILLed by the OOM killer and restarted it.
+        expect(r.body.success).toBe(false);
+        expect(r.body.error).toMatch(/SIGKILL|restarted/);
+        expect(r.body.kernel_restarted).toBe(true);
+      } else {
+        expect(r.status).toBeGreaterThanOrEqual(500);
+        expect(["ship_error", "session_not_ready", "timeout"]).toContain(r.body.error.code);
+      }
+      // The kernel (or the whole session) was restarted: the next call answers.
+      let next = await py(t, id, "2+2");
+      for (let i = 0; i < 5 && next.status !== 200; i++) {
+        await Bun.sleep(1000);
+        next = await py(t, id, "2+2");
+      }
+      expect(next.status).toBe(200);
+      expect(next.body.output.trim()).toBe("4");
+    } finally {
+      await dropSandbox(t, id);
+    }
+  }, 120_000);
+
+  test("filling /tmp hits the tmpfs size: ENOSPC for that command only", async () => {
+    const id = await newSandbox(t, "bomb");
+    try {
+      const r = await contained(() =>
+        sh(t, id, { command: "i=0; while dd if=/dev/zero of=/tmp/fill$i bs=1M count=4 2>&1; do i=$((i+1)); done; df -k /tmp | tail -1", timeout: 30 }),
+      );
+      expect(r.status).toBe(200);
+      expect(r.body.output).toContain("No space left on device");
+      const used = await sh(t, id, { command: "du -sk /tmp | cut -f1; rm -f /tmp/fill*; echo cleaned" });
+      expect(Number(used.body.output.split("\n")[0])).toBeLessThanOrEqual(8 * 1024);
+      expect(used.body.output).toContain("cleaned");
+      expect((await py(t, id, "'ok'")).body.output.trim()).toBe("'ok'");
+    } finally {
+      await dropSandbox(t, id);
+    }
+  }, 90_000);
+});
