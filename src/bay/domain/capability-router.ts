@@ -7,7 +7,7 @@
  */
 import { BayError, notFound } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { isUnreachable, type ShipClient } from "../runtime/ship-client.ts";
+import { isUnreachable, type ForwardRequest, type ShipClient } from "../runtime/ship-client.ts";
 import type { Stores } from "../store/index.ts";
 import type { Capability, ProfileRegistry } from "./profiles.ts";
 import { expiredError, type SessionManager } from "./session-manager.ts";
@@ -37,8 +37,31 @@ export interface CapabilityRouterDeps {
   now?: () => number;
 }
 
+/** Deadlines of the calls in flight in this process, per sandbox. */
+class InFlightCalls {
+  private readonly bySandbox = new Map<string, Map<symbol, number>>();
+
+  /** Registers a call; the returned function unregisters it. */
+  enter(sandboxId: string, deadline: number): () => void {
+    const token = Symbol(sandboxId);
+    const calls = this.bySandbox.get(sandboxId) ?? new Map<symbol, number>();
+    calls.set(token, deadline);
+    this.bySandbox.set(sandboxId, calls);
+    return () => {
+      calls.delete(token);
+      if (calls.size === 0) this.bySandbox.delete(sandboxId);
+    };
+  }
+
+  /** The latest deadline among the sandbox's calls still in flight (0 if none). */
+  latest(sandboxId: string): number {
+    return Math.max(0, ...(this.bySandbox.get(sandboxId)?.values() ?? []));
+  }
+}
+
 export class CapabilityRouter {
   private readonly now: () => number;
+  private readonly inFlight = new InFlightCalls();
   constructor(private readonly deps: CapabilityRouterDeps) {
     this.now = deps.now ?? Date.now;
   }
@@ -79,9 +102,29 @@ export class CapabilityRouter {
 
   private async route(call: CapabilityCall): Promise<Response> {
     const { sessions, ship, stores } = this.deps;
-    const { profile } = await this.preflight(call.owner, call.sandboxId, call.capability);
+    const { sandbox, profile } = await this.preflight(call.owner, call.sandboxId, call.capability);
     const request = { method: call.method, path: call.shipPath, headers: call.headers, body: call.body ?? null, timeoutMs: call.timeoutMs };
-    let endpoint = await sessions.ensureRunning(call.sandboxId);
+    const endpoint = await sessions.ensureRunning(call.sandboxId);
+    // Cover the call itself: an exec may outlast the profile's idle timeout, and
+    // the reaper must not reclaim the session while it runs.
+    const idleMs = profile.idle_timeout * 1000;
+    const release = this.inFlight.enter(call.sandboxId, this.now() + Math.max(idleMs, call.timeoutMs));
+    try {
+      await stores.sandboxes.extendIdleDeadline(call.sandboxId, this.now() + Math.max(idleMs, call.timeoutMs));
+      const res = await this.send(call, endpoint, request);
+      await stores.workspaces.touch(sandbox.workspaceId, this.now());
+      return res;
+    } finally {
+      release();
+      // Back to the idle timeout, unless another call in this process still needs cover.
+      const cover = Math.max(this.now() + idleMs, this.inFlight.latest(call.sandboxId));
+      await stores.sandboxes.resetIdleDeadline(call.sandboxId, cover).catch(() => {});
+    }
+  }
+
+  /** Sends to the Ship; a call that found its container dead is retried once on a fresh one. */
+  private async send(call: CapabilityCall, endpoint: string, request: ForwardRequest): Promise<Response> {
+    const { sessions, ship } = this.deps;
     let res: Response;
     try {
       res = await ship.send(endpoint, request);
@@ -90,10 +133,8 @@ export class CapabilityRouter {
       if (call.body instanceof ReadableStream) {
         throw new BayError("session_not_ready", "the sandbox runtime was restarted; retry the upload", { retryAfter: 1 });
       }
-      endpoint = await sessions.ensureRunning(call.sandboxId);
-      res = await ship.send(endpoint, request);
+      res = await ship.send(await sessions.ensureRunning(call.sandboxId), request);
     }
-    await stores.sandboxes.extendIdleDeadline(call.sandboxId, this.now() + profile.idle_timeout * 1000);
     return res;
   }
 }

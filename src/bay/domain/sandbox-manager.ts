@@ -124,13 +124,14 @@ export class SandboxManager {
     return this.get(owner, id);
   }
 
-  /** Extends the TTL of a sandbox that has one; a sandbox without a TTL keeps none. */
+  /** Extends the TTL of a sandbox that has one; 409 when it has expired or never expires (spec: extendSandboxTtl). */
   async extendTtl(owner: string, id: string, extendBySeconds: number): Promise<SandboxRecord> {
     const sb = await this.get(owner, id);
     if (sb.status === "expired") throw expiredError(id);
-    if (sb.expiresAt !== null) {
-      await this.deps.stores.sandboxes.setExpiresAt(id, Math.max(sb.expiresAt, this.now()) + extendBySeconds * 1000);
+    if (sb.expiresAt === null) {
+      throw new BayError("conflict", `sandbox ${id} has no TTL; there is nothing to extend`, { details: { sandbox_id: id } });
     }
+    await this.deps.stores.sandboxes.setExpiresAt(id, Math.max(sb.expiresAt, this.now()) + extendBySeconds * 1000);
     return this.get(owner, id);
   }
 

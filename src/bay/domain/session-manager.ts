@@ -140,7 +140,7 @@ export class SessionManager {
       return endpoint.baseUrl;
     } catch (e) {
       await this.cleanupFailedStart(sb.id, sessionId, containerId, e);
-      throw e;
+      throw asStartError(e, profile.image);
     } finally {
       clearInterval(renew);
     }
@@ -158,6 +158,7 @@ export class SessionManager {
       pidsLimit: profile.pids_limit,
       volumeName,
       ...(profile.network ? { network: profile.network } : {}),
+      blockPrivateEgress: profile.block_private_egress,
       ...(profile.runtime ? { runtime: profile.runtime } : {}),
       readOnlyRootfs: profile.read_only_rootfs,
       tmpfsMb: profile.tmpfs_mb,
@@ -201,6 +202,21 @@ export class SessionManager {
     if (sess) await this.retire(sess, status, null);
   }
 
+  /**
+   * Ends an active session for the reaper or reconciler: the session is ended
+   * first (a compare-and-set on its status, so of several replicas one wins and
+   * a start in flight fails its markReady), then its containers go and the
+   * sandbox's slot is released if it still names this session. Container removal
+   * failures are left to the next reconcile. True when this caller ended it.
+   */
+  async reclaim(sess: SessionRecord, status: "failed" | "stopped", reason: string | null): Promise<boolean> {
+    const { sandboxes, sessions } = this.deps.stores;
+    const won = await sessions.markEnded(sess.id, status, this.now(), reason);
+    await this.destroyContainers(sess.id, sess.containerId);
+    await sandboxes.casSession(sess.sandboxId, sess.id, null);
+    return won;
+  }
+
   /** Stops the sandbox's session (if any): compute goes, the workspace stays. */
   async stop(sandboxId: string): Promise<void> {
     const { sandboxes, sessions } = this.deps.stores;
@@ -230,6 +246,22 @@ export class SessionManager {
     await sandboxes.casSession(sandboxId, sess.id, null);
     return true;
   }
+}
+
+/**
+ * A start that failed inside the engine (image missing, container died at
+ * once, unknown runtime) is the runtime not becoming ready: 503 with
+ * Retry-After, the engine's reason kept in the message and details. An engine
+ * that cannot be reached, a Ship that answered wrongly, and a stop that raced
+ * the start keep their own codes.
+ */
+function asStartError(e: unknown, image: string): unknown {
+  if (!(e instanceof BayError) || e.code !== "internal_error") return e;
+  const missingImage = e.details.image !== undefined;
+  const message = missingImage
+    ? `sandbox runtime image ${image} is not present on the Docker host; build it with \`bun run image:build\``
+    : `sandbox runtime failed to start: ${e.message}`;
+  return new BayError("session_not_ready", message, { retryAfter: 2, cause: e, details: { ...e.details, image } });
 }
 
 export const expiredError = (id: string) =>

@@ -124,13 +124,32 @@ export class SandboxStore {
 
   /**
    * Claims the sandbox's session slot: sets current_session_id only if it still
-   * equals `expected` (compare-and-set). True when this caller won.
+   * equals `expected` (compare-and-set). True when this caller won. The idle
+   * deadline always resets (it belongs to a ready session and is set at ready),
+   * and an expired sandbox can be released but never claimed again.
    */
   async casSession(id: string, expected: string | null, next: string | null): Promise<boolean> {
     const rs = await this.db.execute({
-      sql: `UPDATE sandboxes SET current_session_id = :next
-            WHERE id = :id AND deleted_at IS NULL AND current_session_id IS :expected`,
+      sql: `UPDATE sandboxes SET current_session_id = :next, idle_expires_at = NULL
+            WHERE id = :id AND deleted_at IS NULL AND current_session_id IS :expected
+              AND (:next IS NULL OR expired_at IS NULL)`,
       args: { id, next, expected },
+    });
+    return rs.rowsAffected === 1;
+  }
+
+  /**
+   * Idle reclaim's compare-and-set: releases the slot only if it still holds this
+   * ready session and its idle deadline is still past (a call or keepalive since
+   * the read moved it). Of several reapers, exactly one wins.
+   */
+  async releaseIdle(id: string, sessionId: string, now: number): Promise<boolean> {
+    const rs = await this.db.execute({
+      sql: `UPDATE sandboxes SET current_session_id = NULL, idle_expires_at = NULL
+            WHERE id = :id AND deleted_at IS NULL AND current_session_id = :sess
+              AND idle_expires_at IS NOT NULL AND idle_expires_at <= :now
+              AND EXISTS (SELECT 1 FROM sessions WHERE id = :sess AND status = 'ready')`,
+      args: { id, sess: sessionId, now },
     });
     return rs.rowsAffected === 1;
   }
@@ -144,8 +163,21 @@ export class SandboxStore {
     await this.db.execute({ sql: "UPDATE sandboxes SET idle_expires_at = ? WHERE id = ?", args: [idleExpiresAt, id] });
   }
 
-  /** Moves the idle deadline of a sandbox that has a session (a no-op once it is stopped). */
+  /**
+   * Pushes the idle deadline of a sandbox that has a session (a no-op once it is
+   * stopped). Never moves it backwards, so a short call finishing cannot shorten
+   * the cover a long call still running asked for.
+   */
   async extendIdleDeadline(id: string, idleExpiresAt: number): Promise<void> {
+    await this.db.execute({
+      sql: `UPDATE sandboxes SET idle_expires_at = MAX(COALESCE(idle_expires_at, 0), ?)
+            WHERE id = ? AND current_session_id IS NOT NULL`,
+      args: [idleExpiresAt, id],
+    });
+  }
+
+  /** Sets the idle deadline of a sandbox that has a session (a no-op once it is stopped). */
+  async resetIdleDeadline(id: string, idleExpiresAt: number): Promise<void> {
     await this.db.execute({
       sql: "UPDATE sandboxes SET idle_expires_at = ? WHERE id = ? AND current_session_id IS NOT NULL",
       args: [idleExpiresAt, id],
@@ -193,6 +225,26 @@ export class SandboxStore {
       args: { now, lim: limit },
     });
     return rs.rows.map(toRecord);
+  }
+
+  /** Sessions that are the current one of a live, unexpired sandbox (for reconcile). */
+  async liveSessionIds(now: number): Promise<Set<string>> {
+    const rs = await this.db.execute({
+      sql: `SELECT current_session_id FROM sandboxes WHERE deleted_at IS NULL AND current_session_id IS NOT NULL
+            AND expired_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`,
+      args: [now],
+    });
+    return new Set(rs.rows.map((r) => str(r, "current_session_id")));
+  }
+
+  /** Managed workspaces still live under an expired (not deleted) sandbox: the `delete` policy's backlog. */
+  async listExpiredManagedWorkspaces(limit = 100): Promise<Array<{ sandboxId: string; workspaceId: string; volumeName: string }>> {
+    const rs = await this.db.execute({
+      sql: `SELECT s.id AS sandbox_id, w.id AS workspace_id, w.volume_name FROM sandboxes s JOIN workspaces w ON w.id = s.workspace_id
+            WHERE s.expired_at IS NOT NULL AND s.deleted_at IS NULL AND w.managed = 1 AND w.deleted_at IS NULL LIMIT ?`,
+      args: [limit],
+    });
+    return rs.rows.map((r) => ({ sandboxId: str(r, "sandbox_id"), workspaceId: str(r, "workspace_id"), volumeName: str(r, "volume_name") }));
   }
 
   /** Ids of every sandbox not deleted (for reconcile). */
