@@ -11,8 +11,11 @@ import { JwtVerifier } from "./domain/auth/jwt-verifier.ts";
 import { CapabilityRouter } from "./domain/capability-router.ts";
 import { HealthService } from "./domain/health-service.ts";
 import { ProfileRegistry } from "./domain/profiles.ts";
+import { Reaper } from "./domain/reaper.ts";
+import { Reconciler } from "./domain/reconciler.ts";
 import { SandboxManager } from "./domain/sandbox-manager.ts";
 import { SessionManager } from "./domain/session-manager.ts";
+import { WorkspaceFiles } from "./domain/workspace-files.ts";
 import { WorkspaceManager } from "./domain/workspace-manager.ts";
 import { DockerDriver } from "./drivers/docker/docker-driver.ts";
 import type { Driver } from "./drivers/driver.ts";
@@ -26,7 +29,11 @@ export interface Bay {
   deps: AppDeps;
   driver: Driver;
   sessions: SessionManager;
-  /** Releases the database and driver. */
+  /** Lifecycle beat (idle reclaim, TTL expiry, reconcile); main.ts starts it, tests call runOnce(). */
+  reaper: Reaper;
+  /** Docker ↔ database reconcile; main.ts runs it once at start, the reaper on every beat. */
+  reconciler: Reconciler;
+  /** Stops the reaper, then releases the database and driver. */
   close(): Promise<void>;
 }
 
@@ -67,6 +74,14 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   };
   const sandboxes = new SandboxManager({ stores, sessions, driver, profiles, logger, limits });
   const workspaces = new WorkspaceManager({ stores, driver, logger, defaultSizeLimitMb: config.limits.workspace_size_limit_mb });
+  const workspaceFiles = new WorkspaceFiles({
+    stores,
+    driver,
+    logger,
+    instanceId: config.driver.instance_id,
+    helperImage: config.driver.helper_image,
+    limits: { maxFileBytes: config.limits.max_file_bytes, maxUploadBytes: config.limits.max_upload_bytes },
+  });
   const router = new CapabilityRouter({ stores, sessions, ship, profiles, logger });
   const health = new HealthService({ db, driver, profiles, version: config.server.version });
   const apiKeys = new ApiKeyService(stores.apiKeys, config.auth.api_keys);
@@ -75,15 +90,24 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     jwksUrl: config.auth.jwt.jwks_url,
     issuer: config.auth.jwt.issuer,
     audience: config.auth.jwt.audience,
+    logger,
   };
   const jwt = JwtVerifier.configured(jwtOpts) ? new JwtVerifier(jwtOpts) : null;
-  const deps: AppDeps = { config, stores, profiles, sandboxes, workspaces, router, health, apiKeys, jwt, logger };
+  const reconciler = new Reconciler({ stores, driver, sessions, logger, instanceId: config.driver.instance_id });
+  const reaper = new Reaper(
+    { stores, driver, sessions, reconciler, logger },
+    { intervalSeconds: config.lifecycle.reaper_interval, expiredWorkspace: config.lifecycle.expired_workspace },
+  );
+  const deps: AppDeps = { config, stores, profiles, sandboxes, workspaces, workspaceFiles, router, health, apiKeys, jwt, logger };
   return {
     app: createApp(deps),
     deps,
     driver,
     sessions,
+    reaper,
+    reconciler,
     async close() {
+      await reaper.stop();
       await driver.close();
       db.close();
     },

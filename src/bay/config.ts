@@ -22,9 +22,9 @@ const profileSchema = z.strictObject({
   idle_timeout: z.number().int().min(1).default(1800),
   /** Container env. A value "${NAME}" takes host env NAME at start; never echoed back. */
   env: z.record(z.string(), z.string()).default({}),
-  /** "bridge", "none" or a Docker network name; undefined = driver default. */
+  /** "bridge", a Docker network name, or "none" (no egress; Bay still reaches the Ship); undefined = driver default. */
   network: z.string().optional(),
-  /** Block link-local/metadata and private ranges from inside the sandbox. */
+  /** Block link-local/metadata, private ranges and the host from inside the sandbox (Bay-managed network + iptables; root on the Docker host). */
   block_private_egress: z.boolean().default(false),
   /** Optional OCI runtime, e.g. runsc. */
   runtime: z.string().optional(),
@@ -80,9 +80,20 @@ export const configSchema = z.strictObject({
       instance_id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default("bay"),
       /** Seconds to wait for a fresh Ship to answer /health and /meta. */
       ready_timeout: z.number().positive().default(30),
+      /** Image of the short-lived helpers of the workspace data plane (needs rm, du and uid 1000). */
+      helper_image: z.string().min(1).default("bay-ship:latest"),
     })
     .prefault({}),
-  profiles: z.array(profileSchema).min(1).prefault(defaultProfiles),
+  profiles: z
+    .array(profileSchema)
+    .min(1)
+    // In the schema, not after it, so a duplicate is reported together with every other problem.
+    .superRefine((profiles, ctx) => {
+      const ids = profiles.map((p) => p.id);
+      const dupes = [...new Set(ids.filter((id, i) => ids.indexOf(id) !== i))];
+      if (dupes.length) ctx.addIssue({ code: "custom", message: `duplicate id ${dupes.join(", ")}` });
+    })
+    .prefault(defaultProfiles),
   limits: z
     .strictObject({
       max_body_bytes: z.number().int().positive().default(2 * MiB),
@@ -144,10 +155,13 @@ const ENV_OVERRIDES: Array<[string, string[], "string" | "number"]> = [
   ["BAY_DOCKER_NETWORK", ["driver", "network"], "string"],
   ["BAY_INSTANCE_ID", ["driver", "instance_id"], "string"],
   ["BAY_READY_TIMEOUT", ["driver", "ready_timeout"], "number"],
+  ["BAY_HELPER_IMAGE", ["driver", "helper_image"], "string"],
   ["BAY_AUTH_MODE", ["auth", "mode"], "string"],
   ["BAY_DEFAULT_OWNER", ["auth", "default_owner"], "string"],
   ["BAY_JWT_SECRET", ["auth", "jwt", "secret"], "string"],
   ["BAY_JWKS_URL", ["auth", "jwt", "jwks_url"], "string"],
+  ["BAY_JWT_ISSUER", ["auth", "jwt", "issuer"], "string"],
+  ["BAY_JWT_AUDIENCE", ["auth", "jwt", "audience"], "string"],
   ["BAY_REAPER_INTERVAL", ["lifecycle", "reaper_interval"], "number"],
   ["BAY_LOG_LEVEL", ["log", "level"], "string"],
 ];
@@ -202,8 +216,10 @@ export function loadConfig(env: Env, file: string | undefined = env.BAY_CONFIG):
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
   const config = result.data;
-  const ids = config.profiles.map((p) => p.id);
-  const dupes = ids.filter((id, i) => ids.indexOf(id) !== i);
-  if (dupes.length) throw new ConfigError([`profiles: duplicate id ${[...new Set(dupes)].join(", ")}`]);
+  // The restriction runs on a Bay-managed network; naming another network would be ignored.
+  const conflicting = config.profiles.filter((p) => p.block_private_egress && p.network !== undefined && p.network !== "none");
+  if (conflicting.length) {
+    throw new ConfigError(conflicting.map((p) => `profiles.${p.id}.network: block_private_egress uses Bay's managed network; leave network unset`));
+  }
   return config;
 }

@@ -1,12 +1,15 @@
 /**
  * Composition root: loadConfig → buildBay → Bun.serve. The only place that
- * reads the process environment and wires things together.
+ * reads the process environment and wires things together. Runs when executed
+ * directly (`bun run src/bay/main.ts`, the compiled `dist/bay`); scripts/start.ts
+ * imports `main` and calls it after its image checks.
  */
 import { buildBay } from "./bootstrap.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
 
-async function main(): Promise<void> {
+/** Loads config from the environment, builds Bay and serves it until SIGINT/SIGTERM. */
+export async function main(): Promise<void> {
   let config;
   try {
     config = loadConfig(process.env);
@@ -33,6 +36,9 @@ async function main(): Promise<void> {
     logger.warn("profile image missing; build it with `bun run image:build`", { profile: img.profile, image: img.image });
   }
   if (!health.driver.ok) logger.warn("container driver unreachable", { error: health.driver.error });
+  // Reconcile what a previous run (or a crashed replica) left behind, then keep the lifecycle beat going.
+  await bay.reconciler.runOnce();
+  bay.reaper.start();
   const shutdown = async (signal: string) => {
     logger.info("shutting down", { signal });
     await server.stop();
@@ -48,4 +54,4 @@ function redactUrl(url: string): string {
   return url.replace(/\/\/[^@/]*@/, "//***@").replace(/([?&](authToken|token)=)[^&]*/gi, "$1***");
 }
 
-await main();
+if (import.meta.main) await main();

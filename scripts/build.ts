@@ -1,0 +1,140 @@
+/**
+ * `bun run build [--outfile dist/bay] [--target bun-linux-x64]`
+ *
+ * Compiles Bay (src/bay/main.ts) into one self-contained executable with
+ * `Bun.build({ compile })`. Run it like `bun run src/bay/main.ts`: same
+ * environment variables, same BAY_CONFIG file.
+ *
+ * Why the plugin: `@libsql/client` opens local databases through the `libsql`
+ * package, whose index.js picks its native addon at run time with
+ *
+ *     return require(`@libsql/${target}`);
+ *
+ * The bundler cannot resolve a computed specifier, so it leaves the require in
+ * place, embeds no addon, and the binary dies at start with
+ * `Cannot find module '@libsql/linux-x64-gnu'`. The `libsql-static-require`
+ * plugin below rewrites that one expression, in the loaded source only (never
+ * in node_modules), into `require("@libsql/<package for the build target>")`,
+ * which the bundler follows and whose `index.node` it embeds in the binary.
+ * When libsql's source no longer contains the expression the build fails
+ * instead of silently producing a broken binary.
+ *
+ * Other dependencies need nothing: dockerode → docker-modem → ssh2 requires the
+ * optional `cpu-features` and `sshcrypto.node` inside try/catch, which the
+ * bundler leaves as run-time requires that fail quietly (ssh2 falls back to
+ * pure JS and Bay talks to Docker over a socket or tcp, not ssh); hono, yaml
+ * and zod are plain ESM.
+ */
+import { existsSync, rmSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { parseArgs } from "node:util";
+import type { BunPlugin } from "bun";
+
+const ROOT = join(import.meta.dir, "..");
+const ENTRY = join(ROOT, "src/bay/main.ts");
+
+/** Bun compile target (without the SIMD suffix) → libsql's prebuilt addon package. */
+const LIBSQL_PACKAGES: Record<string, string> = {
+  "linux-x64-glibc": "@libsql/linux-x64-gnu",
+  "linux-x64-musl": "@libsql/linux-x64-musl",
+  "linux-arm64-glibc": "@libsql/linux-arm64-gnu",
+  "linux-arm64-musl": "@libsql/linux-arm64-musl",
+  "darwin-x64": "@libsql/darwin-x64",
+  "darwin-arm64": "@libsql/darwin-arm64",
+  "windows-x64": "@libsql/win32-x64-msvc",
+};
+
+/** The computed require in node_modules/libsql/{index,promise}.js (libsql 0.5.x). */
+const COMPUTED_REQUIRE = /require\(\s*`@libsql\/\$\{target\}`\s*\)/g;
+
+/** Which libsql addon package a compile target needs; the current host when `target` is undefined. */
+export function libsqlPackageFor(target?: string): string {
+  let key: string;
+  if (target) {
+    // bun-linux-x64[-baseline|-modern][-musl] → linux-x64-glibc|musl
+    const m = /^bun-(linux|darwin|windows)-(x64|arm64)(?:-(?:baseline|modern))?(?:-(musl))?$/.exec(target);
+    if (!m) throw new Error(`unsupported --target ${target} (expected e.g. bun-linux-x64, bun-linux-arm64-musl, bun-darwin-arm64)`);
+    const [, os, arch, musl] = m;
+    key = os === "linux" ? `linux-${arch}-${musl ? "musl" : "glibc"}` : `${os}-${arch}`;
+  } else {
+    const os = process.platform === "win32" ? "windows" : process.platform;
+    if (os === "linux") {
+      const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+      key = `linux-${process.arch}-${report?.header?.glibcVersionRuntime ? "glibc" : "musl"}`;
+    } else key = `${os}-${process.arch}`;
+  }
+  const pkg = LIBSQL_PACKAGES[key];
+  if (!pkg) throw new Error(`no libsql addon package known for ${key}`);
+  return pkg;
+}
+
+/** Rewrites libsql's computed native-addon require into a static one (see the file comment). */
+export function libsqlStaticRequire(pkg: string): BunPlugin {
+  return {
+    name: "libsql-static-require",
+    setup(build) {
+      build.onLoad({ filter: /[\\/]node_modules[\\/]libsql[\\/](index|promise)\.js$/ }, async ({ path }) => {
+        const source = await Bun.file(path).text();
+        const patched = source.replace(COMPUTED_REQUIRE, `require(${JSON.stringify(pkg)})`);
+        if (patched === source) {
+          throw new Error(`${path}: computed require(\`@libsql/\${target}\`) not found; update scripts/build.ts for this libsql version`);
+        }
+        return { contents: patched, loader: "js" };
+      });
+    },
+  };
+}
+
+export interface BuildResult {
+  outfile: string;
+  bytes: number;
+  libsqlPackage: string;
+  ms: number;
+}
+
+/** Compiles Bay into `outfile`. Throws with the bundler's messages on failure. */
+export async function buildBinary(opts: { outfile?: string; target?: string } = {}): Promise<BuildResult> {
+  const started = performance.now();
+  const outfile = opts.outfile ?? join(ROOT, "dist/bay");
+  const pkg = libsqlPackageFor(opts.target);
+  if (!existsSync(join(ROOT, "node_modules", pkg))) {
+    throw new Error(
+      `${pkg} is not in node_modules; it holds libsql's native addon for this target. ` +
+        `Install it at the libsql version in bun.lock (or run \`bun install\` on that platform), then build again.`,
+    );
+  }
+  const result = await Bun.build({
+    entrypoints: [ENTRY],
+    compile: { outfile, ...(opts.target ? { target: opts.target as Bun.Build.CompileTarget } : {}) },
+    minify: true,
+    // Embedded in the executable, so stack traces name src/ files and lines.
+    sourcemap: "linked",
+    plugins: [libsqlStaticRequire(pkg)],
+    throw: false,
+  });
+  if (!result.success) {
+    throw new Error(`bun build failed:\n${result.logs.map((l) => `  ${String(l)}`).join("\n")}`);
+  }
+  for (const log of result.logs) console.warn(String(log));
+  // The bundler also writes <outfile>.map; the binary does not need it (its copy is embedded).
+  rmSync(`${outfile}.map`, { force: true });
+  return { outfile, bytes: statSync(outfile).size, libsqlPackage: pkg, ms: performance.now() - started };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Bun.argv.slice(2),
+    options: {
+      outfile: { type: "string" },
+      target: { type: "string" },
+    },
+  });
+  try {
+    const r = await buildBinary({ outfile: values.outfile, target: values.target });
+    const mib = (r.bytes / 1024 / 1024).toFixed(1);
+    console.log(`built ${relative(process.cwd(), r.outfile) || r.outfile} (${mib} MiB, libsql addon ${r.libsqlPackage}) in ${(r.ms / 1000).toFixed(1)}s`);
+  } catch (e) {
+    console.error(`[build] ${(e as Error).message}`);
+    process.exit(1);
+  }
+}

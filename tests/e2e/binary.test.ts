@@ -1,0 +1,150 @@
+/**
+ * The single binary: `bun run build` makes dist/bay (reused when it is newer
+ * than every input), which then runs from an empty directory, with no
+ * node_modules in reach, on a fresh libSQL file database.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createDriver } from "../../src/bay/bootstrap.ts";
+import { configSchema } from "../../src/bay/config.ts";
+
+const ROOT = join(import.meta.dir, "../..");
+const BINARY = join(ROOT, "dist/bay");
+const INSTANCE_ID = `test-bin-${crypto.randomUUID().slice(0, 8)}`;
+
+/** Newest mtime under `path` (a file or a directory tree). */
+function newestMtime(path: string): number {
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let newest = st.mtimeMs;
+  for (const e of readdirSync(path, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) newest = Math.max(newest, statSync(join(e.parentPath, e.name)).mtimeMs);
+  }
+  return newest;
+}
+
+/** dist/bay is reusable when it is newer than src/, the build script and the lockfile. */
+function binaryIsFresh(): boolean {
+  let built: number;
+  try {
+    built = statSync(BINARY).mtimeMs;
+  } catch {
+    return false;
+  }
+  const inputs = ["src", "scripts/build.ts", "package.json", "bun.lock"].map((p) => join(ROOT, p));
+  return inputs.every((p) => {
+    try {
+      return newestMtime(p) < built;
+    } catch {
+      return true; // an input that does not exist cannot be newer
+    }
+  });
+}
+
+function freePort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const { port } = probe;
+  probe.stop(true);
+  return port;
+}
+
+let dir: string;
+let bay: Bun.Subprocess<"ignore", "pipe", "pipe"> | undefined;
+let base: string;
+let output = "";
+let startMs = 0;
+
+async function drain(stream: ReadableStream<Uint8Array>): Promise<void> {
+  const decoder = new TextDecoder();
+  const reader = stream.getReader();
+  for (let r = await reader.read(); !r.done; r = await reader.read()) output += decoder.decode(r.value, { stream: true });
+}
+
+beforeAll(async () => {
+  if (!binaryIsFresh()) {
+    const build = Bun.spawnSync(["bun", "run", "build"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    if (build.exitCode !== 0) throw new Error(`bun run build failed:\n${build.stdout}\n${build.stderr}`);
+  }
+  dir = mkdtempSync(join(tmpdir(), "bay-bin-"));
+  const port = freePort();
+  base = `http://127.0.0.1:${port}`;
+  const started = performance.now();
+  bay = Bun.spawn([BINARY], {
+    cwd: dir, // no node_modules, no src: the binary must carry everything
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      BAY_DB_URL: `file:${join(dir, "bay.db")}`,
+      BAY_HOST: "127.0.0.1",
+      BAY_PORT: String(port),
+      BAY_AUTH_MODE: "anonymous",
+      BAY_INSTANCE_ID: INSTANCE_ID,
+      ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
+    },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  void drain(bay.stdout);
+  void drain(bay.stderr);
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (bay.exitCode !== null) throw new Error(`dist/bay exited with ${bay.exitCode}:\n${output}`);
+    const ok = await fetch(`${base}/health`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error(`dist/bay did not answer /health within 15 s:\n${output}`);
+    await Bun.sleep(50);
+  }
+  startMs = performance.now() - started;
+  console.log(`dist/bay: ${(statSync(BINARY).size / 1024 / 1024).toFixed(1)} MiB, /health answered ${startMs.toFixed(0)} ms after spawn`);
+});
+
+afterAll(async () => {
+  if (bay && bay.exitCode === null) {
+    bay.kill("SIGTERM");
+    const exited = await Promise.race([bay.exited, Bun.sleep(5000).then(() => null)]);
+    if (exited === null) bay.kill("SIGKILL");
+  }
+  const driver = createDriver(configSchema.parse({}));
+  for (const c of await driver.listContainers({ instance_id: INSTANCE_ID }).catch(() => [])) await driver.destroyContainer(c.id).catch(() => {});
+  for (const v of await driver.listVolumes({ instance_id: INSTANCE_ID }).catch(() => [])) await driver.removeVolume(v.name).catch(() => {});
+  await driver.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test("GET /health answers 200 with the database ok", async () => {
+  const res = await fetch(`${base}/health`);
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as { database: { ok: boolean }; version: string };
+  expect(body.database).toEqual({ ok: true });
+  expect(body.version).toBeString();
+});
+
+test("POST /v1/sandboxes creates an idle sandbox (libSQL writes work)", async () => {
+  const res = await fetch(`${base}/v1/sandboxes`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({}),
+  });
+  expect(res.status).toBe(201);
+  const body = (await res.json()) as { id: string; status: string };
+  expect(body.status).toBe("idle");
+  const list = await fetch(`${base}/v1/sandboxes`);
+  expect(list.status).toBe(200);
+  expect(JSON.stringify(await list.json())).toContain(body.id);
+});
+
+test("GET /openapi.json answers 200 with the spec", async () => {
+  const res = await fetch(`${base}/openapi.json`);
+  expect(res.status).toBe(200);
+  const spec = (await res.json()) as { openapi: string; paths: Record<string, unknown> };
+  expect(spec.openapi).toStartWith("3.");
+  expect(Object.keys(spec.paths)).toContain("/v1/sandboxes");
+});
+
+test("SIGTERM shuts the binary down cleanly", async () => {
+  bay!.kill("SIGTERM");
+  expect(await bay!.exited).toBe(0);
+  expect(output).toContain("shutting down");
+});
