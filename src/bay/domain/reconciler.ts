@@ -8,12 +8,17 @@
  * installation's `instance_id` label (the driver adds its own managed-by label
  * to every filter), leaves containers without a `session_id` label alone, and
  * never touches a container whose `starting` session still holds its lease.
+ * Workspace data-plane helpers (no session) are removed only once they are far
+ * older than any data-plane call can live: leftovers of a Bay that died mid-call.
  */
 import type { ContainerInfo, Driver } from "../drivers/driver.ts";
 import { errorMessage, type Logger } from "../logger.ts";
 import type { Stores } from "../store/index.ts";
 import type { SessionRecord } from "../store/session-store.ts";
 import type { SessionManager } from "./session-manager.ts";
+
+/** Older than this, a workspace helper belongs to no call (a download's lasts at most 10 min). */
+export const STALE_HELPER_MS = 30 * 60_000;
 
 export interface ReconcilerDeps {
   stores: Stores;
@@ -37,6 +42,8 @@ export interface ReconcileReport {
   orphanContainers: number;
   /** Volumes removed because their workspace row is deleted or absent. */
   orphanVolumes: number;
+  /** Workspace data-plane helpers left behind by a Bay that died mid-call. */
+  staleHelpers: number;
   /** Steps skipped because the engine or database did not answer. */
   errors: number;
 }
@@ -49,11 +56,13 @@ export class Reconciler {
 
   /** One full pass. Never throws: a step that fails is logged and retried next time. */
   async runOnce(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { abandonedStarts: 0, deadSessions: 0, strandedSessions: 0, orphanContainers: 0, orphanVolumes: 0, errors: 0 };
+    const report: ReconcileReport = { abandonedStarts: 0, deadSessions: 0, strandedSessions: 0, orphanContainers: 0, orphanVolumes: 0, staleHelpers: 0, errors: 0 };
     await this.step(report, "abandoned starts", () => this.endAbandonedStarts(report));
     await this.step(report, "sessions and containers", () => this.reconcileSessions(report));
+    await this.step(report, "stale helpers", () => this.removeStaleHelpers(report));
     await this.step(report, "volumes", () => this.removeOrphanVolumes(report));
-    const acted = report.abandonedStarts + report.deadSessions + report.strandedSessions + report.orphanContainers + report.orphanVolumes;
+    const acted =
+      report.abandonedStarts + report.deadSessions + report.strandedSessions + report.orphanContainers + report.orphanVolumes + report.staleHelpers;
     if (acted > 0) this.deps.logger.info("reconciled", { ...report });
     return report;
   }
@@ -134,6 +143,18 @@ export class Reconciler {
     if (!sess) return true;
     // A second container for a ready session (a create whose answer was lost).
     return sess.status === "ready" && sess.containerId !== null && sess.containerId !== c.id;
+  }
+
+  /** Workspace helpers of this installation older than any call could keep one. */
+  private async removeStaleHelpers(report: ReconcileReport): Promise<void> {
+    const { driver, logger, instanceId } = this.deps;
+    const cutoff = this.now() - STALE_HELPER_MS;
+    for (const c of await driver.listContainers({ instance_id: instanceId })) {
+      if (c.labels.role !== "workspace-helper" || c.labels.session_id || c.createdAt === undefined || c.createdAt > cutoff) continue;
+      await driver.destroyContainer(c.id);
+      report.staleHelpers++;
+      logger.info("stale workspace helper removed", { container_id: c.id, workspace_id: c.labels.workspace_id });
+    }
   }
 
   /** Our volumes whose workspace row is deleted or absent. Rows are written before volumes are created. */

@@ -50,6 +50,8 @@ export interface ContainerInfo {
   labels: Record<string, string>;
   exitCode?: number;
   oomKilled?: boolean;
+  /** Creation time, ms since epoch (from listings). */
+  createdAt?: number;
 }
 
 export interface RuntimeEndpoint {

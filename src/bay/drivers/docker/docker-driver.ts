@@ -209,6 +209,7 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
       name: (c.Names[0] ?? "").replace(/^\//, ""),
       state: STATE[c.State] ?? "dead",
       labels: this.labels.decode(c.Labels),
+      createdAt: c.Created * 1000,
     }));
   }
 

@@ -1,0 +1,56 @@
+/**
+ * Reconcile and workspace data-plane helpers: a helper left behind by a Bay that
+ * died mid-call is removed once it is older than any call could keep it, a
+ * fresh one is left alone, and another installation's helper is never touched.
+ */
+import { afterEach, beforeEach, expect, setDefaultTimeout, test } from "bun:test";
+import type { DockerDriver } from "../../src/bay/drivers/docker/docker-driver.ts";
+import { Reconciler, STALE_HELPER_MS } from "../../src/bay/domain/reconciler.ts";
+import { silentLogger } from "../../src/bay/logger.ts";
+import { createTestBay, uniqueInstanceId, type TestBay } from "../support/harness.ts";
+
+setDefaultTimeout(60_000);
+
+let t: TestBay;
+let other: TestBay;
+
+beforeEach(async () => {
+  t = await createTestBay();
+  other = await createTestBay();
+});
+
+afterEach(async () => {
+  await t.close();
+  await other.close();
+});
+
+async function leaveHelper(bay: TestBay, volume: string): Promise<string> {
+  const labels = { owner: "alice", sandbox_id: "", workspace_id: volume, instance_id: bay.config.driver.instance_id };
+  await bay.bay.driver.createVolume(volume, labels);
+  return (bay.bay.driver as DockerDriver).createHelperContainer(volume, bay.config.driver.helper_image, labels);
+}
+
+function reconcilerAt(bay: TestBay, offsetMs: number): Reconciler {
+  return new Reconciler({
+    stores: bay.bay.deps.stores,
+    driver: bay.bay.driver,
+    sessions: bay.bay.sessions,
+    logger: silentLogger,
+    instanceId: bay.config.driver.instance_id,
+    now: () => Date.now() + offsetMs,
+  });
+}
+
+test("a stale helper is removed, a fresh one and another installation's are kept", async () => {
+  const mine = await leaveHelper(t, `ws-${uniqueInstanceId()}`);
+  const theirs = await leaveHelper(other, `ws-${uniqueInstanceId()}`);
+
+  const fresh = await reconcilerAt(t, 0).runOnce();
+  expect(fresh.staleHelpers).toBe(0);
+  expect((await t.bay.driver.containerStatus(mine)).state).toBe("created");
+
+  const later = await reconcilerAt(t, STALE_HELPER_MS + 60_000).runOnce();
+  expect(later.staleHelpers).toBe(1);
+  expect((await t.bay.driver.containerStatus(mine)).state).toBe("missing");
+  expect((await other.bay.driver.containerStatus(theirs)).state).toBe("created");
+});
