@@ -12,23 +12,13 @@
  * build command). BAY_SKIP_IMAGE_BUILD=1 reports missing images without
  * building them.
  */
-import { ConfigError, loadConfig } from "../src/bay/config.ts";
-import { main } from "../src/bay/main.ts";
+import { loadConfigOrExit, main } from "../src/bay/main.ts";
 import { checkImages } from "./lib/start-checks.ts";
 
 const log = (line: string) => process.stderr.write(`[start] ${line}\n`);
 
-let config;
-try {
-  config = loadConfig(process.env);
-} catch (e) {
-  if (e instanceof ConfigError) {
-    process.stderr.write(`${e.message}\n`);
-    process.exit(2);
-  }
-  throw e;
-}
+const config = loadConfigOrExit();
 
 const skipBuild = ["1", "true", "yes"].includes((process.env.BAY_SKIP_IMAGE_BUILD ?? "").toLowerCase());
 await checkImages(config, { skipBuild, log });
-await main();
+await main(config);

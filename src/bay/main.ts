@@ -5,14 +5,13 @@
  * imports `main` and calls it after its image checks.
  */
 import { buildBay } from "./bootstrap.ts";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig, type BayConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
 
-/** Loads config from the environment, builds Bay and serves it until SIGINT/SIGTERM. */
-export async function main(): Promise<void> {
-  let config;
+/** The configuration from the process environment; an invalid one is printed whole and exits 2. */
+export function loadConfigOrExit(): BayConfig {
   try {
-    config = loadConfig(process.env);
+    return loadConfig(process.env);
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`${e.message}\n`);
@@ -20,6 +19,10 @@ export async function main(): Promise<void> {
     }
     throw e;
   }
+}
+
+/** Builds Bay from `config` (default: the environment's) and serves it until SIGINT/SIGTERM. */
+export async function main(config: BayConfig = loadConfigOrExit()): Promise<void> {
   const logger = createLogger(config.log.level);
   const bay = await buildBay(config, { logger });
   const server = Bun.serve({
