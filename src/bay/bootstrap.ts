@@ -29,6 +29,8 @@ export interface Bay {
   deps: AppDeps;
   driver: Driver;
   sessions: SessionManager;
+  /** The label value naming this installation's containers and volumes. */
+  instanceId: string;
   /** Lifecycle beat (idle reclaim, TTL expiry, reconcile); main.ts starts it, tests call runOnce(). */
   reaper: Reaper;
   /** Docker ↔ database reconcile; main.ts runs it once at start, the reaper on every beat. */
@@ -56,13 +58,14 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   const logger = opts.logger ?? createLogger(config.log.level);
   const db = await openDatabase({ url: config.database.url, authToken: config.database.auth_token });
   const stores = createStores(db);
+  const instanceId = config.driver.instance_id ?? (await stores.installation.instanceId());
   const driver = opts.driver ?? createDriver(config);
   const ship = new ShipClient();
   const profiles = new ProfileRegistry(config.profiles);
   const sessions = new SessionManager(
     { stores, driver, ship, profiles, logger },
     {
-      instanceId: config.driver.instance_id,
+      instanceId,
       replicaId: `replica-${crypto.randomUUID()}`,
       readyTimeoutMs: config.driver.ready_timeout * 1000,
       hostEnv: opts.hostEnv ?? process.env,
@@ -78,7 +81,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     stores,
     driver,
     logger,
-    instanceId: config.driver.instance_id,
+    instanceId,
     helperImage: config.driver.helper_image,
     limits: { maxFileBytes: config.limits.max_file_bytes, maxUploadBytes: config.limits.max_upload_bytes },
   });
@@ -93,7 +96,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     logger,
   };
   const jwt = JwtVerifier.configured(jwtOpts) ? new JwtVerifier(jwtOpts) : null;
-  const reconciler = new Reconciler({ stores, driver, sessions, logger, instanceId: config.driver.instance_id });
+  const reconciler = new Reconciler({ stores, driver, sessions, logger, instanceId });
   const reaper = new Reaper(
     { stores, driver, sessions, reconciler, logger },
     { intervalSeconds: config.lifecycle.reaper_interval, expiredWorkspace: config.lifecycle.expired_workspace },
@@ -104,6 +107,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     deps,
     driver,
     sessions,
+    instanceId,
     reaper,
     reconciler,
     async close() {

@@ -76,8 +76,12 @@ export const configSchema = z.strictObject({
       host: z.string().optional(),
       connect_mode: z.enum(["host_port", "container_network", "auto"]).default("host_port"),
       network: z.string().optional(),
-      /** Names this Bay installation in container/volume labels; reconcile only touches its own. */
-      instance_id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).default("bay"),
+      /**
+       * Names this Bay installation in container/volume labels; reconcile only
+       * touches its own. Unset: the id generated once per database, so replicas
+       * sharing a database agree and separate databases never collide.
+       */
+      instance_id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
       /** Seconds to wait for a fresh Ship to answer /health and /meta. */
       ready_timeout: z.number().positive().default(30),
       /** Image of the short-lived helpers of the workspace data plane (needs rm, du and uid 1000). */

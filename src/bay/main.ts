@@ -33,7 +33,12 @@ export async function main(config: BayConfig = loadConfigOrExit()): Promise<void
     idleTimeout: 0,
     maxRequestBodySize: Math.max(config.limits.max_upload_bytes, config.limits.max_body_bytes) + 1024 * 1024,
   });
-  logger.info("bay listening", { url: `http://${server.hostname}:${server.port}`, database: redactUrl(config.database.url), auth: config.auth.mode });
+  logger.info("bay listening", {
+    url: `http://${server.hostname}:${server.port}`,
+    database: redactUrl(config.database.url),
+    auth: config.auth.mode,
+    instance_id: bay.instanceId,
+  });
   const health = await bay.deps.health.check();
   for (const img of health.images.filter((i) => !i.present)) {
     logger.warn("profile image missing; build it with `bun run image:build`", { profile: img.profile, image: img.image });

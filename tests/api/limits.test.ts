@@ -32,7 +32,7 @@ async function expectError(p: Promise<{ status: number; body: any; res: Response
   return r;
 }
 
-const noContainers = async (t: TestBay) => expect(await t.bay.driver.listContainers({ instance_id: t.config.driver.instance_id })).toHaveLength(0);
+const noContainers = async (t: TestBay) => expect(await t.bay.driver.listContainers({ instance_id: t.bay.instanceId })).toHaveLength(0);
 
 describe("size limits", () => {
   test("request body over max_body_bytes → 413 payload_too_large", async () => {

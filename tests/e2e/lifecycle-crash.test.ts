@@ -78,7 +78,7 @@ describe("container crash", () => {
 
   test("reconcile removes our orphans (containers without an active session, volumes without a workspace) and nothing else", async () => {
     t = await createTestBay();
-    const instanceId = t.config.driver.instance_id;
+    const instanceId = t.bay.instanceId;
     const id = await newSandbox(t);
     expect((await py(t, id, "1")).status).toBe(200);
     const driver = t.bay.driver;

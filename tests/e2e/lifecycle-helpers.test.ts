@@ -25,7 +25,7 @@ afterEach(async () => {
 });
 
 async function leaveHelper(bay: TestBay, volume: string): Promise<string> {
-  const labels = { owner: "alice", sandbox_id: "", workspace_id: volume, instance_id: bay.config.driver.instance_id };
+  const labels = { owner: "alice", sandbox_id: "", workspace_id: volume, instance_id: bay.bay.instanceId };
   await bay.bay.driver.createVolume(volume, labels);
   return (bay.bay.driver as DockerDriver).createHelperContainer(volume, bay.config.driver.helper_image, labels);
 }
@@ -36,7 +36,7 @@ function reconcilerAt(bay: TestBay, offsetMs: number): Reconciler {
     driver: bay.bay.driver,
     sessions: bay.bay.sessions,
     logger: silentLogger,
-    instanceId: bay.config.driver.instance_id,
+    instanceId: bay.bay.instanceId,
     now: () => Date.now() + offsetMs,
   });
 }

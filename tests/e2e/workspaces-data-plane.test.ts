@@ -28,7 +28,7 @@ afterEach(async () => {
 
 /** Helper containers of this Bay still present (must always be none between calls). */
 const helpersLeft = async () =>
-  (await t.bay.driver.listContainers({ instance_id: t.config.driver.instance_id })).filter((c) => c.labels.role === "workspace-helper").map((c) => c.id);
+  (await t.bay.driver.listContainers({ instance_id: t.bay.instanceId })).filter((c) => c.labels.role === "workspace-helper").map((c) => c.id);
 
 async function newWorkspace(body: Record<string, unknown> = {}): Promise<string> {
   const r = await t.json("POST", "/v1/workspaces", { body });
@@ -149,7 +149,7 @@ describe("workspace data plane", () => {
     // Plant links the way user code could, in a throwaway container on the volume.
     const driver = t.bay.driver;
     if (!hasArchiveAccess(driver)) throw new Error("docker driver lacks archive access");
-    const labels = { owner: "alice", workspace_id: ws, instance_id: t.config.driver.instance_id };
+    const labels = { owner: "alice", workspace_id: ws, instance_id: t.bay.instanceId };
     const planted = await driver.runHelper(ws, "bay-ship:latest", labels, ["sh", "-c", "ln -s /etc etc && ln -s real alias && ln -s /etc/passwd pw"], 30_000);
     expect(planted.exitCode).toBe(0);
 

@@ -28,7 +28,8 @@ export interface TestBayOptions {
   logger?: Logger;
   /** Reuse a database file (e.g. to simulate a restart or a second replica). */
   dbPath?: string;
-  instanceId?: string;
+  /** Label value for this Bay's Docker objects; null = the database's own installation id. */
+  instanceId?: string | null;
 }
 
 function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
@@ -48,12 +49,12 @@ export const uniqueInstanceId = () => `test-${crypto.randomUUID().slice(0, 12)}`
 export async function createTestBay(opts: TestBayOptions = {}): Promise<TestBay> {
   const dir = mkdtempSync(join(tmpdir(), "bay-test-"));
   const dbPath = opts.dbPath ?? join(dir, "bay.db");
-  const instanceId = opts.instanceId ?? uniqueInstanceId();
+  const instanceId = opts.instanceId === null ? undefined : (opts.instanceId ?? uniqueInstanceId());
   const raw = merge(
     {
       database: { url: `file:${dbPath}` },
       auth: { mode: "anonymous" },
-      driver: { instance_id: instanceId, ready_timeout: 30 },
+      driver: { ...(instanceId ? { instance_id: instanceId } : {}), ready_timeout: 30 },
     },
     (opts.config ?? {}) as Record<string, unknown>,
   );
@@ -89,7 +90,7 @@ export async function createTestBay(opts: TestBayOptions = {}): Promise<TestBay>
       return { status: res.status, body, res };
     },
     async close() {
-      await removeInstanceResources(bay, instanceId);
+      await removeInstanceResources(bay, bay.instanceId);
       await bay.close();
       if (!opts.dbPath) rmSync(dir, { recursive: true, force: true });
     },

@@ -33,7 +33,7 @@ describe("defaults", () => {
     expect(c.server).toEqual({ host: "127.0.0.1", port: 8000, version: "0.1.0" });
     expect(c.auth.mode).toBe("api_key");
     expect(c.driver.connect_mode).toBe("host_port");
-    expect(c.driver.instance_id).toBe("bay");
+    expect(c.driver.instance_id).toBeUndefined(); // then the database's installation id
     expect(c.limits.max_body_bytes).toBe(2 * 1024 * 1024);
     expect(c.limits.max_sandboxes_per_owner).toBe(50);
     expect(c.idempotency.ttl_seconds).toBe(86400);

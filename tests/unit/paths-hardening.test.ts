@@ -110,7 +110,7 @@ describe("every file route and shell cwd refuse bad paths before any container s
   }
 
   test("no container was started and the sandbox is still idle", async () => {
-    expect(await t.bay.driver.listContainers({ instance_id: t.config.driver.instance_id })).toHaveLength(0);
+    expect(await t.bay.driver.listContainers({ instance_id: t.bay.instanceId })).toHaveLength(0);
     expect((await t.json("GET", `/v1/sandboxes/${sandbox}`)).body.status).toBe("idle");
   });
 });

@@ -37,7 +37,8 @@ async function versions(db: Database): Promise<number[]> {
   return rs.rows.map((r) => Number(r.version));
 }
 
-const EXPECTED_TABLES = ["api_keys", "idempotency_keys", "sandboxes", "schema_migrations", "sessions", "workspaces"];
+const EXPECTED_TABLES = ["api_keys", "idempotency_keys", "installation", "sandboxes", "schema_migrations", "sessions", "workspaces"];
+const ALL_VERSIONS = MIGRATIONS.map((m) => m.version);
 const LATEST = Math.max(...MIGRATIONS.map((m) => m.version));
 
 describe("migrations", () => {
@@ -85,16 +86,20 @@ describe("migrations", () => {
     const results = await Promise.all(
       procs.map(async (p) => ({ code: await p.exited, out: (await new Response(p.stdout).text()).trim(), err: await new Response(p.stderr).text() })),
     );
-    for (const r of results) expect({ code: r.code, out: r.out, err: r.err }).toEqual({ code: 0, out: "[1]", err: "" });
+    for (const r of results) expect({ code: r.code, out: r.out, err: r.err }).toEqual({ code: 0, out: JSON.stringify(ALL_VERSIONS), err: "" });
     const db = await open(`file:${file}`);
-    expect(await versions(db)).toEqual([1]);
+    expect(await versions(db)).toEqual(ALL_VERSIONS);
   });
 
-  test("two openDatabase calls racing on one new file both succeed with schema version 1", async () => {
+  test("two openDatabase calls racing on one new file both succeed with every migration applied once", async () => {
     const url = `file:${join(dir, "race.db")}`;
     const [a, b] = await Promise.all([open(url), open(url)]);
-    expect(await versions(a)).toEqual([1]);
-    expect(await versions(b)).toEqual([1]);
+    expect(await versions(a)).toEqual(ALL_VERSIONS);
+    expect(await versions(b)).toEqual(ALL_VERSIONS);
+    // The installation id is generated once, so both see the same.
+    expect(await a.execute("SELECT instance_id FROM installation").then((r) => r.rows)).toEqual(
+      await b.execute("SELECT instance_id FROM installation").then((r) => r.rows),
+    );
     expect(await tables(b)).toEqual(EXPECTED_TABLES);
   });
 });

@@ -2,6 +2,7 @@
 import type { Database } from "./database.ts";
 import { ApiKeyStore } from "./api-key-store.ts";
 import { IdempotencyStore } from "./idempotency-store.ts";
+import { InstallationStore } from "./installation-store.ts";
 import { SandboxStore } from "./sandbox-store.ts";
 import { SessionStore } from "./session-store.ts";
 import { WorkspaceStore } from "./workspace-store.ts";
@@ -13,6 +14,7 @@ export interface Stores {
   workspaces: WorkspaceStore;
   idempotency: IdempotencyStore;
   apiKeys: ApiKeyStore;
+  installation: InstallationStore;
 }
 
 export function createStores(db: Database): Stores {
@@ -23,5 +25,6 @@ export function createStores(db: Database): Stores {
     workspaces: new WorkspaceStore(db),
     idempotency: new IdempotencyStore(db),
     apiKeys: new ApiKeyStore(db),
+    installation: new InstallationStore(db),
   };
 }

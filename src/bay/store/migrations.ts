@@ -80,4 +80,20 @@ export const MIGRATIONS: Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    name: "installation",
+    statements: [
+      // One row: this database's installation id. Bay labels every container and
+      // volume with it (unless configured), so two installations on two databases
+      // never mistake each other's objects for orphans.
+      `CREATE TABLE installation (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        instance_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      )`,
+      `INSERT INTO installation (id, instance_id, created_at)
+        VALUES (1, 'bay-' || lower(hex(randomblob(6))), CAST(strftime('%s', 'now') AS INTEGER) * 1000)`,
+    ],
+  },
 ];

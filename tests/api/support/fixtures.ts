@@ -120,5 +120,5 @@ export async function snapshotRows(t: TestBay): Promise<string> {
 
 /** Containers this harness's Bay instance has created. */
 export async function instanceContainers(t: TestBay) {
-  return t.bay.driver.listContainers({ instance_id: t.config.driver.instance_id });
+  return t.bay.driver.listContainers({ instance_id: t.bay.instanceId });
 }
