@@ -39,15 +39,12 @@ export async function main(config: BayConfig = loadConfigOrExit()): Promise<void
     auth: config.auth.mode,
     instance_id: bay.instanceId,
   });
-  const health = await bay.deps.health.check();
-  for (const img of health.images.filter((i) => !i.present)) {
-    logger.warn("profile image missing; build it with `bun run image:build`", { profile: img.profile, image: img.image });
-  }
-  if (!health.driver.ok) logger.warn("container driver unreachable", { error: health.driver.error });
-  // Reconcile what a previous run (or a crashed replica) left behind, then keep the lifecycle beat going.
-  await bay.reconciler.runOnce();
-  bay.reaper.start();
+  // Signals are handled from the moment the server answers, so a stop that
+  // arrives during the start-up checks below still shuts down cleanly.
+  let stopping = false;
   const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
     logger.info("shutting down", { signal });
     await server.stop();
     await bay.close();
@@ -55,6 +52,15 @@ export async function main(config: BayConfig = loadConfigOrExit()): Promise<void
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
+
+  const health = await bay.deps.health.check();
+  for (const img of health.images.filter((i) => !i.present)) {
+    logger.warn("profile image missing; build it with `bun run image:build`", { profile: img.profile, image: img.image });
+  }
+  if (!health.driver.ok) logger.warn("container driver unreachable", { error: health.driver.error });
+  // Reconcile what a previous run (or a crashed replica) left behind, then keep the lifecycle beat going.
+  await bay.reconciler.runOnce();
+  if (!stopping) bay.reaper.start();
 }
 
 /** Database URLs may carry credentials; log only scheme and host/path. */
