@@ -47,7 +47,7 @@ describe("upload and download", () => {
     });
   });
 
-  test("missing file → 404 file_not_found; path after the file or missing → 400", async () => {
+  test("missing file → 404 file_not_found; path after the file works (spooled); path missing → 400", async () => {
     await withSandbox(t, async (id) => {
       const missing = await t.json("GET", `/v1/sandboxes/${id}/filesystem/download?path=nope/none.bin`);
       expect(missing.status).toBe(404);
@@ -57,8 +57,16 @@ describe("upload and download", () => {
       late.append("file", new Blob(["data"]), "f.txt");
       late.append("path", "late.txt");
       const r1 = await t.json("POST", `/v1/sandboxes/${id}/filesystem/upload`, { body: late });
-      expect(r1.status).toBe(400);
-      expect(r1.body.error.code).toBe("validation_error");
+      expect(r1.status).toBe(200);
+      expect(r1.body).toMatchObject({ status: "ok", path: "late.txt", size: 4 });
+      expect((await t.json("GET", `/v1/sandboxes/${id}/filesystem/files?path=late.txt`)).body.content).toBe("data");
+
+      const lateEscape = new FormData();
+      lateEscape.append("file", new Blob(["data"]), "f.txt");
+      lateEscape.append("path", "../late.txt");
+      const r3 = await t.json("POST", `/v1/sandboxes/${id}/filesystem/upload`, { body: lateEscape });
+      expect(r3.status).toBe(400);
+      expect(r3.body.error.code).toBe("invalid_path");
 
       const none = new FormData();
       none.append("file", new Blob(["data"]), "f.txt");

@@ -1,11 +1,20 @@
 /**
  * Streams a multipart upload through Bay without holding it in memory: the
- * incoming form is parsed with busboy as it arrives, the `path` field (which
- * must come before `file`, or be given as ?path=) is validated before any
- * container starts, and the file bytes are re-emitted into a fresh multipart
- * body for the Ship, chunk by chunk, with backpressure.
+ * incoming form is parsed with busboy as it arrives, the `path` is validated
+ * before any container starts, and the file bytes are re-emitted into a fresh
+ * multipart body for the Ship, chunk by chunk, with backpressure.
+ *
+ * When `path` arrives before `file` (or as ?path=) the bytes stream straight
+ * through. Clients that send `file` first (generated TypeScript clients follow
+ * the schema's property order) get the file spooled to a temporary file on
+ * Bay's disk until the path is known: still flat in memory, one extra copy.
  */
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import Busboy from "busboy";
 import { BayError } from "../errors.ts";
 
@@ -17,6 +26,8 @@ export interface ParsedUpload {
   contentType: string;
   /** True when the file exceeded the limit (the stream then errors). */
   tooLarge(): boolean;
+  /** Removes a spooled temporary file, if any (also done when `body` ends or is cancelled). */
+  release(): Promise<void>;
 }
 
 /**
@@ -43,6 +54,7 @@ export async function parseUpload(
   }
   let fieldPath: string | undefined;
   let truncated = false;
+  const closed = new Promise<void>((resolve) => bb.on("close", () => resolve()));
   const file = await new Promise<{ stream: Readable; filename: string; pathBefore: string | undefined }>((resolve, reject) => {
     bb.on("field", (name, value) => {
       if (name === "path") fieldPath = value;
@@ -55,26 +67,41 @@ export async function parseUpload(
       stream.on("limit", () => {
         truncated = true;
       });
-      // Snapshot the path now: a `path` field after the file must not count, even when
-      // busboy has already parsed it (small bodies arrive in one chunk).
+      // Snapshot the path now: whether it came before the file decides streaming vs
+      // spooling, even when busboy has already parsed a later field (small bodies).
       resolve({ stream, filename: info.filename ?? "upload", pathBefore: fieldPath });
     });
     bb.on("error", (e) => reject(new BayError("validation_error", `malformed multipart body: ${(e as Error).message}`)));
     bb.on("close", () => reject(new BayError("validation_error", "multipart body has no file field")));
     Readable.fromWeb(req.body as unknown as import("node:stream/web").ReadableStream).pipe(bb);
   });
-  const rawPath = file.pathBefore ?? queryPath;
-  if (!rawPath) {
-    file.stream.resume();
-    throw new BayError("validation_error", "upload needs a path: send the path field before the file field, or ?path=", {
-      details: { issues: [{ path: "form.path", message: "required before file" }] },
-    });
+
+  let source: AsyncIterable<unknown> = file.stream;
+  let release = async () => {};
+  let rawPath = file.pathBefore ?? queryPath;
+  if (rawPath === undefined) {
+    const spooled = await spool(file.stream);
+    release = spooled.release;
+    await closed;
+    rawPath = fieldPath;
+    if (truncated) {
+      await release();
+      throw tooLargeError(maxBytes);
+    }
+    if (rawPath === undefined) {
+      await release();
+      throw new BayError("validation_error", "upload needs a path: a `path` form field or ?path=", {
+        details: { issues: [{ path: "form.path", message: "required" }] },
+      });
+    }
+    source = createReadStream(spooled.file);
   }
   let path: string;
   try {
     path = normalizePath(rawPath);
   } catch (e) {
     file.stream.resume();
+    await release();
     throw e;
   }
   const boundary = `----bay${crypto.randomUUID().replace(/-/g, "")}`;
@@ -85,7 +112,7 @@ export async function parseUpload(
       `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${safeName}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
   );
   const epilogue = enc.encode(`\r\n--${boundary}--\r\n`);
-  const iterator = file.stream[Symbol.asyncIterator]();
+  const iterator = source[Symbol.asyncIterator]();
   let stage: "pre" | "file" | "done" = "pre";
   const body = new ReadableStream<Uint8Array>({
     async pull(ctrl) {
@@ -99,21 +126,38 @@ export async function parseUpload(
       if (truncated) {
         stage = "done";
         ctrl.error(tooLargeError(maxBytes));
+        await release();
         return;
       }
       if (next.done) {
         stage = "done";
         ctrl.enqueue(epilogue);
         ctrl.close();
+        await release();
         return;
       }
       ctrl.enqueue(next.value as Uint8Array);
     },
-    cancel() {
+    async cancel() {
       file.stream.destroy();
+      await release();
     },
   });
-  return { path, filename: file.filename, body, contentType: `multipart/form-data; boundary=${boundary}`, tooLarge: () => truncated };
+  return { path, filename: file.filename, body, contentType: `multipart/form-data; boundary=${boundary}`, tooLarge: () => truncated, release };
+}
+
+/** Writes a file part to a private temporary file; `release` removes it (safe twice). */
+async function spool(stream: Readable): Promise<{ file: string; release: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), "bay-upload-"));
+  const release = () => rm(dir, { recursive: true, force: true });
+  const file = join(dir, "file");
+  try {
+    await pipeline(stream, createWriteStream(file, { mode: 0o600 }));
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  return { file, release };
 }
 
 export const tooLargeError = (maxBytes: number) =>

@@ -456,7 +456,7 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zDirectoryListing,
   },
-  /** Uploads a binary-safe file (multipart/form-data, fields `file` and `path`) relative to /workspace. */
+  /** Uploads a binary-safe file (multipart/form-data, fields `path` and `file`, in either order; or `?path=`) relative to /workspace, streamed. */
   uploadFile: {
     operationId: "uploadFile",
     method: "post",
@@ -470,6 +470,10 @@ export const operations = {
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
+    }),
+    query: z.object({
+      /** Destination relative to /workspace, instead of the `path` form field. */
+      path: z.string().min(1).max(4096).optional(),
     }),
     headers: z.object({
       /** Caller-chosen request id, echoed in the response; generated when absent. */
@@ -695,7 +699,7 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zDirectoryListing,
   },
-  /** Uploads a binary-safe file (multipart/form-data, fields `file` and `path`) directly into the workspace. */
+  /** Uploads a binary-safe file (multipart/form-data, fields `path` and `file`, in either order; or `?path=`) directly into the workspace. */
   uploadWorkspaceFile: {
     operationId: "uploadWorkspaceFile",
     method: "post",
@@ -709,6 +713,10 @@ export const operations = {
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
+    }),
+    query: z.object({
+      /** Destination relative to /workspace, instead of the `path` form field. */
+      path: z.string().min(1).max(4096).optional(),
     }),
     headers: z.object({
       /** Caller-chosen request id, echoed in the response; generated when absent. */

@@ -81,8 +81,8 @@ export const zCreateSandboxRequest = z.strictObject({
   profile: z.string().min(1).max(128).default("python-default"),
   /** An existing external workspace to mount. */
   workspace_id: z.string().min(1).max(128).optional(),
-  /** Seconds until expiry; null or 0 = never expires. */
-  ttl: z.number().int().min(0).nullable().optional(),
+  /** Seconds until expiry (at most 10 years); null or 0 = never expires. */
+  ttl: z.number().int().min(0).max(315360000).nullable().optional(),
 });
 export type CreateSandboxRequest = z.infer<typeof zCreateSandboxRequest>;
 
@@ -219,9 +219,11 @@ export const zDirectoryListing = z.object({
 });
 export type DirectoryListing = z.infer<typeof zDirectoryListing>;
 
+/** Multipart form. Either field order works: when `path` comes first the file streams straight through Bay; when `file` comes first Bay spools it to its disk until the path is known. The path may also be given as the `path` query parameter. */
 export const zUploadRequest = z.object({
-  file: z.instanceof(Blob),
+  /** Destination relative to /workspace. */
   path: z.string().min(1).max(4096),
+  file: z.instanceof(Blob),
 });
 export type UploadRequest = z.infer<typeof zUploadRequest>;
 

@@ -1156,11 +1156,14 @@ export const openApiDocument = {
       "post": {
         "operationId": "uploadFile",
         "summary": "Upload a file",
-        "description": "Uploads a binary-safe file (multipart/form-data, fields `file` and `path`) relative to /workspace.",
+        "description": "Uploads a binary-safe file (multipart/form-data, fields `path` and `file`, in either order; or `?path=`) relative to /workspace, streamed.",
         "tags": [
           "Filesystem"
         ],
         "parameters": [
+          {
+            "$ref": "#/components/parameters/UploadPath"
+          },
           {
             "$ref": "#/components/parameters/XRequestId"
           }
@@ -1742,11 +1745,14 @@ export const openApiDocument = {
       "post": {
         "operationId": "uploadWorkspaceFile",
         "summary": "Upload a file into a workspace",
-        "description": "Uploads a binary-safe file (multipart/form-data, fields `file` and `path`) directly into the workspace.",
+        "description": "Uploads a binary-safe file (multipart/form-data, fields `path` and `file`, in either order; or `?path=`) directly into the workspace.",
         "tags": [
           "Workspaces"
         ],
         "parameters": [
+          {
+            "$ref": "#/components/parameters/UploadPath"
+          },
           {
             "$ref": "#/components/parameters/XRequestId"
           }
@@ -1985,6 +1991,17 @@ export const openApiDocument = {
         "in": "query",
         "required": true,
         "description": "Path relative to /workspace.",
+        "schema": {
+          "type": "string",
+          "minLength": 1,
+          "maxLength": 4096
+        }
+      },
+      "UploadPath": {
+        "name": "path",
+        "in": "query",
+        "required": false,
+        "description": "Destination relative to /workspace, instead of the `path` form field.",
         "schema": {
           "type": "string",
           "minLength": 1,
@@ -2483,7 +2500,8 @@ export const openApiDocument = {
               "null"
             ],
             "minimum": 0,
-            "description": "Seconds until expiry; null or 0 = never expires."
+            "maximum": 315360000,
+            "description": "Seconds until expiry (at most 10 years); null or 0 = never expires."
           }
         }
       },
@@ -2930,19 +2948,21 @@ export const openApiDocument = {
       },
       "UploadRequest": {
         "type": "object",
+        "description": "Multipart form. Either field order works: when `path` comes first the file streams straight through Bay; when `file` comes first Bay spools it to its disk until the path is known. The path may also be given as the `path` query parameter.",
         "required": [
-          "file",
-          "path"
+          "path",
+          "file"
         ],
         "properties": {
-          "file": {
-            "type": "string",
-            "format": "binary"
-          },
           "path": {
             "type": "string",
             "minLength": 1,
-            "maxLength": 4096
+            "maxLength": 4096,
+            "description": "Destination relative to /workspace."
+          },
+          "file": {
+            "type": "string",
+            "format": "binary"
           }
         }
       },

@@ -3,7 +3,7 @@
  * validation_error listing the issues, instead of zod's raw default response.
  */
 import { zValidator } from "@hono/zod-validator";
-import type { ValidationTargets } from "hono";
+import type { Env, MiddlewareHandler, ValidationTargets } from "hono";
 import type { z } from "zod";
 import { BayError } from "../../errors.ts";
 
@@ -18,4 +18,34 @@ export function validate<T extends z.ZodType, Target extends keyof ValidationTar
   return zValidator(target, schema, (result) => {
     if (!result.success) throw validationError(target, result.error.issues);
   });
+}
+
+const JSON_TYPE = /^application\/([\w.-]+\+)?json\b/i;
+
+/**
+ * For operations whose JSON body is optional: an empty body is `{}` whatever the
+ * Content-Type (generated clients send `application/json` with no body), a
+ * non-empty one must be JSON. Then the same schema check and error as `validate`.
+ */
+export function validateOptionalJson<T extends z.ZodType>(
+  schema: T,
+): MiddlewareHandler<Env, string, { in: { json: z.input<T> }; out: { json: z.output<T> } }> {
+  return async function optionalJsonBody(c, next) {
+    const text = await c.req.text();
+    let value: unknown = {};
+    if (text.trim() !== "") {
+      if (!JSON_TYPE.test(c.req.header("content-type") ?? "")) {
+        throw new BayError("validation_error", "a request body must be JSON (Content-Type: application/json)");
+      }
+      try {
+        value = JSON.parse(text);
+      } catch {
+        throw new BayError("validation_error", "Malformed JSON in request body");
+      }
+    }
+    const result = await schema.safeParseAsync(value);
+    if (!result.success) throw validationError("json", result.error.issues);
+    c.req.addValidatedData("json", result.data as object);
+    await next();
+  };
 }

@@ -67,7 +67,7 @@ export function filesystemRoutes(deps: AppDeps): Hono {
     return relay(c, res);
   });
 
-  app.post(ops.uploadFile.honoPath, validate("param", ops.uploadFile.params), async (c) => {
+  app.post(ops.uploadFile.honoPath, validate("param", ops.uploadFile.params), validate("query", ops.uploadFile.query), async (c) => {
     const owner = c.get("owner");
     const sandboxId = c.req.valid("param").id;
     const max = config.limits.max_upload_bytes;
@@ -76,7 +76,7 @@ export function filesystemRoutes(deps: AppDeps): Hono {
     // The file may use the room left in the workspace (size_limit_mb), up to the upload limit.
     const quota = await workspaceFiles.sandboxRoom(owner, sandboxId);
     const slot = quota?.slot ?? { maxBytes: max, tooLarge: () => tooLargeError(max) };
-    const upload = await parseUpload(c.req.raw, slot.maxBytes, c.req.query("path"), normalizeWorkspacePath).catch((e: unknown) => {
+    const upload = await parseUpload(c.req.raw, slot.maxBytes, c.req.valid("query").path, normalizeWorkspacePath).catch((e: unknown) => {
       throw e instanceof BayError && e.code === "payload_too_large" ? slot.tooLarge() : e;
     });
     const path = upload.path;
@@ -96,6 +96,7 @@ export function filesystemRoutes(deps: AppDeps): Hono {
       if (quota) workspaceFiles.usage.forget(quota.ws.id); // size unknown here: measure afresh next time
       return relay(c, res);
     } catch (e) {
+      await upload.release();
       if (upload.tooLarge()) throw slot.tooLarge();
       throw e;
     }

@@ -3,14 +3,14 @@ import { Hono } from "hono";
 import type { AppDeps } from "../deps.ts";
 import { toSandboxDto } from "../dto.ts";
 import { operations as ops } from "../generated/index.ts";
-import { validate } from "../middleware/validate.ts";
+import { validate, validateOptionalJson } from "../middleware/validate.ts";
 
 export function sandboxRoutes(deps: AppDeps): Hono {
   const { sandboxes, profiles } = deps;
   const dto = (sb: Parameters<typeof toSandboxDto>[0]) => toSandboxDto(sb, profiles);
   const app = new Hono();
 
-  app.post(ops.createSandbox.honoPath, validate("header", ops.createSandbox.headers), validate("json", ops.createSandbox.body), async (c) => {
+  app.post(ops.createSandbox.honoPath, validate("header", ops.createSandbox.headers), validateOptionalJson(ops.createSandbox.body), async (c) => {
     const body = c.req.valid("json");
     const sb = await sandboxes.create(c.get("owner"), { profile: body.profile, workspaceId: body.workspace_id, ttl: body.ttl });
     return c.json(dto(sb), 201);

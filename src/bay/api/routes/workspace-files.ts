@@ -33,14 +33,15 @@ export function workspaceFileRoutes(deps: AppDeps): Hono {
     async (c) => c.json(await files.list(c.get("owner"), c.req.valid("param").id, c.req.valid("query").path), 200),
   );
 
-  app.post(ops.uploadWorkspaceFile.honoPath, validate("param", ops.uploadWorkspaceFile.params), async (c) => {
+  const uploadOp = ops.uploadWorkspaceFile;
+  app.post(uploadOp.honoPath, validate("param", uploadOp.params), validate("query", uploadOp.query), async (c) => {
     const owner = c.get("owner");
     const id = c.req.valid("param").id;
     // 404 and the size limits are settled before the body is read.
     const slot = await files.uploadSlot(owner, id);
     const upload = await receiveUploadToFile(c.req.raw, {
       maxBytes: slot.maxBytes,
-      queryPath: c.req.query("path"),
+      queryPath: c.req.valid("query").path,
       normalizePath: normalizeWorkspacePath,
       tooLarge: slot.tooLarge,
     });

@@ -3,13 +3,13 @@ import { Hono } from "hono";
 import type { AppDeps } from "../deps.ts";
 import { toWorkspaceDto } from "../dto.ts";
 import { operations as ops } from "../generated/index.ts";
-import { validate } from "../middleware/validate.ts";
+import { validate, validateOptionalJson } from "../middleware/validate.ts";
 
 export function workspaceRoutes(deps: AppDeps): Hono {
   const { workspaces } = deps;
   const app = new Hono();
 
-  app.post(ops.createWorkspace.honoPath, validate("header", ops.createWorkspace.headers), validate("json", ops.createWorkspace.body), async (c) => {
+  app.post(ops.createWorkspace.honoPath, validate("header", ops.createWorkspace.headers), validateOptionalJson(ops.createWorkspace.body), async (c) => {
     const ws = await workspaces.create(c.get("owner"), { sizeLimitMb: c.req.valid("json").size_limit_mb });
     return c.json(toWorkspaceDto(ws), 201);
   });

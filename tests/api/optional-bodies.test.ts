@@ -1,0 +1,48 @@
+/**
+ * Create routes whose JSON body is optional, called the way generated clients
+ * call them: with `Content-Type: application/json` and no body at all.
+ */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { createTestBay, type TestBay } from "../support/harness.ts";
+
+let t: TestBay;
+beforeEach(async () => {
+  t = await createTestBay();
+});
+afterEach(async () => {
+  await t.close();
+});
+
+describe.each([["/v1/sandboxes"], ["/v1/workspaces"]])("POST %s", (path) => {
+  test.each([
+    ["no body, no Content-Type", {}, undefined],
+    ["no body, Content-Type: application/json", { "content-type": "application/json" }, undefined],
+    ["whitespace body, Content-Type: application/json", { "content-type": "application/json" }, "  \n"],
+    ["{} body", { "content-type": "application/json" }, "{}"],
+  ])("%s → 201 with defaults", async (_name, headers, body) => {
+    const r = await t.json("POST", path, { headers, ...(body !== undefined ? { body } : {}) });
+    expect(r.status).toBe(201);
+    if (path === "/v1/sandboxes") expect(r.body.profile).toBe("python-default");
+    else expect(r.body.managed).toBe(false);
+  });
+
+  test.each([
+    ["malformed JSON", { "content-type": "application/json" }, "{nope"],
+    ["a non-JSON body", { "content-type": "text/plain" }, "profile=python-data"],
+    ["an unknown field", { "content-type": "application/json" }, '{"nope":1}'],
+  ])("%s → 400 validation_error, nothing created", async (_name, headers, body) => {
+    const r = await t.json("POST", path, { headers, body });
+    expect(r.status).toBe(400);
+    expect(r.body.error.code).toBe("validation_error");
+    const list = await t.json("GET", path);
+    expect(list.body.items).toEqual([]);
+  });
+});
+
+test("ttl above the documented maximum (10 years) is refused before anything is stored", async () => {
+  const r = await t.json("POST", "/v1/sandboxes", { body: { ttl: 9007199254740991 } });
+  expect(r.status).toBe(400);
+  expect(r.body.error.code).toBe("validation_error");
+  expect((await t.json("GET", "/v1/sandboxes")).status).toBe(200);
+  expect((await t.json("POST", "/v1/sandboxes", { body: { ttl: 315360000 } })).status).toBe(201);
+});
