@@ -124,9 +124,10 @@ describe("stores", () => {
   async function withSession(sandboxId: string, status: "starting" | "ready" | "failed" | "stopped") {
     const sess = `sess-${sandboxId}`;
     await s.sessions.insertStarting({ id: sess, sandboxId, leaseOwner: "r1", leaseExpiresAt: NOW + 60_000, now: NOW });
-    if (status === "ready") expect(await s.sessions.markReady(sess, "http://127.0.0.1:1", NOW)).toBe(true);
+    // Claimed a moment before NOW, so sandboxes whose TTL ends at NOW can still hold a session.
+    expect(await s.sandboxes.casSession(sandboxId, null, sess, NOW - 10)).toBe(true);
+    if (status === "ready") expect(await s.sessions.markReady(sess, "http://127.0.0.1:1", NOW, NOW + 1000)).toBe(true);
     if (status === "failed" || status === "stopped") expect(await s.sessions.markEnded(sess, status, NOW, "boom")).toBe(true);
-    expect(await s.sandboxes.casSession(sandboxId, null, sess)).toBe(true);
     return sess;
   }
 
@@ -206,10 +207,58 @@ describe("stores", () => {
       expect((await s.sandboxes.get(id))!.currentSessionId).toBe(`sess-${winner}`);
     });
 
+    test("never claims a sandbox whose TTL has passed, even before the reaper marks it", async () => {
+      const id = await sandbox({ expiresAt: NOW });
+      expect(await s.sandboxes.casSession(id, null, "sess-late", NOW)).toBe(false);
+      expect(await s.sandboxes.casSession(id, null, "sess-early", NOW - 1)).toBe(true);
+    });
+
     test("never claims a deleted sandbox", async () => {
       const id = await sandbox();
-      expect(await s.sandboxes.markDeleted(id, NOW)).toBe(true);
+      expect(await s.sandboxes.tombstone(id, NOW)).toBe(true);
       expect(await s.sandboxes.casSession(id, null, "sess-a")).toBe(false);
+    });
+  });
+
+  describe("delete and start races, settled in SQL", () => {
+    test("tombstone ends the current session and tombstones a managed workspace in one go", async () => {
+      const id = await sandbox();
+      const sess = await withSession(id, "ready");
+      const ws = (await s.sandboxes.get(id))!.workspaceId;
+      expect(await s.sandboxes.tombstone(id, NOW)).toBe(true);
+      expect((await s.sessions.get(sess))!.status).toBe("stopped");
+      expect((await s.workspaces.get(ws))!.deletedAt).toBe(NOW);
+      expect(await s.sandboxes.tombstone(id, NOW)).toBe(false);
+    });
+
+    test("tombstone leaves an external workspace live", async () => {
+      await s.workspaces.insert({ id: "ws-ext", owner: "alice", managed: false, volumeName: "ws-ext", sizeLimitMb: 1, createdAt: NOW });
+      const id = await sandbox({ workspaceId: "ws-ext" });
+      expect(await s.sandboxes.tombstone(id, NOW)).toBe(true);
+      expect((await s.workspaces.get("ws-ext"))!.deletedAt).toBeNull();
+    });
+
+    test("a start still in flight cannot become ready once its sandbox is deleted", async () => {
+      const id = await sandbox();
+      const sess = await withSession(id, "starting");
+      expect(await s.sandboxes.tombstone(id, NOW)).toBe(true);
+      expect(await s.sessions.markReady(sess, "http://127.0.0.1:1", NOW, NOW + 1000)).toBe(false);
+    });
+
+    test("a sandbox is inserted on an external workspace only while that workspace is live and the owner's", async () => {
+      await s.workspaces.insert({ id: "ws-x", owner: "alice", managed: false, volumeName: "ws-x", sizeLimitMb: 1, createdAt: NOW });
+      const row = { id: "sandbox-x1", owner: "bob", profileId: "p", workspaceId: "ws-x", createdAt: NOW, expiresAt: null };
+      expect((await s.db.execute(s.sandboxes.insertOnExternalWorkspaceStatement(row))).rowsAffected).toBe(0);
+      expect(await s.workspaces.markDeletedIfUnused("ws-x", NOW)).toBe(true);
+      const mine = { ...row, owner: "alice" };
+      expect((await s.db.execute(s.sandboxes.insertOnExternalWorkspaceStatement(mine))).rowsAffected).toBe(0);
+    });
+
+    test("a workspace in use is not tombstoned", async () => {
+      await s.workspaces.insert({ id: "ws-y", owner: "alice", managed: false, volumeName: "ws-y", sizeLimitMb: 1, createdAt: NOW });
+      await sandbox({ workspaceId: "ws-y" });
+      expect(await s.workspaces.markDeletedIfUnused("ws-y", NOW)).toBe(false);
+      expect((await s.workspaces.get("ws-y"))!.deletedAt).toBeNull();
     });
   });
 
@@ -223,7 +272,7 @@ describe("stores", () => {
     test("after the first is deleted, the workspace can host another", async () => {
       const first = await sandbox();
       const ws = (await s.sandboxes.get(first))!.workspaceId;
-      await s.sandboxes.markDeleted(first, NOW);
+      await s.sandboxes.tombstone(first, NOW);
       const second = await sandbox({ workspaceId: ws });
       expect((await s.workspaces.get(ws))!.sandboxId).toBe(second);
     });
@@ -234,7 +283,7 @@ describe("stores", () => {
       const id = await sandbox();
       expect(await s.sandboxes.findLive("alice", id)).not.toBeNull();
       expect(await s.sandboxes.findLive("bob", id)).toBeNull();
-      await s.sandboxes.markDeleted(id, NOW);
+      await s.sandboxes.tombstone(id, NOW);
       expect(await s.sandboxes.findLive("alice", id)).toBeNull();
       expect(await s.sandboxes.get(id)).not.toBeNull(); // the tombstone stays
     });

@@ -72,11 +72,14 @@ export class SandboxManager {
       );
     }
     const ttl = input.ttl ?? 0;
+    const row = { id, owner, profileId: profile.id, workspaceId, createdAt: now, expiresAt: ttl > 0 ? now + ttl * 1000 : null };
     statements.push(
-      stores.sandboxes.insertStatement({ id, owner, profileId: profile.id, workspaceId, createdAt: now, expiresAt: ttl > 0 ? now + ttl * 1000 : null }),
+      input.workspaceId ? stores.sandboxes.insertOnExternalWorkspaceStatement(row) : stores.sandboxes.insertStatement(row),
     );
     try {
-      await stores.db.batch(statements, "write");
+      const results = await stores.db.batch(statements, "write");
+      // The workspace was deleted between the check above and the insert.
+      if (results[results.length - 1]?.rowsAffected !== 1) throw notFound("workspace", workspaceId);
     } catch (e) {
       if (/UNIQUE constraint failed: sandboxes\.workspace_id/.test(errorMessage(e))) {
         throw new BayError("conflict", `workspace ${workspaceId} is already used by another sandbox`, { details: { workspace_id: workspaceId } });
@@ -148,13 +151,13 @@ export class SandboxManager {
    */
   async destroy(sb: SandboxRecord): Promise<void> {
     const { stores, sessions, driver, logger } = this.deps;
-    const now = this.now();
-    if (!(await stores.sandboxes.markDeleted(sb.id, now))) return;
-    await sessions.endSession(sb.currentSessionId, "stopped");
+    // One transaction ends the session, tombstones a managed workspace and the
+    // sandbox; what follows only removes Docker objects, and whatever it cannot
+    // remove now, reconcile removes later (nothing live owns it any more).
+    if (!(await stores.sandboxes.tombstone(sb.id, this.now()))) return;
+    await sessions.removeSandboxContainers(sb.id);
     const ws = await stores.workspaces.get(sb.workspaceId);
-    if (ws?.managed && (await stores.workspaces.markDeleted(ws.id, now))) {
-      await removeVolumeQuietly(driver, ws.volumeName, logger);
-    }
+    if (ws?.managed) await removeVolumeQuietly(driver, ws.volumeName, logger);
     logger.info("sandbox deleted", { owner: sb.owner, sandbox_id: sb.id });
   }
 }

@@ -90,7 +90,7 @@ export class SessionManager {
         leaseExpiresAt: this.now() + this.leaseMs,
         now: this.now(),
       });
-      if (!(await sandboxes.casSession(sandboxId, null, sessionId))) {
+      if (!(await sandboxes.casSession(sandboxId, null, sessionId, this.now()))) {
         await sessions.markEnded(sessionId, "failed", this.now(), "lost the start race");
         continue;
       }
@@ -109,7 +109,8 @@ export class SessionManager {
     const started = this.now();
     try {
       const ws = await stores.workspaces.get(sb.workspaceId);
-      if (!ws) throw new BayError("internal_error", `workspace ${sb.workspaceId} is missing`);
+      // Never re-create the volume of a deleted workspace: reconcile would remove it again, data and all.
+      if (!ws || ws.deletedAt !== null) throw new BayError("conflict", `workspace ${sb.workspaceId} has been deleted`);
       const labels = {
         owner: sb.owner,
         sandbox_id: sb.id,
@@ -131,16 +132,15 @@ export class SessionManager {
         deadline: started + this.opts.readyTimeoutMs,
         now: this.now,
       });
-      if (!(await stores.sessions.markReady(sessionId, endpoint.baseUrl, this.now()))) {
-        throw new BayError("conflict", "the sandbox was stopped while it was starting");
+      if (!(await stores.sessions.markReady(sessionId, endpoint.baseUrl, this.now(), this.now() + profile.idle_timeout * 1000))) {
+        throw superseded();
       }
-      await stores.sandboxes.setLastError(sb.id, null);
-      await stores.sandboxes.setIdleDeadline(sb.id, this.now() + profile.idle_timeout * 1000);
       logger.info("session ready", { sandbox_id: sb.id, session_id: sessionId, ms: this.now() - started });
       return endpoint.baseUrl;
     } catch (e) {
-      await this.cleanupFailedStart(sb.id, sessionId, containerId, e);
-      throw asStartError(e, profile.image);
+      const ours = await this.cleanupFailedStart(sb.id, sessionId, containerId, e);
+      // A stop, delete, expiry or takeover ended this start: that, not the engine's complaint, is the answer.
+      throw ours ? asStartError(e, profile.image) : superseded();
     } finally {
       clearInterval(renew);
     }
@@ -165,14 +165,37 @@ export class SessionManager {
     };
   }
 
-  private async cleanupFailedStart(sandboxId: string, sessionId: string, containerId: string | null, cause: unknown): Promise<void> {
+  /**
+   * Undoes a failed start. Returns false when something else had already ended
+   * the session (stop, delete, expiry, a takeover): then the sandbox is not
+   * marked failed, since the start did not fail on its own.
+   */
+  private async cleanupFailedStart(sandboxId: string, sessionId: string, containerId: string | null, cause: unknown): Promise<boolean> {
     const { stores, logger } = this.deps;
     const message = errorMessage(cause);
-    logger.warn("session start failed", { sandbox_id: sandboxId, session_id: sessionId, error: message });
     await this.destroyContainers(sessionId, containerId);
-    await stores.sessions.markEnded(sessionId, "failed", this.now(), message).catch(() => {});
-    await stores.sandboxes.casSession(sandboxId, sessionId, null).catch(() => {});
-    await stores.sandboxes.setLastError(sandboxId, message).catch(() => {});
+    const ended = await stores.sessions.markEnded(sessionId, "failed", this.now(), message).catch(() => false);
+    const freed = await stores.sandboxes.casSession(sandboxId, sessionId, null).catch(() => false);
+    if (!ended) {
+      logger.info("start superseded", { sandbox_id: sandboxId, session_id: sessionId });
+      return false;
+    }
+    logger.warn("session start failed", { sandbox_id: sandboxId, session_id: sessionId, error: message });
+    if (freed) await stores.sandboxes.setLastError(sandboxId, message).catch(() => {});
+    return true;
+  }
+
+  /** Removes every container of a sandbox (used once it is deleted). */
+  async removeSandboxContainers(sandboxId: string): Promise<void> {
+    const { driver, logger } = this.deps;
+    try {
+      for (const c of await driver.listContainers({ sandbox_id: sandboxId, instance_id: this.opts.instanceId })) {
+        if (c.labels.session_id) await driver.destroyContainer(c.id);
+      }
+    } catch (e) {
+      // Reconcile removes them later: no active session owns them any more.
+      logger.warn("could not remove containers of deleted sandbox", { sandbox_id: sandboxId, error: errorMessage(e) });
+    }
   }
 
   /** Removes a session's container, also one whose id we never learned (create answered but we lost it). */
@@ -226,7 +249,6 @@ export class SessionManager {
     // End it first, so a start in flight sees markReady fail and cleans up after itself.
     if (sess) await this.retire(sess, "stopped", null);
     await sandboxes.casSession(sandboxId, sb.currentSessionId, null);
-    await sandboxes.setIdleDeadline(sandboxId, null);
   }
 
   /**
@@ -248,15 +270,24 @@ export class SessionManager {
   }
 }
 
+const superseded = () =>
+  new BayError("conflict", "the sandbox was stopped, deleted or expired while it was starting", { details: { reason: "superseded" } });
+
+/** Start failures that keep their own code; any other is the runtime not becoming ready. */
+const KEEP_ON_START = new Set(["driver_unavailable", "ship_error", "session_not_ready", "timeout", "conflict"]);
+
 /**
  * A start that failed inside the engine (image missing, container died at
- * once, unknown runtime) is the runtime not becoming ready: 503 with
- * Retry-After, the engine's reason kept in the message and details. An engine
- * that cannot be reached, a Ship that answered wrongly, and a stop that raced
- * the start keep their own codes.
+ * once, unknown runtime, a network that does not exist, a name clash) is the
+ * runtime not becoming ready: 503 with Retry-After, the engine's reason kept in
+ * the message and details. An engine that cannot be reached, a Ship that
+ * answered wrongly, and a start that was superseded keep their own codes.
  */
 function asStartError(e: unknown, image: string): unknown {
-  if (!(e instanceof BayError) || e.code !== "internal_error") return e;
+  if (e instanceof BayError && KEEP_ON_START.has(e.code)) return e;
+  if (!(e instanceof BayError)) {
+    return new BayError("session_not_ready", "sandbox runtime failed to start", { retryAfter: 2, cause: e, details: { image } });
+  }
   const missingImage = e.details.image !== undefined;
   const message = missingImage
     ? `sandbox runtime image ${image} is not present on the Docker host; build it with \`bun run image:build\``

@@ -64,13 +64,14 @@ export class WorkspaceManager {
   /** Deletes a workspace and its volume; 409 while a live sandbox uses it. */
   async delete(owner: string, id: string): Promise<void> {
     const ws = await this.get(owner, id);
-    if (ws.sandboxId) {
-      throw new BayError("conflict", `workspace ${id} is in use by sandbox ${ws.sandboxId}; delete the sandbox first`, {
-        details: { workspace_id: id, sandbox_id: ws.sandboxId },
+    // The check and the tombstone are one statement: a sandbox being created on
+    // this workspace at the same moment either wins (409 here) or finds it gone (404 there).
+    if (!(await this.deps.stores.workspaces.markDeletedIfUnused(id, this.now()))) {
+      const current = await this.get(owner, id);
+      throw new BayError("conflict", `workspace ${id} is in use by sandbox ${current.sandboxId}; delete the sandbox first`, {
+        details: { workspace_id: id, sandbox_id: current.sandboxId },
       });
     }
-    if (await this.deps.stores.workspaces.markDeleted(id, this.now())) {
-      await removeVolumeQuietly(this.deps.driver, ws.volumeName, this.deps.logger);
-    }
+    await removeVolumeQuietly(this.deps.driver, ws.volumeName, this.deps.logger);
   }
 }

@@ -85,7 +85,12 @@ export class IdempotencyStore {
 
   /** Deletes expired records; returns how many. */
   async purgeExpired(now: number): Promise<number> {
-    const rs = await this.db.execute({ sql: "DELETE FROM idempotency_keys WHERE expires_at <= ?", args: [now] });
+    // An in-flight claim may belong to a request still running: only one abandoned
+    // (older than the in-flight timeout) goes with the expired records.
+    const rs = await this.db.execute({
+      sql: "DELETE FROM idempotency_keys WHERE expires_at <= ? AND (state = 'done' OR created_at <= ?)",
+      args: [now, now - this.inFlightTimeoutMs],
+    });
     return rs.rowsAffected;
   }
 }

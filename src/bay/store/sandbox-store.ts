@@ -75,6 +75,20 @@ export class SandboxStore {
     };
   }
 
+  /**
+   * Statement that inserts a sandbox on an existing external workspace, only if
+   * that workspace is still live and this owner's (0 rows otherwise): the check
+   * and the insert are one statement, so a workspace delete cannot slip between.
+   */
+  insertOnExternalWorkspaceStatement(s: NewSandbox) {
+    return {
+      sql: `INSERT INTO sandboxes (id, owner, profile_id, workspace_id, created_at, expires_at)
+            SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (
+              SELECT 1 FROM workspaces WHERE id = ? AND owner = ? AND managed = 0 AND deleted_at IS NULL)`,
+      args: [s.id, s.owner, s.profileId, s.workspaceId, s.createdAt, s.expiresAt, s.workspaceId, s.owner],
+    };
+  }
+
   /** A live (not deleted) sandbox of this owner, or null. */
   async findLive(owner: string, id: string, now = Date.now()): Promise<SandboxRecord | null> {
     const rs = await this.db.execute({
@@ -128,12 +142,12 @@ export class SandboxStore {
    * deadline always resets (it belongs to a ready session and is set at ready),
    * and an expired sandbox can be released but never claimed again.
    */
-  async casSession(id: string, expected: string | null, next: string | null): Promise<boolean> {
+  async casSession(id: string, expected: string | null, next: string | null, now = Date.now()): Promise<boolean> {
     const rs = await this.db.execute({
       sql: `UPDATE sandboxes SET current_session_id = :next, idle_expires_at = NULL
             WHERE id = :id AND deleted_at IS NULL AND current_session_id IS :expected
-              AND (:next IS NULL OR expired_at IS NULL)`,
-      args: { id, next, expected },
+              AND (:next IS NULL OR (expired_at IS NULL AND (expires_at IS NULL OR expires_at > :now)))`,
+      args: { id, next, expected, now },
     });
     return rs.rowsAffected === 1;
   }
@@ -197,14 +211,36 @@ export class SandboxStore {
     return rs.rowsAffected === 1;
   }
 
-  /** Tombstones a sandbox; true if this call did it. */
-  async markDeleted(id: string, now: number): Promise<boolean> {
-    const rs = await this.db.execute({
-      sql: `UPDATE sandboxes SET deleted_at = ?, current_session_id = NULL, idle_expires_at = NULL
-            WHERE id = ? AND deleted_at IS NULL`,
-      args: [now, id],
-    });
-    return rs.rowsAffected === 1;
+  /**
+   * Deletes a sandbox in one transaction: ends its current session (so a start
+   * still in flight fails its markReady and removes its own container),
+   * tombstones its workspace if that is managed, then the sandbox itself. A
+   * crash can no longer leave a deleted sandbox whose managed workspace stays
+   * live forever. True if this call did it.
+   */
+  async tombstone(id: string, now: number): Promise<boolean> {
+    const live = "SELECT {col} FROM sandboxes WHERE id = :id AND deleted_at IS NULL";
+    const results = await this.db.batch(
+      [
+        {
+          sql: `UPDATE sessions SET status = 'stopped', ended_at = :now, lease_owner = NULL, lease_expires_at = NULL
+                WHERE id = (${live.replace("{col}", "current_session_id")}) AND status IN ('starting', 'ready')`,
+          args: { id, now },
+        },
+        {
+          sql: `UPDATE workspaces SET deleted_at = :now
+                WHERE id = (${live.replace("{col}", "workspace_id")}) AND managed = 1 AND deleted_at IS NULL`,
+          args: { id, now },
+        },
+        {
+          sql: `UPDATE sandboxes SET deleted_at = :now, current_session_id = NULL, idle_expires_at = NULL
+                WHERE id = :id AND deleted_at IS NULL`,
+          args: { id, now },
+        },
+      ],
+      "write",
+    );
+    return results[2]?.rowsAffected === 1;
   }
 
   /** Live sandboxes whose TTL has passed but are not yet marked expired. */

@@ -61,14 +61,30 @@ export class SessionStore {
     await this.db.execute({ sql: "UPDATE sessions SET container_id = ? WHERE id = ?", args: [containerId, id] });
   }
 
-  /** starting → ready; false if the session was ended meanwhile (stop/delete raced the start). */
-  async markReady(id: string, endpoint: string, now: number): Promise<boolean> {
-    const rs = await this.db.execute({
-      sql: `UPDATE sessions SET status = 'ready', endpoint = ?, ready_at = ?, lease_owner = NULL, lease_expires_at = NULL
-            WHERE id = ? AND status = 'starting'`,
-      args: [endpoint, now, id],
-    });
-    return rs.rowsAffected === 1;
+  /**
+   * starting → ready, and the sandbox's idle deadline and last error set, in one
+   * transaction. Only while the session is still its live, unexpired sandbox's
+   * current one: false if a stop, delete, expiry or takeover came first.
+   */
+  async markReady(id: string, endpoint: string, now: number, idleExpiresAt: number): Promise<boolean> {
+    const results = await this.db.batch(
+      [
+        {
+          sql: `UPDATE sessions SET status = 'ready', endpoint = :endpoint, ready_at = :now, lease_owner = NULL, lease_expires_at = NULL
+                WHERE id = :id AND status = 'starting' AND EXISTS (
+                  SELECT 1 FROM sandboxes s WHERE s.id = sessions.sandbox_id AND s.current_session_id = sessions.id
+                    AND s.deleted_at IS NULL AND s.expired_at IS NULL)`,
+          args: { id, endpoint, now },
+        },
+        {
+          sql: `UPDATE sandboxes SET idle_expires_at = :idle, last_error = NULL
+                WHERE current_session_id = :id AND EXISTS (SELECT 1 FROM sessions WHERE id = :id AND status = 'ready')`,
+          args: { id, idle: idleExpiresAt },
+        },
+      ],
+      "write",
+    );
+    return results[0]?.rowsAffected === 1;
   }
 
   /** Ends a session (failed or stopped) unless it has already ended. */

@@ -71,6 +71,19 @@ export class WorkspaceStore {
     return { items: items.slice(0, q.limit), more: items.length > q.limit };
   }
 
+  /**
+   * Tombstones a workspace only if no live sandbox uses it, in one statement, so
+   * a sandbox being created on it cannot slip in between check and delete.
+   */
+  async markDeletedIfUnused(id: string, now: number): Promise<boolean> {
+    const rs = await this.db.execute({
+      sql: `UPDATE workspaces SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM sandboxes s WHERE s.workspace_id = workspaces.id AND s.deleted_at IS NULL)`,
+      args: [now, id],
+    });
+    return rs.rowsAffected === 1;
+  }
+
   async markDeleted(id: string, now: number): Promise<boolean> {
     const rs = await this.db.execute({
       sql: "UPDATE workspaces SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
