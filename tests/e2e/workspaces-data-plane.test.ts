@@ -8,7 +8,7 @@
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { hasArchiveAccess } from "../../src/bay/drivers/driver.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
-import { chunkOf, containersOf, py, requireShipImages, sh, uploadForm, volumeExists } from "./support/e2e.ts";
+import { chunkOf, containersOf, docker, py, requireShipImages, sh, uploadForm, volumeExists } from "./support/e2e.ts";
 
 let t: TestBay;
 beforeAll(() => requireShipImages());
@@ -171,6 +171,36 @@ describe("workspace data plane", () => {
     expect((await t.json("DELETE", wsPath(ws, "files", "alias"))).status).toBe(200);
     expect((await readWs(ws, "real/inside.txt")).body.content).toBe("in");
     expect((await t.json("GET", wsPath(ws, "directories"))).body.entries.map((e: { name: string }) => e.name)).toEqual(["etc", "pw", "real"]);
+  });
+
+  test("a helper whose volume was removed re-creates it with Bay's labels, so reconcile still sees it", async () => {
+    const ws = await newWorkspace();
+    expect((await writeWs(ws, "a.txt", "a")).status).toBe(200);
+    const driver = t.bay.driver;
+    if (!hasArchiveAccess(driver)) throw new Error("docker driver lacks archive access");
+    const labels = { owner: "alice", workspace_id: ws, instance_id: t.bay.instanceId };
+    const visible = async () => (await driver.listVolumes({ instance_id: t.bay.instanceId })).find((v) => v.name === ws);
+
+    // runHelper (e.g. a delete racing the volume's removal)
+    await docker.getVolume(ws).remove();
+    expect((await driver.runHelper(ws, "bay-ship:latest", labels, ["true"], 30_000)).exitCode).toBe(0);
+    expect(await volumeExists(ws)).toBe(true);
+    expect((await visible())?.labels).toMatchObject({ owner: "alice", workspace_id: ws, instance_id: t.bay.instanceId, "managed-by": "bay" });
+    expect((await visible())?.labels.role).toBeUndefined();
+
+    // createHelperContainer (the archive helper)
+    await docker.getVolume(ws).remove();
+    const helper = await driver.createHelperContainer(ws, "bay-ship:latest", labels);
+    try {
+      expect((await visible())?.labels).toMatchObject({ owner: "alice", workspace_id: ws, instance_id: t.bay.instanceId, "managed-by": "bay" });
+    } finally {
+      await docker.getContainer(helper).remove({ force: true });
+    }
+
+    // An existing volume is mounted as is.
+    expect((await driver.runHelper(ws, "bay-ship:latest", labels, ["true"], 30_000)).exitCode).toBe(0);
+    expect((await t.call("DELETE", `/v1/workspaces/${ws}`)).status).toBe(204);
+    expect(await volumeExists(ws)).toBe(false);
   });
 
   test("size_limit_mb: 413 on workspace and sandbox writes and uploads, with usage and limit", async () => {

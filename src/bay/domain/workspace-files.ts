@@ -18,7 +18,7 @@ import { errorMessage, type Logger } from "../logger.ts";
 import type { Stores } from "../store/index.ts";
 import type { WorkspaceRecord } from "../store/workspace-store.ts";
 import { normalizeWorkspacePath } from "./paths.ts";
-import { listChildren, oneFileTar, readFirstFile, streamFirstFile } from "./workspace-tar.ts";
+import { listChildren, readFirstFile, sendOneFileTar, streamFirstFile } from "./workspace-tar.ts";
 import { quotaError, WorkspaceUsage, type WorkspaceRoom } from "./workspace-usage.ts";
 
 const ROOT = "/workspace";
@@ -156,7 +156,13 @@ export class WorkspaceFiles {
     const rel = writablePath(received.path);
     const ws = await this.open(owner, id);
     await this.usage.assertRoom(ws, received.size);
-    return this.put(ws, rel, received.size, createReadStream(received.file));
+    const body = createReadStream(received.file);
+    try {
+      return await this.put(ws, rel, received.size, body);
+    } finally {
+      // Closed whatever happened (a failed putArchive may leave it half read), so the temp file's fd and space are freed.
+      body.destroy();
+    }
   }
 
   /** A file's bytes as a stream; the helper lives until the stream ends or is cancelled. */
@@ -211,7 +217,7 @@ export class WorkspaceFiles {
     return this.withHelper(ws, async (driver, helper) => {
       const { stat, missingDirs } = await this.resolve(driver, helper, rel, "writable");
       if (stat && isDir(stat)) throw new BayError("validation_error", `path is a directory: ${rel}`, { details: { path: rel } });
-      await driver.putArchive(helper, ROOT, oneFileTar({ dirs: missingDirs, name: rel, size, body }));
+      await sendOneFileTar({ dirs: missingDirs, name: rel, size, body }, (tar) => driver.putArchive(helper, ROOT, tar));
       this.usage.added(ws.id, size);
       return { status: "ok" as const, path: rel, size };
     });

@@ -16,6 +16,8 @@ const DIR_MODE = 0o755;
 
 /** A tar header as tar-stream reports it. */
 export type TarHeader = tar.Header;
+/** A tar entry being written (a streamx Writable). */
+type TarSink = ReturnType<tar.Pack["entry"]>;
 
 export interface OneFileTar {
   /** Missing parent directories to create first (relative, outermost first). */
@@ -26,12 +28,35 @@ export interface OneFileTar {
   body: Uint8Array | AsyncIterable<Uint8Array>;
 }
 
+/** Waits for `entry` to drain; rejects instead if it is closed or fails first (it never drains then). */
+function drained(entry: TarSink): Promise<void> {
+  if (entry.destroying || entry.destroyed) return Promise.reject(new Error("tar entry closed before its end"));
+  return new Promise<void>((resolve, reject) => {
+    const settle = (err?: Error) => {
+      entry.off("drain", onDrain);
+      entry.off("close", onClose);
+      entry.off("error", onError);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => settle();
+    const onClose = () => settle(new Error("tar entry closed before its end"));
+    const onError = (err: Error) => settle(err);
+    entry.on("drain", onDrain);
+    entry.on("close", onClose);
+    entry.on("error", onError);
+  });
+}
+
 /**
  * A tar with the missing parent directories (0755) and one file (0644), all owned
  * by uid/gid 1000, streamed as it is read: the file body is never held whole.
+ * Destroying the returned stream tears the writer down and stops reading the body.
  */
 export function oneFileTar(spec: OneFileTar): Readable {
   const pack = tar.pack();
+  // Errors reach the consumer through the returned stream; this keeps a destroyed pack from throwing.
+  pack.on("error", () => {});
   const mtime = new Date();
   const owner = { uid: WORKSPACE_UID, gid: WORKSPACE_GID, uname: "ship", gname: "ship", mtime };
   const fill = async () => {
@@ -47,11 +72,16 @@ export function oneFileTar(spec: OneFileTar): Readable {
     } else {
       let done!: (err?: Error | null) => void;
       const finished = new Promise<void>((resolve, reject) => (done = (err) => (err ? reject(err) : resolve())));
+      // A destroyed pack fails the entry while the loop below may still be running:
+      // the rejection is awaited at the end (or surfaced by the loop), never left unhandled.
+      finished.catch(() => {});
       const entry = pack.entry(header, (err) => done(err));
+      entry.on("error", () => {});
       let written = 0;
+      // Leaving this loop early (a throw) closes the body (its iterator's return()).
       for await (const chunk of spec.body) {
         written += chunk.byteLength;
-        if (!entry.write(chunk)) await new Promise<void>((r) => entry.once("drain", () => r()));
+        if (!entry.write(chunk)) await drained(entry);
       }
       if (written !== spec.size) throw new BayError("internal_error", `upload changed size while streaming (${written} != ${spec.size})`);
       entry.end(undefined);
@@ -60,7 +90,26 @@ export function oneFileTar(spec: OneFileTar): Readable {
     pack.finalize();
   };
   fill().catch((err) => pack.destroy(err));
-  return Readable.from(pack);
+  const out = Readable.from(pack);
+  // A consumer that gives up (e.g. a failed putArchive) destroys `out`: make sure the pack, and so the writer, follows.
+  out.once("close", () => {
+    if (!pack.destroying) pack.destroy(new Error("tar stream closed before its end"));
+  });
+  return out;
+}
+
+/**
+ * Sends a one-file tar through `send` (e.g. a putArchive). If the send fails, the
+ * tar is destroyed, so the writer stops and the body is no longer read.
+ */
+export async function sendOneFileTar(spec: OneFileTar, send: (tar: Readable) => Promise<void>): Promise<void> {
+  const stream = oneFileTar(spec);
+  try {
+    await send(stream);
+  } catch (err) {
+    stream.destroy();
+    throw err;
+  }
 }
 
 function extractOf(stream: NodeJS.ReadableStream): tar.Extract {

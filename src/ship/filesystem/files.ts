@@ -77,8 +77,9 @@ export async function listDirectory(
   const entries: DirEntry[] = [];
   for (const name of names) {
     const full = join(target.absolute, name);
-    // stat follows symlinks; a dangling one still gets listed via lstat.
-    const info = await stat(full).catch(() => lstat(full).catch(() => null));
+    // lstat: a symlink is listed as itself (neither file nor dir, the link's own size and
+    // mtime), never as its target, which may lie outside the workspace.
+    const info = await lstat(full).catch(() => null);
     if (!info) continue; // vanished meanwhile
     entries.push({
       name,

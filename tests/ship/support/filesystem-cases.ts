@@ -86,6 +86,19 @@ export function filesystemCases(client: () => ShipClient): void {
     await client().shell("rm -f etc-link passwd-link dangling");
   });
 
+  test("fs: a listing shows symlinks as links, never their targets", async () => {
+    await client().shell("mkdir -p links && ln -sfn /etc/passwd links/passwd-link && ln -sfn /etc links/etc-link && ln -sfn /nonexistent/x links/dangling");
+    const list = await client().json("GET", `/filesystem/directories${q("links")}`);
+    expect(list.status).toBe(200);
+    const byName = Object.fromEntries(list.body.entries.map((e: any) => [e.name, e]));
+    expect(Object.keys(byName).sort()).toEqual(["dangling", "etc-link", "passwd-link"]);
+    // The link's own size (its target's length), not /etc/passwd's.
+    expect(byName["passwd-link"]).toMatchObject({ path: "links/passwd-link", is_file: false, is_dir: false, size: "/etc/passwd".length });
+    expect(byName["etc-link"]).toMatchObject({ is_file: false, is_dir: false, size: "/etc".length });
+    expect(byName["dangling"]).toMatchObject({ is_file: false, is_dir: false });
+    await client().shell("rm -rf links");
+  });
+
   test("fs: validation errors", async () => {
     const noPath = await client().json("GET", "/filesystem/files");
     expect([noPath.status, noPath.body.error.code]).toEqual([400, "validation_error"]);

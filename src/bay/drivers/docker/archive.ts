@@ -14,6 +14,18 @@ export type { ArchiveStat, TarInput, WorkspaceArchiveAccess } from "../driver.ts
 export const HELPER_ROLE = { role: "workspace-helper" } as const;
 
 /**
+ * The workspace mount of a helper. Should the volume be gone (removed behind Bay's
+ * back, or a helper racing a workspace delete), Docker creates it from the mount:
+ * it then carries the same labels as a volume Bay creates (owner, workspace,
+ * instance, managed-by), so reconcile still sees it. No role or session labels.
+ */
+function workspaceMount(codec: LabelCodec, volumeName: string, labels: Partial<ResourceLabels>): Docker.MountSettings {
+  // dockerode's type wants NoCopy and DriverConfig too; the engine does not (its defaults are right here).
+  const VolumeOptions = { Labels: codec.encode({ ...labels, session_id: undefined }) } as Docker.MountSettings["VolumeOptions"];
+  return { Type: "volume", Source: volumeName, Target: WORKSPACE_MOUNT, VolumeOptions };
+}
+
+/**
  * A 404 from the archive endpoints means either the container or the path is gone;
  * only the engine's message tells which, and callers treat the two differently.
  */
@@ -99,7 +111,7 @@ export async function createHelperContainer(
       Labels: codec.encode(labels, HELPER_ROLE),
       NetworkDisabled: true,
       HostConfig: {
-        Mounts: [{ Type: "volume", Source: volumeName, Target: WORKSPACE_MOUNT }],
+        Mounts: [workspaceMount(codec, volumeName, labels)],
         NetworkMode: "none",
         CapDrop: ["ALL"],
         SecurityOpt: ["no-new-privileges"],
@@ -139,7 +151,7 @@ export async function runHelperContainer(
       Labels: codec.encode(labels, HELPER_ROLE),
       NetworkDisabled: true,
       HostConfig: {
-        Mounts: [{ Type: "volume", Source: volumeName, Target: WORKSPACE_MOUNT }],
+        Mounts: [workspaceMount(codec, volumeName, labels)],
         NetworkMode: "none",
         CapDrop: ["ALL"],
         SecurityOpt: ["no-new-privileges"],
@@ -157,6 +169,8 @@ export async function runHelperContainer(
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const waited = container.wait({ condition: "next-exit" }) as Promise<{ StatusCode: number }>;
+    // Should start() throw, `waited` is never awaited: its rejection must not go unhandled (Bun exits on one).
+    waited.catch(() => {});
     await container.start();
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new BayError("timeout", `helper command did not finish within ${timeoutMs} ms`)), timeoutMs);

@@ -1,0 +1,120 @@
+/**
+ * The upload tar writer when its consumer fails: a putArchive that errors mid-way
+ * (docker-modem unpipes the body and rejects) must not leave the upload's file
+ * stream open, the tar writer waiting forever, or an unhandled rejection behind.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { createReadStream, type ReadStream } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable, Writable } from "node:stream";
+import { oneFileTar, sendOneFileTar } from "../../src/bay/domain/workspace-tar.ts";
+
+const SIZE = 8 * 1024 * 1024;
+let dir: string;
+let file: string;
+let unhandled: unknown[];
+const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "bay-tar-"));
+  file = join(dir, "upload.bin");
+  await writeFile(file, Buffer.alloc(SIZE, 7));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+beforeEach(() => {
+  unhandled = [];
+  process.on("unhandledRejection", onUnhandled);
+});
+afterEach(() => {
+  process.off("unhandledRejection", onUnhandled);
+});
+
+/** Accepts `okChunks` chunks, then fails the way a dropped engine request does. */
+const failingSink = (okChunks: number) => {
+  let seen = 0;
+  return new Writable({
+    highWaterMark: 1,
+    write(_chunk, _enc, cb) {
+      seen++;
+      if (seen > okChunks) cb(new Error("socket hang up"));
+      else cb();
+    },
+  });
+};
+
+/** Resolves once `s` has emitted close, or false after `ms`. */
+const closedWithin = (s: { closed?: boolean; once(e: "close", f: () => void): unknown }, ms: number) =>
+  new Promise<boolean>((resolve) => {
+    if (s.closed) return resolve(true);
+    const timer = setTimeout(() => resolve(false), ms);
+    s.once("close", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+
+/** Pipes like docker-modem: on a request error the body is unpiped and the call rejects. */
+const modemLikeSend = (okChunks: number) => (tar: Readable) =>
+  new Promise<void>((resolve, reject) => {
+    const sink = failingSink(okChunks);
+    sink.on("error", (err) => {
+      tar.unpipe(sink);
+      reject(err);
+    });
+    sink.on("finish", () => resolve());
+    tar.pipe(sink);
+  });
+
+describe("oneFileTar when its consumer fails", () => {
+  test("a send that fails mid-way rejects, closes the body and the tar, no unhandled rejection", async () => {
+    const body = createReadStream(file, { highWaterMark: 64 * 1024 });
+    let tar: Readable | undefined;
+    const sent = sendOneFileTar({ dirs: ["a", "a/b"], name: "a/b/up.bin", size: SIZE, body }, (t) => {
+      tar = t;
+      return modemLikeSend(3)(t);
+    });
+    await expect(sent).rejects.toThrow("socket hang up");
+    expect(await closedWithin(body, 2000)).toBe(true);
+    expect(await closedWithin(tar!, 2000)).toBe(true);
+    await Bun.sleep(50);
+    expect(unhandled).toEqual([]);
+  });
+
+  test("a tar destroyed while its writer waits for drain settles the writer and closes the body", async () => {
+    const body = createReadStream(file, { highWaterMark: 64 * 1024 });
+    const tar = oneFileTar({ dirs: [], name: "up.bin", size: SIZE, body });
+    // Read a little, then stop reading (the writer is left waiting for drain) and tear down.
+    const it = tar[Symbol.asyncIterator]();
+    await it.next();
+    await it.next();
+    await Bun.sleep(20);
+    tar.destroy();
+    expect(await closedWithin(body, 2000)).toBe(true);
+    await Bun.sleep(50);
+    expect(unhandled).toEqual([]);
+  });
+
+  test("a tar destroyed before any byte is read closes the body", async () => {
+    const body = createReadStream(file, { highWaterMark: 64 * 1024 });
+    const tar = oneFileTar({ dirs: ["d"], name: "d/up.bin", size: SIZE, body });
+    await Bun.sleep(20);
+    tar.destroy(new Error("gone"));
+    tar.on("error", () => {});
+    expect(await closedWithin(body, 2000)).toBe(true);
+    await Bun.sleep(50);
+    expect(unhandled).toEqual([]);
+  });
+
+  test("a consumer that reads everything gets a complete tar", async () => {
+    const body = createReadStream(file, { highWaterMark: 64 * 1024 });
+    let total = 0;
+    for await (const chunk of oneFileTar({ dirs: ["x"], name: "x/up.bin", size: SIZE, body })) total += (chunk as Buffer).byteLength;
+    // Two 512-byte headers, the padded body, and the 1024-byte end-of-archive marker (padded to a record).
+    expect(total).toBeGreaterThanOrEqual(512 * 2 + SIZE + 1024);
+    expect(unhandled).toEqual([]);
+  });
+});
