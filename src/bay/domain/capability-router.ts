@@ -122,19 +122,23 @@ export class CapabilityRouter {
     }
   }
 
-  /** Sends to the Ship; a call that found its container dead is retried once on a fresh one. */
+  /**
+   * Sends to the Ship. When the connection is refused because the container is
+   * gone (killed, Docker restarted), the session is replaced and a buffered call
+   * is sent once more. A connection lost mid-call is only reported: the Ship may
+   * have run the code (its own OOM, say), and running it twice is worse.
+   */
   private async send(call: CapabilityCall, endpoint: string, request: ForwardRequest): Promise<Response> {
     const { sessions, ship } = this.deps;
-    let res: Response;
     try {
-      res = await ship.send(endpoint, request);
+      return await ship.send(endpoint, request);
     } catch (e) {
       if (!isUnreachable(e) || !(await sessions.checkDead(call.sandboxId, endpoint))) throw e;
+      if (!e.refused) throw e; // the dead session is ended; the next call starts a new one
       if (call.body instanceof ReadableStream) {
         throw new BayError("session_not_ready", "the sandbox runtime was restarted; retry the upload", { retryAfter: 1 });
       }
-      res = await ship.send(await sessions.ensureRunning(call.sandboxId), request);
+      return ship.send(await sessions.ensureRunning(call.sandboxId), request);
     }
-    return res;
   }
 }

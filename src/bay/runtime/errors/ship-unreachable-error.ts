@@ -2,7 +2,18 @@ import { BayError } from "../../errors.ts";
 
 /** The Ship could not be reached (connection refused, reset, DNS). */
 export class ShipUnreachableError extends BayError {
+  /**
+   * True when the connection was refused: the request never reached the Ship,
+   * so sending it again elsewhere cannot run anything twice.
+   */
+  readonly refused: boolean;
+
   constructor(baseUrl: string, cause: unknown) {
-    super("ship_error", "sandbox runtime is unreachable", { cause, details: { reason: "unreachable", endpoint: baseUrl } });
+    const refused = (cause as { code?: string } | null)?.code === "ECONNREFUSED";
+    super("ship_error", refused ? "sandbox runtime is unreachable" : "the connection to the sandbox runtime was lost during the call", {
+      cause,
+      details: { reason: refused ? "unreachable" : "connection_lost", endpoint: baseUrl },
+    });
+    this.refused = refused;
   }
 }
