@@ -18,7 +18,7 @@ apt_install() {
 # Bun: shipped inside an npm package, so the npm registry is enough.
 if ! command -v bun >/dev/null 2>&1; then
   say "installing Bun (npm install -g bun)"
-  npm install -g bun >/dev/null 2>&1
+  npm install -g bun >/tmp/bay-bun-install.log 2>&1 || { say "npm install -g bun failed; see /tmp/bay-bun-install.log"; exit 1; }
 fi
 
 # Docker engine: the client alone is not enough.

@@ -68,7 +68,8 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
       instanceId,
       replicaId: `replica-${crypto.randomUUID()}`,
       readyTimeoutMs: config.driver.ready_timeout * 1000,
-      hostEnv: opts.hostEnv ?? process.env,
+      hostEnv: opts.hostEnv ?? {},
+      maxUploadBytes: config.limits.max_upload_bytes,
     },
   );
   const limits = {

@@ -24,7 +24,8 @@ export function loadConfigOrExit(): BayConfig {
 /** Builds Bay from `config` (default: the environment's) and serves it until SIGINT/SIGTERM. */
 export async function main(config: BayConfig = loadConfigOrExit()): Promise<void> {
   const logger = createLogger(config.log.level);
-  const bay = await buildBay(config, { logger });
+  // Profile env may reference Bay's own environment (`${NAME}`).
+  const bay = await buildBay(config, { logger, hostEnv: process.env });
   const server = Bun.serve({
     hostname: config.server.host,
     port: config.server.port,

@@ -184,3 +184,22 @@ describe("X-Request-Id", () => {
     expect(id).not.toBe(long);
   });
 });
+
+describe("X-Request-Id", () => {
+  test.each([
+    ["trace.123:abc/x", true],
+    ["a".repeat(128), true],
+    ["a".repeat(129), false],
+    ["has space", false],
+  ])("%s is echoed: %s", async (id, echoed) => {
+    const t = await createTestBay();
+    try {
+      const res = await t.call("GET", "/v1/sandboxes/sandbox-none", { headers: { "x-request-id": id } });
+      const body = (await res.json()) as { error: { request_id: string } };
+      expect(res.headers.get("x-request-id") === id).toBe(echoed);
+      expect(body.error.request_id).toBe(res.headers.get("x-request-id")!);
+    } finally {
+      await t.close();
+    }
+  });
+});

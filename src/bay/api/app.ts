@@ -5,13 +5,13 @@
  */
 import "./context.ts";
 import { Hono } from "hono";
-import { requestId } from "hono/request-id";
 import type { AppDeps } from "./deps.ts";
 import { operations } from "./generated/index.ts";
 import { authMiddleware } from "./middleware/auth.ts";
 import { jsonBodyLimit } from "./middleware/body-limit.ts";
 import { createErrorHandler, createNotFoundHandler } from "./middleware/error-handler.ts";
 import { idempotency } from "./middleware/idempotency.ts";
+import { requestId } from "./middleware/request-id.ts";
 import { RateLimiter, rateLimit } from "./middleware/rate-limit.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { filesystemRoutes } from "./routes/filesystem.ts";
@@ -24,7 +24,7 @@ export type { AppDeps } from "./deps.ts";
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
-  app.use(requestId({ limitLength: 128 }));
+  app.use(requestId());
   app.onError(createErrorHandler({ logger: deps.logger }));
   app.notFound(createNotFoundHandler(Object.values(operations)));
 

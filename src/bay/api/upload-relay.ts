@@ -76,11 +76,12 @@ export async function parseUpload(
     Readable.fromWeb(req.body as unknown as import("node:stream/web").ReadableStream).pipe(bb);
   });
 
-  let source: AsyncIterable<unknown> = file.stream;
+  let spooledFile: string | undefined;
   let release = async () => {};
   let rawPath = file.pathBefore ?? queryPath;
   if (rawPath === undefined) {
     const spooled = await spool(file.stream);
+    spooledFile = spooled.file;
     release = spooled.release;
     await closed;
     rawPath = fieldPath;
@@ -94,7 +95,6 @@ export async function parseUpload(
         details: { issues: [{ path: "form.path", message: "required" }] },
       });
     }
-    source = createReadStream(spooled.file);
   }
   let path: string;
   try {
@@ -104,6 +104,8 @@ export async function parseUpload(
     await release();
     throw e;
   }
+  // Opened only now that the path is accepted: a refused upload leaves no stream behind.
+  const source: AsyncIterable<unknown> = spooledFile === undefined ? file.stream : createReadStream(spooledFile);
   const boundary = `----bay${crypto.randomUUID().replace(/-/g, "")}`;
   const enc = new TextEncoder();
   const safeName = file.filename.replace(/["\r\n\\]/g, "_");

@@ -26,6 +26,8 @@ export interface SessionManagerOptions {
   readyTimeoutMs: number;
   leaseMs?: number;
   hostEnv?: Record<string, string | undefined>;
+  /** Bay's upload limit, passed to Ship. */
+  maxUploadBytes: number;
   now?: () => number;
 }
 
@@ -119,7 +121,9 @@ export class SessionManager {
         profile_id: profile.id,
         instance_id: this.opts.instanceId,
       };
-      await driver.createVolume(ws.volumeName, { ...labels, session_id: undefined, workspace_kind: ws.managed ? "managed" : "external" });
+      // An external workspace outlives sandboxes: its volume names none of them.
+      const volumeLabels = { ...labels, session_id: undefined, profile_id: undefined, sandbox_id: ws.managed ? sb.id : undefined };
+      await driver.createVolume(ws.volumeName, { ...volumeLabels, workspace_kind: ws.managed ? "managed" : "external" });
       containerId = await driver.createContainer(this.containerSpec(profile, sessionId, ws.volumeName, labels));
       await stores.sessions.setContainer(sessionId, containerId);
       const endpoint = await driver.startContainer(containerId, profile.runtime_port);
@@ -151,7 +155,8 @@ export class SessionManager {
       name: `bay-${labels.sandbox_id}-${sessionId.slice(-8)}`,
       image: profile.image,
       runtimePort: profile.runtime_port,
-      env: resolveProfileEnv(profile.env, this.opts.hostEnv ?? {}),
+      // Ship's own upload cap follows Bay's, so raising Bay's limit is not silently capped inside.
+      env: { SHIP_MAX_UPLOAD_BYTES: String(this.opts.maxUploadBytes), ...resolveProfileEnv(profile.env, this.opts.hostEnv ?? {}) },
       labels,
       cpus: profile.cpus,
       memoryMb: profile.memory_mb,

@@ -284,10 +284,14 @@ export class WorkspaceFiles {
 
   /** The volume may not exist yet (volumes are created lazily); creating it is idempotent. */
   private async ensureVolume(driver: Access, ws: WorkspaceRecord): Promise<void> {
-    // A workspace without a sandbox has no sandbox_id label, hence the cast.
-    const labels = { ...this.helperLabels(ws), workspace_kind: ws.managed ? "managed" : "external" } as ResourceLabels;
-    if (ws.sandboxId) labels.sandbox_id = ws.sandboxId;
-    await driver.createVolume(ws.volumeName, labels);
+    // Same labels as a session would give it: only a managed workspace's volume names its sandbox.
+    await driver.createVolume(ws.volumeName, {
+      owner: ws.owner,
+      workspace_id: ws.id,
+      instance_id: this.deps.instanceId,
+      workspace_kind: ws.managed ? "managed" : "external",
+      sandbox_id: ws.managed ? (ws.sandboxId ?? undefined) : undefined,
+    });
   }
 
   private async createHelper(driver: Access, ws: WorkspaceRecord): Promise<string> {

@@ -19,6 +19,9 @@ export interface ResourceLabels {
   workspace_kind?: string;
 }
 
+/** Labels of a volume: an external workspace's volume names no sandbox. */
+export type VolumeLabels = Omit<ResourceLabels, "sandbox_id"> & { sandbox_id?: string | undefined };
+
 export interface ContainerSpec {
   name: string;
   image: string;
@@ -86,7 +89,7 @@ export interface Driver {
   /** Lists containers whose labels include every given label. */
   listContainers(labels: Partial<ResourceLabels>): Promise<ContainerInfo[]>;
   /** Creates a named volume; an existing volume with that name is reused. */
-  createVolume(name: string, labels: ResourceLabels): Promise<void>;
+  createVolume(name: string, labels: VolumeLabels): Promise<void>;
   /** Removes a volume; missing is not an error. */
   removeVolume(name: string): Promise<void>;
   /** Lists volumes whose labels include every given label. */

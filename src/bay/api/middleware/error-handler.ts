@@ -12,7 +12,9 @@ import type { Logger } from "../../logger.ts";
 /** Writes the contract's error body for a BayError. */
 export function errorResponse(c: Context, err: BayError): Response {
   const requestId = c.get("requestId") ?? "";
-  if (err.retryAfter !== undefined) c.header("Retry-After", String(Math.ceil(err.retryAfter)));
+  // The contract promises Retry-After on every 429 and 503; 1 s when the thrower named none.
+  const retryAfter = err.retryAfter ?? (err.status === 429 || err.status === 503 ? 1 : undefined);
+  if (retryAfter !== undefined) c.header("Retry-After", String(Math.ceil(retryAfter)));
   c.header("X-Request-Id", requestId);
   return c.json({ error: { code: err.code, message: err.message, request_id: requestId, details: err.details } }, err.status);
 }

@@ -9,6 +9,7 @@ import type {
   Driver,
   HelperRunResult,
   ResourceLabels,
+  VolumeLabels,
   RuntimeEndpoint,
   TarInput,
   VolumeInfo,
@@ -214,7 +215,7 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
   }
 
   /** Creates a named volume; an existing volume with that name is reused. */
-  async createVolume(name: string, labels: ResourceLabels): Promise<void> {
+  async createVolume(name: string, labels: VolumeLabels): Promise<void> {
     // Docker's volume create already returns the existing volume for a known name.
     await engineCall(`create volume ${name}`, () =>
       this.docker.createVolume({ Name: name, Labels: this.labels.encode(labels) }),
