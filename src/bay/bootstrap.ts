@@ -13,6 +13,7 @@ import { HealthService } from "./domain/health-service.ts";
 import { ProfileRegistry } from "./domain/profiles.ts";
 import { Reaper } from "./domain/reaper.ts";
 import { Reconciler } from "./domain/reconciler.ts";
+import { SandboxFiles } from "./domain/sandbox-files.ts";
 import { SandboxManager } from "./domain/sandbox-manager.ts";
 import { SessionManager } from "./domain/session-manager.ts";
 import { WorkspaceFiles } from "./domain/workspace-files.ts";
@@ -87,6 +88,12 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     limits: { maxFileBytes: config.limits.max_file_bytes, maxUploadBytes: config.limits.max_upload_bytes },
   });
   const router = new CapabilityRouter({ stores, sessions, ship, profiles, logger });
+  const sandboxFiles = new SandboxFiles({
+    router,
+    workspaceFiles,
+    maxFileBytes: config.limits.max_file_bytes,
+    maxUploadBytes: config.limits.max_upload_bytes,
+  });
   const health = new HealthService({ db, driver, profiles, version: config.server.version });
   const apiKeys = new ApiKeyService(stores.apiKeys, config.auth.api_keys);
   const jwtOpts = {
@@ -102,7 +109,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     { stores, driver, sessions, reconciler, logger },
     { intervalSeconds: config.lifecycle.reaper_interval, expiredWorkspace: config.lifecycle.expired_workspace },
   );
-  const deps: AppDeps = { config, stores, profiles, sandboxes, workspaces, workspaceFiles, router, health, apiKeys, jwt, logger };
+  const deps: AppDeps = { config, stores, profiles, sandboxes, sandboxFiles, workspaces, workspaceFiles, router, health, apiKeys, jwt, logger };
   return {
     app: createApp(deps),
     deps,

@@ -119,9 +119,17 @@ describe("workspace data plane", () => {
     expect((await reader.read()).value!.byteLength).toBeGreaterThan(0);
     await reader.cancel();
 
+    // Too large to read as text (over limits.max_file_bytes): 413, pointing to download.
     const asText = await readWs(ws, "bin/deep/data.bin");
-    expect(asText.status).toBe(400);
+    expect(asText.status).toBe(413);
+    expect(asText.body.error.code).toBe("payload_too_large");
     expect(asText.body.error.message).toContain("download");
+    // Small but binary: 400, pointing to download.
+    expect((await t.json("POST", wsPath(ws, "upload"), { body: uploadForm("small.bin", chunkOf(3, 64)) })).status).toBe(200);
+    const smallBinary = await readWs(ws, "small.bin");
+    expect(smallBinary.status).toBe(400);
+    expect(smallBinary.body.error.message).toContain("download");
+    expect((await t.json("DELETE", wsPath(ws, "files", "small.bin"))).status).toBe(200);
 
     expect((await writeWs(ws, "top.txt", "t")).status).toBe(200);
     const root = await t.json("GET", wsPath(ws, "directories"));

@@ -5,6 +5,7 @@ import type { JwtVerifier } from "../domain/auth/jwt-verifier.ts";
 import type { CapabilityRouter } from "../domain/capability-router.ts";
 import type { HealthService } from "../domain/health-service.ts";
 import type { ProfileRegistry } from "../domain/profiles.ts";
+import type { SandboxFiles } from "../domain/sandbox-files.ts";
 import type { SandboxManager } from "../domain/sandbox-manager.ts";
 import type { WorkspaceFiles } from "../domain/workspace-files.ts";
 import type { WorkspaceManager } from "../domain/workspace-manager.ts";
@@ -16,6 +17,7 @@ export interface AppDeps {
   stores: Stores;
   profiles: ProfileRegistry;
   sandboxes: SandboxManager;
+  sandboxFiles: SandboxFiles;
   workspaces: WorkspaceManager;
   workspaceFiles: WorkspaceFiles;
   router: CapabilityRouter;

@@ -24,6 +24,3 @@ export const withPath = (shipPath: string, path: string): string => `${shipPath}
 
 /** Deadline for a call to the Ship: the exec timeout plus room for transport. */
 export const execDeadlineMs = (timeoutSeconds: number): number => (timeoutSeconds + 15) * 1000;
-
-/** Deadline for file operations (streamed bodies can be large). */
-export const FILE_DEADLINE_MS = 10 * 60_000;

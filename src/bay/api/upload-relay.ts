@@ -16,9 +16,10 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import Busboy from "busboy";
+import { tooLargeError, type StreamingUpload } from "../domain/sandbox-files.ts";
 import { BayError } from "../errors.ts";
 
-export interface ParsedUpload {
+export interface ParsedUpload extends StreamingUpload {
   path: string;
   filename: string;
   /** Multipart body for the Ship: the `path` field, then the file. */
@@ -162,5 +163,4 @@ async function spool(stream: Readable): Promise<{ file: string; release: () => P
   return { file, release };
 }
 
-export const tooLargeError = (maxBytes: number) =>
-  new BayError("payload_too_large", `upload exceeds the limit of ${maxBytes} bytes`, { details: { limit_bytes: maxBytes } });
+

@@ -89,7 +89,7 @@ export class WorkspaceFiles {
     return this.withHelper(ws, async (driver, helper) => {
       const { stat } = await this.resolve(driver, helper, rel, "existing");
       if (isDir(stat)) throw new BayError("validation_error", `path is a directory: ${rel}`, { details: { path: rel } });
-      if (stat.size > max) throw new BayError("validation_error", `file is larger than ${max} bytes; use download`, { details: { path: rel, size: stat.size, limit_bytes: max } });
+      if (stat.size > max) throw new BayError("payload_too_large", `file is larger than ${max} bytes; use download`, { details: { path: rel, size: stat.size, limit_bytes: max } });
       const { stream } = await driver.getArchive(helper, absolute(rel));
       return { path: rel, content: decodeText(await readFirstFile(stream, rel, max), rel, id) };
     });

@@ -364,7 +364,7 @@ export const operations = {
     tags: ["Filesystem"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 404, 409, 413, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -607,7 +607,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500, 503],
+    statuses: [200, 400, 401, 404, 413, 429, 500, 503],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
