@@ -60,6 +60,22 @@ describe("idle reclaim", () => {
     expect(second[0]!.id).not.toBe(first[0]!.id);
   });
 
+  test("a call that outlasts idle_timeout keeps its session: the reaper waits for it", async () => {
+    t = await createTestBay({ config: { profiles: shortIdle, lifecycle: { reaper_interval: 0.3 } } });
+    const bay = t;
+    const id = await newSandbox(bay);
+    expect((await py(bay, id, "x = 1")).status).toBe(200);
+    const first = await containersOf(bay, id);
+    bay.bay.reaper.start();
+    // 4 s of work against a 2 s idle timeout, with the reaper beating every 0.3 s.
+    const long = await bay.json("POST", `/v1/sandboxes/${id}/python/exec`, { body: { code: "import time; time.sleep(4); x + 1", timeout: 20 } });
+    expect(long.status).toBe(200);
+    expect(long.body.output.trim()).toBe("2");
+    expect((await containersOf(bay, id)).map((c) => c.id)).toEqual(first.map((c) => c.id));
+    // Once the call is over, the idle timeout applies again.
+    await until("status idle", () => status(bay, id), (s) => s === "idle");
+  });
+
   test("keepalive extends only the idle deadline and never starts compute", async () => {
     const idle3 = configSchema.parse({ profiles: [{ id: "python-default", image: "bay-ship:latest", idle_timeout: 3 }] }).profiles;
     t = await createTestBay({ config: { profiles: idle3 } });

@@ -59,9 +59,16 @@ class InFlightCalls {
   }
 }
 
+/** Room beyond a call's own deadline before the reaper may reclaim its session. */
+const COVER_MARGIN_MS = 5_000;
+const MAX_DEADLINE_SLACK_MS = 30_000;
+const TOUCH_INTERVAL_MS = 10_000;
+
 export class CapabilityRouter {
   private readonly now: () => number;
   private readonly inFlight = new InFlightCalls();
+  /** When this process last wrote each workspace's last_accessed_at. */
+  private readonly touched = new Map<string, number>();
   constructor(private readonly deps: CapabilityRouterDeps) {
     this.now = deps.now ?? Date.now;
   }
@@ -101,25 +108,52 @@ export class CapabilityRouter {
   }
 
   private async route(call: CapabilityCall): Promise<Response> {
-    const { sessions, ship, stores } = this.deps;
+    const { sessions, stores } = this.deps;
     const { sandbox, profile } = await this.preflight(call.owner, call.sandboxId, call.capability);
     const request = { method: call.method, path: call.shipPath, headers: call.headers, body: call.body ?? null, timeoutMs: call.timeoutMs };
     const endpoint = await sessions.ensureRunning(call.sandboxId);
-    // Cover the call itself: an exec may outlast the profile's idle timeout, and
-    // the reaper must not reclaim the session while it runs.
     const idleMs = profile.idle_timeout * 1000;
-    const release = this.inFlight.enter(call.sandboxId, this.now() + Math.max(idleMs, call.timeoutMs));
+    // The deadline as last read (null: no session yet, the start just set it).
+    let deadline = sandbox.idleExpiresAt;
+    // Cover the call itself: an exec may outlast the idle deadline, and the reaper
+    // must not reclaim the session while it runs. Written only when needed.
+    const callCover = this.now() + call.timeoutMs + COVER_MARGIN_MS;
+    const release = this.inFlight.enter(call.sandboxId, callCover);
     try {
-      await stores.sandboxes.extendIdleDeadline(call.sandboxId, this.now() + Math.max(idleMs, call.timeoutMs));
+      if (deadline === null || deadline < callCover) {
+        await stores.sandboxes.extendIdleDeadline(call.sandboxId, callCover);
+        deadline = null; // now at least callCover; rewritten after the call
+      }
       const res = await this.send(call, endpoint, request);
-      await stores.workspaces.touch(sandbox.workspaceId, this.now());
+      await this.touchWorkspace(sandbox.workspaceId);
       return res;
     } finally {
       release();
-      // Back to the idle timeout, unless another call in this process still needs cover.
-      const cover = Math.max(this.now() + idleMs, this.inFlight.latest(call.sandboxId));
-      await stores.sandboxes.resetIdleDeadline(call.sandboxId, cover).catch(() => {});
+      await this.settleIdleDeadline(call.sandboxId, deadline, idleMs).catch(() => {});
     }
+  }
+
+  /**
+   * After a call: the idle deadline should be now + idle_timeout (or later, while
+   * another call here still needs cover). Each write is an fsync'd commit, so it
+   * is rewritten only once it has drifted by more than a small slack (5% of the
+   * idle timeout, at most 30 s), and always rounded later: a session is reclaimed
+   * between idle_timeout and idle_timeout + slack after its last call, never early.
+   */
+  private async settleIdleDeadline(sandboxId: string, known: number | null, idleMs: number): Promise<void> {
+    const slack = Math.min(MAX_DEADLINE_SLACK_MS, idleMs * 0.05);
+    const cover = Math.max(this.now() + idleMs, this.inFlight.latest(sandboxId));
+    if (known !== null && known >= cover && known <= cover + 2 * slack) return;
+    await this.deps.stores.sandboxes.resetIdleDeadline(sandboxId, cover + slack);
+  }
+
+  /** last_accessed_at, kept to within TOUCH_INTERVAL_MS without a write per call. */
+  private async touchWorkspace(workspaceId: string): Promise<void> {
+    const now = this.now();
+    if (now - (this.touched.get(workspaceId) ?? 0) < TOUCH_INTERVAL_MS) return;
+    if (this.touched.size > 10_000) this.touched.clear();
+    this.touched.set(workspaceId, now);
+    await this.deps.stores.workspaces.touch(workspaceId, now);
   }
 
   /**
