@@ -96,13 +96,28 @@ export class SandboxFiles {
         timeoutMs: FILE_DEADLINE_MS,
         requestId,
       });
-      // The size is known only to the Ship: measure afresh next time.
-      if (slot.workspaceId) workspaceFiles.usage.forget(slot.workspaceId);
-      return res;
+      if (!slot.workspaceId) return res;
+      // The Ship's small JSON answer states the size: account it rather than
+      // measuring the whole workspace again (a `du` in a helper container).
+      const text = await res.text();
+      const size = uploadedSize(text);
+      if (size === null) workspaceFiles.usage.forget(slot.workspaceId);
+      else workspaceFiles.usage.added(slot.workspaceId, size);
+      return new Response(text, { status: res.status, headers: res.headers });
     } catch (e) {
       await upload.release();
       if (upload.tooLarge()) throw slot.tooLarge();
       throw e;
     }
+  }
+}
+
+/** The `size` of a Ship upload answer, or null when it states none. */
+function uploadedSize(text: string): number | null {
+  try {
+    const size = (JSON.parse(text) as { size?: unknown }).size;
+    return typeof size === "number" && Number.isFinite(size) ? size : null;
+  } catch {
+    return null;
   }
 }
