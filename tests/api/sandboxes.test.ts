@@ -208,6 +208,9 @@ describe("list", () => {
   });
 
   test("limit defaults to 50", async () => {
+    // 51 live sandboxes need a quota above the default 50.
+    await t.close();
+    t = await createTestBay({ config: { limits: { max_sandboxes_per_owner: 60 } } });
     await Promise.all(Array.from({ length: 51 }, () => create()));
     const r = await t.json("GET", "/v1/sandboxes");
     expect(r.status).toBe(200);

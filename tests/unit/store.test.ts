@@ -248,10 +248,10 @@ describe("stores", () => {
     test("a sandbox is inserted on an external workspace only while that workspace is live and the owner's", async () => {
       await s.workspaces.insert({ id: "ws-x", owner: "alice", managed: false, volumeName: "ws-x", sizeLimitMb: 1, createdAt: NOW });
       const row = { id: "sandbox-x1", owner: "bob", profileId: "p", workspaceId: "ws-x", createdAt: NOW, expiresAt: null };
-      expect((await s.db.execute(s.sandboxes.insertOnExternalWorkspaceStatement(row))).rowsAffected).toBe(0);
+      expect((await s.db.execute(s.sandboxes.insertOnExternalWorkspaceStatement(row, 100))).rowsAffected).toBe(0);
       expect(await s.workspaces.markDeletedIfUnused("ws-x", NOW)).toBe(true);
       const mine = { ...row, owner: "alice" };
-      expect((await s.db.execute(s.sandboxes.insertOnExternalWorkspaceStatement(mine))).rowsAffected).toBe(0);
+      expect((await s.db.execute(s.sandboxes.insertOnExternalWorkspaceStatement(mine, 100))).rowsAffected).toBe(0);
     });
 
     test("a workspace in use is not tombstoned", async () => {

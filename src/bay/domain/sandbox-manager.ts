@@ -39,12 +39,8 @@ export class SandboxManager {
   async create(owner: string, input: CreateSandboxInput): Promise<SandboxRecord> {
     const { stores, profiles, limits } = this.deps;
     const profile = profiles.require(input.profile);
-    if ((await stores.sandboxes.countLive(owner)) >= limits.maxSandboxesPerOwner) {
-      throw new BayError("quota_exceeded", `sandbox quota reached: at most ${limits.maxSandboxesPerOwner} live sandboxes per owner`, {
-        retryAfter: 60,
-        details: { limit: limits.maxSandboxesPerOwner },
-      });
-    }
+    const max = limits.maxSandboxesPerOwner;
+    if ((await stores.sandboxes.countLive(owner)) >= max) throw quotaReached(max);
     const now = this.now();
     const id = newId("sandbox", now);
     const statements = [];
@@ -61,25 +57,27 @@ export class SandboxManager {
     } else {
       workspaceId = newId("ws", now);
       statements.push(
-        stores.workspaces.insertStatement({
-          id: workspaceId,
-          owner,
-          managed: true,
-          volumeName: workspaceId,
-          sizeLimitMb: limits.workspaceSizeLimitMb,
-          createdAt: now,
-        }),
+        stores.workspaces.insertWithinQuotaStatement(
+          { id: workspaceId, owner, managed: true, volumeName: workspaceId, sizeLimitMb: limits.workspaceSizeLimitMb, createdAt: now },
+          max,
+        ),
       );
     }
     const ttl = input.ttl ?? 0;
     const row = { id, owner, profileId: profile.id, workspaceId, createdAt: now, expiresAt: ttl > 0 ? now + ttl * 1000 : null };
+    // Quota, and for an external workspace its liveness, are conditions of the
+    // inserts themselves: nothing can slip between the checks above and the write.
     statements.push(
-      input.workspaceId ? stores.sandboxes.insertOnExternalWorkspaceStatement(row) : stores.sandboxes.insertStatement(row),
+      input.workspaceId
+        ? stores.sandboxes.insertOnExternalWorkspaceStatement(row, max)
+        : stores.sandboxes.insertWithinQuotaStatement(row, max),
     );
     try {
       const results = await stores.db.batch(statements, "write");
-      // The workspace was deleted between the check above and the insert.
-      if (results[results.length - 1]?.rowsAffected !== 1) throw notFound("workspace", workspaceId);
+      if (results[results.length - 1]?.rowsAffected !== 1) {
+        if ((await stores.sandboxes.countLive(owner)) >= max) throw quotaReached(max);
+        throw notFound("workspace", workspaceId); // deleted since the check above
+      }
     } catch (e) {
       if (/UNIQUE constraint failed: sandboxes\.workspace_id/.test(errorMessage(e))) {
         throw new BayError("conflict", `workspace ${workspaceId} is already used by another sandbox`, { details: { workspace_id: workspaceId } });
@@ -161,6 +159,12 @@ export class SandboxManager {
     logger.info("sandbox deleted", { owner: sb.owner, sandbox_id: sb.id });
   }
 }
+
+const quotaReached = (max: number) =>
+  new BayError("quota_exceeded", `sandbox quota reached: at most ${max} live sandboxes per owner`, {
+    retryAfter: 60,
+    details: { limit: max },
+  });
 
 /** Removes a volume; failures are logged and left to reconcile (the row is already tombstoned). */
 export async function removeVolumeQuietly(driver: Driver, name: string, logger: Logger): Promise<void> {

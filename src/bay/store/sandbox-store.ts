@@ -35,6 +35,9 @@ const STATUS_SQL = `CASE
   WHEN s.last_error IS NOT NULL THEN 'failed'
   ELSE 'idle' END`;
 
+/** The owner's live sandbox count, for quota conditions (one `?`: the owner). */
+export const LIVE_COUNT = "(SELECT COUNT(*) FROM sandboxes WHERE owner = ? AND deleted_at IS NULL)";
+
 const SELECT = `SELECT s.*, ${STATUS_SQL} AS status FROM sandboxes s
   LEFT JOIN sessions ss ON ss.id = s.current_session_id`;
 
@@ -76,16 +79,31 @@ export class SandboxStore {
   }
 
   /**
+   * Statement that inserts a sandbox only while its owner has fewer than
+   * `maxLive` live sandboxes and its workspace row exists (0 rows otherwise).
+   * Inside a write batch the count and the insert cannot be split by another
+   * create, so concurrent creates never exceed the quota.
+   */
+  insertWithinQuotaStatement(s: NewSandbox, maxLive: number) {
+    return {
+      sql: `INSERT INTO sandboxes (id, owner, profile_id, workspace_id, created_at, expires_at)
+            SELECT ?, ?, ?, ?, ?, ? WHERE ${LIVE_COUNT} < ?
+              AND EXISTS (SELECT 1 FROM workspaces WHERE id = ? AND deleted_at IS NULL)`,
+      args: [s.id, s.owner, s.profileId, s.workspaceId, s.createdAt, s.expiresAt, s.owner, maxLive, s.workspaceId],
+    };
+  }
+
+  /**
    * Statement that inserts a sandbox on an existing external workspace, only if
    * that workspace is still live and this owner's (0 rows otherwise): the check
    * and the insert are one statement, so a workspace delete cannot slip between.
    */
-  insertOnExternalWorkspaceStatement(s: NewSandbox) {
+  insertOnExternalWorkspaceStatement(s: NewSandbox, maxLive: number) {
     return {
       sql: `INSERT INTO sandboxes (id, owner, profile_id, workspace_id, created_at, expires_at)
-            SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (
+            SELECT ?, ?, ?, ?, ?, ? WHERE ${LIVE_COUNT} < ? AND EXISTS (
               SELECT 1 FROM workspaces WHERE id = ? AND owner = ? AND managed = 0 AND deleted_at IS NULL)`,
-      args: [s.id, s.owner, s.profileId, s.workspaceId, s.createdAt, s.expiresAt, s.workspaceId, s.owner],
+      args: [s.id, s.owner, s.profileId, s.workspaceId, s.createdAt, s.expiresAt, s.owner, maxLive, s.workspaceId, s.owner],
     };
   }
 

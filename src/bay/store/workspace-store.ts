@@ -2,6 +2,7 @@
 import type { Row } from "@libsql/client";
 import type { Database } from "./database.ts";
 import { num, optNum, str } from "./rows.ts";
+import { LIVE_COUNT } from "./sandbox-store.ts";
 
 export interface WorkspaceRecord {
   id: string;
@@ -43,6 +44,15 @@ export class WorkspaceStore {
     return {
       sql: `INSERT INTO workspaces (id, owner, managed, volume_name, size_limit_mb, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
       args: [w.id, w.owner, w.managed ? 1 : 0, w.volumeName, w.sizeLimitMb, w.createdAt],
+    };
+  }
+
+  /** Statement that inserts a managed workspace only while its owner is under the sandbox quota. */
+  insertWithinQuotaStatement(w: NewWorkspace, maxLiveSandboxes: number) {
+    return {
+      sql: `INSERT INTO workspaces (id, owner, managed, volume_name, size_limit_mb, created_at)
+            SELECT ?, ?, ?, ?, ?, ? WHERE ${LIVE_COUNT} < ?`,
+      args: [w.id, w.owner, w.managed ? 1 : 0, w.volumeName, w.sizeLimitMb, w.createdAt, w.owner, maxLiveSandboxes],
     };
   }
 
