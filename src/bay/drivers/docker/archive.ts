@@ -104,20 +104,37 @@ export async function createHelperContainer(
   image: string,
   labels: Partial<ResourceLabels>,
 ): Promise<string> {
+  const container = await createHelper(docker, codec, volumeName, image, labels, { Cmd: ["true"] }, {});
+  return container.id;
+}
+
+/**
+ * Creates a helper container on `volumeName`: Bay's labels and the helper role, no
+ * network, no capabilities, no new privileges; `options` and `hostConfig` add to that.
+ */
+async function createHelper(
+  docker: Docker,
+  codec: LabelCodec,
+  volumeName: string,
+  image: string,
+  labels: Partial<ResourceLabels>,
+  options: Partial<Docker.ContainerCreateOptions>,
+  hostConfig: Docker.HostConfig,
+): Promise<Docker.Container> {
   try {
-    const container = await docker.createContainer({
+    return await docker.createContainer({
+      ...options,
       Image: image,
-      Cmd: ["true"],
       Labels: codec.encode(labels, HELPER_ROLE),
       NetworkDisabled: true,
       HostConfig: {
+        ...hostConfig,
         Mounts: [workspaceMount(codec, volumeName, labels)],
         NetworkMode: "none",
         CapDrop: ["ALL"],
         SecurityOpt: ["no-new-privileges"],
       },
     });
-    return container.id;
   } catch (err) {
     if (isImageMissing(err)) throw imageNotFound(image, err);
     throw translateDockerError(err, `create helper container for volume ${volumeName}`);
@@ -140,32 +157,15 @@ export async function runHelperContainer(
   command: string[],
   timeoutMs: number,
 ): Promise<HelperRunResult> {
-  let container: Docker.Container;
-  try {
-    container = await docker.createContainer({
-      Image: image,
-      Entrypoint: command.slice(0, 1),
-      Cmd: command.slice(1),
-      User: "1000:1000",
-      WorkingDir: WORKSPACE_MOUNT,
-      Labels: codec.encode(labels, HELPER_ROLE),
-      NetworkDisabled: true,
-      HostConfig: {
-        Mounts: [workspaceMount(codec, volumeName, labels)],
-        NetworkMode: "none",
-        CapDrop: ["ALL"],
-        SecurityOpt: ["no-new-privileges"],
-        ReadonlyRootfs: true,
-        Memory: HELPER_MEMORY,
-        MemorySwap: HELPER_MEMORY,
-        PidsLimit: 32,
-        RestartPolicy: { Name: "no" },
-      },
-    });
-  } catch (err) {
-    if (isImageMissing(err)) throw imageNotFound(image, err);
-    throw translateDockerError(err, `create helper container for volume ${volumeName}`);
-  }
+  const container = await createHelper(
+    docker,
+    codec,
+    volumeName,
+    image,
+    labels,
+    { Entrypoint: command.slice(0, 1), Cmd: command.slice(1), User: "1000:1000", WorkingDir: WORKSPACE_MOUNT },
+    { ReadonlyRootfs: true, Memory: HELPER_MEMORY, MemorySwap: HELPER_MEMORY, PidsLimit: 32, RestartPolicy: { Name: "no" } },
+  );
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const waited = container.wait({ condition: "next-exit" }) as Promise<{ StatusCode: number }>;
