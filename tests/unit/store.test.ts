@@ -262,6 +262,22 @@ describe("stores", () => {
     });
   });
 
+  describe("start leases", () => {
+    test("only the lease holder renews the lease or records a container, and only while starting", async () => {
+      const id = await sandbox();
+      const sess = await withSession(id, "starting");
+      expect(await s.sessions.renewLease(sess, "r2", NOW + 10_000)).toBe(false);
+      expect(await s.sessions.setContainer(sess, "c-other", "r2")).toBe(false);
+      expect(await s.sessions.renewLease(sess, "r1", NOW + 10_000)).toBe(true);
+      expect(await s.sessions.setContainer(sess, "c-1", "r1")).toBe(true);
+      // Ended (a stop, or a takeover after the lease lapsed): the holder learns it lost.
+      expect(await s.sessions.markEnded(sess, "failed", NOW, "start abandoned")).toBe(true);
+      expect(await s.sessions.renewLease(sess, "r1", NOW + 20_000)).toBe(false);
+      expect(await s.sessions.setContainer(sess, "c-2", "r1")).toBe(false);
+      expect((await s.sessions.get(sess))!.containerId).toBe("c-1");
+    });
+  });
+
   describe("one live sandbox per workspace", () => {
     test("a second live sandbox on a workspace is refused by the database", async () => {
       const first = await sandbox();

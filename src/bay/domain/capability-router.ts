@@ -168,6 +168,8 @@ export class CapabilityRouter {
       return await ship.send(endpoint, request);
     } catch (e) {
       if (!isUnreachable(e) || !(await sessions.checkDead(call.sandboxId, endpoint))) throw e;
+      // Gone because the sandbox was deleted or expired meanwhile: say that (404 / 409).
+      await this.preflight(call.owner, call.sandboxId, call.capability);
       if (!e.refused) throw e; // the dead session is ended; the next call starts a new one
       if (call.body instanceof ReadableStream) {
         throw new BayError("session_not_ready", "the sandbox runtime was restarted; retry the upload", { retryAfter: 1 });

@@ -104,9 +104,20 @@ export class SessionManager {
   private async start(sb: SandboxRecord, sessionId: string): Promise<string> {
     const { stores, driver, profiles, logger } = this.deps;
     const profile = profiles.forSandbox(sb.profileId);
+    // The lease is renewed while this start runs; once it is lost (taken over
+    // after a stall, or the session was ended) the start stops at its next step.
+    let leaseLost = false;
     const renew = setInterval(() => {
-      stores.sessions.renewLease(sessionId, this.opts.replicaId, this.now() + this.leaseMs).catch(() => {});
+      stores.sessions
+        .renewLease(sessionId, this.opts.replicaId, this.now() + this.leaseMs)
+        .then((held) => {
+          if (!held) leaseLost = true;
+        })
+        .catch(() => {});
     }, Math.max(500, this.leaseMs / 3));
+    const stillOurs = () => {
+      if (leaseLost) throw superseded();
+    };
     let containerId: string | null = null;
     const started = this.now();
     try {
@@ -124,9 +135,11 @@ export class SessionManager {
       // An external workspace outlives sandboxes: its volume names none of them.
       const volumeLabels = { ...labels, session_id: undefined, profile_id: undefined, sandbox_id: ws.managed ? sb.id : undefined };
       await driver.createVolume(ws.volumeName, { ...volumeLabels, workspace_kind: ws.managed ? "managed" : "external" });
+      stillOurs();
       containerId = await driver.createContainer(this.containerSpec(profile, sessionId, ws.volumeName, labels));
-      await stores.sessions.setContainer(sessionId, containerId);
+      if (!(await stores.sessions.setContainer(sessionId, containerId, this.opts.replicaId))) throw superseded();
       const endpoint = await driver.startContainer(containerId, profile.runtime_port);
+      stillOurs();
       await waitForShip({
         ship: this.deps.ship,
         driver,

@@ -57,8 +57,16 @@ export class SessionStore {
     return rs.rows[0] ? toRecord(rs.rows[0]) : null;
   }
 
-  async setContainer(id: string, containerId: string): Promise<void> {
-    await this.db.execute({ sql: "UPDATE sessions SET container_id = ? WHERE id = ?", args: [containerId, id] });
+  /**
+   * Records the container of a starting session, only while `leaseOwner` still
+   * holds its lease: false means the start was taken over or ended meanwhile.
+   */
+  async setContainer(id: string, containerId: string, leaseOwner: string): Promise<boolean> {
+    const rs = await this.db.execute({
+      sql: "UPDATE sessions SET container_id = ? WHERE id = ? AND status = 'starting' AND lease_owner = ?",
+      args: [containerId, id, leaseOwner],
+    });
+    return rs.rowsAffected === 1;
   }
 
   /**
@@ -97,12 +105,13 @@ export class SessionStore {
     return rs.rowsAffected === 1;
   }
 
-  /** Extends the lease of a starting session held by `leaseOwner`. */
-  async renewLease(id: string, leaseOwner: string, until: number): Promise<void> {
-    await this.db.execute({
+  /** Extends the lease of a starting session held by `leaseOwner`; false when it is no longer held. */
+  async renewLease(id: string, leaseOwner: string, until: number): Promise<boolean> {
+    const rs = await this.db.execute({
       sql: "UPDATE sessions SET lease_expires_at = ? WHERE id = ? AND status = 'starting' AND lease_owner = ?",
       args: [until, id, leaseOwner],
     });
+    return rs.rowsAffected === 1;
   }
 
   /** Starting sessions whose lease lapsed: their starter died mid-way. */
