@@ -4,7 +4,7 @@
  * exactly one sandbox; a replay after restarting a server returns the stored
  * response byte for byte. Sandbox create is lazy, so no container starts.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -86,30 +86,28 @@ function create(server: Server, key: string, body: string, owner = "alice"): Pro
   });
 }
 
-async function countSandboxes(): Promise<number> {
+async function countSandboxes(ownerPrefix: string): Promise<number> {
   const db = createClient({ url: dbUrl });
   try {
-    const rs = await db.execute("SELECT COUNT(*) AS n FROM sandboxes");
+    const rs = await db.execute({ sql: "SELECT COUNT(*) AS n FROM sandboxes WHERE owner LIKE ?", args: [`${ownerPrefix}%`] });
     return Number(rs.rows[0]!.n);
   } finally {
     db.close();
   }
 }
 
-let a: Server;
-let b: Server;
-beforeAll(async () => {
-  [a, b] = await Promise.all([startBay("a"), startBay("b")]);
-}, 60_000);
-
+// Each test starts (and stops) its own pair of processes on the shared file and
+// counts only its own owners, so neither depends on the other or on their order.
 afterAll(async () => {
   await Promise.all([...servers].map((s) => stopBay(s)));
   rmSync(dir, { recursive: true, force: true });
 });
 
 test("50 creates under one key split across two Bay processes on one libSQL file → exactly one sandbox", async () => {
+  const [a, b] = await Promise.all([startBay("t1-a"), startBay("t1-b")]);
+  const owner = `alice-${runId}`;
   const body = '{"profile":"python-default","ttl":3600}';
-  const responses = await Promise.all(Array.from({ length: 50 }, (_, i) => create(i % 2 === 0 ? a : b, "multi-process", body)));
+  const responses = await Promise.all(Array.from({ length: 50 }, (_, i) => create(i % 2 === 0 ? a : b, "multi-process", body, owner)));
   const results = await Promise.all(responses.map(async (r) => ({ status: r.status, text: await r.text() })));
   const created = results.filter((r) => r.status === 201);
   const conflicts = results.filter((r) => r.status === 409);
@@ -119,29 +117,35 @@ test("50 creates under one key split across two Bay processes on one libSQL file
   // Every 201 is the same response: the original or a byte-exact replay of it.
   expect(new Set(created.map((r) => r.text)).size).toBe(1);
   for (const c of conflicts) expect(JSON.parse(c.text).error.code).toBe("conflict");
-  expect(await countSandboxes()).toBe(1);
+  expect(await countSandboxes(owner)).toBe(1);
   for (const s of [a, b]) expect(s.stderr()).not.toContain("SQLITE_BUSY");
 
   // A replay after a restart still returns the stored response. SIGKILL: the
   // record was committed before the response left, so not even a crash loses it.
   await stopBay(a, "SIGKILL");
-  const a2 = await startBay("a2");
-  const replay = await create(a2, "multi-process", body);
+  const a2 = await startBay("t1-a2");
+  const replay = await create(a2, "multi-process", body, owner);
   expect(replay.status).toBe(201);
   expect(replay.headers.get("idempotent-replayed")).toBe("true");
   expect(await replay.text()).toBe(created[0]!.text);
   // The same key with another body is still a conflict there, and the other process agrees.
-  expect((await create(a2, "multi-process", '{"ttl":1}')).status).toBe(409);
-  expect(await (await create(b, "multi-process", body)).text()).toBe(created[0]!.text);
-  expect(await countSandboxes()).toBe(1);
+  expect((await create(a2, "multi-process", '{"ttl":1}', owner)).status).toBe(409);
+  expect(await (await create(b, "multi-process", body, owner)).text()).toBe(created[0]!.text);
+  expect(await countSandboxes(owner)).toBe(1);
+  await Promise.all([stopBay(a2), stopBay(b)]);
 }, 60_000);
 
 test("concurrent creates under distinct keys from both processes all succeed (no SQLITE_BUSY)", async () => {
-  const before = await countSandboxes();
-  const responses = await Promise.all(
-    Array.from({ length: 40 }, (_, i) => create(i % 2 === 0 ? [...servers][0]! : b, `distinct-${i}`, "{}", `owner-${i % 4}`)),
-  );
+  const [c, d] = await Promise.all([startBay("t2-c"), startBay("t2-d")]);
+  const prefix = `distinct-${runId}-`;
+  const targets = Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? c : d));
+  const responses = await Promise.all(targets.map((s, i) => create(s, `distinct-${i}`, "{}", `${prefix}${i % 4}`)));
   const statuses = await Promise.all(responses.map(async (r) => (r.status === 201 ? 201 : `${r.status} ${await r.text()}`)));
   expect(statuses).toEqual(Array(40).fill(201));
-  expect(await countSandboxes()).toBe(before + 40);
+  // Both processes served their half: 20 creates each answered 201.
+  for (const s of [c, d]) expect(targets.filter((x, i) => x === s && statuses[i] === 201)).toHaveLength(20);
+  expect(new Set(targets).size).toBe(2);
+  expect(await countSandboxes(prefix)).toBe(40);
+  for (const s of [c, d]) expect(s.stderr()).not.toContain("SQLITE_BUSY");
+  await Promise.all([stopBay(c), stopBay(d)]);
 }, 60_000);

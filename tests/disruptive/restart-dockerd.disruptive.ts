@@ -1,13 +1,14 @@
 /**
  * The Docker daemon restarts under a ready sandbox (its container stops with the
  * daemon): the next call recovers on a new container with /workspace intact.
- * Restarts the shared local dockerd (tests/support/dockerd.ts), so it is named
- * to run last among the lifecycle tests.
+ * Restarts the local dockerd (tests/support/dockerd.ts), which stops every
+ * container on the engine, so it is not picked up by `bun test`: scripts/test.sh
+ * (the README's test command, also CI's) runs it on its own, after the rest.
  */
 import { afterEach, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { restartDockerd } from "../support/dockerd.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
-import { containersOf, newSandbox, py, requireShipImages } from "./support/e2e.ts";
+import { containersOf, newSandbox, py, requireShipImages } from "../e2e/support/e2e.ts";
 
 setDefaultTimeout(240_000);
 
