@@ -10,6 +10,7 @@
 import { docker, removeLabelledQuietly, requireShipImages, spawnBay } from "../tests/e2e/support/e2e.ts";
 import { coldStart } from "./cold-start.ts";
 import type { BenchContext } from "./context.ts";
+import { memory } from "./memory.ts";
 import { printTable, type Row } from "./stats.ts";
 import { transfer } from "./transfer.ts";
 import { warmExec } from "./warm-exec.ts";
@@ -29,6 +30,8 @@ try {
   rows.push(...(await warmExec(ctx, execRuns)));
   rows.push(...(await transfer(ctx)));
   printTable(rows);
+  console.log("");
+  for (const line of await memory(ctx)) console.log(line);
 } catch (e) {
   failed = true;
   console.error("benchmark failed:", e);

@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { canonicalJson, fingerprint } from "../../src/bay/api/middleware/idempotency.ts";
-import { createTestBay, type TestBay } from "../support/harness.ts";
+import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
 
 const open: TestBay[] = [];
 async function bay(opts: Parameters<typeof createTestBay>[0] = {}): Promise<TestBay> {
@@ -210,12 +210,31 @@ describe("in flight", () => {
 
   test("50 concurrent creates with a slow first → one 201, 49 conflicts, one sandbox", async () => {
     const t = await bay();
+    // The first create is held until the 49 duplicates have all been answered.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let entered = 0;
     const restore = wrap(t.bay.deps.sandboxes, "create", (original) => async (...args) => {
-      await Bun.sleep(100);
+      entered++;
+      await gate;
       return original(...args);
     });
-    const responses = await Promise.all(Array.from({ length: 50 }, () => post(t, "/v1/sandboxes", "{}", idem("burst"))));
+    let answered = 0;
+    const pending = Array.from({ length: 50 }, () =>
+      Promise.resolve(post(t, "/v1/sandboxes", "{}", idem("burst"))).then((r) => {
+        answered++;
+        return r;
+      }),
+    );
+    try {
+      await pollUntil(() => answered, (n) => n >= 49, 10_000, "49 duplicates answered while the first is held");
+      expect(answered).toBe(49);
+    } finally {
+      release();
+    }
+    const responses = await Promise.all(pending);
     restore();
+    expect(entered).toBe(1);
     const statuses = responses.map((r) => r.status).sort();
     expect(statuses.filter((s) => s === 201).length).toBe(1);
     expect(statuses.filter((s) => s === 409).length).toBe(49);

@@ -302,6 +302,7 @@ describe("system routes", () => {
       const h = zHealth.parse(r.body);
       expect(h.database).toEqual({ ok: true });
       expect(h.driver.name).toBe("docker");
+      expect(h.driver.ok).toBe(true);
       expect(typeof h.version).toBe("string");
       expect(h.status).toBe(h.database.ok && h.driver.ok && h.images.every((i) => i.present) ? "healthy" : "degraded");
     } finally {

@@ -137,5 +137,6 @@ describe("data plane refusals", () => {
     const big = "x".repeat(t.config.limits.max_file_bytes + 1);
     const r = await t.json("PUT", `/v1/workspaces/${ws.id}/filesystem/files`, { body: { path: "big.txt", content: big } });
     expect(r.status).toBe(413);
+    expect(r.body.error.code).toBe("payload_too_large");
   });
 });

@@ -51,31 +51,34 @@ function freePort(): number {
 }
 
 let dir: string;
-let bay: Bun.Subprocess<"ignore", "pipe", "pipe"> | undefined;
 let base: string;
-let output = "";
-let startMs = 0;
+let shared: Launched;
+const launched: Launched[] = [];
 
-async function drain(stream: ReadableStream<Uint8Array>): Promise<void> {
-  const decoder = new TextDecoder();
-  const reader = stream.getReader();
-  for (let r = await reader.read(); !r.done; r = await reader.read()) output += decoder.decode(r.value, { stream: true });
+interface Launched {
+  proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
+  base: string;
+  output: () => string;
+  /** Resolves when both stdout and stderr have been read to their end. */
+  drained: Promise<void>;
 }
 
-beforeAll(async () => {
-  if (!binaryIsFresh()) {
-    const build = Bun.spawnSync(["bun", "run", "build"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-    if (build.exitCode !== 0) throw new Error(`bun run build failed:\n${build.stdout}\n${build.stderr}`);
-  }
-  dir = mkdtempSync(join(tmpdir(), "bay-bin-"));
+async function drain(stream: ReadableStream<Uint8Array>, sink: (text: string) => void): Promise<void> {
+  const decoder = new TextDecoder();
+  const reader = stream.getReader();
+  for (let r = await reader.read(); !r.done; r = await reader.read()) sink(decoder.decode(r.value, { stream: true }));
+}
+
+/** Spawns dist/bay on a fresh database and free port in `dir`; resolves once /health answers. */
+async function launch(): Promise<Launched> {
   const port = freePort();
-  base = `http://127.0.0.1:${port}`;
+  const url = `http://127.0.0.1:${port}`;
   const started = performance.now();
-  bay = Bun.spawn([BINARY], {
+  const proc = Bun.spawn([BINARY], {
     cwd: dir, // no node_modules, no src: the binary must carry everything
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
-      BAY_DB_URL: `file:${join(dir, "bay.db")}`,
+      BAY_DB_URL: `file:${join(dir, `bay-${port}.db`)}`,
       BAY_HOST: "127.0.0.1",
       BAY_PORT: String(port),
       BAY_AUTH_MODE: "anonymous",
@@ -86,25 +89,38 @@ beforeAll(async () => {
     stdout: "pipe",
     stderr: "pipe",
   });
-  void drain(bay.stdout);
-  void drain(bay.stderr);
+  let output = "";
+  const sink = (text: string) => void (output += text);
+  const l: Launched = { proc, base: url, output: () => output, drained: Promise.all([drain(proc.stdout, sink), drain(proc.stderr, sink)]).then(() => {}) };
+  launched.push(l);
   const deadline = Date.now() + 15_000;
   for (;;) {
-    if (bay.exitCode !== null) throw new Error(`dist/bay exited with ${bay.exitCode}:\n${output}`);
-    const ok = await fetch(`${base}/health`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+    if (proc.exitCode !== null) throw new Error(`dist/bay exited with ${proc.exitCode}:\n${output}`);
+    const ok = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`dist/bay did not answer /health within 15 s:\n${output}`);
     await Bun.sleep(50);
   }
-  startMs = performance.now() - started;
-  console.log(`dist/bay: ${(statSync(BINARY).size / 1024 / 1024).toFixed(1)} MiB, /health answered ${startMs.toFixed(0)} ms after spawn`);
+  console.log(`dist/bay: ${(statSync(BINARY).size / 1024 / 1024).toFixed(1)} MiB, /health answered ${(performance.now() - started).toFixed(0)} ms after spawn`);
+  return l;
+}
+
+beforeAll(async () => {
+  if (!binaryIsFresh()) {
+    const build = Bun.spawnSync(["bun", "run", "build"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+    if (build.exitCode !== 0) throw new Error(`bun run build failed:\n${build.stdout}\n${build.stderr}`);
+  }
+  dir = mkdtempSync(join(tmpdir(), "bay-bin-"));
+  shared = await launch();
+  base = shared.base;
 });
 
 afterAll(async () => {
-  if (bay && bay.exitCode === null) {
-    bay.kill("SIGTERM");
-    const exited = await Promise.race([bay.exited, Bun.sleep(5000).then(() => null)]);
-    if (exited === null) bay.kill("SIGKILL");
+  for (const { proc } of launched) {
+    if (proc.exitCode !== null) continue;
+    proc.kill("SIGTERM");
+    const exited = await Promise.race([proc.exited, Bun.sleep(5000).then(() => null)]);
+    if (exited === null) proc.kill("SIGKILL");
   }
   const driver = createDriver(configSchema.parse({}));
   for (const c of await driver.listContainers({ instance_id: INSTANCE_ID }).catch(() => [])) await driver.destroyContainer(c.id).catch(() => {});
@@ -133,6 +149,7 @@ test("POST /v1/sandboxes creates an idle sandbox (libSQL writes work)", async ()
   const list = await fetch(`${base}/v1/sandboxes`);
   expect(list.status).toBe(200);
   expect(JSON.stringify(await list.json())).toContain(body.id);
+  expect((await fetch(`${base}/v1/sandboxes/${body.id}`, { method: "DELETE" })).status).toBeLessThan(300);
 });
 
 test("GET /openapi.json answers 200 with the spec", async () => {
@@ -144,7 +161,10 @@ test("GET /openapi.json answers 200 with the spec", async () => {
 });
 
 test("SIGTERM shuts the binary down cleanly", async () => {
-  bay!.kill("SIGTERM");
-  expect(await bay!.exited).toBe(0);
-  expect(output).toContain("shutting down");
+  // Its own process: the other tests keep theirs, in any order.
+  const own = await launch();
+  own.proc.kill("SIGTERM");
+  expect(await own.proc.exited).toBe(0);
+  await own.drained; // everything it wrote before exiting has been read
+  expect(own.output()).toContain("shutting down");
 });

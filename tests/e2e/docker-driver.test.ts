@@ -327,14 +327,15 @@ for (const h of DRIVERS) {
 
     test("an unreachable engine is driver_unavailable, never 'missing'", async () => {
       const down = h.makeUnreachable();
+      // Each call is made only when awaited: no rejection is left unobserved meanwhile.
       for (const call of [
-        down.ping(),
-        down.containerStatus("anything"),
-        down.listContainers({ instance_id: INSTANCE_ID }),
-        down.stopContainer("anything"),
-        down.removeVolume("anything"),
+        () => down.ping(),
+        () => down.containerStatus("anything"),
+        () => down.listContainers({ instance_id: INSTANCE_ID }),
+        () => down.stopContainer("anything"),
+        () => down.removeVolume("anything"),
       ]) {
-        const err = await bayErrorOf(call);
+        const err = await bayErrorOf(call());
         expect(err.code).toBe("driver_unavailable");
         expect(err.message).toStartWith("docker engine unreachable: ");
         expect(err.retryAfter).toBe(5);

@@ -12,7 +12,6 @@ import { createTestBay, type TestBay } from "../support/harness.ts";
 import { dropSandbox, newSandbox, py, requireShipImages, sh } from "./support/e2e.ts";
 
 let t: TestBay;
-let calm = "";
 
 beforeAll(async () => {
   await requireShipImages();
@@ -24,39 +23,45 @@ beforeAll(async () => {
       ] as any,
     },
   });
-  calm = await newSandbox(t, "calm");
-  expect((await py(t, calm, "counter = 0")).status).toBe(200);
 }, 60_000);
 
 afterAll(async () => {
-  if (calm) await dropSandbox(t, calm);
   await t?.close();
 });
 
-/** Runs `bomb` while the calm sandbox answers Python in a loop; checks health and the neighbour after. */
+/**
+ * Runs `bomb` while a calm sandbox of its own (created here, dropped at the end)
+ * answers Python in a loop; checks health and the neighbour after.
+ */
 async function contained<T>(bomb: () => Promise<T>): Promise<T> {
-  let stop = false;
-  let answered = 0;
-  const neighbour = (async () => {
-    while (!stop) {
-      const r = await py(t, calm, "counter += 1; counter");
-      expect(r.status).toBe(200);
-      expect(r.body.success).toBe(true);
-      answered++;
-      await Bun.sleep(200);
-    }
-  })();
+  const calm = await newSandbox(t, "calm");
   try {
-    return await bomb();
+    expect((await py(t, calm, "counter = 0")).status).toBe(200);
+    let stop = false;
+    let answered = 0;
+    const neighbour = (async () => {
+      while (!stop) {
+        const r = await py(t, calm, "counter += 1; counter");
+        expect(r.status).toBe(200);
+        expect(r.body.success).toBe(true);
+        answered++;
+        await Bun.sleep(200);
+      }
+    })();
+    try {
+      return await bomb();
+    } finally {
+      stop = true;
+      await neighbour;
+      expect(answered).toBeGreaterThan(0);
+      const health = await t.json("GET", "/health");
+      expect(health.status).toBe(200);
+      expect(health.body.status).toBe("healthy");
+      const after = await py(t, calm, "6*7");
+      expect(after.body.output.trim()).toBe("42");
+    }
   } finally {
-    stop = true;
-    await neighbour;
-    expect(answered).toBeGreaterThan(0);
-    const health = await t.json("GET", "/health");
-    expect(health.status).toBe(200);
-    expect(health.body.status).toBe("healthy");
-    const after = await py(t, calm, "6*7");
-    expect(after.body.output.trim()).toBe("42");
+    await dropSandbox(t, calm);
   }
 }
 

@@ -91,15 +91,14 @@ describe("container hardening", () => {
     }, "hard");
   });
 
+  // "No hang": the test's own timeout bounds the call (a hang fails the test).
   test("unknown OCI runtime: a clear error naming the runtime, no hang, no container left", async () => {
     await withSandbox(t, async (id) => {
-      const started = Date.now();
       const r = await py(t, id, "1");
-      expect(Date.now() - started).toBeLessThan(20_000);
       expect(r.status).toBeGreaterThanOrEqual(500);
       expect(r.body.error.message).toContain("bay-test-no-such-runtime");
       expect(JSON.stringify(r.body)).not.toMatch(/\bat \w+ \(/); // no stack trace
       expect(await containersOf(t, id)).toHaveLength(0);
     }, "bad-runtime");
-  });
+  }, 30_000);
 });

@@ -26,6 +26,18 @@ function rejectCount(chain: string, match: (line: string) => boolean): number {
 }
 
 const curl = (url: string) => `curl -sS -m 4 -o /dev/null -w '%{http_code}' ${url} 2>&1; echo " rc=$?"`;
+/**
+ * Bay's rules REJECT (icmp-admin-prohibited): the connection fails at once with
+ * curl exit 7 (could not connect). A silent DROP would be exit 28 (timeout).
+ */
+const REFUSED = "rc=7";
+
+/** The target answers when approached from this host: a refusal from the sandbox is the rule, not a dead target. */
+async function expectReachableFromHost(url: string): Promise<void> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  await res.arrayBuffer();
+  expect(res.status).toBe(200);
+}
 
 beforeAll(async () => {
   await requireShipImages();
@@ -79,11 +91,9 @@ describe("network and egress", () => {
 
       const isTarget = (l: string) => l.includes(MANAGED_NETWORKS.private.bridge) && !l.includes("0.0.0.0/0            0.0.0.0/0");
       const before = rejectCount(FORWARD_CHAIN, isTarget);
-      const started = Date.now();
       const r = await sh(t, id, { command: curl(`http://${echoIp}:${ECHO_PORT}/health`) });
-      expect(r.body.output).not.toContain("rc=0");
-      // REJECT answers at once; Docker's own isolation would only drop (a 4 s timeout).
-      expect(Date.now() - started).toBeLessThan(3_500);
+      // REJECT answers at once (exit 7); Docker's own isolation would only drop (exit 28, timeout).
+      expect(r.body.output).toContain(REFUSED);
       expect(rejectCount(FORWARD_CHAIN, isTarget)).toBeGreaterThan(before);
     }, "restricted");
   });
@@ -101,7 +111,7 @@ describe("network and egress", () => {
         expect(await ok.text()).toBe("host");
         const before = rejectCount(INPUT_CHAIN, (l) => l.includes(MANAGED_NETWORKS.private.bridge));
         const r = await sh(t, id, { command: curl(`http://${gateway}:${server.port}/`) });
-        expect(r.body.output).not.toContain("rc=0");
+        expect(r.body.output).toContain(REFUSED);
         expect(rejectCount(INPUT_CHAIN, (l) => l.includes(MANAGED_NETWORKS.private.bridge))).toBeGreaterThan(before);
       } finally {
         server.stop(true);
@@ -115,8 +125,9 @@ describe("network and egress", () => {
       const [c] = await containersOf(t, id);
       const info = await docker.getContainer(c!.id).inspect();
       expect(Object.keys(info.NetworkSettings.Networks)).toEqual([MANAGED_NETWORKS.all.network]);
+      await expectReachableFromHost(`http://${echoIp}:${ECHO_PORT}/health`);
       const r = await sh(t, id, { command: curl(`http://${echoIp}:${ECHO_PORT}/health`) });
-      expect(r.body.output).not.toContain("rc=0");
+      expect(r.body.output).toContain(REFUSED);
       expect(Bun.spawnSync(["iptables", "-w", "5", "-S", FORWARD_CHAIN]).stdout.toString()).toContain(
         `-A ${FORWARD_CHAIN} -i ${MANAGED_NETWORKS.all.bridge} -j REJECT`,
       );
@@ -129,8 +140,12 @@ describe("network and egress", () => {
         expect((await py(t, b, "1")).status).toBe(200);
         const [cb] = await containersOf(t, b);
         const ipB = (await docker.getContainer(cb!.id).inspect()).NetworkSettings.Networks[MANAGED_NETWORKS.private.network]!.IPAddress;
+        // b's Ship really listens on that address (reached from the host)…
+        await expectReachableFromHost(`http://${ipB}:8123/health`);
+        // …and a is refused by the rule, not left to time out.
+        expect((await py(t, a, "1")).status).toBe(200);
         const r = await sh(t, a, { command: curl(`http://${ipB}:8123/health`) });
-        expect(r.body.output).not.toContain("rc=0");
+        expect(r.body.output).toContain(REFUSED);
       }, "restricted");
     }, "restricted");
   });

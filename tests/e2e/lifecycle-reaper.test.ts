@@ -6,6 +6,8 @@
  */
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { configSchema } from "../../src/bay/config.ts";
+import { Reaper } from "../../src/bay/domain/reaper.ts";
+import { silentLogger } from "../../src/bay/logger.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
 import { containersOf, newSandbox, py, requireShipImages, volumeExists } from "./support/e2e.ts";
 
@@ -77,24 +79,46 @@ describe("idle reclaim", () => {
   });
 
   test("keepalive extends only the idle deadline and never starts compute", async () => {
-    const idle3 = configSchema.parse({ profiles: [{ id: "python-default", image: "bay-ship:latest", idle_timeout: 3 }] }).profiles;
-    t = await createTestBay({ config: { profiles: idle3 } });
-    const id = await newSandbox(t);
-    const k = await t.json("POST", `/v1/sandboxes/${id}/keepalive`);
+    // A long idle timeout: only the reapers below, each at an injected `now`, decide.
+    const idle60 = configSchema.parse({ profiles: [{ id: "python-default", image: "bay-ship:latest", idle_timeout: 60 }] }).profiles;
+    t = await createTestBay({ config: { profiles: idle60 } });
+    const bay = t;
+    const reaperAt = (now: number) =>
+      new Reaper(
+        { stores: bay.bay.deps.stores, driver: bay.bay.driver, sessions: bay.bay.sessions, reconciler: bay.bay.reconciler, logger: silentLogger, now: () => now },
+        { intervalSeconds: 3600, expiredWorkspace: bay.config.lifecycle.expired_workspace },
+      );
+    const idleDeadline = async () => Date.parse((await bay.json("GET", `/v1/sandboxes/${id}`)).body.idle_expires_at as string);
+
+    const id = await newSandbox(bay);
+    const k = await bay.json("POST", `/v1/sandboxes/${id}/keepalive`);
     expect(k.status).toBe(200);
     expect(k.body.status).toBe("idle");
-    expect(await containersOf(t, id)).toHaveLength(0);
+    expect(await containersOf(bay, id)).toHaveLength(0);
 
-    expect((await py(t, id, "1")).status).toBe(200);
-    const before = (await t.json("GET", `/v1/sandboxes/${id}`)).body.idle_expires_at as string;
-    await Bun.sleep(1500);
-    const after = (await t.json("POST", `/v1/sandboxes/${id}/keepalive`)).body;
-    expect(Date.parse(after.idle_expires_at)).toBeGreaterThan(Date.parse(before));
-    // Past the old deadline (and about 1 s before the new one), a beat does not reclaim the kept-alive session.
-    await Bun.sleep(Math.max(0, Date.parse(before) + 500 - Date.now()));
-    const rep = await t.bay.reaper.runOnce();
-    expect(rep.idleReclaimed).toBe(0);
-    expect(await status(t, id)).toBe("ready");
+    expect((await py(bay, id, "1")).status).toBe(200);
+    const first = (await containersOf(bay, id)).map((c) => c.id);
+    expect(first).toHaveLength(1);
+    // As if the session had idled 50 of its 60 s: the deadline is 10 s away.
+    const old = Date.now() + 10_000;
+    await bay.bay.deps.stores.db.execute({ sql: "UPDATE sandboxes SET idle_expires_at = ? WHERE id = ?", args: [old, id] });
+    expect(await idleDeadline()).toBe(old);
+
+    const after = (await bay.json("POST", `/v1/sandboxes/${id}/keepalive`)).body;
+    expect(after.status).toBe("ready");
+    const renewed = Date.parse(after.idle_expires_at);
+    expect(renewed).toBeGreaterThan(old + 40_000); // now + 60 s
+
+    // Past the old deadline, before the new one: a beat does not reclaim the kept-alive session.
+    const between = await reaperAt(old + 1_000).runOnce();
+    expect(between.idleReclaimed).toBe(0);
+    expect(await status(bay, id)).toBe("ready");
+    expect((await containersOf(bay, id)).map((c) => c.id)).toEqual(first);
+
+    // Keepalive only moved the deadline: past the new one, the session is reclaimed as usual.
+    const past = await reaperAt(renewed + 1_000).runOnce();
+    expect(past.idleReclaimed).toBe(1);
+    expect(await status(bay, id)).toBe("idle");
   });
 });
 

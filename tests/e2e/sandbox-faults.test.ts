@@ -74,7 +74,7 @@ describe("faults (real Docker)", () => {
       async (id) => {
         const r = await py(t, id, "1+1");
         expectErrorModel(r.body);
-        expect(r.status).toBeGreaterThanOrEqual(500);
+        expect({ status: r.status, code: r.body.error.code }).toEqual({ status: 503, code: "session_not_ready" });
         expect(await containersOf(t, id)).toHaveLength(0);
         const sb = await t.json("GET", `/v1/sandboxes/${id}`);
         expect(sb.body.status).toBe("failed");

@@ -55,13 +55,25 @@ async function startBay(extraEnv: Record<string, string>, files: Record<string, 
   const proc = Bun.spawn(["bun", "run", "start"], { cwd: ROOT, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   running.push(proc);
   let output = "";
-  for (const s of [proc.stdout, proc.stderr]) {
-    const decoder = new TextDecoder();
-    void (async () => {
+  const drained = Promise.all(
+    [proc.stdout, proc.stderr].map(async (s) => {
+      const decoder = new TextDecoder();
       const reader = s.getReader();
       for (let r = await reader.read(); !r.done; r = await reader.read()) output += decoder.decode(r.value, { stream: true });
-    })();
-  }
+    }),
+  ).then(() => {});
+  /** The output once it contains `text` (polled, bounded): lines may still be in the pipe when /health answers. */
+  const outputWith = async (text: string, ms = 10_000): Promise<string> => {
+    const deadline = Date.now() + ms;
+    while (!output.includes(text) && Date.now() < deadline) {
+      if (proc.exitCode !== null) {
+        await drained;
+        break;
+      }
+      await Bun.sleep(25);
+    }
+    return output;
+  };
   const started = performance.now();
   const deadline = Date.now() + 20_000;
   for (;;) {
@@ -69,7 +81,7 @@ async function startBay(extraEnv: Record<string, string>, files: Record<string, 
     const res = await fetch(`${base}/health`, { signal: AbortSignal.timeout(1000) }).catch(() => null);
     if (res?.status === 200) {
       const health = (await res.json()) as Health;
-      return { proc, base, health, output: () => output, startMs: performance.now() - started };
+      return { proc, base, health, output: () => output, outputWith, drained, startMs: performance.now() - started };
     }
     if (Date.now() > deadline) throw new Error(`bun run start did not answer /health within 20 s:\n${output}`);
     await Bun.sleep(50);
@@ -112,7 +124,9 @@ describe("bun run start (real engine)", () => {
       ["bay-ship-data:latest", true],
     ]);
     expect(bay.health.status).toBe("healthy");
-    expect(bay.output()).toContain("image bay-ship:latest (profile python-default): present");
+    expect(await bay.outputWith("image bay-ship:latest (profile python-default): present")).toContain(
+      "image bay-ship:latest (profile python-default): present",
+    );
     expect(await stop(bay.proc)).toBe(0);
   });
 
@@ -134,7 +148,7 @@ describe("bun run start (real engine)", () => {
     expect(bay.health.database.ok).toBe(true);
     expect(bay.health.images).toContainEqual({ profile: "custom", image: missing, present: false, build_command: "bun run image:build" });
     expect(bay.health.images).toContainEqual({ profile: "python-default", image: "bay-ship:latest", present: true });
-    expect(bay.output()).toContain(`image ${missing} (profile custom): MISSING`);
+    expect(await bay.outputWith(`image ${missing} (profile custom): MISSING`)).toContain(`image ${missing} (profile custom): MISSING`);
     expect(await stop(bay.proc)).toBe(0);
   });
 
@@ -143,7 +157,7 @@ describe("bun run start (real engine)", () => {
     expect(bay.health.status).toBe("degraded");
     expect(bay.health.database.ok).toBe(true);
     expect(bay.health.driver.ok).toBe(false);
-    const out = bay.output();
+    const out = await bay.outputWith("bay-ship-data:latest (profile python-data): bun run image:build --only data");
     expect(out).toContain("Docker engine unreachable");
     expect(out).toContain("bay-ship:latest (profile python-default): bun run image:build --only ship");
     expect(out).toContain("bay-ship-data:latest (profile python-data): bun run image:build --only data");

@@ -7,7 +7,7 @@
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { hasArchiveAccess } from "../../src/bay/drivers/driver.ts";
-import { createTestBay, type TestBay } from "../support/harness.ts";
+import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
 import { chunkOf, containersOf, docker, py, requireShipImages, sh, uploadForm, volumeExists } from "./support/e2e.ts";
 
 let t: TestBay;
@@ -17,11 +17,8 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   // A download's helper is removed as its stream ends, just after the client has the last byte.
-  let helpers = await helpersLeft();
-  for (let i = 0; i < 20 && helpers.length > 0; i++) {
-    await Bun.sleep(100);
-    helpers = await helpersLeft();
-  }
+  // Bounded wait (up to 15 s on a busy engine); the list is asserted either way.
+  const helpers = await pollUntil(helpersLeft, (h) => h.length === 0, 15_000).catch(() => helpersLeft());
   await t.close();
   expect(helpers).toEqual([]);
 });

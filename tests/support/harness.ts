@@ -107,3 +107,17 @@ export async function removeInstanceResources(bay: Bay, instanceId: string): Pro
     await driver.removeVolume(v.name).catch(() => {});
   }
 }
+
+/**
+ * Reads until `done(value)` holds or `ms` pass (bounded polling, no fixed sleep);
+ * returns the value, or throws naming `what` and the last value read.
+ */
+export async function pollUntil<T>(read: () => Promise<T> | T, done: (v: T) => boolean, ms = 5_000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms (last value: ${JSON.stringify(value)})`);
+    await Bun.sleep(25);
+  }
+}

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli } from "../../src/bay/cli.ts";
-import { createTestBay } from "../support/harness.ts";
+import { createTestBay, pollUntil } from "../support/harness.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -81,8 +81,8 @@ describe("bay keys", () => {
       expect(ok.status).toBe(201);
       const rs = await t.bay.deps.stores.db.execute({ sql: "SELECT owner FROM sandboxes WHERE id = ?", args: [ok.body.id] });
       expect(rs.rows[0]!.owner).toBe("alice");
-      await Bun.sleep(20);
-      const used = JSON.parse((await cli(["keys", "list", "--json"], env)).out);
+      // The write is fire-and-forget: poll the CLI's view of it, bounded.
+      const used = await pollUntil(async () => JSON.parse((await cli(["keys", "list", "--json"], env)).out), (v) => v[0]?.last_used_at != null, 5_000, "last_used_at set");
       expect(used[0].last_used_at).not.toBeNull();
 
       const revoked = await cli(["keys", "revoke", idOf(created.out)], env);

@@ -10,7 +10,7 @@ import { ConfigError, loadConfig } from "../../src/bay/config.ts";
 import { ApiKeyService } from "../../src/bay/domain/auth/api-keys.ts";
 import { ApiKeyStore } from "../../src/bay/store/api-key-store.ts";
 import { openDatabase } from "../../src/bay/store/database.ts";
-import { createTestBay } from "../support/harness.ts";
+import { createTestBay, pollUntil } from "../support/harness.ts";
 
 describe("auth configuration", () => {
   test("BAY_API_KEY becomes a bootstrap key; the owner defaults to \"default\"", () => {
@@ -68,21 +68,30 @@ describe("auth configuration", () => {
     const db = await openDatabase({ url: `file:${join(dir, "bay.db")}` });
     try {
       let now = 1_000_000;
-      const svc = new ApiKeyService(new ApiKeyStore(db), [], () => now);
+      // Records each write: verify() decides (and starts) the write before it returns.
+      const touches: number[] = [];
+      class RecordingStore extends ApiKeyStore {
+        override touch(id: string, at: number) {
+          touches.push(at);
+          return super.touch(id, at);
+        }
+      }
+      const svc = new ApiKeyService(new RecordingStore(db), [], () => now);
       const { key } = await svc.create("alice");
       const lastUsed = async () => (await svc.list("alice"))[0]!.lastUsedAt;
-      const settle = () => Bun.sleep(10); // the write is fire-and-forget
+      // The write is fire-and-forget: poll for it, bounded.
+      const settled = (want: number) => pollUntil(lastUsed, (v) => v === want, 5_000, `last_used_at = ${want}`);
       expect(await svc.verify(key)).toBe("alice");
-      await settle();
-      expect(await lastUsed()).toBe(1_000_000);
+      expect(touches).toEqual([1_000_000]);
+      await settled(1_000_000);
       now += 30_000;
       await svc.verify(key);
-      await settle();
+      expect(touches).toEqual([1_000_000]);
       expect(await lastUsed()).toBe(1_000_000);
       now += 31_000;
       await svc.verify(key);
-      await settle();
-      expect(await lastUsed()).toBe(1_061_000);
+      expect(touches).toEqual([1_000_000, 1_061_000]);
+      await settled(1_061_000);
     } finally {
       db.close();
       rmSync(dir, { recursive: true, force: true });

@@ -20,6 +20,10 @@ const fakeDocker = {
   getNetwork: () => ({ inspect: async () => ({ Options: { "com.docker.network.bridge.name": "bay-egress-p0" } }) }),
 } as unknown as Docker;
 
+/** argv is `iptables -w 5 <args…>`: does it end with exactly these arguments? */
+const endsWith = (argv: string[], args: string[]) => argv.length === args.length + 3 && args.every((a, i) => argv[i + 3] === a);
+const countCalls = (calls: string[][], args: string[]) => calls.filter((c) => endsWith(c, args)).length;
+
 describe("egress rules", () => {
   test("private: replies pass first, every blocked range is rejected, the host is rejected", () => {
     const rules = egressRules("private");
@@ -48,6 +52,35 @@ describe("egress rules", () => {
     const guard = new EgressGuard(fakeDocker, { local: true, run });
     expect(await guard.prepare("private")).toBe("bay-egress-restricted");
     expect(calls.some((c) => c.includes("-A") || c.includes("-I") || c.includes("-N"))).toBe(false);
+    // Every rule was checked exactly once (-C with that rule's chain and arguments).
+    const rules = egressRules("private");
+    for (const rule of rules) expect(countCalls(calls, ["-C", rule.chain, ...rule.args])).toBe(1);
+    expect(calls.filter((c) => c.includes("-C")).length).toBe(rules.length + 2); // + the two chain jumps
+  });
+
+  test("rules missing (-C fails) → exactly one append per rule and one jump per chain", async () => {
+    const calls: string[][] = [];
+    const run: RunCommand = async (argv) => {
+      calls.push(argv);
+      return { code: argv.includes("-C") ? 1 : 0, stderr: argv.includes("-C") ? "Bad rule (does a matching rule exist in that chain?)" : "" };
+    };
+    const guard = new EgressGuard(fakeDocker, { local: true, run });
+    expect(await guard.prepare("private")).toBe("bay-egress-restricted");
+    const rules = egressRules("private");
+    for (const rule of rules) {
+      expect(countCalls(calls, ["-C", rule.chain, ...rule.args])).toBe(1);
+      expect(countCalls(calls, ["-A", rule.chain, ...rule.args])).toBe(1);
+    }
+    expect(calls.filter((c) => c.includes("-A")).length).toBe(rules.length);
+    expect(countCalls(calls, ["-I", "DOCKER-USER", "1", "-j", FORWARD_CHAIN])).toBe(1);
+    expect(countCalls(calls, ["-I", "INPUT", "1", "-j", INPUT_CHAIN])).toBe(1);
+    expect(calls.filter((c) => c.includes("-I")).length).toBe(2);
+    // Each append follows its own check.
+    for (const rule of rules) {
+      const checkAt = calls.findIndex((c) => endsWith(c, ["-C", rule.chain, ...rule.args]));
+      const addAt = calls.findIndex((c) => endsWith(c, ["-A", rule.chain, ...rule.args]));
+      expect(addAt).toBeGreaterThan(checkAt);
+    }
   });
 
   test("iptables failing (not root) → driver_unavailable naming the cause", async () => {

@@ -25,20 +25,35 @@ export async function requireDocker(docker: Docker): Promise<void> {
   }
 }
 
+/** Image of the fake Ship whose /meta answer is set by env (META_API_VERSION, META_CAPABILITIES). */
+export const META_IMAGE = "bay-test-meta:latest";
+/** Port the meta server listens on inside its container (Ship's default runtime_port). */
+export const META_PORT = 8123;
+
 /** Builds `bay-test-echo` from a `bun build --compile` of echo-server.ts, unless an up-to-date one exists. */
-export async function ensureEchoImage(docker: Docker): Promise<string> {
-  const source = await Bun.file(SOURCE).text();
-  const hash = new Bun.CryptoHasher("sha256").update(source).update(BASE_IMAGE).digest("hex");
+export function ensureEchoImage(docker: Docker): Promise<string> {
+  return ensureCompiledImage(docker, ECHO_IMAGE, SOURCE, "echo-server", ECHO_PORT);
+}
+
+/** Builds `bay-test-meta` from meta-server.ts the same way, unless an up-to-date one exists. */
+export function ensureMetaImage(docker: Docker): Promise<string> {
+  return ensureCompiledImage(docker, META_IMAGE, join(import.meta.dir, "meta-server.ts"), "meta-server", META_PORT);
+}
+
+/** A base-image container running `source` compiled with `bun build --compile`; rebuilt only when the source changes. */
+async function ensureCompiledImage(docker: Docker, image: string, source: string, binary: string, port: number): Promise<string> {
+  const text = await Bun.file(source).text();
+  const hash = new Bun.CryptoHasher("sha256").update(text).update(BASE_IMAGE).digest("hex");
   try {
-    const info = await docker.getImage(ECHO_IMAGE).inspect();
-    if (info.Config.Labels?.[HASH_LABEL] === hash) return ECHO_IMAGE;
+    const info = await docker.getImage(image).inspect();
+    if (info.Config.Labels?.[HASH_LABEL] === hash) return image;
   } catch {
     // Not there yet: build it below.
   }
 
-  const dir = await mkdtemp(join(tmpdir(), "bay-echo-"));
+  const dir = await mkdtemp(join(tmpdir(), `bay-${binary}-`));
   try {
-    const built = Bun.spawnSync(["bun", "build", "--compile", SOURCE, "--outfile", join(dir, "echo-server")], {
+    const built = Bun.spawnSync(["bun", "build", "--compile", source, "--outfile", join(dir, binary)], {
       stderr: "pipe",
     });
     if (built.exitCode !== 0) throw new Error(`bun build --compile failed: ${built.stderr.toString()}`);
@@ -46,25 +61,25 @@ export async function ensureEchoImage(docker: Docker): Promise<string> {
       join(dir, "Dockerfile"),
       [
         `FROM ${BASE_IMAGE}`,
-        "COPY echo-server /usr/local/bin/echo-server",
+        `COPY ${binary} /usr/local/bin/${binary}`,
         // Like Ship: unprivileged uid 1000 owning /workspace, so a fresh volume inherits that owner.
         "RUN mkdir -p /workspace && chown 1000:1000 /workspace",
         "USER 1000:1000",
-        `ENV PORT=${ECHO_PORT}`,
+        `ENV PORT=${port}`,
         `LABEL ${HASH_LABEL}=${hash}`,
-        'CMD ["/usr/local/bin/echo-server"]',
+        `CMD ["/usr/local/bin/${binary}"]`,
       ].join("\n"),
     );
-    const stream = await docker.buildImage({ context: dir, src: ["Dockerfile", "echo-server"] }, { t: ECHO_IMAGE, rm: true });
+    const stream = await docker.buildImage({ context: dir, src: ["Dockerfile", binary] }, { t: image, rm: true });
     const output = await new Promise<Array<{ error?: string }>>((resolve, reject) =>
       docker.modem.followProgress(stream, (err, res) => (err ? reject(err) : resolve(res))),
     );
     const failed = output.find((o) => o.error);
-    if (failed) throw new Error(`building ${ECHO_IMAGE} failed: ${failed.error}`);
+    if (failed) throw new Error(`building ${image} failed: ${failed.error}`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  return ECHO_IMAGE;
+  return image;
 }
 
 /** Removes every container, then every volume and network, carrying all of the given labels. */

@@ -62,41 +62,47 @@ export function filesystemCases(client: () => ShipClient): void {
 
   test("fs: invalid paths are refused with invalid_path", async () => {
     await client().shell("ln -sfn /etc etc-link && ln -sfn /etc/passwd passwd-link && ln -sfn /nonexistent/x dangling");
-    const cases = ["/etc/passwd", "..", "../x", "a/../../x", "a\0b", "etc-link/passwd", "passwd-link", "etc-link"];
-    for (const path of cases) {
-      const read = await client().json("GET", `/filesystem/files${q(path)}`);
-      expect([path, read.status, read.body.error?.code]).toEqual([path, 400, "invalid_path"]);
-      const write = await client().json("PUT", "/filesystem/files", { path, content: "x" });
-      expect([path, write.status, write.body.error?.code]).toEqual([path, 400, "invalid_path"]);
+    try {
+      const cases = ["/etc/passwd", "..", "../x", "a/../../x", "a\0b", "etc-link/passwd", "passwd-link", "etc-link"];
+      for (const path of cases) {
+        const read = await client().json("GET", `/filesystem/files${q(path)}`);
+        expect([path, read.status, read.body.error?.code]).toEqual([path, 400, "invalid_path"]);
+        const write = await client().json("PUT", "/filesystem/files", { path, content: "x" });
+        expect([path, write.status, write.body.error?.code]).toEqual([path, 400, "invalid_path"]);
+      }
+      const escapes = await client().json("PUT", "/filesystem/files", { path: "etc-link/new-file", content: "x" });
+      expect(escapes.body.error.code).toBe("invalid_path");
+      const dangling = await client().json("PUT", "/filesystem/files", { path: "dangling", content: "x" });
+      expect(dangling.body.error.code).toBe("invalid_path");
+      const list = await client().json("GET", `/filesystem/directories${q("etc-link")}`);
+      expect(list.body.error.code).toBe("invalid_path");
+      const down = await client().json("GET", `/filesystem/download${q("passwd-link")}`);
+      expect(down.body.error.code).toBe("invalid_path");
+      const form = new FormData();
+      form.append("path", "../escape.bin");
+      form.append("file", new Blob(["x"]), "e.bin");
+      const up = await client().call("/filesystem/upload", { method: "POST", body: form });
+      expect(up.status).toBe(400);
+      expect(((await up.json()) as any).error.code).toBe("invalid_path");
+    } finally {
+      await client().shell("rm -f etc-link passwd-link dangling");
     }
-    const escapes = await client().json("PUT", "/filesystem/files", { path: "etc-link/new-file", content: "x" });
-    expect(escapes.body.error.code).toBe("invalid_path");
-    const dangling = await client().json("PUT", "/filesystem/files", { path: "dangling", content: "x" });
-    expect(dangling.body.error.code).toBe("invalid_path");
-    const list = await client().json("GET", `/filesystem/directories${q("etc-link")}`);
-    expect(list.body.error.code).toBe("invalid_path");
-    const down = await client().json("GET", `/filesystem/download${q("passwd-link")}`);
-    expect(down.body.error.code).toBe("invalid_path");
-    const form = new FormData();
-    form.append("path", "../escape.bin");
-    form.append("file", new Blob(["x"]), "e.bin");
-    const up = await client().call("/filesystem/upload", { method: "POST", body: form });
-    expect(up.status).toBe(400);
-    expect(((await up.json()) as any).error.code).toBe("invalid_path");
-    await client().shell("rm -f etc-link passwd-link dangling");
   });
 
   test("fs: a listing shows symlinks as links, never their targets", async () => {
     await client().shell("mkdir -p links && ln -sfn /etc/passwd links/passwd-link && ln -sfn /etc links/etc-link && ln -sfn /nonexistent/x links/dangling");
-    const list = await client().json("GET", `/filesystem/directories${q("links")}`);
-    expect(list.status).toBe(200);
-    const byName = Object.fromEntries(list.body.entries.map((e: any) => [e.name, e]));
-    expect(Object.keys(byName).sort()).toEqual(["dangling", "etc-link", "passwd-link"]);
-    // The link's own size (its target's length), not /etc/passwd's.
-    expect(byName["passwd-link"]).toMatchObject({ path: "links/passwd-link", is_file: false, is_dir: false, size: "/etc/passwd".length });
-    expect(byName["etc-link"]).toMatchObject({ is_file: false, is_dir: false, size: "/etc".length });
-    expect(byName["dangling"]).toMatchObject({ is_file: false, is_dir: false });
-    await client().shell("rm -rf links");
+    try {
+      const list = await client().json("GET", `/filesystem/directories${q("links")}`);
+      expect(list.status).toBe(200);
+      const byName = Object.fromEntries(list.body.entries.map((e: any) => [e.name, e]));
+      expect(Object.keys(byName).sort()).toEqual(["dangling", "etc-link", "passwd-link"]);
+      // The link's own size (its target's length), not /etc/passwd's.
+      expect(byName["passwd-link"]).toMatchObject({ path: "links/passwd-link", is_file: false, is_dir: false, size: "/etc/passwd".length });
+      expect(byName["etc-link"]).toMatchObject({ is_file: false, is_dir: false, size: "/etc".length });
+      expect(byName["dangling"]).toMatchObject({ is_file: false, is_dir: false });
+    } finally {
+      await client().shell("rm -rf links");
+    }
   });
 
   test("fs: validation errors", async () => {

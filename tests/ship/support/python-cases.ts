@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import type { ShipClient } from "./caller.ts";
+import { eventually, type ShipClient } from "./caller.ts";
 
 const ANSI = /\x1b\[/;
 
@@ -48,11 +48,29 @@ export function pythonCases(client: () => ShipClient, opts: { matplotlib: boolea
   });
 
   test("python: concurrent execs run one at a time", async () => {
-    const first = client().python("import time\ntime.sleep(1)\nq = 5");
-    await Bun.sleep(300);
-    const second = await client().python("q * 2");
-    expect((await first).body.success).toBe(true);
-    expect(second.body.output.trim()).toBe("10");
+    // Handshake through marker files: the first exec announces it is running, then
+    // holds the kernel until the test releases it, after the second exec was sent.
+    // Run concurrently, the second would fail with a NameError.
+    const tag = crypto.randomUUID().slice(0, 8);
+    const started = `py-started-${tag}`;
+    const go = `py-go-${tag}`;
+    const name = `q_${tag}`;
+    try {
+      const first = client().python(
+        `import os, time\nopen(${JSON.stringify(started)}, "w").close()\n` +
+          `for _ in range(2000):\n    if os.path.exists(${JSON.stringify(go)}):\n        break\n    time.sleep(0.01)\n` +
+          `${name} = 5 if os.path.exists(${JSON.stringify(go)}) else -1`,
+      );
+      await eventually(async () => ((await client().json("GET", `/filesystem/files?path=${started}`)).status === 200 ? true : undefined));
+      const second = client().python(`${name} * 2`);
+      expect((await client().json("PUT", "/filesystem/files", { path: go, content: "" })).status).toBe(200);
+      expect((await first).body.success).toBe(true);
+      const after = await second;
+      expect(after.body.success).toBe(true);
+      expect(after.body.output.trim()).toBe("10");
+    } finally {
+      await client().shell(`rm -f ${started} ${go}`);
+    }
   });
 
   test("python: a killed kernel is restarted and says so", async () => {
