@@ -37,6 +37,7 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
     python: config.python,
     workspace: config.workspace,
     maxOutputBytes: config.maxOutputBytes,
+    maxQueuedExecs: config.maxQueuedExecs,
   });
   const processes = new ProcessRegistry({ maxRunning: config.maxBackground, maxOutputBytes: config.maxOutputBytes });
   if (config.startKernel) kernel.start();

@@ -1,3 +1,4 @@
+import { MAX_QUEUED_EXECS } from "./kernel/python-kernel.ts";
 /** Ship's settings, read once from the environment by main.ts (tests pass their own). */
 export interface ShipConfig {
   /** TCP port to listen on. */
@@ -10,10 +11,14 @@ export interface ShipConfig {
   maxOutputBytes: number;
   /** Cap on running background processes. */
   maxBackground: number;
+  /** Python execs that may wait behind the running one. */
+  maxQueuedExecs: number;
   /** Cap on one upload. */
   maxUploadBytes: number;
   /** Cap on a JSON request body and on a text file read. */
   maxBodyBytes: number;
+  /** An upload whose body sends nothing for this long is aborted. */
+  uploadIdleSeconds: number;
   /** Whether to start the kernel right away (true in production, tests may defer). */
   startKernel: boolean;
 }
@@ -38,8 +43,10 @@ export function loadShipConfig(env: Record<string, string | undefined> = process
     python: env.SHIP_PYTHON || "python3",
     maxOutputBytes: intFrom(env, "SHIP_MAX_OUTPUT_BYTES", MiB),
     maxBackground: intFrom(env, "SHIP_MAX_BACKGROUND", 16),
+    maxQueuedExecs: intFrom(env, "SHIP_MAX_QUEUED_EXECS", MAX_QUEUED_EXECS),
     maxUploadBytes: intFrom(env, "SHIP_MAX_UPLOAD_BYTES", 1024 * MiB),
     maxBodyBytes: intFrom(env, "SHIP_MAX_BODY_BYTES", 32 * MiB),
+    uploadIdleSeconds: intFrom(env, "SHIP_UPLOAD_IDLE_SECONDS", 60),
     startKernel: true,
   };
 }

@@ -4,6 +4,7 @@
  */
 import { loadShipConfig } from "./config.ts";
 import { createShipApp } from "./app.ts";
+import { UPLOAD_OVERHEAD_BYTES } from "./filesystem/transfer.ts";
 
 const config = loadShipConfig();
 const ship = createShipApp(config);
@@ -13,7 +14,7 @@ const server = Bun.serve({
   fetch: ship.app.fetch,
   // Uploads and long execs (up to 300 s) must not hit the idle timeout.
   idleTimeout: 0,
-  maxRequestBodySize: config.maxUploadBytes + 1024 * 1024,
+  maxRequestBodySize: config.maxUploadBytes + UPLOAD_OVERHEAD_BYTES,
 });
 console.error(`[ship] listening on :${server.port}, workspace ${config.workspace}`);
 

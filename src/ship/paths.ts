@@ -1,9 +1,25 @@
-import { lstat, realpath } from "node:fs/promises";
-import { isAbsolute, join, normalize, sep } from "node:path";
+import { constants } from "node:fs";
+import { lstat, mkdir, open, realpath, stat, type FileHandle } from "node:fs/promises";
+import { isAbsolute, join, normalize, relative as relativePath, sep } from "node:path";
 import { ShipError } from "./errors.ts";
+
+/**
+ * Workspace path checks.
+ *
+ * A path is first resolved (realpath of its deepest existing part, which must lie
+ * inside the workspace). User code can swap a directory for a symlink between that
+ * check and the operation, so the operations never trust the path afterwards:
+ * - reads (file, listing, download) open with O_NOFOLLOW and then check the open
+ *   descriptor's own real path, `/proc/self/fd/N` (`openInside`);
+ * - writes, uploads and deletes open the parent directory by walking down from the
+ *   root with O_NOFOLLOW per component (`openParentDir`) and act on the entry as
+ *   `/proc/self/fd/N/<name>`, which the kernel resolves to that very directory.
+ */
 
 /** A user path checked against the workspace. */
 export interface ResolvedPath {
+  /** Real path of the workspace root. */
+  root: string;
   /** The path as given, normalised (e.g. "a/b.txt", "." for the root). */
   relative: string;
   /** Absolute path to operate on: symlinks of the existing part resolved. */
@@ -12,18 +28,64 @@ export interface ResolvedPath {
   exists: boolean;
 }
 
+/** open(2) flags used by the file operations. */
+export const O = constants;
+
 function invalid(path: string, reason: string): ShipError {
   return new ShipError("invalid_path", `invalid path ${JSON.stringify(path)}: ${reason}`, {
     details: { path, reason },
   });
 }
 
-function isInside(root: string, candidate: string): boolean {
+/** Whether `candidate` (a real path) is `root` or lies below it. */
+export function isInside(root: string, candidate: string): boolean {
   return candidate === root || candidate.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
-function errCode(err: unknown): string | undefined {
+/** The errno code of a failed fs call. */
+export function errCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+/**
+ * Maps an fs error on a user path to a ShipError: a missing path is file_not_found,
+ * a symlink where none may be, a too long path or a file used as a directory are
+ * invalid_path, a directory or special file where a regular file is needed is
+ * validation_error. Anything else is rethrown unchanged.
+ */
+export function pathError(err: unknown, path: string): unknown {
+  switch (errCode(err)) {
+    case "ENOENT":
+      return new ShipError("file_not_found", `no such file or directory: ${path}`, { details: { path } });
+    case "ELOOP":
+      return invalid(path, "is a symlink or a symlink loop");
+    case "ENAMETOOLONG":
+      return invalid(path, "too long");
+    case "ENOTDIR":
+      return invalid(path, "a parent is not a directory");
+    case "EISDIR":
+      return new ShipError("validation_error", `path is a directory: ${path}`, { details: { path } });
+    case "ENXIO":
+    case "ENODEV":
+      return new ShipError("validation_error", `not a regular file: ${path}`, { details: { path } });
+    default:
+      return err;
+  }
+}
+
+/**
+ * Checks and normalises a user path without touching the disk: refuses NUL bytes,
+ * empty and absolute paths and `..` escapes. Returns e.g. "a/b.txt", "." for the root.
+ */
+export function normalizeUserPath(input: string): string {
+  if (input.includes("\0")) throw invalid(input.replaceAll("\0", "\\0"), "contains a NUL byte");
+  if (input === "") throw invalid(input, "empty path");
+  if (isAbsolute(input)) throw invalid(input, "absolute paths are not allowed");
+  const relative = normalize(input).replace(/\/+$/, "") || ".";
+  if (relative === ".." || relative.startsWith(`..${sep}`)) {
+    throw invalid(input, "escapes the workspace");
+  }
+  return relative;
 }
 
 /**
@@ -32,13 +94,7 @@ function errCode(err: unknown): string | undefined {
  * also guards writes to new files) lies outside the workspace.
  */
 export async function resolveWorkspacePath(workspace: string, input: string): Promise<ResolvedPath> {
-  if (input.includes("\0")) throw invalid(input.replaceAll("\0", "\\0"), "contains a NUL byte");
-  if (input === "") throw invalid(input, "empty path");
-  if (isAbsolute(input)) throw invalid(input, "absolute paths are not allowed");
-  const relative = normalize(input).replace(/\/+$/, "") || ".";
-  if (relative === ".." || relative.startsWith(`..${sep}`)) {
-    throw invalid(input, "escapes the workspace");
-  }
+  const relative = normalizeUserPath(input);
   const root = await realpath(workspace);
   const target = join(root, relative);
 
@@ -46,14 +102,20 @@ export async function resolveWorkspacePath(workspace: string, input: string): Pr
   let probe = target;
   const missing: string[] = [];
   for (;;) {
+    let real: string | null = null;
     try {
-      const real = await realpath(probe);
-      if (!isInside(root, real)) throw invalid(input, "resolves outside the workspace");
-      const absolute = missing.length ? join(real, ...missing.reverse()) : real;
-      return { relative, absolute, exists: missing.length === 0 };
+      real = await realpath(probe);
     } catch (err) {
-      if (err instanceof ShipError) throw err;
-      if (errCode(err) !== "ENOENT" && errCode(err) !== "ENOTDIR") throw err;
+      const code = errCode(err);
+      if (code === "ELOOP") throw invalid(input, "symlink loop");
+      if (code === "ENAMETOOLONG") throw invalid(input, "too long");
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
+    }
+    if (real !== null) {
+      if (!isInside(root, real)) throw invalid(input, "resolves outside the workspace");
+      if (missing.length === 0) return { root, relative, absolute: real, exists: true };
+      if (!(await stat(real)).isDirectory()) throw invalid(input, "a parent is not a directory");
+      return { root, relative, absolute: join(real, ...missing.reverse()), exists: false };
     }
     // realpath failed although the entry exists: a dangling symlink, which a
     // write would follow to wherever it points.
@@ -78,4 +140,77 @@ export async function resolveExisting(workspace: string, input: string): Promise
     });
   }
   return resolved;
+}
+
+/**
+ * Checks that an open descriptor's real path lies inside `root` (the second half of
+ * the race-safe check: whatever the path pointed to when it was checked, this is what
+ * was actually opened). Returns that real path; throws invalid_path otherwise.
+ */
+export async function assertFdInside(root: string, fd: number, shown: string): Promise<string> {
+  const real = await realpath(`/proc/self/fd/${fd}`);
+  if (!isInside(root, real)) throw invalid(shown, "resolves outside the workspace");
+  return real;
+}
+
+/**
+ * Opens a resolved path with O_NOFOLLOW (its last part was already resolved, so a
+ * symlink there now is a swap) and checks the descriptor; closes it on refusal.
+ */
+export async function openInside(target: ResolvedPath, flags: number, mode?: number): Promise<FileHandle> {
+  const handle = await open(target.absolute, flags | O.O_NOFOLLOW, mode).catch((err) => {
+    throw pathError(err, target.relative);
+  });
+  try {
+    await assertFdInside(target.root, handle.fd, target.relative);
+    return handle;
+  } catch (err) {
+    await handle.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** An open, checked parent directory and the race-free path of one entry in it. */
+export interface ParentDir {
+  handle: FileHandle;
+  /** `/proc/self/fd/N/<name>`: the entry inside exactly this directory. */
+  entry: string;
+  name: string;
+}
+
+/**
+ * Opens the parent directory of a resolved, non-root path by walking down from the
+ * workspace root one component at a time with O_DIRECTORY|O_NOFOLLOW, each step
+ * relative to the directory already open (and, with `create`, making missing ones
+ * there). The resolved path has no symlinks, so one appearing meanwhile is refused
+ * (invalid_path) instead of followed. Operations on `entry` then stay in this
+ * directory whatever the path names later. The caller closes `handle`.
+ */
+export async function openParentDir(target: ResolvedPath, options: { create?: boolean } = {}): Promise<ParentDir> {
+  const rel = relativePath(target.root, target.absolute);
+  if (rel === "" || rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) throw invalid(target.relative, "is the workspace root");
+  const parts = rel.split(sep);
+  const name = parts.pop()!;
+  const dirFlags = O.O_RDONLY | O.O_DIRECTORY | O.O_NOFOLLOW;
+  let dir = await open(target.root, O.O_RDONLY | O.O_DIRECTORY);
+  try {
+    for (const part of parts) {
+      const next = `/proc/self/fd/${dir.fd}/${part}`;
+      if (options.create) {
+        await mkdir(next, 0o755).catch((err) => {
+          if (errCode(err) !== "EEXIST") throw pathError(err, target.relative);
+        });
+      }
+      const child = await open(next, dirFlags).catch((err) => {
+        throw pathError(err, target.relative);
+      });
+      await dir.close();
+      dir = child;
+    }
+    await assertFdInside(target.root, dir.fd, target.relative);
+    return { handle: dir, entry: `/proc/self/fd/${dir.fd}/${name}`, name };
+  } catch (err) {
+    await dir.close().catch(() => {});
+    throw err;
+  }
 }

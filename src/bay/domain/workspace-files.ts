@@ -54,6 +54,9 @@ export interface ReceivedFile {
 }
 
 /** Limits for one upload, known before its body is read. */
+/** Entries a listing returns at most (as Ship's listing does). */
+export const MAX_LIST_ENTRIES = 10_000;
+
 export interface UploadSlot {
   /** Largest file this upload may carry. */
   maxBytes: number;
@@ -126,14 +129,15 @@ export class WorkspaceFiles {
   }
 
   /** The immediate children of a directory; only tar headers are read, bodies stream past. */
-  async list(owner: string, id: string, rawPath: string): Promise<{ path: string; entries: FileEntryDto[] }> {
+  async list(owner: string, id: string, rawPath: string): Promise<{ path: string; entries: FileEntryDto[]; truncated: boolean }> {
     const rel = normalizeWorkspacePath(rawPath);
     const ws = await this.open(owner, id);
     return this.withHelper(ws, async (driver, helper) => {
       const { stat } = await this.resolve(driver, helper, rel, "existing");
       if (!isDir(stat)) throw new BayError("validation_error", `not a directory: ${rel}`, { details: { path: rel } });
       const { stream } = await driver.getArchive(helper, absolute(rel));
-      const entries = (await listChildren(stream)).map((h) => ({
+      const { children, truncated } = await listChildren(stream, MAX_LIST_ENTRIES);
+      const entries = children.map((h) => ({
         name: h.name,
         path: rel === "." ? h.name : `${rel}/${h.name}`,
         is_file: h.type === "file" || h.type === "contiguous-file",
@@ -141,7 +145,7 @@ export class WorkspaceFiles {
         size: h.type === "directory" ? 0 : (h.size ?? 0),
         modified_time: (h.mtime ?? new Date(0)).toISOString(),
       }));
-      return { path: rel, entries };
+      return { path: rel, entries, truncated };
     });
   }
 

@@ -217,10 +217,18 @@ export async function streamFirstFile(
  * Headers of the immediate children of the archived directory. Every body is
  * skipped as it streams past (nothing is buffered); deeper entries are ignored.
  */
-export async function listChildren(stream: NodeJS.ReadableStream): Promise<TarHeader[]> {
+/**
+ * The immediate children of the directory a tar holds, sorted by name; reading
+ * stops after `maxEntries` (then `truncated`), like Ship's listing.
+ */
+export async function listChildren(
+  stream: NodeJS.ReadableStream,
+  maxEntries = Number.POSITIVE_INFINITY,
+): Promise<{ children: TarHeader[]; truncated: boolean }> {
   const extract = extractOf(stream);
   const children: TarHeader[] = [];
   let root: string | undefined;
+  let truncated = false;
   try {
     for await (const entry of extract) {
       const name = entry.header.name.replace(/\/+$/, "");
@@ -231,9 +239,14 @@ export async function listChildren(stream: NodeJS.ReadableStream): Promise<TarHe
       }
       if (!name.startsWith(`${root}/`)) continue;
       const rest = name.slice(root.length + 1);
-      if (rest !== "" && !rest.includes("/")) children.push({ ...entry.header, name: rest });
+      if (rest === "" || rest.includes("/")) continue;
+      if (children.length >= maxEntries) {
+        truncated = true;
+        break;
+      }
+      children.push({ ...entry.header, name: rest });
     }
-    return children.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { children: children.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)), truncated };
   } finally {
     abandon(stream, extract);
   }

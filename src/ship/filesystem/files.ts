@@ -1,7 +1,18 @@
-import { mkdir, readdir, rm, stat, lstat, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
+import type { Stats } from "node:fs";
+import { lstat, open, opendir, rename, unlink, type FileHandle } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { ShipError } from "../errors.ts";
-import { resolveExisting, resolveWorkspacePath } from "../paths.ts";
+import {
+  O,
+  assertFdInside,
+  normalizeUserPath,
+  openInside,
+  openParentDir,
+  pathError,
+  resolveExisting,
+  resolveWorkspacePath,
+} from "../paths.ts";
 
 /** One directory listing entry. */
 export interface DirEntry {
@@ -13,29 +24,63 @@ export interface DirEntry {
   modified_time: string;
 }
 
-/** Reads a text file (UTF-8, invalid bytes replaced), refusing files over `maxBytes`. */
+/** Most entries one listing returns; a bigger directory answers `truncated: true`. */
+export const MAX_LIST_ENTRIES = 10_000;
+
+/** Throws validation_error unless `info` is a regular file. */
+export function requireRegularFile(info: Stats, path: string): void {
+  if (info.isFile()) return;
+  const what = info.isDirectory() ? "path is a directory" : "not a regular file";
+  throw new ShipError("validation_error", `${what}: ${path}`, { details: { path } });
+}
+
+/** Reads at most `limit` bytes from the handle's current position. */
+async function readUpTo(handle: FileHandle, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  while (total < limit) {
+    const buf = Buffer.allocUnsafe(Math.min(limit - total, 1024 * 1024));
+    const { bytesRead } = await handle.read(buf, 0, buf.length, null);
+    if (bytesRead === 0) break;
+    chunks.push(buf.subarray(0, bytesRead));
+    total += bytesRead;
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/**
+ * Reads a text file (UTF-8, invalid bytes replaced), refusing files over `maxBytes`.
+ * Opened non-blocking and without following a last symlink, then checked: only a
+ * regular file inside the workspace is read (a FIFO or device would block or never end).
+ */
 export async function readTextFile(
   workspace: string,
   path: string,
   maxBytes: number,
 ): Promise<{ path: string; content: string }> {
   const target = await resolveExisting(workspace, path);
-  const info = await stat(target.absolute);
-  if (info.isDirectory()) {
-    throw new ShipError("validation_error", `path is a directory: ${target.relative}`, {
-      details: { path: target.relative },
-    });
+  const handle = await openInside(target, O.O_RDONLY | O.O_NONBLOCK);
+  try {
+    const info = await handle.stat();
+    requireRegularFile(info, target.relative);
+    const tooLarge = (size: number) =>
+      new ShipError("payload_too_large", `file is larger than ${maxBytes} bytes; use download`, {
+        details: { path: target.relative, size, limit: maxBytes },
+      });
+    if (info.size > maxBytes) throw tooLarge(info.size);
+    // One byte more than allowed tells a file that grew since fstat.
+    const bytes = await readUpTo(handle, maxBytes + 1);
+    if (bytes.length > maxBytes) throw tooLarge(bytes.length);
+    return { path: target.relative, content: bytes.toString("utf8") };
+  } finally {
+    await handle.close();
   }
-  if (info.size > maxBytes) {
-    throw new ShipError("payload_too_large", `file is larger than ${maxBytes} bytes; use download`, {
-      details: { path: target.relative, size: info.size, limit: maxBytes },
-    });
-  }
-  const content = await Bun.file(target.absolute).text();
-  return { path: target.relative, content };
 }
 
-/** Writes a text file, creating parent directories. */
+/**
+ * Writes a text file, creating parent directories. The file is opened inside its
+ * checked parent without O_TRUNC, checked to be a regular file, and only then truncated.
+ */
 export async function writeTextFile(
   workspace: string,
   path: string,
@@ -43,52 +88,128 @@ export async function writeTextFile(
 ): Promise<{ status: "ok"; path: string; size: number }> {
   const target = await resolveWorkspacePath(workspace, path);
   if (target.relative === ".") throw new ShipError("invalid_path", "cannot write to the workspace root");
-  if (target.exists && (await stat(target.absolute)).isDirectory()) {
-    throw new ShipError("validation_error", `path is a directory: ${target.relative}`, {
-      details: { path: target.relative },
-    });
+  const parent = await openParentDir(target, { create: true });
+  try {
+    const handle = await open(parent.entry, O.O_WRONLY | O.O_CREAT | O.O_NOFOLLOW | O.O_NONBLOCK, 0o644).catch(
+      (err) => {
+        throw pathError(err, target.relative);
+      },
+    );
+    try {
+      requireRegularFile(await handle.stat(), target.relative);
+      await assertFdInside(target.root, handle.fd, target.relative);
+      const bytes = Buffer.from(content, "utf8");
+      await handle.truncate(0);
+      await handle.writeFile(bytes);
+      return { status: "ok", path: target.relative, size: bytes.byteLength };
+    } finally {
+      await handle.close();
+    }
+  } finally {
+    await parent.handle.close();
   }
-  await mkdir(dirname(target.absolute), { recursive: true });
-  const bytes = Buffer.from(content, "utf8");
-  await writeFile(target.absolute, bytes);
-  return { status: "ok", path: target.relative, size: bytes.byteLength };
 }
 
-/** Deletes a file or a directory tree. The workspace root itself is refused. */
+/**
+ * Deletes a file or a directory tree; a symlink is removed itself, never its target.
+ * The workspace root is refused. Only the parent is resolved; the entry is looked at
+ * with lstat inside the checked parent directory. A directory is first renamed into
+ * the workspace root (a fixed place no symlink swap can redirect) and removed from
+ * there by GNU `rm -rf`, which walks the tree with openat/O_NOFOLLOW and so never
+ * follows a symlink swapped in while it deletes. A crash mid-way can leave a
+ * `.ship-delete-*` directory in the root.
+ */
 export async function deletePath(workspace: string, path: string): Promise<{ status: "ok" }> {
-  const target = await resolveExisting(workspace, path);
-  if (target.relative === ".") throw new ShipError("invalid_path", "cannot delete the workspace root");
-  await rm(target.absolute, { recursive: true, force: true });
-  return { status: "ok" };
+  const relative = normalizeUserPath(path);
+  if (relative === ".") throw new ShipError("invalid_path", "cannot delete the workspace root");
+  const parentPath = await resolveExisting(workspace, dirname(relative));
+  const target = {
+    root: parentPath.root,
+    relative,
+    absolute: join(parentPath.absolute, basename(relative)),
+    exists: true,
+  };
+  if (target.absolute === target.root) throw new ShipError("invalid_path", "cannot delete the workspace root");
+  const parent = await openParentDir(target);
+  try {
+    const info = await lstat(parent.entry).catch((err) => {
+      throw pathError(err, relative);
+    });
+    if (!info.isDirectory()) {
+      await unlink(parent.entry).catch((err) => {
+        throw pathError(err, relative);
+      });
+      return { status: "ok" };
+    }
+    const staged = join(target.root, `.ship-delete-${randomBytes(6).toString("hex")}`);
+    await rename(parent.entry, staged).catch((err) => {
+      throw pathError(err, relative);
+    });
+    const rm = Bun.spawn(["rm", "-rf", "--", staged], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    const [code, stderr] = await Promise.all([rm.exited, new Response(rm.stderr).text()]);
+    if (code !== 0) {
+      // Best effort: put what is left back where it was.
+      await rename(staged, parent.entry).catch(() => {});
+      throw new ShipError("internal_error", `could not delete ${relative}: ${stderr.trim().split("\n")[0]}`, {
+        details: { path: relative },
+      });
+    }
+    return { status: "ok" };
+  } finally {
+    await parent.handle.close();
+  }
 }
 
-/** Lists a directory; entry paths are relative to the workspace. */
+/**
+ * Lists a directory; entry paths are relative to the workspace. At most
+ * MAX_LIST_ENTRIES entries are read (then `truncated` is true); those are sorted by name.
+ */
 export async function listDirectory(
   workspace: string,
   path: string,
-): Promise<{ path: string; entries: DirEntry[] }> {
+  limit = MAX_LIST_ENTRIES,
+): Promise<{ path: string; entries: DirEntry[]; truncated: boolean }> {
   const target = await resolveExisting(workspace, path);
-  if (!(await stat(target.absolute)).isDirectory()) {
-    throw new ShipError("validation_error", `not a directory: ${target.relative}`, {
-      details: { path: target.relative },
-    });
+  const handle = await openInside(target, O.O_RDONLY | O.O_NONBLOCK);
+  try {
+    if (!(await handle.stat()).isDirectory()) {
+      throw new ShipError("validation_error", `not a directory: ${target.relative}`, {
+        details: { path: target.relative },
+      });
+    }
+    const here = `/proc/self/fd/${handle.fd}`;
+    const names: string[] = [];
+    let truncated = false;
+    const dir = await opendir(here);
+    try {
+      for (let entry = await dir.read(); entry; entry = await dir.read()) {
+        if (names.length === limit) {
+          truncated = true;
+          break;
+        }
+        names.push(entry.name);
+      }
+    } finally {
+      await dir.close().catch(() => {});
+    }
+    names.sort();
+    const entries: DirEntry[] = [];
+    for (const name of names) {
+      // lstat: a symlink is listed as itself (neither file nor dir, the link's own size and
+      // mtime), never as its target, which may lie outside the workspace.
+      const info = await lstat(`${here}/${name}`).catch(() => null);
+      if (!info) continue; // vanished meanwhile
+      entries.push({
+        name,
+        path: target.relative === "." ? name : join(target.relative, name),
+        is_file: info.isFile(),
+        is_dir: info.isDirectory(),
+        size: info.size,
+        modified_time: info.mtime.toISOString(),
+      });
+    }
+    return { path: target.relative, entries, truncated };
+  } finally {
+    await handle.close();
   }
-  const names = (await readdir(target.absolute)).sort();
-  const entries: DirEntry[] = [];
-  for (const name of names) {
-    const full = join(target.absolute, name);
-    // lstat: a symlink is listed as itself (neither file nor dir, the link's own size and
-    // mtime), never as its target, which may lie outside the workspace.
-    const info = await lstat(full).catch(() => null);
-    if (!info) continue; // vanished meanwhile
-    entries.push({
-      name,
-      path: target.relative === "." ? name : join(target.relative, name),
-      is_file: info.isFile(),
-      is_dir: info.isDirectory(),
-      size: info.size,
-      modified_time: info.mtime.toISOString(),
-    });
-  }
-  return { path: target.relative, entries };
 }

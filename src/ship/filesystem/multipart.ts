@@ -1,5 +1,4 @@
 import { ShipError } from "../errors.ts";
-import { chunksOf } from "../streams.ts";
 
 /** Headers of one multipart part. */
 export interface PartInfo {
@@ -38,6 +37,42 @@ function parseHeaders(raw: string): PartInfo {
   return { name, filename, contentType: headers.get("content-type") ?? null };
 }
 
+/** Limits on one multipart body. */
+export interface MultipartLimits {
+  /** Abort (`timeout`) when no bytes arrive for this long. */
+  idleMs?: number;
+  /** Most parts accepted (validation_error beyond). */
+  maxParts?: number;
+  /** Most body bytes accepted (payload_too_large beyond). */
+  maxBytes?: number;
+}
+
+/** A sink that drops a part's bytes. */
+export const DISCARD: PartSink = { write() {}, end() {} };
+
+/** Reads the next chunk, or throws `timeout` (and cancels the stream) after `idleMs` of silence. */
+async function readWithin(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  idleMs: number | undefined,
+): ReturnType<ReadableStreamDefaultReader<Uint8Array>["read"]> {
+  if (idleMs === undefined) return reader.read();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new ShipError("timeout", `upload stalled: no data for ${Math.round(idleMs / 1000)}s`, {
+          details: { idle_seconds: idleMs / 1000 },
+        }),
+      );
+    }, idleMs);
+  });
+  try {
+    return await Promise.race([reader.read(), stalled]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Streams a multipart/form-data body part by part, never holding more than one
  * chunk plus a boundary's length in memory. `open` decides where each part goes.
@@ -46,6 +81,7 @@ export async function streamMultipart(
   body: ReadableStream<Uint8Array>,
   boundary: string,
   open: (part: PartInfo) => Promise<PartSink> | PartSink,
+  limits: MultipartLimits = {},
 ): Promise<void> {
   const delimiter = Buffer.from(`\r\n--${boundary}`);
   const keep = delimiter.length - 1;
@@ -54,6 +90,8 @@ export async function streamMultipart(
   type State = "preamble" | "after" | "headers" | "body" | "done";
   let state = "preamble" as State;
   let sink: PartSink | null = null;
+  let parts = 0;
+  let received = 0;
 
   const step = async (final: boolean): Promise<boolean> => {
     switch (state) {
@@ -87,6 +125,12 @@ export async function streamMultipart(
         }
         const info = parseHeaders(buf.subarray(0, idx).toString("utf8"));
         buf = buf.subarray(idx + CRLF2.length);
+        parts += 1;
+        if (limits.maxParts !== undefined && parts > limits.maxParts) {
+          throw new ShipError("validation_error", `too many multipart parts (max ${limits.maxParts})`, {
+            details: { limit: limits.maxParts },
+          });
+        }
         sink = await open(info);
         state = "body";
         return true;
@@ -114,11 +158,28 @@ export async function streamMultipart(
     }
   };
 
-  for await (const chunk of chunksOf(body)) {
-    buf = buf.length ? Buffer.concat([buf, chunk]) : Buffer.from(chunk);
-    while (await step(false));
-    if (state === "done") break;
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value: chunk } = await readWithin(reader, limits.idleMs);
+      if (done) break;
+      received += chunk.byteLength;
+      if (limits.maxBytes !== undefined && received > limits.maxBytes) {
+        throw new ShipError("payload_too_large", `multipart body is larger than ${limits.maxBytes} bytes`, {
+          details: { limit: limits.maxBytes },
+        });
+      }
+      buf = buf.length ? Buffer.concat([buf, chunk]) : Buffer.from(chunk);
+      while (await step(false));
+      if (state === "done") break;
+    }
+    while (await step(true));
+    if (state !== "done") throw new ShipError("validation_error", "truncated multipart body");
+  } catch (err) {
+    // Stop the sender (a stalled or refused upload is not read any further).
+    void reader.cancel().catch(() => {});
+    throw err;
+  } finally {
+    reader.releaseLock();
   }
-  while (await step(true));
-  if (state !== "done") throw new ShipError("validation_error", "truncated multipart body");
 }

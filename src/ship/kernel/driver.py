@@ -5,6 +5,10 @@ request per line on stdin and reads one JSON reply per line on a private copy of
 the original stdout. fd 0 is then pointed at /dev/null and fds 1 and 2 at a pipe
 drained by a thread, so anything user code prints (including subprocesses writing
 to the inherited fds) is captured and can never corrupt the protocol.
+
+Ship starts it with `python -I`, so neither the script's (writable) directory nor
+the user site-packages can shadow the modules imported here. Fork children of user
+code lose the protocol fds and exit when they leave the cell.
 """
 import json
 import os
@@ -14,8 +18,21 @@ import threading
 import traceback
 import warnings
 
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("TERM", "dumb")
+os.environ["PYTHONUNBUFFERED"] = "1"
+warnings.filterwarnings("ignore", message=".*non-interactive.*")
+warnings.filterwarnings("ignore", message=".*Matplotlib is currently using agg.*")
+
+# IPython is imported while fd 2 is still Ship's stderr, so a broken install shows
+# its traceback in Ship's log (and in the start-up error) instead of vanishing.
+from IPython.core.displayhook import DisplayHook  # noqa: E402
+from IPython.core.displaypub import DisplayPublisher  # noqa: E402
+from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
+
 MAX_OUTPUT = int(os.environ.get("SHIP_MAX_OUTPUT_BYTES", str(1024 * 1024)))
 MARK = ("\x00ship-end-%s\x00" % os.urandom(8).hex()).encode()
+DRIVER_PID = os.getpid()
 
 # --- protocol channel: private dups of the original stdin/stdout -----------------
 _proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
@@ -24,6 +41,31 @@ _log_fd = os.dup(2)
 _devnull = os.open(os.devnull, os.O_RDONLY)
 os.dup2(_devnull, 0)
 os.close(_devnull)
+
+
+def _after_fork_in_child():
+    """A fork of user code must not hold (or use) Ship's pipes: point them at /dev/null.
+
+    dup2 rather than close, so the fd numbers stay valid for the objects wrapping them.
+    """
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (_proto_in.fileno(), _proto_out_fd, _log_fd):
+            os.dup2(null, fd)
+        os.close(null)
+    except Exception:
+        pass
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _log_uncaught(etype, value, tb):
+    """Start-up failures after fd 2 is captured still reach Ship's log."""
+    log("driver failed:\n" + "".join(traceback.format_exception(etype, value, tb)))
+
+
+sys.excepthook = _log_uncaught
 
 
 def send(obj):
@@ -48,9 +90,10 @@ class Capture:
     def __init__(self):
         r, w = os.pipe()
         self.r = r
-        os.dup2(w, 1)
-        os.dup2(w, 2)
-        os.close(w)
+        # Private write end: the end marker goes here, so user code closing or
+        # redirecting fds 1/2 cannot lose it.
+        self.w = w
+        self.restore_fds()
         self.cond = threading.Condition()
         self.buf = bytearray()
         self.truncated = False
@@ -59,6 +102,14 @@ class Capture:
         self.done = []
         t = threading.Thread(target=self._run, name="ship-capture", daemon=True)
         t.start()
+
+    def restore_fds(self):
+        """Points fds 1 and 2 back at the capture pipe (user code may have moved them)."""
+        for fd in (1, 2):
+            try:
+                os.dup2(self.w, fd)
+            except OSError as exc:
+                log("cannot restore fd %d: %r" % (fd, exc))
 
     def _append(self, data):
         room = MAX_OUTPUT - len(self.buf)
@@ -97,14 +148,14 @@ class Capture:
 
     def collect(self, wait=5.0):
         """Flush, write the marker, and return (text, truncated) for this exec."""
-        for stream in (sys.stdout, sys.stderr):
+        for stream in (sys.stdout, sys.stderr, STREAMS.get("out"), STREAMS.get("err")):
             try:
                 stream.flush()
             except Exception:
                 pass
         with self.cond:
             target = self.marks + 1
-        os.write(1, MARK)
+        os.write(self.w, MARK)
         with self.cond:
             self.cond.wait_for(lambda: self.marks >= target, timeout=wait)
             if self.done:
@@ -115,26 +166,29 @@ class Capture:
         return data.decode("utf-8", "replace"), truncated
 
 
+STREAMS = {}
+
+
+def reset_streams():
+    """Before each cell: fds 1/2 and sys.stdout/sys.stderr lead to the capture pipe again.
+
+    Text streams over the captured fds are line buffered so Python prints and
+    subprocess writes keep their order.
+    """
+    CAPTURE.restore_fds()
+    for key, fd, name in (("out", 1, "stdout"), ("err", 2, "stderr")):
+        stream = STREAMS.get(key)
+        if stream is None or stream.closed:
+            stream = open(fd, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
+            STREAMS[key] = stream
+        setattr(sys, name, stream)
+        setattr(sys, "__%s__" % name, stream)
+
+
 CAPTURE = Capture()
-# Text streams over the captured fds, unbuffered so Python prints and subprocess
-# writes keep their order.
-sys.stdout = open(1, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
-sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
-sys.__stdout__ = sys.stdout
-sys.__stderr__ = sys.stderr
+reset_streams()
 
 # --- IPython shell with capturing display hooks ----------------------------------
-os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault("TERM", "dumb")
-os.environ["PYTHONUNBUFFERED"] = "1"
-warnings.filterwarnings("ignore", message=".*non-interactive.*")
-warnings.filterwarnings("ignore", message=".*Matplotlib is currently using agg.*")
-
-from IPython.core.displayhook import DisplayHook  # noqa: E402
-from IPython.core.displaypub import DisplayPublisher  # noqa: E402
-from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
-
-
 class State:
     results = []
     displays = []
@@ -148,7 +202,7 @@ def _stringify(bundle):
 
             value = base64.b64encode(value).decode()
         elif not isinstance(value, str):
-            value = json.dumps(value)
+            value = json.dumps(value, default=repr)
         out[mime] = value
     return out
 
@@ -229,38 +283,92 @@ def error_text(result):
         return "".join(traceback.format_exception(etype, value, tb))
 
 
+def clip(text, limit):
+    """At most `limit` characters of text: its head and tail around a marker."""
+    if len(text) <= limit:
+        return text, False
+    half = max(limit // 2, 0)
+    note = "\n... [%d characters truncated] ...\n" % (len(text) - 2 * half)
+    return text[:half] + note + text[len(text) - half:], True
+
+
+class Budget:
+    """What is left of the MAX_OUTPUT characters allowed for one reply's `data`."""
+
+    def __init__(self):
+        self.left = MAX_OUTPUT
+        self.truncated = False
+
+    def bundle(self, bundle):
+        out = {}
+        for mime, value in bundle.items():
+            if len(value) <= self.left:
+                out[mime] = value
+                self.left -= len(value)
+                continue
+            self.truncated = True
+            # Text can be cut; an image or JSON cut short is garbage, so it is dropped.
+            if mime.startswith("text/") and self.left > 0:
+                out[mime] = value[: self.left]
+                self.left = 0
+        return out
+
+
+def exit_if_fork_child():
+    """A fork of user code that left the cell must not run Ship's loop: it ends here."""
+    if os.getpid() != DRIVER_PID:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(0)
+
+
 def run(code):
     State.results = []
     State.displays = []
+    reset_streams()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         # Ship sends SIGINT on timeout; IPython turns it into a KeyboardInterrupt traceback.
-        result = shell.run_cell(code, store_history=True)
+        try:
+            result = shell.run_cell(code, store_history=True)
+        finally:
+            exit_if_fork_child()
         flush_figures()
     except KeyboardInterrupt:
         result = None
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     output, truncated = CAPTURE.collect()
-    data = [{"type": "display_data", "data": d} for d in State.displays]
+    budget = Budget()
+    data = [{"type": "display_data", "data": budget.bundle(d)} for d in State.displays]
     if result is None:
         return {"success": False, "output": output, "error": "KeyboardInterrupt", "data": data,
-                "execution_count": None, "truncated": truncated}
+                "execution_count": None, "truncated": truncated or budget.truncated}
     for bundle in State.results:
-        data.append({"type": "execute_result", "data": bundle})
+        data.append({"type": "execute_result", "data": budget.bundle(bundle)})
         text = bundle.get("text/plain")
         if text is not None:
             if output and not output.endswith("\n"):
                 output += "\n"
+            room = MAX_OUTPUT - len(output) - 1
+            if len(text) > room:
+                text = text[: max(room, 0)]
+                truncated = True
             output += text + "\n"
     error = error_text(result)
+    if error is not None:
+        error, cut = clip(error, MAX_OUTPUT)
+        truncated = truncated or cut
     return {
         "success": error is None,
         "output": output,
         "error": error,
         "data": data,
         "execution_count": result.execution_count,
-        "truncated": truncated,
+        "truncated": truncated or budget.truncated,
     }
 
 
@@ -278,6 +386,7 @@ def main():
         try:
             reply = run(str(req.get("code", "")))
         except BaseException as exc:  # never let the loop die on one request
+            exit_if_fork_child()
             reply = {"success": False, "output": "", "error": "kernel driver error: %r" % exc,
                      "data": [], "execution_count": None, "truncated": False}
         reply["id"] = rid

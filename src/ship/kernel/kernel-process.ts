@@ -2,7 +2,6 @@ import type { Subprocess } from "bun";
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chunksOf } from "../streams.ts";
 import driverSource from "./driver.py" with { type: "text" };
 
 /** One reply from the driver, as it sends it. */
@@ -24,6 +23,13 @@ export interface KernelProcessOptions {
 }
 
 const STDERR_TAIL = 4096;
+/** After the process exits, how long its pipes may still deliver (a fork child may hold them). */
+const PIPE_GRACE_MS = 250;
+
+/** Longest protocol line accepted: the driver caps a reply's text near 3 × maxOutputBytes. */
+export function maxReplyChars(maxOutputBytes: number): number {
+  return Math.max(16 * 1024 * 1024, maxOutputBytes * 16);
+}
 
 /**
  * Writes the embedded driver to a temp file (again on every start, in case user
@@ -50,10 +56,18 @@ export class KernelProcess {
   private nextId = 1;
   private stderrTail = "";
   private alive = true;
+  private killReason: string | null = null;
+  private readonly maxLine: number;
+  private readonly readers: Array<ReadableStreamDefaultReader<Uint8Array>> = [];
 
   constructor(opts: KernelProcessOptions) {
-    this.proc = Bun.spawn([opts.python, "-u", writeDriverScript()], {
+    this.maxLine = maxReplyChars(opts.maxOutputBytes);
+    // -I: neither the script's (writable) directory nor the user site-packages nor
+    // PYTHON* variables can change what the driver imports. detached: its own process
+    // group, so a restart also ends whatever user code forked or spawned.
+    this.proc = Bun.spawn([opts.python, "-I", "-u", writeDriverScript()], {
       cwd: opts.workspace,
+      detached: true,
       env: {
         ...process.env,
         SHIP_WORKSPACE: opts.workspace,
@@ -70,11 +84,18 @@ export class KernelProcess {
       failReady = reject;
     });
     this.ready.catch(() => {}); // observed by whoever awaits it
-    void this.pumpStderr();
-    this.exited = Promise.all([this.proc.exited, this.pumpReplies(markReady)]).then(() => {
-      this.alive = false;
-      failReady(new Error(this.describeExit()));
-    });
+    const pumps = Promise.all([this.pumpStderr(), this.pumpReplies(markReady)]);
+    // The process ending is what counts: a fork child may keep the pipes open forever.
+    this.exited = this.proc.exited
+      .then(() => {
+        this.alive = false;
+        return Promise.race([pumps, Bun.sleep(PIPE_GRACE_MS)]);
+      })
+      .then(() => {
+        for (const reader of this.readers) reader.cancel().catch(() => {});
+        this.killGroup(); // leftovers of user code holding the old kernel's state
+        failReady(new Error(this.describeExit()));
+      });
   }
 
   /** The driver's pid. */
@@ -82,7 +103,7 @@ export class KernelProcess {
     return this.proc.pid;
   }
 
-  /** False once the process has exited. */
+  /** False once the process has exited or was killed. */
   get isAlive(): boolean {
     return this.alive;
   }
@@ -90,6 +111,7 @@ export class KernelProcess {
   /** Why the process ended: exit status plus the end of its stderr. */
   describeExit(): string {
     const status = this.proc.signalCode ? `signal ${this.proc.signalCode}` : `exit code ${this.proc.exitCode}`;
+    if (this.killReason) return `python kernel was killed: ${this.killReason}`;
     const tail = this.stderrTail.trim().split("\n").slice(-3).join(" | ");
     return `python kernel exited (${status})${tail ? `: ${tail}` : ""}`;
   }
@@ -112,22 +134,69 @@ export class KernelProcess {
     if (this.alive) this.proc.kill("SIGINT");
   }
 
-  /** Ends the process for good. */
-  kill(): void {
-    if (this.alive) this.proc.kill("SIGKILL");
+  /** Ends the process and everything in its process group for good. */
+  kill(reason?: string): void {
+    if (!this.alive) return;
+    if (reason && !this.killReason) this.killReason = reason;
+    this.killGroup();
+    this.alive = false; // no new work for it while it goes
+  }
+
+  private killGroup(): void {
+    try {
+      process.kill(-this.proc.pid, "SIGKILL");
+    } catch {
+      // The group is gone already; make sure the driver itself is.
+      try {
+        this.proc.kill("SIGKILL");
+      } catch {
+        // Already reaped.
+      }
+    }
+  }
+
+  private async *chunks(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+    const reader = stream.getReader();
+    this.readers.push(reader);
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    } finally {
+      reader.releaseLock();
+    }
   }
 
   private async pumpReplies(markReady: (info: { python: string }) => void): Promise<void> {
     const decoder = new TextDecoder();
-    let pending = "";
+    // The current line so far, in pieces: each chunk is scanned once, so a long
+    // reply costs linear time.
+    let parts: string[] = [];
+    let partsLength = 0;
     try {
-      for await (const chunk of chunksOf(this.proc.stdout)) {
-        pending += decoder.decode(chunk, { stream: true });
+      for await (const chunk of this.chunks(this.proc.stdout)) {
+        const text = decoder.decode(chunk, { stream: true });
+        let start = 0;
         let nl: number;
-        while ((nl = pending.indexOf("\n")) >= 0) {
-          const line = pending.slice(0, nl);
-          pending = pending.slice(nl + 1);
+        while ((nl = text.indexOf("\n", start)) >= 0) {
+          parts.push(text.slice(start, nl));
+          const line = parts.join("");
+          parts = [];
+          partsLength = 0;
+          start = nl + 1;
           this.dispatch(line, markReady);
+        }
+        const rest = start === 0 ? text : text.slice(start);
+        parts.push(rest);
+        partsLength += rest.length;
+        if (partsLength > this.maxLine) {
+          parts = [];
+          partsLength = 0;
+          console.error(`[ship] python kernel sent a reply longer than ${this.maxLine} characters; killing it`);
+          this.kill(`its reply was longer than ${this.maxLine} characters`);
+          return;
         }
       }
     } catch {
@@ -156,7 +225,7 @@ export class KernelProcess {
   private async pumpStderr(): Promise<void> {
     const decoder = new TextDecoder();
     try {
-      for await (const chunk of chunksOf(this.proc.stderr)) {
+      for await (const chunk of this.chunks(this.proc.stderr)) {
         const text = decoder.decode(chunk, { stream: true });
         process.stderr.write(text);
         this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL);

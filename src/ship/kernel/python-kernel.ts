@@ -12,6 +12,8 @@ export interface ExecResult {
   data: DriverReply["data"];
   execution_count: number | null;
   kernel_restarted: boolean;
+  /** True when output, error or data was cut to the output cap. */
+  truncated: boolean;
 }
 
 /** How long an interrupted exec may take to answer before the kernel is killed. */
@@ -20,6 +22,11 @@ const INTERRUPT_GRACE_MS = 5000;
 const READY_WAIT_MS = 60_000;
 /** Restart back-off when the kernel keeps dying at start. */
 const MAX_BACKOFF_MS = 10_000;
+/**
+ * Default number of execs that may wait behind the running one (SHIP_MAX_QUEUED_EXECS);
+ * more are refused with quota_exceeded. Generous: agent frameworks fire calls in parallel.
+ */
+export const MAX_QUEUED_EXECS = 64;
 
 /**
  * The one persistent Python kernel: starts it, restarts it when it dies, runs one
@@ -28,20 +35,26 @@ const MAX_BACKOFF_MS = 10_000;
 export class PythonKernel {
   private current: KernelProcess | null = null;
   private everStarted = false;
+  private everReady = false;
   private restartedUnreported = false;
   private deathReported = false;
   private queue: Promise<unknown> = Promise.resolve();
+  private waiting = 0;
   private failures = 0;
   private stopped = false;
   private readyNow = false;
   private restartTimer: ReturnType<typeof setTimeout> | null = null;
 
-  constructor(private readonly opts: KernelProcessOptions) {}
+  private readonly maxQueued: number;
+
+  constructor(private readonly opts: KernelProcessOptions & { maxQueuedExecs?: number }) {
+    this.maxQueued = opts.maxQueuedExecs ?? MAX_QUEUED_EXECS;
+  }
 
   /** Current state for /health. */
   get state(): KernelState {
     if (this.readyNow && this.current?.isAlive) return "ready";
-    return this.everStarted ? "restarting" : "starting";
+    return this.everReady ? "restarting" : "starting";
   }
 
   /** Starts the kernel process (idempotent). */
@@ -66,6 +79,7 @@ export class PythonKernel {
     proc.ready.then(
       () => {
         if (this.current === proc) this.readyNow = true;
+        this.everReady = true;
         this.failures = 0;
       },
       () => {},
@@ -87,9 +101,33 @@ export class PythonKernel {
     this.current = null;
   }
 
-  /** Runs code; concurrent calls wait their turn. */
-  exec(code: string, timeoutSeconds: number): Promise<ExecResult> {
-    const run = this.queue.then(() => this.execNow(code, timeoutSeconds));
+  /**
+   * Runs code; concurrent calls wait their turn (at most `maxQueuedExecs` of them).
+   * A call whose `signal` aborts while it waits (its client gave up) is never run.
+   */
+  exec(code: string, timeoutSeconds: number, signal?: AbortSignal): Promise<ExecResult> {
+    if (signal?.aborted) return Promise.reject(cancelledError());
+    if (this.waiting >= this.maxQueued) {
+      return Promise.reject(
+        new ShipError("quota_exceeded", `too many python execs waiting (max ${this.maxQueued}); try again later`, {
+          details: { max_queued: this.maxQueued },
+        }),
+      );
+    }
+    this.waiting++;
+    let counted = true;
+    const leaveQueue = () => {
+      if (!counted) return;
+      counted = false;
+      this.waiting--;
+    };
+    signal?.addEventListener("abort", leaveQueue, { once: true });
+    const run = this.queue.then(() => {
+      leaveQueue();
+      signal?.removeEventListener("abort", leaveQueue);
+      if (signal?.aborted) throw cancelledError();
+      return this.execNow(code, timeoutSeconds);
+    });
     this.queue = run.catch(() => {});
     return run;
   }
@@ -123,6 +161,13 @@ export class PythonKernel {
       await Bun.sleep(50);
     }
     throw new ShipError("internal_error", `python kernel not ready: ${lastError}`);
+  }
+
+  /** This response reports `proc`'s death, so the restart that follows is not reported again. */
+  private reportDeath(proc: KernelProcess): void {
+    this.restartedUnreported = false;
+    // Not replaced yet: the coming start() must not flag the restart again.
+    if (!this.current || this.current === proc) this.deathReported = true;
   }
 
   private takeRestartFlag(): boolean {
@@ -159,8 +204,9 @@ export class PythonKernel {
       output = late.output;
     } else {
       // It ignored the interrupt (or died): replace it; its state is lost.
-      proc.kill();
+      proc.kill("it ignored the interrupt after a timeout");
       restarted = true;
+      this.reportDeath(proc);
     }
     throw new ShipError("timeout", `python execution timed out after ${timeoutSeconds}s`, {
       details: { timeout: timeoutSeconds, output, kernel_restarted: restarted },
@@ -175,13 +221,13 @@ export class PythonKernel {
       data: reply.data,
       execution_count: reply.execution_count,
       kernel_restarted: this.takeRestartFlag(),
+      truncated: reply.truncated === true,
     };
   }
 
   private diedResult(proc: KernelProcess): ExecResult {
     // The exit handler has scheduled the restart; this reply reports it.
-    this.takeRestartFlag();
-    this.deathReported = true;
+    this.reportDeath(proc);
     return {
       success: false,
       output: "",
@@ -189,6 +235,14 @@ export class PythonKernel {
       data: [],
       execution_count: null,
       kernel_restarted: true,
+      truncated: false,
     };
   }
+}
+
+function cancelledError(): ShipError {
+  // Nobody is listening any more; the code is simply not run.
+  return new ShipError("timeout", "the client gave up before this exec started; it was not run", {
+    details: { timeout: 0, output: "", kernel_restarted: false },
+  });
 }

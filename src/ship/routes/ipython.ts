@@ -12,6 +12,7 @@ const execBody = z.object({
 export function ipythonRoutes(deps: { kernel: PythonKernel }) {
   return new Hono().post("/ipython/exec", validate("json", execBody), async (c) => {
     const { code, timeout } = c.req.valid("json");
-    return c.json(await deps.kernel.exec(code, timeout));
+    // The request's signal aborts when the client disconnects: a queued exec is then skipped.
+    return c.json(await deps.kernel.exec(code, timeout, c.req.raw.signal));
   });
 }

@@ -7,11 +7,19 @@ import { execCommand } from "../shell/exec-command.ts";
 import type { ProcessRegistry } from "../shell/process-registry.ts";
 import { validate } from "../validation.ts";
 
+// A NUL byte cannot reach execve (and an env name cannot hold "="): refuse them here
+// as validation_error rather than failing in spawn.
+const noNul = (value: string) => !value.includes("\0");
+const envName = z
+  .string()
+  .min(1)
+  .refine((name) => noNul(name) && !name.includes("="), "must not be empty or contain NUL or '='");
+
 const execBody = z.object({
-  command: z.string().min(1),
+  command: z.string().min(1).refine(noNul, "must not contain a NUL byte"),
   timeout: z.number().min(1).max(300).default(30),
   cwd: z.string().optional(),
-  env: z.record(z.string(), z.string()).optional(),
+  env: z.record(envName, z.string().refine(noNul, "must not contain a NUL byte")).optional(),
   background: z.boolean().default(false),
 });
 

@@ -65,8 +65,14 @@ export class ProcessRegistry {
     this.entries.set(entry.item.process_id, entry);
     void drainInto(proc.stdout, entry.stdout);
     void drainInto(proc.stderr, entry.stderr);
-    // Awaiting `exited` is what reaps the child (no zombie).
-    void proc.exited.then(() => this.finish(entry));
+    // Awaiting `exited` is what reaps the child (no zombie). When the leader exits,
+    // whatever it left in its process group (`cmd &`) is killed, like after a
+    // foreground exec: an entry that is no longer "running" owns no processes, so
+    // nothing can outlive the cap or escape DELETE.
+    void proc.exited.then(() => {
+      killGroup(proc.pid);
+      this.finish(entry);
+    });
     return { ...entry.item };
   }
 
@@ -86,7 +92,11 @@ export class ProcessRegistry {
     };
   }
 
-  /** Kills the process group and waits for the leader to be reaped. */
+  /**
+   * Kills the process group and waits for the leader to be reaped. A finished entry's
+   * group was already killed when its leader exited (and its id may since be reused),
+   * so it is not signalled again.
+   */
   async kill(id: string): Promise<ProcessItem> {
     const entry = this.require(id);
     if (entry.item.status === "running") {

@@ -105,6 +105,117 @@ export function filesystemCases(client: () => ShipClient): void {
     }
   });
 
+  test("fs: deleting a symlink removes the link, never its target", async () => {
+    await client().shell(
+      "mkdir -p keep && echo k > keep/f && echo s > sentinel && ln -sfn keep lnk && ln -sfn . self && " +
+        "ln -sfn /etc etc-del-link && ln -sfn /nonexistent/x dangling-del",
+    );
+    try {
+      for (const link of ["lnk", "self", "etc-del-link", "dangling-del"]) {
+        const del = await client().json("DELETE", `/filesystem/files${q(link)}`);
+        expect([link, del.status, del.body]).toEqual([link, 200, { status: "ok" }]);
+      }
+      const left = await client().shell("ls -A; cat keep/f sentinel; ls -ld /etc >/dev/null && echo etc-ok");
+      expect(left.body.output).not.toMatch(/^(lnk|self|etc-del-link|dangling-del)$/m);
+      expect(left.body.output).toMatch(/^keep$/m);
+      expect(left.body.output).toMatch(/^sentinel$/m);
+      expect(left.body.output).toContain("k\ns\netc-ok\n");
+      // Deleting a directory through a symlinked parent deletes inside the real directory.
+      await client().shell("mkdir -p keep/sub && ln -sfn keep lnk2");
+      const viaLink = await client().json("DELETE", `/filesystem/files${q("lnk2/sub")}`);
+      expect(viaLink.status).toBe(200);
+      const after = await client().shell("ls -A keep; ls -A | grep -c '^.ship-delete-' || true");
+      expect(after.body.output).toBe("f\n0\n");
+      const root = await client().json("DELETE", `/filesystem/files${q("./")}`);
+      expect([root.status, root.body.error?.code]).toEqual([400, "invalid_path"]);
+    } finally {
+      await client().shell("rm -rf keep sentinel lnk lnk2 self etc-del-link dangling-del");
+    }
+  });
+
+  test("fs: a FIFO is refused promptly and no descriptor is left open", async () => {
+    await client().shell("rm -f fifo && mkfifo fifo");
+    const within = <T>(p: Promise<T>) =>
+      Promise.race([p, Bun.sleep(5000).then(() => Promise.reject(new Error("request hung on a FIFO")))]);
+    try {
+      const read = await within(client().json("GET", `/filesystem/files${q("fifo")}`));
+      expect([read.status, read.body.error?.code]).toEqual([400, "validation_error"]);
+      const down = await within(client().json("GET", `/filesystem/download${q("fifo")}`));
+      expect([down.status, down.body.error?.code]).toEqual([400, "validation_error"]);
+      const write = await within(client().json("PUT", "/filesystem/files", { path: "fifo", content: "x" }));
+      expect([write.status, write.body.error?.code]).toEqual([400, "validation_error"]);
+      // Ship is the parent of the exec's bash: none of its descriptors points at the FIFO.
+      const fds = await client().shell("ls -l /proc/$PPID/fd | grep -c '/fifo$' || true");
+      expect(fds.body.output.trim()).toBe("0");
+    } finally {
+      // Opening read-write releases a reader blocked in open(); then remove the FIFO.
+      await client().shell("exec 3<>fifo; exec 3>&-; rm -f fifo");
+    }
+  });
+
+  test("fs: bad path shapes are 400, never 500", async () => {
+    await client().shell("echo x > plain && ln -sfn loop-a loop-b && ln -sfn loop-b loop-a");
+    try {
+      const cases: Array<[string, string]> = [
+        ["x".repeat(300), "invalid_path"],
+        ["a/".repeat(2100) + "x", "invalid_path"],
+        ["loop-a", "invalid_path"],
+        ["loop-a/x", "invalid_path"],
+        ["plain/x", "invalid_path"],
+      ];
+      for (const [path, code] of cases) {
+        const shown = path.slice(0, 20);
+        const read = await client().json("GET", `/filesystem/files${q(path)}`);
+        expect([shown, "read", read.status, read.body.error?.code]).toEqual([shown, "read", 400, code]);
+        const write = await client().json("PUT", "/filesystem/files", { path, content: "x" });
+        expect([shown, "write", write.status, write.body.error?.code]).toEqual([shown, "write", 400, code]);
+        const list = await client().json("GET", `/filesystem/directories${q(path)}`);
+        expect([shown, "list", list.status, list.body.error?.code]).toEqual([shown, "list", 400, code]);
+      }
+      const plainDir = await client().json("GET", `/filesystem/directories${q("plain")}`);
+      expect([plainDir.status, plainDir.body.error?.code]).toEqual([400, "validation_error"]);
+    } finally {
+      await client().shell("rm -f plain loop-a loop-b");
+    }
+  });
+
+  test("fs: an upload ignores extra fields and caps the number of parts", async () => {
+    const form = new FormData();
+    for (let i = 0; i < 2000; i++) form.append(`junk${i}`, "j".repeat(100));
+    form.append("path", "junk-upload.bin");
+    form.append("file", new Blob(["payload"]), "ignored.bin");
+    const up = await client().call("/filesystem/upload", { method: "POST", body: form });
+    expect(up.status).toBe(200);
+    expect(await up.json()).toEqual({ status: "ok", path: "junk-upload.bin", size: 7 });
+    const read = await client().json("GET", `/filesystem/files${q("junk-upload.bin")}`);
+    expect(read.body.content).toBe("payload");
+    const many = new FormData();
+    for (let i = 0; i < 10_001; i++) many.append("j", "");
+    many.append("path", "too-many.bin");
+    many.append("file", new Blob(["x"]), "x.bin");
+    const refused = await client().call("/filesystem/upload", { method: "POST", body: many });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as any).error.code).toBe("validation_error");
+    const list = await client().json("GET", "/filesystem/directories");
+    expect(list.body.entries.some((e: any) => e.name.startsWith(".ship-upload-") || e.name === "too-many.bin")).toBe(false);
+    await client().json("DELETE", `/filesystem/files${q("junk-upload.bin")}`);
+  });
+
+  test("fs: a listing is capped at 10000 entries", async () => {
+    await client().shell("mkdir -p big && cd big && touch f{00001..10001} && mkdir -p ../small && touch ../small/one");
+    try {
+      const big = await client().json("GET", `/filesystem/directories${q("big")}`);
+      expect(big.status).toBe(200);
+      expect(big.body.entries).toHaveLength(10_000);
+      expect(big.body.truncated).toBe(true);
+      const small = await client().json("GET", `/filesystem/directories${q("small")}`);
+      expect(small.body).toMatchObject({ path: "small", truncated: false });
+      expect(small.body.entries).toHaveLength(1);
+    } finally {
+      await client().shell("rm -rf big small");
+    }
+  });
+
   test("fs: validation errors", async () => {
     const noPath = await client().json("GET", "/filesystem/files");
     expect([noPath.status, noPath.body.error.code]).toEqual([400, "validation_error"]);

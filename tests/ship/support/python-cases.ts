@@ -1,7 +1,30 @@
 import { expect, test } from "bun:test";
 import { eventually, type ShipClient } from "./caller.ts";
+import { MAX_QUEUED_EXECS } from "../../../src/ship/kernel/python-kernel.ts";
 
 const ANSI = /\x1b\[/;
+
+/**
+ * Starts an exec that holds the kernel until `release()` (marker-file handshake).
+ * release() lets it finish and waits for its answer.
+ */
+async function holdKernel(client: ShipClient, tag: string): Promise<{ release(): Promise<void> }> {
+  const started = `py-hold-started-${tag}`;
+  const go = `py-hold-go-${tag}`;
+  const running = client.python(
+    `import os, time\nopen(${JSON.stringify(started)}, "w").close()\n` +
+      `for _ in range(3000):\n    if os.path.exists(${JSON.stringify(go)}):\n        break\n    time.sleep(0.01)`,
+    60,
+  );
+  await eventually(async () => ((await client.json("GET", `/filesystem/files?path=${started}`)).status === 200 ? true : undefined));
+  return {
+    async release() {
+      await client.json("PUT", "/filesystem/files", { path: go, content: "" });
+      await running;
+      await client.shell(`rm -f ${started} ${go}`);
+    },
+  };
+}
 
 /** Python kernel behaviours shared by every Ship target. */
 export function pythonCases(client: () => ShipClient, opts: { matplotlib: boolean }): void {
@@ -92,6 +115,138 @@ export function pythonCases(client: () => ShipClient, opts: { matplotlib: boolea
     expect(res.body.output.length).toBeLessThanOrEqual(1024 * 1024 + 100);
     expect(res.body.output.length).toBeGreaterThan(500_000);
     expect((await client().python("7*6")).body.output.trim()).toBe("42");
+  });
+
+  test("python: a forked child that keeps the pipes does not wedge the kernel", async () => {
+    const start = await client().python(
+      "import multiprocessing, time\nmultiprocessing.Process(target=time.sleep, args=(600,)).start()",
+    );
+    expect(start.body.success).toBe(true);
+    const died = await client().python("import os\nos._exit(1)", 5);
+    expect(died.status).toBe(200);
+    expect(died.body.success).toBe(false);
+    expect(died.body.kernel_restarted).toBe(true);
+    const next = await client().python("1+1");
+    expect(next.body.output.trim()).toBe("2");
+    expect(next.body.kernel_restarted).toBe(false);
+    expect((await client().json("GET", "/health")).body.kernel).toBe("ready");
+  });
+
+  test("python: an os.fork() child leaving the cell exits instead of serving requests", async () => {
+    const fork = await client().python(
+      "import os\nparent = os.getpid()\nchild = os.fork()\n'child' if child == 0 else 'parent'",
+    );
+    expect(fork.body.output.trim()).toBe("'parent'");
+    for (let i = 0; i < 4; i++) {
+      const res = await client().python("os.getpid() == parent", 10);
+      expect(res.body.output.trim()).toBe("True");
+    }
+    const reaped = await client().python("os.waitpid(child, 0)[1]", 10);
+    expect(reaped.status).toBe(200);
+    expect(reaped.body.output.trim()).toBe("0");
+  });
+
+  test("python: a huge result or traceback is capped and Ship stays up", async () => {
+    const cap = 1024 * 1024;
+    const big = await client().python('"x" * (20 * 10**6)', 120);
+    expect(big.status).toBe(200);
+    expect(big.body.success).toBe(true);
+    expect(big.body.truncated).toBe(true);
+    expect(big.body.output.length).toBeLessThanOrEqual(cap + 100);
+    expect(JSON.stringify(big.body.data).length).toBeLessThanOrEqual(cap + 1000);
+    expect((await client().json("GET", "/health")).status).toBe(200);
+    const raised = await client().python('raise ValueError("x" * 10**7)', 120);
+    expect(raised.status).toBe(200);
+    expect(raised.body.success).toBe(false);
+    expect(raised.body.truncated).toBe(true);
+    expect(raised.body.error).toContain("ValueError");
+    expect(raised.body.error.length).toBeLessThanOrEqual(cap + 200);
+    expect((await client().json("GET", "/health")).status).toBe(200);
+    const after = await client().python("1+1");
+    expect(after.body.output.trim()).toBe("2");
+    expect(after.body.truncated).toBe(false);
+  });
+
+  test("python: closing or redirecting fds 1/2 only affects that cell", async () => {
+    for (const breakIt of [
+      "import os\nos.close(1)\nos.close(2)",
+      "import os\nos.dup2(os.open(os.devnull, os.O_WRONLY), 1)\nos.dup2(1, 2)",
+      "import sys\nsys.stdout.close()\nsys.stderr = open(__import__('os').devnull, 'w')",
+    ]) {
+      const broken = await client().python(breakIt);
+      expect(broken.status).toBe(200);
+      const res = await client().python("import sys, os\nprint('hi')\nprint('err', file=sys.stderr)\nos.system('echo sub')");
+      expect(res.body.success).toBe(true);
+      expect(res.body.output).toBe("hi\nerr\nsub\n0\n");
+    }
+  });
+
+  test("python: a kernel replaced after a timeout reports kernel_restarted once", async () => {
+    const res = await client().python(
+      "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(100)",
+      2,
+    );
+    expect(res.status).toBe(504);
+    expect(res.body.error.details.kernel_restarted).toBe(true);
+    const next = await client().python("1+1");
+    expect(next.body.output.trim()).toBe("2");
+    expect(next.body.kernel_restarted).toBe(false);
+  });
+
+  test("python: a module dropped next to the driver script cannot break kernel start", async () => {
+    const where = await client().python("import os, sys\nos.path.dirname(os.path.abspath(sys.argv[0]))");
+    const dir = JSON.parse(where.body.output.trim().replace(/^'|'$/g, '"'));
+    expect(typeof dir).toBe("string");
+    const stray = `${dir}/traceback.py`;
+    try {
+      await client().python(`open(${JSON.stringify(stray)}, "w").write("x = 1\\n")`);
+      const died = await client().python("import os\nos._exit(0)");
+      expect(died.body.kernel_restarted).toBe(true);
+      const next = await client().python("1+1");
+      expect(next.status).toBe(200);
+      expect(next.body.output.trim()).toBe("2");
+    } finally {
+      await client().shell(`rm -f '${stray}'`);
+    }
+  });
+
+  test("python: an exec whose client gave up while queued is not run", async () => {
+    const tag = crypto.randomUUID().slice(0, 8);
+    const held = await holdKernel(client(), tag);
+    const abort = new AbortController();
+    const abandoned = client()
+      .call("/ipython/exec", {
+        method: "POST",
+        body: JSON.stringify({ code: `ran_${tag} = True` }),
+        headers: { "content-type": "application/json" },
+        signal: abort.signal,
+      })
+      .then((r) => r.text())
+      .catch(() => null);
+    await Bun.sleep(300);
+    abort.abort();
+    await Bun.sleep(300);
+    await held.release();
+    await abandoned;
+    const after = await client().python(`'ran_${tag}' in dir()`);
+    expect(after.body.output.trim()).toBe("False");
+  });
+
+  test("python: too many queued execs give quota_exceeded", async () => {
+    const tag = crypto.randomUUID().slice(0, 8);
+    const held = await holdKernel(client(), tag);
+    let queued: Array<Promise<{ status: number; body: any }>> = [];
+    try {
+      queued = Array.from({ length: MAX_QUEUED_EXECS }, (_, i) => client().python(`${i}`));
+      await Bun.sleep(300);
+      const over = await client().python("'one too many'");
+      expect(over.status).toBe(429);
+      expect(over.body.error.code).toBe("quota_exceeded");
+    } finally {
+      await held.release();
+    }
+    const results = await Promise.all(queued);
+    expect(results.map((r) => r.body.output.trim())).toEqual(Array.from({ length: MAX_QUEUED_EXECS }, (_, i) => String(i)));
   });
 
   test("python: display() of HTML comes back as display_data", async () => {

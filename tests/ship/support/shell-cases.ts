@@ -74,6 +74,38 @@ export function shellCases(client: () => ShipClient): void {
     expect(item).toMatchObject({ exit_code: 3, output: "done\n", error: "", truncated: false });
   });
 
+  test("shell: what a background command leaves running is killed when it exits", async () => {
+    const started = await client().shell("sleep 300 & echo $! > bg-left.pid; echo forked", { background: true });
+    const id = started.body.process_id;
+    await eventually(async () => {
+      const one = await client().json("GET", `/shell/processes/${id}`);
+      return one.body.status === "exited" ? true : undefined;
+    });
+    // The orphaned sleep is gone (or a zombie waiting for init), so it neither
+    // outlives the cap nor escapes DELETE.
+    await eventually(async () => {
+      const check = await client().shell('s=$(ps -o stat= -p "$(cat bg-left.pid)"); [ -z "$s" ] || [[ "$s" == Z* ]]');
+      return check.body.exit_code === 0 ? true : undefined;
+    });
+    await client().shell("rm -f bg-left.pid");
+  });
+
+  test("shell: NUL bytes and bad env names are validation_error", async () => {
+    const bodies = [
+      { command: "echo a\0b" },
+      { command: "echo ok", env: { A: "x\0y" } },
+      { command: "echo ok", env: { "A\0B": "x" } },
+      { command: "echo ok", env: { "A=B": "x" } },
+      { command: "echo ok", env: { "": "x" } },
+    ];
+    for (const body of bodies) {
+      const res = await client().json("POST", "/shell/exec", body);
+      expect([JSON.stringify(body), res.status, res.body.error?.code]).toEqual([JSON.stringify(body), 400, "validation_error"]);
+    }
+    const cwd = await client().shell("pwd", { cwd: "a\0b" });
+    expect([cwd.status, cwd.body.error?.code]).toEqual([400, "invalid_path"]);
+  });
+
   test("shell: background cap gives quota_exceeded; unknown id is not_found", async () => {
     const ids: string[] = [];
     try {

@@ -121,6 +121,8 @@ export const zPythonExecResult = z.object({
   data: z.array(zDisplayOutput),
   execution_count: z.number().int().nullable(),
   kernel_restarted: z.boolean(),
+  /** True when output */
+  truncated: z.boolean().optional(),
 });
 export type PythonExecResult = z.infer<typeof zPythonExecResult>;
 
@@ -216,6 +218,8 @@ export type FileEntry = z.infer<typeof zFileEntry>;
 export const zDirectoryListing = z.object({
   path: z.string(),
   entries: z.array(zFileEntry),
+  /** True when the directory has more than 10 000 entries and only the first were listed. */
+  truncated: z.boolean().optional(),
 });
 export type DirectoryListing = z.infer<typeof zDirectoryListing>;
 

@@ -2630,6 +2630,11 @@ export const openApiDocument = {
           },
           "kernel_restarted": {
             "type": "boolean"
+          },
+          "truncated": {
+            "type": "boolean",
+            "description": "True when output",
+            "the result or data went over the output cap and were cut.": null
           }
         }
       },
@@ -2949,6 +2954,10 @@ export const openApiDocument = {
             "items": {
               "$ref": "#/components/schemas/FileEntry"
             }
+          },
+          "truncated": {
+            "type": "boolean",
+            "description": "True when the directory has more than 10 000 entries and only the first were listed."
           }
         }
       },

@@ -1,0 +1,120 @@
+/**
+ * Unit checks of Ship's filesystem hardening that the HTTP behaviour suite cannot
+ * reach: the post-open descriptor check against a swapped path, the upload parser
+ * keeping no junk fields, the stalled-upload timeout and descriptor hygiene.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdir, mkdtemp, open, readdir, realpath, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ShipError } from "../../src/ship/errors.ts";
+import { readTextFile } from "../../src/ship/filesystem/files.ts";
+import { streamMultipart } from "../../src/ship/filesystem/multipart.ts";
+import { receiveUpload, UploadFields } from "../../src/ship/filesystem/transfer.ts";
+import { assertFdInside, O, openInside, openParentDir, resolveExisting, resolveWorkspacePath } from "../../src/ship/paths.ts";
+
+let base = "";
+let ws = "";
+let outside = "";
+
+beforeAll(async () => {
+  base = await realpath(await mkdtemp(join(tmpdir(), "ship-hardening-")));
+  ws = join(base, "ws");
+  outside = join(base, "outside");
+  await mkdir(ws);
+  await mkdir(outside);
+  await writeFile(join(outside, "f"), "secret");
+});
+
+afterAll(async () => {
+  if (base) await rm(base, { recursive: true, force: true });
+});
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return "ok";
+  } catch (err) {
+    return err instanceof ShipError ? err.code : `not a ShipError: ${err}`;
+  }
+}
+
+test("assertFdInside: refuses a descriptor whose real path is outside the workspace", async () => {
+  await writeFile(join(ws, "in.txt"), "x");
+  const inside = await open(join(ws, "in.txt"), "r");
+  const out = await open(join(outside, "f"), "r");
+  try {
+    expect(await assertFdInside(ws, inside.fd, "in.txt")).toBe(join(ws, "in.txt"));
+    expect(await codeOf(assertFdInside(ws, out.fd, "f"))).toBe("invalid_path");
+  } finally {
+    await inside.close();
+    await out.close();
+  }
+});
+
+test("a directory swapped for a symlink after the check is refused, not followed", async () => {
+  await mkdir(join(ws, "d"));
+  await writeFile(join(ws, "d", "f"), "mine");
+  const target = await resolveExisting(ws, "d/f");
+  // The race, made deterministic: `d` becomes a symlink to outside between check and open.
+  await rename(join(ws, "d"), join(ws, "d-old"));
+  await symlink(outside, join(ws, "d"));
+  try {
+    expect(await codeOf(openInside(target, O.O_RDONLY))).toBe("invalid_path");
+    expect(await codeOf(openParentDir(target))).toBe("invalid_path");
+    const fresh = await resolveWorkspacePath(ws, "d-old/new.txt");
+    await rm(join(ws, "d-old"), { recursive: true });
+    await symlink(outside, join(ws, "d-old"));
+    expect(await codeOf(openParentDir(fresh, { create: true }))).toBe("invalid_path");
+    expect(await readdir(outside)).toEqual(["f"]);
+  } finally {
+    await rm(join(ws, "d"), { force: true });
+    await rm(join(ws, "d-old"), { recursive: true, force: true });
+  }
+});
+
+test("upload parser: junk fields are discarded, only `path` is kept", async () => {
+  const form = new FormData();
+  for (let i = 0; i < 2000; i++) form.append(`junk${i}`, "j".repeat(1024));
+  form.append("path", "dest/file.bin");
+  const request = new Request("http://ship/upload", { method: "POST", body: form });
+  const boundary = /boundary=(.+)$/.exec(request.headers.get("content-type")!)![1]!;
+  const fields = new UploadFields();
+  await streamMultipart(request.body!, boundary, (part) => fields.sinkFor(part.name));
+  expect(fields.path).toBe("dest/file.bin");
+  expect(fields.retainedBytes).toBe("dest/file.bin".length);
+});
+
+test("a stalled upload times out and leaves no temporary file", async () => {
+  const boundary = "XyZ";
+  const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\n\r\nsome bytes`;
+  let cancelled = false;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode(head)); // ...and then nothing more
+    },
+    cancel() {
+      cancelled = true;
+    },
+  });
+  const request = new Request("http://ship/upload", {
+    method: "POST",
+    headers: { "content-type": `multipart/form-data; boundary=${boundary}` },
+    body,
+  });
+  const started = Date.now();
+  expect(await codeOf(receiveUpload(ws, request, 1024 * 1024, { idleMs: 300 }))).toBe("timeout");
+  expect(Date.now() - started).toBeLessThan(5000);
+  expect(cancelled).toBe(true);
+  expect((await readdir(ws)).filter((n) => n.startsWith(".ship-upload-"))).toEqual([]);
+});
+
+test("reading a FIFO is refused at once and leaves no descriptor open", async () => {
+  expect(Bun.spawnSync(["mkfifo", join(ws, "fifo")]).exitCode).toBe(0);
+  const fds = async () => (await readdir("/proc/self/fd")).length;
+  const before = await fds();
+  for (let i = 0; i < 5; i++) {
+    expect(await codeOf(readTextFile(ws, "fifo", 1024))).toBe("validation_error");
+  }
+  expect(await fds()).toBe(before);
+});
