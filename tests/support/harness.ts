@@ -90,6 +90,8 @@ export async function createTestBay(opts: TestBayOptions = {}): Promise<TestBay>
       return { status: res.status, body, res };
     },
     async close() {
+      // A reaper beat may still be removing a container: let it finish first.
+      await bay.reaper.stop();
       await removeInstanceResources(bay, bay.instanceId);
       await bay.close();
       if (!opts.dbPath) rmSync(dir, { recursive: true, force: true });
@@ -104,7 +106,15 @@ export async function removeInstanceResources(bay: Bay, instanceId: string): Pro
     await driver.destroyContainer(c.id).catch(() => {});
   }
   for (const v of await driver.listVolumes({ instance_id: instanceId }).catch(() => [])) {
-    await driver.removeVolume(v.name).catch(() => {});
+    // A container removed just before may still hold the volume for a moment.
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const removed = await driver.removeVolume(v.name).then(
+        () => true,
+        () => false,
+      );
+      if (removed) break;
+      await Bun.sleep(100);
+    }
   }
 }
 
