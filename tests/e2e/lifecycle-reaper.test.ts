@@ -8,7 +8,7 @@ import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 
 import { configSchema } from "../../src/bay/config.ts";
 import { Reaper } from "../../src/bay/domain/reaper.ts";
 import { silentLogger } from "../../src/bay/logger.ts";
-import { createTestBay, type TestBay } from "../support/harness.ts";
+import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
 import { containersOf, newSandbox, py, requireShipImages, volumeExists } from "./support/e2e.ts";
 
 /** python-default with a 2 s idle timeout. */
@@ -24,15 +24,6 @@ afterEach(async () => {
 });
 beforeAll(() => requireShipImages());
 
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
-    await Bun.sleep(100);
-  }
-}
 
 const status = async (bay: TestBay, id: string) => (await bay.json("GET", `/v1/sandboxes/${id}`)).body.status as string;
 
@@ -49,10 +40,10 @@ describe("idle reclaim", () => {
     expect(first.length).toBe(1);
 
     bay.bay.reaper.start();
-    await until("status idle", () => status(bay, id), (s) => s === "idle");
+    await pollUntil(() => status(bay, id), (s) => s === "idle", 20_000, "status idle");
     const sb = (await bay.json("GET", `/v1/sandboxes/${id}`)).body;
     expect(sb.idle_expires_at ?? null).toBeNull();
-    await until("container removed", () => containersOf(bay, id), (l) => l.length === 0);
+    await pollUntil(() => containersOf(bay, id), (l) => l.length === 0, 20_000, "container removed");
 
     const r = await py(bay, id, "print(open('/workspace/keep.txt').read())");
     expect(r.status).toBe(200);
@@ -75,7 +66,7 @@ describe("idle reclaim", () => {
     expect(long.body.output.trim()).toBe("2");
     expect((await containersOf(bay, id)).map((c) => c.id)).toEqual(first.map((c) => c.id));
     // Once the call is over, the idle timeout applies again.
-    await until("status idle", () => status(bay, id), (s) => s === "idle");
+    await pollUntil(() => status(bay, id), (s) => s === "idle", 20_000, "status idle");
   });
 
   test("keepalive extends only the idle deadline and never starts compute", async () => {
@@ -134,7 +125,7 @@ describe("TTL expiry", () => {
     expect(await containersOf(bay, id)).toHaveLength(1);
 
     bay.bay.reaper.start();
-    await until("container removed", () => containersOf(bay, id), (l) => l.length === 0, 15_000);
+    await pollUntil(() => containersOf(bay, id), (l) => l.length === 0, 15_000, "container removed");
     const got = await bay.json("GET", `/v1/sandboxes/${id}`);
     expect(got.status).toBe(200);
     expect(got.body.status).toBe("expired");

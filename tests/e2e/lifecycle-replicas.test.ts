@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { configSchema } from "../../src/bay/config.ts";
 import { createLogger } from "../../src/bay/logger.ts";
 import { api, startBayProcess, type BayProcess } from "../support/bay-process.ts";
-import { createTestBay, uniqueInstanceId, type TestBay } from "../support/harness.ts";
+import { createTestBay, pollUntil, uniqueInstanceId, type TestBay } from "../support/harness.ts";
 import { removeLabelled } from "./support/docker-fixtures.ts";
 import { docker, py, requireShipImages } from "./support/e2e.ts";
 
@@ -27,15 +27,6 @@ beforeAll(() => requireShipImages());
 const labelled = (instanceId: string, sandboxId: string) =>
   docker.listContainers({ all: true, filters: { label: [`bay.instance_id=${instanceId}`, `bay.sandbox_id=${sandboxId}`] } });
 
-async function until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
-    await Bun.sleep(100);
-  }
-}
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "bay-replicas-"));
@@ -69,8 +60,8 @@ describe("two Bay processes on one database", () => {
     expect((await api(b.url, "GET", `/v1/sandboxes/${id}`)).body.status).toBe("ready");
 
     // Both reapers beat every 0.5 s over the same idle session.
-    await until("status idle", async () => (await api(a.url, "GET", `/v1/sandboxes/${id}`)).body.status, (s) => s === "idle");
-    await until("container removed", () => labelled(instanceId, id), (l) => l.length === 0);
+    await pollUntil(async () => (await api(a.url, "GET", `/v1/sandboxes/${id}`)).body.status, (s) => s === "idle", 30_000, "status idle");
+    await pollUntil(() => labelled(instanceId, id), (l) => l.length === 0, 30_000, "container removed");
     await Bun.sleep(1500); // a few more beats on both
     const stopped = [...a.logs, ...b.logs].filter((l) => l.msg === "session stopped" && l.sandbox_id === id);
     expect(stopped).toHaveLength(1);
