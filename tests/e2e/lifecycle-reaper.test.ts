@@ -117,7 +117,7 @@ describe("TTL expiry", () => {
   test("past its TTL a sandbox expires: compute gone, 409 on calls, GET shows it, DELETE works; workspace kept by default", async () => {
     t = await createTestBay({ config: { lifecycle: { reaper_interval: 0.5 } } });
     const bay = t;
-    const created = await bay.json("POST", "/v1/sandboxes", { body: { ttl: 2 } });
+    const created = await bay.json("POST", "/v1/sandboxes", { body: { ttl: 4 } });
     expect(created.status).toBe(201);
     const id = created.body.id as string;
     const wsId = created.body.workspace_id as string;
@@ -149,11 +149,12 @@ describe("TTL expiry", () => {
 
   test("with expired_workspace: delete the managed workspace goes with the compute", async () => {
     t = await createTestBay({ config: { lifecycle: { expired_workspace: "delete" } } });
-    const created = await t.json("POST", "/v1/sandboxes", { body: { ttl: 1 } });
+    const created = await t.json("POST", "/v1/sandboxes", { body: { ttl: 60 } });
     const id = created.body.id as string;
     const wsId = created.body.workspace_id as string;
     expect((await py(t, id, "open('/workspace/a.txt','w').write('x')")).status).toBe(200);
-    await Bun.sleep(1200);
+    // Move the TTL into the past rather than race a short one against a cold start.
+    await t.bay.deps.stores.sandboxes.setExpiresAt(id, Date.now() - 1000);
     const rep = await t.bay.reaper.runOnce();
     expect(rep.expired).toBe(1);
     expect(rep.workspacesDeleted).toBe(1);
