@@ -6,8 +6,9 @@
  * `markExpired`, `markDeleted`), so the same work never runs twice.
  */
 import type { Driver } from "../drivers/driver.ts";
-import { errorMessage, type Logger } from "../logger.ts";
+import type { Logger } from "../logger.ts";
 import type { Stores } from "../store/index.ts";
+import { runBeatStep } from "./beat-step.ts";
 import type { Reconciler } from "./reconciler.ts";
 import { removeVolumeQuietly } from "./sandbox-manager.ts";
 import type { SessionManager } from "./session-manager.ts";
@@ -74,26 +75,18 @@ export class Reaper {
 
   private async beat(): Promise<ReapReport> {
     const report: ReapReport = { idleReclaimed: 0, expired: 0, workspacesDeleted: 0, idempotencyPurged: 0, errors: 0 };
-    await this.step(report, "ttl expiry", () => this.expireSandboxes(report));
-    await this.step(report, "idle reclaim", () => this.reclaimIdle(report));
+    const step = (name: string, fn: () => Promise<void>) => runBeatStep(this.deps.logger, "reaper", report, name, fn);
+    await step("ttl expiry", () => this.expireSandboxes(report));
+    await step("idle reclaim", () => this.reclaimIdle(report));
     if (this.opts.expiredWorkspace === "delete") {
-      await this.step(report, "expired workspaces", () => this.deleteExpiredWorkspaces(report));
+      await step("expired workspaces", () => this.deleteExpiredWorkspaces(report));
     }
-    await this.step(report, "idempotency purge", async () => {
+    await step("idempotency purge", async () => {
       report.idempotencyPurged = await this.deps.stores.idempotency.purgeExpired(this.now());
     });
     const rec = await this.deps.reconciler.runOnce();
     report.errors += rec.errors;
     return report;
-  }
-
-  private async step(report: ReapReport, name: string, fn: () => Promise<void>): Promise<void> {
-    try {
-      await fn();
-    } catch (e) {
-      report.errors++;
-      this.deps.logger.warn("reaper step failed; retrying on the next beat", { step: name, error: errorMessage(e) });
-    }
   }
 
   /** Sessions idle past their profile's idle_timeout are stopped; the sandbox goes back to idle. */

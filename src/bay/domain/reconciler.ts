@@ -14,6 +14,7 @@
 import type { ContainerInfo, Driver } from "../drivers/driver.ts";
 import { errorMessage, type Logger } from "../logger.ts";
 import type { Stores } from "../store/index.ts";
+import { runBeatStep } from "./beat-step.ts";
 import type { SessionRecord } from "../store/session-store.ts";
 import type { SessionManager } from "./session-manager.ts";
 
@@ -57,23 +58,15 @@ export class Reconciler {
   /** One full pass. Never throws: a step that fails is logged and retried next time. */
   async runOnce(): Promise<ReconcileReport> {
     const report: ReconcileReport = { abandonedStarts: 0, deadSessions: 0, strandedSessions: 0, orphanContainers: 0, orphanVolumes: 0, staleHelpers: 0, errors: 0 };
-    await this.step(report, "abandoned starts", () => this.endAbandonedStarts(report));
-    await this.step(report, "sessions and containers", () => this.reconcileSessions(report));
-    await this.step(report, "stale helpers", () => this.removeStaleHelpers(report));
-    await this.step(report, "volumes", () => this.removeOrphanVolumes(report));
+    const step = (name: string, fn: () => Promise<void>) => runBeatStep(this.deps.logger, "reconcile", report, name, fn);
+    await step("abandoned starts", () => this.endAbandonedStarts(report));
+    await step("sessions and containers", () => this.reconcileSessions(report));
+    await step("stale helpers", () => this.removeStaleHelpers(report));
+    await step("volumes", () => this.removeOrphanVolumes(report));
     const acted =
       report.abandonedStarts + report.deadSessions + report.strandedSessions + report.orphanContainers + report.orphanVolumes + report.staleHelpers;
     if (acted > 0) this.deps.logger.info("reconciled", { ...report });
     return report;
-  }
-
-  private async step(report: ReconcileReport, name: string, fn: () => Promise<void>): Promise<void> {
-    try {
-      await fn();
-    } catch (e) {
-      report.errors++;
-      this.deps.logger.warn("reconcile step failed; retrying on the next beat", { step: name, error: errorMessage(e) });
-    }
   }
 
   /** `starting` sessions whose lease lapsed: the Bay that held it died mid-start. */

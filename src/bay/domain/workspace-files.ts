@@ -12,6 +12,7 @@
  * so a link could point outside /workspace; any symlink on the way is refused.
  */
 import { createReadStream } from "node:fs";
+import type { FileEntry } from "../api/generated/index.ts";
 import { hasArchiveAccess, type ArchiveStat, type Driver, type ResourceLabels, type WorkspaceArchiveAccess } from "../drivers/driver.ts";
 import { BayError, notFound } from "../errors.ts";
 import { errorMessage, type Logger } from "../logger.ts";
@@ -62,15 +63,6 @@ export interface UploadSlot {
   maxBytes: number;
   /** The 413 to answer when the file turns out larger than `maxBytes`. */
   tooLarge(): BayError;
-}
-
-export interface FileEntryDto {
-  name: string;
-  path: string;
-  is_file: boolean;
-  is_dir: boolean;
-  size: number;
-  modified_time: string;
 }
 
 type Access = Driver & WorkspaceArchiveAccess;
@@ -129,7 +121,7 @@ export class WorkspaceFiles {
   }
 
   /** The immediate children of a directory; only tar headers are read, bodies stream past. */
-  async list(owner: string, id: string, rawPath: string): Promise<{ path: string; entries: FileEntryDto[]; truncated: boolean }> {
+  async list(owner: string, id: string, rawPath: string): Promise<{ path: string; entries: FileEntry[]; truncated: boolean }> {
     const rel = normalizeWorkspacePath(rawPath);
     const ws = await this.open(owner, id);
     return this.withHelper(ws, async (driver, helper) => {

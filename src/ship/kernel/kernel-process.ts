@@ -2,6 +2,7 @@ import type { Subprocess } from "bun";
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { chunksOf } from "../streams.ts";
 import driverSource from "./driver.py" with { type: "text" };
 
 /** One reply from the driver, as it sends it. */
@@ -155,20 +156,6 @@ export class KernelProcess {
     }
   }
 
-  private async *chunks(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
-    const reader = stream.getReader();
-    this.readers.push(reader);
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        yield value;
-      }
-    } finally {
-      reader.releaseLock();
-    }
-  }
-
   private async pumpReplies(markReady: (info: { python: string }) => void): Promise<void> {
     const decoder = new TextDecoder();
     // The current line so far, in pieces: each chunk is scanned once, so a long
@@ -176,7 +163,7 @@ export class KernelProcess {
     let parts: string[] = [];
     let partsLength = 0;
     try {
-      for await (const chunk of this.chunks(this.proc.stdout)) {
+      for await (const chunk of chunksOf(this.proc.stdout, (r) => this.readers.push(r))) {
         const text = decoder.decode(chunk, { stream: true });
         let start = 0;
         let nl: number;
@@ -225,7 +212,7 @@ export class KernelProcess {
   private async pumpStderr(): Promise<void> {
     const decoder = new TextDecoder();
     try {
-      for await (const chunk of this.chunks(this.proc.stderr)) {
+      for await (const chunk of chunksOf(this.proc.stderr, (r) => this.readers.push(r))) {
         const text = decoder.decode(chunk, { stream: true });
         process.stderr.write(text);
         this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL);
