@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createTestBay, type TestBay } from "../support/harness.ts";
-import { countRows, expectErrorBody, instanceContainers, snapshotRows } from "./support/fixtures.ts";
+import { closeWithoutContainers, countRows, expectErrorBody, snapshotRows } from "./support/fixtures.ts";
 
 const MAX_BODY = 512;
 
@@ -18,11 +18,7 @@ beforeEach(async () => {
   expect(r.status).toBe(201);
   sb = r.body.id;
 });
-afterEach(async () => {
-  const containers = await instanceContainers(t);
-  await t.close();
-  expect(containers).toEqual([]);
-});
+afterEach(() => closeWithoutContainers(t));
 
 interface Case {
   name: string;

@@ -6,7 +6,7 @@
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createTestBay, type TestBay } from "../support/harness.ts";
-import { expectErrorBody, instanceContainers, OPS, resourceOf, snapshotRows, validRequest } from "./support/fixtures.ts";
+import { closeWithoutContainers, expectErrorBody, instanceContainers, OPS, resourceOf, snapshotRows, validRequest } from "./support/fixtures.ts";
 
 let t: TestBay;
 let aliceSandbox: { id: string; workspace_id: string };
@@ -23,11 +23,7 @@ beforeEach(async () => {
   // bob exists too, with his own resources.
   expect((await t.json("POST", "/v1/sandboxes", { body: {}, owner: "bob" })).status).toBe(201);
 });
-afterEach(async () => {
-  const containers = await instanceContainers(t);
-  await t.close();
-  expect(containers).toEqual([]);
-});
+afterEach(() => closeWithoutContainers(t));
 
 const ID_OPS = OPS.filter((op) => resourceOf(op) !== null);
 

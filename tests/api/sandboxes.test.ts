@@ -6,17 +6,13 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { openApiDocument, zHealth, zProfileList, zSandbox, zSandboxList } from "../../src/bay/api/generated/index.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
-import { expectErrorBody, instanceContainers } from "./support/fixtures.ts";
+import { closeWithoutContainers, expectErrorBody, instanceContainers } from "./support/fixtures.ts";
 
 let t: TestBay;
 beforeEach(async () => {
   t = await createTestBay();
 });
-afterEach(async () => {
-  const containers = await instanceContainers(t);
-  await t.close();
-  expect(containers).toEqual([]);
-});
+afterEach(() => closeWithoutContainers(t));
 
 async function create(body: Record<string, unknown> = {}, owner = "alice") {
   const r = await t.json("POST", "/v1/sandboxes", { body, owner });

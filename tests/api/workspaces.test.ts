@@ -7,17 +7,13 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { zWorkspace, zWorkspaceList } from "../../src/bay/api/generated/index.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
-import { expectErrorBody, instanceContainers, uploadForm } from "./support/fixtures.ts";
+import { closeWithoutContainers, expectErrorBody, uploadForm } from "./support/fixtures.ts";
 
 let t: TestBay;
 beforeEach(async () => {
   t = await createTestBay();
 });
-afterEach(async () => {
-  const containers = await instanceContainers(t);
-  await t.close();
-  expect(containers).toEqual([]);
-});
+afterEach(() => closeWithoutContainers(t));
 
 async function createWs(body: Record<string, unknown> = {}, owner = "alice") {
   const r = await t.json("POST", "/v1/workspaces", { body, owner });

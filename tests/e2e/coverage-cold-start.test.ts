@@ -3,18 +3,13 @@
  * starts the session, and a DELETE during the start makes the call answer 404
  * or 409 (never 5xx) and leaves no container for the sandbox.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
-import { docker, dropSandbox, newSandbox, py, requireShipImages } from "./support/e2e.ts";
+import { expect, test } from "bun:test";
+import { pollUntil, type TestBay } from "../support/harness.ts";
+import { docker, dropSandbox, newSandbox, py } from "./support/e2e.ts";
+import { sharedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
-beforeAll(async () => {
-  await requireShipImages();
-  t = await createTestBay();
-});
-afterAll(async () => {
-  await t?.close();
-});
+sharedE2eBay((bay) => (t = bay));
 
 const statusOf = async (id: string) => {
   const r = await t.json("GET", `/v1/sandboxes/${id}`);

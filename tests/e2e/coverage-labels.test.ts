@@ -2,18 +2,13 @@
  * The labels Bay itself puts on a sandbox's container and workspace volume,
  * read back from the engine with dockerode (not through Bay's own decoder).
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createTestBay, type TestBay } from "../support/harness.ts";
-import { containersOf, docker, requireShipImages } from "./support/e2e.ts";
+import { expect, test } from "bun:test";
+import type { TestBay } from "../support/harness.ts";
+import { containersOf, docker } from "./support/e2e.ts";
+import { sharedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
-beforeAll(async () => {
-  await requireShipImages();
-  t = await createTestBay();
-});
-afterAll(async () => {
-  await t?.close();
-});
+sharedE2eBay((bay) => (t = bay));
 
 test("container: owner, sandbox, session, workspace, profile, instance; volume: the same minus session and profile", async () => {
   const created = await t.json("POST", "/v1/sandboxes", { body: {}, owner: "label-owner" });

@@ -1,16 +1,11 @@
 /** A shell command past its timeout, through Bay: 504 timeout in the error model; the sandbox keeps answering. */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createTestBay, type TestBay } from "../support/harness.ts";
-import { requireShipImages, sh, withSandbox } from "./support/e2e.ts";
+import { expect, test } from "bun:test";
+import type { TestBay } from "../support/harness.ts";
+import { sh, withSandbox } from "./support/e2e.ts";
+import { sharedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
-beforeAll(async () => {
-  await requireShipImages();
-  t = await createTestBay();
-});
-afterAll(async () => {
-  await t?.close();
-});
+sharedE2eBay((bay) => (t = bay));
 
 test("shell exec past its timeout → 504 timeout with the output so far; the next command runs", async () => {
   await withSandbox(t, async (id) => {

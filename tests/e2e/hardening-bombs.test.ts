@@ -7,26 +7,19 @@
  * volumes have no quota on this host (workspace size is enforced on writes
  * through Bay only).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createTestBay, type TestBay } from "../support/harness.ts";
-import { dropSandbox, newSandbox, py, requireShipImages, sh } from "./support/e2e.ts";
+import { describe, expect, test } from "bun:test";
+import type { TestBay } from "../support/harness.ts";
+import { dropSandbox, newSandbox, profiles, py, sh } from "./support/e2e.ts";
+import { sharedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
-
-beforeAll(async () => {
-  await requireShipImages();
-  t = await createTestBay({
-    config: {
-      profiles: [
-        { id: "bomb", image: "bay-ship:latest", cpus: 0.5, memory_mb: 160, pids_limit: 48, tmpfs_mb: 8 },
-        { id: "calm", image: "bay-ship:latest", cpus: 0.5, memory_mb: 256, pids_limit: 128 },
-      ] as any,
-    },
-  });
-}, 60_000);
-
-afterAll(async () => {
-  await t?.close();
+sharedE2eBay((bay) => (t = bay), {
+  config: {
+    profiles: profiles(
+      { id: "bomb", image: "bay-ship:latest", cpus: 0.5, memory_mb: 160, pids_limit: 48, tmpfs_mb: 8 },
+      { id: "calm", image: "bay-ship:latest", cpus: 0.5, memory_mb: 256, pids_limit: 128 },
+    ),
+  },
 });
 
 /**

@@ -4,25 +4,19 @@
  * no_new_privs, read-only root with a writable /workspace and a size-limited
  * /tmp, cgroup limits from the profile, loopback-only ports, unknown OCI runtime.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createTestBay, type TestBay } from "../support/harness.ts";
-import { containersOf, docker, py, requireShipImages, sh, withSandbox } from "./support/e2e.ts";
+import { describe, expect, test } from "bun:test";
+import type { TestBay } from "../support/harness.ts";
+import { containersOf, docker, profiles, py, sh, withSandbox } from "./support/e2e.ts";
+import { sharedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
-
-beforeAll(async () => {
-  await requireShipImages();
-  t = await createTestBay({
-    config: {
-      profiles: [
-        { id: "hard", image: "bay-ship:latest", cpus: 0.5, memory_mb: 256, pids_limit: 64, tmpfs_mb: 16 },
-        { id: "bad-runtime", image: "bay-ship:latest", runtime: "bay-test-no-such-runtime" },
-      ] as any,
-    },
-  });
-});
-afterAll(async () => {
-  await t?.close();
+sharedE2eBay((bay) => (t = bay), {
+  config: {
+    profiles: profiles(
+      { id: "hard", image: "bay-ship:latest", cpus: 0.5, memory_mb: 256, pids_limit: 64, tmpfs_mb: 16 },
+      { id: "bad-runtime", image: "bay-ship:latest", runtime: "bay-test-no-such-runtime" },
+    ),
+  },
 });
 
 describe("container hardening", () => {

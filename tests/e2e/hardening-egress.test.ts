@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { FORWARD_CHAIN, INPUT_CHAIN, MANAGED_NETWORKS } from "../../src/bay/drivers/docker/egress.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
 import { ECHO_PORT, ensureEchoImage, removeLabelled } from "./support/docker-fixtures.ts";
-import { containersOf, docker, py, requireShipImages, sh, withSandbox } from "./support/e2e.ts";
+import { containersOf, docker, profiles, py, requireShipImages, sh, withSandbox } from "./support/e2e.ts";
 
 const tag = crypto.randomUUID().slice(0, 8);
 const LABELS = { "bay.test.egress": tag };
@@ -53,11 +53,11 @@ beforeAll(async () => {
   echoIp = (await echo.inspect()).NetworkSettings.Networks[NET]!.IPAddress;
   t = await createTestBay({
     config: {
-      profiles: [
+      profiles: profiles(
         { id: "open", image: "bay-ship:latest", network: NET, memory_mb: 256 },
         { id: "restricted", image: "bay-ship:latest", block_private_egress: true, memory_mb: 256 },
         { id: "offline", image: "bay-ship:latest", network: "none", memory_mb: 256 },
-      ] as any,
+      ),
     },
   });
 }, 120_000);

@@ -5,29 +5,23 @@
  * invalid_path on read, write, download, list and delete). The profile sets
  * Ship's caps through its env (SHIP_MAX_OUTPUT_BYTES, SHIP_MAX_BACKGROUND).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createTestBay, type TestBay } from "../support/harness.ts";
-import { py, requireShipImages, sh, uploadForm, withSandbox } from "./support/e2e.ts";
+import { describe, expect, test } from "bun:test";
+import type { TestBay } from "../support/harness.ts";
+import { profiles, py, sh, uploadForm, withSandbox } from "./support/e2e.ts";
+import { sharedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
-
-beforeAll(async () => {
-  await requireShipImages();
-  t = await createTestBay({
-    config: {
-      profiles: [
-        {
-          id: "capped",
-          image: "bay-ship:latest",
-          memory_mb: 256,
-          env: { SHIP_MAX_OUTPUT_BYTES: "4096", SHIP_MAX_BACKGROUND: "2" },
-        },
-      ] as any,
-    },
-  });
-});
-afterAll(async () => {
-  await t?.close();
+sharedE2eBay((bay) => (t = bay), {
+  config: {
+    profiles: profiles(
+      {
+        id: "capped",
+        image: "bay-ship:latest",
+        memory_mb: 256,
+        env: { SHIP_MAX_OUTPUT_BYTES: "4096", SHIP_MAX_BACKGROUND: "2" },
+      },
+    ),
+  },
 });
 
 describe("Ship limits through Bay", () => {

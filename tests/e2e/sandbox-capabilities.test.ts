@@ -3,19 +3,13 @@
  * download, filesystem read/write/list/delete, Python state/errors/timeouts,
  * shell exit codes/cwd/env and background processes.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createTestBay, type TestBay } from "../support/harness.ts";
-import { containersOf, py, requireShipImages, sh, uploadForm, withSandbox } from "./support/e2e.ts";
+import { describe, expect, test } from "bun:test";
+import type { TestBay } from "../support/harness.ts";
+import { containersOf, py, sh, uploadForm, withSandbox } from "./support/e2e.ts";
+import { sharedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
-
-beforeAll(async () => {
-  await requireShipImages();
-  t = await createTestBay();
-});
-afterAll(async () => {
-  await t?.close();
-});
+sharedE2eBay((bay) => (t = bay));
 
 const sha256 = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
 

@@ -4,25 +4,19 @@
  * Each test creates and removes its own sandbox; the harness removes anything
  * labelled with its instance id afterwards.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createTestBay, type TestBay } from "../support/harness.ts";
-import { containersOf, dropSandbox, newSandbox, profiles, py, requireShipImages, volumeExists, withSandbox } from "./support/e2e.ts";
+import { describe, expect, test } from "bun:test";
+import type { TestBay } from "../support/harness.ts";
+import { containersOf, dropSandbox, newSandbox, profiles, py, volumeExists, withSandbox } from "./support/e2e.ts";
+import { sharedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
-
-beforeAll(async () => {
-  await requireShipImages();
-  t = await createTestBay({
-    config: {
-      profiles: profiles(
-        { id: "python-default", image: "bay-ship:latest" },
-        { id: "files-only", image: "bay-ship:latest", capabilities: ["filesystem"] },
-      ),
-    },
-  });
-});
-afterAll(async () => {
-  await t?.close();
+sharedE2eBay((bay) => (t = bay), {
+  config: {
+    profiles: profiles(
+      { id: "python-default", image: "bay-ship:latest" },
+      { id: "files-only", image: "bay-ship:latest", capabilities: ["filesystem"] },
+    ),
+  },
 });
 
 describe("sandbox lifecycle (real Docker)", () => {

@@ -122,3 +122,10 @@ export async function snapshotRows(t: TestBay): Promise<string> {
 export async function instanceContainers(t: TestBay) {
   return t.bay.driver.listContainers({ instance_id: t.bay.instanceId });
 }
+
+/** Closes the Bay, then fails the test if it had started any container: these tests never need compute. */
+export async function closeWithoutContainers(t: TestBay): Promise<void> {
+  const containers = await instanceContainers(t);
+  await t.close();
+  expect(containers).toEqual([]);
+}
