@@ -9,7 +9,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { TestBay } from "../support/harness.ts";
-import { dropSandbox, newSandbox, profiles, py, sh } from "./support/e2e.ts";
+import { containersOf, dropSandbox, newSandbox, profiles, py, sh } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
@@ -63,9 +63,12 @@ describe("containment (bounded bombs)", () => {
     const id = await newSandbox(t, "bomb");
     try {
       expect((await py(t, id, "1")).status).toBe(200);
+      const [before] = await containersOf(t, id);
       const command = "bash -c ':(){ :|:& };:'; sleep 2; cat /sys/fs/cgroup/pids/pids.current";
       const r = await contained(() => sh(t, id, { command, timeout: 20 }));
       expect(r.status).toBe(200);
+      // Ship itself lived through it: the same container answered, none was recreated.
+      expect((await containersOf(t, id)).map((c) => c.id)).toEqual([before!.id]);
       expect(r.body.error).toContain("Resource temporarily unavailable");
       const current = Number(r.body.output.trim().split("\n").pop());
       expect(current).toBeLessThanOrEqual(48);

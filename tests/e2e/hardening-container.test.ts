@@ -43,6 +43,17 @@ describe("container hardening", () => {
     }, "hard");
   });
 
+  test("Ship runs with JSC's on-demand threads off (it outlives a pids-limit bomb); user code does not inherit them", async () => {
+    await withSandbox(t, async (id) => {
+      expect((await py(t, id, "import os; sorted(k for k in os.environ if k.startswith('BUN_JSC_'))")).body.output.trim()).toBe("[]");
+      const [c] = await containersOf(t, id);
+      const env = (await docker.getContainer(c!.id).inspect()).Config.Env;
+      expect(env).toEqual(expect.arrayContaining(["BUN_JSC_useConcurrentGC=0", "BUN_JSC_useConcurrentJIT=0", "BUN_JSC_numberOfGCMarkers=1"]));
+      const shell = await sh(t, id, { command: "env | grep -c '^BUN_JSC_' || true" });
+      expect(shell.body.output.trim()).toBe("0");
+    }, "hard");
+  });
+
   test("inside: uid 1000, zero capability sets, NoNewPrivs, cgroup pids/memory limits", async () => {
     await withSandbox(t, async (id) => {
       const r = await sh(t, id, {

@@ -2,6 +2,7 @@ import type { Subprocess } from "bun";
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { childEnv } from "../child-env.ts";
 import { chunksOf } from "../streams.ts";
 import driverSource from "./driver.py" with { type: "text" };
 
@@ -69,11 +70,10 @@ export class KernelProcess {
     this.proc = Bun.spawn([opts.python, "-I", "-u", writeDriverScript()], {
       cwd: opts.workspace,
       detached: true,
-      env: {
-        ...process.env,
+      env: childEnv({
         SHIP_WORKSPACE: opts.workspace,
         SHIP_MAX_OUTPUT_BYTES: String(opts.maxOutputBytes),
-      },
+      }),
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",

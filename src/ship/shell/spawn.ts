@@ -1,4 +1,5 @@
 import type { Subprocess } from "bun";
+import { childEnv } from "../child-env.ts";
 import { ShipError } from "../errors.ts";
 
 /** What a user command needs to start. */
@@ -20,7 +21,7 @@ export function spawnCommand(spec: CommandSpec): CommandProcess {
   try {
     return Bun.spawn(["bash", "-lc", spec.command], {
       cwd: spec.cwd,
-      env: { ...process.env, ...spec.env },
+      env: childEnv(spec.env),
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",
