@@ -29,6 +29,7 @@ warnings.filterwarnings("ignore", message=".*Matplotlib is currently using agg.*
 from IPython.core.displayhook import DisplayHook  # noqa: E402
 from IPython.core.displaypub import DisplayPublisher  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
+from traitlets.config import Config  # noqa: E402
 
 MAX_OUTPUT = int(os.environ.get("SHIP_MAX_OUTPUT_BYTES", str(1024 * 1024)))
 MARK = ("\x00ship-end-%s\x00" % os.urandom(8).hex()).encode()
@@ -147,12 +148,18 @@ class Capture:
                 self.cond.notify_all()
 
     def collect(self, wait=5.0):
-        """Flush, write the marker, and return (text, truncated) for this exec."""
+        """Flush, write the marker, and return (text, truncated) for this exec.
+
+        fds 1 and 2 lead back to the pipe as soon as the cell is over (after the
+        flush, so what the cell wrote still goes where the cell pointed them):
+        between cells they are never free for another open() to take.
+        """
         for stream in (sys.stdout, sys.stderr, STREAMS.get("out"), STREAMS.get("err")):
             try:
                 stream.flush()
             except Exception:
                 pass
+        self.restore_fds()
         with self.cond:
             target = self.marks + 1
         os.write(self.w, MARK)
@@ -230,7 +237,16 @@ class CapturePublisher(DisplayPublisher):
         pass
 
 
+# History lives in memory and is written by the main thread after each cell.
+# IPython's default, a SQLite file under ~/.ipython written by a background
+# thread, put files in /workspace and raced user code: with fds 1/2 closed by a
+# cell, that thread's journal open() got fd 1, and SQLite then closes such a
+# descriptor and reopens /dev/null on it, which could land on the restored pipe.
+_config = Config()
+_config.HistoryManager.hist_file = ":memory:"
+
 shell = InteractiveShell.instance(
+    config=_config,
     displayhook_class=CaptureDisplayHook,
     display_pub_class=CapturePublisher,
     colors="NoColor",
@@ -266,6 +282,14 @@ def flush_figures():
         plt.close("all")
     except Exception as exc:  # a broken figure must not break the exec reply
         log("figure flush failed: %r" % exc)
+
+
+def save_history():
+    """Moves this cell's input from IPython's cache into the in-memory history database."""
+    try:
+        shell.history_manager.writeout_cache()
+    except Exception as exc:  # history is a convenience; the reply matters more
+        log("history write failed: %r" % exc)
 
 
 def error_text(result):
@@ -337,6 +361,7 @@ def run(code):
         finally:
             exit_if_fork_child()
         flush_figures()
+        save_history()
     except KeyboardInterrupt:
         result = None
     finally:

@@ -181,6 +181,19 @@ export function pythonCases(client: () => ShipClient, opts: { matplotlib: boolea
     }
   });
 
+  test("python: history works in memory; the kernel adds no thread and no file of its own", async () => {
+    const tag = `hist-${crypto.randomUUID().slice(0, 8)}`;
+    await client().python(`${JSON.stringify(tag)}`);
+    const hist = await client().python("get_ipython().run_line_magic('history', '-n -l 2')");
+    expect(hist.body.output).toContain(tag);
+    const searched = await client().python(`get_ipython().run_line_magic('history', '-g ${tag}')`);
+    expect(searched.body.output).toContain(tag);
+    const threads = await client().python("import threading\nsorted(t.name for t in threading.enumerate())");
+    expect(threads.body.output.trim()).toBe("['MainThread', 'ship-capture']");
+    const files = await client().shell("find . -name 'history.sqlite*' | wc -l");
+    expect(files.body.output.trim()).toBe("0");
+  });
+
   test("python: a kernel replaced after a timeout reports kernel_restarted once", async () => {
     const res = await client().python(
       "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(100)",
