@@ -190,7 +190,7 @@ export function pythonCases(client: () => ShipClient, opts: { matplotlib: boolea
     expect(searched.body.output).toContain(tag);
     const threads = await client().python("import threading\nsorted(t.name for t in threading.enumerate())");
     expect(threads.body.output.trim()).toBe("['MainThread', 'ship-capture']");
-    const files = await client().shell("find . -name 'history.sqlite*' | wc -l");
+    const files = await client().shell("find . -name 'history.sqlite*' -o -name '.ipython' | wc -l");
     expect(files.body.output.trim()).toBe("0");
   });
 
