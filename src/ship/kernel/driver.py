@@ -18,9 +18,6 @@ import threading
 import traceback
 import warnings
 
-# IPython's own directory (profile skeleton) goes to /tmp, not to HOME (= /workspace):
-# the kernel adds no files to the user's workspace.
-os.environ.setdefault("IPYTHONDIR", "/tmp/ship-ipython-%d" % os.getuid())
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TERM", "dumb")
 os.environ["PYTHONUNBUFFERED"] = "1"
