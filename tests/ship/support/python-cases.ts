@@ -183,7 +183,7 @@ export function pythonCases(client: () => ShipClient, opts: { matplotlib: boolea
 
   test("python: history works in memory; the kernel adds no thread and no history file", async () => {
     const tag = `hist-${crypto.randomUUID().slice(0, 8)}`;
-    await client().python(`${JSON.stringify(tag)}`);
+    await client().python(JSON.stringify(tag));
     const hist = await client().python("get_ipython().run_line_magic('history', '-n -l 2')");
     expect(hist.body.output).toContain(tag);
     const searched = await client().python(`get_ipython().run_line_magic('history', '-g ${tag}')`);
