@@ -6,7 +6,7 @@
  */
 import { buildBay } from "./bootstrap.ts";
 import { ConfigError, loadConfig, type BayConfig } from "./config.ts";
-import { createLogger } from "./logger.ts";
+import { createLogger, errorMessage, type Logger } from "./logger.ts";
 
 /** The configuration from the process environment; an invalid one is printed whole and exits 2. */
 export function loadConfigOrExit(): BayConfig {
@@ -24,6 +24,7 @@ export function loadConfigOrExit(): BayConfig {
 /** Builds Bay from `config` (default: the environment's) and serves it until SIGINT/SIGTERM. */
 export async function main(config: BayConfig = loadConfigOrExit()): Promise<void> {
   const logger = createLogger(config.log.level);
+  installProcessPolicy(logger);
   // Profile env may reference Bay's own environment (`${NAME}`).
   const bay = await buildBay(config, { logger, hostEnv: process.env });
   const server = Bun.serve({
@@ -62,6 +63,21 @@ export async function main(config: BayConfig = loadConfigOrExit()): Promise<void
   // Reconcile what a previous run (or a crashed replica) left behind, then keep the lifecycle beat going.
   await bay.reconciler.runOnce();
   if (!stopping) bay.reaper.start();
+}
+
+/**
+ * Last line of defence: an error that escapes every owner (a stream 'error'
+ * nobody listens to, a promise nobody awaits) is logged and the process keeps
+ * serving. Each such log line is a bug to fix where it started; stopping Bay
+ * for every tenant because one request went wrong is never the better outcome.
+ */
+export function installProcessPolicy(logger: Logger): void {
+  process.on("uncaughtException", (err) => {
+    logger.error("uncaught exception; Bay keeps serving", { error: errorMessage(err), stack: (err as Error)?.stack });
+  });
+  process.on("unhandledRejection", (reason) => {
+    logger.error("unhandled rejection; Bay keeps serving", { error: errorMessage(reason), stack: (reason as Error)?.stack });
+  });
 }
 
 /** Database URLs may carry credentials; log only scheme and host/path. */

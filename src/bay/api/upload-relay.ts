@@ -55,12 +55,25 @@ export async function parseUpload(
   }
   let fieldPath: string | undefined;
   let truncated = false;
-  const closed = new Promise<void>((resolve) => bb.on("close", () => resolve()));
+  // The first failure of the request body or of the form (e.g. "Unexpected end of
+  // form" when the closing boundary never comes). Every stream involved gets an
+  // error listener at once: an 'error' emitted with none would end the process.
+  let failure: BayError | null = null;
+  const fail = (e: unknown) => {
+    failure ??= e instanceof BayError ? e : malformed(e);
+  };
+  const closed = new Promise<void>((resolve) => {
+    bb.on("close", () => resolve());
+    bb.on("error", () => resolve());
+  });
+  const source = Readable.fromWeb(req.body as unknown as import("node:stream/web").ReadableStream);
+  source.on("error", fail);
   const file = await new Promise<{ stream: Readable; filename: string; pathBefore: string | undefined }>((resolve, reject) => {
     bb.on("field", (name, value) => {
       if (name === "path") fieldPath = value;
     });
     bb.on("file", (name, stream, info) => {
+      stream.on("error", fail);
       if (name !== "file") {
         stream.resume();
         return;
@@ -72,19 +85,33 @@ export async function parseUpload(
       // spooling, even when busboy has already parsed a later field (small bodies).
       resolve({ stream, filename: info.filename ?? "upload", pathBefore: fieldPath });
     });
-    bb.on("error", (e) => reject(new BayError("validation_error", `malformed multipart body: ${(e as Error).message}`)));
+    bb.on("error", (e) => {
+      fail(e);
+      reject(failure);
+    });
     bb.on("close", () => reject(new BayError("validation_error", "multipart body has no file field")));
-    Readable.fromWeb(req.body as unknown as import("node:stream/web").ReadableStream).pipe(bb);
+    source.on("error", (e) => {
+      fail(e);
+      reject(failure);
+    });
+    source.pipe(bb);
   });
 
   let spooledFile: string | undefined;
   let release = async () => {};
   let rawPath = file.pathBefore ?? queryPath;
   if (rawPath === undefined) {
-    const spooled = await spool(file.stream);
+    const spooled = await spool(file.stream).catch((e: unknown) => {
+      fail(e);
+      throw failure;
+    });
     spooledFile = spooled.file;
     release = spooled.release;
     await closed;
+    if (failure) {
+      await release();
+      throw failure;
+    }
     rawPath = fieldPath;
     if (truncated) {
       await release();
@@ -106,7 +133,7 @@ export async function parseUpload(
     throw e;
   }
   // Opened only now that the path is accepted: a refused upload leaves no stream behind.
-  const source: AsyncIterable<unknown> = spooledFile === undefined ? file.stream : createReadStream(spooledFile);
+  const fileBytes: AsyncIterable<unknown> = spooledFile === undefined ? file.stream : createReadStream(spooledFile);
   const boundary = `----bay${crypto.randomUUID().replace(/-/g, "")}`;
   const enc = new TextEncoder();
   const safeName = file.filename.replace(/["\r\n\\]/g, "_");
@@ -115,7 +142,7 @@ export async function parseUpload(
       `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${safeName}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
   );
   const epilogue = enc.encode(`\r\n--${boundary}--\r\n`);
-  const iterator = source[Symbol.asyncIterator]();
+  const iterator = fileBytes[Symbol.asyncIterator]();
   let stage: "pre" | "file" | "done" = "pre";
   const body = new ReadableStream<Uint8Array>({
     async pull(ctrl) {
@@ -131,7 +158,19 @@ export async function parseUpload(
       let length = 0;
       let ended = false;
       while (length < FORWARD_CHUNK_BYTES) {
-        const next = await iterator.next();
+        let next: IteratorResult<unknown>;
+        try {
+          next = await iterator.next();
+        } catch (e) {
+          fail(e);
+          next = { done: true, value: undefined };
+        }
+        if (failure) {
+          stage = "done";
+          ctrl.error(failure);
+          await release();
+          return;
+        }
         if (next.done) {
           ended = true;
           break;
@@ -149,6 +188,13 @@ export async function parseUpload(
       if (length > 0) ctrl.enqueue(parts.length === 1 ? parts[0]! : Buffer.concat(parts, length));
       if (ended) {
         stage = "done";
+        // The file part ended; the form must still end properly (closing boundary).
+        await closed;
+        if (failure) {
+          ctrl.error(failure);
+          await release();
+          return;
+        }
         ctrl.enqueue(epilogue);
         ctrl.close();
         await release();
@@ -159,8 +205,18 @@ export async function parseUpload(
       await release();
     },
   });
-  return { path, filename: file.filename, body, contentType: `multipart/form-data; boundary=${boundary}`, tooLarge: () => truncated, release };
+  return {
+    path,
+    filename: file.filename,
+    body,
+    contentType: `multipart/form-data; boundary=${boundary}`,
+    tooLarge: () => truncated,
+    failure: () => failure,
+    release,
+  };
 }
+
+const malformed = (e: unknown) => new BayError("validation_error", `malformed multipart body: ${(e as Error).message}`);
 
 /** Size of the pieces forwarded to the Ship (see `pull`). */
 const FORWARD_CHUNK_BYTES = 256 * 1024;

@@ -23,6 +23,8 @@ export interface StreamingUpload {
   contentType: string;
   /** True when the file crossed the slot's limit mid-stream. */
   tooLarge(): boolean;
+  /** The client's own failure (a malformed or truncated body), if the stream broke on it. */
+  failure(): BayError | null;
   /** Frees anything spooled for it. */
   release(): Promise<void>;
 }
@@ -107,7 +109,7 @@ export class SandboxFiles {
     } catch (e) {
       await upload.release();
       if (upload.tooLarge()) throw slot.tooLarge();
-      throw e;
+      throw upload.failure() ?? e;
     }
   }
 }
