@@ -82,7 +82,21 @@ export async function coldStart(ctx: BenchContext): Promise<Row[]> {
   }
   const mb = median(bay);
   return [
-    { bench: "cold start", measure: "median, vs docker run → /health", runs: ctx.runs, bay: ms(mb), direct: ms(median(health)), ratio: ratio(mb, median(health)) },
-    { bench: "cold start", measure: "median, vs docker run → first exec", runs: ctx.runs, bay: ms(mb), direct: ms(median(exec)), ratio: ratio(mb, median(exec)) },
+    {
+      bench: "cold start",
+      measure: "median, vs docker run → /health",
+      runs: ctx.runs,
+      bay: ms(mb),
+      direct: ms(median(health)),
+      ratio: ratio(mb, median(health)),
+    },
+    {
+      bench: "cold start",
+      measure: "median, vs docker run → first exec",
+      runs: ctx.runs,
+      bay: ms(mb),
+      direct: ms(median(exec)),
+      ratio: ratio(mb, median(exec)),
+    },
   ];
 }

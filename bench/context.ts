@@ -11,7 +11,12 @@ export interface BenchContext {
   owner: string;
 }
 
-export async function bayJson<T = any>(ctx: BenchContext, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+export async function bayJson<T = any>(
+  ctx: BenchContext,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
   const res = await fetch(`${ctx.bay.url}${path}`, {
     method,
     headers: { "x-owner": ctx.owner, ...(body !== undefined ? { "content-type": "application/json" } : {}) },

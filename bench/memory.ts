@@ -13,7 +13,9 @@ export async function memory(ctx: BenchContext, sizesMiB = [64, 256]): Promise<s
   for (const size of sizesMiB) {
     const m = await measureTransfer(ctx.bay.url, ctx.bay.pid, ctx.owner, size);
     const f = (b: number) => (b / MiB).toFixed(1);
-    lines.push(`bay rss, ${size} MiB file: baseline ${f(m.baseline)} MiB, upload peak +${f(m.growthUp)} MiB, download peak +${f(m.growthDown)} MiB`);
+    lines.push(
+      `bay rss, ${size} MiB file: baseline ${f(m.baseline)} MiB, upload peak +${f(m.growthUp)} MiB, download peak +${f(m.growthDown)} MiB`,
+    );
   }
   return lines;
 }

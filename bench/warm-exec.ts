@@ -41,7 +41,14 @@ export async function warmExec(ctx: BenchContext, runs: number): Promise<Row[]> 
       }
     }
     return [
-      { bench: "warm exec 1+1", measure: "median", runs, bay: ms(median(bay)), direct: ms(median(dir)), ratio: ratio(median(bay), median(dir)) },
+      {
+        bench: "warm exec 1+1",
+        measure: "median",
+        runs,
+        bay: ms(median(bay)),
+        direct: ms(median(dir)),
+        ratio: ratio(median(bay), median(dir)),
+      },
       { bench: "warm exec 1+1", measure: "p95", runs, bay: ms(p95(bay)), direct: ms(p95(dir)), ratio: ratio(p95(bay), p95(dir)) },
       {
         bench: "warm exec 1+1",

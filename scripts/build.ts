@@ -132,7 +132,9 @@ if (import.meta.main) {
   try {
     const r = await buildBinary({ outfile: values.outfile, target: values.target });
     const mib = (r.bytes / 1024 / 1024).toFixed(1);
-    console.log(`built ${relative(process.cwd(), r.outfile) || r.outfile} (${mib} MiB, libsql addon ${r.libsqlPackage}) in ${(r.ms / 1000).toFixed(1)}s`);
+    console.log(
+      `built ${relative(process.cwd(), r.outfile) || r.outfile} (${mib} MiB, libsql addon ${r.libsqlPackage}) in ${(r.ms / 1000).toFixed(1)}s`,
+    );
   } catch (e) {
     console.error(`[build] ${(e as Error).message}`);
     process.exit(1);

@@ -29,7 +29,9 @@ if (check) {
     const b = text.split("\n");
     const line = a.findIndex((l, i) => l !== b[i]);
     const at = line === -1 ? a.length : line;
-    problems.push(`stale: ${path} (first difference at line ${at + 1}: on disk ${JSON.stringify(a[at] ?? "<eof>")}, generated ${JSON.stringify(b[at] ?? "<eof>")})`);
+    problems.push(
+      `stale: ${path} (first difference at line ${at + 1}: on disk ${JSON.stringify(a[at] ?? "<eof>")}, generated ${JSON.stringify(b[at] ?? "<eof>")})`,
+    );
   }
   for (const path of onDisk) if (!files.has(path)) problems.push(`unexpected: ${path}`);
   if (problems.length > 0) {

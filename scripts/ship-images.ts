@@ -85,15 +85,15 @@ async function listFiles(dir: string): Promise<string[]> {
  * driver script, Dockerfile), this script, the Bun version compiling the binary,
  * the base image id and the target.
  */
-export async function imageInputsHash(
-  target: ShipImageTarget,
-  baseImageId: string,
-  repoRoot: string = DEFAULT_ROOT,
-): Promise<string> {
+export async function imageInputsHash(target: ShipImageTarget, baseImageId: string, repoRoot: string = DEFAULT_ROOT): Promise<string> {
   const hash = createHash("sha256");
   const shipDir = join(repoRoot, "src/ship");
   for (const file of [...(await listFiles(shipDir)), join(repoRoot, "scripts/ship-images.ts")]) {
-    hash.update(relative(repoRoot, file)).update("\0").update(await readFile(file)).update("\0");
+    hash
+      .update(relative(repoRoot, file))
+      .update("\0")
+      .update(await readFile(file))
+      .update("\0");
   }
   hash.update(`bun=${Bun.version}\0base=${baseImageId}\0target=${target}`);
   return hash.digest("hex").slice(0, 32);
@@ -134,10 +134,7 @@ export async function resolveBaseImage(log: (line: string) => void, wanted?: str
 
 /** Compiles Ship into a single executable at `outfile`. */
 export async function compileShip(outfile: string, repoRoot: string = DEFAULT_ROOT): Promise<void> {
-  await mustRun(
-    ["bun", "build", "--compile", "--minify", join(repoRoot, "src/ship/main.ts"), "--outfile", outfile],
-    "bun build --compile",
-  );
+  await mustRun(["bun", "build", "--compile", "--minify", join(repoRoot, "src/ship/main.ts"), "--outfile", outfile], "bun build --compile");
 }
 
 /** Builds whatever is missing or stale of bay-ship / bay-ship-data. */
@@ -170,9 +167,16 @@ export async function ensureImages(opts: EnsureImagesOptions = {}): Promise<Ensu
       log(`building ${item.tag} (target ${item.target})`);
       await mustRun(
         [
-          "docker", "build", "--target", item.target, "-t", item.tag,
-          "--build-arg", `BASE_IMAGE=${baseImage}`,
-          "--build-arg", `SHIP_INPUTS_HASH=${item.hash}`,
+          "docker",
+          "build",
+          "--target",
+          item.target,
+          "-t",
+          item.tag,
+          "--build-arg",
+          `BASE_IMAGE=${baseImage}`,
+          "--build-arg",
+          `SHIP_INPUTS_HASH=${item.hash}`,
           context,
         ],
         `docker build ${item.tag}`,

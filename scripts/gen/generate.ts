@@ -102,7 +102,9 @@ function genOperations(spec: oas31.OpenAPIObject): string {
     return objectFields(fields, required, "plain", { coerce: true, resolve }, 2, descriptions);
   };
   const entries = collectOperations(spec).map(({ id, method, path, op, params }) => {
-    const statuses = Object.keys(op.responses ?? {}).map(Number).sort((a, b) => a - b);
+    const statuses = Object.keys(op.responses ?? {})
+      .map(Number)
+      .sort((a, b) => a - b);
     if (statuses.some((s) => !Number.isInteger(s))) throw new Error(`${id}: only numeric response codes are supported`);
     const successStatus = statuses.find((s) => s >= 200 && s < 300);
     if (successStatus === undefined) throw new Error(`${id}: no 2xx response`);
@@ -135,7 +137,9 @@ function genOperations(spec: oas31.OpenAPIObject): string {
     if (successType === "application/json" && successMedia?.schema) add("successSchema", expr(successMedia.schema));
     return `${doc(op.description, "  ")}  ${id}: {\n${lines.map((l) => `    ${l},\n`).join("")}  },\n`;
   });
-  const imports = Object.keys(schemas).filter((n) => used.has(n)).map((n) => `z${n}`);
+  const imports = Object.keys(schemas)
+    .filter((n) => used.has(n))
+    .map((n) => `z${n}`);
   return `${HEADER}import { z } from "zod";
 import { ${imports.join(", ")} } from "./schemas.ts";
 

@@ -13,8 +13,7 @@ export function refName(ref: string): string {
   return m[1];
 }
 
-const isRef = (s: unknown): s is oas31.ReferenceObject =>
-  typeof s === "object" && s !== null && "$ref" in s;
+const isRef = (s: unknown): s is oas31.ReferenceObject => typeof s === "object" && s !== null && "$ref" in s;
 
 const key = (k: string) => (/^[A-Za-z_$][\w$]*$/.test(k) ? k : JSON.stringify(k));
 const lit = (v: unknown) => JSON.stringify(v);
@@ -22,7 +21,10 @@ const lit = (v: unknown) => JSON.stringify(v);
 /** A one-line JSDoc, safe to embed. */
 export function doc(text: string | undefined, pad: string): string {
   if (!text) return "";
-  return `${pad}/** ${text.trim().replace(/\*\//g, "*\\/").replace(/\s*\n\s*/g, " ")} */\n`;
+  return `${pad}/** ${text
+    .trim()
+    .replace(/\*\//g, "*\\/")
+    .replace(/\s*\n\s*/g, " ")} */\n`;
 }
 
 export interface ZodOptions {
@@ -106,8 +108,10 @@ function objectExpr(s: oas31.SchemaObject, opts: ZodOptions, indent: number): st
   if (props.length === 0) {
     return extra === false ? "z.strictObject({})" : `z.record(z.string(), ${extraExpr})`;
   }
-  return objectFields(props, new Set(s.required ?? []), extra === false ? "strict" : "plain", opts, indent) +
-    (extra === true ? ".catchall(z.unknown())" : typeof extra === "object" ? `.catchall(${extraExpr})` : "");
+  return (
+    objectFields(props, new Set(s.required ?? []), extra === false ? "strict" : "plain", opts, indent) +
+    (extra === true ? ".catchall(z.unknown())" : typeof extra === "object" ? `.catchall(${extraExpr})` : "")
+  );
 }
 
 /** `z.object({...})` from named fields; used for schemas and for parameter groups. */

@@ -57,7 +57,9 @@ export async function checkImages(config: BayConfig, opts: CheckOptions): Promis
       for (const img of plan.toBuild) log(`image ${describe(img)}: MISSING; build it with \`${img.buildCommand}\``);
       log(`BAY_SKIP_IMAGE_BUILD is set: not building. \`${IMAGE_BUILD_COMMAND}\` builds all of Bay's images.`);
     } else if (plan.toBuild.length > 0) {
-      log(`building missing image(s) ${plan.toBuild.map((i) => i.image).join(", ")} (several minutes the first time; BAY_SKIP_IMAGE_BUILD=1 skips this)`);
+      log(
+        `building missing image(s) ${plan.toBuild.map((i) => i.image).join(", ")} (several minutes the first time; BAY_SKIP_IMAGE_BUILD=1 skips this)`,
+      );
       const started = performance.now();
       try {
         await withDockerHost(config, () =>

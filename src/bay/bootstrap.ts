@@ -109,7 +109,20 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     { stores, driver, sessions, reconciler, logger },
     { intervalSeconds: config.lifecycle.reaper_interval, expiredWorkspace: config.lifecycle.expired_workspace },
   );
-  const deps: AppDeps = { config, stores, profiles, sandboxes, sandboxFiles, workspaces, workspaceFiles, router, health, apiKeys, jwt, logger };
+  const deps: AppDeps = {
+    config,
+    stores,
+    profiles,
+    sandboxes,
+    sandboxFiles,
+    workspaces,
+    workspaceFiles,
+    router,
+    health,
+    apiKeys,
+    jwt,
+    logger,
+  };
   return {
     app: createApp(deps),
     deps,

@@ -79,7 +79,12 @@ const iso = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOString
 
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd());
+  return rows.map((r) =>
+    r
+      .map((cell, i) => cell.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd(),
+  );
 }
 
 const keyJson = (r: ApiKeyRecord) => ({
@@ -171,7 +176,15 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return 0;
       }
       const header = ["ID", "OWNER", "NAME", "PREFIX", "CREATED", "LAST USED", "REVOKED"];
-      const rows = records.map((r) => [r.id, r.owner, r.name ?? "-", `${r.prefix}…`, iso(r.createdAt), iso(r.lastUsedAt), iso(r.revokedAt)]);
+      const rows = records.map((r) => [
+        r.id,
+        r.owner,
+        r.name ?? "-",
+        `${r.prefix}…`,
+        iso(r.createdAt),
+        iso(r.lastUsedAt),
+        iso(r.revokedAt),
+      ]);
       for (const line of table([header, ...rows])) io.out(line);
       return 0;
     }

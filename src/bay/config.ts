@@ -81,7 +81,10 @@ export const configSchema = z.strictObject({
        * touches its own. Unset: the id generated once per database, so replicas
        * sharing a database agree and separate databases never collide.
        */
-      instance_id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+      instance_id: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+        .optional(),
       /** Seconds to wait for a fresh Ship to answer /health and /meta. */
       ready_timeout: z.number().positive().default(30),
       /** Image of the short-lived helpers of the workspace data plane (needs rm, du and uid 1000). */
@@ -100,9 +103,21 @@ export const configSchema = z.strictObject({
     .prefault(defaultProfiles),
   limits: z
     .strictObject({
-      max_body_bytes: z.number().int().positive().default(2 * MiB),
-      max_upload_bytes: z.number().int().positive().default(1024 * MiB),
-      max_file_bytes: z.number().int().positive().default(2 * MiB),
+      max_body_bytes: z
+        .number()
+        .int()
+        .positive()
+        .default(2 * MiB),
+      max_upload_bytes: z
+        .number()
+        .int()
+        .positive()
+        .default(1024 * MiB),
+      max_file_bytes: z
+        .number()
+        .int()
+        .positive()
+        .default(2 * MiB),
       max_sandboxes_per_owner: z.number().int().positive().default(50),
       rate_limit_per_minute: z.number().int().positive().default(600),
       workspace_size_limit_mb: z.number().int().positive().default(1024),
@@ -223,7 +238,9 @@ export function loadConfig(env: Env, file: string | undefined = env.BAY_CONFIG):
   // The restriction runs on a Bay-managed network; naming another network would be ignored.
   const conflicting = config.profiles.filter((p) => p.block_private_egress && p.network !== undefined && p.network !== "none");
   if (conflicting.length) {
-    throw new ConfigError(conflicting.map((p) => `profiles.${p.id}.network: block_private_egress uses Bay's managed network; leave network unset`));
+    throw new ConfigError(
+      conflicting.map((p) => `profiles.${p.id}.network: block_private_egress uses Bay's managed network; leave network unset`),
+    );
   }
   return config;
 }

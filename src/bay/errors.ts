@@ -78,5 +78,4 @@ export class BayError extends Error {
 }
 
 /** Shorthands for the errors thrown most often. */
-export const notFound = (kind: string, id: string) =>
-  new BayError("not_found", `${kind} not found: ${id}`, { details: { kind, id } });
+export const notFound = (kind: string, id: string) => new BayError("not_found", `${kind} not found: ${id}`, { details: { kind, id } });

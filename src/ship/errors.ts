@@ -31,11 +31,7 @@ export class ShipError extends Error {
   readonly code: ShipErrorCode;
   readonly details: Record<string, unknown>;
 
-  constructor(
-    code: ShipErrorCode,
-    message: string,
-    options: { details?: Record<string, unknown>; cause?: unknown } = {},
-  ) {
+  constructor(code: ShipErrorCode, message: string, options: { details?: Record<string, unknown>; cause?: unknown } = {}) {
     super(message, { cause: options.cause });
     this.name = "ShipError";
     this.code = code;

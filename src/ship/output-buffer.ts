@@ -30,11 +30,7 @@ export class CappedBuffer {
  * a writer producing gigabytes never blocks on a full pipe, and memory stays bounded.
  * Resolves when the stream ends or `stop` is aborted.
  */
-export async function drainInto(
-  stream: ReadableStream<Uint8Array>,
-  buffer: CappedBuffer,
-  stop?: AbortSignal,
-): Promise<void> {
+export async function drainInto(stream: ReadableStream<Uint8Array>, buffer: CappedBuffer, stop?: AbortSignal): Promise<void> {
   const reader = stream.getReader();
   const onAbort = () => void reader.cancel().catch(() => {});
   stop?.addEventListener("abort", onAbort, { once: true });

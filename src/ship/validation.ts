@@ -7,10 +7,7 @@ import { ShipError } from "./errors.ts";
  * zValidator with the one shared hook: a failed check throws `validation_error`
  * (rendered by onError) instead of zod's raw default response.
  */
-export function validate<Target extends keyof ValidationTargets, Schema extends z.ZodType>(
-  target: Target,
-  schema: Schema,
-) {
+export function validate<Target extends keyof ValidationTargets, Schema extends z.ZodType>(target: Target, schema: Schema) {
   return zValidator(target, schema, (result) => {
     if (!result.success) {
       const issues = result.error.issues.map((issue) => ({

@@ -69,7 +69,12 @@ describe("API key mode", () => {
     expect(record.lastUsedAt).toBeNull();
     expect((await t.call("GET", "/v1/sandboxes", { headers: bearer(key) })).status).toBe(200);
     // The write is fire-and-forget: poll for it, bounded.
-    const after = await pollUntil(async () => (await t.bay.deps.apiKeys.list("alice"))[0]!.lastUsedAt, (v) => v !== null, 5_000, "last_used_at set");
+    const after = await pollUntil(
+      async () => (await t.bay.deps.apiKeys.list("alice"))[0]!.lastUsedAt,
+      (v) => v !== null,
+      5_000,
+      "last_used_at set",
+    );
     expect(typeof after).toBe("number");
   });
 
@@ -112,7 +117,10 @@ describe("API key mode", () => {
   test("credentials never reach the logs", async () => {
     const lines: string[] = [];
     const logger = createLogger("debug", (l) => lines.push(l));
-    const t = await bay({ logger, config: { auth: { mode: "api_key", api_keys: [{ key: BOOT_KEY, owner: "ops" }], jwt: { secret: SECRET } } } });
+    const t = await bay({
+      logger,
+      config: { auth: { mode: "api_key", api_keys: [{ key: BOOT_KEY, owner: "ops" }], jwt: { secret: SECRET } } },
+    });
     const badKey = "bay_this-is-a-wrong-key-that-must-not-be-logged";
     const badJwt = await hs256({ sub: "mallory", exp: nowSec() + 60 }, "another-secret-0123456789abcdef");
     const good = (await t.bay.deps.apiKeys.create("alice")).key;
@@ -166,7 +174,9 @@ describe("every bad credential is 401 unauthorized", () => {
   let t: TestBay;
   const tokens: Record<string, string> = {};
   beforeAll(async () => {
-    t = await createTestBay({ config: { auth: { mode: "api_key", jwt: { secret: SECRET, issuer: "https://issuer.test", audience: "bay" } } } });
+    t = await createTestBay({
+      config: { auth: { mode: "api_key", jwt: { secret: SECRET, issuer: "https://issuer.test", audience: "bay" } } },
+    });
     const revoked = await t.bay.deps.apiKeys.create("alice");
     await t.bay.deps.apiKeys.revoke(revoked.record.id);
     tokens.revoked = revoked.key;
@@ -246,7 +256,9 @@ describe("JWKS", () => {
     new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid }).sign(key);
 
   test("RS256 tokens verified against the JWKS; sub is the owner", async () => {
-    const t = await bay({ config: { auth: { mode: "api_key", jwt: { jwks_url: `http://127.0.0.1:${server.port}/jwks.json`, audience: "bay" } } } });
+    const t = await bay({
+      config: { auth: { mode: "api_key", jwt: { jwks_url: `http://127.0.0.1:${server.port}/jwks.json`, audience: "bay" } } },
+    });
     const good = await rs256({ sub: "carol", aud: "bay", exp: nowSec() + 60 });
     const created = await t.json("POST", "/v1/sandboxes", { body: {}, headers: bearer(good) });
     expect(created.status).toBe(201);
@@ -262,14 +274,19 @@ describe("JWKS", () => {
   });
 
   test("secret and JWKS together: the token's alg picks the key", async () => {
-    const t = await bay({ config: { auth: { mode: "api_key", jwt: { secret: SECRET, jwks_url: `http://127.0.0.1:${server.port}/jwks.json` } } } });
+    const t = await bay({
+      config: { auth: { mode: "api_key", jwt: { secret: SECRET, jwks_url: `http://127.0.0.1:${server.port}/jwks.json` } } },
+    });
     expect((await t.call("GET", "/v1/sandboxes", { headers: bearer(await hs256({ sub: "a", exp: nowSec() + 60 })) })).status).toBe(200);
     expect((await t.call("GET", "/v1/sandboxes", { headers: bearer(await rs256({ sub: "b", exp: nowSec() + 60 })) })).status).toBe(200);
   });
 
   test("an unreachable JWKS gives 401 and a warning without the token", async () => {
     const lines: string[] = [];
-    const t = await bay({ logger: createLogger("debug", (l) => lines.push(l)), config: { auth: { mode: "api_key", jwt: { jwks_url: "http://127.0.0.1:9/jwks.json" } } } });
+    const t = await bay({
+      logger: createLogger("debug", (l) => lines.push(l)),
+      config: { auth: { mode: "api_key", jwt: { jwks_url: "http://127.0.0.1:9/jwks.json" } } },
+    });
     const token = await rs256({ sub: "carol", exp: nowSec() + 60 });
     await expectUnauthorized(t, bearer(token));
     expect(lines.some((l) => l.includes("JWKS unavailable"))).toBe(true);

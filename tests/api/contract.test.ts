@@ -44,7 +44,12 @@ beforeEach(async () => {
   t = await createTestBay({
     config: {
       auth: { mode: "api_key", api_keys: [{ key: KEY, owner: "alice" }] },
-      limits: { max_body_bytes: MAX_BODY, max_upload_bytes: MAX_UPLOAD, max_sandboxes_per_owner: QUOTA, rate_limit_per_minute: RATE_PER_MINUTE },
+      limits: {
+        max_body_bytes: MAX_BODY,
+        max_upload_bytes: MAX_UPLOAD,
+        max_sandboxes_per_owner: QUOTA,
+        rate_limit_per_minute: RATE_PER_MINUTE,
+      },
       profiles: PROFILES,
     },
   });
@@ -166,7 +171,12 @@ const PROBES: Probe[] = [
     name: "413 for a body over limits.max_body_bytes",
     applies: (op) => !!op.body,
     expected: () => ({ status: 413, code: "payload_too_large" }),
-    run: (op) => send({ ...validRequest(op), body: JSON.stringify({ pad: "x".repeat(MAX_BODY * 2) }), headers: { "content-type": "application/json" } }),
+    run: (op) =>
+      send({
+        ...validRequest(op),
+        body: JSON.stringify({ pad: "x".repeat(MAX_BODY * 2) }),
+        headers: { "content-type": "application/json" },
+      }),
   },
   {
     name: "400 invalid_path for a path escaping /workspace (on an existing resource)",
@@ -304,7 +314,11 @@ const PROBES: Probe[] = [
 describe("routes ↔ spec operations", () => {
   test("every handler route is a spec operation, and every spec operation has a handler route", () => {
     const key = (method: string, path: string) => `${method.toUpperCase()} ${path}`;
-    const routes = new Set(inspectRoutes(t.bay.app).filter((r) => !r.isMiddleware).map((r) => key(r.method, r.path)));
+    const routes = new Set(
+      inspectRoutes(t.bay.app)
+        .filter((r) => !r.isMiddleware)
+        .map((r) => key(r.method, r.path)),
+    );
     const spec = new Set(OPS.map((op) => key(op.method, op.honoPath)));
     const notInSpec = [...routes].filter((r) => !spec.has(r)).sort();
     const noRoute = [...spec].filter((s) => !routes.has(s)).sort();
@@ -326,7 +340,9 @@ describe("statuses the app produces are the spec's", () => {
           const want = probe.expected(op);
           const r = await probe.run(op);
           if (!op.statuses.includes(r.status)) {
-            throw new Error(`${op.operationId} answered ${r.status} (${JSON.stringify(r.body)?.slice(0, 200)}), not in its spec statuses [${op.statuses.join(", ")}]`);
+            throw new Error(
+              `${op.operationId} answered ${r.status} (${JSON.stringify(r.body)?.slice(0, 200)}), not in its spec statuses [${op.statuses.join(", ")}]`,
+            );
           }
           expect(r.status).toBe(want.status);
           if (r.status >= 400) {
@@ -343,14 +359,16 @@ describe("statuses the app produces are the spec's", () => {
       }
     });
   }
-
 });
 
 describe("fixtures are valid", () => {
   test("every operation with a JSON body has a fixture that its schema accepts", () => {
     for (const op of OPS.filter((o) => o.body)) {
       const fixture = BODY_FIXTURES[op.operationId as OperationId];
-      expect({ op: op.operationId, ok: fixture !== undefined && op.body!.safeParse(fixture).success }).toEqual({ op: op.operationId, ok: true });
+      expect({ op: op.operationId, ok: fixture !== undefined && op.body!.safeParse(fixture).success }).toEqual({
+        op: op.operationId,
+        ok: true,
+      });
     }
   });
 });

@@ -227,7 +227,12 @@ describe("in flight", () => {
       }),
     );
     try {
-      await pollUntil(() => answered, (n) => n >= 49, 10_000, "49 duplicates answered while the first is held");
+      await pollUntil(
+        () => answered,
+        (n) => n >= 49,
+        10_000,
+        "49 duplicates answered while the first is held",
+      );
       expect(answered).toBe(49);
     } finally {
       release();

@@ -6,7 +6,15 @@
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createTestBay, type TestBay } from "../support/harness.ts";
-import { closeWithoutContainers, expectErrorBody, instanceContainers, OPS, resourceOf, snapshotRows, validRequest } from "./support/fixtures.ts";
+import {
+  closeWithoutContainers,
+  expectErrorBody,
+  instanceContainers,
+  OPS,
+  resourceOf,
+  snapshotRows,
+  validRequest,
+} from "./support/fixtures.ts";
 
 let t: TestBay;
 let aliceSandbox: { id: string; workspace_id: string };
@@ -78,7 +86,9 @@ describe("bob cannot reach alice's resources", () => {
 });
 
 describe("lists never show another owner's items", () => {
-  const LIST_OPS = OPS.filter((op) => op.method === "get" && !op.path.includes("{") && op.path.startsWith("/v1/") && op.operationId !== "listProfiles");
+  const LIST_OPS = OPS.filter(
+    (op) => op.method === "get" && !op.path.includes("{") && op.path.startsWith("/v1/") && op.operationId !== "listProfiles",
+  );
 
   test("the table covers the list operations", () => {
     expect(LIST_OPS.map((o) => o.operationId).sort()).toEqual(["listSandboxes", "listWorkspaces"]);

@@ -72,7 +72,11 @@ describe("size limits", () => {
     const contentType = encoded.headers.get("content-type")!;
     const bytes = new Uint8Array(await encoded.arrayBuffer());
     const headers = { "content-type": contentType, "content-length": String(bytes.length) };
-    const u = await expectError(t.json("POST", `/v1/sandboxes/${id}/filesystem/upload`, { body: bytes, headers }), 413, "payload_too_large");
+    const u = await expectError(
+      t.json("POST", `/v1/sandboxes/${id}/filesystem/upload`, { body: bytes, headers }),
+      413,
+      "payload_too_large",
+    );
     expect(u.body.error.details.limit_bytes).toBe(2000);
     await noContainers(t);
   });

@@ -21,7 +21,10 @@ test("create-on-workspace racing delete-workspace never leaves a live sandbox on
       t.json("POST", "/v1/sandboxes", { body: { workspace_id: ws } }),
       t.json("DELETE", `/v1/workspaces/${ws}`),
     ]);
-    expect([[201, 409], [404, 204]]).toContainEqual([create.status, del.status]);
+    expect([
+      [201, 409],
+      [404, 204],
+    ]).toContainEqual([create.status, del.status]);
     const rs = await t.bay.deps.stores.db.execute({
       sql: `SELECT COUNT(*) AS n FROM sandboxes s JOIN workspaces w ON w.id = s.workspace_id
             WHERE s.deleted_at IS NULL AND w.deleted_at IS NOT NULL`,

@@ -24,7 +24,12 @@ async function createWs(body: Record<string, unknown> = {}, owner = "alice") {
 describe("external workspaces", () => {
   test("create: external, no sandbox, default or given size limit, never accessed", async () => {
     const ws = await createWs();
-    expect(ws).toMatchObject({ managed: false, sandbox_id: null, size_limit_mb: t.config.limits.workspace_size_limit_mb, last_accessed_at: null });
+    expect(ws).toMatchObject({
+      managed: false,
+      sandbox_id: null,
+      size_limit_mb: t.config.limits.workspace_size_limit_mb,
+      last_accessed_at: null,
+    });
     expect(ws.id).toMatch(/^ws-[0-9a-z]+$/);
     expect((await createWs({ size_limit_mb: 5 })).size_limit_mb).toBe(5);
     for (const body of [{ size_limit_mb: 0 }, { size_limit_mb: 1.5 }, { size_limit_mb: "1" }, { nope: 1 }]) {
@@ -48,7 +53,10 @@ describe("external workspaces", () => {
 
   test("get and delete are owner-scoped; delete tombstones (then 404)", async () => {
     const ws = await createWs();
-    for (const [method, owner] of [["GET", "bob"], ["DELETE", "bob"]] as const) {
+    for (const [method, owner] of [
+      ["GET", "bob"],
+      ["DELETE", "bob"],
+    ] as const) {
       const r = await t.json(method, `/v1/workspaces/${ws.id}`, { owner });
       expectErrorBody(r.res, r.body, "not_found");
     }
@@ -108,13 +116,16 @@ describe("data plane refusals", () => {
       ["POST", `/v1/workspaces/${id}/filesystem/upload?path=${encodeURIComponent(path)}`, uploadForm(path)],
     ] as const;
 
-  test.each(["../etc/passwd", "/etc/passwd", "a/../../x", "a\u0000b", "%2e%2e/x"])("path %p → 400 invalid_path on every route", async (path) => {
-    const ws = await createWs();
-    for (const [method, url, body] of ops(ws.id, path)) {
-      const r = await t.json(method, url, body === undefined ? {} : { body });
-      expect({ method, url, code: r.body?.error?.code }).toEqual({ method, url, code: "invalid_path" });
-    }
-  });
+  test.each(["../etc/passwd", "/etc/passwd", "a/../../x", "a\u0000b", "%2e%2e/x"])(
+    "path %p → 400 invalid_path on every route",
+    async (path) => {
+      const ws = await createWs();
+      for (const [method, url, body] of ops(ws.id, path)) {
+        const r = await t.json(method, url, body === undefined ? {} : { body });
+        expect({ method, url, code: r.body?.error?.code }).toEqual({ method, url, code: "invalid_path" });
+      }
+    },
+  );
 
   test("unknown or foreign workspace → 404 not_found on every route", async () => {
     const ws = await createWs({}, "bob");

@@ -91,17 +91,27 @@ async function launch(): Promise<Launched> {
   });
   let output = "";
   const sink = (text: string) => void (output += text);
-  const l: Launched = { proc, base: url, output: () => output, drained: Promise.all([drain(proc.stdout, sink), drain(proc.stderr, sink)]).then(() => {}) };
+  const l: Launched = {
+    proc,
+    base: url,
+    output: () => output,
+    drained: Promise.all([drain(proc.stdout, sink), drain(proc.stderr, sink)]).then(() => {}),
+  };
   launched.push(l);
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`dist/bay exited with ${proc.exitCode}:\n${output}`);
-    const ok = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+    const ok = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`dist/bay did not answer /health within 15 s:\n${output}`);
     await Bun.sleep(50);
   }
-  console.log(`dist/bay: ${(statSync(BINARY).size / 1024 / 1024).toFixed(1)} MiB, /health answered ${(performance.now() - started).toFixed(0)} ms after spawn`);
+  console.log(
+    `dist/bay: ${(statSync(BINARY).size / 1024 / 1024).toFixed(1)} MiB, /health answered ${(performance.now() - started).toFixed(0)} ms after spawn`,
+  );
   return l;
 }
 
@@ -123,7 +133,8 @@ afterAll(async () => {
     if (exited === null) proc.kill("SIGKILL");
   }
   const driver = createDriver(configSchema.parse({}));
-  for (const c of await driver.listContainers({ instance_id: INSTANCE_ID }).catch(() => [])) await driver.destroyContainer(c.id).catch(() => {});
+  for (const c of await driver.listContainers({ instance_id: INSTANCE_ID }).catch(() => []))
+    await driver.destroyContainer(c.id).catch(() => {});
   for (const v of await driver.listVolumes({ instance_id: INSTANCE_ID }).catch(() => [])) await driver.removeVolume(v.name).catch(() => {});
   await driver.close();
   if (dir) rmSync(dir, { recursive: true, force: true });

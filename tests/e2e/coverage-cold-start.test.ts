@@ -63,7 +63,11 @@ test("DELETE during a cold start: the exec answers 404 or 409, no container for 
     expect(["not_found", "conflict"]).toContain(r.body.error.code);
     expect((await t.json("GET", `/v1/sandboxes/${id}`)).status).toBe(404);
     // Removal may finish just after the answers: bounded wait, then asserted.
-    const left = await pollUntil(() => containersFor(id), (cs) => cs.length === 0, 15_000).catch(() => containersFor(id));
+    const left = await pollUntil(
+      () => containersFor(id),
+      (cs) => cs.length === 0,
+      15_000,
+    ).catch(() => containersFor(id));
     expect(left.map((c) => `${c.Id.slice(0, 12)} ${c.State}`)).toEqual([]);
   } finally {
     await dropSandbox(t, id);

@@ -26,7 +26,9 @@ test("SIGKILL of Bay with a ready session, restart on the same DB → next call 
     const created = await api(bay.url, "POST", "/v1/sandboxes", {});
     expect(created.status).toBe(201);
     id = created.body.id;
-    const first = await api(bay.url, "POST", `/v1/sandboxes/${id}/python/exec`, { code: "open('/workspace/keep.txt','w').write('intact')" });
+    const first = await api(bay.url, "POST", `/v1/sandboxes/${id}/python/exec`, {
+      code: "open('/workspace/keep.txt','w').write('intact')",
+    });
     expect(first.status).toBe(200);
     expect(first.body.success).toBe(true);
     expect((await api(bay.url, "GET", `/v1/sandboxes/${id}`)).body.status).toBe("ready");
@@ -42,7 +44,10 @@ test("SIGKILL of Bay with a ready session, restart on the same DB → next call 
     expect(file.status).toBe(200);
     expect(file.body.content).toBe("intact");
     expect((await api(bay.url, "GET", `/v1/sandboxes/${id}`)).body.status).toBe("ready");
-    const containers = await docker.listContainers({ all: true, filters: { label: [`bay.instance_id=${instanceId}`, `bay.sandbox_id=${id}`] } });
+    const containers = await docker.listContainers({
+      all: true,
+      filters: { label: [`bay.instance_id=${instanceId}`, `bay.sandbox_id=${id}`] },
+    });
     expect(containers).toHaveLength(1);
     expect(containers[0]!.State).toBe("running");
   } finally {

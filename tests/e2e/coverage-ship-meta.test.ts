@@ -20,7 +20,13 @@ beforeAll(async () => {
       profiles: profiles(
         { id: "meta-ok", image: META_IMAGE, runtime_port: META_PORT, capabilities: ["python"], env: {} },
         { id: "meta-v2", image: META_IMAGE, runtime_port: META_PORT, env: { META_API_VERSION: "v2" } },
-        { id: "meta-shell-only", image: META_IMAGE, runtime_port: META_PORT, capabilities: ["python", "shell"], env: { META_CAPABILITIES: "shell" } },
+        {
+          id: "meta-shell-only",
+          image: META_IMAGE,
+          runtime_port: META_PORT,
+          capabilities: ["python", "shell"],
+          env: { META_CAPABILITIES: "shell" },
+        },
       ),
     },
   });
@@ -31,30 +37,42 @@ afterAll(async () => {
 });
 
 test("control: the fake Ship with a matching /meta becomes ready (the fixture itself is accepted)", async () => {
-  await withSandbox(t, async (id) => {
-    // The fake has no /ipython/exec, so the call itself fails; the start before it succeeded.
-    await py(t, id, "1");
-    expect((await t.json("GET", `/v1/sandboxes/${id}`)).body.status).toBe("ready");
-    expect(await containersOf(t, id)).toHaveLength(1);
-  }, "meta-ok");
+  await withSandbox(
+    t,
+    async (id) => {
+      // The fake has no /ipython/exec, so the call itself fails; the start before it succeeded.
+      await py(t, id, "1");
+      expect((await t.json("GET", `/v1/sandboxes/${id}`)).body.status).toBe("ready");
+      expect(await containersOf(t, id)).toHaveLength(1);
+    },
+    "meta-ok",
+  );
 }, 60_000);
 
 test('/meta api_version "v2" → 502 ship_error (api_version_mismatch), container removed', async () => {
-  await withSandbox(t, async (id) => {
-    const r = await py(t, id, "1");
-    expect({ status: r.status, code: r.body.error.code }).toEqual({ status: 502, code: "ship_error" });
-    expect(r.body.error.details.reason).toBe("api_version_mismatch");
-    expect(r.body.error.message).toContain("v2");
-    expect(await containersOf(t, id)).toHaveLength(0);
-  }, "meta-v2");
+  await withSandbox(
+    t,
+    async (id) => {
+      const r = await py(t, id, "1");
+      expect({ status: r.status, code: r.body.error.code }).toEqual({ status: 502, code: "ship_error" });
+      expect(r.body.error.details.reason).toBe("api_version_mismatch");
+      expect(r.body.error.message).toContain("v2");
+      expect(await containersOf(t, id)).toHaveLength(0);
+    },
+    "meta-v2",
+  );
 }, 60_000);
 
 test("/meta capabilities not covering the profile's → 502 ship_error (capability_mismatch), container removed", async () => {
-  await withSandbox(t, async (id) => {
-    const r = await py(t, id, "1");
-    expect({ status: r.status, code: r.body.error.code }).toEqual({ status: 502, code: "ship_error" });
-    expect(r.body.error.details.reason).toBe("capability_mismatch");
-    expect(r.body.error.details.missing).toEqual(["python"]);
-    expect(await containersOf(t, id)).toHaveLength(0);
-  }, "meta-shell-only");
+  await withSandbox(
+    t,
+    async (id) => {
+      const r = await py(t, id, "1");
+      expect({ status: r.status, code: r.body.error.code }).toEqual({ status: 502, code: "ship_error" });
+      expect(r.body.error.details.reason).toBe("capability_mismatch");
+      expect(r.body.error.details.missing).toEqual(["python"]);
+      expect(await containersOf(t, id)).toHaveLength(0);
+    },
+    "meta-shell-only",
+  );
 }, 60_000);

@@ -73,8 +73,7 @@ const DRIVERS: DriverHarness[] = [
         defaultPidsLimit: 96,
         extraLabels: { test: "driver" },
       }),
-    makeUnreachable: () =>
-      new DockerDriver({ socketPath: "/nonexistent/docker.sock", connectMode: "host_port", defaultPidsLimit: 64 }),
+    makeUnreachable: () => new DockerDriver({ socketPath: "/nonexistent/docker.sock", connectMode: "host_port", defaultPidsLimit: 64 }),
     createNetwork: async (name) => {
       await docker.createNetwork({ Name: name, Labels: { ...TEST_LABEL, "bay.instance_id": INSTANCE_ID } });
     },

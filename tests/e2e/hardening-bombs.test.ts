@@ -121,7 +121,10 @@ describe("containment (bounded bombs)", () => {
     const id = await newSandbox(t, "bomb");
     try {
       const r = await contained(() =>
-        sh(t, id, { command: "i=0; while dd if=/dev/zero of=/tmp/fill$i bs=1M count=4 2>&1; do i=$((i+1)); done; df -k /tmp | tail -1", timeout: 30 }),
+        sh(t, id, {
+          command: "i=0; while dd if=/dev/zero of=/tmp/fill$i bs=1M count=4 2>&1; do i=$((i+1)); done; df -k /tmp | tail -1",
+          timeout: 30,
+        }),
       );
       expect(r.status).toBe(200);
       expect(r.body.output).toContain("No space left on device");

@@ -52,7 +52,12 @@ async function call(method: string, path: string, token: string, body?: unknown)
   if (body !== undefined) headers["content-type"] = "application/json";
   const res = await bay.app.request(path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
   const text = await res.text();
-  return { status: res.status, text, headers: JSON.stringify(Object.fromEntries(res.headers as unknown as Iterable<[string, string]>)), json: () => JSON.parse(text) };
+  return {
+    status: res.status,
+    text,
+    headers: JSON.stringify(Object.fromEntries(res.headers as unknown as Iterable<[string, string]>)),
+    json: () => JSON.parse(text),
+  };
 }
 
 const logs = () => lines.join("\n");

@@ -20,8 +20,10 @@ const part = (name: string, value: string, filename?: string) =>
 
 /** Bodies that all lack the closing `--boundary--`. */
 const TRUNCATED: Record<string, string> = {
-  "path first, file cut mid-part": part("path", "cut.bin") + `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n` + "x".repeat(70_000),
-  "file first, file cut mid-part": `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n` + "y".repeat(70_000),
+  "path first, file cut mid-part":
+    part("path", "cut.bin") + `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n` + "x".repeat(70_000),
+  "file first, file cut mid-part":
+    `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n` + "y".repeat(70_000),
   "path first, closing boundary missing": part("path", "cut.bin") + part("file", "z".repeat(1000), "f"),
   "file first, closing boundary missing": part("file", "z".repeat(1000), "f") + part("path", "cut.bin"),
   "only a path, cut": part("path", "cut.bin").slice(0, -4),

@@ -127,7 +127,13 @@ describe("Bay killed mid-start", () => {
     procs.push(first);
     const id = (await api(first.url, "POST", "/v1/sandboxes", {})).body.id as string;
     const call = api(first.url, "POST", `/v1/sandboxes/${id}/python/exec`, { code: "print(1)" }).catch(() => null);
-    const [orphan] = await until("a container for the sandbox", () => labelled(instanceId, id), (l) => l.length > 0, 30_000, 10);
+    const [orphan] = await until(
+      "a container for the sandbox",
+      () => labelled(instanceId, id),
+      (l) => l.length > 0,
+      30_000,
+      10,
+    );
     await first.kill("SIGKILL");
     await call;
 
@@ -142,13 +148,21 @@ describe("Bay killed mid-start", () => {
     const second = await startBayProcess({ dbPath, instanceId, dir, config });
     procs.push(second);
     // Once the dead starter's lease lapses, the reaper's reconcile ends the session and removes its container.
-    await until("orphan removed", () => labelled(instanceId, id), (l) => l.length === 0, 30_000, 200);
+    await until(
+      "orphan removed",
+      () => labelled(instanceId, id),
+      (l) => l.length === 0,
+      30_000,
+      200,
+    );
     const ended = await sessionOf();
     expect(ended).toHaveLength(1);
     expect(ended[0]!.status).toBe("failed");
     expect(String(ended[0]!.error)).toContain("lease");
 
-    const r = await api(second.url, "POST", `/v1/sandboxes/${id}/python/exec`, { code: "open('/workspace/x','w').write('ok'); print('ok')" });
+    const r = await api(second.url, "POST", `/v1/sandboxes/${id}/python/exec`, {
+      code: "open('/workspace/x','w').write('ok'); print('ok')",
+    });
     expect(r.status).toBe(200);
     expect(r.body.output).toContain("ok");
     const now = await labelled(instanceId, id);

@@ -24,7 +24,6 @@ afterEach(async () => {
 });
 beforeAll(() => requireShipImages());
 
-
 const status = async (bay: TestBay, id: string) => (await bay.json("GET", `/v1/sandboxes/${id}`)).body.status as string;
 
 describe("idle reclaim", () => {
@@ -40,10 +39,20 @@ describe("idle reclaim", () => {
     expect(first.length).toBe(1);
 
     bay.bay.reaper.start();
-    await pollUntil(() => status(bay, id), (s) => s === "idle", 20_000, "status idle");
+    await pollUntil(
+      () => status(bay, id),
+      (s) => s === "idle",
+      20_000,
+      "status idle",
+    );
     const sb = (await bay.json("GET", `/v1/sandboxes/${id}`)).body;
     expect(sb.idle_expires_at ?? null).toBeNull();
-    await pollUntil(() => containersOf(bay, id), (l) => l.length === 0, 20_000, "container removed");
+    await pollUntil(
+      () => containersOf(bay, id),
+      (l) => l.length === 0,
+      20_000,
+      "container removed",
+    );
 
     const r = await py(bay, id, "print(open('/workspace/keep.txt').read())");
     expect(r.status).toBe(200);
@@ -61,12 +70,19 @@ describe("idle reclaim", () => {
     const first = await containersOf(bay, id);
     bay.bay.reaper.start();
     // 4 s of work against a 2 s idle timeout, with the reaper beating every 0.3 s.
-    const long = await bay.json("POST", `/v1/sandboxes/${id}/python/exec`, { body: { code: "import time; time.sleep(4); x + 1", timeout: 20 } });
+    const long = await bay.json("POST", `/v1/sandboxes/${id}/python/exec`, {
+      body: { code: "import time; time.sleep(4); x + 1", timeout: 20 },
+    });
     expect(long.status).toBe(200);
     expect(long.body.output.trim()).toBe("2");
     expect((await containersOf(bay, id)).map((c) => c.id)).toEqual(first.map((c) => c.id));
     // Once the call is over, the idle timeout applies again.
-    await pollUntil(() => status(bay, id), (s) => s === "idle", 20_000, "status idle");
+    await pollUntil(
+      () => status(bay, id),
+      (s) => s === "idle",
+      20_000,
+      "status idle",
+    );
   });
 
   test("keepalive extends only the idle deadline and never starts compute", async () => {
@@ -76,7 +92,14 @@ describe("idle reclaim", () => {
     const bay = t;
     const reaperAt = (now: number) =>
       new Reaper(
-        { stores: bay.bay.deps.stores, driver: bay.bay.driver, sessions: bay.bay.sessions, reconciler: bay.bay.reconciler, logger: silentLogger, now: () => now },
+        {
+          stores: bay.bay.deps.stores,
+          driver: bay.bay.driver,
+          sessions: bay.bay.sessions,
+          reconciler: bay.bay.reconciler,
+          logger: silentLogger,
+          now: () => now,
+        },
         { intervalSeconds: 3600, expiredWorkspace: bay.config.lifecycle.expired_workspace },
       );
     const idleDeadline = async () => Date.parse((await bay.json("GET", `/v1/sandboxes/${id}`)).body.idle_expires_at as string);
@@ -125,7 +148,12 @@ describe("TTL expiry", () => {
     expect(await containersOf(bay, id)).toHaveLength(1);
 
     bay.bay.reaper.start();
-    await pollUntil(() => containersOf(bay, id), (l) => l.length === 0, 15_000, "container removed");
+    await pollUntil(
+      () => containersOf(bay, id),
+      (l) => l.length === 0,
+      15_000,
+      "container removed",
+    );
     const got = await bay.json("GET", `/v1/sandboxes/${id}`);
     expect(got.status).toBe(200);
     expect(got.body.status).toBe("expired");

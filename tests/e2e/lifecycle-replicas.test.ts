@@ -27,7 +27,6 @@ beforeAll(() => requireShipImages());
 const labelled = (instanceId: string, sandboxId: string) =>
   docker.listContainers({ all: true, filters: { label: [`bay.instance_id=${instanceId}`, `bay.sandbox_id=${sandboxId}`] } });
 
-
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "bay-replicas-"));
   cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
@@ -55,13 +54,23 @@ describe("two Bay processes on one database", () => {
       Array.from({ length: 10 }, (_, i) => api((i % 2 ? b : a).url, "POST", `/v1/sandboxes/${id}/python/exec`, { code: `print(${i})` })),
     );
     expect(results.map((r) => r.status)).toEqual(Array(10).fill(200));
-    results.forEach((r, i) => expect(r.body.output).toContain(String(i)));
+    for (const [i, r] of results.entries()) expect(r.body.output).toContain(String(i));
     expect(await labelled(instanceId, id)).toHaveLength(1);
     expect((await api(b.url, "GET", `/v1/sandboxes/${id}`)).body.status).toBe("ready");
 
     // Both reapers beat every 0.5 s over the same idle session.
-    await pollUntil(async () => (await api(a.url, "GET", `/v1/sandboxes/${id}`)).body.status, (s) => s === "idle", 30_000, "status idle");
-    await pollUntil(() => labelled(instanceId, id), (l) => l.length === 0, 30_000, "container removed");
+    await pollUntil(
+      async () => (await api(a.url, "GET", `/v1/sandboxes/${id}`)).body.status,
+      (s) => s === "idle",
+      30_000,
+      "status idle",
+    );
+    await pollUntil(
+      () => labelled(instanceId, id),
+      (l) => l.length === 0,
+      30_000,
+      "container removed",
+    );
     await Bun.sleep(1500); // a few more beats on both
     const stopped = [...a.logs, ...b.logs].filter((l) => l.msg === "session stopped" && l.sandbox_id === id);
     expect(stopped).toHaveLength(1);

@@ -68,9 +68,9 @@ describe("upload and download", () => {
       expect(r2.status).toBe(400);
       expect(r2.body.error.code).toBe("validation_error");
 
-      const escape = await t.json("POST", `/v1/sandboxes/${id}/filesystem/upload`, { body: uploadForm("../evil.txt", "x") });
-      expect(escape.status).toBe(400);
-      expect(escape.body.error.code).toBe("invalid_path");
+      const escaping = await t.json("POST", `/v1/sandboxes/${id}/filesystem/upload`, { body: uploadForm("../evil.txt", "x") });
+      expect(escaping.status).toBe(400);
+      expect(escaping.body.error.code).toBe("invalid_path");
     });
   });
 });
@@ -160,8 +160,8 @@ describe("shell", () => {
       const root = await sh(t, id, { command: "pwd" });
       expect(root.body.output.trim()).toBe("/workspace");
 
-      for (const escape of ["..", "/etc", "work/../../tmp"]) {
-        const r = await sh(t, id, { command: "pwd", cwd: escape });
+      for (const outside of ["..", "/etc", "work/../../tmp"]) {
+        const r = await sh(t, id, { command: "pwd", cwd: outside });
         expect(r.status).toBe(400);
         expect(r.body.error.code).toBe("invalid_path");
       }

@@ -7,7 +7,17 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createTestBay, type TestBay } from "../support/harness.ts";
 import { ECHO_IMAGE, ECHO_PORT, ensureEchoImage } from "./support/docker-fixtures.ts";
-import { BASE_IMAGE, containersOf, docker, ensureExitImage, EXIT_IMAGE, profiles, py, requireShipImages, withSandbox } from "./support/e2e.ts";
+import {
+  BASE_IMAGE,
+  containersOf,
+  docker,
+  ensureExitImage,
+  EXIT_IMAGE,
+  profiles,
+  py,
+  requireShipImages,
+  withSandbox,
+} from "./support/e2e.ts";
 
 let t: TestBay;
 
@@ -32,7 +42,9 @@ afterAll(async () => {
 });
 
 const sessionCount = async (sandboxId: string) =>
-  Number((await t.bay.deps.stores.db.execute({ sql: "SELECT COUNT(*) AS n FROM sessions WHERE sandbox_id = ?", args: [sandboxId] })).rows[0]!.n);
+  Number(
+    (await t.bay.deps.stores.db.execute({ sql: "SELECT COUNT(*) AS n FROM sessions WHERE sandbox_id = ?", args: [sandboxId] })).rows[0]!.n,
+  );
 
 function expectErrorModel(body: any): void {
   expect(typeof body.error.code).toBe("string");

@@ -119,7 +119,10 @@ describe("sandbox lifecycle (real Docker)", () => {
       const containers = await containersOf(t, id);
       expect(containers).toHaveLength(1);
       expect(containers[0]!.state).toBe("running");
-      const rs = await t.bay.deps.stores.db.execute({ sql: "SELECT COUNT(*) AS n FROM sessions WHERE sandbox_id = ? AND status = 'ready'", args: [id] });
+      const rs = await t.bay.deps.stores.db.execute({
+        sql: "SELECT COUNT(*) AS n FROM sessions WHERE sandbox_id = ? AND status = 'ready'",
+        args: [id],
+      });
       expect(Number(rs.rows[0]!.n)).toBe(1);
     });
   });

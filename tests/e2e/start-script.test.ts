@@ -197,7 +197,10 @@ describe("start pre-flight (fake engine)", () => {
     expect(calls.map((c) => c.only)).toEqual([["ship"]]);
     expect(outcome.engine).toBe("ok");
     if (outcome.engine !== "ok") return;
-    expect(outcome.built.map((i) => [i.image, i.profiles])).toEqual([["bay-ship:latest", ["python-default"]], ["bay-ship", ["python-small"]]]);
+    expect(outcome.built.map((i) => [i.image, i.profiles])).toEqual([
+      ["bay-ship:latest", ["python-default"]],
+      ["bay-ship", ["python-small"]],
+    ]);
     expect(outcome.plan.foreign.map((i) => i.image)).toEqual(["example/custom:1"]);
     expect(lines.join("\n")).toContain("image:build: building bay-ship:latest (target ship)");
     expect(lines.join("\n")).toContain("example/custom:1 (profile custom): MISSING; Bay does not build it");
@@ -217,7 +220,9 @@ describe("start pre-flight (fake engine)", () => {
     });
     expect(called).toBe(false);
     expect(outcome.engine === "ok" && outcome.built).toEqual([]);
-    expect(lines.join("\n")).toContain("bay-ship-data:latest (profile python-data): MISSING; build it with `bun run image:build --only data`");
+    expect(lines.join("\n")).toContain(
+      "bay-ship-data:latest (profile python-data): MISSING; build it with `bun run image:build --only data`",
+    );
   });
 
   test("a failed build is reported, not thrown", async () => {

@@ -25,7 +25,9 @@ afterEach(async () => {
 
 /** Helper containers of this Bay still present (must always be none between calls). */
 const helpersLeft = async () =>
-  (await t.bay.driver.listContainers({ instance_id: t.bay.instanceId })).filter((c) => c.labels.role === "workspace-helper").map((c) => c.id);
+  (await t.bay.driver.listContainers({ instance_id: t.bay.instanceId }))
+    .filter((c) => c.labels.role === "workspace-helper")
+    .map((c) => c.id);
 
 async function newWorkspace(body: Record<string, unknown> = {}): Promise<string> {
   const r = await t.json("POST", "/v1/workspaces", { body });
@@ -41,7 +43,11 @@ const writeWs = (id: string, path: string, content: string) => t.json("PUT", wsP
 describe("workspace data plane", () => {
   test("written through the workspace API, read by Python in a sandbox; survives the sandbox delete", async () => {
     const ws = await newWorkspace();
-    expect((await writeWs(ws, "notes/hello.txt", "héllo from the API\n")).body).toEqual({ status: "ok", path: "notes/hello.txt", size: 20 });
+    expect((await writeWs(ws, "notes/hello.txt", "héllo from the API\n")).body).toEqual({
+      status: "ok",
+      path: "notes/hello.txt",
+      size: 20,
+    });
     expect((await t.json("GET", `/v1/workspaces/${ws}`)).body).toMatchObject({ managed: false, sandbox_id: null });
 
     const created = await t.json("POST", "/v1/sandboxes", { body: { workspace_id: ws } });
@@ -51,13 +57,17 @@ describe("workspace data plane", () => {
     expect((await t.json("POST", "/v1/sandboxes", { body: { workspace_id: ws } })).body.error.code).toBe("conflict");
     expect((await t.json("POST", "/v1/sandboxes", { body: { workspace_id: ws }, owner: "mallory" })).status).toBe(404);
 
-    const r = await py(t, sb, [
-      "import os, stat",
-      "s, d = os.stat('notes/hello.txt'), os.stat('notes')",
-      "print(open('notes/hello.txt', encoding='utf-8').read(), end='')",
-      "print(s.st_uid, s.st_gid, oct(stat.S_IMODE(s.st_mode)), oct(stat.S_IMODE(d.st_mode)), d.st_uid)",
-      "_ = open('from-python.txt', 'w').write('written by python')",
-    ].join("\n"));
+    const r = await py(
+      t,
+      sb,
+      [
+        "import os, stat",
+        "s, d = os.stat('notes/hello.txt'), os.stat('notes')",
+        "print(open('notes/hello.txt', encoding='utf-8').read(), end='')",
+        "print(s.st_uid, s.st_gid, oct(stat.S_IMODE(s.st_mode)), oct(stat.S_IMODE(d.st_mode)), d.st_uid)",
+        "_ = open('from-python.txt', 'w').write('written by python')",
+      ].join("\n"),
+    );
     expect(r.body.success).toBe(true);
     expect(r.body.output).toBe("héllo from the API\n1000 1000 0o644 0o755 1000\n");
 
@@ -137,7 +147,14 @@ describe("workspace data plane", () => {
     ]);
     const deep = await t.json("GET", wsPath(ws, "directories", "bin/deep"));
     expect(deep.body.entries).toEqual([
-      { name: "data.bin", path: "bin/deep/data.bin", is_file: true, is_dir: false, size: data.byteLength, modified_time: expect.any(String) },
+      {
+        name: "data.bin",
+        path: "bin/deep/data.bin",
+        is_file: true,
+        is_dir: false,
+        size: data.byteLength,
+        modified_time: expect.any(String),
+      },
     ]);
 
     expect((await t.json("DELETE", wsPath(ws, "files", "bin/deep/data.bin"))).body).toEqual({ status: "ok" });
@@ -155,7 +172,13 @@ describe("workspace data plane", () => {
     const driver = t.bay.driver;
     if (!hasArchiveAccess(driver)) throw new Error("docker driver lacks archive access");
     const labels = { owner: "alice", workspace_id: ws, instance_id: t.bay.instanceId };
-    const planted = await driver.runHelper(ws, "bay-ship:latest", labels, ["sh", "-c", "ln -s /etc etc && ln -s real alias && ln -s /etc/passwd pw"], 30_000);
+    const planted = await driver.runHelper(
+      ws,
+      "bay-ship:latest",
+      labels,
+      ["sh", "-c", "ln -s /etc etc && ln -s real alias && ln -s /etc/passwd pw"],
+      30_000,
+    );
     expect(planted.exitCode).toBe(0);
 
     for (const path of ["../x", "/etc/passwd", "a/../../x", "etc/passwd", "alias/inside.txt", "pw"]) {
@@ -167,7 +190,10 @@ describe("workspace data plane", () => {
         ["POST", wsPath(ws, "upload"), uploadForm(path, "x")],
       ] as const) {
         const r = await t.json(method, url, body === undefined ? {} : { body });
-        expect({ path, method, url: url.split("?")[0], status: r.status, code: r.body?.error?.code }).toMatchObject({ status: 400, code: "invalid_path" });
+        expect({ path, method, url: url.split("?")[0], status: r.status, code: r.body?.error?.code }).toMatchObject({
+          status: 400,
+          code: "invalid_path",
+        });
       }
     }
     expect((await t.json("DELETE", wsPath(ws, "files", "etc/passwd"))).body.error.code).toBe("invalid_path");
@@ -175,7 +201,11 @@ describe("workspace data plane", () => {
     // Deleting a link removes the link, never its target.
     expect((await t.json("DELETE", wsPath(ws, "files", "alias"))).status).toBe(200);
     expect((await readWs(ws, "real/inside.txt")).body.content).toBe("in");
-    expect((await t.json("GET", wsPath(ws, "directories"))).body.entries.map((e: { name: string }) => e.name)).toEqual(["etc", "pw", "real"]);
+    expect((await t.json("GET", wsPath(ws, "directories"))).body.entries.map((e: { name: string }) => e.name)).toEqual([
+      "etc",
+      "pw",
+      "real",
+    ]);
   });
 
   test("a helper whose volume was removed re-creates it with Bay's labels, so reconcile still sees it", async () => {
@@ -190,14 +220,24 @@ describe("workspace data plane", () => {
     await docker.getVolume(ws).remove();
     expect((await driver.runHelper(ws, "bay-ship:latest", labels, ["true"], 30_000)).exitCode).toBe(0);
     expect(await volumeExists(ws)).toBe(true);
-    expect((await visible())?.labels).toMatchObject({ owner: "alice", workspace_id: ws, instance_id: t.bay.instanceId, "managed-by": "bay" });
+    expect((await visible())?.labels).toMatchObject({
+      owner: "alice",
+      workspace_id: ws,
+      instance_id: t.bay.instanceId,
+      "managed-by": "bay",
+    });
     expect((await visible())?.labels.role).toBeUndefined();
 
     // createHelperContainer (the archive helper)
     await docker.getVolume(ws).remove();
     const helper = await driver.createHelperContainer(ws, "bay-ship:latest", labels);
     try {
-      expect((await visible())?.labels).toMatchObject({ owner: "alice", workspace_id: ws, instance_id: t.bay.instanceId, "managed-by": "bay" });
+      expect((await visible())?.labels).toMatchObject({
+        owner: "alice",
+        workspace_id: ws,
+        instance_id: t.bay.instanceId,
+        "managed-by": "bay",
+      });
     } finally {
       await docker.getContainer(helper).remove({ force: true });
     }
@@ -234,12 +274,16 @@ describe("workspace data plane", () => {
     });
     expect(sbUp.status).toBe(413);
     expect(sbUp.body.error.message).toContain("size limit exceeded");
-    const sbWrite = await t.json("PUT", `/v1/sandboxes/${sb}/filesystem/files`, { body: { path: "b.txt", content: "b".repeat(600 * 1024) } });
+    const sbWrite = await t.json("PUT", `/v1/sandboxes/${sb}/filesystem/files`, {
+      body: { path: "b.txt", content: "b".repeat(600 * 1024) },
+    });
     expect(sbWrite.status).toBe(413);
     expect(await containersOf(t, sb)).toEqual([]); // refused before any Ship started
 
     expect((await t.json("DELETE", wsPath(ws, "files", "a.txt"))).status).toBe(200);
-    expect((await t.json("PUT", `/v1/sandboxes/${sb}/filesystem/files`, { body: { path: "b.txt", content: "fits now" } })).status).toBe(200);
+    expect((await t.json("PUT", `/v1/sandboxes/${sb}/filesystem/files`, { body: { path: "b.txt", content: "fits now" } })).status).toBe(
+      200,
+    );
     expect((await readWs(ws, "b.txt")).body.content).toBe("fits now");
     expect((await t.call("DELETE", `/v1/sandboxes/${sb}`)).status).toBe(204);
     expect((await t.call("DELETE", `/v1/workspaces/${ws}`)).status).toBe(204);

@@ -27,7 +27,10 @@ for (let i = 0; i < runs; i++) {
   const port = sh(["docker", "port", id, "8123/tcp"]).split("\n")[0]!.split(":").pop();
   let healthy = 0;
   for (;;) {
-    const body = await fetch(`http://127.0.0.1:${port}/health`).then((r) => (r.ok ? r.json() : null), () => null);
+    const body = await fetch(`http://127.0.0.1:${port}/health`).then(
+      (r) => (r.ok ? r.json() : null),
+      () => null,
+    );
     if (body && !healthy) healthy = performance.now() - t0;
     if ((body as { kernel?: string } | null)?.kernel === "ready") break;
     await Bun.sleep(5);

@@ -42,11 +42,8 @@ afterAll(async () => {
 });
 
 describe("ship in-process", () => {
-  shipBehaviour(
-    () => {
-      if (!client) throw new Error("ship app was not created (see beforeAll error)");
-      return client;
-    },
-    options,
-  );
+  shipBehaviour(() => {
+    if (!client) throw new Error("ship app was not created (see beforeAll error)");
+    return client;
+  }, options);
 });

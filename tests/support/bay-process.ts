@@ -111,12 +111,7 @@ export async function startBayProcess(opts: BayProcessOptions): Promise<BayProce
 }
 
 /** JSON request against a Bay process as owner "alice". */
-export async function api(
-  url: string,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: any }> {
+export async function api(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
   const res = await fetch(url + path, {
     method,
     headers: { "x-owner": "alice", ...(body !== undefined ? { "content-type": "application/json" } : {}) },

@@ -25,7 +25,9 @@ export function findDockerd(): DaemonProcess {
     if (!/^\d+$/.test(entry)) continue;
     try {
       if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() !== "dockerd") continue;
-      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").filter((a) => a.length > 0);
+      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8")
+        .split("\0")
+        .filter((a) => a.length > 0);
       found.push({ pid: Number(entry), argv, cwd: readlinkSync(`/proc/${entry}/cwd`) });
     } catch {
       // The process went away while we looked.

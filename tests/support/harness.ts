@@ -19,7 +19,11 @@ export interface TestBay {
   dir: string;
   /** app.request with JSON helpers; owner defaults to "alice" (anonymous mode, X-Owner). */
   call(method: string, path: string, opts?: { body?: unknown; headers?: Record<string, string>; owner?: string }): Promise<Response>;
-  json<T = any>(method: string, path: string, opts?: { body?: unknown; headers?: Record<string, string>; owner?: string }): Promise<{ status: number; body: T; res: Response }>;
+  json<T = any>(
+    method: string,
+    path: string,
+    opts?: { body?: unknown; headers?: Record<string, string>; owner?: string },
+  ): Promise<{ status: number; body: T; res: Response }>;
   close(): Promise<void>;
 }
 
@@ -36,9 +40,10 @@ function merge(base: Record<string, unknown>, over: Record<string, unknown>): Re
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
-    out[k] = v && typeof v === "object" && !Array.isArray(v) && b && typeof b === "object" && !Array.isArray(b)
-      ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
-      : v;
+    out[k] =
+      v && typeof v === "object" && !Array.isArray(v) && b && typeof b === "object" && !Array.isArray(b)
+        ? merge(b as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
   }
   return out;
 }

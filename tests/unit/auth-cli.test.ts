@@ -82,7 +82,12 @@ describe("bay keys", () => {
       const rs = await t.bay.deps.stores.db.execute({ sql: "SELECT owner FROM sandboxes WHERE id = ?", args: [ok.body.id] });
       expect(rs.rows[0]!.owner).toBe("alice");
       // The write is fire-and-forget: poll the CLI's view of it, bounded.
-      const used = await pollUntil(async () => JSON.parse((await cli(["keys", "list", "--json"], env)).out), (v) => v[0]?.last_used_at != null, 5_000, "last_used_at set");
+      const used = await pollUntil(
+        async () => JSON.parse((await cli(["keys", "list", "--json"], env)).out),
+        (v) => v[0]?.last_used_at != null,
+        5_000,
+        "last_used_at set",
+      );
       expect(used[0].last_used_at).not.toBeNull();
 
       const revoked = await cli(["keys", "revoke", idOf(created.out)], env);
@@ -149,7 +154,10 @@ describe("bay keys", () => {
     const { env } = tempDb();
     const root = join(import.meta.dir, "../..");
     const run = (args: string[]) =>
-      Bun.spawnSync(["bun", "run", "src/bay/cli.ts", ...args], { cwd: root, env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env } });
+      Bun.spawnSync(["bun", "run", "src/bay/cli.ts", ...args], {
+        cwd: root,
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+      });
     const created = run(["keys", "create", "--owner", "ci"]);
     expect(created.exitCode).toBe(0);
     const key = keyOf(created.stdout.toString());

@@ -13,7 +13,7 @@ import { openDatabase } from "../../src/bay/store/database.ts";
 import { createTestBay, pollUntil } from "../support/harness.ts";
 
 describe("auth configuration", () => {
-  test("BAY_API_KEY becomes a bootstrap key; the owner defaults to \"default\"", () => {
+  test('BAY_API_KEY becomes a bootstrap key; the owner defaults to "default"', () => {
     const cfg = loadConfig({ BAY_API_KEY: "env-key-0123456789abcdef" }, undefined);
     expect(cfg.auth.mode).toBe("api_key");
     expect(cfg.auth.api_keys).toEqual([{ key: "env-key-0123456789abcdef", owner: "default" }]);

@@ -12,7 +12,14 @@ import type Docker from "dockerode";
 import { buildBay } from "../../src/bay/bootstrap.ts";
 import { configSchema } from "../../src/bay/config.ts";
 import { DockerDriver } from "../../src/bay/drivers/docker/docker-driver.ts";
-import { BLOCKED_RANGES, EgressGuard, egressRules, FORWARD_CHAIN, INPUT_CHAIN, type RunCommand } from "../../src/bay/drivers/docker/egress.ts";
+import {
+  BLOCKED_RANGES,
+  EgressGuard,
+  egressRules,
+  FORWARD_CHAIN,
+  INPUT_CHAIN,
+  type RunCommand,
+} from "../../src/bay/drivers/docker/egress.ts";
 import { silentLogger } from "../../src/bay/logger.ts";
 import { removeInstanceResources, uniqueInstanceId } from "../support/harness.ts";
 
@@ -62,7 +69,10 @@ describe("egress rules", () => {
     const calls: string[][] = [];
     const run: RunCommand = async (argv) => {
       calls.push(argv);
-      return { code: argv.includes("-C") ? 1 : 0, stderr: argv.includes("-C") ? "Bad rule (does a matching rule exist in that chain?)" : "" };
+      return {
+        code: argv.includes("-C") ? 1 : 0,
+        stderr: argv.includes("-C") ? "Bad rule (does a matching rule exist in that chain?)" : "",
+      };
     };
     const guard = new EgressGuard(fakeDocker, { local: true, run });
     expect(await guard.prepare("private")).toBe("bay-egress-restricted");
@@ -114,9 +124,17 @@ describe("a start that cannot be restricted fails clearly", () => {
     const bay = await buildBay(config, { logger: silentLogger, hostEnv: {}, driver });
     try {
       const h = { "x-owner": "alice", "content-type": "application/json" };
-      const created = await bay.app.request("/v1/sandboxes", { method: "POST", headers: h, body: JSON.stringify({ profile: "restricted" }) });
+      const created = await bay.app.request("/v1/sandboxes", {
+        method: "POST",
+        headers: h,
+        body: JSON.stringify({ profile: "restricted" }),
+      });
       const id = ((await created.json()) as { id: string }).id;
-      const res = await bay.app.request(`/v1/sandboxes/${id}/python/exec`, { method: "POST", headers: h, body: JSON.stringify({ code: "1" }) });
+      const res = await bay.app.request(`/v1/sandboxes/${id}/python/exec`, {
+        method: "POST",
+        headers: h,
+        body: JSON.stringify({ code: "1" }),
+      });
       const body = (await res.json()) as { error: { code: string; message: string } };
       expect(res.status).toBe(503);
       expect(body.error.code).toBe("driver_unavailable");

@@ -107,7 +107,7 @@ describe("openapi/bay.v1.yaml", () => {
       need(f, 500, "always possible");
       if (f.params.length > 0) need(f, 400, "has parameters");
       if (f.path.includes("{")) need(f, 404, "addresses a resource");
-      if (f.op.requestBody) (need(f, 400, "has a body"), need(f, 413, "has a body"));
+      if (f.op.requestBody) need(f, 400, "has a body"), need(f, 413, "has a body");
       if (f.params.includes("IdempotencyKey")) need(f, 409, "idempotency conflict");
       if (/^\/v1\/sandboxes\/\{id\}\/(python|shell|filesystem)\//.test(f.path)) {
         for (const s of [400, 404, 409, 502, 503, 504]) need(f, s, "capability call");
@@ -119,7 +119,11 @@ describe("openapi/bay.v1.yaml", () => {
   test("generated operations mirror the spec's statuses and Hono paths", () => {
     for (const f of found) {
       const op: OperationSpec = operations[f.id as keyof typeof operations];
-      expect(op.statuses).toEqual(Object.keys(f.op.responses ?? {}).map(Number).sort((a, b) => a - b));
+      expect(op.statuses).toEqual(
+        Object.keys(f.op.responses ?? {})
+          .map(Number)
+          .sort((a, b) => a - b),
+      );
       expect(op.honoPath).toBe(f.path.replace(/\{(\w+)\}/g, ":$1"));
       expect(op.method).toBe(f.method as OperationSpec["method"]);
     }
@@ -143,10 +147,20 @@ describe("generated schemas", () => {
     };
     expect(zSandbox.parse(sandbox)).toEqual(sandbox as never);
     expect(zErrorBody.parse({ error: { code: "not_found", message: "m", request_id: "r", details: {} } }).error.code).toBe("not_found");
-    expect(zShellProcessDetail.safeParse({
-      process_id: "p1", pid: 7, command: "sleep 1", status: "exited", exit_code: 0,
-      started_at: now, finished_at: now, output: "", error: "", truncated: false,
-    }).success).toBe(true);
+    expect(
+      zShellProcessDetail.safeParse({
+        process_id: "p1",
+        pid: 7,
+        command: "sleep 1",
+        status: "exited",
+        exit_code: 0,
+        started_at: now,
+        finished_at: now,
+        output: "",
+        error: "",
+        truncated: false,
+      }).success,
+    ).toBe(true);
   });
 
   test("request bodies apply defaults and refuse unknown fields", () => {

@@ -51,7 +51,9 @@ describe("migrations", () => {
   test("re-running applies nothing and keeps the data", async () => {
     const url = `file:${join(dir, "bay.db")}`;
     const db = await open(url);
-    await db.execute("INSERT INTO workspaces (id, owner, managed, volume_name, size_limit_mb, created_at) VALUES ('ws-a', 'o', 0, 'ws-a', 1, 1)");
+    await db.execute(
+      "INSERT INTO workspaces (id, owner, managed, volume_name, size_limit_mb, created_at) VALUES ('ws-a', 'o', 0, 'ws-a', 1, 1)",
+    );
     expect(await migrate(db, MIGRATIONS)).toEqual([]);
     const again = await open(url);
     expect(await versions(again)).toEqual(MIGRATIONS.map((m) => m.version));
@@ -84,9 +86,14 @@ describe("migrations", () => {
       db.close();`;
     const procs = [0, 1, 2].map(() => Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" }));
     const results = await Promise.all(
-      procs.map(async (p) => ({ code: await p.exited, out: (await new Response(p.stdout).text()).trim(), err: await new Response(p.stderr).text() })),
+      procs.map(async (p) => ({
+        code: await p.exited,
+        out: (await new Response(p.stdout).text()).trim(),
+        err: await new Response(p.stderr).text(),
+      })),
     );
-    for (const r of results) expect({ code: r.code, out: r.out, err: r.err }).toEqual({ code: 0, out: JSON.stringify(ALL_VERSIONS), err: "" });
+    for (const r of results)
+      expect({ code: r.code, out: r.out, err: r.err }).toEqual({ code: 0, out: JSON.stringify(ALL_VERSIONS), err: "" });
     const db = await open(`file:${file}`);
     expect(await versions(db)).toEqual(ALL_VERSIONS);
   });
@@ -115,9 +122,19 @@ describe("stores", () => {
   async function sandbox(over: { expiresAt?: number | null; workspaceId?: string } = {}) {
     n++;
     const ws = over.workspaceId ?? `ws-${String(n).padStart(4, "0")}`;
-    if (!over.workspaceId) await s.workspaces.insert({ id: ws, owner: "alice", managed: true, volumeName: ws, sizeLimitMb: 1, createdAt: NOW });
+    if (!over.workspaceId)
+      await s.workspaces.insert({ id: ws, owner: "alice", managed: true, volumeName: ws, sizeLimitMb: 1, createdAt: NOW });
     const id = `sandbox-${String(n).padStart(4, "0")}`;
-    await s.db.execute(s.sandboxes.insertStatement({ id, owner: "alice", profileId: "p", workspaceId: ws, createdAt: NOW, expiresAt: over.expiresAt ?? null }));
+    await s.db.execute(
+      s.sandboxes.insertStatement({
+        id,
+        owner: "alice",
+        profileId: "p",
+        workspaceId: ws,
+        createdAt: NOW,
+        expiresAt: over.expiresAt ?? null,
+      }),
+    );
     return id;
   }
 

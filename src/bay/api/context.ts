@@ -7,4 +7,3 @@ declare module "hono" {
     owner: string;
   }
 }
-export {};

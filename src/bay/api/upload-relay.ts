@@ -234,5 +234,3 @@ async function spool(stream: Readable): Promise<{ file: string; release: () => P
   }
   return { file, release };
 }
-
-

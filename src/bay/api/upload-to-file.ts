@@ -47,7 +47,10 @@ export async function receiveUploadToFile(req: Request, opts: ReceiveOptions): P
 
   let bb: Busboy.Busboy;
   try {
-    bb = Busboy({ headers: { "content-type": contentType }, limits: { fileSize: opts.maxBytes, files: 1, fields: 4, fieldSize: 64 * 1024 } });
+    bb = Busboy({
+      headers: { "content-type": contentType },
+      limits: { fileSize: opts.maxBytes, files: 1, fields: 4, fieldSize: 64 * 1024 },
+    });
   } catch (e) {
     throw malformed(e);
   }

@@ -16,9 +16,7 @@ export interface HealthReport {
 export const IMAGE_BUILD_COMMAND = "bun run image:build";
 
 export class HealthService {
-  constructor(
-    private readonly deps: { db: Database; driver: Driver; profiles: ProfileRegistry; version: string },
-  ) {}
+  constructor(private readonly deps: { db: Database; driver: Driver; profiles: ProfileRegistry; version: string }) {}
 
   async check(): Promise<HealthReport> {
     const { db, driver, profiles, version } = this.deps;

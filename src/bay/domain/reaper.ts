@@ -95,7 +95,7 @@ export class Reaper {
     const now = this.now();
     for (const sb of await stores.sandboxes.listIdlePastDeadline(now)) {
       const sess = sb.currentSessionId ? await stores.sessions.get(sb.currentSessionId) : null;
-      if (!sess || sess.status !== "ready") continue;
+      if (sess?.status !== "ready") continue;
       // The one compare-and-set that makes this reclaim happen once across replicas.
       if (!(await stores.sandboxes.releaseIdle(sb.id, sess.id, now))) continue;
       await sessions.reclaim(sess, "stopped", "idle timeout");

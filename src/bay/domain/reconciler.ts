@@ -57,14 +57,27 @@ export class Reconciler {
 
   /** One full pass. Never throws: a step that fails is logged and retried next time. */
   async runOnce(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { abandonedStarts: 0, deadSessions: 0, strandedSessions: 0, orphanContainers: 0, orphanVolumes: 0, staleHelpers: 0, errors: 0 };
+    const report: ReconcileReport = {
+      abandonedStarts: 0,
+      deadSessions: 0,
+      strandedSessions: 0,
+      orphanContainers: 0,
+      orphanVolumes: 0,
+      staleHelpers: 0,
+      errors: 0,
+    };
     const step = (name: string, fn: () => Promise<void>) => runBeatStep(this.deps.logger, "reconcile", report, name, fn);
     await step("abandoned starts", () => this.endAbandonedStarts(report));
     await step("sessions and containers", () => this.reconcileSessions(report));
     await step("stale helpers", () => this.removeStaleHelpers(report));
     await step("volumes", () => this.removeOrphanVolumes(report));
     const acted =
-      report.abandonedStarts + report.deadSessions + report.strandedSessions + report.orphanContainers + report.orphanVolumes + report.staleHelpers;
+      report.abandonedStarts +
+      report.deadSessions +
+      report.strandedSessions +
+      report.orphanContainers +
+      report.orphanVolumes +
+      report.staleHelpers;
     if (acted > 0) this.deps.logger.info("reconciled", { ...report });
     return report;
   }
@@ -108,7 +121,11 @@ export class Reconciler {
       if (state === "running") continue;
       if (await sessions.reclaim(sess, "failed", `container ${state}`)) {
         report.deadSessions++;
-        logger.info("dead session ended; the next call starts a new one", { sandbox_id: sess.sandboxId, session_id: sess.id, container: state });
+        logger.info("dead session ended; the next call starts a new one", {
+          sandbox_id: sess.sandboxId,
+          session_id: sess.id,
+          container: state,
+        });
       }
     }
 

@@ -80,7 +80,9 @@ export class SandboxManager {
       }
     } catch (e) {
       if (/UNIQUE constraint failed: sandboxes\.workspace_id/.test(errorMessage(e))) {
-        throw new BayError("conflict", `workspace ${workspaceId} is already used by another sandbox`, { details: { workspace_id: workspaceId } });
+        throw new BayError("conflict", `workspace ${workspaceId} is already used by another sandbox`, {
+          details: { workspace_id: workspaceId },
+        });
       }
       throw e;
     }

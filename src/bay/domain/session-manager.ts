@@ -107,14 +107,17 @@ export class SessionManager {
     // The lease is renewed while this start runs; once it is lost (taken over
     // after a stall, or the session was ended) the start stops at its next step.
     let leaseLost = false;
-    const renew = setInterval(() => {
-      stores.sessions
-        .renewLease(sessionId, this.opts.replicaId, this.now() + this.leaseMs)
-        .then((held) => {
-          if (!held) leaseLost = true;
-        })
-        .catch(() => {});
-    }, Math.max(500, this.leaseMs / 3));
+    const renew = setInterval(
+      () => {
+        stores.sessions
+          .renewLease(sessionId, this.opts.replicaId, this.now() + this.leaseMs)
+          .then((held) => {
+            if (!held) leaseLost = true;
+          })
+          .catch(() => {});
+      },
+      Math.max(500, this.leaseMs / 3),
+    );
     const stillOurs = () => {
       if (leaseLost) throw superseded();
     };
@@ -313,8 +316,7 @@ function asStartError(e: unknown, image: string): unknown {
   return new BayError("session_not_ready", message, { retryAfter: 2, cause: e, details: { ...e.details, image } });
 }
 
-export const expiredError = (id: string) =>
-  new BayError("sandbox_expired", `sandbox has expired: ${id}`, { details: { sandbox_id: id } });
+export const expiredError = (id: string) => new BayError("sandbox_expired", `sandbox has expired: ${id}`, { details: { sandbox_id: id } });
 
 const notReady = (id: string, why: string) =>
   new BayError("session_not_ready", `sandbox runtime is not ready: ${why}`, { retryAfter: 2, details: { sandbox_id: id } });

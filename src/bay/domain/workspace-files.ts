@@ -84,7 +84,10 @@ export class WorkspaceFiles {
     return this.withHelper(ws, async (driver, helper) => {
       const { stat } = await this.resolve(driver, helper, rel, "existing");
       if (isDir(stat)) throw new BayError("validation_error", `path is a directory: ${rel}`, { details: { path: rel } });
-      if (stat.size > max) throw new BayError("payload_too_large", `file is larger than ${max} bytes; use download`, { details: { path: rel, size: stat.size, limit_bytes: max } });
+      if (stat.size > max)
+        throw new BayError("payload_too_large", `file is larger than ${max} bytes; use download`, {
+          details: { path: rel, size: stat.size, limit_bytes: max },
+        });
       const { stream } = await driver.getArchive(helper, absolute(rel));
       return { path: rel, content: decodeText(await readFirstFile(stream, rel, max), rel, id) };
     });
@@ -108,14 +111,23 @@ export class WorkspaceFiles {
   /** Deletes a file, or a directory recursively. The workspace root is refused. */
   async delete(owner: string, id: string, rawPath: string): Promise<{ status: "ok" }> {
     const rel = normalizeWorkspacePath(rawPath);
-    if (rel === ".") throw new BayError("invalid_path", "invalid path: cannot delete the workspace root", { details: { path: rel, reason: "root" } });
+    if (rel === ".")
+      throw new BayError("invalid_path", "invalid path: cannot delete the workspace root", { details: { path: rel, reason: "root" } });
     const ws = await this.open(owner, id);
     // rm does not follow a final symlink (it removes the link), so only the parents must be link-free.
     await this.withHelper(ws, (driver, helper) => this.resolve(driver, helper, rel, "existing", { allowFinalLink: true }));
-    const res = await this.access().runHelper(ws.volumeName, this.deps.helperImage, this.helperLabels(ws), ["rm", "-rf", "--", absolute(rel)], HELPER_COMMAND_MS);
+    const res = await this.access().runHelper(
+      ws.volumeName,
+      this.deps.helperImage,
+      this.helperLabels(ws),
+      ["rm", "-rf", "--", absolute(rel)],
+      HELPER_COMMAND_MS,
+    );
     this.usage.forget(ws.id);
     if (res.exitCode !== 0) {
-      throw new BayError("internal_error", `could not delete ${rel}`, { details: { path: rel, exit_code: res.exitCode, output: res.output.slice(0, 500) } });
+      throw new BayError("internal_error", `could not delete ${rel}`, {
+        details: { path: rel, exit_code: res.exitCode, output: res.output.slice(0, 500) },
+      });
     }
     return { status: "ok" };
   }
@@ -205,7 +217,8 @@ export class WorkspaceFiles {
     if (room.remainingBytes < maxUpload) return { maxBytes: room.remainingBytes, tooLarge: () => quotaError(ws, room) };
     return {
       maxBytes: maxUpload,
-      tooLarge: () => new BayError("payload_too_large", `upload exceeds the limit of ${maxUpload} bytes`, { details: { limit_bytes: maxUpload } }),
+      tooLarge: () =>
+        new BayError("payload_too_large", `upload exceeds the limit of ${maxUpload} bytes`, { details: { limit_bytes: maxUpload } }),
     };
   }
 
@@ -230,7 +243,12 @@ export class WorkspaceFiles {
     mode: "existing",
     opts?: { allowFinalLink?: boolean },
   ): Promise<{ stat: ArchiveStat; missingDirs: string[] }>;
-  private async resolve(driver: Access, helper: string, rel: string, mode: "writable"): Promise<{ stat: ArchiveStat | null; missingDirs: string[] }>;
+  private async resolve(
+    driver: Access,
+    helper: string,
+    rel: string,
+    mode: "writable",
+  ): Promise<{ stat: ArchiveStat | null; missingDirs: string[] }>;
   private async resolve(
     driver: Access,
     helper: string,
@@ -321,7 +339,9 @@ export class WorkspaceFiles {
     // du exits 1 when it cannot read some directory but still prints the total it could.
     const total = /^(\d+)\s+\/workspace\s*$/m.exec(res.output);
     if (!total) {
-      throw new BayError("internal_error", `could not measure workspace ${ws.id}`, { details: { exit_code: res.exitCode, output: res.output.slice(0, 500) } });
+      throw new BayError("internal_error", `could not measure workspace ${ws.id}`, {
+        details: { exit_code: res.exitCode, output: res.output.slice(0, 500) },
+      });
     }
     return Number(total[1]);
   }
@@ -330,14 +350,17 @@ export class WorkspaceFiles {
 /** Normalised path of a file to write; the root itself is refused. */
 function writablePath(rawPath: string): string {
   const rel = normalizeWorkspacePath(rawPath);
-  if (rel === ".") throw new BayError("invalid_path", "invalid path: cannot write to the workspace root", { details: { path: rel, reason: "root" } });
+  if (rel === ".")
+    throw new BayError("invalid_path", "invalid path: cannot write to the workspace root", { details: { path: rel, reason: "root" } });
   return rel;
 }
 
 function decodeText(bytes: Uint8Array, rel: string, id: string): string {
   const hint = `GET /v1/workspaces/${id}/filesystem/download?path=${encodeURIComponent(rel)}`;
   const binary = () =>
-    new BayError("validation_error", `file is not UTF-8 text: ${rel}; download binary files with ${hint}`, { details: { path: rel, reason: "binary" } });
+    new BayError("validation_error", `file is not UTF-8 text: ${rel}; download binary files with ${hint}`, {
+      details: { path: rel, reason: "binary" },
+    });
   if (bytes.includes(0)) throw binary();
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);

@@ -148,7 +148,10 @@ export async function readFirstFile(stream: NodeJS.ReadableStream, path: string,
       for await (const data of entry) {
         const chunk = data as Buffer;
         size += chunk.byteLength;
-        if (size > maxBytes) throw new BayError("validation_error", `file is larger than ${maxBytes} bytes; use download`, { details: { path, limit_bytes: maxBytes } });
+        if (size > maxBytes)
+          throw new BayError("validation_error", `file is larger than ${maxBytes} bytes; use download`, {
+            details: { path, limit_bytes: maxBytes },
+          });
         chunks.push(chunk);
       }
       return Buffer.concat(chunks);

@@ -132,12 +132,23 @@ export interface WorkspaceArchiveAccess {
   /** Creates, never starts, a container mounting `volumeName` at /workspace. */
   createHelperContainer(volumeName: string, image: string, labels: Partial<ResourceLabels>): Promise<string>;
   /** Runs `command` (no shell, no network, uid 1000) in a throwaway container mounting `volumeName`, then removes it. */
-  runHelper(volumeName: string, image: string, labels: Partial<ResourceLabels>, command: string[], timeoutMs: number): Promise<HelperRunResult>;
+  runHelper(
+    volumeName: string,
+    image: string,
+    labels: Partial<ResourceLabels>,
+    command: string[],
+    timeoutMs: number,
+  ): Promise<HelperRunResult>;
 }
 
 /** True when the driver offers `WorkspaceArchiveAccess`. */
 export function hasArchiveAccess(driver: Driver): driver is Driver & WorkspaceArchiveAccess {
   const d = driver as Partial<WorkspaceArchiveAccess>;
-  return typeof d.putArchive === "function" && typeof d.getArchive === "function" && typeof d.statPath === "function" &&
-    typeof d.createHelperContainer === "function" && typeof d.runHelper === "function";
+  return (
+    typeof d.putArchive === "function" &&
+    typeof d.getArchive === "function" &&
+    typeof d.statPath === "function" &&
+    typeof d.createHelperContainer === "function" &&
+    typeof d.runHelper === "function"
+  );
 }

@@ -58,7 +58,10 @@ export async function migrate(db: Database, migrations: Migration[]): Promise<nu
     if (m.version <= (await currentVersion(db))) continue;
     try {
       await db.batch(
-        [...m.statements, { sql: "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", args: [m.version, m.name, Date.now()] }],
+        [
+          ...m.statements,
+          { sql: "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)", args: [m.version, m.name, Date.now()] },
+        ],
         "write",
       );
       applied.push(m.version);

@@ -298,7 +298,11 @@ export class SandboxStore {
             WHERE s.expired_at IS NOT NULL AND s.deleted_at IS NULL AND w.managed = 1 AND w.deleted_at IS NULL LIMIT ?`,
       args: [limit],
     });
-    return rs.rows.map((r) => ({ sandboxId: str(r, "sandbox_id"), workspaceId: str(r, "workspace_id"), volumeName: str(r, "volume_name") }));
+    return rs.rows.map((r) => ({
+      sandboxId: str(r, "sandbox_id"),
+      workspaceId: str(r, "workspace_id"),
+      volumeName: str(r, "volume_name"),
+    }));
   }
 
   /** Ids of every sandbox not deleted (for reconcile). */

@@ -53,11 +53,7 @@ async function readUpTo(handle: FileHandle, limit: number): Promise<Buffer> {
  * Opened non-blocking and without following a last symlink, then checked: only a
  * regular file inside the workspace is read (a FIFO or device would block or never end).
  */
-export async function readTextFile(
-  workspace: string,
-  path: string,
-  maxBytes: number,
-): Promise<{ path: string; content: string }> {
+export async function readTextFile(workspace: string, path: string, maxBytes: number): Promise<{ path: string; content: string }> {
   const target = await resolveExisting(workspace, path);
   const handle = await openInside(target, O.O_RDONLY | O.O_NONBLOCK);
   try {
@@ -90,11 +86,9 @@ export async function writeTextFile(
   if (target.relative === ".") throw new ShipError("invalid_path", "cannot write to the workspace root");
   const parent = await openParentDir(target, { create: true });
   try {
-    const handle = await open(parent.entry, O.O_WRONLY | O.O_CREAT | O.O_NOFOLLOW | O.O_NONBLOCK, 0o644).catch(
-      (err) => {
-        throw pathError(err, target.relative);
-      },
-    );
+    const handle = await open(parent.entry, O.O_WRONLY | O.O_CREAT | O.O_NOFOLLOW | O.O_NONBLOCK, 0o644).catch((err) => {
+      throw pathError(err, target.relative);
+    });
     try {
       requireRegularFile(await handle.stat(), target.relative);
       await assertFdInside(target.root, handle.fd, target.relative);

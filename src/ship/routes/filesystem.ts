@@ -9,12 +9,7 @@ const dirQuery = z.object({ path: z.string().min(1).default(".") });
 const writeBody = z.object({ path: z.string().min(1), content: z.string() });
 
 /** The /filesystem/* routes. */
-export function filesystemRoutes(deps: {
-  workspace: string;
-  maxBodyBytes: number;
-  maxUploadBytes: number;
-  uploadIdleSeconds: number;
-}) {
+export function filesystemRoutes(deps: { workspace: string; maxBodyBytes: number; maxUploadBytes: number; uploadIdleSeconds: number }) {
   const ws = deps.workspace;
   return new Hono()
     .get("/filesystem/files", validate("query", pathQuery), async (c) =>
@@ -24,14 +19,10 @@ export function filesystemRoutes(deps: {
       const { path, content } = c.req.valid("json");
       return c.json(await writeTextFile(ws, path, content));
     })
-    .delete("/filesystem/files", validate("query", pathQuery), async (c) =>
-      c.json(await deletePath(ws, c.req.valid("query").path)),
+    .delete("/filesystem/files", validate("query", pathQuery), async (c) => c.json(await deletePath(ws, c.req.valid("query").path)))
+    .get("/filesystem/directories", validate("query", dirQuery), async (c) => c.json(await listDirectory(ws, c.req.valid("query").path)))
+    .post("/filesystem/upload", async (c) =>
+      c.json(await receiveUpload(ws, c.req.raw, deps.maxUploadBytes, { idleMs: deps.uploadIdleSeconds * 1000 })),
     )
-    .get("/filesystem/directories", validate("query", dirQuery), async (c) =>
-      c.json(await listDirectory(ws, c.req.valid("query").path)),
-    )
-    .post("/filesystem/upload", async (c) => c.json(await receiveUpload(ws, c.req.raw, deps.maxUploadBytes, { idleMs: deps.uploadIdleSeconds * 1000 })))
-    .get("/filesystem/download", validate("query", pathQuery), async (c) =>
-      downloadResponse(ws, c.req.valid("query").path),
-    );
+    .get("/filesystem/download", validate("query", pathQuery), async (c) => downloadResponse(ws, c.req.valid("query").path));
 }

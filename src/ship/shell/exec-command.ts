@@ -22,17 +22,12 @@ const PIPE_GRACE_MS = 250;
  * nothing afterwards (long-lived processes use `background: true`), which also
  * stops fork bombs and frees the pipes.
  */
-export async function execCommand(
-  spec: CommandSpec & { timeoutSeconds: number; maxOutputBytes: number },
-): Promise<CommandResult> {
+export async function execCommand(spec: CommandSpec & { timeoutSeconds: number; maxOutputBytes: number }): Promise<CommandResult> {
   const proc = spawnCommand(spec);
   const stdout = new CappedBuffer(spec.maxOutputBytes);
   const stderr = new CappedBuffer(spec.maxOutputBytes);
   const stopReading = new AbortController();
-  const drained = Promise.all([
-    drainInto(proc.stdout, stdout, stopReading.signal),
-    drainInto(proc.stderr, stderr, stopReading.signal),
-  ]);
+  const drained = Promise.all([drainInto(proc.stdout, stdout, stopReading.signal), drainInto(proc.stderr, stderr, stopReading.signal)]);
 
   let timedOut = false;
   const timer = setTimeout(() => {

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Docker from "dockerode";
+import type Docker from "dockerode";
 
 /** Image of the test runtime; rebuilt only when the server source changes. */
 export const ECHO_IMAGE = "bay-test-echo:latest";
@@ -86,11 +86,32 @@ async function ensureCompiledImage(docker: Docker, image: string, source: string
 export async function removeLabelled(docker: Docker, labels: Record<string, string>): Promise<void> {
   const label = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
   const containers = await docker.listContainers({ all: true, filters: { label } });
-  await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => {})));
+  await Promise.all(
+    containers.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true, v: true })
+        .catch(() => {}),
+    ),
+  );
   const { Volumes } = await docker.listVolumes({ filters: { label } });
-  await Promise.all((Volumes ?? []).map((v) => docker.getVolume(v.Name).remove().catch(() => {})));
+  await Promise.all(
+    (Volumes ?? []).map((v) =>
+      docker
+        .getVolume(v.Name)
+        .remove()
+        .catch(() => {}),
+    ),
+  );
   const networks = await docker.listNetworks({ filters: { label } });
-  await Promise.all(networks.map((n) => docker.getNetwork(n.Id).remove().catch(() => {})));
+  await Promise.all(
+    networks.map((n) =>
+      docker
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => {}),
+    ),
+  );
 }
 
 /** Polls `url` until it answers 2xx; runtimes need a moment after start to listen. */

@@ -91,8 +91,11 @@ export async function withSandbox<T>(t: TestBay, fn: (id: string) => Promise<T>,
 export const py = (t: TestBay, id: string, code: string, timeout?: number) =>
   t.json("POST", `/v1/sandboxes/${id}/python/exec`, { body: { code, ...(timeout ? { timeout } : {}) } });
 
-export const sh = (t: TestBay, id: string, body: { command: string; cwd?: string; env?: Record<string, string>; background?: boolean; timeout?: number }) =>
-  t.json("POST", `/v1/sandboxes/${id}/shell/exec`, { body });
+export const sh = (
+  t: TestBay,
+  id: string,
+  body: { command: string; cwd?: string; env?: Record<string, string>; background?: boolean; timeout?: number },
+) => t.json("POST", `/v1/sandboxes/${id}/shell/exec`, { body });
 
 /** Containers Bay made for this sandbox, counted through Docker labels. */
 export const containersOf = (t: TestBay, sandboxId: string) => t.bay.driver.listContainers({ sandbox_id: sandboxId });

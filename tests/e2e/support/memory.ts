@@ -70,7 +70,11 @@ export interface TransferMemory {
  */
 export async function measureTransfer(url: string, pid: number, owner: string, sizeMiB: number): Promise<TransferMemory> {
   const headers = { "x-owner": owner };
-  const created = await fetch(`${url}/v1/sandboxes`, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: "{}" });
+  const created = await fetch(`${url}/v1/sandboxes`, {
+    method: "POST",
+    headers: { ...headers, "content-type": "application/json" },
+    body: "{}",
+  });
   if (created.status !== 201) throw new Error(`create sandbox: ${created.status} ${await created.text()}`);
   const id = ((await created.json()) as { id: string }).id;
   const base = `${url}/v1/sandboxes/${id}/filesystem`;

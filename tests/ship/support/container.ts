@@ -32,7 +32,10 @@ export async function startShip(image: string, env: Record<string, string> = {})
     const baseUrl = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const ok = await fetch(`${baseUrl}/health`).then((r) => r.ok, () => false);
+      const ok = await fetch(`${baseUrl}/health`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ok) break;
       if (Date.now() > deadline) throw new Error(`ship in ${image} not healthy after 30s; logs:\n${docker(["logs", id]).err}`);
       await Bun.sleep(50);

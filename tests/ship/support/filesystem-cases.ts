@@ -90,7 +90,9 @@ export function filesystemCases(client: () => ShipClient): void {
   });
 
   test("fs: a listing shows symlinks as links, never their targets", async () => {
-    await client().shell("mkdir -p links && ln -sfn /etc/passwd links/passwd-link && ln -sfn /etc links/etc-link && ln -sfn /nonexistent/x links/dangling");
+    await client().shell(
+      "mkdir -p links && ln -sfn /etc/passwd links/passwd-link && ln -sfn /etc links/etc-link && ln -sfn /nonexistent/x links/dangling",
+    );
     try {
       const list = await client().json("GET", `/filesystem/directories${q("links")}`);
       expect(list.status).toBe(200);
@@ -135,8 +137,7 @@ export function filesystemCases(client: () => ShipClient): void {
 
   test("fs: a FIFO is refused promptly and no descriptor is left open", async () => {
     await client().shell("rm -f fifo && mkfifo fifo");
-    const within = <T>(p: Promise<T>) =>
-      Promise.race([p, Bun.sleep(5000).then(() => Promise.reject(new Error("request hung on a FIFO")))]);
+    const within = <T>(p: Promise<T>) => Promise.race([p, Bun.sleep(5000).then(() => Promise.reject(new Error("request hung on a FIFO")))]);
     try {
       const read = await within(client().json("GET", `/filesystem/files${q("fifo")}`));
       expect([read.status, read.body.error?.code]).toEqual([400, "validation_error"]);

@@ -118,9 +118,7 @@ export function pythonCases(client: () => ShipClient, opts: { matplotlib: boolea
   });
 
   test("python: a forked child that keeps the pipes does not wedge the kernel", async () => {
-    const start = await client().python(
-      "import multiprocessing, time\nmultiprocessing.Process(target=time.sleep, args=(600,)).start()",
-    );
+    const start = await client().python("import multiprocessing, time\nmultiprocessing.Process(target=time.sleep, args=(600,)).start()");
     expect(start.body.success).toBe(true);
     const died = await client().python("import os\nos._exit(1)", 5);
     expect(died.status).toBe(200);
@@ -133,9 +131,7 @@ export function pythonCases(client: () => ShipClient, opts: { matplotlib: boolea
   });
 
   test("python: an os.fork() child leaving the cell exits instead of serving requests", async () => {
-    const fork = await client().python(
-      "import os\nparent = os.getpid()\nchild = os.fork()\n'child' if child == 0 else 'parent'",
-    );
+    const fork = await client().python("import os\nparent = os.getpid()\nchild = os.fork()\n'child' if child == 0 else 'parent'");
     expect(fork.body.output.trim()).toBe("'parent'");
     for (let i = 0; i < 4; i++) {
       const res = await client().python("os.getpid() == parent", 10);
@@ -195,10 +191,7 @@ export function pythonCases(client: () => ShipClient, opts: { matplotlib: boolea
   });
 
   test("python: a kernel replaced after a timeout reports kernel_restarted once", async () => {
-    const res = await client().python(
-      "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(100)",
-      2,
-    );
+    const res = await client().python("import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(100)", 2);
     expect(res.status).toBe(504);
     expect(res.body.error.details.kernel_restarted).toBe(true);
     const next = await client().python("1+1");
@@ -264,9 +257,7 @@ export function pythonCases(client: () => ShipClient, opts: { matplotlib: boolea
 
   test("python: display() of HTML comes back as display_data", async () => {
     const res = await client().python("from IPython.display import HTML, display\ndisplay(HTML('<b>hi</b>'))");
-    expect(res.body.data).toEqual([
-      { type: "display_data", data: expect.objectContaining({ "text/html": "<b>hi</b>" }) },
-    ]);
+    expect(res.body.data).toEqual([{ type: "display_data", data: expect.objectContaining({ "text/html": "<b>hi</b>" }) }]);
   });
 
   test("python: bad body is a validation_error", async () => {

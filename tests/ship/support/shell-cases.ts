@@ -128,7 +128,9 @@ export function shellCases(client: () => ShipClient): void {
   });
 
   test("shell: a fork bomb is contained by the timeout and the next call works", async () => {
-    const res = await client().shell("forkbomb_marker() { sleep 0.5; forkbomb_marker & forkbomb_marker & }; forkbomb_marker", { timeout: 2 });
+    const res = await client().shell("forkbomb_marker() { sleep 0.5; forkbomb_marker & forkbomb_marker & }; forkbomb_marker", {
+      timeout: 2,
+    });
     expect([200, 504]).toContain(res.status);
     expect((await client().shell("echo ok")).body.output).toBe("ok\n");
     // Nothing of it survives the exec: its process group was killed.

@@ -22,8 +22,7 @@ const OWNER_RE = /^[A-Za-z0-9_.@:-]{1,128}$/;
 const JWT_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const MAX_TOKEN_LENGTH = 4096;
 
-const unauthorized = (message: string) =>
-  new BayError("unauthorized", message, { details: {} });
+const unauthorized = (message: string) => new BayError("unauthorized", message, { details: {} });
 
 export function authMiddleware(opts: AuthOptions): MiddlewareHandler {
   return async function bayAuth(c, next) {

@@ -6,7 +6,9 @@ export function jsonBodyLimit(maxBytes: number) {
   return bodyLimit({
     maxSize: maxBytes,
     onError: () => {
-      throw new BayError("payload_too_large", `request body exceeds the limit of ${maxBytes} bytes`, { details: { limit_bytes: maxBytes } });
+      throw new BayError("payload_too_large", `request body exceeds the limit of ${maxBytes} bytes`, {
+        details: { limit_bytes: maxBytes },
+      });
     },
   });
 }

@@ -58,7 +58,10 @@ export function createNotFoundHandler(routes: KnownRoute[]): NotFoundHandler {
     const allowed = patterns.filter((p) => p.re.test(c.req.path)).map((p) => p.method);
     if (allowed.length > 0) {
       c.header("Allow", [...new Set(allowed)].join(", "));
-      return errorResponse(c, new BayError("method_not_allowed", `method ${c.req.method} is not allowed on ${c.req.path}`, { details: { allowed } }));
+      return errorResponse(
+        c,
+        new BayError("method_not_allowed", `method ${c.req.method} is not allowed on ${c.req.path}`, { details: { allowed } }),
+      );
     }
     return errorResponse(c, new BayError("not_found", `no route for ${c.req.method} ${c.req.path}`));
   };

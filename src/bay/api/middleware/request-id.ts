@@ -14,7 +14,11 @@ export interface RequestIdOptions {
 
 const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
 
-export function requestId({ headerName = "X-Request-Id", maxLength = 128, generate = () => crypto.randomUUID() }: RequestIdOptions = {}): MiddlewareHandler {
+export function requestId({
+  headerName = "X-Request-Id",
+  maxLength = 128,
+  generate = () => crypto.randomUUID(),
+}: RequestIdOptions = {}): MiddlewareHandler {
   return async function bayRequestId(c, next) {
     const given = c.req.header(headerName);
     const id = given && given.length <= maxLength && VISIBLE_ASCII.test(given) ? given : generate();

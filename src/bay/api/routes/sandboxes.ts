@@ -10,11 +10,16 @@ export function sandboxRoutes(deps: AppDeps): Hono {
   const dto = (sb: Parameters<typeof toSandboxDto>[0]) => toSandboxDto(sb, profiles);
   const app = new Hono();
 
-  app.post(ops.createSandbox.honoPath, validate("header", ops.createSandbox.headers), validateOptionalJson(ops.createSandbox.body), async (c) => {
-    const body = c.req.valid("json");
-    const sb = await sandboxes.create(c.get("owner"), { profile: body.profile, workspaceId: body.workspace_id, ttl: body.ttl });
-    return c.json(dto(sb), 201);
-  });
+  app.post(
+    ops.createSandbox.honoPath,
+    validate("header", ops.createSandbox.headers),
+    validateOptionalJson(ops.createSandbox.body),
+    async (c) => {
+      const body = c.req.valid("json");
+      const sb = await sandboxes.create(c.get("owner"), { profile: body.profile, workspaceId: body.workspace_id, ttl: body.ttl });
+      return c.json(dto(sb), 201);
+    },
+  );
 
   app.get(ops.listSandboxes.honoPath, validate("query", ops.listSandboxes.query), async (c) => {
     const q = c.req.valid("query");

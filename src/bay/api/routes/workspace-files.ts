@@ -13,17 +13,28 @@ export function workspaceFileRoutes(deps: AppDeps): Hono {
   const files = deps.workspaceFiles;
   const app = new Hono();
 
-  app.get(ops.readWorkspaceFile.honoPath, validate("param", ops.readWorkspaceFile.params), validate("query", ops.readWorkspaceFile.query), async (c) =>
-    c.json(await files.read(c.get("owner"), c.req.valid("param").id, c.req.valid("query").path), 200),
+  app.get(
+    ops.readWorkspaceFile.honoPath,
+    validate("param", ops.readWorkspaceFile.params),
+    validate("query", ops.readWorkspaceFile.query),
+    async (c) => c.json(await files.read(c.get("owner"), c.req.valid("param").id, c.req.valid("query").path), 200),
   );
 
-  app.put(ops.writeWorkspaceFile.honoPath, validate("param", ops.writeWorkspaceFile.params), validate("json", ops.writeWorkspaceFile.body), async (c) => {
-    const { path, content } = c.req.valid("json");
-    return c.json(await files.write(c.get("owner"), c.req.valid("param").id, path, content), 200);
-  });
+  app.put(
+    ops.writeWorkspaceFile.honoPath,
+    validate("param", ops.writeWorkspaceFile.params),
+    validate("json", ops.writeWorkspaceFile.body),
+    async (c) => {
+      const { path, content } = c.req.valid("json");
+      return c.json(await files.write(c.get("owner"), c.req.valid("param").id, path, content), 200);
+    },
+  );
 
-  app.delete(ops.deleteWorkspaceFile.honoPath, validate("param", ops.deleteWorkspaceFile.params), validate("query", ops.deleteWorkspaceFile.query), async (c) =>
-    c.json(await files.delete(c.get("owner"), c.req.valid("param").id, c.req.valid("query").path), 200),
+  app.delete(
+    ops.deleteWorkspaceFile.honoPath,
+    validate("param", ops.deleteWorkspaceFile.params),
+    validate("query", ops.deleteWorkspaceFile.query),
+    async (c) => c.json(await files.delete(c.get("owner"), c.req.valid("param").id, c.req.valid("query").path), 200),
   );
 
   app.get(
@@ -52,14 +63,19 @@ export function workspaceFileRoutes(deps: AppDeps): Hono {
     }
   });
 
-  app.get(ops.downloadWorkspaceFile.honoPath, validate("param", ops.downloadWorkspaceFile.params), validate("query", ops.downloadWorkspaceFile.query), async (c) => {
-    const file = await files.download(c.get("owner"), c.req.valid("param").id, c.req.valid("query").path);
-    const ascii = file.name.replace(/[^\x20-\x7e]|["\\]/g, "_");
-    return c.body(file.body, 200, {
-      "Content-Type": "application/octet-stream",
-      "Content-Disposition": `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(file.name)}`,
-      "Content-Length": String(file.size),
-    });
-  });
+  app.get(
+    ops.downloadWorkspaceFile.honoPath,
+    validate("param", ops.downloadWorkspaceFile.params),
+    validate("query", ops.downloadWorkspaceFile.query),
+    async (c) => {
+      const file = await files.download(c.get("owner"), c.req.valid("param").id, c.req.valid("query").path);
+      const ascii = file.name.replace(/[^\x20-\x7e]|["\\]/g, "_");
+      return c.body(file.body, 200, {
+        "Content-Type": "application/octet-stream",
+        "Content-Disposition": `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(file.name)}`,
+        "Content-Length": String(file.size),
+      });
+    },
+  );
   return app;
 }

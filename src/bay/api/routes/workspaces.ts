@@ -9,10 +9,15 @@ export function workspaceRoutes(deps: AppDeps): Hono {
   const { workspaces } = deps;
   const app = new Hono();
 
-  app.post(ops.createWorkspace.honoPath, validate("header", ops.createWorkspace.headers), validateOptionalJson(ops.createWorkspace.body), async (c) => {
-    const ws = await workspaces.create(c.get("owner"), { sizeLimitMb: c.req.valid("json").size_limit_mb });
-    return c.json(toWorkspaceDto(ws), 201);
-  });
+  app.post(
+    ops.createWorkspace.honoPath,
+    validate("header", ops.createWorkspace.headers),
+    validateOptionalJson(ops.createWorkspace.body),
+    async (c) => {
+      const ws = await workspaces.create(c.get("owner"), { sizeLimitMb: c.req.valid("json").size_limit_mb });
+      return c.json(toWorkspaceDto(ws), 201);
+    },
+  );
 
   app.get(ops.listWorkspaces.honoPath, validate("query", ops.listWorkspaces.query), async (c) => {
     const page = await workspaces.list(c.get("owner"), c.req.valid("query"));

@@ -107,9 +107,13 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
     const policy = egressPolicyOf(spec);
     if (policy) {
       if (this.connectMode !== "host_port") {
-        throw new BayError("driver_unavailable", `profile egress restriction (${policy}) needs connect_mode host_port; Bay would not reach the runtime`, {
-          details: { connect_mode: this.connectMode },
-        });
+        throw new BayError(
+          "driver_unavailable",
+          `profile egress restriction (${policy}) needs connect_mode host_port; Bay would not reach the runtime`,
+          {
+            details: { connect_mode: this.connectMode },
+          },
+        );
       }
       spec = { ...spec, network: await this.egress.prepare(policy) };
     }
@@ -217,9 +221,7 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
   /** Creates a named volume; an existing volume with that name is reused. */
   async createVolume(name: string, labels: VolumeLabels): Promise<void> {
     // Docker's volume create already returns the existing volume for a known name.
-    await engineCall(`create volume ${name}`, () =>
-      this.docker.createVolume({ Name: name, Labels: this.labels.encode(labels) }),
-    );
+    await engineCall(`create volume ${name}`, () => this.docker.createVolume({ Name: name, Labels: this.labels.encode(labels) }));
   }
 
   /** Removes a volume; missing is not an error. */
@@ -237,9 +239,7 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
 
   /** Lists volumes whose labels include every given label. */
   async listVolumes(labels: Partial<ResourceLabels>): Promise<VolumeInfo[]> {
-    const res = await engineCall("list volumes", () =>
-      this.docker.listVolumes({ filters: { label: this.labels.filters(labels) } }),
-    );
+    const res = await engineCall("list volumes", () => this.docker.listVolumes({ filters: { label: this.labels.filters(labels) } }));
     return (res.Volumes ?? []).map((v) => ({ name: v.Name, labels: this.labels.decode(v.Labels) }));
   }
 

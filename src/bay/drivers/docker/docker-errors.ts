@@ -89,5 +89,4 @@ export const imageNotFound = (image: string, cause: unknown) =>
   new BayError("internal_error", `image not found: ${image}`, { details: { image }, cause });
 
 /** True for the 404 Docker answers on create when the image is missing. */
-export const isImageMissing = (err: unknown): boolean =>
-  isNotFound(err) && /no such image/i.test(engineMessage(err));
+export const isImageMissing = (err: unknown): boolean => isNotFound(err) && /no such image/i.test(engineMessage(err));

@@ -115,7 +115,10 @@ export class EgressGuard {
   private async install(policy: EgressPolicy): Promise<string> {
     const managed = MANAGED_NETWORKS[policy];
     if (!this.opts.local) {
-      throw failure(policy, "the Docker engine is remote (DOCKER_HOST=tcp://…); egress rules can only be installed when Bay runs on the Docker host");
+      throw failure(
+        policy,
+        "the Docker engine is remote (DOCKER_HOST=tcp://…); egress rules can only be installed when Bay runs on the Docker host",
+      );
     }
     await this.ensureNetwork(policy, managed);
     await this.ensureChain(FORWARD_CHAIN, "DOCKER-USER", policy);
@@ -139,7 +142,10 @@ export class EgressGuard {
     if (list.code !== 0) {
       const created = await this.ipt(["-N", chain]);
       if (created.code !== 0 && !/exists/i.test(created.stderr)) {
-        throw failure(policy, `cannot create iptables chain ${chain} (Bay must run as root on the Docker host with iptables): ${created.stderr}`);
+        throw failure(
+          policy,
+          `cannot create iptables chain ${chain} (Bay must run as root on the Docker host with iptables): ${created.stderr}`,
+        );
       }
     }
     if ((await this.ipt(["-C", parent, "-j", chain])).code === 0) return;
