@@ -8,15 +8,13 @@ import { createHash } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, copyFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { shipImages } from "../src/bay/config.ts";
 
 /** The two image targets of src/ship/Dockerfile. */
 export type ShipImageTarget = "ship" | "data";
 
-/** Image tag per Dockerfile target. */
-export const SHIP_IMAGES: Record<ShipImageTarget, string> = {
-  ship: "bay-ship:latest",
-  data: "bay-ship-data:latest",
-};
+/** Image tag per Dockerfile target (`BAY_SHIP_TAG` picks another tag than latest, e.g. one per work tree). */
+export const SHIP_IMAGES: Record<ShipImageTarget, string> = shipImages(process.env.BAY_SHIP_TAG || undefined);
 
 /** Options of ensureImages. */
 export interface EnsureImagesOptions {

@@ -33,22 +33,31 @@ const profileSchema = z.strictObject({
 });
 export type ProfileConfig = z.infer<typeof profileSchema>;
 
-const defaultProfiles: z.input<typeof profileSchema>[] = [
-  {
-    id: "python-default",
-    description: "Python 3 with IPython, shell and common CLI tools",
-    image: "bay-ship:latest",
-    cpus: 1,
-    memory_mb: 1024,
-  },
-  {
-    id: "python-data",
-    description: "python-default plus numpy, pandas and matplotlib",
-    image: "bay-ship-data:latest",
-    cpus: 2,
-    memory_mb: 2048,
-  },
-];
+/** Tag of Bay's own runtime images; `BAY_SHIP_TAG` picks another build (e.g. one per work tree). */
+export const DEFAULT_SHIP_TAG = "latest";
+
+/** The image names of Bay's two runtime images for a tag. */
+export const shipImages = (tag = DEFAULT_SHIP_TAG) => ({ ship: `bay-ship:${tag}`, data: `bay-ship-data:${tag}` });
+
+/** The profiles Bay ships with, on the runtime images of `tag`. */
+export function defaultProfiles(tag = DEFAULT_SHIP_TAG): z.input<typeof profileSchema>[] {
+  return [
+    {
+      id: "python-default",
+      description: "Python 3 with IPython, shell and common CLI tools",
+      image: shipImages(tag).ship,
+      cpus: 1,
+      memory_mb: 1024,
+    },
+    {
+      id: "python-data",
+      description: "python-default plus numpy, pandas and matplotlib",
+      image: shipImages(tag).data,
+      cpus: 2,
+      memory_mb: 2048,
+    },
+  ];
+}
 
 const MiB = 1024 * 1024;
 
@@ -100,7 +109,7 @@ export const configSchema = z.strictObject({
       const dupes = [...new Set(ids.filter((id, i) => ids.indexOf(id) !== i))];
       if (dupes.length) ctx.addIssue({ code: "custom", message: `duplicate id ${dupes.join(", ")}` });
     })
-    .prefault(defaultProfiles),
+    .prefault(defaultProfiles()),
   limits: z
     .strictObject({
       max_body_bytes: z
@@ -222,6 +231,16 @@ export function loadConfig(env: Env, file: string | undefined = env.BAY_CONFIG):
       if (!Number.isFinite(n)) problems.push(`${name}: expected a number, got "${value}"`);
       else setPath(raw, path, n);
     } else setPath(raw, path, value);
+  }
+  // Another build of Bay's own images: the default profiles and the helper follow it.
+  if (env.BAY_SHIP_TAG) {
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(env.BAY_SHIP_TAG))
+      problems.push(`BAY_SHIP_TAG: not a Docker tag: "${env.BAY_SHIP_TAG}"`);
+    else {
+      raw.profiles ??= defaultProfiles(env.BAY_SHIP_TAG);
+      const driver = (raw.driver ?? {}) as Record<string, unknown>;
+      if (driver.helper_image === undefined) setPath(raw, ["driver", "helper_image"], shipImages(env.BAY_SHIP_TAG).ship);
+    }
   }
   if (env.BAY_API_KEY) {
     const auth = (raw.auth ?? {}) as Record<string, unknown>;

@@ -23,6 +23,7 @@ import {
   validRequest,
   type BuiltRequest,
 } from "./support/fixtures.ts";
+import { SHIP_IMAGE } from "../support/images.ts";
 
 const KEY = "alice-key-0123456789abcdef";
 const AUTH = { authorization: `Bearer ${KEY}` };
@@ -32,9 +33,9 @@ const QUOTA = 3;
 const RATE_PER_MINUTE = 40;
 
 const PROFILES = [
-  { id: "python-default", image: "bay-ship:latest" },
-  { id: "files-only", image: "bay-ship:latest", capabilities: ["filesystem"] },
-  { id: "python-only", image: "bay-ship:latest", capabilities: ["python"] },
+  { id: "python-default", image: SHIP_IMAGE },
+  { id: "files-only", image: SHIP_IMAGE, capabilities: ["filesystem"] },
+  { id: "python-only", image: SHIP_IMAGE, capabilities: ["python"] },
 ] as unknown as BayConfig["profiles"];
 
 type Result = { status: number; body: any; res: Response };

@@ -11,13 +11,14 @@ import { describe, expect, test } from "bun:test";
 import type { TestBay } from "../support/harness.ts";
 import { containersOf, dropSandbox, newSandbox, profiles, py, sh } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
+import { SHIP_IMAGE } from "../support/images.ts";
 
 let t: TestBay;
 sharedE2eBay((bay) => (t = bay), {
   config: {
     profiles: profiles(
-      { id: "bomb", image: "bay-ship:latest", cpus: 0.5, memory_mb: 160, pids_limit: 48, tmpfs_mb: 8 },
-      { id: "calm", image: "bay-ship:latest", cpus: 0.5, memory_mb: 256, pids_limit: 128 },
+      { id: "bomb", image: SHIP_IMAGE, cpus: 0.5, memory_mb: 160, pids_limit: 48, tmpfs_mb: 8 },
+      { id: "calm", image: SHIP_IMAGE, cpus: 0.5, memory_mb: 256, pids_limit: 128 },
     ),
   },
 });

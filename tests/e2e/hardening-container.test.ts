@@ -8,13 +8,14 @@ import { describe, expect, test } from "bun:test";
 import type { TestBay } from "../support/harness.ts";
 import { containersOf, docker, profiles, py, sh, withSandbox } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
+import { SHIP_IMAGE } from "../support/images.ts";
 
 let t: TestBay;
 sharedE2eBay((bay) => (t = bay), {
   config: {
     profiles: profiles(
-      { id: "hard", image: "bay-ship:latest", cpus: 0.5, memory_mb: 256, pids_limit: 64, tmpfs_mb: 16 },
-      { id: "bad-runtime", image: "bay-ship:latest", runtime: "bay-test-no-such-runtime" },
+      { id: "hard", image: SHIP_IMAGE, cpus: 0.5, memory_mb: 256, pids_limit: 64, tmpfs_mb: 16 },
+      { id: "bad-runtime", image: SHIP_IMAGE, runtime: "bay-test-no-such-runtime" },
     ),
   },
 });

@@ -9,6 +9,7 @@ import { FORWARD_CHAIN, INPUT_CHAIN, MANAGED_NETWORKS } from "../../src/bay/driv
 import { createTestBay, type TestBay } from "../support/harness.ts";
 import { ECHO_PORT, ensureEchoImage, removeLabelled } from "./support/docker-fixtures.ts";
 import { containersOf, docker, profiles, py, requireShipImages, sh, withSandbox } from "./support/e2e.ts";
+import { SHIP_IMAGE } from "../support/images.ts";
 
 const tag = crypto.randomUUID().slice(0, 8);
 const LABELS = { "bay.test.egress": tag };
@@ -54,9 +55,9 @@ beforeAll(async () => {
   t = await createTestBay({
     config: {
       profiles: profiles(
-        { id: "open", image: "bay-ship:latest", network: NET, memory_mb: 256 },
-        { id: "restricted", image: "bay-ship:latest", block_private_egress: true, memory_mb: 256 },
-        { id: "offline", image: "bay-ship:latest", network: "none", memory_mb: 256 },
+        { id: "open", image: SHIP_IMAGE, network: NET, memory_mb: 256 },
+        { id: "restricted", image: SHIP_IMAGE, block_private_egress: true, memory_mb: 256 },
+        { id: "offline", image: SHIP_IMAGE, network: "none", memory_mb: 256 },
       ),
     },
   });

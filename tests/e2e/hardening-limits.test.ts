@@ -9,13 +9,14 @@ import { describe, expect, test } from "bun:test";
 import type { TestBay } from "../support/harness.ts";
 import { profiles, py, sh, uploadForm, withSandbox } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
+import { SHIP_IMAGE } from "../support/images.ts";
 
 let t: TestBay;
 sharedE2eBay((bay) => (t = bay), {
   config: {
     profiles: profiles({
       id: "capped",
-      image: "bay-ship:latest",
+      image: SHIP_IMAGE,
       memory_mb: 256,
       env: { SHIP_MAX_OUTPUT_BYTES: "4096", SHIP_MAX_BACKGROUND: "2" },
     }),

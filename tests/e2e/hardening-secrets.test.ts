@@ -14,6 +14,7 @@ import { configSchema } from "../../src/bay/config.ts";
 import { createLogger } from "../../src/bay/logger.ts";
 import { removeInstanceResources, uniqueInstanceId } from "../support/harness.ts";
 import { requireShipImages } from "./support/e2e.ts";
+import { SHIP_IMAGE } from "../support/images.ts";
 
 const GOOD_KEY = `bay-good-key-${crypto.randomUUID()}`;
 const BAD_KEY = `bay-bad-key-${crypto.randomUUID()}`;
@@ -34,7 +35,7 @@ beforeAll(async () => {
     driver: { instance_id: instanceId },
     auth: { mode: "api_key", api_keys: [{ key: GOOD_KEY, owner: "alice" }], jwt: { secret: JWT_SECRET } },
     profiles: [
-      { id: "secretive", image: "bay-ship:latest", memory_mb: 256, env: { API_TOKEN: "${BAY_TEST_HOST_SECRET}", PLAIN: LITERAL_SECRET } },
+      { id: "secretive", image: SHIP_IMAGE, memory_mb: 256, env: { API_TOKEN: "${BAY_TEST_HOST_SECRET}", PLAIN: LITERAL_SECRET } },
     ],
   });
   bay = await buildBay(config, { logger: createLogger("debug", (l) => lines.push(l)), hostEnv: { BAY_TEST_HOST_SECRET: HOST_SECRET } });

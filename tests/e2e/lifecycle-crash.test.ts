@@ -13,6 +13,7 @@ import { api, startBayProcess, type BayProcess } from "../support/bay-process.ts
 import { createTestBay, uniqueInstanceId, type TestBay } from "../support/harness.ts";
 import { removeLabelled } from "./support/docker-fixtures.ts";
 import { containersOf, docker, newSandbox, py, requireShipImages } from "./support/e2e.ts";
+import { SHIP_IMAGE } from "../support/images.ts";
 
 // Real containers on a shared, noisy machine.
 setDefaultTimeout(120_000);
@@ -91,11 +92,11 @@ describe("container crash", () => {
     // A container of ours whose session ended long ago (and a foreign one for the same sandbox id).
     const [live] = await containersOf(t, id);
     const orphan = await docker.createContainer({
-      Image: "bay-ship:latest",
+      Image: SHIP_IMAGE,
       Labels: { "bay.managed-by": "bay", "bay.instance_id": instanceId, "bay.sandbox_id": id, "bay.session_id": "sess_ended" },
     });
     const foreignC = await docker.createContainer({
-      Image: "bay-ship:latest",
+      Image: SHIP_IMAGE,
       Labels: { "bay.managed-by": "bay", "bay.instance_id": foreign, "bay.sandbox_id": id, "bay.session_id": "sess_other" },
     });
 

@@ -10,9 +10,10 @@ import { Reaper } from "../../src/bay/domain/reaper.ts";
 import { silentLogger } from "../../src/bay/logger.ts";
 import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
 import { containersOf, newSandbox, py, requireShipImages, volumeExists } from "./support/e2e.ts";
+import { SHIP_IMAGE } from "../support/images.ts";
 
 /** python-default with a 2 s idle timeout. */
-const shortIdle = configSchema.parse({ profiles: [{ id: "python-default", image: "bay-ship:latest", idle_timeout: 2 }] }).profiles;
+const shortIdle = configSchema.parse({ profiles: [{ id: "python-default", image: SHIP_IMAGE, idle_timeout: 2 }] }).profiles;
 
 // Real containers on a shared, noisy machine.
 setDefaultTimeout(120_000);
@@ -87,7 +88,7 @@ describe("idle reclaim", () => {
 
   test("keepalive extends only the idle deadline and never starts compute", async () => {
     // A long idle timeout: only the reapers below, each at an injected `now`, decide.
-    const idle60 = configSchema.parse({ profiles: [{ id: "python-default", image: "bay-ship:latest", idle_timeout: 60 }] }).profiles;
+    const idle60 = configSchema.parse({ profiles: [{ id: "python-default", image: SHIP_IMAGE, idle_timeout: 60 }] }).profiles;
     t = await createTestBay({ config: { profiles: idle60 } });
     const bay = t;
     const reaperAt = (now: number) =>

@@ -14,10 +14,11 @@ import { api, startBayProcess, type BayProcess } from "../support/bay-process.ts
 import { createTestBay, pollUntil, uniqueInstanceId, type TestBay } from "../support/harness.ts";
 import { removeLabelled } from "./support/docker-fixtures.ts";
 import { docker, py, requireShipImages } from "./support/e2e.ts";
+import { SHIP_IMAGE } from "../support/images.ts";
 
 setDefaultTimeout(120_000);
 
-const shortIdle = configSchema.parse({ profiles: [{ id: "python-default", image: "bay-ship:latest", idle_timeout: 2 }] }).profiles;
+const shortIdle = configSchema.parse({ profiles: [{ id: "python-default", image: SHIP_IMAGE, idle_timeout: 2 }] }).profiles;
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});

@@ -18,18 +18,19 @@ import {
   requireShipImages,
   withSandbox,
 } from "./support/e2e.ts";
+import { SHIP_IMAGE } from "../support/images.ts";
 
 let t: TestBay;
 
 beforeAll(async () => {
-  await requireShipImages([BASE_IMAGE, "bay-ship:latest"]);
+  await requireShipImages([BASE_IMAGE, SHIP_IMAGE]);
   await ensureEchoImage(docker);
   await ensureExitImage();
   t = await createTestBay({
     config: {
       driver: { ready_timeout: 15 },
       profiles: profiles(
-        { id: "python-default", image: "bay-ship:latest" },
+        { id: "python-default", image: SHIP_IMAGE },
         { id: "exits-at-once", image: EXIT_IMAGE },
         { id: "bare-base", image: BASE_IMAGE },
         { id: "echo", image: ECHO_IMAGE, runtime_port: ECHO_PORT },

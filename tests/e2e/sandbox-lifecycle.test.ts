@@ -8,14 +8,12 @@ import { describe, expect, test } from "bun:test";
 import type { TestBay } from "../support/harness.ts";
 import { containersOf, dropSandbox, newSandbox, profiles, py, volumeExists, withSandbox } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
+import { SHIP_IMAGE } from "../support/images.ts";
 
 let t: TestBay;
 sharedE2eBay((bay) => (t = bay), {
   config: {
-    profiles: profiles(
-      { id: "python-default", image: "bay-ship:latest" },
-      { id: "files-only", image: "bay-ship:latest", capabilities: ["filesystem"] },
-    ),
+    profiles: profiles({ id: "python-default", image: SHIP_IMAGE }, { id: "files-only", image: SHIP_IMAGE, capabilities: ["filesystem"] }),
   },
 });
 

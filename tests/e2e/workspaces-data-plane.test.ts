@@ -9,6 +9,7 @@ import { afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:te
 import { hasArchiveAccess } from "../../src/bay/drivers/driver.ts";
 import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
 import { chunkOf, containersOf, docker, py, requireShipImages, sh, uploadForm, volumeExists } from "./support/e2e.ts";
+import { SHIP_IMAGE } from "../support/images.ts";
 
 let t: TestBay;
 beforeAll(() => requireShipImages());
@@ -174,7 +175,7 @@ describe("workspace data plane", () => {
     const labels = { owner: "alice", workspace_id: ws, instance_id: t.bay.instanceId };
     const planted = await driver.runHelper(
       ws,
-      "bay-ship:latest",
+      SHIP_IMAGE,
       labels,
       ["sh", "-c", "ln -s /etc etc && ln -s real alias && ln -s /etc/passwd pw"],
       30_000,
@@ -218,7 +219,7 @@ describe("workspace data plane", () => {
 
     // runHelper (e.g. a delete racing the volume's removal)
     await docker.getVolume(ws).remove();
-    expect((await driver.runHelper(ws, "bay-ship:latest", labels, ["true"], 30_000)).exitCode).toBe(0);
+    expect((await driver.runHelper(ws, SHIP_IMAGE, labels, ["true"], 30_000)).exitCode).toBe(0);
     expect(await volumeExists(ws)).toBe(true);
     expect((await visible())?.labels).toMatchObject({
       owner: "alice",
@@ -230,7 +231,7 @@ describe("workspace data plane", () => {
 
     // createHelperContainer (the archive helper)
     await docker.getVolume(ws).remove();
-    const helper = await driver.createHelperContainer(ws, "bay-ship:latest", labels);
+    const helper = await driver.createHelperContainer(ws, SHIP_IMAGE, labels);
     try {
       expect((await visible())?.labels).toMatchObject({
         owner: "alice",
@@ -243,7 +244,7 @@ describe("workspace data plane", () => {
     }
 
     // An existing volume is mounted as is.
-    expect((await driver.runHelper(ws, "bay-ship:latest", labels, ["true"], 30_000)).exitCode).toBe(0);
+    expect((await driver.runHelper(ws, SHIP_IMAGE, labels, ["true"], 30_000)).exitCode).toBe(0);
     expect((await t.call("DELETE", `/v1/workspaces/${ws}`)).status).toBe(204);
     expect(await volumeExists(ws)).toBe(false);
   });

@@ -3,9 +3,9 @@
  * 200, and → kernel "ready") and idle memory (docker stats, cgroup usage, RSS per
  * process). Not a test: timings are noisy. Run: bun tests/ship/measure-ship.ts [image] [runs]
  */
-export {};
+import { SHIP_IMAGE } from "../support/images.ts";
 
-const image = Bun.argv[2] ?? "bay-ship:latest";
+const image = Bun.argv[2] ?? SHIP_IMAGE;
 const runs = Number(Bun.argv[3] ?? 5);
 
 function sh(cmd: string[]): string {

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { shipBehaviour } from "./support/behaviour.ts";
 import { ShipClient } from "./support/caller.ts";
+import { SHIP_DATA_IMAGE, SHIP_IMAGE } from "../support/images.ts";
 import { startShip, type ShipContainer } from "./support/container.ts";
 
 function clientFor(image: string, groups?: Array<"system" | "python" | "shell" | "filesystem">, matplotlib = false) {
@@ -27,8 +28,8 @@ function clientFor(image: string, groups?: Array<"system" | "python" | "shell" |
   return get;
 }
 
-describe("bay-ship:latest", () => {
-  const client = clientFor("bay-ship:latest");
+describe(SHIP_IMAGE, () => {
+  const client = clientFor(SHIP_IMAGE);
 
   test("image: user code runs as uid 1000 with /workspace as home", async () => {
     const py = await client().python("import os\nos.getuid(), os.getcwd(), os.environ['HOME']");
@@ -38,8 +39,8 @@ describe("bay-ship:latest", () => {
   });
 });
 
-describe("bay-ship-data:latest", () => {
-  const client = clientFor("bay-ship-data:latest", ["system", "python"], true);
+describe(SHIP_DATA_IMAGE, () => {
+  const client = clientFor(SHIP_DATA_IMAGE, ["system", "python"], true);
 
   test("image: numpy and pandas import", async () => {
     const res = await client().python("import numpy, pandas\npandas.DataFrame({'a': numpy.arange(3)})['a'].sum()");

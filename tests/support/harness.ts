@@ -8,8 +8,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildBay, type Bay } from "../../src/bay/bootstrap.ts";
-import { configSchema, type BayConfig } from "../../src/bay/config.ts";
+import { configSchema, defaultProfiles, shipImages, type BayConfig } from "../../src/bay/config.ts";
 import { silentLogger, type Logger } from "../../src/bay/logger.ts";
+import { SHIP_TAG } from "./images.ts";
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
 
@@ -59,7 +60,8 @@ export async function createTestBay(opts: TestBayOptions = {}): Promise<TestBay>
     {
       database: { url: `file:${dbPath}` },
       auth: { mode: "anonymous" },
-      driver: { ...(instanceId ? { instance_id: instanceId } : {}), ready_timeout: 30 },
+      driver: { ...(instanceId ? { instance_id: instanceId } : {}), ready_timeout: 30, helper_image: shipImages(SHIP_TAG).ship },
+      profiles: defaultProfiles(SHIP_TAG),
     },
     (opts.config ?? {}) as Record<string, unknown>,
   );

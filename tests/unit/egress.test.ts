@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type Docker from "dockerode";
+import { SHIP_IMAGE } from "../support/images.ts";
 import { buildBay } from "../../src/bay/bootstrap.ts";
 import { configSchema } from "../../src/bay/config.ts";
 import { DockerDriver } from "../../src/bay/drivers/docker/docker-driver.ts";
@@ -117,7 +118,7 @@ describe("a start that cannot be restricted fails clearly", () => {
       database: { url: `file:${join(dir, "bay.db")}` },
       auth: { mode: "anonymous" },
       driver: { instance_id: instanceId },
-      profiles: [{ id: "restricted", image: "bay-ship:latest", block_private_egress: true }],
+      profiles: [{ id: "restricted", image: SHIP_IMAGE, block_private_egress: true }],
     });
     const failing = new EgressGuard(fakeDocker, { local: true, run: async () => ({ code: 1, stderr: "iptables: not found" }) });
     const driver = new DockerDriver({ connectMode: "host_port", defaultPidsLimit: 256, egress: failing });

@@ -12,8 +12,8 @@ import type { ProfileConfig } from "../../../src/bay/config.ts";
 import type { TestBay } from "../../support/harness.ts";
 import { removeLabelled } from "./docker-fixtures.ts";
 
-export const SHIP_IMAGE = "bay-ship:latest";
-export const SHIP_DATA_IMAGE = "bay-ship-data:latest";
+export { SHIP_DATA_IMAGE, SHIP_IMAGE } from "../../support/images.ts";
+import { SHIP_IMAGE } from "../../support/images.ts";
 export const BASE_IMAGE = process.env.BAY_BASE_IMAGE ?? "bay-base:bookworm";
 /** A runtime that prints a line and exits 3 at once: a Ship that never comes up. */
 export const EXIT_IMAGE = "bay-test-exit:latest";
