@@ -35,6 +35,27 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { say "dockerd did not come up; see /tmp/bay-dockerd.log"; exit 1; }
 fi
 
+# gVisor for the `python-gvisor` profile: Debian's runsc, registered with dockerd.
+# On these machines (Firecracker microVMs) runsc needs the ptrace platform, and
+# --network=host, which here means the container's own network namespace made by
+# Docker, so Docker's networks and Bay's iptables rules still apply.
+command -v runsc >/dev/null 2>&1 || apt_install runsc
+if ! docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; then
+  say "registering runsc (gVisor) with dockerd in /etc/docker/daemon.json"
+  as_root mkdir -p /etc/docker
+  as_root bun -e '
+    const fs = require("node:fs");
+    const path = "/etc/docker/daemon.json";
+    const conf = fs.existsSync(path) ? JSON.parse(fs.readFileSync(path, "utf8") || "{}") : {};
+    conf.runtimes = { ...(conf.runtimes ?? {}), runsc: { path: "/usr/bin/runsc", runtimeArgs: ["--platform=ptrace", "--network=host"] } };
+    fs.writeFileSync(path, JSON.stringify(conf, null, 2) + "\n");
+  '
+  # SIGHUP makes dockerd reload its runtimes without stopping any container.
+  for pid in $(pgrep -x dockerd); do as_root kill -HUP "$pid"; done
+  for _ in $(seq 1 20); do docker info --format '{{json .Runtimes}}' | grep -q '"runsc"' && break; sleep 0.5; done
+  docker info --format '{{json .Runtimes}}' | grep -q '"runsc"' || say "warning: dockerd did not pick up runsc; the python-gvisor profile will not start"
+fi
+
 # Ship's python kernel is tested in-process on the host too: it needs Debian's IPython.
 if ! /usr/bin/python3 -c 'import IPython, matplotlib' >/dev/null 2>&1; then
   say "installing python3-ipython and python3-matplotlib for Ship's host tests"
