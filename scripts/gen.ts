@@ -4,16 +4,21 @@
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
-import { generate, OUT_DIR, SPEC_PATH } from "./gen/generate.ts";
+import { generate, TARGETS } from "./gen/generate.ts";
 
 const root = join(import.meta.dir, "..");
 const check = process.argv.includes("--check");
-const files = generate(readFileSync(join(root, SPEC_PATH), "utf8"));
-const onDisk = existsSync(join(root, OUT_DIR))
-  ? readdirSync(join(root, OUT_DIR), { recursive: true, withFileTypes: true })
-      .filter((e) => e.isFile())
-      .map((e) => relative(root, join(e.parentPath, e.name)))
-  : [];
+const files = new Map<string, string>();
+const onDisk: string[] = [];
+for (const target of TARGETS) {
+  for (const [path, text] of generate(readFileSync(join(root, target.specPath), "utf8"), target)) files.set(path, text);
+  if (!existsSync(join(root, target.outDir))) continue;
+  for (const e of readdirSync(join(root, target.outDir), { recursive: true, withFileTypes: true })) {
+    if (e.isFile()) onDisk.push(relative(root, join(e.parentPath, e.name)));
+  }
+}
+const SPEC_PATH = TARGETS.map((t) => t.specPath).join(" and ");
+const OUT_DIR = TARGETS.map((t) => t.outDir).join(", ");
 
 if (check) {
   const problems: string[] = [];

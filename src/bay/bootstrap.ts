@@ -4,6 +4,7 @@
  */
 import type { Hono } from "hono";
 import { createApp } from "./api/app.ts";
+import { UploadSpool } from "./api/upload-spool.ts";
 import type { AppDeps } from "./api/deps.ts";
 import type { BayConfig } from "./config.ts";
 import { ApiKeyService } from "./domain/auth/api-keys.ts";
@@ -13,6 +14,7 @@ import { HealthService } from "./domain/health-service.ts";
 import { ProfileRegistry } from "./domain/profiles.ts";
 import { Reaper } from "./domain/reaper.ts";
 import { Reconciler } from "./domain/reconciler.ts";
+import { SandboxExec } from "./domain/sandbox-exec.ts";
 import { SandboxFiles } from "./domain/sandbox-files.ts";
 import { SandboxManager } from "./domain/sandbox-manager.ts";
 import { SessionManager } from "./domain/session-manager.ts";
@@ -71,14 +73,25 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
       readyTimeoutMs: config.driver.ready_timeout * 1000,
       hostEnv: opts.hostEnv ?? {},
       maxUploadBytes: config.limits.max_upload_bytes,
+      logs: { maxSizeMb: config.driver.log_max_size_mb, maxFiles: config.driver.log_max_files },
+      maxLiveSessions: config.limits.max_live_sessions,
+      maxStartsPerOwner: config.limits.max_concurrent_starts_per_owner,
     },
   );
   const limits = {
     maxSandboxesPerOwner: config.limits.max_sandboxes_per_owner,
+    maxWorkspacesPerOwner: config.limits.max_workspaces_per_owner,
     workspaceSizeLimitMb: config.limits.workspace_size_limit_mb,
   };
   const sandboxes = new SandboxManager({ stores, sessions, driver, profiles, logger, limits });
-  const workspaces = new WorkspaceManager({ stores, driver, logger, defaultSizeLimitMb: config.limits.workspace_size_limit_mb });
+  const workspaces = new WorkspaceManager({
+    stores,
+    driver,
+    logger,
+    defaultSizeLimitMb: config.limits.workspace_size_limit_mb,
+    maxSizeLimitMb: config.limits.max_workspace_size_limit_mb,
+    maxWorkspacesPerOwner: config.limits.max_workspaces_per_owner,
+  });
   const workspaceFiles = new WorkspaceFiles({
     stores,
     driver,
@@ -94,13 +107,20 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     maxFileBytes: config.limits.max_file_bytes,
     maxUploadBytes: config.limits.max_upload_bytes,
   });
-  const health = new HealthService({ db, driver, profiles, version: config.server.version });
+  const sandboxExec = new SandboxExec(router);
+  const uploadSpool = new UploadSpool({
+    maxBytes: config.limits.max_spool_bytes,
+    ...(config.limits.spool_dir ? { baseDir: config.limits.spool_dir } : {}),
+  });
+  const health = new HealthService({ db, driver, profiles, version: config.server.version, logger });
   const apiKeys = new ApiKeyService(stores.apiKeys, config.auth.api_keys);
   const jwtOpts = {
     secret: config.auth.jwt.secret,
     jwksUrl: config.auth.jwt.jwks_url,
     issuer: config.auth.jwt.issuer,
     audience: config.auth.jwt.audience,
+    requireExp: config.auth.jwt.require_exp,
+    ownerPrefix: config.auth.jwt.owner_prefix,
     logger,
   };
   const jwt = JwtVerifier.configured(jwtOpts) ? new JwtVerifier(jwtOpts) : null;
@@ -114,7 +134,9 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     stores,
     profiles,
     sandboxes,
+    sandboxExec,
     sandboxFiles,
+    uploadSpool,
     workspaces,
     workspaceFiles,
     router,

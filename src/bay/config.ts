@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { isApiKeyOwner, RESERVED_OWNER_PREFIXES } from "./domain/auth/owners.ts";
 
 const capability = z.enum(["python", "shell", "filesystem"]);
 
@@ -61,103 +62,160 @@ export function defaultProfiles(tag = DEFAULT_SHIP_TAG): z.input<typeof profileS
 
 const MiB = 1024 * 1024;
 
-export const configSchema = z.strictObject({
-  server: z
-    .strictObject({
-      host: z.string().default("127.0.0.1"),
-      port: z.number().int().min(0).max(65535).default(8000),
-      /** Sent in /health; overridable for packaging. */
-      version: z.string().default("0.1.0"),
-    })
-    .prefault({}),
-  database: z
-    .strictObject({
-      /** libSQL URL: file:…, :memory:, libsql://…, http://… */
-      url: z.string().min(1).default("file:./data/bay.db"),
-      auth_token: z.string().optional(),
-    })
-    .prefault({}),
-  driver: z
-    .strictObject({
-      type: z.literal("docker").default("docker"),
-      socket_path: z.string().default("/var/run/docker.sock"),
-      /** DOCKER_HOST-style URL (tcp://… or unix://…); wins over socket_path. */
-      host: z.string().optional(),
-      connect_mode: z.enum(["host_port", "container_network", "auto"]).default("host_port"),
-      network: z.string().optional(),
-      /**
-       * Names this Bay installation in container/volume labels; reconcile only
-       * touches its own. Unset: the id generated once per database, so replicas
-       * sharing a database agree and separate databases never collide.
-       */
-      instance_id: z
-        .string()
-        .regex(/^[A-Za-z0-9_.-]{1,64}$/)
-        .optional(),
-      /** Seconds to wait for a fresh Ship to answer /health and /meta. */
-      ready_timeout: z.number().positive().default(30),
-      /** Image of the short-lived helpers of the workspace data plane (needs rm, du and uid 1000). */
-      helper_image: z.string().min(1).default("bay-ship:latest"),
-    })
-    .prefault({}),
-  profiles: z
-    .array(profileSchema)
-    .min(1)
-    // In the schema, not after it, so a duplicate is reported together with every other problem.
-    .superRefine((profiles, ctx) => {
-      const ids = profiles.map((p) => p.id);
-      const dupes = [...new Set(ids.filter((id, i) => ids.indexOf(id) !== i))];
-      if (dupes.length) ctx.addIssue({ code: "custom", message: `duplicate id ${dupes.join(", ")}` });
-    })
-    .prefault(defaultProfiles()),
-  limits: z
-    .strictObject({
-      max_body_bytes: z
-        .number()
-        .int()
-        .positive()
-        .default(2 * MiB),
-      max_upload_bytes: z
-        .number()
-        .int()
-        .positive()
-        .default(1024 * MiB),
-      max_file_bytes: z
-        .number()
-        .int()
-        .positive()
-        .default(2 * MiB),
-      max_sandboxes_per_owner: z.number().int().positive().default(50),
-      rate_limit_per_minute: z.number().int().positive().default(600),
-      workspace_size_limit_mb: z.number().int().positive().default(1024),
-    })
-    .prefault({}),
-  auth: z
-    .strictObject({
-      mode: z.enum(["api_key", "anonymous"]).default("api_key"),
-      /** Bootstrap keys accepted alongside stored ones: `{key, owner}`. */
-      api_keys: z.array(z.strictObject({ key: z.string().min(16), owner: z.string().min(1) })).default([]),
-      default_owner: z.string().min(1).default("default"),
-      jwt: z
-        .strictObject({
-          secret: z.string().min(16).optional(),
-          jwks_url: z.string().url().optional(),
-          issuer: z.string().optional(),
-          audience: z.string().optional(),
-        })
-        .prefault({}),
-    })
-    .prefault({}),
-  idempotency: z.strictObject({ ttl_seconds: z.number().int().positive().default(86400) }).prefault({}),
-  lifecycle: z
-    .strictObject({
-      reaper_interval: z.number().positive().default(15),
-      /** What happens to a managed workspace when its sandbox expires. */
-      expired_workspace: z.enum(["keep", "delete"]).default("keep"),
-    })
-    .prefault({}),
-  log: z.strictObject({ level: z.enum(["debug", "info", "warn", "error"]).default("info") }).prefault({}),
-});
+const apiKeyOwner = z
+  .string()
+  .refine(isApiKeyOwner, `owner must be 1-128 characters of [A-Za-z0-9_.@:-], not starting with ${RESERVED_OWNER_PREFIXES.join(" or ")}`);
+
+export const configSchema = z
+  .strictObject({
+    server: z
+      .strictObject({
+        host: z.string().default("127.0.0.1"),
+        port: z.number().int().min(0).max(65535).default(8000),
+        /** Sent in /health; overridable for packaging. */
+        version: z.string().default("0.1.0"),
+        /**
+         * Host header values accepted in anonymous mode (DNS rebinding: a web page must
+         * not reach a local Bay through a name it controls). `server.host` is always accepted.
+         */
+        allowed_hosts: z.array(z.string().min(1)).default(["localhost", "127.0.0.1", "[::1]"]),
+        /** Origins allowed to call Bay from a browser (CORS); empty: CORS off. */
+        cors_origins: z.array(z.string().min(1)).default([]),
+      })
+      .prefault({}),
+    database: z
+      .strictObject({
+        /** libSQL URL: file:…, :memory:, libsql://…, http://… */
+        url: z.string().min(1).default("file:./data/bay.db"),
+        auth_token: z.string().optional(),
+      })
+      .prefault({}),
+    driver: z
+      .strictObject({
+        type: z.literal("docker").default("docker"),
+        socket_path: z.string().default("/var/run/docker.sock"),
+        /** DOCKER_HOST-style URL (tcp://… or unix://…); wins over socket_path. */
+        host: z.string().optional(),
+        connect_mode: z.enum(["host_port", "container_network", "auto"]).default("host_port"),
+        network: z.string().optional(),
+        /**
+         * Names this Bay installation in container/volume labels; reconcile only
+         * touches its own. Unset: the id generated once per database, so replicas
+         * sharing a database agree and separate databases never collide.
+         */
+        instance_id: z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+          .optional(),
+        /** Seconds to wait for a fresh Ship to answer /health and /meta. */
+        ready_timeout: z.number().positive().default(30),
+        /** Image of the short-lived helpers of the workspace data plane (needs rm, du and uid 1000). */
+        helper_image: z.string().min(1).default("bay-ship:latest"),
+        /** Sandbox container logs rotate at this size (json-file driver)… */
+        log_max_size_mb: z.number().int().min(1).max(1024).default(10),
+        /** …keeping this many files. */
+        log_max_files: z.number().int().min(1).max(20).default(3),
+      })
+      .prefault({}),
+    profiles: z
+      .array(profileSchema)
+      .min(1)
+      // In the schema, not after it, so a duplicate is reported together with every other problem.
+      .superRefine((profiles, ctx) => {
+        const ids = profiles.map((p) => p.id);
+        const dupes = [...new Set(ids.filter((id, i) => ids.indexOf(id) !== i))];
+        if (dupes.length) ctx.addIssue({ code: "custom", message: `duplicate id ${dupes.join(", ")}` });
+      })
+      .prefault(defaultProfiles()),
+    limits: z
+      .strictObject({
+        max_body_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(2 * MiB),
+        max_upload_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(1024 * MiB),
+        max_file_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(2 * MiB),
+        /** Most upload bytes this process keeps on its disk at once (files sent before their path, workspace uploads). */
+        max_spool_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(4 * 1024 * MiB),
+        /** Parent directory of the upload spool; default <tmpdir>/bay-spool. */
+        spool_dir: z.string().min(1).optional(),
+        max_sandboxes_per_owner: z.number().int().positive().default(50),
+        /** Live workspaces per owner, managed and external together. */
+        max_workspaces_per_owner: z.number().int().positive().default(100),
+        rate_limit_per_minute: z.number().int().positive().default(600),
+        /** Default size_limit_mb of a new workspace… */
+        workspace_size_limit_mb: z.number().int().positive().default(1024),
+        /** …and the most a client may ask for. */
+        max_workspace_size_limit_mb: z.number().int().positive().default(10240),
+        /** Sessions running or starting at once, all owners together (503 + Retry-After past it). */
+        max_live_sessions: z.number().int().positive().default(200),
+        /** Sessions one owner may be starting at once (429 + Retry-After past it). */
+        max_concurrent_starts_per_owner: z.number().int().positive().default(8),
+      })
+      .prefault({}),
+    auth: z
+      .strictObject({
+        mode: z.enum(["api_key", "anonymous"]).default("api_key"),
+        /** Bootstrap keys accepted alongside stored ones: `{key, owner}`. */
+        api_keys: z.array(z.strictObject({ key: z.string().min(16), owner: apiKeyOwner })).default([]),
+        default_owner: z.string().min(1).default("default"),
+        jwt: z
+          .strictObject({
+            secret: z.string().min(16).optional(),
+            jwks_url: z.string().url().optional(),
+            issuer: z.string().optional(),
+            audience: z.string().optional(),
+            /** A token without `exp` never expires: refused unless this is false. */
+            require_exp: z.boolean().default(true),
+            /**
+             * Put before `sub` to make the owner, so a JWT subject never names an API-key
+             * owner by accident. Set "" to share one owner namespace on purpose.
+             */
+            owner_prefix: z.string().default("jwt:"),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    idempotency: z.strictObject({ ttl_seconds: z.number().int().positive().default(86400) }).prefault({}),
+    lifecycle: z
+      .strictObject({
+        reaper_interval: z.number().positive().default(15),
+        /** What happens to a managed workspace when its sandbox expires. */
+        expired_workspace: z.enum(["keep", "delete"]).default("keep"),
+      })
+      .prefault({}),
+    log: z.strictObject({ level: z.enum(["debug", "info", "warn", "error"]).default("info") }).prefault({}),
+  })
+  // Rules across sections, checked with every other problem.
+  .superRefine((c, ctx) => {
+    if (c.auth.jwt.jwks_url && (!c.auth.jwt.issuer || !c.auth.jwt.audience)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["auth", "jwt"],
+        message: "with a JWKS URL, issuer and audience are required (an identity provider's keys sign tokens for other services too)",
+      });
+    }
+    if (c.limits.workspace_size_limit_mb > c.limits.max_workspace_size_limit_mb) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["limits", "workspace_size_limit_mb"],
+        message: "larger than limits.max_workspace_size_limit_mb",
+      });
+    }
+  });
 
 export type BayConfig = z.infer<typeof configSchema>;
 

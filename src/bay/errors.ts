@@ -52,7 +52,13 @@ export const ERROR_STATUS = {
 export type ErrorStatus = (typeof ERROR_STATUS)[ErrorCode];
 
 export interface BayErrorOptions {
+  /** Sent to the client: stable, documented shapes only. */
   details?: Record<string, unknown>;
+  /**
+   * For the log only (with the request id), never sent: engine messages,
+   * container ids, internal endpoints, raw database or driver text.
+   */
+  internal?: Record<string, unknown>;
   cause?: unknown;
   /** Seconds; written as a Retry-After header (503, 429). */
   retryAfter?: number;
@@ -63,12 +69,14 @@ export class BayError extends Error {
   override readonly name = "BayError";
   readonly code: ErrorCode;
   readonly details: Record<string, unknown>;
+  readonly internal: Record<string, unknown>;
   readonly retryAfter: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: BayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.details = options.details ?? {};
+    this.internal = options.internal ?? {};
     this.retryAfter = options.retryAfter;
   }
 

@@ -4,6 +4,7 @@
  * directly (`bun run src/bay/main.ts`, the compiled `dist/bay`); scripts/start.ts
  * imports `main` and calls it after its image checks.
  */
+import { UploadSpool } from "./api/upload-spool.ts";
 import { buildBay } from "./bootstrap.ts";
 import { ConfigError, loadConfig, type BayConfig } from "./config.ts";
 import { createLogger, errorMessage, type Logger } from "./logger.ts";
@@ -25,6 +26,9 @@ export function loadConfigOrExit(): BayConfig {
 export async function main(config: BayConfig = loadConfigOrExit()): Promise<void> {
   const logger = createLogger(config.log.level);
   installProcessPolicy(logger);
+  // Spooled uploads of processes that died (crash, kill -9) are never read again.
+  const stale = UploadSpool.cleanStale(config.limits.spool_dir);
+  if (stale > 0) logger.info("removed upload spools left by stopped processes", { count: stale });
   // Profile env may reference Bay's own environment (`${NAME}`).
   const bay = await buildBay(config, { logger, hostEnv: process.env });
   const server = Bun.serve({

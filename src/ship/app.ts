@@ -1,6 +1,8 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import type { ShipCredentials } from "../protocol/ship/index.ts";
+import { sessionAuth } from "./auth.ts";
 import { loadShipConfig, type ShipConfig } from "./config.ts";
 import { ShipError } from "./errors.ts";
 import { PythonKernel } from "./kernel/python-kernel.ts";
@@ -30,8 +32,8 @@ function toShipError(err: unknown): ShipError {
   return new ShipError("internal_error", "internal error", { cause: err });
 }
 
-/** Builds Ship's app. Only `workspace` is required; the rest default like main.ts. */
-export function createShipApp(options: Partial<ShipConfig> & { workspace: string }): ShipApp {
+/** Builds Ship's app for one Bay session. `workspace` and `credentials` are required; the rest default like main.ts. */
+export function createShipApp(options: Partial<ShipConfig> & { workspace: string; credentials: ShipCredentials }): ShipApp {
   const config: ShipConfig = { ...loadShipConfig({}), ...options };
   const kernel = new PythonKernel({
     python: config.python,
@@ -49,10 +51,11 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
     },
   });
   const app = new Hono();
+  app.use(sessionAuth(options.credentials.secret));
   app.use("/ipython/*", jsonLimit);
   app.use("/shell/*", jsonLimit);
   app.use("/filesystem/files", jsonLimit);
-  app.route("/", systemRoutes({ kernel, workspace: config.workspace }));
+  app.route("/", systemRoutes({ kernel, workspace: config.workspace, sessionId: options.credentials.session_id }));
   app.route("/", ipythonRoutes({ kernel }));
   app.route("/", shellRoutes({ workspace: config.workspace, processes, maxOutputBytes: config.maxOutputBytes }));
   app.route("/", filesystemRoutes(config));

@@ -2,6 +2,7 @@
 export type ShipErrorCode =
   | "validation_error"
   | "invalid_path"
+  | "unauthorized"
   | "file_not_found"
   | "not_found"
   | "payload_too_large"
@@ -13,6 +14,7 @@ export type ShipErrorCode =
 export const SHIP_ERROR_STATUS = {
   validation_error: 400,
   invalid_path: 400,
+  unauthorized: 401,
   file_not_found: 404,
   not_found: 404,
   payload_too_large: 413,

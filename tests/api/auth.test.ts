@@ -220,7 +220,7 @@ describe("every bad credential is 401 unauthorized", () => {
     const created = await t.json("POST", "/v1/sandboxes", { body: {}, headers: bearer(tokens.valid!) });
     expect(created.status).toBe(201);
     const rs = await t.bay.deps.stores.db.execute({ sql: "SELECT owner FROM sandboxes WHERE id = ?", args: [created.body.id] });
-    expect(rs.rows[0]!.owner).toBe("alice");
+    expect(rs.rows[0]!.owner).toBe("jwt:alice"); // JWT owners have their own namespace
     expect((await t.call("GET", `/v1/sandboxes/${created.body.id}`, { headers: bearer(tokens.valid!) })).status).toBe(200);
   });
 
@@ -257,37 +257,59 @@ describe("JWKS", () => {
 
   test("RS256 tokens verified against the JWKS; sub is the owner", async () => {
     const t = await bay({
-      config: { auth: { mode: "api_key", jwt: { jwks_url: `http://127.0.0.1:${server.port}/jwks.json`, audience: "bay" } } },
+      config: {
+        auth: {
+          mode: "api_key",
+          jwt: { jwks_url: `http://127.0.0.1:${server.port}/jwks.json`, issuer: "https://idp.test", audience: "bay" },
+        },
+      },
     });
-    const good = await rs256({ sub: "carol", aud: "bay", exp: nowSec() + 60 });
+    const good = await rs256({ sub: "carol", iss: "https://idp.test", aud: "bay", exp: nowSec() + 60 });
     const created = await t.json("POST", "/v1/sandboxes", { body: {}, headers: bearer(good) });
     expect(created.status).toBe(201);
     expect(jwksHits).toBeGreaterThan(0);
     const rs = await t.bay.deps.stores.db.execute({ sql: "SELECT owner FROM sandboxes WHERE id = ?", args: [created.body.id] });
-    expect(rs.rows[0]!.owner).toBe("carol");
+    expect(rs.rows[0]!.owner).toBe("jwt:carol");
 
-    await expectUnauthorized(t, bearer(await rs256({ sub: "carol", aud: "bay", exp: nowSec() + 60 }, otherKey)));
-    await expectUnauthorized(t, bearer(await rs256({ sub: "carol", aud: "bay", exp: nowSec() - 5 })));
-    await expectUnauthorized(t, bearer(await rs256({ sub: "carol", aud: "nope", exp: nowSec() + 60 })));
+    await expectUnauthorized(t, bearer(await rs256({ sub: "carol", iss: "https://idp.test", aud: "bay", exp: nowSec() + 60 }, otherKey)));
+    await expectUnauthorized(t, bearer(await rs256({ sub: "carol", iss: "https://idp.test", aud: "bay", exp: nowSec() - 5 })));
+    await expectUnauthorized(t, bearer(await rs256({ sub: "carol", iss: "https://idp.test", aud: "nope", exp: nowSec() + 60 })));
     // Without a configured secret, an HS256 token is refused outright (no alg confusion).
     await expectUnauthorized(t, bearer(await hs256({ sub: "carol", aud: "bay", exp: nowSec() + 60 })));
   });
 
   test("secret and JWKS together: the token's alg picks the key", async () => {
     const t = await bay({
-      config: { auth: { mode: "api_key", jwt: { secret: SECRET, jwks_url: `http://127.0.0.1:${server.port}/jwks.json` } } },
+      config: {
+        auth: {
+          mode: "api_key",
+          jwt: { secret: SECRET, jwks_url: `http://127.0.0.1:${server.port}/jwks.json`, issuer: "https://idp.test", audience: "bay" },
+        },
+      },
     });
-    expect((await t.call("GET", "/v1/sandboxes", { headers: bearer(await hs256({ sub: "a", exp: nowSec() + 60 })) })).status).toBe(200);
-    expect((await t.call("GET", "/v1/sandboxes", { headers: bearer(await rs256({ sub: "b", exp: nowSec() + 60 })) })).status).toBe(200);
+    expect(
+      (
+        await t.call("GET", "/v1/sandboxes", {
+          headers: bearer(await hs256({ sub: "a", iss: "https://idp.test", aud: "bay", exp: nowSec() + 60 })),
+        })
+      ).status,
+    ).toBe(200);
+    expect(
+      (
+        await t.call("GET", "/v1/sandboxes", {
+          headers: bearer(await rs256({ sub: "b", iss: "https://idp.test", aud: "bay", exp: nowSec() + 60 })),
+        })
+      ).status,
+    ).toBe(200);
   });
 
   test("an unreachable JWKS gives 401 and a warning without the token", async () => {
     const lines: string[] = [];
     const t = await bay({
       logger: createLogger("debug", (l) => lines.push(l)),
-      config: { auth: { mode: "api_key", jwt: { jwks_url: "http://127.0.0.1:9/jwks.json" } } },
+      config: { auth: { mode: "api_key", jwt: { jwks_url: "http://127.0.0.1:9/jwks.json", issuer: "https://idp.test", audience: "bay" } } },
     });
-    const token = await rs256({ sub: "carol", exp: nowSec() + 60 });
+    const token = await rs256({ sub: "carol", iss: "https://idp.test", aud: "bay", exp: nowSec() + 60 });
     await expectUnauthorized(t, bearer(token));
     expect(lines.some((l) => l.includes("JWKS unavailable"))).toBe(true);
     expect(lines.join("\n")).not.toContain(token);
@@ -305,7 +327,7 @@ describe("anonymous mode", () => {
     const anon = await t.bay.app.request("/v1/sandboxes", { method: "POST", body: "{}", headers: { "content-type": "application/json" } });
     expect(anon.status).toBe(201);
     const rs = await t.bay.deps.stores.db.execute("SELECT owner FROM sandboxes ORDER BY owner");
-    expect(rs.rows.map((r) => r.owner)).toEqual(["alice", "bob", "dev"]);
+    expect(rs.rows.map((r) => r.owner)).toEqual(["anon:alice", "anon:bob", "anon:dev"]);
     expect((await t.call("GET", `/v1/sandboxes/${a.body.id}`, { owner: "bob" })).status).toBe(404);
     expect((await t.call("GET", `/v1/sandboxes/${a.body.id}`, { owner: "alice" })).status).toBe(200);
   });

@@ -121,8 +121,8 @@ describe("replay and conflict", () => {
     expect(b.status).toBe(201);
     const [ja, jb] = [(await a.json()) as any, (await b.json()) as any];
     expect(ja.id).not.toBe(jb.id);
-    expect(await countSandboxes(t, "alice")).toBe(1);
-    expect(await countSandboxes(t, "bob")).toBe(1);
+    expect(await countSandboxes(t, "anon:alice")).toBe(1);
+    expect(await countSandboxes(t, "anon:bob")).toBe(1);
     // And each owner's replay is its own.
     expect(((await (await post(t, "/v1/sandboxes", "{}", idem("shared"), "bob")).json()) as any).id).toBe(jb.id);
   });

@@ -15,7 +15,7 @@ afterEach(async () => {
 });
 
 async function count(sql: string): Promise<number> {
-  const rs = await t.bay.deps.stores.db.execute({ sql, args: ["alice"] });
+  const rs = await t.bay.deps.stores.db.execute({ sql, args: ["anon:alice"] });
   return Number(rs.rows[0]!.n);
 }
 

@@ -40,7 +40,7 @@ describe("create", () => {
     const ws = await workspaceRow(sb.workspace_id);
     expect(ws).not.toBeNull();
     expect(Number(ws!.managed)).toBe(1);
-    expect(ws!.owner).toBe("alice");
+    expect(ws!.owner).toBe("anon:alice"); // anonymous owners have their own namespace
     expect(ws!.deleted_at).toBeNull();
     const wsApi = await t.json("GET", `/v1/workspaces/${sb.workspace_id}`);
     expect(wsApi.status).toBe(200);

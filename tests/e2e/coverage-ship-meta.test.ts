@@ -1,7 +1,7 @@
 /**
  * Bay refuses a Ship that does not fit: a /meta reporting another API version,
- * or capabilities that do not cover the profile's, is 502 ship_error and the
- * container is removed. The Ship is a tiny fake (`bay-test-meta`) whose /meta
+ * capabilities that do not cover the profile's, or another session than the one
+ * it was started for, is 502 ship_error and the container is removed. The Ship is a tiny fake (`bay-test-meta`) whose /meta
  * answer is set by the profile's env.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
@@ -27,6 +27,7 @@ beforeAll(async () => {
           capabilities: ["python", "shell"],
           env: { META_CAPABILITIES: "shell" },
         },
+        { id: "meta-other-session", image: META_IMAGE, runtime_port: META_PORT, capabilities: ["python"], env: { META_SESSION: "other" } },
       ),
     },
   });
@@ -74,5 +75,18 @@ test("/meta capabilities not covering the profile's → 502 ship_error (capabili
       expect(await containersOf(t, id)).toHaveLength(0);
     },
     "meta-shell-only",
+  );
+}, 60_000);
+
+test("/meta naming another session than the one started → 502 ship_error (session_mismatch), container removed", async () => {
+  await withSandbox(
+    t,
+    async (id) => {
+      const r = await py(t, id, "1");
+      expect({ status: r.status, code: r.body.error.code }).toEqual({ status: 502, code: "ship_error" });
+      expect(r.body.error.details.reason).toBe("session_mismatch");
+      expect(await containersOf(t, id)).toHaveLength(0);
+    },
+    "meta-other-session",
   );
 }, 60_000);

@@ -5,7 +5,7 @@
  * process serving, write no partial file, and leave no spool behind.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { api, startBayProcess, type BayProcess } from "../support/bay-process.ts";
@@ -44,8 +44,13 @@ async function upload(path: string, body: string): Promise<{ status: number; bod
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
+/** What the Bay process keeps in its upload spool (one directory per spooled upload). */
 function spools(): string[] {
-  return readdirSync(tmpdir()).filter((n) => n.startsWith("bay-upload-"));
+  try {
+    return readdirSync(join(tmpdir(), "bay-spool", String(bay.pid)));
+  } catch {
+    return [];
+  }
 }
 
 beforeAll(async () => {
@@ -81,6 +86,7 @@ describe("truncated multipart bodies never stop Bay", () => {
         const read = await api(bay.url, "GET", `${collection}/${id}/filesystem/files?path=cut.bin`);
         expect([404, 400]).toContain(read.status);
         if (read.status === 404) expect(read.body.error.code).toBe("file_not_found");
+        expect(existsSync(join(tmpdir(), "bay-spool", String(bay.pid)))).toBe(true);
         expect(spools().filter((s) => !before.has(s))).toEqual([]);
 
         await api(bay.url, "DELETE", `${collection}/${id}`);

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createShipApp, type ShipApp } from "../../src/ship/app.ts";
 import { shipBehaviour } from "./support/behaviour.ts";
-import { ShipClient } from "./support/caller.ts";
+import { ShipClient, testCredentials } from "./support/caller.ts";
 
 const PYTHON = process.env.SHIP_TEST_PYTHON ?? "/usr/bin/python3";
 
@@ -26,14 +26,15 @@ let workspace = "";
 let ship: ShipApp | undefined;
 let client: ShipClient | undefined;
 // Filled in beforeAll; the cases read it when they run.
-const options = { mountPath: "", matplotlib: true };
+const credentials = testCredentials();
+const options = { mountPath: "", matplotlib: true, sessionId: credentials.session_id };
 
 beforeAll(async () => {
   requireHostPython();
   workspace = await realpath(await mkdtemp(join(tmpdir(), "ship-test-ws-")));
   options.mountPath = workspace;
-  ship = createShipApp({ workspace, python: PYTHON, maxBackground: 3 });
-  client = new ShipClient((path, init) => Promise.resolve(ship!.app.request(path, init)));
+  ship = createShipApp({ workspace, python: PYTHON, maxBackground: 3, credentials });
+  client = new ShipClient((path, init) => Promise.resolve(ship!.app.request(path, init)), credentials.secret);
 });
 
 afterAll(async () => {

@@ -5,17 +5,18 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { shipBehaviour } from "./support/behaviour.ts";
-import { ShipClient } from "./support/caller.ts";
+import { ShipClient, testCredentials } from "./support/caller.ts";
 import { SHIP_DATA_IMAGE, SHIP_IMAGE } from "../support/images.ts";
 import { startShip, type ShipContainer } from "./support/container.ts";
 
 function clientFor(image: string, groups?: Array<"system" | "python" | "shell" | "filesystem">, matplotlib = false) {
   let container: ShipContainer | undefined;
   let client: ShipClient | undefined;
+  const credentials = testCredentials();
   beforeAll(async () => {
-    container = await startShip(image, { SHIP_MAX_BACKGROUND: "3" });
+    container = await startShip(image, { SHIP_MAX_BACKGROUND: "3" }, credentials);
     const base = container.baseUrl;
-    client = new ShipClient((path, init) => fetch(`${base}${path}`, init));
+    client = new ShipClient((path, init) => fetch(`${base}${path}`, init), credentials.secret);
   });
   afterAll(async () => {
     await container?.remove();
@@ -24,7 +25,7 @@ function clientFor(image: string, groups?: Array<"system" | "python" | "shell" |
     if (!client) throw new Error(`${image} container did not start (see beforeAll error)`);
     return client;
   };
-  shipBehaviour(get, { mountPath: "/workspace", matplotlib, ...(groups ? { groups } : {}) });
+  shipBehaviour(get, { mountPath: "/workspace", matplotlib, sessionId: credentials.session_id, ...(groups ? { groups } : {}) });
   return get;
 }
 

@@ -3,6 +3,7 @@ import { expect, test } from "bun:test";
 import { inspectRoutes } from "hono/dev";
 import { parse } from "yaml";
 import { createShipApp } from "../../src/ship/app.ts";
+import { testCredentials } from "./support/caller.ts";
 
 test("every Ship route is in openapi/ship.v1.yaml and vice versa", async () => {
   const spec = parse(await Bun.file(new URL("../../openapi/ship.v1.yaml", import.meta.url)).text());
@@ -12,7 +13,7 @@ test("every Ship route is in openapi/ship.v1.yaml and vice versa", async () => {
       if (item[method]) specOps.add(`${method.toUpperCase()} ${path}`);
     }
   }
-  const ship = createShipApp({ workspace: "/tmp", startKernel: false });
+  const ship = createShipApp({ workspace: "/tmp", startKernel: false, credentials: testCredentials() });
   const appOps = new Set(
     inspectRoutes(ship.app)
       .filter((r) => !r.isMiddleware)

@@ -48,6 +48,7 @@ export async function startBayProcess(opts: BayProcessOptions): Promise<BayProce
     BAY_DB_URL: `file:${opts.dbPath}`,
     BAY_INSTANCE_ID: opts.instanceId,
     BAY_LOG_LEVEL: "info",
+    ...(process.env.BAY_SHIP_TAG ? { BAY_SHIP_TAG: process.env.BAY_SHIP_TAG } : {}),
     ...opts.env,
   };
   if (opts.config) {

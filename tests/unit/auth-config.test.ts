@@ -42,6 +42,8 @@ describe("auth configuration", () => {
       jwks_url: "https://idp.example/.well-known/jwks.json",
       issuer: "https://idp.example/",
       audience: "bay",
+      require_exp: true,
+      owner_prefix: "jwt:",
     });
     expect(() => loadConfig({ BAY_AUTH_MODE: "open" }, undefined)).toThrow(ConfigError);
   });

@@ -30,7 +30,13 @@ function problemsOf(fn: () => unknown): string[] {
 describe("defaults", () => {
   test("an empty environment gives a complete, safe configuration", () => {
     const c = loadConfig({});
-    expect(c.server).toEqual({ host: "127.0.0.1", port: 8000, version: "0.1.0" });
+    expect(c.server).toEqual({
+      host: "127.0.0.1",
+      port: 8000,
+      version: "0.1.0",
+      allowed_hosts: ["localhost", "127.0.0.1", "[::1]"],
+      cors_origins: [],
+    });
     expect(c.auth.mode).toBe("api_key");
     expect(c.driver.connect_mode).toBe("host_port");
     expect(c.driver.instance_id).toBeUndefined(); // then the database's installation id

@@ -140,12 +140,28 @@ describe("stores", () => {
 
   async function withSession(sandboxId: string, status: "starting" | "ready" | "failed" | "stopped") {
     const sess = `sess-${sandboxId}`;
-    await s.sessions.insertStarting({ id: sess, sandboxId, leaseOwner: "r1", leaseExpiresAt: NOW + 60_000, now: NOW });
+    await s.sessions.insertStarting({
+      id: sess,
+      sandboxId,
+      secret: "s".repeat(43),
+      leaseOwner: "r1",
+      leaseExpiresAt: NOW + 60_000,
+      now: NOW,
+    });
     // Claimed a moment before NOW, so sandboxes whose TTL ends at NOW can still hold a session.
-    expect(await s.sandboxes.casSession(sandboxId, null, sess, NOW - 10)).toBe(true);
-    if (status === "ready") expect(await s.sessions.markReady(sess, "http://127.0.0.1:1", NOW, NOW + 1000)).toBe(true);
-    if (status === "failed" || status === "stopped") expect(await s.sessions.markEnded(sess, status, NOW, "boom")).toBe(true);
+    expect(await s.sandboxes.claimSlot(sandboxId, sess, NOW - 10)).toBe(true);
+    if (status === "ready") expect(await markReady(sess)).toBe(true);
+    if (status === "failed" || status === "stopped") expect(await s.sessions.end(sess, status, NOW, "boom")).toBe(true);
     return sess;
+  }
+
+  /** starting → ready and the idle deadline armed, as the session manager does it: one batch. */
+  async function markReady(sess: string): Promise<boolean> {
+    const [ready] = await s.db.batch(
+      [s.sessions.markReadyStatement(sess, "http://127.0.0.1:1", NOW), s.sandboxes.armIdleDeadlineStatement(sess, NOW + 1000)],
+      "write",
+    );
+    return ready?.rowsAffected === 1;
   }
 
   const statusOf = async (id: string) => (await s.sandboxes.get(id, NOW))!.status;
@@ -205,20 +221,21 @@ describe("stores", () => {
     });
   });
 
-  describe("casSession", () => {
-    test("sets only when the current value equals the expected one", async () => {
+  describe("claimSlot / releaseSlot", () => {
+    test("claims only an empty slot and releases only the session it holds", async () => {
       const id = await sandbox();
-      expect(await s.sandboxes.casSession(id, "sess-other", "sess-a")).toBe(false);
-      expect(await s.sandboxes.casSession(id, null, "sess-a")).toBe(true);
-      expect(await s.sandboxes.casSession(id, null, "sess-b")).toBe(false);
+      expect(await s.sandboxes.releaseSlot(id, "sess-other")).toBe(false);
+      expect(await s.sandboxes.claimSlot(id, "sess-a", NOW)).toBe(true);
+      expect(await s.sandboxes.claimSlot(id, "sess-b", NOW)).toBe(false);
       expect((await s.sandboxes.get(id))!.currentSessionId).toBe("sess-a");
-      expect(await s.sandboxes.casSession(id, "sess-a", null)).toBe(true);
+      expect(await s.sandboxes.releaseSlot(id, "sess-b")).toBe(false);
+      expect(await s.sandboxes.releaseSlot(id, "sess-a")).toBe(true);
       expect((await s.sandboxes.get(id))!.currentSessionId).toBeNull();
     });
 
     test("of many concurrent claims exactly one wins", async () => {
       const id = await sandbox();
-      const wins = await Promise.all(Array.from({ length: 8 }, (_, i) => s.sandboxes.casSession(id, null, `sess-${i}`)));
+      const wins = await Promise.all(Array.from({ length: 8 }, (_, i) => s.sandboxes.claimSlot(id, `sess-${i}`, NOW)));
       expect(wins.filter(Boolean)).toHaveLength(1);
       const winner = wins.indexOf(true);
       expect((await s.sandboxes.get(id))!.currentSessionId).toBe(`sess-${winner}`);
@@ -226,14 +243,14 @@ describe("stores", () => {
 
     test("never claims a sandbox whose TTL has passed, even before the reaper marks it", async () => {
       const id = await sandbox({ expiresAt: NOW });
-      expect(await s.sandboxes.casSession(id, null, "sess-late", NOW)).toBe(false);
-      expect(await s.sandboxes.casSession(id, null, "sess-early", NOW - 1)).toBe(true);
+      expect(await s.sandboxes.claimSlot(id, "sess-late", NOW)).toBe(false);
+      expect(await s.sandboxes.claimSlot(id, "sess-early", NOW - 1)).toBe(true);
     });
 
     test("never claims a deleted sandbox", async () => {
       const id = await sandbox();
       expect(await s.sandboxes.tombstone(id, NOW)).toBe(true);
-      expect(await s.sandboxes.casSession(id, null, "sess-a")).toBe(false);
+      expect(await s.sandboxes.claimSlot(id, "sess-a", NOW)).toBe(false);
     });
   });
 
@@ -259,7 +276,7 @@ describe("stores", () => {
       const id = await sandbox();
       const sess = await withSession(id, "starting");
       expect(await s.sandboxes.tombstone(id, NOW)).toBe(true);
-      expect(await s.sessions.markReady(sess, "http://127.0.0.1:1", NOW, NOW + 1000)).toBe(false);
+      expect(await markReady(sess)).toBe(false);
     });
 
     test("a sandbox is inserted on an external workspace only while that workspace is live and the owner's", async () => {
@@ -288,7 +305,7 @@ describe("stores", () => {
       expect(await s.sessions.renewLease(sess, "r1", NOW + 10_000)).toBe(true);
       expect(await s.sessions.setContainer(sess, "c-1", "r1")).toBe(true);
       // Ended (a stop, or a takeover after the lease lapsed): the holder learns it lost.
-      expect(await s.sessions.markEnded(sess, "failed", NOW, "start abandoned")).toBe(true);
+      expect(await s.sessions.end(sess, "failed", NOW, "start abandoned")).toBe(true);
       expect(await s.sessions.renewLease(sess, "r1", NOW + 20_000)).toBe(false);
       expect(await s.sessions.setContainer(sess, "c-2", "r1")).toBe(false);
       expect((await s.sessions.get(sess))!.containerId).toBe("c-1");

@@ -6,8 +6,10 @@
 import "./context.ts";
 import { Hono } from "hono";
 import type { AppDeps } from "./deps.ts";
-import { operations } from "./generated/index.ts";
+import { type OperationSpec, operations } from "./generated/index.ts";
+import { cors } from "hono/cors";
 import { authMiddleware } from "./middleware/auth.ts";
+import { hostGuard } from "./middleware/host-guard.ts";
 import { jsonBodyLimit } from "./middleware/body-limit.ts";
 import { createErrorHandler, createNotFoundHandler } from "./middleware/error-handler.ts";
 import { idempotency } from "./middleware/idempotency.ts";
@@ -28,6 +30,18 @@ export function createApp(deps: AppDeps): Hono {
   app.onError(createErrorHandler({ logger: deps.logger }));
   app.notFound(createNotFoundHandler(Object.values(operations)));
 
+  const server = deps.config.server;
+  if (server.cors_origins.length > 0) {
+    app.use(
+      cors({
+        origin: server.cors_origins,
+        allowHeaders: ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
+        exposeHeaders: ["X-Request-Id", "Retry-After", "Idempotent-Replayed", "Content-Disposition"],
+        maxAge: 600,
+      }),
+    );
+  }
+  if (deps.config.auth.mode === "anonymous") app.use(hostGuard([...server.allowed_hosts, server.host]));
   app.use(
     "/v1/*",
     authMiddleware({
@@ -40,12 +54,12 @@ export function createApp(deps: AppDeps): Hono {
   );
   const perMinute = deps.config.limits.rate_limit_per_minute;
   app.use("/v1/*", rateLimit(new RateLimiter({ perMinute }), perMinute));
-  // Uploads stream and have their own, larger limit; everything else is small JSON.
+  // JSON bodies are small; multipart uploads stream and have their own, larger
+  // limit; operations without a body never read one.
   const limit = jsonBodyLimit(deps.config.limits.max_body_bytes);
-  app.use("/v1/*", async function jsonLimit(c, next) {
-    if (c.req.method === "POST" && c.req.path.endsWith("/filesystem/upload")) return next();
-    return limit(c, next);
-  });
+  for (const op of Object.values(operations) as OperationSpec[]) {
+    if (op.body) app.on(op.method.toUpperCase(), op.honoPath, limit);
+  }
   const idem = idempotency({ store: deps.stores.idempotency, ttlMs: deps.config.idempotency.ttl_seconds * 1000, logger: deps.logger });
   app.post(operations.createSandbox.honoPath, idem);
   app.post(operations.createWorkspace.honoPath, idem);

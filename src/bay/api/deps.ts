@@ -5,19 +5,23 @@ import type { JwtVerifier } from "../domain/auth/jwt-verifier.ts";
 import type { CapabilityRouter } from "../domain/capability-router.ts";
 import type { HealthService } from "../domain/health-service.ts";
 import type { ProfileRegistry } from "../domain/profiles.ts";
+import type { SandboxExec } from "../domain/sandbox-exec.ts";
 import type { SandboxFiles } from "../domain/sandbox-files.ts";
 import type { SandboxManager } from "../domain/sandbox-manager.ts";
 import type { WorkspaceFiles } from "../domain/workspace-files.ts";
 import type { WorkspaceManager } from "../domain/workspace-manager.ts";
 import type { Logger } from "../logger.ts";
 import type { Stores } from "../store/index.ts";
+import type { UploadSpool } from "./upload-spool.ts";
 
 export interface AppDeps {
   config: BayConfig;
   stores: Stores;
   profiles: ProfileRegistry;
   sandboxes: SandboxManager;
+  sandboxExec: SandboxExec;
   sandboxFiles: SandboxFiles;
+  uploadSpool: UploadSpool;
   workspaces: WorkspaceManager;
   workspaceFiles: WorkspaceFiles;
   router: CapabilityRouter;

@@ -4,6 +4,7 @@
  * and anything credential-like are dropped), and Bay's request id is set.
  */
 import type { Context } from "hono";
+import type { CallContext } from "../domain/capability-router.ts";
 
 const KEEP = ["content-type", "content-disposition", "content-encoding", "last-modified", "etag"];
 
@@ -17,10 +18,7 @@ export function relay(c: Context, res: Response): Response {
   return new Response(res.body, { status: res.status, headers });
 }
 
-export const JSON_HEADERS = (): Headers => new Headers({ "content-type": "application/json" });
-
-/** Ship path with an encoded `path` query. */
-export const withPath = (shipPath: string, path: string): string => `${shipPath}?path=${encodeURIComponent(path)}`;
-
-/** Deadline for a call to the Ship: the exec timeout plus room for transport. */
-export const execDeadlineMs = (timeoutSeconds: number): number => (timeoutSeconds + 15) * 1000;
+/** The domain's view of this request: owner, sandbox, request id, and a signal for a client that goes away. */
+export function callContext(c: Context, sandboxId: string): CallContext {
+  return { owner: c.get("owner"), sandboxId, requestId: c.get("requestId"), signal: c.req.raw.signal };
+}

@@ -1,31 +1,40 @@
 /**
  * Routes a capability call to the sandbox's Ship: checks ownership, expiry and
  * the profile's capabilities before any container starts, ensures a session,
- * forwards the request, and keeps the idle deadline moving. When the Ship
- * cannot be reached because its container died, a replayable call is retried
- * once on a fresh session.
+ * runs the call against it, and keeps the idle deadline moving. When the call
+ * never reached this session's Ship (connection refused, or the port now
+ * answers for another session), the session is replaced and a replayable call
+ * is sent once more.
  */
 import { BayError, notFound } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { isUnreachable, type ForwardRequest, type ShipClient } from "../runtime/ship-client.ts";
+import { isUnreachable, notExecuted, type ShipClient } from "../runtime/ship-client.ts";
+import { ShipWrongSessionError } from "../runtime/errors/ship-wrong-session-error.ts";
 import type { Stores } from "../store/index.ts";
+import { expiredError } from "./lifecycle.ts";
 import type { Capability, ProfileRegistry } from "./profiles.ts";
-import { expiredError, type SessionManager } from "./session-manager.ts";
+import type { SessionHandle, SessionManager } from "./session-manager.ts";
 
-export interface CapabilityCall {
+/** Who asks, for which sandbox, under which request id. */
+export interface CallContext {
   owner: string;
   sandboxId: string;
-  capability: Capability;
-  /** Ship operation name, for the audit log. */
-  operation: string;
-  method: string;
-  /** Path and query on the Ship. */
-  shipPath: string;
-  headers?: Headers;
-  /** A buffered body can be replayed on a fresh session; a stream cannot. */
-  body?: string | ReadableStream<Uint8Array> | null;
-  timeoutMs: number;
   requestId: string;
+  /** Aborts when the client goes away. */
+  signal?: AbortSignal;
+}
+
+/** What one call needs besides its context. */
+export interface CallPlan<T> {
+  capability: Capability;
+  /** Operation name, for the audit log. */
+  operation: string;
+  /** How long the call may run: the session is kept from idle reclaim at least that long. */
+  coverMs: number;
+  /** False for calls whose body is a stream: it cannot be sent twice. */
+  replayable: boolean;
+  /** Runs the call against a ready session. */
+  run(ship: ShipClient, session: SessionHandle): Promise<T>;
 }
 
 export interface CapabilityRouterDeps {
@@ -73,23 +82,23 @@ export class CapabilityRouter {
     this.now = deps.now ?? Date.now;
   }
 
-  /** Forwards the call and returns the Ship's successful response, unread. */
-  async call(call: CapabilityCall): Promise<Response> {
+  /** Runs the call and returns what `plan.run` returned. */
+  async call<T>(ctx: CallContext, plan: CallPlan<T>): Promise<T> {
     const started = this.now();
     let outcome = "ok";
     try {
-      return await this.route(call);
+      return await this.route(ctx, plan);
     } catch (e) {
       outcome = e instanceof BayError ? e.code : "internal_error";
       throw e;
     } finally {
       // The audit line: who did what where, never the code, command or content.
       this.deps.logger.info("capability call", {
-        owner: call.owner,
-        sandbox_id: call.sandboxId,
-        capability: call.capability,
-        operation: call.operation,
-        request_id: call.requestId,
+        owner: ctx.owner,
+        sandbox_id: ctx.sandboxId,
+        capability: plan.capability,
+        operation: plan.operation,
+        request_id: ctx.requestId,
         duration_ms: this.now() - started,
         outcome,
       });
@@ -107,29 +116,28 @@ export class CapabilityRouter {
     return { sandbox: sb, profile };
   }
 
-  private async route(call: CapabilityCall): Promise<Response> {
+  private async route<T>(ctx: CallContext, plan: CallPlan<T>): Promise<T> {
     const { sessions, stores } = this.deps;
-    const { sandbox, profile } = await this.preflight(call.owner, call.sandboxId, call.capability);
-    const request = { method: call.method, path: call.shipPath, headers: call.headers, body: call.body ?? null, timeoutMs: call.timeoutMs };
-    const endpoint = await sessions.ensureRunning(call.sandboxId);
+    const { sandbox, profile } = await this.preflight(ctx.owner, ctx.sandboxId, plan.capability);
+    const session = await sessions.ensureRunning(ctx.sandboxId, sandbox);
     const idleMs = profile.idle_timeout * 1000;
     // The deadline as last read (null: no session yet, the start just set it).
-    let deadline = sandbox.idleExpiresAt;
+    let deadline = sandbox.session?.id === session.sessionId ? sandbox.idleExpiresAt : null;
     // Cover the call itself: an exec may outlast the idle deadline, and the reaper
     // must not reclaim the session while it runs. Written only when needed.
-    const callCover = this.now() + call.timeoutMs + COVER_MARGIN_MS;
-    const release = this.inFlight.enter(call.sandboxId, callCover);
+    const callCover = this.now() + plan.coverMs + COVER_MARGIN_MS;
+    const release = this.inFlight.enter(ctx.sandboxId, callCover);
     try {
       if (deadline === null || deadline < callCover) {
-        await stores.sandboxes.extendIdleDeadline(call.sandboxId, callCover);
+        await stores.sandboxes.extendIdleDeadline(ctx.sandboxId, callCover);
         deadline = null; // now at least callCover; rewritten after the call
       }
-      const res = await this.send(call, endpoint, request);
+      const result = await this.send(ctx, plan, session);
       await this.touchWorkspace(sandbox.workspaceId);
-      return res;
+      return result;
     } finally {
       release();
-      await this.settleIdleDeadline(call.sandboxId, deadline, idleMs).catch(() => {});
+      await this.settleIdleDeadline(ctx.sandboxId, deadline, idleMs).catch(() => {});
     }
   }
 
@@ -157,24 +165,25 @@ export class CapabilityRouter {
   }
 
   /**
-   * Sends to the Ship. When the connection is refused because the container is
-   * gone (killed, Docker restarted), the session is replaced and a buffered call
-   * is sent once more. A connection lost mid-call is only reported: the Ship may
-   * have run the code (its own OOM, say), and running it twice is worse.
+   * Runs the call. When it could not reach this session's Ship (the container is
+   * gone, or its port answers for another session), the session is ended and a
+   * replayable call that never ran is sent once more to a fresh session. A
+   * connection lost mid-call is only reported: the Ship may have run the code
+   * (its own OOM, say), and running it twice is worse.
    */
-  private async send(call: CapabilityCall, endpoint: string, request: ForwardRequest): Promise<Response> {
+  private async send<T>(ctx: CallContext, plan: CallPlan<T>, session: SessionHandle): Promise<T> {
     const { sessions, ship } = this.deps;
     try {
-      return await ship.send(endpoint, request);
+      return await plan.run(ship, session);
     } catch (e) {
-      if (!isUnreachable(e) || !(await sessions.checkDead(call.sandboxId, endpoint))) throw e;
+      if (!isUnreachable(e) || !(await sessions.endIfDead(session, e instanceof ShipWrongSessionError))) throw e;
       // Gone because the sandbox was deleted or expired meanwhile: say that (404 / 409).
-      await this.preflight(call.owner, call.sandboxId, call.capability);
-      if (!e.refused) throw e; // the dead session is ended; the next call starts a new one
-      if (call.body instanceof ReadableStream) {
+      const { sandbox } = await this.preflight(ctx.owner, ctx.sandboxId, plan.capability);
+      if (!notExecuted(e)) throw e; // the dead session is ended; the next call starts a new one
+      if (!plan.replayable) {
         throw new BayError("session_not_ready", "the sandbox runtime was restarted; retry the upload", { retryAfter: 1 });
       }
-      return ship.send(await sessions.ensureRunning(call.sandboxId), request);
+      return plan.run(ship, await sessions.ensureRunning(ctx.sandboxId, sandbox));
     }
   }
 }

@@ -1,20 +1,21 @@
 /**
  * Waiting for a freshly started Ship: poll /health until it answers, then check
- * /meta (api version, capabilities). A container that exits while we wait fails
- * fast with its last log lines instead of running out the clock.
+ * /meta with the session's secret (api version, capabilities, and that it names
+ * this session). A container that exits while we wait fails fast instead of
+ * running out the clock; its last log lines go to Bay's log, not to the client.
  */
+import { SHIP_API_VERSION } from "../../protocol/ship/index.ts";
 import type { Driver } from "../drivers/driver.ts";
 import { BayError } from "../errors.ts";
-import type { ShipClient } from "../runtime/ship-client.ts";
+import { ShipWrongSessionError } from "../runtime/errors/ship-wrong-session-error.ts";
+import type { ShipClient, ShipTarget } from "../runtime/ship-client.ts";
 import type { Capability } from "./profiles.ts";
-
-export const SHIP_API_VERSION = "v1";
 
 export interface WaitForShipOptions {
   ship: ShipClient;
   driver: Driver;
   containerId: string;
-  baseUrl: string;
+  target: ShipTarget;
   capabilities: Capability[];
   deadline: number;
   now: () => number;
@@ -24,14 +25,15 @@ export async function waitForShip(o: WaitForShipOptions): Promise<void> {
   let delay = 25;
   let polls = 0;
   for (;;) {
-    if (await o.ship.isHealthy(o.baseUrl, 1000)) break;
+    if (await o.ship.isHealthy(o.target.endpoint, 1000)) break;
     if (++polls % 5 === 0) {
       const info = await o.driver.containerStatus(o.containerId);
       if (info.state !== "running") {
         const logs = await o.driver.containerLogs(o.containerId, 20).catch(() => "");
-        throw new BayError("session_not_ready", `sandbox runtime exited during start (${info.state}, exit code ${info.exitCode ?? "?"})`, {
+        throw new BayError("session_not_ready", `sandbox runtime exited during start (exit code ${info.exitCode ?? "?"})`, {
           retryAfter: 1,
-          details: { state: info.state, exit_code: info.exitCode ?? null, logs: logs.slice(-2000) },
+          details: { state: info.state, exit_code: info.exitCode ?? null },
+          cause: new Error(`container ${o.containerId} ${info.state}; last output: ${logs.slice(-2000)}`),
         });
       }
     }
@@ -41,13 +43,22 @@ export async function waitForShip(o: WaitForShipOptions): Promise<void> {
     await Bun.sleep(delay);
     delay = Math.min(delay * 2, 200);
   }
-  const meta = await o.ship.meta(o.baseUrl);
+  const meta = await o.ship.meta(o.target).catch((e: unknown) => {
+    // A fresh container that refuses its own secret or names another session is not ours to trust.
+    if (e instanceof ShipWrongSessionError) {
+      throw new BayError("ship_error", "sandbox runtime does not answer for the session it was started for", {
+        details: { reason: "session_mismatch" },
+      });
+    }
+    throw e;
+  });
   if (meta.runtime.api_version !== SHIP_API_VERSION) {
     throw new BayError("ship_error", `sandbox runtime speaks API ${meta.runtime.api_version}, Bay needs ${SHIP_API_VERSION}`, {
-      details: { reason: "api_version_mismatch", runtime: meta.runtime },
+      details: { reason: "api_version_mismatch", api_version: meta.runtime.api_version },
     });
   }
-  const missing = o.capabilities.filter((c) => !meta.capabilities[c]);
+  const capabilities = meta.capabilities as unknown as Record<string, unknown>;
+  const missing = o.capabilities.filter((c) => !capabilities[c]);
   if (missing.length > 0) {
     throw new BayError("ship_error", `sandbox runtime lacks capabilities the profile needs: ${missing.join(", ")}`, {
       details: { reason: "capability_mismatch", missing },

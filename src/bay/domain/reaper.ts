@@ -98,7 +98,7 @@ export class Reaper {
       if (sess?.status !== "ready") continue;
       // The one compare-and-set that makes this reclaim happen once across replicas.
       if (!(await stores.sandboxes.releaseIdle(sb.id, sess.id, now))) continue;
-      await sessions.reclaim(sess, "stopped", "idle timeout");
+      await sessions.end(sess, "stopped", "idle timeout");
       report.idleReclaimed++;
       logger.info("session stopped", { reason: "idle", sandbox_id: sb.id, session_id: sess.id, owner: sb.owner });
     }
@@ -115,8 +115,8 @@ export class Reaper {
       // Re-read: a start may have claimed the slot after the list (no claim succeeds from now on).
       const sb = await stores.sandboxes.get(candidate.id, now);
       const sess = sb?.currentSessionId ? await stores.sessions.get(sb.currentSessionId) : null;
-      if (sess) await sessions.reclaim(sess, "stopped", "sandbox expired");
-      else if (sb?.currentSessionId) await stores.sandboxes.casSession(sb.id, sb.currentSessionId, null);
+      if (sess) await sessions.end(sess, "stopped", "sandbox expired");
+      else if (sb?.currentSessionId) await stores.sandboxes.releaseSlot(sb.id, sb.currentSessionId);
       // A crash here is fine: reconcile ends sessions of expired sandboxes, and the
       // delete policy below works from the database, not from this list.
     }

@@ -85,7 +85,7 @@ export class Reconciler {
   /** `starting` sessions whose lease lapsed: the Bay that held it died mid-start. */
   private async endAbandonedStarts(report: ReconcileReport): Promise<void> {
     for (const sess of await this.deps.stores.sessions.listStaleStarting(this.now())) {
-      if (await this.deps.sessions.reclaim(sess, "failed", "start abandoned: lease lapsed")) {
+      if (await this.deps.sessions.end(sess, "failed", "start abandoned: lease lapsed")) {
         report.abandonedStarts++;
         this.deps.logger.info("abandoned start cleaned up", { sandbox_id: sess.sandboxId, session_id: sess.id });
       }
@@ -111,7 +111,7 @@ export class Reconciler {
     for (const sess of active) {
       if (sess.status !== "ready") continue; // starting: guarded by its lease (see endAbandonedStarts)
       if (!current.has(sess.id)) {
-        if (await sessions.reclaim(sess, "stopped", "sandbox deleted, expired or stopped")) {
+        if (await sessions.end(sess, "stopped", "sandbox deleted, expired or stopped")) {
           report.strandedSessions++;
           logger.info("stranded session ended", { sandbox_id: sess.sandboxId, session_id: sess.id });
         }
@@ -119,7 +119,7 @@ export class Reconciler {
       }
       const state = await this.containerState(sess, byId);
       if (state === "running") continue;
-      if (await sessions.reclaim(sess, "failed", `container ${state}`)) {
+      if (await sessions.end(sess, "failed", `container ${state}`)) {
         report.deadSessions++;
         logger.info("dead session ended; the next call starts a new one", {
           sandbox_id: sess.sandboxId,

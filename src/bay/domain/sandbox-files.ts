@@ -1,29 +1,25 @@
 /**
- * The sandbox file rules that are Bay's, not the Ship's: the text-write limit,
- * the workspace's size_limit_mb on writes and uploads (checked before any
- * container starts), and usage accounting afterwards. The bytes themselves go
- * through the CapabilityRouter unchanged.
+ * Files of a sandbox, through its Ship: reads, writes, listings, deletes and
+ * transfers. The rules that are Bay's, not the Ship's, live here: paths are
+ * checked before any container starts, the text-write limit, and the
+ * workspace's size_limit_mb on writes and uploads (known before the body is
+ * read), with usage accounted afterwards. Bytes pass through unchanged.
  */
 import { BayError } from "../errors.ts";
-import type { CapabilityRouter } from "./capability-router.ts";
+import { DEADLINES } from "../runtime/ship-client.ts";
+import type { CallContext, CapabilityRouter } from "./capability-router.ts";
 import { normalizeWorkspacePath } from "./paths.ts";
 import type { UploadSlot, WorkspaceFiles } from "./workspace-files.ts";
 import { quotaError } from "./workspace-usage.ts";
 
-/** Deadline for file calls to the Ship (streamed bodies can be large). */
-export const FILE_DEADLINE_MS = 10 * 60_000;
-
 export const tooLargeError = (maxBytes: number) =>
   new BayError("payload_too_large", `upload exceeds the limit of ${maxBytes} bytes`, { details: { limit_bytes: maxBytes } });
 
-/** An upload already parsed far enough to know its path, its bytes still streaming. */
+/** An upload whose path is known and whose bytes are still streaming. */
 export interface StreamingUpload {
   path: string;
   body: ReadableStream<Uint8Array>;
-  contentType: string;
-  /** True when the file crossed the slot's limit mid-stream. */
-  tooLarge(): boolean;
-  /** The client's own failure (a malformed or truncated body), if the stream broke on it. */
+  /** The client's own failure (a malformed or truncated body, a file too large), if the stream broke on it. */
   failure(): BayError | null;
   /** Frees anything spooled for it. */
   release(): Promise<void>;
@@ -41,11 +37,30 @@ export interface SandboxFilesDeps {
   maxUploadBytes: number;
 }
 
+/** Path-based calls share one shape. */
+type PathCall = "readFile" | "deletePath" | "listDirectory" | "downloadFile";
+
 export class SandboxFiles {
   constructor(private readonly deps: SandboxFilesDeps) {}
 
+  read(ctx: CallContext, rawPath: string): Promise<Response> {
+    return this.pathCall(ctx, "read_file", "readFile", rawPath);
+  }
+
+  delete(ctx: CallContext, rawPath: string): Promise<Response> {
+    return this.pathCall(ctx, "delete", "deletePath", rawPath);
+  }
+
+  list(ctx: CallContext, rawPath: string): Promise<Response> {
+    return this.pathCall(ctx, "list_dir", "listDirectory", rawPath);
+  }
+
+  download(ctx: CallContext, rawPath: string): Promise<Response> {
+    return this.pathCall(ctx, "download", "downloadFile", rawPath);
+  }
+
   /** Writes a text file in the sandbox; returns the Ship's response, unread. */
-  async write(owner: string, sandboxId: string, rawPath: string, content: string, requestId: string): Promise<Response> {
+  async write(ctx: CallContext, rawPath: string, content: string): Promise<Response> {
     const { router, workspaceFiles, maxFileBytes } = this.deps;
     const path = normalizeWorkspacePath(rawPath);
     const size = Buffer.byteLength(content, "utf8");
@@ -54,22 +69,17 @@ export class SandboxFiles {
         details: { limit_bytes: maxFileBytes, size },
       });
     }
-    await router.preflight(owner, sandboxId, "filesystem");
-    const quota = await workspaceFiles.sandboxRoom(owner, sandboxId);
+    await router.preflight(ctx.owner, ctx.sandboxId, "filesystem");
+    const quota = await workspaceFiles.sandboxRoom(ctx.owner, ctx.sandboxId);
     if (quota && size > quota.room.remainingBytes) throw quotaError(quota.ws, quota.room, size);
-    const res = await router.call({
-      owner,
-      sandboxId,
+    const res = await router.call(ctx, {
       capability: "filesystem",
-      operation: "write",
-      method: "PUT",
-      shipPath: "/filesystem/files",
-      headers: new Headers({ "content-type": "application/json" }),
-      body: JSON.stringify({ path, content }),
-      timeoutMs: FILE_DEADLINE_MS,
-      requestId,
+      operation: "write_file",
+      coverMs: DEADLINES.files,
+      replayable: true,
+      run: (ship, s) => ship.writeFile(s, path, content, ctx),
     });
-    if (quota && res.ok) workspaceFiles.usage.added(quota.ws.id, size);
+    if (quota) workspaceFiles.usage.added(quota.ws.id, size);
     return res;
   }
 
@@ -82,44 +92,40 @@ export class SandboxFiles {
     return { maxBytes: maxUploadBytes, tooLarge: () => tooLargeError(maxUploadBytes), workspaceId: null };
   }
 
-  /** Streams an upload into the sandbox; returns the Ship's response, unread. */
-  async upload(owner: string, sandboxId: string, slot: SandboxUploadSlot, upload: StreamingUpload, requestId: string): Promise<Response> {
+  /** Streams an upload into the sandbox; answers the Ship's small JSON result. */
+  async upload(ctx: CallContext, slot: SandboxUploadSlot, upload: StreamingUpload): Promise<Response> {
     const { router, workspaceFiles } = this.deps;
     try {
-      const res = await router.call({
-        owner,
-        sandboxId,
+      const res = await router.call(ctx, {
         capability: "filesystem",
         operation: "upload",
-        method: "POST",
-        shipPath: `/filesystem/upload?path=${encodeURIComponent(upload.path)}`,
-        headers: new Headers({ "content-type": upload.contentType }),
-        body: upload.body,
-        timeoutMs: FILE_DEADLINE_MS,
-        requestId,
+        coverMs: DEADLINES.files,
+        replayable: false,
+        run: (ship, s) => ship.uploadFile(s, upload.path, upload.body, ctx),
       });
       if (!slot.workspaceId) return res;
-      // The Ship's small JSON answer states the size: account it rather than
-      // measuring the whole workspace again (a `du` in a helper container).
-      const text = await res.text();
-      const size = uploadedSize(text);
-      if (size === null) workspaceFiles.usage.forget(slot.workspaceId);
-      else workspaceFiles.usage.added(slot.workspaceId, size);
-      return new Response(text, { status: res.status, headers: res.headers });
+      // The Ship's answer states the size: account it rather than measuring the
+      // whole workspace again (a `du` in a helper container).
+      const result = await res.json();
+      if (typeof result.size === "number") workspaceFiles.usage.added(slot.workspaceId, result.size);
+      else workspaceFiles.usage.forget(slot.workspaceId);
+      return Response.json(result, { status: res.status });
     } catch (e) {
-      await upload.release();
-      if (upload.tooLarge()) throw slot.tooLarge();
+      // The client's own broken body is the answer, not what the Ship made of it.
       throw upload.failure() ?? e;
+    } finally {
+      await upload.release();
     }
   }
-}
 
-/** The `size` of a Ship upload answer, or null when it states none. */
-function uploadedSize(text: string): number | null {
-  try {
-    const size = (JSON.parse(text) as { size?: unknown }).size;
-    return typeof size === "number" && Number.isFinite(size) ? size : null;
-  } catch {
-    return null;
+  private pathCall(ctx: CallContext, operation: string, call: PathCall, rawPath: string): Promise<Response> {
+    const path = normalizeWorkspacePath(rawPath);
+    return this.deps.router.call(ctx, {
+      capability: "filesystem",
+      operation,
+      coverMs: DEADLINES.files,
+      replayable: true,
+      run: (ship, s) => ship[call](s, path, ctx),
+    });
   }
 }

@@ -10,7 +10,9 @@ import { decodeCursor, encodeCursor } from "../store/rows.ts";
 import type { SandboxRecord, SandboxStatus } from "../store/sandbox-store.ts";
 import { newId } from "./ids.ts";
 import type { ProfileRegistry } from "./profiles.ts";
-import { expiredError, type SessionManager } from "./session-manager.ts";
+import { sandboxQuotaReached, workspaceQuotaReached } from "./quotas.ts";
+import { expiredError } from "./lifecycle.ts";
+import type { SessionManager } from "./session-manager.ts";
 
 export interface CreateSandboxInput {
   profile: string;
@@ -25,7 +27,7 @@ export interface SandboxManagerDeps {
   driver: Driver;
   profiles: ProfileRegistry;
   logger: Logger;
-  limits: { maxSandboxesPerOwner: number; workspaceSizeLimitMb: number };
+  limits: { maxSandboxesPerOwner: number; maxWorkspacesPerOwner: number; workspaceSizeLimitMb: number };
   now?: () => number;
 }
 
@@ -40,7 +42,7 @@ export class SandboxManager {
     const { stores, profiles, limits } = this.deps;
     const profile = profiles.require(input.profile);
     const max = limits.maxSandboxesPerOwner;
-    if ((await stores.sandboxes.countLive(owner)) >= max) throw quotaReached(max);
+    if ((await stores.sandboxes.countLive(owner)) >= max) throw sandboxQuotaReached(max);
     const now = this.now();
     const id = newId("sandbox", now);
     const statements = [];
@@ -59,7 +61,7 @@ export class SandboxManager {
       statements.push(
         stores.workspaces.insertWithinQuotaStatement(
           { id: workspaceId, owner, managed: true, volumeName: workspaceId, sizeLimitMb: limits.workspaceSizeLimitMb, createdAt: now },
-          max,
+          { maxWorkspaces: limits.maxWorkspacesPerOwner, maxLiveSandboxes: max },
         ),
       );
     }
@@ -75,7 +77,10 @@ export class SandboxManager {
     try {
       const results = await stores.db.batch(statements, "write");
       if (results[results.length - 1]?.rowsAffected !== 1) {
-        if ((await stores.sandboxes.countLive(owner)) >= max) throw quotaReached(max);
+        if ((await stores.sandboxes.countLive(owner)) >= max) throw sandboxQuotaReached(max);
+        if (!input.workspaceId && (await stores.workspaces.countLive(owner)) >= limits.maxWorkspacesPerOwner) {
+          throw workspaceQuotaReached(limits.maxWorkspacesPerOwner);
+        }
         throw notFound("workspace", workspaceId); // deleted since the check above
       }
     } catch (e) {
@@ -161,12 +166,6 @@ export class SandboxManager {
     logger.info("sandbox deleted", { owner: sb.owner, sandbox_id: sb.id });
   }
 }
-
-const quotaReached = (max: number) =>
-  new BayError("quota_exceeded", `sandbox quota reached: at most ${max} live sandboxes per owner`, {
-    retryAfter: 60,
-    details: { limit: max },
-  });
 
 /** Removes a volume; failures are logged and left to reconcile (the row is already tombstoned). */
 export async function removeVolumeQuietly(driver: Driver, name: string, logger: Logger): Promise<void> {

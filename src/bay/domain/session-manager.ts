@@ -2,22 +2,41 @@
  * Sessions: at most one running Ship container per sandbox, started on demand.
  *
  * `ensureRunning` is single-flight twice over: concurrent callers in this
- * process share one promise, and across Bay replicas the sandbox row's
- * `current_session_id` is claimed by compare-and-set, so exactly one process
+ * process share one promise, and across Bay replicas the sandbox row's slot
+ * (`current_session_id`) is claimed by compare-and-set, so exactly one process
  * creates the container. The winner holds a lease on the `starting` session and
  * renews it while it works; if it dies, the lease lapses and another caller
  * cleans up and starts afresh.
+ *
+ * Every session has its own secret, minted here and handed to its container
+ * alone (on stdin at start). An endpoint read from the database is trusted only
+ * once its Ship has named this session in /meta, answering to this secret.
  */
+import { randomBytes } from "node:crypto";
 import type { ContainerSpec, Driver } from "../drivers/driver.ts";
 import { BayError } from "../errors.ts";
 import { errorMessage, type Logger } from "../logger.ts";
-import type { ShipClient } from "../runtime/ship-client.ts";
+import type { ShipClient, ShipTarget } from "../runtime/ship-client.ts";
 import type { Stores } from "../store/index.ts";
 import type { SandboxRecord } from "../store/sandbox-store.ts";
-import type { SessionRecord } from "../store/session-store.ts";
+import { CREDENTIALS_ENV } from "../../protocol/ship/index.ts";
 import { newId } from "./ids.ts";
-import { resolveProfileEnv, type Profile, type ProfileRegistry } from "./profiles.ts";
+import { expiredError, notReadyError, type SessionEnd, supersededError } from "./lifecycle.ts";
+import { type Profile, type ProfileRegistry, resolveProfileEnv } from "./profiles.ts";
 import { waitForShip } from "./readiness.ts";
+
+/** A ready session: where its Ship answers, with what secret, in which container. */
+export interface SessionHandle extends ShipTarget {
+  sandboxId: string;
+  containerId: string | null;
+}
+
+/** A session as the lifecycle needs it to end one. */
+export interface EndableSession {
+  id: string;
+  sandboxId: string;
+  containerId: string | null;
+}
 
 export interface SessionManagerOptions {
   instanceId: string;
@@ -28,6 +47,12 @@ export interface SessionManagerOptions {
   hostEnv?: Record<string, string | undefined>;
   /** Bay's upload limit, passed to Ship. */
   maxUploadBytes: number;
+  /** Rotation of every container's log. */
+  logs?: { maxSizeMb: number; maxFiles: number };
+  /** Sessions running or starting at once, all owners together. */
+  maxLiveSessions?: number;
+  /** Sessions one owner may be starting at once. */
+  maxStartsPerOwner?: number;
   now?: () => number;
 }
 
@@ -40,9 +65,15 @@ export interface SessionManagerDeps {
 }
 
 const POLL_MS = 100;
+/** Sessions whose /meta this process checked; bounded (cleared when it grows past this). */
+const MAX_VERIFIED = 10_000;
+
+/** A fresh session secret: 256 random bits, base64url. */
+export const mintSecret = (): string => randomBytes(32).toString("base64url");
 
 export class SessionManager {
-  private readonly inflight = new Map<string, Promise<string>>();
+  private readonly inflight = new Map<string, Promise<SessionHandle>>();
+  private readonly verified = new Set<string>();
   private readonly leaseMs: number;
   private readonly now: () => number;
 
@@ -54,8 +85,16 @@ export class SessionManager {
     this.now = opts.now ?? Date.now;
   }
 
-  /** The base URL of a ready Ship for this sandbox, starting one if needed. */
-  ensureRunning(sandboxId: string): Promise<string> {
+  /**
+   * A ready session for this sandbox, starting one if needed. `known` is the
+   * sandbox as the caller just read it: when it already names a ready session
+   * this process has verified, no further read is needed.
+   */
+  ensureRunning(sandboxId: string, known?: SandboxRecord): Promise<SessionHandle> {
+    const s = known?.session;
+    if (s?.status === "ready" && s.endpoint && s.secret && this.verified.has(s.id)) {
+      return Promise.resolve({ sessionId: s.id, sandboxId, endpoint: s.endpoint, secret: s.secret, containerId: s.containerId });
+    }
     let p = this.inflight.get(sandboxId);
     if (!p) {
       p = this.acquire(sandboxId).finally(() => this.inflight.delete(sandboxId));
@@ -64,44 +103,114 @@ export class SessionManager {
     return p;
   }
 
-  private async acquire(sandboxId: string): Promise<string> {
+  private async acquire(sandboxId: string): Promise<SessionHandle> {
     const { sandboxes, sessions } = this.deps.stores;
     const deadline = this.now() + this.opts.readyTimeoutMs + this.leaseMs;
     for (;;) {
       const sb = await sandboxes.get(sandboxId, this.now());
       if (!sb || sb.deletedAt !== null) throw new BayError("not_found", `sandbox not found: ${sandboxId}`);
       if (sb.status === "expired") throw expiredError(sandboxId);
-      if (sb.currentSessionId) {
-        const sess = await sessions.get(sb.currentSessionId);
-        if (sess?.status === "ready" && sess.endpoint) return sess.endpoint;
-        if (sess?.status === "starting" && (sess.leaseExpiresAt ?? 0) > this.now()) {
-          if (this.now() > deadline) throw notReady(sandboxId, "another start is still in progress");
+      const current = sb.session;
+      if (current) {
+        if (current.status === "ready" && current.endpoint && current.secret) {
+          const handle = {
+            sessionId: current.id,
+            sandboxId,
+            endpoint: current.endpoint,
+            secret: current.secret,
+            containerId: current.containerId,
+          };
+          if (await this.verify(handle)) return handle;
+          continue;
+        }
+        if (current.status === "starting" && (current.leaseExpiresAt ?? 0) > this.now()) {
+          if (this.now() > deadline) throw notReadyError(sandboxId, "another start is still in progress");
           await Bun.sleep(POLL_MS);
           continue;
         }
-        // Ended, vanished, or a starter whose lease lapsed: clear the slot and retry.
-        if (sess) await this.retire(sess, "failed", sess.status === "starting" ? "start abandoned" : null);
-        await sandboxes.casSession(sandboxId, sb.currentSessionId, null);
+        // Ended, without a secret (made before the trust boundary), or a starter whose lease lapsed.
+        const why = current.status === "starting" ? "start abandoned" : current.secret ? null : "session has no secret";
+        await this.end({ id: current.id, sandboxId, containerId: current.containerId }, "failed", why);
+        continue;
+      }
+      if (sb.currentSessionId) {
+        // The slot names a session row that does not exist: free it.
+        await sandboxes.releaseSlot(sandboxId, sb.currentSessionId);
         continue;
       }
       const sessionId = newId("sess", this.now());
-      await sessions.insertStarting({
+      const secret = mintSecret();
+      const inserted = await sessions.insertStarting({
         id: sessionId,
         sandboxId,
+        secret,
         leaseOwner: this.opts.replicaId,
         leaseExpiresAt: this.now() + this.leaseMs,
         now: this.now(),
+        ...(this.opts.maxLiveSessions ? { maxActive: this.opts.maxLiveSessions } : {}),
+        ...(this.opts.maxStartsPerOwner ? { maxStartingPerOwner: this.opts.maxStartsPerOwner } : {}),
       });
-      if (!(await sandboxes.casSession(sandboxId, null, sessionId, this.now()))) {
-        await sessions.markEnded(sessionId, "failed", this.now(), "lost the start race");
+      if (!inserted) throw await this.capacityError(sandboxId);
+      if (!(await sandboxes.claimSlot(sandboxId, sessionId, this.now()))) {
+        await sessions.end(sessionId, "failed", this.now(), "lost the start race");
         continue;
       }
-      return this.start(sb, sessionId);
+      return this.start(sb, sessionId, secret);
     }
   }
 
+  /** Which cap refused a new session: all of Bay's (503) or this owner's concurrent starts (429). */
+  private async capacityError(sandboxId: string): Promise<BayError> {
+    const counts = await this.deps.stores.sessions.activeCounts(sandboxId);
+    const max = this.opts.maxLiveSessions ?? Number.MAX_SAFE_INTEGER;
+    if (counts.active >= max) {
+      this.deps.logger.warn("live session cap reached", { limit: max });
+      return new BayError("session_not_ready", "Bay is running as many sandboxes as it may; retry shortly", {
+        retryAfter: 10,
+        details: { reason: "capacity", limit: max },
+      });
+    }
+    return new BayError("quota_exceeded", "too many sandboxes of this owner are starting at once; retry shortly", {
+      retryAfter: 2,
+      details: { reason: "concurrent_starts", limit: this.opts.maxStartsPerOwner ?? null },
+    });
+  }
+
+  /**
+   * Checks, once per process, that the Ship at a stored endpoint is this
+   * session's (it answers to the secret and names the session). A stored
+   * endpoint may be another container's after an engine restart; such a session
+   * is ended and false returned, so the caller starts a fresh one.
+   */
+  private async verify(handle: SessionHandle): Promise<boolean> {
+    if (this.verified.has(handle.sessionId)) return true;
+    try {
+      await this.deps.ship.meta(handle);
+      this.markVerified(handle.sessionId);
+      return true;
+    } catch (e) {
+      if (e instanceof BayError && e.code === "timeout") throw notReadyError(handle.sandboxId, "the runtime did not answer");
+      this.deps.logger.warn("stored endpoint is not this session's runtime; starting a new one", {
+        sandbox_id: handle.sandboxId,
+        session_id: handle.sessionId,
+        error: errorMessage(e),
+      });
+      await this.end(
+        { id: handle.sessionId, sandboxId: handle.sandboxId, containerId: handle.containerId },
+        "failed",
+        "endpoint not verified",
+      );
+      return false;
+    }
+  }
+
+  private markVerified(sessionId: string): void {
+    if (this.verified.size >= MAX_VERIFIED) this.verified.clear();
+    this.verified.add(sessionId);
+  }
+
   /** Creates, starts and checks the container for a session this process has claimed. */
-  private async start(sb: SandboxRecord, sessionId: string): Promise<string> {
+  private async start(sb: SandboxRecord, sessionId: string, secret: string): Promise<SessionHandle> {
     const { stores, driver, profiles, logger } = this.deps;
     const profile = profiles.forSandbox(sb.profileId);
     // The lease is renewed while this start runs; once it is lost (taken over
@@ -119,7 +228,7 @@ export class SessionManager {
       Math.max(500, this.leaseMs / 3),
     );
     const stillOurs = () => {
-      if (leaseLost) throw superseded();
+      if (leaseLost) throw supersededError();
     };
     let containerId: string | null = null;
     const started = this.now();
@@ -140,27 +249,36 @@ export class SessionManager {
       await driver.createVolume(ws.volumeName, { ...volumeLabels, workspace_kind: ws.managed ? "managed" : "external" });
       stillOurs();
       containerId = await driver.createContainer(this.containerSpec(profile, sessionId, ws.volumeName, labels));
-      if (!(await stores.sessions.setContainer(sessionId, containerId, this.opts.replicaId))) throw superseded();
-      const endpoint = await driver.startContainer(containerId, profile.runtime_port);
+      if (!(await stores.sessions.setContainer(sessionId, containerId, this.opts.replicaId))) throw supersededError();
+      const credentials = JSON.stringify({ session_id: sessionId, secret });
+      const endpoint = await driver.startContainer(containerId, profile.runtime_port, credentials);
       stillOurs();
+      const handle: SessionHandle = { sessionId, sandboxId: sb.id, endpoint: endpoint.baseUrl, secret, containerId };
       await waitForShip({
         ship: this.deps.ship,
         driver,
         containerId,
-        baseUrl: endpoint.baseUrl,
+        target: handle,
         capabilities: profile.capabilities,
         deadline: started + this.opts.readyTimeoutMs,
         now: this.now,
       });
-      if (!(await stores.sessions.markReady(sessionId, endpoint.baseUrl, this.now(), this.now() + profile.idle_timeout * 1000))) {
-        throw superseded();
-      }
+      const [ready] = await stores.db.batch(
+        [
+          stores.sessions.markReadyStatement(sessionId, endpoint.baseUrl, this.now()),
+          stores.sandboxes.armIdleDeadlineStatement(sessionId, this.now() + profile.idle_timeout * 1000),
+        ],
+        "write",
+      );
+      if (ready?.rowsAffected !== 1) throw supersededError();
+      this.markVerified(sessionId);
       logger.info("session ready", { sandbox_id: sb.id, session_id: sessionId, ms: this.now() - started });
-      return endpoint.baseUrl;
+      return handle;
     } catch (e) {
-      const ours = await this.cleanupFailedStart(sb.id, sessionId, containerId, e);
+      const failure = asStartError(e, profile.image);
+      const ours = await this.cleanupFailedStart(sb.id, sessionId, containerId, e, failure.message);
       // A stop, delete, expiry or takeover ended this start: that, not the engine's complaint, is the answer.
-      throw ours ? asStartError(e, profile.image) : superseded();
+      throw ours ? failure : supersededError();
     } finally {
       clearInterval(renew);
     }
@@ -171,8 +289,15 @@ export class SessionManager {
       name: `bay-${labels.sandbox_id}-${sessionId.slice(-8)}`,
       image: profile.image,
       runtimePort: profile.runtime_port,
-      // Ship's own upload cap follows Bay's, so raising Bay's limit is not silently capped inside.
-      env: { SHIP_MAX_UPLOAD_BYTES: String(this.opts.maxUploadBytes), ...resolveProfileEnv(profile.env, this.opts.hostEnv ?? {}) },
+      env: {
+        // Profile env first: the two Ship settings below cannot be overridden by it.
+        ...resolveProfileEnv(profile.env, this.opts.hostEnv ?? {}),
+        // Ship's own upload cap follows Bay's, so raising Bay's limit is not silently capped inside.
+        SHIP_MAX_UPLOAD_BYTES: String(this.opts.maxUploadBytes),
+        [CREDENTIALS_ENV]: "stdin",
+      },
+      credentialsOnStdin: true,
+      ...(this.opts.logs ? { logs: this.opts.logs } : {}),
       labels,
       cpus: profile.cpus,
       memoryMb: profile.memory_mb,
@@ -191,22 +316,70 @@ export class SessionManager {
    * the session (stop, delete, expiry, a takeover): then the sandbox is not
    * marked failed, since the start did not fail on its own.
    */
-  private async cleanupFailedStart(sandboxId: string, sessionId: string, containerId: string | null, cause: unknown): Promise<boolean> {
+  private async cleanupFailedStart(
+    sandboxId: string,
+    sessionId: string,
+    containerId: string | null,
+    cause: unknown,
+    publicMessage: string,
+  ): Promise<boolean> {
     const { stores, logger } = this.deps;
     const message = errorMessage(cause);
-    await this.destroyContainers(sessionId, containerId);
-    const ended = await stores.sessions.markEnded(sessionId, "failed", this.now(), message).catch(() => false);
-    const freed = await stores.sandboxes.casSession(sandboxId, sessionId, null).catch(() => false);
+    const internal = cause instanceof BayError ? cause.internal : {};
+    const ended = await stores.sessions.end(sessionId, "failed", this.now(), message).catch(() => false);
+    await this.removeContainers(sessionId, containerId);
+    const freed = await stores.sandboxes.releaseSlot(sandboxId, sessionId).catch(() => false);
     if (!ended) {
       logger.info("start superseded", { sandbox_id: sandboxId, session_id: sessionId });
       return false;
     }
-    logger.warn("session start failed", { sandbox_id: sandboxId, session_id: sessionId, error: message });
-    if (freed) await stores.sandboxes.setLastError(sandboxId, message).catch(() => {});
+    logger.warn("session start failed", { sandbox_id: sandboxId, session_id: sessionId, error: message, ...internal });
+    // last_error is shown to the client (GET /v1/sandboxes/{id}): the public message only.
+    if (freed) await stores.sandboxes.setLastError(sandboxId, publicMessage).catch(() => {});
     return true;
   }
 
-  /** Removes every container of a sandbox (used once it is deleted). */
+  /**
+   * Ends a session: the session is ended first (a compare-and-set on its status,
+   * so of several replicas one wins and a start in flight fails its markReady),
+   * then its containers go and the sandbox's slot is released if it still names
+   * this session. Container removal failures are left to the next reconcile.
+   * True when this caller ended it.
+   */
+  async end(sess: EndableSession, outcome: SessionEnd, reason: string | null): Promise<boolean> {
+    const { sandboxes, sessions } = this.deps.stores;
+    const won = await sessions.end(sess.id, outcome, this.now(), reason);
+    await this.removeContainers(sess.id, sess.containerId);
+    await sandboxes.releaseSlot(sess.sandboxId, sess.id);
+    this.verified.delete(sess.id);
+    return won;
+  }
+
+  /** Stops the sandbox's session (if any): compute goes, the workspace stays. */
+  async stop(sandboxId: string): Promise<void> {
+    const sb = await this.deps.stores.sandboxes.get(sandboxId, this.now());
+    if (!sb?.currentSessionId) return;
+    const containerId = sb.session?.containerId ?? null;
+    await this.end({ id: sb.currentSessionId, sandboxId, containerId }, "stopped", null);
+  }
+
+  /**
+   * Called when a call could not reach a session's Ship: if its container is no
+   * longer running, or the Ship there is not this session's, the session is
+   * ended so the next ensureRunning starts a new one. True when it was ended.
+   */
+  async endIfDead(handle: SessionHandle, wrongSession: boolean): Promise<boolean> {
+    const sb = await this.deps.stores.sandboxes.get(handle.sandboxId, this.now());
+    // Stopped, deleted or replaced meanwhile: nothing of ours to end.
+    if (sb?.currentSessionId !== handle.sessionId) return true;
+    const state = handle.containerId ? (await this.deps.driver.containerStatus(handle.containerId)).state : "missing";
+    if (!wrongSession && state === "running" && (await this.deps.ship.isHealthy(handle.endpoint))) return false;
+    const sess = { id: handle.sessionId, sandboxId: handle.sandboxId, containerId: handle.containerId };
+    await this.end(sess, "failed", wrongSession ? "endpoint answered for another session" : `container ${state}`);
+    return true;
+  }
+
+  /** Removes every container of a sandbox (once it is deleted). */
   async removeSandboxContainers(sandboxId: string): Promise<void> {
     const { driver, logger } = this.deps;
     try {
@@ -220,7 +393,7 @@ export class SessionManager {
   }
 
   /** Removes a session's container, also one whose id we never learned (create answered but we lost it). */
-  private async destroyContainers(sessionId: string, containerId: string | null): Promise<void> {
+  private async removeContainers(sessionId: string, containerId: string | null): Promise<void> {
     const { driver, logger } = this.deps;
     try {
       if (containerId) await driver.destroyContainer(containerId);
@@ -229,70 +402,10 @@ export class SessionManager {
       }
     } catch (e) {
       // Reconcile removes it later: it carries our labels and no live session.
-      logger.warn("could not remove container of failed session", { session_id: sessionId, error: errorMessage(e) });
+      logger.warn("could not remove container of ended session", { session_id: sessionId, error: errorMessage(e) });
     }
   }
-
-  /** Ends a session and removes its container. */
-  private async retire(sess: SessionRecord, status: "failed" | "stopped", error: string | null): Promise<void> {
-    await this.destroyContainers(sess.id, sess.containerId);
-    await this.deps.stores.sessions.markEnded(sess.id, status, this.now(), error);
-  }
-
-  /** Ends a session by id (if it is still active) and removes its container. */
-  async endSession(sessionId: string | null, status: "failed" | "stopped"): Promise<void> {
-    if (!sessionId) return;
-    const sess = await this.deps.stores.sessions.get(sessionId);
-    if (sess) await this.retire(sess, status, null);
-  }
-
-  /**
-   * Ends an active session for the reaper or reconciler: the session is ended
-   * first (a compare-and-set on its status, so of several replicas one wins and
-   * a start in flight fails its markReady), then its containers go and the
-   * sandbox's slot is released if it still names this session. Container removal
-   * failures are left to the next reconcile. True when this caller ended it.
-   */
-  async reclaim(sess: SessionRecord, status: "failed" | "stopped", reason: string | null): Promise<boolean> {
-    const { sandboxes, sessions } = this.deps.stores;
-    const won = await sessions.markEnded(sess.id, status, this.now(), reason);
-    await this.destroyContainers(sess.id, sess.containerId);
-    await sandboxes.casSession(sess.sandboxId, sess.id, null);
-    return won;
-  }
-
-  /** Stops the sandbox's session (if any): compute goes, the workspace stays. */
-  async stop(sandboxId: string): Promise<void> {
-    const { sandboxes, sessions } = this.deps.stores;
-    const sb = await sandboxes.get(sandboxId, this.now());
-    if (!sb?.currentSessionId) return;
-    const sess = await sessions.get(sb.currentSessionId);
-    // End it first, so a start in flight sees markReady fail and cleans up after itself.
-    if (sess) await this.retire(sess, "stopped", null);
-    await sandboxes.casSession(sandboxId, sb.currentSessionId, null);
-  }
-
-  /**
-   * Called when a proxied call could not reach the Ship: if its container is no
-   * longer running, the session is ended so the next ensureRunning starts a new one.
-   * Returns true when the session was found dead.
-   */
-  async checkDead(sandboxId: string, endpoint: string): Promise<boolean> {
-    const { sandboxes, sessions } = this.deps.stores;
-    const sb = await sandboxes.get(sandboxId, this.now());
-    if (!sb?.currentSessionId) return true;
-    const sess = await sessions.get(sb.currentSessionId);
-    if (!sess || sess.endpoint !== endpoint) return true;
-    const state = sess.containerId ? (await this.deps.driver.containerStatus(sess.containerId)).state : "missing";
-    if (state === "running" && (await this.deps.ship.isHealthy(endpoint))) return false;
-    await this.retire(sess, "failed", `container ${state}`);
-    await sandboxes.casSession(sandboxId, sess.id, null);
-    return true;
-  }
 }
-
-const superseded = () =>
-  new BayError("conflict", "the sandbox was stopped, deleted or expired while it was starting", { details: { reason: "superseded" } });
 
 /** Start failures that keep their own code; any other is the runtime not becoming ready. */
 const KEEP_ON_START = new Set(["driver_unavailable", "ship_error", "session_not_ready", "timeout", "conflict"]);
@@ -300,23 +413,18 @@ const KEEP_ON_START = new Set(["driver_unavailable", "ship_error", "session_not_
 /**
  * A start that failed inside the engine (image missing, container died at
  * once, unknown runtime, a network that does not exist, a name clash) is the
- * runtime not becoming ready: 503 with Retry-After, the engine's reason kept in
- * the message and details. An engine that cannot be reached, a Ship that
+ * runtime not becoming ready: 503 with Retry-After. A BayError's message and
+ * details are written for clients; the engine's own words stay in its
+ * `internal` bag (logged). An engine that cannot be reached, a Ship that
  * answered wrongly, and a start that was superseded keep their own codes.
  */
-function asStartError(e: unknown, image: string): unknown {
+function asStartError(e: unknown, image: string): BayError {
   if (e instanceof BayError && KEEP_ON_START.has(e.code)) return e;
-  if (!(e instanceof BayError)) {
+  if (!(e instanceof BayError))
     return new BayError("session_not_ready", "sandbox runtime failed to start", { retryAfter: 2, cause: e, details: { image } });
-  }
-  const missingImage = e.details.image !== undefined;
-  const message = missingImage
-    ? `sandbox runtime image ${image} is not present on the Docker host; build it with \`bun run image:build\``
-    : `sandbox runtime failed to start: ${e.message}`;
-  return new BayError("session_not_ready", message, { retryAfter: 2, cause: e, details: { ...e.details, image } });
+  const message =
+    e.details.reason === "image_missing"
+      ? `sandbox runtime image ${image} is not present on the Docker host; build it with \`bun run image:build\``
+      : `sandbox runtime failed to start: ${e.message}`;
+  return new BayError("session_not_ready", message, { retryAfter: 2, cause: e, details: { ...e.details, image }, internal: e.internal });
 }
-
-export const expiredError = (id: string) => new BayError("sandbox_expired", `sandbox has expired: ${id}`, { details: { sandbox_id: id } });
-
-const notReady = (id: string, why: string) =>
-  new BayError("session_not_ready", `sandbox runtime is not ready: ${why}`, { retryAfter: 2, details: { sandbox_id: id } });

@@ -10,6 +10,7 @@ import type { Stores } from "../store/index.ts";
 import { decodeCursor, encodeCursor } from "../store/rows.ts";
 import type { WorkspaceRecord } from "../store/workspace-store.ts";
 import { newId } from "./ids.ts";
+import { workspaceQuotaReached } from "./quotas.ts";
 import { removeVolumeQuietly } from "./sandbox-manager.ts";
 
 export interface WorkspaceManagerDeps {
@@ -17,6 +18,10 @@ export interface WorkspaceManagerDeps {
   driver: Driver;
   logger: Logger;
   defaultSizeLimitMb: number;
+  /** The most size_limit_mb a client may ask for. */
+  maxSizeLimitMb: number;
+  /** Live workspaces per owner, managed and external together. */
+  maxWorkspacesPerOwner: number;
   now?: () => number;
 }
 
@@ -28,16 +33,24 @@ export class WorkspaceManager {
 
   /** Creates an external workspace (not deleted with any sandbox). */
   async create(owner: string, input: { sizeLimitMb?: number | undefined }): Promise<WorkspaceRecord> {
+    const { maxSizeLimitMb, maxWorkspacesPerOwner } = this.deps;
+    if (input.sizeLimitMb !== undefined && input.sizeLimitMb > maxSizeLimitMb) {
+      throw new BayError("validation_error", `size_limit_mb may be at most ${maxSizeLimitMb}`, {
+        details: { issues: [{ path: "json.size_limit_mb", message: `at most ${maxSizeLimitMb}` }] },
+      });
+    }
     const now = this.now();
     const id = newId("ws", now);
-    await this.deps.stores.workspaces.insert({
+    const row = {
       id,
       owner,
       managed: false,
       volumeName: id,
       sizeLimitMb: input.sizeLimitMb ?? this.deps.defaultSizeLimitMb,
       createdAt: now,
-    });
+    };
+    if (!(await this.deps.stores.workspaces.insertWithinQuota(row, maxWorkspacesPerOwner)))
+      throw workspaceQuotaReached(maxWorkspacesPerOwner);
     this.deps.logger.info("workspace created", { owner, workspace_id: id });
     return this.get(owner, id);
   }

@@ -42,6 +42,10 @@ export interface ContainerSpec {
   runtime?: string;
   readOnlyRootfs?: boolean;
   tmpfsMb?: number;
+  /** The container gets a stdin that `startContainer` writes its credentials line to, once. */
+  credentialsOnStdin?: boolean;
+  /** Log rotation: the container's output is kept in at most `maxFiles` files of `maxSizeMb`. */
+  logs?: { maxSizeMb: number; maxFiles: number };
 }
 
 export type ContainerState = "created" | "running" | "exited" | "dead" | "missing";
@@ -76,8 +80,12 @@ export interface Driver {
   imageExists(image: string): Promise<boolean>;
   /** Creates (does not start) a container; returns its id. */
   createContainer(spec: ContainerSpec): Promise<string>;
-  /** Starts a created container and returns the endpoint where its runtime listens. */
-  startContainer(id: string, runtimePort: number): Promise<RuntimeEndpoint>;
+  /**
+   * Starts a created container and returns the endpoint where its runtime listens.
+   * `stdinLine`, for a container created with `credentialsOnStdin`, is written to its
+   * stdin as it starts (never into its configuration).
+   */
+  startContainer(id: string, runtimePort: number, stdinLine?: string): Promise<RuntimeEndpoint>;
   /** Stops a container; a missing or already stopped container is not an error. */
   stopContainer(id: string, timeoutSeconds?: number): Promise<void>;
   /** Removes a container and its anonymous volumes; missing is not an error. */

@@ -1,27 +1,50 @@
 /**
- * Plain HTTP client from Bay to a Ship runtime. It knows Ship's wire format and
- * turns transport failures and Ship error bodies into `BayError`s; it does not
- * know about sandboxes or sessions.
+ * Bay's typed client of the Ship protocol (openapi/ship.v1.yaml, types generated
+ * into src/protocol/ship): one method per operation, each with its own deadline,
+ * every call authenticated with the session's secret. It turns transport
+ * failures and Ship error bodies into `BayError`s; it knows nothing of sandboxes.
+ *
+ * Methods whose answer Bay relays to its client return the Response unread (so
+ * bodies stream through), typed by what its JSON holds.
  */
+import type {
+  Meta,
+  PythonExecRequest,
+  PythonExecResult,
+  ShellExecRequest,
+  ShellExecResult,
+  ShipOperationId,
+  WriteResult,
+} from "../../protocol/ship/index.ts";
+import { shipOperations } from "../../protocol/ship/index.ts";
 import { BayError, ERROR_CODES, type ErrorCode } from "../errors.ts";
 import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
 import { ShipTimeoutError } from "./errors/ship-timeout-error.ts";
 import { ShipUnreachableError } from "./errors/ship-unreachable-error.ts";
+import { ShipWrongSessionError } from "./errors/ship-wrong-session-error.ts";
 
-export interface ShipMeta {
-  runtime: { name: string; version: string; api_version: string };
-  workspace: { mount_path: string };
-  capabilities: Record<string, { operations?: string[] } | undefined>;
+/** Where one session's Ship answers, and the secret it requires. */
+export interface ShipTarget {
+  sessionId: string;
+  endpoint: string;
+  secret: string;
 }
 
-export interface ForwardRequest {
-  method: string;
-  /** Path and query on the Ship, e.g. `/ipython/exec` or `/filesystem/files?path=a.txt`. */
-  path: string;
-  headers?: Headers;
-  body?: BodyInit | null;
-  timeoutMs: number;
+/** Per call: the request id Ship logs, and a signal that aborts the call (the client went away). */
+export interface CallOptions {
+  requestId?: string;
+  signal?: AbortSignal;
 }
+
+/** A Ship response whose JSON body is a `T`. */
+export interface ShipReply<T> extends Response {
+  json(): Promise<T>;
+}
+
+/** Transport room on top of a call's own timeout. */
+const TRANSPORT_MS = 15_000;
+/** Deadlines per kind of operation (file transfers may be large). */
+export const DEADLINES = { meta: 3_000, processes: 15_000, files: 10 * 60_000 } as const;
 
 /** Ship error codes that pass through to the client unchanged; anything else becomes ship_error. */
 const PASS_THROUGH = new Set<ErrorCode>([
@@ -34,13 +57,21 @@ const PASS_THROUGH = new Set<ErrorCode>([
   "timeout",
 ]);
 
+interface Send {
+  query?: Record<string, string>;
+  params?: Record<string, string>;
+  json?: unknown;
+  raw?: BodyInit;
+  timeoutMs: number;
+}
+
 export class ShipClient {
   constructor(private readonly fetchImpl: typeof fetch = fetch) {}
 
-  /** True when the Ship answers /health with 200 within `timeoutMs`. */
-  async isHealthy(baseUrl: string, timeoutMs = 1000): Promise<boolean> {
+  /** True when something answers /health with 200 within `timeoutMs` (no secret: liveness only). */
+  async isHealthy(endpoint: string, timeoutMs = 1000): Promise<boolean> {
     try {
-      const res = await this.fetchImpl(`${baseUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+      const res = await this.fetchImpl(`${endpoint}${shipOperations.getHealth.path}`, { signal: AbortSignal.timeout(timeoutMs) });
       await res.body?.cancel();
       return res.status === 200;
     } catch {
@@ -48,63 +79,127 @@ export class ShipClient {
     }
   }
 
-  /** Reads and shape-checks GET /meta. */
-  async meta(baseUrl: string, timeoutMs = 3000): Promise<ShipMeta> {
-    const res = await this.send(baseUrl, { method: "GET", path: "/meta", timeoutMs });
-    const body = (await res.json().catch(() => null)) as Partial<ShipMeta> | null;
+  /** GET /meta, shape-checked; a Ship of another session answers ShipWrongSessionError. */
+  async meta(t: ShipTarget, o: CallOptions = {}): Promise<Meta> {
+    const res = await this.send(t, "getMeta", { timeoutMs: DEADLINES.meta }, o);
+    const body = (await res.json().catch(() => null)) as Partial<Meta> | null;
     if (!body?.runtime?.api_version || typeof body.capabilities !== "object" || body.capabilities === null) {
       throw new ShipBadResponseError("sandbox runtime sent an invalid /meta");
     }
-    return body as ShipMeta;
+    if (body.session?.id !== t.sessionId) throw new ShipWrongSessionError();
+    return body as Meta;
   }
 
-  /**
-   * Sends a request to the Ship and returns its successful response unread (so
-   * the caller can stream it). Ship error bodies become `BayError`s.
-   */
-  async send(baseUrl: string, req: ForwardRequest): Promise<Response> {
+  execPython(t: ShipTarget, body: PythonExecRequest, o: CallOptions = {}): Promise<ShipReply<PythonExecResult>> {
+    return this.send(t, "execPython", { json: body, timeoutMs: execDeadlineMs(body.timeout) }, o);
+  }
+
+  execShell(t: ShipTarget, body: ShellExecRequest, o: CallOptions = {}): Promise<ShipReply<ShellExecResult>> {
+    return this.send(t, "execShell", { json: body, timeoutMs: execDeadlineMs(body.timeout) }, o);
+  }
+
+  listProcesses(t: ShipTarget, o: CallOptions = {}): Promise<Response> {
+    return this.send(t, "listProcesses", { timeoutMs: DEADLINES.processes }, o);
+  }
+
+  getProcess(t: ShipTarget, processId: string, o: CallOptions = {}): Promise<Response> {
+    return this.send(t, "getProcess", { params: { process_id: processId }, timeoutMs: DEADLINES.processes }, o);
+  }
+
+  killProcess(t: ShipTarget, processId: string, o: CallOptions = {}): Promise<Response> {
+    return this.send(t, "killProcess", { params: { process_id: processId }, timeoutMs: DEADLINES.processes }, o);
+  }
+
+  readFile(t: ShipTarget, path: string, o: CallOptions = {}): Promise<Response> {
+    return this.send(t, "readFile", { query: { path }, timeoutMs: DEADLINES.files }, o);
+  }
+
+  writeFile(t: ShipTarget, path: string, content: string, o: CallOptions = {}): Promise<ShipReply<WriteResult>> {
+    return this.send(t, "writeFile", { json: { path, content }, timeoutMs: DEADLINES.files }, o);
+  }
+
+  deletePath(t: ShipTarget, path: string, o: CallOptions = {}): Promise<Response> {
+    return this.send(t, "deletePath", { query: { path }, timeoutMs: DEADLINES.files }, o);
+  }
+
+  listDirectory(t: ShipTarget, path: string, o: CallOptions = {}): Promise<Response> {
+    return this.send(t, "listDirectory", { query: { path }, timeoutMs: DEADLINES.files }, o);
+  }
+
+  /** Streams `body` (the file's bytes) to `path`. */
+  uploadFile(t: ShipTarget, path: string, body: ReadableStream<Uint8Array>, o: CallOptions = {}): Promise<ShipReply<WriteResult>> {
+    return this.send(t, "uploadFile", { query: { path }, raw: body, timeoutMs: DEADLINES.files }, o);
+  }
+
+  downloadFile(t: ShipTarget, path: string, o: CallOptions = {}): Promise<Response> {
+    return this.send(t, "downloadFile", { query: { path }, timeoutMs: DEADLINES.files }, o);
+  }
+
+  /** Sends one operation and returns its successful response unread; Ship error bodies become `BayError`s. */
+  private async send<T>(t: ShipTarget, op: ShipOperationId, s: Send, o: CallOptions): Promise<ShipReply<T>> {
+    const spec = shipOperations[op];
+    let path: string = spec.path;
+    for (const [name, value] of Object.entries(s.params ?? {})) path = path.replace(`{${name}}`, encodeURIComponent(value));
+    if (s.query) path += `?${new URLSearchParams(s.query)}`;
+    const headers: Record<string, string> = { authorization: `Bearer ${t.secret}` };
+    if (o.requestId) headers["x-request-id"] = o.requestId;
+    let body: BodyInit | null = null;
+    if (s.json !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(s.json);
+    } else if (s.raw !== undefined) {
+      headers["content-type"] = "application/octet-stream";
+      body = s.raw;
+    }
+    const deadline = AbortSignal.timeout(s.timeoutMs);
+    const signal = o.signal ? AbortSignal.any([deadline, o.signal]) : deadline;
     let res: Response;
     try {
-      res = await this.fetchImpl(`${baseUrl}${req.path}`, {
-        method: req.method,
-        headers: req.headers,
-        body: req.body ?? null,
-        signal: AbortSignal.timeout(req.timeoutMs),
+      res = await this.fetchImpl(`${t.endpoint}${path}`, {
+        method: spec.method.toUpperCase(),
+        headers,
+        body,
+        signal,
         // Request bodies may be streams: send them as they arrive.
         duplex: "half",
       } as RequestInit);
     } catch (e) {
-      if (isTimeout(e)) throw new ShipTimeoutError(req.timeoutMs);
-      throw new ShipUnreachableError(baseUrl, e);
+      if (deadline.aborted) throw new ShipTimeoutError(s.timeoutMs);
+      if (o.signal?.aborted)
+        throw new BayError("timeout", "the client went away; the call was abandoned", { details: { reason: "client_gone" } });
+      throw new ShipUnreachableError(e);
     }
-    if (res.ok) return res;
-    throw await this.toError(res);
-  }
-
-  private async toError(res: Response): Promise<BayError> {
-    const text = await res.text().catch(() => "");
-    let parsed: { error?: { code?: string; message?: string; details?: Record<string, unknown> } } | null = null;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = null;
-    }
-    const err = parsed?.error;
-    const code = err?.code as ErrorCode | undefined;
-    if (code && (ERROR_CODES as readonly string[]).includes(code) && PASS_THROUGH.has(code)) {
-      return new BayError(code, err?.message ?? code, { details: err?.details ?? {} });
-    }
-    return new ShipBadResponseError(`sandbox runtime failed: ${err?.message ?? `HTTP ${res.status}`}`, {
-      ship_status: res.status,
-      ship_code: code ?? null,
-    });
+    if (res.ok) return res as ShipReply<T>;
+    throw await toError(res);
   }
 }
 
-function isTimeout(e: unknown): boolean {
-  const name = (e as { name?: string } | null)?.name;
-  return name === "TimeoutError" || name === "AbortError";
+/** Deadline for an exec: its own timeout plus room for transport. */
+export const execDeadlineMs = (timeoutSeconds: number): number => timeoutSeconds * 1000 + TRANSPORT_MS;
+
+async function toError(res: Response): Promise<BayError> {
+  const text = await res.text().catch(() => "");
+  // A Ship that refuses this session's secret is another session's Ship.
+  if (res.status === 401) return new ShipWrongSessionError();
+  let parsed: { error?: { code?: string; message?: string; details?: Record<string, unknown> } } | null = null;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = null;
+  }
+  const err = parsed?.error;
+  const code = err?.code as ErrorCode | undefined;
+  if (code && (ERROR_CODES as readonly string[]).includes(code) && PASS_THROUGH.has(code)) {
+    return new BayError(code, err?.message ?? code, { details: err?.details ?? {} });
+  }
+  return new ShipBadResponseError(`sandbox runtime failed: ${err?.message ?? `HTTP ${res.status}`}`, {
+    ship_status: res.status,
+    ship_code: code ?? null,
+  });
 }
 
-/** Whether an error means the runtime is gone (worth checking the container). */
-export const isUnreachable = (e: unknown): e is ShipUnreachableError => e instanceof ShipUnreachableError;
+/** Whether the call never ran in the Ship, so it may be sent to a fresh session. */
+export const notExecuted = (e: unknown): boolean => e instanceof ShipWrongSessionError || (e instanceof ShipUnreachableError && e.refused);
+
+/** Whether an error means the runtime may be gone (worth checking the container). */
+export const isUnreachable = (e: unknown): boolean => e instanceof ShipUnreachableError || e instanceof ShipWrongSessionError;

@@ -96,4 +96,13 @@ export const MIGRATIONS: Migration[] = [
         VALUES (1, 'bay-' || lower(hex(randomblob(6))), CAST(strftime('%s', 'now') AS INTEGER) * 1000)`,
     ],
   },
+  {
+    version: 3,
+    name: "session secret",
+    statements: [
+      // The secret a session's Ship requires on every call (trust boundary). Kept so
+      // that every replica, and Bay after a restart, can still talk to the session.
+      "ALTER TABLE sessions ADD COLUMN secret TEXT",
+    ],
+  },
 ];

@@ -1,13 +1,26 @@
 /**
  * Persistence of sandboxes. Deleted sandboxes stay as tombstones (deleted_at).
  * The aggregate status is computed in SQL from the row and its current session,
- * so list filters and pagination agree with what GET shows.
+ * so list filters and pagination agree with what GET shows. Every guard comes
+ * from the lifecycle table (domain/lifecycle.ts); this file only assembles SQL.
+ * It is also the one writer of a sandbox's idle deadline.
  */
 import type { Row } from "@libsql/client";
+import { GUARD, STATUS_SQL, type SandboxStatus } from "../domain/lifecycle.ts";
 import type { Database } from "./database.ts";
 import { num, optNum, optStr, str } from "./rows.ts";
 
-export type SandboxStatus = "idle" | "starting" | "ready" | "failed" | "expired";
+export type { SandboxStatus } from "../domain/lifecycle.ts";
+
+/** The current session as joined into a sandbox read (no second query on the hot path). */
+export interface CurrentSession {
+  id: string;
+  status: string;
+  endpoint: string | null;
+  containerId: string | null;
+  secret: string | null;
+  leaseExpiresAt: number | null;
+}
 
 export interface SandboxRecord {
   id: string;
@@ -23,23 +36,18 @@ export interface SandboxRecord {
   deletedAt: number | null;
   /** Computed at read time (see STATUS_SQL). */
   status: SandboxStatus;
+  /** The row of `currentSessionId`, read in the same statement; null when there is none. */
+  session: CurrentSession | null;
 }
 
 export type NewSandbox = Pick<SandboxRecord, "id" | "owner" | "profileId" | "workspaceId" | "createdAt" | "expiresAt">;
 
-/** The status rule, in one place: expired wins, then the session's state, then the last error. */
-const STATUS_SQL = `CASE
-  WHEN s.expired_at IS NOT NULL OR (s.expires_at IS NOT NULL AND s.expires_at <= :now) THEN 'expired'
-  WHEN ss.status = 'ready' THEN 'ready'
-  WHEN ss.status = 'starting' THEN 'starting'
-  WHEN s.last_error IS NOT NULL THEN 'failed'
-  ELSE 'idle' END`;
-
 /** The owner's live sandbox count, for quota conditions (one `?`: the owner). */
 export const LIVE_COUNT = "(SELECT COUNT(*) FROM sandboxes WHERE owner = ? AND deleted_at IS NULL)";
 
-const SELECT = `SELECT s.*, ${STATUS_SQL} AS status FROM sandboxes s
-  LEFT JOIN sessions ss ON ss.id = s.current_session_id`;
+const SELECT = `SELECT s.*, ${STATUS_SQL} AS status, ss.status AS ss_status, ss.endpoint AS ss_endpoint,
+    ss.container_id AS ss_container_id, ss.secret AS ss_secret, ss.lease_expires_at AS ss_lease_expires_at
+  FROM sandboxes s LEFT JOIN sessions ss ON ss.id = s.current_session_id`;
 
 function toRecord(row: Row): SandboxRecord {
   return {
@@ -55,6 +63,17 @@ function toRecord(row: Row): SandboxRecord {
     expiredAt: optNum(row, "expired_at"),
     deletedAt: optNum(row, "deleted_at"),
     status: str(row, "status") as SandboxStatus,
+    session:
+      row.ss_status == null
+        ? null
+        : {
+            id: str(row, "current_session_id"),
+            status: str(row, "ss_status"),
+            endpoint: optStr(row, "ss_endpoint"),
+            containerId: optStr(row, "ss_container_id"),
+            secret: optStr(row, "ss_secret"),
+            leaseExpiresAt: optNum(row, "ss_lease_expires_at"),
+          },
   };
 }
 
@@ -110,7 +129,7 @@ export class SandboxStore {
   /** A live (not deleted) sandbox of this owner, or null. */
   async findLive(owner: string, id: string, now = Date.now()): Promise<SandboxRecord | null> {
     const rs = await this.db.execute({
-      sql: `${SELECT} WHERE s.id = :id AND s.owner = :owner AND s.deleted_at IS NULL`,
+      sql: `${SELECT} WHERE s.id = :id AND s.owner = :owner AND ${GUARD.live}`,
       args: { id, owner, now },
     });
     return rs.rows[0] ? toRecord(rs.rows[0]) : null;
@@ -125,7 +144,7 @@ export class SandboxStore {
   /** One page, newest first, plus whether more rows follow. */
   async list(q: ListSandboxesQuery, now = Date.now()): Promise<{ items: SandboxRecord[]; more: boolean }> {
     const rs = await this.db.execute({
-      sql: `SELECT * FROM (${SELECT} WHERE s.owner = :owner AND s.deleted_at IS NULL
+      sql: `SELECT * FROM (${SELECT} WHERE s.owner = :owner AND ${GUARD.live}
               AND (:before IS NULL OR s.id < :before)) AS t
             WHERE (:status IS NULL OR t.status = :status)
             ORDER BY t.id DESC LIMIT :lim`,
@@ -145,29 +164,41 @@ export class SandboxStore {
     return num(rs.rows[0]!, "n");
   }
 
-  /** The live sandbox using a workspace, if any. */
-  async findLiveByWorkspace(workspaceId: string, now = Date.now()): Promise<SandboxRecord | null> {
+  /**
+   * Claims the sandbox's empty slot for a new session (compare-and-set: only one
+   * claimer wins), unless the sandbox is deleted or may no longer start. The idle
+   * deadline is armed only once the session is ready.
+   */
+  async claimSlot(id: string, sessionId: string, now: number): Promise<boolean> {
     const rs = await this.db.execute({
-      sql: `${SELECT} WHERE s.workspace_id = :ws AND s.deleted_at IS NULL LIMIT 1`,
-      args: { ws: workspaceId, now },
+      sql: `UPDATE sandboxes AS s SET current_session_id = :sess, idle_expires_at = NULL
+            WHERE s.id = :id AND ${GUARD.live} AND s.current_session_id IS NULL AND ${GUARD.startable}`,
+      args: { id, sess: sessionId, now },
     });
-    return rs.rows[0] ? toRecord(rs.rows[0]) : null;
+    return rs.rowsAffected === 1;
+  }
+
+  /** Empties the slot if it still holds `sessionId` (compare-and-set); an expired sandbox can still be released. */
+  async releaseSlot(id: string, sessionId: string): Promise<boolean> {
+    const rs = await this.db.execute({
+      sql: `UPDATE sandboxes SET current_session_id = NULL, idle_expires_at = NULL
+            WHERE id = :id AND deleted_at IS NULL AND current_session_id = :sess`,
+      args: { id, sess: sessionId },
+    });
+    return rs.rowsAffected === 1;
   }
 
   /**
-   * Claims the sandbox's session slot: sets current_session_id only if it still
-   * equals `expected` (compare-and-set). True when this caller won. The idle
-   * deadline always resets (it belongs to a ready session and is set at ready),
-   * and an expired sandbox can be released but never claimed again.
+   * Statement, for the batch that marks `sessionId` ready: arms the idle deadline
+   * and clears the last start error, only if that session is still the slot's
+   * and became ready in the same batch.
    */
-  async casSession(id: string, expected: string | null, next: string | null, now = Date.now()): Promise<boolean> {
-    const rs = await this.db.execute({
-      sql: `UPDATE sandboxes SET current_session_id = :next, idle_expires_at = NULL
-            WHERE id = :id AND deleted_at IS NULL AND current_session_id IS :expected
-              AND (:next IS NULL OR (expired_at IS NULL AND (expires_at IS NULL OR expires_at > :now)))`,
-      args: { id, next, expected, now },
-    });
-    return rs.rowsAffected === 1;
+  armIdleDeadlineStatement(sessionId: string, idleExpiresAt: number) {
+    return {
+      sql: `UPDATE sandboxes SET idle_expires_at = :idle, last_error = NULL
+            WHERE current_session_id = :sess AND EXISTS (SELECT 1 FROM sessions WHERE id = :sess AND status = 'ready')`,
+      args: { sess: sessionId, idle: idleExpiresAt },
+    };
   }
 
   /**
@@ -177,9 +208,8 @@ export class SandboxStore {
    */
   async releaseIdle(id: string, sessionId: string, now: number): Promise<boolean> {
     const rs = await this.db.execute({
-      sql: `UPDATE sandboxes SET current_session_id = NULL, idle_expires_at = NULL
-            WHERE id = :id AND deleted_at IS NULL AND current_session_id = :sess
-              AND idle_expires_at IS NOT NULL AND idle_expires_at <= :now
+      sql: `UPDATE sandboxes AS s SET current_session_id = NULL, idle_expires_at = NULL
+            WHERE s.id = :id AND ${GUARD.live} AND s.current_session_id = :sess AND ${GUARD.idlePastDeadline}
               AND EXISTS (SELECT 1 FROM sessions WHERE id = :sess AND status = 'ready')`,
       args: { id, sess: sessionId, now },
     });
@@ -189,10 +219,6 @@ export class SandboxStore {
   /** Records the outcome of the last start attempt (null clears it). */
   async setLastError(id: string, error: string | null): Promise<void> {
     await this.db.execute({ sql: "UPDATE sandboxes SET last_error = ? WHERE id = ?", args: [error, id] });
-  }
-
-  async setIdleDeadline(id: string, idleExpiresAt: number | null): Promise<void> {
-    await this.db.execute({ sql: "UPDATE sandboxes SET idle_expires_at = ? WHERE id = ?", args: [idleExpiresAt, id] });
   }
 
   /**
@@ -242,7 +268,7 @@ export class SandboxStore {
       [
         {
           sql: `UPDATE sessions SET status = 'stopped', ended_at = :now, lease_owner = NULL, lease_expires_at = NULL
-                WHERE id = (${live.replace("{col}", "current_session_id")}) AND status IN ('starting', 'ready')`,
+                WHERE id = (${live.replace("{col}", "current_session_id")}) AND ${GUARD.sessionActive}`,
           args: { id, now },
         },
         {
@@ -264,8 +290,7 @@ export class SandboxStore {
   /** Live sandboxes whose TTL has passed but are not yet marked expired. */
   async listNewlyExpired(now: number, limit = 100): Promise<SandboxRecord[]> {
     const rs = await this.db.execute({
-      sql: `${SELECT} WHERE s.deleted_at IS NULL AND s.expired_at IS NULL AND s.expires_at IS NOT NULL
-            AND s.expires_at <= :now LIMIT :lim`,
+      sql: `${SELECT} WHERE ${GUARD.live} AND ${GUARD.newlyExpired} LIMIT :lim`,
       args: { now, lim: limit },
     });
     return rs.rows.map(toRecord);
@@ -274,8 +299,7 @@ export class SandboxStore {
   /** Live sandboxes with a session whose idle deadline has passed. */
   async listIdlePastDeadline(now: number, limit = 100): Promise<SandboxRecord[]> {
     const rs = await this.db.execute({
-      sql: `${SELECT} WHERE s.deleted_at IS NULL AND s.current_session_id IS NOT NULL
-            AND s.idle_expires_at IS NOT NULL AND s.idle_expires_at <= :now LIMIT :lim`,
+      sql: `${SELECT} WHERE ${GUARD.live} AND ${GUARD.idlePastDeadline} LIMIT :lim`,
       args: { now, lim: limit },
     });
     return rs.rows.map(toRecord);
@@ -284,9 +308,8 @@ export class SandboxStore {
   /** Sessions that are the current one of a live, unexpired sandbox (for reconcile). */
   async liveSessionIds(now: number): Promise<Set<string>> {
     const rs = await this.db.execute({
-      sql: `SELECT current_session_id FROM sandboxes WHERE deleted_at IS NULL AND current_session_id IS NOT NULL
-            AND expired_at IS NULL AND (expires_at IS NULL OR expires_at > ?)`,
-      args: [now],
+      sql: `SELECT current_session_id FROM sandboxes s WHERE ${GUARD.live} AND s.current_session_id IS NOT NULL AND ${GUARD.startable}`,
+      args: { now },
     });
     return new Set(rs.rows.map((r) => str(r, "current_session_id")));
   }
@@ -303,11 +326,5 @@ export class SandboxStore {
       workspaceId: str(r, "workspace_id"),
       volumeName: str(r, "volume_name"),
     }));
-  }
-
-  /** Ids of every sandbox not deleted (for reconcile). */
-  async liveIds(): Promise<Set<string>> {
-    const rs = await this.db.execute("SELECT id FROM sandboxes WHERE deleted_at IS NULL");
-    return new Set(rs.rows.map((r) => str(r, "id")));
   }
 }

@@ -5,10 +5,11 @@
  * replica may clean up and take over.
  */
 import type { Row } from "@libsql/client";
+import { GUARD, type SessionEnd, type SessionState } from "../domain/lifecycle.ts";
 import type { Database } from "./database.ts";
 import { num, optNum, optStr, str } from "./rows.ts";
 
-export type SessionStatus = "starting" | "ready" | "failed" | "stopped";
+export type SessionStatus = SessionState;
 
 export interface SessionRecord {
   id: string;
@@ -16,6 +17,8 @@ export interface SessionRecord {
   status: SessionStatus;
   containerId: string | null;
   endpoint: string | null;
+  /** The secret this session's Ship requires (minted at insert; null for sessions older than the trust boundary). */
+  secret: string | null;
   leaseOwner: string | null;
   leaseExpiresAt: number | null;
   error: string | null;
@@ -31,6 +34,7 @@ function toRecord(row: Row): SessionRecord {
     status: str(row, "status") as SessionStatus,
     containerId: optStr(row, "container_id"),
     endpoint: optStr(row, "endpoint"),
+    secret: optStr(row, "secret"),
     leaseOwner: optStr(row, "lease_owner"),
     leaseExpiresAt: optNum(row, "lease_expires_at"),
     error: optStr(row, "error"),
@@ -43,13 +47,53 @@ function toRecord(row: Row): SessionRecord {
 export class SessionStore {
   constructor(private readonly db: Database) {}
 
-  /** Inserts a `starting` session leased to `leaseOwner` until `leaseExpiresAt`. */
-  async insertStarting(s: { id: string; sandboxId: string; leaseOwner: string; leaseExpiresAt: number; now: number }): Promise<void> {
-    await this.db.execute({
-      sql: `INSERT INTO sessions (id, sandbox_id, status, lease_owner, lease_expires_at, created_at)
-            VALUES (?, ?, 'starting', ?, ?, ?)`,
-      args: [s.id, s.sandboxId, s.leaseOwner, s.leaseExpiresAt, s.now],
+  /**
+   * Inserts a `starting` session leased to `leaseOwner` until `leaseExpiresAt`,
+   * with its Ship's secret, only while the caps allow one more: fewer than
+   * `maxActive` sessions running or starting in all, and fewer than
+   * `maxStartingPerOwner` starting for the sandbox's owner. One statement, so
+   * concurrent starts (on any replica) never exceed them. False when a cap is full.
+   */
+  async insertStarting(s: {
+    id: string;
+    sandboxId: string;
+    secret: string;
+    leaseOwner: string;
+    leaseExpiresAt: number;
+    now: number;
+    maxActive?: number;
+    maxStartingPerOwner?: number;
+  }): Promise<boolean> {
+    const rs = await this.db.execute({
+      sql: `INSERT INTO sessions (id, sandbox_id, status, secret, lease_owner, lease_expires_at, created_at)
+            SELECT :id, :sandbox, 'starting', :secret, :lease_owner, :lease, :now
+            WHERE (SELECT COUNT(*) FROM sessions WHERE ${GUARD.sessionActive}) < :max_active
+              AND (SELECT COUNT(*) FROM sessions x JOIN sandboxes s ON s.id = x.sandbox_id
+                   WHERE x.status = 'starting' AND s.owner = (SELECT owner FROM sandboxes WHERE id = :sandbox)) < :max_starting`,
+      args: {
+        id: s.id,
+        sandbox: s.sandboxId,
+        secret: s.secret,
+        lease_owner: s.leaseOwner,
+        lease: s.leaseExpiresAt,
+        now: s.now,
+        max_active: s.maxActive ?? Number.MAX_SAFE_INTEGER,
+        max_starting: s.maxStartingPerOwner ?? Number.MAX_SAFE_INTEGER,
+      },
     });
+    return rs.rowsAffected === 1;
+  }
+
+  /** Sessions running or starting in all, and starting for this sandbox's owner (to say which cap is full). */
+  async activeCounts(sandboxId: string): Promise<{ active: number; startingForOwner: number }> {
+    const rs = await this.db.execute({
+      sql: `SELECT (SELECT COUNT(*) FROM sessions WHERE ${GUARD.sessionActive}) AS active,
+              (SELECT COUNT(*) FROM sessions x JOIN sandboxes s ON s.id = x.sandbox_id
+               WHERE x.status = 'starting' AND s.owner = (SELECT owner FROM sandboxes WHERE id = :sandbox)) AS starting`,
+      args: { sandbox: sandboxId },
+    });
+    const row = rs.rows[0]!;
+    return { active: num(row, "active"), startingForOwner: num(row, "starting") };
   }
 
   async get(id: string): Promise<SessionRecord | null> {
@@ -70,37 +114,26 @@ export class SessionStore {
   }
 
   /**
-   * starting → ready, and the sandbox's idle deadline and last error set, in one
-   * transaction. Only while the session is still its live, unexpired sandbox's
-   * current one: false if a stop, delete, expiry or takeover came first.
+   * Statement, for the batch that also arms the sandbox's idle deadline:
+   * starting → ready, only while the session is still its live, unexpired
+   * sandbox's current one (a stop, delete, expiry or takeover came first otherwise).
    */
-  async markReady(id: string, endpoint: string, now: number, idleExpiresAt: number): Promise<boolean> {
-    const results = await this.db.batch(
-      [
-        {
-          sql: `UPDATE sessions SET status = 'ready', endpoint = :endpoint, ready_at = :now, lease_owner = NULL, lease_expires_at = NULL
-                WHERE id = :id AND status = 'starting' AND EXISTS (
-                  SELECT 1 FROM sandboxes s WHERE s.id = sessions.sandbox_id AND s.current_session_id = sessions.id
-                    AND s.deleted_at IS NULL AND s.expired_at IS NULL)`,
-          args: { id, endpoint, now },
-        },
-        {
-          sql: `UPDATE sandboxes SET idle_expires_at = :idle, last_error = NULL
-                WHERE current_session_id = :id AND EXISTS (SELECT 1 FROM sessions WHERE id = :id AND status = 'ready')`,
-          args: { id, idle: idleExpiresAt },
-        },
-      ],
-      "write",
-    );
-    return results[0]?.rowsAffected === 1;
+  markReadyStatement(id: string, endpoint: string, now: number) {
+    return {
+      sql: `UPDATE sessions SET status = 'ready', endpoint = :endpoint, ready_at = :now, lease_owner = NULL, lease_expires_at = NULL
+            WHERE id = :id AND status = 'starting' AND EXISTS (
+              SELECT 1 FROM sandboxes s WHERE s.id = sessions.sandbox_id AND s.current_session_id = sessions.id
+                AND ${GUARD.live} AND s.expired_at IS NULL)`,
+      args: { id, endpoint, now },
+    };
   }
 
-  /** Ends a session (failed or stopped) unless it has already ended. */
-  async markEnded(id: string, status: "failed" | "stopped", now: number, error: string | null = null): Promise<boolean> {
+  /** Ends a session (failed or stopped) unless it has already ended; true when this call ended it. */
+  async end(id: string, outcome: SessionEnd, now: number, reason: string | null = null): Promise<boolean> {
     const rs = await this.db.execute({
       sql: `UPDATE sessions SET status = ?, error = COALESCE(?, error), ended_at = ?, lease_owner = NULL, lease_expires_at = NULL
-            WHERE id = ? AND status IN ('starting', 'ready')`,
-      args: [status, error, now, id],
+            WHERE id = ? AND ${GUARD.sessionActive}`,
+      args: [outcome, reason, now, id],
     });
     return rs.rowsAffected === 1;
   }
@@ -125,7 +158,7 @@ export class SessionStore {
 
   /** Sessions that are running or starting. */
   async listActive(): Promise<SessionRecord[]> {
-    const rs = await this.db.execute("SELECT * FROM sessions WHERE status IN ('starting', 'ready')");
+    const rs = await this.db.execute(`SELECT * FROM sessions WHERE ${GUARD.sessionActive}`);
     return rs.rows.map(toRecord);
   }
 }

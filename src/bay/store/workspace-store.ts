@@ -20,6 +20,9 @@ export interface WorkspaceRecord {
 const SELECT = `SELECT w.*, (SELECT s.id FROM sandboxes s WHERE s.workspace_id = w.id AND s.deleted_at IS NULL LIMIT 1) AS sandbox_id
   FROM workspaces w`;
 
+/** The owner's live workspace count, for quota conditions (one `?`: the owner). */
+const LIVE_WORKSPACES = "(SELECT COUNT(*) FROM workspaces WHERE owner = ? AND deleted_at IS NULL)";
+
 function toRecord(row: Row): WorkspaceRecord {
   return {
     id: str(row, "id"),
@@ -47,17 +50,43 @@ export class WorkspaceStore {
     };
   }
 
-  /** Statement that inserts a managed workspace only while its owner is under the sandbox quota. */
-  insertWithinQuotaStatement(w: NewWorkspace, maxLiveSandboxes: number) {
+  /**
+   * Statement that inserts a workspace only while its owner is under the
+   * workspace quota and (for a managed one, which comes with a sandbox) the
+   * sandbox quota: the count and the insert are one statement.
+   */
+  insertWithinQuotaStatement(w: NewWorkspace, quota: { maxWorkspaces: number; maxLiveSandboxes?: number }) {
     return {
       sql: `INSERT INTO workspaces (id, owner, managed, volume_name, size_limit_mb, created_at)
-            SELECT ?, ?, ?, ?, ?, ? WHERE ${LIVE_COUNT} < ?`,
-      args: [w.id, w.owner, w.managed ? 1 : 0, w.volumeName, w.sizeLimitMb, w.createdAt, w.owner, maxLiveSandboxes],
+            SELECT ?, ?, ?, ?, ?, ? WHERE ${LIVE_WORKSPACES} < ? AND ${LIVE_COUNT} < ?`,
+      args: [
+        w.id,
+        w.owner,
+        w.managed ? 1 : 0,
+        w.volumeName,
+        w.sizeLimitMb,
+        w.createdAt,
+        w.owner,
+        quota.maxWorkspaces,
+        w.owner,
+        quota.maxLiveSandboxes ?? Number.MAX_SAFE_INTEGER,
+      ],
     };
+  }
+
+  /** Inserts a workspace within the quota; false when the owner has reached it. */
+  async insertWithinQuota(w: NewWorkspace, maxWorkspaces: number): Promise<boolean> {
+    return (await this.db.execute(this.insertWithinQuotaStatement(w, { maxWorkspaces }))).rowsAffected === 1;
   }
 
   async insert(w: NewWorkspace): Promise<void> {
     await this.db.execute(this.insertStatement(w));
+  }
+
+  /** Live workspaces of an owner (for quotas). */
+  async countLive(owner: string): Promise<number> {
+    const rs = await this.db.execute({ sql: `SELECT ${LIVE_WORKSPACES} AS n`, args: [owner] });
+    return num(rs.rows[0]!, "n");
   }
 
   /** A live workspace of this owner, or null. */

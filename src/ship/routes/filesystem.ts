@@ -1,28 +1,30 @@
 import { Hono } from "hono";
-import { z } from "zod";
+import { shipOperations as ops } from "../../protocol/ship/index.ts";
 import { deletePath, listDirectory, readTextFile, writeTextFile } from "../filesystem/files.ts";
 import { downloadResponse, receiveUpload } from "../filesystem/transfer.ts";
 import { validate } from "../validation.ts";
-
-const pathQuery = z.object({ path: z.string().min(1) });
-const dirQuery = z.object({ path: z.string().min(1).default(".") });
-const writeBody = z.object({ path: z.string().min(1), content: z.string() });
 
 /** The /filesystem/* routes. */
 export function filesystemRoutes(deps: { workspace: string; maxBodyBytes: number; maxUploadBytes: number; uploadIdleSeconds: number }) {
   const ws = deps.workspace;
   return new Hono()
-    .get("/filesystem/files", validate("query", pathQuery), async (c) =>
+    .get(ops.readFile.honoPath, validate("query", ops.readFile.query), async (c) =>
       c.json(await readTextFile(ws, c.req.valid("query").path, deps.maxBodyBytes)),
     )
-    .put("/filesystem/files", validate("json", writeBody), async (c) => {
+    .put(ops.writeFile.honoPath, validate("json", ops.writeFile.body), async (c) => {
       const { path, content } = c.req.valid("json");
       return c.json(await writeTextFile(ws, path, content));
     })
-    .delete("/filesystem/files", validate("query", pathQuery), async (c) => c.json(await deletePath(ws, c.req.valid("query").path)))
-    .get("/filesystem/directories", validate("query", dirQuery), async (c) => c.json(await listDirectory(ws, c.req.valid("query").path)))
-    .post("/filesystem/upload", async (c) =>
-      c.json(await receiveUpload(ws, c.req.raw, deps.maxUploadBytes, { idleMs: deps.uploadIdleSeconds * 1000 })),
+    .delete(ops.deletePath.honoPath, validate("query", ops.deletePath.query), async (c) =>
+      c.json(await deletePath(ws, c.req.valid("query").path)),
     )
-    .get("/filesystem/download", validate("query", pathQuery), async (c) => downloadResponse(ws, c.req.valid("query").path));
+    .get(ops.listDirectory.honoPath, validate("query", ops.listDirectory.query), async (c) =>
+      c.json(await listDirectory(ws, c.req.valid("query").path)),
+    )
+    .post(ops.uploadFile.honoPath, validate("query", ops.uploadFile.query), async (c) =>
+      c.json(await receiveUpload(ws, c.req.raw, c.req.valid("query").path, deps.maxUploadBytes, { idleMs: deps.uploadIdleSeconds * 1000 })),
+    )
+    .get(ops.downloadFile.honoPath, validate("query", ops.downloadFile.query), async (c) =>
+      downloadResponse(ws, c.req.valid("query").path),
+    );
 }

@@ -1,26 +1,22 @@
 import { stat } from "node:fs/promises";
 import { Hono } from "hono";
-import { z } from "zod";
+import { shipOperations as ops } from "../../protocol/ship/index.ts";
 import { ShipError } from "../errors.ts";
 import { resolveExisting } from "../paths.ts";
 import { execCommand } from "../shell/exec-command.ts";
 import type { ProcessRegistry } from "../shell/process-registry.ts";
 import { validate } from "../validation.ts";
 
-// A NUL byte cannot reach execve (and an env name cannot hold "="): refuse them here
-// as validation_error rather than failing in spawn.
-const noNul = (value: string) => !value.includes("\0");
-const envName = z
-  .string()
-  .min(1)
-  .refine((name) => noNul(name) && !name.includes("="), "must not be empty or contain NUL or '='");
-
-const execBody = z.object({
-  command: z.string().min(1).refine(noNul, "must not contain a NUL byte"),
-  timeout: z.number().min(1).max(300).default(30),
-  cwd: z.string().optional(),
-  env: z.record(envName, z.string().refine(noNul, "must not contain a NUL byte")).optional(),
-  background: z.boolean().default(false),
+// The shape is the protocol's; on top, a NUL byte cannot reach execve (and an env
+// name cannot hold "="): refuse them here as validation_error rather than failing in spawn.
+const execBody = ops.execShell.body.superRefine((body, ctx) => {
+  if (body.command.includes("\0")) ctx.addIssue({ code: "custom", path: ["command"], message: "must not contain a NUL byte" });
+  for (const [name, value] of Object.entries(body.env ?? {})) {
+    if (name === "" || name.includes("\0") || name.includes("=")) {
+      ctx.addIssue({ code: "custom", path: ["env", name], message: "must not be empty or contain NUL or '='" });
+    }
+    if (value.includes("\0")) ctx.addIssue({ code: "custom", path: ["env", name], message: "must not contain a NUL byte" });
+  }
 });
 
 async function workingDir(workspace: string, cwd: string | undefined): Promise<string> {
@@ -34,7 +30,7 @@ async function workingDir(workspace: string, cwd: string | undefined): Promise<s
 /** POST /shell/exec and the /shell/processes resource. */
 export function shellRoutes(deps: { workspace: string; processes: ProcessRegistry; maxOutputBytes: number }) {
   return new Hono()
-    .post("/shell/exec", validate("json", execBody), async (c) => {
+    .post(ops.execShell.honoPath, validate("json", execBody), async (c) => {
       const body = c.req.valid("json");
       const spec = { command: body.command, cwd: await workingDir(deps.workspace, body.cwd), env: body.env };
       if (body.background) {
@@ -50,7 +46,7 @@ export function shellRoutes(deps: { workspace: string; processes: ProcessRegistr
       }
       return c.json(await execCommand({ ...spec, timeoutSeconds: body.timeout, maxOutputBytes: deps.maxOutputBytes }));
     })
-    .get("/shell/processes", (c) => c.json({ items: deps.processes.list() }))
-    .get("/shell/processes/:process_id", (c) => c.json(deps.processes.get(c.req.param("process_id"))))
-    .delete("/shell/processes/:process_id", async (c) => c.json(await deps.processes.kill(c.req.param("process_id"))));
+    .get(ops.listProcesses.honoPath, (c) => c.json({ items: deps.processes.list() }))
+    .get(ops.getProcess.honoPath, (c) => c.json(deps.processes.get(c.req.param("process_id"))))
+    .delete(ops.killProcess.honoPath, async (c) => c.json(await deps.processes.kill(c.req.param("process_id"))));
 }

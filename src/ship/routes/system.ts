@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import type { PythonKernel } from "../kernel/python-kernel.ts";
-import { SHIP_API_VERSION, SHIP_VERSION } from "../version.ts";
+import { SHIP_API_VERSION, shipOperations as ops } from "../../protocol/ship/index.ts";
+import { SHIP_VERSION } from "../version.ts";
 
 /** Operations per capability, as /meta advertises them. */
 export const CAPABILITIES = {
@@ -10,10 +11,10 @@ export const CAPABILITIES = {
 } as const;
 
 /** GET /health and GET /meta. */
-export function systemRoutes(deps: { kernel: PythonKernel; workspace: string }) {
+export function systemRoutes(deps: { kernel: PythonKernel; workspace: string; sessionId: string }) {
   return new Hono()
-    .get("/health", (c) => c.json({ status: "healthy" as const, kernel: deps.kernel.state }))
-    .get("/meta", (c) =>
+    .get(ops.getHealth.honoPath, (c) => c.json({ status: "healthy" as const, kernel: deps.kernel.state }))
+    .get(ops.getMeta.honoPath, (c) =>
       c.json({
         runtime: {
           name: "ship",
@@ -25,6 +26,7 @@ export function systemRoutes(deps: { kernel: PythonKernel; workspace: string }) 
             platform: `${process.platform}-${process.arch}`,
           },
         },
+        session: { id: deps.sessionId },
         workspace: { mount_path: deps.workspace },
         capabilities: CAPABILITIES,
       }),

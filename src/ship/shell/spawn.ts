@@ -1,4 +1,9 @@
 import type { Subprocess } from "bun";
+import { randomBytes } from "node:crypto";
+import { unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LONG_COMMAND_BYTES } from "../../protocol/ship/index.ts";
 import { childEnv } from "../child-env.ts";
 import { ShipError } from "../errors.ts";
 
@@ -15,11 +20,14 @@ export type CommandProcess = Subprocess<"ignore", "pipe", "pipe">;
 
 /**
  * Starts `bash -lc <command>` as the leader of its own session and process group,
- * so a timeout or kill can take down everything it forked.
+ * so a timeout or kill can take down everything it forked. Linux refuses one
+ * argument over 128 KiB (E2BIG), so a long command is written to a private script
+ * file in /tmp and run as `bash -l <file>`, which is removed when bash exits.
  */
 export function spawnCommand(spec: CommandSpec): CommandProcess {
+  const script = Buffer.byteLength(spec.command, "utf8") > LONG_COMMAND_BYTES ? writeScript(spec.command) : null;
   try {
-    return Bun.spawn(["bash", "-lc", spec.command], {
+    const proc = Bun.spawn(script ? ["bash", "-l", script] : ["bash", "-lc", spec.command], {
       cwd: spec.cwd,
       env: childEnv(spec.env),
       stdin: "ignore",
@@ -27,9 +35,31 @@ export function spawnCommand(spec: CommandSpec): CommandProcess {
       stderr: "pipe",
       detached: true,
     });
+    if (script) void proc.exited.finally(() => removeQuietly(script));
+    return proc;
   } catch (err) {
+    if (script) removeQuietly(script);
     // e.g. EAGAIN under a fork bomb's pids limit: the caller gets an error, Ship lives on.
     throw new ShipError("internal_error", `could not start command: ${(err as Error).message}`);
+  }
+}
+
+function writeScript(command: string): string {
+  const file = join(tmpdir(), `ship-cmd-${randomBytes(8).toString("hex")}.sh`);
+  try {
+    writeFileSync(file, command, { mode: 0o600, flag: "wx" });
+  } catch (err) {
+    removeQuietly(file);
+    throw new ShipError("internal_error", `could not store the command for bash: ${(err as Error).message}`);
+  }
+  return file;
+}
+
+function removeQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // Already gone.
   }
 }
 

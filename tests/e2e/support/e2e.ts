@@ -167,6 +167,7 @@ export async function spawnBay(extraEnv: Record<string, string> = {}): Promise<B
       BAY_DB_URL: `file:${join(dir, "bay.db")}`,
       BAY_INSTANCE_ID: instanceId,
       BAY_LOG_LEVEL: "warn",
+      ...(process.env.BAY_SHIP_TAG ? { BAY_SHIP_TAG: process.env.BAY_SHIP_TAG } : {}),
       ...extraEnv,
     },
     stdout: "ignore",

@@ -1,22 +1,44 @@
 /**
  * A tiny HTTP server compiled into the `bay-test-meta` image: a stand-in for Ship
- * whose GET /meta answer is set by env, to test Bay's readiness checks.
+ * whose GET /meta answer is set by env, to test Bay's readiness checks. Like
+ * Ship, it reads its session credentials from stdin and wants the secret on /meta.
  *   META_API_VERSION   runtime.api_version (default "v1")
  *   META_CAPABILITIES  comma-separated capability names (default "python,shell,filesystem")
+ *   META_SESSION       "other": /meta names another session than the one it was started for
  */
-export {}; // a module: its names do not clash with echo-server.ts
+import { readSync } from "node:fs";
+
 const port = Number(process.env.PORT ?? 8123);
 const apiVersion = process.env.META_API_VERSION ?? "v1";
 const capabilities = (process.env.META_CAPABILITIES ?? "python,shell,filesystem").split(",").filter(Boolean);
+
+function readLine(): string {
+  const buf = Buffer.alloc(4096);
+  let n = 0;
+  for (;;) {
+    const got = readSync(0, buf, n, buf.length - n, null);
+    if (got === 0) break;
+    n += got;
+    if (buf.subarray(0, n).includes(10)) break;
+  }
+  return buf.subarray(0, n).toString("utf8").split("\n")[0] ?? "";
+}
+const credentials = JSON.parse(readLine()) as { session_id: string; secret: string };
+const sessionId = process.env.META_SESSION === "other" ? "sess-someone-else" : credentials.session_id;
+
 Bun.serve({
   port,
   hostname: "0.0.0.0",
   fetch(req) {
     const url = new URL(req.url);
     if (url.pathname === "/health") return Response.json({ status: "ok" });
+    if (req.headers.get("authorization") !== `Bearer ${credentials.secret}`) {
+      return Response.json({ error: { code: "unauthorized", message: "no", details: {} } }, { status: 401 });
+    }
     if (url.pathname === "/meta") {
       return Response.json({
-        runtime: { name: "bay-test-meta", version: "0.0.0", api_version: apiVersion },
+        runtime: { name: "bay-test-meta", version: "0.0.0", api_version: apiVersion, build: {} },
+        session: { id: sessionId },
         workspace: { mount_path: "/workspace" },
         capabilities: Object.fromEntries(capabilities.map((c) => [c, { operations: [] }])),
       });

@@ -8,6 +8,8 @@ import { systemCases } from "./system-cases.ts";
 export interface BehaviourOptions {
   mountPath: string;
   matplotlib: boolean;
+  /** The session the target was started for (/meta names it). */
+  sessionId: string;
   groups?: Array<"system" | "python" | "shell" | "filesystem">;
 }
 

@@ -1,9 +1,33 @@
+import type { ShipCredentials } from "../../../src/protocol/ship/index.ts";
+
 /** Something that answers HTTP requests for a path: app.request or fetch to a port. */
 export type ShipCaller = (path: string, init?: RequestInit) => Promise<Response>;
 
-/** Convenience wrapper: JSON requests and decoded responses. */
+/** A caller that sends the session secret on every request, as Bay does. */
+export function withSecret(call: ShipCaller, secret: string): ShipCaller {
+  return (path, init = {}) => {
+    const headers = new Headers(init.headers);
+    if (!headers.has("authorization")) headers.set("authorization", `Bearer ${secret}`);
+    return call(path, { ...init, headers });
+  };
+}
+
+/** Fresh test credentials (a random secret of the length Bay uses). */
+export function testCredentials(): ShipCredentials {
+  const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+  return { session_id: `sess-test-${crypto.randomUUID().slice(0, 8)}`, secret };
+}
+
+/** Convenience wrapper: JSON requests and decoded responses, sent with the session secret. */
 export class ShipClient {
-  constructor(readonly call: ShipCaller) {}
+  readonly call: ShipCaller;
+  constructor(
+    /** Sends without credentials (for the refusal tests). */
+    readonly unauthenticated: ShipCaller,
+    readonly secret: string,
+  ) {
+    this.call = withSecret(unauthenticated, secret);
+  }
 
   /** Sends a request with an optional JSON body; returns status and parsed JSON. */
   async json<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {

@@ -11,6 +11,19 @@ export function shellCases(client: () => ShipClient): void {
     expect(failed.body).toMatchObject({ success: false, exit_code: 7 });
   });
 
+  test("shell: a command longer than one exec argument may be (up to 1 MiB) runs, and leaves no script file", async () => {
+    // 600 KiB of shell: a comment line padding it past Linux's 128 KiB per-argument cap.
+    const command = `# ${"x".repeat(600 * 1024)}\necho "long command ran in $PWD"; echo "$0" | grep -c ship-cmd- || true`;
+    const res = await client().shell(command);
+    expect(res.status).toBe(200);
+    expect(res.body.exit_code).toBe(0);
+    expect(res.body.output).toContain("long command ran in");
+    const left = await client().shell("ls /tmp | grep -c '^ship-cmd-' || true");
+    expect(left.body.output.trim()).toBe("0");
+    const tooLong = await client().shell(`# ${"y".repeat(1024 * 1024)}`);
+    expect([tooLong.status, tooLong.body.error?.code]).toEqual([400, "validation_error"]);
+  });
+
   test("shell: cwd and env", async () => {
     await client().shell("mkdir -p sub/dir");
     const res = await client().shell("pwd; echo $GREETING", { cwd: "sub/dir", env: { GREETING: "hi there" } });

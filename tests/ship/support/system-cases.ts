@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import type { ShipClient } from "./caller.ts";
 
 /** /health, /meta and unknown routes. */
-export function systemCases(client: () => ShipClient, opts: { mountPath: string }): void {
+export function systemCases(client: () => ShipClient, opts: { mountPath: string; sessionId: string }): void {
   test("system: health says healthy with a kernel state", async () => {
     const res = await client().json("GET", "/health");
     expect(res.status).toBe(200);
@@ -17,9 +17,45 @@ export function systemCases(client: () => ShipClient, opts: { mountPath: string 
     expect(typeof res.body.runtime.version).toBe("string");
     expect(typeof res.body.runtime.build).toBe("object");
     expect(res.body.workspace).toEqual({ mount_path: opts.mountPath });
+    expect(res.body.session).toEqual({ id: opts.sessionId });
+    expect(JSON.stringify(res.body)).not.toContain(client().secret);
     for (const cap of ["filesystem", "shell", "python"]) {
       expect(res.body.capabilities[cap].operations.length).toBeGreaterThan(0);
     }
+  });
+
+  test("system: every route but /health refuses a missing or wrong session secret", async () => {
+    const routes: Array<[string, string]> = [
+      ["GET", "/meta"],
+      ["POST", "/ipython/exec"],
+      ["POST", "/shell/exec"],
+      ["GET", "/shell/processes"],
+      ["GET", "/shell/processes/proc-x"],
+      ["DELETE", "/shell/processes/proc-x"],
+      ["GET", "/filesystem/files?path=a"],
+      ["PUT", "/filesystem/files"],
+      ["DELETE", "/filesystem/files?path=a"],
+      ["GET", "/filesystem/directories"],
+      ["POST", "/filesystem/upload?path=a"],
+      ["GET", "/filesystem/download?path=a"],
+      ["GET", "/nope"],
+    ];
+    const secret = client().secret;
+    const wrong = [undefined, "", `Bearer ${secret.slice(0, -1)}x`, `Bearer ${secret}x`, `Basic ${btoa(`ship:${secret}`)}`, secret];
+    for (const [method, path] of routes) {
+      for (const authorization of wrong) {
+        const res = await client().unauthenticated(path, {
+          method,
+          headers: { "content-type": "application/json", ...(authorization === undefined ? {} : { authorization }) },
+          ...(method === "POST" || method === "PUT" ? { body: JSON.stringify({ code: "1", command: "id", path: "a", content: "x" }) } : {}),
+        });
+        const body = (await res.json()) as any;
+        expect([method, path, res.status, body.error?.code]).toEqual([method, path, 401, "unauthorized"]);
+        expect(JSON.stringify(body)).not.toContain(secret);
+      }
+    }
+    const health = await client().unauthenticated("/health");
+    expect(health.status).toBe(200);
   });
 
   test("system: unknown route is not_found in the error body", async () => {

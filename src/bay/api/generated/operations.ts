@@ -25,6 +25,8 @@ export interface OperationSpec {
   readonly body?: z.ZodType;
   /** multipart/form-data request body. */
   readonly form?: z.ZodType;
+  /** The request body is raw bytes (application/octet-stream). */
+  readonly rawBody?: boolean;
   readonly bodyRequired?: boolean;
   readonly successContentType?: string;
   /** Schema of the JSON success body. */

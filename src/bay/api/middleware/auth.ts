@@ -2,10 +2,15 @@
  * Authentication: sets the request's owner from a Bearer API key or JWT, or,
  * in explicit anonymous mode, from X-Owner / the default owner. Credentials are
  * never logged or echoed.
+ *
+ * Owners from different kinds of identity never meet by accident: an API key's
+ * owner is the name it was created for (which may not start with `jwt:` or
+ * `anon:`), a JWT's is `jwt:` + sub (configurable), an anonymous one `anon:` + name.
  */
 import type { MiddlewareHandler } from "hono";
 import type { ApiKeyService } from "../../domain/auth/api-keys.ts";
 import type { JwtVerifier } from "../../domain/auth/jwt-verifier.ts";
+import { ANONYMOUS_PREFIX, OWNER_NAME } from "../../domain/auth/owners.ts";
 import { BayError } from "../../errors.ts";
 import type { Logger } from "../../logger.ts";
 
@@ -18,7 +23,7 @@ export interface AuthOptions {
   logger?: Logger;
 }
 
-const OWNER_RE = /^[A-Za-z0-9_.@:-]{1,128}$/;
+const OWNER_RE = OWNER_NAME;
 const JWT_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const MAX_TOKEN_LENGTH = 4096;
 
@@ -34,7 +39,7 @@ export function authMiddleware(opts: AuthOptions): MiddlewareHandler {
     if (opts.mode === "anonymous" && !header) {
       const owner = c.req.header("x-owner") ?? opts.defaultOwner;
       if (!OWNER_RE.test(owner)) throw new BayError("validation_error", "X-Owner must be 1-128 characters of [A-Za-z0-9_.@:-]");
-      c.set("owner", owner);
+      c.set("owner", `${ANONYMOUS_PREFIX}${owner}`);
       return next();
     }
     if (!header) throw fail("missing", "missing credentials: send Authorization: Bearer <api key or JWT>");

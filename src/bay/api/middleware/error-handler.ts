@@ -7,7 +7,7 @@
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { BayError, ERROR_STATUS } from "../../errors.ts";
-import type { Logger } from "../../logger.ts";
+import { errorMessage, type Logger } from "../../logger.ts";
 
 /** Writes the contract's error body for a BayError. */
 export function errorResponse(c: Context, err: BayError): Response {
@@ -34,7 +34,17 @@ export interface ErrorHandlerOptions {
 export function createErrorHandler({ logger }: ErrorHandlerOptions): ErrorHandler {
   return function bayErrorHandler(err, c) {
     if (err instanceof BayError) {
-      if (err.status >= 500) logger.warn("request failed", { request_id: c.get("requestId"), code: err.code, error: err.message });
+      // What the client does not see (engine text, ids, endpoints, the cause) goes to the log with the request id.
+      if (err.status >= 500 || Object.keys(err.internal).length > 0) {
+        const cause = err.cause === undefined ? undefined : errorMessage(err.cause);
+        logger.warn("request failed", {
+          request_id: c.get("requestId"),
+          code: err.code,
+          error: err.message,
+          ...err.internal,
+          ...(cause ? { cause } : {}),
+        });
+      }
       return errorResponse(c, err);
     }
     if (err instanceof HTTPException) return errorResponse(c, fromHttpException(err));

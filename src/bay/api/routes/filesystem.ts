@@ -1,54 +1,49 @@
-/** Filesystem capability of a sandbox, proxied to its Ship; paths checked in Bay first. */
+/** Filesystem capability of a sandbox: one domain call each (paths are checked in the domain, before any container starts). */
 import { Hono } from "hono";
-import { normalizeWorkspacePath } from "../../domain/paths.ts";
-import { FILE_DEADLINE_MS } from "../../domain/sandbox-files.ts";
-import { BayError } from "../../errors.ts";
 import type { AppDeps } from "../deps.ts";
 import { operations as ops } from "../generated/index.ts";
 import { validate } from "../middleware/validate.ts";
-import { relay, withPath } from "../relay.ts";
-import { parseUpload } from "../upload-relay.ts";
+import { receiveStreaming } from "../multipart-upload.ts";
+import { normalizeWorkspacePath } from "../../domain/paths.ts";
+import { callContext, relay } from "../relay.ts";
 
 export function filesystemRoutes(deps: AppDeps): Hono {
-  const { router, sandboxFiles } = deps;
+  const { sandboxFiles, uploadSpool } = deps;
   const app = new Hono();
 
-  const simple = [
-    [ops.readFile, "GET", "read", "/filesystem/files"],
-    [ops.deleteFile, "DELETE", "delete", "/filesystem/files"],
-    [ops.listDirectory, "GET", "list", "/filesystem/directories"],
-    [ops.downloadFile, "GET", "download", "/filesystem/download"],
-  ] as const;
-  for (const [op, method, operation, shipPath] of simple) {
-    app.on(method, op.honoPath, validate("param", op.params), validate("query", op.query), async (c) => {
-      const path = normalizeWorkspacePath(c.req.valid("query").path);
-      const res = await router.call({
-        owner: c.get("owner"),
-        sandboxId: c.req.valid("param").id,
-        capability: "filesystem",
-        operation,
-        method,
-        shipPath: withPath(shipPath, path),
-        timeoutMs: FILE_DEADLINE_MS,
-        requestId: c.get("requestId"),
-      });
-      return relay(c, res);
-    });
-  }
+  app.get(ops.readFile.honoPath, validate("param", ops.readFile.params), validate("query", ops.readFile.query), async (c) =>
+    relay(c, await sandboxFiles.read(callContext(c, c.req.valid("param").id), c.req.valid("query").path)),
+  );
+
+  app.delete(ops.deleteFile.honoPath, validate("param", ops.deleteFile.params), validate("query", ops.deleteFile.query), async (c) =>
+    relay(c, await sandboxFiles.delete(callContext(c, c.req.valid("param").id), c.req.valid("query").path)),
+  );
+
+  app.get(ops.listDirectory.honoPath, validate("param", ops.listDirectory.params), validate("query", ops.listDirectory.query), async (c) =>
+    relay(c, await sandboxFiles.list(callContext(c, c.req.valid("param").id), c.req.valid("query").path)),
+  );
+
+  app.get(ops.downloadFile.honoPath, validate("param", ops.downloadFile.params), validate("query", ops.downloadFile.query), async (c) =>
+    relay(c, await sandboxFiles.download(callContext(c, c.req.valid("param").id), c.req.valid("query").path)),
+  );
 
   app.put(ops.writeFile.honoPath, validate("param", ops.writeFile.params), validate("json", ops.writeFile.body), async (c) => {
-    const body = c.req.valid("json");
-    return relay(c, await sandboxFiles.write(c.get("owner"), c.req.valid("param").id, body.path, body.content, c.get("requestId")));
+    const { path, content } = c.req.valid("json");
+    return relay(c, await sandboxFiles.write(callContext(c, c.req.valid("param").id), path, content));
   });
 
   app.post(ops.uploadFile.honoPath, validate("param", ops.uploadFile.params), validate("query", ops.uploadFile.query), async (c) => {
-    const owner = c.get("owner");
-    const sandboxId = c.req.valid("param").id;
-    const slot = await sandboxFiles.uploadSlot(owner, sandboxId);
-    const upload = await parseUpload(c.req.raw, slot.maxBytes, c.req.valid("query").path, normalizeWorkspacePath).catch((e: unknown) => {
-      throw e instanceof BayError && e.code === "payload_too_large" ? slot.tooLarge() : e;
+    const ctx = callContext(c, c.req.valid("param").id);
+    // 404, the capability and the size limits are settled before the body is read.
+    const slot = await sandboxFiles.uploadSlot(ctx.owner, ctx.sandboxId);
+    const upload = await receiveStreaming(c.req.raw, {
+      maxBytes: slot.maxBytes,
+      tooLarge: slot.tooLarge,
+      queryPath: c.req.valid("query").path,
+      normalizePath: normalizeWorkspacePath,
+      spool: uploadSpool,
     });
-    return relay(c, await sandboxFiles.upload(owner, sandboxId, slot, upload, c.get("requestId")));
+    return relay(c, await sandboxFiles.upload(ctx, slot, upload));
   });
   return app;
 }

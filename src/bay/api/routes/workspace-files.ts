@@ -7,7 +7,7 @@ import { normalizeWorkspacePath } from "../../domain/paths.ts";
 import type { AppDeps } from "../deps.ts";
 import { operations as ops } from "../generated/index.ts";
 import { validate } from "../middleware/validate.ts";
-import { receiveUploadToFile } from "../upload-to-file.ts";
+import { receiveToSpool } from "../multipart-upload.ts";
 
 export function workspaceFileRoutes(deps: AppDeps): Hono {
   const files = deps.workspaceFiles;
@@ -50,16 +50,17 @@ export function workspaceFileRoutes(deps: AppDeps): Hono {
     const id = c.req.valid("param").id;
     // 404 and the size limits are settled before the body is read.
     const slot = await files.uploadSlot(owner, id);
-    const upload = await receiveUploadToFile(c.req.raw, {
+    const upload = await receiveToSpool(c.req.raw, {
       maxBytes: slot.maxBytes,
       queryPath: c.req.valid("query").path,
       normalizePath: normalizeWorkspacePath,
       tooLarge: slot.tooLarge,
+      spool: deps.uploadSpool,
     });
     try {
       return c.json(await files.commitUpload(owner, id, upload), 200);
     } finally {
-      await upload.cleanup();
+      await upload.release();
     }
   });
 

@@ -1,9 +1,11 @@
+import { BayError } from "../../errors.ts";
 /**
  * API keys: generated once, shown once, stored only as a SHA-256 hash.
  * Bootstrap keys from configuration are compared by hash too.
  */
 import type { ApiKeyRecord, ApiKeyStore } from "../../store/api-key-store.ts";
 import { newId } from "../ids.ts";
+import { isApiKeyOwner, RESERVED_OWNER_PREFIXES } from "./owners.ts";
 
 export const hashApiKey = (key: string): string => new Bun.CryptoHasher("sha256").update(key).digest("hex");
 
@@ -27,6 +29,12 @@ export class ApiKeyService {
   }
 
   async create(owner: string, name: string | null = null): Promise<CreatedApiKey> {
+    if (!isApiKeyOwner(owner)) {
+      throw new BayError(
+        "validation_error",
+        `an API key's owner is 1-128 characters of [A-Za-z0-9_.@:-], not starting with ${RESERVED_OWNER_PREFIXES.join(" or ")}`,
+      );
+    }
     const key = `bay_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}`;
     const id = newId("key", this.now());
     await this.store.insert({ id, owner, name, keyHash: hashApiKey(key), prefix: key.slice(0, 10), now: this.now() });

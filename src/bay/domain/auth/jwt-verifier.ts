@@ -1,7 +1,9 @@
 /**
  * JWT verification with jose: an HS256 secret, a JWKS URL, or both (the
- * token's `alg` picks the key). `sub` is the owner; `exp` and `nbf` are
- * enforced when present, `iss` and `aud` when configured.
+ * token's `alg` picks the key). The owner is `ownerPrefix` + `sub` (so a
+ * subject never names an API-key owner by accident); `exp` is required unless
+ * configured otherwise, `nbf` enforced when present, `iss` and `aud` when
+ * configured (and configuration requires both with a JWKS).
  */
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
 import { errorMessage, type Logger } from "../../logger.ts";
@@ -11,6 +13,10 @@ export interface JwtOptions {
   jwksUrl?: string | undefined;
   issuer?: string | undefined;
   audience?: string | undefined;
+  /** Refuse tokens without `exp` (default true). */
+  requireExp?: boolean | undefined;
+  /** Put before `sub` to make the owner (default "jwt:"). */
+  ownerPrefix?: string | undefined;
   /** Reports JWKS fetch failures (an operator problem, not a client one). */
   logger?: Logger | undefined;
 }
@@ -41,7 +47,7 @@ export class JwtVerifier {
     return `${u.protocol}//${u.host}${u.pathname}`;
   }
 
-  /** The token's subject, or null when it is invalid, expired, not yet valid or has no sub. */
+  /** The owner the token names (prefix + sub), or null when it is invalid, expired, not yet valid or has no sub. */
   async verify(token: string): Promise<string | null> {
     const getKey: JWTVerifyGetKey = async (header, input) => {
       if (header.alg === "HS256") {
@@ -56,8 +62,10 @@ export class JwtVerifier {
         algorithms: this.algorithms,
         ...(this.opts.issuer ? { issuer: this.opts.issuer } : {}),
         ...(this.opts.audience ? { audience: this.opts.audience } : {}),
+        ...(this.opts.requireExp !== false ? { requiredClaims: ["exp"] } : {}),
       });
-      return typeof payload.sub === "string" && payload.sub.length > 0 && payload.sub.length <= 255 ? payload.sub : null;
+      if (typeof payload.sub !== "string" || payload.sub.length === 0 || payload.sub.length > 255) return null;
+      return `${this.opts.ownerPrefix ?? "jwt:"}${payload.sub}`;
     } catch (e) {
       if (e instanceof errors.JWKSTimeout || e instanceof errors.JWKSInvalid || (e instanceof Error && !(e instanceof errors.JOSEError))) {
         this.opts.logger?.warn("JWKS unavailable; JWT rejected", { jwks_url: this.jwksLocation(), error: errorMessage(e) });

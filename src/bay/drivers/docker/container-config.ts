@@ -2,6 +2,7 @@ import type { ContainerCreateOptions } from "dockerode";
 import type { ContainerSpec } from "../driver.ts";
 import type { ResolvedConnectMode } from "./connect-mode.ts";
 import type { LabelCodec } from "./labels.ts";
+import { STDIN_CREDENTIALS_OPTIONS } from "./stdin-credentials.ts";
 
 /** Where the workspace volume is mounted in every Bay container. */
 export const WORKSPACE_MOUNT = "/workspace";
@@ -35,6 +36,7 @@ export function containerCreateOptions(spec: ContainerSpec, ctx: ContainerConfig
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
     Labels: ctx.labels.encode(spec.labels),
     ExposedPorts: { [port]: {} },
+    ...(spec.credentialsOnStdin ? STDIN_CREDENTIALS_OPTIONS : {}),
     HostConfig: {
       NanoCpus: Math.round(spec.cpus * 1e9),
       Memory: memory,
@@ -52,6 +54,10 @@ export function containerCreateOptions(spec: ContainerSpec, ctx: ContainerConfig
       // Loopback only with an engine-chosen port: nothing outside the host reaches a Ship.
       ...(ctx.mode === "host_port" ? { PortBindings: { [port]: [{ HostIp: "127.0.0.1", HostPort: "" }] } } : {}),
       RestartPolicy: { Name: "no" },
+      // Rotated: user code can write to PID 1's stdout forever, and must not fill the host's disk.
+      ...(spec.logs
+        ? { LogConfig: { Type: "json-file", Config: { "max-size": `${spec.logs.maxSizeMb}m`, "max-file": String(spec.logs.maxFiles) } } }
+        : {}),
     },
   };
 }

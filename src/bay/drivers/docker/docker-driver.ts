@@ -29,6 +29,7 @@ import {
   translateDockerError,
 } from "./docker-errors.ts";
 import { LabelCodec } from "./labels.ts";
+import { startWithStdinLine } from "./stdin-credentials.ts";
 import { demuxLogs } from "./log-frames.ts";
 
 export interface DockerDriverOptions {
@@ -129,7 +130,8 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
       if (isImageMissing(err)) throw imageNotFound(spec.image, err);
       if (spec.runtime && /unknown runtime/i.test(engineMessage(err))) {
         throw new BayError("internal_error", `OCI runtime "${spec.runtime}" of the profile is not configured on the Docker engine`, {
-          details: { runtime: spec.runtime, engine_message: engineMessage(err) },
+          details: { runtime: spec.runtime },
+          internal: { engine_message: engineMessage(err) },
           cause: err,
         });
       }
@@ -137,18 +139,20 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
     }
   }
 
-  /** Starts a created container and returns the endpoint where its runtime listens. */
-  async startContainer(id: string, runtimePort: number): Promise<RuntimeEndpoint> {
+  /** Starts a created container (writing `stdinLine` to its stdin) and returns the endpoint where its runtime listens. */
+  async startContainer(id: string, runtimePort: number, stdinLine?: string): Promise<RuntimeEndpoint> {
     try {
-      await this.docker.getContainer(id).start();
+      if (stdinLine !== undefined) await startWithStdinLine(this.docker, id, stdinLine);
+      else await this.docker.getContainer(id).start();
     } catch (err) {
       // 304: already running, which is what the caller wants.
       if (engineStatus(err) !== 304) throw translateDockerError(err, `start container ${id}`);
     }
     const info = await engineCall(`inspect container ${id}`, () => this.docker.getContainer(id).inspect());
     if (!info.State.Running) {
-      throw new BayError("internal_error", `container ${id} stopped right after start`, {
-        details: { container_id: id, exit_code: info.State.ExitCode, oom_killed: info.State.OOMKilled },
+      throw new BayError("internal_error", "the sandbox container stopped right after start", {
+        details: { exit_code: info.State.ExitCode, oom_killed: info.State.OOMKilled },
+        internal: { container_id: id },
       });
     }
     return { baseUrl: this.endpointOf(info, runtimePort) };
@@ -231,7 +235,7 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
     } catch (err) {
       if (isNotFound(err)) return;
       if (engineStatus(err) === 409) {
-        throw new BayError("conflict", `volume in use: ${name}`, { details: { volume: name }, cause: err });
+        throw new BayError("conflict", "the workspace volume is still in use", { internal: { volume: name }, cause: err });
       }
       throw translateDockerError(err, `remove volume ${name}`);
     }
@@ -284,14 +288,18 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
       const networks = info.NetworkSettings.Networks ?? {};
       const net = (this.network ? networks[this.network] : undefined) ?? Object.values(networks).find((n) => n.IPAddress);
       if (!net?.IPAddress) {
-        throw new BayError("internal_error", `container ${info.Id} has no address on network ${this.network}`);
+        throw new BayError("internal_error", "the sandbox container has no address on Bay's network", {
+          internal: { container_id: info.Id, network: this.network },
+        });
       }
       return `http://${net.IPAddress}:${runtimePort}`;
     }
     const bindings = info.NetworkSettings.Ports?.[`${runtimePort}/tcp`] ?? [];
     const binding = bindings.find((b) => b.HostIp === "127.0.0.1") ?? bindings[0];
     if (!binding?.HostPort) {
-      throw new BayError("internal_error", `container ${info.Id} publishes no host port for ${runtimePort}/tcp`);
+      throw new BayError("internal_error", "the sandbox container publishes no port for its runtime", {
+        internal: { container_id: info.Id, port: `${runtimePort}/tcp` },
+      });
     }
     return `http://127.0.0.1:${binding.HostPort}`;
   }

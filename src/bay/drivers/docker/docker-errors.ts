@@ -48,30 +48,28 @@ export const isUnreachable = (err: unknown): boolean => {
 
 /**
  * Translates anything dockerode throws into a `BayError`. `what` names the operation
- * and object ("inspect container abc") so the message is useful without the raw error.
- * The original goes into `cause` for logs only; clients see code, message and details.
+ * and object ("inspect container abc"); it and the engine's own words go to the log
+ * only (`internal`), never to a client: the message a client may see is generic.
  */
 export function translateDockerError(err: unknown, what: string): BayError {
   if (err instanceof BayError) return err;
   const e = asEngineError(err);
+  const internal = {
+    operation: what,
+    engine_message: engineMessage(err),
+    engine_status: e.statusCode ?? null,
+    engine_code: e.code ?? null,
+  };
   if (isUnreachable(err)) {
-    return new BayError("driver_unavailable", `docker engine unreachable: ${e.code}`, {
-      retryAfter: 5,
-      details: { operation: what, engine_message: e.message },
-      cause: err,
-    });
+    return new BayError("driver_unavailable", "the container engine is unreachable", { retryAfter: 5, internal, cause: err });
   }
-  const message = engineMessage(err);
   switch (e.statusCode) {
     case 404:
-      return new BayError("not_found", `${what}: ${message}`, { details: { operation: what }, cause: err });
+      return new BayError("not_found", "the container engine has no such object", { internal, cause: err });
     case 409:
-      return new BayError("conflict", `${what}: ${message}`, { details: { operation: what }, cause: err });
+      return new BayError("conflict", "the container engine refused a conflicting change", { internal, cause: err });
     default:
-      return new BayError("internal_error", `docker engine failed to ${what}`, {
-        details: { operation: what, engine_message: message, engine_status: e.statusCode },
-        cause: err,
-      });
+      return new BayError("internal_error", "the container engine failed", { internal, cause: err });
   }
 }
 
@@ -86,7 +84,7 @@ export async function engineCall<T>(what: string, call: () => Promise<T>): Promi
 
 /** The error for a create whose image is not present locally (Bay never pulls). */
 export const imageNotFound = (image: string, cause: unknown) =>
-  new BayError("internal_error", `image not found: ${image}`, { details: { image }, cause });
+  new BayError("internal_error", `image not found: ${image}`, { details: { image, reason: "image_missing" }, cause });
 
 /** True for the 404 Docker answers on create when the image is missing. */
 export const isImageMissing = (err: unknown): boolean => isNotFound(err) && /no such image/i.test(engineMessage(err));

@@ -8,11 +8,12 @@ export class ShipUnreachableError extends BayError {
    */
   readonly refused: boolean;
 
-  constructor(baseUrl: string, cause: unknown) {
+  constructor(cause: unknown) {
     const refused = (cause as { code?: string } | null)?.code === "ECONNREFUSED";
+    // The endpoint stays out of the details: it is an internal address (it goes to the log).
     super("ship_error", refused ? "sandbox runtime is unreachable" : "the connection to the sandbox runtime was lost during the call", {
       cause,
-      details: { reason: refused ? "unreachable" : "connection_lost", endpoint: baseUrl },
+      details: { reason: refused ? "unreachable" : "connection_lost" },
     });
     this.refused = refused;
   }

@@ -1,0 +1,281 @@
+/**
+ * The one multipart receiver of Bay: parses an upload (`file` and `path` form
+ * fields in either order, or `?path=`) with busboy as it arrives, never holding
+ * the file in memory, and checks the path before a byte of the file is kept.
+ *
+ * * `stream` mode (sandbox uploads): when the path is known before the file, the
+ *   file's bytes stream straight on; a file that comes first is spooled until
+ *   the path arrives, then streamed from the spool.
+ * * `spool` mode (workspace uploads, whose tar entry must state its size): the
+ *   file always goes to the spool and its size is known.
+ *
+ * Every stream involved has an error listener from the moment it exists: an
+ * 'error' with none ends the process. A body that ends early or malformed is a
+ * 400 `validation_error`, whichever part it cuts.
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { join } from "node:path";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import Busboy from "busboy";
+import { BayError } from "../errors.ts";
+import type { SpoolSlot, UploadSpool } from "./upload-spool.ts";
+
+export interface ReceiveOptions {
+  /** Largest file accepted. */
+  maxBytes: number;
+  /** The 413 for a file over `maxBytes`. */
+  tooLarge: () => BayError;
+  queryPath: string | undefined;
+  /** Checks and normalises the path (throws invalid_path). */
+  normalizePath: (p: string) => string;
+  spool: UploadSpool;
+}
+
+/** An upload whose file bytes are still arriving. */
+export interface StreamedUpload {
+  path: string;
+  filename: string;
+  /** The file's bytes; errors with the client's failure (400) or a 413. */
+  body: ReadableStream<Uint8Array>;
+  /** The client's own failure (malformed, cut, too large) once the body broke on it. */
+  failure(): BayError | null;
+  /** Frees anything spooled (also done when `body` ends or is cancelled). */
+  release(): Promise<void>;
+}
+
+/** An upload received whole into the spool. */
+export interface SpooledUpload {
+  path: string;
+  filename: string;
+  file: string;
+  size: number;
+  release(): Promise<void>;
+}
+
+const malformed = (e: unknown) =>
+  e instanceof BayError ? e : new BayError("validation_error", `malformed multipart body: ${(e as Error)?.message ?? String(e)}`);
+
+/** Forwarded pieces are gathered to this size: busboy's ~56 KB pieces halve throughput one by one. */
+const FORWARD_CHUNK_BYTES = 256 * 1024;
+
+/** One parse of a multipart request; shared by both modes. */
+class FormReader {
+  failure: BayError | null = null;
+  fieldPath: string | undefined;
+  tooLarge = false;
+  /** Resolves when busboy finished (close), or the form failed (busboy's error, or a refusal of ours). */
+  readonly done: Promise<void>;
+  private settle!: () => void;
+  private readonly bb: Busboy.Busboy;
+  private readonly source: Readable;
+  /** The file part being read, ended with the form's failure if one comes. */
+  private file: Readable | null = null;
+
+  constructor(
+    req: Request,
+    private readonly opts: ReceiveOptions,
+  ) {
+    const contentType = req.headers.get("content-type") ?? "";
+    if (!/^multipart\/form-data/i.test(contentType) || !req.body) {
+      throw new BayError("validation_error", "upload must be multipart/form-data with fields path and file");
+    }
+    const declared = Number(req.headers.get("content-length") ?? "NaN");
+    if (Number.isFinite(declared) && declared > opts.maxBytes + 64 * 1024) throw opts.tooLarge();
+    // A path sent in the query is refused before a byte is read.
+    if (opts.queryPath !== undefined) opts.normalizePath(opts.queryPath);
+    try {
+      this.bb = Busboy({
+        headers: { "content-type": contentType },
+        limits: { fileSize: opts.maxBytes, files: 1, fields: 4, fieldSize: 64 * 1024 },
+      });
+    } catch (e) {
+      throw malformed(e);
+    }
+    this.source = Readable.fromWeb(req.body as unknown as import("node:stream/web").ReadableStream);
+    this.source.on("error", (e) => this.fail(e));
+    this.done = new Promise<void>((resolve) => {
+      this.settle = resolve;
+    });
+    this.bb.on("close", () => this.settle());
+    this.bb.on("error", (e) => this.fail(e));
+    this.bb.on("field", (name, value) => {
+      if (name !== "path" || this.fieldPath !== undefined) return;
+      this.fieldPath = value;
+      try {
+        opts.normalizePath(value);
+      } catch (e) {
+        this.fail(e);
+      }
+    });
+  }
+
+  /** Records the first failure and stops reading the rest of the body. */
+  fail(e: unknown): void {
+    if (this.failure) return;
+    this.failure = malformed(e);
+    this.source.unpipe(this.bb);
+    this.source.destroy();
+    // Whoever reads the file part sees the failure (otherwise it would wait for bytes that never come).
+    if (this.file && !this.file.destroyed) this.file.destroy(this.failure);
+    this.settle();
+  }
+
+  /**
+   * Starts parsing; resolves with the first `file` part (its stream already
+   * owned: errors recorded, limit watched) or rejects when the form has none.
+   */
+  firstFile(): Promise<{ stream: Readable; filename: string; pathBefore: string | undefined }> {
+    return new Promise((resolve, reject) => {
+      let seen = false;
+      this.bb.on("file", (name, stream, info) => {
+        stream.on("error", (e) => this.fail(e));
+        if (name !== "file" || seen) {
+          stream.resume();
+          return;
+        }
+        seen = true;
+        this.file = stream;
+        stream.on("limit", () => {
+          this.tooLarge = true;
+          this.fail(this.opts.tooLarge());
+        });
+        // Whether the path came before the file decides streaming vs spooling.
+        resolve({ stream, filename: info.filename ?? "upload", pathBefore: this.fieldPath });
+      });
+      void this.done.then(() => {
+        if (!seen) reject(this.failure ?? new BayError("validation_error", "multipart body has no file field"));
+      });
+      this.source.pipe(this.bb);
+    });
+  }
+
+  /** The path once the form is complete: the field, else the query. */
+  finalPath(): string {
+    const raw = this.fieldPath ?? this.opts.queryPath;
+    if (raw === undefined) {
+      throw new BayError("validation_error", "upload needs a path: a `path` form field or ?path=", {
+        details: { issues: [{ path: "form.path", message: "required" }] },
+      });
+    }
+    return this.opts.normalizePath(raw);
+  }
+}
+
+/** Writes `stream` into the slot's directory, counting its bytes against the spool cap. */
+async function spoolFile(stream: Readable, slot: SpoolSlot): Promise<{ file: string; size: number }> {
+  const file = join(slot.dir, "file");
+  let size = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      try {
+        slot.take(chunk.byteLength);
+        size += chunk.byteLength;
+        done(null, chunk);
+      } catch (e) {
+        done(e as Error);
+      }
+    },
+  });
+  await pipeline(stream, counter, createWriteStream(file, { mode: 0o600 }));
+  return { file, size };
+}
+
+/** Receives the whole file into the spool (workspace uploads). */
+export async function receiveToSpool(req: Request, opts: ReceiveOptions): Promise<SpooledUpload> {
+  const form = new FormReader(req, opts);
+  const slot = await opts.spool.open();
+  try {
+    const part = await form.firstFile();
+    const spooled = await spoolFile(part.stream, slot).catch((e: unknown) => {
+      form.fail(e); // a full spool (429) or the body breaking (400)
+      throw form.failure;
+    });
+    await form.done;
+    if (form.failure) throw form.failure;
+    return { path: form.finalPath(), filename: part.filename, file: spooled.file, size: spooled.size, release: slot.release };
+  } catch (e) {
+    await slot.release();
+    throw form.tooLarge ? opts.tooLarge() : e;
+  }
+}
+
+/** Receives an upload whose bytes stream on as they arrive (sandbox uploads). */
+export async function receiveStreaming(req: Request, opts: ReceiveOptions): Promise<StreamedUpload> {
+  const form = new FormReader(req, opts);
+  const part = await form.firstFile().catch((e: unknown) => {
+    throw form.tooLarge ? opts.tooLarge() : e;
+  });
+  let release = async () => {};
+  let bytes: AsyncIterable<unknown> = part.stream;
+  let path: string;
+  if (part.pathBefore !== undefined || opts.queryPath !== undefined) {
+    path = opts.normalizePath((part.pathBefore ?? opts.queryPath)!);
+  } else {
+    // The file came first: keep it until the path arrives.
+    const slot = await opts.spool.open();
+    release = slot.release;
+    try {
+      const spooled = await spoolFile(part.stream, slot).catch((e: unknown) => {
+        form.fail(e);
+        throw form.failure;
+      });
+      await form.done;
+      if (form.failure) throw form.failure;
+      path = form.finalPath();
+      bytes = createReadStream(spooled.file);
+    } catch (e) {
+      part.stream.resume();
+      await release();
+      throw form.tooLarge ? opts.tooLarge() : e;
+    }
+  }
+  const iterator = bytes[Symbol.asyncIterator]();
+  let finished = false;
+  const finish = async () => {
+    finished = true;
+    await release();
+  };
+  const body = new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      if (finished) return;
+      const parts: Uint8Array[] = [];
+      let length = 0;
+      let ended = false;
+      while (length < FORWARD_CHUNK_BYTES && !form.failure) {
+        let next: IteratorResult<unknown>;
+        try {
+          next = await iterator.next();
+        } catch (e) {
+          form.fail(e);
+          break;
+        }
+        if (next.done) {
+          ended = true;
+          break;
+        }
+        const piece = next.value as Uint8Array;
+        parts.push(piece);
+        length += piece.byteLength;
+      }
+      // The file part ended; the form must still end properly (closing boundary).
+      if (ended) await form.done;
+      if (form.failure) {
+        ctrl.error(form.failure);
+        await finish();
+        return;
+      }
+      if (length > 0) ctrl.enqueue(parts.length === 1 ? parts[0]! : Buffer.concat(parts, length));
+      if (ended) {
+        ctrl.close();
+        await finish();
+      }
+    },
+    async cancel() {
+      part.stream.destroy();
+      form.fail(new BayError("validation_error", "upload cancelled"));
+      await finish();
+    },
+  });
+  return { path, filename: part.filename, body, failure: () => form.failure, release: finish };
+}

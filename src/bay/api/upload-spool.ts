@@ -1,0 +1,110 @@
+/**
+ * Where uploads wait on Bay's disk when their bytes cannot stream straight on
+ * (a file part that arrives before its `path`, or a workspace write that must
+ * know its size first). One directory per Bay process, so several processes on
+ * one host never touch each other's files; directories of processes that are
+ * gone (a crash, `kill -9`) are removed when the next one starts. The bytes
+ * spooled at once are capped: past the cap an upload is refused with 429 and
+ * Retry-After instead of filling the disk.
+ */
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BayError } from "../errors.ts";
+
+export interface UploadSpoolOptions {
+  /** Parent of every process's spool directory; default `<tmpdir>/bay-spool`. */
+  baseDir?: string;
+  /** Most bytes spooled at once by this process. */
+  maxBytes: number;
+}
+
+/** One spooled upload's files; `release` removes them (safe twice). */
+export interface SpoolSlot {
+  dir: string;
+  /** Counts `n` more bytes against the cap; throws 429 when they do not fit. */
+  take(n: number): void;
+  release(): Promise<void>;
+}
+
+export class UploadSpool {
+  readonly dir: string;
+  private inUse = 0;
+
+  constructor(private readonly opts: UploadSpoolOptions) {
+    const base = opts.baseDir ?? join(tmpdir(), "bay-spool");
+    mkdirSync(base, { recursive: true, mode: 0o700 });
+    this.dir = join(base, String(process.pid));
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Bytes spooled right now (for tests and metrics). */
+  get bytesInUse(): number {
+    return this.inUse;
+  }
+
+  /**
+   * Removes what dead processes left: spool directories whose pid no longer
+   * runs, and the `bay-upload-*` folders older Bay versions used. Returns how many.
+   */
+  static cleanStale(baseDir = join(tmpdir(), "bay-spool")): number {
+    let removed = 0;
+    for (const name of safeList(baseDir)) {
+      const pid = Number(name);
+      if (!Number.isInteger(pid) || pid === process.pid || isAlive(pid)) continue;
+      rmSync(join(baseDir, name), { recursive: true, force: true });
+      removed++;
+    }
+    for (const name of safeList(tmpdir())) {
+      if (!name.startsWith("bay-upload-")) continue;
+      rmSync(join(tmpdir(), name), { recursive: true, force: true });
+      removed++;
+    }
+    return removed;
+  }
+
+  /** A private directory for one upload. */
+  async open(): Promise<SpoolSlot> {
+    const dir = await mkdtemp(join(this.dir, "up-"));
+    let taken = 0;
+    let released = false;
+    return {
+      dir,
+      take: (n: number) => {
+        if (this.inUse + n > this.opts.maxBytes) {
+          throw new BayError("quota_exceeded", "Bay's upload spool is full; retry shortly", {
+            retryAfter: 5,
+            details: { reason: "spool_full", limit_bytes: this.opts.maxBytes },
+          });
+        }
+        this.inUse += n;
+        taken += n;
+      },
+      release: async () => {
+        if (released) return;
+        released = true;
+        this.inUse -= taken;
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+}
+
+function safeList(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it runs, as someone else.
+    return (e as { code?: string }).code === "EPERM";
+  }
+}

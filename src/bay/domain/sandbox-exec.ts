@@ -1,0 +1,58 @@
+/**
+ * Python and shell in a sandbox: each method is one call through the
+ * CapabilityRouter to the sandbox's Ship, answered with the Ship's response
+ * unread (so its body streams on to the client).
+ */
+import type { PythonExecRequest, ShellExecRequest } from "../../protocol/ship/index.ts";
+import { DEADLINES } from "../runtime/ship-client.ts";
+import type { CallContext, CapabilityRouter } from "./capability-router.ts";
+import { normalizeWorkspacePath } from "./paths.ts";
+
+export class SandboxExec {
+  constructor(private readonly router: CapabilityRouter) {}
+
+  /** Runs code in the sandbox's persistent Python kernel. */
+  python(ctx: CallContext, body: PythonExecRequest): Promise<Response> {
+    return this.router.call(ctx, {
+      capability: "python",
+      operation: "exec",
+      coverMs: body.timeout * 1000,
+      replayable: true,
+      run: (ship, s) => ship.execPython(s, body, ctx),
+    });
+  }
+
+  /** Runs a shell command (or starts it in the background); the cwd is checked before any container starts. */
+  shell(ctx: CallContext, body: ShellExecRequest): Promise<Response> {
+    const request = body.cwd === undefined ? body : { ...body, cwd: normalizeWorkspacePath(body.cwd) };
+    return this.router.call(ctx, {
+      capability: "shell",
+      operation: body.background ? "exec_background" : "exec",
+      coverMs: body.timeout * 1000,
+      replayable: true,
+      run: (ship, s) => ship.execShell(s, request, ctx),
+    });
+  }
+
+  listProcesses(ctx: CallContext): Promise<Response> {
+    return this.processCall(ctx, "list_processes", (ship, s) => ship.listProcesses(s, ctx));
+  }
+
+  getProcess(ctx: CallContext, processId: string): Promise<Response> {
+    return this.processCall(ctx, "get_process", (ship, s) => ship.getProcess(s, processId, ctx));
+  }
+
+  killProcess(ctx: CallContext, processId: string): Promise<Response> {
+    return this.processCall(ctx, "kill_process", (ship, s) => ship.killProcess(s, processId, ctx));
+  }
+
+  private processCall(ctx: CallContext, operation: string, run: Parameters<CapabilityRouter["call"]>[1]["run"]): Promise<Response> {
+    return this.router.call(ctx, {
+      capability: "shell",
+      operation,
+      coverMs: DEADLINES.processes,
+      replayable: true,
+      run,
+    }) as Promise<Response>;
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * The Bay ↔ Ship protocol in one place: the types and operations generated from
+ * openapi/ship.v1.yaml (shared by Bay's ShipClient and Ship's routes), plus the
+ * few constants both sides must agree on.
+ */
+export * from "./generated/schemas.ts";
+export { operations as shipOperations, type OperationId as ShipOperationId } from "./generated/operations.ts";
+
+/** The API version Bay requires of a Ship (`/meta` runtime.api_version). */
+export const SHIP_API_VERSION = "v1";
+
+/** What Bay hands a new container on its standard input, one JSON line. */
+export interface ShipCredentials {
+  session_id: string;
+  secret: string;
+}
+
+/** Fewest characters a session secret has (base64url of 32 random bytes is 43). */
+export const MIN_SECRET_LENGTH = 32;
+
+/** The environment variable that tells Ship to read its credentials from stdin. */
+export const CREDENTIALS_ENV = "SHIP_CREDENTIALS";
+
+/** Commands longer than this go to bash as a script file, not an argument (Linux caps one at 128 KiB). */
+export const LONG_COMMAND_BYTES = 64 * 1024;
