@@ -56,14 +56,14 @@ export class CellOutput {
 
   /** Appends the last expression's text/plain to the output, as the Python driver does. */
   appendResult(text: string): void {
-    let out = this.text();
-    const joiner = out && !out.endsWith("\n") ? "\n" : "";
+    const joiner = this.parts.length && !this.parts.at(-1)!.endsWith("\n") ? "\n" : "";
     const room = this.room - joiner.length - 1;
     if (Buffer.byteLength(text) > room) {
-      text = cutToBytes(text, room);
       this.truncated = true;
+      if (room <= 0) return;
+      text = cutToBytes(text, room);
     }
-    out = `${joiner}${text}\n`;
+    const out = `${joiner}${text}\n`;
     this.parts.push(out);
     this.bytes += Buffer.byteLength(out);
   }

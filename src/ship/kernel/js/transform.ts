@@ -300,7 +300,8 @@ function rewrite(program: Node, source: string, transpiled: boolean): Transforme
       case "ExportAllDeclaration":
         throw new CellSyntaxError("export * is not supported in a cell");
       case "ExpressionStatement":
-        if (isLast && typeof stmt.directive !== "string") {
+        // A lone string literal parses as a directive; as a REPL's last line it is a value.
+        if (isLast) {
           // The statement, not the expression: `({a: 1}\n)` keeps its parentheses inside.
           const end = source[stmt.end - 1] === ";" ? stmt.end - 1 : stmt.end;
           ed.open(stmt.start, "return (", 0);
