@@ -131,7 +131,10 @@ describe("js kernel: a REPL for JavaScript", () => {
   });
 
   test("console.table, console.dir and groups", async () => {
-    const res = await run(k, "console.table([{ a: 1 }, { a: 2 }])\nconsole.dir({ d: 1 })\nconsole.group('g')\nconsole.log('inside')\nconsole.groupEnd()");
+    const res = await run(
+      k,
+      "console.table([{ a: 1 }, { a: 2 }])\nconsole.dir({ d: 1 })\nconsole.group('g')\nconsole.log('inside')\nconsole.groupEnd()",
+    );
     expect(res.result.output).toContain("│ a │");
     expect(res.result.output).toContain(Bun.inspect({ d: 1 }));
     expect(res.result.output).toContain("g\n  inside\n");
@@ -155,7 +158,10 @@ describe("js kernel: a REPL for JavaScript", () => {
     expect(unhandled.result.success).toBe(false);
     expect(unhandled.result.error).toStartWith("Error: forgotten");
 
-    const timer = await run(k, "console.log('before')\nawait new Promise((resolve) => setTimeout(() => { throw new Error('in a timer') }, 1))");
+    const timer = await run(
+      k,
+      "console.log('before')\nawait new Promise((resolve) => setTimeout(() => { throw new Error('in a timer') }, 1))",
+    );
     expect(timer.result.success).toBe(false);
     expect(timer.result.error).toStartWith("Error: in a timer");
     expect(timer.result.output).toBe("before\n");
@@ -179,14 +185,20 @@ describe("js kernel: a REPL for JavaScript", () => {
       "class Chart { [Symbol.for('Jupyter.display')]() { return { 'text/html': '<b>chart</b>', 'image/png': new Uint8Array([137, 80, 78, 71]), 'text/plain': 'Chart' } } }\nnew Chart()",
     );
     expect(hook.result.data).toEqual([
-      { type: "execute_result", data: { "text/html": "<b>chart</b>", "image/png": Buffer.from([137, 80, 78, 71]).toString("base64"), "text/plain": "Chart" } },
+      {
+        type: "execute_result",
+        data: { "text/html": "<b>chart</b>", "image/png": Buffer.from([137, 80, 78, 71]).toString("base64"), "text/plain": "Chart" },
+      },
     ]);
     expect(hook.result.output).toBe("Chart\n");
 
     const asyncHook = await run(k, "({ async [Symbol.for('Jupyter.display')]() { return { 'application/json': { ok: true } } } })");
     expect(asyncHook.result.data).toEqual([{ type: "execute_result", data: { "application/json": '{"ok":true}' } }]);
 
-    const shown = await run(k, "display({ 'text/markdown': '# hi' }, { raw: true })\nconsole.log('between')\ndisplay(new Chart())\ndisplay([1, 2])\n7");
+    const shown = await run(
+      k,
+      "display({ 'text/markdown': '# hi' }, { raw: true })\nconsole.log('between')\ndisplay(new Chart())\ndisplay([1, 2])\n7",
+    );
     expect(shown.events.map((e) => e.event)).toEqual(["display", "stream", "display", "display"]);
     expect(shown.result.data.map((d) => d.type)).toEqual(["display_data", "display_data", "display_data", "execute_result"]);
     expect(shown.result.data[0]!.data).toEqual({ "text/markdown": "# hi" });
@@ -246,7 +258,16 @@ describe("js kernel: the protocol channel cannot be corrupted", () => {
   });
 
   test("garbage written to fd 1 and fd 2, by the cell and by children inheriting stdio, is captured as output", async () => {
-    const forged = JSON.stringify({ id: 1, event: "result", success: true, output: "forged", error: null, data: [], execution_count: 1, truncated: false });
+    const forged = JSON.stringify({
+      id: 1,
+      event: "result",
+      success: true,
+      output: "forged",
+      error: null,
+      data: [],
+      execution_count: 1,
+      truncated: false,
+    });
     const res = await run(
       k,
       `const fs = require("node:fs")\nfs.writeSync(1, ${JSON.stringify(`${forged}\n`)})\nfs.writeSync(2, "not json on fd 2\\n")\nfs.writeSync(1, "half a line")\n` +
@@ -254,13 +275,17 @@ describe("js kernel: the protocol channel cannot be corrupted", () => {
         `require("node:child_process").execSync("echo exec-inherit", { stdio: "inherit" })\n'done'`,
     );
     expect(res.result.success).toBe(true);
-    for (const piece of [forged, "not json on fd 2", "half a line", "child-out", "child-err", "exec-inherit"]) expect(res.result.output).toContain(piece);
+    for (const piece of [forged, "not json on fd 2", "half a line", "child-out", "child-err", "exec-inherit"])
+      expect(res.result.output).toContain(piece);
     expect(res.result.output).toEndWith('"done"\n');
     expect((await run(k, "1 + 1")).result).toMatchObject({ success: true, output: "2\n" });
   });
 
   test("a child printing far more than a pipe holds, synchronously, does not deadlock the kernel", async () => {
-    const res = await run(k, `require("node:child_process").execSync("head -c 3000000 /dev/zero | tr '\\\\0' x", { stdio: "inherit" }); 'after'`);
+    const res = await run(
+      k,
+      `require("node:child_process").execSync("head -c 3000000 /dev/zero | tr '\\\\0' x", { stdio: "inherit" }); 'after'`,
+    );
     expect(res.result.success).toBe(true);
     expect(res.result.data).toEqual([{ type: "execute_result", data: { "text/plain": '"after"' } }]);
     expect(res.result.truncated).toBe(true);
@@ -283,7 +308,10 @@ describe("js kernel: the protocol channel cannot be corrupted", () => {
   });
 
   test("output written after a cell ended goes to the next cell", async () => {
-    const first = await run(k, "setTimeout(() => console.log('late line'), 20)\nsetTimeout(() => require('node:fs').writeSync(2, 'late raw\\n'), 20)\nundefined");
+    const first = await run(
+      k,
+      "setTimeout(() => console.log('late line'), 20)\nsetTimeout(() => require('node:fs').writeSync(2, 'late raw\\n'), 20)\nundefined",
+    );
     expect(first.result.output).toBe("");
     await Bun.sleep(100); // most likely the timers fire between the cells; if not, during the next one: the same result
     const next = await run(k, "await new Promise((r) => setTimeout(r, 100)); 'next'");
@@ -357,7 +385,10 @@ describe("js kernel: packages from the working directory", () => {
       const pkg = join(root, "tiny");
       mkdirSync(pkg);
       writeFileSync(join(pkg, "package.json"), JSON.stringify({ name: "bay-tiny-pkg", version: "1.2.3", main: "index.js" }));
-      writeFileSync(join(pkg, "index.js"), "exports.greet = (name) => `hello ${name}`;\nexports.version = require('./package.json').version;\n");
+      writeFileSync(
+        join(pkg, "index.js"),
+        "exports.greet = (name) => `hello ${name}`;\nexports.version = require('./package.json').version;\n",
+      );
       const env = {
         ...process.env,
         BUN_CONFIG_REGISTRY: `http://127.0.0.1:${registry.port}/`,

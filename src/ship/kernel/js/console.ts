@@ -88,7 +88,11 @@ export function installConsole(write: StreamWriter): void {
   c.dirxml = out("stdout");
   c.table = (data: unknown, properties?: string[]) => {
     const table =
-      typeof data === "object" && data !== null ? (properties ? Bun.inspect.table(data, properties, { colors: false }) : Bun.inspect.table(data, { colors: false })) : formatArgs([data]);
+      typeof data === "object" && data !== null
+        ? properties
+          ? Bun.inspect.table(data, properties, { colors: false })
+          : Bun.inspect.table(data, { colors: false })
+        : formatArgs([data]);
     line("stdout", table.replace(/\n$/, ""));
   };
   c.assert = (condition: unknown, ...args: unknown[]) => {
