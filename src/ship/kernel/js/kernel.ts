@@ -135,6 +135,26 @@ class JsKernel {
     this.schedulePolling(IDLE_POLL_MS);
     this.send({ event: "ready", runtime: `bun ${Bun.version}`, language: this.options.language });
     void this.readRequests();
+    setImmediate(() => this.warmUp());
+  }
+
+  /**
+   * Runs the whole cell path once on a throw-away cell while the kernel waits for its
+   * first request: the first real cell then does not pay for the parser's, the
+   * transpiler's and the vm's first use.
+   */
+  private warmUp(): void {
+    if (this.current) return;
+    try {
+      this.transpiler.transformSync("let warm: number = 1");
+      const script = new vm.Script(transformCell("1 + 1", (ts) => this.transpiler.transformSync(ts)).source, {
+        filename: "bay-kernel-warmup",
+      });
+      const ran = this.guarded(() => script.runInThisContext() as Promise<unknown>);
+      if (ran.kind === "ok") void ran.value.then((value) => this.stringify(bundleOf(value)));
+    } catch (err) {
+      this.log(`warm-up failed: ${(err as Error).message}`);
+    }
   }
 
   // --- protocol ------------------------------------------------------------------
