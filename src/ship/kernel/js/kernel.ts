@@ -222,10 +222,23 @@ class JsKernel {
       this.log("ignoring a request without a numeric id and a string code");
       return;
     }
-    this.queue = this.queue.then(
-      () => this.execute(req),
-      () => this.execute(req),
-    );
+    this.queue = this.queue.then(() => this.execute(req).catch((err) => this.failed(req, err)));
+  }
+
+  /** A bug of the kernel itself must still answer the request, or Ship would wait for its timeout. */
+  private failed(req: KernelRequest, err: unknown): void {
+    this.log(`cell ${req.id} failed inside the kernel: ${(err as Error)?.stack ?? err}`);
+    this.current = null;
+    this.send({
+      id: req.id,
+      event: "result",
+      success: false,
+      output: "",
+      error: `kernel error: ${(err as Error)?.message ?? String(err)}`,
+      data: [],
+      execution_count: this.count,
+      truncated: false,
+    });
   }
 
   // --- output --------------------------------------------------------------------
