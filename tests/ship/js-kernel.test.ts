@@ -251,6 +251,23 @@ describe("js kernel: interrupts keep the context", () => {
   }
 });
 
+test("a loop out of SIGINT's reach (an async function resumed by native I/O) ends with kill(), as Ship does after its grace", async () => {
+  const k = await startKernel();
+  let looping!: () => void;
+  const seen = new Promise<void>((resolve) => {
+    looping = resolve;
+  });
+  void k.send("async function spin() { await Bun.sleep(1); console.log('looping'); for (;;) {} }\nawait spin()", (event) => {
+    if (event.event === "stream" && event.text.includes("looping")) looping();
+  });
+  await seen;
+  k.interrupt();
+  k.kill("it ignored the interrupt");
+  await k.exited;
+  expect(k.isAlive).toBe(false);
+  expect(k.describeExit()).toBe("js kernel was killed: it ignored the interrupt");
+});
+
 describe("js kernel: the protocol channel cannot be corrupted", () => {
   let k: JsKernelProcess;
   beforeAll(async () => {
@@ -301,6 +318,13 @@ describe("js kernel: the protocol channel cannot be corrupted", () => {
     expect(res.result.output).toEndWith("3\n");
   });
 
+  test("user code replacing JSON.stringify, console or the kernel's helper does not break the kernel", async () => {
+    const own = await startKernel();
+    await run(own, "JSON.stringify = () => 'broken'\nconst __bay__ = 1\nglobalThis.console = { log() {} }");
+    const res = await run(own, "process.stdout.write('still captured\\n'); 6 * 7");
+    expect(res.result).toMatchObject({ success: true, output: "still captured\n42\n" });
+  });
+
   test("user code reading stdin sees end of file, not the requests", async () => {
     const res = await run(k, "JSON.stringify(require('node:fs').readFileSync(0, 'utf8'))");
     expect(res.result.output).toBe('"\\"\\""\n');
@@ -308,15 +332,18 @@ describe("js kernel: the protocol channel cannot be corrupted", () => {
   });
 
   test("output written after a cell ended goes to the next cell", async () => {
+    // The late output happens when the test signals the kernel, after the first cell's result.
     const first = await run(
       k,
-      "setTimeout(() => console.log('late line'), 20)\nsetTimeout(() => require('node:fs').writeSync(2, 'late raw\\n'), 20)\nundefined",
+      "globalThis.printedLate = new Promise((resolve) => process.once('SIGUSR2', () => {\n" +
+        "  console.log('late line'); require('node:fs').writeSync(2, 'late raw\\n'); resolve(undefined) }))\nundefined",
     );
     expect(first.result.output).toBe("");
-    await Bun.sleep(100); // most likely the timers fire between the cells; if not, during the next one: the same result
-    const next = await run(k, "await new Promise((r) => setTimeout(r, 100)); 'next'");
+    process.kill(k.pid, "SIGUSR2");
+    const next = await run(k, "await printedLate; 'next'");
     expect(next.result.output).toContain("late line\n");
     expect(next.result.output).toContain("late raw\n");
+    expect(next.result.output).toEndWith('"next"\n');
   });
 });
 
@@ -335,7 +362,16 @@ describe("js kernel: caps and process life", () => {
     expect((await run(k, "'fine'")).result).toMatchObject({ truncated: false, output: '"fine"\n' });
   });
 
-  test("the kernel exits when Ship closes its stdin, and reports process.exit from user code", async () => {
+  test("the kernel finishes the cells sent, then exits cleanly when Ship closes its stdin", async () => {
+    const k = await startKernel();
+    const last = k.send("await new Promise((r) => setTimeout(r, 20)); 'last'");
+    k.close();
+    expect((await last).output).toBe('"last"\n');
+    await k.exited;
+    expect(k.describeExit()).toBe("js kernel exited (exit code 0)");
+  });
+
+  test("process.exit in user code ends the kernel, and the exit says so", async () => {
     const k = await startKernel();
     const res = k.send("process.exit(3)");
     await k.exited;

@@ -136,6 +136,15 @@ export class JsKernelProcess {
     if (this.alive) this.proc.kill("SIGINT");
   }
 
+  /** Asks the kernel to finish: it ends after the cells already sent (closes its stdin). */
+  close(): void {
+    try {
+      this.proc.stdin.end();
+    } catch {
+      // Already closed.
+    }
+  }
+
   /** Ends the process and everything in its process group for good. */
   kill(reason?: string): void {
     if (!this.alive) return;

@@ -6,30 +6,24 @@
  * `import` of Node built-ins and of packages under the working directory, TypeScript
  * syntax, console capture, the last expression's value, rich output.
  *
- * Interrupts (SIGINT, what Ship sends on a timeout). JavaScript runs on this one
- * thread, so a tight loop can only be stopped from another thread: Bun's `node:vm`
- * `breakOnSigint` does that (a watcher thread asks JSC to terminate the running script,
- * which then throws ERR_SCRIPT_EXECUTION_INTERRUPTED at the vm call; the process and
- * its globals survive). It only works while such a vm call is on the stack, so user code
- * is entered through `guarded()`, which runs it and then drains the microtask queue
- * inside one breakOnSigint call. Entered that way: the cell's synchronous part, the
- * rest of the cell after each top-level `await` (transform.ts routes it through
- * `__bay__.hop`), promise reactions that run during those drains, and setTimeout /
- * setInterval callbacks. While the cell only waits, SIGINT reaches the process handler
- * and ends the cell at once. What stays out of reach: a loop in code resumed directly
- * by native I/O (the continuation of a user `async function` after `await fetch()` or
- * `await Bun.sleep()`, stream/socket/child-process event handlers), and blocking native
- * calls (execSync, Bun.sleepSync, Atomics.wait). Ship then kills the process after its
- * grace period and the context's state is lost (reported as kernel_restarted).
+ * Interrupts (SIGINT, what Ship sends on a timeout): user code is entered through
+ * guard.ts, so SIGINT stops even a tight loop and the process and its globals survive.
+ * Entered that way: the cell's synchronous part, the rest of the cell after each
+ * top-level `await` (transform.ts routes it through `__bay__.hop`), promise reactions
+ * that run during those sections, setTimeout/setInterval callbacks, and the rich-output
+ * hook. While the cell only waits, SIGINT reaches the process handler and ends the cell
+ * at once. Out of reach: a loop in code resumed directly by native I/O (the rest of a
+ * user `async function` after `await fetch()` or `await Bun.sleep()`, stream, socket or
+ * child-process event handlers), and blocking native calls (execSync, Bun.sleepSync,
+ * Atomics.wait). Ship then kills the process after its grace period and the context's
+ * state is lost (kernel_restarted).
  */
-import { drainMicrotasks } from "bun:jsc";
 import { writeSync } from "node:fs";
-import { createRequire, isBuiltin } from "node:module";
-import { isAbsolute, join } from "node:path";
-import { pathToFileURL } from "node:url";
 import vm from "node:vm";
 import { installConsole, type StreamName } from "./console.ts";
 import { takeOverStdio, type CapturedFd, type KernelFds } from "./fds.ts";
+import { installGlobals } from "./globals.ts";
+import { Guard, type Guarded } from "./guard.ts";
 import { bundleOf, CellOutput, clip, DataBudget, describeError, normalizeBundle } from "./output.ts";
 import type { KernelDataItem, KernelEvent, KernelRequest } from "./protocol.ts";
 import { CellSyntaxError, HELPER, transformCell } from "./transform.ts";
@@ -62,7 +56,6 @@ export function parseKernelArgs(argv: string[], env: Record<string, string | und
 }
 
 type Outcome = { kind: "value"; value: unknown } | { kind: "error"; error: unknown } | { kind: "interrupted" };
-type Guarded<T> = { kind: "ok"; value: T } | { kind: "error"; error: unknown } | { kind: "interrupted" };
 
 const POLL_MS = 20;
 const IDLE_POLL_MS = 1000;
@@ -110,9 +103,7 @@ class JsKernel {
   private backgroundBytes = 0;
   private readonly decoders = new Map<CapturedFd, TextDecoder>();
   private poller: ReturnType<typeof setInterval> | null = null;
-  private guardDepth = 0;
-  private guardedFn: (() => unknown) | null = null;
-  private readonly guardScript = new vm.Script(`${HELPER}.runGuarded()`, { filename: "bay-kernel-guard" });
+  private readonly guard = new Guard(`${HELPER}.guarded`);
   private readonly stringify = JSON.stringify;
   private readonly transpiler = new Bun.Transpiler({ loader: "ts", target: "bun", trimUnusedImports: false, deadCodeElimination: false });
   private readonly originalSetInterval = setInterval;
@@ -127,7 +118,11 @@ class JsKernel {
   ) {}
 
   start(): void {
-    this.installGlobals();
+    installGlobals({
+      guard: this.guard,
+      resume: (fn) => this.resume(fn),
+      display: (value, options) => this.display(value, options),
+    });
     installConsole((name, text) => this.write(name, text));
     process.on("SIGINT", () => this.interrupt());
     process.on("uncaughtException", (err) => this.uncaught(err));
@@ -150,7 +145,7 @@ class JsKernel {
       const script = new vm.Script(transformCell("1 + 1", (ts) => this.transpiler.transformSync(ts)).source, {
         filename: "bay-kernel-warmup",
       });
-      const ran = this.guarded(() => script.runInThisContext() as Promise<unknown>);
+      const ran = this.guard.run(() => script.runInThisContext() as Promise<unknown>);
       if (ran.kind === "ok") void ran.value.then((value) => this.stringify(bundleOf(value)));
     } catch (err) {
       this.log(`warm-up failed: ${(err as Error).message}`);
@@ -359,7 +354,7 @@ class JsKernel {
     } catch (error) {
       return { kind: "error", error };
     }
-    const started = this.guarded(() => script.runInThisContext() as Promise<unknown>);
+    const started = this.guard.run(() => script.runInThisContext() as Promise<unknown>);
     if (started.kind !== "ok") return started;
     const settled = Promise.resolve(started.value).then(
       (value): Outcome => ({ kind: "value", value }),
@@ -375,7 +370,7 @@ class JsKernel {
 
   /** The last expression's MIME bundle; the rich-output hook is user code, so it is guarded too. */
   private async render(cell: Cell, value: unknown): Promise<Guarded<Record<string, string>>> {
-    const made = this.guarded(() => bundleOf(value));
+    const made = this.guard.run(() => bundleOf(value));
     if (made.kind !== "ok") return made;
     if (!(made.value instanceof Promise)) return made as Guarded<Record<string, string>>;
     const bundle = made.value.then(
@@ -389,35 +384,9 @@ class JsKernel {
 
   // --- interrupts and errors -----------------------------------------------------
 
-  /**
-   * Runs user code inside a breakOnSigint vm call, then drains the microtask queue in
-   * the same call, so SIGINT can stop a loop anywhere in there.
-   */
-  private guarded<T>(fn: () => T): Guarded<T> {
-    if (this.guardDepth > 0) {
-      // Already inside a guarded call (a drain ran this): the outer call covers it.
-      try {
-        return { kind: "ok", value: fn() };
-      } catch (error) {
-        return { kind: "error", error };
-      }
-    }
-    this.guardedFn = fn;
-    this.guardDepth++;
-    try {
-      return { kind: "ok", value: this.guardScript.runInThisContext({ breakOnSigint: true }) as T };
-    } catch (error) {
-      if ((error as { code?: string } | null)?.code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") return { kind: "interrupted" };
-      return { kind: "error", error };
-    } finally {
-      this.guardDepth--;
-      this.guardedFn = null;
-    }
-  }
-
   /** Runs a callback of user code (timer, resumed cell) guarded; false if it was interrupted. */
   private resume(fn: () => unknown): boolean {
-    const r = this.guarded(fn);
+    const r = this.guard.run(fn);
     if (r.kind === "interrupted") {
       this.interrupt();
       return false;
@@ -437,72 +406,6 @@ class JsKernel {
       return;
     }
     this.write("stderr", `Uncaught ${this.errorText(error)}\n`);
-  }
-
-  // --- globals -------------------------------------------------------------------
-
-  private installGlobals(): void {
-    const cwd = process.cwd();
-    // Settled inside a guarded drain, the cell goes on there; settled by native I/O, it
-    // goes on inside a new guarded call.
-    const hop = (value: unknown) =>
-      new Promise((resolve, reject) => {
-        const go = (fn: () => void) => (this.guardDepth > 0 ? fn() : this.resume(fn));
-        Promise.resolve(value).then(
-          (v) => go(() => resolve(v)),
-          (e) => go(() => reject(e)),
-        );
-      });
-    const load = (specifier: unknown, options?: ImportCallOptions) => {
-      const spec = String(specifier);
-      let target = spec;
-      if (!(spec.startsWith("node:") || spec.startsWith("bun:") || spec.startsWith("file:") || isBuiltin(spec) || isAbsolute(spec))) {
-        // Packages and relative paths resolve from the working directory, not from Ship's binary.
-        target = Bun.resolveSync(spec, process.cwd());
-      }
-      return options ? import(target, options) : import(target);
-    };
-    const helper = {
-      g: globalThis,
-      hop,
-      import: (specifier: unknown, options?: ImportCallOptions) => hop(load(specifier, options)),
-      meta: { url: pathToFileURL(join(cwd, "cell")).href, dir: cwd, dirname: cwd, filename: join(cwd, "cell"), main: false },
-      runGuarded: () => {
-        const fn = this.guardedFn;
-        if (!fn) return undefined;
-        const value = fn();
-        drainMicrotasks();
-        return value;
-      },
-    };
-    Object.defineProperty(globalThis, HELPER, { value: helper, writable: false, enumerable: false, configurable: false });
-
-    const g = globalThis as unknown as Record<string, unknown>;
-    g.require = createRequire(join(cwd, "cell.js"));
-    g.display = (value: unknown, options?: { raw?: boolean }) => this.display(value, options);
-
-    // Timer callbacks are entry points of user code: guard them (see the top of this file).
-    const wrapTimer = <F extends (...args: never[]) => unknown>(original: F, repeats: boolean): F => {
-      const kernel = this;
-      const wrapped = function (this: unknown, callback: unknown, delay?: number, ...args: unknown[]) {
-        if (typeof callback !== "function")
-          return (original as unknown as (...a: unknown[]) => unknown).call(this, callback, delay, ...args);
-        const handle = (original as unknown as (...a: unknown[]) => { unref(): void }).call(
-          this,
-          () => {
-            const ok = kernel.resume(() => (callback as (...a: unknown[]) => unknown)(...args));
-            // An interval whose callback had to be interrupted would only loop again.
-            if (!ok && repeats) clearInterval(handle as unknown as ReturnType<typeof setInterval>);
-          },
-          delay,
-        );
-        return handle;
-      };
-      Object.defineProperties(wrapped, Object.getOwnPropertyDescriptors(original));
-      return wrapped as unknown as F;
-    };
-    g.setTimeout = wrapTimer(setTimeout, false);
-    g.setInterval = wrapTimer(setInterval, true);
   }
 
   private display(value: unknown, options?: { raw?: boolean }): Promise<void> | undefined {

@@ -144,7 +144,7 @@ export function clip(text: string, limit: number): { text: string; cut: boolean 
 }
 
 /** Frames from here down are the kernel's own, never the user's. */
-const KERNEL_FRAME = /\bat (?:runInThisContext|runGuarded|\S*bay-kernel)\b|\(bay-kernel|\/\$bunfs\/|\/kernel\/js\//;
+const KERNEL_FRAME = /\bat (?:runInThisContext|drainMicrotasks)\b|bay-kernel|\/\$bunfs\/|\/kernel\/js\//;
 
 /**
  * The text of an error as the cell's `error`: name, message and the user's stack frames
