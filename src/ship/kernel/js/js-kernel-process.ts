@@ -68,11 +68,14 @@ export class JsKernelProcess {
   constructor(opts: JsKernelProcessOptions) {
     this.maxLine = maxLineChars(opts.maxOutputBytes);
     const command = [...(opts.command ?? jsKernelCommand()), ...(opts.language ? ["--language", opts.language] : [])];
+    const env = childEnv({ ...opts.env, SHIP_MAX_OUTPUT_BYTES: String(opts.maxOutputBytes) });
+    // With it, the `ship` binary would act as the bun CLI and look for a script named js-kernel.
+    delete env.BUN_BE_BUN;
     // detached: its own process group, so kill() also ends whatever user code spawned.
     this.proc = Bun.spawn(command, {
       cwd: opts.cwd,
       detached: true,
-      env: childEnv({ ...opts.env, SHIP_MAX_OUTPUT_BYTES: String(opts.maxOutputBytes) }),
+      env,
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
