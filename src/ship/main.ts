@@ -1,44 +1,60 @@
 /**
- * Ship's entry point: reads the environment, starts the kernel and serves the API.
- * Compiled into a single executable for the runtime image.
+ * Ship's entry point, compiled into a single executable for the runtime image.
+ * `ship` reads its session credentials from stdin, starts the kernel and serves
+ * the API; `ship js-kernel [--language javascript|typescript]` is one
+ * JavaScript/TypeScript kernel process (kernel/js/kernel.ts), which Ship starts
+ * per code context. Each branch imports only what it needs, so a kernel process
+ * never loads the server (nor ever holds the secret).
  */
-import { CREDENTIALS_ENV } from "../protocol/ship/index.ts";
-import { createShipApp } from "./app.ts";
-import { loadShipConfig } from "./config.ts";
-import { readCredentialsFromStdin } from "./credentials.ts";
-import { UPLOAD_OVERHEAD_BYTES } from "./filesystem/transfer.ts";
-import { makeNonDumpable } from "./harden.ts";
+if (process.argv[2] === "js-kernel") {
+  const { runJsKernel } = await import("./kernel/js/kernel.ts");
+  runJsKernel(process.argv.slice(3));
+} else {
+  await serve();
+}
 
-const config = loadShipConfig();
-if (process.env[CREDENTIALS_ENV] !== "stdin") {
-  console.error(`[ship] refusing to start: no session credentials (Bay sets ${CREDENTIALS_ENV}=stdin and writes them on stdin)`);
-  process.exit(2);
-}
-// Before the secret is in memory: from here on /proc/<pid>/mem and environ belong to root.
-if (!makeNonDumpable()) console.error("[ship] warning: could not mark the process non-dumpable");
-let credentials: ReturnType<typeof readCredentialsFromStdin>;
-try {
-  credentials = readCredentialsFromStdin();
-} catch (err) {
-  console.error(`[ship] refusing to start: ${(err as Error).message}`);
-  process.exit(2);
-}
-const ship = createShipApp({ ...config, credentials });
-const server = Bun.serve({
-  port: config.port,
-  hostname: "0.0.0.0",
-  fetch: ship.app.fetch,
-  // Uploads and long execs (up to 300 s) must not hit the idle timeout.
-  idleTimeout: 0,
-  maxRequestBodySize: config.maxUploadBytes + UPLOAD_OVERHEAD_BYTES,
-});
-console.error(`[ship] session ${credentials.session_id}`);
-console.error(`[ship] listening on :${server.port}, workspace ${config.workspace}`);
+async function serve(): Promise<void> {
+  const { CREDENTIALS_ENV } = await import("../protocol/ship/index.ts");
+  const { loadShipConfig } = await import("./config.ts");
+  const { createShipApp } = await import("./app.ts");
+  const { readCredentialsFromStdin } = await import("./credentials.ts");
+  const { UPLOAD_OVERHEAD_BYTES } = await import("./filesystem/transfer.ts");
+  const { makeNonDumpable } = await import("./harden.ts");
 
-function shutdown(): void {
-  ship.close();
-  void server.stop(true);
-  process.exit(0);
+  const config = loadShipConfig();
+  if (process.env[CREDENTIALS_ENV] !== "stdin") {
+    console.error(`[ship] refusing to start: no session credentials (Bay sets ${CREDENTIALS_ENV}=stdin and writes them on stdin)`);
+    process.exit(2);
+  }
+  // Before the secret is in memory: from here on /proc/<pid>/mem and environ belong to root.
+  if (!makeNonDumpable()) console.error("[ship] warning: could not mark the process non-dumpable");
+  let credentials: ReturnType<typeof readCredentialsFromStdin>;
+  try {
+    credentials = readCredentialsFromStdin();
+  } catch (err) {
+    console.error(`[ship] refusing to start: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  const ship = createShipApp({ ...config, credentials });
+  const server = Bun.serve({
+    port: config.port,
+    hostname: "0.0.0.0",
+    fetch: ship.app.fetch,
+    // Uploads and long execs (up to 300 s) must not hit the idle timeout.
+    idleTimeout: 0,
+    maxRequestBodySize: config.maxUploadBytes + UPLOAD_OVERHEAD_BYTES,
+  });
+  console.error(`[ship] session ${credentials.session_id}`);
+  console.error(`[ship] listening on :${server.port}, workspace ${config.workspace}`);
+
+  function shutdown(): void {
+    ship.close();
+    void server.stop(true);
+    process.exit(0);
+  }
+  process.on("SIGTERM", shutdown);
+  process.on("SIGINT", shutdown);
 }
-process.on("SIGTERM", shutdown);
-process.on("SIGINT", shutdown);
+
+// A module (top-level await above).
+export {};

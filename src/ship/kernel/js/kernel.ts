@@ -1,0 +1,439 @@
+/**
+ * The JavaScript/TypeScript kernel: one process per code context, started by Ship as
+ * `ship js-kernel [--language javascript|typescript]` in the context's working directory.
+ * It speaks the kernel line protocol (protocol.ts) and behaves like IPython for JS:
+ * top-level declarations persist across cells (transform.ts), top-level `await`,
+ * `import` of Node built-ins and of packages under the working directory, TypeScript
+ * syntax, console capture, the last expression's value, rich output.
+ *
+ * Interrupts (SIGINT, what Ship sends on a timeout): user code is entered through
+ * guard.ts, so SIGINT stops even a tight loop and the process and its globals survive.
+ * Entered that way: the cell's synchronous part, the rest of the cell after each
+ * top-level `await` (transform.ts routes it through `__bay__.hop`), promise reactions
+ * that run during those sections, setTimeout/setInterval callbacks, and the rich-output
+ * hook. While the cell only waits, SIGINT reaches the process handler and ends the cell
+ * at once. Out of reach: a loop in code resumed directly by native I/O (the rest of a
+ * user `async function` after `await fetch()` or `await Bun.sleep()`, stream, socket or
+ * child-process event handlers), and blocking native calls (execSync, Bun.sleepSync,
+ * Atomics.wait). Ship then kills the process after its grace period and the context's
+ * state is lost (kernel_restarted).
+ */
+import { writeSync } from "node:fs";
+import vm from "node:vm";
+import { installConsole, type StreamName } from "./console.ts";
+import { takeOverStdio, type CapturedFd, type KernelFds } from "./fds.ts";
+import { installGlobals } from "./globals.ts";
+import { Guard, type Guarded } from "./guard.ts";
+import { bundleOf, CellOutput, clip, DataBudget, describeError, normalizeBundle } from "./output.ts";
+import type { KernelDataItem, KernelEvent, KernelRequest } from "./protocol.ts";
+import { CellSyntaxError, HELPER, transformCell } from "./transform.ts";
+
+/** How the kernel was started. */
+export interface JsKernelOptions {
+  language: "javascript" | "typescript";
+  /** Cap on one cell's output (SHIP_MAX_OUTPUT_BYTES). */
+  maxOutputBytes: number;
+}
+
+/** The error text of an interrupted cell. */
+export const INTERRUPTED_ERROR = "Interrupted: execution was stopped by SIGINT (timeout or interrupt); the context's state is kept";
+
+/** Reads `--language` and SHIP_MAX_OUTPUT_BYTES. */
+export function parseKernelArgs(argv: string[], env: Record<string, string | undefined> = process.env): JsKernelOptions {
+  let language: JsKernelOptions["language"] = "javascript";
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = arg === "--language" ? argv[++i] : arg?.startsWith("--language=") ? arg.slice("--language=".length) : undefined;
+    if (value === undefined) continue;
+    if (value !== "javascript" && value !== "typescript") throw new Error(`--language must be javascript or typescript, got ${value}`);
+    language = value;
+  }
+  const raw = env.SHIP_MAX_OUTPUT_BYTES;
+  const maxOutputBytes = raw ? Number(raw) : 1024 * 1024;
+  if (!Number.isInteger(maxOutputBytes) || maxOutputBytes <= 0)
+    throw new Error(`SHIP_MAX_OUTPUT_BYTES must be a positive integer, got ${raw}`);
+  return { language, maxOutputBytes };
+}
+
+type Outcome = { kind: "value"; value: unknown } | { kind: "error"; error: unknown } | { kind: "interrupted" };
+
+const POLL_MS = 20;
+const IDLE_POLL_MS = 1000;
+
+/** One running cell. */
+class Cell {
+  readonly output: CellOutput;
+  readonly budget: DataBudget;
+  readonly displays: KernelDataItem[] = [];
+  /** Set once the cell's result is being built: interrupts and late errors no longer change it. */
+  finishing = false;
+  /** Resolves when an interrupt or an uncaught error ends the cell early. */
+  readonly stopped: Promise<Outcome>;
+  stopOutcome: Outcome | null = null;
+  private resolveStop!: (outcome: Outcome) => void;
+
+  constructor(
+    readonly id: number,
+    readonly count: number,
+    cap: number,
+    emit: (name: StreamName, text: string) => void,
+  ) {
+    this.output = new CellOutput(cap, emit);
+    this.budget = new DataBudget(cap);
+    this.stopped = new Promise((resolve) => {
+      this.resolveStop = resolve;
+    });
+  }
+
+  stop(outcome: Outcome): void {
+    if (this.stopOutcome || this.finishing) return;
+    this.stopOutcome = outcome;
+    this.resolveStop(outcome);
+  }
+}
+
+const macrotask = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+class JsKernel {
+  private count = 0;
+  private current: Cell | null = null;
+  private queue: Promise<void> = Promise.resolve();
+  /** Console output while no cell runs: it goes to the next cell, like the Python driver's. */
+  private background: Array<[StreamName, string]> = [];
+  private backgroundBytes = 0;
+  private readonly decoders = new Map<CapturedFd, TextDecoder>();
+  private poller: ReturnType<typeof setInterval> | null = null;
+  private readonly guard = new Guard(`${HELPER}.guarded`);
+  private readonly stringify = JSON.stringify;
+  private readonly transpiler = new Bun.Transpiler({ loader: "ts", target: "bun", trimUnusedImports: false, deadCodeElimination: false });
+  private readonly originalSetInterval = setInterval;
+  private readonly originalClearInterval = clearInterval;
+  private protocolDirty = false;
+  /** Per cell, the script line that calls its async wrapper: frames there are the kernel's. */
+  private readonly wrapperLines = new Map<number, number>();
+
+  constructor(
+    private readonly fds: KernelFds,
+    private readonly options: JsKernelOptions,
+  ) {}
+
+  start(): void {
+    installGlobals({
+      guard: this.guard,
+      resume: (fn) => this.resume(fn),
+      display: (value, options) => this.display(value, options),
+    });
+    installConsole((name, text) => this.write(name, text));
+    process.on("SIGINT", () => this.interrupt());
+    process.on("uncaughtException", (err) => this.uncaught(err));
+    process.on("unhandledRejection", (reason) => this.uncaught(reason));
+    this.schedulePolling(IDLE_POLL_MS);
+    this.send({ event: "ready", runtime: `bun ${Bun.version}`, language: this.options.language });
+    void this.readRequests();
+    setImmediate(() => this.warmUp());
+  }
+
+  /**
+   * Runs the whole cell path once on a throw-away cell while the kernel waits for its
+   * first request: the first real cell then does not pay for the parser's, the
+   * transpiler's and the vm's first use.
+   */
+  private warmUp(): void {
+    if (this.current) return;
+    try {
+      this.transpiler.transformSync("let warm: number = 1");
+      const script = new vm.Script(transformCell("1 + 1", (ts) => this.transpiler.transformSync(ts)).source, {
+        filename: "bay-kernel-warmup",
+      });
+      const ran = this.guard.run(() => script.runInThisContext() as Promise<unknown>);
+      if (ran.kind === "ok") void ran.value.then((value) => this.stringify(bundleOf(value)));
+    } catch (err) {
+      this.log(`warm-up failed: ${(err as Error).message}`);
+    }
+  }
+
+  // --- protocol ------------------------------------------------------------------
+
+  private send(event: KernelEvent): void {
+    // A write cut short (an interrupt landing mid-loop) leaves half a line: start afresh.
+    const line = `${this.protocolDirty ? "\n" : ""}${this.stringify(event)}\n`;
+    const buf = Buffer.from(line, "utf8");
+    let offset = 0;
+    this.protocolDirty = true;
+    while (offset < buf.length) {
+      try {
+        offset += writeSync(this.fds.protocol, buf, offset);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "EAGAIN" || code === "EINTR") {
+          Bun.sleepSync(1);
+          continue;
+        }
+        this.log(`protocol channel broken (${code ?? err}); exiting`);
+        process.exit(1);
+      }
+    }
+    this.protocolDirty = false;
+  }
+
+  private log(message: string): void {
+    try {
+      writeSync(this.fds.log, `[js-kernel] ${message}\n`);
+    } catch {
+      // Nowhere left to complain to.
+    }
+  }
+
+  private async readRequests(): Promise<void> {
+    const decoder = new TextDecoder();
+    let pending = "";
+    const reader = Bun.file(this.fds.requests).stream().getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      pending += decoder.decode(value, { stream: true });
+      let nl: number;
+      while ((nl = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        this.accept(line);
+      }
+    }
+    // Ship closed our stdin: it is done with this context.
+    await this.queue;
+    process.exit(0);
+  }
+
+  private accept(line: string): void {
+    if (!line.trim()) return;
+    let req: KernelRequest;
+    try {
+      req = JSON.parse(line);
+    } catch {
+      this.log("ignoring a request line that is not JSON");
+      return;
+    }
+    if (typeof req?.id !== "number" || typeof req.code !== "string") {
+      this.log("ignoring a request without a numeric id and a string code");
+      return;
+    }
+    this.queue = this.queue.then(() => this.execute(req).catch((err) => this.failed(req, err)));
+  }
+
+  /** A bug of the kernel itself must still answer the request, or Ship would wait for its timeout. */
+  private failed(req: KernelRequest, err: unknown): void {
+    this.log(`cell ${req.id} failed inside the kernel: ${(err as Error)?.stack ?? err}`);
+    this.current = null;
+    this.send({
+      id: req.id,
+      event: "result",
+      success: false,
+      output: "",
+      error: `kernel error: ${(err as Error)?.message ?? String(err)}`,
+      data: [],
+      execution_count: this.count,
+      truncated: false,
+    });
+  }
+
+  // --- output --------------------------------------------------------------------
+
+  private write(name: StreamName, text: string): void {
+    const cell = this.current;
+    if (cell && !cell.finishing) {
+      cell.output.write(name, text);
+      return;
+    }
+    const size = Buffer.byteLength(text);
+    if (this.backgroundBytes + size > this.options.maxOutputBytes) return;
+    this.background.push([name, text]);
+    this.backgroundBytes += size;
+  }
+
+  /** Moves raw fd 1/2 output into the running cell (or drops it once over the cap). */
+  private pollRaw(): void {
+    const cell = this.current;
+    for (const [fd, name] of [
+      [this.fds.stdout, "stdout"],
+      [this.fds.stderr, "stderr"],
+    ] as const) {
+      if (!cell) {
+        if (fd.pending() > this.options.maxOutputBytes) fd.discard();
+        continue;
+      }
+      if (cell.output.truncated) {
+        if (fd.pending() > 0) fd.discard();
+        continue;
+      }
+      const bytes = fd.read(cell.output.room + 4);
+      if (bytes.length === 0) continue;
+      let decoder = this.decoders.get(fd);
+      if (!decoder) {
+        decoder = new TextDecoder();
+        this.decoders.set(fd, decoder);
+      }
+      cell.output.write(name, decoder.decode(bytes, { stream: true }));
+    }
+  }
+
+  private schedulePolling(ms: number): void {
+    if (this.poller) this.originalClearInterval(this.poller);
+    this.poller = this.originalSetInterval(() => this.pollRaw(), ms);
+    this.poller.unref();
+  }
+
+  // --- cells ---------------------------------------------------------------------
+
+  private async execute(req: KernelRequest): Promise<void> {
+    const count = ++this.count;
+    const cell = new Cell(req.id, count, this.options.maxOutputBytes, (name, text) =>
+      this.send({ id: req.id, event: "stream", name, text }),
+    );
+    this.fds.stdout.restore();
+    this.fds.stderr.restore();
+    this.current = cell;
+    for (const [name, text] of this.background) cell.output.write(name, text);
+    this.background = [];
+    this.backgroundBytes = 0;
+    this.pollRaw();
+    this.schedulePolling(POLL_MS);
+
+    let outcome = await this.run(cell, req.code);
+    let result: Record<string, string> | null = null;
+    if (outcome.kind === "value" && outcome.value !== undefined) {
+      const rendered = await this.render(cell, outcome.value);
+      if (rendered.kind === "ok") result = rendered.value;
+      else outcome = rendered;
+    }
+    cell.finishing = true;
+    this.fds.stdout.restore();
+    this.fds.stderr.restore();
+    this.pollRaw();
+    this.schedulePolling(IDLE_POLL_MS);
+    this.current = null;
+
+    const data = [...cell.displays];
+    if (result) {
+      data.push({ type: "execute_result", data: cell.budget.take(result) });
+      const text = result["text/plain"];
+      if (text !== undefined) cell.output.appendResult(text);
+    }
+    let error: string | null = null;
+    let cut = false;
+    if (outcome.kind === "interrupted") error = INTERRUPTED_ERROR;
+    else if (outcome.kind === "error") ({ text: error, cut } = clip(this.errorText(outcome.error), this.options.maxOutputBytes));
+    this.send({
+      id: req.id,
+      event: "result",
+      success: error === null,
+      output: cell.output.text(),
+      error,
+      data,
+      execution_count: count,
+      truncated: cell.output.truncated || cell.budget.truncated || cut,
+    });
+  }
+
+  private errorText(err: unknown): string {
+    if (err instanceof CellSyntaxError) return `SyntaxError: ${err.message}`;
+    return describeError(err, (frame) => this.isWrapperFrame(frame));
+  }
+
+  private isWrapperFrame(frame: string): boolean {
+    const match = /\bcell-(\d+):(\d+):\d+\)?$/.exec(frame);
+    return !!match && this.wrapperLines.get(Number(match[1])) === Number(match[2]);
+  }
+
+  /** Runs the cell until its promise settles, an interrupt, or an uncaught error. */
+  private async run(cell: Cell, code: string): Promise<Outcome> {
+    let script: vm.Script;
+    try {
+      const cellScript = transformCell(code, (ts) => this.transpiler.transformSync(ts));
+      script = new vm.Script(cellScript.source, { filename: `cell-${cell.count}` });
+      this.wrapperLines.set(cell.count, cellScript.source.split("\n").length);
+    } catch (error) {
+      return { kind: "error", error };
+    }
+    const started = this.guard.run(() => script.runInThisContext() as Promise<unknown>);
+    if (started.kind !== "ok") return started;
+    const settled = Promise.resolve(started.value).then(
+      (value): Outcome => ({ kind: "value", value }),
+      (error): Outcome => ({ kind: "error", error }),
+    );
+    const first = await Promise.race([settled, cell.stopped]);
+    if (first.kind === "interrupted") return first;
+    // One turn of the event loop: rejections the cell left unhandled surface now.
+    await macrotask();
+    await macrotask();
+    return cell.stopOutcome ?? first;
+  }
+
+  /** The last expression's MIME bundle; the rich-output hook is user code, so it is guarded too. */
+  private async render(cell: Cell, value: unknown): Promise<Guarded<Record<string, string>>> {
+    const made = this.guard.run(() => bundleOf(value));
+    if (made.kind !== "ok") return made;
+    if (!(made.value instanceof Promise)) return made as Guarded<Record<string, string>>;
+    const bundle = made.value.then(
+      (value): Guarded<Record<string, string>> => ({ kind: "ok", value }),
+      (error): Guarded<Record<string, string>> => ({ kind: "error", error }),
+    );
+    const first = await Promise.race([bundle, cell.stopped]);
+    if ("kind" in first && first.kind === "ok") return first as Guarded<Record<string, string>>;
+    return first.kind === "value" ? { kind: "error", error: new Error("unexpected cell value") } : first;
+  }
+
+  // --- interrupts and errors -----------------------------------------------------
+
+  /** Runs a callback of user code (timer, resumed cell) guarded; false if it was interrupted. */
+  private resume(fn: () => unknown): boolean {
+    const r = this.guard.run(fn);
+    if (r.kind === "interrupted") {
+      this.interrupt();
+      return false;
+    }
+    if (r.kind === "error") this.uncaught(r.error);
+    return true;
+  }
+
+  private interrupt(): void {
+    this.current?.stop({ kind: "interrupted" });
+  }
+
+  private uncaught(error: unknown): void {
+    const cell = this.current;
+    if (cell && !cell.finishing) {
+      cell.stop({ kind: "error", error });
+      return;
+    }
+    this.write("stderr", `Uncaught ${this.errorText(error)}\n`);
+  }
+
+  private display(value: unknown, options?: { raw?: boolean }): Promise<void> | undefined {
+    const cell = this.current;
+    if (!cell || cell.finishing) return undefined;
+    const emit = (bundle: Record<string, string>) => {
+      if (cell.finishing) return;
+      const data = cell.budget.take(bundle);
+      if (Object.keys(data).length === 0) return;
+      cell.displays.push({ type: "display_data", data });
+      this.send({ id: cell.id, event: "display", data });
+    };
+    const bundle = options?.raw ? normalizeBundle(value) : bundleOf(value);
+    if (bundle instanceof Promise) return bundle.then(emit);
+    emit(bundle);
+    return undefined;
+  }
+}
+
+/** Entry point of `ship js-kernel`: takes over stdio and serves requests until stdin closes. */
+export function runJsKernel(argv: string[]): void {
+  let options: JsKernelOptions;
+  try {
+    options = parseKernelArgs(argv);
+  } catch (err) {
+    process.stderr.write(`[js-kernel] ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const fds = takeOverStdio();
+  new JsKernel(fds, options).start();
+}

@@ -1,0 +1,54 @@
+/**
+ * The kernel line protocol shared by Ship's kernels (JSON lines).
+ * stdin: one `KernelRequest` per line. stdout: a private channel carrying `KernelEvent`s;
+ * user output never reaches it.
+ */
+
+/** One cell to run. */
+export interface KernelRequest {
+  id: number;
+  code: string;
+}
+
+/** One rich output item, as in IPython: MIME type → text (binary types base64). */
+export interface KernelDataItem {
+  type: "execute_result" | "display_data";
+  data: Record<string, string>;
+}
+
+/** Once, when the kernel can take requests. */
+export interface ReadyEvent {
+  event: "ready";
+  runtime: string;
+  language: string;
+}
+
+/** Output of a running cell, as it is produced. */
+export interface StreamEvent {
+  id: number;
+  event: "stream";
+  name: "stdout" | "stderr";
+  text: string;
+}
+
+/** A rich output of a running cell (display(), as it is produced). */
+export interface DisplayEvent {
+  id: number;
+  event: "display";
+  data: Record<string, string>;
+}
+
+/** The end of a cell. */
+export interface ResultEvent {
+  id: number;
+  event: "result";
+  success: boolean;
+  /** stdout and stderr text in the order produced, at most SHIP_MAX_OUTPUT_BYTES bytes. */
+  output: string;
+  error: string | null;
+  data: KernelDataItem[];
+  execution_count: number;
+  truncated: boolean;
+}
+
+export type KernelEvent = ReadyEvent | StreamEvent | DisplayEvent | ResultEvent;
