@@ -8,7 +8,8 @@ import { generate, OUT_DIR, SPEC_PATH } from "./gen/generate.ts";
 
 const root = join(import.meta.dir, "..");
 const check = process.argv.includes("--check");
-const files = generate(readFileSync(join(root, SPEC_PATH), "utf8"));
+const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
+const files = generate(readFileSync(join(root, SPEC_PATH), "utf8"), { version });
 const onDisk = existsSync(join(root, OUT_DIR))
   ? readdirSync(join(root, OUT_DIR), { recursive: true, withFileTypes: true })
       .filter((e) => e.isFile())

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { version as packageVersion } from "../../package.json";
 
 const capability = z.enum(["python", "shell", "filesystem"]);
 
@@ -66,8 +67,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().default("127.0.0.1"),
       port: z.number().int().min(0).max(65535).default(8000),
-      /** Sent in /health; overridable for packaging. */
-      version: z.string().default("0.1.0"),
+      /** Sent in /health and as info.version of /openapi.json; package.json's version unless a packager overrides it. */
+      version: z.string().default(packageVersion),
     })
     .prefault({}),
   database: z

@@ -24,6 +24,7 @@ import {
   type BuiltRequest,
 } from "./support/fixtures.ts";
 import { SHIP_IMAGE } from "../support/images.ts";
+import { version as packageVersion } from "../../package.json";
 
 const KEY = "alice-key-0123456789abcdef";
 const AUTH = { authorization: `Bearer ${KEY}` };
@@ -133,16 +134,24 @@ const PROBES: Probe[] = [
     run: async (op) => send(await SUCCESS[op.operationId as OperationId]!(), op.authenticated ? AUTH : {}),
   },
   {
-    name: "401 without credentials",
+    name: "401 without credentials (WWW-Authenticate: Bearer)",
     applies: (op) => op.authenticated,
     expected: () => ({ status: 401, code: "unauthorized" }),
-    run: (op) => send(validRequest(op), {}),
+    run: async (op) => {
+      const r = await send(validRequest(op), {});
+      expect(r.res.headers.get("www-authenticate")).toBe('Bearer realm="bay"');
+      return r;
+    },
   },
   {
-    name: "401 with an unknown API key",
+    name: "401 with an unknown API key (WWW-Authenticate: invalid_token)",
     applies: (op) => op.authenticated,
     expected: () => ({ status: 401, code: "unauthorized" }),
-    run: (op) => send(validRequest(op), { authorization: "Bearer not-a-real-key-000000000000" }),
+    run: async (op) => {
+      const r = await send(validRequest(op), { authorization: "Bearer not-a-real-key-000000000000" });
+      expect(r.res.headers.get("www-authenticate")).toBe('Bearer realm="bay", error="invalid_token"');
+      return r;
+    },
   },
   {
     name: "400 for an id longer than the spec allows",
@@ -360,6 +369,15 @@ describe("statuses the app produces are the spec's", () => {
       }
     });
   }
+});
+
+describe("one version", () => {
+  test("/health, /openapi.json's info.version and package.json agree", async () => {
+    const health = await send({ method: "GET", path: "/health" }, {});
+    const doc = await send({ method: "GET", path: "/openapi.json" }, {});
+    expect(health.body.version).toBe(packageVersion);
+    expect(doc.body.info.version).toBe(packageVersion);
+  });
 });
 
 describe("fixtures are valid", () => {

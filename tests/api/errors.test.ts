@@ -265,8 +265,9 @@ describe("error model", () => {
   test("a validation error lists the failing field", async () => {
     const r = await t.json("POST", "/v1/sandboxes", { body: { ttl: -5 } });
     const err = expectErrorBody(r.res, r.body, "validation_error");
-    const issues = err.error.details.issues as Array<{ path: string }>;
-    expect(issues.map((i) => i.path)).toContain("json.ttl");
+    if (err.error.code !== "validation_error") throw new Error(`expected validation_error, got ${err.error.code}`);
+    // Narrowed on the discriminator: details is ValidationError's, with typed issues.
+    expect((err.error.details.issues ?? []).map((i) => i.path)).toContain("json.ttl");
   });
 });
 

@@ -607,7 +607,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 413, 429, 500, 503],
+    statuses: [200, 400, 401, 404, 413, 429, 500, 501, 503],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -633,7 +633,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 413, 429, 500, 503],
+    statuses: [200, 400, 401, 404, 413, 429, 500, 501, 503],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -657,7 +657,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500, 503],
+    statuses: [200, 400, 401, 404, 429, 500, 501, 503],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -683,7 +683,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500, 503],
+    statuses: [200, 400, 401, 404, 429, 500, 501, 503],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -709,7 +709,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 413, 429, 500, 503],
+    statuses: [200, 400, 401, 404, 413, 429, 500, 501, 503],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -737,7 +737,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500, 503],
+    statuses: [200, 400, 401, 404, 429, 500, 501, 503],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),

@@ -5,14 +5,304 @@ import { z } from "zod";
 export const zErrorCode = z.enum(["validation_error", "invalid_path", "capability_not_supported", "unauthorized", "forbidden", "not_found", "file_not_found", "method_not_allowed", "conflict", "sandbox_expired", "payload_too_large", "quota_exceeded", "internal_error", "not_implemented", "ship_error", "session_not_ready", "driver_unavailable", "timeout"]);
 export type ErrorCode = z.infer<typeof zErrorCode>;
 
+/** 400: the body, query, a header or a form fails its schema, or a value is not acceptable here. */
+export const zValidationError = z.object({
+  code: z.literal("validation_error"),
+  message: z.string(),
+  request_id: z.string(),
+  details: z.strictObject({
+    /** One entry per failed check (at most 20), `path` naming where (`json.timeout`, `query.limit`, `form.path`). */
+    issues: z.array(z.strictObject({
+      path: z.string(),
+      message: z.string(),
+    })).optional(),
+    /** The one field at fault (`cursor`, `profile`). */
+    field: z.string().optional(),
+    /** With `field: profile`: the profiles that exist. */
+    known: z.array(z.string()).optional(),
+    /** The workspace path at fault (not a directory, not a regular file, a directory where a file was expected). */
+    path: z.string().optional(),
+    /** `binary`: a text read of a file that is not UTF-8 text. */
+    reason: z.literal("binary").optional(),
+    /** The count a multipart body went over (parts). */
+    limit: z.number().int().optional(),
+    limit_bytes: z.number().int().optional(),
+  }),
+});
+export type ValidationError = z.infer<typeof zValidationError>;
+
+/** 400: a path that is absolute, escapes /workspace, holds NUL or control characters, or crosses a symlink. */
+export const zInvalidPathError = z.object({
+  code: z.literal("invalid_path"),
+  message: z.string(),
+  request_id: z.string(),
+  details: z.strictObject({
+    /** The path as sent (at most 256 characters). */
+    path: z.string().optional(),
+    /** Why (`absolute`, `escapes workspace`, `symlink`, `root`, …). */
+    reason: z.string().optional(),
+  }),
+});
+export type InvalidPathError = z.infer<typeof zInvalidPathError>;
+
+export const zCapability = z.enum(["python", "shell", "filesystem"]);
+export type Capability = z.infer<typeof zCapability>;
+
+/** 400: the sandbox's profile lacks the capability the route needs. */
+export const zCapabilityNotSupportedError = z.object({
+  code: z.literal("capability_not_supported"),
+  message: z.string(),
+  request_id: z.string(),
+  details: z.strictObject({
+    capability: zCapability,
+    profile: z.string(),
+    capabilities: z.array(zCapability),
+  }),
+});
+export type CapabilityNotSupportedError = z.infer<typeof zCapabilityNotSupportedError>;
+
+/** Always `{}`. */
+export const zNoDetails = z.strictObject({});
+export type NoDetails = z.infer<typeof zNoDetails>;
+
+/** 401: missing, malformed, unknown, revoked or expired credentials. Nothing more is said. */
+export const zUnauthorizedError = z.object({
+  code: z.literal("unauthorized"),
+  message: z.string(),
+  request_id: z.string(),
+  details: zNoDetails,
+});
+export type UnauthorizedError = z.infer<typeof zUnauthorizedError>;
+
+/** 403: reserved; Bay answers 404 for resources of another owner. */
+export const zForbiddenError = z.object({
+  code: z.literal("forbidden"),
+  message: z.string(),
+  request_id: z.string(),
+  details: zNoDetails,
+});
+export type ForbiddenError = z.infer<typeof zForbiddenError>;
+
+/** 404: no such route, or an unknown, deleted or another owner's resource. */
+export const zNotFoundError = z.object({
+  code: z.literal("not_found"),
+  message: z.string(),
+  request_id: z.string(),
+  details: z.strictObject({
+    /** `sandbox` or `workspace`. */
+    kind: z.string().optional(),
+    id: z.string().optional(),
+    /** An unknown background process. */
+    process_id: z.string().optional(),
+    /** The engine operation that found nothing. */
+    operation: z.string().optional(),
+  }),
+});
+export type NotFoundError = z.infer<typeof zNotFoundError>;
+
+/** 404: no file or directory at the path. */
+export const zFileNotFoundError = z.object({
+  code: z.literal("file_not_found"),
+  message: z.string(),
+  request_id: z.string(),
+  details: z.strictObject({
+    path: z.string().optional(),
+  }),
+});
+export type FileNotFoundError = z.infer<typeof zFileNotFoundError>;
+
+/** 405: the path exists, the method does not (the `Allow` header lists the methods). */
+export const zMethodNotAllowedError = z.object({
+  code: z.literal("method_not_allowed"),
+  message: z.string(),
+  request_id: z.string(),
+  details: z.strictObject({
+    allowed: z.array(z.string()),
+  }),
+});
+export type MethodNotAllowedError = z.infer<typeof zMethodNotAllowedError>;
+
+/** 409: an `Idempotency-Key` reused with another request or still in flight, or a state conflict (workspace in use, no TTL, start superseded). */
+export const zConflictError = z.object({
+  code: z.literal("conflict"),
+  message: z.string(),
+  request_id: z.string(),
+  details: z.strictObject({
+    idempotency_key: z.string().optional(),
+    workspace_id: z.string().optional(),
+    sandbox_id: z.string().nullable().optional(),
+    /** `superseded`: the sandbox was stopped, deleted or expired while it was starting. */
+    reason: z.literal("superseded").optional(),
+    /** The engine operation that conflicted. */
+    operation: z.string().optional(),
+    volume: z.string().optional(),
+  }),
+});
+export type ConflictError = z.infer<typeof zConflictError>;
+
+/** 409: the sandbox passed its TTL. */
+export const zSandboxExpiredError = z.object({
+  code: z.literal("sandbox_expired"),
+  message: z.string(),
+  request_id: z.string(),
+  details: z.strictObject({
+    sandbox_id: z.string(),
+  }),
+});
+export type SandboxExpiredError = z.infer<typeof zSandboxExpiredError>;
+
+/** 413: a body, file or upload over its limit, or a write that does not fit the workspace size limit. */
+export const zPayloadTooLargeError = z.object({
+  code: z.literal("payload_too_large"),
+  message: z.string(),
+  request_id: z.string(),
+  details: z.strictObject({
+    limit_bytes: z.number().int().optional(),
+    /** Bytes of the write or file, when known. */
+    size: z.number().int().optional(),
+    path: z.string().optional(),
+    /** The runtime's own byte limit. */
+    limit: z.number().int().optional(),
+    workspace_id: z.string().optional(),
+    used_bytes: z.number().int().optional(),
+    remaining_bytes: z.number().int().optional(),
+  }),
+});
+export type PayloadTooLargeError = z.infer<typeof zPayloadTooLargeError>;
+
+/** 429: a per-owner quota or rate, or a per-sandbox queue, is full (`Retry-After` says when to try again). */
+export const zQuotaExceededError = z.object({
+  code: z.literal("quota_exceeded"),
+  message: z.string(),
+  request_id: z.string(),
+  details: z.strictObject({
+    /** Live sandboxes per owner, or running background processes. */
+    limit: z.number().int().optional(),
+    limit_per_minute: z.number().int().optional(),
+    retry_after_seconds: z.number().int().optional(),
+    /** Python execs that may wait per sandbox. */
+    max_queued: z.number().int().optional(),
+    running: z.number().int().optional(),
+  }),
+});
+export type QuotaExceededError = z.infer<typeof zQuotaExceededError>;
+
+/** What the container engine or a workspace helper reported, when that is where it failed. */
+export const zEngineFailureDetails = z.strictObject({
+  operation: z.string().optional(),
+  engine_message: z.string().optional(),
+  engine_status: z.number().int().optional(),
+  image: z.string().optional(),
+  runtime: z.string().optional(),
+  container_id: z.string().optional(),
+  exit_code: z.number().int().nullable().optional(),
+  oom_killed: z.boolean().optional(),
+  path: z.string().optional(),
+  output: z.string().optional(),
+});
+export type EngineFailureDetails = z.infer<typeof zEngineFailureDetails>;
+
+/** 500: anything unexpected (never a stack trace). */
+export const zInternalError = z.object({
+  code: z.literal("internal_error"),
+  message: z.string(),
+  request_id: z.string(),
+  details: zEngineFailureDetails,
+});
+export type InternalError = z.infer<typeof zInternalError>;
+
+/** 501: the configured driver lacks the feature. */
+export const zNotImplementedError = z.object({
+  code: z.literal("not_implemented"),
+  message: z.string(),
+  request_id: z.string(),
+  details: zNoDetails,
+});
+export type NotImplementedError = z.infer<typeof zNotImplementedError>;
+
+/** 502: the sandbox runtime failed, answered garbage, or could not be reached. */
+export const zShipError = z.object({
+  code: z.literal("ship_error"),
+  message: z.string(),
+  request_id: z.string(),
+  details: z.strictObject({
+    reason: z.enum(["unreachable", "connection_lost", "bad_response", "api_version_mismatch", "capability_mismatch"]).optional(),
+    endpoint: z.string().optional(),
+    ship_status: z.number().int().optional(),
+    ship_code: z.string().nullable().optional(),
+    /** The runtime's own description, with `api_version`. */
+    runtime: z.record(z.string(), z.unknown()).optional(),
+    missing: z.array(zCapability).optional(),
+  }),
+});
+export type ShipError = z.infer<typeof zShipError>;
+
+/** 503: the sandbox runtime did not become ready (image missing, container exited, start timed out); `Retry-After` is set. */
+export const zSessionNotReadyError = z.object({
+  code: z.literal("session_not_ready"),
+  message: z.string(),
+  request_id: z.string(),
+  details: z.strictObject({
+    sandbox_id: z.string().optional(),
+    image: z.string().optional(),
+    /** The container state when it exited during start. */
+    state: z.string().optional(),
+    exit_code: z.number().int().nullable().optional(),
+    /** The last lines the container wrote (at most 2000 characters). */
+    logs: z.string().optional(),
+    operation: z.string().optional(),
+    engine_message: z.string().optional(),
+    engine_status: z.number().int().optional(),
+    /** The OCI runtime the profile names. */
+    runtime: z.string().optional(),
+    container_id: z.string().optional(),
+    oom_killed: z.boolean().optional(),
+  }),
+});
+export type SessionNotReadyError = z.infer<typeof zSessionNotReadyError>;
+
+/** 503: the container engine cannot be reached, or the network rules a profile needs cannot be installed; `Retry-After` is set. */
+export const zDriverUnavailableError = z.object({
+  code: z.literal("driver_unavailable"),
+  message: z.string(),
+  request_id: z.string(),
+  details: z.strictObject({
+    operation: z.string().optional(),
+    engine_message: z.string().optional(),
+    connect_mode: z.string().optional(),
+    egress_policy: z.string().optional(),
+    network: z.string().optional(),
+  }),
+});
+export type DriverUnavailableError = z.infer<typeof zDriverUnavailableError>;
+
+/** 504: the operation ran past its deadline; for an exec, the output so far. */
+export const zTimeoutError = z.object({
+  code: z.literal("timeout"),
+  message: z.string(),
+  request_id: z.string(),
+  details: z.strictObject({
+    /** The exec timeout in seconds. */
+    timeout: z.number().int().optional(),
+    /** Bay's deadline for the runtime's answer. */
+    timeout_ms: z.number().int().optional(),
+    output: z.string().optional(),
+    error: z.string().optional(),
+    truncated: z.boolean().optional(),
+    kernel_restarted: z.boolean().optional(),
+    /** An upload that stalled this long. */
+    idle_seconds: z.number().optional(),
+  }),
+});
+export type TimeoutError = z.infer<typeof zTimeoutError>;
+
+/** One variant per `code`; each names the `details` it carries. Narrow on `code` (the discriminator) to get the typed `details`. Fields marked optional appear only where the situation has them (for example `issues` for a schema check, `field` for a bad cursor). */
+export const zErrorInfo = z.discriminatedUnion("code", [zValidationError, zInvalidPathError, zCapabilityNotSupportedError, zUnauthorizedError, zForbiddenError, zNotFoundError, zFileNotFoundError, zMethodNotAllowedError, zConflictError, zSandboxExpiredError, zPayloadTooLargeError, zQuotaExceededError, zInternalError, zNotImplementedError, zShipError, zSessionNotReadyError, zDriverUnavailableError, zTimeoutError]);
+export type ErrorInfo = z.infer<typeof zErrorInfo>;
+
 /** The one body of every failure. */
 export const zErrorBody = z.object({
-  error: z.object({
-    code: zErrorCode,
-    message: z.string(),
-    request_id: z.string(),
-    details: z.record(z.string(), z.unknown()),
-  }),
+  error: zErrorInfo,
 });
 export type ErrorBody = z.infer<typeof zErrorBody>;
 
@@ -37,9 +327,6 @@ export const zHealth = z.object({
   })),
 });
 export type Health = z.infer<typeof zHealth>;
-
-export const zCapability = z.enum(["python", "shell", "filesystem"]);
-export type Capability = z.infer<typeof zCapability>;
 
 export const zProfile = z.object({
   id: z.string(),
@@ -121,7 +408,7 @@ export const zPythonExecResult = z.object({
   data: z.array(zDisplayOutput),
   execution_count: z.number().int().nullable(),
   kernel_restarted: z.boolean(),
-  /** True when output */
+  /** True when output, the result or data went over the output cap and were cut. */
   truncated: z.boolean().optional(),
 });
 export type PythonExecResult = z.infer<typeof zPythonExecResult>;
