@@ -13,6 +13,7 @@ import { createErrorHandler, createNotFoundHandler } from "./middleware/error-ha
 import { idempotency } from "./middleware/idempotency.ts";
 import { requestId } from "./middleware/request-id.ts";
 import { RateLimiter, rateLimit } from "./middleware/rate-limit.ts";
+import { docsRoutes } from "./routes/docs.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { filesystemRoutes } from "./routes/filesystem.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
@@ -51,6 +52,7 @@ export function createApp(deps: AppDeps): Hono {
   app.post(operations.createWorkspace.honoPath, idem);
 
   app.route("/", systemRoutes(deps));
+  app.route("/", docsRoutes());
   app.route("/", sandboxRoutes(deps));
   app.route("/", execRoutes(deps));
   app.route("/", filesystemRoutes(deps));
