@@ -1,15 +1,19 @@
 /**
- * `bun run gen` writes src/bay/api/generated/ from openapi/bay.v1.yaml.
+ * `bun run gen` writes src/bay/api/generated/ and the TypeScript client's types
+ * (clients/typescript/src/schema.ts) from openapi/bay.v1.yaml.
  * `bun run gen:check` regenerates in memory and exits 1 if the committed files differ.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
+import { CLIENT_SCHEMA_PATH, generateClientSchema } from "./gen/client.ts";
 import { generate, OUT_DIR, SPEC_PATH } from "./gen/generate.ts";
 
 const root = join(import.meta.dir, "..");
 const check = process.argv.includes("--check");
 const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
-const files = generate(readFileSync(join(root, SPEC_PATH), "utf8"), { version });
+const specText = readFileSync(join(root, SPEC_PATH), "utf8");
+const files = generate(specText, { version });
+files.set(CLIENT_SCHEMA_PATH, await generateClientSchema(specText));
 const onDisk = existsSync(join(root, OUT_DIR))
   ? readdirSync(join(root, OUT_DIR), { recursive: true, withFileTypes: true })
       .filter((e) => e.isFile())
@@ -46,5 +50,5 @@ if (check) {
     mkdirSync(dirname(join(root, path)), { recursive: true });
     writeFileSync(join(root, path), text);
   }
-  console.log(`wrote ${files.size} files to ${OUT_DIR}`);
+  console.log(`wrote ${files.size} files to ${OUT_DIR} and ${CLIENT_SCHEMA_PATH}`);
 }

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import SwaggerParser from "@apidevtools/swagger-parser";
 import type { oas31 } from "openapi3-ts";
+import { CLIENT_SCHEMA_PATH, generateClientSchema } from "../../scripts/gen/client.ts";
 import { generate, loadSpec, SPEC_PATH } from "../../scripts/gen/generate.ts";
 import {
   openApiDocument,
@@ -60,10 +61,12 @@ describe("openapi/bay.v1.yaml", () => {
     await expect(SwaggerParser.validate(broken as never)).rejects.toThrow();
   });
 
-  test("generated files are fresh (bun run gen)", () => {
+  test("generated files are fresh (bun run gen), the TypeScript client's types too", async () => {
     for (const [path, text] of generate(specText)) {
       expect({ path, text: readFileSync(join(root, path), "utf8") }).toEqual({ path, text });
     }
+    const client = await generateClientSchema(specText);
+    expect(readFileSync(join(root, CLIENT_SCHEMA_PATH), "utf8") === client).toBe(true);
   });
 
   test("embedded document equals the YAML, and is the YAML text itself", () => {
