@@ -573,11 +573,6 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /**
-         * @description Machine-readable error code; the HTTP status follows from it.
-         * @enum {string}
-         */
-        ErrorCode: "validation_error" | "invalid_path" | "capability_not_supported" | "unauthorized" | "forbidden" | "not_found" | "file_not_found" | "method_not_allowed" | "conflict" | "sandbox_expired" | "payload_too_large" | "quota_exceeded" | "internal_error" | "not_implemented" | "ship_error" | "session_not_ready" | "driver_unavailable" | "timeout";
         /** @description The one body of every failure. */
         ErrorBody: {
             error: components["schemas"]["ErrorInfo"];
