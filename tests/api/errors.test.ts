@@ -255,6 +255,15 @@ describe("error model", () => {
     });
   }
 
+  test("an allowed method on the path with a trailing slash is 404, not a 405 that names the same method", async () => {
+    for (const path of ["/docs/", "/health/", `/v1/sandboxes/${sb}/`]) {
+      const r = await t.json("GET", path);
+      expect({ path, status: r.status }).toEqual({ path, status: 404 });
+      expectErrorBody(r.res, r.body, "not_found");
+      expect(r.res.headers.get("allow")).toBeNull();
+    }
+  });
+
   test("405 names the allowed methods in Allow", async () => {
     const r = await t.json("PATCH", `/v1/sandboxes/${sb}`, { body: {} });
     expect(r.status).toBe(405);

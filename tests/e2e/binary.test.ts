@@ -8,6 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { version as packageVersion } from "../../package.json";
 import { createDriver } from "../../src/bay/bootstrap.ts";
 import { configSchema } from "../../src/bay/config.ts";
 
@@ -147,7 +148,8 @@ test("GET /health answers 200 with the database ok", async () => {
   expect(res.status).toBe(200);
   const body = (await res.json()) as { database: { ok: boolean }; version: string };
   expect(body.database).toEqual({ ok: true });
-  expect(body.version).toBeString();
+  // package.json's version, embedded; /openapi.json's info.version says the same.
+  expect(body.version).toBe(packageVersion);
 });
 
 test("POST /v1/sandboxes creates an idle sandbox (libSQL writes work)", async () => {
@@ -172,6 +174,7 @@ test("GET /openapi.json answers 200 with the spec: the embedded YAML, parsed", a
   expect(spec.openapi).toStartWith("3.");
   expect(Object.keys(spec.paths)).toContain("/v1/sandboxes");
   expect(spec).toEqual(parseYaml(readFileSync(join(ROOT, "openapi/bay.v1.yaml"), "utf8")));
+  expect((spec as unknown as { info: { version: string } }).info.version).toBe(packageVersion);
 });
 
 test("GET /docs and every asset it loads come from the binary, byte for byte swagger-ui-dist's", async () => {

@@ -61,7 +61,8 @@ export function createNotFoundHandler(routes: KnownRoute[]): NotFoundHandler {
   }));
   return function bayNotFound(c) {
     const allowed = patterns.filter((p) => p.re.test(c.req.path)).map((p) => p.method);
-    if (allowed.length > 0) {
+    // An allowed method reaching here took a path the routes do not match as written (a trailing slash).
+    if (allowed.length > 0 && !allowed.includes(c.req.method)) {
       c.header("Allow", [...new Set(allowed)].join(", "));
       return errorResponse(
         c,
