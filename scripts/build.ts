@@ -23,7 +23,10 @@
  * optional `cpu-features` and `sshcrypto.node` inside try/catch, which the
  * bundler leaves as run-time requires that fail quietly (ssh2 falls back to
  * pure JS and Bay talks to Docker over a socket or tcp, not ssh); hono, yaml
- * and zod are plain ESM.
+ * and zod are plain ESM. Files Bay serves are text imports (`with { type: "text" }`)
+ * that the bundler embeds as they are: openapi/bay.v1.yaml (src/bay/api/generated/spec.ts)
+ * and swagger-ui-dist's bundle and stylesheet (src/bay/api/routes/docs.ts);
+ * tests/e2e/binary.test.ts checks the binary serves them byte for byte.
  */
 import { existsSync, rmSync, statSync } from "node:fs";
 import { join, relative } from "node:path";

@@ -1,23 +1,28 @@
 /**
- * `bun run gen` writes src/bay/api/generated/ from openapi/bay.v1.yaml.
+ * `bun run gen` writes src/bay/api/generated/ and the TypeScript client's types
+ * (clients/typescript/src/schema.ts) from openapi/bay.v1.yaml.
  * `bun run gen:check` regenerates in memory and exits 1 if the committed files differ.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
-import { generate, TARGETS } from "./gen/generate.ts";
+import { CLIENT_SCHEMA_PATH, generateClientSchema } from "./gen/client.ts";
+import { generate, SPEC_PATH, TARGETS } from "./gen/generate.ts";
 
 const root = join(import.meta.dir, "..");
 const check = process.argv.includes("--check");
+const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
 const files = new Map<string, string>();
 const onDisk: string[] = [];
 for (const target of TARGETS) {
-  for (const [path, text] of generate(readFileSync(join(root, target.specPath), "utf8"), target)) files.set(path, text);
+  const text = readFileSync(join(root, target.specPath), "utf8");
+  // Bay's contract carries the package version; Ship's protocol has its own (v1).
+  for (const [path, body] of generate(text, target.embedSpec ? { version } : {}, target)) files.set(path, body);
   if (!existsSync(join(root, target.outDir))) continue;
   for (const e of readdirSync(join(root, target.outDir), { recursive: true, withFileTypes: true })) {
     if (e.isFile()) onDisk.push(relative(root, join(e.parentPath, e.name)));
   }
 }
-const SPEC_PATH = TARGETS.map((t) => t.specPath).join(" and ");
+files.set(CLIENT_SCHEMA_PATH, await generateClientSchema(readFileSync(join(root, SPEC_PATH), "utf8")));
 const OUT_DIR = TARGETS.map((t) => t.outDir).join(", ");
 
 if (check) {
@@ -40,7 +45,9 @@ if (check) {
   }
   for (const path of onDisk) if (!files.has(path)) problems.push(`unexpected: ${path}`);
   if (problems.length > 0) {
-    console.error(`generated files are out of date with ${SPEC_PATH}; run \`bun run gen\`:\n  ${problems.join("\n  ")}`);
+    console.error(
+      `generated files are out of date with ${TARGETS.map((t) => t.specPath).join(" and ")}; run \`bun run gen\`:\n  ${problems.join("\n  ")}`,
+    );
     process.exit(1);
   }
   console.log(`${files.size} generated files are up to date`);
@@ -50,5 +57,5 @@ if (check) {
     mkdirSync(dirname(join(root, path)), { recursive: true });
     writeFileSync(join(root, path), text);
   }
-  console.log(`wrote ${files.size} files to ${OUT_DIR}`);
+  console.log(`wrote ${files.size} files to ${OUT_DIR} and ${CLIENT_SCHEMA_PATH}`);
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Host prerequisites for running or testing Bay, idempotent and quiet when
 # everything is already there: Bun, a Docker engine that answers, the
-# JavaScript dependencies, the Ship images, and Debian's IPython for Ship's
-# in-process tests. Sourced by scripts/run.sh, scripts/test.sh and .ci/run.
+# JavaScript dependencies, the Ship images, Debian's IPython for Ship's
+# in-process tests, and Debian's Chromium for the /docs page test. Sourced by
+# scripts/run.sh, scripts/test.sh and .ci/run.
 #
 # Sets BAY_STARTED_DOCKERD=1 when it had to start dockerd itself.
 set -euo pipefail
@@ -61,6 +62,8 @@ if ! /usr/bin/python3 -c 'import IPython, matplotlib' >/dev/null 2>&1; then
   say "installing python3-ipython and python3-matplotlib for Ship's host tests"
   apt_install python3-ipython python3-matplotlib
 fi
+# GET /docs is tested in Debian's headless Chromium (driven by playwright-core, which never downloads a browser).
+command -v chromium >/dev/null 2>&1 || { say "installing chromium for the /docs browser test"; apt_install chromium; }
 # The images are built from a debootstrap'ed base when no registry answers.
 command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
 

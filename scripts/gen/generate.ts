@@ -1,9 +1,12 @@
 /**
  * Pure generator: the OpenAPI document in, the files of src/bay/api/generated/ out.
- * Deterministic: everything follows the document's own order.
+ * Deterministic: everything follows the document's own order. What it does not
+ * translate (a schema keyword, a parameter style, a media-type encoding) throws
+ * instead of being dropped.
  */
-import { parse } from "yaml";
+import { relative } from "node:path";
 import type { oas31 } from "openapi3-ts";
+import { parse } from "yaml";
 import { doc, objectFields, refsOf, zodExpr, type Schema } from "./zod.ts";
 
 /** One spec and where its generated code goes. */
@@ -55,12 +58,30 @@ function schemaOrder(schemas: Record<string, Schema>): string[] {
   return order;
 }
 
+/** Looks a component schema up by name (not through another $ref). */
+function resolver(spec: oas31.OpenAPIObject): (name: string) => oas31.SchemaObject | undefined {
+  const schemas = (spec.components?.schemas ?? {}) as Record<string, Schema>;
+  return (name) => {
+    const s = schemas[name];
+    return s && !("$ref" in s) ? s : undefined;
+  };
+}
+
+/** Throws unless every key of `obj` is one this generator reads (or a pure annotation). */
+function onlyKeys(obj: object, allowed: readonly string[], at: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) throw new Error(`${at}: "${k}" is not supported by scripts/gen/generate.ts`);
+  }
+}
+
 function genSchemas(spec: oas31.OpenAPIObject, HEADER: string): string {
   const schemas = (spec.components?.schemas ?? {}) as Record<string, Schema>;
+  const resolve = resolver(spec);
   const parts = schemaOrder(schemas).map((name) => {
     const s = schemas[name]!;
     const d = "$ref" in s ? undefined : s.description;
-    return `${doc(d, "")}export const z${name} = ${zodExpr(s)};\nexport type ${name} = z.infer<typeof z${name}>;\n`;
+    const expr = zodExpr(s, { resolve, at: `components.schemas.${name}` });
+    return `${doc(d, "")}export const z${name} = ${expr};\nexport type ${name} = z.infer<typeof z${name}>;\n`;
   });
   return `${HEADER}import { z } from "zod";\n\n${parts.join("\n")}`;
 }
@@ -87,6 +108,8 @@ function collectOperations(spec: oas31.OpenAPIObject): Op[] {
       const params = new Map<string, oas31.ParameterObject>();
       for (const raw of [...(item.parameters ?? []), ...(op.parameters ?? [])]) {
         const p = deref<oas31.ParameterObject>(spec, raw);
+        onlyKeys(p, ["name", "in", "required", "description", "schema", "example", "examples"], `${id}: parameter ${p.in}:${p.name}`);
+        if (!p.schema) throw new Error(`${id}: parameter ${p.in}:${p.name} has no schema`);
         params.set(`${p.in}:${p.name}`, p); // operation-level overrides path-level
       }
       ops.push({ id, method, path, op, params: [...params.values()] });
@@ -97,23 +120,20 @@ function collectOperations(spec: oas31.OpenAPIObject): Op[] {
 
 function genOperations(spec: oas31.OpenAPIObject, HEADER: string): string {
   const schemas = (spec.components?.schemas ?? {}) as Record<string, Schema>;
-  const resolve = (name: string) => {
-    const s = schemas[name];
-    return s && !("$ref" in s) ? s : undefined;
-  };
+  const resolve = resolver(spec);
   const used = new Set<string>();
-  const expr = (s: Schema) => {
+  const expr = (s: Schema, at: string) => {
     for (const r of refsOf(s)) used.add(r);
-    return zodExpr(s, { resolve }, 2);
+    return zodExpr(s, { resolve, at }, 2);
   };
   const group = (params: oas31.ParameterObject[], where: string, lower: boolean): string | undefined => {
     const ps = params.filter((p) => p.in === where);
     if (ps.length === 0) return undefined;
-    const fields = ps.map((p): [string, Schema] => [lower ? p.name.toLowerCase() : p.name, p.schema ?? { type: "string" }]);
+    const fields = ps.map((p): [string, Schema] => [lower ? p.name.toLowerCase() : p.name, p.schema!]);
     for (const [, s] of fields) for (const r of refsOf(s)) used.add(r);
     const required = new Set(ps.filter((p) => p.required).map((p) => (lower ? p.name.toLowerCase() : p.name)));
     const descriptions = Object.fromEntries(ps.map((p) => [lower ? p.name.toLowerCase() : p.name, p.description]));
-    return objectFields(fields, required, "plain", { coerce: true, resolve }, 2, descriptions);
+    return objectFields(fields, required, "plain", { coerce: true, resolve, at: `parameters.${where}` }, 2, descriptions);
   };
   const entries = collectOperations(spec).map(({ id, method, path, op, params }) => {
     const statuses = Object.keys(op.responses ?? {})
@@ -125,6 +145,7 @@ function genOperations(spec: oas31.OpenAPIObject, HEADER: string): string {
     const success = deref<oas31.ResponseObject>(spec, op.responses![String(successStatus)]);
     const [successType, successMedia] = Object.entries(success.content ?? {})[0] ?? [];
     const body = op.requestBody ? deref<oas31.RequestBodyObject>(spec, op.requestBody) : undefined;
+    if (body) onlyKeys(body, ["description", "required", "content"], `${id}: requestBody`);
     const lines: string[] = [
       `operationId: ${JSON.stringify(id)}`,
       `method: ${JSON.stringify(method)}`,
@@ -141,15 +162,17 @@ function genOperations(spec: oas31.OpenAPIObject, HEADER: string): string {
     add("query", group(params, "query", false));
     add("headers", group(params, "header", true));
     for (const [type, media] of Object.entries(body?.content ?? {})) {
+      onlyKeys(media, ["schema", "example", "examples"], `${id}: requestBody ${type}`);
       if (!media.schema) continue;
-      if (type === "application/json") add("body", expr(media.schema));
-      else if (type === "multipart/form-data") add("form", expr(media.schema));
+      if (type === "application/json") add("body", expr(media.schema, `${id}.requestBody`));
+      else if (type === "multipart/form-data") add("form", expr(media.schema, `${id}.requestBody`));
       else if (type === "application/octet-stream") add("rawBody", "true");
       else throw new Error(`${id}: unsupported request content type ${type}`);
     }
     if (body) add("bodyRequired", JSON.stringify(body.required === true));
     if (successType) add("successContentType", JSON.stringify(successType));
-    if (successType === "application/json" && successMedia?.schema) add("successSchema", expr(successMedia.schema));
+    if (successType === "application/json" && successMedia?.schema)
+      add("successSchema", expr(successMedia.schema, `${id}.responses.${successStatus}`));
     return `${doc(op.description, "  ")}  ${id}: {\n${lines.map((l) => `    ${l},\n`).join("")}  },\n`;
   });
   const imports = Object.keys(schemas)
@@ -196,23 +219,44 @@ export type OperationId = keyof typeof operations;
 `;
 }
 
-function genSpec(spec: oas31.OpenAPIObject, HEADER: string): string {
-  return `${HEADER}/** The whole contract, embedded so a compiled binary can serve GET /openapi.json. */
-export const openApiDocument = ${JSON.stringify(spec, null, 2)} as const;
+/**
+ * The contract is embedded as its YAML text (a Bun text import, which `bun build
+ * --compile` carries into the binary) and parsed once when the module loads.
+ */
+function genSpec(target: Target, HEADER: string): string {
+  const fromGenerated = relative(target.outDir, target.specPath);
+  return `${HEADER}import type { oas31 } from "openapi3-ts";
+import { parse } from "yaml";
+import text from ${JSON.stringify(fromGenerated)} with { type: "text" };
+
+/** The contract's YAML, byte for byte as in ${target.specPath}. */
+export const openApiYaml: string = text;
+/** The same, parsed; GET /openapi.json serves it as JSON. */
+export const openApiDocument: oas31.OpenAPIObject = parse(openApiYaml);
 `;
 }
 
+export interface GenerateOptions {
+  /** The package version; `info.version` must equal it (/health reports the same). */
+  version?: string;
+}
+
 /** All generated files of one target, keyed by path relative to the repository root. */
-export function generate(specText: string, target: Target = TARGETS[0]!): Map<string, string> {
+export function generate(specText: string, opts: GenerateOptions = {}, target: Target = TARGETS[0]!): Map<string, string> {
   const spec = loadSpec(specText);
+  if (opts.version !== undefined && spec.info?.version !== opts.version) {
+    throw new Error(
+      `info.version in ${target.specPath} is ${JSON.stringify(spec.info?.version)}; it must be package.json's version ${JSON.stringify(opts.version)}`,
+    );
+  }
   const HEADER = header(target);
-  const OUT_DIR = target.outDir;
+  const out = target.outDir;
   const files = new Map([
-    [`${OUT_DIR}/schemas.ts`, genSchemas(spec, HEADER)],
-    [`${OUT_DIR}/operations.ts`, genOperations(spec, HEADER)],
+    [`${out}/schemas.ts`, genSchemas(spec, HEADER)],
+    [`${out}/operations.ts`, genOperations(spec, HEADER)],
   ]);
-  if (target.embedSpec) files.set(`${OUT_DIR}/spec.ts`, genSpec(spec, HEADER));
+  if (target.embedSpec) files.set(`${out}/spec.ts`, genSpec(target, HEADER));
   const modules = ["schemas", "operations", ...(target.embedSpec ? ["spec"] : [])];
-  files.set(`${OUT_DIR}/index.ts`, `${HEADER}${modules.map((m) => `export * from "./${m}.ts";\n`).join("")}`);
+  files.set(`${out}/index.ts`, `${HEADER}${modules.map((m) => `export * from "./${m}.ts";\n`).join("")}`);
   return files;
 }

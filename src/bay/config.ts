@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { version as packageVersion } from "../../package.json";
 import { isApiKeyOwner, RESERVED_OWNER_PREFIXES } from "./domain/auth/owners.ts";
 
 const capability = z.enum(["python", "shell", "filesystem"]);
@@ -73,7 +74,7 @@ export const configSchema = z
         host: z.string().default("127.0.0.1"),
         port: z.number().int().min(0).max(65535).default(8000),
         /** Sent in /health; overridable for packaging. */
-        version: z.string().default("0.1.0"),
+        version: z.string().default(packageVersion),
         /**
          * Host header values accepted in anonymous mode (DNS rebinding: a web page must
          * not reach a local Bay through a name it controls). `server.host` is always accepted.
@@ -81,6 +82,15 @@ export const configSchema = z
         allowed_hosts: z.array(z.string().min(1)).default(["localhost", "127.0.0.1", "[::1]"]),
         /** Origins allowed to call Bay from a browser (CORS); empty: CORS off. */
         cors_origins: z.array(z.string().min(1)).default([]),
+        /** Request line plus headers, at most (400 past it). */
+        max_header_bytes: z
+          .number()
+          .int()
+          .min(4096)
+          .max(1024 * 1024)
+          .default(64 * 1024),
+        /** Seconds a connection may sit idle (no byte either way) before it is closed; calls to a sandbox have their own deadlines. */
+        idle_timeout: z.number().int().min(1).max(255).default(30),
       })
       .prefault({}),
     database: z

@@ -4,6 +4,7 @@
  * directly (`bun run src/bay/main.ts`, the compiled `dist/bay`); scripts/start.ts
  * imports `main` and calls it after its image checks.
  */
+import http from "node:http";
 import { UploadSpool } from "./api/upload-spool.ts";
 import { buildBay } from "./bootstrap.ts";
 import { ConfigError, loadConfig, type BayConfig } from "./config.ts";
@@ -31,13 +32,17 @@ export async function main(config: BayConfig = loadConfigOrExit()): Promise<void
   if (stale > 0) logger.info("removed upload spools left by stopped processes", { count: stale });
   // Profile env may reference Bay's own environment (`${NAME}`).
   const bay = await buildBay(config, { logger, hostEnv: process.env });
+  // Bun's parser answers oversized headers itself, with a bare 431 and no request id.
+  // Its limit goes far above Bay's own (server.max_header_bytes), so the app answers
+  // in the error model; the same for bodies (each route has its own limit).
+  (http as { maxHeaderSize: number }).maxHeaderSize = TRANSPORT_MAX_HEADER_BYTES;
   const server = Bun.serve({
     hostname: config.server.host,
     port: config.server.port,
     fetch: bay.app.fetch,
-    // Exec calls may run for minutes; Bay enforces its own deadlines.
-    idleTimeout: 0,
-    maxRequestBodySize: Math.max(config.limits.max_upload_bytes, config.limits.max_body_bytes) + 1024 * 1024,
+    // Idle connections close; calls to a sandbox lift it for their own request (see api/middleware/connection.ts).
+    idleTimeout: config.server.idle_timeout,
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
   });
   logger.info("bay listening", {
     url: `http://${server.hostname}:${server.port}`,
@@ -83,6 +88,9 @@ export function installProcessPolicy(logger: Logger): void {
     logger.error("unhandled rejection; Bay keeps serving", { error: errorMessage(reason), stack: (reason as Error)?.stack });
   });
 }
+
+/** Where Bun's own HTTP parser refuses a request (a bare 431): well above server.max_header_bytes. */
+const TRANSPORT_MAX_HEADER_BYTES = 1024 * 1024;
 
 /** Database URLs may carry credentials; log only scheme and host/path. */
 function redactUrl(url: string): string {

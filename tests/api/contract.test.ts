@@ -24,6 +24,7 @@ import {
   type BuiltRequest,
 } from "./support/fixtures.ts";
 import { SHIP_IMAGE } from "../support/images.ts";
+import { version as packageVersion } from "../../package.json";
 
 const KEY = "alice-key-0123456789abcdef";
 const AUTH = { authorization: `Bearer ${KEY}` };
@@ -91,6 +92,8 @@ async function multipart(fd: FormData): Promise<{ body: Uint8Array; headers: Rec
 const SUCCESS: Partial<Record<OperationId, () => Promise<BuiltRequest>>> = {
   getHealth: async () => ({ method: "GET", path: "/health" }),
   getOpenApi: async () => ({ method: "GET", path: "/openapi.json" }),
+  getDocs: async () => ({ method: "GET", path: "/docs" }),
+  getDocsAsset: async () => ({ method: "GET", path: "/docs/assets/swagger-ui-bundle.js" }),
   listProfiles: async () => ({ method: "GET", path: "/v1/profiles" }),
   listSandboxes: async () => (await createSandbox(), { method: "GET", path: "/v1/sandboxes?limit=5" }),
   createSandbox: async () => ({ method: "POST", path: "/v1/sandboxes", body: { ttl: 60 } }),
@@ -120,7 +123,7 @@ const hasPathInput = (op: OperationSpec) =>
   takesPathQuery(op) || !!op.form || (BODY_FIXTURES[op.operationId as OperationId] as { path?: string } | undefined)?.path !== undefined;
 
 /** Operations that answer from memory and stay up while the database is down. */
-const NO_DATABASE: ReadonlySet<string> = new Set(["getHealth", "getOpenApi", "listProfiles"]);
+const NO_DATABASE: ReadonlySet<string> = new Set(["getHealth", "getOpenApi", "getDocs", "getDocsAsset", "listProfiles"]);
 
 const EXPIRED_REFUSES = (op: OperationSpec) =>
   capabilityOf(op) !== null || op.operationId === "keepaliveSandbox" || op.operationId === "extendSandboxTtl";
@@ -133,26 +136,34 @@ const PROBES: Probe[] = [
     run: async (op) => send(await SUCCESS[op.operationId as OperationId]!(), op.authenticated ? AUTH : {}),
   },
   {
-    name: "401 without credentials",
+    name: "401 without credentials (WWW-Authenticate: Bearer)",
     applies: (op) => op.authenticated,
     expected: () => ({ status: 401, code: "unauthorized" }),
-    run: (op) => send(validRequest(op), {}),
+    run: async (op) => {
+      const r = await send(validRequest(op), {});
+      expect(r.res.headers.get("www-authenticate")).toBe('Bearer realm="bay"');
+      return r;
+    },
   },
   {
-    name: "401 with an unknown API key",
+    name: "401 with an unknown API key (WWW-Authenticate: invalid_token)",
     applies: (op) => op.authenticated,
     expected: () => ({ status: 401, code: "unauthorized" }),
-    run: (op) => send(validRequest(op), { authorization: "Bearer not-a-real-key-000000000000" }),
+    run: async (op) => {
+      const r = await send(validRequest(op), { authorization: "Bearer not-a-real-key-000000000000" });
+      expect(r.res.headers.get("www-authenticate")).toBe('Bearer realm="bay", error="invalid_token"');
+      return r;
+    },
   },
   {
     name: "400 for an id longer than the spec allows",
-    applies: (op) => !!op.params,
+    applies: (op) => resourceOf(op) !== null,
     expected: () => ({ status: 400, code: "validation_error" }),
     run: (op) => send(validRequest(op, "x".repeat(129))),
   },
   {
     name: "404 for an unknown id",
-    applies: (op) => !!op.params,
+    applies: (op) => resourceOf(op) !== null,
     expected: () => ({ status: 404, code: "not_found" }),
     run: (op) => send(validRequest(op, resourceOf(op) === "workspace" ? "ws-unknown0000000000" : "sandbox-unknown0000000000")),
   },
@@ -240,6 +251,12 @@ const PROBES: Probe[] = [
     },
   },
   // Operation-specific error classes.
+  {
+    name: "400 for an asset the spec does not list",
+    applies: (op) => op.operationId === "getDocsAsset",
+    expected: () => ({ status: 400, code: "validation_error" }),
+    run: () => send({ method: "GET", path: "/docs/assets/..%2Fpackage.json" }, {}),
+  },
   {
     name: "400 for a malformed Idempotency-Key",
     applies: (op) => op.operationId === "createSandbox" || op.operationId === "createWorkspace",
@@ -360,6 +377,15 @@ describe("statuses the app produces are the spec's", () => {
       }
     });
   }
+});
+
+describe("one version", () => {
+  test("/health, /openapi.json's info.version and package.json agree", async () => {
+    const health = await send({ method: "GET", path: "/health" }, {});
+    const doc = await send({ method: "GET", path: "/openapi.json" }, {});
+    expect(health.body.version).toBe(packageVersion);
+    expect(doc.body.info.version).toBe(packageVersion);
+  });
 });
 
 describe("fixtures are valid", () => {

@@ -255,6 +255,15 @@ describe("error model", () => {
     });
   }
 
+  test("an allowed method on the path with a trailing slash is 404, not a 405 that names the same method", async () => {
+    for (const path of ["/docs/", "/health/", `/v1/sandboxes/${sb}/`]) {
+      const r = await t.json("GET", path);
+      expect({ path, status: r.status }).toEqual({ path, status: 404 });
+      expectErrorBody(r.res, r.body, "not_found");
+      expect(r.res.headers.get("allow")).toBeNull();
+    }
+  });
+
   test("405 names the allowed methods in Allow", async () => {
     const r = await t.json("PATCH", `/v1/sandboxes/${sb}`, { body: {} });
     expect(r.status).toBe(405);
@@ -265,8 +274,9 @@ describe("error model", () => {
   test("a validation error lists the failing field", async () => {
     const r = await t.json("POST", "/v1/sandboxes", { body: { ttl: -5 } });
     const err = expectErrorBody(r.res, r.body, "validation_error");
-    const issues = err.error.details.issues as Array<{ path: string }>;
-    expect(issues.map((i) => i.path)).toContain("json.ttl");
+    if (err.error.code !== "validation_error") throw new Error(`expected validation_error, got ${err.error.code}`);
+    // Narrowed on the discriminator: details is ValidationError's, with typed issues.
+    expect((err.error.details.issues ?? []).map((i) => i.path)).toContain("json.ttl");
   });
 });
 

@@ -297,7 +297,11 @@ describe("what is stored", () => {
     expect(first.status).toBeLessThan(500);
     const again = await post(t, "/v1/sandboxes", '{"profile":"nope"}', idem("p"));
     expect(again.status).toBe(first.status);
-    expect(await again.text()).toBe(await first.text());
+    // The same error, except that it names the request being answered (issue 12).
+    const [a, b] = [(await first.json()) as any, (await again.json()) as any];
+    expect(b.error.request_id).toBe(again.headers.get("x-request-id"));
+    expect(b.error.request_id).not.toBe(a.error.request_id);
+    expect({ ...b.error, request_id: null }).toEqual({ ...a.error, request_id: null });
     expect(again.headers.get("idempotent-replayed")).toBe("true");
   });
 });
@@ -327,14 +331,87 @@ describe("TTL", () => {
     const t = await bay();
     const store = t.bay.deps.stores.idempotency;
     const now = Date.now();
-    await store.claim("alice", "old", "fp", now - 10_000, 5_000);
-    await store.complete("alice", "old", { status: 201, body: "{}", headers: {} });
-    await store.claim("alice", "new", "fp", now, 60_000);
-    await store.complete("alice", "new", { status: 201, body: "{}", headers: {} });
+    const claimOf = (r: Awaited<ReturnType<typeof store.claim>>) => {
+      if (r.kind !== "claimed") throw new Error(`expected a claim, got ${r.kind}`);
+      return r.claim;
+    };
+    expect(
+      await store.complete(claimOf(await store.claim("alice", "old", "fp", now - 10_000, 5_000)), { status: 201, body: "{}", headers: {} }),
+    ).toBe(true);
+    expect(
+      await store.complete(claimOf(await store.claim("alice", "new", "fp", now, 60_000)), { status: 201, body: "{}", headers: {} }),
+    ).toBe(true);
     expect(await store.purgeExpired(now)).toBe(1);
     const rs = await t.bay.deps.stores.db.execute("SELECT key FROM idempotency_keys");
     expect(rs.rows.map((r) => r.key)).toEqual(["new"]);
     expect(await store.purgeExpired(now)).toBe(0);
+  });
+});
+
+describe("claims: only the holder finishes a claim, and a crash never yields a second resource", () => {
+  test("a stale claim taken over: the old holder can neither complete nor release the new holder's record", async () => {
+    const t = await bay();
+    const store = t.bay.deps.stores.idempotency;
+    const now = Date.now();
+    const first = await store.claim("anon:alice", "k", "fp", now - 120_000, 86_400_000);
+    if (first.kind !== "claimed") throw new Error("expected a claim");
+    // The first holder stalls past the in-flight timeout; a retry takes the key over.
+    const second = await store.claim("anon:alice", "k", "fp", now, 86_400_000);
+    if (second.kind !== "claimed") throw new Error(`expected the stale claim to be taken over, got ${second.kind}`);
+    expect(second.claim.token).not.toBe(first.claim.token);
+    await store.release(first.claim);
+    expect(await store.complete(first.claim, { status: 201, body: '{"from":"first"}', headers: {} })).toBe(false);
+    expect(await store.complete(second.claim, { status: 201, body: '{"from":"second"}', headers: {} })).toBe(true);
+    const replay = await store.claim("anon:alice", "k", "fp", now + 1, 86_400_000);
+    expect(replay.kind === "replay" && replay.response.body).toBe('{"from":"second"}');
+  });
+
+  test("a create whose process died before answering: the retry answers with the sandbox it created, not a second one", async () => {
+    const t = await bay();
+    const store = t.bay.deps.stores.idempotency;
+    const body = '{"ttl":3600}';
+    const fp = fingerprint("POST", "/v1/sandboxes", body);
+    // What a crashed Bay leaves: an in-flight claim, and the sandbox created in the same transaction.
+    const claimed = await store.claim("anon:alice", "crash", fp, Date.now() - 120_000, 86_400_000);
+    if (claimed.kind !== "claimed") throw new Error("expected a claim");
+    const created = await t.bay.deps.sandboxes.create("anon:alice", { profile: "python-default", ttl: 3600 }, claimed.claim);
+    expect(await countSandboxes(t)).toBe(1);
+
+    const retry = await post(t, "/v1/sandboxes", body, idem("crash"));
+    expect(retry.status).toBe(201);
+    expect(((await retry.json()) as { id: string }).id).toBe(created.id);
+    expect(await countSandboxes(t)).toBe(1);
+    // …and that answer is now the key's stored response.
+    const again = await post(t, "/v1/sandboxes", body, idem("crash"));
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(((await again.json()) as { id: string }).id).toBe(created.id);
+  });
+
+  test("the same for workspaces", async () => {
+    const t = await bay();
+    const store = t.bay.deps.stores.idempotency;
+    const fp = fingerprint("POST", "/v1/workspaces", "{}");
+    const claimed = await store.claim("anon:alice", "crash-ws", fp, Date.now() - 120_000, 86_400_000);
+    if (claimed.kind !== "claimed") throw new Error("expected a claim");
+    const created = await t.bay.deps.workspaces.create("anon:alice", {}, claimed.claim);
+    const retry = await post(t, "/v1/workspaces", "{}", idem("crash-ws"));
+    expect(retry.status).toBe(201);
+    expect(((await retry.json()) as { id: string }).id).toBe(created.id);
+    const rs = await t.bay.deps.stores.db.execute("SELECT COUNT(*) AS n FROM workspaces WHERE deleted_at IS NULL");
+    expect(Number(rs.rows[0]!.n)).toBe(1);
+  });
+
+  test("a replayed error names the request being answered, not the first one", async () => {
+    const t = await bay();
+    const body = '{"profile":"no-such-profile"}';
+    const first = await post(t, "/v1/sandboxes", body, idem("bad", { "x-request-id": "first-request" }));
+    expect(first.status).toBe(400);
+    expect(((await first.json()) as any).error.request_id).toBe("first-request");
+    const replay = await post(t, "/v1/sandboxes", body, idem("bad", { "x-request-id": "second-request" }));
+    expect(replay.status).toBe(400);
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect(replay.headers.get("x-request-id")).toBe("second-request");
+    expect(((await replay.json()) as any).error.request_id).toBe("second-request");
   });
 });
 

@@ -4,9 +4,11 @@
  * node_modules in reach, on a fresh libSQL file database.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { version as packageVersion } from "../../package.json";
 import { createDriver } from "../../src/bay/bootstrap.ts";
 import { configSchema } from "../../src/bay/config.ts";
 
@@ -33,7 +35,8 @@ function binaryIsFresh(): boolean {
   } catch {
     return false;
   }
-  const inputs = ["src", "scripts/build.ts", "package.json", "bun.lock"].map((p) => join(ROOT, p));
+  // openapi/: the spec is embedded as its YAML text.
+  const inputs = ["src", "openapi", "scripts/build.ts", "package.json", "bun.lock"].map((p) => join(ROOT, p));
   return inputs.every((p) => {
     try {
       return newestMtime(p) < built;
@@ -145,7 +148,8 @@ test("GET /health answers 200 with the database ok", async () => {
   expect(res.status).toBe(200);
   const body = (await res.json()) as { database: { ok: boolean }; version: string };
   expect(body.database).toEqual({ ok: true });
-  expect(body.version).toBeString();
+  // package.json's version, embedded; /openapi.json's info.version says the same.
+  expect(body.version).toBe(packageVersion);
 });
 
 test("POST /v1/sandboxes creates an idle sandbox (libSQL writes work)", async () => {
@@ -163,12 +167,35 @@ test("POST /v1/sandboxes creates an idle sandbox (libSQL writes work)", async ()
   expect((await fetch(`${base}/v1/sandboxes/${body.id}`, { method: "DELETE" })).status).toBeLessThan(300);
 });
 
-test("GET /openapi.json answers 200 with the spec", async () => {
+test("GET /openapi.json answers 200 with the spec: the embedded YAML, parsed", async () => {
   const res = await fetch(`${base}/openapi.json`);
   expect(res.status).toBe(200);
   const spec = (await res.json()) as { openapi: string; paths: Record<string, unknown> };
   expect(spec.openapi).toStartWith("3.");
   expect(Object.keys(spec.paths)).toContain("/v1/sandboxes");
+  expect(spec).toEqual(parseYaml(readFileSync(join(ROOT, "openapi/bay.v1.yaml"), "utf8")));
+  expect((spec as unknown as { info: { version: string } }).info.version).toBe(packageVersion);
+});
+
+test("GET /docs and every asset it loads come from the binary, byte for byte swagger-ui-dist's", async () => {
+  const page = await fetch(`${base}/docs`);
+  expect(page.status).toBe(200);
+  const html = await page.text();
+  const srcs = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!);
+  expect(srcs.sort()).toEqual(["docs/assets/docs.js", "docs/assets/swagger-ui-bundle.js", "docs/assets/swagger-ui.css"]);
+  for (const [file, type] of [
+    ["swagger-ui-bundle.js", "text/javascript"],
+    ["swagger-ui.css", "text/css"],
+  ] as const) {
+    const res = await fetch(`${base}/docs/assets/${file}`, { headers: { "accept-encoding": "identity" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toStartWith(type);
+    expect(Buffer.from(await res.arrayBuffer()).equals(readFileSync(join(ROOT, "node_modules/swagger-ui-dist", file)))).toBe(true);
+  }
+  // Compressed when the client accepts it (fetch decompresses transparently).
+  const gz = await fetch(`${base}/docs/assets/swagger-ui-bundle.js`, { headers: { "accept-encoding": "gzip" } });
+  expect(gz.headers.get("content-encoding")).toBe("gzip");
+  expect((await gz.text()).length).toBeGreaterThan(1_000_000);
 });
 
 test("SIGTERM shuts the binary down cleanly", async () => {

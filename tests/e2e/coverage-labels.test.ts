@@ -25,7 +25,7 @@ test("container: owner, sandbox, session, workspace, profile, instance; volume: 
     const info = await docker.getContainer(c!.id).inspect();
     expect(info.Config.Labels).toMatchObject({
       "bay.managed-by": "bay",
-      "bay.owner": "label-owner",
+      "bay.owner": "anon:label-owner", // an anonymous owner, in its own namespace
       "bay.sandbox_id": id,
       "bay.session_id": sessionId,
       "bay.workspace_id": workspaceId,
@@ -38,7 +38,7 @@ test("container: owner, sandbox, session, workspace, profile, instance; volume: 
     const vol = (await docker.getVolume(mount!.Name!).inspect()) as { Labels: Record<string, string> };
     expect(vol.Labels).toMatchObject({
       "bay.managed-by": "bay",
-      "bay.owner": "label-owner",
+      "bay.owner": "anon:label-owner",
       "bay.sandbox_id": id,
       "bay.workspace_id": workspaceId,
       "bay.instance_id": t.bay.instanceId,

@@ -303,7 +303,7 @@ for (const h of DRIVERS) {
 
       const user = await driver.createContainer(specFor(name));
       const inUse = await bayErrorOf(driver.removeVolume(name));
-      expect(inUse).toMatchObject({ code: "conflict", details: { volume: name } });
+      expect(inUse).toMatchObject({ code: "conflict", details: {}, internal: { volume: name } }); // the volume name is for the log only
 
       await driver.destroyContainer(user);
       await driver.removeVolume(name);
@@ -336,7 +336,9 @@ for (const h of DRIVERS) {
       ]) {
         const err = await bayErrorOf(call());
         expect(err.code).toBe("driver_unavailable");
-        expect(err.message).toStartWith("docker engine unreachable: ");
+        expect(err.message).toBe("the container engine is unreachable");
+        expect(err.details).toEqual({}); // the socket error is for the log only
+        expect(typeof err.internal.engine_code).toBe("string");
         expect(err.retryAfter).toBe(5);
       }
       await down.close();

@@ -89,7 +89,8 @@ function create(server: Server, key: string, body: string, owner = "alice"): Pro
 async function countSandboxes(ownerPrefix: string): Promise<number> {
   const db = createClient({ url: dbUrl });
   try {
-    const rs = await db.execute({ sql: "SELECT COUNT(*) AS n FROM sandboxes WHERE owner LIKE ?", args: [`${ownerPrefix}%`] });
+    // The processes run in anonymous mode: their owners are `anon:` + X-Owner.
+    const rs = await db.execute({ sql: "SELECT COUNT(*) AS n FROM sandboxes WHERE owner LIKE ?", args: [`anon:${ownerPrefix}%`] });
     return Number(rs.rows[0]!.n);
   } finally {
     db.close();

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { buildBay, type Bay } from "../../src/bay/bootstrap.ts";
 import { configSchema, defaultProfiles, shipImages, type BayConfig } from "../../src/bay/config.ts";
 import { silentLogger, type Logger } from "../../src/bay/logger.ts";
+import { assertContractErrorResponse } from "./error-contract.ts";
 import { SHIP_TAG } from "./images.ts";
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] };
@@ -67,7 +68,7 @@ export async function createTestBay(opts: TestBayOptions = {}): Promise<TestBay>
   );
   const config = configSchema.parse(raw);
   const bay = await buildBay(config, { logger: opts.logger ?? silentLogger, hostEnv: {} });
-  const call: TestBay["call"] = (method, path, o = {}) => {
+  const call: TestBay["call"] = async (method, path, o = {}) => {
     const headers: Record<string, string> = { ...(o.headers ?? {}) };
     if (config.auth.mode === "anonymous" && !headers["x-owner"] && !headers.authorization) headers["x-owner"] = o.owner ?? "alice";
     let body: BodyInit | undefined;
@@ -78,7 +79,9 @@ export async function createTestBay(opts: TestBayOptions = {}): Promise<TestBay>
         headers["content-type"] ??= "application/json";
       }
     }
-    return Promise.resolve(bay.app.request(path, { method, headers, ...(body !== undefined ? { body } : {}) }));
+    const res = await bay.app.request(path, { method, headers, ...(body !== undefined ? { body } : {}) });
+    await assertContractErrorResponse(res);
+    return res;
   };
   return {
     bay,

@@ -36,6 +36,8 @@ describe("defaults", () => {
       version: "0.1.0",
       allowed_hosts: ["localhost", "127.0.0.1", "[::1]"],
       cors_origins: [],
+      max_header_bytes: 64 * 1024,
+      idle_timeout: 30,
     });
     expect(c.auth.mode).toBe("api_key");
     expect(c.driver.connect_mode).toBe("host_port");

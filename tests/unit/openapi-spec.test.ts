@@ -8,9 +8,12 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import SwaggerParser from "@apidevtools/swagger-parser";
 import type { oas31 } from "openapi3-ts";
+import { CLIENT_SCHEMA_PATH, generateClientSchema } from "../../scripts/gen/client.ts";
 import { generate, loadSpec, SPEC_PATH } from "../../scripts/gen/generate.ts";
+import { ERROR_CODES } from "../../src/bay/errors.ts";
 import {
   openApiDocument,
+  openApiYaml,
   operations,
   zCreateSandboxRequest,
   zErrorBody,
@@ -59,14 +62,84 @@ describe("openapi/bay.v1.yaml", () => {
     await expect(SwaggerParser.validate(broken as never)).rejects.toThrow();
   });
 
-  test("generated files are fresh (bun run gen)", () => {
+  test("generated files are fresh (bun run gen), the TypeScript client's types too", async () => {
     for (const [path, text] of generate(specText)) {
       expect({ path, text: readFileSync(join(root, path), "utf8") }).toEqual({ path, text });
     }
+    const client = await generateClientSchema(specText);
+    expect(readFileSync(join(root, CLIENT_SCHEMA_PATH), "utf8") === client).toBe(true);
   });
 
-  test("embedded document equals the YAML", () => {
+  test("embedded document equals the YAML, and is the YAML text itself", () => {
     expect(JSON.parse(JSON.stringify(openApiDocument))).toEqual(JSON.parse(JSON.stringify(spec)));
+    expect(openApiYaml).toBe(specText);
+    // Not a re-emitted copy: the generated module only imports the file.
+    expect(readFileSync(join(root, "src/bay/api/generated/spec.ts"), "utf8").split("\n").length).toBeLessThan(20);
+  });
+
+  test("info.version is package.json's version (which /health reports)", () => {
+    const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
+    expect(spec.info.version).toBe(pkg.version);
+    expect(() => generate(specText, { version: pkg.version })).not.toThrow();
+  });
+
+  test("every schema property name is an identifier (an unquoted YAML description cannot smuggle one in)", () => {
+    const bad: string[] = [];
+    const walk = (v: unknown, at: string) => {
+      if (Array.isArray(v)) {
+        for (const [i, x] of v.entries()) walk(x, `${at}[${i}]`);
+      } else if (v && typeof v === "object") {
+        for (const [k, x] of Object.entries(v)) {
+          if (k === "properties" && x && typeof x === "object") {
+            for (const name of Object.keys(x)) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) bad.push(`${at}.properties.${name}`);
+          }
+          walk(x, `${at}.${k}`);
+        }
+      }
+    };
+    walk(spec.components?.schemas, "components.schemas");
+    expect(bad).toEqual([]);
+    const truncated = (spec.components!.schemas!.PythonExecResult as oas31.SchemaObject).properties!.truncated;
+    expect(Object.keys(truncated ?? {}).sort()).toEqual(["description", "type"]);
+  });
+
+  test("headers Bay sends are declared: Idempotent-Replayed, Retry-After, WWW-Authenticate", () => {
+    const responses = spec.components?.responses as Record<string, oas31.ResponseObject>;
+    const headers = spec.components?.headers as Record<string, oas31.HeaderObject>;
+    for (const id of ["createSandbox", "createWorkspace"]) {
+      const f = found.find((x) => x.id === id)!;
+      const created = f.op.responses?.["201"] as oas31.ResponseObject;
+      expect((created.headers!["Idempotent-Replayed"] as oas31.ReferenceObject).$ref).toBe("#/components/headers/IdempotentReplayed");
+    }
+    expect((responses.Conflict!.headers!["Retry-After"] as oas31.ReferenceObject).$ref).toBe("#/components/headers/RetryAfterInFlight");
+    expect((responses.Unauthorized!.headers!["WWW-Authenticate"] as oas31.ReferenceObject).$ref).toBe(
+      "#/components/headers/WWWAuthenticate",
+    );
+    expect(headers.WWWAuthenticate!.required).toBe(true);
+    // Every 429 and 503 carries Retry-After: the header they reference is required.
+    for (const name of ["QuotaExceeded", "SessionNotReady"]) {
+      const ref = (responses[name]!.headers!["Retry-After"] as oas31.ReferenceObject).$ref;
+      expect(headers[ref.replace("#/components/headers/", "")]!.required).toBe(true);
+    }
+  });
+
+  test("ErrorInfo has one variant per error code, discriminated on code, each with closed details", () => {
+    const schemas = spec.components?.schemas as Record<string, oas31.SchemaObject>;
+    const info = schemas.ErrorInfo!;
+    const codes: string[] = [...ERROR_CODES];
+    expect(info.discriminator?.propertyName).toBe("code");
+    const mapping = info.discriminator?.mapping ?? {};
+    expect(Object.keys(mapping).sort()).toEqual([...codes].sort());
+    expect((info.oneOf as oas31.ReferenceObject[]).map((r) => r.$ref).sort()).toEqual(Object.values(mapping).sort());
+    const deref = (s: oas31.SchemaObject | oas31.ReferenceObject): oas31.SchemaObject =>
+      "$ref" in s && s.$ref ? schemas[s.$ref.replace("#/components/schemas/", "")]! : (s as oas31.SchemaObject);
+    for (const [code, ref] of Object.entries(mapping)) {
+      const variant = deref({ $ref: ref });
+      expect({ code, required: variant.required }).toEqual({ code, required: ["code", "message", "request_id", "details"] });
+      expect((variant.properties!.code as oas31.SchemaObject).const).toBe(code);
+      const details = deref(variant.properties!.details!);
+      expect({ code, closed: details.type === "object" && details.additionalProperties === false }).toEqual({ code, closed: true });
+    }
   });
 
   test("every operation has operationId, summary, description, tags; ids are unique", () => {

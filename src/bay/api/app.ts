@@ -11,10 +11,12 @@ import { cors } from "hono/cors";
 import { authMiddleware } from "./middleware/auth.ts";
 import { hostGuard } from "./middleware/host-guard.ts";
 import { jsonBodyLimit } from "./middleware/body-limit.ts";
+import { headerLimit, noIdleTimeout } from "./middleware/connection.ts";
 import { createErrorHandler, createNotFoundHandler } from "./middleware/error-handler.ts";
 import { idempotency } from "./middleware/idempotency.ts";
 import { requestId } from "./middleware/request-id.ts";
 import { RateLimiter, rateLimit } from "./middleware/rate-limit.ts";
+import { docsRoutes } from "./routes/docs.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { filesystemRoutes } from "./routes/filesystem.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
@@ -31,6 +33,12 @@ export function createApp(deps: AppDeps): Hono {
   app.notFound(createNotFoundHandler(Object.values(operations)));
 
   const server = deps.config.server;
+  app.use(headerLimit(server.max_header_bytes));
+  // Calls that may run for minutes (execs, transfers) are bounded by Bay's own deadlines, not the connection's.
+  const lift = noIdleTimeout();
+  for (const op of Object.values(operations) as OperationSpec[]) {
+    if (isLongRunning(op)) app.on(op.method.toUpperCase(), op.honoPath, lift);
+  }
   if (server.cors_origins.length > 0) {
     app.use(
       cors({
@@ -65,10 +73,16 @@ export function createApp(deps: AppDeps): Hono {
   app.post(operations.createWorkspace.honoPath, idem);
 
   app.route("/", systemRoutes(deps));
+  app.route("/", docsRoutes());
   app.route("/", sandboxRoutes(deps));
   app.route("/", execRoutes(deps));
   app.route("/", filesystemRoutes(deps));
   app.route("/", workspaceRoutes(deps));
   app.route("/", workspaceFileRoutes(deps));
   return app;
+}
+
+/** Operations that reach a sandbox's runtime or move file bytes: their duration is the call's, not the connection's. */
+function isLongRunning(op: OperationSpec): boolean {
+  return op.tags.some((t) => t === "Python" || t === "Shell" || t === "Filesystem") || op.path.includes("/filesystem/");
 }

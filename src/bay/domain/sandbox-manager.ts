@@ -5,6 +5,7 @@
 import type { Driver } from "../drivers/driver.ts";
 import { BayError, notFound } from "../errors.ts";
 import { errorMessage, type Logger } from "../logger.ts";
+import type { Claim } from "../store/idempotency-store.ts";
 import type { Stores } from "../store/index.ts";
 import { decodeCursor, encodeCursor } from "../store/rows.ts";
 import type { SandboxRecord, SandboxStatus } from "../store/sandbox-store.ts";
@@ -37,10 +38,19 @@ export class SandboxManager {
     this.now = deps.now ?? Date.now;
   }
 
-  /** Creates a sandbox and, unless one is given, its managed workspace, in one transaction. */
-  async create(owner: string, input: CreateSandboxInput): Promise<SandboxRecord> {
+  /**
+   * Creates a sandbox and, unless one is given, its managed workspace, in one
+   * transaction. Under an Idempotency-Key `claim`, the new id is recorded on the
+   * claim in that same transaction, and a claim that already names a sandbox
+   * (its first holder crashed after creating it) answers with that sandbox.
+   */
+  async create(owner: string, input: CreateSandboxInput, claim?: Claim): Promise<SandboxRecord> {
     const { stores, profiles, limits } = this.deps;
     const profile = profiles.require(input.profile);
+    if (claim?.resourceId) {
+      const earlier = await stores.sandboxes.findLive(owner, claim.resourceId, this.now());
+      if (earlier) return earlier;
+    }
     const max = limits.maxSandboxesPerOwner;
     if ((await stores.sandboxes.countLive(owner)) >= max) throw sandboxQuotaReached(max);
     const now = this.now();
@@ -74,9 +84,10 @@ export class SandboxManager {
         ? stores.sandboxes.insertOnExternalWorkspaceStatement(row, max)
         : stores.sandboxes.insertWithinQuotaStatement(row, max),
     );
+    if (claim) statements.push(stores.idempotency.attachStatement(claim, id));
     try {
       const results = await stores.db.batch(statements, "write");
-      if (results[results.length - 1]?.rowsAffected !== 1) {
+      if (results[claim ? results.length - 2 : results.length - 1]?.rowsAffected !== 1) {
         if ((await stores.sandboxes.countLive(owner)) >= max) throw sandboxQuotaReached(max);
         if (!input.workspaceId && (await stores.workspaces.countLive(owner)) >= limits.maxWorkspacesPerOwner) {
           throw workspaceQuotaReached(limits.maxWorkspacesPerOwner);

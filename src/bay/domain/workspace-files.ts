@@ -126,7 +126,8 @@ export class WorkspaceFiles {
     this.usage.forget(ws.id);
     if (res.exitCode !== 0) {
       throw new BayError("internal_error", `could not delete ${rel}`, {
-        details: { path: rel, exit_code: res.exitCode, output: res.output.slice(0, 500) },
+        details: { path: rel, exit_code: res.exitCode },
+        internal: { output: res.output.slice(0, 500) },
       });
     }
     return { status: "ok" };
@@ -340,7 +341,8 @@ export class WorkspaceFiles {
     const total = /^(\d+)\s+\/workspace\s*$/m.exec(res.output);
     if (!total) {
       throw new BayError("internal_error", `could not measure workspace ${ws.id}`, {
-        details: { exit_code: res.exitCode, output: res.output.slice(0, 500) },
+        details: { exit_code: res.exitCode },
+        internal: { output: res.output.slice(0, 500) },
       });
     }
     return Number(total[1]);

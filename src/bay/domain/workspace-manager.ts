@@ -6,6 +6,7 @@
 import type { Driver } from "../drivers/driver.ts";
 import { BayError, notFound } from "../errors.ts";
 import type { Logger } from "../logger.ts";
+import type { Claim } from "../store/idempotency-store.ts";
 import type { Stores } from "../store/index.ts";
 import { decodeCursor, encodeCursor } from "../store/rows.ts";
 import type { WorkspaceRecord } from "../store/workspace-store.ts";
@@ -31,9 +32,17 @@ export class WorkspaceManager {
     this.now = deps.now ?? Date.now;
   }
 
-  /** Creates an external workspace (not deleted with any sandbox). */
-  async create(owner: string, input: { sizeLimitMb?: number | undefined }): Promise<WorkspaceRecord> {
-    const { maxSizeLimitMb, maxWorkspacesPerOwner } = this.deps;
+  /**
+   * Creates an external workspace (not deleted with any sandbox). Under an
+   * Idempotency-Key `claim`, as for sandboxes: the id is recorded with the insert,
+   * and a claim that already names a workspace answers with it.
+   */
+  async create(owner: string, input: { sizeLimitMb?: number | undefined }, claim?: Claim): Promise<WorkspaceRecord> {
+    const { maxSizeLimitMb, maxWorkspacesPerOwner, stores } = this.deps;
+    if (claim?.resourceId) {
+      const earlier = await stores.workspaces.findLive(owner, claim.resourceId);
+      if (earlier) return earlier;
+    }
     if (input.sizeLimitMb !== undefined && input.sizeLimitMb > maxSizeLimitMb) {
       throw new BayError("validation_error", `size_limit_mb may be at most ${maxSizeLimitMb}`, {
         details: { issues: [{ path: "json.size_limit_mb", message: `at most ${maxSizeLimitMb}` }] },
@@ -49,8 +58,10 @@ export class WorkspaceManager {
       sizeLimitMb: input.sizeLimitMb ?? this.deps.defaultSizeLimitMb,
       createdAt: now,
     };
-    if (!(await this.deps.stores.workspaces.insertWithinQuota(row, maxWorkspacesPerOwner)))
-      throw workspaceQuotaReached(maxWorkspacesPerOwner);
+    const statements = [stores.workspaces.insertWithinQuotaStatement(row, { maxWorkspaces: maxWorkspacesPerOwner })];
+    if (claim) statements.push(stores.idempotency.attachStatement(claim, id));
+    const [inserted] = await stores.db.batch(statements, "write");
+    if (inserted?.rowsAffected !== 1) throw workspaceQuotaReached(maxWorkspacesPerOwner);
     this.deps.logger.info("workspace created", { owner, workspace_id: id });
     return this.get(owner, id);
   }

@@ -1,7 +1,11 @@
 /**
  * Idempotency records. A key is claimed by one atomic INSERT … ON CONFLICT so
  * that two requests racing on the same key (even from two Bay processes on one
- * database) cannot both proceed.
+ * database) cannot both proceed. Each claim carries a random token: only its
+ * holder may complete or release it, so a request whose stale claim was taken
+ * over cannot touch the new holder's record. The resource a claim created is
+ * recorded in the same transaction that creates it, so a retry after a crash
+ * answers with that resource instead of creating a second one.
  */
 import type { Database } from "./database.ts";
 import { num, optNum, optStr, str } from "./rows.ts";
@@ -12,8 +16,17 @@ export interface StoredResponse {
   headers: Record<string, string>;
 }
 
+/** What a claim holder needs to complete, release or attach its key. */
+export interface Claim {
+  owner: string;
+  key: string;
+  token: string;
+  /** A resource an earlier, crashed holder of this key created (taken over): answer with it. */
+  resourceId: string | null;
+}
+
 export type ClaimResult =
-  | { kind: "claimed" }
+  | { kind: "claimed"; claim: Claim }
   | { kind: "replay"; fingerprint: string; response: StoredResponse }
   | { kind: "in_flight"; fingerprint: string };
 
@@ -21,7 +34,7 @@ export class IdempotencyStore {
   constructor(
     private readonly db: Database,
     /** An in-flight claim older than this is considered abandoned (its process died). */
-    private readonly inFlightTimeoutMs = 10 * 60_000,
+    private readonly inFlightTimeoutMs = 60_000,
   ) {}
 
   /**
@@ -29,20 +42,25 @@ export class IdempotencyStore {
    * record, or an abandoned in-flight one, is taken over by the claim.
    */
   async claim(owner: string, key: string, fingerprint: string, now: number, ttlMs: number, attempt = 0): Promise<ClaimResult> {
+    const token = crypto.randomUUID();
     // A finished record is taken over once its TTL has passed; an in-flight one
     // only when it is stale. Its own expires_at must not count: with a TTL
-    // shorter than the request, a duplicate would otherwise run in parallel.
+    // shorter than the request, a duplicate would otherwise run in parallel. A
+    // stale claim of the same request keeps the resource it created.
     const rs = await this.db.execute({
-      sql: `INSERT INTO idempotency_keys (owner, key, fingerprint, state, created_at, expires_at)
-            VALUES (:owner, :key, :fp, 'in_flight', :now, :exp)
+      sql: `INSERT INTO idempotency_keys (owner, key, fingerprint, state, token, created_at, expires_at)
+            VALUES (:owner, :key, :fp, 'in_flight', :token, :now, :exp)
             ON CONFLICT (owner, key) DO UPDATE SET
-              fingerprint = excluded.fingerprint, state = 'in_flight', created_at = excluded.created_at,
-              expires_at = excluded.expires_at, response_status = NULL, response_body = NULL, response_headers = NULL
+              fingerprint = excluded.fingerprint, state = 'in_flight', token = excluded.token, created_at = excluded.created_at,
+              expires_at = excluded.expires_at, response_status = NULL, response_body = NULL, response_headers = NULL,
+              resource_id = CASE WHEN idempotency_keys.state = 'in_flight' AND idempotency_keys.fingerprint = excluded.fingerprint
+                                 THEN idempotency_keys.resource_id ELSE NULL END
             WHERE (idempotency_keys.state = 'done' AND idempotency_keys.expires_at <= :now)
-               OR (idempotency_keys.state = 'in_flight' AND idempotency_keys.created_at <= :stale)`,
-      args: { owner, key, fp: fingerprint, now, exp: now + ttlMs, stale: now - this.inFlightTimeoutMs },
+               OR (idempotency_keys.state = 'in_flight' AND idempotency_keys.created_at <= :stale)
+            RETURNING resource_id`,
+      args: { owner, key, fp: fingerprint, token, now, exp: now + ttlMs, stale: now - this.inFlightTimeoutMs },
     });
-    if (rs.rowsAffected === 1) return { kind: "claimed" };
+    if (rs.rows.length === 1) return { kind: "claimed", claim: { owner, key, token, resourceId: optStr(rs.rows[0]!, "resource_id") } };
     const existing = await this.db.execute({
       sql: "SELECT * FROM idempotency_keys WHERE owner = ? AND key = ?",
       args: [owner, key],
@@ -66,20 +84,32 @@ export class IdempotencyStore {
     };
   }
 
-  /** Stores the final response of a claimed key. */
-  async complete(owner: string, key: string, response: StoredResponse): Promise<void> {
-    await this.db.execute({
-      sql: `UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ?, response_headers = ?
-            WHERE owner = ? AND key = ? AND state = 'in_flight'`,
-      args: [response.status, response.body, JSON.stringify(response.headers), owner, key],
-    });
+  /**
+   * Statement, for the transaction that creates the resource: records its id on
+   * the claim (only while this holder still holds it).
+   */
+  attachStatement(claim: Claim, resourceId: string) {
+    return {
+      sql: "UPDATE idempotency_keys SET resource_id = ? WHERE owner = ? AND key = ? AND token = ? AND state = 'in_flight'",
+      args: [resourceId, claim.owner, claim.key, claim.token],
+    };
   }
 
-  /** Drops a claim whose request failed in a way a retry should not replay (5xx). */
-  async release(owner: string, key: string): Promise<void> {
+  /** Stores the final response of a claimed key; false when the claim is no longer this holder's. */
+  async complete(claim: Claim, response: StoredResponse): Promise<boolean> {
+    const rs = await this.db.execute({
+      sql: `UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ?, response_headers = ?
+            WHERE owner = ? AND key = ? AND token = ? AND state = 'in_flight'`,
+      args: [response.status, response.body, JSON.stringify(response.headers), claim.owner, claim.key, claim.token],
+    });
+    return rs.rowsAffected === 1;
+  }
+
+  /** Drops a claim whose request failed in a way a retry should not replay (5xx), if it is still this holder's. */
+  async release(claim: Claim): Promise<void> {
     await this.db.execute({
-      sql: "DELETE FROM idempotency_keys WHERE owner = ? AND key = ? AND state = 'in_flight'",
-      args: [owner, key],
+      sql: "DELETE FROM idempotency_keys WHERE owner = ? AND key = ? AND token = ? AND state = 'in_flight'",
+      args: [claim.owner, claim.key, claim.token],
     });
   }
 

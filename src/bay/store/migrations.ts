@@ -105,4 +105,14 @@ export const MIGRATIONS: Migration[] = [
       "ALTER TABLE sessions ADD COLUMN secret TEXT",
     ],
   },
+  {
+    version: 4,
+    name: "idempotency claim tokens",
+    statements: [
+      // The holder's token: only it completes or releases its claim.
+      "ALTER TABLE idempotency_keys ADD COLUMN token TEXT",
+      // The resource the claim created, recorded with it: a retry after a crash answers with it.
+      "ALTER TABLE idempotency_keys ADD COLUMN resource_id TEXT",
+    ],
+  },
 ];

@@ -74,11 +74,6 @@ export class WorkspaceStore {
     };
   }
 
-  /** Inserts a workspace within the quota; false when the owner has reached it. */
-  async insertWithinQuota(w: NewWorkspace, maxWorkspaces: number): Promise<boolean> {
-    return (await this.db.execute(this.insertWithinQuotaStatement(w, { maxWorkspaces }))).rowsAffected === 1;
-  }
-
   async insert(w: NewWorkspace): Promise<void> {
     await this.db.execute(this.insertStatement(w));
   }

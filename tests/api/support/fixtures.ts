@@ -26,6 +26,7 @@ export const BODY_FIXTURES: Partial<Record<OperationId, unknown>> = {
 export const QUERY_FIXTURES: Record<string, string> = { path: "a.txt" };
 
 export const PROCESS_ID = "p1";
+export const DOCS_ASSET = "docs.js";
 
 /** Which resource the `{id}` of an operation's path names. */
 export function resourceOf(op: OperationSpec): "sandbox" | "workspace" | null {
@@ -75,7 +76,7 @@ export function validRequest(
   id = "sandbox-doesnotexist0000000000",
   over: { query?: Record<string, string>; body?: unknown } = {},
 ): BuiltRequest {
-  let path = op.path.replace("{id}", encodeURIComponent(id)).replace("{process_id}", PROCESS_ID);
+  let path = op.path.replace("{id}", encodeURIComponent(id)).replace("{process_id}", PROCESS_ID).replace("{asset}", DOCS_ASSET);
   const q = new URLSearchParams();
   for (const k of queryKeys(op)) if (QUERY_FIXTURES[k] !== undefined) q.set(k, QUERY_FIXTURES[k]!);
   for (const [k, v] of Object.entries(over.query ?? {})) q.set(k, v);

@@ -62,6 +62,36 @@ export const operations = {
     successContentType: "application/json",
     successSchema: z.record(z.string(), z.unknown()),
   },
+  /** An HTML page (Swagger UI) that renders `/openapi.json` and sends requests from the browser ("Try it out", with a Bearer token under "Authorize"). Every asset comes from Bay itself under `/docs/assets/`, so it works offline; a Content-Security-Policy keeps the page to this origin. */
+  getDocs: {
+    operationId: "getDocs",
+    method: "get",
+    path: "/docs",
+    honoPath: "/docs",
+    summary: "Interactive API reference",
+    tags: ["System"],
+    authenticated: false,
+    successStatus: 200,
+    statuses: [200],
+    successContentType: "text/html",
+  },
+  /** The scripts and stylesheet `/docs` loads, embedded in Bay (and in the single binary). */
+  getDocsAsset: {
+    operationId: "getDocsAsset",
+    method: "get",
+    path: "/docs/assets/{asset}",
+    honoPath: "/docs/assets/:asset",
+    summary: "An asset of the API reference",
+    tags: ["System"],
+    authenticated: false,
+    successStatus: 200,
+    statuses: [200, 400],
+    params: z.object({
+      /** The file. */
+      asset: z.enum(["swagger-ui-bundle.js", "swagger-ui.css", "docs.js"]),
+    }),
+    successContentType: "text/javascript",
+  },
   /** Lists the runtime profiles a sandbox can be created with. */
   listProfiles: {
     operationId: "listProfiles",
@@ -609,7 +639,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 413, 429, 500, 503],
+    statuses: [200, 400, 401, 404, 413, 429, 500, 501, 503],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -635,7 +665,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 413, 429, 500, 503],
+    statuses: [200, 400, 401, 404, 413, 429, 500, 501, 503],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -659,7 +689,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500, 503],
+    statuses: [200, 400, 401, 404, 429, 500, 501, 503],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -685,7 +715,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500, 503],
+    statuses: [200, 400, 401, 404, 429, 500, 501, 503],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -711,7 +741,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 413, 429, 500, 503],
+    statuses: [200, 400, 401, 404, 413, 429, 500, 501, 503],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -739,7 +769,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500, 503],
+    statuses: [200, 400, 401, 404, 429, 500, 501, 503],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),

@@ -15,6 +15,11 @@ export function errorResponse(c: Context, err: BayError): Response {
   // The contract promises Retry-After on every 429 and 503; 1 s when the thrower named none.
   const retryAfter = err.retryAfter ?? (err.status === 429 || err.status === 503 ? 1 : undefined);
   if (retryAfter !== undefined) c.header("Retry-After", String(Math.ceil(retryAfter)));
+  // RFC 6750 §3: a 401 names the scheme; a credential that was sent and refused is an invalid_token.
+  if (err.status === 401) {
+    const refused = c.req.header("authorization") !== undefined;
+    c.header("WWW-Authenticate", refused ? 'Bearer realm="bay", error="invalid_token"' : 'Bearer realm="bay"');
+  }
   c.header("X-Request-Id", requestId);
   return c.json({ error: { code: err.code, message: err.message, request_id: requestId, details: err.details } }, err.status);
 }
@@ -66,7 +71,8 @@ export function createNotFoundHandler(routes: KnownRoute[]): NotFoundHandler {
   }));
   return function bayNotFound(c) {
     const allowed = patterns.filter((p) => p.re.test(c.req.path)).map((p) => p.method);
-    if (allowed.length > 0) {
+    // An allowed method reaching here took a path the routes do not match as written (a trailing slash).
+    if (allowed.length > 0 && !allowed.includes(c.req.method)) {
       c.header("Allow", [...new Set(allowed)].join(", "));
       return errorResponse(
         c,

@@ -41,6 +41,20 @@ export function fingerprint(method: string, path: string, rawBody: string): stri
   return new Bun.CryptoHasher("sha256").update(`${method}\n${path}\n${canonical}`).digest("hex");
 }
 
+/** An error body replayed under a key names the request being answered now, not the first one. */
+function withRequestId(body: string, requestId: string): string {
+  try {
+    const parsed = JSON.parse(body) as { error?: { request_id?: string } };
+    if (parsed?.error && typeof parsed.error === "object" && "request_id" in parsed.error) {
+      parsed.error.request_id = requestId;
+      return JSON.stringify(parsed);
+    }
+  } catch {
+    // Not JSON: replayed as stored.
+  }
+  return body;
+}
+
 export function idempotency(opts: IdempotencyOptions): MiddlewareHandler {
   const now = opts.now ?? Date.now;
   return async function bayIdempotency(c, next) {
@@ -54,8 +68,9 @@ export function idempotency(opts: IdempotencyOptions): MiddlewareHandler {
     }
     const owner = c.get("owner");
     const fp = fingerprint(c.req.method, c.req.path, await c.req.text());
-    const claim = await opts.store.claim(owner, key, fp, now(), opts.ttlMs);
-    if (claim.kind !== "claimed") {
+    const result = await opts.store.claim(owner, key, fp, now(), opts.ttlMs);
+    if (result.kind !== "claimed") {
+      const claim = result;
       if (claim.fingerprint !== fp) {
         throw new BayError("conflict", "Idempotency-Key was already used with a different request", { details: { idempotency_key: key } });
       }
@@ -68,8 +83,11 @@ export function idempotency(opts: IdempotencyOptions): MiddlewareHandler {
       const headers = new Headers(claim.response.headers);
       headers.set("Idempotent-Replayed", "true");
       headers.set("X-Request-Id", c.get("requestId"));
-      return new Response(claim.response.body, { status: claim.response.status, headers });
+      return new Response(withRequestId(claim.response.body, c.get("requestId")), { status: claim.response.status, headers });
     }
+    const claim = result.claim;
+    // The handler records the resource it creates on the claim, in the same transaction.
+    c.set("idempotencyClaim", claim);
     try {
       await next();
     } catch (e) {
@@ -89,7 +107,8 @@ export function idempotency(opts: IdempotencyOptions): MiddlewareHandler {
     // the real response and leave the claim to go stale.
     for (let attempt = 1; ; attempt++) {
       try {
-        await opts.store.complete(owner, key, stored);
+        // False: the claim went stale and another request holds the key now; its record is its own.
+        if (!(await opts.store.complete(claim, stored))) opts.logger?.warn("idempotency claim lost before completion", { owner });
         return;
       } catch (e) {
         if (attempt >= 3) {
@@ -102,7 +121,7 @@ export function idempotency(opts: IdempotencyOptions): MiddlewareHandler {
 
     async function release(): Promise<void> {
       try {
-        await opts.store.release(owner, key);
+        await opts.store.release(claim);
       } catch (e) {
         // The original outcome matters more; the claim goes stale on its own.
         opts.logger?.warn("idempotency claim not released", { owner, error: errorMessage(e) });

@@ -16,7 +16,8 @@ export function sandboxRoutes(deps: AppDeps): Hono {
     validateOptionalJson(ops.createSandbox.body),
     async (c) => {
       const body = c.req.valid("json");
-      const sb = await sandboxes.create(c.get("owner"), { profile: body.profile, workspaceId: body.workspace_id, ttl: body.ttl });
+      const input = { profile: body.profile, workspaceId: body.workspace_id, ttl: body.ttl };
+      const sb = await sandboxes.create(c.get("owner"), input, c.get("idempotencyClaim"));
       return c.json(dto(sb), 201);
     },
   );

@@ -14,7 +14,7 @@ export function workspaceRoutes(deps: AppDeps): Hono {
     validate("header", ops.createWorkspace.headers),
     validateOptionalJson(ops.createWorkspace.body),
     async (c) => {
-      const ws = await workspaces.create(c.get("owner"), { sizeLimitMb: c.req.valid("json").size_limit_mb });
+      const ws = await workspaces.create(c.get("owner"), { sizeLimitMb: c.req.valid("json").size_limit_mb }, c.get("idempotencyClaim"));
       return c.json(toWorkspaceDto(ws), 201);
     },
   );

@@ -1,0 +1,42 @@
+/**
+ * Per-request connection rules that Bun.serve cannot express globally:
+ *
+ * * request headers and URL are bounded (`server.max_header_bytes`): Bay raises
+ *   Bun's own parser limit far above it, so an oversized request reaches the app
+ *   and is refused in the error model (400) instead of with a bare 431;
+ * * connections idle for `server.idle_timeout` seconds are closed (slow or
+ *   half-sent requests hold nothing forever), except on the calls that may
+ *   legitimately wait for minutes (an exec, a transfer): Bay bounds those with
+ *   its own deadlines, so their connection has none.
+ */
+import type { MiddlewareHandler } from "hono";
+import { BayError } from "../../errors.ts";
+
+/** What Bun's server exposes per request (the Hono env when served by Bun.serve). */
+interface BunServerLike {
+  timeout?: (request: Request, seconds: number) => void;
+}
+
+/** Refuses requests whose headers and URL together exceed `maxBytes`. */
+export function headerLimit(maxBytes: number): MiddlewareHandler {
+  return async function bayHeaderLimit(c, next) {
+    let size = c.req.url.length;
+    c.req.raw.headers.forEach((value, name) => {
+      size += name.length + value.length + 4;
+    });
+    if (size > maxBytes) {
+      throw new BayError("validation_error", `request line and headers exceed ${maxBytes} bytes`, {
+        details: { issues: [{ path: "headers", message: `larger than ${maxBytes} bytes` }] },
+      });
+    }
+    return next();
+  };
+}
+
+/** Lifts the idle timeout of this request's connection (for calls bounded by Bay's own deadlines). */
+export function noIdleTimeout(): MiddlewareHandler {
+  return async function bayNoIdleTimeout(c, next) {
+    (c.env as BunServerLike | undefined)?.timeout?.(c.req.raw, 0);
+    return next();
+  };
+}
