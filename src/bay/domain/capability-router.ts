@@ -127,6 +127,11 @@ export class CapabilityRouter {
     // must not reclaim the session while it runs. Written only when needed.
     const callCover = this.now() + plan.coverMs + COVER_MARGIN_MS;
     const release = this.inFlight.enter(ctx.sandboxId, callCover);
+    const finish = () => {
+      release();
+      void this.settleIdleDeadline(ctx.sandboxId, deadline, idleMs).catch(() => {});
+    };
+    let handedOff = false;
     try {
       if (deadline === null || deadline < callCover) {
         await stores.sandboxes.extendIdleDeadline(ctx.sandboxId, callCover);
@@ -134,11 +139,58 @@ export class CapabilityRouter {
       }
       const result = await this.send(ctx, plan, session);
       await this.touchWorkspace(sandbox.workspaceId);
+      if (result instanceof Response && result.body && isStreamed(result)) {
+        // A streamed answer (events, a download) is part of the call: the session
+        // stays covered until its body ends, however long that is.
+        handedOff = true;
+        return this.coverWhileOpen(result, ctx.sandboxId, idleMs, finish) as T;
+      }
       return result;
     } finally {
-      release();
-      await this.settleIdleDeadline(ctx.sandboxId, deadline, idleMs).catch(() => {});
+      if (!handedOff) finish();
     }
+  }
+
+  /**
+   * Wraps a streamed answer: while its body is open the idle deadline is pushed
+   * forward (so no replica's reaper reclaims the session under it); when it ends,
+   * fails or the client cancels it, `done` runs once.
+   */
+  private coverWhileOpen(res: Response, sandboxId: string, idleMs: number, done: () => void): Response {
+    const upstream = res.body!.getReader();
+    const renewEvery = Math.max(1_000, Math.min(idleMs / 2, 60_000));
+    const renew = setInterval(() => {
+      void this.deps.stores.sandboxes.extendIdleDeadline(sandboxId, this.now() + idleMs).catch(() => {});
+    }, renewEvery);
+    renew.unref?.();
+    let finished = false;
+    const end = () => {
+      if (finished) return;
+      finished = true;
+      clearInterval(renew);
+      done();
+    };
+    const body = new ReadableStream<Uint8Array>({
+      async pull(ctrl) {
+        try {
+          const { done: over, value } = await upstream.read();
+          if (over) {
+            end();
+            ctrl.close();
+            return;
+          }
+          ctrl.enqueue(value);
+        } catch (e) {
+          end();
+          ctrl.error(e);
+        }
+      },
+      async cancel(reason) {
+        end();
+        await upstream.cancel(reason).catch(() => {});
+      },
+    });
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
   }
 
   /**
@@ -186,4 +238,10 @@ export class CapabilityRouter {
       return plan.run(ship, await sessions.ensureRunning(ctx.sandboxId, sandbox));
     }
   }
+}
+
+/** Answers whose body may stay open for long: event streams and file bytes (JSON answers are small and whole). */
+function isStreamed(res: Response): boolean {
+  const type = res.headers.get("content-type") ?? "";
+  return type.startsWith("text/event-stream") || type.startsWith("application/octet-stream");
 }
