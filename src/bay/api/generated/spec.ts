@@ -41,6 +41,10 @@ export const openApiDocument = {
     {
       "name": "Workspaces",
       "description": "Durable workspaces and their direct data plane (never starts a runtime)."
+    },
+    {
+      "name": "Operations",
+      "description": "Prometheus metrics and the built-in MCP server."
     }
   ],
   "security": [
@@ -102,6 +106,113 @@ export const openApiDocument = {
                 }
               }
             }
+          }
+        }
+      }
+    },
+    "/metrics": {
+      "get": {
+        "operationId": "getMetrics",
+        "summary": "Prometheus metrics",
+        "description": "Bay's metrics in the Prometheus text format (version 0.0.4), names prefixed `bay_`:\nrequests and latency by route template and status, sandboxes by status, session\nstarts and their latency, Ship errors, reaper and reconcile actions, idempotency\nreplays, warm-pool size. Labels never carry owners or resource ids.\nNot owner-scoped, so owner credentials do not open it: with `metrics.token`\n(`BAY_METRICS_TOKEN`) set, every scraper sends `Authorization: Bearer <token>`;\nwithout it, only loopback peers are answered (a request relayed by a proxy,\ni.e. carrying `Forwarded` or `X-Forwarded-For`, is not loopback).\n",
+        "tags": [
+          "Operations"
+        ],
+        "security": [],
+        "responses": {
+          "200": {
+            "description": "The metrics.",
+            "headers": {
+              "X-Request-Id": {
+                "$ref": "#/components/headers/XRequestId"
+              }
+            },
+            "content": {
+              "text/plain": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
+          }
+        }
+      }
+    },
+    "/mcp": {
+      "post": {
+        "operationId": "postMcp",
+        "summary": "Model Context Protocol endpoint",
+        "description": "A stateless MCP server over Streamable HTTP: each POST carries one JSON-RPC message\n(or a batch) and is answered as JSON, or as an SSE stream when the client accepts\n`text/event-stream`. Same Bearer auth, owner scoping, rate limit and body limit as\n`/v1`; the tools (sandboxes, Python, shell, files) act through Bay's own `/v1` routes\nwith the caller's credentials. A message with only notifications or responses is\nanswered 202 with no body. JSON-RPC level errors (unknown method, bad params) come\nback as JSON-RPC error objects with status 200.\n",
+        "tags": [
+          "Operations"
+        ],
+        "parameters": [
+          {
+            "$ref": "#/components/parameters/XRequestId"
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/McpRequest"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "The JSON-RPC response(s), as JSON or as an SSE stream of `message` events.",
+            "headers": {
+              "X-Request-Id": {
+                "$ref": "#/components/headers/XRequestId"
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/McpResponse"
+                }
+              },
+              "text/event-stream": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "202": {
+            "description": "Notifications or responses accepted; no body.",
+            "headers": {
+              "X-Request-Id": {
+                "$ref": "#/components/headers/XRequestId"
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/ValidationError"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "413": {
+            "$ref": "#/components/responses/PayloadTooLarge"
+          },
+          "429": {
+            "$ref": "#/components/responses/QuotaExceeded"
+          },
+          "500": {
+            "$ref": "#/components/responses/InternalError"
           }
         }
       }
@@ -2073,6 +2184,21 @@ export const openApiDocument = {
           }
         }
       },
+      "Forbidden": {
+        "description": "`forbidden`: this caller may not use the route (/metrics from a non-loopback peer when no metrics token is configured).",
+        "headers": {
+          "X-Request-Id": {
+            "$ref": "#/components/headers/XRequestId"
+          }
+        },
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/ErrorBody"
+            }
+          }
+        }
+      },
       "NotFound": {
         "description": "`not_found` (unknown, deleted or another owner's resource) or `file_not_found`.",
         "headers": {
@@ -3073,6 +3199,48 @@ export const openApiDocument = {
             ]
           }
         }
+      },
+      "JsonRpcMessage": {
+        "type": "object",
+        "description": "One JSON-RPC 2.0 message (request, notification or response) of the Model Context Protocol.",
+        "required": [
+          "jsonrpc"
+        ],
+        "properties": {
+          "jsonrpc": {
+            "const": "2.0"
+          }
+        },
+        "additionalProperties": true
+      },
+      "McpRequest": {
+        "description": "One JSON-RPC message or a non-empty batch of them.",
+        "oneOf": [
+          {
+            "$ref": "#/components/schemas/JsonRpcMessage"
+          },
+          {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+              "$ref": "#/components/schemas/JsonRpcMessage"
+            }
+          }
+        ]
+      },
+      "McpResponse": {
+        "description": "The JSON-RPC response, or the responses of a batch.",
+        "oneOf": [
+          {
+            "$ref": "#/components/schemas/JsonRpcMessage"
+          },
+          {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/JsonRpcMessage"
+            }
+          }
+        ]
       }
     }
   }
