@@ -60,7 +60,7 @@ export function createDriver(config: BayConfig): DockerDriver {
 }
 
 export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Promise<Bay> {
-  const logger = opts.logger ?? createLogger(config.log.level);
+  const logger = opts.logger ?? createLogger(config.log.level, undefined, config.log.format);
   const db = await openDatabase({ url: config.database.url, authToken: config.database.auth_token });
   const stores = createStores(db);
   const instanceId = config.driver.instance_id ?? (await stores.installation.instanceId());
