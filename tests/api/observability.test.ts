@@ -84,7 +84,7 @@ describe("access log", () => {
     const { t, lines } = await bayWithLog({}, "pretty");
     await t.json("GET", "/v1/sandboxes/sandbox-nope", { owner: "erin", headers: { "x-request-id": "req-p" } });
     const access = lines.find((l) => l.includes("/v1/sandboxes/:id"))!;
-    expect(access).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO  GET \/v1\/sandboxes\/:id 404 [\d.]+ms {2}.*request_id=req-p/);
+    expect(access).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}GET \/v1\/sandboxes\/:id 404 [\d.]+ms {2}.*request_id=req-p/);
     expect(access).toContain("owner=erin");
     expect(() => JSON.parse(access)).toThrow();
   });
@@ -168,7 +168,7 @@ describe("GET /metrics", () => {
     try {
       const direct = await fetch(`http://127.0.0.1:${server.port}/metrics`);
       expect(direct.status).toBe(200);
-      for (const header of [{ "x-forwarded-for": "203.0.113.9" }, { forwarded: "for=203.0.113.9" }]) {
+      for (const header of [{ "x-forwarded-for": "203.0.113.9" }, { forwarded: "for=203.0.113.9" }] as Record<string, string>[]) {
         const proxied = await fetch(`http://127.0.0.1:${server.port}/metrics`, { headers: header });
         expect(proxied.status).toBe(403);
         expect(((await proxied.json()) as { error: { code: string } }).error.code).toBe("forbidden");
