@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Host prerequisites for running or testing Bay, idempotent and quiet when
 # everything is already there: Bun, a Docker engine that answers, the
-# JavaScript dependencies, the Ship images, and Debian's IPython for Ship's
-# in-process tests. Sourced by scripts/run.sh, scripts/test.sh and .ci/run.
+# JavaScript dependencies, the Ship images, Debian's IPython for Ship's
+# in-process tests and Prometheus's tools for the metrics tests. Sourced by
+# scripts/run.sh, scripts/test.sh and .ci/run.
 #
 # Sets BAY_STARTED_DOCKERD=1 when it had to start dockerd itself.
 set -euo pipefail
@@ -63,6 +64,11 @@ if ! /usr/bin/python3 -c 'import IPython, matplotlib' >/dev/null 2>&1; then
 fi
 # The images are built from a debootstrap'ed base when no registry answers.
 command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+# GET /metrics is tested with Prometheus's own tools: promtool and a real prometheus.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  say "installing prometheus (promtool and the server) for the metrics tests"
+  apt_install prometheus
+fi
 
 say "installing JavaScript dependencies"
 bun install --frozen-lockfile >/dev/null
