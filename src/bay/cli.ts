@@ -10,12 +10,6 @@
  *   bay mcp --url … --token …        stdio MCP bridge to a Bay's /mcp
  */
 import { type CliIo, UsageError } from "./cli/args.ts";
-import { runDoctor } from "./cli/doctor.ts";
-import { runImages } from "./cli/images.ts";
-import { runKeys } from "./cli/keys.ts";
-import { runMcp } from "./cli/mcp.ts";
-import { runSandbox } from "./cli/sandbox.ts";
-import { runServe } from "./cli/serve.ts";
 import { errorMessage } from "./logger.ts";
 
 export type { CliIo } from "./cli/args.ts";
@@ -42,19 +36,20 @@ const GROUPS = new Set(["serve", "keys", "images", "doctor", "sandbox", "mcp"]);
 export async function runCli(argv: string[], io: CliIo): Promise<number | "serving"> {
   const [group, ...rest] = argv;
   switch (group) {
+    // Each group is loaded when used: a client command never loads the server, nor the server the MCP client.
     case undefined:
     case "serve":
-      return runServe(rest, io);
+      return (await import("./cli/serve.ts")).runServe(rest, io);
     case "keys":
-      return runKeys(rest, io);
+      return (await import("./cli/keys.ts")).runKeys(rest, io);
     case "images":
-      return runImages(rest, io);
+      return (await import("./cli/images.ts")).runImages(rest, io);
     case "doctor":
-      return runDoctor(rest, io);
+      return (await import("./cli/doctor.ts")).runDoctor(rest, io);
     case "sandbox":
-      return runSandbox(rest, io);
+      return (await import("./cli/sandbox.ts")).runSandbox(rest, io);
     case "mcp":
-      return runMcp(rest, io);
+      return (await import("./cli/mcp.ts")).runMcp(rest, io);
     case "help":
     case "--help":
     case "-h":

@@ -29,7 +29,11 @@ function requireTool(name: string): string {
 }
 
 const promtool = (input: string) => {
-  const r = Bun.spawnSync([requireTool("promtool"), "check", "metrics"], { stdin: new TextEncoder().encode(input), stdout: "pipe", stderr: "pipe" });
+  const r = Bun.spawnSync([requireTool("promtool"), "check", "metrics"], {
+    stdin: new TextEncoder().encode(input),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   return { code: r.exitCode, output: `${r.stdout}${r.stderr}` };
 };
 
@@ -120,7 +124,10 @@ describe("a real prometheus scraping Bay", () => {
   const query = async (q: string) => {
     try {
       const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`, { signal: AbortSignal.timeout(2000) });
-      const body = (await res.json()) as { status: string; data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+      const body = (await res.json()) as {
+        status: string;
+        data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> };
+      };
       return body.status === "success" ? body.data.result : [];
     } catch {
       return []; // not listening yet

@@ -22,6 +22,9 @@ engine of the configuration (DOCKER_HOST / BAY_DOCKER_SOCKET), reusing images an
 layers that are up to date. A compiled dist/bay carries everything it needs.
 --log names the file for the engine's raw output (default: a new file in $TMPDIR).`;
 
+/** Lines of raw output shown when a build fails. */
+const TAIL_LINES = 15;
+
 export async function runImages(argv: string[], io: CliIo): Promise<number> {
   let args: Parsed;
   let only: ShipImageTarget[] | undefined;
@@ -59,13 +62,14 @@ export async function runImages(argv: string[], io: CliIo): Promise<number> {
     return 1;
   }
   const docker = new Docker(connectionOptions(config.driver.host, config.driver.socket_path));
+  const tail: string[] = [];
   try {
     await docker.ping().catch((e: unknown) => {
       throw new Error(`the Docker engine does not answer (${errorMessage(e)}); run \`bay doctor\` for the fix`);
     });
     const source = await defaultShipSource();
     say(
-      `building ${(only ?? ["ship", "data"]).map((t) => tags[t as ShipImageTarget]).join(", ")} from ${source.origin === "embedded" ? "the Ship embedded in this binary" : "src/ship"}; raw output: ${logFile}`,
+      `images ${(only ?? ["ship", "data"]).map((t) => tags[t as ShipImageTarget]).join(", ")} from ${source.origin === "embedded" ? "the Ship embedded in this binary" : "src/ship"}; raw output: ${logFile}`,
     );
     const result = await ensureShipImages({
       docker,
@@ -75,13 +79,18 @@ export async function runImages(argv: string[], io: CliIo): Promise<number> {
       force: args.flags.has("force"),
       ...(flag(args, "base") ? { baseImage: flag(args, "base")! } : {}),
       progress: say,
-      raw: (text) => appendFileSync(logFile, text),
+      raw: (text) => {
+        appendFileSync(logFile, text);
+        tail.push(...text.split("\n").filter((l) => l.trim() !== ""));
+        tail.splice(0, Math.max(0, tail.length - TAIL_LINES));
+      },
     });
     say(`done: ${result.images.map((i) => `${i.tag} ${i.built ? "built" : "up to date"}`).join(", ")}`);
     return 0;
   } catch (e) {
     io.err(`bay: image build failed: ${errorMessage(e)}`);
-    io.err(`bay: the engine's output is in ${logFile}`);
+    if (tail.length) io.err(`last lines of the engine's output:\n${tail.map((l) => `  ${l}`).join("\n")}`);
+    io.err(`bay: the engine's whole output is in ${logFile}`);
     return 1;
   }
 }
