@@ -65,7 +65,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   const stores = createStores(db);
   const instanceId = config.driver.instance_id ?? (await stores.installation.instanceId());
   const driver = opts.driver ?? createDriver(config);
-  const counts = new SandboxCounts(db);
+  const counts = new SandboxCounts(db, config.metrics.cache_seconds * 1000);
   const metrics = new BayMetrics({
     version: config.server.version,
     profiles: config.profiles.map((p) => p.id),

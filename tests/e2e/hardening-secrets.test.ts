@@ -125,10 +125,7 @@ describe("profile env from host env", () => {
 });
 
 describe("the access log", () => {
-  const access = () =>
-    lines
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l.msg === "request");
+  const access = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === "request");
 
   test("has a line for every request, rejected ones included, and no credential or query value in any", async () => {
     const before = access().length;
@@ -140,7 +137,9 @@ describe("the access log", () => {
     expect((await call("GET", "/v1/sandboxes", badJwt)).status).toBe(401);
     expect((await call("GET", `/v1/sandboxes?cursor=${QUERY_SECRET}`, GOOD_KEY)).status).toBe(400);
     expect((await call("GET", `/v1/sandboxes/sandbox-x/filesystem/files?path=${QUERY_SECRET}`, GOOD_KEY)).status).toBe(404);
-    expect((await call("GET", "/v1/profiles", GOOD_KEY, undefined, { "x-request-id": "req-secrets", cookie: `session=${QUERY_SECRET}` })).status).toBe(200);
+    expect(
+      (await call("GET", "/v1/profiles", GOOD_KEY, undefined, { "x-request-id": "req-secrets", cookie: `session=${QUERY_SECRET}` })).status,
+    ).toBe(200);
     const added = access().slice(before);
     expect(added.map((l) => l.status)).toEqual([401, 401, 400, 404, 200]);
     expect(added[4]).toMatchObject({ request_id: "req-secrets", owner: "alice", route: "/v1/profiles" });

@@ -136,15 +136,25 @@ export class BayMetrics {
     this.registry.onCollect(() => this.collect());
   }
 
+  /** The two series of each method, route and status, resolved once (the per-request hot path). */
+  private readonly httpSeries = new Map<string, { count: { inc(): void }; seconds: { observe(v: number): void } }>();
+
   /** A request is being served; the returned function records its answer. */
   requestStarted(): (method: string, route: string, status: number) => void {
     const started = performance.now();
     this.inFlight.add(undefined, 1);
     return (method, route, status) => {
       this.inFlight.add(undefined, -1);
-      const labels = { method: HTTP_METHODS.has(method) ? method : "OTHER", route, status: String(status) };
-      this.requests.inc(labels);
-      this.requestSeconds.observe(labels, (performance.now() - started) / SECONDS);
+      const m = HTTP_METHODS.has(method) ? method : "OTHER";
+      const key = `${m} ${status} ${route}`;
+      let series = this.httpSeries.get(key);
+      if (!series) {
+        const labels = { method: m, route, status: String(status) };
+        series = { count: this.requests.child(labels), seconds: this.requestSeconds.child(labels) };
+        this.httpSeries.set(key, series);
+      }
+      series.count.inc();
+      series.seconds.observe((performance.now() - started) / SECONDS);
     };
   }
 

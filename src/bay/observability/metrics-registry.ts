@@ -94,6 +94,16 @@ export class Counter<L extends string = never> extends ScalarFamily<L> {
   init(labels?: Labels<L>): void {
     this.slot(labels);
   }
+  /** One series, resolved once, for a hot path that increments it often. */
+  child(labels?: Labels<L>): { inc(by?: number): void } {
+    const s = this.slot(labels);
+    return {
+      inc: (by = 1) => {
+        if (by < 0) throw new Error(`${this.name}: a counter only goes up`);
+        s.value += by;
+      },
+    };
+  }
 }
 
 /** A value that goes up and down. */
@@ -126,12 +136,23 @@ export class Histogram<L extends string = never> extends Family<L> {
     this.bounds = [...buckets].sort((a, b) => a - b);
   }
   observe(labels: Labels<L> | undefined, value: number): void {
+    this.record(this.slot(labels), value);
+  }
+  /** One series, resolved once, for a hot path that observes it often. */
+  child(labels?: Labels<L>): { observe(value: number): void } {
+    const s = this.slot(labels);
+    return { observe: (value) => this.record(s, value) };
+  }
+  private slot(labels: Labels<L> | undefined): HistogramSeries {
     const { key, values } = this.key(labels);
     let s = this.series.get(key);
     if (!s) {
       s = { values, counts: new Array(this.bounds.length).fill(0), sum: 0, count: 0 };
       this.series.set(key, s);
     }
+    return s;
+  }
+  private record(s: HistogramSeries, value: number): void {
     // Counted in the first bucket only; render() accumulates.
     const i = this.bounds.findIndex((b) => value <= b);
     if (i >= 0) s.counts[i]!++;
