@@ -36,9 +36,9 @@ describe("access log", () => {
     await t.json("GET", "/no/such/route/sandbox-xyz", { headers: { "x-request-id": "req-404" } });
     const access = parsed().filter((l) => l.msg === "request");
     expect(access.map((l) => l.request_id)).toEqual(["req-create", "req-get", "req-foreign", "req-404"]);
-    expect(access[0]).toMatchObject({ method: "POST", route: "/v1/sandboxes", status: 201, owner: "carol", level: "info" });
-    expect(access[1]).toMatchObject({ method: "GET", route: "/v1/sandboxes/:id", status: 200, owner: "carol", sandbox_id: id });
-    expect(access[2]).toMatchObject({ route: "/v1/sandboxes/:id/filesystem/files", status: 404, owner: "dave", sandbox_id: id });
+    expect(access[0]).toMatchObject({ method: "POST", route: "/v1/sandboxes", status: 201, owner: "anon:carol", level: "info" });
+    expect(access[1]).toMatchObject({ method: "GET", route: "/v1/sandboxes/:id", status: 200, owner: "anon:carol", sandbox_id: id });
+    expect(access[2]).toMatchObject({ route: "/v1/sandboxes/:id/filesystem/files", status: 404, owner: "anon:dave", sandbox_id: id });
     expect(access[3]).toMatchObject({ method: "GET", route: "unmatched", status: 404 });
     expect(access[3]).not.toHaveProperty("owner");
     for (const l of access) expect(typeof l.duration_ms).toBe("number");
@@ -70,7 +70,7 @@ describe("access log", () => {
     );
     const created = parsed().filter((l) => l.msg === "sandbox created");
     expect(created.length).toBe(20);
-    for (const l of created) expect(l.request_id).toBe(`req-${String(l.owner).slice(1)}`);
+    for (const l of created) expect(l.request_id).toBe(`req-${String(l.owner).slice("anon:o".length)}`);
   });
 
   test("log.access: false writes no access line; domain lines stay", async () => {
@@ -85,7 +85,7 @@ describe("access log", () => {
     await t.json("GET", "/v1/sandboxes/sandbox-nope", { owner: "erin", headers: { "x-request-id": "req-p" } });
     const access = lines.find((l) => l.includes("/v1/sandboxes/:id"))!;
     expect(access).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}GET \/v1\/sandboxes\/:id 404 [\d.]+ms {2}.*request_id=req-p/);
-    expect(access).toContain("owner=erin");
+    expect(access).toContain("owner=anon:erin");
     expect(() => JSON.parse(access)).toThrow();
   });
 });

@@ -53,7 +53,11 @@ export class BayCaller {
   async json<T = unknown>(method: string, path: string, body?: unknown): Promise<BayAnswer<T>> {
     const headers: Record<string, string> = { ...this.headers };
     if (body !== undefined) headers["content-type"] = "application/json";
-    const res = await this.request(`${this.origin}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    const res = await this.request(`${this.origin}${path}`, {
+      method,
+      headers,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
     const text = await res.text();
     let parsed: unknown = null;
     try {

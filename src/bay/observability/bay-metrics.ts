@@ -127,7 +127,8 @@ export class BayMetrics {
         for (const outcome of ["ok", "failed"] as const) this.starts.init({ profile, kind, outcome });
       }
     }
-    for (const reason of ["unreachable", "connection_lost", "timeout", "bad_response", "wrong_session"] as const) this.shipErrors.init({ reason });
+    for (const reason of ["unreachable", "connection_lost", "timeout", "bad_response", "wrong_session"] as const)
+      this.shipErrors.init({ reason });
     for (const [, action] of REAPER_ACTIONS) this.reaperActions.init({ action });
     for (const [, action] of RECONCILE_ACTIONS) this.reconcileActions.init({ action });
     for (const beat of ["reaper", "reconcile"]) this.beatErrors.init({ beat });
