@@ -25,6 +25,8 @@ const CONNECTION = ["url", "token", "owner"] as const;
 const SPEC = { values: [...CONNECTION, "profile", "ttl", "status", "cwd", "timeout", "python"], bools: ["json"] };
 
 const path = (id: string, rest = "") => `/v1/sandboxes/${encodeURIComponent(id)}${rest}`;
+/** Upper bound of --ttl checked here; Bay applies its own rules on top. */
+const MAX_TTL = 10 * 365 * 86400;
 
 function positiveInt(p: Parsed, name: string, max: number): number | undefined {
   const v = flag(p, name);
@@ -60,7 +62,7 @@ export async function runSandbox(argv: string[], io: CliIo, stdin: () => Promise
       }
       if (args.flags.has("python") && args.flags.has("cwd")) throw new UsageError("--cwd applies to shell commands only");
     } else throw new UsageError(command === undefined ? "missing command" : `unknown command: sandbox ${command}`);
-    positiveInt(args, "ttl", 10 * 365 * 86400);
+    positiveInt(args, "ttl", MAX_TTL);
     positiveInt(args, "timeout", 300);
     target = clientTarget(io.env, flag(args, "url"), flag(args, "token"), flag(args, "owner"));
   } catch (e) {
@@ -79,7 +81,7 @@ export async function runSandbox(argv: string[], io: CliIo, stdin: () => Promise
 }
 
 async function create(target: ClientTarget, args: Parsed, io: CliIo): Promise<number> {
-  const ttl = positiveInt(args, "ttl", Number.MAX_SAFE_INTEGER);
+  const ttl = positiveInt(args, "ttl", MAX_TTL);
   const profile = flag(args, "profile");
   const sb = await request<Sandbox>(target, "POST", "/v1/sandboxes", { ...(profile ? { profile } : {}), ...(ttl ? { ttl } : {}) });
   io.out(args.flags.has("json") ? JSON.stringify(sb, null, 2) : sb.id);
