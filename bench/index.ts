@@ -6,11 +6,14 @@
  *
  *   BENCH_RUNS   runs per cold-start/transfer side (default 10, minimum 10)
  *   BENCH_EXEC_RUNS  runs per warm-exec side (default 100)
+ *   BENCH_BASELINE_ROOT  another checkout whose Bay runs beside this one in the access-log bench
+ *   BENCH_ONLY=observability  only the observability benches (access log cost, /metrics scrape)
  */
 import { docker, removeLabelledQuietly, requireShipImages, spawnBay } from "../tests/e2e/support/e2e.ts";
 import { coldStart } from "./cold-start.ts";
 import type { BenchContext } from "./context.ts";
 import { memory } from "./memory.ts";
+import { accessLogCost, accessLogCpu, scrapeCost } from "./observability.ts";
 import { printTable, type Row } from "./stats.ts";
 import { transfer } from "./transfer.ts";
 import { warmExec } from "./warm-exec.ts";
@@ -26,12 +29,18 @@ const rows: Row[] = [];
 let failed = false;
 try {
   console.log(`Bay subprocess at ${bay.url} (pid ${bay.pid}); ${runs} runs per side, ${execRuns} for warm exec\n`);
-  rows.push(...(await coldStart(ctx)));
-  rows.push(...(await warmExec(ctx, execRuns)));
-  rows.push(...(await transfer(ctx)));
+  const all = process.env.BENCH_ONLY !== "observability";
+  if (all) {
+    rows.push(...(await coldStart(ctx)));
+    rows.push(...(await warmExec(ctx, execRuns)));
+    rows.push(...(await transfer(ctx)));
+  }
+  rows.push(...(await accessLogCost(execRuns)));
+  rows.push(...(await accessLogCpu(30)));
+  rows.push(...(await scrapeCost(Math.max(20, Math.floor(execRuns / 2)))));
   printTable(rows);
   console.log("");
-  for (const line of await memory(ctx)) console.log(line);
+  if (all) for (const line of await memory(ctx)) console.log(line);
 } catch (e) {
   failed = true;
   console.error("benchmark failed:", e);

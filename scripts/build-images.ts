@@ -1,34 +1,17 @@
 /**
- * `bun run image:build [--only ship|data] [--force] [--base IMAGE]`
- * Builds bay-ship:latest and bay-ship-data:latest, reusing up-to-date images.
+ * `bun run image:build [--only ship|data] [--force] [--base IMAGE] [--log FILE]`
+ * Builds bay-ship and bay-ship-data from this checkout, reusing up-to-date
+ * images: the same command as `bay images build` (src/bay/cli/images.ts).
  */
-import { parseArgs } from "node:util";
-import { ensureImages, type ShipImageTarget } from "./ship-images.ts";
+import { runCli } from "../src/bay/cli.ts";
 
-const { values } = parseArgs({
-  args: Bun.argv.slice(2),
-  options: {
-    only: { type: "string" },
-    force: { type: "boolean", default: false },
-    base: { type: "string" },
-  },
+const env = { ...process.env };
+// The documented BASE_IMAGE override becomes --base unless one is given.
+const argv = ["images", "build", ...Bun.argv.slice(2)];
+if (env.BASE_IMAGE && !argv.some((a) => a === "--base" || a.startsWith("--base="))) argv.push("--base", env.BASE_IMAGE);
+const code = await runCli(argv, {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+  env,
 });
-
-if (values.only !== undefined && values.only !== "ship" && values.only !== "data") {
-  console.error(`--only must be "ship" or "data", got ${JSON.stringify(values.only)}`);
-  process.exit(2);
-}
-
-try {
-  const result = await ensureImages({
-    only: values.only ? [values.only as ShipImageTarget] : undefined,
-    force: values.force,
-    baseImage: values.base,
-  });
-  for (const image of result.images) {
-    console.log(`${image.tag} ${image.built ? "built" : "reused"} (inputs ${image.hash})`);
-  }
-} catch (err) {
-  console.error(`[image:build] ${(err as Error).message}`);
-  process.exit(1);
-}
+process.exit(code === "serving" ? 0 : code);

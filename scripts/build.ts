@@ -1,9 +1,15 @@
 /**
  * `bun run build [--outfile dist/bay] [--target bun-linux-x64]`
  *
- * Compiles Bay (src/bay/main.ts) into one self-contained executable with
+ * Compiles Bay's command (src/bay/cli.ts: `bay serve`, the default, and every
+ * other command) into one self-contained executable with
  * `Bun.build({ compile })`. Run it like `bun run src/bay/main.ts`: same
  * environment variables, same BAY_CONFIG file.
+ *
+ * Ship comes along: Ship is compiled first (for the same target) and gzipped,
+ * and the `embedded-ship` plugin below replaces src/bay/images/embedded.ts, in
+ * the bundle only, with a module that embeds that executable, the Dockerfile
+ * and their sources digest, so `dist/bay images build` needs no checkout.
  *
  * Why the plugin: `@libsql/client` opens local databases through the `libsql`
  * package, whose index.js picks its native addon at run time with
@@ -28,13 +34,15 @@
  * and swagger-ui-dist's bundle and stylesheet (src/bay/api/routes/docs.ts);
  * tests/e2e/binary.test.ts checks the binary serves them byte for byte.
  */
-import { existsSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import type { BunPlugin } from "bun";
+import { shipSourcesDigest } from "../src/bay/images/ship-source.ts";
 
 const ROOT = join(import.meta.dir, "..");
-const ENTRY = join(ROOT, "src/bay/main.ts");
+const ENTRY = join(ROOT, "src/bay/cli.ts");
 
 /** Bun compile target (without the SIMD suffix) → libsql's prebuilt addon package. */
 const LIBSQL_PACKAGES: Record<string, string> = {
@@ -88,6 +96,58 @@ export function libsqlStaticRequire(pkg: string): BunPlugin {
   };
 }
 
+/** What the embedded-ship plugin puts in the binary. */
+export interface ShipPayload {
+  /** The gzipped Ship executable on disk (embedded by the bundler). */
+  shipGzPath: string;
+  dockerfile: string;
+  sourcesDigest: string;
+  bunVersion: string;
+}
+
+/** Compiles Ship for `target` into `dir`, gzipped, with what identifies its inputs. */
+export async function compileShipPayload(dir: string, target?: string): Promise<ShipPayload> {
+  const ship = join(dir, "ship");
+  const result = await Bun.build({
+    entrypoints: [join(ROOT, "src/ship/main.ts")],
+    compile: { outfile: ship, ...(target ? { target: target as Bun.Build.CompileTarget } : {}) },
+    minify: true,
+    throw: false,
+  });
+  if (!result.success) throw new Error(`bun build of Ship failed:\n${result.logs.map((l) => `  ${String(l)}`).join("\n")}`);
+  const shipGzPath = join(dir, "ship.gz");
+  writeFileSync(shipGzPath, Bun.gzipSync(readFileSync(ship), { level: 6 }));
+  return {
+    shipGzPath,
+    dockerfile: readFileSync(join(ROOT, "src/ship/Dockerfile"), "utf8"),
+    sourcesDigest: await shipSourcesDigest(ROOT),
+    bunVersion: Bun.version,
+  };
+}
+
+/** Replaces src/bay/images/embedded.ts with the payload (see the file comment). */
+export function embeddedShip(payload: ShipPayload, onUsed: () => void = () => {}): BunPlugin {
+  const { shipGzPath, ...rest } = payload;
+  return {
+    name: "embedded-ship",
+    setup(build) {
+      build.onLoad(
+        { filter: /[\\/]src[\\/]bay[\\/]images[\\/]embedded\.ts$/ },
+        () => (
+          onUsed(),
+          {
+            contents: [
+              `import shipGzPath from ${JSON.stringify(shipGzPath)} with { type: "file" };`,
+              `export const EMBEDDED_SHIP = { shipGzPath, ...${JSON.stringify(rest)} };`,
+            ].join("\n"),
+            loader: "ts",
+          }
+        ),
+      );
+    },
+  };
+}
+
 export interface BuildResult {
   outfile: string;
   bytes: number;
@@ -106,18 +166,28 @@ export async function buildBinary(opts: { outfile?: string; target?: string } = 
         `Install it at the libsql version in bun.lock (or run \`bun install\` on that platform), then build again.`,
     );
   }
-  const result = await Bun.build({
-    entrypoints: [ENTRY],
-    compile: { outfile, ...(opts.target ? { target: opts.target as Bun.Build.CompileTarget } : {}) },
-    minify: true,
-    // Embedded in the executable, so stack traces name src/ files and lines.
-    sourcemap: "linked",
-    plugins: [libsqlStaticRequire(pkg)],
-    throw: false,
-  });
+  const work = mkdtempSync(join(tmpdir(), "bay-build-"));
+  let embedded = false;
+  let result: Awaited<ReturnType<typeof Bun.build>>;
+  try {
+    const payload = await compileShipPayload(work, opts.target);
+    result = await Bun.build({
+      entrypoints: [ENTRY],
+      compile: { outfile, ...(opts.target ? { target: opts.target as Bun.Build.CompileTarget } : {}) },
+      minify: true,
+      // Embedded in the executable, so stack traces name src/ files and lines.
+      sourcemap: "linked",
+      plugins: [libsqlStaticRequire(pkg), embeddedShip(payload, () => (embedded = true))],
+      throw: false,
+    });
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
   if (!result.success) {
     throw new Error(`bun build failed:\n${result.logs.map((l) => `  ${String(l)}`).join("\n")}`);
   }
+  // A binary without Ship would build no images: never ship one silently.
+  if (!embedded) throw new Error("src/bay/images/embedded.ts was not bundled; update the embedded-ship plugin in scripts/build.ts");
   for (const log of result.logs) console.warn(String(log));
   // The bundler also writes <outfile>.map; the binary does not need it (its copy is embedded).
   rmSync(`${outfile}.map`, { force: true });

@@ -2,7 +2,8 @@
 # Host prerequisites for running or testing Bay, idempotent and quiet when
 # everything is already there: Bun, a Docker engine that answers, the
 # JavaScript dependencies, the Ship images, Debian's IPython for Ship's
-# in-process tests, and Debian's Chromium for the /docs page test. Sourced by
+# in-process tests, Debian's Chromium for the /docs page test and Prometheus's
+# tools for the metrics tests. Sourced by
 # scripts/run.sh, scripts/test.sh and .ci/run.
 #
 # Sets BAY_STARTED_DOCKERD=1 when it had to start dockerd itself.
@@ -66,6 +67,11 @@ fi
 command -v chromium >/dev/null 2>&1 || { say "installing chromium for the /docs browser test"; apt_install chromium; }
 # The images are built from a debootstrap'ed base when no registry answers.
 command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+# GET /metrics is tested with Prometheus's own tools: promtool and a real prometheus.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  say "installing prometheus (promtool and the server) for the metrics tests"
+  apt_install prometheus
+fi
 
 say "installing JavaScript dependencies"
 bun install --frozen-lockfile >/dev/null

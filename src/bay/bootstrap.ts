@@ -23,7 +23,9 @@ import { WorkspaceManager } from "./domain/workspace-manager.ts";
 import { DockerDriver } from "./drivers/docker/docker-driver.ts";
 import type { Driver } from "./drivers/driver.ts";
 import { createLogger, type Logger } from "./logger.ts";
-import { ShipClient } from "./runtime/ship-client.ts";
+import { BayMetrics } from "./observability/bay-metrics.ts";
+import { MeteredShipClient } from "./observability/metered-ship-client.ts";
+import { SandboxCounts } from "./observability/sandbox-counts.ts";
 import { openDatabase } from "./store/database.ts";
 import { createStores } from "./store/index.ts";
 
@@ -58,15 +60,23 @@ export function createDriver(config: BayConfig): DockerDriver {
 }
 
 export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Promise<Bay> {
-  const logger = opts.logger ?? createLogger(config.log.level);
+  const logger = opts.logger ?? createLogger(config.log.level, undefined, config.log.format);
   const db = await openDatabase({ url: config.database.url, authToken: config.database.auth_token });
   const stores = createStores(db);
   const instanceId = config.driver.instance_id ?? (await stores.installation.instanceId());
   const driver = opts.driver ?? createDriver(config);
-  const ship = new ShipClient();
+  const counts = new SandboxCounts(db, config.metrics.cache_seconds * 1000);
+  const metrics = new BayMetrics({
+    version: config.server.version,
+    profiles: config.profiles.map((p) => p.id),
+    sandboxCounts: () => counts.read(),
+    // The warm pool, once it exists, passes its WarmPoolStats here (bay_warm_pool_size).
+    logger,
+  });
+  const ship = new MeteredShipClient(metrics);
   const profiles = new ProfileRegistry(config.profiles);
   const sessions = new SessionManager(
-    { stores, driver, ship, profiles, logger },
+    { stores, driver, ship, profiles, logger, metrics },
     {
       instanceId,
       replicaId: `replica-${crypto.randomUUID()}`,
@@ -124,9 +134,9 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     logger,
   };
   const jwt = JwtVerifier.configured(jwtOpts) ? new JwtVerifier(jwtOpts) : null;
-  const reconciler = new Reconciler({ stores, driver, sessions, logger, instanceId });
+  const reconciler = new Reconciler({ stores, driver, sessions, logger, instanceId, metrics });
   const reaper = new Reaper(
-    { stores, driver, sessions, reconciler, logger },
+    { stores, driver, sessions, reconciler, logger, metrics },
     { intervalSeconds: config.lifecycle.reaper_interval, expiredWorkspace: config.lifecycle.expired_workspace },
   );
   const deps: AppDeps = {
@@ -144,6 +154,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     apiKeys,
     jwt,
     logger,
+    metrics,
   };
   return {
     app: createApp(deps),

@@ -207,7 +207,26 @@ export const configSchema = z
         expired_workspace: z.enum(["keep", "delete"]).default("keep"),
       })
       .prefault({}),
-    log: z.strictObject({ level: z.enum(["debug", "info", "warn", "error"]).default("info") }).prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+        /** `json`: one JSON object per line (default); `pretty`: short human lines for local runs. */
+        format: z.enum(["json", "pretty"]).default("json"),
+        /** One access line per request (at info level). */
+        access: z.boolean().default(true),
+      })
+      .prefault({}),
+    metrics: z
+      .strictObject({
+        /**
+         * Bearer token GET /metrics requires from every peer. Unset: /metrics
+         * answers loopback peers only (and never a request relayed by a proxy).
+         */
+        token: z.string().min(16).optional(),
+        /** Seconds the database-derived gauges (bay_sandboxes) are reused between scrapes; 0 = query on every scrape. */
+        cache_seconds: z.number().min(0).max(3600).default(5),
+      })
+      .prefault({}),
   })
   // Rules across sections, checked with every other problem.
   .superRefine((c, ctx) => {
@@ -240,7 +259,7 @@ export class ConfigError extends Error {
 type Env = Record<string, string | undefined>;
 
 /** Environment overrides: documented in README (Configuration). */
-const ENV_OVERRIDES: Array<[string, string[], "string" | "number"]> = [
+const ENV_OVERRIDES: Array<[string, string[], "string" | "number" | "boolean"]> = [
   ["BAY_HOST", ["server", "host"], "string"],
   ["BAY_PORT", ["server", "port"], "number"],
   ["BAY_DB_URL", ["database", "url"], "string"],
@@ -260,7 +279,13 @@ const ENV_OVERRIDES: Array<[string, string[], "string" | "number"]> = [
   ["BAY_JWT_AUDIENCE", ["auth", "jwt", "audience"], "string"],
   ["BAY_REAPER_INTERVAL", ["lifecycle", "reaper_interval"], "number"],
   ["BAY_LOG_LEVEL", ["log", "level"], "string"],
+  ["BAY_LOG_FORMAT", ["log", "format"], "string"],
+  ["BAY_LOG_ACCESS", ["log", "access"], "boolean"],
+  ["BAY_METRICS_TOKEN", ["metrics", "token"], "string"],
 ];
+
+const TRUE = new Set(["1", "true", "yes", "on"]);
+const FALSE = new Set(["0", "false", "no", "off"]);
 
 function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
   let node = target;
@@ -298,6 +323,11 @@ export function loadConfig(env: Env, file: string | undefined = env.BAY_CONFIG):
       const n = Number(value);
       if (!Number.isFinite(n)) problems.push(`${name}: expected a number, got "${value}"`);
       else setPath(raw, path, n);
+    } else if (kind === "boolean") {
+      const v = value.toLowerCase();
+      if (TRUE.has(v)) setPath(raw, path, true);
+      else if (FALSE.has(v)) setPath(raw, path, false);
+      else problems.push(`${name}: expected true or false, got "${value}"`);
     } else setPath(raw, path, value);
   }
   // Another build of Bay's own images: the default profiles and the helper follow it.

@@ -1,5 +1,14 @@
-/** A tiny structured logger: one JSON object per line on stderr. */
+/**
+ * Bay's structured logger: one JSON object per line on stderr, or a short
+ * human line per record in `pretty` mode (local runs). Every line written while
+ * a request is served carries that request's id, read from the request context
+ * (observability/request-context.ts), so no caller passes it by hand.
+ * Callers never hand it credentials, code, commands or file contents.
+ */
+import { currentRequest } from "./observability/request-context.ts";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFormat = "json" | "pretty";
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export interface Logger {
@@ -7,16 +16,70 @@ export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
+  /** Whether a line at `level` would be written (lets callers skip building fields). */
+  enabled(level: LogLevel): boolean;
 }
 
-export function createLogger(level: LogLevel = "info", write: (line: string) => void = (l) => process.stderr.write(l + "\n")): Logger {
+/** One log record before formatting. */
+export interface LogRecord {
+  time: string;
+  level: LogLevel;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/**
+ * @param level lowest level written
+ * @param write receives each formatted line (default: stderr)
+ * @param format `json` (default) or `pretty`
+ */
+export function createLogger(
+  level: LogLevel = "info",
+  write: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+  format: LogFormat = "json",
+): Logger {
+  const min = ORDER[level];
+  const render = format === "pretty" ? prettyLine(Boolean(process.stderr.isTTY) && !process.env.NO_COLOR) : jsonLine;
   const log =
     (lvl: LogLevel) =>
     (msg: string, fields: Record<string, unknown> = {}) => {
-      if (ORDER[lvl] < ORDER[level]) return;
-      write(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...fields }));
+      if (ORDER[lvl] < min) return;
+      const requestId = currentRequest()?.requestId;
+      const record: LogRecord = { time: new Date().toISOString(), level: lvl, msg };
+      if (requestId !== undefined) record.request_id = requestId;
+      write(render(Object.assign(record, fields)));
     };
-  return { debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
+  return {
+    debug: log("debug"),
+    info: log("info"),
+    warn: log("warn"),
+    error: log("error"),
+    enabled: (lvl) => ORDER[lvl] >= min,
+  };
+}
+
+const jsonLine = (r: LogRecord) => JSON.stringify(r);
+
+const COLORS: Record<LogLevel, string> = { debug: "\x1b[90m", info: "\x1b[36m", warn: "\x1b[33m", error: "\x1b[31m" };
+
+/** `12:00:01.234 INFO  msg key=value …`; an access line reads `POST /v1/… 200 12ms`. */
+function prettyLine(color: boolean): (r: LogRecord) => string {
+  return (r) => {
+    const { time, level, msg, ...fields } = r;
+    const lvl = level.toUpperCase().padEnd(5);
+    let head = msg;
+    if (msg === "request" && typeof fields.method === "string") {
+      head = `${fields.method} ${fields.route} ${fields.status} ${fields.duration_ms}ms`;
+      delete fields.method, delete fields.route, delete fields.status, delete fields.duration_ms;
+    }
+    const rest = Object.entries(fields)
+      .filter(([, v]) => v !== undefined && v !== null)
+      .map(([k, v]) => `${k}=${typeof v === "string" && !/\s/.test(v) ? v : JSON.stringify(v)}`)
+      .join(" ");
+    const t = time.slice(11, 23);
+    const line = `${t} ${color ? `${COLORS[level]}${lvl}\x1b[0m` : lvl} ${head}${rest ? `  ${rest}` : ""}`;
+    return line;
+  };
 }
 
 /** A logger that drops everything (tests). */

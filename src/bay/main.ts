@@ -25,7 +25,7 @@ export function loadConfigOrExit(): BayConfig {
 
 /** Builds Bay from `config` (default: the environment's) and serves it until SIGINT/SIGTERM. */
 export async function main(config: BayConfig = loadConfigOrExit()): Promise<void> {
-  const logger = createLogger(config.log.level);
+  const logger = createLogger(config.log.level, undefined, config.log.format);
   installProcessPolicy(logger);
   // Spooled uploads of processes that died (crash, kill -9) are never read again.
   const stale = UploadSpool.cleanStale(config.limits.spool_dir);

@@ -94,6 +94,9 @@ const SUCCESS: Partial<Record<OperationId, () => Promise<BuiltRequest>>> = {
   getOpenApi: async () => ({ method: "GET", path: "/openapi.json" }),
   getDocs: async () => ({ method: "GET", path: "/docs" }),
   getDocsAsset: async () => ({ method: "GET", path: "/docs/assets/swagger-ui-bundle.js" }),
+  // In-process requests have no network peer: as local as /metrics callers get (no token configured here).
+  getMetrics: async () => ({ method: "GET", path: "/metrics" }),
+  postMcp: async () => validRequest(OPS.find((o) => o.operationId === "postMcp")!),
   listProfiles: async () => ({ method: "GET", path: "/v1/profiles" }),
   listSandboxes: async () => (await createSandbox(), { method: "GET", path: "/v1/sandboxes?limit=5" }),
   createSandbox: async () => ({ method: "POST", path: "/v1/sandboxes", body: { ttl: 60 } }),
@@ -122,8 +125,16 @@ interface Probe {
 const hasPathInput = (op: OperationSpec) =>
   takesPathQuery(op) || !!op.form || (BODY_FIXTURES[op.operationId as OperationId] as { path?: string } | undefined)?.path !== undefined;
 
-/** Operations that answer from memory and stay up while the database is down. */
-const NO_DATABASE: ReadonlySet<string> = new Set(["getHealth", "getOpenApi", "getDocs", "getDocsAsset", "listProfiles"]);
+/** Operations that answer from memory and stay up while the database is down (MCP's initialize touches no table). */
+const NO_DATABASE: ReadonlySet<string> = new Set([
+  "getHealth",
+  "getOpenApi",
+  "getDocs",
+  "getDocsAsset",
+  "listProfiles",
+  "getMetrics",
+  "postMcp",
+]);
 
 const EXPIRED_REFUSES = (op: OperationSpec) =>
   capabilityOf(op) !== null || op.operationId === "keepaliveSandbox" || op.operationId === "extendSandboxTtl";

@@ -4,47 +4,16 @@
  * node_modules in reach, on a fresh libSQL file database.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { version as packageVersion } from "../../package.json";
 import { createDriver } from "../../src/bay/bootstrap.ts";
 import { configSchema } from "../../src/bay/config.ts";
+import { BINARY, ensureBinary, ROOT } from "./support/binary.ts";
 
-const ROOT = join(import.meta.dir, "../..");
-const BINARY = join(ROOT, "dist/bay");
 const INSTANCE_ID = `test-bin-${crypto.randomUUID().slice(0, 8)}`;
-
-/** Newest mtime under `path` (a file or a directory tree). */
-function newestMtime(path: string): number {
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let newest = st.mtimeMs;
-  for (const e of readdirSync(path, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) newest = Math.max(newest, statSync(join(e.parentPath, e.name)).mtimeMs);
-  }
-  return newest;
-}
-
-/** dist/bay is reusable when it is newer than src/, the build script and the lockfile. */
-function binaryIsFresh(): boolean {
-  let built: number;
-  try {
-    built = statSync(BINARY).mtimeMs;
-  } catch {
-    return false;
-  }
-  // openapi/: the spec is embedded as its YAML text.
-  const inputs = ["src", "openapi", "scripts/build.ts", "package.json", "bun.lock"].map((p) => join(ROOT, p));
-  return inputs.every((p) => {
-    try {
-      return newestMtime(p) < built;
-    } catch {
-      return true; // an input that does not exist cannot be newer
-    }
-  });
-}
 
 function freePort(): number {
   const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -119,10 +88,7 @@ async function launch(): Promise<Launched> {
 }
 
 beforeAll(async () => {
-  if (!binaryIsFresh()) {
-    const build = Bun.spawnSync(["bun", "run", "build"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-    if (build.exitCode !== 0) throw new Error(`bun run build failed:\n${build.stdout}\n${build.stderr}`);
-  }
+  ensureBinary();
   dir = mkdtempSync(join(tmpdir(), "bay-bin-"));
   shared = await launch();
   base = shared.base;

@@ -108,8 +108,7 @@ describe("bay keys", () => {
   });
 
   const usage: Array<[string, string[], string]> = [
-    ["no arguments", [], "missing command"],
-    ["unknown group", ["users", "list"], "unknown command"],
+    ["keys without a command", ["keys"], "missing command"],
     ["unknown subcommand", ["keys", "rotate"], "unknown command"],
     ["create without --owner", ["keys", "create"], "needs --owner"],
     ["--owner without a value", ["keys", "create", "--owner"], "--owner needs a value"],
@@ -132,10 +131,26 @@ describe("bay keys", () => {
     });
   }
 
-  test("--help prints usage and exits 0", async () => {
+  test("an unknown command → exit 2 with the list of commands", async () => {
+    const r = await cli(["users", "list"], {});
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("unknown command: users");
+    expect(r.err).toContain("keys create|list|revoke");
+    expect(r.out).toBe("");
+  });
+
+  test("--help prints usage and exits 0; `keys --help` and `help keys` the keys usage", async () => {
     const r = await cli(["--help"], {});
     expect(r.code).toBe(0);
-    expect(r.out).toContain("keys create --owner NAME");
+    for (const command of ["serve", "keys", "images build", "doctor", "sandbox", "mcp"]) expect(r.out).toContain(command);
+    for (const argv of [
+      ["keys", "--help"],
+      ["help", "keys"],
+    ]) {
+      const k = await cli(argv, {});
+      expect(k.code).toBe(0);
+      expect(k.out).toContain("keys create --owner NAME");
+    }
   });
 
   test("invalid configuration → exit 2 listing the problem", async () => {

@@ -101,7 +101,9 @@ function scan(): Site[] {
     for (const path of sourceFiles(join(ROOT, dir))) {
       const file = relative(join(ROOT, "src"), path);
       const src = readFileSync(path, "utf8");
-      const re = /(?:new\s+(?:BayError|ShipError)|super)\(\s*"(\w+)"/g;
+      // `super("code", …)` only in error subclasses (other classes call super with strings too).
+      const subclass = /extends\s+(?:BayError|ShipError)\b/.test(src);
+      const re = subclass ? /(?:new\s+(?:BayError|ShipError)|super)\(\s*"(\w+)"/g : /new\s+(?:BayError|ShipError)\(\s*"(\w+)"/g;
       for (let m = re.exec(src); m; m = re.exec(src)) {
         const call = balanced(src, src.indexOf("(", m.index));
         const d = /\bdetails:\s*/.exec(call);

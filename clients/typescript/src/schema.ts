@@ -80,6 +80,59 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description Bay's metrics in the Prometheus text format (version 0.0.4), names prefixed `bay_`:
+         *     requests and latency by route template and status, sandboxes by status, session
+         *     starts and their latency, Ship errors, reaper and reconcile actions, idempotency
+         *     replays, warm-pool size. Labels never carry owners or resource ids.
+         *     Not owner-scoped, so owner credentials do not open it: with `metrics.token`
+         *     (`BAY_METRICS_TOKEN`) set, every scraper sends `Authorization: Bearer <token>`;
+         *     without it, only loopback peers are answered (a request relayed by a proxy,
+         *     i.e. carrying `Forwarded` or `X-Forwarded-For`, is not loopback).
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/mcp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Model Context Protocol endpoint
+         * @description A stateless MCP server over Streamable HTTP: each POST carries one JSON-RPC message
+         *     (or a batch) and is answered as JSON, or as an SSE stream when the client accepts
+         *     `text/event-stream`. Same Bearer auth, owner scoping, rate limit and body limit as
+         *     `/v1`; the tools (sandboxes, Python, shell, files) act through Bay's own `/v1` routes
+         *     with the caller's credentials. A message with only notifications or responses is
+         *     answered 202 with no body. JSON-RPC level errors (unknown method, bad params) come
+         *     back as JSON-RPC error objects with status 200.
+         */
+        post: operations["postMcp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/profiles": {
         parameters: {
             query?: never;
@@ -1142,6 +1195,17 @@ export interface components {
             items: components["schemas"]["Workspace"][];
             next_cursor: string | null;
         };
+        /** @description One JSON-RPC 2.0 message (request, notification or response) of the Model Context Protocol. */
+        JsonRpcMessage: {
+            /** @constant */
+            jsonrpc: "2.0";
+        } & {
+            [key: string]: unknown;
+        };
+        /** @description One JSON-RPC message or a non-empty batch of them. */
+        McpRequest: components["schemas"]["JsonRpcMessage"] | components["schemas"]["JsonRpcMessage"][];
+        /** @description The JSON-RPC response, or the responses of a batch. */
+        McpResponse: components["schemas"]["JsonRpcMessage"] | components["schemas"]["JsonRpcMessage"][];
     };
     responses: {
         /** @description `validation_error`: the body, query or a header fails this schema. */
@@ -1169,6 +1233,16 @@ export interface components {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];
                 "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description `forbidden`: this caller may not use the route (/metrics from a non-loopback peer when no metrics token is configured). */
+        Forbidden: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -1401,6 +1475,72 @@ export interface operations {
                 };
             };
             400: components["responses"]["ValidationError"];
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    postMcp: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["McpRequest"];
+            };
+        };
+        responses: {
+            /** @description The JSON-RPC response(s), as JSON or as an SSE stream of `message` events. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpResponse"];
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Notifications or responses accepted; no body. */
+            202: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["ValidationError"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
         };
     };
     listProfiles: {

@@ -1,6 +1,7 @@
 /**
- * createApp: the one Hono app. Middleware order: request id → error handling
- * (onError/notFound) → auth on /v1 → per-owner rate limit → body limit on JSON routes → idempotency on
+ * createApp: the one Hono app. Middleware order: request id → request context,
+ * metrics and access log → error handling (onError/notFound) → auth on /v1 and
+ * /mcp → per-owner rate limit → body limit on JSON routes → idempotency on
  * create routes → routes grouped per resource.
  */
 import "./context.ts";
@@ -13,12 +14,15 @@ import { hostGuard } from "./middleware/host-guard.ts";
 import { jsonBodyLimit } from "./middleware/body-limit.ts";
 import { headerLimit, noIdleTimeout } from "./middleware/connection.ts";
 import { createErrorHandler, createNotFoundHandler } from "./middleware/error-handler.ts";
+import { observeRequests } from "../observability/observe-requests.ts";
 import { idempotency } from "./middleware/idempotency.ts";
 import { requestId } from "./middleware/request-id.ts";
 import { RateLimiter, rateLimit } from "./middleware/rate-limit.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { filesystemRoutes } from "./routes/filesystem.ts";
+import { mcpRoutes } from "./routes/mcp.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
 import { systemRoutes } from "./routes/system.ts";
 import { workspaceFileRoutes } from "./routes/workspace-files.ts";
@@ -29,6 +33,7 @@ export type { AppDeps } from "./deps.ts";
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   app.use(requestId());
+  app.use(observeRequests({ logger: deps.logger, metrics: deps.metrics, accessLog: deps.config.log.access }));
   app.onError(createErrorHandler({ logger: deps.logger }));
   app.notFound(createNotFoundHandler(Object.values(operations)));
 
@@ -50,35 +55,45 @@ export function createApp(deps: AppDeps): Hono {
     );
   }
   if (deps.config.auth.mode === "anonymous") app.use(hostGuard([...server.allowed_hosts, server.host]));
-  app.use(
-    "/v1/*",
-    authMiddleware({
-      mode: deps.config.auth.mode,
-      apiKeys: deps.apiKeys,
-      jwt: deps.jwt,
-      defaultOwner: deps.config.auth.default_owner,
-      logger: deps.logger,
-    }),
-  );
+  const auth = authMiddleware({
+    mode: deps.config.auth.mode,
+    apiKeys: deps.apiKeys,
+    jwt: deps.jwt,
+    defaultOwner: deps.config.auth.default_owner,
+    logger: deps.logger,
+  });
   const perMinute = deps.config.limits.rate_limit_per_minute;
-  app.use("/v1/*", rateLimit(new RateLimiter({ perMinute }), perMinute));
+  const limiter = rateLimit(new RateLimiter({ perMinute }), perMinute);
+  // /mcp is owner-scoped exactly like /v1: same credentials and rate limit (its body limit is below, from the spec).
+  for (const scope of ["/v1/*", "/mcp"]) app.use(scope, auth, limiter);
   // JSON bodies are small; multipart uploads stream and have their own, larger
   // limit; operations without a body never read one.
   const limit = jsonBodyLimit(deps.config.limits.max_body_bytes);
   for (const op of Object.values(operations) as OperationSpec[]) {
     if (op.body) app.on(op.method.toUpperCase(), op.honoPath, limit);
   }
-  const idem = idempotency({ store: deps.stores.idempotency, ttlMs: deps.config.idempotency.ttl_seconds * 1000, logger: deps.logger });
+  const idem = idempotency({
+    store: deps.stores.idempotency,
+    ttlMs: deps.config.idempotency.ttl_seconds * 1000,
+    logger: deps.logger,
+    onReplay: () => deps.metrics.idempotencyReplayed(),
+  });
   app.post(operations.createSandbox.honoPath, idem);
   app.post(operations.createWorkspace.honoPath, idem);
 
   app.route("/", systemRoutes(deps));
   app.route("/", docsRoutes());
+  app.route("/", metricsRoutes(deps));
   app.route("/", sandboxRoutes(deps));
   app.route("/", execRoutes(deps));
   app.route("/", filesystemRoutes(deps));
   app.route("/", workspaceRoutes(deps));
   app.route("/", workspaceFileRoutes(deps));
+  // MCP tools call the routes above in-process, through this same app.
+  app.route(
+    "/",
+    mcpRoutes(deps, (path, init) => app.request(path, init)),
+  );
   return app;
 }
 

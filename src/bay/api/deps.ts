@@ -11,6 +11,7 @@ import type { SandboxManager } from "../domain/sandbox-manager.ts";
 import type { WorkspaceFiles } from "../domain/workspace-files.ts";
 import type { WorkspaceManager } from "../domain/workspace-manager.ts";
 import type { Logger } from "../logger.ts";
+import type { BayMetrics } from "../observability/bay-metrics.ts";
 import type { Stores } from "../store/index.ts";
 import type { UploadSpool } from "./upload-spool.ts";
 
@@ -29,4 +30,5 @@ export interface AppDeps {
   apiKeys: ApiKeyService;
   jwt: JwtVerifier | null;
   logger: Logger;
+  metrics: BayMetrics;
 }

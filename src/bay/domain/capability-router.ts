@@ -92,13 +92,12 @@ export class CapabilityRouter {
       outcome = e instanceof BayError ? e.code : "internal_error";
       throw e;
     } finally {
-      // The audit line: who did what where, never the code, command or content.
+      // The audit line: who did what where, never the code, command or content (the request id comes from the request context).
       this.deps.logger.info("capability call", {
         owner: ctx.owner,
         sandbox_id: ctx.sandboxId,
         capability: plan.capability,
         operation: plan.operation,
-        request_id: ctx.requestId,
         duration_ms: this.now() - started,
         outcome,
       });

@@ -7,6 +7,7 @@
  */
 import type { Driver } from "../drivers/driver.ts";
 import type { Logger } from "../logger.ts";
+import type { BayMetrics } from "../observability/bay-metrics.ts";
 import type { Stores } from "../store/index.ts";
 import { runBeatStep } from "./beat-step.ts";
 import type { Reconciler } from "./reconciler.ts";
@@ -26,6 +27,7 @@ export interface ReaperDeps {
   sessions: SessionManager;
   reconciler: Reconciler;
   logger: Logger;
+  metrics?: Pick<BayMetrics, "reaperBeat">;
   now?: () => number;
 }
 
@@ -84,6 +86,7 @@ export class Reaper {
     await step("idempotency purge", async () => {
       report.idempotencyPurged = await this.deps.stores.idempotency.purgeExpired(this.now());
     });
+    this.deps.metrics?.reaperBeat(report);
     const rec = await this.deps.reconciler.runOnce();
     report.errors += rec.errors;
     return report;

@@ -13,6 +13,7 @@
  */
 import type { ContainerInfo, Driver } from "../drivers/driver.ts";
 import { errorMessage, type Logger } from "../logger.ts";
+import type { BayMetrics } from "../observability/bay-metrics.ts";
 import type { Stores } from "../store/index.ts";
 import { runBeatStep } from "./beat-step.ts";
 import type { SessionRecord } from "../store/session-store.ts";
@@ -28,6 +29,7 @@ export interface ReconcilerDeps {
   logger: Logger;
   /** This installation's label value: nothing else is ever touched. */
   instanceId: string;
+  metrics?: Pick<BayMetrics, "reconciled">;
   now?: () => number;
 }
 
@@ -79,6 +81,7 @@ export class Reconciler {
       report.orphanVolumes +
       report.staleHelpers;
     if (acted > 0) this.deps.logger.info("reconciled", { ...report });
+    this.deps.metrics?.reconciled(report);
     return report;
   }
 

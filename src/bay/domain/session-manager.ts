@@ -16,6 +16,7 @@ import { randomBytes } from "node:crypto";
 import type { ContainerSpec, Driver } from "../drivers/driver.ts";
 import { BayError } from "../errors.ts";
 import { errorMessage, type Logger } from "../logger.ts";
+import type { BayMetrics } from "../observability/bay-metrics.ts";
 import type { ShipClient, ShipTarget } from "../runtime/ship-client.ts";
 import type { Stores } from "../store/index.ts";
 import type { SandboxRecord } from "../store/sandbox-store.ts";
@@ -62,6 +63,7 @@ export interface SessionManagerDeps {
   ship: ShipClient;
   profiles: ProfileRegistry;
   logger: Logger;
+  metrics?: Pick<BayMetrics, "sessionStarted">;
 }
 
 const POLL_MS = 100;
@@ -273,10 +275,12 @@ export class SessionManager {
       if (ready?.rowsAffected !== 1) throw supersededError();
       this.markVerified(sessionId);
       logger.info("session ready", { sandbox_id: sb.id, session_id: sessionId, ms: this.now() - started });
+      this.deps.metrics?.sessionStarted(profile.id, "cold", "ok", this.now() - started);
       return handle;
     } catch (e) {
       const failure = asStartError(e, profile.image);
       const ours = await this.cleanupFailedStart(sb.id, sessionId, containerId, e, failure.message);
+      if (ours) this.deps.metrics?.sessionStarted(profile.id, "cold", "failed", this.now() - started);
       // A stop, delete, expiry or takeover ended this start: that, not the engine's complaint, is the answer.
       throw ours ? failure : supersededError();
     } finally {

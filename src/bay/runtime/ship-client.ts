@@ -57,7 +57,7 @@ const PASS_THROUGH = new Set<ErrorCode>([
   "timeout",
 ]);
 
-interface Send {
+export interface Send {
   query?: Record<string, string>;
   params?: Record<string, string>;
   json?: unknown;
@@ -136,7 +136,7 @@ export class ShipClient {
   }
 
   /** Sends one operation and returns its successful response unread; Ship error bodies become `BayError`s. */
-  private async send<T>(t: ShipTarget, op: ShipOperationId, s: Send, o: CallOptions): Promise<ShipReply<T>> {
+  protected async send<T>(t: ShipTarget, op: ShipOperationId, s: Send, o: CallOptions): Promise<ShipReply<T>> {
     const spec = shipOperations[op];
     let path: string = spec.path;
     for (const [name, value] of Object.entries(s.params ?? {})) path = path.replace(`{${name}}`, encodeURIComponent(value));

@@ -20,6 +20,12 @@ export const BODY_FIXTURES: Partial<Record<OperationId, unknown>> = {
   writeFile: { path: "a.txt", content: "x" },
   createWorkspace: {},
   writeWorkspaceFile: { path: "a.txt", content: "x" },
+  postMcp: {
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "contract-test", version: "0" } },
+  },
 };
 
 /** Values for query parameters an operation requires. */

@@ -150,9 +150,17 @@ export interface BayProcess {
   close(): Promise<void>;
 }
 
-/** Starts `bun run src/bay/main.ts` on 127.0.0.1 with anonymous auth and a temp DB; waits for /health. */
-export async function spawnBay(extraEnv: Record<string, string> = {}): Promise<BayProcess> {
-  const root = join(import.meta.dir, "../../..");
+/**
+ * Starts `bun run src/bay/main.ts` (of `opts.root`, default this checkout) on
+ * 127.0.0.1 with anonymous auth and a temp DB; waits for /health. Its stderr
+ * goes to `opts.stderrFile` when given (logs at info level would fill a pipe
+ * nobody reads).
+ */
+export async function spawnBay(
+  extraEnv: Record<string, string> = {},
+  opts: { root?: string; stderrFile?: string } = {},
+): Promise<BayProcess> {
+  const root = opts.root ?? join(import.meta.dir, "../../..");
   const dir = mkdtempSync(join(tmpdir(), "bay-proc-"));
   const port = freePort();
   const instanceId = `e2e-${crypto.randomUUID().slice(0, 12)}`;
@@ -171,7 +179,7 @@ export async function spawnBay(extraEnv: Record<string, string> = {}): Promise<B
       ...extraEnv,
     },
     stdout: "ignore",
-    stderr: "pipe",
+    stderr: opts.stderrFile ? Bun.file(opts.stderrFile) : "pipe",
   });
   const url = `http://127.0.0.1:${port}`;
   let closed = false;
@@ -198,7 +206,7 @@ export async function spawnBay(extraEnv: Record<string, string> = {}): Promise<B
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (proc.exitCode !== null) {
-      const err = await new Response(proc.stderr as ReadableStream).text();
+      const err = opts.stderrFile ? await Bun.file(opts.stderrFile).text() : await new Response(proc.stderr as ReadableStream).text();
       await close();
       throw new Error(`Bay subprocess exited with ${proc.exitCode}: ${err}`);
     }

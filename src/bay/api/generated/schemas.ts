@@ -538,3 +538,17 @@ export const zWorkspaceList = z.object({
   next_cursor: z.string().nullable(),
 });
 export type WorkspaceList = z.infer<typeof zWorkspaceList>;
+
+/** One JSON-RPC 2.0 message (request, notification or response) of the Model Context Protocol. */
+export const zJsonRpcMessage = z.object({
+  jsonrpc: z.literal("2.0"),
+}).catchall(z.unknown());
+export type JsonRpcMessage = z.infer<typeof zJsonRpcMessage>;
+
+/** One JSON-RPC message or a non-empty batch of them. */
+export const zMcpRequest = z.union([zJsonRpcMessage, z.array(zJsonRpcMessage).min(1)]);
+export type McpRequest = z.infer<typeof zMcpRequest>;
+
+/** The JSON-RPC response, or the responses of a batch. */
+export const zMcpResponse = z.union([zJsonRpcMessage, z.array(zJsonRpcMessage)]);
+export type McpResponse = z.infer<typeof zMcpResponse>;

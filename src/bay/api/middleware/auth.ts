@@ -19,7 +19,7 @@ export interface AuthOptions {
   apiKeys: ApiKeyService;
   jwt: JwtVerifier | null;
   defaultOwner: string;
-  /** Failed authentications are logged with a reason and the request id, never the credential. */
+  /** Failed authentications are logged with a reason (the request id comes from the context), never the credential. */
   logger?: Logger;
 }
 
@@ -32,7 +32,7 @@ const unauthorized = (message: string) => new BayError("unauthorized", message, 
 export function authMiddleware(opts: AuthOptions): MiddlewareHandler {
   return async function bayAuth(c, next) {
     const fail = (reason: string, message: string) => {
-      opts.logger?.info("authentication failed", { request_id: c.get("requestId"), reason, method: c.req.method, path: c.req.path });
+      opts.logger?.info("authentication failed", { reason, method: c.req.method, path: c.req.path });
       return unauthorized(message);
     };
     const header = c.req.header("authorization");

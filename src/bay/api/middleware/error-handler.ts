@@ -43,7 +43,6 @@ export function createErrorHandler({ logger }: ErrorHandlerOptions): ErrorHandle
       if (err.status >= 500 || Object.keys(err.internal).length > 0) {
         const cause = err.cause === undefined ? undefined : errorMessage(err.cause);
         logger.warn("request failed", {
-          request_id: c.get("requestId"),
           code: err.code,
           error: err.message,
           ...err.internal,
@@ -53,7 +52,7 @@ export function createErrorHandler({ logger }: ErrorHandlerOptions): ErrorHandle
       return errorResponse(c, err);
     }
     if (err instanceof HTTPException) return errorResponse(c, fromHttpException(err));
-    logger.error("unexpected error", { request_id: c.get("requestId"), error: err.message, stack: err.stack });
+    logger.error("unexpected error", { error: err.message, stack: err.stack });
     return errorResponse(c, new BayError("internal_error", "internal error"));
   };
 }

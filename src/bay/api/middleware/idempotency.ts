@@ -16,6 +16,8 @@ export interface IdempotencyOptions {
   now?: () => number;
   /** Store failures after the handler ran are logged, not turned into a 500. */
   logger?: Logger;
+  /** Called for every response answered from a stored record (metrics). */
+  onReplay?: () => void;
 }
 
 const KEY_RE = /^[A-Za-z0-9_-]{1,128}$/;
@@ -82,6 +84,7 @@ export function idempotency(opts: IdempotencyOptions): MiddlewareHandler {
       }
       const headers = new Headers(claim.response.headers);
       headers.set("Idempotent-Replayed", "true");
+      opts.onReplay?.();
       headers.set("X-Request-Id", c.get("requestId"));
       return new Response(withRequestId(claim.response.body, c.get("requestId")), { status: claim.response.status, headers });
     }

@@ -1,0 +1,40 @@
+/**
+ * POST /mcp: Bay's MCP server over Streamable HTTP, stateless — every POST
+ * gets a fresh server and transport, so any replica answers any message and
+ * nothing is kept between requests. Authentication, rate limit and body limit
+ * ran before this handler (app.ts); the tools call Bay's own /v1 routes
+ * in-process with the caller's credentials (mcp/bay-caller.ts).
+ *
+ * A client that accepts `text/event-stream` gets the answer as an SSE stream
+ * (with keep-alive comments during long runs); one that accepts only JSON,
+ * or says nothing, gets plain JSON. GET and DELETE /mcp (server-initiated
+ * streams, session ends) do not exist in stateless mode and answer 405.
+ */
+import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import { Hono } from "hono";
+import { BayCaller, type AppRequest } from "../../mcp/bay-caller.ts";
+import { createMcpServer } from "../../mcp/server.ts";
+import type { AppDeps } from "../deps.ts";
+import { operations as ops } from "../generated/index.ts";
+import { validate } from "../middleware/validate.ts";
+
+export function mcpRoutes(deps: AppDeps, request: AppRequest): Hono {
+  const app = new Hono();
+  app.post(ops.postMcp.honoPath, validate("json", ops.postMcp.body), async (c) => {
+    const message = c.req.valid("json");
+    const sse = (c.req.header("accept") ?? "").includes("text/event-stream");
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !sse });
+    const server = createMcpServer(new BayCaller(request, c), deps.config.server.version);
+    await server.connect(transport);
+    // The SDK insists that Accept lists both types; which one answers was decided above.
+    const headers = new Headers(c.req.raw.headers);
+    headers.set("accept", "application/json, text/event-stream");
+    const res = await transport.handleRequest(new Request(c.req.raw.url, { method: "POST", headers }), { parsedBody: message });
+    // A JSON answer is complete here; an SSE stream closes itself after its last response.
+    if (!sse) await server.close();
+    const out = new Headers(res.headers);
+    out.set("X-Request-Id", c.get("requestId"));
+    return new Response(res.body, { status: res.status, headers: out });
+  });
+  return app;
+}

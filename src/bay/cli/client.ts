@@ -1,0 +1,76 @@
+/**
+ * Where the client commands (`bay sandbox …`, `bay mcp`) reach a Bay: its URL
+ * and the caller's credentials, from flags or BAY_URL / BAY_TOKEN / BAY_OWNER,
+ * and a small JSON request helper that turns Bay's error body into a message.
+ */
+import { UsageError } from "./args.ts";
+
+export interface ClientTarget {
+  url: URL;
+  headers: Record<string, string>;
+}
+
+export const DEFAULT_URL = "http://127.0.0.1:8000";
+
+export function clientTarget(env: Record<string, string | undefined>, url?: string, token?: string, owner?: string): ClientTarget {
+  const raw = url ?? env.BAY_URL ?? DEFAULT_URL;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new UsageError(`--url is not a URL: ${raw}`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new UsageError(`--url must be http:// or https://, got ${raw}`);
+  const headers: Record<string, string> = {};
+  const bearer = token ?? env.BAY_TOKEN;
+  if (bearer) headers.authorization = `Bearer ${bearer}`;
+  const who = owner ?? env.BAY_OWNER;
+  if (who) headers["x-owner"] = who;
+  return { url: parsed, headers };
+}
+
+/** `path` under the target's URL, keeping a path prefix (a Bay behind `https://host/bay/`). */
+export const endpoint = (target: ClientTarget, path: string) => new URL(target.url.href.replace(/\/+$/, "") + path);
+
+/** A failed call: Bay's error code and message, or why Bay could not be reached. */
+export class ClientError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Sends a JSON request to Bay; returns the parsed body of a 2xx answer. */
+export async function request<T = unknown>(target: ClientTarget, method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { ...target.headers };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  let res: Response;
+  try {
+    res = await fetch(endpoint(target, path), {
+      method,
+      headers,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+  } catch (e) {
+    throw new ClientError(`cannot reach Bay at ${target.url.origin}: ${(e as Error).message}`, "unreachable", 0);
+  }
+  const text = await res.text();
+  let parsed: unknown = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = text;
+  }
+  if (!res.ok) {
+    const err = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
+    throw new ClientError(
+      `${err?.code ?? `HTTP ${res.status}`}: ${err?.message ?? text.slice(0, 200)}`,
+      err?.code ?? "http_error",
+      res.status,
+    );
+  }
+  return parsed as T;
+}

@@ -1,0 +1,153 @@
+/**
+ * `bay sandbox create|ls|exec|rm` against a Bay URL (BAY_URL, BAY_TOKEN, or
+ * --url / --token / --owner). Output is made for scripts: `create` prints the
+ * id alone, `exec` passes the program's stdout and stderr through and exits
+ * with its exit code.
+ */
+import type { PythonExecResult, Sandbox, SandboxList, ShellExecResult } from "../api/generated/index.ts";
+import { errorMessage } from "../logger.ts";
+import { allowOnly, type CliIo, flag, type Parsed, parseArgs, table, UsageError } from "./args.ts";
+import { ClientError, type ClientTarget, clientTarget, request } from "./client.ts";
+
+export const SANDBOX_USAGE = `usage: bay sandbox <command> [--url URL] [--token TOKEN] [--owner NAME]
+
+commands:
+  sandbox create [--profile ID] [--ttl SECONDS] [--json]   create a sandbox; prints its id
+  sandbox ls [--status STATUS] [--json]                     list your sandboxes
+  sandbox exec ID [--cwd DIR] [--timeout S] -- COMMAND…     run a shell command; exits with its code
+  sandbox exec ID --python CODE|- [--timeout S]             run Python (- reads the code from stdin)
+  sandbox rm ID…                                            delete sandboxes
+
+URL defaults to BAY_URL or http://127.0.0.1:8000, the token to BAY_TOKEN (an API key
+or JWT); --owner (or BAY_OWNER) sets X-Owner for a Bay in anonymous mode.`;
+
+const CONNECTION = ["url", "token", "owner"] as const;
+const SPEC = { values: [...CONNECTION, "profile", "ttl", "status", "cwd", "timeout", "python"], bools: ["json"] };
+
+const path = (id: string, rest = "") => `/v1/sandboxes/${encodeURIComponent(id)}${rest}`;
+/** Upper bound of --ttl checked here; Bay applies its own rules on top. */
+const MAX_TTL = 10 * 365 * 86400;
+
+function positiveInt(p: Parsed, name: string, max: number): number | undefined {
+  const v = flag(p, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > max) throw new UsageError(`--${name} must be a whole number from 0 to ${max}`);
+  return n;
+}
+
+export async function runSandbox(argv: string[], io: CliIo, stdin: () => Promise<string> = () => Bun.stdin.text()): Promise<number> {
+  let args: Parsed;
+  let command: string | undefined;
+  let target: ClientTarget;
+  try {
+    args = parseArgs(argv, SPEC);
+    if (args.flags.has("help")) {
+      io.out(SANDBOX_USAGE);
+      return 0;
+    }
+    command = args.positionals.shift();
+    if (command === "create") allowOnly(args, [...CONNECTION, "profile", "ttl", "json"], 0);
+    else if (command === "ls") allowOnly(args, [...CONNECTION, "status", "json"], 0);
+    else if (command === "rm") {
+      allowOnly(args, [...CONNECTION], Number.MAX_SAFE_INTEGER);
+      if (args.positionals.length === 0) throw new UsageError("sandbox rm needs at least one sandbox id");
+    } else if (command === "exec") {
+      allowOnly(args, [...CONNECTION, "cwd", "timeout", "python"], Number.MAX_SAFE_INTEGER);
+      if (args.positionals.length === 0) throw new UsageError("sandbox exec needs a sandbox id");
+      if (args.flags.has("python") ? args.positionals.length > 1 : args.positionals.length < 2) {
+        throw new UsageError(
+          args.flags.has("python") ? "sandbox exec --python takes the code as its value" : "sandbox exec needs a command after the id",
+        );
+      }
+      if (args.flags.has("python") && args.flags.has("cwd")) throw new UsageError("--cwd applies to shell commands only");
+    } else throw new UsageError(command === undefined ? "missing command" : `unknown command: sandbox ${command}`);
+    positiveInt(args, "ttl", MAX_TTL);
+    positiveInt(args, "timeout", 300);
+    target = clientTarget(io.env, flag(args, "url"), flag(args, "token"), flag(args, "owner"));
+  } catch (e) {
+    io.err(`bay: ${errorMessage(e)}\n\n${SANDBOX_USAGE}`);
+    return 2;
+  }
+  try {
+    if (command === "create") return await create(target, args, io);
+    if (command === "ls") return await list(target, args, io);
+    if (command === "rm") return await remove(target, args, io);
+    return await exec(target, args, io, stdin);
+  } catch (e) {
+    io.err(`bay: ${e instanceof ClientError ? e.message : errorMessage(e)}`);
+    return 1;
+  }
+}
+
+async function create(target: ClientTarget, args: Parsed, io: CliIo): Promise<number> {
+  const ttl = positiveInt(args, "ttl", MAX_TTL);
+  const profile = flag(args, "profile");
+  const sb = await request<Sandbox>(target, "POST", "/v1/sandboxes", { ...(profile ? { profile } : {}), ...(ttl ? { ttl } : {}) });
+  io.out(args.flags.has("json") ? JSON.stringify(sb, null, 2) : sb.id);
+  return 0;
+}
+
+async function list(target: ClientTarget, args: Parsed, io: CliIo): Promise<number> {
+  const items: Sandbox[] = [];
+  const status = flag(args, "status");
+  let cursor: string | null = null;
+  do {
+    const q = new URLSearchParams({ limit: "200", ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) });
+    const page: SandboxList = await request<SandboxList>(target, "GET", `/v1/sandboxes?${q}`);
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  if (args.flags.has("json")) {
+    io.out(JSON.stringify(items, null, 2));
+    return 0;
+  }
+  if (items.length === 0) {
+    io.err("no sandboxes");
+    return 0;
+  }
+  const rows = items.map((s) => [s.id, s.status, s.profile, s.created_at, s.expires_at ?? "-"]);
+  for (const line of table([["ID", "STATUS", "PROFILE", "CREATED", "EXPIRES"], ...rows])) io.out(line);
+  return 0;
+}
+
+async function remove(target: ClientTarget, args: Parsed, io: CliIo): Promise<number> {
+  let failed = 0;
+  for (const id of args.positionals) {
+    try {
+      await request(target, "DELETE", path(id));
+      io.out(`deleted ${id}`);
+    } catch (e) {
+      failed++;
+      io.err(`bay: ${id}: ${errorMessage(e)}`);
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+async function exec(target: ClientTarget, args: Parsed, io: CliIo, stdin: () => Promise<string>): Promise<number> {
+  const [id, ...words] = args.positionals as [string, ...string[]];
+  const timeout = positiveInt(args, "timeout", 300);
+  const python = flag(args, "python");
+  if (python !== undefined) {
+    const code = python === "-" ? await stdin() : python;
+    const r = await request<PythonExecResult>(target, "POST", path(id, "/python/exec"), { code, ...(timeout ? { timeout } : {}) });
+    if (r.output) io.out(r.output.replace(/\n$/, ""));
+    for (const d of r.data) {
+      const kinds = Object.keys(d.data).filter((k) => k !== "text/plain");
+      if (kinds.length) io.err(`[${d.type}: ${kinds.join(", ")} — use the REST API or MCP to fetch rich output]`);
+    }
+    if (r.error) io.err(r.error.replace(/\n$/, ""));
+    return r.success ? 0 : 1;
+  }
+  const cwd = flag(args, "cwd");
+  const r = await request<ShellExecResult>(target, "POST", path(id, "/shell/exec"), {
+    command: words.join(" "),
+    ...(cwd ? { cwd } : {}),
+    ...(timeout ? { timeout } : {}),
+  });
+  if (r.output) io.out(r.output.replace(/\n$/, ""));
+  if (r.error) io.err(r.error.replace(/\n$/, ""));
+  if (r.truncated) io.err("[output truncated]");
+  return r.exit_code ?? (r.success ? 0 : 1);
+}

@@ -1,0 +1,91 @@
+/**
+ * Where Ship's image inputs come from: a source checkout (src/ship, compiled
+ * with the running Bun) or the copy embedded in a compiled `dist/bay`. Both
+ * describe themselves by the same digest, so an image built from either is
+ * recognised as up to date by the other.
+ */
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { EMBEDDED_SHIP } from "./embedded.ts";
+
+/**
+ * Bumped whenever the way images are built changes without src/ship changing
+ * (build args, labels, context layout), so existing images count as stale.
+ */
+export const RECIPE_VERSION = "2";
+
+export interface ShipSource {
+  origin: "repository" | "embedded";
+  /** Digest of every file under src/ship and the recipe version. */
+  sourcesDigest: string;
+  /** The Bun that compiles (or compiled) the Ship executable. */
+  bunVersion: string;
+  dockerfile(): Promise<string>;
+  /** Writes the Ship executable to `dest` (mode 0755). */
+  writeShip(dest: string): Promise<void>;
+}
+
+async function listFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
+}
+
+/** Digest of src/ship under `repoRoot` (paths and contents) and RECIPE_VERSION. */
+export async function shipSourcesDigest(repoRoot: string): Promise<string> {
+  const hash = createHash("sha256");
+  for (const file of await listFiles(join(repoRoot, "src/ship"))) {
+    hash
+      .update(relative(repoRoot, file))
+      .update("\0")
+      .update(await readFile(file))
+      .update("\0");
+  }
+  return hash.update(`recipe=${RECIPE_VERSION}`).digest("hex");
+}
+
+/** Ship from a source checkout: compiled on demand with `bun build --compile`. */
+export async function repositoryShipSource(repoRoot: string): Promise<ShipSource> {
+  if (!existsSync(join(repoRoot, "src/ship/main.ts"))) throw new Error(`${repoRoot} is not a Bay checkout (no src/ship/main.ts)`);
+  return {
+    origin: "repository",
+    sourcesDigest: await shipSourcesDigest(repoRoot),
+    bunVersion: Bun.version,
+    dockerfile: () => readFile(join(repoRoot, "src/ship/Dockerfile"), "utf8"),
+    async writeShip(dest) {
+      const proc = Bun.spawn(["bun", "build", "--compile", "--minify", join(repoRoot, "src/ship/main.ts"), "--outfile", dest], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+      if (code !== 0) throw new Error(`bun build --compile of Ship failed (exit ${code}):\n${out}${err}`);
+    },
+  };
+}
+
+/** Ship as embedded in this binary, or null when running from source. */
+export function embeddedShipSource(): ShipSource | null {
+  const e = EMBEDDED_SHIP;
+  if (!e) return null;
+  return {
+    origin: "embedded",
+    sourcesDigest: e.sourcesDigest,
+    bunVersion: e.bunVersion,
+    dockerfile: async () => e.dockerfile,
+    async writeShip(dest) {
+      await writeFile(dest, Bun.gunzipSync(await Bun.file(e.shipGzPath).bytes()), { mode: 0o755 });
+    },
+  };
+}
+
+/** The repository two levels above this file, when it is one (never inside a compiled binary). */
+export const REPO_ROOT = join(import.meta.dir, "../../..");
+
+/** The embedded copy in a compiled binary, else the checkout this file lives in. */
+export async function defaultShipSource(): Promise<ShipSource> {
+  return embeddedShipSource() ?? repositoryShipSource(REPO_ROOT);
+}

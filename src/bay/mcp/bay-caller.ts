@@ -1,0 +1,77 @@
+/**
+ * How MCP tools reach Bay: through Bay's own HTTP app, in-process, with the
+ * MCP caller's own credentials (Authorization, or X-Owner in anonymous mode)
+ * and request id. Every rule of /v1 — authentication, owner scoping (another
+ * owner's id is 404), validation, paths, limits, quotas, rate limit — applies
+ * to a tool exactly as to a REST call, because it *is* a REST call; nothing is
+ * reimplemented for MCP.
+ */
+import type { Context } from "hono";
+
+/** A JSON answer from a /v1 route. */
+export interface BayAnswer<T = unknown> {
+  status: number;
+  body: T;
+}
+
+/** A /v1 error, as a tool reports it. */
+export class BayCallError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Bay's app, in-process (`app.request`): takes an absolute URL on the MCP request's origin. */
+export type AppRequest = (url: string, init: RequestInit) => Response | Promise<Response>;
+
+/** Headers that carry the caller's identity; nothing else is forwarded. */
+const IDENTITY_HEADERS = ["authorization", "x-owner"] as const;
+
+export class BayCaller {
+  private readonly headers: Record<string, string> = {};
+  /** The MCP request's own origin: its Host already passed the host guard. */
+  private readonly origin: string;
+
+  constructor(
+    private readonly request: AppRequest,
+    c: Context,
+  ) {
+    this.origin = new URL(c.req.url).origin;
+    for (const h of IDENTITY_HEADERS) {
+      const v = c.req.header(h);
+      if (v !== undefined) this.headers[h] = v;
+    }
+    // One id for the MCP request and every /v1 call a tool makes for it.
+    this.headers["x-request-id"] = c.get("requestId");
+  }
+
+  /** Calls a /v1 route; a non-2xx answer throws BayCallError with Bay's error code and message. */
+  async json<T = unknown>(method: string, path: string, body?: unknown): Promise<BayAnswer<T>> {
+    const headers: Record<string, string> = { ...this.headers };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const res = await this.request(`${this.origin}${path}`, {
+      method,
+      headers,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    let parsed: unknown = null;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      parsed = text;
+    }
+    if (res.status >= 400) {
+      const err = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
+      throw new BayCallError(res.status, err?.code ?? "internal_error", err?.message ?? `HTTP ${res.status}`);
+    }
+    return { status: res.status, body: parsed as T };
+  }
+}
+
+/** `/v1/sandboxes/<id>…` with the id encoded. */
+export const sandboxPath = (id: string, rest = "") => `/v1/sandboxes/${encodeURIComponent(id)}${rest}`;

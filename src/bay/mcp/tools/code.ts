@@ -1,0 +1,87 @@
+/**
+ * Code tools: Python in the sandbox's persistent kernel (matplotlib figures
+ * come back as MCP image content) and shell commands.
+ *
+ * Extension point, code contexts (contract: "Code contexts"): once
+ * `POST /v1/sandboxes/{id}/code/exec {code, language, context_id}` exists, add a
+ * `run_code` tool here with the same `execResultContent` (the result shape is
+ * python exec's), plus create/list/delete context tools beside it.
+ */
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { z } from "zod";
+import type { PythonExecResult, ShellExecResult } from "../../api/generated/index.ts";
+import { type BayCaller, sandboxPath } from "../bay-caller.ts";
+import { sandboxId } from "./sandboxes.ts";
+import { guarded, type ToolResult } from "./result.ts";
+
+const timeout = z.number().int().min(1).max(300).optional().describe("Seconds (default 30).");
+/** Rich outputs that become image blocks; everything else is summarised as text. */
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/** Text of the run (output, the value, the traceback) first, then one image block per figure. */
+export function execResultContent(r: PythonExecResult): ToolResult {
+  const content: ToolResult["content"] = [];
+  const parts: string[] = [];
+  if (r.output) parts.push(r.output.replace(/\n$/, ""));
+  for (const d of r.data) {
+    if (d.type === "display_data" && d.data["text/plain"] && !IMAGE_TYPES.some((t) => d.data[t])) parts.push(d.data["text/plain"]);
+  }
+  if (r.error) parts.push(r.error);
+  if (r.kernel_restarted) parts.push("[the Python kernel was restarted; variables are gone]");
+  if (r.truncated) parts.push("[output truncated]");
+  content.push({ type: "text", text: parts.join("\n") || "(no output)" });
+  for (const d of r.data) {
+    for (const mimeType of IMAGE_TYPES) {
+      const data = d.data[mimeType];
+      if (data) content.push({ type: "image", data, mimeType });
+    }
+  }
+  return { content, ...(r.success ? {} : { isError: true }) };
+}
+
+export function registerCodeTools(server: McpServer, bay: BayCaller): void {
+  server.registerTool(
+    "run_python",
+    {
+      title: "Run Python",
+      description:
+        "Runs Python in the sandbox's persistent IPython kernel (variables survive between calls). Returns stdout, the last expression's value, the traceback on error, and matplotlib figures as PNG images.",
+      inputSchema: { sandbox_id: sandboxId, code: z.string().min(1).max(1048576), timeout },
+    },
+    ({ sandbox_id, code, timeout }) =>
+      guarded(async () => {
+        const r = await bay.json<PythonExecResult>("POST", sandboxPath(sandbox_id, "/python/exec"), {
+          code,
+          ...(timeout ? { timeout } : {}),
+        });
+        return execResultContent(r.body);
+      }),
+  );
+
+  server.registerTool(
+    "run_shell",
+    {
+      title: "Run a shell command",
+      description: "Runs a bash command in /workspace (or cwd) and returns stdout, stderr and the exit code.",
+      inputSchema: {
+        sandbox_id: sandboxId,
+        command: z.string().min(1).max(1048576),
+        cwd: z.string().min(1).max(4096).optional().describe("Directory relative to /workspace."),
+        timeout,
+      },
+    },
+    ({ sandbox_id, command, cwd, timeout }) =>
+      guarded(async () => {
+        const r = await bay.json<ShellExecResult>("POST", sandboxPath(sandbox_id, "/shell/exec"), {
+          command,
+          ...(cwd ? { cwd } : {}),
+          ...(timeout ? { timeout } : {}),
+        });
+        const b = r.body;
+        const parts = [b.output.replace(/\n$/, "")];
+        if (b.error) parts.push(`[stderr]\n${b.error.replace(/\n$/, "")}`);
+        parts.push(`[exit code ${b.exit_code ?? "none"}${b.truncated ? ", output truncated" : ""}]`);
+        return { content: [{ type: "text", text: parts.filter(Boolean).join("\n") }], ...(b.success ? {} : { isError: true }) };
+      }),
+  );
+}

@@ -1,0 +1,195 @@
+/**
+ * Bay's MCP server through the SDK's own client, over both transports, against
+ * a real Bay process on real Docker: streamable HTTP to POST /mcp, and stdio
+ * through `bay mcp` (src/bay/cli.ts) relaying to the same Bay. A matplotlib
+ * figure on the python-data profile comes back as MCP image content, Python
+ * state persists between calls, files round-trip, and another owner's sandbox
+ * id answers not found on both transports.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { defaultProfiles, shipImages } from "../../src/bay/config.ts";
+import { type BayProcess, startBayProcess } from "../support/bay-process.ts";
+import { SHIP_TAG } from "../support/images.ts";
+import { removeLabelledQuietly, requireShipImages, SHIP_DATA_IMAGE, SHIP_IMAGE } from "./support/e2e.ts";
+
+const ROOT = join(import.meta.dir, "../..");
+const ALICE = `alice-mcp-${crypto.randomUUID()}`;
+const BOB = `bob-mcp-${crypto.randomUUID()}`;
+const instanceId = `e2e-mcp-${crypto.randomUUID().slice(0, 8)}`;
+let dir = "";
+let bay: BayProcess;
+const clients: Client[] = [];
+
+beforeAll(async () => {
+  await requireShipImages([SHIP_IMAGE, SHIP_DATA_IMAGE]);
+  dir = mkdtempSync(join(tmpdir(), "bay-mcp-"));
+  bay = await startBayProcess({
+    dbPath: join(dir, "bay.db"),
+    instanceId,
+    dir,
+    config: {
+      auth: {
+        api_keys: [
+          { key: ALICE, owner: "alice" },
+          { key: BOB, owner: "bob" },
+        ],
+      },
+      profiles: defaultProfiles(SHIP_TAG),
+      driver: { helper_image: shipImages(SHIP_TAG).ship },
+    },
+    env: { BAY_AUTH_MODE: "api_key" },
+  });
+});
+
+afterAll(async () => {
+  for (const c of clients) await c.close().catch(() => {});
+  await bay?.kill("SIGTERM");
+  await removeLabelledQuietly({ "bay.instance_id": instanceId });
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function httpClient(token: string): Promise<Client> {
+  const client = new Client({ name: "bay-e2e-http", version: "0" });
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(`${bay.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }),
+  );
+  clients.push(client);
+  return client;
+}
+
+async function stdioClient(token: string): Promise<Client> {
+  const client = new Client({ name: "bay-e2e-stdio", version: "0" });
+  await client.connect(
+    new StdioClientTransport({
+      command: "bun",
+      args: ["run", join(ROOT, "src/bay/cli.ts"), "mcp", "--url", bay.url],
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", BAY_TOKEN: token },
+      stderr: "ignore",
+    }),
+  );
+  clients.push(client);
+  return client;
+}
+
+const run = (c: Client, name: string, args: Record<string, unknown>) => c.callTool({ name, arguments: args }) as Promise<CallToolResult>;
+const textOf = (r: CallToolResult) =>
+  r.content
+    .filter((c) => c.type === "text")
+    .map((c) => (c as { text: string }).text)
+    .join("\n");
+
+describe("streamable HTTP", () => {
+  test("python-data: state persists, and a matplotlib figure comes back as an image block", async () => {
+    const alice = await httpClient(ALICE);
+    const id = JSON.parse(textOf(await run(alice, "create_sandbox", { profile: "python-data" }))).id as string;
+    try {
+      expect(textOf(await run(alice, "run_python", { sandbox_id: id, code: "x = 21", timeout: 120 }))).toBe("(no output)");
+      const r = await run(alice, "run_python", {
+        sandbox_id: id,
+        code: "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()\nprint('answer', x * 2)",
+        timeout: 120,
+      });
+      expect(r.isError).toBeFalsy();
+      expect(textOf(r)).toContain("answer 42");
+      const images = r.content.filter((c) => c.type === "image") as Array<{ data: string; mimeType: string }>;
+      expect(images.length).toBe(1);
+      expect(images[0]!.mimeType).toBe("image/png");
+      const png = Buffer.from(images[0]!.data, "base64");
+      expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+      expect(png.byteLength).toBeGreaterThan(1000);
+
+      const failed = await run(alice, "run_python", { sandbox_id: id, code: "1/0" });
+      expect(failed.isError).toBe(true);
+      expect(textOf(failed)).toContain("ZeroDivisionError");
+    } finally {
+      await run(alice, "delete_sandbox", { sandbox_id: id });
+    }
+  }, 180_000);
+
+  test("shell and files round-trip; another owner sees not found", async () => {
+    const alice = await httpClient(ALICE);
+    const bob = await httpClient(BOB);
+    const id = JSON.parse(textOf(await run(alice, "create_sandbox", {}))).id as string;
+    try {
+      expect((await run(alice, "write_file", { sandbox_id: id, path: "notes/a.txt", content: "héllo\n" })).isError).toBeFalsy();
+      expect(textOf(await run(alice, "read_file", { sandbox_id: id, path: "notes/a.txt" }))).toBe("héllo\n");
+      const listing = JSON.parse(textOf(await run(alice, "list_files", { sandbox_id: id, path: "notes" })));
+      expect(listing.entries).toEqual([{ path: "notes/a.txt", type: "file", size: 7 }]);
+      const sh = await run(alice, "run_shell", { sandbox_id: id, command: "cat notes/a.txt; echo oops >&2; exit 3" });
+      expect(sh.isError).toBe(true);
+      expect(textOf(sh)).toBe("héllo\n[stderr]\noops\n[exit code 3]");
+
+      for (const [name, args] of [
+        ["run_python", { sandbox_id: id, code: "1" }],
+        ["read_file", { sandbox_id: id, path: "notes/a.txt" }],
+        ["delete_sandbox", { sandbox_id: id }],
+      ] as const) {
+        const r = await run(bob, name, args);
+        expect(r.isError).toBe(true);
+        expect(textOf(r)).toBe(`not_found: sandbox not found: ${id}`);
+      }
+      expect(textOf(await run(alice, "read_file", { sandbox_id: id, path: "notes/a.txt" }))).toBe("héllo\n");
+    } finally {
+      await run(alice, "delete_sandbox", { sandbox_id: id });
+    }
+  }, 120_000);
+
+  test("without a valid token the client cannot connect", async () => {
+    const client = new Client({ name: "bay-e2e-anon", version: "0" });
+    await expect(
+      client.connect(
+        new StreamableHTTPClientTransport(new URL(`${bay.url}/mcp`), {
+          requestInit: { headers: { authorization: "Bearer nope-000000000000" } },
+        }),
+      ),
+    ).rejects.toThrow(/401|unauthorized/i);
+  });
+});
+
+describe("stdio through `bay mcp`", () => {
+  test("the same tools, as the token's owner", async () => {
+    const alice = await stdioClient(ALICE);
+    const bob = await stdioClient(BOB);
+    const names = (await alice.listTools()).tools.map((t) => t.name);
+    expect(names).toContain("run_python");
+    expect(names).toContain("create_sandbox");
+    const id = JSON.parse(textOf(await run(alice, "create_sandbox", {}))).id as string;
+    try {
+      expect(textOf(await run(alice, "run_python", { sandbox_id: id, code: "6 * 7" }))).toBe("42");
+      const r = await run(bob, "run_shell", { sandbox_id: id, command: "id" });
+      expect(r.isError).toBe(true);
+      expect(textOf(r)).toBe(`not_found: sandbox not found: ${id}`);
+      expect(JSON.parse(textOf(await run(bob, "list_sandboxes", {}))).items).toEqual([]);
+    } finally {
+      await run(alice, "delete_sandbox", { sandbox_id: id });
+    }
+  }, 120_000);
+
+  test("a wrong token: requests are answered with an error instead of hanging", async () => {
+    const client = new Client({ name: "bay-e2e-stdio-bad", version: "0" });
+    const transport = new StdioClientTransport({
+      command: "bun",
+      args: ["run", join(ROOT, "src/bay/cli.ts"), "mcp", "--url", bay.url],
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", BAY_TOKEN: "wrong-token-000000000000" },
+      stderr: "ignore",
+    });
+    clients.push(client);
+    await expect(client.connect(transport)).rejects.toThrow(/Bay unreachable or refused.*unauthorized/);
+  });
+});
+
+test("the access log names MCP and its inner calls by route, never the token", () => {
+  const access = bay.logs.filter((l) => l.msg === "request");
+  expect(access.some((l) => l.route === "/mcp" && l.owner === "alice")).toBe(true);
+  expect(access.some((l) => l.route === "/v1/sandboxes/:id/python/exec" && l.internal === true)).toBe(true);
+  const all = JSON.stringify(bay.logs);
+  expect(all).not.toContain(ALICE);
+  expect(all).not.toContain(BOB);
+});
