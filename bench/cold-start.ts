@@ -3,6 +3,7 @@
  * `docker run` of the same image (port published on 127.0.0.1) until its /health
  * answers, and until its first exec answers. Runs alternate, side by side.
  */
+import { STDIN_CREDENTIALS_OPTIONS, startWithStdinLine } from "../src/bay/drivers/docker/stdin-credentials.ts";
 import { SHIP_IMAGE } from "../tests/e2e/support/e2e.ts";
 import { createSandbox, deleteSandbox, expectTwo, type BenchContext } from "./context.ts";
 import { median, ms, ratio, time, type Row } from "./stats.ts";
@@ -26,12 +27,16 @@ async function bareDockerRun(ctx: BenchContext): Promise<{ health: number; exec:
   const t0 = performance.now();
   const c = await ctx.docker.createContainer({
     Image: SHIP_IMAGE,
+    Env: ["SHIP_CREDENTIALS=stdin"],
     Labels: ctx.benchLabel,
     ExposedPorts: { "8123/tcp": {} },
     HostConfig: { PortBindings: { "8123/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }] } },
+    ...STDIN_CREDENTIALS_OPTIONS,
   });
+  const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
   try {
-    await c.start();
+    // Started as Bay starts a session: the credentials on stdin.
+    await startWithStdinLine(ctx.docker, c.id, JSON.stringify({ session_id: "sess-bench", secret }));
     const info = await c.inspect();
     const port = info.NetworkSettings.Ports["8123/tcp"]?.find((b) => b.HostIp === "127.0.0.1")?.HostPort;
     if (!port) throw new Error("bare container publishes no port");
@@ -49,7 +54,7 @@ async function bareDockerRun(ctx: BenchContext): Promise<{ health: number; exec:
     const health = performance.now() - t0;
     const r = await fetch(`${base}/ipython/exec`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { authorization: `Bearer ${secret}`, "content-type": "application/json" },
       body: JSON.stringify({ code: "1+1" }),
     });
     expectTwo((await r.json()) as object, "bare first exec");

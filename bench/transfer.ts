@@ -1,8 +1,9 @@
 /**
- * Throughput: upload then download a 32 MiB file through Bay versus straight to
- * the sandbox's Ship (same multipart and download API). Interleaved; MiB/s.
+ * Throughput: upload then download a 32 MiB file through Bay (multipart, as
+ * clients send it) versus straight to the sandbox's Ship (the raw bytes Bay
+ * forwards). Interleaved; MiB/s.
  */
-import { chunkOf, shipEndpointFromDocker } from "../tests/e2e/support/e2e.ts";
+import { chunkOf, shipDirect } from "../tests/e2e/support/e2e.ts";
 import { bayJson, createSandbox, deleteSandbox, type BenchContext } from "./context.ts";
 import { median, ratio, time, type Row } from "./stats.ts";
 
@@ -21,7 +22,7 @@ export async function transfer(ctx: BenchContext): Promise<Row[]> {
     };
     const ready = await bayJson(ctx, "POST", `/v1/sandboxes/${id}/python/exec`, { code: "1+1" });
     if (ready.status !== 200) throw new Error(`transfer warm-up: ${ready.status}`);
-    const ship = await shipEndpointFromDocker(id, ctx.bay.instanceId);
+    const ship = await shipDirect(ctx.bay, id);
     const bayBase = `${ctx.bay.url}/v1/sandboxes/${id}/filesystem`;
     const headers = { "x-owner": ctx.owner };
 
@@ -29,7 +30,11 @@ export async function transfer(ctx: BenchContext): Promise<Row[]> {
       if (res.status !== 200) throw new Error(`${what}: HTTP ${res.status} ${await res.text()}`);
     };
     const upload = async (base: string, h: Record<string, string>, path: string) => {
-      const res = await fetch(`${base}/upload`, { method: "POST", headers: h, body: form(path) });
+      // Bay takes a multipart form; Ship takes the bytes themselves (what Bay forwards).
+      const direct = base.startsWith(ship.endpoint);
+      const res = direct
+        ? await fetch(`${base}/upload?path=${path}`, { method: "POST", headers: h, body: blob })
+        : await fetch(`${base}/upload`, { method: "POST", headers: h, body: form(path) });
       await check(res, "upload");
       await res.arrayBuffer();
     };
@@ -42,7 +47,7 @@ export async function transfer(ctx: BenchContext): Promise<Row[]> {
     };
     const sides = {
       bay: { base: bayBase, h: headers, up: [] as number[], down: [] as number[] },
-      direct: { base: `${ship}/filesystem`, h: {}, up: [] as number[], down: [] as number[] },
+      direct: { base: `${ship.endpoint}/filesystem`, h: ship.headers, up: [] as number[], down: [] as number[] },
     };
     await upload(sides.bay.base, sides.bay.h, "warm.bin");
     await upload(sides.direct.base, sides.direct.h, "warm.bin");

@@ -2,7 +2,7 @@
  * Warm exec: `1+1` through Bay (HTTP on loopback → Bay → Ship) versus the same
  * POST /ipython/exec sent straight to the sandbox's Ship endpoint. Interleaved.
  */
-import { shipEndpointFromDocker } from "../tests/e2e/support/e2e.ts";
+import { shipDirect } from "../tests/e2e/support/e2e.ts";
 import { createSandbox, deleteSandbox, expectTwo, type BenchContext } from "./context.ts";
 import { median, ms, p95, ratio, time, type Row } from "./stats.ts";
 
@@ -20,9 +20,13 @@ export async function warmExec(ctx: BenchContext, runs: number): Promise<Row[]> 
       expectTwo((await r.json()) as object, "bay exec");
     };
     await viaBay(); // starts the session
-    const ship = await shipEndpointFromDocker(id, ctx.bay.instanceId);
+    const ship = await shipDirect(ctx.bay, id);
     const direct = async () => {
-      const r = await fetch(`${ship}/ipython/exec`, { method: "POST", headers: { "content-type": "application/json" }, body: CODE });
+      const r = await fetch(`${ship.endpoint}/ipython/exec`, {
+        method: "POST",
+        headers: { ...ship.headers, "content-type": "application/json" },
+        body: CODE,
+      });
       expectTwo((await r.json()) as object, "direct exec");
     };
     for (let i = 0; i < 10; i++) {

@@ -4,6 +4,7 @@
  * process). Not a test: timings are noisy. Run: bun tests/ship/measure-ship.ts [image] [runs]
  */
 import { SHIP_IMAGE } from "../support/images.ts";
+import { startShip } from "./support/container.ts";
 
 const image = Bun.argv[2] ?? SHIP_IMAGE;
 const runs = Number(Bun.argv[3] ?? 5);
@@ -23,8 +24,10 @@ for (let i = 0; i < runs; i++) {
   bareMs.push(performance.now() - b0);
 
   const t0 = performance.now();
-  const id = sh(["docker", "run", "-d", "--label", "bay.test=ship", "-p", "127.0.0.1::8123", image]);
-  const port = sh(["docker", "port", id, "8123/tcp"]).split("\n")[0]!.split(":").pop();
+  // Started as Bay starts a session: credentials on stdin (startShip does that).
+  const ship = await startShip(image);
+  const id = ship.id;
+  const port = new URL(ship.baseUrl).port;
   let healthy = 0;
   for (;;) {
     const body = await fetch(`http://127.0.0.1:${port}/health`).then(

@@ -149,7 +149,7 @@ describe("stores", () => {
       now: NOW,
     });
     // Claimed a moment before NOW, so sandboxes whose TTL ends at NOW can still hold a session.
-    expect(await s.sandboxes.claimSlot(sandboxId, sess, NOW - 10)).toBe(true);
+    expect(await s.sandboxes.claimCurrentSession(sandboxId, sess, NOW - 10)).toBe(true);
     if (status === "ready") expect(await markReady(sess)).toBe(true);
     if (status === "failed" || status === "stopped") expect(await s.sessions.end(sess, status, NOW, "boom")).toBe(true);
     return sess;
@@ -221,21 +221,21 @@ describe("stores", () => {
     });
   });
 
-  describe("claimSlot / releaseSlot", () => {
+  describe("claimCurrentSession / releaseCurrentSession", () => {
     test("claims only an empty slot and releases only the session it holds", async () => {
       const id = await sandbox();
-      expect(await s.sandboxes.releaseSlot(id, "sess-other")).toBe(false);
-      expect(await s.sandboxes.claimSlot(id, "sess-a", NOW)).toBe(true);
-      expect(await s.sandboxes.claimSlot(id, "sess-b", NOW)).toBe(false);
+      expect(await s.sandboxes.releaseCurrentSession(id, "sess-other")).toBe(false);
+      expect(await s.sandboxes.claimCurrentSession(id, "sess-a", NOW)).toBe(true);
+      expect(await s.sandboxes.claimCurrentSession(id, "sess-b", NOW)).toBe(false);
       expect((await s.sandboxes.get(id))!.currentSessionId).toBe("sess-a");
-      expect(await s.sandboxes.releaseSlot(id, "sess-b")).toBe(false);
-      expect(await s.sandboxes.releaseSlot(id, "sess-a")).toBe(true);
+      expect(await s.sandboxes.releaseCurrentSession(id, "sess-b")).toBe(false);
+      expect(await s.sandboxes.releaseCurrentSession(id, "sess-a")).toBe(true);
       expect((await s.sandboxes.get(id))!.currentSessionId).toBeNull();
     });
 
     test("of many concurrent claims exactly one wins", async () => {
       const id = await sandbox();
-      const wins = await Promise.all(Array.from({ length: 8 }, (_, i) => s.sandboxes.claimSlot(id, `sess-${i}`, NOW)));
+      const wins = await Promise.all(Array.from({ length: 8 }, (_, i) => s.sandboxes.claimCurrentSession(id, `sess-${i}`, NOW)));
       expect(wins.filter(Boolean)).toHaveLength(1);
       const winner = wins.indexOf(true);
       expect((await s.sandboxes.get(id))!.currentSessionId).toBe(`sess-${winner}`);
@@ -243,14 +243,14 @@ describe("stores", () => {
 
     test("never claims a sandbox whose TTL has passed, even before the reaper marks it", async () => {
       const id = await sandbox({ expiresAt: NOW });
-      expect(await s.sandboxes.claimSlot(id, "sess-late", NOW)).toBe(false);
-      expect(await s.sandboxes.claimSlot(id, "sess-early", NOW - 1)).toBe(true);
+      expect(await s.sandboxes.claimCurrentSession(id, "sess-late", NOW)).toBe(false);
+      expect(await s.sandboxes.claimCurrentSession(id, "sess-early", NOW - 1)).toBe(true);
     });
 
     test("never claims a deleted sandbox", async () => {
       const id = await sandbox();
       expect(await s.sandboxes.tombstone(id, NOW)).toBe(true);
-      expect(await s.sandboxes.claimSlot(id, "sess-a", NOW)).toBe(false);
+      expect(await s.sandboxes.claimCurrentSession(id, "sess-a", NOW)).toBe(false);
     });
   });
 

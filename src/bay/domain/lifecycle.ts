@@ -8,9 +8,9 @@
  *
  * * a **session** (one container run) moves `starting → ready`, and from either to
  *   `failed` or `stopped`, never back; an ended session is history;
- * * a **sandbox** points at its current session (`current_session_id`, the
- *   "slot"), has an idle deadline while a session runs, may expire (TTL), and is
- *   deleted as a tombstone. Its status is computed, never stored (`STATUS_SQL`).
+ * * a **sandbox** points at its current session (`current_session_id`), has an
+ *   idle deadline while a session runs, may expire (TTL), and is deleted as a
+ *   tombstone. Its status is computed, never stored (`STATUS_SQL`).
  *
  * Every change is a compare-and-set in SQL: of several Bay processes sharing one
  * database, exactly one wins each transition.

@@ -9,7 +9,7 @@ import type { Driver } from "../drivers/driver.ts";
 import type { Logger } from "../logger.ts";
 import type { BayMetrics } from "../observability/bay-metrics.ts";
 import type { Stores } from "../store/index.ts";
-import { runBeatStep } from "./beat-step.ts";
+import { runBackgroundStep } from "./background-step.ts";
 import type { Reconciler } from "./reconciler.ts";
 import { removeVolumeQuietly } from "./sandbox-manager.ts";
 import type { SessionManager } from "./session-manager.ts";
@@ -77,7 +77,7 @@ export class Reaper {
 
   private async beat(): Promise<ReapReport> {
     const report: ReapReport = { idleReclaimed: 0, expired: 0, workspacesDeleted: 0, idempotencyPurged: 0, errors: 0 };
-    const step = (name: string, fn: () => Promise<void>) => runBeatStep(this.deps.logger, "reaper", report, name, fn);
+    const step = (name: string, fn: () => Promise<void>) => runBackgroundStep(this.deps.logger, "reaper", report, name, fn);
     await step("ttl expiry", () => this.expireSandboxes(report));
     await step("idle reclaim", () => this.reclaimIdle(report));
     if (this.opts.expiredWorkspace === "delete") {
@@ -119,7 +119,7 @@ export class Reaper {
       const sb = await stores.sandboxes.get(candidate.id, now);
       const sess = sb?.currentSessionId ? await stores.sessions.get(sb.currentSessionId) : null;
       if (sess) await sessions.end(sess, "stopped", "sandbox expired");
-      else if (sb?.currentSessionId) await stores.sandboxes.releaseSlot(sb.id, sb.currentSessionId);
+      else if (sb?.currentSessionId) await stores.sandboxes.releaseCurrentSession(sb.id, sb.currentSessionId);
       // A crash here is fine: reconcile ends sessions of expired sandboxes, and the
       // delete policy below works from the database, not from this list.
     }

@@ -15,7 +15,7 @@ import type { ContainerInfo, Driver } from "../drivers/driver.ts";
 import { errorMessage, type Logger } from "../logger.ts";
 import type { BayMetrics } from "../observability/bay-metrics.ts";
 import type { Stores } from "../store/index.ts";
-import { runBeatStep } from "./beat-step.ts";
+import { runBackgroundStep } from "./background-step.ts";
 import type { SessionRecord } from "../store/session-store.ts";
 import type { SessionManager } from "./session-manager.ts";
 
@@ -68,7 +68,7 @@ export class Reconciler {
       staleHelpers: 0,
       errors: 0,
     };
-    const step = (name: string, fn: () => Promise<void>) => runBeatStep(this.deps.logger, "reconcile", report, name, fn);
+    const step = (name: string, fn: () => Promise<void>) => runBackgroundStep(this.deps.logger, "reconcile", report, name, fn);
     await step("abandoned starts", () => this.endAbandonedStarts(report));
     await step("sessions and containers", () => this.reconcileSessions(report));
     await step("stale helpers", () => this.removeStaleHelpers(report));

@@ -2,7 +2,7 @@
  * Sessions: at most one running Ship container per sandbox, started on demand.
  *
  * `ensureRunning` is single-flight twice over: concurrent callers in this
- * process share one promise, and across Bay replicas the sandbox row's slot
+ * process share one promise, and across Bay replicas the sandbox row's current session
  * (`current_session_id`) is claimed by compare-and-set, so exactly one process
  * creates the container. The winner holds a lease on the `starting` session and
  * renews it while it works; if it dies, the lease lapses and another caller
@@ -136,8 +136,8 @@ export class SessionManager {
         continue;
       }
       if (sb.currentSessionId) {
-        // The slot names a session row that does not exist: free it.
-        await sandboxes.releaseSlot(sandboxId, sb.currentSessionId);
+        // The current session names a row that does not exist: free it.
+        await sandboxes.releaseCurrentSession(sandboxId, sb.currentSessionId);
         continue;
       }
       const sessionId = newId("sess", this.now());
@@ -153,7 +153,7 @@ export class SessionManager {
         ...(this.opts.maxStartsPerOwner ? { maxStartingPerOwner: this.opts.maxStartsPerOwner } : {}),
       });
       if (!inserted) throw await this.capacityError(sandboxId);
-      if (!(await sandboxes.claimSlot(sandboxId, sessionId, this.now()))) {
+      if (!(await sandboxes.claimCurrentSession(sandboxId, sessionId, this.now()))) {
         await sessions.end(sessionId, "failed", this.now(), "lost the start race");
         continue;
       }
@@ -332,7 +332,7 @@ export class SessionManager {
     const internal = cause instanceof BayError ? cause.internal : {};
     const ended = await stores.sessions.end(sessionId, "failed", this.now(), message).catch(() => false);
     await this.removeContainers(sessionId, containerId);
-    const freed = await stores.sandboxes.releaseSlot(sandboxId, sessionId).catch(() => false);
+    const freed = await stores.sandboxes.releaseCurrentSession(sandboxId, sessionId).catch(() => false);
     if (!ended) {
       logger.info("start superseded", { sandbox_id: sandboxId, session_id: sessionId });
       return false;
@@ -346,7 +346,7 @@ export class SessionManager {
   /**
    * Ends a session: the session is ended first (a compare-and-set on its status,
    * so of several replicas one wins and a start in flight fails its markReady),
-   * then its containers go and the sandbox's slot is released if it still names
+   * then its containers go and the sandbox's current session is cleared if it still names
    * this session. Container removal failures are left to the next reconcile.
    * True when this caller ended it.
    */
@@ -354,7 +354,7 @@ export class SessionManager {
     const { sandboxes, sessions } = this.deps.stores;
     const won = await sessions.end(sess.id, outcome, this.now(), reason);
     await this.removeContainers(sess.id, sess.containerId);
-    await sandboxes.releaseSlot(sess.sandboxId, sess.id);
+    await sandboxes.releaseCurrentSession(sess.sandboxId, sess.id);
     this.verified.delete(sess.id);
     return won;
   }

@@ -165,11 +165,11 @@ export class SandboxStore {
   }
 
   /**
-   * Claims the sandbox's empty slot for a new session (compare-and-set: only one
+   * Makes `sessionId` the sandbox's current session when it has none (compare-and-set: only one
    * claimer wins), unless the sandbox is deleted or may no longer start. The idle
    * deadline is armed only once the session is ready.
    */
-  async claimSlot(id: string, sessionId: string, now: number): Promise<boolean> {
+  async claimCurrentSession(id: string, sessionId: string, now: number): Promise<boolean> {
     const rs = await this.db.execute({
       sql: `UPDATE sandboxes AS s SET current_session_id = :sess, idle_expires_at = NULL
             WHERE s.id = :id AND ${GUARD.live} AND s.current_session_id IS NULL AND ${GUARD.startable}`,
@@ -178,8 +178,8 @@ export class SandboxStore {
     return rs.rowsAffected === 1;
   }
 
-  /** Empties the slot if it still holds `sessionId` (compare-and-set); an expired sandbox can still be released. */
-  async releaseSlot(id: string, sessionId: string): Promise<boolean> {
+  /** Clears the current session if it is still `sessionId` (compare-and-set); an expired sandbox can still be released. */
+  async releaseCurrentSession(id: string, sessionId: string): Promise<boolean> {
     const rs = await this.db.execute({
       sql: `UPDATE sandboxes SET current_session_id = NULL, idle_expires_at = NULL
             WHERE id = :id AND deleted_at IS NULL AND current_session_id = :sess`,
@@ -190,7 +190,7 @@ export class SandboxStore {
 
   /**
    * Statement, for the batch that marks `sessionId` ready: arms the idle deadline
-   * and clears the last start error, only if that session is still the slot's
+   * and clears the last start error, only if that session is still the current one
    * and became ready in the same batch.
    */
   armIdleDeadlineStatement(sessionId: string, idleExpiresAt: number) {
@@ -202,7 +202,7 @@ export class SandboxStore {
   }
 
   /**
-   * Idle reclaim's compare-and-set: releases the slot only if it still holds this
+   * Idle reclaim's compare-and-set: clears the current session only if it is still this
    * ready session and its idle deadline is still past (a call or keepalive since
    * the read moved it). Of several reapers, exactly one wins.
    */

@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createClient } from "@libsql/client";
 import Docker from "dockerode";
 import type { ProfileConfig } from "../../../src/bay/config.ts";
 import type { TestBay } from "../../support/harness.ts";
@@ -145,6 +146,8 @@ export interface BayProcess {
   url: string;
   pid: number;
   instanceId: string;
+  /** Its libSQL file (for reading what a test cannot get through the API, e.g. a session's secret). */
+  dbPath: string;
   proc: Bun.Subprocess;
   /** Stops the process (by its pid) and removes every container and volume labelled with its instance id. */
   close(): Promise<void>;
@@ -222,7 +225,7 @@ export async function spawnBay(
     }
     await Bun.sleep(100);
   }
-  return { url, pid: proc.pid, instanceId, proc, close };
+  return { url, pid: proc.pid, instanceId, proc, close, dbPath: join(dir, "bay.db") };
 }
 
 /** Resident set size of a process in bytes, from /proc/<pid>/status (VmRSS). */
@@ -233,14 +236,26 @@ export async function rssBytes(pid: number): Promise<number> {
   return Number(m[1]) * 1024;
 }
 
-/** The published loopback endpoint of the (single) running container of a sandbox, asked of Docker. */
-export async function shipEndpointFromDocker(sandboxId: string, instanceId: string): Promise<string> {
-  const list = await docker.listContainers({ filters: { label: [`bay.sandbox_id=${sandboxId}`, `bay.instance_id=${instanceId}`] } });
+/**
+ * The published loopback endpoint of the (single) running container of a
+ * sandbox (asked of Docker), and the session secret its Ship requires (read from
+ * the Bay process's database): what a benchmark needs to call that Ship directly.
+ */
+export async function shipDirect(bay: BayProcess, sandboxId: string): Promise<{ endpoint: string; headers: Record<string, string> }> {
+  const list = await docker.listContainers({ filters: { label: [`bay.sandbox_id=${sandboxId}`, `bay.instance_id=${bay.instanceId}`] } });
   const c = list[0];
   if (!c) throw new Error(`no running container for ${sandboxId}`);
   const port = c.Ports.find((p) => p.IP === "127.0.0.1" && p.PublicPort)?.PublicPort;
   if (!port) throw new Error(`container of ${sandboxId} publishes no loopback port`);
-  return `http://127.0.0.1:${port}`;
+  const db = createClient({ url: `file:${bay.dbPath}` });
+  try {
+    const rs = await db.execute({ sql: "SELECT secret FROM sessions WHERE id = ?", args: [c.Labels["bay.session_id"] ?? ""] });
+    const secret = rs.rows[0]?.secret;
+    if (typeof secret !== "string") throw new Error(`no session secret for ${sandboxId}`);
+    return { endpoint: `http://127.0.0.1:${port}`, headers: { authorization: `Bearer ${secret}` } };
+  } finally {
+    db.close();
+  }
 }
 
 /** Removes every container, volume and network carrying all the given (full Docker) labels; never throws. */

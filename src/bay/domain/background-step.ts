@@ -5,7 +5,7 @@ import { errorMessage, type Logger } from "../logger.ts";
  * counted in `report.errors` and logged as a warning; the beat goes on with its
  * next step, and the failed one runs again on the next beat.
  */
-export async function runBeatStep(
+export async function runBackgroundStep(
   logger: Logger,
   beat: "reaper" | "reconcile",
   report: { errors: number },
