@@ -29,15 +29,21 @@ let client: ShipClient | undefined;
 const credentials = testCredentials();
 const options = { mountPath: "", matplotlib: true, sessionId: credentials.session_id };
 
+const hostHome = process.env.HOME;
+
 beforeAll(async () => {
   requireHostPython();
   workspace = await realpath(await mkdtemp(join(tmpdir(), "ship-test-ws-")));
   options.mountPath = workspace;
+  // As in the image (HOME=/workspace): user commands' login shells read the workspace's
+  // profile, not the host user's (whose may run slow or lock-taking tools such as pyenv).
+  process.env.HOME = workspace;
   ship = createShipApp({ workspace, python: PYTHON, maxBackground: 3, credentials });
   client = new ShipClient((path, init) => Promise.resolve(ship!.app.request(path, init)), credentials.secret);
 });
 
 afterAll(async () => {
+  process.env.HOME = hostHome;
   ship?.close();
   if (workspace) await rm(workspace, { recursive: true, force: true });
 });
