@@ -4,8 +4,8 @@
  * never started (so a remote engine works the same): stat, read and write walk the
  * path with one stat per segment (a bounded number, a few at a time) and refuse
  * symlinks on the way, because the engine would follow them inside the helper's own
- * root. Listing, removing and measuring need a process: a throwaway helper runs a
- * short shell walk plus find, rm or du, its output streamed and capped.
+ * root. Listing, removing and measuring need a process: a throwaway helper runs
+ * one of volume-commands.ts, its output streamed and capped.
  *
  * Every engine call has a deadline (`callTimeoutMs`; a transfer may not stall for
  * longer), a command its own; past one the call answers `timeout`. Engine errors
@@ -13,11 +13,12 @@
  */
 import type Docker from "dockerode";
 import { BayError } from "../../errors.ts";
-import type { DirectoryListing, FileBody, FileKind, FileStat, OpenedFile, VolumeFiles, VolumeRef } from "../driver.ts";
+import type { DirectoryListing, FileBody, FileStat, OpenedFile, VolumeFiles, VolumeRef } from "../driver.ts";
 import { fileErrors, prefixOf, segmentsOf, walkChain, type Walked } from "../volume-walk.ts";
 import { createArchiveHelper, getArchive, helperName, putArchive, removeHelper, runHelperCommand, statPath } from "./archive.ts";
 import { engineMessage, imageNotFound, isImageMissing, isNotFound, isUnreachable } from "./docker-errors.ts";
 import type { LabelCodec } from "./labels.ts";
+import { listCommand, removeCommand, usageCommand, type VolumeCommand } from "./volume-commands.ts";
 import { sendOneFileTar, streamFirstFile } from "./volume-tar.ts";
 
 export interface DockerVolumeFilesOptions {
@@ -42,48 +43,10 @@ const absolute = (path: string) => (path === "." ? ROOT : `${ROOT}/${path}`);
 /** Segment stats in flight at once for one walk. */
 const STAT_CONCURRENCY = 8;
 const READ_LIFETIME_MS = 10 * 60_000;
-/** Helper stderr kept for the log; usage's stdout is a number. */
+/** Helper stderr kept for the log. */
 const MAX_STDERR_BYTES = 16 * 1024;
-const MAX_USAGE_OUTPUT_BYTES = 4 * 1024;
-/** A listing record is `%y %s %T@ %P`: a segment (≤ 255 bytes) and three short fields. */
-const MAX_RECORD_BYTES = 1024;
 /** Background retries removing a helper whose create or removal did not finish (reconcile sweeps what is left). */
 const REMOVE_RETRY_MS = [1_000, 3_000, 10_000, 30_000];
-
-/**
- * The walk of a helper command: each segment of $2 is checked like walkChain does
- * (a symlink → 11, missing → 10, a parent that is no directory → 12, with `at=<i>`
- * on stderr), then `list` prints at most $3 children (NUL-terminated records) and
- * `remove` removes the entry (a final symlink itself). Exit 13: not a directory,
- * 14: not readable by uid 1000.
- */
-const WALK_SCRIPT = `set -f
-op=$1 path=$2 max=$3 cur=${ROOT}
-if [ "$path" != . ]; then
-  IFS=/
-  n=0
-  for seg in $path; do n=$((n + 1)); done
-  i=0
-  for seg in $path; do
-    i=$((i + 1))
-    cur=$cur/$seg
-    if [ -L "$cur" ]; then
-      if [ "$op" = remove ] && [ "$i" -eq "$n" ]; then break; fi
-      echo "at=$i" >&2; exit 11
-    fi
-    [ -e "$cur" ] || exit 10
-    if [ "$i" -lt "$n" ] && [ ! -d "$cur" ]; then echo "at=$i" >&2; exit 12; fi
-  done
-  unset IFS
-fi
-case $op in
-list)
-  [ -d "$cur" ] || exit 13
-  { [ -r "$cur" ] && [ -x "$cur" ]; } || exit 14
-  find "$cur" -mindepth 1 -maxdepth 1 -printf '%y %s %T@ %P\\0' | head -z -n "$max" ;;
-remove)
-  rm -rf -- "$cur" ;;
-esac`;
 
 /** Whether a failure is a deadline firing (ours or the engine request's). */
 const isAbort = (err: unknown): boolean => {
@@ -193,43 +156,16 @@ export class DockerVolumeFiles implements VolumeFiles {
   }
 
   async list(volume: VolumeRef, path: string, opts: { maxEntries: number; timeoutMs: number }): Promise<DirectoryListing> {
-    const records = new RecordReader(opts.maxEntries + 1);
-    const res = await this.runCommand(
-      volume,
-      "listing",
-      path,
-      ["sh", "-c", WALK_SCRIPT, "sh", "list", path, String(opts.maxEntries + 1)],
-      opts.timeoutMs,
-      (chunk) => records.push(chunk),
-    );
-    this.checkWalk(res, path, "listing");
-    const all = records.records.map(parseRecord).filter((e): e is FileStat => e !== null);
-    const entries = all.slice(0, opts.maxEntries).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { entries, truncated: all.length > opts.maxEntries };
+    return this.runCommand(volume, "listing", path, listCommand(path, opts.maxEntries), opts.timeoutMs);
   }
 
   async remove(volume: VolumeRef, path: string): Promise<void> {
     if (path === ".") throw fileErrors.root(path);
-    const res = await this.runCommand(
-      volume,
-      "delete",
-      path,
-      ["sh", "-c", WALK_SCRIPT, "sh", "remove", path, "0"],
-      this.opts.commandTimeoutMs,
-      () => {},
-    );
-    this.checkWalk(res, path, "delete");
+    await this.runCommand(volume, "delete", path, removeCommand(path), this.opts.commandTimeoutMs);
   }
 
   async usage(volume: VolumeRef): Promise<number> {
-    let out = "";
-    const res = await this.runCommand(volume, "usage", ".", ["du", "-sb", ROOT], this.opts.commandTimeoutMs, (chunk) => {
-      if (out.length < MAX_USAGE_OUTPUT_BYTES) out += chunk.toString("utf8");
-    });
-    // du exits 1 when it cannot read some directory but still prints the total it could.
-    const total = /^(\d+)\s+\/workspace\s*$/m.exec(out);
-    if (!total) throw this.helperFailure("usage", res);
-    return Number(total[1]);
+    return this.runCommand(volume, "usage", ".", usageCommand(), this.opts.commandTimeoutMs);
   }
 
   /**
@@ -258,42 +194,8 @@ export class DockerVolumeFiles implements VolumeFiles {
     return walkChain(path, chain, finalLink);
   }
 
-  /** Maps a walk script's exit code to the data plane's answer; 0 passes. */
-  private checkWalk(res: { exitCode: number; stderr: string }, path: string, op: string): void {
-    const at = Number(/at=(\d+)/.exec(res.stderr)?.[1] ?? "0");
-    const prefix = at > 0 ? prefixOf(segmentsOf(path), at) : path;
-    switch (res.exitCode) {
-      case 0:
-        return;
-      case 10:
-        throw fileErrors.notFound(path);
-      case 11:
-        throw fileErrors.symlink(path, prefix);
-      case 12:
-        throw fileErrors.parentNotDirectory(path, prefix);
-      case 13:
-        throw fileErrors.notDirectory(path);
-      case 14:
-        throw new BayError("validation_error", `not readable: ${path}`, { details: { path } });
-      default:
-        throw this.helperFailure(op, res);
-    }
-  }
-
-  private helperFailure(op: string, res: { exitCode: number; stderr: string }): BayError {
-    const cause = new Error(`helper exited with ${res.exitCode}: ${res.stderr.slice(0, 2000)}`);
-    return new BayError("internal_error", `workspace ${op} failed`, { cause });
-  }
-
-  /** Runs a command in a throwaway helper under a deadline for the whole run, then removes the helper. */
-  private async runCommand(
-    volume: VolumeRef,
-    op: string,
-    path: string,
-    command: string[],
-    timeoutMs: number,
-    onStdout: (chunk: Buffer) => void,
-  ): Promise<{ exitCode: number; stderr: string }> {
+  /** Runs a command in a throwaway helper under a deadline for the whole run, removes the helper, reads the outcome. */
+  private async runCommand<T>(volume: VolumeRef, op: string, path: string, command: VolumeCommand<T>, timeoutMs: number): Promise<T> {
     const name = helperName();
     const run = new AbortController();
     const timer = setTimeout(() => run.abort(), timeoutMs);
@@ -302,14 +204,14 @@ export class DockerVolumeFiles implements VolumeFiles {
       const res = await runHelperCommand(this.docker, this.codec, volume, {
         name,
         image: this.opts.helperImage,
-        command,
-        onStdout,
+        command: command.argv,
+        onStdout: (chunk) => command.onStdout(chunk),
         maxStderrBytes: MAX_STDERR_BYTES,
         callSignal: () => AbortSignal.any([run.signal, AbortSignal.timeout(this.opts.callTimeoutMs)]),
         runSignal: run.signal,
       });
       failed = false;
-      return res;
+      return command.outcome(res);
     } catch (err) {
       if (run.signal.aborted) throw timeoutError(op, timeoutMs, err);
       throw this.failure(err, op, path);
@@ -396,57 +298,4 @@ async function* touching(body: AsyncIterable<Uint8Array>, onChunk: () => void): 
     onChunk();
     yield chunk;
   }
-}
-
-/** Splits a helper's stdout into NUL-terminated records; keeps at most `max`, and drops an overlong one. */
-class RecordReader {
-  readonly records: Buffer[] = [];
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private overlong = false;
-
-  constructor(private readonly max: number) {}
-
-  push(chunk: Buffer): void {
-    let from = 0;
-    for (let nul = chunk.indexOf(0, from); nul !== -1; nul = chunk.indexOf(0, from)) {
-      this.take(chunk.subarray(from, nul));
-      this.end();
-      from = nul + 1;
-    }
-    this.take(chunk.subarray(from));
-  }
-
-  private take(part: Buffer): void {
-    if (this.overlong || part.byteLength === 0) return;
-    if (this.pendingBytes + part.byteLength > MAX_RECORD_BYTES) {
-      this.overlong = true;
-      this.pending = [];
-      return;
-    }
-    this.pending.push(part);
-    this.pendingBytes += part.byteLength;
-  }
-
-  private end(): void {
-    if (!this.overlong && this.records.length < this.max) this.records.push(Buffer.concat(this.pending));
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.overlong = false;
-  }
-}
-
-const KIND_OF_FIND_TYPE: Record<string, FileKind> = { f: "file", d: "directory", l: "symlink" };
-
-/** One `%y %s %T@ %P` record of find; null when malformed. */
-function parseRecord(record: Buffer): FileStat | null {
-  const m = /^(\S) (\d+) (\d+(?:\.\d+)?) (.+)$/s.exec(record.toString("utf8"));
-  if (!m) return null;
-  const kind = KIND_OF_FIND_TYPE[m[1]!] ?? "other";
-  return {
-    name: m[4]!,
-    kind,
-    size: kind === "file" || kind === "symlink" ? Number(m[2]) : 0,
-    modifiedAt: Math.floor(Number(m[3]) * 1000),
-  };
 }
