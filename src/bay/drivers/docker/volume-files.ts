@@ -47,6 +47,8 @@ const READ_LIFETIME_MS = 10 * 60_000;
 const MAX_STDERR_BYTES = 16 * 1024;
 /** Background retries removing a helper whose create or removal did not finish (reconcile sweeps what is left). */
 const REMOVE_RETRY_MS = [1_000, 3_000, 10_000, 30_000];
+/** Removing a helper is cleanup, not the request's work: it gets at least this long, however tight the call deadline. */
+const MIN_REMOVE_TIMEOUT_MS = 10_000;
 
 /** Whether a failure is a deadline firing (ours or the engine request's). */
 const isAbort = (err: unknown): boolean => {
@@ -260,7 +262,7 @@ export class DockerVolumeFiles implements VolumeFiles {
    */
   private async discard(name: string, mayAppear: boolean): Promise<void> {
     const attempt = () =>
-      removeHelper(this.docker, name, AbortSignal.timeout(this.opts.callTimeoutMs)).then(
+      removeHelper(this.docker, name, this.removeSignal()).then(
         (r) => r === "removed" || !mayAppear,
         () => false,
       );
@@ -269,7 +271,7 @@ export class DockerVolumeFiles implements VolumeFiles {
       for (const ms of REMOVE_RETRY_MS) {
         await new Promise((resolve) => setTimeout(resolve, ms).unref?.());
         if (
-          await removeHelper(this.docker, name, AbortSignal.timeout(this.opts.callTimeoutMs)).then(
+          await removeHelper(this.docker, name, this.removeSignal()).then(
             (r) => r === "removed",
             () => false,
           )
@@ -277,6 +279,10 @@ export class DockerVolumeFiles implements VolumeFiles {
           return;
       }
     })();
+  }
+
+  private removeSignal(): AbortSignal {
+    return AbortSignal.timeout(Math.max(this.opts.callTimeoutMs, MIN_REMOVE_TIMEOUT_MS));
   }
 
   /** An engine failure as a data-plane error: no engine text or container id in what clients see (the cause keeps them). */
