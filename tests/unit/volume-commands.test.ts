@@ -81,7 +81,7 @@ describe("listCommand", () => {
     ];
     for (const [exitCode, stderr, code, reason] of cases) {
       const err = errorOf(() => listCommand("a/b/c", 10).outcome({ exitCode, stderr }));
-      expect({ exitCode, code: err.code, reason: err.details.reason }).toEqual({ exitCode, code, reason });
+      expect({ exitCode, code: err.code as string, reason: err.details.reason }).toEqual({ exitCode, code, reason });
     }
     expect(errorOf(() => listCommand("a/b/c", 10).outcome({ exitCode: 11, stderr: "at=2" })).message).toContain("a/b is a symlink");
     expect(errorOf(() => removeCommand("a/b/c").outcome({ exitCode: 12, stderr: "at=1" })).message).toContain("a is not a directory");
