@@ -17,6 +17,7 @@ import { accessLogCost, accessLogCpu, scrapeCost } from "./observability.ts";
 import { printTable, type Row } from "./stats.ts";
 import { transfer } from "./transfer.ts";
 import { warmExec } from "./warm-exec.ts";
+import { workspaceTransfer } from "./workspace-transfer.ts";
 
 const runs = Math.max(10, Number(process.env.BENCH_RUNS ?? 10));
 const execRuns = Math.max(10, Number(process.env.BENCH_EXEC_RUNS ?? 100));
