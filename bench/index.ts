@@ -35,6 +35,7 @@ try {
     rows.push(...(await coldStart(ctx)));
     rows.push(...(await warmExec(ctx, execRuns)));
     rows.push(...(await transfer(ctx)));
+    rows.push(...(await workspaceTransfer(ctx)));
   }
   rows.push(...(await accessLogCost(execRuns)));
   rows.push(...(await accessLogCpu(30)));
