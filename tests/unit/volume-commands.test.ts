@@ -87,12 +87,12 @@ describe("listCommand", () => {
     expect(errorOf(() => removeCommand("a/b/c").outcome({ exitCode: 12, stderr: "at=1" })).message).toContain("a is not a directory");
   });
 
-  test("any other failure is internal_error; the helper's own words go to the cause, not the message", () => {
+  test("any other failure is internal_error; the helper's own words go to the log (internal), not to the client", () => {
     const err = errorOf(() => removeCommand("x").outcome({ exitCode: 1, stderr: "rm: cannot remove '/workspace/x/y': Permission denied" }));
     expect(err.code).toBe("internal_error");
     expect(err.message).toBe("workspace delete failed");
     expect(JSON.stringify(err.details)).not.toContain("Permission");
-    expect(String((err.cause as Error).message)).toContain("Permission denied");
+    expect(err.internal).toMatchObject({ helper_exit_code: 1, helper_stderr: expect.stringContaining("Permission denied") });
   });
 });
 

@@ -128,8 +128,9 @@ function walkOutcome(result: CommandResult, path: string, op: string): void {
 
 /** A helper command that failed for a reason the data plane does not name: its stderr goes to the log only. */
 function commandFailure(op: string, result: CommandResult): BayError {
-  const cause = new Error(`helper exited with ${result.exitCode}: ${result.stderr.slice(0, 2000)}`);
-  return new BayError("internal_error", `workspace ${op} failed`, { cause });
+  return new BayError("internal_error", `workspace ${op} failed`, {
+    internal: { operation: `workspace ${op}`, helper_exit_code: result.exitCode, helper_stderr: result.stderr.slice(0, 2000) },
+  });
 }
 
 /** Splits a helper's stdout into NUL-terminated records; keeps at most `max`, and drops an overlong one. */

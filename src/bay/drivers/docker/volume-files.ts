@@ -16,7 +16,7 @@ import { BayError } from "../../errors.ts";
 import type { DirectoryListing, FileBody, FileStat, OpenedFile, VolumeFiles, VolumeRef } from "../driver.ts";
 import { fileErrors, prefixOf, segmentsOf, walkChain, type Walked } from "../volume-walk.ts";
 import { createArchiveHelper, getArchive, helperName, putArchive, removeHelper, runHelperCommand, statPath } from "./archive.ts";
-import { engineMessage, imageNotFound, isImageMissing, isNotFound, isUnreachable } from "./docker-errors.ts";
+import { engineMessage, engineStatus, imageNotFound, isImageMissing, isNotFound, isUnreachable } from "./docker-errors.ts";
 import type { LabelCodec } from "./labels.ts";
 import { listCommand, removeCommand, usageCommand, type VolumeCommand } from "./volume-commands.ts";
 import { sendOneFileTar, streamFirstFile } from "./volume-tar.ts";
@@ -288,13 +288,15 @@ export class DockerVolumeFiles implements VolumeFiles {
   /** An engine failure as a data-plane error: no engine text or container id in what clients see (the cause keeps them). */
   private failure(err: unknown, op: string, path: string): BayError {
     if (err instanceof BayError) return err;
+    const internal = { operation: `workspace ${op}`, path, engine_message: engineMessage(err), engine_status: engineStatus(err) ?? null };
     if (isAbort(err)) return timeoutError(op, this.opts.callTimeoutMs, err);
-    if (isUnreachable(err)) return new BayError("driver_unavailable", "docker engine unreachable", { retryAfter: 5, cause: err });
+    if (isUnreachable(err))
+      return new BayError("driver_unavailable", "the container engine is unreachable", { retryAfter: 5, internal, cause: err });
     if (isImageMissing(err)) return imageNotFound(this.opts.helperImage, err);
     if (/file name too long/i.test(engineMessage(err))) {
-      return new BayError("invalid_path", "invalid path: too long", { details: { path, reason: "too long" }, cause: err });
+      return new BayError("invalid_path", "invalid path: too long", { details: { path, reason: "too long" }, internal, cause: err });
     }
-    return new BayError("internal_error", `workspace ${op} failed`, { cause: err });
+    return new BayError("internal_error", `workspace ${op} failed`, { internal, cause: err });
   }
 }
 
