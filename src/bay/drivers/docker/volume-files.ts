@@ -9,7 +9,8 @@
  *
  * Every engine call has a deadline (`callTimeoutMs`; a transfer may not stall for
  * longer), a command its own; past one the call answers `timeout`. Engine errors
- * never reach a client: they are the `cause` of a plain data-plane error.
+ * never reach a client: the engine's words go to the log (`internal`, `cause`) of a
+ * plain data-plane error.
  */
 import type Docker from "dockerode";
 import { BayError } from "../../errors.ts";
@@ -106,11 +107,12 @@ export class DockerVolumeFiles implements VolumeFiles {
   async read(volume: VolumeRef, path: string): Promise<OpenedFile> {
     if (path === ".") throw fileErrors.isDirectory(path);
     const helper = await this.createArchiveHelper(volume, "read", path);
-    const transfer = new IdleDeadline(this.opts.callTimeoutMs);
+    // Armed just before the transfer starts, so a long walk does not eat into it.
+    let transfer: IdleDeadline | undefined;
     let released: Promise<void> | undefined;
     const release = () => {
       clearTimeout(lifetime);
-      transfer.clear(true);
+      transfer?.clear(true);
       released ??= this.discard(helper.name, false);
       return released;
     };
@@ -121,14 +123,14 @@ export class DockerVolumeFiles implements VolumeFiles {
       if (!target) throw fileErrors.notFound(path);
       if (target.kind === "directory") throw fileErrors.isDirectory(path);
       if (target.kind !== "file") throw fileErrors.notRegularFile(path);
-      transfer.touch();
+      transfer = new IdleDeadline(this.opts.callTimeoutMs);
       const stream = await getArchive(this.docker, helper.id, absolute(path), transfer.signal);
       const { size, body } = await streamFirstFile(stream, path, release);
       // From here the reader sets the pace; the lifetime bounds it.
       transfer.clear();
       return { stat: { ...target, size }, body };
     } catch (err) {
-      const fired = transfer.fired;
+      const fired = transfer?.fired === true;
       await release();
       if (fired && !(err instanceof BayError)) throw timeoutError("read", this.opts.callTimeoutMs, err);
       throw isNotFound(err) ? fileErrors.notFound(path) : this.failure(err, "read", path);
