@@ -123,7 +123,7 @@ export class WorkspaceFiles {
         name: e.name,
         path: rel === "." ? e.name : `${rel}/${e.name}`,
         kind: e.kind,
-        size: e.kind === "directory" ? 0 : e.size,
+        size: e.size,
         modifiedAt: e.modifiedAt,
       })),
       truncated,
