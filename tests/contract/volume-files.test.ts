@@ -7,6 +7,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import Docker from "dockerode";
+import { zErrorBody } from "../../src/bay/api/generated/index.ts";
 import { DockerDriver } from "../../src/bay/drivers/docker/docker-driver.ts";
 import type { FileStat, VolumeFiles, VolumeRef } from "../../src/bay/drivers/driver.ts";
 import { MemoryVolumeFiles } from "../../src/bay/drivers/memory/volume-files.ts";
@@ -99,13 +100,16 @@ async function bytesOf(body: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   return new Uint8Array(await new Response(body).arrayBuffer());
 }
 
-/** The BayError a promise rejects with; fails the test when it resolves. */
+/** The BayError a promise rejects with, its details as the spec types them; fails the test when it resolves. */
 async function errorOf(p: Promise<unknown>): Promise<BayError> {
   try {
     await p;
   } catch (err) {
     expect(err).toBeInstanceOf(BayError);
-    return err as BayError;
+    const e = err as BayError;
+    const body = { error: { code: e.code, message: e.message, request_id: "r", details: e.details } };
+    expect({ body, valid: zErrorBody.safeParse(body).success }).toEqual({ body, valid: true });
+    return e;
   }
   throw new Error("expected a BayError, but the call succeeded");
 }

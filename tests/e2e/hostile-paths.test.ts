@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { MAX_PATH_DEPTH } from "../../src/bay/domain/paths.ts";
 import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
+import { expectErrorBody } from "../api/support/fixtures.ts";
 import { requireShipImages, uploadForm } from "./support/e2e.ts";
 
 let t: TestBay;
@@ -28,13 +29,13 @@ afterAll(async () => {
 const bases = () => [`/v1/sandboxes/${sandbox}/filesystem`, `/v1/workspaces/${workspace}/filesystem`];
 const side = (base: string) => (base.includes("/sandboxes/") ? "sandbox" : "workspace");
 
-type Answer = { status: number; body: any; text: string };
+type Answer = { status: number; body: any; res: Response };
 
 /** Every file operation on one side with `path`; a query value is sent as `query` (already encoded) when given. */
 async function everyOperation(base: string, path: string, query = encodeURIComponent(path)): Promise<Record<string, Answer>> {
   const ask = async (method: string, url: string, body?: unknown): Promise<Answer> => {
     const r = await t.json(method, url, body === undefined ? {} : { body });
-    return { status: r.status, body: r.body, text: JSON.stringify(r.body) };
+    return { status: r.status, body: r.body, res: r.res };
   };
   return {
     read: await ask("GET", `${base}/files?path=${query}`),
@@ -46,8 +47,9 @@ async function everyOperation(base: string, path: string, query = encodeURICompo
   };
 }
 
-/** No engine text, container id, host path or internal endpoint in an error body. */
+/** An error body of the spec (typed details, request id) with no engine text, container id, host path or internal endpoint. */
 function expectClean(answer: Answer, where: string): void {
+  expectErrorBody(answer.res, answer.body);
   const { request_id: _, ...error } = answer.body?.error ?? {};
   const text = JSON.stringify(error);
   for (const leak of [/[0-9a-f]{64}/, /docker|engine|overlay|containerd/i, /\/var\/lib/, /https?:\/\//, /127\.0\.0\.1/]) {

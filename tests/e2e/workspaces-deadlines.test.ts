@@ -9,6 +9,7 @@
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { MAX_LIST_ENTRIES } from "../../src/bay/domain/workspace-files.ts";
+import { expectErrorBody } from "../api/support/fixtures.ts";
 import { createTestBay, pollUntil, uniqueInstanceId, type TestBay } from "../support/harness.ts";
 import { shellOnVolume } from "../support/volume-shell.ts";
 import { docker, requireShipImages, uploadForm } from "./support/e2e.ts";
@@ -31,8 +32,9 @@ afterEach(async () => {
   expect(left.map((c) => c.id)).toEqual([]);
 });
 
-function expectTimeout(r: { status: number; body: any }, what: string): void {
+function expectTimeout(r: { status: number; body: any; res: Response }, what: string): void {
   expect({ what, status: r.status, code: r.body?.error?.code }).toEqual({ what, status: 504, code: "timeout" });
+  expectErrorBody(r.res, r.body, "timeout");
   expect(r.body.error.request_id).toBeTruthy();
   const { request_id: _, ...error } = r.body.error;
   expect(JSON.stringify(error)).not.toMatch(/[0-9a-f]{64}|docker|engine|abort|\/var\/lib|https?:\/\//i);

@@ -945,7 +945,7 @@ export interface components {
             details: {
                 /** @description The exec timeout in seconds. */
                 timeout?: number;
-                /** @description Bay's deadline for the runtime's answer. */
+                /** @description Bay's deadline for the runtime's answer, or for a workspace data-plane engine call, listing or helper command. */
                 timeout_ms?: number;
                 output?: string;
                 error?: string;

@@ -275,7 +275,7 @@ export const zTimeoutError = z.object({
   details: z.strictObject({
     /** The exec timeout in seconds. */
     timeout: z.number().int().optional(),
-    /** Bay's deadline for the runtime's answer. */
+    /** Bay's deadline for the runtime's answer, or for a workspace data-plane engine call, listing or helper command. */
     timeout_ms: z.number().int().optional(),
     output: z.string().optional(),
     error: z.string().optional(),
