@@ -17,6 +17,7 @@ import { accessLogCost, accessLogCpu, scrapeCost } from "./observability.ts";
 import { printTable, type Row } from "./stats.ts";
 import { transfer } from "./transfer.ts";
 import { warmExec } from "./warm-exec.ts";
+import { workspaceTransfer } from "./workspace-transfer.ts";
 
 const runs = Math.max(10, Number(process.env.BENCH_RUNS ?? 10));
 const execRuns = Math.max(10, Number(process.env.BENCH_EXEC_RUNS ?? 100));
@@ -34,6 +35,7 @@ try {
     rows.push(...(await coldStart(ctx)));
     rows.push(...(await warmExec(ctx, execRuns)));
     rows.push(...(await transfer(ctx)));
+    rows.push(...(await workspaceTransfer(ctx)));
   }
   rows.push(...(await accessLogCost(execRuns)));
   rows.push(...(await accessLogCpu(30)));

@@ -56,6 +56,11 @@ export function createDriver(config: BayConfig): DockerDriver {
     connectMode: config.driver.connect_mode,
     ...(config.driver.network ? { network: config.driver.network } : {}),
     defaultPidsLimit: 256,
+    volumeFiles: {
+      helperImage: config.driver.helper_image,
+      callTimeoutMs: config.driver.call_timeout * 1000,
+      commandTimeoutMs: config.driver.helper_timeout * 1000,
+    },
   });
 }
 
@@ -104,11 +109,13 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   });
   const workspaceFiles = new WorkspaceFiles({
     stores,
-    driver,
-    logger,
+    files: driver.volumeFiles,
     instanceId,
-    helperImage: config.driver.helper_image,
-    limits: { maxFileBytes: config.limits.max_file_bytes, maxUploadBytes: config.limits.max_upload_bytes },
+    limits: {
+      maxFileBytes: config.limits.max_file_bytes,
+      maxUploadBytes: config.limits.max_upload_bytes,
+      listingTimeoutMs: config.limits.listing_timeout * 1000,
+    },
   });
   const router = new CapabilityRouter({ stores, sessions, ship, profiles, logger });
   const sandboxFiles = new SandboxFiles({

@@ -119,8 +119,12 @@ export const configSchema = z
           .optional(),
         /** Seconds to wait for a fresh Ship to answer /health and /meta. */
         ready_timeout: z.number().positive().default(30),
-        /** Image of the short-lived helpers of the workspace data plane (needs rm, du and uid 1000). */
+        /** Image of the short-lived helpers of the workspace data plane (needs sh, GNU find/head/rm/du and uid 1000). */
         helper_image: z.string().min(1).default("bay-ship:latest"),
+        /** Seconds each Docker call of the workspace data plane may take (a transfer may stall no longer); then 504 timeout. */
+        call_timeout: z.number().positive().default(30),
+        /** Seconds a workspace data-plane helper command (a delete, measuring usage) may run; then 504 timeout. */
+        helper_timeout: z.number().positive().default(120),
         /** Sandbox container logs rotate at this size (json-file driver)… */
         log_max_size_mb: z.number().int().min(1).max(1024).default(10),
         /** …keeping this many files. */
@@ -170,6 +174,8 @@ export const configSchema = z
         workspace_size_limit_mb: z.number().int().positive().default(1024),
         /** …and the most a client may ask for. */
         max_workspace_size_limit_mb: z.number().int().positive().default(10240),
+        /** Seconds a workspace directory listing may take; then 504 timeout. */
+        listing_timeout: z.number().positive().default(30),
         /** Sessions running or starting at once, all owners together (503 + Retry-After past it). */
         max_live_sessions: z.number().int().positive().default(200),
         /** Sessions one owner may be starting at once (429 + Retry-After past it). */

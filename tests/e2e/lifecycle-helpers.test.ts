@@ -4,7 +4,9 @@
  * fresh one is left alone, and another installation's helper is never touched.
  */
 import { afterEach, beforeEach, expect, setDefaultTimeout, test } from "bun:test";
-import type { DockerDriver } from "../../src/bay/drivers/docker/docker-driver.ts";
+import Docker from "dockerode";
+import { createArchiveHelper, helperName } from "../../src/bay/drivers/docker/archive.ts";
+import { LabelCodec } from "../../src/bay/drivers/docker/labels.ts";
 import { Reconciler, STALE_HELPER_MS } from "../../src/bay/domain/reconciler.ts";
 import { silentLogger } from "../../src/bay/logger.ts";
 import { createTestBay, uniqueInstanceId, type TestBay } from "../support/harness.ts";
@@ -24,10 +26,21 @@ afterEach(async () => {
   await other.close();
 });
 
+/** A data-plane helper as a Bay that died mid-call leaves it: created on the volume, never removed. */
 async function leaveHelper(bay: TestBay, volume: string): Promise<string> {
-  const labels = { owner: "alice", sandbox_id: "", workspace_id: volume, instance_id: bay.bay.instanceId };
+  const labels = { owner: "alice", workspace_id: volume, instance_id: bay.bay.instanceId };
   await bay.bay.driver.createVolume(volume, labels);
-  return (bay.bay.driver as DockerDriver).createHelperContainer(volume, bay.config.driver.helper_image, labels);
+  const docker = new Docker({ socketPath: "/var/run/docker.sock" });
+  return createArchiveHelper(
+    docker,
+    new LabelCodec("bay."),
+    { name: volume, labels },
+    {
+      name: helperName(),
+      image: bay.config.driver.helper_image,
+      signal: AbortSignal.timeout(30_000),
+    },
+  );
 }
 
 function reconcilerAt(bay: TestBay, offsetMs: number): Reconciler {

@@ -6,10 +6,9 @@
  * is ever left behind.
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { hasArchiveAccess } from "../../src/bay/drivers/driver.ts";
 import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
+import { shellOnVolume } from "../support/volume-shell.ts";
 import { chunkOf, containersOf, docker, py, requireShipImages, sh, uploadForm, volumeExists } from "./support/e2e.ts";
-import { SHIP_IMAGE } from "../support/images.ts";
 
 let t: TestBay;
 beforeAll(() => requireShipImages());
@@ -170,16 +169,9 @@ describe("workspace data plane", () => {
     const ws = await newWorkspace();
     expect((await writeWs(ws, "real/inside.txt", "in")).status).toBe(200);
     // Plant links the way user code could, in a throwaway container on the volume.
-    const driver = t.bay.driver;
-    if (!hasArchiveAccess(driver)) throw new Error("docker driver lacks archive access");
-    const labels = { owner: "alice", workspace_id: ws, instance_id: t.bay.instanceId };
-    const planted = await driver.runHelper(
-      ws,
-      SHIP_IMAGE,
-      labels,
-      ["sh", "-c", "ln -s /etc etc && ln -s real alias && ln -s /etc/passwd pw"],
-      30_000,
-    );
+    const planted = await shellOnVolume(docker, ws, "ln -s /etc etc && ln -s real alias && ln -s /etc/passwd pw", {
+      "bay.instance_id": t.bay.instanceId,
+    });
     expect(planted.exitCode).toBe(0);
 
     for (const path of ["../x", "/etc/passwd", "a/../../x", "etc/passwd", "alias/inside.txt", "pw"]) {
@@ -212,39 +204,33 @@ describe("workspace data plane", () => {
   test("a helper whose volume was removed re-creates it with Bay's labels, so reconcile still sees it", async () => {
     const ws = await newWorkspace();
     expect((await writeWs(ws, "a.txt", "a")).status).toBe(200);
-    const driver = t.bay.driver;
-    if (!hasArchiveAccess(driver)) throw new Error("docker driver lacks archive access");
-    const labels = { owner: "alice", workspace_id: ws, instance_id: t.bay.instanceId };
-    const visible = async () => (await driver.listVolumes({ instance_id: t.bay.instanceId })).find((v) => v.name === ws);
-
-    // runHelper (e.g. a delete racing the volume's removal)
-    await docker.getVolume(ws).remove();
-    expect((await driver.runHelper(ws, SHIP_IMAGE, labels, ["true"], 30_000)).exitCode).toBe(0);
-    expect(await volumeExists(ws)).toBe(true);
-    expect((await visible())?.labels).toMatchObject({
-      owner: "alice",
+    const visible = async () => (await t.bay.driver.listVolumes({ instance_id: t.bay.instanceId })).find((v) => v.name === ws);
+    // The owner label is the owner as Bay names it (anonymous owners are namespaced).
+    const bayLabels = {
+      owner: expect.stringMatching(/alice$/),
       workspace_id: ws,
       instance_id: t.bay.instanceId,
+      workspace_kind: "external",
       "managed-by": "bay",
-    });
+    };
+
+    // A helper that runs a command (a listing; a delete racing the volume's removal is the same)
+    await docker.getVolume(ws).remove();
+    const listed = await t.json("GET", wsPath(ws, "directories"));
+    expect(listed.body).toEqual({ path: ".", entries: [], truncated: false });
+    expect(await volumeExists(ws)).toBe(true);
+    expect((await visible())?.labels).toMatchObject(bayLabels);
     expect((await visible())?.labels.role).toBeUndefined();
 
-    // createHelperContainer (the archive helper)
+    // An archive helper (created, never started)
     await docker.getVolume(ws).remove();
-    const helper = await driver.createHelperContainer(ws, SHIP_IMAGE, labels);
-    try {
-      expect((await visible())?.labels).toMatchObject({
-        owner: "alice",
-        workspace_id: ws,
-        instance_id: t.bay.instanceId,
-        "managed-by": "bay",
-      });
-    } finally {
-      await docker.getContainer(helper).remove({ force: true });
-    }
+    expect((await readWs(ws, "a.txt")).body.error.code).toBe("file_not_found");
+    expect((await visible())?.labels).toMatchObject(bayLabels);
+    expect((await visible())?.labels.role).toBeUndefined();
 
     // An existing volume is mounted as is.
-    expect((await driver.runHelper(ws, SHIP_IMAGE, labels, ["true"], 30_000)).exitCode).toBe(0);
+    expect((await writeWs(ws, "b.txt", "b")).status).toBe(200);
+    expect((await readWs(ws, "b.txt")).body.content).toBe("b");
     expect((await t.call("DELETE", `/v1/workspaces/${ws}`)).status).toBe(204);
     expect(await volumeExists(ws)).toBe(false);
   });

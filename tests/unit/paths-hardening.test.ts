@@ -6,7 +6,7 @@
  * attacks (the wire carries %252e%252e).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { MAX_PATH_LENGTH, normalizeWorkspacePath } from "../../src/bay/domain/paths.ts";
+import { MAX_PATH_BYTES, normalizeWorkspacePath } from "../../src/bay/domain/paths.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
 
 const BAD: Array<[string, string]> = [
@@ -26,7 +26,7 @@ const BAD: Array<[string, string]> = [
   ["control char", "a\nb"],
   ["backslash", "..\\x"],
   ["windows absolute", "C:\\Windows"],
-  ["overlong", "a/".repeat(MAX_PATH_LENGTH)],
+  ["overlong", "a/".repeat(MAX_PATH_BYTES)],
   ["overlong segment", "x".repeat(300)],
 ];
 const GOOD: Array<[string, string]> = [

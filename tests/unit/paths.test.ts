@@ -1,7 +1,10 @@
 /** Workspace path rules: what normalises to what, and what is refused as invalid_path. */
 import { describe, expect, test } from "bun:test";
-import { MAX_PATH_LENGTH, normalizeWorkspacePath } from "../../src/bay/domain/paths.ts";
+import { MAX_PATH_BYTES, MAX_PATH_DEPTH, normalizeWorkspacePath } from "../../src/bay/domain/paths.ts";
 import { BayError } from "../../src/bay/errors.ts";
+
+/** A path of exactly MAX_PATH_BYTES bytes, every segment within 255 bytes. */
+const LONGEST = [...Array<string>(14).fill("x".repeat(255)), "y".repeat(86), "z".repeat(84), "w".repeat(84)].join("/");
 
 const ACCEPTED: Array<[string, string]> = [
   ["a.txt", "a.txt"],
@@ -22,7 +25,10 @@ const ACCEPTED: Array<[string, string]> = [
   ["with space.txt", "with space.txt"],
   ["100%.txt", "100%.txt"],
   ["x".repeat(255), "x".repeat(255)],
-  [`${"d/".repeat(2047)}ff`, `${"d/".repeat(2047)}ff`], // exactly MAX_PATH_LENGTH
+  ["é".repeat(127), "é".repeat(127)], // 254 bytes
+  [LONGEST, LONGEST], // exactly MAX_PATH_BYTES
+  [`${"d/".repeat(127)}f`, `${"d/".repeat(127)}f`], // exactly MAX_PATH_DEPTH segments
+  [`${"d/".repeat(200)}${"../".repeat(100)}f`, `${"d/".repeat(100)}f`], // deep only before normalising
 ];
 
 const REFUSED: Array<[string, string]> = [
@@ -49,12 +55,26 @@ const REFUSED: Array<[string, string]> = [
   ["a%00b", "encoded NUL"],
   ["x".repeat(256), "segment over 255"],
   [`a/${"x".repeat(256)}/b`, "inner segment over 255"],
+  ["é".repeat(200), "segment of 200 characters but 400 bytes"],
+  [`a/${"文".repeat(86)}`, "segment of 86 characters but 258 bytes"],
   ["a/".repeat(2049), "path over 4096"],
+  [`${LONGEST}x`, "one byte over MAX_PATH_BYTES"],
+  [`${LONGEST.slice(0, -1)}é`, "one byte over MAX_PATH_BYTES by a two-byte character"],
+  [`${"d/".repeat(128)}f`, "one segment over MAX_PATH_DEPTH"],
+  [Array(2000).fill("a").join("/"), "2,000 segments"],
+  ["x\uD800y", "lone high surrogate"],
+  ["x\uDC00", "lone low surrogate"],
+  ["\uDC00\uD800", "surrogates in the wrong order"],
 ];
 
 describe("normalizeWorkspacePath", () => {
-  test("the longest accepted path is exactly MAX_PATH_LENGTH", () => {
-    expect(`${"d/".repeat(2047)}ff`.length).toBe(MAX_PATH_LENGTH);
+  test("the longest accepted path is exactly MAX_PATH_BYTES, the deepest MAX_PATH_DEPTH segments", () => {
+    expect(Buffer.byteLength(LONGEST)).toBe(MAX_PATH_BYTES);
+    expect(`${"d/".repeat(127)}f`.split("/")).toHaveLength(MAX_PATH_DEPTH);
+  });
+
+  test("a pair of surrogates (one character outside the BMP) is accepted", () => {
+    expect(normalizeWorkspacePath("emoji-\u{1F600}.txt")).toBe("emoji-\u{1F600}.txt");
   });
 
   test.each(ACCEPTED)("accepts %p as %p", (input, expected) => {
@@ -81,7 +101,7 @@ describe("normalizeWorkspacePath", () => {
     } catch (e) {
       const details = (e as BayError).details as { path: string; reason: string };
       expect(details.path.length).toBeLessThanOrEqual(256);
-      expect(details.reason).toContain(String(MAX_PATH_LENGTH));
+      expect(details.reason).toContain(String(MAX_PATH_BYTES));
     }
   });
 

@@ -945,7 +945,7 @@ export interface components {
             details: {
                 /** @description The exec timeout in seconds. */
                 timeout?: number;
-                /** @description Bay's deadline for the runtime's answer. */
+                /** @description Bay's deadline for the runtime's answer, or for a workspace data-plane engine call, listing or helper command. */
                 timeout_ms?: number;
                 output?: string;
                 error?: string;
@@ -1082,7 +1082,7 @@ export interface components {
              * @default 30
              */
             timeout?: number;
-            /** @description Directory relative to /workspace. */
+            /** @description Directory relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
             cwd?: string;
             env?: {
                 [key: string]: string;
@@ -1136,6 +1136,7 @@ export interface components {
             content: string;
         };
         WriteFileRequest: {
+            /** @description Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
             path: string;
             content: string;
         };
@@ -1167,7 +1168,7 @@ export interface components {
         };
         /** @description Multipart form. Either field order works: when `path` comes first the file streams straight through Bay; when `file` comes first Bay spools it to its disk until the path is known. The path may also be given as the `path` query parameter. */
         UploadRequest: {
-            /** @description Destination relative to /workspace. */
+            /** @description Destination relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
             path: string;
             /** Format: binary */
             file: Blob;
@@ -1218,7 +1219,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description `validation_error`, `invalid_path` (absolute, `..` escape, NUL, symlink out of /workspace) or `capability_not_supported`. */
+        /** @description `validation_error`, `invalid_path` (absolute, `..` escape, NUL or control character, lone surrogate, over 3840 bytes, a segment over 255 bytes, over 128 segments, a symlink on the way, a parent that is not a directory) or `capability_not_supported`. */
         InvalidPath: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];
@@ -1360,11 +1361,11 @@ export interface components {
         Cursor: string;
         /** @description Only sandboxes with this status. */
         SandboxStatusFilter: components["schemas"]["SandboxStatus"];
-        /** @description Path relative to /workspace. */
+        /** @description Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
         FilePath: string;
-        /** @description Destination relative to /workspace, instead of the `path` form field. */
+        /** @description Destination relative to /workspace, instead of the `path` form field (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
         UploadPath: string;
-        /** @description Directory relative to /workspace. */
+        /** @description Directory relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
         DirPath: string;
     };
     requestBodies: never;
@@ -2009,7 +2010,7 @@ export interface operations {
     readFile: {
         parameters: {
             query: {
-                /** @description Path relative to /workspace. */
+                /** @description Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
                 path: components["parameters"]["FilePath"];
             };
             header?: {
@@ -2090,7 +2091,7 @@ export interface operations {
     deleteFile: {
         parameters: {
             query: {
-                /** @description Path relative to /workspace. */
+                /** @description Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
                 path: components["parameters"]["FilePath"];
             };
             header?: {
@@ -2129,7 +2130,7 @@ export interface operations {
     listDirectory: {
         parameters: {
             query?: {
-                /** @description Directory relative to /workspace. */
+                /** @description Directory relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
                 path?: components["parameters"]["DirPath"];
             };
             header?: {
@@ -2168,7 +2169,7 @@ export interface operations {
     uploadFile: {
         parameters: {
             query?: {
-                /** @description Destination relative to /workspace, instead of the `path` form field. */
+                /** @description Destination relative to /workspace, instead of the `path` form field (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
                 path?: components["parameters"]["UploadPath"];
             };
             header?: {
@@ -2212,7 +2213,7 @@ export interface operations {
     downloadFile: {
         parameters: {
             query: {
-                /** @description Path relative to /workspace. */
+                /** @description Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
                 path: components["parameters"]["FilePath"];
             };
             header?: {
@@ -2387,7 +2388,7 @@ export interface operations {
     readWorkspaceFile: {
         parameters: {
             query: {
-                /** @description Path relative to /workspace. */
+                /** @description Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
                 path: components["parameters"]["FilePath"];
             };
             header?: {
@@ -2420,6 +2421,7 @@ export interface operations {
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
             503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
         };
     };
     writeWorkspaceFile: {
@@ -2459,12 +2461,13 @@ export interface operations {
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
             503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
         };
     };
     deleteWorkspaceFile: {
         parameters: {
             query: {
-                /** @description Path relative to /workspace. */
+                /** @description Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
                 path: components["parameters"]["FilePath"];
             };
             header?: {
@@ -2496,12 +2499,13 @@ export interface operations {
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
             503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
         };
     };
     listWorkspaceDirectory: {
         parameters: {
             query?: {
-                /** @description Directory relative to /workspace. */
+                /** @description Directory relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
                 path?: components["parameters"]["DirPath"];
             };
             header?: {
@@ -2533,12 +2537,13 @@ export interface operations {
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
             503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
         };
     };
     uploadWorkspaceFile: {
         parameters: {
             query?: {
-                /** @description Destination relative to /workspace, instead of the `path` form field. */
+                /** @description Destination relative to /workspace, instead of the `path` form field (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
                 path?: components["parameters"]["UploadPath"];
             };
             header?: {
@@ -2575,12 +2580,13 @@ export interface operations {
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
             503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
         };
     };
     downloadWorkspaceFile: {
         parameters: {
             query: {
-                /** @description Path relative to /workspace. */
+                /** @description Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
                 path: components["parameters"]["FilePath"];
             };
             header?: {
@@ -2613,6 +2619,7 @@ export interface operations {
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
             503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
         };
     };
 }

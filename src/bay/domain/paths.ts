@@ -1,24 +1,43 @@
 /**
- * Workspace path rules, checked in Bay before any container starts (Ship checks
- * again against symlinks). A path is relative to /workspace and may not escape it.
+ * The one workspace path rule, checked in Bay before any container starts, for
+ * the sandbox file routes, the shell `cwd` and the workspace data plane alike
+ * (Ship checks again against symlinks). A path is relative to /workspace and may
+ * not escape it; its limits are the ones the kernel would otherwise enforce deep
+ * inside Ship or the engine (ENAMETOOLONG), stated up front, plus a depth bound:
+ * every segment of a path is checked for symlinks, so depth is a request's work.
  */
 import { BayError } from "../errors.ts";
 
-export const MAX_PATH_LENGTH = 4096;
-const MAX_SEGMENT_LENGTH = 255;
+/**
+ * Longest path, in UTF-8 bytes: Linux's PATH_MAX (4096, with the NUL) less room for
+ * where Ship ("/workspace/") and the engine (its volume or container root) put it.
+ */
+export const MAX_PATH_BYTES = 3840;
+/** Longest segment, in UTF-8 bytes (Linux's NAME_MAX). */
+export const MAX_SEGMENT_BYTES = 255;
+/** Most segments a path may have once normalised. */
+export const MAX_PATH_DEPTH = 128;
 
 function invalid(path: string, reason: string): BayError {
   return new BayError("invalid_path", `invalid path: ${reason}`, { details: { path: path.slice(0, 256), reason } });
 }
 
+/** A lone UTF-16 surrogate: no file name can hold it (UTF-8 has no encoding for it). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /**
  * Returns the normalised relative path ("." for the root) or throws invalid_path.
  * Refuses absolute paths, `..` that escapes, NUL and control bytes, backslashes,
- * still-encoded dots, and overlong paths or segments.
+ * still-encoded dots, lone surrogates, and paths over MAX_PATH_BYTES, with a
+ * segment over MAX_SEGMENT_BYTES or with more than MAX_PATH_DEPTH segments.
  */
 export function normalizeWorkspacePath(path: string): string {
   if (path.length === 0) throw invalid(path, "empty");
-  if (path.length > MAX_PATH_LENGTH) throw invalid(path, `longer than ${MAX_PATH_LENGTH} characters`);
+  // Checked on the characters first, so an enormous input is refused before it is encoded.
+  if (path.length > MAX_PATH_BYTES || Buffer.byteLength(path, "utf8") > MAX_PATH_BYTES) {
+    throw invalid(path, `longer than ${MAX_PATH_BYTES} bytes`);
+  }
+  if (LONE_SURROGATE.test(path)) throw invalid(path, "not valid Unicode (a lone surrogate)");
   if (/[\u0000-\u001f\u007f]/.test(path)) throw invalid(path, "contains a NUL or control character");
   if (path.includes("\\")) throw invalid(path, "contains a backslash");
   if (/%2e|%2f|%5c|%00/i.test(path)) throw invalid(path, "contains percent-encoded path characters");
@@ -26,7 +45,7 @@ export function normalizeWorkspacePath(path: string): string {
   const parts: string[] = [];
   for (const seg of path.split("/")) {
     if (seg === "" || seg === ".") continue;
-    if (seg.length > MAX_SEGMENT_LENGTH) throw invalid(path, `a segment is longer than ${MAX_SEGMENT_LENGTH} characters`);
+    if (Buffer.byteLength(seg, "utf8") > MAX_SEGMENT_BYTES) throw invalid(path, `a segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
     if (seg === "..") {
       if (parts.length === 0) throw invalid(path, "escapes /workspace");
       parts.pop();
@@ -34,5 +53,6 @@ export function normalizeWorkspacePath(path: string): string {
     }
     parts.push(seg);
   }
+  if (parts.length > MAX_PATH_DEPTH) throw invalid(path, `more than ${MAX_PATH_DEPTH} segments`);
   return parts.length === 0 ? "." : parts.join("/");
 }

@@ -3,7 +3,7 @@
  * business policy: they create, start, stop and inspect what the domain asks
  * for, and translate their engine's errors into `BayError`s at this edge
  * (`driver_unavailable` when the engine cannot be reached, `not_found` for a
- * missing object, `internal_error` otherwise).
+ * missing object, `timeout` past a deadline, `internal_error` otherwise).
  */
 
 /** Labels every Bay container and volume carries (keys are prefixed `bay.` on Docker). */
@@ -102,61 +102,70 @@ export interface Driver {
   removeVolume(name: string): Promise<void>;
   /** Lists volumes whose labels include every given label. */
   listVolumes(labels: Partial<ResourceLabels>): Promise<VolumeInfo[]>;
+  /** The files of workspace volumes, reached without a running runtime. */
+  readonly volumeFiles: VolumeFiles;
   /** Releases engine connections. */
   close(): Promise<void>;
 }
 
-/** What the engine reports about a path in a container; the last path component is not followed. */
-export interface ArchiveStat {
+/** What an entry of a volume is; a symlink is reported as itself, never followed. */
+export type FileKind = "file" | "directory" | "symlink" | "other";
+
+/** One entry of a volume, as `lstat` sees it. */
+export interface FileStat {
+  /** The last segment of its path ("." for the volume root). */
   name: string;
+  kind: FileKind;
+  /** Bytes of a file, length of a symlink's target, 0 for anything else. */
   size: number;
-  /** Go `os.FileMode` bits: 1<<31 directory, 1<<27 symlink, low 9 bits permissions. */
-  mode: number;
-  mtime: string;
-  linkTarget: string;
+  /** Last modification, ms since the epoch. */
+  modifiedAt: number;
 }
 
-/** A tar body: Node stream, web stream or bytes. */
-export type TarInput = NodeJS.ReadableStream | ReadableStream<Uint8Array> | Uint8Array;
+/** A workspace volume as the data plane addresses it. */
+export interface VolumeRef {
+  name: string;
+  /** Labels the volume is created with if a call finds it missing; its helpers carry the same owner and workspace. */
+  labels: VolumeLabels;
+}
 
-/** Result of a helper command run to completion. */
-export interface HelperRunResult {
-  exitCode: number;
-  /** Combined stdout and stderr. */
-  output: string;
+/** The bytes of a file to write: exactly `size` of them, whole or streamed. */
+export interface FileBody {
+  size: number;
+  bytes: Uint8Array | AsyncIterable<Uint8Array>;
+}
+
+/** A regular file being read. The driver holds resources until `body` fails or is cancelled, or gives its last byte (it ends once they are freed). */
+export interface OpenedFile {
+  stat: FileStat;
+  body: ReadableStream<Uint8Array>;
+}
+
+/** The immediate children of a directory, sorted by name. */
+export interface DirectoryListing {
+  entries: FileStat[];
+  /** True when the directory holds more than the `maxEntries` listed (which ones is unspecified). */
+  truncated: boolean;
 }
 
 /**
- * Optional driver capability: workspace file access without a running runtime.
- * Drivers that offer it are recognised by `hasArchiveAccess`.
+ * The files of workspace volumes, without a running runtime. Paths are normalised
+ * and relative to the volume's root ("." is the root); a missing volume is created
+ * with its labels. No call follows a symlink: one on the way (or at the end, but for
+ * `stat` and `remove`) and a parent that is not a directory answer `invalid_path`;
+ * a missing path answers `file_not_found`, the wrong kind of entry `validation_error`.
  */
-export interface WorkspaceArchiveAccess {
-  /** Extracts a tar into directory `dir` of a container (running or only created). */
-  putArchive(containerId: string, dir: string, tar: TarInput): Promise<void>;
-  /** Streams `path` of a container (running or only created) as a tar, with its stat. */
-  getArchive(containerId: string, path: string): Promise<{ stream: NodeJS.ReadableStream; stat: ArchiveStat }>;
-  /** Stats `path` in a container (last component not followed); null when it does not exist. */
-  statPath(containerId: string, path: string): Promise<ArchiveStat | null>;
-  /** Creates, never starts, a container mounting `volumeName` at /workspace. */
-  createHelperContainer(volumeName: string, image: string, labels: Partial<ResourceLabels>): Promise<string>;
-  /** Runs `command` (no shell, no network, uid 1000) in a throwaway container mounting `volumeName`, then removes it. */
-  runHelper(
-    volumeName: string,
-    image: string,
-    labels: Partial<ResourceLabels>,
-    command: string[],
-    timeoutMs: number,
-  ): Promise<HelperRunResult>;
-}
-
-/** True when the driver offers `WorkspaceArchiveAccess`. */
-export function hasArchiveAccess(driver: Driver): driver is Driver & WorkspaceArchiveAccess {
-  const d = driver as Partial<WorkspaceArchiveAccess>;
-  return (
-    typeof d.putArchive === "function" &&
-    typeof d.getArchive === "function" &&
-    typeof d.statPath === "function" &&
-    typeof d.createHelperContainer === "function" &&
-    typeof d.runHelper === "function"
-  );
+export interface VolumeFiles {
+  /** The entry at `path`, a final symlink reported as itself; null when nothing is there. */
+  stat(volume: VolumeRef, path: string): Promise<FileStat | null>;
+  /** Opens a regular file for reading. */
+  read(volume: VolumeRef, path: string): Promise<OpenedFile>;
+  /** Writes a regular file (0644, uid 1000), replacing a file, creating missing parents (0755). */
+  write(volume: VolumeRef, path: string, body: FileBody): Promise<void>;
+  /** Lists a directory: at most `maxEntries`, within `timeoutMs` (else `timeout`). */
+  list(volume: VolumeRef, path: string, opts: { maxEntries: number; timeoutMs: number }): Promise<DirectoryListing>;
+  /** Removes a file or a whole directory tree; a final symlink is removed, not followed. */
+  remove(volume: VolumeRef, path: string): Promise<void>;
+  /** Bytes the volume's entries take (apparent sizes). */
+  usage(volume: VolumeRef): Promise<number>;
 }

@@ -435,7 +435,7 @@ export const operations = {
       id: z.string().min(1).max(128),
     }),
     query: z.object({
-      /** Path relative to /workspace. */
+      /** Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
       path: z.string().min(1).max(4096),
     }),
     headers: z.object({
@@ -485,7 +485,7 @@ export const operations = {
       id: z.string().min(1).max(128),
     }),
     query: z.object({
-      /** Path relative to /workspace. */
+      /** Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
       path: z.string().min(1).max(4096),
     }),
     headers: z.object({
@@ -511,7 +511,7 @@ export const operations = {
       id: z.string().min(1).max(128),
     }),
     query: z.object({
-      /** Directory relative to /workspace. */
+      /** Directory relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
       path: z.string().min(1).max(4096).default("."),
     }),
     headers: z.object({
@@ -537,7 +537,7 @@ export const operations = {
       id: z.string().min(1).max(128),
     }),
     query: z.object({
-      /** Destination relative to /workspace, instead of the `path` form field. */
+      /** Destination relative to /workspace, instead of the `path` form field (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
       path: z.string().min(1).max(4096).optional(),
     }),
     headers: z.object({
@@ -565,7 +565,7 @@ export const operations = {
       id: z.string().min(1).max(128),
     }),
     query: z.object({
-      /** Path relative to /workspace. */
+      /** Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
       path: z.string().min(1).max(4096),
     }),
     headers: z.object({
@@ -672,13 +672,13 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 413, 429, 500, 501, 503],
+    statuses: [200, 400, 401, 404, 413, 429, 500, 501, 503, 504],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
     }),
     query: z.object({
-      /** Path relative to /workspace. */
+      /** Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
       path: z.string().min(1).max(4096),
     }),
     headers: z.object({
@@ -698,7 +698,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 413, 429, 500, 501, 503],
+    statuses: [200, 400, 401, 404, 413, 429, 500, 501, 503, 504],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -722,13 +722,13 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500, 501, 503],
+    statuses: [200, 400, 401, 404, 429, 500, 501, 503, 504],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
     }),
     query: z.object({
-      /** Path relative to /workspace. */
+      /** Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
       path: z.string().min(1).max(4096),
     }),
     headers: z.object({
@@ -748,13 +748,13 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500, 501, 503],
+    statuses: [200, 400, 401, 404, 429, 500, 501, 503, 504],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
     }),
     query: z.object({
-      /** Directory relative to /workspace. */
+      /** Directory relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
       path: z.string().min(1).max(4096).default("."),
     }),
     headers: z.object({
@@ -774,13 +774,13 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 413, 429, 500, 501, 503],
+    statuses: [200, 400, 401, 404, 413, 429, 500, 501, 503, 504],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
     }),
     query: z.object({
-      /** Destination relative to /workspace, instead of the `path` form field. */
+      /** Destination relative to /workspace, instead of the `path` form field (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
       path: z.string().min(1).max(4096).optional(),
     }),
     headers: z.object({
@@ -802,13 +802,13 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500, 501, 503],
+    statuses: [200, 400, 401, 404, 429, 500, 501, 503, 504],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
     }),
     query: z.object({
-      /** Path relative to /workspace. */
+      /** Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
       path: z.string().min(1).max(4096),
     }),
     headers: z.object({

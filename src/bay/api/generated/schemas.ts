@@ -275,7 +275,7 @@ export const zTimeoutError = z.object({
   details: z.strictObject({
     /** The exec timeout in seconds. */
     timeout: z.number().int().optional(),
-    /** Bay's deadline for the runtime's answer. */
+    /** Bay's deadline for the runtime's answer, or for a workspace data-plane engine call, listing or helper command. */
     timeout_ms: z.number().int().optional(),
     output: z.string().optional(),
     error: z.string().optional(),
@@ -410,7 +410,7 @@ export const zShellExecRequest = z.strictObject({
   command: z.string().min(1).max(1048576),
   /** Seconds. */
   timeout: z.number().int().min(1).max(300).default(30),
-  /** Directory relative to /workspace. */
+  /** Directory relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
   cwd: z.string().min(1).max(4096).optional(),
   env: z.record(z.string(), z.string()).optional(),
   background: z.boolean().default(false),
@@ -467,6 +467,7 @@ export const zFileContent = z.object({
 export type FileContent = z.infer<typeof zFileContent>;
 
 export const zWriteFileRequest = z.strictObject({
+  /** Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
   path: z.string().min(1).max(4096),
   content: z.string(),
 });
@@ -505,7 +506,7 @@ export type DirectoryListing = z.infer<typeof zDirectoryListing>;
 
 /** Multipart form. Either field order works: when `path` comes first the file streams straight through Bay; when `file` comes first Bay spools it to its disk until the path is known. The path may also be given as the `path` query parameter. */
 export const zUploadRequest = z.object({
-  /** Destination relative to /workspace. */
+  /** Destination relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
   path: z.string().min(1).max(4096),
   file: z.instanceof(Blob),
 });

@@ -2,12 +2,33 @@
  * The workspace data plane: the same file shapes as the sandbox file routes, on
  * a workspace id, served straight from the volume (no Ship, no user code).
  */
+import type { Context } from "hono";
 import { Hono } from "hono";
 import { normalizeWorkspacePath } from "../../domain/paths.ts";
+import type { WorkspaceEntry } from "../../domain/workspace-files.ts";
 import type { AppDeps } from "../deps.ts";
-import { operations as ops } from "../generated/index.ts";
+import { type FileEntry, operations as ops } from "../generated/index.ts";
 import { validate } from "../middleware/validate.ts";
 import { receiveToSpool } from "../multipart-upload.ts";
+
+const toFileEntry = (e: WorkspaceEntry): FileEntry => ({
+  name: e.name,
+  path: e.path,
+  is_file: e.kind === "file",
+  is_dir: e.kind === "directory",
+  size: e.size,
+  modified_time: new Date(e.modifiedAt).toISOString(),
+});
+
+/** A download answer: the bytes, their length and an attachment name safe in a header. */
+function attachment(c: Context, file: { body: ReadableStream<Uint8Array>; name: string; size: number }): Response {
+  const ascii = file.name.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  return c.body(file.body, 200, {
+    "Content-Type": "application/octet-stream",
+    "Content-Disposition": `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(file.name)}`,
+    "Content-Length": String(file.size),
+  });
+}
 
 export function workspaceFileRoutes(deps: AppDeps): Hono {
   const files = deps.workspaceFiles;
@@ -24,10 +45,8 @@ export function workspaceFileRoutes(deps: AppDeps): Hono {
     ops.writeWorkspaceFile.honoPath,
     validate("param", ops.writeWorkspaceFile.params),
     validate("json", ops.writeWorkspaceFile.body),
-    async (c) => {
-      const { path, content } = c.req.valid("json");
-      return c.json(await files.write(c.get("owner"), c.req.valid("param").id, path, content), 200);
-    },
+    async (c) =>
+      c.json(await files.write(c.get("owner"), c.req.valid("param").id, c.req.valid("json").path, c.req.valid("json").content), 200),
   );
 
   app.delete(
@@ -41,42 +60,34 @@ export function workspaceFileRoutes(deps: AppDeps): Hono {
     ops.listWorkspaceDirectory.honoPath,
     validate("param", ops.listWorkspaceDirectory.params),
     validate("query", ops.listWorkspaceDirectory.query),
-    async (c) => c.json(await files.list(c.get("owner"), c.req.valid("param").id, c.req.valid("query").path), 200),
+    async (c) => {
+      const listing = await files.list(c.get("owner"), c.req.valid("param").id, c.req.valid("query").path);
+      return c.json({ ...listing, entries: listing.entries.map(toFileEntry) }, 200);
+    },
   );
 
   const uploadOp = ops.uploadWorkspaceFile;
-  app.post(uploadOp.honoPath, validate("param", uploadOp.params), validate("query", uploadOp.query), async (c) => {
-    const owner = c.get("owner");
-    const id = c.req.valid("param").id;
-    // 404 and the size limits are settled before the body is read.
-    const slot = await files.uploadSlot(owner, id);
-    const upload = await receiveToSpool(c.req.raw, {
-      maxBytes: slot.maxBytes,
-      queryPath: c.req.valid("query").path,
-      normalizePath: normalizeWorkspacePath,
-      tooLarge: slot.tooLarge,
-      spool: deps.uploadSpool,
-    });
-    try {
-      return c.json(await files.commitUpload(owner, id, upload), 200);
-    } finally {
-      await upload.release();
-    }
-  });
+  app.post(uploadOp.honoPath, validate("param", uploadOp.params), validate("query", uploadOp.query), async (c) =>
+    c.json(
+      // 404 and the size limits are settled before the body is read.
+      await files.upload(c.get("owner"), c.req.valid("param").id, (slot) =>
+        receiveToSpool(c.req.raw, {
+          maxBytes: slot.maxBytes,
+          queryPath: c.req.valid("query").path,
+          normalizePath: normalizeWorkspacePath,
+          tooLarge: slot.tooLarge,
+          spool: deps.uploadSpool,
+        }),
+      ),
+      200,
+    ),
+  );
 
   app.get(
     ops.downloadWorkspaceFile.honoPath,
     validate("param", ops.downloadWorkspaceFile.params),
     validate("query", ops.downloadWorkspaceFile.query),
-    async (c) => {
-      const file = await files.download(c.get("owner"), c.req.valid("param").id, c.req.valid("query").path);
-      const ascii = file.name.replace(/[^\x20-\x7e]|["\\]/g, "_");
-      return c.body(file.body, 200, {
-        "Content-Type": "application/octet-stream",
-        "Content-Disposition": `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(file.name)}`,
-        "Content-Length": String(file.size),
-      });
-    },
+    async (c) => attachment(c, await files.download(c.get("owner"), c.req.valid("param").id, c.req.valid("query").path)),
   );
   return app;
 }

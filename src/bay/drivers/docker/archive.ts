@@ -1,187 +1,232 @@
-import { Readable } from "node:stream";
+/**
+ * The engine calls of the Docker data plane, one function each: helper containers
+ * on a workspace volume (created and never started, for the archive API; or run
+ * to completion for a command) and the archive endpoints. They throw the engine's
+ * own errors; volume-files.ts turns those into the data plane's. Every call takes
+ * an AbortSignal, its deadline.
+ */
+import { Readable, Writable } from "node:stream";
 import type { ReadableStream as NodeWebStream } from "node:stream/web";
 import type Docker from "dockerode";
-import type { ArchiveStat, HelperRunResult, ResourceLabels, TarInput } from "../driver.ts";
-import { BayError } from "../../errors.ts";
+import type { FileKind, FileStat, VolumeRef } from "../driver.ts";
 import { WORKSPACE_MOUNT } from "./container-config.ts";
-import { engineMessage, imageNotFound, isImageMissing, isNotFound, translateDockerError } from "./docker-errors.ts";
+import { isNotFound } from "./docker-errors.ts";
 import type { LabelCodec } from "./labels.ts";
-import { demuxLogs } from "./log-frames.ts";
-
-export type { ArchiveStat, TarInput, WorkspaceArchiveAccess } from "../driver.ts";
 
 /** Marks helper containers so reconcile can tell them from sandboxes. */
 export const HELPER_ROLE = { role: "workspace-helper" } as const;
 
-/**
- * The workspace mount of a helper. Should the volume be gone (removed behind Bay's
- * back, or a helper racing a workspace delete), Docker creates it from the mount:
- * it then carries the same labels as a volume Bay creates (owner, workspace,
- * instance, managed-by), so reconcile still sees it. No role or session labels.
- */
-function workspaceMount(codec: LabelCodec, volumeName: string, labels: Partial<ResourceLabels>): Docker.MountSettings {
-  // dockerode's type wants NoCopy and DriverConfig too; the engine does not (its defaults are right here).
-  const VolumeOptions = { Labels: codec.encode({ ...labels, session_id: undefined }) } as Docker.MountSettings["VolumeOptions"];
-  return { Type: "volume", Source: volumeName, Target: WORKSPACE_MOUNT, VolumeOptions };
+/** What the engine reports about a path (`X-Docker-Container-Path-Stat`); the last component is not followed. */
+interface ArchiveStat {
+  name: string;
+  size: number;
+  /** Go `os.FileMode` bits. */
+  mode: number;
+  mtime: string;
+  linkTarget: string;
 }
 
-/**
- * A 404 from the archive endpoints means either the container or the path is gone;
- * only the engine's message tells which, and callers treat the two differently.
- */
-function archiveError(err: unknown, what: string, path: string): BayError {
-  if (isNotFound(err) && !/no such container/i.test(engineMessage(err))) {
-    return new BayError("file_not_found", `file not found: ${path}`, { details: { path }, cause: err });
-  }
-  return translateDockerError(err, what);
+// Go's os.FileMode type bits (io/fs): a mode with none of them is a regular file.
+const GO_MODE_DIR = 2 ** 31;
+const GO_MODE_SYMLINK = 2 ** 27;
+const GO_MODE_TYPE = GO_MODE_DIR | GO_MODE_SYMLINK | (2 ** 26) | (2 ** 25) | (2 ** 24) | (2 ** 21) | (2 ** 19);
+
+function kindOf(s: ArchiveStat): FileKind {
+  if (s.mode & GO_MODE_DIR) return "directory";
+  if (s.mode & GO_MODE_SYMLINK || s.linkTarget !== "") return "symlink";
+  return s.mode & GO_MODE_TYPE ? "other" : "file";
 }
 
-const toNodeBody = (tar: TarInput): NodeJS.ReadableStream | Buffer => {
-  if (tar instanceof Uint8Array) return Buffer.from(tar.buffer, tar.byteOffset, tar.byteLength);
-  // The DOM and node:stream/web ReadableStream types differ only nominally; at runtime they are one class.
-  if (tar instanceof ReadableStream) return Readable.fromWeb(tar as unknown as NodeWebStream);
-  return tar;
-};
-
-/** Extracts a tar into `dir` inside the container; `dir` must exist. */
-export async function putArchive(docker: Docker, containerId: string, dir: string, tar: TarInput): Promise<void> {
-  try {
-    await docker.getContainer(containerId).putArchive(toNodeBody(tar), { path: dir });
-  } catch (err) {
-    throw archiveError(err, `put archive into ${containerId}`, dir);
-  }
+/** The engine's stat as the data plane's, named `name`. */
+function fileStatOf(name: string, s: ArchiveStat): FileStat {
+  const kind = kindOf(s);
+  const modifiedAt = Date.parse(s.mtime);
+  return { name, kind, size: kind === "file" || kind === "symlink" ? s.size : 0, modifiedAt: Number.isNaN(modifiedAt) ? 0 : modifiedAt };
 }
 
-/** Streams `path` inside the container as a tar, with Docker's stat of that path. */
-export async function getArchive(
-  docker: Docker,
-  containerId: string,
-  path: string,
-): Promise<{ stream: NodeJS.ReadableStream; stat: ArchiveStat }> {
-  let res: NodeJS.ReadableStream & { headers?: Record<string, string | string[] | undefined> };
-  try {
-    res = await docker.getContainer(containerId).getArchive({ path });
-  } catch (err) {
-    throw archiveError(err, `get archive from ${containerId}`, path);
-  }
-  return { stream: res, stat: pathStatOf(res.headers) };
-}
+type EngineStream = NodeJS.ReadableStream & { headers?: Record<string, string | string[] | undefined>; resume(): void };
 
-function pathStatOf(headers: Record<string, string | string[] | undefined> | undefined): ArchiveStat {
-  const header = headers?.["x-docker-container-path-stat"];
+function pathStatOf(res: EngineStream): ArchiveStat {
+  const header = res.headers?.["x-docker-container-path-stat"];
   const raw = Array.isArray(header) ? header[0] : header;
-  const stat = raw ? (JSON.parse(Buffer.from(raw, "base64").toString("utf8")) as ArchiveStat) : undefined;
-  if (!stat) throw new BayError("internal_error", "docker engine sent an archive answer without a path stat");
-  return stat;
+  if (!raw) throw new Error("docker engine sent an archive answer without a path stat");
+  return JSON.parse(Buffer.from(raw, "base64").toString("utf8")) as ArchiveStat;
 }
 
+/** A unique name for a helper, so one whose create timed out can still be found and removed. */
+export const helperName = () => `bay-helper-${crypto.randomUUID()}`;
+
 /**
- * Stats `path` (HEAD on the archive endpoint; the last component is not followed).
- * A HEAD answer has no body, so a 404 cannot tell a missing path from a missing
- * container: callers use it on a container they just created and read it as "no such path".
+ * The workspace mount of a helper. Should the volume be gone (never created yet,
+ * removed behind Bay's back, or a helper racing a workspace delete), Docker creates
+ * it from the mount with the volume's own labels, so reconcile still sees it.
  */
-export async function statPath(docker: Docker, containerId: string, path: string): Promise<ArchiveStat | null> {
-  let res: NodeJS.ReadableStream & { headers?: Record<string, string | string[] | undefined> };
-  try {
-    res = await docker.getContainer(containerId).infoArchive({ path });
-  } catch (err) {
-    if (isNotFound(err)) return null;
-    throw translateDockerError(err, `stat ${path} in ${containerId}`);
-  }
-  (res as NodeJS.ReadableStream & { resume(): void }).resume();
-  return pathStatOf(res.headers);
+function workspaceMount(codec: LabelCodec, volume: VolumeRef): Docker.MountSettings {
+  // dockerode's type wants NoCopy and DriverConfig too; the engine does not (its defaults are right here).
+  const VolumeOptions = { Labels: codec.encode(volume.labels) } as Docker.MountSettings["VolumeOptions"];
+  return { Type: "volume", Source: volume.name, Target: WORKSPACE_MOUNT, VolumeOptions };
 }
 
 /**
- * Creates, and never starts, a container that mounts `volumeName` at /workspace, so the
- * archive API can read and write a workspace without a running runtime. It has no
- * network and no capabilities; the command is only there because Docker requires one.
- */
-export async function createHelperContainer(
-  docker: Docker,
-  codec: LabelCodec,
-  volumeName: string,
-  image: string,
-  labels: Partial<ResourceLabels>,
-): Promise<string> {
-  const container = await createHelper(docker, codec, volumeName, image, labels, { Cmd: ["true"] }, {});
-  return container.id;
-}
-
-/**
- * Creates a helper container on `volumeName`: Bay's labels and the helper role, no
- * network, no capabilities, no new privileges; `options` and `hostConfig` add to that.
+ * Creates a helper container on a volume: Bay's labels (owner, workspace, instance)
+ * and the helper role, no network, no capabilities, no new privileges, no log
+ * driver; `options` and `hostConfig` add to that.
  */
 async function createHelper(
   docker: Docker,
   codec: LabelCodec,
-  volumeName: string,
-  image: string,
-  labels: Partial<ResourceLabels>,
+  volume: VolumeRef,
+  spec: { name: string; image: string; signal: AbortSignal },
   options: Partial<Docker.ContainerCreateOptions>,
   hostConfig: Docker.HostConfig,
 ): Promise<Docker.Container> {
+  const { owner, workspace_id, instance_id } = volume.labels;
+  return docker.createContainer({
+    ...options,
+    name: spec.name,
+    Image: spec.image,
+    Labels: codec.encode({ owner, workspace_id, instance_id }, HELPER_ROLE),
+    NetworkDisabled: true,
+    HostConfig: {
+      ...hostConfig,
+      Mounts: [workspaceMount(codec, volume)],
+      NetworkMode: "none",
+      CapDrop: ["ALL"],
+      SecurityOpt: ["no-new-privileges"],
+      LogConfig: { Type: "none", Config: {} },
+    },
+    abortSignal: spec.signal,
+  } as Docker.ContainerCreateOptions);
+}
+
+/**
+ * Creates, and never starts, a helper that mounts the volume at /workspace, so the
+ * archive API can read and write it without a running runtime (the command is only
+ * there because Docker requires one). Returns its id.
+ */
+export async function createArchiveHelper(
+  docker: Docker,
+  codec: LabelCodec,
+  volume: VolumeRef,
+  spec: { name: string; image: string; signal: AbortSignal },
+): Promise<string> {
+  return (await createHelper(docker, codec, volume, spec, { Cmd: ["true"] }, {})).id;
+}
+
+/** Removes a helper (by id or name) and its anonymous volumes; a missing one is not an error. */
+export async function removeHelper(docker: Docker, idOrName: string, signal: AbortSignal): Promise<"removed" | "missing"> {
   try {
-    return await docker.createContainer({
-      ...options,
-      Image: image,
-      Labels: codec.encode(labels, HELPER_ROLE),
-      NetworkDisabled: true,
-      HostConfig: {
-        ...hostConfig,
-        Mounts: [workspaceMount(codec, volumeName, labels)],
-        NetworkMode: "none",
-        CapDrop: ["ALL"],
-        SecurityOpt: ["no-new-privileges"],
-      },
-    });
+    await docker.getContainer(idOrName).remove({ force: true, v: true, abortSignal: signal });
+    return "removed";
   } catch (err) {
-    if (isImageMissing(err)) throw imageNotFound(image, err);
-    throw translateDockerError(err, `create helper container for volume ${volumeName}`);
+    if (isNotFound(err)) return "missing";
+    throw err;
   }
+}
+
+/** Stats `path` in a helper (HEAD on the archive endpoint): null when the engine answers 404. */
+export async function statPath(docker: Docker, helper: string, path: string, name: string, signal: AbortSignal): Promise<FileStat | null> {
+  let res: EngineStream;
+  try {
+    res = (await docker.getContainer(helper).infoArchive({ path, abortSignal: signal })) as EngineStream;
+  } catch (err) {
+    // The helper was just created by the caller, so a 404 is the path, not the container.
+    if (isNotFound(err)) return null;
+    throw err;
+  }
+  res.resume();
+  return fileStatOf(name, pathStatOf(res));
+}
+
+/** Streams `path` of a helper as a tar. The signal stays attached to the whole transfer. */
+export async function getArchive(docker: Docker, helper: string, path: string, signal: AbortSignal): Promise<NodeJS.ReadableStream> {
+  return (await docker.getContainer(helper).getArchive({ path, abortSignal: signal })) as NodeJS.ReadableStream;
+}
+
+/** Extracts a tar into directory `dir` of a helper; `dir` must exist. */
+export async function putArchive(
+  docker: Docker,
+  helper: string,
+  dir: string,
+  tar: NodeJS.ReadableStream | ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+): Promise<void> {
+  // The DOM and node:stream/web ReadableStream types differ only nominally; at runtime they are one class.
+  const body = tar instanceof ReadableStream ? Readable.fromWeb(tar as unknown as NodeWebStream) : tar;
+  await docker.getContainer(helper).putArchive(body, { path: dir, abortSignal: signal });
 }
 
 const HELPER_MEMORY = 128 * 1024 * 1024;
 
+/** How a command runs in a throwaway helper. */
+export interface HelperCommand {
+  name: string;
+  image: string;
+  command: string[];
+  /** Receives the command's stdout as it arrives. */
+  onStdout(chunk: Buffer): void;
+  /** Stderr kept (the first bytes); the rest is read and dropped, so the command never blocks on it. */
+  maxStderrBytes: number;
+  /** Deadline of each engine call but the wait. */
+  callSignal: () => AbortSignal;
+  /** Deadline of the whole run; the caller removes the helper when it fires. */
+  runSignal: AbortSignal;
+}
+
 /**
- * Runs `command` to completion in a throwaway container that mounts `volumeName` at
+ * Runs a command to completion in a throwaway container mounting the volume at
  * /workspace: no network, no capabilities, read-only root, uid 1000, small limits.
- * The container is removed whatever happens (timeout, engine error).
+ * Output streams to the caller as it comes (attached before the start, nothing is
+ * logged by the engine). The caller removes the container (`removeHelper`).
  */
-export async function runHelperContainer(
+export async function runHelperCommand(
   docker: Docker,
   codec: LabelCodec,
-  volumeName: string,
-  image: string,
-  labels: Partial<ResourceLabels>,
-  command: string[],
-  timeoutMs: number,
-): Promise<HelperRunResult> {
+  volume: VolumeRef,
+  run: HelperCommand,
+): Promise<{ exitCode: number; stderr: string }> {
   const container = await createHelper(
     docker,
     codec,
-    volumeName,
-    image,
-    labels,
-    { Entrypoint: command.slice(0, 1), Cmd: command.slice(1), User: "1000:1000", WorkingDir: WORKSPACE_MOUNT },
+    volume,
+    { name: run.name, image: run.image, signal: run.callSignal() },
+    { Entrypoint: run.command.slice(0, 1), Cmd: run.command.slice(1), User: "1000:1000", WorkingDir: WORKSPACE_MOUNT },
     { ReadonlyRootfs: true, Memory: HELPER_MEMORY, MemorySwap: HELPER_MEMORY, PidsLimit: 32, RestartPolicy: { Name: "no" } },
   );
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const waited = container.wait({ condition: "next-exit" }) as Promise<{ StatusCode: number }>;
-    // Should start() throw, `waited` is never awaited: its rejection must not go unhandled (Bun exits on one).
-    waited.catch(() => {});
-    await container.start();
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new BayError("timeout", `helper command did not finish within ${timeoutMs} ms`)), timeoutMs);
-    });
-    const { StatusCode } = await Promise.race([waited, timeout]);
-    const logs = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
-    return { exitCode: StatusCode, output: demuxLogs(logs) };
-  } catch (err) {
-    throw translateDockerError(err, `run helper command on volume ${volumeName}`);
-  } finally {
-    clearTimeout(timer);
-    await container.remove({ force: true, v: true }).catch(() => {});
-  }
+  const attached = (await container.attach({
+    stream: true,
+    stdout: true,
+    stderr: true,
+    abortSignal: run.runSignal,
+  } as never)) as NodeJS.ReadableStream;
+  const stderr: Buffer[] = [];
+  let stderrBytes = 0;
+  const out = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      run.onStdout(chunk);
+      done();
+    },
+  });
+  const err = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      if (stderrBytes < run.maxStderrBytes) stderr.push(chunk.subarray(0, run.maxStderrBytes - stderrBytes));
+      stderrBytes += chunk.byteLength;
+      done();
+    },
+  });
+  const drained = new Promise<void>((resolve, reject) => {
+    attached.on("end", resolve);
+    attached.on("close", resolve);
+    attached.on("error", reject);
+  });
+  // Awaited below, or abandoned when start or wait fails: its rejection must never go unhandled.
+  drained.catch(() => {});
+  docker.modem.demuxStream(attached, out, err);
+  await container.start({ abortSignal: run.callSignal() } as never);
+  // "not-running" after the start: a command that already exited answers at once, with its code.
+  const { StatusCode } = (await container.wait({ condition: "not-running", abortSignal: run.runSignal } as never)) as unknown as {
+    StatusCode: number;
+  };
+  await drained;
+  return { exitCode: StatusCode, stderr: Buffer.concat(stderr).toString("utf8") };
 }

@@ -2,20 +2,15 @@ import Docker from "dockerode";
 import type { ContainerInspectInfo } from "dockerode";
 import { BayError } from "../../errors.ts";
 import type {
-  ArchiveStat,
   ContainerInfo,
   ContainerSpec,
   ContainerState,
   Driver,
-  HelperRunResult,
   ResourceLabels,
   VolumeLabels,
   RuntimeEndpoint,
-  TarInput,
   VolumeInfo,
-  WorkspaceArchiveAccess,
 } from "../driver.ts";
-import { createHelperContainer, getArchive, putArchive, runHelperContainer, statPath } from "./archive.ts";
 import { connectionOptions, resolveConnectMode, type ConnectMode, type ResolvedConnectMode } from "./connect-mode.ts";
 import { containerCreateOptions } from "./container-config.ts";
 import { EgressGuard, type EgressPolicy } from "./egress.ts";
@@ -31,6 +26,7 @@ import {
 import { LabelCodec } from "./labels.ts";
 import { startWithStdinLine } from "./stdin-credentials.ts";
 import { demuxLogs } from "./log-frames.ts";
+import { DockerVolumeFiles, type DockerVolumeFilesOptions } from "./volume-files.ts";
 
 export interface DockerDriverOptions {
   /** Unix socket of the engine; default /var/run/docker.sock. Ignored when `host` is set. */
@@ -48,6 +44,8 @@ export interface DockerDriverOptions {
   extraLabels?: Record<string, string>;
   /** Egress control (managed networks + iptables); default: one for this engine. */
   egress?: EgressGuard;
+  /** The workspace data plane's helper image and deadlines. */
+  volumeFiles?: Partial<DockerVolumeFilesOptions>;
 }
 
 /** Docker's many states folded into the five the domain reasons about. */
@@ -68,8 +66,9 @@ function egressPolicyOf(spec: ContainerSpec): EgressPolicy | null {
 }
 
 /** The Driver on a Docker engine through dockerode. */
-export class DockerDriver implements Driver, WorkspaceArchiveAccess {
+export class DockerDriver implements Driver {
   readonly name = "docker";
+  readonly volumeFiles: DockerVolumeFiles;
   /** The connect mode after resolving `auto`. */
   readonly connectMode: ResolvedConnectMode;
   private readonly docker: Docker;
@@ -85,6 +84,7 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
     this.labels = new LabelCodec(opts.labelPrefix ?? "bay.", opts.extraLabels);
     this.defaultPidsLimit = opts.defaultPidsLimit;
     this.egress = opts.egress ?? new EgressGuard(this.docker, { local: !opts.host || opts.host.startsWith("unix://") });
+    this.volumeFiles = new DockerVolumeFiles(this.docker, this.labels, opts.volumeFiles);
   }
 
   /** Verifies the engine answers; throws driver_unavailable otherwise. */
@@ -250,37 +250,6 @@ export class DockerDriver implements Driver, WorkspaceArchiveAccess {
   /** Releases engine connections. */
   async close(): Promise<void> {
     // dockerode opens one short-lived socket per request and keeps no pool: nothing to release.
-  }
-
-  /** Extracts a tar into directory `dir` of a container (running or only created). */
-  async putArchive(containerId: string, dir: string, tar: TarInput): Promise<void> {
-    await putArchive(this.docker, containerId, dir, tar);
-  }
-
-  /** Streams `path` of a container (running or only created) as a tar, with its stat. */
-  async getArchive(containerId: string, path: string): Promise<{ stream: NodeJS.ReadableStream; stat: ArchiveStat }> {
-    return getArchive(this.docker, containerId, path);
-  }
-
-  /** Creates, never starts, a container mounting `volumeName` at /workspace for archive access. */
-  async createHelperContainer(volumeName: string, image: string, labels: Partial<ResourceLabels>): Promise<string> {
-    return createHelperContainer(this.docker, this.labels, volumeName, image, labels);
-  }
-
-  /** Stats `path` in a container (last component not followed); null when it does not exist. */
-  async statPath(containerId: string, path: string): Promise<ArchiveStat | null> {
-    return statPath(this.docker, containerId, path);
-  }
-
-  /** Runs `command` in a throwaway network-less container mounting `volumeName`, then removes it. */
-  async runHelper(
-    volumeName: string,
-    image: string,
-    labels: Partial<ResourceLabels>,
-    command: string[],
-    timeoutMs: number,
-  ): Promise<HelperRunResult> {
-    return runHelperContainer(this.docker, this.labels, volumeName, image, labels, command, timeoutMs);
   }
 
   private endpointOf(info: ContainerInspectInfo, runtimePort: number): string {

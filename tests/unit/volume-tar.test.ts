@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { type Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
-import { oneFileTar, sendOneFileTar } from "../../src/bay/domain/workspace-tar.ts";
+import { oneFileTar, sendOneFileTar } from "../../src/bay/drivers/docker/volume-tar.ts";
 
 const SIZE = 8 * 1024 * 1024;
 let dir: string;

@@ -1,12 +1,12 @@
 /**
- * The tar side of the workspace data plane: building the one-file archives Bay
- * puts into a workspace, and reading the archives the engine hands back (one
- * file's bytes, a stream of one file, or a directory's immediate children)
- * without buffering more than asked for.
+ * The tar side of the Docker data plane: building the one-file archives put into
+ * a volume through the engine's archive API, and streaming the one file of an
+ * archive the engine hands back, without holding either whole.
  */
 import { Readable } from "node:stream";
 import tar from "tar-stream";
-import { BayError } from "../errors.ts";
+import { BayError } from "../../errors.ts";
+import { fileErrors } from "../volume-walk.ts";
 
 /** Owner of everything Bay writes: Ship's unprivileged user. */
 export const WORKSPACE_UID = 1000;
@@ -127,130 +127,70 @@ function abandon(stream: NodeJS.ReadableStream, extract: tar.Extract): void {
   extract.destroy();
 }
 
-/** Throws invalid_path for an entry that is not a regular file (symlinks included). */
+/** Refuses an entry that is not a regular file: it was swapped since the path was walked. */
 function assertRegularFile(header: TarHeader, path: string): void {
-  if (header.type === "symlink" || header.type === "link") {
-    throw new BayError("invalid_path", `invalid path: ${path} is a link`, { details: { path, reason: "symlink" } });
-  }
-  if (header.type !== "file" && header.type !== "contiguous-file") {
-    throw new BayError("validation_error", `not a regular file: ${path}`, { details: { path } });
-  }
-}
-
-/** The bytes of the archive's first entry, which must be a regular file of at most `maxBytes`. */
-export async function readFirstFile(stream: NodeJS.ReadableStream, path: string, maxBytes: number): Promise<Uint8Array> {
-  const extract = extractOf(stream);
-  try {
-    for await (const entry of extract) {
-      assertRegularFile(entry.header, path);
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const data of entry) {
-        const chunk = data as Buffer;
-        size += chunk.byteLength;
-        if (size > maxBytes)
-          throw new BayError("validation_error", `file is larger than ${maxBytes} bytes; use download`, {
-            details: { path, limit_bytes: maxBytes },
-          });
-        chunks.push(chunk);
-      }
-      return Buffer.concat(chunks);
-    }
-    throw new BayError("file_not_found", `file not found: ${path}`, { details: { path } });
-  } finally {
-    abandon(stream, extract);
-  }
+  if (header.type === "symlink" || header.type === "link") throw fileErrors.symlink(path, path);
+  if (header.type === "directory") throw fileErrors.isDirectory(path);
+  if (header.type !== "file" && header.type !== "contiguous-file") throw fileErrors.notRegularFile(path);
 }
 
 /**
- * The first entry's bytes as a web stream, for a download. `onDone` runs exactly
- * once when the stream ends, fails or is cancelled (the caller frees its helper there).
+ * The first entry of an archive, which must be a regular file: its size (from its
+ * header, so it matches the bytes that follow) and its bytes as a web stream.
+ * `onDone` runs exactly once: when this throws, or when the stream fails, is
+ * cancelled or has given its last byte; the stream only closes after `onDone` has
+ * settled (so a reader that reads to the end knows the caller has let go).
  */
 export async function streamFirstFile(
   stream: NodeJS.ReadableStream,
   path: string,
-  onDone: () => void,
-): Promise<ReadableStream<Uint8Array>> {
+  onDone: () => Promise<void> | void,
+): Promise<{ size: number; body: ReadableStream<Uint8Array> }> {
   const extract = extractOf(stream);
   const entries = extract[Symbol.asyncIterator]();
-  let finished = false;
+  let finished: Promise<void> | undefined;
   const finish = () => {
-    if (finished) return;
-    finished = true;
-    abandon(stream, extract);
-    onDone();
+    finished ??= (async () => {
+      abandon(stream, extract);
+      await onDone();
+    })();
+    return finished;
   };
   try {
     const first = await entries.next();
-    if (first.done) throw new BayError("file_not_found", `file not found: ${path}`, { details: { path } });
+    if (first.done) throw fileErrors.notFound(path);
     assertRegularFile(first.value.header, path);
-    const size = first.value.header.size;
+    const size = first.value.header.size ?? 0;
     const chunks = first.value[Symbol.asyncIterator]();
     let sent = 0;
-    return new ReadableStream<Uint8Array>({
+    const body = new ReadableStream<Uint8Array>({
       async pull(ctrl) {
+        let next: IteratorResult<unknown>;
         try {
-          const next = await chunks.next();
-          if (!next.done) {
-            const chunk = next.value as Buffer;
-            ctrl.enqueue(chunk);
-            sent += chunk.byteLength;
-          }
-          // A reader that got Content-Length bytes may never pull again: finish on the last byte.
-          if (next.done || sent >= size) {
-            ctrl.close();
-            finish();
-          }
+          next = await chunks.next();
         } catch (err) {
           ctrl.error(err);
-          finish();
+          await finish();
+          return;
+        }
+        if (!next.done) {
+          const chunk = next.value as Buffer;
+          ctrl.enqueue(chunk);
+          sent += chunk.byteLength;
+        }
+        // A reader that got Content-Length bytes may never pull again: finish on the last byte.
+        if (next.done || sent >= size) {
+          await finish();
+          ctrl.close();
         }
       },
       cancel() {
-        finish();
+        return finish();
       },
     });
+    return { size, body };
   } catch (err) {
-    finish();
+    await finish();
     throw err;
-  }
-}
-
-/**
- * Headers of the immediate children of the archived directory. Every body is
- * skipped as it streams past (nothing is buffered); deeper entries are ignored.
- */
-/**
- * The immediate children of the directory a tar holds, sorted by name; reading
- * stops after `maxEntries` (then `truncated`), like Ship's listing.
- */
-export async function listChildren(
-  stream: NodeJS.ReadableStream,
-  maxEntries = Number.POSITIVE_INFINITY,
-): Promise<{ children: TarHeader[]; truncated: boolean }> {
-  const extract = extractOf(stream);
-  const children: TarHeader[] = [];
-  let root: string | undefined;
-  let truncated = false;
-  try {
-    for await (const entry of extract) {
-      const name = entry.header.name.replace(/\/+$/, "");
-      entry.resume();
-      if (root === undefined) {
-        root = name; // the directory itself comes first
-        continue;
-      }
-      if (!name.startsWith(`${root}/`)) continue;
-      const rest = name.slice(root.length + 1);
-      if (rest === "" || rest.includes("/")) continue;
-      if (children.length >= maxEntries) {
-        truncated = true;
-        break;
-      }
-      children.push({ ...entry.header, name: rest });
-    }
-    return { children: children.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)), truncated };
-  } finally {
-    abandon(stream, extract);
   }
 }

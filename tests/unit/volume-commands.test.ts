@@ -1,0 +1,111 @@
+/**
+ * Reading the Docker data plane's helper commands: listing records split anywhere
+ * across chunks, a flood of output kept to what a listing returns, malformed or
+ * overlong records dropped, each walk exit code as its data-plane error, and
+ * helper stderr kept out of what a client sees.
+ */
+import { describe, expect, test } from "bun:test";
+import { listCommand, removeCommand, usageCommand } from "../../src/bay/drivers/docker/volume-commands.ts";
+import { BayError } from "../../src/bay/errors.ts";
+
+const record = (type: string, size: number, name: string, mtime = "1700000000.25") => Buffer.from(`${type} ${size} ${mtime} ${name}\0`);
+
+/** Feeds `bytes` in pieces of `size` (so records straddle chunks). */
+function feed(onStdout: (chunk: Buffer) => void, bytes: Buffer, size: number): void {
+  for (let at = 0; at < bytes.byteLength; at += size) onStdout(bytes.subarray(at, at + size));
+}
+
+function errorOf(fn: () => unknown): BayError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(BayError);
+    return err as BayError;
+  }
+  throw new Error("expected a BayError");
+}
+
+const ok = { exitCode: 0, stderr: "" };
+
+describe("listCommand", () => {
+  test("records split anywhere across chunks become sorted entries with kinds, sizes and times", () => {
+    const out = Buffer.concat([
+      record("f", 12, "b.txt"),
+      record("d", 4096, "sub dir"),
+      record("l", 4, "link"),
+      record("p", 0, "pipe"),
+      record("f", 3, "new\nline"),
+      record("f", 1, "a.txt", "1700000001"),
+    ]);
+    for (const size of [1, 2, 7, 64, out.byteLength]) {
+      const cmd = listCommand("d", 100);
+      feed(cmd.onStdout, out, size);
+      expect(cmd.outcome(ok)).toEqual({
+        entries: [
+          { name: "a.txt", kind: "file", size: 1, modifiedAt: 1700000001000 },
+          { name: "b.txt", kind: "file", size: 12, modifiedAt: 1700000000250 },
+          { name: "link", kind: "symlink", size: 4, modifiedAt: 1700000000250 },
+          { name: "new\nline", kind: "file", size: 3, modifiedAt: 1700000000250 },
+          { name: "pipe", kind: "other", size: 0, modifiedAt: 1700000000250 },
+          { name: "sub dir", kind: "directory", size: 0, modifiedAt: 1700000000250 },
+        ],
+        truncated: false,
+      });
+    }
+  });
+
+  test("a flood of records keeps only one more than a listing returns; truncated says so", () => {
+    const cmd = listCommand(".", 3);
+    const one = Buffer.concat(Array.from({ length: 1000 }, (_, i) => record("f", i, `f${String(i).padStart(4, "0")}`)));
+    for (let round = 0; round < 200; round++) cmd.onStdout(one);
+    const { entries, truncated } = cmd.outcome(ok);
+    expect(truncated).toBe(true);
+    expect(entries.map((e) => e.name)).toEqual(["f0000", "f0001", "f0002"]);
+  });
+
+  test("an overlong or malformed record is dropped, the next one is kept", () => {
+    const cmd = listCommand(".", 10);
+    cmd.onStdout(Buffer.concat([Buffer.alloc(300_000, 0x61), Buffer.from("\0")]));
+    cmd.onStdout(Buffer.from("garbage without fields\0"));
+    cmd.onStdout(record("f", 1, "kept"));
+    expect(cmd.outcome(ok).entries.map((e) => e.name)).toEqual(["kept"]);
+  });
+
+  test("each walk exit code is its data-plane error, naming the segment at fault", () => {
+    const cases: Array<[number, string, string, string | undefined]> = [
+      [10, "", "file_not_found", undefined],
+      [11, "at=2\n", "invalid_path", "symlink"],
+      [12, "at=1\n", "invalid_path", "a parent is not a directory"],
+      [13, "", "validation_error", undefined],
+      [14, "", "validation_error", undefined],
+    ];
+    for (const [exitCode, stderr, code, reason] of cases) {
+      const err = errorOf(() => listCommand("a/b/c", 10).outcome({ exitCode, stderr }));
+      expect({ exitCode, code: err.code as string, reason: err.details.reason }).toEqual({ exitCode, code, reason });
+    }
+    expect(errorOf(() => listCommand("a/b/c", 10).outcome({ exitCode: 11, stderr: "at=2" })).message).toContain("a/b is a symlink");
+    expect(errorOf(() => removeCommand("a/b/c").outcome({ exitCode: 12, stderr: "at=1" })).message).toContain("a is not a directory");
+  });
+
+  test("any other failure is internal_error; the helper's own words go to the log (internal), not to the client", () => {
+    const err = errorOf(() => removeCommand("x").outcome({ exitCode: 1, stderr: "rm: cannot remove '/workspace/x/y': Permission denied" }));
+    expect(err.code).toBe("internal_error");
+    expect(err.message).toBe("workspace delete failed");
+    expect(JSON.stringify(err.details)).not.toContain("Permission");
+    expect(err.internal).toMatchObject({ helper_exit_code: 1, helper_stderr: expect.stringContaining("Permission denied") });
+  });
+});
+
+describe("usageCommand", () => {
+  test("reads du's total, even when du exits 1", () => {
+    const cmd = usageCommand();
+    cmd.onStdout(Buffer.from("123456\t/workspace\n"));
+    expect(cmd.outcome({ exitCode: 1, stderr: "du: cannot read directory" })).toBe(123456);
+  });
+
+  test("a flood of output is not kept, and without a total it is internal_error", () => {
+    const cmd = usageCommand();
+    for (let i = 0; i < 1000; i++) cmd.onStdout(Buffer.alloc(64 * 1024, 0x78));
+    expect(errorOf(() => cmd.outcome(ok)).code).toBe("internal_error");
+  });
+});
