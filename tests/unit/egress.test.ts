@@ -43,27 +43,35 @@ const REJECT_ARGS = ["-j", "REJECT", "--reject-with", "icmp-admin-prohibited"];
 /** argv is `iptables -w 5 <args…>`: does it end with exactly these arguments? */
 const endsWith = (argv: string[], args: string[]) => argv.length === args.length + 3 && args.every((a, i) => argv[i + 3] === a);
 
+const BUILTIN = ["INPUT", "FORWARD", "OUTPUT"];
+
 /** An in-memory iptables: chains as lists of argument strings, answering -S/-N/-C/-I/-A like the real one. */
 function fakeIptables(initial: Record<string, string[][]> = {}) {
   const chains = new Map<string, string[]>(Object.entries(initial).map(([c, rules]) => [c, rules.map((r) => r.join(" "))]));
-  for (const builtin of ["DOCKER-USER", "INPUT"]) if (!chains.has(builtin)) chains.set(builtin, []);
+  for (const builtin of ["DOCKER-USER", ...BUILTIN]) if (!chains.has(builtin)) chains.set(builtin, []);
   const calls: string[][] = [];
   const run: RunCommand = async (argv) => {
     calls.push(argv);
     const [op, chain, ...rest] = argv.slice(3);
+    const ok = (stdout = "") => ({ code: 0, stdout, stderr: "" });
+    if (op === "-S" && chain === undefined) {
+      const heads = [...chains.keys()].map((c) => (BUILTIN.includes(c) ? `-P ${c} ACCEPT` : `-N ${c}`));
+      const rules = [...chains].flatMap(([c, list]) => list.map((r) => `-A ${c} ${r}`));
+      return ok(`${[...heads, ...rules].join("\n")}\n`);
+    }
     const list = chains.get(chain!);
     if (op === "-N") {
-      if (list) return { code: 1, stderr: "Chain already exists." };
+      if (list) return { code: 1, stdout: "", stderr: "Chain already exists." };
       chains.set(chain!, []);
-      return { code: 0, stderr: "" };
+      return ok();
     }
-    if (!list) return { code: 1, stderr: `No chain/target/match by that name: ${chain}` };
-    if (op === "-S") return { code: 0, stderr: "" };
-    if (op === "-C") return { code: list.includes(rest.join(" ")) ? 0 : 1, stderr: "" };
+    if (!list) return { code: 1, stdout: "", stderr: `No chain/target/match by that name: ${chain}` };
+    if (op === "-S") return ok();
+    if (op === "-C") return { code: list.includes(rest.join(" ")) ? 0 : 1, stdout: "", stderr: "" };
     if (op === "-A") list.push(rest.join(" "));
     else if (op === "-I") list.splice(Number(rest[0]) - 1, 0, rest.slice(1).join(" "));
-    else return { code: 2, stderr: `unexpected ${op}` };
-    return { code: 0, stderr: "" };
+    else return { code: 2, stdout: "", stderr: `unexpected ${op}` };
+    return ok();
   };
   return { run, calls, chain: (name: string) => chains.get(name) ?? [] };
 }
@@ -85,7 +93,7 @@ describe("the rule set", () => {
     expect(allows.every((r) => r.at === "top" && r.args.at(-1) === "RETURN")).toBe(true);
     expect(rejects.every((r) => r.at === "end")).toBe(true);
     const dns = allows.filter((r) => r.args.includes("53"));
-    expect(dns.map((r) => [r.chain, r.args[3], r.args[5]])).toEqual([
+    expect(dns.map((r) => [r.chain, r.args[1], r.args[5]])).toEqual([
       [FORWARD_CHAIN, "10.255.255.53/32", "udp"],
       [FORWARD_CHAIN, "10.255.255.53/32", "tcp"],
       [INPUT_CHAIN, "10.255.255.53/32", "udp"],
@@ -93,7 +101,7 @@ describe("the rule set", () => {
     ]);
     expect(allows.length).toBe(dns.length + 2);
     // Every rule is keyed on the managed bridge: no other container is affected.
-    for (const r of rules) expect(r.args.slice(0, 2)).toEqual(["-i", P0]);
+    for (const r of rules) expect(r.args[r.args.indexOf("-i") + 1]).toBe(P0);
   });
 
   test("none: everything from the bridge is rejected after replies, with no DNS allowance", () => {
@@ -146,13 +154,25 @@ describe("installing the rules", () => {
     }
   });
 
-  test("idempotent: a second prepare adds nothing", async () => {
+  test("idempotent: once everything is there, a prepare is one listing and adds nothing", async () => {
     const ipt = fakeIptables();
     const guard = new EgressGuard(fakeDocker, { local: true, run: ipt.run, resolvers: () => ["10.255.255.53"] });
     await guard.prepare("egress");
     const before = ipt.calls.length;
     await guard.prepare("egress");
-    expect(ipt.calls.slice(before).some((c) => ["-A", "-I", "-N"].includes(c[3]!))).toBe(false);
+    expect(ipt.calls.slice(before)).toEqual([["iptables", "-w", "5", "-S"]]);
+  });
+
+  test("one missing rule (e.g. after a firewall reload) is put back, and only that one", async () => {
+    const ipt = fakeIptables();
+    const guard = new EgressGuard(fakeDocker, { local: true, run: ipt.run, resolvers: () => [] });
+    await guard.prepare("egress");
+    const link = ipt.chain(FORWARD_CHAIN).findIndex((r) => r.includes("169.254.0.0/16"));
+    ipt.chain(FORWARD_CHAIN).splice(link, 1);
+    const before = ipt.calls.length;
+    await guard.prepare("egress");
+    const adds = ipt.calls.slice(before).filter((c) => ["-A", "-I", "-N"].includes(c[3]!));
+    expect(adds).toEqual([["iptables", "-w", "5", "-A", FORWARD_CHAIN, "-d", "169.254.0.0/16", "-i", P0, ...REJECT_ARGS]]);
   });
 
   test("into a chain an older Bay filled (refusals first): every allowance still ends up before every refusal", async () => {
@@ -172,14 +192,14 @@ describe("installing the rules", () => {
   });
 
   test("iptables failing (not root) → driver_unavailable naming the cause", async () => {
-    const run: RunCommand = async () => ({ code: 4, stderr: "Permission denied (you must be root)" });
+    const run: RunCommand = async () => ({ code: 4, stdout: "", stderr: "Permission denied (you must be root)" });
     const guard = new EgressGuard(fakeDocker, { local: true, run });
     await expect(guard.prepare("egress")).rejects.toMatchObject({ code: "driver_unavailable", message: expect.stringContaining("root") });
   });
 
   test("a remote engine → driver_unavailable without touching iptables", async () => {
     let ran = false;
-    const guard = new EgressGuard(fakeDocker, { local: false, run: async () => ((ran = true), { code: 0, stderr: "" }) });
+    const guard = new EgressGuard(fakeDocker, { local: false, run: async () => ((ran = true), { code: 0, stdout: "", stderr: "" }) });
     await expect(guard.prepare("none")).rejects.toMatchObject({ code: "driver_unavailable", message: expect.stringContaining("remote") });
     expect(ran).toBe(false);
   });
@@ -197,7 +217,7 @@ describe("installing the rules", () => {
 
   test("a managed network in container_network mode → driver_unavailable before any engine call", async () => {
     let touched = false;
-    const guard = new EgressGuard(fakeDocker, { local: true, run: async () => ((touched = true), { code: 0, stderr: "" }) });
+    const guard = new EgressGuard(fakeDocker, { local: true, run: async () => ((touched = true), { code: 0, stdout: "", stderr: "" }) });
     const driver = new DockerDriver({
       socketPath: "/nonexistent/docker.sock",
       connectMode: "container_network",
@@ -259,7 +279,7 @@ describe("a start that cannot be isolated fails closed", () => {
       driver: { instance_id: instanceId },
       profiles: [{ id: "isolated", image: SHIP_IMAGE }],
     });
-    const failing = new EgressGuard(fakeDocker, { local: true, run: async () => ({ code: 1, stderr: "iptables: not found" }) });
+    const failing = new EgressGuard(fakeDocker, { local: true, run: async () => ({ code: 1, stdout: "", stderr: "iptables: not found" }) });
     const driver = new DockerDriver({ connectMode: "host_port", defaultPidsLimit: 256, egress: failing });
     const bay = await buildBay(config, { logger: silentLogger, hostEnv: {}, driver });
     try {

@@ -16,9 +16,9 @@
  * INPUT: traffic to the host). Every rule is keyed on a managed bridge interface,
  * so no other container is affected. Replies (conntrack ESTABLISHED,RELATED)
  * always pass: Bay reaches Ship through its 127.0.0.1 published port and Ship's
- * answers are replies. Installing is idempotent (`iptables -C` first) and
- * re-checked before every container start, so rules lost to a firewall reload are
- * put back. Allowing rules (RETURN) are inserted at the top of a chain and
+ * answers are replies. Installing is idempotent (one `iptables -S` listing, then
+ * `iptables -C` before adding anything missing) and re-checked before every
+ * container start, so rules lost to a firewall reload are put back. Allowing rules (RETURN) are inserted at the top of a chain and
  * refusing ones (REJECT) appended, so every allowance precedes every refusal even
  * in a chain an older Bay filled. Rules are never removed, so several Bays (or
  * versions) on one engine never undo each other's. This needs Bay on the Docker
@@ -66,9 +66,13 @@ export const BLOCKED_RANGES = ["169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", 
 export const FORWARD_CHAIN = "BAY-EGRESS";
 export const INPUT_CHAIN = "BAY-EGRESS-IN";
 const REJECT = ["-j", "REJECT", "--reject-with", "icmp-admin-prohibited"];
-const ESTABLISHED = ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN"];
+const ESTABLISHED = ["-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "RETURN"];
 
-/** One rule: the chain, the match/target arguments, and where it belongs (allowances on top, refusals at the end). */
+/**
+ * One rule: the chain, the match/target arguments, and where it belongs
+ * (allowances on top, refusals at the end). Arguments are written in the order
+ * `iptables -S` prints them, so one listing shows whether every rule is there.
+ */
 export interface Rule {
   chain: string;
   args: string[];
@@ -98,7 +102,7 @@ export function egressRules(policy: EgressPolicy, resolvers: string[] = []): Rul
     // A loopback upstream is dialled from the host's namespace: no rule involved.
     for (const ip of resolvers.filter((r) => !isLoopback(r))) {
       for (const proto of ["udp", "tcp"]) {
-        rules.push({ chain, args: ["-i", dev, "-d", `${ip}/32`, "-p", proto, "-m", proto, "--dport", "53", "-j", "RETURN"], at: "top" });
+        rules.push({ chain, args: ["-d", `${ip}/32`, "-i", dev, "-p", proto, "-m", proto, "--dport", "53", "-j", "RETURN"], at: "top" });
       }
     }
   }
@@ -110,7 +114,7 @@ export function egressRules(policy: EgressPolicy, resolvers: string[] = []): Rul
   }
   // Other sandboxes on the same bridge, whatever its subnet (ICC off only drops, and only in Docker's own chain).
   rules.push({ chain: FORWARD_CHAIN, args: ["-i", dev, "-o", dev, ...REJECT], at: "end" });
-  for (const cidr of BLOCKED_RANGES) rules.push({ chain: FORWARD_CHAIN, args: ["-i", dev, "-d", cidr, ...REJECT], at: "end" });
+  for (const cidr of BLOCKED_RANGES) rules.push({ chain: FORWARD_CHAIN, args: ["-d", cidr, "-i", dev, ...REJECT], at: "end" });
   return rules;
 }
 
@@ -165,19 +169,31 @@ export function hostResolvers(read: ReadText = readText): string[] {
 
 export interface CommandResult {
   code: number;
+  stdout: string;
   stderr: string;
 }
 export type RunCommand = (argv: string[]) => Promise<CommandResult>;
 
 const runBinary: RunCommand = async (argv) => {
   try {
-    const proc = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe" });
-    const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
-    return { code, stderr: stderr.trim() };
+    const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
+    const [code, stdout, stderr] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+    return { code, stdout, stderr: stderr.trim() };
   } catch (e) {
-    return { code: 127, stderr: (e as Error).message };
+    return { code: 127, stdout: "", stderr: (e as Error).message };
   }
 };
+
+/** The lines of `iptables -S` that a complete installation for these rules contains. */
+function expectedLines(rules: Rule[]): string[] {
+  return [
+    `-N ${FORWARD_CHAIN}`,
+    `-N ${INPUT_CHAIN}`,
+    `-A DOCKER-USER -j ${FORWARD_CHAIN}`,
+    `-A INPUT -j ${INPUT_CHAIN}`,
+    ...rules.map((r) => `-A ${r.chain} ${r.args.join(" ")}`),
+  ];
+}
 
 export interface EgressGuardOptions {
   /** False when the engine is remote (tcp://…): rules on this host would not apply there. */
@@ -222,9 +238,16 @@ export class EgressGuard {
     }
     const dns = policy === "egress" ? this.resolvers() : [];
     await this.ensureNetwork(policy, managed);
+    const rules = egressRules(policy, dns);
+    // The usual case, every rule already there, costs one listing instead of a check per rule.
+    const listing = await this.ipt(["-S"]);
+    if (listing.code === 0) {
+      const present = new Set(listing.stdout.split("\n").map((l) => l.trim()));
+      if (expectedLines(rules).every((l) => present.has(l))) return { network: managed.network, dns };
+    }
     await this.ensureChain(FORWARD_CHAIN, "DOCKER-USER", policy);
     await this.ensureChain(INPUT_CHAIN, "INPUT", policy);
-    for (const rule of egressRules(policy, dns)) {
+    for (const rule of rules) {
       const check = await this.ipt(["-C", rule.chain, ...rule.args]);
       if (check.code === 0) continue;
       const add = await this.ipt(rule.at === "top" ? ["-I", rule.chain, "1", ...rule.args] : ["-A", rule.chain, ...rule.args]);
