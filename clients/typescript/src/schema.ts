@@ -1337,7 +1337,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description `session_not_ready` (runtime not ready in time) or `driver_unavailable` (Docker unreachable). */
+        /** @description `session_not_ready` (runtime not ready in time) or `driver_unavailable` (Docker unreachable, or the profile's network isolation could not be installed: a start fails closed, never running the sandbox unfiltered). */
         SessionNotReady: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];
