@@ -23,6 +23,7 @@ interface Health {
   database: { ok: boolean };
   driver: { ok: boolean; error?: string };
   images: Array<{ profile: string; image: string; present: boolean; build_command?: string }>;
+  runtimes: Array<{ profile: string; available: boolean }>;
 }
 
 function freePort(): number {
@@ -125,7 +126,7 @@ describe("bun run start (real engine)", () => {
       ["bay-ship:latest", true],
     ]);
     // python-gvisor's runsc is registered by scripts/prereqs.sh.
-    expect(bay.health.runtimes.every((r: { available: boolean }) => r.available)).toBe(true);
+    expect(bay.health.runtimes.every((r) => r.available)).toBe(true);
     expect(bay.health.status).toBe("healthy");
     expect(await bay.outputWith("image bay-ship:latest (profile python-default, python-gvisor): present")).toContain(
       "image bay-ship:latest (profile python-default, python-gvisor): present",

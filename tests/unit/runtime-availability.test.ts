@@ -69,3 +69,22 @@ describe("RuntimeAvailability", () => {
     expect(e.calls()).toBe(0);
   });
 });
+
+test("a stuck engine: callers get unknown after waitMs, and the late answer serves the next caller", async () => {
+  let answer: (r: string[]) => void = () => {};
+  let calls = 0;
+  const source = {
+    runtimes: () => {
+      calls++;
+      return new Promise<string[]>((resolve) => {
+        answer = resolve;
+      });
+    },
+  };
+  const r = new RuntimeAvailability(source, { waitMs: 20 });
+  expect((await r.of(profiles)).get("gvisor")).toBeNull();
+  answer(["runsc"]);
+  await Bun.sleep(0);
+  expect((await r.of(profiles)).get("gvisor")).toBe(true);
+  expect(calls).toBe(1);
+});

@@ -62,21 +62,25 @@ export interface RuntimeSource {
 /**
  * Whether the engine offers each profile's OCI runtime. The engine is asked at
  * most once per `ttlMs` (and once at a time), so the unauthenticated `/health`
- * cannot be turned into a stream of engine calls.
+ * cannot be turned into a stream of engine calls; and a caller waits at most
+ * `waitMs` for an answer (then: unknown), so `GET /v1/profiles` never hangs on a
+ * stuck engine.
  */
 export class RuntimeAvailability {
   private cached: { at: number; runtimes: string[] | null } | null = null;
   private pending: Promise<string[] | null> | null = null;
   private readonly ttlMs: number;
   private readonly failureTtlMs: number;
+  private readonly waitMs: number;
   private readonly now: () => number;
 
   constructor(
     private readonly source: RuntimeSource,
-    opts: { ttlMs?: number; failureTtlMs?: number; now?: () => number } = {},
+    opts: { ttlMs?: number; failureTtlMs?: number; waitMs?: number; now?: () => number } = {},
   ) {
     this.ttlMs = opts.ttlMs ?? 30_000;
     this.failureTtlMs = opts.failureTtlMs ?? 5_000;
+    this.waitMs = opts.waitMs ?? 2_000;
     this.now = opts.now ?? Date.now;
   }
 
@@ -90,10 +94,10 @@ export class RuntimeAvailability {
     return new Map(profiles.map((p) => [p.id, p.runtime === undefined ? true : runtimes === null ? null : runtimes.includes(p.runtime)]));
   }
 
-  private runtimes(): Promise<string[] | null> {
+  private async runtimes(): Promise<string[] | null> {
     const c = this.cached;
-    if (c && this.now() - c.at < (c.runtimes === null ? this.failureTtlMs : this.ttlMs)) return Promise.resolve(c.runtimes);
-    if (!this.source.runtimes) return Promise.resolve(null);
+    if (c && this.now() - c.at < (c.runtimes === null ? this.failureTtlMs : this.ttlMs)) return c.runtimes;
+    if (!this.source.runtimes) return null;
     if (!this.pending) {
       this.pending = this.source
         .runtimes()
@@ -104,6 +108,15 @@ export class RuntimeAvailability {
           return runtimes;
         });
     }
-    return this.pending;
+    // A slow engine answers "unknown" now; its answer, when it comes, is cached for the next caller.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), this.waitMs);
+    });
+    try {
+      return await Promise.race([this.pending, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
