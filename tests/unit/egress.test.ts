@@ -211,7 +211,7 @@ describe("installing the rules", () => {
     const guard = new EgressGuard(iccOn, { local: true, run: fakeIptables().run });
     await expect(guard.prepare("egress")).rejects.toMatchObject({
       code: "driver_unavailable",
-      message: expect.stringContaining("enable_icc"),
+      message: expect.stringContaining("reach each other"),
     });
   });
 
@@ -299,6 +299,13 @@ describe("a start that cannot be isolated fails closed", () => {
       expect(res.status).toBe(503);
       expect(body.error.code).toBe("driver_unavailable");
       expect(body.error.message).toContain("isolate");
+      expect(body.error.message).toContain("root");
+      // The command's own output goes to the log, never to the client.
+      expect(JSON.stringify(body)).not.toContain("iptables: not found");
+      expect((body.error as unknown as { details: Record<string, unknown> }).details).toMatchObject({
+        network_policy: "egress",
+        reason: "firewall",
+      });
       expect(await driver.listContainers({ instance_id: instanceId })).toHaveLength(0);
     } finally {
       await removeInstanceResources(bay, instanceId);

@@ -233,7 +233,8 @@ export class EgressGuard {
     if (!this.opts.local) {
       throw failure(
         policy,
-        "the Docker engine is remote (DOCKER_HOST=tcp://…); isolation rules can only be installed when Bay runs on the Docker host",
+        "remote_engine",
+        "the Docker engine is remote; isolation rules can only be installed when Bay runs on the Docker host",
       );
     }
     const dns = policy === "egress" ? this.resolvers() : [];
@@ -251,7 +252,7 @@ export class EgressGuard {
       const check = await this.ipt(["-C", rule.chain, ...rule.args]);
       if (check.code === 0) continue;
       const add = await this.ipt(rule.at === "top" ? ["-I", rule.chain, "1", ...rule.args] : ["-A", rule.chain, ...rule.args]);
-      if (add.code !== 0) throw failure(policy, `iptables ${rule.at === "top" ? "-I" : "-A"} ${rule.chain} failed: ${add.stderr}`);
+      if (add.code !== 0) throw firewallFailure(policy, { chain: rule.chain, rule: rule.args.join(" "), stderr: add.stderr });
     }
     return { network: managed.network, dns };
   }
@@ -266,15 +267,12 @@ export class EgressGuard {
     if (list.code !== 0) {
       const created = await this.ipt(["-N", chain]);
       if (created.code !== 0 && !/exists/i.test(created.stderr)) {
-        throw failure(
-          policy,
-          `cannot create iptables chain ${chain} (Bay must run as root on the Docker host with iptables): ${created.stderr}`,
-        );
+        throw firewallFailure(policy, { chain, stderr: created.stderr });
       }
     }
     if ((await this.ipt(["-C", parent, "-j", chain])).code === 0) return;
     const jump = await this.ipt(["-I", parent, "1", "-j", chain]);
-    if (jump.code !== 0) throw failure(policy, `cannot add the jump from ${parent} to ${chain}: ${jump.stderr}`);
+    if (jump.code !== 0) throw firewallFailure(policy, { chain: parent, rule: `-j ${chain}`, stderr: jump.stderr });
   }
 
   private async ensureNetwork(policy: EgressPolicy, managed: ManagedNetwork): Promise<void> {
@@ -282,10 +280,17 @@ export class EgressGuard {
       const info = await this.docker.getNetwork(managed.network).inspect();
       const bridge = info.Options?.["com.docker.network.bridge.name"];
       if (bridge !== managed.bridge) {
-        throw failure(policy, `network ${managed.network} exists but was not created by Bay (bridge ${bridge ?? "unnamed"}); remove it`);
+        throw failure(policy, "foreign_network", `a network named ${managed.network} exists but was not created by Bay; remove it`, {
+          bridge: bridge ?? null,
+        });
       }
       if (info.Options?.["com.docker.network.bridge.enable_icc"] !== "false") {
-        throw failure(policy, `network ${managed.network} lets containers talk to each other (enable_icc); remove it so Bay re-creates it`);
+        throw failure(
+          policy,
+          "foreign_network",
+          `Bay's network ${managed.network} lets containers reach each other; remove it so Bay re-creates it`,
+          { enable_icc: info.Options?.["com.docker.network.bridge.enable_icc"] ?? null },
+        );
       }
       return;
     } catch (e) {
@@ -314,8 +319,22 @@ export class EgressGuard {
   }
 }
 
-function failure(policy: EgressPolicy, why: string): BayError {
+/** Why isolation could not be installed, as clients see it (`details.reason`). */
+export type IsolationFailure = "remote_engine" | "firewall" | "foreign_network";
+
+/** A start that fails closed: the message says what the operator must change; raw command output goes to the log only. */
+function failure(policy: EgressPolicy, reason: IsolationFailure, why: string, internal: Record<string, unknown> = {}): BayError {
   return new BayError("driver_unavailable", `cannot isolate the sandbox's network (${policy}): ${why}`, {
-    details: { network_policy: policy, network: MANAGED_NETWORKS[policy].network },
+    details: { network_policy: policy, reason },
+    internal,
   });
+}
+
+function firewallFailure(policy: EgressPolicy, internal: Record<string, unknown>): BayError {
+  return failure(
+    policy,
+    "firewall",
+    "installing its firewall rules failed; Bay must run as root on the Docker host, with iptables",
+    internal,
+  );
 }
