@@ -929,8 +929,16 @@ export interface components {
             request_id: string;
             details: {
                 connect_mode?: string;
-                egress_policy?: string;
-                network?: string;
+                /**
+                 * @description The profile's network (Bay-managed) whose isolation could not be installed.
+                 * @enum {string}
+                 */
+                network_policy?: "egress" | "none";
+                /**
+                 * @description Why the isolation could not be installed, so the start failed closed: `remote_engine` (Bay is not on the Docker host), `firewall` (the iptables rules could not be added: Bay must run as root with iptables), `foreign_network` (a network with Bay's managed name exists but is not Bay's), `connect_mode` (managed networks need `host_port`).
+                 * @enum {string}
+                 */
+                reason?: "remote_engine" | "firewall" | "foreign_network" | "connect_mode";
             };
         };
         /** @description 504: the operation ran past its deadline; for an exec, the output so far. */

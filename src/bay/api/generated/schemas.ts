@@ -261,8 +261,10 @@ export const zDriverUnavailableError = z.object({
   request_id: z.string(),
   details: z.strictObject({
     connect_mode: z.string().optional(),
-    egress_policy: z.string().optional(),
-    network: z.string().optional(),
+    /** The profile's network (Bay-managed) whose isolation could not be installed. */
+    network_policy: z.enum(["egress", "none"]).optional(),
+    /** Why the isolation could not be installed, so the start failed closed: `remote_engine` (Bay is not on the Docker host), `firewall` (the iptables rules could not be added: Bay must run as root with iptables), `foreign_network` (a network with Bay's managed name exists but is not Bay's), `connect_mode` (managed networks need `host_port`). */
+    reason: z.enum(["remote_engine", "firewall", "foreign_network", "connect_mode"]).optional(),
   }),
 });
 export type DriverUnavailableError = z.infer<typeof zDriverUnavailableError>;

@@ -254,7 +254,7 @@ export class DockerDriver implements Driver {
       throw new BayError(
         "driver_unavailable",
         `network ${choice} needs connect_mode host_port (Bay would not reach Ship on its managed network); give the profile network: {docker_network: …} instead`,
-        { details: { connect_mode: this.connectMode, network_policy: choice } },
+        { details: { connect_mode: this.connectMode, network_policy: choice, reason: "connect_mode" } },
       );
     }
     return this.egress.prepare(choice);
