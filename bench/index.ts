@@ -48,7 +48,9 @@ try {
   console.log("");
   if (all) {
     for (const line of await memory(ctx)) console.log(line);
-    console.log(`\ngVisor (python-gvisor, runtime runsc) vs runc (python-default), both through Bay; ${runtimeRuns} cold starts per side\n`);
+    console.log(
+      `\ngVisor (python-gvisor, runtime runsc) vs runc (python-default), both through Bay; ${runtimeRuns} cold starts per side\n`,
+    );
     const rt = await runtimes({ ...ctx, runs: runtimeRuns }, execRuns);
     printTable(rt.rows, { bay: "gVisor", direct: "runc", ratio: "gVisor/runc" });
     for (const line of rt.lines) console.log(line);
