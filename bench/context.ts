@@ -26,8 +26,8 @@ export async function bayJson<T = any>(
   return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
 }
 
-export async function createSandbox(ctx: BenchContext): Promise<string> {
-  const r = await bayJson<{ id: string }>(ctx, "POST", "/v1/sandboxes", {});
+export async function createSandbox(ctx: BenchContext, profile?: string): Promise<string> {
+  const r = await bayJson<{ id: string }>(ctx, "POST", "/v1/sandboxes", profile ? { profile } : {});
   if (r.status !== 201) throw new Error(`create sandbox: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body.id;
 }

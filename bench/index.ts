@@ -1,6 +1,7 @@
 /**
  * `bun run bench`: side-by-side benchmarks of Bay against going to Docker/Ship
- * directly, in one run on this machine. Absolute times on a shared machine are
+ * directly, in one run on this machine, then the python-gvisor profile against
+ * python-default (runc), both through Bay. Absolute times on a shared machine are
  * noisy; the ratios are what to compare between runs. Loopback traffic only;
  * everything created is removed at the end (also on failure).
  *
@@ -8,12 +9,14 @@
  *   BENCH_EXEC_RUNS  runs per warm-exec side (default 100)
  *   BENCH_BASELINE_ROOT  another checkout whose Bay runs beside this one in the access-log bench
  *   BENCH_ONLY=observability  only the observability benches (access log cost, /metrics scrape)
+ *   BENCH_RUNTIME_RUNS  cold starts per side for gVisor vs runc (default BENCH_RUNS)
  */
 import { docker, removeLabelledQuietly, requireShipImages, spawnBay } from "../tests/e2e/support/e2e.ts";
 import { coldStart } from "./cold-start.ts";
 import type { BenchContext } from "./context.ts";
 import { memory } from "./memory.ts";
 import { accessLogCost, accessLogCpu, scrapeCost } from "./observability.ts";
+import { runtimes } from "./runtimes.ts";
 import { printTable, type Row } from "./stats.ts";
 import { transfer } from "./transfer.ts";
 import { warmExec } from "./warm-exec.ts";
@@ -21,6 +24,7 @@ import { workspaceTransfer } from "./workspace-transfer.ts";
 
 const runs = Math.max(10, Number(process.env.BENCH_RUNS ?? 10));
 const execRuns = Math.max(10, Number(process.env.BENCH_EXEC_RUNS ?? 100));
+const runtimeRuns = Math.max(3, Number(process.env.BENCH_RUNTIME_RUNS ?? runs));
 
 await requireShipImages();
 const benchLabel = { "bay.bench.run": `bench-${crypto.randomUUID().slice(0, 8)}` };
@@ -42,7 +46,15 @@ try {
   rows.push(...(await scrapeCost(Math.max(20, Math.floor(execRuns / 2)))));
   printTable(rows);
   console.log("");
-  if (all) for (const line of await memory(ctx)) console.log(line);
+  if (all) {
+    for (const line of await memory(ctx)) console.log(line);
+    console.log(
+      `\ngVisor (python-gvisor, runtime runsc) vs runc (python-default), both through Bay; ${runtimeRuns} cold starts per side\n`,
+    );
+    const rt = await runtimes({ ...ctx, runs: runtimeRuns }, execRuns);
+    printTable(rt.rows, { bay: "gVisor", direct: "runc", ratio: "gVisor/runc" });
+    for (const line of rt.lines) console.log(line);
+  }
 } catch (e) {
   failed = true;
   console.error("benchmark failed:", e);

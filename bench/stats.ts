@@ -24,16 +24,16 @@ export interface Row {
 export const ms = (v: number) => `${v.toFixed(2)} ms`;
 export const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
 
-export function printTable(rows: Row[]): void {
+/** Column titles of the two compared sides; default Bay against going direct. */
+export interface Sides {
+  bay: string;
+  direct: string;
+  ratio: string;
+}
+
+export function printTable(rows: Row[], sides: Sides = { bay: "via Bay", direct: "direct", ratio: "Bay/direct" }): void {
   const cols: Array<keyof Row> = ["bench", "measure", "runs", "bay", "direct", "ratio"];
-  const head: Row = {
-    bench: "bench",
-    measure: "measure",
-    runs: "runs" as unknown as number,
-    bay: "via Bay",
-    direct: "direct",
-    ratio: "Bay/direct",
-  };
+  const head: Row = { bench: "bench", measure: "measure", runs: "runs" as unknown as number, ...sides };
   const all = [head, ...rows];
   const width = cols.map((c) => Math.max(...all.map((r) => String(r[c]).length)));
   const line = (r: Row) => cols.map((c, i) => String(r[c]).padEnd(width[i]!)).join("  ");

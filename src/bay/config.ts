@@ -11,28 +11,85 @@ import { isApiKeyOwner, RESERVED_OWNER_PREFIXES } from "./domain/auth/owners.ts"
 
 const capability = z.enum(["python", "shell", "filesystem"]);
 
-const profileSchema = z.strictObject({
-  id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/),
-  description: z.string().optional(),
-  image: z.string().min(1),
-  runtime_port: z.number().int().min(1).max(65535).default(8123),
-  cpus: z.number().positive().max(64).default(1),
-  memory_mb: z.number().int().min(64).max(262144).default(1024),
-  pids_limit: z.number().int().min(16).max(65536).default(256),
-  capabilities: z.array(capability).min(1).default(["python", "shell", "filesystem"]),
-  /** Seconds without a capability call before the session is reclaimed. */
-  idle_timeout: z.number().int().min(1).default(1800),
-  /** Container env. A value "${NAME}" takes host env NAME at start; never echoed back. */
-  env: z.record(z.string(), z.string()).default({}),
-  /** "bridge", a Docker network name, or "none" (no egress; Bay still reaches the Ship); undefined = driver default. */
-  network: z.string().optional(),
-  /** Block link-local/metadata, private ranges and the host from inside the sandbox (Bay-managed network + iptables; root on the Docker host). */
-  block_private_egress: z.boolean().default(false),
-  /** Optional OCI runtime, e.g. runsc. */
-  runtime: z.string().optional(),
-  read_only_rootfs: z.boolean().default(true),
-  tmpfs_mb: z.number().int().min(1).max(65536).default(256),
-});
+/** Docker's rule for network names. */
+const DOCKER_NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/**
+ * Why a profile may not name a network as its own: `host` would hand sandboxes the
+ * host's network stack, `none` is spelled `network: none`, and Bay's managed
+ * networks (`bay-egress-…`) only mean something with the rules Bay installs.
+ */
+function reservedNetwork(name: string): string | null {
+  if (name === "host") return "it would give sandboxes the host's network stack";
+  if (name === "none") return "write network: none";
+  if (name.startsWith("bay-egress-")) return "the bay-egress- prefix is Bay's own; write network: egress or none";
+  return null;
+}
+
+/**
+ * Where a profile's sandboxes are attached.
+ * * `egress` (default): a Bay-managed network with the public internet only.
+ * * `none`: a Bay-managed network with no egress at all (Bay still reaches Ship).
+ * * `{docker_network: name}`: an existing Docker network of the operator's; Bay installs no rules.
+ */
+const networkChoice = z.union(
+  [z.enum(["egress", "none"]), z.strictObject({ docker_network: z.string().regex(DOCKER_NETWORK_NAME, "not a Docker network name") })],
+  {
+    error: (issue) =>
+      typeof issue.input === "string"
+        ? `expected "egress" or "none", got "${issue.input}"; to attach sandboxes to a Docker network of your own write network: {docker_network: ${issue.input}}`
+        : `expected "egress", "none" or {docker_network: <name>}`,
+  },
+);
+export type NetworkChoice = z.infer<typeof networkChoice>;
+
+const profileSchema = z
+  .strictObject({
+    id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/),
+    description: z.string().optional(),
+    image: z.string().min(1),
+    runtime_port: z.number().int().min(1).max(65535).default(8123),
+    cpus: z.number().positive().max(64).default(1),
+    memory_mb: z.number().int().min(64).max(262144).default(1024),
+    pids_limit: z.number().int().min(16).max(65536).default(256),
+    capabilities: z.array(capability).min(1).default(["python", "shell", "filesystem"]),
+    /** Seconds without a capability call before the session is reclaimed. */
+    idle_timeout: z.number().int().min(1).default(1800),
+    /** Container env. A value "${NAME}" takes host env NAME at start; never echoed back. */
+    env: z.record(z.string(), z.string()).default({}),
+    network: networkChoice.default("egress"),
+    /** Deprecated: `true` is what `network: egress` (the default) does; `false` is refused with what to write instead. */
+    block_private_egress: z.boolean().optional(),
+    /** OCI runtime registered with the engine, e.g. runsc (gVisor); unset = the engine's default (runc). */
+    runtime: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/)
+      .optional(),
+    read_only_rootfs: z.boolean().default(true),
+    tmpfs_mb: z.number().int().min(1).max(65536).default(256),
+  })
+  .transform(({ block_private_egress, ...profile }, ctx) => {
+    const own = typeof profile.network === "object" ? profile.network.docker_network : undefined;
+    const reserved = own === undefined ? null : reservedNetwork(own);
+    if (reserved) {
+      ctx.addIssue({ code: "custom", path: ["network", "docker_network"], message: `"${own}" cannot be a profile's network: ${reserved}` });
+    }
+    if (block_private_egress === false) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["block_private_egress"],
+        message:
+          "block_private_egress was replaced by network: sandboxes are isolated by default (network: egress); to run them on Docker's default bridge as before write network: {docker_network: bridge}, else delete the line",
+      });
+    } else if (block_private_egress === true && own !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["block_private_egress"],
+        message: "block_private_egress only applies to Bay's managed networks; Bay installs no rules on a docker_network: delete the line",
+      });
+    }
+    return profile;
+  });
 export type ProfileConfig = z.infer<typeof profileSchema>;
 
 /** Tag of Bay's own runtime images; `BAY_SHIP_TAG` picks another build (e.g. one per work tree). */
@@ -57,6 +114,14 @@ export function defaultProfiles(tag = DEFAULT_SHIP_TAG): z.input<typeof profileS
       image: shipImages(tag).data,
       cpus: 2,
       memory_mb: 2048,
+    },
+    {
+      id: "python-gvisor",
+      description: "python-default under gVisor (runsc): a user-space kernel per sandbox, for untrusted multi-tenant code",
+      image: shipImages(tag).ship,
+      runtime: "runsc",
+      cpus: 1,
+      memory_mb: 1024,
     },
   ];
 }
@@ -357,13 +422,5 @@ export function loadConfig(env: Env, file: string | undefined = env.BAY_CONFIG):
     for (const issue of result.error.issues) problems.push(`${issue.path.join(".") || "(root)"}: ${issue.message}`);
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
-  const config = result.data;
-  // The restriction runs on a Bay-managed network; naming another network would be ignored.
-  const conflicting = config.profiles.filter((p) => p.block_private_egress && p.network !== undefined && p.network !== "none");
-  if (conflicting.length) {
-    throw new ConfigError(
-      conflicting.map((p) => `profiles.${p.id}.network: block_private_egress uses Bay's managed network; leave network unset`),
-    );
-  }
-  return config;
+  return result.data;
 }

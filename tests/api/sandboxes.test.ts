@@ -7,6 +7,8 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { openApiDocument, zHealth, zProfileList, zSandbox, zSandboxList } from "../../src/bay/api/generated/index.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
 import { closeWithoutContainers, expectErrorBody, instanceContainers } from "./support/fixtures.ts";
+import type { BayConfig } from "../../src/bay/config.ts";
+import { SHIP_IMAGE } from "../support/images.ts";
 
 let t: TestBay;
 beforeEach(async () => {
@@ -272,14 +274,21 @@ describe("expiry", () => {
 });
 
 describe("system routes", () => {
-  test("GET /v1/profiles lists python-default and python-data", async () => {
+  test("GET /v1/profiles lists the default profiles with their network and runtime", async () => {
     const r = await t.json("GET", "/v1/profiles");
     expect(r.status).toBe(200);
     const list = zProfileList.parse(r.body);
-    expect(list.items.map((p) => p.id).sort()).toEqual(["python-data", "python-default"]);
+    expect(list.items.map((p) => p.id).sort()).toEqual(["python-data", "python-default", "python-gvisor"]);
     const data = list.items.find((p) => p.id === "python-data")!;
     expect(data.cpus).toBe(2);
     expect(data.memory_mb).toBe(2048);
+    expect(list.items.map((p) => [p.id, p.network, p.runtime])).toEqual([
+      ["python-default", "egress", null],
+      ["python-data", "egress", null],
+      ["python-gvisor", "egress", "runsc"],
+    ]);
+    // This engine has runsc registered (scripts/prereqs.sh); the default runtime is always there.
+    expect(list.items.every((p) => p.runtime_available === true)).toBe(true);
     // Profile env may hold secrets: it is never part of the DTO.
     expect(JSON.stringify(r.body)).not.toContain('"env"');
   });
@@ -300,9 +309,43 @@ describe("system routes", () => {
       expect(h.driver.name).toBe("docker");
       expect(h.driver.ok).toBe(true);
       expect(typeof h.version).toBe("string");
-      expect(h.status).toBe(h.database.ok && h.driver.ok && h.images.every((i) => i.present) ? "healthy" : "degraded");
+      expect(h.runtimes.map((r) => r.profile)).toEqual(h.images.map((i) => i.profile));
+      const ok = h.database.ok && h.driver.ok && h.images.every((i) => i.present) && h.runtimes.every((r) => r.available);
+      expect(h.status).toBe(ok ? "healthy" : "degraded");
     } finally {
       await strict.close();
+    }
+  });
+
+  test("a profile whose runtime the engine lacks: runtime_available false, /health degraded naming only the profile", async () => {
+    const lacking = await createTestBay({
+      config: {
+        profiles: [
+          { id: "plain", image: SHIP_IMAGE },
+          { id: "kata", image: SHIP_IMAGE, runtime: "bay-test-no-such-runtime" },
+          { id: "own-net", image: SHIP_IMAGE, network: { docker_network: "bay-test-operator-net" } },
+        ] as unknown as BayConfig["profiles"],
+      },
+    });
+    try {
+      const profiles = zProfileList.parse((await lacking.json("GET", "/v1/profiles")).body).items;
+      expect(profiles.map((p) => [p.id, p.runtime, p.runtime_available, p.network])).toEqual([
+        ["plain", null, true, "egress"],
+        ["kata", "bay-test-no-such-runtime", false, "egress"],
+        // The operator's network name stays inside.
+        ["own-net", null, true, "docker_network"],
+      ]);
+      expect(JSON.stringify(profiles)).not.toContain("bay-test-operator-net");
+      const h = zHealth.parse((await lacking.json("GET", "/health")).body);
+      expect(h.runtimes).toEqual([
+        { profile: "plain", available: true },
+        { profile: "kata", available: false },
+        { profile: "own-net", available: true },
+      ]);
+      expect(h.status).toBe("degraded");
+      expect(JSON.stringify(h)).not.toContain("bay-test-no-such-runtime");
+    } finally {
+      await lacking.close();
     }
   });
 

@@ -1,62 +1,51 @@
 /**
- * Per-profile network and private-egress blocking on real Docker. Every target is
- * started by this test on this machine: an echo server on a Docker network the
- * test creates (a private subnet), and an HTTP server bound to the gateway address
- * of Bay's managed bridge. No packet is addressed outside this machine.
+ * A profile's network choice on real Docker, and DNS on Bay's managed network.
+ * Every target is the test's own: an echo server on a Docker network the test
+ * creates, and a stand-in upstream DNS server on that network's host address. No
+ * packet is addressed outside this machine (the DNS test pins the sandbox's
+ * upstream to the stand-in, so not even a query goes to the host's resolver).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { FORWARD_CHAIN, INPUT_CHAIN, MANAGED_NETWORKS } from "../../src/bay/drivers/docker/egress.ts";
+import { DockerDriver } from "../../src/bay/drivers/docker/docker-driver.ts";
+import {
+  EgressGuard,
+  egressRules,
+  FORWARD_CHAIN,
+  hostResolvers,
+  INPUT_CHAIN,
+  MANAGED_NETWORKS,
+} from "../../src/bay/drivers/docker/egress.ts";
+import { SHIP_IMAGE } from "../support/images.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
+import { startDnsStandIn } from "./support/dns-standin.ts";
 import { ECHO_PORT, ensureEchoImage, removeLabelled } from "./support/docker-fixtures.ts";
 import { containersOf, docker, profiles, py, requireShipImages, sh, withSandbox } from "./support/e2e.ts";
-import { SHIP_IMAGE } from "../support/images.ts";
+import { addressOn, chainRules, createSubnetNetwork, hostIn, probeFrom, SUBNETS, type TestNetwork } from "./support/network.ts";
 
 const tag = crypto.randomUUID().slice(0, 8);
 const LABELS = { "bay.test.egress": tag };
-const NET = `bay-test-egress-${tag}`;
+let net: TestNetwork;
 let t: TestBay;
 let echoIp = "";
-
-/** Packet count of the BAY-EGRESS rule for `cidr` (REJECT), from iptables counters. */
-function rejectCount(chain: string, match: (line: string) => boolean): number {
-  const out = Bun.spawnSync(["iptables", "-w", "5", "-L", chain, "-v", "-n", "-x"]).stdout.toString();
-  return out
-    .split("\n")
-    .filter((l) => l.includes("REJECT") && match(l))
-    .reduce((n, l) => n + Number(l.trim().split(/\s+/)[0]), 0);
-}
-
-const curl = (url: string) => `curl -sS -m 4 -o /dev/null -w '%{http_code}' ${url} 2>&1; echo " rc=$?"`;
-/**
- * Bay's rules REJECT (icmp-admin-prohibited): the connection fails at once with
- * curl exit 7 (could not connect). A silent DROP would be exit 28 (timeout).
- */
-const REFUSED = "rc=7";
-
-/** The target answers when approached from this host: a refusal from the sandbox is the rule, not a dead target. */
-async function expectReachableFromHost(url: string): Promise<void> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
-  await res.arrayBuffer();
-  expect(res.status).toBe(200);
-}
 
 beforeAll(async () => {
   await requireShipImages();
   const image = await ensureEchoImage(docker);
-  await docker.createNetwork({ Name: NET, Driver: "bridge", Labels: LABELS });
+  net = await createSubnetNetwork(docker, `bay-test-egress-${tag}`, LABELS, SUBNETS.ten);
+  echoIp = hostIn(net.subnet, 10);
   const echo = await docker.createContainer({
     Image: image,
     name: `bay-test-echo-${tag}`,
     Labels: LABELS,
-    HostConfig: { NetworkMode: NET, Memory: 64 * 1024 * 1024, PidsLimit: 32, CapDrop: ["ALL"] },
+    HostConfig: { NetworkMode: net.name, Memory: 64 * 1024 * 1024, PidsLimit: 32, CapDrop: ["ALL"] },
+    NetworkingConfig: { EndpointsConfig: { [net.name]: { IPAMConfig: { IPv4Address: echoIp } } } },
   });
   await echo.start();
-  echoIp = (await echo.inspect()).NetworkSettings.Networks[NET]!.IPAddress;
   t = await createTestBay({
     config: {
       profiles: profiles(
-        { id: "open", image: SHIP_IMAGE, network: NET, memory_mb: 256 },
-        { id: "restricted", image: SHIP_IMAGE, block_private_egress: true, memory_mb: 256 },
+        { id: "own", image: SHIP_IMAGE, network: { docker_network: net.name }, memory_mb: 256 },
+        { id: "isolated", image: SHIP_IMAGE, memory_mb: 256 },
         { id: "offline", image: SHIP_IMAGE, network: "none", memory_mb: 256 },
       ),
     },
@@ -68,20 +57,21 @@ afterAll(async () => {
   await removeLabelled(docker, LABELS);
 });
 
-describe("network and egress", () => {
-  test("a sandbox on the target's network reaches it (the target is really reachable)", async () => {
-    expect(echoIp).toMatch(/^(10|172|192)\./);
+describe("network choices", () => {
+  test("docker_network: a sandbox on the operator's network reaches a target there", async () => {
     await withSandbox(
       t,
       async (id) => {
-        const r = await sh(t, id, { command: curl(`http://${echoIp}:${ECHO_PORT}/health`) });
-        expect(r.body.output).toContain("200 rc=0");
+        expect(await probeFrom(t, id, [[echoIp, ECHO_PORT]])).toEqual(["open"]);
+        const [c] = await containersOf(t, id);
+        const info = await docker.getContainer(c!.id).inspect();
+        expect(Object.keys(info.NetworkSettings.Networks)).toEqual([net.name]);
       },
-      "open",
+      "own",
     );
   });
 
-  test("block_private_egress: the private target is refused by Bay's rule; Bay still reaches the Ship", async () => {
+  test("egress (the default): Bay's managed network, containers isolated from each other, no IPv6, the host's resolvers pinned", async () => {
     await withSandbox(
       t,
       async (id) => {
@@ -89,89 +79,90 @@ describe("network and egress", () => {
         expect((await py(t, id, "1+1")).body.output.trim()).toBe("2");
         const [c] = await containersOf(t, id);
         const info = await docker.getContainer(c!.id).inspect();
-        expect(Object.keys(info.NetworkSettings.Networks)).toEqual([MANAGED_NETWORKS.private.network]);
-
-        const rules = Bun.spawnSync(["iptables", "-w", "5", "-S", FORWARD_CHAIN]).stdout.toString();
-        for (const cidr of ["169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]) {
-          expect(rules).toContain(`-d ${cidr} -i ${MANAGED_NETWORKS.private.bridge} -j REJECT`);
-        }
-
-        const isTarget = (l: string) => l.includes(MANAGED_NETWORKS.private.bridge) && !l.includes("0.0.0.0/0            0.0.0.0/0");
-        const before = rejectCount(FORWARD_CHAIN, isTarget);
-        const r = await sh(t, id, { command: curl(`http://${echoIp}:${ECHO_PORT}/health`) });
-        // REJECT answers at once (exit 7); Docker's own isolation would only drop (exit 28, timeout).
-        expect(r.body.output).toContain(REFUSED);
-        expect(rejectCount(FORWARD_CHAIN, isTarget)).toBeGreaterThan(before);
+        expect(Object.keys(info.NetworkSettings.Networks)).toEqual([MANAGED_NETWORKS.egress.network]);
+        const resolvers = hostResolvers();
+        expect(info.HostConfig.Dns ?? []).toEqual(resolvers);
+        const network = await docker.getNetwork(MANAGED_NETWORKS.egress.network).inspect();
+        expect(network.Options?.["com.docker.network.bridge.enable_icc"]).toBe("false");
+        expect(network.EnableIPv6).toBe(false);
+        // The private target is refused by Bay's rule (EHOSTUNREACH), not dropped or closed.
+        expect(await probeFrom(t, id, [[echoIp, ECHO_PORT]])).toEqual(["EHOSTUNREACH"]);
       },
-      "restricted",
+      "isolated",
     );
   });
 
-  test("block_private_egress: the Docker host itself is not reachable from the sandbox", async () => {
-    await withSandbox(
-      t,
-      async (id) => {
-        expect((await py(t, id, "1")).status).toBe(200);
-        const net = await docker.getNetwork(MANAGED_NETWORKS.private.network).inspect();
-        const gateway = net.IPAM?.Config?.[0]?.Gateway as string;
-        expect(gateway).toBeTruthy();
-        // A server on this host, bound only to the managed bridge's own address.
-        const server = Bun.serve({ hostname: gateway, port: 0, fetch: () => new Response("host") });
-        try {
-          const ok = await fetch(`http://${gateway}:${server.port}/`);
-          expect(await ok.text()).toBe("host");
-          const before = rejectCount(INPUT_CHAIN, (l) => l.includes(MANAGED_NETWORKS.private.bridge));
-          const r = await sh(t, id, { command: curl(`http://${gateway}:${server.port}/`) });
-          expect(r.body.output).toContain(REFUSED);
-          expect(rejectCount(INPUT_CHAIN, (l) => l.includes(MANAGED_NETWORKS.private.bridge))).toBeGreaterThan(before);
-        } finally {
-          server.stop(true);
-        }
-      },
-      "restricted",
-    );
-  });
-
-  test("network none: no egress at all, but Bay still reaches the Ship", async () => {
+  test("none: no egress at all, but Bay still reaches Ship", async () => {
     await withSandbox(
       t,
       async (id) => {
         expect((await py(t, id, "40+2")).body.output.trim()).toBe("42");
         const [c] = await containersOf(t, id);
         const info = await docker.getContainer(c!.id).inspect();
-        expect(Object.keys(info.NetworkSettings.Networks)).toEqual([MANAGED_NETWORKS.all.network]);
-        await expectReachableFromHost(`http://${echoIp}:${ECHO_PORT}/health`);
-        const r = await sh(t, id, { command: curl(`http://${echoIp}:${ECHO_PORT}/health`) });
-        expect(r.body.output).toContain(REFUSED);
-        expect(Bun.spawnSync(["iptables", "-w", "5", "-S", FORWARD_CHAIN]).stdout.toString()).toContain(
-          `-A ${FORWARD_CHAIN} -i ${MANAGED_NETWORKS.all.bridge} -j REJECT`,
+        expect(Object.keys(info.NetworkSettings.Networks)).toEqual([MANAGED_NETWORKS.none.network]);
+        expect(await probeFrom(t, id, [[echoIp, ECHO_PORT]])).toEqual(["EHOSTUNREACH"]);
+        expect(chainRules(FORWARD_CHAIN)).toContain(
+          `-A ${FORWARD_CHAIN} -i ${MANAGED_NETWORKS.none.bridge} -j REJECT --reject-with icmp-admin-prohibited`,
         );
       },
       "offline",
     );
   });
+});
 
-  test("two restricted sandboxes cannot reach each other", async () => {
+describe("DNS on the managed network", () => {
+  test("resolv.conf names only Docker's embedded resolver, which answers the sandbox's own name", async () => {
     await withSandbox(
       t,
-      async (a) => {
-        await withSandbox(
-          t,
-          async (b) => {
-            expect((await py(t, b, "1")).status).toBe(200);
-            const [cb] = await containersOf(t, b);
-            const ipB = (await docker.getContainer(cb!.id).inspect()).NetworkSettings.Networks[MANAGED_NETWORKS.private.network]!.IPAddress;
-            // b's Ship really listens on that address (reached from the host)…
-            await expectReachableFromHost(`http://${ipB}:8123/health`);
-            // …and a is refused by the rule, not left to time out.
-            expect((await py(t, a, "1")).status).toBe(200);
-            const r = await sh(t, a, { command: curl(`http://${ipB}:8123/health`) });
-            expect(r.body.output).toContain(REFUSED);
-          },
-          "restricted",
-        );
+      async (id) => {
+        expect((await py(t, id, "1")).status).toBe(200);
+        const [c] = await containersOf(t, id);
+        const name = (await docker.getContainer(c!.id).inspect()).Name.replace(/^\//, "");
+        const own = await addressOn(docker, c!.id, MANAGED_NETWORKS.egress.network);
+        const r = await sh(t, id, { command: `grep '^nameserver' /etc/resolv.conf; getent hosts ${name}` });
+        expect(r.body.exit_code).toBe(0);
+        expect(r.body.output.trim().split("\n")).toEqual([
+          "nameserver 127.0.0.11",
+          expect.stringMatching(new RegExp(`^${own.replaceAll(".", "\\.")}\\s+${name}`)),
+        ]);
       },
-      "restricted",
+      "isolated",
     );
+  });
+
+  test("names Docker forwards upstream resolve: the query leaves from the sandbox's own address, through the port-53 allowance only", async () => {
+    // A stand-in upstream resolver on a host address in 10/8, the range the rules otherwise refuse.
+    const upstream = net.gateway;
+    const name = `standin-${tag}.bay.test`;
+    const dns = await startDnsStandIn(upstream, name, "203.0.113.7");
+    const web = Bun.serve({ hostname: upstream, port: 0, fetch: () => new Response("host") });
+    const guard = new EgressGuard(docker, { local: true, resolvers: () => [upstream] });
+    const driver = new DockerDriver({ socketPath: "/var/run/docker.sock", connectMode: "host_port", defaultPidsLimit: 256, egress: guard });
+    const d = await createTestBay({ driver, config: { profiles: profiles({ id: "isolated", image: SHIP_IMAGE, memory_mb: 256 }) } });
+    try {
+      await withSandbox(
+        d,
+        async (id) => {
+          const r = await py(d, id, `import socket; print(socket.gethostbyname(${JSON.stringify(name)}))`);
+          expect(r.body.output.trim()).toBe("203.0.113.7");
+          const [c] = await containersOf(d, id);
+          const own = await addressOn(docker, c!.id, MANAGED_NETWORKS.egress.network);
+          // Docker 20.10 dials a non-loopback upstream from the container's namespace: hence the allowance.
+          expect(dns.queries.some((q) => q.from === own && q.name === name)).toBe(true);
+          // The same host address on any other port stays refused.
+          expect(await probeFrom(d, id, [[upstream, web.port!]])).toEqual(["EHOSTUNREACH"]);
+        },
+        "isolated",
+      );
+    } finally {
+      await d.close();
+      web.stop(true);
+      dns.close();
+      // The stand-in's allowance is this test's own: take it out again.
+      for (const rule of egressRules("egress", [upstream]).filter((r) => r.args.includes("53"))) {
+        Bun.spawnSync(["iptables", "-w", "5", "-D", rule.chain, ...rule.args]);
+      }
+      for (const chain of [FORWARD_CHAIN, INPUT_CHAIN]) expect(chainRules(chain).some((l) => l.includes(`${upstream}/32`))).toBe(false);
+    }
   });
 });

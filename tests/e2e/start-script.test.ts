@@ -23,6 +23,7 @@ interface Health {
   database: { ok: boolean };
   driver: { ok: boolean; error?: string };
   images: Array<{ profile: string; image: string; present: boolean; build_command?: string }>;
+  runtimes: Array<{ profile: string; available: boolean }>;
 }
 
 function freePort(): number {
@@ -122,10 +123,13 @@ describe("bun run start (real engine)", () => {
     expect(bay.health.images.map((i) => [i.image, i.present])).toEqual([
       ["bay-ship:latest", true],
       ["bay-ship-data:latest", true],
+      ["bay-ship:latest", true],
     ]);
+    // python-gvisor's runsc is registered by scripts/prereqs.sh.
+    expect(bay.health.runtimes.every((r) => r.available)).toBe(true);
     expect(bay.health.status).toBe("healthy");
-    expect(await bay.outputWith("image bay-ship:latest (profile python-default): present")).toContain(
-      "image bay-ship:latest (profile python-default): present",
+    expect(await bay.outputWith("image bay-ship:latest (profile python-default, python-gvisor): present")).toContain(
+      "image bay-ship:latest (profile python-default, python-gvisor): present",
     );
     expect(await stop(bay.proc)).toBe(0);
   });
@@ -159,7 +163,7 @@ describe("bun run start (real engine)", () => {
     expect(bay.health.driver.ok).toBe(false);
     const out = await bay.outputWith("bay-ship-data:latest (profile python-data): bun run image:build --only data");
     expect(out).toContain("Docker engine unreachable");
-    expect(out).toContain("bay-ship:latest (profile python-default): bun run image:build --only ship");
+    expect(out).toContain("bay-ship:latest (profile python-default, python-gvisor): bun run image:build --only ship");
     expect(out).toContain("bay-ship-data:latest (profile python-data): bun run image:build --only data");
     expect(await stop(bay.proc)).toBe(0);
   });

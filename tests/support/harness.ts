@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildBay, type Bay } from "../../src/bay/bootstrap.ts";
 import { configSchema, defaultProfiles, shipImages, type BayConfig } from "../../src/bay/config.ts";
+import type { Driver } from "../../src/bay/drivers/driver.ts";
 import { silentLogger, type Logger } from "../../src/bay/logger.ts";
 import { assertContractErrorResponse } from "./error-contract.ts";
 import { SHIP_TAG } from "./images.ts";
@@ -36,6 +37,8 @@ export interface TestBayOptions {
   dbPath?: string;
   /** Label value for this Bay's Docker objects; null = the database's own installation id. */
   instanceId?: string | null;
+  /** A driver built by the test (e.g. a DockerDriver with options the config has no key for). */
+  driver?: Driver;
 }
 
 function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
@@ -67,7 +70,7 @@ export async function createTestBay(opts: TestBayOptions = {}): Promise<TestBay>
     (opts.config ?? {}) as Record<string, unknown>,
   );
   const config = configSchema.parse(raw);
-  const bay = await buildBay(config, { logger: opts.logger ?? silentLogger, hostEnv: {} });
+  const bay = await buildBay(config, { logger: opts.logger ?? silentLogger, hostEnv: {}, ...(opts.driver ? { driver: opts.driver } : {}) });
   const call: TestBay["call"] = async (method, path, o = {}) => {
     const headers: Record<string, string> = { ...(o.headers ?? {}) };
     if (config.auth.mode === "anonymous" && !headers["x-owner"] && !headers.authorization) headers["x-owner"] = o.owner ?? "alice";

@@ -45,7 +45,7 @@ describe("defaults", () => {
     expect(c.limits.max_body_bytes).toBe(2 * 1024 * 1024);
     expect(c.limits.max_sandboxes_per_owner).toBe(50);
     expect(c.idempotency.ttl_seconds).toBe(86400);
-    expect(c.profiles.map((p) => p.id)).toEqual(["python-default", "python-data"]);
+    expect(c.profiles.map((p) => p.id)).toEqual(["python-default", "python-data", "python-gvisor"]);
     const p = c.profiles[0]!;
     expect(p.runtime_port).toBe(8123);
     expect(p.capabilities).toEqual(["python", "shell", "filesystem"]);
@@ -153,5 +153,95 @@ describe("ConfigError", () => {
   test("an invalid profile id and an empty profile list are refused", () => {
     expect(problemsOf(() => loadConfig({}, yamlFile("profiles:\n  - id: Bad Id\n    image: a\n"))).join()).toContain("profiles.0.id");
     expect(problemsOf(() => loadConfig({}, yamlFile("profiles: []\n"))).join()).toContain("profiles");
+  });
+});
+
+describe("profile network and runtime", () => {
+  const profilesFile = (profiles: string) => yamlFile(`profiles:\n${profiles}`);
+
+  test("the default profiles are isolated (network egress); python-gvisor runs under runsc", () => {
+    const c = loadConfig({});
+    expect(c.profiles.map((p) => [p.id, p.network, p.runtime])).toEqual([
+      ["python-default", "egress", undefined],
+      ["python-data", "egress", undefined],
+      ["python-gvisor", "egress", "runsc"],
+    ]);
+  });
+
+  test("egress, none and an operator's Docker network are the choices", () => {
+    const c = loadConfig(
+      {},
+      profilesFile(
+        [
+          "  - { id: a, image: i }",
+          "  - { id: b, image: i, network: none }",
+          "  - { id: c, image: i, network: { docker_network: my-net.1 } }",
+        ].join("\n"),
+      ),
+    );
+    expect(c.profiles.map((p) => p.network)).toEqual(["egress", "none", { docker_network: "my-net.1" }]);
+  });
+
+  test("a bare network name is refused with the spelling to use instead", () => {
+    const problems = problemsOf(() => loadConfig({}, profilesFile("  - { id: a, image: i, network: my-net }")));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain("profiles.0.network");
+    expect(problems[0]).toContain("{docker_network: my-net}");
+  });
+
+  test("host, none and Bay's own managed networks cannot be a profile's docker_network", () => {
+    const problems = problemsOf(() =>
+      loadConfig(
+        {},
+        profilesFile(
+          [
+            "  - { id: a, image: i, network: { docker_network: host } }",
+            "  - { id: b, image: i, network: { docker_network: none } }",
+            "  - { id: c, image: i, network: { docker_network: bay-egress-restricted } }",
+            "  - { id: d, image: i, network: { docker_network: 'bad name' } }",
+          ].join("\n"),
+        ),
+      ),
+    );
+    expect(problems).toHaveLength(4);
+    expect(problems[0]).toContain("host's network stack");
+    expect(problems[1]).toContain("write network: none");
+    expect(problems[2]).toContain("Bay's own");
+    expect(problems[3]).toContain("profiles.3.network.docker_network");
+  });
+
+  test("block_private_egress: true is still accepted (it is the default now) and leaves nothing behind", () => {
+    const c = loadConfig(
+      {},
+      profilesFile(
+        "  - { id: a, image: i, block_private_egress: true }\n  - { id: b, image: i, network: none, block_private_egress: true }",
+      ),
+    );
+    expect(c.profiles.map((p) => p.network)).toEqual(["egress", "none"]);
+    expect(c.profiles[0]).not.toHaveProperty("block_private_egress");
+  });
+
+  test("block_private_egress: false, or with a docker_network, is refused saying what to write", () => {
+    const problems = problemsOf(() =>
+      loadConfig(
+        {},
+        profilesFile(
+          [
+            "  - { id: a, image: i, block_private_egress: false }",
+            "  - { id: b, image: i, network: { docker_network: n }, block_private_egress: true }",
+          ].join("\n"),
+        ),
+      ),
+    );
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toContain("profiles.0.block_private_egress");
+    expect(problems[0]).toContain("{docker_network: bridge}");
+    expect(problems[1]).toContain("profiles.1.block_private_egress");
+    expect(problems[1]).toContain("installs no rules");
+  });
+
+  test("a runtime name with odd characters is refused", () => {
+    const problems = problemsOf(() => loadConfig({}, profilesFile("  - { id: a, image: i, runtime: 'runsc --debug' }")));
+    expect(problems[0]).toContain("profiles.0.runtime");
   });
 });

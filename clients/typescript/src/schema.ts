@@ -9,7 +9,7 @@ export interface paths {
         };
         /**
          * Health check
-         * @description Reports Bay's own health plus database and driver reachability and whether profile images are present. Always 200; `status` is `degraded` when a dependency is down.
+         * @description Reports Bay's own health plus database and driver reachability, whether profile images are present and whether the engine has each profile's OCI runtime (asked of the engine at most every 30 s). Always 200; `status` is `degraded` when a dependency is down, an image is missing or a runtime is not registered.
          */
         get: operations["getHealth"];
         put?: never;
@@ -929,8 +929,16 @@ export interface components {
             request_id: string;
             details: {
                 connect_mode?: string;
-                egress_policy?: string;
-                network?: string;
+                /**
+                 * @description The profile's network (Bay-managed) whose isolation could not be installed.
+                 * @enum {string}
+                 */
+                network_policy?: "egress" | "none";
+                /**
+                 * @description Why the isolation could not be installed, so the start failed closed: `remote_engine` (Bay is not on the Docker host), `firewall` (the iptables rules could not be added: Bay must run as root with iptables), `foreign_network` (a network with Bay's managed name exists but is not Bay's), `connect_mode` (managed networks need `host_port`).
+                 * @enum {string}
+                 */
+                reason?: "remote_engine" | "firewall" | "foreign_network" | "connect_mode";
             };
         };
         /** @description 504: the operation ran past its deadline; for an exec, the output so far. */
@@ -992,9 +1000,19 @@ export interface components {
                 /** @description Command that builds a missing image. */
                 build_command?: string;
             }[];
+            /** @description Whether the engine has each profile's OCI runtime (the runtime's name is in the authenticated `GET /v1/profiles`). Empty while the driver is down. */
+            runtimes: {
+                profile: string;
+                available: boolean;
+            }[];
         };
         /** @enum {string} */
         Capability: "python" | "shell" | "filesystem";
+        /**
+         * @description Where the profile's sandboxes are attached (profile config `network`). `egress` (default): a Bay-managed network with the public internet only; the Docker host, Bay, other sandboxes, 10/8, 172.16/12, 192.168/16, 100.64/10 and 169.254/16 are refused, DNS works. `none`: a Bay-managed network with no egress at all (Bay still reaches the sandbox). `docker_network`: an existing Docker network chosen by the operator (`{docker_network: name}`), on which Bay installs no rules.
+         * @enum {string}
+         */
+        ProfileNetwork: "egress" | "none" | "docker_network";
         Profile: {
             id: string;
             image: string;
@@ -1003,6 +1021,11 @@ export interface components {
             capabilities: components["schemas"]["Capability"][];
             /** @description Seconds without calls before the session is reclaimed. */
             idle_timeout: number;
+            network: components["schemas"]["ProfileNetwork"];
+            /** @description OCI runtime the sandboxes run under, e.g. `runsc` (gVisor); null = the engine's default (runc). */
+            runtime: string | null;
+            /** @description Whether the engine has that runtime registered; null when the engine cannot be asked. */
+            runtime_available: boolean | null;
             description?: string;
         };
         ProfileList: {
@@ -1322,7 +1345,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description `session_not_ready` (runtime not ready in time) or `driver_unavailable` (Docker unreachable). */
+        /** @description `session_not_ready` (runtime not ready in time) or `driver_unavailable` (Docker unreachable, or the profile's network isolation could not be installed: a start fails closed, never running the sandbox unfiltered). */
         SessionNotReady: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];

@@ -32,7 +32,11 @@ export function toWorkspaceDto(ws: WorkspaceRecord): Workspace {
   };
 }
 
-export function toProfileDto(p: Profile): ProfileDto {
+/**
+ * A profile as clients see it: its network choice by kind only (an operator's
+ * Docker network name stays inside), its runtime and whether the engine has it.
+ */
+export function toProfileDto(p: Profile, runtimeAvailable: boolean | null): ProfileDto {
   return {
     id: p.id,
     image: p.image,
@@ -40,6 +44,9 @@ export function toProfileDto(p: Profile): ProfileDto {
     memory_mb: p.memory_mb,
     capabilities: [...p.capabilities],
     idle_timeout: p.idle_timeout,
+    network: typeof p.network === "object" ? "docker_network" : p.network,
+    runtime: p.runtime ?? null,
+    runtime_available: runtimeAvailable,
     ...(p.description ? { description: p.description } : {}),
   };
 }

@@ -199,9 +199,9 @@ export async function checkDatabase(ctx: CheckContext): Promise<CheckResult> {
   }
 }
 
-/** iptables rules for profiles that restrict egress: root, iptables, dockerd's DOCKER-USER chain. */
+/** iptables rules for profiles on Bay's managed networks (`network: egress | none`): root, iptables, dockerd's DOCKER-USER chain. */
 export async function checkNetworkRules(ctx: CheckContext): Promise<CheckResult> {
-  const needing = ctx.config.profiles.filter((p) => p.block_private_egress).map((p) => p.id);
+  const needing = ctx.config.profiles.filter((p) => typeof p.network === "string").map((p) => p.id);
   const problems: string[] = [];
   if (!localEngine(ctx.config)) problems.push("the engine is remote; rules must be installed on its host");
   if ((ctx.uid ?? process.getuid?.() ?? 0) !== 0) problems.push("Bay is not root");
@@ -213,7 +213,7 @@ export async function checkNetworkRules(ctx: CheckContext): Promise<CheckResult>
   if (problems.length === 0)
     return ok("network rules", `iptables usable, DOCKER-USER present${needing.length ? ` (needed by ${needing.join(", ")})` : ""}`);
   const fix = "run Bay as root on the Docker host with iptables installed (`apt-get install iptables`) and dockerd managing iptables";
-  if (needing.length === 0) return warn("network rules", `${problems.join("; ")}; no profile restricts egress now`, fix);
+  if (needing.length === 0) return warn("network rules", `${problems.join("; ")}; no profile uses Bay's managed networks now`, fix);
   return fail("network rules", `${problems.join("; ")}; profiles ${needing.join(", ")} would fail to start`, fix);
 }
 

@@ -1,9 +1,9 @@
-/** What GET /health reports: the database, the driver, and the profiles' images. */
+/** What GET /health reports: the database, the driver, and the profiles' images and runtimes. */
 import type { Driver } from "../drivers/driver.ts";
 import { errorMessage, type Logger } from "../logger.ts";
 import type { Database } from "../store/database.ts";
 import { pingDatabase } from "../store/database.ts";
-import type { ProfileRegistry } from "./profiles.ts";
+import { RuntimeAvailability, type ProfileRegistry } from "./profiles.ts";
 
 export interface HealthReport {
   status: "healthy" | "degraded";
@@ -11,12 +11,23 @@ export interface HealthReport {
   database: { ok: boolean; error?: string };
   driver: { name: string; ok: boolean; error?: string };
   images: Array<{ profile: string; image: string; present: boolean; build_command?: string }>;
+  /** Whether the engine has each profile's OCI runtime (names stay in the authenticated /v1/profiles). */
+  runtimes: Array<{ profile: string; available: boolean }>;
 }
 
 export const IMAGE_BUILD_COMMAND = "bun run image:build";
 
 export class HealthService {
-  constructor(private readonly deps: { db: Database; driver: Driver; profiles: ProfileRegistry; version: string; logger?: Logger }) {}
+  private readonly runtimeAvailability: RuntimeAvailability;
+
+  constructor(private readonly deps: { db: Database; driver: Driver; profiles: ProfileRegistry; version: string; logger?: Logger }) {
+    this.runtimeAvailability = new RuntimeAvailability(deps.driver);
+  }
+
+  /** Per profile id: whether the engine has its runtime (null: cannot tell); the engine probe is cached. */
+  profileRuntimes(): Promise<Map<string, boolean | null>> {
+    return this.runtimeAvailability.of(this.deps.profiles.list());
+  }
 
   async check(): Promise<HealthReport> {
     const { db, driver, profiles, version } = this.deps;
@@ -36,13 +47,16 @@ export class HealthService {
       },
     );
     const images: HealthReport["images"] = [];
+    const runtimes: HealthReport["runtimes"] = [];
     if (drv.ok) {
       for (const p of profiles.list()) {
         const present = await driver.imageExists(p.image).catch(() => false);
         images.push({ profile: p.id, image: p.image, present, ...(present ? {} : { build_command: IMAGE_BUILD_COMMAND }) });
       }
+      // Unknown (null) is not reported as missing: the engine answered the ping, so only the probe failed.
+      for (const [profile, available] of await this.profileRuntimes()) if (available !== null) runtimes.push({ profile, available });
     }
-    const ok = database.ok && drv.ok && images.every((i) => i.present);
-    return { status: ok ? "healthy" : "degraded", version, database, driver: drv, images };
+    const ok = database.ok && drv.ok && images.every((i) => i.present) && runtimes.every((r) => r.available);
+    return { status: ok ? "healthy" : "degraded", version, database, driver: drv, images, runtimes };
   }
 }

@@ -53,3 +53,70 @@ export function resolveProfileEnv(env: Record<string, string>, hostEnv: Record<s
   }
   return out;
 }
+
+/** What runtime-availability needs of a driver (the optional `Driver.runtimes`). */
+export interface RuntimeSource {
+  runtimes?(): Promise<string[]>;
+}
+
+/**
+ * Whether the engine offers each profile's OCI runtime. The engine is asked at
+ * most once per `ttlMs` (and once at a time), so the unauthenticated `/health`
+ * cannot be turned into a stream of engine calls; and a caller waits at most
+ * `waitMs` for an answer (then: unknown), so `GET /v1/profiles` never hangs on a
+ * stuck engine.
+ */
+export class RuntimeAvailability {
+  private cached: { at: number; runtimes: string[] | null } | null = null;
+  private pending: Promise<string[] | null> | null = null;
+  private readonly ttlMs: number;
+  private readonly failureTtlMs: number;
+  private readonly waitMs: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly source: RuntimeSource,
+    opts: { ttlMs?: number; failureTtlMs?: number; waitMs?: number; now?: () => number } = {},
+  ) {
+    this.ttlMs = opts.ttlMs ?? 30_000;
+    this.failureTtlMs = opts.failureTtlMs ?? 5_000;
+    this.waitMs = opts.waitMs ?? 2_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /**
+   * Per profile id: true/false, or null when it cannot be told (engine not
+   * answering, or a driver without the notion). A profile without a runtime uses
+   * the engine's default, which every engine has.
+   */
+  async of(profiles: Profile[]): Promise<Map<string, boolean | null>> {
+    const runtimes = profiles.some((p) => p.runtime) ? await this.runtimes() : [];
+    return new Map(profiles.map((p) => [p.id, p.runtime === undefined ? true : runtimes === null ? null : runtimes.includes(p.runtime)]));
+  }
+
+  private async runtimes(): Promise<string[] | null> {
+    const c = this.cached;
+    if (c && this.now() - c.at < (c.runtimes === null ? this.failureTtlMs : this.ttlMs)) return c.runtimes;
+    if (!this.source.runtimes) return null;
+    if (!this.pending) {
+      this.pending = this.source
+        .runtimes()
+        .catch(() => null)
+        .then((runtimes) => {
+          this.cached = { at: this.now(), runtimes };
+          this.pending = null;
+          return runtimes;
+        });
+    }
+    // A slow engine answers "unknown" now; its answer, when it comes, is cached for the next caller.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), this.waitMs);
+    });
+    try {
+      return await Promise.race([this.pending, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

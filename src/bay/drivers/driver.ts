@@ -22,6 +22,14 @@ export interface ResourceLabels {
 /** Labels of a volume: an external workspace's volume names no sandbox. */
 export type VolumeLabels = Omit<ResourceLabels, "sandbox_id"> & { sandbox_id?: string | undefined };
 
+/**
+ * A sandbox's network: `egress` = a driver-managed network with the public
+ * internet only (no host, no other sandboxes, no private or link-local ranges);
+ * `none` = a driver-managed network with no egress at all (Bay still reaches the
+ * runtime); `{docker_network}` = an existing network of the operator's, unfiltered.
+ */
+export type SandboxNetwork = "egress" | "none" | { docker_network: string };
+
 export interface ContainerSpec {
   name: string;
   image: string;
@@ -34,10 +42,8 @@ export interface ContainerSpec {
   pidsLimit: number;
   /** Volume name mounted at /workspace. */
   volumeName: string;
-  /** Docker network mode or network name; undefined = driver default. "none": no egress (Bay still reaches the runtime). */
-  network?: string;
-  /** Block link-local/metadata, private ranges and the host from inside the container. */
-  blockPrivateEgress?: boolean;
+  /** Where the container is attached; undefined = the driver's own network (its connect mode's). */
+  network?: SandboxNetwork;
   /** Optional OCI runtime, e.g. "runsc". */
   runtime?: string;
   readOnlyRootfs?: boolean;
@@ -94,6 +100,8 @@ export interface Driver {
   containerStatus(id: string): Promise<ContainerInfo>;
   /** The last `tail` lines of a container's combined output. */
   containerLogs(id: string, tail?: number): Promise<string>;
+  /** OCI runtimes the engine offers (e.g. runc, runsc); drivers without the notion leave it out. */
+  runtimes?(): Promise<string[]>;
   /** Lists containers whose labels include every given label. */
   listContainers(labels: Partial<ResourceLabels>): Promise<ContainerInfo[]>;
   /** Creates a named volume; an existing volume with that name is reused. */

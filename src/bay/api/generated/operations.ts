@@ -34,7 +34,7 @@ export interface OperationSpec {
 }
 
 export const operations = {
-  /** Reports Bay's own health plus database and driver reachability and whether profile images are present. Always 200; `status` is `degraded` when a dependency is down. */
+  /** Reports Bay's own health plus database and driver reachability, whether profile images are present and whether the engine has each profile's OCI runtime (asked of the engine at most every 30 s). Always 200; `status` is `degraded` when a dependency is down, an image is missing or a runtime is not registered. */
   getHealth: {
     operationId: "getHealth",
     method: "get",

@@ -261,8 +261,10 @@ export const zDriverUnavailableError = z.object({
   request_id: z.string(),
   details: z.strictObject({
     connect_mode: z.string().optional(),
-    egress_policy: z.string().optional(),
-    network: z.string().optional(),
+    /** The profile's network (Bay-managed) whose isolation could not be installed. */
+    network_policy: z.enum(["egress", "none"]).optional(),
+    /** Why the isolation could not be installed, so the start failed closed: `remote_engine` (Bay is not on the Docker host), `firewall` (the iptables rules could not be added: Bay must run as root with iptables), `foreign_network` (a network with Bay's managed name exists but is not Bay's), `connect_mode` (managed networks need `host_port`). */
+    reason: z.enum(["remote_engine", "firewall", "foreign_network", "connect_mode"]).optional(),
   }),
 });
 export type DriverUnavailableError = z.infer<typeof zDriverUnavailableError>;
@@ -318,8 +320,17 @@ export const zHealth = z.object({
     /** Command that builds a missing image. */
     build_command: z.string().optional(),
   })),
+  /** Whether the engine has each profile's OCI runtime (the runtime's name is in the authenticated `GET /v1/profiles`). Empty while the driver is down. */
+  runtimes: z.array(z.object({
+    profile: z.string(),
+    available: z.boolean(),
+  })),
 });
 export type Health = z.infer<typeof zHealth>;
+
+/** Where the profile's sandboxes are attached (profile config `network`). `egress` (default): a Bay-managed network with the public internet only; the Docker host, Bay, other sandboxes, 10/8, 172.16/12, 192.168/16, 100.64/10 and 169.254/16 are refused, DNS works. `none`: a Bay-managed network with no egress at all (Bay still reaches the sandbox). `docker_network`: an existing Docker network chosen by the operator (`{docker_network: name}`), on which Bay installs no rules. */
+export const zProfileNetwork = z.enum(["egress", "none", "docker_network"]);
+export type ProfileNetwork = z.infer<typeof zProfileNetwork>;
 
 export const zProfile = z.object({
   id: z.string(),
@@ -329,6 +340,11 @@ export const zProfile = z.object({
   capabilities: z.array(zCapability),
   /** Seconds without calls before the session is reclaimed. */
   idle_timeout: z.number().int(),
+  network: zProfileNetwork,
+  /** OCI runtime the sandboxes run under, e.g. `runsc` (gVisor); null = the engine's default (runc). */
+  runtime: z.string().nullable(),
+  /** Whether the engine has that runtime registered; null when the engine cannot be asked. */
+  runtime_available: z.boolean().nullable(),
   description: z.string().optional(),
 });
 export type Profile = z.infer<typeof zProfile>;

@@ -10,6 +10,9 @@ export function systemRoutes(deps: AppDeps): Hono {
   // info.version is the running Bay's, the same value /health reports.
   const served = { ...openApiDocument, info: { ...openApiDocument.info, version: deps.config.server.version } };
   app.get(ops.getOpenApi.honoPath, (c) => c.json(served, 200));
-  app.get(ops.listProfiles.honoPath, (c) => c.json({ items: deps.profiles.list().map(toProfileDto) }, 200));
+  app.get(ops.listProfiles.honoPath, async (c) => {
+    const runtimes = await deps.health.profileRuntimes();
+    return c.json({ items: deps.profiles.list().map((p) => toProfileDto(p, runtimes.get(p.id) ?? null)) }, 200);
+  });
   return app;
 }

@@ -14,8 +14,10 @@ const MIB = 1024 * 1024;
 
 export interface ContainerConfigContext {
   mode: ResolvedConnectMode;
-  /** Network from the driver options, used when the spec names none. */
-  defaultNetwork: string | undefined;
+  /** Docker network the container joins; undefined = Docker's default bridge. */
+  network: string | undefined;
+  /** Upstream resolvers of Docker's embedded DNS for this container; empty or undefined = Docker's choice. */
+  dns?: string[] | undefined;
   defaultPidsLimit: number;
   labels: LabelCodec;
 }
@@ -26,7 +28,7 @@ export interface ContainerConfigContext {
  */
 export function containerCreateOptions(spec: ContainerSpec, ctx: ContainerConfigContext): ContainerCreateOptions {
   const port = `${spec.runtimePort}/tcp`;
-  const network = spec.network ?? ctx.defaultNetwork;
+  const network = ctx.network;
   const memory = Math.round(spec.memoryMb * MIB);
   const tmpfsMb = spec.tmpfsMb ?? (spec.readOnlyRootfs ? DEFAULT_TMPFS_MB : undefined);
 
@@ -51,6 +53,7 @@ export function containerCreateOptions(spec: ContainerSpec, ctx: ContainerConfig
       ...(tmpfsMb ? { Tmpfs: { "/tmp": `rw,nosuid,nodev,size=${tmpfsMb}m,mode=1777` } } : {}),
       ...(spec.runtime ? { Runtime: spec.runtime } : {}),
       ...(network ? { NetworkMode: network } : {}),
+      ...(ctx.dns?.length ? { Dns: ctx.dns } : {}),
       // Loopback only with an engine-chosen port: nothing outside the host reaches a Ship.
       ...(ctx.mode === "host_port" ? { PortBindings: { [port]: [{ HostIp: "127.0.0.1", HostPort: "" }] } } : {}),
       RestartPolicy: { Name: "no" },

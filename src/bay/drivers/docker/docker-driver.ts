@@ -13,7 +13,7 @@ import type {
 } from "../driver.ts";
 import { connectionOptions, resolveConnectMode, type ConnectMode, type ResolvedConnectMode } from "./connect-mode.ts";
 import { containerCreateOptions } from "./container-config.ts";
-import { EgressGuard, type EgressPolicy } from "./egress.ts";
+import { EgressGuard, type PreparedNetwork } from "./egress.ts";
 import {
   engineCall,
   engineMessage,
@@ -59,12 +59,6 @@ const STATE: Record<string, ContainerState> = {
   dead: "dead",
 };
 
-/** Egress restriction a spec asks for: `network: none` → no egress; block_private_egress → no private ranges. */
-function egressPolicyOf(spec: ContainerSpec): EgressPolicy | null {
-  if (spec.network === "none") return "all";
-  return spec.blockPrivateEgress ? "private" : null;
-}
-
 /** The Driver on a Docker engine through dockerode. */
 export class DockerDriver implements Driver {
   readonly name = "docker";
@@ -103,24 +97,19 @@ export class DockerDriver implements Driver {
     }
   }
 
+  /** OCI runtimes the engine has registered (`docker info`), e.g. ["runc", "runsc"]. */
+  async runtimes(): Promise<string[]> {
+    const info = await engineCall("engine info", () => this.docker.info());
+    return Object.keys((info as { Runtimes?: Record<string, unknown> }).Runtimes ?? {});
+  }
+
   /** Creates (does not start) a container; returns its id. */
   async createContainer(spec: ContainerSpec): Promise<string> {
-    const policy = egressPolicyOf(spec);
-    if (policy) {
-      if (this.connectMode !== "host_port") {
-        throw new BayError(
-          "driver_unavailable",
-          `profile egress restriction (${policy}) needs connect_mode host_port; Bay would not reach the runtime`,
-          {
-            details: { connect_mode: this.connectMode },
-          },
-        );
-      }
-      spec = { ...spec, network: await this.egress.prepare(policy) };
-    }
+    const attachment = await this.attachmentOf(spec);
     const options = containerCreateOptions(spec, {
       mode: this.connectMode,
-      defaultNetwork: this.connectMode === "container_network" ? this.network : undefined,
+      network: attachment.network,
+      dns: attachment.dns,
       defaultPidsLimit: this.defaultPidsLimit,
       labels: this.labels,
     });
@@ -250,6 +239,25 @@ export class DockerDriver implements Driver {
   /** Releases engine connections. */
   async close(): Promise<void> {
     // dockerode opens one short-lived socket per request and keeps no pool: nothing to release.
+  }
+
+  /**
+   * The network a spec's container joins. The managed ones are prepared (network
+   * and rules) first, and a failure there fails the create: no sandbox ever runs
+   * on an unfiltered network it did not ask for.
+   */
+  private async attachmentOf(spec: ContainerSpec): Promise<Partial<PreparedNetwork>> {
+    const choice = spec.network;
+    if (choice === undefined) return { network: this.connectMode === "container_network" ? this.network : undefined };
+    if (typeof choice === "object") return { network: choice.docker_network };
+    if (this.connectMode !== "host_port") {
+      throw new BayError(
+        "driver_unavailable",
+        `network ${choice} needs connect_mode host_port (Bay would not reach Ship on its managed network); give the profile network: {docker_network: …} instead`,
+        { details: { connect_mode: this.connectMode, network_policy: choice, reason: "connect_mode" } },
+      );
+    }
+    return this.egress.prepare(choice);
   }
 
   private endpointOf(info: ContainerInspectInfo, runtimePort: number): string {
