@@ -68,7 +68,7 @@ describe("openapi/bay.v1.yaml", () => {
     }
     const client = await generateClientSchema(specText);
     expect(readFileSync(join(root, CLIENT_SCHEMA_PATH), "utf8") === client).toBe(true);
-  });
+  }, 60_000);
 
   test("embedded document equals the YAML, and is the YAML text itself", () => {
     expect(JSON.parse(JSON.stringify(openApiDocument))).toEqual(JSON.parse(JSON.stringify(spec)));

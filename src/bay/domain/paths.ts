@@ -9,7 +9,7 @@
 import { BayError } from "../errors.ts";
 
 /**
- * Longest path, in UTF-8 bytes: Linux's PATH_MAX (4096, with the NUL) less room for
+ * Longest path, in UTF-8 bytes: Linux's PATH_MAX (4096, with the NUL) less headroom for
  * where Ship ("/workspace/") and the engine (its volume or container root) put it.
  */
 export const MAX_PATH_BYTES = 3840;

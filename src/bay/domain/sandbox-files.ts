@@ -9,7 +9,7 @@ import { BayError } from "../errors.ts";
 import { DEADLINES } from "../runtime/ship-client.ts";
 import type { CallContext, CapabilityRouter } from "./capability-router.ts";
 import { normalizeWorkspacePath } from "./paths.ts";
-import type { UploadSlot, WorkspaceFiles } from "./workspace-files.ts";
+import type { UploadLimits, WorkspaceFiles } from "./workspace-files.ts";
 import { quotaError } from "./workspace-usage.ts";
 
 export const tooLargeError = (maxBytes: number) =>
@@ -25,7 +25,7 @@ export interface StreamingUpload {
   release(): Promise<void>;
 }
 
-export interface SandboxUploadSlot extends UploadSlot {
+export interface SandboxUploadLimits extends UploadLimits {
   /** The workspace whose usage the upload changes, when a size limit applies. */
   workspaceId: string | null;
 }
@@ -70,8 +70,8 @@ export class SandboxFiles {
       });
     }
     await router.preflight(ctx.owner, ctx.sandboxId, "filesystem");
-    const quota = await workspaceFiles.sandboxRoom(ctx.owner, ctx.sandboxId);
-    if (quota && size > quota.room.remainingBytes) throw quotaError(quota.ws, quota.room, size);
+    const quota = await workspaceFiles.sandboxHeadroom(ctx.owner, ctx.sandboxId);
+    if (quota && size > quota.headroom.remainingBytes) throw quotaError(quota.ws, quota.headroom, size);
     const res = await router.call(ctx, {
       capability: "filesystem",
       operation: "write_file",
@@ -84,16 +84,16 @@ export class SandboxFiles {
   }
 
   /** How large an upload may be: checked before the body is read or a container starts. */
-  async uploadSlot(owner: string, sandboxId: string): Promise<SandboxUploadSlot> {
+  async uploadLimits(owner: string, sandboxId: string): Promise<SandboxUploadLimits> {
     const { router, workspaceFiles, maxUploadBytes } = this.deps;
     await router.preflight(owner, sandboxId, "filesystem");
-    const quota = await workspaceFiles.sandboxRoom(owner, sandboxId);
-    if (quota) return { ...quota.slot, workspaceId: quota.ws.id };
+    const quota = await workspaceFiles.sandboxHeadroom(owner, sandboxId);
+    if (quota) return { ...quota.limits, workspaceId: quota.ws.id };
     return { maxBytes: maxUploadBytes, tooLarge: () => tooLargeError(maxUploadBytes), workspaceId: null };
   }
 
   /** Streams an upload into the sandbox; answers the Ship's small JSON result. */
-  async upload(ctx: CallContext, slot: SandboxUploadSlot, upload: StreamingUpload): Promise<Response> {
+  async upload(ctx: CallContext, limits: SandboxUploadLimits, upload: StreamingUpload): Promise<Response> {
     const { router, workspaceFiles } = this.deps;
     try {
       const res = await router.call(ctx, {
@@ -103,12 +103,12 @@ export class SandboxFiles {
         replayable: false,
         run: (ship, s) => ship.uploadFile(s, upload.path, upload.body, ctx),
       });
-      if (!slot.workspaceId) return res;
+      if (!limits.workspaceId) return res;
       // The Ship's answer states the size: account it rather than measuring the
       // whole workspace again (a `du` in a helper container).
       const result = await res.json();
-      if (typeof result.size === "number") workspaceFiles.usage.added(slot.workspaceId, result.size);
-      else workspaceFiles.usage.forget(slot.workspaceId);
+      if (typeof result.size === "number") workspaceFiles.usage.added(limits.workspaceId, result.size);
+      else workspaceFiles.usage.forget(limits.workspaceId);
       return Response.json(result, { status: res.status });
     } catch (e) {
       // The client's own broken body is the answer, not what the Ship made of it.

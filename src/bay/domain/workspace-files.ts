@@ -11,7 +11,7 @@ import { BayError, notFound } from "../errors.ts";
 import type { Stores } from "../store/index.ts";
 import type { WorkspaceRecord } from "../store/workspace-store.ts";
 import { normalizeWorkspacePath } from "./paths.ts";
-import { quotaError, WorkspaceUsage, type WorkspaceRoom } from "./workspace-usage.ts";
+import { quotaError, WorkspaceUsage, type QuotaHeadroom } from "./workspace-usage.ts";
 
 /** Entries a listing returns at most (as Ship's listing does). */
 export const MAX_LIST_ENTRIES = 10_000;
@@ -36,7 +36,7 @@ export interface ReceivedFile {
 }
 
 /** Limits for one upload, known before its body is read. */
-export interface UploadSlot {
+export interface UploadLimits {
   /** Largest file this upload may carry. */
   maxBytes: number;
   /** The 413 to answer when the file turns out larger than `maxBytes`. */
@@ -89,7 +89,7 @@ export class WorkspaceFiles {
       });
     }
     const ws = await this.open(owner, id);
-    await this.usage.assertRoom(ws, bytes.byteLength);
+    await this.usage.assertFits(ws, bytes.byteLength);
     await this.deps.files.write(this.volumeOf(ws), rel, { size: bytes.byteLength, bytes });
     this.usage.added(ws.id, bytes.byteLength);
     return { status: "ok", path: rel, size: bytes.byteLength };
@@ -137,14 +137,14 @@ export class WorkspaceFiles {
   async upload(
     owner: string,
     id: string,
-    receive: (slot: UploadSlot) => Promise<ReceivedFile>,
+    receive: (limits: UploadLimits) => Promise<ReceivedFile>,
   ): Promise<{ status: "ok"; path: string; size: number }> {
-    const received = await receive(await this.uploadSlot(owner, id));
+    const received = await receive(await this.uploadLimits(owner, id));
     try {
       const rel = writablePath(received.path);
       // Looked up again: the workspace may have been deleted while the body arrived.
       const ws = await this.open(owner, id);
-      await this.usage.assertRoom(ws, received.size);
+      await this.usage.assertFits(ws, received.size);
       const bytes = createReadStream(received.file);
       try {
         await this.deps.files.write(this.volumeOf(ws), rel, { size: received.size, bytes });
@@ -159,9 +159,9 @@ export class WorkspaceFiles {
     }
   }
 
-  private async uploadSlot(owner: string, id: string): Promise<UploadSlot> {
+  private async uploadLimits(owner: string, id: string): Promise<UploadLimits> {
     const ws = await this.open(owner, id);
-    return this.slotFor(ws, await this.usage.room(ws));
+    return this.limitsFor(ws, await this.usage.headroom(ws));
   }
 
   /** A file's bytes as a stream; the driver lets go of it when the stream ends or is cancelled. */
@@ -176,17 +176,20 @@ export class WorkspaceFiles {
    * Room left in a sandbox's workspace, for the sandbox file routes; null when the
    * sandbox is unknown (the capability router then answers its 404).
    */
-  async sandboxRoom(owner: string, sandboxId: string): Promise<{ ws: WorkspaceRecord; room: WorkspaceRoom; slot: UploadSlot } | null> {
+  async sandboxHeadroom(
+    owner: string,
+    sandboxId: string,
+  ): Promise<{ ws: WorkspaceRecord; headroom: QuotaHeadroom; limits: UploadLimits } | null> {
     const sb = await this.deps.stores.sandboxes.findLive(owner, sandboxId, this.now());
     const ws = sb ? await this.deps.stores.workspaces.get(sb.workspaceId) : null;
     if (!ws || ws.deletedAt !== null) return null;
-    const room = await this.usage.room(ws);
-    return { ws, room, slot: this.slotFor(ws, room) };
+    const headroom = await this.usage.headroom(ws);
+    return { ws, headroom, limits: this.limitsFor(ws, headroom) };
   }
 
-  private slotFor(ws: WorkspaceRecord, room: WorkspaceRoom): UploadSlot {
+  private limitsFor(ws: WorkspaceRecord, headroom: QuotaHeadroom): UploadLimits {
     const maxUpload = this.deps.limits.maxUploadBytes;
-    if (room.remainingBytes < maxUpload) return { maxBytes: room.remainingBytes, tooLarge: () => quotaError(ws, room) };
+    if (headroom.remainingBytes < maxUpload) return { maxBytes: headroom.remainingBytes, tooLarge: () => quotaError(ws, headroom) };
     return {
       maxBytes: maxUpload,
       tooLarge: () =>

@@ -18,7 +18,7 @@ export interface WorkspaceUsageDeps {
 }
 
 /** What is used, what is allowed, and what is left. */
-export interface WorkspaceRoom {
+export interface QuotaHeadroom {
   usedBytes: number;
   limitBytes: number;
   remainingBytes: number;
@@ -59,16 +59,16 @@ export class WorkspaceUsage {
     return p;
   }
 
-  async room(ws: WorkspaceRecord): Promise<WorkspaceRoom> {
+  async headroom(ws: WorkspaceRecord): Promise<QuotaHeadroom> {
     const usedBytes = await this.used(ws);
     const limitBytes = ws.sizeLimitMb * MiB;
     return { usedBytes, limitBytes, remainingBytes: Math.max(0, limitBytes - usedBytes) };
   }
 
   /** Throws payload_too_large when `bytes` more would exceed the workspace's limit. */
-  async assertRoom(ws: WorkspaceRecord, bytes: number): Promise<void> {
-    const room = await this.room(ws);
-    if (bytes > room.remainingBytes) throw quotaError(ws, room, bytes);
+  async assertFits(ws: WorkspaceRecord, bytes: number): Promise<void> {
+    const headroom = await this.headroom(ws);
+    if (bytes > headroom.remainingBytes) throw quotaError(ws, headroom, bytes);
   }
 
   /** Records bytes written through Bay since the last measurement. */
@@ -91,17 +91,17 @@ export class WorkspaceUsage {
 const mb = (bytes: number) => (bytes / MiB).toFixed(1);
 
 /** The 413 for a write that does not fit; `bytes` undefined when the size was only found while streaming. */
-export function quotaError(ws: WorkspaceRecord, room: WorkspaceRoom, bytes?: number): BayError {
-  const need = bytes === undefined ? `more than ${room.remainingBytes} bytes` : `${bytes} bytes`;
+export function quotaError(ws: WorkspaceRecord, headroom: QuotaHeadroom, bytes?: number): BayError {
+  const need = bytes === undefined ? `more than ${headroom.remainingBytes} bytes` : `${bytes} bytes`;
   return new BayError(
     "payload_too_large",
-    `workspace ${ws.id} size limit exceeded: ${mb(room.usedBytes)} MB of ${ws.sizeLimitMb} MB used, this write needs ${need}`,
+    `workspace ${ws.id} size limit exceeded: ${mb(headroom.usedBytes)} MB of ${ws.sizeLimitMb} MB used, this write needs ${need}`,
     {
       details: {
         workspace_id: ws.id,
-        used_bytes: room.usedBytes,
-        limit_bytes: room.limitBytes,
-        remaining_bytes: room.remainingBytes,
+        used_bytes: headroom.usedBytes,
+        limit_bytes: headroom.limitBytes,
+        remaining_bytes: headroom.remainingBytes,
         ...(bytes === undefined ? {} : { size: bytes }),
       },
     },

@@ -41,7 +41,7 @@ export interface ShipReply<T> extends Response {
   json(): Promise<T>;
 }
 
-/** Transport room on top of a call's own timeout. */
+/** Transport headroom on top of a call's own timeout. */
 const TRANSPORT_MS = 15_000;
 /** Deadlines per kind of operation (file transfers may be large). */
 export const DEADLINES = { meta: 3_000, processes: 15_000, files: 10 * 60_000 } as const;
@@ -174,7 +174,7 @@ export class ShipClient {
   }
 }
 
-/** Deadline for an exec: its own timeout plus room for transport. */
+/** Deadline for an exec: its own timeout plus headroom for transport. */
 export const execDeadlineMs = (timeoutSeconds: number): number => timeoutSeconds * 1000 + TRANSPORT_MS;
 
 async function toError(res: Response): Promise<BayError> {

@@ -35,15 +35,15 @@ export function filesystemRoutes(deps: AppDeps): Hono {
   app.post(ops.uploadFile.honoPath, validate("param", ops.uploadFile.params), validate("query", ops.uploadFile.query), async (c) => {
     const ctx = callContext(c, c.req.valid("param").id);
     // 404, the capability and the size limits are settled before the body is read.
-    const slot = await sandboxFiles.uploadSlot(ctx.owner, ctx.sandboxId);
+    const limits = await sandboxFiles.uploadLimits(ctx.owner, ctx.sandboxId);
     const upload = await receiveStreaming(c.req.raw, {
-      maxBytes: slot.maxBytes,
-      tooLarge: slot.tooLarge,
+      maxBytes: limits.maxBytes,
+      tooLarge: limits.tooLarge,
       queryPath: c.req.valid("query").path,
       normalizePath: normalizeWorkspacePath,
       spool: uploadSpool,
     });
-    return relay(c, await sandboxFiles.upload(ctx, slot, upload));
+    return relay(c, await sandboxFiles.upload(ctx, limits, upload));
   });
   return app;
 }
