@@ -56,6 +56,7 @@ export function createDriver(config: BayConfig): DockerDriver {
     connectMode: config.driver.connect_mode,
     ...(config.driver.network ? { network: config.driver.network } : {}),
     defaultPidsLimit: 256,
+    callTimeoutMs: config.driver.call_timeout * 1000,
     volumeFiles: {
       helperImage: config.driver.helper_image,
       callTimeoutMs: config.driver.call_timeout * 1000,

@@ -186,7 +186,10 @@ export const configSchema = z
         ready_timeout: z.number().positive().default(30),
         /** Image of the short-lived helpers of the workspace data plane (needs sh, GNU find/head/rm/du and uid 1000). */
         helper_image: z.string().min(1).default("bay-ship:latest"),
-        /** Seconds each Docker call of the workspace data plane may take (a transfer may stall no longer); then 504 timeout. */
+        /**
+         * Seconds each Docker call may take: past it a lifecycle call answers 503 driver_unavailable
+         * (reason engine_timeout), a workspace data-plane call 504 timeout (a transfer may stall no longer).
+         */
         call_timeout: z.number().positive().default(30),
         /** Seconds a workspace data-plane helper command (a delete, measuring usage) may run; then 504 timeout. */
         helper_timeout: z.number().positive().default(120),

@@ -935,10 +935,12 @@ export interface components {
                  */
                 network_policy?: "egress" | "none";
                 /**
-                 * @description Why the isolation could not be installed, so the start failed closed: `remote_engine` (Bay is not on the Docker host), `firewall` (the iptables rules could not be added: Bay must run as root with iptables), `foreign_network` (a network with Bay's managed name exists but is not Bay's), `connect_mode` (managed networks need `host_port`).
+                 * @description `engine_timeout`: the engine did not answer a call within `driver.call_timeout` (a hung engine; the request is not left hanging). The others say why a profile's network isolation could not be installed, so the start failed closed: `remote_engine` (Bay is not on the Docker host), `firewall` (the iptables rules could not be added: Bay must run as root with iptables), `foreign_network` (a network with Bay's managed name exists but is not Bay's), `connect_mode` (managed networks need `host_port`).
                  * @enum {string}
                  */
-                reason?: "remote_engine" | "firewall" | "foreign_network" | "connect_mode";
+                reason?: "remote_engine" | "firewall" | "foreign_network" | "connect_mode" | "engine_timeout";
+                /** @description For `engine_timeout`: the deadline of the call, in milliseconds. */
+                timeout_ms?: number;
             };
         };
         /** @description 504: the operation ran past its deadline; for an exec, the output so far. */

@@ -263,8 +263,10 @@ export const zDriverUnavailableError = z.object({
     connect_mode: z.string().optional(),
     /** The profile's network (Bay-managed) whose isolation could not be installed. */
     network_policy: z.enum(["egress", "none"]).optional(),
-    /** Why the isolation could not be installed, so the start failed closed: `remote_engine` (Bay is not on the Docker host), `firewall` (the iptables rules could not be added: Bay must run as root with iptables), `foreign_network` (a network with Bay's managed name exists but is not Bay's), `connect_mode` (managed networks need `host_port`). */
-    reason: z.enum(["remote_engine", "firewall", "foreign_network", "connect_mode"]).optional(),
+    /** `engine_timeout`: the engine did not answer a call within `driver.call_timeout` (a hung engine; the request is not left hanging). The others say why a profile's network isolation could not be installed, so the start failed closed: `remote_engine` (Bay is not on the Docker host), `firewall` (the iptables rules could not be added: Bay must run as root with iptables), `foreign_network` (a network with Bay's managed name exists but is not Bay's), `connect_mode` (managed networks need `host_port`). */
+    reason: z.enum(["remote_engine", "firewall", "foreign_network", "connect_mode", "engine_timeout"]).optional(),
+    /** For `engine_timeout`: the deadline of the call, in milliseconds. */
+    timeout_ms: z.number().int().optional(),
   }),
 });
 export type DriverUnavailableError = z.infer<typeof zDriverUnavailableError>;

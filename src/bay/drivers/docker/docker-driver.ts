@@ -15,6 +15,7 @@ import { connectionOptions, resolveConnectMode, type ConnectMode, type ResolvedC
 import { containerCreateOptions } from "./container-config.ts";
 import { EgressGuard, type PreparedNetwork } from "./egress.ts";
 import {
+  DEFAULT_CALL_TIMEOUT_MS,
   engineCall,
   engineMessage,
   engineStatus,
@@ -46,6 +47,23 @@ export interface DockerDriverOptions {
   egress?: EgressGuard;
   /** The workspace data plane's helper image and deadlines. */
   volumeFiles?: Partial<DockerVolumeFilesOptions>;
+  /**
+   * Deadline of each lifecycle call to the engine (ms; default 30 s): a hung engine
+   * answers 503 driver_unavailable (reason engine_timeout) instead of hanging the request.
+   */
+  callTimeoutMs?: number;
+}
+
+/** ping and info honour an abort signal at runtime; dockerode's types only give them a callback form with options. */
+type WithSignal<T> = (opts: { abortSignal: AbortSignal }) => Promise<T>;
+
+/** Rejects with the signal's reason when it fires first (for the calls dockerode cannot abort). */
+function raceDeadline<T>(call: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    call.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 /** Docker's many states folded into the five the domain reasons about. */
@@ -70,6 +88,7 @@ export class DockerDriver implements Driver {
   private readonly network: string | undefined;
   private readonly defaultPidsLimit: number;
   private readonly egress: EgressGuard;
+  private readonly callTimeoutMs: number;
 
   constructor(opts: DockerDriverOptions) {
     this.docker = new Docker(connectionOptions(opts.host, opts.socketPath));
@@ -77,29 +96,33 @@ export class DockerDriver implements Driver {
     this.network = opts.network;
     this.labels = new LabelCodec(opts.labelPrefix ?? "bay.", opts.extraLabels);
     this.defaultPidsLimit = opts.defaultPidsLimit;
+    this.callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.egress = opts.egress ?? new EgressGuard(this.docker, { local: !opts.host || opts.host.startsWith("unix://") });
     this.volumeFiles = new DockerVolumeFiles(this.docker, this.labels, opts.volumeFiles);
   }
 
   /** Verifies the engine answers; throws driver_unavailable otherwise. */
   async ping(): Promise<void> {
-    await engineCall("ping", () => this.docker.ping());
+    await this.call("ping", (abortSignal) => (this.docker.ping as unknown as WithSignal<unknown>).call(this.docker, { abortSignal }));
   }
 
   /** Whether an image is present locally. */
   async imageExists(image: string): Promise<boolean> {
     try {
-      await this.docker.getImage(image).inspect();
+      // dockerode drops the abort signal of an image inspect: the deadline races it instead.
+      await raceDeadline(this.docker.getImage(image).inspect(), this.deadline());
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
-      throw translateDockerError(err, `inspect image ${image}`);
+      throw translateDockerError(err, `inspect image ${image}`, this.callTimeoutMs);
     }
   }
 
   /** OCI runtimes the engine has registered (`docker info`), e.g. ["runc", "runsc"]. */
   async runtimes(): Promise<string[]> {
-    const info = await engineCall("engine info", () => this.docker.info());
+    const info = await this.call("engine info", (abortSignal) =>
+      (this.docker.info as unknown as WithSignal<unknown>).call(this.docker, { abortSignal }),
+    );
     return Object.keys((info as { Runtimes?: Record<string, unknown> }).Runtimes ?? {});
   }
 
@@ -114,7 +137,7 @@ export class DockerDriver implements Driver {
       labels: this.labels,
     });
     try {
-      return (await this.docker.createContainer(options)).id;
+      return (await this.docker.createContainer({ ...options, abortSignal: this.deadline() })).id;
     } catch (err) {
       if (isImageMissing(err)) throw imageNotFound(spec.image, err);
       if (spec.runtime && /unknown runtime/i.test(engineMessage(err))) {
@@ -124,20 +147,20 @@ export class DockerDriver implements Driver {
           cause: err,
         });
       }
-      throw translateDockerError(err, `create container ${spec.name}`);
+      throw translateDockerError(err, `create container ${spec.name}`, this.callTimeoutMs);
     }
   }
 
   /** Starts a created container (writing `stdinLine` to its stdin) and returns the endpoint where its runtime listens. */
   async startContainer(id: string, runtimePort: number, stdinLine?: string): Promise<RuntimeEndpoint> {
     try {
-      if (stdinLine !== undefined) await startWithStdinLine(this.docker, id, stdinLine);
-      else await this.docker.getContainer(id).start();
+      if (stdinLine !== undefined) await startWithStdinLine(this.docker, id, stdinLine, this.deadline());
+      else await this.docker.getContainer(id).start({ abortSignal: this.deadline() });
     } catch (err) {
       // 304: already running, which is what the caller wants.
-      if (engineStatus(err) !== 304) throw translateDockerError(err, `start container ${id}`);
+      if (engineStatus(err) !== 304) throw translateDockerError(err, `start container ${id}`, this.callTimeoutMs);
     }
-    const info = await engineCall(`inspect container ${id}`, () => this.docker.getContainer(id).inspect());
+    const info = await this.call(`inspect container ${id}`, (abortSignal) => this.docker.getContainer(id).inspect({ abortSignal }));
     if (!info.State.Running) {
       throw new BayError("internal_error", "the sandbox container stopped right after start", {
         details: { exit_code: info.State.ExitCode, oom_killed: info.State.OOMKilled },
@@ -150,23 +173,25 @@ export class DockerDriver implements Driver {
   /** Stops a container; a missing or already stopped container is not an error. */
   async stopContainer(id: string, timeoutSeconds = 10): Promise<void> {
     try {
-      await this.docker.getContainer(id).stop({ t: timeoutSeconds });
+      // The engine waits up to t seconds before it kills: the deadline covers that too.
+      const ms = timeoutSeconds * 1000 + this.callTimeoutMs;
+      await this.docker.getContainer(id).stop({ t: timeoutSeconds, abortSignal: AbortSignal.timeout(ms) });
     } catch (err) {
       const status = engineStatus(err);
       if (status === 304 || status === 404) return;
-      throw translateDockerError(err, `stop container ${id}`);
+      throw translateDockerError(err, `stop container ${id}`, timeoutSeconds * 1000 + this.callTimeoutMs);
     }
   }
 
   /** Removes a container and its anonymous volumes; missing is not an error. */
   async destroyContainer(id: string): Promise<void> {
     try {
-      await this.docker.getContainer(id).remove({ force: true, v: true });
+      await this.docker.getContainer(id).remove({ force: true, v: true, abortSignal: this.deadline() });
     } catch (err) {
       if (isNotFound(err)) return;
       // Another caller is already removing it: the outcome is the one asked for.
       if (engineStatus(err) === 409 && /already in progress/i.test(engineMessage(err))) return;
-      throw translateDockerError(err, `remove container ${id}`);
+      throw translateDockerError(err, `remove container ${id}`, this.callTimeoutMs);
     }
   }
 
@@ -174,10 +199,10 @@ export class DockerDriver implements Driver {
   async containerStatus(id: string): Promise<ContainerInfo> {
     let info: ContainerInspectInfo;
     try {
-      info = await this.docker.getContainer(id).inspect();
+      info = await this.docker.getContainer(id).inspect({ abortSignal: this.deadline() });
     } catch (err) {
       if (isNotFound(err)) return { id, name: "", state: "missing", labels: {} };
-      throw translateDockerError(err, `inspect container ${id}`);
+      throw translateDockerError(err, `inspect container ${id}`, this.callTimeoutMs);
     }
     return {
       id: info.Id,
@@ -191,16 +216,16 @@ export class DockerDriver implements Driver {
 
   /** The last `tail` lines of a container's combined output. */
   async containerLogs(id: string, tail = 200): Promise<string> {
-    const buf = await engineCall(`read logs of container ${id}`, () =>
-      this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail, follow: false }),
+    const buf = await this.call(`read logs of container ${id}`, (abortSignal) =>
+      this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail, follow: false, abortSignal }),
     );
     return demuxLogs(buf);
   }
 
   /** Lists containers whose labels include every given label. */
   async listContainers(labels: Partial<ResourceLabels>): Promise<ContainerInfo[]> {
-    const list = await engineCall("list containers", () =>
-      this.docker.listContainers({ all: true, filters: { label: this.labels.filters(labels) } }),
+    const list = await this.call("list containers", (abortSignal) =>
+      this.docker.listContainers({ all: true, filters: { label: this.labels.filters(labels) }, abortSignal }),
     );
     return list.map((c) => ({
       id: c.Id,
@@ -214,25 +239,29 @@ export class DockerDriver implements Driver {
   /** Creates a named volume; an existing volume with that name is reused. */
   async createVolume(name: string, labels: VolumeLabels): Promise<void> {
     // Docker's volume create already returns the existing volume for a known name.
-    await engineCall(`create volume ${name}`, () => this.docker.createVolume({ Name: name, Labels: this.labels.encode(labels) }));
+    await this.call(`create volume ${name}`, (abortSignal) =>
+      this.docker.createVolume({ Name: name, Labels: this.labels.encode(labels), abortSignal }),
+    );
   }
 
   /** Removes a volume; missing is not an error. */
   async removeVolume(name: string): Promise<void> {
     try {
-      await this.docker.getVolume(name).remove();
+      await this.docker.getVolume(name).remove({ abortSignal: this.deadline() });
     } catch (err) {
       if (isNotFound(err)) return;
       if (engineStatus(err) === 409) {
         throw new BayError("conflict", "the workspace volume is still in use", { internal: { volume: name }, cause: err });
       }
-      throw translateDockerError(err, `remove volume ${name}`);
+      throw translateDockerError(err, `remove volume ${name}`, this.callTimeoutMs);
     }
   }
 
   /** Lists volumes whose labels include every given label. */
   async listVolumes(labels: Partial<ResourceLabels>): Promise<VolumeInfo[]> {
-    const res = await engineCall("list volumes", () => this.docker.listVolumes({ filters: { label: this.labels.filters(labels) } }));
+    const res = await this.call("list volumes", (abortSignal) =>
+      this.docker.listVolumes({ filters: { label: this.labels.filters(labels) }, abortSignal }),
+    );
     return (res.Volumes ?? []).map((v) => ({ name: v.Name, labels: this.labels.decode(v.Labels) }));
   }
 
@@ -258,6 +287,15 @@ export class DockerDriver implements Driver {
       );
     }
     return this.egress.prepare(choice);
+  }
+
+  /** The signal that ends one engine call at the driver's deadline. */
+  private deadline(): AbortSignal {
+    return AbortSignal.timeout(this.callTimeoutMs);
+  }
+
+  private call<T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return engineCall(what, fn, this.callTimeoutMs);
   }
 
   private endpointOf(info: ContainerInspectInfo, runtimePort: number): string {

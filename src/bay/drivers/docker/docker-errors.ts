@@ -46,12 +46,20 @@ export const isUnreachable = (err: unknown): boolean => {
   return e.statusCode === undefined && e.code !== undefined && UNREACHABLE_CODES.has(e.code);
 };
 
+/** True when a call was cut off by its abort signal (a deadline). */
+export const isAbort = (err: unknown): boolean => {
+  const e = err as { name?: string; code?: string } | null;
+  return e?.name === "AbortError" || e?.name === "TimeoutError" || e?.code === "ABORT_ERR";
+};
+
 /**
  * Translates anything dockerode throws into a `BayError`. `what` names the operation
  * and object ("inspect container abc"); it and the engine's own words go to the log
  * only (`internal`), never to a client: the message a client may see is generic.
+ * `timeoutMs` is the deadline the call ran under, if any: a call cut off by it is an
+ * engine that does not answer (503, like one that cannot be reached), not a bad request.
  */
-export function translateDockerError(err: unknown, what: string): BayError {
+export function translateDockerError(err: unknown, what: string, timeoutMs?: number): BayError {
   if (err instanceof BayError) return err;
   const e = asEngineError(err);
   const internal = {
@@ -60,6 +68,14 @@ export function translateDockerError(err: unknown, what: string): BayError {
     engine_status: e.statusCode ?? null,
     engine_code: e.code ?? null,
   };
+  if (timeoutMs !== undefined && isAbort(err)) {
+    return new BayError("driver_unavailable", `the container engine did not answer within ${timeoutMs} ms`, {
+      retryAfter: 5,
+      details: { reason: "engine_timeout", timeout_ms: timeoutMs },
+      internal,
+      cause: err,
+    });
+  }
   if (isUnreachable(err)) {
     return new BayError("driver_unavailable", "the container engine is unreachable", { retryAfter: 5, internal, cause: err });
   }
@@ -73,14 +89,24 @@ export function translateDockerError(err: unknown, what: string): BayError {
   }
 }
 
-/** Runs an engine call and translates whatever it throws. */
-export async function engineCall<T>(what: string, call: () => Promise<T>): Promise<T> {
+/**
+ * Runs an engine call under a deadline (`timeoutMs`; the call gets the signal to
+ * pass to dockerode as `abortSignal`) and translates whatever it throws.
+ */
+export async function engineCall<T>(
+  what: string,
+  call: (signal: AbortSignal) => Promise<T>,
+  timeoutMs = DEFAULT_CALL_TIMEOUT_MS,
+): Promise<T> {
   try {
-    return await call();
+    return await call(AbortSignal.timeout(timeoutMs));
   } catch (err) {
-    throw translateDockerError(err, what);
+    throw translateDockerError(err, what, timeoutMs);
   }
 }
+
+/** Deadline of one engine call when the driver is given none (`driver.call_timeout`). */
+export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 
 /** The error for a create whose image is not present locally (Bay never pulls). */
 export const imageNotFound = (image: string, cause: unknown) =>

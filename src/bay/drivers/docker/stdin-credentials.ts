@@ -11,15 +11,16 @@ import type Docker from "dockerode";
 export const STDIN_CREDENTIALS_OPTIONS = { OpenStdin: true, StdinOnce: true, AttachStdin: true } as const;
 
 /** Attaches to the created container's stdin, starts it, writes `line` and closes stdin. */
-export async function startWithStdinLine(docker: Docker, id: string, line: string): Promise<void> {
+export async function startWithStdinLine(docker: Docker, id: string, line: string, signal?: AbortSignal): Promise<void> {
   const container = docker.getContainer(id);
-  const stream = (await container.attach({ stream: true, stdin: true, hijack: true })) as NodeJS.ReadWriteStream & {
+  const stream = (await container.attach({ stream: true, stdin: true, hijack: true, abortSignal: signal })) as NodeJS.ReadWriteStream & {
     destroy?: () => void;
   };
   try {
-    await container.start();
+    await container.start({ abortSignal: signal });
     await new Promise<void>((resolve, reject) => {
       stream.once("error", reject);
+      signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
       stream.end(`${line}\n`, () => resolve());
     });
   } finally {

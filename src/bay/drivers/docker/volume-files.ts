@@ -17,7 +17,7 @@ import { BayError } from "../../errors.ts";
 import type { DirectoryListing, FileBody, FileStat, OpenedFile, VolumeFiles, VolumeRef } from "../driver.ts";
 import { fileErrors, prefixOf, segmentsOf, walkChain, type Walked } from "../volume-walk.ts";
 import { createArchiveHelper, getArchive, helperName, putArchive, removeHelper, runHelperCommand, statPath } from "./archive.ts";
-import { engineMessage, engineStatus, imageNotFound, isImageMissing, isNotFound, isUnreachable } from "./docker-errors.ts";
+import { engineMessage, engineStatus, imageNotFound, isAbort, isImageMissing, isNotFound, isUnreachable } from "./docker-errors.ts";
 import type { LabelCodec } from "./labels.ts";
 import { listCommand, removeCommand, usageCommand, type VolumeCommand } from "./volume-commands.ts";
 import { sendOneFileTar, streamFirstFile } from "./volume-tar.ts";
@@ -52,11 +52,6 @@ const REMOVE_RETRY_MS = [1_000, 3_000, 10_000, 30_000];
 const MIN_REMOVE_TIMEOUT_MS = 10_000;
 
 /** Whether a failure is a deadline firing (ours or the engine request's). */
-const isAbort = (err: unknown): boolean => {
-  const e = err as { name?: string; code?: string } | null;
-  return e?.name === "AbortError" || e?.name === "TimeoutError" || e?.code === "ABORT_ERR";
-};
-
 const timeoutError = (op: string, ms: number, cause?: unknown) =>
   new BayError("timeout", `workspace ${op} did not finish within ${ms} ms`, { details: { timeout_ms: ms }, cause });
 
