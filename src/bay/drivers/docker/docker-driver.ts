@@ -22,6 +22,7 @@ import {
   imageNotFound,
   isImageMissing,
   isNotFound,
+  raceDeadline,
   translateDockerError,
 } from "./docker-errors.ts";
 import { LabelCodec } from "./labels.ts";
@@ -56,15 +57,6 @@ export interface DockerDriverOptions {
 
 /** ping and info honour an abort signal at runtime; dockerode's types only give them a callback form with options. */
 type WithSignal<T> = (opts: { abortSignal: AbortSignal }) => Promise<T>;
-
-/** Rejects with the signal's reason when it fires first (for the calls dockerode cannot abort). */
-function raceDeadline<T>(call: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    call.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
 
 /** Docker's many states folded into the five the domain reasons about. */
 const STATE: Record<string, ContainerState> = {

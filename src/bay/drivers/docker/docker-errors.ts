@@ -114,3 +114,12 @@ export const imageNotFound = (image: string, cause: unknown) =>
 
 /** True for the 404 Docker answers on create when the image is missing. */
 export const isImageMissing = (err: unknown): boolean => isNotFound(err) && /no such image/i.test(engineMessage(err));
+
+/** Rejects with the signal's reason when it fires first (for the calls dockerode cannot abort). */
+export function raceDeadline<T>(call: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    call.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}

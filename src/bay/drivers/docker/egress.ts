@@ -39,7 +39,7 @@
 import { readFileSync } from "node:fs";
 import type Docker from "dockerode";
 import { BayError } from "../../errors.ts";
-import { engineStatus, translateDockerError } from "./docker-errors.ts";
+import { DEFAULT_CALL_TIMEOUT_MS, engineStatus, raceDeadline, translateDockerError } from "./docker-errors.ts";
 
 /** The two managed networks: public egress only, or none. */
 export type EgressPolicy = "egress" | "none";
@@ -176,7 +176,8 @@ export type RunCommand = (argv: string[]) => Promise<CommandResult>;
 
 const runBinary: RunCommand = async (argv) => {
   try {
-    const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
+    // iptables waits for the xtables lock; a stuck holder must not hang a start.
+    const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", timeout: DEFAULT_CALL_TIMEOUT_MS, killSignal: "SIGKILL" });
     const [code, stdout, stderr] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
     return { code, stdout, stderr: stderr.trim() };
   } catch (e) {
@@ -277,7 +278,8 @@ export class EgressGuard {
 
   private async ensureNetwork(policy: EgressPolicy, managed: ManagedNetwork): Promise<void> {
     try {
-      const info = await this.docker.getNetwork(managed.network).inspect();
+      // dockerode drops the abort signal of a network inspect: the deadline races it instead.
+      const info = await raceDeadline(this.docker.getNetwork(managed.network).inspect(), AbortSignal.timeout(DEFAULT_CALL_TIMEOUT_MS));
       const bridge = info.Options?.["com.docker.network.bridge.name"];
       if (bridge !== managed.bridge) {
         throw failure(policy, "foreign_network", `a network named ${managed.network} exists but was not created by Bay; remove it`, {
@@ -295,10 +297,11 @@ export class EgressGuard {
       return;
     } catch (e) {
       if (e instanceof BayError) throw e;
-      if (engineStatus(e) !== 404) throw translateDockerError(e, `inspect network ${managed.network}`);
+      if (engineStatus(e) !== 404) throw translateDockerError(e, `inspect network ${managed.network}`, DEFAULT_CALL_TIMEOUT_MS);
     }
     try {
       await this.docker.createNetwork({
+        abortSignal: AbortSignal.timeout(DEFAULT_CALL_TIMEOUT_MS),
         Name: managed.network,
         Driver: "bridge",
         CheckDuplicate: true,
@@ -314,7 +317,7 @@ export class EgressGuard {
     } catch (e) {
       // Another Bay created it in the meantime.
       if (engineStatus(e) === 409) return;
-      throw translateDockerError(e, `create network ${managed.network}`);
+      throw translateDockerError(e, `create network ${managed.network}`, DEFAULT_CALL_TIMEOUT_MS);
     }
   }
 }
