@@ -42,6 +42,8 @@ export interface FakeShipOptions {
   maxUploadBytes: number;
   /** Appends a line to the container's log. */
   log(line: string): void;
+  /** How `time.sleep` and `sleep` wait (default: real time); ends early when `signal` aborts. */
+  sleep?: (seconds: number, signal: AbortSignal) => Promise<void>;
 }
 
 const CAPABILITIES = {
@@ -119,7 +121,7 @@ export class FakeShip {
       writeText: (p, text) => this.writeBytes(p, new TextEncoder().encode(text)),
       list: names,
       remove: (p) => o.files.remove(o.volume, p),
-      sleep: (s, signal) => sleep(s, AbortSignal.any([signal, this.alive.signal])),
+      sleep: (s, signal) => (o.sleep ?? sleep)(s, AbortSignal.any([signal, this.alive.signal])),
     };
     this.kernel = new FakePythonKernel(pythonHost(this.host));
     this.processes = new FakeProcesses(this.host, this.alive.signal);

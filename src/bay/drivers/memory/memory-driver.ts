@@ -47,6 +47,8 @@ export interface MemoryDriverOptions {
   images?: string[] | Record<string, FakeImage>;
   /** Extra labels put on, and required by every listing of, every object (as the Docker driver's). */
   extraLabels?: Record<string, string>;
+  /** How fake Ships' `time.sleep` and `sleep` wait (default: real time), e.g. until a test lets them go. */
+  sleep?: (seconds: number, signal: AbortSignal) => Promise<void>;
 }
 
 /** A start held by `holdStarts`. */
@@ -81,6 +83,7 @@ export class MemoryDriver implements Driver {
   readonly volumeFiles: VolumeFiles;
   private readonly images: Map<string, FakeImage>;
   private readonly extra: Record<string, string>;
+  private readonly sleep: MemoryDriverOptions["sleep"];
   private readonly containers = new Map<string, Container>();
   /** Ports freed by an engine restart, handed to the next containers started. */
   private readonly freedPorts: number[] = [];
@@ -91,6 +94,7 @@ export class MemoryDriver implements Driver {
     const images = opts.images ?? [];
     this.images = new Map(Array.isArray(images) ? images.map((i) => [i, {}]) : Object.entries(images));
     this.extra = opts.extraLabels ?? {};
+    this.sleep = opts.sleep;
     this.volumeFiles = checkedFiles(this.volumes, () => this.check("volume files"));
   }
 
@@ -299,6 +303,7 @@ export class MemoryDriver implements Driver {
       quirks: image,
       maxUploadBytes: Number(c.spec.env.SHIP_MAX_UPLOAD_BYTES) || DEFAULT_MAX_UPLOAD,
       log: (line: string) => c.log.push(line),
+      ...(this.sleep ? { sleep: this.sleep } : {}),
     };
     const port = this.freedPorts.shift();
     try {
