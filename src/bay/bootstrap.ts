@@ -48,6 +48,8 @@ export interface BuildOptions {
   logger?: Logger;
   driver?: Driver;
   hostEnv?: Record<string, string | undefined>;
+  /** The lifecycle's clock (sessions, deadlines, TTLs, reaper, reconcile); tests move it instead of waiting. */
+  now?: () => number;
 }
 
 export function createDriver(config: BayConfig): DockerDriver {
@@ -71,6 +73,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   const stores = createStores(db);
   const instanceId = config.driver.instance_id ?? (await stores.installation.instanceId());
   const driver = opts.driver ?? createDriver(config);
+  const now = opts.now ?? Date.now;
   const counts = new SandboxCounts(db, config.metrics.cache_seconds * 1000);
   const metrics = new BayMetrics({
     version: config.server.version,
@@ -92,6 +95,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
       logs: { maxSizeMb: config.driver.log_max_size_mb, maxFiles: config.driver.log_max_files },
       maxLiveSessions: config.limits.max_live_sessions,
       maxStartsPerOwner: config.limits.max_concurrent_starts_per_owner,
+      now,
     },
   );
   const limits = {
@@ -99,7 +103,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     maxWorkspacesPerOwner: config.limits.max_workspaces_per_owner,
     workspaceSizeLimitMb: config.limits.workspace_size_limit_mb,
   };
-  const sandboxes = new SandboxManager({ stores, sessions, driver, profiles, logger, limits });
+  const sandboxes = new SandboxManager({ stores, sessions, driver, profiles, logger, limits, now });
   const workspaces = new WorkspaceManager({
     stores,
     driver,
@@ -107,6 +111,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     defaultSizeLimitMb: config.limits.workspace_size_limit_mb,
     maxSizeLimitMb: config.limits.max_workspace_size_limit_mb,
     maxWorkspacesPerOwner: config.limits.max_workspaces_per_owner,
+    now,
   });
   const workspaceFiles = new WorkspaceFiles({
     stores,
@@ -117,8 +122,9 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
       maxUploadBytes: config.limits.max_upload_bytes,
       listingTimeoutMs: config.limits.listing_timeout * 1000,
     },
+    now,
   });
-  const router = new CapabilityRouter({ stores, sessions, ship, profiles, logger });
+  const router = new CapabilityRouter({ stores, sessions, ship, profiles, logger, now });
   const sandboxFiles = new SandboxFiles({
     router,
     workspaceFiles,
@@ -142,9 +148,9 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     logger,
   };
   const jwt = JwtVerifier.configured(jwtOpts) ? new JwtVerifier(jwtOpts) : null;
-  const reconciler = new Reconciler({ stores, driver, sessions, logger, instanceId, metrics });
+  const reconciler = new Reconciler({ stores, driver, sessions, logger, instanceId, metrics, now });
   const reaper = new Reaper(
-    { stores, driver, sessions, reconciler, logger, metrics },
+    { stores, driver, sessions, reconciler, logger, metrics, now },
     { intervalSeconds: config.lifecycle.reaper_interval, expiredWorkspace: config.lifecycle.expired_workspace },
   );
   const deps: AppDeps = {

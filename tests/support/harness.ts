@@ -1,8 +1,9 @@
 /**
  * Test harness: a real Bay (real libSQL file database in a temp dir, the real
- * Docker driver) built per test. Each harness has its own `instance_id`, so its
- * containers and volumes are labelled apart from every other test's, and
- * `close()` removes exactly what it created.
+ * Docker driver unless a test passes another, e.g. the in-memory one) built per
+ * test. Each harness has its own `instance_id`, so its containers and volumes are
+ * labelled apart from every other test's, and `close()` removes exactly what it
+ * created.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -37,8 +38,10 @@ export interface TestBayOptions {
   dbPath?: string;
   /** Label value for this Bay's Docker objects; null = the database's own installation id. */
   instanceId?: string | null;
-  /** A driver built by the test (e.g. a DockerDriver with options the config has no key for). */
+  /** A driver built by the test (default: Docker per the config): a DockerDriver with options the config has no key for, a MemoryDriver several Bays share. */
   driver?: Driver;
+  /** The lifecycle's clock (default Date.now). */
+  now?: () => number;
 }
 
 function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
@@ -70,7 +73,7 @@ export async function createTestBay(opts: TestBayOptions = {}): Promise<TestBay>
     (opts.config ?? {}) as Record<string, unknown>,
   );
   const config = configSchema.parse(raw);
-  const bay = await buildBay(config, { logger: opts.logger ?? silentLogger, hostEnv: {}, ...(opts.driver ? { driver: opts.driver } : {}) });
+  const bay = await buildBay(config, { logger: opts.logger ?? silentLogger, hostEnv: {}, driver: opts.driver, now: opts.now });
   const call: TestBay["call"] = async (method, path, o = {}) => {
     const headers: Record<string, string> = { ...(o.headers ?? {}) };
     if (config.auth.mode === "anonymous" && !headers["x-owner"] && !headers.authorization) headers["x-owner"] = o.owner ?? "alice";

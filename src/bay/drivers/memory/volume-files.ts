@@ -30,7 +30,8 @@ interface OtherNode extends Node {
 type Entry = FileNode | DirNode | LinkNode | OtherNode;
 
 interface Volume {
-  labels: VolumeLabels;
+  /** Null for a volume the engine made itself (a container mounting a missing one): it carries no labels. */
+  labels: VolumeLabels | null;
   root: DirNode;
 }
 
@@ -48,12 +49,12 @@ export class MemoryVolumeFiles implements VolumeFiles {
   constructor(private readonly now: () => number = Date.now) {}
 
   /** The volumes that exist, with the labels they were created with. */
-  existingVolumes(): Array<{ name: string; labels: VolumeLabels }> {
+  existingVolumes(): Array<{ name: string; labels: VolumeLabels | null }> {
     return [...this.volumes].map(([name, v]) => ({ name, labels: v.labels }));
   }
 
-  /** Creates a volume (a no-op for an existing one), as a driver's createVolume does. */
-  createVolume(name: string, labels: VolumeLabels): void {
+  /** Creates a volume (a no-op for an existing one), as a driver's createVolume does; null labels: an unlabelled one. */
+  createVolume(name: string, labels: VolumeLabels | null): void {
     if (!this.volumes.has(name)) this.volumes.set(name, { labels, root: { kind: "directory", children: new Map(), mtime: this.now() } });
   }
 

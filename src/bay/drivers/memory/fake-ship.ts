@@ -1,0 +1,339 @@
+/**
+ * The in-memory fake Ship: what a memory-driver container runs. An HTTP server on
+ * 127.0.0.1 (an ephemeral port) speaking the Ship protocol of src/protocol/ship
+ * with the session credentials its container was started with: /health is open,
+ * every other route wants `Authorization: Bearer <secret>` (401 otherwise), and
+ * /meta names the session. Requests are checked with the protocol's own schemas.
+ *
+ * Behind the routes: a tiny Python (fake-python.ts), a tiny shell (fake-shell.ts)
+ * and the file routes, all on the container's workspace volume in the engine's
+ * MemoryVolumeFiles, the same store the workspace data plane reads, so data
+ * written through a sandbox outlives its container. Where the fake is stricter
+ * than Ship, it says so: symlinks are refused as the data plane refuses them, and
+ * paths outside /workspace do not exist.
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { z } from "zod";
+import { SHIP_API_VERSION, type ShipCredentials, shipOperations as ops } from "../../../protocol/ship/index.ts";
+import { BayError, ERROR_STATUS, type ErrorCode } from "../../errors.ts";
+import type { VolumeFiles, VolumeRef } from "../driver.ts";
+import { fileErrors } from "../volume-walk.ts";
+import { FakeProcesses } from "./fake-processes.ts";
+import { FakePythonKernel, type KernelHost } from "./fake-python.ts";
+import { PyError } from "./fake-python-parse.ts";
+import { runShell, type ShellHost } from "./fake-shell.ts";
+
+/** How an image's fake Ship deviates from a well-behaved one, to test Bay's readiness checks. */
+export interface FakeShipQuirks {
+  /** /meta's runtime.api_version (default the protocol's). */
+  apiVersion?: string;
+  /** The capabilities /meta lists (default all three). */
+  capabilities?: Array<"python" | "shell" | "filesystem">;
+  /** /health never answers 200: the runtime never becomes ready. */
+  neverHealthy?: boolean;
+}
+
+export interface FakeShipOptions {
+  credentials: ShipCredentials;
+  files: VolumeFiles;
+  volume: VolumeRef;
+  quirks?: FakeShipQuirks;
+  /** Largest upload accepted (Ship's SHIP_MAX_UPLOAD_BYTES). */
+  maxUploadBytes: number;
+  /** Appends a line to the container's log. */
+  log(line: string): void;
+  /** How `time.sleep` and `sleep` wait (default: real time); ends early when `signal` aborts. */
+  sleep?: (seconds: number, signal: AbortSignal) => Promise<void>;
+}
+
+const CAPABILITIES = {
+  filesystem: { operations: ["read_file", "write_file", "delete", "list_dir", "upload", "download"] },
+  shell: { operations: ["exec", "background", "list_processes", "get_process", "kill_process"] },
+  python: { operations: ["exec"] },
+};
+/** Ship's error codes; anything else leaves the fake as internal_error. */
+const SHIP_CODES = new Set<ErrorCode>([
+  "validation_error",
+  "invalid_path",
+  "unauthorized",
+  "file_not_found",
+  "not_found",
+  "payload_too_large",
+  "quota_exceeded",
+  "internal_error",
+  "timeout",
+]);
+const LIST_LIMIT = 10_000;
+const digest = (s: string) => createHash("sha256").update(s).digest();
+
+/** Resolves after `seconds`, or rejects once `signal` aborts. */
+function sleep(seconds: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(resolve, Math.max(0, seconds) * 1000);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+}
+
+/** Ship's path rule: relative, no NUL, no escape; "." is the root. */
+function normalize(path: string): string {
+  const invalid = (reason: string) =>
+    new BayError("invalid_path", `invalid path ${JSON.stringify(path)}: ${reason}`, { details: { path, reason } });
+  if (path.includes("\0")) throw invalid("contains a NUL byte");
+  if (path === "") throw invalid("empty path");
+  if (path.startsWith("/")) throw invalid("absolute paths are not allowed");
+  const parts: string[] = [];
+  for (const seg of path.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") {
+      if (parts.length === 0) throw invalid("escapes the workspace");
+      parts.pop();
+    } else parts.push(seg);
+  }
+  return parts.length === 0 ? "." : parts.join("/");
+}
+
+/** A running fake Ship. */
+export class FakeShip {
+  private readonly alive = new AbortController();
+  private readonly kernel: FakePythonKernel;
+  private readonly processes: FakeProcesses;
+  private readonly expected: Buffer;
+  /** The workspace and clock the kernel, the shell and background commands share. */
+  private readonly host: ShellHost;
+
+  private constructor(
+    private readonly o: FakeShipOptions,
+    private readonly server: ReturnType<typeof Bun.serve>,
+  ) {
+    this.expected = digest(o.credentials.secret);
+    const names = async (p: string) =>
+      (await o.files.list(o.volume, p, { maxEntries: LIST_LIMIT, timeoutMs: 60_000 })).entries.map((e) => e.name);
+    this.host = {
+      readText: async (p) => new TextDecoder().decode(await this.readBytes(p)),
+      writeText: (p, text) => this.writeBytes(p, new TextEncoder().encode(text)),
+      list: names,
+      remove: (p) => o.files.remove(o.volume, p),
+      sleep: (s, signal) => (o.sleep ?? sleep)(s, AbortSignal.any([signal, this.alive.signal])),
+    };
+    this.kernel = new FakePythonKernel(pythonHost(this.host));
+    this.processes = new FakeProcesses(this.host, this.alive.signal);
+  }
+
+  /** Starts serving on 127.0.0.1:`port` (0: any free port). */
+  static start(o: FakeShipOptions, port = 0): FakeShip {
+    let ship: FakeShip | null = null;
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port,
+      idleTimeout: 0,
+      fetch: (req) => ship!.handle(req),
+    });
+    ship = new FakeShip(o, server);
+    o.log(`[ship] session ${o.credentials.session_id}`);
+    o.log(`[ship] listening on :${server.port}, workspace /workspace`);
+    return ship;
+  }
+
+  get port(): number {
+    return this.server.port ?? 0;
+  }
+
+  /** Dies at once: connections are cut, commands and sleeping cells end. */
+  kill(): void {
+    this.alive.abort(new Error("the container stopped"));
+    void this.server.stop(true);
+  }
+
+  private async handle(req: Request): Promise<Response> {
+    const url = new URL(req.url);
+    try {
+      if (req.method === "GET" && url.pathname === ops.getHealth.path) {
+        if (this.o.quirks?.neverHealthy) return new Response("starting", { status: 503 });
+        return Response.json({ status: "healthy", kernel: "ready" });
+      }
+      const header = req.headers.get("authorization") ?? "";
+      const token = header.startsWith("Bearer ") ? header.slice(7) : "";
+      if (!timingSafeEqual(digest(token), this.expected)) throw new BayError("unauthorized", "missing or wrong session secret");
+      return await this.route(req, url);
+    } catch (e) {
+      return errorResponse(e, this.o.log);
+    }
+  }
+
+  private async route(req: Request, url: URL): Promise<Response> {
+    const q = Object.fromEntries(url.searchParams);
+    const at = `${req.method} ${url.pathname}`;
+    const is = (op: { method: string; path: string }) => at === `${op.method.toUpperCase()} ${op.path}`;
+    if (is(ops.getMeta)) return Response.json(this.meta());
+    if (is(ops.execPython)) {
+      const body = checked(ops.execPython.body, await jsonOf(req), "json");
+      return Response.json(await this.kernel.exec(body.code, body.timeout, req.signal));
+    }
+    if (is(ops.execShell)) return Response.json(await this.shell(checked(ops.execShell.body, await jsonOf(req), "json")));
+    if (is(ops.listProcesses)) return Response.json({ items: this.processes.list() });
+    const proc = /^\/shell\/processes\/([^/]+)$/.exec(url.pathname);
+    if (proc && req.method === "GET") return Response.json(this.processes.get(decodeURIComponent(proc[1]!)));
+    if (proc && req.method === "DELETE") return Response.json(await this.processes.kill(decodeURIComponent(proc[1]!)));
+    if (is(ops.readFile)) {
+      const path = normalize(checked(ops.readFile.query, q, "query").path);
+      return Response.json({ path, content: new TextDecoder().decode(await this.readBytes(path)) });
+    }
+    if (is(ops.writeFile)) {
+      const body = checked(ops.writeFile.body, await jsonOf(req), "json");
+      const bytes = new TextEncoder().encode(body.content);
+      const path = normalize(body.path);
+      await this.writeBytes(path, bytes);
+      return Response.json({ status: "ok", path, size: bytes.byteLength });
+    }
+    if (is(ops.deletePath)) {
+      const path = normalize(checked(ops.deletePath.query, q, "query").path);
+      if (path === ".") throw new BayError("invalid_path", "cannot delete the workspace root");
+      await this.o.files.remove(this.o.volume, path);
+      return Response.json({ status: "ok" });
+    }
+    if (is(ops.listDirectory)) return Response.json(await this.list(normalize(checked(ops.listDirectory.query, q, "query").path)));
+    if (is(ops.uploadFile)) {
+      const path = normalize(checked(ops.uploadFile.query, q, "query").path);
+      const bytes = await this.receive(req);
+      await this.writeBytes(path, bytes);
+      return Response.json({ status: "ok", path, size: bytes.byteLength });
+    }
+    if (is(ops.downloadFile)) {
+      const path = normalize(checked(ops.downloadFile.query, q, "query").path);
+      const { stat, body } = await this.o.files.read(this.o.volume, path);
+      return new Response(body, { headers: { "content-type": "application/octet-stream", "content-length": String(stat.size) } });
+    }
+    throw new BayError("not_found", `no route: ${req.method} ${url.pathname}`);
+  }
+
+  private meta() {
+    const capabilities = Object.fromEntries(
+      Object.entries(CAPABILITIES).filter(([name]) => this.o.quirks?.capabilities?.includes(name as "python") ?? true),
+    );
+    return {
+      runtime: { name: "ship", version: "in-memory-fake", api_version: this.o.quirks?.apiVersion ?? SHIP_API_VERSION, build: {} },
+      session: { id: this.o.credentials.session_id },
+      workspace: { mount_path: "/workspace" },
+      capabilities,
+    };
+  }
+
+  private async shell(body: z.infer<typeof ops.execShell.body>) {
+    const cwd = normalize(body.cwd ?? ".");
+    const where = await this.o.files.stat(this.o.volume, cwd);
+    if (!where) throw fileErrors.notFound(cwd);
+    if (where.kind !== "directory") throw new BayError("validation_error", `cwd is not a directory: ${cwd}`);
+    const env = body.env ?? {};
+    if (body.background) {
+      const item = this.processes.start(body.command, cwd, env);
+      return { success: true, output: "", error: "", exit_code: null, truncated: false, process_id: item.process_id };
+    }
+    const deadline = AbortSignal.timeout(body.timeout * 1000);
+    const r = await runShell(this.host, body.command, cwd, env, AbortSignal.any([deadline, this.alive.signal])).catch((e) => {
+      if (!deadline.aborted) throw e;
+      return null;
+    });
+    if (!r) {
+      throw new BayError("timeout", `command timed out after ${body.timeout}s`, {
+        details: { timeout: body.timeout, output: "", error: "", truncated: false },
+      });
+    }
+    return { success: r.exitCode === 0, output: r.stdout, error: r.stderr, exit_code: r.exitCode, truncated: false, process_id: null };
+  }
+
+  private async list(path: string) {
+    const { entries, truncated } = await this.o.files.list(this.o.volume, path, { maxEntries: LIST_LIMIT, timeoutMs: 60_000 });
+    return {
+      path,
+      entries: entries.map((e) => ({
+        name: e.name,
+        path: path === "." ? e.name : `${path}/${e.name}`,
+        is_file: e.kind === "file",
+        is_dir: e.kind === "directory",
+        size: e.size,
+        modified_time: new Date(e.modifiedAt).toISOString(),
+      })),
+      truncated,
+    };
+  }
+
+  private async readBytes(path: string): Promise<Uint8Array> {
+    const { body } = await this.o.files.read(this.o.volume, path);
+    return new Uint8Array(await new Response(body).arrayBuffer());
+  }
+
+  private async writeBytes(path: string, bytes: Uint8Array): Promise<void> {
+    if (path === ".") throw new BayError("invalid_path", "cannot write to the workspace root");
+    if (this.alive.signal.aborted) throw new BayError("internal_error", "the container stopped");
+    await this.o.files.write(this.o.volume, path, { size: bytes.byteLength, bytes });
+  }
+
+  /** An upload's bytes, refused past the limit as they arrive. */
+  private async receive(req: Request): Promise<Uint8Array> {
+    const limit = this.o.maxUploadBytes;
+    const tooLarge = () => new BayError("payload_too_large", `upload is larger than ${limit} bytes`, { details: { limit } });
+    if (Number(req.headers.get("content-length") ?? "0") > limit) throw tooLarge();
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    const reader = req.body?.getReader();
+    for (let r = await reader?.read(); r && !r.done; r = await reader!.read()) {
+      size += r.value.byteLength;
+      if (size > limit) {
+        await reader!.cancel();
+        throw tooLarge();
+      }
+      chunks.push(r.value);
+    }
+    return Buffer.concat(chunks);
+  }
+}
+
+/** The kernel's view of the workspace: the volume's errors as Python exceptions. */
+function pythonHost(host: ShellHost): KernelHost {
+  const asPython = (path: string) => (e: unknown) => {
+    if (!(e instanceof BayError)) throw e;
+    if (e.code === "file_not_found") throw new PyError("FileNotFoundError", `[Errno 2] No such file or directory: '${path}'`);
+    if (e.code === "validation_error") throw new PyError("IsADirectoryError", `[Errno 21] Is a directory: '${path}'`);
+    throw new PyError("OSError", `${e.message}: '${path}'`);
+  };
+  return {
+    readText: (p, shown) => host.readText(p).catch(asPython(shown)),
+    writeText: (p, t, shown) => host.writeText(p, t).catch(asPython(shown)),
+    sleep: host.sleep,
+  };
+}
+
+async function jsonOf(req: Request): Promise<unknown> {
+  try {
+    return await req.json();
+  } catch {
+    throw new BayError("validation_error", "malformed JSON body");
+  }
+}
+
+/** Checks a request part with the protocol's schema, failing as Ship's validator does. */
+function checked<S extends z.ZodType>(schema: S, value: unknown, target: string): z.infer<S> {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message }));
+  const first = issues[0];
+  throw new BayError("validation_error", first ? `invalid ${target}: ${first.path || "(root)"}: ${first.message}` : `invalid ${target}`, {
+    details: { issues },
+  });
+}
+
+function errorResponse(e: unknown, log: (line: string) => void): Response {
+  const err = e instanceof BayError && SHIP_CODES.has(e.code) ? e : null;
+  if (!err) log(`[ship] internal error: ${e instanceof Error ? e.message : String(e)}`);
+  const code = err?.code ?? "internal_error";
+  const body = { error: { code, message: err?.message ?? "internal error", details: err?.details ?? {} } };
+  return Response.json(body, { status: ERROR_STATUS[code] });
+}

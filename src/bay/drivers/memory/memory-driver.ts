@@ -1,0 +1,384 @@
+/**
+ * The Driver in memory: a fake container engine for fast tests of Bay's
+ * lifecycle rules, with no Docker. It keeps the Driver contract as the Docker
+ * driver does (tests/contract/driver.test.ts runs one suite on both): labels and
+ * listings, the five container states, idempotent volumes, a volume in use that
+ * cannot be removed, `not_found` and `driver_unavailable` where Docker answers them.
+ *
+ * A started container runs a fake Ship (fake-ship.ts) in this process, on a
+ * loopback port, with the credentials line it was started with; its workspace is
+ * a volume of `volumes` (MemoryVolumeFiles), which the data plane (`volumeFiles`)
+ * reads too, so files outlive the container as on a Docker volume.
+ *
+ * What it is not: a sandbox. Nothing is isolated or limited (cpus, memory, pids,
+ * network, runtime, read-only rootfs are recorded, not enforced), `runtimePort` is
+ * not checked, and the Python and shell are small fakes. Tests that prove a
+ * capability, or any hardening, run on Docker.
+ *
+ * Test hooks: `crash` (a container dies, like `docker kill`), `restartEngine`
+ * (every container stops and their ports go to the next containers started),
+ * `makeUnreachable` / `makeReachable`, `holdStarts` (starts wait until released),
+ * `specOf`, and `shutdown` (stops every fake Ship; `close` leaves the engine up,
+ * as closing a Docker client does, so several Bays may share one engine).
+ */
+import { CREDENTIALS_ENV, MIN_SECRET_LENGTH, type ShipCredentials } from "../../../protocol/ship/index.ts";
+import { BayError } from "../../errors.ts";
+import type {
+  ContainerInfo,
+  ContainerSpec,
+  Driver,
+  ResourceLabels,
+  RuntimeEndpoint,
+  VolumeFiles,
+  VolumeInfo,
+  VolumeLabels,
+} from "../driver.ts";
+import { FakeShip, type FakeShipQuirks } from "./fake-ship.ts";
+import { MemoryVolumeFiles } from "./volume-files.ts";
+
+/** An image of the fake engine: a fake Ship (with its quirks), or a runtime that exits at once. */
+export interface FakeImage extends FakeShipQuirks {
+  /** The container exits with this code as soon as it starts (an image without a working runtime). */
+  exitsWith?: number;
+}
+
+export interface MemoryDriverOptions {
+  /** The images present: names (each runs a well-behaved fake Ship) or name → FakeImage. */
+  images?: string[] | Record<string, FakeImage>;
+  /** Extra labels put on, and required by every listing of, every object (as the Docker driver's). */
+  extraLabels?: Record<string, string>;
+  /** How fake Ships' `time.sleep` and `sleep` wait (default: real time), e.g. until a test lets them go. */
+  sleep?: (seconds: number, signal: AbortSignal) => Promise<void>;
+}
+
+/** A start held by `holdStarts`. */
+export interface StartHold {
+  /** Resolves with the id of the first container whose start is waiting. */
+  readonly reached: Promise<string>;
+  /** Lets every held start go on; later starts are not held. */
+  release(): void;
+}
+
+interface Container {
+  id: string;
+  name: string;
+  spec: ContainerSpec;
+  labels: Record<string, string>;
+  state: "created" | "running" | "exited";
+  exitCode: number;
+  createdAt: number;
+  log: string[];
+  ship: FakeShip | null;
+}
+
+const MANAGED_BY = "managed-by";
+/** Ship's upload cap when the container's env sets none (SHIP_MAX_UPLOAD_BYTES). */
+const DEFAULT_MAX_UPLOAD = 1024 * 1024 * 1024;
+
+export class MemoryDriver implements Driver {
+  readonly name = "memory";
+  /** The engine's volumes with their files: what fake Ships write and the data plane reads. */
+  readonly volumes = new MemoryVolumeFiles();
+  /** The workspace data plane: `volumes`, answering driver_unavailable while the engine is unreachable. */
+  readonly volumeFiles: VolumeFiles;
+  private readonly images: Map<string, FakeImage>;
+  private readonly extra: Record<string, string>;
+  private readonly sleep: MemoryDriverOptions["sleep"];
+  private readonly containers = new Map<string, Container>();
+  /** Ports freed by an engine restart, handed to the next containers started. */
+  private readonly freedPorts: number[] = [];
+  private reachable = true;
+  private hold: { gate: Promise<void>; open(): void; reached(id: string): void } | null = null;
+
+  constructor(opts: MemoryDriverOptions = {}) {
+    const images = opts.images ?? [];
+    this.images = new Map(Array.isArray(images) ? images.map((i) => [i, {}]) : Object.entries(images));
+    this.extra = opts.extraLabels ?? {};
+    this.sleep = opts.sleep;
+    this.volumeFiles = checkedFiles(this.volumes, () => this.check("volume files"));
+  }
+
+  async ping(): Promise<void> {
+    this.check("ping");
+  }
+
+  async imageExists(image: string): Promise<boolean> {
+    this.check(`inspect image ${image}`);
+    return this.images.has(image);
+  }
+
+  async createContainer(spec: ContainerSpec): Promise<string> {
+    this.check(`create container ${spec.name}`);
+    if (!this.images.has(spec.image)) {
+      throw new BayError("internal_error", `image not found: ${spec.image}`, { details: { image: spec.image, reason: "image_missing" } });
+    }
+    if ([...this.containers.values()].some((c) => c.name === spec.name)) {
+      throw new BayError("conflict", "the container engine refused a conflicting change", {
+        internal: { operation: `create container ${spec.name}`, engine_message: `the container name "${spec.name}" is already in use` },
+      });
+    }
+    // Mounting a volume that does not exist makes one, without labels (as Docker does).
+    this.volumes.createVolume(spec.volumeName, null);
+    const id = (crypto.randomUUID() + crypto.randomUUID()).replaceAll("-", "");
+    const c: Container = {
+      id,
+      name: spec.name,
+      spec,
+      labels: this.stamp(spec.labels),
+      state: "created",
+      exitCode: 0,
+      createdAt: Date.now(),
+      log: [],
+      ship: null,
+    };
+    this.containers.set(id, c);
+    return id;
+  }
+
+  async startContainer(id: string, _runtimePort: number, stdinLine?: string): Promise<RuntimeEndpoint> {
+    const op = `start container ${id}`;
+    this.check(op);
+    let c = this.require(id, op);
+    if (c.ship) return { baseUrl: `http://127.0.0.1:${c.ship.port}` };
+    if (this.hold) {
+      this.hold.reached(id);
+      await this.hold.gate;
+      this.check(op);
+      c = this.require(id, op); // it may have been removed while it waited
+    }
+    this.run(c, stdinLine);
+    if (!c.ship) {
+      throw new BayError("internal_error", "the sandbox container stopped right after start", {
+        details: { exit_code: c.exitCode, oom_killed: false },
+        internal: { container_id: id },
+      });
+    }
+    return { baseUrl: `http://127.0.0.1:${c.ship.port}` };
+  }
+
+  async stopContainer(id: string, _timeoutSeconds?: number): Promise<void> {
+    this.check(`stop container ${id}`);
+    const c = this.containers.get(id);
+    // Ship exits 0 on SIGTERM.
+    if (c?.ship) this.exit(c, 0, "[ship] stopped");
+  }
+
+  async destroyContainer(id: string): Promise<void> {
+    this.check(`remove container ${id}`);
+    const c = this.containers.get(id);
+    if (!c) return;
+    c.ship?.kill();
+    this.containers.delete(id);
+  }
+
+  async containerStatus(id: string): Promise<ContainerInfo> {
+    this.check(`inspect container ${id}`);
+    const c = this.containers.get(id);
+    if (!c) return { id, name: "", state: "missing", labels: {} };
+    return { id, name: c.name, state: c.state, labels: { ...c.labels }, exitCode: c.exitCode, oomKilled: false };
+  }
+
+  async containerLogs(id: string, tail = 200): Promise<string> {
+    const op = `read logs of container ${id}`;
+    this.check(op);
+    const lines = this.require(id, op).log.slice(-tail);
+    return lines.map((l) => `${l}\n`).join("");
+  }
+
+  async listContainers(labels: Partial<ResourceLabels>): Promise<ContainerInfo[]> {
+    this.check("list containers");
+    return [...this.containers.values()]
+      .filter((c) => this.matches(c.labels, labels))
+      .map((c) => ({ id: c.id, name: c.name, state: c.state, labels: { ...c.labels }, createdAt: c.createdAt }));
+  }
+
+  async createVolume(name: string, labels: VolumeLabels): Promise<void> {
+    this.check(`create volume ${name}`);
+    this.volumes.createVolume(name, labels);
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    this.check(`remove volume ${name}`);
+    // Docker refuses while any container, running or not, still mounts it.
+    if ([...this.containers.values()].some((c) => c.spec.volumeName === name)) {
+      throw new BayError("conflict", "the workspace volume is still in use", { internal: { volume: name } });
+    }
+    this.volumes.dropVolume(name);
+  }
+
+  async listVolumes(labels: Partial<ResourceLabels>): Promise<VolumeInfo[]> {
+    this.check("list volumes");
+    return this.volumes
+      .existingVolumes()
+      .flatMap((v) => (v.labels ? [{ name: v.name, labels: this.stamp(v.labels) }] : []))
+      .filter((v) => this.matches(v.labels, labels));
+  }
+
+  /** Releases this client; the engine and its containers stay up (see `shutdown`). */
+  async close(): Promise<void> {}
+
+  // --- test hooks ------------------------------------------------------------
+
+  /** The container's runtime dies at once (as `docker kill`): connections are cut, its volume stays. */
+  crash(id: string, exitCode = 137): void {
+    const c = this.containers.get(id);
+    if (!c?.ship) throw new Error(`memory driver: container ${id} is not running`);
+    this.exit(c, exitCode, "[ship] killed");
+  }
+
+  /**
+   * The engine restarted: every running container stopped, and the ports they
+   * published go to the next containers started, so an endpoint stored before
+   * may now reach another session's Ship.
+   */
+  restartEngine(): void {
+    for (const c of this.containers.values()) {
+      if (!c.ship) continue;
+      this.freedPorts.push(c.ship.port);
+      this.exit(c, 0, "[ship] stopped by an engine restart");
+    }
+  }
+
+  /** Every engine call fails with driver_unavailable (running fake Ships keep answering) until `makeReachable`. */
+  makeUnreachable(): void {
+    this.reachable = false;
+  }
+
+  makeReachable(): void {
+    this.reachable = true;
+  }
+
+  /** Makes every start wait (after its checks, before the runtime runs) until released. */
+  holdStarts(): StartHold {
+    let open!: () => void;
+    let reached!: (id: string) => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const first = new Promise<string>((resolve) => (reached = resolve));
+    this.hold = { gate, open, reached };
+    return {
+      reached: first,
+      release: () => {
+        this.hold = null;
+        open();
+      },
+    };
+  }
+
+  /** The spec a container was created with (what the domain asked for), or undefined. */
+  specOf(id: string): ContainerSpec | undefined {
+    return this.containers.get(id)?.spec;
+  }
+
+  /** Stops every fake Ship and forgets every container; volumes stay. */
+  shutdown(): void {
+    this.hold?.open();
+    this.hold = null;
+    for (const c of this.containers.values()) c.ship?.kill();
+    this.containers.clear();
+  }
+
+  // --- internals ---------------------------------------------------------------
+
+  /** What the container's process does when it starts: a fake Ship, or an exit. */
+  private run(c: Container, stdinLine: string | undefined): void {
+    c.state = "running";
+    const image = this.images.get(c.spec.image) ?? {};
+    if (image.exitsWith !== undefined) {
+      this.exit(c, image.exitsWith, "no ship in this image");
+      return;
+    }
+    // As Ship's main.ts: no credentials, no service.
+    const credentials =
+      c.spec.env[CREDENTIALS_ENV] === "stdin"
+        ? parseCredentials(c.spec.credentialsOnStdin ? stdinLine : undefined)
+        : `no session credentials (Bay sets ${CREDENTIALS_ENV}=stdin and writes them on stdin)`;
+    if (typeof credentials === "string") {
+      this.exit(c, 2, `[ship] refusing to start: ${credentials}`);
+      return;
+    }
+    const opts = {
+      credentials,
+      files: this.volumes,
+      volume: { name: c.spec.volumeName, labels: { ...c.spec.labels, session_id: undefined } },
+      quirks: image,
+      maxUploadBytes: Number(c.spec.env.SHIP_MAX_UPLOAD_BYTES) || DEFAULT_MAX_UPLOAD,
+      log: (line: string) => c.log.push(line),
+      ...(this.sleep ? { sleep: this.sleep } : {}),
+    };
+    const port = this.freedPorts.shift();
+    try {
+      c.ship = FakeShip.start(opts, port ?? 0);
+    } catch {
+      c.ship = FakeShip.start(opts, 0); // the freed port was taken meanwhile
+    }
+    c.exitCode = 0;
+  }
+
+  private exit(c: Container, code: number, line: string): void {
+    c.ship?.kill();
+    c.ship = null;
+    c.state = "exited";
+    c.exitCode = code;
+    c.log.push(line);
+  }
+
+  private require(id: string, operation: string): Container {
+    const c = this.containers.get(id);
+    if (!c) throw new BayError("not_found", "the container engine has no such object", { internal: { operation, engine_status: 404 } });
+    return c;
+  }
+
+  private check(operation: string): void {
+    if (this.reachable) return;
+    throw new BayError("driver_unavailable", "the container engine is unreachable", {
+      retryAfter: 5,
+      internal: {
+        operation,
+        engine_message: "the in-memory engine was made unreachable",
+        engine_status: null,
+        engine_code: "ECONNREFUSED",
+      },
+    });
+  }
+
+  /** Labels as stored: the given ones (unset ones dropped), the extras, and managed-by. */
+  private stamp(labels: Partial<ResourceLabels> | VolumeLabels): Record<string, string> {
+    const out: Record<string, string> = { ...this.extra };
+    for (const [k, v] of Object.entries(labels)) if (v !== undefined) out[k] = v;
+    out[MANAGED_BY] = "bay";
+    return out;
+  }
+
+  private matches(stored: Record<string, string>, filter: Partial<ResourceLabels>): boolean {
+    return Object.entries(this.stamp(filter)).every(([k, v]) => stored[k] === v);
+  }
+}
+
+/** Ship's reading of its credentials line: the credentials, or why it refuses them. */
+function parseCredentials(line: string | undefined): ShipCredentials | string {
+  if (line === undefined) return "no session credentials on stdin (expected one JSON line)";
+  let c: Partial<ShipCredentials> | null;
+  try {
+    c = JSON.parse(line);
+  } catch {
+    return "session credentials are not JSON";
+  }
+  if (typeof c?.session_id !== "string" || !/^[A-Za-z0-9_-]{1,128}$/.test(c.session_id))
+    return "session credentials lack a valid session_id";
+  if (typeof c.secret !== "string" || c.secret.length < MIN_SECRET_LENGTH || c.secret.length > 512) {
+    return `session secret must be ${MIN_SECRET_LENGTH}-512 characters`;
+  }
+  return { session_id: c.session_id, secret: c.secret };
+}
+
+/** VolumeFiles that first asks the engine to be reachable. */
+function checkedFiles(files: VolumeFiles, check: () => void): VolumeFiles {
+  return {
+    stat: async (v, p) => (check(), files.stat(v, p)),
+    read: async (v, p) => (check(), files.read(v, p)),
+    write: async (v, p, b) => (check(), files.write(v, p, b)),
+    list: async (v, p, o) => (check(), files.list(v, p, o)),
+    remove: async (v, p) => (check(), files.remove(v, p)),
+    usage: async (v) => (check(), files.usage(v)),
+  };
+}
