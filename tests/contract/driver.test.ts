@@ -175,6 +175,18 @@ for (const h of HARNESSES) {
       expect(await driver.imageExists("bay-test-no-such-image:never")).toBe(false);
     });
 
+    test("the engine names its runtimes (runc among them); a profile's runtime the engine lacks is refused at create, naming it", async () => {
+      expect(await driver.runtimes?.()).toContain("runc");
+      const spec = specFor(await volume(), { runtime: "bay-test-no-such-runtime" });
+      const err = await bayErrorOf(driver.createContainer(spec));
+      expect({ code: err.code, details: err.details }).toEqual({
+        code: "internal_error",
+        details: { runtime: "bay-test-no-such-runtime" },
+      });
+      // Refused, not half made.
+      expect(await driver.listContainers({ sandbox_id: spec.labels.sandbox_id })).toEqual([]);
+    });
+
     test("create + start serves the runtime on a 127.0.0.1 endpoint; starting again gives the same one; its output is in the logs", async () => {
       const spec = specFor(await volume());
       const id = await driver.createContainer(spec);

@@ -11,7 +11,7 @@
  * reads too, so files outlive the container as on a Docker volume.
  *
  * What it is not: a sandbox. Nothing is isolated or limited (cpus, memory, pids,
- * network, runtime, read-only rootfs are recorded, not enforced), `runtimePort` is
+ * network and read-only rootfs are recorded, not enforced; a runtime other than runc is refused as an engine without it would), `runtimePort` is
  * not checked, and the Python and shell are small fakes. Tests that prove a
  * capability, or any hardening, run on Docker.
  *
@@ -107,8 +107,20 @@ export class MemoryDriver implements Driver {
     return this.images.has(image);
   }
 
+  /** The fake engine runs every container the same way: it offers runc only. */
+  async runtimes(): Promise<string[]> {
+    this.check("engine info");
+    return ["runc"];
+  }
+
   async createContainer(spec: ContainerSpec): Promise<string> {
     this.check(`create container ${spec.name}`);
+    if (spec.runtime && spec.runtime !== "runc") {
+      // As Docker answers a runtime it has not registered (see DockerDriver.createContainer).
+      throw new BayError("internal_error", `OCI runtime "${spec.runtime}" of the profile is not configured on the Docker engine`, {
+        details: { runtime: spec.runtime },
+      });
+    }
     if (!this.images.has(spec.image)) {
       throw new BayError("internal_error", `image not found: ${spec.image}`, { details: { image: spec.image, reason: "image_missing" } });
     }
