@@ -30,9 +30,10 @@ import ctypes, os, signal, socket, time
 log = open("/workspace/squat.log", "a", buffering=1)
 libc = ctypes.CDLL(None, use_errno=True)
 libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-PTRACE_SEIZE, PTRACE_INTERRUPT = 0x4206, 0x4207
+PTRACE_ATTACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 16, 0x4206, 0x4207
 log.write("seize %d errno %d\\n" % (libc.ptrace(PTRACE_SEIZE, 1, None, None), ctypes.get_errno()))
 log.write("interrupt %d errno %d\\n" % (libc.ptrace(PTRACE_INTERRUPT, 1, None, None), ctypes.get_errno()))
+log.write("attach %d errno %d\\n" % (libc.ptrace(PTRACE_ATTACH, 1, None, None), ctypes.get_errno()))
 for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
     try:
         if open("/proc/%s/comm" % pid).read().strip() == "ship":
@@ -57,8 +58,8 @@ while True:
     c.close()
 `;
 
-async function readySandbox(owner: string) {
-  const created = await t.json("POST", "/v1/sandboxes", { owner, body: {} });
+async function readySandbox(owner: string, profile = "python-default") {
+  const created = await t.json("POST", "/v1/sandboxes", { owner, body: { profile } });
   expect(created.status).toBe(201);
   const id = created.body.id as string;
   const r = await t.json("POST", `/v1/sandboxes/${id}/python/exec`, { owner, body: { code: `owner = "${owner}"` } });
@@ -78,51 +79,56 @@ async function answerAt(endpoint: string): Promise<"squatted" | "ship" | "nothin
   }
 }
 
-test("user code that kills Ship cannot keep its container to answer at Ship's port, not even another owner's stale call", async () => {
-  const bob = await readySandbox("bob");
-  const alice = await readySandbox("alice");
-  const write = await t.json("PUT", `/v1/sandboxes/${bob.id}/filesystem/files`, {
-    owner: "bob",
-    body: { path: "squat.py", content: SQUATTER },
-  });
-  expect(write.status).toBe(200);
-  const started = await t.json("POST", `/v1/sandboxes/${bob.id}/shell/exec`, {
-    owner: "bob",
-    body: { command: "python3 /workspace/squat.py", background: true },
-  });
-  expect(started.status).toBe(200);
+// Under runc PID 1 is an execute-only tini (non-dumpable); gVisor cannot load such a binary,
+// runs the readable one, and refuses ptrace of PID 1 itself: both must hold.
+for (const profile of ["python-default", "python-gvisor"]) {
+  test(`${profile}: user code that kills Ship cannot keep its container to answer at Ship's port, not even another owner's stale call`, async () => {
+    const bob = await readySandbox("bob", profile);
+    const alice = await readySandbox("alice");
+    const write = await t.json("PUT", `/v1/sandboxes/${bob.id}/filesystem/files`, {
+      owner: "bob",
+      body: { path: "squat.py", content: SQUATTER },
+    });
+    expect(write.status).toBe(200);
+    const started = await t.json("POST", `/v1/sandboxes/${bob.id}/shell/exec`, {
+      owner: "bob",
+      body: { command: "python3 /workspace/squat.py", background: true },
+    });
+    expect(started.status).toBe(200);
 
-  // Either the container went with its Ship (the attack failed) or a squatter answers at the port.
-  const outcome = await pollUntil(
-    async () => {
-      const state = (await t.bay.driver.containerStatus(bob.session.containerId)).state;
-      if (state !== "running") return `container ${state}`;
-      return (await answerAt(bob.session.endpoint)) === "squatted" ? "squatted" : "pending";
-    },
-    (v) => v !== "pending",
-    60_000,
-    "bob's container to exit or a squatter to answer",
-  );
-  expect(outcome).not.toBe("squatted");
-  expect(await answerAt(bob.session.endpoint)).toBe("nothing");
+    // Either the container went with its Ship (the attack failed) or a squatter answers at the port.
+    const outcome = await pollUntil(
+      async () => {
+        const state = (await t.bay.driver.containerStatus(bob.session.containerId)).state;
+        if (state !== "running") return `container ${state}`;
+        return (await answerAt(bob.session.endpoint)) === "squatted" ? "squatted" : "pending";
+      },
+      (v) => v !== "pending",
+      60_000,
+      "bob's container to exit or a squatter to answer",
+    );
+    expect(outcome).not.toBe("squatted");
+    expect(await answerAt(bob.session.endpoint)).toBe("nothing");
 
-  // Alice's stored endpoint now names bob's old port, as an engine restart can make it.
-  await t.bay.deps.stores.db.execute({
-    sql: "UPDATE sessions SET endpoint = ? WHERE id = ?",
-    args: [bob.session.endpoint, alice.session.id],
-  });
-  const ra = await t.json("POST", `/v1/sandboxes/${alice.id}/python/exec`, {
-    owner: "alice",
-    body: { code: "print(globals().get('owner', 'fresh kernel'))" },
-  });
-  expect(ra.status).toBe(200);
-  expect(JSON.stringify(ra.body)).not.toContain("squatted");
-  expect(ra.body.output.trim()).toBe("fresh kernel");
+    // Alice's stored endpoint now names bob's old port, as an engine restart can make it.
+    await t.bay.deps.stores.db.execute({
+      sql: "UPDATE sessions SET endpoint = ? WHERE id = ?",
+      args: [bob.session.endpoint, alice.session.id],
+    });
+    const ra = await t.json("POST", `/v1/sandboxes/${alice.id}/python/exec`, {
+      owner: "alice",
+      body: { code: "print(globals().get('owner', 'fresh kernel'))" },
+    });
+    expect(ra.status).toBe(200);
+    expect(JSON.stringify(ra.body)).not.toContain("squatted");
+    expect(ra.body.output.trim()).toBe("fresh kernel");
 
-  // Bob's workspace keeps the squatter's log: it never listened, nothing reached it.
-  const log = await t.json("GET", `/v1/sandboxes/${bob.id}/filesystem/files?path=squat.log`, { owner: "bob" });
-  expect(log.status).toBe(200);
-  expect(log.body.content).toContain("seize -1");
-  expect(log.body.content).not.toContain("listening");
-  expect(log.body.content).not.toContain(alice.session.secret);
-});
+    // Bob's workspace keeps the squatter's log: it never listened, nothing reached it.
+    const log = await t.json("GET", `/v1/sandboxes/${bob.id}/filesystem/files?path=squat.log`, { owner: "bob" });
+    expect(log.status).toBe(200);
+    expect(log.body.content).toContain("seize -1");
+    expect(log.body.content).toContain("attach -1");
+    expect(log.body.content).not.toContain("listening");
+    expect(log.body.content).not.toContain(alice.session.secret);
+  });
+}
