@@ -27,7 +27,11 @@ afterAll(async () => {
 
 /** A request with no X-Owner (a browser's simple request cannot set one): the default owner's. */
 function browser(method: string, path: string, headers: Record<string, string>, body?: string) {
-  return t.bay.app.request(`http://${HOST}${path}`, { method, headers: { host: HOST, ...headers }, ...(body !== undefined ? { body } : {}) });
+  return t.bay.app.request(`http://${HOST}${path}`, {
+    method,
+    headers: { host: HOST, ...headers },
+    ...(body !== undefined ? { body } : {}),
+  });
 }
 
 const defaultOwnersSandboxes = async () =>
