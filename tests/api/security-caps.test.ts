@@ -10,7 +10,7 @@
  * the engine by a profile whose image does not exist (its own error, not a cap's).
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { defaultProfiles } from "../../src/bay/config.ts";
+import { defaultProfiles, type ProfileConfig } from "../../src/bay/config.ts";
 import { newId } from "../../src/bay/domain/ids.ts";
 import { mintSecret } from "../../src/bay/domain/session-manager.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
@@ -24,7 +24,7 @@ afterEach(async () => {
 });
 
 async function bay(limits: Record<string, number>): Promise<TestBay> {
-  t = await createTestBay({ config: { limits, profiles: [...defaultProfiles(SHIP_TAG), GHOST] } });
+  t = await createTestBay({ config: { limits, profiles: [...defaultProfiles(SHIP_TAG), GHOST] as ProfileConfig[] } });
   return t;
 }
 
