@@ -705,7 +705,7 @@ export interface components {
             request_id: string;
             details: components["schemas"]["NoDetails"];
         };
-        /** @description 403: in anonymous mode, a Host header not in `server.allowed_hosts` (DNS rebinding). Bay answers 404, never 403, for resources of another owner. */
+        /** @description 403: in anonymous mode, a Host header not in `server.allowed_hosts` (`host_not_allowed`: DNS rebinding), or a browser request from a page of another origin not in `server.cors_origins` (`cross_site`: its `Origin` or `Sec-Fetch-Site` says so). Bay answers 404, never 403, for resources of another owner. */
         ForbiddenError: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -716,7 +716,7 @@ export interface components {
             request_id: string;
             details: {
                 /** @enum {string} */
-                reason?: "host_not_allowed";
+                reason?: "host_not_allowed" | "cross_site";
             };
         };
         /** @description 404: no such route, or an unknown, deleted or another owner's resource. */

@@ -54,7 +54,7 @@ export function createApp(deps: AppDeps): Hono {
       }),
     );
   }
-  if (deps.config.auth.mode === "anonymous") app.use(hostGuard([...server.allowed_hosts, server.host]));
+  if (deps.config.auth.mode === "anonymous") app.use(hostGuard([...server.allowed_hosts, server.host], server.cors_origins));
   const auth = authMiddleware({
     mode: deps.config.auth.mode,
     apiKeys: deps.apiKeys,

@@ -7,7 +7,7 @@
  * spooled at once are capped: past the cap an upload is refused with 429 and
  * Retry-After instead of filling the disk.
  */
-import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,8 +35,12 @@ export class UploadSpool {
   constructor(private readonly opts: UploadSpoolOptions) {
     const base = opts.baseDir ?? join(tmpdir(), "bay-spool");
     mkdirSync(base, { recursive: true, mode: 0o700 });
-    this.dir = join(base, String(process.pid));
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const dir = join(base, String(process.pid));
+    if (isPrivateDir(base)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // A base another user can write into (made before Bay's first start in a shared
+    // /tmp, or a symlink) would let them read, swap or redirect tenants' bytes:
+    // such a base is never used; this process spools in a fresh private directory.
+    this.dir = isPrivateDir(base) && isPrivateDir(dir) ? dir : mkdtempSync(join(tmpdir(), `bay-spool-${process.pid}-`));
   }
 
   /** Bytes spooled right now (for tests and metrics). */
@@ -50,14 +54,18 @@ export class UploadSpool {
    */
   static cleanStale(baseDir = join(tmpdir(), "bay-spool")): number {
     let removed = 0;
-    for (const name of safeList(baseDir)) {
+    // Only in a base no one else can write into: elsewhere the entries may be anyone's.
+    for (const name of isPrivateDir(baseDir) ? safeList(baseDir) : []) {
       const pid = Number(name);
       if (!Number.isInteger(pid) || pid === process.pid || isAlive(pid)) continue;
       rmSync(join(baseDir, name), { recursive: true, force: true });
       removed++;
     }
     for (const name of safeList(tmpdir())) {
-      if (!name.startsWith("bay-upload-")) continue;
+      // Fallback spools of dead processes (`bay-spool-<pid>-…`) and older versions' folders, if ours.
+      const fallback = /^bay-spool-(\d+)-/.exec(name);
+      const stale = fallback ? Number(fallback[1]) !== process.pid && !isAlive(Number(fallback[1])) : name.startsWith("bay-upload-");
+      if (!stale || !isPrivateDir(join(tmpdir(), name))) continue;
       rmSync(join(tmpdir(), name), { recursive: true, force: true });
       removed++;
     }
@@ -88,6 +96,16 @@ export class UploadSpool {
         await rm(dir, { recursive: true, force: true });
       },
     };
+  }
+}
+
+/** A real directory (not a symlink) of this process's user that no one else may write into. */
+function isPrivateDir(path: string): boolean {
+  try {
+    const st = lstatSync(path);
+    return st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
   }
 }
 

@@ -19,6 +19,8 @@ export const IMAGE_BUILD_COMMAND = "bun run image:build";
 
 export class HealthService {
   private readonly runtimeAvailability: RuntimeAvailability;
+  /** The check in flight: /health is unauthenticated and not rate limited, so requests arriving together share one. */
+  private inflight: Promise<HealthReport> | null = null;
 
   constructor(private readonly deps: { db: Database; driver: Driver; profiles: ProfileRegistry; version: string; logger?: Logger }) {
     this.runtimeAvailability = new RuntimeAvailability(deps.driver);
@@ -29,7 +31,15 @@ export class HealthService {
     return this.runtimeAvailability.of(this.deps.profiles.list());
   }
 
-  async check(): Promise<HealthReport> {
+  /** The current report; concurrent callers share one check (it is not cached past its end). */
+  check(): Promise<HealthReport> {
+    this.inflight ??= this.run().finally(() => {
+      this.inflight = null;
+    });
+    return this.inflight;
+  }
+
+  private async run(): Promise<HealthReport> {
     const { db, driver, profiles, version } = this.deps;
     // /health needs no credentials: the reasons go to the log, the answer only says what is down.
     const database = await pingDatabase(db).then(

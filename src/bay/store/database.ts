@@ -3,7 +3,7 @@
  * and applies pending migrations inside one write transaction, so several Bay
  * replicas starting at once apply each migration exactly once.
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { createClient, type Client } from "@libsql/client";
 import { MIGRATIONS, type Migration } from "./migrations.ts";
@@ -24,7 +24,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
   const url = opts.url;
   if (url.startsWith("file:")) {
     const path = url.slice("file:".length).split("?")[0]!;
-    if (path && path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    if (path && path !== ":memory:") makePrivate(path);
   }
   const local = url.startsWith("file:") || url === ":memory:";
   // The client pools several connections: a PRAGMA busy_timeout would reach only
@@ -39,6 +39,28 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
   await db.execute("PRAGMA foreign_keys = ON");
   await migrate(db, opts.migrations ?? MIGRATIONS);
   return db;
+}
+
+/**
+ * The database holds every live session's secret: any local user who could read
+ * it could drive any Ship through its loopback port. So a directory Bay creates
+ * for it is 0700, and the file is created 0600 before SQLite opens it (SQLite
+ * gives its WAL and SHM files the database's own mode); an existing database and
+ * its companions are tightened to 0600 (best effort: a file Bay's user does not
+ * own stays as it is).
+ */
+function makePrivate(path: string): void {
+  const dir = dirname(path);
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // An empty file is a new database to SQLite.
+  closeSync(openSync(path, "a", 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+    try {
+      if (existsSync(file)) chmodSync(file, 0o600);
+    } catch {
+      // Not ours to change.
+    }
+  }
 }
 
 /**
