@@ -1,23 +1,14 @@
 /**
- * A known weakness, kept as a `test.failing` until it is fixed (it then fails
- * and must become a plain `test`): a stored endpoint that this Bay process has
- * already verified is trusted for the life of the process. After an engine
- * restart — until the next reconcile ends the dead sessions (one reaper beat,
- * 15 s by default) — the port it names may be answered by something that is not
- * a Ship at all: a host process, or another container published on loopback.
- * Ship authenticates Bay, but Bay does not authenticate Ship's answers, and it
- * sends the raw session secret as a bearer token, so that listener
+ * A stored endpoint that this Bay process has already verified, answered after an
+ * engine restart by something that is not the session's Ship (a host process, or
+ * another container published on loopback on the old port). Bay sends a key
+ * derived from the session secret and takes no answer without Ship's proof of the
+ * call's nonce (src/protocol/ship/auth.ts), so such a listener
  *
- * * receives the call with its code and the secret (of a session whose container
- *   is gone, so the secret itself opens nothing), and
- * * answers anything it likes, which Bay relays to the owner as the result.
- *
- * The fix the test waits for: Ship proves each answer (an HMAC of a per-call
- * nonce under the session secret, in a response header), Bay sends a token
- * derived from the secret instead of the secret, and an answer without a valid
- * proof is a wrong session (ended, call replayed on a fresh one). The call's
- * own body still reaches such a listener once; only checking /meta before every
- * call would avoid that.
+ * * never sees the secret, and cannot prove an answer, and
+ * * cannot make Bay relay its answer: the session is ended as the wrong one and
+ *   the call runs on a fresh session (the call's own body reaches the listener
+ *   once; only checking /meta before every call would avoid that).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createTestBay, type TestBay } from "../support/harness.ts";
@@ -32,7 +23,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-test.failing("a verified session's port answered by a foreign listener: its answer never reaches the owner, nor the secret the listener", async () => {
+test("a verified session's port answered by a foreign listener: its answer never reaches the owner, nor the secret the listener", async () => {
   const created = await t.json("POST", "/v1/sandboxes", { owner: "alice", body: {} });
   const id = created.body.id as string;
   expect(
@@ -66,6 +57,10 @@ test.failing("a verified session's port answered by a foreign listener: its answ
     const r = await t.json("POST", `/v1/sandboxes/${id}/python/exec`, { owner: "alice", body: { code: "print(owner)" } });
     expect(r.status).toBe(200);
     expect(r.body.output).not.toContain("forged");
+    // A fresh session ran it: the old kernel's state is gone (NameError), nothing forged came back.
+    expect(r.body.success).toBe(false);
+    expect(JSON.stringify(r.body.error)).toContain("NameError");
+    expect(seen.length).toBeGreaterThan(0);
     expect(seen.join("\n")).not.toContain(session.secret!);
   } finally {
     await listener.stop(true);

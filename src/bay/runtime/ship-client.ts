@@ -1,7 +1,8 @@
 /**
  * Bay's typed client of the Ship protocol (openapi/ship.v1.yaml, types generated
  * into src/protocol/ship): one method per operation, each with its own deadline,
- * every call authenticated with the session's secret. It turns transport
+ * every call authenticated with a key derived from the session's secret and every
+ * answer checked for Ship's proof (src/protocol/ship/auth.ts). It turns transport
  * failures and Ship error bodies into `BayError`s; it knows nothing of sandboxes.
  *
  * Methods whose answer Bay relays to its client return the Response unread (so
@@ -16,7 +17,7 @@ import type {
   ShipOperationId,
   WriteResult,
 } from "../../protocol/ship/index.ts";
-import { shipOperations } from "../../protocol/ship/index.ts";
+import { NONCE_HEADER, newNonce, PROOF_HEADER, proofValid, shipBearer, shipOperations } from "../../protocol/ship/index.ts";
 import { BayError, ERROR_CODES, type ErrorCode } from "../errors.ts";
 import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
 import { ShipTimeoutError } from "./errors/ship-timeout-error.ts";
@@ -141,7 +142,8 @@ export class ShipClient {
     let path: string = spec.path;
     for (const [name, value] of Object.entries(s.params ?? {})) path = path.replace(`{${name}}`, encodeURIComponent(value));
     if (s.query) path += `?${new URLSearchParams(s.query)}`;
-    const headers: Record<string, string> = { authorization: `Bearer ${t.secret}` };
+    const nonce = newNonce();
+    const headers: Record<string, string> = { authorization: `Bearer ${shipBearer(t.secret)}`, [NONCE_HEADER]: nonce };
     if (o.requestId) headers["x-request-id"] = o.requestId;
     let body: BodyInit | null = null;
     if (s.json !== undefined) {
@@ -168,6 +170,11 @@ export class ShipClient {
       if (o.signal?.aborted)
         throw new BayError("timeout", "the client went away; the call was abandoned", { details: { reason: "client_gone" } });
       throw new ShipUnreachableError(e);
+    }
+    if (!proofValid(t.secret, nonce, res.headers.get(PROOF_HEADER))) {
+      // Not the session's Ship (or not a Ship at all): its answer is never relayed.
+      await res.body?.cancel().catch(() => {});
+      throw new ShipWrongSessionError();
     }
     if (res.ok) return res as ShipReply<T>;
     throw await toError(res);

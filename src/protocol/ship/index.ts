@@ -23,3 +23,5 @@ export const CREDENTIALS_ENV = "SHIP_CREDENTIALS";
 
 /** Commands longer than this go to bash as a script file, not an argument (Linux caps one at 128 KiB). */
 export const LONG_COMMAND_BYTES = 64 * 1024;
+
+export { MAX_NONCE_LENGTH, NONCE_HEADER, newNonce, PROOF_HEADER, proofValid, shipBearer, shipProof } from "./auth.ts";

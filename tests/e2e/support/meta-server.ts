@@ -1,12 +1,14 @@
 /**
  * A tiny HTTP server compiled into the `bay-test-meta` image: a stand-in for Ship
  * whose GET /meta answer is set by env, to test Bay's readiness checks. Like
- * Ship, it reads its session credentials from stdin and wants the secret on /meta.
+ * Ship, it reads its session credentials from stdin, wants the bearer key on /meta
+ * and proves its answers (src/protocol/ship/auth.ts).
  *   META_API_VERSION   runtime.api_version (default "v1")
  *   META_CAPABILITIES  comma-separated capability names (default "python,shell,filesystem")
  *   META_SESSION       "other": /meta names another session than the one it was started for
  */
 import { readSync } from "node:fs";
+import { NONCE_HEADER, PROOF_HEADER, shipBearer, shipProof } from "../../../src/protocol/ship/auth.ts";
 
 const port = Number(process.env.PORT ?? 8123);
 const apiVersion = process.env.META_API_VERSION ?? "v1";
@@ -32,18 +34,22 @@ Bun.serve({
   fetch(req) {
     const url = new URL(req.url);
     if (url.pathname === "/health") return Response.json({ status: "ok" });
-    if (req.headers.get("authorization") !== `Bearer ${credentials.secret}`) {
+    if (req.headers.get("authorization") !== `Bearer ${shipBearer(credentials.secret)}`) {
       return Response.json({ error: { code: "unauthorized", message: "no", details: {} } }, { status: 401 });
     }
+    const headers = { [PROOF_HEADER]: shipProof(credentials.secret, req.headers.get(NONCE_HEADER) ?? "") };
     if (url.pathname === "/meta") {
-      return Response.json({
-        runtime: { name: "bay-test-meta", version: "0.0.0", api_version: apiVersion, build: {} },
-        session: { id: sessionId },
-        workspace: { mount_path: "/workspace" },
-        capabilities: Object.fromEntries(capabilities.map((c) => [c, { operations: [] }])),
-      });
+      return Response.json(
+        {
+          runtime: { name: "bay-test-meta", version: "0.0.0", api_version: apiVersion, build: {} },
+          session: { id: sessionId },
+          workspace: { mount_path: "/workspace" },
+          capabilities: Object.fromEntries(capabilities.map((c) => [c, { operations: [] }])),
+        },
+        { headers },
+      );
     }
-    return new Response("not found", { status: 404 });
+    return new Response("not found", { status: 404, headers });
   },
 });
 console.log(`meta listening on ${port}`);

@@ -1,4 +1,5 @@
 import { expect, test } from "bun:test";
+import { PROOF_HEADER, proofValid, shipBearer } from "../../../src/protocol/ship/index.ts";
 import type { ShipClient } from "./caller.ts";
 
 /** /health, /meta and unknown routes. */
@@ -56,6 +57,27 @@ export function systemCases(client: () => ShipClient, opts: { mountPath: string;
     }
     const health = await client().unauthenticated("/health");
     expect(health.status).toBe(200);
+  });
+
+  test("system: the derived bearer key is accepted; an authenticated call's nonce is proved, errors included; no proof without the secret", async () => {
+    const secret = client().secret;
+    const nonce = "n0nce-" + crypto.randomUUID();
+    const call = (path: string, authorization: string, method = "GET") =>
+      client().unauthenticated(path, { method, headers: { authorization, "x-bay-nonce": nonce } });
+    const ok = await call("/meta", `Bearer ${shipBearer(secret)}`);
+    expect(ok.status).toBe(200);
+    expect(proofValid(secret, nonce, ok.headers.get(PROOF_HEADER))).toBe(true);
+    // The proof binds the nonce: it is no proof of another one.
+    expect(proofValid(secret, `${nonce}x`, ok.headers.get(PROOF_HEADER))).toBe(false);
+    const missing = await call("/nope", `Bearer ${shipBearer(secret)}`);
+    expect(missing.status).toBe(404);
+    expect(proofValid(secret, nonce, missing.headers.get(PROOF_HEADER))).toBe(true);
+    // Not an oracle: a caller without the secret gets 401 and no proof of the nonce it chose.
+    const refused = await call("/meta", `Bearer ${shipBearer(`${secret}x`)}`);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get(PROOF_HEADER)).toBeNull();
+    const health = await call("/health", "");
+    expect(health.headers.get(PROOF_HEADER)).toBeNull();
   });
 
   test("system: unknown route is not_found in the error body", async () => {

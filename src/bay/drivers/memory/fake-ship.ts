@@ -2,7 +2,7 @@
  * The in-memory fake Ship: what a memory-driver container runs. An HTTP server on
  * 127.0.0.1 (an ephemeral port) speaking the Ship protocol of src/protocol/ship
  * with the session credentials its container was started with: /health is open,
- * every other route wants `Authorization: Bearer <secret>` (401 otherwise), and
+ * every other route wants `Authorization: Bearer <bearer key or secret>` (401 otherwise; answers prove the nonce), and
  * /meta names the session. Requests are checked with the protocol's own schemas.
  *
  * Behind the routes: a tiny Python (fake-python.ts), a tiny shell (fake-shell.ts)
@@ -14,7 +14,16 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { z } from "zod";
-import { SHIP_API_VERSION, type ShipCredentials, shipOperations as ops } from "../../../protocol/ship/index.ts";
+import {
+  MAX_NONCE_LENGTH,
+  NONCE_HEADER,
+  PROOF_HEADER,
+  SHIP_API_VERSION,
+  type ShipCredentials,
+  shipBearer,
+  shipOperations as ops,
+  shipProof,
+} from "../../../protocol/ship/index.ts";
 import { BayError, ERROR_STATUS, type ErrorCode } from "../../errors.ts";
 import type { VolumeFiles, VolumeRef } from "../driver.ts";
 import { fileErrors } from "../volume-walk.ts";
@@ -105,7 +114,8 @@ export class FakeShip {
   private readonly alive = new AbortController();
   private readonly kernel: FakePythonKernel;
   private readonly processes: FakeProcesses;
-  private readonly expected: Buffer;
+  private readonly expected: Buffer[];
+  private readonly secret: string;
   /** The workspace and clock the kernel, the shell and background commands share. */
   private readonly host: ShellHost;
 
@@ -113,7 +123,8 @@ export class FakeShip {
     private readonly o: FakeShipOptions,
     private readonly server: ReturnType<typeof Bun.serve>,
   ) {
-    this.expected = digest(o.credentials.secret);
+    this.secret = o.credentials.secret;
+    this.expected = [digest(shipBearer(this.secret)), digest(this.secret)];
     const names = async (p: string) =>
       (await o.files.list(o.volume, p, { maxEntries: LIST_LIMIT, timeoutMs: 60_000 })).entries.map((e) => e.name);
     this.host = {
@@ -161,11 +172,21 @@ export class FakeShip {
       }
       const header = req.headers.get("authorization") ?? "";
       const token = header.startsWith("Bearer ") ? header.slice(7) : "";
-      if (!timingSafeEqual(digest(token), this.expected)) throw new BayError("unauthorized", "missing or wrong session secret");
-      return await this.route(req, url);
+      const ok = this.expected.map((e) => timingSafeEqual(digest(token), e));
+      if (!ok.some(Boolean)) return errorResponse(new BayError("unauthorized", "missing or wrong session secret"), this.o.log);
+      return this.proved(req, await this.route(req, url).catch((e: unknown) => errorResponse(e, this.o.log)));
     } catch (e) {
       return errorResponse(e, this.o.log);
     }
+  }
+
+  /** Ship's proof of the call's nonce on an authenticated answer (src/protocol/ship/auth.ts). */
+  private proved(req: Request, res: Response): Response {
+    const nonce = req.headers.get(NONCE_HEADER);
+    if (!nonce || nonce.length > MAX_NONCE_LENGTH) return res;
+    const headers = new Headers(res.headers);
+    headers.set(PROOF_HEADER, shipProof(this.secret, nonce));
+    return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
   }
 
   private async route(req: Request, url: URL): Promise<Response> {

@@ -1,9 +1,10 @@
 import { BayError } from "../../errors.ts";
 
 /**
- * Something answered at the session's endpoint but refused its secret (401) or
- * named another session in /meta: the port now belongs to another container
- * (e.g. after an engine restart). Nothing ran, so the call may go to a fresh session.
+ * Something answered at the session's endpoint but refused its secret (401), named
+ * another session in /meta, or answered without the session's proof: the port now
+ * belongs to another container or process (e.g. after an engine restart). Nothing
+ * ran in the sandbox, so the call may go to a fresh session.
  */
 export class ShipWrongSessionError extends BayError {
   constructor() {
