@@ -1,7 +1,7 @@
 /**
  * The JavaScript/TypeScript kernel: one process per code context, started by Ship as
  * `ship js-kernel [--language javascript|typescript]` in the context's working directory.
- * It speaks the kernel line protocol (protocol.ts) and behaves like IPython for JS:
+ * It speaks the kernel line protocol (../protocol.ts) and behaves like IPython for JS:
  * top-level declarations persist across cells (transform.ts), top-level `await`,
  * `import` of Node built-ins and of packages under the working directory, TypeScript
  * syntax, console capture, the last expression's value, rich output.
@@ -25,7 +25,7 @@ import { takeOverStdio, type CapturedFd, type KernelFds } from "./fds.ts";
 import { installGlobals } from "./globals.ts";
 import { Guard, type Guarded } from "./guard.ts";
 import { bundleOf, CellOutput, clip, DataBudget, describeError, normalizeBundle } from "./output.ts";
-import type { KernelDataItem, KernelEvent, KernelRequest } from "./protocol.ts";
+import type { KernelDataItem, KernelEvent, KernelRequest } from "../protocol.ts";
 import { CellSyntaxError, HELPER, transformCell } from "./transform.ts";
 
 /** How the kernel was started. */

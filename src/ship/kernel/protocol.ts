@@ -1,7 +1,9 @@
 /**
- * The kernel line protocol shared by Ship's kernels (JSON lines).
+ * The kernel line protocol shared by Ship's kernels (the Python driver, driver.py, and
+ * the JS/TS kernel, js/kernel.ts): JSON lines.
  * stdin: one `KernelRequest` per line. stdout: a private channel carrying `KernelEvent`s;
- * user output never reaches it.
+ * user output never reaches it. Per cell, zero or more `stream` and `display` events as
+ * the output is produced, then exactly one `result`.
  */
 
 /** One cell to run. */
@@ -19,6 +21,7 @@ export interface KernelDataItem {
 /** Once, when the kernel can take requests. */
 export interface ReadyEvent {
   event: "ready";
+  /** e.g. `bun 1.2.3`, `python 3.11.2`. */
   runtime: string;
   language: string;
 }
@@ -47,7 +50,8 @@ export interface ResultEvent {
   output: string;
   error: string | null;
   data: KernelDataItem[];
-  execution_count: number;
+  /** null when the cell never got one (Python: interrupted before it ran). */
+  execution_count: number | null;
   truncated: boolean;
 }
 
