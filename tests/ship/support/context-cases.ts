@@ -26,11 +26,15 @@ export function contextCases(client: () => ShipClient, opts: { maxContexts: numb
   });
 
   test("contexts: JavaScript and TypeScript keep state across cells in their default contexts", async () => {
-    expect((await client().code({ language: "javascript", code: "const base = 20\nfunction twice(x) { return 2 * x }" })).body.success).toBe(true);
+    expect(
+      (await client().code({ language: "javascript", code: "const base = 20\nfunction twice(x) { return 2 * x }" })).body.success,
+    ).toBe(true);
     const js = await client().code({ language: "javascript", code: "twice(base) + 2" });
     expect(js.body).toMatchObject({ success: true, output: "42\n", kernel_restarted: false });
     expect(js.body.data).toEqual([{ type: "execute_result", data: { "text/plain": "42" } }]);
-    expect((await client().code({ language: "typescript", code: "let typed: number = 3\ninterface P { x: number }" })).body.success).toBe(true);
+    expect((await client().code({ language: "typescript", code: "let typed: number = 3\ninterface P { x: number }" })).body.success).toBe(
+      true,
+    );
     expect((await client().code({ language: "typescript", code: "const p: P = { x: typed }\np.x + 1" })).body.output).toBe("4\n");
     // Separate contexts: the TypeScript one does not see the JavaScript one's names.
     const apart = await client().code({ language: "typescript", code: "typeof base" });

@@ -63,7 +63,14 @@ export function streamCases(client: () => ShipClient): void {
     const all = [...early, ...(await events.rest())];
     const result = expectOneResultLast(all);
     expect(zShellExecResult.safeParse(result.data).success).toBe(true);
-    expect(result.data).toEqual({ success: false, output: "first\nsecond\n", error: "oops\n", exit_code: 3, truncated: false, process_id: null });
+    expect(result.data).toEqual({
+      success: false,
+      output: "first\nsecond\n",
+      error: "oops\n",
+      exit_code: 3,
+      truncated: false,
+      process_id: null,
+    });
     expect(streamText(all, "stdout")).toBe("first\nsecond\n");
     expect(streamText(all, "stderr")).toBe("oops\n");
     await client().shell(`rm -f ${go}`);

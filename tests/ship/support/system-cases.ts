@@ -54,7 +54,9 @@ export function systemCases(client: () => ShipClient, opts: { mountPath: string;
         const res = await client().unauthenticated(path, {
           method,
           headers: { "content-type": "application/json", ...(authorization === undefined ? {} : { authorization }) },
-          ...(method === "POST" || method === "PUT" ? { body: JSON.stringify({ code: "1", command: "id", path: "a", content: "x", language: "python" }) } : {}),
+          ...(method === "POST" || method === "PUT"
+            ? { body: JSON.stringify({ code: "1", command: "id", path: "a", content: "x", language: "python" }) }
+            : {}),
         });
         const body = (await res.json()) as any;
         expect([method, path, res.status, body.error?.code]).toEqual([method, path, 401, "unauthorized"]);
