@@ -7,7 +7,7 @@
  * own (ship_error or timeout), never just cut. Nothing is read from Ship before the
  * client asks for more, so a slow client slows Ship down instead of filling Bay.
  */
-import { BayError, errorBody } from "../errors.ts";
+import { type BayError, errorBody } from "../errors.ts";
 import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
 import { ShipTimeoutError } from "./errors/ship-timeout-error.ts";
 import { ShipUnreachableError } from "./errors/ship-unreachable-error.ts";
