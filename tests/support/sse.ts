@@ -22,13 +22,33 @@ export class EventReader {
   /** The next event, or null once the stream ended. */
   async next(): Promise<SseEvent | null> {
     for (;;) {
+      const block = await this.block();
+      if (block === null) return null;
+      const event = this.parse(block);
+      if (event) return event;
+    }
+  }
+
+  /** Reads on until a comment line `match` accepts; the events passed on the way are returned. */
+  async untilComment(match: (comment: string) => boolean): Promise<SseEvent[]> {
+    const seen: SseEvent[] = [];
+    for (;;) {
+      const before = this.comments.length;
+      const block = await this.block();
+      if (block === null) throw new Error("stream ended before the awaited comment");
+      const event = this.parse(block);
+      if (event) seen.push(event);
+      if (this.comments.slice(before).some(match)) return seen;
+    }
+  }
+
+  private async block(): Promise<string | null> {
+    for (;;) {
       const end = this.buffered.indexOf("\n\n");
       if (end >= 0) {
         const block = this.buffered.slice(0, end);
         this.buffered = this.buffered.slice(end + 2);
-        const event = this.parse(block);
-        if (event) return event;
-        continue;
+        return block;
       }
       if (this.done) {
         if (this.buffered.trim()) throw new Error(`stream ended inside an event: ${JSON.stringify(this.buffered.slice(0, 200))}`);

@@ -1,4 +1,5 @@
 import type { Subprocess } from "bun";
+import { writeFileSync } from "node:fs";
 import { chunksOf } from "../streams.ts";
 import type { DisplayEvent, ResultEvent, StreamEvent } from "./protocol.ts";
 
@@ -36,6 +37,13 @@ export interface KernelInfo {
 const STDERR_TAIL = 4096;
 /** After the process exits, how long its pipes may still deliver (a child of user code may hold them). */
 const PIPE_GRACE_MS = 250;
+
+/**
+ * Raised for every kernel (an unprivileged process may raise its own, never lower it):
+ * when a context's memory blows the container's limit, the kernel OOM killer picks a
+ * kernel, never Ship.
+ */
+const OOM_SCORE_ADJ = "500";
 
 /** Longest protocol line accepted: a result carries output, data and error, each capped near maxOutputBytes. */
 export function maxLineChars(maxOutputBytes: number): number {
@@ -79,6 +87,11 @@ export class KernelProcess {
       stdout: "pipe",
       stderr: "pipe",
     });
+    try {
+      writeFileSync(`/proc/${this.proc.pid}/oom_score_adj`, OOM_SCORE_ADJ);
+    } catch {
+      // Not Linux, or gone already: the kernel keeps the default score.
+    }
     let markReady!: (info: KernelInfo) => void;
     let failReady!: (err: Error) => void;
     this.ready = new Promise((resolve, reject) => {
