@@ -74,7 +74,10 @@ describe("code contexts through Bay", () => {
 
       const restarted = await t.json("POST", `/v1/sandboxes/${id}/contexts/${a}/restart`);
       expect(restarted.status).toBe(200);
-      expect((await code(id, { context_id: a, code: "'mine' in dir()" })).body).toMatchObject({ output: "False\n", kernel_restarted: false });
+      expect((await code(id, { context_id: a, code: "'mine' in dir()" })).body).toMatchObject({
+        output: "False\n",
+        kernel_restarted: false,
+      });
       const deleted = await t.call("DELETE", `/v1/sandboxes/${id}/contexts/${b}`);
       expect(deleted.status).toBe(204);
       expect(deleted.headers.get("x-request-id")).toBeTruthy();
@@ -116,7 +119,10 @@ describe("code contexts through Bay", () => {
       });
       expect(setup.body.error).toBe("");
       expect(setup.body.output.trim()).toBe("installed");
-      const ts = await code(id, { language: "typescript", code: "import { shout } from 'bay-tiny-pkg'\nconst word: string = 'ahoy'\nshout(word)" });
+      const ts = await code(id, {
+        language: "typescript",
+        code: "import { shout } from 'bay-tiny-pkg'\nconst word: string = 'ahoy'\nshout(word)",
+      });
       expect(ts.body).toMatchObject({ success: true, output: '"AHOY!"\n' });
       const version = await code(id, { language: "javascript", code: "require('bay-tiny-pkg/package.json').version" });
       expect(version.body.output).toBe('"3.1.4"\n');
@@ -135,7 +141,11 @@ describe("code contexts through Bay", () => {
         // Kernels are first in line for the OOM killer, Ship is not.
         const pid = (await code(id, { context_id: hog, code: "import os\nos.getpid()" })).body.output.trim();
         expect((await sh(t, id, { command: `cat /proc/${pid}/oom_score_adj` })).body.output.trim()).toBe("500");
-        const blown = await code(id, { context_id: hog, code: "chunks = []\nwhile True:\n    chunks.append(b'x' * (32 * 1024 * 1024))", timeout: 120 });
+        const blown = await code(id, {
+          context_id: hog,
+          code: "chunks = []\nwhile True:\n    chunks.append(b'x' * (32 * 1024 * 1024))",
+          timeout: 120,
+        });
         expect(blown.status).toBe(200);
         expect(blown.body.success).toBe(false);
         // Killed by the OOM killer (restarted) or refused memory (MemoryError): either way the others live on.
@@ -162,7 +172,9 @@ describe("code contexts through Bay", () => {
       await Bun.sleep(1000);
       const jsMiB = await rssMiB(id, jsPid);
       const pyMiB = await rssMiB(id, pyPid);
-      console.log(`[contexts in ${SHIP_IMAGE}] idle RSS: javascript context ${jsMiB.toFixed(1)} MiB, python context ${pyMiB.toFixed(1)} MiB`);
+      console.log(
+        `[contexts in ${SHIP_IMAGE}] idle RSS: javascript context ${jsMiB.toFixed(1)} MiB, python context ${pyMiB.toFixed(1)} MiB`,
+      );
       expect(jsMiB).toBeGreaterThan(0);
       expect(pyMiB).toBeGreaterThan(0);
     });

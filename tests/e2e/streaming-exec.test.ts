@@ -9,12 +9,20 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { zErrorBody, zPythonExecResult, zShellExecResult } from "../../src/bay/api/generated/index.ts";
 import type { TestBay } from "../support/harness.ts";
 import { EventReader, type SseEvent, streamText } from "../support/sse.ts";
-import { containersOf, docker, py, sh, withSandbox } from "./support/e2e.ts";
+import { containersOf, docker, profiles, py, SHIP_IMAGE, sh, withSandbox } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
 import { pollUntil } from "../support/harness.ts";
 
 let t: TestBay;
-sharedE2eBay((bay) => (t = bay));
+sharedE2eBay((bay) => (t = bay), {
+  config: {
+    profiles: profiles(
+      { id: "python-default", image: SHIP_IMAGE },
+      // An output cap above what the buffers on the way hold: below it, only backpressure can stop the kernel.
+      { id: "big-output", image: SHIP_IMAGE, env: { SHIP_MAX_OUTPUT_BYTES: String(48 * 1024 * 1024) } },
+    ),
+  },
+});
 
 /** Bay served over a real socket: a client that closes its connection is what Bay sees going away. */
 let server: ReturnType<typeof Bun.serve> | undefined;
@@ -96,7 +104,14 @@ describe("streamed execs through Bay", () => {
       const all = [...early, ...waiting, ...(await events.rest())];
       const result = lastIsResult(all);
       expect(zShellExecResult.safeParse(result.data).success).toBe(true);
-      expect(result.data).toEqual({ success: true, output: "one\nthree\n", error: "two\n", exit_code: 0, truncated: false, process_id: null });
+      expect(result.data).toEqual({
+        success: true,
+        output: "one\nthree\n",
+        error: "two\n",
+        exit_code: 0,
+        truncated: false,
+        process_id: null,
+      });
 
       const js = await stream(id, "code/exec", { language: "javascript", code: "console.log('a')\nconsole.error('b')\n40 + 2" });
       const jsEvents = await new EventReader(js).rest();
@@ -176,6 +191,51 @@ describe("streamed execs through Bay", () => {
       expect(next.status).toBe(200);
       expect(next.body.output).toBe("2\n");
     });
+  });
+
+  test("a client that stops reading stops the kernel: nothing piles up in Ship or Bay, and it resumes", async () => {
+    await withSandbox(
+      t,
+      async (id) => {
+        await py(t, id, "1");
+        const shipRssMiB = async () =>
+          Number((await sh(t, id, { command: "ps -o rss= -p $(pgrep -o -x ship)" })).body.output.trim()) / 1024;
+        const progress = async () => Number((await sh(t, id, { command: "cat progress 2>/dev/null || echo 0" })).body.output.trim());
+        const before = await shipRssMiB();
+        const res = await stream(id, "python/exec", {
+          code: "n = 0\nwhile True:\n    print('x' * 1000)\n    n += 1\n    if n % 1000 == 0:\n        open('progress', 'w').write(str(n))",
+          timeout: 300,
+        });
+        const events = new EventReader(res);
+        await events.until((e) => e.event === "stdout");
+        // The client reads nothing more. Without backpressure the loop would run on past the 48 MiB cap (and never stall).
+        let stalledAt = -1;
+        const deadline = Date.now() + 60_000;
+        for (let last = await progress(); ; ) {
+          await Bun.sleep(1000);
+          const now = await progress();
+          if (now === last && now > 0) {
+            stalledAt = now;
+            break;
+          }
+          if (Date.now() > deadline) throw new Error(`the kernel never stalled (at ${now} lines)`);
+          last = now;
+        }
+        const grown = (await shipRssMiB()) - before;
+        console.log(`[backpressure] kernel stalled after ~${stalledAt} KiB of output; Ship's RSS grew ${grown.toFixed(1)} MiB`);
+        // Every buffer on the way together (driver queue, pipe, Ship's stream, sockets and docker-proxy, Bay's relay).
+        expect(stalledAt).toBeLessThan(32 * 1024);
+        expect(grown).toBeLessThan(48);
+        // Reading again lets it go on: more comes than was waiting on the way.
+        let read = 0;
+        await events.until((e) => (read += e.event === "stdout" ? e.data.text.length : 0) > (stalledAt + 2048) * 1001);
+        expect(await progress()).toBeGreaterThan(stalledAt);
+        await events.cancel();
+        const after = await py(t, id, "n > 0", 60);
+        expect(after.body).toMatchObject({ output: "True\n", kernel_restarted: false });
+      },
+      "big-output",
+    );
   });
 
   test("what fails before the run keeps its status and JSON error: bad body, another owner's sandbox, unknown context", async () => {
