@@ -45,6 +45,15 @@ const PIPE_GRACE_MS = 250;
  */
 const OOM_SCORE_ADJ = "500";
 
+function raiseOomScore(pid: number): void {
+  try {
+    writeFileSync(`/proc/${pid}/oom_score_adj`, OOM_SCORE_ADJ);
+  } catch (err) {
+    // Not Linux, or gone already: the kernel keeps the default score.
+    console.error(`[ship] could not raise the oom score of kernel ${pid}: ${(err as Error).message}`);
+  }
+}
+
 /** Longest protocol line accepted: a result carries output, data and error, each capped near maxOutputBytes. */
 export function maxLineChars(maxOutputBytes: number): number {
   return Math.max(16 * 1024 * 1024, maxOutputBytes * 16);
@@ -87,11 +96,6 @@ export class KernelProcess {
       stdout: "pipe",
       stderr: "pipe",
     });
-    try {
-      writeFileSync(`/proc/${this.proc.pid}/oom_score_adj`, OOM_SCORE_ADJ);
-    } catch {
-      // Not Linux, or gone already: the kernel keeps the default score.
-    }
     let markReady!: (info: KernelInfo) => void;
     let failReady!: (err: Error) => void;
     this.ready = new Promise((resolve, reject) => {
@@ -99,6 +103,10 @@ export class KernelProcess {
       failReady = reject;
     });
     this.ready.catch(() => {}); // observed by whoever awaits it
+    // Once ready, never before: until the child has exec'd it is a copy of Ship, which is
+    // non-dumpable, so its /proc files belong to root and the write would fail. Registered
+    // first, it runs before any cell can be sent.
+    void this.ready.then(() => raiseOomScore(this.proc.pid), () => {});
     const pumps = Promise.all([this.pumpStderr(), this.pumpEvents(markReady)]);
     // The process ending is what counts: a child of user code may keep the pipes open forever.
     this.exited = this.proc.exited
