@@ -337,7 +337,7 @@ export interface paths {
         put?: never;
         /**
          * Create a code context
-         * @description Starts a context (a kernel process of its own, as the sandbox user) in one of the profile's `languages`, and answers once it is ready. At most the profile's `max_contexts` may be created per sandbox (429 past it; the default context of each language does not count). Contexts count in the sandbox's memory and pids limits, and are lost when its compute stops.
+         * @description Starts a context (a kernel process of its own, as the sandbox user) in one of the profile's `languages`, and answers once it is ready. At most the profile's `max_contexts` may be created per sandbox (429 past it; the default context of each language does not count). Contexts count in the sandbox's memory and pids limits: a context whose kernel would leave too few of the profile's `pids_limit` free is refused with 429 (`reason: pids_limit`), and under memory pressure the kernel OOM killer takes a context's kernel before the runtime. Contexts are lost when the sandbox's compute stops.
          */
         post: operations["createContext"];
         delete?: never;
@@ -939,12 +939,16 @@ export interface components {
                  * @description `sandboxes` / `workspaces`: the owner's live sandboxes / workspaces (`limits.max_sandboxes_per_owner`,
                  *     `limits.max_workspaces_per_owner`); `concurrent_starts`: sandboxes of this owner starting at once
                  *     (`limits.max_concurrent_starts_per_owner`); `spool_full`: Bay's disk space for uploads waiting for
-                 *     their path is in use (`limits.max_spool_bytes`). Absent for the rate limit and the runtime's queues.
+                 *     their path is in use (`limits.max_spool_bytes`); `pids_limit`: a code context's kernel would leave
+                 *     too few of the sandbox's pids (the profile's `pids_limit`) free. Absent for the rate limit and the
+                 *     runtime's queues.
                  * @enum {string}
                  */
-                reason?: "sandboxes" | "workspaces" | "concurrent_starts" | "spool_full";
-                /** @description The limit that was reached (sandboxes, workspaces, starts, or running background processes). */
+                reason?: "sandboxes" | "workspaces" | "concurrent_starts" | "spool_full" | "pids_limit";
+                /** @description The limit that was reached (sandboxes, workspaces, starts, running background processes, or pids). */
                 limit?: number;
+                /** @description For `pids_limit`: pids (processes and threads) in use in the sandbox. */
+                pids_in_use?: number;
                 /** @description For `spool_full`: the spool size. */
                 limit_bytes?: number;
                 limit_per_minute?: number;

@@ -11,6 +11,7 @@ import { ShipError } from "../errors.ts";
 import type { KernelState, SupervisedKernel } from "../kernel/supervised-kernel.ts";
 import { workingDir } from "../working-dir.ts";
 import type { Language } from "./kernels.ts";
+import { cgroupPids, checkPidsRoom, PIDS_PER_KERNEL, type PidsReader } from "./pids.ts";
 
 /** A context as the API shows it. */
 export interface ContextInfo {
@@ -37,6 +38,8 @@ export interface ContextRegistryOptions {
   kernelFor(language: Language, cwd: string): SupervisedKernel;
   /** Python's default context, the kernel Ship started with. */
   python: SupervisedKernel;
+  /** The sandbox's pids in use and limit (default: the container's pids cgroup). */
+  pids?: PidsReader;
 }
 
 /** The fixed id of a language's default context. */
@@ -46,8 +49,12 @@ export class ContextRegistry {
   private readonly entries = new Map<string, Entry>();
   private created = 0;
   private closed = false;
+  private readonly pids: PidsReader;
+  /** Pids promised to kernels still starting. */
+  private reservedPids = 0;
 
   constructor(private readonly opts: ContextRegistryOptions) {
+    this.pids = opts.pids ?? cgroupPids;
     this.add(defaultContextId("python"), "python", ".", true, opts.python);
   }
 
@@ -59,12 +66,13 @@ export class ContextRegistry {
         details: { max_contexts: this.opts.maxContexts },
       });
     }
+    checkPidsRoom(language, this.pids, this.reservedPids);
     const kernel = this.opts.kernelFor(language, dir.absolute);
     const entry = this.add(`ctx-${randomBytes(12).toString("hex")}`, language, dir.relative, false, kernel);
     this.created++;
-    kernel.start();
+    const ready = this.startReserving(language, kernel);
     try {
-      await kernel.whenReady();
+      await ready;
     } catch (err) {
       this.remove(entry);
       throw err;
@@ -116,9 +124,11 @@ export class ContextRegistry {
     const existing = this.entries.get(defaultContextId(lang));
     if (existing) return existing.kernel;
     if (this.closed) throw new ShipError("not_found", "Ship is shutting down");
+    checkPidsRoom(lang, this.pids, this.reservedPids);
     const kernel = this.opts.kernelFor(lang, this.opts.workspace);
     this.add(defaultContextId(lang), lang, ".", true, kernel);
-    kernel.start();
+    // The exec waits for it to be ready (and reports a failed start) itself.
+    this.startReserving(lang, kernel).catch(() => {});
     return kernel;
   }
 
@@ -127,6 +137,16 @@ export class ContextRegistry {
     this.closed = true;
     for (const entry of this.entries.values()) entry.kernel.stop();
     this.entries.clear();
+  }
+
+  /** Starts a kernel, keeping its pids reserved until it is ready (or failed). */
+  private startReserving(language: Language, kernel: SupervisedKernel): Promise<void> {
+    const pids = PIDS_PER_KERNEL[language];
+    this.reservedPids += pids;
+    kernel.start();
+    return kernel.whenReady().finally(() => {
+      this.reservedPids -= pids;
+    });
   }
 
   private add(id: string, language: Language, cwd: string, isDefault: boolean, kernel: SupervisedKernel): Entry {

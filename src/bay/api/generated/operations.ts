@@ -371,7 +371,7 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zContextList,
   },
-  /** Starts a context (a kernel process of its own, as the sandbox user) in one of the profile's `languages`, and answers once it is ready. At most the profile's `max_contexts` may be created per sandbox (429 past it; the default context of each language does not count). Contexts count in the sandbox's memory and pids limits, and are lost when its compute stops. */
+  /** Starts a context (a kernel process of its own, as the sandbox user) in one of the profile's `languages`, and answers once it is ready. At most the profile's `max_contexts` may be created per sandbox (429 past it; the default context of each language does not count). Contexts count in the sandbox's memory and pids limits: a context whose kernel would leave too few of the profile's `pids_limit` free is refused with 429 (`reason: pids_limit`), and under memory pressure the kernel OOM killer takes a context's kernel before the runtime. Contexts are lost when the sandbox's compute stops. */
   createContext: {
     operationId: "createContext",
     method: "post",

@@ -105,7 +105,7 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zContextList,
   },
-  /** At most SHIP_MAX_CONTEXTS (default 8) contexts may be created; the default context of each language does not count. More get 429 quota_exceeded. */
+  /** At most SHIP_MAX_CONTEXTS (default 8) contexts may be created; the default context of each language does not count. More get 429 quota_exceeded. A context is also refused with 429 quota_exceeded (`details.reason: pids_limit`, `limit`, `pids_in_use`) while starting its kernel would leave too few of the container's pids free: every thread counts, and a kernel that cannot get one aborts. The same holds for a language's default context started by `/code/exec`. */
   createContext: {
     operationId: "createContext",
     method: "post",
