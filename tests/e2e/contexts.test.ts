@@ -8,6 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { zContext, zContextList, zErrorBody } from "../../src/bay/api/generated/index.ts";
 import type { TestBay } from "../support/harness.ts";
+import { pollUntil } from "../support/harness.ts";
 import { containersOf, profiles, py, SHIP_IMAGE, sh, withSandbox } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
 
@@ -19,6 +20,8 @@ sharedE2eBay((bay) => (t = bay), {
       { id: "two-contexts", image: SHIP_IMAGE, max_contexts: 2 },
       { id: "python-only", image: SHIP_IMAGE, languages: ["python"] },
       { id: "small", image: SHIP_IMAGE, memory_mb: 512 },
+      // Ship, tini and the default Python kernel take about 8 of these; a JS context about 5 (its threads).
+      { id: "few-pids", image: SHIP_IMAGE, pids_limit: 32, max_contexts: 16 },
     ),
   },
 });
@@ -88,6 +91,46 @@ describe("code contexts through Bay", () => {
     });
   });
 
+  test("the JS/TS kernel through Bay: top-level await, node built-ins, console order and the value, stacks, a rich MIME bundle", async () => {
+    await withSandbox(t, async (id) => {
+      const ts = await newContext(id, { language: "typescript" });
+      const run = (src: string) => code(id, { context_id: ts, code: src });
+      const awaited = await run(
+        "import { createHash } from 'node:crypto'\nimport path from 'path'\nconst late: string = await new Promise<string>((r) => setTimeout(() => r('late'), 10))\n" +
+          "console.log('one')\nconsole.error('two')\nconsole.log('three');\n[late, path.join('a', 'b'), createHash('sha256').update('x').digest('hex').length]",
+      );
+      expect(awaited.body).toMatchObject({ success: true, error: null, output: 'one\ntwo\nthree\n[ "late", "a/b", 64 ]\n' });
+      expect(awaited.body.data).toEqual([{ type: "execute_result", data: { "text/plain": '[ "late", "a/b", 64 ]' } }]);
+      // The awaited value and the imports persist like any declaration.
+      expect((await run("late + path.sep")).body.output).toBe('"late/"\n');
+
+      const thrown = await run("function explode(n: number): never {\n  throw new RangeError(`boom ${n}`)\n}\nexplode(3)");
+      expect(thrown.status).toBe(200);
+      expect(thrown.body.success).toBe(false);
+      expect(thrown.body.error).toStartWith("RangeError: boom 3\n");
+      expect(thrown.body.error).toMatch(/at explode \(cell-\d+:2:\d+\)/);
+
+      const rich = await run(
+        "class Table { [Symbol.for('Jupyter.display')]() { return { 'text/html': '<table><tr><td>1</td></tr></table>', 'image/png': new Uint8Array([137, 80, 78, 71]), 'text/plain': 'Table(1)' } } }\n" +
+          "display({ 'text/markdown': '# shown' }, { raw: true })\nnew Table()",
+      );
+      expect(rich.body.success).toBe(true);
+      expect(rich.body.data).toEqual([
+        { type: "display_data", data: { "text/markdown": "# shown" } },
+        {
+          type: "execute_result",
+          data: {
+            "text/html": "<table><tr><td>1</td></tr></table>",
+            "image/png": Buffer.from([137, 80, 78, 71]).toString("base64"),
+            "text/plain": "Table(1)",
+          },
+        },
+      ]);
+      // The context is fine after the error.
+      expect((await run("late.length")).body.output).toBe("4\n");
+    });
+  });
+
   test("the JS kernel survives an endless loop stopped by its timeout; its state is kept", async () => {
     await withSandbox(t, async (id) => {
       const js = await newContext(id, { language: "javascript" });
@@ -140,7 +183,11 @@ describe("code contexts through Bay", () => {
         const [container] = await containersOf(t, id);
         // Kernels are first in line for the OOM killer, Ship is not.
         const pid = (await code(id, { context_id: hog, code: "import os\nos.getpid()" })).body.output.trim();
-        expect((await sh(t, id, { command: `cat /proc/${pid}/oom_score_adj` })).body.output.trim()).toBe("500");
+        const jsPid = (await code(id, { context_id: js, code: "process.pid" })).body.output.trim();
+        const scores = await sh(t, id, {
+          command: `cat /proc/${pid}/oom_score_adj /proc/${jsPid}/oom_score_adj /proc/$(pgrep -o -x ship)/oom_score_adj`,
+        });
+        expect(scores.body.output.trim().split("\n")).toEqual(["500", "500", "0"]);
         const blown = await code(id, {
           context_id: hog,
           code: "chunks = []\nwhile True:\n    chunks.append(b'x' * (32 * 1024 * 1024))",
@@ -161,6 +208,66 @@ describe("code contexts through Bay", () => {
       },
       "small",
     );
+  });
+
+  test("contexts count in the sandbox's pids limit: one that would crowd it is refused (429), the others keep working", async () => {
+    await withSandbox(
+      t,
+      async (id) => {
+        await py(t, id, "steady = 'py'");
+        const made: string[] = [];
+        let refused: { status: number; body: any; res: Response } | undefined;
+        for (let i = 0; i < 12 && !refused; i++) {
+          const res = await t.json("POST", `/v1/sandboxes/${id}/contexts`, { body: { language: "javascript" } });
+          if (res.status === 201) made.push(res.body.id);
+          else refused = res;
+        }
+        // A JS context is several threads: a 32-pid sandbox cannot hold twelve of them.
+        expect(made.length).toBeGreaterThan(0);
+        expect(refused?.status).toBe(429);
+        expect(zErrorBody.safeParse(refused!.body).success).toBe(true);
+        expect(refused!.body.error).toMatchObject({ code: "quota_exceeded", details: { reason: "pids_limit", limit: 32 } });
+        expect(refused!.body.error.details.pids_in_use).toBeLessThanOrEqual(32);
+        expect(Number(refused!.res.headers.get("retry-after"))).toBeGreaterThan(0);
+        const pids = await sh(t, id, { command: "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max" });
+        expect(pids.body.output.trim()).toBe("32");
+        // A default context started by code/exec is held to the same rule, before any kernel starts.
+        const viaDefault = await code(id, { language: "typescript", code: "1" });
+        expect([viaDefault.status, viaDefault.body.error?.details?.reason]).toEqual([429, "pids_limit"]);
+        console.log(`[contexts, pids_limit 32] ${made.length} JS contexts started, then: ${refused!.body.error.message}`);
+        // The contexts that started, the default kernel and the runtime are untouched.
+        for (const ctx of made) {
+          expect((await code(id, { context_id: ctx, code: "6 * 7" })).body).toMatchObject({ output: "42\n", kernel_restarted: false });
+        }
+        expect((await py(t, id, "steady")).body).toMatchObject({ output: "'py'\n", kernel_restarted: false });
+        // Deleting one gives its pids back: a context starts again.
+        expect((await t.call("DELETE", `/v1/sandboxes/${id}/contexts/${made.pop()}`)).status).toBe(204);
+        const again = await pollUntil(
+          () => t.json("POST", `/v1/sandboxes/${id}/contexts`, { body: { language: "javascript" } }),
+          (r) => r.status === 201,
+          60_000,
+          "a context to start once one was deleted",
+        );
+        expect((await code(id, { context_id: again.body.id, code: "1 + 1" })).body.output).toBe("2\n");
+      },
+      "few-pids",
+    );
+  });
+
+  test("contexts are lost when compute stops: after a stop only the default Python context is left", async () => {
+    await withSandbox(t, async (id) => {
+      const js = await newContext(id, { language: "javascript" });
+      await code(id, { context_id: js, code: "const mine = 1" });
+      await code(id, { language: "typescript", code: "const alsoMine: number = 2" });
+      expect((await t.call("POST", `/v1/sandboxes/${id}/stop`)).status).toBe(200);
+      expect(await containersOf(t, id)).toEqual([]);
+      const gone = await code(id, { context_id: js, code: "mine" });
+      expect([gone.status, gone.body.error?.code]).toEqual([404, "not_found"]);
+      const list = await t.json("GET", `/v1/sandboxes/${id}/contexts`);
+      expect(list.body.items.map((c: any) => c.id)).toEqual(["ctx-default-python"]);
+      const fresh = await code(id, { language: "typescript", code: "typeof alsoMine" });
+      expect(fresh.body.output).toBe('"undefined"\n');
+    });
   });
 
   test("measure: memory of an idle JS context next to an idle Python one", async () => {
@@ -197,12 +304,47 @@ describe("code contexts: refusals", () => {
           ["POST", `/v1/sandboxes/${other}/code/exec`, { code: "1", context_id: ctx }],
           ["DELETE", `/v1/sandboxes/${other}/contexts/${ctx}`, undefined],
           ["POST", `/v1/sandboxes/${id}/contexts/ctx-unknown/restart`, undefined],
+          // Odd ids reach the runtime as one opaque segment and are simply unknown there.
+          ...[
+            "ctx-default-ruby",
+            "ctx-default-javascript", // a default context not started yet
+            `ctx-${"a".repeat(124)}`,
+            "..%2Fhealth",
+            "%2e%2e%2f..%2fmeta",
+            "%252e%252e",
+            "ctx-%00",
+            "ctx%0Ax",
+            "ctx-%C3%BC%F0%9F%98%80",
+            "ctx-%FF",
+            "%20",
+          ].flatMap(
+            (odd): Array<[string, string, unknown]> => [
+              ["GET", `/v1/sandboxes/${id}/contexts/${odd}`, undefined],
+              ["DELETE", `/v1/sandboxes/${id}/contexts/${odd}`, undefined],
+              ["POST", `/v1/sandboxes/${id}/contexts/${odd}/restart`, undefined],
+            ],
+          ),
+          ["POST", `/v1/sandboxes/${id}/code/exec`, { code: "1", context_id: "../../ipython/exec" }],
+          ["POST", `/v1/sandboxes/${id}/code/exec`, { code: "1", context_id: "ctx-\u0000" }],
         ];
         for (const [method, path, body, owner] of tries) {
           const res = await t.json(method, path, { ...(body ? { body } : {}), ...(owner ? { owner } : {}) });
           expect([method, path, owner, res.status, res.body.error?.code]).toEqual([method, path, owner, 404, "not_found"]);
           expect(zErrorBody.safeParse(res.body).success).toBe(true);
         }
+        // A dot segment is resolved by URL parsing before any route sees it (as Bun.serve does):
+        // whatever it lands on, it never deletes or restarts the sandbox or a context.
+        for (const dots of ["%2e%2e", "..", "%2E", "."]) {
+          for (const [method, suffix] of [
+            ["DELETE", ""],
+            ["POST", "/restart"],
+            ["GET", ""],
+          ] as const) {
+            const res = await t.json(method, `/v1/sandboxes/${id}/contexts/${dots}${suffix}`);
+            expect([method, dots, suffix, [404, 405].includes(res.status)]).toEqual([method, dots, suffix, true]);
+          }
+        }
+        expect((await t.json("GET", `/v1/sandboxes/${id}`)).status).toBe(200);
         // Still there for its owner, in its own sandbox.
         expect((await code(id, { context_id: ctx, code: "1 + 1" })).body.output).toBe("2\n");
       });
@@ -270,6 +412,17 @@ describe("code contexts: refusals", () => {
         });
         expect([route, JSON.stringify(body), res.status, res.body.error?.code]).toEqual([route, JSON.stringify(body), 400, errorCode]);
       }
+      const long = `ctx-${"a".repeat(125)}`;
+      for (const [method, path] of [
+        ["GET", `/v1/sandboxes/${id}/contexts/${long}`],
+        ["DELETE", `/v1/sandboxes/${id}/contexts/${long}`],
+        ["POST", `/v1/sandboxes/${id}/contexts/${long}/restart`],
+      ] as const) {
+        const res = await t.json(method, path);
+        expect([method, res.status, res.body.error?.code]).toEqual([method, 400, "validation_error"]);
+      }
+      const longInBody = await code(id, { code: "1", context_id: long });
+      expect([longInBody.status, longInBody.body.error?.code]).toEqual([400, "validation_error"]);
       expect(await containersOf(t, id)).toEqual([]);
       // A language that does not match the context named: known only to the runtime, still a 400.
       const mismatch = await code(id, { code: "1", context_id: "ctx-default-python", language: "javascript" });
