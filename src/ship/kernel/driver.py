@@ -148,6 +148,8 @@ class Capture:
         # SIGINT while the main thread updates the capture is held until it is done.
         self.main_busy = False
         self.interrupt_pending = False
+        # The cell whose interrupt is to be acknowledged (set from the signal handler, without cond).
+        self.ack_cell = None
         self.drain_poll = select.poll()
         for r in self.read_fds.values():
             self.drain_poll.register(r, select.POLLIN)
@@ -307,14 +309,30 @@ class Capture:
             self.cell = None
             self.flush_all = True
             self._wake()
-            while self.queue or self.writing:
+            while self.queue or self.writing or self.ack_cell is not None:
                 self.cond.wait()
             self.flush_all = False
         return text, truncated
 
     # -- the capture thread ---------------------------------------------------------
+    def acknowledge_interrupt(self):
+        """From the SIGINT handler: the capture thread says `interrupted` for the running cell.
+
+        Takes no lock (the handler may run while the main thread holds cond): a plain
+        attribute and a wake-up byte.
+        """
+        if self.cell is not None:
+            self.ack_cell = self.cell
+            self._wake()
+
     def _due(self):
         """The head event if it should go out now, else (None, seconds to wait or None)."""
+        if self.ack_cell is not None:
+            # First: Ship then knows the result is coming, however long it takes to build.
+            item = {"id": self.ack_cell, "event": "interrupted"}
+            self.ack_cell = None
+            self.writing = True
+            return item, None
         if not self.queue:
             self.queued = 0
             return None, None
@@ -426,6 +444,7 @@ reset_streams()
 
 def on_sigint(signum, frame):
     """Ship's interrupt: KeyboardInterrupt, unless the capture is mid-update (then right after)."""
+    CAPTURE.acknowledge_interrupt()
     if CAPTURE.main_busy:
         CAPTURE.interrupt_pending = True
         return

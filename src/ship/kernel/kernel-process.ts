@@ -84,6 +84,7 @@ export class KernelProcess {
   private readonly maxLine: number;
   private readonly label: string;
   private readonly readers: Array<ReadableStreamDefaultReader<Uint8Array>> = [];
+  private interruptAcked = 0;
 
   constructor(opts: KernelProcessOptions) {
     this.maxLine = maxLineChars(opts.maxOutputBytes);
@@ -106,7 +107,10 @@ export class KernelProcess {
     // Once ready, never before: until the child has exec'd it is a copy of Ship, which is
     // non-dumpable, so its /proc files belong to root and the write would fail. Registered
     // first, it runs before any cell can be sent.
-    void this.ready.then(() => raiseOomScore(this.proc.pid), () => {});
+    void this.ready.then(
+      () => raiseOomScore(this.proc.pid),
+      () => {},
+    );
     const pumps = Promise.all([this.pumpStderr(), this.pumpEvents(markReady)]);
     // The process ending is what counts: a child of user code may keep the pipes open forever.
     this.exited = this.proc.exited
@@ -124,6 +128,11 @@ export class KernelProcess {
   /** The kernel's pid. */
   get pid(): number {
     return this.proc.pid;
+  }
+
+  /** When the kernel last said a cell was interrupted (`interrupted` event; ms since the epoch, 0 never). */
+  get interruptAckedAt(): number {
+    return this.interruptAcked;
   }
 
   /** False once the process has exited or was killed. */
@@ -245,6 +254,10 @@ export class KernelProcess {
       this.waiters.delete(msg.id);
       const { event: _event, id: _id, ...result } = msg as ResultEvent;
       waiter.resolve(result);
+      return undefined;
+    }
+    if (msg.event === "interrupted") {
+      this.interruptAcked = Date.now();
       return undefined;
     }
     if (msg.event === "stream" || msg.event === "display") {

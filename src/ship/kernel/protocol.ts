@@ -3,7 +3,8 @@
  * the JS/TS kernel, js/kernel.ts): JSON lines.
  * stdin: one `KernelRequest` per line. stdout: a private channel carrying `KernelEvent`s;
  * user output never reaches it. Per cell, zero or more `stream` and `display` events as
- * the output is produced, then exactly one `result`.
+ * the output is produced, then exactly one `result`; after an interrupt (SIGINT) the
+ * kernel says `interrupted` as soon as the cell is being stopped, before its result.
  */
 
 /** One cell to run. */
@@ -41,6 +42,16 @@ export interface DisplayEvent {
   data: Record<string, string>;
 }
 
+/**
+ * The running cell got the interrupt and is ending: its result follows, possibly only
+ * after a while (it carries all of the cell's output, up to the cap). A kernel that
+ * never says so is taken to ignore the interrupt.
+ */
+export interface InterruptedEvent {
+  id: number;
+  event: "interrupted";
+}
+
 /** The end of a cell. */
 export interface ResultEvent {
   id: number;
@@ -55,4 +66,4 @@ export interface ResultEvent {
   truncated: boolean;
 }
 
-export type KernelEvent = ReadyEvent | StreamEvent | DisplayEvent | ResultEvent;
+export type KernelEvent = ReadyEvent | StreamEvent | DisplayEvent | InterruptedEvent | ResultEvent;

@@ -33,10 +33,21 @@ export interface SupervisedKernelOptions {
   label: string;
   /** Execs that may wait behind the running one. */
   maxQueuedExecs?: number;
+  /** After an interrupt: time to acknowledge it, and to answer once acknowledged (defaults above). */
+  interruptGraceMs?: number;
+  interruptMaxGraceMs?: number;
 }
 
-/** How long an interrupted exec may take to answer before the kernel is killed. */
+/** How long an interrupted kernel has to say it is stopping the cell (`interrupted`) before it is killed. */
 const INTERRUPT_GRACE_MS = 5000;
+/**
+ * How long one that said so has to answer: the result carries all of the cell's output
+ * (tens of MiB at a raised cap), which takes seconds to build on a loaded machine. User
+ * code that catches the interrupt and runs on is killed then.
+ */
+const INTERRUPT_MAX_GRACE_MS = 30_000;
+/** How often the grace period looks at the kernel. */
+const GRACE_POLL_MS = 100;
 /** How long an exec waits for a (re)starting kernel. */
 const READY_WAIT_MS = 60_000;
 /** Restart back-off when the kernel keeps dying at start. */
@@ -66,9 +77,13 @@ export class SupervisedKernel {
   private readyNow = false;
   private restartTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly maxQueued: number;
+  private readonly graceMs: number;
+  private readonly maxGraceMs: number;
 
   constructor(private readonly opts: SupervisedKernelOptions) {
     this.maxQueued = opts.maxQueuedExecs ?? MAX_QUEUED_EXECS;
+    this.graceMs = opts.interruptGraceMs ?? INTERRUPT_GRACE_MS;
+    this.maxGraceMs = opts.interruptMaxGraceMs ?? INTERRUPT_MAX_GRACE_MS;
   }
 
   /** Current state. */
@@ -279,13 +294,18 @@ export class SupervisedKernel {
     // Timeout or a client gone: interrupt, and give the kernel a moment to answer with what it printed.
     dropping = true;
     release();
+    const interruptedAt = Date.now();
     proc.interrupt();
-    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    let graceTimer: ReturnType<typeof setInterval> | undefined;
     const grace = new Promise<"grace">((resolve) => {
-      graceTimer = setTimeout(() => resolve("grace"), INTERRUPT_GRACE_MS);
+      graceTimer = setInterval(() => {
+        const since = Date.now() - interruptedAt;
+        const acked = proc.interruptAckedAt >= interruptedAt;
+        if (since >= (acked ? this.maxGraceMs : this.graceMs)) resolve("grace");
+      }, GRACE_POLL_MS);
     });
     const late = await Promise.race([reply, died, grace]);
-    clearTimeout(graceTimer);
+    clearInterval(graceTimer);
     let output = "";
     let restarted = false;
     if (typeof late === "object") {
