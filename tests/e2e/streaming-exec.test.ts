@@ -19,7 +19,7 @@ sharedE2eBay((bay) => (t = bay), {
     profiles: profiles(
       { id: "python-default", image: SHIP_IMAGE },
       // An output cap above what the buffers on the way hold: below it, only backpressure can stop the kernel.
-      { id: "big-output", image: SHIP_IMAGE, env: { SHIP_MAX_OUTPUT_BYTES: String(48 * 1024 * 1024) } },
+      { id: "big-output", image: SHIP_IMAGE, env: { SHIP_MAX_OUTPUT_BYTES: String(128 * 1024 * 1024) } },
     ),
   },
 });
@@ -208,7 +208,7 @@ describe("streamed execs through Bay", () => {
         });
         const events = new EventReader(res);
         await events.until((e) => e.event === "stdout");
-        // The client reads nothing more. Without backpressure the loop would run on past the 48 MiB cap (and never stall).
+        // The client reads nothing more. Without backpressure the loop would run on past the 128 MiB cap (and never stall).
         let stalledAt = -1;
         const deadline = Date.now() + 60_000;
         for (let last = await progress(); ; ) {
@@ -223,9 +223,11 @@ describe("streamed execs through Bay", () => {
         }
         const grown = (await shipRssMiB()) - before;
         console.log(`[backpressure] kernel stalled after ~${stalledAt} KiB of output; Ship's RSS grew ${grown.toFixed(1)} MiB`);
-        // Every buffer on the way together (driver queue, pipe, Ship's stream, sockets and docker-proxy, Bay's relay).
-        expect(stalledAt).toBeLessThan(32 * 1024);
-        expect(grown).toBeLessThan(48);
+        // Every buffer on the way together: driver queue, pipe, Ship's stream, one event in Bay's relay, and the
+        // sockets Ship → docker-proxy → Bay, whose receive buffers the kernel may autotune up to tcp_rmem's
+        // maximum (32 MiB here) each: that, not Ship or Bay, is most of it. Ship itself holds next to nothing.
+        expect(stalledAt).toBeLessThan(96 * 1024);
+        expect(grown).toBeLessThan(32);
         // Reading again lets it go on: more comes than was waiting on the way.
         let read = 0;
         await events.until((e) => (read += e.event === "stdout" ? e.data.text.length : 0) > (stalledAt + 2048) * 1001);
