@@ -10,10 +10,12 @@
  *   BENCH_BASELINE_ROOT  another checkout whose Bay runs beside this one in the access-log bench
  *   BENCH_ONLY=observability  only the observability benches (access log cost, /metrics scrape)
  *   BENCH_RUNTIME_RUNS  cold starts per side for gVisor vs runc (default BENCH_RUNS)
+ *   BENCH_ONLY=contexts       only the code contexts and streamed exec benches
  */
 import { docker, removeLabelledQuietly, requireShipImages, spawnBay } from "../tests/e2e/support/e2e.ts";
 import { coldStart } from "./cold-start.ts";
 import type { BenchContext } from "./context.ts";
+import { type ContextsBench, contextsBench } from "./contexts.ts";
 import { memory } from "./memory.ts";
 import { accessLogCost, accessLogCpu, scrapeCost } from "./observability.ts";
 import { runtimes } from "./runtimes.ts";
@@ -34,18 +36,34 @@ const rows: Row[] = [];
 let failed = false;
 try {
   console.log(`Bay subprocess at ${bay.url} (pid ${bay.pid}); ${runs} runs per side, ${execRuns} for warm exec\n`);
-  const all = process.env.BENCH_ONLY !== "observability";
+  const only = process.env.BENCH_ONLY;
+  const all = only === undefined || only === "";
   if (all) {
     rows.push(...(await coldStart(ctx)));
     rows.push(...(await warmExec(ctx, execRuns)));
     rows.push(...(await transfer(ctx)));
     rows.push(...(await workspaceTransfer(ctx)));
   }
-  rows.push(...(await accessLogCost(execRuns)));
-  rows.push(...(await accessLogCpu(30)));
-  rows.push(...(await scrapeCost(Math.max(20, Math.floor(execRuns / 2)))));
+  let contexts: ContextsBench | undefined;
+  if (all || only === "contexts") {
+    contexts = await contextsBench(ctx, execRuns);
+    rows.push(...contexts.viaBay);
+  }
+  if (all || only === "observability") {
+    rows.push(...(await accessLogCost(execRuns)));
+    rows.push(...(await accessLogCpu(30)));
+    rows.push(...(await scrapeCost(Math.max(20, Math.floor(execRuns / 2)))));
+  }
   printTable(rows);
   console.log("");
+  if (contexts) {
+    printTable(contexts.languages, { bay: "javascript", direct: "python", ratio: "js/python" });
+    console.log("");
+    printTable(contexts.streaming, { bay: "streamed", direct: "JSON", ratio: "streamed/JSON" });
+    console.log("");
+    for (const line of contexts.memory) console.log(line);
+    console.log("");
+  }
   if (all) {
     for (const line of await memory(ctx)) console.log(line);
     console.log(

@@ -14,6 +14,7 @@ import { HealthService } from "./domain/health-service.ts";
 import { ProfileRegistry } from "./domain/profiles.ts";
 import { Reaper } from "./domain/reaper.ts";
 import { Reconciler } from "./domain/reconciler.ts";
+import { SandboxContexts } from "./domain/sandbox-contexts.ts";
 import { SandboxExec } from "./domain/sandbox-exec.ts";
 import { SandboxFiles } from "./domain/sandbox-files.ts";
 import { SandboxManager } from "./domain/sandbox-manager.ts";
@@ -132,6 +133,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     maxUploadBytes: config.limits.max_upload_bytes,
   });
   const sandboxExec = new SandboxExec(router);
+  const sandboxContexts = new SandboxContexts(router);
   const uploadSpool = new UploadSpool({
     maxBytes: config.limits.max_spool_bytes,
     ...(config.limits.spool_dir ? { baseDir: config.limits.spool_dir } : {}),
@@ -159,6 +161,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     profiles,
     sandboxes,
     sandboxExec,
+    sandboxContexts,
     sandboxFiles,
     uploadSpool,
     workspaces,

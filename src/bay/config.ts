@@ -10,6 +10,9 @@ import { version as packageVersion } from "../../package.json";
 import { isApiKeyOwner, RESERVED_OWNER_PREFIXES } from "./domain/auth/owners.ts";
 
 const capability = z.enum(["python", "shell", "filesystem"]);
+/** Languages of code contexts. */
+export const LANGUAGES = ["python", "javascript", "typescript"] as const;
+const language = z.enum(LANGUAGES);
 
 /** Docker's rule for network names. */
 const DOCKER_NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -53,6 +56,10 @@ const profileSchema = z
     memory_mb: z.number().int().min(64).max(262144).default(1024),
     pids_limit: z.number().int().min(16).max(65536).default(256),
     capabilities: z.array(capability).min(1).default(["python", "shell", "filesystem"]),
+    /** Languages of its code contexts; default all of them (Python only with the python capability). */
+    languages: z.array(language).optional(),
+    /** Code contexts a sandbox may create (SHIP_MAX_CONTEXTS; the default context of each language does not count). */
+    max_contexts: z.number().int().min(0).max(64).default(8),
     /** Seconds without a capability call before the session is reclaimed. */
     idle_timeout: z.number().int().min(1).default(1800),
     /** Container env. A value "${NAME}" takes host env NAME at start; never echoed back. */
@@ -69,6 +76,9 @@ const profileSchema = z
     tmpfs_mb: z.number().int().min(1).max(65536).default(256),
   })
   .transform(({ block_private_egress, ...profile }, ctx) => {
+    if (profile.languages?.includes("python") && !profile.capabilities.includes("python")) {
+      ctx.addIssue({ code: "custom", path: ["languages"], message: "python needs the python capability" });
+    }
     const own = typeof profile.network === "object" ? profile.network.docker_network : undefined;
     const reserved = own === undefined ? null : reservedNetwork(own);
     if (reserved) {
@@ -88,7 +98,10 @@ const profileSchema = z
         message: "block_private_egress only applies to Bay's managed networks; Bay installs no rules on a docker_network: delete the line",
       });
     }
-    return profile;
+    return {
+      ...profile,
+      languages: [...new Set(profile.languages ?? LANGUAGES.filter((l) => l !== "python" || profile.capabilities.includes("python")))],
+    };
   });
 export type ProfileConfig = z.infer<typeof profileSchema>;
 

@@ -85,5 +85,10 @@ export class BayError extends Error {
   }
 }
 
+/** The contract's one error body for `err` (also the data of a stream's `error` event). */
+export function errorBody(err: BayError, requestId: string) {
+  return { error: { code: err.code, message: err.message, request_id: requestId, details: err.details } };
+}
+
 /** Shorthands for the errors thrown most often. */
 export const notFound = (kind: string, id: string) => new BayError("not_found", `${kind} not found: ${id}`, { details: { kind, id } });

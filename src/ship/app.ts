@@ -5,7 +5,10 @@ import type { ShipCredentials } from "../protocol/ship/index.ts";
 import { sessionAuth } from "./auth.ts";
 import { loadShipConfig, type ShipConfig } from "./config.ts";
 import { ShipError } from "./errors.ts";
+import { ContextRegistry } from "./contexts/context-registry.ts";
+import { kernelFor } from "./contexts/kernels.ts";
 import { PythonKernel } from "./kernel/python-kernel.ts";
+import { contextRoutes } from "./routes/contexts.ts";
 import { filesystemRoutes } from "./routes/filesystem.ts";
 import { ipythonRoutes } from "./routes/ipython.ts";
 import { shellRoutes } from "./routes/shell.ts";
@@ -15,10 +18,12 @@ import { ProcessRegistry } from "./shell/process-registry.ts";
 /** A wired Ship: the Hono app plus the long-lived parts it drives. */
 export interface ShipApp {
   app: Hono;
+  /** The default Python context's kernel (POST /ipython/exec). */
   kernel: PythonKernel;
+  contexts: ContextRegistry;
   processes: ProcessRegistry;
   config: ShipConfig;
-  /** Kills the kernel and background processes. */
+  /** Kills the kernels of every context and the background processes. */
   close(): void;
 }
 
@@ -41,6 +46,18 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
     maxOutputBytes: config.maxOutputBytes,
     maxQueuedExecs: config.maxQueuedExecs,
   });
+  const kernels = {
+    python: config.python,
+    workspace: config.workspace,
+    maxOutputBytes: config.maxOutputBytes,
+    maxQueuedExecs: config.maxQueuedExecs,
+  };
+  const contexts = new ContextRegistry({
+    workspace: config.workspace,
+    maxContexts: config.maxContexts,
+    python: kernel,
+    kernelFor: (language, cwd) => kernelFor(language, cwd, kernels),
+  });
   const processes = new ProcessRegistry({ maxRunning: config.maxBackground, maxOutputBytes: config.maxOutputBytes });
   if (config.startKernel) kernel.start();
 
@@ -54,9 +71,12 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
   app.use(sessionAuth(options.credentials.secret));
   app.use("/ipython/*", jsonLimit);
   app.use("/shell/*", jsonLimit);
+  app.use("/code/*", jsonLimit);
+  app.use("/contexts", jsonLimit);
   app.use("/filesystem/files", jsonLimit);
   app.route("/", systemRoutes({ kernel, workspace: config.workspace, sessionId: options.credentials.session_id }));
   app.route("/", ipythonRoutes({ kernel }));
+  app.route("/", contextRoutes({ contexts }));
   app.route("/", shellRoutes({ workspace: config.workspace, processes, maxOutputBytes: config.maxOutputBytes }));
   app.route("/", filesystemRoutes(config));
   app.notFound((c) => {
@@ -72,10 +92,11 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
   return {
     app,
     kernel,
+    contexts,
     processes,
     config,
     close() {
-      kernel.stop();
+      contexts.closeAll();
       processes.killAll();
     },
   };

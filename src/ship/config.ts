@@ -1,4 +1,4 @@
-import { MAX_QUEUED_EXECS } from "./kernel/python-kernel.ts";
+import { MAX_QUEUED_EXECS } from "./kernel/supervised-kernel.ts";
 /** Ship's settings, read once from the environment by main.ts (tests pass their own). */
 export interface ShipConfig {
   /** TCP port to listen on. */
@@ -11,8 +11,10 @@ export interface ShipConfig {
   maxOutputBytes: number;
   /** Cap on running background processes. */
   maxBackground: number;
-  /** Python execs that may wait behind the running one. */
+  /** Execs that may wait behind the running one, per code context. */
   maxQueuedExecs: number;
+  /** Code contexts that may be created (the default one per language does not count). */
+  maxContexts: number;
   /** Cap on one upload. */
   maxUploadBytes: number;
   /** Cap on a JSON request body and on a text file read. */
@@ -44,6 +46,7 @@ export function loadShipConfig(env: Record<string, string | undefined> = process
     maxOutputBytes: intFrom(env, "SHIP_MAX_OUTPUT_BYTES", MiB),
     maxBackground: intFrom(env, "SHIP_MAX_BACKGROUND", 16),
     maxQueuedExecs: intFrom(env, "SHIP_MAX_QUEUED_EXECS", MAX_QUEUED_EXECS),
+    maxContexts: intFrom(env, "SHIP_MAX_CONTEXTS", 8),
     maxUploadBytes: intFrom(env, "SHIP_MAX_UPLOAD_BYTES", 1024 * MiB),
     maxBodyBytes: intFrom(env, "SHIP_MAX_BODY_BYTES", 32 * MiB),
     uploadIdleSeconds: intFrom(env, "SHIP_UPLOAD_IDLE_SECONDS", 60),

@@ -5,6 +5,7 @@ export type ShipErrorCode =
   | "unauthorized"
   | "file_not_found"
   | "not_found"
+  | "conflict"
   | "payload_too_large"
   | "quota_exceeded"
   | "internal_error"
@@ -17,6 +18,7 @@ export const SHIP_ERROR_STATUS = {
   unauthorized: 401,
   file_not_found: 404,
   not_found: 404,
+  conflict: 409,
   payload_too_large: 413,
   quota_exceeded: 429,
   internal_error: 500,

@@ -37,7 +37,11 @@ const PROFILES = [
   { id: "python-default", image: SHIP_IMAGE },
   { id: "files-only", image: SHIP_IMAGE, capabilities: ["filesystem"] },
   { id: "python-only", image: SHIP_IMAGE, capabilities: ["python"] },
+  { id: "no-code", image: SHIP_IMAGE, languages: [] },
 ] as unknown as BayConfig["profiles"];
+
+/** A profile without what `op` needs. */
+const LACKING = { python: "files-only", shell: "python-only", filesystem: "python-only", code: "no-code" } as const;
 
 type Result = { status: number; body: any; res: Response };
 
@@ -217,7 +221,7 @@ const PROBES: Probe[] = [
     applies: (op) => capabilityOf(op) !== null,
     expected: () => ({ status: 400, code: "capability_not_supported" }),
     run: async (op) => {
-      const id = await createSandbox({ profile: capabilityOf(op) === "python" ? "files-only" : "python-only" });
+      const id = await createSandbox({ profile: LACKING[capabilityOf(op)!] });
       return send(validRequest(op, id));
     },
   },

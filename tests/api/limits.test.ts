@@ -87,9 +87,22 @@ describe("size limits", () => {
     const big = "#".repeat(1024 * 1024 + 1);
     await expectError(t.json("POST", `/v1/sandboxes/${id}/python/exec`, { body: { code: big } }), 400, "validation_error");
     await expectError(t.json("POST", `/v1/sandboxes/${id}/shell/exec`, { body: { command: big } }), 400, "validation_error");
+    await expectError(
+      t.json("POST", `/v1/sandboxes/${id}/code/exec`, { body: { code: big, language: "javascript" } }),
+      400,
+      "validation_error",
+    );
+    // A streamed exec is refused the same way, as JSON, before any stream opens.
+    const streamed = await expectError(
+      t.json("POST", `/v1/sandboxes/${id}/python/exec`, { body: { code: big }, headers: { accept: "text/event-stream" } }),
+      400,
+      "validation_error",
+    );
+    expect(streamed.res.headers.get("content-type")).toContain("application/json");
     const small = await bay({ max_body_bytes: 512 * 1024 });
     const id2 = await sandbox(small);
     await expectError(small.json("POST", `/v1/sandboxes/${id2}/shell/exec`, { body: { command: big } }), 413, "payload_too_large");
+    await expectError(small.json("POST", `/v1/sandboxes/${id2}/code/exec`, { body: { code: big } }), 413, "payload_too_large");
     await noContainers(t);
     await noContainers(small);
   });

@@ -242,7 +242,10 @@ describe("js kernel: interrupts keep the context", () => {
   ];
   for (const [what, code] of cases) {
     test(what, async () => {
+      const before = Date.now();
       const res = await run(k, code, code.includes("waiting") ? "waiting" : "looping");
+      // It said `interrupted` (Ship then waits for its result instead of killing it).
+      expect(k.interruptAckedAt).toBeGreaterThanOrEqual(before);
       expect(res.result.success).toBe(false);
       expect(res.result.error).toBe(INTERRUPTED_ERROR);
       expect(k.isAlive).toBe(true);

@@ -27,7 +27,7 @@ let ship: ShipApp | undefined;
 let client: ShipClient | undefined;
 // Filled in beforeAll; the cases read it when they run.
 const credentials = testCredentials();
-const options = { mountPath: "", matplotlib: true, sessionId: credentials.session_id };
+const options = { mountPath: "", matplotlib: true, sessionId: credentials.session_id, maxContexts: 3 };
 
 const hostHome = process.env.HOME;
 
@@ -38,7 +38,7 @@ beforeAll(async () => {
   // As in the image (HOME=/workspace): user commands' login shells read the workspace's
   // profile, not the host user's (whose may run slow or lock-taking tools such as pyenv).
   process.env.HOME = workspace;
-  ship = createShipApp({ workspace, python: PYTHON, maxBackground: 3, credentials });
+  ship = createShipApp({ workspace, python: PYTHON, maxBackground: 3, maxContexts: 3, credentials });
   client = new ShipClient((path, init) => Promise.resolve(ship!.app.request(path, init)), credentials.secret);
 });
 

@@ -4,17 +4,17 @@
  * Needs Docker and both images (`bun run image:build`); fails loudly without them.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { shipBehaviour } from "./support/behaviour.ts";
+import { type BehaviourOptions, shipBehaviour } from "./support/behaviour.ts";
 import { ShipClient, testCredentials } from "./support/caller.ts";
 import { SHIP_DATA_IMAGE, SHIP_IMAGE } from "../support/images.ts";
 import { startShip, type ShipContainer } from "./support/container.ts";
 
-function clientFor(image: string, groups?: Array<"system" | "python" | "shell" | "filesystem">, matplotlib = false) {
+function clientFor(image: string, groups?: BehaviourOptions["groups"], matplotlib = false) {
   let container: ShipContainer | undefined;
   let client: ShipClient | undefined;
   const credentials = testCredentials();
   beforeAll(async () => {
-    container = await startShip(image, { SHIP_MAX_BACKGROUND: "3" }, credentials);
+    container = await startShip(image, { SHIP_MAX_BACKGROUND: "3", SHIP_MAX_CONTEXTS: "3" }, credentials);
     const base = container.baseUrl;
     client = new ShipClient((path, init) => fetch(`${base}${path}`, init), credentials.secret);
   });
@@ -25,7 +25,13 @@ function clientFor(image: string, groups?: Array<"system" | "python" | "shell" |
     if (!client) throw new Error(`${image} container did not start (see beforeAll error)`);
     return client;
   };
-  shipBehaviour(get, { mountPath: "/workspace", matplotlib, sessionId: credentials.session_id, ...(groups ? { groups } : {}) });
+  shipBehaviour(get, {
+    mountPath: "/workspace",
+    matplotlib,
+    sessionId: credentials.session_id,
+    maxContexts: 3,
+    ...(groups ? { groups } : {}),
+  });
   return get;
 }
 

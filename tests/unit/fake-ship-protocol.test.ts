@@ -19,6 +19,8 @@ const VOLUME = { name: "vol-protocol", labels: { owner: "o", workspace_id: "ws",
 
 interface Fixture {
   path?: string;
+  /** Fills `{context_id}` (default the default Python context). */
+  contextId?: string;
   query?: Record<string, string>;
   body?: unknown;
   raw?: Uint8Array<ArrayBuffer>;
@@ -29,6 +31,13 @@ const FIXTURES: Record<ShipOperationId, Fixture> = {
   getHealth: {},
   getMeta: {},
   execPython: { body: { code: "1+1" } },
+  execCode: { body: { code: "1+1", language: "python" } },
+  listContexts: {},
+  createContext: { body: { language: "python" } },
+  getContext: {},
+  // Filled in beforeAll with a context created for it: a default context is not deleted.
+  deleteContext: {},
+  restartContext: {},
   execShell: { body: { command: "echo hi" } },
   listProcesses: {},
   getProcess: {},
@@ -49,7 +58,7 @@ const auth = { authorization: `Bearer ${SECRET}` };
 function request(id: ShipOperationId, headers: Record<string, string> = auth, over: Fixture = {}): Promise<Response> {
   const op = shipOperations[id];
   const f = { ...FIXTURES[id], ...over };
-  const url = new URL(base + op.path.replace("{process_id}", processId));
+  const url = new URL(base + op.path.replace("{process_id}", processId).replace("{context_id}", f.contextId ?? "ctx-default-python"));
   for (const [k, v] of Object.entries(f.query ?? {})) url.searchParams.set(k, v);
   const body = f.raw ?? (f.body === undefined ? undefined : JSON.stringify(f.body));
   const type = f.raw ? "application/octet-stream" : "application/json";
@@ -79,6 +88,12 @@ beforeAll(async () => {
     body: JSON.stringify({ command: "sleep 0", background: true }),
   });
   processId = ((await started.json()) as { process_id: string }).process_id;
+  const context = await fetch(`${base}/contexts`, {
+    method: "POST",
+    headers: { ...auth, "content-type": "application/json" },
+    body: JSON.stringify({ language: "javascript" }),
+  });
+  FIXTURES.deleteContext.contextId = ((await context.json()) as { id: string }).id;
 });
 afterAll(() => ship.kill());
 
@@ -89,6 +104,10 @@ describe("every operation of openapi/ship.v1.yaml", () => {
     const op = shipOperations[id];
     const res = await request(id);
     expect(res.status).toBe(op.successStatus);
+    if (op.successStatus === 204) {
+      expect(await res.text()).toBe("");
+      return;
+    }
     expect(res.headers.get("content-type") ?? "").toStartWith(op.successContentType ?? "application/json");
     if (op.successContentType === "application/octet-stream") {
       expect(new Uint8Array(await res.arrayBuffer()).byteLength).toBeGreaterThan(0);
@@ -139,4 +158,33 @@ test("file errors answer the spec's statuses: a missing file 404 file_not_found,
   expect(big.status).toBe(413);
   const unknown = await fetch(`${base}/shell/processes/proc-nope`, { headers: auth });
   expect(unknown.status).toBe(404);
+});
+
+test("code contexts: state apart per context, the cap, a default context restarts but is not deleted, JS refused by name, streamed", async () => {
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${base}${path}`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+    });
+  const exec = async (body: unknown) =>
+    (await (await post("/code/exec", body)).json()) as { success: boolean; output: string; error: string };
+  const created = (await (await post("/contexts", { language: "python" })).json()) as { id: string };
+  expect((await exec({ context_id: created.id, code: "x = 1" })).success).toBe(true);
+  expect((await exec({ context_id: created.id, code: "x" })).output).toBe("1\n");
+  // The default Python context (python exec's) does not see it.
+  expect((await exec({ code: "x" })).success).toBe(false);
+  const js = await exec({ language: "typescript", code: "1 + 1" });
+  expect(js).toMatchObject({ success: false, error: "NotImplementedError: the in-memory fake Ship runs no typescript" });
+  const refused = await fetch(`${base}/contexts/ctx-default-python`, { method: "DELETE", headers: auth });
+  expect([refused.status, ((await refused.json()) as any).error.code]).toEqual([409, "conflict"]);
+  // Default cap 8: the createContext case above and `created` hold two (the deleteContext case freed its own).
+  const more: Response[] = [];
+  for (let i = 0; i < 7; i++) more.push(await post("/contexts", { language: "javascript" }));
+  expect(more.map((r) => r.status)).toEqual([201, 201, 201, 201, 201, 201, 429]);
+  const streamed = await post("/ipython/exec", { code: "print('hi')\n2 * 3" }, { accept: "text/event-stream" });
+  expect(streamed.headers.get("content-type")).toStartWith("text/event-stream");
+  const text = await streamed.text();
+  expect(text).toContain('event: stdout\ndata: {"text":"hi\\n6\\n"}\n\n');
+  expect(text.trimEnd().split("\n\n").at(-1)).toStartWith("event: result\n");
 });

@@ -27,7 +27,11 @@ export type ErrorCode = ErrorInfo["code"];
 /** The error variant of one code, with its typed `details`. */
 export type ErrorOf<C extends ErrorCode> = Extract<ErrorInfo, { code: C }>;
 
-export type BayClient = Client<paths>;
+/**
+ * Typed for JSON answers: the exec routes can also stream (`Accept: text/event-stream`,
+ * read with `parseAs: "stream"`), which would otherwise widen every exec result to a string.
+ */
+export type BayClient = Client<paths, "application/json">;
 
 export interface BayClientOptions extends Omit<ClientOptions, "baseUrl"> {
   /** Where Bay listens, e.g. `http://127.0.0.1:8000`. */
@@ -38,7 +42,7 @@ export interface BayClientOptions extends Omit<ClientOptions, "baseUrl"> {
 
 /** A client for one Bay and one credential. */
 export function createBayClient({ baseUrl, token, headers, ...rest }: BayClientOptions): BayClient {
-  return createClient<paths>({
+  return createClient<paths, "application/json">({
     baseUrl: baseUrl.replace(/\/+$/, ""),
     headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(headers as Record<string, string> | undefined) },
     ...rest,

@@ -287,7 +287,7 @@ export interface paths {
         put?: never;
         /**
          * Execute Python
-         * @description Runs code in the sandbox's persistent kernel (starting the runtime if needed). Exceptions come back as `success:false` with the traceback in `error`; a timeout interrupts the code and keeps the kernel.
+         * @description Runs code in the sandbox's persistent kernel, its default Python code context (starting the runtime if needed). Exceptions come back as `success:false` with the traceback in `error`; a timeout interrupts the code and keeps the kernel. With `Accept: text/event-stream` the run is streamed (`ExecEvents`): output as it is produced, then the same result as one event; a client that disconnects interrupts the running code.
          */
         post: operations["execPython"];
         delete?: never;
@@ -310,9 +310,113 @@ export interface paths {
         put?: never;
         /**
          * Execute a shell command
-         * @description Runs a command with /bin/sh in the sandbox (starting the runtime if needed). With `background:true` it returns at once with a `process_id`.
+         * @description Runs a command with bash in the sandbox (starting the runtime if needed). With `background:true` it returns at once with a `process_id` (always as JSON). With `Accept: text/event-stream` the run is streamed (`ExecEvents`): output as it is produced, then the same result as one event; a client that disconnects interrupts the running code. (its process group is killed).
          */
         post: operations["execShell"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/contexts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List code contexts
+         * @description The sandbox's code contexts, oldest first, the default ones started so far included (starting the runtime if needed, which starts the default Python context).
+         */
+        get: operations["listContexts"];
+        put?: never;
+        /**
+         * Create a code context
+         * @description Starts a context (a kernel process of its own, as the sandbox user) in one of the profile's `languages`, and answers once it is ready. At most the profile's `max_contexts` may be created per sandbox (429 past it; the default context of each language does not count). Contexts count in the sandbox's memory and pids limits: a context whose kernel would leave too few of the profile's `pids_limit` free is refused with 429 (`reason: pids_limit`), and under memory pressure the kernel OOM killer takes a context's kernel before the runtime. Contexts are lost when the sandbox's compute stops.
+         */
+        post: operations["createContext"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/contexts/{context_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description Code context id (`ctx-…`; a default context is `ctx-default-<language>`). */
+                context_id: components["parameters"]["ContextId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a code context
+         * @description One context and its kernel's state.
+         */
+        get: operations["getContext"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a code context
+         * @description Ends the context's kernel (and whatever it started) and forgets it. A default context cannot be deleted (409 `conflict`); restart it instead.
+         */
+        delete: operations["deleteContext"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/contexts/{context_id}/restart": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description Code context id (`ctx-…`; a default context is `ctx-default-<language>`). */
+                context_id: components["parameters"]["ContextId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restart a code context
+         * @description Replaces the context's kernel with a fresh one (its variables are gone) and answers once it is ready. An exec running in it ends with `kernel_restarted`; the next result does not report the restart, since it was asked for.
+         */
+        post: operations["restartContext"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/code/exec": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Execute code in a context
+         * @description Runs code in the context `context_id`, or else in the default context of `language` (default `python`; the default Python context is the kernel of `python/exec`), started on first use. Same result, timeout and queueing as `python/exec` (calls to one context run one at a time, in order; contexts run side by side). With `Accept: text/event-stream` the run is streamed (`ExecEvents`).
+         */
+        post: operations["execCode"];
         delete?: never;
         options?: never;
         head?: never;
@@ -679,7 +783,7 @@ export interface components {
                 reason?: string;
             };
         };
-        /** @description 400: the sandbox's profile lacks the capability the route needs. */
+        /** @description 400: the sandbox's profile lacks the capability or the language the route needs. */
         CapabilityNotSupportedError: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -688,10 +792,13 @@ export interface components {
             code: "capability_not_supported";
             message: string;
             request_id: string;
+            /** @description A missing capability names `capability` and the profile's `capabilities`; a missing language names `language` (absent when the route needs any language at all) and the profile's `languages`. */
             details: {
-                capability: components["schemas"]["Capability"];
+                capability?: components["schemas"]["Capability"];
                 profile: string;
-                capabilities: components["schemas"]["Capability"][];
+                capabilities?: components["schemas"]["Capability"][];
+                language?: components["schemas"]["Language"];
+                languages?: components["schemas"]["Language"][];
             };
         };
         /** @description 401: missing, malformed, unknown, revoked or expired credentials. Nothing more is said. */
@@ -729,7 +836,7 @@ export interface components {
             message: string;
             request_id: string;
             details: {
-                /** @description `sandbox` or `workspace`. */
+                /** @description `sandbox`, `workspace` or `context`. */
                 kind?: string;
                 id?: string;
                 /** @description An unknown background process. */
@@ -778,10 +885,10 @@ export interface components {
                 workspace_id?: string;
                 sandbox_id?: string | null;
                 /**
-                 * @description `superseded`: the sandbox was stopped, deleted or expired while it was starting.
+                 * @description `superseded`: the sandbox was stopped, deleted or expired while it was starting; `default_context`: a default code context cannot be deleted.
                  * @enum {string}
                  */
-                reason?: "superseded";
+                reason?: "superseded" | "default_context";
             };
         };
         /** @description 409: the sandbox passed its TTL. */
@@ -832,18 +939,24 @@ export interface components {
                  * @description `sandboxes` / `workspaces`: the owner's live sandboxes / workspaces (`limits.max_sandboxes_per_owner`,
                  *     `limits.max_workspaces_per_owner`); `concurrent_starts`: sandboxes of this owner starting at once
                  *     (`limits.max_concurrent_starts_per_owner`); `spool_full`: Bay's disk space for uploads waiting for
-                 *     their path is in use (`limits.max_spool_bytes`). Absent for the rate limit and the runtime's queues.
+                 *     their path is in use (`limits.max_spool_bytes`); `pids_limit`: a code context's kernel would leave
+                 *     too few of the sandbox's pids (the profile's `pids_limit`) free. Absent for the rate limit and the
+                 *     runtime's queues.
                  * @enum {string}
                  */
-                reason?: "sandboxes" | "workspaces" | "concurrent_starts" | "spool_full";
-                /** @description The limit that was reached (sandboxes, workspaces, starts, or running background processes). */
+                reason?: "sandboxes" | "workspaces" | "concurrent_starts" | "spool_full" | "pids_limit";
+                /** @description The limit that was reached (sandboxes, workspaces, starts, running background processes, or pids). */
                 limit?: number;
+                /** @description For `pids_limit`: pids (processes and threads) in use in the sandbox. */
+                pids_in_use?: number;
                 /** @description For `spool_full`: the spool size. */
                 limit_bytes?: number;
                 limit_per_minute?: number;
                 retry_after_seconds?: number;
-                /** @description Python execs that may wait per sandbox. */
+                /** @description Execs that may wait per code context. */
                 max_queued?: number;
+                /** @description Code contexts that may be created per sandbox (the profile's `max_contexts`). */
+                max_contexts?: number;
                 running?: number;
             };
         };
@@ -889,6 +1002,8 @@ export interface components {
                 /** @description For `api_version_mismatch`: the version the runtime speaks. */
                 api_version?: string;
                 missing?: components["schemas"]["Capability"][];
+                /** @description For `capability_mismatch`: languages of the profile the runtime does not run. */
+                missing_languages?: components["schemas"]["Language"][];
             };
         };
         /** @description 503: the sandbox runtime did not become ready (image missing, container exited, start timed out); `Retry-After` is set. */
@@ -1015,12 +1130,18 @@ export interface components {
          * @enum {string}
          */
         ProfileNetwork: "egress" | "none" | "docker_network";
+        /** @enum {string} */
+        Language: "python" | "javascript" | "typescript";
         Profile: {
             id: string;
             image: string;
             cpus: number;
             memory_mb: number;
             capabilities: components["schemas"]["Capability"][];
+            /** @description Languages of its code contexts. */
+            languages: components["schemas"]["Language"][];
+            /** @description Code contexts that may be created per sandbox (the default one per language does not count). */
+            max_contexts: number;
             /** @description Seconds without calls before the session is reclaimed. */
             idle_timeout: number;
             network: components["schemas"]["ProfileNetwork"];
@@ -1099,6 +1220,56 @@ export interface components {
             kernel_restarted: boolean;
             /** @description True when output, the result or data went over the output cap and were cut. */
             truncated?: boolean;
+        };
+        /**
+         * @description A `text/event-stream` body (asked for with `Accept: text/event-stream`). Each event is
+         *     `event: <name>` and one `data:` line of JSON:
+         *
+         *     - `stdout`, `stderr` `{"text": "…"}`: output as it is produced (the same text the
+         *       result's `output` / `error` hold, up to the same cap);
+         *     - `display` `{"data": {"<mime>": "…"}}`: a rich output (an HTML table, a PNG as
+         *       base64) as it is produced (kernels only);
+         *     - last, exactly one of `result` (exactly the JSON body the call answers without
+         *       streaming) or `error` (an `ErrorBody`, e.g. `timeout` with the output so far, or
+         *       `ship_error` when the connection to the runtime broke mid-stream).
+         *
+         *     A comment line (`: ping`) comes at least every 15 s. Whatever fails before the run
+         *     starts (not found, validation, a full queue, the runtime not starting) answers its
+         *     usual status and JSON error body instead of a stream. A slow reader slows the
+         *     kernel down rather than growing a buffer; once the run is interrupted (timeout)
+         *     its remaining output events are dropped, the `error` event still comes.
+         */
+        ExecEvents: string;
+        CodeExecRequest: {
+            code: string;
+            language?: components["schemas"]["Language"];
+            /** @description A context of this sandbox; with `language` too, they must agree. */
+            context_id?: string;
+            /**
+             * @description Seconds.
+             * @default 30
+             */
+            timeout?: number;
+        };
+        Context: {
+            id: string;
+            language: components["schemas"]["Language"];
+            /** @description Working directory relative to /workspace. */
+            cwd: string;
+            /** Format: date-time */
+            created_at: string;
+            /** @description The language's default context (the one `code/exec` uses without `context_id`). */
+            default: boolean;
+            /** @enum {string} */
+            status: "ready" | "starting" | "restarting";
+        };
+        ContextList: {
+            items: components["schemas"]["Context"][];
+        };
+        CreateContextRequest: {
+            language: components["schemas"]["Language"];
+            /** @description An existing directory relative to /workspace; default /workspace. Packages and relative imports resolve from it. */
+            cwd?: string;
         };
         ShellExecRequest: {
             command: string;
@@ -1374,6 +1545,8 @@ export interface components {
         SandboxId: string;
         /** @description Workspace id (`ws-…`). Any string; unknown ids answer 404. */
         WorkspaceId: string;
+        /** @description Code context id (`ctx-…`; a default context is `ctx-default-<language>`). */
+        ContextId: string;
         /** @description Background process id. */
         ProcessId: string;
         /** @description Replays the stored response for a repeated request with the same key and body (per owner, default TTL 24 h). */
@@ -1857,7 +2030,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The execution result. */
+            /** @description The execution result, or its event stream when asked for. */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -1865,6 +2038,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PythonExecResult"];
+                    "text/event-stream": components["schemas"]["ExecEvents"];
                 };
             };
             400: components["responses"]["InvalidPath"];
@@ -1898,7 +2072,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The command result. */
+            /** @description The command result, or its event stream when asked for. */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -1906,6 +2080,238 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ShellExecResult"];
+                    "text/event-stream": components["schemas"]["ExecEvents"];
+                };
+            };
+            400: components["responses"]["InvalidPath"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    listContexts: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The contexts. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContextList"];
+                };
+            };
+            400: components["responses"]["InvalidPath"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    createContext: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateContextRequest"];
+            };
+        };
+        responses: {
+            /** @description The context, ready. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Context"];
+                };
+            };
+            400: components["responses"]["InvalidPath"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    getContext: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description Code context id (`ctx-…`; a default context is `ctx-default-<language>`). */
+                context_id: components["parameters"]["ContextId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The context. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Context"];
+                };
+            };
+            400: components["responses"]["InvalidPath"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    deleteContext: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description Code context id (`ctx-…`; a default context is `ctx-default-<language>`). */
+                context_id: components["parameters"]["ContextId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["InvalidPath"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    restartContext: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description Code context id (`ctx-…`; a default context is `ctx-default-<language>`). */
+                context_id: components["parameters"]["ContextId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The context, ready. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Context"];
+                };
+            };
+            400: components["responses"]["InvalidPath"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    execCode: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CodeExecRequest"];
+            };
+        };
+        responses: {
+            /** @description The execution result, or its event stream when asked for. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PythonExecResult"];
+                    "text/event-stream": components["schemas"]["ExecEvents"];
                 };
             };
             400: components["responses"]["InvalidPath"];

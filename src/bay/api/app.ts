@@ -18,6 +18,7 @@ import { observeRequests } from "../observability/observe-requests.ts";
 import { idempotency } from "./middleware/idempotency.ts";
 import { requestId } from "./middleware/request-id.ts";
 import { RateLimiter, rateLimit } from "./middleware/rate-limit.ts";
+import { contextRoutes } from "./routes/contexts.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { execRoutes } from "./routes/exec.ts";
 import { filesystemRoutes } from "./routes/filesystem.ts";
@@ -86,6 +87,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route("/", metricsRoutes(deps));
   app.route("/", sandboxRoutes(deps));
   app.route("/", execRoutes(deps));
+  app.route("/", contextRoutes(deps));
   app.route("/", filesystemRoutes(deps));
   app.route("/", workspaceRoutes(deps));
   app.route("/", workspaceFileRoutes(deps));
@@ -99,5 +101,7 @@ export function createApp(deps: AppDeps): Hono {
 
 /** Operations that reach a sandbox's runtime or move file bytes: their duration is the call's, not the connection's. */
 function isLongRunning(op: OperationSpec): boolean {
-  return op.tags.some((t) => t === "Python" || t === "Shell" || t === "Filesystem") || op.path.includes("/filesystem/");
+  return (
+    op.tags.some((t) => t === "Python" || t === "Shell" || t === "Filesystem" || t === "Code contexts") || op.path.includes("/filesystem/")
+  );
 }

@@ -5,6 +5,7 @@ import type { JwtVerifier } from "../domain/auth/jwt-verifier.ts";
 import type { CapabilityRouter } from "../domain/capability-router.ts";
 import type { HealthService } from "../domain/health-service.ts";
 import type { ProfileRegistry } from "../domain/profiles.ts";
+import type { SandboxContexts } from "../domain/sandbox-contexts.ts";
 import type { SandboxExec } from "../domain/sandbox-exec.ts";
 import type { SandboxFiles } from "../domain/sandbox-files.ts";
 import type { SandboxManager } from "../domain/sandbox-manager.ts";
@@ -21,6 +22,7 @@ export interface AppDeps {
   profiles: ProfileRegistry;
   sandboxes: SandboxManager;
   sandboxExec: SandboxExec;
+  sandboxContexts: SandboxContexts;
   sandboxFiles: SandboxFiles;
   uploadSpool: UploadSpool;
   workspaces: WorkspaceManager;

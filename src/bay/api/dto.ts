@@ -43,6 +43,8 @@ export function toProfileDto(p: Profile, runtimeAvailable: boolean | null): Prof
     cpus: p.cpus,
     memory_mb: p.memory_mb,
     capabilities: [...p.capabilities],
+    languages: [...p.languages],
+    max_contexts: p.max_contexts,
     idle_timeout: p.idle_timeout,
     network: typeof p.network === "object" ? "docker_network" : p.network,
     runtime: p.runtime ?? null,

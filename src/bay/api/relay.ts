@@ -6,7 +6,8 @@
 import type { Context } from "hono";
 import type { CallContext } from "../domain/capability-router.ts";
 
-const KEEP = ["content-type", "content-disposition", "content-encoding", "last-modified", "etag"];
+// cache-control and x-accel-buffering: an event stream must not be cached or buffered by a proxy on the way.
+const KEEP = ["content-type", "content-disposition", "content-encoding", "last-modified", "etag", "cache-control", "x-accel-buffering"];
 
 export function relay(c: Context, res: Response): Response {
   const headers = new Headers();
@@ -17,6 +18,9 @@ export function relay(c: Context, res: Response): Response {
   headers.set("X-Request-Id", c.get("requestId"));
   return new Response(res.body, { status: res.status, headers });
 }
+
+/** True when the client asked for an event stream (`Accept: text/event-stream`): a streamed exec. */
+export const wantsEventStream = (c: Context): boolean => /\btext\/event-stream\b/i.test(c.req.header("accept") ?? "");
 
 /** The domain's view of this request: owner, sandbox, request id, and a signal for a client that goes away. */
 export function callContext(c: Context, sandboxId: string): CallContext {

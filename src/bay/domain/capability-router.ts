@@ -12,7 +12,7 @@ import { isUnreachable, notExecuted, type ShipClient } from "../runtime/ship-cli
 import { ShipWrongSessionError } from "../runtime/errors/ship-wrong-session-error.ts";
 import type { Stores } from "../store/index.ts";
 import { expiredError } from "./lifecycle.ts";
-import type { Capability, ProfileRegistry } from "./profiles.ts";
+import type { Capability, Language, ProfileRegistry } from "./profiles.ts";
 import type { SessionHandle, SessionManager } from "./session-manager.ts";
 
 /** Who asks, for which sandbox, under which request id. */
@@ -24,9 +24,17 @@ export interface CallContext {
   signal?: AbortSignal;
 }
 
+/**
+ * What a call needs of the sandbox's profile: a capability, or for code contexts
+ * (`code`) a language (absent: any language at all).
+ */
+export type Need = Capability | "code";
+
 /** What one call needs besides its context. */
 export interface CallPlan<T> {
-  capability: Capability;
+  capability: Need;
+  /** With capability `code`: the language the call needs, when it names one. */
+  language?: Language;
   /** Operation name, for the audit log. */
   operation: string;
   /** How long the call may run: the session is kept from idle reclaim at least that long. */
@@ -105,19 +113,20 @@ export class CapabilityRouter {
   }
 
   /** Checks everything that can be refused before a container starts. */
-  async preflight(owner: string, sandboxId: string, capability: Capability) {
+  async preflight(owner: string, sandboxId: string, capability: Need, language?: Language) {
     const { stores, profiles } = this.deps;
     const sb = await stores.sandboxes.findLive(owner, sandboxId, this.now());
     if (!sb) throw notFound("sandbox", sandboxId);
     if (sb.status === "expired") throw expiredError(sandboxId);
     const profile = profiles.forSandbox(sb.profileId);
-    profiles.assertCapability(profile, capability);
+    if (capability === "code") profiles.assertLanguage(profile, language ?? null);
+    else profiles.assertCapability(profile, capability);
     return { sandbox: sb, profile };
   }
 
   private async route<T>(ctx: CallContext, plan: CallPlan<T>): Promise<T> {
     const { sessions, stores } = this.deps;
-    const { sandbox, profile } = await this.preflight(ctx.owner, ctx.sandboxId, plan.capability);
+    const { sandbox, profile } = await this.preflight(ctx.owner, ctx.sandboxId, plan.capability, plan.language);
     const session = await sessions.ensureRunning(ctx.sandboxId, sandbox);
     const idleMs = profile.idle_timeout * 1000;
     // The deadline as last read (null: no session yet, the start just set it).
@@ -229,7 +238,7 @@ export class CapabilityRouter {
     } catch (e) {
       if (!isUnreachable(e) || !(await sessions.endIfDead(session, e instanceof ShipWrongSessionError))) throw e;
       // Gone because the sandbox was deleted or expired meanwhile: say that (404 / 409).
-      const { sandbox } = await this.preflight(ctx.owner, ctx.sandboxId, plan.capability);
+      const { sandbox } = await this.preflight(ctx.owner, ctx.sandboxId, plan.capability, plan.language);
       if (!notExecuted(e)) throw e; // the dead session is ended; the next call starts a new one
       if (!plan.replayable) {
         throw new BayError("session_not_ready", "the sandbox runtime was restarted; retry the upload", { retryAfter: 1 });

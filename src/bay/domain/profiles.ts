@@ -3,6 +3,7 @@ import type { ProfileConfig } from "../config.ts";
 import { BayError } from "../errors.ts";
 
 export type Capability = "python" | "shell" | "filesystem";
+export type Language = ProfileConfig["languages"][number];
 export type Profile = ProfileConfig;
 
 export class ProfileRegistry {
@@ -32,6 +33,16 @@ export class ProfileRegistry {
     const p = this.byId.get(id);
     if (!p) throw new BayError("internal_error", `profile ${id} is no longer configured`);
     return p;
+  }
+
+  /** Throws capability_not_supported when the profile lacks `language` (null: when it has no language at all). */
+  assertLanguage(profile: Profile, language: Language | null): void {
+    if (language === null ? profile.languages.length > 0 : profile.languages.includes(language)) return;
+    const what = language === null ? "code contexts (it has no language)" : `${language} code contexts`;
+    throw new BayError("capability_not_supported", `profile ${profile.id} does not support ${what}`, {
+      // language undefined (no key in the JSON) when any language would do.
+      details: { profile: profile.id, language: language ?? undefined, languages: profile.languages },
+    });
   }
 
   /** Throws capability_not_supported when the profile lacks `cap`. */

@@ -9,7 +9,7 @@ import type { Driver } from "../drivers/driver.ts";
 import { BayError } from "../errors.ts";
 import { ShipWrongSessionError } from "../runtime/errors/ship-wrong-session-error.ts";
 import type { ShipClient, ShipTarget } from "../runtime/ship-client.ts";
-import type { Capability } from "./profiles.ts";
+import type { Capability, Language } from "./profiles.ts";
 
 export interface WaitForShipOptions {
   ship: ShipClient;
@@ -17,6 +17,8 @@ export interface WaitForShipOptions {
   containerId: string;
   target: ShipTarget;
   capabilities: Capability[];
+  /** The profile's languages: the Ship must run them all. */
+  languages: Language[];
   deadline: number;
   now: () => number;
 }
@@ -62,6 +64,13 @@ export async function waitForShip(o: WaitForShipOptions): Promise<void> {
   if (missing.length > 0) {
     throw new BayError("ship_error", `sandbox runtime lacks capabilities the profile needs: ${missing.join(", ")}`, {
       details: { reason: "capability_mismatch", missing },
+    });
+  }
+  const languages = new Set<string>(Array.isArray(meta.languages) ? meta.languages : []);
+  const missingLanguages = o.languages.filter((l) => !languages.has(l));
+  if (missingLanguages.length > 0) {
+    throw new BayError("ship_error", `sandbox runtime lacks languages the profile needs: ${missingLanguages.join(", ")}`, {
+      details: { reason: "capability_mismatch", missing_languages: missingLanguages },
     });
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Python and shell in a sandbox: each method is one call through the
  * CapabilityRouter to the sandbox's Ship, answered with the Ship's response
- * unread (so its body streams on to the client).
+ * unread (so its body streams on to the client). `stream`: the client asked for
+ * the run's event stream (the router keeps the session covered while it is open).
  */
 import type { PythonExecRequest, ShellExecRequest } from "../../protocol/ship/index.ts";
 import { DEADLINES } from "../runtime/ship-client.ts";
@@ -11,26 +12,26 @@ import { normalizeWorkspacePath } from "./paths.ts";
 export class SandboxExec {
   constructor(private readonly router: CapabilityRouter) {}
 
-  /** Runs code in the sandbox's persistent Python kernel. */
-  python(ctx: CallContext, body: PythonExecRequest): Promise<Response> {
+  /** Runs code in the sandbox's persistent Python kernel (its default Python context). */
+  python(ctx: CallContext, body: PythonExecRequest, stream = false): Promise<Response> {
     return this.router.call(ctx, {
       capability: "python",
-      operation: "exec",
+      operation: stream ? "exec_stream" : "exec",
       coverMs: body.timeout * 1000,
       replayable: true,
-      run: (ship, s) => ship.execPython(s, body, ctx),
+      run: (ship, s) => ship.execPython(s, body, { ...ctx, stream }),
     });
   }
 
   /** Runs a shell command (or starts it in the background); the cwd is checked before any container starts. */
-  shell(ctx: CallContext, body: ShellExecRequest): Promise<Response> {
+  shell(ctx: CallContext, body: ShellExecRequest, stream = false): Promise<Response> {
     const request = body.cwd === undefined ? body : { ...body, cwd: normalizeWorkspacePath(body.cwd) };
     return this.router.call(ctx, {
       capability: "shell",
-      operation: body.background ? "exec_background" : "exec",
+      operation: body.background ? "exec_background" : stream ? "exec_stream" : "exec",
       coverMs: body.timeout * 1000,
       replayable: true,
-      run: (ship, s) => ship.execShell(s, request, ctx),
+      run: (ship, s) => ship.execShell(s, request, { ...ctx, stream }),
     });
   }
 

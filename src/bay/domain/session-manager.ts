@@ -262,6 +262,7 @@ export class SessionManager {
         containerId,
         target: handle,
         capabilities: profile.capabilities,
+        languages: profile.languages,
         deadline: started + this.opts.readyTimeoutMs,
         now: this.now,
       });
@@ -298,6 +299,7 @@ export class SessionManager {
         ...resolveProfileEnv(profile.env, this.opts.hostEnv ?? {}),
         // Ship's own upload cap follows Bay's, so raising Bay's limit is not silently capped inside.
         SHIP_MAX_UPLOAD_BYTES: String(this.opts.maxUploadBytes),
+        SHIP_MAX_CONTEXTS: String(profile.max_contexts),
         [CREDENTIALS_ENV]: "stdin",
       },
       credentialsOnStdin: true,

@@ -6,6 +6,7 @@
  * (isHealthy) are not counted either: a Ship still booting refuses them by design.
  */
 import type { Meta, ShipOperationId } from "../../protocol/ship/index.ts";
+import type { BayError } from "../errors.ts";
 import { ShipBadResponseError } from "../runtime/errors/ship-bad-response-error.ts";
 import { ShipTimeoutError } from "../runtime/errors/ship-timeout-error.ts";
 import { ShipUnreachableError } from "../runtime/errors/ship-unreachable-error.ts";
@@ -38,6 +39,10 @@ export class MeteredShipClient extends ShipClient {
     } catch (e) {
       throw this.count(e);
     }
+  }
+
+  protected override streamFailed(e: BayError): void {
+    this.count(e);
   }
 
   private count(e: unknown): unknown {

@@ -9,6 +9,10 @@
  * bodies stream through), typed by what its JSON holds.
  */
 import type {
+  CodeExecRequest,
+  Context,
+  ContextList,
+  CreateContextRequest,
   Meta,
   PythonExecRequest,
   PythonExecResult,
@@ -18,11 +22,13 @@ import type {
   WriteResult,
 } from "../../protocol/ship/index.ts";
 import { NONCE_HEADER, newNonce, PROOF_HEADER, proofValid, shipBearer, shipOperations } from "../../protocol/ship/index.ts";
-import { BayError, ERROR_CODES, type ErrorCode } from "../errors.ts";
+import { BayError } from "../errors.ts";
 import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
 import { ShipTimeoutError } from "./errors/ship-timeout-error.ts";
 import { ShipUnreachableError } from "./errors/ship-unreachable-error.ts";
 import { ShipWrongSessionError } from "./errors/ship-wrong-session-error.ts";
+import { isEventStream, relayEventStream } from "./event-stream.ts";
+import { fromShipErrorBody } from "./ship-errors.ts";
 
 /** Where one session's Ship answers, and the secret it requires. */
 export interface ShipTarget {
@@ -37,6 +43,11 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** An exec call: also whether the client asked for its event stream. */
+export interface ExecOptions extends CallOptions {
+  stream?: boolean;
+}
+
 /** A Ship response whose JSON body is a `T`. */
 export interface ShipReply<T> extends Response {
   json(): Promise<T>;
@@ -45,18 +56,14 @@ export interface ShipReply<T> extends Response {
 /** Transport headroom on top of a call's own timeout. */
 const TRANSPORT_MS = 15_000;
 /** Deadlines per kind of operation (file transfers may be large). */
-export const DEADLINES = { meta: 3_000, processes: 15_000, files: 10 * 60_000 } as const;
-
-/** Ship error codes that pass through to the client unchanged; anything else becomes ship_error. */
-const PASS_THROUGH = new Set<ErrorCode>([
-  "validation_error",
-  "invalid_path",
-  "file_not_found",
-  "not_found",
-  "payload_too_large",
-  "quota_exceeded",
-  "timeout",
-]);
+export const DEADLINES = {
+  meta: 3_000,
+  processes: 15_000,
+  files: 10 * 60_000,
+  contexts: 15_000,
+  /** Creating or restarting a context waits for its kernel (Ship gives one a minute to start). */
+  contextStart: 90_000,
+} as const;
 
 export interface Send {
   query?: Record<string, string>;
@@ -64,6 +71,10 @@ export interface Send {
   json?: unknown;
   raw?: BodyInit;
   timeoutMs: number;
+  /** The call's deadline, when the caller needs it afterwards (a stream's body); default: timeoutMs from now. */
+  deadline?: AbortSignal;
+  /** Accept header (an event stream). */
+  accept?: string;
 }
 
 export class ShipClient {
@@ -91,12 +102,38 @@ export class ShipClient {
     return body as Meta;
   }
 
-  execPython(t: ShipTarget, body: PythonExecRequest, o: CallOptions = {}): Promise<ShipReply<PythonExecResult>> {
-    return this.send(t, "execPython", { json: body, timeoutMs: execDeadlineMs(body.timeout) }, o);
+  /** Python in the default context; with `o.stream`, the answer may be its event stream (see execStream). */
+  execPython(t: ShipTarget, body: PythonExecRequest, o: ExecOptions = {}): Promise<ShipReply<PythonExecResult>> {
+    return this.exec(t, "execPython", body, body.timeout, o);
   }
 
-  execShell(t: ShipTarget, body: ShellExecRequest, o: CallOptions = {}): Promise<ShipReply<ShellExecResult>> {
-    return this.send(t, "execShell", { json: body, timeoutMs: execDeadlineMs(body.timeout) }, o);
+  execShell(t: ShipTarget, body: ShellExecRequest, o: ExecOptions = {}): Promise<ShipReply<ShellExecResult>> {
+    return this.exec(t, "execShell", body, body.timeout, o);
+  }
+
+  /** Code in a code context (the default one of its language without context_id). */
+  execCode(t: ShipTarget, body: CodeExecRequest, o: ExecOptions = {}): Promise<ShipReply<PythonExecResult>> {
+    return this.exec(t, "execCode", body, body.timeout, o);
+  }
+
+  listContexts(t: ShipTarget, o: CallOptions = {}): Promise<ShipReply<ContextList>> {
+    return this.send(t, "listContexts", { timeoutMs: DEADLINES.contexts }, o);
+  }
+
+  createContext(t: ShipTarget, body: CreateContextRequest, o: CallOptions = {}): Promise<ShipReply<Context>> {
+    return this.send(t, "createContext", { json: body, timeoutMs: DEADLINES.contextStart }, o);
+  }
+
+  getContext(t: ShipTarget, contextId: string, o: CallOptions = {}): Promise<ShipReply<Context>> {
+    return this.send(t, "getContext", { params: { context_id: contextId }, timeoutMs: DEADLINES.contexts }, o);
+  }
+
+  deleteContext(t: ShipTarget, contextId: string, o: CallOptions = {}): Promise<Response> {
+    return this.send(t, "deleteContext", { params: { context_id: contextId }, timeoutMs: DEADLINES.contexts }, o);
+  }
+
+  restartContext(t: ShipTarget, contextId: string, o: CallOptions = {}): Promise<ShipReply<Context>> {
+    return this.send(t, "restartContext", { params: { context_id: contextId }, timeoutMs: DEADLINES.contextStart }, o);
   }
 
   listProcesses(t: ShipTarget, o: CallOptions = {}): Promise<Response> {
@@ -136,6 +173,29 @@ export class ShipClient {
     return this.send(t, "downloadFile", { query: { path }, timeoutMs: DEADLINES.files }, o);
   }
 
+  /**
+   * An exec. Streamed (`o.stream`): asks for the event stream, and an event-stream answer
+   * is relayed event by event with Bay's error model (relayEventStream), its body bounded
+   * by the same deadline. A background shell start answers JSON even then.
+   */
+  private async exec<T>(t: ShipTarget, op: ShipOperationId, body: unknown, timeoutSeconds: number, o: ExecOptions): Promise<ShipReply<T>> {
+    const timeoutMs = execDeadlineMs(timeoutSeconds);
+    if (!o.stream) return this.send(t, op, { json: body, timeoutMs }, o);
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const res = await this.send<T>(t, op, { json: body, timeoutMs, deadline, accept: "text/event-stream" }, o);
+    if (!isEventStream(res)) return res;
+    return relayEventStream(res, {
+      requestId: o.requestId ?? "",
+      deadline,
+      timeoutMs,
+      client: o.signal,
+      onFailure: (e) => this.streamFailed(e),
+    }) as ShipReply<T>;
+  }
+
+  /** A streamed answer Bay had to end itself (connection lost, deadline, garbage); subclasses count it. */
+  protected streamFailed(_e: BayError): void {}
+
   /** Sends one operation and returns its successful response unread; Ship error bodies become `BayError`s. */
   protected async send<T>(t: ShipTarget, op: ShipOperationId, s: Send, o: CallOptions): Promise<ShipReply<T>> {
     const spec = shipOperations[op];
@@ -145,6 +205,7 @@ export class ShipClient {
     const nonce = newNonce();
     const headers: Record<string, string> = { authorization: `Bearer ${shipBearer(t.secret)}`, [NONCE_HEADER]: nonce };
     if (o.requestId) headers["x-request-id"] = o.requestId;
+    if (s.accept) headers.accept = s.accept;
     let body: BodyInit | null = null;
     if (s.json !== undefined) {
       headers["content-type"] = "application/json";
@@ -153,7 +214,7 @@ export class ShipClient {
       headers["content-type"] = "application/octet-stream";
       body = s.raw;
     }
-    const deadline = AbortSignal.timeout(s.timeoutMs);
+    const deadline = s.deadline ?? AbortSignal.timeout(s.timeoutMs);
     const signal = o.signal ? AbortSignal.any([deadline, o.signal]) : deadline;
     let res: Response;
     try {
@@ -188,21 +249,13 @@ async function toError(res: Response): Promise<BayError> {
   const text = await res.text().catch(() => "");
   // A Ship that refuses this session's secret is another session's Ship.
   if (res.status === 401) return new ShipWrongSessionError();
-  let parsed: { error?: { code?: string; message?: string; details?: Record<string, unknown> } } | null = null;
+  let parsed: unknown = null;
   try {
     parsed = JSON.parse(text);
   } catch {
     parsed = null;
   }
-  const err = parsed?.error;
-  const code = err?.code as ErrorCode | undefined;
-  if (code && (ERROR_CODES as readonly string[]).includes(code) && PASS_THROUGH.has(code)) {
-    return new BayError(code, err?.message ?? code, { details: err?.details ?? {} });
-  }
-  return new ShipBadResponseError(`sandbox runtime failed: ${err?.message ?? `HTTP ${res.status}`}`, {
-    ship_status: res.status,
-    ship_code: code ?? null,
-  });
+  return fromShipErrorBody(parsed, res.status);
 }
 
 /** Whether the call never ran in the Ship, so it may be sent to a fresh session. */

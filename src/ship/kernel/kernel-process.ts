@@ -1,92 +1,118 @@
 import type { Subprocess } from "bun";
 import { writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { childEnv } from "../child-env.ts";
 import { chunksOf } from "../streams.ts";
-import driverSource from "./driver.py" with { type: "text" };
+import type { DisplayEvent, ResultEvent, StreamEvent } from "./protocol.ts";
 
-/** One reply from the driver, as it sends it. */
-export interface DriverReply {
-  id: number;
-  success: boolean;
-  output: string;
-  error: string | null;
-  data: Array<{ type: "execute_result" | "display_data"; data: Record<string, string> }>;
-  execution_count: number | null;
-  truncated: boolean;
+/** The end of a cell, as the kernel reports it. */
+export type CellResult = Omit<ResultEvent, "event" | "id">;
+/** Output of a cell while it runs. */
+export type CellEvent = StreamEvent | DisplayEvent;
+/**
+ * Receives a cell's events as they come. A returned promise holds the reading of the
+ * kernel's channel until it settles: a slow consumer stops the kernel (its pipe fills)
+ * instead of growing a buffer in Ship.
+ */
+export type CellEventHandler = (event: CellEvent) => unknown;
+
+/** How to start a kernel process. */
+export interface KernelProcessOptions {
+  /** Argv of the kernel. */
+  command: string[];
+  /** Its working directory. */
+  cwd: string;
+  /** Its whole environment. */
+  env: Record<string, string | undefined>;
+  /** Cap on one cell's output: sizes the longest protocol line accepted. */
+  maxOutputBytes: number;
+  /** Names the kernel in messages: `python kernel`, `js kernel`. */
+  label: string;
 }
 
-/** How to start a driver process. */
-export interface KernelProcessOptions {
-  python: string;
-  workspace: string;
-  maxOutputBytes: number;
+/** What the kernel said when it became ready. */
+export interface KernelInfo {
+  runtime: string;
+  language: string;
 }
 
 const STDERR_TAIL = 4096;
-/** After the process exits, how long its pipes may still deliver (a fork child may hold them). */
+/** After the process exits, how long its pipes may still deliver (a child of user code may hold them). */
 const PIPE_GRACE_MS = 250;
 
-/** Longest protocol line accepted: the driver caps a reply's text near 3 × maxOutputBytes. */
-export function maxReplyChars(maxOutputBytes: number): number {
+/**
+ * Raised for every kernel (an unprivileged process may raise its own, never lower it):
+ * when a context's memory blows the container's limit, the kernel OOM killer picks a
+ * kernel, never Ship.
+ */
+const OOM_SCORE_ADJ = "500";
+
+function raiseOomScore(pid: number): void {
+  try {
+    writeFileSync(`/proc/${pid}/oom_score_adj`, OOM_SCORE_ADJ);
+  } catch (err) {
+    // Not Linux, or gone already: the kernel keeps the default score.
+    console.error(`[ship] could not raise the oom score of kernel ${pid}: ${(err as Error).message}`);
+  }
+}
+
+/** Longest protocol line accepted: a result carries output, data and error, each capped near maxOutputBytes. */
+export function maxLineChars(maxOutputBytes: number): number {
   return Math.max(16 * 1024 * 1024, maxOutputBytes * 16);
 }
 
-/**
- * Writes the embedded driver to a temp file (again on every start, in case user
- * code removed it) so `ps` shows a short command line; the script itself lives
- * inside the Ship binary, so the host and the compiled image run the same code.
- */
-function writeDriverScript(): string {
-  const path = join(tmpdir(), `ship-kernel-driver-${process.pid}.py`);
-  writeFileSync(path, driverSource, { mode: 0o600 });
-  return path;
+interface Waiter {
+  resolve: (result: CellResult) => void;
+  onEvent?: CellEventHandler;
 }
 
 /**
- * One python driver process. Requests go in on stdin as JSON lines, replies come
- * back as JSON lines on stdout (the driver keeps user output off that fd).
+ * One kernel process speaking the line protocol (protocol.ts): requests go in on stdin
+ * as JSON lines, events come back as JSON lines on stdout, which the kernel keeps
+ * private to the protocol (user output is captured inside the kernel and never reaches
+ * it). It runs in its own process group, so kill() also ends whatever user code spawned.
  */
 export class KernelProcess {
-  /** Resolves once the driver said it is ready; rejects if it dies first. */
-  readonly ready: Promise<{ python: string }>;
+  /** Resolves once the kernel said it is ready; rejects if it dies first. */
+  readonly ready: Promise<KernelInfo>;
   /** Resolves when the process is gone (always; never rejects). */
   readonly exited: Promise<void>;
   private readonly proc: Subprocess<"pipe", "pipe", "pipe">;
-  private readonly waiters = new Map<number, (reply: DriverReply) => void>();
+  private readonly waiters = new Map<number, Waiter>();
   private nextId = 1;
   private stderrTail = "";
   private alive = true;
   private killReason: string | null = null;
   private readonly maxLine: number;
+  private readonly label: string;
   private readonly readers: Array<ReadableStreamDefaultReader<Uint8Array>> = [];
+  private interruptAcked = 0;
 
   constructor(opts: KernelProcessOptions) {
-    this.maxLine = maxReplyChars(opts.maxOutputBytes);
-    // -I: neither the script's (writable) directory nor the user site-packages nor
-    // PYTHON* variables can change what the driver imports. detached: its own process
-    // group, so a restart also ends whatever user code forked or spawned.
-    this.proc = Bun.spawn([opts.python, "-I", "-u", writeDriverScript()], {
-      cwd: opts.workspace,
+    this.maxLine = maxLineChars(opts.maxOutputBytes);
+    this.label = opts.label;
+    this.proc = Bun.spawn(opts.command, {
+      cwd: opts.cwd,
       detached: true,
-      env: childEnv({
-        SHIP_WORKSPACE: opts.workspace,
-        SHIP_MAX_OUTPUT_BYTES: String(opts.maxOutputBytes),
-      }),
+      env: opts.env,
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
     });
-    let markReady!: (info: { python: string }) => void;
+    let markReady!: (info: KernelInfo) => void;
     let failReady!: (err: Error) => void;
     this.ready = new Promise((resolve, reject) => {
       markReady = resolve;
       failReady = reject;
     });
     this.ready.catch(() => {}); // observed by whoever awaits it
-    const pumps = Promise.all([this.pumpStderr(), this.pumpReplies(markReady)]);
-    // The process ending is what counts: a fork child may keep the pipes open forever.
+    // Once ready, never before: until the child has exec'd it is a copy of Ship, which is
+    // non-dumpable, so its /proc files belong to root and the write would fail. Registered
+    // first, it runs before any cell can be sent.
+    void this.ready.then(
+      () => raiseOomScore(this.proc.pid),
+      () => {},
+    );
+    const pumps = Promise.all([this.pumpStderr(), this.pumpEvents(markReady)]);
+    // The process ending is what counts: a child of user code may keep the pipes open forever.
     this.exited = this.proc.exited
       .then(() => {
         this.alive = false;
@@ -99,9 +125,14 @@ export class KernelProcess {
       });
   }
 
-  /** The driver's pid. */
+  /** The kernel's pid. */
   get pid(): number {
     return this.proc.pid;
+  }
+
+  /** When the kernel last said a cell was interrupted (`interrupted` event; ms since the epoch, 0 never). */
+  get interruptAckedAt(): number {
+    return this.interruptAcked;
   }
 
   /** False once the process has exited or was killed. */
@@ -111,28 +142,40 @@ export class KernelProcess {
 
   /** Why the process ended: exit status plus the end of its stderr. */
   describeExit(): string {
+    if (this.killReason) return `${this.label} was killed: ${this.killReason}`;
     const status = this.proc.signalCode ? `signal ${this.proc.signalCode}` : `exit code ${this.proc.exitCode}`;
-    if (this.killReason) return `python kernel was killed: ${this.killReason}`;
     const tail = this.stderrTail.trim().split("\n").slice(-3).join(" | ");
-    return `python kernel exited (${status})${tail ? `: ${tail}` : ""}`;
+    return `${this.label} exited (${status})${tail ? `: ${tail}` : ""}`;
   }
 
-  /** Sends code to run; resolves with the reply (never if the process dies). */
-  send(code: string): Promise<DriverReply> {
+  /**
+   * Sends a cell; resolves with its result (never, if the process dies: race `exited`).
+   * `onEvent` receives its stream and display events as they come.
+   */
+  send(code: string, onEvent?: CellEventHandler): Promise<CellResult> {
     const id = this.nextId++;
-    const reply = new Promise<DriverReply>((resolve) => this.waiters.set(id, resolve));
+    const result = new Promise<CellResult>((resolve) => this.waiters.set(id, { resolve, onEvent }));
     try {
       this.proc.stdin.write(`${JSON.stringify({ id, code })}\n`);
       this.proc.stdin.flush();
     } catch {
       // The process is dying; the caller sees that through `exited`.
     }
-    return reply;
+    return result;
   }
 
-  /** Interrupts running code (KeyboardInterrupt in the kernel). */
+  /** Interrupts the running cell (SIGINT: it ends with success false; the kernel keeps its state). */
   interrupt(): void {
     if (this.alive) this.proc.kill("SIGINT");
+  }
+
+  /** Asks the kernel to finish: it ends after the cells already sent (closes its stdin). */
+  close(): void {
+    try {
+      this.proc.stdin.end();
+    } catch {
+      // Already closed.
+    }
   }
 
   /** Ends the process and everything in its process group for good. */
@@ -147,7 +190,7 @@ export class KernelProcess {
     try {
       process.kill(-this.proc.pid, "SIGKILL");
     } catch {
-      // The group is gone already; make sure the driver itself is.
+      // The group is gone already; make sure the kernel itself is.
       try {
         this.proc.kill("SIGKILL");
       } catch {
@@ -156,10 +199,9 @@ export class KernelProcess {
     }
   }
 
-  private async pumpReplies(markReady: (info: { python: string }) => void): Promise<void> {
+  private async pumpEvents(markReady: (info: KernelInfo) => void): Promise<void> {
     const decoder = new TextDecoder();
-    // The current line so far, in pieces: each chunk is scanned once, so a long
-    // reply costs linear time.
+    // The current line so far, in pieces: each chunk is scanned once, so a long line costs linear time.
     let parts: string[] = [];
     let partsLength = 0;
     try {
@@ -173,7 +215,9 @@ export class KernelProcess {
           parts = [];
           partsLength = 0;
           start = nl + 1;
-          this.dispatch(line, markReady);
+          const pending = this.dispatch(line, markReady);
+          // Backpressure: the next line is read once the consumer took this one.
+          if (pending) await pending.catch(() => {});
         }
         const rest = start === 0 ? text : text.slice(start);
         parts.push(rest);
@@ -181,8 +225,8 @@ export class KernelProcess {
         if (partsLength > this.maxLine) {
           parts = [];
           partsLength = 0;
-          console.error(`[ship] python kernel sent a reply longer than ${this.maxLine} characters; killing it`);
-          this.kill(`its reply was longer than ${this.maxLine} characters`);
+          console.error(`[ship] ${this.label} sent a line longer than ${this.maxLine} characters; killing it`);
+          this.kill(`it sent a line longer than ${this.maxLine} characters`);
           return;
         }
       }
@@ -191,22 +235,40 @@ export class KernelProcess {
     }
   }
 
-  private dispatch(line: string, markReady: (info: { python: string }) => void): void {
-    let msg: { event?: string; id?: number; python?: string };
+  private dispatch(line: string, markReady: (info: KernelInfo) => void): Promise<unknown> | undefined {
+    if (!line) return undefined;
+    let msg: { event?: string; id?: number; runtime?: string; language?: string };
     try {
       msg = JSON.parse(line);
     } catch {
-      return; // not ours; the driver only writes JSON here
+      return undefined; // only the kernel writes here; a line cut by an interrupt is skipped
     }
     if (msg.event === "ready") {
-      markReady({ python: msg.python ?? "unknown" });
-      return;
+      markReady({ runtime: msg.runtime ?? "unknown", language: msg.language ?? "unknown" });
+      return undefined;
     }
-    if (typeof msg.id === "number") {
-      const waiter = this.waiters.get(msg.id);
+    if (typeof msg.id !== "number") return undefined;
+    const waiter = this.waiters.get(msg.id);
+    if (!waiter) return undefined;
+    if (msg.event === "result") {
       this.waiters.delete(msg.id);
-      waiter?.(msg as DriverReply);
+      const { event: _event, id: _id, ...result } = msg as ResultEvent;
+      waiter.resolve(result);
+      return undefined;
     }
+    if (msg.event === "interrupted") {
+      this.interruptAcked = Date.now();
+      return undefined;
+    }
+    if (msg.event === "stream" || msg.event === "display") {
+      try {
+        const pending = waiter.onEvent?.(msg as CellEvent);
+        return pending instanceof Promise ? pending : undefined;
+      } catch {
+        return undefined; // a consumer's bug must not stop the channel
+      }
+    }
+    return undefined;
   }
 
   private async pumpStderr(): Promise<void> {

@@ -1,11 +1,11 @@
-import { stat } from "node:fs/promises";
 import { Hono } from "hono";
 import { shipOperations as ops } from "../../protocol/ship/index.ts";
-import { ShipError } from "../errors.ts";
-import { resolveExisting } from "../paths.ts";
 import { execCommand } from "../shell/exec-command.ts";
 import type { ProcessRegistry } from "../shell/process-registry.ts";
+import { wantsEventStream } from "../sse.ts";
 import { validate } from "../validation.ts";
+import { workingDir } from "../working-dir.ts";
+import { streamCommand } from "./exec-stream.ts";
 
 // The shape is the protocol's; on top, a NUL byte cannot reach execve (and an env
 // name cannot hold "="): refuse them here as validation_error rather than failing in spawn.
@@ -19,20 +19,12 @@ const execBody = ops.execShell.body.superRefine((body, ctx) => {
   }
 });
 
-async function workingDir(workspace: string, cwd: string | undefined): Promise<string> {
-  const target = await resolveExisting(workspace, cwd ?? ".");
-  if (!(await stat(target.absolute)).isDirectory()) {
-    throw new ShipError("validation_error", `cwd is not a directory: ${target.relative}`);
-  }
-  return target.absolute;
-}
-
 /** POST /shell/exec and the /shell/processes resource. */
 export function shellRoutes(deps: { workspace: string; processes: ProcessRegistry; maxOutputBytes: number }) {
   return new Hono()
     .post(ops.execShell.honoPath, validate("json", execBody), async (c) => {
       const body = c.req.valid("json");
-      const spec = { command: body.command, cwd: await workingDir(deps.workspace, body.cwd), env: body.env };
+      const spec = { command: body.command, cwd: (await workingDir(deps.workspace, body.cwd)).absolute, env: body.env };
       if (body.background) {
         const item = deps.processes.start(spec);
         return c.json({
@@ -44,7 +36,9 @@ export function shellRoutes(deps: { workspace: string; processes: ProcessRegistr
           process_id: item.process_id,
         });
       }
-      return c.json(await execCommand({ ...spec, timeoutSeconds: body.timeout, maxOutputBytes: deps.maxOutputBytes }));
+      const run = { ...spec, timeoutSeconds: body.timeout, maxOutputBytes: deps.maxOutputBytes };
+      if (wantsEventStream(c.req.raw)) return streamCommand(c.req.raw.signal, run);
+      return c.json(await execCommand(run));
     })
     .get(ops.listProcesses.honoPath, (c) => c.json({ items: deps.processes.list() }))
     .get(ops.getProcess.honoPath, (c) => c.json(deps.processes.get(c.req.param("process_id"))))

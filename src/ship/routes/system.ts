@@ -1,5 +1,6 @@
 import { Hono } from "hono";
-import type { PythonKernel } from "../kernel/python-kernel.ts";
+import { LANGUAGES } from "../contexts/kernels.ts";
+import type { SupervisedKernel } from "../kernel/supervised-kernel.ts";
 import { SHIP_API_VERSION, shipOperations as ops } from "../../protocol/ship/index.ts";
 import { SHIP_VERSION } from "../version.ts";
 
@@ -11,7 +12,7 @@ export const CAPABILITIES = {
 } as const;
 
 /** GET /health and GET /meta. */
-export function systemRoutes(deps: { kernel: PythonKernel; workspace: string; sessionId: string }) {
+export function systemRoutes(deps: { kernel: SupervisedKernel; workspace: string; sessionId: string }) {
   return new Hono()
     .get(ops.getHealth.honoPath, (c) => c.json({ status: "healthy" as const, kernel: deps.kernel.state }))
     .get(ops.getMeta.honoPath, (c) =>
@@ -29,6 +30,7 @@ export function systemRoutes(deps: { kernel: PythonKernel; workspace: string; se
         session: { id: deps.sessionId },
         workspace: { mount_path: deps.workspace },
         capabilities: CAPABILITIES,
+        languages: [...LANGUAGES],
       }),
     );
 }

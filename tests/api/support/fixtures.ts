@@ -17,6 +17,8 @@ export const BODY_FIXTURES: Partial<Record<OperationId, unknown>> = {
   extendSandboxTtl: { extend_by: 10 },
   execPython: { code: "1" },
   execShell: { command: "true" },
+  execCode: { code: "1" },
+  createContext: { language: "python" },
   writeFile: { path: "a.txt", content: "x" },
   createWorkspace: {},
   writeWorkspaceFile: { path: "a.txt", content: "x" },
@@ -32,6 +34,7 @@ export const BODY_FIXTURES: Partial<Record<OperationId, unknown>> = {
 export const QUERY_FIXTURES: Record<string, string> = { path: "a.txt" };
 
 export const PROCESS_ID = "p1";
+export const CONTEXT_ID = "ctx-x";
 export const DOCS_ASSET = "docs.js";
 
 /** Which resource the `{id}` of an operation's path names. */
@@ -42,10 +45,11 @@ export function resourceOf(op: OperationSpec): "sandbox" | "workspace" | null {
   throw new Error(`fixtures: unknown resource for ${op.path}`);
 }
 
-/** The capability a sandbox operation needs, from its path. */
-export function capabilityOf(op: OperationSpec): "python" | "shell" | "filesystem" | null {
+/** The capability a sandbox operation needs, from its path (`code`: a language of code contexts). */
+export function capabilityOf(op: OperationSpec): "python" | "shell" | "filesystem" | "code" | null {
   if (!op.path.startsWith("/v1/sandboxes/{id}/")) return null;
   const seg = op.path.split("/")[4];
+  if (seg === "contexts" || seg === "code") return "code";
   return seg === "python" || seg === "shell" || seg === "filesystem" ? seg : null;
 }
 
@@ -82,7 +86,11 @@ export function validRequest(
   id = "sandbox-doesnotexist0000000000",
   over: { query?: Record<string, string>; body?: unknown } = {},
 ): BuiltRequest {
-  let path = op.path.replace("{id}", encodeURIComponent(id)).replace("{process_id}", PROCESS_ID).replace("{asset}", DOCS_ASSET);
+  let path = op.path
+    .replace("{id}", encodeURIComponent(id))
+    .replace("{process_id}", PROCESS_ID)
+    .replace("{context_id}", CONTEXT_ID)
+    .replace("{asset}", DOCS_ASSET);
   const q = new URLSearchParams();
   for (const k of queryKeys(op)) if (QUERY_FIXTURES[k] !== undefined) q.set(k, QUERY_FIXTURES[k]!);
   for (const [k, v] of Object.entries(over.query ?? {})) q.set(k, v);

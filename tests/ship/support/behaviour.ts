@@ -1,8 +1,12 @@
 import type { ShipClient } from "./caller.ts";
+import { contextCases } from "./context-cases.ts";
 import { filesystemCases } from "./filesystem-cases.ts";
 import { pythonCases } from "./python-cases.ts";
 import { shellCases } from "./shell-cases.ts";
+import { streamCases } from "./stream-cases.ts";
 import { systemCases } from "./system-cases.ts";
+
+type Group = "system" | "python" | "shell" | "filesystem" | "contexts" | "streaming";
 
 /** Which groups of the shared suite to register, and what the target offers. */
 export interface BehaviourOptions {
@@ -10,14 +14,18 @@ export interface BehaviourOptions {
   matplotlib: boolean;
   /** The session the target was started for (/meta names it). */
   sessionId: string;
-  groups?: Array<"system" | "python" | "shell" | "filesystem">;
+  /** The target's SHIP_MAX_CONTEXTS. */
+  maxContexts: number;
+  groups?: Group[];
 }
 
 /** Registers the whole Ship behaviour suite against one target (in-process or a container). */
 export function shipBehaviour(client: () => ShipClient, opts: BehaviourOptions): void {
-  const groups = new Set(opts.groups ?? ["system", "python", "shell", "filesystem"]);
+  const groups = new Set(opts.groups ?? ["system", "python", "shell", "filesystem", "contexts", "streaming"]);
   if (groups.has("system")) systemCases(client, opts);
   if (groups.has("python")) pythonCases(client, opts);
   if (groups.has("shell")) shellCases(client);
   if (groups.has("filesystem")) filesystemCases(client);
+  if (groups.has("contexts")) contextCases(client, opts);
+  if (groups.has("streaming")) streamCases(client);
 }

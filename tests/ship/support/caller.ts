@@ -38,6 +38,7 @@ export class ShipClient {
     }
     const res = await this.call(path, init);
     const text = await res.text();
+    if (res.status === 204 && text === "") return { status: res.status, body: null as T };
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -55,6 +56,21 @@ export class ShipClient {
   /** POST /shell/exec. */
   shell(command: string, extra: Record<string, unknown> = {}) {
     return this.json("POST", "/shell/exec", { command, ...extra });
+  }
+
+  /** POST /code/exec. */
+  code(body: { code: string; language?: string; context_id?: string; timeout?: number }) {
+    return this.json("POST", "/code/exec", body);
+  }
+
+  /** A POST asking for an event stream (`Accept: text/event-stream`); the response unread. */
+  stream(path: string, body: unknown, signal?: AbortSignal): Promise<Response> {
+    return this.call(path, {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { "content-type": "application/json", accept: "text/event-stream" },
+      ...(signal ? { signal } : {}),
+    });
   }
 }
 

@@ -23,6 +23,7 @@ export function systemCases(client: () => ShipClient, opts: { mountPath: string;
     for (const cap of ["filesystem", "shell", "python"]) {
       expect(res.body.capabilities[cap].operations.length).toBeGreaterThan(0);
     }
+    expect(res.body.languages).toEqual(["python", "javascript", "typescript"]);
   });
 
   test("system: every route but /health refuses a missing or wrong session secret", async () => {
@@ -30,6 +31,12 @@ export function systemCases(client: () => ShipClient, opts: { mountPath: string;
       ["GET", "/meta"],
       ["POST", "/ipython/exec"],
       ["POST", "/shell/exec"],
+      ["POST", "/code/exec"],
+      ["GET", "/contexts"],
+      ["POST", "/contexts"],
+      ["GET", "/contexts/ctx-default-python"],
+      ["DELETE", "/contexts/ctx-default-python"],
+      ["POST", "/contexts/ctx-default-python/restart"],
       ["GET", "/shell/processes"],
       ["GET", "/shell/processes/proc-x"],
       ["DELETE", "/shell/processes/proc-x"],
@@ -48,7 +55,9 @@ export function systemCases(client: () => ShipClient, opts: { mountPath: string;
         const res = await client().unauthenticated(path, {
           method,
           headers: { "content-type": "application/json", ...(authorization === undefined ? {} : { authorization }) },
-          ...(method === "POST" || method === "PUT" ? { body: JSON.stringify({ code: "1", command: "id", path: "a", content: "x" }) } : {}),
+          ...(method === "POST" || method === "PUT"
+            ? { body: JSON.stringify({ code: "1", command: "id", path: "a", content: "x", language: "python" }) }
+            : {}),
         });
         const body = (await res.json()) as any;
         expect([method, path, res.status, body.error?.code]).toEqual([method, path, 401, "unauthorized"]);

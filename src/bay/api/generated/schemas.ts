@@ -44,15 +44,21 @@ export type InvalidPathError = z.infer<typeof zInvalidPathError>;
 export const zCapability = z.enum(["python", "shell", "filesystem"]);
 export type Capability = z.infer<typeof zCapability>;
 
-/** 400: the sandbox's profile lacks the capability the route needs. */
+export const zLanguage = z.enum(["python", "javascript", "typescript"]);
+export type Language = z.infer<typeof zLanguage>;
+
+/** 400: the sandbox's profile lacks the capability or the language the route needs. */
 export const zCapabilityNotSupportedError = z.object({
   code: z.literal("capability_not_supported"),
   message: z.string(),
   request_id: z.string(),
+  /** A missing capability names `capability` and the profile's `capabilities`; a missing language names `language` (absent when the route needs any language at all) and the profile's `languages`. */
   details: z.strictObject({
-    capability: zCapability,
+    capability: zCapability.optional(),
     profile: z.string(),
-    capabilities: z.array(zCapability),
+    capabilities: z.array(zCapability).optional(),
+    language: zLanguage.optional(),
+    languages: z.array(zLanguage).optional(),
   }),
 });
 export type CapabilityNotSupportedError = z.infer<typeof zCapabilityNotSupportedError>;
@@ -87,7 +93,7 @@ export const zNotFoundError = z.object({
   message: z.string(),
   request_id: z.string(),
   details: z.strictObject({
-    /** `sandbox` or `workspace`. */
+    /** `sandbox`, `workspace` or `context`. */
     kind: z.string().optional(),
     id: z.string().optional(),
     /** An unknown background process. */
@@ -129,8 +135,8 @@ export const zConflictError = z.object({
     idempotency_key: z.string().optional(),
     workspace_id: z.string().optional(),
     sandbox_id: z.string().nullable().optional(),
-    /** `superseded`: the sandbox was stopped, deleted or expired while it was starting. */
-    reason: z.literal("superseded").optional(),
+    /** `superseded`: the sandbox was stopped, deleted or expired while it was starting; `default_context`: a default code context cannot be deleted. */
+    reason: z.enum(["superseded", "default_context"]).optional(),
   }),
 });
 export type ConflictError = z.infer<typeof zConflictError>;
@@ -171,16 +177,20 @@ export const zQuotaExceededError = z.object({
   message: z.string(),
   request_id: z.string(),
   details: z.strictObject({
-    /** `sandboxes` / `workspaces`: the owner's live sandboxes / workspaces (`limits.max_sandboxes_per_owner`, `limits.max_workspaces_per_owner`); `concurrent_starts`: sandboxes of this owner starting at once (`limits.max_concurrent_starts_per_owner`); `spool_full`: Bay's disk space for uploads waiting for their path is in use (`limits.max_spool_bytes`). Absent for the rate limit and the runtime's queues. */
-    reason: z.enum(["sandboxes", "workspaces", "concurrent_starts", "spool_full"]).optional(),
-    /** The limit that was reached (sandboxes, workspaces, starts, or running background processes). */
+    /** `sandboxes` / `workspaces`: the owner's live sandboxes / workspaces (`limits.max_sandboxes_per_owner`, `limits.max_workspaces_per_owner`); `concurrent_starts`: sandboxes of this owner starting at once (`limits.max_concurrent_starts_per_owner`); `spool_full`: Bay's disk space for uploads waiting for their path is in use (`limits.max_spool_bytes`); `pids_limit`: a code context's kernel would leave too few of the sandbox's pids (the profile's `pids_limit`) free. Absent for the rate limit and the runtime's queues. */
+    reason: z.enum(["sandboxes", "workspaces", "concurrent_starts", "spool_full", "pids_limit"]).optional(),
+    /** The limit that was reached (sandboxes, workspaces, starts, running background processes, or pids). */
     limit: z.number().int().optional(),
+    /** For `pids_limit`: pids (processes and threads) in use in the sandbox. */
+    pids_in_use: z.number().int().optional(),
     /** For `spool_full`: the spool size. */
     limit_bytes: z.number().int().optional(),
     limit_per_minute: z.number().int().optional(),
     retry_after_seconds: z.number().int().optional(),
-    /** Python execs that may wait per sandbox. */
+    /** Execs that may wait per code context. */
     max_queued: z.number().int().optional(),
+    /** Code contexts that may be created per sandbox (the profile's `max_contexts`). */
+    max_contexts: z.number().int().optional(),
     running: z.number().int().optional(),
   }),
 });
@@ -228,6 +238,8 @@ export const zShipError = z.object({
     /** For `api_version_mismatch`: the version the runtime speaks. */
     api_version: z.string().optional(),
     missing: z.array(zCapability).optional(),
+    /** For `capability_mismatch`: languages of the profile the runtime does not run. */
+    missing_languages: z.array(zLanguage).optional(),
   }),
 });
 export type ShipError = z.infer<typeof zShipError>;
@@ -340,6 +352,10 @@ export const zProfile = z.object({
   cpus: z.number(),
   memory_mb: z.number().int(),
   capabilities: z.array(zCapability),
+  /** Languages of its code contexts. */
+  languages: z.array(zLanguage),
+  /** Code contexts that may be created per sandbox (the default one per language does not count). */
+  max_contexts: z.number().int(),
   /** Seconds without calls before the session is reclaimed. */
   idle_timeout: z.number().int(),
   network: zProfileNetwork,
@@ -423,6 +439,44 @@ export const zPythonExecResult = z.object({
   truncated: z.boolean().optional(),
 });
 export type PythonExecResult = z.infer<typeof zPythonExecResult>;
+
+/** A `text/event-stream` body (asked for with `Accept: text/event-stream`). Each event is `event: <name>` and one `data:` line of JSON: - `stdout`, `stderr` `{"text": "…"}`: output as it is produced (the same text the result's `output` / `error` hold, up to the same cap); - `display` `{"data": {"<mime>": "…"}}`: a rich output (an HTML table, a PNG as base64) as it is produced (kernels only); - last, exactly one of `result` (exactly the JSON body the call answers without streaming) or `error` (an `ErrorBody`, e.g. `timeout` with the output so far, or `ship_error` when the connection to the runtime broke mid-stream). A comment line (`: ping`) comes at least every 15 s. Whatever fails before the run starts (not found, validation, a full queue, the runtime not starting) answers its usual status and JSON error body instead of a stream. A slow reader slows the kernel down rather than growing a buffer; once the run is interrupted (timeout) its remaining output events are dropped, the `error` event still comes. */
+export const zExecEvents = z.string();
+export type ExecEvents = z.infer<typeof zExecEvents>;
+
+export const zCodeExecRequest = z.strictObject({
+  code: z.string().min(1).max(1048576),
+  language: zLanguage.optional(),
+  /** A context of this sandbox; with `language` too, they must agree. */
+  context_id: z.string().min(1).max(128).optional(),
+  /** Seconds. */
+  timeout: z.number().int().min(1).max(300).default(30),
+});
+export type CodeExecRequest = z.infer<typeof zCodeExecRequest>;
+
+export const zContext = z.object({
+  id: z.string(),
+  language: zLanguage,
+  /** Working directory relative to /workspace. */
+  cwd: z.string(),
+  created_at: z.iso.datetime({ offset: true }),
+  /** The language's default context (the one `code/exec` uses without `context_id`). */
+  default: z.boolean(),
+  status: z.enum(["ready", "starting", "restarting"]),
+});
+export type Context = z.infer<typeof zContext>;
+
+export const zContextList = z.object({
+  items: z.array(zContext),
+});
+export type ContextList = z.infer<typeof zContextList>;
+
+export const zCreateContextRequest = z.strictObject({
+  language: zLanguage,
+  /** An existing directory relative to /workspace; default /workspace. Packages and relative imports resolve from it. */
+  cwd: z.string().min(1).max(4096).optional(),
+});
+export type CreateContextRequest = z.infer<typeof zCreateContextRequest>;
 
 export const zShellExecRequest = z.strictObject({
   command: z.string().min(1).max(1048576),

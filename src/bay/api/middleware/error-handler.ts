@@ -6,7 +6,7 @@
  */
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { BayError, ERROR_STATUS } from "../../errors.ts";
+import { BayError, ERROR_STATUS, errorBody } from "../../errors.ts";
 import { errorMessage, type Logger } from "../../logger.ts";
 
 /** Writes the contract's error body for a BayError. */
@@ -21,7 +21,7 @@ export function errorResponse(c: Context, err: BayError): Response {
     c.header("WWW-Authenticate", refused ? 'Bearer realm="bay", error="invalid_token"' : 'Bearer realm="bay"');
   }
   c.header("X-Request-Id", requestId);
-  return c.json({ error: { code: err.code, message: err.message, request_id: requestId, details: err.details } }, err.status);
+  return c.json(errorBody(err, requestId), err.status);
 }
 
 /** Maps Hono's own HTTPExceptions (malformed JSON, body limit) to contract codes. */

@@ -1,20 +1,20 @@
-/** Python and shell capabilities of a sandbox: one domain call each, the Ship's answer relayed. */
+/** Python and shell capabilities of a sandbox: one domain call each, the Ship's answer (JSON or an event stream) relayed. */
 import { Hono } from "hono";
 import type { AppDeps } from "../deps.ts";
 import { operations as ops } from "../generated/index.ts";
 import { validate } from "../middleware/validate.ts";
-import { callContext, relay } from "../relay.ts";
+import { callContext, relay, wantsEventStream } from "../relay.ts";
 
 export function execRoutes(deps: AppDeps): Hono {
   const { sandboxExec } = deps;
   const app = new Hono();
 
   app.post(ops.execPython.honoPath, validate("param", ops.execPython.params), validate("json", ops.execPython.body), async (c) =>
-    relay(c, await sandboxExec.python(callContext(c, c.req.valid("param").id), c.req.valid("json"))),
+    relay(c, await sandboxExec.python(callContext(c, c.req.valid("param").id), c.req.valid("json"), wantsEventStream(c))),
   );
 
   app.post(ops.execShell.honoPath, validate("param", ops.execShell.params), validate("json", ops.execShell.body), async (c) =>
-    relay(c, await sandboxExec.shell(callContext(c, c.req.valid("param").id), c.req.valid("json"))),
+    relay(c, await sandboxExec.shell(callContext(c, c.req.valid("param").id), c.req.valid("json"), wantsEventStream(c))),
   );
 
   app.get(ops.listShellProcesses.honoPath, validate("param", ops.listShellProcesses.params), async (c) =>

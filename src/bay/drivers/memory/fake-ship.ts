@@ -27,6 +27,7 @@ import {
 import { BayError, ERROR_STATUS, type ErrorCode } from "../../errors.ts";
 import type { VolumeFiles, VolumeRef } from "../driver.ts";
 import { fileErrors } from "../volume-walk.ts";
+import { FakeContexts, LANGUAGES, type Language } from "./fake-contexts.ts";
 import { FakeProcesses } from "./fake-processes.ts";
 import { FakePythonKernel, type KernelHost } from "./fake-python.ts";
 import { PyError } from "./fake-python-parse.ts";
@@ -38,6 +39,8 @@ export interface FakeShipQuirks {
   apiVersion?: string;
   /** The capabilities /meta lists (default all three). */
   capabilities?: Array<"python" | "shell" | "filesystem">;
+  /** The languages /meta lists (default all three). */
+  languages?: Language[];
   /** /health never answers 200: the runtime never becomes ready. */
   neverHealthy?: boolean;
 }
@@ -49,6 +52,8 @@ export interface FakeShipOptions {
   quirks?: FakeShipQuirks;
   /** Largest upload accepted (Ship's SHIP_MAX_UPLOAD_BYTES). */
   maxUploadBytes: number;
+  /** Code contexts that may be created (Ship's SHIP_MAX_CONTEXTS; default 8). */
+  maxContexts?: number;
   /** Appends a line to the container's log. */
   log(line: string): void;
   /** How `time.sleep` and `sleep` wait (default: real time); ends early when `signal` aborts. */
@@ -67,6 +72,7 @@ const SHIP_CODES = new Set<ErrorCode>([
   "unauthorized",
   "file_not_found",
   "not_found",
+  "conflict",
   "payload_too_large",
   "quota_exceeded",
   "internal_error",
@@ -112,7 +118,7 @@ function normalize(path: string): string {
 /** A running fake Ship. */
 export class FakeShip {
   private readonly alive = new AbortController();
-  private readonly kernel: FakePythonKernel;
+  private readonly contexts: FakeContexts;
   private readonly processes: FakeProcesses;
   private readonly expected: Buffer[];
   private readonly secret: string;
@@ -134,7 +140,11 @@ export class FakeShip {
       remove: (p) => o.files.remove(o.volume, p),
       sleep: (s, signal) => (o.sleep ?? sleep)(s, AbortSignal.any([signal, this.alive.signal])),
     };
-    this.kernel = new FakePythonKernel(pythonHost(this.host));
+    this.contexts = new FakeContexts({
+      newPython: () => new FakePythonKernel(pythonHost(this.host)),
+      maxContexts: o.maxContexts ?? 8,
+      checkCwd: (cwd) => this.directory(cwd),
+    });
     this.processes = new FakeProcesses(this.host, this.alive.signal);
   }
 
@@ -196,7 +206,27 @@ export class FakeShip {
     if (is(ops.getMeta)) return Response.json(this.meta());
     if (is(ops.execPython)) {
       const body = checked(ops.execPython.body, await jsonOf(req), "json");
-      return Response.json(await this.kernel.exec(body.code, body.timeout, req.signal));
+      return this.answerExec(req, () => this.contexts.execIn(undefined, "python")(body.code, body.timeout, req.signal));
+    }
+    if (is(ops.execCode)) {
+      const body = checked(ops.execCode.body, await jsonOf(req), "json");
+      const exec = this.contexts.execIn(body.context_id, body.language);
+      return this.answerExec(req, () => exec(body.code, body.timeout, req.signal));
+    }
+    if (is(ops.listContexts)) return Response.json({ items: this.contexts.list() });
+    if (is(ops.createContext)) {
+      const body = checked(ops.createContext.body, await jsonOf(req), "json");
+      return Response.json(await this.contexts.create(body.language, body.cwd), { status: 201 });
+    }
+    const context = /^\/contexts\/([^/]+)(\/restart)?$/.exec(url.pathname);
+    if (context) {
+      const id = decodeURIComponent(context[1]!);
+      if (context[2] && req.method === "POST") return Response.json(this.contexts.restart(id));
+      if (!context[2] && req.method === "GET") return Response.json(this.contexts.get(id));
+      if (!context[2] && req.method === "DELETE") {
+        this.contexts.delete(id);
+        return new Response(null, { status: 204 });
+      }
     }
     if (is(ops.execShell)) return Response.json(await this.shell(checked(ops.execShell.body, await jsonOf(req), "json")));
     if (is(ops.listProcesses)) return Response.json({ items: this.processes.list() });
@@ -244,14 +274,40 @@ export class FakeShip {
       session: { id: this.o.credentials.session_id },
       workspace: { mount_path: "/workspace" },
       capabilities,
+      languages: this.o.quirks?.languages ?? [...LANGUAGES],
     };
   }
 
+  /**
+   * An exec's answer: JSON, or with `Accept: text/event-stream` the same run as
+   * Ship's events, all at its end (the fake produces output only when a cell ends):
+   * its output as one `stdout` event, then `result`, or an `error` event.
+   */
+  private async answerExec(req: Request, run: () => Promise<unknown>): Promise<Response> {
+    if (!/\btext\/event-stream\b/i.test(req.headers.get("accept") ?? "")) return Response.json(await run());
+    const event = (name: string, data: unknown) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
+    let text = ": stream open\n\n";
+    try {
+      const result = (await run()) as { output?: string };
+      if (result.output) text += event("stdout", { text: result.output });
+      text += event("result", result);
+    } catch (e) {
+      text += event("error", errorBodyOf(e, this.o.log));
+    }
+    return new Response(text, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
+  }
+
+  /** A context's working directory: normalised, and an existing directory of the workspace. */
+  private async directory(cwd: string): Promise<string> {
+    const path = normalize(cwd);
+    const where = await this.o.files.stat(this.o.volume, path);
+    if (!where) throw fileErrors.notFound(path);
+    if (where.kind !== "directory") throw new BayError("validation_error", `cwd is not a directory: ${path}`);
+    return path;
+  }
+
   private async shell(body: z.infer<typeof ops.execShell.body>) {
-    const cwd = normalize(body.cwd ?? ".");
-    const where = await this.o.files.stat(this.o.volume, cwd);
-    if (!where) throw fileErrors.notFound(cwd);
-    if (where.kind !== "directory") throw new BayError("validation_error", `cwd is not a directory: ${cwd}`);
+    const cwd = await this.directory(body.cwd ?? ".");
     const env = body.env ?? {};
     if (body.background) {
       const item = this.processes.start(body.command, cwd, env);
@@ -351,10 +407,15 @@ function checked<S extends z.ZodType>(schema: S, value: unknown, target: string)
   });
 }
 
-function errorResponse(e: unknown, log: (line: string) => void): Response {
+/** Ship's error body for `e` (anything not Ship's own becomes internal_error, logged). */
+function errorBodyOf(e: unknown, log: (line: string) => void) {
   const err = e instanceof BayError && SHIP_CODES.has(e.code) ? e : null;
   if (!err) log(`[ship] internal error: ${e instanceof Error ? e.message : String(e)}`);
   const code = err?.code ?? "internal_error";
-  const body = { error: { code, message: err?.message ?? "internal error", details: err?.details ?? {} } };
-  return Response.json(body, { status: ERROR_STATUS[code] });
+  return { error: { code, message: err?.message ?? "internal error", details: err?.details ?? {} } };
+}
+
+function errorResponse(e: unknown, log: (line: string) => void): Response {
+  const body = errorBodyOf(e, log);
+  return Response.json(body, { status: ERROR_STATUS[body.error.code] });
 }

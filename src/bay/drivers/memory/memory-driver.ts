@@ -314,6 +314,7 @@ export class MemoryDriver implements Driver {
       volume: { name: c.spec.volumeName, labels: { ...c.spec.labels, session_id: undefined } },
       quirks: image,
       maxUploadBytes: Number(c.spec.env.SHIP_MAX_UPLOAD_BYTES) || DEFAULT_MAX_UPLOAD,
+      ...(c.spec.env.SHIP_MAX_CONTEXTS ? { maxContexts: Number(c.spec.env.SHIP_MAX_CONTEXTS) } : {}),
       log: (line: string) => c.log.push(line),
       ...(this.sleep ? { sleep: this.sleep } : {}),
     };

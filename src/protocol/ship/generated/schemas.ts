@@ -3,7 +3,7 @@ import { z } from "zod";
 
 export const zError = z.object({
   error: z.object({
-    code: z.enum(["validation_error", "invalid_path", "unauthorized", "file_not_found", "not_found", "payload_too_large", "quota_exceeded", "internal_error", "timeout"]),
+    code: z.enum(["validation_error", "invalid_path", "unauthorized", "file_not_found", "not_found", "conflict", "payload_too_large", "quota_exceeded", "internal_error", "timeout"]),
     message: z.string(),
     details: z.record(z.string(), z.unknown()),
   }),
@@ -21,7 +21,12 @@ export const zCapability = z.object({
 });
 export type Capability = z.infer<typeof zCapability>;
 
+export const zLanguage = z.enum(["python", "javascript", "typescript"]);
+export type Language = z.infer<typeof zLanguage>;
+
 export const zMeta = z.object({
+  /** Languages a code context can run here. */
+  languages: z.array(zLanguage),
   /** The Bay session this Ship was started for; Bay checks it before it trusts an endpoint. */
   session: z.object({
     id: z.string(),
@@ -46,6 +51,44 @@ export const zMeta = z.object({
   }),
 });
 export type Meta = z.infer<typeof zMeta>;
+
+export const zContext = z.object({
+  /** `ctx-…`; a default context is `ctx-default-<language>`. */
+  id: z.string(),
+  language: zLanguage,
+  /** Working directory, relative to the workspace. */
+  cwd: z.string(),
+  created_at: z.iso.datetime({ offset: true }),
+  /** The language's default context. */
+  default: z.boolean(),
+  status: z.enum(["ready", "starting", "restarting"]),
+});
+export type Context = z.infer<typeof zContext>;
+
+export const zContextList = z.object({
+  items: z.array(zContext),
+});
+export type ContextList = z.infer<typeof zContextList>;
+
+export const zCreateContextRequest = z.strictObject({
+  language: zLanguage,
+  /** workspace-relative directory that exists; default the root */
+  cwd: z.string().min(1).max(4096).optional(),
+});
+export type CreateContextRequest = z.infer<typeof zCreateContextRequest>;
+
+export const zCodeExecRequest = z.strictObject({
+  code: z.string(),
+  language: zLanguage.optional(),
+  context_id: z.string().min(1).max(128).optional(),
+  /** seconds */
+  timeout: z.number().max(300).gt(0).default(30),
+});
+export type CodeExecRequest = z.infer<typeof zCodeExecRequest>;
+
+/** `text/event-stream`. Each event is `event: <name>` and one `data:` line of JSON: `stdout` / `stderr` `{text}` as the output is produced (the same text as the result's output, up to the same cap), `display` `{data: {mime: value}}` for each rich output as it is produced, and last exactly one of `result` (the JSON body the call answers without streaming) or `error` (the `Error` body, e.g. `timeout` with its details). A comment line (`: ping`) at least every 15 s. A slow reader slows the code down (its output waits in a bounded buffer) until it is interrupted by its timeout; from then on its remaining output events are dropped. */
+export const zExecEvents = z.string();
+export type ExecEvents = z.infer<typeof zExecEvents>;
 
 export const zPythonExecRequest = z.object({
   code: z.string(),

@@ -1,7 +1,7 @@
 /**
  * The JavaScript/TypeScript kernel: one process per code context, started by Ship as
  * `ship js-kernel [--language javascript|typescript]` in the context's working directory.
- * It speaks the kernel line protocol (protocol.ts) and behaves like IPython for JS:
+ * It speaks the kernel line protocol (../protocol.ts) and behaves like IPython for JS:
  * top-level declarations persist across cells (transform.ts), top-level `await`,
  * `import` of Node built-ins and of packages under the working directory, TypeScript
  * syntax, console capture, the last expression's value, rich output.
@@ -25,7 +25,7 @@ import { takeOverStdio, type CapturedFd, type KernelFds } from "./fds.ts";
 import { installGlobals } from "./globals.ts";
 import { Guard, type Guarded } from "./guard.ts";
 import { bundleOf, CellOutput, clip, DataBudget, describeError, normalizeBundle } from "./output.ts";
-import type { KernelDataItem, KernelEvent, KernelRequest } from "./protocol.ts";
+import type { KernelDataItem, KernelEvent, KernelRequest } from "../protocol.ts";
 import { CellSyntaxError, HELPER, transformCell } from "./transform.ts";
 
 /** How the kernel was started. */
@@ -67,6 +67,8 @@ class Cell {
   readonly displays: KernelDataItem[] = [];
   /** Set once the cell's result is being built: interrupts and late errors no longer change it. */
   finishing = false;
+  /** Set once Ship was told the cell is being interrupted. */
+  acknowledged = false;
   /** Resolves when an interrupt or an uncaught error ends the cell early. */
   readonly stopped: Promise<Outcome>;
   stopOutcome: Outcome | null = null;
@@ -355,6 +357,7 @@ class JsKernel {
       return { kind: "error", error };
     }
     const started = this.guard.run(() => script.runInThisContext() as Promise<unknown>);
+    if (started.kind === "interrupted") this.acknowledgeInterrupt(cell);
     if (started.kind !== "ok") return started;
     const settled = Promise.resolve(started.value).then(
       (value): Outcome => ({ kind: "value", value }),
@@ -396,7 +399,17 @@ class JsKernel {
   }
 
   private interrupt(): void {
-    this.current?.stop({ kind: "interrupted" });
+    const cell = this.current;
+    if (!cell) return;
+    this.acknowledgeInterrupt(cell);
+    cell.stop({ kind: "interrupted" });
+  }
+
+  /** Tells Ship the cell is being stopped (`interrupted`), once: its result follows. */
+  private acknowledgeInterrupt(cell: Cell): void {
+    if (cell.acknowledged || cell.finishing || cell.stopOutcome) return;
+    cell.acknowledged = true;
+    this.send({ id: cell.id, event: "interrupted" });
   }
 
   private uncaught(error: unknown): void {

@@ -1,7 +1,10 @@
 /**
- * The kernel line protocol shared by Ship's kernels (JSON lines).
+ * The kernel line protocol shared by Ship's kernels (the Python driver, driver.py, and
+ * the JS/TS kernel, js/kernel.ts): JSON lines.
  * stdin: one `KernelRequest` per line. stdout: a private channel carrying `KernelEvent`s;
- * user output never reaches it.
+ * user output never reaches it. Per cell, zero or more `stream` and `display` events as
+ * the output is produced, then exactly one `result`; after an interrupt (SIGINT) the
+ * kernel says `interrupted` as soon as the cell is being stopped, before its result.
  */
 
 /** One cell to run. */
@@ -19,6 +22,7 @@ export interface KernelDataItem {
 /** Once, when the kernel can take requests. */
 export interface ReadyEvent {
   event: "ready";
+  /** e.g. `bun 1.2.3`, `python 3.11.2`. */
   runtime: string;
   language: string;
 }
@@ -38,6 +42,16 @@ export interface DisplayEvent {
   data: Record<string, string>;
 }
 
+/**
+ * The running cell got the interrupt and is ending: its result follows, possibly only
+ * after a while (it carries all of the cell's output, up to the cap). A kernel that
+ * never says so is taken to ignore the interrupt.
+ */
+export interface InterruptedEvent {
+  id: number;
+  event: "interrupted";
+}
+
 /** The end of a cell. */
 export interface ResultEvent {
   id: number;
@@ -47,8 +61,9 @@ export interface ResultEvent {
   output: string;
   error: string | null;
   data: KernelDataItem[];
-  execution_count: number;
+  /** null when the cell never got one (Python: interrupted before it ran). */
+  execution_count: number | null;
   truncated: boolean;
 }
 
-export type KernelEvent = ReadyEvent | StreamEvent | DisplayEvent | ResultEvent;
+export type KernelEvent = ReadyEvent | StreamEvent | DisplayEvent | InterruptedEvent | ResultEvent;

@@ -1,0 +1,32 @@
+/** How a Ship's error body becomes Bay's error (for a JSON answer and for a stream's `error` event alike). */
+import { BayError, ERROR_CODES, type ErrorCode } from "../errors.ts";
+import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
+
+/** Ship error codes that pass through to the client unchanged; anything else becomes ship_error. */
+const PASS_THROUGH = new Set<ErrorCode>([
+  "validation_error",
+  "invalid_path",
+  "file_not_found",
+  "not_found",
+  "conflict",
+  "payload_too_large",
+  "quota_exceeded",
+  "timeout",
+]);
+
+/**
+ * A Ship error body as Bay's error: the codes that are the caller's (not found,
+ * validation, timeout, …) pass through with their details; anything else is a
+ * ship_error. `status` is the Ship's HTTP status (null for an event in a stream).
+ */
+export function fromShipErrorBody(body: unknown, status: number | null): BayError {
+  const err = (body as { error?: { code?: string; message?: string; details?: Record<string, unknown> } } | null)?.error;
+  const code = err?.code as ErrorCode | undefined;
+  if (code && (ERROR_CODES as readonly string[]).includes(code) && PASS_THROUGH.has(code)) {
+    return new BayError(code, err?.message ?? code, { details: err?.details ?? {} });
+  }
+  return new ShipBadResponseError(`sandbox runtime failed: ${err?.message ?? (status ? `HTTP ${status}` : "in its stream")}`, {
+    ...(status ? { ship_status: status } : {}),
+    ship_code: code ?? null,
+  });
+}

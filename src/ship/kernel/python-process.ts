@@ -1,0 +1,48 @@
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { childEnv } from "../child-env.ts";
+import { KernelProcess } from "./kernel-process.ts";
+import driverSource from "./driver.py" with { type: "text" };
+
+/** How to start a Python driver process. */
+export interface PythonProcessOptions {
+  /** Python executable. */
+  python: string;
+  /** The workspace root (HOME-like; the driver's SHIP_WORKSPACE). */
+  workspace: string;
+  /** The context's working directory; default the workspace. */
+  cwd?: string;
+  maxOutputBytes: number;
+}
+
+/**
+ * Writes the embedded driver to a temp file (again on every start, in case user
+ * code removed it) so `ps` shows a short command line; the script itself lives
+ * inside the Ship binary, so the host and the compiled image run the same code.
+ */
+function writeDriverScript(): string {
+  const path = join(tmpdir(), `ship-kernel-driver-${process.pid}.py`);
+  writeFileSync(path, driverSource, { mode: 0o600 });
+  return path;
+}
+
+/**
+ * One Python driver process (driver.py: an IPython shell speaking the kernel line
+ * protocol). -I: neither the script's (writable) directory nor the user site-packages
+ * nor PYTHON* variables can change what the driver imports.
+ */
+export function startPythonProcess(opts: PythonProcessOptions): KernelProcess {
+  const cwd = opts.cwd ?? opts.workspace;
+  return new KernelProcess({
+    command: [opts.python, "-I", "-u", writeDriverScript()],
+    cwd,
+    env: childEnv({
+      SHIP_WORKSPACE: opts.workspace,
+      SHIP_CONTEXT_CWD: cwd,
+      SHIP_MAX_OUTPUT_BYTES: String(opts.maxOutputBytes),
+    }),
+    maxOutputBytes: opts.maxOutputBytes,
+    label: "python kernel",
+  });
+}
