@@ -239,7 +239,7 @@ describe("generated schemas", () => {
   test("request bodies apply defaults and refuse unknown fields", () => {
     expect(zCreateSandboxRequest.parse({})).toEqual({ profile: "python-default" });
     expect(zCreateSandboxRequest.safeParse({ profile: "x", nope: 1 }).success).toBe(false);
-    expect(zShellExecRequest.parse({ command: "ls" })).toEqual({ command: "ls", timeout: 30, background: false });
+    expect(zShellExecRequest.parse({ command: "ls" })).toEqual({ command: "ls", timeout: 30, background: false, stdin: false });
     expect(zShellExecRequest.safeParse({ command: "ls", timeout: 301 }).success).toBe(false);
   });
 
