@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import type { ShipCredentials } from "../protocol/ship/index.ts";
+import { type ShipCredentials, shipProof } from "../protocol/ship/index.ts";
 import { sessionAuth } from "./auth.ts";
 import { loadShipConfig, type ShipConfig } from "./config.ts";
 import { ShipError } from "./errors.ts";
@@ -95,7 +95,7 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
   app.route("/", contextRoutes({ contexts }));
   app.route("/", shellRoutes({ workspace: config.workspace, processes, maxOutputBytes: config.maxOutputBytes }));
   app.route("/", processRoutes({ processes, maxStdinBytes: config.maxStdinBytes }));
-  app.route("/", terminalRoutes({ terminals }));
+  app.route("/", terminalRoutes({ terminals, prove: (nonce) => shipProof(options.credentials.secret, nonce) }));
   app.route("/", filesystemRoutes(config));
   app.route(
     "/",

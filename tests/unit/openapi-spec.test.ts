@@ -227,6 +227,8 @@ describe("generated schemas", () => {
         command: "sleep 1",
         status: "exited",
         exit_code: 0,
+        signal: null,
+        stdin_open: false,
         started_at: now,
         finished_at: now,
         output: "",

@@ -1101,6 +1101,7 @@ export interface components {
                  */
                 reason?: "superseded" | "default_context" | "session_ended" | "no_stdin" | "stdin_closed" | "stdin_busy";
                 process_id?: string;
+                terminal_id?: string;
             };
         };
         /** @description 409: the sandbox passed its TTL. */

@@ -26,3 +26,6 @@ export const wantsEventStream = (c: Context): boolean => /\btext\/event-stream\b
 export function callContext(c: Context, sandboxId: string): CallContext {
   return { owner: c.get("owner"), sandboxId, requestId: c.get("requestId"), signal: c.req.raw.signal };
 }
+
+/** True when the client asks for a stream of events (`Accept: text/event-stream`). */
+export const wantsEventStream = (req: Request): boolean => /\btext\/event-stream\b/i.test(req.headers.get("accept") ?? "");

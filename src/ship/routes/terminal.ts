@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { shipOperations as ops } from "../../protocol/ship/index.ts";
+import { MAX_NONCE_LENGTH, NONCE_HEADER, shipOperations as ops } from "../../protocol/ship/index.ts";
 import { ShipError } from "../errors.ts";
 import type { TerminalRegistry } from "../terminal/terminal-registry.ts";
 import type { TerminalSession } from "../terminal/terminal-session.ts";
@@ -36,8 +36,12 @@ function onControl(session: TerminalSession, text: string): void {
   else session.ack(parsed.data.bytes);
 }
 
-/** POST /terminals and the WebSocket attach. */
-export function terminalRoutes(deps: { terminals: TerminalRegistry }) {
+/**
+ * POST /terminals and the WebSocket attach. An attach that carries Bay's nonce
+ * gets its proof (`prove`) as the first frame, `{"type":"proof","proof":…}`: a
+ * WebSocket client cannot read the handshake's headers, where other answers carry it.
+ */
+export function terminalRoutes(deps: { terminals: TerminalRegistry; prove: (nonce: string) => string }) {
   return new Hono()
     .post(ops.createTerminal.honoPath, async (c) => {
       // The body is optional: no body means the default size.
@@ -56,8 +60,13 @@ export function terminalRoutes(deps: { terminals: TerminalRegistry }) {
     })
     .get(ops.attachTerminal.honoPath, validate("param", ops.attachTerminal.params), (c) => {
       const session = deps.terminals.unclaimed(c.req.valid("param").terminal_id);
+      const nonce = c.req.header(NONCE_HEADER);
+      const proof = nonce && nonce.length <= MAX_NONCE_LENGTH ? deps.prove(nonce) : null;
       const res = upgrade(c, {
-        open: (ws: ShipSocket) => session.attach(ws),
+        open: (ws: ShipSocket) => {
+          if (proof) ws.send(JSON.stringify({ type: "proof", proof }));
+          session.attach(ws);
+        },
         message: (_ws, data) => {
           if (typeof data === "string") onControl(session, data);
           else session.input(data);

@@ -140,6 +140,7 @@ export const zConflictError = z.object({
     /** `superseded`: the sandbox was stopped, deleted or expired while it was starting. `default_context`: a default code context cannot be deleted. `session_ended`: it was stopped, idle-reclaimed or expired while a stream or terminal was open (sent as the stream's `error`). `no_stdin` / `stdin_closed` / `stdin_busy`: a background process's stdin was not opened, is closed, or an earlier write has not been read yet. */
     reason: z.enum(["superseded", "default_context", "session_ended", "no_stdin", "stdin_closed", "stdin_busy"]).optional(),
     process_id: z.string().optional(),
+    terminal_id: z.string().optional(),
   }),
 });
 export type ConflictError = z.infer<typeof zConflictError>;
