@@ -170,17 +170,20 @@ export class CapabilityRouter {
 
   /** What a long-lived answer needs: renewing its cover, checking its session, explaining its end. */
   private streamHooks(ctx: CallContext, session: SessionHandle, idleMs: number, done: () => void): StreamHooks {
-    const { sandboxes } = this.deps.stores;
-    const read = () => sandboxes.get(ctx.sandboxId, this.now());
+    const { sandboxes, sessions } = this.deps.stores;
+    // A session is ended in the database before its container goes, so a stream
+    // cut by a stop or reclaim finds it ended here; one still running lost its Ship.
+    const state = async () => {
+      const [sb, sess] = await Promise.all([sandboxes.get(ctx.sandboxId, this.now()), sessions.get(session.sessionId)]);
+      const running = !!sb && sb.deletedAt === null && sb.currentSessionId === session.sessionId && sess?.status === "ready";
+      return { sb, running, stopped: sess?.status === "stopped" };
+    };
     return {
       extend: () => sandboxes.extendIdleDeadline(ctx.sandboxId, this.now() + idleMs),
-      stillCurrent: async () => {
-        const sb = await read();
-        return !!sb && sb.deletedAt === null && sb.currentSessionId === session.sessionId;
-      },
+      stillCurrent: async () => (await state()).running,
       whyEnded: async () => {
-        const sb = await read();
-        return endedError(sb, ctx.sandboxId, sb?.currentSessionId === session.sessionId);
+        const { sb, running, stopped } = await state();
+        return endedError(sb, ctx.sandboxId, running || !stopped);
       },
       done,
     };

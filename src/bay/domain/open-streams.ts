@@ -26,7 +26,11 @@ export interface OpenChannel {
 }
 
 export const isOpenChannel = (x: unknown): x is OpenChannel =>
-  typeof x === "object" && x !== null && "closed" in x && (x as OpenChannel).closed instanceof Promise && typeof (x as OpenChannel).end === "function";
+  typeof x === "object" &&
+  x !== null &&
+  "closed" in x &&
+  (x as OpenChannel).closed instanceof Promise &&
+  typeof (x as OpenChannel).end === "function";
 
 /** What the streams need from the rest of Bay. */
 export interface StreamHooks {
@@ -69,11 +73,15 @@ export function errorEvent(err: BayError, requestId: string): Uint8Array {
   return encoder.encode(`event: error\ndata: ${JSON.stringify(body)}\n\n`);
 }
 
-/** The error a stream's client gets when its session ended under it, from the sandbox as it is now. */
-export function endedError(sandbox: { deletedAt: number | null; status: string } | null, sandboxId: string, current: boolean): BayError {
+/**
+ * The error a stream's client gets when its session ended under it, from the
+ * sandbox as it is now: deleted (404), expired (409), or stopped on purpose
+ * (conflict, session_ended); `lost` when the runtime went away by itself.
+ */
+export function endedError(sandbox: { deletedAt: number | null; status: string } | null, sandboxId: string, lost: boolean): BayError {
   if (!sandbox || sandbox.deletedAt !== null) return notFound("sandbox", sandboxId);
   if (sandbox.status === "expired") return expiredError(sandboxId);
-  if (current) {
+  if (lost) {
     return new BayError("ship_error", "the connection to the sandbox runtime was lost", { details: { reason: "connection_lost" } });
   }
   return new BayError("conflict", "the sandbox's runtime was stopped (stop, idle reclaim or restart) while this stream was open", {
@@ -105,7 +113,14 @@ function renewing(hooks: StreamHooks, idleMs: number, onLost: () => void): () =>
  * session ends, or whose upstream breaks, gets a last `error` event; other
  * bodies (downloads) end with an error, as a truncated transfer must.
  */
-export function coverStream(res: Response, hooks: StreamHooks, idleMs: number, signals: SessionEndSignals, sandboxId: string, requestId: string): Response {
+export function coverStream(
+  res: Response,
+  hooks: StreamHooks,
+  idleMs: number,
+  signals: SessionEndSignals,
+  sandboxId: string,
+  requestId: string,
+): Response {
   const upstream = res.body!.getReader();
   const events = (res.headers.get("content-type") ?? "").startsWith("text/event-stream");
   let finished = false;

@@ -43,7 +43,7 @@ export class SandboxTerminal {
       replayable: true,
       run: async (ship, session) => {
         const { terminal_id } = await ship.createTerminal(session, size, ctx);
-        return new TerminalBridge(await ship.attachTerminal(session, terminal_id, ctx));
+        return new TerminalBridge(await ship.attachTerminal(session, terminal_id, ctx), ctx.requestId);
       },
     });
   }

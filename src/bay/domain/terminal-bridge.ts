@@ -47,7 +47,10 @@ export class TerminalBridge implements OpenChannel {
   /** Set once ended by end(): a client that attaches later is closed with it. */
   private endedWith: BayError | null = null;
 
-  constructor(private readonly ship: WebSocket) {
+  constructor(
+    private readonly ship: WebSocket,
+    private readonly requestId: string,
+  ) {
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -81,14 +84,9 @@ export class TerminalBridge implements OpenChannel {
       this.ship.send(JSON.stringify({ type: "resize", cols: msg.cols, rows: msg.rows }));
       return;
     }
-    this.peer?.send(
-      JSON.stringify({
-        type: "error",
-        error: {
-          code: "validation_error",
-          message: 'a text frame must be a control message: {"type":"resize","cols":1-1000,"rows":1-1000}',
-          details: {},
-        },
+    this.sendError(
+      new BayError("validation_error", 'a text frame must be a control message: {"type":"resize","cols":1-1000,"rows":1-1000}', {
+        details: { issues: [{ path: "frame", message: "not a resize message" }] },
       }),
     );
   }
@@ -116,7 +114,7 @@ export class TerminalBridge implements OpenChannel {
     this.peer = null;
     this.closeShip();
     if (peer) {
-      peer.send(JSON.stringify({ type: "error", error: { code: error.code, message: error.message, details: error.details } }));
+      this.sendError(error, peer);
       peer.close(1011, reason({ code: error.code }));
     }
     this.resolveClosed();
@@ -146,15 +144,23 @@ export class TerminalBridge implements OpenChannel {
   }
 
   private shipControl(text: string): void {
-    let msg: { type?: string } | null = null;
+    let msg: { type?: string; error?: Record<string, unknown> } | null = null;
     try {
       msg = JSON.parse(text);
     } catch {
       return;
     }
     if (msg?.type === "exit") this.exited = true;
-    // exit, error and dropped go to the client as they are.
-    if (msg?.type === "exit" || msg?.type === "error" || msg?.type === "dropped") this.peer?.send(text);
+    if (msg?.type === "exit" || msg?.type === "dropped") this.peer?.send(text);
+    // The Ship's errors (input it could not take) carry this request's id, like Bay's own.
+    else if (msg?.type === "error" && msg.error)
+      this.peer?.send(JSON.stringify({ type: "error", error: { ...msg.error, request_id: this.requestId } }));
+  }
+
+  /** An `error` control message: the error body's `error`. */
+  private sendError(error: BayError, peer: TerminalPeer | null = this.peer): void {
+    const body = { code: error.code, message: error.message, request_id: this.requestId, details: error.details };
+    peer?.send(JSON.stringify({ type: "error", error: body }));
   }
 
   /** Acknowledgements go out once per turn of the event loop, not per frame. */
@@ -181,7 +187,8 @@ export class TerminalBridge implements OpenChannel {
     // The runtime went away under the terminal: the router says why (end()); close anyway if it cannot.
     if (this.lostListener) this.lostListener();
     const timer = setTimeout(
-      () => this.end(new BayError("ship_error", "the connection to the sandbox runtime was lost", { details: { reason: "connection_lost" } })),
+      () =>
+        this.end(new BayError("ship_error", "the connection to the sandbox runtime was lost", { details: { reason: "connection_lost" } })),
       LOST_GRACE_MS,
     );
     timer.unref?.();

@@ -231,7 +231,12 @@ export class ShipClient {
   }
 
   /** Writes to a background process's stdin; the deadline is the write's own timeout plus transport. */
-  writeProcessStdin(t: ShipTarget, processId: string, body: ProcessStdinRequest, o: CallOptions = {}): Promise<ShipReply<ProcessStdinResult>> {
+  writeProcessStdin(
+    t: ShipTarget,
+    processId: string,
+    body: ProcessStdinRequest,
+    o: CallOptions = {},
+  ): Promise<ShipReply<ProcessStdinResult>> {
     return this.send(t, "writeProcessStdin", { params: { process_id: processId }, json: body, timeoutMs: execDeadlineMs(body.timeout) }, o);
   }
 

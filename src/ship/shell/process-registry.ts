@@ -141,9 +141,9 @@ export class ProcessRegistry {
   }
 
   /**
-   * Writes to the process's stdin and waits until the process has taken it all
-   * (a pipe holds 64 KiB; the rest waits in memory, bounded by one write at a
-   * time). `eof` closes stdin afterwards. A write that is not taken within
+   * Writes to the process's stdin and waits until the process (or its pipe) has
+   * taken it all; what the pipe cannot hold waits in memory, bounded by one write
+   * at a time. `eof` closes stdin afterwards. A write that is not taken within
    * `timeoutMs` answers `timeout`; its bytes stay queued and the next write is
    * refused until they are taken.
    */

@@ -253,7 +253,7 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zProcessOutput,
   },
-  /** Answers once the process has read the bytes (a pipe holds 64 KiB). One write at a time per process: a write the process does not take within `timeout` answers 504 and stays queued, and the next write is refused (409 `stdin_busy`) until it is taken. 409 `no_stdin` / `stdin_closed` when stdin is not open; 413 over SHIP_MAX_STDIN_BYTES (default 1 MiB) of decoded data. */
+  /** Answers once the process has read the bytes (or its pipe holds them). One write at a time per process: a write the process does not take within `timeout` answers 504 and stays queued, and the next write is refused (409 `stdin_busy`) until it is taken. 409 `no_stdin` / `stdin_closed` when stdin is not open; 413 over SHIP_MAX_STDIN_BYTES (default 1 MiB) of decoded data. */
   writeProcessStdin: {
     operationId: "writeProcessStdin",
     method: "post",
