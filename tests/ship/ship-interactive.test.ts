@@ -517,8 +517,8 @@ describe("file watch", () => {
   });
 
   test("paths are checked like every file route; at most SHIP_MAX_WATCHES at once", async () => {
-    const escape = await call("/filesystem/watch?path=../");
-    expect([escape.status, ((await escape.json()) as any).error.code]).toEqual([400, "invalid_path"]);
+    const escaping = await call("/filesystem/watch?path=../");
+    expect([escaping.status, ((await escaping.json()) as any).error.code]).toEqual([400, "invalid_path"]);
     writeFileSync(join(workspace, "plain.txt"), "");
     const file = await call("/filesystem/watch?path=plain.txt");
     expect([file.status, ((await file.json()) as any).error.code]).toEqual([400, "validation_error"]);
