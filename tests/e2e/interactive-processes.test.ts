@@ -141,6 +141,31 @@ describe("background processes through Bay", () => {
     });
   });
 
+  test("list and kill: a follower sees the kill as its last event; another sandbox of the same owner knows nothing of the id", async () => {
+    await withSandbox(t, async (id) => {
+      const pid = await start(id, "echo started; exec sleep 300");
+      const sse = new SseReader(await follow(id, pid));
+      expect((await sse.until("output")).data.data).toBe("started\n");
+      const list = await t.json("GET", `/v1/sandboxes/${id}/shell/processes`);
+      expect(list.body.items).toContainEqual(
+        expect.objectContaining({ process_id: pid, status: "running", stdin_open: false, signal: null }),
+      );
+      const killed = await t.json("DELETE", base(id, pid));
+      expect(killed.body).toMatchObject({ process_id: pid, status: "killed", exit_code: null, signal: "SIGKILL" });
+      const rest = await sse.rest();
+      expect(rest.at(-1)).toEqual({ event: "exit", data: { status: "killed", exit_code: null, signal: "SIGKILL", next_offset: 8 } });
+      await withSandbox(t, async (other) => {
+        for (const r of [
+          await t.json("GET", `${base(other, pid)}/output`),
+          await t.json("POST", `${base(other, pid)}/stdin`, { body: { data: "x" } }),
+          await t.json("POST", `${base(other, pid)}/signal`, { body: { signal: "SIGTERM" } }),
+        ]) {
+          expect([r.status, r.body.error.code, r.body.error.details]).toEqual([404, "not_found", { process_id: pid }]);
+        }
+      });
+    });
+  });
+
   test("processes end with their compute: after a stop, the old ids are gone", async () => {
     await withSandbox(t, async (id) => {
       const pid = await start(id, "sleep 300");

@@ -43,8 +43,9 @@ describe("terminal through Bay", () => {
       mark = term.screen.length;
       term.type("6*7\n");
       await term.waitFor(/[\r\n]42\r\n>>> /, 20_000, mark);
-      term.type("import time; time.sleep(120)\n");
-      await Bun.sleep(300); // it may or may not be asleep yet: Ctrl-C interrupts either way
+      mark = term.screen.length;
+      term.type("import time; print('nap' + 'ping', flush=True); time.sleep(120)\n");
+      await term.waitFor(/[\r\n]napping\r\n/, 20_000, mark);
       term.type("\x03");
       await term.waitFor(/KeyboardInterrupt/);
       term.type("exit()\n");

@@ -313,8 +313,9 @@ describe("terminal", () => {
     mark = term.screen.length;
     term.type("6*7\n");
     await term.waitFor(/42\r\n>>> /, 20_000, mark);
-    term.type("import time; time.sleep(60)\n");
-    await Bun.sleep(200); // let it start sleeping (a Ctrl-C before it does is also fine)
+    mark = term.screen.length;
+    term.type("import time; print('nap' + 'ping', flush=True); time.sleep(60)\n");
+    await term.waitFor(/[\r\n]napping\r\n/, 20_000, mark);
     term.type("\x03");
     await term.waitFor(/KeyboardInterrupt/);
     term.type("exit()\n");
