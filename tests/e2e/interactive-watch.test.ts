@@ -45,15 +45,26 @@ describe("file watch through Bay", () => {
     await withSandbox(t, async (id) => {
       expect((await sh(t, id, { command: "mkdir -p proj" })).status).toBe(200);
       const sse = await watch(id, "path=proj&recursive=true");
+      // The same directory watched without recursion, at the same time.
+      const flat = await watch(id, "path=proj");
       await t.json("PUT", `/v1/sandboxes/${id}/filesystem/files`, { body: { path: "proj/notes.txt", content: "hello" } });
       expect(await changes(sse, 1, "proj/")).toEqual([{ type: "created", path: "proj/notes.txt", is_dir: false }]);
-      await sh(t, id, { command: "mkdir proj/src && mv proj/notes.txt proj/src/renamed.txt && rm proj/src/renamed.txt" });
-      expect(await changes(sse, 3, "proj/")).toEqual([
+      await sh(t, id, { command: "mkdir proj/src && mv proj/notes.txt proj/src/renamed.txt && rm proj/src/renamed.txt && touch proj/end" });
+      expect(await changes(sse, 4, "proj/")).toEqual([
         { type: "created", path: "proj/src", is_dir: true },
         { type: "renamed", path: "proj/src/renamed.txt", old_path: "proj/notes.txt", is_dir: false },
         { type: "deleted", path: "proj/src/renamed.txt", is_dir: false },
+        { type: "created", path: "proj/end", is_dir: false },
+      ]);
+      // Without recursion, a move into a subdirectory is the file leaving; what happens inside it is not seen.
+      expect(await changes(flat, 4, "proj/")).toEqual([
+        { type: "created", path: "proj/notes.txt", is_dir: false },
+        { type: "created", path: "proj/src", is_dir: true },
+        { type: "deleted", path: "proj/notes.txt", is_dir: false },
+        { type: "created", path: "proj/end", is_dir: false },
       ]);
       await sse.cancel();
+      await flat.cancel();
     });
   });
 
