@@ -67,9 +67,12 @@ describe("terminal through Bay", () => {
     });
   });
 
-  test("refusals before the upgrade, in the error model: another owner 404, not an upgrade 400", async () => {
+  test("refusals before the upgrade, in the error model: another owner 404, a bad size 400, not an upgrade 400", async () => {
     await withSandbox(t, async (id) => {
       expect(await handshakeStatus(url(id), { "x-owner": "bob" })).toBe(404);
+      for (const query of ["?cols=0", "?rows=1001", "?cols=abc", "?cols=80.5", "?rows=-3"]) {
+        expect([query, await handshakeStatus(url(id, query), ALICE)]).toEqual([query, 400]);
+      }
       const plain = await fetch(`${served.http}/v1/sandboxes/${id}/terminal`, { headers: ALICE });
       expect(plain.status).toBe(400);
       const body = await plain.json();

@@ -81,7 +81,7 @@ export class TerminalBridge implements OpenChannel {
     }
     const dim = (v: unknown) => typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 1000;
     if (msg?.type === "resize" && dim(msg.cols) && dim(msg.rows)) {
-      this.ship.send(JSON.stringify({ type: "resize", cols: msg.cols, rows: msg.rows }));
+      if (this.ship.readyState === WebSocket.OPEN) this.ship.send(JSON.stringify({ type: "resize", cols: msg.cols, rows: msg.rows }));
       return;
     }
     this.sendError(
