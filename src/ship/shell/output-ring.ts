@@ -53,6 +53,11 @@ export class OutputRing {
     return this.ended;
   }
 
+  /** Readers waiting for output right now. */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
   /** Bytes dropped because the ring wrapped. */
   get dropped(): number {
     return this.first;
@@ -114,6 +119,8 @@ export class OutputRing {
     return new Promise((resolve) => {
       const done = () => {
         signal?.removeEventListener("abort", done);
+        // A reader that left must not stay listed until the next output (a silent process may never write again).
+        this.waiters = this.waiters.filter((w) => w !== done);
         resolve();
       };
       this.waiters.push(done);
