@@ -36,9 +36,14 @@ export function frame(opcode: number, payload: Uint8Array, opts: FrameOptions = 
   return Buffer.concat([Buffer.from(head), key, body]);
 }
 
+/** Screen text kept (its tail): enough for markers, not a copy of everything a long stream sent. */
+const SCREEN_TAIL = 64 * 1024;
+
 export class RawWebSocket {
-  /** Terminal output received (binary frames), decoded as text. */
+  /** The tail of the terminal output received (binary frames), decoded as text. */
   screen = "";
+  /** Terminal output bytes received in all. */
+  received = 0;
   readonly texts: string[] = [];
   /** The server's close frame, if one came. */
   closeFrame: { code: number; reason: string } | null = null;
@@ -110,6 +115,15 @@ export class RawWebSocket {
     });
   }
 
+  /** Stops reading from the connection (its TCP window fills, as with a client that cannot keep up). */
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    this.socket.resume();
+  }
+
   /** Goes away without a close frame (what a crashed browser or a cut network looks like). */
   vanish(): void {
     this.socket.resetAndDestroy();
@@ -130,8 +144,11 @@ export class RawWebSocket {
     for (;;) {
       const f = this.parse();
       if (!f) return;
-      if (f.opcode === 2) this.screen += this.decoder.decode(f.payload, { stream: true });
-      else if (f.opcode === 1) this.texts.push(f.payload.toString("utf8"));
+      if (f.opcode === 2) {
+        this.received += f.payload.byteLength;
+        this.screen += this.decoder.decode(f.payload, { stream: true });
+        if (this.screen.length > 2 * SCREEN_TAIL) this.screen = this.screen.slice(-SCREEN_TAIL);
+      } else if (f.opcode === 1) this.texts.push(f.payload.toString("utf8"));
       else if (f.opcode === 8) {
         this.closeFrame = {
           code: f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005,

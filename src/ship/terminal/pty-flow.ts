@@ -36,19 +36,25 @@ export interface PtyFlow {
 
 /**
  * Flow control for the terminal `pid` has on its stdin, or null where it is not
- * available (no libc FFI, a kernel or sandbox runtime without TCXONC): callers
- * then bound their buffers some other way.
+ * available (no libc FFI): callers then bound their buffers some other way. The
+ * terminal's path is looked up when output is first stopped, not at spawn: right
+ * after spawn the child may not have its terminal on fd 0 yet. A `stop()` that
+ * cannot find or stop it answers false.
  */
 export function ptyFlow(pid: number): PtyFlow | null {
   const c = ioctl();
   if (!c) return null;
-  let path: string;
-  try {
-    path = readlinkSync(`/proc/${pid}/fd/0`);
-  } catch {
-    return null;
-  }
-  if (!path.startsWith("/dev/pts/")) return null;
+  let path: string | null = null;
+  const terminalPath = (): string | null => {
+    if (path) return path;
+    try {
+      const p = readlinkSync(`/proc/${pid}/fd/0`);
+      if (p.startsWith("/dev/pts/")) path = p;
+    } catch {
+      // gone, or not ours to read
+    }
+    return path;
+  };
   // The slave is opened only while output is stopped: an fd held open all along
   // would keep the PTY from reporting its end when the shell is gone.
   let fd = -1;
@@ -64,8 +70,10 @@ export function ptyFlow(pid: number): PtyFlow | null {
   return {
     stop() {
       if (fd >= 0) return true;
+      const target = terminalPath();
+      if (!target) return false;
       try {
-        fd = openSync(path, constants.O_RDWR | constants.O_NOCTTY);
+        fd = openSync(target, constants.O_RDWR | constants.O_NOCTTY);
       } catch {
         return false;
       }
