@@ -145,3 +145,30 @@ describe("terminal tickets", () => {
     expect(Number(rows.rows[0]!.n)).toBe(1);
   });
 });
+
+describe("terminal tickets in anonymous mode, from another site's page", () => {
+  test("a ticket is its own authority: served cross-site; everything else cross-site is 403, minting included", async () => {
+    const anon = await createTestBay({ config: { profiles: config.profiles } });
+    try {
+      const evil = { origin: "http://pages.example", "sec-fetch-site": "cross-site" };
+      const id = (await anon.json("POST", "/v1/sandboxes", { body: {} })).body.id as string;
+      const minted = await anon.json("POST", `/v1/sandboxes/${id}/terminal/tickets`);
+      expect(minted.status).toBe(201);
+      // The page's WebSocket with its ticket gets through (to "not an upgrade" here, without one).
+      const withTicket = await anon.json("GET", minted.body.url, { headers: evil });
+      expectErrorBody(withTicket.res, withTicket.body, "validation_error");
+      // A made-up ticket is 401, not a way around the guard; no ticket is the guard's 403.
+      const forged = await anon.json("GET", `/v1/sandboxes/${id}/terminal?ticket=tkt_forged`, { headers: evil });
+      expectErrorBody(forged.res, forged.body, "unauthorized");
+      const bare = await anon.json("GET", `/v1/sandboxes/${id}/terminal`, { headers: evil });
+      expectErrorBody(bare.res, bare.body, "forbidden");
+      const mint = await anon.json("POST", `/v1/sandboxes/${id}/terminal/tickets`, { headers: evil });
+      expectErrorBody(mint.res, mint.body, "forbidden");
+      // A ticket opens nothing but the terminal: elsewhere the guard still refuses.
+      const other = await anon.json("GET", `/v1/sandboxes/${id}?ticket=${encodeURIComponent(minted.body.ticket)}`, { headers: evil });
+      expectErrorBody(other.res, other.body, "forbidden");
+    } finally {
+      await closeWithoutContainers(anon);
+    }
+  });
+});

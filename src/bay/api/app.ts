@@ -27,7 +27,7 @@ import { metricsRoutes } from "./routes/metrics.ts";
 import { processRoutes } from "./routes/processes.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
 import { systemRoutes } from "./routes/system.ts";
-import { terminalRoutes, terminalTicketAuth } from "./routes/terminal.ts";
+import { carriesTerminalTicket, terminalRoutes, terminalTicketAuth } from "./routes/terminal.ts";
 import { watchRoutes } from "./routes/watch.ts";
 import { workspaceFileRoutes } from "./routes/workspace-files.ts";
 import { workspaceRoutes } from "./routes/workspaces.ts";
@@ -58,7 +58,9 @@ export function createApp(deps: AppDeps): Hono {
       }),
     );
   }
-  if (deps.config.auth.mode === "anonymous") app.use(hostGuard([...server.allowed_hosts, server.host], server.cors_origins));
+  if (deps.config.auth.mode === "anonymous") {
+    app.use(hostGuard([...server.allowed_hosts, server.host], server.cors_origins, { carriesCredential: carriesTerminalTicket }));
+  }
   const auth = authMiddleware({
     mode: deps.config.auth.mode,
     apiKeys: deps.apiKeys,

@@ -22,6 +22,14 @@ const peer = (ws: BaySocket): TerminalPeer => ({
   bufferedAmount: () => ws.getBufferedAmount(),
 });
 
+const TERMINAL_PATH = /^\/v1\/sandboxes\/[^/]+\/terminal$/;
+
+/** A request to open a terminal with a ticket (a browser page's way in, from any origin: the ticket is the authority). */
+export const carriesTerminalTicket = (req: Request): boolean => {
+  const url = new URL(req.url);
+  return req.method === "GET" && TERMINAL_PATH.test(url.pathname) && url.searchParams.has("ticket");
+};
+
 /**
  * Authenticates a terminal request by its `?ticket=` (browsers cannot set headers
  * on a WebSocket): the owner is the ticket's, and the ticket is spent. Runs
