@@ -9,8 +9,9 @@
  *   BENCH_EXEC_RUNS  runs per warm-exec side (default 100)
  *   BENCH_BASELINE_ROOT  another checkout whose Bay runs beside this one in the access-log bench
  *   BENCH_ONLY=observability  only the observability benches (access log cost, /metrics scrape)
- *   BENCH_RUNTIME_RUNS  cold starts per side for gVisor vs runc (default BENCH_RUNS)
  *   BENCH_ONLY=contexts       only the code contexts and streamed exec benches
+ *   BENCH_ONLY=terminal       only the terminal keystroke round trip
+ *   BENCH_RUNTIME_RUNS  cold starts per side for gVisor vs runc (default BENCH_RUNS)
  */
 import { docker, removeLabelledQuietly, requireShipImages, spawnBay } from "../tests/e2e/support/e2e.ts";
 import { coldStart } from "./cold-start.ts";
@@ -20,6 +21,7 @@ import { memory } from "./memory.ts";
 import { accessLogCost, accessLogCpu, scrapeCost } from "./observability.ts";
 import { runtimes } from "./runtimes.ts";
 import { printTable, type Row } from "./stats.ts";
+import { terminalRoundTrip } from "./terminal.ts";
 import { transfer } from "./transfer.ts";
 import { warmExec } from "./warm-exec.ts";
 import { workspaceTransfer } from "./workspace-transfer.ts";
@@ -41,6 +43,9 @@ try {
   if (all) {
     rows.push(...(await coldStart(ctx)));
     rows.push(...(await warmExec(ctx, execRuns)));
+  }
+  if (all || only === "terminal") rows.push(...(await terminalRoundTrip(ctx, execRuns)));
+  if (all) {
     rows.push(...(await transfer(ctx)));
     rows.push(...(await workspaceTransfer(ctx)));
   }

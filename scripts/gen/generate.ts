@@ -140,8 +140,9 @@ function genOperations(spec: oas31.OpenAPIObject, HEADER: string): string {
       .map(Number)
       .sort((a, b) => a - b);
     if (statuses.some((s) => !Number.isInteger(s))) throw new Error(`${id}: only numeric response codes are supported`);
-    const successStatus = statuses.find((s) => s >= 200 && s < 300);
-    if (successStatus === undefined) throw new Error(`${id}: no 2xx response`);
+    // A WebSocket route succeeds with 101 Switching Protocols; every other with a 2xx.
+    const successStatus = statuses.find((s) => s >= 200 && s < 300) ?? statuses.find((s) => s === 101);
+    if (successStatus === undefined) throw new Error(`${id}: no 2xx (or 101) response`);
     const success = deref<oas31.ResponseObject>(spec, op.responses![String(successStatus)]);
     const [successType, successMedia] = Object.entries(success.content ?? {})[0] ?? [];
     const body = op.requestBody ? deref<oas31.RequestBodyObject>(spec, op.requestBody) : undefined;

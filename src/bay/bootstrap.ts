@@ -4,6 +4,7 @@
  */
 import type { Hono } from "hono";
 import { createApp } from "./api/app.ts";
+import { websocket } from "./api/websocket.ts";
 import { UploadSpool } from "./api/upload-spool.ts";
 import type { AppDeps } from "./api/deps.ts";
 import type { BayConfig } from "./config.ts";
@@ -18,6 +19,9 @@ import { SandboxContexts } from "./domain/sandbox-contexts.ts";
 import { SandboxExec } from "./domain/sandbox-exec.ts";
 import { SandboxFiles } from "./domain/sandbox-files.ts";
 import { SandboxManager } from "./domain/sandbox-manager.ts";
+import { SandboxProcesses } from "./domain/sandbox-processes.ts";
+import { SandboxTerminal } from "./domain/sandbox-terminal.ts";
+import { SandboxWatch } from "./domain/sandbox-watch.ts";
 import { SessionManager } from "./domain/session-manager.ts";
 import { WorkspaceFiles } from "./domain/workspace-files.ts";
 import { WorkspaceManager } from "./domain/workspace-manager.ts";
@@ -32,6 +36,8 @@ import { createStores } from "./store/index.ts";
 
 export interface Bay {
   app: Hono;
+  /** Bun.serve's `websocket` option (the terminal); serve it with `fetch: app.fetch`. */
+  websocket: typeof websocket;
   deps: AppDeps;
   driver: Driver;
   sessions: SessionManager;
@@ -134,6 +140,9 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   });
   const sandboxExec = new SandboxExec(router);
   const sandboxContexts = new SandboxContexts(router);
+  const sandboxProcesses = new SandboxProcesses(router);
+  const sandboxTerminal = new SandboxTerminal({ router, stores });
+  const sandboxWatch = new SandboxWatch(router);
   const uploadSpool = new UploadSpool({
     maxBytes: config.limits.max_spool_bytes,
     ...(config.limits.spool_dir ? { baseDir: config.limits.spool_dir } : {}),
@@ -163,6 +172,9 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     sandboxExec,
     sandboxContexts,
     sandboxFiles,
+    sandboxProcesses,
+    sandboxTerminal,
+    sandboxWatch,
     uploadSpool,
     workspaces,
     workspaceFiles,
@@ -175,6 +187,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   };
   return {
     app: createApp(deps),
+    websocket,
     deps,
     driver,
     sessions,

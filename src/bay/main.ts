@@ -40,6 +40,7 @@ export async function main(config: BayConfig = loadConfigOrExit()): Promise<void
     hostname: config.server.host,
     port: config.server.port,
     fetch: bay.app.fetch,
+    websocket: bay.websocket,
     // Idle connections close; calls to a sandbox lift it for their own request (see api/middleware/connection.ts).
     idleTimeout: config.server.idle_timeout,
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,

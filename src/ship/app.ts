@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import type { ShipCredentials } from "../protocol/ship/index.ts";
+import { type ShipCredentials, shipProof } from "../protocol/ship/index.ts";
 import { sessionAuth } from "./auth.ts";
 import { loadShipConfig, type ShipConfig } from "./config.ts";
 import { ShipError } from "./errors.ts";
@@ -11,9 +11,15 @@ import { PythonKernel } from "./kernel/python-kernel.ts";
 import { contextRoutes } from "./routes/contexts.ts";
 import { filesystemRoutes } from "./routes/filesystem.ts";
 import { ipythonRoutes } from "./routes/ipython.ts";
+import { processRoutes } from "./routes/processes.ts";
 import { shellRoutes } from "./routes/shell.ts";
 import { systemRoutes } from "./routes/system.ts";
+import { terminalRoutes } from "./routes/terminal.ts";
+import { watchRoutes } from "./routes/watch.ts";
 import { ProcessRegistry } from "./shell/process-registry.ts";
+import { TerminalRegistry } from "./terminal/terminal-registry.ts";
+import { WatchHub } from "./watch/watch-hub.ts";
+import { websocket } from "./ws.ts";
 
 /** A wired Ship: the Hono app plus the long-lived parts it drives. */
 export interface ShipApp {
@@ -22,8 +28,11 @@ export interface ShipApp {
   kernel: PythonKernel;
   contexts: ContextRegistry;
   processes: ProcessRegistry;
+  terminals: TerminalRegistry;
   config: ShipConfig;
-  /** Kills the kernels of every context and the background processes. */
+  /** Bun.serve's `websocket` option (the terminal's WebSocket). */
+  websocket: typeof websocket;
+  /** Kills the kernels of every context, the background processes and terminals, and stops file watches. */
   close(): void;
 }
 
@@ -59,6 +68,12 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
     kernelFor: (language, cwd) => kernelFor(language, cwd, kernels),
   });
   const processes = new ProcessRegistry({ maxRunning: config.maxBackground, maxOutputBytes: config.maxOutputBytes });
+  const terminals = new TerminalRegistry({
+    workspace: config.workspace,
+    maxTerminals: config.maxTerminals,
+    attachMs: config.terminalAttachSeconds * 1000,
+  });
+  const watchHub = new WatchHub();
   if (config.startKernel) kernel.start();
 
   const jsonLimit = bodyLimit({
@@ -73,12 +88,25 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
   app.use("/shell/*", jsonLimit);
   app.use("/code/*", jsonLimit);
   app.use("/contexts", jsonLimit);
+  app.use("/terminals", jsonLimit);
   app.use("/filesystem/files", jsonLimit);
   app.route("/", systemRoutes({ kernel, workspace: config.workspace, sessionId: options.credentials.session_id }));
   app.route("/", ipythonRoutes({ kernel }));
   app.route("/", contextRoutes({ contexts }));
   app.route("/", shellRoutes({ workspace: config.workspace, processes, maxOutputBytes: config.maxOutputBytes }));
+  app.route("/", processRoutes({ processes, maxStdinBytes: config.maxStdinBytes }));
+  app.route("/", terminalRoutes({ terminals, prove: (nonce) => shipProof(options.credentials.secret, nonce) }));
   app.route("/", filesystemRoutes(config));
+  app.route(
+    "/",
+    watchRoutes({
+      workspace: config.workspace,
+      hub: watchHub,
+      maxWatches: config.maxWatches,
+      queueMax: config.watchQueue,
+      maxDirs: config.watchMaxDirs,
+    }),
+  );
   app.notFound((c) => {
     const err = new ShipError("not_found", `no route: ${c.req.method} ${c.req.path}`);
     return c.json(err.toBody(), err.status);
@@ -94,10 +122,14 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
     kernel,
     contexts,
     processes,
+    terminals,
     config,
+    websocket,
     close() {
       contexts.closeAll();
       processes.killAll();
+      terminals.killAll();
+      watchHub.close();
     },
   };
 }

@@ -21,6 +21,18 @@ export interface ShipConfig {
   maxBodyBytes: number;
   /** An upload whose body sends nothing for this long is aborted. */
   uploadIdleSeconds: number;
+  /** Cap on the decoded bytes of one stdin write to a background process. */
+  maxStdinBytes: number;
+  /** Terminals running at once. */
+  maxTerminals: number;
+  /** A terminal nobody attaches to within this many seconds is hung up. */
+  terminalAttachSeconds: number;
+  /** File watches (SSE streams) at once. */
+  maxWatches: number;
+  /** Changes one watch queues for a slow reader before it drops (and says so). */
+  watchQueue: number;
+  /** Directories one recursive watch may cover. */
+  watchMaxDirs: number;
   /** Whether to start the kernel right away (true in production, tests may defer). */
   startKernel: boolean;
 }
@@ -50,6 +62,12 @@ export function loadShipConfig(env: Record<string, string | undefined> = process
     maxUploadBytes: intFrom(env, "SHIP_MAX_UPLOAD_BYTES", 1024 * MiB),
     maxBodyBytes: intFrom(env, "SHIP_MAX_BODY_BYTES", 32 * MiB),
     uploadIdleSeconds: intFrom(env, "SHIP_UPLOAD_IDLE_SECONDS", 60),
+    maxStdinBytes: intFrom(env, "SHIP_MAX_STDIN_BYTES", MiB),
+    maxTerminals: intFrom(env, "SHIP_MAX_TERMINALS", 8),
+    terminalAttachSeconds: intFrom(env, "SHIP_TERMINAL_ATTACH_SECONDS", 30),
+    maxWatches: intFrom(env, "SHIP_MAX_WATCHES", 16),
+    watchQueue: intFrom(env, "SHIP_WATCH_QUEUE", 1024),
+    watchMaxDirs: intFrom(env, "SHIP_WATCH_MAX_DIRS", 4096),
     startKernel: true,
   };
 }

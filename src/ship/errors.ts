@@ -52,3 +52,14 @@ export class ShipError extends Error {
     return { error: { code: this.code, message: this.message, details: this.details } };
   }
 }
+
+/**
+ * The body of an `error` event in a stream: Bay's error model, with the request id
+ * Bay sent (so Bay passes the event through unchanged). Anything but a ShipError
+ * is an internal_error without internals.
+ */
+export function errorEventBody(err: unknown, requestId: string) {
+  const e = err instanceof ShipError ? err : new ShipError("internal_error", "internal error", { cause: err });
+  if (e.code === "internal_error") console.error("[ship] internal error in a stream:", err);
+  return { error: { code: e.code, message: e.message, request_id: requestId, details: e.details } };
+}

@@ -40,6 +40,7 @@ async function serve(): Promise<void> {
     port: config.port,
     hostname: "0.0.0.0",
     fetch: ship.app.fetch,
+    websocket: ship.websocket,
     // Uploads and long execs (up to 300 s) must not hit the idle timeout.
     idleTimeout: 0,
     maxRequestBodySize: config.maxUploadBytes + UPLOAD_OVERHEAD_BYTES,

@@ -108,6 +108,7 @@ const SUCCESS: Partial<Record<OperationId, () => Promise<BuiltRequest>>> = {
   deleteSandbox: async () => ({ method: "DELETE", path: `/v1/sandboxes/${await createSandbox()}` }),
   keepaliveSandbox: async () => ({ method: "POST", path: `/v1/sandboxes/${await createSandbox()}/keepalive` }),
   stopSandbox: async () => ({ method: "POST", path: `/v1/sandboxes/${await createSandbox()}/stop` }),
+  createTerminalTicket: async () => ({ method: "POST", path: `/v1/sandboxes/${await createSandbox()}/terminal/tickets` }),
   extendSandboxTtl: async () => ({
     method: "POST",
     path: `/v1/sandboxes/${await createSandbox({ ttl: 60 })}/extend_ttl`,

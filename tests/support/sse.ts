@@ -102,3 +102,30 @@ export const streamText = (events: SseEvent[], name: "stdout" | "stderr"): strin
     .filter((e) => e.event === name)
     .map((e) => e.data.text as string)
     .join("");
+
+/** Events waited for by name (the interactive routes' streams): a thin layer over EventReader. */
+export class SseReader {
+  private readonly events: EventReader;
+
+  constructor(res: Response) {
+    this.events = new EventReader(res);
+  }
+
+  /** The next event, or null once the stream ended. */
+  next(): Promise<SseEvent | null> {
+    return this.events.next();
+  }
+
+  /** Reads on to the first event named `name` and returns it; fails if the stream ends first. */
+  async until(name: string): Promise<SseEvent> {
+    return (await this.events.until((e) => e.event === name)).at(-1)!;
+  }
+
+  rest(): Promise<SseEvent[]> {
+    return this.events.rest();
+  }
+
+  cancel(): Promise<void> {
+    return this.events.cancel();
+  }
+}

@@ -21,12 +21,14 @@ interface Fixture {
   path?: string;
   /** Fills `{context_id}` (default the default Python context). */
   contextId?: string;
+  /** Which background command `{process_id}` names (default the one started without stdin). */
+  process?: "stdin";
   query?: Record<string, string>;
   body?: unknown;
   raw?: Uint8Array<ArrayBuffer>;
 }
 
-/** A valid request per operation; `{process_id}` is filled with a started background command. */
+/** A valid request per operation; `{process_id}` is filled with a started background command, `{terminal_id}` with a new terminal. */
 const FIXTURES: Record<ShipOperationId, Fixture> = {
   getHealth: {},
   getMeta: {},
@@ -42,6 +44,12 @@ const FIXTURES: Record<ShipOperationId, Fixture> = {
   listProcesses: {},
   getProcess: {},
   killProcess: {},
+  readProcessOutput: { query: { offset: "0" } },
+  writeProcessStdin: { process: "stdin", body: { data: "typed\n" } },
+  signalProcess: { body: { signal: "SIGTERM" } },
+  createTerminal: { body: { cols: 100, rows: 30 } },
+  attachTerminal: {},
+  watchFiles: { query: { path: ".", recursive: "true" } },
   readFile: { query: { path: "a.txt" } },
   writeFile: { body: { path: "b.txt", content: "bee" } },
   deletePath: { query: { path: "c.txt" } },
@@ -53,12 +61,22 @@ const FIXTURES: Record<ShipOperationId, Fixture> = {
 let ship: FakeShip;
 let base: string;
 let processId: string;
+let stdinProcessId: string;
 const auth = { authorization: `Bearer ${SECRET}` };
 
-function request(id: ShipOperationId, headers: Record<string, string> = auth, over: Fixture = {}): Promise<Response> {
+/** A terminal of the fake Ship, created for one request. */
+async function newTerminal(): Promise<string> {
+  const res = await fetch(`${base}/terminals`, { method: "POST", headers: auth });
+  return ((await res.json()) as { terminal_id: string }).terminal_id;
+}
+
+async function request(id: ShipOperationId, headers: Record<string, string> = auth, over: Fixture = {}): Promise<Response> {
   const op = shipOperations[id];
   const f = { ...FIXTURES[id], ...over };
-  const url = new URL(base + op.path.replace("{process_id}", processId).replace("{context_id}", f.contextId ?? "ctx-default-python"));
+  const path = op.path
+    .replace("{process_id}", f.process === "stdin" ? stdinProcessId : processId)
+    .replace("{context_id}", f.contextId ?? "ctx-default-python");
+  const url = new URL(base + (path.includes("{terminal_id}") ? path.replace("{terminal_id}", await newTerminal()) : path));
   for (const [k, v] of Object.entries(f.query ?? {})) url.searchParams.set(k, v);
   const body = f.raw ?? (f.body === undefined ? undefined : JSON.stringify(f.body));
   const type = f.raw ? "application/octet-stream" : "application/json";
@@ -94,6 +112,12 @@ beforeAll(async () => {
     body: JSON.stringify({ language: "javascript" }),
   });
   FIXTURES.deleteContext.contextId = ((await context.json()) as { id: string }).id;
+  const cat = await fetch(`${base}/shell/exec`, {
+    method: "POST",
+    headers: { ...auth, "content-type": "application/json" },
+    body: JSON.stringify({ command: "cat", background: true, stdin: true }),
+  });
+  stdinProcessId = ((await cat.json()) as { process_id: string }).process_id;
 });
 afterAll(() => ship.kill());
 
@@ -102,6 +126,30 @@ describe("every operation of openapi/ship.v1.yaml", () => {
 
   test.each(ids)("%s answers its success status with a body the spec's schema accepts", async (id) => {
     const op = shipOperations[id];
+    if (op.successStatus === 101) {
+      // A WebSocket: the handshake succeeds, the shell answers, and the close frame carries its exit status.
+      const ws = new WebSocket(`${base.replace("http:", "ws:")}${op.path.replace("{terminal_id}", await newTerminal())}`, {
+        headers: auth,
+      } as unknown as string[]);
+      ws.binaryType = "arraybuffer";
+      let screen = "";
+      ws.onmessage = (e) => {
+        if (typeof e.data !== "string") screen += new TextDecoder().decode(e.data as ArrayBuffer);
+      };
+      const closed = new Promise<{ code: number; reason: string }>((r) => {
+        ws.onclose = (e) => r({ code: e.code, reason: e.reason });
+      });
+      await new Promise((r, j) => {
+        ws.onopen = r;
+        ws.onerror = j;
+      });
+      ws.send(new TextEncoder().encode("echo hi\r"));
+      for (let i = 0; i < 500 && !screen.includes("hi\r\n"); i++) await Bun.sleep(10);
+      expect(screen).toContain("echo hi\r\nhi\r\n");
+      ws.send(new TextEncoder().encode("exit 4\r"));
+      expect(await closed).toEqual({ code: 1000, reason: JSON.stringify({ exit_code: 4, signal: null }) });
+      return;
+    }
     const res = await request(id);
     expect(res.status).toBe(op.successStatus);
     if (op.successStatus === 204) {
@@ -111,6 +159,13 @@ describe("every operation of openapi/ship.v1.yaml", () => {
     expect(res.headers.get("content-type") ?? "").toStartWith(op.successContentType ?? "application/json");
     if (op.successContentType === "application/octet-stream") {
       expect(new Uint8Array(await res.arrayBuffer()).byteLength).toBeGreaterThan(0);
+    } else if (op.successContentType === "text/event-stream") {
+      // An event stream: its first event says the watch is in place.
+      const reader = res.body!.getReader();
+      let text = "";
+      while (!text.includes("event: ready")) text += new TextDecoder().decode((await reader.read()).value);
+      expect(text).toContain('data: {"path":".","recursive":true}');
+      await reader.cancel();
     } else {
       const parsed = (op.successSchema as z.ZodType).safeParse(await res.json());
       expect(parsed.error?.issues ?? []).toEqual([]);
@@ -135,11 +190,14 @@ describe("every operation of openapi/ship.v1.yaml", () => {
   test.each(
     ids.filter((id) => {
       const op = shipOperations[id];
-      return op.body !== undefined || (op.query !== undefined && id !== "listDirectory");
+      // A query whose every field has a default cannot be refused by leaving it out.
+      return op.body !== undefined || (op.query !== undefined && !(op.query as z.ZodType).safeParse({}).success);
     }),
   )("%s answers a request its schema refuses with 400 validation_error (a status the spec lists)", async (id) => {
     const op = shipOperations[id];
-    const res = await request(id, auth, op.body ? { body: { nope: true } } : { query: {} });
+    // A body whose every field has a default is refused when it is not an object at all.
+    const badBody = op.body && (op.body as z.ZodType).safeParse({ nope: true }).success ? 42 : { nope: true };
+    const res = await request(id, auth, op.body ? { body: badBody } : { query: {} });
     expect(op.statuses).toContain(res.status);
     expect(res.status).toBe(400);
     expect((await res.json()).error.code).toBe("validation_error");
@@ -187,4 +245,75 @@ test("code contexts: state apart per context, the cap, a default context restart
   const text = await streamed.text();
   expect(text).toContain('event: stdout\ndata: {"text":"hi\\n6\\n"}\n\n');
   expect(text.trimEnd().split("\n\n").at(-1)).toStartWith("event: result\n");
+});
+
+test("interactive work: output followed as events, stdin echoed by cat until EOF, signals, watch changes, bad queries 400", async () => {
+  const cat = await fetch(`${base}/shell/exec`, {
+    method: "POST",
+    headers: { ...auth, "content-type": "application/json" },
+    body: JSON.stringify({ command: "cat", background: true, stdin: true }),
+  });
+  const pid = ((await cat.json()) as { process_id: string }).process_id;
+  const follow = await fetch(`${base}/shell/processes/${pid}/output`, { headers: { ...auth, accept: "text/event-stream" } });
+  expect(follow.headers.get("content-type")).toStartWith("text/event-stream");
+  const write = (data: string, eof = false) =>
+    fetch(`${base}/shell/processes/${pid}/stdin`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ data, eof }),
+    });
+  expect(await (await write("one\n")).json()).toEqual({ process_id: pid, written: 4, stdin_open: true });
+  expect(await (await write("two\n", true)).json()).toEqual({ process_id: pid, written: 4, stdin_open: false });
+  expect((await write("late")).status).toBe(409);
+  const events = (await follow.text()).split("\n\n").filter((b) => b.startsWith("event:"));
+  expect(events).toEqual([
+    `event: output\ndata: ${JSON.stringify({ stream: "stdout", offset: 0, next_offset: 4, data: "one\n" })}`,
+    `event: output\ndata: ${JSON.stringify({ stream: "stdout", offset: 4, next_offset: 8, data: "two\n" })}`,
+    `event: exit\ndata: ${JSON.stringify({ status: "exited", exit_code: 0, signal: null, next_offset: 8 })}`,
+  ]);
+  const page = await (await fetch(`${base}/shell/processes/${pid}/output?offset=5`, { headers: auth })).json();
+  expect(page).toMatchObject({ offset: 5, next_offset: 8, skipped: 0, eof: true, chunks: [{ data: "wo\n" }] });
+  expect((await fetch(`${base}/shell/processes/${pid}/output?offset=9`, { headers: auth })).status).toBe(400);
+  expect((await fetch(`${base}/shell/processes/${pid}/output?offset=-1`, { headers: auth })).status).toBe(400);
+
+  const sleeper = await fetch(`${base}/shell/exec`, {
+    method: "POST",
+    headers: { ...auth, "content-type": "application/json" },
+    body: JSON.stringify({ command: "sleep 600", background: true }),
+  });
+  const sid = ((await sleeper.json()) as { process_id: string }).process_id;
+  const signal = (name: string) =>
+    fetch(`${base}/shell/processes/${sid}/signal`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ signal: name }),
+    });
+  expect((await signal("SIGSTOP")).status).toBe(400);
+  expect((await signal("SIGTERM")).status).toBe(200);
+  for (let i = 0; i < 200; i++) {
+    const p = await (await fetch(`${base}/shell/processes/${sid}`, { headers: auth })).json();
+    if (p.status !== "running") break;
+    await Bun.sleep(10);
+  }
+  expect(await (await fetch(`${base}/shell/processes/${sid}`, { headers: auth })).json()).toMatchObject({
+    status: "killed",
+    exit_code: null,
+    signal: "SIGTERM",
+  });
+
+  const watch = await fetch(`${base}/filesystem/watch?path=.`, { headers: auth });
+  const reader = watch.body!.getReader();
+  let text = "";
+  while (!text.includes("event: ready")) text += new TextDecoder().decode((await reader.read()).value);
+  await fetch(`${base}/filesystem/files`, {
+    method: "PUT",
+    headers: { ...auth, "content-type": "application/json" },
+    body: JSON.stringify({ path: "watched.txt", content: "w" }),
+  });
+  while (!text.includes("watched.txt")) text += new TextDecoder().decode((await reader.read()).value);
+  expect(text).toContain(`event: change\ndata: ${JSON.stringify({ type: "created", path: "watched.txt", is_dir: false })}`);
+  await reader.cancel();
+  expect((await fetch(`${base}/filesystem/watch?recursive=maybe`, { headers: auth })).status).toBe(400);
+  expect((await fetch(`${base}/filesystem/watch?path=a.txt`, { headers: auth })).status).toBe(400);
+  expect((await fetch(`${base}/filesystem/watch?path=nope`, { headers: auth })).status).toBe(404);
 });

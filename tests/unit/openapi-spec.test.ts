@@ -227,6 +227,8 @@ describe("generated schemas", () => {
         command: "sleep 1",
         status: "exited",
         exit_code: 0,
+        signal: null,
+        stdin_open: false,
         started_at: now,
         finished_at: now,
         output: "",
@@ -239,7 +241,7 @@ describe("generated schemas", () => {
   test("request bodies apply defaults and refuse unknown fields", () => {
     expect(zCreateSandboxRequest.parse({})).toEqual({ profile: "python-default" });
     expect(zCreateSandboxRequest.safeParse({ profile: "x", nope: 1 }).success).toBe(false);
-    expect(zShellExecRequest.parse({ command: "ls" })).toEqual({ command: "ls", timeout: 30, background: false });
+    expect(zShellExecRequest.parse({ command: "ls" })).toEqual({ command: "ls", timeout: 30, background: false, stdin: false });
     expect(zShellExecRequest.safeParse({ command: "ls", timeout: 301 }).success).toBe(false);
   });
 

@@ -37,7 +37,16 @@ async function versions(db: Database): Promise<number[]> {
   return rs.rows.map((r) => Number(r.version));
 }
 
-const EXPECTED_TABLES = ["api_keys", "idempotency_keys", "installation", "sandboxes", "schema_migrations", "sessions", "workspaces"];
+const EXPECTED_TABLES = [
+  "api_keys",
+  "idempotency_keys",
+  "installation",
+  "sandboxes",
+  "schema_migrations",
+  "sessions",
+  "terminal_tickets",
+  "workspaces",
+];
 const ALL_VERSIONS = MIGRATIONS.map((m) => m.version);
 const LATEST = Math.max(...MIGRATIONS.map((m) => m.version));
 

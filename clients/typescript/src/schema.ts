@@ -475,6 +475,176 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sandboxes/{id}/shell/processes/{process_id}/output": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description Background process id. */
+                process_id: components["parameters"]["ProcessId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Read or follow a background process's output
+         * @description Output offsets count the bytes of stdout and stderr together, in the order they
+         *     were produced, from 0. A process keeps its newest 1 MiB of output (a ring), so a
+         *     client can reattach after a disconnect and read on from the last `next_offset` it
+         *     saw. A reader that fell behind the ring gets what is left, from the oldest kept
+         *     byte on, and is told how many bytes it missed (`skipped`, or a `dropped` event).
+         *     An offset past the end is 400.
+         *
+         *     JSON (default): the output from `offset` on, at once. With
+         *     `Accept: text/event-stream` the answer follows the output as it is produced:
+         *     `output` `{stream, offset, next_offset, data}`, `dropped`
+         *     `{offset, next_offset, bytes}`, and last `exit` `{status, exit_code, signal,
+         *     next_offset}` once the process ended and its output is drained; or `error` (the
+         *     error body: for example `conflict` with `reason: session_ended` when the sandbox
+         *     is stopped, reclaimed or deleted under the stream). A comment line every 10 s
+         *     keeps proxies open. A slow reader never makes Bay or the runtime buffer: it
+         *     reads at its own pace and falls behind the ring. Closing the stream leaves the
+         *     process running, and an open stream keeps the sandbox from idle reclaim.
+         */
+        get: operations["readShellProcessOutput"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/shell/processes/{process_id}/stdin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description Background process id. */
+                process_id: components["parameters"]["ProcessId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Write to a background process's stdin
+         * @description For a process started with `background: true, stdin: true`. Answers once the
+         *     process has read the bytes; `eof: true` closes its stdin afterwards. One write at
+         *     a time per process, at most 1 MiB of decoded data (413): a write the process does
+         *     not read within `timeout` answers 504 and stays queued, and the next write is
+         *     refused (409 `stdin_busy`) until it is read. 409 `no_stdin` for a process started
+         *     without stdin, `stdin_closed` after `eof` or once it exited.
+         */
+        post: operations["writeShellProcessStdin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/shell/processes/{process_id}/signal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description Background process id. */
+                process_id: components["parameters"]["ProcessId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a signal to a background process
+         * @description Sends the signal to the process's whole process group. A finished process is returned unchanged.
+         */
+        post: operations["signalShellProcess"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/terminal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Open a terminal (WebSocket)
+         * @description Upgrades to a WebSocket running a login shell (`bash -l`) on a PTY in the sandbox,
+         *     as the sandbox user, in /workspace, with `TERM=xterm-256color` (starting the
+         *     runtime if needed). Needs the `shell` capability.
+         *
+         *     Frames: binary frames carry terminal bytes both ways (keystrokes in, screen
+         *     output out). Text frames carry JSON control messages: the client sends
+         *     `{"type":"resize","cols":…,"rows":…}`; Bay sends `{"type":"exit","exit_code":…,"signal":…}`
+         *     when the shell ends, `{"type":"error","error":{…}}` (the error body's `error`) for
+         *     a control message it refused or when the sandbox's runtime goes away, and
+         *     `{"type":"dropped","bytes":…}` if output had to be dropped. The close frame
+         *     carries the outcome: 1000 with reason `{"exit_code":…,"signal":…}` after the
+         *     shell exited; 1011 with reason `{"code":…}` (an error code, for example
+         *     `conflict` when the sandbox was stopped, reclaimed or deleted) otherwise.
+         *
+         *     Output is never buffered without bound: while a client reads slowly the shell's
+         *     output is paused, as on a slow line. Input frames are at most 1 MiB; input the
+         *     shell does not read piles up to 1 MiB, then further input is refused with an
+         *     `error` message. Closing the WebSocket hangs the shell up (SIGHUP, then SIGKILL).
+         *     An open terminal keeps the sandbox from idle reclaim; a stop, a reclaim or a
+         *     delete closes it.
+         *
+         *     Authentication: `Authorization: Bearer …` like every route, or, from a browser
+         *     (which cannot set headers on a WebSocket), `?ticket=` with a ticket from
+         *     `POST /v1/sandboxes/{id}/terminal/tickets`: single use, for this sandbox only,
+         *     valid for 30 s. A ticket already used, expired or unknown answers 401; a ticket
+         *     for another sandbox 404. Failures before the upgrade answer with the error body.
+         */
+        get: operations["openTerminal"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/terminal/tickets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mint a terminal ticket (for browsers)
+         * @description A single-use ticket that opens this sandbox's terminal without an Authorization
+         *     header: `GET /v1/sandboxes/{id}/terminal?ticket=…` (the `url` field), within 30 s.
+         *     Tickets are stored (hashed) in Bay's database, so any Bay replica on it accepts
+         *     them. Does not start the runtime.
+         */
+        post: operations["createTerminalTicket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sandboxes/{id}/filesystem/files": {
         parameters: {
             query?: never;
@@ -567,6 +737,41 @@ export interface paths {
          * @description Downloads a file's raw bytes.
          */
         get: operations["downloadFile"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/sandboxes/{id}/filesystem/watch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Watch a directory for changes (SSE)
+         * @description An event stream (`text/event-stream`) of changes under a directory of
+         *     /workspace (starting the runtime if needed): first `ready` `{path, recursive}`
+         *     once the watch is in place, then `change`
+         *     `{type: created|modified|deleted|renamed, path, is_dir, old_path?}` (paths relative
+         *     to /workspace; `old_path` for `renamed`; a move into or out of the watched
+         *     directory is `created` / `deleted`; consecutive modifications of one file are
+         *     reported once). The queue is bounded: a burst a slow reader cannot take is not
+         *     kept, and a `dropped` `{count, reason}` event says so (`queue_full`: `count`
+         *     changes; `kernel_overflow` and `watch_limit`: an unknown number, or more
+         *     directories than one recursive watch may cover). The stream ends with `error`
+         *     (the error body) when the directory goes away or the sandbox is stopped,
+         *     reclaimed or deleted (`conflict`, `reason: session_ended`). A comment line
+         *     every 10 s keeps proxies open. An open watch keeps the sandbox from idle reclaim.
+         */
+        get: operations["watchFiles"];
         put?: never;
         post?: never;
         delete?: never;
@@ -841,6 +1046,8 @@ export interface components {
                 id?: string;
                 /** @description An unknown background process. */
                 process_id?: string;
+                /** @description A terminal that ended before it was attached. */
+                terminal_id?: string;
                 /** @description The engine operation that found nothing. */
                 operation?: string;
             };
@@ -885,10 +1092,16 @@ export interface components {
                 workspace_id?: string;
                 sandbox_id?: string | null;
                 /**
-                 * @description `superseded`: the sandbox was stopped, deleted or expired while it was starting; `default_context`: a default code context cannot be deleted.
+                 * @description `superseded`: the sandbox was stopped, deleted or expired while it was starting. `default_context`: a
+                 *     default code context cannot be deleted. `session_ended`: it was stopped, idle-reclaimed or expired
+                 *     while a stream or terminal was open (sent as the stream's `error`). `no_stdin` / `stdin_closed` /
+                 *     `stdin_busy`: a background process's stdin was not opened, is closed, or an earlier write has not been
+                 *     read yet.
                  * @enum {string}
                  */
-                reason?: "superseded" | "default_context";
+                reason?: "superseded" | "default_context" | "session_ended" | "no_stdin" | "stdin_closed" | "stdin_busy";
+                process_id?: string;
+                terminal_id?: string;
             };
         };
         /** @description 409: the sandbox passed its TTL. */
@@ -1285,6 +1498,11 @@ export interface components {
             };
             /** @default false */
             background?: boolean;
+            /**
+             * @description With `background`: keep the process's stdin open for `POST …/shell/processes/{process_id}/stdin`. Otherwise stdin is /dev/null.
+             * @default false
+             */
+            stdin?: boolean;
         };
         ShellExecResult: {
             success: boolean;
@@ -1304,6 +1522,10 @@ export interface components {
             /** @enum {string} */
             status: "running" | "exited" | "killed";
             exit_code: number | null;
+            /** @description The signal that ended it (`SIGKILL`, …); null while it runs or when it exited on its own. */
+            signal: string | null;
+            /** @description Started with `stdin: true` and not closed yet. */
+            stdin_open: boolean;
             /** Format: date-time */
             started_at: string;
             /** Format: date-time */
@@ -1319,13 +1541,79 @@ export interface components {
             /** @enum {string} */
             status: "running" | "exited" | "killed";
             exit_code: number | null;
+            signal: string | null;
+            stdin_open: boolean;
             /** Format: date-time */
             started_at: string;
             /** Format: date-time */
             finished_at: string | null;
+            /** @description The stdout the output ring still holds (its newest 1 MiB with stderr). */
             output: string;
+            /** @description The stderr the output ring still holds. */
             error: string;
+            /** @description True once the ring has dropped its oldest bytes. */
             truncated: boolean;
+        };
+        ShellProcessOutputChunk: {
+            /** @enum {string} */
+            stream: "stdout" | "stderr";
+            offset: number;
+            next_offset: number;
+            /** @description UTF-8 text or base64, per `encoding`. */
+            data: string;
+        };
+        ShellProcessOutput: {
+            process_id: string;
+            /** @enum {string} */
+            status: "running" | "exited" | "killed";
+            exit_code: number | null;
+            signal: string | null;
+            /** @description Where the returned output starts: the requested offset, or the oldest byte still kept. */
+            offset: number;
+            /** @description Where to read on from. */
+            next_offset: number;
+            /** @description Bytes between the requested offset and `offset` that the ring dropped before they were read. */
+            skipped: number;
+            chunks: components["schemas"]["ShellProcessOutputChunk"][];
+            /** @description The process ended and nothing follows `next_offset`. */
+            eof: boolean;
+        };
+        ShellProcessStdinRequest: {
+            /** @description The bytes: UTF-8 text, or base64 with `encoding: base64`. */
+            data: string;
+            /**
+             * @default text
+             * @enum {string}
+             */
+            encoding?: "text" | "base64";
+            /**
+             * @description Close stdin after the data.
+             * @default false
+             */
+            eof?: boolean;
+            /**
+             * @description Seconds to wait for the process to read the data.
+             * @default 30
+             */
+            timeout?: number;
+        };
+        ShellProcessStdinResult: {
+            process_id: string;
+            /** @description Bytes written. */
+            written: number;
+            stdin_open: boolean;
+        };
+        ShellProcessSignalRequest: {
+            /** @enum {string} */
+            signal: "SIGHUP" | "SIGINT" | "SIGQUIT" | "SIGKILL" | "SIGUSR1" | "SIGUSR2" | "SIGTERM" | "SIGCONT" | "SIGSTOP";
+        };
+        TerminalTicket: {
+            /** @description Single use. */
+            ticket: string;
+            /** Format: date-time */
+            expires_at: string;
+            /** @description Path and query that open the terminal with this ticket (`/v1/sandboxes/{id}/terminal?ticket=…`); use `ws:` or `wss:` and Bay's host. */
+            url: string;
         };
         FileContent: {
             path: string;
@@ -2438,6 +2726,208 @@ export interface operations {
             504: components["responses"]["Timeout"];
         };
     };
+    readShellProcessOutput: {
+        parameters: {
+            query?: {
+                /** @description First byte to return (0 = the oldest still kept). */
+                offset?: number;
+                /** @description `text`: UTF-8 (invalid bytes replaced; an incomplete character at the end waits for its last bytes). `base64`: the bytes. */
+                encoding?: "text" | "base64";
+            };
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description Background process id. */
+                process_id: components["parameters"]["ProcessId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The output (JSON), or an event stream that follows it. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShellProcessOutput"];
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["InvalidPath"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    writeShellProcessStdin: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description Background process id. */
+                process_id: components["parameters"]["ProcessId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ShellProcessStdinRequest"];
+            };
+        };
+        responses: {
+            /** @description Written. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShellProcessStdinResult"];
+                };
+            };
+            400: components["responses"]["InvalidPath"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    signalShellProcess: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description Background process id. */
+                process_id: components["parameters"]["ProcessId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ShellProcessSignalRequest"];
+            };
+        };
+        responses: {
+            /** @description The process right after the signal was sent. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShellProcess"];
+                };
+            };
+            400: components["responses"]["InvalidPath"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    openTerminal: {
+        parameters: {
+            query?: {
+                /** @description Initial width. */
+                cols?: number;
+                /** @description Initial height. */
+                rows?: number;
+            };
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket protocol. */
+            101: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["InvalidPath"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    createTerminalTicket: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The ticket. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TerminalTicket"];
+                };
+            };
+            400: components["responses"]["InvalidPath"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     readFile: {
         parameters: {
             query: {
@@ -2668,6 +3158,47 @@ export interface operations {
                 };
                 content: {
                     "application/octet-stream": Blob;
+                };
+            };
+            400: components["responses"]["InvalidPath"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    watchFiles: {
+        parameters: {
+            query?: {
+                /** @description Directory relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
+                path?: components["parameters"]["DirPath"];
+                /** @description Watch the whole tree under `path`, not only its direct entries. */
+                recursive?: boolean;
+            };
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The event stream. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
                 };
             };
             400: components["responses"]["InvalidPath"];

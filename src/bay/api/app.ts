@@ -24,8 +24,11 @@ import { execRoutes } from "./routes/exec.ts";
 import { filesystemRoutes } from "./routes/filesystem.ts";
 import { mcpRoutes } from "./routes/mcp.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
+import { processRoutes } from "./routes/processes.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
 import { systemRoutes } from "./routes/system.ts";
+import { carriesTerminalTicket, terminalRoutes, terminalTicketAuth } from "./routes/terminal.ts";
+import { watchRoutes } from "./routes/watch.ts";
 import { workspaceFileRoutes } from "./routes/workspace-files.ts";
 import { workspaceRoutes } from "./routes/workspaces.ts";
 
@@ -55,7 +58,9 @@ export function createApp(deps: AppDeps): Hono {
       }),
     );
   }
-  if (deps.config.auth.mode === "anonymous") app.use(hostGuard([...server.allowed_hosts, server.host], server.cors_origins));
+  if (deps.config.auth.mode === "anonymous") {
+    app.use(hostGuard([...server.allowed_hosts, server.host], server.cors_origins, { carriesCredential: carriesTerminalTicket }));
+  }
   const auth = authMiddleware({
     mode: deps.config.auth.mode,
     apiKeys: deps.apiKeys,
@@ -65,6 +70,8 @@ export function createApp(deps: AppDeps): Hono {
   });
   const perMinute = deps.config.limits.rate_limit_per_minute;
   const limiter = rateLimit(new RateLimiter({ perMinute }), perMinute);
+  // A browser opens the terminal with a single-use ticket instead of a header; it names the owner first.
+  app.use(operations.openTerminal.honoPath, terminalTicketAuth(deps.sandboxTerminal));
   // /mcp is owner-scoped exactly like /v1: same credentials and rate limit (its body limit is below, from the spec).
   for (const scope of ["/v1/*", "/mcp"]) app.use(scope, auth, limiter);
   // JSON bodies are small; multipart uploads stream and have their own, larger
@@ -88,7 +95,10 @@ export function createApp(deps: AppDeps): Hono {
   app.route("/", sandboxRoutes(deps));
   app.route("/", execRoutes(deps));
   app.route("/", contextRoutes(deps));
+  app.route("/", processRoutes(deps));
+  app.route("/", terminalRoutes(deps));
   app.route("/", filesystemRoutes(deps));
+  app.route("/", watchRoutes(deps));
   app.route("/", workspaceRoutes(deps));
   app.route("/", workspaceFileRoutes(deps));
   // MCP tools call the routes above in-process, through this same app.

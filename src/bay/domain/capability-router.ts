@@ -12,6 +12,7 @@ import { isUnreachable, notExecuted, type ShipClient } from "../runtime/ship-cli
 import { ShipWrongSessionError } from "../runtime/errors/ship-wrong-session-error.ts";
 import type { Stores } from "../store/index.ts";
 import { expiredError } from "./lifecycle.ts";
+import { coverStream, endedError, holdChannel, isOpenChannel, SessionEndSignals, type StreamHooks } from "./open-streams.ts";
 import type { Capability, Language, ProfileRegistry } from "./profiles.ts";
 import type { SessionHandle, SessionManager } from "./session-manager.ts";
 
@@ -86,8 +87,11 @@ export class CapabilityRouter {
   private readonly inFlight = new InFlightCalls();
   /** When this process last wrote each workspace's last_accessed_at. */
   private readonly touched = new Map<string, number>();
+  /** Streams and channels open here, told when this process ends their session. */
+  private readonly ends = new SessionEndSignals();
   constructor(private readonly deps: CapabilityRouterDeps) {
     this.now = deps.now ?? Date.now;
+    deps.sessions.onEnded((sandboxId) => this.ends.fire(sandboxId));
   }
 
   /** Runs the call and returns what `plan.run` returned. */
@@ -151,7 +155,12 @@ export class CapabilityRouter {
         // A streamed answer (events, a download) is part of the call: the session
         // stays covered until its body ends, however long that is.
         handedOff = true;
-        return this.coverWhileOpen(result, ctx.sandboxId, idleMs, finish) as T;
+        return coverStream(result, this.streamHooks(ctx, session, idleMs, finish), idleMs, this.ends, ctx.sandboxId, ctx.requestId) as T;
+      }
+      if (isOpenChannel(result)) {
+        // A WebSocket bridge: covered, likewise, until it closes.
+        handedOff = true;
+        holdChannel(result, this.streamHooks(ctx, session, idleMs, finish), idleMs, this.ends, ctx.sandboxId);
       }
       return result;
     } finally {
@@ -159,46 +168,25 @@ export class CapabilityRouter {
     }
   }
 
-  /**
-   * Wraps a streamed answer: while its body is open the idle deadline is pushed
-   * forward (so no replica's reaper reclaims the session under it); when it ends,
-   * fails or the client cancels it, `done` runs once.
-   */
-  private coverWhileOpen(res: Response, sandboxId: string, idleMs: number, done: () => void): Response {
-    const upstream = res.body!.getReader();
-    const renewEvery = Math.max(1_000, Math.min(idleMs / 2, 60_000));
-    const renew = setInterval(() => {
-      void this.deps.stores.sandboxes.extendIdleDeadline(sandboxId, this.now() + idleMs).catch(() => {});
-    }, renewEvery);
-    renew.unref?.();
-    let finished = false;
-    const end = () => {
-      if (finished) return;
-      finished = true;
-      clearInterval(renew);
-      done();
+  /** What a long-lived answer needs: renewing its cover, checking its session, explaining its end. */
+  private streamHooks(ctx: CallContext, session: SessionHandle, idleMs: number, done: () => void): StreamHooks {
+    const { sandboxes, sessions } = this.deps.stores;
+    // A session is ended in the database before its container goes, so a stream
+    // cut by a stop or reclaim finds it ended here; one still running lost its Ship.
+    const state = async () => {
+      const [sb, sess] = await Promise.all([sandboxes.get(ctx.sandboxId, this.now()), sessions.get(session.sessionId)]);
+      const running = !!sb && sb.deletedAt === null && sb.currentSessionId === session.sessionId && sess?.status === "ready";
+      return { sb, running, stopped: sess?.status === "stopped" };
     };
-    const body = new ReadableStream<Uint8Array>({
-      async pull(ctrl) {
-        try {
-          const { done: over, value } = await upstream.read();
-          if (over) {
-            end();
-            ctrl.close();
-            return;
-          }
-          ctrl.enqueue(value);
-        } catch (e) {
-          end();
-          ctrl.error(e);
-        }
+    return {
+      extend: () => sandboxes.extendIdleDeadline(ctx.sandboxId, this.now() + idleMs),
+      stillCurrent: async () => (await state()).running,
+      whyEnded: async () => {
+        const { sb, running, stopped } = await state();
+        return endedError(sb, ctx.sandboxId, running || !stopped);
       },
-      async cancel(reason) {
-        end();
-        await upstream.cancel(reason).catch(() => {});
-      },
-    });
-    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+      done,
+    };
   }
 
   /**

@@ -76,6 +76,7 @@ export const mintSecret = (): string => randomBytes(32).toString("base64url");
 export class SessionManager {
   private readonly inflight = new Map<string, Promise<SessionHandle>>();
   private readonly verified = new Set<string>();
+  private readonly endListeners = new Set<(sandboxId: string) => void>();
   private readonly leaseMs: number;
   private readonly now: () => number;
 
@@ -357,7 +358,28 @@ export class SessionManager {
     await this.removeContainers(sess.id, sess.containerId);
     await sandboxes.releaseCurrentSession(sess.sandboxId, sess.id);
     this.verified.delete(sess.id);
+    this.fireEnded(sess.sandboxId);
     return won;
+  }
+
+  /**
+   * Calls `fn` with the sandbox id whenever this process ends a session or
+   * removes a deleted sandbox's containers (open streams end at once rather
+   * than when their connection breaks). Returns the unsubscribe function.
+   */
+  onEnded(fn: (sandboxId: string) => void): () => void {
+    this.endListeners.add(fn);
+    return () => this.endListeners.delete(fn);
+  }
+
+  private fireEnded(sandboxId: string): void {
+    for (const fn of this.endListeners) {
+      try {
+        fn(sandboxId);
+      } catch (e) {
+        this.deps.logger.warn("session end listener failed", { sandbox_id: sandboxId, error: errorMessage(e) });
+      }
+    }
   }
 
   /** Stops the sandbox's session (if any): compute goes, the workspace stays. */
@@ -395,6 +417,7 @@ export class SessionManager {
       // Reconcile removes them later: no active session owns them any more.
       logger.warn("could not remove containers of deleted sandbox", { sandbox_id: sandboxId, error: errorMessage(e) });
     }
+    this.fireEnded(sandboxId);
   }
 
   /** Removes a session's container, also one whose id we never learned (create answered but we lost it). */

@@ -14,11 +14,17 @@ import type {
   ContextList,
   CreateContextRequest,
   Meta,
+  Process,
+  ProcessOutput,
+  ProcessSignalRequest,
+  ProcessStdinRequest,
+  ProcessStdinResult,
   PythonExecRequest,
   PythonExecResult,
   ShellExecRequest,
   ShellExecResult,
   ShipOperationId,
+  TerminalCreated,
   WriteResult,
 } from "../../protocol/ship/index.ts";
 import { NONCE_HEADER, newNonce, PROOF_HEADER, proofValid, shipBearer, shipOperations } from "../../protocol/ship/index.ts";
@@ -55,7 +61,10 @@ export interface ShipReply<T> extends Response {
 
 /** Transport headroom on top of a call's own timeout. */
 const TRANSPORT_MS = 15_000;
-/** Deadlines per kind of operation (file transfers may be large). */
+/**
+ * Deadlines per kind of operation (file transfers may be large). A followed
+ * stream's (`stream`) covers its response headers only; its body lasts as long as it lasts.
+ */
 export const DEADLINES = {
   meta: 3_000,
   processes: 15_000,
@@ -63,6 +72,7 @@ export const DEADLINES = {
   contexts: 15_000,
   /** Creating or restarting a context waits for its kernel (Ship gives one a minute to start). */
   contextStart: 90_000,
+  stream: 15_000,
 } as const;
 
 export interface Send {
@@ -70,11 +80,13 @@ export interface Send {
   params?: Record<string, string>;
   json?: unknown;
   raw?: BodyInit;
+  /** Sent as Accept (an event stream). */
+  accept?: string;
   timeoutMs: number;
   /** The call's deadline, when the caller needs it afterwards (a stream's body); default: timeoutMs from now. */
   deadline?: AbortSignal;
-  /** Accept header (an event stream). */
-  accept?: string;
+  /** The deadline covers the response headers only: the body may stream for as long as it lasts. */
+  streams?: boolean;
 }
 
 export class ShipClient {
@@ -196,6 +208,117 @@ export class ShipClient {
   /** A streamed answer Bay had to end itself (connection lost, deadline, garbage); subclasses count it. */
   protected streamFailed(_e: BayError): void {}
 
+  /** A background process's output from `offset`: a JSON page, or (follow) an event stream that lasts until the process ends. */
+  readProcessOutput(
+    t: ShipTarget,
+    processId: string,
+    q: { offset: number; encoding: "text" | "base64"; follow: boolean },
+    o: CallOptions = {},
+  ): Promise<ShipReply<ProcessOutput>> {
+    return this.send(
+      t,
+      "readProcessOutput",
+      {
+        params: { process_id: processId },
+        query: { offset: String(q.offset), encoding: q.encoding },
+        timeoutMs: q.follow ? DEADLINES.stream : DEADLINES.processes,
+        ...(q.follow ? { accept: "text/event-stream", streams: true } : {}),
+      },
+      o,
+    );
+  }
+
+  /** Writes to a background process's stdin; the deadline is the write's own timeout plus transport. */
+  writeProcessStdin(
+    t: ShipTarget,
+    processId: string,
+    body: ProcessStdinRequest,
+    o: CallOptions = {},
+  ): Promise<ShipReply<ProcessStdinResult>> {
+    return this.send(t, "writeProcessStdin", { params: { process_id: processId }, json: body, timeoutMs: execDeadlineMs(body.timeout) }, o);
+  }
+
+  signalProcess(t: ShipTarget, processId: string, body: ProcessSignalRequest, o: CallOptions = {}): Promise<ShipReply<Process>> {
+    return this.send(t, "signalProcess", { params: { process_id: processId }, json: body, timeoutMs: DEADLINES.processes }, o);
+  }
+
+  /** Starts a login shell on a PTY in the Ship; attach to it with `attachTerminal`. */
+  async createTerminal(t: ShipTarget, size: { cols: number; rows: number }, o: CallOptions = {}): Promise<TerminalCreated> {
+    const res = await this.send<TerminalCreated>(t, "createTerminal", { json: size, timeoutMs: DEADLINES.processes }, o);
+    const body = (await res.json().catch(() => null)) as Partial<TerminalCreated> | null;
+    if (typeof body?.terminal_id !== "string") throw new ShipBadResponseError("sandbox runtime sent an invalid terminal");
+    return { terminal_id: body.terminal_id };
+  }
+
+  /**
+   * Opens the terminal's WebSocket, resolving once it is open and the Ship proved
+   * it is this session's: its first frame must be `{"type":"proof","proof":…}` for
+   * the nonce sent with the upgrade (a WebSocket client cannot read the handshake's
+   * headers). No proof is ShipWrongSessionError; a Ship that cannot be reached, or
+   * refuses, within the deadline is a ShipUnreachableError or ShipTimeoutError.
+   */
+  attachTerminal(t: ShipTarget, terminalId: string, o: CallOptions = {}): Promise<WebSocket> {
+    const path = shipOperations.attachTerminal.path.replace("{terminal_id}", encodeURIComponent(terminalId));
+    const nonce = newNonce();
+    const headers: Record<string, string> = { authorization: `Bearer ${shipBearer(t.secret)}`, [NONCE_HEADER]: nonce };
+    if (o.requestId) headers["x-request-id"] = o.requestId;
+    const url = `${t.endpoint.replace(/^http/, "ws")}${path}`;
+    return new Promise((resolve, reject) => {
+      // Bun's WebSocket takes headers (the browser API does not).
+      const ws = new WebSocket(url, { headers } as unknown as string[]);
+      ws.binaryType = "arraybuffer";
+      const settle = () => {
+        clearTimeout(timer);
+        o.signal?.removeEventListener("abort", onAbort);
+        ws.onopen = null;
+        ws.onmessage = null;
+        ws.onerror = null;
+        ws.onclose = null;
+      };
+      const fail = (cause: unknown) => {
+        settle();
+        try {
+          ws.close();
+        } catch {
+          // not open
+        }
+        reject(cause);
+      };
+      const onAbort = () =>
+        fail(new BayError("timeout", "the client went away; the call was abandoned", { details: { reason: "client_gone" } }));
+      const timer = setTimeout(() => fail(new ShipTimeoutError(DEADLINES.stream)), DEADLINES.stream);
+      o.signal?.addEventListener("abort", onAbort, { once: true });
+      ws.onmessage = (e) => {
+        let proof: string | null = null;
+        try {
+          const msg = typeof e.data === "string" ? JSON.parse(e.data) : null;
+          if (msg?.type === "proof" && typeof msg.proof === "string") proof = msg.proof;
+        } catch {
+          proof = null;
+        }
+        if (!proofValid(t.secret, nonce, proof)) {
+          // Not the session's Ship: nothing it sends reaches the client.
+          fail(new ShipWrongSessionError());
+          return;
+        }
+        settle();
+        resolve(ws);
+      };
+      ws.onerror = (e) => fail(new ShipUnreachableError((e as ErrorEvent).error ?? e));
+      ws.onclose = () => fail(new ShipWrongSessionError());
+    });
+  }
+
+  /** Watches a directory: an event stream that lasts until the client or the Ship ends it. */
+  watchFiles(t: ShipTarget, path: string, recursive: boolean, o: CallOptions = {}): Promise<Response> {
+    return this.send(
+      t,
+      "watchFiles",
+      { query: { path, recursive: String(recursive) }, accept: "text/event-stream", streams: true, timeoutMs: DEADLINES.stream },
+      o,
+    );
+  }
+
   /** Sends one operation and returns its successful response unread; Ship error bodies become `BayError`s. */
   protected async send<T>(t: ShipTarget, op: ShipOperationId, s: Send, o: CallOptions): Promise<ShipReply<T>> {
     const spec = shipOperations[op];
@@ -214,7 +337,12 @@ export class ShipClient {
       headers["content-type"] = "application/octet-stream";
       body = s.raw;
     }
-    const deadline = s.deadline ?? AbortSignal.timeout(s.timeoutMs);
+    // The call's deadline: the caller's, or timeoutMs from now. A followed stream's
+    // (`streams`) is cleared once its headers arrive; any other call's covers its body too.
+    const deadlineCtl = s.deadline ? null : new AbortController();
+    const deadline = s.deadline ?? deadlineCtl!.signal;
+    const timer = deadlineCtl ? setTimeout(() => deadlineCtl.abort(), s.timeoutMs) : undefined;
+    timer?.unref?.();
     const signal = o.signal ? AbortSignal.any([deadline, o.signal]) : deadline;
     let res: Response;
     try {
@@ -227,6 +355,7 @@ export class ShipClient {
         duplex: "half",
       } as RequestInit);
     } catch (e) {
+      clearTimeout(timer);
       if (deadline.aborted) throw new ShipTimeoutError(s.timeoutMs);
       if (o.signal?.aborted)
         throw new BayError("timeout", "the client went away; the call was abandoned", { details: { reason: "client_gone" } });
@@ -237,6 +366,7 @@ export class ShipClient {
       await res.body?.cancel().catch(() => {});
       throw new ShipWrongSessionError();
     }
+    if (s.streams) clearTimeout(timer);
     if (res.ok) return res as ShipReply<T>;
     throw await toError(res);
   }

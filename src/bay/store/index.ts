@@ -5,6 +5,7 @@ import { IdempotencyStore } from "./idempotency-store.ts";
 import { InstallationStore } from "./installation-store.ts";
 import { SandboxStore } from "./sandbox-store.ts";
 import { SessionStore } from "./session-store.ts";
+import { TerminalTicketStore } from "./terminal-ticket-store.ts";
 import { WorkspaceStore } from "./workspace-store.ts";
 
 export interface Stores {
@@ -15,6 +16,7 @@ export interface Stores {
   idempotency: IdempotencyStore;
   apiKeys: ApiKeyStore;
   installation: InstallationStore;
+  terminalTickets: TerminalTicketStore;
 }
 
 export function createStores(db: Database): Stores {
@@ -26,5 +28,6 @@ export function createStores(db: Database): Stores {
     idempotency: new IdempotencyStore(db),
     apiKeys: new ApiKeyStore(db),
     installation: new InstallationStore(db),
+    terminalTickets: new TerminalTicketStore(db),
   };
 }

@@ -115,4 +115,21 @@ export const MIGRATIONS: Migration[] = [
       "ALTER TABLE idempotency_keys ADD COLUMN resource_id TEXT",
     ],
   },
+  {
+    version: 5,
+    name: "terminal tickets",
+    statements: [
+      // Single-use tickets that open a sandbox's terminal from a browser. Only a hash
+      // is stored; redeeming is one UPDATE … RETURNING, so one replica wins it.
+      `CREATE TABLE terminal_tickets (
+        ticket_hash TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        sandbox_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER
+      )`,
+      `CREATE INDEX terminal_tickets_expires ON terminal_tickets (expires_at)`,
+    ],
+  },
 ];

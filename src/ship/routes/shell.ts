@@ -17,6 +17,8 @@ const execBody = ops.execShell.body.superRefine((body, ctx) => {
     }
     if (value.includes("\0")) ctx.addIssue({ code: "custom", path: ["env", name], message: "must not contain a NUL byte" });
   }
+  if (body.stdin && !body.background)
+    ctx.addIssue({ code: "custom", path: ["stdin"], message: "only a background process has a stdin to write to" });
 });
 
 /** POST /shell/exec and the /shell/processes resource. */
@@ -26,7 +28,7 @@ export function shellRoutes(deps: { workspace: string; processes: ProcessRegistr
       const body = c.req.valid("json");
       const spec = { command: body.command, cwd: (await workingDir(deps.workspace, body.cwd)).absolute, env: body.env };
       if (body.background) {
-        const item = deps.processes.start(spec);
+        const item = deps.processes.start({ ...spec, stdin: body.stdin });
         return c.json({
           success: true,
           output: "",

@@ -6,8 +6,20 @@ import { SHIP_VERSION } from "../version.ts";
 
 /** Operations per capability, as /meta advertises them. */
 export const CAPABILITIES = {
-  filesystem: { operations: ["read_file", "write_file", "delete", "list_dir", "upload", "download"] },
-  shell: { operations: ["exec", "background", "list_processes", "get_process", "kill_process"] },
+  filesystem: { operations: ["read_file", "write_file", "delete", "list_dir", "upload", "download", "watch"] },
+  shell: {
+    operations: [
+      "exec",
+      "background",
+      "list_processes",
+      "get_process",
+      "kill_process",
+      "process_output",
+      "process_stdin",
+      "process_signal",
+      "terminal",
+    ],
+  },
   python: { operations: ["exec"] },
 } as const;
 

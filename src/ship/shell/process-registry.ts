@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
+import type { FileSink } from "bun";
 import { ShipError } from "../errors.ts";
-import { CappedBuffer, drainInto } from "../output-buffer.ts";
-import { killGroup, spawnCommand, type CommandProcess, type CommandSpec } from "./spawn.ts";
+import { chunksOf } from "../streams.ts";
+import { OutputRing, type OutputStream } from "./output-ring.ts";
+import { killGroup, signalName, spawnCommand, type CommandProcess, type CommandSpec } from "./spawn.ts";
 
 /** Public view of a background process. */
 export interface ProcessItem {
@@ -10,43 +12,72 @@ export interface ProcessItem {
   command: string;
   status: "running" | "exited" | "killed";
   exit_code: number | null;
+  /** The signal that ended it (`SIGKILL`, …), null when it exited on its own. */
+  signal: string | null;
+  /** Whether its stdin is a pipe a client may write to (`stdin: true` at start) and still open. */
+  stdin_open: boolean;
   started_at: string;
   finished_at: string | null;
 }
 
-/** A process item plus its buffered output. */
+/** A process item plus the output its ring still holds. */
 export interface ProcessDetail extends ProcessItem {
   output: string;
   error: string;
   truncated: boolean;
 }
 
+/** Signals a client may send to a background process group. */
+export const PROCESS_SIGNALS = ["SIGHUP", "SIGINT", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGTERM", "SIGCONT", "SIGSTOP"] as const;
+export type ProcessSignal = (typeof PROCESS_SIGNALS)[number];
+
 interface Entry {
   item: ProcessItem;
   proc: CommandProcess;
-  stdout: CappedBuffer;
-  stderr: CappedBuffer;
+  ring: OutputRing;
+  stdin: FileSink | null;
+  /** A stdin write still waiting for the process to read it. */
+  writing: boolean;
   killRequested: boolean;
+}
+
+/** What a reader of one process's output gets: its live item and its ring. */
+export interface ProcessOutput {
+  item: () => ProcessItem;
+  ring: OutputRing;
 }
 
 /** Finished entries kept for inspection; older ones are pruned. */
 const KEEP_FINISHED = 100;
+/** How long to keep reading after the process exits, for output still in the pipes. */
+const PIPE_GRACE_MS = 250;
 
-/** Tracks background commands: start, list, inspect, kill; reaps and prunes them. */
+export interface ProcessRegistryOptions {
+  maxRunning: number;
+  /** Bytes of output (stdout and stderr together) each process keeps for late readers. */
+  maxOutputBytes: number;
+}
+
+/**
+ * Background commands: start, list, inspect, read output from an offset, write
+ * stdin, signal, kill; reaps and prunes them. A process belongs to Ship, not to
+ * a request: a client that disconnects loses nothing, and may reattach and read
+ * on from its last offset while the ring still holds it.
+ */
 export class ProcessRegistry {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(private readonly opts: { maxRunning: number; maxOutputBytes: number }) {}
+  constructor(private readonly opts: ProcessRegistryOptions) {}
 
   /** Starts a command in the background, or throws quota_exceeded at the cap. */
-  start(spec: CommandSpec): ProcessItem {
+  start(spec: CommandSpec & { stdin?: boolean }): ProcessItem {
     const running = [...this.entries.values()].filter((e) => e.item.status === "running").length;
     if (running >= this.opts.maxRunning) {
       throw new ShipError("quota_exceeded", `too many background processes (max ${this.opts.maxRunning})`, {
         details: { limit: this.opts.maxRunning, running },
       });
     }
-    const proc = spawnCommand(spec);
+    const proc = spawnCommand(spec, { stdin: spec.stdin ? "pipe" : "ignore" });
     const entry: Entry = {
       item: {
         process_id: `proc-${randomBytes(8).toString("hex")}`,
@@ -54,24 +85,35 @@ export class ProcessRegistry {
         command: spec.command,
         status: "running",
         exit_code: null,
+        signal: null,
+        stdin_open: spec.stdin === true,
         started_at: new Date().toISOString(),
         finished_at: null,
       },
       proc,
-      stdout: new CappedBuffer(this.opts.maxOutputBytes),
-      stderr: new CappedBuffer(this.opts.maxOutputBytes),
+      ring: new OutputRing(this.opts.maxOutputBytes),
+      stdin: spec.stdin ? (proc.stdin as FileSink) : null,
+      writing: false,
       killRequested: false,
     };
     this.entries.set(entry.item.process_id, entry);
-    void drainInto(proc.stdout, entry.stdout);
-    void drainInto(proc.stderr, entry.stderr);
+    const stopReading = new AbortController();
+    const drained = Promise.all([
+      pump(proc.stdout, "stdout", entry.ring, stopReading.signal),
+      pump(proc.stderr, "stderr", entry.ring, stopReading.signal),
+    ]);
     // Awaiting `exited` is what reaps the child (no zombie). When the leader exits,
     // whatever it left in its process group (`cmd &`) is killed, like after a
     // foreground exec: an entry that is no longer "running" owns no processes, so
-    // nothing can outlive the cap or escape DELETE.
-    void proc.exited.then(() => {
+    // nothing can outlive the cap or escape DELETE. Output still in the pipes is
+    // read for a short grace, then the ring is closed (followers get `exit`).
+    void proc.exited.then(async () => {
       killGroup(proc.pid);
       this.finish(entry);
+      const grace = setTimeout(() => stopReading.abort(), PIPE_GRACE_MS);
+      await drained;
+      clearTimeout(grace);
+      entry.ring.close();
     });
     return { ...entry.item };
   }
@@ -81,15 +123,95 @@ export class ProcessRegistry {
     return [...this.entries.values()].map((e) => ({ ...e.item }));
   }
 
-  /** One process with its buffered output, or not_found. */
+  /** One process with the output its ring holds, or not_found. */
   get(id: string): ProcessDetail {
     const entry = this.require(id);
     return {
       ...entry.item,
-      output: entry.stdout.text(),
-      error: entry.stderr.text(),
-      truncated: entry.stdout.truncated || entry.stderr.truncated,
+      output: Buffer.from(entry.ring.streamBytes("stdout")).toString("utf8"),
+      error: Buffer.from(entry.ring.streamBytes("stderr")).toString("utf8"),
+      truncated: entry.ring.dropped > 0,
     };
+  }
+
+  /** The process's output ring and live item, for readers. */
+  output(id: string): ProcessOutput {
+    const entry = this.require(id);
+    return { item: () => ({ ...entry.item }), ring: entry.ring };
+  }
+
+  /**
+   * Writes to the process's stdin and waits until the process (or its pipe) has
+   * taken it all; what the pipe cannot hold waits in memory, bounded by one write
+   * at a time. `eof` closes stdin afterwards. A write that is not taken within
+   * `timeoutMs` answers `timeout`; its bytes stay queued and the next write is
+   * refused until they are taken.
+   */
+  async writeStdin(id: string, data: Uint8Array, eof: boolean, timeoutMs: number): Promise<ProcessItem & { written: number }> {
+    const entry = this.require(id);
+    const sink = entry.stdin;
+    if (!sink || !entry.item.stdin_open || entry.item.status !== "running") {
+      throw new ShipError("conflict", `stdin of ${id} is not open`, {
+        details: { process_id: id, reason: entry.item.status === "running" && entry.stdin === null ? "no_stdin" : "stdin_closed" },
+      });
+    }
+    if (entry.writing) {
+      throw new ShipError("conflict", `an earlier stdin write to ${id} is still waiting for the process to read it`, {
+        details: { process_id: id, reason: "stdin_busy" },
+      });
+    }
+    entry.writing = true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const flushed = (async () => {
+        if (data.byteLength > 0) {
+          await sink.write(data);
+          await sink.flush();
+        }
+        if (eof) {
+          entry.item.stdin_open = false;
+          await sink.end();
+        }
+      })();
+      const outcome = await Promise.race([
+        flushed.then(() => "done" as const),
+        entry.proc.exited.then(() => "exited" as const),
+        new Promise<"timeout">((resolve) => {
+          timer = setTimeout(() => resolve("timeout"), timeoutMs);
+        }),
+      ]);
+      if (outcome === "timeout") {
+        // The bytes stay queued in the sink; `writing` stays set until they are taken.
+        void flushed.finally(() => {
+          entry.writing = false;
+        });
+        throw new ShipError("timeout", `the process did not read its stdin within ${timeoutMs / 1000}s`, {
+          details: { timeout: timeoutMs / 1000 },
+        });
+      }
+      if (outcome === "exited") {
+        throw new ShipError("conflict", `process ${id} exited before it read its stdin`, {
+          details: { process_id: id, reason: "stdin_closed" },
+        });
+      }
+      entry.writing = false;
+      return { ...entry.item, written: data.byteLength };
+    } catch (e) {
+      if (!(e instanceof ShipError && e.code === "timeout")) entry.writing = false;
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Sends a signal to the process group. A finished process is returned unchanged (its group id may be reused). */
+  signal(id: string, signal: ProcessSignal): ProcessItem {
+    const entry = this.require(id);
+    if (entry.item.status === "running") {
+      if (signal === "SIGKILL") entry.killRequested = true;
+      killGroup(entry.proc.pid, signal);
+    }
+    return { ...entry.item };
   }
 
   /**
@@ -123,8 +245,11 @@ export class ProcessRegistry {
 
   private finish(entry: Entry): void {
     if (entry.item.status !== "running") return;
-    entry.item.status = entry.killRequested || entry.proc.signalCode ? "killed" : "exited";
+    const signal = signalName(entry.proc.signalCode);
+    entry.item.status = entry.killRequested || signal ? "killed" : "exited";
     entry.item.exit_code = entry.proc.exitCode; // null when ended by a signal
+    entry.item.signal = signal;
+    entry.item.stdin_open = false;
     entry.item.finished_at = new Date().toISOString();
     this.prune();
   }
@@ -134,5 +259,26 @@ export class ProcessRegistry {
     for (const entry of finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED))) {
       this.entries.delete(entry.item.process_id);
     }
+  }
+}
+
+/**
+ * Reads a pipe to its end into the ring. Reading never pauses, so a process
+ * writing gigabytes never blocks on a full pipe; the ring keeps the newest bytes.
+ */
+async function pump(stream: ReadableStream<Uint8Array>, name: OutputStream, ring: OutputRing, stop: AbortSignal): Promise<void> {
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  const onAbort = () => void reader?.cancel().catch(() => {});
+  stop.addEventListener("abort", onAbort, { once: true });
+  try {
+    for await (const chunk of chunksOf(stream, (r) => {
+      reader = r;
+    })) {
+      ring.push(name, chunk);
+    }
+  } catch {
+    // Cancelled or broken pipe: what was read is kept.
+  } finally {
+    stop.removeEventListener("abort", onAbort);
   }
 }

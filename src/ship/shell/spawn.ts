@@ -1,7 +1,7 @@
 import type { Subprocess } from "bun";
 import { randomBytes } from "node:crypto";
 import { unlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { LONG_COMMAND_BYTES } from "../../protocol/ship/index.ts";
 import { childEnv } from "../child-env.ts";
@@ -15,22 +15,23 @@ export interface CommandSpec {
   env?: Record<string, string>;
 }
 
-/** A started `bash -lc` with piped stdout/stderr. */
-export type CommandProcess = Subprocess<"ignore", "pipe", "pipe">;
+/** A started `bash -lc` with piped stdout/stderr (and stdin when asked for). */
+export type CommandProcess = Subprocess<"ignore" | "pipe", "pipe", "pipe">;
 
 /**
  * Starts `bash -lc <command>` as the leader of its own session and process group,
  * so a timeout or kill can take down everything it forked. Linux refuses one
  * argument over 128 KiB (E2BIG), so a long command is written to a private script
  * file in /tmp and run as `bash -l <file>`, which is removed when bash exits.
+ * stdin is /dev/null unless `io.stdin` is "pipe" (a background process a client writes to).
  */
-export function spawnCommand(spec: CommandSpec): CommandProcess {
+export function spawnCommand(spec: CommandSpec, io: { stdin?: "ignore" | "pipe" } = {}): CommandProcess {
   const script = Buffer.byteLength(spec.command, "utf8") > LONG_COMMAND_BYTES ? writeScript(spec.command) : null;
   try {
     const proc = Bun.spawn(script ? ["bash", "-l", script] : ["bash", "-lc", spec.command], {
       cwd: spec.cwd,
       env: childEnv(spec.env),
-      stdin: "ignore",
+      stdin: io.stdin ?? "ignore",
       stdout: "pipe",
       stderr: "pipe",
       detached: true,
@@ -74,4 +75,11 @@ export function killGroup(pid: number, signal: NodeJS.Signals = "SIGKILL"): void
       // Already gone.
     }
   }
+}
+
+/** A subprocess's signalCode as a signal name (`SIGKILL`), or null. */
+export function signalName(code: number | string | null | undefined): string | null {
+  if (code === null || code === undefined) return null;
+  if (typeof code === "string") return code;
+  return Object.entries(constants.signals).find(([, n]) => n === code)?.[0] ?? `SIG${code}`;
 }

@@ -19,6 +19,8 @@ export const BODY_FIXTURES: Partial<Record<OperationId, unknown>> = {
   execShell: { command: "true" },
   execCode: { code: "1" },
   createContext: { language: "python" },
+  writeShellProcessStdin: { data: "x" },
+  signalShellProcess: { signal: "SIGTERM" },
   writeFile: { path: "a.txt", content: "x" },
   createWorkspace: {},
   writeWorkspaceFile: { path: "a.txt", content: "x" },
@@ -50,6 +52,8 @@ export function capabilityOf(op: OperationSpec): "python" | "shell" | "filesyste
   if (!op.path.startsWith("/v1/sandboxes/{id}/")) return null;
   const seg = op.path.split("/")[4];
   if (seg === "contexts" || seg === "code") return "code";
+  // The terminal is a shell: it needs that capability.
+  if (seg === "terminal") return "shell";
   return seg === "python" || seg === "shell" || seg === "filesystem" ? seg : null;
 }
 

@@ -98,6 +98,8 @@ export const zNotFoundError = z.object({
     id: z.string().optional(),
     /** An unknown background process. */
     process_id: z.string().optional(),
+    /** A terminal that ended before it was attached. */
+    terminal_id: z.string().optional(),
     /** The engine operation that found nothing. */
     operation: z.string().optional(),
   }),
@@ -135,8 +137,10 @@ export const zConflictError = z.object({
     idempotency_key: z.string().optional(),
     workspace_id: z.string().optional(),
     sandbox_id: z.string().nullable().optional(),
-    /** `superseded`: the sandbox was stopped, deleted or expired while it was starting; `default_context`: a default code context cannot be deleted. */
-    reason: z.enum(["superseded", "default_context"]).optional(),
+    /** `superseded`: the sandbox was stopped, deleted or expired while it was starting. `default_context`: a default code context cannot be deleted. `session_ended`: it was stopped, idle-reclaimed or expired while a stream or terminal was open (sent as the stream's `error`). `no_stdin` / `stdin_closed` / `stdin_busy`: a background process's stdin was not opened, is closed, or an earlier write has not been read yet. */
+    reason: z.enum(["superseded", "default_context", "session_ended", "no_stdin", "stdin_closed", "stdin_busy"]).optional(),
+    process_id: z.string().optional(),
+    terminal_id: z.string().optional(),
   }),
 });
 export type ConflictError = z.infer<typeof zConflictError>;
@@ -486,6 +490,8 @@ export const zShellExecRequest = z.strictObject({
   cwd: z.string().min(1).max(4096).optional(),
   env: z.record(z.string(), z.string()).optional(),
   background: z.boolean().default(false),
+  /** With `background`: keep the process's stdin open for `POST …/shell/processes/{process_id}/stdin`. Otherwise stdin is /dev/null. */
+  stdin: z.boolean().default(false),
 });
 export type ShellExecRequest = z.infer<typeof zShellExecRequest>;
 
@@ -508,6 +514,10 @@ export const zShellProcess = z.object({
   command: z.string(),
   status: z.enum(["running", "exited", "killed"]),
   exit_code: z.number().int().nullable(),
+  /** The signal that ended it (`SIGKILL`, …); null while it runs or when it exited on its own. */
+  signal: z.string().nullable(),
+  /** Started with `stdin: true` and not closed yet. */
+  stdin_open: z.boolean(),
   started_at: z.iso.datetime({ offset: true }),
   finished_at: z.iso.datetime({ offset: true }).nullable(),
 });
@@ -524,13 +534,77 @@ export const zShellProcessDetail = z.object({
   command: z.string(),
   status: z.enum(["running", "exited", "killed"]),
   exit_code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  stdin_open: z.boolean(),
   started_at: z.iso.datetime({ offset: true }),
   finished_at: z.iso.datetime({ offset: true }).nullable(),
+  /** The stdout the output ring still holds (its newest 1 MiB with stderr). */
   output: z.string(),
+  /** The stderr the output ring still holds. */
   error: z.string(),
+  /** True once the ring has dropped its oldest bytes. */
   truncated: z.boolean(),
 });
 export type ShellProcessDetail = z.infer<typeof zShellProcessDetail>;
+
+export const zShellProcessOutputChunk = z.object({
+  stream: z.enum(["stdout", "stderr"]),
+  offset: z.number().int(),
+  next_offset: z.number().int(),
+  /** UTF-8 text or base64, per `encoding`. */
+  data: z.string(),
+});
+export type ShellProcessOutputChunk = z.infer<typeof zShellProcessOutputChunk>;
+
+export const zShellProcessOutput = z.object({
+  process_id: z.string(),
+  status: z.enum(["running", "exited", "killed"]),
+  exit_code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  /** Where the returned output starts: the requested offset, or the oldest byte still kept. */
+  offset: z.number().int(),
+  /** Where to read on from. */
+  next_offset: z.number().int(),
+  /** Bytes between the requested offset and `offset` that the ring dropped before they were read. */
+  skipped: z.number().int(),
+  chunks: z.array(zShellProcessOutputChunk),
+  /** The process ended and nothing follows `next_offset`. */
+  eof: z.boolean(),
+});
+export type ShellProcessOutput = z.infer<typeof zShellProcessOutput>;
+
+export const zShellProcessStdinRequest = z.strictObject({
+  /** The bytes: UTF-8 text, or base64 with `encoding: base64`. */
+  data: z.string(),
+  encoding: z.enum(["text", "base64"]).default("text"),
+  /** Close stdin after the data. */
+  eof: z.boolean().default(false),
+  /** Seconds to wait for the process to read the data. */
+  timeout: z.number().int().min(1).max(300).default(30),
+});
+export type ShellProcessStdinRequest = z.infer<typeof zShellProcessStdinRequest>;
+
+export const zShellProcessStdinResult = z.object({
+  process_id: z.string(),
+  /** Bytes written. */
+  written: z.number().int(),
+  stdin_open: z.boolean(),
+});
+export type ShellProcessStdinResult = z.infer<typeof zShellProcessStdinResult>;
+
+export const zShellProcessSignalRequest = z.strictObject({
+  signal: z.enum(["SIGHUP", "SIGINT", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGTERM", "SIGCONT", "SIGSTOP"]),
+});
+export type ShellProcessSignalRequest = z.infer<typeof zShellProcessSignalRequest>;
+
+export const zTerminalTicket = z.object({
+  /** Single use. */
+  ticket: z.string(),
+  expires_at: z.iso.datetime({ offset: true }),
+  /** Path and query that open the terminal with this ticket (`/v1/sandboxes/{id}/terminal?ticket=…`); use `ws:` or `wss:` and Bay's host. */
+  url: z.string(),
+});
+export type TerminalTicket = z.infer<typeof zTerminalTicket>;
 
 export const zFileContent = z.object({
   path: z.string(),

@@ -31,6 +31,8 @@ const unauthorized = (message: string) => new BayError("unauthorized", message, 
 
 export function authMiddleware(opts: AuthOptions): MiddlewareHandler {
   return async function bayAuth(c, next) {
+    // Already authenticated by a narrower scheme that ran first (a terminal ticket).
+    if (c.get("owner")) return next();
     const fail = (reason: string, message: string) => {
       opts.logger?.info("authentication failed", { reason, method: c.req.method, path: c.req.path });
       return unauthorized(message);

@@ -13,6 +13,9 @@
  *   origin is served only when that origin is in `server.cors_origins`; Bay's own
  *   pages (same origin) and clients that are not browsers (neither header) are.
  *
+ * A request that carries its own credential (a terminal ticket a page got from
+ * its backend) is not refused as cross-site.
+ *
  * Anything refused is 403 `forbidden` in the error model.
  */
 import type { MiddlewareHandler } from "hono";
@@ -49,7 +52,16 @@ export function fromOtherSite(
   return fetchSite !== undefined && fetchSite !== "same-origin" && fetchSite !== "none";
 }
 
-export function hostGuard(allowed: readonly string[], corsOrigins: readonly string[] = []): MiddlewareHandler {
+export interface HostGuardOptions {
+  /**
+   * Requests that carry a credential of their own, which no other site's page can
+   * have (a terminal ticket): they are not refused as cross-site, since their
+   * authority is the credential, not the reach of Bay. Host is still checked.
+   */
+  carriesCredential?: (req: Request) => boolean;
+}
+
+export function hostGuard(allowed: readonly string[], corsOrigins: readonly string[] = [], opts: HostGuardOptions = {}): MiddlewareHandler {
   const names = new Set(allowed.map((h) => h.toLowerCase()));
   const trusted = new Set(corsOrigins);
   return async function bayHostGuard(c, next) {
@@ -59,7 +71,7 @@ export function hostGuard(allowed: readonly string[], corsOrigins: readonly stri
         details: { reason: "host_not_allowed" },
       });
     }
-    if (fromOtherSite(c.req.header("origin"), c.req.header("sec-fetch-site"), host, trusted)) {
+    if (fromOtherSite(c.req.header("origin"), c.req.header("sec-fetch-site"), host, trusted) && !opts.carriesCredential?.(c.req.raw)) {
       throw new BayError(
         "forbidden",
         "requests from another site's pages are not served in anonymous mode; add the origin to server.cors_origins",

@@ -28,10 +28,12 @@ import { BayError, ERROR_STATUS, type ErrorCode } from "../../errors.ts";
 import type { VolumeFiles, VolumeRef } from "../driver.ts";
 import { fileErrors } from "../volume-walk.ts";
 import { FakeContexts, LANGUAGES, type Language } from "./fake-contexts.ts";
-import { FakeProcesses } from "./fake-processes.ts";
+import { type FollowEvent, FakeProcesses } from "./fake-processes.ts";
 import { FakePythonKernel, type KernelHost } from "./fake-python.ts";
 import { PyError } from "./fake-python-parse.ts";
 import { runShell, type ShellHost } from "./fake-shell.ts";
+import { FakeTerminals, type TerminalSocketData } from "./fake-terminal.ts";
+import { checkWatchRoot, type WatchEvent, watchTree } from "./fake-watch.ts";
 
 /** How an image's fake Ship deviates from a well-behaved one, to test Bay's readiness checks. */
 export interface FakeShipQuirks {
@@ -61,15 +63,31 @@ export interface FakeShipOptions {
 }
 
 const CAPABILITIES = {
-  filesystem: { operations: ["read_file", "write_file", "delete", "list_dir", "upload", "download"] },
-  shell: { operations: ["exec", "background", "list_processes", "get_process", "kill_process"] },
+  filesystem: { operations: ["read_file", "write_file", "delete", "list_dir", "upload", "download", "watch"] },
+  shell: {
+    operations: [
+      "exec",
+      "background",
+      "list_processes",
+      "get_process",
+      "kill_process",
+      "process_output",
+      "process_stdin",
+      "process_signal",
+      "terminal",
+    ],
+  },
   python: { operations: ["exec"] },
 };
+/** Changes one watch reports per poll before it counts the rest as dropped (Ship's SHIP_WATCH_QUEUE default). */
+const WATCH_QUEUE = 1024;
+const WATCH_POLL_MS = 50;
 /** Ship's error codes; anything else leaves the fake as internal_error. */
 const SHIP_CODES = new Set<ErrorCode>([
   "validation_error",
   "invalid_path",
   "unauthorized",
+  "conflict",
   "file_not_found",
   "not_found",
   "conflict",
@@ -79,6 +97,8 @@ const SHIP_CODES = new Set<ErrorCode>([
   "timeout",
 ]);
 const LIST_LIMIT = 10_000;
+/** Decoded bytes of one stdin write (Ship's SHIP_MAX_STDIN_BYTES default). */
+const STDIN_LIMIT = 1024 * 1024;
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
 /** Resolves after `seconds`, or rejects once `signal` aborts. */
@@ -122,12 +142,13 @@ export class FakeShip {
   private readonly processes: FakeProcesses;
   private readonly expected: Buffer[];
   private readonly secret: string;
+  private readonly terminals: FakeTerminals;
   /** The workspace and clock the kernel, the shell and background commands share. */
   private readonly host: ShellHost;
 
   private constructor(
     private readonly o: FakeShipOptions,
-    private readonly server: ReturnType<typeof Bun.serve>,
+    private readonly server: ReturnType<typeof Bun.serve<TerminalSocketData>>,
   ) {
     this.secret = o.credentials.secret;
     this.expected = [digest(shipBearer(this.secret)), digest(this.secret)];
@@ -146,16 +167,26 @@ export class FakeShip {
       checkCwd: (cwd) => this.directory(cwd),
     });
     this.processes = new FakeProcesses(this.host, this.alive.signal);
+    this.terminals = new FakeTerminals(this.host, this.alive.signal);
   }
 
   /** Starts serving on 127.0.0.1:`port` (0: any free port). */
   static start(o: FakeShipOptions, port = 0): FakeShip {
     let ship: FakeShip | null = null;
-    const server = Bun.serve({
+    const server = Bun.serve<TerminalSocketData>({
       hostname: "127.0.0.1",
       port,
       idleTimeout: 0,
       fetch: (req) => ship!.handle(req),
+      websocket: {
+        maxPayloadLength: 1024 * 1024,
+        open: (ws) => {
+          if (ws.data.proof) ws.send(JSON.stringify({ type: "proof", proof: ws.data.proof }));
+          ws.data.terminal.attach(ws);
+        },
+        message: (ws, data) => (typeof data === "string" ? ws.data.terminal.control(data) : ws.data.terminal.input(data)),
+        close: (ws) => ws.data.terminal.hangup(),
+      },
     });
     ship = new FakeShip(o, server);
     o.log(`[ship] session ${o.credentials.session_id}`);
@@ -233,6 +264,41 @@ export class FakeShip {
     const proc = /^\/shell\/processes\/([^/]+)$/.exec(url.pathname);
     if (proc && req.method === "GET") return Response.json(this.processes.get(decodeURIComponent(proc[1]!)));
     if (proc && req.method === "DELETE") return Response.json(await this.processes.kill(decodeURIComponent(proc[1]!)));
+    const procOp = /^\/shell\/processes\/([^/]+)\/(output|stdin|signal)$/.exec(url.pathname);
+    if (procOp) return this.processOperation(req, decodeURIComponent(procOp[1]!), procOp[2]!, q);
+    if (is(ops.createTerminal)) {
+      const text = await req.text();
+      const body = checked(ops.createTerminal.body, text.trim() === "" ? {} : parseJson(text), "json");
+      return Response.json({ terminal_id: this.terminals.create(body) }, { status: 201 });
+    }
+    const term = /^\/terminals\/([^/]+)$/.exec(url.pathname);
+    if (term && req.method === "GET") {
+      const terminal = this.terminals.unclaimed(decodeURIComponent(term[1]!));
+      // Bay's nonce is proved in the first frame, as Ship does (a WebSocket client cannot read the handshake's headers).
+      const nonce = req.headers.get(NONCE_HEADER);
+      const proof = nonce && nonce.length <= MAX_NONCE_LENGTH ? shipProof(this.secret, nonce) : null;
+      if ((req.headers.get("upgrade") ?? "").toLowerCase() !== "websocket" || !this.server.upgrade(req, { data: { terminal, proof } })) {
+        throw new BayError("validation_error", "expected a WebSocket upgrade request");
+      }
+      terminal.claimed = true;
+      // Bun has taken the connection over; this response is never sent.
+      return new Response(null);
+    }
+    if (is(ops.watchFiles)) {
+      const query = checked(ops.watchFiles.query, q, "query");
+      const root = normalize(query.path);
+      await checkWatchRoot(this.o.files, this.o.volume, root);
+      const stop = AbortSignal.any([req.signal, this.alive.signal]);
+      const opts = {
+        files: this.o.files,
+        volume: this.o.volume,
+        root,
+        recursive: query.recursive,
+        queueMax: WATCH_QUEUE,
+        pollMs: WATCH_POLL_MS,
+      };
+      return eventStream(watchTree(opts, stop), this.o.log);
+    }
     if (is(ops.readFile)) {
       const path = normalize(checked(ops.readFile.query, q, "query").path);
       return Response.json({ path, content: new TextDecoder().decode(await this.readBytes(path)) });
@@ -263,6 +329,36 @@ export class FakeShip {
       return new Response(body, { headers: { "content-type": "application/octet-stream", "content-length": String(stat.size) } });
     }
     throw new BayError("not_found", `no route: ${req.method} ${url.pathname}`);
+  }
+
+  /** A background process's output (JSON, or followed as an event stream), stdin and signals. */
+  private async processOperation(req: Request, id: string, what: string, q: Record<string, string>): Promise<Response> {
+    if (what === "output" && req.method === "GET") {
+      const { offset, encoding } = checked(ops.readProcessOutput.query, q, "query");
+      if (!/\btext\/event-stream\b/i.test(req.headers.get("accept") ?? ""))
+        return Response.json(this.processes.output(id, offset, encoding));
+      this.processes.checkFollow(id, offset);
+      return eventStream(this.processes.follow(id, offset, encoding, AbortSignal.any([req.signal, this.alive.signal])), this.o.log);
+    }
+    if (what === "stdin" && req.method === "POST") {
+      const body = checked(ops.writeProcessStdin.body, await jsonOf(req), "json");
+      if (body.encoding === "base64" && !/^[A-Za-z0-9+/]*={0,2}$/.test(body.data)) {
+        throw new BayError("validation_error", "data is not valid base64", {
+          details: { issues: [{ path: "data", message: "not base64" }] },
+        });
+      }
+      const bytes = Buffer.from(body.data, body.encoding === "base64" ? "base64" : "utf8");
+      if (bytes.byteLength > STDIN_LIMIT) {
+        throw new BayError("payload_too_large", `a stdin write may carry at most ${STDIN_LIMIT} bytes`, {
+          details: { limit: STDIN_LIMIT },
+        });
+      }
+      return Response.json(this.processes.writeStdin(id, bytes, body.eof));
+    }
+    if (what === "signal" && req.method === "POST") {
+      return Response.json(this.processes.signal(id, checked(ops.signalProcess.body, await jsonOf(req), "json").signal));
+    }
+    throw new BayError("not_found", `no route: ${req.method} ${new URL(req.url).pathname}`);
   }
 
   private meta() {
@@ -310,7 +406,7 @@ export class FakeShip {
     const cwd = await this.directory(body.cwd ?? ".");
     const env = body.env ?? {};
     if (body.background) {
-      const item = this.processes.start(body.command, cwd, env);
+      const item = this.processes.start(body.command, cwd, env, body.stdin === true);
       return { success: true, output: "", error: "", exit_code: null, truncated: false, process_id: item.process_id };
     }
     const deadline = AbortSignal.timeout(body.timeout * 1000);
@@ -386,6 +482,40 @@ function pythonHost(host: ShellHost): KernelHost {
     writeText: (p, t, shown) => host.writeText(p, t).catch(asPython(shown)),
     sleep: host.sleep,
   };
+}
+
+/** Ship's event stream: an opening comment, then one event per item; a failure ends it with an `error` event in Ship's error body. */
+function eventStream(events: AsyncGenerator<FollowEvent | WatchEvent>, log: (line: string) => void): Response {
+  const enc = new TextEncoder();
+  const frame = (event: string, data: unknown) => enc.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const body = new ReadableStream<Uint8Array>({
+    start(ctrl) {
+      ctrl.enqueue(enc.encode(": stream open\n\n"));
+    },
+    async pull(ctrl) {
+      try {
+        const next = await events.next();
+        if (next.done) ctrl.close();
+        else ctrl.enqueue(frame(next.value.event, next.value.data));
+      } catch (e) {
+        const res = errorResponse(e, log);
+        ctrl.enqueue(frame("error", await res.json()));
+        ctrl.close();
+      }
+    },
+    async cancel() {
+      await events.return(undefined);
+    },
+  });
+  return new Response(body, { headers: { "content-type": "text/event-stream", "cache-control": "no-cache" } });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new BayError("validation_error", "malformed JSON body");
+  }
 }
 
 async function jsonOf(req: Request): Promise<unknown> {

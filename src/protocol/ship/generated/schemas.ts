@@ -127,6 +127,8 @@ export const zShellExecRequest = z.object({
   cwd: z.string().optional(),
   env: z.record(z.string(), z.string()).optional(),
   background: z.boolean().default(false),
+  /** Background only: keep stdin open as a pipe (POST /shell/processes/{id}/stdin writes to it); otherwise stdin is /dev/null. */
+  stdin: z.boolean().default(false),
 });
 export type ShellExecRequest = z.infer<typeof zShellExecRequest>;
 
@@ -149,6 +151,10 @@ export const zProcess = z.object({
   command: z.string(),
   status: z.enum(["running", "exited", "killed"]),
   exit_code: z.number().int().nullable(),
+  /** The signal that ended it (SIGKILL, ...); null when it exited on its own or runs. */
+  signal: z.string().nullable(),
+  /** Started with stdin true and not closed yet. */
+  stdin_open: z.boolean(),
   started_at: z.iso.datetime({ offset: true }),
   finished_at: z.iso.datetime({ offset: true }).nullable(),
 });
@@ -160,13 +166,78 @@ export const zProcessDetail = z.object({
   command: z.string(),
   status: z.enum(["running", "exited", "killed"]),
   exit_code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  stdin_open: z.boolean(),
   started_at: z.iso.datetime({ offset: true }),
   finished_at: z.iso.datetime({ offset: true }).nullable(),
+  /** The stdout bytes the output ring still holds (the newest). */
   output: z.string(),
+  /** The stderr bytes the output ring still holds. */
   error: z.string(),
+  /** True once the ring has dropped its oldest bytes. */
   truncated: z.boolean(),
 });
 export type ProcessDetail = z.infer<typeof zProcessDetail>;
+
+export const zOutputChunk = z.object({
+  stream: z.enum(["stdout", "stderr"]),
+  offset: z.number().int(),
+  next_offset: z.number().int(),
+  /** UTF-8 text (invalid bytes replaced) or base64, per `encoding`. */
+  data: z.string(),
+});
+export type OutputChunk = z.infer<typeof zOutputChunk>;
+
+export const zProcessOutput = z.object({
+  process_id: z.string(),
+  status: z.enum(["running", "exited", "killed"]),
+  exit_code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  /** Where the returned output starts: the requested offset, or the oldest kept byte. */
+  offset: z.number().int(),
+  /** Where to read on from. With text encoding, an incomplete UTF-8 character at the end waits for its last bytes. */
+  next_offset: z.number().int(),
+  /** Bytes between the requested offset and `offset` that the ring dropped before they were read. */
+  skipped: z.number().int(),
+  chunks: z.array(zOutputChunk),
+  /** The process ended and every byte up to next_offset is all there will be. */
+  eof: z.boolean(),
+});
+export type ProcessOutput = z.infer<typeof zProcessOutput>;
+
+export const zProcessStdinRequest = z.object({
+  /** Bytes to write: UTF-8 text or base64 (encoding). */
+  data: z.string(),
+  encoding: z.enum(["text", "base64"]).default("text"),
+  /** Close stdin after the data. */
+  eof: z.boolean().default(false),
+  /** Seconds to wait for the process to read the data. */
+  timeout: z.number().min(1).max(300).default(30),
+});
+export type ProcessStdinRequest = z.infer<typeof zProcessStdinRequest>;
+
+export const zProcessStdinResult = z.object({
+  process_id: z.string(),
+  written: z.number().int(),
+  stdin_open: z.boolean(),
+});
+export type ProcessStdinResult = z.infer<typeof zProcessStdinResult>;
+
+export const zProcessSignalRequest = z.object({
+  signal: z.enum(["SIGHUP", "SIGINT", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGTERM", "SIGCONT", "SIGSTOP"]),
+});
+export type ProcessSignalRequest = z.infer<typeof zProcessSignalRequest>;
+
+export const zTerminalRequest = z.object({
+  cols: z.number().int().min(1).max(1000).default(80),
+  rows: z.number().int().min(1).max(1000).default(24),
+});
+export type TerminalRequest = z.infer<typeof zTerminalRequest>;
+
+export const zTerminalCreated = z.object({
+  terminal_id: z.string(),
+});
+export type TerminalCreated = z.infer<typeof zTerminalCreated>;
 
 export const zDirEntry = z.object({
   name: z.string(),

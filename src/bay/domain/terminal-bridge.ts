@@ -1,0 +1,207 @@
+/**
+ * Bay's half of a terminal: the client's WebSocket on one side, the Ship's on
+ * the other. Terminal bytes pass through unchanged both ways; text frames are
+ * control messages, checked here (a client may only resize).
+ *
+ * Nothing piles up in Bay. Ship sends output only while less than its window
+ * is unacknowledged, and Bay acknowledges output only once its client's socket
+ * has taken it (its send buffer below a high-water mark): a slow client stops
+ * acknowledging, the Ship stops the PTY, the programs wait.
+ */
+import { BayError } from "../errors.ts";
+import type { OpenChannel } from "./open-streams.ts";
+
+/** The client's socket, as the bridge needs it (the API layer adapts Bun's ServerWebSocket). */
+export interface TerminalPeer {
+  send(data: string | Uint8Array): void;
+  close(code: number, reason: string): void;
+  /** Bytes queued for the client and not yet written to its connection. */
+  bufferedAmount(): number;
+}
+
+/** Client bytes in flight to the client before Bay stops acknowledging output. */
+const CLIENT_HIGH_WATER = 256 * 1024;
+/** After the Ship's connection broke, how long Bay waits to learn why before it closes anyway. */
+const LOST_GRACE_MS = 5_000;
+const MAX_REASON_BYTES = 123;
+
+/** A close reason (at most 123 bytes in a close frame). */
+function reason(value: Record<string, unknown>): string {
+  const text = JSON.stringify(value);
+  return new TextEncoder().encode(text).byteLength <= MAX_REASON_BYTES ? text : JSON.stringify({ code: value.code ?? "error" });
+}
+
+export class TerminalBridge implements OpenChannel {
+  readonly closed: Promise<void>;
+  private resolveClosed!: () => void;
+  private peer: TerminalPeer | null = null;
+  /** Output the client took but Bay has not acknowledged to the Ship yet. */
+  private toAck = 0;
+  private ackScheduled = false;
+  /** Output forwarded while the client's buffer was over the mark: acknowledged on drain. */
+  private held = 0;
+  private over = false;
+  private lostListener: (() => void) | null = null;
+  /** Whether the shell's exit was seen (then the Ship's close is the normal end). */
+  private exited = false;
+  /** Set once ended by end(): a client that attaches later is closed with it. */
+  private endedWith: BayError | null = null;
+
+  constructor(
+    private readonly ship: WebSocket,
+    private readonly requestId: string,
+  ) {
+    this.closed = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
+    ship.binaryType = "arraybuffer";
+    ship.onmessage = (e) => this.fromShip(e.data as ArrayBuffer | string);
+    ship.onclose = (e) => this.shipClosed(e.code, e.reason);
+    ship.onerror = () => {};
+  }
+
+  /** Attaches the client once its WebSocket is open. */
+  attach(peer: TerminalPeer): void {
+    this.peer = peer;
+    if (this.endedWith) this.end(this.endedWith);
+    else if (this.ship.readyState !== WebSocket.OPEN) this.shipClosed(1006, "");
+  }
+
+  /** A frame from the client. */
+  fromClient(data: string | Uint8Array): void {
+    if (typeof data !== "string") {
+      if (this.ship.readyState === WebSocket.OPEN) this.ship.send(data);
+      return;
+    }
+    let msg: { type?: unknown; cols?: unknown; rows?: unknown } | null = null;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      msg = null;
+    }
+    const dim = (v: unknown) => typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 1000;
+    if (msg?.type === "resize" && dim(msg.cols) && dim(msg.rows)) {
+      if (this.ship.readyState === WebSocket.OPEN) this.ship.send(JSON.stringify({ type: "resize", cols: msg.cols, rows: msg.rows }));
+      return;
+    }
+    this.sendError(
+      new BayError("validation_error", 'a text frame must be a control message: {"type":"resize","cols":1-1000,"rows":1-1000}', {
+        details: { issues: [{ path: "frame", message: "not a resize message" }] },
+      }),
+    );
+  }
+
+  /** The client's send buffer drained: what was held is acknowledged. */
+  drained(): void {
+    if (!this.peer || this.peer.bufferedAmount() > CLIENT_HIGH_WATER) return;
+    this.over = false;
+    this.toAck += this.held;
+    this.held = 0;
+    this.flushAck();
+  }
+
+  /** The client went away: hang the shell up (the Ship does, when its socket closes). */
+  clientClosed(): void {
+    this.peer = null;
+    this.closeShip();
+    this.resolveClosed();
+  }
+
+  /** Ends the terminal with an error (its sandbox's runtime went away). */
+  end(error: BayError): void {
+    this.endedWith = error;
+    const peer = this.peer;
+    this.peer = null;
+    this.closeShip();
+    if (peer) {
+      this.sendError(error, peer);
+      peer.close(1011, reason({ code: error.code }));
+    }
+    this.resolveClosed();
+  }
+
+  /** Registers who learns that the Ship's connection broke (the router, to explain it). */
+  onUpstreamLost(fn: () => void): void {
+    this.lostListener = fn;
+  }
+
+  private fromShip(data: ArrayBuffer | string): void {
+    const peer = this.peer;
+    if (typeof data === "string") {
+      this.shipControl(data);
+      return;
+    }
+    if (!peer) return;
+    const bytes = new Uint8Array(data);
+    peer.send(bytes);
+    if (this.over || peer.bufferedAmount() > CLIENT_HIGH_WATER) {
+      this.over = true;
+      this.held += bytes.byteLength;
+    } else {
+      this.toAck += bytes.byteLength;
+      this.flushAck();
+    }
+  }
+
+  private shipControl(text: string): void {
+    let msg: { type?: string; error?: Record<string, unknown> } | null = null;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (msg?.type === "exit") this.exited = true;
+    if (msg?.type === "exit" || msg?.type === "dropped") this.peer?.send(text);
+    // The Ship's errors (input it could not take) carry this request's id, like Bay's own.
+    else if (msg?.type === "error" && msg.error)
+      this.peer?.send(JSON.stringify({ type: "error", error: { ...msg.error, request_id: this.requestId } }));
+  }
+
+  /** An `error` control message: the error body's `error`. */
+  private sendError(error: BayError, peer: TerminalPeer | null = this.peer): void {
+    const body = { code: error.code, message: error.message, request_id: this.requestId, details: error.details };
+    peer?.send(JSON.stringify({ type: "error", error: body }));
+  }
+
+  /** Acknowledgements go out once per turn of the event loop, not per frame. */
+  private flushAck(): void {
+    if (this.ackScheduled) return;
+    this.ackScheduled = true;
+    queueMicrotask(() => {
+      this.ackScheduled = false;
+      if (this.toAck > 0 && this.ship.readyState === WebSocket.OPEN) this.ship.send(JSON.stringify({ type: "ack", bytes: this.toAck }));
+      this.toAck = 0;
+    });
+  }
+
+  private shipClosed(code: number, why: string): void {
+    const peer = this.peer;
+    if (!peer) return;
+    if (this.exited || code === 1000) {
+      // The shell ended: pass its exit status on.
+      this.peer = null;
+      peer.close(1000, why || reason({ exit_code: null, signal: null }));
+      this.resolveClosed();
+      return;
+    }
+    // The runtime went away under the terminal: the router says why (end()); close anyway if it cannot.
+    if (this.lostListener) this.lostListener();
+    const timer = setTimeout(
+      () =>
+        this.end(new BayError("ship_error", "the connection to the sandbox runtime was lost", { details: { reason: "connection_lost" } })),
+      LOST_GRACE_MS,
+    );
+    timer.unref?.();
+    void this.closed.finally(() => clearTimeout(timer));
+  }
+
+  private closeShip(): void {
+    if (this.ship.readyState === WebSocket.OPEN || this.ship.readyState === WebSocket.CONNECTING) {
+      try {
+        this.ship.close(1000, "client closed");
+      } catch {
+        // already closing
+      }
+    }
+  }
+}

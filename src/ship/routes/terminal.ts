@@ -1,0 +1,81 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { MAX_NONCE_LENGTH, NONCE_HEADER, shipOperations as ops } from "../../protocol/ship/index.ts";
+import { ShipError } from "../errors.ts";
+import type { TerminalRegistry } from "../terminal/terminal-registry.ts";
+import type { TerminalSession } from "../terminal/terminal-session.ts";
+import { validate } from "../validation.ts";
+import { type ShipSocket, upgrade } from "../ws.ts";
+
+/** Control messages a terminal's peer may send (text frames). */
+const control = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("resize"), cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }),
+  z.object({ type: z.literal("ack"), bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER) }),
+]);
+
+function onControl(session: TerminalSession, text: string): void {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined;
+  }
+  const parsed = control.safeParse(value);
+  if (!parsed.success) {
+    session.control({
+      type: "error",
+      error: {
+        code: "validation_error",
+        message: "a text frame must be a JSON control message: resize {cols, rows} or ack {bytes}",
+        details: {},
+      },
+    });
+    return;
+  }
+  if (parsed.data.type === "resize") session.resize(parsed.data.cols, parsed.data.rows);
+  else session.ack(parsed.data.bytes);
+}
+
+/**
+ * POST /terminals and the WebSocket attach. An attach that carries Bay's nonce
+ * gets its proof (`prove`) as the first frame, `{"type":"proof","proof":…}`: a
+ * WebSocket client cannot read the handshake's headers, where other answers carry it.
+ */
+export function terminalRoutes(deps: { terminals: TerminalRegistry; prove: (nonce: string) => string }) {
+  return new Hono()
+    .post(ops.createTerminal.honoPath, async (c) => {
+      // The body is optional: no body means the default size.
+      const text = await c.req.text();
+      let raw: unknown = {};
+      if (text.trim() !== "") {
+        try {
+          raw = JSON.parse(text);
+        } catch {
+          throw new ShipError("validation_error", "malformed JSON body");
+        }
+      }
+      const body = ops.createTerminal.body.safeParse(raw);
+      if (!body.success) throw new ShipError("validation_error", `invalid json: ${body.error.issues[0]?.message ?? "bad body"}`);
+      return c.json({ terminal_id: deps.terminals.create(body.data.cols, body.data.rows) }, 201);
+    })
+    .get(ops.attachTerminal.honoPath, validate("param", ops.attachTerminal.params), (c) => {
+      const session = deps.terminals.unclaimed(c.req.valid("param").terminal_id);
+      const nonce = c.req.header(NONCE_HEADER);
+      const proof = nonce && nonce.length <= MAX_NONCE_LENGTH ? deps.prove(nonce) : null;
+      const res = upgrade(c, {
+        open: (ws: ShipSocket) => {
+          if (proof) ws.send(JSON.stringify({ type: "proof", proof }));
+          session.attach(ws);
+        },
+        message: (_ws, data) => {
+          if (typeof data === "string") onControl(session, data);
+          else session.input(data);
+        },
+        drain: () => session.drained(),
+        close: () => session.hangup(),
+      });
+      // Synchronous with the check above: two attaches cannot both pass it.
+      session.claimed = true;
+      return res;
+    });
+}

@@ -1,0 +1,76 @@
+import { stat } from "node:fs/promises";
+import { Hono } from "hono";
+import { shipOperations as ops } from "../../protocol/ship/index.ts";
+import { errorEventBody, ShipError } from "../errors.ts";
+import { resolveExisting } from "../paths.ts";
+import { sseResponse } from "../sse.ts";
+import { validate } from "../validation.ts";
+import { DirWatcher, type WatchItem } from "../watch/dir-watcher.ts";
+import { InotifyError } from "../watch/inotify.ts";
+import type { WatchHub } from "../watch/watch-hub.ts";
+
+export interface WatchRouteOptions {
+  workspace: string;
+  hub: WatchHub;
+  maxWatches: number;
+  queueMax: number;
+  maxDirs: number;
+}
+
+/** GET /filesystem/watch: an SSE stream of changes under a directory. */
+export function watchRoutes(opts: WatchRouteOptions) {
+  let active = 0;
+  return new Hono().get(ops.watchFiles.honoPath, validate("query", ops.watchFiles.query), async (c) => {
+    const { path, recursive } = c.req.valid("query");
+    const target = await resolveExisting(opts.workspace, path);
+    if (!(await stat(target.absolute)).isDirectory()) {
+      throw new ShipError("validation_error", `not a directory: ${target.relative}`, { details: { path: target.relative } });
+    }
+    if (active >= opts.maxWatches) {
+      throw new ShipError("quota_exceeded", `too many file watches (max ${opts.maxWatches})`, {
+        details: { limit: opts.maxWatches, running: active },
+      });
+    }
+    const watcher = new DirWatcher({
+      hub: opts.hub,
+      workspace: target.root,
+      root: target.absolute,
+      recursive,
+      queueMax: opts.queueMax,
+      maxDirs: opts.maxDirs,
+    });
+    try {
+      watcher.start();
+    } catch (e) {
+      watcher.close();
+      throw e instanceof InotifyError
+        ? new ShipError("quota_exceeded", "the kernel refused another file watch", { details: { limit: opts.maxWatches } })
+        : e;
+    }
+    active++;
+    const requestId = c.req.header("x-request-id") ?? "";
+    return sseResponse(
+      c.req.raw.signal,
+      async (sink) => {
+        try {
+          if (!(await sink.send("ready", { path: target.relative, recursive }))) return;
+          for (;;) {
+            const item: WatchItem | null = await watcher.next(sink.signal);
+            if (!item) return;
+            if (item.kind === "gone") {
+              throw new ShipError("file_not_found", `the watched directory went away: ${target.relative}`, {
+                details: { path: target.relative },
+              });
+            }
+            const { kind, ...data } = item;
+            if (!(await sink.send(kind === "change" ? "change" : "dropped", data))) return;
+          }
+        } finally {
+          watcher.close();
+          active--;
+        }
+      },
+      (e) => errorEventBody(e, requestId),
+    );
+  });
+}

@@ -1,0 +1,220 @@
+/**
+ * One inotify instance for all of Ship's file watches. inotify instances are
+ * counted per uid across the whole host (128 by default) and every sandbox runs
+ * as uid 1000, so a Ship takes at most one. The hub owns the watch descriptors
+ * (one per directory, shared by every watcher that covers it), keeps each one's
+ * current path (a renamed directory's watch follows it), pairs the two halves
+ * of a rename, and hands each change to the watchers of the directories it
+ * happened in.
+ */
+import { join } from "node:path";
+import { IN, Inotify, type RawEvent } from "./inotify.ts";
+
+/** A change, with absolute paths. */
+export interface FsChange {
+  type: "created" | "modified" | "deleted" | "renamed";
+  path: string;
+  is_dir: boolean;
+  /** For `renamed`: where it was. */
+  old_path?: string;
+}
+
+/** A watcher as the hub sees it. */
+export interface HubSubscriber {
+  onChange(change: FsChange): void;
+  /** The kernel's queue overflowed: events were lost. */
+  onOverflow(): void;
+  /** A watched directory went away (deleted, moved out of the watched trees): its watch is dropped. */
+  onGone(wd: number): void;
+  /** A watched directory itself was moved (its own watch follows it). */
+  onSelfMoved(wd: number): void;
+}
+
+interface Watch {
+  path: string;
+  subscribers: Set<HubSubscriber>;
+}
+
+const MASK =
+  IN.CREATE |
+  IN.DELETE |
+  IN.MODIFY |
+  IN.MOVED_FROM |
+  IN.MOVED_TO |
+  IN.DELETE_SELF |
+  IN.MOVE_SELF |
+  IN.ONLYDIR |
+  IN.DONT_FOLLOW |
+  IN.EXCL_UNLINK;
+const POLL_MS = 50;
+
+export class WatchHub {
+  private inotify: Inotify | null = null;
+  private readonly watches = new Map<number, Watch>();
+  private timer: ReturnType<typeof setInterval> | null = null;
+  /** A MOVED_FROM whose MOVED_TO did not come in the same read: paired on the next poll, or a move out. */
+  private pendingFrom: RawEvent | null = null;
+
+  constructor(private readonly pollMs = POLL_MS) {}
+
+  /** Watches `dir` for `sub`; returns its watch descriptor. Throws InotifyError (ENOSPC: the kernel's watch limit). */
+  add(dir: string, sub: HubSubscriber): number {
+    this.inotify ??= new Inotify();
+    const wd = this.inotify.add(dir, MASK);
+    const w = this.watches.get(wd) ?? { path: dir, subscribers: new Set() };
+    w.path = dir;
+    w.subscribers.add(sub);
+    this.watches.set(wd, w);
+    this.timer ??= setInterval(() => this.poll(), this.pollMs);
+    return wd;
+  }
+
+  /** Stops watching `wd` for `sub`; the kernel watch goes when nobody needs it. */
+  remove(wd: number, sub: HubSubscriber): void {
+    const w = this.watches.get(wd);
+    if (!w) return;
+    w.subscribers.delete(sub);
+    if (w.subscribers.size === 0) {
+      this.watches.delete(wd);
+      this.inotify?.remove(wd);
+    }
+    this.idle();
+  }
+
+  /** The current path of a watch descriptor. */
+  pathOf(wd: number): string | undefined {
+    return this.watches.get(wd)?.path;
+  }
+
+  /** Reads and dispatches what happened (called by the timer; tests may call it). */
+  poll(): void {
+    if (!this.inotify) return;
+    let events: RawEvent[];
+    try {
+      events = this.inotify.drain();
+    } catch {
+      events = [];
+    }
+    if (this.pendingFrom) {
+      const from = this.pendingFrom;
+      this.pendingFrom = null;
+      const to = events[0];
+      if (to && to.mask & IN.MOVED_TO && to.cookie === from.cookie) {
+        events.shift();
+        this.rename(from, to);
+      } else {
+        this.movedOut(from);
+      }
+    }
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!;
+      if (e.mask & IN.Q_OVERFLOW) {
+        for (const sub of this.allSubscribers()) sub.onOverflow();
+        continue;
+      }
+      if (e.mask & IN.MOVED_FROM) {
+        const next = events[i + 1];
+        if (next && next.mask & IN.MOVED_TO && next.cookie === e.cookie) {
+          this.rename(e, next);
+          i++;
+        } else if (i === events.length - 1) {
+          this.pendingFrom = e;
+        } else {
+          this.movedOut(e);
+        }
+        continue;
+      }
+      this.single(e);
+    }
+  }
+
+  /** Stops everything (Ship shutdown). */
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.inotify?.close();
+    this.inotify = null;
+    this.watches.clear();
+  }
+
+  private single(e: RawEvent): void {
+    const w = this.watches.get(e.wd);
+    if (!w) return;
+    const isDir = (e.mask & IN.ISDIR) !== 0;
+    if (e.mask & (IN.DELETE_SELF | IN.IGNORED)) {
+      this.drop(e.wd, w);
+      return;
+    }
+    if (e.mask & IN.MOVE_SELF) {
+      // A move inside the watched trees was already followed (repath); watchers
+      // whose own root moved learn it here.
+      for (const sub of [...w.subscribers]) sub.onSelfMoved(e.wd);
+      return;
+    }
+    const path = join(w.path, e.name);
+    const type =
+      e.mask & IN.CREATE || e.mask & IN.MOVED_TO ? "created" : e.mask & IN.DELETE ? "deleted" : e.mask & IN.MODIFY ? "modified" : null;
+    if (!type) return;
+    for (const sub of [...w.subscribers]) sub.onChange({ type, path, is_dir: isDir });
+  }
+
+  private rename(from: RawEvent, to: RawEvent): void {
+    const a = this.watches.get(from.wd);
+    const b = this.watches.get(to.wd);
+    const isDir = (to.mask & IN.ISDIR) !== 0;
+    const oldPath = a ? join(a.path, from.name) : null;
+    const newPath = b ? join(b.path, to.name) : null;
+    if (isDir && oldPath && newPath) this.repath(oldPath, newPath);
+    const change: FsChange =
+      oldPath && newPath
+        ? { type: "renamed", path: newPath, old_path: oldPath, is_dir: isDir }
+        : newPath
+          ? { type: "created", path: newPath, is_dir: isDir }
+          : { type: "deleted", path: oldPath!, is_dir: isDir };
+    const subs = new Set([...(a?.subscribers ?? []), ...(b?.subscribers ?? [])]);
+    for (const sub of subs) sub.onChange(change);
+  }
+
+  /** A MOVED_FROM without its MOVED_TO: moved out of every watched directory. */
+  private movedOut(from: RawEvent): void {
+    const w = this.watches.get(from.wd);
+    if (!w) return;
+    const path = join(w.path, from.name);
+    const isDir = (from.mask & IN.ISDIR) !== 0;
+    if (isDir) {
+      // Its watches still report, under paths nobody knows: drop them.
+      for (const [wd, sub] of this.watches) if (isUnder(sub.path, path)) this.drop(wd, sub);
+    }
+    for (const sub of [...w.subscribers]) sub.onChange({ type: "deleted", path, is_dir: isDir });
+  }
+
+  /** A directory moved inside the watched trees: its watches (and those below) follow it. */
+  private repath(oldPath: string, newPath: string): void {
+    for (const w of this.watches.values()) {
+      if (isUnder(w.path, oldPath)) w.path = newPath + w.path.slice(oldPath.length);
+    }
+  }
+
+  private drop(wd: number, w: Watch): void {
+    this.watches.delete(wd);
+    this.inotify?.remove(wd);
+    for (const sub of w.subscribers) sub.onGone(wd);
+    this.idle();
+  }
+
+  private idle(): void {
+    if (this.watches.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+
+  private allSubscribers(): Set<HubSubscriber> {
+    const out = new Set<HubSubscriber>();
+    for (const w of this.watches.values()) for (const s of w.subscribers) out.add(s);
+    return out;
+  }
+}
+
+/** `path` is `dir` or below it. */
+export const isUnder = (path: string, dir: string): boolean => path === dir || path.startsWith(`${dir}/`);

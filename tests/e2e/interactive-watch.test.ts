@@ -1,0 +1,170 @@
+/**
+ * File watch through Bay on real Docker: changes made through Bay's own file
+ * routes and by commands in the sandbox arrive as events; a burst the reader
+ * does not take is reported as dropped; paths are checked before any container
+ * starts; another owner gets 404; a delete ends the stream with an error event.
+ */
+import { describe, expect, test } from "bun:test";
+import { assertContractErrorBody } from "../support/error-contract.ts";
+import type { TestBay } from "../support/harness.ts";
+import { SseReader } from "../support/sse.ts";
+import { containersOf, newSandbox, sh, withSandbox } from "./support/e2e.ts";
+import { sharedE2eBay } from "./support/suite.ts";
+
+let t: TestBay;
+sharedE2eBay((bay) => {
+  t = bay;
+});
+
+async function watch(id: string, query: string): Promise<SseReader> {
+  const res = await t.call("GET", `/v1/sandboxes/${id}/filesystem/watch?${query}`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toStartWith("text/event-stream");
+  const sse = new SseReader(res);
+  expect((await sse.until("ready")).data).toMatchObject({ path: expect.any(String) });
+  return sse;
+}
+
+/**
+ * The next `n` changes under `under` that are not `modified` (how many writes a
+ * command makes is its own business), other events as `{event: data}`.
+ */
+async function changes(sse: SseReader, n: number, under: string): Promise<any[]> {
+  const out: any[] = [];
+  while (out.length < n) {
+    const e = await sse.next();
+    if (!e) throw new Error(`stream ended after ${JSON.stringify(out)}`);
+    if (e.event !== "change") out.push({ [e.event]: e.data });
+    else if (e.data.path.startsWith(under) && e.data.type !== "modified") out.push(e.data);
+  }
+  return out;
+}
+
+describe("file watch through Bay", () => {
+  test("changes made through Bay and inside the sandbox arrive as they happen", async () => {
+    await withSandbox(t, async (id) => {
+      expect((await sh(t, id, { command: "mkdir -p proj" })).status).toBe(200);
+      const sse = await watch(id, "path=proj&recursive=true");
+      // The same directory watched without recursion, at the same time.
+      const flat = await watch(id, "path=proj");
+      await t.json("PUT", `/v1/sandboxes/${id}/filesystem/files`, { body: { path: "proj/notes.txt", content: "hello" } });
+      expect(await changes(sse, 1, "proj/")).toEqual([{ type: "created", path: "proj/notes.txt", is_dir: false }]);
+      await sh(t, id, { command: "mkdir proj/src && mv proj/notes.txt proj/src/renamed.txt && rm proj/src/renamed.txt && touch proj/end" });
+      expect(await changes(sse, 4, "proj/")).toEqual([
+        { type: "created", path: "proj/src", is_dir: true },
+        { type: "renamed", path: "proj/src/renamed.txt", old_path: "proj/notes.txt", is_dir: false },
+        { type: "deleted", path: "proj/src/renamed.txt", is_dir: false },
+        { type: "created", path: "proj/end", is_dir: false },
+      ]);
+      // Without recursion, a move into a subdirectory is the file leaving; what happens inside it is not seen.
+      expect(await changes(flat, 4, "proj/")).toEqual([
+        { type: "created", path: "proj/notes.txt", is_dir: false },
+        { type: "created", path: "proj/src", is_dir: true },
+        { type: "deleted", path: "proj/notes.txt", is_dir: false },
+        { type: "created", path: "proj/end", is_dir: false },
+      ]);
+      await sse.cancel();
+      await flat.cancel();
+    });
+  });
+
+  test("a burst the reader does not take is reported as dropped, and every change is either seen or counted", async () => {
+    await withSandbox(t, async (id) => {
+      await sh(t, id, { command: "mkdir -p burst" });
+      const sse = await watch(id, "path=burst");
+      // 20000 files against a queue of 1024, while this reader reads nothing until the command is done:
+      // the runtime takes the kernel's events every 50 ms, far more than the queue holds.
+      const N = 20_000;
+      const r = await sh(t, id, { command: `cd burst && seq -f 'f%g' ${N} | xargs touch`, timeout: 120 });
+      expect(r.status).toBe(200);
+      let seen = 0;
+      let counted = 0;
+      const reasons = new Set<string>();
+      let sentinel = false;
+      let asked = false;
+      while (!sentinel) {
+        const e = await sse.next();
+        if (!e) throw new Error("stream ended");
+        if (e.event === "change" && e.data.path === "burst/sentinel") sentinel = true;
+        else if (e.event === "change") {
+          expect(e.data).toMatchObject({ type: "created", is_dir: false });
+          seen++;
+        } else if (e.event === "dropped") {
+          reasons.add(e.data.reason);
+          counted += e.data.count ?? 0;
+          // The queue has been drained up to here: a change made now is kept, and ends the reading.
+          if (!asked) {
+            asked = true;
+            await t.json("PUT", `/v1/sandboxes/${id}/filesystem/files`, { body: { path: "burst/sentinel", content: "" } });
+          }
+        }
+      }
+      expect(reasons.size).toBeGreaterThan(0);
+      for (const reason of reasons) expect(["queue_full", "kernel_overflow"]).toContain(reason);
+      // Dropped changes that were counted add up with the ones seen; only the kernel's overflow has no count.
+      if (!reasons.has("kernel_overflow")) expect(seen + counted).toBe(N);
+      else expect(seen + counted).toBeLessThan(N);
+      await sse.cancel();
+    });
+  });
+
+  test("bad input: escaping paths and odd bytes 400 before any container, a symlink out 400, a file 400, missing 404, another owner 404", async () => {
+    const id = await newSandbox(t);
+    try {
+      const hostile = [
+        "../etc",
+        "/etc",
+        "proj/../../etc",
+        "~/x",
+        "a%2F..%2F..",
+        "%2e%2e",
+        "a\\b",
+        "a\u0000b",
+        "\u001b[31mred",
+        "x\u007f",
+        "x".repeat(256),
+        "a/".repeat(200),
+        "é".repeat(2000),
+      ];
+      for (const path of hostile) {
+        const r = await t.json("GET", `/v1/sandboxes/${id}/filesystem/watch?path=${encodeURIComponent(path)}&recursive=true`);
+        expect([path.slice(0, 40), r.status, r.body.error?.code]).toEqual([path.slice(0, 40), 400, "invalid_path"]);
+        assertContractErrorBody(r.status, r.body);
+      }
+      expect(await containersOf(t, id)).toEqual([]);
+      // Bytes that are not UTF-8 in the query decode to U+FFFD: a plain (missing) name, not an escape.
+      const notUtf8 = await t.json("GET", `/v1/sandboxes/${id}/filesystem/watch?path=x%FF%FE`);
+      expect([notUtf8.status, notUtf8.body.error.code]).toEqual([404, "file_not_found"]);
+
+      // A symlink that leads out of /workspace is refused by the runtime; one that stays inside is watched where it leads.
+      expect((await sh(t, id, { command: "mkdir -p real && ln -s /etc out && ln -s real in" })).status).toBe(200);
+      const out = await t.json("GET", `/v1/sandboxes/${id}/filesystem/watch?path=out`);
+      expect([out.status, out.body.error.code]).toEqual([400, "invalid_path"]);
+      assertContractErrorBody(out.status, out.body);
+      const inside = await watch(id, "path=in");
+      await sh(t, id, { command: "touch real/seen" });
+      expect(await changes(inside, 1, "")).toEqual([{ type: "created", path: "real/seen", is_dir: false }]);
+      await inside.cancel();
+      const bob = await t.json("GET", `/v1/sandboxes/${id}/filesystem/watch`, { owner: "bob" });
+      expect([bob.status, bob.body.error.code]).toEqual([404, "not_found"]);
+      await t.json("PUT", `/v1/sandboxes/${id}/filesystem/files`, { body: { path: "f.txt", content: "" } });
+      const file = await t.json("GET", `/v1/sandboxes/${id}/filesystem/watch?path=f.txt`);
+      expect([file.status, file.body.error.code]).toEqual([400, "validation_error"]);
+      const missing = await t.json("GET", `/v1/sandboxes/${id}/filesystem/watch?path=nope`);
+      expect([missing.status, missing.body.error.code]).toEqual([404, "file_not_found"]);
+      const bad = await t.json("GET", `/v1/sandboxes/${id}/filesystem/watch?recursive=maybe`);
+      expect(bad.status).toBe(400);
+      for (const r of [bob, file, missing, bad]) assertContractErrorBody(r.status, r.body);
+
+      // A delete ends an open watch with an error event (not_found), not a cut body.
+      const sse = await watch(id, "path=.");
+      expect((await t.json("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+      const last = (await sse.rest()).at(-1)!;
+      expect(last.event).toBe("error");
+      expect(last.data.error).toMatchObject({ code: "not_found", details: { kind: "sandbox", id } });
+      assertContractErrorBody(404, last.data);
+    } finally {
+      await t.call("DELETE", `/v1/sandboxes/${id}`).catch(() => {});
+    }
+  });
+});

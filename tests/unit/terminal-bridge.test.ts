@@ -1,0 +1,156 @@
+/**
+ * Bay's half of a terminal, with both sockets replaced by recorders: output is
+ * acknowledged to Ship only as the client's socket takes it (so a slow client
+ * stops Ship's PTY instead of filling Bay), control messages are checked, and
+ * every way the terminal ends reaches the client with why. The real sockets are
+ * exercised end to end in tests/e2e/interactive-terminal.test.ts.
+ */
+import { describe, expect, test } from "bun:test";
+import { TerminalBridge, type TerminalPeer } from "../../src/bay/domain/terminal-bridge.ts";
+import { BayError } from "../../src/bay/errors.ts";
+
+class FakeShip {
+  readyState: number = WebSocket.OPEN;
+  binaryType = "blob";
+  readonly sent: Array<string | Uint8Array> = [];
+  closedWith: [number, string] | null = null;
+  onmessage: ((e: { data: unknown }) => void) | null = null;
+  onclose: ((e: { code: number; reason: string }) => void) | null = null;
+  onerror: (() => void) | null = null;
+  send(data: string | Uint8Array) {
+    this.sent.push(data);
+  }
+  close(code: number, reason: string) {
+    this.closedWith = [code, reason];
+    this.readyState = WebSocket.CLOSED;
+  }
+  /** Ship sends terminal output. */
+  output(n: number) {
+    this.onmessage?.({ data: new Uint8Array(n).buffer });
+  }
+  control(value: unknown) {
+    this.onmessage?.({ data: JSON.stringify(value) });
+  }
+  acks(): number[] {
+    return this.sent.filter((d): d is string => typeof d === "string" && d.includes('"ack"')).map((d) => JSON.parse(d).bytes);
+  }
+}
+
+class FakePeer implements TerminalPeer {
+  buffered = 0;
+  readonly frames: Array<string | Uint8Array> = [];
+  closedWith: [number, string] | null = null;
+  send(data: string | Uint8Array) {
+    this.frames.push(data);
+  }
+  close(code: number, reason: string) {
+    this.closedWith = [code, reason];
+  }
+  bufferedAmount() {
+    return this.buffered;
+  }
+  controls(): any[] {
+    return this.frames.filter((f): f is string => typeof f === "string").map((f) => JSON.parse(f));
+  }
+}
+
+const tick = () => new Promise<void>((r) => queueMicrotask(r));
+
+function bridge() {
+  const ship = new FakeShip();
+  const peer = new FakePeer();
+  const b = new TerminalBridge(ship as unknown as WebSocket, "req-1");
+  b.attach(peer);
+  return { ship, peer, b };
+}
+
+describe("TerminalBridge", () => {
+  test("output the client's socket took is acknowledged, once per turn; output it holds is acknowledged when it drains", async () => {
+    const { ship, peer, b } = bridge();
+    ship.output(100);
+    ship.output(50);
+    await tick();
+    expect(ship.acks()).toEqual([150]);
+    expect(peer.frames.filter((f) => typeof f !== "string").length).toBe(2);
+
+    // The client reads slowly: what it holds is not acknowledged, so Ship's window fills and its PTY stops.
+    peer.buffered = 512 * 1024;
+    ship.output(1000);
+    ship.output(2000);
+    await tick();
+    expect(ship.acks()).toEqual([150]);
+    b.drained(); // still above the mark: nothing yet
+    await tick();
+    expect(ship.acks()).toEqual([150]);
+    peer.buffered = 0;
+    b.drained();
+    await tick();
+    expect(ship.acks()).toEqual([150, 3000]);
+  });
+
+  test("a resize goes to Ship as is; anything else is refused to the client in the error model and never reaches Ship", () => {
+    const { ship, peer, b } = bridge();
+    b.fromClient('{"type":"resize","cols":120,"rows":40,"extra":"dropped"}');
+    expect(ship.sent).toEqual([JSON.stringify({ type: "resize", cols: 120, rows: 40 })]);
+    for (const bad of ['{"type":"ack","bytes":99999999}', '{"type":"resize","cols":0,"rows":5}', "not json", "[]"]) b.fromClient(bad);
+    expect(ship.sent.length).toBe(1);
+    const errors = peer.controls();
+    expect(errors.length).toBe(4);
+    for (const e of errors) expect(e).toMatchObject({ type: "error", error: { code: "validation_error", request_id: "req-1" } });
+    b.fromClient(new Uint8Array([3]));
+    expect(ship.sent.at(-1)).toEqual(new Uint8Array([3]));
+  });
+
+  test("the shell's exit reaches the client: the exit message, then 1000 with the status", async () => {
+    const { ship, peer, b } = bridge();
+    ship.control({ type: "exit", exit_code: 3, signal: null });
+    ship.onclose?.({ code: 1000, reason: JSON.stringify({ exit_code: 3, signal: null }) });
+    await b.closed;
+    expect(peer.controls()).toEqual([{ type: "exit", exit_code: 3, signal: null }]);
+    expect(peer.closedWith).toEqual([1000, JSON.stringify({ exit_code: 3, signal: null })]);
+  });
+
+  test("Ship's own error messages carry Bay's request id; unknown ones are not passed on", () => {
+    const { ship, peer } = bridge();
+    ship.control({ type: "error", error: { code: "payload_too_large", message: "m", details: { limit_bytes: 1 } } });
+    ship.control({ type: "something-new" });
+    expect(peer.controls()).toEqual([
+      { type: "error", error: { code: "payload_too_large", message: "m", details: { limit_bytes: 1 }, request_id: "req-1" } },
+    ]);
+  });
+
+  test("ended by its session: the client gets the error and 1011 with the code; Ship's socket is closed", async () => {
+    const { ship, peer, b } = bridge();
+    b.end(new BayError("conflict", "stopped", { details: { sandbox_id: "s", reason: "session_ended" } }));
+    await b.closed;
+    expect(peer.controls()[0]).toMatchObject({ type: "error", error: { code: "conflict", details: { reason: "session_ended" } } });
+    expect(peer.closedWith).toEqual([1011, JSON.stringify({ code: "conflict" })]);
+    expect(ship.closedWith?.[0]).toBe(1000);
+  });
+
+  test("Ship's socket breaking without an exit asks the router why; a client that goes away closes Ship's socket", async () => {
+    const { ship, b } = bridge();
+    let asked = 0;
+    b.onUpstreamLost(() => asked++);
+    ship.onclose?.({ code: 1006, reason: "" });
+    expect(asked).toBe(1);
+
+    const other = bridge();
+    other.b.clientClosed();
+    await other.b.closed;
+    expect(other.ship.closedWith?.[0]).toBe(1000);
+    // Whatever Ship still sends goes nowhere.
+    other.ship.output(10);
+    expect(other.peer.frames.filter((f) => typeof f !== "string").length).toBe(0);
+    b.clientClosed();
+  });
+
+  test("a client that attaches after the terminal ended is closed with the same reason", async () => {
+    const ship = new FakeShip();
+    const b = new TerminalBridge(ship as unknown as WebSocket, "req-2");
+    b.end(new BayError("not_found", "gone", { details: { kind: "sandbox", id: "s" } }));
+    const late = new FakePeer();
+    b.attach(late);
+    expect(late.closedWith).toEqual([1011, JSON.stringify({ code: "not_found" })]);
+  });
+});
