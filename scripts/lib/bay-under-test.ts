@@ -100,7 +100,16 @@ export class BayUnderTest {
     } catch {
       // directory already gone
     }
-    return { containers: containers.map((c) => c.Names[0] ?? c.Id), volumes: (Volumes ?? []).map((v) => v.Name), spools };
+    const describe = (c: (typeof containers)[number]) => {
+      const l = c.Labels;
+      const owner = l["bay.sandbox_id"]
+        ? `sandbox ${l["bay.sandbox_id"]}`
+        : l["bay.workspace_id"]
+          ? `workspace ${l["bay.workspace_id"]}`
+          : "no sandbox or workspace";
+      return `${(c.Names[0] ?? c.Id).replace(/^\//, "")} (${c.State}, ${owner})`;
+    };
+    return { containers: containers.map(describe), volumes: (Volumes ?? []).map((v) => v.Name), spools };
   }
 
   /** Stops Bay and removes everything labelled with this instance id and the temp directory. */
