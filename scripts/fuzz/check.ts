@@ -101,7 +101,9 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
   // server refused the request itself. One group per kind of request.
   if (ids.length === 0 && o.body.byteLength === 0 && status >= 400) {
     v.op = "(HTTP server, before Bay)";
-    fail(`bare ${status} from the HTTP server: no error body, no X-Request-Id [${caseOf(req)}]`);
+    // A 431 always means one thing (a request head over the server's limit), whatever made it big.
+    const kind = status === 431 ? "request head over the server's size limit" : caseOf(req);
+    fail(`bare ${status} from the HTTP server: no error body, no X-Request-Id [${kind}]`);
     if (status >= 500) v.serverError = { status, code: null, legit: false };
     return v;
   }

@@ -4,7 +4,7 @@
  * reaper to act) and anything surprising about Bay's answers during it.
  */
 import { connect } from "node:net";
-import { hitContainer, processCount, runningContainer, waitNoContainer } from "./containers.ts";
+import { containersOf, hitContainer, processCount, runningContainer, waitNewContainer, waitNoContainer } from "./containers.ts";
 import { ABSENT } from "./ledger.ts";
 import type { SoakSandbox, SoakWorld } from "./world.ts";
 
@@ -61,16 +61,19 @@ export async function inject(kind: FaultKind, w: SoakWorld, round: number): Prom
     case "bay-kill-mid-start": {
       const sb = pickTarget(w);
       await w.client.retrying(() => w.client.json("POST", `${sb.route}/stop`));
+      const before = new Set(await containersOf(w.bay.instanceId, sb.id));
       const pending = w.client.json("POST", `${sb.route}/python/exec`, { code: "1" }).catch(() => null);
-      await Bun.sleep(w.rng.int(50, 1500));
-      const starting = await runningContainer(w.bay.instanceId, sb.id);
+      // Half the time the kill lands right after the container is created, before Ship answers.
+      if (w.rng.chance(0.5)) await waitNewContainer(w.bay.instanceId, sb.id, before, 15_000);
+      else await Bun.sleep(w.rng.int(50, 1500));
+      const created = (await containersOf(w.bay.instanceId, sb.id)).some((id) => !before.has(id));
       await restartBay(w);
       await pending;
       return {
         kind,
         target: sb.name,
         effective: true,
-        note: starting ? "container already running at the kill" : "killed before the container ran",
+        note: created ? "killed after the container was created" : "killed before the container was created",
       };
     }
     case "oom": {

@@ -17,7 +17,7 @@ import { BayUnderTest } from "../lib/bay-under-test.ts";
 import { intOption, parseOptions, stringOption } from "../lib/cli-args.ts";
 import { Rng, randomSeed } from "../lib/rng.ts";
 import { SoakClient } from "./client.ts";
-import { runningPerSandbox } from "./containers.ts";
+import { DuplicateWatch, runningPerSandbox } from "./containers.ts";
 import { clearTmp, FAULT_KINDS, inject } from "./faults.ts";
 import { Ledger } from "./ledger.ts";
 import { SoakReport } from "./report.ts";
@@ -56,6 +56,7 @@ const bay = await BayUnderTest.launch({
 const report = new SoakReport();
 const rng = new Rng(seed);
 const client = new SoakClient(bay);
+const watch = new DuplicateWatch(bay.instanceId);
 const started = Date.now();
 let crashed = false;
 console.log(`soak: seed ${seed}, ${rounds} rounds; Bay ${bay.url} (instance ${bay.instanceId})`);
@@ -75,10 +76,12 @@ try {
     if (f) report.writeFailures.push({ ...f, round, after });
   };
   for (const v of volumes) for (let i = 0; i < 2; i++) await write(-1, "start", v);
+  watch.start();
 
   for (let round = 0; round < rounds; round++) {
     const t0 = Date.now();
     const kind = round < FAULT_KINDS.length ? FAULT_KINDS[round]! : rng.pick(FAULT_KINDS);
+    watch.phase = `round ${round + 1} ${kind}`;
     for (let i = rng.int(1, 3); i > 0; i--) await write(round, "the previous round");
     const fault = await inject(kind, world, round);
     report.fault(fault, round);
@@ -96,6 +99,7 @@ try {
     );
   }
 
+  watch.phase = "final check";
   // Every file once more, through its workspace: what cannot be read now cannot be shown intact.
   const last = await world.ledger.verify(client, (vol) => vol.workspaceRoute);
   report.verified(last, rounds);
@@ -117,6 +121,8 @@ try {
   crashed = true;
   console.error("soak: run failed:", e);
 } finally {
+  watch.stop();
+  report.sampledDuplicates = watch.seen;
   report.retried = Object.fromEntries(client.retried);
   await bay.cleanup();
 }

@@ -14,6 +14,8 @@ export class SoakReport {
   readonly lost: Array<VerifyResult["lost"][number] & { round: number }> = [];
   readonly unreadable: Array<VerifyResult["unreadable"][number] & { round: number }> = [];
   readonly duplicates: Array<{ round: number; sandbox: string; containers: number }> = [];
+  /** Duplicates seen by the 1 s sampler between checkpoints. */
+  sampledDuplicates: Array<{ phase: string; sandbox: string; containers: number; samples: number }> = [];
   readonly torn: Array<{ round: number; path: string; size: number }> = [];
   readonly writeFailures: Array<WriteFailure & { round: number; after: string }> = [];
   leaks: string[] = [];
@@ -48,7 +50,15 @@ export class SoakReport {
    * acceptable and the next check reads it again.
    */
   get failed(): boolean {
-    return this.lost.length + this.duplicates.length + this.torn.length + this.leaks.length + this.unverifiable.length > 0;
+    return (
+      this.lost.length +
+        this.duplicates.length +
+        this.sampledDuplicates.length +
+        this.torn.length +
+        this.leaks.length +
+        this.unverifiable.length >
+      0
+    );
   }
 
   print(meta: { seed: number; seconds: number }): void {
@@ -69,8 +79,10 @@ export class SoakReport {
     for (const t of this.torn) l.push(`  round ${t.round}: ${t.path} visible with ${t.size} bytes`);
     l.push(`reads that failed for 90 s (retried at the next check): ${this.unreadable.length}`);
     for (const u of this.unreadable.slice(0, 20)) l.push(`  round ${u.round}: ${u.volume} ${u.path} via ${u.route}: ${u.status}`);
-    l.push(`duplicates (sandboxes with > 1 running container): ${this.duplicates.length}`);
+    l.push(`duplicates at checkpoints (sandboxes with > 1 running container): ${this.duplicates.length}`);
     for (const d of this.duplicates) l.push(`  round ${d.round}: ${d.sandbox} had ${d.containers}`);
+    l.push(`duplicates seen by the 1 s sampler: ${this.sampledDuplicates.length}`);
+    for (const d of this.sampledDuplicates) l.push(`  ${d.phase}: ${d.sandbox} had ${d.containers} running (${d.samples} samples)`);
     l.push(`failed writes (not loss: the old version stays acceptable): ${this.writeFailures.length}`);
     for (const f of this.writeFailures.slice(0, 20))
       l.push(`  round ${f.round} after ${f.after}: ${f.volume} ${f.path} via ${f.route}: ${f.status} ${f.body}`);
