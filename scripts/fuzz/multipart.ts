@@ -43,39 +43,42 @@ function form(boundary: string, parts: Part[], opts: { close?: boolean; eol?: st
   return Buffer.concat(chunks);
 }
 
-/** A multipart case for an upload operation; `maxUploadBytes` is the Bay's configured limit. */
-export function multipartCase(rng: Rng, validPath: string, maxUploadBytes: number): MultipartCase {
+const CASES = [
+  "path-first",
+  "file-first",
+  "query-path-only",
+  "two-files",
+  "two-paths",
+  "only-path",
+  "only-file",
+  "no-closing-boundary",
+  "cut-part-headers",
+  "cut-mid-file",
+  "empty-body",
+  "only-closing-boundary",
+  "wrong-boundary",
+  "no-boundary-param",
+  "part-without-disposition",
+  "file-without-filename",
+  "hostile-filename",
+  "hostile-path-field",
+  "lf-line-endings",
+  "preamble",
+  "huge-part-headers",
+  "over-upload-limit",
+  "boundary-71-chars",
+] as const;
+export type MultipartTag = (typeof CASES)[number];
+
+/** A multipart case for an upload operation (`tag`, or one at random); `maxUploadBytes` is the Bay's configured limit. */
+export function multipartCase(rng: Rng, validPath: string, maxUploadBytes: number, only?: MultipartTag): MultipartCase {
   const boundary = `fz${rng.uint32().toString(36)}${rng.uint32().toString(36)}`;
   const ct = `multipart/form-data; boundary=${boundary}`;
   const data = rng.bytes(rng.pick([0, 1, 100, 70_000]));
   const path: Part = { name: "path", data: validPath };
   const file: Part = { name: "file", filename: "f.bin", data };
   const whole = form(boundary, [path, file]);
-  const tag = rng.pick([
-    "path-first",
-    "file-first",
-    "query-path-only",
-    "two-files",
-    "two-paths",
-    "only-path",
-    "only-file",
-    "no-closing-boundary",
-    "cut-part-headers",
-    "cut-mid-file",
-    "empty-body",
-    "only-closing-boundary",
-    "wrong-boundary",
-    "no-boundary-param",
-    "part-without-disposition",
-    "file-without-filename",
-    "hostile-filename",
-    "hostile-path-field",
-    "lf-line-endings",
-    "preamble",
-    "huge-part-headers",
-    "over-upload-limit",
-    "boundary-71-chars",
-  ] as const);
+  const tag = only ?? rng.pick(CASES);
   switch (tag) {
     case "path-first":
       return { tag, contentType: ct, body: whole };

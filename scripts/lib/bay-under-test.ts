@@ -47,10 +47,16 @@ export class BayUnderTest {
     mkdirSync(this.tmpDir);
   }
 
-  /** Checks Docker and the Ship images, then starts Bay. */
+  /** Checks Docker and the Ship images, then starts Bay; an interrupt (SIGINT, SIGTERM) cleans up before exiting. */
   static async launch(opts: BayUnderTestOptions): Promise<BayUnderTest> {
     await requireShipImages();
     const b = new BayUnderTest(opts);
+    const interrupted = (signal: string) => {
+      process.stderr.write(`${opts.name}: ${signal}: stopping Bay and removing what it made\n`);
+      void b.cleanup().finally(() => process.exit(130));
+    };
+    process.once("SIGINT", interrupted);
+    process.once("SIGTERM", interrupted);
     await b.start();
     return b;
   }
