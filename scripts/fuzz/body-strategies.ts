@@ -175,10 +175,11 @@ export function bodyWhole(rng: Rng, d: Draft, ctx: GenContext): void {
     }
     case "chunked":
       d.transport = "raw";
-      d.raw = { noLength: true };
+      // Chunked once placeholders are filled in: their ids change the length.
+      d.raw = { noLength: true, chunked: true };
       setType("application/json");
       d.headers.push(["Transfer-Encoding", "chunked"]);
-      d.bodyText = `${Buffer.byteLength(valid).toString(16)}\r\n${valid}\r\n0\r\n\r\n`;
+      d.bodyText = valid;
       d.mutation = "chunked JSON body";
       judgeText(d, valid);
       return;

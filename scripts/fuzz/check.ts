@@ -21,11 +21,13 @@ export interface Verdict {
    * A 5xx answer. `legit` marks the ones the runtime can cause without a bug in
    * Bay: 503 session_not_ready / driver_unavailable (a start that did not become
    * ready in time, an engine that did not answer) and 504 timeout (work that ran
-   * past its deadline), each only where the operation lists it. A 500 is always a
-   * bug, and so is a 502 here: the fuzzer injects no runtime fault, so a Ship
-   * failure can only come from the request itself.
+   * past its deadline), each only where the operation lists it; and a 502
+   * ship_error while Docker reports the sandbox's container dying during the call
+   * (`runtimeFault`: a stop racing the call, the container's own limits). A 500
+   * is always a bug, and so is any other 502: the fuzzer injects no runtime
+   * fault, so a Ship failure with the container alive comes from the request.
    */
-  serverError?: { status: number; code: string | null; legit: boolean };
+  serverError?: { status: number; code: string | null; legit: boolean; cause?: string };
 }
 
 /** Codes for answers to requests that match no operation (routing, framing, auth, limits). */
@@ -74,7 +76,7 @@ function parseJson(body: Uint8Array): { ok: true; value: unknown } | { ok: false
 }
 
 /** Judges one answer. `target` is the request target with placeholders filled in. */
-export function judge(contract: Contract, req: FuzzRequest, target: string, o: Outcome): Verdict {
+export function judge(contract: Contract, req: FuzzRequest, target: string, o: Outcome, runtimeFault?: string): Verdict {
   const op = operationFor(contract, req, target);
   const v: Verdict = { op: op?.id ?? "(no operation)", violations: [], details: [] };
   const fail = (reason: string, detail?: string) => {
@@ -155,12 +157,15 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
     }
   }
   if (status >= 500) {
-    const legit = (LEGIT_5XX[status]?.includes(code ?? "") ?? false) && spec !== undefined && v.violations.length === 0;
+    const listed = spec !== undefined && v.violations.length === 0;
+    const legit = (LEGIT_5XX[status]?.includes(code ?? "") ?? false) && listed;
+    // A 502 is the runtime's doing only when the sandbox's container really died during the call.
+    const died = status === 502 && code === "ship_error" && listed && runtimeFault !== undefined;
     const unknownMethod = status === 501 && !STANDARD_METHODS.has(req.method) && v.violations.length === 0;
-    v.serverError = { status, code, legit: legit || unknownMethod };
+    v.serverError = { status, code, legit: legit || died || unknownMethod, ...(died ? { cause: `container ${runtimeFault}` } : {}) };
     if (status === 500) fail("500 internal_error");
-    else if (status === 502) fail("502 ship_error without any runtime fault");
-    else if (!legit && !unknownMethod && !v.violations.some((x) => x.startsWith("status")))
+    else if (status === 502 && !died) fail("502 ship_error without any runtime fault");
+    else if (!legit && !died && !unknownMethod && !v.violations.some((x) => x.startsWith("status")))
       fail(`${status} ${code ?? ""} not explained by the runtime`);
   }
   return v;

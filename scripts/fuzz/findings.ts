@@ -61,6 +61,8 @@ export class Findings {
   readonly perOperation = new Map<string, { sent: number; success: number; ms: number }>();
   readonly serverErrors = { total: 0, legit: new Map<string, number>() };
   leftovers: string[] = [];
+  /** Ship containers Docker saw die during the run (stops included). */
+  containerDeaths = 0;
 
   /** Records one judged request. */
   record(req: FuzzRequest, o: Outcome, v: Verdict): void {
@@ -79,7 +81,7 @@ export class Findings {
     if (v.serverError) {
       this.serverErrors.total++;
       if (v.serverError.legit) {
-        const k = `${v.serverError.status} ${v.serverError.code}`;
+        const k = `${v.serverError.status} ${v.serverError.code}${v.serverError.cause ? ` (${v.serverError.cause})` : ""}`;
         this.serverErrors.legit.set(k, (this.serverErrors.legit.get(k) ?? 0) + 1);
       }
     }
@@ -116,6 +118,7 @@ export class Findings {
     );
     const legit = [...this.serverErrors.legit].map(([k, n]) => `${k}×${n}`).join(", ") || "none";
     lines.push(`5xx: ${this.serverErrors.total} (explained by the runtime: ${legit})`);
+    lines.push(`Ship containers that died during the run (stops included): ${this.containerDeaths}`);
     if (this.refusedByClient) lines.push(`not sent (the HTTP client refused them): ${this.refusedByClient}`);
     const slow = [...this.perOperation]
       .map(([op, p]) => [op, p.ms / p.sent] as const)
@@ -157,6 +160,7 @@ export class Findings {
       findings: [...this.groups.values()].map(({ exampleSize: _, ...g }) => g),
       incidents: this.incidents,
       leftovers: this.leftovers,
+      container_deaths: this.containerDeaths,
     };
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   }

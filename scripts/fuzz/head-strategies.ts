@@ -211,6 +211,7 @@ export function http(rng: Rng, d: Draft, ctx: GenContext): void {
   }
   if (c.raw) d.raw = c.raw;
   d.syntax = c.syntax;
-  d.reject = c.mustReject ? [c.mustReject] : [];
+  // Credentials only matter where the spec asks for them (/health and /openapi.json do not).
+  d.reject = c.mustReject && (c.mustReject !== "bad credentials" || d.op.authenticated) ? [c.mustReject] : [];
   d.json = undefined;
 }

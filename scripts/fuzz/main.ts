@@ -5,7 +5,7 @@
  * answer is checked against the contract; Bay must stay up throughout.
  * Prints a summary, writes a JSON report, exits 1 on any finding.
  *
- *   bun run fuzz [--seed N] [--requests N] [--seconds N] [--concurrency N] [--report FILE]
+ *   bun run fuzz [--seed N] [--requests N] [--from N] [--seconds N] [--concurrency N] [--report FILE]
  */
 import { BayUnderTest } from "../lib/bay-under-test.ts";
 import { intOption, parseOptions, stringOption } from "../lib/cli-args.ts";
@@ -16,6 +16,7 @@ import { RequestGenerator } from "./generate.ts";
 import { assertSupported } from "./json-schema.ts";
 import { makeResolver } from "./request.ts";
 import { FuzzRunner } from "./runner.ts";
+import { RuntimeEvents } from "./runtime-events.ts";
 import { loadContract } from "./spec.ts";
 
 const MiB = 1024 * 1024;
@@ -27,6 +28,7 @@ const opts = parseOptions(
   [
     { name: "seed", kind: "int", help: "seed of the request sequence (default: random, printed)" },
     { name: "requests", kind: "int", help: "requests to send (default 2000)" },
+    { name: "from", kind: "int", help: "first request index to send: replays a stretch of the seed's sequence (default 0)" },
     { name: "seconds", kind: "int", help: "stop generating after this many seconds (default 1800)" },
     { name: "concurrency", kind: "int", help: "requests in flight at once (default 4)" },
     { name: "report", kind: "string", help: "JSON report file (default fuzz-report.json)" },
@@ -35,6 +37,7 @@ const opts = parseOptions(
 );
 const seed = intOption(opts, "seed", randomSeed());
 const requests = intOption(opts, "requests", 2000);
+const from = intOption(opts, "from", 0);
 const seconds = intOption(opts, "seconds", 1800);
 const concurrency = Math.max(1, intOption(opts, "concurrency", 4));
 const reportFile = stringOption(opts, "report", "fuzz-report.json");
@@ -57,11 +60,13 @@ const bay = await BayUnderTest.launch({
   },
 });
 const findings = new Findings();
+const events = new RuntimeEvents();
 const started = Date.now();
 let failed = false;
 try {
   console.log(`fuzz: Bay ${bay.url} (pid ${bay.process.pid}, instance ${bay.instanceId})`);
   const values = await createFixtures(bay.url);
+  await events.start(bay.instanceId);
   const runner = new FuzzRunner(
     bay,
     contract,
@@ -69,8 +74,9 @@ try {
     new FixtureKeeper(values),
     makeResolver(values),
     findings,
+    events,
   );
-  await runner.run({ seed, requests, seconds, concurrency, batchSize: 50 });
+  await runner.run({ seed, from, requests, seconds, concurrency, batchSize: 50 });
   // Uploads clean their spools as they end; give the last ones a moment.
   for (let i = 0; i < 20 && (await bay.leftovers()).spools.length > 0; i++) await Bun.sleep(250);
   findings.leftovers = (await bay.leftovers()).spools.map((s) => `spool ${s}`);
@@ -78,6 +84,8 @@ try {
   failed = true;
   console.error("fuzz: run failed:", e);
 } finally {
+  events.stop();
+  findings.containerDeaths = events.deaths.length;
   await bay.cleanup();
   const left = await bay.leftovers();
   if (left.containers.length || left.volumes.length)

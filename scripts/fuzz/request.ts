@@ -19,6 +19,8 @@ export interface RawShape {
   noHost?: boolean;
   /** No Content-Length is added for the body (the headers say what they say). */
   noLength?: boolean;
+  /** Send the (resolved) body as one chunk of `Transfer-Encoding: chunked`. */
+  chunked?: boolean;
   /** Half-close the socket after writing: the request is cut short on purpose. */
   halfClose?: boolean;
 }
@@ -118,6 +120,7 @@ export function renderRequest(r: FuzzRequest): string {
     const text = typeof r.body === "string" ? r.body : Buffer.from(r.body).toString("latin1");
     parts.push(`body(${typeof r.body === "string" ? Buffer.byteLength(r.body) : r.body.byteLength} B)=${shorten(text, 300)}`);
   }
+  if (r.raw?.chunked) parts.push("[body sent chunked]");
   if (r.raw?.halfClose) parts.push("[socket half-closed after sending]");
   if (r.raw?.eol === "\n") parts.push("[LF line endings]");
   if (r.raw?.noHost) parts.push("[no Host header]");

@@ -13,10 +13,13 @@ import type { FixtureKeeper } from "./fixtures.ts";
 import type { RequestGenerator } from "./generate.ts";
 import type { FuzzRequest, Resolver } from "./request.ts";
 import { type Outcome, send } from "./send.ts";
+import type { RuntimeEvents } from "./runtime-events.ts";
 import type { Contract } from "./spec.ts";
 
 export interface RunLimits {
   seed: number;
+  /** Index of the first request sent (earlier ones are generated and skipped, to replay a stretch of a run). */
+  from: number;
   requests: number;
   seconds: number;
   concurrency: number;
@@ -38,6 +41,7 @@ export class FuzzRunner {
     private readonly keeper: FixtureKeeper,
     private readonly resolve: Resolver,
     private readonly findings: Findings,
+    private readonly events: RuntimeEvents,
   ) {}
 
   async run(limits: RunLimits): Promise<void> {
@@ -45,9 +49,12 @@ export class FuzzRunner {
     const deadline = Date.now() + limits.seconds * 1000;
     let index = 0;
     this.logSeen = this.bay.process.logs.length;
-    while (index < limits.requests && Date.now() < deadline) {
+    // Requests before `from` are generated (the sequence depends on them) but not sent.
+    while (index < limits.from) this.generator.next(rng, index++);
+    const end = limits.from + limits.requests;
+    while (index < end && Date.now() < deadline) {
       const batch: FuzzRequest[] = [];
-      for (let i = 0; i < limits.batchSize && index < limits.requests; i++) batch.push(this.generator.next(rng, index++));
+      for (let i = 0; i < limits.batchSize && index < end; i++) batch.push(this.generator.next(rng, index++));
       await this.runBatch(batch, limits.concurrency);
       await this.keeper.maintain(this.bay.url).catch((e) => console.error(`fixture upkeep failed: ${(e as Error).message}`));
       if (index % 500 < limits.batchSize) {
@@ -66,10 +73,14 @@ export class FuzzRunner {
     const one = async (req: FuzzRequest) => {
       if (dead) return;
       started.push(req);
+      const t0 = Date.now();
       const o = await send(req, this.resolve, port(this.bay.url));
       if (dead) return; // the answer (or its absence) is the crash's doing
       this.keeper.note(req, this.resolve, o);
-      this.findings.record(req, o, judge(this.contract, req, this.resolve(req.target), o));
+      const target = this.resolve(req.target);
+      const sandbox = /^\/v1\/sandboxes\/([^/?]+)/.exec(target)?.[1];
+      const fault = sandbox ? this.events.explain(decodeURIComponent(sandbox), t0, Date.now()) : undefined;
+      this.findings.record(req, o, judge(this.contract, req, target, o, fault));
     };
     // Exclusive requests split the batch; the rest run `concurrency` at a time.
     let i = 0;

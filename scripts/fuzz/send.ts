@@ -26,7 +26,11 @@ export function rawBytes(req: FuzzRequest, resolve: Resolver, port: number): Uin
   const head = [req.raw?.line !== undefined ? resolve(req.raw.line) : `${req.method} ${resolve(req.target)} HTTP/1.1`];
   if (!req.raw?.noHost) head.push(`Host: 127.0.0.1:${port}`);
   for (const [k, v] of req.headers) head.push(`${k}: ${resolve(v)}`);
-  const body = bodyBytes(req.body, resolve);
+  const plain = bodyBytes(req.body, resolve);
+  const body =
+    plain && req.raw?.chunked
+      ? Buffer.concat([Buffer.from(`${plain.byteLength.toString(16)}\r\n`), plain, Buffer.from("\r\n0\r\n\r\n")])
+      : plain;
   if (body && !req.raw?.noLength) head.push(`Content-Length: ${body.byteLength}`);
   head.push("Connection: close");
   const headBytes = Buffer.from(head.join(eol) + eol + eol, "latin1");

@@ -224,3 +224,14 @@ describe("request building", () => {
     expect([...aimed].sort()).toEqual(contract.operations.map((o) => o.id).sort());
   });
 });
+
+describe("502 and the runtime", () => {
+  test("a 502 while Docker saw the sandbox's container die is the runtime's; otherwise a finding", () => {
+    const exec = request({ aim: "listDirectory", target: "/v1/sandboxes/x/filesystem/directories" });
+    const lost = answer(502, error("ship_error", "r"), [["x-request-id", "r"]]);
+    const explained = judge(contract, exec, exec.target, lost, "die (exit 137)");
+    expect(explained.violations).toEqual([]);
+    expect(explained.serverError).toEqual({ status: 502, code: "ship_error", legit: true, cause: "container die (exit 137)" });
+    expect(judge(contract, exec, exec.target, lost).violations).toEqual(["502 ship_error without any runtime fault"]);
+  });
+});
