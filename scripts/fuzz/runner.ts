@@ -79,7 +79,7 @@ export class FuzzRunner {
       this.keeper.note(req, this.resolve, o);
       const target = this.resolve(req.target);
       const sandbox = /^\/v1\/sandboxes\/([^/?]+)/.exec(target)?.[1];
-      const fault = sandbox ? this.events.explain(decodeURIComponent(sandbox), t0, Date.now()) : undefined;
+      const fault = sandbox ? this.events.explain(safeDecode(sandbox), t0, Date.now()) : undefined;
       this.findings.record(req, o, judge(this.contract, req, target, o, fault));
     };
     // Exclusive requests split the batch; the rest run `concurrency` at a time.
@@ -183,6 +183,15 @@ export class FuzzRunner {
 }
 
 const port = (url: string): number => Number(new URL(url).port);
+
+/** Percent-decoding that leaves invalid sequences (which the fuzzer sends on purpose) as they are. */
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
 
 function lastLogs(logs: Array<{ msg: string; level: string }>): string {
   return logs
