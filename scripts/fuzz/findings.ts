@@ -27,11 +27,13 @@ export interface Group {
 }
 
 export interface Incident {
-  kind: "crash" | "escaped error" | "unresponsive";
+  kind: "crash" | "escaped error" | "unresponsive" | "Ship crash";
   what: string;
   /** The request that reproduced it alone, if one did. */
   culprit?: Example;
   suspects: number;
+  /** Requests in flight when it happened (when no single culprit was isolated). */
+  inFlight?: Example[];
 }
 
 const answerOf = (o: Outcome): string =>
@@ -61,8 +63,8 @@ export class Findings {
   readonly perOperation = new Map<string, { sent: number; success: number; ms: number }>();
   readonly serverErrors = { total: 0, legit: new Map<string, number>() };
   leftovers: string[] = [];
-  /** Ship containers Docker saw die during the run (stops included). */
-  containerDeaths = 0;
+  /** Exit codes of the Ship containers Docker saw die during the run (stops included). */
+  containerDeaths: string[] = [];
 
   /** Records one judged request. */
   record(req: FuzzRequest, o: Outcome, v: Verdict): void {
@@ -118,7 +120,11 @@ export class Findings {
     );
     const legit = [...this.serverErrors.legit].map(([k, n]) => `${k}×${n}`).join(", ") || "none";
     lines.push(`5xx: ${this.serverErrors.total} (explained by the runtime: ${legit})`);
-    lines.push(`Ship containers that died during the run (stops included): ${this.containerDeaths}`);
+    const byExit = new Map<string, number>();
+    for (const c of this.containerDeaths) byExit.set(c, (byExit.get(c) ?? 0) + 1);
+    lines.push(
+      `Ship containers that died during the run (stops included): ${this.containerDeaths.length}${byExit.size ? ` (exit ${[...byExit].map(([c, n]) => `${c}×${n}`).join(", ")})` : ""}`,
+    );
     if (this.refusedByClient) lines.push(`not sent (the HTTP client refused them): ${this.refusedByClient}`);
     const slow = [...this.perOperation]
       .map(([op, p]) => [op, p.ms / p.sent] as const)
@@ -136,10 +142,14 @@ export class Findings {
         `      → ${g.example.status} ${g.example.answer}${g.example.details.length ? `  [${shorten(g.example.details.join("; "), 200)}]` : ""}`,
       );
     }
-    lines.push(`crashes: ${this.incidents.filter((i) => i.kind === "crash").length}`);
+    lines.push(
+      `crashes of Bay: ${this.incidents.filter((i) => i.kind === "crash").length}; of a Ship: ${this.incidents.filter((i) => i.kind === "Ship crash").length}`,
+    );
     for (const i of this.incidents) {
       lines.push(`  ${i.kind}: ${i.what} (${i.suspects} suspect requests)`);
       if (i.culprit) lines.push(`      culprit #${i.culprit.index} (${i.culprit.mutation}): ${i.culprit.request}`);
+      else if (i.inFlight)
+        for (const e of i.inFlight) lines.push(`      in flight #${e.index} (${e.mutation}) → ${e.status}: ${shorten(e.request, 300)}`);
       else lines.push("      no single request reproduced it alone");
     }
     if (this.leftovers.length) lines.push(`left behind after the run: ${this.leftovers.join(", ")}`);
@@ -160,7 +170,7 @@ export class Findings {
       findings: [...this.groups.values()].map(({ exampleSize: _, ...g }) => g),
       incidents: this.incidents,
       leftovers: this.leftovers,
-      container_deaths: this.containerDeaths,
+      container_exit_codes: this.containerDeaths,
     };
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   }

@@ -77,6 +77,8 @@ try {
     events,
   );
   await runner.run({ seed, from, requests, seconds, concurrency, batchSize: 50 });
+  await Bun.sleep(1000); // the engine's last events
+  runner.reportShipCrashes();
   // Uploads clean their spools as they end; give the last ones a moment.
   for (let i = 0; i < 20 && (await bay.leftovers()).spools.length > 0; i++) await Bun.sleep(250);
   findings.leftovers = (await bay.leftovers()).spools.map((s) => `spool ${s}`);
@@ -85,7 +87,7 @@ try {
   console.error("fuzz: run failed:", e);
 } finally {
   events.stop();
-  findings.containerDeaths = events.deaths.length;
+  findings.containerDeaths = events.deaths.filter((d) => d.action === "die").map((d) => d.exitCode);
   await bay.cleanup();
   const left = await bay.leftovers();
   if (left.containers.length || left.volumes.length)

@@ -32,6 +32,8 @@ const MAX_SUSPECTS = 60;
 
 export class FuzzRunner {
   private logSeen = 0;
+  /** Requests that reached a sandbox route, for pinning a Ship crash on what was in flight. */
+  private readonly touched: Array<{ sandbox: string; from: number; to: number; example: Example }> = [];
   private readonly bisected = new Set<string>();
 
   constructor(
@@ -63,6 +65,19 @@ export class FuzzRunner {
     }
   }
 
+  /** Ship containers that exited by themselves during the run, each with the requests in flight to its sandbox. */
+  reportShipCrashes(): void {
+    for (const d of this.events.crashes()) {
+      const inFlight = this.touched.filter((t) => t.sandbox === d.sandbox && t.from <= d.at + 1000 && t.to >= d.at - 5000);
+      this.findings.incidents.push({
+        kind: "Ship crash",
+        what: `the Ship container of ${d.sandbox} exited by itself with code ${d.exitCode}`,
+        suspects: inFlight.length,
+        inFlight: inFlight.slice(0, 8).map((t) => t.example),
+      });
+    }
+  }
+
   private async runBatch(batch: FuzzRequest[], concurrency: number): Promise<void> {
     let dead = false;
     const proc = this.bay.process;
@@ -81,6 +96,7 @@ export class FuzzRunner {
       const sandbox = /^\/v1\/sandboxes\/([^/?]+)/.exec(target)?.[1];
       const fault = sandbox ? this.events.explain(safeDecode(sandbox), t0, Date.now()) : undefined;
       this.findings.record(req, o, judge(this.contract, req, target, o, fault));
+      if (sandbox) this.touched.push({ sandbox: safeDecode(sandbox), from: t0, to: Date.now(), example: exampleOf(req, o) });
     };
     // Exclusive requests split the batch; the rest run `concurrency` at a time.
     let i = 0;

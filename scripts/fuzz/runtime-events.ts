@@ -59,4 +59,19 @@ export class RuntimeEvents {
     if (hits.length === 0) return undefined;
     return hits.map((d) => `${d.action}${d.exitCode ? ` (exit ${d.exitCode})` : ""}`).join(", ");
   }
+
+  /**
+   * Deaths that no stop explains: an exit code other than 0 (Ship's own clean
+   * stop), 137 (SIGKILL: Bay's destroy, the OOM killer) or 143 (SIGTERM), and no
+   * `oom` event with it. A Ship that exits by itself crashed.
+   */
+  crashes(): ContainerDeath[] {
+    const oom = this.deaths.filter((d) => d.action === "oom");
+    return this.deaths.filter(
+      (d) =>
+        d.action === "die" &&
+        !["0", "137", "143"].includes(d.exitCode) &&
+        !oom.some((o) => o.sandbox === d.sandbox && Math.abs(o.at - d.at) < 2000),
+    );
+  }
 }
