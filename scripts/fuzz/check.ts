@@ -5,7 +5,8 @@
  * and no success for a request the spec refuses. Also decides which 5xx are
  * legitimate (see `serverError`).
  */
-import { type Schema, validate } from "./json-schema.ts";
+import { validate } from "./json-schema.ts";
+import { bareAnswerLimitation, closedLimitation } from "./known.ts";
 import type { FuzzRequest } from "./request.ts";
 import type { Outcome } from "./send.ts";
 import { type Contract, matchOperation, type Operation } from "./spec.ts";
@@ -28,6 +29,8 @@ export interface Verdict {
    * fault, so a Ship failure with the container alive comes from the request.
    */
   serverError?: { status: number; code: string | null; legit: boolean; cause?: string };
+  /** A documented limitation of the HTTP server under Bay (known.ts): counted, not a finding. */
+  known?: string;
 }
 
 /** Codes for answers to requests that match no operation (routing, framing, auth, limits). */
@@ -75,6 +78,23 @@ function parseJson(body: Uint8Array): { ok: true; value: unknown } | { ok: false
   }
 }
 
+/** The JSON-RPC messages of an MCP answer, sent as JSON or as an SSE stream of `data:` lines. */
+export function rpcMessages(o: Outcome): Array<Record<string, unknown>> {
+  const text = new TextDecoder().decode(o.body);
+  const isSse = (header(o, "content-type")[0] ?? "").startsWith("text/event-stream");
+  const chunks = isSse ? [...text.matchAll(/^data: ?(.*)$/gm)].map((m) => m[1]!) : [text];
+  const out: Array<Record<string, unknown>> = [];
+  for (const c of chunks) {
+    try {
+      const v = JSON.parse(c) as unknown;
+      for (const m of Array.isArray(v) ? v : [v]) if (m && typeof m === "object") out.push(m as Record<string, unknown>);
+    } catch {
+      // not JSON: the schema checks say so
+    }
+  }
+  return out;
+}
+
 /** Judges one answer. `target` is the request target with placeholders filled in. */
 export function judge(contract: Contract, req: FuzzRequest, target: string, o: Outcome, runtimeFault?: string): Verdict {
   const op = operationFor(contract, req, target);
@@ -88,7 +108,8 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
     return v;
   }
   if (o.kind === "closed") {
-    if (req.syntax === "valid") fail(`connection closed without an answer [${caseOf(req)}]`, o.detail);
+    v.known = closedLimitation(req);
+    if (req.syntax === "valid" && !v.known) fail(`connection closed without an answer [${caseOf(req)}]`, o.detail);
     return v;
   }
   if (o.kind === "error") {
@@ -103,6 +124,8 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
   // server refused the request itself. One group per kind of request.
   if (ids.length === 0 && o.body.byteLength === 0 && status >= 400) {
     v.op = "(HTTP server, before Bay)";
+    v.known = bareAnswerLimitation(req, status);
+    if (v.known) return v;
     // A 431 always means one thing (a request head over the server's limit), whatever made it big.
     const kind = status === 431 ? "request head over the server's size limit" : caseOf(req);
     fail(`bare ${status} from the HTTP server: no error body, no X-Request-Id [${kind}]`);
@@ -145,12 +168,20 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
   }
   if (status >= 200 && status < 300) {
     if (req.mustReject) fail(`success for a request the spec refuses (${req.mustReject.split(":")[0]})`, req.mustReject);
+    if (req.mustFailRpc && status === 200) {
+      const ok = rpcMessages(o).filter((m) => m.error === undefined && (m.result as { isError?: unknown } | undefined)?.isError !== true);
+      if (ok.length > 0) fail(`MCP answered a result where it must fail (${req.mustFailRpc})`, JSON.stringify(ok[0]).slice(0, 200));
+    }
     if (spec && req.method !== "HEAD") {
       if (status === 204 && o.body.byteLength > 0) fail("204 with a body");
-      if (spec.schema) {
+      const type = (header(o, "content-type")[0] ?? "").split(";")[0]!.trim().toLowerCase();
+      if (spec.content.size > 0 && !spec.content.has(type))
+        fail(`success served as ${type || "no Content-Type"}, not a type the spec lists`);
+      const schema = spec.content.get(type);
+      if (schema) {
         if (!parsed?.ok) fail("success body is not JSON");
         else {
-          const errs = validate(spec.schema as Schema, parsed.value);
+          const errs = validate(schema, parsed.value);
           if (errs.length) fail("success body breaks the response schema", errs.slice(0, 3).join("; "));
         }
       }

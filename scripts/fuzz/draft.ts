@@ -5,6 +5,7 @@
  * are collected on the way.
  */
 import type { Rng } from "../lib/rng.ts";
+import { validMcpMessage } from "./mcp.ts";
 import { escapes } from "./multipart.ts";
 import { type FuzzRequest, pctEncode, type RawShape, type Syntax } from "./request.ts";
 import type { Operation, Param } from "./spec.ts";
@@ -30,23 +31,27 @@ export interface Draft {
   reject: string[];
   exclusive?: boolean;
   repeat?: boolean;
+  /** Why a JSON-RPC answer must be an error (see FuzzRequest). */
+  mustFailRpc?: string;
 }
 
 const isSandboxPath = (op: Operation) => op.path.startsWith("/v1/sandboxes/{id}");
 const isWorkspacePath = (op: Operation) => op.path.startsWith("/v1/workspaces/{id}");
 
-/** A valid id placeholder for a path parameter of `op`. */
-export function validId(rng: Rng, op: Operation, param: string): string {
-  if (param === "process_id") return "{{proc.bg}}";
+/** A valid value for a path parameter of `op`: a fixture placeholder for ids, one of the enum otherwise. */
+export function validId(rng: Rng, op: Operation, param: Param): string {
+  if (param.schema.enum) return String(rng.pick(param.schema.enum));
+  if (param.name === "process_id") return "{{proc.bg}}";
   if (isSandboxPath(op))
     return op.id === "deleteSandbox" ? "{{sb.doomed}}" : rng.pick(["{{sb.own}}", "{{sb.own}}", "{{sb.own}}", "{{sb.idle}}"]);
   if (isWorkspacePath(op)) return op.id === "deleteWorkspace" ? "{{ws.doomed}}" : rng.pick(["{{ws.ext}}", "{{ws.ext}}", "{{ws.managed}}"]);
-  throw new Error(`no fixture for path parameter ${param} of ${op.id}`);
+  throw new Error(`no fixture for path parameter ${param.name} of ${op.id}`);
 }
 
-/** Id placeholders that name nothing the caller may use: another owner's, deleted, unknown. */
-export function foreignIds(op: Operation, param: string): string[] {
-  if (param === "process_id") return ["{{proc.unknown}}"];
+/** Values that name nothing the caller may use: another owner's, deleted or unknown ids; a name outside the enum. */
+export function foreignIds(op: Operation, param: Param): string[] {
+  if (param.schema.enum) return ["nope.js", "DOCS.JS", "docs.js.map", "swagger-ui.css%00"];
+  if (param.name === "process_id") return ["{{proc.unknown}}"];
   if (isSandboxPath(op)) return ["{{sb.other}}", "{{sb.gone}}", "{{sb.unknown}}"];
   return ["{{ws.other}}", "{{ws.gone}}", "{{ws.unknown}}"];
 }
@@ -56,7 +61,7 @@ const queryParams = (op: Operation) => op.params.filter((p) => p.in === "query")
 /** A valid request for `op`: fixture ids, valid query and JSON body, the caller's owner. */
 export function baseDraft(rng: Rng, op: Operation, index: number, strategy: string): Draft {
   const path: Record<string, string> = {};
-  for (const p of op.params.filter((p) => p.in === "path")) path[p.name] = validId(rng, op, p.name);
+  for (const p of op.params.filter((p) => p.in === "path")) path[p.name] = validId(rng, op, p);
   const query: Array<[string, string]> = [];
   for (const p of queryParams(op)) {
     if (p.required || (rng.chance(0.5) && !op.id.startsWith("upload")))
@@ -78,7 +83,11 @@ export function baseDraft(rng: Rng, op: Operation, index: number, strategy: stri
     syntax: "valid",
     reject: [],
   };
-  if (op.body?.contentType.includes("json")) {
+  if (op.id === "postMcp") {
+    d.json = validMcpMessage(rng);
+    headers.push(["Content-Type", "application/json"]);
+    headers.push(["Accept", rng.pick(["application/json", "application/json, text/event-stream"])]);
+  } else if (op.body?.contentType.includes("json")) {
     d.json = op.body.required || rng.chance(0.7) ? validObject(rng, op.id, op.body.schema) : undefined;
     if (d.json !== undefined) headers.push(["Content-Type", "application/json"]);
   }
@@ -143,6 +152,7 @@ export function assemble(d: Draft, index: number): FuzzRequest {
     ...(d.reject.length ? { mustReject: d.reject.join("; ") } : {}),
     ...(d.exclusive ? { exclusive: true } : {}),
     ...(d.repeat ? { repeat: true } : {}),
+    ...(d.mustFailRpc ? { mustFailRpc: d.mustFailRpc } : {}),
     timeoutMs: deadlineMs(d),
   };
 }

@@ -62,6 +62,8 @@ export class Findings {
   readonly statuses = new Map<string, number>();
   readonly perOperation = new Map<string, { sent: number; success: number; ms: number }>();
   readonly serverErrors = { total: 0, legit: new Map<string, number>() };
+  /** Answers given by the HTTP server under Bay, as documented (known.ts), by reason. */
+  readonly known = new Map<string, number>();
   leftovers: string[] = [];
   /** Exit codes of the Ship containers Docker saw die during the run (stops included). */
   containerDeaths: string[] = [];
@@ -87,6 +89,7 @@ export class Findings {
         this.serverErrors.legit.set(k, (this.serverErrors.legit.get(k) ?? 0) + 1);
       }
     }
+    if (v.known) this.known.set(v.known, (this.known.get(v.known) ?? 0) + 1);
     if (v.violations.length === 0) return;
     const reasons = [...new Set(v.violations)].sort();
     const groupKey = `${v.op} | ${reasons.join(" + ")}`;
@@ -125,6 +128,8 @@ export class Findings {
     lines.push(
       `Ship containers that died during the run (stops included): ${this.containerDeaths.length}${byExit.size ? ` (exit ${[...byExit].map(([c, n]) => `${c}×${n}`).join(", ")})` : ""}`,
     );
+    if (this.known.size)
+      lines.push(`documented limits of Bun's HTTP server (not findings): ${[...this.known].map(([k, n]) => `${k} ×${n}`).join("; ")}`);
     if (this.refusedByClient) lines.push(`not sent (the HTTP client refused them): ${this.refusedByClient}`);
     const slow = [...this.perOperation]
       .map(([op, p]) => [op, p.ms / p.sent] as const)
@@ -165,6 +170,7 @@ export class Findings {
       replayed: this.replayed,
       refused_by_client: this.refusedByClient,
       statuses: Object.fromEntries(this.statuses),
+      known_limitations: Object.fromEntries(this.known),
       server_errors: { total: this.serverErrors.total, explained_by_runtime: Object.fromEntries(this.serverErrors.legit) },
       per_operation: Object.fromEntries(this.perOperation),
       findings: [...this.groups.values()].map(({ exampleSize: _, ...g }) => g),

@@ -3,7 +3,7 @@
  * (one with a running Ship, files and a background process; one idle), of
  * another owner, deleted ones, and "doomed" ones that valid deletes may
  * consume. The keeper removes what fuzzed creates made and replaces consumed
- * doomed fixtures between batches, so Docker use stays bounded.
+ * doomed fixtures and an ended background process between batches, so Docker use stays bounded.
  */
 import type { FuzzRequest, Resolver } from "./request.ts";
 import type { Outcome } from "./send.ts";
@@ -46,7 +46,15 @@ export async function createFixtures(url: string): Promise<Record<string, string
   await upload(url, "alice", `/v1/sandboxes/${own.id}/filesystem/upload`, "fuzz/bin.dat", BINARY);
   const bg = await call(url, "alice", "POST", `/v1/sandboxes/${own.id}/shell/exec`, { command: "sleep 3600", background: true });
   v["proc.bg"] = bg.process_id;
-  v["sb.idle"] = (await call(url, "alice", "POST", "/v1/sandboxes", { ttl: 86400 }, 201)).id;
+  const idle = await call(url, "alice", "POST", "/v1/sandboxes", { ttl: 86400 }, 201);
+  v["sb.idle"] = idle.id;
+  // Files for the idle sandbox, written through its workspace so that no runtime starts.
+  for (const [path, content] of [
+    ["fuzz/hello.txt", "hello\n"],
+    ["fuzz/dir/a.txt", "a\n"],
+  ])
+    await call(url, "alice", "PUT", `/v1/workspaces/${idle.workspace_id}/filesystem/files`, { path, content });
+  await upload(url, "alice", `/v1/workspaces/${idle.workspace_id}/filesystem/upload`, "fuzz/bin.dat", BINARY);
 
   const ext = await call(url, "alice", "POST", "/v1/workspaces", {}, 201);
   v["ws.ext"] = ext.id;
@@ -87,6 +95,8 @@ interface Created {
 export class FixtureKeeper {
   private readonly created: Created[] = [];
   private doomedUsed = { sb: false, ws: false };
+  /** The background process fixture ended (killed, or its sandbox stopped). */
+  private bgLost = false;
 
   constructor(private readonly values: Record<string, string>) {}
 
@@ -102,6 +112,9 @@ export class FixtureKeeper {
         // not JSON: the checks report it
       }
     }
+    const ok = o.status >= 200 && o.status < 300;
+    if (ok && req.aim === "stopSandbox" && req.target.includes("{{sb.own}}")) this.bgLost = true;
+    if (ok && req.aim === "killShellProcess" && req.target.includes("{{proc.bg}}")) this.bgLost = true;
     if (req.method === "DELETE" && o.status === 204) {
       if (req.target.includes("{{sb.doomed}}")) this.doomedUsed.sb = true;
       if (req.target.includes("{{ws.doomed}}")) this.doomedUsed.ws = true;
@@ -121,5 +134,10 @@ export class FixtureKeeper {
     if (this.doomedUsed.sb) this.values["sb.doomed"] = (await call(url, "alice", "POST", "/v1/sandboxes", {}, 201)).id;
     if (this.doomedUsed.ws) this.values["ws.doomed"] = (await call(url, "alice", "POST", "/v1/workspaces", {}, 201)).id;
     this.doomedUsed = { sb: false, ws: false };
+    if (this.bgLost) {
+      const route = `/v1/sandboxes/${this.values["sb.own"]}/shell/exec`;
+      this.values["proc.bg"] = (await call(url, "alice", "POST", route, { command: "sleep 3600", background: true })).process_id;
+      this.bgLost = false;
+    }
   }
 }

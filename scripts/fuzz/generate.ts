@@ -8,6 +8,7 @@ import type { Rng } from "../lib/rng.ts";
 import * as body from "./body-strategies.ts";
 import { assemble, baseDraft, type Draft } from "./draft.ts";
 import * as head from "./head-strategies.ts";
+import { mcpMutation } from "./mcp.ts";
 import type { FuzzRequest } from "./request.ts";
 import type { Contract, Operation } from "./spec.ts";
 
@@ -20,7 +21,8 @@ const STRATEGIES: Record<string, { weight: number; fn: StrategyFn; applies: (op:
   valid: { weight: 8, fn: body.valid, applies: () => true },
   pathParam: { weight: 10, fn: head.pathParam, applies: (op) => op.params.some((p) => p.in === "path") },
   query: { weight: 10, fn: head.query, applies: (op) => op.params.some((p) => p.in === "query") },
-  bodyField: { weight: 16, fn: body.bodyField, applies: body.hasJsonBody },
+  bodyField: { weight: 16, fn: body.bodyField, applies: (op) => body.hasJsonBody(op) && op.body?.schema.properties !== undefined },
+  mcp: { weight: 20, fn: mcpMutation, applies: (op) => op.id === "postMcp" },
   bodyWhole: { weight: 9, fn: body.bodyWhole, applies: () => true },
   headers: { weight: 9, fn: head.headers, applies: () => true },
   // Multipart and replays apply to two operations each: weighted up to be seen as often as the rest.

@@ -13,7 +13,7 @@ export function pathParam(rng: Rng, d: Draft, ctx: GenContext): void {
   const params = d.op.params.filter((p) => p.in === "path");
   const p = rng.pick(params);
   if (rng.chance(0.4)) {
-    d.path[p.name] = rng.pick(foreignIds(d.op, p.name));
+    d.path[p.name] = rng.pick(foreignIds(d.op, p));
     d.mutation = `${p.name} = ${d.path[p.name]}`;
   } else {
     const [tag, s] = rng.chance(0.03) ? rng.pick(HUGE_STRINGS) : rng.pick(HOSTILE_STRINGS);

@@ -10,6 +10,11 @@ export interface Schema {
   required?: string[];
   additionalProperties?: boolean | Schema;
   items?: Schema;
+  minItems?: number;
+  const?: unknown;
+  oneOf?: Schema[];
+  /** With `oneOf`: the property whose `const` picks the branch (the mapping itself is not needed once refs are inlined). */
+  discriminator?: { propertyName: string; mapping?: Record<string, string> };
   minLength?: number;
   maxLength?: number;
   minimum?: number;
@@ -28,6 +33,10 @@ const CHECKED = new Set([
   "required",
   "additionalProperties",
   "items",
+  "minItems",
+  "const",
+  "oneOf",
+  "discriminator",
   "minLength",
   "maxLength",
   "minimum",
@@ -53,6 +62,8 @@ export function assertSupported(schema: Schema, where: string, warn: (msg: strin
   for (const [name, sub] of Object.entries(schema.properties ?? {})) assertSupported(sub, `${where}.${name}`, warn);
   if (typeof schema.additionalProperties === "object") assertSupported(schema.additionalProperties, `${where}.*`, warn);
   if (schema.items) assertSupported(schema.items, `${where}[]`, warn);
+  for (const [i, sub] of (schema.oneOf ?? []).entries()) assertSupported(sub, `${where}.oneOf[${i}]`, warn);
+  if (schema.discriminator && !schema.oneOf) throw new Error(`${where}: discriminator without oneOf`);
 }
 
 function typeOf(v: unknown): string {
@@ -72,6 +83,7 @@ const codePoints = (s: string): number => {
 /** The violations of `schema` by `value`, each prefixed with its JSON path; empty when valid. */
 export function validate(schema: Schema, value: unknown, path = "$"): string[] {
   const errors: string[] = [];
+  if (schema.oneOf) errors.push(...validateOneOf(schema, value, path));
   if (schema.type !== undefined) {
     const types = Array.isArray(schema.type) ? schema.type : [schema.type];
     const t = typeOf(value);
@@ -79,6 +91,7 @@ export function validate(schema: Schema, value: unknown, path = "$"): string[] {
       return [`${path}: expected ${types.join("|")}, got ${t}`];
     }
   }
+  if ("const" in schema && schema.const !== value) errors.push(`${path}: ${JSON.stringify(value)} is not ${JSON.stringify(schema.const)}`);
   if (schema.enum && !schema.enum.some((e) => e === value))
     errors.push(`${path}: ${JSON.stringify(value)} is not one of ${JSON.stringify(schema.enum)}`);
   if (typeof value === "string") {
@@ -93,6 +106,8 @@ export function validate(schema: Schema, value: unknown, path = "$"): string[] {
     if (schema.minimum !== undefined && value < schema.minimum) errors.push(`${path}: below ${schema.minimum}`);
     if (schema.maximum !== undefined && value > schema.maximum) errors.push(`${path}: above ${schema.maximum}`);
   }
+  if (Array.isArray(value) && schema.minItems !== undefined && value.length < schema.minItems)
+    errors.push(`${path}: fewer than ${schema.minItems} items`);
   if (Array.isArray(value) && schema.items) {
     for (const [i, v] of value.entries()) errors.push(...validate(schema.items, v, `${path}[${i}]`));
   }
@@ -107,4 +122,26 @@ export function validate(schema: Schema, value: unknown, path = "$"): string[] {
     }
   }
   return errors;
+}
+
+/**
+ * `oneOf`: exactly one branch must accept the value. With a discriminator, the
+ * branch is the one whose discriminating property has the value's `const`, so
+ * the errors name what is wrong inside that branch.
+ */
+function validateOneOf(schema: Schema, value: unknown, path: string): string[] {
+  const branches = schema.oneOf!;
+  const prop = schema.discriminator?.propertyName;
+  if (prop !== undefined) {
+    const tag = (value as Record<string, unknown> | null)?.[prop];
+    const branch = branches.find((b) => b.properties?.[prop]?.const === tag);
+    if (!branch) return [`${path}.${prop}: ${JSON.stringify(tag)} names no variant`];
+    return validate(branch, value, path);
+  }
+  const results = branches.map((b) => validate(b, value, path));
+  const passing = results.filter((r) => r.length === 0).length;
+  if (passing === 1) return [];
+  if (passing > 1) return [`${path}: matches ${passing} branches of oneOf, not exactly one`];
+  const closest = results.reduce((a, b) => (b.length < a.length ? b : a));
+  return [`${path}: matches no branch of oneOf`, ...closest.slice(0, 2)];
 }

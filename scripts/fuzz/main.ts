@@ -13,11 +13,10 @@ import { randomSeed } from "../lib/rng.ts";
 import { Findings } from "./findings.ts";
 import { createFixtures, FixtureKeeper } from "./fixtures.ts";
 import { RequestGenerator } from "./generate.ts";
-import { assertSupported } from "./json-schema.ts";
 import { makeResolver } from "./request.ts";
 import { FuzzRunner } from "./runner.ts";
 import { RuntimeEvents } from "./runtime-events.ts";
-import { loadContract } from "./spec.ts";
+import { assertContractSupported, loadContract } from "./spec.ts";
 
 const MiB = 1024 * 1024;
 /** Bay's limits for the run: uploads small enough to send past the limit; no rate limit in the way. */
@@ -45,11 +44,7 @@ const reportFile = stringOption(opts, "report", "fuzz-report.json");
 const contract = loadContract();
 const specWarnings = new Set<string>();
 const warn = (msg: string) => specWarnings.add(msg);
-for (const op of contract.operations) {
-  for (const p of op.params) assertSupported(p.schema, `${op.id} parameter ${p.name}`, warn);
-  if (op.body) assertSupported(op.body.schema, `${op.id} body`, warn);
-  for (const [status, r] of op.responses) if (r.schema) assertSupported(r.schema, `${op.id} ${status}`, warn);
-}
+assertContractSupported(contract, warn);
 for (const w of specWarnings) console.log(`fuzz: spec warning: ${w}`);
 
 console.log(`fuzz: seed ${seed}, up to ${requests} requests / ${seconds} s, ${contract.operations.length} operations`);

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import type { Schema } from "./json-schema.ts";
+import { assertSupported, type Schema } from "./json-schema.ts";
 
 export const SPEC_FILE = join(import.meta.dir, "../../openapi/bay.v1.yaml");
 
@@ -20,10 +20,8 @@ export interface Param {
 }
 
 export interface ResponseSpec {
-  /** JSON schema of the body, when the body is JSON. */
-  schema?: Schema;
-  /** The media type the spec gives the body (none for 204). */
-  contentType?: string;
+  /** The media types the spec allows for the body (none for 204), each with its schema when the body is JSON. */
+  content: Map<string, Schema | undefined>;
   /** Error codes the description names; empty for success responses. */
   errorCodes: string[];
   /** Header names the spec lists, lower-case. */
@@ -44,7 +42,7 @@ export interface Operation {
 
 export interface Contract {
   operations: Operation[];
-  /** Every code of the ErrorCode enum. */
+  /** Every error code: the discriminator values of ErrorInfo. */
   errorCodes: string[];
   /** The ErrorBody schema. */
   errorBody: Schema;
@@ -77,7 +75,9 @@ const METHODS = ["get", "put", "post", "delete", "patch", "head", "options"];
 /** Loads and flattens the spec file. */
 export function loadContract(file = SPEC_FILE): Contract {
   const doc = parse(readFileSync(file, "utf8")) as Doc;
-  const errorCodes: string[] = doc.components.schemas.ErrorCode.enum;
+  const mapping = doc.components.schemas.ErrorInfo?.discriminator?.mapping as Record<string, string> | undefined;
+  if (!mapping) throw new Error("the spec's ErrorInfo has no discriminator mapping: cannot tell its error codes");
+  const errorCodes = Object.keys(mapping);
   const operations: Operation[] = [];
   for (const [path, item] of Object.entries<Doc>(doc.paths)) {
     const shared: Doc[] = inline(doc, item.parameters ?? []);
@@ -98,12 +98,13 @@ export function loadContract(file = SPEC_FILE): Contract {
       }
       const responses = new Map<number, ResponseSpec>();
       for (const [status, r] of Object.entries<Doc>(op.responses)) {
-        const media = r.content ? Object.entries<Doc>(r.content)[0] : undefined;
+        const content = new Map<string, Schema | undefined>();
+        for (const [type, media] of Object.entries<Doc>(r.content ?? {}))
+          content.set(type, type.includes("json") ? media.schema : undefined);
         const named = [...String(r.description ?? "").matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!);
         const code = Number(status);
         responses.set(code, {
-          schema: media?.[0].includes("json") ? media[1].schema : undefined,
-          contentType: media?.[0],
+          content,
           errorCodes: code >= 400 ? named.filter((n) => errorCodes.includes(n)) : [],
           headers: Object.keys(r.headers ?? {}).map((h) => h.toLowerCase()),
         });
@@ -134,4 +135,15 @@ export function matchOperation(ops: Operation[], method: string, rawPath: string
     const t = templateSegments(op.path);
     return t.length === segs.length && t.every((s, i) => (s.startsWith("{") ? segs[i]!.length > 0 : s === segs[i]));
   });
+}
+
+/** Throws when any schema of the contract uses a keyword the fuzzer's validator does not check. */
+export function assertContractSupported(contract: Contract, warn: (msg: string) => void = () => {}): void {
+  for (const op of contract.operations) {
+    for (const p of op.params) assertSupported(p.schema, `${op.id} parameter ${p.name}`, warn);
+    if (op.body) assertSupported(op.body.schema, `${op.id} body`, warn);
+    for (const [status, r] of op.responses)
+      for (const [type, schema] of r.content) if (schema) assertSupported(schema, `${op.id} ${status} ${type}`, warn);
+  }
+  assertSupported(contract.errorBody, "ErrorBody", warn);
 }

@@ -66,7 +66,7 @@ describe("the spec as the fuzzer reads it", () => {
 
   test("schemas use only what the validator checks; a constraint it does not know stops it", () => {
     expect(() => assertSupported({ type: "string", minLength: 1 }, "x")).not.toThrow();
-    expect(() => assertSupported({ type: "string", oneOf: [] } as never, "x")).toThrow(/oneOf/);
+    expect(() => assertSupported({ type: "string", anyOf: [] } as never, "x")).toThrow(/anyOf/);
     const warnings: string[] = [];
     assertSupported({ type: "boolean", "cut off by a comma": null } as never, "x", (w) => warnings.push(w));
     expect(warnings).toHaveLength(1);
@@ -159,10 +159,50 @@ describe("judge", () => {
   });
 
   test("an empty answer without X-Request-Id is the HTTP server's own, grouped by kind of request", () => {
-    const raw = request({ transport: "raw", mutation: "raw star-target", method: "OPTIONS", target: "*" });
-    const v = judge(contract, raw, "*", { kind: "response", status: 400, headers: [], body: new Uint8Array(), ms: 1 });
+    const bare = (status: number): Outcome => ({ kind: "response", status, headers: [], body: new Uint8Array(), ms: 1 });
+    const dup = request({
+      transport: "raw",
+      mutation: "raw dup-x-request-id",
+      headers: [
+        ["X-Request-Id", "a"],
+        ["X-Request-Id", "b"],
+      ],
+    });
+    const v = judge(contract, dup, dup.target, bare(400));
     expect(v.op).toBe("(HTTP server, before Bay)");
-    expect(v.violations).toEqual(["bare 400 from the HTTP server: no error body, no X-Request-Id [star-target]"]);
+    expect(v.violations).toEqual(["bare 400 from the HTTP server: no error body, no X-Request-Id [dup-x-request-id]"]);
+    // Whatever made the head big, a 431 is one finding.
+    const big = request({ transport: "raw", mutation: "raw header-70k", headers: [["X-Pad", "h".repeat(70_000)]] });
+    expect(judge(contract, big, big.target, bare(431)).violations).toEqual([
+      "bare 431 from the HTTP server: no error body, no X-Request-Id [request head over the server's size limit]",
+    ]);
+  });
+
+  test("what Bun's HTTP server answers before Bay, as the README documents, is counted apart, not a finding", () => {
+    const bare = (status: number): Outcome => ({ kind: "response", status, headers: [], body: new Uint8Array(), ms: 1 });
+    const closed: Outcome = { kind: "closed", status: 0, headers: [], body: new Uint8Array(), ms: 1 };
+    const star = request({ transport: "raw", mutation: "raw star-target", method: "OPTIONS", target: "*" });
+    const malformed = request({ transport: "raw", mutation: "raw obs-fold", syntax: "malformed" });
+    const many = request({
+      transport: "raw",
+      mutation: "raw headers-300",
+      headers: Array.from({ length: 300 }, (_, i): [string, string] => [`X-${i}`, "v"]),
+    });
+    const brew = request({ transport: "raw", mutation: "raw unknown-method", method: "BREW" });
+    for (const [req, o] of [
+      [star, bare(400)],
+      [malformed, bare(400)],
+      [malformed, bare(505)],
+      [many, bare(431)],
+      [brew, closed],
+    ] as const) {
+      const v = judge(contract, req, req.target, o);
+      expect(v.violations).toEqual([]);
+      expect(v.known).toBeTruthy();
+    }
+    // Not for fetch requests, nor for a bare 500, nor a malformed request answered 200.
+    expect(judge(contract, request({ mutation: "valid" }), "/v1/sandboxes/sandbox-1", bare(400)).known).toBeUndefined();
+    expect(judge(contract, malformed, malformed.target, bare(500)).violations).toHaveLength(1);
   });
 
   test("dot segments are resolved before matching an operation; a closed connection only matters for valid HTTP", () => {
@@ -171,7 +211,9 @@ describe("judge", () => {
       contract,
       dot,
       dot.target,
-      answer(405, { error: { code: "method_not_allowed", message: "m", request_id: "r", details: {} } }, [["x-request-id", "r"]]),
+      answer(405, { error: { code: "method_not_allowed", message: "m", request_id: "r", details: { allowed: ["GET"] } } }, [
+        ["x-request-id", "r"],
+      ]),
     );
     expect(v.op).toBe("(no operation)");
     expect(v.violations).toEqual([]);
