@@ -24,6 +24,8 @@ interface Entry {
 
 export interface VerifyResult {
   files: number;
+  /** Bytes downloaded and compared with their SHA-256. */
+  bytes: number;
   lost: Array<{ volume: string; path: string; route: string; expected: string[]; got: string }>;
   bytesLost: number;
   unreadable: Array<{ volume: string; path: string; route: string; status: number }>;
@@ -58,7 +60,7 @@ export class Ledger {
 
   /** Downloads every recorded file (through `pickRoute`'s choice of route) and compares it. */
   async verify(client: SoakClient, pickRoute: (v: Volume) => string): Promise<VerifyResult> {
-    const result: VerifyResult = { files: 0, lost: [], bytesLost: 0, unreadable: [] };
+    const result: VerifyResult = { files: 0, bytes: 0, lost: [], bytesLost: 0, unreadable: [] };
     for (const e of this.entries.values()) {
       const route = pickRoute(e.volume);
       const r = await client.download(route, e.path);
@@ -67,6 +69,7 @@ export class Ledger {
         continue;
       }
       result.files++;
+      result.bytes += r.bytes?.byteLength ?? 0;
       const got = r.bytes ? sha256(r.bytes) : ABSENT;
       if (!e.accept.has(got)) {
         result.lost.push({ volume: e.volume.name, path: e.path, route, expected: [...e.accept], got });

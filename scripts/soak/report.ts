@@ -9,6 +9,7 @@ export class SoakReport {
   readonly faults = new Map<string, { injected: number; effective: number }>();
   readonly records: Array<FaultRecord & { round: number }> = [];
   filesChecked = 0;
+  bytesChecked = 0;
   verifications = 0;
   bytesLost = 0;
   readonly lost: Array<VerifyResult["lost"][number] & { round: number }> = [];
@@ -35,6 +36,7 @@ export class SoakReport {
   verified(v: VerifyResult, round: number): void {
     this.verifications++;
     this.filesChecked += v.files;
+    this.bytesChecked += v.bytes;
     this.bytesLost += v.bytesLost;
     for (const l of v.lost) this.lost.push({ ...l, round });
     for (const u of v.unreadable) this.unreadable.push({ ...u, round });
@@ -68,7 +70,7 @@ export class SoakReport {
       `faults: ${[...this.faults].map(([k, f]) => `${k} ${f.injected}${f.effective < f.injected ? ` (${f.injected - f.effective} without effect)` : ""}`).join(", ")}`,
     );
     l.push(
-      `writes: ${this.writes} (${(this.bytesWritten / 1024 / 1024).toFixed(1)} MiB); ${this.verifications} verifications, ${this.filesChecked} file reads`,
+      `writes: ${this.writes} (${(this.bytesWritten / 1024 / 1024).toFixed(1)} MiB); ${this.verifications} verifications, ${this.filesChecked} file reads, ${(this.bytesChecked / 1024 / 1024).toFixed(1)} MiB compared`,
     );
     l.push(`bytes lost: ${this.bytesLost} (${this.lost.length} files)`);
     for (const x of this.lost.slice(0, 20))
