@@ -37,6 +37,7 @@ export interface Verdict {
 const UNROUTED_CODES: Record<number, string[]> = {
   400: ["validation_error", "invalid_path"],
   401: ["unauthorized"],
+  403: ["forbidden"],
   404: ["not_found"],
   405: ["method_not_allowed"],
   413: ["payload_too_large"],

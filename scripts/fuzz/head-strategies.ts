@@ -107,6 +107,7 @@ export function headers(rng: Rng, d: Draft, _ctx: GenContext): void {
     "idem-invalid",
     "accept-odd",
     "content-encoding",
+    "host-foreign",
   ] as const);
   d.mutation = `header ${kind}`;
   switch (kind) {
@@ -162,6 +163,13 @@ export function headers(rng: Rng, d: Draft, _ctx: GenContext): void {
       return;
     case "content-encoding":
       set("Content-Encoding", rng.pick(["gzip", "br", "identity", "x-unknown"]));
+      return;
+    case "host-foreign":
+      // A DNS-rebinding page: anonymous mode serves only the configured host names.
+      d.transport = "raw";
+      d.raw = { ...d.raw, noHost: true };
+      set("Host", rng.pick(["evil.example", "evil.example:8000", "127.0.0.1.nip.io"]));
+      d.reject.push("a Host anonymous mode does not serve");
       return;
   }
 }

@@ -3,7 +3,7 @@
  * them before any of Bay's code runs (README, "Limits and quotas"): a bare
  * 400/505 for malformed HTTP, a bare 400 for the asterisk target, a bare 431
  * for a head past 1 MiB or past about 200 header lines, and a closed
- * connection for a method Bun does not know. The fuzzer counts them apart
+ * connection for a method Bun does not know (a lower-case one included). The fuzzer counts them apart
  * instead of failing on them; anything else bare is still a finding.
  */
 import type { FuzzRequest } from "./request.ts";
@@ -21,18 +21,19 @@ function headOf(req: FuzzRequest): { lines: number; bytes: number } {
 
 /** Why a bare answer (no body, no X-Request-Id) is Bun's documented doing, if it is. */
 export function bareAnswerLimitation(req: FuzzRequest, status: number): string | undefined {
-  if (req.transport !== "raw") return undefined;
-  if (req.syntax === "malformed" && (status === 400 || status === 505)) return `Bun refuses malformed HTTP with a bare ${status}`;
-  if (status === 400 && req.target === "*") return "Bun refuses the asterisk target (OPTIONS *) with a bare 400";
   const head = headOf(req);
   if (status === 431 && (head.lines > BUN_MAX_HEADER_LINES || head.bytes > BUN_MAX_HEAD_BYTES))
     return "Bun refuses a head past about 200 header lines or 1 MiB with a bare 431";
+  if (req.transport !== "raw") return undefined;
+  if (req.syntax === "malformed" && (status === 400 || status === 505)) return `Bun refuses malformed HTTP with a bare ${status}`;
+  if (status === 400 && req.target === "*") return "Bun refuses the asterisk target (OPTIONS *) with a bare 400";
   return undefined;
 }
 
 /** Why a connection closed without an answer is Bun's documented doing, if it is. */
 export function closedLimitation(req: FuzzRequest): string | undefined {
-  if (req.transport === "raw" && !KNOWN_METHODS.has(req.method.toUpperCase()) && req.raw?.verbatim === undefined)
+  // Methods are case-sensitive: `get` is a method Bun does not know.
+  if (req.transport === "raw" && !KNOWN_METHODS.has(req.method) && req.raw?.verbatim === undefined)
     return "Bun closes the connection on a method it does not know";
   return undefined;
 }

@@ -60,43 +60,73 @@ export function validMcpMessage(rng: Rng): unknown {
  * owner violations set `mustFailRpc`.
  */
 export function mcpMutation(rng: Rng, d: Draft): void {
-  const [tag, msg] = rng.pick(hostileMessages(rng));
+  const [tag, make] = rng.pick(HOSTILE_MESSAGES);
+  const [name, msg] = make(rng);
   d.json = msg;
-  d.mutation = `mcp ${tag}`;
-  if (tag.startsWith("foreign")) d.mustFailRpc = "a tool call on a sandbox the caller does not own";
+  d.mutation = `mcp ${name ?? tag}`;
+  if (tag === "foreign sandbox") d.mustFailRpc = "a tool call on a sandbox the caller does not own";
 }
 
-function hostileMessages(rng: Rng): Array<[string, unknown]> {
-  const [st, s] = rng.pick(HOSTILE_STRINGS);
-  const [pt, p] = rng.pick(HOSTILE_PATHS);
-  const foreign = rng.pick(["{{sb.other}}", "{{sb.gone}}", "{{sb.unknown}}"]);
-  return [
-    ["version 1.0", { ...rpc(rng, "tools/list", {}), jsonrpc: "1.0" }],
-    ["version missing", { id: 1, method: "tools/list" }],
-    ["version as number", { jsonrpc: 2, id: 1, method: "tools/list" }],
-    ["empty batch", []],
-    ["batch of 1000", Array.from({ length: 1000 }, (_, i) => ({ jsonrpc: "2.0", id: i, method: "ping" }))],
-    ["batch of non-objects", [1, "x", null]],
-    ["null message", null],
-    ["string message", "tools/list"],
-    ["id object", { jsonrpc: "2.0", id: { a: 1 }, method: "ping" }],
-    ["id huge", { jsonrpc: "2.0", id: "i".repeat(100_000), method: "ping" }],
-    ["id null", { jsonrpc: "2.0", id: null, method: "ping" }],
-    ["method unknown", rpc(rng, "no/such/method")],
-    [`method ${st}`, rpc(rng, s)],
-    ["method number", { jsonrpc: "2.0", id: 1, method: 7 }],
-    ["params array", rpc(rng, "tools/call", ["run_shell"])],
-    ["params deep", rpc(rng, "tools/list", JSON.parse(`${"[".repeat(2000)}${"]".repeat(2000)}`))],
-    ["tool unknown", callTool(rng, "no_such_tool", {})],
-    ["tool without arguments", rpc(rng, "tools/call", { name: "run_python" })],
-    ["tool argument wrong type", callTool(rng, "run_python", { sandbox_id: "{{sb.own}}", code: 1 })],
-    ["tool code empty", callTool(rng, "run_python", { sandbox_id: "{{sb.own}}", code: "" })],
-    [`tool path ${pt}`, callTool(rng, "read_file", { sandbox_id: "{{sb.own}}", path: p })],
-    [`tool sandbox_id ${st}`, callTool(rng, "list_files", { sandbox_id: s })],
-    ["a response, not a request", { jsonrpc: "2.0", id: 5, result: {} }],
-    ["an error response", { jsonrpc: "2.0", id: 5, error: { code: -1, message: "x" } }],
-    [`foreign sandbox ${foreign} run_shell`, callTool(rng, "run_shell", { sandbox_id: foreign, command: "echo no" })],
-    [`foreign sandbox ${foreign} read_file`, callTool(rng, "read_file", { sandbox_id: foreign, path: "fuzz/hello.txt" })],
-    [`foreign sandbox ${foreign} delete_sandbox`, callTool(rng, "delete_sandbox", { sandbox_id: foreign })],
-  ];
-}
+type Make = (rng: Rng) => [string | undefined, unknown];
+const fixed =
+  (value: (rng: Rng) => unknown): Make =>
+  (rng) => [undefined, value(rng)];
+
+/** Hostile messages by kind; each is built only when picked (some are large). */
+const HOSTILE_MESSAGES: ReadonlyArray<readonly [string, Make]> = [
+  ["version 1.0", fixed((rng) => ({ ...rpc(rng, "tools/list", {}), jsonrpc: "1.0" }))],
+  ["version missing", fixed(() => ({ id: 1, method: "tools/list" }))],
+  ["version as number", fixed(() => ({ jsonrpc: 2, id: 1, method: "tools/list" }))],
+  ["empty batch", fixed(() => [])],
+  ["batch of 1000", fixed(() => Array.from({ length: 1000 }, (_, i) => ({ jsonrpc: "2.0", id: i, method: "ping" })))],
+  ["batch of non-objects", fixed(() => [1, "x", null])],
+  ["null message", fixed(() => null)],
+  ["string message", fixed(() => "tools/list")],
+  ["id object", fixed(() => ({ jsonrpc: "2.0", id: { a: 1 }, method: "ping" }))],
+  ["id huge", fixed(() => ({ jsonrpc: "2.0", id: "i".repeat(100_000), method: "ping" }))],
+  ["id null", fixed(() => ({ jsonrpc: "2.0", id: null, method: "ping" }))],
+  ["method unknown", fixed((rng) => rpc(rng, "no/such/method"))],
+  [
+    "method hostile",
+    (rng) => {
+      const [t, s] = rng.pick(HOSTILE_STRINGS);
+      return [`method ${t}`, rpc(rng, s)];
+    },
+  ],
+  ["method number", fixed(() => ({ jsonrpc: "2.0", id: 1, method: 7 }))],
+  ["params array", fixed((rng) => rpc(rng, "tools/call", ["run_shell"]))],
+  ["params deep", fixed((rng) => rpc(rng, "tools/list", JSON.parse(`${"[".repeat(2000)}${"]".repeat(2000)}`)))],
+  ["tool unknown", fixed((rng) => callTool(rng, "no_such_tool", {}))],
+  ["tool without arguments", fixed((rng) => rpc(rng, "tools/call", { name: "run_python" }))],
+  ["tool argument wrong type", fixed((rng) => callTool(rng, "run_python", { sandbox_id: "{{sb.own}}", code: 1 }))],
+  ["tool code empty", fixed((rng) => callTool(rng, "run_python", { sandbox_id: "{{sb.own}}", code: "" }))],
+  [
+    "tool path",
+    (rng) => {
+      const [t, p] = rng.pick(HOSTILE_PATHS);
+      return [`tool path ${t}`, callTool(rng, "read_file", { sandbox_id: "{{sb.own}}", path: p })];
+    },
+  ],
+  [
+    "tool sandbox_id",
+    (rng) => {
+      const [t, s] = rng.pick(HOSTILE_STRINGS);
+      return [`tool sandbox_id ${t}`, callTool(rng, "list_files", { sandbox_id: s })];
+    },
+  ],
+  ["a response, not a request", fixed(() => ({ jsonrpc: "2.0", id: 5, result: {} }))],
+  ["an error response", fixed(() => ({ jsonrpc: "2.0", id: 5, error: { code: -1, message: "x" } }))],
+  [
+    "foreign sandbox",
+    (rng) => {
+      const sb = rng.pick(["{{sb.other}}", "{{sb.gone}}", "{{sb.unknown}}"]);
+      const [tool, args] = rng.pick([
+        ["run_shell", { command: "echo no" }],
+        ["read_file", { path: "fuzz/hello.txt" }],
+        ["list_files", { path: "." }],
+        ["delete_sandbox", {}],
+      ] as const);
+      return [`foreign sandbox ${sb} ${tool}`, callTool(rng, tool, { sandbox_id: sb, ...args })];
+    },
+  ],
+];

@@ -81,6 +81,7 @@ export const utf8Bytes = (s: string): string => Buffer.from(s, "utf8").toString(
  * UTF-8 under the percent signs is a case worth sending.
  */
 export function pctEncode(s: string): string {
+  if (s.isWellFormed()) return encodeURIComponent(s);
   let out = "";
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
