@@ -107,7 +107,9 @@ describe("answers Bay gives are in the error model", () => {
       expect([path, r.status, r.body.error?.code]).toEqual([path, 400, "validation_error"]);
       expect(r.headers).toContain(`x-request-id: ${r.body.error.request_id.toLowerCase()}`);
     }
-    const ok = parse((await raw("GET /v1/sandboxes HTTP/1.0\r\nHost: localhost\r\nX-Owner: alice\r\n\r\n")).text.replace(/^HTTP\/1\.0/, "HTTP/1.1"));
+    const ok = parse(
+      (await raw("GET /v1/sandboxes HTTP/1.0\r\nHost: localhost\r\nX-Owner: alice\r\n\r\n")).text.replace(/^HTTP\/1\.0/, "HTTP/1.1"),
+    );
     expect(ok.status).toBe(200);
     expect(Array.isArray(ok.body.items)).toBe(true);
     await alive();
