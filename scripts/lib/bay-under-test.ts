@@ -34,7 +34,7 @@ export interface Leftovers {
 export class BayUnderTest {
   readonly dir: string;
   readonly dbPath: string;
-  /** Bay's TMPDIR: upload spools (`bay-upload-*`) land here and nowhere else. */
+  /** Bay's TMPDIR: upload spools (`bay-spool/<pid>/up-*`) land here and nowhere else. */
   readonly tmpDir: string;
   readonly instanceId: string;
   private current: BayProcess | null = null;
@@ -100,12 +100,16 @@ export class BayUnderTest {
     const label = [`bay.instance_id=${this.instanceId}`];
     const containers = await docker.listContainers({ all: true, filters: { label } });
     const { Volumes } = await docker.listVolumes({ filters: { label } });
-    let spools: string[] = [];
-    try {
-      spools = readdirSync(this.tmpDir).filter((n) => n.startsWith("bay-upload-"));
-    } catch {
-      // directory already gone
-    }
+    // Bay spools uploads in <TMPDIR>/bay-spool/<pid>/up-*, one directory per upload in progress.
+    const list = (dir: string) => {
+      try {
+        return readdirSync(dir);
+      } catch {
+        return []; // already gone
+      }
+    };
+    const base = join(this.tmpDir, "bay-spool");
+    const spools = list(base).flatMap((pid) => list(join(base, pid)).map((slot) => `${pid}/${slot}`));
     const describe = (c: (typeof containers)[number]) => {
       const l = c.Labels;
       const owner = l["bay.sandbox_id"]

@@ -9,7 +9,7 @@
  * left. Exits 1 on any loss, torn upload, duplicate or leak, or a file that
  * cannot be read back at the end.
  *
- *   bun run soak [--rounds N] [--seed N] [--report FILE]
+ *   bun run soak [--rounds N] [--seconds N] [--seed N] [--report FILE]
  */
 import { SHIP_TAG } from "../../tests/support/images.ts";
 import { defaultProfiles } from "../../src/bay/config.ts";
@@ -30,15 +30,21 @@ const opts = parseOptions(
     {
       name: "rounds",
       kind: "int",
-      help: `rounds, one fault each; the first ${FAULT_KINDS.length} cover every kind (default ${FAULT_KINDS.length})`,
+      help: `rounds, one fault each; the first ${FAULT_KINDS.length} cover every kind, from one the seed picks (default ${FAULT_KINDS.length})`,
     },
     { name: "seed", kind: "int", help: "seed of faults, targets and data (default: random, printed)" },
+    {
+      name: "seconds",
+      kind: "int",
+      help: "start no new round this many seconds after the start (at least one round runs; default: no limit)",
+    },
     { name: "report", kind: "string", help: "JSON report file (default soak-report.json)" },
   ],
   "usage: bun run soak [options]",
 );
 const rounds = intOption(opts, "rounds", FAULT_KINDS.length);
 const seed = intOption(opts, "seed", randomSeed());
+const budgetSeconds = intOption(opts, "seconds", 0);
 const reportFile = stringOption(opts, "report", "soak-report.json");
 const MEMORY_MB = 256;
 const TMPFS_MB = 16;
@@ -79,8 +85,14 @@ try {
   watch.start();
 
   for (let round = 0; round < rounds; round++) {
+    if (round > 0 && budgetSeconds > 0 && Date.now() - started > budgetSeconds * 1000) {
+      console.log(`soak: ${budgetSeconds} s budget spent after ${round} rounds; no new round`);
+      break;
+    }
     const t0 = Date.now();
-    const kind = round < FAULT_KINDS.length ? FAULT_KINDS[round]! : rng.pick(FAULT_KINDS);
+    // The first rounds go through every kind once, starting at a place the seed picks (a short run covers a different stretch each time).
+    const kind =
+      round < FAULT_KINDS.length ? FAULT_KINDS[(round + (seed % FAULT_KINDS.length)) % FAULT_KINDS.length]! : rng.pick(FAULT_KINDS);
     watch.phase = `round ${round + 1} ${kind}`;
     for (let i = rng.int(1, 3); i > 0; i--) await write(round, "the previous round");
     const fault = await inject(kind, world, round);
