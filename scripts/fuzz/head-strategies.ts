@@ -108,6 +108,7 @@ export function headers(rng: Rng, d: Draft, _ctx: GenContext): void {
     "accept-odd",
     "content-encoding",
     "host-foreign",
+    "forwarded",
   ] as const);
   d.mutation = `header ${kind}`;
   switch (kind) {
@@ -163,6 +164,11 @@ export function headers(rng: Rng, d: Draft, _ctx: GenContext): void {
       return;
     case "content-encoding":
       set("Content-Encoding", rng.pick(["gzip", "br", "identity", "x-unknown"]));
+      return;
+    case "forwarded":
+      // A request relayed by a proxy is not loopback: /metrics (no token configured) must refuse it.
+      set(rng.pick(["X-Forwarded-For", "Forwarded"]), rng.pick(["203.0.113.7", "for=203.0.113.7", "127.0.0.1"]));
+      if (d.op.id === "getMetrics") d.reject.push("/metrics relayed by a proxy");
       return;
     case "host-foreign":
       // A DNS-rebinding page: anonymous mode serves only the configured host names.
