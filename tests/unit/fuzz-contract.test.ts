@@ -168,6 +168,15 @@ describe("the generator", () => {
     for (const r of assets) expect(["swagger-ui-bundle.js", "swagger-ui.css", "docs.js"]).toContain(r.target.split("/").pop()!);
   });
 
+  test("/metrics relayed by a proxy must be refused; the same header elsewhere changes nothing", () => {
+    const relayed = sample().filter((r) => r.mutation === "header forwarded");
+    expect(relayed.length).toBeGreaterThan(0);
+    for (const r of relayed) {
+      if (r.aim === "getMetrics") expect(r.mustReject).toContain("relayed by a proxy");
+      else expect(r.mustReject).toBeUndefined();
+    }
+  });
+
   test("sends a foreign Host over a raw socket and expects a refusal", () => {
     const hosts = sample().filter((r) => r.mutation === "header host-foreign");
     expect(hosts.length).toBeGreaterThan(0);
