@@ -100,7 +100,8 @@ export class BayUnderTest {
     const label = [`bay.instance_id=${this.instanceId}`];
     const containers = await docker.listContainers({ all: true, filters: { label } });
     const { Volumes } = await docker.listVolumes({ filters: { label } });
-    // Bay spools uploads in <TMPDIR>/bay-spool/<pid>/up-*, one directory per upload in progress.
+    // Bay spools uploads in <TMPDIR>/bay-spool/<pid>/up-* (or, when that base is not
+    // private, <TMPDIR>/bay-spool-<pid>-*/up-*), one directory per upload in progress.
     const list = (dir: string) => {
       try {
         return readdirSync(dir);
@@ -109,7 +110,12 @@ export class BayUnderTest {
       }
     };
     const base = join(this.tmpDir, "bay-spool");
-    const spools = list(base).flatMap((pid) => list(join(base, pid)).map((slot) => `${pid}/${slot}`));
+    const spools = [
+      ...list(base).flatMap((pid) => list(join(base, pid)).map((slot) => `bay-spool/${pid}/${slot}`)),
+      ...list(this.tmpDir)
+        .filter((n) => n.startsWith("bay-spool-"))
+        .flatMap((d) => list(join(this.tmpDir, d)).map((slot) => `${d}/${slot}`)),
+    ];
     const describe = (c: (typeof containers)[number]) => {
       const l = c.Labels;
       const owner = l["bay.sandbox_id"]
