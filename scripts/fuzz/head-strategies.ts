@@ -109,6 +109,7 @@ export function headers(rng: Rng, d: Draft, _ctx: GenContext): void {
     "content-encoding",
     "host-foreign",
     "forwarded",
+    "cross-site",
   ] as const);
   d.mutation = `header ${kind}`;
   switch (kind) {
@@ -170,6 +171,19 @@ export function headers(rng: Rng, d: Draft, _ctx: GenContext): void {
       set(rng.pick(["X-Forwarded-For", "Forwarded"]), rng.pick(["203.0.113.7", "for=203.0.113.7", "127.0.0.1"]));
       if (d.op.id === "getMetrics") d.reject.push("/metrics relayed by a proxy");
       return;
+    case "cross-site": {
+      // A page of another site, through the victim's browser: anonymous mode serves no such request.
+      const [name, value] = rng.pick([
+        ["Origin", "https://evil.example"],
+        ["Origin", "null"],
+        ["Sec-Fetch-Site", "cross-site"],
+        ["Sec-Fetch-Site", "same-site"],
+      ] as const);
+      set(name, value);
+      d.mutation = `header ${name} ${value}`;
+      d.reject.push("a browser request from another site");
+      return;
+    }
     case "host-foreign":
       // A DNS-rebinding page: anonymous mode serves only the configured host names.
       d.transport = "raw";

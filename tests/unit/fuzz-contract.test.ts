@@ -177,6 +177,12 @@ describe("the generator", () => {
     }
   });
 
+  test("a browser request from another site (Origin, Sec-Fetch-Site) must be refused everywhere", () => {
+    const crossSite = sample().filter((r) => /^header (Origin|Sec-Fetch-Site) /.test(r.mutation));
+    expect(crossSite.length).toBeGreaterThan(0);
+    for (const r of crossSite) expect(r.mustReject).toContain("a browser request from another site");
+  });
+
   test("sends a foreign Host over a raw socket and expects a refusal", () => {
     const hosts = sample().filter((r) => r.mutation === "header host-foreign");
     expect(hosts.length).toBeGreaterThan(0);
