@@ -157,7 +157,7 @@ export class Findings {
         for (const e of i.inFlight) lines.push(`      in flight #${e.index} (${e.mutation}) → ${e.status}: ${shorten(e.request, 300)}`);
       else lines.push("      no single request reproduced it alone");
     }
-    if (this.leftovers.length) lines.push(`left behind after the run: ${this.leftovers.join(", ")}`);
+    if (this.leftovers.length) lines.push(`left behind after deleting everything through Bay: ${this.leftovers.join(", ")}`);
     lines.push(this.findingCount === 0 ? "fuzz: no findings" : `fuzz: ${this.findingCount} findings`);
     console.log(lines.join("\n"));
   }

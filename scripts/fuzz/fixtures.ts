@@ -141,3 +141,28 @@ export class FixtureKeeper {
     }
   }
 }
+
+/**
+ * Deletes every sandbox, then every workspace, of `owners` through Bay (as a
+ * client would), so what Bay leaves behind afterwards is Bay's own leak.
+ */
+export async function deleteEverything(url: string, owners: string[]): Promise<void> {
+  for (const kind of ["sandboxes", "workspaces"] as const) {
+    for (const owner of owners) {
+      for (let round = 0; round < 20; round++) {
+        const page = await call(url, owner, "GET", `/v1/${kind}?limit=200`);
+        const items = (page.items ?? []) as Array<{ id: string }>;
+        if (items.length === 0) break;
+        for (const { id } of items) {
+          const res = await fetch(`${url}/v1/${kind}/${id}`, {
+            method: "DELETE",
+            headers: { "x-owner": owner },
+            signal: AbortSignal.timeout(120_000),
+          });
+          await res.arrayBuffer();
+          if (res.status !== 204 && res.status !== 404) throw new Error(`deleting ${kind} ${id} of ${owner}: ${res.status}`);
+        }
+      }
+    }
+  }
+}

@@ -11,7 +11,7 @@ import { BayUnderTest } from "../lib/bay-under-test.ts";
 import { intOption, parseOptions, stringOption } from "../lib/cli-args.ts";
 import { randomSeed } from "../lib/rng.ts";
 import { Findings } from "./findings.ts";
-import { createFixtures, FixtureKeeper } from "./fixtures.ts";
+import { createFixtures, deleteEverything, FixtureKeeper } from "./fixtures.ts";
 import { RequestGenerator } from "./generate.ts";
 import { makeResolver } from "./request.ts";
 import { FuzzRunner } from "./runner.ts";
@@ -72,13 +72,22 @@ try {
     events,
   );
   // The budget counts from the start: fixtures (a cold start, uploads) come out of it, at least 10 s is left to fuzz.
-  const left = Math.max(10, seconds - (Date.now() - started) / 1000);
-  await runner.run({ seed, from, requests, seconds: left, concurrency, batchSize: 50 });
+  const fuzzSeconds = Math.max(10, seconds - (Date.now() - started) / 1000);
+  await runner.run({ seed, from, requests, seconds: fuzzSeconds, concurrency, batchSize: 50 });
   await Bun.sleep(1000); // the engine's last events
   runner.reportShipCrashes();
-  // Uploads clean their spools as they end; give the last ones a moment.
-  for (let i = 0; i < 20 && (await bay.leftovers()).spools.length > 0; i++) await Bun.sleep(250);
-  findings.leftovers = (await bay.leftovers()).spools.map((s) => `spool ${s}`);
+  // Everything deleted through Bay: what Bay then leaves (containers, volumes, upload spools) is a leak.
+  await deleteEverything(bay.url, ["alice", "bob", "default"]);
+  let left = await bay.leftovers();
+  for (let i = 0; i < 120 && left.containers.length + left.volumes.length + left.spools.length > 0; i++) {
+    await Bun.sleep(500);
+    left = await bay.leftovers();
+  }
+  findings.leftovers = [
+    ...left.containers.map((c) => `container ${c}`),
+    ...left.volumes.map((v) => `volume ${v}`),
+    ...left.spools.map((s) => `spool ${s}`),
+  ];
 } catch (e) {
   failed = true;
   console.error("fuzz: run failed:", e);
