@@ -359,7 +359,7 @@ export const operations = {
     tags: ["Code contexts"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -381,7 +381,7 @@ export const operations = {
     tags: ["Code contexts"],
     authenticated: true,
     successStatus: 201,
-    statuses: [201, 400, 401, 404, 409, 413, 429, 500, 502, 503, 504],
+    statuses: [201, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -405,7 +405,7 @@ export const operations = {
     tags: ["Code contexts"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -429,7 +429,7 @@ export const operations = {
     tags: ["Code contexts"],
     authenticated: true,
     successStatus: 204,
-    statuses: [204, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [204, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -451,7 +451,7 @@ export const operations = {
     tags: ["Code contexts"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -475,7 +475,7 @@ export const operations = {
     tags: ["Code contexts"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 413, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
