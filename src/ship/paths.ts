@@ -114,7 +114,11 @@ export async function resolveWorkspacePath(workspace: string, input: string): Pr
     if (real !== null) {
       if (!isInside(root, real)) throw invalid(input, "resolves outside the workspace");
       if (missing.length === 0) return { root, relative, absolute: real, exists: true };
-      if (!(await stat(real)).isDirectory()) throw invalid(input, "a parent is not a directory");
+      // It may vanish since realpath found it (a delete racing this call): that is a missing path, not a crash.
+      const info = await stat(real).catch((err) => {
+        throw pathError(err, relative);
+      });
+      if (!info.isDirectory()) throw invalid(input, "a parent is not a directory");
       return { root, relative, absolute: join(real, ...missing.reverse()), exists: false };
     }
     // realpath failed although the entry exists: a dangling symlink, which a

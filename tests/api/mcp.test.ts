@@ -142,6 +142,18 @@ describe("transport errors answer Bay's error body", () => {
     }
   });
 
+  test("a message the MCP transport itself refuses (params not an object, a method that is not a string) is Bay's 400, not the SDK's body", async () => {
+    for (const body of [
+      { jsonrpc: "2.0", id: 1, method: "tools/call", params: ["run_shell"] },
+      { jsonrpc: "2.0", id: 1, method: 7 },
+    ]) {
+      const r = await post(ALICE, body, { "x-request-id": "mcp-refused-1" });
+      expect(r.status).toBe(400);
+      expectErrorBody(r.res, r.body, "validation_error");
+      expect(r.body.error.request_id).toBe("mcp-refused-1");
+    }
+  });
+
   test("GET and DELETE /mcp are 405 (no server-initiated streams or sessions in stateless mode)", async () => {
     for (const method of ["GET", "DELETE"]) {
       const res = await t.bay.app.request("/mcp", { method, headers: { authorization: `Bearer ${ALICE}` } });

@@ -101,6 +101,20 @@ describe("answers Bay gives are in the error model", () => {
     await alive();
   });
 
+  test("HTTP/1.0 without Host: 400 validation_error on every path (Bun hands the app a relative URL); with Host, served", async () => {
+    for (const path of ["/docs", "/v1/sandboxes", "/health", "/mcp"]) {
+      const r = parse((await raw(`GET ${path} HTTP/1.0\r\nX-Owner: alice\r\n\r\n`)).text.replace(/^HTTP\/1\.0/, "HTTP/1.1"));
+      expect([path, r.status, r.body.error?.code]).toEqual([path, 400, "validation_error"]);
+      expect(r.headers).toContain(`x-request-id: ${r.body.error.request_id.toLowerCase()}`);
+    }
+    const ok = parse(
+      (await raw("GET /v1/sandboxes HTTP/1.0\r\nHost: localhost\r\nX-Owner: alice\r\n\r\n")).text.replace(/^HTTP\/1\.0/, "HTTP/1.1"),
+    );
+    expect(ok.status).toBe(200);
+    expect(Array.isArray(ok.body.items)).toBe(true);
+    await alive();
+  });
+
   test("an absurd Content-Length on a JSON route: 413 payload_too_large in the error model", async () => {
     const r = parse(
       (

@@ -1,7 +1,9 @@
 /**
  * Reconcile and workspace data-plane helpers: a helper left behind by a Bay that
  * died mid-call is removed once it is older than any call could keep it, a
- * fresh one is left alone, and another installation's helper is never touched.
+ * fresh one on a live workspace is left alone, another installation's helper is
+ * never touched, and a deleted workspace's helper goes at once (it would hold
+ * the volume for half an hour).
  */
 import { afterEach, beforeEach, expect, setDefaultTimeout, test } from "bun:test";
 import Docker from "dockerode";
@@ -9,7 +11,7 @@ import { createArchiveHelper, helperName } from "../../src/bay/drivers/docker/ar
 import { LabelCodec } from "../../src/bay/drivers/docker/labels.ts";
 import { Reconciler, STALE_HELPER_MS } from "../../src/bay/domain/reconciler.ts";
 import { silentLogger } from "../../src/bay/logger.ts";
-import { createTestBay, uniqueInstanceId, type TestBay } from "../support/harness.ts";
+import { createTestBay, type TestBay } from "../support/harness.ts";
 
 setDefaultTimeout(60_000);
 
@@ -26,15 +28,23 @@ afterEach(async () => {
   await other.close();
 });
 
-/** A data-plane helper as a Bay that died mid-call leaves it: created on the volume, never removed. */
-async function leaveHelper(bay: TestBay, volume: string): Promise<string> {
-  const labels = { owner: "alice", workspace_id: volume, instance_id: bay.bay.instanceId };
-  await bay.bay.driver.createVolume(volume, labels);
+/** A live workspace of `bay` (created through its API) and its volume's name. */
+async function workspaceOf(bay: TestBay): Promise<{ id: string; volume: string }> {
+  const r = await bay.json("POST", "/v1/workspaces", { body: {} });
+  expect(r.status).toBe(201);
+  const rec = await bay.bay.deps.stores.workspaces.get(r.body.id);
+  return { id: r.body.id, volume: rec!.volumeName };
+}
+
+/** A data-plane helper as a Bay that died mid-call leaves it: created on the workspace's volume, never removed. */
+async function leaveHelper(bay: TestBay, ws: { id: string; volume: string }): Promise<string> {
+  const labels = { owner: "alice", workspace_id: ws.id, instance_id: bay.bay.instanceId };
+  await bay.bay.driver.createVolume(ws.volume, labels);
   const docker = new Docker({ socketPath: "/var/run/docker.sock" });
   return createArchiveHelper(
     docker,
     new LabelCodec("bay."),
-    { name: volume, labels },
+    { name: ws.volume, labels },
     {
       name: helperName(),
       image: bay.config.driver.helper_image,
@@ -55,8 +65,8 @@ function reconcilerAt(bay: TestBay, offsetMs: number): Reconciler {
 }
 
 test("a stale helper is removed, a fresh one and another installation's are kept", async () => {
-  const mine = await leaveHelper(t, `ws-${uniqueInstanceId()}`);
-  const theirs = await leaveHelper(other, `ws-${uniqueInstanceId()}`);
+  const mine = await leaveHelper(t, await workspaceOf(t));
+  const theirs = await leaveHelper(other, await workspaceOf(other));
 
   const fresh = await reconcilerAt(t, 0).runOnce();
   expect(fresh.staleHelpers).toBe(0);
@@ -66,4 +76,19 @@ test("a stale helper is removed, a fresh one and another installation's are kept
   expect(later.staleHelpers).toBe(1);
   expect((await t.bay.driver.containerStatus(mine)).state).toBe("missing");
   expect((await other.bay.driver.containerStatus(theirs)).state).toBe("created");
+});
+
+test("a deleted workspace's helper is removed at the next pass, and then its volume", async () => {
+  const ws = await workspaceOf(t);
+  const helper = await leaveHelper(t, ws);
+  // The helper holds the volume: the delete answers, the volume stays for reconcile.
+  expect((await t.call("DELETE", `/v1/workspaces/${ws.id}`)).status).toBe(204);
+  const volumes = async () => (await t.bay.driver.listVolumes({ instance_id: t.bay.instanceId })).map((v) => v.name);
+  expect(await volumes()).toContain(ws.volume);
+
+  const report = await reconcilerAt(t, 0).runOnce();
+  expect(report.staleHelpers).toBe(1);
+  expect(report.orphanVolumes).toBe(1);
+  expect((await t.bay.driver.containerStatus(helper)).state).toBe("missing");
+  expect(await volumes()).not.toContain(ws.volume);
 });

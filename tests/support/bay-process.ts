@@ -26,6 +26,8 @@ export interface BayProcess {
   logs: Array<Record<string, unknown> & { msg: string; level: string }>;
   /** Sends a signal to this process (by pid) and waits for it to exit. */
   kill(signal: "SIGKILL" | "SIGTERM"): Promise<void>;
+  /** Settles when the process has exited: its exit code, or the signal that ended it. */
+  exited: Promise<{ code: number | null; signal: string | null }>;
 }
 
 /** A free loopback TCP port (bound and released). */
@@ -108,7 +110,11 @@ export async function startBayProcess(opts: BayProcessOptions): Promise<BayProce
     }
     await Bun.sleep(100);
   }
-  return { url, pid: proc.pid, logs, kill };
+  const exited = proc.exited.then(() => ({
+    code: proc.signalCode ? null : proc.exitCode,
+    signal: proc.signalCode === null ? null : String(proc.signalCode),
+  }));
+  return { url, pid: proc.pid, logs, kill, exited };
 }
 
 /** JSON request against a Bay process as owner "alice". */

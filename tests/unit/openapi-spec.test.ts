@@ -173,6 +173,9 @@ describe("openapi/bay.v1.yaml", () => {
       if (!f.op.responses?.[String(status)]) missing.push(`${f.id} lacks ${status} (${why})`);
     };
     for (const f of found) {
+      // Before any route: a request without Host or past server.max_header_bytes; anonymous mode's Host guard.
+      need(f, 400, "Host and header limits");
+      need(f, 403, "Host guard");
       const authenticated = (f.op.security ?? spec.security ?? []).length > 0;
       if (!authenticated) continue;
       need(f, 401, "authenticated");

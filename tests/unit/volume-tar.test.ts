@@ -75,7 +75,7 @@ describe("oneFileTar when its consumer fails", () => {
   test("a send that fails mid-way rejects, closes the body and the tar, no unhandled rejection", async () => {
     const body = createReadStream(file, { highWaterMark: 64 * 1024 });
     let tar: Readable | undefined;
-    const sent = sendOneFileTar({ dirs: ["a", "a/b"], name: "a/b/up.bin", size: SIZE, body }, (t) => {
+    const sent = sendOneFileTar({ dirs: [{ name: "a" }, { name: "a/b" }], name: "a/b/up.bin", size: SIZE, body }, (t) => {
       tar = t;
       return modemLikeSend(3)(t);
     });
@@ -102,7 +102,7 @@ describe("oneFileTar when its consumer fails", () => {
 
   test("a tar destroyed before any byte is read closes the body", async () => {
     const body = createReadStream(file, { highWaterMark: 64 * 1024 });
-    const tar = oneFileTar({ dirs: ["d"], name: "d/up.bin", size: SIZE, body });
+    const tar = oneFileTar({ dirs: [{ name: "d" }], name: "d/up.bin", size: SIZE, body });
     await Bun.sleep(20);
     tar.destroy(new Error("gone"));
     tar.on("error", () => {});
@@ -123,10 +123,29 @@ describe("oneFileTar when its consumer fails", () => {
       stream.on("end", next);
       stream.resume();
     });
-    await pipeline(oneFileTar({ dirs: ["x"], name: "x/up.bin", size: SIZE, body }), extract);
+    await pipeline(oneFileTar({ dirs: [{ name: "x" }], name: "x/up.bin", size: SIZE, body }), extract);
     expect(entries.map((e) => e.name.replace(/\/$/, ""))).toEqual(["x", "x/up.bin"]);
     expect(entries[0]!.type).toBe("directory");
     expect(entries[1]).toMatchObject({ type: "file", size: SIZE, read: SIZE });
     expect(unhandled).toEqual([]);
+  });
+
+  test("a parent that exists keeps its mode and mtime in the tar; a new one gets 0755, every one uid 1000", async () => {
+    const headers: tar.Header[] = [];
+    const extract = tar.extract();
+    extract.on("entry", (header, stream, next) => {
+      headers.push(header);
+      stream.on("end", next);
+      stream.resume();
+    });
+    const kept = new Date("2026-01-02T03:04:05Z");
+    const dirs = [{ name: "old", mode: 0o1750, mtime: kept }, { name: "old/new" }];
+    await pipeline(oneFileTar({ dirs, name: "old/new/f", size: 1, body: new Uint8Array([1]) }), extract);
+    expect(headers.map((h) => [h.name, h.type, h.mode, h.uid, h.gid])).toEqual([
+      ["old/", "directory", 0o1750, 1000, 1000],
+      ["old/new/", "directory", 0o755, 1000, 1000],
+      ["old/new/f", "file", 0o644, 1000, 1000],
+    ]);
+    expect(headers[0]!.mtime?.getTime()).toBe(kept.getTime());
   });
 });

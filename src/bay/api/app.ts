@@ -12,7 +12,7 @@ import { cors } from "hono/cors";
 import { authMiddleware } from "./middleware/auth.ts";
 import { hostGuard } from "./middleware/host-guard.ts";
 import { jsonBodyLimit } from "./middleware/body-limit.ts";
-import { headerLimit, noIdleTimeout } from "./middleware/connection.ts";
+import { headerLimit, noIdleTimeout, requireHost } from "./middleware/connection.ts";
 import { createErrorHandler, createNotFoundHandler } from "./middleware/error-handler.ts";
 import { observeRequests } from "../observability/observe-requests.ts";
 import { idempotency } from "./middleware/idempotency.ts";
@@ -42,6 +42,7 @@ export function createApp(deps: AppDeps): Hono {
   app.notFound(createNotFoundHandler(Object.values(operations)));
 
   const server = deps.config.server;
+  app.use(requireHost());
   app.use(headerLimit(server.max_header_bytes));
   // Calls that may run for minutes (execs, transfers) are bounded by Bay's own deadlines, not the connection's.
   const lift = noIdleTimeout();

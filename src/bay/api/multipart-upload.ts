@@ -130,7 +130,10 @@ class FormReader {
       let seen = false;
       this.bb.on("file", (name, stream, info) => {
         stream.on("error", (e) => this.fail(e));
-        if (name !== "file" || seen) {
+        // The form already failed (a bad path field earlier in the same chunk: busboy
+        // parses the rest of a chunk after we stop feeding it). Its data will never
+        // all come, so nobody may wait for it; `done` has settled and rejects below.
+        if (this.failure || name !== "file" || seen) {
           stream.resume();
           return;
         }

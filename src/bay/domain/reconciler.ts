@@ -8,8 +8,9 @@
  * installation's `instance_id` label (the driver adds its own managed-by label
  * to every filter), leaves containers without a `session_id` label alone, and
  * never touches a container whose `starting` session still holds its lease.
- * Workspace data-plane helpers (no session) are removed only once they are far
- * older than any data-plane call can live: leftovers of a Bay that died mid-call.
+ * Workspace data-plane helpers (no session) are removed once they are far older
+ * than any data-plane call can live (leftovers of a Bay that died mid-call), or
+ * at once when their workspace is deleted (they would hold its volume).
  */
 import type { ContainerInfo, Driver } from "../drivers/driver.ts";
 import { errorMessage, type Logger } from "../logger.ts";
@@ -45,7 +46,7 @@ export interface ReconcileReport {
   orphanContainers: number;
   /** Volumes removed because their workspace row is deleted or absent. */
   orphanVolumes: number;
-  /** Workspace data-plane helpers left behind by a Bay that died mid-call. */
+  /** Workspace data-plane helpers left behind by a Bay that died mid-call, or of a deleted workspace. */
   staleHelpers: number;
   /** Steps skipped because the engine or database did not answer. */
   errors: number;
@@ -158,15 +159,32 @@ export class Reconciler {
     return sess.status === "ready" && sess.containerId !== null && sess.containerId !== c.id;
   }
 
-  /** Workspace helpers of this installation older than any call could keep one. */
+  /**
+   * Workspace helpers of this installation older than any call could keep one,
+   * and helpers of a deleted workspace at any age: no call on it can succeed,
+   * and the helper would hold the workspace's volume (removed in the next step)
+   * until it is stale.
+   */
   private async removeStaleHelpers(report: ReconcileReport): Promise<void> {
-    const { driver, logger, instanceId } = this.deps;
+    const { driver, stores, logger, instanceId } = this.deps;
     const cutoff = this.now() - STALE_HELPER_MS;
     for (const c of await driver.listContainers({ instance_id: instanceId })) {
-      if (c.labels.role !== "workspace-helper" || c.labels.session_id || c.createdAt === undefined || c.createdAt > cutoff) continue;
+      if (c.labels.role !== "workspace-helper" || c.labels.session_id) continue;
+      const stale = c.createdAt !== undefined && c.createdAt <= cutoff;
+      const workspaceId = c.labels.workspace_id;
+      let deleted = false;
+      if (!stale && workspaceId !== undefined) {
+        // Rows are written before volumes and helpers, so a missing row is a deleted workspace.
+        const ws = await stores.workspaces.get(workspaceId);
+        deleted = ws === null || ws.deletedAt !== null;
+      }
+      if (!stale && !deleted) continue;
       await driver.destroyContainer(c.id);
       report.staleHelpers++;
-      logger.info("stale workspace helper removed", { container_id: c.id, workspace_id: c.labels.workspace_id });
+      logger.info(stale ? "stale workspace helper removed" : "helper of a deleted workspace removed", {
+        container_id: c.id,
+        workspace_id: workspaceId,
+      });
     }
   }
 

@@ -44,7 +44,7 @@ export const operations = {
     tags: ["System"],
     authenticated: false,
     successStatus: 200,
-    statuses: [200],
+    statuses: [200, 400, 403],
     successContentType: "application/json",
     successSchema: zHealth,
   },
@@ -58,7 +58,7 @@ export const operations = {
     tags: ["System"],
     authenticated: false,
     successStatus: 200,
-    statuses: [200],
+    statuses: [200, 400, 403],
     successContentType: "application/json",
     successSchema: z.record(z.string(), z.unknown()),
   },
@@ -72,7 +72,7 @@ export const operations = {
     tags: ["System"],
     authenticated: false,
     successStatus: 200,
-    statuses: [200],
+    statuses: [200, 400, 403],
     successContentType: "text/html",
   },
   /** The scripts and stylesheet `/docs` loads, embedded in Bay (and in the single binary). */
@@ -85,7 +85,7 @@ export const operations = {
     tags: ["System"],
     authenticated: false,
     successStatus: 200,
-    statuses: [200, 400],
+    statuses: [200, 400, 403],
     params: z.object({
       /** The file. */
       asset: z.enum(["swagger-ui-bundle.js", "swagger-ui.css", "docs.js"]),
@@ -102,7 +102,7 @@ export const operations = {
     tags: ["Operations"],
     authenticated: false,
     successStatus: 200,
-    statuses: [200, 401, 403, 500],
+    statuses: [200, 400, 401, 403, 500],
     successContentType: "text/plain",
   },
   /** A stateless MCP server over Streamable HTTP: each POST carries one JSON-RPC message (or a batch) and is answered as JSON, or as an SSE stream when the client accepts `text/event-stream`. Same Bearer auth, owner scoping, rate limit and body limit as `/v1`; the tools (sandboxes, Python, shell, files) act through Bay's own `/v1` routes with the caller's credentials. A message with only notifications or responses is answered 202 with no body. JSON-RPC level errors (unknown method, bad params) come back as JSON-RPC error objects with status 200. */
@@ -115,7 +115,7 @@ export const operations = {
     tags: ["Operations"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 202, 400, 401, 413, 429, 500],
+    statuses: [200, 202, 400, 401, 403, 413, 429, 500],
     headers: z.object({
       /** Caller-chosen request id, echoed in the response; generated when absent. */
       "x-request-id": z.string().min(1).max(128).optional(),
@@ -135,7 +135,7 @@ export const operations = {
     tags: ["Profiles"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 429, 500],
+    statuses: [200, 400, 401, 403, 429, 500],
     headers: z.object({
       /** Caller-chosen request id, echoed in the response; generated when absent. */
       "x-request-id": z.string().min(1).max(128).optional(),
@@ -153,7 +153,7 @@ export const operations = {
     tags: ["Sandboxes"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 429, 500],
+    statuses: [200, 400, 401, 403, 429, 500],
     query: z.object({
       /** Page size. */
       limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -179,7 +179,7 @@ export const operations = {
     tags: ["Sandboxes"],
     authenticated: true,
     successStatus: 201,
-    statuses: [201, 400, 401, 404, 409, 413, 429, 500, 503],
+    statuses: [201, 400, 401, 403, 404, 409, 413, 429, 500, 503],
     headers: z.object({
       /** Replays the stored response for a repeated request with the same key and body (per owner, default TTL 24 h). */
       "idempotency-key": z.string().regex(new RegExp("^[A-Za-z0-9_-]{1,128}$")).optional(),
@@ -201,7 +201,7 @@ export const operations = {
     tags: ["Sandboxes"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500],
+    statuses: [200, 400, 401, 403, 404, 429, 500],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -223,7 +223,7 @@ export const operations = {
     tags: ["Sandboxes"],
     authenticated: true,
     successStatus: 204,
-    statuses: [204, 400, 401, 404, 429, 500, 503],
+    statuses: [204, 400, 401, 403, 404, 429, 500, 503],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -243,7 +243,7 @@ export const operations = {
     tags: ["Sandboxes"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -265,7 +265,7 @@ export const operations = {
     tags: ["Sandboxes"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500, 503],
+    statuses: [200, 400, 401, 403, 404, 429, 500, 503],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -287,7 +287,7 @@ export const operations = {
     tags: ["Sandboxes"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 413, 429, 500],
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -311,7 +311,7 @@ export const operations = {
     tags: ["Python"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 413, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -335,7 +335,7 @@ export const operations = {
     tags: ["Shell"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 413, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -359,7 +359,7 @@ export const operations = {
     tags: ["Code contexts"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -381,7 +381,7 @@ export const operations = {
     tags: ["Code contexts"],
     authenticated: true,
     successStatus: 201,
-    statuses: [201, 400, 401, 404, 409, 413, 429, 500, 502, 503, 504],
+    statuses: [201, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -405,7 +405,7 @@ export const operations = {
     tags: ["Code contexts"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -429,7 +429,7 @@ export const operations = {
     tags: ["Code contexts"],
     authenticated: true,
     successStatus: 204,
-    statuses: [204, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [204, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -451,7 +451,7 @@ export const operations = {
     tags: ["Code contexts"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -475,7 +475,7 @@ export const operations = {
     tags: ["Code contexts"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 413, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -499,7 +499,7 @@ export const operations = {
     tags: ["Shell"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -521,7 +521,7 @@ export const operations = {
     tags: ["Shell"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -545,7 +545,7 @@ export const operations = {
     tags: ["Shell"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -699,7 +699,7 @@ export const operations = {
     tags: ["Filesystem"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 413, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -725,7 +725,7 @@ export const operations = {
     tags: ["Filesystem"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 413, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -749,7 +749,7 @@ export const operations = {
     tags: ["Filesystem"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -775,7 +775,7 @@ export const operations = {
     tags: ["Filesystem"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -801,7 +801,7 @@ export const operations = {
     tags: ["Filesystem"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 413, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -829,7 +829,7 @@ export const operations = {
     tags: ["Filesystem"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -881,7 +881,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 429, 500],
+    statuses: [200, 400, 401, 403, 429, 500],
     query: z.object({
       /** Page size. */
       limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -905,7 +905,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 201,
-    statuses: [201, 400, 401, 409, 413, 429, 500, 503],
+    statuses: [201, 400, 401, 403, 409, 413, 429, 500, 503],
     headers: z.object({
       /** Replays the stored response for a repeated request with the same key and body (per owner, default TTL 24 h). */
       "idempotency-key": z.string().regex(new RegExp("^[A-Za-z0-9_-]{1,128}$")).optional(),
@@ -927,7 +927,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500],
+    statuses: [200, 400, 401, 403, 404, 429, 500],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -949,7 +949,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 204,
-    statuses: [204, 400, 401, 404, 409, 429, 500, 503],
+    statuses: [204, 400, 401, 403, 404, 409, 429, 500, 503],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -969,7 +969,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 413, 429, 500, 501, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 413, 429, 500, 501, 503, 504],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -995,7 +995,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 413, 429, 500, 501, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 413, 429, 500, 501, 503, 504],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -1019,7 +1019,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500, 501, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 429, 500, 501, 503, 504],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -1045,7 +1045,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500, 501, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 429, 500, 501, 503, 504],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -1071,7 +1071,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 413, 429, 500, 501, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 413, 429, 500, 501, 503, 504],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -1099,7 +1099,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429, 500, 501, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 429, 500, 501, 503, 504],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),

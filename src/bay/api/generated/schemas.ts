@@ -76,7 +76,7 @@ export const zUnauthorizedError = z.object({
 });
 export type UnauthorizedError = z.infer<typeof zUnauthorizedError>;
 
-/** 403: in anonymous mode, a Host header not in `server.allowed_hosts` (`host_not_allowed`: DNS rebinding), or a browser request from a page of another origin not in `server.cors_origins` (`cross_site`: its `Origin` or `Sec-Fetch-Site` says so). Bay answers 404, never 403, for resources of another owner. */
+/** 403: in anonymous mode, a Host header not in `server.allowed_hosts` (`host_not_allowed`: DNS rebinding), or a browser request from a page of another origin not in `server.cors_origins` (`cross_site`: its `Origin` or `Sec-Fetch-Site` says so); /metrics from a peer that is not loopback when no metrics token is set. Bay answers 404, never 403, for resources of another owner. */
 export const zForbiddenError = z.object({
   code: z.literal("forbidden"),
   message: z.string(),

@@ -1,6 +1,9 @@
 /**
  * Per-request connection rules that Bun.serve cannot express globally:
  *
+ * * a request names its Host: HTTP/1.1 requires it (Bun refuses one without),
+ *   but for an HTTP/1.0 request without it Bun hands over a relative URL, which
+ *   routes to the wrong path and breaks every absolute URL built from it;
  * * request headers and URL are bounded (`server.max_header_bytes`): Bay raises
  *   Bun's own parser limit far above it, so an oversized request reaches the app
  *   and is refused in the error model (400) instead of with a bare 431;
@@ -15,6 +18,19 @@ import { BayError } from "../../errors.ts";
 /** What Bun's server exposes per request (the Hono env when served by Bun.serve). */
 interface BunServerLike {
   timeout?: (request: Request, seconds: number) => void;
+}
+
+/** Refuses a request without a Host header (400 in the error model). */
+export function requireHost(): MiddlewareHandler {
+  return async function bayRequireHost(c, next) {
+    // Bun gives such a request a relative URL ("/v1/…"); every request with a Host has an absolute one.
+    if (c.req.raw.url.startsWith("/")) {
+      throw new BayError("validation_error", "a Host header is required", {
+        details: { issues: [{ path: "headers.host", message: "required" }] },
+      });
+    }
+    return next();
+  };
 }
 
 /** Refuses requests whose headers and URL together exceed `maxBytes`. */

@@ -12,6 +12,7 @@
  */
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { Hono } from "hono";
+import { BayError } from "../../errors.ts";
 import { BayCaller, type AppRequest } from "../../mcp/bay-caller.ts";
 import { createMcpServer } from "../../mcp/server.ts";
 import type { AppDeps } from "../deps.ts";
@@ -30,6 +31,12 @@ export function mcpRoutes(deps: AppDeps, request: AppRequest): Hono {
     const headers = new Headers(c.req.raw.headers);
     headers.set("accept", "application/json, text/event-stream");
     const res = await transport.handleRequest(new Request(c.req.raw.url, { method: "POST", headers }), { parsedBody: message });
+    // The SDK refuses some messages our schema lets through (params that are not an
+    // object, …) with its own JSON-RPC error body; a refused request is a 400 in Bay's model.
+    if (res.status >= 400) {
+      await server.close();
+      throw await protocolRefusal(res);
+    }
     // A JSON answer is complete here; an SSE stream closes itself after its last response.
     if (!sse) await server.close();
     const out = new Headers(res.headers);
@@ -37,4 +44,16 @@ export function mcpRoutes(deps: AppDeps, request: AppRequest): Hono {
     return new Response(res.body, { status: res.status, headers: out });
   });
   return app;
+}
+
+/** A validation_error carrying the SDK's own reason (its JSON-RPC error message). */
+async function protocolRefusal(res: Response): Promise<BayError> {
+  let reason = `the MCP transport refused the message (HTTP ${res.status})`;
+  try {
+    const body = (await res.json()) as { error?: { message?: unknown } };
+    if (typeof body.error?.message === "string") reason = body.error.message.slice(0, 200);
+  } catch {
+    // no JSON-RPC body: keep the generic reason
+  }
+  return new BayError("validation_error", reason, { details: { issues: [{ path: "json", message: reason }] } });
 }

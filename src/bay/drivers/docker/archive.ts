@@ -126,6 +126,17 @@ export async function removeHelper(docker: Docker, idOrName: string, signal: Abo
 
 /** Stats `path` in a helper (HEAD on the archive endpoint): null when the engine answers 404. */
 export async function statPath(docker: Docker, helper: string, path: string, name: string, signal: AbortSignal): Promise<FileStat | null> {
+  return (await statPathMode(docker, helper, path, name, signal))?.stat ?? null;
+}
+
+/** statPath, plus the entry's Unix permission bits (setuid, setgid, sticky and rwx). */
+export async function statPathMode(
+  docker: Docker,
+  helper: string,
+  path: string,
+  name: string,
+  signal: AbortSignal,
+): Promise<{ stat: FileStat; mode: number } | null> {
   let res: EngineStream;
   try {
     res = (await docker.getContainer(helper).infoArchive({ path, abortSignal: signal })) as EngineStream;
@@ -135,7 +146,17 @@ export async function statPath(docker: Docker, helper: string, path: string, nam
     throw err;
   }
   res.resume();
-  return fileStatOf(name, pathStatOf(res));
+  const s = pathStatOf(res);
+  return { stat: fileStatOf(name, s), mode: unixMode(s.mode) };
+}
+
+// Go's os.FileMode keeps setuid, setgid and sticky apart from the rwx bits.
+const GO_MODE_SETUID = 2 ** 23;
+const GO_MODE_SETGID = 2 ** 22;
+const GO_MODE_STICKY = 2 ** 20;
+
+function unixMode(go: number): number {
+  return (go & 0o777) | (go & GO_MODE_SETUID ? 0o4000 : 0) | (go & GO_MODE_SETGID ? 0o2000 : 0) | (go & GO_MODE_STICKY ? 0o1000 : 0);
 }
 
 /** Streams `path` of a helper as a tar. The signal stays attached to the whole transfer. */

@@ -16,11 +16,20 @@ import type Docker from "dockerode";
 import { BayError } from "../../errors.ts";
 import type { DirectoryListing, FileBody, FileStat, OpenedFile, VolumeFiles, VolumeRef } from "../driver.ts";
 import { fileErrors, prefixOf, segmentsOf, walkChain, type Walked } from "../volume-walk.ts";
-import { createArchiveHelper, getArchive, helperName, putArchive, removeHelper, runHelperCommand, statPath } from "./archive.ts";
+import {
+  createArchiveHelper,
+  getArchive,
+  helperName,
+  putArchive,
+  removeHelper,
+  runHelperCommand,
+  statPath,
+  statPathMode,
+} from "./archive.ts";
 import { engineMessage, engineStatus, imageNotFound, isAbort, isImageMissing, isNotFound, isUnreachable } from "./docker-errors.ts";
 import type { LabelCodec } from "./labels.ts";
 import { listCommand, removeCommand, usageCommand, type VolumeCommand } from "./volume-commands.ts";
-import { sendOneFileTar, streamFirstFile } from "./volume-tar.ts";
+import { sendOneFileTar, streamFirstFile, type TarDir } from "./volume-tar.ts";
 
 export interface DockerVolumeFilesOptions {
   /** Image of the helpers: a POSIX sh, GNU find, head, rm and du, and a uid 1000. */
@@ -135,14 +144,22 @@ export class DockerVolumeFiles implements VolumeFiles {
   async write(volume: VolumeRef, path: string, body: FileBody): Promise<void> {
     if (path === ".") throw fileErrors.root(path);
     await this.withArchiveHelper(volume, "write", path, async (helper) => {
-      const { target, missingDirs } = await this.walk(helper, path, "refuse");
+      const modes: number[] = [];
+      const { target, missingDirs, chain } = await this.walk(helper, path, "refuse", modes);
       if (target?.kind === "directory") throw fileErrors.isDirectory(path);
       if (target && target.kind !== "file") throw fileErrors.notRegularFile(path);
+      // The parents that exist go in the tar too, as they are: should one vanish before the put, the engine recreates it as the tar says, not as root.
+      const segments = segmentsOf(path);
+      const dirs: TarDir[] = [];
+      for (let i = 0; i < segments.length - 1 && chain[i]?.kind === "directory"; i++) {
+        dirs.push({ name: prefixOf(segments, i + 1), mode: modes[i], mtime: new Date(chain[i]!.modifiedAt) });
+      }
+      for (const name of missingDirs) dirs.push({ name });
       // A stalled engine must not hold the upload forever: each chunk it takes resets the clock.
       const idle = new IdleDeadline(this.opts.callTimeoutMs);
       const bytes = body.bytes instanceof Uint8Array ? body.bytes : touching(body.bytes, () => idle.touch());
       try {
-        await sendOneFileTar({ dirs: missingDirs, name: path, size: body.size, body: bytes }, (tar) =>
+        await sendOneFileTar({ dirs, name: path, size: body.size, body: bytes }, (tar) =>
           putArchive(this.docker, helper, ROOT, tar, idle.signal),
         );
       } catch (err) {
@@ -171,14 +188,22 @@ export class DockerVolumeFiles implements VolumeFiles {
    * The lstat chain of `path` from one stat per segment, STAT_CONCURRENCY at a
    * time, stopping at the first segment that is missing or no directory.
    */
-  private async walk(helper: string, path: string, finalLink: "refuse" | "allow"): Promise<Walked> {
+  private async walk(
+    helper: string,
+    path: string,
+    finalLink: "refuse" | "allow",
+    modes: number[] = [],
+  ): Promise<Walked & { chain: Array<FileStat | null> }> {
     const segments = segmentsOf(path);
     const chain: Array<FileStat | null> = [];
+    const done = () => ({ ...walkChain(path, chain, finalLink), chain });
     for (let start = 0; start < segments.length; start += STAT_CONCURRENCY) {
       const batch = segments
         .slice(start, start + STAT_CONCURRENCY)
         .map((segment, k) =>
-          this.call("stat", path, (signal) => statPath(this.docker, helper, absolute(prefixOf(segments, start + k + 1)), segment, signal)),
+          this.call("stat", path, (signal) =>
+            statPathMode(this.docker, helper, absolute(prefixOf(segments, start + k + 1)), segment, signal),
+          ),
         );
       for (const result of await Promise.allSettled(batch)) {
         if (result.status === "rejected") {
@@ -186,11 +211,12 @@ export class DockerVolumeFiles implements VolumeFiles {
           walkChain(path, chain, finalLink);
           throw result.reason;
         }
-        chain.push(result.value);
-        if (result.value?.kind !== "directory") return walkChain(path, chain, finalLink);
+        chain.push(result.value?.stat ?? null);
+        modes.push(result.value?.mode ?? 0);
+        if (result.value?.stat.kind !== "directory") return done();
       }
     }
-    return walkChain(path, chain, finalLink);
+    return done();
   }
 
   /** Runs a command in a throwaway helper under a deadline for the whole run, removes the helper, reads the outcome. */

@@ -19,9 +19,20 @@ export type TarHeader = tar.Header;
 /** A tar entry being written (a streamx Writable). */
 type TarSink = ReturnType<tar.Pack["entry"]>;
 
+/** A directory entry of the tar: one that exists keeps its mode and mtime, a new one gets 0755 and now. */
+export interface TarDir {
+  name: string;
+  mode?: number;
+  mtime?: Date;
+}
+
 export interface OneFileTar {
-  /** Missing parent directories to create first (relative, outermost first). */
-  dirs: string[];
+  /**
+   * Every parent directory of the file (relative, outermost first). The engine
+   * creates a parent the archive does not list as root, so one that vanishes
+   * between the walk and the put would come back owned by root.
+   */
+  dirs: TarDir[];
   /** Relative file name inside the extraction directory. */
   name: string;
   size: number;
@@ -49,8 +60,8 @@ function drained(entry: TarSink): Promise<void> {
 }
 
 /**
- * A tar with the missing parent directories (0755) and one file (0644), all owned
- * by uid/gid 1000, streamed as it is read: the file body is never held whole.
+ * A tar with the parent directories and one file (0644), all owned by uid/gid
+ * 1000, streamed as it is read: the file body is never held whole.
  * Destroying the returned stream tears the writer down and stops reading the body.
  */
 export function oneFileTar(spec: OneFileTar): Readable {
@@ -61,9 +72,8 @@ export function oneFileTar(spec: OneFileTar): Readable {
   const owner = { uid: WORKSPACE_UID, gid: WORKSPACE_GID, uname: "ship", gname: "ship", mtime };
   const fill = async () => {
     for (const dir of spec.dirs) {
-      await new Promise<void>((resolve, reject) =>
-        pack.entry({ ...owner, name: `${dir}/`, type: "directory", mode: DIR_MODE }, (err) => (err ? reject(err) : resolve())),
-      );
+      const header = { ...owner, name: `${dir.name}/`, type: "directory" as const, mode: dir.mode ?? DIR_MODE, mtime: dir.mtime ?? mtime };
+      await new Promise<void>((resolve, reject) => pack.entry(header, (err) => (err ? reject(err) : resolve())));
     }
     const header = { ...owner, name: spec.name, type: "file" as const, mode: FILE_MODE, size: spec.size };
     if (spec.body instanceof Uint8Array) {

@@ -1,0 +1,168 @@
+/**
+ * Real ids for the fuzzer to aim at: sandboxes and workspaces of the caller
+ * (one with a running Ship, files and a background process; one idle), of
+ * another owner, deleted ones, and "doomed" ones that valid deletes may
+ * consume. The keeper removes what fuzzed creates made and replaces consumed
+ * doomed fixtures and an ended background process between batches, so Docker use stays bounded.
+ */
+import type { FuzzRequest, Resolver } from "./request.ts";
+import type { Outcome } from "./send.ts";
+
+type Json = Record<string, any>;
+
+/** A JSON call to Bay as `owner`; throws unless the status is `expect`. */
+export async function call(url: string, owner: string, method: string, path: string, body?: unknown, expect = 200): Promise<Json> {
+  const res = await fetch(url + path, {
+    method,
+    headers: { "x-owner": owner, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    signal: AbortSignal.timeout(120_000),
+  });
+  const text = await res.text();
+  if (res.status !== expect) throw new Error(`fixture ${method} ${path} as ${owner}: ${res.status} ${text.slice(0, 300)}`);
+  return text ? (JSON.parse(text) as Json) : {};
+}
+
+async function upload(url: string, owner: string, route: string, path: string, data: Uint8Array): Promise<void> {
+  const form = new FormData();
+  form.append("path", path);
+  form.append("file", new Blob([data as Uint8Array<ArrayBuffer>]), "bin.dat");
+  const res = await fetch(`${url}${route}`, { method: "POST", headers: { "x-owner": owner }, body: form });
+  if (res.status !== 200) throw new Error(`fixture upload ${route}: ${res.status} ${await res.text()}`);
+}
+
+const BINARY = Uint8Array.from({ length: 1024 }, (_, i) => (i * 131 + 7) & 0xff);
+
+/** Creates the fixtures and returns the placeholder values (`sb.own` → id, …). */
+export async function createFixtures(url: string): Promise<Record<string, string>> {
+  const v: Record<string, string> = {};
+  // A TTL, so that extend_ttl has something to extend.
+  const own = await call(url, "alice", "POST", "/v1/sandboxes", { ttl: 86400 }, 201);
+  v["sb.own"] = own.id;
+  v["ws.managed"] = own.workspace_id;
+  await call(url, "alice", "POST", `/v1/sandboxes/${own.id}/python/exec`, { code: "1+1" });
+  await call(url, "alice", "PUT", `/v1/sandboxes/${own.id}/filesystem/files`, { path: "fuzz/hello.txt", content: "hello\n" });
+  await call(url, "alice", "PUT", `/v1/sandboxes/${own.id}/filesystem/files`, { path: "fuzz/dir/a.txt", content: "a\n" });
+  await upload(url, "alice", `/v1/sandboxes/${own.id}/filesystem/upload`, "fuzz/bin.dat", BINARY);
+  const bg = await call(url, "alice", "POST", `/v1/sandboxes/${own.id}/shell/exec`, { command: "sleep 3600", background: true });
+  v["proc.bg"] = bg.process_id;
+  const idle = await call(url, "alice", "POST", "/v1/sandboxes", { ttl: 86400 }, 201);
+  v["sb.idle"] = idle.id;
+  // Files for the idle sandbox, written through its workspace so that no runtime starts.
+  for (const [path, content] of [
+    ["fuzz/hello.txt", "hello\n"],
+    ["fuzz/dir/a.txt", "a\n"],
+  ])
+    await call(url, "alice", "PUT", `/v1/workspaces/${idle.workspace_id}/filesystem/files`, { path, content });
+  await upload(url, "alice", `/v1/workspaces/${idle.workspace_id}/filesystem/upload`, "fuzz/bin.dat", BINARY);
+
+  const ext = await call(url, "alice", "POST", "/v1/workspaces", {}, 201);
+  v["ws.ext"] = ext.id;
+  await call(url, "alice", "PUT", `/v1/workspaces/${ext.id}/filesystem/files`, { path: "fuzz/hello.txt", content: "hello\n" });
+  await call(url, "alice", "PUT", `/v1/workspaces/${ext.id}/filesystem/files`, { path: "fuzz/dir/a.txt", content: "a\n" });
+  await upload(url, "alice", `/v1/workspaces/${ext.id}/filesystem/upload`, "fuzz/bin.dat", BINARY);
+
+  v["sb.other"] = (await call(url, "bob", "POST", "/v1/sandboxes", {}, 201)).id;
+  v["ws.other"] = (await call(url, "bob", "POST", "/v1/workspaces", {}, 201)).id;
+  await call(url, "bob", "PUT", `/v1/workspaces/${v["ws.other"]}/filesystem/files`, { path: "fuzz/hello.txt", content: "bob's\n" });
+
+  const gone = await call(url, "alice", "POST", "/v1/sandboxes", {}, 201);
+  await call(url, "alice", "DELETE", `/v1/sandboxes/${gone.id}`, undefined, 204);
+  v["sb.gone"] = gone.id;
+  const goneWs = await call(url, "alice", "POST", "/v1/workspaces", {}, 201);
+  await call(url, "alice", "DELETE", `/v1/workspaces/${goneWs.id}`, undefined, 204);
+  v["ws.gone"] = goneWs.id;
+
+  v["sb.unknown"] = "sandbox-00000000000000000000fuzz";
+  v["ws.unknown"] = "ws-00000000000000000000fuzz";
+  v["proc.unknown"] = "proc-00000000fuzz";
+  v["cursor.sb"] = (await call(url, "alice", "GET", "/v1/sandboxes?limit=1")).next_cursor;
+  v["cursor.ws"] = (await call(url, "alice", "GET", "/v1/workspaces?limit=1")).next_cursor;
+  v["cursor.other"] = (await call(url, "bob", "GET", "/v1/workspaces?limit=1")).next_cursor;
+  v["sb.doomed"] = (await call(url, "alice", "POST", "/v1/sandboxes", {}, 201)).id;
+  v["ws.doomed"] = (await call(url, "alice", "POST", "/v1/workspaces", {}, 201)).id;
+  for (const [k, val] of Object.entries(v)) if (typeof val !== "string" || val === "") throw new Error(`fixture ${k} is empty`);
+  return v;
+}
+
+interface Created {
+  kind: "sandboxes" | "workspaces";
+  id: string;
+  owner: string | undefined;
+}
+
+/** Tracks what fuzzed requests created or consumed and restores the fixtures between batches. */
+export class FixtureKeeper {
+  private readonly created: Created[] = [];
+  private doomedUsed = { sb: false, ws: false };
+  /** The background process fixture ended (killed, or its sandbox stopped). */
+  private bgLost = false;
+
+  constructor(private readonly values: Record<string, string>) {}
+
+  /** Looks at one answered request for creations and consumed doomed fixtures. */
+  note(req: FuzzRequest, resolve: Resolver, o: Outcome): void {
+    if (o.kind !== "response") return;
+    if (o.status === 201 && (req.aim === "createSandbox" || req.aim === "createWorkspace")) {
+      try {
+        const id = JSON.parse(new TextDecoder().decode(o.body)).id;
+        const owner = req.headers.filter(([k]) => k.toLowerCase() === "x-owner").map(([, x]) => resolve(x))[0];
+        if (typeof id === "string") this.created.push({ kind: req.aim === "createSandbox" ? "sandboxes" : "workspaces", id, owner });
+      } catch {
+        // not JSON: the checks report it
+      }
+    }
+    const ok = o.status >= 200 && o.status < 300;
+    if (ok && req.aim === "stopSandbox" && req.target.includes("{{sb.own}}")) this.bgLost = true;
+    if (ok && req.aim === "killShellProcess" && req.target.includes("{{proc.bg}}")) this.bgLost = true;
+    if (req.method === "DELETE" && o.status === 204) {
+      if (req.target.includes("{{sb.doomed}}")) this.doomedUsed.sb = true;
+      if (req.target.includes("{{ws.doomed}}")) this.doomedUsed.ws = true;
+    }
+  }
+
+  /** Deletes what fuzzed creates made (sandboxes first: they may hold a workspace) and replaces used doomed fixtures. */
+  async maintain(url: string): Promise<void> {
+    const batch = this.created.splice(0).sort((a, b) => (a.kind === b.kind ? 0 : a.kind === "sandboxes" ? -1 : 1));
+    for (const c of batch) {
+      await fetch(`${url}/v1/${c.kind}/${encodeURIComponent(c.id)}`, {
+        method: "DELETE",
+        headers: c.owner !== undefined ? { "x-owner": c.owner } : {},
+        signal: AbortSignal.timeout(60_000),
+      }).catch(() => {});
+    }
+    if (this.doomedUsed.sb) this.values["sb.doomed"] = (await call(url, "alice", "POST", "/v1/sandboxes", {}, 201)).id;
+    if (this.doomedUsed.ws) this.values["ws.doomed"] = (await call(url, "alice", "POST", "/v1/workspaces", {}, 201)).id;
+    this.doomedUsed = { sb: false, ws: false };
+    if (this.bgLost) {
+      const route = `/v1/sandboxes/${this.values["sb.own"]}/shell/exec`;
+      this.values["proc.bg"] = (await call(url, "alice", "POST", route, { command: "sleep 3600", background: true })).process_id;
+      this.bgLost = false;
+    }
+  }
+}
+
+/**
+ * Deletes every sandbox, then every workspace, of `owners` through Bay (as a
+ * client would), so what Bay leaves behind afterwards is Bay's own leak.
+ */
+export async function deleteEverything(url: string, owners: string[]): Promise<void> {
+  for (const kind of ["sandboxes", "workspaces"] as const) {
+    for (const owner of owners) {
+      for (let round = 0; round < 20; round++) {
+        const page = await call(url, owner, "GET", `/v1/${kind}?limit=200`);
+        const items = (page.items ?? []) as Array<{ id: string }>;
+        if (items.length === 0) break;
+        for (const { id } of items) {
+          const res = await fetch(`${url}/v1/${kind}/${id}`, {
+            method: "DELETE",
+            headers: { "x-owner": owner },
+            signal: AbortSignal.timeout(120_000),
+          });
+          await res.arrayBuffer();
+          if (res.status !== 204 && res.status !== 404) throw new Error(`deleting ${kind} ${id} of ${owner}: ${res.status}`);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * Answers Bay cannot put in its error model because Bun's HTTP server gives
+ * them before any of Bay's code runs (README, "Limits and quotas"): a bare
+ * 400/505 for malformed HTTP, a bare 400 for the asterisk target, a bare 431
+ * for a head past 1 MiB or past about 200 header lines, and a closed
+ * connection for a method Bun does not know (a lower-case one included). The fuzzer counts them apart
+ * instead of failing on them; anything else bare is still a finding.
+ */
+import type { FuzzRequest } from "./request.ts";
+
+/** Bun's parser: header lines it accepts (measured: 199 refused, 152 accepted) and the head size Bay configures. */
+const BUN_MAX_HEADER_LINES = 190;
+const BUN_MAX_HEAD_BYTES = 1024 * 1024;
+const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"]);
+
+function headOf(req: FuzzRequest): { lines: number; bytes: number } {
+  const lines = req.headers.length + 2; // Host and Connection, added when sending
+  const bytes = req.target.length + req.headers.reduce((n, [k, v]) => n + k.length + v.length + 4, 0);
+  return { lines, bytes };
+}
+
+/** Why a bare answer (no body, no X-Request-Id) is Bun's documented doing, if it is. */
+export function bareAnswerLimitation(req: FuzzRequest, status: number): string | undefined {
+  const head = headOf(req);
+  if (status === 431 && (head.lines > BUN_MAX_HEADER_LINES || head.bytes > BUN_MAX_HEAD_BYTES))
+    return "Bun refuses a head past about 200 header lines or 1 MiB with a bare 431";
+  if (req.transport !== "raw") return undefined;
+  if (req.syntax === "malformed" && (status === 400 || status === 505)) return `Bun refuses malformed HTTP with a bare ${status}`;
+  if (status === 400 && req.target === "*") return "Bun refuses the asterisk target (OPTIONS *) with a bare 400";
+  return undefined;
+}
+
+/** Why a connection closed without an answer is Bun's documented doing, if it is. */
+export function closedLimitation(req: FuzzRequest): string | undefined {
+  // Methods are case-sensitive: `get` is a method Bun does not know.
+  if (req.transport === "raw" && !KNOWN_METHODS.has(req.method) && req.raw?.verbatim === undefined)
+    return "Bun closes the connection on a method it does not know";
+  return undefined;
+}

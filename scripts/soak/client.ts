@@ -1,0 +1,107 @@
+/**
+ * The soak's HTTP client for the Bay under test. It always asks the Bay that
+ * runs now (the URL changes when Bay is restarted), and retries what a fault
+ * may leave briefly unavailable (503, 502, connection errors) within a bound.
+ */
+import type { BayUnderTest } from "../lib/bay-under-test.ts";
+
+export interface Answer {
+  status: number;
+  body: any;
+}
+
+const OWNER = { "x-owner": "soak" };
+const sha256 = (b: Uint8Array): string => new Bun.CryptoHasher("sha256").update(b).digest("hex");
+
+export { sha256 };
+
+export class SoakClient {
+  /** Answers that were retried (503, 502, no connection) and how many. */
+  readonly retried = new Map<string, number>();
+
+  constructor(private readonly bay: BayUnderTest) {}
+
+  get url(): string {
+    return this.bay.url;
+  }
+
+  /** One JSON call, no retries. */
+  async json(method: string, path: string, body?: unknown, timeoutMs = 120_000): Promise<Answer> {
+    const res = await fetch(this.url + path, {
+      method,
+      headers: { ...OWNER, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.status, body: parsed };
+  }
+
+  /** A JSON call that must answer `expect`; throws otherwise. */
+  async must(method: string, path: string, body: unknown, expect: number): Promise<any> {
+    const r = await this.retrying(() => this.json(method, path, body));
+    if (r.status !== expect) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+    return r.body;
+  }
+
+  /** Uploads `data` to `route`/filesystem/upload; the form's fields in the given order. */
+  async upload(route: string, path: string, data: Uint8Array, order: "path-first" | "file-first"): Promise<Answer> {
+    const form = new FormData();
+    const file = new Blob([data as Uint8Array<ArrayBuffer>]);
+    if (order === "path-first") {
+      form.append("path", path);
+      form.append("file", file, "soak.bin");
+    } else {
+      form.append("file", file, "soak.bin");
+      form.append("path", path);
+    }
+    const res = await fetch(`${this.url}${route}/filesystem/upload`, {
+      method: "POST",
+      headers: OWNER,
+      body: form,
+      signal: AbortSignal.timeout(300_000),
+    });
+    return { status: res.status, body: await res.text() };
+  }
+
+  /** Downloads a file: its bytes on 200, null on 404; retries transient failures for up to `withinMs`. */
+  async download(route: string, path: string, withinMs = 90_000): Promise<{ status: number; bytes: Uint8Array | null }> {
+    const r = await this.retrying(async () => {
+      const res = await fetch(`${this.url}${route}/filesystem/download?path=${encodeURIComponent(path)}`, {
+        headers: OWNER,
+        signal: AbortSignal.timeout(120_000),
+      });
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      return { status: res.status, body: bytes };
+    }, withinMs);
+    return { status: r.status, bytes: r.status === 200 ? (r.body as Uint8Array) : null };
+  }
+
+  /** Runs `fn` until it answers something other than 502/503 or a connection error, for up to `withinMs`. */
+  async retrying(fn: () => Promise<Answer>, withinMs = 90_000): Promise<Answer> {
+    const deadline = Date.now() + withinMs;
+    for (let attempt = 0; ; attempt++) {
+      let answer: Answer | undefined;
+      let failure = "";
+      try {
+        answer = await fn();
+        if (answer.status !== 502 && answer.status !== 503) return answer;
+        failure = String(answer.status);
+      } catch (e) {
+        failure = (e as Error).name;
+      }
+      this.retried.set(failure, (this.retried.get(failure) ?? 0) + 1);
+      if (Date.now() > deadline) {
+        if (answer) return answer;
+        throw new Error(`no answer from Bay within ${withinMs} ms (${failure})`);
+      }
+      await Bun.sleep(Math.min(2000, 200 * 2 ** attempt));
+    }
+  }
+}
