@@ -45,6 +45,36 @@ function headerList(h: Headers): Array<[string, string]> {
   return out;
 }
 
+/** How long the fuzzer reads an event stream before it hangs up. */
+const SSE_WINDOW_MS = 3_000;
+
+/** The bytes of an event stream within `windowMs`, or until it ends; then the stream is cancelled. */
+async function firstEvents(res: Response, windowMs: number): Promise<Uint8Array> {
+  const reader = res.body?.getReader();
+  if (!reader) return new Uint8Array();
+  const chunks: Uint8Array[] = [];
+  const until = performance.now() + windowMs;
+  try {
+    for (;;) {
+      const left = until - performance.now();
+      if (left <= 0) break;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const next = await Promise.race([
+        reader.read(),
+        new Promise<null>((r) => {
+          timer = setTimeout(() => r(null), left);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (next === null || next.done) break;
+      chunks.push(next.value);
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
 async function sendFetch(req: FuzzRequest, resolve: Resolver, port: number): Promise<Outcome> {
   const started = performance.now();
   const ms = () => Math.round(performance.now() - started);
@@ -74,7 +104,10 @@ async function sendFetch(req: FuzzRequest, resolve: Resolver, port: number): Pro
   }
   let body: Uint8Array;
   try {
-    body = new Uint8Array(await res.arrayBuffer());
+    // An event stream (a watch, a followed output) may never end by design: what came in a
+    // short window is its answer, and leaving is what a client may always do.
+    const sse = (res.headers.get("content-type") ?? "").startsWith("text/event-stream");
+    body = sse ? await firstEvents(res, SSE_WINDOW_MS) : new Uint8Array(await res.arrayBuffer());
   } catch (e) {
     return {
       kind: "closed",

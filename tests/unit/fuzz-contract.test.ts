@@ -146,7 +146,7 @@ describe("the generator", () => {
     if (!generated) {
       const g = new RequestGenerator(contract, { maxBodyBytes: 1024, maxUploadBytes: 2048 });
       const rng = new Rng(3);
-      generated = Array.from({ length: 4000 }, (_, i) => g.next(rng, i));
+      generated = Array.from({ length: 8000 }, (_, i) => g.next(rng, i));
     }
     return generated;
   };

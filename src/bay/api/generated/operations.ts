@@ -569,7 +569,7 @@ export const operations = {
     tags: ["Shell"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -599,7 +599,7 @@ export const operations = {
     tags: ["Shell"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 413, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -625,7 +625,7 @@ export const operations = {
     tags: ["Shell"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 413, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -651,7 +651,7 @@ export const operations = {
     tags: ["Shell"],
     authenticated: true,
     successStatus: 101,
-    statuses: [101, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [101, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -677,7 +677,7 @@ export const operations = {
     tags: ["Shell"],
     authenticated: true,
     successStatus: 201,
-    statuses: [201, 400, 401, 404, 409, 429, 500],
+    statuses: [201, 400, 401, 403, 404, 409, 429, 500],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -854,7 +854,7 @@ export const operations = {
     tags: ["Filesystem"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 409, 429, 500, 502, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
