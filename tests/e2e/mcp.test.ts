@@ -113,6 +113,26 @@ describe("streamable HTTP", () => {
     }
   }, 180_000);
 
+  test("code contexts: TypeScript state persists across run_code calls, a second Python context is its own", async () => {
+    const alice = await httpClient(ALICE);
+    const id = JSON.parse(textOf(await run(alice, "create_sandbox", {}))).id as string;
+    try {
+      const ts = await run(alice, "run_code", { sandbox_id: id, language: "typescript", code: "const n: number = 20", timeout: 120 });
+      expect(ts.isError).toBeFalsy();
+      expect(textOf(await run(alice, "run_code", { sandbox_id: id, language: "typescript", code: "n + 22" }))).toContain("42");
+      const ctx = JSON.parse(textOf(await run(alice, "create_context", { sandbox_id: id, language: "python" })));
+      expect(ctx.language).toBe("python");
+      await run(alice, "run_code", { sandbox_id: id, context_id: ctx.id, code: "y = 1" });
+      const other = await run(alice, "run_code", { sandbox_id: id, language: "python", code: "y" });
+      expect(other.isError).toBe(true);
+      expect(textOf(other)).toContain("NameError");
+      expect(textOf(await run(alice, "list_contexts", { sandbox_id: id }))).toContain(ctx.id);
+      expect((await run(alice, "delete_context", { sandbox_id: id, context_id: ctx.id })).isError).toBeFalsy();
+    } finally {
+      await run(alice, "delete_sandbox", { sandbox_id: id });
+    }
+  }, 180_000);
+
   test("shell and files round-trip; another owner sees not found", async () => {
     const alice = await httpClient(ALICE);
     const bob = await httpClient(BOB);

@@ -6,6 +6,7 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { BayCaller } from "./bay-caller.ts";
 import { registerCodeTools } from "./tools/code.ts";
+import { registerContextTools } from "./tools/contexts.ts";
 import { registerFileTools } from "./tools/files.ts";
 import { registerSandboxTools } from "./tools/sandboxes.ts";
 
@@ -16,6 +17,7 @@ export function createMcpServer(bay: BayCaller, version: string): McpServer {
   const server = new McpServer({ name: "bay", version }, { instructions: MCP_INSTRUCTIONS });
   registerSandboxTools(server, bay);
   registerCodeTools(server, bay);
+  registerContextTools(server, bay);
   registerFileTools(server, bay);
   return server;
 }

@@ -1,11 +1,7 @@
 /**
  * Code tools: Python in the sandbox's persistent kernel (matplotlib figures
  * come back as MCP image content) and shell commands.
- *
- * Extension point, code contexts (contract: "Code contexts"): once
- * `POST /v1/sandboxes/{id}/code/exec {code, language, context_id}` exists, add a
- * `run_code` tool here with the same `execResultContent` (the result shape is
- * python exec's), plus create/list/delete context tools beside it.
+ * Code contexts (several kernels, JavaScript/TypeScript) are in contexts.ts.
  */
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
