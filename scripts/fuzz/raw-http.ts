@@ -41,6 +41,8 @@ export function parseResponse(buf: Buffer, ended: boolean, headRequest: boolean)
   if (headRequest || status === 204 || status === 304 || status === 101) {
     return { status, headers, body: new Uint8Array() };
   }
+  // An event stream (a watch, a followed output) may never end by design: its head is the answer.
+  if (get("content-type")?.startsWith("text/event-stream")) return { status, headers, body: new Uint8Array() };
   if (get("transfer-encoding")?.toLowerCase().includes("chunked")) {
     const chunks: Buffer[] = [];
     let at = 0;

@@ -235,6 +235,13 @@ describe("raw HTTP answers", () => {
     expect(interim?.status).toBe(404);
     expect(parseResponse(buf("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhi"), false, false)).toBeNull();
   });
+  test("an event stream that is still open is answered by its head (a watch never ends by design)", () => {
+    const head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+    expect(parseResponse(buf(head), false, false)?.status).toBe(200);
+    expect(parseResponse(buf(`${head}5\r\n: hi\n`), false, false)?.status).toBe(200);
+    // Without the whole head there is no answer yet.
+    expect(parseResponse(buf("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"), false, false)).toBeNull();
+  });
 });
 
 describe("request building", () => {
