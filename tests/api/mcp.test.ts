@@ -93,12 +93,16 @@ describe("protocol", () => {
     const tools = r.body.result.tools as Array<{ name: string; inputSchema: { type: string } }>;
     expect(tools.map((x) => x.name).sort()).toEqual(
       [
+        "create_context",
         "create_sandbox",
+        "delete_context",
         "delete_sandbox",
+        "list_contexts",
         "list_files",
         "list_profiles",
         "list_sandboxes",
         "read_file",
+        "run_code",
         "run_python",
         "run_shell",
         "write_file",
