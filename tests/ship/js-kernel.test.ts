@@ -254,6 +254,39 @@ describe("js kernel: interrupts keep the context", () => {
   }
 });
 
+/** A kernel process whose interrupts skip the signal: only the stdin follow-up is sent. */
+class SignalLost extends JsKernelProcess {
+  interruptWithoutSignal(cell?: number): void {
+    this.writeLine({ interrupt: cell ?? this.runningCell() });
+  }
+}
+
+test("a SIGINT that was lost: the stdin follow-up naming the cell still ends it and keeps the context; one naming another cell is ignored", async () => {
+  const k = new SignalLost({ cwd: tempDir("js-kernel-"), maxOutputBytes: 1024 * 1024 });
+  kernels.push(k);
+  await k.ready;
+  await run(k, "let kept = 'state'");
+  let waiting!: () => void;
+  const seen = new Promise<void>((resolve) => {
+    waiting = resolve;
+  });
+  const pending = k.send("console.log('waiting')\nawait new Promise(() => {})", (event) => {
+    if (event.event === "stream" && event.text.includes("waiting")) waiting();
+  });
+  await seen;
+  // A request naming a cell that is not running (an earlier one) changes nothing.
+  k.interruptWithoutSignal(1);
+  const early = await Promise.race([pending.then(() => "ended"), Bun.sleep(300).then(() => "still running")]);
+  expect(early).toBe("still running");
+  const before = Date.now();
+  k.interruptWithoutSignal();
+  const result = await Promise.race([pending, k.exited.then(() => Promise.reject(new Error(k.describeExit())))]);
+  expect(result.success).toBe(false);
+  expect(result.error).toBe(INTERRUPTED_ERROR);
+  expect(k.interruptAckedAt).toBeGreaterThanOrEqual(before);
+  expect((await run(k, "kept + '!'")).result.output).toBe('"state!"\n');
+});
+
 test("a loop out of SIGINT's reach (an async function resumed by native I/O) ends with kill(), as Ship does after its grace", async () => {
   const k = await startKernel();
   let looping!: () => void;

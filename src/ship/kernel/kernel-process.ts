@@ -169,6 +169,24 @@ export class KernelProcess {
     if (this.alive) this.proc.kill("SIGINT");
   }
 
+  /** The cell the kernel is running (cells run in the order sent), if any. */
+  protected runningCell(): number | undefined {
+    for (const id of this.waiters.keys()) return id;
+    return undefined;
+  }
+
+  /** Writes one protocol line to the kernel's stdin; false if it is gone. */
+  protected writeLine(message: unknown): boolean {
+    if (!this.alive) return false;
+    try {
+      this.proc.stdin.write(`${JSON.stringify(message)}\n`);
+      this.proc.stdin.flush();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Asks the kernel to finish: it ends after the cells already sent (closes its stdin). */
   close(): void {
     try {

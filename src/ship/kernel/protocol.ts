@@ -13,6 +13,15 @@ export interface KernelRequest {
   code: string;
 }
 
+/**
+ * Sent after SIGINT by kernels that can miss a signal (the JS kernel: a SIGINT landing
+ * while a guarded call is returning is taken by its watcher and lost). It names the cell,
+ * so it never stops a later one; a kernel whose event loop is free acts on it at once.
+ */
+export interface KernelInterruptRequest {
+  interrupt: number;
+}
+
 /** One rich output item, as in IPython: MIME type → text (binary types base64). */
 export interface KernelDataItem {
   type: "execute_result" | "display_data";

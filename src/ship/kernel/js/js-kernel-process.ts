@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { childEnv } from "../../child-env.ts";
 import { type CellEvent, type CellResult, KernelProcess } from "../kernel-process.ts";
+import type { KernelInterruptRequest } from "../protocol.ts";
 
 /** The end of a cell, as the kernel reports it. */
 export type JsCellResult = CellResult;
@@ -43,5 +44,15 @@ export class JsKernelProcess extends KernelProcess {
       maxOutputBytes: opts.maxOutputBytes,
       label: "js kernel",
     });
+  }
+
+  /**
+   * SIGINT, then the same request on stdin naming the running cell: a SIGINT that lands
+   * while a guarded call returns is lost, and the cell would wait for it forever.
+   */
+  override interrupt(): void {
+    super.interrupt();
+    const cell = this.runningCell();
+    if (cell !== undefined) this.writeLine({ interrupt: cell } satisfies KernelInterruptRequest);
   }
 }

@@ -25,7 +25,7 @@ import { takeOverStdio, type CapturedFd, type KernelFds } from "./fds.ts";
 import { installGlobals } from "./globals.ts";
 import { Guard, type Guarded } from "./guard.ts";
 import { bundleOf, CellOutput, clip, DataBudget, describeError, normalizeBundle } from "./output.ts";
-import type { KernelDataItem, KernelEvent, KernelRequest } from "../protocol.ts";
+import type { KernelDataItem, KernelEvent, KernelInterruptRequest, KernelRequest } from "../protocol.ts";
 import { CellSyntaxError, HELPER, transformCell } from "./transform.ts";
 
 /** How the kernel was started. */
@@ -213,6 +213,12 @@ class JsKernel {
       req = JSON.parse(line);
     } catch {
       this.log("ignoring a request line that is not JSON");
+      return;
+    }
+    const interrupt = (req as Partial<KernelInterruptRequest> | null)?.interrupt;
+    if (typeof interrupt === "number") {
+      // Ship's follow-up to a SIGINT that may have been lost: only the cell it names.
+      if (this.current?.id === interrupt) this.interrupt();
       return;
     }
     if (typeof req?.id !== "number" || typeof req.code !== "string") {
