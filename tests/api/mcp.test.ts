@@ -95,6 +95,10 @@ describe("protocol", () => {
       [
         "create_sandbox",
         "delete_sandbox",
+        "run_code",
+        "create_context",
+        "list_contexts",
+        "delete_context",
         "list_files",
         "list_profiles",
         "list_sandboxes",
