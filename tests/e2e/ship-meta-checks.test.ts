@@ -1,6 +1,6 @@
 /**
  * Bay refuses a Ship that does not fit: a /meta reporting another API version,
- * capabilities that do not cover the profile's, or another session than the one
+ * capabilities or languages that do not cover the profile's, or another session than the one
  * it was started for, is 502 ship_error and the container is removed. The Ship is a tiny fake (`bay-test-meta`) whose /meta
  * answer is set by the profile's env.
  */
@@ -28,6 +28,8 @@ beforeAll(async () => {
           env: { META_CAPABILITIES: "shell" },
         },
         { id: "meta-other-session", image: META_IMAGE, runtime_port: META_PORT, capabilities: ["python"], env: { META_SESSION: "other" } },
+        // Every language by default; the runtime runs Python only.
+        { id: "meta-python-only", image: META_IMAGE, runtime_port: META_PORT, capabilities: ["python"], env: { META_LANGUAGES: "python" } },
       ),
     },
   });
@@ -88,5 +90,18 @@ test("/meta naming another session than the one started → 502 ship_error (sess
       expect(await containersOf(t, id)).toHaveLength(0);
     },
     "meta-other-session",
+  );
+}, 60_000);
+
+test("/meta languages not covering the profile's → 502 ship_error (capability_mismatch, missing_languages), container removed", async () => {
+  await withSandbox(
+    t,
+    async (id) => {
+      const r = await py(t, id, "1");
+      expect({ status: r.status, code: r.body.error.code }).toEqual({ status: 502, code: "ship_error" });
+      expect(r.body.error.details).toMatchObject({ reason: "capability_mismatch", missing_languages: ["javascript", "typescript"] });
+      expect(await containersOf(t, id)).toHaveLength(0);
+    },
+    "meta-python-only",
   );
 }, 60_000);

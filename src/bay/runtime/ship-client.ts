@@ -27,7 +27,15 @@ import type {
   TerminalCreated,
   WriteResult,
 } from "../../protocol/ship/index.ts";
-import { NONCE_HEADER, newNonce, PROOF_HEADER, proofValid, shipBearer, shipOperations } from "../../protocol/ship/index.ts";
+import {
+  KERNEL_INTERRUPT_ANSWER_MS,
+  NONCE_HEADER,
+  newNonce,
+  PROOF_HEADER,
+  proofValid,
+  shipBearer,
+  shipOperations,
+} from "../../protocol/ship/index.ts";
 import { BayError } from "../errors.ts";
 import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
 import { ShipTimeoutError } from "./errors/ship-timeout-error.ts";
@@ -372,8 +380,8 @@ export class ShipClient {
   }
 }
 
-/** Deadline for an exec: its own timeout plus headroom for transport. */
-export const execDeadlineMs = (timeoutSeconds: number): number => timeoutSeconds * 1000 + TRANSPORT_MS;
+/** Deadline for an exec: its own timeout, the time an interrupted kernel has to answer, and headroom for transport. */
+export const execDeadlineMs = (timeoutSeconds: number): number => timeoutSeconds * 1000 + KERNEL_INTERRUPT_ANSWER_MS + TRANSPORT_MS;
 
 async function toError(res: Response): Promise<BayError> {
   const text = await res.text().catch(() => "");

@@ -1,3 +1,4 @@
+import { KERNEL_INTERRUPT_ACK_MS, KERNEL_INTERRUPT_ANSWER_MS } from "../../protocol/ship/index.ts";
 import { ShipError } from "../errors.ts";
 import type { CellEventHandler, CellResult, KernelProcess } from "./kernel-process.ts";
 
@@ -39,13 +40,9 @@ export interface SupervisedKernelOptions {
 }
 
 /** How long an interrupted kernel has to say it is stopping the cell (`interrupted`) before it is killed. */
-const INTERRUPT_GRACE_MS = 5000;
-/**
- * How long one that said so has to answer: the result carries all of the cell's output
- * (tens of MiB at a raised cap), which takes seconds to build on a loaded machine. User
- * code that catches the interrupt and runs on is killed then.
- */
-const INTERRUPT_MAX_GRACE_MS = 30_000;
+const INTERRUPT_GRACE_MS = KERNEL_INTERRUPT_ACK_MS;
+/** How long one that said so has to answer (user code that catches the interrupt and runs on is killed then). */
+const INTERRUPT_MAX_GRACE_MS = KERNEL_INTERRUPT_ANSWER_MS;
 /** How often the grace period looks at the kernel. */
 const GRACE_POLL_MS = 100;
 /** How long an exec waits for a (re)starting kernel. */

@@ -5,6 +5,7 @@
  * and proves its answers (src/protocol/ship/auth.ts).
  *   META_API_VERSION   runtime.api_version (default "v1")
  *   META_CAPABILITIES  comma-separated capability names (default "python,shell,filesystem")
+ *   META_LANGUAGES     comma-separated code-context languages (default "python,javascript,typescript")
  *   META_SESSION       "other": /meta names another session than the one it was started for
  */
 import { readSync } from "node:fs";
@@ -13,6 +14,7 @@ import { NONCE_HEADER, PROOF_HEADER, shipBearer, shipProof } from "../../../src/
 const port = Number(process.env.PORT ?? 8123);
 const apiVersion = process.env.META_API_VERSION ?? "v1";
 const capabilities = (process.env.META_CAPABILITIES ?? "python,shell,filesystem").split(",").filter(Boolean);
+const languages = (process.env.META_LANGUAGES ?? "python,javascript,typescript").split(",").filter(Boolean);
 
 function readLine(): string {
   const buf = Buffer.alloc(4096);
@@ -45,6 +47,7 @@ Bun.serve({
           session: { id: sessionId },
           workspace: { mount_path: "/workspace" },
           capabilities: Object.fromEntries(capabilities.map((c) => [c, { operations: [] }])),
+          languages,
         },
         { headers },
       );
