@@ -80,6 +80,8 @@ export interface Send {
   params?: Record<string, string>;
   json?: unknown;
   raw?: BodyInit;
+  /** Sent as Accept (an event stream). */
+  accept?: string;
   timeoutMs: number;
   /** The call's deadline, when the caller needs it afterwards (a stream's body); default: timeoutMs from now. */
   deadline?: AbortSignal;
