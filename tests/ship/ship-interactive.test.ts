@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { NONCE_HEADER, newNonce, shipBearer, shipProof } from "../../src/protocol/ship/index.ts";
 import { createShipApp, type ShipApp } from "../../src/ship/app.ts";
 import { pollUntil } from "../support/harness.ts";
 import { SseReader } from "../support/sse.ts";
@@ -345,6 +346,24 @@ describe("terminal", () => {
     term.type("echo still-here\n");
     await term.waitFor(/still-here\r\n/);
     term.close();
+  });
+
+  test("an attach with Bay's nonce gets Ship's proof as its first frame (and the derived bearer key opens it)", async () => {
+    const nonce = newNonce();
+    const term = await TerminalClient.open(`ws://${base}/terminals/${await newTerminal()}`, {
+      headers: { authorization: `Bearer ${shipBearer(credentials.secret)}`, [NONCE_HEADER]: nonce },
+    });
+    await term.waitForControl("proof");
+    expect(term.controls[0]).toEqual({ type: "proof", proof: shipProof(credentials.secret, nonce) });
+    term.type("echo proved\n");
+    await term.waitFor(/proved\r\n/);
+    term.close();
+    // Without a nonce there is nothing to prove: no proof frame.
+    const plain = await attach(await newTerminal());
+    plain.type("echo plain\n");
+    await plain.waitFor(/plain\r\n/);
+    expect(plain.controls.filter((c) => c.type === "proof")).toEqual([]);
+    plain.close();
   });
 
   test("a terminal nobody attaches to is hung up; a closed client hangs up its shell", async () => {

@@ -19,7 +19,7 @@ export function relay(c: Context, res: Response): Response {
   return new Response(res.body, { status: res.status, headers });
 }
 
-/** True when the client asked for an event stream (`Accept: text/event-stream`): a streamed exec. */
+/** True when the client asked for an event stream (`Accept: text/event-stream`): a streamed exec, a followed output. */
 export const wantsEventStream = (c: Context): boolean => /\btext\/event-stream\b/i.test(c.req.header("accept") ?? "");
 
 /** The domain's view of this request: owner, sandbox, request id, and a signal for a client that goes away. */
