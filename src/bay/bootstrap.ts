@@ -12,6 +12,7 @@ import { ApiKeyService } from "./domain/auth/api-keys.ts";
 import { JwtVerifier } from "./domain/auth/jwt-verifier.ts";
 import { CapabilityRouter } from "./domain/capability-router.ts";
 import { HealthService } from "./domain/health-service.ts";
+import { PoolManager } from "./domain/pool-manager.ts";
 import { ProfileRegistry } from "./domain/profiles.ts";
 import { Reaper } from "./domain/reaper.ts";
 import { Reconciler } from "./domain/reconciler.ts";
@@ -47,6 +48,8 @@ export interface Bay {
   reaper: Reaper;
   /** Docker ↔ database reconcile; main.ts runs it once at start, the reaper on every beat. */
   reconciler: Reconciler;
+  /** The warm pool; main.ts starts its beat (a no-op when every profile's size is 0). */
+  pool: PoolManager;
   /** Stops the reaper, then releases the database and driver. */
   close(): Promise<void>;
 }
@@ -82,20 +85,22 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   const driver = opts.driver ?? createDriver(config);
   const now = opts.now ?? Date.now;
   const counts = new SandboxCounts(db, config.metrics.cache_seconds * 1000);
+  let pool: PoolManager | null = null;
   const metrics = new BayMetrics({
     version: config.server.version,
     profiles: config.profiles.map((p) => p.id),
     sandboxCounts: () => counts.read(),
-    // The warm pool, once it exists, passes its WarmPoolStats here (bay_warm_pool_size).
+    warmPool: { size: (profile) => pool?.size(profile) ?? 0 },
     logger,
   });
   const ship = new MeteredShipClient(metrics);
   const profiles = new ProfileRegistry(config.profiles);
+  const replicaId = `replica-${crypto.randomUUID()}`;
   const sessions = new SessionManager(
     { stores, driver, ship, profiles, logger, metrics },
     {
       instanceId,
-      replicaId: `replica-${crypto.randomUUID()}`,
+      replicaId,
       readyTimeoutMs: config.driver.ready_timeout * 1000,
       hostEnv: opts.hostEnv ?? {},
       maxUploadBytes: config.limits.max_upload_bytes,
@@ -110,7 +115,18 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     maxWorkspacesPerOwner: config.limits.max_workspaces_per_owner,
     workspaceSizeLimitMb: config.limits.workspace_size_limit_mb,
   };
-  const sandboxes = new SandboxManager({ stores, sessions, driver, profiles, logger, limits, now });
+  pool = new PoolManager(
+    { stores, sessions, driver, profiles, logger, metrics, now },
+    {
+      replicaId,
+      concurrency: config.lifecycle.warm_pool_concurrency,
+      maxLiveSessions: config.limits.max_live_sessions,
+      workspaceSizeLimitMb: config.limits.workspace_size_limit_mb,
+      maxSandboxesPerOwner: config.limits.max_sandboxes_per_owner,
+      maxWorkspacesPerOwner: config.limits.max_workspaces_per_owner,
+    },
+  );
+  const sandboxes = new SandboxManager({ stores, sessions, driver, profiles, logger, limits, pool, now });
   const workspaces = new WorkspaceManager({
     stores,
     driver,
@@ -161,7 +177,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   const jwt = JwtVerifier.configured(jwtOpts) ? new JwtVerifier(jwtOpts) : null;
   const reconciler = new Reconciler({ stores, driver, sessions, logger, instanceId, metrics, now });
   const reaper = new Reaper(
-    { stores, driver, sessions, reconciler, logger, metrics, now },
+    { stores, driver, sessions, reconciler, logger, metrics, pool, now },
     { intervalSeconds: config.lifecycle.reaper_interval, expiredWorkspace: config.lifecycle.expired_workspace },
   );
   const deps: AppDeps = {
@@ -194,8 +210,10 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     instanceId,
     reaper,
     reconciler,
+    pool,
     async close() {
       await reaper.stop();
+      await pool.stop();
       await driver.close();
       db.close();
     },

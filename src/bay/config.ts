@@ -74,6 +74,17 @@ const profileSchema = z
       .optional(),
     read_only_rootfs: z.boolean().default(true),
     tmpfs_mb: z.number().int().min(1).max(65536).default(256),
+    /**
+     * Sessions of this profile kept started and warmed for no owner yet; a create
+     * claims one and answers `ready`. Size 0 (the default): every create is lazy.
+     */
+    warm_pool: z
+      .strictObject({
+        size: z.number().int().min(0).max(1000).default(0),
+        /** A member older than this is retired and replaced (no sandbox gets a runtime that waited longer). */
+        max_age_seconds: z.number().int().min(10).default(3600),
+      })
+      .prefault({}),
   })
   .transform(({ block_private_egress, ...profile }, ctx) => {
     if (profile.languages?.includes("python") && !profile.capabilities.includes("python")) {
@@ -292,6 +303,8 @@ export const configSchema = z
         reaper_interval: z.number().positive().default(15),
         /** What happens to a managed workspace when its sandbox expires. */
         expired_workspace: z.enum(["keep", "delete"]).default("keep"),
+        /** Warm-pool members this process starts at once (all profiles together). */
+        warm_pool_concurrency: z.number().int().min(1).max(64).default(2),
       })
       .prefault({}),
     log: z
@@ -324,6 +337,8 @@ export const configSchema = z
         message: "with a JWKS URL, issuer and audience are required (an identity provider's keys sign tokens for other services too)",
       });
     }
+    const pooled = warmPoolRoomProblem(c.profiles, c.limits.max_live_sessions);
+    if (pooled) ctx.addIssue({ code: "custom", path: ["profiles"], message: pooled });
     if (c.limits.workspace_size_limit_mb > c.limits.max_workspace_size_limit_mb) {
       ctx.addIssue({
         code: "custom",
@@ -334,6 +349,43 @@ export const configSchema = z
   });
 
 export type BayConfig = z.infer<typeof configSchema>;
+
+/** The warm pools must leave owners room under the live-session cap; the problem, or null. */
+function warmPoolRoomProblem(profiles: Array<{ warm_pool: { size: number } }>, maxLive: number): string | null {
+  const total = profiles.reduce((n, p) => n + p.warm_pool.size, 0);
+  return total > 0 && total >= maxLive
+    ? `the warm pools hold ${total} sessions, leaving no room under limits.max_live_sessions (${maxLive})`
+    : null;
+}
+
+/**
+ * Parses `BAY_WARM_POOL` ("python-default:4,python-data:1"): pool sizes by
+ * profile id. Every problem is reported, each naming the entry it is about.
+ */
+export function parseWarmPoolEnv(value: string, known: readonly string[]): { sizes: Map<string, number>; problems: string[] } {
+  const sizes = new Map<string, number>();
+  const problems: string[] = [];
+  const where = (entry: string) => `BAY_WARM_POOL: "${entry}"`;
+  for (const raw of value.split(",")) {
+    const entry = raw.trim();
+    if (entry === "") {
+      problems.push(`BAY_WARM_POOL: empty entry in "${value}" (expected profile:size, comma-separated)`);
+      continue;
+    }
+    const colon = entry.lastIndexOf(":");
+    if (colon <= 0) {
+      problems.push(`${where(entry)}: expected profile:size, e.g. python-default:4`);
+      continue;
+    }
+    const id = entry.slice(0, colon).trim();
+    const size = entry.slice(colon + 1).trim();
+    if (!known.includes(id)) problems.push(`${where(entry)}: unknown profile "${id}" (known: ${known.join(", ")})`);
+    else if (!/^\d{1,4}$/.test(size) || Number(size) > 1000) problems.push(`${where(entry)}: size must be a whole number from 0 to 1000`);
+    else if (sizes.has(id)) problems.push(`${where(entry)}: profile "${id}" is named twice`);
+    else sizes.set(id, Number(size));
+  }
+  return { sizes, problems };
+}
 
 /** Thrown when configuration is invalid; `problems` lists every issue. */
 export class ConfigError extends Error {
@@ -438,5 +490,19 @@ export function loadConfig(env: Env, file: string | undefined = env.BAY_CONFIG):
     for (const issue of result.error.issues) problems.push(`${issue.path.join(".") || "(root)"}: ${issue.message}`);
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
-  return result.data;
+  const config = result.data;
+  if (env.BAY_WARM_POOL !== undefined && env.BAY_WARM_POOL.trim() !== "") {
+    const { sizes, problems: poolProblems } = parseWarmPoolEnv(
+      env.BAY_WARM_POOL,
+      config.profiles.map((p) => p.id),
+    );
+    if (poolProblems.length) throw new ConfigError(poolProblems);
+    for (const p of config.profiles) {
+      const size = sizes.get(p.id);
+      if (size !== undefined) p.warm_pool.size = size;
+    }
+    const room = warmPoolRoomProblem(config.profiles, config.limits.max_live_sessions);
+    if (room) throw new ConfigError([`BAY_WARM_POOL: ${room}`]);
+  }
+  return config;
 }

@@ -72,7 +72,10 @@ export async function main(config: BayConfig = loadConfigOrExit()): Promise<void
   if (!health.driver.ok) logger.warn("container driver unreachable", { error: health.driver.error });
   // Reconcile what a previous run (or a crashed replica) left behind, then keep the lifecycle beat going.
   await bay.reconciler.runOnce();
-  if (!stopping) bay.reaper.start();
+  if (!stopping) {
+    bay.reaper.start();
+    bay.pool.start();
+  }
 }
 
 /**

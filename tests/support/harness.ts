@@ -106,8 +106,9 @@ export async function createTestBay(opts: TestBayOptions = {}): Promise<TestBay>
       return { status: res.status, body, res };
     },
     async close() {
-      // A reaper beat may still be removing a container: let it finish first.
+      // A reaper beat may still be removing a container, a warm-pool member still starting: let them finish first.
       await bay.reaper.stop();
+      await bay.pool.stop();
       await removeInstanceResources(bay, bay.instanceId);
       await bay.close();
       if (!opts.dbPath) rmSync(dir, { recursive: true, force: true });

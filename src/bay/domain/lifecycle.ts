@@ -12,6 +12,9 @@
  *   idle deadline while a session runs, may expire (TTL), and is deleted as a
  *   tombstone. Its status is computed, never stored (`STATUS_SQL`).
  *
+ * A third, the **warm-pool member**, is a sandbox no owner has touched yet: see
+ * "The warm pool" below.
+ *
  * Every change is a compare-and-set in SQL: of several Bay processes sharing one
  * database, exactly one wins each transition.
  */
@@ -77,6 +80,57 @@ export const STATUS_SQL = `CASE
   WHEN ss.status = 'starting' THEN 'starting'
   WHEN s.last_error IS NOT NULL THEN 'failed'
   ELSE 'idle' END`;
+
+// --- the warm pool ---------------------------------------------------------------
+
+/**
+ * The owner of a warm-pool member: the empty owner, which no identity can have
+ * (API-key owners and JWT subjects are non-empty, anonymous owners carry a
+ * prefix). So every owner-scoped read, listing and quota count leaves members
+ * out without a condition of its own.
+ */
+export const POOL_OWNER = "";
+
+/**
+ * States of a warm-pool member: a sandbox row owned by `POOL_OWNER`, with its
+ * own managed workspace and a session, computed from that session
+ * (`POOL_STATE_SQL`):
+ *
+ * * `warming`: its session is starting (container, Ship, /meta, kernel warm-up);
+ * * `warm`: its session is ready and warmed; claimable until it is too old;
+ * * `stale`: its session ended (start failed or was abandoned, container died): retire it;
+ * * `claimed`: an owner took it (one compare-and-set that sets the owner); from
+ *   then on it is an ordinary sandbox and never a member again;
+ * * `retired`: tombstoned with its workspace (too old, stale, or beyond the size).
+ */
+export const POOL_MEMBER_STATES = ["warming", "warm", "stale", "claimed", "retired"] as const;
+export type PoolMemberState = (typeof POOL_MEMBER_STATES)[number];
+
+/** Which member state may follow which. Claimed and retired are final: a member is never reused. */
+export const POOL_TRANSITIONS: Record<PoolMemberState, readonly PoolMemberState[]> = {
+  warming: ["warm", "stale", "retired"],
+  warm: ["claimed", "stale", "retired"],
+  stale: ["retired"],
+  claimed: [],
+  retired: [],
+};
+
+/** True when member state `to` may follow `from`. */
+export const poolMayFollow = (from: PoolMemberState, to: PoolMemberState): boolean => POOL_TRANSITIONS[from].includes(to);
+
+/** Guards over `sandboxes s` (and its current session `ss`) for warm-pool members. */
+export const POOL_GUARD = {
+  /** A live, unclaimed member. */
+  member: `s.owner = '${POOL_OWNER}' AND s.deleted_at IS NULL`,
+  /** Claimable: a member whose warmed session is ready and which is younger than `:oldest` allows. */
+  claimable: `s.owner = '${POOL_OWNER}' AND s.deleted_at IS NULL AND ss.status = 'ready' AND s.created_at > :oldest`,
+} as const;
+
+/** A live member's state (see POOL_MEMBER_STATES); claimed and retired rows are not members. */
+export const POOL_STATE_SQL = `CASE
+  WHEN ss.status = 'ready' THEN 'warm'
+  WHEN ss.status = 'starting' THEN 'warming'
+  ELSE 'stale' END`;
 
 /** Why a session ended: `stopped` when asked to (stop, idle, expiry, delete), `failed` otherwise. */
 export type SessionEnd = "failed" | "stopped";

@@ -74,3 +74,22 @@ export async function waitForShip(o: WaitForShipOptions): Promise<void> {
     });
   }
 }
+
+/**
+ * Warms a fresh Ship's Python kernel for the warm pool: an empty cell, sent
+ * through Ship's exec route with the session's secret, answers once the kernel
+ * has imported IPython and run its own silent warm-up cell (kernel/driver.py),
+ * and leaves nothing behind (an empty cell stores no history and no count).
+ * A member is marked ready only after this.
+ */
+export async function warmPythonKernel(o: Pick<WaitForShipOptions, "ship" | "target" | "deadline" | "now">): Promise<void> {
+  const seconds = Math.min(300, Math.max(1, Math.ceil((o.deadline - o.now()) / 1000)));
+  const res = await o.ship.execPython(o.target, { code: "", timeout: seconds });
+  const reply = await res.json().catch(() => null);
+  if (reply?.success !== true) {
+    throw new BayError("session_not_ready", "the sandbox's python kernel did not warm up", {
+      retryAfter: 2,
+      cause: new Error(`warm-up cell answered ${JSON.stringify(reply)?.slice(0, 500)}`),
+    });
+  }
+}

@@ -1,7 +1,7 @@
 /**
  * The reaper: on a fixed beat, reclaims idle sessions, expires sandboxes whose
- * TTL passed, applies the expired-workspace policy, purges old idempotency keys
- * and runs reconcile. Every replica runs one; they coordinate only through the
+ * TTL passed, applies the expired-workspace policy, purges old idempotency keys,
+ * runs reconcile and a warm-pool pass. Every replica runs one; they coordinate only through the
  * database: each reclaim is won by one compare-and-set (`releaseIdle`,
  * `markExpired`, `markDeleted`), so the same work never runs twice.
  */
@@ -28,6 +28,8 @@ export interface ReaperDeps {
   reconciler: Reconciler;
   logger: Logger;
   metrics?: Pick<BayMetrics, "reaperBeat">;
+  /** The warm pool: its members are retired and refilled on the beat too (also when every size is 0, for leftovers). */
+  pool?: { maintain(): Promise<unknown> };
   now?: () => number;
 }
 
@@ -89,6 +91,8 @@ export class Reaper {
     this.deps.metrics?.reaperBeat(report);
     const rec = await this.deps.reconciler.runOnce();
     report.errors += rec.errors;
+    // After reconcile: members whose container died are stale now, and retired here.
+    if (this.deps.pool) await this.deps.pool.maintain();
     return report;
   }
 

@@ -1,6 +1,7 @@
 /**
- * Sandbox lifecycle rules: create (lazy, no compute), read, list, keepalive,
- * stop, delete and TTL extension. Compute is delegated to SessionManager.
+ * Sandbox lifecycle rules: create (a warm-pool claim, else lazy: no compute),
+ * read, list, keepalive, stop, delete and TTL extension. Compute is delegated
+ * to SessionManager, the warm pool to PoolManager.
  */
 import type { Driver } from "../drivers/driver.ts";
 import { BayError, notFound } from "../errors.ts";
@@ -13,6 +14,7 @@ import { newId } from "./ids.ts";
 import type { ProfileRegistry } from "./profiles.ts";
 import { sandboxQuotaReached, workspaceQuotaReached } from "./quotas.ts";
 import { expiredError } from "./lifecycle.ts";
+import type { PoolManager } from "./pool-manager.ts";
 import type { SessionManager } from "./session-manager.ts";
 
 export interface CreateSandboxInput {
@@ -29,6 +31,8 @@ export interface SandboxManagerDeps {
   profiles: ProfileRegistry;
   logger: Logger;
   limits: { maxSandboxesPerOwner: number; maxWorkspacesPerOwner: number; workspaceSizeLimitMb: number };
+  /** The warm pool; absent or size 0: every create is lazy. */
+  pool?: Pick<PoolManager, "claim">;
   now?: () => number;
 }
 
@@ -39,10 +43,13 @@ export class SandboxManager {
   }
 
   /**
-   * Creates a sandbox and, unless one is given, its managed workspace, in one
-   * transaction. Under an Idempotency-Key `claim`, the new id is recorded on the
-   * claim in that same transaction, and a claim that already names a sandbox
-   * (its first holder crashed after creating it) answers with that sandbox.
+   * Creates a sandbox. Without a `workspaceId`, a warm member of the profile's
+   * pool is claimed when there is one (answered `ready`); otherwise the sandbox
+   * and its managed workspace are created in one transaction (lazy: `idle`). An
+   * external workspace always takes the lazy path. Under an Idempotency-Key
+   * `claim`, the sandbox's id is recorded on it in the transaction that creates
+   * or claims it, and a claim that already names a sandbox (its first holder
+   * crashed after creating it) answers with that sandbox.
    */
   async create(owner: string, input: CreateSandboxInput, claim?: Claim): Promise<SandboxRecord> {
     const { stores, profiles, limits } = this.deps;
@@ -50,6 +57,13 @@ export class SandboxManager {
     if (claim?.resourceId) {
       const earlier = await stores.sandboxes.findLive(owner, claim.resourceId, this.now());
       if (earlier) return earlier;
+    }
+    if (!input.workspaceId && this.deps.pool) {
+      const pooled = await this.deps.pool.claim(owner, profile, input.ttl ?? 0, claim);
+      if (pooled) {
+        this.deps.logger.info("sandbox created", { owner, sandbox_id: pooled, profile: profile.id, warm_pool: true });
+        return this.get(owner, pooled);
+      }
     }
     const max = limits.maxSandboxesPerOwner;
     if ((await stores.sandboxes.countLive(owner)) >= max) throw sandboxQuotaReached(max);

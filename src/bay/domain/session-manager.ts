@@ -24,7 +24,7 @@ import { CREDENTIALS_ENV } from "../../protocol/ship/index.ts";
 import { newId } from "./ids.ts";
 import { expiredError, notReadyError, type SessionEnd, supersededError } from "./lifecycle.ts";
 import { type Profile, type ProfileRegistry, resolveProfileEnv } from "./profiles.ts";
-import { waitForShip } from "./readiness.ts";
+import { waitForShip, warmPythonKernel } from "./readiness.ts";
 
 /** A ready session: where its Ship answers, with what secret, in which container. */
 export interface SessionHandle extends ShipTarget {
@@ -212,10 +212,32 @@ export class SessionManager {
     this.verified.add(sessionId);
   }
 
-  /** Creates, starts and checks the container for a session this process has claimed. */
-  private async start(sb: SandboxRecord, sessionId: string, secret: string): Promise<SessionHandle> {
+  /**
+   * Starts the session of a warm-pool member whose rows the pool just made
+   * (stores.pool.insertMember, leased to this process): like a cold start, plus
+   * the kernel warm-up, and without an idle deadline (members are retired by
+   * age, not reclaimed as idle). Resolves once the member is warm.
+   */
+  async startMember(sandboxId: string, sessionId: string, secret: string): Promise<SessionHandle> {
+    const sb = await this.deps.stores.sandboxes.get(sandboxId, this.now());
+    if (!sb || sb.deletedAt !== null || sb.currentSessionId !== sessionId) throw supersededError();
+    return this.start(sb, sessionId, secret, "member");
+  }
+
+  /** Whether this process has checked the session's /meta (a claim of a member it started needs no new check). */
+  isVerified(sessionId: string): boolean {
+    return this.verified.has(sessionId);
+  }
+
+  /**
+   * Creates, starts and checks the container for a session this process has
+   * claimed. A `member` start (warm pool) also warms the Python kernel before it
+   * is marked ready, and arms no idle deadline.
+   */
+  private async start(sb: SandboxRecord, sessionId: string, secret: string, kind: "cold" | "member" = "cold"): Promise<SessionHandle> {
     const { stores, driver, profiles, logger } = this.deps;
     const profile = profiles.forSandbox(sb.profileId);
+    const member = kind === "member";
     // The lease is renewed while this start runs; once it is lost (taken over
     // after a stall, or the session was ended) the start stops at its next step.
     let leaseLost = false;
@@ -246,6 +268,7 @@ export class SessionManager {
         workspace_id: ws.id,
         profile_id: profile.id,
         instance_id: this.opts.instanceId,
+        ...(member ? { pool: profile.id } : {}),
       };
       // An external workspace outlives sandboxes: its volume names none of them.
       const volumeLabels = { ...labels, session_id: undefined, profile_id: undefined, sandbox_id: ws.managed ? sb.id : undefined };
@@ -267,22 +290,28 @@ export class SessionManager {
         deadline: started + this.opts.readyTimeoutMs,
         now: this.now,
       });
+      if (member && profile.capabilities.includes("python")) {
+        stillOurs();
+        await warmPythonKernel({ ship: this.deps.ship, target: handle, deadline: started + this.opts.readyTimeoutMs, now: this.now });
+      }
+      const markReady = stores.sessions.markReadyStatement(sessionId, endpoint.baseUrl, this.now());
       const [ready] = await stores.db.batch(
-        [
-          stores.sessions.markReadyStatement(sessionId, endpoint.baseUrl, this.now()),
-          stores.sandboxes.armIdleDeadlineStatement(sessionId, this.now() + profile.idle_timeout * 1000),
-        ],
+        member ? [markReady] : [markReady, stores.sandboxes.armIdleDeadlineStatement(sessionId, this.now() + profile.idle_timeout * 1000)],
         "write",
       );
       if (ready?.rowsAffected !== 1) throw supersededError();
       this.markVerified(sessionId);
-      logger.info("session ready", { sandbox_id: sb.id, session_id: sessionId, ms: this.now() - started });
-      this.deps.metrics?.sessionStarted(profile.id, "cold", "ok", this.now() - started);
+      logger.info(member ? "warm-pool member ready" : "session ready", {
+        sandbox_id: sb.id,
+        session_id: sessionId,
+        ms: this.now() - started,
+      });
+      if (!member) this.deps.metrics?.sessionStarted(profile.id, "cold", "ok", this.now() - started);
       return handle;
     } catch (e) {
       const failure = asStartError(e, profile.image);
       const ours = await this.cleanupFailedStart(sb.id, sessionId, containerId, e, failure.message);
-      if (ours) this.deps.metrics?.sessionStarted(profile.id, "cold", "failed", this.now() - started);
+      if (ours && !member) this.deps.metrics?.sessionStarted(profile.id, "cold", "failed", this.now() - started);
       // A stop, delete, expiry or takeover ended this start: that, not the engine's complaint, is the answer.
       throw ours ? failure : supersededError();
     } finally {

@@ -8,6 +8,7 @@
 
 /** Labels every Bay container and volume carries (keys are prefixed `bay.` on Docker). */
 export interface ResourceLabels {
+  /** Empty on a warm-pool member's objects: its owner is known only at the claim (the database records it). */
   owner: string;
   sandbox_id: string;
   session_id?: string;
@@ -17,6 +18,8 @@ export interface ResourceLabels {
   instance_id: string;
   /** "managed" | "external" for volumes. */
   workspace_kind?: string;
+  /** The profile whose warm pool started this object (labels cannot change when the member is claimed). */
+  pool?: string;
 }
 
 /** Labels of a volume: an external workspace's volume names no sandbox. */

@@ -1,11 +1,12 @@
 /**
  * Live sandboxes per profile and status for the `bay_sandboxes` gauge. The
  * numbers are the database's (shared by every replica), read with one grouped
- * query over live rows and cached for `ttlMs`, so however often and however
+ * query over live rows (warm-pool members are not sandboxes yet: bay_warm_pool_size
+ * counts them) and cached for `ttlMs`, so however often and however
  * many scrapers ask, the database sees at most one such query per interval.
  */
 import type { Database } from "../store/database.ts";
-import { SANDBOX_STATUSES, STATUS_SQL, type SandboxStatus } from "../domain/lifecycle.ts";
+import { POOL_OWNER, SANDBOX_STATUSES, STATUS_SQL, type SandboxStatus } from "../domain/lifecycle.ts";
 
 export { SANDBOX_STATUSES };
 
@@ -17,7 +18,7 @@ export interface SandboxCount {
 
 const QUERY = `SELECT s.profile_id AS profile, ${STATUS_SQL} AS status, COUNT(*) AS n
   FROM sandboxes s LEFT JOIN sessions ss ON ss.id = s.current_session_id
-  WHERE s.deleted_at IS NULL
+  WHERE s.deleted_at IS NULL AND s.owner <> '${POOL_OWNER}'
   GROUP BY profile, status`;
 
 export class SandboxCounts {

@@ -95,6 +95,20 @@ export class IdempotencyStore {
     };
   }
 
+  /**
+   * Statement, for a warm-pool claim's transaction: records the sandbox that
+   * claim took (the row marked with `claimToken`) on this key's claim. A claim
+   * that took nothing leaves the record as it is.
+   */
+  attachClaimedStatement(claim: Claim, claimToken: string) {
+    return {
+      sql: `UPDATE idempotency_keys SET resource_id = (SELECT id FROM sandboxes WHERE claim_token = :ct)
+            WHERE owner = :owner AND key = :key AND token = :token AND state = 'in_flight'
+              AND EXISTS (SELECT 1 FROM sandboxes WHERE claim_token = :ct)`,
+      args: { ct: claimToken, owner: claim.owner, key: claim.key, token: claim.token },
+    };
+  }
+
   /** Stores the final response of a claimed key; false when the claim is no longer this holder's. */
   async complete(claim: Claim, response: StoredResponse): Promise<boolean> {
     const rs = await this.db.execute({

@@ -3,6 +3,7 @@ import type { Database } from "./database.ts";
 import { ApiKeyStore } from "./api-key-store.ts";
 import { IdempotencyStore } from "./idempotency-store.ts";
 import { InstallationStore } from "./installation-store.ts";
+import { PoolStore } from "./pool-store.ts";
 import { SandboxStore } from "./sandbox-store.ts";
 import { SessionStore } from "./session-store.ts";
 import { TerminalTicketStore } from "./terminal-ticket-store.ts";
@@ -17,6 +18,7 @@ export interface Stores {
   apiKeys: ApiKeyStore;
   installation: InstallationStore;
   terminalTickets: TerminalTicketStore;
+  pool: PoolStore;
 }
 
 export function createStores(db: Database): Stores {
@@ -29,5 +31,6 @@ export function createStores(db: Database): Stores {
     apiKeys: new ApiKeyStore(db),
     installation: new InstallationStore(db),
     terminalTickets: new TerminalTicketStore(db),
+    pool: new PoolStore(db),
   };
 }

@@ -132,4 +132,14 @@ export const MIGRATIONS: Migration[] = [
       `CREATE INDEX terminal_tickets_expires ON terminal_tickets (expires_at)`,
     ],
   },
+  {
+    version: 6,
+    name: "warm pool",
+    statements: [
+      // A warm-pool claim marks the member it takes with a token for the rest of its
+      // transaction (workspace owner, idempotency record), then clears it.
+      "ALTER TABLE sandboxes ADD COLUMN claim_token TEXT",
+      "CREATE INDEX sandboxes_claim_token ON sandboxes (claim_token) WHERE claim_token IS NOT NULL",
+    ],
+  },
 ];

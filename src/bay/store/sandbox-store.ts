@@ -6,7 +6,7 @@
  * It is also the one writer of a sandbox's idle deadline.
  */
 import type { Row } from "@libsql/client";
-import { GUARD, STATUS_SQL, type SandboxStatus } from "../domain/lifecycle.ts";
+import { GUARD, POOL_OWNER, STATUS_SQL, type SandboxStatus } from "../domain/lifecycle.ts";
 import type { Database } from "./database.ts";
 import { num, optNum, optStr, str } from "./rows.ts";
 
@@ -261,9 +261,13 @@ export class SandboxStore {
    * tombstones its workspace if that is managed, then the sandbox itself. A
    * crash can no longer leave a deleted sandbox whose managed workspace stays
    * live forever. True if this call did it.
+   *
+   * `poolMemberOnly`: only while the sandbox is still an unclaimed warm-pool
+   * member, so retiring a member and an owner claiming it never both succeed.
    */
-  async tombstone(id: string, now: number): Promise<boolean> {
-    const live = "SELECT {col} FROM sandboxes WHERE id = :id AND deleted_at IS NULL";
+  async tombstone(id: string, now: number, opts: { poolMemberOnly?: boolean } = {}): Promise<boolean> {
+    const guard = opts.poolMemberOnly ? ` AND owner = '${POOL_OWNER}'` : "";
+    const live = `SELECT {col} FROM sandboxes WHERE id = :id AND deleted_at IS NULL${guard}`;
     const results = await this.db.batch(
       [
         {
@@ -278,7 +282,7 @@ export class SandboxStore {
         },
         {
           sql: `UPDATE sandboxes SET deleted_at = :now, current_session_id = NULL, idle_expires_at = NULL
-                WHERE id = :id AND deleted_at IS NULL`,
+                WHERE id = :id AND deleted_at IS NULL${guard}`,
           args: { id, now },
         },
       ],

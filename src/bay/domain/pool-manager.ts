@@ -1,0 +1,302 @@
+/**
+ * The warm pool: per profile, `warm_pool.size` sessions started, checked and
+ * warmed before any owner asks, so a create can answer `ready` at once.
+ *
+ * A member is a sandbox row owned by no one (`POOL_OWNER`) with its own managed
+ * workspace (a fresh volume) and its own session (a fresh secret), so the
+ * session machinery, reconcile and the reaper already know how to start, check
+ * and clean it. The rules here:
+ *
+ * * **claim**: one statement hands the oldest warm member to the owner, within
+ *   the owner's quotas; exactly one claimer wins each member, across replicas;
+ *   from then on it is an ordinary sandbox, never a member again;
+ * * **refill**: members are made only while the profile has fewer than `size`
+ *   (counted in the database, so replicas never overshoot together) and Bay's
+ *   live-session cap has room, at most `concurrency` starts at once per process;
+ *   a profile whose starts fail backs off;
+ * * **retire**: stale members (their session ended: a failed or abandoned start,
+ *   a dead container), members older than `max_age_seconds`, and members beyond
+ *   the size are tombstoned with their workspace, compare-and-set against a
+ *   claim, then their container and volume go.
+ *
+ * Docker labels cannot change, so a member's container and volume are labelled
+ * at birth with its sandbox, session and workspace ids (true before and after the
+ * claim), `pool=<profile>` and an empty owner; reconcile keys on session and
+ * workspace rows, never on the owner, so it treats both states alike.
+ */
+import type { Driver } from "../drivers/driver.ts";
+import { errorMessage, type Logger } from "../logger.ts";
+import type { BayMetrics, WarmPoolStats } from "../observability/bay-metrics.ts";
+import type { Claim } from "../store/idempotency-store.ts";
+import type { Stores } from "../store/index.ts";
+import type { PoolMember } from "../store/pool-store.ts";
+import { newId } from "./ids.ts";
+import type { Profile, ProfileRegistry } from "./profiles.ts";
+import { removeVolumeQuietly } from "./sandbox-manager.ts";
+import { mintSecret, type SessionManager } from "./session-manager.ts";
+
+export interface PoolManagerDeps {
+  stores: Stores;
+  sessions: SessionManager;
+  driver: Driver;
+  profiles: ProfileRegistry;
+  logger: Logger;
+  metrics?: Pick<BayMetrics, "sessionStarted">;
+  now?: () => number;
+}
+
+export interface PoolManagerOptions {
+  /** Names this process as the lease holder of the member starts it runs. */
+  replicaId: string;
+  /** Lease of a starting member's session (as SessionManager's). */
+  leaseMs?: number;
+  /** Member starts this process runs at once, all profiles together. */
+  concurrency: number;
+  /** Bay's cap on sessions running or starting: refill never takes the last slots past it. */
+  maxLiveSessions: number;
+  /** size_limit_mb of a member's workspace (what a lazy create would give it). */
+  workspaceSizeLimitMb: number;
+  /** The claiming owner's quotas. */
+  maxSandboxesPerOwner: number;
+  maxWorkspacesPerOwner: number;
+  /** Milliseconds between maintenance passes while a pool is configured. */
+  tickMs?: number;
+}
+
+/** What one maintenance pass did (logs, tests). */
+export interface PoolReport {
+  retired: number;
+  started: number;
+  warm: number;
+  warming: number;
+}
+
+const MAX_BACKOFF_MS = 60_000;
+
+export class PoolManager implements WarmPoolStats {
+  private readonly now: () => number;
+  private readonly leaseMs: number;
+  /** Member starts in flight in this process. */
+  private readonly starts = new Set<Promise<void>>();
+  /** Warm members per profile at the last pass (the bay_warm_pool_size gauge). */
+  private warm = new Map<string, number>();
+  private readonly backoff = new Map<string, { failures: number; until: number }>();
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private running: Promise<PoolReport> | null = null;
+  private again = false;
+  private stopped = false;
+
+  constructor(
+    private readonly deps: PoolManagerDeps,
+    private readonly opts: PoolManagerOptions,
+  ) {
+    this.now = deps.now ?? Date.now;
+    this.leaseMs = opts.leaseMs ?? 10_000;
+  }
+
+  /** True when some profile keeps a pool (size > 0). */
+  get enabled(): boolean {
+    return this.deps.profiles.list().some((p) => p.warm_pool.size > 0);
+  }
+
+  /** Warm, unclaimed members of `profile` at the last pass. */
+  size(profile: string): number {
+    return this.warm.get(profile) ?? 0;
+  }
+
+  /**
+   * Hands a warm member of `profile` to `owner`, or null on a miss (no warm
+   * member, or a quota is full: the lazy path then answers). With a size-0
+   * pool nothing is asked of the database. Under an Idempotency-Key `claim`,
+   * the sandbox is recorded on it in the same transaction.
+   */
+  async claim(owner: string, profile: Profile, ttlSeconds: number, idempotency?: Claim): Promise<string | null> {
+    if (profile.warm_pool.size === 0) return null;
+    const { stores, logger } = this.deps;
+    const now = this.now();
+    const id = await stores.pool.claim(
+      {
+        owner,
+        profileId: profile.id,
+        token: crypto.randomUUID(),
+        now,
+        oldest: now - profile.warm_pool.max_age_seconds * 1000,
+        expiresAt: ttlSeconds > 0 ? now + ttlSeconds * 1000 : null,
+        idleExpiresAt: now + profile.idle_timeout * 1000,
+        maxSandboxes: this.opts.maxSandboxesPerOwner,
+        maxWorkspaces: this.opts.maxWorkspacesPerOwner,
+      },
+      idempotency ? (token) => stores.idempotency.attachClaimedStatement(idempotency, token) : undefined,
+    );
+    if (id) {
+      this.warm.set(profile.id, Math.max(0, this.size(profile.id) - 1));
+      this.deps.metrics?.sessionStarted(profile.id, "pool", "ok", this.now() - now);
+      logger.info("warm-pool member claimed", { owner, sandbox_id: id, profile: profile.id });
+    }
+    this.kick();
+    return id;
+  }
+
+  /** Starts the maintenance beat (only when a pool is configured; the reaper's beat covers leftovers otherwise). */
+  start(): void {
+    if (this.timer || !this.enabled) return;
+    this.stopped = false;
+    this.timer = setInterval(() => void this.maintain(), this.opts.tickMs ?? 2_000);
+    this.timer.unref?.();
+    this.kick();
+  }
+
+  /** Stops the beat and waits for the pass and the member starts in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running?.catch(() => {});
+    await Promise.allSettled([...this.starts]);
+  }
+
+  /** Resolves once the member starts in flight now have finished (tests). */
+  async settle(): Promise<void> {
+    await this.running?.catch(() => {});
+    await Promise.allSettled([...this.starts]);
+  }
+
+  /** Runs a pass soon (after a claim, or a member start ending). */
+  kick(): void {
+    if (this.stopped || !this.enabled) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    void this.maintain();
+  }
+
+  /**
+   * One pass: retire stale, old and surplus members, then start members up to
+   * each profile's size. Every replica runs it; each step is a compare-and-set.
+   * A call while a pass runs joins it. Never throws.
+   */
+  maintain(): Promise<PoolReport> {
+    this.running ??= this.pass()
+      .catch((e: unknown) => {
+        this.deps.logger.warn("warm-pool pass failed; retrying on the next beat", { error: errorMessage(e) });
+        return { retired: 0, started: 0, warm: 0, warming: 0 };
+      })
+      .finally(() => {
+        this.running = null;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+        }
+      });
+    return this.running;
+  }
+
+  private async pass(): Promise<PoolReport> {
+    const report: PoolReport = { retired: 0, started: 0, warm: 0, warming: 0 };
+    const now = this.now();
+    const live = new Map<string, PoolMember[]>();
+    for (const m of await this.deps.stores.pool.members()) {
+      const profile = this.deps.profiles.list().find((p) => p.id === m.profileId);
+      const tooOld = profile ? now - m.createdAt > profile.warm_pool.max_age_seconds * 1000 : true;
+      if (m.state === "stale" || (m.state === "warm" && tooOld)) {
+        if (await this.retire(m, m.state === "stale" ? "stale" : profile ? "max age" : "profile removed")) report.retired++;
+        continue;
+      }
+      const list = live.get(m.profileId) ?? [];
+      list.push(m);
+      live.set(m.profileId, list);
+    }
+    const warm = new Map<string, number>();
+    for (const profile of this.deps.profiles.list()) {
+      const members = live.get(profile.id) ?? [];
+      const size = profile.warm_pool.size;
+      // Surplus (the size went down): the oldest warm ones go; warming ones are counted and retired once warm.
+      let surplus = members.length - size;
+      for (const m of members) {
+        if (surplus <= 0) break;
+        if (m.state !== "warm") continue;
+        if (await this.retire(m, "beyond the pool size")) report.retired++;
+        m.state = "stale";
+        surplus--;
+      }
+      const kept = members.filter((m) => m.state !== "stale");
+      const warmNow = kept.filter((m) => m.state === "warm").length;
+      warm.set(profile.id, warmNow);
+      report.warm += warmNow;
+      report.warming += kept.length - warmNow;
+      const missing = size - kept.length;
+      for (let i = 0; i < missing && this.canStart(profile.id, now); i++) {
+        this.launch(profile);
+        report.started++;
+      }
+    }
+    this.warm = warm;
+    return report;
+  }
+
+  private canStart(profileId: string, now: number): boolean {
+    if (this.stopped || this.starts.size >= this.opts.concurrency) return false;
+    return (this.backoff.get(profileId)?.until ?? 0) <= now;
+  }
+
+  /** Starts one member in the background; its slot in `starts` bounds the concurrency. */
+  private launch(profile: Profile): void {
+    const run = this.startMember(profile).finally(() => {
+      this.starts.delete(run);
+      this.kick();
+    });
+    this.starts.add(run);
+  }
+
+  private async startMember(profile: Profile): Promise<void> {
+    const { stores, sessions, logger } = this.deps;
+    const now = this.now();
+    const member = {
+      sandboxId: newId("sandbox", now),
+      workspaceId: newId("ws", now),
+      sessionId: newId("sess", now),
+      profileId: profile.id,
+      secret: mintSecret(),
+      sizeLimitMb: this.opts.workspaceSizeLimitMb,
+      leaseOwner: this.opts.replicaId,
+      leaseExpiresAt: now + this.leaseMs,
+      now,
+    };
+    try {
+      // Full (another replica filled it, or Bay is at its session cap): nothing to do.
+      if (!(await stores.pool.insertMember(member, profile.warm_pool.size, this.opts.maxLiveSessions))) return;
+      await sessions.startMember(member.sandboxId, member.sessionId, member.secret);
+      this.backoff.delete(profile.id);
+    } catch (e) {
+      const failures = (this.backoff.get(profile.id)?.failures ?? 0) + 1;
+      const wait = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (failures - 1));
+      this.backoff.set(profile.id, { failures, until: this.now() + wait });
+      logger.warn("warm-pool member failed to start; backing off", {
+        profile: profile.id,
+        sandbox_id: member.sandboxId,
+        retry_in_ms: wait,
+        error: errorMessage(e),
+      });
+      // Its start cleaned up its container; the rows and volume go now rather than on the next pass.
+      await this.retire({ id: member.sandboxId, workspaceId: member.workspaceId, containerId: null }, "start failed").catch(() => {});
+    }
+  }
+
+  /**
+   * Tombstones a member with its workspace (only while it is still an unclaimed
+   * member: a claim that came first wins), then removes its containers and
+   * volume; what cannot be removed now, reconcile removes later. True when this
+   * call retired it.
+   */
+  private async retire(m: Pick<PoolMember, "id" | "workspaceId" | "containerId">, reason: string): Promise<boolean> {
+    const { stores, sessions, driver, logger } = this.deps;
+    if (!(await stores.sandboxes.tombstone(m.id, this.now(), { poolMemberOnly: true }))) return false;
+    if (m.containerId) await driver.destroyContainer(m.containerId).catch(() => {});
+    await sessions.removeSandboxContainers(m.id);
+    // A member's workspace is managed and its volume is named after it.
+    await removeVolumeQuietly(driver, m.workspaceId, logger);
+    logger.info("warm-pool member retired", { sandbox_id: m.id, reason });
+    return true;
+  }
+}

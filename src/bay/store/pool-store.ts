@@ -1,0 +1,158 @@
+/**
+ * Persistence of the warm pool. A member is an ordinary sandbox row owned by
+ * `POOL_OWNER` with a managed workspace and a session (domain/lifecycle.ts, "The
+ * warm pool"), so the session machinery, reconcile and the reaper treat it like
+ * any sandbox. This store holds the pool's own statements: making a member (its
+ * three rows in one transaction, only while the pool and Bay's session cap have
+ * room), claiming one (one compare-and-set statement), listing members, and
+ * retiring one. Every guard comes from the lifecycle table.
+ */
+import type { InStatement, Row } from "@libsql/client";
+import { GUARD, POOL_GUARD, POOL_OWNER, POOL_STATE_SQL, type PoolMemberState } from "../domain/lifecycle.ts";
+import type { Database } from "./database.ts";
+import { num, optStr, str } from "./rows.ts";
+
+/** A live member as the pool manager needs it. */
+export interface PoolMember {
+  id: string;
+  profileId: string;
+  workspaceId: string;
+  createdAt: number;
+  sessionId: string | null;
+  containerId: string | null;
+  state: Extract<PoolMemberState, "warming" | "warm" | "stale">;
+}
+
+/** The rows of a new member: its sandbox, managed workspace and starting (leased) session. */
+export interface NewPoolMember {
+  sandboxId: string;
+  workspaceId: string;
+  sessionId: string;
+  profileId: string;
+  secret: string;
+  sizeLimitMb: number;
+  leaseOwner: string;
+  leaseExpiresAt: number;
+  now: number;
+}
+
+/** What a claim writes on the member it takes. */
+export interface PoolClaim {
+  owner: string;
+  profileId: string;
+  /** Random, unique per claim: marks the member for the rest of the claim's transaction. */
+  token: string;
+  now: number;
+  /** Members created at or before this are too old to hand out. */
+  oldest: number;
+  expiresAt: number | null;
+  idleExpiresAt: number;
+  maxSandboxes: number;
+  maxWorkspaces: number;
+}
+
+function toMember(row: Row): PoolMember {
+  return {
+    id: str(row, "id"),
+    profileId: str(row, "profile_id"),
+    workspaceId: str(row, "workspace_id"),
+    createdAt: num(row, "created_at"),
+    sessionId: optStr(row, "ss_id"),
+    containerId: optStr(row, "container_id"),
+    state: str(row, "pool_state") as PoolMember["state"],
+  };
+}
+
+const MEMBER_COUNT = `(SELECT COUNT(*) FROM sandboxes WHERE owner = '${POOL_OWNER}' AND profile_id = :profile AND deleted_at IS NULL)`;
+
+export class PoolStore {
+  constructor(private readonly db: Database) {}
+
+  /**
+   * Makes a member in one transaction: its workspace, its sandbox (already
+   * pointing at its session) and its `starting` session leased to the caller,
+   * only while the profile has fewer than `size` live members (across replicas)
+   * and Bay runs fewer than `maxActive` sessions. A member is never without a
+   * session, so one with none has ended and may be retired. False when full.
+   */
+  async insertMember(m: NewPoolMember, size: number, maxActive: number): Promise<boolean> {
+    const results = await this.db.batch(
+      [
+        {
+          sql: `INSERT INTO workspaces (id, owner, managed, volume_name, size_limit_mb, created_at)
+                SELECT :ws, '${POOL_OWNER}', 1, :ws, :size_mb, :now
+                WHERE ${MEMBER_COUNT} < :size AND (SELECT COUNT(*) FROM sessions WHERE ${GUARD.sessionActive}) < :max_active`,
+          args: { ws: m.workspaceId, size_mb: m.sizeLimitMb, now: m.now, profile: m.profileId, size, max_active: maxActive },
+        },
+        {
+          sql: `INSERT INTO sandboxes (id, owner, profile_id, workspace_id, created_at, expires_at, current_session_id)
+                SELECT :id, '${POOL_OWNER}', :profile, :ws, :now, NULL, :sess WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = :ws)`,
+          args: { id: m.sandboxId, profile: m.profileId, ws: m.workspaceId, now: m.now, sess: m.sessionId },
+        },
+        {
+          sql: `INSERT INTO sessions (id, sandbox_id, status, secret, lease_owner, lease_expires_at, created_at)
+                SELECT :sess, :id, 'starting', :secret, :lease_owner, :lease, :now WHERE EXISTS (SELECT 1 FROM sandboxes WHERE id = :id)`,
+          args: { sess: m.sessionId, id: m.sandboxId, secret: m.secret, lease_owner: m.leaseOwner, lease: m.leaseExpiresAt, now: m.now },
+        },
+      ],
+      "write",
+    );
+    return results[2]?.rowsAffected === 1;
+  }
+
+  /**
+   * Claims the oldest claimable member of a profile for `owner`, in one
+   * transaction whose first statement is the claim itself: a single UPDATE that
+   * picks a member and sets its owner only while it is still unowned and live
+   * and the owner is under both quotas. Of any number of concurrent claimers on
+   * any number of replicas, each member goes to exactly one. The statements that
+   * follow move the workspace to the owner and, under an Idempotency-Key, record
+   * the sandbox on the key's claim. Returns the sandbox id, or null (no member,
+   * or a quota is full: the caller's lazy path answers that).
+   */
+  async claim(c: PoolClaim, attach?: (token: string) => InStatement): Promise<string | null> {
+    const statements: InStatement[] = [
+      {
+        sql: `UPDATE sandboxes SET owner = :owner, created_at = :now, expires_at = :expires, idle_expires_at = :idle,
+                last_error = NULL, claim_token = :token
+              WHERE id = (SELECT s.id FROM sandboxes s JOIN sessions ss ON ss.id = s.current_session_id
+                          WHERE ${POOL_GUARD.claimable} AND s.profile_id = :profile ORDER BY s.created_at, s.id LIMIT 1)
+                AND owner = '${POOL_OWNER}' AND deleted_at IS NULL
+                AND (SELECT COUNT(*) FROM sandboxes WHERE owner = :owner AND deleted_at IS NULL) < :max_sandboxes
+                AND (SELECT COUNT(*) FROM workspaces WHERE owner = :owner AND deleted_at IS NULL) < :max_workspaces
+              RETURNING id`,
+        args: {
+          owner: c.owner,
+          now: c.now,
+          expires: c.expiresAt,
+          idle: c.idleExpiresAt,
+          token: c.token,
+          oldest: c.oldest,
+          profile: c.profileId,
+          max_sandboxes: c.maxSandboxes,
+          max_workspaces: c.maxWorkspaces,
+        },
+      },
+      {
+        sql: `UPDATE workspaces SET owner = :owner WHERE owner = '${POOL_OWNER}'
+                AND id = (SELECT workspace_id FROM sandboxes WHERE claim_token = :token)`,
+        args: { owner: c.owner, token: c.token },
+      },
+      ...(attach ? [attach(c.token)] : []),
+      { sql: "UPDATE sandboxes SET claim_token = NULL WHERE claim_token = :token", args: { token: c.token } },
+    ];
+    const [claimed] = await this.db.batch(statements, "write");
+    const row = claimed?.rows[0];
+    return row ? str(row, "id") : null;
+  }
+
+  /** Every live, unclaimed member with its state (the pool is small: no paging). */
+  async members(): Promise<PoolMember[]> {
+    const rs = await this.db.execute(
+      `SELECT s.id, s.profile_id, s.workspace_id, s.created_at, ss.id AS ss_id, ss.container_id, ${POOL_STATE_SQL} AS pool_state
+       FROM sandboxes s LEFT JOIN sessions ss ON ss.id = s.current_session_id
+       WHERE ${POOL_GUARD.member} ORDER BY s.created_at, s.id`,
+    );
+    return rs.rows.map(toMember);
+  }
+}
