@@ -32,9 +32,10 @@ describe("warm_pool", () => {
   });
 
   test("BAY_WARM_POOL sets sizes by profile id; unnamed profiles keep theirs", () => {
-    expect(sizes({ BAY_WARM_POOL: "python-default:4,python-data:1" })).toEqual({ "python-default": 4, "python-data": 1 });
-    expect(sizes({ BAY_WARM_POOL: " python-data : 2 " })).toEqual({ "python-default": 0, "python-data": 2 });
-    expect(sizes({ BAY_WARM_POOL: "" })).toEqual({ "python-default": 0, "python-data": 0 });
+    const none = { "python-default": 0, "python-data": 0, "python-gvisor": 0 };
+    expect(sizes({ BAY_WARM_POOL: "python-default:4,python-data:1" })).toEqual({ ...none, "python-default": 4, "python-data": 1 });
+    expect(sizes({ BAY_WARM_POOL: " python-data : 2 " })).toEqual({ ...none, "python-data": 2 });
+    expect(sizes({ BAY_WARM_POOL: "" })).toEqual(none);
   });
 
   test("BAY_WARM_POOL wins over the file's size and keeps the file's max age", () => {
@@ -55,9 +56,15 @@ describe("warm_pool", () => {
     ["python-default:1.5", 'BAY_WARM_POOL: "python-default:1.5": size must be a whole number from 0 to 1000'],
     ["python-default:", 'BAY_WARM_POOL: "python-default:": size must be a whole number from 0 to 1000'],
     ["python-default:5000", 'BAY_WARM_POOL: "python-default:5000": size must be a whole number from 0 to 1000'],
-    ["pyhton-default:2", 'BAY_WARM_POOL: "pyhton-default:2": unknown profile "pyhton-default" (known: python-default, python-data)'],
+    [
+      "pyhton-default:2",
+      'BAY_WARM_POOL: "pyhton-default:2": unknown profile "pyhton-default" (known: python-default, python-data, python-gvisor)',
+    ],
     ["python-default:1,python-default:2", 'BAY_WARM_POOL: "python-default:2": profile "python-default" is named twice'],
-    ["python-default:1,,python-data:1", 'BAY_WARM_POOL: empty entry in "python-default:1,,python-data:1" (expected profile:size, comma-separated)'],
+    [
+      "python-default:1,,python-data:1",
+      'BAY_WARM_POOL: empty entry in "python-default:1,,python-data:1" (expected profile:size, comma-separated)',
+    ],
   ])("BAY_WARM_POOL=%p is refused: %s", (value, message) => {
     expect(problemsOf(() => loadConfig({ BAY_WARM_POOL: value }))).toEqual([message]);
   });
@@ -73,7 +80,10 @@ describe("warm_pool", () => {
       "BAY_WARM_POOL: the warm pools hold 200 sessions, leaving no room under limits.max_live_sessions (200)",
     ]);
     const file = join(dir, "bay.yaml");
-    writeFileSync(file, ["profiles:", "  - id: small", "    image: i", "    warm_pool: { size: 5 }", "limits: { max_live_sessions: 5 }"].join("\n"));
+    writeFileSync(
+      file,
+      ["profiles:", "  - id: small", "    image: i", "    warm_pool: { size: 5 }", "limits: { max_live_sessions: 5 }"].join("\n"),
+    );
     expect(problemsOf(() => loadConfig({}, file))).toEqual([
       "profiles: the warm pools hold 5 sessions, leaving no room under limits.max_live_sessions (5)",
     ]);
@@ -81,7 +91,10 @@ describe("warm_pool", () => {
 
   test("a bad size or max age in the file is a schema problem naming its path", () => {
     const file = join(dir, "bay.yaml");
-    writeFileSync(file, ["profiles:", "  - id: small", "    image: i", "    warm_pool: { size: -1, max_age_seconds: 1, extra: 1 }"].join("\n"));
+    writeFileSync(
+      file,
+      ["profiles:", "  - id: small", "    image: i", "    warm_pool: { size: -1, max_age_seconds: 1, extra: 1 }"].join("\n"),
+    );
     const problems = problemsOf(() => loadConfig({}, file));
     expect(problems.some((p) => p.startsWith("profiles.0.warm_pool.size:"))).toBe(true);
     expect(problems.some((p) => p.startsWith("profiles.0.warm_pool.max_age_seconds:"))).toBe(true);
