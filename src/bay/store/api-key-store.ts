@@ -1,7 +1,7 @@
 /** Persistence of API keys. Only a SHA-256 hash of each key is stored. */
 import type { Row } from "@libsql/client";
 import type { Database } from "./database.ts";
-import { num, optNum, optStr, str } from "./rows.ts";
+import { num, optNum, optStr, queryOne, str } from "./rows.ts";
 
 export interface ApiKeyRecord {
   id: string;
@@ -37,11 +37,8 @@ export class ApiKeyStore {
 
   /** The unrevoked key with this hash, or null. */
   async findActiveByHash(keyHash: string): Promise<ApiKeyRecord | null> {
-    const rs = await this.db.execute({
-      sql: "SELECT * FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
-      args: [keyHash],
-    });
-    return rs.rows[0] ? toRecord(rs.rows[0]) : null;
+    const row = await queryOne(this.db, { sql: "SELECT * FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", args: [keyHash] });
+    return row ? toRecord(row) : null;
   }
 
   async get(id: string): Promise<ApiKeyRecord | null> {

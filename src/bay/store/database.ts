@@ -5,10 +5,18 @@
  */
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
-import { createClient, type Client } from "@libsql/client";
+import { createClient, type InArgs, type InStatement, type ResultSet, type TransactionMode } from "@libsql/client";
+import { LocalDatabase } from "./local-database.ts";
 import { MIGRATIONS, type Migration } from "./migrations.ts";
 
-export type Database = Client;
+/** What the stores use of a libSQL database: a `@libsql/client` Client (remote) or a LocalDatabase (embedded). */
+export interface Database {
+  execute(stmt: InStatement): Promise<ResultSet>;
+  execute(sql: string, args?: InArgs): Promise<ResultSet>;
+  /** The statements as one transaction. */
+  batch(stmts: Array<InStatement | [string, InArgs?]>, mode?: TransactionMode): Promise<ResultSet[]>;
+  close(): void;
+}
 
 /** How long a local writer waits for another's lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -27,14 +35,23 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
     if (path && path !== ":memory:") makePrivate(path);
   }
   const local = url.startsWith("file:") || url === ":memory:";
-  // The client pools several connections: a PRAGMA busy_timeout would reach only
-  // one of them, so the busy timeout is given to the client, which sets it on each.
-  const db = createClient({ url, authToken: opts.authToken, ...(local ? { timeout: BUSY_TIMEOUT_MS } : {}) });
+  // Embedded: one connection of the libSQL engine with its statements kept (see
+  // local-database.ts); a libSQL server: the client.
+  const db: Database = local ? new LocalDatabase(localPath(url), BUSY_TIMEOUT_MS) : createClient({ url, authToken: opts.authToken });
   if (local) {
     // WAL lets readers proceed while one writer holds the lock; the busy timeout makes
     // concurrent writers (several Bay processes on one file) wait instead of failing.
     await db.execute(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    if (url !== ":memory:" && !url.includes(":memory:")) await db.execute("PRAGMA journal_mode = WAL");
+    if (url !== ":memory:" && !url.includes(":memory:")) {
+      await db.execute("PRAGMA journal_mode = WAL");
+      // In WAL mode, NORMAL syncs at checkpoints instead of on every commit. Every
+      // statement of an embedded database runs on Bay's event loop, and a commit's
+      // fsync stalled all of Bay for 10-200 ms on a busy host. A Bay process that
+      // crashes or is killed loses nothing (its commits are in the WAL file); an
+      // operating-system crash or power cut may lose the last commits before a
+      // checkpoint, never consistency; reconcile repairs Docker against what remains.
+      await db.execute("PRAGMA synchronous = NORMAL");
+    }
   }
   await db.execute("PRAGMA foreign_keys = ON");
   await migrate(db, opts.migrations ?? MIGRATIONS);
@@ -98,6 +115,13 @@ export async function migrate(db: Database, migrations: Migration[]): Promise<nu
 async function currentVersion(db: Database): Promise<number> {
   const rs = await db.execute("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations");
   return Number(rs.rows[0]?.v ?? 0);
+}
+
+/** The engine's path for a local URL: `file:x.db` → `x.db` (query ignored), `:memory:` as is. */
+function localPath(url: string): string {
+  if (url === ":memory:") return url;
+  const path = url.slice("file:".length).split("?")[0]!;
+  return path === "" ? ":memory:" : path.replace(/^\/\/(localhost)?(?=\/)/, "");
 }
 
 /** Cheap reachability probe for /health. */

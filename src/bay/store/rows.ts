@@ -1,5 +1,13 @@
 /** Small helpers for reading libSQL rows without `any`. */
-import type { Row } from "@libsql/client";
+import type { InStatement, Row } from "@libsql/client";
+import type { Database } from "./database.ts";
+import { LocalDatabase } from "./local-database.ts";
+
+/** The first row of a query or null; on an embedded database, without collecting the rest (one engine call). */
+export async function queryOne(db: Database, stmt: Exclude<InStatement, string>): Promise<Row | null> {
+  if (db instanceof LocalDatabase) return db.one(stmt);
+  return (await db.execute(stmt)).rows[0] ?? null;
+}
 
 export const str = (row: Row, col: string): string => String(row[col]);
 export const optStr = (row: Row, col: string): string | null => (row[col] == null ? null : String(row[col]));

@@ -8,7 +8,7 @@
 import type { Row } from "@libsql/client";
 import { GUARD, POOL_OWNER, STATUS_SQL, type SandboxStatus } from "../domain/lifecycle.ts";
 import type { Database } from "./database.ts";
-import { num, optNum, optStr, str } from "./rows.ts";
+import { num, optNum, optStr, queryOne, str } from "./rows.ts";
 
 export type { SandboxStatus } from "../domain/lifecycle.ts";
 
@@ -128,17 +128,17 @@ export class SandboxStore {
 
   /** A live (not deleted) sandbox of this owner, or null. */
   async findLive(owner: string, id: string, now = Date.now()): Promise<SandboxRecord | null> {
-    const rs = await this.db.execute({
+    const row = await queryOne(this.db, {
       sql: `${SELECT} WHERE s.id = :id AND s.owner = :owner AND ${GUARD.live}`,
       args: { id, owner, now },
     });
-    return rs.rows[0] ? toRecord(rs.rows[0]) : null;
+    return row ? toRecord(row) : null;
   }
 
   /** A sandbox by id regardless of owner or tombstone (internal use: reaper, reconcile). */
   async get(id: string, now = Date.now()): Promise<SandboxRecord | null> {
-    const rs = await this.db.execute({ sql: `${SELECT} WHERE s.id = :id`, args: { id, now } });
-    return rs.rows[0] ? toRecord(rs.rows[0]) : null;
+    const row = await queryOne(this.db, { sql: `${SELECT} WHERE s.id = :id`, args: { id, now } });
+    return row ? toRecord(row) : null;
   }
 
   /** One page, newest first, plus whether more rows follow. */
