@@ -16,6 +16,7 @@ import { PoolManager } from "./domain/pool-manager.ts";
 import { ProfileRegistry } from "./domain/profiles.ts";
 import { Reaper } from "./domain/reaper.ts";
 import { Reconciler } from "./domain/reconciler.ts";
+import { RouteCache } from "./domain/route-cache.ts";
 import { SandboxContexts } from "./domain/sandbox-contexts.ts";
 import { SandboxExec } from "./domain/sandbox-exec.ts";
 import { SandboxFiles } from "./domain/sandbox-files.ts";
@@ -96,8 +97,9 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   const ship = new MeteredShipClient(metrics);
   const profiles = new ProfileRegistry(config.profiles);
   const replicaId = `replica-${crypto.randomUUID()}`;
+  const routes = new RouteCache(30_000, 10_000, now);
   const sessions = new SessionManager(
-    { stores, driver, ship, profiles, logger, metrics },
+    { stores, driver, ship, profiles, logger, metrics, routes },
     {
       instanceId,
       replicaId,
@@ -126,7 +128,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
       maxWorkspacesPerOwner: config.limits.max_workspaces_per_owner,
     },
   );
-  const sandboxes = new SandboxManager({ stores, sessions, driver, profiles, logger, limits, pool, now });
+  const sandboxes = new SandboxManager({ stores, sessions, driver, profiles, logger, limits, pool, routes, now });
   const workspaces = new WorkspaceManager({
     stores,
     driver,
@@ -147,7 +149,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     },
     now,
   });
-  const router = new CapabilityRouter({ stores, sessions, ship, profiles, logger, now });
+  const router = new CapabilityRouter({ stores, sessions, ship, profiles, logger, routes, now });
   const sandboxFiles = new SandboxFiles({
     router,
     workspaceFiles,
@@ -164,7 +166,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     ...(config.limits.spool_dir ? { baseDir: config.limits.spool_dir } : {}),
   });
   const health = new HealthService({ db, driver, profiles, version: config.server.version, logger });
-  const apiKeys = new ApiKeyService(stores.apiKeys, config.auth.api_keys);
+  const apiKeys = new ApiKeyService(stores.apiKeys, config.auth.api_keys, now, config.auth.api_key_cache_seconds * 1000);
   const jwtOpts = {
     secret: config.auth.jwt.secret,
     jwksUrl: config.auth.jwt.jwks_url,

@@ -280,6 +280,12 @@ export const configSchema = z
         /** Bootstrap keys accepted alongside stored ones: `{key, owner}`. */
         api_keys: z.array(z.strictObject({ key: z.string().min(16), owner: apiKeyOwner })).default([]),
         default_owner: z.string().min(1).default("default"),
+        /**
+         * Seconds a stored API key found valid is trusted before the database is asked
+         * again: a key revoked elsewhere (`bay keys revoke`, another replica) stops
+         * working within this; one revoked by this process at once. 0: ask every time.
+         */
+        api_key_cache_seconds: z.number().min(0).max(300).default(5),
         jwt: z
           .strictObject({
             secret: z.string().min(16).optional(),

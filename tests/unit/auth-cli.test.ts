@@ -71,11 +71,11 @@ describe("bay keys", () => {
     expect(all.map((k: { owner: string }) => k.owner).sort()).toEqual(["alice", "bob"]);
   });
 
-  test("a CLI key authenticates against a Bay on the same database; after revoke it is 401", async () => {
+  test("a CLI key authenticates against a Bay on the same database; after revoke it is 401 (key cache off)", async () => {
     const { dbPath, env } = tempDb();
     const created = await cli(["keys", "create", "--owner", "alice"], env);
     const key = keyOf(created.out);
-    const t = await createTestBay({ dbPath, config: { auth: { mode: "api_key" } } });
+    const t = await createTestBay({ dbPath, config: { auth: { mode: "api_key", api_key_cache_seconds: 0 } } });
     try {
       const ok = await t.json("POST", "/v1/sandboxes", { body: {}, headers: { authorization: `Bearer ${key}` } });
       expect(ok.status).toBe(201);
@@ -131,6 +131,26 @@ describe("bay keys", () => {
     });
   }
 
+  test("with the key cache (default 5 s), a key revoked by the CLI stops working within the cache time", async () => {
+    const { dbPath, env } = tempDb();
+    const created = await cli(["keys", "create", "--owner", "alice"], env);
+    const key = keyOf(created.out);
+    const t = await createTestBay({ dbPath, config: { auth: { mode: "api_key" } } });
+    try {
+      const headers = { authorization: `Bearer ${key}` };
+      expect((await t.json("GET", "/v1/sandboxes", { headers })).status).toBe(200);
+      expect((await cli(["keys", "revoke", idOf(created.out)], env)).code).toBe(0);
+      const denied = await pollUntil(
+        async () => (await t.json("GET", "/v1/sandboxes", { headers })).status,
+        (status) => status === 401,
+        t.config.auth.api_key_cache_seconds * 1000 + 10_000,
+        "the revoked key refused",
+      );
+      expect(denied).toBe(401);
+    } finally {
+      await t.close();
+    }
+  }, 30_000);
   test("an unknown command → exit 2 with the list of commands", async () => {
     const r = await cli(["users", "list"], {});
     expect(r.code).toBe(2);

@@ -7,7 +7,7 @@ import type { Profile as ProfileDto, Sandbox, Workspace } from "./generated/inde
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export function toSandboxDto(sb: SandboxRecord, profiles: ProfileRegistry): Sandbox {
-  const profile = profiles.list().find((p) => p.id === sb.profileId);
+  const profile = profiles.find(sb.profileId);
   return {
     id: sb.id,
     profile: sb.profileId,

@@ -14,6 +14,7 @@ import type { Stores } from "../store/index.ts";
 import { expiredError } from "./lifecycle.ts";
 import { coverStream, endedError, holdChannel, isOpenChannel, SessionEndSignals, type StreamHooks } from "./open-streams.ts";
 import type { Capability, Language, ProfileRegistry } from "./profiles.ts";
+import type { RouteCache } from "./route-cache.ts";
 import type { SessionHandle, SessionManager } from "./session-manager.ts";
 
 /** Who asks, for which sandbox, under which request id. */
@@ -52,6 +53,8 @@ export interface CapabilityRouterDeps {
   ship: ShipClient;
   profiles: ProfileRegistry;
   logger: Logger;
+  /** Sandboxes this process routed recently (no read per call); absent: every call reads the database. */
+  routes?: RouteCache;
   now?: () => number;
 }
 
@@ -116,10 +119,17 @@ export class CapabilityRouter {
     }
   }
 
-  /** Checks everything that can be refused before a container starts. */
-  async preflight(owner: string, sandboxId: string, capability: Need, language?: Language) {
-    const { stores, profiles } = this.deps;
-    const sb = await stores.sandboxes.findLive(owner, sandboxId, this.now());
+  /**
+   * Checks everything that can be refused before a container starts. `cached`:
+   * a sandbox this process routed moments ago may be taken from the route cache.
+   */
+  async preflight(owner: string, sandboxId: string, capability: Need, language?: Language, cached = false) {
+    const { stores, profiles, routes } = this.deps;
+    let sb = cached ? (routes?.get(owner, sandboxId) ?? null) : null;
+    if (!sb) {
+      routes?.forget(sandboxId);
+      sb = await stores.sandboxes.findLive(owner, sandboxId, this.now());
+    }
     if (!sb) throw notFound("sandbox", sandboxId);
     if (sb.status === "expired") throw expiredError(sandboxId);
     const profile = profiles.forSandbox(sb.profileId);
@@ -129,9 +139,11 @@ export class CapabilityRouter {
   }
 
   private async route<T>(ctx: CallContext, plan: CallPlan<T>): Promise<T> {
-    const { sessions, stores } = this.deps;
-    const { sandbox, profile } = await this.preflight(ctx.owner, ctx.sandboxId, plan.capability, plan.language);
+    const { sessions, stores, routes } = this.deps;
+    const { sandbox, profile } = await this.preflight(ctx.owner, ctx.sandboxId, plan.capability, plan.language, true);
     const session = await sessions.ensureRunning(ctx.sandboxId, sandbox);
+    // Read with the session it runs on, and that session checked: the next call needs no read.
+    if (sandbox.session?.id === session.sessionId && sessions.isVerified(session.sessionId)) routes?.remember(sandbox);
     const idleMs = profile.idle_timeout * 1000;
     // The deadline as last read (null: no session yet, the start just set it).
     let deadline = sandbox.session?.id === session.sessionId ? sandbox.idleExpiresAt : null;
@@ -141,17 +153,20 @@ export class CapabilityRouter {
     const release = this.inFlight.enter(ctx.sandboxId, callCover);
     const finish = () => {
       release();
-      void this.settleIdleDeadline(ctx.sandboxId, deadline, idleMs).catch(() => {});
+      // After the answer is on its way: an embedded database write blocks the event loop (and fsyncs).
+      setImmediate(() => void this.settleIdleDeadline(ctx.sandboxId, deadline, idleMs).catch(() => {}));
     };
     let handedOff = false;
     try {
       if (deadline === null || deadline < callCover) {
         await stores.sandboxes.extendIdleDeadline(ctx.sandboxId, callCover);
+        routes?.noteIdleDeadline(ctx.sandboxId, callCover);
         deadline = null; // now at least callCover; rewritten after the call
       }
       const result = await this.send(ctx, plan, session);
-      await this.touchWorkspace(sandbox.workspaceId);
-      if (result instanceof Response && result.body && isStreamed(result)) {
+      this.touchWorkspace(sandbox.workspaceId);
+      // The content type first: reading `.body` makes the runtime build a stream object for it.
+      if (result instanceof Response && isStreamed(result) && result.body) {
         // A streamed answer (events, a download) is part of the call: the session
         // stays covered until its body ends, however long that is.
         handedOff = true;
@@ -201,15 +216,19 @@ export class CapabilityRouter {
     const cover = Math.max(this.now() + idleMs, this.inFlight.latest(sandboxId));
     if (known !== null && known >= cover && known <= cover + 2 * slack) return;
     await this.deps.stores.sandboxes.resetIdleDeadline(sandboxId, cover + slack);
+    this.deps.routes?.noteIdleDeadline(sandboxId, cover + slack);
   }
 
-  /** last_accessed_at, kept to within TOUCH_INTERVAL_MS without a write per call. */
-  private async touchWorkspace(workspaceId: string): Promise<void> {
+  /**
+   * last_accessed_at, kept to within TOUCH_INTERVAL_MS without a write per call,
+   * written after the answer is on its way (it is informational; nothing waits for it).
+   */
+  private touchWorkspace(workspaceId: string): void {
     const now = this.now();
     if (now - (this.touched.get(workspaceId) ?? 0) < TOUCH_INTERVAL_MS) return;
     if (this.touched.size > 10_000) this.touched.clear();
     this.touched.set(workspaceId, now);
-    await this.deps.stores.workspaces.touch(workspaceId, now);
+    setImmediate(() => void this.deps.stores.workspaces.touch(workspaceId, now).catch(() => {}));
   }
 
   /**
@@ -224,7 +243,10 @@ export class CapabilityRouter {
     try {
       return await plan.run(ship, session);
     } catch (e) {
-      if (!isUnreachable(e) || !(await sessions.endIfDead(session, e instanceof ShipWrongSessionError))) throw e;
+      if (!isUnreachable(e)) throw e;
+      // What this process remembered of the sandbox may be what went stale (another replica stopped it, say).
+      this.deps.routes?.forget(ctx.sandboxId);
+      if (!(await sessions.endIfDead(session, e instanceof ShipWrongSessionError))) throw e;
       // Gone because the sandbox was deleted or expired meanwhile: say that (404 / 409).
       const { sandbox } = await this.preflight(ctx.owner, ctx.sandboxId, plan.capability, plan.language);
       if (!notExecuted(e)) throw e; // the dead session is ended; the next call starts a new one

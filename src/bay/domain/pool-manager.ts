@@ -197,7 +197,7 @@ export class PoolManager implements WarmPoolStats {
     const now = this.now();
     const live = new Map<string, PoolMember[]>();
     for (const m of await this.deps.stores.pool.members()) {
-      const profile = this.deps.profiles.list().find((p) => p.id === m.profileId);
+      const profile = this.deps.profiles.find(m.profileId);
       const tooOld = profile ? now - m.createdAt > profile.warm_pool.max_age_seconds * 1000 : true;
       if (m.state === "stale" || (m.state === "warm" && tooOld)) {
         if (await this.retire(m, m.state === "stale" ? "stale" : profile ? "max age" : "profile removed")) report.retired++;

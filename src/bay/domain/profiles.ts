@@ -17,6 +17,11 @@ export class ProfileRegistry {
     return [...this.byId.values()];
   }
 
+  /** The profile with this id, or undefined (no copy of the list: per-request paths use it). */
+  find(id: string): Profile | undefined {
+    return this.byId.get(id);
+  }
+
   /** The profile, or a 400 validation_error naming the known ones. */
   require(id: string): Profile {
     const p = this.byId.get(id);

@@ -15,6 +15,7 @@ import type { ProfileRegistry } from "./profiles.ts";
 import { sandboxQuotaReached, workspaceQuotaReached } from "./quotas.ts";
 import { expiredError } from "./lifecycle.ts";
 import type { PoolManager } from "./pool-manager.ts";
+import type { RouteCache } from "./route-cache.ts";
 import type { SessionManager } from "./session-manager.ts";
 
 export interface CreateSandboxInput {
@@ -33,6 +34,8 @@ export interface SandboxManagerDeps {
   limits: { maxSandboxesPerOwner: number; maxWorkspacesPerOwner: number; workspaceSizeLimitMb: number };
   /** The warm pool; absent or size 0: every create is lazy. */
   pool?: Pick<PoolManager, "claim">;
+  /** Forgotten for a sandbox when it is deleted or its TTL changes. */
+  routes?: Pick<RouteCache, "forget">;
   now?: () => number;
 }
 
@@ -165,6 +168,7 @@ export class SandboxManager {
       throw new BayError("conflict", `sandbox ${id} has no TTL; there is nothing to extend`, { details: { sandbox_id: id } });
     }
     await this.deps.stores.sandboxes.setExpiresAt(id, Math.max(sb.expiresAt, this.now()) + extendBySeconds * 1000);
+    this.deps.routes?.forget(id);
     return this.get(owner, id);
   }
 
@@ -184,6 +188,7 @@ export class SandboxManager {
     // One transaction ends the session, tombstones a managed workspace and the
     // sandbox; what follows only removes Docker objects, and whatever it cannot
     // remove now, reconcile removes later (nothing live owns it any more).
+    this.deps.routes?.forget(sb.id);
     if (!(await stores.sandboxes.tombstone(sb.id, this.now()))) return;
     await sessions.removeSandboxContainers(sb.id);
     const ws = await stores.workspaces.get(sb.workspaceId);

@@ -25,6 +25,7 @@ import { newId } from "./ids.ts";
 import { expiredError, notReadyError, type SessionEnd, supersededError } from "./lifecycle.ts";
 import { type Profile, type ProfileRegistry, resolveProfileEnv } from "./profiles.ts";
 import { waitForShip, warmPythonKernel } from "./readiness.ts";
+import type { RouteCache } from "./route-cache.ts";
 
 /** A ready session: where its Ship answers, with what secret, in which container. */
 export interface SessionHandle extends ShipTarget {
@@ -64,6 +65,8 @@ export interface SessionManagerDeps {
   profiles: ProfileRegistry;
   logger: Logger;
   metrics?: Pick<BayMetrics, "sessionStarted">;
+  /** Forgotten for a sandbox whenever this process ends its session. */
+  routes?: Pick<RouteCache, "forget">;
 }
 
 const POLL_MS = 100;
@@ -383,6 +386,7 @@ export class SessionManager {
    */
   async end(sess: EndableSession, outcome: SessionEnd, reason: string | null): Promise<boolean> {
     const { sandboxes, sessions } = this.deps.stores;
+    this.deps.routes?.forget(sess.sandboxId);
     const won = await sessions.end(sess.id, outcome, this.now(), reason);
     await this.removeContainers(sess.id, sess.containerId);
     await sandboxes.releaseCurrentSession(sess.sandboxId, sess.id);

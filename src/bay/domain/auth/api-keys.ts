@@ -17,13 +17,32 @@ export interface CreatedApiKey {
   key: string;
 }
 
+/** A stored key found valid, remembered for a short while. */
+interface CachedKey {
+  id: string;
+  owner: string;
+  lastUsedAt: number | null;
+  until: number;
+}
+
+/** Keys remembered at most; past it the oldest half is dropped. */
+const MAX_CACHED = 10_000;
+
 export class ApiKeyService {
   private readonly bootstrap: Map<string, string>;
+  private readonly cache = new Map<string, CachedKey>();
 
+  /**
+   * @param cacheMs how long a stored key found valid is trusted without asking
+   *   the database again (0: every request asks). A key revoked by this process
+   *   stops working at once; one revoked elsewhere (`bay keys revoke`, another
+   *   replica) within `cacheMs`.
+   */
   constructor(
     private readonly store: ApiKeyStore,
     bootstrapKeys: Array<{ key: string; owner: string }> = [],
     private readonly now: () => number = Date.now,
+    private readonly cacheMs = 0,
   ) {
     this.bootstrap = new Map(bootstrapKeys.map((k) => [hashApiKey(k.key), k.owner]));
   }
@@ -47,7 +66,8 @@ export class ApiKeyService {
     return this.store.list(owner);
   }
 
-  revoke(id: string): Promise<boolean> {
+  async revoke(id: string): Promise<boolean> {
+    for (const [hash, k] of this.cache) if (k.id === id) this.cache.delete(hash);
     return this.store.revoke(id, this.now());
   }
 
@@ -56,12 +76,34 @@ export class ApiKeyService {
     const hash = hashApiKey(key);
     const boot = this.bootstrap.get(hash);
     if (boot) return boot;
-    const rec = await this.store.findActiveByHash(hash);
-    if (!rec) return null;
+    const now = this.now();
+    let rec: CachedKey | undefined = this.cache.get(hash);
+    if (!rec || rec.until <= now) {
+      const found = await this.store.findActiveByHash(hash);
+      if (!found) {
+        this.cache.delete(hash);
+        return null;
+      }
+      rec = { id: found.id, owner: found.owner, lastUsedAt: found.lastUsedAt, until: now + this.cacheMs };
+      if (this.cacheMs > 0) this.remember(hash, rec);
+    }
     // Best effort and throttled: last_used_at is informational, and a write per
     // request would contend with real writes on a shared database file.
-    const now = this.now();
-    if (rec.lastUsedAt === null || now - rec.lastUsedAt >= TOUCH_INTERVAL_MS) this.store.touch(rec.id, now).catch(() => {});
+    if (rec.lastUsedAt === null || now - rec.lastUsedAt >= TOUCH_INTERVAL_MS) {
+      rec.lastUsedAt = now;
+      this.store.touch(rec.id, now).catch(() => {});
+    }
     return rec.owner;
+  }
+
+  private remember(hash: string, rec: CachedKey): void {
+    if (this.cache.size >= MAX_CACHED) {
+      let drop = MAX_CACHED / 2;
+      for (const k of this.cache.keys()) {
+        if (drop-- <= 0) break;
+        this.cache.delete(k);
+      }
+    }
+    this.cache.set(hash, rec);
   }
 }
