@@ -28,16 +28,43 @@ export interface LogRecord {
   [field: string]: unknown;
 }
 
+/** Lines kept before a flush is forced within the same turn of the event loop. */
+const MAX_PENDING_LINES = 256;
+
+/**
+ * Writes lines to stderr, batched: the lines of one turn of the event loop go out
+ * in one write (a write is a system call, and at info level every request logs one
+ * or two lines), flushed before the next turn, when many have piled up, and at
+ * exit. A process killed with SIGKILL loses at most the lines of its last turn.
+ */
+export function batchedStderr(out: { write(s: string): unknown } = process.stderr): (line: string) => void {
+  let pending: string[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (pending.length === 0) return;
+    const text = pending.join("");
+    pending = [];
+    out.write(text);
+  };
+  process.once("exit", flush);
+  return (line) => {
+    pending.push(`${line}\n`);
+    if (pending.length >= MAX_PENDING_LINES) flush();
+    else if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  };
+}
+
 /**
  * @param level lowest level written
- * @param write receives each formatted line (default: stderr)
+ * @param write receives each formatted line (default: stderr, batched per turn of the event loop)
  * @param format `json` (default) or `pretty`
  */
-export function createLogger(
-  level: LogLevel = "info",
-  write: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
-  format: LogFormat = "json",
-): Logger {
+export function createLogger(level: LogLevel = "info", write?: (line: string) => void, format: LogFormat = "json"): Logger {
+  const emit = write ?? batchedStderr();
   const min = ORDER[level];
   const render = format === "pretty" ? prettyLine(Boolean(process.stderr.isTTY) && !process.env.NO_COLOR) : jsonLine;
   const log =
@@ -47,7 +74,7 @@ export function createLogger(
       const requestId = currentRequest()?.requestId;
       const record: LogRecord = { time: new Date().toISOString(), level: lvl, msg };
       if (requestId !== undefined) record.request_id = requestId;
-      write(render(Object.assign(record, fields)));
+      emit(render(Object.assign(record, fields)));
     };
   return {
     debug: log("debug"),
