@@ -23,12 +23,15 @@ export interface WaitForShipOptions {
   now: () => number;
 }
 
+/** The longest pause between /health polls: a Ship that came up waits at most this long to be noticed. */
+const MAX_POLL_MS = 50;
+
 export async function waitForShip(o: WaitForShipOptions): Promise<void> {
-  let delay = 25;
+  let delay = 10;
   let polls = 0;
   for (;;) {
     if (await o.ship.isHealthy(o.target.endpoint, 1000)) break;
-    if (++polls % 5 === 0) {
+    if (++polls % 10 === 0) {
       const info = await o.driver.containerStatus(o.containerId);
       if (info.state !== "running") {
         const logs = await o.driver.containerLogs(o.containerId, 20).catch(() => "");
@@ -43,7 +46,7 @@ export async function waitForShip(o: WaitForShipOptions): Promise<void> {
       throw new BayError("session_not_ready", "sandbox runtime did not become ready in time", { retryAfter: 2 });
     }
     await Bun.sleep(delay);
-    delay = Math.min(delay * 2, 200);
+    delay = Math.min(delay * 2, MAX_POLL_MS);
   }
   const meta = await o.ship.meta(o.target).catch((e: unknown) => {
     // A fresh container that refuses its own secret or names another session is not ours to trust.

@@ -260,6 +260,14 @@ export class SessionManager {
     };
     let containerId: string | null = null;
     const started = this.now();
+    // Where a start's time goes, in its "ready" log line (engine create and start, Ship's boot, the kernel's warm-up).
+    const steps: Record<string, number> = {};
+    let mark = started;
+    const step = (name: string) => {
+      const t = this.now();
+      steps[name] = t - mark;
+      mark = t;
+    };
     try {
       const ws = await stores.workspaces.get(sb.workspaceId);
       // Never re-create the volume of a deleted workspace: reconcile would remove it again, data and all.
@@ -279,8 +287,10 @@ export class SessionManager {
       stillOurs();
       containerId = await driver.createContainer(this.containerSpec(profile, sessionId, ws.volumeName, labels));
       if (!(await stores.sessions.setContainer(sessionId, containerId, this.opts.replicaId))) throw supersededError();
+      step("create_ms");
       const credentials = JSON.stringify({ session_id: sessionId, secret });
       const endpoint = await driver.startContainer(containerId, profile.runtime_port, credentials);
+      step("start_ms");
       stillOurs();
       const handle: SessionHandle = { sessionId, sandboxId: sb.id, endpoint: endpoint.baseUrl, secret, containerId };
       await waitForShip({
@@ -293,9 +303,11 @@ export class SessionManager {
         deadline: started + this.opts.readyTimeoutMs,
         now: this.now,
       });
+      step("ship_ms");
       if (member && profile.capabilities.includes("python")) {
         stillOurs();
         await warmPythonKernel({ ship: this.deps.ship, target: handle, deadline: started + this.opts.readyTimeoutMs, now: this.now });
+        step("kernel_ms");
       }
       const markReady = stores.sessions.markReadyStatement(sessionId, endpoint.baseUrl, this.now());
       const [ready] = await stores.db.batch(
@@ -308,6 +320,7 @@ export class SessionManager {
         sandbox_id: sb.id,
         session_id: sessionId,
         ms: this.now() - started,
+        ...steps,
       });
       if (!member) this.deps.metrics?.sessionStarted(profile.id, "cold", "ok", this.now() - started);
       return handle;
