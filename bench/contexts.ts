@@ -23,7 +23,7 @@ interface Target {
 type Language = "python" | "javascript" | "typescript";
 
 function viaBay(ctx: BenchContext, sandboxId: string): Target {
-  return { base: `${ctx.bay.url}/v1/sandboxes/${sandboxId}`, headers: { "x-owner": ctx.owner } };
+  return { base: `${ctx.bay.url}/v1/sandboxes/${sandboxId}`, headers: ctx.auth };
 }
 
 async function post(target: Target, path: string, body: unknown, extra: Record<string, string> = {}): Promise<Response> {
@@ -172,7 +172,7 @@ export interface ContextsBench {
 }
 
 export async function contextsBench(ctx: BenchContext, execRuns: number): Promise<ContextsBench> {
-  const id = await createSandbox(ctx);
+  const { id } = await createSandbox(ctx);
   try {
     const bay = viaBay(ctx, id);
     await json(await post(bay, "/python/exec", { code: "1+1" }), "warm-up"); // starts the session

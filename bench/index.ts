@@ -1,88 +1,128 @@
 /**
  * `bun run bench`: side-by-side benchmarks of Bay against going to Docker/Ship
- * directly, in one run on this machine, then the python-gvisor profile against
- * python-default (runc), both through Bay. Absolute times on a shared machine are
- * noisy; the ratios are what to compare between runs. Loopback traffic only;
+ * (or a bare Bun.serve) directly, in one run on this machine. Absolute times on
+ * a shared machine are noisy; the ratios are what to compare between runs, and
+ * the machine's load average is printed with them. Loopback traffic only;
  * everything created is removed at the end (also on failure).
  *
- *   BENCH_RUNS   runs per cold-start/transfer side (default 10, minimum 10)
- *   BENCH_EXEC_RUNS  runs per warm-exec side (default 100)
+ *   BENCH_RUNS        runs per cold-start/transfer side (default 10, minimum 10)
+ *   BENCH_EXEC_RUNS   pairs for the exec overhead (default 200)
+ *   BENCH_POOL        warm-pool size for the pool benches (default 20)
+ *   BENCH_ONLY        comma-separated groups to run (default all): pool, cold,
+ *                     exec, control, transfer, memory, load, contexts, terminal, observability, runtimes
  *   BENCH_BASELINE_ROOT  another checkout whose Bay runs beside this one in the access-log bench
- *   BENCH_ONLY=observability  only the observability benches (access log cost, /metrics scrape)
- *   BENCH_ONLY=contexts       only the code contexts and streamed exec benches
- *   BENCH_ONLY=terminal       only the terminal keystroke round trip
- *   BENCH_RUNTIME_RUNS  cold starts per side for gVisor vs runc (default BENCH_RUNS)
+ *   BENCH_RUNTIME_RUNS   cold starts per side for gVisor vs runc (default BENCH_RUNS)
  */
-import { docker, removeLabelledQuietly, requireShipImages, spawnBay } from "../tests/e2e/support/e2e.ts";
+import { docker, removeLabelledQuietly, requireShipImages } from "../tests/e2e/support/e2e.ts";
+import { coldLoad } from "./cold-load.ts";
 import { coldStart } from "./cold-start.ts";
-import type { BenchContext } from "./context.ts";
+import { loadAverage, startBench } from "./context.ts";
 import { type ContextsBench, contextsBench } from "./contexts.ts";
-import { memory } from "./memory.ts";
+import { controlPlane } from "./control-plane.ts";
+import { execOverhead } from "./exec-overhead.ts";
+import { bayMemory } from "./memory.ts";
 import { accessLogCost, accessLogCpu, scrapeCost } from "./observability.ts";
+import { concurrentPoolCreates, poolHitFirstExec, untilWarm } from "./pool.ts";
 import { runtimes } from "./runtimes.ts";
 import { printTable, type Row } from "./stats.ts";
 import { terminalRoundTrip } from "./terminal.ts";
 import { transfer } from "./transfer.ts";
-import { warmExec } from "./warm-exec.ts";
 import { workspaceTransfer } from "./workspace-transfer.ts";
 
+const GROUPS = [
+  "pool",
+  "cold",
+  "exec",
+  "control",
+  "transfer",
+  "memory",
+  "load",
+  "contexts",
+  "terminal",
+  "observability",
+  "runtimes",
+] as const;
+type Group = (typeof GROUPS)[number];
+
 const runs = Math.max(10, Number(process.env.BENCH_RUNS ?? 10));
-const execRuns = Math.max(10, Number(process.env.BENCH_EXEC_RUNS ?? 100));
+const execRuns = Math.max(20, Number(process.env.BENCH_EXEC_RUNS ?? 200));
+const poolSize = Math.max(1, Number(process.env.BENCH_POOL ?? 20));
 const runtimeRuns = Math.max(3, Number(process.env.BENCH_RUNTIME_RUNS ?? runs));
+const only = (process.env.BENCH_ONLY ?? "")
+  .split(",")
+  .map((s) => s.trim())
+  .filter(Boolean);
+const unknown = only.filter((g) => !(GROUPS as readonly string[]).includes(g));
+if (unknown.length) {
+  console.error(`BENCH_ONLY: unknown group(s) ${unknown.join(", ")} (known: ${GROUPS.join(", ")})`);
+  process.exit(2);
+}
+const enabled = (g: Group) => only.length === 0 || only.includes(g);
 
 await requireShipImages();
 const benchLabel = { "bay.bench.run": `bench-${crypto.randomUUID().slice(0, 8)}` };
-const bay = await spawnBay();
-const ctx: BenchContext = { bay, docker, benchLabel, runs, owner: "bench" };
+const ctx = await startBench(docker, benchLabel, runs, enabled("pool") ? poolSize : 0);
 const rows: Row[] = [];
+const lines: string[] = [];
 let failed = false;
 try {
-  console.log(`Bay subprocess at ${bay.url} (pid ${bay.pid}); ${runs} runs per side, ${execRuns} for warm exec\n`);
-  const only = process.env.BENCH_ONLY;
-  const all = only === undefined || only === "";
-  if (all) {
-    rows.push(...(await coldStart(ctx)));
-    rows.push(...(await warmExec(ctx, execRuns)));
+  console.log(
+    `Bay subprocess at ${ctx.bay.url} (pid ${ctx.bay.pid}), API-key auth, access log on; ${runs} runs per side, ` +
+      `${execRuns} exec pairs, warm pool ${enabled("pool") ? poolSize : 0}; load average ${await loadAverage()} on ${navigator.hardwareConcurrency} cores\n`,
+  );
+  if (enabled("pool")) {
+    rows.push(...(await poolHitFirstExec(ctx, runs)));
+    rows.push(...(await concurrentPoolCreates(ctx, poolSize)));
+    // The refill of the pool must not run under the benches that follow.
+    await untilWarm(ctx, poolSize);
   }
-  if (all || only === "terminal") rows.push(...(await terminalRoundTrip(ctx, execRuns)));
-  if (all) {
+  if (enabled("cold")) rows.push(...(await coldStart(ctx)));
+  if (enabled("exec")) rows.push(...(await execOverhead(ctx, execRuns)));
+  if (enabled("control")) rows.push(...(await controlPlane(ctx)));
+  if (enabled("memory")) rows.push(...(await bayMemory(ctx)));
+  if (enabled("transfer")) {
     rows.push(...(await transfer(ctx)));
     rows.push(...(await workspaceTransfer(ctx)));
   }
+  if (enabled("load")) {
+    const load = await coldLoad(ctx);
+    rows.push(...load.rows);
+    lines.push(...load.lines);
+  }
   let contexts: ContextsBench | undefined;
-  if (all || only === "contexts") {
-    contexts = await contextsBench(ctx, execRuns);
+  if (enabled("contexts")) {
+    contexts = await contextsBench(ctx, Math.min(execRuns, 100));
     rows.push(...contexts.viaBay);
   }
-  if (all || only === "observability") {
-    rows.push(...(await accessLogCost(execRuns)));
+  if (enabled("terminal")) rows.push(...(await terminalRoundTrip(ctx, Math.min(execRuns, 100))));
+  if (enabled("observability")) {
+    rows.push(...(await accessLogCost(Math.min(execRuns, 100))));
     rows.push(...(await accessLogCpu(30)));
-    rows.push(...(await scrapeCost(Math.max(20, Math.floor(execRuns / 2)))));
+    rows.push(...(await scrapeCost(50)));
   }
   printTable(rows);
-  console.log("");
+  for (const line of lines) console.log(line);
   if (contexts) {
+    console.log("");
     printTable(contexts.languages, { bay: "javascript", direct: "python", ratio: "js/python" });
     console.log("");
     printTable(contexts.streaming, { bay: "streamed", direct: "JSON", ratio: "streamed/JSON" });
     console.log("");
     for (const line of contexts.memory) console.log(line);
-    console.log("");
   }
-  if (all) {
-    for (const line of await memory(ctx)) console.log(line);
-    console.log(
-      `\ngVisor (python-gvisor, runtime runsc) vs runc (python-default), both through Bay; ${runtimeRuns} cold starts per side\n`,
-    );
-    const rt = await runtimes({ ...ctx, runs: runtimeRuns }, execRuns);
+  if (enabled("runtimes")) {
+    console.log(`\ngVisor (python-gvisor, runtime runsc) vs runc (python-cold), both through Bay; ${runtimeRuns} cold starts per side\n`);
+    const rt = await runtimes({ ...ctx, runs: runtimeRuns }, Math.min(execRuns, 100));
     printTable(rt.rows, { bay: "gVisor", direct: "runc", ratio: "gVisor/runc" });
     for (const line of rt.lines) console.log(line);
   }
+  console.log(`\nload average at the end: ${await loadAverage()}`);
 } catch (e) {
   failed = true;
+  if (rows.length) printTable(rows);
   console.error("benchmark failed:", e);
 } finally {
-  await bay.close();
+  await ctx.close();
   await removeLabelledQuietly(benchLabel);
 }
 process.exit(failed ? 1 : 0);

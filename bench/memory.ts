@@ -1,21 +1,38 @@
 /**
- * Bay's resident memory while files pass through it (upload, then download):
- * the baseline and the peak growth over it, for a few sizes. A measurement, not
- * a pass/fail bound; the streaming test only compares sizes.
+ * Bay's resident memory: idle (after start-up and a few requests, once its
+ * collector has run), and its peak growth over that while a 256 MiB file
+ * streams up through it and back down.
  */
 import { measureTransfer } from "../tests/e2e/support/memory.ts";
+import { rssBytes } from "../tests/e2e/support/e2e.ts";
 import type { BenchContext } from "./context.ts";
+import type { Row } from "./stats.ts";
 
 const MiB = 1024 * 1024;
+const f = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
 
-export async function memory(ctx: BenchContext, sizesMiB = [64, 256]): Promise<string[]> {
-  const lines: string[] = [];
-  for (const size of sizesMiB) {
-    const m = await measureTransfer(ctx.bay.url, ctx.bay.pid, ctx.owner, size);
-    const f = (b: number) => (b / MiB).toFixed(1);
-    lines.push(
-      `bay rss, ${size} MiB file: baseline ${f(m.baseline)} MiB, upload peak +${f(m.growthUp)} MiB, download peak +${f(m.growthDown)} MiB`,
-    );
+/** Bay's RSS with nothing to do: sampled for a few seconds, the lowest reading. */
+export async function idleRss(ctx: BenchContext): Promise<number> {
+  let low = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < 10; i++) {
+    low = Math.min(low, await rssBytes(ctx.bay.pid));
+    await Bun.sleep(300);
   }
-  return lines;
+  return low;
+}
+
+export async function bayMemory(ctx: BenchContext, sizeMiB = 256): Promise<Row[]> {
+  const idle = await idleRss(ctx);
+  const m = await measureTransfer(ctx.bay.url, ctx.bay.pid, ctx.auth, sizeMiB);
+  return [
+    { bench: "Bay RSS, idle", measure: "lowest of 10 samples", runs: 10, bay: f(idle), direct: "-", ratio: "-" },
+    {
+      bench: `Bay RSS growth during a ${sizeMiB} MiB upload / download`,
+      measure: "peak over baseline",
+      runs: 1,
+      bay: `+${f(m.growthUp)} / +${f(m.growthDown)}`,
+      direct: "-",
+      ratio: "-",
+    },
+  ];
 }

@@ -1,21 +1,22 @@
 /**
  * What the python-gvisor profile costs against python-default (runc), both through
- * Bay and otherwise identical: cold start (create → first `1+1` result), warm
+ * Bay and otherwise identical (runc: the bench's python-cold profile, same image,
+ * no warm pool): cold start (create → first `1+1` result), warm
  * `1+1` exec, and a container's memory after its first exec (the figure
  * `docker stats` shows: usage minus inactive file cache). Runs alternate, side
  * by side; read the ratios.
  */
-import { createSandbox, deleteSandbox, expectTwo, type BenchContext } from "./context.ts";
+import { type BenchContext, COLD_PROFILE, GVISOR_PROFILE, createSandbox, deleteSandbox, expectTwo } from "./context.ts";
 import { median, ms, p95, ratio, time, type Row } from "./stats.ts";
 
-const GVISOR = "python-gvisor";
-const RUNC = "python-default";
+const GVISOR = GVISOR_PROFILE;
+const RUNC = COLD_PROFILE;
 const MiB = 1024 * 1024;
 
 async function exec(ctx: BenchContext, id: string, where: string): Promise<void> {
   const res = await fetch(`${ctx.bay.url}/v1/sandboxes/${id}/python/exec`, {
     method: "POST",
-    headers: { "x-owner": ctx.owner, "content-type": "application/json" },
+    headers: { ...ctx.auth, "content-type": "application/json" },
     body: JSON.stringify({ code: "1+1" }),
   });
   expectTwo((await res.json()) as object, where);
@@ -24,7 +25,7 @@ async function exec(ctx: BenchContext, id: string, where: string): Promise<void>
 async function coldStart(ctx: BenchContext, profile: string): Promise<number> {
   let id = "";
   const t = await time(async () => {
-    id = await createSandbox(ctx, profile);
+    id = (await createSandbox(ctx, profile)).id;
     await exec(ctx, id, `${profile} cold start`);
   });
   await deleteSandbox(ctx, id);
@@ -59,8 +60,8 @@ export async function runtimes(ctx: BenchContext, execRuns: number): Promise<Run
     for (const p of order) cold[p]!.push(await coldStart(ctx, p));
   }
 
-  const g = await createSandbox(ctx, GVISOR);
-  const r = await createSandbox(ctx, RUNC);
+  const g = (await createSandbox(ctx, GVISOR)).id;
+  const r = (await createSandbox(ctx, RUNC)).id;
   try {
     await exec(ctx, g, "gvisor warm-up");
     await exec(ctx, r, "runc warm-up");

@@ -80,13 +80,9 @@ class EchoTerminal {
 }
 
 export async function terminalRoundTrip(ctx: BenchContext, runs: number): Promise<Row[]> {
-  const id = await createSandbox(ctx);
+  const { id } = await createSandbox(ctx);
   try {
-    const viaBay = await EchoTerminal.open(
-      `${ctx.bay.url.replace("http:", "ws:")}/v1/sandboxes/${id}/terminal`,
-      { "x-owner": ctx.owner },
-      false,
-    );
+    const viaBay = await EchoTerminal.open(`${ctx.bay.url.replace("http:", "ws:")}/v1/sandboxes/${id}/terminal`, ctx.auth, false);
     const ship = await shipDirect(ctx.bay, id);
     const created = await fetch(`${ship.endpoint}/terminals`, {
       method: "POST",

@@ -3,14 +3,14 @@
  * clients send it) versus straight to the sandbox's Ship (the raw bytes Bay
  * forwards). Interleaved; MiB/s.
  */
-import { chunkOf, shipDirect } from "../tests/e2e/support/e2e.ts";
-import { bayJson, createSandbox, deleteSandbox, type BenchContext } from "./context.ts";
+import { chunkOf } from "../tests/e2e/support/e2e.ts";
+import { bayExec, type BenchContext, createSandbox, deleteSandbox, shipOf } from "./context.ts";
 import { median, ratio, time, type Row } from "./stats.ts";
 
 const SIZE = 32 * 1024 * 1024;
 
 export async function transfer(ctx: BenchContext): Promise<Row[]> {
-  const id = await createSandbox(ctx);
+  const { id } = await createSandbox(ctx);
   try {
     const data = chunkOf(7, SIZE);
     const blob = new Blob([data]);
@@ -20,11 +20,10 @@ export async function transfer(ctx: BenchContext): Promise<Row[]> {
       f.append("file", blob, "bench.bin");
       return f;
     };
-    const ready = await bayJson(ctx, "POST", `/v1/sandboxes/${id}/python/exec`, { code: "1+1" });
-    if (ready.status !== 200) throw new Error(`transfer warm-up: ${ready.status}`);
-    const ship = await shipDirect(ctx.bay, id);
+    await bayExec(ctx, id); // starts the session
+    const ship = await shipOf(ctx, id);
     const bayBase = `${ctx.bay.url}/v1/sandboxes/${id}/filesystem`;
-    const headers = { "x-owner": ctx.owner };
+    const headers = ctx.auth;
 
     const check = async (res: Response, what: string) => {
       if (res.status !== 200) throw new Error(`${what}: HTTP ${res.status} ${await res.text()}`);
@@ -47,7 +46,12 @@ export async function transfer(ctx: BenchContext): Promise<Row[]> {
     };
     const sides = {
       bay: { base: bayBase, h: headers, up: [] as number[], down: [] as number[] },
-      direct: { base: `${ship.endpoint}/filesystem`, h: ship.headers, up: [] as number[], down: [] as number[] },
+      direct: {
+        base: `${ship.endpoint}/filesystem`,
+        h: { authorization: `Bearer ${ship.secret}` },
+        up: [] as number[],
+        down: [] as number[],
+      },
     };
     await upload(sides.bay.base, sides.bay.h, "warm.bin");
     await upload(sides.direct.base, sides.direct.h, "warm.bin");

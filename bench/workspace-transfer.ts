@@ -8,9 +8,9 @@
  */
 import { Readable } from "node:stream";
 import tar from "tar-stream";
-import { chunkOf, docker, removeLabelledQuietly, requireShipImages, SHIP_IMAGE, spawnBay } from "../tests/e2e/support/e2e.ts";
+import { chunkOf, docker, removeLabelledQuietly, requireShipImages, SHIP_IMAGE } from "../tests/e2e/support/e2e.ts";
 import type { BenchContext } from "./context.ts";
-import { bayJson } from "./context.ts";
+import { bayJson, startBench } from "./context.ts";
 import { median, ms, printTable, ratio, time, type Row } from "./stats.ts";
 
 const SIZE = 32 * 1024 * 1024;
@@ -50,7 +50,7 @@ export async function workspaceTransfer(ctx: BenchContext): Promise<Row[]> {
     const data = chunkOf(11, SIZE);
     const blob = new Blob([data]);
     const base = `${ctx.bay.url}/v1/workspaces/${id}/filesystem`;
-    const headers = { "x-owner": ctx.owner };
+    const headers = ctx.auth;
     const check = async (res: Response, what: string) => {
       if (res.status !== 200) throw new Error(`${what}: HTTP ${res.status} ${await res.text()}`);
     };
@@ -138,23 +138,23 @@ export async function workspaceTransfer(ctx: BenchContext): Promise<Row[]> {
       .getVolume(volume)
       .remove()
       .catch(() => {});
-    await fetch(`${ctx.bay.url}/v1/workspaces/${id}`, { method: "DELETE", headers: { "x-owner": ctx.owner } }).catch(() => {});
+    await fetch(`${ctx.bay.url}/v1/workspaces/${id}`, { method: "DELETE", headers: ctx.auth }).catch(() => {});
   }
 }
 
 if (import.meta.main) {
   await requireShipImages();
   const benchLabel = { "bay.bench.run": `bench-${crypto.randomUUID().slice(0, 8)}` };
-  const bay = await spawnBay();
   const runs = Math.max(10, Number(process.env.BENCH_RUNS ?? 10));
+  const ctx = await startBench(docker, benchLabel, runs, 0);
   let failed = false;
   try {
-    printTable(await workspaceTransfer({ bay, docker, benchLabel, runs, owner: "bench" }));
+    printTable(await workspaceTransfer(ctx));
   } catch (e) {
     failed = true;
     console.error("benchmark failed:", e);
   } finally {
-    await bay.close();
+    await ctx.close();
     await removeLabelledQuietly(benchLabel);
   }
   process.exit(failed ? 1 : 0);

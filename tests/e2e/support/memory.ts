@@ -64,12 +64,18 @@ export interface TransferMemory {
 }
 
 /**
- * Creates a sandbox on the Bay at `url` (pid `pid`), warms both paths with a
+ * Creates a sandbox on the Bay at `url` (pid `pid`) as `owner`, warms both paths with a
  * small file, then uploads and downloads `sizeMiB` MiB, checking size and hash.
  * Throws on any wrong answer; always deletes the sandbox.
  */
-export async function measureTransfer(url: string, pid: number, owner: string, sizeMiB: number): Promise<TransferMemory> {
-  const headers = { "x-owner": owner };
+export async function measureTransfer(
+  url: string,
+  pid: number,
+  owner: string | Record<string, string>,
+  sizeMiB: number,
+): Promise<TransferMemory> {
+  // An owner name (anonymous mode), or the headers that authenticate (an API key).
+  const headers: Record<string, string> = typeof owner === "string" ? { "x-owner": owner } : owner;
   const created = await fetch(`${url}/v1/sandboxes`, {
     method: "POST",
     headers: { ...headers, "content-type": "application/json" },
