@@ -4,8 +4,9 @@
  * shows no trace of its warm-up; a member serves one owner only (fresh volume,
  * fresh secret each time); claims refill the pool; members are rotated by age;
  * they are in no listing and no owner's quota; an external-workspace create
- * takes the lazy path; an Idempotency-Key create replays a pool hit; and a pool
- * of size 0 starts nothing.
+ * takes the lazy path; an Idempotency-Key create replays a pool hit; a member
+ * whose container died is never a dead end (retired by reconcile, or, claimed
+ * before that, replaced by the first call); and a pool of size 0 starts nothing.
  */
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { PoolMember } from "../../src/bay/store/pool-store.ts";
@@ -192,6 +193,32 @@ describe("warm pool", () => {
     expect((await members(t)).map((m) => m.id)).not.toContain(member!.id);
     const created = await t.json("POST", "/v1/sandboxes", { body: {} });
     expect(created.body.id).not.toBe(member!.id);
+  });
+
+  test("a member whose container died before the claim: the create answers, and the first exec runs on a new session", async () => {
+    t = await pooledBay(1);
+    const [member] = await untilWarm(t, 1);
+    await docker.getContainer(member!.containerId!).kill();
+    // No reconcile has run (this Bay's reaper is not started): the database still calls the member warm.
+    const created = await t.json("POST", "/v1/sandboxes", { body: {} });
+    expect(created.status).toBe(201);
+    expect(created.body.id).toBe(member!.id);
+    // The call finds the runtime gone, ends that session and runs on a new one, in the same request.
+    const r = await py(t, created.body.id, "6 * 7");
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ success: true, execution_count: 1 });
+    expect(r.body.output.trim()).toBe("42");
+    const now = (await sessionOf(t, created.body.id))!;
+    expect(now.id).not.toBe(member!.sessionId);
+    expect((await t.bay.deps.stores.sessions.get(member!.sessionId!))?.status).toBe("failed");
+    // The dead member's container is removed; the owner's sandbox keeps the member's workspace.
+    await pollUntil(
+      () => docker.listContainers({ all: true, filters: { label: [`bay.session_id=${member!.sessionId}`] } }),
+      (l) => l.length === 0,
+      30_000,
+      "dead member container removed",
+    );
+    expect(created.body.workspace_id).toBe(member!.workspaceId);
   });
 
   test("size 0 (the default) starts nothing: creates stay lazy", async () => {

@@ -1,0 +1,202 @@
+/**
+ * PoolManager's refill logic on a real libSQL file, with member starts held
+ * open by the test (the real starts run in tests/e2e/warm-pool*.test.ts): at
+ * most `concurrency` starts at once, a pool refilled up to its size and no
+ * further, a profile whose starts fail backs off (and its failed members are
+ * retired at once), and aged or surplus members are retired, never a claimed
+ * one.
+ */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { configSchema } from "../../src/bay/config.ts";
+import { PoolManager } from "../../src/bay/domain/pool-manager.ts";
+import { ProfileRegistry } from "../../src/bay/domain/profiles.ts";
+import type { SessionManager } from "../../src/bay/domain/session-manager.ts";
+import type { Driver } from "../../src/bay/drivers/driver.ts";
+import { silentLogger } from "../../src/bay/logger.ts";
+import { openDatabase, type Database } from "../../src/bay/store/database.ts";
+import { createStores, type Stores } from "../../src/bay/store/index.ts";
+
+let dir: string;
+let db: Database;
+let stores: Stores;
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), "bay-pool-manager-"));
+  db = await openDatabase({ url: `file:${join(dir, "bay.db")}` });
+  stores = createStores(db);
+});
+afterEach(() => {
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Member starts the test finishes by hand: each marks the session ready (as a real start does) or fails. */
+function heldStarts() {
+  const pending: Array<{ sandboxId: string; sessionId: string; finish(ok: boolean): Promise<void> }> = [];
+  let started = 0;
+  const sessions = {
+    startMember(sandboxId: string, sessionId: string) {
+      started++;
+      return new Promise<void>((resolve, reject) => {
+        pending.push({
+          sandboxId,
+          sessionId,
+          async finish(ok) {
+            if (ok) {
+              await stores.db.execute(stores.sessions.markReadyStatement(sessionId, "http://127.0.0.1:1", Date.now()));
+              resolve();
+            } else {
+              // A failed start ends its own session (SessionManager.cleanupFailedStart does).
+              await stores.sessions.end(sessionId, "failed", Date.now(), "test");
+              await stores.sandboxes.releaseCurrentSession(sandboxId, sessionId);
+              reject(new Error("start failed"));
+            }
+          },
+        });
+      });
+    },
+    async removeSandboxContainers() {},
+  };
+  return {
+    sessions: sessions as unknown as SessionManager,
+    pending,
+    started: () => started,
+    /** Finishes the oldest held start (the pass it kicks runs after; `maintain()` joins it). */
+    async finishNext(ok = true) {
+      const p = pending.shift();
+      if (!p) throw new Error("no start is held");
+      await p.finish(ok);
+      await Bun.sleep(5);
+    },
+  };
+}
+
+const removedVolumes: string[] = [];
+const driver = {
+  async removeVolume(name: string) {
+    removedVolumes.push(name);
+  },
+  async destroyContainer() {},
+} as unknown as Driver;
+
+function manager(size: number, concurrency: number, now: () => number = Date.now, maxAge = 3600) {
+  const held = heldStarts();
+  const profiles = new ProfileRegistry(
+    configSchema.parse({ profiles: [{ id: "p", image: "i", warm_pool: { size, max_age_seconds: maxAge } }] }).profiles,
+  );
+  const pool = new PoolManager(
+    { stores, sessions: held.sessions, driver, profiles, logger: silentLogger, now },
+    {
+      replicaId: "replica-test",
+      concurrency,
+      maxLiveSessions: 100,
+      workspaceSizeLimitMb: 1024,
+      maxSandboxesPerOwner: 50,
+      maxWorkspacesPerOwner: 100,
+    },
+  );
+  return { pool, held, profile: profiles.require("p") };
+}
+
+const states = async () => (await stores.pool.members()).map((m) => m.state).sort();
+
+describe("refill", () => {
+  test("at most `concurrency` member starts at once, up to the size and no further", async () => {
+    const { pool, held } = manager(5, 2);
+    const report = await pool.maintain();
+    expect(report.started).toBe(2);
+    await Bun.sleep(5);
+    expect(held.started()).toBe(2);
+    expect(await states()).toEqual(["warming", "warming"]);
+    // Each finished start frees one slot, and the pass it kicks fills it.
+    for (let i = 0; i < 5; i++) {
+      await held.finishNext();
+      await pool.maintain();
+      expect(held.pending.length).toBeLessThanOrEqual(2);
+    }
+    expect(held.started()).toBe(5);
+    expect(await states()).toEqual(["warm", "warm", "warm", "warm", "warm"]);
+    expect(held.pending).toHaveLength(0);
+    // Full: a pass starts nothing.
+    expect((await pool.maintain()).started).toBe(0);
+    expect(pool.size("p")).toBe(5);
+  });
+
+  test("a claim is replaced by one new start", async () => {
+    const { pool, held, profile } = manager(2, 2);
+    await pool.maintain();
+    await Bun.sleep(5);
+    await held.finishNext();
+    await held.finishNext();
+    await pool.settle();
+    expect(await states()).toEqual(["warm", "warm"]);
+    const id = await pool.claim("anon:alice", profile, 0);
+    expect(id).not.toBeNull();
+    await pool.maintain();
+    await Bun.sleep(5);
+    expect(held.started()).toBe(3);
+    expect(await states()).toEqual(["warm", "warming"]);
+  });
+
+  test("a failing profile backs off: its failed member is retired at once, no new start until the back-off passes", async () => {
+    let now = Date.now();
+    const { pool, held } = manager(1, 1, () => now);
+    await pool.maintain();
+    await Bun.sleep(5);
+    await held.finishNext(false);
+    await pool.settle();
+    // Retired with its workspace (and its volume removed), and nothing started in its place.
+    expect(await stores.pool.members()).toEqual([]);
+    expect(removedVolumes.length).toBeGreaterThan(0);
+    expect((await pool.maintain()).started).toBe(0);
+    expect(held.started()).toBe(1);
+    now += 1001;
+    expect((await pool.maintain()).started).toBe(1);
+    await Bun.sleep(5);
+    // A second failure doubles the wait.
+    await held.finishNext(false);
+    await pool.settle();
+    now += 1001;
+    expect((await pool.maintain()).started).toBe(0);
+    now += 1000;
+    expect((await pool.maintain()).started).toBe(1);
+  });
+});
+
+describe("retire", () => {
+  test("aged members are retired and replaced; a claimed sandbox is never touched", async () => {
+    let now = Date.now();
+    const { pool, held, profile } = manager(2, 2, () => now, 60);
+    await pool.maintain();
+    await Bun.sleep(5);
+    await held.finishNext();
+    await held.finishNext();
+    await pool.settle();
+    const claimed = (await pool.claim("anon:alice", profile, 0))!;
+    await pool.maintain();
+    await Bun.sleep(5);
+    const [aged] = (await stores.pool.members()).filter((m) => m.state === "warm");
+    now += 61_000;
+    const report = await pool.maintain();
+    expect(report.retired).toBe(1);
+    expect((await stores.sandboxes.get(aged!.id))?.deletedAt).not.toBeNull();
+    const mine = await stores.sandboxes.findLive("anon:alice", claimed, now);
+    expect(mine?.deletedAt).toBeNull();
+    expect(mine?.status).toBe("ready");
+  });
+
+  test("a smaller size retires the surplus warm members, oldest first", async () => {
+    const { pool, held } = manager(3, 3);
+    await pool.maintain();
+    await Bun.sleep(5);
+    for (let i = 0; i < 3; i++) await held.finishNext();
+    await pool.settle();
+    const before = await stores.pool.members();
+    const smaller = manager(1, 1);
+    expect((await smaller.pool.maintain()).retired).toBe(2);
+    const after = await stores.pool.members();
+    expect(after.map((m) => m.id)).toEqual([before[2]!.id]);
+  });
+});
