@@ -168,7 +168,7 @@ export interface paths {
         put?: never;
         /**
          * Create a sandbox
-         * @description Creates a sandbox (status `idle`; no container starts until the first capability call). Without `workspace_id` a managed workspace is created and deleted with the sandbox. Supports `Idempotency-Key`.
+         * @description Creates a sandbox. Without `workspace_id`, when the profile keeps a warm pool (`warm_pool.size` > 0, `BAY_WARM_POOL`) and a warm member is there, that member is handed to the caller: status `ready`, its runtime already started, checked and its Python kernel warmed, with a workspace no one else has used; otherwise (no pool, a miss, or an external `workspace_id`) status `idle`, and no container starts until the first capability call. Without `workspace_id` a managed workspace is created and deleted with the sandbox. Supports `Idempotency-Key`.
          */
         post: operations["createSandbox"];
         delete?: never;

@@ -169,7 +169,7 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zSandboxList,
   },
-  /** Creates a sandbox (status `idle`; no container starts until the first capability call). Without `workspace_id` a managed workspace is created and deleted with the sandbox. Supports `Idempotency-Key`. */
+  /** Creates a sandbox. Without `workspace_id`, when the profile keeps a warm pool (`warm_pool.size` > 0, `BAY_WARM_POOL`) and a warm member is there, that member is handed to the caller: status `ready`, its runtime already started, checked and its Python kernel warmed, with a workspace no one else has used; otherwise (no pool, a miss, or an external `workspace_id`) status `idle`, and no container starts until the first capability call. Without `workspace_id` a managed workspace is created and deleted with the sandbox. Supports `Idempotency-Key`. */
   createSandbox: {
     operationId: "createSandbox",
     method: "post",
