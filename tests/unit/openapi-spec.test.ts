@@ -56,6 +56,11 @@ describe("openapi/bay.v1.yaml", () => {
     expect((api as { openapi: string }).openapi).toBe("3.1.0");
   });
 
+  test("the document Bay serves (Bun's YAML parser) equals the yaml package's parse of the same text", () => {
+    expect(openApiYaml).toBe(specText);
+    expect(JSON.parse(JSON.stringify(openApiDocument))).toEqual(JSON.parse(JSON.stringify(spec)));
+  });
+
   test("the validator really rejects a broken document", async () => {
     const broken = structuredClone(spec) as unknown as { paths: Record<string, Record<string, unknown>> };
     broken.paths["/v1/profiles"]!.get = { responses: { "200": { content: {} } } }; // response without description

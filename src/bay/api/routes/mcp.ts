@@ -9,19 +9,33 @@
  * (with keep-alive comments during long runs); one that accepts only JSON,
  * or says nothing, gets plain JSON. GET and DELETE /mcp (server-initiated
  * streams, session ends) do not exist in stateless mode and answer 405.
+ *
+ * The MCP SDK is loaded on the first /mcp request, not at start: a Bay nobody
+ * talks MCP to never pays its ~20 MiB of resident memory.
  */
-import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { Hono } from "hono";
 import { BayError } from "../../errors.ts";
-import { BayCaller, type AppRequest } from "../../mcp/bay-caller.ts";
-import { createMcpServer } from "../../mcp/server.ts";
+import type { AppRequest } from "../../mcp/bay-caller.ts";
 import type { AppDeps } from "../deps.ts";
 import { operations as ops } from "../generated/index.ts";
 import { validate } from "../middleware/validate.ts";
 
+/** The SDK's transport and Bay's server, imported once. */
+async function loadMcp() {
+  const [{ WebStandardStreamableHTTPServerTransport }, { createMcpServer }, { BayCaller }] = await Promise.all([
+    import("@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js"),
+    import("../../mcp/server.ts"),
+    import("../../mcp/bay-caller.ts"),
+  ]);
+  return { WebStandardStreamableHTTPServerTransport, createMcpServer, BayCaller };
+}
+
 export function mcpRoutes(deps: AppDeps, request: AppRequest): Hono {
   const app = new Hono();
+  let mcp: ReturnType<typeof loadMcp> | null = null;
   app.post(ops.postMcp.honoPath, validate("json", ops.postMcp.body), async (c) => {
+    mcp ??= loadMcp();
+    const { WebStandardStreamableHTTPServerTransport, createMcpServer, BayCaller } = await mcp;
     const message = c.req.valid("json");
     const sse = (c.req.header("accept") ?? "").includes("text/event-stream");
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !sse });
