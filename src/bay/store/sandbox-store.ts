@@ -49,6 +49,11 @@ const SELECT = `SELECT s.*, ${STATUS_SQL} AS status, ss.status AS ss_status, ss.
     ss.container_id AS ss_container_id, ss.secret AS ss_secret, ss.lease_expires_at AS ss_lease_expires_at
   FROM sandboxes s LEFT JOIN sessions ss ON ss.id = s.current_session_id`;
 
+// Built once: the embedded database keys its prepared statements by the SQL text, and
+// a string built per call is hashed again on every lookup.
+const FIND_LIVE = `${SELECT} WHERE s.id = :id AND s.owner = :owner AND ${GUARD.live}`;
+const GET_ANY = `${SELECT} WHERE s.id = :id`;
+
 function toRecord(row: Row): SandboxRecord {
   return {
     id: str(row, "id"),
@@ -128,16 +133,13 @@ export class SandboxStore {
 
   /** A live (not deleted) sandbox of this owner, or null. */
   async findLive(owner: string, id: string, now = Date.now()): Promise<SandboxRecord | null> {
-    const row = await queryOne(this.db, {
-      sql: `${SELECT} WHERE s.id = :id AND s.owner = :owner AND ${GUARD.live}`,
-      args: { id, owner, now },
-    });
+    const row = await queryOne(this.db, { sql: FIND_LIVE, args: { id, owner, now } });
     return row ? toRecord(row) : null;
   }
 
   /** A sandbox by id regardless of owner or tombstone (internal use: reaper, reconcile). */
   async get(id: string, now = Date.now()): Promise<SandboxRecord | null> {
-    const row = await queryOne(this.db, { sql: `${SELECT} WHERE s.id = :id`, args: { id, now } });
+    const row = await queryOne(this.db, { sql: GET_ANY, args: { id, now } });
     return row ? toRecord(row) : null;
   }
 
