@@ -12,6 +12,7 @@ import { join } from "node:path";
 import type Docker from "dockerode";
 import { ApiKeyService } from "../src/bay/domain/auth/api-keys.ts";
 import { openDatabase } from "../src/bay/store/database.ts";
+import { LocalDatabase } from "../src/bay/store/local-database.ts";
 import { createStores, type Stores } from "../src/bay/store/index.ts";
 import { type BayProcess, spawnBay } from "../tests/e2e/support/e2e.ts";
 import { SHIP_IMAGE } from "../tests/support/images.ts";
@@ -35,28 +36,39 @@ export const POOL_PROFILE = "python-default";
 export const COLD_PROFILE = "python-cold";
 export const GVISOR_PROFILE = "python-gvisor";
 
-/** Starts the benchmark Bay with a warm pool of `poolSize` on POOL_PROFILE. */
+/**
+ * Starts the benchmark Bay with a warm pool of `poolSize` on POOL_PROFILE.
+ * `baselineRoot`: a Bay from another checkout instead (a before / after), with
+ * the same profiles but no warm pool (an older build may not know the setting);
+ * its database is read without migrating it.
+ */
 export async function startBench(
   docker: Docker,
   benchLabel: Record<string, string>,
   runs: number,
   poolSize: number,
   env: Record<string, string> = {},
+  baselineRoot?: string,
 ): Promise<BenchContext> {
   const dir = mkdtempSync(join(tmpdir(), "bay-bench-"));
   const config = join(dir, "bay.yaml");
-  const profile = (id: string, size: number) => ({ id, image: SHIP_IMAGE, warm_pool: { size, max_age_seconds: 3600 } });
+  const profile = (id: string, size: number) =>
+    baselineRoot ? { id, image: SHIP_IMAGE } : { id, image: SHIP_IMAGE, warm_pool: { size, max_age_seconds: 3600 } };
   await Bun.write(
     config,
     JSON.stringify({
       profiles: [profile(POOL_PROFILE, poolSize), profile(COLD_PROFILE, 0), { ...profile(GVISOR_PROFILE, 0), runtime: "runsc" }],
       limits: { rate_limit_per_minute: 1_000_000_000, max_sandboxes_per_owner: 200, max_workspaces_per_owner: 400 },
-      lifecycle: { warm_pool_concurrency: 2 },
+      ...(baselineRoot ? {} : { lifecycle: { warm_pool_concurrency: 2 } }),
     }),
   );
   const logFile = join(dir, "bay.log");
-  const bay = await spawnBay({ BAY_CONFIG: config, BAY_AUTH_MODE: "api_key", BAY_LOG_LEVEL: "info", ...env }, { stderrFile: logFile });
-  const db = await openDatabase({ url: `file:${bay.dbPath}` });
+  const bay = await spawnBay(
+    { BAY_CONFIG: config, BAY_AUTH_MODE: "api_key", BAY_LOG_LEVEL: "info", ...env },
+    { stderrFile: logFile, ...(baselineRoot ? { root: baselineRoot } : {}) },
+  );
+  // The Bay has migrated its database; an older build's schema is left as it is.
+  const db = baselineRoot ? new LocalDatabase(bay.dbPath, 5000) : await openDatabase({ url: `file:${bay.dbPath}` });
   const stores = createStores(db);
   const { key } = await new ApiKeyService(stores.apiKeys).create("bench", "bench");
   return {

@@ -27,51 +27,67 @@ async function bareServer(body: string): Promise<{ url: string; stop(): void }> 
   return { url: `http://127.0.0.1:${port}`, stop: () => p.kill() };
 }
 
-export async function controlPlane(ctx: BenchContext, rounds = 3, seconds = 3): Promise<Row[]> {
-  const { id } = await createSandbox(ctx);
-  const path = `/v1/sandboxes/${id}`;
-  const body = await (await fetch(`${ctx.bay.url}${path}`, { headers: ctx.auth })).text();
-  const bare = await bareServer(body);
-  const headers = Object.entries(ctx.auth).map(([k, v]) => `${k}: ${v}`);
+/** /health requests per second for `ms` milliseconds, one client in a loop. */
+async function healthRate(url: string, ms = 2000): Promise<number> {
+  const start = performance.now();
+  let n = 0;
+  while (performance.now() - start < ms) {
+    const r = await fetch(`${url}/health`);
+    await r.text();
+    n++;
+  }
+  return n / ((performance.now() - start) / 1000);
+}
+
+/**
+ * `baseline`: a Bay from another checkout (BENCH_BASELINE_ROOT), measured by
+ * the same client in the same alternating rounds.
+ */
+export async function controlPlane(ctx: BenchContext, rounds = 3, seconds = 3, baseline?: BenchContext): Promise<Row[]> {
+  const targets = [ctx, ...(baseline ? [baseline] : [])];
+  const made: Array<{ ctx: BenchContext; id: string; url: string; headers: string[]; rps: number[] }> = [];
+  let bare: { url: string; stop(): void } | null = null;
   try {
-    await load(`${ctx.bay.url}${path}`, headers, 1);
-    await load(`${bare.url}${path}`, headers, 1);
-    const bay: number[] = [];
-    const direct: number[] = [];
+    for (const t of targets) {
+      const { id } = await createSandbox(t);
+      const headers = Object.entries(t.auth).map(([k, v]) => `${k}: ${v}`);
+      made.push({ ctx: t, id, url: `${t.bay.url}/v1/sandboxes/${id}`, headers, rps: [] });
+    }
+    const body = await (await fetch(made[0]!.url, { headers: ctx.auth })).text();
+    bare = await bareServer(body);
+    const bareSide = { url: `${bare.url}/v1/sandboxes/x`, headers: made[0]!.headers, rps: [] as number[] };
+    const sides = [...made, bareSide];
+    for (const s of sides) await load(s.url, s.headers, 1);
     for (let i = 0; i < rounds; i++) {
-      bay.push(await load(`${ctx.bay.url}${path}`, headers, seconds));
-      direct.push(await load(`${bare.url}${path}`, headers, seconds));
+      const order = i % 2 === 0 ? sides : [...sides].reverse();
+      for (const s of order) s.rps.push(await load(s.url, s.headers, seconds));
     }
-    const healthStart = performance.now();
-    let n = 0;
-    while (performance.now() - healthStart < 2000) {
-      const r = await fetch(`${ctx.bay.url}/health`);
-      await r.text();
-      n++;
-    }
-    const healthRate = n / ((performance.now() - healthStart) / 1000);
-    const b = median(bay);
-    const d = median(direct);
-    return [
-      {
-        bench: "GET /v1/sandboxes/{id} (API key), 32 connections, vs bare Bun.serve",
+    const d = median(bareSide.rps);
+    const out: Row[] = made.map((m, i) => {
+      const b = median(m.rps);
+      return {
+        bench: `GET /v1/sandboxes/{id} (API key), 32 connections, vs bare Bun.serve${baseline ? (i === 0 ? " (this build)" : " (baseline)") : ""}`,
         measure: `req/s, median of ${rounds}`,
         runs: rounds,
         bay: `${b.toFixed(0)} req/s`,
         direct: `${d.toFixed(0)} req/s`,
         ratio: `${((b / d) * 100).toFixed(0)} % of bare`,
-      },
-      {
-        bench: "GET /health, one client in a loop",
+      };
+    });
+    for (const [i, m] of made.entries()) {
+      const rate = await healthRate(m.ctx.bay.url);
+      out.push({
+        bench: `GET /health, one client in a loop${baseline ? (i === 0 ? " (this build)" : " (baseline)") : ""}`,
         measure: "req/s",
-        runs: n,
-        bay: `${healthRate.toFixed(0)} req/s`,
+        runs: 1,
+        bay: `${rate.toFixed(0)} req/s`,
         direct: "-",
         ratio: "-",
-      },
-    ];
+      });
+    }
+    return out;
   } finally {
-    bare.stop();
-    await deleteSandbox(ctx, id);
+    bare?.stop();
+    for (const m of made) await deleteSandbox(m.ctx, m.id);
   }
 }

@@ -10,7 +10,8 @@
  *   BENCH_POOL        warm-pool size for the pool benches (default 20)
  *   BENCH_ONLY        comma-separated groups to run (default all): pool, cold,
  *                     exec, control, transfer, memory, load, contexts, terminal, observability, runtimes
- *   BENCH_BASELINE_ROOT  another checkout whose Bay runs beside this one in the access-log bench
+ *   BENCH_BASELINE_ROOT  another checkout whose Bay runs beside this one in the exec, control-plane
+ *                        and access-log benches (a before / after)
  *   BENCH_RUNTIME_RUNS   cold starts per side for gVisor vs runc (default BENCH_RUNS)
  */
 import { docker, removeLabelledQuietly, requireShipImages } from "../tests/e2e/support/e2e.ts";
@@ -62,6 +63,10 @@ const enabled = (g: Group) => only.length === 0 || only.includes(g);
 await requireShipImages();
 const benchLabel = { "bay.bench.run": `bench-${crypto.randomUUID().slice(0, 8)}` };
 const ctx = await startBench(docker, benchLabel, runs, enabled("pool") ? poolSize : 0);
+// A Bay from another checkout beside this one for the exec and control-plane rows (a before / after).
+const baselineRoot = process.env.BENCH_BASELINE_ROOT;
+const baseline =
+  baselineRoot && (enabled("exec") || enabled("control")) ? await startBench(docker, benchLabel, runs, 0, {}, baselineRoot) : undefined;
 const rows: Row[] = [];
 const lines: string[] = [];
 let failed = false;
@@ -77,8 +82,8 @@ try {
     await untilWarm(ctx, poolSize);
   }
   if (enabled("cold")) rows.push(...(await coldStart(ctx)));
-  if (enabled("exec")) rows.push(...(await execOverhead(ctx, execRuns)));
-  if (enabled("control")) rows.push(...(await controlPlane(ctx)));
+  if (enabled("exec")) rows.push(...(await execOverhead(ctx, execRuns, baseline)));
+  if (enabled("control")) rows.push(...(await controlPlane(ctx, 3, 3, baseline)));
   if (enabled("memory")) rows.push(...(await bayMemory(ctx)));
   if (enabled("transfer")) {
     rows.push(...(await transfer(ctx)));
@@ -123,6 +128,7 @@ try {
   console.error("benchmark failed:", e);
 } finally {
   await ctx.close();
+  await baseline?.close();
   await removeLabelledQuietly(benchLabel);
 }
 process.exit(failed ? 1 : 0);
