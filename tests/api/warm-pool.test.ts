@@ -1,0 +1,180 @@
+/**
+ * The warm pool, fast: the same rules as tests/e2e/warm-pool*.test.ts on the
+ * in-memory driver (fake Ships) with a real libSQL file and a test clock, so
+ * refill, rotation by age, a dead member, a crashed starter and two replicas
+ * run in milliseconds. What only Docker shows (the real kernel's warm-up,
+ * volumes, labels) stays in the e2e tests.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import type { PoolMember } from "../../src/bay/store/pool-store.ts";
+import { pollUntil } from "../support/harness.ts";
+import {
+  containersOf,
+  createMemoryBay,
+  memoryEngine,
+  type MemoryBay,
+  py,
+  pythonProfile,
+  sessionOf,
+  TestClock,
+} from "./support/memory-bay.ts";
+
+let bays: MemoryBay[] = [];
+afterEach(async () => {
+  for (const b of bays) await b.close();
+  for (const b of bays) b.engine.shutdown();
+  bays = [];
+});
+
+async function pooled(size: number, opts: Parameters<typeof createMemoryBay>[0] = {}, maxAge = 3600): Promise<MemoryBay> {
+  const b = await createMemoryBay({
+    ...opts,
+    config: {
+      profiles: pythonProfile({ warm_pool: { size, max_age_seconds: maxAge } }),
+      lifecycle: { warm_pool_concurrency: 2 },
+      ...(opts.config ?? {}),
+    },
+  });
+  bays.push(b);
+  return b;
+}
+
+const members = (t: MemoryBay): Promise<PoolMember[]> => t.bay.deps.stores.pool.members();
+const untilWarm = (t: MemoryBay, n: number) =>
+  pollUntil(
+    async () => {
+      await t.bay.pool.maintain();
+      return (await members(t)).filter((m) => m.state === "warm");
+    },
+    (w) => w.length >= n,
+    10_000,
+    `${n} warm members`,
+  );
+
+describe("warm pool (in memory)", () => {
+  test("claims hand out warm members once each, answered ready; the pool refills to its size and no further", async () => {
+    const t = await pooled(3);
+    const warm = await untilWarm(t, 3);
+    const got = await Promise.all(["a", "b", "c", "d"].map((o) => t.json("POST", "/v1/sandboxes", { owner: o, body: {} })));
+    expect(got.map((g) => g.status)).toEqual([201, 201, 201, 201]);
+    const hits = got.filter((g) => g.body.status === "ready").map((g) => g.body.id);
+    // Each warm member went to one owner; the fourth create found the pool empty (lazy, as without a
+    // pool) unless a refill finished first.
+    expect(new Set(hits).size).toBe(hits.length);
+    for (const m of warm) expect(hits.filter((id) => id === m.id)).toHaveLength(1);
+    expect(got.filter((g) => g.body.status === "idle").length).toBe(4 - hits.length);
+    for (const [i, g] of got.entries()) {
+      if (g.body.status !== "ready") continue;
+      const r = await py(t, g.body.id, "21 * 2", ["a", "b", "c", "d"][i]);
+      expect(r.body).toMatchObject({ success: true });
+    }
+    const refilled = await untilWarm(t, 3);
+    for (const m of refilled) expect(hits).not.toContain(m.id);
+    await t.bay.pool.maintain();
+    expect(await members(t)).toHaveLength(3);
+  });
+
+  test("a claimed member is never a member again: delete it and it is gone for good, not back in the pool", async () => {
+    const t = await pooled(1);
+    const [m] = await untilWarm(t, 1);
+    const a = await t.json("POST", "/v1/sandboxes", { owner: "alice", body: {} });
+    expect(a.body.id).toBe(m!.id);
+    expect((await t.call("DELETE", `/v1/sandboxes/${m!.id}`, { owner: "alice" })).status).toBe(204);
+    const next = await untilWarm(t, 1);
+    expect(next[0]!.id).not.toBe(m!.id);
+    const b = await t.json("POST", "/v1/sandboxes", { owner: "bob", body: {} });
+    expect(b.body.id).not.toBe(m!.id);
+    expect((await sessionOf(t, b.body.id))?.secret).not.toBe((await t.bay.deps.stores.sessions.get(m!.sessionId!))?.secret);
+  });
+
+  test("rotation by age on the clock: an aged member is never handed out, is retired with its container, and replaced", async () => {
+    const t = await pooled(1, {}, 60);
+    const [old] = await untilWarm(t, 1);
+    t.clock.advance(61_000);
+    // Before any pass retires it, a claim already refuses it (too old): a lazy create.
+    const created = await t.json("POST", "/v1/sandboxes", { body: {} });
+    expect(created.body.status).toBe("idle");
+    const [fresh] = await untilWarm(t, 1);
+    expect(fresh!.id).not.toBe(old!.id);
+    expect((await t.bay.deps.stores.sandboxes.get(old!.id))?.deletedAt).not.toBeNull();
+    expect(await containersOf(t, old!.id)).toHaveLength(0);
+  });
+
+  test("members are in no listing, no quota and not in bay_sandboxes", async () => {
+    const t = await pooled(2, { config: { limits: { max_sandboxes_per_owner: 1 } } });
+    await untilWarm(t, 2);
+    expect((await t.json("GET", "/v1/sandboxes")).body.items).toEqual([]);
+    expect((await t.json("GET", "/v1/workspaces")).body.items).toEqual([]);
+    const metrics = await (await t.call("GET", "/metrics")).text();
+    expect(metrics).not.toMatch(/bay_sandboxes\{[^}]*\} [1-9]/);
+    expect(metrics).toMatch(/bay_warm_pool_size\{profile="python-default"\} 2/);
+    expect((await t.json("POST", "/v1/sandboxes", { body: {} })).body.status).toBe("ready");
+    expect((await t.json("POST", "/v1/sandboxes", { body: {} })).status).toBe(429);
+  });
+
+  test("a member whose container died: reconcile ends it, the pass retires and replaces it, no claim gets it", async () => {
+    const t = await pooled(1);
+    const [m] = await untilWarm(t, 1);
+    t.engine.crash(m!.containerId!);
+    await t.bay.reaper.runOnce();
+    expect((await members(t)).map((x) => x.id)).not.toContain(m!.id);
+    const [next] = await untilWarm(t, 1);
+    expect(next!.id).not.toBe(m!.id);
+    expect((await t.json("POST", "/v1/sandboxes", { body: {} })).body.id).toBe(next!.id);
+  });
+
+  test("two replicas on one database and engine fill one pool, and each member goes to exactly one claimer", async () => {
+    const engine = memoryEngine();
+    const clock = new TestClock();
+    const a = await pooled(4, { engine, clock });
+    const b = await pooled(4, { engine, clock, dbPath: `${a.dir}/bay.db`, instanceId: a.bay.instanceId });
+    await Promise.all([a.bay.pool.maintain(), b.bay.pool.maintain()]);
+    const warm = await untilWarm(a, 4);
+    await b.bay.pool.maintain();
+    expect(await members(a)).toHaveLength(4);
+    const got = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => (i % 2 ? a : b).json("POST", "/v1/sandboxes", { owner: `o${i}`, body: {} })),
+    );
+    const hits = got.filter((g) => g.body.status === "ready").map((g) => g.body.id as string);
+    expect(new Set(hits).size).toBe(hits.length);
+    for (const m of warm) expect(hits.filter((id) => id === m.id)).toHaveLength(1);
+  });
+
+  test("a starter that crashed mid-start: its lease lapses, reconcile ends the start, and the pool is refilled", async () => {
+    const engine = memoryEngine();
+    const clock = new TestClock();
+    const a = await pooled(1, { engine, clock });
+    // Rows of a member whose starter died before its container ran (as after kill -9).
+    const now = clock.now();
+    await a.bay.deps.stores.pool.insertMember(
+      {
+        sandboxId: "sandbox-crashed-member-000000",
+        workspaceId: "ws-crashed-member-0000000000",
+        sessionId: "sess-crashed-member-000000000",
+        profileId: "python-default",
+        secret: "s".repeat(43),
+        sizeLimitMb: 1024,
+        leaseOwner: "replica-gone",
+        leaseExpiresAt: now + 10_000,
+        now,
+      },
+      1,
+      100,
+    );
+    expect((await members(a)).map((m) => m.state)).toEqual(["warming"]);
+    // The pool is full (a warming member counts): nothing starts until the lease lapses.
+    expect((await a.bay.pool.maintain()).started).toBe(0);
+    clock.advance(11_000);
+    await a.bay.reaper.runOnce();
+    const [fresh] = await untilWarm(a, 1);
+    expect(fresh!.id).not.toBe("sandbox-crashed-member-000000");
+    expect((await a.bay.deps.stores.sandboxes.get("sandbox-crashed-member-000000"))?.deletedAt).not.toBeNull();
+  });
+
+  test("size 0: no member, and a create asks nothing of the pool", async () => {
+    const t = await pooled(0);
+    expect((await t.bay.pool.maintain()).started).toBe(0);
+    expect(await members(t)).toEqual([]);
+    expect((await t.json("POST", "/v1/sandboxes", { body: {} })).body.status).toBe("idle");
+  });
+});
