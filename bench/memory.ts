@@ -10,6 +10,7 @@ import type { Row } from "./stats.ts";
 
 const MiB = 1024 * 1024;
 const f = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
+const signed = (b: number) => `${b >= 0 ? "+" : ""}${f(b)}`;
 
 /** Bay's RSS with nothing to do: sampled for a few seconds, the lowest reading. */
 export async function idleRss(ctx: BenchContext): Promise<number> {
@@ -30,7 +31,7 @@ export async function bayMemory(ctx: BenchContext, sizeMiB = 256): Promise<Row[]
       bench: `Bay RSS growth during a ${sizeMiB} MiB upload / download`,
       measure: "peak over baseline",
       runs: 1,
-      bay: `+${f(m.growthUp)} / +${f(m.growthDown)}`,
+      bay: `${signed(m.growthUp)} / ${signed(m.growthDown)}`,
       direct: "-",
       ratio: "-",
     },

@@ -104,7 +104,7 @@ export async function runtimes(ctx: BenchContext, execRuns: number): Promise<Run
         ratio: ratio(mem.g, mem.r),
       },
     ];
-    return { rows, lines: [`cold start difference (median): +${ms(cg - cr)} for ${GVISOR}`] };
+    return { rows, lines: [`cold start difference (median): ${cg >= cr ? "+" : ""}${ms(cg - cr)} for ${GVISOR}`] };
   } finally {
     await deleteSandbox(ctx, g);
     await deleteSandbox(ctx, r);
