@@ -165,7 +165,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     maxBytes: config.limits.max_spool_bytes,
     ...(config.limits.spool_dir ? { baseDir: config.limits.spool_dir } : {}),
   });
-  const health = new HealthService({ db, driver, profiles, version: config.server.version, logger });
+  const health = new HealthService({ db, driver, profiles, version: config.server.version, logger, now });
   const apiKeys = new ApiKeyService(stores.apiKeys, config.auth.api_keys, now, config.auth.api_key_cache_seconds * 1000);
   const jwtOpts = {
     secret: config.auth.jwt.secret,
