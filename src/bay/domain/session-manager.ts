@@ -306,7 +306,9 @@ export class SessionManager {
       step("ship_ms");
       if (member && profile.capabilities.includes("python")) {
         stillOurs();
-        await warmPythonKernel({ ship: this.deps.ship, target: handle, deadline: started + this.opts.readyTimeoutMs, now: this.now });
+        // Nobody waits on a member: its kernel gets a ready timeout of its own after Ship's
+        // (on a loaded host, Ship and the kernel together can take longer than one).
+        await warmPythonKernel({ ship: this.deps.ship, target: handle, deadline: this.now() + this.opts.readyTimeoutMs, now: this.now });
         step("kernel_ms");
       }
       const markReady = stores.sessions.markReadyStatement(sessionId, endpoint.baseUrl, this.now());
