@@ -21,7 +21,7 @@ import { loadAverage, startBench } from "./context.ts";
 import { type ContextsBench, contextsBench } from "./contexts.ts";
 import { controlPlane } from "./control-plane.ts";
 import { execOverhead } from "./exec-overhead.ts";
-import { bayMemory } from "./memory.ts";
+import { bayMemory, rssAfter } from "./memory.ts";
 import { accessLogCost, accessLogCpu, scrapeCost } from "./observability.ts";
 import { concurrentPoolCreates, poolHitFirstExec, untilWarm } from "./pool.ts";
 import { runtimes } from "./runtimes.ts";
@@ -84,7 +84,16 @@ try {
   if (enabled("cold")) rows.push(...(await coldStart(ctx)));
   if (enabled("exec")) rows.push(...(await execOverhead(ctx, execRuns, baseline)));
   if (enabled("control")) rows.push(...(await controlPlane(ctx, 3, 3, baseline)));
-  if (enabled("memory")) rows.push(...(await bayMemory(ctx)));
+  if (enabled("memory")) {
+    const fresh = await startBench(docker, benchLabel, runs, 0);
+    const freshBase = baselineRoot ? await startBench(docker, benchLabel, runs, 0, {}, baselineRoot) : undefined;
+    try {
+      rows.push(...(await bayMemory(fresh, freshBase)));
+    } finally {
+      await fresh.close();
+      await freshBase?.close();
+    }
+  }
   if (enabled("transfer")) {
     rows.push(...(await transfer(ctx)));
     rows.push(...(await workspaceTransfer(ctx)));
@@ -105,6 +114,7 @@ try {
     rows.push(...(await accessLogCpu(30)));
     rows.push(...(await scrapeCost(50)));
   }
+  if (enabled("memory")) rows.push(await rssAfter(ctx));
   printTable(rows);
   for (const line of lines) console.log(line);
   if (contexts) {

@@ -22,11 +22,32 @@ export async function idleRss(ctx: BenchContext): Promise<number> {
   return low;
 }
 
-export async function bayMemory(ctx: BenchContext, sizeMiB = 256): Promise<Row[]> {
+/**
+ * On a Bay started for this alone (no warm pool, nothing else run on it): its
+ * idle RSS after a few requests, then the growth during the transfers. With a
+ * baseline Bay (another checkout), its idle RSS beside.
+ */
+export async function bayMemory(ctx: BenchContext, baseline?: BenchContext, sizeMiB = 256): Promise<Row[]> {
+  const warmUp = async (c: BenchContext) => {
+    for (let i = 0; i < 20; i++) await (await fetch(`${c.bay.url}/v1/sandboxes`, { headers: c.auth })).text();
+  };
+  await warmUp(ctx);
   const idle = await idleRss(ctx);
+  let base: number | null = null;
+  if (baseline) {
+    await warmUp(baseline);
+    base = await idleRss(baseline);
+  }
   const m = await measureTransfer(ctx.bay.url, ctx.bay.pid, ctx.auth, sizeMiB);
   return [
-    { bench: "Bay RSS, idle", measure: "lowest of 10 samples", runs: 10, bay: f(idle), direct: "-", ratio: "-" },
+    {
+      bench: `Bay RSS, idle (a fresh Bay after 20 requests)${baseline ? ", this build vs baseline" : ""}`,
+      measure: "lowest of 10 samples",
+      runs: 10,
+      bay: f(idle),
+      direct: base === null ? "-" : f(base),
+      ratio: base === null ? "-" : `${(idle / base).toFixed(2)}x`,
+    },
     {
       bench: `Bay RSS growth during a ${sizeMiB} MiB upload / download`,
       measure: "peak over baseline",
@@ -36,4 +57,16 @@ export async function bayMemory(ctx: BenchContext, sizeMiB = 256): Promise<Row[]
       ratio: "-",
     },
   ];
+}
+
+/** The benches' own Bay, after everything it ran (its heap's high-water mark). */
+export async function rssAfter(ctx: BenchContext): Promise<Row> {
+  return {
+    bench: "Bay RSS after all the benches above",
+    measure: "lowest of 10 samples",
+    runs: 10,
+    bay: f(await idleRss(ctx)),
+    direct: "-",
+    ratio: "-",
+  };
 }

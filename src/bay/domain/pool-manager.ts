@@ -133,7 +133,9 @@ export class PoolManager implements WarmPoolStats {
       this.deps.metrics?.sessionStarted(profile.id, "pool", "ok", this.now() - now);
       logger.info("warm-pool member claimed", { owner, sandbox_id: id, profile: profile.id });
     }
-    this.kick();
+    // The refill's first steps are database work that would run before this create's
+    // answer (an embedded database blocks the event loop): start it after the answer.
+    setImmediate(() => this.kick());
     return id;
   }
 
