@@ -9,6 +9,7 @@ import { UploadSpool } from "./api/upload-spool.ts";
 import type { AppDeps } from "./api/deps.ts";
 import type { BayConfig } from "./config.ts";
 import { ApiKeyService } from "./domain/auth/api-keys.ts";
+import { reservedOwnerPrefixes } from "./domain/auth/owners.ts";
 import { JwtVerifier } from "./domain/auth/jwt-verifier.ts";
 import { CapabilityRouter } from "./domain/capability-router.ts";
 import { HealthService } from "./domain/health-service.ts";
@@ -166,7 +167,13 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     ...(config.limits.spool_dir ? { baseDir: config.limits.spool_dir } : {}),
   });
   const health = new HealthService({ db, driver, profiles, version: config.server.version, logger, now });
-  const apiKeys = new ApiKeyService(stores.apiKeys, config.auth.api_keys, now, config.auth.api_key_cache_seconds * 1000);
+  const apiKeys = new ApiKeyService(
+    stores.apiKeys,
+    config.auth.api_keys,
+    now,
+    config.auth.api_key_cache_seconds * 1000,
+    reservedOwnerPrefixes(config.auth.jwt.owner_prefix),
+  );
   const jwtOpts = {
     secret: config.auth.jwt.secret,
     jwksUrl: config.auth.jwt.jwks_url,

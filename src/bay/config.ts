@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { version as packageVersion } from "../../package.json";
-import { isApiKeyOwner, RESERVED_OWNER_PREFIXES } from "./domain/auth/owners.ts";
+import { isApiKeyOwner, RESERVED_OWNER_PREFIXES, reservedOwnerPrefixes } from "./domain/auth/owners.ts";
 
 const capability = z.enum(["python", "shell", "filesystem"]);
 /** Languages of code contexts. */
@@ -342,6 +342,16 @@ export const configSchema = z
         message: "with a JWKS URL, issuer and audience are required (an identity provider's keys sign tokens for other services too)",
       });
     }
+    const reserved = reservedOwnerPrefixes(c.auth.jwt.owner_prefix);
+    c.auth.api_keys.forEach((k, i) => {
+      if (!isApiKeyOwner(k.owner, reserved)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["auth", "api_keys", i, "owner"],
+          message: `an API key's owner may not start with auth.jwt.owner_prefix "${c.auth.jwt.owner_prefix}" (a JWT subject would name the same owner)`,
+        });
+      }
+    });
     const pooled = warmPoolRoomProblem(c.profiles, c.limits.max_live_sessions);
     if (pooled) ctx.addIssue({ code: "custom", path: ["profiles"], message: pooled });
     if (c.limits.workspace_size_limit_mb > c.limits.max_workspace_size_limit_mb) {

@@ -151,6 +151,19 @@ describe("bay keys", () => {
       await t.close();
     }
   }, 30_000);
+  test("with a custom auth.jwt.owner_prefix, a key for an owner under that prefix is refused (a JWT subject would share it)", async () => {
+    const { env } = tempDb();
+    const config = join(dirs[dirs.length - 1]!, "bay.yaml");
+    await Bun.write(config, 'auth:\n  jwt:\n    owner_prefix: "corp-"\n');
+    const refused = await cli(["keys", "create", "--owner", "corp-alice"], { ...env, BAY_CONFIG: config });
+    expect(refused.code).not.toBe(0);
+    expect(refused.err).toContain("corp-");
+    expect(refused.out).not.toContain("key:");
+    expect((await cli(["keys", "create", "--owner", "alice"], { ...env, BAY_CONFIG: config })).code).toBe(0);
+    // With Bay's default prefix, "corp-alice" is an ordinary owner name.
+    expect((await cli(["keys", "create", "--owner", "corp-alice"], env)).code).toBe(0);
+  });
+
   test("an unknown command → exit 2 with the list of commands", async () => {
     const r = await cli(["users", "list"], {});
     expect(r.code).toBe(2);

@@ -3,7 +3,7 @@
  * owner, and the JWT settings, as loadConfig reads them for the server and the CLI.
  */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, loadConfig } from "../../src/bay/config.ts";
@@ -46,6 +46,24 @@ describe("auth configuration", () => {
       owner_prefix: "jwt:",
     });
     expect(() => loadConfig({ BAY_AUTH_MODE: "open" }, undefined)).toThrow(ConfigError);
+  });
+
+  test("a bootstrap key's owner under a custom auth.jwt.owner_prefix is refused at start; the empty prefix shares on purpose", () => {
+    const dir = mkdtempSync(join(tmpdir(), "bay-auth-config-"));
+    try {
+      const file = (prefix: string) => {
+        const path = join(dir, `bay-${prefix.length}.yaml`);
+        writeFileSync(
+          path,
+          `auth:\n  jwt:\n    owner_prefix: "${prefix}"\n  api_keys:\n    - { key: "k-0123456789abcdef", owner: "corp-alice" }\n`,
+        );
+        return path;
+      };
+      expect(() => loadConfig({}, file("corp-"))).toThrow(/owner_prefix "corp-"/);
+      expect(loadConfig({}, file("")).auth.api_keys[0]!.owner).toBe("corp-alice");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("a Bay built from that config accepts the bootstrap key and nothing else", async () => {

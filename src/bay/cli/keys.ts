@@ -5,6 +5,7 @@
  */
 import { ConfigError, loadConfig, type BayConfig } from "../config.ts";
 import { ApiKeyService } from "../domain/auth/api-keys.ts";
+import { reservedOwnerPrefixes } from "../domain/auth/owners.ts";
 import { errorMessage } from "../logger.ts";
 import { ApiKeyStore, type ApiKeyRecord } from "../store/api-key-store.ts";
 import { openDatabase, type Database } from "../store/database.ts";
@@ -82,7 +83,7 @@ export async function runKeys(argv: string[], io: CliIo): Promise<number> {
     return 1;
   }
   try {
-    const keys = new ApiKeyService(new ApiKeyStore(db));
+    const keys = new ApiKeyService(new ApiKeyStore(db), [], Date.now, 0, reservedOwnerPrefixes(config.auth.jwt.owner_prefix));
     if (command === "create") {
       const { record, key } = await keys.create(flag(args, "owner")!, flag(args, "name") ?? null);
       io.out(`id:     ${record.id}`);

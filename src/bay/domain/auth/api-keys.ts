@@ -37,21 +37,23 @@ export class ApiKeyService {
    *   the database again (0: every request asks). A key revoked by this process
    *   stops working at once; one revoked elsewhere (`bay keys revoke`, another
    *   replica) within `cacheMs`.
+   * @param reservedPrefixes owner prefixes keys may not have (reservedOwnerPrefixes of the JWT prefix)
    */
   constructor(
     private readonly store: ApiKeyStore,
     bootstrapKeys: Array<{ key: string; owner: string }> = [],
     private readonly now: () => number = Date.now,
     private readonly cacheMs = 0,
+    private readonly reservedPrefixes: readonly string[] = RESERVED_OWNER_PREFIXES,
   ) {
     this.bootstrap = new Map(bootstrapKeys.map((k) => [hashApiKey(k.key), k.owner]));
   }
 
   async create(owner: string, name: string | null = null): Promise<CreatedApiKey> {
-    if (!isApiKeyOwner(owner)) {
+    if (!isApiKeyOwner(owner, this.reservedPrefixes)) {
       throw new BayError(
         "validation_error",
-        `an API key's owner is 1-128 characters of [A-Za-z0-9_.@:-], not starting with ${RESERVED_OWNER_PREFIXES.join(" or ")}`,
+        `an API key's owner is 1-128 characters of [A-Za-z0-9_.@:-], not starting with ${this.reservedPrefixes.join(" or ")}`,
       );
     }
     const key = `bay_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}`;

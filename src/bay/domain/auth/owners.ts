@@ -14,6 +14,16 @@ export const ANONYMOUS_PREFIX = "anon:";
 /** Characters an owner name may have. */
 export const OWNER_NAME = /^[A-Za-z0-9_.@:-]{1,128}$/;
 
-/** True when `owner` may own API keys. */
-export const isApiKeyOwner = (owner: string): boolean =>
-  OWNER_NAME.test(owner) && !RESERVED_OWNER_PREFIXES.some((p) => owner.startsWith(p));
+/**
+ * The prefixes an API key's owner may not start with: Bay's own, plus a custom
+ * `auth.jwt.owner_prefix` (else a key for "corp-alice" would own what the JWT subject
+ * "alice" owns under the prefix "corp-"). The empty prefix shares the namespace on purpose.
+ */
+export function reservedOwnerPrefixes(jwtOwnerPrefix = "jwt:"): readonly string[] {
+  const own: readonly string[] = RESERVED_OWNER_PREFIXES;
+  return jwtOwnerPrefix === "" || own.includes(jwtOwnerPrefix) ? own : [...own, jwtOwnerPrefix];
+}
+
+/** True when `owner` may own API keys (`reserved`: see reservedOwnerPrefixes). */
+export const isApiKeyOwner = (owner: string, reserved: readonly string[] = RESERVED_OWNER_PREFIXES): boolean =>
+  OWNER_NAME.test(owner) && !reserved.some((p) => owner.startsWith(p));
