@@ -8,10 +8,10 @@ import { dlopen, FFIType } from "bun:ffi";
 
 const PR_SET_DUMPABLE = 4;
 
-/** Marks this process non-dumpable; returns false (and Ship goes on) where prctl is unavailable. */
-export function makeNonDumpable(): boolean {
+/** Marks this process non-dumpable; false where prctl is unavailable or fails (Ship then refuses to start). */
+export function makeNonDumpable(libcName = "libc.so.6"): boolean {
   try {
-    const libc = dlopen("libc.so.6", {
+    const libc = dlopen(libcName, {
       prctl: { args: [FFIType.i32, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.u64], returns: FFIType.i32 },
     });
     const rc = libc.symbols.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

@@ -27,7 +27,11 @@ async function serve(): Promise<void> {
     process.exit(2);
   }
   // Before the secret is in memory: from here on /proc/<pid>/mem and environ belong to root.
-  if (!makeNonDumpable()) console.error("[ship] warning: could not mark the process non-dumpable");
+  // Fail closed: a dumpable Ship would hand its secret to any user process.
+  if (!makeNonDumpable()) {
+    console.error("[ship] refusing to start: could not mark the process non-dumpable (user code could read the session secret)");
+    process.exit(2);
+  }
   let credentials: ReturnType<typeof readCredentialsFromStdin>;
   try {
     credentials = readCredentialsFromStdin();

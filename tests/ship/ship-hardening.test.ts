@@ -126,3 +126,20 @@ test("reading a FIFO is refused at once and leaves no descriptor open", async ()
   }
   expect(await fifoFds()).toBe(0);
 });
+
+test("makeNonDumpable: true where prctl works (PR_GET_DUMPABLE then says 0); false where it cannot be called, which Ship refuses to start on", async () => {
+  const { makeNonDumpable } = await import("../../src/ship/harden.ts");
+  expect(makeNonDumpable("libbay-no-such-libc.so")).toBe(false);
+  // In a child process, so this test runner stays dumpable.
+  const child = Bun.spawnSync([
+    process.execPath,
+    "-e",
+    `const { dlopen, FFIType } = require("bun:ffi");
+     const libc = dlopen("libc.so.6", { prctl: { args: [FFIType.i32, FFIType.u64, FFIType.u64, FFIType.u64, FFIType.u64], returns: FFIType.i32 } });
+     const before = libc.symbols.prctl(3, 0, 0, 0, 0);
+     const { makeNonDumpable } = await import(${JSON.stringify(join(import.meta.dir, "../../src/ship/harden.ts"))});
+     const ok = makeNonDumpable();
+     console.log(JSON.stringify({ ok, before, after: libc.symbols.prctl(3, 0, 0, 0, 0) }));`,
+  ]);
+  expect(JSON.parse(child.stdout.toString())).toEqual({ ok: true, before: 1, after: 0 });
+});
