@@ -7,6 +7,7 @@
  */
 import { validate } from "./json-schema.ts";
 import { bareAnswerLimitation, closedLimitation } from "./known.ts";
+import { checkExecEvents } from "./sse.ts";
 import type { FuzzRequest } from "./request.ts";
 import type { Outcome } from "./send.ts";
 import { type Contract, matchOperation, type Operation } from "./spec.ts";
@@ -146,6 +147,7 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
   }
 
   let code: string | null = null;
+  let streamError: string | null | undefined;
   const parsed = req.method === "HEAD" ? undefined : parseJson(o.body);
   if (status >= 400 && req.method !== "HEAD") {
     const ct = header(o, "content-type")[0] ?? "";
@@ -179,6 +181,11 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
       if (spec.content.size > 0 && !spec.content.has(type))
         fail(`success served as ${type || "no Content-Type"}, not a type the spec lists`);
       const schema = spec.content.get(type);
+      if (type === "text/event-stream" && op?.id !== "postMcp" && spec.content.get("application/json")) {
+        const stream = checkExecEvents(new TextDecoder().decode(o.body), spec.content.get("application/json")!, contract.errorBody);
+        for (const x of stream.violations) fail(x.replace(/: .*/, ""), x);
+        if (stream.end.kind === "error") streamError = stream.end.code;
+      }
       if (schema) {
         if (!parsed?.ok) fail("success body is not JSON");
         else {
@@ -188,6 +195,9 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
       }
     }
   }
+  // A stream that started (200) and then failed is judged like the status its error code maps to.
+  if (streamError === "internal_error") fail("stream ended with internal_error");
+  else if (streamError === "ship_error" && runtimeFault === undefined) fail("stream ended with ship_error without any runtime fault");
   if (status >= 500) {
     const listed = spec !== undefined && v.violations.length === 0;
     const legit = (LEGIT_5XX[status]?.includes(code ?? "") ?? false) && listed;

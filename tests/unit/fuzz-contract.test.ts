@@ -47,7 +47,9 @@ describe("the spec as main has it", () => {
     expect(() => assertContractSupported(contract)).not.toThrow();
     expect(contract.errorCodes).toContain("invalid_path");
     expect(contract.errorCodes).toContain("timeout");
-    expect(contract.operations.map((o) => o.id)).toEqual(expect.arrayContaining(["postMcp", "getMetrics", "getDocs", "getDocsAsset"]));
+    expect(contract.operations.map((o) => o.id)).toEqual(
+      expect.arrayContaining(["postMcp", "getMetrics", "getDocs", "getDocsAsset", "execCode", "createContext", "restartContext"]),
+    );
     expect([...op("getDocsAsset").responses.get(200)!.content.keys()].sort()).toEqual(["text/css", "text/javascript"]);
   });
 
@@ -160,6 +162,21 @@ describe("the generator", () => {
     // An envelope the schema refuses is marked as such.
     const v10 = mcp.find((r) => r.mutation === "mcp version 1.0");
     expect(v10?.mustReject).toContain("body breaks the schema");
+  });
+
+  test("context routes aim at the running sandbox's context fixtures; a valid delete consumes the doomed one", () => {
+    const ctx = sample().filter((r) => r.strategy === "valid" && r.target.includes("/contexts/"));
+    expect(ctx.length).toBeGreaterThan(0);
+    for (const r of ctx) {
+      expect(r.target).toStartWith("/v1/sandboxes/{{sb.own}}/contexts/");
+      if (r.aim === "deleteContext") expect(r.target).toContain("{{ctx.doomed}}");
+    }
+  });
+
+  test("exec operations are also asked for their event stream", () => {
+    const execs = sample().filter((r) => ["execPython", "execShell", "execCode"].includes(r.aim) && r.strategy === "valid");
+    const accepts = new Set(execs.map((r) => r.headers.find(([k]) => k === "Accept")?.[1] ?? "none"));
+    expect([...accepts].sort()).toEqual(["none", "text/event-stream"]);
   });
 
   test("a valid /docs/assets request names an asset of the enum; the foreign ones do not", () => {
