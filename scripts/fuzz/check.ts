@@ -6,7 +6,7 @@
  * legitimate (see `serverError`).
  */
 import { validate } from "./json-schema.ts";
-import { bareAnswerLimitation, closedLimitation } from "./known.ts";
+import { bareAnswerLimitation, closedLimitation, cutAnswerLimitation } from "./known.ts";
 import { checkExecEvents } from "./sse.ts";
 import type { FuzzRequest } from "./request.ts";
 import type { Outcome } from "./send.ts";
@@ -121,6 +121,11 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
   if (o.kind !== "response") return v;
 
   const status = o.status;
+  if (o.cut) {
+    v.known = cutAnswerLimitation(req, op);
+    if (!v.known) fail(`answer cut short: the connection ended inside the body [${caseOf(req)}]`, `status ${status}`);
+    return v;
+  }
   const ids = header(o, "x-request-id");
   // An empty answer without X-Request-Id never went through Bay's app: the HTTP
   // server refused the request itself. One group per kind of request.

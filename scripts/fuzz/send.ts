@@ -14,6 +14,8 @@ export interface Outcome {
   body: Uint8Array;
   detail?: string;
   ms: number;
+  /** The answer's body was cut: the connection ended before the length its framing announced. */
+  cut?: boolean;
 }
 
 const bodyBytes = (body: FuzzRequest["body"], resolve: Resolver): Uint8Array | undefined =>
@@ -130,7 +132,15 @@ async function sendOnce(req: FuzzRequest, resolve: Resolver, port: number): Prom
     headRequest: req.method === "HEAD",
   });
   const ms = Math.round(performance.now() - started);
-  if (o.kind === "response") return { kind: "response", status: o.response.status, headers: o.response.headers, body: o.response.body, ms };
+  if (o.kind === "response")
+    return {
+      kind: "response",
+      status: o.response.status,
+      headers: o.response.headers,
+      body: o.response.body,
+      ms,
+      ...(o.response.cut ? { cut: true } : {}),
+    };
   if (o.kind === "error") return { kind: "error", status: 0, headers: [], body: new Uint8Array(), detail: o.error, ms };
   return {
     kind: o.kind,

@@ -9,6 +9,7 @@ import { describe, expect, test } from "bun:test";
 import { judge, rpcMessages } from "../../scripts/fuzz/check.ts";
 import { RequestGenerator } from "../../scripts/fuzz/generate.ts";
 import { validate } from "../../scripts/fuzz/json-schema.ts";
+import { parseResponse } from "../../scripts/fuzz/raw-http.ts";
 import type { FuzzRequest } from "../../scripts/fuzz/request.ts";
 import type { Outcome } from "../../scripts/fuzz/send.ts";
 import { assertContractSupported, loadContract } from "../../scripts/fuzz/spec.ts";
@@ -138,6 +139,23 @@ describe("the Host guard and what answers before any route", () => {
     const huge = request({ method: "GET", target: `/v1/sandboxes/${"y".repeat(1024 * 1024)}` });
     const bare: Outcome = { kind: "response", status: 431, headers: [], body: new Uint8Array(), ms: 1 };
     expect(judge(contract, huge, huge.target, bare)).toMatchObject({ violations: [], known: expect.any(String) });
+  });
+});
+
+describe("an answer cut mid-body", () => {
+  const cut = (status: number): Outcome => ({ ...answer(status, '{"openapi":"3.1', "application/json"), cut: true });
+  test("after a body nothing reads, it is Bun's close without linger; otherwise a finding", () => {
+    const unread = request({ aim: "getOpenApi", method: "GET", target: "/openapi.json", transport: "raw", body: " ".repeat(100) });
+    expect(judge(contract, unread, unread.target, cut(200))).toMatchObject({ violations: [], known: expect.any(String) });
+    const plain = request({ aim: "getOpenApi", method: "GET", target: "/openapi.json", transport: "raw" });
+    expect(judge(contract, plain, plain.target, cut(200)).violations[0]).toStartWith("answer cut short");
+  });
+
+  test("the raw reader marks a body shorter than its Content-Length or an unfinished chunked body", () => {
+    const buf = (s: string) => Buffer.from(s, "latin1");
+    expect(parseResponse(buf("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhi"), true, false)?.cut).toBe(true);
+    expect(parseResponse(buf("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"), true, false)?.cut).toBe(true);
+    expect(parseResponse(buf("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"), true, false)?.cut).toBeUndefined();
   });
 });
 
