@@ -186,7 +186,8 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
       if (spec.content.size > 0 && !spec.content.has(type))
         fail(`success served as ${type || "no Content-Type"}, not a type the spec lists`);
       const schema = spec.content.get(type);
-      if (type === "text/event-stream" && op?.id !== "postMcp" && spec.content.get("application/json")) {
+      // Only fetch reads a stream's events (a raw request keeps its head); an exec's stream ends by design.
+      if (type === "text/event-stream" && spec.execEvents && req.transport === "fetch" && spec.content.get("application/json")) {
         const stream = checkExecEvents(new TextDecoder().decode(o.body), spec.content.get("application/json")!, contract.errorBody);
         for (const x of stream.violations) fail(x.replace(/: .*/, ""), x);
         if (stream.end.kind === "error") streamError = stream.end.code;

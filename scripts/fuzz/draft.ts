@@ -33,6 +33,8 @@ export interface Draft {
   repeat?: boolean;
   /** Why a JSON-RPC answer must be an error (see FuzzRequest). */
   mustFailRpc?: string;
+  /** See FuzzRequest. */
+  streamEnds?: boolean;
 }
 
 const isSandboxPath = (op: Operation) => op.path.startsWith("/v1/sandboxes/{id}");
@@ -99,6 +101,7 @@ export function baseDraft(rng: Rng, op: Operation, index: number, strategy: stri
   // Exec operations stream their run as SSE when asked (the MCP route sets its own Accept).
   if (op.id !== "postMcp" && op.responses.get(200)?.content.has("text/event-stream") && rng.chance(0.3))
     headers.push(["Accept", "text/event-stream"]);
+  if (op.responses.get(200)?.execEvents) d.streamEnds = true;
   if (op.id === "stopSandbox") d.exclusive = true;
   return d;
 }
@@ -161,6 +164,7 @@ export function assemble(d: Draft, index: number): FuzzRequest {
     ...(d.exclusive ? { exclusive: true } : {}),
     ...(d.repeat ? { repeat: true } : {}),
     ...(d.mustFailRpc ? { mustFailRpc: d.mustFailRpc } : {}),
+    ...(d.streamEnds ? { streamEnds: true } : {}),
     timeoutMs: deadlineMs(d),
   };
 }

@@ -108,7 +108,8 @@ async function sendFetch(req: FuzzRequest, resolve: Resolver, port: number): Pro
   try {
     // An event stream (a watch, a followed output) may never end by design: what came in a
     // short window is its answer, and leaving is what a client may always do.
-    const sse = (res.headers.get("content-type") ?? "").startsWith("text/event-stream");
+    // An exec's stream ends with its run (the request's own deadline bounds it).
+    const sse = (res.headers.get("content-type") ?? "").startsWith("text/event-stream") && !req.streamEnds;
     body = sse ? await firstEvents(res, SSE_WINDOW_MS) : new Uint8Array(await res.arrayBuffer());
   } catch (e) {
     return {

@@ -93,3 +93,16 @@ describe("judging a streamed exec", () => {
     expect(judge(contract, request, request.target, streamed(errorEvent("ship_error")), "die (exit 137)").violations).toEqual([]);
   });
 });
+
+describe("which streams are an exec's", () => {
+  test("the spec marks ExecEvents on the exec operations only; a followed output or a watch is read for a window", () => {
+    const marked = contract.operations.filter((o) => o.responses.get(200)?.execEvents).map((o) => o.id);
+    expect(marked.sort()).toEqual(["execCode", "execPython", "execShell"]);
+    const follow = contract.operations.find((o) => o.id === "readShellProcessOutput");
+    if (follow) {
+      const req = { ...request, aim: follow.id, method: follow.method, target: "/v1/sandboxes/sandbox-1/shell/processes/p-1/output" };
+      // A window of a never-ending stream has no last event: that is not a finding there.
+      expect(judge(contract, req, req.target, streamed('event: stdout\ndata: {"text":"a"}\n\n')).violations).toEqual([]);
+    }
+  });
+});
