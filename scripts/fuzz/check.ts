@@ -6,7 +6,8 @@
  * legitimate (see `serverError`).
  */
 import { validate } from "./json-schema.ts";
-import { bareAnswerLimitation, closedLimitation } from "./known.ts";
+import { bareAnswerLimitation, closedLimitation, cutAnswerLimitation } from "./known.ts";
+import { checkExecEvents } from "./sse.ts";
 import type { FuzzRequest } from "./request.ts";
 import type { Outcome } from "./send.ts";
 import { type Contract, matchOperation, type Operation } from "./spec.ts";
@@ -120,6 +121,11 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
   if (o.kind !== "response") return v;
 
   const status = o.status;
+  if (o.cut) {
+    v.known = cutAnswerLimitation(req, op);
+    if (!v.known) fail(`answer cut short: the connection ended inside the body [${caseOf(req)}]`, `status ${status}`);
+    return v;
+  }
   const ids = header(o, "x-request-id");
   // An empty answer without X-Request-Id never went through Bay's app: the HTTP
   // server refused the request itself. One group per kind of request.
@@ -146,6 +152,7 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
   }
 
   let code: string | null = null;
+  let streamError: string | null | undefined;
   const parsed = req.method === "HEAD" ? undefined : parseJson(o.body);
   if (status >= 400 && req.method !== "HEAD") {
     const ct = header(o, "content-type")[0] ?? "";
@@ -179,6 +186,12 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
       if (spec.content.size > 0 && !spec.content.has(type))
         fail(`success served as ${type || "no Content-Type"}, not a type the spec lists`);
       const schema = spec.content.get(type);
+      // Only fetch reads a stream's events (a raw request keeps its head); an exec's stream ends by design.
+      if (type === "text/event-stream" && spec.execEvents && req.transport === "fetch" && spec.content.get("application/json")) {
+        const stream = checkExecEvents(new TextDecoder().decode(o.body), spec.content.get("application/json")!, contract.errorBody);
+        for (const x of stream.violations) fail(x.replace(/: .*/, ""), x);
+        if (stream.end.kind === "error") streamError = stream.end.code;
+      }
       if (schema) {
         if (!parsed?.ok) fail("success body is not JSON");
         else {
@@ -188,6 +201,9 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
       }
     }
   }
+  // A stream that started (200) and then failed is judged like the status its error code maps to.
+  if (streamError === "internal_error") fail("stream ended with internal_error");
+  else if (streamError === "ship_error" && runtimeFault === undefined) fail("stream ended with ship_error without any runtime fault");
   if (status >= 500) {
     const listed = spec !== undefined && v.violations.length === 0;
     const legit = (LEGIT_5XX[status]?.includes(code ?? "") ?? false) && listed;

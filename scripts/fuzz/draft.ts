@@ -33,6 +33,8 @@ export interface Draft {
   repeat?: boolean;
   /** Why a JSON-RPC answer must be an error (see FuzzRequest). */
   mustFailRpc?: string;
+  /** See FuzzRequest. */
+  streamEnds?: boolean;
 }
 
 const isSandboxPath = (op: Operation) => op.path.startsWith("/v1/sandboxes/{id}");
@@ -42,6 +44,10 @@ const isWorkspacePath = (op: Operation) => op.path.startsWith("/v1/workspaces/{i
 export function validId(rng: Rng, op: Operation, param: Param): string {
   if (param.schema.enum) return String(rng.pick(param.schema.enum));
   if (param.name === "process_id") return "{{proc.bg}}";
+  if (param.name === "context_id")
+    return op.id === "deleteContext" ? "{{ctx.doomed}}" : rng.pick(["{{ctx.own}}", "{{ctx.own}}", "ctx-default-python"]);
+  // Contexts and background processes live in the sandbox with the running Ship.
+  if (isSandboxPath(op) && /\{(context_id|process_id)\}/.test(op.path)) return "{{sb.own}}";
   if (isSandboxPath(op))
     return op.id === "deleteSandbox" ? "{{sb.doomed}}" : rng.pick(["{{sb.own}}", "{{sb.own}}", "{{sb.own}}", "{{sb.idle}}"]);
   if (isWorkspacePath(op)) return op.id === "deleteWorkspace" ? "{{ws.doomed}}" : rng.pick(["{{ws.ext}}", "{{ws.ext}}", "{{ws.managed}}"]);
@@ -52,6 +58,7 @@ export function validId(rng: Rng, op: Operation, param: Param): string {
 export function foreignIds(op: Operation, param: Param): string[] {
   if (param.schema.enum) return ["nope.js", "DOCS.JS", "docs.js.map", "swagger-ui.css%00"];
   if (param.name === "process_id") return ["{{proc.unknown}}"];
+  if (param.name === "context_id") return ["{{ctx.unknown}}", "{{ctx.other}}"];
   if (isSandboxPath(op)) return ["{{sb.other}}", "{{sb.gone}}", "{{sb.unknown}}"];
   return ["{{ws.other}}", "{{ws.gone}}", "{{ws.unknown}}"];
 }
@@ -91,6 +98,10 @@ export function baseDraft(rng: Rng, op: Operation, index: number, strategy: stri
     d.json = op.body.required || rng.chance(0.7) ? validObject(rng, op.id, op.body.schema) : undefined;
     if (d.json !== undefined) headers.push(["Content-Type", "application/json"]);
   }
+  // Exec operations stream their run as SSE when asked (the MCP route sets its own Accept).
+  if (op.id !== "postMcp" && op.responses.get(200)?.content.has("text/event-stream") && rng.chance(0.3))
+    headers.push(["Accept", "text/event-stream"]);
+  if (op.responses.get(200)?.execEvents) d.streamEnds = true;
   if (op.id === "stopSandbox") d.exclusive = true;
   return d;
 }
@@ -153,6 +164,7 @@ export function assemble(d: Draft, index: number): FuzzRequest {
     ...(d.exclusive ? { exclusive: true } : {}),
     ...(d.repeat ? { repeat: true } : {}),
     ...(d.mustFailRpc ? { mustFailRpc: d.mustFailRpc } : {}),
+    ...(d.streamEnds ? { streamEnds: true } : {}),
     timeoutMs: deadlineMs(d),
   };
 }

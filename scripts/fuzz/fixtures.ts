@@ -33,6 +33,15 @@ async function upload(url: string, owner: string, route: string, path: string, d
 
 const BINARY = Uint8Array.from({ length: 1024 }, (_, i) => (i * 131 + 7) & 0xff);
 
+/** The code contexts of the running sandbox: one to use, one a valid delete may consume. */
+async function createContexts(url: string, sandbox: string): Promise<Record<string, string>> {
+  const route = `/v1/sandboxes/${sandbox}/contexts`;
+  return {
+    "ctx.own": (await call(url, "alice", "POST", route, { language: "python" }, 201)).id,
+    "ctx.doomed": (await call(url, "alice", "POST", route, { language: "python" }, 201)).id,
+  };
+}
+
 /** Creates the fixtures and returns the placeholder values (`sb.own` → id, …). */
 export async function createFixtures(url: string): Promise<Record<string, string>> {
   const v: Record<string, string> = {};
@@ -46,6 +55,7 @@ export async function createFixtures(url: string): Promise<Record<string, string
   await upload(url, "alice", `/v1/sandboxes/${own.id}/filesystem/upload`, "fuzz/bin.dat", BINARY);
   const bg = await call(url, "alice", "POST", `/v1/sandboxes/${own.id}/shell/exec`, { command: "sleep 3600", background: true });
   v["proc.bg"] = bg.process_id;
+  Object.assign(v, await createContexts(url, own.id));
   const idle = await call(url, "alice", "POST", "/v1/sandboxes", { ttl: 86400 }, 201);
   v["sb.idle"] = idle.id;
   // Files for the idle sandbox, written through its workspace so that no runtime starts.
@@ -63,6 +73,7 @@ export async function createFixtures(url: string): Promise<Record<string, string
   await upload(url, "alice", `/v1/workspaces/${ext.id}/filesystem/upload`, "fuzz/bin.dat", BINARY);
 
   v["sb.other"] = (await call(url, "bob", "POST", "/v1/sandboxes", {}, 201)).id;
+  v["ctx.other"] = (await call(url, "bob", "POST", `/v1/sandboxes/${v["sb.other"]}/contexts`, { language: "python" }, 201)).id;
   v["ws.other"] = (await call(url, "bob", "POST", "/v1/workspaces", {}, 201)).id;
   await call(url, "bob", "PUT", `/v1/workspaces/${v["ws.other"]}/filesystem/files`, { path: "fuzz/hello.txt", content: "bob's\n" });
 
@@ -76,6 +87,7 @@ export async function createFixtures(url: string): Promise<Record<string, string
   v["sb.unknown"] = "sandbox-00000000000000000000fuzz";
   v["ws.unknown"] = "ws-00000000000000000000fuzz";
   v["proc.unknown"] = "proc-00000000fuzz";
+  v["ctx.unknown"] = "ctx-00000000fuzz";
   v["cursor.sb"] = (await call(url, "alice", "GET", "/v1/sandboxes?limit=1")).next_cursor;
   v["cursor.ws"] = (await call(url, "alice", "GET", "/v1/workspaces?limit=1")).next_cursor;
   v["cursor.other"] = (await call(url, "bob", "GET", "/v1/workspaces?limit=1")).next_cursor;
@@ -86,7 +98,8 @@ export async function createFixtures(url: string): Promise<Record<string, string
 }
 
 interface Created {
-  kind: "sandboxes" | "workspaces";
+  /** The collection it lives in: `sandboxes`, `workspaces`, or `sandboxes/<id>/contexts`. */
+  kind: string;
   id: string;
   owner: string | undefined;
 }
@@ -97,23 +110,34 @@ export class FixtureKeeper {
   private doomedUsed = { sb: false, ws: false };
   /** The background process fixture ended (killed, or its sandbox stopped). */
   private bgLost = false;
+  /** The context fixtures ended (their sandbox stopped, or the doomed one deleted). */
+  private contextsLost = false;
 
   constructor(private readonly values: Record<string, string>) {}
 
   /** Looks at one answered request for creations and consumed doomed fixtures. */
   note(req: FuzzRequest, resolve: Resolver, o: Outcome): void {
     if (o.kind !== "response") return;
-    if (o.status === 201 && (req.aim === "createSandbox" || req.aim === "createWorkspace")) {
+    const collection =
+      req.aim === "createSandbox"
+        ? "sandboxes"
+        : req.aim === "createWorkspace"
+          ? "workspaces"
+          : req.aim === "createContext"
+            ? /^\/v1\/sandboxes\/[^/?]+\/contexts/.exec(resolve(req.target))?.[0].slice(4)
+            : undefined;
+    if (o.status === 201 && collection) {
       try {
         const id = JSON.parse(new TextDecoder().decode(o.body)).id;
         const owner = req.headers.filter(([k]) => k.toLowerCase() === "x-owner").map(([, x]) => resolve(x))[0];
-        if (typeof id === "string") this.created.push({ kind: req.aim === "createSandbox" ? "sandboxes" : "workspaces", id, owner });
+        if (typeof id === "string") this.created.push({ kind: collection, id, owner });
       } catch {
         // not JSON: the checks report it
       }
     }
     const ok = o.status >= 200 && o.status < 300;
-    if (ok && req.aim === "stopSandbox" && req.target.includes("{{sb.own}}")) this.bgLost = true;
+    if (ok && req.aim === "stopSandbox" && req.target.includes("{{sb.own}}")) this.bgLost = this.contextsLost = true;
+    if (ok && req.aim === "deleteContext" && req.target.includes("{{ctx.doomed}}")) this.contextsLost = true;
     if (ok && req.aim === "killShellProcess" && req.target.includes("{{proc.bg}}")) this.bgLost = true;
     if (req.method === "DELETE" && o.status === 204) {
       if (req.target.includes("{{sb.doomed}}")) this.doomedUsed.sb = true;
@@ -123,7 +147,9 @@ export class FixtureKeeper {
 
   /** Deletes what fuzzed creates made (sandboxes first: they may hold a workspace) and replaces used doomed fixtures. */
   async maintain(url: string): Promise<void> {
-    const batch = this.created.splice(0).sort((a, b) => (a.kind === b.kind ? 0 : a.kind === "sandboxes" ? -1 : 1));
+    // Contexts first (their sandbox may go next), then sandboxes (they may hold a workspace), then workspaces.
+    const rank = (k: string) => (k.includes("/contexts") ? 0 : k === "sandboxes" ? 1 : 2);
+    const batch = this.created.splice(0).sort((a, b) => rank(a.kind) - rank(b.kind));
     for (const c of batch) {
       await fetch(`${url}/v1/${c.kind}/${encodeURIComponent(c.id)}`, {
         method: "DELETE",
@@ -134,6 +160,18 @@ export class FixtureKeeper {
     if (this.doomedUsed.sb) this.values["sb.doomed"] = (await call(url, "alice", "POST", "/v1/sandboxes", {}, 201)).id;
     if (this.doomedUsed.ws) this.values["ws.doomed"] = (await call(url, "alice", "POST", "/v1/workspaces", {}, 201)).id;
     this.doomedUsed = { sb: false, ws: false };
+    if (this.contextsLost) {
+      // Contexts that outlived a delete are removed first, so the cap on contexts is never reached by fixtures.
+      for (const key of ["ctx.own", "ctx.doomed"]) {
+        await fetch(`${url}/v1/sandboxes/${this.values["sb.own"]}/contexts/${this.values[key]}`, {
+          method: "DELETE",
+          headers: { "x-owner": "alice" },
+          signal: AbortSignal.timeout(60_000),
+        }).catch(() => {});
+      }
+      Object.assign(this.values, await createContexts(url, this.values["sb.own"]!));
+      this.contextsLost = false;
+    }
     if (this.bgLost) {
       const route = `/v1/sandboxes/${this.values["sb.own"]}/shell/exec`;
       this.values["proc.bg"] = (await call(url, "alice", "POST", route, { command: "sleep 3600", background: true })).process_id;

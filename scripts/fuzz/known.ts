@@ -3,10 +3,13 @@
  * them before any of Bay's code runs (README, "Limits and quotas"): a bare
  * 400/505 for malformed HTTP, a bare 400 for the asterisk target, a bare 431
  * for a head past 1 MiB or past about 200 header lines, and a closed
- * connection for a method Bun does not know (a lower-case one included). The fuzzer counts them apart
+ * connection for a method Bun does not know (a lower-case one included); and
+ * an answer cut by the reset that follows when Bun closes a connection whose
+ * request body was never read (it does not linger on close). The fuzzer counts them apart
  * instead of failing on them; anything else bare is still a finding.
  */
 import type { FuzzRequest } from "./request.ts";
+import type { Operation } from "./spec.ts";
 
 /** Bun's parser: header lines it accepts (measured: 199 refused, 152 accepted) and the head size Bay configures. */
 const BUN_MAX_HEADER_LINES = 190;
@@ -35,5 +38,16 @@ export function closedLimitation(req: FuzzRequest): string | undefined {
   // Methods are case-sensitive: `get` is a method Bun does not know.
   if (req.transport === "raw" && !KNOWN_METHODS.has(req.method) && req.raw?.verbatim === undefined)
     return "Bun closes the connection on a method it does not know";
+  return undefined;
+}
+
+/**
+ * Why an answer cut mid-body is Bun's doing, if it is: the request carried a
+ * body that nothing read (an operation that takes none, or no operation), so
+ * the close after the answer reset the connection before the client had it all.
+ */
+export function cutAnswerLimitation(req: FuzzRequest, op: Operation | undefined): string | undefined {
+  const size = req.body === undefined ? 0 : typeof req.body === "string" ? req.body.length : req.body.byteLength;
+  if (size > 0 && !op?.body) return "Bun closes without reading a body nothing takes: the reset can cut the answer";
   return undefined;
 }

@@ -11,6 +11,8 @@ export interface RawResponse {
   /** Header names lower-case; repeated headers keep every value. */
   headers: Array<[string, string]>;
   body: Uint8Array;
+  /** The connection ended before the body its framing announced was complete. */
+  cut?: boolean;
 }
 
 export type RawOutcome =
@@ -48,11 +50,11 @@ export function parseResponse(buf: Buffer, ended: boolean, headRequest: boolean)
     let at = 0;
     for (;;) {
       const nl = rest.indexOf("\r\n", at);
-      if (nl < 0) return ended ? { status, headers, body: Buffer.concat(chunks) } : null;
+      if (nl < 0) return ended ? { status, headers, body: Buffer.concat(chunks), cut: true } : null;
       const size = Number.parseInt(rest.subarray(at, nl).toString("latin1"), 16);
       if (!Number.isFinite(size)) throw new Error("bad chunk size in response");
       if (size === 0) return { status, headers, body: Buffer.concat(chunks) };
-      if (rest.length < nl + 2 + size + 2) return ended ? { status, headers, body: Buffer.concat(chunks) } : null;
+      if (rest.length < nl + 2 + size + 2) return ended ? { status, headers, body: Buffer.concat(chunks), cut: true } : null;
       chunks.push(rest.subarray(nl + 2, nl + 2 + size));
       at = nl + 2 + size + 2;
     }
@@ -61,7 +63,7 @@ export function parseResponse(buf: Buffer, ended: boolean, headRequest: boolean)
   if (length !== undefined) {
     const n = Number(length);
     if (rest.length >= n) return { status, headers, body: new Uint8Array(rest.subarray(0, n)) };
-    return ended ? { status, headers, body: new Uint8Array(rest) } : null;
+    return ended ? { status, headers, body: new Uint8Array(rest), cut: true } : null;
   }
   return ended ? { status, headers, body: new Uint8Array(rest) } : null;
 }

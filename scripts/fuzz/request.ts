@@ -55,6 +55,8 @@ export interface FuzzRequest {
   exclusive?: boolean;
   /** Send twice in a row (idempotency replay); the second answer is the one checked. */
   repeat?: boolean;
+  /** An event stream that ends by design (an exec's): read to its end, not for a short window. */
+  streamEnds?: boolean;
   /** Why a 200 JSON-RPC answer must carry an error (or a tool result with `isError`), when it must. */
   mustFailRpc?: string;
   timeoutMs: number;

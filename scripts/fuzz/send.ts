@@ -14,6 +14,8 @@ export interface Outcome {
   body: Uint8Array;
   detail?: string;
   ms: number;
+  /** The answer's body was cut: the connection ended before the length its framing announced. */
+  cut?: boolean;
 }
 
 const bodyBytes = (body: FuzzRequest["body"], resolve: Resolver): Uint8Array | undefined =>
@@ -106,7 +108,8 @@ async function sendFetch(req: FuzzRequest, resolve: Resolver, port: number): Pro
   try {
     // An event stream (a watch, a followed output) may never end by design: what came in a
     // short window is its answer, and leaving is what a client may always do.
-    const sse = (res.headers.get("content-type") ?? "").startsWith("text/event-stream");
+    // An exec's stream ends with its run (the request's own deadline bounds it).
+    const sse = (res.headers.get("content-type") ?? "").startsWith("text/event-stream") && !req.streamEnds;
     body = sse ? await firstEvents(res, SSE_WINDOW_MS) : new Uint8Array(await res.arrayBuffer());
   } catch (e) {
     return {
@@ -130,7 +133,15 @@ async function sendOnce(req: FuzzRequest, resolve: Resolver, port: number): Prom
     headRequest: req.method === "HEAD",
   });
   const ms = Math.round(performance.now() - started);
-  if (o.kind === "response") return { kind: "response", status: o.response.status, headers: o.response.headers, body: o.response.body, ms };
+  if (o.kind === "response")
+    return {
+      kind: "response",
+      status: o.response.status,
+      headers: o.response.headers,
+      body: o.response.body,
+      ms,
+      ...(o.response.cut ? { cut: true } : {}),
+    };
   if (o.kind === "error") return { kind: "error", status: 0, headers: [], body: new Uint8Array(), detail: o.error, ms };
   return {
     kind: o.kind,

@@ -26,6 +26,8 @@ export interface ResponseSpec {
   errorCodes: string[];
   /** Header names the spec lists, lower-case. */
   headers: string[];
+  /** Its event stream is an exec's `ExecEvents` (it ends with one result or error event). */
+  execEvents?: boolean;
 }
 
 export interface Operation {
@@ -98,6 +100,7 @@ export function loadContract(file = SPEC_FILE): Contract {
       }
       const responses = new Map<number, ResponseSpec>();
       for (const [status, r] of Object.entries<Doc>(op.responses)) {
+        const rawStream = (raw.responses?.[status] as Doc | undefined)?.content?.["text/event-stream"]?.schema?.$ref;
         const content = new Map<string, Schema | undefined>();
         for (const [type, media] of Object.entries<Doc>(r.content ?? {}))
           content.set(type, type.includes("json") ? media.schema : undefined);
@@ -107,6 +110,7 @@ export function loadContract(file = SPEC_FILE): Contract {
           content,
           errorCodes: code >= 400 ? named.filter((n) => errorCodes.includes(n)) : [],
           headers: Object.keys(r.headers ?? {}).map((h) => h.toLowerCase()),
+          ...(rawStream === "#/components/schemas/ExecEvents" ? { execEvents: true } : {}),
         });
       }
       const security = op.security ?? doc.security ?? [];

@@ -35,6 +35,10 @@ const HINTS: Record<string, readonly unknown[]> = {
   "uploadFile.path": ["fuzz/up.bin", "fuzz/up/deep.bin"],
   "uploadWorkspaceFile.path": ["fuzz/up.bin", "fuzz/up/deep.bin"],
   limit: [1, 2, 50, 200],
+  language: ["python", "python", "javascript", "typescript"],
+  "execCode.code": ["1+1", "1 + 1", "let x = 41; x + 1"],
+  "execCode.context_id": ["{{ctx.own}}", "ctx-default-python"],
+  "createContext.cwd": ["fuzz", "."],
   cursor: ["{{cursor.sb}}", "{{cursor.ws}}"],
 };
 

@@ -152,7 +152,10 @@ export async function resolveExisting(workspace: string, input: string): Promise
  * was actually opened). Returns that real path; throws invalid_path otherwise.
  */
 export async function assertFdInside(root: string, fd: number, shown: string): Promise<string> {
-  const real = await realpath(`/proc/self/fd/${fd}`);
+  // ENOENT: what was opened has been deleted since (a delete racing this call).
+  const real = await realpath(`/proc/self/fd/${fd}`).catch((err) => {
+    throw pathError(err, shown);
+  });
   if (!isInside(root, real)) throw invalid(shown, "resolves outside the workspace");
   return real;
 }

@@ -3,7 +3,8 @@
  * between its realpath and its stat (a delete racing a listing of
  * `file/child`): the answer is Ship's file_not_found, not an unexpected error
  * (which Bay relayed as a 502). The race is made deterministic by wrapping
- * `stat` so that it deletes its target first, as the concurrent call would.
+ * `stat` so that it deletes its target first, as the concurrent call would. And a
+ * directory opened, then deleted before its descriptor is checked.
  */
 import { afterAll, expect, mock, test } from "bun:test";
 import * as fsp from "node:fs/promises";
@@ -21,7 +22,7 @@ mock.module("node:fs/promises", () => ({
     return (realStat as (...a: unknown[]) => Promise<unknown>)(path, ...rest);
   },
 }));
-const { resolveWorkspacePath } = await import("../../src/ship/paths.ts");
+const { assertFdInside, resolveWorkspacePath } = await import("../../src/ship/paths.ts");
 const { ShipError } = await import("../../src/ship/errors.ts");
 
 const workspace = mkdtempSync(join(tmpdir(), "ship-paths-race-"));
@@ -44,4 +45,17 @@ test("without the race, a parent that is a file is still invalid_path", async ()
   writeFileSync(join(workspace, "plain.txt"), "hi");
   const err = await resolveWorkspacePath(workspace, "plain.txt/x").catch((e: unknown) => e);
   expect((err as InstanceType<typeof ShipError>).code).toBe("invalid_path");
+});
+
+test("a directory deleted after it was opened: its descriptor check answers file_not_found", async () => {
+  mkdirSync(join(workspace, "gone"));
+  const handle = await fsp.open(join(workspace, "gone"), "r");
+  try {
+    await fsp.rmdir(join(workspace, "gone"));
+    const err = await assertFdInside(workspace, handle.fd, "gone").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ShipError);
+    expect((err as InstanceType<typeof ShipError>).code).toBe("file_not_found");
+  } finally {
+    await handle.close();
+  }
 });

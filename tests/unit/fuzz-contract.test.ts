@@ -9,6 +9,7 @@ import { describe, expect, test } from "bun:test";
 import { judge, rpcMessages } from "../../scripts/fuzz/check.ts";
 import { RequestGenerator } from "../../scripts/fuzz/generate.ts";
 import { validate } from "../../scripts/fuzz/json-schema.ts";
+import { parseResponse } from "../../scripts/fuzz/raw-http.ts";
 import type { FuzzRequest } from "../../scripts/fuzz/request.ts";
 import type { Outcome } from "../../scripts/fuzz/send.ts";
 import { assertContractSupported, loadContract } from "../../scripts/fuzz/spec.ts";
@@ -47,7 +48,9 @@ describe("the spec as main has it", () => {
     expect(() => assertContractSupported(contract)).not.toThrow();
     expect(contract.errorCodes).toContain("invalid_path");
     expect(contract.errorCodes).toContain("timeout");
-    expect(contract.operations.map((o) => o.id)).toEqual(expect.arrayContaining(["postMcp", "getMetrics", "getDocs", "getDocsAsset"]));
+    expect(contract.operations.map((o) => o.id)).toEqual(
+      expect.arrayContaining(["postMcp", "getMetrics", "getDocs", "getDocsAsset", "execCode", "createContext", "restartContext"]),
+    );
     expect([...op("getDocsAsset").responses.get(200)!.content.keys()].sort()).toEqual(["text/css", "text/javascript"]);
   });
 
@@ -139,6 +142,23 @@ describe("the Host guard and what answers before any route", () => {
   });
 });
 
+describe("an answer cut mid-body", () => {
+  const cut = (status: number): Outcome => ({ ...answer(status, '{"openapi":"3.1', "application/json"), cut: true });
+  test("after a body nothing reads, it is Bun's close without linger; otherwise a finding", () => {
+    const unread = request({ aim: "getOpenApi", method: "GET", target: "/openapi.json", transport: "raw", body: " ".repeat(100) });
+    expect(judge(contract, unread, unread.target, cut(200))).toMatchObject({ violations: [], known: expect.any(String) });
+    const plain = request({ aim: "getOpenApi", method: "GET", target: "/openapi.json", transport: "raw" });
+    expect(judge(contract, plain, plain.target, cut(200)).violations[0]).toStartWith("answer cut short");
+  });
+
+  test("the raw reader marks a body shorter than its Content-Length or an unfinished chunked body", () => {
+    const buf = (s: string) => Buffer.from(s, "latin1");
+    expect(parseResponse(buf("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhi"), true, false)?.cut).toBe(true);
+    expect(parseResponse(buf("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"), true, false)?.cut).toBe(true);
+    expect(parseResponse(buf("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"), true, false)?.cut).toBeUndefined();
+  });
+});
+
 describe("the generator", () => {
   // One sequence for every test (generating is the slow part: hostile bodies reach megabytes).
   let generated: FuzzRequest[] | undefined;
@@ -160,6 +180,21 @@ describe("the generator", () => {
     // An envelope the schema refuses is marked as such.
     const v10 = mcp.find((r) => r.mutation === "mcp version 1.0");
     expect(v10?.mustReject).toContain("body breaks the schema");
+  });
+
+  test("context routes aim at the running sandbox's context fixtures; a valid delete consumes the doomed one", () => {
+    const ctx = sample().filter((r) => r.strategy === "valid" && r.target.includes("/contexts/"));
+    expect(ctx.length).toBeGreaterThan(0);
+    for (const r of ctx) {
+      expect(r.target).toStartWith("/v1/sandboxes/{{sb.own}}/contexts/");
+      if (r.aim === "deleteContext") expect(r.target).toContain("{{ctx.doomed}}");
+    }
+  });
+
+  test("exec operations are also asked for their event stream", () => {
+    const execs = sample().filter((r) => ["execPython", "execShell", "execCode"].includes(r.aim) && r.strategy === "valid");
+    const accepts = new Set(execs.map((r) => r.headers.find(([k]) => k === "Accept")?.[1] ?? "none"));
+    expect([...accepts].sort()).toEqual(["none", "text/event-stream"]);
   });
 
   test("a valid /docs/assets request names an asset of the enum; the foreign ones do not", () => {

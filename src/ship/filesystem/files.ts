@@ -104,6 +104,9 @@ export async function writeTextFile(
   }
 }
 
+/** Runs of `rm -rf` a delete gets before it gives up on a tree that keeps changing. */
+const RM_ATTEMPTS = 5;
+
 /**
  * Deletes a file or a directory tree; a symlink is removed itself, never its target.
  * The workspace root is refused. Only the parent is resolved; the entry is looked at
@@ -139,8 +142,15 @@ export async function deletePath(workspace: string, path: string): Promise<{ sta
     await rename(parent.entry, staged).catch((err) => {
       throw pathError(err, relative);
     });
-    const rm = Bun.spawn(["rm", "-rf", "--", staged], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-    const [code, stderr] = await Promise.all([rm.exited, new Response(rm.stderr).text()]);
+    // A writer that opened a directory of the tree before the rename can still add an
+    // entry after rm has read that directory ("Directory not empty"): try again.
+    let code = 0;
+    let stderr = "";
+    for (let attempt = 0; attempt < RM_ATTEMPTS; attempt++) {
+      const rm = Bun.spawn(["rm", "-rf", "--", staged], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+      [code, stderr] = await Promise.all([rm.exited, new Response(rm.stderr).text()]);
+      if (code === 0) break;
+    }
     if (code !== 0) {
       // Best effort: put what is left back where it was.
       await rename(staged, parent.entry).catch(() => {});

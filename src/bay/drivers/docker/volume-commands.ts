@@ -60,7 +60,12 @@ list)
   { [ -r "$cur" ] && [ -x "$cur" ]; } || exit 14
   find "$cur" -mindepth 1 -maxdepth 1 -printf '%y %s %T@ %P\\0' | head -z -n "$max" ;;
 remove)
-  rm -rf -- "$cur" ;;
+  # A writer racing the delete can add an entry after rm read its directory: try again.
+  tries=1
+  until rm -rf -- "$cur" 2>/dev/null; do
+    tries=$((tries + 1))
+    if [ "$tries" -gt 4 ]; then rm -rf -- "$cur"; exit; fi
+  done ;;
 esac`;
 
 /** The immediate children of `path`, at most `maxEntries` (sorted), and whether there were more. */
