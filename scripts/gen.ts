@@ -1,5 +1,6 @@
 /**
- * `bun run gen` writes src/bay/api/generated/ and the TypeScript client's types
+ * `bun run gen` writes src/bay/api/generated/, the E2B routes' code (openapi/e2b.v1.yaml,
+ * proto/envd/) and the TypeScript client's types
  * (clients/typescript/src/schema.ts) from openapi/bay.v1.yaml.
  * `bun run gen:check` regenerates in memory and exits 1 if the committed files differ.
  */
@@ -7,6 +8,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync
 import { dirname, join, relative } from "node:path";
 import { CLIENT_SCHEMA_PATH, generateClientSchema } from "./gen/client.ts";
 import { generate, SPEC_PATH, TARGETS } from "./gen/generate.ts";
+import { generateProto, PROTO_OUT_DIR } from "./gen/proto.ts";
 
 const root = join(import.meta.dir, "..");
 const check = process.argv.includes("--check");
@@ -23,7 +25,13 @@ for (const target of TARGETS) {
   }
 }
 files.set(CLIENT_SCHEMA_PATH, await generateClientSchema(readFileSync(join(root, SPEC_PATH), "utf8")));
-const OUT_DIR = TARGETS.map((t) => t.outDir).join(", ");
+for (const [path, body] of generateProto(root)) files.set(path, body);
+if (existsSync(join(root, PROTO_OUT_DIR))) {
+  for (const e of readdirSync(join(root, PROTO_OUT_DIR), { recursive: true, withFileTypes: true })) {
+    if (e.isFile()) onDisk.push(relative(root, join(e.parentPath, e.name)));
+  }
+}
+const OUT_DIR = [...TARGETS.map((t) => t.outDir), PROTO_OUT_DIR].join(", ");
 
 if (check) {
   const problems: string[] = [];

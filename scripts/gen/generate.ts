@@ -21,6 +21,7 @@ export interface Target {
 export const TARGETS: Target[] = [
   { specPath: "openapi/bay.v1.yaml", outDir: "src/bay/api/generated", embedSpec: true },
   { specPath: "openapi/ship.v1.yaml", outDir: "src/protocol/ship/generated", embedSpec: false },
+  { specPath: "openapi/e2b.v1.yaml", outDir: "src/bay/e2b/generated/openapi", embedSpec: false },
 ];
 
 export const SPEC_PATH = TARGETS[0]!.specPath;

@@ -142,4 +142,28 @@ export const MIGRATIONS: Migration[] = [
       "CREATE INDEX sandboxes_claim_token ON sandboxes (claim_token) WHERE claim_token IS NOT NULL",
     ],
   },
+  {
+    version: 7,
+    name: "e2b-compatible api",
+    statements: [
+      // What the E2B API keeps about a sandbox beyond Bay's own row: the template it
+      // was asked for, its metadata (list filters) and the environment variables every
+      // process gets. Sandboxes made through /v1 have no row and read as defaults.
+      `CREATE TABLE e2b_sandboxes (
+        sandbox_id TEXT PRIMARY KEY REFERENCES sandboxes (id),
+        owner TEXT NOT NULL,
+        template_id TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        env_vars TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      )`,
+      // One row: the key every replica derives a sandbox's envd access and traffic
+      // tokens from (HMAC), so no token is stored and all replicas agree.
+      `CREATE TABLE e2b_secret (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        secret TEXT NOT NULL
+      )`,
+      "INSERT INTO e2b_secret (id, secret) VALUES (1, lower(hex(randomblob(32))))",
+    ],
+  },
 ];

@@ -1,0 +1,56 @@
+/**
+ * Per-sandbox credentials of the E2B data plane. The envd access token
+ * (`X-Access-Token`) and the traffic token (`E2B-Traffic-Access-Token`) are
+ * HMACs of the sandbox id under the installation's secret: every replica mints
+ * and checks the same tokens, none is stored, and connect can hand them out
+ * again. File URLs are signed by clients with the access token, as E2B's SDKs do:
+ * `v1_` + base64(SHA-256("path:operation:user:token[:expiration]")), unpadded.
+ */
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+
+export type TokenKind = "envd" | "traffic";
+
+export class E2bCredentials {
+  constructor(private readonly secret: () => Promise<string>) {}
+
+  async token(kind: TokenKind, sandboxId: string): Promise<string> {
+    const mac = createHmac("sha256", await this.secret())
+      .update(`${kind}:${sandboxId}`)
+      .digest("base64url");
+    return `${kind === "envd" ? "ea" : "ta"}_${mac}`;
+  }
+
+  /** Whether `presented` is this sandbox's token of that kind (constant time). */
+  async check(kind: TokenKind, sandboxId: string, presented: string | undefined): Promise<boolean> {
+    if (!presented || presented.length > 256) return false;
+    return safeEqual(presented, await this.token(kind, sandboxId));
+  }
+
+  /**
+   * Whether a file URL's signature was made with this sandbox's access token for
+   * this path, operation and user, and has not expired (`expiration`: unix seconds).
+   */
+  async checkSignature(
+    sandboxId: string,
+    s: { path: string; operation: "read" | "write"; user: string; signature: string; expiration: number | null },
+    nowMs: number,
+  ): Promise<boolean> {
+    if (s.expiration !== null && s.expiration * 1000 < nowMs) return false;
+    return safeEqual(s.signature, signFileUrl(s, await this.token("envd", sandboxId)));
+  }
+}
+
+/** The signature an E2B SDK puts on a file URL (`uploadUrl` / `downloadUrl`). */
+export function signFileUrl(
+  s: { path: string; operation: "read" | "write"; user: string; expiration: number | null },
+  accessToken: string,
+): string {
+  const raw = `${s.path}:${s.operation}:${s.user}:${accessToken}${s.expiration === null ? "" : `:${s.expiration}`}`;
+  return `v1_${createHash("sha256").update(raw).digest("base64").replace(/=+$/, "")}`;
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
