@@ -332,6 +332,25 @@ export const configSchema = z
         cache_seconds: z.number().min(0).max(3600).default(5),
       })
       .prefault({}),
+    /** The E2B-compatible API (official E2B SDKs, unmodified) on Bay's own port. */
+    e2b: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** Where it is mounted: E2B_API_URL and E2B_SANDBOX_URL point at http://<bay><prefix>. */
+        prefix: z
+          .string()
+          .regex(/^\/[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, "a path like /e2b")
+          .refine(
+            (p) => !["/v1", "/mcp", "/docs", "/metrics", "/health", "/files", "/openapi.json"].includes(p),
+            "clashes with a Bay route",
+          )
+          .default("/e2b"),
+        /** Profile of E2B's default templates (`base`, `code-interpreter-v1`). */
+        default_profile: z.string().default("python-default"),
+        /** Seconds an E2B sandbox lives when create names no timeout (the SDKs' own default). */
+        default_timeout: z.number().int().positive().max(2592000).default(300),
+      })
+      .prefault({}),
   })
   // Rules across sections, checked with every other problem.
   .superRefine((c, ctx) => {
@@ -436,6 +455,8 @@ const ENV_OVERRIDES: Array<[string, string[], "string" | "number" | "boolean"]> 
   ["BAY_LOG_FORMAT", ["log", "format"], "string"],
   ["BAY_LOG_ACCESS", ["log", "access"], "boolean"],
   ["BAY_METRICS_TOKEN", ["metrics", "token"], "string"],
+  ["BAY_E2B_ENABLED", ["e2b", "enabled"], "boolean"],
+  ["BAY_E2B_PREFIX", ["e2b", "prefix"], "string"],
 ];
 
 const TRUE = new Set(["1", "true", "yes", "on"]);

@@ -31,6 +31,8 @@ import { carriesTerminalTicket, terminalRoutes, terminalTicketAuth } from "./rou
 import { watchRoutes } from "./routes/watch.ts";
 import { workspaceFileRoutes } from "./routes/workspace-files.ts";
 import { workspaceRoutes } from "./routes/workspaces.ts";
+import { e2bAuth } from "../e2b/auth.ts";
+import { createE2bApi } from "../e2b/index.ts";
 
 export type { AppDeps } from "./deps.ts";
 
@@ -102,6 +104,29 @@ export function createApp(deps: AppDeps): Hono {
   app.route("/", watchRoutes(deps));
   app.route("/", workspaceRoutes(deps));
   app.route("/", workspaceFileRoutes(deps));
+  if (deps.config.e2b.enabled) {
+    // The E2B-compatible API: its own owners' middleware (X-API-Key), the same rate
+    // limit and body limits, E2B's error shape; streams and transfers lift the idle timeout.
+    const prefix = deps.config.e2b.prefix;
+    const guard = [
+      e2bAuth({
+        mode: deps.config.auth.mode,
+        apiKeys: deps.apiKeys,
+        jwt: deps.jwt,
+        defaultOwner: deps.config.auth.default_owner,
+        logger: deps.logger,
+      }),
+      limiter,
+    ];
+    app.use(`${prefix}/*`, lift);
+    app.use("/files", lift);
+    for (const path of ["/sandboxes", "/v2/sandboxes", "/sandboxes/*", "/v2/sandboxes/*", "/execute", "/contexts", "/contexts/*"]) {
+      app.on(["POST"], `${prefix}${path}`, limit);
+    }
+    const e2b = createE2bApi(deps, guard);
+    app.route(prefix, e2b.prefixed);
+    app.route("/", e2b.root);
+  }
   // MCP tools call the routes above in-process, through this same app.
   app.route(
     "/",

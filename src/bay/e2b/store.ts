@@ -58,6 +58,15 @@ export class E2bSandboxStore {
     return out;
   }
 
+  /** Ids of live, unexpired sandboxes of every owner, newest first (signed file URLs name none). */
+  async liveSandboxIds(limit: number): Promise<string[]> {
+    const rs = await this.db.execute({
+      sql: "SELECT id FROM sandboxes WHERE deleted_at IS NULL AND expired_at IS NULL ORDER BY id DESC LIMIT ?",
+      args: [limit],
+    });
+    return rs.rows.map((r) => str(r, "id"));
+  }
+
   /** The installation's token key (created by the migration; read once per process). */
   tokenSecret(): Promise<string> {
     this.secret ??= this.db.execute("SELECT secret FROM e2b_secret WHERE id = 1").then((rs) => {

@@ -1,0 +1,125 @@
+/**
+ * E2B's control plane: sandboxes (both SDK generations' paths) and templates.
+ * Thin handlers over E2bSandboxes; bodies and queries are checked against the
+ * schemas generated from openapi/e2b.v1.yaml.
+ */
+import { Hono, type MiddlewareHandler } from "hono";
+import { validate, validateOptionalJson } from "../api/middleware/validate.ts";
+import { BayError } from "../errors.ts";
+import type { E2bSandboxes } from "./e2b-sandboxes.ts";
+import { operations as ops } from "./generated/openapi/index.ts";
+import type { TemplateCatalogue } from "./templates.ts";
+
+export interface ControlRoutesDeps {
+  sandboxes: E2bSandboxes;
+  templates: TemplateCatalogue;
+  /** Sets the owner (X-API-Key, Bearer, or anonymous mode) and applies the rate limit. */
+  guard: MiddlewareHandler[];
+}
+
+export function controlRoutes({ sandboxes, templates, guard }: ControlRoutesDeps): Hono {
+  const app = new Hono();
+  for (const path of ["/sandboxes", "/sandboxes/*", "/v2/*", "/templates/*"]) app.use(path, ...guard);
+
+  for (const op of [ops.e2bCreateSandbox, ops.e2bCreateSandboxLegacy]) {
+    app.post(op.honoPath, validate("json", op.body), async (c) => c.json(await sandboxes.create(c.get("owner"), c.req.valid("json")), 201));
+  }
+
+  app.get(ops.e2bListSandboxes.honoPath, validate("query", ops.e2bListSandboxes.query), async (c) => {
+    const q = c.req.valid("query");
+    const page = await sandboxes.list(c.get("owner"), {
+      limit: q.limit,
+      nextToken: q.nextToken,
+      template: q.template,
+      metadata: q.metadata === undefined ? undefined : parseMetadataFilter(q.metadata),
+      states: q.state === undefined ? undefined : q.state.split(",").map((s) => s.trim()),
+    });
+    if (page.nextToken) c.header("X-Next-Token", page.nextToken);
+    return c.json(page.items, 200);
+  });
+
+  app.get(ops.e2bListSandboxesLegacy.honoPath, validate("query", ops.e2bListSandboxesLegacy.query), async (c) => {
+    const q = c.req.valid("query");
+    const metadata = q.metadata === undefined ? undefined : parseMetadataFilter(q.metadata);
+    const items = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await sandboxes.list(c.get("owner"), { limit: 100, nextToken, metadata });
+      items.push(...page.items);
+      nextToken = page.nextToken ?? undefined;
+    } while (nextToken);
+    return c.json(items, 200);
+  });
+
+  app.get(ops.e2bGetSandbox.honoPath, validate("param", ops.e2bGetSandbox.params), async (c) =>
+    c.json(await sandboxes.get(c.get("owner"), c.req.valid("param").sandboxID), 200),
+  );
+
+  app.delete(ops.e2bKillSandbox.honoPath, validate("param", ops.e2bKillSandbox.params), async (c) => {
+    await sandboxes.kill(c.get("owner"), c.req.valid("param").sandboxID);
+    return c.body(null, 204);
+  });
+
+  app.post(ops.e2bSetTimeout.honoPath, validate("param", ops.e2bSetTimeout.params), validate("json", ops.e2bSetTimeout.body), async (c) => {
+    await sandboxes.setTimeout(c.get("owner"), c.req.valid("param").sandboxID, c.req.valid("json").timeout);
+    return c.body(null, 204);
+  });
+
+  for (const [op, status] of [
+    [ops.e2bConnectSandbox, 200],
+    [ops.e2bConnectSandboxLegacy, 200],
+    [ops.e2bResumeSandbox, 201],
+  ] as const) {
+    app.post(op.honoPath, validate("param", op.params), validateOptionalJson(op.body), async (c) => {
+      const body = c.req.valid("json") as { timeout?: number } | undefined;
+      return c.json(await sandboxes.connect(c.get("owner"), c.req.valid("param").sandboxID, body?.timeout), status);
+    });
+  }
+
+  app.post(ops.e2bPauseSandbox.honoPath, validate("param", ops.e2bPauseSandbox.params), async (c) =>
+    sandboxes.pause(c.get("owner"), c.req.valid("param").sandboxID),
+  );
+
+  app.get(ops.e2bSandboxMetrics.honoPath, validate("param", ops.e2bSandboxMetrics.params), async (c) => {
+    await sandboxes.require(c.get("owner"), c.req.valid("param").sandboxID);
+    return c.json([], 200);
+  });
+
+  app.get(ops.e2bGetTemplateAlias.honoPath, validate("param", ops.e2bGetTemplateAlias.params), (c) => {
+    const alias = c.req.valid("param").alias;
+    templates.resolve(alias);
+    return c.json({ templateID: alias, public: true }, 200);
+  });
+
+  app.get(ops.e2bGetTemplate.honoPath, validate("param", ops.e2bGetTemplate.params), (c) => {
+    const id = c.req.valid("param").templateID;
+    const profile = templates.resolve(id);
+    return c.json(
+      {
+        templateID: id,
+        public: true,
+        aliases: [id],
+        names: [id],
+        cpuCount: profile.cpus,
+        memoryMB: profile.memory_mb,
+        buildStatus: "ready",
+      },
+      200,
+    );
+  });
+  return app;
+}
+
+/**
+ * The list filter as the SDKs send it: `k=v&k2=v2`, each key and value
+ * URI-encoded by the SDK before the pairs are joined and encoded again.
+ */
+export function parseMetadataFilter(raw: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  try {
+    for (const [k, v] of new URLSearchParams(raw)) out[decodeURIComponent(k)] = decodeURIComponent(v);
+  } catch {
+    throw new BayError("validation_error", "metadata filter is not valid URL encoding", { details: { field: "metadata" } });
+  }
+  return out;
+}

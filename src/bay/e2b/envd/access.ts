@@ -1,0 +1,70 @@
+/**
+ * Who may use a sandbox's data plane (envd, the code interpreter): whoever
+ * presents its access token (`X-Access-Token`) or, for the interpreter, its
+ * traffic token. The token is checked for the named sandbox before the database
+ * is read, so a wrong token learns nothing about which ids exist; the owner is
+ * the sandbox's own. `Authorization: Basic <user>:` (the SDKs send it when a
+ * `user` is passed) names the Linux user and is never read as a Bay credential.
+ */
+import type { CallContext } from "../../domain/capability-router.ts";
+import { BayError, notFound } from "../../errors.ts";
+import type { SandboxStore } from "../../store/sandbox-store.ts";
+import type { E2bCredentials } from "../credentials.ts";
+
+/** The user Bay runs everything as, whatever a client names. */
+export const SANDBOX_USER = "user";
+
+export interface DataPlaneRequest {
+  sandboxId: string | undefined;
+  accessToken: string | undefined;
+  trafficToken?: string | undefined;
+  authorization: string | undefined;
+  requestId: string;
+  signal?: AbortSignal;
+}
+
+export interface DataPlaneCall extends CallContext {
+  /** The user a client asked for (Basic auth), checked: only the sandbox user. */
+  user: string;
+}
+
+export class DataPlaneAccess {
+  constructor(
+    private readonly credentials: E2bCredentials,
+    private readonly sandboxes: SandboxStore,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The call context for a request, or 401 (no or wrong token) / 404 (sandbox gone) / 403 (root). */
+  async authorize(r: DataPlaneRequest, kinds: Array<"envd" | "traffic"> = ["envd"]): Promise<DataPlaneCall> {
+    const id = r.sandboxId;
+    if (!id || id.length > 128) throw new BayError("unauthorized", "missing E2b-Sandbox-Id header");
+    const presented: Array<["envd" | "traffic", string | undefined]> = [];
+    if (kinds.includes("envd")) presented.push(["envd", r.accessToken]);
+    if (kinds.includes("traffic")) presented.push(["traffic", r.trafficToken]);
+    let ok = false;
+    for (const [kind, token] of presented) if (await this.credentials.check(kind, id, token)) ok = true;
+    if (!ok) throw new BayError("unauthorized", "missing or wrong sandbox access token");
+    const sb = await this.sandboxes.get(id, this.now());
+    if (!sb || sb.deletedAt !== null || sb.status === "expired") throw notFound("sandbox", id);
+    return { owner: sb.owner, sandboxId: id, requestId: r.requestId, signal: r.signal, user: requestedUser(r.authorization) };
+  }
+}
+
+/**
+ * The user named by `Authorization: Basic base64(user:)`. Bay runs sandbox code as
+ * one unprivileged user: `user` (E2B's default) or none is that user; `root` is
+ * refused rather than silently run unprivileged.
+ */
+export function requestedUser(authorization: string | undefined): string {
+  if (!authorization) return SANDBOX_USER;
+  const m = /^Basic\s+([A-Za-z0-9+/=]{0,512})$/i.exec(authorization.trim());
+  if (!m) throw new BayError("validation_error", "Authorization on the sandbox data plane must be Basic <user>:");
+  const decoded = Buffer.from(m[1]!, "base64").toString("utf8");
+  const user = decoded.split(":")[0] ?? "";
+  if (user === "" || user === SANDBOX_USER) return SANDBOX_USER;
+  if (user === "root") {
+    throw new BayError("forbidden", "Bay runs sandbox code as an unprivileged user (uid 1000); user 'root' is not available");
+  }
+  throw new BayError("validation_error", `unknown user '${user.slice(0, 64)}': the sandbox has one user, 'user'`);
+}

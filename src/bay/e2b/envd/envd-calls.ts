@@ -1,0 +1,47 @@
+/**
+ * Running an envd Connect call on Bay: authorize it from its headers (sandbox id
+ * and access token, Basic user), run it as the sandbox's owner, and turn every
+ * failure into the Connect error an E2B SDK maps to its own error classes.
+ */
+import type { HandlerContext } from "@connectrpc/connect";
+import type { Logger } from "../../logger.ts";
+import { toConnectError } from "../errors.ts";
+import type { DataPlaneAccess, DataPlaneCall } from "./access.ts";
+
+/** Header Bay's E2B mount sets on the request it hands to the Connect handler. */
+export const REQUEST_ID_HEADER = "x-bay-request-id";
+
+export class EnvdCalls {
+  constructor(
+    private readonly access: DataPlaneAccess,
+    private readonly logger: Logger,
+  ) {}
+
+  authorize(ctx: HandlerContext): Promise<DataPlaneCall> {
+    const h = ctx.requestHeader;
+    return this.access.authorize({
+      sandboxId: h.get("e2b-sandbox-id") ?? undefined,
+      accessToken: h.get("x-access-token") ?? undefined,
+      authorization: h.get("authorization") ?? undefined,
+      requestId: h.get(REQUEST_ID_HEADER) ?? "",
+      signal: ctx.signal,
+    });
+  }
+
+  async unary<T>(ctx: HandlerContext, run: (call: DataPlaneCall) => Promise<T>): Promise<T> {
+    try {
+      return await run(await this.authorize(ctx));
+    } catch (e) {
+      throw toConnectError(e, this.logger);
+    }
+  }
+
+  /** A server stream: authorized before its first message; failures end it with a Connect error. */
+  async *stream<T>(ctx: HandlerContext, run: (call: DataPlaneCall) => AsyncIterable<T>): AsyncIterable<T> {
+    try {
+      yield* run(await this.authorize(ctx));
+    } catch (e) {
+      throw toConnectError(e, this.logger);
+    }
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * envd's HTTP file routes: `GET /files` streams a file's bytes, `POST /files`
+ * writes raw bytes (`application/octet-stream`, gzip allowed) to `path` or
+ * multipart `file` parts named by their paths. Under the prefix they are
+ * authorized like every envd call; at the origin root they serve the signed
+ * URLs of `uploadUrl` / `downloadUrl`, which name no sandbox: Bay finds the
+ * sandbox whose access token made the signature (one HMAC and one SHA-256 per
+ * live sandbox), or takes the `E2b-Sandbox-Id` header when a client sends it.
+ */
+import type { Context } from "hono";
+import { Hono } from "hono";
+import { validate } from "../../api/middleware/validate.ts";
+import { relay } from "../../api/relay.ts";
+import type { SandboxFiles, StreamingUpload } from "../../domain/sandbox-files.ts";
+import { BayError, notFound } from "../../errors.ts";
+import type { SandboxStore } from "../../store/sandbox-store.ts";
+import type { E2bCredentials } from "../credentials.ts";
+import { operations as ops } from "../generated/openapi/index.ts";
+import { toE2bPath, toWorkspacePath } from "../paths.ts";
+import type { E2bSandboxStore } from "../store.ts";
+import { type DataPlaneAccess, type DataPlaneCall, requestedUser } from "./access.ts";
+
+export interface FilesRoutesDeps {
+  access: DataPlaneAccess;
+  credentials: E2bCredentials;
+  files: SandboxFiles;
+  sandboxes: SandboxStore;
+  e2bStore: E2bSandboxStore;
+  /** Most live sandboxes a signed URL is checked against. */
+  maxSignatureScan?: number;
+  now?: () => number;
+}
+
+type FileQuery = {
+  path?: string | undefined;
+  username?: string | undefined;
+  signature?: string | undefined;
+  signature_expiration?: number | undefined;
+};
+
+export function filesRoutes(deps: FilesRoutesDeps): Hono {
+  const app = new Hono();
+  const now = deps.now ?? Date.now;
+
+  const authorize = async (c: Context, q: FileQuery, operation: "read" | "write"): Promise<DataPlaneCall> => {
+    const requestId = c.get("requestId") ?? "";
+    if (q.signature === undefined) {
+      return deps.access.authorize({
+        sandboxId: c.req.header("e2b-sandbox-id"),
+        accessToken: c.req.header("x-access-token"),
+        authorization: c.req.header("authorization"),
+        requestId,
+        signal: c.req.raw.signal,
+      });
+    }
+    const signed = {
+      path: q.path ?? "",
+      operation,
+      user: q.username ?? "",
+      signature: q.signature,
+      expiration: q.signature_expiration ?? null,
+    };
+    const named = c.req.header("e2b-sandbox-id");
+    const candidates = named ? [named] : await deps.e2bStore.liveSandboxIds(deps.maxSignatureScan ?? 10_000);
+    for (const id of candidates) {
+      if (!(await deps.credentials.checkSignature(id, signed, now()))) continue;
+      const sb = await deps.sandboxes.get(id, now());
+      if (!sb || sb.deletedAt !== null || sb.status === "expired") throw notFound("sandbox", id);
+      const user = requestedUser(q.username ? `Basic ${Buffer.from(`${q.username}:`).toString("base64")}` : undefined);
+      return { owner: sb.owner, sandboxId: id, requestId, signal: c.req.raw.signal, user };
+    }
+    throw new BayError("unauthorized", "invalid or expired file URL signature");
+  };
+
+  app.get("/files", validate("query", ops.e2bReadFile.query), async (c) => {
+    const q = c.req.valid("query");
+    const call = await authorize(c, q, "read");
+    const res = await deps.files.download(call, toWorkspacePath(q.path ?? ""));
+    return relay(c, res);
+  });
+
+  app.post("/files", validate("query", ops.e2bWriteFiles.query), async (c) => {
+    const q = c.req.valid("query");
+    const call = await authorize(c, q, "write");
+    const slot = await deps.files.uploadSlot(call.owner, call.sandboxId);
+    const type = c.req.header("content-type") ?? "";
+    const written: Array<{ name: string; type: "file"; path: string }> = [];
+    const put = async (rawPath: string, body: ReadableStream<Uint8Array>) => {
+      const path = toWorkspacePath(rawPath);
+      let failure: BayError | null = null;
+      const upload: StreamingUpload = {
+        path,
+        body: limited(body, slot.maxBytes, () => {
+          failure = slot.tooLarge();
+          return failure;
+        }),
+        failure: () => failure,
+        release: async () => {},
+      };
+      await (await deps.files.upload(call, slot, upload)).body?.cancel();
+      const abs = toE2bPath(path);
+      written.push({ name: abs.split("/").pop() ?? abs, type: "file", path: abs });
+    };
+    if (type.startsWith("multipart/form-data")) {
+      // Parts are read from a byte-counted copy of the body: memory stays within the upload limit.
+      const raw = c.req.raw.body;
+      if (!raw) throw new BayError("validation_error", "empty multipart body");
+      const form = await new Response(limited(raw, slot.maxBytes, slot.tooLarge), { headers: { "content-type": type } })
+        .formData()
+        .catch((e) => {
+          if (e instanceof BayError) throw e;
+          throw new BayError("validation_error", "malformed multipart body");
+        });
+      const parts = form.getAll("file");
+      if (parts.length === 0) throw new BayError("validation_error", "no `file` part in the multipart body");
+      for (const part of parts) {
+        if (typeof part === "string") throw new BayError("validation_error", "a `file` part must be a file");
+        const target = parts.length === 1 && q.path ? q.path : part.name || q.path;
+        if (!target) throw new BayError("validation_error", "a `file` part names no path and no `path` was given");
+        await put(target, part.stream());
+      }
+    } else {
+      if (!q.path) throw new BayError("validation_error", "`path` is required for a raw upload");
+      let body: ReadableStream<Uint8Array> = c.req.raw.body ?? new Blob([]).stream();
+      if ((c.req.header("content-encoding") ?? "").toLowerCase() === "gzip") {
+        body = body.pipeThrough(new DecompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>);
+      }
+      await put(q.path, body);
+    }
+    return c.json(written, 200);
+  });
+  return app;
+}
+
+/** Passes bytes through until more than `max` have come, then fails the stream with `tooLarge()`. */
+function limited(body: ReadableStream<Uint8Array>, max: number, tooLarge: () => BayError): ReadableStream<Uint8Array> {
+  let seen = 0;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, ctrl) {
+        seen += chunk.byteLength;
+        if (seen > max) {
+          ctrl.error(tooLarge());
+          return;
+        }
+        ctrl.enqueue(chunk);
+      },
+    }),
+  );
+}

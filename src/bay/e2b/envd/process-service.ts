@@ -1,0 +1,171 @@
+/**
+ * envd's Process service on Bay. Start runs the command as a Bay background
+ * process and streams start → data… → end, with keepalives while it is quiet;
+ * the stream always ends with an end event or an error (the process ended, the
+ * sandbox went away, or the call's deadline passed, which kills a process it
+ * started, as envd does). A client that goes away leaves the process running:
+ * Connect reattaches by pid and replays its kept output.
+ */
+import { create, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { BayError } from "../../errors.ts";
+import {
+  ConnectResponseSchema,
+  ListResponseSchema,
+  type Process,
+  type ProcessEventSchema,
+  type ProcessSelector,
+  SendInputResponseSchema,
+  SendSignalResponseSchema,
+  StartResponseSchema,
+  CloseStdinResponseSchema,
+} from "../generated/envd/process/process_pb.ts";
+import { commandCwd } from "../paths.ts";
+import type { DataPlaneCall } from "./access.ts";
+import type { EnvdCalls } from "./envd-calls.ts";
+import type { ProcessBackend, ProcessOutput } from "./process-backend.ts";
+
+export interface ProcessServiceDeps {
+  calls: EnvdCalls;
+  backend: ProcessBackend;
+  /** Sandbox-wide environment (create's envVars), under the request's own. */
+  envVars(call: DataPlaneCall): Promise<Record<string, string>>;
+  /** Longest quiet time before a keepalive event. */
+  keepaliveMs?: number;
+}
+
+const KEEPALIVE_HEADER = "keepalive-ping-interval";
+const DEFAULT_KEEPALIVE_MS = 15_000;
+
+export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<typeof Process>> {
+  const { calls, backend } = deps;
+
+  const keepaliveMs = (ctx: HandlerContext) => {
+    const asked = Number(ctx.requestHeader.get(KEEPALIVE_HEADER));
+    const cap = deps.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
+    return Number.isFinite(asked) && asked > 0 ? Math.min(asked * 1000, cap) : cap;
+  };
+
+  const resolve = async (call: DataPlaneCall, selector: ProcessSelector | undefined) => {
+    const sel = selector?.selector;
+    if (sel?.case !== "pid") throw new ConnectError("Bay selects processes by pid only", Code.InvalidArgument);
+    const procs = await backend.list(call);
+    const found = procs.find((p) => p.pid === sel.value && p.running) ?? procs.find((p) => p.pid === sel.value);
+    if (!found) throw new ConnectError(`process with pid ${sel.value} not found`, Code.NotFound);
+    return found;
+  };
+
+  return {
+    async *start(req, ctx) {
+      yield* calls.stream(ctx, async function* (call) {
+        if (req.pty) throw new BayError("not_implemented", "terminals (pty) need Bay's interactive processes");
+        const cfg = req.process;
+        if (!cfg?.cmd) throw new BayError("validation_error", "process.cmd is required");
+        const env = { ...(await deps.envVars(call)), ...cfg.envs };
+        const cwd = commandCwd(cfg.cwd);
+        const started = await backend.start(call, {
+          argv: [cfg.cmd, ...cfg.args],
+          env,
+          stdin: req.stdin === true,
+          ...(cwd ? { cwd } : {}),
+        });
+        yield event(StartResponseSchema, { case: "start", value: { pid: started.pid } });
+        // The call's own deadline (the SDK's timeoutMs) ends the command too.
+        const deadline = ctx.timeoutMs();
+        const timer =
+          deadline === undefined
+            ? undefined
+            : setTimeout(() => void backend.kill(call, started.processId).catch(() => {}), Math.max(deadline - 50, 0));
+        try {
+          yield* relayOutput(StartResponseSchema, backend.follow(call, started.processId, ctx.signal), keepaliveMs(ctx));
+        } finally {
+          clearTimeout(timer);
+        }
+      });
+    },
+
+    async *connect(req, ctx) {
+      yield* calls.stream(ctx, async function* (call) {
+        const p = await resolve(call, req.process);
+        yield event(ConnectResponseSchema, { case: "start", value: { pid: p.pid } });
+        yield* relayOutput(ConnectResponseSchema, backend.follow(call, p.processId, ctx.signal), keepaliveMs(ctx));
+      });
+    },
+
+    list: (_req, ctx) =>
+      calls.unary(ctx, async (call) => {
+        const procs = (await backend.list(call)).filter((p) => p.running);
+        return create(ListResponseSchema, {
+          processes: procs.map((p) => ({ pid: p.pid, config: { cmd: p.argv[0] ?? "", args: p.argv.slice(1), envs: {} } })),
+        });
+      }),
+
+    sendSignal: (req, ctx) =>
+      calls.unary(ctx, async (call) => {
+        const p = await resolve(call, req.process);
+        await backend.kill(call, p.processId);
+        return create(SendSignalResponseSchema, {});
+      }),
+
+    sendInput: (req, ctx) =>
+      calls.unary(ctx, async (call) => {
+        const input = req.input?.input;
+        if (input?.case !== "stdin") throw new BayError("not_implemented", "pty input needs Bay's interactive processes");
+        const p = await resolve(call, req.process);
+        await backend.writeStdin(call, p.processId, input.value, false);
+        return create(SendInputResponseSchema, {});
+      }),
+
+    closeStdin: (req, ctx) =>
+      calls.unary(ctx, async (call) => {
+        const p = await resolve(call, req.process);
+        await backend.writeStdin(call, p.processId, new Uint8Array(), true);
+        return create(CloseStdinResponseSchema, {});
+      }),
+  };
+}
+
+type EventInit = MessageInitShape<typeof ProcessEventSchema>["event"];
+type StreamSchema = typeof StartResponseSchema | typeof ConnectResponseSchema;
+
+function event<S extends StreamSchema>(schema: S, e: EventInit): MessageShape<S> {
+  return create(schema as typeof StartResponseSchema, { event: { event: e } }) as MessageShape<S>;
+}
+
+/** Output as data events, a keepalive whenever nothing else came for `keepaliveMs`, and the end. */
+async function* relayOutput<S extends StreamSchema>(schema: S, output: AsyncIterable<ProcessOutput>, keepaliveMs: number) {
+  const it = output[Symbol.asyncIterator]();
+  let next = it.next();
+  try {
+    for (;;) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const tick = new Promise<"keepalive">((r) => {
+        timer = setTimeout(() => r("keepalive"), keepaliveMs);
+      });
+      const got = await Promise.race([next, tick]);
+      clearTimeout(timer);
+      if (got === "keepalive") {
+        yield event(schema, { case: "keepalive", value: {} });
+        continue;
+      }
+      if (got.done) throw new BayError("ship_error", "the process's output ended before its exit was known");
+      next = it.next();
+      const o = got.value;
+      if (o.kind === "exit") {
+        yield event(schema, {
+          case: "end",
+          value: {
+            exitCode: o.exitCode,
+            exited: o.signal === null,
+            status: o.signal ? `signal: ${o.signal.replace(/^SIG/, "").toLowerCase()}` : `exit status ${o.exitCode}`,
+            ...(o.signal ? { error: `signal: ${o.signal}` } : {}),
+          },
+        });
+        return;
+      }
+      yield event(schema, { case: "data", value: { output: { case: o.kind, value: o.data } } });
+    }
+  } finally {
+    await it.return?.();
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Bay's E2B-compatible API: the control plane, envd (Connect RPC with the JSON
+ * codec, plus its HTTP file routes) and the code interpreter, on one prefix of
+ * Bay's own port, over Bay's own domain services. `createE2bApi` builds it from
+ * the app's dependencies; app.ts mounts `prefixed` under the prefix and `root`
+ * at the origin root (signed file URLs).
+ */
+import { createConnectRouter } from "@connectrpc/connect";
+import { createFetchHandler } from "@connectrpc/connect/protocol";
+import { Hono, type MiddlewareHandler } from "hono";
+import type { AppDeps } from "../api/deps.ts";
+import { BayError } from "../errors.ts";
+import { controlRoutes } from "./control-routes.ts";
+import { E2bCredentials } from "./credentials.ts";
+import { E2bSandboxes } from "./e2b-sandboxes.ts";
+import { DataPlaneAccess } from "./envd/access.ts";
+import { EnvdCalls, REQUEST_ID_HEADER } from "./envd/envd-calls.ts";
+import { FileInfo } from "./envd/file-info.ts";
+import { filesRoutes } from "./envd/files-routes.ts";
+import { filesystemService } from "./envd/filesystem-service.ts";
+import { PollingProcessBackend, type ProcessBackend } from "./envd/process-backend.ts";
+import { processService } from "./envd/process-service.ts";
+import { e2bErrorHandler, e2bErrorResponse } from "./errors.ts";
+import { Filesystem } from "./generated/envd/filesystem/filesystem_pb.ts";
+import { Process } from "./generated/envd/process/process_pb.ts";
+import { interpreterRoutes } from "./interpreter-routes.ts";
+import { E2bSandboxStore } from "./store.ts";
+import { TemplateCatalogue } from "./templates.ts";
+
+export interface E2bApi {
+  /** Mounted at `e2b.prefix`. */
+  prefixed: Hono;
+  /** Mounted at the origin root: `GET`/`POST /files` for signed URLs. */
+  root: Hono;
+  sandboxes: E2bSandboxes;
+  credentials: E2bCredentials;
+  envdVersion: string;
+}
+
+/** Largest Connect message Bay reads (a SendInput of stdin, a request). */
+const READ_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The envd version Bay reports, which is what switches features on in the SDKs:
+ * 0.5.7 = stdin (0.3.0), default user (0.4.0), closeStdin (0.5.2) and raw
+ * uploads (0.5.7); never 0.6.2 (per-file metadata, which Bay does not keep).
+ */
+export function envdVersionFor(backend: ProcessBackend): string {
+  return backend.supportsStdin ? "0.5.7" : "0.2.0";
+}
+
+export function createE2bApi(deps: AppDeps, guard: MiddlewareHandler[]): E2bApi {
+  const { config, stores, logger } = deps;
+  const e2bStore = new E2bSandboxStore(stores.db);
+  const credentials = new E2bCredentials(() => e2bStore.tokenSecret());
+  const templates = new TemplateCatalogue(deps.profiles, config.e2b.default_profile);
+  const backend: ProcessBackend = new PollingProcessBackend(deps.sandboxExec);
+  const envdVersion = envdVersionFor(backend);
+  const sandboxes = new E2bSandboxes({
+    sandboxes: deps.sandboxes,
+    stores,
+    e2bStore,
+    credentials,
+    templates,
+    envdVersion,
+    defaultTimeoutSeconds: config.e2b.default_timeout,
+    diskSizeMb: config.limits.workspace_size_limit_mb,
+  });
+  const access = new DataPlaneAccess(credentials, stores.sandboxes);
+  const calls = new EnvdCalls(access, logger);
+
+  const router = createConnectRouter({
+    grpc: false,
+    grpcWeb: false,
+    connect: true,
+    readMaxBytes: READ_MAX_BYTES,
+    jsonOptions: { ignoreUnknownFields: true },
+  });
+  router.service(Process, processService({ calls, backend, envVars: (call) => sandboxes.envVars(call.owner, call.sandboxId) }));
+  router.service(Filesystem, filesystemService({ calls, info: new FileInfo(deps.sandboxExec), files: deps.sandboxFiles }));
+  const rpc = new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(h)]));
+
+  const prefixed = new Hono();
+  prefixed.onError(e2bErrorHandler(logger));
+
+  // envd's /health when a sandbox is named (204, or 502 once it is gone); the API's otherwise.
+  prefixed.get("/health", async (c) => {
+    const sandboxId = c.req.header("e2b-sandbox-id");
+    if (!sandboxId) return c.json({ status: "healthy" }, 200);
+    try {
+      await access.authorize({
+        sandboxId,
+        accessToken: c.req.header("x-access-token"),
+        authorization: undefined,
+        requestId: c.get("requestId") ?? "",
+      });
+    } catch (e) {
+      if (e instanceof BayError && e.code === "not_found") throw new BayError("ship_error", "the sandbox is not running");
+      throw e;
+    }
+    return c.body(null, 204);
+  });
+
+  prefixed.route("/", controlRoutes({ sandboxes, templates, guard }));
+
+  for (const service of ["process.Process", "filesystem.Filesystem"]) {
+    prefixed.post(`/${service}/:method`, async (c) => {
+      const handler = rpc.get(`/${service}/${c.req.param("method")}`);
+      if (!handler) return e2bErrorResponse(c, new BayError("not_found", `no such method: ${service}/${c.req.param("method")}`));
+      const headers = new Headers(c.req.raw.headers);
+      headers.set(REQUEST_ID_HEADER, c.get("requestId") ?? "");
+      return handler(new Request(c.req.raw, { headers }));
+    });
+  }
+
+  const files = filesRoutes({ access, credentials, files: deps.sandboxFiles, sandboxes: stores.sandboxes, e2bStore });
+  prefixed.route("/", files);
+  prefixed.route("/", interpreterRoutes({ access, exec: deps.sandboxExec }));
+  prefixed.all("*", (c) => e2bErrorResponse(c, new BayError("not_found", `no E2B route for ${c.req.method} ${c.req.path}`)));
+
+  const root = new Hono();
+  root.onError(e2bErrorHandler(logger));
+  root.route("/", files);
+  return { prefixed, root, sandboxes, credentials, envdVersion };
+}
