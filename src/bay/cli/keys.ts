@@ -14,7 +14,9 @@ import { allowOnly, type CliIo, flag, type Parsed, parseArgs, redactUrl, table, 
 export const KEYS_USAGE = `usage: bay keys <command>
 
 commands:
-  keys create --owner NAME [--name LABEL]   create an API key for NAME; prints the key once
+  keys create --owner NAME [--name LABEL] [--e2b]
+                                            create an API key for NAME; prints the key once
+                                            (--e2b: in E2B's form e2b_<40 hex>, for E2B SDKs that check it)
   keys list [--owner NAME] [--json]         list keys (never the key itself)
   keys revoke ID                            revoke a key by its id
 
@@ -41,7 +43,7 @@ export async function runKeys(argv: string[], io: CliIo): Promise<number> {
   let args: Parsed;
   let command: string | undefined;
   try {
-    args = parseArgs(argv, { values: ["owner", "name"], bools: ["json"] });
+    args = parseArgs(argv, { values: ["owner", "name"], bools: ["json", "e2b"] });
     if (args.flags.has("help")) {
       io.out(KEYS_USAGE);
       return 0;
@@ -51,7 +53,7 @@ export async function runKeys(argv: string[], io: CliIo): Promise<number> {
       throw new UsageError(command === undefined ? "missing command" : `unknown command: keys ${command}`);
     }
     if (command === "create") {
-      allowOnly(args, ["owner", "name"], 0);
+      allowOnly(args, ["owner", "name", "e2b"], 0);
       const owner = flag(args, "owner");
       if (owner === undefined) throw new UsageError("keys create needs --owner NAME");
       if (!OWNER_RE.test(owner)) throw new UsageError("--owner must be 1-128 characters of [A-Za-z0-9_.@:-]");
@@ -85,12 +87,17 @@ export async function runKeys(argv: string[], io: CliIo): Promise<number> {
   try {
     const keys = new ApiKeyService(new ApiKeyStore(db), [], Date.now, 0, reservedOwnerPrefixes(config.auth.jwt.owner_prefix));
     if (command === "create") {
-      const { record, key } = await keys.create(flag(args, "owner")!, flag(args, "name") ?? null);
+      const format = args.flags.has("e2b") ? "e2b" : "bay";
+      const { record, key } = await keys.create(flag(args, "owner")!, flag(args, "name") ?? null, format);
       io.out(`id:     ${record.id}`);
       io.out(`owner:  ${record.owner}`);
       if (record.name !== null) io.out(`name:   ${record.name}`);
       io.out(`key:    ${key}`);
-      io.err("Store this key now: it is shown only once. Use it as `Authorization: Bearer <key>`.");
+      io.err(
+        format === "e2b"
+          ? "Store this key now: it is shown only once. Use it as E2B_API_KEY (or `Authorization: Bearer <key>`)."
+          : "Store this key now: it is shown only once. Use it as `Authorization: Bearer <key>`.",
+      );
       return 0;
     }
     if (command === "list") {

@@ -1,14 +1,16 @@
 /**
  * Per-sandbox credentials of the E2B data plane. The envd access token
  * (`X-Access-Token`) and the traffic token (`E2B-Traffic-Access-Token`) are
- * HMACs of the sandbox id under the installation's secret: every replica mints
- * and checks the same tokens, none is stored, and connect can hand them out
- * again. File URLs are signed by clients with the access token, as E2B's SDKs do:
+ * `<kind>_<sandbox id>_<HMAC of the id under the installation's secret>`: every
+ * replica mints and checks the same tokens, none is stored, connect can hand
+ * them out again, and a request that names no sandbox (older SDKs' envd HTTP
+ * calls send only the token) is still tied to exactly one. File URLs are signed by clients with the access token, as E2B's SDKs do:
  * `v1_` + base64(SHA-256("path:operation:user:token[:expiration]")), unpadded.
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 
 export type TokenKind = "envd" | "traffic";
+const PREFIX: Record<TokenKind, string> = { envd: "ea", traffic: "ta" };
 
 export class E2bCredentials {
   constructor(private readonly secret: () => Promise<string>) {}
@@ -17,7 +19,13 @@ export class E2bCredentials {
     const mac = createHmac("sha256", await this.secret())
       .update(`${kind}:${sandboxId}`)
       .digest("base64url");
-    return `${kind === "envd" ? "ea" : "ta"}_${mac}`;
+    return `${PREFIX[kind]}_${sandboxId}_${mac}`;
+  }
+
+  /** The sandbox a token names (unchecked: `check` says whether it is genuine). */
+  static sandboxOf(token: string | undefined): string | undefined {
+    const m = /^(?:ea|ta)_(sandbox-[0-9a-z]{1,64})_[A-Za-z0-9_-]+$/.exec(token ?? "");
+    return m?.[1];
   }
 
   /** Whether `presented` is this sandbox's token of that kind (constant time). */

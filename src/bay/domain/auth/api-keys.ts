@@ -49,14 +49,21 @@ export class ApiKeyService {
     this.bootstrap = new Map(bootstrapKeys.map((k) => [hashApiKey(k.key), k.owner]));
   }
 
-  async create(owner: string, name: string | null = null): Promise<CreatedApiKey> {
+  /**
+   * `format` "e2b" makes the key in E2B's form (`e2b_` + 40 hex digits, 160 random
+   * bits) for E2B SDKs that check it; it is an ordinary Bay key otherwise.
+   */
+  async create(owner: string, name: string | null = null, format: "bay" | "e2b" = "bay"): Promise<CreatedApiKey> {
     if (!isApiKeyOwner(owner, this.reservedPrefixes)) {
       throw new BayError(
         "validation_error",
         `an API key's owner is 1-128 characters of [A-Za-z0-9_.@:-], not starting with ${this.reservedPrefixes.join(" or ")}`,
       );
     }
-    const key = `bay_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}`;
+    const key =
+      format === "e2b"
+        ? `e2b_${Buffer.from(crypto.getRandomValues(new Uint8Array(20))).toString("hex")}`
+        : `bay_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url")}`;
     const id = newId("key", this.now());
     await this.store.insert({ id, owner, name, keyHash: hashApiKey(key), prefix: key.slice(0, 10), now: this.now() });
     const record = await this.store.get(id);

@@ -9,7 +9,7 @@
 import type { CallContext } from "../../domain/capability-router.ts";
 import { BayError, notFound } from "../../errors.ts";
 import type { SandboxStore } from "../../store/sandbox-store.ts";
-import type { E2bCredentials } from "../credentials.ts";
+import { E2bCredentials } from "../credentials.ts";
 
 /** The user Bay runs everything as, whatever a client names. */
 export const SANDBOX_USER = "user";
@@ -37,8 +37,9 @@ export class DataPlaneAccess {
 
   /** The call context for a request, or 401 (no or wrong token) / 404 (sandbox gone) / 403 (root). */
   async authorize(r: DataPlaneRequest, kinds: Array<"envd" | "traffic"> = ["envd"]): Promise<DataPlaneCall> {
-    const id = r.sandboxId;
-    if (!id || id.length > 128) throw new BayError("unauthorized", "missing E2b-Sandbox-Id header");
+    // Older SDKs send envd's HTTP calls with the token alone; the token names its sandbox.
+    const id = r.sandboxId ?? E2bCredentials.sandboxOf(r.accessToken) ?? E2bCredentials.sandboxOf(r.trafficToken);
+    if (!id || id.length > 128) throw new BayError("unauthorized", "missing E2b-Sandbox-Id header and sandbox access token");
     const presented: Array<["envd" | "traffic", string | undefined]> = [];
     if (kinds.includes("envd")) presented.push(["envd", r.accessToken]);
     if (kinds.includes("traffic")) presented.push(["traffic", r.trafficToken]);

@@ -1,0 +1,334 @@
+/**
+ * Conformance of Bay's E2B-compatible API with the official SDKs, unmodified:
+ * e2b 2.51.0 (v2 paths), e2b 2.7.0 as `e2b-legacy` (the oldest SDK that reads
+ * both E2B_API_URL and E2B_SANDBOX_URL; it creates with POST /sandboxes) and @e2b/code-interpreter 2.8.0, against a real Bay on
+ * Docker, configured only through E2B_API_URL / E2B_SANDBOX_URL / E2B_API_KEY.
+ * Every SDK call runs under a watchdog, so a hang fails the test instead of
+ * stalling the run. Hostile cases: another owner's sandbox, wrong or missing
+ * access tokens, broken Connect frames, paths outside the home.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Sandbox as CodeSandbox } from "@e2b/code-interpreter";
+import { CommandExitError, Sandbox } from "e2b";
+import { Sandbox as LegacySandbox } from "e2b-legacy";
+import { join } from "node:path";
+import { type BayProcess, requireShipImages, SHIP_DATA_IMAGE, SHIP_IMAGE, spawnBay } from "./support/e2e.ts";
+
+const ROOT = join(import.meta.dir, "../..");
+const ALICE_KEY = `e2b_${"a1".repeat(20)}`;
+let bay: BayProcess;
+let malloryKey: string;
+let api: string;
+
+/** Fails with `label` when `p` has not settled within `ms`: an SDK that hangs fails its test. */
+async function within<T>(ms: number, label: string, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`watchdog: ${label} did not finish within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, guard]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const created: string[] = [];
+async function newSandbox(template?: string): Promise<Sandbox> {
+  const sb = await within(60_000, "Sandbox.create", template ? Sandbox.create(template) : Sandbox.create());
+  created.push(sb.sandboxId);
+  return sb;
+}
+
+beforeAll(async () => {
+  await requireShipImages([SHIP_IMAGE, SHIP_DATA_IMAGE]);
+  bay = await spawnBay({ BAY_AUTH_MODE: "api_key", BAY_API_KEY: ALICE_KEY, BAY_API_KEY_OWNER: "alice" });
+  // A second owner's key, minted in E2B's form by the CLI on the same database.
+  const cli = Bun.spawnSync(["bun", "run", "src/bay/cli.ts", "keys", "create", "--owner", "mallory", "--e2b"], {
+    cwd: ROOT,
+    env: { ...process.env, BAY_DB_URL: `file:${bay.dbPath}` },
+  });
+  malloryKey = /key:\s+(\S+)/.exec(cli.stdout.toString())?.[1] ?? "";
+  expect(malloryKey).toMatch(/^e2b_[0-9a-f]{40}$/);
+  api = `${bay.url}/e2b`;
+  process.env.E2B_API_URL = api;
+  process.env.E2B_SANDBOX_URL = api;
+  process.env.E2B_API_KEY = ALICE_KEY;
+});
+
+afterAll(async () => {
+  for (const id of created) await Sandbox.kill(id).catch(() => {});
+  await bay?.close();
+});
+
+describe("control plane (e2b 2.51.0)", () => {
+  test("create, info, list with metadata and paging, timeout both ways, connect, pause refused, kill", async () => {
+    const a = await within(60_000, "create a", Sandbox.create({ metadata: { suite: "e2b", n: "1" }, timeoutMs: 600_000 }));
+    const b = await within(60_000, "create b", Sandbox.create({ metadata: { suite: "e2b", n: "2" } }));
+    created.push(a.sandboxId, b.sandboxId);
+    const info = await within(10_000, "getInfo", a.getInfo());
+    expect(info.templateId).toBe("base");
+    expect(info.metadata).toEqual({ suite: "e2b", n: "1" });
+    expect(info.state).toBe("running");
+    expect(info.endAt.getTime() - info.startedAt.getTime()).toBeGreaterThan(590_000);
+
+    const mine = await within(10_000, "list", Sandbox.list({ query: { metadata: { suite: "e2b", n: "2" } } }).nextItems());
+    expect(mine.map((s) => s.sandboxId)).toEqual([b.sandboxId]);
+    const pager = Sandbox.list({ limit: 1, query: { metadata: { suite: "e2b" } } });
+    const first = await within(10_000, "page 1", pager.nextItems());
+    expect(first).toHaveLength(1);
+    expect(pager.hasNext).toBe(true);
+    const second = await within(10_000, "page 2", pager.nextItems());
+    expect(second).toHaveLength(1);
+    expect(new Set([first[0]!.sandboxId, second[0]!.sandboxId])).toEqual(new Set([a.sandboxId, b.sandboxId]));
+    expect(await within(10_000, "paused list", Sandbox.list({ query: { state: ["paused"] } }).nextItems())).toEqual([]);
+
+    // An absolute deadline: it may shorten as well as lengthen.
+    await within(10_000, "setTimeout", a.setTimeout(30_000));
+    const shorter = await a.getInfo();
+    expect(shorter.endAt.getTime()).toBeLessThan(info.endAt.getTime());
+    expect(shorter.endAt.getTime() - Date.now()).toBeLessThan(35_000);
+    // connect only lengthens.
+    const again = await within(30_000, "connect", Sandbox.connect(a.sandboxId, { timeoutMs: 120_000 }));
+    expect((await again.getInfo()).endAt.getTime()).toBeGreaterThan(shorter.endAt.getTime());
+
+    await expect(within(10_000, "pause", a.pause())).rejects.toThrow(/cannot pause/);
+    expect(await within(10_000, "kill", b.kill())).toBe(true);
+    expect(await within(10_000, "kill again", Sandbox.kill(b.sandboxId))).toBe(false);
+    await expect(within(10_000, "info after kill", Sandbox.getInfo(b.sandboxId))).rejects.toThrow(/not found/i);
+  });
+
+  test("GET /templates/{id}, /health and E2B's error shape on these routes only", async () => {
+    const tpl = await fetch(`${api}/templates/code-interpreter-v1`, { headers: { "X-API-Key": ALICE_KEY } });
+    expect(tpl.status).toBe(200);
+    expect((await tpl.json()).templateID).toBe("code-interpreter-v1");
+    const unknown = await fetch(`${api}/templates/nope`, { headers: { "X-API-Key": ALICE_KEY } });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ code: 404, message: expect.stringContaining("nope") });
+    const noKey = await fetch(`${api}/v2/sandboxes`);
+    expect(noKey.status).toBe(401);
+    expect((await noKey.json()).code).toBe(401);
+    expect((await fetch(`${api}/health`)).status).toBe(200);
+    // Bay's own routes keep Bay's error body.
+    const own = await fetch(`${bay.url}/v1/sandboxes`);
+    expect((await own.json()).error.code).toBe("unauthorized");
+  });
+});
+
+describe("envd (e2b 2.51.0)", () => {
+  let sb: Sandbox;
+  beforeAll(async () => {
+    sb = await newSandbox();
+  });
+
+  test("commands: output, exit codes, env, cwd, onStdout before the command ends", async () => {
+    const ok = await within(60_000, "run", sb.commands.run("echo out; echo err >&2; echo $GREETING; pwd", { envs: { GREETING: "hi" } }));
+    expect(ok.exitCode).toBe(0);
+    expect(ok.stdout).toBe("out\nhi\n/workspace\n");
+    expect(ok.stderr).toBe("err\n");
+    const failed = await within(
+      30_000,
+      "failing run",
+      sb.commands.run("exit 7").catch((e) => e),
+    );
+    expect(failed).toBeInstanceOf(CommandExitError);
+    expect((failed as CommandExitError).exitCode).toBe(7);
+
+    // The first chunk arrives while the command still runs: it prints, then waits for a file.
+    const seen: string[] = [];
+    const done = sb.commands.run("echo first; while [ ! -e gate ]; do sleep 0.1; done; echo second", {
+      onStdout: (d) => void seen.push(d),
+      timeoutMs: 60_000,
+    });
+    const deadline = Date.now() + 30_000;
+    while (!seen.join("").includes("first") && Date.now() < deadline) await Bun.sleep(50);
+    expect(seen.join("")).toBe("first\n");
+    await within(30_000, "open gate", sb.files.write("gate", ""));
+    const r = await within(30_000, "gated run", done);
+    expect(r.stdout).toBe("first\nsecond\n");
+  });
+
+  test("a background command is listed, reattached by pid with its output replayed, and killed", async () => {
+    const h = await within(30_000, "background", sb.commands.run("echo one; sleep 1; echo two; sleep 600", { background: true }));
+    const deadline = Date.now() + 30_000;
+    while (!h.stdout.includes("two") && Date.now() < deadline) await Bun.sleep(50);
+    await h.disconnect();
+    const listed = await within(10_000, "list", sb.commands.list());
+    expect(listed.map((p) => p.pid)).toContain(h.pid);
+    const again = await within(30_000, "connect", sb.commands.connect(h.pid));
+    const until = Date.now() + 30_000;
+    while (!again.stdout.includes("two") && Date.now() < until) await Bun.sleep(50);
+    expect(again.stdout).toBe("one\ntwo\n");
+    expect(await within(10_000, "kill", sb.commands.kill(h.pid))).toBe(true);
+    const end = await within(
+      30_000,
+      "wait",
+      again.wait().catch((e) => e),
+    );
+    expect(end).toBeInstanceOf(CommandExitError);
+  });
+
+  test("files: write, read text and bytes, list, makeDir, rename, remove, exists, /home/user is /workspace", async () => {
+    const bytes = new Uint8Array(256).map((_, i) => i);
+    await within(30_000, "write bytes", sb.files.write("/home/user/data/bin.dat", bytes.buffer));
+    expect(await within(30_000, "read bytes", sb.files.read("data/bin.dat", { format: "bytes" }))).toEqual(bytes);
+    await within(30_000, "write text", sb.files.write("notes.txt", "héllo"));
+    expect(await sb.files.read("/home/user/notes.txt")).toBe("héllo");
+    expect((await sb.commands.run("cat /workspace/notes.txt")).stdout).toBe("héllo");
+
+    expect(await within(30_000, "makeDir", sb.files.makeDir("/home/user/a/b"))).toBe(true);
+    expect(await sb.files.makeDir("/home/user/a/b")).toBe(false);
+    const entries = await within(30_000, "list", sb.files.list("/home/user", { depth: 2 }));
+    const byPath = new Map(entries.map((e) => [e.path, e]));
+    expect(byPath.get("/home/user/data/bin.dat")).toMatchObject({ name: "bin.dat", type: "file", size: 256 });
+    expect(byPath.get("/home/user/a/b")).toMatchObject({ type: "dir" });
+    expect(byPath.get("/home/user/notes.txt")?.permissions).toBe("-rw-r--r--");
+
+    const moved = await within(30_000, "rename", sb.files.rename("notes.txt", "/home/user/a/notes2.txt"));
+    expect(moved.path).toBe("/home/user/a/notes2.txt");
+    expect(await sb.files.exists("notes.txt")).toBe(false);
+    expect((await sb.files.getInfo("a/notes2.txt")).size).toBe(Buffer.byteLength("héllo"));
+    await within(30_000, "remove", sb.files.remove("/home/user/a"));
+    expect(await sb.files.exists("a/notes2.txt")).toBe(false);
+  });
+
+  test("signed uploadUrl / downloadUrl work at the origin root; a tampered signature is refused", async () => {
+    const up = await sb.uploadUrl("/home/user/signed.txt");
+    expect(new URL(up).pathname).toBe("/files");
+    const put = new FormData();
+    put.append("file", new Blob(["signed bytes"]), "signed.txt");
+    const res = await fetch(up, { method: "POST", body: put });
+    expect(res.status).toBe(200);
+    const down = await sb.downloadUrl("/home/user/signed.txt", { useSignatureExpiration: 60 });
+    const got = await fetch(down);
+    expect(got.status).toBe(200);
+    expect(await got.text()).toBe("signed bytes");
+    const tampered = new URL(down);
+    tampered.searchParams.set("path", "/home/user/other.txt");
+    const refused = await fetch(tampered);
+    expect(refused.status).toBe(401);
+    expect((await refused.json()).code).toBe(401);
+  });
+
+  test("odd paths: outside the home, escapes and root are refused before any work", async () => {
+    await expect(within(10_000, "read /etc", sb.files.read("/etc/passwd"))).rejects.toThrow(/outside/);
+    await expect(within(10_000, "escape", sb.files.list("/home/user/../../etc"))).rejects.toThrow(/invalid path/);
+    await expect(within(10_000, "root user", sb.commands.run("id", { user: "root" }))).rejects.toThrow(/unprivileged/);
+  });
+});
+
+describe("trust boundary on the E2B routes", () => {
+  test("another owner's sandbox is not found; wrong or missing access tokens are refused", async () => {
+    const sb = await newSandbox();
+    const opts = { apiKey: malloryKey };
+    await expect(within(10_000, "foreign info", Sandbox.getInfo(sb.sandboxId, opts))).rejects.toThrow(/not found/i);
+    await expect(within(10_000, "foreign connect", Sandbox.connect(sb.sandboxId, opts))).rejects.toThrow(/not found/i);
+    expect(await within(10_000, "foreign kill", Sandbox.kill(sb.sandboxId, opts))).toBe(false);
+    expect(await within(10_000, "foreign list", Sandbox.list(opts).nextItems())).toEqual([]);
+
+    const call = (token?: string) =>
+      fetch(`${api}/filesystem.Filesystem/ListDir`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "e2b-sandbox-id": sb.sandboxId, ...(token ? { "x-access-token": token } : {}) },
+        body: JSON.stringify({ path: "/home/user", depth: 1 }),
+      });
+    for (const token of [undefined, "ea_wrong", "x".repeat(300)]) {
+      const res = await call(token);
+      expect(res.status).toBe(401);
+      expect((await res.json()).code).toBe("unauthenticated");
+    }
+    // A token is bound to its sandbox: another sandbox's token opens nothing.
+    const other = await newSandbox();
+    const otherToken = (other as unknown as { envdAccessToken: string }).envdAccessToken;
+    expect((await call(otherToken)).status).toBe(401);
+    // Basic auth on the data plane never reaches Bay's Bearer auth.
+    const basic = await fetch(`${api}/filesystem.Filesystem/ListDir`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "e2b-sandbox-id": sb.sandboxId,
+        "x-access-token": (sb as unknown as { envdAccessToken: string }).envdAccessToken,
+        authorization: `Basic ${btoa("user:")}`,
+      },
+      body: JSON.stringify({ path: "/home/user" }),
+    });
+    expect(basic.status).toBe(200);
+  });
+
+  test("broken Connect frames end in an error, and Bay keeps serving", async () => {
+    const sb = await newSandbox();
+    const token = (sb as unknown as { envdAccessToken: string }).envdAccessToken;
+    const headers = { "content-type": "application/connect+json", "e2b-sandbox-id": sb.sandboxId, "x-access-token": token };
+    const frame = (flags: number, length: number, payload: Uint8Array) => {
+      const out = new Uint8Array(5 + payload.length);
+      out[0] = flags;
+      new DataView(out.buffer).setUint32(1, length);
+      out.set(payload, 5);
+      return out;
+    };
+    const json = new TextEncoder().encode(JSON.stringify({ process: { cmd: "/bin/true" } }));
+    const cases = {
+      truncated: frame(0, json.length + 50, json),
+      oversized: frame(0, 0xffffffff, json.slice(0, 8)),
+      garbage: frame(0, 5, new TextEncoder().encode("{{{{{")),
+      empty: new Uint8Array(),
+    };
+    for (const [name, body] of Object.entries(cases)) {
+      const res = await within(15_000, `frame ${name}`, fetch(`${api}/process.Process/Start`, { method: "POST", headers, body }));
+      const text = await within(15_000, `frame ${name} body`, res.text());
+      // An end-of-stream frame carrying an error (never a started process).
+      expect(`${name}: ${text}`).toMatch(/^\w+: \u0002[\s\S]{4}\{"error":\{"code":"(invalid_argument|resource_exhausted|unimplemented)"/);
+    }
+    expect((await within(60_000, "still serving", sb.commands.run("echo alive"))).stdout).toBe("alive\n");
+  });
+});
+
+describe("code interpreter (@e2b/code-interpreter 2.8.0)", () => {
+  test("runCode: result value, stdout, errors with name and value, execution count", async () => {
+    const sb = await within(60_000, "create", CodeSandbox.create());
+    created.push(sb.sandboxId);
+    const r = await within(120_000, "runCode", sb.runCode("print('hello')\nx = 21\nx * 2"));
+    expect(r.logs.stdout).toEqual(["hello\n"]);
+    expect(r.text).toBe("42");
+    expect(r.error).toBeUndefined();
+    const e = await within(60_000, "runCode error", sb.runCode("1/0"));
+    expect(e.error?.name).toBe("ZeroDivisionError");
+    expect(e.error?.value).toBe("division by zero");
+    expect(e.error?.traceback).toContain("ZeroDivisionError");
+    expect(e.executionCount).toBeGreaterThan(1);
+  });
+
+  test("runCode: a matplotlib figure comes back as a PNG (python-data template; the default image has no matplotlib)", async () => {
+    const sb = await within(60_000, "create", CodeSandbox.create("python-data"));
+    created.push(sb.sandboxId);
+    const r = await within(
+      180_000,
+      "plot",
+      sb.runCode("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()"),
+    );
+    const png = r.results.find((x) => x.png)?.png;
+    expect(png).toBeDefined();
+    expect(Buffer.from(png!, "base64").subarray(1, 4).toString()).toBe("PNG");
+  });
+});
+
+describe("legacy generation (e2b 2.7.0: POST /sandboxes, POST /sandboxes/{id}/connect)", () => {
+  test("create, run, files, connect, kill", async () => {
+    const sb = await within(60_000, "legacy create", LegacySandbox.create({ metadata: { gen: "legacy" } }));
+    created.push(sb.sandboxId);
+    expect((await within(60_000, "legacy run", sb.commands.run("echo legacy"))).stdout).toBe("legacy\n");
+    await within(30_000, "legacy write", sb.files.write("/home/user/l.txt", "old sdk"));
+    const again = await within(30_000, "legacy connect", LegacySandbox.connect(sb.sandboxId));
+    expect(await within(30_000, "legacy read", again.files.read("/home/user/l.txt"))).toBe("old sdk");
+    const listed = await within(10_000, "legacy list", LegacySandbox.list({ query: { metadata: { gen: "legacy" } } }).nextItems());
+    expect(listed.map((s) => s.sandboxId)).toEqual([sb.sandboxId]);
+    expect(await within(10_000, "legacy kill", sb.kill()).then(() => true)).toBe(true);
+    expect(
+      await within(
+        10_000,
+        "legacy info after kill",
+        LegacySandbox.getInfo(sb.sandboxId).catch(() => null),
+      ),
+    ).toBeNull();
+  });
+});
