@@ -7,6 +7,7 @@
  * ErrorBody carrying its X-Request-Id.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { operations as E2B_OPS } from "../../src/bay/e2b/generated/openapi/index.ts";
 import { inspectRoutes } from "hono/dev";
 import type { OperationId, OperationSpec } from "../../src/bay/api/generated/index.ts";
 import type { BayConfig } from "../../src/bay/config.ts";
@@ -353,7 +354,15 @@ describe("routes ↔ spec operations", () => {
         .filter((r) => !r.isMiddleware)
         .map((r) => key(r.method, r.path)),
     );
-    const spec = new Set(OPS.map((op) => key(op.method, op.honoPath)));
+    // The E2B-compatible API has its own spec (openapi/e2b.v1.yaml, under the prefix, /files also
+    // at the root) and its Connect services (proto/envd), answered by one route per service.
+    const prefix = t.bay.deps.config.e2b.prefix;
+    const e2b = Object.values(E2B_OPS).flatMap((op) => [
+      key(op.method, `${prefix}${op.honoPath}`),
+      ...(op.honoPath === "/files" ? [key(op.method, "/files")] : []),
+    ]);
+    const rpc = ["process.Process", "filesystem.Filesystem"].map((s) => key("POST", `${prefix}/${s}/:method`));
+    const spec = new Set([...OPS.map((op) => key(op.method, op.honoPath)), ...e2b, ...rpc, key("ALL", `${prefix}/*`)]);
     const notInSpec = [...routes].filter((r) => !spec.has(r)).sort();
     const noRoute = [...spec].filter((s) => !routes.has(s)).sort();
     expect({ notInSpec, noRoute }).toEqual({ notInSpec: [], noRoute: [] });

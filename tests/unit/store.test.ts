@@ -39,6 +39,8 @@ async function versions(db: Database): Promise<number[]> {
 
 const EXPECTED_TABLES = [
   "api_keys",
+  "e2b_sandboxes",
+  "e2b_secret",
   "idempotency_keys",
   "installation",
   "sandboxes",

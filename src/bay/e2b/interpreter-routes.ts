@@ -77,11 +77,11 @@ export function interpreterRoutes({ access, exec }: InterpreterRoutesDeps): Hono
     await authorize(c);
     throw contextsUnavailable();
   });
-  app.delete("/contexts/:id", async (c) => {
+  app.delete("/contexts/:contextID", async (c) => {
     await authorize(c);
     throw contextsUnavailable();
   });
-  app.post("/contexts/:id/restart", async (c) => {
+  app.post("/contexts/:contextID/restart", async (c) => {
     await authorize(c);
     throw contextsUnavailable();
   });

@@ -35,7 +35,7 @@ const EXIT: Record<number, (path: string) => BayError> = {
     new BayError("invalid_path", `invalid path: ${toE2bPath(p)} resolves outside the workspace`, {
       details: { path: p, reason: "symlink" },
     }),
-  47: (p) => new BayError("conflict", `already exists: ${toE2bPath(p)}`, { details: { path: p } }),
+  47: (p) => new BayError("conflict", `already exists: ${toE2bPath(p)}`),
   48: (p) => new BayError("validation_error", `the operation failed on ${toE2bPath(p)}`, { details: { path: p } }),
 };
 

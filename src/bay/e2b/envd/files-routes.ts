@@ -82,7 +82,7 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
   app.post("/files", validate("query", ops.e2bWriteFiles.query), async (c) => {
     const q = c.req.valid("query");
     const call = await authorize(c, q, "write");
-    const slot = await deps.files.uploadSlot(call.owner, call.sandboxId);
+    const limits = await deps.files.uploadLimits(call.owner, call.sandboxId);
     const type = c.req.header("content-type") ?? "";
     const written: Array<{ name: string; type: "file"; path: string }> = [];
     const put = async (rawPath: string, body: ReadableStream<Uint8Array>) => {
@@ -90,14 +90,14 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
       let failure: BayError | null = null;
       const upload: StreamingUpload = {
         path,
-        body: limited(body, slot.maxBytes, () => {
-          failure = slot.tooLarge();
+        body: limited(body, limits.maxBytes, () => {
+          failure = limits.tooLarge();
           return failure;
         }),
         failure: () => failure,
         release: async () => {},
       };
-      await (await deps.files.upload(call, slot, upload)).body?.cancel();
+      await (await deps.files.upload(call, limits, upload)).body?.cancel();
       const abs = toE2bPath(path);
       written.push({ name: abs.split("/").pop() ?? abs, type: "file", path: abs });
     };
@@ -105,7 +105,7 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
       // Parts are read from a byte-counted copy of the body: memory stays within the upload limit.
       const raw = c.req.raw.body;
       if (!raw) throw new BayError("validation_error", "empty multipart body");
-      const form = await new Response(limited(raw, slot.maxBytes, slot.tooLarge), { headers: { "content-type": type } })
+      const form = await new Response(limited(raw, limits.maxBytes, limits.tooLarge), { headers: { "content-type": type } })
         .formData()
         .catch((e) => {
           if (e instanceof BayError) throw e;
