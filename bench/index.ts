@@ -9,7 +9,8 @@
  *   BENCH_EXEC_RUNS   pairs for the exec overhead (default 200)
  *   BENCH_POOL        warm-pool size for the pool benches (default 20)
  *   BENCH_ONLY        comma-separated groups to run (default all): pool, cold,
- *                     exec, control, transfer, memory, load, contexts, terminal, observability, runtimes
+ *                     exec, control, transfer, memory, load, contexts, terminal, observability, runtimes,
+ *                     e2b (the E2B SDK's create → first runCode against Bay's own create → first exec)
  *   BENCH_BASELINE_ROOT  another checkout whose Bay runs beside this one in the exec, control-plane
  *                        and access-log benches (a before / after)
  *   BENCH_RUNTIME_RUNS   cold starts per side for gVisor vs runc (default BENCH_RUNS)
@@ -17,6 +18,7 @@
 import { docker, removeLabelledQuietly, requireShipImages } from "../tests/e2e/support/e2e.ts";
 import { coldLoad } from "./cold-load.ts";
 import { coldStart } from "./cold-start.ts";
+import { e2bCreateToFirstResult } from "./e2b.ts";
 import { loadAverage, startBench } from "./context.ts";
 import { type ContextsBench, contextsBench } from "./contexts.ts";
 import { controlPlane } from "./control-plane.ts";
@@ -42,6 +44,7 @@ const GROUPS = [
   "terminal",
   "observability",
   "runtimes",
+  "e2b",
 ] as const;
 type Group = (typeof GROUPS)[number];
 
@@ -130,6 +133,10 @@ try {
     const rt = await runtimes({ ...ctx, runs: runtimeRuns }, Math.min(execRuns, 100));
     printTable(rt.rows, { bay: "gVisor", direct: "runc", ratio: "gVisor/runc" });
     for (const line of rt.lines) console.log(line);
+  }
+  if (enabled("e2b")) {
+    console.log("\nE2B SDK (@e2b/code-interpreter) vs Bay's own API on one Bay, both cold (no warm pool)\n");
+    printTable(await e2bCreateToFirstResult(runs), { bay: "E2B SDK", direct: "Bay API", ratio: "E2B/Bay" });
   }
   console.log(`\nload average at the end: ${await loadAverage()}`);
 } catch (e) {
