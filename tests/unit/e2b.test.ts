@@ -1,0 +1,127 @@
+/** The E2B adapter's pure parts: paths, tokens and file-URL signatures, argv round trips, NDJSON lines, filters, users. */
+import { describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { parseMetadataFilter } from "../../src/bay/e2b/control-routes.ts";
+import { E2bCredentials, signFileUrl } from "../../src/bay/e2b/credentials.ts";
+import { requestedUser } from "../../src/bay/e2b/envd/access.ts";
+import { parseArgv, quoteArgv } from "../../src/bay/e2b/envd/process-backend.ts";
+import { errorLine, executionLines, resultLine } from "../../src/bay/e2b/interpreter-routes.ts";
+import { toE2bPath, toWorkspacePath } from "../../src/bay/e2b/paths.ts";
+import { BayError } from "../../src/bay/errors.ts";
+
+const code = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (e) {
+    return e instanceof BayError ? e.code : String(e);
+  }
+  return "ok";
+};
+
+describe("E2B paths", () => {
+  test.each([
+    ["/home/user", "."],
+    ["/home/user/", "."],
+    ["/home/user/a/b.txt", "a/b.txt"],
+    ["/workspace/a", "a"],
+    ["a/./b//c", "a/b/c"],
+    ["~/x", "x"],
+    ["", "."],
+    ["/home/user/a/../b", "b"],
+  ])("%p is workspace path %p", (raw, rel) => expect(toWorkspacePath(raw)).toBe(rel));
+
+  test.each([["/tmp/x"], ["/etc/passwd"], ["/home/user/../../etc"], ["/home/userx/a"], ["a\u0000b"], ["/home/user/%2e%2e/x"], [".."]])(
+    "%p is refused as invalid_path",
+    (raw) => expect(code(() => toWorkspacePath(raw))).toBe("invalid_path"),
+  );
+
+  test("workspace paths read back as absolute E2B paths", () => {
+    expect(toE2bPath(".")).toBe("/home/user");
+    expect(toE2bPath("a/b")).toBe("/home/user/a/b");
+  });
+});
+
+describe("E2B credentials", () => {
+  const creds = new E2bCredentials(async () => "k".repeat(64));
+  const other = new E2bCredentials(async () => "j".repeat(64));
+
+  test("a token names its sandbox, checks for it only, and depends on the installation's secret", async () => {
+    const t = await creds.token("envd", "sandbox-01abc");
+    expect(t).toMatch(/^ea_sandbox-01abc_[A-Za-z0-9_-]{43}$/);
+    expect(E2bCredentials.sandboxOf(t)).toBe("sandbox-01abc");
+    expect(await creds.check("envd", "sandbox-01abc", t)).toBe(true);
+    expect(await creds.check("envd", "sandbox-01abd", t)).toBe(false);
+    expect(await creds.check("traffic", "sandbox-01abc", t)).toBe(false);
+    expect(await other.check("envd", "sandbox-01abc", t)).toBe(false);
+    expect(await creds.check("envd", "sandbox-01abc", undefined)).toBe(false);
+    expect(await creds.check("envd", "sandbox-01abc", `${t}x`)).toBe(false);
+    expect(E2bCredentials.sandboxOf("ea_../../x_abc")).toBeUndefined();
+  });
+
+  test("file URL signatures are the SDKs' (sha256 of path:op:user:token[:exp], base64 unpadded, v1_)", async () => {
+    const token = await creds.token("envd", "sandbox-01abc");
+    const raw = `/home/user/a.txt:read::${token}:1700000000`;
+    const expected = `v1_${createHash("sha256").update(raw).digest("base64").replace(/=+$/, "")}`;
+    const s = { path: "/home/user/a.txt", operation: "read" as const, user: "", expiration: 1700000000 };
+    expect(signFileUrl(s, token)).toBe(expected);
+    expect(await creds.checkSignature("sandbox-01abc", { ...s, signature: expected }, 1_600_000_000_000)).toBe(true);
+    // Expired, another operation, another path: refused.
+    expect(await creds.checkSignature("sandbox-01abc", { ...s, signature: expected }, 1_800_000_000_000)).toBe(false);
+    expect(await creds.checkSignature("sandbox-01abc", { ...s, operation: "write", signature: expected }, 1_600_000_000_000)).toBe(false);
+    expect(await creds.checkSignature("sandbox-01abc", { ...s, path: "/home/user/b", signature: expected }, 1_600_000_000_000)).toBe(false);
+  });
+});
+
+describe("argv round trip", () => {
+  test.each([[["/bin/bash", "-l", "-c", "echo 'hi' \"there\"; ls"]], [["a b", "", "it's", "$(rm -rf /)"]], [["x"]]])("%p", (argv) =>
+    expect(parseArgv(quoteArgv(argv))).toEqual(argv),
+  );
+  test("a command Bay did not quote is one bash -c command", () => {
+    expect(parseArgv("echo hi")).toEqual(["/bin/bash", "-c", "echo hi"]);
+  });
+});
+
+describe("code interpreter lines", () => {
+  test("stdout without the result's own text, results with E2B's field names, the count and the end", () => {
+    const lines = executionLines({
+      success: true,
+      output: "hello\n42\n",
+      error: null,
+      data: [
+        { type: "display_data", data: { "image/png": "iVBOR", "text/plain": "<Figure>" } },
+        { type: "execute_result", data: { "text/plain": "42", "application/x-custom": "z" } },
+      ],
+      execution_count: 3,
+    });
+    expect(lines).toEqual([
+      { type: "stdout", text: "hello\n" },
+      { type: "result", is_main_result: false, png: "iVBOR", text: "<Figure>" },
+      { type: "result", is_main_result: true, text: "42", extra: { "application/x-custom": "z" } },
+      { type: "number_of_executions", execution_count: 3 },
+      { type: "end_of_execution" },
+    ]);
+  });
+
+  test("an error's name and value come from the traceback's last line", () => {
+    const tb = 'Traceback (most recent call last):\n  File "<stdin>", line 1\nZeroDivisionError: division by zero\n';
+    expect(errorLine(tb)).toEqual({ type: "error", name: "ZeroDivisionError", value: "division by zero", traceback: tb });
+    expect(errorLine("KeyboardInterrupt")).toMatchObject({ name: "KeyboardInterrupt", value: "" });
+    expect(resultLine({}, true)).toEqual({ type: "result", is_main_result: true });
+  });
+});
+
+describe("list filters and users", () => {
+  test("metadata filters decode as the SDKs encode them", () => {
+    const pairs = new URLSearchParams({ [encodeURIComponent("a b")]: encodeURIComponent("c&d"), k: "v" }).toString();
+    expect(parseMetadataFilter(pairs)).toEqual({ "a b": "c&d", k: "v" });
+    expect(code(() => parseMetadataFilter("a=%E0%A4%A"))).toBe("validation_error");
+  });
+
+  test("Basic auth names the sandbox user; root is refused, not run unprivileged", () => {
+    expect(requestedUser(undefined)).toBe("user");
+    expect(requestedUser(`Basic ${btoa("user:")}`)).toBe("user");
+    expect(code(() => requestedUser(`Basic ${btoa("root:")}`))).toBe("forbidden");
+    expect(code(() => requestedUser(`Basic ${btoa("alice:")}`))).toBe("validation_error");
+    expect(code(() => requestedUser("Bearer bay_abc"))).toBe("validation_error");
+  });
+});
