@@ -130,5 +130,5 @@ export function errorLine(traceback: string): Record<string, unknown> {
       .filter((l) => l.trim() !== "")
       .pop() ?? "";
   const m = /^([A-Za-z_][\w.]*)(?::\s?(.*))?$/.exec(last.trim());
-  return { type: "error", name: m?.[1] ?? "Error", value: m?.[2] ?? last, traceback };
+  return { type: "error", name: m?.[1] ?? "Error", value: m ? (m[2] ?? "") : last, traceback };
 }
