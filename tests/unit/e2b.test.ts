@@ -5,7 +5,9 @@ import { parseMetadataFilter } from "../../src/bay/e2b/control-routes.ts";
 import { E2bCredentials, signFileUrl } from "../../src/bay/e2b/credentials.ts";
 import { requestedUser } from "../../src/bay/e2b/envd/access.ts";
 import { parseArgv, quoteArgv } from "../../src/bay/e2b/envd/process-backend.ts";
-import { errorLine, executionLines, resultLine } from "../../src/bay/e2b/interpreter-routes.ts";
+import { errorLine, executionLines, resultLine } from "../../src/bay/e2b/interpreter-lines.ts";
+import { language } from "../../src/bay/e2b/interpreter-routes.ts";
+import { ndjsonFromEvents } from "../../src/bay/e2b/interpreter-stream.ts";
 import { toE2bPath, toWorkspacePath } from "../../src/bay/e2b/paths.ts";
 import { BayError } from "../../src/bay/errors.ts";
 
@@ -123,5 +125,74 @@ describe("list filters and users", () => {
     expect(code(() => requestedUser(`Basic ${btoa("root:")}`))).toBe("forbidden");
     expect(code(() => requestedUser(`Basic ${btoa("alice:")}`))).toBe("validation_error");
     expect(code(() => requestedUser("Bearer bay_abc"))).toBe("validation_error");
+  });
+});
+
+describe("streamed exec as NDJSON", () => {
+  const sse = (events: Array<[string, unknown]>) =>
+    new Blob(events.map(([e, d]) => `event: ${e}\ndata: ${JSON.stringify(d)}\n\n`).concat([": ping\n\n"])).stream();
+  const collect = async (it: AsyncIterable<Record<string, unknown>>) => {
+    const out: Array<Record<string, unknown>> = [];
+    for await (const l of it) out.push(l);
+    return out;
+  };
+
+  test("output and displays as they come, then the main result, the count and the end; displays are not repeated", async () => {
+    const lines = await collect(
+      ndjsonFromEvents(
+        sse([
+          ["stdout", { text: "a\n" }],
+          ["display", { data: { "image/png": "iVBOR" } }],
+          ["stderr", { text: "w\n" }],
+          [
+            "result",
+            {
+              success: true,
+              output: "a\nw\n",
+              error: null,
+              data: [
+                { type: "display_data", data: { "image/png": "iVBOR" } },
+                { type: "execute_result", data: { "text/plain": "2" } },
+              ],
+              execution_count: 5,
+            },
+          ],
+        ]),
+        "python",
+      ),
+    );
+    expect(lines).toEqual([
+      { type: "stdout", text: "a\n" },
+      { type: "result", is_main_result: false, png: "iVBOR" },
+      { type: "stderr", text: "w\n" },
+      { type: "result", is_main_result: true, text: "2" },
+      { type: "number_of_executions", execution_count: 5 },
+      { type: "end_of_execution" },
+    ]);
+  });
+
+  test("a JavaScript error is named from the first line of its stack; an error event or a cut stream still ends", async () => {
+    const js = await collect(
+      ndjsonFromEvents(
+        sse([["result", { success: false, output: "", error: "TypeError: x is not a function\n    at <anonymous>:1:1", data: [] }]]),
+        "javascript",
+      ),
+    );
+    expect(js[0]).toMatchObject({ type: "error", name: "TypeError", value: "x is not a function" });
+    const timeout = await collect(ndjsonFromEvents(sse([["error", { error: { code: "timeout", message: "timed out" } }]]), "python"));
+    expect(timeout).toEqual([
+      { type: "error", name: "TimeoutError", value: "timed out", traceback: "timed out" },
+      { type: "end_of_execution" },
+    ]);
+    const cut = await collect(ndjsonFromEvents(sse([["stdout", { text: "x" }]]), "python"));
+    expect(cut.at(-1)).toEqual({ type: "end_of_execution" });
+    expect(cut.at(-2)).toMatchObject({ type: "error", name: "ExecutionError" });
+  });
+
+  test("languages and their aliases; others refused", () => {
+    expect(language(undefined)).toBe("python");
+    expect(language("JS")).toBe("javascript");
+    expect(language("ts")).toBe("typescript");
+    expect(code(() => language("r"))).toBe("validation_error");
   });
 });

@@ -23,7 +23,7 @@ import { processService } from "./envd/process-service.ts";
 import { e2bErrorHandler, e2bErrorResponse } from "./errors.ts";
 import { Filesystem } from "./generated/envd/filesystem/filesystem_pb.ts";
 import { Process } from "./generated/envd/process/process_pb.ts";
-import { interpreterRoutes } from "./interpreter-routes.ts";
+import { type CodeContexts, interpreterRoutes } from "./interpreter-routes.ts";
 import { E2bSandboxStore } from "./store.ts";
 import { TemplateCatalogue } from "./templates.ts";
 
@@ -49,7 +49,12 @@ export function envdVersionFor(backend: ProcessBackend): string {
   return backend.supportsStdin ? "0.5.7" : "0.2.0";
 }
 
-export function createE2bApi(deps: AppDeps, guard: MiddlewareHandler[]): E2bApi {
+/** Parts of Bay that only some builds have yet; without them those E2B calls answer 501. */
+export interface E2bOptionalDeps {
+  contexts?: CodeContexts;
+}
+
+export function createE2bApi(deps: AppDeps, guard: MiddlewareHandler[], optional: E2bOptionalDeps = {}): E2bApi {
   const { config, stores, logger } = deps;
   const e2bStore = new E2bSandboxStore(stores.db);
   const credentials = new E2bCredentials(() => e2bStore.tokenSecret());
@@ -115,7 +120,7 @@ export function createE2bApi(deps: AppDeps, guard: MiddlewareHandler[]): E2bApi 
 
   const files = filesRoutes({ access, credentials, files: deps.sandboxFiles, sandboxes: stores.sandboxes, e2bStore });
   prefixed.route("/", files);
-  prefixed.route("/", interpreterRoutes({ access, exec: deps.sandboxExec }));
+  prefixed.route("/", interpreterRoutes({ access, exec: deps.sandboxExec, ...(optional.contexts ? { contexts: optional.contexts } : {}) }));
   prefixed.all("*", (c) => e2bErrorResponse(c, new BayError("not_found", `no E2B route for ${c.req.method} ${c.req.path}`)));
 
   const root = new Hono();

@@ -1,46 +1,71 @@
 /**
- * The code interpreter of @e2b/code-interpreter: `POST /execute` answers one
- * JSON object per line (stdout, stderr, result with MIME fields, error with
- * name/value/traceback, number_of_executions, end_of_execution). Python in the
- * sandbox's default kernel runs through Bay's python exec; contexts need Bay's
- * code contexts.
+ * The code interpreter of @e2b/code-interpreter: `POST /execute` answers NDJSON
+ * and `/contexts` manages contexts, on Bay's code contexts when this Bay has
+ * them: an exec streams as it runs (Python, JavaScript, TypeScript; a context
+ * id or a language's default context). Without them, Python runs in the
+ * sandbox's default kernel through python exec and answers once it ends, and
+ * the context routes answer 501.
  */
 import { type Context, Hono } from "hono";
-import { validate } from "../api/middleware/validate.ts";
+import { validate, validateOptionalJson } from "../api/middleware/validate.ts";
+import type { CallContext } from "../domain/capability-router.ts";
 import type { SandboxExec } from "../domain/sandbox-exec.ts";
 import { BayError } from "../errors.ts";
 import type { DataPlaneAccess, DataPlaneCall } from "./envd/access.ts";
 import { operations as ops } from "./generated/openapi/index.ts";
+import { executionLines, type PythonResult } from "./interpreter-lines.ts";
+import { ndjsonBody, ndjsonFromEvents } from "./interpreter-stream.ts";
+import { toE2bPath, toWorkspacePath } from "./paths.ts";
 
-/** Bay's python exec answer (Ship's PythonExecResult). */
-interface PythonResult {
-  success: boolean;
-  output: string;
-  error: string | null;
-  data: Array<{ type: "execute_result" | "display_data"; data: Record<string, string> }>;
-  execution_count: number | null;
+export type CodeLanguage = "python" | "javascript" | "typescript";
+
+/** What the interpreter needs of Bay's code contexts (domain/sandbox-contexts.ts). */
+export interface CodeContexts {
+  list(ctx: CallContext): Promise<Response>;
+  create(ctx: CallContext, body: { language: CodeLanguage; cwd?: string }): Promise<Response>;
+  delete(ctx: CallContext, contextId: string): Promise<Response>;
+  restart(ctx: CallContext, contextId: string): Promise<Response>;
+  exec(
+    ctx: CallContext,
+    body: { code: string; language?: CodeLanguage; context_id?: string; timeout: number },
+    stream?: boolean,
+  ): Promise<Response>;
 }
 
 export interface InterpreterRoutesDeps {
   access: DataPlaneAccess;
   exec: SandboxExec;
+  contexts?: CodeContexts;
 }
 
-/** MIME types and the Result fields E2B's SDK reads them into. */
-const MIME_FIELDS: Record<string, string> = {
-  "text/plain": "text",
-  "text/html": "html",
-  "text/markdown": "markdown",
-  "image/svg+xml": "svg",
-  "image/png": "png",
-  "image/jpeg": "jpeg",
-  "application/pdf": "pdf",
-  "text/latex": "latex",
-  "application/json": "json",
-  "application/javascript": "javascript",
+/** Longest a run may take on Bay's side: the SDK's own timeout (default 60 s) ends it sooner. */
+const EXEC_TIMEOUT_SECONDS = 300;
+const ALIASES: Record<string, CodeLanguage> = {
+  python: "python",
+  py: "python",
+  javascript: "javascript",
+  js: "javascript",
+  typescript: "typescript",
+  ts: "typescript",
 };
 
-export function interpreterRoutes({ access, exec }: InterpreterRoutesDeps): Hono {
+export function language(raw: string | null | undefined): CodeLanguage {
+  const l = ALIASES[(raw ?? "python").toLowerCase()];
+  if (!l)
+    throw new BayError("validation_error", `language ${raw}: Bay runs python, javascript and typescript`, {
+      details: { field: "language" },
+    });
+  return l;
+}
+
+interface BayContext {
+  id: string;
+  language: string;
+  cwd: string;
+}
+const toE2bContext = (c: BayContext) => ({ id: c.id, language: c.language, cwd: toE2bPath(c.cwd) });
+
+export function interpreterRoutes({ access, exec, contexts }: InterpreterRoutesDeps): Hono {
   const app = new Hono();
   const authorize = (c: Context): Promise<DataPlaneCall> =>
     access.authorize(
@@ -54,81 +79,65 @@ export function interpreterRoutes({ access, exec }: InterpreterRoutesDeps): Hono
       },
       ["envd", "traffic"],
     );
+  const needContexts = (): CodeContexts => {
+    if (!contexts) throw new BayError("not_implemented", "code contexts are not available on this Bay");
+    return contexts;
+  };
 
   app.post("/execute", validate("json", ops.e2bExecute.body), async (c) => {
     const call = await authorize(c);
     const body = c.req.valid("json");
-    const language = (body.language ?? "python").toLowerCase();
-    if (body.context_id) throw contextsUnavailable();
-    if (language !== "python")
-      throw new BayError("validation_error", `language ${language}: only python until code contexts are available`);
-    const res = await exec.python(call, { code: body.code, timeout: 300 });
-    const result = (await res.json()) as PythonResult;
-    const lines = executionLines(result);
+    if (body.env_vars && Object.keys(body.env_vars).length > 0) {
+      throw new BayError("validation_error", "per-execution env vars are not supported by Bay: set them in the code", {
+        details: { field: "env_vars" },
+      });
+    }
     c.header("Content-Type", "application/x-ndjson");
-    return c.body(`${lines.map((l) => JSON.stringify(l)).join("\n")}\n`, 200);
+    if (contexts) {
+      const lang = body.context_id ? undefined : language(body.language);
+      const res = await contexts.exec(
+        call,
+        { code: body.code, timeout: EXEC_TIMEOUT_SECONDS, ...(body.context_id ? { context_id: body.context_id } : { language: lang }) },
+        true,
+      );
+      if (!res.body) throw new BayError("ship_error", "the sandbox runtime answered no event stream");
+      return c.body(ndjsonBody(ndjsonFromEvents(res.body, lang ?? "python")), 200);
+    }
+    if (body.context_id) needContexts();
+    if (language(body.language) !== "python") throw new BayError("not_implemented", "only python runs without Bay's code contexts");
+    const result = (await (await exec.python(call, { code: body.code, timeout: EXEC_TIMEOUT_SECONDS })).json()) as PythonResult;
+    return c.body(
+      `${executionLines(result)
+        .map((l) => JSON.stringify(l))
+        .join("\n")}\n`,
+      200,
+    );
   });
 
   app.get("/contexts", async (c) => {
-    await authorize(c);
-    throw contextsUnavailable();
+    const call = await authorize(c);
+    const { items } = (await (await needContexts().list(call)).json()) as { items: BayContext[] };
+    return c.json(items.map(toE2bContext), 200);
   });
-  app.post("/contexts", async (c) => {
-    await authorize(c);
-    throw contextsUnavailable();
+
+  app.post("/contexts", validateOptionalJson(ops.e2bCreateContext.body), async (c) => {
+    const call = await authorize(c);
+    const body = (c.req.valid("json") ?? {}) as { language?: string | null; cwd?: string | null };
+    const req = { language: language(body.language), ...(body.cwd ? { cwd: toWorkspacePath(body.cwd) } : {}) };
+    const created = (await (await needContexts().create(call, req)).json()) as BayContext;
+    return c.json(toE2bContext(created), 200);
   });
+
   app.delete("/contexts/:contextID", async (c) => {
-    await authorize(c);
-    throw contextsUnavailable();
+    const call = await authorize(c);
+    await (await needContexts().delete(call, c.req.param("contextID"))).body?.cancel();
+    return c.body(null, 204);
   });
+
   app.post("/contexts/:contextID/restart", async (c) => {
-    await authorize(c);
-    throw contextsUnavailable();
+    const call = await authorize(c);
+    await (await needContexts().restart(call, c.req.param("contextID"))).body?.cancel();
+    return c.body(null, 204);
   });
   return app;
-}
-
-const contextsUnavailable = () => new BayError("not_implemented", "code contexts are not available on this Bay yet");
-
-/** The NDJSON messages of one finished Python exec, in the order the SDK expects them. */
-export function executionLines(r: PythonResult): Array<Record<string, unknown>> {
-  const lines: Array<Record<string, unknown>> = [];
-  // Bay's output ends with the last expression's text/plain, which E2B sends as the result instead.
-  const main = r.data.find((d) => d.type === "execute_result");
-  let stdout = r.output;
-  const plain = main?.data["text/plain"];
-  if (plain !== undefined) {
-    if (stdout.endsWith(`${plain}\n`)) stdout = stdout.slice(0, -(plain.length + 1));
-    else if (stdout.endsWith(plain)) stdout = stdout.slice(0, -plain.length);
-  }
-  if (stdout) lines.push({ type: "stdout", text: stdout });
-  for (const d of r.data) lines.push(resultLine(d.data, d.type === "execute_result"));
-  if (!r.success && r.error) lines.push(errorLine(r.error));
-  if (r.execution_count !== null) lines.push({ type: "number_of_executions", execution_count: r.execution_count });
-  lines.push({ type: "end_of_execution" });
-  return lines;
-}
-
-export function resultLine(data: Record<string, string>, isMain: boolean): Record<string, unknown> {
-  const line: Record<string, unknown> = { type: "result", is_main_result: isMain };
-  const extra: Record<string, string> = {};
-  for (const [mime, value] of Object.entries(data)) {
-    const field = MIME_FIELDS[mime];
-    if (field) line[field] = value;
-    else extra[mime] = value;
-  }
-  if (Object.keys(extra).length > 0) line.extra = extra;
-  return line;
-}
-
-/** name and value from a traceback's last line ("ZeroDivisionError: division by zero"). */
-export function errorLine(traceback: string): Record<string, unknown> {
-  const last =
-    traceback
-      .trimEnd()
-      .split("\n")
-      .filter((l) => l.trim() !== "")
-      .pop() ?? "";
-  const m = /^([A-Za-z_][\w.]*)(?::\s?(.*))?$/.exec(last.trim());
-  return { type: "error", name: m?.[1] ?? "Error", value: m ? (m[2] ?? "") : last, traceback };
 }

@@ -1,0 +1,46 @@
+/**
+ * Reads the event streams Bay relays from a Ship (`event: <name>` and one
+ * `data: <json>` line per event, comments as keepalives) as parsed events.
+ * Bounded: an event larger than `maxEventBytes` fails the stream.
+ */
+import { BayError } from "../../errors.ts";
+
+export interface StreamEvent {
+  event: string;
+  data: unknown;
+}
+
+const MAX_EVENT_BYTES = 4 * 1024 * 1024;
+
+export async function* readEvents(body: ReadableStream<Uint8Array>, maxEventBytes = MAX_EVENT_BYTES): AsyncIterable<StreamEvent> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      buf += decoder.decode(value, { stream: true });
+      let end: number;
+      while ((end = buf.indexOf("\n\n")) >= 0) {
+        const block = buf.slice(0, end);
+        buf = buf.slice(end + 2);
+        let event = "message";
+        let data = "";
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("data:")) data += line.slice(5).trimStart();
+        }
+        if (data === "") continue; // a comment: keepalive
+        try {
+          yield { event, data: JSON.parse(data) };
+        } catch {
+          throw new BayError("ship_error", "the sandbox runtime sent a malformed event");
+        }
+      }
+      if (buf.length > maxEventBytes) throw new BayError("ship_error", "the sandbox runtime sent an oversized event");
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}

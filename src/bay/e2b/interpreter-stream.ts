@@ -1,0 +1,68 @@
+/**
+ * A streamed code exec (Bay's event stream: `stdout`/`stderr` {text}, `display`
+ * {data}, then `result` or `error`) as the code interpreter's NDJSON: one line per
+ * event as it arrives, then the main result, the error, the execution count and
+ * `end_of_execution`. Nothing is buffered beyond the event being translated.
+ */
+import { readEvents } from "./envd/sse-events.ts";
+import { errorLine, resultLine } from "./interpreter-lines.ts";
+
+interface ExecResult {
+  success: boolean;
+  error: string | null;
+  data?: Array<{ type: "execute_result" | "display_data"; data: Record<string, string> }>;
+  execution_count?: number | null;
+}
+
+/** The NDJSON lines for one exec's events; `language` picks how an error's name is read from its trace. */
+export async function* ndjsonFromEvents(body: ReadableStream<Uint8Array>, language: string): AsyncIterable<Record<string, unknown>> {
+  let displays = 0;
+  for await (const e of readEvents(body)) {
+    const data = e.data as Record<string, unknown>;
+    if (e.event === "stdout" || e.event === "stderr") {
+      yield { type: e.event, text: data.text };
+    } else if (e.event === "display") {
+      displays++;
+      yield resultLine(data.data as Record<string, string>, false);
+    } else if (e.event === "result") {
+      const r = data as unknown as ExecResult;
+      for (const d of r.data ?? []) {
+        // Rich outputs already went out as display events; the main result has not.
+        if (d.type === "display_data" && displays > 0) continue;
+        yield resultLine(d.data, d.type === "execute_result");
+      }
+      if (!r.success && r.error) yield errorLine(r.error, language);
+      if (typeof r.execution_count === "number") yield { type: "number_of_executions", execution_count: r.execution_count };
+      yield { type: "end_of_execution" };
+      return;
+    } else if (e.event === "error") {
+      const err = (data.error ?? {}) as { code?: string; message?: string };
+      const name = err.code === "timeout" ? "TimeoutError" : "ExecutionError";
+      yield { type: "error", name, value: err.message ?? "the execution failed", traceback: err.message ?? "" };
+      yield { type: "end_of_execution" };
+      return;
+    }
+  }
+  yield { type: "error", name: "ExecutionError", value: "the execution's stream ended early", traceback: "" };
+  yield { type: "end_of_execution" };
+}
+
+/** An NDJSON response body from lines produced one at a time. */
+export function ndjsonBody(lines: AsyncIterable<Record<string, unknown>>): ReadableStream<Uint8Array> {
+  const it = lines[Symbol.asyncIterator]();
+  const enc = new TextEncoder();
+  return new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      try {
+        const { done, value } = await it.next();
+        if (done) ctrl.close();
+        else ctrl.enqueue(enc.encode(`${JSON.stringify(value)}\n`));
+      } catch (e) {
+        ctrl.error(e);
+      }
+    },
+    async cancel() {
+      await it.return?.();
+    },
+  });
+}
