@@ -109,6 +109,10 @@ describe("control plane (e2b 2.51.0)", () => {
     expect(noKey.status).toBe(401);
     expect((await noKey.json()).code).toBe(401);
     expect((await fetch(`${api}/health`)).status).toBe(200);
+    // The legacy list (older SDKs) is a plain array of the owner's sandboxes.
+    const legacyList = await fetch(`${api}/sandboxes`, { headers: { "X-API-Key": ALICE_KEY } });
+    expect(legacyList.status).toBe(200);
+    expect(Array.isArray(await legacyList.json())).toBe(true);
     // Bay's own routes keep Bay's error body.
     const own = await fetch(`${bay.url}/v1/sandboxes`);
     expect((await own.json()).error.code).toBe("unauthorized");
@@ -253,6 +257,21 @@ describe("trust boundary on the E2B routes", () => {
       body: JSON.stringify({ path: "/home/user" }),
     });
     expect(basic.status).toBe(200);
+  });
+
+  test("a running command's stream ends when its sandbox is killed (the SDK does not hang)", async () => {
+    const sb = await newSandbox();
+    let started = false;
+    const run = sb.commands.run("echo up; sleep 600", { timeoutMs: 0, onStdout: () => void (started = true) });
+    const settled = run.then(
+      () => "resolved",
+      (e: unknown) => `rejected: ${String(e)}`,
+    );
+    const until = Date.now() + 30_000;
+    while (!started && Date.now() < until) await Bun.sleep(50);
+    expect(started).toBe(true);
+    await within(30_000, "kill", Sandbox.kill(sb.sandboxId));
+    expect(await within(30_000, "stream end after kill", settled)).toMatch(/^rejected/);
   });
 
   test("broken Connect frames end in an error, and Bay keeps serving", async () => {
