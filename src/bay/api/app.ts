@@ -17,7 +17,7 @@ import { createErrorHandler, createNotFoundHandler } from "./middleware/error-ha
 import { observeRequests } from "../observability/observe-requests.ts";
 import { idempotency } from "./middleware/idempotency.ts";
 import { requestId } from "./middleware/request-id.ts";
-import { RateLimiter, rateLimit } from "./middleware/rate-limit.ts";
+import { RateLimiter, rateLimit, rateLimited } from "./middleware/rate-limit.ts";
 import { contextRoutes } from "./routes/contexts.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { execRoutes } from "./routes/exec.ts";
@@ -72,7 +72,8 @@ export function createApp(deps: AppDeps): Hono {
     logger: deps.logger,
   });
   const perMinute = deps.config.limits.rate_limit_per_minute;
-  const limiter = rateLimit(new RateLimiter({ perMinute }), perMinute);
+  const buckets = new RateLimiter({ perMinute });
+  const limiter = rateLimit(buckets, perMinute);
   // A browser opens the terminal with a single-use ticket instead of a header; it names the owner first.
   app.use(operations.openTerminal.honoPath, terminalTicketAuth(deps.sandboxTerminal));
   // /mcp is owner-scoped exactly like /v1: same credentials and rate limit (its body limit is below, from the spec).
@@ -123,7 +124,11 @@ export function createApp(deps: AppDeps): Hono {
     for (const path of ["/sandboxes", "/v2/sandboxes", "/sandboxes/*", "/v2/sandboxes/*", "/execute", "/contexts", "/contexts/*"]) {
       app.on(["POST"], `${prefix}${path}`, limit);
     }
-    const e2b = createE2bApi(deps, guard);
+    // The data plane has no owner middleware (the sandbox's token names it): it takes from the same buckets.
+    const e2b = createE2bApi(deps, guard, {}, (owner) => {
+      const wait = buckets.take(owner);
+      if (wait > 0) throw rateLimited(perMinute, wait);
+    });
     app.route(prefix, e2b.prefixed);
     app.route("/", e2b.root);
   }

@@ -54,7 +54,16 @@ export interface E2bOptionalDeps {
   contexts?: CodeContexts;
 }
 
-export function createE2bApi(deps: AppDeps, guard: MiddlewareHandler[], optional: E2bOptionalDeps = {}): E2bApi {
+/**
+ * `guard` sets the owner of control-plane calls and applies the rate limit;
+ * `rateLimit(owner)` takes from the same buckets for data-plane calls (throws when over).
+ */
+export function createE2bApi(
+  deps: AppDeps,
+  guard: MiddlewareHandler[],
+  optional: E2bOptionalDeps = {},
+  rateLimit: (owner: string) => void = () => {},
+): E2bApi {
   const { config, stores, logger } = deps;
   const e2bStore = new E2bSandboxStore(stores.db);
   const credentials = new E2bCredentials(() => e2bStore.tokenSecret());
@@ -71,7 +80,7 @@ export function createE2bApi(deps: AppDeps, guard: MiddlewareHandler[], optional
     defaultTimeoutSeconds: config.e2b.default_timeout,
     diskSizeMb: config.limits.workspace_size_limit_mb,
   });
-  const access = new DataPlaneAccess(credentials, stores.sandboxes);
+  const access = new DataPlaneAccess(credentials, stores.sandboxes, rateLimit);
   const calls = new EnvdCalls(access, logger);
 
   const router = createConnectRouter({

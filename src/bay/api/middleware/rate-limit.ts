@@ -65,17 +65,20 @@ export class RateLimiter {
   }
 }
 
+/** The 429 of an owner over the rate limit, with the seconds until a request is allowed again. */
+export function rateLimited(perMinute: number, wait: number): BayError {
+  return new BayError("quota_exceeded", `rate limit reached: at most ${perMinute} requests per minute per owner`, {
+    retryAfter: wait,
+    details: { limit_per_minute: perMinute, retry_after_seconds: wait },
+  });
+}
+
 export function rateLimit(limiter: RateLimiter, perMinute: number): MiddlewareHandler {
   return async function bayRateLimit(c, next) {
     const owner = c.get("owner");
     if (!owner) return next();
     const wait = limiter.take(owner);
-    if (wait > 0) {
-      throw new BayError("quota_exceeded", `rate limit reached: at most ${perMinute} requests per minute per owner`, {
-        retryAfter: wait,
-        details: { limit_per_minute: perMinute, retry_after_seconds: wait },
-      });
-    }
+    if (wait > 0) throw rateLimited(perMinute, wait);
     return next();
   };
 }

@@ -32,8 +32,15 @@ export class DataPlaneAccess {
   constructor(
     private readonly credentials: E2bCredentials,
     private readonly sandboxes: SandboxStore,
+    /** The owner's rate limit (the same buckets as Bay's API); throws when over. */
+    private readonly rateLimit: (owner: string) => void = () => {},
     private readonly now: () => number = Date.now,
   ) {}
+
+  /** Charges a data-plane request to its owner's rate limit (for callers that authorize otherwise, e.g. signed URLs). */
+  charge(owner: string): void {
+    this.rateLimit(owner);
+  }
 
   /** The call context for a request, or 401 (no or wrong token) / 404 (sandbox gone) / 403 (root). */
   async authorize(r: DataPlaneRequest, kinds: Array<"envd" | "traffic"> = ["envd"]): Promise<DataPlaneCall> {
@@ -48,6 +55,7 @@ export class DataPlaneAccess {
     if (!ok) throw new BayError("unauthorized", "missing or wrong sandbox access token");
     const sb = await this.sandboxes.get(id, this.now());
     if (!sb || sb.deletedAt !== null || sb.status === "expired") throw notFound("sandbox", id);
+    this.rateLimit(sb.owner);
     return { owner: sb.owner, sandboxId: id, requestId: r.requestId, signal: r.signal, user: requestedUser(r.authorization) };
   }
 }

@@ -66,6 +66,7 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
       if (!(await deps.credentials.checkSignature(id, signed, now()))) continue;
       const sb = await deps.sandboxes.get(id, now());
       if (!sb || sb.deletedAt !== null || sb.status === "expired") throw notFound("sandbox", id);
+      deps.access.charge(sb.owner);
       const user = requestedUser(q.username ? `Basic ${Buffer.from(`${q.username}:`).toString("base64")}` : undefined);
       return { owner: sb.owner, sandboxId: id, requestId, signal: c.req.raw.signal, user };
     }

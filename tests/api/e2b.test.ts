@@ -1,0 +1,104 @@
+/**
+ * The E2B-compatible API in-process (real app, real libSQL; nothing here starts a
+ * container): the same owners, quotas and rate limit as Bay's own API, E2B's
+ * error shape on its routes only, and data-plane tokens bound to their sandbox.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { createTestBay, type TestBay } from "../support/harness.ts";
+
+const open: TestBay[] = [];
+afterEach(async () => {
+  for (const t of open.splice(0)) await t.close();
+});
+async function bay(config: Record<string, unknown> = {}): Promise<TestBay> {
+  const t = await createTestBay({ config: config as any });
+  open.push(t);
+  return t;
+}
+
+/** A request to the app as it arrives (E2B bodies are not Bay's error model, so the harness's check is skipped). */
+async function e2b(t: TestBay, method: string, path: string, o: { owner?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+  const headers: Record<string, string> = { "x-owner": o.owner ?? "alice", ...(o.headers ?? {}) };
+  if (o.body !== undefined) headers["content-type"] = "application/json";
+  const res = await t.bay.app.request(`/e2b${path}`, {
+    method,
+    headers,
+    ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null, res };
+}
+
+describe("E2B control plane on Bay's domain", () => {
+  test("one owner namespace with /v1; another owner's sandbox is 404 in E2B's shape", async () => {
+    const t = await bay();
+    const c = await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base", metadata: { a: "1" } } });
+    expect(c.status).toBe(201);
+    expect(c.body).toMatchObject({ templateID: "base", envdVersion: expect.any(String), domain: null });
+    expect(c.body.envdAccessToken).toStartWith(`ea_${c.body.sandboxID}_`);
+    expect(c.body.trafficAccessToken).toStartWith(`ta_${c.body.sandboxID}_`);
+    const own = await t.json("GET", `/v1/sandboxes/${c.body.sandboxID}`);
+    expect(own.status).toBe(200);
+    expect(own.body.profile).toBe("python-default");
+    const foreign = await e2b(t, "GET", `/sandboxes/${c.body.sandboxID}`, { owner: "mallory" });
+    expect(foreign.status).toBe(404);
+    expect(foreign.body).toEqual({ code: 404, message: `sandbox not found: ${c.body.sandboxID}` });
+    expect((await e2b(t, "DELETE", `/sandboxes/${c.body.sandboxID}`, { owner: "mallory" })).status).toBe(404);
+    expect((await e2b(t, "GET", "/v2/sandboxes", { owner: "mallory" })).body).toEqual([]);
+    // Bay's own routes keep Bay's body.
+    expect((await t.json("GET", "/v1/sandboxes/sandbox-nope")).body.error.code).toBe("not_found");
+  });
+
+  test("validation, unknown templates, pause and the per-owner quota answer E2B's shape", async () => {
+    const t = await bay({ limits: { max_sandboxes_per_owner: 1 } });
+    const bad = await e2b(t, "POST", "/v2/sandboxes", { body: { timeout: 5 } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.code).toBe(400);
+    expect((await e2b(t, "POST", "/sandboxes", { body: { templateID: "no-such" } })).body).toMatchObject({ code: 404 });
+    expect((await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base", autoPause: true } })).status).toBe(501);
+    const first = await e2b(t, "POST", "/sandboxes", { body: { templateID: "code-interpreter-v1" } });
+    expect(first.status).toBe(201);
+    const second = await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base" } });
+    expect(second.status).toBe(429);
+    expect(second.body.code).toBe(429);
+    expect(second.res.headers.get("retry-after")).toBeTruthy();
+    const pause = await e2b(t, "POST", `/sandboxes/${first.body.sandboxID}/pause`);
+    expect(pause.status).toBe(501);
+    expect(pause.body.message).toContain("cannot pause");
+    const unknownRoute = await e2b(t, "GET", "/volumes");
+    expect(unknownRoute.body).toMatchObject({ code: 404 });
+  });
+
+  test("timeout is an absolute deadline; expired sandboxes are gone for E2B and deleted", async () => {
+    const t = await bay();
+    const c = await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base", timeout: 3600 } });
+    const id = c.body.sandboxID;
+    expect((await e2b(t, "POST", `/sandboxes/${id}/timeout`, { body: { timeout: 60 } })).status).toBe(204);
+    const info = await e2b(t, "GET", `/sandboxes/${id}`);
+    expect(Date.parse(info.body.endAt) - Date.now()).toBeLessThan(61_000);
+    await t.bay.deps.stores.sandboxes.setExpiresAt(id, Date.now() - 1);
+    expect((await e2b(t, "GET", `/sandboxes/${id}`)).status).toBe(404);
+    expect((await t.json("GET", `/v1/sandboxes/${id}`)).status).toBe(404);
+  });
+});
+
+describe("E2B data plane credentials", () => {
+  test("a token opens its own sandbox only; the data plane is charged to the owner's rate limit", async () => {
+    const t = await bay({ limits: { rate_limit_per_minute: 6 } });
+    const a = (await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base" } })).body;
+    const b = (await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base" } })).body;
+    const health = (id: string, token?: string) =>
+      t.bay.app.request("/e2b/health", { headers: { "e2b-sandbox-id": id, ...(token ? { "x-access-token": token } : {}) } });
+    expect((await health(a.sandboxID, a.envdAccessToken)).status).toBe(204);
+    expect((await health(b.sandboxID, a.envdAccessToken)).status).toBe(401);
+    expect((await health(a.sandboxID)).status).toBe(401);
+    expect((await health(a.sandboxID, a.trafficAccessToken)).status).toBe(401);
+    let limited: Response | undefined;
+    for (let i = 0; i < 10 && !limited; i++) {
+      const r = await health(a.sandboxID, a.envdAccessToken);
+      if (r.status === 429) limited = r;
+    }
+    expect(limited).toBeDefined();
+    expect(await limited!.json()).toMatchObject({ code: 429 });
+  });
+});
