@@ -158,7 +158,6 @@ describe("streamed exec as NDJSON", () => {
             },
           ],
         ]),
-        "python",
       ),
     );
     expect(lines).toEqual([
@@ -175,16 +174,15 @@ describe("streamed exec as NDJSON", () => {
     const js = await collect(
       ndjsonFromEvents(
         sse([["result", { success: false, output: "", error: "TypeError: x is not a function\n    at <anonymous>:1:1", data: [] }]]),
-        "javascript",
       ),
     );
     expect(js[0]).toMatchObject({ type: "error", name: "TypeError", value: "x is not a function" });
-    const timeout = await collect(ndjsonFromEvents(sse([["error", { error: { code: "timeout", message: "timed out" } }]]), "python"));
+    const timeout = await collect(ndjsonFromEvents(sse([["error", { error: { code: "timeout", message: "timed out" } }]])));
     expect(timeout).toEqual([
       { type: "error", name: "TimeoutError", value: "timed out", traceback: "timed out" },
       { type: "end_of_execution" },
     ]);
-    const cut = await collect(ndjsonFromEvents(sse([["stdout", { text: "x" }]]), "python"));
+    const cut = await collect(ndjsonFromEvents(sse([["stdout", { text: "x" }]])));
     expect(cut.at(-1)).toEqual({ type: "end_of_execution" });
     expect(cut.at(-2)).toMatchObject({ type: "error", name: "ExecutionError" });
   });

@@ -60,15 +60,17 @@ export function resultLine(data: Record<string, string>, isMain: boolean): Recor
 }
 
 /**
- * name and value from a trace: Python's last line ("ZeroDivisionError: division by
- * zero"), JavaScript's first ("TypeError: x is not a function", then the stack).
+ * name and value from a trace: a Python traceback's last line ("ZeroDivisionError:
+ * division by zero"), otherwise the first line that reads as one (JavaScript's
+ * "TypeError: x is not a function", before its stack).
  */
-export function errorLine(traceback: string, language = "python"): Record<string, unknown> {
+export function errorLine(traceback: string): Record<string, unknown> {
   const lines = traceback
     .trimEnd()
     .split("\n")
     .filter((l) => l.trim() !== "");
-  const last = (language === "python" ? lines.pop() : lines.find((l) => /^[A-Za-z_][\w.]*(:|$)/.test(l.trim()))) ?? "";
+  const python = lines[0]?.startsWith("Traceback") || lines.length === 1;
+  const last = (python ? lines.pop() : lines.find((l) => /^[A-Za-z_][\w.]*(:|$)/.test(l.trim()))) ?? "";
   const m = /^([A-Za-z_][\w.]*)(?::\s?(.*))?$/.exec(last.trim());
   return { type: "error", name: m?.[1] ?? "Error", value: m ? (m[2] ?? "") : last, traceback };
 }

@@ -101,7 +101,7 @@ export function interpreterRoutes({ access, exec, contexts }: InterpreterRoutesD
         true,
       );
       if (!res.body) throw new BayError("ship_error", "the sandbox runtime answered no event stream");
-      return c.body(ndjsonBody(ndjsonFromEvents(res.body, lang ?? "python")), 200);
+      return c.body(ndjsonBody(ndjsonFromEvents(res.body)), 200);
     }
     if (body.context_id) needContexts();
     if (language(body.language) !== "python") throw new BayError("not_implemented", "only python runs without Bay's code contexts");

@@ -14,8 +14,8 @@ interface ExecResult {
   execution_count?: number | null;
 }
 
-/** The NDJSON lines for one exec's events; `language` picks how an error's name is read from its trace. */
-export async function* ndjsonFromEvents(body: ReadableStream<Uint8Array>, language: string): AsyncIterable<Record<string, unknown>> {
+/** The NDJSON lines of one exec's events. */
+export async function* ndjsonFromEvents(body: ReadableStream<Uint8Array>): AsyncIterable<Record<string, unknown>> {
   let displays = 0;
   for await (const e of readEvents(body)) {
     const data = e.data as Record<string, unknown>;
@@ -31,7 +31,7 @@ export async function* ndjsonFromEvents(body: ReadableStream<Uint8Array>, langua
         if (d.type === "display_data" && displays > 0) continue;
         yield resultLine(d.data, d.type === "execute_result");
       }
-      if (!r.success && r.error) yield errorLine(r.error, language);
+      if (!r.success && r.error) yield errorLine(r.error);
       if (typeof r.execution_count === "number") yield { type: "number_of_executions", execution_count: r.execution_count };
       yield { type: "end_of_execution" };
       return;
