@@ -331,6 +331,44 @@ describe("code interpreter (@e2b/code-interpreter 2.8.0)", () => {
   });
 });
 
+describe("code interpreter on Bay's code contexts (@e2b/code-interpreter 2.8.0)", () => {
+  test("output streams while the code runs; JavaScript and TypeScript contexts keep their own state; create, list, restart, remove", async () => {
+    const sb = await within(60_000, "create", CodeSandbox.create());
+    created.push(sb.sandboxId);
+    // onStdout before the run ends: the code prints, then waits for a file the test writes.
+    const seen: string[] = [];
+    const run = sb.runCode("import os, time\nprint('first', flush=True)\nwhile not os.path.exists('go'): time.sleep(0.05)\n'done'", {
+      onStdout: (m) => void seen.push(m.line),
+      timeoutMs: 120_000,
+    });
+    const until = Date.now() + 60_000;
+    while (seen.length === 0 && Date.now() < until) await Bun.sleep(50);
+    expect(seen).toEqual(["first\n"]);
+    await within(30_000, "go", sb.files.write("go", ""));
+    expect((await within(60_000, "run", run)).text).toBe("'done'");
+
+    const js = await within(60_000, "js context", sb.createCodeContext({ language: "javascript" }));
+    expect(js).toMatchObject({ language: "javascript", cwd: "/home/user" });
+    expect((await within(60_000, "js set", sb.runCode("globalThis.n = 40; n + 2", { context: js }))).text).toBe("42");
+    expect((await within(60_000, "js get", sb.runCode("n", { context: js }))).text).toBe("40");
+    const jsErr = await within(60_000, "js error", sb.runCode("null.x", { context: js }));
+    expect(jsErr.error?.name).toBe("TypeError");
+    const ts = await within(60_000, "ts context", sb.createCodeContext({ language: "typescript", cwd: "/home/user" }));
+    expect((await within(60_000, "ts", sb.runCode("const m: number = 6; m * 7", { context: ts }))).text).toBe("42");
+    expect((await within(60_000, "ts language", sb.runCode("console.log('hi from ts')", { language: "ts" }))).logs.stdout).toEqual([
+      "hi from ts\n",
+    ]);
+
+    const listed = await within(10_000, "list", sb.listCodeContexts());
+    expect(listed.map((c) => c.id)).toEqual(expect.arrayContaining([js.id, ts.id]));
+    await within(60_000, "restart", sb.restartCodeContext(js));
+    expect((await within(60_000, "after restart", sb.runCode("typeof n", { context: js }))).text).toMatch(/^["']undefined["']$/);
+    await within(10_000, "remove", sb.removeCodeContext(ts.id));
+    expect((await sb.listCodeContexts()).map((c) => c.id)).not.toContain(ts.id);
+    await expect(within(10_000, "removed", sb.runCode("1", { context: ts }))).rejects.toThrow(/not found/i);
+  });
+});
+
 describe("legacy generation (e2b 2.7.0: POST /sandboxes, POST /sandboxes/{id}/connect)", () => {
   test("create, run, files, connect, kill", async () => {
     const sb = await within(60_000, "legacy create", LegacySandbox.create({ metadata: { gen: "legacy" } }));

@@ -125,7 +125,7 @@ export function createApp(deps: AppDeps): Hono {
       app.on(["POST"], `${prefix}${path}`, limit);
     }
     // The data plane has no owner middleware (the sandbox's token names it): it takes from the same buckets.
-    const e2b = createE2bApi(deps, guard, {}, (owner) => {
+    const e2b = createE2bApi(deps, guard, { contexts: deps.sandboxContexts }, (owner) => {
       const wait = buckets.take(owner);
       if (wait > 0) throw rateLimited(perMinute, wait);
     });
