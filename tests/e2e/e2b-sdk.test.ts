@@ -221,6 +221,67 @@ describe("envd (e2b 2.51.0)", () => {
   });
 });
 
+describe("interactive envd (e2b 2.51.0): stdin, pty, watch", () => {
+  let sb: Sandbox;
+  beforeAll(async () => {
+    sb = await newSandbox();
+  });
+
+  test("envd 0.5.7: stdin written and closed, the command sees EOF", async () => {
+    expect((await sb.getInfo()).envdVersion).toBe("0.5.7");
+    const h = await within(30_000, "cat", sb.commands.run("cat; echo done", { background: true, stdin: true }));
+    await within(30_000, "sendStdin", sb.commands.sendStdin(h.pid, "ping\n"));
+    const deadline = Date.now() + 30_000;
+    while (!h.stdout.includes("ping") && Date.now() < deadline) await Bun.sleep(50);
+    expect(h.stdout).toBe("ping\n");
+    await within(30_000, "closeStdin", sb.commands.closeStdin(h.pid));
+    const r = await within(30_000, "wait", h.wait());
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toBe("ping\ndone\n");
+  });
+
+  test("pty: keystrokes in, output out, resize, exit", async () => {
+    let out = "";
+    const dec = new TextDecoder();
+    const t = await within(
+      60_000,
+      "pty.create",
+      sb.pty.create({ cols: 80, rows: 24, timeoutMs: 120_000, onData: (d) => void (out += dec.decode(d, { stream: true })) }),
+    );
+    const waitFor = async (text: string) => {
+      const until = Date.now() + 30_000;
+      while (!out.includes(text) && Date.now() < until) await Bun.sleep(50);
+      expect(out).toContain(text);
+    };
+    await within(10_000, "input", sb.pty.sendInput(t.pid, new TextEncoder().encode("stty size\n")));
+    await waitFor("24 80");
+    await within(10_000, "resize", sb.pty.resize(t.pid, { cols: 100, rows: 30 }));
+    await within(10_000, "input 2", sb.pty.sendInput(t.pid, new TextEncoder().encode("stty size; exit 3\n")));
+    await waitFor("30 100");
+    const end = await within(
+      30_000,
+      "pty wait",
+      t.wait().catch((e) => e),
+    );
+    expect((end as CommandExitError).exitCode).toBe(3);
+  });
+
+  test("watchDir reports a file created and written in the watched directory", async () => {
+    await sb.files.makeDir("/home/user/watched");
+    const seen: Array<{ name: string; type: string }> = [];
+    const w = await within(
+      30_000,
+      "watchDir",
+      sb.files.watchDir("/home/user/watched", (e) => void seen.push({ name: e.name, type: e.type })),
+    );
+    await within(30_000, "write", sb.files.write("/home/user/watched/a.txt", "x"));
+    const until = Date.now() + 30_000;
+    while (!seen.some((e) => e.name === "a.txt") && Date.now() < until) await Bun.sleep(50);
+    await w.stop();
+    expect(seen.some((e) => e.name === "a.txt" && (e.type === "create" || e.type === "write"))).toBe(true);
+  });
+});
+
 describe("trust boundary on the E2B routes", () => {
   test("another owner's sandbox is not found; wrong or missing access tokens are refused", async () => {
     const sb = await newSandbox();

@@ -18,7 +18,9 @@ import { EnvdCalls, REQUEST_ID_HEADER } from "./envd/envd-calls.ts";
 import { FileInfo } from "./envd/file-info.ts";
 import { filesRoutes } from "./envd/files-routes.ts";
 import { filesystemService } from "./envd/filesystem-service.ts";
-import { PollingProcessBackend, type ProcessBackend } from "./envd/process-backend.ts";
+import { InteractiveProcessBackend } from "./envd/interactive-backend.ts";
+import type { ProcessBackend } from "./envd/process-backend.ts";
+import { PtySessions } from "./envd/pty-sessions.ts";
 import { processService } from "./envd/process-service.ts";
 import { e2bErrorHandler, e2bErrorResponse } from "./errors.ts";
 import { Filesystem } from "./generated/envd/filesystem/filesystem_pb.ts";
@@ -68,7 +70,8 @@ export function createE2bApi(
   const e2bStore = new E2bSandboxStore(stores.db);
   const credentials = new E2bCredentials(() => e2bStore.tokenSecret());
   const templates = new TemplateCatalogue(deps.profiles, config.e2b.default_profile);
-  const backend: ProcessBackend = new PollingProcessBackend(deps.sandboxExec);
+  const backend: ProcessBackend = new InteractiveProcessBackend(deps.sandboxExec, deps.sandboxProcesses);
+  const ptys = new PtySessions(deps.sandboxTerminal);
   const envdVersion = envdVersionFor(backend);
   const sandboxes = new E2bSandboxes({
     sandboxes: deps.sandboxes,
@@ -90,8 +93,11 @@ export function createE2bApi(
     readMaxBytes: READ_MAX_BYTES,
     jsonOptions: { ignoreUnknownFields: true },
   });
-  router.service(Process, processService({ calls, backend, envVars: (call) => sandboxes.envVars(call.owner, call.sandboxId) }));
-  router.service(Filesystem, filesystemService({ calls, info: new FileInfo(deps.sandboxExec), files: deps.sandboxFiles }));
+  router.service(Process, processService({ calls, backend, ptys, envVars: (call) => sandboxes.envVars(call.owner, call.sandboxId) }));
+  router.service(
+    Filesystem,
+    filesystemService({ calls, info: new FileInfo(deps.sandboxExec), files: deps.sandboxFiles, watch: deps.sandboxWatch }),
+  );
   const rpc = new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(h)]));
 
   const prefixed = new Hono();

@@ -71,7 +71,7 @@ export class FileInfo {
   }
 
   private async run(ctx: CallContext, script: keyof typeof SCRIPTS, env: Record<string, string>, path: string): Promise<string[]> {
-    const res = await this.exec.shell(ctx, { command: SCRIPTS[script], timeout: 30, env, background: false });
+    const res = await this.exec.shell(ctx, { command: SCRIPTS[script], timeout: 30, env, background: false, stdin: false });
     const body = (await res.json()) as { exit_code: number; output: string; truncated: boolean };
     const known = EXIT[body.exit_code];
     if (known) throw known(path);

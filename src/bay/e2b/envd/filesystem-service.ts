@@ -1,12 +1,14 @@
 /**
  * envd's Filesystem service on Bay: Stat, ListDir, MakeDir, Move and Remove on
- * the sandbox's workspace (`/home/user` is `/workspace`). WatchDir needs Bay's
- * file watch (the interactive work); until then it is unimplemented, and so are
- * the polling watchers.
+ * the sandbox's workspace (`/home/user` is `/workspace`), and WatchDir over Bay's
+ * file watch (start, then one event per change, keepalives while quiet; the
+ * stream ends with an error when the directory or the sandbox goes away). The
+ * polling watchers (CreateWatcher…) are unimplemented.
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { SandboxFiles } from "../../domain/sandbox-files.ts";
+import type { SandboxWatch } from "../../domain/sandbox-watch.ts";
 import { BayError } from "../../errors.ts";
 import {
   type Filesystem,
@@ -15,19 +17,78 @@ import {
   MoveResponseSchema,
   RemoveResponseSchema,
   StatResponseSchema,
+  EventType,
+  WatchDirResponseSchema,
 } from "../generated/envd/filesystem/filesystem_pb.ts";
 import { toWorkspacePath } from "../paths.ts";
 import type { FileInfo } from "./file-info.ts";
 import type { EnvdCalls } from "./envd-calls.ts";
+import { readEvents } from "./sse-events.ts";
 
 export interface FilesystemServiceDeps {
   calls: EnvdCalls;
   info: FileInfo;
   files: SandboxFiles;
+  watch: SandboxWatch;
+  /** Longest quiet time before a keepalive event. */
+  keepaliveMs?: number;
 }
 
-export function filesystemService({ calls, info, files }: FilesystemServiceDeps): Partial<ServiceImpl<typeof Filesystem>> {
+const EVENT_TYPES: Record<string, EventType> = {
+  created: EventType.CREATE,
+  modified: EventType.WRITE,
+  deleted: EventType.REMOVE,
+  renamed: EventType.RENAME,
+};
+
+export function filesystemService({
+  calls,
+  info,
+  files,
+  watch,
+  keepaliveMs = 15_000,
+}: FilesystemServiceDeps): Partial<ServiceImpl<typeof Filesystem>> {
   return {
+    async *watchDir(req, ctx) {
+      yield* calls.stream(ctx, async function* (call) {
+        const dir = toWorkspacePath(req.path);
+        const res = await watch.watch(call, dir, req.recursive);
+        if (!res.body) throw new BayError("ship_error", "the sandbox runtime answered no watch stream");
+        const events = readEvents(res.body)[Symbol.asyncIterator]();
+        let next = events.next();
+        try {
+          for (;;) {
+            let timer: ReturnType<typeof setTimeout> | undefined;
+            const tick = new Promise<"keepalive">((r) => {
+              timer = setTimeout(() => r("keepalive"), keepaliveMs);
+            });
+            const got = await Promise.race([next, tick]);
+            clearTimeout(timer);
+            if (got === "keepalive") {
+              yield create(WatchDirResponseSchema, { event: { case: "keepalive", value: {} } });
+              continue;
+            }
+            if (got.done) return;
+            next = events.next();
+            const e = got.value;
+            if (e.event === "ready") yield create(WatchDirResponseSchema, { event: { case: "start", value: {} } });
+            else if (e.event === "change") {
+              const c = e.data as { type: string; path: string };
+              const type = EVENT_TYPES[c.type];
+              if (type === undefined) continue;
+              const name = dir === "." ? c.path : c.path.startsWith(`${dir}/`) ? c.path.slice(dir.length + 1) : c.path;
+              yield create(WatchDirResponseSchema, { event: { case: "filesystem", value: { name, type } } });
+            } else if (e.event === "error") {
+              const err = (e.data as { error?: { message?: string } }).error;
+              throw new ConnectError(err?.message ?? "the watch ended", Code.Unavailable);
+            }
+          }
+        } finally {
+          await events.return?.();
+        }
+      });
+    },
+
     stat: (req, ctx: HandlerContext) =>
       calls.unary(ctx, async (call) => create(StatResponseSchema, { entry: await info.stat(call, toWorkspacePath(req.path)) })),
 

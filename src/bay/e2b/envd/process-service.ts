@@ -19,17 +19,22 @@ import {
   SendSignalResponseSchema,
   StartResponseSchema,
   CloseStdinResponseSchema,
+  Signal,
+  UpdateResponseSchema,
 } from "../generated/envd/process/process_pb.ts";
 import { commandCwd } from "../paths.ts";
 import type { DataPlaneCall } from "./access.ts";
 import type { EnvdCalls } from "./envd-calls.ts";
 import type { ProcessBackend, ProcessOutput } from "./process-backend.ts";
+import type { PtySessions } from "./pty-sessions.ts";
 
 export interface ProcessServiceDeps {
   calls: EnvdCalls;
   backend: ProcessBackend;
   /** Sandbox-wide environment (create's envVars), under the request's own. */
   envVars(call: DataPlaneCall): Promise<Record<string, string>>;
+  /** Terminals (absent until Bay has them: a pty is then unimplemented). */
+  ptys?: PtySessions;
   /** Longest quiet time before a keepalive event. */
   keepaliveMs?: number;
 }
@@ -55,10 +60,28 @@ export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<ty
     return found;
   };
 
+  const ptyOf = (call: DataPlaneCall, selector: ProcessSelector | undefined) => {
+    const sel = selector?.selector;
+    return sel?.case === "pid" ? deps.ptys?.get(call.sandboxId, sel.value) : undefined;
+  };
+
   return {
     async *start(req, ctx) {
       yield* calls.stream(ctx, async function* (call) {
-        if (req.pty) throw new BayError("not_implemented", "terminals (pty) need Bay's interactive processes");
+        if (req.pty) {
+          if (!deps.ptys) throw new BayError("not_implemented", "terminals (pty) need Bay's interactive processes");
+          // Bay's terminal is a login shell in the workspace: the command, cwd and env of the request are not used.
+          const session = await deps.ptys.open(call, { cols: req.pty.size?.cols ?? 80, rows: req.pty.size?.rows ?? 24 });
+          yield event(StartResponseSchema, { case: "start", value: { pid: session.pid } });
+          const deadline = ctx.timeoutMs();
+          const timer = deadline === undefined ? undefined : setTimeout(() => session.hangUp(), Math.max(deadline - 50, 0));
+          try {
+            yield* relayOutput(StartResponseSchema, session.read(ctx.signal), keepaliveMs(ctx));
+          } finally {
+            clearTimeout(timer);
+          }
+          return;
+        }
         const cfg = req.process;
         if (!cfg?.cmd) throw new BayError("validation_error", "process.cmd is required");
         const env = { ...(await deps.envVars(call)), ...cfg.envs };
@@ -86,6 +109,12 @@ export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<ty
 
     async *connect(req, ctx) {
       yield* calls.stream(ctx, async function* (call) {
+        const pty = ptyOf(call, req.process);
+        if (pty) {
+          yield event(ConnectResponseSchema, { case: "start", value: { pid: pty.pid } });
+          yield* relayOutput(ConnectResponseSchema, pty.read(ctx.signal), keepaliveMs(ctx));
+          return;
+        }
         const p = await resolve(call, req.process);
         yield event(ConnectResponseSchema, { case: "start", value: { pid: p.pid } });
         yield* relayOutput(ConnectResponseSchema, backend.follow(call, p.processId, ctx.signal), keepaliveMs(ctx));
@@ -95,29 +124,52 @@ export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<ty
     list: (_req, ctx) =>
       calls.unary(ctx, async (call) => {
         const procs = (await backend.list(call)).filter((p) => p.running);
+        const ptys = deps.ptys?.list(call.sandboxId) ?? [];
         return create(ListResponseSchema, {
-          processes: procs.map((p) => ({ pid: p.pid, config: { cmd: p.argv[0] ?? "", args: p.argv.slice(1), envs: {} } })),
+          processes: [
+            ...procs.map((p) => ({ pid: p.pid, config: { cmd: p.argv[0] ?? "", args: p.argv.slice(1), envs: {} } })),
+            ...ptys.map((t) => ({ pid: t.pid, config: { cmd: "/bin/bash", args: ["-l"], envs: {} } })),
+          ],
         });
       }),
 
     sendSignal: (req, ctx) =>
       calls.unary(ctx, async (call) => {
-        const p = await resolve(call, req.process);
-        await backend.kill(call, p.processId);
+        const pty = ptyOf(call, req.process);
+        if (pty) pty.hangUp();
+        else {
+          const p = await resolve(call, req.process);
+          await backend.kill(call, p.processId, req.signal === Signal.SIGTERM ? "SIGTERM" : "SIGKILL");
+        }
         return create(SendSignalResponseSchema, {});
       }),
 
     sendInput: (req, ctx) =>
       calls.unary(ctx, async (call) => {
         const input = req.input?.input;
-        if (input?.case !== "stdin") throw new BayError("not_implemented", "pty input needs Bay's interactive processes");
-        const p = await resolve(call, req.process);
-        await backend.writeStdin(call, p.processId, input.value, false);
+        if (input?.case === "pty") {
+          const pty = ptyOf(call, req.process);
+          if (!pty) throw new ConnectError("no terminal with that pid", Code.NotFound);
+          pty.input(input.value);
+        } else if (input?.case === "stdin") {
+          const p = await resolve(call, req.process);
+          await backend.writeStdin(call, p.processId, input.value, false);
+        } else throw new ConnectError("input must be stdin or pty bytes", Code.InvalidArgument);
         return create(SendInputResponseSchema, {});
+      }),
+
+    update: (req, ctx) =>
+      calls.unary(ctx, async (call) => {
+        const pty = ptyOf(call, req.process);
+        if (!pty) throw new ConnectError("only a terminal can be updated (its size)", Code.NotFound);
+        if (req.pty?.size) pty.resize(req.pty.size.cols, req.pty.size.rows);
+        return create(UpdateResponseSchema, {});
       }),
 
     closeStdin: (req, ctx) =>
       calls.unary(ctx, async (call) => {
+        if (ptyOf(call, req.process))
+          throw new ConnectError("a terminal has no stdin to close: send Ctrl-D (0x04)", Code.FailedPrecondition);
         const p = await resolve(call, req.process);
         await backend.writeStdin(call, p.processId, new Uint8Array(), true);
         return create(CloseStdinResponseSchema, {});
