@@ -80,6 +80,24 @@ describe("migrations", () => {
     expect(await tables(db)).toContain("extra_t");
   });
 
+  test("a database migrated up to the warm pool (version 6) gains the E2B tables and keeps its rows", async () => {
+    const url = `file:${join(dir, "bay.db")}`;
+    const upToPool = MIGRATIONS.filter((m) => m.version <= 6);
+    const old = await openDatabase({ url, migrations: upToPool });
+    opened.push(old);
+    expect(await versions(old)).toEqual(upToPool.map((m) => m.version));
+    expect(await tables(old)).not.toContain("e2b_sandboxes");
+    await old.execute(
+      "INSERT INTO workspaces (id, owner, managed, volume_name, size_limit_mb, created_at) VALUES ('ws-a', 'o', 0, 'ws-a', 1, 1)",
+    );
+    expect(await migrate(old, MIGRATIONS)).toEqual(MIGRATIONS.filter((m) => m.version > 6).map((m) => m.version));
+    expect(await tables(old)).toEqual(EXPECTED_TABLES);
+    const rs = await old.execute("SELECT COUNT(*) AS n FROM workspaces");
+    expect(Number(rs.rows[0]!.n)).toBe(1);
+    const secret = await old.execute("SELECT secret FROM e2b_secret");
+    expect(String(secret.rows[0]!.secret)).toMatch(/^[0-9a-f]{64}$/);
+  });
+
   test("a failing migration applies nothing of itself", async () => {
     const db = await open(":memory:");
     const broken = [...MIGRATIONS, { version: LATEST + 1, name: "broken", statements: ["CREATE TABLE half (x)", "NOT SQL AT ALL"] }];
