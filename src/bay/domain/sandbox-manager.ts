@@ -172,6 +172,16 @@ export class SandboxManager {
     return this.get(owner, id);
   }
 
+  /**
+   * Moves a sandbox's deadline to `expiresAt`, earlier or later (E2B's
+   * set_timeout and connect); the caller has checked the sandbox. This
+   * process's route cache forgets it, so a shortened deadline holds at once.
+   */
+  async setDeadline(id: string, expiresAt: number): Promise<void> {
+    await this.deps.stores.sandboxes.setExpiresAt(id, expiresAt);
+    this.deps.routes?.forget(id);
+  }
+
   /** Tombstones the sandbox, destroys compute, and removes a managed workspace with its volume. */
   async delete(owner: string, id: string): Promise<void> {
     const sb = await this.get(owner, id);

@@ -143,7 +143,7 @@ export class E2bSandboxes {
   /** The sandbox ends `seconds` from now, earlier or later than before. */
   async setTimeout(owner: string, sandboxId: string, seconds: number): Promise<void> {
     const { sb } = await this.require(owner, sandboxId);
-    await this.deps.stores.sandboxes.setExpiresAt(sb.id, this.now() + Math.max(seconds, 1) * 1000);
+    await this.deps.sandboxes.setDeadline(sb.id, this.now() + Math.max(seconds, 1) * 1000);
   }
 
   /** Connect: the timeout only grows (a sandbox that never ends stays so). */
@@ -151,7 +151,7 @@ export class E2bSandboxes {
     const { sb, row } = await this.require(owner, sandboxId);
     if (seconds !== undefined && sb.expiresAt !== null) {
       const wanted = this.now() + Math.max(seconds, 1) * 1000;
-      if (wanted > sb.expiresAt) await this.deps.stores.sandboxes.setExpiresAt(sb.id, wanted);
+      if (wanted > sb.expiresAt) await this.deps.sandboxes.setDeadline(sb.id, wanted);
     }
     return this.summary(sb, row);
   }
