@@ -5,9 +5,11 @@
  * (legacy POST /sandboxes) each get the warm member of the moment (its sandbox
  * id, its container, labelled by the pool at birth; Bay counts a pool start),
  * the first command runs on that member's warmed session (no session is
- * started for it: no cold start), and the pool refills between and after them.
+ * started for it: no cold start), @e2b/code-interpreter's first runCode on it is
+ * the warmed kernel's first cell, and the pool refills between and after them.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { Sandbox as CodeSandbox } from "@e2b/code-interpreter";
 import { Sandbox } from "e2b";
 import { Sandbox as LegacySandbox } from "e2b-legacy";
 import { type Database, openDatabase } from "../../src/bay/store/database.ts";
@@ -90,7 +92,7 @@ async function expectClaimed(sandboxId: string, member: PoolMember): Promise<voi
 }
 
 describe("E2B SDKs on Bay's warm pool", () => {
-  test("v2 and legacy creates each claim the warm member, whose warmed session runs the first command; the pool refills", async () => {
+  test("v2 and legacy creates each claim the warm member, whose warmed session runs the first command and cell; the pool refills", async () => {
     const first = await nextWarm([]);
     const cold = await starts("cold");
     const claims = await starts("pool");
@@ -105,6 +107,14 @@ describe("E2B SDKs on Bay's warm pool", () => {
     expect((await stores.sandboxes.get(sb.sandboxId))?.currentSessionId).toBe(first.sessionId);
     expect(await starts("cold")).toBe(cold);
     expect(await starts("pool")).toBe(claims + 1);
+    // runCode's default Python context is the kernel the member warmed: the owner's first cell is its first.
+    const ci = await within(60_000, "CodeSandbox.connect", CodeSandbox.connect(sb.sandboxId, opts));
+    const cell = await within(60_000, "runCode", ci.runCode("print(len(In))\n6 * 7"));
+    expect(cell.error).toBeUndefined();
+    expect(cell.text).toBe("42");
+    expect(cell.executionCount).toBe(1);
+    expect(cell.logs.stdout.join("")).toBe("2\n");
+    expect(await starts("cold")).toBe(cold);
 
     // The claim kicked a refill; the legacy SDK's create takes the new member.
     const second = await nextWarm([first.id]);
