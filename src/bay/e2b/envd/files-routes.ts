@@ -82,6 +82,9 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
 
   app.post("/files", validate("query", ops.e2bWriteFiles.query), async (c) => {
     const q = c.req.valid("query");
+    if (q.signature !== undefined && !q.path) {
+      throw new BayError("validation_error", "a signed upload URL must name its `path`", { details: { field: "path" } });
+    }
     const call = await authorize(c, q, "write");
     const limits = await deps.files.uploadLimits(call.owner, call.sandboxId);
     const type = c.req.header("content-type") ?? "";
@@ -114,9 +117,15 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
         });
       const parts = form.getAll("file");
       if (parts.length === 0) throw new BayError("validation_error", "no `file` part in the multipart body");
+      // `path` names the one file written, as in envd: part names never widen it (a signed URL is signed for that path only).
+      if (q.path && parts.length > 1) {
+        throw new BayError("validation_error", "`path` names one file: send one `file` part, or several without `path`", {
+          details: { field: "path" },
+        });
+      }
       for (const part of parts) {
         if (typeof part === "string") throw new BayError("validation_error", "a `file` part must be a file");
-        const target = parts.length === 1 && q.path ? q.path : part.name || q.path;
+        const target = q.path || part.name;
         if (!target) throw new BayError("validation_error", "a `file` part names no path and no `path` was given");
         await put(target, part.stream());
       }
