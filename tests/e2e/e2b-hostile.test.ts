@@ -50,6 +50,7 @@ async function unary(sb: Created, method: string, body: unknown) {
   return { status: res.status, body: (await res.json()) as any };
 }
 
+/** Runs a shell script through envd's Process.Start and answers its raw Connect stream. */
 async function run(sb: Created, cmd: string): Promise<string> {
   const res = await t.bay.app.request(`/e2b/files?path=${encodeURIComponent("/home/user/.run.sh")}`, {
     method: "POST",
@@ -60,12 +61,12 @@ async function run(sb: Created, cmd: string): Promise<string> {
   const started = await t.bay.app.request("/e2b/process.Process/Start", {
     method: "POST",
     headers: envd(sb, { "content-type": "application/connect+json" }),
-    body: frame({ process: { cmd: "/bin/bash", args: ["/workspace/.run.sh"] } }),
+    body: new Blob([frame({ process: { cmd: "/bin/bash", args: ["/workspace/.run.sh"] } })]),
   });
   return new TextDecoder().decode(new Uint8Array(await started.arrayBuffer()));
 }
 
-function frame(msg: unknown, flags = 0): Uint8Array {
+function frame(msg: unknown, flags = 0): Uint8Array<ArrayBuffer> {
   const json = new TextEncoder().encode(JSON.stringify(msg));
   const out = new Uint8Array(5 + json.length);
   out[0] = flags;
@@ -103,4 +104,70 @@ describe("signed file URLs write only what they were signed for", () => {
     expect(await readFile(sb, "/home/user/evil-three.txt")).toBe(404);
     expect(await readFile(sb, path)).toBe(200);
   }, 120_000);
+});
+
+describe("files outside the home stay out of reach through links (as on Bay's own routes)", () => {
+  test("symlinks to /etc, / and /proc: read, write, list, stat, mkdir, move, remove and watch are refused", async () => {
+    const sb = await create();
+    expect(
+      await run(sb, "ln -s /etc/passwd /workspace/pw && ln -s / /workspace/rootl && ln -s /proc/self /workspace/me && echo linked"),
+    ).toContain(Buffer.from("linked\n").toString("base64"));
+    for (const p of [
+      "/home/user/pw",
+      "/home/user/rootl/etc/passwd",
+      "/home/user/me/environ",
+      "/home/user/%2e%2e/x",
+      "/home/user/a\u0000b",
+      "/proc/1/environ",
+    ]) {
+      expect(`${p}: ${await readFile(sb, p)}`).toBe(`${p}: 400`);
+    }
+    for (const prefix of ["", "/e2b"]) {
+      const w = await t.bay.app.request(`${prefix}/files?path=/home/user/rootl/tmp/x`, {
+        method: "POST",
+        headers: envd(sb, { "content-type": "application/octet-stream" }),
+        body: "x",
+      });
+      expect(w.status).toBe(400);
+    }
+    const calls: Array<[string, unknown]> = [
+      ["filesystem.Filesystem/ListDir", { path: "/home/user/rootl/etc" }],
+      ["filesystem.Filesystem/Stat", { path: "/home/user/rootl/etc/shadow" }],
+      ["filesystem.Filesystem/MakeDir", { path: "/home/user/rootl/tmp/zz" }],
+      ["filesystem.Filesystem/Move", { source: "/home/user/pw", destination: "/home/user/rootl/tmp/pw" }],
+      ["filesystem.Filesystem/Remove", { path: "/home/user/rootl/tmp" }],
+    ];
+    for (const [method, body] of calls) {
+      const r = await unary(sb, method, body);
+      expect(`${method}: ${r.status} ${r.body.code}`).toBe(`${method}: 400 invalid_argument`);
+    }
+    const watch = await t.bay.app.request("/e2b/filesystem.Filesystem/WatchDir", {
+      method: "POST",
+      headers: envd(sb, { "content-type": "application/connect+json" }),
+      body: new Blob([frame({ path: "/home/user/rootl/etc" })]),
+    });
+    expect(new TextDecoder().decode(await watch.arrayBuffer())).toContain('"code":"invalid_argument"');
+  }, 120_000);
+});
+
+describe("streams a client abandons", () => {
+  test("WatchDir streams dropped after their start free their watchers (more than the Ship's 16 in a row)", async () => {
+    const sb = await create();
+    for (let i = 0; i < 20; i++) {
+      const ac = new AbortController();
+      const res = await t.bay.app.request(
+        new Request("http://localhost/e2b/filesystem.Filesystem/WatchDir", {
+          method: "POST",
+          headers: envd(sb, { "content-type": "application/connect+json" }),
+          body: new Blob([frame({ path: "/home/user" })]),
+          signal: ac.signal,
+        }),
+      );
+      const reader = res.body!.getReader();
+      const first = new TextDecoder().decode((await reader.read()).value);
+      expect(`${i}: ${first.slice(5)}`).toBe(`${i}: {"start":{}}`);
+      ac.abort();
+      await reader.cancel().catch(() => {});
+    }
+  }, 180_000);
 });

@@ -72,6 +72,29 @@ describe("E2B credentials", () => {
     expect(await creds.checkSignature("sandbox-01abc", { ...s, operation: "write", signature: expected }, 1_600_000_000_000)).toBe(false);
     expect(await creds.checkSignature("sandbox-01abc", { ...s, path: "/home/user/b", signature: expected }, 1_600_000_000_000)).toBe(false);
   });
+
+  test("a signed URL naming no sandbox: the signer is found among many; forged shapes and expired ones read no candidates", async () => {
+    const ids = Array.from({ length: 500 }, (_, i) => `sandbox-${i.toString(36)}`);
+    let reads = 0;
+    const candidates = async () => {
+      reads++;
+      return ids;
+    };
+    const s = { path: "/home/user/a.txt", operation: "write" as const, user: "user", expiration: null };
+    const signature = signFileUrl(s, await creds.token("envd", "sandbox-dd"));
+    expect(await creds.signerOf(candidates, { ...s, signature }, 0)).toBe("sandbox-dd");
+    expect(await creds.signerOf(candidates, { ...s, path: "/home/user/b.txt", signature }, 0)).toBeNull();
+    expect(reads).toBe(2);
+    // Anyone can send these: refused before the live sandboxes are read or any hash is made.
+    for (const forged of ["", "v1_", "v1_AAAA", `v1_${"A".repeat(44)}`, `v2_${"A".repeat(43)}`, `${signature}=`, "x".repeat(128)]) {
+      expect(await creds.signerOf(candidates, { ...s, signature: forged }, 0)).toBeNull();
+    }
+    const expiring = { ...s, expiration: 1_700_000_000 };
+    const late = signFileUrl(expiring, await creds.token("envd", "sandbox-dd"));
+    expect(await creds.signerOf(candidates, { ...expiring, signature: late }, 1_700_000_000_000)).toBe("sandbox-dd");
+    expect(await creds.signerOf(candidates, { ...expiring, signature: late }, 1_700_000_001_000)).toBeNull();
+    expect(reads).toBe(3);
+  });
 });
 
 describe("argv round trip", () => {

@@ -61,16 +61,14 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
       expiration: q.signature_expiration ?? null,
     };
     const named = c.req.header("e2b-sandbox-id");
-    const candidates = named ? [named] : await deps.e2bStore.liveSandboxIds(deps.maxSignatureScan ?? 10_000);
-    for (const id of candidates) {
-      if (!(await deps.credentials.checkSignature(id, signed, now()))) continue;
-      const sb = await deps.sandboxes.get(id, now());
-      if (!sb || sb.deletedAt !== null || sb.status === "expired") throw notFound("sandbox", id);
-      deps.access.charge(sb.owner);
-      const user = requestedUser(q.username ? `Basic ${Buffer.from(`${q.username}:`).toString("base64")}` : undefined);
-      return { owner: sb.owner, sandboxId: id, requestId, signal: c.req.raw.signal, user };
-    }
-    throw new BayError("unauthorized", "invalid or expired file URL signature");
+    const candidates = async () => (named ? [named] : deps.e2bStore.liveSandboxIds(deps.maxSignatureScan ?? 10_000));
+    const id = await deps.credentials.signerOf(candidates, signed, now());
+    if (id === null) throw new BayError("unauthorized", "invalid or expired file URL signature");
+    const sb = await deps.sandboxes.get(id, now());
+    if (!sb || sb.deletedAt !== null || sb.status === "expired") throw notFound("sandbox", id);
+    deps.access.charge(sb.owner);
+    const user = requestedUser(q.username ? `Basic ${Buffer.from(`${q.username}:`).toString("base64")}` : undefined);
+    return { owner: sb.owner, sandboxId: id, requestId, signal: c.req.raw.signal, user };
   };
 
   app.get("/files", validate("query", ops.e2bReadFile.query), async (c) => {
