@@ -5,6 +5,7 @@ import { parseMetadataFilter } from "../../src/bay/e2b/control-routes.ts";
 import { E2bCredentials, signFileUrl } from "../../src/bay/e2b/credentials.ts";
 import { requestedUser } from "../../src/bay/e2b/envd/access.ts";
 import { parseArgv, quoteArgv } from "../../src/bay/e2b/envd/process-backend.ts";
+import { keepaliveInterval } from "../../src/bay/e2b/envd/process-service.ts";
 import { errorLine, executionLines, resultLine } from "../../src/bay/e2b/interpreter-lines.ts";
 import { language } from "../../src/bay/e2b/interpreter-routes.ts";
 import { ndjsonFromEvents } from "../../src/bay/e2b/interpreter-stream.ts";
@@ -94,6 +95,17 @@ describe("E2B credentials", () => {
     expect(await creds.signerOf(candidates, { ...expiring, signature: late }, 1_700_000_000_000)).toBe("sandbox-dd");
     expect(await creds.signerOf(candidates, { ...expiring, signature: late }, 1_700_000_001_000)).toBeNull();
     expect(reads).toBe(3);
+  });
+});
+
+describe("envd keepalives", () => {
+  test("a client's Keepalive-Ping-Interval is honoured within [1 s, the cap]: a tiny one cannot make Bay spin out frames", () => {
+    expect(keepaliveInterval("50", 15_000)).toBe(15_000);
+    expect(keepaliveInterval("2", 15_000)).toBe(2_000);
+    for (const tiny of ["0.000001", "0.001", "1e-300", "0.5"]) expect(keepaliveInterval(tiny, 15_000)).toBe(1_000);
+    for (const junk of [null, "", "0", "-5", "abc", "Infinity", "NaN"]) expect(keepaliveInterval(junk, 15_000)).toBe(15_000);
+    // A test's own shorter cap still applies.
+    expect(keepaliveInterval("0.001", 200)).toBe(200);
   });
 });
 

@@ -45,11 +45,8 @@ const DEFAULT_KEEPALIVE_MS = 15_000;
 export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<typeof Process>> {
   const { calls, backend } = deps;
 
-  const keepaliveMs = (ctx: HandlerContext) => {
-    const asked = Number(ctx.requestHeader.get(KEEPALIVE_HEADER));
-    const cap = deps.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
-    return Number.isFinite(asked) && asked > 0 ? Math.min(asked * 1000, cap) : cap;
-  };
+  const keepaliveMs = (ctx: HandlerContext) =>
+    keepaliveInterval(ctx.requestHeader.get(KEEPALIVE_HEADER), deps.keepaliveMs ?? DEFAULT_KEEPALIVE_MS);
 
   const resolve = async (call: DataPlaneCall, selector: ProcessSelector | undefined) => {
     const sel = selector?.selector;
@@ -175,6 +172,16 @@ export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<ty
         return create(CloseStdinResponseSchema, {});
       }),
   };
+}
+
+/** Shortest keepalive interval a client may ask for: a tiny one would have Bay send it frames in a busy loop. */
+const MIN_KEEPALIVE_MS = 1_000;
+
+/** The keepalive interval for a stream: the client's `Keepalive-Ping-Interval` (seconds), within [1 s, `capMs`]. */
+export function keepaliveInterval(header: string | null, capMs: number): number {
+  const asked = Number(header ?? Number.NaN) * 1000;
+  if (!Number.isFinite(asked) || asked <= 0) return capMs;
+  return Math.min(Math.max(asked, Math.min(MIN_KEEPALIVE_MS, capMs)), capMs);
 }
 
 type EventInit = MessageInitShape<typeof ProcessEventSchema>["event"];
