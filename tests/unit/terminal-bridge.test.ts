@@ -6,11 +6,14 @@
  * exercised end to end in tests/e2e/interactive-terminal.test.ts.
  */
 import { describe, expect, test } from "bun:test";
-import { TerminalBridge, type TerminalPeer } from "../../src/bay/domain/terminal-bridge.ts";
+import { SHIP_INPUT_HIGH_WATER, TerminalBridge, type TerminalPeer } from "../../src/bay/domain/terminal-bridge.ts";
 import { BayError } from "../../src/bay/errors.ts";
 
 class FakeShip {
   readyState: number = WebSocket.OPEN;
+  /** What a real client WebSocket reports as queued for the connection (a stalled Ship takes nothing). */
+  bufferedAmount = 0;
+  stalled = false;
   binaryType = "blob";
   readonly sent: Array<string | Uint8Array> = [];
   closedWith: [number, string] | null = null;
@@ -19,6 +22,7 @@ class FakeShip {
   onerror: (() => void) | null = null;
   send(data: string | Uint8Array) {
     this.sent.push(data);
+    if (this.stalled) this.bufferedAmount += typeof data === "string" ? data.length : data.byteLength;
   }
   close(code: number, reason: string) {
     this.closedWith = [code, reason];
@@ -99,6 +103,37 @@ describe("TerminalBridge", () => {
     for (const e of errors) expect(e).toMatchObject({ type: "error", error: { code: "validation_error", request_id: "req-1" } });
     b.fromClient(new Uint8Array([3]));
     expect(ship.sent.at(-1)).toEqual(new Uint8Array([3]));
+  });
+
+  test("input the Ship's connection has not taken stops at the mark: refused once, in the error model; taken again once it drains", () => {
+    const { ship, peer, b } = bridge();
+    ship.stalled = true;
+    b.fromClient(new Uint8Array(SHIP_INPUT_HIGH_WATER - 10));
+    b.fromClient(new Uint8Array(10));
+    expect(ship.sent.length).toBe(2);
+    for (let i = 0; i < 100; i++) b.fromClient(new Uint8Array(1));
+    expect(ship.sent.length).toBe(2);
+    const refused = peer.controls();
+    expect(refused.length).toBe(1);
+    expect(refused[0]).toMatchObject({ type: "error", error: { code: "payload_too_large", request_id: "req-1" } });
+    // The Ship took it all: input flows again.
+    ship.bufferedAmount = 0;
+    b.fromClient(new Uint8Array([3]));
+    expect(ship.sent.at(-1)).toEqual(new Uint8Array([3]));
+    // A second stall is told again.
+    ship.bufferedAmount = SHIP_INPUT_HIGH_WATER;
+    b.fromClient(new Uint8Array(1));
+    expect(peer.controls().length).toBe(2);
+  });
+
+  test("error replies are not queued for a client that does not read them", () => {
+    const { peer, b } = bridge();
+    peer.buffered = 10 * 1024 * 1024;
+    for (let i = 0; i < 100; i++) b.fromClient("not json");
+    expect(peer.frames.length).toBe(0);
+    peer.buffered = 0;
+    b.fromClient("not json");
+    expect(peer.controls().length).toBe(1);
   });
 
   test("the shell's exit reaches the client: the exit message, then 1000 with the status", async () => {

@@ -6,7 +6,11 @@
  * Nothing piles up in Bay. Ship sends output only while less than its window
  * is unacknowledged, and Bay acknowledges output only once its client's socket
  * has taken it (its send buffer below a high-water mark): a slow client stops
- * acknowledging, the Ship stops the PTY, the programs wait.
+ * acknowledging, the Ship stops the PTY, the programs wait. Input is bounded
+ * the other way: keystrokes the Ship's connection has not taken (a runtime that
+ * stalled or was stopped from inside the sandbox) stop at a high-water mark, and
+ * further input is refused with one `error` message instead of queueing in Bay;
+ * error replies to a client that does not read them are not queued either.
  */
 import { BayError } from "../errors.ts";
 import type { OpenChannel } from "./open-streams.ts";
@@ -21,6 +25,8 @@ export interface TerminalPeer {
 
 /** Client bytes in flight to the client before Bay stops acknowledging output. */
 const CLIENT_HIGH_WATER = 256 * 1024;
+/** Input queued for the Ship's connection before further input is refused (the Ship's own limit on unread input is 1 MiB). */
+export const SHIP_INPUT_HIGH_WATER = 1024 * 1024;
 /** After the Ship's connection broke, how long Bay waits to learn why before it closes anyway. */
 const LOST_GRACE_MS = 5_000;
 const MAX_REASON_BYTES = 123;
@@ -46,6 +52,8 @@ export class TerminalBridge implements OpenChannel {
   private exited = false;
   /** Set once ended by end(): a client that attaches later is closed with it. */
   private endedWith: BayError | null = null;
+  /** Input is being refused (the Ship's connection is over its mark); the client was told once. */
+  private refusingInput = false;
 
   constructor(
     private readonly ship: WebSocket,
@@ -70,7 +78,7 @@ export class TerminalBridge implements OpenChannel {
   /** A frame from the client. */
   fromClient(data: string | Uint8Array): void {
     if (typeof data !== "string") {
-      if (this.ship.readyState === WebSocket.OPEN) this.ship.send(data);
+      if (this.ship.readyState === WebSocket.OPEN) this.toShip(data);
       return;
     }
     let msg: { type?: unknown; cols?: unknown; rows?: unknown } | null = null;
@@ -157,8 +165,31 @@ export class TerminalBridge implements OpenChannel {
       this.peer?.send(JSON.stringify({ type: "error", error: { ...msg.error, request_id: this.requestId } }));
   }
 
-  /** An `error` control message: the error body's `error`. */
+  /**
+   * Terminal input for the Ship, unless its connection has not taken what was sent
+   * before: Bun's client WebSocket queues whatever it is given, so a Ship that stops
+   * reading (stopped with SIGSTOP by the sandbox's own user) would otherwise make a
+   * client's input pile up in Bay's memory without end.
+   */
+  private toShip(data: Uint8Array): void {
+    if (this.ship.bufferedAmount + data.byteLength > SHIP_INPUT_HIGH_WATER) {
+      if (!this.refusingInput) {
+        this.refusingInput = true;
+        this.sendError(
+          new BayError("payload_too_large", "the sandbox's runtime is not taking terminal input; input is dropped until it does", {
+            details: { limit_bytes: SHIP_INPUT_HIGH_WATER, dropped_bytes: data.byteLength },
+          }),
+        );
+      }
+      return;
+    }
+    this.refusingInput = false;
+    this.ship.send(data);
+  }
+
+  /** An `error` control message: the error body's `error` (not queued for a client that is not reading). */
   private sendError(error: BayError, peer: TerminalPeer | null = this.peer): void {
+    if (peer && peer.bufferedAmount() > CLIENT_HIGH_WATER) return;
     const body = { code: error.code, message: error.message, request_id: this.requestId, details: error.details };
     peer?.send(JSON.stringify({ type: "error", error: body }));
   }
