@@ -310,6 +310,53 @@ describe("js kernel: the protocol channel cannot be corrupted", () => {
     k = await startKernel();
   });
 
+  test("malformed events written by the cell to the kernel's own descriptors are ignored: the cell's real result and output come back", async () => {
+    // The cell can reach the private channel (it runs in the kernel's process): it writes
+    // malformed events for every cell id to every pipe and socket it holds.
+    const lines = [];
+    for (let id = 1; id < 40; id++) {
+      lines.push(
+        { id, event: "stream", name: "stdout", text: { evil: 1 } },
+        { id, event: "stream", name: "stdin", text: "no such stream" },
+        { id, event: "display", data: null },
+        { id, event: "display", data: { "text/html": 5 } },
+        { id, event: "result", success: "yes", output: { a: 1 }, error: 5, data: "x", execution_count: "x", truncated: null },
+        {
+          id,
+          event: "result",
+          success: true,
+          output: "o",
+          error: null,
+          data: [{ type: "execute_result", data: null }],
+          execution_count: 1,
+          truncated: false,
+        },
+      );
+    }
+    const payload = `null\n5\n${lines.map((l) => JSON.stringify(l)).join("\n")}\n`;
+    const cell = [
+      'const fs = require("node:fs")',
+      `const payload = ${JSON.stringify(payload)}`,
+      'for (const fd of fs.readdirSync("/proc/self/fd").map(Number).filter((fd) => fd > 2)) {',
+      '  let target = ""',
+      "  try { target = fs.readlinkSync(`/proc/self/fd/${fd}`) } catch {}",
+      "  if (/^(pipe|socket):/.test(target)) try { fs.writeSync(fd, payload) } catch {}",
+      "}",
+      'console.log("real output")',
+      "'real value'",
+    ].join("\n");
+    const res = await run(k, cell);
+    expect(res.result).toMatchObject({ success: true, error: null, truncated: false });
+    expect(res.result.output).toContain("real output");
+    expect(res.result.data).toEqual([{ type: "execute_result", data: { "text/plain": '"real value"' } }]);
+    for (const e of res.events) {
+      if (e.event === "stream") expect(typeof e.text === "string" && (e.name === "stdout" || e.name === "stderr")).toBe(true);
+      else expect(Object.values(e.data).every((v) => typeof v === "string")).toBe(true);
+    }
+    // The channel is still read: the next cell answers.
+    expect((await run(k, "40 + 2")).result.data).toEqual([{ type: "execute_result", data: { "text/plain": "42" } }]);
+  });
+
   test("garbage written to fd 1 and fd 2, by the cell and by children inheriting stdio, is captured as output", async () => {
     const forged = JSON.stringify({
       id: 1,

@@ -1,6 +1,7 @@
 import type { Subprocess } from "bun";
 import { writeFileSync } from "node:fs";
 import { chunksOf } from "../streams.ts";
+import { isDisplayEvent, isStreamEvent, resultFields } from "./event-shape.ts";
 import type { DisplayEvent, ResultEvent, StreamEvent } from "./protocol.ts";
 
 /** The end of a cell, as the kernel reports it. */
@@ -259,8 +260,10 @@ export class KernelProcess {
     try {
       msg = JSON.parse(line);
     } catch {
-      return undefined; // only the kernel writes here; a line cut by an interrupt is skipped
+      return undefined; // a line cut by an interrupt is skipped
     }
+    // `null` or `5` is JSON too; reading a field of it would end the channel's reader.
+    if (typeof msg !== "object" || msg === null) return undefined;
     if (msg.event === "ready") {
       markReady({ runtime: msg.runtime ?? "unknown", language: msg.language ?? "unknown" });
       return undefined;
@@ -268,9 +271,12 @@ export class KernelProcess {
     if (typeof msg.id !== "number") return undefined;
     const waiter = this.waiters.get(msg.id);
     if (!waiter) return undefined;
+    // User code can write to this channel too (event-shape.ts): malformed events are skipped.
+    const fields = msg as Record<string, unknown>;
     if (msg.event === "result") {
+      const result = resultFields(fields);
+      if (!result) return undefined;
       this.waiters.delete(msg.id);
-      const { event: _event, id: _id, ...result } = msg as ResultEvent;
       waiter.resolve(result);
       return undefined;
     }
@@ -278,7 +284,7 @@ export class KernelProcess {
       this.interruptAcked = Date.now();
       return undefined;
     }
-    if (msg.event === "stream" || msg.event === "display") {
+    if ((msg.event === "stream" && isStreamEvent(fields)) || (msg.event === "display" && isDisplayEvent(fields))) {
       try {
         const pending = waiter.onEvent?.(msg as CellEvent);
         return pending instanceof Promise ? pending : undefined;
