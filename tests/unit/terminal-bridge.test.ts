@@ -120,9 +120,12 @@ describe("TerminalBridge", () => {
     ship.bufferedAmount = 0;
     b.fromClient(new Uint8Array([3]));
     expect(ship.sent.at(-1)).toEqual(new Uint8Array([3]));
-    // A second stall is told again.
+    // A second stall is told again; resizes are input too and stop at the same mark.
     ship.bufferedAmount = SHIP_INPUT_HIGH_WATER;
+    const sent = ship.sent.length;
     b.fromClient(new Uint8Array(1));
+    for (let i = 0; i < 100; i++) b.fromClient('{"type":"resize","cols":100,"rows":30}');
+    expect(ship.sent.length).toBe(sent);
     expect(peer.controls().length).toBe(2);
   });
 

@@ -89,7 +89,7 @@ export class TerminalBridge implements OpenChannel {
     }
     const dim = (v: unknown) => typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 1000;
     if (msg?.type === "resize" && dim(msg.cols) && dim(msg.rows)) {
-      if (this.ship.readyState === WebSocket.OPEN) this.ship.send(JSON.stringify({ type: "resize", cols: msg.cols, rows: msg.rows }));
+      if (this.ship.readyState === WebSocket.OPEN) this.toShip(JSON.stringify({ type: "resize", cols: msg.cols, rows: msg.rows }));
       return;
     }
     this.sendError(
@@ -166,18 +166,19 @@ export class TerminalBridge implements OpenChannel {
   }
 
   /**
-   * Terminal input for the Ship, unless its connection has not taken what was sent
+   * Terminal input (or a resize) for the Ship, unless its connection has not taken what was sent
    * before: Bun's client WebSocket queues whatever it is given, so a Ship that stops
    * reading (stopped with SIGSTOP by the sandbox's own user) would otherwise make a
    * client's input pile up in Bay's memory without end.
    */
-  private toShip(data: Uint8Array): void {
-    if (this.ship.bufferedAmount + data.byteLength > SHIP_INPUT_HIGH_WATER) {
+  private toShip(data: Uint8Array | string): void {
+    const size = typeof data === "string" ? data.length : data.byteLength;
+    if (this.ship.bufferedAmount + size > SHIP_INPUT_HIGH_WATER) {
       if (!this.refusingInput) {
         this.refusingInput = true;
         this.sendError(
           new BayError("payload_too_large", "the sandbox's runtime is not taking terminal input; input is dropped until it does", {
-            details: { limit_bytes: SHIP_INPUT_HIGH_WATER, dropped_bytes: data.byteLength },
+            details: { limit_bytes: SHIP_INPUT_HIGH_WATER, dropped_bytes: size },
           }),
         );
       }
