@@ -178,7 +178,7 @@ export class TerminalBridge implements OpenChannel {
         this.refusingInput = true;
         this.sendError(
           new BayError("payload_too_large", "the sandbox's runtime is not taking terminal input; input is dropped until it does", {
-            details: { limit_bytes: SHIP_INPUT_HIGH_WATER, dropped_bytes: size },
+            details: { limit_bytes: SHIP_INPUT_HIGH_WATER, size },
           }),
         );
       }
