@@ -46,14 +46,14 @@ test("input for a runtime stopped from inside is refused past a mark, not queued
   try {
     ws.type("echo re''ady\n");
     await ws.waitFor(/ready\r\n/, 60_000);
-    // The tenant stops its own Ship (same uid) and floods: 256 frames of 1 MiB. (Resize
+    // The tenant stops its own Ship (same uid) and floods: 384 frames of 1 MiB. (Resize
     // messages pass the same gate: tests/unit/terminal-bridge.test.ts.)
     ws.type("kill -STOP $(pgrep -x ship)\n");
     await Bun.sleep(1_000);
     const baseline = await rssBytes(bay.pid);
     let peak = baseline;
     const payload = frame(2, new Uint8Array(MiB - 64).fill(0x61));
-    for (let i = 0; i < 256; i++) {
+    for (let i = 0; i < 384; i++) {
       await ws.write(payload);
       if (i % 16 === 15) peak = Math.max(peak, await rssBytes(bay.pid));
     }
@@ -68,9 +68,10 @@ test("input for a runtime stopped from inside is refused past a mark, not queued
     await answered();
     peak = Math.max(peak, await rssBytes(bay.pid));
     const growth = peak - baseline;
-    console.log(`256 MiB of input for a stopped Ship: Bay's RSS grew at most ${(growth / MiB).toFixed(1)} MiB`);
-    // Queued, it grows by the input's size (measured before the fix: 260 MiB; after it, about 40).
-    expect(growth).toBeLessThan(96 * MiB);
+    console.log(`384 MiB of input for a stopped Ship: Bay's RSS grew at most ${(growth / MiB).toFixed(1)} MiB`);
+    // Queued, it grows by the input's size (before the fix: 260-275 MiB for 256 MiB sent). Refused,
+    // only the garbage of the frames Bay read comes and goes (40-100 MiB on the loaded test machine).
+    expect(growth).toBeLessThan(160 * MiB);
 
     // Refused with a message when refusing starts (again after the runtime took some), never one per frame.
     const refused = ws.texts.map((t) => JSON.parse(t)).filter((m) => m.type === "error" && m.error.code === "payload_too_large");
