@@ -11,6 +11,7 @@ import { createClient } from "@libsql/client";
 import Docker from "dockerode";
 import type { ProfileConfig } from "../../../src/bay/config.ts";
 import type { TestBay } from "../../support/harness.ts";
+import type { Retained } from "./bay-probe.ts";
 import { removeLabelled } from "./docker-fixtures.ts";
 
 export { SHIP_DATA_IMAGE, SHIP_IMAGE } from "../../support/images.ts";
@@ -149,6 +150,8 @@ export interface BayProcess {
   /** Its libSQL file (for reading what a test cannot get through the API, e.g. a session's secret). */
   dbPath: string;
   proc: Bun.Subprocess;
+  /** Started with `probe`: what it holds after a full garbage collection (see bay-probe.ts). */
+  retained?: () => Promise<Retained>;
   /** Stops the process (by its pid) and removes every container and volume labelled with its instance id. */
   close(): Promise<void>;
 }
@@ -157,18 +160,22 @@ export interface BayProcess {
  * Starts `bun run src/bay/main.ts` (of `opts.root`, default this checkout) on
  * 127.0.0.1 with anonymous auth and a temp DB; waits for /health. Its stderr
  * goes to `opts.stderrFile` when given (logs at info level would fill a pipe
- * nobody reads).
+ * nobody reads). With `probe` it runs through bay-probe.ts and can be asked what
+ * it retains (`retained`).
  */
 export async function spawnBay(
   extraEnv: Record<string, string> = {},
-  opts: { root?: string; stderrFile?: string } = {},
+  opts: { root?: string; stderrFile?: string; probe?: boolean } = {},
 ): Promise<BayProcess> {
   const root = opts.root ?? join(import.meta.dir, "../../..");
   const dir = mkdtempSync(join(tmpdir(), "bay-proc-"));
   const port = freePort();
   const instanceId = `e2e-${crypto.randomUUID().slice(0, 12)}`;
-  const proc = Bun.spawn(["bun", "run", "src/bay/main.ts"], {
+  const answers: Array<(r: Retained) => void> = [];
+  const entry = opts.probe ? join(import.meta.dir, "bay-probe.ts") : "src/bay/main.ts";
+  const proc = Bun.spawn(["bun", "run", entry], {
     cwd: root,
+    ...(opts.probe ? { ipc: (message: Retained) => answers.shift()?.(message) } : {}),
     env: {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       HOME: process.env.HOME ?? "/root",
@@ -225,7 +232,12 @@ export async function spawnBay(
     }
     await Bun.sleep(100);
   }
-  return { url, pid: proc.pid, instanceId, proc, close, dbPath: join(dir, "bay.db") };
+  const retained = () =>
+    new Promise<Retained>((resolve) => {
+      answers.push(resolve);
+      proc.send("retained");
+    });
+  return { url, pid: proc.pid, instanceId, proc, close, dbPath: join(dir, "bay.db"), ...(opts.probe ? { retained } : {}) };
 }
 
 /** Resident set size of a process in bytes, from /proc/<pid>/status (VmRSS). */
