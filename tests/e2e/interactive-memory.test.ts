@@ -163,7 +163,7 @@ test("a followed output of 256 MB passes through Bay without Bay keeping any of 
   let peak = 0;
   const { got, dropped } = await drain(new SseReader(res), SIZE, async (events) => {
     peak = Math.max(peak, (await rssBytes(bay.pid)) - base.rss);
-    if (events % 200 === 0) during = Math.max(during, (await bay.retained!()).rss - base.rss);
+    if (events % 100 === 0) during = Math.max(during, (await bay.retained!()).rss - base.rss);
   });
   const after = await bay.retained!();
   console.log(
@@ -171,7 +171,7 @@ test("a followed output of 256 MB passes through Bay without Bay keeping any of 
       `held ${mib(during)} MiB at most after collections during the stream, ${mib(after.rss - base.rss)} MiB RSS and ${mib(after.heap - base.heap)} MiB heap after it`,
   );
   expect(got + dropped).toBe(SIZE);
-  expect(got).toBeGreaterThan(16 * MiB);
+  expect(got).toBeGreaterThan(8 * MiB);
   expect(during).toBeLessThan(32 * MiB);
   expect(after.rss - base.rss).toBeLessThan(32 * MiB);
   expect(after.heap - base.heap).toBeLessThan(16 * MiB);
