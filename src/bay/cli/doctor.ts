@@ -4,7 +4,7 @@
  * images, the database, iptables for restricted egress, the listening port
  * and free disk — and prints each with the fix. Exit 1 when any check fails.
  */
-import Docker from "dockerode";
+import { Docker } from "../drivers/docker/dockerode.ts";
 import { ConfigError, loadConfig, shipImages, type BayConfig } from "../config.ts";
 import {
   type CheckContext,

@@ -7,7 +7,7 @@
 import { appendFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Docker from "dockerode";
+import { Docker } from "../drivers/docker/dockerode.ts";
 import { ConfigError, loadConfig, shipImages, type BayConfig } from "../config.ts";
 import { connectionOptions } from "../drivers/docker/connect-mode.ts";
 import { ensureShipImages, type ShipImageTarget } from "../images/image-builder.ts";

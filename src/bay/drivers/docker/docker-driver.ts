@@ -1,4 +1,4 @@
-import Docker from "dockerode";
+import { Docker } from "./dockerode.ts";
 import type { ContainerInspectInfo } from "dockerode";
 import { BayError } from "../../errors.ts";
 import type {
