@@ -25,11 +25,13 @@
  * When libsql's source no longer contains the expression the build fails
  * instead of silently producing a broken binary.
  *
- * Other dependencies need nothing: dockerode → docker-modem → ssh2 requires the
- * optional `cpu-features` and `sshcrypto.node` inside try/catch, which the
- * bundler leaves as run-time requires that fail quietly (ssh2 falls back to
- * pure JS and Bay talks to Docker over a socket or tcp, not ssh); hono, yaml
- * and zod are plain ESM. Files Bay serves are text imports (`with { type: "text" }`)
+ * dockerode requires ssh2 (for ssh:// engines) and gRPC (for BuildKit
+ * sessions) at its top level; Bay uses neither. At run time
+ * src/bay/drivers/docker/dockerode.ts installs stand-ins for them before
+ * loading dockerode; a Bun plugin of the bundler cannot be installed that way,
+ * so the `unused-dependencies` plugin below resolves the same module names to
+ * the same stand-ins, and neither ends up in the binary nor in its memory.
+ * Other dependencies need nothing: hono, yaml and zod are plain ESM. Files Bay serves are text imports (`with { type: "text" }`)
  * that the bundler embeds as they are: openapi/bay.v1.yaml (src/bay/api/generated/spec.ts)
  * and swagger-ui-dist's bundle and stylesheet (src/bay/api/routes/docs.ts);
  * tests/e2e/binary.test.ts checks the binary serves them byte for byte.
@@ -39,6 +41,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import type { BunPlugin } from "bun";
+import { UNUSED_DEPENDENCIES } from "../src/bay/drivers/docker/unused-dependencies.ts";
 import { shipSourcesDigest } from "../src/bay/images/ship-source.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -92,6 +95,24 @@ export function libsqlStaticRequire(pkg: string): BunPlugin {
         }
         return { contents: patched, loader: "js" };
       });
+    },
+  };
+}
+
+/** Resolves each module of UNUSED_DEPENDENCIES to its stand-in (see the file comment). */
+export function unusedDependencies(): BunPlugin {
+  const names = Object.keys(UNUSED_DEPENDENCIES);
+  const stubs = join(ROOT, "src/bay/drivers/docker/unused-dependencies.ts");
+  const namespace = "bay-unused-dependency";
+  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  return {
+    name: "unused-dependencies",
+    setup(build) {
+      build.onResolve({ filter: new RegExp(`^(${names.map(escape).join("|")})$`) }, ({ path }) => ({ path, namespace }));
+      build.onLoad({ filter: /.*/, namespace }, ({ path }) => ({
+        contents: `module.exports = require(${JSON.stringify(stubs)}).UNUSED_DEPENDENCIES[${JSON.stringify(path)}];`,
+        loader: "js",
+      }));
     },
   };
 }
@@ -177,7 +198,7 @@ export async function buildBinary(opts: { outfile?: string; target?: string } = 
       minify: true,
       // Embedded in the executable, so stack traces name src/ files and lines.
       sourcemap: "linked",
-      plugins: [libsqlStaticRequire(pkg), embeddedShip(payload, () => (embedded = true))],
+      plugins: [libsqlStaticRequire(pkg), unusedDependencies(), embeddedShip(payload, () => (embedded = true))],
       throw: false,
     });
   } finally {
