@@ -104,11 +104,11 @@ export function unusedDependencies(): BunPlugin {
   const names = Object.keys(UNUSED_DEPENDENCIES);
   const stubs = join(ROOT, "src/bay/drivers/docker/unused-dependencies.ts");
   const namespace = "bay-unused-dependency";
-  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  const literal = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
   return {
     name: "unused-dependencies",
     setup(build) {
-      build.onResolve({ filter: new RegExp(`^(${names.map(escape).join("|")})$`) }, ({ path }) => ({ path, namespace }));
+      build.onResolve({ filter: new RegExp(`^(${names.map(literal).join("|")})$`) }, ({ path }) => ({ path, namespace }));
       build.onLoad({ filter: /.*/, namespace }, ({ path }) => ({
         contents: `module.exports = require(${JSON.stringify(stubs)}).UNUSED_DEPENDENCIES[${JSON.stringify(path)}];`,
         loader: "js",
