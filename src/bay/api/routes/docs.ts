@@ -4,10 +4,10 @@
  * text imports that Bun embeds, in `bun run` and in the compiled binary alike —
  * and a Content-Security-Policy limits the page to this origin, so it works offline
  * and cannot call out. Swagger UI's spec-validator badge (an outside service) is off.
+ * The assets (./docs-assets.ts, 1.5 MB of Swagger UI) load on the first request for
+ * one: few Bays ever serve the page, and every Bay would hold them resident.
  */
 import { Hono } from "hono";
-import swaggerUiBundle from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "text" };
-import swaggerUiCss from "swagger-ui-dist/swagger-ui.css" with { type: "text" };
 import { operations as ops } from "../generated/index.ts";
 import { validate } from "../middleware/validate.ts";
 
@@ -28,20 +28,6 @@ const PAGE = `<!doctype html>
 </html>
 `;
 
-/** Swagger UI's start-up, as a file of its own so the CSP needs no inline script. */
-const INIT = `"use strict";
-window.ui = SwaggerUIBundle({
-  url: new URL("openapi.json", document.baseURI).href,
-  dom_id: "#swagger-ui",
-  deepLinking: true,
-  displayRequestDuration: true,
-  persistAuthorization: false,
-  validatorUrl: null,
-  presets: [SwaggerUIBundle.presets.apis],
-  layout: "BaseLayout",
-});
-`;
-
 const CSP = [
   "default-src 'none'",
   "script-src 'self'",
@@ -55,25 +41,6 @@ const CSP = [
   "frame-ancestors 'none'",
 ].join("; ");
 
-interface Asset {
-  type: string;
-  body: Uint8Array<ArrayBuffer>;
-  /** Compressed on first request (about 35 ms for the bundle), not at every start. */
-  gzip: () => Uint8Array<ArrayBuffer>;
-}
-
-function asset(type: string, text: string): Asset {
-  const body = new TextEncoder().encode(text);
-  let gz: Uint8Array<ArrayBuffer> | undefined;
-  return { type, body, gzip: () => (gz ??= Bun.gzipSync(body)) };
-}
-
-const ASSETS: Record<string, Asset> = {
-  "swagger-ui-bundle.js": asset("text/javascript; charset=utf-8", swaggerUiBundle),
-  "swagger-ui.css": asset("text/css; charset=utf-8", swaggerUiCss),
-  "docs.js": asset("text/javascript; charset=utf-8", INIT),
-};
-
 export function docsRoutes(): Hono {
   const app = new Hono();
   app.get(ops.getDocs.honoPath, (c) => {
@@ -82,8 +49,9 @@ export function docsRoutes(): Hono {
     c.header("Cache-Control", "no-cache");
     return c.html(PAGE, 200);
   });
-  app.get(ops.getDocsAsset.honoPath, validate("param", ops.getDocsAsset.params), (c) => {
-    const a = ASSETS[c.req.valid("param").asset]!;
+  app.get(ops.getDocsAsset.honoPath, validate("param", ops.getDocsAsset.params), async (c) => {
+    const { docsAsset } = await import("./docs-assets.ts");
+    const a = docsAsset(c.req.valid("param").asset);
     const gzip = /\bgzip\b/.test(c.req.header("accept-encoding") ?? "");
     c.header("Content-Type", a.type);
     c.header("X-Content-Type-Options", "nosniff");
