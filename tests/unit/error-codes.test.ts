@@ -7,13 +7,13 @@ import { ERROR_CODES, ERROR_STATUS } from "../../src/bay/errors.ts";
 // import the API layer's generated code); this keeps the two from drifting apart.
 describe("error codes", () => {
   test("the domain's codes are exactly the codes of the spec's ErrorInfo variants", () => {
-    const info = openApiDocument.components?.schemas?.ErrorInfo as oas31.SchemaObject;
+    const info = openApiDocument().components?.schemas?.ErrorInfo as oas31.SchemaObject;
     expect([...ERROR_CODES].sort() as string[]).toEqual(Object.keys(info.discriminator?.mapping ?? {}).sort());
   });
 
   test("every status in the status table is declared as a response somewhere in the spec", () => {
     const declared = new Set<number>();
-    for (const item of Object.values(openApiDocument.paths ?? {})) {
+    for (const item of Object.values(openApiDocument().paths ?? {})) {
       for (const op of Object.values(item as Record<string, { responses?: Record<string, unknown> }>)) {
         for (const status of Object.keys(op.responses ?? {})) declared.add(Number(status));
       }

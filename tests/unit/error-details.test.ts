@@ -15,7 +15,7 @@ import { openApiDocument } from "../../src/bay/api/generated/index.ts";
 import { assertContractErrorBody } from "../support/error-contract.ts";
 
 const ROOT = join(import.meta.dir, "../..");
-const schemas = openApiDocument.components?.schemas as Record<string, oas31.SchemaObject>;
+const schemas = openApiDocument().components?.schemas as Record<string, oas31.SchemaObject>;
 const deref = (s: oas31.SchemaObject | oas31.ReferenceObject): oas31.SchemaObject =>
   "$ref" in s && s.$ref ? schemas[s.$ref.replace("#/components/schemas/", "")]! : (s as oas31.SchemaObject);
 

@@ -4,5 +4,7 @@ import text from "../../../../openapi/bay.v1.yaml" with { type: "text" };
 
 /** The contract's YAML, byte for byte as in openapi/bay.v1.yaml. */
 export const openApiYaml: string = text;
-/** The same, parsed; GET /openapi.json serves it as JSON. */
-export const openApiDocument: oas31.OpenAPIObject = Bun.YAML.parse(openApiYaml) as oas31.OpenAPIObject;
+/** The same, parsed afresh at each call (nothing keeps the tree resident); GET /openapi.json serves it as JSON. */
+export function openApiDocument(): oas31.OpenAPIObject {
+  return Bun.YAML.parse(openApiYaml) as oas31.OpenAPIObject;
+}
