@@ -1,9 +1,8 @@
 /**
  * E2B's error shape, `{code: <HTTP status>, message}`, on the E2B routes only.
  * Every failure there is still a BayError first (one hierarchy); this module
- * writes it the way E2B's SDKs read it, and maps it to a Connect code for envd.
+ * writes it the way E2B's SDKs read it (envd/connect-errors.ts: as a Connect code for envd).
  */
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { Context, ErrorHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { BayError, type ErrorCode } from "../errors.ts";
@@ -40,39 +39,4 @@ export function e2bErrorHandler(logger: Logger): ErrorHandler {
     logger.error("unexpected error", { error: (err as Error).message, stack: (err as Error).stack });
     return e2bErrorResponse(c, new BayError("internal_error", "internal error"));
   };
-}
-
-const CONNECT_CODE: Record<ErrorCode, Code> = {
-  validation_error: Code.InvalidArgument,
-  invalid_path: Code.InvalidArgument,
-  capability_not_supported: Code.FailedPrecondition,
-  unauthorized: Code.Unauthenticated,
-  forbidden: Code.PermissionDenied,
-  not_found: Code.NotFound,
-  file_not_found: Code.NotFound,
-  method_not_allowed: Code.Unimplemented,
-  conflict: Code.FailedPrecondition,
-  sandbox_expired: Code.NotFound,
-  payload_too_large: Code.ResourceExhausted,
-  quota_exceeded: Code.ResourceExhausted,
-  internal_error: Code.Internal,
-  not_implemented: Code.Unimplemented,
-  ship_error: Code.Unavailable,
-  session_not_ready: Code.Unavailable,
-  driver_unavailable: Code.Unavailable,
-  timeout: Code.DeadlineExceeded,
-};
-
-/**
- * A failure as envd's Connect clients expect it. Messages of Bay's errors are
- * safe to show; anything else is logged and answered as a bare internal error.
- */
-export function toConnectError(e: unknown, logger: Logger): ConnectError {
-  if (e instanceof ConnectError) return e;
-  if (e instanceof BayError) {
-    if (e.status >= 500) logger.warn("envd call failed", { code: e.code, error: e.message, ...e.internal });
-    return new ConnectError(e.message, CONNECT_CODE[e.code]);
-  }
-  logger.error("unexpected envd error", { error: errorMessage(e), stack: (e as Error)?.stack });
-  return new ConnectError("internal error", Code.Internal);
 }

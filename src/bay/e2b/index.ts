@@ -5,8 +5,6 @@
  * the app's dependencies; app.ts mounts `prefixed` under the prefix and `root`
  * at the origin root (signed file URLs).
  */
-import { createConnectRouter } from "@connectrpc/connect";
-import { createFetchHandler } from "@connectrpc/connect/protocol";
 import { Hono, type MiddlewareHandler } from "hono";
 import type { AppDeps } from "../api/deps.ts";
 import { BayError } from "../errors.ts";
@@ -14,17 +12,13 @@ import { controlRoutes } from "./control-routes.ts";
 import { E2bCredentials } from "./credentials.ts";
 import { E2bSandboxes } from "./e2b-sandboxes.ts";
 import { DataPlaneAccess } from "./envd/access.ts";
-import { EnvdCalls, REQUEST_ID_HEADER } from "./envd/envd-calls.ts";
-import { FileInfo } from "./envd/file-info.ts";
+import { REQUEST_ID_HEADER } from "./envd/request-id.ts";
+import type { EnvdHandler } from "./envd/rpc.ts";
 import { filesRoutes } from "./envd/files-routes.ts";
-import { filesystemService } from "./envd/filesystem-service.ts";
 import { InteractiveProcessBackend } from "./envd/interactive-backend.ts";
 import type { ProcessBackend } from "./envd/process-backend.ts";
 import { PtySessions } from "./envd/pty-sessions.ts";
-import { processService } from "./envd/process-service.ts";
 import { e2bErrorHandler, e2bErrorResponse } from "./errors.ts";
-import { Filesystem } from "./generated/envd/filesystem/filesystem_pb.ts";
-import { Process } from "./generated/envd/process/process_pb.ts";
 import { type CodeContexts, interpreterRoutes } from "./interpreter-routes.ts";
 import { E2bSandboxStore } from "./store.ts";
 import { TemplateCatalogue } from "./templates.ts";
@@ -38,9 +32,6 @@ export interface E2bApi {
   credentials: E2bCredentials;
   envdVersion: string;
 }
-
-/** Largest Connect message Bay reads (a SendInput of stdin, a request). */
-const READ_MAX_BYTES = 4 * 1024 * 1024;
 
 /**
  * The envd version Bay reports, which is what switches features on in the SDKs:
@@ -84,21 +75,21 @@ export function createE2bApi(
     diskSizeMb: config.limits.workspace_size_limit_mb,
   });
   const access = new DataPlaneAccess(credentials, stores.sandboxes, rateLimit);
-  const calls = new EnvdCalls(access, logger);
-
-  const router = createConnectRouter({
-    grpc: false,
-    grpcWeb: false,
-    connect: true,
-    readMaxBytes: READ_MAX_BYTES,
-    jsonOptions: { ignoreUnknownFields: true },
-  });
-  router.service(Process, processService({ calls, backend, ptys, envVars: (call) => sandboxes.envVars(call.owner, call.sandboxId) }));
-  router.service(
-    Filesystem,
-    filesystemService({ calls, info: new FileInfo(deps.sandboxExec), files: deps.sandboxFiles, watch: deps.sandboxWatch }),
-  );
-  const rpc = new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(h)]));
+  // envd's Connect services load with the first envd call (see envd/rpc.ts).
+  let rpc: Promise<Map<string, EnvdHandler>> | null = null;
+  const envdRpc = () =>
+    (rpc ??= import("./envd/rpc.ts").then(({ buildEnvdRpc }) =>
+      buildEnvdRpc({
+        access,
+        logger,
+        backend,
+        ptys,
+        envVars: (call) => sandboxes.envVars(call.owner, call.sandboxId),
+        exec: deps.sandboxExec,
+        files: deps.sandboxFiles,
+        watch: deps.sandboxWatch,
+      }),
+    ));
 
   const prefixed = new Hono();
   prefixed.onError(e2bErrorHandler(logger));
@@ -125,7 +116,7 @@ export function createE2bApi(
 
   for (const service of ["process.Process", "filesystem.Filesystem"]) {
     prefixed.post(`/${service}/:method`, async (c) => {
-      const handler = rpc.get(`/${service}/${c.req.param("method")}`);
+      const handler = (await envdRpc()).get(`/${service}/${c.req.param("method")}`);
       if (!handler) return e2bErrorResponse(c, new BayError("not_found", `no such method: ${service}/${c.req.param("method")}`));
       const headers = new Headers(c.req.raw.headers);
       headers.set(REQUEST_ID_HEADER, c.get("requestId") ?? "");

@@ -5,11 +5,9 @@
  */
 import type { HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "../../logger.ts";
-import { toConnectError } from "../errors.ts";
+import { toConnectError } from "./connect-errors.ts";
 import type { DataPlaneAccess, DataPlaneCall } from "./access.ts";
-
-/** Header Bay's E2B mount sets on the request it hands to the Connect handler. */
-export const REQUEST_ID_HEADER = "x-bay-request-id";
+import { REQUEST_ID_HEADER } from "./request-id.ts";
 
 export class EnvdCalls {
   constructor(

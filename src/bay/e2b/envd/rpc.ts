@@ -1,0 +1,52 @@
+/**
+ * envd's Connect RPC services (Process, Filesystem) as fetch handlers by request path.
+ * Built on the first envd call (index.ts imports this module then), so a Bay whose
+ * E2B API only sees the control plane, or nothing, never loads Connect RPC, protobuf
+ * or the generated service descriptors.
+ */
+import { createConnectRouter } from "@connectrpc/connect";
+import { createFetchHandler } from "@connectrpc/connect/protocol";
+import type { SandboxExec } from "../../domain/sandbox-exec.ts";
+import type { SandboxFiles } from "../../domain/sandbox-files.ts";
+import type { SandboxWatch } from "../../domain/sandbox-watch.ts";
+import type { Logger } from "../../logger.ts";
+import { Filesystem } from "../generated/envd/filesystem/filesystem_pb.ts";
+import { Process } from "../generated/envd/process/process_pb.ts";
+import type { DataPlaneAccess, DataPlaneCall } from "./access.ts";
+import { EnvdCalls } from "./envd-calls.ts";
+import { FileInfo } from "./file-info.ts";
+import { filesystemService } from "./filesystem-service.ts";
+import type { ProcessBackend } from "./process-backend.ts";
+import { processService } from "./process-service.ts";
+import type { PtySessions } from "./pty-sessions.ts";
+
+/** Largest Connect message Bay reads (a SendInput of stdin, a request). */
+const READ_MAX_BYTES = 4 * 1024 * 1024;
+
+export interface EnvdRpcDeps {
+  access: DataPlaneAccess;
+  logger: Logger;
+  backend: ProcessBackend;
+  ptys: PtySessions;
+  envVars: (call: DataPlaneCall) => Promise<Record<string, string>>;
+  exec: SandboxExec;
+  files: SandboxFiles;
+  watch: SandboxWatch;
+}
+
+export type EnvdHandler = (req: Request) => Promise<Response>;
+
+/** Request path (`/process.Process/Start`) → handler. */
+export function buildEnvdRpc(d: EnvdRpcDeps): Map<string, EnvdHandler> {
+  const calls = new EnvdCalls(d.access, d.logger);
+  const router = createConnectRouter({
+    grpc: false,
+    grpcWeb: false,
+    connect: true,
+    readMaxBytes: READ_MAX_BYTES,
+    jsonOptions: { ignoreUnknownFields: true },
+  });
+  router.service(Process, processService({ calls, backend: d.backend, ptys: d.ptys, envVars: d.envVars }));
+  router.service(Filesystem, filesystemService({ calls, info: new FileInfo(d.exec), files: d.files, watch: d.watch }));
+  return new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(h)]));
+}
