@@ -8,8 +8,8 @@
  * and can answer it with anything.
  *
  * The attack passes only when it fails: once Ship dies the container goes with
- * it, nothing answers at the port, and the other owner's call lands in a fresh
- * session of her own sandbox.
+ * it (under gVisor after a short teardown, during which no call of Bay's reaches
+ * the port), and the other owner's call lands in a fresh session of her own sandbox.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
@@ -68,10 +68,13 @@ async function readySandbox(owner: string, profile = "python-default") {
   return { id, session: { id: s.id, endpoint: s.endpoint!, secret: s.secret!, containerId: s.containerId! } };
 }
 
+/** Marks the test's own probes, which a squatter may log; nothing else may reach it. */
+const PROBE = "probe-of-the-test";
+
 /** What answers at an endpoint now: a squatter, a Ship, or nothing. */
 async function answerAt(endpoint: string): Promise<"squatted" | "ship" | "nothing"> {
   try {
-    const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(2_000) });
+    const res = await fetch(`${endpoint}/health?${PROBE}`, { signal: AbortSignal.timeout(2_000) });
     const text = await res.text();
     return text.includes("squatted") ? "squatted" : "ship";
   } catch {
@@ -96,18 +99,24 @@ for (const profile of ["python-default", "python-gvisor"]) {
     });
     expect(started.status).toBe(200);
 
-    // Either the container went with its Ship (the attack failed) or a squatter answers at the port.
+    // The container must go with its Ship. Under runc it goes at once and nothing ever answers
+    // in Ship's place; a gVisor sandbox is torn down a moment after its PID 1 exits, and on a
+    // loaded host a listener the user started can answer the test's probe in that moment —
+    // what must hold there is that the container still goes and no call of Bay's reaches it.
+    let squattedWhileRunning = false;
     const outcome = await pollUntil(
       async () => {
         const state = (await t.bay.driver.containerStatus(bob.session.containerId)).state;
         if (state !== "running") return `container ${state}`;
-        return (await answerAt(bob.session.endpoint)) === "squatted" ? "squatted" : "pending";
+        if ((await answerAt(bob.session.endpoint)) === "squatted") squattedWhileRunning = true;
+        return "pending";
       },
       (v) => v !== "pending",
       60_000,
-      "bob's container to exit or a squatter to answer",
+      "bob's container to exit",
     );
-    expect(outcome).not.toBe("squatted");
+    expect(outcome).toStartWith("container ");
+    if (profile === "python-default") expect(squattedWhileRunning).toBe(false);
     expect(await answerAt(bob.session.endpoint)).toBe("nothing");
 
     // Alice's stored endpoint now names bob's old port, as an engine restart can make it.
@@ -128,8 +137,9 @@ for (const profile of ["python-default", "python-gvisor"]) {
     expect(log.status).toBe(200);
     expect(log.body.content).toContain("seize -1");
     expect(log.body.content).toContain("attach -1");
-    // (Under gVisor the squatter may bind for a moment while its dying sandbox is torn down; nothing reaches it.)
-    expect(log.body.content).not.toContain("GOT");
+    // (Under gVisor the squatter may bind for a moment while its dying sandbox is torn down: only the test's probes reach it.)
+    const got = (log.body.content as string).split("\n").filter((l) => l.startsWith("GOT"));
+    expect(got.filter((l) => !l.includes(PROBE))).toEqual([]);
     expect(log.body.content).not.toContain(alice.session.secret);
   });
 }
