@@ -54,10 +54,11 @@ test("a terminal client that stops reading pauses the shell's output; Bay's memo
   // 640 blocks of 100 000 bytes from one process, each counted in a file as it is written, then a marker.
   const BLOCKS = 640;
   const gen = [
-    "import sys",
+    "import os, sys",
     `for i in range(${BLOCKS}):`,
     "    sys.stdout.write('y' * 100000 + '\\n'); sys.stdout.flush()",
-    "    open('/workspace/progress', 'w').write(str(i + 1))",
+    // Replaced atomically: a reader never sees the count empty mid-write.
+    "    open('/workspace/progress.tmp', 'w').write(str(i + 1)); os.replace('/workspace/progress.tmp', '/workspace/progress')",
   ].join("\n");
   await fetch(`${bay.url}/v1/sandboxes/${id}/filesystem/files`, {
     method: "PUT",

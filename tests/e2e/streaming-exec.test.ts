@@ -203,7 +203,8 @@ describe("streamed execs through Bay", () => {
         const progress = async () => Number((await sh(t, id, { command: "cat progress 2>/dev/null || echo 0" })).body.output.trim());
         const before = await shipRssMiB();
         const res = await stream(id, "python/exec", {
-          code: "n = 0\nwhile True:\n    print('x' * 1000)\n    n += 1\n    if n % 1000 == 0:\n        open('progress', 'w').write(str(n))",
+          // The count is replaced atomically: a reader never sees the file empty mid-write.
+          code: "import os\nn = 0\nwhile True:\n    print('x' * 1000)\n    n += 1\n    if n % 1000 == 0:\n        open('progress.tmp', 'w').write(str(n))\n        os.replace('progress.tmp', 'progress')",
           timeout: 300,
         });
         const events = new EventReader(res);
