@@ -149,7 +149,10 @@ describe("the session secret is nowhere user code or a client can read it", () =
     expect(env.body.output).not.toContain(s);
     const bg = await call("POST", `/v1/sandboxes/${id}/shell/exec`, "carol", { command: "env > /workspace/bg-env.txt", background: true });
     expect(bg.status).toBe(200);
-    const bgEnv = await sh(t, id, { command: "sleep 0.5; cat /workspace/bg-env.txt" });
+    // Bounded wait for the background command to have written its environment (no fixed sleep).
+    const bgEnv = await sh(t, id, {
+      command: "timeout 60 sh -c 'until grep -q ^HOME= /workspace/bg-env.txt 2>/dev/null; do sleep 0.1; done'; cat /workspace/bg-env.txt",
+    });
     expect(bgEnv.body.output).toContain("HOME=");
     expect(bgEnv.body.output).not.toContain(s);
     const pyEnv = await py(t, id, "import os; print(dict(os.environ))");
