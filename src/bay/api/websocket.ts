@@ -1,51 +1,19 @@
 /**
- * WebSockets in Bay: Bun upgrades the connection itself, so a route hands Bun
- * the per-connection handlers and this one `websocket` object (Bun.serve's
- * option, from main.ts or a test's server) dispatches every event to them.
- * Hono's own Bun helper has no `drain` event, which backpressure needs.
+ * WebSockets in Bay: the dispatching `websocket` object and upgrade helpers are shared
+ * with Ship (src/protocol/websocket.ts); this adds Bay's error for a non-upgrade.
  */
-import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
-import type { Context } from "hono";
 import { BayError } from "../errors.ts";
+import type { HandledSocket } from "../../protocol/websocket.ts";
 
-/** What a route does with one connection. */
-export interface SocketHandlers {
-  open?(ws: BaySocket): void;
-  message?(ws: BaySocket, data: string | Uint8Array): void;
-  /** The send buffer emptied after a send had to wait. */
-  drain?(ws: BaySocket): void;
-  close?(ws: BaySocket, code: number, reason: string): void;
-}
+export {
+  isUpgradeRequest,
+  MAX_FRAME_BYTES,
+  type SocketHandlers,
+  upgradeToWebSocket,
+  websocket,
+} from "../../protocol/websocket.ts";
 
-export type BaySocket = ServerWebSocket<{ handlers: SocketHandlers }>;
-
-/** Largest frame Bay accepts from a client (terminal input and control messages). */
-export const MAX_FRAME_BYTES = 1024 * 1024;
-
-/** Bun.serve's `websocket` option. */
-export const websocket: WebSocketHandler<{ handlers: SocketHandlers }> = {
-  maxPayloadLength: MAX_FRAME_BYTES,
-  // Routes bound what they queue (they watch getBufferedAmount and drain); this is a last stop.
-  backpressureLimit: 64 * 1024 * 1024,
-  closeOnBackpressureLimit: true,
-  // Pings keep an idle terminal open through proxies and find clients that vanished.
-  idleTimeout: 120,
-  sendPings: true,
-  open: (ws) => ws.data.handlers.open?.(ws),
-  message: (ws, data) => ws.data.handlers.message?.(ws, data),
-  drain: (ws) => ws.data.handlers.drain?.(ws),
-  close: (ws, code, reason) => ws.data.handlers.close?.(ws, code, reason),
-};
-
-/** True when the request asks to upgrade to a WebSocket. */
-export const isUpgradeRequest = (req: Request): boolean => (req.headers.get("upgrade") ?? "").toLowerCase() === "websocket";
-
-/** Upgrades the request; false when Bun refused (not served by Bun.serve with `websocket`, or a bad handshake). */
-export function upgradeToWebSocket(c: Context, handlers: SocketHandlers, headers?: Record<string, string>): boolean {
-  const server = c.env as Server<{ handlers: SocketHandlers }> | undefined;
-  if (typeof server?.upgrade !== "function") return false;
-  return server.upgrade(c.req.raw, { data: { handlers }, ...(headers ? { headers } : {}) });
-}
+export type BaySocket = HandledSocket;
 
 /** The error for a request to a WebSocket route that is not an upgrade. */
 export const notAnUpgrade = () =>
