@@ -15,6 +15,8 @@
  * (busy timeout), exactly as the client's local calls do.
  */
 import type { InArgs, InStatement, InValue, ResultSet, Row, TransactionMode } from "@libsql/client";
+import { existsSync } from "node:fs";
+import { endianness } from "node:os";
 import Engine from "libsql";
 
 type Connection = InstanceType<typeof Engine>;
@@ -22,7 +24,16 @@ type Connection = InstanceType<typeof Engine>;
 interface Prepared {
   stmt: ReturnType<Connection["prepare"]>;
   reader: boolean;
+  /** A plain SELECT: cannot write (an INSERT … RETURNING is a reader too). */
+  pure: boolean;
 }
+
+const PURE = /^\s*SELECT\b/i;
+
+/** SQLite's WAL index header: iVersion, unused, iChange, flags and page size, mxFrame, nPage, frame checksum, salts, checksum. */
+const WAL_HEADER_BYTES = 48;
+/** SQLite writes the WAL index in the machine's own byte order. */
+const LE = endianness() === "LE";
 
 /** Statements kept per connection; the SQL Bay runs is a fixed, small set, so this bound is never reached in practice. */
 const MAX_STATEMENTS = 512;
@@ -63,9 +74,17 @@ export class LocalDatabase {
   private readonly engine: Connection;
   private readonly statements = new Map<string, Prepared>();
   private isClosed = false;
+  /** Statements of this connection that may have written (SQLite's data_version ignores them). */
+  private writes = 0;
+  private dataVersion: Prepared | null = null;
+  /** The WAL index's header in shared memory (undefined: not looked for yet; null: not in WAL mode). */
+  private walHeader: DataView | null | undefined;
 
   /** @param path a file path or ":memory:"; `busyTimeoutMs`: how long to wait for another process's lock. */
-  constructor(path: string, busyTimeoutMs: number) {
+  constructor(
+    private readonly path: string,
+    busyTimeoutMs: number,
+  ) {
     this.engine = new Engine(path, { timeout: busyTimeoutMs });
     this.engine.exec(`PRAGMA busy_timeout = ${Math.floor(busyTimeoutMs)}`);
   }
@@ -82,6 +101,7 @@ export class LocalDatabase {
 
   /** Runs the statements as one transaction; any failure rolls it back and rejects. */
   async batch(stmts: Array<InStatement | [string, InArgs?]>, mode: TransactionMode = "deferred"): Promise<ResultSet[]> {
+    this.writes++;
     this.engine.exec(BEGIN[mode]);
     try {
       const results = stmts.map((s) =>
@@ -102,7 +122,44 @@ export class LocalDatabase {
   async one(stmt: Exclude<InStatement, string>): Promise<Row | null> {
     if (this.isClosed) throw new Error("the database is closed");
     const prepared = this.prepare(stmt.sql);
+    if (!prepared.pure) this.writes++;
     return (prepared.stmt.get(bindings(stmt.args)) as Row | undefined) ?? null;
+  }
+
+  /**
+   * Changes whenever the database may have changed: this connection wrote, or
+   * another connection or process committed. Rows read after taking a version
+   * are current for as long as it stays the same.
+   *
+   * In WAL mode it is read from the WAL index header in the `-shm` file, mapped
+   * shared: every commit of every process rewrites that header (its change
+   * counter, last frame and salts) before any reader can see the commit, and
+   * reading it costs no system call. Otherwise `PRAGMA data_version`, a statement
+   * (two file-lock calls).
+   */
+  version(): string {
+    if (this.isClosed) throw new Error("the database is closed");
+    if (this.walHeader === undefined) this.walHeader = this.mapWalHeader();
+    const h = this.walHeader;
+    if (h) return `${this.writes}:${h.getUint32(8, LE)}:${h.getUint32(16, LE)}:${h.getUint32(32, LE)}:${h.getUint32(36, LE)}`;
+    this.dataVersion ??= this.prepare("PRAGMA data_version");
+    const row = this.dataVersion.stmt.get([]) as { data_version: number };
+    return `${this.writes}:${row.data_version}`;
+  }
+
+  /** The first copy of the WAL index header (48 bytes, native byte order), or null when there is none to map. */
+  private mapWalHeader(): DataView | null {
+    if (this.path === ":memory:" || this.path === "") return null;
+    const mode = this.engine.prepare("PRAGMA journal_mode").get([]) as { journal_mode?: string } | undefined;
+    // A connection maps the index once it has read in WAL mode; this one has (the mode query).
+    const shm = `${this.path}-shm`;
+    if (mode?.journal_mode !== "wal" || !existsSync(shm)) return null;
+    try {
+      const bytes = Bun.mmap(shm, { shared: true });
+      return bytes.length >= WAL_HEADER_BYTES ? new DataView(bytes.buffer, bytes.byteOffset, WAL_HEADER_BYTES) : null;
+    } catch {
+      return null;
+    }
   }
 
   close(): void {
@@ -115,6 +172,7 @@ export class LocalDatabase {
   private run(stmt: Exclude<InStatement, string>): ResultSet {
     if (this.isClosed) throw new Error("the database is closed");
     const prepared = this.prepare(stmt.sql);
+    if (!prepared.pure) this.writes++;
     const bound = bindings(stmt.args);
     if (prepared.reader) {
       const rows = prepared.stmt.all(bound) as Row[];
@@ -127,9 +185,12 @@ export class LocalDatabase {
   private prepare(sql: string): Prepared {
     let p = this.statements.get(sql);
     if (!p) {
-      if (this.statements.size >= MAX_STATEMENTS) this.statements.clear();
+      if (this.statements.size >= MAX_STATEMENTS) {
+        this.statements.clear();
+        this.dataVersion = null;
+      }
       const stmt = this.engine.prepare(sql);
-      p = { stmt, reader: stmt.reader };
+      p = { stmt, reader: stmt.reader, pure: PURE.test(sql) };
       this.statements.set(sql, p);
     }
     return p;

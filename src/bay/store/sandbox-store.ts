@@ -8,6 +8,7 @@
 import type { Row } from "@libsql/client";
 import { GUARD, POOL_OWNER, STATUS_SQL, type SandboxStatus } from "../domain/lifecycle.ts";
 import type { Database } from "./database.ts";
+import { ReadCache } from "./read-cache.ts";
 import { num, optNum, optStr, queryOne, str } from "./rows.ts";
 
 export type { SandboxStatus } from "../domain/lifecycle.ts";
@@ -91,7 +92,11 @@ export interface ListSandboxesQuery {
 }
 
 export class SandboxStore {
-  constructor(private readonly db: Database) {}
+  /** findLive's answers while the database is unchanged (a sandbox polled with GET reads nothing). */
+  private readonly live: ReadCache<SandboxRecord>;
+  constructor(private readonly db: Database) {
+    this.live = new ReadCache(db);
+  }
 
   /** Statement that inserts a sandbox, for use inside a batch. */
   insertStatement(s: NewSandbox) {
@@ -133,8 +138,15 @@ export class SandboxStore {
 
   /** A live (not deleted) sandbox of this owner, or null. */
   async findLive(owner: string, id: string, now = Date.now()): Promise<SandboxRecord | null> {
-    const row = await queryOne(this.db, { sql: FIND_LIVE, args: { id, owner, now } });
-    return row ? toRecord(row) : null;
+    return this.live.get(
+      `${owner}\n${id}`,
+      async () => {
+        const row = await queryOne(this.db, { sql: FIND_LIVE, args: { id, owner, now } });
+        return row ? toRecord(row) : null;
+      },
+      // The status depends on the time only through the TTL (STATUS_SQL): until it passes, what was read holds.
+      (sb) => sb.status === "expired" || sb.expiresAt === null || sb.expiresAt > now,
+    );
   }
 
   /** A sandbox by id regardless of owner or tombstone (internal use: reaper, reconcile). */

@@ -18,8 +18,20 @@ export const PROOF_HEADER = "x-ship-proof";
 
 const mac = (secret: string, label: string) => createHmac("sha256", secret).update(label).digest("base64url");
 
+/** Bearers already derived, per secret: the same session's calls need the same one (bounded; cleared when full). */
+const bearers = new Map<string, string>();
+const MAX_BEARERS = 4096;
+
 /** The bearer token Bay sends for a session (derived, so a listener that receives it cannot prove answers). */
-export const shipBearer = (secret: string): string => mac(secret, "bay-ship/v1 bearer");
+export function shipBearer(secret: string): string {
+  let bearer = bearers.get(secret);
+  if (bearer === undefined) {
+    if (bearers.size >= MAX_BEARERS) bearers.clear();
+    bearer = mac(secret, "bay-ship/v1 bearer");
+    bearers.set(secret, bearer);
+  }
+  return bearer;
+}
 
 /** Ship's proof for one call's nonce. */
 export const shipProof = (secret: string, nonce: string): string => mac(secret, `bay-ship/v1 proof ${nonce}`);

@@ -1,0 +1,35 @@
+/** The logger's stderr batching: lines close together go out in one write, nothing is lost or reordered. */
+import { expect, test } from "bun:test";
+import { batchedStderr, createLogger } from "../../src/bay/logger.ts";
+
+test("lines written within the flush window go out in one write, in order", async () => {
+  const writes: string[] = [];
+  const write = batchedStderr({ write: (s: string) => writes.push(s) }, 20);
+  for (let i = 0; i < 10; i++) write(`line ${i}`);
+  expect(writes).toEqual([]);
+  await Bun.sleep(60);
+  expect(writes).toEqual([Array.from({ length: 10 }, (_, i) => `line ${i}\n`).join("")]);
+  write("later");
+  await Bun.sleep(60);
+  expect(writes).toEqual([writes[0]!, "later\n"]);
+});
+
+test("many lines at once are written without waiting for the window", () => {
+  const writes: string[] = [];
+  const write = batchedStderr({ write: (s: string) => writes.push(s) }, 60_000);
+  for (let i = 0; i < 256; i++) write(`x${i}`);
+  expect(writes.length).toBe(1);
+  expect(writes[0]!.split("\n").length - 1).toBe(256);
+});
+
+test("every record carries a current ISO time", async () => {
+  const lines: string[] = [];
+  const log = createLogger("info", (l) => lines.push(l));
+  const before = Date.now();
+  log.info("a");
+  await Bun.sleep(5);
+  log.info("b");
+  const [a, b] = lines.map((l) => Date.parse(JSON.parse(l).time));
+  expect(a!).toBeGreaterThanOrEqual(before);
+  expect(b!).toBeGreaterThan(a!);
+});
