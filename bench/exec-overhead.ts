@@ -5,10 +5,16 @@
  * is the median (and 99th percentile) of the pairwise differences, so a slow
  * moment of the shared machine lands on both sides of a pair.
  *
+ * Beside them, in the same rounds, the same call through a bare Bun proxy
+ * (bench/bare-proxy.ts: Bun.serve + fetch, nothing else) to the same Ship: the
+ * floor of any extra HTTP hop through a Bun process on this machine, so Bay's
+ * own share of its overhead is the difference.
+ *
  * With a baseline Bay (another checkout, BENCH_BASELINE_ROOT), its pairs are
  * interleaved with this build's, each on its own sandbox.
  */
-import { bayExec, type BenchContext, createSandbox, deleteSandbox, directExec, shipOf } from "./context.ts";
+import { join } from "node:path";
+import { bayExec, type BenchContext, createSandbox, deleteSandbox, directExec, expectTwo, shipOf } from "./context.ts";
 import { median, ms, quantile, ratio, type Row, time } from "./stats.ts";
 
 interface Side {
@@ -18,6 +24,27 @@ interface Side {
   bay: number[];
   direct: number[];
   diff: number[];
+  /** The bare proxy's overhead over the direct call, pair by pair (this build's side only). */
+  floor: number[];
+}
+
+/** A bare Bun proxy in front of one Ship (bench/bare-proxy.ts), as its own process. */
+async function bareProxy(ship: { endpoint: string; secret: string }) {
+  const proc = Bun.spawn(["bun", join(import.meta.dir, "bare-proxy.ts"), ship.endpoint, ship.secret], { stdout: "pipe" });
+  const reader = proc.stdout.getReader();
+  const { value } = await reader.read();
+  reader.releaseLock();
+  const port = Number(new TextDecoder().decode(value).trim());
+  if (!port) throw new Error("the bare proxy did not start");
+  const call = async () => {
+    const r = await fetch(`http://127.0.0.1:${port}/`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ code: "1+1" }),
+    });
+    expectTwo((await r.json()) as object, "bare proxy exec");
+  };
+  return { call, close: () => proc.kill() };
 }
 
 async function prepare(ctx: BenchContext): Promise<Side> {
@@ -28,11 +55,11 @@ async function prepare(ctx: BenchContext): Promise<Side> {
     await bayExec(ctx, id);
     await directExec(ship);
   }
-  return { ctx, id, ship, bay: [], direct: [], diff: [] };
+  return { ctx, id, ship, bay: [], direct: [], diff: [], floor: [] };
 }
 
-/** One pair: Bay then direct, or direct then Bay. */
-async function pair(s: Side, bayFirst: boolean): Promise<void> {
+/** One pair: Bay then direct, or direct then Bay; with a proxy, its call and a second direct one likewise. */
+async function pair(s: Side, bayFirst: boolean, proxy?: () => Promise<void>): Promise<void> {
   let b = 0;
   if (bayFirst) b = await time(() => bayExec(s.ctx, s.id));
   const d = await time(() => directExec(s.ship));
@@ -40,6 +67,12 @@ async function pair(s: Side, bayFirst: boolean): Promise<void> {
   s.bay.push(b);
   s.direct.push(d);
   s.diff.push(b - d);
+  if (!proxy) return;
+  let p = 0;
+  if (bayFirst) p = await time(proxy);
+  const d2 = await time(() => directExec(s.ship));
+  if (!bayFirst) p = await time(proxy);
+  s.floor.push(p - d2);
 }
 
 function rows(s: Side, runs: number, label: string): Row[] {
@@ -60,21 +93,37 @@ function rows(s: Side, runs: number, label: string): Row[] {
       direct: "-",
       ratio: "-",
     },
+    ...(s.floor.length
+      ? [
+          {
+            bench: `warm exec 1+1${label}`,
+            measure: "a bare Bun proxy's overhead (the floor of a hop), p50 / p99",
+            runs,
+            bay: `${ms(median(s.floor))} / ${ms(quantile(s.floor, 0.99))}`,
+            direct: "-",
+            ratio: "-",
+          },
+        ]
+      : []),
   ];
 }
 
 export async function execOverhead(ctx: BenchContext, runs: number, baseline?: BenchContext): Promise<Row[]> {
   const sides: Side[] = [];
+  let proxy: Awaited<ReturnType<typeof bareProxy>> | undefined;
   try {
     sides.push(await prepare(ctx));
     if (baseline) sides.push(await prepare(baseline));
+    proxy = await bareProxy(sides[0]!.ship);
+    for (let i = 0; i < 20; i++) await proxy.call();
     for (let i = 0; i < runs; i++) {
       const order = i % 2 === 0 ? sides : [...sides].reverse();
-      for (const s of order) await pair(s, i % 4 < 2);
+      for (const s of order) await pair(s, i % 4 < 2, s === sides[0] ? proxy.call : undefined);
     }
     const [mine, base] = sides;
     return [...rows(mine!, runs, baseline ? " (this build)" : ""), ...(base ? rows(base, runs, " (baseline)") : [])];
   } finally {
+    proxy?.close();
     for (const s of sides) await deleteSandbox(s.ctx, s.id);
   }
 }
