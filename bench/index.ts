@@ -13,6 +13,8 @@
  *                     e2b (the E2B SDK's create → first runCode against Bay's own create → first exec)
  *   BENCH_BASELINE_ROOT  another checkout whose Bay runs beside this one in the exec, control-plane
  *                        and access-log benches (a before / after)
+ *   BENCH_BASELINE_ENV   JSON of environment for the baseline Bay (e.g. {"BAY_LOG_LEVEL":"warn"}:
+ *                        the same checkout as its own baseline with one setting changed)
  *   BENCH_RUNTIME_RUNS   cold starts per side for gVisor vs runc (default BENCH_RUNS)
  */
 import { docker, removeLabelledQuietly, requireShipImages } from "../tests/e2e/support/e2e.ts";
@@ -68,8 +70,11 @@ const benchLabel = { "bay.bench.run": `bench-${crypto.randomUUID().slice(0, 8)}`
 const ctx = await startBench(docker, benchLabel, runs, enabled("pool") ? poolSize : 0);
 // A Bay from another checkout beside this one for the exec and control-plane rows (a before / after).
 const baselineRoot = process.env.BENCH_BASELINE_ROOT;
+const baselineEnv = JSON.parse(process.env.BENCH_BASELINE_ENV ?? "{}") as Record<string, string>;
 const baseline =
-  baselineRoot && (enabled("exec") || enabled("control")) ? await startBench(docker, benchLabel, runs, 0, {}, baselineRoot) : undefined;
+  baselineRoot && (enabled("exec") || enabled("control"))
+    ? await startBench(docker, benchLabel, runs, 0, baselineEnv, baselineRoot)
+    : undefined;
 const rows: Row[] = [];
 const lines: string[] = [];
 let failed = false;
@@ -89,7 +94,7 @@ try {
   if (enabled("control")) rows.push(...(await controlPlane(ctx, 3, 3, baseline)));
   if (enabled("memory")) {
     const fresh = await startBench(docker, benchLabel, runs, 0);
-    const freshBase = baselineRoot ? await startBench(docker, benchLabel, runs, 0, {}, baselineRoot) : undefined;
+    const freshBase = baselineRoot ? await startBench(docker, benchLabel, runs, 0, baselineEnv, baselineRoot) : undefined;
     try {
       rows.push(...(await bayMemory(fresh, freshBase)));
     } finally {
