@@ -135,7 +135,9 @@ export class LocalDatabase {
    * shared: every commit of every process rewrites that header (its change
    * counter, last frame and salts) before any reader can see the commit, and
    * reading it costs no system call. Otherwise `PRAGMA data_version`, a statement
-   * (two file-lock calls).
+   * (two file-lock calls). The mapping stays valid while this connection is open:
+   * SQLite truncates or rebuilds the `-shm` file only when it is the first
+   * connection to the database, and this one holds its shared lock until close.
    */
   version(): string {
     if (this.isClosed) throw new Error("the database is closed");
