@@ -150,7 +150,16 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     },
     now,
   });
-  const router = new CapabilityRouter({ stores, sessions, ship, profiles, logger, routes, now });
+  const router = new CapabilityRouter({
+    stores,
+    sessions,
+    ship,
+    profiles,
+    logger,
+    routes,
+    now,
+    maxOpenStreamsPerOwner: config.limits.max_open_streams_per_owner,
+  });
   const sandboxFiles = new SandboxFiles({
     router,
     workspaceFiles,

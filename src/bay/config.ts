@@ -141,6 +141,8 @@ export const configSchema = z
         max_live_sessions: z.number().int().positive().default(200),
         /** Sessions one owner may be starting at once (429 + Retry-After past it). */
         max_concurrent_starts_per_owner: z.number().int().positive().default(8),
+        /** Event streams, followed outputs, watches and terminals one owner may hold open at once per Bay process (429 past it). */
+        max_open_streams_per_owner: z.number().int().positive().default(64),
       })
       .prefault({}),
     auth: z

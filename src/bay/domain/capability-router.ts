@@ -12,6 +12,7 @@ import { isUnreachable, notExecuted, type ShipClient } from "../runtime/ship-cli
 import { ShipWrongSessionError } from "../runtime/errors/ship-wrong-session-error.ts";
 import type { Stores } from "../store/index.ts";
 import { expiredError } from "./lifecycle.ts";
+import { type OpenSlot, OpenStreamSlots } from "./open-stream-slots.ts";
 import { coverStream, endedError, holdChannel, isOpenChannel, SessionEndSignals, type StreamHooks } from "./open-streams.ts";
 import type { Capability, Language, ProfileRegistry } from "./profiles.ts";
 import type { RouteCache } from "./route-cache.ts";
@@ -43,6 +44,12 @@ export interface CallPlan<T> {
   coverMs: number;
   /** False for calls whose body is a stream: it cannot be sent twice. */
   replayable: boolean;
+  /**
+   * The answer stays open for as long as the client keeps it (an event stream, a
+   * followed output, a watch, a terminal): it holds one of the owner's open-stream
+   * slots from the call's start to the answer's end.
+   */
+  opens?: boolean;
   /** Runs the call against a ready session. */
   run(ship: ShipClient, session: SessionHandle): Promise<T>;
 }
@@ -55,6 +62,8 @@ export interface CapabilityRouterDeps {
   logger: Logger;
   /** Sandboxes this process routed recently (no read per call); absent: every call reads the database. */
   routes?: RouteCache;
+  /** Long-lived answers each owner may hold open at once in this process (absent: unbounded). */
+  maxOpenStreamsPerOwner?: number;
   now?: () => number;
 }
 
@@ -92,8 +101,10 @@ export class CapabilityRouter {
   private readonly touched = new Map<string, number>();
   /** Streams and channels open here, told when this process ends their session. */
   private readonly ends = new SessionEndSignals();
+  private readonly slots: OpenStreamSlots;
   constructor(private readonly deps: CapabilityRouterDeps) {
     this.now = deps.now ?? Date.now;
+    this.slots = new OpenStreamSlots(deps.maxOpenStreamsPerOwner);
     deps.sessions.onEnded((sandboxId) => this.ends.fire(sandboxId));
   }
 
@@ -101,9 +112,13 @@ export class CapabilityRouter {
   async call<T>(ctx: CallContext, plan: CallPlan<T>): Promise<T> {
     const started = this.now();
     let outcome = "ok";
+    let slot: OpenSlot | null = null;
     try {
-      return await this.route(ctx, plan);
+      // Before anything else: a full quota starts no container and sends nothing to a Ship.
+      if (plan.opens) slot = this.slots.take(ctx.owner);
+      return await this.route(ctx, plan, slot);
     } catch (e) {
+      slot?.release();
       outcome = e instanceof BayError ? e.code : "internal_error";
       throw e;
     } finally {
@@ -138,7 +153,12 @@ export class CapabilityRouter {
     return { sandbox: sb, profile };
   }
 
-  private async route<T>(ctx: CallContext, plan: CallPlan<T>): Promise<T> {
+  /** Long-lived answers `owner` holds open in this process now. */
+  openStreams(owner: string): number {
+    return this.slots.held(owner);
+  }
+
+  private async route<T>(ctx: CallContext, plan: CallPlan<T>, slot: OpenSlot | null): Promise<T> {
     const { sessions, stores, routes } = this.deps;
     const { sandbox, profile } = await this.preflight(ctx.owner, ctx.sandboxId, plan.capability, plan.language, true);
     const session = await sessions.ensureRunning(ctx.sandboxId, sandbox);
@@ -153,6 +173,7 @@ export class CapabilityRouter {
     const release = this.inFlight.enter(ctx.sandboxId, callCover);
     const finish = () => {
       release();
+      slot?.release();
       // After the answer is on its way: an embedded database write blocks the event loop (and fsyncs).
       setImmediate(() => void this.settleIdleDeadline(ctx.sandboxId, deadline, idleMs).catch(() => {}));
     };

@@ -52,6 +52,7 @@ export class SandboxContexts {
       operation: stream ? "code_exec_stream" : "code_exec",
       coverMs: body.timeout * 1000,
       replayable: true,
+      opens: stream,
       run: (ship, s) => ship.execCode(s, body, { ...ctx, stream }),
     });
   }

@@ -19,6 +19,7 @@ export class SandboxExec {
       operation: stream ? "exec_stream" : "exec",
       coverMs: body.timeout * 1000,
       replayable: true,
+      opens: stream,
       run: (ship, s) => ship.execPython(s, body, { ...ctx, stream }),
     });
   }
@@ -31,6 +32,7 @@ export class SandboxExec {
       operation: body.background ? "exec_background" : stream ? "exec_stream" : "exec",
       coverMs: body.timeout * 1000,
       replayable: true,
+      opens: stream,
       run: (ship, s) => ship.execShell(s, request, { ...ctx, stream }),
     });
   }

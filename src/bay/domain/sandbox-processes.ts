@@ -24,6 +24,7 @@ export class SandboxProcesses {
       operation: q.follow ? "process_output_follow" : "process_output",
       coverMs: DEADLINES.processes,
       replayable: true,
+      opens: q.follow,
       run: (ship, s) => ship.readProcessOutput(s, processId, q, ctx),
     });
   }

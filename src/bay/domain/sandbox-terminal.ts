@@ -39,6 +39,7 @@ export class SandboxTerminal {
       capability: "shell",
       operation: "terminal",
       coverMs: DEADLINES.stream,
+      opens: true,
       // Nothing ran when the Ship could not be reached: a fresh session may take it.
       replayable: true,
       run: async (ship, session) => {

@@ -13,6 +13,7 @@ export class SandboxWatch {
       operation: "watch",
       coverMs: DEADLINES.stream,
       replayable: true,
+      opens: true,
       run: (ship, s) => ship.watchFiles(s, path, recursive, ctx),
     });
   }

@@ -1,0 +1,65 @@
+/**
+ * limits.max_open_streams_per_owner on real Docker, with a real WebSocket
+ * terminal holding the owner's only slot: a second terminal is refused at its
+ * handshake (429) and a streamed exec likewise, before anything reaches the
+ * Ship; another owner is not affected; once the terminal closes its slot is
+ * free again.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
+import { handshakeStatus, TerminalClient } from "../support/terminal-client.ts";
+import { dropSandbox, newSandbox } from "./support/e2e.ts";
+import { type ServedBay, serveBay } from "./support/serve.ts";
+
+let t: TestBay;
+let served: ServedBay;
+beforeAll(async () => {
+  t = await createTestBay({ config: { limits: { max_open_streams_per_owner: 1 } } as any });
+  served = serveBay(t);
+});
+afterAll(async () => {
+  await served?.stop();
+  await t?.close();
+});
+
+test("a terminal holds the owner's only slot: a second one and a streamed exec get 429, another owner does not; closing frees it", async () => {
+  const id = await newSandbox(t);
+  const bobs = (await t.json("POST", "/v1/sandboxes", { body: {}, owner: "bob" })).body.id as string;
+  try {
+    const url = (sb: string) => `${served.ws}/v1/sandboxes/${sb}/terminal`;
+    const term = await TerminalClient.open(url(id), { headers: { "x-owner": "alice" } });
+    term.type("echo rea''dy\n");
+    await term.waitFor(/ready/, 60_000);
+    expect(t.bay.deps.router.openStreams("anon:alice")).toBe(1);
+
+    expect(await handshakeStatus(url(id), { "x-owner": "alice" })).toBe(429);
+    const streamed = await t.json("POST", `/v1/sandboxes/${id}/shell/exec`, {
+      body: { command: "echo should-not-run > /workspace/ran" },
+      headers: { accept: "text/event-stream" },
+    });
+    expect(streamed.status).toBe(429);
+    expect(streamed.body.error.details).toEqual({ reason: "open_streams", limit: 1 });
+    // It never ran: the file it would have written is not there.
+    const ran = await t.json("POST", `/v1/sandboxes/${id}/shell/exec`, {
+      body: { command: "test -e /workspace/ran && echo yes || echo no" },
+    });
+    expect(ran.body.output.trim()).toBe("no");
+
+    expect(await handshakeStatus(url(bobs), { "x-owner": "bob" })).toBe(101);
+
+    term.close();
+    await term.closed;
+    await pollUntil(
+      () => t.bay.deps.router.openStreams("anon:alice"),
+      (n) => n === 0,
+      20_000,
+      "the terminal's slot given back",
+    );
+    const again = await TerminalClient.open(url(id), { headers: { "x-owner": "alice" } });
+    again.close();
+    await again.closed;
+  } finally {
+    await dropSandbox(t, id);
+    await t.json("DELETE", `/v1/sandboxes/${bobs}`, { owner: "bob" });
+  }
+});
