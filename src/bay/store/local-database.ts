@@ -15,7 +15,7 @@
  * (busy timeout), exactly as the client's local calls do.
  */
 import type { InArgs, InStatement, InValue, ResultSet, Row, TransactionMode } from "@libsql/client";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { endianness } from "node:os";
 import Engine from "libsql";
 
@@ -37,6 +37,20 @@ const LE = endianness() === "LE";
 
 /** Statements kept per connection; the SQL Bay runs is a fixed, small set, so this bound is never reached in practice. */
 const MAX_STATEMENTS = 512;
+
+/**
+ * Open descriptors of `-shm` files, one per file (device and inode) for the whole
+ * process, with how many connections read through it. Closing any descriptor of
+ * a file drops every POSIX lock this process holds on it, SQLite's shared lock on
+ * the WAL index's "DMS" byte included; without that lock the next process to open
+ * the database believes it is the first, truncates the `-shm` file and rebuilds
+ * the index under this one (a connection writing then dies of SIGBUS). So a
+ * descriptor is opened once and closed only after the last of this process's
+ * connections reading through it has closed (Bun.mmap opens and closes one per
+ * call). A connection to the same file that never asked for a version is not
+ * counted; Bay has one connection per process.
+ */
+const shmFiles = new Map<string, { fd: number; refs: number }>();
 
 const BEGIN: Record<TransactionMode, string> = { write: "BEGIN IMMEDIATE", read: "BEGIN", deferred: "BEGIN DEFERRED" };
 
@@ -77,8 +91,9 @@ export class LocalDatabase {
   /** Statements of this connection that may have written (SQLite's data_version ignores them). */
   private writes = 0;
   private dataVersion: Prepared | null = null;
-  /** The WAL index's header in shared memory (undefined: not looked for yet; null: not in WAL mode). */
-  private walHeader: DataView | null | undefined;
+  /** The `-shm` file this connection reads the WAL index header from (undefined: not looked for yet; null: not in WAL mode). */
+  private shm: { key: string; fd: number } | null | undefined;
+  private readonly header = Buffer.alloc(WAL_HEADER_BYTES);
 
   /** @param path a file path or ":memory:"; `busyTimeoutMs`: how long to wait for another process's lock. */
   constructor(
@@ -141,24 +156,35 @@ export class LocalDatabase {
    */
   version(): string {
     if (this.isClosed) throw new Error("the database is closed");
-    if (this.walHeader === undefined) this.walHeader = this.mapWalHeader();
-    const h = this.walHeader;
-    if (h) return `${this.writes}:${h.getUint32(8, LE)}:${h.getUint32(16, LE)}:${h.getUint32(32, LE)}:${h.getUint32(36, LE)}`;
+    if (this.shm === undefined) this.shm = this.openShm();
+    // One pread of the header's first copy: the same shared page SQLite maps, no lock taken.
+    if (this.shm && readSync(this.shm.fd, this.header, 0, WAL_HEADER_BYTES, 0) === WAL_HEADER_BYTES) {
+      const h = this.header;
+      const u32 = (at: number) => (LE ? h.readUInt32LE(at) : h.readUInt32BE(at));
+      return `${this.writes}:${u32(8)}:${u32(16)}:${u32(32)}:${u32(36)}`;
+    }
     this.dataVersion ??= this.prepare("PRAGMA data_version");
     const row = this.dataVersion.stmt.get([]) as { data_version: number };
     return `${this.writes}:${row.data_version}`;
   }
 
-  /** The first copy of the WAL index header (48 bytes, native byte order), or null when there is none to map. */
-  private mapWalHeader(): DataView | null {
+  /** This process's descriptor of the `-shm` file (shared by its connections to it), or null when there is none. */
+  private openShm(): { key: string; fd: number } | null {
     if (this.path === ":memory:" || this.path === "") return null;
     const mode = this.engine.prepare("PRAGMA journal_mode").get([]) as { journal_mode?: string } | undefined;
-    // A connection maps the index once it has read in WAL mode; this one has (the mode query).
     const shm = `${this.path}-shm`;
     if (mode?.journal_mode !== "wal" || !existsSync(shm)) return null;
     try {
-      const bytes = Bun.mmap(shm, { shared: true });
-      return bytes.length >= WAL_HEADER_BYTES ? new DataView(bytes.buffer, bytes.byteOffset, WAL_HEADER_BYTES) : null;
+      // Identified by stat, not by opening: a descriptor opened and closed again would drop the locks.
+      const { dev, ino } = statSync(shm);
+      const key = `${dev}:${ino}`;
+      let open = shmFiles.get(key);
+      if (open) open.refs++;
+      else {
+        open = { fd: openSync(shm, "r"), refs: 1 };
+        shmFiles.set(key, open);
+      }
+      return { key, fd: open.fd };
     } catch {
       return null;
     }
@@ -169,6 +195,12 @@ export class LocalDatabase {
     this.isClosed = true;
     this.statements.clear();
     this.engine.close();
+    // After the engine: with this process's last connection to the file gone, it holds no lock there to lose.
+    const open = this.shm ? shmFiles.get(this.shm.key) : undefined;
+    if (open && --open.refs === 0) {
+      shmFiles.delete(this.shm!.key);
+      closeSync(open.fd);
+    }
   }
 
   private run(stmt: Exclude<InStatement, string>): ResultSet {
