@@ -139,7 +139,8 @@ export class SandboxStore {
   /** A live (not deleted) sandbox of this owner, or null. */
   async findLive(owner: string, id: string, now = Date.now()): Promise<SandboxRecord | null> {
     return this.live.get(
-      `${owner}\n${id}`,
+      // The owner's length first: owners (a JWT subject) and ids (the path) may hold any character, a newline too.
+      `${owner.length}:${owner}\n${id}`,
       async () => {
         const row = await queryOne(this.db, { sql: FIND_LIVE, args: { id, owner, now } });
         return row ? toRecord(row) : null;
