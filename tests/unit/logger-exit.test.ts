@@ -1,0 +1,26 @@
+/**
+ * Review (rcreview): lines still waiting in the logger's batch when the process
+ * exits reach stderr whole, even when stderr is a pipe whose reader is slower
+ * than the burst (a log shipper, `docker logs`, journald): an asynchronous
+ * write of more than the pipe holds, made from an 'exit' listener, is cut off.
+ */
+import { expect, test } from "bun:test";
+import { join, resolve } from "node:path";
+
+const LOGGER = join(resolve(import.meta.dir, "../.."), "src/bay/logger.ts");
+
+test("every pending line is written at process.exit, with a slow reader on a pipe", async () => {
+  // 250 lines of ~2 KB: more than a pipe's 64 KiB, all pending when exit comes.
+  const child = `import { createLogger } from ${JSON.stringify(LOGGER)};
+    const log = createLogger("info");
+    for (let i = 0; i < 250; i++) log.info("burst", { i, pad: "p".repeat(2000) });
+    process.exit(0);`;
+  // The reader starts only after the writer has exited (sleep), as a busy shipper may.
+  const proc = Bun.spawn(["sh", "-c", 'bun -e "$CHILD" 2>&1 >/dev/null | (sleep 1; grep -c \'"msg":"burst"\')'], {
+    env: { ...process.env, CHILD: child },
+    stdout: "pipe",
+  });
+  const out = await new Response(proc.stdout).text();
+  await proc.exited;
+  expect(Number(out.trim())).toBe(250);
+}, 30_000);
