@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type Database, openDatabase } from "../../src/bay/store/database.ts";
 import { createStores } from "../../src/bay/store/index.ts";
-import { LocalDatabase } from "../../src/bay/store/local-database.ts";
+import type { LocalDatabase } from "../../src/bay/store/local-database.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 const NOW = 1_700_000_000_000;
