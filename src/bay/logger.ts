@@ -5,6 +5,7 @@
  * (observability/request-context.ts), so no caller passes it by hand.
  * Callers never hand it credentials, code, commands or file contents.
  */
+import { writeSync } from "node:fs";
 import { currentRequest } from "./observability/request-context.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -51,7 +52,16 @@ export function batchedStderr(out: { write(s: string): unknown } = process.stder
     pending = [];
     out.write(text);
   };
-  process.once("exit", flush);
+  // At exit an asynchronous write that a pipe cannot take at once is cut off: the
+  // default stderr is written synchronously there (a custom `out` as it writes).
+  process.once("exit", () => {
+    if (out !== process.stderr) return flush();
+    if (timer) clearTimeout(timer);
+    timer = null;
+    const bytes = Buffer.from(pending.join(""));
+    pending = [];
+    writeAllSync(2, bytes);
+  });
   return (line) => {
     pending.push(`${line}\n`);
     if (pending.length >= MAX_PENDING_LINES) flush();
@@ -61,6 +71,23 @@ export function batchedStderr(out: { write(s: string): unknown } = process.stder
       timer.unref?.();
     }
   };
+}
+
+/** How long exit waits for a full stderr pipe to drain before giving up on the rest. */
+const EXIT_WRITE_WAIT_MS = 2000;
+
+/** Writes all of `bytes` to `fd`, waiting (bounded) while a non-blocking pipe is full. */
+function writeAllSync(fd: number, bytes: Uint8Array): void {
+  const deadline = Date.now() + EXIT_WRITE_WAIT_MS;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (let off = 0; off < bytes.length; ) {
+    try {
+      off += writeSync(fd, bytes, off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN" || Date.now() > deadline) return; // closed, or nobody reads
+      Atomics.wait(nap, 0, 0, 1);
+    }
+  }
 }
 
 /** `new Date().toISOString()`, built once per millisecond (every log line carries one). */
