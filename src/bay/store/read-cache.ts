@@ -3,9 +3,9 @@
  * an entry is served only while the database's change version is the one read
  * with it. The version (LocalDatabase.version) moves with every write of this
  * process and every commit of any other connection or process on the same file
- * (SQLite's `data_version`), so a replica's stop or delete is seen at once, not
- * after a TTL. Checking it is one tiny statement instead of the read it saves
- * (on `GET /v1/sandboxes/{id}` the read was most of Bay's CPU).
+ * (the WAL index header, or SQLite's `data_version`), so a replica's stop or delete
+ * is seen at once, not after a TTL. Checking it is one pread instead of the read
+ * it saves (on `GET /v1/sandboxes/{id}` the read was most of Bay's CPU).
  *
  * A database that cannot say (a libSQL server) has no version: nothing is cached.
  * Entries are frozen, so no caller can change what the next one is served.
