@@ -36,3 +36,23 @@ export const wantsEventStream = (c: Context): boolean => /\btext\/event-stream\b
 export function callContext(c: Context, sandboxId: string): CallContext {
   return { owner: c.get("owner"), sandboxId, requestId: c.get("requestId"), signal: c.req.raw.signal };
 }
+
+/**
+ * A call whose file body Bun.serve may stream on by itself (a download): the
+ * server (Hono's `env` under Bun.serve) tells when the answer is over, since its
+ * `requestIP` of a request is null once that request is closed. Anywhere else
+ * (app.request in tests, a Unix socket) the plain context: the body is then
+ * pulled through JavaScript, as every other streamed answer.
+ */
+export function sentBodyContext(c: Context, sandboxId: string): CallContext {
+  const ctx = callContext(c, sandboxId);
+  const server = c.env as { requestIP?: (req: Request) => unknown } | undefined;
+  const req = c.req.raw;
+  if (typeof server?.requestIP !== "function" || server.requestIP(req) === null) return ctx;
+  const cut = new AbortController();
+  return {
+    ...ctx,
+    signal: AbortSignal.any([req.signal, cut.signal]),
+    sent: { over: () => server.requestIP!(req) === null, cut: () => cut.abort() },
+  };
+}

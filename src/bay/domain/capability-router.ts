@@ -13,7 +13,16 @@ import { ShipWrongSessionError } from "../runtime/errors/ship-wrong-session-erro
 import type { Stores } from "../store/index.ts";
 import { expiredError } from "./lifecycle.ts";
 import { type OpenSlot, OpenStreamSlots } from "./open-stream-slots.ts";
-import { coverStream, endedError, holdChannel, isOpenChannel, SessionEndSignals, type StreamHooks } from "./open-streams.ts";
+import {
+  coverSentBody,
+  coverStream,
+  endedError,
+  holdChannel,
+  isOpenChannel,
+  type SentBody,
+  SessionEndSignals,
+  type StreamHooks,
+} from "./open-streams.ts";
 import type { Capability, Language, ProfileRegistry } from "./profiles.ts";
 import type { RouteCache } from "./route-cache.ts";
 import type { SessionHandle, SessionManager } from "./session-manager.ts";
@@ -25,6 +34,11 @@ export interface CallContext {
   requestId: string;
   /** Aborts when the client goes away. */
   signal?: AbortSignal;
+  /**
+   * Set when the server can stream a file's body on by itself and tell when it is
+   * over (a download under Bun.serve); `signal` then also aborts on `sent.cut()`.
+   */
+  sent?: SentBody;
 }
 
 /**
@@ -191,7 +205,9 @@ export class CapabilityRouter {
         // A streamed answer (events, a download) is part of the call: the session
         // stays covered until its body ends, however long that is.
         handedOff = true;
-        return coverStream(result, this.streamHooks(ctx, session, idleMs, finish), idleMs, this.ends, ctx.sandboxId, ctx.requestId) as T;
+        const hooks = this.streamHooks(ctx, session, idleMs, finish);
+        if (ctx.sent && !isEventStream(result)) return coverSentBody(result, hooks, idleMs, this.ends, ctx.sandboxId, ctx.sent) as T;
+        return coverStream(result, hooks, idleMs, this.ends, ctx.sandboxId, ctx.requestId) as T;
       }
       if (isOpenChannel(result)) {
         // A WebSocket bridge: covered, likewise, until it closes.
@@ -284,3 +300,5 @@ function isStreamed(res: Response): boolean {
   const type = res.headers.get("content-type") ?? "";
   return type.startsWith("text/event-stream") || type.startsWith("application/octet-stream");
 }
+
+const isEventStream = (res: Response): boolean => (res.headers.get("content-type") ?? "").startsWith("text/event-stream");

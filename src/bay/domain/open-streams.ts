@@ -191,6 +191,57 @@ export function coverStream(
   return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
+/**
+ * What the server tells about one request whose answer it streams on itself:
+ * whether that answer is over (sent whole, or its client went away), and a way
+ * to break the upstream body mid-transfer.
+ */
+export interface SentBody {
+  over(): boolean;
+  cut(): void;
+}
+
+/** How often an answer handed to the server is checked for being over: its cover is released at most this late. */
+export const SENT_POLL_MS = 100;
+
+/**
+ * Covers a download whose body the server streams on as it is: Bun pipes the
+ * Ship's response to the client without a chunk passing through JavaScript
+ * (coverStream's pull-through kept tens of MiB of chunk garbage alive during a
+ * large transfer). The same bookkeeping is done from outside: the cover is
+ * renewed and released once `sent.over()` (polled); a session that ends under
+ * it cuts the Ship's body, so the client's transfer fails instead of ending
+ * short as if complete.
+ */
+export function coverSentBody(
+  res: Response,
+  hooks: StreamHooks,
+  idleMs: number,
+  signals: SessionEndSignals,
+  sandboxId: string,
+  sent: SentBody,
+): Response {
+  let finished = false;
+  const release = () => {
+    if (finished) return;
+    finished = true;
+    clearInterval(poll);
+    stopRenew();
+    unsubscribe();
+    hooks.done();
+  };
+  const onEnded = () => {
+    if (!finished) sent.cut();
+  };
+  const stopRenew = renewing(hooks, idleMs, onEnded);
+  const unsubscribe = signals.on(sandboxId, onEnded);
+  const poll = setInterval(() => {
+    if (sent.over()) release();
+  }, SENT_POLL_MS);
+  poll.unref?.();
+  return new Response(res.body, { status: res.status, statusText: res.statusText, headers: res.headers });
+}
+
 /** Covers a channel until it closes; ends it when its session ends. */
 export function holdChannel(channel: OpenChannel, hooks: StreamHooks, idleMs: number, signals: SessionEndSignals, sandboxId: string): void {
   let over = false;

@@ -5,7 +5,7 @@ import { operations as ops } from "../generated/index.ts";
 import { validate } from "../middleware/validate.ts";
 import { receiveStreaming } from "../multipart-upload.ts";
 import { normalizeWorkspacePath } from "../../domain/paths.ts";
-import { callContext, relay } from "../relay.ts";
+import { callContext, relay, sentBodyContext } from "../relay.ts";
 
 export function filesystemRoutes(deps: AppDeps): Hono {
   const { sandboxFiles, uploadSpool } = deps;
@@ -24,7 +24,7 @@ export function filesystemRoutes(deps: AppDeps): Hono {
   );
 
   app.get(ops.downloadFile.honoPath, validate("param", ops.downloadFile.params), validate("query", ops.downloadFile.query), async (c) =>
-    relay(c, await sandboxFiles.download(callContext(c, c.req.valid("param").id), c.req.valid("query").path)),
+    relay(c, await sandboxFiles.download(sentBodyContext(c, c.req.valid("param").id), c.req.valid("query").path)),
   );
 
   app.put(ops.writeFile.honoPath, validate("param", ops.writeFile.params), validate("json", ops.writeFile.body), async (c) => {
