@@ -45,13 +45,16 @@ export function callContext(c: Context, sandboxId: string): CallContext {
  * pulled through JavaScript, as every other streamed answer.
  */
 export function sentBodyContext(c: Context, sandboxId: string): CallContext {
-  const ctx = callContext(c, sandboxId);
+  return { ...callContext(c, sandboxId), ...sentBody(c) };
+}
+
+/** The `signal` and `sent` of a download's call context (see sentBodyContext), for contexts built elsewhere. */
+export function sentBody(c: Context): Pick<CallContext, "signal" | "sent"> {
   const server = c.env as { requestIP?: (req: Request) => unknown } | undefined;
   const req = c.req.raw;
-  if (typeof server?.requestIP !== "function" || server.requestIP(req) === null) return ctx;
+  if (typeof server?.requestIP !== "function" || server.requestIP(req) === null) return { signal: req.signal };
   const cut = new AbortController();
   return {
-    ...ctx,
     signal: AbortSignal.any([req.signal, cut.signal]),
     sent: { over: () => server.requestIP!(req) === null, cut: () => cut.abort() },
   };

@@ -10,7 +10,7 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { validate } from "../../api/middleware/validate.ts";
-import { relay } from "../../api/relay.ts";
+import { relay, sentBody } from "../../api/relay.ts";
 import type { SandboxFiles, StreamingUpload } from "../../domain/sandbox-files.ts";
 import { BayError, notFound } from "../../errors.ts";
 import type { SandboxStore } from "../../store/sandbox-store.ts";
@@ -73,7 +73,8 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
 
   app.get("/files", validate("query", ops.e2bReadFile.query), async (c) => {
     const q = c.req.valid("query");
-    const call = await authorize(c, q, "read");
+    // The file's body is handed to the server as it is (see sentBody in api/relay.ts).
+    const call = { ...(await authorize(c, q, "read")), ...sentBody(c) };
     const res = await deps.files.download(call, toWorkspacePath(q.path ?? ""));
     return relay(c, res);
   });
