@@ -119,6 +119,17 @@ function collectOperations(spec: oas31.OpenAPIObject): Op[] {
   return ops;
 }
 
+/**
+ * Each operation's method and path and nothing else: for a caller that only sends
+ * requests (Bay's Ship client), so it loads no zod schema it would never run.
+ */
+function genRoutes(spec: oas31.OpenAPIObject, HEADER: string): string {
+  const entries = collectOperations(spec).map(
+    ({ id, method, path }) => `  ${id}: { method: ${JSON.stringify(method)}, path: ${JSON.stringify(path)} },`,
+  );
+  return `${HEADER}/** Method and path of every operation (no schemas). */\nexport const routes = {\n${entries.join("\n")}\n} as const;\n\nexport type RouteId = keyof typeof routes;\n`;
+}
+
 function genOperations(spec: oas31.OpenAPIObject, HEADER: string): string {
   const schemas = (spec.components?.schemas ?? {}) as Record<string, Schema>;
   const resolve = resolver(spec);
@@ -264,6 +275,7 @@ export function generate(specText: string, opts: GenerateOptions = {}, target: T
     [`${out}/schemas.ts`, genSchemas(spec, HEADER)],
     [`${out}/operations.ts`, genOperations(spec, HEADER)],
   ]);
+  files.set(`${out}/routes.ts`, genRoutes(spec, HEADER));
   if (target.embedSpec) files.set(`${out}/spec.ts`, genSpec(target, HEADER));
   const modules = ["schemas", "operations", ...(target.embedSpec ? ["spec"] : [])];
   files.set(`${out}/index.ts`, `${HEADER}${modules.map((m) => `export * from "./${m}.ts";\n`).join("")}`);

@@ -4,7 +4,7 @@
  * this session). A container that exits while we wait fails fast instead of
  * running out the clock; its last log lines go to Bay's log, not to the client.
  */
-import { SHIP_API_VERSION } from "../../protocol/ship/index.ts";
+import { SHIP_API_VERSION } from "../../protocol/ship/constants.ts";
 import type { Driver } from "../drivers/driver.ts";
 import { BayError } from "../errors.ts";
 import { ShipWrongSessionError } from "../runtime/errors/ship-wrong-session-error.ts";

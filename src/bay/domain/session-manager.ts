@@ -20,7 +20,7 @@ import type { BayMetrics } from "../observability/bay-metrics.ts";
 import type { ShipClient, ShipTarget } from "../runtime/ship-client.ts";
 import type { Stores } from "../store/index.ts";
 import type { SandboxRecord } from "../store/sandbox-store.ts";
-import { CREDENTIALS_ENV } from "../../protocol/ship/index.ts";
+import { CREDENTIALS_ENV } from "../../protocol/ship/constants.ts";
 import { newId } from "./ids.ts";
 import { expiredError, notReadyError, type SessionEnd, supersededError } from "./lifecycle.ts";
 import { type Profile, type ProfileRegistry, resolveProfileEnv } from "./profiles.ts";

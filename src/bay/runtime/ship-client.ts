@@ -27,15 +27,10 @@ import type {
   TerminalCreated,
   WriteResult,
 } from "../../protocol/ship/index.ts";
-import {
-  KERNEL_INTERRUPT_ANSWER_MS,
-  NONCE_HEADER,
-  newNonce,
-  PROOF_HEADER,
-  proofValid,
-  shipBearer,
-  shipOperations,
-} from "../../protocol/ship/index.ts";
+// Not index.ts: Bay only sends requests, and the generated schemas it would load are Ship's to run.
+import { NONCE_HEADER, newNonce, PROOF_HEADER, proofValid, shipBearer } from "../../protocol/ship/auth.ts";
+import { KERNEL_INTERRUPT_ANSWER_MS } from "../../protocol/ship/constants.ts";
+import { routes as shipRoutes } from "../../protocol/ship/generated/routes.ts";
 import { BayError } from "../errors.ts";
 import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
 import { ShipTimeoutError } from "./errors/ship-timeout-error.ts";
@@ -103,7 +98,7 @@ export class ShipClient {
   /** True when something answers /health with 200 within `timeoutMs` (no secret: liveness only). */
   async isHealthy(endpoint: string, timeoutMs = 1000): Promise<boolean> {
     try {
-      const res = await this.fetchImpl(`${endpoint}${shipOperations.getHealth.path}`, { signal: AbortSignal.timeout(timeoutMs) });
+      const res = await this.fetchImpl(`${endpoint}${shipRoutes.getHealth.path}`, { signal: AbortSignal.timeout(timeoutMs) });
       await res.body?.cancel();
       return res.status === 200;
     } catch {
@@ -266,7 +261,7 @@ export class ShipClient {
    * refuses, within the deadline is a ShipUnreachableError or ShipTimeoutError.
    */
   attachTerminal(t: ShipTarget, terminalId: string, o: CallOptions = {}): Promise<WebSocket> {
-    const path = shipOperations.attachTerminal.path.replace("{terminal_id}", encodeURIComponent(terminalId));
+    const path = shipRoutes.attachTerminal.path.replace("{terminal_id}", encodeURIComponent(terminalId));
     const nonce = newNonce();
     const headers: Record<string, string> = { authorization: `Bearer ${shipBearer(t.secret)}`, [NONCE_HEADER]: nonce };
     if (o.requestId) headers["x-request-id"] = o.requestId;
@@ -329,7 +324,7 @@ export class ShipClient {
 
   /** Sends one operation and returns its successful response unread; Ship error bodies become `BayError`s. */
   protected async send<T>(t: ShipTarget, op: ShipOperationId, s: Send, o: CallOptions): Promise<ShipReply<T>> {
-    const spec = shipOperations[op];
+    const spec = shipRoutes[op];
     let path: string = spec.path;
     for (const [name, value] of Object.entries(s.params ?? {})) path = path.replace(`{${name}}`, encodeURIComponent(value));
     if (s.query) path += `?${new URLSearchParams(s.query)}`;

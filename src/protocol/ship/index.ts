@@ -6,32 +6,6 @@
 export * from "./generated/schemas.ts";
 export { operations as shipOperations, type OperationId as ShipOperationId } from "./generated/operations.ts";
 
-/** The API version Bay requires of a Ship (`/meta` runtime.api_version). */
-export const SHIP_API_VERSION = "v1";
-
-/** What Bay hands a new container on its standard input, one JSON line. */
-export interface ShipCredentials {
-  session_id: string;
-  secret: string;
-}
-
-/** Fewest characters a session secret has (base64url of 32 random bytes is 43). */
-export const MIN_SECRET_LENGTH = 32;
-
-/** The environment variable that tells Ship to read its credentials from stdin. */
-export const CREDENTIALS_ENV = "SHIP_CREDENTIALS";
-
-/**
- * After a timeout or a client gone, Ship interrupts the running cell and waits for its
- * answer: a kernel that has not acknowledged the interrupt within the first of these is
- * taken to ignore it and is replaced; one that did gets the second to answer (its result
- * carries all the cell's output, which at a raised output cap and on a loaded machine
- * takes many seconds to build and send). Bay's exec deadline covers both.
- */
-export const KERNEL_INTERRUPT_ACK_MS = 10_000;
-export const KERNEL_INTERRUPT_ANSWER_MS = 120_000;
-
-/** Commands longer than this go to bash as a script file, not an argument (Linux caps one at 128 KiB). */
-export const LONG_COMMAND_BYTES = 64 * 1024;
-
+export * from "./constants.ts";
+export { routes as shipRoutes, type RouteId as ShipRouteId } from "./generated/routes.ts";
 export { MAX_NONCE_LENGTH, NONCE_HEADER, newNonce, PROOF_HEADER, proofValid, shipBearer, shipProof } from "./auth.ts";
