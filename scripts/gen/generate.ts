@@ -82,8 +82,10 @@ function genSchemas(spec: oas31.OpenAPIObject, HEADER: string): string {
     const s = schemas[name]!;
     const d = "$ref" in s ? undefined : s.description;
     const expr = zodExpr(s, { resolve, at: `components.schemas.${name}` });
-    return `${doc(d, "")}export const z${name} = ${expr};\nexport type ${name} = z.infer<typeof z${name}>;\n`;
+    return `${doc(d, "")}export const z${name} = z.lazy(() => ${expr});\nexport type ${name} = z.infer<typeof z${name}>;\n`;
   });
+  // Each schema is built on its first use: a process loads them all (tens of them,
+  // several MiB of zod objects) but runs few (Bay never parses most response bodies).
   return `${HEADER}import { z } from "zod";\n\n${parts.join("\n")}`;
 }
 

@@ -2,7 +2,7 @@
 import { z } from "zod";
 
 /** 400: the body, query, a header or a form fails its schema, or a value is not acceptable here. */
-export const zValidationError = z.object({
+export const zValidationError = z.lazy(() => z.object({
   code: z.literal("validation_error"),
   message: z.string(),
   request_id: z.string(),
@@ -24,11 +24,11 @@ export const zValidationError = z.object({
     limit: z.number().int().optional(),
     limit_bytes: z.number().int().optional(),
   }),
-});
+}));
 export type ValidationError = z.infer<typeof zValidationError>;
 
 /** 400: a path that is absolute, escapes /workspace, holds NUL or control characters, or crosses a symlink. */
-export const zInvalidPathError = z.object({
+export const zInvalidPathError = z.lazy(() => z.object({
   code: z.literal("invalid_path"),
   message: z.string(),
   request_id: z.string(),
@@ -38,17 +38,17 @@ export const zInvalidPathError = z.object({
     /** Why (`absolute`, `escapes workspace`, `symlink`, `root`, …). */
     reason: z.string().optional(),
   }),
-});
+}));
 export type InvalidPathError = z.infer<typeof zInvalidPathError>;
 
-export const zCapability = z.enum(["python", "shell", "filesystem"]);
+export const zCapability = z.lazy(() => z.enum(["python", "shell", "filesystem"]));
 export type Capability = z.infer<typeof zCapability>;
 
-export const zLanguage = z.enum(["python", "javascript", "typescript"]);
+export const zLanguage = z.lazy(() => z.enum(["python", "javascript", "typescript"]));
 export type Language = z.infer<typeof zLanguage>;
 
 /** 400: the sandbox's profile lacks the capability or the language the route needs. */
-export const zCapabilityNotSupportedError = z.object({
+export const zCapabilityNotSupportedError = z.lazy(() => z.object({
   code: z.literal("capability_not_supported"),
   message: z.string(),
   request_id: z.string(),
@@ -60,35 +60,35 @@ export const zCapabilityNotSupportedError = z.object({
     language: zLanguage.optional(),
     languages: z.array(zLanguage).optional(),
   }),
-});
+}));
 export type CapabilityNotSupportedError = z.infer<typeof zCapabilityNotSupportedError>;
 
 /** Always `{}`. */
-export const zNoDetails = z.strictObject({});
+export const zNoDetails = z.lazy(() => z.strictObject({}));
 export type NoDetails = z.infer<typeof zNoDetails>;
 
 /** 401: missing, malformed, unknown, revoked or expired credentials. Nothing more is said. */
-export const zUnauthorizedError = z.object({
+export const zUnauthorizedError = z.lazy(() => z.object({
   code: z.literal("unauthorized"),
   message: z.string(),
   request_id: z.string(),
   details: zNoDetails,
-});
+}));
 export type UnauthorizedError = z.infer<typeof zUnauthorizedError>;
 
 /** 403: in anonymous mode, a Host header not in `server.allowed_hosts` (`host_not_allowed`: DNS rebinding), or a browser request from a page of another origin not in `server.cors_origins` (`cross_site`: its `Origin` or `Sec-Fetch-Site` says so); /metrics from a peer that is not loopback when no metrics token is set. Bay answers 404, never 403, for resources of another owner. */
-export const zForbiddenError = z.object({
+export const zForbiddenError = z.lazy(() => z.object({
   code: z.literal("forbidden"),
   message: z.string(),
   request_id: z.string(),
   details: z.strictObject({
     reason: z.enum(["host_not_allowed", "cross_site"]).optional(),
   }),
-});
+}));
 export type ForbiddenError = z.infer<typeof zForbiddenError>;
 
 /** 404: no such route, or an unknown, deleted or another owner's resource. */
-export const zNotFoundError = z.object({
+export const zNotFoundError = z.lazy(() => z.object({
   code: z.literal("not_found"),
   message: z.string(),
   request_id: z.string(),
@@ -103,33 +103,33 @@ export const zNotFoundError = z.object({
     /** The engine operation that found nothing. */
     operation: z.string().optional(),
   }),
-});
+}));
 export type NotFoundError = z.infer<typeof zNotFoundError>;
 
 /** 404: no file or directory at the path. */
-export const zFileNotFoundError = z.object({
+export const zFileNotFoundError = z.lazy(() => z.object({
   code: z.literal("file_not_found"),
   message: z.string(),
   request_id: z.string(),
   details: z.strictObject({
     path: z.string().optional(),
   }),
-});
+}));
 export type FileNotFoundError = z.infer<typeof zFileNotFoundError>;
 
 /** 405: the path exists, the method does not (the `Allow` header lists the methods). */
-export const zMethodNotAllowedError = z.object({
+export const zMethodNotAllowedError = z.lazy(() => z.object({
   code: z.literal("method_not_allowed"),
   message: z.string(),
   request_id: z.string(),
   details: z.strictObject({
     allowed: z.array(z.string()),
   }),
-});
+}));
 export type MethodNotAllowedError = z.infer<typeof zMethodNotAllowedError>;
 
 /** 409: an `Idempotency-Key` reused with another request or still in flight, or a state conflict (workspace in use, no TTL, start superseded). */
-export const zConflictError = z.object({
+export const zConflictError = z.lazy(() => z.object({
   code: z.literal("conflict"),
   message: z.string(),
   request_id: z.string(),
@@ -142,22 +142,22 @@ export const zConflictError = z.object({
     process_id: z.string().optional(),
     terminal_id: z.string().optional(),
   }),
-});
+}));
 export type ConflictError = z.infer<typeof zConflictError>;
 
 /** 409: the sandbox passed its TTL. */
-export const zSandboxExpiredError = z.object({
+export const zSandboxExpiredError = z.lazy(() => z.object({
   code: z.literal("sandbox_expired"),
   message: z.string(),
   request_id: z.string(),
   details: z.strictObject({
     sandbox_id: z.string(),
   }),
-});
+}));
 export type SandboxExpiredError = z.infer<typeof zSandboxExpiredError>;
 
 /** 413: a body, file or upload over its limit, or a write that does not fit the workspace size limit. */
-export const zPayloadTooLargeError = z.object({
+export const zPayloadTooLargeError = z.lazy(() => z.object({
   code: z.literal("payload_too_large"),
   message: z.string(),
   request_id: z.string(),
@@ -172,11 +172,11 @@ export const zPayloadTooLargeError = z.object({
     used_bytes: z.number().int().optional(),
     remaining_bytes: z.number().int().optional(),
   }),
-});
+}));
 export type PayloadTooLargeError = z.infer<typeof zPayloadTooLargeError>;
 
 /** 429: a per-owner quota or rate, or a per-sandbox queue, is full (`Retry-After` says when to try again). */
-export const zQuotaExceededError = z.object({
+export const zQuotaExceededError = z.lazy(() => z.object({
   code: z.literal("quota_exceeded"),
   message: z.string(),
   request_id: z.string(),
@@ -197,40 +197,40 @@ export const zQuotaExceededError = z.object({
     max_contexts: z.number().int().optional(),
     running: z.number().int().optional(),
   }),
-});
+}));
 export type QuotaExceededError = z.infer<typeof zQuotaExceededError>;
 
 /** What failed, in terms a client can use; the engine's own words, container ids and internal addresses go to Bay's log with the request id, never here. */
-export const zEngineFailureDetails = z.strictObject({
+export const zEngineFailureDetails = z.lazy(() => z.strictObject({
   reason: z.literal("image_missing").optional(),
   image: z.string().optional(),
   runtime: z.string().optional(),
   exit_code: z.number().int().nullable().optional(),
   oom_killed: z.boolean().optional(),
   path: z.string().optional(),
-});
+}));
 export type EngineFailureDetails = z.infer<typeof zEngineFailureDetails>;
 
 /** 500: anything unexpected (never a stack trace). */
-export const zInternalError = z.object({
+export const zInternalError = z.lazy(() => z.object({
   code: z.literal("internal_error"),
   message: z.string(),
   request_id: z.string(),
   details: zEngineFailureDetails,
-});
+}));
 export type InternalError = z.infer<typeof zInternalError>;
 
 /** 501: the configured driver lacks the feature. */
-export const zNotImplementedError = z.object({
+export const zNotImplementedError = z.lazy(() => z.object({
   code: z.literal("not_implemented"),
   message: z.string(),
   request_id: z.string(),
   details: zNoDetails,
-});
+}));
 export type NotImplementedError = z.infer<typeof zNotImplementedError>;
 
 /** 502: the sandbox runtime failed, answered garbage, or could not be reached. */
-export const zShipError = z.object({
+export const zShipError = z.lazy(() => z.object({
   code: z.literal("ship_error"),
   message: z.string(),
   request_id: z.string(),
@@ -245,11 +245,11 @@ export const zShipError = z.object({
     /** For `capability_mismatch`: languages of the profile the runtime does not run. */
     missing_languages: z.array(zLanguage).optional(),
   }),
-});
+}));
 export type ShipError = z.infer<typeof zShipError>;
 
 /** 503: the sandbox runtime did not become ready (image missing, container exited, start timed out); `Retry-After` is set. */
-export const zSessionNotReadyError = z.object({
+export const zSessionNotReadyError = z.lazy(() => z.object({
   code: z.literal("session_not_ready"),
   message: z.string(),
   request_id: z.string(),
@@ -267,11 +267,11 @@ export const zSessionNotReadyError = z.object({
     runtime: z.string().optional(),
     oom_killed: z.boolean().optional(),
   }),
-});
+}));
 export type SessionNotReadyError = z.infer<typeof zSessionNotReadyError>;
 
 /** 503: the container engine cannot be reached, or the network rules a profile needs cannot be installed; `Retry-After` is set. */
-export const zDriverUnavailableError = z.object({
+export const zDriverUnavailableError = z.lazy(() => z.object({
   code: z.literal("driver_unavailable"),
   message: z.string(),
   request_id: z.string(),
@@ -284,11 +284,11 @@ export const zDriverUnavailableError = z.object({
     /** For `engine_timeout`: the deadline of the call, in milliseconds. */
     timeout_ms: z.number().int().optional(),
   }),
-});
+}));
 export type DriverUnavailableError = z.infer<typeof zDriverUnavailableError>;
 
 /** 504: the operation ran past its deadline; for an exec, the output so far. */
-export const zTimeoutError = z.object({
+export const zTimeoutError = z.lazy(() => z.object({
   code: z.literal("timeout"),
   message: z.string(),
   request_id: z.string(),
@@ -306,20 +306,20 @@ export const zTimeoutError = z.object({
     /** `client_gone`: the client went away and the call was abandoned. */
     reason: z.literal("client_gone").optional(),
   }),
-});
+}));
 export type TimeoutError = z.infer<typeof zTimeoutError>;
 
 /** One variant per `code`; each names the `details` it carries. Narrow on `code` (the discriminator) to get the typed `details`. Fields marked optional appear only where the situation has them (for example `issues` for a schema check, `field` for a bad cursor). */
-export const zErrorInfo = z.discriminatedUnion("code", [zValidationError, zInvalidPathError, zCapabilityNotSupportedError, zUnauthorizedError, zForbiddenError, zNotFoundError, zFileNotFoundError, zMethodNotAllowedError, zConflictError, zSandboxExpiredError, zPayloadTooLargeError, zQuotaExceededError, zInternalError, zNotImplementedError, zShipError, zSessionNotReadyError, zDriverUnavailableError, zTimeoutError]);
+export const zErrorInfo = z.lazy(() => z.discriminatedUnion("code", [zValidationError, zInvalidPathError, zCapabilityNotSupportedError, zUnauthorizedError, zForbiddenError, zNotFoundError, zFileNotFoundError, zMethodNotAllowedError, zConflictError, zSandboxExpiredError, zPayloadTooLargeError, zQuotaExceededError, zInternalError, zNotImplementedError, zShipError, zSessionNotReadyError, zDriverUnavailableError, zTimeoutError]));
 export type ErrorInfo = z.infer<typeof zErrorInfo>;
 
 /** The one body of every failure. */
-export const zErrorBody = z.object({
+export const zErrorBody = z.lazy(() => z.object({
   error: zErrorInfo,
-});
+}));
 export type ErrorBody = z.infer<typeof zErrorBody>;
 
-export const zHealth = z.object({
+export const zHealth = z.lazy(() => z.object({
   status: z.enum(["healthy", "degraded"]),
   version: z.string(),
   database: z.object({
@@ -343,14 +343,14 @@ export const zHealth = z.object({
     profile: z.string(),
     available: z.boolean(),
   })),
-});
+}));
 export type Health = z.infer<typeof zHealth>;
 
 /** Where the profile's sandboxes are attached (profile config `network`). `egress` (default): a Bay-managed network with the public internet only; the Docker host, Bay, other sandboxes, 10/8, 172.16/12, 192.168/16, 100.64/10 and 169.254/16 are refused, DNS works. `none`: a Bay-managed network with no egress at all (Bay still reaches the sandbox). `docker_network`: an existing Docker network chosen by the operator (`{docker_network: name}`), on which Bay installs no rules. */
-export const zProfileNetwork = z.enum(["egress", "none", "docker_network"]);
+export const zProfileNetwork = z.lazy(() => z.enum(["egress", "none", "docker_network"]));
 export type ProfileNetwork = z.infer<typeof zProfileNetwork>;
 
-export const zProfile = z.object({
+export const zProfile = z.lazy(() => z.object({
   id: z.string(),
   image: z.string(),
   cpus: z.number(),
@@ -368,18 +368,18 @@ export const zProfile = z.object({
   /** Whether the engine has that runtime registered; null when the engine cannot be asked. */
   runtime_available: z.boolean().nullable(),
   description: z.string().optional(),
-});
+}));
 export type Profile = z.infer<typeof zProfile>;
 
-export const zProfileList = z.object({
+export const zProfileList = z.lazy(() => z.object({
   items: z.array(zProfile),
-});
+}));
 export type ProfileList = z.infer<typeof zProfileList>;
 
-export const zSandboxStatus = z.enum(["idle", "starting", "ready", "failed", "expired"]);
+export const zSandboxStatus = z.lazy(() => z.enum(["idle", "starting", "ready", "failed", "expired"]));
 export type SandboxStatus = z.infer<typeof zSandboxStatus>;
 
-export const zSandbox = z.object({
+export const zSandbox = z.lazy(() => z.object({
   id: z.string(),
   profile: z.string(),
   workspace_id: z.string(),
@@ -392,45 +392,45 @@ export const zSandbox = z.object({
   idle_expires_at: z.iso.datetime({ offset: true }).nullable(),
   /** Why the last start failed. */
   last_error: z.string().nullable(),
-});
+}));
 export type Sandbox = z.infer<typeof zSandbox>;
 
-export const zCreateSandboxRequest = z.strictObject({
+export const zCreateSandboxRequest = z.lazy(() => z.strictObject({
   profile: z.string().min(1).max(128).default("python-default"),
   /** An existing external workspace to mount. */
   workspace_id: z.string().min(1).max(128).optional(),
   /** Seconds until expiry (at most 10 years); null or 0 = never expires. */
   ttl: z.number().int().min(0).max(315360000).nullable().optional(),
-});
+}));
 export type CreateSandboxRequest = z.infer<typeof zCreateSandboxRequest>;
 
-export const zSandboxList = z.object({
+export const zSandboxList = z.lazy(() => z.object({
   items: z.array(zSandbox),
   next_cursor: z.string().nullable(),
-});
+}));
 export type SandboxList = z.infer<typeof zSandboxList>;
 
-export const zExtendTtlRequest = z.strictObject({
+export const zExtendTtlRequest = z.lazy(() => z.strictObject({
   /** Seconds (at most 30 days). */
   extend_by: z.number().int().min(1).max(2592000),
-});
+}));
 export type ExtendTtlRequest = z.infer<typeof zExtendTtlRequest>;
 
-export const zPythonExecRequest = z.strictObject({
+export const zPythonExecRequest = z.lazy(() => z.strictObject({
   code: z.string().min(1).max(1048576),
   /** Seconds. */
   timeout: z.number().int().min(1).max(300).default(30),
-});
+}));
 export type PythonExecRequest = z.infer<typeof zPythonExecRequest>;
 
-export const zDisplayOutput = z.object({
+export const zDisplayOutput = z.lazy(() => z.object({
   type: z.enum(["execute_result", "display_data"]),
   /** MIME type → content (text, or base64 for binary types such as image/png). */
   data: z.record(z.string(), z.string()),
-});
+}));
 export type DisplayOutput = z.infer<typeof zDisplayOutput>;
 
-export const zPythonExecResult = z.object({
+export const zPythonExecResult = z.lazy(() => z.object({
   success: z.boolean(),
   /** Captured stdout plus the text of the last expression's value. */
   output: z.string(),
@@ -441,24 +441,24 @@ export const zPythonExecResult = z.object({
   kernel_restarted: z.boolean(),
   /** True when output, the result or data went over the output cap and were cut. */
   truncated: z.boolean().optional(),
-});
+}));
 export type PythonExecResult = z.infer<typeof zPythonExecResult>;
 
 /** A `text/event-stream` body (asked for with `Accept: text/event-stream`). Each event is `event: <name>` and one `data:` line of JSON: - `stdout`, `stderr` `{"text": "…"}`: output as it is produced (the same text the result's `output` / `error` hold, up to the same cap); - `display` `{"data": {"<mime>": "…"}}`: a rich output (an HTML table, a PNG as base64) as it is produced (kernels only); - last, exactly one of `result` (exactly the JSON body the call answers without streaming) or `error` (an `ErrorBody`, e.g. `timeout` with the output so far, or `ship_error` when the connection to the runtime broke mid-stream). A comment line (`: ping`) comes at least every 15 s. Whatever fails before the run starts (not found, validation, a full queue, the runtime not starting) answers its usual status and JSON error body instead of a stream. A slow reader slows the kernel down rather than growing a buffer; once the run is interrupted (timeout) its remaining output events are dropped, the `error` event still comes. */
-export const zExecEvents = z.string();
+export const zExecEvents = z.lazy(() => z.string());
 export type ExecEvents = z.infer<typeof zExecEvents>;
 
-export const zCodeExecRequest = z.strictObject({
+export const zCodeExecRequest = z.lazy(() => z.strictObject({
   code: z.string().min(1).max(1048576),
   language: zLanguage.optional(),
   /** A context of this sandbox; with `language` too, they must agree. */
   context_id: z.string().min(1).max(128).optional(),
   /** Seconds. */
   timeout: z.number().int().min(1).max(300).default(30),
-});
+}));
 export type CodeExecRequest = z.infer<typeof zCodeExecRequest>;
 
-export const zContext = z.object({
+export const zContext = z.lazy(() => z.object({
   id: z.string(),
   language: zLanguage,
   /** Working directory relative to /workspace. */
@@ -467,22 +467,22 @@ export const zContext = z.object({
   /** The language's default context (the one `code/exec` uses without `context_id`). */
   default: z.boolean(),
   status: z.enum(["ready", "starting", "restarting"]),
-});
+}));
 export type Context = z.infer<typeof zContext>;
 
-export const zContextList = z.object({
+export const zContextList = z.lazy(() => z.object({
   items: z.array(zContext),
-});
+}));
 export type ContextList = z.infer<typeof zContextList>;
 
-export const zCreateContextRequest = z.strictObject({
+export const zCreateContextRequest = z.lazy(() => z.strictObject({
   language: zLanguage,
   /** An existing directory relative to /workspace; default /workspace. Packages and relative imports resolve from it. */
   cwd: z.string().min(1).max(4096).optional(),
-});
+}));
 export type CreateContextRequest = z.infer<typeof zCreateContextRequest>;
 
-export const zShellExecRequest = z.strictObject({
+export const zShellExecRequest = z.lazy(() => z.strictObject({
   command: z.string().min(1).max(1048576),
   /** Seconds. */
   timeout: z.number().int().min(1).max(300).default(30),
@@ -492,10 +492,10 @@ export const zShellExecRequest = z.strictObject({
   background: z.boolean().default(false),
   /** With `background`: keep the process's stdin open for `POST …/shell/processes/{process_id}/stdin`. Otherwise stdin is /dev/null. */
   stdin: z.boolean().default(false),
-});
+}));
 export type ShellExecRequest = z.infer<typeof zShellExecRequest>;
 
-export const zShellExecResult = z.object({
+export const zShellExecResult = z.lazy(() => z.object({
   success: z.boolean(),
   /** stdout. */
   output: z.string(),
@@ -505,10 +505,10 @@ export const zShellExecResult = z.object({
   truncated: z.boolean(),
   /** Set for background commands. */
   process_id: z.string().nullable(),
-});
+}));
 export type ShellExecResult = z.infer<typeof zShellExecResult>;
 
-export const zShellProcess = z.object({
+export const zShellProcess = z.lazy(() => z.object({
   process_id: z.string(),
   pid: z.number().int(),
   command: z.string(),
@@ -520,15 +520,15 @@ export const zShellProcess = z.object({
   stdin_open: z.boolean(),
   started_at: z.iso.datetime({ offset: true }),
   finished_at: z.iso.datetime({ offset: true }).nullable(),
-});
+}));
 export type ShellProcess = z.infer<typeof zShellProcess>;
 
-export const zShellProcessList = z.object({
+export const zShellProcessList = z.lazy(() => z.object({
   items: z.array(zShellProcess),
-});
+}));
 export type ShellProcessList = z.infer<typeof zShellProcessList>;
 
-export const zShellProcessDetail = z.object({
+export const zShellProcessDetail = z.lazy(() => z.object({
   process_id: z.string(),
   pid: z.number().int(),
   command: z.string(),
@@ -544,19 +544,19 @@ export const zShellProcessDetail = z.object({
   error: z.string(),
   /** True once the ring has dropped its oldest bytes. */
   truncated: z.boolean(),
-});
+}));
 export type ShellProcessDetail = z.infer<typeof zShellProcessDetail>;
 
-export const zShellProcessOutputChunk = z.object({
+export const zShellProcessOutputChunk = z.lazy(() => z.object({
   stream: z.enum(["stdout", "stderr"]),
   offset: z.number().int(),
   next_offset: z.number().int(),
   /** UTF-8 text or base64, per `encoding`. */
   data: z.string(),
-});
+}));
 export type ShellProcessOutputChunk = z.infer<typeof zShellProcessOutputChunk>;
 
-export const zShellProcessOutput = z.object({
+export const zShellProcessOutput = z.lazy(() => z.object({
   process_id: z.string(),
   status: z.enum(["running", "exited", "killed"]),
   exit_code: z.number().int().nullable(),
@@ -570,10 +570,10 @@ export const zShellProcessOutput = z.object({
   chunks: z.array(zShellProcessOutputChunk),
   /** The process ended and nothing follows `next_offset`. */
   eof: z.boolean(),
-});
+}));
 export type ShellProcessOutput = z.infer<typeof zShellProcessOutput>;
 
-export const zShellProcessStdinRequest = z.strictObject({
+export const zShellProcessStdinRequest = z.lazy(() => z.strictObject({
   /** The bytes: UTF-8 text, or base64 with `encoding: base64`. */
   data: z.string(),
   encoding: z.enum(["text", "base64"]).default("text"),
@@ -581,121 +581,121 @@ export const zShellProcessStdinRequest = z.strictObject({
   eof: z.boolean().default(false),
   /** Seconds to wait for the process to read the data. */
   timeout: z.number().int().min(1).max(300).default(30),
-});
+}));
 export type ShellProcessStdinRequest = z.infer<typeof zShellProcessStdinRequest>;
 
-export const zShellProcessStdinResult = z.object({
+export const zShellProcessStdinResult = z.lazy(() => z.object({
   process_id: z.string(),
   /** Bytes written. */
   written: z.number().int(),
   stdin_open: z.boolean(),
-});
+}));
 export type ShellProcessStdinResult = z.infer<typeof zShellProcessStdinResult>;
 
-export const zShellProcessSignalRequest = z.strictObject({
+export const zShellProcessSignalRequest = z.lazy(() => z.strictObject({
   signal: z.enum(["SIGHUP", "SIGINT", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGTERM", "SIGCONT", "SIGSTOP"]),
-});
+}));
 export type ShellProcessSignalRequest = z.infer<typeof zShellProcessSignalRequest>;
 
-export const zTerminalTicket = z.object({
+export const zTerminalTicket = z.lazy(() => z.object({
   /** Single use. */
   ticket: z.string(),
   expires_at: z.iso.datetime({ offset: true }),
   /** Path and query that open the terminal with this ticket (`/v1/sandboxes/{id}/terminal?ticket=…`); use `ws:` or `wss:` and Bay's host. */
   url: z.string(),
-});
+}));
 export type TerminalTicket = z.infer<typeof zTerminalTicket>;
 
-export const zFileContent = z.object({
+export const zFileContent = z.lazy(() => z.object({
   path: z.string(),
   content: z.string(),
-});
+}));
 export type FileContent = z.infer<typeof zFileContent>;
 
-export const zWriteFileRequest = z.strictObject({
+export const zWriteFileRequest = z.lazy(() => z.strictObject({
   /** Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
   path: z.string().min(1).max(4096),
   content: z.string(),
-});
+}));
 export type WriteFileRequest = z.infer<typeof zWriteFileRequest>;
 
-export const zStatusOk = z.object({
+export const zStatusOk = z.lazy(() => z.object({
   status: z.literal("ok"),
-});
+}));
 export type StatusOk = z.infer<typeof zStatusOk>;
 
-export const zWriteFileResult = z.object({
+export const zWriteFileResult = z.lazy(() => z.object({
   status: z.literal("ok"),
   path: z.string(),
   /** Bytes written. */
   size: z.number().int(),
-});
+}));
 export type WriteFileResult = z.infer<typeof zWriteFileResult>;
 
-export const zFileEntry = z.object({
+export const zFileEntry = z.lazy(() => z.object({
   name: z.string(),
   path: z.string(),
   is_file: z.boolean(),
   is_dir: z.boolean(),
   size: z.number().int(),
   modified_time: z.iso.datetime({ offset: true }),
-});
+}));
 export type FileEntry = z.infer<typeof zFileEntry>;
 
-export const zDirectoryListing = z.object({
+export const zDirectoryListing = z.lazy(() => z.object({
   path: z.string(),
   entries: z.array(zFileEntry),
   /** True when the directory has more than 10 000 entries and only the first were listed. */
   truncated: z.boolean().optional(),
-});
+}));
 export type DirectoryListing = z.infer<typeof zDirectoryListing>;
 
 /** Multipart form. Either field order works: when `path` comes first the file streams straight through Bay; when `file` comes first Bay spools it to its disk until the path is known. The path may also be given as the `path` query parameter. */
-export const zUploadRequest = z.object({
+export const zUploadRequest = z.lazy(() => z.object({
   /** Destination relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
   path: z.string().min(1).max(4096),
   file: z.instanceof(Blob),
-});
+}));
 export type UploadRequest = z.infer<typeof zUploadRequest>;
 
-export const zUploadResult = z.object({
+export const zUploadResult = z.lazy(() => z.object({
   status: z.literal("ok"),
   path: z.string(),
   size: z.number().int(),
-});
+}));
 export type UploadResult = z.infer<typeof zUploadResult>;
 
-export const zWorkspace = z.object({
+export const zWorkspace = z.lazy(() => z.object({
   id: z.string(),
   managed: z.boolean(),
   sandbox_id: z.string().nullable(),
   size_limit_mb: z.number().int(),
   created_at: z.iso.datetime({ offset: true }),
   last_accessed_at: z.iso.datetime({ offset: true }).nullable(),
-});
+}));
 export type Workspace = z.infer<typeof zWorkspace>;
 
-export const zCreateWorkspaceRequest = z.strictObject({
+export const zCreateWorkspaceRequest = z.lazy(() => z.strictObject({
   size_limit_mb: z.number().int().min(1).max(1048576).optional(),
-});
+}));
 export type CreateWorkspaceRequest = z.infer<typeof zCreateWorkspaceRequest>;
 
-export const zWorkspaceList = z.object({
+export const zWorkspaceList = z.lazy(() => z.object({
   items: z.array(zWorkspace),
   next_cursor: z.string().nullable(),
-});
+}));
 export type WorkspaceList = z.infer<typeof zWorkspaceList>;
 
 /** One JSON-RPC 2.0 message (request, notification or response) of the Model Context Protocol. */
-export const zJsonRpcMessage = z.object({
+export const zJsonRpcMessage = z.lazy(() => z.object({
   jsonrpc: z.literal("2.0"),
-}).catchall(z.unknown());
+}).catchall(z.unknown()));
 export type JsonRpcMessage = z.infer<typeof zJsonRpcMessage>;
 
 /** One JSON-RPC message or a non-empty batch of them. */
-export const zMcpRequest = z.union([zJsonRpcMessage, z.array(zJsonRpcMessage).min(1)]);
+export const zMcpRequest = z.lazy(() => z.union([zJsonRpcMessage, z.array(zJsonRpcMessage).min(1)]));
 export type McpRequest = z.infer<typeof zMcpRequest>;
 
 /** The JSON-RPC response, or the responses of a batch. */
-export const zMcpResponse = z.union([zJsonRpcMessage, z.array(zJsonRpcMessage)]);
+export const zMcpResponse = z.lazy(() => z.union([zJsonRpcMessage, z.array(zJsonRpcMessage)]));
 export type McpResponse = z.infer<typeof zMcpResponse>;
