@@ -36,7 +36,7 @@ const SPREADS: Record<string, { keys: string[] }> = {
   "bay/runtime/errors/ship-bad-response-error.ts ...details": { keys: ["ship_status", "ship_code"] },
   // A start that failed in the engine keeps the driver error's client details (docker-errors.ts, docker-driver.ts);
   // the engine's own words travel in `internal`, never in details.
-  "bay/domain/session-manager.ts ...e.details": {
+  "bay/domain/session-starter.ts ...e.details": {
     keys: ["reason", "image", "runtime", "exit_code", "oom_killed"],
   },
   "bay/domain/workspace-usage.ts ...(bytes": { keys: ["size"] },
