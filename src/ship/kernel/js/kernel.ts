@@ -18,14 +18,15 @@
  * Atomics.wait). Ship then kills the process after its grace period and the context's
  * state is lost (kernel_restarted).
  */
-import { writeSync } from "node:fs";
 import vm from "node:vm";
 import { installConsole, type StreamName } from "./console.ts";
 import { takeOverStdio, type CapturedFd, type KernelFds } from "./fds.ts";
 import { installGlobals } from "./globals.ts";
 import { Guard, type Guarded } from "./guard.ts";
-import { bundleOf, CellOutput, clip, DataBudget, describeError, normalizeBundle } from "./output.ts";
-import type { KernelDataItem, KernelEvent, KernelInterruptRequest, KernelRequest } from "../protocol.ts";
+import { Cell, type Outcome } from "./cell.ts";
+import { KernelChannel } from "./channel.ts";
+import { bundleOf, clip, describeError, normalizeBundle } from "./output.ts";
+import type { KernelInterruptRequest, KernelRequest } from "../protocol.ts";
 import { CellSyntaxError, HELPER, transformCell } from "./transform.ts";
 
 /** How the kernel was started. */
@@ -55,44 +56,8 @@ export function parseKernelArgs(argv: string[], env: Record<string, string | und
   return { language, maxOutputBytes };
 }
 
-type Outcome = { kind: "value"; value: unknown } | { kind: "error"; error: unknown } | { kind: "interrupted" };
-
 const POLL_MS = 20;
 const IDLE_POLL_MS = 1000;
-
-/** One running cell. */
-class Cell {
-  readonly output: CellOutput;
-  readonly budget: DataBudget;
-  readonly displays: KernelDataItem[] = [];
-  /** Set once the cell's result is being built: interrupts and late errors no longer change it. */
-  finishing = false;
-  /** Set once Ship was told the cell is being interrupted. */
-  acknowledged = false;
-  /** Resolves when an interrupt or an uncaught error ends the cell early. */
-  readonly stopped: Promise<Outcome>;
-  stopOutcome: Outcome | null = null;
-  private resolveStop!: (outcome: Outcome) => void;
-
-  constructor(
-    readonly id: number,
-    readonly count: number,
-    cap: number,
-    emit: (name: StreamName, text: string) => void,
-  ) {
-    this.output = new CellOutput(cap, emit);
-    this.budget = new DataBudget(cap);
-    this.stopped = new Promise((resolve) => {
-      this.resolveStop = resolve;
-    });
-  }
-
-  stop(outcome: Outcome): void {
-    if (this.stopOutcome || this.finishing) return;
-    this.stopOutcome = outcome;
-    this.resolveStop(outcome);
-  }
-}
 
 const macrotask = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -110,14 +75,17 @@ class JsKernel {
   private readonly transpiler = new Bun.Transpiler({ loader: "ts", target: "bun", trimUnusedImports: false, deadCodeElimination: false });
   private readonly originalSetInterval = setInterval;
   private readonly originalClearInterval = clearInterval;
-  private protocolDirty = false;
   /** Per cell, the script line that calls its async wrapper: frames there are the kernel's. */
   private readonly wrapperLines = new Map<number, number>();
+
+  private readonly channel: KernelChannel;
 
   constructor(
     private readonly fds: KernelFds,
     private readonly options: JsKernelOptions,
-  ) {}
+  ) {
+    this.channel = new KernelChannel(fds);
+  }
 
   start(): void {
     installGlobals({
@@ -130,7 +98,7 @@ class JsKernel {
     process.on("uncaughtException", (err) => this.uncaught(err));
     process.on("unhandledRejection", (reason) => this.uncaught(reason));
     this.schedulePolling(IDLE_POLL_MS);
-    this.send({ event: "ready", runtime: `bun ${Bun.version}`, language: this.options.language });
+    this.channel.send({ event: "ready", runtime: `bun ${Bun.version}`, language: this.options.language });
     void this.readRequests();
     setImmediate(() => this.warmUp());
   }
@@ -150,57 +118,12 @@ class JsKernel {
       const ran = this.guard.run(() => script.runInThisContext() as Promise<unknown>);
       if (ran.kind === "ok") void ran.value.then((value) => this.stringify(bundleOf(value)));
     } catch (err) {
-      this.log(`warm-up failed: ${(err as Error).message}`);
-    }
-  }
-
-  // --- protocol ------------------------------------------------------------------
-
-  private send(event: KernelEvent): void {
-    // A write cut short (an interrupt landing mid-loop) leaves half a line: start afresh.
-    const line = `${this.protocolDirty ? "\n" : ""}${this.stringify(event)}\n`;
-    const buf = Buffer.from(line, "utf8");
-    let offset = 0;
-    this.protocolDirty = true;
-    while (offset < buf.length) {
-      try {
-        offset += writeSync(this.fds.protocol, buf, offset);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === "EAGAIN" || code === "EINTR") {
-          Bun.sleepSync(1);
-          continue;
-        }
-        this.log(`protocol channel broken (${code ?? err}); exiting`);
-        process.exit(1);
-      }
-    }
-    this.protocolDirty = false;
-  }
-
-  private log(message: string): void {
-    try {
-      writeSync(this.fds.log, `[js-kernel] ${message}\n`);
-    } catch {
-      // Nowhere left to complain to.
+      this.channel.log(`warm-up failed: ${(err as Error).message}`);
     }
   }
 
   private async readRequests(): Promise<void> {
-    const decoder = new TextDecoder();
-    let pending = "";
-    const reader = Bun.file(this.fds.requests).stream().getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      pending += decoder.decode(value, { stream: true });
-      let nl: number;
-      while ((nl = pending.indexOf("\n")) >= 0) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        this.accept(line);
-      }
-    }
+    await this.channel.readLines((line) => this.accept(line));
     // Ship closed our stdin: it is done with this context.
     await this.queue;
     process.exit(0);
@@ -212,7 +135,7 @@ class JsKernel {
     try {
       req = JSON.parse(line);
     } catch {
-      this.log("ignoring a request line that is not JSON");
+      this.channel.log("ignoring a request line that is not JSON");
       return;
     }
     const interrupt = (req as Partial<KernelInterruptRequest> | null)?.interrupt;
@@ -222,7 +145,7 @@ class JsKernel {
       return;
     }
     if (typeof req?.id !== "number" || typeof req.code !== "string") {
-      this.log("ignoring a request without a numeric id and a string code");
+      this.channel.log("ignoring a request without a numeric id and a string code");
       return;
     }
     this.queue = this.queue.then(() => this.execute(req).catch((err) => this.failed(req, err)));
@@ -230,9 +153,9 @@ class JsKernel {
 
   /** A bug of the kernel itself must still answer the request, or Ship would wait for its timeout. */
   private failed(req: KernelRequest, err: unknown): void {
-    this.log(`cell ${req.id} failed inside the kernel: ${(err as Error)?.stack ?? err}`);
+    this.channel.log(`cell ${req.id} failed inside the kernel: ${(err as Error)?.stack ?? err}`);
     this.current = null;
-    this.send({
+    this.channel.send({
       id: req.id,
       event: "result",
       success: false,
@@ -295,7 +218,7 @@ class JsKernel {
   private async execute(req: KernelRequest): Promise<void> {
     const count = ++this.count;
     const cell = new Cell(req.id, count, this.options.maxOutputBytes, (name, text) =>
-      this.send({ id: req.id, event: "stream", name, text }),
+      this.channel.send({ id: req.id, event: "stream", name, text }),
     );
     this.fds.stdout.restore();
     this.fds.stderr.restore();
@@ -330,7 +253,7 @@ class JsKernel {
     let cut = false;
     if (outcome.kind === "interrupted") error = INTERRUPTED_ERROR;
     else if (outcome.kind === "error") ({ text: error, cut } = clip(this.errorText(outcome.error), this.options.maxOutputBytes));
-    this.send({
+    this.channel.send({
       id: req.id,
       event: "result",
       success: error === null,
@@ -415,7 +338,7 @@ class JsKernel {
   private acknowledgeInterrupt(cell: Cell): void {
     if (cell.acknowledged || cell.finishing || cell.stopOutcome) return;
     cell.acknowledged = true;
-    this.send({ id: cell.id, event: "interrupted" });
+    this.channel.send({ id: cell.id, event: "interrupted" });
   }
 
   private uncaught(error: unknown): void {
@@ -435,7 +358,7 @@ class JsKernel {
       const data = cell.budget.take(bundle);
       if (Object.keys(data).length === 0) return;
       cell.displays.push({ type: "display_data", data });
-      this.send({ id: cell.id, event: "display", data });
+      this.channel.send({ id: cell.id, event: "display", data });
     };
     const bundle = options?.raw ? normalizeBundle(value) : bundleOf(value);
     if (bundle instanceof Promise) return bundle.then(emit);
