@@ -18,7 +18,7 @@ export const RECIPE_VERSION = "2";
 
 export interface ShipSource {
   origin: "repository" | "embedded";
-  /** Digest of every file under src/ship and the recipe version. */
+  /** Digest of every file under src/ship and src/protocol, and the recipe version. */
   sourcesDigest: string;
   /** The Bun that compiles (or compiled) the Ship executable. */
   bunVersion: string;
@@ -35,10 +35,14 @@ async function listFiles(dir: string): Promise<string[]> {
     .sort();
 }
 
-/** Digest of src/ship under `repoRoot` (paths and contents) and RECIPE_VERSION. */
+/** What Ship's executable is compiled from: its own sources and the protocol it shares with Bay. */
+export const SHIP_SOURCE_DIRS = ["src/ship", "src/protocol"];
+
+/** Digest of SHIP_SOURCE_DIRS under `repoRoot` (paths and contents) and RECIPE_VERSION. */
 export async function shipSourcesDigest(repoRoot: string): Promise<string> {
   const hash = createHash("sha256");
-  for (const file of await listFiles(join(repoRoot, "src/ship"))) {
+  const files = (await Promise.all(SHIP_SOURCE_DIRS.map((d) => listFiles(join(repoRoot, d))))).flat();
+  for (const file of files) {
     hash
       .update(relative(repoRoot, file))
       .update("\0")
