@@ -18,6 +18,7 @@ import type { InArgs, InStatement, InValue, ResultSet, Row, TransactionMode } fr
 import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { endianness } from "node:os";
 import Engine from "libsql";
+import { mapFirstPage, type SharedMap } from "./shared-map.ts";
 
 type Connection = InstanceType<typeof Engine>;
 /** A prepared statement and whether it returns rows (asking the engine each time is a native call). */
@@ -32,6 +33,8 @@ const PURE = /^\s*SELECT\b/i;
 
 /** SQLite's WAL index header: iVersion, unused, iChange, flags and page size, mxFrame, nPage, frame checksum, salts, checksum. */
 const WAL_HEADER_BYTES = 48;
+/** The smallest `-shm` file mapped: one page (SQLite grows it 32 KiB at a time). */
+const SHM_MIN_BYTES = 4096;
 /** SQLite writes the WAL index in the machine's own byte order. */
 const LE = endianness() === "LE";
 
@@ -46,11 +49,11 @@ const MAX_STATEMENTS = 512;
  * the database believes it is the first, truncates the `-shm` file and rebuilds
  * the index under this one (a connection writing then dies of SIGBUS). So a
  * descriptor is opened once and closed only after the last of this process's
- * connections reading through it has closed (Bun.mmap opens and closes one per
- * call). A connection to the same file that never asked for a version is not
+ * connections reading through it has closed (Bun.mmap opens and closes one of its
+ * own, so the header is mapped from this descriptor instead: shared-map.ts). A connection to the same file that never asked for a version is not
  * counted; Bay has one connection per process.
  */
-const shmFiles = new Map<string, { fd: number; refs: number }>();
+const shmFiles = new Map<string, { fd: number; refs: number; map: SharedMap | null }>();
 
 const BEGIN: Record<TransactionMode, string> = { write: "BEGIN IMMEDIATE", read: "BEGIN", deferred: "BEGIN DEFERRED" };
 
@@ -92,7 +95,7 @@ export class LocalDatabase {
   private writes = 0;
   private dataVersion: Prepared | null = null;
   /** The `-shm` file this connection reads the WAL index header from (undefined: not looked for yet; null: not in WAL mode). */
-  private shm: { key: string; fd: number } | null | undefined;
+  private shm: { key: string; fd: number; map: SharedMap | null } | null | undefined;
   private readonly header = Buffer.alloc(WAL_HEADER_BYTES);
 
   /** @param path a file path or ":memory:"; `busyTimeoutMs`: how long to wait for another process's lock. */
@@ -146,8 +149,9 @@ export class LocalDatabase {
    * another connection or process committed. Rows read after taking a version
    * are current for as long as it stays the same.
    *
-   * In WAL mode it is read from the WAL index header in the `-shm` file with
-   * one pread (about 2 µs, no lock): every commit of every process rewrites that
+   * In WAL mode it is read from the WAL index header in the `-shm` file, through
+   * a shared mapping of this process's own descriptor (no system call; a pread
+   * where it cannot be mapped; no lock either way): every commit of every process rewrites that
    * header (its change counter, last frame and salts) before any reader can see
    * the commit. Otherwise `PRAGMA data_version`, a statement (two file-lock calls).
    * The `-shm` descriptor is kept open for the connection's life (see `shmFiles`).
@@ -155,7 +159,13 @@ export class LocalDatabase {
   version(): string {
     if (this.isClosed) throw new Error("the database is closed");
     if (this.shm === undefined) this.shm = this.openShm();
-    // One pread of the header's first copy: the same shared page SQLite maps, no lock taken.
+    // The header's first copy, the same shared page SQLite maps, no lock taken: read
+    // through this process's own mapping of it, else with one pread.
+    const map = this.shm?.map;
+    if (map) {
+      const v = map.view;
+      return `${this.writes}:${v.getUint32(8, LE)}:${v.getUint32(16, LE)}:${v.getUint32(32, LE)}:${v.getUint32(36, LE)}`;
+    }
     if (this.shm && readSync(this.shm.fd, this.header, 0, WAL_HEADER_BYTES, 0) === WAL_HEADER_BYTES) {
       const h = this.header;
       const u32 = (at: number) => (LE ? h.readUInt32LE(at) : h.readUInt32BE(at));
@@ -166,8 +176,14 @@ export class LocalDatabase {
     return `${this.writes}:${row.data_version}`;
   }
 
+  /** Where version() reads from: the mapped WAL index header, a pread of it, or SQLite's data_version. */
+  versionSource(): "map" | "pread" | "data_version" {
+    if (this.shm === undefined) this.version();
+    return this.shm?.map ? "map" : this.shm ? "pread" : "data_version";
+  }
+
   /** This process's descriptor of the `-shm` file (shared by its connections to it), or null when there is none. */
-  private openShm(): { key: string; fd: number } | null {
+  private openShm(): { key: string; fd: number; map: SharedMap | null } | null {
     if (this.path === ":memory:" || this.path === "") return null;
     const mode = this.engine.prepare("PRAGMA journal_mode").get([]) as { journal_mode?: string } | undefined;
     const shm = `${this.path}-shm`;
@@ -179,10 +195,12 @@ export class LocalDatabase {
       let open = shmFiles.get(key);
       if (open) open.refs++;
       else {
-        open = { fd: openSync(shm, "r"), refs: 1 };
+        const fd = openSync(shm, "r");
+        // SQLite's index is at least a page (32 KiB) while any connection has it open, and this one does.
+        open = { fd, refs: 1, map: statSync(shm).size >= SHM_MIN_BYTES ? mapFirstPage(fd, WAL_HEADER_BYTES) : null };
         shmFiles.set(key, open);
       }
-      return { key, fd: open.fd };
+      return { key, fd: open.fd, map: open.map };
     } catch {
       return null;
     }
@@ -197,6 +215,7 @@ export class LocalDatabase {
     const open = this.shm ? shmFiles.get(this.shm.key) : undefined;
     if (open && --open.refs === 0) {
       shmFiles.delete(this.shm!.key);
+      open.map?.unmap();
       closeSync(open.fd);
     }
   }
