@@ -269,9 +269,12 @@ export async function receiveStreaming(req: Request, opts: ReceiveOptions): Prom
     },
     async cancel() {
       part.stream.destroy();
-      form.fail(new BayError("validation_error", "upload cancelled"));
+      form.fail(cancelled);
       await finish();
     },
   });
-  return { path, filename: part.filename, body, failure: () => form.failure, release: finish };
+  // The consumer (the Ship's fetch) giving up on the body, say because the Ship
+  // already answered an error, is not the client's failure: the Ship's answer is.
+  const cancelled = new BayError("validation_error", "upload cancelled");
+  return { path, filename: part.filename, body, failure: () => (form.failure === cancelled ? null : form.failure), release: finish };
 }
