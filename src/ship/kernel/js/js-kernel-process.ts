@@ -32,6 +32,9 @@ export function jsKernelCommand(): string[] {
 }
 
 /** One JS/TS kernel process (`ship js-kernel`): one code context. */
+/** How long a SIGINT has to be acknowledged before the stdin follow-up is sent. */
+export const FOLLOW_UP_MS = 250;
+
 export class JsKernelProcess extends KernelProcess {
   constructor(opts: JsKernelProcessOptions) {
     const env = childEnv({ ...opts.env, SHIP_MAX_OUTPUT_BYTES: String(opts.maxOutputBytes) });
@@ -47,12 +50,22 @@ export class JsKernelProcess extends KernelProcess {
   }
 
   /**
-   * SIGINT, then the same request on stdin naming the running cell: a SIGINT that lands
-   * while a guarded call returns is lost, and the cell would wait for it forever.
+   * SIGINT, then, if the kernel has not said `interrupted` within FOLLOW_UP_MS, the
+   * same request on stdin naming the running cell: a SIGINT that lands while a
+   * guarded call returns is lost, and the cell would wait for it forever. Not at
+   * once: a follow-up that ends the cell before its SIGINT is handled (signals and
+   * stdin are not ordered, and a loaded host delays signals) leaves that SIGINT to
+   * land on the next cell.
    */
   override interrupt(): void {
+    const sentAt = Date.now();
     super.interrupt();
     const cell = this.runningCell();
-    if (cell !== undefined) this.writeLine({ interrupt: cell } satisfies KernelInterruptRequest);
+    if (cell === undefined) return;
+    const followUp = setTimeout(() => {
+      if (this.runningCell() === cell && this.interruptAckedAt < sentAt)
+        this.writeLine({ interrupt: cell } satisfies KernelInterruptRequest);
+    }, FOLLOW_UP_MS);
+    followUp.unref?.();
   }
 }
