@@ -15,12 +15,14 @@ export interface Target {
   outDir: string;
   /** Whether the whole document is embedded too (Bay serves it; Ship does not). */
   embedSpec: boolean;
+  /** Whether a zod-free route table is written too (for a side that only sends requests: Bay's Ship client). */
+  routeTable?: boolean;
 }
 
 /** Bay's control-plane contract, and the Bay ↔ Ship protocol shared by Bay's client and Ship's routes. */
 export const TARGETS: Target[] = [
   { specPath: "openapi/bay.v1.yaml", outDir: "src/bay/api/generated", embedSpec: true },
-  { specPath: "openapi/ship.v1.yaml", outDir: "src/protocol/ship/generated", embedSpec: false },
+  { specPath: "openapi/ship.v1.yaml", outDir: "src/protocol/ship/generated", embedSpec: false, routeTable: true },
   { specPath: "openapi/e2b.v1.yaml", outDir: "src/bay/e2b/generated/openapi", embedSpec: false },
 ];
 
@@ -277,7 +279,7 @@ export function generate(specText: string, opts: GenerateOptions = {}, target: T
     [`${out}/schemas.ts`, genSchemas(spec, HEADER)],
     [`${out}/operations.ts`, genOperations(spec, HEADER)],
   ]);
-  files.set(`${out}/routes.ts`, genRoutes(spec, HEADER));
+  if (target.routeTable) files.set(`${out}/routes.ts`, genRoutes(spec, HEADER));
   if (target.embedSpec) files.set(`${out}/spec.ts`, genSpec(target, HEADER));
   const modules = ["schemas", "operations", ...(target.embedSpec ? ["spec"] : [])];
   files.set(`${out}/index.ts`, `${HEADER}${modules.map((m) => `export * from "./${m}.ts";\n`).join("")}`);

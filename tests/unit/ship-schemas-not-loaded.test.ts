@@ -15,7 +15,7 @@ test("a Bay (bootstrap, app, Ship client) loads no generated Ship schema", async
     const loaded = () => Object.keys(require.cache).filter((k) => /protocol[\\\\/]ship[\\\\/](generated[\\\\/](schemas|operations)|index)\\.ts$/.test(k));
     const t = await createTestBay();
     const res = await t.bay.app.request("/v1/sandboxes", { method: "POST", headers: { "x-owner": "alice", "content-type": "application/json" }, body: "{}" });
-    console.log(JSON.stringify({ status: res.status, loaded: loaded(), routes: Object.keys(require.cache).some((k) => /protocol[\\/]ship[\\/]generated[\\/]routes\.ts$/.test(k)) }));
+    console.log(JSON.stringify({ status: res.status, loaded: loaded(), routes: Object.keys(require.cache).some((k) => /protocol[\\/]ship[\\/]generated[\\/]routes\\.ts$/.test(k)) }));
     await t.close();
   `;
   const proc = Bun.spawn(["bun", "-e", script], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
