@@ -48,16 +48,20 @@ async function bareProxy(ship: { endpoint: string; secret: string }) {
   return { call, close: () => proc.kill() };
 }
 
-/** Calls through Bay before the measured pairs. */
-const WARM_UP_CALLS = 1500;
+/**
+ * Calls through Bay before the measured pairs (BENCH_EXEC_WARMUP). JavaScriptCore
+ * keeps compiling Bay's hot path to its top tier for the first ~10,000 calls
+ * (its JIT threads took a tenth of Bay's CPU after 1,500 and settled only past
+ * 20,000, read from /proc per thread), so fewer measure a server still warming up.
+ */
+const WARM_UP_CALLS = Number(process.env.BENCH_EXEC_WARMUP ?? 20_000);
 
 async function prepare(ctx: BenchContext): Promise<Side> {
   const { id } = await createSandbox(ctx);
   await bayExec(ctx, id); // starts the session
   const ship = await shipOf(ctx, id);
-  // A running Bay has served many calls: JavaScriptCore compiles a hot path only
-  // after hundreds of them, and with a few dozen a tenth of Bay's CPU in the
-  // measured pairs still went to its JIT compiler.
+  // A running Bay has served many calls: JavaScriptCore compiles a hot path to
+  // its top tier only after thousands of them.
   for (let i = 0; i < WARM_UP_CALLS; i++) await bayExec(ctx, id);
   for (let i = 0; i < 20; i++) await directExec(ship);
   return { ctx, id, ship, bay: [], direct: [], diff: [], floor: [] };

@@ -69,6 +69,7 @@ export function createDriver(config: BayConfig): DockerDriver {
     ...(config.driver.host ? { host: config.driver.host } : { socketPath: config.driver.socket_path }),
     connectMode: config.driver.connect_mode,
     ...(config.driver.network ? { network: config.driver.network } : {}),
+    socketDir: config.driver.socket_dir,
     defaultPidsLimit: 256,
     callTimeoutMs: config.driver.call_timeout * 1000,
     volumeFiles: {

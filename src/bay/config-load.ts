@@ -57,6 +57,7 @@ const ENV_OVERRIDES: Array<[string, string[], "string" | "number" | "boolean"]> 
   ["BAY_DOCKER_SOCKET", ["driver", "socket_path"], "string"],
   ["BAY_CONNECT_MODE", ["driver", "connect_mode"], "string"],
   ["BAY_DOCKER_NETWORK", ["driver", "network"], "string"],
+  ["BAY_SOCKET_DIR", ["driver", "socket_dir"], "string"],
   ["BAY_INSTANCE_ID", ["driver", "instance_id"], "string"],
   ["BAY_READY_TIMEOUT", ["driver", "ready_timeout"], "number"],
   ["BAY_HELPER_IMAGE", ["driver", "helper_image"], "string"],

@@ -63,7 +63,13 @@ export const configSchema = z
         socket_path: z.string().default("/var/run/docker.sock"),
         /** DOCKER_HOST-style URL (tcp://… or unix://…); wins over socket_path. */
         host: z.string().optional(),
-        connect_mode: z.enum(["host_port", "container_network", "auto"]).default("host_port"),
+        connect_mode: z.enum(["host_port", "container_network", "unix_socket", "auto"]).default("host_port"),
+        /**
+         * unix_socket mode: where Ship's sockets live on the host (one directory per
+         * container under `<socket_dir>/<instance id>/`). Must be a local path of the
+         * Docker host, which is also Bay's host.
+         */
+        socket_dir: z.string().startsWith("/").default("/run/bay/ships"),
         network: z.string().optional(),
         /**
          * Names this Bay installation in container/volume labels; reconcile only

@@ -35,6 +35,12 @@ export interface ShipConfig {
   watchMaxDirs: number;
   /** Whether to start the kernel right away (true in production, tests may defer). */
   startKernel: boolean;
+  /**
+   * A Unix socket to serve on as well (SHIP_SOCKET), in a directory Bay mounted
+   * and seals once the socket is bound (see runtime-socket.ts): Bay's transport
+   * to this Ship then skips TCP and the engine's port proxy.
+   */
+  socket?: string;
 }
 
 const MiB = 1024 * 1024;
@@ -69,5 +75,6 @@ export function loadShipConfig(env: Record<string, string | undefined> = process
     watchQueue: intFrom(env, "SHIP_WATCH_QUEUE", 1024),
     watchMaxDirs: intFrom(env, "SHIP_WATCH_MAX_DIRS", 4096),
     startKernel: true,
+    ...(env.SHIP_SOCKET ? { socket: env.SHIP_SOCKET } : {}),
   };
 }

@@ -39,22 +39,35 @@ async function serve(): Promise<void> {
     console.error(`[ship] refusing to start: ${(err as Error).message}`);
     process.exit(2);
   }
-  const ship = createShipApp({ ...config, credentials });
-  const server = Bun.serve({
-    port: config.port,
-    hostname: "0.0.0.0",
+  // The kernel (the first thing that may run code from the workspace) starts only
+  // once every listener is up and, with a socket, its directory is sealed.
+  const ship = createShipApp({ ...config, credentials, startKernel: false });
+  const serveOptions = {
     fetch: ship.app.fetch,
     websocket: ship.websocket,
     // Uploads and long execs (up to 300 s) must not hit the idle timeout.
     idleTimeout: 0,
     maxRequestBodySize: config.maxUploadBytes + UPLOAD_OVERHEAD_BYTES,
-  });
+  };
+  const server = Bun.serve({ ...serveOptions, port: config.port, hostname: "0.0.0.0" });
+  let socketServer: ReturnType<typeof Bun.serve> | null = null;
+  if (config.socket) {
+    const { listenOnSocket } = await import("./socket-listener.ts");
+    try {
+      socketServer = await listenOnSocket(config.socket, serveOptions);
+    } catch (err) {
+      console.error(`[ship] refusing to start: ${(err as Error).message}`);
+      process.exit(2);
+    }
+  }
+  if (config.startKernel) ship.kernel.start();
   console.error(`[ship] session ${credentials.session_id}`);
-  console.error(`[ship] listening on :${server.port}, workspace ${config.workspace}`);
+  console.error(`[ship] listening on :${server.port}${config.socket ? ` and ${config.socket}` : ""}, workspace ${config.workspace}`);
 
   function shutdown(): void {
     ship.close();
     void server.stop(true);
+    void socketServer?.stop(true);
     process.exit(0);
   }
   process.on("SIGTERM", shutdown);

@@ -74,6 +74,10 @@ export class Reconciler {
     await step("sessions and containers", () => this.reconcileSessions(report));
     await step("stale helpers", () => this.removeStaleHelpers(report));
     await step("volumes", () => this.removeOrphanVolumes(report));
+    await step("runtime sockets", async () => {
+      const swept = (await this.deps.driver.sweepSockets?.()) ?? 0;
+      if (swept > 0) this.deps.logger.info("socket directories of gone containers removed", { count: swept });
+    });
     const acted =
       report.abandonedStarts +
       report.deadSessions +

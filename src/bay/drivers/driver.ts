@@ -115,6 +115,8 @@ export interface Driver {
   listVolumes(labels: Partial<ResourceLabels>): Promise<VolumeInfo[]>;
   /** The files of workspace volumes, reached without a running runtime. */
   readonly volumeFiles: VolumeFiles;
+  /** Removes what runtimes left on the host for containers that are gone (unix_socket mode's directories); how many. */
+  sweepSockets?(): Promise<number>;
   /** Releases engine connections. */
   close(): Promise<void>;
 }

@@ -29,6 +29,7 @@ import type {
 } from "../../protocol/ship/index.ts";
 // Not index.ts: Bay only sends requests, and the generated schemas it would load are Ship's to run.
 import { NONCE_HEADER, newNonce, PROOF_HEADER, proofValid, shipBearer } from "../../protocol/ship/auth.ts";
+import { shipRequestTarget, shipWebSocketUrl } from "./endpoint.ts";
 import { KERNEL_INTERRUPT_ANSWER_MS } from "../../protocol/ship/constants.ts";
 import { routes as shipRoutes } from "../../protocol/ship/generated/routes.ts";
 import { BayError } from "../errors.ts";
@@ -98,7 +99,8 @@ export class ShipClient {
   /** True when something answers /health with 200 within `timeoutMs` (no secret: liveness only). */
   async isHealthy(endpoint: string, timeoutMs = 1000): Promise<boolean> {
     try {
-      const res = await this.fetchImpl(`${endpoint}${shipRoutes.getHealth.path}`, { signal: AbortSignal.timeout(timeoutMs) });
+      const { url, unix } = shipRequestTarget(endpoint, shipRoutes.getHealth.path);
+      const res = await this.fetchImpl(url, { ...(unix ? { unix } : {}), signal: AbortSignal.timeout(timeoutMs) } as RequestInit);
       await res.body?.cancel();
       return res.status === 200;
     } catch {
@@ -265,7 +267,7 @@ export class ShipClient {
     const nonce = newNonce();
     const headers: Record<string, string> = { authorization: `Bearer ${shipBearer(t.secret)}`, [NONCE_HEADER]: nonce };
     if (o.requestId) headers["x-request-id"] = o.requestId;
-    const url = `${t.endpoint.replace(/^http/, "ws")}${path}`;
+    const url = shipWebSocketUrl(t.endpoint, path);
     return new Promise((resolve, reject) => {
       // Bun's WebSocket takes headers (the browser API does not).
       const ws = new WebSocket(url, { headers } as unknown as string[]);
@@ -349,7 +351,9 @@ export class ShipClient {
     const signal = o.signal ? AbortSignal.any([deadline, o.signal]) : deadline;
     let res: Response;
     try {
-      res = await this.fetchImpl(`${t.endpoint}${path}`, {
+      const { url, unix } = shipRequestTarget(t.endpoint, path);
+      res = await this.fetchImpl(url, {
+        ...(unix ? { unix } : {}),
         method: spec.method.toUpperCase(),
         headers,
         body,

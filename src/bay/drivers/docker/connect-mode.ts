@@ -3,7 +3,7 @@ import type { DockerOptions } from "dockerode";
 import { BayError } from "../../errors.ts";
 
 /** How Bay reaches the runtime inside a container. */
-export type ConnectMode = "host_port" | "container_network" | "auto";
+export type ConnectMode = "host_port" | "container_network" | "unix_socket" | "auto";
 export type ResolvedConnectMode = Exclude<ConnectMode, "auto">;
 
 /**

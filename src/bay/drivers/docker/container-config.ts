@@ -2,6 +2,7 @@ import type { ContainerCreateOptions } from "dockerode";
 import type { ContainerSpec } from "../driver.ts";
 import type { ResolvedConnectMode } from "./connect-mode.ts";
 import type { LabelCodec } from "./labels.ts";
+import { SOCKET_MOUNT, SOCKET_NAME } from "./runtime-socket.ts";
 import { STDIN_CREDENTIALS_OPTIONS } from "./stdin-credentials.ts";
 
 /** Where the workspace volume is mounted in every Bay container. */
@@ -20,6 +21,11 @@ export interface ContainerConfigContext {
   dns?: string[] | undefined;
   defaultPidsLimit: number;
   labels: LabelCodec;
+  /**
+   * unix_socket mode: the host directory Ship binds its socket in (runtime-socket.ts).
+   * Absent in that mode (a runtime that cannot serve a socket to the host): a loopback port instead.
+   */
+  socketDir?: string;
 }
 
 /**
@@ -35,7 +41,10 @@ export function containerCreateOptions(spec: ContainerSpec, ctx: ContainerConfig
   return {
     name: spec.name,
     Image: spec.image,
-    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    Env: [
+      ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+      ...(ctx.socketDir ? [`SHIP_SOCKET=${SOCKET_MOUNT}/${SOCKET_NAME}`] : []),
+    ],
     Labels: ctx.labels.encode(spec.labels),
     ExposedPorts: { [port]: {} },
     ...(spec.credentialsOnStdin ? STDIN_CREDENTIALS_OPTIONS : {}),
@@ -45,7 +54,10 @@ export function containerCreateOptions(spec: ContainerSpec, ctx: ContainerConfig
       // Equal to Memory: the container gets no swap on top of its limit.
       MemorySwap: memory,
       PidsLimit: spec.pidsLimit > 0 ? spec.pidsLimit : ctx.defaultPidsLimit,
-      Mounts: [{ Type: "volume", Source: spec.volumeName, Target: WORKSPACE_MOUNT }],
+      Mounts: [
+        { Type: "volume", Source: spec.volumeName, Target: WORKSPACE_MOUNT },
+        ...(ctx.socketDir ? [{ Type: "bind" as const, Source: ctx.socketDir, Target: SOCKET_MOUNT }] : []),
+      ],
       SecurityOpt: ["no-new-privileges"],
       // Ship runs as an unprivileged user, so it needs no capability at all.
       CapDrop: ["ALL"],
@@ -55,7 +67,7 @@ export function containerCreateOptions(spec: ContainerSpec, ctx: ContainerConfig
       ...(network ? { NetworkMode: network } : {}),
       ...(ctx.dns?.length ? { Dns: ctx.dns } : {}),
       // Loopback only with an engine-chosen port: nothing outside the host reaches a Ship.
-      ...(ctx.mode === "host_port" ? { PortBindings: { [port]: [{ HostIp: "127.0.0.1", HostPort: "" }] } } : {}),
+      ...(publishesPort(ctx) ? { PortBindings: { [port]: [{ HostIp: "127.0.0.1", HostPort: "" }] } } : {}),
       RestartPolicy: { Name: "no" },
       // Rotated: user code can write to PID 1's stdout forever, and must not fill the host's disk.
       ...(spec.logs
@@ -64,3 +76,6 @@ export function containerCreateOptions(spec: ContainerSpec, ctx: ContainerConfig
     },
   };
 }
+
+/** host_port mode, or unix_socket mode for a runtime that cannot serve a socket: the runtime's port on 127.0.0.1. */
+const publishesPort = (ctx: ContainerConfigContext): boolean => ctx.mode === "host_port" || (ctx.mode === "unix_socket" && !ctx.socketDir);

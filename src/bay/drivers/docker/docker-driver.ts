@@ -26,6 +26,7 @@ import {
   translateDockerError,
 } from "./docker-errors.ts";
 import { LabelCodec } from "./labels.ts";
+import { RuntimeSockets, runtimeServesSocket, SOCKET_MOUNT } from "./runtime-socket.ts";
 import { startWithStdinLine } from "./stdin-credentials.ts";
 import { demuxLogs } from "./log-frames.ts";
 import { DockerVolumeFiles, type DockerVolumeFilesOptions } from "./volume-files.ts";
@@ -38,6 +39,8 @@ export interface DockerDriverOptions {
   connectMode: ConnectMode;
   /** Network shared with Bay in container_network mode. */
   network?: string;
+  /** unix_socket mode: the host directory of Ship's sockets (default /run/bay/ships). */
+  socketDir?: string;
   /** Prefix of every label key; default "bay.". */
   labelPrefix?: string;
   /** Pids limit used when a spec gives none (<= 0). */
@@ -81,6 +84,8 @@ export class DockerDriver implements Driver {
   private readonly defaultPidsLimit: number;
   private readonly egress: EgressGuard;
   private readonly callTimeoutMs: number;
+  /** unix_socket mode only. */
+  private readonly sockets: RuntimeSockets | null;
 
   constructor(opts: DockerDriverOptions) {
     this.docker = new Docker(connectionOptions(opts.host, opts.socketPath));
@@ -91,6 +96,7 @@ export class DockerDriver implements Driver {
     this.callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.egress = opts.egress ?? new EgressGuard(this.docker, { local: !opts.host || opts.host.startsWith("unix://") });
     this.volumeFiles = new DockerVolumeFiles(this.docker, this.labels, opts.volumeFiles);
+    this.sockets = this.connectMode === "unix_socket" ? new RuntimeSockets(opts.socketDir ?? "/run/bay/ships") : null;
   }
 
   /** Verifies the engine answers; throws driver_unavailable otherwise. */
@@ -121,16 +127,19 @@ export class DockerDriver implements Driver {
   /** Creates (does not start) a container; returns its id. */
   async createContainer(spec: ContainerSpec): Promise<string> {
     const attachment = await this.attachmentOf(spec);
+    const socketDir = this.sockets && runtimeServesSocket(spec.runtime) ? this.sockets.create(spec.name) : undefined;
     const options = containerCreateOptions(spec, {
       mode: this.connectMode,
       network: attachment.network,
       dns: attachment.dns,
       defaultPidsLimit: this.defaultPidsLimit,
       labels: this.labels,
+      ...(socketDir ? { socketDir } : {}),
     });
     try {
       return (await this.docker.createContainer({ ...options, abortSignal: this.deadline() })).id;
     } catch (err) {
+      if (socketDir) this.sockets?.remove(spec.name);
       if (isImageMissing(err)) throw imageNotFound(spec.image, err);
       if (spec.runtime && /unknown runtime/i.test(engineMessage(err))) {
         throw new BayError("internal_error", `OCI runtime "${spec.runtime}" of the profile is not configured on the Docker engine`, {
@@ -159,6 +168,11 @@ export class DockerDriver implements Driver {
         internal: { container_id: id },
       });
     }
+    if (this.sockets && info.Mounts?.some((m) => m.Destination === SOCKET_MOUNT)) {
+      const name = info.Name.replace(/^\//, "");
+      const running = async () => (await this.containerStatus(id)).state === "running";
+      return { baseUrl: await this.sockets.seal(name, running, Date.now() + this.callTimeoutMs) };
+    }
     return { baseUrl: this.endpointOf(info, runtimePort) };
   }
 
@@ -175,11 +189,15 @@ export class DockerDriver implements Driver {
     }
   }
 
-  /** Removes a container and its anonymous volumes; missing is not an error. */
+  /** Removes a container and its anonymous volumes (and its socket directory); missing is not an error. */
   async destroyContainer(id: string): Promise<void> {
+    // The socket directory is named after the container (a gone container's is left to sweepSockets).
+    const name = this.sockets ? (await this.containerStatus(id).catch(() => null))?.name : undefined;
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true, abortSignal: this.deadline() });
+      if (name) this.sockets?.remove(name);
     } catch (err) {
+      if (name && isNotFound(err)) this.sockets?.remove(name);
       if (isNotFound(err)) return;
       // Another caller is already removing it: the outcome is the one asked for.
       if (engineStatus(err) === 409 && /already in progress/i.test(engineMessage(err))) return;
@@ -257,6 +275,16 @@ export class DockerDriver implements Driver {
     return (res.Volumes ?? []).map((v) => ({ name: v.Name, labels: this.labels.decode(v.Labels) }));
   }
 
+  /**
+   * unix_socket mode: removes the socket directories of containers the engine no
+   * longer has (a crash between a removal and its cleanup); returns how many.
+   */
+  async sweepSockets(): Promise<number> {
+    if (!this.sockets) return 0;
+    const all = await this.call("list containers", (abortSignal) => this.docker.listContainers({ all: true, abortSignal }));
+    return this.sockets.sweep(new Set(all.flatMap((c) => c.Names.map((n) => n.replace(/^\//, "")))));
+  }
+
   /** Releases engine connections. */
   async close(): Promise<void> {
     // dockerode opens one short-lived socket per request and keeps no pool: nothing to release.
@@ -271,7 +299,7 @@ export class DockerDriver implements Driver {
     const choice = spec.network;
     if (choice === undefined) return { network: this.connectMode === "container_network" ? this.network : undefined };
     if (typeof choice === "object") return { network: choice.docker_network };
-    if (this.connectMode !== "host_port") {
+    if (this.connectMode === "container_network") {
       throw new BayError(
         "driver_unavailable",
         `network ${choice} needs connect_mode host_port (Bay would not reach Ship on its managed network); give the profile network: {docker_network: …} instead`,

@@ -1,0 +1,108 @@
+/**
+ * Ship's Unix socket (connect_mode unix_socket): where each container's Ship
+ * listens on the host, and the one rule that makes it safe to connect to.
+ *
+ * Every container gets its own directory `<root>/<container name>`, bind-mounted
+ * at SOCKET_MOUNT, writable only until Ship has bound `ship.sock` in it. Bay then
+ * seals it (mode 0711: the container's user can no longer create, remove or
+ * rename anything there), checks that what sits there is a socket and not a
+ * link, and only then hands out the endpoint. Ship starts no kernel, so runs no
+ * code from the workspace, before it sees the seal (src/ship/socket-listener.ts):
+ * nothing in the sandbox can ever swap the socket for a link to another socket
+ * on the host. The root itself is 0700, Bay's own: no other host user reaches
+ * a directory while it is still open. A directory outlives its container only
+ * until `sweep` (reconcile) or `remove` (the container's removal).
+ */
+import { chmodSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { BayError } from "../../errors.ts";
+
+/** Where the directory is mounted in the container, and the socket's name in it. */
+export const SOCKET_MOUNT = "/run/bay-ship";
+export const SOCKET_NAME = "ship.sock";
+/** The endpoint scheme: `unix:<absolute path of the socket on the host>`. */
+export const UNIX_ENDPOINT_PREFIX = "unix:";
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const POLL_MS = 2;
+/** A directory without a container is swept only once older than this (its container may be being created). */
+export const SWEEP_GRACE_MS = 10 * 60_000;
+
+/** Whether an OCI runtime serves Ship's socket to the host: runc does; gVisor's sandbox keeps its sockets to itself. */
+export const runtimeServesSocket = (runtime: string | undefined): boolean =>
+  runtime === undefined || runtime === "" || runtime === "runc" || runtime === "io.containerd.runc.v2";
+
+export class RuntimeSockets {
+  constructor(readonly root: string) {}
+
+  /** The host directory of a container's socket. */
+  dirOf(containerName: string): string {
+    if (!NAME.test(containerName)) throw new BayError("internal_error", `unsafe container name for a socket directory: ${containerName}`);
+    return join(this.root, containerName);
+  }
+
+  /** Creates the container's directory, open for Ship to bind in (the root stays 0700). */
+  create(containerName: string): string {
+    mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    chmodSync(this.root, 0o700);
+    const dir = this.dirOf(containerName);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { mode: 0o777 });
+    chmodSync(dir, 0o777); // past the umask: the container's user must be able to bind here
+    return dir;
+  }
+
+  /**
+   * Waits for Ship's socket, seals the directory and returns the endpoint. Fails
+   * when the container stops first (`running` false), the deadline passes, or
+   * anything but a socket is there.
+   */
+  async seal(containerName: string, running: () => Promise<boolean>, deadline: number): Promise<string> {
+    const dir = this.dirOf(containerName);
+    const path = join(dir, SOCKET_NAME);
+    for (let polls = 1; ; polls++) {
+      const st = lstatSync(path, { throwIfNoEntry: false });
+      if (st) {
+        chmodSync(dir, 0o711);
+        // Checked after the seal: nothing can change it any more.
+        const now = lstatSync(path, { throwIfNoEntry: false });
+        if (!now?.isSocket() || statSync(dir).mode & 0o022) {
+          throw new BayError("ship_error", "the sandbox runtime's socket is not a socket", { details: { reason: "socket_invalid" } });
+        }
+        return `${UNIX_ENDPOINT_PREFIX}${path}`;
+      }
+      if (Date.now() > deadline) {
+        throw new BayError("session_not_ready", "the sandbox runtime did not open its socket in time", { retryAfter: 2 });
+      }
+      if (polls % 50 === 0 && !(await running())) {
+        throw new BayError("session_not_ready", "the sandbox runtime exited before it opened its socket", { retryAfter: 1 });
+      }
+      await Bun.sleep(POLL_MS);
+    }
+  }
+
+  /** Removes a container's directory; missing is fine. */
+  remove(containerName: string): void {
+    if (!NAME.test(containerName)) return;
+    rmSync(this.dirOf(containerName), { recursive: true, force: true });
+  }
+
+  /** Removes directories whose container is gone (not in `live`), once past the grace period; returns how many. */
+  sweep(live: Set<string>, now = Date.now()): number {
+    let removed = 0;
+    let names: string[];
+    try {
+      names = readdirSync(this.root);
+    } catch {
+      return 0;
+    }
+    for (const name of names) {
+      if (live.has(name) || !NAME.test(name)) continue;
+      const st = lstatSync(join(this.root, name), { throwIfNoEntry: false });
+      if (!st || now - st.mtimeMs < SWEEP_GRACE_MS) continue;
+      rmSync(join(this.root, name), { recursive: true, force: true });
+      removed++;
+    }
+    return removed;
+  }
+}
