@@ -16,6 +16,7 @@ import { LocalDatabase } from "../src/bay/store/local-database.ts";
 import { createStores, type Stores } from "../src/bay/store/index.ts";
 import { type BayProcess, spawnBay } from "../tests/e2e/support/e2e.ts";
 import { SHIP_IMAGE } from "../tests/support/images.ts";
+import { shipRequestTarget } from "../src/bay/runtime/endpoint.ts";
 
 export interface BenchContext {
   bay: BayProcess;
@@ -130,9 +131,11 @@ export async function shipOf(ctx: BenchContext, id: string): Promise<{ endpoint:
   return { endpoint: sb.session.endpoint, secret: sb.session.secret };
 }
 
-/** POST /ipython/exec straight to a Ship. */
+/** POST /ipython/exec straight to a Ship (through its published port, or its socket in unix_socket mode). */
 export async function directExec(ship: { endpoint: string; secret: string }, code = "1+1"): Promise<void> {
-  const r = await fetch(`${ship.endpoint}/ipython/exec`, {
+  const { url, unix } = shipRequestTarget(ship.endpoint, "/ipython/exec");
+  const r = await fetch(url, {
+    ...(unix ? { unix } : {}),
     method: "POST",
     headers: { authorization: `Bearer ${ship.secret}`, "content-type": "application/json" },
     body: JSON.stringify({ code }),

@@ -13,6 +13,10 @@
  *
  * With a baseline Bay (another checkout, BENCH_BASELINE_ROOT), its pairs are
  * interleaved with this build's, each on its own sandbox.
+ *
+ * With a Bay in connect_mode unix_socket (`socket`), its pairs too: Bay on
+ * Ship's socket against a direct call to that socket, and, what a client sees,
+ * against a direct call through a published port (this build's sandbox).
  */
 import { join } from "node:path";
 import { bayExec, type BenchContext, createSandbox, deleteSandbox, directExec, expectTwo, shipOf } from "./context.ts";
@@ -27,6 +31,8 @@ interface Side {
   diff: number[];
   /** The bare proxy's overhead over the direct call, pair by pair (this build's side only). */
   floor: number[];
+  /** The socket side only: its Bay call minus a direct call through the first side's published port. */
+  cross: number[];
 }
 
 /** A bare Bun proxy in front of one Ship (bench/bare-proxy.ts), as its own process. */
@@ -64,11 +70,15 @@ async function prepare(ctx: BenchContext): Promise<Side> {
   // its top tier only after thousands of them.
   for (let i = 0; i < WARM_UP_CALLS; i++) await bayExec(ctx, id);
   for (let i = 0; i < 20; i++) await directExec(ship);
-  return { ctx, id, ship, bay: [], direct: [], diff: [], floor: [] };
+  return { ctx, id, ship, bay: [], direct: [], diff: [], floor: [], cross: [] };
 }
 
-/** One pair: Bay then direct, or direct then Bay; with a proxy, its call and a second direct one likewise. */
-async function pair(s: Side, bayFirst: boolean, proxy?: () => Promise<void>): Promise<void> {
+/**
+ * One pair: Bay then direct, or direct then Bay; with a proxy, its call and a second
+ * direct one likewise; with `portSide` (the socket side), Bay again against a direct
+ * call through that side's published port.
+ */
+async function pair(s: Side, bayFirst: boolean, proxy?: () => Promise<void>, portSide?: Side): Promise<void> {
   let b = 0;
   if (bayFirst) b = await time(() => bayExec(s.ctx, s.id));
   const d = await time(() => directExec(s.ship));
@@ -76,6 +86,13 @@ async function pair(s: Side, bayFirst: boolean, proxy?: () => Promise<void>): Pr
   s.bay.push(b);
   s.direct.push(d);
   s.diff.push(b - d);
+  if (portSide) {
+    let c = 0;
+    if (bayFirst) c = await time(() => bayExec(s.ctx, s.id));
+    const d3 = await time(() => directExec(portSide.ship));
+    if (!bayFirst) c = await time(() => bayExec(s.ctx, s.id));
+    s.cross.push(c - d3);
+  }
   if (!proxy) return;
   let p = 0;
   if (bayFirst) p = await time(proxy);
@@ -102,6 +119,18 @@ function rows(s: Side, runs: number, label: string): Row[] {
       direct: "-",
       ratio: "-",
     },
+    ...(s.cross.length
+      ? [
+          {
+            bench: `warm exec 1+1${label}`,
+            measure: "Bay on the socket minus a direct call to a published port, p50 / p99",
+            runs,
+            bay: `${ms(median(s.cross))} / ${ms(quantile(s.cross, 0.99))}`,
+            direct: "-",
+            ratio: "-",
+          },
+        ]
+      : []),
     ...(s.floor.length
       ? [
           {
@@ -117,20 +146,30 @@ function rows(s: Side, runs: number, label: string): Row[] {
   ];
 }
 
-export async function execOverhead(ctx: BenchContext, runs: number, baseline?: BenchContext): Promise<Row[]> {
+export async function execOverhead(ctx: BenchContext, runs: number, baseline?: BenchContext, socket?: BenchContext): Promise<Row[]> {
   const sides: Side[] = [];
   let proxy: Awaited<ReturnType<typeof bareProxy>> | undefined;
+  let socketSide: Side | undefined;
   try {
     sides.push(await prepare(ctx));
     if (baseline) sides.push(await prepare(baseline));
+    if (socket) {
+      socketSide = await prepare(socket);
+      sides.push(socketSide);
+    }
     proxy = await bareProxy(sides[0]!.ship);
     for (let i = 0; i < 20; i++) await proxy.call();
     for (let i = 0; i < runs; i++) {
       const order = i % 2 === 0 ? sides : [...sides].reverse();
-      for (const s of order) await pair(s, i % 4 < 2, s === sides[0] ? proxy.call : undefined);
+      for (const s of order) await pair(s, i % 4 < 2, s === sides[0] ? proxy.call : undefined, s === socketSide ? sides[0] : undefined);
     }
-    const [mine, base] = sides;
-    return [...rows(mine!, runs, baseline ? " (this build)" : ""), ...(base ? rows(base, runs, " (baseline)") : [])];
+    const [mine] = sides;
+    const base = baseline ? sides[1] : undefined;
+    return [
+      ...rows(mine!, runs, baseline ? " (this build)" : ""),
+      ...(base ? rows(base, runs, " (baseline)") : []),
+      ...(socketSide ? rows(socketSide, runs, " (Ship's socket)") : []),
+    ];
   } finally {
     proxy?.close();
     for (const s of sides) await deleteSandbox(s.ctx, s.id);

@@ -7,6 +7,8 @@
  *
  *   BENCH_RUNS        runs per cold-start/transfer side (default 10, minimum 10)
  *   BENCH_EXEC_RUNS   pairs for the exec overhead (default 200)
+ *   BENCH_EXEC_WARMUP calls through each Bay before the exec pairs (default 20000)
+ *   BENCH_EXEC_SOCKET 0: no connect_mode unix_socket Bay beside the exec rows
  *   BENCH_POOL        warm-pool size for the pool benches (default 20)
  *   BENCH_ONLY        comma-separated groups to run (default all): pool, cold,
  *                     exec, control, transfer, memory, load, contexts, terminal, observability, runtimes,
@@ -17,6 +19,9 @@
  *                        the same checkout as its own baseline with one setting changed)
  *   BENCH_RUNTIME_RUNS   cold starts per side for gVisor vs runc (default BENCH_RUNS)
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { docker, removeLabelledQuietly, requireShipImages } from "../tests/e2e/support/e2e.ts";
 import { coldLoad } from "./cold-load.ts";
 import { coldStart } from "./cold-start.ts";
@@ -90,7 +95,20 @@ try {
     await untilWarm(ctx, poolSize);
   }
   if (enabled("cold")) rows.push(...(await coldStart(ctx)));
-  if (enabled("exec")) rows.push(...(await execOverhead(ctx, execRuns, baseline)));
+  if (enabled("exec")) {
+    // The same build in connect_mode unix_socket beside it (BENCH_EXEC_SOCKET=0: not).
+    const socketDir = mkdtempSync(join(tmpdir(), "bay-bench-sockets-"));
+    const socket =
+      process.env.BENCH_EXEC_SOCKET === "0"
+        ? undefined
+        : await startBench(docker, benchLabel, runs, 0, { BAY_CONNECT_MODE: "unix_socket", BAY_SOCKET_DIR: join(socketDir, "ships") });
+    try {
+      rows.push(...(await execOverhead(ctx, execRuns, baseline, socket)));
+    } finally {
+      await socket?.close();
+      rmSync(socketDir, { recursive: true, force: true });
+    }
+  }
   if (enabled("control")) rows.push(...(await controlPlane(ctx, 3, 3, baseline)));
   if (enabled("memory")) {
     const fresh = await startBench(docker, benchLabel, runs, 0);
