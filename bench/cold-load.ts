@@ -134,6 +134,13 @@ export async function coldLoad(ctx: BenchContext, total = 40, concurrency = 8): 
         `${avg(split.map((s) => s.shipFile)).toFixed(1)} MiB of its executable's pages (page cache shared by every sandbox of the image), ` +
         `Python kernel ${avg(split.map((s) => s.kernel)).toFixed(1)} MiB (anonymous)`,
     );
+    const proxies = proxyRss(mine.flatMap((c) => c.Ports.map((p) => p.PublicPort).filter((p): p is number => !!p)));
+    if (proxies.length > 0) {
+      out.push(
+        `outside the container, per sandbox with a published port: the engine's port proxy (docker-proxy), ` +
+          `${avg(proxies).toFixed(1)} MiB RSS each (${proxies.length} sampled); connect_mode unix_socket has none`,
+      );
+    }
     return { rows, lines: out };
   } finally {
     const queue = [...ids];
@@ -143,4 +150,15 @@ export async function coldLoad(ctx: BenchContext, total = 40, concurrency = 8): 
       }),
     );
   }
+}
+
+/** RSS (MiB) of each docker-proxy process forwarding one of `ports` on the host. */
+function proxyRss(ports: number[]): number[] {
+  const want = new Set(ports.map(String));
+  const ps = Bun.spawnSync(["ps", "-o", "rss=,args=", "-C", "docker-proxy"]).stdout.toString();
+  return ps
+    .split("\n")
+    .map((line) => line.trim().match(/^(\d+)\s.*-host-port (\d+)/))
+    .filter((m): m is RegExpMatchArray => !!m && want.has(m[2]!))
+    .map((m) => Number(m[1]) / 1024);
 }
