@@ -101,6 +101,12 @@ describe("the socket directory", () => {
     await expect(s.seal("bay-sandbox-e", async () => false, Date.now() + 10_000)).rejects.toMatchObject({ code: "session_not_ready" });
   });
 
+  test("a socket_dir Bay cannot make its own refuses at once", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "bay-rs-")), "file");
+    writeFileSync(file, "x");
+    expect(() => new RuntimeSockets(join(file, "ships"))).toThrow(/socket_dir/);
+  });
+
   test("names that could leave the root are refused", () => {
     const s = fresh();
     for (const bad of ["../x", "a/b", "", ".hidden", "x".repeat(200)]) expect(() => s.dirOf(bad)).toThrow();

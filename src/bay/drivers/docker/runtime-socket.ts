@@ -33,7 +33,17 @@ export const runtimeServesSocket = (runtime: string | undefined): boolean =>
   runtime === undefined || runtime === "" || runtime === "runc" || runtime === "io.containerd.runc.v2";
 
 export class RuntimeSockets {
-  constructor(readonly root: string) {}
+  /** Makes sure `root` exists as Bay's own directory (0700): a Bay that cannot make it refuses to start. */
+  constructor(readonly root: string) {
+    try {
+      mkdirSync(root, { recursive: true, mode: 0o700 });
+      chmodSync(root, 0o700);
+    } catch (err) {
+      throw new BayError("validation_error", `driver.socket_dir ${root} cannot be made Bay's own directory: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
 
   /** The host directory of a container's socket. */
   dirOf(containerName: string): string {
