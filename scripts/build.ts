@@ -42,7 +42,7 @@ import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import type { BunPlugin } from "bun";
 import { UNUSED_DEPENDENCIES } from "../src/bay/drivers/docker/unused-dependencies.ts";
-import { shipSourcesDigest } from "../src/bay/images/ship-source.ts";
+import { NO_AUTOLOAD, shipSourcesDigest } from "../src/bay/images/ship-source.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const ENTRY = join(ROOT, "src/bay/cli.ts");
@@ -131,7 +131,7 @@ export async function compileShipPayload(dir: string, target?: string): Promise<
   const ship = join(dir, "ship");
   const result = await Bun.build({
     entrypoints: [join(ROOT, "src/ship/main.ts")],
-    compile: { outfile: ship, ...(target ? { target: target as Bun.Build.CompileTarget } : {}) },
+    compile: { outfile: ship, ...NO_AUTOLOAD, ...(target ? { target: target as Bun.Build.CompileTarget } : {}) },
     minify: true,
     throw: false,
   });
@@ -194,7 +194,8 @@ export async function buildBinary(opts: { outfile?: string; target?: string } = 
     const payload = await compileShipPayload(work, opts.target);
     result = await Bun.build({
       entrypoints: [ENTRY],
-      compile: { outfile, ...(opts.target ? { target: opts.target as Bun.Build.CompileTarget } : {}) },
+      // Bay's config comes from bay.yaml and the environment, never from a bunfig.toml or .env where it is started.
+      compile: { outfile, ...NO_AUTOLOAD, ...(opts.target ? { target: opts.target as Bun.Build.CompileTarget } : {}) },
       minify: true,
       // Embedded in the executable, so stack traces name src/ files and lines.
       sourcemap: "linked",

@@ -2,6 +2,7 @@
  * Builds a Bay from configuration: database, driver, managers and the HTTP
  * app. main.ts serves it; tests build the same thing with their own config.
  */
+import { join } from "node:path";
 import type { Hono } from "hono";
 import { createApp } from "./api/app.ts";
 import { websocket } from "./api/websocket.ts";
@@ -64,12 +65,13 @@ export interface BuildOptions {
   now?: () => number;
 }
 
-export function createDriver(config: BayConfig): DockerDriver {
+/** The Docker driver of `config`; `instanceId` names this installation's directory of Ship sockets (unix_socket mode). */
+export function createDriver(config: BayConfig, instanceId = config.driver.instance_id ?? "default"): DockerDriver {
   return new DockerDriver({
     ...(config.driver.host ? { host: config.driver.host } : { socketPath: config.driver.socket_path }),
     connectMode: config.driver.connect_mode,
     ...(config.driver.network ? { network: config.driver.network } : {}),
-    socketDir: config.driver.socket_dir,
+    socketDir: join(config.driver.socket_dir, `bay-${instanceId}`),
     defaultPidsLimit: 256,
     callTimeoutMs: config.driver.call_timeout * 1000,
     volumeFiles: {
@@ -85,7 +87,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   const db = await openDatabase({ url: config.database.url, authToken: config.database.auth_token });
   const stores = createStores(db);
   const instanceId = config.driver.instance_id ?? (await stores.installation.instanceId());
-  const driver = opts.driver ?? createDriver(config);
+  const driver = opts.driver ?? createDriver(config, instanceId);
   const now = opts.now ?? Date.now;
   const counts = new SandboxCounts(db, config.metrics.cache_seconds * 1000);
   let pool: PoolManager | null = null;

@@ -66,10 +66,14 @@ export const configSchema = z
         connect_mode: z.enum(["host_port", "container_network", "unix_socket", "auto"]).default("host_port"),
         /**
          * unix_socket mode: where Ship's sockets live on the host (one directory per
-         * container under `<socket_dir>/<instance id>/`). Must be a local path of the
+         * container under `<socket_dir>/bay-<instance id>/`). Must be a local path of the
          * Docker host, which is also Bay's host.
          */
-        socket_dir: z.string().startsWith("/").default("/run/bay/ships"),
+        socket_dir: z
+          .string()
+          .regex(/^(\/[A-Za-z0-9_.-]+)+$/, "an absolute path of letters, digits, '_', '.', '-' and '/'")
+          .refine((p) => !p.split("/").some((seg) => seg === "." || seg === ".."), "no '.' or '..' segments")
+          .default("/run/bay/ships"),
         network: z.string().optional(),
         /**
          * Names this Bay installation in container/volume labels; reconcile only

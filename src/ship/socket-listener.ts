@@ -8,15 +8,19 @@
  * a directory that is never sealed (Bay gone, or running as this very user)
  * stops Ship: it fails closed.
  */
-import { accessSync, chmodSync, constants } from "node:fs";
+import { accessSync, chmodSync, constants, statSync } from "node:fs";
 import { dirname } from "node:path";
 
 /** How long Ship waits for Bay's seal before it gives up. */
 export const SEAL_WAIT_MS = 30_000;
 const POLL_MS = 2;
 
-/** Whether `dir` is no longer writable by this process (Bay sealed it). */
+/**
+ * Whether Bay sealed `dir`: no longer writable by this process, and not this
+ * process's user's own (its owner could make it writable again).
+ */
 export function isSealed(dir: string): boolean {
+  if (statSync(dir).uid === process.getuid?.()) return false;
   try {
     accessSync(dir, constants.W_OK);
     return false;

@@ -8,10 +8,10 @@
  * reconcile; and a runtime that never opens its socket fails its start cleanly.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, statSync, utimesSync } from "node:fs";
+import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, statSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SWEEP_GRACE_MS } from "../../src/bay/drivers/docker/runtime-socket.ts";
+import { RuntimeSockets, SWEEP_GRACE_MS } from "../../src/bay/drivers/docker/runtime-socket.ts";
 import { defaultProfiles } from "../../src/bay/config.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
 import { SHIP_TAG } from "../support/images.ts";
@@ -23,6 +23,8 @@ import { type ServedBay, serveBay } from "./support/serve.ts";
 let t: TestBay;
 let served: ServedBay;
 let socketDir: string;
+/** This installation's directory under socket_dir. */
+let root: string;
 
 beforeAll(async () => {
   await requireShipImages();
@@ -39,6 +41,7 @@ beforeAll(async () => {
     },
   });
   served = serveBay(t);
+  root = join(socketDir, `bay-${t.bay.instanceId}`);
 });
 afterAll(async () => {
   await served?.stop();
@@ -58,7 +61,7 @@ describe("unix_socket mode", () => {
     expect(r.body).toMatchObject({ success: true });
     expect(r.body.output.trim()).toBe("42");
     const session = await sessionOf(id);
-    expect(session.endpoint!.startsWith(`unix:${socketDir}/`)).toBe(true);
+    expect(session.endpoint!.startsWith(`unix:${root}/`)).toBe(true);
     const [container] = await containersOf(t, id);
     const info = await docker.getContainer(container!.id).inspect();
     expect(info.HostConfig.PortBindings ?? {}).toEqual({});
@@ -68,8 +71,8 @@ describe("unix_socket mode", () => {
         .filter(Boolean),
     ).toEqual([]);
     // The root is Bay's alone; the container's directory is sealed (no write for anyone but Bay).
-    expect(statSync(socketDir).mode & 0o777).toBe(0o700);
-    const dir = join(socketDir, info.Name.replace(/^\//, ""));
+    expect(statSync(root).mode & 0o777).toBe(0o700);
+    const dir = join(root, info.Name.replace(/^\//, ""));
     expect(statSync(dir).mode & 0o777).toBe(0o711);
 
     const sh = await t.json("POST", `/v1/sandboxes/${id}/shell/exec`, { ...ALICE, body: { command: "echo hi-$((1+1))" } });
@@ -103,7 +106,7 @@ describe("unix_socket mode", () => {
     try {
       expect((await t.json("POST", `/v1/sandboxes/${id}/python/exec`, { ...ALICE, body: { code: "1" } })).body.success).toBe(true);
       const [container] = await containersOf(t, id);
-      const dir = join(socketDir, container!.name);
+      const dir = join(root, container!.name);
       const attack = [
         "cd /run/bay-ship",
         "rm -f ship.sock 2>&1",
@@ -136,13 +139,13 @@ describe("unix_socket mode", () => {
     expect(r.status).toBe(503);
     expect(r.body.error.code).toBe("session_not_ready");
     expect(await containersOf(t, id)).toEqual([]);
-    expect(readdirSync(socketDir)).toEqual([]);
+    expect(readdirSync(root)).toEqual([]);
     await t.json("DELETE", `/v1/sandboxes/${id}`, ALICE);
   });
 
   test("reconcile sweeps directories whose container is gone, once past the grace period", async () => {
-    const stale = join(socketDir, "bay-sandbox-gone-abcdefgh");
-    const fresh = join(socketDir, "bay-sandbox-new-abcdefgh");
+    const stale = join(root, "bay-sandbox-gone-abcdefgh");
+    const fresh = join(root, "bay-sandbox-new-abcdefgh");
     mkdirSync(stale);
     mkdirSync(fresh);
     const old = (Date.now() - SWEEP_GRACE_MS - 60_000) / 1000;
@@ -150,5 +153,43 @@ describe("unix_socket mode", () => {
     await t.bay.reconciler.runOnce();
     expect(existsSync(stale)).toBe(false);
     expect(existsSync(fresh)).toBe(true);
+  });
+});
+
+/**
+ * Found by the security review: with the socket directory owned by the sandbox's
+ * own uid (Bay running as uid 1000, or a runtime image whose user is Bay's), a
+ * chmod seals nothing: the owner may write again, fake the seal for Ship, and
+ * swap the socket for a link to any socket on the host. Bay must refuse such a
+ * runtime before it hands out an endpoint. Simulated as the review did: Bay as
+ * root, the directory given to uid 1000 right after it is made.
+ */
+describe("unix_socket mode, directory owned by the sandbox's user", () => {
+  const origCreate = RuntimeSockets.prototype.create;
+  let t2: TestBay;
+  let root2: string;
+  beforeAll(async () => {
+    RuntimeSockets.prototype.create = function (name: string) {
+      const dir = origCreate.call(this, name);
+      chownSync(dir, 1000, 1000);
+      return dir;
+    };
+    const base = join(mkdtempSync(join(tmpdir(), "bay-sockets-")), "ships");
+    t2 = await createTestBay({ config: { driver: { connect_mode: "unix_socket", socket_dir: base, call_timeout: 8 } } });
+    root2 = join(base, `bay-${t2.bay.instanceId}`);
+  });
+  afterAll(async () => {
+    RuntimeSockets.prototype.create = origCreate;
+    await t2?.close();
+  });
+
+  test("the start is refused (502 ship_error, socket_invalid): no endpoint, no container, no directory left", async () => {
+    const id = (await t2.json("POST", "/v1/sandboxes", { body: {} })).body.id as string;
+    const r = await t2.json("POST", `/v1/sandboxes/${id}/shell/exec`, { body: { command: "chmod 555 /run/bay-ship; echo ran" } });
+    expect(r.status).toBe(502);
+    expect(r.body.error).toMatchObject({ code: "ship_error", details: { reason: "socket_invalid" } });
+    expect(await containersOf(t2, id)).toEqual([]);
+    expect(readdirSync(root2)).toEqual([]);
+    await t2.json("DELETE", `/v1/sandboxes/${id}`);
   });
 });

@@ -6,9 +6,21 @@
  * socket is refused), the sweep, and Ship failing closed when never sealed.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { configSchema } from "../../src/bay/config.ts";
 import { containerCreateOptions } from "../../src/bay/drivers/docker/container-config.ts";
 import { LabelCodec } from "../../src/bay/drivers/docker/labels.ts";
 import { RuntimeSockets, runtimeServesSocket, SOCKET_MOUNT, SWEEP_GRACE_MS } from "../../src/bay/drivers/docker/runtime-socket.ts";
@@ -63,6 +75,18 @@ describe("endpoints", () => {
   });
 });
 
+/**
+ * A socket bound as a Ship in a container would: owned by another user than Bay's
+ * (uid 1000; these tests run as root), put in place in one step.
+ */
+function containerSocket(dir: string): ReturnType<typeof Bun.serve> {
+  const elsewhere = join(mkdtempSync(join(tmpdir(), "bay-rs-sock-")), "ship.sock");
+  const server = Bun.serve({ unix: elsewhere, fetch: () => new Response("ok") });
+  chownSync(elsewhere, 1000, 1000);
+  renameSync(elsewhere, join(dir, "ship.sock"));
+  return server;
+}
+
 describe("the socket directory", () => {
   const fresh = () => new RuntimeSockets(join(mkdtempSync(join(tmpdir(), "bay-rs-")), "ships"));
 
@@ -71,7 +95,7 @@ describe("the socket directory", () => {
     const dir = s.create("bay-sandbox-a");
     expect(statSync(s.root).mode & 0o777).toBe(0o700);
     expect(statSync(dir).mode & 0o777).toBe(0o777);
-    const server = Bun.serve({ unix: join(dir, "ship.sock"), fetch: () => new Response("ok") });
+    const server = containerSocket(dir);
     try {
       const endpoint = await s.seal("bay-sandbox-a", async () => true, Date.now() + 5000);
       expect(endpoint).toBe(`unix:${join(dir, "ship.sock")}`);
@@ -93,6 +117,44 @@ describe("the socket directory", () => {
     await expect(s.seal("bay-sandbox-c", async () => true, Date.now() + 5000)).rejects.toMatchObject({ code: "ship_error" });
   });
 
+  test("found by the security review: a directory not Bay's own, a socket of Bay's own user, or anything beside the socket", async () => {
+    const s = fresh();
+    // The directory owned by the container's user (Bay running as that user): its owner could always write again.
+    const a = s.create("bay-sandbox-f");
+    chownSync(a, 1000, 1000);
+    const sa = containerSocket(a);
+    await expect(s.seal("bay-sandbox-f", async () => true, Date.now() + 5000)).rejects.toThrow(/not sealed/);
+    sa.stop(true);
+    // The runtime runs as Bay's own user.
+    const b = s.create("bay-sandbox-g");
+    const sb = Bun.serve({ unix: join(b, "ship.sock"), fetch: () => new Response("ok") });
+    await expect(s.seal("bay-sandbox-g", async () => true, Date.now() + 5000)).rejects.toThrow(/Bay's own user/);
+    sb.stop(true);
+    // Something left beside the socket before the seal (a directory that would stay the sandbox's).
+    const c = s.create("bay-sandbox-h");
+    mkdirSync(join(c, "mine"), { mode: 0o777 });
+    const sc = containerSocket(c);
+    await expect(s.seal("bay-sandbox-h", async () => true, Date.now() + 5000)).rejects.toThrow(/other entries/);
+    sc.stop(true);
+  });
+
+  test("socket_dir: a root that is a link, not Bay's, or under a directory others may write, refuses Bay's start", () => {
+    const base = mkdtempSync(join(tmpdir(), "bay-rs-"));
+    mkdirSync(join(base, "real"));
+    symlinkSync(join(base, "real"), join(base, "link"));
+    expect(() => new RuntimeSockets(join(base, "link"))).toThrow(/socket_dir/);
+    mkdirSync(join(base, "theirs"));
+    chownSync(join(base, "theirs"), 1000, 1000);
+    expect(() => new RuntimeSockets(join(base, "theirs"))).toThrow(/socket_dir/);
+    mkdirSync(join(base, "open"), { mode: 0o777 });
+    chmodSync(join(base, "open"), 0o777);
+    expect(() => new RuntimeSockets(join(base, "open", "bay-x"))).toThrow(/writable by other users/);
+    // A sticky world-writable parent (like /tmp) is fine.
+    mkdirSync(join(base, "sticky"));
+    chmodSync(join(base, "sticky"), 0o1777);
+    expect(new RuntimeSockets(join(base, "sticky", "bay-x")).root).toBe(join(base, "sticky", "bay-x"));
+  });
+
   test("no socket before the deadline, or the container gone first: session_not_ready", async () => {
     const s = fresh();
     s.create("bay-sandbox-d");
@@ -101,7 +163,7 @@ describe("the socket directory", () => {
     await expect(s.seal("bay-sandbox-e", async () => false, Date.now() + 10_000)).rejects.toMatchObject({ code: "session_not_ready" });
   });
 
-  test("a socket_dir Bay cannot make its own refuses at once", () => {
+  test("a socket_dir that cannot be made refuses at once", () => {
     const file = join(mkdtempSync(join(tmpdir(), "bay-rs-")), "file");
     writeFileSync(file, "x");
     expect(() => new RuntimeSockets(join(file, "ships"))).toThrow(/socket_dir/);
@@ -115,15 +177,24 @@ describe("the socket directory", () => {
   test("sweep: only directories without a container and past the grace period", () => {
     const s = fresh();
     mkdirSync(s.root, { recursive: true });
-    for (const n of ["gone-old", "gone-new", "live-old"]) mkdirSync(join(s.root, n));
+    for (const n of ["bay-gone-old", "bay-gone-new", "bay-live-old", "other-old"]) mkdirSync(join(s.root, n));
+    writeFileSync(join(s.root, "bay-file-old"), "x");
     const old = (Date.now() - SWEEP_GRACE_MS - 1000) / 1000;
-    utimesSync(join(s.root, "gone-old"), old, old);
-    utimesSync(join(s.root, "live-old"), old, old);
-    expect(s.sweep(new Set(["live-old"]))).toBe(1);
-    expect(existsSync(join(s.root, "gone-old"))).toBe(false);
-    expect(existsSync(join(s.root, "gone-new"))).toBe(true);
-    expect(existsSync(join(s.root, "live-old"))).toBe(true);
+    for (const n of ["bay-gone-old", "bay-live-old", "other-old", "bay-file-old"]) utimesSync(join(s.root, n), old, old);
+    expect(s.sweep(new Set(["bay-live-old"]))).toBe(1);
+    expect(existsSync(join(s.root, "bay-gone-old"))).toBe(false);
+    expect(existsSync(join(s.root, "bay-gone-new"))).toBe(true);
+    expect(existsSync(join(s.root, "bay-live-old"))).toBe(true);
+    // Only directories Bay makes (named bay-…): anything else someone put there stays.
+    expect(existsSync(join(s.root, "other-old"))).toBe(true);
+    expect(existsSync(join(s.root, "bay-file-old"))).toBe(true);
   });
+});
+
+test("socket_dir in the config: absolute, plain characters, no '.' or '..' (a ':' would split Bun's ws+unix URL)", () => {
+  const parse = (socket_dir: string) => configSchema.safeParse({ driver: { socket_dir } }).success;
+  expect(parse("/run/bay/ships")).toBe(true);
+  for (const bad of ["run/bay", "/run/../etc", "/run/./x", "/x:2/y", "/a b", "/", ""]) expect(parse(bad)).toBe(false);
 });
 
 test("Ship fails closed: a socket directory never sealed stops it (and its socket) after the wait", async () => {

@@ -1209,10 +1209,10 @@ export interface components {
             request_id: string;
             details: {
                 /**
-                 * @description `session_mismatch`: a new runtime did not answer for the session it was started for.
+                 * @description `session_mismatch`: a new runtime did not answer for the session it was started for. `socket_invalid` (connect_mode unix_socket): what a new runtime left in its socket directory cannot be trusted (not a socket, something beside it, or a directory that cannot be sealed against it).
                  * @enum {string}
                  */
-                reason?: "unreachable" | "connection_lost" | "bad_response" | "api_version_mismatch" | "capability_mismatch" | "session_mismatch";
+                reason?: "unreachable" | "connection_lost" | "bad_response" | "api_version_mismatch" | "capability_mismatch" | "session_mismatch" | "socket_invalid";
                 ship_status?: number;
                 ship_code?: string | null;
                 /** @description For `api_version_mismatch`: the version the runtime speaks. */

@@ -14,7 +14,7 @@ import { EMBEDDED_SHIP } from "./embedded.ts";
  * Bumped whenever the way images are built changes without src/ship changing
  * (build args, labels, context layout), so existing images count as stale.
  */
-export const RECIPE_VERSION = "2";
+export const RECIPE_VERSION = "3";
 
 export interface ShipSource {
   origin: "repository" | "embedded";
@@ -52,6 +52,17 @@ export async function shipSourcesDigest(repoRoot: string): Promise<string> {
   return hash.update(`recipe=${RECIPE_VERSION}`).digest("hex");
 }
 
+/**
+ * A compiled Bun executable reads `bunfig.toml` (with its `preload` scripts) and
+ * `.env` from its working directory before its own code runs. Ship's is
+ * /workspace, which code in the sandbox writes and keeps across sessions: with
+ * these on, a `bunfig.toml` left there ran a script inside Ship before it read
+ * its session secret. Never autoload anything.
+ */
+export const SHIP_COMPILE_FLAGS = ["--no-compile-autoload-bunfig", "--no-compile-autoload-dotenv"] as const;
+/** The same, for `Bun.build({ compile })`. */
+export const NO_AUTOLOAD = { autoloadBunfig: false, autoloadDotenv: false } as const;
+
 /** Ship from a source checkout: compiled on demand with `bun build --compile`. */
 export async function repositoryShipSource(repoRoot: string): Promise<ShipSource> {
   if (!existsSync(join(repoRoot, "src/ship/main.ts"))) throw new Error(`${repoRoot} is not a Bay checkout (no src/ship/main.ts)`);
@@ -61,10 +72,14 @@ export async function repositoryShipSource(repoRoot: string): Promise<ShipSource
     bunVersion: Bun.version,
     dockerfile: () => readFile(join(repoRoot, "src/ship/Dockerfile"), "utf8"),
     async writeShip(dest) {
-      const proc = Bun.spawn(["bun", "build", "--compile", "--minify", join(repoRoot, "src/ship/main.ts"), "--outfile", dest], {
-        stdout: "pipe",
-        stderr: "pipe",
-      });
+      // SHIP_COMPILE_FLAGS: Ship runs in /workspace, which the sandbox writes.
+      const proc = Bun.spawn(
+        ["bun", "build", "--compile", ...SHIP_COMPILE_FLAGS, "--minify", join(repoRoot, "src/ship/main.ts"), "--outfile", dest],
+        {
+          stdout: "pipe",
+          stderr: "pipe",
+        },
+      );
       const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
       if (code !== 0) throw new Error(`bun build --compile of Ship failed (exit ${code}):\n${out}${err}`);
     },

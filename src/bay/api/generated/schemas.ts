@@ -235,8 +235,8 @@ export const zShipError = z.lazy(() => z.object({
   message: z.string(),
   request_id: z.string(),
   details: z.strictObject({
-    /** `session_mismatch`: a new runtime did not answer for the session it was started for. */
-    reason: z.enum(["unreachable", "connection_lost", "bad_response", "api_version_mismatch", "capability_mismatch", "session_mismatch"]).optional(),
+    /** `session_mismatch`: a new runtime did not answer for the session it was started for. `socket_invalid` (connect_mode unix_socket): what a new runtime left in its socket directory cannot be trusted (not a socket, something beside it, or a directory that cannot be sealed against it). */
+    reason: z.enum(["unreachable", "connection_lost", "bad_response", "api_version_mismatch", "capability_mismatch", "session_mismatch", "socket_invalid"]).optional(),
     ship_status: z.number().int().optional(),
     ship_code: z.string().nullable().optional(),
     /** For `api_version_mismatch`: the version the runtime speaks. */

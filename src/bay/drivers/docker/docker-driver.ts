@@ -39,7 +39,7 @@ export interface DockerDriverOptions {
   connectMode: ConnectMode;
   /** Network shared with Bay in container_network mode. */
   network?: string;
-  /** unix_socket mode: the host directory of Ship's sockets (default /run/bay/ships). */
+  /** unix_socket mode: this installation's host directory of Ship's sockets (default /run/bay/ships/bay-default). */
   socketDir?: string;
   /** Prefix of every label key; default "bay.". */
   labelPrefix?: string;
@@ -96,7 +96,10 @@ export class DockerDriver implements Driver {
     this.callTimeoutMs = opts.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.egress = opts.egress ?? new EgressGuard(this.docker, { local: !opts.host || opts.host.startsWith("unix://") });
     this.volumeFiles = new DockerVolumeFiles(this.docker, this.labels, opts.volumeFiles);
-    this.sockets = this.connectMode === "unix_socket" ? new RuntimeSockets(opts.socketDir ?? "/run/bay/ships") : null;
+    if (this.connectMode === "unix_socket" && opts.host && !opts.host.startsWith("unix://")) {
+      throw new BayError("validation_error", "connect_mode unix_socket needs the Docker engine on this host (DOCKER_HOST unix://…)");
+    }
+    this.sockets = this.connectMode === "unix_socket" ? new RuntimeSockets(opts.socketDir ?? "/run/bay/ships/bay-default") : null;
   }
 
   /** Verifies the engine answers; throws driver_unavailable otherwise. */

@@ -2,19 +2,20 @@
  * Ship's Unix socket (connect_mode unix_socket): where each container's Ship
  * listens on the host, and the one rule that makes it safe to connect to.
  *
- * Every container gets its own directory `<root>/<container name>`, bind-mounted
- * at SOCKET_MOUNT, writable only until Ship has bound `ship.sock` in it. Bay then
- * seals it (mode 0711: the container's user can no longer create, remove or
- * rename anything there), checks that what sits there is a socket and not a
- * link, and only then hands out the endpoint. Ship starts no kernel, so runs no
+ * Every container gets its own directory `<root>/<container name>` (root:
+ * `<socket_dir>/bay-<instance id>`), bind-mounted at SOCKET_MOUNT, writable only
+ * until Ship has bound `ship.sock` in it. Bay then seals it (mode 0711, owned by
+ * Bay's user: the container's user, which must be another, can no longer create,
+ * remove or rename anything there), checks that it holds a socket and nothing
+ * else, and only then hands out the endpoint. Ship starts no kernel, so runs no
  * code from the workspace, before it sees the seal (src/ship/socket-listener.ts):
  * nothing in the sandbox can ever swap the socket for a link to another socket
- * on the host. The root itself is 0700, Bay's own: no other host user reaches
- * a directory while it is still open. A directory outlives its container only
+ * on the host. The root is 0700, Bay's own: no other host user reaches a
+ * directory while it is still open. A directory outlives its container only
  * until `sweep` (reconcile) or `remove` (the container's removal).
  */
-import { chmodSync, lstatSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, lstatSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { BayError } from "../../errors.ts";
 
 /** Where the directory is mounted in the container, and the socket's name in it. */
@@ -33,13 +34,30 @@ export const runtimeServesSocket = (runtime: string | undefined): boolean =>
   runtime === undefined || runtime === "" || runtime === "runc" || runtime === "io.containerd.runc.v2";
 
 export class RuntimeSockets {
-  /** Makes sure `root` exists as Bay's own directory (0700): a Bay that cannot make it refuses to start. */
+  private readonly euid: number;
+
+  /**
+   * `root` is this installation's own directory (`<socket_dir>/bay-<instance id>`),
+   * made 0700 here if it does not exist; an existing one must be a real directory
+   * owned by Bay's user, and no directory above it may be writable by other users
+   * (unless sticky, like /tmp). Anything else refuses Bay's start.
+   */
   constructor(readonly root: string) {
+    this.euid = process.geteuid?.() ?? 0;
     try {
-      mkdirSync(root, { recursive: true, mode: 0o700 });
+      mkdirSync(dirname(root), { recursive: true });
+      const st = lstatSync(root, { throwIfNoEntry: false });
+      if (!st) mkdirSync(root, { mode: 0o700 });
+      else if (!st.isDirectory() || st.uid !== this.euid) throw new Error("it exists and is not a directory of Bay's own user");
       chmodSync(root, 0o700);
+      for (let dir = dirname(root); ; dir = dirname(dir)) {
+        const up = lstatSync(dir);
+        if (up.isSymbolicLink()) throw new Error(`${dir} is a symbolic link`);
+        if (up.mode & 0o022 && !(up.mode & 0o1000)) throw new Error(`${dir} is writable by other users`);
+        if (dir === "/") break;
+      }
     } catch (err) {
-      throw new BayError("validation_error", `driver.socket_dir ${root} cannot be made Bay's own directory: ${(err as Error).message}`, {
+      throw new BayError("validation_error", `driver.socket_dir: ${root} cannot be Bay's own directory: ${(err as Error).message}`, {
         cause: err,
       });
     }
@@ -53,8 +71,6 @@ export class RuntimeSockets {
 
   /** Creates the container's directory, open for Ship to bind in (the root stays 0700). */
   create(containerName: string): string {
-    mkdirSync(this.root, { recursive: true, mode: 0o700 });
-    chmodSync(this.root, 0o700);
     const dir = this.dirOf(containerName);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { mode: 0o777 });
@@ -74,11 +90,17 @@ export class RuntimeSockets {
       const st = lstatSync(path, { throwIfNoEntry: false });
       if (st) {
         chmodSync(dir, 0o711);
-        // Checked after the seal: nothing can change it any more.
+        // Checked after the seal: nothing in the container can change it any more, as long
+        // as the container's user is not Bay's own (the owner of a directory may always write to it).
+        const d = lstatSync(dir);
         const now = lstatSync(path, { throwIfNoEntry: false });
-        if (!now?.isSocket() || statSync(dir).mode & 0o022) {
-          throw new BayError("ship_error", "the sandbox runtime's socket is not a socket", { details: { reason: "socket_invalid" } });
-        }
+        const invalid = (why: string) =>
+          new BayError("ship_error", `the sandbox runtime's socket cannot be trusted: ${why}`, { details: { reason: "socket_invalid" } });
+        if (!d.isDirectory() || d.uid !== this.euid || d.mode & 0o022) throw invalid("its directory is not sealed");
+        if (!now?.isSocket()) throw invalid("it is not a socket");
+        if (now.uid === this.euid) throw invalid("the runtime runs as Bay's own user, so its directory cannot be sealed against it");
+        const entries = readdirSync(dir);
+        if (entries.length !== 1) throw invalid(`its directory holds ${entries.length - 1} other entries`);
         return `${UNIX_ENDPOINT_PREFIX}${path}`;
       }
       if (Date.now() > deadline) {
@@ -107,9 +129,10 @@ export class RuntimeSockets {
       return 0;
     }
     for (const name of names) {
-      if (live.has(name) || !NAME.test(name)) continue;
+      // Only what create() makes: a directory named after a Bay container.
+      if (live.has(name) || !NAME.test(name) || !name.startsWith("bay-")) continue;
       const st = lstatSync(join(this.root, name), { throwIfNoEntry: false });
-      if (!st || now - st.mtimeMs < SWEEP_GRACE_MS) continue;
+      if (!st?.isDirectory() || now - st.mtimeMs < SWEEP_GRACE_MS) continue;
       rmSync(join(this.root, name), { recursive: true, force: true });
       removed++;
     }
