@@ -8,7 +8,8 @@
  */
 import { BayError, notFound } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import { isUnreachable, notExecuted, type ShipClient } from "../runtime/ship-client.ts";
+import type { ShipClient } from "../runtime/ship-client.ts";
+import { isUnreachable, notExecuted } from "../runtime/ship-errors.ts";
 import { ShipWrongSessionError } from "../runtime/errors/ship-wrong-session-error.ts";
 import type { Stores } from "../store/index.ts";
 import { expiredError } from "./lifecycle.ts";

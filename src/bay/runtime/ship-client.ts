@@ -38,7 +38,7 @@ import { ShipTimeoutError } from "./errors/ship-timeout-error.ts";
 import { ShipUnreachableError } from "./errors/ship-unreachable-error.ts";
 import { ShipWrongSessionError } from "./errors/ship-wrong-session-error.ts";
 import { isEventStream, relayEventStream } from "./event-stream.ts";
-import { fromShipErrorBody } from "./ship-errors.ts";
+import { fromShipErrorResponse } from "./ship-errors.ts";
 
 /** Where one session's Ship answers, and the secret it requires. */
 export interface ShipTarget {
@@ -375,28 +375,9 @@ export class ShipClient {
     }
     if (s.streams) clearTimeout(timer);
     if (res.ok) return res as ShipReply<T>;
-    throw await toError(res);
+    throw await fromShipErrorResponse(res);
   }
 }
 
 /** Deadline for an exec: its own timeout, the time an interrupted kernel has to answer, and headroom for transport. */
 export const execDeadlineMs = (timeoutSeconds: number): number => timeoutSeconds * 1000 + KERNEL_INTERRUPT_ANSWER_MS + TRANSPORT_MS;
-
-async function toError(res: Response): Promise<BayError> {
-  const text = await res.text().catch(() => "");
-  // A Ship that refuses this session's secret is another session's Ship.
-  if (res.status === 401) return new ShipWrongSessionError();
-  let parsed: unknown = null;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    parsed = null;
-  }
-  return fromShipErrorBody(parsed, res.status);
-}
-
-/** Whether the call never ran in the Ship, so it may be sent to a fresh session. */
-export const notExecuted = (e: unknown): boolean => e instanceof ShipWrongSessionError || (e instanceof ShipUnreachableError && e.refused);
-
-/** Whether an error means the runtime may be gone (worth checking the container). */
-export const isUnreachable = (e: unknown): boolean => e instanceof ShipUnreachableError || e instanceof ShipWrongSessionError;

@@ -1,6 +1,8 @@
 /** How a Ship's error body becomes Bay's error (for a JSON answer and for a stream's `error` event alike). */
 import { BayError, ERROR_CODES, type ErrorCode } from "../errors.ts";
 import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
+import { ShipUnreachableError } from "./errors/ship-unreachable-error.ts";
+import { ShipWrongSessionError } from "./errors/ship-wrong-session-error.ts";
 
 /** Ship error codes that pass through to the client unchanged; anything else becomes ship_error. */
 const PASS_THROUGH = new Set<ErrorCode>([
@@ -30,3 +32,22 @@ export function fromShipErrorBody(body: unknown, status: number | null): BayErro
     ship_code: code ?? null,
   });
 }
+
+/** A Ship's error answer as Bay's error; a 401 means a Ship that refuses this session's secret: another session's. */
+export async function fromShipErrorResponse(res: Response): Promise<BayError> {
+  const text = await res.text().catch(() => "");
+  if (res.status === 401) return new ShipWrongSessionError();
+  let parsed: unknown = null;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = null;
+  }
+  return fromShipErrorBody(parsed, res.status);
+}
+
+/** Whether the call never ran in the Ship, so it may be sent to a fresh session. */
+export const notExecuted = (e: unknown): boolean => e instanceof ShipWrongSessionError || (e instanceof ShipUnreachableError && e.refused);
+
+/** Whether an error means the runtime may be gone (worth checking the container). */
+export const isUnreachable = (e: unknown): boolean => e instanceof ShipUnreachableError || e instanceof ShipWrongSessionError;
