@@ -149,6 +149,11 @@ describe("the socket directory", () => {
     mkdirSync(join(base, "open"), { mode: 0o777 });
     chmodSync(join(base, "open"), 0o777);
     expect(() => new RuntimeSockets(join(base, "open", "bay-x"))).toThrow(/writable by other users/);
+    // Found by the second review: a directory above the root that another user owns
+    // (it could rename the root away and put a link to its own directory in its place).
+    mkdirSync(join(base, "shared"));
+    chownSync(join(base, "shared"), 1000, 1000);
+    expect(() => new RuntimeSockets(join(base, "shared", "bay-x"))).toThrow(/another user/);
     // A sticky world-writable parent (like /tmp) is fine.
     mkdirSync(join(base, "sticky"));
     chmodSync(join(base, "sticky"), 0o1777);

@@ -57,11 +57,17 @@ export async function shipSourcesDigest(repoRoot: string): Promise<string> {
  * `.env` from its working directory before its own code runs. Ship's is
  * /workspace, which code in the sandbox writes and keeps across sessions: with
  * these on, a `bunfig.toml` left there ran a script inside Ship before it read
- * its session secret. Never autoload anything.
+ * its session secret. Never autoload anything (tsconfig.json and package.json are
+ * off by default in Bun 1.4; said explicitly so a change of default cannot reopen this).
  */
-export const SHIP_COMPILE_FLAGS = ["--no-compile-autoload-bunfig", "--no-compile-autoload-dotenv"] as const;
+export const SHIP_COMPILE_FLAGS = [
+  "--no-compile-autoload-bunfig",
+  "--no-compile-autoload-dotenv",
+  "--no-compile-autoload-tsconfig",
+  "--no-compile-autoload-package-json",
+] as const;
 /** The same, for `Bun.build({ compile })`. */
-export const NO_AUTOLOAD = { autoloadBunfig: false, autoloadDotenv: false } as const;
+export const NO_AUTOLOAD = { autoloadBunfig: false, autoloadDotenv: false, autoloadTsconfig: false, autoloadPackageJson: false } as const;
 
 /** Ship from a source checkout: compiled on demand with `bun build --compile`. */
 export async function repositoryShipSource(repoRoot: string): Promise<ShipSource> {

@@ -39,8 +39,9 @@ export class RuntimeSockets {
   /**
    * `root` is this installation's own directory (`<socket_dir>/bay-<instance id>`),
    * made 0700 here if it does not exist; an existing one must be a real directory
-   * owned by Bay's user, and no directory above it may be writable by other users
-   * (unless sticky, like /tmp). Anything else refuses Bay's start.
+   * owned by Bay's user, and every directory above it must be root's or Bay's and
+   * not writable by other users (unless sticky, like /tmp). Anything else refuses
+   * Bay's start.
    */
   constructor(readonly root: string) {
     this.euid = process.geteuid?.() ?? 0;
@@ -53,6 +54,8 @@ export class RuntimeSockets {
       for (let dir = dirname(root); ; dir = dirname(dir)) {
         const up = lstatSync(dir);
         if (up.isSymbolicLink()) throw new Error(`${dir} is a symbolic link`);
+        // Its owner could rename what is below it away and put a link in its place (as OpenSSH's StrictModes).
+        if (up.uid !== 0 && up.uid !== this.euid) throw new Error(`${dir} belongs to another user (uid ${up.uid})`);
         if (up.mode & 0o022 && !(up.mode & 0o1000)) throw new Error(`${dir} is writable by other users`);
         if (dir === "/") break;
       }
