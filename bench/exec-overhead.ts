@@ -14,9 +14,11 @@
  * With a baseline Bay (another checkout, BENCH_BASELINE_ROOT), its pairs are
  * interleaved with this build's, each on its own sandbox.
  *
- * With a Bay in connect_mode unix_socket (`socket`), its pairs too: Bay on
- * Ship's socket against a direct call to that socket, and, what a client sees,
- * against a direct call through a published port (this build's sandbox).
+ * With a Bay in connect_mode unix_socket (`socket`), its pairs too (Bay on
+ * Ship's socket against a direct call to that socket), and what a client sees:
+ * a call through that Bay against one through this build's, same rounds. (Not
+ * pair by pair across sandboxes: the other sandbox's kernel has idled a whole
+ * pair by then, and waking it inflates whichever call goes there.)
  */
 import { join } from "node:path";
 import { bayExec, type BenchContext, createSandbox, deleteSandbox, directExec, expectTwo, shipOf } from "./context.ts";
@@ -31,8 +33,6 @@ interface Side {
   diff: number[];
   /** The bare proxy's overhead over the direct call, pair by pair (this build's side only). */
   floor: number[];
-  /** The socket side only: its Bay call minus a direct call through the first side's published port. */
-  cross: number[];
 }
 
 /** A bare Bun proxy in front of one Ship (bench/bare-proxy.ts), as its own process. */
@@ -70,15 +70,11 @@ async function prepare(ctx: BenchContext): Promise<Side> {
   // its top tier only after thousands of them.
   for (let i = 0; i < WARM_UP_CALLS; i++) await bayExec(ctx, id);
   for (let i = 0; i < 20; i++) await directExec(ship);
-  return { ctx, id, ship, bay: [], direct: [], diff: [], floor: [], cross: [] };
+  return { ctx, id, ship, bay: [], direct: [], diff: [], floor: [] };
 }
 
-/**
- * One pair: Bay then direct, or direct then Bay; with a proxy, its call and a second
- * direct one likewise; with `portSide` (the socket side), Bay again against a direct
- * call through that side's published port.
- */
-async function pair(s: Side, bayFirst: boolean, proxy?: () => Promise<void>, portSide?: Side): Promise<void> {
+/** One pair: Bay then direct, or direct then Bay; with a proxy, its call and a second direct one likewise. */
+async function pair(s: Side, bayFirst: boolean, proxy?: () => Promise<void>): Promise<void> {
   let b = 0;
   if (bayFirst) b = await time(() => bayExec(s.ctx, s.id));
   const d = await time(() => directExec(s.ship));
@@ -86,13 +82,6 @@ async function pair(s: Side, bayFirst: boolean, proxy?: () => Promise<void>, por
   s.bay.push(b);
   s.direct.push(d);
   s.diff.push(b - d);
-  if (portSide) {
-    let c = 0;
-    if (bayFirst) c = await time(() => bayExec(s.ctx, s.id));
-    const d3 = await time(() => directExec(portSide.ship));
-    if (!bayFirst) c = await time(() => bayExec(s.ctx, s.id));
-    s.cross.push(c - d3);
-  }
   if (!proxy) return;
   let p = 0;
   if (bayFirst) p = await time(proxy);
@@ -119,18 +108,6 @@ function rows(s: Side, runs: number, label: string): Row[] {
       direct: "-",
       ratio: "-",
     },
-    ...(s.cross.length
-      ? [
-          {
-            bench: `warm exec 1+1${label}`,
-            measure: "Bay on the socket minus a direct call to a published port, p50 / p99",
-            runs,
-            bay: `${ms(median(s.cross))} / ${ms(quantile(s.cross, 0.99))}`,
-            direct: "-",
-            ratio: "-",
-          },
-        ]
-      : []),
     ...(s.floor.length
       ? [
           {
@@ -144,6 +121,18 @@ function rows(s: Side, runs: number, label: string): Row[] {
         ]
       : []),
   ];
+}
+
+/** What a client sees: a call through a Bay on Ship's socket against one through a Bay on a published port. */
+function viaSocket(socket: Side, port: Side, runs: number): Row {
+  return {
+    bench: "warm exec 1+1 through Bay",
+    measure: "on Ship's socket vs on a published port, p50 (same rounds)",
+    runs,
+    bay: ms(median(socket.bay)),
+    direct: ms(median(port.bay)),
+    ratio: ratio(median(socket.bay), median(port.bay)),
+  };
 }
 
 export async function execOverhead(ctx: BenchContext, runs: number, baseline?: BenchContext, socket?: BenchContext): Promise<Row[]> {
@@ -161,14 +150,14 @@ export async function execOverhead(ctx: BenchContext, runs: number, baseline?: B
     for (let i = 0; i < 20; i++) await proxy.call();
     for (let i = 0; i < runs; i++) {
       const order = i % 2 === 0 ? sides : [...sides].reverse();
-      for (const s of order) await pair(s, i % 4 < 2, s === sides[0] ? proxy.call : undefined, s === socketSide ? sides[0] : undefined);
+      for (const s of order) await pair(s, i % 4 < 2, s === sides[0] ? proxy.call : undefined);
     }
     const [mine] = sides;
     const base = baseline ? sides[1] : undefined;
     return [
       ...rows(mine!, runs, baseline ? " (this build)" : ""),
       ...(base ? rows(base, runs, " (baseline)") : []),
-      ...(socketSide ? rows(socketSide, runs, " (Ship's socket)") : []),
+      ...(socketSide ? [...rows(socketSide, runs, " (Ship's socket)"), viaSocket(socketSide, mine!, runs)] : []),
     ];
   } finally {
     proxy?.close();
