@@ -15,6 +15,7 @@ import { RuntimeSockets, SWEEP_GRACE_MS } from "../../src/bay/drivers/docker/run
 import { defaultProfiles } from "../../src/bay/config.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
 import { SHIP_TAG } from "../support/images.ts";
+import { EventReader, streamText } from "../support/sse.ts";
 import { TerminalClient } from "../support/terminal-client.ts";
 import { ensureMetaImage, META_IMAGE, META_PORT } from "./support/docker-fixtures.ts";
 import { containersOf, docker, profiles, requireShipImages, uploadForm } from "./support/e2e.ts";
@@ -88,6 +89,19 @@ describe("unix_socket mode", () => {
     const down = await t.call("GET", `/v1/sandboxes/${id}/filesystem/download?path=big.bin`, ALICE);
     expect(down.status).toBe(200);
     expect(Buffer.from(await down.arrayBuffer()).equals(Buffer.from(bytes))).toBe(true);
+
+    // A streamed exec: its events come through the socket as they happen.
+    const streamed = await t.call("POST", `/v1/sandboxes/${id}/python/exec`, {
+      ...ALICE,
+      body: { code: "import time\nprint('one', flush=True)\ntime.sleep(0.3)\nprint('two')\n7" },
+      headers: { accept: "text/event-stream" },
+    });
+    expect(streamed.headers.get("content-type")).toContain("text/event-stream");
+    const events = new EventReader(streamed);
+    const all = await events.rest();
+    expect(streamText(all, "stdout")).toBe("one\ntwo\n");
+    expect(all.at(-1)?.event).toBe("result");
+    expect(all.at(-1)?.data).toMatchObject({ success: true, output: "one\ntwo\n7\n" });
 
     const term = await TerminalClient.open(`${served.ws}/v1/sandboxes/${id}/terminal`, { headers: { "x-owner": "alice" } });
     term.type("echo term-$((20+22))\n");
@@ -191,5 +205,35 @@ describe("unix_socket mode, directory owned by the sandbox's user", () => {
     expect(await containersOf(t2, id)).toEqual([]);
     expect(readdirSync(root2)).toEqual([]);
     await t2.json("DELETE", `/v1/sandboxes/${id}`);
+  });
+});
+
+describe("unix_socket mode with a warm pool", () => {
+  let t3: TestBay;
+  beforeAll(async () => {
+    const base = join(mkdtempSync(join(tmpdir(), "bay-sockets-")), "ships");
+    t3 = await createTestBay({
+      config: {
+        driver: { connect_mode: "unix_socket", socket_dir: base },
+        profiles: defaultProfiles(SHIP_TAG).map((p) =>
+          p.id === "python-default" ? { ...p, warm_pool: { size: 1, max_age_seconds: 3600 } } : p,
+        ),
+      } as never,
+    });
+  });
+  afterAll(async () => {
+    await t3?.close();
+  });
+
+  test("a pool member is started and sealed like any session; the claim answers ready and runs on the socket", async () => {
+    t3.bay.pool.start();
+    for (let i = 0; i < 300 && t3.bay.pool.size("python-default") < 1; i++) await Bun.sleep(100);
+    expect(t3.bay.pool.size("python-default")).toBe(1);
+    const created = await t3.json("POST", "/v1/sandboxes", { body: {} });
+    expect(created.body.status).toBe("ready");
+    const r = await t3.json("POST", `/v1/sandboxes/${created.body.id}/python/exec`, { body: { code: "2**10" } });
+    expect(r.body.output.trim()).toBe("1024");
+    expect((await t3.bay.deps.stores.sandboxes.get(created.body.id))!.session!.endpoint!.startsWith("unix:")).toBe(true);
+    await t3.json("DELETE", `/v1/sandboxes/${created.body.id}`);
   });
 });
