@@ -28,6 +28,7 @@ export interface BayUnderTestOptions {
 export interface Leftovers {
   containers: string[];
   volumes: string[];
+  /** Upload spools, and in connect_mode unix_socket the socket directories of this installation. */
   spools: string[];
 }
 
@@ -83,6 +84,9 @@ export class BayUnderTest {
         BAY_LOG_LEVEL: this.opts.logLevel ?? "warn",
         TMPDIR: this.tmpDir,
         ...(process.env.BAY_SHIP_TAG ? { BAY_SHIP_TAG: process.env.BAY_SHIP_TAG } : {}),
+        // The soak and the fuzzer can run against the socket transport too.
+        ...(process.env.BAY_CONNECT_MODE ? { BAY_CONNECT_MODE: process.env.BAY_CONNECT_MODE } : {}),
+        ...(process.env.BAY_SOCKET_DIR ? { BAY_SOCKET_DIR: process.env.BAY_SOCKET_DIR } : {}),
       },
     });
     return this.current;
@@ -116,6 +120,10 @@ export class BayUnderTest {
         .filter((n) => n.startsWith("bay-spool-"))
         .flatMap((d) => list(join(this.tmpDir, d)).map((slot) => `${d}/${slot}`)),
     ];
+    if (process.env.BAY_CONNECT_MODE === "unix_socket") {
+      const sockets = join(process.env.BAY_SOCKET_DIR ?? "/run/bay/ships", `bay-${this.instanceId}`);
+      spools.push(...list(sockets).map((d) => `socket directory ${join(sockets, d)}`));
+    }
     const describe = (c: (typeof containers)[number]) => {
       const l = c.Labels;
       const owner = l["bay.sandbox_id"]

@@ -26,7 +26,7 @@ import {
   translateDockerError,
 } from "./docker-errors.ts";
 import { LabelCodec } from "./labels.ts";
-import { RuntimeSockets, runtimeServesSocket, SOCKET_MOUNT } from "./runtime-socket.ts";
+import { RuntimeSockets, runtimeServesSocket, SOCKET_MOUNT, SWEEP_GRACE_MS } from "./runtime-socket.ts";
 import { startWithStdinLine } from "./stdin-credentials.ts";
 import { demuxLogs } from "./log-frames.ts";
 import { DockerVolumeFiles, type DockerVolumeFilesOptions } from "./volume-files.ts";
@@ -99,7 +99,10 @@ export class DockerDriver implements Driver {
     if (this.connectMode === "unix_socket" && opts.host && !opts.host.startsWith("unix://")) {
       throw new BayError("validation_error", "connect_mode unix_socket needs the Docker engine on this host (DOCKER_HOST unix://…)");
     }
-    this.sockets = this.connectMode === "unix_socket" ? new RuntimeSockets(opts.socketDir ?? "/run/bay/ships/bay-default") : null;
+    this.sockets =
+      this.connectMode === "unix_socket"
+        ? new RuntimeSockets(opts.socketDir ?? "/run/bay/ships/bay-default", Math.max(SWEEP_GRACE_MS, 2 * this.callTimeoutMs))
+        : null;
   }
 
   /** Verifies the engine answers; throws driver_unavailable otherwise. */

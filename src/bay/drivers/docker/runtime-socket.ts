@@ -26,8 +26,12 @@ export const UNIX_ENDPOINT_PREFIX = "unix:";
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const POLL_MS = 2;
-/** A directory without a container is swept only once older than this (its container may be being created). */
-export const SWEEP_GRACE_MS = 10 * 60_000;
+/**
+ * A directory without a container is swept only once older than this: it is made
+ * just before its container is created, so a younger one may belong to a create
+ * still in flight (the driver passes twice its engine call deadline when longer).
+ */
+export const SWEEP_GRACE_MS = 60_000;
 
 /** Whether an OCI runtime serves Ship's socket to the host: runc does; gVisor's sandbox keeps its sockets to itself. */
 export const runtimeServesSocket = (runtime: string | undefined): boolean =>
@@ -43,7 +47,10 @@ export class RuntimeSockets {
    * not writable by other users (unless sticky, like /tmp). Anything else refuses
    * Bay's start.
    */
-  constructor(readonly root: string) {
+  constructor(
+    readonly root: string,
+    private readonly sweepGraceMs = SWEEP_GRACE_MS,
+  ) {
     this.euid = process.geteuid?.() ?? 0;
     try {
       mkdirSync(dirname(root), { recursive: true });
@@ -135,7 +142,7 @@ export class RuntimeSockets {
       // Only what create() makes: a directory named after a Bay container.
       if (live.has(name) || !NAME.test(name) || !name.startsWith("bay-")) continue;
       const st = lstatSync(join(this.root, name), { throwIfNoEntry: false });
-      if (!st?.isDirectory() || now - st.mtimeMs < SWEEP_GRACE_MS) continue;
+      if (!st?.isDirectory() || now - st.mtimeMs < this.sweepGraceMs) continue;
       rmSync(join(this.root, name), { recursive: true, force: true });
       removed++;
     }
