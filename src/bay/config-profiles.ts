@@ -18,6 +18,20 @@ const DOCKER_NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
  * host's network stack, `none` is spelled `network: none`, and Bay's managed
  * networks (`bay-egress-…`) only mean something with the rules Bay installs.
  */
+/**
+ * Container variables a profile may not set: Bay's own wiring of Ship, and what
+ * would make Ship's runtime load code of its own choosing (Ship is a compiled Bun
+ * executable: BUN_OPTIONS takes --preload, BUN_BE_BUN turns it into bun itself).
+ */
+const RESERVED_ENV = new Map<string, string>([
+  ["SHIP_CREDENTIALS", "Bay hands Ship its credentials on stdin"],
+  ["SHIP_SOCKET", "Bay sets it in connect_mode unix_socket"],
+  ["SHIP_MAX_UPLOAD_BYTES", "it follows Bay's limits.max_upload_bytes"],
+  ["SHIP_MAX_CONTEXTS", "it is the profile's max_contexts"],
+  ["BUN_OPTIONS", "it would make Ship load code before its own (--preload)"],
+  ["BUN_BE_BUN", "it would run the bun CLI instead of Ship"],
+]);
+
 function reservedNetwork(name: string): string | null {
   if (name === "host") return "it would give sandboxes the host's network stack";
   if (name === "none") return "write network: none";
@@ -90,6 +104,11 @@ export const profileSchema = z
     const reserved = own === undefined ? null : reservedNetwork(own);
     if (reserved) {
       ctx.addIssue({ code: "custom", path: ["network", "docker_network"], message: `"${own}" cannot be a profile's network: ${reserved}` });
+    }
+    for (const name of Object.keys(profile.env)) {
+      if (RESERVED_ENV.has(name)) {
+        ctx.addIssue({ code: "custom", path: ["env", name], message: `${name} cannot be set by a profile: ${RESERVED_ENV.get(name)}` });
+      }
     }
     if (block_private_egress === false) {
       ctx.addIssue({

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, loadConfig } from "../../src/bay/config.ts";
+import { ConfigError, configSchema, loadConfig } from "../../src/bay/config.ts";
 
 let dir: string;
 beforeEach(() => {
@@ -244,4 +244,16 @@ describe("profile network and runtime", () => {
     const problems = problemsOf(() => loadConfig({}, profilesFile("  - { id: a, image: i, runtime: 'runsc --debug' }")));
     expect(problems[0]).toContain("profiles.0.runtime");
   });
+});
+
+test("a profile may not set the variables that wire Ship or would make it load other code (BUN_OPTIONS, BUN_BE_BUN, SHIP_SOCKET, …)", () => {
+  for (const name of ["BUN_OPTIONS", "BUN_BE_BUN", "SHIP_SOCKET", "SHIP_CREDENTIALS", "SHIP_MAX_CONTEXTS", "SHIP_MAX_UPLOAD_BYTES"]) {
+    const r = configSchema.safeParse({ profiles: [{ id: "p", image: "img", env: { [name]: "x" } }] });
+    expect(r.success).toBe(false);
+    expect(JSON.stringify(r.error?.issues)).toContain(`${name} cannot be set by a profile`);
+  }
+  // Ship's other settings stay the operator's.
+  expect(configSchema.safeParse({ profiles: [{ id: "p", image: "img", env: { SHIP_MAX_OUTPUT_BYTES: "1024", TZ: "UTC" } }] }).success).toBe(
+    true,
+  );
 });
