@@ -11,18 +11,12 @@
  * it (under gVisor after a short teardown, during which no call of Bay's reaches
  * the port), and the other owner's call lands in a fresh session of her own sandbox.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
-import { requireShipImages } from "./support/e2e.ts";
+import { expect, test } from "bun:test";
+import { pollUntil, type TestBay } from "../support/harness.ts";
+import { sharedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
-beforeAll(async () => {
-  await requireShipImages();
-  t = await createTestBay();
-});
-afterAll(async () => {
-  await t?.close();
-});
+sharedE2eBay((bay) => (t = bay));
 
 /** What the hostile tenant runs: seize PID 1, kill Ship, listen on Ship's port, log and answer every request. */
 const SQUATTER = `

@@ -10,18 +10,12 @@
  *   the call runs on a fresh session (the call's own body reaches the listener
  *   once; only checking /meta before every call would avoid that).
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createTestBay, type TestBay } from "../support/harness.ts";
-import { requireShipImages } from "./support/e2e.ts";
+import { expect, test } from "bun:test";
+import type { TestBay } from "../support/harness.ts";
+import { sharedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
-beforeAll(async () => {
-  await requireShipImages();
-  t = await createTestBay();
-});
-afterAll(async () => {
-  await t?.close();
-});
+sharedE2eBay((bay) => (t = bay));
 
 test("a verified session's port answered by a foreign listener: its answer never reaches the owner, nor the secret the listener", async () => {
   const created = await t.json("POST", "/v1/sandboxes", { owner: "alice", body: {} });

@@ -8,18 +8,12 @@
  * its credentials, and captured the session secret; a `.env` could set Ship's
  * own limits. Neither may happen: the files are the sandbox's, not Ship's.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createTestBay, type TestBay } from "../support/harness.ts";
-import { requireShipImages } from "./support/e2e.ts";
+import { expect, test } from "bun:test";
+import type { TestBay } from "../support/harness.ts";
+import { sharedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
-beforeAll(async () => {
-  await requireShipImages();
-  t = await createTestBay();
-});
-afterAll(async () => {
-  await t?.close();
-});
+sharedE2eBay((bay) => (t = bay));
 
 const PRELOAD = `
 const fs = require("fs");
