@@ -29,6 +29,7 @@ import { e2bCreateToFirstResult } from "./e2b.ts";
 import { loadAverage, startBench } from "./context.ts";
 import { type ContextsBench, contextsBench } from "./contexts.ts";
 import { controlPlane } from "./control-plane.ts";
+import { execInProcess } from "./exec-in-process.ts";
 import { execOverhead } from "./exec-overhead.ts";
 import { bayMemory, rssAfter } from "./memory.ts";
 import { accessLogCost, accessLogCpu, scrapeCost } from "./observability.ts";
@@ -104,6 +105,7 @@ try {
         : await startBench(docker, benchLabel, runs, 0, { BAY_CONNECT_MODE: "unix_socket", BAY_SOCKET_DIR: join(socketDir, "ships") });
     try {
       rows.push(...(await execOverhead(ctx, execRuns, baseline, socket)));
+      rows.push(...(await execInProcess(execRuns)));
     } finally {
       await socket?.close();
       rmSync(socketDir, { recursive: true, force: true });

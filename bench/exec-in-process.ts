@@ -1,0 +1,66 @@
+/**
+ * Bay's own work per exec, without a process hop: the same `1+1` handed to a Bay
+ * built in this process (its app's `fetch`, API-key auth, access log on, the
+ * real Docker driver and Ship) against the same call straight to that sandbox's
+ * Ship, pair by pair on one warm sandbox. What is left of a pair is Bay's code:
+ * routing, auth, rate limit, validation, the lifecycle's checks, the Ship
+ * client, the relay and the log lines (and building the Request, which Bun.serve
+ * does natively for a served Bay: this errs high).
+ *
+ * The served exec rows add the hop into Bay's HTTP server: a second process on
+ * the path, which on this machine costs what the bare proxies beside them show.
+ */
+import { batchedStderr, createLogger } from "../src/bay/logger.ts";
+import { createTestBay } from "../tests/support/harness.ts";
+import { directExec, expectTwo } from "./context.ts";
+import { median, ms, quantile, type Row, time } from "./stats.ts";
+
+/** Calls before the measured pairs: as many as the served Bays get (see exec-overhead.ts). */
+const WARM_UP_CALLS = Number(process.env.BENCH_EXEC_WARMUP ?? 20_000);
+
+export async function execInProcess(runs: number): Promise<Row[]> {
+  const t = await createTestBay({
+    // Lines are formatted and batched as a served Bay's are; the batch goes nowhere.
+    logger: createLogger("info", batchedStderr({ write: () => true })),
+    config: { auth: { mode: "api_key" }, log: { access: true }, limits: { rate_limit_per_minute: 1_000_000_000 } },
+  });
+  try {
+    const { key } = await t.bay.deps.apiKeys.create("bench", "bench");
+    const headers = { authorization: `Bearer ${key}`, "content-type": "application/json", host: "localhost" };
+    const body = JSON.stringify({ code: "1+1" });
+    const created = await t.bay.app.fetch(new Request("http://localhost/v1/sandboxes", { method: "POST", headers, body: "{}" }));
+    if (created.status !== 201) throw new Error(`in-process create: ${created.status} ${await created.text()}`);
+    const id = ((await created.json()) as { id: string }).id;
+    const exec = async () => {
+      const r = await t.bay.app.fetch(new Request(`http://localhost/v1/sandboxes/${id}/python/exec`, { method: "POST", headers, body }));
+      expectTwo((await r.json()) as object, "in-process exec");
+    };
+    await exec(); // starts the session
+    const session = (await t.bay.deps.stores.sandboxes.get(id))?.session;
+    if (!session?.endpoint || !session.secret) throw new Error(`sandbox ${id} has no ready session`);
+    const ship = { endpoint: session.endpoint, secret: session.secret };
+    for (let i = 0; i < WARM_UP_CALLS; i++) await exec();
+    for (let i = 0; i < 20; i++) await directExec(ship);
+    const diffs: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const bayFirst = i % 2 === 0;
+      let b = 0;
+      if (bayFirst) b = await time(exec);
+      const d = await time(() => directExec(ship));
+      if (!bayFirst) b = await time(exec);
+      diffs.push(b - d);
+    }
+    return [
+      {
+        bench: "warm exec 1+1, Bay in process",
+        measure: "Bay's own work per call (app.fetch vs direct), p50 / p99 of pairs",
+        runs,
+        bay: `${ms(median(diffs))} / ${ms(quantile(diffs, 0.99))}`,
+        direct: "-",
+        ratio: "-",
+      },
+    ];
+  } finally {
+    await t.close();
+  }
+}
