@@ -60,14 +60,11 @@ export async function shipSourcesDigest(repoRoot: string): Promise<string> {
  * its session secret. Never autoload anything (tsconfig.json and package.json are
  * off by default in Bun 1.4; said explicitly so a change of default cannot reopen this).
  */
-export const SHIP_COMPILE_FLAGS = [
-  "--no-compile-autoload-bunfig",
-  "--no-compile-autoload-dotenv",
-  "--no-compile-autoload-tsconfig",
-  "--no-compile-autoload-package-json",
-] as const;
-/** The same, for `Bun.build({ compile })`. */
 export const NO_AUTOLOAD = { autoloadBunfig: false, autoloadDotenv: false, autoloadTsconfig: false, autoloadPackageJson: false } as const;
+/** The same, as `bun build --compile` flags (`autoloadBunfig: false` is `--no-compile-autoload-bunfig`). */
+export const SHIP_COMPILE_FLAGS: readonly string[] = Object.keys(NO_AUTOLOAD).map(
+  (key) => `--no-compile-${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
+);
 
 /** Ship from a source checkout: compiled on demand with `bun build --compile`. */
 export async function repositoryShipSource(repoRoot: string): Promise<ShipSource> {
