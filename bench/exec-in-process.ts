@@ -32,7 +32,14 @@ export async function execInProcess(runs: number): Promise<Row[]> {
     if (created.status !== 201) throw new Error(`in-process create: ${created.status} ${await created.text()}`);
     const id = ((await created.json()) as { id: string }).id;
     const exec = async () => {
-      const r = await t.bay.app.fetch(new Request(`http://localhost/v1/sandboxes/${id}/python/exec`, { method: "POST", headers, body }));
+      const r = await t.bay.app.fetch(
+        // With its Content-Length, as a served request has it (without one, the body limit reads the body through a stream).
+        new Request(`http://localhost/v1/sandboxes/${id}/python/exec`, {
+          method: "POST",
+          headers: { ...headers, "content-length": String(body.length) },
+          body,
+        }),
+      );
       expectTwo((await r.json()) as object, "in-process exec");
     };
     await exec(); // starts the session
