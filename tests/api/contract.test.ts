@@ -7,6 +7,7 @@
  * ErrorBody carrying its X-Request-Id.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { TEMPLATE_ALIAS_PATH } from "../../src/bay/e2b/control-routes.ts";
 import { operations as E2B_OPS } from "../../src/bay/e2b/generated/openapi/index.ts";
 import { inspectRoutes } from "hono/dev";
 import type { OperationId, OperationSpec } from "../../src/bay/api/generated/index.ts";
@@ -357,8 +358,11 @@ describe("routes ↔ spec operations", () => {
     // The E2B-compatible API has its own spec (openapi/e2b.v1.yaml, under the prefix, /files also
     // at the root) and its Connect services (proto/envd), answered by one route per service.
     const prefix = t.bay.deps.config.e2b.prefix;
+    // (The alias lookup is routed at TEMPLATE_ALIAS_PATH so that Hono can use its RegExpRouter.)
+    const honoPathOf = (op: { operationId: string; honoPath: string }) =>
+      op.operationId === "e2bGetTemplateAlias" ? TEMPLATE_ALIAS_PATH : op.honoPath;
     const e2b = Object.values(E2B_OPS).flatMap((op) => [
-      key(op.method, `${prefix}${op.honoPath}`),
+      key(op.method, `${prefix}${honoPathOf(op)}`),
       ...(op.honoPath === "/files" ? [key(op.method, "/files")] : []),
     ]);
     const rpc = ["process.Process", "filesystem.Filesystem"].map((s) => key("POST", `${prefix}/${s}/:method`));
@@ -366,6 +370,11 @@ describe("routes ↔ spec operations", () => {
     const notInSpec = [...routes].filter((r) => !spec.has(r)).sort();
     const noRoute = [...spec].filter((s) => !routes.has(s)).sort();
     expect({ notInSpec, noRoute }).toEqual({ notInSpec: [], noRoute: [] });
+  });
+
+  test("every route fits Hono's RegExpRouter (one route that does not silently drops the app to its slower TrieRouter)", async () => {
+    await t.bay.app.request("/health");
+    expect((t.bay.app.router as { name: string }).name).toBe("SmartRouter + RegExpRouter");
   });
 
   test("the route check really sees routes (guards against an empty inspectRoutes)", () => {

@@ -69,6 +69,25 @@ describe("E2B control plane on Bay's domain", () => {
     expect(unknownRoute.body).toMatchObject({ code: 404 });
   });
 
+  test("templates: by id, by alias, and nothing else under /templates", async () => {
+    const t = await bay();
+    const byId = await e2b(t, "GET", "/templates/code-interpreter-v1");
+    expect(byId.status).toBe(200);
+    expect(byId.body).toMatchObject({ templateID: "code-interpreter-v1", buildStatus: "ready" });
+    const alias = await e2b(t, "GET", "/templates/aliases/base");
+    expect(alias.status).toBe(200);
+    expect(alias.body).toEqual({ templateID: "base", public: true });
+    expect((await e2b(t, "GET", "/templates/aliases/no-such")).body).toMatchObject({ code: 404 });
+    // Routed as /templates/:templateID/:alias: any other first segment is no route at all.
+    for (const path of ["/templates/base/base", "/templates/aliasesx/base", "/templates/aliases/base/more"]) {
+      const r = await e2b(t, "GET", path);
+      expect(r.status).toBe(404);
+      expect(r.body).toMatchObject({ code: 404 });
+    }
+    expect((await e2b(t, "GET", `/templates/aliases/${"a".repeat(300)}`)).status).toBe(400);
+    expect((await e2b(t, "GET", "/templates/aliases/base", { owner: "bad owner!" })).status).toBe(400);
+  });
+
   test("timeout is an absolute deadline; expired sandboxes are gone for E2B and deleted", async () => {
     const t = await bay();
     const c = await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base", timeout: 3600 } });

@@ -4,7 +4,7 @@
  * schemas generated from openapi/e2b.v1.yaml.
  */
 import { Hono, type MiddlewareHandler } from "hono";
-import { validate, validateOptionalJson } from "../api/middleware/validate.ts";
+import { validate, validateOptionalJson, validationError } from "../api/middleware/validate.ts";
 import { BayError } from "../errors.ts";
 import type { E2bSandboxes } from "./e2b-sandboxes.ts";
 import { operations as ops } from "./generated/openapi/index.ts";
@@ -16,6 +16,9 @@ export interface ControlRoutesDeps {
   /** Sets the owner (X-API-Key, Bearer, or anonymous mode) and applies the rate limit. */
   guard: MiddlewareHandler[];
 }
+
+/** Where the alias lookup is routed (see below); its spec path is ops.e2bGetTemplateAlias.honoPath. */
+export const TEMPLATE_ALIAS_PATH = "/templates/:templateID/:alias";
 
 export function controlRoutes({ sandboxes, templates, guard }: ControlRoutesDeps): Hono {
   const app = new Hono();
@@ -85,10 +88,18 @@ export function controlRoutes({ sandboxes, templates, guard }: ControlRoutesDeps
     return c.json([], 200);
   });
 
-  app.get(ops.e2bGetTemplateAlias.honoPath, validate("param", ops.e2bGetTemplateAlias.params), (c) => {
-    const alias = c.req.valid("param").alias;
+  // GET /templates/aliases/{alias} is routed as /templates/:templateID/:alias: Hono's
+  // RegExpRouter (its fastest, which the whole app uses only when it can hold every
+  // route) cannot hold a static segment where another route has a parameter. Any
+  // other first segment falls through to the prefix's catch-all (E2B's 404). (`next`
+  // comes as a rest parameter: Hono lists a handler declaring two as middleware.)
+  app.get(TEMPLATE_ALIAS_PATH, (c, ...[next]) => {
+    if (c.req.param("templateID") !== "aliases") return next();
+    const params = ops.e2bGetTemplateAlias.params.safeParse({ alias: c.req.param("alias") });
+    if (!params.success) throw validationError("param", params.error.issues);
+    const alias = params.data.alias;
     templates.resolve(alias);
-    return c.json({ templateID: alias, public: true }, 200);
+    return Promise.resolve(c.json({ templateID: alias, public: true }, 200));
   });
 
   app.get(ops.e2bGetTemplate.honoPath, validate("param", ops.e2bGetTemplate.params), (c) => {
