@@ -7,7 +7,7 @@
  * ErrorBody carrying its X-Request-Id.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { TEMPLATE_ALIAS_PATH } from "../../src/bay/e2b/control-routes.ts";
+import { TEMPLATE_ALIAS_PATH } from "../../src/bay/e2b/route-paths.ts";
 import { operations as E2B_OPS } from "../../src/bay/e2b/generated/openapi/index.ts";
 import { inspectRoutes } from "hono/dev";
 import type { OperationId, OperationSpec } from "../../src/bay/api/generated/index.ts";

@@ -48,6 +48,27 @@ describe("access log", () => {
     expect(text).not.toContain("/no/such/route");
   });
 
+  test("E2B's alias lookup is labelled with its spec path, and any other path near it as unmatched", async () => {
+    const { t, parsed } = await bayWithLog();
+    for (const path of [
+      "/e2b/templates/aliases/base",
+      "/e2b/templates/%61liases/base",
+      "/e2b/templates/base/base",
+      "/e2b/templates/%zz/base",
+    ]) {
+      await t.bay.app.request(path, { headers: { "x-owner": "alice" } });
+    }
+    const routes = parsed()
+      .filter((l) => l.msg === "request")
+      .map((l) => [l.route, l.status]);
+    expect(routes).toEqual([
+      ["/e2b/templates/aliases/:alias", 200],
+      ["/e2b/templates/aliases/:alias", 200],
+      ["unmatched", 404],
+      ["unmatched", 404],
+    ]);
+  });
+
   test("domain lines carry the request id without anyone passing it", async () => {
     const { t, parsed } = await bayWithLog();
     const created = await t.json("POST", "/v1/sandboxes", { body: {}, headers: { "x-request-id": "req-a" } });

@@ -8,6 +8,7 @@ import { validate, validateOptionalJson, validationError } from "../api/middlewa
 import { BayError } from "../errors.ts";
 import type { E2bSandboxes } from "./e2b-sandboxes.ts";
 import { operations as ops } from "./generated/openapi/index.ts";
+import { TEMPLATE_ALIAS_PATH } from "./route-paths.ts";
 import type { TemplateCatalogue } from "./templates.ts";
 
 export interface ControlRoutesDeps {
@@ -16,9 +17,6 @@ export interface ControlRoutesDeps {
   /** Sets the owner (X-API-Key, Bearer, or anonymous mode) and applies the rate limit. */
   guard: MiddlewareHandler[];
 }
-
-/** Where the alias lookup is routed (see below); its spec path is ops.e2bGetTemplateAlias.honoPath. */
-export const TEMPLATE_ALIAS_PATH = "/templates/:templateID/:alias";
 
 export function controlRoutes({ sandboxes, templates, guard }: ControlRoutesDeps): Hono {
   const app = new Hono();
