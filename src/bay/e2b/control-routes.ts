@@ -8,7 +8,7 @@ import { validate, validateOptionalJson, validationError } from "../api/middlewa
 import { BayError } from "../errors.ts";
 import type { E2bSandboxes } from "./e2b-sandboxes.ts";
 import { operations as ops } from "./generated/openapi/index.ts";
-import { TEMPLATE_ALIAS_PATH } from "./route-paths.ts";
+import { ALIASES_SEGMENT, TEMPLATE_ALIAS_PATH } from "./route-paths.ts";
 import type { TemplateCatalogue } from "./templates.ts";
 
 export interface ControlRoutesDeps {
@@ -92,7 +92,7 @@ export function controlRoutes({ sandboxes, templates, guard }: ControlRoutesDeps
   // other first segment falls through to the prefix's catch-all (E2B's 404). (`next`
   // comes as a rest parameter: Hono lists a handler declaring two as middleware.)
   app.get(TEMPLATE_ALIAS_PATH, (c, ...[next]) => {
-    if (c.req.param("templateID") !== "aliases") return next();
+    if (c.req.param("templateID") !== ALIASES_SEGMENT) return next();
     const params = ops.e2bGetTemplateAlias.params.safeParse({ alias: c.req.param("alias") });
     if (!params.success) throw validationError("param", params.error.issues);
     const alias = params.data.alias;

@@ -5,7 +5,7 @@
  * template (`/v1/sandboxes/:id/python/exec`), never the raw path: ids and file
  * paths stay out of labels, and the query string and headers out of the log.
  */
-import { TEMPLATE_ALIAS_PATH } from "../e2b/route-paths.ts";
+import { TEMPLATE_ALIAS_PATH, templateAliasLabel } from "../e2b/route-paths.ts";
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import type { Logger } from "../logger.ts";
@@ -28,24 +28,9 @@ export function routeTemplate(c: Context): string {
   for (let i = routes.length - 1; i >= 0; i--) {
     const path = routes[i]!.path;
     if (routes[i]!.method === "ALL") continue;
-    return path.endsWith(TEMPLATE_ALIAS_PATH) ? aliasLabel(path, c.req.path) : path;
+    return path.endsWith(TEMPLATE_ALIAS_PATH) ? templateAliasLabel(path, c.req.path, UNMATCHED_ROUTE) : path;
   }
   return UNMATCHED_ROUTE;
-}
-
-/**
- * E2B's alias lookup is routed as TEMPLATE_ALIAS_PATH but answers only under
- * `aliases`: it is labelled with its spec path there, and as no route anywhere else.
- */
-function aliasLabel(template: string, path: string): string {
-  const segments = path.split("/");
-  let second = segments[segments.length - 2] ?? "";
-  try {
-    second = decodeURIComponent(second);
-  } catch {
-    return UNMATCHED_ROUTE;
-  }
-  return second === "aliases" ? `${template.slice(0, -TEMPLATE_ALIAS_PATH.length)}/templates/aliases/:alias` : UNMATCHED_ROUTE;
 }
 
 export function observeRequests(opts: ObserveOptions): MiddlewareHandler {
