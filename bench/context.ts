@@ -125,7 +125,7 @@ export async function bayExec(ctx: BenchContext, id: string, code = "1+1"): Prom
 }
 
 /** Where a ready sandbox's Ship answers, with the secret it requires: read from Bay's database. */
-export async function shipOf(ctx: BenchContext, id: string): Promise<{ endpoint: string; secret: string }> {
+export async function shipOf(ctx: Pick<BenchContext, "stores">, id: string): Promise<{ endpoint: string; secret: string }> {
   const sb = await ctx.stores.sandboxes.get(id);
   if (!sb?.session?.endpoint || !sb.session.secret) throw new Error(`sandbox ${id} has no ready session`);
   return { endpoint: sb.session.endpoint, secret: sb.session.secret };

@@ -12,8 +12,8 @@
  */
 import { batchedStderr, createLogger } from "../src/bay/logger.ts";
 import { createTestBay } from "../tests/support/harness.ts";
-import { directExec, expectTwo } from "./context.ts";
-import { median, ms, quantile, type Row, time } from "./stats.ts";
+import { directExec, expectTwo, shipOf } from "./context.ts";
+import { median, ms, quantile, type Row, timedPair } from "./stats.ts";
 
 /** Calls before the measured pairs: as many as the served Bays get (see exec-overhead.ts). */
 const WARM_UP_CALLS = Number(process.env.BENCH_EXEC_WARMUP ?? 20_000);
@@ -43,18 +43,12 @@ export async function execInProcess(runs: number): Promise<Row[]> {
       expectTwo((await r.json()) as object, "in-process exec");
     };
     await exec(); // starts the session
-    const session = (await t.bay.deps.stores.sandboxes.get(id))?.session;
-    if (!session?.endpoint || !session.secret) throw new Error(`sandbox ${id} has no ready session`);
-    const ship = { endpoint: session.endpoint, secret: session.secret };
+    const ship = await shipOf({ stores: t.bay.deps.stores }, id);
     for (let i = 0; i < WARM_UP_CALLS; i++) await exec();
     for (let i = 0; i < 20; i++) await directExec(ship);
     const diffs: number[] = [];
     for (let i = 0; i < runs; i++) {
-      const bayFirst = i % 2 === 0;
-      let b = 0;
-      if (bayFirst) b = await time(exec);
-      const d = await time(() => directExec(ship));
-      if (!bayFirst) b = await time(exec);
+      const [b, d] = await timedPair(exec, () => directExec(ship), i % 2 === 0);
       diffs.push(b - d);
     }
     return [

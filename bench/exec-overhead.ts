@@ -22,7 +22,7 @@
  */
 import { join } from "node:path";
 import { bayExec, type BenchContext, createSandbox, deleteSandbox, directExec, expectTwo, shipOf } from "./context.ts";
-import { median, ms, quantile, ratio, type Row, time } from "./stats.ts";
+import { median, ms, quantile, ratio, type Row, timedPair } from "./stats.ts";
 
 interface Side {
   ctx: BenchContext;
@@ -75,18 +75,16 @@ async function prepare(ctx: BenchContext): Promise<Side> {
 
 /** One pair: Bay then direct, or direct then Bay; with a proxy, its call and a second direct one likewise. */
 async function pair(s: Side, bayFirst: boolean, proxy?: () => Promise<void>): Promise<void> {
-  let b = 0;
-  if (bayFirst) b = await time(() => bayExec(s.ctx, s.id));
-  const d = await time(() => directExec(s.ship));
-  if (!bayFirst) b = await time(() => bayExec(s.ctx, s.id));
+  const [b, d] = await timedPair(
+    () => bayExec(s.ctx, s.id),
+    () => directExec(s.ship),
+    bayFirst,
+  );
   s.bay.push(b);
   s.direct.push(d);
   s.diff.push(b - d);
   if (!proxy) return;
-  let p = 0;
-  if (bayFirst) p = await time(proxy);
-  const d2 = await time(() => directExec(s.ship));
-  if (!bayFirst) p = await time(proxy);
+  const [p, d2] = await timedPair(proxy, () => directExec(s.ship), bayFirst);
   s.floor.push(p - d2);
 }
 

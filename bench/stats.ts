@@ -48,3 +48,13 @@ export async function time(fn: () => Promise<unknown>): Promise<number> {
   await fn();
   return performance.now() - t0;
 }
+
+/** Times `a` and `b` back to back, `a` first or not (alternate to cancel order effects); returns [a, b] in ms. */
+export async function timedPair(a: () => Promise<unknown>, b: () => Promise<unknown>, aFirst: boolean): Promise<[number, number]> {
+  if (aFirst) {
+    const ta = await time(a);
+    return [ta, await time(b)];
+  }
+  const tb = await time(b);
+  return [await time(a), tb];
+}
