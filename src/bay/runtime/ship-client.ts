@@ -37,6 +37,7 @@ import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
 import { ShipTimeoutError } from "./errors/ship-timeout-error.ts";
 import { ShipUnreachableError } from "./errors/ship-unreachable-error.ts";
 import { ShipWrongSessionError } from "./errors/ship-wrong-session-error.ts";
+import { boundWholeReads, jsonOrNull } from "./bounded-answer.ts";
 import { isEventStream, relayEventStream } from "./event-stream.ts";
 import { fromShipErrorResponse } from "./ship-errors.ts";
 
@@ -111,7 +112,7 @@ export class ShipClient {
   /** GET /meta, shape-checked; a Ship of another session answers ShipWrongSessionError. */
   async meta(t: ShipTarget, o: CallOptions = {}): Promise<Meta> {
     const res = await this.send(t, "getMeta", { timeoutMs: DEADLINES.meta }, o);
-    const body = (await res.json().catch(() => null)) as Partial<Meta> | null;
+    const body = await jsonOrNull<Partial<Meta>>(res);
     if (!body?.runtime?.api_version || typeof body.capabilities !== "object" || body.capabilities === null) {
       throw new ShipBadResponseError("sandbox runtime sent an invalid /meta");
     }
@@ -250,7 +251,7 @@ export class ShipClient {
   /** Starts a login shell on a PTY in the Ship; attach to it with `attachTerminal`. */
   async createTerminal(t: ShipTarget, size: { cols: number; rows: number }, o: CallOptions = {}): Promise<TerminalCreated> {
     const res = await this.send<TerminalCreated>(t, "createTerminal", { json: size, timeoutMs: DEADLINES.processes }, o);
-    const body = (await res.json().catch(() => null)) as Partial<TerminalCreated> | null;
+    const body = await jsonOrNull<Partial<TerminalCreated>>(res);
     if (typeof body?.terminal_id !== "string") throw new ShipBadResponseError("sandbox runtime sent an invalid terminal");
     return { terminal_id: body.terminal_id };
   }
@@ -374,8 +375,8 @@ export class ShipClient {
       throw new ShipWrongSessionError();
     }
     if (s.streams) clearTimeout(timer);
-    if (res.ok) return res as ShipReply<T>;
-    throw await fromShipErrorResponse(res);
+    if (res.ok) return boundWholeReads(res) as ShipReply<T>;
+    throw await fromShipErrorResponse(boundWholeReads(res));
   }
 }
 

@@ -1,0 +1,83 @@
+/**
+ * A bound on every Ship answer that Bay reads whole (`json`, `text`, `arrayBuffer`,
+ * `bytes`): a meta, an error body, an exec result the E2B routes reshape, an
+ * upload's result. Each such read comes after the proof check, so only a Ship
+ * holding its session's secret can send one; the bound keeps even that Ship from
+ * making Bay hold an unbounded body. Bodies Bay relays as a stream (downloads,
+ * event streams) are not read whole and are not touched.
+ *
+ * An answer with a Content-Length within the bound keeps its native methods (the
+ * HTTP client reads no byte past that length), so an exec's result costs nothing
+ * more; one over the bound is refused without reading it; one without a length
+ * (chunked) is counted as it is read and cut at the bound.
+ */
+import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
+import { MAX_EVENT_BYTES } from "./event-stream.ts";
+
+/** Largest Ship answer read whole: as large as a streamed event (a result carries output, error and data near Ship's output cap, escaped). */
+export const MAX_ANSWER_BYTES = MAX_EVENT_BYTES;
+
+const WHOLE_READS = ["json", "text", "arrayBuffer", "bytes"] as const;
+
+/** `res` with its whole-body reads bounded to `cap` bytes; a read past it is a ShipBadResponseError (ship_error). */
+export function boundWholeReads<R extends Response>(res: R, cap = MAX_ANSWER_BYTES): R {
+  const length = res.headers.get("content-length");
+  if (length !== null && /^\d+$/.test(length) && Number(length) <= cap) return res;
+  const tooLarge = () => new ShipBadResponseError(`sandbox runtime sent an answer larger than ${cap} bytes`, { limit_bytes: cap });
+  let read: Promise<Uint8Array> | null = null;
+  const bytes = (): Promise<Uint8Array> => {
+    read ??= length !== null && /^\d+$/.test(length) ? refuse(res, tooLarge()) : readUpTo(res, cap, tooLarge);
+    return read;
+  };
+  const readers: Record<(typeof WHOLE_READS)[number], () => Promise<unknown>> = {
+    bytes,
+    arrayBuffer: async () => {
+      const b = await bytes();
+      return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+    },
+    text: async () => new TextDecoder().decode(await bytes()),
+    json: async () => JSON.parse(new TextDecoder().decode(await bytes())),
+  };
+  for (const name of WHOLE_READS) Object.defineProperty(res, name, { value: readers[name], configurable: true });
+  return res;
+}
+
+async function refuse(res: Response, e: ShipBadResponseError): Promise<never> {
+  await res.body?.cancel().catch(() => {});
+  throw e;
+}
+
+/** Reads the body to its end, or cancels it and throws once it passes `cap` bytes. */
+async function readUpTo(res: Response, cap: number, tooLarge: () => ShipBadResponseError): Promise<Uint8Array> {
+  if (!res.body) return new Uint8Array(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > cap) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+/** The answer's JSON, or null when it is not JSON; an answer past the bound still fails as such. */
+export async function jsonOrNull<T>(res: Response): Promise<T | null> {
+  try {
+    return (await res.json()) as T;
+  } catch (e) {
+    if (e instanceof ShipBadResponseError) throw e;
+    return null;
+  }
+}
