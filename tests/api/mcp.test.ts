@@ -204,6 +204,28 @@ describe("tools act as the caller, through /v1", () => {
     expect(textOf(r)).toContain("Invalid arguments for tool run_python");
   });
 
+  test("ids that are not one clean path segment are refused by the schema, before any /v1 call", async () => {
+    lines.length = 0;
+    for (const bad of [".", "..", "a/b", "%2e%2e", "sandbox x", "sandbox-\u0000", "ü"]) {
+      for (const [name, args] of [
+        ["run_python", { sandbox_id: bad, code: "1" }],
+        ["list_contexts", { sandbox_id: bad }],
+        ["delete_context", { sandbox_id: "sandbox-x", context_id: bad }],
+      ] as const) {
+        const r = await tool(ALICE, name, args);
+        expect(r.isError).toBe(true);
+        expect(textOf(r)).toContain(`Invalid arguments for tool ${name}`);
+      }
+    }
+    // Nothing reached /v1: the MCP calls' own access lines only.
+    const paths = lines
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.msg === "request")
+      .map((l) => l.route);
+    expect(paths.length).toBeGreaterThan(0);
+    expect([...new Set(paths)]).toEqual(["/mcp"]);
+  });
+
   test("the inner /v1 calls are logged with the MCP request's id, marked internal", async () => {
     lines.length = 0;
     await post(

@@ -7,7 +7,7 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { PythonExecResult, ShellExecResult } from "../../api/generated/index.ts";
 import { type BayCaller, sandboxPath } from "../bay-caller.ts";
-import { sandboxId } from "./sandboxes.ts";
+import { sandboxId } from "./ids.ts";
 import { guarded, type ToolResult } from "./result.ts";
 
 const timeout = z.number().int().min(1).max(300).optional().describe("Seconds (default 30).");

@@ -9,10 +9,9 @@ import type { Context, PythonExecResult } from "../../api/generated/index.ts";
 import { type BayCaller, sandboxPath } from "../bay-caller.ts";
 import { execResultContent } from "./code.ts";
 import { guarded } from "./result.ts";
-import { sandboxId } from "./sandboxes.ts";
+import { contextId, sandboxId } from "./ids.ts";
 
 const language = z.enum(["python", "javascript", "typescript"]);
-const contextId = z.string().min(1).max(128);
 const contextPath = (id: string, contextId: string) => sandboxPath(id, `/contexts/${encodeURIComponent(contextId)}`);
 
 export function registerContextTools(server: McpServer, bay: BayCaller): void {

@@ -4,7 +4,7 @@ import { z } from "zod";
 import type { DirectoryListing, FileContent } from "../../api/generated/index.ts";
 import { type BayCaller, sandboxPath } from "../bay-caller.ts";
 import { guarded, json, text } from "./result.ts";
-import { sandboxId } from "./sandboxes.ts";
+import { sandboxId } from "./ids.ts";
 
 const path = z.string().min(1).max(4096).describe("Path relative to /workspace.");
 

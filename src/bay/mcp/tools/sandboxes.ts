@@ -3,9 +3,8 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { Profile, Sandbox, SandboxList } from "../../api/generated/index.ts";
 import { type BayCaller, sandboxPath } from "../bay-caller.ts";
+import { sandboxId } from "./ids.ts";
 import { guarded, json, text } from "./result.ts";
-
-const sandboxId = z.string().min(1).max(128).describe("Sandbox id (sandbox-…).");
 
 /** The fields a model needs; timestamps as Bay sends them. */
 const summary = (s: Sandbox) => ({
@@ -91,5 +90,3 @@ export function registerSandboxTools(server: McpServer, bay: BayCaller): void {
       }),
   );
 }
-
-export { sandboxId };
