@@ -19,6 +19,8 @@ export {
 } from "./config-profiles.ts";
 
 const MiB = 1024 * 1024;
+/** First path segments of Bay's own routes (the E2B prefix may not start with one; `files` is E2B's envd file route). */
+const BAY_FIRST_SEGMENTS = ["v1", "mcp", "docs", "metrics", "health", "files", "openapi.json"];
 
 const apiKeyOwner = z
   .string()
@@ -221,10 +223,8 @@ export const configSchema = z
         prefix: z
           .string()
           .regex(/^\/[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, "a path like /e2b")
-          .refine(
-            (p) => !["/v1", "/mcp", "/docs", "/metrics", "/health", "/files", "/openapi.json"].includes(p),
-            "clashes with a Bay route",
-          )
+          // Not under any of Bay's own first segments: `/v1/e2b` would stack /v1's auth on E2B's routes.
+          .refine((p) => !BAY_FIRST_SEGMENTS.includes(p.split("/")[1]!), "clashes with a Bay route (its first segment is Bay's)")
           .default("/e2b"),
         /** Profile of E2B's default templates (`base`, `code-interpreter-v1`). */
         default_profile: z.string().default("python-default"),
