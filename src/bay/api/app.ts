@@ -12,7 +12,7 @@ import { cors } from "hono/cors";
 import { authMiddleware } from "./middleware/auth.ts";
 import { hostGuard } from "./middleware/host-guard.ts";
 import { jsonBodyLimit } from "./middleware/body-limit.ts";
-import { headerLimit, noIdleTimeout, requireHost } from "./middleware/connection.ts";
+import { headerLimit, idleTimeoutAfterErrors, noIdleTimeout, requireHost } from "./middleware/connection.ts";
 import { createErrorHandler, createNotFoundHandler } from "./middleware/error-handler.ts";
 import { observeRequests } from "../observability/observe-requests.ts";
 import { idempotency } from "./middleware/idempotency.ts";
@@ -46,11 +46,7 @@ export function createApp(deps: AppDeps): Hono {
   const server = deps.config.server;
   app.use(requireHost());
   app.use(headerLimit(server.max_header_bytes));
-  // Calls that may run for minutes (execs, transfers) are bounded by Bay's own deadlines, not the connection's.
-  const lift = noIdleTimeout();
-  for (const op of Object.values(operations) as OperationSpec[]) {
-    if (isLongRunning(op)) app.on(op.method.toUpperCase(), op.honoPath, lift);
-  }
+  app.use(idleTimeoutAfterErrors(server.idle_timeout));
   if (server.cors_origins.length > 0) {
     app.use(
       cors({
@@ -83,6 +79,11 @@ export function createApp(deps: AppDeps): Hono {
   const limit = jsonBodyLimit(deps.config.limits.max_body_bytes);
   for (const op of Object.values(operations) as OperationSpec[]) {
     if (op.body) app.on(op.method.toUpperCase(), op.honoPath, limit);
+  }
+  // Calls that may run for minutes (execs, transfers) are bounded by Bay's own deadlines, not the
+  // connection's: lifted only here, after authentication and the body limit, with the JSON body in.
+  for (const op of Object.values(operations) as OperationSpec[]) {
+    if (isLongRunning(op)) app.on(op.method.toUpperCase(), op.honoPath, noIdleTimeout({ jsonBody: op.body !== undefined }));
   }
   const idem = idempotency({
     store: deps.stores.idempotency,
@@ -119,8 +120,6 @@ export function createApp(deps: AppDeps): Hono {
       }),
       limiter,
     ];
-    app.use(`${prefix}/*`, lift);
-    app.use("/files", lift);
     for (const path of ["/sandboxes", "/v2/sandboxes", "/sandboxes/*", "/v2/sandboxes/*", "/execute", "/contexts", "/contexts/*"]) {
       app.on(["POST"], `${prefix}${path}`, limit);
     }

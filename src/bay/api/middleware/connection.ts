@@ -12,7 +12,7 @@
  *   legitimately wait for minutes (an exec, a transfer): Bay bounds those with
  *   its own deadlines, so their connection has none.
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { BayError } from "../../errors.ts";
 
 /** What Bun's server exposes per request (the Hono env when served by Bun.serve). */
@@ -49,10 +49,38 @@ export function headerLimit(maxBytes: number): MiddlewareHandler {
   };
 }
 
-/** Lifts the idle timeout of this request's connection (for calls bounded by Bay's own deadlines). */
-export function noIdleTimeout(): MiddlewareHandler {
+/**
+ * Lifts the idle timeout of this request's connection, for a call bounded by
+ * Bay's own deadlines. Only once the caller is authenticated and its JSON body
+ * is in: until then Bay waits on the client, and a client that stops sending
+ * must be cut by `server.idle_timeout` (otherwise anyone could hold sockets open
+ * forever with half a body and no credentials).
+ */
+export function liftIdleTimeout(c: Context): void {
+  (c.env as BunServerLike | undefined)?.timeout?.(c.req.raw, 0);
+}
+
+/**
+ * Middleware for the long-running /v1 operations, registered after authentication,
+ * the rate limit and the body limit: reads a request's JSON body first (the
+ * validator reads it from Hono's cache), then lifts the idle timeout.
+ */
+export function noIdleTimeout(o: { jsonBody: boolean }): MiddlewareHandler {
   return async function bayNoIdleTimeout(c, next) {
-    (c.env as BunServerLike | undefined)?.timeout?.(c.req.raw, 0);
+    if (o.jsonBody && c.req.raw.body !== null) await c.req.text();
+    liftIdleTimeout(c);
     return next();
+  };
+}
+
+/**
+ * An error answer is never a stream: its connection gets `server.idle_timeout`
+ * back whatever lifted it, since all that can be left is a body the client may
+ * never finish sending.
+ */
+export function idleTimeoutAfterErrors(idleSeconds: number): MiddlewareHandler {
+  return async function bayIdleTimeoutAfterErrors(c, next) {
+    await next();
+    if (c.res.status >= 400) (c.env as BunServerLike | undefined)?.timeout?.(c.req.raw, idleSeconds);
   };
 }

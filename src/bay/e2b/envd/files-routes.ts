@@ -9,6 +9,7 @@
  */
 import type { Context } from "hono";
 import { Hono } from "hono";
+import { liftIdleTimeout } from "../../api/middleware/connection.ts";
 import { validate } from "../../api/middleware/validate.ts";
 import { relay, sentBody } from "../../api/relay.ts";
 import type { SandboxFiles, StreamingUpload } from "../../domain/sandbox-files.ts";
@@ -42,7 +43,13 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
   const app = new Hono();
   const now = deps.now ?? Date.now;
 
+  // A transfer is bounded by Bay's own deadlines: once authorized, its connection has no idle timeout.
   const authorize = async (c: Context, q: FileQuery, operation: "read" | "write"): Promise<DataPlaneCall> => {
+    const call = await authorizeOnly(c, q, operation);
+    liftIdleTimeout(c);
+    return call;
+  };
+  const authorizeOnly = async (c: Context, q: FileQuery, operation: "read" | "write"): Promise<DataPlaneCall> => {
     const requestId = c.get("requestId") ?? "";
     if (q.signature === undefined) {
       return deps.access.authorize({
