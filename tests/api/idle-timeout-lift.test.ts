@@ -8,6 +8,8 @@
  * idle timeout of 1 s) and raw sockets, on the in-memory driver.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
+import { pollUntil } from "../support/harness.ts";
 import { createMemoryBay, type MemoryBay } from "./support/memory-bay.ts";
 
 const KEY = "idle-lift-key-0123456789abcdef";
@@ -117,6 +119,32 @@ describe("a client that stops sending is cut, credentials or not", () => {
     );
     expect(r.text).toStartWith("HTTP/1.1 404");
     expect(r.closed).toBe(true);
+  }, 20_000);
+
+  test("uploads with a valid key to a live sandbox: file part first (spooled) or path first (streamed on), then silence", async () => {
+    const auth = { authorization: `Bearer ${KEY}`, "content-type": "multipart/form-data; boundary=x" };
+    const fileFirst = '--x\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabc';
+    const pathFirst = `--x\r\nContent-Disposition: form-data; name="path"\r\n\r\na.txt\r\n${fileFirst}`;
+    const upload = `/v1/sandboxes/${sandboxId}/filesystem/upload`;
+    const e2bUpload = "/e2b/files?path=/home/user/b";
+    const token = { "e2b-sandbox-id": e2b.sandboxID, "x-access-token": e2b.envdAccessToken, "content-type": "application/octet-stream" };
+    const all = await Promise.all([
+      hold(request("POST", upload, auth, 1_000_000, fileFirst), CUT_MS),
+      hold(request("POST", upload, auth, 1_000_000, pathFirst), CUT_MS),
+      hold(request("POST", e2bUpload, token, 1_000_000, "abc"), CUT_MS),
+    ]);
+    for (const r of all) {
+      expect(r.text).toBe("");
+      expect(r.closed).toBe(true);
+    }
+    // Nothing is left behind: no spooled bytes, no file written.
+    const spool = t.bay.deps.uploadSpool;
+    await pollUntil(() => spool.bytesInUse === 0 && readdirSync(spool.dir).length === 0, Boolean, 5_000, "an empty spool");
+    const auth2 = { authorization: `Bearer ${KEY}` };
+    for (const path of ["a.txt", "a", "b"]) {
+      const r = await t.json("GET", `/v1/sandboxes/${sandboxId}/filesystem/files?path=${path}`, { headers: auth2 });
+      expect(r.status).toBe(404);
+    }
   }, 20_000);
 
   test("E2B: envd Connect, the interpreter and file uploads without a token, and Connect with half its message and a valid one", async () => {

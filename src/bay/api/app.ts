@@ -80,10 +80,14 @@ export function createApp(deps: AppDeps): Hono {
   for (const op of Object.values(operations) as OperationSpec[]) {
     if (op.body) app.on(op.method.toUpperCase(), op.honoPath, limit);
   }
-  // Calls that may run for minutes (execs, transfers) are bounded by Bay's own deadlines, not the
-  // connection's: lifted only here, after authentication and the body limit, with the JSON body in.
+  // Calls that may run for minutes (execs, downloads, streams) are bounded by Bay's own deadlines, not
+  // the connection's: lifted only here, after authentication and the body limit, with the JSON body in.
+  // An upload keeps the idle timeout while its body arrives: a transfer that moves no byte for
+  // server.idle_timeout is cut, or a client could hold a socket (and a spool slot) forever.
   for (const op of Object.values(operations) as OperationSpec[]) {
-    if (isLongRunning(op)) app.on(op.method.toUpperCase(), op.honoPath, noIdleTimeout({ jsonBody: op.body !== undefined }));
+    if (isLongRunning(op) && !op.form && !op.rawBody) {
+      app.on(op.method.toUpperCase(), op.honoPath, noIdleTimeout({ jsonBody: op.body !== undefined }));
+    }
   }
   const idem = idempotency({
     store: deps.stores.idempotency,

@@ -43,10 +43,11 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
   const app = new Hono();
   const now = deps.now ?? Date.now;
 
-  // A transfer is bounded by Bay's own deadlines: once authorized, its connection has no idle timeout.
+  // A download is bounded by Bay's own deadlines: once authorized, its connection has no idle timeout.
+  // An upload keeps it while its body arrives (one that moves no byte for server.idle_timeout is cut).
   const authorize = async (c: Context, q: FileQuery, operation: "read" | "write"): Promise<DataPlaneCall> => {
     const call = await authorizeOnly(c, q, operation);
-    liftIdleTimeout(c);
+    if (operation === "read") liftIdleTimeout(c);
     return call;
   };
   const authorizeOnly = async (c: Context, q: FileQuery, operation: "read" | "write"): Promise<DataPlaneCall> => {
