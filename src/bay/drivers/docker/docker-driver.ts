@@ -72,6 +72,9 @@ const STATE: Record<string, ContainerState> = {
   dead: "dead",
 };
 
+/** Container names kept for socket directories (see destroyContainer). */
+const MAX_SOCKET_NAMES = 10_000;
+
 /** The Driver on a Docker engine through dockerode. */
 export class DockerDriver implements Driver {
   readonly name = "docker";
@@ -86,6 +89,8 @@ export class DockerDriver implements Driver {
   private readonly callTimeoutMs: number;
   /** unix_socket mode only. */
   private readonly sockets: RuntimeSockets | null;
+  /** Names of the containers this driver created with a socket directory, by id (saves an inspect at removal). */
+  private readonly socketNames = new Map<string, string>();
 
   constructor(opts: DockerDriverOptions) {
     this.docker = new Docker(connectionOptions(opts.host, opts.socketPath));
@@ -143,7 +148,13 @@ export class DockerDriver implements Driver {
       ...(socketDir ? { socketDir } : {}),
     });
     try {
-      return (await this.docker.createContainer({ ...options, abortSignal: this.deadline() })).id;
+      const { id } = await this.docker.createContainer({ ...options, abortSignal: this.deadline() });
+      if (socketDir) {
+        // Bounded: one another replica removed is never deleted here; a cleared name is read from the engine.
+        if (this.socketNames.size >= MAX_SOCKET_NAMES) this.socketNames.clear();
+        this.socketNames.set(id, spec.name);
+      }
+      return id;
     } catch (err) {
       if (socketDir) this.sockets?.remove(spec.name);
       if (isImageMissing(err)) throw imageNotFound(spec.image, err);
@@ -197,8 +208,11 @@ export class DockerDriver implements Driver {
 
   /** Removes a container and its anonymous volumes (and its socket directory); missing is not an error. */
   async destroyContainer(id: string): Promise<void> {
-    // The socket directory is named after the container (a gone container's is left to sweepSockets).
-    const name = this.sockets ? (await this.containerStatus(id).catch(() => null))?.name : undefined;
+    // The socket directory is named after the container: known for the ones this driver created, read
+    // from the engine for others (another replica's, or before a restart); a gone one's is left to sweepSockets.
+    const name = this.sockets ? (this.socketNames.get(id) ?? (await this.containerStatus(id).catch(() => null))?.name) : undefined;
+    // A failed removal that is retried reads the name from the engine again.
+    this.socketNames.delete(id);
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true, abortSignal: this.deadline() });
       if (name) this.sockets?.remove(name);
