@@ -135,3 +135,60 @@ test("a relayed stream is not bounded: a download past the bound streams through
   for (let r = await reader.read(); !r.done; r = await reader.read()) got += r.value.byteLength;
   expect(got).toBe(total);
 });
+
+/** A raw proving "Ship" that answers every call with `head` (status line and headers, no proof) and then `body`. */
+function rawShip(head: string, body: (socket: { write(b: string | Uint8Array): number }) => void) {
+  const server = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data(socket, data) {
+        const nonce = /x-bay-nonce: *([^\r\n]+)/i.exec(data.toString())?.[1] ?? "";
+        socket.write(`${head}${PROOF_HEADER}: ${shipProof(SECRET, nonce)}\r\n\r\n`);
+        body(socket);
+      },
+    },
+  });
+  stops.push(() => server.stop(true));
+  return server.port;
+}
+
+test("a small Content-Length beside Transfer-Encoding: chunked does not pass the bound (Bun reads the chunks)", async () => {
+  const chunk = new TextEncoder().encode(`${MiB.toString(16)}\r\n${"a".repeat(MiB)}\r\n`);
+  const port = rawShip("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n", (s) => {
+    // Past the bound, then more: the read must stop at the bound.
+    let chunks = 0;
+    let rest = chunk.subarray(0, 0);
+    const push = () => {
+      for (;;) {
+        if (rest.byteLength === 0) {
+          if (chunks++ >= MAX_ANSWER_BYTES / MiB + 16) return;
+          rest = chunk;
+        }
+        const n = s.write(rest);
+        rest = rest.subarray(Math.max(0, n));
+        if (rest.byteLength > 0) return void setTimeout(push, 1);
+      }
+    };
+    push();
+  });
+  const res = await new ShipClient().listContexts(target(port));
+  const err = await res.text().catch((e) => e);
+  expect(err).toBeInstanceOf(ShipBadResponseError);
+  expect((err as BayError).message).toContain("larger than");
+});
+
+test("a compressed answer is read as the bytes that came, never inflated (no gzip bomb)", async () => {
+  const bomb = Bun.gzipSync(new Uint8Array(256 * MiB).fill(0x61));
+  const port = rawShip(
+    `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: ${bomb.byteLength}\r\n`,
+    (s) => {
+      s.write(bomb);
+    },
+  );
+  const res = await new ShipClient().listContexts(target(port));
+  expect((await res.arrayBuffer()).byteLength).toBe(bomb.byteLength);
+  // Read as JSON it is garbage, not 256 MiB of it: meta fails as an invalid answer.
+  const err = await new ShipClient().meta(target(port)).catch((e) => e);
+  expect(err).toBeInstanceOf(ShipBadResponseError);
+});

@@ -6,10 +6,12 @@
  * making Bay hold an unbounded body. Bodies Bay relays as a stream (downloads,
  * event streams) are not read whole and are not touched.
  *
- * An answer with a Content-Length within the bound keeps its native methods (the
- * HTTP client reads no byte past that length), so an exec's result costs nothing
- * more; one over the bound is refused without reading it; one without a length
- * (chunked) is counted as it is read and cut at the bound.
+ * An answer with a plain Content-Length within the bound (no Transfer-Encoding,
+ * no Content-Encoding) keeps its native methods (the HTTP client reads no byte
+ * past that length), so an exec's result costs nothing more; one over the bound
+ * is refused without reading it; any other is counted as it is read and cut at
+ * the bound. Ship answers are fetched with `decompress: false` (ShipClient), so a
+ * compressed body is counted as the bytes that arrived, never inflated.
  */
 import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
 import { MAX_EVENT_BYTES } from "./event-stream.ts";
@@ -22,11 +24,13 @@ const WHOLE_READS = ["json", "text", "arrayBuffer", "bytes"] as const;
 /** `res` with its whole-body reads bounded to `cap` bytes; a read past it is a ShipBadResponseError (ship_error). */
 export function boundWholeReads<R extends Response>(res: R, cap = MAX_ANSWER_BYTES): R {
   const length = res.headers.get("content-length");
-  if (length !== null && /^\d+$/.test(length) && Number(length) <= cap) return res;
+  // Only a plain length is trusted: with Transfer-Encoding Bun reads the chunks whatever the length says.
+  const plain = res.headers.get("transfer-encoding") === null && res.headers.get("content-encoding") === null;
+  if (plain && length !== null && /^\d+$/.test(length) && Number(length) <= cap) return res;
   const tooLarge = () => new ShipBadResponseError(`sandbox runtime sent an answer larger than ${cap} bytes`, { limit_bytes: cap });
   let read: Promise<Uint8Array> | null = null;
   const bytes = (): Promise<Uint8Array> => {
-    read ??= length !== null && /^\d+$/.test(length) ? refuse(res, tooLarge()) : readUpTo(res, cap, tooLarge);
+    read ??= plain && length !== null && /^\d+$/.test(length) ? refuse(res, tooLarge()) : readUpTo(res, cap, tooLarge);
     return read;
   };
   const readers: Record<(typeof WHOLE_READS)[number], () => Promise<unknown>> = {

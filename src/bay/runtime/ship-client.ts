@@ -361,6 +361,8 @@ export class ShipClient {
         signal,
         // Request bodies may be streams: send them as they arrive.
         duplex: "half",
+        // Bytes as Ship sent them: a compressed answer is never inflated past the bound on whole reads (bounded-answer.ts).
+        decompress: false,
       } as RequestInit);
     } catch (e) {
       clearTimeout(timer);
@@ -374,7 +376,8 @@ export class ShipClient {
       await res.body?.cancel().catch(() => {});
       throw new ShipWrongSessionError();
     }
-    if (s.streams) clearTimeout(timer);
+    // A followed stream's body lasts as long as it lasts; an error or a JSON answer is read under the deadline.
+    if (s.streams && res.ok && isEventStream(res)) clearTimeout(timer);
     if (res.ok) return boundWholeReads(res) as ShipReply<T>;
     throw await fromShipErrorResponse(boundWholeReads(res));
   }
