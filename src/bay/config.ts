@@ -224,7 +224,10 @@ export const configSchema = z
           .string()
           .regex(/^\/[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, "a path like /e2b")
           // Not under any of Bay's own first segments: `/v1/e2b` would stack /v1's auth on E2B's routes.
-          .refine((p) => !BAY_FIRST_SEGMENTS.includes(p.split("/")[1]!), "clashes with a Bay route (its first segment is Bay's)")
+          .refine(
+            (p) => !BAY_FIRST_SEGMENTS.includes(p.split("/")[1]!.toLowerCase()),
+            "clashes with a Bay route (its first segment is Bay's)",
+          )
           .default("/e2b"),
         /** Profile of E2B's default templates (`base`, `code-interpreter-v1`). */
         default_profile: z.string().default("python-default"),

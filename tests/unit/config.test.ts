@@ -259,7 +259,7 @@ test("a profile may not set the variables that wire Ship or would make it load o
 });
 
 test("the E2B prefix may not sit under one of Bay's own first segments (it would take /v1's auth and rate limit twice)", () => {
-  for (const prefix of ["/v1", "/v1/e2b", "/mcp/x", "/docs/e2b", "/metrics/a/b", "/health/e2b", "/files/e2b"]) {
+  for (const prefix of ["/v1", "/V1", "/v1/e2b", "/Mcp/x", "/mcp/x", "/docs/e2b", "/metrics/a/b", "/health/e2b", "/files/e2b"]) {
     expect(() => loadConfig({ BAY_E2B_PREFIX: prefix })).toThrow(/e2b\.prefix.*clashes with a Bay route/s);
   }
   for (const prefix of ["/e2b", "/compat/e2b", "/v2", "/v1e2b", "/e2b/v1"])
