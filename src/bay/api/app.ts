@@ -12,7 +12,7 @@ import { cors } from "hono/cors";
 import { authMiddleware } from "./middleware/auth.ts";
 import { hostGuard } from "./middleware/host-guard.ts";
 import { jsonBodyLimit } from "./middleware/body-limit.ts";
-import { headerLimit, idleTimeoutAfterErrors, noIdleTimeout, requireHost } from "./middleware/connection.ts";
+import { headerLimit, idleTimeoutForStreams, requireHost } from "./middleware/connection.ts";
 import { createErrorHandler, createNotFoundHandler } from "./middleware/error-handler.ts";
 import { observeRequests } from "../observability/observe-requests.ts";
 import { idempotency } from "./middleware/idempotency.ts";
@@ -46,7 +46,7 @@ export function createApp(deps: AppDeps): Hono {
   const server = deps.config.server;
   app.use(requireHost());
   app.use(headerLimit(server.max_header_bytes));
-  app.use(idleTimeoutAfterErrors(server.idle_timeout));
+  app.use(idleTimeoutForStreams(server.idle_timeout));
   if (server.cors_origins.length > 0) {
     app.use(
       cors({
@@ -80,15 +80,6 @@ export function createApp(deps: AppDeps): Hono {
   for (const op of Object.values(operations) as OperationSpec[]) {
     if (op.body) app.on(op.method.toUpperCase(), op.honoPath, limit);
   }
-  // Calls that may run for minutes (execs, downloads, streams) are bounded by Bay's own deadlines, not
-  // the connection's: lifted only here, after authentication and the body limit, with the JSON body in.
-  // An upload keeps the idle timeout while its body arrives: a transfer that moves no byte for
-  // server.idle_timeout is cut, or a client could hold a socket (and a spool slot) forever.
-  for (const op of Object.values(operations) as OperationSpec[]) {
-    if (isLongRunning(op) && !op.form && !op.rawBody) {
-      app.on(op.method.toUpperCase(), op.honoPath, noIdleTimeout({ jsonBody: op.body !== undefined }));
-    }
-  }
   const idem = idempotency({
     store: deps.stores.idempotency,
     ttlMs: deps.config.idempotency.ttl_seconds * 1000,
@@ -112,7 +103,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route("/", workspaceFileRoutes(deps));
   if (deps.config.e2b.enabled) {
     // The E2B-compatible API: its own owners' middleware (X-API-Key), the same rate
-    // limit and body limits, E2B's error shape; streams and transfers lift the idle timeout.
+    // limit and body limits, E2B's error shape.
     const prefix = deps.config.e2b.prefix;
     const guard = [
       e2bAuth({
@@ -141,11 +132,4 @@ export function createApp(deps: AppDeps): Hono {
     mcpRoutes(deps, (path, init) => app.request(path, init)),
   );
   return app;
-}
-
-/** Operations that reach a sandbox's runtime or move file bytes: their duration is the call's, not the connection's. */
-function isLongRunning(op: OperationSpec): boolean {
-  return (
-    op.tags.some((t) => t === "Python" || t === "Shell" || t === "Filesystem" || t === "Code contexts") || op.path.includes("/filesystem/")
-  );
 }

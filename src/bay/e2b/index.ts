@@ -12,7 +12,7 @@ import { controlRoutes } from "./control-routes.ts";
 import { E2bCredentials } from "./credentials.ts";
 import { E2bSandboxes } from "./e2b-sandboxes.ts";
 import { DataPlaneAccess } from "./envd/access.ts";
-import { connectRequest } from "./envd/connect-body.ts";
+import { REQUEST_ID_HEADER } from "./envd/request-id.ts";
 import type { EnvdHandler } from "./envd/rpc.ts";
 import { filesRoutes } from "./envd/files-routes.ts";
 import { InteractiveProcessBackend } from "./envd/interactive-backend.ts";
@@ -118,7 +118,9 @@ export function createE2bApi(
     prefixed.post(`/${service}/:method`, async (c) => {
       const handler = (await envdRpc()).get(`/${service}/${c.req.param("method")}`);
       if (!handler) return e2bErrorResponse(c, new BayError("not_found", `no such method: ${service}/${c.req.param("method")}`));
-      return handler(await connectRequest(c));
+      const headers = new Headers(c.req.raw.headers);
+      headers.set(REQUEST_ID_HEADER, c.get("requestId") ?? "");
+      return handler(new Request(c.req.raw, { headers }));
     });
   }
 

@@ -7,7 +7,6 @@
  * the context routes answer 501.
  */
 import { type Context, Hono } from "hono";
-import { liftIdleTimeout } from "../api/middleware/connection.ts";
 import { validate, validateOptionalJson } from "../api/middleware/validate.ts";
 import type { CallContext } from "../domain/capability-router.ts";
 import type { SandboxExec } from "../domain/sandbox-exec.ts";
@@ -68,9 +67,8 @@ const toE2bContext = (c: BayContext) => ({ id: c.id, language: c.language, cwd: 
 
 export function interpreterRoutes({ access, exec, contexts }: InterpreterRoutesDeps): Hono {
   const app = new Hono();
-  // Every route validates its body before authorizing: once authorized, an exec is bounded by Bay's own deadlines.
-  const authorize = async (c: Context): Promise<DataPlaneCall> => {
-    const call = await access.authorize(
+  const authorize = (c: Context): Promise<DataPlaneCall> =>
+    access.authorize(
       {
         sandboxId: c.req.header("e2b-sandbox-id"),
         accessToken: c.req.header("x-access-token"),
@@ -81,9 +79,6 @@ export function interpreterRoutes({ access, exec, contexts }: InterpreterRoutesD
       },
       ["envd", "traffic"],
     );
-    liftIdleTimeout(c);
-    return call;
-  };
   const needContexts = (): CodeContexts => {
     if (!contexts) throw new BayError("not_implemented", "code contexts are not available on this Bay");
     return contexts;

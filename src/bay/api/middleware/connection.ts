@@ -8,11 +8,10 @@
  *   Bun's own parser limit far above it, so an oversized request reaches the app
  *   and is refused in the error model (400) instead of with a bare 431;
  * * connections idle for `server.idle_timeout` seconds are closed (slow or
- *   half-sent requests hold nothing forever), except on the calls that may
- *   legitimately wait for minutes (an exec, a transfer): Bay bounds those with
- *   its own deadlines, so their connection has none.
+ *   half-sent requests hold nothing forever), except while a stream that may
+ *   legitimately fall silent for minutes is sent (see idleTimeoutForStreams).
  */
-import type { Context, MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
 import { BayError } from "../../errors.ts";
 
 /** What Bun's server exposes per request (the Hono env when served by Bun.serve). */
@@ -49,38 +48,63 @@ export function headerLimit(maxBytes: number): MiddlewareHandler {
   };
 }
 
-/**
- * Lifts the idle timeout of this request's connection, for a call bounded by
- * Bay's own deadlines. Only once the caller is authenticated and its JSON body
- * is in: until then Bay waits on the client, and a client that stops sending
- * must be cut by `server.idle_timeout` (otherwise anyone could hold sockets open
- * forever with half a body and no credentials).
- */
-export function liftIdleTimeout(c: Context): void {
-  (c.env as BunServerLike | undefined)?.timeout?.(c.req.raw, 0);
-}
+/** Answers that may fall silent for minutes by design: Bay's event streams, E2B's NDJSON and Connect streams. */
+const STREAM_TYPES = /^(text\/event-stream|application\/x-ndjson|application\/connect\+)/i;
 
 /**
- * Middleware for the long-running /v1 operations, registered after authentication,
- * the rate limit and the body limit: reads a request's JSON body first (the
- * validator reads it from Hono's cache), then lifts the idle timeout.
+ * `server.idle_timeout` cuts a connection Bun is waiting on: a client that stops
+ * sending its request, or stops reading a body that is flowing (on Bun 1.4.5 an
+ * answer still being worked on is not idle-timed). A stream may be silent for
+ * minutes by design (an exec's events, a watch), so while one is sent its
+ * connection has no idle timeout: it is bounded by Bay's own deadlines and the
+ * per-owner stream limit. The timeout is lifted only when such an answer is
+ * returned (never while a request's body is still awaited, so a client without
+ * credentials, or with half a body, is cut) and put back when the stream ends or
+ * its client leaves (so a kept-alive connection after it is cut as any other).
  */
-export function noIdleTimeout(o: { jsonBody: boolean }): MiddlewareHandler {
-  return async function bayNoIdleTimeout(c, next) {
-    if (o.jsonBody && c.req.raw.body !== null) await c.req.text();
-    liftIdleTimeout(c);
-    return next();
-  };
-}
-
-/**
- * An error answer is never a stream: its connection gets `server.idle_timeout`
- * back whatever lifted it, since all that can be left is a body the client may
- * never finish sending.
- */
-export function idleTimeoutAfterErrors(idleSeconds: number): MiddlewareHandler {
-  return async function bayIdleTimeoutAfterErrors(c, next) {
+export function idleTimeoutForStreams(idleSeconds: number): MiddlewareHandler {
+  return async function bayIdleTimeoutForStreams(c, next) {
     await next();
-    if (c.res.status >= 400) (c.env as BunServerLike | undefined)?.timeout?.(c.req.raw, idleSeconds);
+    const server = c.env as BunServerLike | undefined;
+    const res = c.res;
+    if (!server?.timeout || !STREAM_TYPES.test(res.headers.get("content-type") ?? "") || res.body === null) return;
+    const req = c.req.raw;
+    server.timeout(req, 0);
+    c.res = new Response(
+      whenEnded(res.body, () => server.timeout?.(req, idleSeconds)),
+      res,
+    );
   };
+}
+
+/** `body`, calling `ended` once when it ends, fails or is cancelled. */
+function whenEnded(body: ReadableStream<Uint8Array>, ended: () => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let done = false;
+  const end = () => {
+    if (done) return;
+    done = true;
+    ended();
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(ctl) {
+        try {
+          const r = await reader.read();
+          if (r.done) {
+            end();
+            ctl.close();
+          } else ctl.enqueue(r.value);
+        } catch (e) {
+          end();
+          ctl.error(e);
+        }
+      },
+      cancel(reason) {
+        end();
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
 }

@@ -9,7 +9,6 @@
  */
 import type { Context } from "hono";
 import { Hono } from "hono";
-import { liftIdleTimeout } from "../../api/middleware/connection.ts";
 import { validate } from "../../api/middleware/validate.ts";
 import { relay, sentBody } from "../../api/relay.ts";
 import type { SandboxFiles, StreamingUpload } from "../../domain/sandbox-files.ts";
@@ -43,14 +42,7 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
   const app = new Hono();
   const now = deps.now ?? Date.now;
 
-  // A download is bounded by Bay's own deadlines: once authorized, its connection has no idle timeout.
-  // An upload keeps it while its body arrives (one that moves no byte for server.idle_timeout is cut).
   const authorize = async (c: Context, q: FileQuery, operation: "read" | "write"): Promise<DataPlaneCall> => {
-    const call = await authorizeOnly(c, q, operation);
-    if (operation === "read") liftIdleTimeout(c);
-    return call;
-  };
-  const authorizeOnly = async (c: Context, q: FileQuery, operation: "read" | "write"): Promise<DataPlaneCall> => {
     const requestId = c.get("requestId") ?? "";
     if (q.signature === undefined) {
       return deps.access.authorize({

@@ -18,8 +18,10 @@ import { FileInfo } from "./file-info.ts";
 import { filesystemService } from "./filesystem-service.ts";
 import type { ProcessBackend } from "./process-backend.ts";
 import { processService } from "./process-service.ts";
-import { READ_MAX_BYTES } from "./connect-body.ts";
 import type { PtySessions } from "./pty-sessions.ts";
+
+/** Largest Connect message Bay reads (a SendInput of stdin, a request). */
+const READ_MAX_BYTES = 4 * 1024 * 1024;
 
 export interface EnvdRpcDeps {
   access: DataPlaneAccess;

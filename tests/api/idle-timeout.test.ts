@@ -1,11 +1,10 @@
 /**
- * Long-running calls (execs, transfers, streams) lift their connection's idle
- * timeout, since Bay's own deadlines bound them. Only once the caller is
- * authenticated (or, on E2B's data plane, authorized) and its JSON or Connect
- * body is in: until then Bay waits on the client, and a client that stops
- * sending is cut by server.idle_timeout, credentials or not. An error answer
- * gives a connection its idle timeout back. Over real HTTP (Bun.serve with an
- * idle timeout of 1 s) and raw sockets, on the in-memory driver.
+ * server.idle_timeout cuts a connection Bun waits on: a request that stops
+ * arriving, whoever sends it. Only while a stream that may fall silent by design
+ * is sent (an exec's events, a watch, E2B's NDJSON and Connect streams) does its
+ * connection have none, and the timeout is back once that stream ends. Over real
+ * HTTP (Bun.serve and server.idle_timeout of 1 s; Bun checks about every 4 s)
+ * and raw sockets, on the in-memory driver.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
@@ -86,7 +85,8 @@ function frame(msg: unknown): Uint8Array {
 }
 
 const CUT_MS = 10_000;
-const LIFTED_MS = 4_000;
+/** Longer than two of Bun's idle-timeout checks. */
+const LIFTED_MS = 10_000;
 
 describe("a client that stops sending is cut, credentials or not", () => {
   test("Bay's API: no credentials, a wrong key, and a valid key with half a JSON body", async () => {
@@ -167,28 +167,11 @@ describe("a client that stops sending is cut, credentials or not", () => {
   }, 20_000);
 });
 
-// Bun 1.4.5 itself does not idle-time a connection whose request is fully in while
-// its answer is pending or streaming, so these hold with or without the lift; they
-// pin what clients rely on, and the lift keeps it on a Bun that does.
-describe("an authenticated long-running call outlasts the idle timeout", () => {
-  test("Bay's API: an exec that answers after 6 s of silence", async () => {
-    const body = JSON.stringify({ command: "sleep 6; echo slept", timeout: 30 });
-    const r = await hold(
-      request(
-        "POST",
-        `/v1/sandboxes/${sandboxId}/shell/exec`,
-        { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
-        body.length,
-        body,
-      ),
-      12_000,
-      (text) => text.includes("slept"),
-    );
-    expect(r.text).toStartWith("HTTP/1.1 200");
-    expect(r.text).toContain('"output":"slept\\n"');
-  }, 20_000);
+describe("a stream outlasts the idle timeout, and the connection has it back once the stream ends", () => {
+  const auth = { authorization: `Bearer ${KEY}`, "content-type": "application/json" };
+  const execBody = (command: string) => JSON.stringify({ command, timeout: 60 });
 
-  test("a silent stream stays open past it: Bay's watch, and E2B's envd WatchDir with the sandbox's token", async () => {
+  test("Bay's API: a streamed exec silent for 12 s gets its events; a watch and E2B's WatchDir stay open while silent", async () => {
     const message = frame({ path: "/home/user" });
     const head = request(
       "POST",
@@ -196,16 +179,55 @@ describe("an authenticated long-running call outlasts the idle timeout", () => {
       { "content-type": "application/connect+json", "e2b-sandbox-id": e2b.sandboxID, "x-access-token": e2b.envdAccessToken },
       message.length,
     );
-    const [watch, watchDir] = await Promise.all([
+    const body = JSON.stringify({ code: "import time; time.sleep(12); print('late')", timeout: 60 });
+    const [exec, watch, watchDir] = await Promise.all([
+      hold(
+        request("POST", `/v1/sandboxes/${sandboxId}/python/exec`, { ...auth, accept: "text/event-stream" }, body.length, body),
+        20_000,
+        (text) => text.includes("event: result"),
+      ),
       hold(
         `GET /v1/sandboxes/${sandboxId}/filesystem/watch?path=. HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY}\r\n\r\n`,
         LIFTED_MS,
       ),
       hold(new Uint8Array([...new TextEncoder().encode(head), ...message]), LIFTED_MS),
     ]);
+    expect(exec.text).toStartWith("HTTP/1.1 200");
+    expect(exec.text).toContain("late");
+    expect(exec.text).toContain("event: result");
     for (const r of [watch, watchDir]) {
       expect(r.text).toStartWith("HTTP/1.1 200");
       expect(r.closed).toBe(false);
     }
+  }, 30_000);
+
+  test("once a stream ends, or a JSON answer is sent, the kept-alive connection is cut when idle", async () => {
+    const body = JSON.stringify({ code: "print('done')" });
+    const exec = `/v1/sandboxes/${sandboxId}/python/exec`;
+    const [streamed, plain] = await Promise.all([
+      hold(request("POST", exec, { ...auth, accept: "text/event-stream" }, body.length, body), CUT_MS),
+      hold(request("POST", exec, auth, body.length, body), CUT_MS),
+    ]);
+    expect(streamed.text).toContain("event: result");
+    expect(plain.text).toContain('"output":"done\\n"');
+    for (const r of [streamed, plain]) expect(r.closed).toBe(true);
+  }, 20_000);
+
+  test("E2B: a Connect stream without a token gets its error in a 200 stream, and its connection is then cut", async () => {
+    const message = frame({ path: "/home/user" });
+    const head = request("POST", "/e2b/filesystem.Filesystem/WatchDir", { "content-type": "application/connect+json" }, message.length);
+    const r = await hold(new Uint8Array([...new TextEncoder().encode(head), ...message]), CUT_MS);
+    expect(r.text).toStartWith("HTTP/1.1 200");
+    expect(r.text).toContain("unauthenticated");
+    expect(r.closed).toBe(true);
+  }, 20_000);
+
+  test("Bay's API: an exec answered after 6 s of silence (Bun does not idle-time an answer being worked on)", async () => {
+    const body = execBody("sleep 6; echo slept");
+    const r = await hold(request("POST", `/v1/sandboxes/${sandboxId}/shell/exec`, auth, body.length, body), 12_000, (text) =>
+      text.includes("slept"),
+    );
+    expect(r.text).toStartWith("HTTP/1.1 200");
+    expect(r.text).toContain('"output":"slept\\n"');
   }, 20_000);
 });
