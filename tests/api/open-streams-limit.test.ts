@@ -92,3 +92,30 @@ test("a stream refused for another reason (bad path, another owner's sandbox) gi
   expect(ok.status).toBe(200);
   await ok.body?.cancel();
 });
+
+test("a HEAD on a stream (a watch, a followed output) answers its headers and holds no slot", async () => {
+  const t = await bay(1);
+  const id = (await t.json("POST", "/v1/sandboxes", { body: {}, owner: "alice" })).body.id;
+  const started = await t.json("POST", `/v1/sandboxes/${id}/shell/exec`, {
+    body: { command: "sleep 30", background: true },
+    owner: "alice",
+  });
+  expect(started.status).toBe(200);
+  const pid = started.body.process_id as string;
+  for (let i = 0; i < 3; i++) {
+    for (const path of [`/filesystem/watch?path=.`, `/shell/processes/${pid}/output`]) {
+      const res = await t.bay.app.request(`/v1/sandboxes/${id}${path}`, {
+        method: "HEAD",
+        headers: { "x-owner": "alice", accept: "text/event-stream" },
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toContain("text/event-stream");
+      expect(await res.text()).toBe("");
+      // The slot the GET route took is given back: with a limit of 1, the next one fits.
+      expect(t.bay.deps.router.openStreams("anon:alice")).toBe(0);
+    }
+  }
+  const ok = await watch(t, id, "alice");
+  expect(ok.status).toBe(200);
+  await ok.body?.cancel();
+});

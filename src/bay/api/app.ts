@@ -12,7 +12,7 @@ import { cors } from "hono/cors";
 import { authMiddleware } from "./middleware/auth.ts";
 import { hostGuard } from "./middleware/host-guard.ts";
 import { jsonBodyLimit } from "./middleware/body-limit.ts";
-import { headerLimit, idleTimeoutForStreams, requireHost } from "./middleware/connection.ts";
+import { headerLimit, streamedAnswers, requireHost } from "./middleware/connection.ts";
 import { createErrorHandler, createNotFoundHandler } from "./middleware/error-handler.ts";
 import { observeRequests } from "../observability/observe-requests.ts";
 import { idempotency } from "./middleware/idempotency.ts";
@@ -46,7 +46,7 @@ export function createApp(deps: AppDeps): Hono {
   const server = deps.config.server;
   app.use(requireHost());
   app.use(headerLimit(server.max_header_bytes));
-  app.use(idleTimeoutForStreams(server.idle_timeout));
+  app.use(streamedAnswers(server.idle_timeout));
   if (server.cors_origins.length > 0) {
     app.use(
       cors({

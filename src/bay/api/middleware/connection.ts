@@ -9,7 +9,7 @@
  *   and is refused in the error model (400) instead of with a bare 431;
  * * connections idle for `server.idle_timeout` seconds are closed (slow or
  *   half-sent requests hold nothing forever), except while a stream that may
- *   legitimately fall silent for minutes is sent (see idleTimeoutForStreams).
+ *   legitimately fall silent for minutes is sent (see streamedAnswers).
  */
 import type { MiddlewareHandler } from "hono";
 import { BayError } from "../../errors.ts";
@@ -61,12 +61,22 @@ const STREAM_TYPES = /^(text\/event-stream|application\/x-ndjson|application\/co
  * returned (never while a request's body is still awaited, so a client without
  * credentials, or with half a body, is cut) and put back when the stream ends or
  * its client leaves (so a kept-alive connection after it is cut as any other).
+ * A HEAD answer carries no body: one its GET route opened is cancelled at once.
  */
-export function idleTimeoutForStreams(idleSeconds: number): MiddlewareHandler {
+export function streamedAnswers(idleSeconds: number): MiddlewareHandler {
   return async function bayIdleTimeoutForStreams(c, next) {
     await next();
-    const server = c.env as BunServerLike | undefined;
     const res = c.res;
+    if (c.req.method === "HEAD") {
+      // Hono answers HEAD from the GET route: a stream that route opened (a watch, a followed
+      // output) would never be read, and would hold its stream slot and the Ship's watcher forever.
+      if (res.body !== null) {
+        await res.body.cancel().catch(() => {});
+        c.res = new Response(null, res);
+      }
+      return;
+    }
+    const server = c.env as BunServerLike | undefined;
     if (!server?.timeout || !STREAM_TYPES.test(res.headers.get("content-type") ?? "") || res.body === null) return;
     const req = c.req.raw;
     server.timeout(req, 0);
