@@ -222,6 +222,27 @@ describe("a stream outlasts the idle timeout, and the connection has it back onc
     expect(r.closed).toBe(true);
   }, 20_000);
 
+  test("Bay's API: GETs that wait 8 s on a runtime start are answered (a request without a body has no idle timeout while it is worked on)", async () => {
+    const headers = { authorization: `Bearer ${KEY}` };
+    const id = (await t.json("POST", "/v1/sandboxes", { body: {}, headers })).body.id;
+    expect(
+      (await t.json("PUT", `/v1/sandboxes/${id}/filesystem/files`, { body: { path: "a.txt", content: "hello" }, headers })).status,
+    ).toBe(200);
+    expect((await t.json("POST", `/v1/sandboxes/${id}/stop`, { headers })).status).toBeLessThan(300);
+    const start = t.engine.holdStarts();
+    const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY}\r\n\r\n`;
+    const answered = (text: string) => /\r\n\r\n./s.test(text);
+    const pending = Promise.all([
+      hold(get(`/v1/sandboxes/${id}/filesystem/files?path=a.txt`), 20_000, answered),
+      hold(get(`/v1/sandboxes/${id}/filesystem/download?path=a.txt`), 20_000, answered),
+      hold(get(`/v1/sandboxes/${id}/shell/processes`), 20_000, answered),
+    ]);
+    await start.reached;
+    await Bun.sleep(8_000);
+    start.release();
+    for (const r of await pending) expect(r.text).toStartWith("HTTP/1.1 200");
+  }, 30_000);
+
   test("Bay's API: an exec answered after 6 s of silence (Bun does not idle-time an answer being worked on)", async () => {
     const body = execBody("sleep 6; echo slept");
     const r = await hold(request("POST", `/v1/sandboxes/${sandboxId}/shell/exec`, auth, body.length, body), 12_000, (text) =>

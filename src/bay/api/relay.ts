@@ -23,7 +23,8 @@ export async function relay(c: Context, res: Response): Promise<Response> {
   }
   headers.set("X-Request-Id", c.get("requestId"));
   const length = res.headers.get("content-length");
-  if (length !== null && Number(length) <= SMALL_BODY_BYTES) {
+  // A plain length only: beside Transfer-Encoding, Bun reads the chunks whatever it says.
+  if (length !== null && Number(length) <= SMALL_BODY_BYTES && res.headers.get("transfer-encoding") === null) {
     return new Response(await res.arrayBuffer(), { status: res.status, headers });
   }
   return new Response(res.body, { status: res.status, headers });

@@ -51,21 +51,42 @@ export function headerLimit(maxBytes: number): MiddlewareHandler {
 /** Answers that may fall silent for minutes by design: Bay's event streams, E2B's NDJSON and Connect streams. */
 const STREAM_TYPES = /^(text\/event-stream|application\/x-ndjson|application\/connect\+)/i;
 
+/** A request that announces no body (no length, or 0, and no chunks): Bun has all of it. */
+const bodiless = (h: Headers): boolean => {
+  const length = h.get("content-length");
+  return (length === null || length === "0") && h.get("transfer-encoding") === null;
+};
+
 /**
- * `server.idle_timeout` cuts a connection Bun is waiting on: a client that stops
- * sending its request, or stops reading a body that is flowing (on Bun 1.4.5 an
- * answer still being worked on is not idle-timed). A stream may be silent for
- * minutes by design (an exec's events, a watch), so while one is sent its
- * connection has no idle timeout: it is bounded by Bay's own deadlines and the
- * per-owner stream limit. The timeout is lifted only when such an answer is
- * returned (never while a request's body is still awaited, so a client without
- * credentials, or with half a body, is cut) and put back when the stream ends or
- * its client leaves (so a kept-alive connection after it is cut as any other).
- * A HEAD answer carries no body: one its GET route opened is cancelled at once.
+ * `server.idle_timeout` and the answers that may take long. What Bun 1.4.5 does
+ * (measured): it idle-times a connection while it waits for a request's body; a
+ * request without a body while its handler works (one with a body it does not);
+ * and a streamed answer that falls silent. It never cuts a client that stops
+ * reading. So:
+ *
+ * * a request without a body has no idle timeout while Bay works on it (a runtime
+ *   start, a Ship's first byte), and gets it back before its answer is returned;
+ *   one with a body keeps it, so a client that stops sending (with credentials or
+ *   without) is cut;
+ * * a stream that may be silent by design (an exec's events, a watch, a followed
+ *   output) has none while it is sent, bounded by Bay's own deadlines and the
+ *   per-owner stream limit, and gets it back when it ends or its client leaves,
+ *   so a kept-alive connection after it is cut as any other;
+ * * a stream whose client stops taking its chunks for `idleSeconds` is ended
+ *   (its source, and the Ship's stream, cancelled), since Bun would wait forever;
+ * * a HEAD answer carries no body: one its GET route opened is cancelled at once.
  */
 export function streamedAnswers(idleSeconds: number): MiddlewareHandler {
-  return async function bayIdleTimeoutForStreams(c, next) {
-    await next();
+  return async function bayStreamedAnswers(c, next) {
+    const server = c.env as BunServerLike | undefined;
+    const req = c.req.raw;
+    const lifted = server?.timeout !== undefined && bodiless(req.headers);
+    if (lifted) server.timeout!(req, 0);
+    try {
+      await next();
+    } finally {
+      if (lifted) server.timeout!(req, idleSeconds);
+    }
     const res = c.res;
     if (c.req.method === "HEAD") {
       // Hono answers HEAD from the GET route: a stream that route opened (a watch, a followed
@@ -76,22 +97,26 @@ export function streamedAnswers(idleSeconds: number): MiddlewareHandler {
       }
       return;
     }
-    const server = c.env as BunServerLike | undefined;
     if (!server?.timeout || !STREAM_TYPES.test(res.headers.get("content-type") ?? "") || res.body === null) return;
-    const req = c.req.raw;
     server.timeout(req, 0);
     c.res = new Response(
-      whenEnded(res.body, () => server.timeout?.(req, idleSeconds)),
+      watchedStream(res.body, idleSeconds * 1000, () => server.timeout?.(req, idleSeconds)),
       res,
     );
   };
 }
 
-/** `body`, calling `ended` once when it ends, fails or is cancelled. */
-function whenEnded(body: ReadableStream<Uint8Array>, ended: () => void): ReadableStream<Uint8Array> {
+/**
+ * `body`, calling `ended` once when it ends, fails or is cancelled, and ending it
+ * (source cancelled, stream errored) when a chunk handed over is not followed by
+ * the next pull within `stallMs`: its client stopped reading.
+ */
+function watchedStream(body: ReadableStream<Uint8Array>, stallMs: number, ended: () => void): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let done = false;
+  let stall: ReturnType<typeof setTimeout> | undefined;
   const end = () => {
+    clearTimeout(stall);
     if (done) return;
     done = true;
     ended();
@@ -99,12 +124,22 @@ function whenEnded(body: ReadableStream<Uint8Array>, ended: () => void): Readabl
   return new ReadableStream<Uint8Array>(
     {
       async pull(ctl) {
+        clearTimeout(stall);
         try {
           const r = await reader.read();
           if (r.done) {
             end();
             ctl.close();
-          } else ctl.enqueue(r.value);
+            return;
+          }
+          ctl.enqueue(r.value);
+          stall = setTimeout(() => {
+            end();
+            const gone = new Error("the client stopped reading the stream");
+            reader.cancel(gone).catch(() => {});
+            ctl.error(gone);
+          }, stallMs);
+          stall.unref?.();
         } catch (e) {
           end();
           ctl.error(e);
