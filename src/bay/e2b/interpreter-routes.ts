@@ -14,7 +14,7 @@ import { BayError } from "../errors.ts";
 import type { DataPlaneAccess, DataPlaneCall } from "./envd/access.ts";
 import { operations as ops } from "./generated/openapi/index.ts";
 import { executionLines, type PythonResult } from "./interpreter-lines.ts";
-import { ndjsonBody, ndjsonFromEvents } from "./interpreter-stream.ts";
+import { cancellable, ndjsonBody, ndjsonFromEvents } from "./interpreter-stream.ts";
 import { toE2bPath, toWorkspacePath } from "./paths.ts";
 
 export type CodeLanguage = "python" | "javascript" | "typescript";
@@ -101,7 +101,8 @@ export function interpreterRoutes({ access, exec, contexts }: InterpreterRoutesD
         true,
       );
       if (!res.body) throw new BayError("ship_error", "the sandbox runtime answered no event stream");
-      return c.body(ndjsonBody(ndjsonFromEvents(res.body)), 200);
+      const events = cancellable(res.body);
+      return c.body(ndjsonBody(ndjsonFromEvents(events.stream), events.cancel), 200);
     }
     if (body.context_id) needContexts();
     if (language(body.language) !== "python") throw new BayError("not_implemented", "only python runs without Bay's code contexts");

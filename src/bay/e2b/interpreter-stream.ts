@@ -47,8 +47,11 @@ export async function* ndjsonFromEvents(body: ReadableStream<Uint8Array>): Async
   yield { type: "end_of_execution" };
 }
 
-/** An NDJSON response body from lines produced one at a time. */
-export function ndjsonBody(lines: AsyncIterable<Record<string, unknown>>): ReadableStream<Uint8Array> {
+/** An NDJSON response body from lines produced one at a time; `cancelSource` ends what they are read from. */
+export function ndjsonBody(
+  lines: AsyncIterable<Record<string, unknown>>,
+  cancelSource: (reason: unknown) => Promise<void> = async () => {},
+): ReadableStream<Uint8Array> {
   const it = lines[Symbol.asyncIterator]();
   const enc = new TextEncoder();
   return new ReadableStream<Uint8Array>({
@@ -61,8 +64,35 @@ export function ndjsonBody(lines: AsyncIterable<Record<string, unknown>>): Reada
         ctrl.error(e);
       }
     },
-    async cancel() {
+    async cancel(reason) {
+      // A generator's return() waits behind its pending next(), which waits on a source that may
+      // be silent for minutes (a long exec): the source is cancelled first, which ends that read.
+      await cancelSource(reason);
       await it.return?.();
     },
   });
+}
+
+/**
+ * `body` through a reader of its own, with a `cancel` that works while a read is
+ * pending (a stream locked by its consumer cannot be cancelled from outside).
+ */
+export function cancellable(body: ReadableStream<Uint8Array>): {
+  stream: ReadableStream<Uint8Array>;
+  cancel: (reason: unknown) => Promise<void>;
+} {
+  const reader = body.getReader();
+  const cancel = (reason: unknown) => reader.cancel(reason).catch(() => {});
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      async pull(ctrl) {
+        const r = await reader.read();
+        if (r.done) ctrl.close();
+        else ctrl.enqueue(r.value);
+      },
+      cancel,
+    },
+    { highWaterMark: 0 },
+  );
+  return { stream, cancel };
 }
