@@ -67,23 +67,30 @@ test("an endless chunked /meta is cut at the bound: ship_error, and the Ship was
   expect(sent.bytes).toBeLessThan(MAX_ANSWER_BYTES + 32 * MiB);
 });
 
-test("a Content-Length past the bound is refused at once, without waiting for its body", async () => {
+/** A raw proving "Ship" that answers every call with `head` (status line and headers, no proof) and then `body`. */
+function rawShip(head: string, body: (socket: { write(b: string | Uint8Array): number }) => void) {
   const server = Bun.listen({
     hostname: "127.0.0.1",
     port: 0,
     socket: {
       data(socket, data) {
         const nonce = /x-bay-nonce: *([^\r\n]+)/i.exec(data.toString())?.[1] ?? "";
-        // Announces twice the bound, sends 10 bytes, then holds the connection open.
-        socket.write(
-          `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${2 * MAX_ANSWER_BYTES}\r\n${PROOF_HEADER}: ${shipProof(SECRET, nonce)}\r\n\r\n{"runtime"`,
-        );
+        socket.write(`${head}${PROOF_HEADER}: ${shipProof(SECRET, nonce)}\r\n\r\n`);
+        body(socket);
       },
     },
   });
   stops.push(() => server.stop(true));
+  return server.port;
+}
+
+test("a Content-Length past the bound is refused at once, without waiting for its body", async () => {
+  // Announces twice the bound, sends 10 bytes, then holds the connection open.
+  const port = rawShip(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${2 * MAX_ANSWER_BYTES}\r\n`, (s) => {
+    s.write('{"runtime"');
+  });
   const started = performance.now();
-  const err = await new ShipClient().meta(target(server.port)).catch((e) => e);
+  const err = await new ShipClient().meta(target(port)).catch((e) => e);
   expect(err).toBeInstanceOf(ShipBadResponseError);
   expect((err as BayError).message).toContain("larger than");
   // meta's own deadline is 3 s: the refusal did not wait for it.
@@ -135,23 +142,6 @@ test("a relayed stream is not bounded: a download past the bound streams through
   for (let r = await reader.read(); !r.done; r = await reader.read()) got += r.value.byteLength;
   expect(got).toBe(total);
 });
-
-/** A raw proving "Ship" that answers every call with `head` (status line and headers, no proof) and then `body`. */
-function rawShip(head: string, body: (socket: { write(b: string | Uint8Array): number }) => void) {
-  const server = Bun.listen({
-    hostname: "127.0.0.1",
-    port: 0,
-    socket: {
-      data(socket, data) {
-        const nonce = /x-bay-nonce: *([^\r\n]+)/i.exec(data.toString())?.[1] ?? "";
-        socket.write(`${head}${PROOF_HEADER}: ${shipProof(SECRET, nonce)}\r\n\r\n`);
-        body(socket);
-      },
-    },
-  });
-  stops.push(() => server.stop(true));
-  return server.port;
-}
 
 test("a small Content-Length beside Transfer-Encoding: chunked does not pass the bound (Bun reads the chunks)", async () => {
   const chunk = new TextEncoder().encode(`${MiB.toString(16)}\r\n${"a".repeat(MiB)}\r\n`);
