@@ -8,6 +8,7 @@
  */
 import type { Context } from "hono";
 import type { CallContext } from "../domain/capability-router.ts";
+import { plainLength } from "../runtime/bounded-answer.ts";
 
 // cache-control and x-accel-buffering: an event stream must not be cached or buffered by a proxy on the way.
 const KEEP = ["content-type", "content-disposition", "content-encoding", "last-modified", "etag", "cache-control", "x-accel-buffering"];
@@ -22,9 +23,8 @@ export async function relay(c: Context, res: Response): Promise<Response> {
     if (v) headers.set(name, v);
   }
   headers.set("X-Request-Id", c.get("requestId"));
-  const length = res.headers.get("content-length");
-  // A plain length only: beside Transfer-Encoding, Bun reads the chunks whatever it says.
-  if (length !== null && Number(length) <= SMALL_BODY_BYTES && res.headers.get("transfer-encoding") === null) {
+  const length = plainLength(res.headers);
+  if (length !== null && length <= SMALL_BODY_BYTES) {
     return new Response(await res.arrayBuffer(), { status: res.status, headers });
   }
   return new Response(res.body, { status: res.status, headers });

@@ -21,16 +21,25 @@ export const MAX_ANSWER_BYTES = MAX_EVENT_BYTES;
 
 const WHOLE_READS = ["json", "text", "arrayBuffer", "bytes"] as const;
 
+/**
+ * The length of a body that is exactly what arrives: a digits-only Content-Length
+ * with no Transfer-Encoding (beside which Bun reads the chunks whatever the length
+ * says) and no Content-Encoding; null otherwise.
+ */
+export function plainLength(headers: Headers): number | null {
+  const length = headers.get("content-length");
+  if (length === null || !/^\d+$/.test(length)) return null;
+  return headers.get("transfer-encoding") === null && headers.get("content-encoding") === null ? Number(length) : null;
+}
+
 /** `res` with its whole-body reads bounded to `cap` bytes; a read past it is a ShipBadResponseError (ship_error). */
 export function boundWholeReads<R extends Response>(res: R, cap = MAX_ANSWER_BYTES): R {
-  const length = res.headers.get("content-length");
-  // Only a plain length is trusted: with Transfer-Encoding Bun reads the chunks whatever the length says.
-  const plain = res.headers.get("transfer-encoding") === null && res.headers.get("content-encoding") === null;
-  if (plain && length !== null && /^\d+$/.test(length) && Number(length) <= cap) return res;
+  const length = plainLength(res.headers);
+  if (length !== null && length <= cap) return res;
   const tooLarge = () => new ShipBadResponseError(`sandbox runtime sent an answer larger than ${cap} bytes`, { limit_bytes: cap });
   let read: Promise<Uint8Array> | null = null;
   const bytes = (): Promise<Uint8Array> => {
-    read ??= plain && length !== null && /^\d+$/.test(length) ? refuse(res, tooLarge()) : readUpTo(res, cap, tooLarge);
+    read ??= length !== null ? refuse(res, tooLarge()) : readUpTo(res, cap, tooLarge);
     return read;
   };
   const readers: Record<(typeof WHOLE_READS)[number], () => Promise<unknown>> = {
