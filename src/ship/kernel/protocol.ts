@@ -3,8 +3,9 @@
  * the JS/TS kernel, js/kernel.ts): JSON lines.
  * stdin: one `KernelRequest` per line. stdout: a private channel carrying `KernelEvent`s;
  * user output never reaches it. Per cell, zero or more `stream` and `display` events as
- * the output is produced, then exactly one `result`; after an interrupt (SIGINT) the
- * kernel says `interrupted` as soon as the cell is being stopped, before its result.
+ * the output is produced, then exactly one `result`; after an interrupt (SIGINT, or the
+ * JS kernel's request on stdin) the kernel says `interrupted` as soon as the cell is
+ * being stopped, before its result.
  */
 
 /** One cell to run. */
@@ -14,9 +15,9 @@ export interface KernelRequest {
 }
 
 /**
- * Sent after SIGINT by kernels that can miss a signal (the JS kernel: a SIGINT landing
- * while a guarded call is returning is taken by its watcher and lost). It names the cell,
- * so it never stops a later one; a kernel whose event loop is free acts on it at once.
+ * The JS kernel's interrupt, sent before any SIGINT (js-kernel-process.ts): it names the
+ * cell, so it never stops a later one, and a kernel whose event loop is free acts on it
+ * at once. SIGINT follows only for a kernel busy in user code.
  */
 export interface KernelInterruptRequest {
   interrupt: number;

@@ -19,6 +19,8 @@ export interface JsKernelProcessOptions {
   command?: string[];
   /** Extra environment for the kernel (on top of childEnv()). */
   env?: Record<string, string | undefined>;
+  /** How long an interrupt waits for the kernel's `interrupted` before SIGINT; default SIGNAL_AFTER_MS. */
+  signalAfterMs?: number;
 }
 
 /**
@@ -31,11 +33,15 @@ export function jsKernelCommand(): string[] {
   return [process.execPath, join(import.meta.dir, "..", "..", "main.ts"), "js-kernel"];
 }
 
-/** One JS/TS kernel process (`ship js-kernel`): one code context. */
-/** How long a SIGINT has to be acknowledged before the stdin follow-up is sent. */
-export const FOLLOW_UP_MS = 250;
+/** How long the kernel has to acknowledge an interrupt request on stdin before SIGINT is sent (it is busy in user code). */
+export const SIGNAL_AFTER_MS = 50;
+/** How often SIGINT is sent again while the kernel has not acknowledged (one landing as a guarded call returns is lost). */
+export const SIGNAL_AGAIN_MS = 250;
 
+/** One JS/TS kernel process (`ship js-kernel`): one code context. */
 export class JsKernelProcess extends KernelProcess {
+  private readonly signalAfterMs: number;
+
   constructor(opts: JsKernelProcessOptions) {
     const env = childEnv({ ...opts.env, SHIP_MAX_OUTPUT_BYTES: String(opts.maxOutputBytes) });
     // With it, the `ship` binary would act as the bun CLI and look for a script named js-kernel.
@@ -47,25 +53,31 @@ export class JsKernelProcess extends KernelProcess {
       maxOutputBytes: opts.maxOutputBytes,
       label: "js kernel",
     });
+    this.signalAfterMs = opts.signalAfterMs ?? SIGNAL_AFTER_MS;
   }
 
   /**
-   * SIGINT, then, if the kernel has not said `interrupted` within FOLLOW_UP_MS, the
-   * same request on stdin naming the running cell: a SIGINT that lands while a
-   * guarded call returns is lost, and the cell would wait for it forever. Not at
-   * once: a follow-up that ends the cell before its SIGINT is handled (signals and
-   * stdin are not ordered, and a loaded host delays signals) leaves that SIGINT to
-   * land on the next cell.
+   * The request on stdin naming the running cell first: a kernel whose event loop is
+   * free (the cell awaits) ends that cell at once, and no signal is sent. Only if it has
+   * not said `interrupted` within signalAfterMs (user code holds its thread: a loop)
+   * SIGINT follows, again every SIGNAL_AGAIN_MS until it does. Never SIGINT first: Bun's
+   * breakOnSigint watcher can keep a signal that lands while a guarded call returns and
+   * deliver it to the next guarded call, which would stop a later cell.
    */
   override interrupt(): void {
     const sentAt = Date.now();
-    super.interrupt();
     const cell = this.runningCell();
     if (cell === undefined) return;
-    const followUp = setTimeout(() => {
-      if (this.runningCell() === cell && this.interruptAckedAt < sentAt)
-        this.writeLine({ interrupt: cell } satisfies KernelInterruptRequest);
-    }, FOLLOW_UP_MS);
-    followUp.unref?.();
+    this.writeLine({ interrupt: cell } satisfies KernelInterruptRequest);
+    const pending = () => this.runningCell() === cell && this.interruptAckedAt < sentAt;
+    const signal = (after: number) => {
+      const timer = setTimeout(() => {
+        if (!pending()) return;
+        super.interrupt();
+        signal(SIGNAL_AGAIN_MS);
+      }, after);
+      timer.unref?.();
+    };
+    signal(this.signalAfterMs);
   }
 }

@@ -6,14 +6,17 @@
  * `import` of Node built-ins and of packages under the working directory, TypeScript
  * syntax, console capture, the last expression's value, rich output.
  *
- * Interrupts (SIGINT, what Ship sends on a timeout): user code is entered through
- * guard.ts, so SIGINT stops even a tight loop and the process and its globals survive.
- * Entered that way: the cell's synchronous part, the rest of the cell after each
- * top-level `await` (transform.ts routes it through `__bay__.hop`), promise reactions
- * that run during those sections, setTimeout/setInterval callbacks, and the rich-output
- * hook. While the cell only waits, SIGINT reaches the process handler and ends the cell
- * at once. Out of reach: a loop in code resumed directly by native I/O (the rest of a
- * user `async function` after `await fetch()` or `await Bun.sleep()`, stream, socket or
+ * Interrupts (what Ship sends on a timeout or a client gone): a request on stdin naming
+ * the running cell ends it as soon as the event loop is free (the cell awaits). User
+ * code that holds the thread gets SIGINT from Ship as well (js-kernel-process.ts): it is
+ * entered through guard.ts, so SIGINT stops even a tight loop and the process and its
+ * globals survive. Entered that way: the cell's synchronous part, the rest of the cell
+ * after each top-level `await` (transform.ts routes it through `__bay__.hop`), promise
+ * reactions that run during those sections, setTimeout/setInterval callbacks, and the
+ * rich-output hook. A SIGINT that finds no guarded call running does nothing: which
+ * cell it was meant for is not known, and the stdin request ends the cell. Out of
+ * reach: a loop in code resumed directly by native I/O (the rest of a user `async
+ * function` after `await fetch()` or `await Bun.sleep()`, stream, socket or
  * child-process event handlers), and blocking native calls (execSync, Bun.sleepSync,
  * Atomics.wait). Ship then kills the process after its grace period and the context's
  * state is lost (kernel_restarted).
@@ -94,7 +97,8 @@ class JsKernel {
       display: (value, options) => this.display(value, options),
     });
     installConsole((name, text) => this.write(name, text));
-    process.on("SIGINT", () => this.interrupt());
+    // Not the default (exit): a signal only matters inside a guarded call (see the top).
+    process.on("SIGINT", () => {});
     process.on("uncaughtException", (err) => this.uncaught(err));
     process.on("unhandledRejection", (reason) => this.uncaught(reason));
     this.schedulePolling(IDLE_POLL_MS);
@@ -140,7 +144,7 @@ class JsKernel {
     }
     const interrupt = (req as Partial<KernelInterruptRequest> | null)?.interrupt;
     if (typeof interrupt === "number") {
-      // Ship's follow-up to a SIGINT that may have been lost: only the cell it names.
+      // Ship's interrupt: only the cell it names (a late request never stops a later cell).
       if (this.current?.id === interrupt) this.interrupt();
       return;
     }
