@@ -6,7 +6,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type JsCellEvent, type JsCellResult, JsKernelProcess } from "../../src/ship/kernel/js/js-kernel-process.ts";
+import {
+  type JsCellEvent,
+  type JsCellResult,
+  JsKernelProcess,
+  SIGNAL_AFTER_MS,
+  SIGNAL_AGAIN_MS,
+} from "../../src/ship/kernel/js/js-kernel-process.ts";
 import { INTERRUPTED_ERROR } from "../../src/ship/kernel/js/kernel.ts";
 
 interface Run {
@@ -314,6 +320,27 @@ test("interrupting a cell that awaits sends no signal: the stdin request ends it
   const signals = countSignals(k);
   expect((await run(k, "console.log('looping')\nwhile (true) {}", "looping")).result.error).toBe(INTERRUPTED_ERROR);
   expect(signals[0]).toBe("SIGINT");
+});
+
+test("the repeated SIGINT stops once the kernel is gone (a cell blocked in a native call, killed after its grace)", async () => {
+  const k = await startKernel();
+  // Each round of the SIGINT chain asks which cell runs: after the kernel is gone, none may.
+  const probe = k as unknown as { runningCell(): number | undefined };
+  const runningCell = probe.runningCell.bind(k);
+  let asked = 0;
+  probe.runningCell = () => {
+    asked++;
+    return runningCell();
+  };
+  void k.send("Bun.sleepSync(100_000)").catch(() => {});
+  await Bun.sleep(100);
+  k.interrupt();
+  await Bun.sleep(SIGNAL_AFTER_MS + 100);
+  k.kill("it ignored the interrupt");
+  await k.exited;
+  const atExit = asked;
+  await Bun.sleep(SIGNAL_AGAIN_MS * 3);
+  expect(asked).toBe(atExit);
 });
 
 test("an interrupt that races the cell's own end never stops the next cell", async () => {

@@ -69,7 +69,8 @@ export class JsKernelProcess extends KernelProcess {
     const cell = this.runningCell();
     if (cell === undefined) return;
     this.writeLine({ interrupt: cell } satisfies KernelInterruptRequest);
-    const pending = () => this.runningCell() === cell && this.interruptAckedAt < sentAt;
+    // A dead kernel keeps its waiters: without isAlive the chain would outlive it, holding it in memory.
+    const pending = () => this.isAlive && this.runningCell() === cell && this.interruptAckedAt < sentAt;
     const signal = (after: number) => {
       const timer = setTimeout(() => {
         if (!pending()) return;
