@@ -356,6 +356,20 @@ test("an interrupt that races the cell's own end never stops the next cell", asy
   }
 });
 
+test("a loop stopped by SIGINT, an awaiting cell stopped by the stdin request, a loop again: every loop answers its SIGINT (400 times)", async () => {
+  // Without the kernel's pause after a request-ended cell, Bun's watcher stopped breaking
+  // the thread for good somewhere in 104–504 of these sequences: the loop ran on until killed.
+  const k = await startKernel();
+  await run(k, "let kept = 'state'");
+  for (let i = 0; i < 400; i++) {
+    const loop = run(k, "console.log('looping')\nwhile (true) {}", "looping");
+    const late = Bun.sleep(3_000).then(() => `sequence ${i}: the loop ignored SIGINT for 3 s`);
+    expect(await Promise.race([loop.then((r) => r.result.error), late])).toBe(INTERRUPTED_ERROR);
+    expect((await run(k, "console.log('waiting')\nawait new Promise(() => {})", "waiting")).result.error).toBe(INTERRUPTED_ERROR);
+  }
+  expect((await run(k, "kept + '!'")).result.output).toBe('"state!"\n');
+}, 120_000);
+
 test("a loop out of SIGINT's reach (an async function resumed by native I/O) ends with kill(), as Ship does after its grace", async () => {
   const k = await startKernel();
   let looping!: () => void;

@@ -68,6 +68,8 @@ class JsKernel {
   private count = 0;
   private current: Cell | null = null;
   private queue: Promise<void> = Promise.resolve();
+  /** The last cell was ended by Ship's stdin request: the next one waits for guard.settle(). */
+  private settleSignals = false;
   /** Console output while no cell runs: it goes to the next cell, like the Python driver's. */
   private background: Array<[StreamName, string]> = [];
   private backgroundBytes = 0;
@@ -145,7 +147,10 @@ class JsKernel {
     const interrupt = (req as Partial<KernelInterruptRequest> | null)?.interrupt;
     if (typeof interrupt === "number") {
       // Ship's interrupt: only the cell it names (a late request never stops a later cell).
-      if (this.current?.id === interrupt) this.interrupt();
+      if (this.current?.id === interrupt) {
+        this.interrupt();
+        this.settleSignals = true;
+      }
       return;
     }
     if (typeof req?.id !== "number" || typeof req.code !== "string") {
@@ -220,6 +225,10 @@ class JsKernel {
   // --- cells ---------------------------------------------------------------------
 
   private async execute(req: KernelRequest): Promise<void> {
+    if (this.settleSignals) {
+      this.settleSignals = false;
+      await this.guard.settle();
+    }
     const count = ++this.count;
     const cell = new Cell(req.id, count, this.options.maxOutputBytes, (name, text) =>
       this.channel.send({ id: req.id, event: "stream", name, text }),
