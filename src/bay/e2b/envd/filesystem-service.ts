@@ -23,6 +23,7 @@ import {
 import { toWorkspacePath } from "../paths.ts";
 import type { FileInfo } from "./file-info.ts";
 import type { EnvdCalls } from "./envd-calls.ts";
+import { KEEPALIVE, withKeepalive } from "./keepalive.ts";
 import { readEvents } from "./sse-events.ts";
 
 export interface FilesystemServiceDeps {
@@ -54,37 +55,19 @@ export function filesystemService({
         const dir = toWorkspacePath(req.path);
         const res = await watch.watch(call, dir, req.recursive);
         if (!res.body) throw new BayError("ship_error", "the sandbox runtime answered no watch stream");
-        const events = readEvents(res.body)[Symbol.asyncIterator]();
-        let next = events.next();
-        try {
-          for (;;) {
-            let timer: ReturnType<typeof setTimeout> | undefined;
-            const tick = new Promise<"keepalive">((r) => {
-              timer = setTimeout(() => r("keepalive"), keepaliveMs);
-            });
-            const got = await Promise.race([next, tick]);
-            clearTimeout(timer);
-            if (got === "keepalive") {
-              yield create(WatchDirResponseSchema, { event: { case: "keepalive", value: {} } });
-              continue;
-            }
-            if (got.done) return;
-            next = events.next();
-            const e = got.value;
-            if (e.event === "ready") yield create(WatchDirResponseSchema, { event: { case: "start", value: {} } });
-            else if (e.event === "change") {
-              const c = e.data as { type: string; path: string };
-              const type = EVENT_TYPES[c.type];
-              if (type === undefined) continue;
-              const name = dir === "." ? c.path : c.path.startsWith(`${dir}/`) ? c.path.slice(dir.length + 1) : c.path;
-              yield create(WatchDirResponseSchema, { event: { case: "filesystem", value: { name, type } } });
-            } else if (e.event === "error") {
-              const err = (e.data as { error?: { message?: string } }).error;
-              throw new ConnectError(err?.message ?? "the watch ended", Code.Unavailable);
-            }
+        for await (const e of withKeepalive(readEvents(res.body), keepaliveMs)) {
+          if (e === KEEPALIVE) yield create(WatchDirResponseSchema, { event: { case: "keepalive", value: {} } });
+          else if (e.event === "ready") yield create(WatchDirResponseSchema, { event: { case: "start", value: {} } });
+          else if (e.event === "change") {
+            const c = e.data as { type: string; path: string };
+            const type = EVENT_TYPES[c.type];
+            if (type === undefined) continue;
+            const name = dir === "." ? c.path : c.path.startsWith(`${dir}/`) ? c.path.slice(dir.length + 1) : c.path;
+            yield create(WatchDirResponseSchema, { event: { case: "filesystem", value: { name, type } } });
+          } else if (e.event === "error") {
+            const err = (e.data as { error?: { message?: string } }).error;
+            throw new ConnectError(err?.message ?? "the watch ended", Code.Unavailable);
           }
-        } finally {
-          await events.return?.();
         }
       });
     },

@@ -25,6 +25,7 @@ import {
 import { commandCwd } from "../paths.ts";
 import type { DataPlaneCall } from "./access.ts";
 import type { EnvdCalls } from "./envd-calls.ts";
+import { KEEPALIVE, withKeepalive } from "./keepalive.ts";
 import type { ProcessBackend, ProcessOutput } from "./process-backend.ts";
 import type { PtySessions } from "./pty-sessions.ts";
 
@@ -193,38 +194,23 @@ function event<S extends StreamSchema>(schema: S, e: EventInit): MessageShape<S>
 
 /** Output as data events, a keepalive whenever nothing else came for `keepaliveMs`, and the end. */
 async function* relayOutput<S extends StreamSchema>(schema: S, output: AsyncIterable<ProcessOutput>, keepaliveMs: number) {
-  const it = output[Symbol.asyncIterator]();
-  let next = it.next();
-  try {
-    for (;;) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const tick = new Promise<"keepalive">((r) => {
-        timer = setTimeout(() => r("keepalive"), keepaliveMs);
+  for await (const o of withKeepalive(output, keepaliveMs)) {
+    if (o === KEEPALIVE) {
+      yield event(schema, { case: "keepalive", value: {} });
+    } else if (o.kind === "exit") {
+      yield event(schema, {
+        case: "end",
+        value: {
+          exitCode: o.exitCode,
+          exited: o.signal === null,
+          status: o.signal ? `signal: ${o.signal.replace(/^SIG/, "").toLowerCase()}` : `exit status ${o.exitCode}`,
+          ...(o.signal ? { error: `signal: ${o.signal}` } : {}),
+        },
       });
-      const got = await Promise.race([next, tick]);
-      clearTimeout(timer);
-      if (got === "keepalive") {
-        yield event(schema, { case: "keepalive", value: {} });
-        continue;
-      }
-      if (got.done) throw new BayError("ship_error", "the process's output ended before its exit was known");
-      next = it.next();
-      const o = got.value;
-      if (o.kind === "exit") {
-        yield event(schema, {
-          case: "end",
-          value: {
-            exitCode: o.exitCode,
-            exited: o.signal === null,
-            status: o.signal ? `signal: ${o.signal.replace(/^SIG/, "").toLowerCase()}` : `exit status ${o.exitCode}`,
-            ...(o.signal ? { error: `signal: ${o.signal}` } : {}),
-          },
-        });
-        return;
-      }
+      return;
+    } else {
       yield event(schema, { case: "data", value: { output: { case: o.kind, value: o.data } } });
     }
-  } finally {
-    await it.return?.();
   }
+  throw new BayError("ship_error", "the process's output ended before its exit was known");
 }
