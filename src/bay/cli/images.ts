@@ -8,11 +8,12 @@ import { appendFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Docker } from "../drivers/docker/dockerode.ts";
-import { ConfigError, loadConfig, shipImages, type BayConfig } from "../config.ts";
+import { shipImages } from "../config.ts";
 import { connectionOptions } from "../drivers/docker/connect-mode.ts";
 import { ensureShipImages, type ShipImageTarget } from "../images/image-builder.ts";
 import { defaultShipSource } from "../images/ship-source.ts";
 import { errorMessage } from "../logger.ts";
+import { loadCliConfig } from "./config.ts";
 import { allowOnly, type CliIo, elapsed, flag, type Parsed, parseArgs, UsageError } from "./args.ts";
 
 export const IMAGES_USAGE = `usage: bay images build [--only ship|data] [--force] [--base IMAGE] [--log FILE]
@@ -44,13 +45,8 @@ export async function runImages(argv: string[], io: CliIo): Promise<number> {
     io.err(`bay: ${errorMessage(e)}\n\n${IMAGES_USAGE}`);
     return 2;
   }
-  let config: BayConfig;
-  try {
-    config = loadConfig(io.env);
-  } catch (e) {
-    io.err(e instanceof ConfigError ? e.message : `bay: cannot load configuration: ${errorMessage(e)}`);
-    return 2;
-  }
+  const config = loadCliConfig(io);
+  if (!config) return 2;
   const logFile = flag(args, "log") ?? join(tmpdir(), `bay-images-${new Date().toISOString().replace(/[:.]/g, "-")}.log`);
   const tags = shipImages(io.env.BAY_SHIP_TAG || undefined);
   const started = performance.now();

@@ -3,10 +3,10 @@
  * and configuration as the server (BAY_CONFIG, BAY_DB_URL). A created key is
  * printed once and never again: only its SHA-256 hash is stored.
  */
-import { ConfigError, loadConfig, type BayConfig } from "../config.ts";
 import { ApiKeyService } from "../domain/auth/api-keys.ts";
 import { reservedOwnerPrefixes } from "../domain/auth/owners.ts";
 import { errorMessage } from "../logger.ts";
+import { loadCliConfig } from "./config.ts";
 import { ApiKeyStore, type ApiKeyRecord } from "../store/api-key-store.ts";
 import { openDatabase, type Database } from "../store/database.ts";
 import { allowOnly, type CliIo, flag, type Parsed, parseArgs, redactUrl, table, UsageError } from "./args.ts";
@@ -70,13 +70,8 @@ export async function runKeys(argv: string[], io: CliIo): Promise<number> {
     return 2;
   }
 
-  let config: BayConfig;
-  try {
-    config = loadConfig(io.env);
-  } catch (e) {
-    io.err(e instanceof ConfigError ? e.message : `bay: cannot load configuration: ${errorMessage(e)}`);
-    return 2;
-  }
+  const config = loadCliConfig(io);
+  if (!config) return 2;
   let db: Database;
   try {
     db = await openDatabase({ url: config.database.url, authToken: config.database.auth_token });
