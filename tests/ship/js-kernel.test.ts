@@ -370,6 +370,36 @@ test("a loop stopped by SIGINT, an awaiting cell stopped by the stdin request, a
   expect((await run(k, "kept + '!'")).result.output).toBe('"state!"\n');
 }, 120_000);
 
+test("an interrupt naming a cell still waiting its turn answers it as interrupted, without running it", async () => {
+  const k = await startKernel();
+  await run(k, "let kept = 'state'; globalThis.ran = 0");
+  // The first cell holds the kernel's thread, so the second and the request naming it are
+  // both read after it: the second is queued, not started, when its interrupt comes.
+  const first = k.send("Bun.sleepSync(300); 'first'");
+  const second = k.send("globalThis.ran++\nawait new Promise(() => {})");
+  const secondId = (k as unknown as { nextId: number }).nextId - 1;
+  (k as unknown as { writeLine(message: unknown): boolean }).writeLine({ interrupt: secondId });
+  expect((await first).output).toBe('"first"\n');
+  expect(await second).toMatchObject({ success: false, error: INTERRUPTED_ERROR, output: "" });
+  expect((await run(k, "ran")).result.output).toBe("0\n");
+  expect((await run(k, "kept + '!'")).result.output).toBe('"state!"\n');
+});
+
+test("an interrupt sent at once for the cell after one a request ended is answered (the kernel's pause keeps it queued)", async () => {
+  // Ship does this on a timeout of a few milliseconds or a client gone at once. The
+  // request used to be dropped: no answer, and Ship killed the kernel after its grace.
+  const k = await startKernel();
+  await run(k, "let kept = 'state'");
+  for (let i = 0; i < 5; i++) {
+    expect((await run(k, "console.log('waiting')\nawait new Promise(() => {})", "waiting")).result.error).toBe(INTERRUPTED_ERROR);
+    const next = k.send("await new Promise(() => {})");
+    k.interrupt();
+    const late = Bun.sleep(3_000).then(() => `round ${i}: no answer within 3 s`);
+    expect(await Promise.race([next.then((r) => r.error), late])).toBe(INTERRUPTED_ERROR);
+  }
+  expect((await run(k, "kept + '!'")).result.output).toBe('"state!"\n');
+});
+
 test("a loop out of SIGINT's reach (an async function resumed by native I/O) ends with kill(), as Ship does after its grace", async () => {
   const k = await startKernel();
   let looping!: () => void;

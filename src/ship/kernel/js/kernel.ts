@@ -7,7 +7,9 @@
  * syntax, console capture, the last expression's value, rich output.
  *
  * Interrupts (what Ship sends on a timeout or a client gone): a request on stdin naming
- * the running cell ends it as soon as the event loop is free (the cell awaits). User
+ * the running cell ends it as soon as the event loop is free (the cell awaits); one
+ * naming a cell still queued answers it as interrupted when its turn comes, unrun
+ * (interrupt-requests.ts). User
  * code that holds the thread gets SIGINT from Ship as well (js-kernel-process.ts): it is
  * entered through guard.ts, so SIGINT stops even a tight loop and the process and its
  * globals survive. Entered that way: the cell's synchronous part, the rest of the cell
@@ -26,6 +28,7 @@ import { installConsole, type StreamName } from "./console.ts";
 import { takeOverStdio, type CapturedFd, type KernelFds } from "./fds.ts";
 import { installGlobals } from "./globals.ts";
 import { Guard, type Guarded } from "./guard.ts";
+import { InterruptRequests } from "./interrupt-requests.ts";
 import { Cell, type Outcome } from "./cell.ts";
 import { KernelChannel } from "./channel.ts";
 import { bundleOf, clip, describeError, normalizeBundle } from "./output.ts";
@@ -68,14 +71,13 @@ class JsKernel {
   private count = 0;
   private current: Cell | null = null;
   private queue: Promise<void> = Promise.resolve();
-  /** The last cell was ended by Ship's stdin request: the next one waits for guard.settle(). */
-  private settleSignals = false;
   /** Console output while no cell runs: it goes to the next cell, like the Python driver's. */
   private background: Array<[StreamName, string]> = [];
   private backgroundBytes = 0;
   private readonly decoders = new Map<CapturedFd, TextDecoder>();
   private poller: ReturnType<typeof setInterval> | null = null;
   private readonly guard = new Guard(`${HELPER}.guarded`);
+  private readonly interrupts = new InterruptRequests(() => this.guard.settle());
   private readonly stringify = JSON.stringify;
   private readonly transpiler = new Bun.Transpiler({ loader: "ts", target: "bun", trimUnusedImports: false, deadCodeElimination: false });
   private readonly originalSetInterval = setInterval;
@@ -147,16 +149,14 @@ class JsKernel {
     const interrupt = (req as Partial<KernelInterruptRequest> | null)?.interrupt;
     if (typeof interrupt === "number") {
       // Ship's interrupt: only the cell it names (a late request never stops a later cell).
-      if (this.current?.id === interrupt) {
-        this.interrupt();
-        this.settleSignals = true;
-      }
+      if (this.interrupts.request(interrupt, this.current?.id)) this.interrupt();
       return;
     }
     if (typeof req?.id !== "number" || typeof req.code !== "string") {
       this.channel.log("ignoring a request without a numeric id and a string code");
       return;
     }
+    this.interrupts.queued(req.id);
     this.queue = this.queue.then(() => this.execute(req).catch((err) => this.failed(req, err)));
   }
 
@@ -164,16 +164,12 @@ class JsKernel {
   private failed(req: KernelRequest, err: unknown): void {
     this.channel.log(`cell ${req.id} failed inside the kernel: ${(err as Error)?.stack ?? err}`);
     this.current = null;
-    this.channel.send({
-      id: req.id,
-      event: "result",
-      success: false,
-      output: "",
-      error: `kernel error: ${(err as Error)?.message ?? String(err)}`,
-      data: [],
-      execution_count: this.count,
-      truncated: false,
-    });
+    this.answerUnrun(req.id, `kernel error: ${(err as Error)?.message ?? String(err)}`);
+  }
+
+  /** The result of a cell that did not run (or not to its end): an error, no output. */
+  private answerUnrun(id: number, error: string): void {
+    this.channel.send({ id, event: "result", success: false, output: "", error, data: [], execution_count: this.count, truncated: false });
   }
 
   // --- output --------------------------------------------------------------------
@@ -225,9 +221,12 @@ class JsKernel {
   // --- cells ---------------------------------------------------------------------
 
   private async execute(req: KernelRequest): Promise<void> {
-    if (this.settleSignals) {
-      this.settleSignals = false;
-      await this.guard.settle();
+    if (await this.interrupts.starting(req.id)) {
+      // Stopped while it waited its turn: said like any interrupt, and not run.
+      this.count++;
+      this.channel.send({ id: req.id, event: "interrupted" });
+      this.answerUnrun(req.id, INTERRUPTED_ERROR);
+      return;
     }
     const count = ++this.count;
     const cell = new Cell(req.id, count, this.options.maxOutputBytes, (name, text) =>
