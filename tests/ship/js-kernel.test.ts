@@ -400,6 +400,27 @@ test("an interrupt sent at once for the cell after one a request ended is answer
   expect((await run(k, "kept + '!'")).result.output).toBe('"state!"\n');
 });
 
+test("a cell that replaces Promise, setImmediate, setTimeout, setInterval or queueMicrotask changes its own code, not the kernel's", async () => {
+  const k = await startKernel();
+  await run(k, "let kept = 'state'");
+  const replace = [
+    // A Promise polyfill assigned globally (bluebird is the usual one), and stubs that never call back.
+    "globalThis.Promise = class NotAPromise { then() {} }",
+    "globalThis.setImmediate = () => 0; globalThis.setTimeout = () => 0; globalThis.setInterval = () => 0",
+    "globalThis.clearInterval = () => {}; globalThis.queueMicrotask = () => {}",
+    "'replaced'",
+  ].join("\n");
+  expect((await run(k, replace)).result).toMatchObject({ success: true, output: '"replaced"\n' });
+  expect((await run(k, "console.log('out'); process.stdout.write('raw\\n'); 40 + 2")).result).toMatchObject({
+    success: true,
+    output: "out\nraw\n42\n",
+  });
+  expect((await run(k, "const native = await (async () => 7)(); native * 6")).result.output).toBe("42\n");
+  expect((await run(k, "console.log('waiting')\nawait new Promise(() => {})", "waiting")).result.error).toBe(INTERRUPTED_ERROR);
+  expect((await run(k, "console.log('looping')\nwhile (true) {}", "looping")).result.error).toBe(INTERRUPTED_ERROR);
+  expect((await run(k, "kept + '!'")).result.output).toBe('"state!"\n');
+});
+
 test("a loop out of SIGINT's reach (an async function resumed by native I/O) ends with kill(), as Ship does after its grace", async () => {
   const k = await startKernel();
   let looping!: () => void;

@@ -1,6 +1,7 @@
 /** One running cell of the JS kernel (kernel.ts): its output, its data budget, and how it ended early. */
 import type { KernelDataItem } from "../protocol.ts";
 import type { StreamName } from "./console.ts";
+import { KernelPromise } from "./intrinsics.ts";
 import { CellOutput, DataBudget } from "./output.ts";
 
 /** How a cell's run ended. */
@@ -28,7 +29,7 @@ export class Cell {
   ) {
     this.output = new CellOutput(cap, emit);
     this.budget = new DataBudget(cap);
-    this.stopped = new Promise((resolve) => {
+    this.stopped = new KernelPromise((resolve) => {
       this.resolveStop = resolve;
     });
   }

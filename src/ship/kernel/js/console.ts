@@ -4,6 +4,8 @@
  * formatted like Bun's own console (Bun.inspect for values, printf-style `%s %d %i %f
  * %j %o %O %c` when the first argument is a string).
  */
+import { kernelQueueMicrotask } from "./intrinsics.ts";
+
 export type StreamName = "stdout" | "stderr";
 export type StreamWriter = (name: StreamName, text: string) => void;
 
@@ -134,7 +136,7 @@ export function installConsole(write: StreamWriter): void {
     (stream as unknown as { write: unknown }).write = (chunk: unknown, encoding?: unknown, callback?: unknown) => {
       write(name, chunkText(chunk));
       const done = typeof encoding === "function" ? encoding : callback;
-      if (typeof done === "function") queueMicrotask(() => (done as () => void)());
+      if (typeof done === "function") kernelQueueMicrotask(() => (done as () => void)());
       return true;
     };
   }

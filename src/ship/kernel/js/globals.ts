@@ -6,6 +6,7 @@ import { createRequire, isBuiltin } from "node:module";
 import { isAbsolute, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Guard } from "./guard.ts";
+import { KernelPromise } from "./intrinsics.ts";
 import { HELPER } from "./transform.ts";
 
 /** What the globals need from the kernel. */
@@ -33,9 +34,9 @@ export function installGlobals(host: GlobalsHost): void {
   // Settled inside a guarded drain, the cell goes on there; settled by native I/O, it
   // goes on inside a new guarded call.
   const hop = (value: unknown) =>
-    new Promise((resolve, reject) => {
+    new KernelPromise((resolve, reject) => {
       const go = (fn: () => void) => (host.guard.active ? fn() : host.resume(fn));
-      Promise.resolve(value).then(
+      KernelPromise.resolve(value).then(
         (v) => go(() => resolve(v)),
         (e) => go(() => reject(e)),
       );

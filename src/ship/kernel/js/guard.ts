@@ -11,6 +11,7 @@
  */
 import { drainMicrotasks } from "bun:jsc";
 import vm from "node:vm";
+import { KernelPromise, kernelSetTimeout } from "./intrinsics.ts";
 
 /** How long settle() pauses. */
 const SETTLE_MS = 5;
@@ -22,8 +23,6 @@ export class Guard {
   private depth = 0;
   private pending: (() => unknown) | null = null;
   private readonly script: vm.Script;
-  // Taken before any user code runs: a cell that replaces it changes nothing here.
-  private readonly setTimer = setTimeout;
 
   /** `entry` is the global expression that calls `invoke()` (the kernel's helper). */
   constructor(entry: string) {
@@ -45,7 +44,7 @@ export class Guard {
    * not enough. Why is inside Bun; a cell that was not interrupted does not pause.
    */
   settle(): Promise<void> {
-    return new Promise((resolve) => this.setTimer(resolve, SETTLE_MS));
+    return new KernelPromise((resolve) => kernelSetTimeout(resolve, SETTLE_MS));
   }
 
   /** Runs `fn` (and the microtasks it leaves) so that SIGINT can stop it anywhere. */

@@ -29,6 +29,7 @@ import { takeOverStdio, type CapturedFd, type KernelFds } from "./fds.ts";
 import { installGlobals } from "./globals.ts";
 import { Guard, type Guarded } from "./guard.ts";
 import { InterruptRequests } from "./interrupt-requests.ts";
+import { KernelPromise, kernelClearInterval, kernelSetImmediate, kernelSetInterval } from "./intrinsics.ts";
 import { Cell, type Outcome } from "./cell.ts";
 import { KernelChannel } from "./channel.ts";
 import { bundleOf, clip, describeError, normalizeBundle } from "./output.ts";
@@ -65,7 +66,7 @@ export function parseKernelArgs(argv: string[], env: Record<string, string | und
 const POLL_MS = 20;
 const IDLE_POLL_MS = 1000;
 
-const macrotask = () => new Promise<void>((resolve) => setImmediate(resolve));
+const macrotask = () => new KernelPromise<void>((resolve) => kernelSetImmediate(resolve));
 
 class JsKernel {
   private count = 0;
@@ -80,8 +81,6 @@ class JsKernel {
   private readonly interrupts = new InterruptRequests(() => this.guard.settle());
   private readonly stringify = JSON.stringify;
   private readonly transpiler = new Bun.Transpiler({ loader: "ts", target: "bun", trimUnusedImports: false, deadCodeElimination: false });
-  private readonly originalSetInterval = setInterval;
-  private readonly originalClearInterval = clearInterval;
   /** Per cell, the script line that calls its async wrapper: frames there are the kernel's. */
   private readonly wrapperLines = new Map<number, number>();
 
@@ -108,7 +107,7 @@ class JsKernel {
     this.schedulePolling(IDLE_POLL_MS);
     this.channel.send({ event: "ready", runtime: `bun ${Bun.version}`, language: this.options.language });
     void this.readRequests();
-    setImmediate(() => this.warmUp());
+    kernelSetImmediate(() => this.warmUp());
   }
 
   /**
@@ -213,8 +212,8 @@ class JsKernel {
   }
 
   private schedulePolling(ms: number): void {
-    if (this.poller) this.originalClearInterval(this.poller);
-    this.poller = this.originalSetInterval(() => this.pollRaw(), ms);
+    if (this.poller) kernelClearInterval(this.poller);
+    this.poller = kernelSetInterval(() => this.pollRaw(), ms);
     this.poller.unref();
   }
 
@@ -300,11 +299,11 @@ class JsKernel {
     const started = this.guard.run(() => script.runInThisContext() as Promise<unknown>);
     if (started.kind === "interrupted") this.acknowledgeInterrupt(cell);
     if (started.kind !== "ok") return started;
-    const settled = Promise.resolve(started.value).then(
+    const settled = KernelPromise.resolve(started.value).then(
       (value): Outcome => ({ kind: "value", value }),
       (error): Outcome => ({ kind: "error", error }),
     );
-    const first = await Promise.race([settled, cell.stopped]);
+    const first = await KernelPromise.race([settled, cell.stopped]);
     if (first.kind === "interrupted") return first;
     // One turn of the event loop: rejections the cell left unhandled surface now.
     await macrotask();
@@ -321,7 +320,7 @@ class JsKernel {
       (value): Guarded<Record<string, string>> => ({ kind: "ok", value }),
       (error): Guarded<Record<string, string>> => ({ kind: "error", error }),
     );
-    const first = await Promise.race([bundle, cell.stopped]);
+    const first = await KernelPromise.race([bundle, cell.stopped]);
     if ("kind" in first && first.kind === "ok") return first as Guarded<Record<string, string>>;
     return first.kind === "value" ? { kind: "error", error: new Error("unexpected cell value") } : first;
   }
