@@ -63,6 +63,8 @@ export function maxLineChars(maxOutputBytes: number): number {
 interface Waiter {
   resolve: (result: CellResult) => void;
   onEvent?: CellEventHandler;
+  /** The kernel said this cell is being interrupted (`interrupted`). */
+  acknowledged?: boolean;
 }
 
 /**
@@ -85,7 +87,7 @@ export class KernelProcess {
   private readonly maxLine: number;
   private readonly label: string;
   private readonly readers: Array<ReadableStreamDefaultReader<Uint8Array>> = [];
-  private interruptAcked = 0;
+  private acknowledgements = 0;
 
   constructor(opts: KernelProcessOptions) {
     this.maxLine = maxLineChars(opts.maxOutputBytes);
@@ -131,9 +133,19 @@ export class KernelProcess {
     return this.proc.pid;
   }
 
-  /** When the kernel last said a cell was interrupted (`interrupted` event; ms since the epoch, 0 never). */
-  get interruptAckedAt(): number {
-    return this.interruptAcked;
+  /**
+   * Whether the kernel said the cell it runs now is being interrupted (`interrupted`).
+   * Per cell, never by time: an earlier cell's acknowledgement, even one in the same
+   * millisecond as this cell's interrupt, does not count for it.
+   */
+  get runningCellAcknowledged(): boolean {
+    for (const waiter of this.waiters.values()) return waiter.acknowledged === true;
+    return false;
+  }
+
+  /** How many cells the kernel said it was interrupting, over its life. */
+  get acknowledgedInterrupts(): number {
+    return this.acknowledgements;
   }
 
   /** False once the process has exited or was killed. */
@@ -281,7 +293,8 @@ export class KernelProcess {
       return undefined;
     }
     if (msg.event === "interrupted") {
-      this.interruptAcked = Date.now();
+      if (!waiter.acknowledged) this.acknowledgements++;
+      waiter.acknowledged = true;
       return undefined;
     }
     if ((msg.event === "stream" && isStreamEvent(fields)) || (msg.event === "display" && isDisplayEvent(fields))) {

@@ -297,7 +297,7 @@ export class SupervisedKernel {
     const grace = new Promise<"grace">((resolve) => {
       graceTimer = setInterval(() => {
         const since = Date.now() - interruptedAt;
-        const acked = proc.interruptAckedAt >= interruptedAt;
+        const acked = proc.runningCellAcknowledged;
         if (since >= (acked ? this.maxGraceMs : this.graceMs)) resolve("grace");
       }, GRACE_POLL_MS);
     });

@@ -11,10 +11,6 @@
  */
 import { drainMicrotasks } from "bun:jsc";
 import vm from "node:vm";
-import { KernelPromise, kernelSetTimeout } from "./intrinsics.ts";
-
-/** How long settle() pauses. */
-const SETTLE_MS = 5;
 
 /** How a guarded call ended. */
 export type Guarded<T> = { kind: "ok"; value: T } | { kind: "error"; error: unknown } | { kind: "interrupted" };
@@ -32,19 +28,6 @@ export class Guard {
   /** True while a guarded call is on the stack. */
   get active(): boolean {
     return this.depth > 0;
-  }
-
-  /**
-   * A pause of SETTLE_MS on a timer, which the kernel takes after Ship's stdin request
-   * ended a cell and before the next cell. Without it Bun's watcher was seen to stop
-   * breaking the thread for good (every later SIGINT reaches it and is ignored) after
-   * the sequence: a loop stopped by SIGINT, an awaiting cell stopped by the request, a
-   * loop again at once (stuck within 13–23 such sequences back to back, 104–504 with a
-   * plain cell between). With the pause on a timer, none in 1,900; a setImmediate was
-   * not enough. Why is inside Bun; a cell that was not interrupted does not pause.
-   */
-  settle(): Promise<void> {
-    return new KernelPromise((resolve) => kernelSetTimeout(resolve, SETTLE_MS));
   }
 
   /** Runs `fn` (and the microtasks it leaves) so that SIGINT can stop it anywhere. */

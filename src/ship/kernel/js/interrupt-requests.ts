@@ -9,10 +9,6 @@
 export class InterruptRequests {
   private readonly waiting = new Set<number>();
   private readonly stoppedEarly = new Set<number>();
-  private owePause = false;
-
-  /** `pause`: what a cell waits for after a request ended the one before it (Guard.settle). */
-  constructor(private readonly pause: () => Promise<void>) {}
 
   /** Cell `id` was queued. */
   queued(id: number): void {
@@ -21,23 +17,13 @@ export class InterruptRequests {
 
   /** A request to stop `id`: true if that is the running cell, which the caller stops now. */
   request(id: number, running: number | undefined): boolean {
-    if (running === id) {
-      this.owePause = true;
-      return true;
-    }
+    if (running === id) return true;
     if (this.waiting.has(id)) this.stoppedEarly.add(id);
     return false;
   }
 
-  /**
-   * Before cell `id` runs: the pause owed when a request ended the cell before it, then
-   * whether a request stopped `id` before it started (it must not run then).
-   */
-  async starting(id: number): Promise<boolean> {
-    if (this.owePause) {
-      this.owePause = false;
-      await this.pause();
-    }
+  /** Cell `id` starts: whether a request stopped it before then (it must not run). */
+  starting(id: number): boolean {
     this.waiting.delete(id);
     return this.stoppedEarly.delete(id);
   }

@@ -65,12 +65,11 @@ export class JsKernelProcess extends KernelProcess {
    * deliver it to the next guarded call, which would stop a later cell.
    */
   override interrupt(): void {
-    const sentAt = Date.now();
     const cell = this.runningCell();
     if (cell === undefined) return;
     this.writeLine({ interrupt: cell } satisfies KernelInterruptRequest);
     // A dead kernel keeps its waiters: without isAlive the chain would outlive it, holding it in memory.
-    const pending = () => this.isAlive && this.runningCell() === cell && this.interruptAckedAt < sentAt;
+    const pending = () => this.isAlive && this.runningCell() === cell && !this.runningCellAcknowledged;
     const signal = (after: number) => {
       const timer = setTimeout(() => {
         if (!pending()) return;

@@ -78,7 +78,7 @@ class JsKernel {
   private readonly decoders = new Map<CapturedFd, TextDecoder>();
   private poller: ReturnType<typeof setInterval> | null = null;
   private readonly guard = new Guard(`${HELPER}.guarded`);
-  private readonly interrupts = new InterruptRequests(() => this.guard.settle());
+  private readonly interrupts = new InterruptRequests();
   private readonly stringify = JSON.stringify;
   private readonly transpiler = new Bun.Transpiler({ loader: "ts", target: "bun", trimUnusedImports: false, deadCodeElimination: false });
   /** Per cell, the script line that calls its async wrapper: frames there are the kernel's. */
@@ -220,7 +220,7 @@ class JsKernel {
   // --- cells ---------------------------------------------------------------------
 
   private async execute(req: KernelRequest): Promise<void> {
-    if (await this.interrupts.starting(req.id)) {
+    if (this.interrupts.starting(req.id)) {
       // Stopped while it waited its turn: said like any interrupt, and not run.
       this.count++;
       this.channel.send({ id: req.id, event: "interrupted" });
