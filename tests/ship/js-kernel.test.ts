@@ -415,7 +415,7 @@ test("an interrupt sent at once for the cell after one a request ended is answer
   expect((await run(k, "kept + '!'")).result.output).toBe('"state!"\n');
 });
 
-test("a cell that replaces Promise, setImmediate, setTimeout, setInterval or queueMicrotask changes its own code, not the kernel's", async () => {
+test("a cell that replaces Promise, setImmediate, setTimeout, setInterval or queueMicrotask, or sets Object.prototype.interrupt, changes its own code, not the kernel's", async () => {
   const k = await startKernel();
   await run(k, "let kept = 'state'");
   const replace = [
@@ -423,6 +423,8 @@ test("a cell that replaces Promise, setImmediate, setTimeout, setInterval or que
     "globalThis.Promise = class NotAPromise { then() {} }",
     "globalThis.setImmediate = () => 0; globalThis.setTimeout = () => 0; globalThis.setInterval = () => 0",
     "globalThis.clearInterval = () => {}; globalThis.queueMicrotask = () => {}",
+    // Read off the prototype, every request would look like an interrupt.
+    "Object.prototype.interrupt = 7",
     "'replaced'",
   ].join("\n");
   expect((await run(k, replace)).result).toMatchObject({ success: true, output: '"replaced"\n' });

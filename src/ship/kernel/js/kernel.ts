@@ -145,7 +145,11 @@ class JsKernel {
       this.channel.log("ignoring a request line that is not JSON");
       return;
     }
-    const interrupt = (req as Partial<KernelInterruptRequest> | null)?.interrupt;
+    // Own fields only: a cell that sets Object.prototype.interrupt must not turn every request into one.
+    const interrupt =
+      req !== null && typeof req === "object" && Object.hasOwn(req, "interrupt")
+        ? (req as Partial<KernelInterruptRequest>).interrupt
+        : undefined;
     if (typeof interrupt === "number") {
       // Ship's interrupt: only the cell it names (a late request never stops a later cell).
       if (this.interrupts.request(interrupt, this.current?.id)) this.interrupt();
