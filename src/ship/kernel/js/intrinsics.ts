@@ -5,7 +5,6 @@
  */
 export const KernelPromise = Promise;
 export const kernelSetImmediate = setImmediate;
-export const kernelSetTimeout = setTimeout;
 export const kernelSetInterval = setInterval;
 export const kernelClearInterval = clearInterval;
 export const kernelQueueMicrotask = queueMicrotask;

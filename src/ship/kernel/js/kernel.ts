@@ -8,11 +8,10 @@
  *
  * Interrupts (what Ship sends on a timeout or a client gone): a request on stdin naming
  * the running cell ends it as soon as the event loop is free (the cell awaits); one
- * naming a cell still queued answers it as interrupted when its turn comes, unrun
- * (interrupt-requests.ts). User
- * code that holds the thread gets SIGINT from Ship as well (js-kernel-process.ts): it is
- * entered through guard.ts, so SIGINT stops even a tight loop and the process and its
- * globals survive. Entered that way: the cell's synchronous part, the rest of the cell
+ * naming a cell still queued answers it as interrupted, unrun, when its turn comes
+ * (interrupt-requests.ts). User code that holds the thread gets SIGINT from Ship as
+ * well (js-kernel-process.ts): it is entered through guard.ts, so SIGINT stops even a
+ * tight loop and the process and its globals survive. Entered that way: the cell's synchronous part, the rest of the cell
  * after each top-level `await` (transform.ts routes it through `__bay__.hop`), promise
  * reactions that run during those sections, setTimeout/setInterval callbacks, and the
  * rich-output hook. A SIGINT that finds no guarded call running does nothing: which
