@@ -19,8 +19,8 @@ export {
 } from "./config-profiles.ts";
 
 const MiB = 1024 * 1024;
-/** First path segments of Bay's own routes (the E2B prefix may not start with one; `files` is E2B's envd file route). */
-const BAY_FIRST_SEGMENTS = ["v1", "mcp", "docs", "metrics", "health", "files", "openapi.json"];
+/** First path segments of Bay's own routes (the E2B prefix may not start with one; `files` is E2B's envd file route); tests/api/contract.test.ts keeps it equal to the app's routes. */
+export const BAY_FIRST_SEGMENTS = ["v1", "mcp", "docs", "metrics", "health", "files", "openapi.json"];
 
 const apiKeyOwner = z
   .string()

@@ -11,7 +11,7 @@ import { TEMPLATE_ALIAS_PATH } from "../../src/bay/e2b/route-paths.ts";
 import { operations as E2B_OPS } from "../../src/bay/e2b/generated/openapi/index.ts";
 import { inspectRoutes } from "hono/dev";
 import type { OperationId, OperationSpec } from "../../src/bay/api/generated/index.ts";
-import type { BayConfig } from "../../src/bay/config.ts";
+import { BAY_FIRST_SEGMENTS, type BayConfig } from "../../src/bay/config.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
 import {
   BODY_FIXTURES,
@@ -370,6 +370,18 @@ describe("routes ↔ spec operations", () => {
     const notInSpec = [...routes].filter((r) => !spec.has(r)).sort();
     const noRoute = [...spec].filter((s) => !routes.has(s)).sort();
     expect({ notInSpec, noRoute }).toEqual({ notInSpec: [], noRoute: [] });
+  });
+
+  test("the first segments the E2B prefix may not take are exactly those of Bay's own routes", () => {
+    // config.ts refuses an e2b.prefix under one of them; a new top-level route must be added there.
+    const prefix = t.bay.deps.config.e2b.prefix;
+    const own = new Set(
+      inspectRoutes(t.bay.app)
+        .map((r) => r.path)
+        .filter((path) => path !== prefix && !path.startsWith(`${prefix}/`) && path !== "/*")
+        .map((path) => path.split("/")[1]!.toLowerCase()),
+    );
+    expect([...own].sort()).toEqual([...BAY_FIRST_SEGMENTS].sort());
   });
 
   test("every route fits Hono's RegExpRouter (one route that does not silently drops the app to its slower TrieRouter)", async () => {
