@@ -6,10 +6,9 @@
 import { writeSync } from "node:fs";
 import type { KernelEvent } from "../protocol.ts";
 import type { KernelFds } from "./fds.ts";
+import { kernelStringify } from "./intrinsics.ts";
 
 export class KernelChannel {
-  /** Taken when the kernel starts, before any cell could replace JSON.stringify. */
-  private readonly stringify = JSON.stringify;
   private protocolDirty = false;
 
   constructor(private readonly fds: Pick<KernelFds, "requests" | "protocol" | "log">) {}
@@ -17,7 +16,7 @@ export class KernelChannel {
   /** Writes one event line, retrying a full pipe; a broken channel ends the process. */
   send(event: KernelEvent): void {
     // A write cut short (an interrupt landing mid-loop) leaves half a line: start afresh.
-    const line = `${this.protocolDirty ? "\n" : ""}${this.stringify(event)}\n`;
+    const line = `${this.protocolDirty ? "\n" : ""}${kernelStringify(event)}\n`;
     const buf = Buffer.from(line, "utf8");
     let offset = 0;
     this.protocolDirty = true;

@@ -8,3 +8,4 @@ export const kernelSetImmediate = setImmediate;
 export const kernelSetInterval = setInterval;
 export const kernelClearInterval = clearInterval;
 export const kernelQueueMicrotask = queueMicrotask;
+export const kernelStringify = JSON.stringify;

@@ -11,10 +11,10 @@
  * naming a cell still queued answers it as interrupted, unrun, when its turn comes
  * (interrupt-requests.ts). User code that holds the thread gets SIGINT from Ship as
  * well (js-kernel-process.ts): it is entered through guard.ts, so SIGINT stops even a
- * tight loop and the process and its globals survive. Entered that way: the cell's synchronous part, the rest of the cell
- * after each top-level `await` (transform.ts routes it through `__bay__.hop`), promise
- * reactions that run during those sections, setTimeout/setInterval callbacks, and the
- * rich-output hook. A SIGINT that finds no guarded call running does nothing: which
+ * tight loop and the process and its globals survive. Entered that way: the cell's
+ * synchronous part, the rest of the cell after each top-level `await` (transform.ts
+ * routes it through `__bay__.hop`), promise reactions that run during those sections,
+ * setTimeout/setInterval callbacks, and the rich-output hook. A SIGINT that finds no guarded call running does nothing: which
  * cell it was meant for is not known, and the stdin request ends the cell. Out of
  * reach: a loop in code resumed directly by native I/O (the rest of a user `async
  * function` after `await fetch()` or `await Bun.sleep()`, stream, socket or
@@ -28,7 +28,7 @@ import { takeOverStdio, type CapturedFd, type KernelFds } from "./fds.ts";
 import { installGlobals } from "./globals.ts";
 import { Guard, type Guarded } from "./guard.ts";
 import { InterruptRequests } from "./interrupt-requests.ts";
-import { KernelPromise, kernelClearInterval, kernelSetImmediate, kernelSetInterval } from "./intrinsics.ts";
+import { KernelPromise, kernelClearInterval, kernelSetImmediate, kernelSetInterval, kernelStringify } from "./intrinsics.ts";
 import { Cell, type Outcome } from "./cell.ts";
 import { KernelChannel } from "./channel.ts";
 import { bundleOf, clip, describeError, normalizeBundle } from "./output.ts";
@@ -78,7 +78,6 @@ class JsKernel {
   private poller: ReturnType<typeof setInterval> | null = null;
   private readonly guard = new Guard(`${HELPER}.guarded`);
   private readonly interrupts = new InterruptRequests();
-  private readonly stringify = JSON.stringify;
   private readonly transpiler = new Bun.Transpiler({ loader: "ts", target: "bun", trimUnusedImports: false, deadCodeElimination: false });
   /** Per cell, the script line that calls its async wrapper: frames there are the kernel's. */
   private readonly wrapperLines = new Map<number, number>();
@@ -122,7 +121,7 @@ class JsKernel {
         filename: "bay-kernel-warmup",
       });
       const ran = this.guard.run(() => script.runInThisContext() as Promise<unknown>);
-      if (ran.kind === "ok") void ran.value.then((value) => this.stringify(bundleOf(value)));
+      if (ran.kind === "ok") void ran.value.then((value) => kernelStringify(bundleOf(value)));
     } catch (err) {
       this.channel.log(`warm-up failed: ${(err as Error).message}`);
     }
