@@ -71,13 +71,8 @@ export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<ty
           // Bay's terminal is a login shell in the workspace: the command, cwd and env of the request are not used.
           const session = await deps.ptys.open(call, { cols: req.pty.size?.cols ?? 80, rows: req.pty.size?.rows ?? 24 });
           yield event(StartResponseSchema, { case: "start", value: { pid: session.pid } });
-          const deadline = ctx.timeoutMs();
-          const timer = deadline === undefined ? undefined : setTimeout(() => session.hangUp(), Math.max(deadline - 50, 0));
-          try {
-            yield* relayOutput(StartResponseSchema, session.read(ctx.signal), keepaliveMs(ctx));
-          } finally {
-            clearTimeout(timer);
-          }
+          const deadline = processDeadline(ctx, () => session.hangUp());
+          yield* deadline.watch(relayOutput(StartResponseSchema, session.read(deadline.signal), keepaliveMs(ctx)));
           return;
         }
         const cfg = req.process;
@@ -91,17 +86,10 @@ export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<ty
           ...(cwd ? { cwd } : {}),
         });
         yield event(StartResponseSchema, { case: "start", value: { pid: started.pid } });
-        // The call's own deadline (the SDK's timeoutMs) ends the command too.
-        const deadline = ctx.timeoutMs();
-        const timer =
-          deadline === undefined
-            ? undefined
-            : setTimeout(() => void backend.kill(call, started.processId).catch(() => {}), Math.max(deadline - 50, 0));
-        try {
-          yield* relayOutput(StartResponseSchema, backend.follow(call, started.processId, ctx.signal), keepaliveMs(ctx));
-        } finally {
-          clearTimeout(timer);
-        }
+        // The call's own deadline (the SDK's timeoutMs) kills the command too, as envd's does
+        // (by then the request's signal may be gone: the kill is its own call).
+        const deadline = processDeadline(ctx, () => void backend.kill({ ...call, signal: undefined }, started.processId).catch(() => {}));
+        yield* deadline.watch(relayOutput(StartResponseSchema, backend.follow(call, started.processId, deadline.signal), keepaliveMs(ctx)));
       });
     },
 
@@ -193,6 +181,41 @@ function event<S extends StreamSchema>(schema: S, e: EventInit): MessageShape<S>
 }
 
 /** Output as data events, a keepalive whenever nothing else came for `keepaliveMs`, and the end. */
+/**
+ * A started process's deadline: the call's Connect-Timeout-Ms (the SDK's
+ * timeoutMs), as envd's procCtx. When it passes, `kill` runs whether or not the
+ * client is still there (a client that leaves earlier does not kill, but its
+ * process does not outlive the deadline either), and a stream still open ends
+ * with deadline_exceeded (the SDK's TimeoutError), not with the end event of the
+ * process it killed. Once the process's own end event is relayed, nothing runs.
+ */
+function processDeadline(ctx: HandlerContext, kill: () => void) {
+  const ms = ctx.timeoutMs();
+  const expired = new AbortController();
+  const timer =
+    ms === undefined
+      ? undefined
+      : setTimeout(() => {
+          expired.abort(new ConnectError("the command ran past its timeoutMs and was killed", Code.DeadlineExceeded));
+          kill();
+        }, ms);
+  timer?.unref?.();
+  return {
+    /** Aborts when the client leaves or the deadline passes. */
+    signal: ms === undefined ? ctx.signal : AbortSignal.any([ctx.signal, expired.signal]),
+    /** Relays `events` (which return only after the process's end event), ending them with the deadline's error once it passed. */
+    async *watch<T>(events: AsyncIterable<T>): AsyncIterable<T> {
+      try {
+        yield* events;
+        clearTimeout(timer);
+      } catch (e) {
+        if (expired.signal.aborted) throw expired.signal.reason;
+        throw e;
+      }
+    },
+  };
+}
+
 async function* relayOutput<S extends StreamSchema>(schema: S, output: AsyncIterable<ProcessOutput>, keepaliveMs: number) {
   for await (const o of withKeepalive(output, keepaliveMs)) {
     if (o === KEEPALIVE) {

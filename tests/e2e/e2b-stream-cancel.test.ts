@@ -1,0 +1,149 @@
+/**
+ * E2B's Connect streams (Process.Start and Process.Connect) end on Bay's side when
+ * the official SDK (e2b 2.51.0, unmodified) leaves them: a foreground command cut by
+ * its own `timeoutMs`, a background command's `disconnect()`, a reattach by pid and
+ * its `disconnect()`. Against a real Bay process on real Docker whose owners may
+ * hold two open streams each (limits.max_open_streams_per_owner): had any stream
+ * kept its slot after its client left, the next ones would be refused. First the
+ * limit is shown to bite (two held open, a third refused), so the rest can fail.
+ * And the deadline as envd keeps it: a command's or terminal's `timeoutMs` ends
+ * its stream in TimeoutError (not the exit of the process it killed) and kills
+ * the process, also once its client has left; a client that leaves does not kill.
+ */
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type CommandHandle, Sandbox } from "e2b";
+import { type BayProcess, requireShipImages, SHIP_IMAGE, spawnBay } from "./support/e2e.ts";
+
+setDefaultTimeout(300_000);
+
+const KEY = `e2b_${"c3".repeat(20)}`;
+const ROUNDS = 5;
+let bay: BayProcess;
+let dir: string;
+let sb: Sandbox;
+let opts: { apiKey: string; apiUrl: string; sandboxUrl: string };
+
+/** Fails with `label` when `p` has not settled within `ms`: an SDK that hangs fails its test. */
+async function within<T>(ms: number, label: string, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const guard = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`watchdog: ${label} did not finish within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, guard]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A background command that prints once and then sleeps, with its first output seen. */
+async function started(label: string): Promise<CommandHandle> {
+  const h = await within(30_000, label, sb.commands.run("echo up; sleep 600", { background: true, timeoutMs: 0 }));
+  const until = Date.now() + 30_000;
+  while (!h.stdout.includes("up") && Date.now() < until) await Bun.sleep(20);
+  expect(h.stdout).toBe("up\n");
+  return h;
+}
+
+beforeAll(async () => {
+  await requireShipImages([SHIP_IMAGE]);
+  dir = mkdtempSync(join(tmpdir(), "bay-e2b-cancel-"));
+  writeFileSync(
+    join(dir, "bay.yaml"),
+    ["profiles:", "  - id: python-default", `    image: ${SHIP_IMAGE}`, "limits:", "  max_open_streams_per_owner: 2", ""].join("\n"),
+  );
+  bay = await spawnBay({ BAY_AUTH_MODE: "api_key", BAY_API_KEY: KEY, BAY_API_KEY_OWNER: "alice", BAY_CONFIG: join(dir, "bay.yaml") });
+  const api = `${bay.url}/e2b`;
+  opts = { apiKey: KEY, apiUrl: api, sandboxUrl: api };
+  sb = await within(60_000, "create", Sandbox.create(opts));
+});
+
+afterAll(async () => {
+  if (sb) await Sandbox.kill(sb.sandboxId, opts).catch(() => {});
+  await bay?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test("the limit bites: two streams held open, a third command is refused; leaving one frees its slot", async () => {
+  const a = await started("first held");
+  const b = await started("second held");
+  const third = await within(
+    30_000,
+    "third",
+    sb.commands.run("echo three", { timeoutMs: 10_000 }).catch((e: unknown) => e),
+  );
+  expect(String(third)).toMatch(/resource_exhausted|too many|429|limit/i);
+  await a.disconnect();
+  await b.disconnect();
+  const r = await within(30_000, "after leaving", sb.commands.run("echo free"));
+  expect(r.stdout).toBe("free\n");
+  await sb.commands.kill(a.pid);
+  await sb.commands.kill(b.pid);
+});
+
+test(`foreground commands cut by their own timeoutMs end in TimeoutError, are killed, and give their slots back (${ROUNDS} in a row, limit 2)`, async () => {
+  for (let i = 0; i < ROUNDS; i++) {
+    const err = await within(
+      30_000,
+      `timed-out run ${i}`,
+      sb.commands.run(`echo round${i}; sleep 600`, { timeoutMs: 1_000 }).catch((e: unknown) => e),
+    );
+    // As with envd: the call's deadline error, not the exit of the process it killed.
+    expect(`${i}: ${(err as Error)?.name}`).toBe(`${i}: TimeoutError`);
+  }
+  // Killed at their deadline, as envd kills them (a client that merely leaves does not kill).
+  const until = Date.now() + 10_000;
+  const timedOut = async () =>
+    (await within(10_000, "list", sb.commands.list())).filter((p) => [p.cmd, ...p.args].join(" ").includes("round")).length;
+  while ((await timedOut()) > 0 && Date.now() < until) await Bun.sleep(100);
+  expect(await timedOut()).toBe(0);
+  const r = await within(30_000, "after the timeouts", sb.commands.run("echo ok"));
+  expect(r.stdout).toBe("ok\n");
+});
+
+test(`background commands and reattaches left by disconnect() give their slots back (${ROUNDS} of each, limit 2)`, async () => {
+  const pids: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const h = await started(`background ${i}`);
+    pids.push(h.pid);
+    await h.disconnect();
+  }
+  // The processes run on after their clients left (E2B's disconnect does not kill).
+  const listed = (await within(10_000, "list", sb.commands.list())).map((p) => p.pid);
+  for (const pid of pids) expect(listed).toContain(pid);
+  for (let i = 0; i < ROUNDS; i++) {
+    const again = await within(30_000, `connect ${i}`, sb.commands.connect(pids[i % pids.length]!));
+    const until = Date.now() + 30_000;
+    while (!again.stdout.includes("up") && Date.now() < until) await Bun.sleep(20);
+    expect(again.stdout).toBe("up\n");
+    await again.disconnect();
+  }
+  const r = await within(30_000, "after the disconnects", sb.commands.run("echo still"));
+  expect(r.stdout).toBe("still\n");
+  for (const pid of pids) expect(await within(10_000, `kill ${pid}`, sb.commands.kill(pid))).toBe(true);
+});
+
+test("a terminal (pty) past its timeoutMs is hung up and its wait ends in TimeoutError", async () => {
+  const term = await within(30_000, "pty", sb.pty.create({ cols: 80, rows: 24, timeoutMs: 1_500, onData: () => {} }));
+  const end = await within(30_000, "pty wait", term.wait().catch((e: unknown) => e));
+  expect((end as Error)?.name).toBe("TimeoutError");
+  const until = Date.now() + 10_000;
+  const open = async () => (await within(10_000, "list", sb.commands.list())).filter((p) => p.pid === term.pid).length;
+  while ((await open()) > 0 && Date.now() < until) await Bun.sleep(100);
+  expect(await open()).toBe(0);
+});
+
+test("a background command whose client left is still killed at its timeoutMs (envd's procCtx), not before", async () => {
+  const h = await within(30_000, "background", sb.commands.run("echo up; sleep 600", { background: true, timeoutMs: 2_000 }));
+  const seen = Date.now() + 30_000;
+  while (!h.stdout.includes("up") && Date.now() < seen) await Bun.sleep(20);
+  await h.disconnect();
+  const running = async () => (await within(10_000, "list", sb.commands.list())).some((p) => p.pid === h.pid);
+  expect(await running()).toBe(true);
+  const until = Date.now() + 15_000;
+  while ((await running()) && Date.now() < until) await Bun.sleep(100);
+  expect(await running()).toBe(false);
+});
