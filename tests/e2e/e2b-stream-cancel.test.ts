@@ -128,7 +128,11 @@ test(`background commands and reattaches left by disconnect() give their slots b
 
 test("a terminal (pty) past its timeoutMs is hung up and its wait ends in TimeoutError", async () => {
   const term = await within(30_000, "pty", sb.pty.create({ cols: 80, rows: 24, timeoutMs: 1_500, onData: () => {} }));
-  const end = await within(30_000, "pty wait", term.wait().catch((e: unknown) => e));
+  const end = await within(
+    30_000,
+    "pty wait",
+    term.wait().catch((e: unknown) => e),
+  );
   expect((end as Error)?.name).toBe("TimeoutError");
   const until = Date.now() + 10_000;
   const open = async () => (await within(10_000, "list", sb.commands.list())).filter((p) => p.pid === term.pid).length;
