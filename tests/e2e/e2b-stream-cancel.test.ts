@@ -151,3 +151,30 @@ test("a background command whose client left is still killed at its timeoutMs (e
   while ((await running()) && Date.now() < until) await Bun.sleep(100);
   expect(await running()).toBe(false);
 });
+
+/** One Connect message frame (JSON). */
+function frame(msg: unknown): Uint8Array<ArrayBuffer> {
+  const json = new TextEncoder().encode(JSON.stringify(msg));
+  const out = new Uint8Array(5 + json.length);
+  new DataView(out.buffer).setUint32(1, json.length);
+  out.set(json, 5);
+  return out;
+}
+
+test("a Connect-Timeout-Ms past what a timer holds (~24.8 days) is refused as invalid, the command never run (it would be killed at once)", async () => {
+  const start = (timeoutMs: number, file: string) =>
+    fetch(`${bay.url}/e2b/process.Process/Start`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/connect+json",
+        "connect-timeout-ms": String(timeoutMs),
+        "e2b-sandbox-id": sb.sandboxId,
+        "x-access-token": (sb as unknown as { envdAccessToken: string }).envdAccessToken,
+      },
+      body: frame({ process: { cmd: "/bin/bash", args: ["-c", `echo ran > ${file}`] } }),
+    }).then((r) => r.text());
+  expect(await within(30_000, "huge", start(2 ** 31, "huge"))).toContain("invalid_argument");
+  expect(await within(30_000, "longest", start(2 ** 31 - 1, "longest"))).toContain('"status":"exit status 0"');
+  expect(await sb.files.exists("/home/user/huge")).toBe(false);
+  expect(await sb.files.read("/home/user/longest")).toBe("ran\n");
+});

@@ -34,6 +34,9 @@ export interface EnvdRpcDeps {
   watch: SandboxWatch;
 }
 
+/** The longest delay a timer holds (2^31 - 1 ms); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export type EnvdHandler = (req: Request) => Promise<Response>;
 
 /** Request path (`/process.Process/Start`) → handler. */
@@ -44,6 +47,9 @@ export function buildEnvdRpc(d: EnvdRpcDeps): Map<string, EnvdHandler> {
     grpcWeb: false,
     connect: true,
     readMaxBytes: READ_MAX_BYTES,
+    // A deadline (Connect-Timeout-Ms, the SDK's timeoutMs) past what a timer holds
+    // (~24.8 days) would fire at once and kill its command: refused as invalid_argument.
+    maxTimeoutMs: MAX_TIMER_MS,
     jsonOptions: { ignoreUnknownFields: true },
   });
   router.service(Process, processService({ calls, backend: d.backend, ptys: d.ptys, envVars: d.envVars }));
