@@ -13,25 +13,13 @@ import { CommandExitError, Sandbox } from "e2b";
 import { Sandbox as LegacySandbox } from "e2b-legacy";
 import { join } from "node:path";
 import { type BayProcess, requireShipImages, SHIP_DATA_IMAGE, SHIP_IMAGE, spawnBay } from "./support/e2e.ts";
+import { within } from "../support/within.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const ALICE_KEY = `e2b_${"a1".repeat(20)}`;
 let bay: BayProcess;
 let malloryKey: string;
 let api: string;
-
-/** Fails with `label` when `p` has not settled within `ms`: an SDK that hangs fails its test. */
-async function within<T>(ms: number, label: string, p: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const guard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`watchdog: ${label} did not finish within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, guard]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 const created: string[] = [];
 async function newSandbox(template?: string): Promise<Sandbox> {

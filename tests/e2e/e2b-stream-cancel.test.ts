@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CommandHandle, Sandbox } from "e2b";
 import { type BayProcess, requireShipImages, SHIP_IMAGE, spawnBay } from "./support/e2e.ts";
+import { within } from "../support/within.ts";
 
 setDefaultTimeout(300_000);
 
@@ -25,19 +26,6 @@ let bay: BayProcess;
 let dir: string;
 let sb: Sandbox;
 let opts: { apiKey: string; apiUrl: string; sandboxUrl: string };
-
-/** Fails with `label` when `p` has not settled within `ms`: an SDK that hangs fails its test. */
-async function within<T>(ms: number, label: string, p: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const guard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`watchdog: ${label} did not finish within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, guard]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A background command that prints once and then sleeps, with its first output seen. */
 async function started(label: string): Promise<CommandHandle> {

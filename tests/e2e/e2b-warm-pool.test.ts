@@ -17,6 +17,7 @@ import { createStores, type Stores } from "../../src/bay/store/index.ts";
 import type { PoolMember } from "../../src/bay/store/pool-store.ts";
 import { pollUntil } from "../support/harness.ts";
 import { type BayProcess, docker, requireShipImages, SHIP_IMAGE, spawnBay } from "./support/e2e.ts";
+import { within } from "../support/within.ts";
 
 setDefaultTimeout(300_000);
 
@@ -26,19 +27,6 @@ let db: Database;
 let stores: Stores;
 let opts: { apiKey: string; apiUrl: string; sandboxUrl: string };
 const created: string[] = [];
-
-/** Fails with `label` when `p` has not settled within `ms`: an SDK that hangs fails its test. */
-async function within<T>(ms: number, label: string, p: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const guard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`watchdog: ${label} did not finish within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, guard]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 beforeAll(async () => {
   await requireShipImages([SHIP_IMAGE]);
