@@ -8,7 +8,10 @@
  * limit is shown to bite (two held open, a third refused), so the rest can fail.
  * And the deadline as envd keeps it: a command's or terminal's `timeoutMs` ends
  * its stream in TimeoutError (not the exit of the process it killed) and kills
- * the process, also once its client has left; a client that leaves does not kill.
+ * the process, also once its client has left, also when the deadline passed before
+ * the start was answered; a client that leaves does not kill; a reattach's
+ * deadline ends only the reattach; and a deadline is kept with the process in the
+ * Ship, so one that passes after its sandbox was stopped starts nothing again.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -41,7 +44,15 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "bay-e2b-cancel-"));
   writeFileSync(
     join(dir, "bay.yaml"),
-    ["profiles:", "  - id: python-default", `    image: ${SHIP_IMAGE}`, "limits:", "  max_open_streams_per_owner: 2", ""].join("\n"),
+    [
+      "profiles:",
+      "  - id: python-default",
+      `    image: ${SHIP_IMAGE}`,
+      "limits:",
+      "  max_open_streams_per_owner: 2",
+      "  rate_limit_per_minute: 100000",
+      "",
+    ].join("\n"),
   );
   bay = await spawnBay({ BAY_AUTH_MODE: "api_key", BAY_API_KEY: KEY, BAY_API_KEY_OWNER: "alice", BAY_CONFIG: join(dir, "bay.yaml") });
   const api = `${bay.url}/e2b`;
@@ -149,20 +160,70 @@ function frame(msg: unknown): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/** A raw Process.Start of `script` on `on` with Connect-Timeout-Ms `timeoutMs`; `signal` to leave it. */
+function rawStart(on: Sandbox, timeoutMs: number, script: string, signal?: AbortSignal): Promise<Response> {
+  return fetch(`${bay.url}/e2b/process.Process/Start`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/connect+json",
+      "connect-timeout-ms": String(timeoutMs),
+      "e2b-sandbox-id": on.sandboxId,
+      "x-access-token": (on as unknown as { envdAccessToken: string }).envdAccessToken,
+    },
+    body: frame({ process: { cmd: "/bin/bash", args: ["-c", script] } }),
+    ...(signal ? { signal } : {}),
+  });
+}
+
 test("a Connect-Timeout-Ms past what a timer holds (~24.8 days) is refused as invalid, the command never run (it would be killed at once)", async () => {
-  const start = (timeoutMs: number, file: string) =>
-    fetch(`${bay.url}/e2b/process.Process/Start`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/connect+json",
-        "connect-timeout-ms": String(timeoutMs),
-        "e2b-sandbox-id": sb.sandboxId,
-        "x-access-token": (sb as unknown as { envdAccessToken: string }).envdAccessToken,
-      },
-      body: frame({ process: { cmd: "/bin/bash", args: ["-c", `echo ran > ${file}`] } }),
-    }).then((r) => r.text());
+  const start = (timeoutMs: number, file: string) => rawStart(sb, timeoutMs, `echo ran > ${file}`).then((r) => r.text());
   expect(await within(30_000, "huge", start(2 ** 31, "huge"))).toContain("invalid_argument");
   expect(await within(30_000, "longest", start(2 ** 31 - 1, "longest"))).toContain('"status":"exit status 0"');
   expect(await sb.files.exists("/home/user/huge")).toBe(false);
   expect(await sb.files.read("/home/user/longest")).toBe("ran\n");
+});
+
+/** Processes of `on` whose command line contains `marker`. */
+const running = async (on: Sandbox, marker: string) =>
+  (await within(10_000, "list", on.commands.list())).filter((p) => [p.cmd, ...p.args].join(" ").includes(marker));
+
+test("a deadline shorter than the start itself still kills what was started; nothing outlives it", async () => {
+  for (let i = 0; i < 12; i++) {
+    const res = await within(30_000, `short ${i}`, rawStart(sb, 2 + 4 * i, "sleep 600 # short-deadline"));
+    expect(await res.text()).toContain("deadline_exceeded");
+  }
+  const until = Date.now() + 10_000;
+  while ((await running(sb, "short-deadline")).length > 0 && Date.now() < until) await Bun.sleep(100);
+  expect(await running(sb, "short-deadline")).toEqual([]);
+});
+
+test("a reattach (commands.connect) past its timeoutMs ends in TimeoutError and leaves the process running", async () => {
+  const h = await started("to reattach");
+  await h.disconnect();
+  const again = await within(30_000, "connect", sb.commands.connect(h.pid, { timeoutMs: 1_000 }));
+  const end = await within(
+    30_000,
+    "reattached wait",
+    again.wait().catch((e: unknown) => e),
+  );
+  expect((end as Error)?.name).toBe("TimeoutError");
+  expect((await within(10_000, "list", sb.commands.list())).some((p) => p.pid === h.pid)).toBe(true);
+  expect(await within(10_000, "kill", sb.commands.kill(h.pid))).toBe(true);
+});
+
+test("a deadline that passes after its sandbox was stopped does not start the sandbox again", async () => {
+  const other = await within(60_000, "create", Sandbox.create(opts));
+  try {
+    const h = await within(30_000, "background", other.commands.run("echo up; sleep 600", { background: true, timeoutMs: 3_000 }));
+    await h.disconnect();
+    const auth = { authorization: `Bearer ${KEY}` };
+    const stop = await fetch(`${bay.url}/v1/sandboxes/${other.sandboxId}/stop`, { method: "POST", headers: auth });
+    expect(stop.status).toBeLessThan(300);
+    await Bun.sleep(4_500);
+    const sbx = (await (await fetch(`${bay.url}/v1/sandboxes/${other.sandboxId}`, { headers: auth })).json()) as { status: string };
+    expect(sbx.status).not.toBe("ready");
+    expect(sbx.status).not.toBe("starting");
+  } finally {
+    await Sandbox.kill(other.sandboxId, opts).catch(() => {});
+  }
 });

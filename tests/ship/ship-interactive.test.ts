@@ -206,6 +206,37 @@ describe("background processes with I/O", () => {
     expect([bad.status, bad.body.error.code]).toEqual([400, "validation_error"]);
   });
 
+  test("lifetime_ms kills the group (a child too) that long after the start; one that ends sooner stays exited; bounds refused", async () => {
+    const started = Date.now();
+    const id = await background("sleep 61.25 & echo ready; wait", { lifetime_ms: 400 });
+    const done = await processDone(id);
+    expect(done).toMatchObject({ status: "killed", signal: "SIGKILL" });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    // The `sleep 61.25` it forked went with its group: no process of that command is left.
+    const ps = await client.shell("pgrep -f '[s]leep 61.25' || echo none");
+    expect(ps.body.output).toContain("none");
+
+    const quick = await background("echo hi", { lifetime_ms: 300 });
+    expect(await processDone(quick)).toMatchObject({ status: "exited", exit_code: 0 });
+    await Bun.sleep(500);
+    expect((await client.json("GET", `/shell/processes/${quick}`)).body).toMatchObject({ status: "exited", exit_code: 0 });
+
+    for (const [body, path] of [
+      [{ command: "true", lifetime_ms: 100 }, "lifetime_ms"],
+      [{ command: "true", background: true, lifetime_ms: 0 }, "lifetime_ms"],
+      [{ command: "true", background: true, lifetime_ms: 2 ** 31 }, "lifetime_ms"],
+      [{ command: "true", background: true, lifetime_ms: 1.5 }, "lifetime_ms"],
+    ] as const) {
+      const r = await client.json("POST", "/shell/exec", body);
+      expect([r.status, r.body.error.code, JSON.stringify(r.body.error.details)]).toEqual([
+        400,
+        "validation_error",
+        expect.stringContaining(path),
+      ]);
+    }
+  });
+
   test("the ring keeps the newest bytes; a reader that fell behind learns how many it missed", async () => {
     const id = await background("head -c 200000 /dev/zero | tr '\\0' x; echo; echo tail-end");
     await processDone(id);

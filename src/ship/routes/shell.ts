@@ -19,6 +19,12 @@ const execBody = ops.execShell.body.superRefine((body, ctx) => {
   }
   if (body.stdin && !body.background)
     ctx.addIssue({ code: "custom", path: ["stdin"], message: "only a background process has a stdin to write to" });
+  if (body.lifetime_ms !== undefined && !body.background)
+    ctx.addIssue({
+      code: "custom",
+      path: ["lifetime_ms"],
+      message: "only a background process has a lifetime (a foreground one has its timeout)",
+    });
 });
 
 /** POST /shell/exec and the /shell/processes resource. */
@@ -28,7 +34,7 @@ export function shellRoutes(deps: { workspace: string; processes: ProcessRegistr
       const body = c.req.valid("json");
       const spec = { command: body.command, cwd: (await workingDir(deps.workspace, body.cwd)).absolute, env: body.env };
       if (body.background) {
-        const item = deps.processes.start({ ...spec, stdin: body.stdin });
+        const item = deps.processes.start({ ...spec, stdin: body.stdin, lifetimeMs: body.lifetime_ms });
         return c.json({
           success: true,
           output: "",

@@ -69,8 +69,11 @@ export class ProcessRegistry {
 
   constructor(private readonly opts: ProcessRegistryOptions) {}
 
-  /** Starts a command in the background, or throws quota_exceeded at the cap. */
-  start(spec: CommandSpec & { stdin?: boolean }): ProcessItem {
+  /**
+   * Starts a command in the background, or throws quota_exceeded at the cap.
+   * `lifetimeMs`: its group is killed that long after the start (unless it ended first).
+   */
+  start(spec: CommandSpec & { stdin?: boolean; lifetimeMs?: number }): ProcessItem {
     const running = [...this.entries.values()].filter((e) => e.item.status === "running").length;
     if (running >= this.opts.maxRunning) {
       throw new ShipError("quota_exceeded", `too many background processes (max ${this.opts.maxRunning})`, {
@@ -107,7 +110,17 @@ export class ProcessRegistry {
     // foreground exec: an entry that is no longer "running" owns no processes, so
     // nothing can outlive the cap or escape DELETE. Output still in the pipes is
     // read for a short grace, then the ring is closed (followers get `exit`).
+    const lifetime =
+      spec.lifetimeMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            if (entry.item.status !== "running") return;
+            entry.killRequested = true;
+            killGroup(proc.pid);
+          }, spec.lifetimeMs);
+    lifetime?.unref?.();
     void proc.exited.then(async () => {
+      clearTimeout(lifetime);
       killGroup(proc.pid);
       this.finish(entry);
       const grace = setTimeout(() => stopReading.abort(), PIPE_GRACE_MS);

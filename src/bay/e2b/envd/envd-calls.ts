@@ -3,7 +3,7 @@
  * and access token, Basic user), run it as the sandbox's owner, and turn every
  * failure into the Connect error an E2B SDK maps to its own error classes.
  */
-import type { HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { Logger } from "../../logger.ts";
 import { toConnectError } from "./connect-errors.ts";
 import type { DataPlaneAccess, DataPlaneCall } from "./access.ts";
@@ -30,7 +30,7 @@ export class EnvdCalls {
     try {
       return await run(await this.authorize(ctx));
     } catch (e) {
-      throw toConnectError(e, this.logger);
+      throw this.failure(ctx, e);
     }
   }
 
@@ -39,7 +39,18 @@ export class EnvdCalls {
     try {
       yield* run(await this.authorize(ctx));
     } catch (e) {
-      throw toConnectError(e, this.logger);
+      throw this.failure(ctx, e);
     }
+  }
+
+  /**
+   * A call whose deadline (Connect-Timeout-Ms) passed fails with that deadline's own
+   * deadline_exceeded, whatever the work it cut reported on its way out (a lost
+   * stream, a client gone); any other failure as Bay's error maps it.
+   */
+  private failure(ctx: HandlerContext, e: unknown): ConnectError {
+    const reason = ctx.signal.aborted ? ConnectError.from(ctx.signal.reason) : null;
+    if (reason?.code === Code.DeadlineExceeded) return reason;
+    return toConnectError(e, this.logger);
   }
 }

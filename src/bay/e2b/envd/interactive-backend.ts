@@ -34,6 +34,8 @@ export class InteractiveProcessBackend implements ProcessBackend {
       stdin: spec.stdin,
       env: spec.env,
       ...(spec.cwd ? { cwd: spec.cwd } : {}),
+      // The Ship keeps the deadline with the process: it holds across Bay restarts, replicas and stops.
+      ...(spec.lifetimeMs !== undefined ? { lifetime_ms: spec.lifetimeMs } : {}),
     });
     const { process_id } = (await res.json()) as { process_id: string };
     const p = (await (await this.exec.getProcess(ctx, process_id)).json()) as ShipProcess;

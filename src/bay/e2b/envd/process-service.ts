@@ -69,10 +69,10 @@ export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<ty
         if (req.pty) {
           if (!deps.ptys) throw new BayError("not_implemented", "terminals (pty) need Bay's interactive processes");
           // Bay's terminal is a login shell in the workspace: the command, cwd and env of the request are not used.
-          const session = await deps.ptys.open(call, { cols: req.pty.size?.cols ?? 80, rows: req.pty.size?.rows ?? 24 });
+          const size = { cols: req.pty.size?.cols ?? 80, rows: req.pty.size?.rows ?? 24 };
+          const session = await deps.ptys.open(call, size, lifetime(ctx));
           yield event(StartResponseSchema, { case: "start", value: { pid: session.pid } });
-          const deadline = processDeadline(ctx, () => session.hangUp());
-          yield* deadline.watch(relayOutput(StartResponseSchema, session.read(deadline.signal), keepaliveMs(ctx)));
+          yield* relayOutput(StartResponseSchema, session.read(ctx.signal), keepaliveMs(ctx));
           return;
         }
         const cfg = req.process;
@@ -84,12 +84,10 @@ export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<ty
           env,
           stdin: req.stdin === true,
           ...(cwd ? { cwd } : {}),
+          lifetimeMs: lifetime(ctx),
         });
         yield event(StartResponseSchema, { case: "start", value: { pid: started.pid } });
-        // The call's own deadline (the SDK's timeoutMs) kills the command too, as envd's does
-        // (by then the request's signal may be gone: the kill is its own call).
-        const deadline = processDeadline(ctx, () => void backend.kill({ ...call, signal: undefined }, started.processId).catch(() => {}));
-        yield* deadline.watch(relayOutput(StartResponseSchema, backend.follow(call, started.processId, deadline.signal), keepaliveMs(ctx)));
+        yield* relayOutput(StartResponseSchema, backend.follow(call, started.processId, ctx.signal), keepaliveMs(ctx));
       });
     },
 
@@ -182,38 +180,17 @@ function event<S extends StreamSchema>(schema: S, e: EventInit): MessageShape<S>
 
 /** Output as data events, a keepalive whenever nothing else came for `keepaliveMs`, and the end. */
 /**
- * A started process's deadline: the call's Connect-Timeout-Ms (the SDK's
- * timeoutMs), as envd's procCtx. When it passes, `kill` runs whether or not the
- * client is still there (a client that leaves earlier does not kill, but its
- * process does not outlive the deadline either), and a stream still open ends
- * with deadline_exceeded (the SDK's TimeoutError), not with the end event of the
- * process it killed. Once the process's own end event is relayed, nothing runs.
+ * What is left of the call's deadline (Connect-Timeout-Ms, the SDK's timeoutMs) for
+ * the process it starts, as envd's procCtx: the process (or terminal) is killed
+ * when it passes, whether or not its client is still there; the stream itself ends
+ * with the deadline's own error (EnvdCalls), which comes first. Undefined: no deadline.
  */
-function processDeadline(ctx: HandlerContext, kill: () => void) {
+function lifetime(ctx: HandlerContext): number | undefined {
   const ms = ctx.timeoutMs();
-  const expired = new AbortController();
-  const timer =
-    ms === undefined
-      ? undefined
-      : setTimeout(() => {
-          expired.abort(new ConnectError("the command ran past its timeoutMs and was killed", Code.DeadlineExceeded));
-          kill();
-        }, ms);
-  timer?.unref?.();
-  return {
-    /** Aborts when the client leaves or the deadline passes. */
-    signal: ms === undefined ? ctx.signal : AbortSignal.any([ctx.signal, expired.signal]),
-    /** Relays `events` (which return only after the process's end event), ending them with the deadline's error once it passed. */
-    async *watch<T>(events: AsyncIterable<T>): AsyncIterable<T> {
-      try {
-        yield* events;
-        clearTimeout(timer);
-      } catch (e) {
-        if (expired.signal.aborted) throw expired.signal.reason;
-        throw e;
-      }
-    },
-  };
+  if (ms === undefined) return undefined;
+  // Nothing is started for a call already past its deadline.
+  if (ms <= 0) throw new ConnectError("the operation timed out", Code.DeadlineExceeded);
+  return Math.ceil(ms);
 }
 
 async function* relayOutput<S extends StreamSchema>(schema: S, output: AsyncIterable<ProcessOutput>, keepaliveMs: number) {

@@ -136,7 +136,8 @@ export class PtySessions {
 
   constructor(private readonly terminal: SandboxTerminal) {}
 
-  async open(ctx: CallContext, size: { cols: number; rows: number }): Promise<PtySession> {
+  /** Opens a terminal; `lifetimeMs`: it is hung up that long after it opened (while it is open; nothing is kept after it ends). */
+  async open(ctx: CallContext, size: { cols: number; rows: number }, lifetimeMs?: number): Promise<PtySession> {
     const cols = clamp(size.cols || 80);
     const rows = clamp(size.rows || 24);
     const bridge = await this.terminal.open(ctx, { cols, rows });
@@ -144,7 +145,10 @@ export class PtySessions {
     bridge.attach(session);
     const key = `${ctx.sandboxId}/${session.pid}`;
     this.sessions.set(key, session);
+    const lifetime = lifetimeMs === undefined ? undefined : setTimeout(() => session.hangUp(), lifetimeMs);
+    lifetime?.unref?.();
     void bridge.closed.finally(() => {
+      clearTimeout(lifetime);
       // Kept a little while after it ends, so a reader that reattaches still learns its exit.
       setTimeout(() => this.sessions.delete(key), 60_000).unref?.();
     });

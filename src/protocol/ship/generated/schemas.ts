@@ -129,6 +129,8 @@ export const zShellExecRequest = z.lazy(() => z.object({
   background: z.boolean().default(false),
   /** Background only: keep stdin open as a pipe (POST /shell/processes/{id}/stdin writes to it); otherwise stdin is /dev/null. */
   stdin: z.boolean().default(false),
+  /** Background only: the process group is killed this many milliseconds after the process started, whoever is (or is not) following it (an E2B command's timeoutMs). Absent: it runs until it exits or is killed. */
+  lifetime_ms: z.number().int().min(1).max(2147483647).optional(),
 }));
 export type ShellExecRequest = z.infer<typeof zShellExecRequest>;
 
