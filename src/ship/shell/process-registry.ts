@@ -105,11 +105,7 @@ export class ProcessRegistry {
       pump(proc.stdout, "stdout", entry.ring, stopReading.signal),
       pump(proc.stderr, "stderr", entry.ring, stopReading.signal),
     ]);
-    // Awaiting `exited` is what reaps the child (no zombie). When the leader exits,
-    // whatever it left in its process group (`cmd &`) is killed, like after a
-    // foreground exec: an entry that is no longer "running" owns no processes, so
-    // nothing can outlive the cap or escape DELETE. Output still in the pipes is
-    // read for a short grace, then the ring is closed (followers get `exit`).
+    // Its lifetime (an E2B command's deadline): the group is killed then, followed or not.
     const lifetime =
       spec.lifetimeMs === undefined
         ? undefined
@@ -119,6 +115,11 @@ export class ProcessRegistry {
             killGroup(proc.pid);
           }, spec.lifetimeMs);
     lifetime?.unref?.();
+    // Awaiting `exited` is what reaps the child (no zombie). When the leader exits,
+    // whatever it left in its process group (`cmd &`) is killed, like after a
+    // foreground exec: an entry that is no longer "running" owns no processes, so
+    // nothing can outlive the cap or escape DELETE. Output still in the pipes is
+    // read for a short grace, then the ring is closed (followers get `exit`).
     void proc.exited.then(async () => {
       clearTimeout(lifetime);
       killGroup(proc.pid);

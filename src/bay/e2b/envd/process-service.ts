@@ -178,7 +178,6 @@ function event<S extends StreamSchema>(schema: S, e: EventInit): MessageShape<S>
   return create(schema as typeof StartResponseSchema, { event: { event: e } }) as MessageShape<S>;
 }
 
-/** Output as data events, a keepalive whenever nothing else came for `keepaliveMs`, and the end. */
 /**
  * What is left of the call's deadline (Connect-Timeout-Ms, the SDK's timeoutMs) for
  * the process it starts, as envd's procCtx: the process (or terminal) is killed
@@ -193,6 +192,7 @@ function lifetime(ctx: HandlerContext): number | undefined {
   return Math.ceil(ms);
 }
 
+/** Output as data events, a keepalive whenever nothing else came for `keepaliveMs`, and the end. */
 async function* relayOutput<S extends StreamSchema>(schema: S, output: AsyncIterable<ProcessOutput>, keepaliveMs: number) {
   for await (const o of withKeepalive(output, keepaliveMs)) {
     if (o === KEEPALIVE) {
