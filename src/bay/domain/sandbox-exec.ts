@@ -7,6 +7,7 @@
 import type { PythonExecRequest, ShellExecRequest } from "../../protocol/ship/index.ts";
 import { DEADLINES } from "../runtime/ship-client.ts";
 import type { CallContext, CapabilityRouter } from "./capability-router.ts";
+import { BayError } from "../errors.ts";
 import { normalizeWorkspacePath } from "./paths.ts";
 
 export class SandboxExec {
@@ -24,8 +25,13 @@ export class SandboxExec {
     });
   }
 
-  /** Runs a shell command (or starts it in the background); the cwd is checked before any container starts. */
-  shell(ctx: CallContext, body: ShellExecRequest, stream = false): Promise<Response> {
+  /**
+   * Runs a shell command (or starts it in the background); the cwd is checked before
+   * any container starts. `deadlineAt` (epoch ms, background only): the process is
+   * killed then by its Ship, the time left measured as the start is sent (after any
+   * runtime start); past it, nothing is started.
+   */
+  shell(ctx: CallContext, body: ShellExecRequest, stream = false, deadlineAt?: number): Promise<Response> {
     const request = body.cwd === undefined ? body : { ...body, cwd: normalizeWorkspacePath(body.cwd) };
     return this.router.call(ctx, {
       capability: "shell",
@@ -33,7 +39,7 @@ export class SandboxExec {
       coverMs: body.timeout * 1000,
       replayable: true,
       opens: stream,
-      run: (ship, s) => ship.execShell(s, request, { ...ctx, stream }),
+      run: (ship, s) => ship.execShell(s, untilDeadline(request, deadlineAt), { ...ctx, stream }),
     });
   }
 
@@ -58,4 +64,12 @@ export class SandboxExec {
       run,
     }) as Promise<Response>;
   }
+}
+
+/** A background start with the time left until `deadlineAt` as its Ship-kept lifetime. */
+function untilDeadline(request: ShellExecRequest, deadlineAt: number | undefined): ShellExecRequest {
+  if (deadlineAt === undefined) return request;
+  const left = Math.ceil(deadlineAt - Date.now());
+  if (left <= 0) throw new BayError("timeout", "the call's deadline passed before its process could start", { details: {} });
+  return { ...request, lifetime_ms: left };
 }

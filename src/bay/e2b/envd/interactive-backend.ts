@@ -27,16 +27,16 @@ export class InteractiveProcessBackend implements ProcessBackend {
   ) {}
 
   async start(ctx: CallContext, spec: ProcessSpec): Promise<ProcessSummary> {
-    const res = await this.exec.shell(ctx, {
+    const body = {
       command: quoteArgv(spec.argv),
       timeout: 300,
       background: true,
       stdin: spec.stdin,
       env: spec.env,
       ...(spec.cwd ? { cwd: spec.cwd } : {}),
-      // The Ship keeps the deadline with the process: it holds across Bay restarts, replicas and stops.
-      ...(spec.lifetimeMs !== undefined ? { lifetime_ms: spec.lifetimeMs } : {}),
-    });
+    };
+    // The Ship keeps the deadline with the process: it holds across Bay restarts, replicas and stops.
+    const res = await this.exec.shell(ctx, body, false, spec.deadlineAt);
     const { process_id } = (await res.json()) as { process_id: string };
     const p = (await (await this.exec.getProcess(ctx, process_id)).json()) as ShipProcess;
     return { processId: process_id, pid: p.pid, argv: spec.argv, running: p.status === "running" };

@@ -11,8 +11,8 @@ export interface ProcessSpec {
   cwd?: string;
   env: Record<string, string>;
   stdin: boolean;
-  /** Killed this long after it started, followed or not (the call's deadline, envd's procCtx); absent: no limit. */
-  lifetimeMs?: number;
+  /** When it is killed, followed or not (epoch ms: the call's deadline, envd's procCtx); absent: no limit. */
+  deadlineAt?: number;
 }
 
 export interface ProcessSummary {

@@ -70,7 +70,7 @@ export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<ty
           if (!deps.ptys) throw new BayError("not_implemented", "terminals (pty) need Bay's interactive processes");
           // Bay's terminal is a login shell in the workspace: the command, cwd and env of the request are not used.
           const size = { cols: req.pty.size?.cols ?? 80, rows: req.pty.size?.rows ?? 24 };
-          const session = await deps.ptys.open(call, size, lifetime(ctx));
+          const session = await deps.ptys.open(call, size, deadlineAt(ctx));
           yield event(StartResponseSchema, { case: "start", value: { pid: session.pid } });
           yield* relayOutput(StartResponseSchema, session.read(ctx.signal), keepaliveMs(ctx));
           return;
@@ -84,7 +84,7 @@ export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<ty
           env,
           stdin: req.stdin === true,
           ...(cwd ? { cwd } : {}),
-          lifetimeMs: lifetime(ctx),
+          deadlineAt: deadlineAt(ctx),
         });
         yield event(StartResponseSchema, { case: "start", value: { pid: started.pid } });
         yield* relayOutput(StartResponseSchema, backend.follow(call, started.processId, ctx.signal), keepaliveMs(ctx));
@@ -179,17 +179,18 @@ function event<S extends StreamSchema>(schema: S, e: EventInit): MessageShape<S>
 }
 
 /**
- * What is left of the call's deadline (Connect-Timeout-Ms, the SDK's timeoutMs) for
- * the process it starts, as envd's procCtx: the process (or terminal) is killed
- * when it passes, whether or not its client is still there; the stream itself ends
- * with the deadline's own error (EnvdCalls), which comes first. Undefined: no deadline.
+ * The call's deadline (Connect-Timeout-Ms, the SDK's timeoutMs) as a moment (epoch
+ * ms), for the process it starts, as envd's procCtx: the process (or terminal) is
+ * killed when it passes, whether or not its client is still there, however long its
+ * sandbox took to start; the stream itself ends with the deadline's own error
+ * (EnvdCalls), which comes first. Undefined: no deadline.
  */
-function lifetime(ctx: HandlerContext): number | undefined {
+function deadlineAt(ctx: HandlerContext): number | undefined {
   const ms = ctx.timeoutMs();
   if (ms === undefined) return undefined;
   // Nothing is started for a call already past its deadline.
   if (ms <= 0) throw new ConnectError("the operation timed out", Code.DeadlineExceeded);
-  return Math.ceil(ms);
+  return Date.now() + ms;
 }
 
 /** Output as data events, a keepalive whenever nothing else came for `keepaliveMs`, and the end. */

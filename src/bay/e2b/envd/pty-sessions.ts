@@ -136,8 +136,8 @@ export class PtySessions {
 
   constructor(private readonly terminal: SandboxTerminal) {}
 
-  /** Opens a terminal; `lifetimeMs`: it is hung up that long after it opened (while it is open; nothing is kept after it ends). */
-  async open(ctx: CallContext, size: { cols: number; rows: number }, lifetimeMs?: number): Promise<PtySession> {
+  /** Opens a terminal; `deadlineAt` (epoch ms): it is hung up then (while it is open; nothing is kept after it ends). */
+  async open(ctx: CallContext, size: { cols: number; rows: number }, deadlineAt?: number): Promise<PtySession> {
     const cols = clamp(size.cols || 80);
     const rows = clamp(size.rows || 24);
     const bridge = await this.terminal.open(ctx, { cols, rows });
@@ -145,7 +145,7 @@ export class PtySessions {
     bridge.attach(session);
     const key = `${ctx.sandboxId}/${session.pid}`;
     this.sessions.set(key, session);
-    const lifetime = lifetimeMs === undefined ? undefined : setTimeout(() => session.hangUp(), lifetimeMs);
+    const lifetime = deadlineAt === undefined ? undefined : setTimeout(() => session.hangUp(), Math.max(0, deadlineAt - Date.now()));
     lifetime?.unref?.();
     void bridge.closed.finally(() => {
       clearTimeout(lifetime);
