@@ -2,8 +2,7 @@
  * streamedAnswers (api/middleware/connection.ts) on a real Bun.serve with an idle
  * timeout of 1 s, behind a small Hono app: a stream whose client stops reading is
  * ended and its source cancelled (Bun itself would wait forever); a silent one
- * that is read lives on; and one read slowly but steadily, a 6 MiB event in one
- * chunk and more behind it over four idle timeouts, is not taken for a stopped reader.
+ * that is read lives on.
  */
 import { afterEach, expect, test } from "bun:test";
 import { connect } from "node:net";
@@ -44,23 +43,6 @@ function serve() {
     });
     return new Response(body, { headers: { "content-type": "text/event-stream" } });
   });
-  // One event of 6 MiB handed over as a single chunk (an exec result with a large output), 19 more behind it.
-  app.get("/big", () => {
-    const event = new TextEncoder().encode(`event: result\ndata: ${"y".repeat(6 * 1024 * 1024)}\n\n`);
-    const small = new TextEncoder().encode(`event: output\ndata: ${"z".repeat(64 * 1024)}\n\n`);
-    const end = new TextEncoder().encode("event: end\ndata: {}\n\n");
-    let n = 0;
-    const body = new ReadableStream<Uint8Array>({
-      pull(ctl) {
-        n++;
-        if (n === 1) ctl.enqueue(event);
-        else if (n <= 20) ctl.enqueue(small);
-        else if (n === 21) ctl.enqueue(end);
-        else ctl.close();
-      },
-    });
-    return new Response(body, { headers: { "content-type": "text/event-stream" } });
-  });
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 1, fetch: app.fetch });
   stops.push(() => server.stop(true));
   return { port: server.port!, seen };
@@ -92,30 +74,3 @@ test("a silent stream that is read gets all its events past the idle timeout", a
   expect(text).toContain("event: e1");
   expect(text).toContain("event: e2");
 }, 20_000);
-
-test("a client that reads a large event slowly but steadily gets all of it, though it takes many idle timeouts", async () => {
-  const { port } = serve();
-  const started = Date.now();
-  let received = 0;
-  let ended = false;
-  // About 1.5 MiB/s: the 6 MiB event takes ~4 s, four times the idle timeout, with no pause of even 0.1 s.
-  const sock = connect({ host: "127.0.0.1", port }, () => sock.write("GET /big HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
-  sock.setNoDelay(true);
-  let tail = "";
-  sock.on("data", (d: Buffer) => {
-    received += d.length;
-    tail = (tail + d.toString("latin1")).slice(-200);
-    sock.pause();
-    setTimeout(() => sock.resume(), Math.ceil(d.length / 1536));
-  });
-  sock.on("error", () => {});
-  sock.on("close", () => {
-    ended = true;
-  });
-  stops.push(() => sock.destroy());
-  while (!ended && Date.now() - started < 20_000) await Bun.sleep(50);
-  expect(ended).toBe(true);
-  expect(Date.now() - started).toBeGreaterThan(2_000);
-  expect(received).toBeGreaterThan(6 * 1024 * 1024);
-  expect(tail).toContain("event: end");
-}, 30_000);
