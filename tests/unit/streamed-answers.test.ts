@@ -2,7 +2,9 @@
  * streamedAnswers (api/middleware/connection.ts) on a real Bun.serve with an idle
  * timeout of 1 s, behind a small Hono app: a stream whose client stops reading is
  * ended and its source cancelled (Bun itself would wait forever); a silent one
- * that is read lives on.
+ * that is read lives on; a large event goes over byte for byte, and one read
+ * slowly but steadily over many idle timeouts is not taken for a stopped reader,
+ * while a client that stops in the middle of one still is.
  */
 import { afterEach, expect, test } from "bun:test";
 import { connect } from "node:net";
@@ -14,11 +16,31 @@ afterEach(() => {
   for (const stop of stops.splice(0)) stop();
 });
 
+const BIG_MIB = 12;
+/** A 12 MiB event whose bytes differ along it (so a piece out of place would show). */
+const bigEvent = (() => {
+  const head = new TextEncoder().encode("event: result\ndata: ");
+  const out = new Uint8Array(head.byteLength + BIG_MIB * 1024 * 1024 + 2);
+  out.set(head);
+  for (let i = head.byteLength; i < out.byteLength - 2; i++) out[i] = 97 + ((i * 7 + (i >> 16)) % 26);
+  out.set([10, 10], out.byteLength - 2);
+  return out;
+})();
+const smallEvent = (n: number) => new TextEncoder().encode(`event: output\ndata: ${String(n).repeat(64 * 1024)}\n\n`);
+/** Everything /big sends, in order. */
+const bigStream = () => {
+  const parts = [bigEvent];
+  for (let n = 2; n <= 20; n++) parts.push(smallEvent(n));
+  parts.push(new TextEncoder().encode("event: end\ndata: {}\n\n"));
+  return Buffer.concat(parts);
+};
+const sha = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
+
 /** An app whose /endless streams 64 KiB events as fast as they are taken, and whose /silent is quiet for 6 s. */
-function serve() {
+function serve(idleSeconds = 1) {
   const seen = { cancelledAt: 0, produced: 0 };
   const app = new Hono();
-  app.use(streamedAnswers(1));
+  app.use(streamedAnswers(idleSeconds));
   const chunk = new TextEncoder().encode(`data: ${"x".repeat(64 * 1024)}\n\n`);
   app.get("/endless", () => {
     const body = new ReadableStream<Uint8Array>({
@@ -43,7 +65,24 @@ function serve() {
     });
     return new Response(body, { headers: { "content-type": "text/event-stream" } });
   });
-  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 1, fetch: app.fetch });
+  // One event of BIG_MIB handed over as a single chunk (an exec result with a large output), 19 more behind it.
+  app.get("/big", () => {
+    let n = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(ctl) {
+        n++;
+        if (n === 1) ctl.enqueue(bigEvent);
+        else if (n <= 20) ctl.enqueue(smallEvent(n));
+        else if (n === 21) ctl.enqueue(new TextEncoder().encode("event: end\ndata: {}\n\n"));
+        else ctl.close();
+      },
+      cancel() {
+        seen.cancelledAt = Date.now();
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  const server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: idleSeconds, fetch: app.fetch });
   stops.push(() => server.stop(true));
   return { port: server.port!, seen };
 }
@@ -74,3 +113,56 @@ test("a silent stream that is read gets all its events past the idle timeout", a
   expect(text).toContain("event: e1");
   expect(text).toContain("event: e2");
 }, 20_000);
+
+test("a large event goes over byte for byte, and the events behind it in order", async () => {
+  const { port } = serve();
+  const got = new Uint8Array(await (await fetch(`http://127.0.0.1:${port}/big`)).arrayBuffer());
+  const want = bigStream();
+  expect(got.byteLength).toBe(want.byteLength);
+  expect(sha(got)).toBe(sha(want));
+}, 30_000);
+
+/** A raw HTTP/1.1 client on `port` that reads `path` at about `bytesPerMs`, then stops after `stopAfter` bytes (if given). */
+function slowReader(port: number, path: string, bytesPerMs: number, stopAfter = Number.POSITIVE_INFINITY) {
+  const state = { received: 0, tail: "", ended: false };
+  const sock = connect({ host: "127.0.0.1", port }, () =>
+    sock.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`),
+  );
+  sock.on("data", (d: Buffer) => {
+    state.received += d.length;
+    state.tail = (state.tail + d.toString("latin1")).slice(-200);
+    sock.pause();
+    if (state.received < stopAfter) setTimeout(() => sock.resume(), Math.ceil(d.length / bytesPerMs));
+  });
+  sock.on("error", () => {});
+  sock.on("close", () => {
+    state.ended = true;
+  });
+  stops.push(() => sock.destroy());
+  return state;
+}
+
+test("a client that reads a large event slowly but steadily gets all of it, though it takes several idle timeouts", async () => {
+  // Idle timeout 2 s; about 1.5 MiB/s, so the 12 MiB event alone takes ~8 s.
+  const { port, seen } = serve(2);
+  const started = Date.now();
+  const reader = slowReader(port, "/big", 1536);
+  while (!reader.ended && Date.now() - started < 40_000) await Bun.sleep(50);
+  expect(seen.cancelledAt).toBe(0);
+  expect(reader.received).toBeGreaterThan(bigStream().byteLength);
+  // The stream's last chunk, then the empty chunk that ends a chunked body.
+  expect(reader.tail.endsWith("event: end\ndata: {}\n\n\r\n0\r\n\r\n")).toBe(true);
+  // It did take several idle timeouts: had Bay waited for the next pull with the whole event handed over, it would have cut it.
+  expect(Date.now() - started).toBeGreaterThan(4_000);
+}, 60_000);
+
+test("a client that stops reading in the middle of a large event is still cut, and the source cancelled", async () => {
+  const { port, seen } = serve();
+  const started = Date.now();
+  // Takes 1 MiB of the 12 MiB event quickly, then reads nothing more.
+  const reader = slowReader(port, "/big", 64 * 1024, 1024 * 1024);
+  for (let i = 0; i < 200 && seen.cancelledAt === 0; i++) await Bun.sleep(100);
+  expect(seen.cancelledAt).toBeGreaterThan(0);
+  expect(seen.cancelledAt - started).toBeLessThan(15_000);
+  expect(reader.received).toBeLessThan(bigStream().byteLength);
+}, 30_000);
