@@ -18,6 +18,9 @@ commands:
   sandbox exec ID --python CODE|- [--timeout S]             run Python (- reads the code from stdin)
   sandbox rm ID…                                            delete sandboxes
 
+COMMAND's words are joined with spaces into one line for the sandbox's shell, as ssh
+does: quote what that shell must see as one word (-- sh -c "'echo a; echo b'").
+
 URL defaults to BAY_URL or http://127.0.0.1:8000, the token to BAY_TOKEN (an API key
 or JWT); --owner (or BAY_OWNER) sets X-Owner for a Bay in anonymous mode.`;
 
