@@ -48,3 +48,27 @@ test("ttl above the documented maximum (10 years) is refused before anything is 
   expect(list.body.items).toEqual([]);
   expect((await t.json("POST", "/v1/sandboxes", { body: { ttl: 315360000 } })).status).toBe(201);
 });
+
+describe("a required JSON body sent as another type", () => {
+  test.each([
+    ["form-encoded", "application/x-www-form-urlencoded", "code=1"],
+    ["text/plain", "text/plain", '{"code":"1"}'],
+    ["no Content-Type", undefined, '{"code":"1"}'],
+  ])("%s → 400 validation_error naming the Content-Type, not a missing field", async (_name, type, body) => {
+    const created = await t.json("POST", "/v1/sandboxes", { body: {} });
+    const r = await t.json("POST", `/v1/sandboxes/${created.body.id}/python/exec`, {
+      headers: type ? { "content-type": type } : {},
+      body,
+    });
+    expect(r.status).toBe(400);
+    expect(r.body.error.code).toBe("validation_error");
+    expect(r.body.error.message).toBe("a request body must be JSON (Content-Type: application/json)");
+  });
+
+  test("a JSON body with a field missing still names the field", async () => {
+    const created = await t.json("POST", "/v1/sandboxes", { body: {} });
+    const r = await t.json("POST", `/v1/sandboxes/${created.body.id}/python/exec`, { body: { cod: "1" } });
+    expect(r.status).toBe(400);
+    expect(r.body.error.message).toContain("code");
+  });
+});

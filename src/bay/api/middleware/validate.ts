@@ -22,18 +22,23 @@ export function validationError(target: string, issues: z.core.$ZodIssue[]): Bay
 export function validate<T extends z.ZodType, Target extends keyof ValidationTargets>(target: Target, schema: T) {
   const shape = target === "header" ? (schema as unknown as { shape?: Record<string, unknown> }).shape : undefined;
   const headerKeys = shape ? new Map(Object.keys(shape).map((k) => [k.toLowerCase(), k])) : null;
-  return validator(target, (value): z.output<T> => {
+  return validator(target, (value, c): z.output<T> => {
     let input: unknown = value;
     if (headerKeys) {
       input = Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [headerKeys.get(k) ?? k, v]));
     }
     const result = schema.safeParse(input);
-    if (!result.success) throw validationError(target, result.error.issues);
+    if (!result.success) {
+      // Hono reads a body of another type as `{}`: say what is wrong with it rather than which field is missing.
+      if (target === "json" && !JSON_TYPE.test(c.req.header("content-type") ?? "")) throw notJson();
+      throw validationError(target, result.error.issues);
+    }
     return result.data;
   });
 }
 
 const JSON_TYPE = /^application\/([\w.-]+\+)?json\b/i;
+const notJson = () => new BayError("validation_error", "a request body must be JSON (Content-Type: application/json)");
 
 /**
  * For operations whose JSON body is optional: an empty body is `{}` whatever the
@@ -48,7 +53,7 @@ export function validateOptionalJson<T extends z.ZodType>(
     let value: unknown = {};
     if (text.trim() !== "") {
       if (!JSON_TYPE.test(c.req.header("content-type") ?? "")) {
-        throw new BayError("validation_error", "a request body must be JSON (Content-Type: application/json)");
+        throw notJson();
       }
       try {
         value = JSON.parse(text);
