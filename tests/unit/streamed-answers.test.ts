@@ -4,7 +4,8 @@
  * ended and its source cancelled (Bun itself would wait forever); a silent one
  * that is read lives on; a large event goes over byte for byte, and one read
  * slowly but steadily over many idle timeouts is not taken for a stopped reader,
- * while a client that stops in the middle of one still is.
+ * while a client that stops in the middle of one still is, and one that trickles
+ * through it slower than the floor is cut when the event's deadline passes.
  */
 import { afterEach, expect, test } from "bun:test";
 import { connect } from "node:net";
@@ -37,10 +38,10 @@ const bigStream = () => {
 const sha = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
 
 /** An app whose /endless streams 64 KiB events as fast as they are taken, and whose /silent is quiet for 6 s. */
-function serve(idleSeconds = 1) {
-  const seen = { cancelledAt: 0, produced: 0 };
+function serve(idleSeconds = 1, minBytesPerSecond?: number) {
+  const seen = { cancelledAt: 0, produced: 0, reason: "" };
   const app = new Hono();
-  app.use(streamedAnswers(idleSeconds));
+  app.use(streamedAnswers(idleSeconds, minBytesPerSecond));
   const chunk = new TextEncoder().encode(`data: ${"x".repeat(64 * 1024)}\n\n`);
   app.get("/endless", () => {
     const body = new ReadableStream<Uint8Array>({
@@ -76,8 +77,9 @@ function serve(idleSeconds = 1) {
         else if (n === 21) ctl.enqueue(new TextEncoder().encode("event: end\ndata: {}\n\n"));
         else ctl.close();
       },
-      cancel() {
+      cancel(reason) {
         seen.cancelledAt = Date.now();
+        seen.reason = String(reason);
       },
     });
     return new Response(body, { headers: { "content-type": "text/event-stream" } });
@@ -143,8 +145,9 @@ function slowReader(port: number, path: string, bytesPerMs: number, stopAfter = 
 }
 
 test("a client that reads a large event slowly but steadily gets all of it, though it takes several idle timeouts", async () => {
-  // Idle timeout 2 s; about 1.5 MiB/s, so the 12 MiB event alone takes ~8 s.
-  const { port, seen } = serve(2);
+  // Idle timeout 3 s; about 1.5 MiB/s, so the 12 MiB event alone takes ~8 s. Between pulls Bun
+  // waits for ~1.3 MB of what it holds to drain: under 1 s at this rate, a third of the timeout.
+  const { port, seen } = serve(3);
   const started = Date.now();
   const reader = slowReader(port, "/big", 1536);
   while (!reader.ended && Date.now() - started < 40_000) await Bun.sleep(50);
@@ -152,8 +155,8 @@ test("a client that reads a large event slowly but steadily gets all of it, thou
   expect(reader.received).toBeGreaterThan(bigStream().byteLength);
   // The stream's last chunk, then the empty chunk that ends a chunked body.
   expect(reader.tail.endsWith("event: end\ndata: {}\n\n\r\n0\r\n\r\n")).toBe(true);
-  // It did take several idle timeouts: had Bay waited for the next pull with the whole event handed over, it would have cut it.
-  expect(Date.now() - started).toBeGreaterThan(4_000);
+  // It did take more than two idle timeouts: had Bay waited for the next pull with the whole event handed over, it would have cut it.
+  expect(Date.now() - started).toBeGreaterThan(6_000);
 }, 60_000);
 
 test("a client that stops reading in the middle of a large event is still cut, and the source cancelled", async () => {
@@ -166,3 +169,17 @@ test("a client that stops reading in the middle of a large event is still cut, a
   expect(seen.cancelledAt - started).toBeLessThan(15_000);
   expect(reader.received).toBeLessThan(bigStream().byteLength);
 }, 30_000);
+
+test("a client that trickles through a large event is cut once the event outlives its deadline, and the source cancelled", async () => {
+  // Idle timeout 3 s, and a reader at ~1 MiB/s, which Bun pulls for every ~1.3 s: never taken
+  // for a stopped one. But with a floor of 12 MiB/s the 12 MiB event must be taken within
+  // 3 s + 1 s, and Bun, which holds about 5 MiB ahead of its client, asks for what follows
+  // the event only after ~7 s: Bay stops holding it instead of waiting as long as the client likes.
+  const { port, seen } = serve(3, 12 * 1024 * 1024);
+  const started = Date.now();
+  const reader = slowReader(port, "/big", 1024);
+  while (!reader.ended && Date.now() - started < 40_000) await Bun.sleep(50);
+  expect(seen.cancelledAt).toBeGreaterThan(0);
+  expect(seen.reason).toContain("too slowly");
+  expect(reader.received).toBeLessThan(bigEvent.byteLength);
+}, 60_000);

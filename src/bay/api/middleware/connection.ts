@@ -73,10 +73,11 @@ const bodiless = (h: Headers): boolean => {
  *   per-owner stream limit, and gets it back when it ends or its client leaves,
  *   so a kept-alive connection after it is cut as any other;
  * * a stream whose client stops taking its chunks for `idleSeconds` is ended
- *   (its source, and the Ship's stream, cancelled), since Bun would wait forever;
+ *   (its source, and the Ship's stream, cancelled), since Bun would wait forever,
+ *   and so is one whose client takes a large chunk slower than `minBytesPerSecond`;
  * * a HEAD answer carries no body: one its GET route opened is cancelled at once.
  */
-export function streamedAnswers(idleSeconds: number): MiddlewareHandler {
+export function streamedAnswers(idleSeconds: number, minBytesPerSecond = MIN_CHUNK_BYTES_PER_SECOND): MiddlewareHandler {
   return async function bayStreamedAnswers(c, next) {
     const server = c.env as BunServerLike | undefined;
     const req = c.req.raw;
@@ -100,7 +101,7 @@ export function streamedAnswers(idleSeconds: number): MiddlewareHandler {
     if (!server?.timeout || !STREAM_TYPES.test(res.headers.get("content-type") ?? "") || res.body === null) return;
     server.timeout(req, 0);
     c.res = new Response(
-      watchedStream(res.body, idleSeconds * 1000, () => server.timeout?.(req, idleSeconds)),
+      watchedStream(res.body, idleSeconds * 1000, minBytesPerSecond, () => server.timeout?.(req, idleSeconds)),
       res,
     );
   };
@@ -108,26 +109,47 @@ export function streamedAnswers(idleSeconds: number): MiddlewareHandler {
 
 /**
  * Most bytes handed to Bun per pull. Bun pulls again once the socket has taken
- * enough of what it holds, so the time between pulls grows with the chunk handed
- * over: a 6 MiB chunk read at 1.5 MiB/s left 0.6–1 s between pulls, its 64 KiB
- * pieces 0.2 s (measured). Handed over whole, a large event (an exec result with
- * a big output) read slowly but steadily would pass for a stopped reader.
+ * enough of what it holds, so a large chunk handed over whole left the stall
+ * timer waiting for all of it: a 12 MiB event read at 1.5 MiB/s with a 2 s timeout
+ * was cut after 2.9 s. In pieces, the wait between pulls is the time the client
+ * takes to drain 0.6–1.3 MB of what Bun and the kernel hold ahead of it (measured),
+ * whatever the event's size.
  */
 const PIECE_BYTES = 64 * 1024;
 
 /**
+ * The slowest a client may take a large chunk, in bytes per second: a chunk held
+ * in pieces sits whole in Bay's memory (with its stream slot) until Bun asks for
+ * what follows it, so that must happen within the stall time plus its size at this
+ * rate (a 4 MiB event: 30 s + 64 s), however steadily a client trickles.
+ */
+export const MIN_CHUNK_BYTES_PER_SECOND = 64 * 1024;
+
+/**
  * `body`, calling `ended` once when it ends, fails or is cancelled, and ending it
  * (source cancelled, stream errored) when a piece handed over is not followed by
- * the next pull within `stallMs`: its client stopped reading. Chunks go over in
- * pieces of at most PIECE_BYTES (views, not copies), one per pull.
+ * the next pull within `stallMs` (its client stopped reading), or a chunk is not
+ * taken within `stallMs` plus its size at `minBytesPerSecond` (its client reads
+ * too slowly to hold it). A Uint8Array chunk over PIECE_BYTES goes over in pieces
+ * of that size (views, not copies), one per pull; other chunks go over whole.
  */
-function watchedStream(body: ReadableStream<Uint8Array>, stallMs: number, ended: () => void): ReadableStream<Uint8Array> {
+function watchedStream(
+  body: ReadableStream<Uint8Array>,
+  stallMs: number,
+  minBytesPerSecond: number,
+  ended: () => void,
+): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let done = false;
   let stall: ReturnType<typeof setTimeout> | undefined;
   /** What is left of the chunk being handed over, and how far it went. */
   let rest: Uint8Array | undefined;
   let at = 0;
+  /**
+   * When a large chunk must have been taken: until the pull after its last piece
+   * (Bun holds the pieces, views of the whole chunk, until the socket takes them).
+   */
+  let chunkDeadline: number | undefined;
   const end = () => {
     clearTimeout(stall);
     if (done) return;
@@ -138,6 +160,8 @@ function watchedStream(body: ReadableStream<Uint8Array>, stallMs: number, ended:
     {
       async pull(ctl) {
         clearTimeout(stall);
+        // A pull after a chunk's last piece: Bun took it all in.
+        if (rest === undefined) chunkDeadline = undefined;
         try {
           if (rest === undefined) {
             const r = await reader.read();
@@ -150,6 +174,7 @@ function watchedStream(body: ReadableStream<Uint8Array>, stallMs: number, ended:
             if (r.value instanceof Uint8Array && r.value.byteLength > PIECE_BYTES) {
               rest = r.value;
               at = 0;
+              chunkDeadline = Date.now() + stallMs + (r.value.byteLength * 1000) / minBytesPerSecond;
             } else ctl.enqueue(r.value);
           }
           if (rest !== undefined) {
@@ -158,12 +183,16 @@ function watchedStream(body: ReadableStream<Uint8Array>, stallMs: number, ended:
             if (at >= rest.byteLength) rest = undefined;
             ctl.enqueue(piece);
           }
+          // While a chunk is held, the next pull must also come before the chunk's deadline.
+          const wait = chunkDeadline === undefined ? stallMs : Math.min(stallMs, Math.max(0, chunkDeadline - Date.now()));
+          const why = wait < stallMs ? "the client reads the stream too slowly" : "the client stopped reading the stream";
           stall = setTimeout(() => {
             end();
-            const gone = new Error("the client stopped reading the stream");
+            rest = undefined;
+            const gone = new Error(why);
             reader.cancel(gone).catch(() => {});
             ctl.error(gone);
-          }, stallMs);
+          }, wait);
           stall.unref?.();
         } catch (e) {
           end();
@@ -172,6 +201,7 @@ function watchedStream(body: ReadableStream<Uint8Array>, stallMs: number, ended:
       },
       cancel(reason) {
         end();
+        rest = undefined;
         return reader.cancel(reason);
       },
     },
