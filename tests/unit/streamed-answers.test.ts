@@ -183,3 +183,20 @@ test("a client that trickles through a large event is cut once the event outlive
   expect(seen.reason).toContain("too slowly");
   expect(reader.received).toBeLessThan(bigEvent.byteLength);
 }, 60_000);
+
+test("a wall-clock step in the middle of a large event does not cut its steady reader", async () => {
+  const realNow = Date.now;
+  try {
+    const { port, seen } = serve(3);
+    const started = realNow();
+    const reader = slowReader(port, "/big", 1536);
+    // A second in, Bun has asked for about half of the 12 MiB event: the clock jumps an hour ahead.
+    await Bun.sleep(1_000);
+    Date.now = () => realNow() + 3_600_000;
+    while (!reader.ended && realNow() - started < 40_000) await Bun.sleep(50);
+    expect(seen.cancelledAt).toBe(0);
+    expect(reader.received).toBeGreaterThan(bigStream().byteLength);
+  } finally {
+    Date.now = realNow;
+  }
+}, 60_000);

@@ -148,6 +148,7 @@ function watchedStream(
   /**
    * When a large chunk must have been taken: until the pull after its last piece
    * (Bun holds the pieces, views of the whole chunk, until the socket takes them).
+   * On the monotonic clock: a wall-clock step must neither cut nor spare a stream.
    */
   let chunkDeadline: number | undefined;
   const end = () => {
@@ -174,7 +175,7 @@ function watchedStream(
             if (r.value instanceof Uint8Array && r.value.byteLength > PIECE_BYTES) {
               rest = r.value;
               at = 0;
-              chunkDeadline = Date.now() + stallMs + (r.value.byteLength * 1000) / minBytesPerSecond;
+              chunkDeadline = performance.now() + stallMs + (r.value.byteLength * 1000) / minBytesPerSecond;
             } else ctl.enqueue(r.value);
           }
           if (rest !== undefined) {
@@ -184,7 +185,7 @@ function watchedStream(
             ctl.enqueue(piece);
           }
           // While a chunk is held, the next pull must also come before the chunk's deadline.
-          const wait = chunkDeadline === undefined ? stallMs : Math.min(stallMs, Math.max(0, chunkDeadline - Date.now()));
+          const wait = chunkDeadline === undefined ? stallMs : Math.min(stallMs, Math.max(0, chunkDeadline - performance.now()));
           const why = wait < stallMs ? "the client reads the stream too slowly" : "the client stopped reading the stream";
           stall = setTimeout(() => {
             end();
