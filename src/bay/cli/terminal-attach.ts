@@ -1,0 +1,147 @@
+/**
+ * `bay sandbox shell ID`: the sandbox's terminal (`GET …/terminal`, a WebSocket)
+ * on this process's own terminal, as `ssh` or `docker exec -it` would: keys go
+ * over raw (Ctrl-C reaches the sandbox, not `bay`), the screen size follows the
+ * local one, and `bay` exits with the shell's status. With stdin not a terminal,
+ * what it carries is typed into the shell and its end is a Ctrl-D.
+ */
+import { constants } from "node:os";
+import type { CliIo } from "./args.ts";
+import { type ClientTarget, endpoint, request } from "./client.ts";
+
+/** What the attachment needs of the local side (process.stdin/stdout by default, a fake in tests). */
+export interface LocalTerminal {
+  /** What is typed or piped in; ends at end of input. */
+  input: AsyncIterable<Uint8Array>;
+  write(bytes: Uint8Array): void;
+  /** The screen's size, when stdout is a terminal. */
+  size(): { cols: number; rows: number } | undefined;
+  /** Calls `changed` whenever the screen's size changes; returns the unsubscribe. */
+  onResize(changed: () => void): () => void;
+  /** Puts the input terminal in raw mode, if it is one; returns what restores it. */
+  raw(): () => void;
+}
+
+/** End of input in the sandbox's shell, once piped input ends. */
+const CTRL_D = new Uint8Array([4]);
+const EOF_REPEAT_MS = 1000;
+
+export function processTerminal(): LocalTerminal {
+  return {
+    input: process.stdin as unknown as AsyncIterable<Uint8Array>,
+    write: (bytes) => process.stdout.write(bytes),
+    size() {
+      const { columns: cols, rows } = process.stdout;
+      // A terminal that reports no size (0×0, as under `script` without one) leaves Bay's default.
+      return process.stdout.isTTY && cols > 0 && rows > 0 ? { cols, rows } : undefined;
+    },
+    onResize(changed) {
+      process.stdout.on("resize", changed);
+      return () => process.stdout.off("resize", changed);
+    },
+    raw() {
+      if (!process.stdin.isTTY) return () => {};
+      process.stdin.setRawMode(true);
+      return () => process.stdin.setRawMode(false);
+    },
+  };
+}
+
+/** The exit status a shell's end stands for: its code, or 128 + the signal's number. */
+export function exitStatus(reason: string): number {
+  try {
+    const r = JSON.parse(reason) as { exit_code?: unknown; signal?: unknown };
+    if (typeof r.exit_code === "number") return r.exit_code;
+    const n = typeof r.signal === "string" ? (constants.signals as Record<string, number>)[r.signal] : undefined;
+    return n === undefined ? 1 : 128 + n;
+  } catch {
+    return 1;
+  }
+}
+
+/** Attaches `term` to sandbox `id`'s terminal until the shell ends; returns `bay`'s exit code. */
+export async function attachTerminal(target: ClientTarget, id: string, term: LocalTerminal, io: CliIo): Promise<number> {
+  const path = `/v1/sandboxes/${encodeURIComponent(id)}`;
+  // Bay's own words for an unknown sandbox or bad credentials (a refused WebSocket handshake has none).
+  await request(target, "GET", path);
+  const url = endpoint(target, `${path}/terminal`);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  const size = term.size();
+  if (size) {
+    url.searchParams.set("cols", String(size.cols));
+    url.searchParams.set("rows", String(size.rows));
+  }
+  const ws = new WebSocket(url.href, { headers: target.headers } as unknown as string[]);
+  ws.binaryType = "arraybuffer";
+  let restore = () => {};
+  let unsubscribe = () => {};
+  const notes: string[] = [];
+  try {
+    const closed = new Promise<{ code: number; reason: string; opened: boolean }>((resolve) => {
+      let opened = false;
+      ws.onopen = () => {
+        opened = true;
+        restore = term.raw();
+        unsubscribe = term.onResize(() => {
+          const s = term.size();
+          if (s && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "resize", cols: s.cols, rows: s.rows }));
+        });
+        void pump(term.input, ws);
+      };
+      ws.onmessage = (e) => {
+        if (typeof e.data !== "string") return term.write(new Uint8Array(e.data as ArrayBuffer));
+        const m = JSON.parse(e.data) as { type?: string; error?: { message?: string } };
+        if (m.type === "error") notes.push(`bay: terminal: ${m.error?.message ?? "error"}`);
+      };
+      ws.onclose = (e) => resolve({ code: e.code, reason: e.reason, opened });
+    });
+    const end = await closed;
+    restore();
+    restore = () => {};
+    for (const note of notes) io.err(note);
+    if (end.code === 1000) return exitStatus(end.reason);
+    if (!end.opened) io.err(`bay: could not open the terminal of ${id}`);
+    else if (end.code === 1011) io.err(`bay: the terminal ended: ${safeCode(end.reason)}`);
+    else io.err(`bay: the connection to Bay ended (${end.code})`);
+    return 1;
+  } finally {
+    restore();
+    unsubscribe();
+  }
+}
+
+/**
+ * Sends what is typed or piped in; once input ends, a Ctrl-D, again every second
+ * until the shell is gone. One is not always enough: typed ahead while a command
+ * runs, the terminal's line discipline can drop it before the shell reads again.
+ */
+async function pump(input: AsyncIterable<Uint8Array>, ws: WebSocket): Promise<void> {
+  try {
+    for await (const chunk of input) {
+      if (ws.readyState !== WebSocket.OPEN) return;
+      ws.send(chunk);
+    }
+  } catch {
+    // The input failed (a closed terminal): the shell is hung up when the socket goes.
+    ws.close();
+    return;
+  }
+  const eof = () => {
+    if (ws.readyState === WebSocket.OPEN) ws.send(CTRL_D);
+    else clearInterval(again);
+  };
+  const again = setInterval(eof, EOF_REPEAT_MS);
+  again.unref?.();
+  eof();
+}
+
+/** The `code` of a 1011 close reason (`{"code":…}`), or the reason itself, shortened. */
+function safeCode(reason: string): string {
+  try {
+    const code = (JSON.parse(reason) as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+  } catch {
+    // not JSON
+  }
+  return reason.slice(0, 200) || "closed by Bay";
+}
