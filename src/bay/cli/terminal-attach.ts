@@ -42,7 +42,18 @@ export function processTerminal(): LocalTerminal {
     raw() {
       if (!process.stdin.isTTY) return () => {};
       process.stdin.setRawMode(true);
-      return () => process.stdin.setRawMode(false);
+      // Killed while raw (SIGTERM, SIGHUP), the terminal is given back as it was.
+      const onSignal = (signal: NodeJS.Signals) => {
+        process.stdin.setRawMode(false);
+        process.exit(128 + (constants.signals[signal] ?? 0));
+      };
+      process.once("SIGTERM", onSignal);
+      process.once("SIGHUP", onSignal);
+      return () => {
+        process.off("SIGTERM", onSignal);
+        process.off("SIGHUP", onSignal);
+        process.stdin.setRawMode(false);
+      };
     },
   };
 }
@@ -89,9 +100,14 @@ export async function attachTerminal(target: ClientTarget, id: string, term: Loc
         void pump(term.input, ws);
       };
       ws.onmessage = (e) => {
-        if (typeof e.data !== "string") return term.write(new Uint8Array(e.data as ArrayBuffer));
-        const m = JSON.parse(e.data) as { type?: string; error?: { message?: string } };
-        if (m.type === "error") notes.push(`bay: terminal: ${m.error?.message ?? "error"}`);
+        // Nothing a frame holds may throw here: an uncaught error would leave the terminal raw.
+        try {
+          if (typeof e.data !== "string") return term.write(new Uint8Array(e.data as ArrayBuffer));
+          const m = JSON.parse(e.data) as { type?: string; error?: { message?: unknown } } | null;
+          if (m?.type === "error") notes.push(`bay: terminal: ${String(m.error?.message ?? "error").slice(0, 500)}`);
+        } catch {
+          // a control message that is not JSON, or a screen that is gone: nothing to show
+        }
       };
       ws.onclose = (e) => resolve({ code: e.code, reason: e.reason, opened });
     });
