@@ -58,13 +58,18 @@ export function processTerminal(): LocalTerminal {
   };
 }
 
-/** The exit status a shell's end stands for: its code, or 128 + the signal's number. */
+/**
+ * The exit status a shell's end stands for: its code, or 128 + the signal's
+ * number; 1 for anything else (a code outside 0–255, an unknown signal, no JSON).
+ */
 export function exitStatus(reason: string): number {
   try {
-    const r = JSON.parse(reason) as { exit_code?: unknown; signal?: unknown };
-    if (typeof r.exit_code === "number") return r.exit_code;
-    const n = typeof r.signal === "string" ? (constants.signals as Record<string, number>)[r.signal] : undefined;
-    return n === undefined ? 1 : 128 + n;
+    const r = JSON.parse(reason) as { exit_code?: unknown; signal?: unknown } | null;
+    const code = r?.exit_code;
+    if (typeof code === "number") return Number.isInteger(code) && code >= 0 && code <= 255 ? code : 1;
+    const signals = constants.signals as Record<string, number>;
+    const name = r?.signal;
+    return typeof name === "string" && Object.hasOwn(signals, name) ? 128 + signals[name]! : 1;
   } catch {
     return 1;
   }
