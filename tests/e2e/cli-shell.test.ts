@@ -110,6 +110,38 @@ describe("bay sandbox shell", () => {
   }, 120_000);
 });
 
+describe("bay sandbox shell, its own end", () => {
+  test("output into a pipe that closes (| head): the shell is hung up and bay ends quietly", async () => {
+    await withSandbox(t, async (id) => {
+      const r = await run(["bash", "-c", `${shell(id).join(" ")} | head -c 2000`], piped("yes\n"));
+      expect(r.killed).toBe(false);
+      expect(r.screen.length).toBeLessThanOrEqual(2000);
+      expect(r.stderr).not.toContain("EPIPE");
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    });
+  }, 120_000);
+
+  test("killed by SIGTERM or SIGQUIT while raw, bay gives the terminal back as it was and exits 128+n", async () => {
+    await withSandbox(t, async (id) => {
+      for (const [signal, status] of [
+        ["TERM", 143],
+        ["QUIT", 131],
+      ] as const) {
+        // In script(1)'s terminal: the settings before, bay (on that terminal) killed 4 s in, the settings after.
+        const inner = `stty -g; ${shell(id).join(" ")} < /dev/tty & p=$!; sleep 4; kill -${signal} $p; wait $p; echo "rc=$?"; stty -g`;
+        const r = await run(["script", "-qec", inner, "/dev/null"], async () => {
+          await Bun.sleep(6_000);
+        });
+        expect(r.killed).toBe(false);
+        const settings = r.screen.split("\n").filter((l) => /^[0-9a-f]+(:[0-9a-f]+){10,}$/.test(l.trim()));
+        expect(settings).toHaveLength(2);
+        expect(settings[1]).toBe(settings[0]!);
+        expect(r.screen).toContain(`rc=${status}`);
+      }
+    });
+  }, 120_000);
+});
+
 describe("bay sandbox shell, refused or cut", () => {
   test("another owner's sandbox, an unknown one and odd ids are not found, and no terminal opens", async () => {
     const id = await newSandbox(t);

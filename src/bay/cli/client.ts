@@ -53,9 +53,19 @@ export async function request<T = unknown>(target: ClientTarget, method: string,
       method,
       headers,
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      // Credentials go to BAY_URL only: X-Owner (anonymous mode's only credential) would follow a redirect elsewhere.
+      redirect: "manual",
     });
   } catch (e) {
     throw new ClientError(`cannot reach Bay at ${target.url.origin}: ${(e as Error).message}`, "unreachable", 0);
+  }
+  if (res.status >= 300 && res.status < 400) {
+    const to = res.headers.get("location") ?? "elsewhere";
+    throw new ClientError(
+      `Bay at ${target.url.origin} answered a redirect (${res.status}) to ${printable(to)}: give its URL as --url or BAY_URL`,
+      "redirect",
+      res.status,
+    );
   }
   const text = await res.text();
   let parsed: unknown = null;
@@ -67,10 +77,15 @@ export async function request<T = unknown>(target: ClientTarget, method: string,
   if (!res.ok) {
     const err = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
     throw new ClientError(
-      `${err?.code ?? `HTTP ${res.status}`}: ${err?.message ?? text.slice(0, 200)}`,
+      printable(`${err?.code ?? `HTTP ${res.status}`}: ${err?.message ?? text.slice(0, 200)}`),
       err?.code ?? "http_error",
       res.status,
     );
   }
   return parsed as T;
+}
+
+/** `text` with control characters shown as `?`, at most 500 characters: a server's words never drive the user's terminal. */
+export function printable(text: string): string {
+  return text.slice(0, 500).replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
 }

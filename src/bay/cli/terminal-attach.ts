@@ -7,7 +7,7 @@
  */
 import { constants } from "node:os";
 import type { CliIo } from "./args.ts";
-import { type ClientTarget, endpoint, request } from "./client.ts";
+import { type ClientTarget, endpoint, printable, request } from "./client.ts";
 
 /** What the attachment needs of the local side (process.stdin/stdout by default, a fake in tests). */
 export interface LocalTerminal {
@@ -20,11 +20,17 @@ export interface LocalTerminal {
   onResize(changed: () => void): () => void;
   /** Puts the input terminal in raw mode, if it is one; returns what restores it. */
   raw(): () => void;
+  /** Calls `gone` if the output can no longer be written (a closed pipe); returns the unsubscribe. */
+  onGone(gone: () => void): () => void;
 }
 
 /** End of input in the sandbox's shell, once piped input ends. */
 const CTRL_D = new Uint8Array([4]);
 const EOF_REPEAT_MS = 1000;
+/** Signals whose default ends bay without a word, and which a terminal in raw mode no longer sends itself. */
+const ENDING_SIGNALS = ["SIGTERM", "SIGHUP", "SIGQUIT"] as const;
+/** How long the terminal's WebSocket may take to open (a runtime start included). */
+const OPEN_TIMEOUT_MS = 120_000;
 
 export function processTerminal(): LocalTerminal {
   return {
@@ -42,18 +48,20 @@ export function processTerminal(): LocalTerminal {
     raw() {
       if (!process.stdin.isTTY) return () => {};
       process.stdin.setRawMode(true);
-      // Killed while raw (SIGTERM, SIGHUP), the terminal is given back as it was.
+      // Killed while raw (by a signal that would end bay), the terminal is given back as it was.
       const onSignal = (signal: NodeJS.Signals) => {
         process.stdin.setRawMode(false);
         process.exit(128 + (constants.signals[signal] ?? 0));
       };
-      process.once("SIGTERM", onSignal);
-      process.once("SIGHUP", onSignal);
+      for (const signal of ENDING_SIGNALS) process.once(signal, onSignal);
       return () => {
-        process.off("SIGTERM", onSignal);
-        process.off("SIGHUP", onSignal);
+        for (const signal of ENDING_SIGNALS) process.off(signal, onSignal);
         process.stdin.setRawMode(false);
       };
+    },
+    onGone(gone) {
+      process.stdout.on("error", gone);
+      return () => process.stdout.off("error", gone);
     },
   };
 }
@@ -91,11 +99,15 @@ export async function attachTerminal(target: ClientTarget, id: string, term: Loc
   ws.binaryType = "arraybuffer";
   let restore = () => {};
   let unsubscribe = () => {};
+  // Output that cannot be written (`bay sandbox shell … | head`): hang the shell up and end quietly.
+  const ungone = term.onGone(() => ws.close());
+  const opening = setTimeout(() => ws.close(), OPEN_TIMEOUT_MS);
   const notes: string[] = [];
   try {
     const closed = new Promise<{ code: number; reason: string; opened: boolean }>((resolve) => {
       let opened = false;
       ws.onopen = () => {
+        clearTimeout(opening);
         opened = true;
         restore = term.raw();
         unsubscribe = term.onResize(() => {
@@ -109,7 +121,7 @@ export async function attachTerminal(target: ClientTarget, id: string, term: Loc
         try {
           if (typeof e.data !== "string") return term.write(new Uint8Array(e.data as ArrayBuffer));
           const m = JSON.parse(e.data) as { type?: string; error?: { message?: unknown } } | null;
-          if (m?.type === "error") notes.push(`bay: terminal: ${String(m.error?.message ?? "error").slice(0, 500)}`);
+          if (m?.type === "error") notes.push(`bay: terminal: ${printable(String(m.error?.message ?? "error"))}`);
         } catch {
           // a control message that is not JSON, or a screen that is gone: nothing to show
         }
@@ -126,8 +138,10 @@ export async function attachTerminal(target: ClientTarget, id: string, term: Loc
     else io.err(`bay: the connection to Bay ended (${end.code})`);
     return 1;
   } finally {
+    clearTimeout(opening);
     restore();
     unsubscribe();
+    ungone();
   }
 }
 
@@ -160,9 +174,9 @@ async function pump(input: AsyncIterable<Uint8Array>, ws: WebSocket): Promise<vo
 function safeCode(reason: string): string {
   try {
     const code = (JSON.parse(reason) as { code?: unknown }).code;
-    if (typeof code === "string") return code;
+    if (typeof code === "string") return printable(code);
   } catch {
     // not JSON
   }
-  return reason.slice(0, 200) || "closed by Bay";
+  return printable(reason.slice(0, 200)) || "closed by Bay";
 }
