@@ -100,7 +100,11 @@ export async function attachTerminal(target: ClientTarget, id: string, term: Loc
   let restore = () => {};
   let unsubscribe = () => {};
   // Output that cannot be written (`bay sandbox shell … | head`): hang the shell up and end quietly.
-  const ungone = term.onGone(() => ws.close());
+  let gone = false;
+  const ungone = term.onGone(() => {
+    gone = true;
+    ws.close();
+  });
   const opening = setTimeout(() => ws.close(), OPEN_TIMEOUT_MS);
   const notes: string[] = [];
   try {
@@ -133,6 +137,8 @@ export async function attachTerminal(target: ClientTarget, id: string, term: Loc
     restore = () => {};
     for (const note of notes) io.err(note);
     if (end.code === 1000) return exitStatus(end.reason);
+    // As a writer into a closed pipe ends: by SIGPIPE, without a word.
+    if (gone) return 128 + constants.signals.SIGPIPE;
     if (!end.opened) io.err(`bay: could not open the terminal of ${id}`);
     else if (end.code === 1011) io.err(`bay: the terminal ended: ${safeCode(end.reason)}`);
     else io.err(`bay: the connection to Bay ended (${end.code})`);
