@@ -45,14 +45,26 @@ export class ClientError extends Error {
 
 /** Sends a JSON request to Bay; returns the parsed body of a 2xx answer. */
 export async function request<T = unknown>(target: ClientTarget, method: string, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { ...target.headers };
-  if (body !== undefined) headers["content-type"] = "application/json";
+  const init: RequestInit =
+    body === undefined ? { method } : { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+  const text = await (await send(target, path, init)).text();
+  try {
+    return (text ? JSON.parse(text) : null) as T;
+  } catch {
+    return text as T;
+  }
+}
+
+/**
+ * Sends a request to Bay with the target's credentials; returns a 2xx answer
+ * (its body unread), or throws a ClientError with Bay's error code and message.
+ */
+export async function send(target: ClientTarget, path: string, init: RequestInit): Promise<Response> {
   let res: Response;
   try {
     res = await fetch(endpoint(target, path), {
-      method,
-      headers,
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      ...init,
+      headers: { ...target.headers, ...(init.headers as Record<string, string> | undefined) },
       // Credentials go to BAY_URL only: X-Owner (anonymous mode's only credential) would follow a redirect elsewhere.
       redirect: "manual",
     });
@@ -67,6 +79,7 @@ export async function request<T = unknown>(target: ClientTarget, method: string,
       res.status,
     );
   }
+  if (res.ok) return res;
   const text = await res.text();
   let parsed: unknown = null;
   try {
@@ -74,15 +87,12 @@ export async function request<T = unknown>(target: ClientTarget, method: string,
   } catch {
     parsed = text;
   }
-  if (!res.ok) {
-    const err = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
-    throw new ClientError(
-      printable(`${err?.code ?? `HTTP ${res.status}`}: ${err?.message ?? text.slice(0, 200)}`),
-      err?.code ?? "http_error",
-      res.status,
-    );
-  }
-  return parsed as T;
+  const err = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
+  throw new ClientError(
+    printable(`${err?.code ?? `HTTP ${res.status}`}: ${err?.message ?? text.slice(0, 200)}`),
+    err?.code ?? "http_error",
+    res.status,
+  );
 }
 
 /** `text` with control characters shown as `?`, at most 500 characters: a server's words never drive the user's terminal. */

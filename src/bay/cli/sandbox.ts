@@ -8,6 +8,7 @@ import type { PythonExecResult, Sandbox, SandboxList, ShellExecResult } from "..
 import { errorMessage } from "../logger.ts";
 import { allowOnly, type CliIo, flag, type Parsed, parseArgs, table, UsageError } from "./args.ts";
 import { ClientError, type ClientTarget, clientTarget, request } from "./client.ts";
+import { copy, copyEnds } from "./copy.ts";
 import { attachTerminal, processTerminal } from "./terminal-attach.ts";
 
 export const SANDBOX_USAGE = `usage: bay sandbox <command> [--url URL] [--token TOKEN] [--owner NAME]
@@ -18,6 +19,7 @@ commands:
   sandbox exec ID [--cwd DIR] [--timeout S] -- COMMAND…     run a shell command; exits with its code
   sandbox exec ID --python CODE|- [--timeout S]             run Python (- reads the code from stdin)
   sandbox shell ID                                          a login shell on the sandbox's terminal; exits with its status
+  sandbox cp SRC DST                                        copy one file in or out; ID:PATH is in the sandbox's /workspace
   sandbox rm ID…                                            delete sandboxes
 
 COMMAND's words are joined with spaces into one line for the sandbox's shell, as ssh
@@ -69,6 +71,10 @@ export async function runSandbox(argv: string[], io: CliIo, stdin: () => Promise
     } else if (command === "shell") {
       allowOnly(args, [...CONNECTION], 1);
       if (args.positionals.length === 0) throw new UsageError("sandbox shell needs a sandbox id");
+    } else if (command === "cp") {
+      allowOnly(args, [...CONNECTION], 2);
+      if (args.positionals.length < 2) throw new UsageError("sandbox cp needs SRC and DST");
+      copyEnds(args.positionals[0]!, args.positionals[1]!);
     } else throw new UsageError(command === undefined ? "missing command" : `unknown command: sandbox ${command}`);
     positiveInt(args, "ttl", MAX_TTL);
     positiveInt(args, "timeout", 300);
@@ -82,6 +88,7 @@ export async function runSandbox(argv: string[], io: CliIo, stdin: () => Promise
     if (command === "ls") return await list(target, args, io);
     if (command === "rm") return await remove(target, args, io);
     if (command === "shell") return await attachTerminal(target, args.positionals[0]!, processTerminal(), io);
+    if (command === "cp") return await copy(target, args.positionals[0]!, args.positionals[1]!, io);
     return await exec(target, args, io, stdin);
   } catch (e) {
     io.err(`bay: ${e instanceof ClientError ? e.message : errorMessage(e)}`);

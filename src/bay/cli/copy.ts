@@ -1,0 +1,91 @@
+/**
+ * `bay sandbox cp SRC DST`: one file between this machine and a sandbox's
+ * /workspace, as `docker cp` names them (`ID:PATH` is in the sandbox). Both ways
+ * stream (Bay's multipart upload, its download); a download goes to a file
+ * beside the destination and is renamed into place only once complete, so a
+ * failed copy leaves nothing behind and an existing file is never half written.
+ */
+import { createWriteStream, renameSync, rmSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { CliIo } from "./args.ts";
+import { UsageError } from "./args.ts";
+import { ClientError, type ClientTarget, send } from "./client.ts";
+
+/** `ID:PATH` (an id has no `/`, so `./a:b` and `/x:y` are local). */
+const REMOTE = /^([^/:]+):(.*)$/s;
+
+type End = { sandbox: string; path: string } | { local: string };
+
+export function parseEnd(arg: string): End {
+  const m = REMOTE.exec(arg);
+  return m ? { sandbox: m[1]!, path: m[2]! } : { local: arg };
+}
+
+/** Checks the two operands: exactly one in a sandbox. */
+export function copyEnds(src: string, dst: string): { from: End; to: End } {
+  const from = parseEnd(src);
+  const to = parseEnd(dst);
+  if ("sandbox" in from === "sandbox" in to) {
+    throw new UsageError("sandbox cp copies between this machine and a sandbox: exactly one of SRC and DST is ID:PATH");
+  }
+  return { from, to };
+}
+
+const files = (id: string) => `/v1/sandboxes/${encodeURIComponent(id)}/filesystem`;
+
+export async function copy(target: ClientTarget, src: string, dst: string, io: CliIo): Promise<number> {
+  const { from, to } = copyEnds(src, dst);
+  if ("local" in from && "sandbox" in to) return upload(target, from.local, to, io);
+  if ("sandbox" in from && "local" in to) return download(target, from, to.local, io);
+  return 2;
+}
+
+async function upload(target: ClientTarget, local: string, to: { sandbox: string; path: string }, io: CliIo): Promise<number> {
+  const kind = fileKind(local);
+  if (kind !== "file") {
+    io.err(`bay: ${local}: ${kind === "missing" ? "no such file" : "not a regular file (copy a directory as an archive: tar)"}`);
+    return 1;
+  }
+  // A destination that names a directory (`ID:` or `ID:dir/`) gets the file's own name.
+  const path = to.path === "" || to.path.endsWith("/") ? `${to.path}${basename(local)}` : to.path;
+  const form = new FormData();
+  form.append("path", path);
+  form.append("file", Bun.file(local), basename(local));
+  await send(target, `${files(to.sandbox)}/upload`, { method: "POST", body: form });
+  return 0;
+}
+
+async function download(target: ClientTarget, from: { sandbox: string; path: string }, local: string, io: CliIo): Promise<number> {
+  if (from.path === "" || from.path.endsWith("/")) {
+    io.err(`bay: ${from.sandbox}:${from.path}: name a file to copy (directories are not copied)`);
+    return 1;
+  }
+  const dest = fileKind(local) === "directory" ? join(local, basename(from.path)) : local;
+  const res = await send(target, `${files(from.sandbox)}/download?path=${encodeURIComponent(from.path)}`, { method: "GET" });
+  const part = join(dirname(dest), `.${basename(dest)}.bay-part-${crypto.randomUUID().slice(0, 8)}`);
+  try {
+    if (res.body === null) throw new ClientError("Bay's answer had no body", "http_error", res.status);
+    await pipeline(
+      Readable.fromWeb(res.body as unknown as import("node:stream/web").ReadableStream),
+      createWriteStream(part, { flags: "wx" }),
+    );
+    renameSync(part, dest);
+  } catch (e) {
+    rmSync(part, { force: true });
+    if (e instanceof ClientError) throw e;
+    io.err(`bay: ${dest}: ${(e as Error).message}`);
+    return 1;
+  }
+  return 0;
+}
+
+function fileKind(path: string): "file" | "directory" | "other" | "missing" {
+  try {
+    const s = statSync(path);
+    return s.isFile() ? "file" : s.isDirectory() ? "directory" : "other";
+  } catch {
+    return "missing";
+  }
+}
