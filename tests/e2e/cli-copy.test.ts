@@ -7,7 +7,7 @@
  * two local or two remote operands.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestBay } from "../support/harness.ts";
@@ -71,11 +71,14 @@ describe("bay sandbox cp", () => {
       expect((await sh(t, id, { command: "printf new > n.txt" })).status).toBe(200);
       const local = join(dir, "replace.txt");
       writeFileSync(local, "old contents");
+      chmodSync(local, 0o600);
       // A copy that fails leaves it as it was.
       expect((await cp(`${id}:missing.txt`, local)).code).toBe(1);
       expect(readFileSync(local, "utf8")).toBe("old contents");
       expect((await cp(`${id}:n.txt`, local)).code).toBe(0);
       expect(readFileSync(local, "utf8")).toBe("new");
+      // It keeps its permissions, as with cp.
+      expect(statSync(local).mode & 0o777).toBe(0o600);
       expect(readdirSync(dir).filter((f) => f.includes("bay-part"))).toEqual([]);
     });
   }, 120_000);

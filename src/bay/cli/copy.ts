@@ -3,15 +3,17 @@
  * /workspace, as `docker cp` names them (`ID:PATH` is in the sandbox). Both ways
  * stream (Bay's multipart upload, its download); a download goes to a file
  * beside the destination and is renamed into place only once complete, so a
- * failed copy leaves nothing behind and an existing file is never half written.
+ * failed or interrupted copy (Ctrl-C, SIGTERM) leaves nothing behind, an existing
+ * file is never half written, and a file replaced keeps its permissions.
  */
-import { createWriteStream, renameSync, rmSync, statSync } from "node:fs";
+import { chmodSync, createWriteStream, renameSync, rmSync, statSync } from "node:fs";
+import { constants } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { CliIo } from "./args.ts";
 import { UsageError } from "./args.ts";
-import { ClientError, type ClientTarget, send } from "./client.ts";
+import { ClientError, type ClientTarget, printable, send } from "./client.ts";
 
 /** `ID:PATH` (an id has no `/`, so `./a:b` and `/x:y` are local). */
 const REMOTE = /^([^/:]+):(.*)$/s;
@@ -45,7 +47,7 @@ export async function copy(target: ClientTarget, src: string, dst: string, io: C
 async function upload(target: ClientTarget, local: string, to: { sandbox: string; path: string }, io: CliIo): Promise<number> {
   const kind = fileKind(local);
   if (kind !== "file") {
-    io.err(`bay: ${local}: ${kind === "missing" ? "no such file" : "not a regular file (copy a directory as an archive: tar)"}`);
+    io.err(printable(`bay: ${local}: ${kind === "missing" ? "no such file" : "not a regular file (copy a directory as an archive: tar)"}`));
     return 1;
   }
   // A destination that names a directory (`ID:` or `ID:dir/`) gets the file's own name.
@@ -64,22 +66,42 @@ async function download(target: ClientTarget, from: { sandbox: string; path: str
   }
   const dest = fileKind(local) === "directory" ? join(local, basename(from.path)) : local;
   const res = await send(target, `${files(from.sandbox)}/download?path=${encodeURIComponent(from.path)}`, { method: "GET" });
-  const part = join(dirname(dest), `.${basename(dest)}.bay-part-${crypto.randomUUID().slice(0, 8)}`);
+  // Short enough beside any name the destination may have (NAME_MAX is 255 bytes).
+  const part = join(dirname(dest), `.bay-part-${crypto.randomUUID()}`);
+  const removePart = () => {
+    try {
+      rmSync(part, { force: true });
+    } catch {
+      // nothing was made, or it cannot be named: nothing to remove
+    }
+  };
+  // Interrupted (Ctrl-C, SIGTERM, SIGHUP), a copy leaves no part file behind.
+  const onSignal = (signal: NodeJS.Signals) => {
+    removePart();
+    process.exit(128 + (constants.signals[signal] ?? 0));
+  };
+  for (const signal of INTERRUPTS) process.once(signal, onSignal);
   try {
     if (res.body === null) throw new ClientError("Bay's answer had no body", "http_error", res.status);
     await pipeline(
       Readable.fromWeb(res.body as unknown as import("node:stream/web").ReadableStream),
       createWriteStream(part, { flags: "wx" }),
     );
+    // A file replaced keeps its permissions, as with cp.
+    if (fileKind(dest) === "file") chmodSync(part, statSync(dest).mode & 0o7777);
     renameSync(part, dest);
   } catch (e) {
-    rmSync(part, { force: true });
+    removePart();
     if (e instanceof ClientError) throw e;
-    io.err(`bay: ${dest}: ${(e as Error).message}`);
+    io.err(printable(`bay: ${dest}: ${(e as Error).message}`));
     return 1;
+  } finally {
+    for (const signal of INTERRUPTS) process.off(signal, onSignal);
   }
   return 0;
 }
+
+const INTERRUPTS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
 function fileKind(path: string): "file" | "directory" | "other" | "missing" {
   try {
