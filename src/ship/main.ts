@@ -21,6 +21,7 @@ async function serve(): Promise<void> {
   const { UPLOAD_OVERHEAD_BYTES } = await import("./filesystem/transfer.ts");
   const { makeNonDumpable } = await import("./harden.ts");
 
+  installProcessPolicy();
   const config = loadShipConfig();
   if (process.env[CREDENTIALS_ENV] !== "stdin") {
     console.error(`[ship] refusing to start: no session credentials (Bay sets ${CREDENTIALS_ENV}=stdin and writes them on stdin)`);
@@ -72,6 +73,19 @@ async function serve(): Promise<void> {
   }
   process.on("SIGTERM", shutdown);
   process.on("SIGINT", shutdown);
+}
+
+/**
+ * Last line of defence, as in Bay: an error that escapes every owner (a promise
+ * nobody awaits) is said on stderr and Ship keeps serving. Ending the process
+ * for it would end the sandbox's runtime, and every context's state with it.
+ * Each such line is a bug to fix where it started.
+ */
+function installProcessPolicy(): void {
+  const say = (what: string, err: unknown) =>
+    console.error(`[ship] ${what}; Ship keeps serving: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.on("uncaughtException", (err) => say("uncaught exception", err));
+  process.on("unhandledRejection", (reason) => say("unhandled rejection", reason));
 }
 
 // A module (top-level await above).

@@ -614,6 +614,34 @@ describe("js kernel: caps and process life", () => {
     expect(await Promise.race([res, Bun.sleep(10).then(() => "no reply")])).toBe("no reply");
   });
 
+  test("a kernel that dies with a large cell still in its stdin pipe leaves no failed write behind (Ship once crashed on it: EPIPE)", async () => {
+    const escaped: unknown[] = [];
+    const note = (reason: unknown) => escaped.push(reason);
+    process.on("unhandledRejection", note);
+    try {
+      const k = await startKernel();
+      void k.send("while (true) {}"); // busy: it reads no more of its stdin
+      await Bun.sleep(100);
+      // Far more than the pipe holds: the write waits for a reader that never comes.
+      void k.send(`// ${"x".repeat(8 * 1024 * 1024)}`);
+      await Bun.sleep(100);
+      k.kill("test");
+      await k.exited;
+      // A second one, by close() (Ship's own end of a context), behind a full pipe too.
+      const k2 = await startKernel();
+      void k2.send("while (true) {}");
+      void k2.send(`// ${"y".repeat(8 * 1024 * 1024)}`);
+      k2.close();
+      await Bun.sleep(100);
+      k2.kill("test");
+      await k2.exited;
+      await Bun.sleep(300);
+      expect(escaped.map(String)).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", note);
+    }
+  });
+
   test("kill() ends the kernel and what its user code spawned", async () => {
     const k = await startKernel();
     const pid = Number((await run(k, "Bun.spawn(['sleep', '300']).pid")).result.output);

@@ -184,6 +184,34 @@ describe("background processes with I/O", () => {
     rmSync(join(workspace, "go-read"));
   });
 
+  test("a process killed with a timed-out stdin write still queued: the failed write is nobody's error (no EPIPE escapes)", async () => {
+    const escaped: unknown[] = [];
+    const note = (reason: unknown) => escaped.push(reason);
+    process.on("unhandledRejection", note);
+    try {
+      const id = await background("sleep 300", { stdin: true });
+      let timedOut = false;
+      for (let i = 0; i < 4 && !timedOut; i++) {
+        const r = await client.json("POST", `/shell/processes/${id}/stdin`, {
+          data: Buffer.alloc(1024 * 1024, 0x61).toString("base64"),
+          encoding: "base64",
+          timeout: 1,
+        });
+        timedOut = r.status === 504;
+      }
+      expect(timedOut).toBe(true);
+      expect((await client.json("POST", `/shell/processes/${id}/signal`, { signal: "SIGKILL" })).status).toBe(200);
+      expect((await processDone(id)).status).toBe("killed");
+      await Bun.sleep(300);
+      expect(escaped.map(String)).toEqual([]);
+      // Its stdin is gone with it.
+      const late = await client.json("POST", `/shell/processes/${id}/stdin`, { data: "x" });
+      expect([late.status, late.body.error.code]).toEqual([409, "conflict"]);
+    } finally {
+      process.off("unhandledRejection", note);
+    }
+  });
+
   test("signals reach the process group; a finished process is returned unchanged", async () => {
     const id = await background("trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.05; done");
     await pollUntil(

@@ -68,6 +68,15 @@ interface Waiter {
 }
 
 /**
+ * A pipe write that cannot finish at once (a large cell, a kernel busy in the
+ * previous one) settles later, and rejects (EPIPE) if the kernel dies first:
+ * the caller learns that from `exited`, and the rejection must not end Ship.
+ */
+function later(r: number | Promise<number>): void {
+  if (r instanceof Promise) r.catch(() => {});
+}
+
+/**
  * One kernel process speaking the line protocol (protocol.ts): requests go in on stdin
  * as JSON lines, events come back as JSON lines on stdout, which the kernel keeps
  * private to the protocol (user output is captured inside the kernel and never reaches
@@ -170,7 +179,7 @@ export class KernelProcess {
     const result = new Promise<CellResult>((resolve) => this.waiters.set(id, { resolve, onEvent }));
     try {
       this.proc.stdin.write(`${JSON.stringify({ id, code })}\n`);
-      this.proc.stdin.flush();
+      later(this.proc.stdin.flush());
     } catch {
       // The process is dying; the caller sees that through `exited`.
     }
@@ -193,7 +202,7 @@ export class KernelProcess {
     if (!this.alive) return false;
     try {
       this.proc.stdin.write(`${JSON.stringify(message)}\n`);
-      this.proc.stdin.flush();
+      later(this.proc.stdin.flush());
       return true;
     } catch {
       return false;
@@ -203,7 +212,7 @@ export class KernelProcess {
   /** Asks the kernel to finish: it ends after the cells already sent (closes its stdin). */
   close(): void {
     try {
-      this.proc.stdin.end();
+      later(this.proc.stdin.end());
     } catch {
       // Already closed.
     }

@@ -196,9 +196,12 @@ export class ProcessRegistry {
       ]);
       if (outcome === "timeout") {
         // The bytes stay queued in the sink; `writing` stays set until they are taken.
-        void flushed.finally(() => {
-          entry.writing = false;
-        });
+        // If the process dies first they fail (EPIPE): it exited, which its status says.
+        void flushed
+          .catch(() => {})
+          .finally(() => {
+            entry.writing = false;
+          });
         throw new ShipError("timeout", `the process did not read its stdin within ${timeoutMs / 1000}s`, {
           details: { timeout: timeoutMs / 1000 },
         });
