@@ -27,13 +27,15 @@ export interface Group {
 }
 
 export interface Incident {
-  kind: "crash" | "escaped error" | "unresponsive" | "Ship crash";
+  kind: "crash" | "escaped error" | "unresponsive" | "Ship crash" | "Ship escaped error";
   what: string;
   /** The request that reproduced it alone, if one did. */
   culprit?: Example;
   suspects: number;
   /** Requests in flight when it happened (when no single culprit was isolated). */
   inFlight?: Example[];
+  /** A crashed container's last lines of output. */
+  lastLines?: string;
 }
 
 const answerOf = (o: Outcome): string =>
@@ -156,6 +158,14 @@ export class Findings {
       else if (i.inFlight)
         for (const e of i.inFlight) lines.push(`      in flight #${e.index} (${e.mutation}) → ${e.status}: ${shorten(e.request, 300)}`);
       else lines.push("      no single request reproduced it alone");
+      if (i.lastLines !== undefined)
+        lines.push(
+          "      its last lines:",
+          ...i.lastLines
+            .trimEnd()
+            .split("\n")
+            .map((l) => `        ${l}`),
+        );
     }
     if (this.leftovers.length) lines.push(`left behind after deleting everything through Bay: ${this.leftovers.join(", ")}`);
     lines.push(this.findingCount === 0 ? "fuzz: no findings" : `fuzz: ${this.findingCount} findings`);

@@ -75,7 +75,7 @@ try {
   const fuzzSeconds = Math.max(10, seconds - (Date.now() - started) / 1000);
   await runner.run({ seed, from, requests, seconds: fuzzSeconds, concurrency, batchSize: 50 });
   await Bun.sleep(1000); // the engine's last events
-  runner.reportShipCrashes();
+  await runner.reportShipIncidents();
   // Everything deleted through Bay: what Bay then leaves (containers, volumes, upload spools) is a leak.
   await deleteEverything(bay.url, ["alice", "bob", "default"]);
   let left = await bay.leftovers();

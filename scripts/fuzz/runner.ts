@@ -65,8 +65,8 @@ export class FuzzRunner {
     }
   }
 
-  /** Ship containers that exited by themselves during the run, each with the requests in flight to its sandbox. */
-  reportShipCrashes(): void {
+  /** Ship containers that exited by themselves during the run (each with the requests in flight to its sandbox and its last output), and errors a Ship said escaped its code. */
+  async reportShipIncidents(): Promise<void> {
     for (const d of this.events.crashes()) {
       const inFlight = this.touched.filter((t) => t.sandbox === d.sandbox && t.from <= d.at + 1000 && t.to >= d.at - 5000);
       this.findings.incidents.push({
@@ -74,6 +74,15 @@ export class FuzzRunner {
         what: `the Ship container of ${d.sandbox} exited by itself with code ${d.exitCode}`,
         suspects: inFlight.length,
         inFlight: inFlight.slice(0, 8).map((t) => t.example),
+        ...(d.lastLines ? { lastLines: await d.lastLines } : {}),
+      });
+    }
+    for (const e of this.events.escapes) {
+      this.findings.incidents.push({
+        kind: "Ship escaped error",
+        what: `the Ship of ${e.sandbox} said: ${e.line}`,
+        suspects: 0,
+        inFlight: [],
       });
     }
   }
