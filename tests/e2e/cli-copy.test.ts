@@ -12,21 +12,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestBay } from "../support/harness.ts";
 import { chunkOf, sh, withSandbox } from "./support/e2e.ts";
-import { type ServedBay, serveBay } from "./support/serve.ts";
-import { sharedE2eBay } from "./support/suite.ts";
+import type { ServedBay } from "./support/serve.ts";
+import { servedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
 let served: ServedBay;
 let dir = "";
-sharedE2eBay((bay) => {
+servedE2eBay((bay, s) => {
   t = bay;
+  served = s;
 });
 beforeAll(() => {
-  served = serveBay(t);
   dir = mkdtempSync(join(tmpdir(), "bay-cli-cp-"));
 });
-afterAll(async () => {
-  await served?.stop();
+afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

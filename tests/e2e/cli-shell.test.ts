@@ -7,23 +7,18 @@
  * careless user: another owner's sandbox, odd ids, a sandbox deleted under an
  * open shell, a Bay that is not there.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { TestBay } from "../support/harness.ts";
 import { dropSandbox, freePort, newSandbox, sh, withSandbox } from "./support/e2e.ts";
-import { type ServedBay, serveBay } from "./support/serve.ts";
-import { sharedE2eBay } from "./support/suite.ts";
+import type { ServedBay } from "./support/serve.ts";
+import { servedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
 let served: ServedBay;
-sharedE2eBay((bay) => {
+servedE2eBay((bay, s) => {
   t = bay;
-});
-beforeAll(() => {
-  served = serveBay(t);
-});
-afterAll(async () => {
-  await served?.stop();
+  served = s;
 });
 
 const CLI = join(import.meta.dir, "../../src/bay/cli.ts");

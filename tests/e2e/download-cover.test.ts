@@ -6,12 +6,13 @@
  * read fail instead of ending short as if the file were complete. Real Docker,
  * a 4 s idle timeout and the reaper beating every 0.5 s.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { configSchema } from "../../src/bay/config.ts";
-import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
+import { pollUntil, type TestBay } from "../support/harness.ts";
 import { SHIP_IMAGE } from "../support/images.ts";
-import { newSandbox, requireShipImages } from "./support/e2e.ts";
-import { type ServedBay, serveBay } from "./support/serve.ts";
+import { newSandbox } from "./support/e2e.ts";
+import type { ServedBay } from "./support/serve.ts";
+import { servedE2eBay } from "./support/suite.ts";
 
 const IDLE_S = 4;
 const MiB = 1024 * 1024;
@@ -20,15 +21,13 @@ const shortIdle = configSchema.parse({ profiles: [{ id: "python-default", image:
 
 let t: TestBay;
 let served: ServedBay;
-beforeAll(async () => {
-  await requireShipImages();
-  t = await createTestBay({ config: { profiles: shortIdle, lifecycle: { reaper_interval: 0.5 } } });
-  served = serveBay(t);
-}, 60_000);
-afterAll(async () => {
-  await served?.stop();
-  await t?.close();
-});
+servedE2eBay(
+  (bay, s) => {
+    t = bay;
+    served = s;
+  },
+  { config: { profiles: shortIdle, lifecycle: { reaper_interval: 0.5 } } },
+);
 
 const owner = { "x-owner": "alice" };
 const status = async (id: string) => (await t.json("GET", `/v1/sandboxes/${id}`)).body.status as string;

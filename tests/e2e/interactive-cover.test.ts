@@ -6,30 +6,29 @@
  * vanished and the watch was closed, neither counts, and the sandbox is
  * reclaimed like any idle one.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { configSchema } from "../../src/bay/config.ts";
 import { DEADLINES } from "../../src/bay/runtime/ship-client.ts";
-import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
+import { pollUntil, type TestBay } from "../support/harness.ts";
 import { SHIP_IMAGE } from "../support/images.ts";
 import { RawWebSocket } from "../support/raw-websocket.ts";
 import { SseReader } from "../support/sse.ts";
-import { containersOf, newSandbox, requireShipImages } from "./support/e2e.ts";
-import { type ServedBay, serveBay } from "./support/serve.ts";
+import { containersOf, newSandbox } from "./support/e2e.ts";
+import type { ServedBay } from "./support/serve.ts";
+import { servedE2eBay } from "./support/suite.ts";
 
 const IDLE_S = 4;
 const shortIdle = configSchema.parse({ profiles: [{ id: "python-default", image: SHIP_IMAGE, idle_timeout: IDLE_S }] }).profiles;
 
 let t: TestBay;
 let served: ServedBay;
-beforeAll(async () => {
-  await requireShipImages();
-  t = await createTestBay({ config: { profiles: shortIdle, lifecycle: { reaper_interval: 0.5 } } });
-  served = serveBay(t);
-}, 60_000);
-afterAll(async () => {
-  await served?.stop();
-  await t?.close();
-});
+servedE2eBay(
+  (bay, s) => {
+    t = bay;
+    served = s;
+  },
+  { config: { profiles: shortIdle, lifecycle: { reaper_interval: 0.5 } } },
+);
 
 const sandbox = async (id: string) => (await t.json("GET", `/v1/sandboxes/${id}`)).body;
 

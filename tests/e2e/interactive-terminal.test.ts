@@ -4,24 +4,19 @@
  * resize, an interactive python3, Ctrl-C, the exit status in the close frame;
  * tickets; refusals; and a stop or delete closing an open terminal with why.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { TestBay } from "../support/harness.ts";
 import { handshakeStatus, TerminalClient } from "../support/terminal-client.ts";
 import { assertContractErrorBody } from "../support/error-contract.ts";
 import { containersOf, newSandbox, withSandbox } from "./support/e2e.ts";
-import { type ServedBay, serveBay } from "./support/serve.ts";
-import { sharedE2eBay } from "./support/suite.ts";
+import type { ServedBay } from "./support/serve.ts";
+import { servedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
 let served: ServedBay;
-sharedE2eBay((bay) => {
+servedE2eBay((bay, s) => {
   t = bay;
-});
-beforeAll(() => {
-  served = serveBay(t);
-});
-afterAll(async () => {
-  await served?.stop();
+  served = s;
 });
 
 const ALICE = { "x-owner": "alice" };

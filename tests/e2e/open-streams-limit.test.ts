@@ -5,22 +5,22 @@
  * Ship; another owner is not affected; once the terminal closes its slot is
  * free again.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
+import { expect, test } from "bun:test";
+import { pollUntil, type TestBay } from "../support/harness.ts";
 import { handshakeStatus, TerminalClient } from "../support/terminal-client.ts";
 import { dropSandbox, newSandbox } from "./support/e2e.ts";
-import { type ServedBay, serveBay } from "./support/serve.ts";
+import type { ServedBay } from "./support/serve.ts";
+import { servedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
 let served: ServedBay;
-beforeAll(async () => {
-  t = await createTestBay({ config: { limits: { max_open_streams_per_owner: 1 } } as any });
-  served = serveBay(t);
-});
-afterAll(async () => {
-  await served?.stop();
-  await t?.close();
-});
+servedE2eBay(
+  (bay, s) => {
+    t = bay;
+    served = s;
+  },
+  { config: { limits: { max_open_streams_per_owner: 1 } } as any },
+);
 
 test("a terminal holds the owner's only slot: a second one and a streamed exec get 429, another owner does not; closing frees it", async () => {
   const id = await newSandbox(t);

@@ -5,23 +5,18 @@
  * and resize messages that are not. Each time the shell is hung up (its
  * programs end) or goes on unharmed, and Bay keeps serving.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { pollUntil, type TestBay } from "../support/harness.ts";
 import { frame, RawWebSocket } from "../support/raw-websocket.ts";
 import { sh, withSandbox } from "./support/e2e.ts";
-import { type ServedBay, serveBay } from "./support/serve.ts";
-import { sharedE2eBay } from "./support/suite.ts";
+import type { ServedBay } from "./support/serve.ts";
+import { servedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
 let served: ServedBay;
-sharedE2eBay((bay) => {
+servedE2eBay((bay, s) => {
   t = bay;
-});
-beforeAll(() => {
-  served = serveBay(t);
-});
-afterAll(async () => {
-  await served?.stop();
+  served = s;
 });
 
 const port = () => Number(served.host.split(":")[1]);

@@ -7,13 +7,13 @@
  * file is never half written, and a file replaced keeps its permissions.
  */
 import { chmodSync, createWriteStream, renameSync, rmSync, statSync } from "node:fs";
-import { constants } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { CliIo } from "./args.ts";
 import { UsageError } from "./args.ts";
 import { ClientError, type ClientTarget, printable, send } from "./client.ts";
+import { onEndingSignals } from "./signals.ts";
 
 /** `ID:PATH` (an id has no `/`, so `./a:b` and `/x:y` are local). */
 const REMOTE = /^([^/:]+):(.*)$/s;
@@ -76,11 +76,7 @@ async function download(target: ClientTarget, from: { sandbox: string; path: str
     }
   };
   // Interrupted (Ctrl-C, SIGTERM, SIGHUP), a copy leaves no part file behind.
-  const onSignal = (signal: NodeJS.Signals) => {
-    removePart();
-    process.exit(128 + (constants.signals[signal] ?? 0));
-  };
-  for (const signal of INTERRUPTS) process.once(signal, onSignal);
+  const stopWatching = onEndingSignals(INTERRUPTS, removePart);
   try {
     if (res.body === null) throw new ClientError("Bay's answer had no body", "http_error", res.status);
     await pipeline(
@@ -96,7 +92,7 @@ async function download(target: ClientTarget, from: { sandbox: string; path: str
     io.err(printable(`bay: ${dest}: ${(e as Error).message}`));
     return 1;
   } finally {
-    for (const signal of INTERRUPTS) process.off(signal, onSignal);
+    stopWatching();
   }
   return 0;
 }

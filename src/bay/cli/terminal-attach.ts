@@ -5,9 +5,9 @@
  * local one, and `bay` exits with the shell's status. With stdin not a terminal,
  * what it carries is typed into the shell and its end is a Ctrl-D.
  */
-import { constants } from "node:os";
 import type { CliIo } from "./args.ts";
 import { type ClientTarget, endpoint, printable, request } from "./client.ts";
+import { onEndingSignals, signalStatus } from "./signals.ts";
 
 /** What the attachment needs of the local side (process.stdin/stdout by default, a fake in tests). */
 export interface LocalTerminal {
@@ -49,13 +49,9 @@ export function processTerminal(): LocalTerminal {
       if (!process.stdin.isTTY) return () => {};
       process.stdin.setRawMode(true);
       // Killed while raw (by a signal that would end bay), the terminal is given back as it was.
-      const onSignal = (signal: NodeJS.Signals) => {
-        process.stdin.setRawMode(false);
-        process.exit(128 + (constants.signals[signal] ?? 0));
-      };
-      for (const signal of ENDING_SIGNALS) process.once(signal, onSignal);
+      const stopWatching = onEndingSignals(ENDING_SIGNALS, () => process.stdin.setRawMode(false));
       return () => {
-        for (const signal of ENDING_SIGNALS) process.off(signal, onSignal);
+        stopWatching();
         process.stdin.setRawMode(false);
       };
     },
@@ -75,9 +71,7 @@ export function exitStatus(reason: string): number {
     const r = JSON.parse(reason) as { exit_code?: unknown; signal?: unknown } | null;
     const code = r?.exit_code;
     if (typeof code === "number") return Number.isInteger(code) && code >= 0 && code <= 255 ? code : 1;
-    const signals = constants.signals as Record<string, number>;
-    const name = r?.signal;
-    return typeof name === "string" && Object.hasOwn(signals, name) ? 128 + signals[name]! : 1;
+    return signalStatus(r?.signal) ?? 1;
   } catch {
     return 1;
   }
@@ -138,7 +132,7 @@ export async function attachTerminal(target: ClientTarget, id: string, term: Loc
     for (const note of notes) io.err(note);
     if (end.code === 1000) return exitStatus(end.reason);
     // As a writer into a closed pipe ends: by SIGPIPE, without a word.
-    if (gone) return 128 + constants.signals.SIGPIPE;
+    if (gone) return signalStatus("SIGPIPE")!;
     if (!end.opened) io.err(`bay: could not open the terminal of ${id}`);
     else if (end.code === 1011) io.err(`bay: the terminal ended: ${safeCode(end.reason)}`);
     else io.err(`bay: the connection to Bay ended (${end.code})`);
