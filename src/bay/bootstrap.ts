@@ -25,6 +25,7 @@ import { SandboxFiles } from "./domain/sandbox-files.ts";
 import { SandboxManager } from "./domain/sandbox-manager.ts";
 import { SandboxProcesses } from "./domain/sandbox-processes.ts";
 import { SandboxTerminal } from "./domain/sandbox-terminal.ts";
+import { SandboxPorts } from "./domain/sandbox-ports.ts";
 import { SandboxWatch } from "./domain/sandbox-watch.ts";
 import { SessionManager } from "./domain/session-manager.ts";
 import { WorkspaceFiles } from "./domain/workspace-files.ts";
@@ -174,6 +175,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   const sandboxProcesses = new SandboxProcesses(router);
   const sandboxTerminal = new SandboxTerminal({ router, stores });
   const sandboxWatch = new SandboxWatch(router);
+  const sandboxPorts = new SandboxPorts({ router, maxBodyBytes: config.limits.max_upload_bytes });
   const uploadSpool = new UploadSpool({
     maxBytes: config.limits.max_spool_bytes,
     ...(config.limits.spool_dir ? { baseDir: config.limits.spool_dir } : {}),
@@ -212,6 +214,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     sandboxProcesses,
     sandboxTerminal,
     sandboxWatch,
+    sandboxPorts,
     uploadSpool,
     workspaces,
     workspaceFiles,

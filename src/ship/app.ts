@@ -11,6 +11,7 @@ import { PythonKernel } from "./kernel/python-kernel.ts";
 import { contextRoutes } from "./routes/contexts.ts";
 import { filesystemRoutes } from "./routes/filesystem.ts";
 import { ipythonRoutes } from "./routes/ipython.ts";
+import { portRoutes } from "./routes/ports.ts";
 import { processRoutes } from "./routes/processes.ts";
 import { shellRoutes } from "./routes/shell.ts";
 import { systemRoutes } from "./routes/system.ts";
@@ -97,6 +98,7 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
   app.route("/", processRoutes({ processes, maxStdinBytes: config.maxStdinBytes }));
   app.route("/", terminalRoutes({ terminals, prove: (nonce) => shipProof(options.credentials.secret, nonce) }));
   app.route("/", filesystemRoutes(config));
+  app.route("/", portRoutes({ ownPorts: new Set([config.port]) }));
   app.route(
     "/",
     watchRoutes({

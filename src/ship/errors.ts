@@ -9,6 +9,7 @@ export type ShipErrorCode =
   | "payload_too_large"
   | "quota_exceeded"
   | "internal_error"
+  | "upstream_error"
   | "timeout";
 
 /** The single code → HTTP status table. */
@@ -22,6 +23,8 @@ export const SHIP_ERROR_STATUS = {
   payload_too_large: 413,
   quota_exceeded: 429,
   internal_error: 500,
+  /** A server in the sandbox (user code) broke a proxied request. */
+  upstream_error: 502,
   timeout: 504,
 } as const satisfies Record<ShipErrorCode, number>;
 

@@ -8,6 +8,7 @@
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { TEMPLATE_ALIAS_PATH } from "../../src/bay/e2b/route-paths.ts";
+import { PORT_ROUTE } from "../../src/bay/api/routes/ports.ts";
 import { operations as E2B_OPS } from "../../src/bay/e2b/generated/openapi/index.ts";
 import { inspectRoutes } from "hono/dev";
 import type { OperationId, OperationSpec } from "../../src/bay/api/generated/index.ts";
@@ -366,7 +367,9 @@ describe("routes ↔ spec operations", () => {
       ...(op.honoPath === "/files" ? [key(op.method, "/files")] : []),
     ]);
     const rpc = ["process.Process", "filesystem.Filesystem"].map((s) => key("POST", `${prefix}/${s}/:method`));
-    const spec = new Set([...OPS.map((op) => key(op.method, op.honoPath)), ...e2b, ...rpc, key("ALL", `${prefix}/*`)]);
+    // A server's port takes the rest of the path (`{path}`) as a trailing wildcard.
+    const bayPath = (op: { operationId: string; honoPath: string }) => (op.operationId.startsWith("port") ? PORT_ROUTE : op.honoPath);
+    const spec = new Set([...OPS.map((op) => key(op.method, bayPath(op))), ...e2b, ...rpc, key("ALL", `${prefix}/*`)]);
     const notInSpec = [...routes].filter((r) => !spec.has(r)).sort();
     const noRoute = [...spec].filter((s) => !routes.has(s)).sort();
     expect({ notInSpec, noRoute }).toEqual({ notInSpec: [], noRoute: [] });

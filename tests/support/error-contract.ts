@@ -17,6 +17,8 @@ export function assertContractErrorBody(status: number, body: unknown): void {
 /** For a Response: checks JSON error bodies (status >= 400) without consuming the caller's copy. */
 export async function assertContractErrorResponse(res: Response): Promise<void> {
   if (res.status < 400 || !/^application\/json\b/i.test(res.headers.get("content-type") ?? "")) return;
+  // A server's answer in the sandbox, relayed with its own status and body: not Bay's error.
+  if (res.headers.has("x-bay-upstream")) return;
   const text = await res.clone().text();
   let body: unknown;
   try {

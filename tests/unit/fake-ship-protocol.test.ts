@@ -56,6 +56,11 @@ const FIXTURES: Record<ShipOperationId, Fixture> = {
   listDirectory: { query: { path: "." } },
   uploadFile: { query: { path: "up.bin" }, raw: new Uint8Array([0, 1, 255]) },
   downloadFile: { query: { path: "a.txt" } },
+  portGet: { query: { q: "1" } },
+  portPut: { raw: new Uint8Array([1, 2]) },
+  portPost: { raw: new Uint8Array([1, 2, 3]) },
+  portDelete: {},
+  portPatch: { raw: new Uint8Array([4]) },
 };
 
 let ship: FakeShip;
@@ -75,7 +80,8 @@ async function request(id: ShipOperationId, headers: Record<string, string> = au
   const f = { ...FIXTURES[id], ...over };
   const path = op.path
     .replace("{process_id}", f.process === "stdin" ? stdinProcessId : processId)
-    .replace("{context_id}", f.contextId ?? "ctx-default-python");
+    .replace("{context_id}", f.contextId ?? "ctx-default-python")
+    .replace("{port}/{path}", "8080/some/path");
   const url = new URL(base + (path.includes("{terminal_id}") ? path.replace("{terminal_id}", await newTerminal()) : path));
   for (const [k, v] of Object.entries(f.query ?? {})) url.searchParams.set(k, v);
   const body = f.raw ?? (f.body === undefined ? undefined : JSON.stringify(f.body));
@@ -154,6 +160,15 @@ describe("every operation of openapi/ship.v1.yaml", () => {
     expect(res.status).toBe(op.successStatus);
     if (op.successStatus === 204) {
       expect(await res.text()).toBe("");
+      return;
+    }
+    if (op.successContentType === "*/*") {
+      // A server's answer in the sandbox (the fake's echo server), marked as one, with what it was sent.
+      expect(res.headers.get("x-ship-upstream")).toBe("200");
+      const echo = (await res.json()) as { method: string; path: string; body_bytes: number };
+      const f = FIXTURES[id];
+      expect(echo).toMatchObject({ method: op.method.toUpperCase(), body_bytes: f.raw?.byteLength ?? 0 });
+      expect(echo.path).toBe(`/some/path${f.query ? "?q=1" : ""}`);
       return;
     }
     expect(res.headers.get("content-type") ?? "").toStartWith(op.successContentType ?? "application/json");

@@ -571,6 +571,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sandboxes/{id}/ports/{port}/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description The server's TCP port in the sandbox, 1-65535 (not the runtime's own). */
+                port: string;
+                /** @description The rest of the path for the server (may be empty, may contain slashes). */
+                path: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * GET to a server in the sandbox
+         * @description See the path's description.
+         */
+        get: operations["portGet"];
+        /**
+         * PUT to a server in the sandbox
+         * @description See the path's description.
+         */
+        put: operations["portPut"];
+        /**
+         * POST to a server in the sandbox
+         * @description See the path's description.
+         */
+        post: operations["portPost"];
+        /**
+         * DELETE to a server in the sandbox
+         * @description See the path's description.
+         */
+        delete: operations["portDelete"];
+        options?: never;
+        head?: never;
+        /**
+         * PATCH to a server in the sandbox
+         * @description See the path's description.
+         */
+        patch: operations["portPatch"];
+        trace?: never;
+    };
     "/v1/sandboxes/{id}/terminal": {
         parameters: {
             query?: never;
@@ -1097,12 +1140,14 @@ export interface components {
                  *     default code context cannot be deleted. `session_ended`: it was stopped, idle-reclaimed or expired
                  *     while a stream or terminal was open (sent as the stream's `error`). `no_stdin` / `stdin_closed` /
                  *     `stdin_busy`: a background process's stdin was not opened, is closed, or an earlier write has not been
-                 *     read yet.
+                 *     read yet. `port_closed`: nothing in the sandbox accepts connections on the port a request named.
                  * @enum {string}
                  */
-                reason?: "superseded" | "default_context" | "session_ended" | "no_stdin" | "stdin_closed" | "stdin_busy";
+                reason?: "superseded" | "default_context" | "session_ended" | "no_stdin" | "stdin_closed" | "stdin_busy" | "port_closed";
                 process_id?: string;
                 terminal_id?: string;
+                /** @description With `port_closed`: the port. */
+                port?: number;
             };
         };
         /** @description 409: the sandbox passed its TTL. */
@@ -1797,6 +1842,18 @@ export interface components {
             };
             content: {
                 "application/json": components["schemas"]["ErrorBody"];
+            };
+        };
+        /** @description The server's own answer, with its own status (any) and headers (see the path's description). */
+        PortAnswer: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                /** @description The server's status; only on a server's answer. */
+                "X-Bay-Upstream"?: string;
+                [name: string]: unknown;
+            };
+            content: {
+                "*/*": Blob;
             };
         };
         /** @description `ship_error`: the runtime failed or answered garbage. */
@@ -2878,6 +2935,186 @@ export interface operations {
                 };
             };
             400: components["responses"]["InvalidPath"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    portGet: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description The server's TCP port in the sandbox, 1-65535 (not the runtime's own). */
+                port: string;
+                /** @description The rest of the path for the server (may be empty, may contain slashes). */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["PortAnswer"];
+            400: components["responses"]["ValidationError"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    portPut: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description The server's TCP port in the sandbox, 1-65535 (not the runtime's own). */
+                port: string;
+                /** @description The rest of the path for the server (may be empty, may contain slashes). */
+                path: string;
+            };
+            cookie?: never;
+        };
+        /** @description Any body, passed on as it is (its Content-Type and Content-Length with it). */
+        requestBody?: {
+            content: {
+                "application/octet-stream": Blob;
+            };
+        };
+        responses: {
+            200: components["responses"]["PortAnswer"];
+            400: components["responses"]["ValidationError"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    portPost: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description The server's TCP port in the sandbox, 1-65535 (not the runtime's own). */
+                port: string;
+                /** @description The rest of the path for the server (may be empty, may contain slashes). */
+                path: string;
+            };
+            cookie?: never;
+        };
+        /** @description Any body, passed on as it is (its Content-Type and Content-Length with it). */
+        requestBody?: {
+            content: {
+                "application/octet-stream": Blob;
+            };
+        };
+        responses: {
+            200: components["responses"]["PortAnswer"];
+            400: components["responses"]["ValidationError"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    portDelete: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description The server's TCP port in the sandbox, 1-65535 (not the runtime's own). */
+                port: string;
+                /** @description The rest of the path for the server (may be empty, may contain slashes). */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["PortAnswer"];
+            400: components["responses"]["ValidationError"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["ShipError"];
+            503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    portPatch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+                /** @description The server's TCP port in the sandbox, 1-65535 (not the runtime's own). */
+                port: string;
+                /** @description The rest of the path for the server (may be empty, may contain slashes). */
+                path: string;
+            };
+            cookie?: never;
+        };
+        /** @description Any body, passed on as it is (its Content-Type and Content-Length with it). */
+        requestBody?: {
+            content: {
+                "application/octet-stream": Blob;
+            };
+        };
+        responses: {
+            200: components["responses"]["PortAnswer"];
+            400: components["responses"]["ValidationError"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];

@@ -24,6 +24,7 @@ import { execRoutes } from "./routes/exec.ts";
 import { filesystemRoutes } from "./routes/filesystem.ts";
 import { mcpRoutes } from "./routes/mcp.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
+import { portRoutes } from "./routes/ports.ts";
 import { processRoutes } from "./routes/processes.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
 import { systemRoutes } from "./routes/system.ts";
@@ -99,6 +100,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route("/", terminalRoutes(deps));
   app.route("/", filesystemRoutes(deps));
   app.route("/", watchRoutes(deps));
+  app.route("/", portRoutes(deps));
   app.route("/", workspaceRoutes(deps));
   app.route("/", workspaceFileRoutes(deps));
   if (deps.config.e2b.enabled) {

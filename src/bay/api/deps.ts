@@ -17,6 +17,7 @@ import type { WorkspaceManager } from "../domain/workspace-manager.ts";
 import type { Logger } from "../logger.ts";
 import type { BayMetrics } from "../observability/bay-metrics.ts";
 import type { Stores } from "../store/index.ts";
+import type { SandboxPorts } from "../domain/sandbox-ports.ts";
 import type { UploadSpool } from "./upload-spool.ts";
 
 export interface AppDeps {
@@ -30,6 +31,7 @@ export interface AppDeps {
   sandboxProcesses: SandboxProcesses;
   sandboxTerminal: SandboxTerminal;
   sandboxWatch: SandboxWatch;
+  sandboxPorts: SandboxPorts;
   uploadSpool: UploadSpool;
   workspaces: WorkspaceManager;
   workspaceFiles: WorkspaceFiles;

@@ -65,6 +65,11 @@ export interface CallPlan<T> {
    * slots from the call's start to the answer's end.
    */
   opens?: boolean;
+  /**
+   * The answer is a server's in the sandbox, relayed as it is: whatever its type,
+   * its body is covered as a stream, and never gets an event of Bay's.
+   */
+  relaysServer?: boolean;
   /** Runs the call against a ready session. */
   run(ship: ShipClient, session: SessionHandle): Promise<T>;
 }
@@ -202,13 +207,14 @@ export class CapabilityRouter {
       const result = await this.send(ctx, plan, session);
       this.touchWorkspace(sandbox.workspaceId);
       // The content type first: reading `.body` makes the runtime build a stream object for it.
-      if (result instanceof Response && isStreamed(result) && result.body) {
+      if (result instanceof Response && (plan.relaysServer || isStreamed(result)) && result.body) {
         // A streamed answer (events, a download) is part of the call: the session
         // stays covered until its body ends, however long that is.
         handedOff = true;
         const hooks = this.streamHooks(ctx, session, idleMs, finish);
-        if (ctx.sent && !isEventStream(result)) return coverSentBody(result, hooks, idleMs, this.ends, ctx.sandboxId, ctx.sent) as T;
-        return coverStream(result, hooks, idleMs, this.ends, ctx.sandboxId, ctx.requestId) as T;
+        const events = !plan.relaysServer && isEventStream(result);
+        if (ctx.sent && !events) return coverSentBody(result, hooks, idleMs, this.ends, ctx.sandboxId, ctx.sent) as T;
+        return coverStream(result, hooks, idleMs, this.ends, ctx.sandboxId, ctx.requestId, events) as T;
       }
       if (isOpenChannel(result)) {
         // A WebSocket bridge: covered, likewise, until it closes.
@@ -289,7 +295,7 @@ export class CapabilityRouter {
       const { sandbox } = await this.preflight(ctx.owner, ctx.sandboxId, plan.capability, plan.language);
       if (!notExecuted(e)) throw e; // the dead session is ended; the next call starts a new one
       if (!plan.replayable) {
-        throw new BayError("session_not_ready", "the sandbox runtime was restarted; retry the upload", { retryAfter: 1 });
+        throw new BayError("session_not_ready", "the sandbox runtime was restarted; send the request again", { retryAfter: 1 });
       }
       return plan.run(ship, await sessions.ensureRunning(ctx.sandboxId, sandbox));
     }

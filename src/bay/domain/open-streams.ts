@@ -120,9 +120,10 @@ export function coverStream(
   signals: SessionEndSignals,
   sandboxId: string,
   requestId: string,
+  /** Whether the body is Bay's event stream (default: by its type), which gets Bay's last `error` event. */
+  events = (res.headers.get("content-type") ?? "").startsWith("text/event-stream"),
 ): Response {
   const upstream = res.body!.getReader();
-  const events = (res.headers.get("content-type") ?? "").startsWith("text/event-stream");
   let finished = false;
   let ending: Promise<void> | null = null;
   let ctrl!: ReadableStreamDefaultController<Uint8Array>;

@@ -78,7 +78,19 @@ export const DEADLINES = {
   /** Creating or restarting a context waits for its kernel (Ship gives one a minute to start). */
   contextStart: 90_000,
   stream: 15_000,
+  /** A server in the sandbox has this long to send its answer's head. */
+  port: 5 * 60_000,
 } as const;
+
+/** The Ship operation for each method of a request for a server in the sandbox (HEAD is GET's). */
+const PORT_OPS: Record<string, ShipOperationId> = {
+  GET: "portGet",
+  HEAD: "portGet",
+  POST: "portPost",
+  PUT: "portPut",
+  PATCH: "portPatch",
+  DELETE: "portDelete",
+};
 
 export interface Send {
   query?: Record<string, string>;
@@ -92,7 +104,17 @@ export interface Send {
   deadline?: AbortSignal;
   /** The deadline covers the response headers only: the body may stream for as long as it lasts. */
   streams?: boolean;
+  /**
+   * A request for a server in the sandbox (the `port*` operations): sent with this
+   * method and these headers to the path plus `rest` (already encoded, kept as is);
+   * an answer Ship marks as the server's is returned whatever its status, its body
+   * streaming past the deadline.
+   */
+  forward?: { method: string; rest: string; headers: Headers };
 }
+
+/** Ship's mark on a server's answer (src/ship/routes/ports.ts). */
+export const UPSTREAM_HEADER = "x-ship-upstream";
 
 export class ShipClient {
   constructor(private readonly fetchImpl: typeof fetch = fetch) {}
@@ -101,7 +123,11 @@ export class ShipClient {
   async isHealthy(endpoint: string, timeoutMs = 1000): Promise<boolean> {
     try {
       const { url, unix } = shipRequestTarget(endpoint, shipRoutes.getHealth.path);
-      const res = await this.fetchImpl(url, { ...(unix ? { unix } : {}), signal: AbortSignal.timeout(timeoutMs) } as RequestInit);
+      const res = await this.fetchImpl(url, {
+        ...(unix ? { unix } : {}),
+        signal: AbortSignal.timeout(timeoutMs),
+        redirect: "manual",
+      } as RequestInit);
       await res.body?.cancel();
       return res.status === 200;
     } catch {
@@ -315,6 +341,26 @@ export class ShipClient {
     });
   }
 
+  /**
+   * A request for the server on `port` in the sandbox: `rest` is the path after the
+   * port and the query, as the client sent them; `body` streams. The answer is the
+   * server's (any status, marked by Ship) or a BayError for Ship's own refusal.
+   */
+  port(t: ShipTarget, req: { port: number; method: string; rest: string; headers: Headers; body: BodyInit | null }, o: CallOptions = {}) {
+    const op = PORT_OPS[req.method] ?? "portGet";
+    return this.send(
+      t,
+      op,
+      {
+        params: { port: String(req.port) },
+        forward: { method: req.method, rest: req.rest, headers: req.headers },
+        ...(req.body !== null ? { raw: req.body } : {}),
+        timeoutMs: DEADLINES.port,
+      },
+      o,
+    );
+  }
+
   /** Watches a directory: an event stream that lasts until the client or the Ship ends it. */
   watchFiles(t: ShipTarget, path: string, recursive: boolean, o: CallOptions = {}): Promise<Response> {
     return this.send(
@@ -330,9 +376,16 @@ export class ShipClient {
     const spec = shipRoutes[op];
     let path: string = spec.path;
     for (const [name, value] of Object.entries(s.params ?? {})) path = path.replace(`{${name}}`, encodeURIComponent(value));
+    // A function, so that `$` patterns in the client's path stay literal.
+    if (s.forward) path = path.replace("/{path}", () => s.forward!.rest);
     if (s.query) path += `?${new URLSearchParams(s.query)}`;
     const nonce = newNonce();
-    const headers: Record<string, string> = { authorization: `Bearer ${shipBearer(t.secret)}`, [NONCE_HEADER]: nonce };
+    const headers: Record<string, string> = {};
+    s.forward?.headers.forEach((value, name) => {
+      headers[name] = value;
+    });
+    headers.authorization = `Bearer ${shipBearer(t.secret)}`;
+    headers[NONCE_HEADER] = nonce;
     if (o.requestId) headers["x-request-id"] = o.requestId;
     if (s.accept) headers.accept = s.accept;
     let body: BodyInit | null = null;
@@ -340,7 +393,8 @@ export class ShipClient {
       headers["content-type"] = "application/json";
       body = JSON.stringify(s.json);
     } else if (s.raw !== undefined) {
-      headers["content-type"] = "application/octet-stream";
+      // A forwarded body keeps the client's own type.
+      if (!s.forward) headers["content-type"] = "application/octet-stream";
       body = s.raw;
     }
     // The call's deadline: the caller's, or timeoutMs from now. A followed stream's
@@ -355,7 +409,7 @@ export class ShipClient {
       const { url, unix } = shipRequestTarget(t.endpoint, path);
       res = await this.fetchImpl(url, {
         ...(unix ? { unix } : {}),
-        method: spec.method.toUpperCase(),
+        method: s.forward?.method ?? spec.method.toUpperCase(),
         headers,
         body,
         signal,
@@ -363,6 +417,8 @@ export class ShipClient {
         duplex: "half",
         // Bytes as Ship sent them: a compressed answer is never inflated past the bound on whole reads (bounded-answer.ts).
         decompress: false,
+        // Never followed: Ship sends no redirect of its own, and a server's in the sandbox is relayed, not fetched by Bay.
+        redirect: "manual",
       } as RequestInit);
     } catch (e) {
       clearTimeout(timer);
@@ -375,6 +431,11 @@ export class ShipClient {
       // Not the session's Ship (or not a Ship at all): its answer is never relayed.
       await res.body?.cancel().catch(() => {});
       throw new ShipWrongSessionError();
+    }
+    if (s.forward && res.headers.has(UPSTREAM_HEADER)) {
+      // The server's own answer: any status is its, and its body lasts as long as it lasts.
+      clearTimeout(timer);
+      return res as ShipReply<T>;
     }
     // A followed stream's body lasts as long as it lasts; an error or a JSON answer is read under the deadline.
     if (s.streams && res.ok && isEventStream(res)) clearTimeout(timer);

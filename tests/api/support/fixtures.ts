@@ -52,8 +52,8 @@ export function capabilityOf(op: OperationSpec): "python" | "shell" | "filesyste
   if (!op.path.startsWith("/v1/sandboxes/{id}/")) return null;
   const seg = op.path.split("/")[4];
   if (seg === "contexts" || seg === "code") return "code";
-  // The terminal is a shell: it needs that capability.
-  if (seg === "terminal") return "shell";
+  // The terminal is a shell, and a server in the sandbox is run by one: both need that capability.
+  if (seg === "terminal" || seg === "ports") return "shell";
   return seg === "python" || seg === "shell" || seg === "filesystem" ? seg : null;
 }
 
@@ -81,6 +81,9 @@ export interface BuiltRequest {
   headers?: Record<string, string>;
 }
 
+/** A server's port and the rest of its path (the memory driver's fake sandbox has an echo server on every port from 1024). */
+export const PORT_PATH = "8080/api/items";
+
 /**
  * A request for `op` that passes validation. `id` fills `{id}`; `query` and
  * `body` override the fixtures.
@@ -94,7 +97,8 @@ export function validRequest(
     .replace("{id}", encodeURIComponent(id))
     .replace("{process_id}", PROCESS_ID)
     .replace("{context_id}", CONTEXT_ID)
-    .replace("{asset}", DOCS_ASSET);
+    .replace("{asset}", DOCS_ASSET)
+    .replace("{port}/{path}", PORT_PATH);
   const q = new URLSearchParams();
   for (const k of queryKeys(op)) if (QUERY_FIXTURES[k] !== undefined) q.set(k, QUERY_FIXTURES[k]!);
   for (const [k, v] of Object.entries(over.query ?? {})) q.set(k, v);

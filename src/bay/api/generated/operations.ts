@@ -641,6 +641,137 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zShellProcess,
   },
+  /** See the path's description. */
+  portGet: {
+    operationId: "portGet",
+    method: "get",
+    path: "/v1/sandboxes/{id}/ports/{port}/{path}",
+    honoPath: "/v1/sandboxes/:id/ports/:port/:path",
+    summary: "GET to a server in the sandbox",
+    tags: ["Ports"],
+    authenticated: true,
+    successStatus: 200,
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
+    params: z.object({
+      /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+      id: z.string().min(1).max(128),
+      /** The server's TCP port in the sandbox, 1-65535 (not the runtime's own). */
+      port: z.string().regex(new RegExp("^[1-9][0-9]{0,4}$")),
+      /** The rest of the path for the server (may be empty, may contain slashes). */
+      path: z.string(),
+    }),
+    headers: z.object({
+      /** Caller-chosen request id, echoed in the response; generated when absent. */
+      "x-request-id": z.string().min(1).max(128).optional(),
+    }),
+    successContentType: "*/*",
+  },
+  /** See the path's description. */
+  portPut: {
+    operationId: "portPut",
+    method: "put",
+    path: "/v1/sandboxes/{id}/ports/{port}/{path}",
+    honoPath: "/v1/sandboxes/:id/ports/:port/:path",
+    summary: "PUT to a server in the sandbox",
+    tags: ["Ports"],
+    authenticated: true,
+    successStatus: 200,
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
+    params: z.object({
+      /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+      id: z.string().min(1).max(128),
+      /** The server's TCP port in the sandbox, 1-65535 (not the runtime's own). */
+      port: z.string().regex(new RegExp("^[1-9][0-9]{0,4}$")),
+      /** The rest of the path for the server (may be empty, may contain slashes). */
+      path: z.string(),
+    }),
+    headers: z.object({
+      /** Caller-chosen request id, echoed in the response; generated when absent. */
+      "x-request-id": z.string().min(1).max(128).optional(),
+    }),
+    rawBody: true,
+    bodyRequired: false,
+    successContentType: "*/*",
+  },
+  /** See the path's description. */
+  portPost: {
+    operationId: "portPost",
+    method: "post",
+    path: "/v1/sandboxes/{id}/ports/{port}/{path}",
+    honoPath: "/v1/sandboxes/:id/ports/:port/:path",
+    summary: "POST to a server in the sandbox",
+    tags: ["Ports"],
+    authenticated: true,
+    successStatus: 200,
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
+    params: z.object({
+      /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+      id: z.string().min(1).max(128),
+      /** The server's TCP port in the sandbox, 1-65535 (not the runtime's own). */
+      port: z.string().regex(new RegExp("^[1-9][0-9]{0,4}$")),
+      /** The rest of the path for the server (may be empty, may contain slashes). */
+      path: z.string(),
+    }),
+    headers: z.object({
+      /** Caller-chosen request id, echoed in the response; generated when absent. */
+      "x-request-id": z.string().min(1).max(128).optional(),
+    }),
+    rawBody: true,
+    bodyRequired: false,
+    successContentType: "*/*",
+  },
+  /** See the path's description. */
+  portDelete: {
+    operationId: "portDelete",
+    method: "delete",
+    path: "/v1/sandboxes/{id}/ports/{port}/{path}",
+    honoPath: "/v1/sandboxes/:id/ports/:port/:path",
+    summary: "DELETE to a server in the sandbox",
+    tags: ["Ports"],
+    authenticated: true,
+    successStatus: 200,
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
+    params: z.object({
+      /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+      id: z.string().min(1).max(128),
+      /** The server's TCP port in the sandbox, 1-65535 (not the runtime's own). */
+      port: z.string().regex(new RegExp("^[1-9][0-9]{0,4}$")),
+      /** The rest of the path for the server (may be empty, may contain slashes). */
+      path: z.string(),
+    }),
+    headers: z.object({
+      /** Caller-chosen request id, echoed in the response; generated when absent. */
+      "x-request-id": z.string().min(1).max(128).optional(),
+    }),
+    successContentType: "*/*",
+  },
+  /** See the path's description. */
+  portPatch: {
+    operationId: "portPatch",
+    method: "patch",
+    path: "/v1/sandboxes/{id}/ports/{port}/{path}",
+    honoPath: "/v1/sandboxes/:id/ports/:port/:path",
+    summary: "PATCH to a server in the sandbox",
+    tags: ["Ports"],
+    authenticated: true,
+    successStatus: 200,
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
+    params: z.object({
+      /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+      id: z.string().min(1).max(128),
+      /** The server's TCP port in the sandbox, 1-65535 (not the runtime's own). */
+      port: z.string().regex(new RegExp("^[1-9][0-9]{0,4}$")),
+      /** The rest of the path for the server (may be empty, may contain slashes). */
+      path: z.string(),
+    }),
+    headers: z.object({
+      /** Caller-chosen request id, echoed in the response; generated when absent. */
+      "x-request-id": z.string().min(1).max(128).optional(),
+    }),
+    rawBody: true,
+    bodyRequired: false,
+    successContentType: "*/*",
+  },
   /** Upgrades to a WebSocket running a login shell (`bash -l`) on a PTY in the sandbox, as the sandbox user, in /workspace, with `TERM=xterm-256color` (starting the runtime if needed). Needs the `shell` capability. Frames: binary frames carry terminal bytes both ways (keystrokes in, screen output out). Text frames carry JSON control messages: the client sends `{"type":"resize","cols":…,"rows":…}`; Bay sends `{"type":"exit","exit_code":…,"signal":…}` when the shell ends, `{"type":"error","error":{…}}` (the error body's `error`) for a control message it refused or when the sandbox's runtime goes away, and `{"type":"dropped","bytes":…}` if output had to be dropped. The close frame carries the outcome: 1000 with reason `{"exit_code":…,"signal":…}` after the shell exited; 1011 with reason `{"code":…}` (an error code, for example `conflict` when the sandbox was stopped, reclaimed or deleted) otherwise. Output is never buffered without bound: while a client reads slowly the shell's output is paused, as on a slow line. Input frames are at most 1 MiB; input the shell does not read piles up to 1 MiB, then further input is refused with an `error` message (`payload_too_large`); so is input the sandbox's runtime stops taking (Bay holds at most 1 MiB of it), with one message until it takes input again. Closing the WebSocket hangs the shell up (SIGHUP, then SIGKILL). An open terminal keeps the sandbox from idle reclaim; a stop, a reclaim or a delete closes it. Authentication: `Authorization: Bearer …` like every route, or, from a browser (which cannot set headers on a WebSocket), `?ticket=` with a ticket from `POST /v1/sandboxes/{id}/terminal/tickets`: single use, for this sandbox only, valid for 30 s. A ticket already used, expired or unknown answers 401; a ticket for another sandbox 404. Failures before the upgrade answer with the error body. */
   openTerminal: {
     operationId: "openTerminal",

@@ -137,10 +137,12 @@ export const zConflictError = z.lazy(() => z.object({
     idempotency_key: z.string().optional(),
     workspace_id: z.string().optional(),
     sandbox_id: z.string().nullable().optional(),
-    /** `superseded`: the sandbox was stopped, deleted or expired while it was starting. `default_context`: a default code context cannot be deleted. `session_ended`: it was stopped, idle-reclaimed or expired while a stream or terminal was open (sent as the stream's `error`). `no_stdin` / `stdin_closed` / `stdin_busy`: a background process's stdin was not opened, is closed, or an earlier write has not been read yet. */
-    reason: z.enum(["superseded", "default_context", "session_ended", "no_stdin", "stdin_closed", "stdin_busy"]).optional(),
+    /** `superseded`: the sandbox was stopped, deleted or expired while it was starting. `default_context`: a default code context cannot be deleted. `session_ended`: it was stopped, idle-reclaimed or expired while a stream or terminal was open (sent as the stream's `error`). `no_stdin` / `stdin_closed` / `stdin_busy`: a background process's stdin was not opened, is closed, or an earlier write has not been read yet. `port_closed`: nothing in the sandbox accepts connections on the port a request named. */
+    reason: z.enum(["superseded", "default_context", "session_ended", "no_stdin", "stdin_closed", "stdin_busy", "port_closed"]).optional(),
     process_id: z.string().optional(),
     terminal_id: z.string().optional(),
+    /** With `port_closed`: the port. */
+    port: z.number().int().optional(),
   }),
 }));
 export type ConflictError = z.infer<typeof zConflictError>;

@@ -12,6 +12,7 @@
  * than Ship, it says so: symlinks are refused as the data plane refuses them, and
  * paths outside /workspace do not exist.
  */
+import { fakePortAnswer } from "./fake-ports.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import {
   MAX_NONCE_LENGTH,
@@ -151,6 +152,8 @@ export class FakeShip {
     const at = `${req.method} ${url.pathname}`;
     const is = (op: { method: string; path: string }) => at === `${op.method.toUpperCase()} ${op.path}`;
     if (is(ops.getMeta)) return Response.json(this.meta());
+    const port = await fakePortAnswer(req, url, this.port);
+    if (port) return port;
     if (is(ops.execPython)) {
       const body = checked(ops.execPython.body, await jsonOf(req), "json");
       return answerExec(req, () => this.runtime.contexts.execIn(undefined, "python")(body.code, body.timeout, req.signal), this.o.log);

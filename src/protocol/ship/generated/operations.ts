@@ -70,7 +70,7 @@ export const operations = {
     tags: ["python"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 413, 429, 500, 504],
+    statuses: [200, 400, 401, 413, 429, 502, 504],
     body: zPythonExecRequest,
     bodyRequired: true,
     successContentType: "application/json",
@@ -86,7 +86,7 @@ export const operations = {
     tags: ["contexts"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 413, 429, 500, 504],
+    statuses: [200, 400, 401, 404, 413, 429, 502, 504],
     body: zCodeExecRequest,
     bodyRequired: true,
     successContentType: "application/json",
@@ -115,7 +115,7 @@ export const operations = {
     tags: ["contexts"],
     authenticated: true,
     successStatus: 201,
-    statuses: [201, 400, 401, 404, 413, 429, 500],
+    statuses: [201, 400, 401, 404, 413, 429, 502],
     body: zCreateContextRequest,
     bodyRequired: true,
     successContentType: "application/json",
@@ -162,7 +162,7 @@ export const operations = {
     tags: ["contexts"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 401, 404, 500],
+    statuses: [200, 401, 404, 502],
     params: z.object({
       context_id: z.string().min(1).max(128),
     }),
@@ -179,7 +179,7 @@ export const operations = {
     tags: ["shell"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 413, 429, 500, 504],
+    statuses: [200, 400, 401, 404, 413, 429, 502, 504],
     body: zShellExecRequest,
     bodyRequired: true,
     successContentType: "application/json",
@@ -301,7 +301,7 @@ export const operations = {
     tags: ["terminal"],
     authenticated: true,
     successStatus: 201,
-    statuses: [201, 400, 401, 413, 429, 500],
+    statuses: [201, 400, 401, 413, 429, 502],
     body: zTerminalRequest,
     bodyRequired: false,
     successContentType: "application/json",
@@ -446,6 +446,96 @@ export const operations = {
       path: z.string().min(1),
     }),
     successContentType: "application/octet-stream",
+  },
+  /** See the path's description. */
+  portGet: {
+    operationId: "portGet",
+    method: "get",
+    path: "/ports/{port}/{path}",
+    honoPath: "/ports/:port/:path",
+    summary: "GET to a server in the sandbox",
+    tags: ["ports"],
+    authenticated: true,
+    successStatus: 200,
+    statuses: [200, 400, 401, 409, 502],
+    params: z.object({
+      port: z.string().regex(new RegExp("^[1-9][0-9]{0,4}$")),
+      /** The rest of the path (may be empty and may contain slashes). */
+      path: z.string(),
+    }),
+    successContentType: "*/*",
+  },
+  /** See the path's description. */
+  portPut: {
+    operationId: "portPut",
+    method: "put",
+    path: "/ports/{port}/{path}",
+    honoPath: "/ports/:port/:path",
+    summary: "PUT to a server in the sandbox",
+    tags: ["ports"],
+    authenticated: true,
+    successStatus: 200,
+    statuses: [200, 400, 401, 409, 502],
+    params: z.object({
+      port: z.string().regex(new RegExp("^[1-9][0-9]{0,4}$")),
+      /** The rest of the path (may be empty and may contain slashes). */
+      path: z.string(),
+    }),
+    successContentType: "*/*",
+  },
+  /** See the path's description. */
+  portPost: {
+    operationId: "portPost",
+    method: "post",
+    path: "/ports/{port}/{path}",
+    honoPath: "/ports/:port/:path",
+    summary: "POST to a server in the sandbox",
+    tags: ["ports"],
+    authenticated: true,
+    successStatus: 200,
+    statuses: [200, 400, 401, 409, 502],
+    params: z.object({
+      port: z.string().regex(new RegExp("^[1-9][0-9]{0,4}$")),
+      /** The rest of the path (may be empty and may contain slashes). */
+      path: z.string(),
+    }),
+    successContentType: "*/*",
+  },
+  /** See the path's description. */
+  portDelete: {
+    operationId: "portDelete",
+    method: "delete",
+    path: "/ports/{port}/{path}",
+    honoPath: "/ports/:port/:path",
+    summary: "DELETE to a server in the sandbox",
+    tags: ["ports"],
+    authenticated: true,
+    successStatus: 200,
+    statuses: [200, 400, 401, 409, 502],
+    params: z.object({
+      port: z.string().regex(new RegExp("^[1-9][0-9]{0,4}$")),
+      /** The rest of the path (may be empty and may contain slashes). */
+      path: z.string(),
+    }),
+    successContentType: "*/*",
+  },
+  /** See the path's description. */
+  portPatch: {
+    operationId: "portPatch",
+    method: "patch",
+    path: "/ports/{port}/{path}",
+    honoPath: "/ports/:port/:path",
+    summary: "PATCH to a server in the sandbox",
+    tags: ["ports"],
+    authenticated: true,
+    successStatus: 200,
+    statuses: [200, 400, 401, 409, 502],
+    params: z.object({
+      port: z.string().regex(new RegExp("^[1-9][0-9]{0,4}$")),
+      /** The rest of the path (may be empty and may contain slashes). */
+      path: z.string(),
+    }),
+    successContentType: "*/*",
   },
 } as const satisfies Record<string, OperationSpec>;
 

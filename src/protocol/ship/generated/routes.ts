@@ -26,6 +26,11 @@ export const routes = {
   listDirectory: { method: "get", path: "/filesystem/directories" },
   uploadFile: { method: "post", path: "/filesystem/upload" },
   downloadFile: { method: "get", path: "/filesystem/download" },
+  portGet: { method: "get", path: "/ports/{port}/{path}" },
+  portPut: { method: "put", path: "/ports/{port}/{path}" },
+  portPost: { method: "post", path: "/ports/{port}/{path}" },
+  portDelete: { method: "delete", path: "/ports/{port}/{path}" },
+  portPatch: { method: "patch", path: "/ports/{port}/{path}" },
 } as const;
 
 export type RouteId = keyof typeof routes;

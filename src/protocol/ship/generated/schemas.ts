@@ -3,7 +3,7 @@ import { z } from "zod";
 
 export const zError = z.lazy(() => z.object({
   error: z.object({
-    code: z.enum(["validation_error", "invalid_path", "unauthorized", "file_not_found", "not_found", "conflict", "payload_too_large", "quota_exceeded", "internal_error", "timeout"]),
+    code: z.enum(["validation_error", "invalid_path", "unauthorized", "file_not_found", "not_found", "conflict", "payload_too_large", "quota_exceeded", "internal_error", "upstream_error", "timeout"]),
     message: z.string(),
     details: z.record(z.string(), z.unknown()),
   }),

@@ -1,0 +1,157 @@
+/**
+ * Requests for servers running in a sandbox (`/v1/sandboxes/{id}/ports/{port}/…`),
+ * through its Ship, which sends them on to 127.0.0.1:{port} from inside the
+ * container. The rules that are Bay's live here: what of the caller's request
+ * may reach the server (user code: never Bay's credentials, the caller's
+ * cookies or where the caller is on the network), what of the server's answer
+ * may reach the caller (never cookies for Bay's origin, CORS grants or headers
+ * that pass for Bay's or Ship's), and that a page the sandbox serves never runs
+ * as Bay's origin in a browser.
+ */
+import { BayError } from "../errors.ts";
+import { DEADLINES, UPSTREAM_HEADER } from "../runtime/ship-client.ts";
+import type { CallContext, CapabilityRouter } from "./capability-router.ts";
+import { tooLargeError } from "./sandbox-files.ts";
+
+/** Marks a server's answer to Bay's client (its value: the server's status). */
+export const BAY_UPSTREAM_HEADER = "X-Bay-Upstream";
+
+/**
+ * A page the server sends runs in a browser as an opaque origin (scripts, forms
+ * and pop-ups allowed): it can never read Bay's answers or use its credentials.
+ */
+export const SERVER_PAGE_POLICY = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads";
+
+export interface PortRequest {
+  port: number;
+  method: string;
+  /** The path after `/ports/{port}` plus the query, as the client sent them; starts with "/". */
+  rest: string;
+  /** The client's headers, as received. */
+  headers: Headers;
+  body: ReadableStream<Uint8Array> | null;
+}
+
+export interface SandboxPortsDeps {
+  router: CapabilityRouter;
+  /** The largest request body sent on (limits.max_upload_bytes). */
+  maxBodyBytes: number;
+}
+
+/** Headers that belong to one connection (RFC 9110 §7.6.1): never passed on, either way. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "trailers",
+  "transfer-encoding",
+  "upgrade",
+  "expect",
+]);
+/** The caller's credentials and context: Bay's, never the server's. */
+const NOT_SENT = new Set(["host", "authorization", "x-owner", "cookie", "forwarded", "x-real-ip", "x-request-id"]);
+/** Prefixes of headers that are Bay's, Ship's or the network's in front of Bay. */
+const NOT_SENT_PREFIX = ["x-forwarded-", "x-bay-", "x-ship-"];
+/** Not returned from the server: cookies for Bay's origin, CORS grants (Bay's settings apply), headers passing for ours. */
+const NOT_RETURNED = new Set(["set-cookie", "x-request-id", "content-security-policy", "content-security-policy-report-only"]);
+const NOT_RETURNED_PREFIX = ["access-control-", "x-bay-", "x-ship-"];
+
+const listedIn = (headers: Headers): Set<string> =>
+  new Set(
+    (headers.get("connection") ?? "")
+      .split(",")
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean),
+  );
+
+/** What of the client's headers is sent on to the server. */
+export function forwardedHeaders(client: Headers): Headers {
+  const listed = listedIn(client);
+  const out = new Headers();
+  client.forEach((value, name) => {
+    if (HOP_BY_HOP.has(name) || NOT_SENT.has(name) || listed.has(name)) return;
+    if (NOT_SENT_PREFIX.some((p) => name.startsWith(p))) return;
+    out.append(name, value);
+  });
+  return out;
+}
+
+/** The server's answer as Bay's client gets it. */
+export function serverAnswer(res: Response, requestId: string): Response {
+  const listed = listedIn(res.headers);
+  const headers = new Headers();
+  res.headers.forEach((value, name) => {
+    if (HOP_BY_HOP.has(name) || NOT_RETURNED.has(name) || listed.has(name)) return;
+    if (NOT_RETURNED_PREFIX.some((p) => name.startsWith(p))) return;
+    headers.append(name, value);
+  });
+  headers.set(BAY_UPSTREAM_HEADER, res.headers.get(UPSTREAM_HEADER) ?? String(res.status));
+  headers.set("Content-Security-Policy", SERVER_PAGE_POLICY);
+  headers.set("X-Content-Type-Options", "nosniff");
+  headers.set("X-Request-Id", requestId);
+  return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+}
+
+/** A body without a length, cut off once it passes `max` bytes (`over()` then says so). */
+function capped(body: ReadableStream<Uint8Array>, max: number): { body: ReadableStream<Uint8Array>; over: () => boolean } {
+  let seen = 0;
+  const capped = body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, ctrl) {
+        seen += chunk.byteLength;
+        if (seen > max) ctrl.error(tooLargeError(max));
+        else ctrl.enqueue(chunk);
+      },
+    }),
+  );
+  return { body: capped, over: () => seen > max };
+}
+
+export class SandboxPorts {
+  constructor(private readonly deps: SandboxPortsDeps) {}
+
+  /** Sends `req` to the server on its port in the sandbox; returns the server's answer as the client gets it. */
+  async request(ctx: CallContext, req: PortRequest): Promise<Response> {
+    const { router, maxBodyBytes } = this.deps;
+    if (!Number.isInteger(req.port) || req.port < 1 || req.port > 65535) {
+      throw new BayError("validation_error", `port must be a number from 1 to 65535, got ${req.port}`, {
+        details: { issues: [{ path: "port", message: "must be 1-65535" }] },
+      });
+    }
+    // Refusals first: nothing starts for a sandbox that is not the caller's or cannot run a server.
+    const { profile } = await router.preflight(ctx.owner, ctx.sandboxId, "shell");
+    if (req.port === profile.runtime_port) {
+      throw new BayError("validation_error", `port ${req.port} is the sandbox runtime's own`, {
+        details: { issues: [{ path: "port", message: "the runtime's own port" }] },
+      });
+    }
+    const declared = req.headers.get("content-length");
+    const length = declared !== null && /^\d+$/.test(declared) ? Number(declared) : null;
+    if (length !== null && length > maxBodyBytes) throw tooLargeError(maxBodyBytes);
+    const hasBody = req.body !== null && req.method !== "GET" && req.method !== "HEAD";
+    // A body without a length is counted as it streams to the Ship.
+    const counted = hasBody && length === null ? capped(req.body!, maxBodyBytes) : null;
+    const body = counted?.body ?? (hasBody ? req.body : null);
+    try {
+      const res = await router.call(ctx, {
+        capability: "shell",
+        operation: "port",
+        coverMs: DEADLINES.port,
+        // A body streams: it cannot be sent twice.
+        replayable: body === null,
+        relaysServer: true,
+        run: (ship, s) =>
+          ship.port(s, { port: req.port, method: req.method, rest: req.rest, headers: forwardedHeaders(req.headers), body }, ctx),
+      });
+      return serverAnswer(res, ctx.requestId);
+    } catch (e) {
+      // The transfer broke because the body passed the limit: that is the client's error.
+      if (counted?.over()) throw tooLargeError(maxBodyBytes);
+      throw e;
+    }
+  }
+}

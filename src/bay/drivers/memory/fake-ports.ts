@@ -1,0 +1,45 @@
+/**
+ * The fake sandbox's servers, for `/ports/{port}/{path}` (src/ship/routes/ports.ts):
+ * an echo server listens on every port from 1024 up, nothing below. It answers
+ * what it received (method, path with query, headers, body size) as JSON, with
+ * the status `?status=` asks for (default 200) and each `?header=Name:value` as
+ * a header of its answer, marked as a server's answer.
+ */
+import { BayError } from "../../errors.ts";
+
+const UPSTREAM_HEADER = "x-ship-upstream";
+const PORT = /^[1-9][0-9]{0,4}$/;
+
+/** The answer for a `/ports/…` request, or null for any other path. */
+export async function fakePortAnswer(req: Request, url: URL, ownPort: number): Promise<Response | null> {
+  const segments = url.pathname.split("/"); // ["", "ports", port, ...rest]
+  if (segments[1] !== "ports" || segments.length < 4) return null;
+  if (!["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"].includes(req.method)) return null;
+  const raw = segments[2]!;
+  const port = PORT.test(raw) ? Number(raw) : 0;
+  if (port < 1 || port > 65535 || port === ownPort) {
+    throw new BayError("validation_error", `port must be a number from 1 to 65535 and not the runtime's own, got "${raw.slice(0, 16)}"`);
+  }
+  if (port < 1024) {
+    throw new BayError("conflict", `nothing in the sandbox accepts connections on port ${port}`, {
+      details: { reason: "port_closed", port },
+    });
+  }
+  const body = req.method === "GET" || req.method === "HEAD" ? 0 : (await req.arrayBuffer()).byteLength;
+  const status = Number(url.searchParams.get("status") ?? 200);
+  const headers: Record<string, string> = {};
+  req.headers.forEach((v, k) => {
+    headers[k] = v;
+  });
+  const answer = new Headers();
+  for (const h of url.searchParams.getAll("header")) {
+    const at = h.indexOf(":");
+    // As Ship does: the server's own X-Ship-* headers never pass; the mark is Ship's.
+    if (at > 0 && !h.toLowerCase().startsWith("x-ship-")) answer.append(h.slice(0, at), h.slice(at + 1));
+  }
+  answer.set(UPSTREAM_HEADER, String(status));
+  return Response.json(
+    { port, method: req.method, path: `/${segments.slice(3).join("/")}${url.search}`, headers, body_bytes: body },
+    { status: status >= 200 && status <= 599 ? status : 200, headers: answer },
+  );
+}

@@ -1,0 +1,182 @@
+/**
+ * Requests for servers in a sandbox (`/v1/sandboxes/{id}/ports/{port}/{path}`)
+ * as Bay's rules shape them, on the in-memory driver (its fake sandbox has an
+ * echo server on every port from 1024 and nothing below): what of the caller's
+ * request reaches the server, what of the server's answer reaches the caller,
+ * and what is refused before any runtime starts. The real Ship and real servers
+ * are in tests/e2e/ports.test.ts.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createMemoryBay, type MemoryBay, newSandbox } from "./support/memory-bay.ts";
+
+let t: MemoryBay;
+let id: string;
+beforeAll(async () => {
+  t = await createMemoryBay({ config: { limits: { max_upload_bytes: 64 * 1024 } } as never });
+  id = await newSandbox(t);
+});
+afterAll(() => t.close());
+
+const port = (rest: string, sandbox = id) => `/v1/sandboxes/${sandbox}/ports/${rest}`;
+const KEY = "bay-key-must-never-reach-the-server";
+
+describe("the caller's request, as the server gets it", () => {
+  test("method, the rest of the path and the query pass as sent (encoding kept); the answer is the server's, marked", async () => {
+    for (const method of ["GET", "POST", "PUT", "PATCH", "DELETE"]) {
+      const r = await t.json(method, port("8080/api/a%2Fb/$&/x?q=1&r=%20"));
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ port: 8080, method, path: "/api/a%2Fb/$&/x?q=1&r=%20" });
+      expect(r.res.headers.get("x-bay-upstream")).toBe("200");
+    }
+    // The root, with and without its slash.
+    expect((await t.json("GET", port("8080/"))).body.path).toBe("/");
+    expect((await t.json("GET", port("8080"))).body.path).toBe("/");
+  });
+
+  test("Bay's credentials, the caller's cookies and network context never reach the server; the rest does", async () => {
+    const r = await t.json("POST", port("8080/echo"), {
+      body: "hello",
+      headers: {
+        "x-owner": "alice",
+        "content-type": "text/plain",
+        "x-app-header": "kept",
+        accept: "application/json",
+        cookie: `session=${KEY}`,
+        forwarded: "for=10.0.0.7",
+        "x-forwarded-for": "10.0.0.7",
+        "x-forwarded-host": "bay.internal",
+        "x-real-ip": "10.0.0.7",
+        "x-bay-nonce": "forged-nonce",
+        "x-ship-upstream": "999",
+        "proxy-authorization": `Basic ${KEY}`,
+        connection: "x-drop-me",
+        "x-drop-me": "named by Connection",
+      },
+    });
+    expect(r.status).toBe(200);
+    const seen = r.body.headers as Record<string, string>;
+    expect(seen["x-app-header"]).toBe("kept");
+    expect(seen["content-type"]).toBe("text/plain");
+    expect(r.body.body_bytes).toBe(5);
+    for (const gone of [
+      "x-owner",
+      "cookie",
+      "forwarded",
+      "x-forwarded-for",
+      "x-forwarded-host",
+      "x-real-ip",
+      "proxy-authorization",
+      "x-drop-me",
+    ]) {
+      expect({ gone, value: seen[gone] }).toEqual({ gone, value: undefined as never });
+    }
+    // Bay's own nonce only (a forged one would have broken the call's proof), and no trace of the key anywhere.
+    expect(seen["x-bay-nonce"]).not.toBe("forged-nonce");
+    expect(JSON.stringify(seen)).not.toContain(KEY);
+  });
+
+  test("an API key sent as Authorization reaches no server (api_key mode)", async () => {
+    const k = await createMemoryBay({ config: { auth: { mode: "api_key" } } as never });
+    try {
+      const { key } = await k.bay.deps.apiKeys.create("alice", "test");
+      const auth = { authorization: `Bearer ${key}` };
+      const created = await k.json("POST", "/v1/sandboxes", { body: {}, headers: auth });
+      const r = await k.json("GET", port("8080/", created.body.id), { headers: auth });
+      expect(r.status).toBe(200);
+      expect(JSON.stringify(r.body.headers)).not.toContain(key);
+    } finally {
+      await k.close();
+    }
+  });
+});
+
+describe("the server's answer, as the caller gets it", () => {
+  test("any status is the server's, with its body (not Bay's error model), marked", async () => {
+    for (const status of [201, 301, 401, 404, 500, 503]) {
+      const r = await t.json("GET", port(`8080/x?status=${status}`));
+      expect(r.status).toBe(status);
+      expect(r.res.headers.get("x-bay-upstream")).toBe(String(status));
+      expect(r.body.path).toBe(`/x?status=${status}`);
+    }
+  });
+
+  test("cookies, CORS grants and headers passing for Bay's or Ship's are dropped; a page can never run as Bay's origin", async () => {
+    const headers = [
+      "set-cookie:sid=1; Path=/",
+      "access-control-allow-origin:*",
+      "access-control-allow-credentials:true",
+      "x-bay-upstream:forged",
+      "x-request-id:forged",
+      "content-security-policy:default-src *",
+      "x-ship-proof:forged",
+      "x-app:kept",
+    ];
+    const q = headers.map((h) => `header=${encodeURIComponent(h)}`).join("&");
+    const r = await t.call("GET", port(`8080/page?${q}`));
+    expect(r.status).toBe(200);
+    expect(r.headers.get("x-app")).toBe("kept");
+    expect(r.headers.get("set-cookie")).toBeNull();
+    expect(r.headers.get("access-control-allow-origin")).toBeNull();
+    expect(r.headers.get("access-control-allow-credentials")).toBeNull();
+    expect(r.headers.get("x-bay-upstream")).toBe("200");
+    expect(r.headers.get("x-request-id")).not.toBe("forged");
+    expect(r.headers.get("x-ship-proof")).toBeNull();
+    expect(r.headers.get("content-security-policy")).toStartWith("sandbox ");
+    expect(r.headers.get("content-security-policy")).not.toContain("allow-same-origin");
+    expect(r.headers.get("x-content-type-options")).toBe("nosniff");
+  });
+});
+
+describe("refused before any runtime starts", () => {
+  test("ports outside 1-65535, not a number, or the runtime's own: 400", async () => {
+    const fresh = await newSandbox(t);
+    for (const bad of ["0", "65536", "99999", "abc", "08080", "-1", "80.5", "1e3", "8080abc"]) {
+      const r = await t.json("GET", port(`${bad}/`, fresh));
+      expect({ bad, status: r.status, code: r.body.error?.code }).toEqual({ bad, status: 400, code: "validation_error" });
+    }
+    const own = await t.json("GET", port("8123/", fresh));
+    expect([own.status, own.body.error.code]).toEqual([400, "validation_error"]);
+    expect(own.body.error.message).toContain("runtime's own");
+    expect(await t.engine.listContainers({ sandbox_id: fresh })).toHaveLength(0);
+  });
+
+  test("another owner's sandbox, or none: 404, as for any id, and nothing starts", async () => {
+    const mine = await newSandbox(t);
+    const theirs = await t.json("GET", port("8080/", mine), { owner: "bob" });
+    const ghost = await t.json("GET", port("8080/", "sandbox-ghost000000000000"), { owner: "bob" });
+    expect([theirs.status, theirs.body.error.code, ghost.status]).toEqual([404, "not_found", 404]);
+    expect(theirs.res.headers.get("x-bay-upstream")).toBeNull();
+    expect(await t.engine.listContainers({ sandbox_id: mine })).toHaveLength(0);
+  });
+
+  test("a body over limits.max_upload_bytes: 413, by its length or while it streams", async () => {
+    const big = new Uint8Array(64 * 1024 + 1);
+    const r = await t.json("POST", port("8080/upload"), { body: big });
+    expect([r.status, r.body.error.code]).toEqual([413, "payload_too_large"]);
+    // No length: a chunked body is counted as it goes.
+    const chunked = new ReadableStream<Uint8Array>({
+      pull(ctrl) {
+        ctrl.enqueue(new Uint8Array(16 * 1024));
+      },
+    });
+    const res = await t.bay.app.request(port("8080/upload"), {
+      method: "POST",
+      headers: { "x-owner": "alice" },
+      body: chunked,
+      duplex: "half",
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("payload_too_large");
+  });
+});
+
+test("nothing listening on the port: 409 conflict port_closed, not marked as the server's", async () => {
+  const r = await t.json("GET", port("80/"));
+  expect([r.status, r.body.error.code, r.body.error.details.reason, r.body.error.details.port]).toEqual([
+    409,
+    "conflict",
+    "port_closed",
+    80,
+  ]);
+  expect(r.res.headers.get("x-bay-upstream")).toBeNull();
+});
