@@ -97,6 +97,7 @@ describe("protocol", () => {
         "create_sandbox",
         "delete_context",
         "delete_sandbox",
+        "http_request",
         "list_contexts",
         "list_files",
         "list_profiles",

@@ -180,3 +180,63 @@ test("nothing listening on the port: 409 conflict port_closed, not marked as the
   ]);
   expect(r.res.headers.get("x-bay-upstream")).toBeNull();
 });
+
+describe("the MCP tool http_request (as the caller, through the same route)", () => {
+  let next = 1;
+  const tool = async (name: string, args: Record<string, unknown>, owner = "alice") => {
+    const res = await t.bay.app.request("/mcp", {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json", "x-owner": owner },
+      body: JSON.stringify({ jsonrpc: "2.0", id: next++, method: "tools/call", params: { name, arguments: args } }),
+    });
+    expect(res.status).toBe(200);
+    const result = ((await res.json()) as { result: { content: Array<{ text: string }>; isError?: boolean } }).result;
+    return { text: result.content.map((c) => c.text).join("\n"), isError: result.isError === true };
+  };
+
+  test("the server's answer whatever its status; the caller's identity cannot be replaced by the tool's headers", async () => {
+    const ok = await tool("http_request", {
+      sandbox_id: id,
+      port: 8080,
+      path: "/api?x=1",
+      method: "POST",
+      headers: { "x-app": "1", "X-Owner": "bob", authorization: "Bearer nope", "x-request-id": "forged" },
+      body: "abc",
+    });
+    expect(ok.isError).toBe(false);
+    const answer = JSON.parse(ok.text) as { status: number; headers: Record<string, string>; body: string };
+    expect(answer.status).toBe(200);
+    expect(answer.headers["content-type"]).toStartWith("application/json");
+    const echo = JSON.parse(answer.body) as { method: string; path: string; body_bytes: number; headers: Record<string, string> };
+    // Acted as alice (bob has no such sandbox), with the tool's own header and body.
+    expect(echo).toMatchObject({ method: "POST", path: "/api?x=1", body_bytes: 3 });
+    expect(echo.headers["x-app"]).toBe("1");
+    expect(echo.headers["x-request-id"]).not.toBe("forged");
+
+    const missing = JSON.parse((await tool("http_request", { sandbox_id: id, port: 8080, path: "/x?status=404" })).text);
+    expect(missing.status).toBe(404);
+  });
+
+  test("Bay's errors are tool errors: nothing listening, another owner's sandbox, a path that leaves the server's", async () => {
+    const closed = await tool("http_request", { sandbox_id: id, port: 80 });
+    expect([closed.isError, closed.text]).toEqual([true, "conflict: nothing in the sandbox accepts connections on port 80"]);
+    const bobs = await tool("http_request", { sandbox_id: id, port: 8080 }, "bob");
+    expect(bobs.isError).toBe(true);
+    expect(bobs.text).toStartWith("not_found:");
+    for (const path of ["/../../shell/exec", "/a/../../..", "/%2e%2e/%2e%2e/stop"]) {
+      const r = await tool("http_request", { sandbox_id: id, port: 8080, path, method: "POST", body: "{}" });
+      expect({ path, isError: r.isError, text: r.text.slice(0, 17) }).toEqual({ path, isError: true, text: "validation_error:" });
+    }
+    for (const path of ["relative", "/a b", "/x#frag"]) {
+      const r = await tool("http_request", { sandbox_id: id, port: 8080, path });
+      expect(r.isError).toBe(true);
+      expect(r.text).toContain("Invalid arguments");
+    }
+  });
+
+  test("run_shell with background starts a server-like process and names it", async () => {
+    const r = await tool("run_shell", { sandbox_id: id, command: "sleep 0", background: true });
+    expect(r.isError).toBe(false);
+    expect(r.text).toMatch(/^started in the background: process \S+/);
+  });
+});

@@ -49,6 +49,21 @@ export class BayCaller {
     this.headers["x-request-id"] = c.get("requestId");
   }
 
+  /**
+   * Calls a /v1 route and returns its answer whole, whatever its status (a server's
+   * in the sandbox). `headers` never carry the caller's identity or request id: those
+   * are the caller's own, set last.
+   */
+  async raw(method: string, path: string, init: { headers?: Record<string, string>; body?: string } = {}): Promise<Response> {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(init.headers ?? {})) {
+      const name = k.toLowerCase();
+      if (name !== "x-request-id" && !(IDENTITY_HEADERS as readonly string[]).includes(name)) headers[name] = v;
+    }
+    Object.assign(headers, this.headers);
+    return this.request(`${this.origin}${path}`, { method, headers, ...(init.body !== undefined ? { body: init.body } : {}) });
+  }
+
   /** Calls a /v1 route; a non-2xx answer throws BayCallError with Bay's error code and message. */
   async json<T = unknown>(method: string, path: string, body?: unknown): Promise<BayAnswer<T>> {
     const headers: Record<string, string> = { ...this.headers };

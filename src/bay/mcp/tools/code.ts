@@ -58,22 +58,26 @@ export function registerCodeTools(server: McpServer, bay: BayCaller): void {
     "run_shell",
     {
       title: "Run a shell command",
-      description: "Runs a bash command in /workspace (or cwd) and returns stdout, stderr and the exit code.",
+      description:
+        "Runs a bash command in /workspace (or cwd) and returns stdout, stderr and the exit code. With background: true it is started and left running (a server, say) and its process id is returned.",
       inputSchema: {
         sandbox_id: sandboxId,
         command: z.string().min(1).max(1048576),
         cwd: z.string().min(1).max(4096).optional().describe("Directory relative to /workspace."),
         timeout,
+        background: z.boolean().optional().describe("Start it and return at once (default false)."),
       },
     },
-    ({ sandbox_id, command, cwd, timeout }) =>
+    ({ sandbox_id, command, cwd, timeout, background }) =>
       guarded(async () => {
         const r = await bay.json<ShellExecResult>("POST", sandboxPath(sandbox_id, "/shell/exec"), {
           command,
           ...(cwd ? { cwd } : {}),
           ...(timeout ? { timeout } : {}),
+          ...(background ? { background: true } : {}),
         });
         const b = r.body;
+        if (background) return { content: [{ type: "text", text: `started in the background: process ${b.process_id}` }] };
         const parts = [b.output.replace(/\n$/, "")];
         if (b.error) parts.push(`[stderr]\n${b.error.replace(/\n$/, "")}`);
         parts.push(`[exit code ${b.exit_code ?? "none"}${b.truncated ? ", output truncated" : ""}]`);
