@@ -37,6 +37,9 @@ export interface Draft {
   streamEnds?: boolean;
 }
 
+/** The port of the fixture server (fixtures.ts). */
+export const SERVER_PORT = "8080";
+
 const isSandboxPath = (op: Operation) => op.path.startsWith("/v1/sandboxes/{id}");
 const isWorkspacePath = (op: Operation) => op.path.startsWith("/v1/workspaces/{id}");
 
@@ -44,10 +47,13 @@ const isWorkspacePath = (op: Operation) => op.path.startsWith("/v1/workspaces/{i
 export function validId(rng: Rng, op: Operation, param: Param): string {
   if (param.schema.enum) return String(rng.pick(param.schema.enum));
   if (param.name === "process_id") return "{{proc.bg}}";
+  // A server in the sandbox with the running Ship (fixtures.ts): its port, and paths it serves or not.
+  if (param.name === "port") return SERVER_PORT;
+  if (param.name === "path") return rng.pick(["", "fuzz/hello.txt", "fuzz/", "missing.txt"]);
   if (param.name === "context_id")
     return op.id === "deleteContext" ? "{{ctx.doomed}}" : rng.pick(["{{ctx.own}}", "{{ctx.own}}", "ctx-default-python"]);
   // Contexts and background processes live in the sandbox with the running Ship.
-  if (isSandboxPath(op) && /\{(context_id|process_id)\}/.test(op.path)) return "{{sb.own}}";
+  if (isSandboxPath(op) && /\{(context_id|process_id|port)\}/.test(op.path)) return "{{sb.own}}";
   if (isSandboxPath(op))
     return op.id === "deleteSandbox" ? "{{sb.doomed}}" : rng.pick(["{{sb.own}}", "{{sb.own}}", "{{sb.own}}", "{{sb.idle}}"]);
   if (isWorkspacePath(op)) return op.id === "deleteWorkspace" ? "{{ws.doomed}}" : rng.pick(["{{ws.ext}}", "{{ws.ext}}", "{{ws.managed}}"]);
@@ -59,6 +65,9 @@ export function foreignIds(op: Operation, param: Param): string[] {
   if (param.schema.enum) return ["nope.js", "DOCS.JS", "docs.js.map", "swagger-ui.css%00"];
   if (param.name === "process_id") return ["{{proc.unknown}}"];
   if (param.name === "context_id") return ["{{ctx.unknown}}", "{{ctx.other}}"];
+  // No port the caller may use: outside 1-65535, the runtime's own, one nothing listens on.
+  if (param.name === "port") return ["0", "65536", "8123", "1"];
+  if (param.name === "path") return ["nothing-here", ".%2e/.%2e"];
   if (isSandboxPath(op)) return ["{{sb.other}}", "{{sb.gone}}", "{{sb.unknown}}"];
   return ["{{ws.other}}", "{{ws.gone}}", "{{ws.unknown}}"];
 }

@@ -1,10 +1,12 @@
 /**
  * Real ids for the fuzzer to aim at: sandboxes and workspaces of the caller
- * (one with a running Ship, files and a background process; one idle), of
+ * (one with a running Ship, files, a background process and a server; one idle), of
  * another owner, deleted ones, and "doomed" ones that valid deletes may
  * consume. The keeper removes what fuzzed creates made and replaces consumed
- * doomed fixtures and an ended background process between batches, so Docker use stays bounded.
+ * doomed fixtures, an ended background process and the server in the running
+ * sandbox (for the port operations) between batches, so Docker use stays bounded.
  */
+import { SERVER_PORT } from "./draft.ts";
 import type { FuzzRequest, Resolver } from "./request.ts";
 import type { Outcome } from "./send.ts";
 
@@ -42,6 +44,18 @@ async function createContexts(url: string, sandbox: string): Promise<Record<stri
   };
 }
 
+/**
+ * A server in the running sandbox, for the port operations: Python's own file
+ * server on SERVER_PORT (GET and HEAD; other methods are its 501). Started in the
+ * background; the fuzz does not wait for it, a request before it listens is 409.
+ */
+async function startServer(url: string, sandboxId: string): Promise<void> {
+  await call(url, "alice", "POST", `/v1/sandboxes/${sandboxId}/shell/exec`, {
+    command: `python3 -m http.server ${SERVER_PORT} --bind 0.0.0.0`,
+    background: true,
+  });
+}
+
 /** Creates the fixtures and returns the placeholder values (`sb.own` → id, …). */
 export async function createFixtures(url: string): Promise<Record<string, string>> {
   const v: Record<string, string> = {};
@@ -55,6 +69,7 @@ export async function createFixtures(url: string): Promise<Record<string, string
   await upload(url, "alice", `/v1/sandboxes/${own.id}/filesystem/upload`, "fuzz/bin.dat", BINARY);
   const bg = await call(url, "alice", "POST", `/v1/sandboxes/${own.id}/shell/exec`, { command: "sleep 3600", background: true });
   v["proc.bg"] = bg.process_id;
+  await startServer(url, own.id);
   Object.assign(v, await createContexts(url, own.id));
   const idle = await call(url, "alice", "POST", "/v1/sandboxes", { ttl: 86400 }, 201);
   v["sb.idle"] = idle.id;
@@ -112,6 +127,8 @@ export class FixtureKeeper {
   private bgLost = false;
   /** The context fixtures ended (their sandbox stopped, or the doomed one deleted). */
   private contextsLost = false;
+  /** The server fixture ended (its sandbox stopped). */
+  private serverLost = false;
 
   constructor(private readonly values: Record<string, string>) {}
 
@@ -136,7 +153,7 @@ export class FixtureKeeper {
       }
     }
     const ok = o.status >= 200 && o.status < 300;
-    if (ok && req.aim === "stopSandbox" && req.target.includes("{{sb.own}}")) this.bgLost = this.contextsLost = true;
+    if (ok && req.aim === "stopSandbox" && req.target.includes("{{sb.own}}")) this.bgLost = this.contextsLost = this.serverLost = true;
     if (ok && req.aim === "deleteContext" && req.target.includes("{{ctx.doomed}}")) this.contextsLost = true;
     if (ok && req.aim === "killShellProcess" && req.target.includes("{{proc.bg}}")) this.bgLost = true;
     if (req.method === "DELETE" && o.status === 204) {
@@ -176,6 +193,10 @@ export class FixtureKeeper {
       const route = `/v1/sandboxes/${this.values["sb.own"]}/shell/exec`;
       this.values["proc.bg"] = (await call(url, "alice", "POST", route, { command: "sleep 3600", background: true })).process_id;
       this.bgLost = false;
+    }
+    if (this.serverLost) {
+      await startServer(url, this.values["sb.own"]!);
+      this.serverLost = false;
     }
   }
 }

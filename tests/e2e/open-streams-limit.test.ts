@@ -3,9 +3,12 @@
  * terminal holding the owner's only slot: a second terminal is refused at its
  * handshake (429) and a streamed exec likewise, before anything reaches the
  * Ship; another owner is not affected; once the terminal closes its slot is
- * free again.
+ * free again. A server's answer streaming through a port holds a slot the same way.
  */
 import { expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { SENT_POLL_MS } from "../../src/bay/domain/open-streams.ts";
 import { pollUntil, type TestBay } from "../support/harness.ts";
 import { handshakeStatus, TerminalClient } from "../support/terminal-client.ts";
 import { dropSandbox, newSandbox } from "./support/e2e.ts";
@@ -63,3 +66,46 @@ test("a terminal holds the owner's only slot: a second one and a streamed exec g
     await t.json("DELETE", `/v1/sandboxes/${bobs}`, { owner: "bob" });
   }
 });
+
+test("a server's endless answer through a port holds the owner's only slot until the client lets it go", async () => {
+  const id = await newSandbox(t);
+  try {
+    const server = readFileSync(join(import.meta.dir, "fixtures/port-server.py"), "utf8");
+    expect((await t.json("PUT", `/v1/sandboxes/${id}/filesystem/files`, { body: { path: "s.py", content: server } })).status).toBe(200);
+    expect(
+      (await t.json("POST", `/v1/sandboxes/${id}/shell/exec`, { body: { command: "python3 s.py 8080 0.0.0.0", background: true } })).status,
+    ).toBe(200);
+    const port = (rest: string, init: RequestInit = {}) =>
+      fetch(`${served.http}/v1/sandboxes/${id}/ports/8080/${rest}`, { ...init, headers: { "x-owner": "alice" } });
+    const status = async (rest: string) => {
+      const r = await port(rest);
+      await r.arrayBuffer();
+      return r.status;
+    };
+    await pollUntil(
+      () => status("echo"),
+      (s) => s === 200,
+      30_000,
+      "server up",
+    );
+    // A finished answer gives its slot back once the server has sent it (checked every SENT_POLL_MS).
+    await Bun.sleep(SENT_POLL_MS * 3);
+    const ctl = new AbortController();
+    const endless = await port("endless", { signal: ctl.signal });
+    expect(endless.status).toBe(200);
+    const reader = endless.body!.getReader();
+    await reader.read();
+    const refused = await port("echo");
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { error: { details: { reason: string } } }).error.details.reason).toBe("open_streams");
+    ctl.abort();
+    await pollUntil(
+      () => status("echo"),
+      (s) => s === 200,
+      30_000,
+      "slot free again",
+    );
+  } finally {
+    await dropSandbox(t, id);
+  }
+}, 120_000);

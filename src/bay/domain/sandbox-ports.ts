@@ -143,6 +143,8 @@ export class SandboxPorts {
         coverMs: DEADLINES.port,
         // A body streams: it cannot be sent twice.
         replayable: body === null,
+        // Its answer may stream for as long as the server sends: it holds one of the owner's open-stream slots meanwhile.
+        opens: true,
         relaysServer: true,
         run: (ship, s) =>
           ship.port(s, { port: req.port, method: req.method, rest: req.rest, headers: forwardedHeaders(req.headers), body }, ctx),
