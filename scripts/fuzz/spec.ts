@@ -137,6 +137,11 @@ export function matchOperation(ops: Operation[], method: string, rawPath: string
   return ops.find((op) => {
     if (op.method !== method && !(method === "HEAD" && op.method === "GET")) return false;
     const t = templateSegments(op.path);
+    // A trailing `{path}` (the port operations) is the rest of the path: any segments, even none.
+    if (t.at(-1) === "{path}") {
+      const head = t.slice(0, -1);
+      return segs.length >= head.length && head.every((s, i) => (s.startsWith("{") ? segs[i]!.length > 0 : s === segs[i]));
+    }
     return t.length === segs.length && t.every((s, i) => (s.startsWith("{") ? segs[i]!.length > 0 : s === segs[i]));
   });
 }

@@ -55,6 +55,26 @@ async function withServer(fn: (id: string) => Promise<void>): Promise<void> {
 
 const sha = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
 
+/** Sends `bytes` on a fresh connection to the served Bay and returns all it answered before closing. */
+function rawRequest(bytes: string): Promise<string> {
+  const [host, port] = served.host.split(":");
+  return new Promise((resolve, reject) => {
+    let text = "";
+    void Bun.connect({
+      hostname: host!,
+      port: Number(port),
+      socket: {
+        open: (s) => void s.write(bytes),
+        data: (_s, d) => {
+          text += new TextDecoder().decode(d);
+        },
+        close: () => resolve(text),
+        error: (_s, e) => reject(e),
+      },
+    }).catch(reject);
+  });
+}
+
 describe("a server in the sandbox, through Bay", () => {
   test("requests arrive as sent, minus Bay's credentials and the caller's context; answers come back as given", async () => {
     await withServer(async (id) => {
@@ -88,6 +108,12 @@ describe("a server in the sandbox, through Bay", () => {
         const m = await get(id, "8080/echo", { method, body: method === "DELETE" ? undefined : "x" });
         expect(((await m.json()) as { method: string }).method).toBe(method);
       }
+      // A repeated Content-Length (Bun takes "2" twice) does not reach the hop as "2, 2": the server answers.
+      const dup = await rawRequest(
+        `POST /v1/sandboxes/${id}/ports/8080/echo HTTP/1.1\r\nHost: ${served.host}\r\nX-Owner: alice\r\nContent-Length: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`,
+      );
+      expect(dup).toStartWith("HTTP/1.1 200");
+      expect(dup.toLowerCase()).toContain("x-bay-upstream: 200");
       const head = await get(id, "8080/echo", { method: "HEAD" });
       expect([head.status, head.headers.get("x-bay-upstream"), (await head.arrayBuffer()).byteLength]).toEqual([200, "200", 0]);
     });

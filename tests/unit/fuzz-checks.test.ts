@@ -125,6 +125,35 @@ describe("judge", () => {
     expect(unlisted.violations).toEqual(["status 413 not in the spec for this operation"]);
   });
 
+  test("a server's answer through a port is the server's: any status, any body; it must carry the sandbox CSP and no cookie", () => {
+    const target = "/v1/sandboxes/sandbox-1/ports/8080/deep/path/";
+    const req = request({ aim: "portDelete", method: "DELETE", target });
+    const csp: Array<[string, string]> = [
+      ["x-request-id", "r"],
+      ["x-bay-upstream", "501"],
+      ["content-security-policy", "sandbox allow-scripts"],
+    ];
+    const own = judge(contract, req, target, answer(501, "<html>Unsupported method</html>", csp));
+    expect([own.op, own.violations]).toEqual(["portDelete", []]);
+    expect(own.serverError).toBeUndefined();
+    const leaky = judge(
+      contract,
+      req,
+      target,
+      answer(200, "x", [
+        ["x-request-id", "r"],
+        ["x-bay-upstream", "200"],
+        ["set-cookie", "a=b"],
+      ]),
+    );
+    expect(leaky.violations).toEqual(["a server's answer without the sandbox CSP", "a server's Set-Cookie passed"]);
+    // Bay's own answer on the same route is judged as any other: a 409 it lists, an unlisted 501 it does not.
+    expect(judge(contract, req, target, answer(409, error("conflict", "r"), [["x-request-id", "r"]])).violations).toEqual([]);
+    expect(
+      judge(contract, req, "/v1/sandboxes/sandbox-1/ports/8080", answer(409, error("conflict", "r"), [["x-request-id", "r"]])).op,
+    ).toBe("portDelete");
+  });
+
   test("error bodies: the one shape, request_id equal to the header, a code the spec names for the status", () => {
     const ok = judge(contract, request({}), "/v1/sandboxes/x", answer(404, error("not_found", "r"), [["x-request-id", "r"]]));
     expect(ok.violations).toEqual([]);

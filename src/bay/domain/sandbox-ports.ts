@@ -52,8 +52,11 @@ const HOP_BY_HOP = new Set([
   "upgrade",
   "expect",
 ]);
-/** The caller's credentials and context: Bay's, never the server's. */
-const NOT_SENT = new Set(["host", "authorization", "x-owner", "cookie", "forwarded", "x-real-ip", "x-request-id"]);
+/**
+ * The caller's credentials and context: Bay's, never the server's. Content-Length
+ * is set by Bay from the one it checked (a repeated one, "2, 2", would break the hop).
+ */
+const NOT_SENT = new Set(["host", "authorization", "x-owner", "cookie", "forwarded", "x-real-ip", "x-request-id", "content-length"]);
 /** Prefixes of headers that are Bay's, Ship's or the network's in front of Bay. */
 const NOT_SENT_PREFIX = ["x-forwarded-", "x-bay-", "x-ship-"];
 /** Not returned from the server: cookies for Bay's origin, CORS grants (Bay's settings apply), headers passing for ours. */
@@ -136,6 +139,9 @@ export class SandboxPorts {
     // A body without a length is counted as it streams to the Ship.
     const counted = hasBody && length === null ? capped(req.body!, maxBodyBytes) : null;
     const body = counted?.body ?? (hasBody ? req.body : null);
+    const sent = forwardedHeaders(req.headers);
+    // A body of known length keeps it (servers that read no chunked body need it); one without is sent chunked.
+    if (body !== null && length !== null) sent.set("content-length", String(length));
     try {
       const res = await router.call(ctx, {
         capability: "shell",
@@ -146,8 +152,7 @@ export class SandboxPorts {
         // Its answer may stream for as long as the server sends: it holds one of the owner's open-stream slots meanwhile.
         opens: true,
         relaysServer: true,
-        run: (ship, s) =>
-          ship.port(s, { port: req.port, method: req.method, rest: req.rest, headers: forwardedHeaders(req.headers), body }, ctx),
+        run: (ship, s) => ship.port(s, { port: req.port, method: req.method, rest: req.rest, headers: sent, body }, ctx),
       });
       return serverAnswer(res, ctx.requestId);
     } catch (e) {
