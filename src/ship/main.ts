@@ -6,6 +6,13 @@
  * per code context. Each branch imports only what it needs, so a kernel process
  * never loads the server (nor ever holds the secret).
  */
+/**
+ * Ship's HTTP parser's head limit: above anything Bay sends (src/bay/config.ts
+ * server.max_header_bytes ≤ 1 MiB). Declared before the top-level await below,
+ * which runs serve() while later declarations are not yet initialised.
+ */
+const SHIP_MAX_HEADER_BYTES = 2 * 1024 * 1024;
+
 if (process.argv[2] === "js-kernel") {
   const { runJsKernel } = await import("./kernel/js/kernel.ts");
   runJsKernel(process.argv.slice(3));
@@ -21,7 +28,6 @@ async function serve(): Promise<void> {
   const { UPLOAD_OVERHEAD_BYTES } = await import("./filesystem/transfer.ts");
   const { makeNonDumpable } = await import("./harden.ts");
 
-  installProcessPolicy();
   const config = loadShipConfig();
   if (process.env[CREDENTIALS_ENV] !== "stdin") {
     console.error(`[ship] refusing to start: no session credentials (Bay sets ${CREDENTIALS_ENV}=stdin and writes them on stdin)`);
@@ -50,6 +56,11 @@ async function serve(): Promise<void> {
     idleTimeout: 0,
     maxRequestBodySize: config.maxUploadBytes + UPLOAD_OVERHEAD_BYTES,
   };
+  // Bun's parser refuses a head past its limit (16 KiB by default) with a bare 431 of its own.
+  // Bay passes on heads up to its server.max_header_bytes (at most 1 MiB, plus its own few
+  // headers): a request for a server in the sandbox must reach Ship's code, never that.
+  const { default: http } = await import("node:http");
+  (http as { maxHeaderSize: number }).maxHeaderSize = SHIP_MAX_HEADER_BYTES;
   const server = Bun.serve({ ...serveOptions, port: config.port, hostname: "0.0.0.0" });
   let socketServer: ReturnType<typeof Bun.serve> | null = null;
   if (config.socket) {
@@ -61,6 +72,8 @@ async function serve(): Promise<void> {
       process.exit(2);
     }
   }
+  // From here on, an error nobody owns is said and Ship keeps serving; before, a failed start must end it (not exit 0).
+  installProcessPolicy();
   if (config.startKernel) ship.kernel.start();
   console.error(`[ship] session ${credentials.session_id}`);
   console.error(`[ship] listening on :${server.port}${config.socket ? ` and ${config.socket}` : ""}, workspace ${config.workspace}`);

@@ -7,6 +7,7 @@
  * are in tests/e2e/ports.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { REFUSED_BY_SERVER_PORT } from "../../src/bay/drivers/memory/fake-ports.ts";
 import { createMemoryBay, type MemoryBay, newSandbox } from "./support/memory-bay.ts";
 
 let t: MemoryBay;
@@ -47,6 +48,13 @@ describe("the caller's request, as the server gets it", () => {
         "x-forwarded-host": "bay.internal",
         "x-real-ip": "10.0.0.7",
         "x-bay-nonce": "forged-nonce",
+        "x-api-key": KEY,
+        "x-access-token": KEY,
+        "e2b-traffic-access-token": KEY,
+        via: "1.1 front-proxy",
+        "cf-connecting-ip": "10.0.0.7",
+        "true-client-ip": "10.0.0.7",
+        "x-client-ip": "10.0.0.7",
         "x-ship-upstream": "999",
         "proxy-authorization": `Basic ${KEY}`,
         connection: "x-drop-me",
@@ -67,6 +75,13 @@ describe("the caller's request, as the server gets it", () => {
       "x-real-ip",
       "proxy-authorization",
       "x-drop-me",
+      "x-api-key",
+      "x-access-token",
+      "e2b-traffic-access-token",
+      "via",
+      "cf-connecting-ip",
+      "true-client-ip",
+      "x-client-ip",
     ]) {
       expect({ gone, value: seen[gone] }).toEqual({ gone, value: undefined as never });
     }
@@ -110,6 +125,15 @@ describe("the server's answer, as the caller gets it", () => {
       "content-security-policy:default-src *",
       "x-ship-proof:forged",
       "x-app:kept",
+      'clear-site-data:"cookies", "storage"',
+      "strict-transport-security:max-age=31536000; includeSubDomains",
+      'nel:{"report_to":"x","max_age":86400}',
+      "report-to:{}",
+      'reporting-endpoints:x="https://evil.example/"',
+      "service-worker-allowed:/",
+      'alt-svc:h3=":443"',
+      "origin-agent-cluster:?0",
+      "cache-control:public, max-age=60, s-maxage=300",
     ];
     const q = headers.map((h) => `header=${encodeURIComponent(h)}`).join("&");
     const r = await t.call("GET", port(`8080/page?${q}`));
@@ -124,6 +148,31 @@ describe("the server's answer, as the caller gets it", () => {
     expect(r.headers.get("content-security-policy")).toStartWith("sandbox ");
     expect(r.headers.get("content-security-policy")).not.toContain("allow-same-origin");
     expect(r.headers.get("x-content-type-options")).toBe("nosniff");
+    for (const gone of [
+      "clear-site-data",
+      "strict-transport-security",
+      "nel",
+      "report-to",
+      "reporting-endpoints",
+      "service-worker-allowed",
+      "alt-svc",
+      "origin-agent-cluster",
+    ]) {
+      expect({ gone, value: r.headers.get(gone) }).toEqual({ gone, value: null as never });
+    }
+    // Never stored by a shared cache for others: private, the server's own max-age kept.
+    expect(r.headers.get("cache-control")).toBe("private, max-age=60");
+    expect((await t.call("GET", port("8080/plain"))).headers.get("cache-control")).toBe("private");
+  });
+
+  test("a request the runtime's HTTP server refuses by itself (no proof): 502, and the session is kept, not replaced", async () => {
+    await t.json("GET", port("8080/warm"));
+    const [before] = await t.engine.listContainers({ sandbox_id: id });
+    const r = await t.json("GET", port(`${REFUSED_BY_SERVER_PORT}/too-big`));
+    expect([r.status, r.body.error.code, r.body.error.details.ship_status]).toEqual([502, "ship_error", 431]);
+    const after = await t.engine.listContainers({ sandbox_id: id });
+    expect(after.map((c) => c.id)).toEqual([before!.id]);
+    expect((await t.json("GET", port("8080/still-here"))).status).toBe(200);
   });
 });
 

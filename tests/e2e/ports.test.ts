@@ -137,6 +137,24 @@ describe("a server in the sandbox, through Bay", () => {
     });
   }, 120_000);
 
+  test("long heads (a 17 KB query, a 20 KB header: past Bun's own default) reach the server, and the runtime stays the same", async () => {
+    await withServer(async (id) => {
+      const [before] = await t.bay.driver.listContainers({ sandbox_id: id });
+      const longQuery = await get(id, `8080/echo?${"a".repeat(17_000)}`);
+      expect(longQuery.status).toBe(200);
+      expect(((await longQuery.json()) as { path: string }).path.length).toBe("/echo?".length + 17_000);
+      const bigHeader = await get(id, "8080/echo", { method: "POST", body: "x", headers: { "x-big": "b".repeat(20_000) } });
+      expect(bigHeader.status).toBe(200);
+      expect(((await bigHeader.json()) as { headers: Record<string, string> }).headers["x-big"]!.length).toBe(20_000);
+      // A status no HTTP answer may have is the server's failure, not the runtime's.
+      const odd = await get(id, "8080/status/600");
+      expect([odd.status, ((await odd.json()) as { error: { code: string } }).error.code]).toEqual([502, "ship_error"]);
+      const after = await t.bay.driver.listContainers({ sandbox_id: id });
+      expect(after.map((c) => c.id)).toEqual([before!.id]);
+      expect((await get(id, "8080/echo")).status).toBe(200);
+    });
+  }, 120_000);
+
   test("a server forging Ship's or Bay's headers, setting cookies or granting CORS: none of it passes, the call still works", async () => {
     await withServer(async (id) => {
       const r = await get(id, "8080/forge");

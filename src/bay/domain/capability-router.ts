@@ -10,6 +10,7 @@ import { BayError, notFound } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { ShipClient } from "../runtime/ship-client.ts";
 import { isUnreachable, notExecuted } from "../runtime/ship-errors.ts";
+import { ShipBadResponseError } from "../runtime/errors/ship-bad-response-error.ts";
 import { ShipWrongSessionError } from "../runtime/errors/ship-wrong-session-error.ts";
 import type { Stores } from "../store/index.ts";
 import { expiredError } from "./lifecycle.ts";
@@ -290,7 +291,15 @@ export class CapabilityRouter {
       if (!isUnreachable(e)) throw e;
       // What this process remembered of the sandbox may be what went stale (another replica stopped it, say).
       this.deps.routes?.forget(ctx.sandboxId);
-      if (!(await sessions.endIfDead(session, e instanceof ShipWrongSessionError))) throw e;
+      if (!(await sessions.endIfDead(session, e instanceof ShipWrongSessionError))) {
+        // The session's own Ship is there: what answered without its proof stood in front of its code.
+        if (e instanceof ShipWrongSessionError && e.answerStatus !== null) {
+          throw new ShipBadResponseError(`the sandbox runtime's HTTP server refused the request (HTTP ${e.answerStatus})`, {
+            ship_status: e.answerStatus,
+          });
+        }
+        throw e;
+      }
       // Gone because the sandbox was deleted or expired meanwhile: say that (404 / 409).
       const { sandbox } = await this.preflight(ctx.owner, ctx.sandboxId, plan.capability, plan.language);
       if (!notExecuted(e)) throw e; // the dead session is ended; the next call starts a new one

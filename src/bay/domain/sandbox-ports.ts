@@ -53,15 +53,63 @@ const HOP_BY_HOP = new Set([
   "expect",
 ]);
 /**
- * The caller's credentials and context: Bay's, never the server's. Content-Length
+ * The caller's credentials (Bay's own, and the E2B API's: `X-API-Key` is a Bay key
+ * there) and where the caller is on the network: never the server's. Content-Length
  * is set by Bay from the one it checked (a repeated one, "2, 2", would break the hop).
  */
-const NOT_SENT = new Set(["host", "authorization", "x-owner", "cookie", "forwarded", "x-real-ip", "x-request-id", "content-length"]);
-/** Prefixes of headers that are Bay's, Ship's or the network's in front of Bay. */
-const NOT_SENT_PREFIX = ["x-forwarded-", "x-bay-", "x-ship-"];
-/** Not returned from the server: cookies for Bay's origin, CORS grants (Bay's settings apply), headers passing for ours. */
-const NOT_RETURNED = new Set(["set-cookie", "x-request-id", "content-security-policy", "content-security-policy-report-only"]);
+const NOT_SENT = new Set([
+  "host",
+  "authorization",
+  "x-owner",
+  "cookie",
+  "x-api-key",
+  "x-access-token",
+  "x-request-id",
+  "content-length",
+  "forwarded",
+  "via",
+  "x-real-ip",
+  "x-client-ip",
+  "true-client-ip",
+  "cf-connecting-ip",
+  "fastly-client-ip",
+]);
+/** Prefixes of headers that are Bay's, Ship's, E2B's or the network's in front of Bay. */
+const NOT_SENT_PREFIX = ["x-forwarded-", "x-bay-", "x-ship-", "e2b-"];
+/**
+ * Not returned from the server: cookies for Bay's origin, CORS grants (Bay's
+ * settings apply), headers passing for ours, and headers a browser applies to
+ * Bay's whole origin (storage wipes, HSTS pins, error reporting, service worker
+ * scope, other transports), whatever the page's own sandbox.
+ */
+const NOT_RETURNED = new Set([
+  "set-cookie",
+  "x-request-id",
+  "content-security-policy",
+  "content-security-policy-report-only",
+  "clear-site-data",
+  "strict-transport-security",
+  "nel",
+  "report-to",
+  "reporting-endpoints",
+  "service-worker-allowed",
+  "alt-svc",
+  "origin-agent-cluster",
+]);
 const NOT_RETURNED_PREFIX = ["access-control-", "x-bay-", "x-ship-"];
+
+/**
+ * The server's Cache-Control, made private: an answer to an authenticated caller
+ * is never stored by a shared cache in front of Bay for others (its `public` and
+ * `s-maxage` are dropped).
+ */
+export function privateCaching(value: string | null): string {
+  const kept = (value ?? "")
+    .split(",")
+    .map((d) => d.trim())
+    .filter((d) => d !== "" && !/^(public|private|s-maxage\s*=.*)$/i.test(d));
+  return ["private", ...kept].join(", ");
+}
 
 const listedIn = (headers: Headers): Set<string> =>
   new Set(
@@ -92,6 +140,7 @@ export function serverAnswer(res: Response, requestId: string): Response {
     if (NOT_RETURNED_PREFIX.some((p) => name.startsWith(p))) return;
     headers.append(name, value);
   });
+  headers.set("Cache-Control", privateCaching(res.headers.get("cache-control")));
   headers.set(BAY_UPSTREAM_HEADER, res.headers.get(UPSTREAM_HEADER) ?? String(res.status));
   headers.set("Content-Security-Policy", SERVER_PAGE_POLICY);
   headers.set("X-Content-Type-Options", "nosniff");

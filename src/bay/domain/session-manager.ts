@@ -223,13 +223,26 @@ export class SessionManager {
    * Called when a call could not reach a session's Ship: if its container is no
    * longer running, or the Ship there is not this session's, the session is
    * ended so the next ensureRunning starts a new one. True when it was ended.
+   *
+   * An answer without the session's proof is checked before it ends anything:
+   * when the endpoint still proves itself this session's on /meta, that answer
+   * came from in front of Ship's code (its HTTP server refusing a request it
+   * could not parse, say), and the session stays.
    */
   async endIfDead(handle: SessionHandle, wrongSession: boolean): Promise<boolean> {
     const sb = await this.deps.stores.sandboxes.get(handle.sandboxId, this.now());
     // Stopped, deleted or replaced meanwhile: nothing of ours to end.
     if (sb?.currentSessionId !== handle.sessionId) return true;
     const state = handle.containerId ? (await this.deps.driver.containerStatus(handle.containerId)).state : "missing";
-    if (!wrongSession && state === "running" && (await this.deps.ship.isHealthy(handle.endpoint))) return false;
+    if (state === "running") {
+      const alive = wrongSession
+        ? await this.deps.ship.meta(handle).then(
+            () => true,
+            () => false,
+          )
+        : await this.deps.ship.isHealthy(handle.endpoint);
+      if (alive) return false;
+    }
     const sess = { id: handle.sessionId, sandboxId: handle.sandboxId, containerId: handle.containerId };
     await this.end(sess, "failed", wrongSession ? "endpoint answered for another session" : `container ${state}`);
     return true;

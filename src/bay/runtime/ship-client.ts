@@ -367,7 +367,7 @@ export class ShipClient {
     if (!proofValid(t.secret, nonce, res.headers.get(PROOF_HEADER))) {
       // Not the session's Ship (or not a Ship at all): its answer is never relayed.
       await res.body?.cancel().catch(() => {});
-      throw new ShipWrongSessionError();
+      throw new ShipWrongSessionError(res.status);
     }
     if (s.forward && res.headers.has(UPSTREAM_HEADER)) {
       // The server's own answer: any status is its, and its body lasts as long as it lasts.

@@ -113,6 +113,10 @@ export function portRoutes(deps: { ownPorts: ReadonlySet<number> }) {
       }
       throw new ShipError("upstream_error", `the server on port ${port} broke the connection before answering`, { cause: e });
     }
+    if (res.status < 200 || res.status > 599) {
+      await res.body?.cancel().catch(() => {});
+      throw new ShipError("upstream_error", `the server on port ${port} answered an invalid status (${res.status})`);
+    }
     return new Response(res.body, { status: res.status, statusText: res.statusText, headers: answerHeaders(res.headers, res.status) });
   };
   // `{path}` (the rest of the path, slashes included) as a trailing wildcard.

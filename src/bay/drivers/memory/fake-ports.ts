@@ -3,12 +3,20 @@
  * an echo server listens on every port from 1024 up, nothing below. It answers
  * what it received (method, path with query, headers, body size) as JSON, with
  * the status `?status=` asks for (default 200) and each `?header=Name:value` as
- * a header of its answer, marked as a server's answer.
+ * a header of its answer, marked as a server's answer. Port 1431 stands for a
+ * request Ship's HTTP server refuses by itself before Ship's code sees it (Bun's
+ * parser answers a head past its limit with a bare 431: no proof, no body).
  */
 import { BayError } from "../../errors.ts";
 
 const UPSTREAM_HEADER = "x-ship-upstream";
 const PORT = /^[1-9][0-9]{0,4}$/;
+
+/** The port whose requests the fake's HTTP server refuses itself (see above). */
+export const REFUSED_BY_SERVER_PORT = 1431;
+
+/** Whether the fake's HTTP server refuses `url` before any route sees it. */
+export const refusedByServer = (url: URL): boolean => url.pathname.startsWith(`/ports/${REFUSED_BY_SERVER_PORT}/`);
 
 /** The answer for a `/ports/…` request, or null for any other path. */
 export async function fakePortAnswer(req: Request, url: URL, ownPort: number): Promise<Response | null> {

@@ -12,7 +12,7 @@
  * than Ship, it says so: symlinks are refused as the data plane refuses them, and
  * paths outside /workspace do not exist.
  */
-import { fakePortAnswer } from "./fake-ports.ts";
+import { fakePortAnswer, refusedByServer } from "./fake-ports.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import {
   MAX_NONCE_LENGTH,
@@ -123,6 +123,7 @@ export class FakeShip {
 
   private async handle(req: Request): Promise<Response> {
     const url = new URL(req.url);
+    if (refusedByServer(url)) return new Response(null, { status: 431 });
     try {
       if (req.method === "GET" && url.pathname === ops.getHealth.path) {
         if (this.o.quirks?.neverHealthy) return new Response("starting", { status: 503 });

@@ -7,7 +7,8 @@ import { BayError } from "../../errors.ts";
  * ran in the sandbox, so the call may go to a fresh session.
  */
 export class ShipWrongSessionError extends BayError {
-  constructor() {
+  /** `answerStatus`: the HTTP status of an answer that came without the session's proof, if that was the sign. */
+  constructor(readonly answerStatus: number | null = null) {
     super("ship_error", "sandbox runtime is unreachable", { details: { reason: "unreachable" } });
   }
 }
