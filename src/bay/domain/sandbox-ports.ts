@@ -8,6 +8,7 @@
  * that pass for Bay's or Ship's), and that a page the sandbox serves never runs
  * as Bay's origin in a browser.
  */
+import { hopByHop } from "../../protocol/hop-by-hop.ts";
 import { BayError } from "../errors.ts";
 import { DEADLINES, UPSTREAM_HEADER } from "../runtime/ship-client.ts";
 import type { CallContext, CapabilityRouter } from "./capability-router.ts";
@@ -38,20 +39,6 @@ export interface SandboxPortsDeps {
   maxBodyBytes: number;
 }
 
-/** Headers that belong to one connection (RFC 9110 §7.6.1): never passed on, either way. */
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "trailers",
-  "transfer-encoding",
-  "upgrade",
-  "expect",
-]);
 /**
  * The caller's credentials (Bay's own, and the E2B API's: `X-API-Key` is a Bay key
  * there) and where the caller is on the network: never the server's. Content-Length
@@ -111,20 +98,12 @@ export function privateCaching(value: string | null): string {
   return ["private", ...kept].join(", ");
 }
 
-const listedIn = (headers: Headers): Set<string> =>
-  new Set(
-    (headers.get("connection") ?? "")
-      .split(",")
-      .map((s) => s.trim().toLowerCase())
-      .filter(Boolean),
-  );
-
 /** What of the client's headers is sent on to the server. */
 export function forwardedHeaders(client: Headers): Headers {
-  const listed = listedIn(client);
+  const hop = hopByHop(client);
   const out = new Headers();
   client.forEach((value, name) => {
-    if (HOP_BY_HOP.has(name) || NOT_SENT.has(name) || listed.has(name)) return;
+    if (hop(name) || NOT_SENT.has(name)) return;
     if (NOT_SENT_PREFIX.some((p) => name.startsWith(p))) return;
     out.append(name, value);
   });
@@ -133,10 +112,10 @@ export function forwardedHeaders(client: Headers): Headers {
 
 /** The server's answer as Bay's client gets it. */
 export function serverAnswer(res: Response, requestId: string): Response {
-  const listed = listedIn(res.headers);
+  const hop = hopByHop(res.headers);
   const headers = new Headers();
   res.headers.forEach((value, name) => {
-    if (HOP_BY_HOP.has(name) || NOT_RETURNED.has(name) || listed.has(name)) return;
+    if (hop(name) || NOT_RETURNED.has(name)) return;
     if (NOT_RETURNED_PREFIX.some((p) => name.startsWith(p))) return;
     headers.append(name, value);
   });

@@ -7,25 +7,13 @@
  * its X-Ship-* headers are dropped, and Ship's proof is added after it.
  */
 import { type Context, Hono } from "hono";
+import { hopByHop } from "../../protocol/hop-by-hop.ts";
 import { shipOperations as ops } from "../../protocol/ship/index.ts";
 import { ShipError } from "../errors.ts";
 
 /** Marks a server's answer (its value: the server's status). */
 export const UPSTREAM_HEADER = "x-ship-upstream";
 
-/** Headers that belong to one connection, never passed on (RFC 9110 §7.6.1), in either direction. */
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "trailers",
-  "transfer-encoding",
-  "upgrade",
-]);
 /** Ship's own credentials and the Host (it becomes the server's address). */
 const NOT_SENT = new Set(["authorization", "x-bay-nonce", "host"]);
 
@@ -47,21 +35,11 @@ function restOf(url: string): string {
   return `/${segments.slice(3).join("/")}${search}`;
 }
 
-/** Names listed in a Connection header are hop-by-hop too. */
-function connectionListed(headers: Headers): Set<string> {
-  return new Set(
-    (headers.get("connection") ?? "")
-      .split(",")
-      .map((s) => s.trim().toLowerCase())
-      .filter(Boolean),
-  );
-}
-
 function requestHeaders(incoming: Headers, port: number): Headers {
-  const listed = connectionListed(incoming);
+  const hop = hopByHop(incoming);
   const out = new Headers();
   incoming.forEach((value, name) => {
-    if (!HOP_BY_HOP.has(name) && !NOT_SENT.has(name) && !listed.has(name)) out.append(name, value);
+    if (!hop(name) && !NOT_SENT.has(name)) out.append(name, value);
   });
   out.set("host", `127.0.0.1:${port}`);
   // The body is passed on as it comes: the server compresses only if the client asked.
@@ -70,10 +48,10 @@ function requestHeaders(incoming: Headers, port: number): Headers {
 }
 
 function answerHeaders(upstream: Headers, status: number): Headers {
-  const listed = connectionListed(upstream);
+  const hop = hopByHop(upstream);
   const out = new Headers();
   upstream.forEach((value, name) => {
-    if (!HOP_BY_HOP.has(name) && !listed.has(name) && !name.startsWith("x-ship-") && name !== "set-cookie") out.append(name, value);
+    if (!hop(name) && !name.startsWith("x-ship-") && name !== "set-cookie") out.append(name, value);
   });
   // Set-Cookie is not a list header: each one is passed on as its own.
   for (const cookie of upstream.getSetCookie()) out.append("set-cookie", cookie);
