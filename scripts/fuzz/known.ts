@@ -8,12 +8,13 @@
  * request body was never read (it does not linger on close). The fuzzer counts them apart
  * instead of failing on them; anything else bare is still a finding.
  */
+import { TRANSPORT_MAX_HEADER_BYTES } from "../../src/protocol/ship/constants.ts";
 import type { FuzzRequest } from "./request.ts";
 import type { Operation } from "./spec.ts";
 
 /** Bun's parser: header lines it accepts (measured: 199 refused, 152 accepted) and the head size Bay configures. */
 const BUN_MAX_HEADER_LINES = 190;
-const BUN_MAX_HEAD_BYTES = 1024 * 1024;
+const BUN_MAX_HEAD_BYTES = TRANSPORT_MAX_HEADER_BYTES;
 const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"]);
 
 function headOf(req: FuzzRequest): { lines: number; bytes: number } {

@@ -5,6 +5,7 @@
  * imports `main` and calls it after its image checks.
  */
 import http from "node:http";
+import { TRANSPORT_MAX_HEADER_BYTES } from "../protocol/ship/constants.ts";
 import { UploadSpool } from "./api/upload-spool.ts";
 import { buildBay } from "./bootstrap.ts";
 import { ConfigError, loadConfig, type BayConfig } from "./config.ts";
@@ -92,9 +93,6 @@ export function installProcessPolicy(logger: Logger): void {
     logger.error("unhandled rejection; Bay keeps serving", { error: errorMessage(reason), stack: (reason as Error)?.stack });
   });
 }
-
-/** Where Bun's own HTTP parser refuses a request (a bare 431): well above server.max_header_bytes. */
-const TRANSPORT_MAX_HEADER_BYTES = 1024 * 1024;
 
 /** Database URLs may carry credentials; log only scheme and host/path. */
 function redactUrl(url: string): string {

@@ -6,13 +6,6 @@
  * per code context. Each branch imports only what it needs, so a kernel process
  * never loads the server (nor ever holds the secret).
  */
-/**
- * Ship's HTTP parser's head limit: above anything Bay sends (src/bay/config.ts
- * server.max_header_bytes ≤ 1 MiB). Declared before the top-level await below,
- * which runs serve() while later declarations are not yet initialised.
- */
-const SHIP_MAX_HEADER_BYTES = 2 * 1024 * 1024;
-
 if (process.argv[2] === "js-kernel") {
   const { runJsKernel } = await import("./kernel/js/kernel.ts");
   runJsKernel(process.argv.slice(3));
@@ -21,7 +14,7 @@ if (process.argv[2] === "js-kernel") {
 }
 
 async function serve(): Promise<void> {
-  const { CREDENTIALS_ENV } = await import("../protocol/ship/index.ts");
+  const { CREDENTIALS_ENV, TRANSPORT_MAX_HEADER_BYTES } = await import("../protocol/ship/index.ts");
   const { loadShipConfig } = await import("./config.ts");
   const { createShipApp } = await import("./app.ts");
   const { readCredentialsFromStdin } = await import("./credentials.ts");
@@ -60,7 +53,7 @@ async function serve(): Promise<void> {
   // Bay passes on heads up to its server.max_header_bytes (at most 1 MiB, plus its own few
   // headers): a request for a server in the sandbox must reach Ship's code, never that.
   const { default: http } = await import("node:http");
-  (http as { maxHeaderSize: number }).maxHeaderSize = SHIP_MAX_HEADER_BYTES;
+  (http as { maxHeaderSize: number }).maxHeaderSize = TRANSPORT_MAX_HEADER_BYTES;
   const server = Bun.serve({ ...serveOptions, port: config.port, hostname: "0.0.0.0" });
   let socketServer: ReturnType<typeof Bun.serve> | null = null;
   if (config.socket) {

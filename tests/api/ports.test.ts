@@ -7,6 +7,7 @@
  * are in tests/e2e/ports.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { privateCaching } from "../../src/bay/domain/sandbox-ports.ts";
 import { REFUSED_BY_SERVER_PORT } from "../../src/bay/drivers/memory/fake-ports.ts";
 import { createMemoryBay, type MemoryBay, newSandbox } from "./support/memory-bay.ts";
 
@@ -134,6 +135,16 @@ describe("the server's answer, as the caller gets it", () => {
       'alt-svc:h3=":443"',
       "origin-agent-cluster:?0",
       "cache-control:public, max-age=60, s-maxage=300",
+      "x-accel-redirect:/internal/secret",
+      "x-accel-expires:3600",
+      "x-sendfile:/etc/passwd",
+      "surrogate-control:max-age=3600",
+      "cdn-cache-control:public, max-age=3600",
+      "cloudflare-cdn-cache-control:public",
+      'www-authenticate:Basic realm="Bay login"',
+      "refresh:0; url=https://evil.example/",
+      "set-login:logged-in",
+      "accept-ch:Sec-CH-UA-Model",
     ];
     const q = headers.map((h) => `header=${encodeURIComponent(h)}`).join("&");
     const r = await t.call("GET", port(`8080/page?${q}`));
@@ -157,12 +168,32 @@ describe("the server's answer, as the caller gets it", () => {
       "service-worker-allowed",
       "alt-svc",
       "origin-agent-cluster",
+      "x-accel-redirect",
+      "x-accel-expires",
+      "x-sendfile",
+      "surrogate-control",
+      "cdn-cache-control",
+      "cloudflare-cdn-cache-control",
+      "www-authenticate",
+      "refresh",
+      "set-login",
+      "accept-ch",
     ]) {
       expect({ gone, value: r.headers.get(gone) }).toEqual({ gone, value: null as never });
     }
     // Never stored by a shared cache for others: private, the server's own max-age kept.
     expect(r.headers.get("cache-control")).toBe("private, max-age=60");
     expect((await t.call("GET", port("8080/plain"))).headers.get("cache-control")).toBe("private");
+  });
+
+  test("Cache-Control is made private: public, private and s-maxage dropped whatever their argument; commas in quotes kept; an open quote is no-store", () => {
+    expect(privateCaching(null)).toBe("private");
+    expect(privateCaching("public, max-age=60, S-MAXAGE = 300")).toBe("private, max-age=60");
+    expect(privateCaching('private="set-cookie", max-age=600')).toBe("private, max-age=600");
+    expect(privateCaching('no-cache="a,s-maxage=60", max-age=5')).toBe('private, no-cache="a,s-maxage=60", max-age=5');
+    expect(privateCaching('x="a\\"b,c", max-age=1')).toBe('private, x="a\\"b,c", max-age=1');
+    expect(privateCaching('no-cache="a, max-age=5')).toBe("private, no-store");
+    expect(privateCaching("no-store")).toBe("private, no-store");
   });
 
   test("a request the runtime's HTTP server refuses by itself (no proof): 502, and the session is kept, not replaced", async () => {

@@ -64,13 +64,19 @@ const NOT_SENT = new Set([
 /** Prefixes of headers that are Bay's, Ship's, E2B's or the network's in front of Bay. */
 const NOT_SENT_PREFIX = ["x-forwarded-", "x-bay-", "x-ship-", "e2b-"];
 /**
- * Not returned from the server: cookies for Bay's origin, CORS grants (Bay's
- * settings apply), headers passing for ours, and headers a browser applies to
+ * Not returned from the server: cookies and logins for Bay's origin, CORS grants
+ * (Bay's settings apply), headers passing for ours; headers a browser applies to
  * Bay's whole origin (storage wipes, HSTS pins, error reporting, service worker
- * scope, other transports), whatever the page's own sandbox.
+ * scope, other transports, client hints, credential prompts, redirects by
+ * refresh), whatever the page's own sandbox; and headers a proxy or CDN in front
+ * of Bay acts on (internal redirects, sendfile, caching rules that override
+ * Cache-Control).
  */
 const NOT_RETURNED = new Set([
   "set-cookie",
+  "set-login",
+  "www-authenticate",
+  "refresh",
   "x-request-id",
   "content-security-policy",
   "content-security-policy-report-only",
@@ -82,19 +88,50 @@ const NOT_RETURNED = new Set([
   "service-worker-allowed",
   "alt-svc",
   "origin-agent-cluster",
+  "accept-ch",
+  "critical-ch",
+  "x-sendfile",
+  "x-lighttpd-send-file",
+  "surrogate-control",
+  "surrogate-key",
+  "cdn-cache-control",
+  "cloudflare-cdn-cache-control",
+  "edge-control",
 ]);
-const NOT_RETURNED_PREFIX = ["access-control-", "x-bay-", "x-ship-"];
+const NOT_RETURNED_PREFIX = ["access-control-", "x-bay-", "x-ship-", "x-accel-"];
+
+/** Cache-Control directives, split on commas outside quoted strings; null when a quote is left open. */
+function directives(value: string): string[] | null {
+  const out: string[] = [];
+  let cur = "";
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const ch = value[i]!;
+    if (quoted && ch === "\\") {
+      cur += ch + (value[++i] ?? "");
+      continue;
+    }
+    if (ch === '"') quoted = !quoted;
+    if (ch === "," && !quoted) {
+      out.push(cur.trim());
+      cur = "";
+    } else cur += ch;
+  }
+  if (quoted) return null;
+  out.push(cur.trim());
+  return out.filter((d) => d !== "");
+}
 
 /**
  * The server's Cache-Control, made private: an answer to an authenticated caller
- * is never stored by a shared cache in front of Bay for others (its `public` and
- * `s-maxage` are dropped).
+ * is never stored by a shared cache in front of Bay for others. Directives named
+ * public, private or s-maxage (whatever their argument) are dropped; a value that
+ * does not parse becomes `private, no-store`.
  */
 export function privateCaching(value: string | null): string {
-  const kept = (value ?? "")
-    .split(",")
-    .map((d) => d.trim())
-    .filter((d) => d !== "" && !/^(public|private|s-maxage\s*=.*)$/i.test(d));
+  const parsed = directives(value ?? "");
+  if (parsed === null) return "private, no-store";
+  const kept = parsed.filter((d) => !/^(public|private|s-maxage)\s*(=|$)/i.test(d));
   return ["private", ...kept].join(", ");
 }
 

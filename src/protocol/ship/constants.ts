@@ -31,3 +31,12 @@ export const KERNEL_INTERRUPT_ANSWER_MS = 120_000;
 
 /** Commands longer than this go to bash as a script file, not an argument (Linux caps one at 128 KiB). */
 export const LONG_COMMAND_BYTES = 64 * 1024;
+
+/**
+ * The head limit of Bun's own HTTP parser on both hops (Bay's server and Ship's),
+ * which answers a head past it with a bare 431 of its own. It sits above Bay's
+ * highest server.max_header_bytes (1 MiB, answered in the error model) plus the
+ * few headers Bay adds on its way to a Ship; no more, since a parser holds what it
+ * has read of each unfinished head.
+ */
+export const TRANSPORT_MAX_HEADER_BYTES = 1024 * 1024 + 64 * 1024;
