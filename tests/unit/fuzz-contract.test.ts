@@ -5,6 +5,7 @@
  * parameter, JSON-RPC answers that must be errors, the Host guard, and the
  * generator aiming at every operation, /mcp and /metrics included.
  */
+import { TRANSPORT_MAX_HEADER_BYTES } from "../../src/protocol/ship/constants.ts";
 import { describe, expect, test } from "bun:test";
 import { judge, rpcMessages } from "../../scripts/fuzz/check.ts";
 import { RequestGenerator } from "../../scripts/fuzz/generate.ts";
@@ -132,11 +133,11 @@ describe("the Host guard and what answers before any route", () => {
     expect(judge(contract, foreign, foreign.target, served).violations[0]).toContain("success for a request the spec refuses");
   });
 
-  test("a lower-case method closed by Bun and a 1 MiB URL refused by it are its documented limits", () => {
+  test("a lower-case method closed by Bun and a URL past its head limit refused by it are its documented limits", () => {
     const closed: Outcome = { kind: "closed", status: 0, headers: [], body: new Uint8Array(), ms: 1 };
     const lower = request({ transport: "raw", method: "get", target: "/metrics", mutation: "raw lowercase-method" });
     expect(judge(contract, lower, lower.target, closed)).toMatchObject({ violations: [], known: expect.any(String) });
-    const huge = request({ method: "GET", target: `/v1/sandboxes/${"y".repeat(1024 * 1024)}` });
+    const huge = request({ method: "GET", target: `/v1/sandboxes/${"y".repeat(TRANSPORT_MAX_HEADER_BYTES)}` });
     const bare: Outcome = { kind: "response", status: 431, headers: [], body: new Uint8Array(), ms: 1 };
     expect(judge(contract, huge, huge.target, bare)).toMatchObject({ violations: [], known: expect.any(String) });
   });
