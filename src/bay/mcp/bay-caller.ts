@@ -66,13 +66,11 @@ export class BayCaller {
 
   /** Calls a /v1 route; a non-2xx answer throws BayCallError with Bay's error code and message. */
   async json<T = unknown>(method: string, path: string, body?: unknown): Promise<BayAnswer<T>> {
-    const headers: Record<string, string> = { ...this.headers };
-    if (body !== undefined) headers["content-type"] = "application/json";
-    const res = await this.request(`${this.origin}${path}`, {
+    const res = await this.raw(
       method,
-      headers,
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
+      path,
+      body !== undefined ? { headers: { "content-type": "application/json" }, body: JSON.stringify(body) } : {},
+    );
     const text = await res.text();
     let parsed: unknown = null;
     try {

@@ -5,6 +5,8 @@
 import type { ShipOperationId } from "../../protocol/ship/index.ts";
 import { KERNEL_INTERRUPT_ANSWER_MS } from "../../protocol/ship/constants.ts";
 
+export { UPSTREAM_HEADER } from "../../protocol/ship/constants.ts";
+
 /** Where one session's Ship answers, and the secret it requires. */
 export interface ShipTarget {
   sessionId: string;
@@ -76,9 +78,6 @@ export interface Send {
    */
   forward?: { method: string; rest: string; headers: Headers };
 }
-
-/** Ship's mark on a server's answer (src/ship/routes/ports.ts). */
-export const UPSTREAM_HEADER = "x-ship-upstream";
 
 /** Deadline for an exec: its own timeout, the time an interrupted kernel has to answer, and headroom for transport. */
 export const execDeadlineMs = (timeoutSeconds: number): number => timeoutSeconds * 1000 + KERNEL_INTERRUPT_ANSWER_MS + TRANSPORT_MS;

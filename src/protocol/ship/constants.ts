@@ -40,3 +40,6 @@ export const LONG_COMMAND_BYTES = 64 * 1024;
  * has read of each unfinished head.
  */
 export const TRANSPORT_MAX_HEADER_BYTES = 1024 * 1024 + 64 * 1024;
+
+/** Ship's mark on the answer of a server in the sandbox (`/ports/…`), its value the server's status; Ship's own answers never carry it. */
+export const UPSTREAM_HEADER = "x-ship-upstream";

@@ -8,11 +8,8 @@
  */
 import { type Context, Hono } from "hono";
 import { hopByHop } from "../../protocol/hop-by-hop.ts";
-import { shipOperations as ops } from "../../protocol/ship/index.ts";
+import { shipOperations as ops, UPSTREAM_HEADER } from "../../protocol/ship/index.ts";
 import { ShipError } from "../errors.ts";
-
-/** Marks a server's answer (its value: the server's status). */
-export const UPSTREAM_HEADER = "x-ship-upstream";
 
 /** Ship's own credentials and the Host (it becomes the server's address). */
 const NOT_SENT = new Set(["authorization", "x-bay-nonce", "host"]);

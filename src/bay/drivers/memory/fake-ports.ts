@@ -7,9 +7,9 @@
  * request Ship's HTTP server refuses by itself before Ship's code sees it (Bun's
  * parser answers a head past its limit with a bare 431: no proof, no body).
  */
+import { UPSTREAM_HEADER } from "../../../protocol/ship/constants.ts";
 import { BayError } from "../../errors.ts";
 
-const UPSTREAM_HEADER = "x-ship-upstream";
 const PORT = /^[1-9][0-9]{0,4}$/;
 
 /** The port whose requests the fake's HTTP server refuses itself (see above). */
