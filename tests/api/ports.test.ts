@@ -259,6 +259,9 @@ test("nothing listening on the port: 409 conflict port_closed, not marked as the
     80,
   ]);
   expect(r.res.headers.get("x-bay-upstream")).toBeNull();
+  // A HEAD: Ship's error has no body on the wire, and its status still comes through (found by the fuzzer: it was 502).
+  const head = await t.bay.app.request(port("80/"), { method: "HEAD", headers: { "x-owner": "alice" } });
+  expect([head.status, head.headers.get("x-bay-upstream")]).toEqual([409, null]);
 });
 
 describe("the MCP tool http_request (as the caller, through the same route)", () => {

@@ -377,6 +377,16 @@ export class ShipClient {
     // A followed stream's body lasts as long as it lasts; an error or a JSON answer is read under the deadline.
     if (s.streams && res.ok && isEventStream(res)) clearTimeout(timer);
     if (res.ok) return boundWholeReads(res) as ShipReply<T>;
+    // A HEAD answer carries no body: Ship's own error is known by its status alone (and its client gets no body either).
+    if (s.forward?.method === "HEAD") throw headError(res.status);
     throw await fromShipErrorResponse(boundWholeReads(res));
   }
+}
+
+/** Ship's error on a forwarded HEAD, from its status (Ship's status table, src/ship/errors.ts). */
+function headError(status: number): BayError {
+  const code = ({ 400: "validation_error", 404: "not_found", 409: "conflict", 413: "payload_too_large", 504: "timeout" } as const)[status];
+  return code
+    ? new BayError(code, `the sandbox runtime refused the request (HTTP ${status})`)
+    : new ShipBadResponseError(`sandbox runtime failed: HTTP ${status}`, { ship_status: status });
 }
