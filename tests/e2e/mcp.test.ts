@@ -198,10 +198,22 @@ describe("stdio through `bay mcp`", () => {
       command: "bun",
       args: ["run", join(ROOT, "src/bay/cli.ts"), "mcp", "--url", bay.url],
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", BAY_TOKEN: "wrong-token-000000000000" },
-      stderr: "ignore",
+      stderr: "pipe",
+    });
+    let stderr = "";
+    transport.stderr?.on("data", (chunk) => {
+      stderr += String(chunk);
     });
     clients.push(client);
-    await expect(client.connect(transport)).rejects.toThrow(/Bay unreachable or refused.*unauthorized/);
+    const outcome = await client.connect(transport).then(
+      () => "connected",
+      (e: unknown) => String(e),
+    );
+    // The relay's own diagnostics go with any other outcome, so a rare one can be told apart.
+    expect({ outcome, stderr: /Bay unreachable or refused.*unauthorized/.test(outcome) ? "" : stderr }).toEqual({
+      outcome: expect.stringMatching(/Bay unreachable or refused.*unauthorized/),
+      stderr: "",
+    });
   });
 });
 
