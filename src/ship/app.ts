@@ -98,7 +98,7 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
   app.route("/", processRoutes({ processes, maxStdinBytes: config.maxStdinBytes }));
   app.route("/", terminalRoutes({ terminals, prove: (nonce) => shipProof(options.credentials.secret, nonce) }));
   app.route("/", filesystemRoutes(config));
-  app.route("/", portRoutes({ ownPorts: new Set([config.port]) }));
+  app.route("/", portRoutes({ ownPorts: new Set([config.port]), prove: (nonce) => shipProof(options.credentials.secret, nonce) }));
   app.route(
     "/",
     watchRoutes({

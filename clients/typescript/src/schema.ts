@@ -2966,6 +2966,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Switched to a WebSocket relayed to the server (an `Upgrade: websocket` request). */
+            101: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    /** @description `101`. */
+                    "X-Bay-Upstream"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             200: components["responses"]["PortAnswer"];
             400: components["responses"]["ValidationError"];
             401: components["responses"]["Unauthorized"];

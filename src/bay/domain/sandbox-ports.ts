@@ -12,6 +12,7 @@ import { hopByHop } from "../../protocol/hop-by-hop.ts";
 import { BayError } from "../errors.ts";
 import { DEADLINES, UPSTREAM_HEADER } from "../runtime/ship-client.ts";
 import type { CallContext, CapabilityRouter } from "./capability-router.ts";
+import { PortSocketBridge } from "./port-socket-bridge.ts";
 import { tooLargeError } from "./sandbox-files.ts";
 
 /** Marks a server's answer to Bay's client (its value: the server's status). */
@@ -31,6 +32,27 @@ export interface PortRequest {
   /** The client's headers, as received. */
   headers: Headers;
   body: ReadableStream<Uint8Array> | null;
+}
+
+/** A client's WebSocket request for a server in the sandbox. */
+export type PortSocketRequest = Pick<PortRequest, "port" | "rest" | "headers">;
+
+/** The handshake's own headers: Ship's WebSocket client makes its own. */
+const WEBSOCKET_HANDSHAKE = ["sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"];
+
+/** RFC 9110 token characters (a subprotocol is a token). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** The subprotocols a client offered (Sec-WebSocket-Protocol), in its order; a malformed list is the client's error. */
+export function subprotocols(header: string | null): string[] {
+  if (header === null) return [];
+  const list = header.split(",").map((p) => p.trim());
+  if (list.length > 32 || list.some((p) => !TOKEN.test(p))) {
+    throw new BayError("validation_error", "Sec-WebSocket-Protocol must be a comma-separated list of at most 32 tokens", {
+      details: { issues: [{ path: "headers.sec-websocket-protocol", message: "not a list of tokens" }] },
+    });
+  }
+  return list;
 }
 
 export interface SandboxPortsDeps {
@@ -182,21 +204,47 @@ function capped(body: ReadableStream<Uint8Array>, max: number): { body: Readable
 export class SandboxPorts {
   constructor(private readonly deps: SandboxPortsDeps) {}
 
-  /** Sends `req` to the server on its port in the sandbox; returns the server's answer as the client gets it. */
-  async request(ctx: CallContext, req: PortRequest): Promise<Response> {
-    const { router, maxBodyBytes } = this.deps;
-    if (!Number.isInteger(req.port) || req.port < 1 || req.port > 65535) {
-      throw new BayError("validation_error", `port must be a number from 1 to 65535, got ${req.port}`, {
+  /** Refusals first: nothing starts for a sandbox that is not the caller's or cannot run a server. */
+  private async check(ctx: CallContext, port: number): Promise<void> {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new BayError("validation_error", `port must be a number from 1 to 65535, got ${port}`, {
         details: { issues: [{ path: "port", message: "must be 1-65535" }] },
       });
     }
-    // Refusals first: nothing starts for a sandbox that is not the caller's or cannot run a server.
-    const { profile } = await router.preflight(ctx.owner, ctx.sandboxId, "shell");
-    if (req.port === profile.runtime_port) {
-      throw new BayError("validation_error", `port ${req.port} is the sandbox runtime's own`, {
+    const { profile } = await this.deps.router.preflight(ctx.owner, ctx.sandboxId, "shell");
+    if (port === profile.runtime_port) {
+      throw new BayError("validation_error", `port ${port} is the sandbox runtime's own`, {
         details: { issues: [{ path: "port", message: "the runtime's own port" }] },
       });
     }
+  }
+
+  /**
+   * Opens a WebSocket to the server on its port (the client's upgrade request in
+   * `req`); resolves once the server accepted, before the client is upgraded, so
+   * every refusal is an answer in the error model.
+   */
+  async openSocket(ctx: CallContext, req: PortSocketRequest): Promise<PortSocketBridge> {
+    const protocols = subprotocols(req.headers.get("sec-websocket-protocol"));
+    await this.check(ctx, req.port);
+    const headers = forwardedHeaders(req.headers);
+    for (const name of WEBSOCKET_HANDSHAKE) headers.delete(name);
+    return this.deps.router.call(ctx, {
+      capability: "shell",
+      operation: "port",
+      coverMs: DEADLINES.portSocket,
+      // Nothing reached the server before it accepted: a fresh session may take it.
+      replayable: true,
+      // Held open for as long as either side keeps it: one of the owner's open-stream slots meanwhile.
+      opens: true,
+      run: async (ship, s) => new PortSocketBridge(await ship.portSocket(s, { port: req.port, rest: req.rest, headers, protocols }, ctx)),
+    });
+  }
+
+  /** Sends `req` to the server on its port in the sandbox; returns the server's answer as the client gets it. */
+  async request(ctx: CallContext, req: PortRequest): Promise<Response> {
+    const { router, maxBodyBytes } = this.deps;
+    await this.check(ctx, req.port);
     const declared = req.headers.get("content-length");
     const length = declared !== null && /^\d+$/.test(declared) ? Number(declared) : null;
     if (length !== null && length > maxBodyBytes) throw tooLargeError(maxBodyBytes);

@@ -5,7 +5,7 @@
 import type { ShipOperationId } from "../../protocol/ship/index.ts";
 import { KERNEL_INTERRUPT_ANSWER_MS } from "../../protocol/ship/constants.ts";
 
-export { UPSTREAM_HEADER } from "../../protocol/ship/constants.ts";
+export { SUBPROTOCOLS_HEADER, UPSTREAM_HEADER } from "../../protocol/ship/constants.ts";
 
 /** Where one session's Ship answers, and the secret it requires. */
 export interface ShipTarget {
@@ -46,6 +46,8 @@ export const DEADLINES = {
   stream: 15_000,
   /** A server in the sandbox has this long to send its answer's head. */
   port: 5 * 60_000,
+  /** A server's WebSocket: Ship gives the server 30 s to accept the handshake. */
+  portSocket: 40_000,
 } as const;
 
 /** The Ship operation for each method of a request for a server in the sandbox (HEAD is GET's). */

@@ -29,7 +29,7 @@ import type {
 } from "../../protocol/ship/index.ts";
 // Not index.ts: Bay only sends requests, and the generated schemas it would load are Ship's to run.
 import { NONCE_HEADER, newNonce, PROOF_HEADER, proofValid, shipBearer } from "../../protocol/ship/auth.ts";
-import { shipRequestTarget, shipWebSocketUrl } from "./endpoint.ts";
+import { shipRequestTarget } from "./endpoint.ts";
 import { routes as shipRoutes } from "../../protocol/ship/generated/routes.ts";
 import { BayError } from "../errors.ts";
 import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
@@ -39,6 +39,7 @@ import { ShipWrongSessionError } from "./errors/ship-wrong-session-error.ts";
 import { boundWholeReads, jsonOrNull } from "./bounded-answer.ts";
 import { isEventStream, relayEventStream } from "./event-stream.ts";
 import { fromShipErrorResponse } from "./ship-errors.ts";
+import { openShipSocket } from "./ship-socket.ts";
 import {
   type CallOptions,
   DEADLINES,
@@ -48,6 +49,7 @@ import {
   type Send,
   type ShipReply,
   type ShipTarget,
+  SUBPROTOCOLS_HEADER,
   UPSTREAM_HEADER,
 } from "./ship-call.ts";
 
@@ -226,56 +228,24 @@ export class ShipClient {
    * headers). No proof is ShipWrongSessionError; a Ship that cannot be reached, or
    * refuses, within the deadline is a ShipUnreachableError or ShipTimeoutError.
    */
-  attachTerminal(t: ShipTarget, terminalId: string, o: CallOptions = {}): Promise<WebSocket> {
+  async attachTerminal(t: ShipTarget, terminalId: string, o: CallOptions = {}): Promise<WebSocket> {
     const path = shipRoutes.attachTerminal.path.replace("{terminal_id}", encodeURIComponent(terminalId));
-    const nonce = newNonce();
-    const headers: Record<string, string> = { authorization: `Bearer ${shipBearer(t.secret)}`, [NONCE_HEADER]: nonce };
-    if (o.requestId) headers["x-request-id"] = o.requestId;
-    const url = shipWebSocketUrl(t.endpoint, path);
-    return new Promise((resolve, reject) => {
-      // Bun's WebSocket takes headers (the browser API does not).
-      const ws = new WebSocket(url, { headers } as unknown as string[]);
-      ws.binaryType = "arraybuffer";
-      const settle = () => {
-        clearTimeout(timer);
-        o.signal?.removeEventListener("abort", onAbort);
-        ws.onopen = null;
-        ws.onmessage = null;
-        ws.onerror = null;
-        ws.onclose = null;
-      };
-      const fail = (cause: unknown) => {
-        settle();
-        try {
-          ws.close();
-        } catch {
-          // not open
-        }
-        reject(cause);
-      };
-      const onAbort = () =>
-        fail(new BayError("timeout", "the client went away; the call was abandoned", { details: { reason: "client_gone" } }));
-      const timer = setTimeout(() => fail(new ShipTimeoutError(DEADLINES.stream)), DEADLINES.stream);
-      o.signal?.addEventListener("abort", onAbort, { once: true });
-      ws.onmessage = (e) => {
-        let proof: string | null = null;
-        try {
-          const msg = typeof e.data === "string" ? JSON.parse(e.data) : null;
-          if (msg?.type === "proof" && typeof msg.proof === "string") proof = msg.proof;
-        } catch {
-          proof = null;
-        }
-        if (!proofValid(t.secret, nonce, proof)) {
-          // Not the session's Ship: nothing it sends reaches the client.
-          fail(new ShipWrongSessionError());
-          return;
-        }
-        settle();
-        resolve(ws);
-      };
-      ws.onerror = (e) => fail(new ShipUnreachableError((e as ErrorEvent).error ?? e));
-      ws.onclose = () => fail(new ShipWrongSessionError());
+    return (await openShipSocket(t, path, o, { deadlineMs: DEADLINES.stream })).ws;
+  }
+
+  /**
+   * Opens a WebSocket to the server on `port` in the sandbox (`rest`: the path and
+   * query for it): resolves once Ship proved itself and the server accepted, with
+   * the subprotocol it chose; Ship's refusal (port closed, handshake refused) is a BayError.
+   */
+  portSocket(t: ShipTarget, req: { port: number; rest: string; headers: Headers; protocols: string[] }, o: CallOptions = {}) {
+    const path = `${shipRoutes.portGet.path.replace("{port}", String(req.port)).replace("/{path}", "")}${req.rest}`;
+    const headers: Record<string, string> = {};
+    req.headers.forEach((value, name) => {
+      headers[name] = value;
     });
+    if (req.protocols.length > 0) headers[SUBPROTOCOLS_HEADER] = req.protocols.join(", ");
+    return openShipSocket(t, path, o, { deadlineMs: DEADLINES.portSocket, headers, awaitOpen: true });
   }
 
   /**

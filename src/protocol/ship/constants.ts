@@ -43,3 +43,10 @@ export const TRANSPORT_MAX_HEADER_BYTES = 1024 * 1024 + 64 * 1024;
 
 /** Ship's mark on the answer of a server in the sandbox (`/ports/…`), its value the server's status; Ship's own answers never carry it. */
 export const UPSTREAM_HEADER = "x-ship-upstream";
+
+/**
+ * On a WebSocket request for a server in the sandbox: the subprotocols Bay's
+ * client offered, comma-separated, for Ship to offer the server (Bay's own
+ * WebSocket to Ship offers none).
+ */
+export const SUBPROTOCOLS_HEADER = "x-ship-subprotocols";

@@ -8,8 +8,11 @@
  */
 import { type Context, Hono } from "hono";
 import { hopByHop } from "../../protocol/hop-by-hop.ts";
-import { shipOperations as ops, UPSTREAM_HEADER } from "../../protocol/ship/index.ts";
+import { pathAfter } from "../../protocol/path-after.ts";
+import { MAX_NONCE_LENGTH, NONCE_HEADER, shipOperations as ops, SUBPROTOCOLS_HEADER, UPSTREAM_HEADER } from "../../protocol/ship/index.ts";
 import { ShipError } from "../errors.ts";
+import { isUpgrade } from "../ws.ts";
+import { openPortSocket } from "./port-socket.ts";
 
 /** Ship's own credentials and the Host (it becomes the server's address). */
 const NOT_SENT = new Set(["authorization", "x-bay-nonce", "host"]);
@@ -25,12 +28,8 @@ function portOf(raw: string, own: ReadonlySet<number>): number {
   return port;
 }
 
-/** The path after `/ports/{port}` and the query, as they were sent (percent-encoding kept); always starts with "/". */
-function restOf(url: string): string {
-  const { pathname, search } = new URL(url);
-  const segments = pathname.split("/"); // ["", "ports", port, ...rest]
-  return `/${segments.slice(3).join("/")}${search}`;
-}
+/** ["", "ports", port, ...rest] */
+const REST_AT = 3;
 
 function requestHeaders(incoming: Headers, port: number): Headers {
   const hop = hopByHop(incoming);
@@ -56,18 +55,35 @@ function answerHeaders(upstream: Headers, status: number): Headers {
   return out;
 }
 
+/** The subprotocols a WebSocket client offered, in its order. */
+const subprotocols = (headers: Headers): string[] =>
+  (headers.get(SUBPROTOCOLS_HEADER) ?? "")
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p !== "");
+
 const refused = (e: unknown) => {
   const code = (e as { code?: string } | null)?.code;
   return code === "ConnectionRefused" || code === "ECONNREFUSED";
 };
 
 /** GET, POST, PUT, PATCH and DELETE (and HEAD, as GET's) on /ports/{port}/{path}. */
-export function portRoutes(deps: { ownPorts: ReadonlySet<number> }) {
+export function portRoutes(deps: { ownPorts: ReadonlySet<number>; prove: (nonce: string) => string }) {
   const app = new Hono();
   const handler = async (c: Context) => {
     const port = portOf(c.req.param("port") ?? "", deps.ownPorts);
     const req = c.req.raw;
-    const target = `http://127.0.0.1:${port}${restOf(req.url)}`;
+    if (req.method === "GET" && isUpgrade(req)) {
+      const nonce = req.headers.get(NONCE_HEADER);
+      return openPortSocket(c, {
+        port,
+        rest: pathAfter(req.url, REST_AT),
+        headers: requestHeaders(req.headers, port),
+        protocols: subprotocols(req.headers),
+        proof: nonce && nonce.length <= MAX_NONCE_LENGTH ? deps.prove(nonce) : null,
+      });
+    }
+    const target = `http://127.0.0.1:${port}${pathAfter(req.url, REST_AT)}`;
     const hasBody = req.method !== "GET" && req.method !== "HEAD" && req.body !== null;
     let res: Response;
     try {

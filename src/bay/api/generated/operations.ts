@@ -651,7 +651,7 @@ export const operations = {
     tags: ["Ports"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
+    statuses: [101, 200, 400, 401, 403, 404, 409, 413, 429, 500, 502, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),

@@ -1,9 +1,15 @@
-/** Requests for servers running in a sandbox: `/v1/sandboxes/{id}/ports/{port}/{path}`, any of five methods (HEAD as GET). */
+/**
+ * Requests for servers running in a sandbox: `/v1/sandboxes/{id}/ports/{port}/{path}`,
+ * any of five methods (HEAD as GET), and a GET that upgrades to a WebSocket.
+ */
 import { type Context, Hono } from "hono";
+import { pathAfter } from "../../../protocol/path-after.ts";
+import { BAY_UPSTREAM_HEADER } from "../../domain/sandbox-ports.ts";
 import type { AppDeps } from "../deps.ts";
 import { operations as ops } from "../generated/index.ts";
 import { validate } from "../middleware/validate.ts";
-import { sentBodyContext } from "../relay.ts";
+import { callContext, sentBodyContext } from "../relay.ts";
+import { isUpgradeRequest, notAnUpgrade, upgradeToWebSocket } from "../websocket.ts";
 
 /**
  * The route's path: `{path}`, the rest of the URL path with its slashes, is a
@@ -13,12 +19,40 @@ import { sentBodyContext } from "../relay.ts";
 export const PORT_ROUTE = ops.portGet.honoPath.replace("/:path", "/*");
 /** The route's own parameters (`path` is read from the URL as sent). */
 const params = ops.portGet.params.pick({ id: true, port: true });
+/** ["", "v1", "sandboxes", id, "ports", port, ...rest] */
+const REST_AT = 6;
+/** A client that upgraded but never opened within this is let go. */
+const OPEN_GRACE_MS = 10_000;
 
-/** The path after `/ports/{port}` and the query, as the client sent them (percent-encoding kept). */
-function restOf(url: string): string {
-  const { pathname, search } = new URL(url);
-  // ["", "v1", "sandboxes", id, "ports", port, ...rest]
-  return `/${pathname.split("/").slice(6).join("/")}${search}`;
+async function socket(deps: AppDeps, c: Context, id: string, port: number): Promise<Response> {
+  const req = c.req.raw;
+  const bridge = await deps.sandboxPorts.openSocket(callContext(c, id), { port, rest: pathAfter(req.url, REST_AT), headers: req.headers });
+  const headers: Record<string, string> = { "X-Request-Id": c.get("requestId"), [BAY_UPSTREAM_HEADER]: "101" };
+  if (bridge.protocol !== "") headers["Sec-WebSocket-Protocol"] = bridge.protocol;
+  let opened = false;
+  const upgraded = upgradeToWebSocket(
+    c,
+    {
+      open: (ws) => {
+        opened = true;
+        bridge.attach(ws);
+      },
+      message: (_ws, data) => bridge.fromClient(data),
+      drain: () => bridge.drained(),
+      close: (_ws, code, reason) => bridge.clientClosed(code, reason),
+    },
+    headers,
+  );
+  if (!upgraded) {
+    bridge.clientClosed(1000, "");
+    throw notAnUpgrade();
+  }
+  const timer = setTimeout(() => {
+    if (!opened) bridge.clientClosed(1000, "");
+  }, OPEN_GRACE_MS);
+  timer.unref?.();
+  // Bun has taken the connection over: this response is never sent.
+  return new Response(null);
 }
 
 export function portRoutes(deps: AppDeps): Hono {
@@ -26,10 +60,11 @@ export function portRoutes(deps: AppDeps): Hono {
   const handler = async (c: Context) => {
     const { id, port } = c.req.param() as { id: string; port: string };
     const req = c.req.raw;
+    if (req.method === "GET" && isUpgradeRequest(req)) return socket(deps, c, id, Number(port));
     return deps.sandboxPorts.request(sentBodyContext(c, id), {
       port: Number(port),
       method: req.method,
-      rest: restOf(req.url),
+      rest: pathAfter(req.url, REST_AT),
       headers: req.headers,
       body: req.body,
     });

@@ -457,7 +457,7 @@ export const operations = {
     tags: ["ports"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 409, 502],
+    statuses: [101, 200, 400, 401, 409, 502],
     params: z.object({
       port: z.string().regex(new RegExp("^[1-9][0-9]{0,4}$")),
       /** The rest of the path (may be empty and may contain slashes). */

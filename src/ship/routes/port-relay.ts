@@ -1,0 +1,129 @@
+/**
+ * Ship's half of a WebSocket to a server in the sandbox, once the server
+ * accepted: the server's socket (a client WebSocket Ship opened) on one side,
+ * Bay's link on the other (src/protocol/ship/port-socket-frames.ts). The
+ * server's messages go to Bay while less than the window is unacknowledged;
+ * beyond it they wait here, up to the backlog. Bay's messages go to the server
+ * unless it has stopped taking them. Each side's close reaches the other, the
+ * server's after what it sent before it.
+ */
+import {
+  CLOSE,
+  clientCloseCode,
+  closeReason,
+  decodeFrame,
+  encodeMessage,
+  type Message,
+  messageBytes,
+  SEND_HIGH_WATER,
+  SHIP_BACKLOG_BYTES,
+  serverCloseCode,
+  WINDOW_BYTES,
+} from "../../protocol/ship/port-socket-frames.ts";
+import { MAX_FRAME_BYTES } from "../../protocol/websocket.ts";
+import type { ShipSocket } from "../ws.ts";
+
+export class PortRelay {
+  private backlog: Message[] = [];
+  private backlogBytes = 0;
+  private unacked = 0;
+  private ended = false;
+  /** The server closed: Bay's link closes with this once the backlog is sent. */
+  private closing: { code: number; reason: string } | null = null;
+
+  constructor(
+    private readonly server: WebSocket,
+    private readonly bay: ShipSocket,
+  ) {
+    server.binaryType = "arraybuffer";
+    server.onmessage = (e) => this.fromServer(typeof e.data === "string" ? e.data : new Uint8Array(e.data as ArrayBuffer));
+    // Without a close frame (1006) the server vanished: Bay's client learns it as a bad gateway.
+    server.onclose = (e) =>
+      this.serverClosed(e.code === 1006 ? CLOSE.badGateway : e.code, e.code === 1006 ? "the server's connection was lost" : e.reason);
+    server.onerror = () => {};
+  }
+
+  /** A frame on Bay's link. */
+  fromBay(data: string | Uint8Array): void {
+    if (this.ended) return;
+    const frame = decodeFrame(data);
+    if (!frame) {
+      this.close(CLOSE.protocol, "not a link frame");
+      return;
+    }
+    if (frame.kind === "ack") {
+      this.unacked = Math.max(0, this.unacked - frame.bytes);
+      this.pump();
+      return;
+    }
+    if (this.server.readyState !== WebSocket.OPEN) return;
+    if (this.server.bufferedAmount + messageBytes(frame.message) > SEND_HIGH_WATER) {
+      this.close(CLOSE.policy, "the server is not taking messages");
+      return;
+    }
+    this.server.send(frame.message);
+  }
+
+  /** Bay's link closed with `code`: the server's socket is closed alike. */
+  bayClosed(code: number, reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.closeServer(clientCloseCode(code), reason);
+  }
+
+  private fromServer(message: Message): void {
+    if (this.ended || this.closing) return;
+    const size = messageBytes(message);
+    if (size > MAX_FRAME_BYTES) {
+      this.close(CLOSE.tooBig, `a message over ${MAX_FRAME_BYTES} bytes`);
+      return;
+    }
+    this.backlogBytes += size;
+    if (this.backlogBytes > SHIP_BACKLOG_BYTES) {
+      this.close(CLOSE.policy, "the client is not taking messages");
+      return;
+    }
+    this.backlog.push(message);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (!this.ended && this.backlog.length > 0 && this.unacked < WINDOW_BYTES) {
+      const message = this.backlog.shift()!;
+      const size = messageBytes(message);
+      this.backlogBytes -= size;
+      this.unacked += size;
+      this.bay.send(encodeMessage(message));
+    }
+    if (this.closing && this.backlog.length === 0) this.close(this.closing.code, this.closing.reason);
+  }
+
+  private serverClosed(code: number, reason: string): void {
+    if (this.ended || this.closing) return;
+    this.closing = { code: serverCloseCode(code), reason };
+    this.pump();
+  }
+
+  /** Closes both sides. */
+  private close(code: number, reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.backlog = [];
+    this.closeServer(clientCloseCode(code), reason);
+    try {
+      this.bay.close(serverCloseCode(code), closeReason(reason));
+    } catch {
+      // already closed
+    }
+  }
+
+  private closeServer(code: number, reason: string): void {
+    if (this.server.readyState === WebSocket.OPEN || this.server.readyState === WebSocket.CONNECTING) {
+      try {
+        this.server.close(code, closeReason(reason));
+      } catch {
+        // already closing
+      }
+    }
+  }
+}
