@@ -116,6 +116,19 @@ describe("the server's answer, as the caller gets it", () => {
     }
   });
 
+  test("a server's invalid status is a 502 naming the server's failure, not counted as the runtime's in /metrics", async () => {
+    const badResponses = async () => {
+      const text = await (await t.call("GET", "/metrics")).text();
+      return Number(/bay_ship_errors_total\{reason="bad_response"\} (\d+)/.exec(text)?.[1]);
+    };
+    const before = await badResponses();
+    const r = await t.json("GET", port("8080/?status=600"));
+    expect([r.status, r.body.error.code, r.body.error.details.ship_code]).toEqual([502, "ship_error", "upstream_error"]);
+    expect(r.res.headers.get("x-bay-upstream")).toBeNull();
+    expect(await badResponses()).toBe(before);
+    expect(Number.isInteger(before)).toBe(true);
+  });
+
   test("cookies, CORS grants and headers passing for Bay's or Ship's are dropped; a page can never run as Bay's origin", async () => {
     const headers = [
       "set-cookie:sid=1; Path=/",

@@ -2,7 +2,9 @@
  * A ShipClient that counts its transport failures and unusable answers in
  * `bay_ship_errors_total`. Error bodies the Ship passes through on purpose
  * (file_not_found, invalid_path, …) are the caller's errors, not the Ship's,
- * and are not counted; neither is a call the client abandoned. Health probes
+ * and are not counted; neither is a call the client abandoned, nor the failure
+ * of a server in the sandbox that Ship relays (`upstream_error`: user code's, not
+ * the runtime's). Health probes
  * (isHealthy) are not counted either: a Ship still booting refuses them by design.
  */
 import type { Meta, ShipOperationId } from "../../protocol/ship/index.ts";
@@ -41,6 +43,22 @@ export class MeteredShipClient extends ShipClient {
     }
   }
 
+  override async attachTerminal(...args: Parameters<ShipClient["attachTerminal"]>): ReturnType<ShipClient["attachTerminal"]> {
+    try {
+      return await super.attachTerminal(...args);
+    } catch (e) {
+      throw this.count(e);
+    }
+  }
+
+  override async portSocket(...args: Parameters<ShipClient["portSocket"]>): ReturnType<ShipClient["portSocket"]> {
+    try {
+      return await super.portSocket(...args);
+    } catch (e) {
+      throw this.count(e);
+    }
+  }
+
   protected override streamFailed(e: BayError): void {
     this.count(e);
   }
@@ -50,8 +68,10 @@ export class MeteredShipClient extends ShipClient {
     if (e instanceof ShipWrongSessionError) this.metrics.shipError("wrong_session");
     else if (e instanceof ShipUnreachableError) this.metrics.shipError(e.refused ? "unreachable" : "connection_lost");
     else if (e instanceof ShipTimeoutError) this.metrics.shipError("timeout");
-    else if (e instanceof ShipBadResponseError) this.metrics.shipError("bad_response");
-    else return e;
+    else if (e instanceof ShipBadResponseError) {
+      if (e.details.ship_code === "upstream_error") return e;
+      this.metrics.shipError("bad_response");
+    } else return e;
     this.counted.add(e);
     return e;
   }
