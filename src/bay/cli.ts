@@ -6,7 +6,7 @@
  *   bay keys create|list|revoke …    API keys, against Bay's database
  *   bay images build …               build the runtime images (works from dist/bay alone)
  *   bay doctor                       check this machine, with a fix for each problem
- *   bay sandbox create|ls|exec|shell|cp|rm …  use a Bay over HTTP
+ *   bay sandbox create|ls|exec|shell|cp|forward|rm …  use a Bay over HTTP
  *   bay mcp --url … --token …        stdio MCP bridge to a Bay's /mcp
  */
 import { type CliIo, UsageError } from "./cli/args.ts";
@@ -21,7 +21,7 @@ commands:
   keys create|list|revoke            manage API keys in Bay's database
   images build                       build the Ship runtime images on the Docker engine
   doctor                             check the engine, cgroups, images, database, network rules, port, disk
-  sandbox create|ls|exec|shell|cp|rm use a running Bay (BAY_URL, BAY_TOKEN)
+  sandbox create|ls|exec|shell|cp|forward|rm  use a running Bay (BAY_URL, BAY_TOKEN)
   mcp                                stdio MCP server relaying to a Bay's POST /mcp
 
 Configuration comes from BAY_CONFIG and BAY_* variables, as for the server.`;

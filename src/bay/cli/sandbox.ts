@@ -9,6 +9,8 @@ import { errorMessage } from "../logger.ts";
 import { allowOnly, type CliIo, flag, type Parsed, parseArgs, table, UsageError } from "./args.ts";
 import { ClientError, type ClientTarget, clientTarget, request } from "./client.ts";
 import { copy, copyEnds } from "./copy.ts";
+import { type Listen, parseListen, startForwarder } from "./forward.ts";
+import { onEndingSignals } from "./signals.ts";
 import { attachTerminal, processTerminal } from "./terminal-attach.ts";
 
 export const SANDBOX_USAGE = `usage: bay sandbox <command> [--url URL] [--token TOKEN] [--owner NAME]
@@ -20,6 +22,8 @@ commands:
   sandbox exec ID --python CODE|- [--timeout S]             run Python (- reads the code from stdin)
   sandbox shell ID                                          a login shell on the sandbox's terminal; exits with its status
   sandbox cp SRC DST                                        copy one file in or out; ID:PATH is in the sandbox's /workspace
+  sandbox forward ID PORT [--listen [HOST:]LOCAL]           serve the sandbox's server on PORT at http://127.0.0.1:LOCAL/
+                                                            (LOCAL defaults to PORT; WebSockets too; Ctrl-C to stop)
   sandbox rm ID…                                            delete sandboxes
 
 COMMAND's words are joined with spaces into one line for the sandbox's shell, as ssh
@@ -29,7 +33,7 @@ URL defaults to BAY_URL or http://127.0.0.1:8000, the token to BAY_TOKEN (an API
 or JWT); --owner (or BAY_OWNER) sets X-Owner for a Bay in anonymous mode.`;
 
 const CONNECTION = ["url", "token", "owner"] as const;
-const SPEC = { values: [...CONNECTION, "profile", "ttl", "status", "cwd", "timeout", "python"], bools: ["json"] };
+const SPEC = { values: [...CONNECTION, "profile", "ttl", "status", "cwd", "timeout", "python", "listen"], bools: ["json"] };
 
 const path = (id: string, rest = "") => `/v1/sandboxes/${encodeURIComponent(id)}${rest}`;
 /** Upper bound of --ttl checked here; Bay applies its own rules on top. */
@@ -75,6 +79,10 @@ export async function runSandbox(argv: string[], io: CliIo, stdin: () => Promise
       allowOnly(args, [...CONNECTION], 2);
       if (args.positionals.length < 2) throw new UsageError("sandbox cp needs SRC and DST");
       copyEnds(args.positionals[0]!, args.positionals[1]!);
+    } else if (command === "forward") {
+      allowOnly(args, [...CONNECTION, "listen"], 2);
+      if (args.positionals.length < 2) throw new UsageError("sandbox forward needs a sandbox id and a port");
+      forwardPorts(args);
     } else throw new UsageError(command === undefined ? "missing command" : `unknown command: sandbox ${command}`);
     positiveInt(args, "ttl", MAX_TTL);
     positiveInt(args, "timeout", 300);
@@ -89,11 +97,32 @@ export async function runSandbox(argv: string[], io: CliIo, stdin: () => Promise
     if (command === "rm") return await remove(target, args, io);
     if (command === "shell") return await attachTerminal(target, args.positionals[0]!, processTerminal(), io);
     if (command === "cp") return await copy(target, args.positionals[0]!, args.positionals[1]!, io);
+    if (command === "forward") return await forward(target, args, io);
     return await exec(target, args, io, stdin);
   } catch (e) {
     io.err(`bay: ${e instanceof ClientError ? e.message : errorMessage(e)}`);
     return 1;
   }
+}
+
+/** The sandbox's port and where to listen, checked. */
+function forwardPorts(args: Parsed): { port: number; listen: Listen } {
+  const raw = args.positionals[1]!;
+  const port = /^[1-9][0-9]{0,4}$/.test(raw) ? Number(raw) : 0;
+  if (port < 1 || port > 65535) throw new UsageError(`PORT must be a number from 1 to 65535, got ${raw}`);
+  try {
+    return { port, listen: parseListen(flag(args, "listen") ?? `127.0.0.1:${port}`) };
+  } catch (e) {
+    throw new UsageError(errorMessage(e));
+  }
+}
+
+/** Serves until a signal ends it. */
+async function forward(target: ClientTarget, args: Parsed, io: CliIo): Promise<number> {
+  const { port, listen } = forwardPorts(args);
+  const forwarder = await startForwarder(target, args.positionals[0]!, port, listen, io);
+  onEndingSignals(["SIGINT", "SIGTERM", "SIGHUP"], () => forwarder.stop());
+  return new Promise<number>(() => {});
 }
 
 async function create(target: ClientTarget, args: Parsed, io: CliIo): Promise<number> {

@@ -1,0 +1,191 @@
+/**
+ * `bay sandbox forward` (src/bay/cli/forward.ts) run as a user runs it: a `bay`
+ * process against a Bay served over HTTP on real Docker, forwarding a local port
+ * to servers started in a sandbox (tests/e2e/fixtures/port-server.py and
+ * ws-server.py). Pages and WebSockets at the local origin, and what the listener
+ * refuses: a Host that is a domain name (DNS rebinding), another site's page,
+ * an unknown sandbox or another owner's (before anything listens), bad ports.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { hostByAddress, parseListen } from "../../src/bay/cli/forward.ts";
+import { pollUntil, type TestBay } from "../support/harness.ts";
+import { freePort, sh, withSandbox } from "./support/e2e.ts";
+import type { ServedBay } from "./support/serve.ts";
+import { servedE2eBay } from "./support/suite.ts";
+
+let t: TestBay;
+let served: ServedBay;
+servedE2eBay((bay, s) => {
+  t = bay;
+  served = s;
+});
+
+const CLI = join(import.meta.dir, "../../src/bay/cli.ts");
+const fixture = (name: string) => readFileSync(join(import.meta.dir, "fixtures", name), "utf8");
+const running: Subprocess[] = [];
+afterEach(() => {
+  for (const p of running.splice(0)) p.kill("SIGKILL");
+});
+
+function forward(args: string[], owner = "alice") {
+  const proc = Bun.spawn(["bun", CLI, "sandbox", "forward", ...args], {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", BAY_URL: served.http, BAY_OWNER: owner },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  running.push(proc);
+  return proc;
+}
+
+async function startServer(id: string, file: string, command: string, probe: string, ready: number): Promise<void> {
+  expect((await t.json("PUT", `/v1/sandboxes/${id}/filesystem/files`, { body: { path: file, content: fixture(file) } })).status).toBe(200);
+  expect((await sh(t, id, { command, background: true })).status).toBe(200);
+  await pollUntil(
+    async () => (await fetch(`${served.http}/v1/sandboxes/${id}/ports/${probe}`, { headers: { "x-owner": "alice" } })).status,
+    (s) => s === ready,
+    30_000,
+    file,
+  );
+}
+
+describe("bay sandbox forward", () => {
+  test("pages, bodies and WebSockets of the sandbox's servers at a local origin; Ctrl-C ends it with 130", async () => {
+    await withSandbox(t, async (id) => {
+      await startServer(id, "port-server.py", "python3 port-server.py 8080 0.0.0.0", "8080/echo", 200);
+      await startServer(id, "ws-server.py", "python3 ws-server.py 8090", "8090/", 404);
+      const local = freePort();
+      const wsLocal = freePort();
+      const http = forward([id, "8080", "--listen", `127.0.0.1:${local}`]);
+      const ws = forward([id, "8090", "--listen", String(wsLocal)]);
+      const base = `http://127.0.0.1:${local}`;
+      await pollUntil(
+        () =>
+          fetch(`${base}/echo`).then(
+            (r) => r.status,
+            () => 0,
+          ),
+        (s) => s === 200,
+        20_000,
+        "forwarder",
+      );
+      // The path and query as sent; the page is at the root of its own origin, without Bay's sandbox CSP.
+      const r = await fetch(`${base}/echo/a%2Fb?x=1`, { method: "POST", body: "hello", headers: { "x-app": "1" } });
+      expect(r.status).toBe(200);
+      expect(r.headers.get("content-security-policy")).toBeNull();
+      expect(r.headers.get("x-bay-upstream")).toBe("200");
+      const seen = (await r.json()) as { method: string; path: string; headers: Record<string, string> };
+      expect([seen.method, seen.path, seen.headers["x-app"]]).toEqual(["POST", "/echo/a%2Fb?x=1", "1"]);
+      expect(seen.headers["x-owner"]).toBeUndefined();
+      // The same origin's page may call it; localhost by name too.
+      expect((await fetch(`${base}/echo`, { headers: { origin: base, "sec-fetch-site": "same-origin" } })).status).toBe(200);
+      expect((await fetch(`http://localhost:${local}/echo`)).status).toBe(200);
+
+      await pollUntil(
+        () =>
+          fetch(`http://127.0.0.1:${wsLocal}/`).then(
+            (x) => x.status,
+            () => 0,
+          ),
+        (s) => s === 404,
+        20_000,
+        "WebSocket forwarder",
+      );
+      const sock = new WebSocket(`ws://127.0.0.1:${wsLocal}/ws/here`, ["chat.v2"]);
+      const got: string[] = [];
+      const closed = new Promise<number>((resolve) => {
+        sock.onclose = (e) => resolve(e.code);
+      });
+      sock.onmessage = (e) => {
+        got.push(String(e.data));
+        if (got.length === 1) sock.send("through the forwarder");
+        if (got.length === 2) sock.send("close:4005:done");
+      };
+      expect(await closed).toBe(4005);
+      expect(JSON.parse(got[0]!).path).toBe("/ws/here");
+      expect(JSON.parse(got[0]!).protocol).toBe("chat.v2");
+      expect(got[1]).toBe("through the forwarder");
+
+      http.kill("SIGINT");
+      expect(await http.exited).toBe(130);
+      ws.kill("SIGTERM");
+      expect(await ws.exited).toBe(143);
+    });
+  }, 120_000);
+
+  test("a Host that is a domain name (DNS rebinding) gets 421 and another site's page 403, before anything reaches Bay", async () => {
+    await withSandbox(t, async (id) => {
+      const local = freePort();
+      forward([id, "8080", "--listen", `127.0.0.1:${local}`]);
+      const raw = (host: string, extra = "") =>
+        new Promise<string>((resolve, reject) => {
+          let text = "";
+          void Bun.connect({
+            hostname: "127.0.0.1",
+            port: local,
+            socket: {
+              open: (s) => void s.write(`GET /echo HTTP/1.1\r\nHost: ${host}\r\n${extra}Connection: close\r\n\r\n`),
+              data: (_s, d) => {
+                text += new TextDecoder().decode(d);
+              },
+              close: () => resolve(text.split("\r\n")[0]!),
+              error: (_s, e) => reject(e),
+            },
+          }).catch(reject);
+        });
+      await pollUntil(
+        () => raw(`127.0.0.1:${local}`).catch(() => ""),
+        (line) => line.startsWith("HTTP/1.1"),
+        20_000,
+        "forwarder",
+      );
+      expect(await raw(`attacker.example:${local}`)).toBe("HTTP/1.1 421 Misdirected Request");
+      expect(await raw(`127.0.0.1.nip.io:${local}`)).toBe("HTTP/1.1 421 Misdirected Request");
+      expect(await raw(`127.0.0.1:${local}`, "Origin: https://attacker.example\r\n")).toBe("HTTP/1.1 403 Forbidden");
+      expect(await raw(`127.0.0.1:${local}`, "Sec-Fetch-Site: cross-site\r\n")).toBe("HTTP/1.1 403 Forbidden");
+      // Nothing listens on 8080 in this sandbox: Bay's own answer comes through.
+      expect(await raw(`127.0.0.1:${local}`)).toBe("HTTP/1.1 409 Conflict");
+    });
+  }, 120_000);
+
+  test("an unknown sandbox, another owner's, or a bad port: a clear error and exit before anything listens", async () => {
+    await withSandbox(t, async (id) => {
+      const run = async (args: string[], owner = "alice") => {
+        const p = forward(args, owner);
+        const [stderr, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+        return { code, stderr };
+      };
+      const unknown = await run(["sbx_nope", "8080", "--listen", "0"]);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain("not_found");
+      const bobs = await run([id, "8080", "--listen", "0"], "bob");
+      expect(bobs.code).toBe(1);
+      expect(bobs.stderr).toContain("not_found");
+      for (const bad of [
+        [id, "0"],
+        [id, "65536"],
+        [id, "http"],
+        [id, "8080", "--listen", "127.0.0.1:99999"],
+      ]) {
+        const r = await run(bad);
+        expect(r.code).toBe(2);
+        expect(r.stderr).toContain("usage: bay sandbox");
+      }
+    });
+  }, 120_000);
+});
+
+test("hosts served: addresses and localhost, never a domain name; --listen forms", () => {
+  for (const ok of ["127.0.0.1:8080", "localhost:1", "LOCALHOST", "[::1]:8080", "10.0.0.2:80", "127.0.0.1"])
+    expect(hostByAddress(ok)).toBe(true);
+  for (const no of [null, "", "evil.example:8080", "127.0.0.1.nip.io", "localhost.evil.example", "[::1", "1.2.3:80", "0x7f000001"]) {
+    expect(hostByAddress(no)).toBe(false);
+  }
+  expect(parseListen("3000")).toEqual({ hostname: "127.0.0.1", port: 3000 });
+  expect(parseListen("0.0.0.0:3000")).toEqual({ hostname: "0.0.0.0", port: 3000 });
+  expect(parseListen("[::1]:3000")).toEqual({ hostname: "::1", port: 3000 });
+  expect(() => parseListen(":3000")).toThrow();
+  expect(() => parseListen("127.0.0.1:x")).toThrow();
+});
