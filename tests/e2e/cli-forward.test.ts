@@ -10,7 +10,8 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { hostByAddress, parseListen } from "../../src/bay/cli/forward.ts";
+import { clientTarget } from "../../src/bay/cli/client.ts";
+import { hostByAddress, parseListen, remoteUrl } from "../../src/bay/cli/forward.ts";
 import { pollUntil, type TestBay } from "../support/harness.ts";
 import { freePort, sh, withSandbox } from "./support/e2e.ts";
 import type { ServedBay } from "./support/serve.ts";
@@ -119,14 +120,14 @@ describe("bay sandbox forward", () => {
     await withSandbox(t, async (id) => {
       const local = freePort();
       forward([id, "8080", "--listen", `127.0.0.1:${local}`]);
-      const raw = (host: string, extra = "") =>
+      const raw = (host: string, extra = "", path = "/echo") =>
         new Promise<string>((resolve, reject) => {
           let text = "";
           void Bun.connect({
             hostname: "127.0.0.1",
             port: local,
             socket: {
-              open: (s) => void s.write(`GET /echo HTTP/1.1\r\nHost: ${host}\r\n${extra}Connection: close\r\n\r\n`),
+              open: (s) => void s.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${extra}Connection: close\r\n\r\n`),
               data: (_s, d) => {
                 text += new TextDecoder().decode(d);
               },
@@ -145,6 +146,15 @@ describe("bay sandbox forward", () => {
       expect(await raw(`127.0.0.1.nip.io:${local}`)).toBe("HTTP/1.1 421 Misdirected Request");
       expect(await raw(`127.0.0.1:${local}`, "Origin: https://attacker.example\r\n")).toBe("HTTP/1.1 403 Forbidden");
       expect(await raw(`127.0.0.1:${local}`, "Sec-Fetch-Site: cross-site\r\n")).toBe("HTTP/1.1 403 Forbidden");
+      // A page the sandbox serves shares the forwarder's origin: no spelling of a dot segment takes it
+      // out of the server's path to Bay's API (where it would list sandboxes with the caller's credentials).
+      for (const path of [
+        "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/",
+        "/%2E%2E/%2e%2E/%2E%2e/.%2e/v1/sandboxes",
+        "/x/..\\..\\..\\..\\..\\v1/sandboxes",
+      ]) {
+        expect(await raw(`127.0.0.1:${local}`, "", path)).toBe("HTTP/1.1 409 Conflict");
+      }
       // Nothing listens on 8080 in this sandbox: Bay's own answer comes through.
       expect(await raw(`127.0.0.1:${local}`)).toBe("HTTP/1.1 409 Conflict");
     });
@@ -187,5 +197,22 @@ test("hosts served: addresses and localhost, never a domain name; --listen forms
   expect(parseListen("0.0.0.0:3000")).toEqual({ hostname: "0.0.0.0", port: 3000 });
   expect(parseListen("[::1]:3000")).toEqual({ hostname: "::1", port: 3000 });
   expect(() => parseListen(":3000")).toThrow();
+  // Whatever the local server left unresolved, Bay's URL stays under the port's path (a Bay behind a prefix too).
+  for (const base of ["http://bay:8000", "https://host/bay/"]) {
+    const target = clientTarget({}, base);
+    const portPath = "/v1/sandboxes/sb1/ports/8080";
+    const at = (path: string) => remoteUrl(target, portPath, { pathname: path, search: "?q=1" } as URL)?.href ?? null;
+    expect(at("/app/x")).toBe(`${base.replace(/\/$/, "")}${portPath}/app/x?q=1`);
+    expect(at("/")).toBe(`${base.replace(/\/$/, "")}${portPath}/?q=1`);
+    for (const escape of [
+      "/%2e%2e/%2e%2e/%2e%2e/%2e%2e",
+      "/../../../../v1/sandboxes",
+      "/..\\..\\..\\..\\x",
+      "/%2E%2e/.%2E/../..",
+      "/../8081/x",
+    ]) {
+      expect(at(escape)).toBeNull();
+    }
+  }
   expect(() => parseListen("127.0.0.1:x")).toThrow();
 });

@@ -67,6 +67,20 @@ export function hostByAddress(host: string | null): boolean {
   return name === "localhost" || /^\d{1,3}(\.\d{1,3}){3}$/.test(name) || (h.startsWith("[") && /^[0-9a-f:.]+$/.test(name));
 }
 
+/**
+ * Bay's URL for a local request's path and query, under `portPath`; null when the
+ * URL parser's resolution of dot segments (%2e%2e and backslashes included) would
+ * take it out of there: a page the sandbox serves must never reach Bay's API with
+ * the caller's credentials. (Bun.serve resolves them in the request's own URL
+ * already; this holds whatever the server in front does.)
+ */
+export function remoteUrl(target: ClientTarget, portPath: string, local: URL): URL | null {
+  const root = endpoint(target, portPath).pathname;
+  const remote = endpoint(target, `${portPath}${local.pathname}`);
+  remote.search = local.search;
+  return remote.pathname === root || remote.pathname.startsWith(`${root}/`) ? remote : null;
+}
+
 type Message = string | Uint8Array;
 /** Bay's socket, with what it sent before the local client's socket opened. */
 interface Upstream {
@@ -122,8 +136,8 @@ export async function startForwarder(target: ClientTarget, id: string, port: num
         if (!hop(name) && !NOT_SENT.has(name) && !HANDSHAKE.has(name)) headers[name] = value;
       });
       Object.assign(headers, target.headers);
-      const remote = endpoint(target, `${portPath}${u.pathname}`);
-      remote.search = u.search;
+      const remote = remoteUrl(target, portPath, u);
+      if (!remote) return refuse(400, "a path that leaves the sandbox's server is not forwarded");
       if ((req.headers.get("upgrade") ?? "").toLowerCase() === "websocket") {
         remote.protocol = remote.protocol === "https:" ? "wss:" : "ws:";
         const protocols = (req.headers.get("sec-websocket-protocol") ?? "")
