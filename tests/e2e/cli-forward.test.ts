@@ -204,14 +204,14 @@ test("hosts served: addresses and localhost, never a domain name; --listen forms
     const at = (path: string) => remoteUrl(target, portPath, { pathname: path, search: "?q=1" } as URL)?.href ?? null;
     expect(at("/app/x")).toBe(`${base.replace(/\/$/, "")}${portPath}/app/x?q=1`);
     expect(at("/")).toBe(`${base.replace(/\/$/, "")}${portPath}/?q=1`);
-    for (const escape of [
+    for (const outside of [
       "/%2e%2e/%2e%2e/%2e%2e/%2e%2e",
       "/../../../../v1/sandboxes",
       "/..\\..\\..\\..\\x",
       "/%2E%2e/.%2E/../..",
       "/../8081/x",
     ]) {
-      expect(at(escape)).toBeNull();
+      expect(at(outside)).toBeNull();
     }
   }
   expect(() => parseListen("127.0.0.1:x")).toThrow();
