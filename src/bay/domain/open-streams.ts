@@ -25,6 +25,25 @@ export interface OpenChannel {
   onUpstreamLost?(fn: () => void): void;
 }
 
+/** After a channel's upstream broke, how long it waits for the router to say why before it ends anyway. */
+export const LOST_GRACE_MS = 5_000;
+
+/**
+ * A channel's upstream broke by itself: `explain` (the router, registered with
+ * onUpstreamLost) learns it and ends the channel with the reason; if nobody does
+ * within the grace, it ends as a lost connection.
+ */
+export function channelLost(channel: OpenChannel, explain: (() => void) | null): void {
+  explain?.();
+  const timer = setTimeout(
+    () =>
+      channel.end(new BayError("ship_error", "the connection to the sandbox runtime was lost", { details: { reason: "connection_lost" } })),
+    LOST_GRACE_MS,
+  );
+  timer.unref?.();
+  void channel.closed.finally(() => clearTimeout(timer));
+}
+
 export const isOpenChannel = (x: unknown): x is OpenChannel =>
   typeof x === "object" &&
   x !== null &&

@@ -26,7 +26,7 @@ import {
 } from "../../protocol/ship/port-socket-frames.ts";
 import { BayError } from "../errors.ts";
 import type { ShipSocket } from "../runtime/ship-socket.ts";
-import type { OpenChannel } from "./open-streams.ts";
+import { channelLost, type OpenChannel } from "./open-streams.ts";
 
 /** The client's socket, as the bridge needs it (Bun's ServerWebSocket fits). */
 export interface PortPeer {
@@ -35,8 +35,6 @@ export interface PortPeer {
   getBufferedAmount(): number;
 }
 
-/** After the Ship's link broke, how long Bay waits to learn why before it closes anyway. */
-const LOST_GRACE_MS = 5_000;
 /** Bytes queued for the client before Bay stops acknowledging the server's messages. */
 const CLIENT_HIGH_WATER = 256 * 1024;
 
@@ -163,14 +161,7 @@ export class PortSocketBridge implements OpenChannel {
       return;
     }
     // The runtime went away under the socket: the router says why (end()); close anyway if it cannot.
-    this.lostListener?.();
-    const timer = setTimeout(
-      () =>
-        this.end(new BayError("ship_error", "the connection to the sandbox runtime was lost", { details: { reason: "connection_lost" } })),
-      LOST_GRACE_MS,
-    );
-    timer.unref?.();
-    void this.closed.finally(() => clearTimeout(timer));
+    channelLost(this, this.lostListener);
   }
 
   /** Closes both sides with `code` and `reason`. */

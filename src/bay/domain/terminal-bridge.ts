@@ -13,7 +13,7 @@
  * error replies to a client that does not read them are not queued either.
  */
 import { BayError } from "../errors.ts";
-import type { OpenChannel } from "./open-streams.ts";
+import { channelLost, type OpenChannel } from "./open-streams.ts";
 
 /** The client's socket, as the bridge needs it (the API layer adapts Bun's ServerWebSocket). */
 export interface TerminalPeer {
@@ -27,8 +27,6 @@ export interface TerminalPeer {
 const CLIENT_HIGH_WATER = 256 * 1024;
 /** Input queued for the Ship's connection before further input is refused (the Ship's own limit on unread input is 1 MiB). */
 export const SHIP_INPUT_HIGH_WATER = 1024 * 1024;
-/** After the Ship's connection broke, how long Bay waits to learn why before it closes anyway. */
-const LOST_GRACE_MS = 5_000;
 const MAX_REASON_BYTES = 123;
 
 /** A close reason (at most 123 bytes in a close frame). */
@@ -217,14 +215,7 @@ export class TerminalBridge implements OpenChannel {
       return;
     }
     // The runtime went away under the terminal: the router says why (end()); close anyway if it cannot.
-    if (this.lostListener) this.lostListener();
-    const timer = setTimeout(
-      () =>
-        this.end(new BayError("ship_error", "the connection to the sandbox runtime was lost", { details: { reason: "connection_lost" } })),
-      LOST_GRACE_MS,
-    );
-    timer.unref?.();
-    void this.closed.finally(() => clearTimeout(timer));
+    channelLost(this, this.lostListener);
   }
 
   private closeShip(): void {
