@@ -39,6 +39,13 @@ export const websocket: WebSocketHandler<{ handlers: SocketHandlers }> = {
 /** True when the request asks to upgrade to a WebSocket. */
 export const isUpgradeRequest = (req: Request): boolean => (req.headers.get("upgrade") ?? "").toLowerCase() === "websocket";
 
+/**
+ * Whether an upgrade request's handshake is one Bun will take (version 13, a key of
+ * 16 bytes in base64): checked before a route does any work for it.
+ */
+export const handshakeValid = (req: Request): boolean =>
+  req.headers.get("sec-websocket-version") === "13" && /^[A-Za-z0-9+/]{22}==$/.test(req.headers.get("sec-websocket-key") ?? "");
+
 /** Upgrades the request; false when Bun refused (not served by Bun.serve with `websocket`, or a bad handshake). */
 export function upgradeToWebSocket(c: Context, handlers: SocketHandlers, headers?: Record<string, string>): boolean {
   const server = c.env as Server<{ handlers: SocketHandlers }> | undefined;

@@ -3,10 +3,24 @@
  * (src/protocol/websocket.ts); this adds Ship's upgrade, which refuses a plain request.
  */
 import type { Context } from "hono";
-import { type HandledSocket, isUpgradeRequest, type SocketHandlers, upgradeToWebSocket } from "../protocol/websocket.ts";
+import { LINK_FRAME_BYTES } from "../protocol/ship/port-socket-frames.ts";
+import {
+  type HandledSocket,
+  isUpgradeRequest,
+  type SocketHandlers,
+  websocket as sharedWebsocket,
+  upgradeToWebSocket,
+} from "../protocol/websocket.ts";
 import { ShipError } from "./errors.ts";
 
-export { MAX_FRAME_BYTES, type SocketHandlers, websocket } from "../protocol/websocket.ts";
+export { MAX_FRAME_BYTES, type SocketHandlers } from "../protocol/websocket.ts";
+
+/**
+ * Bun.serve's `websocket` option for Ship: Bay's links only. A message of a server's
+ * WebSocket travels tagged (one byte more than the message: port-socket-frames.ts),
+ * so a link frame may be one byte over the largest message.
+ */
+export const websocket = { ...sharedWebsocket, maxPayloadLength: LINK_FRAME_BYTES };
 
 export type ShipSocket = HandledSocket;
 

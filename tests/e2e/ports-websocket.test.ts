@@ -72,21 +72,27 @@ function open(
   });
 }
 
-/** Sends a WebSocket handshake over a raw connection; returns Bay's answer (status, headers, body) if it was not an upgrade. */
+/** Sends a WebSocket handshake over a raw connection (`headers` override its own; null leaves one out); returns Bay's answer (status, headers, body) if it was not an upgrade. */
 function handshake(
   id: string,
   rest: string,
-  headers: Record<string, string> = {},
+  headers: Record<string, string | null> = {},
 ): Promise<{ status: number; head: string; body: string }> {
   const [host, port] = served.host.split(":");
+  const all: Record<string, string | null> = {
+    Host: served.host,
+    Upgrade: "websocket",
+    Connection: "Upgrade",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": randomBytes(16).toString("base64"),
+    "X-Owner": "alice",
+    ...headers,
+  };
   const lines = [
     `GET /v1/sandboxes/${id}/ports/${rest} HTTP/1.1`,
-    `Host: ${served.host}`,
-    "Upgrade: websocket",
-    "Connection: Upgrade",
-    "Sec-WebSocket-Version: 13",
-    `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`,
-    ...Object.entries({ "X-Owner": "alice", ...headers }).map(([k, v]) => `${k}: ${v}`),
+    ...Object.entries(all)
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => `${k}: ${v}`),
   ];
   return new Promise((resolve, reject) => {
     let text = "";
@@ -203,6 +209,61 @@ describe("a WebSocket to a server in the sandbox, through Bay", () => {
       f.ws.send("still");
       expect(await f.next()).toBe("still");
       f.ws.close();
+    });
+  }, 120_000);
+
+  test("messages of exactly 1 MiB pass both ways; subprotocols the server ignores leave the client with none, as the server answered", async () => {
+    await withServer(async (id) => {
+      const c = await open(id, `${PORT}/ws`);
+      await c.next();
+      const bytes = randomBytes(1024 * 1024);
+      c.ws.send(bytes);
+      expect(sha((await c.next()) as Uint8Array)).toBe(sha(bytes));
+      c.ws.send(`big:${1024 * 1024}`);
+      expect(((await c.next()) as Uint8Array).byteLength).toBe(1024 * 1024);
+      c.ws.send("x".repeat(1024 * 1024));
+      expect(((await c.next()) as string).length).toBe(1024 * 1024);
+      c.ws.close();
+
+      // The 101 names the server's choice, or none at all when it chose none (Bun would answer the first offer by itself).
+      const none = await handshake(id, `${PORT}/ws`, { "Sec-WebSocket-Protocol": "zz, yy" });
+      expect(none.status).toBe(101);
+      expect(none.head).not.toMatch(/sec-websocket-protocol/i);
+      const chosen = await handshake(id, `${PORT}/ws`, { "Sec-WebSocket-Protocol": "zz, chat.v2" });
+      expect(chosen.head).toMatch(/\r\nsec-websocket-protocol: chat\.v2(\r\n|$)/i);
+    });
+  }, 120_000);
+
+  test("a client sending 64 MiB in a burst to a server slower than it: all of it arrives, nothing is cut (reads pause instead)", async () => {
+    await withServer(async (id) => {
+      const c = await open(id, `${PORT}/sink/slow`);
+      await c.next();
+      const chunk = new Uint8Array(1024 * 1024);
+      for (let i = 0; i < 64; i++) c.ws.send(chunk);
+      c.ws.send("total");
+      expect(await c.next()).toBe(String(64 * 1024 * 1024));
+      expect(c.ws.readyState).toBe(WebSocket.OPEN);
+      c.ws.close();
+    });
+  }, 120_000);
+
+  test("an upgrade Bun would refuse (no key, a short key, version 8) is a 400 before the server sees any connection", async () => {
+    await withServer(async (id) => {
+      const count = async () =>
+        Number(await (await fetch(`${served.http}/v1/sandboxes/${id}/ports/${PORT}/count`, { headers: { "x-owner": "alice" } })).text());
+      const before = await count();
+      const bads: Record<string, string | null>[] = [
+        { "Sec-WebSocket-Key": null },
+        { "Sec-WebSocket-Key": "c2hvcnQ=" },
+        { "Sec-WebSocket-Version": "8" },
+      ];
+      for (const bad of bads) {
+        const r = await handshake(id, `${PORT}/ws`, bad);
+        expect([r.status, JSON.parse(r.body).error.code]).toEqual([400, "validation_error"]);
+      }
+      expect(await count()).toBe(before);
+      expect((await handshake(id, `${PORT}/ws`)).status).toBe(101);
+      await pollUntil(count, (n) => n === before + 1, 10_000, "the server's count");
     });
   }, 120_000);
 

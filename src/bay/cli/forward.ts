@@ -146,8 +146,8 @@ export async function startForwarder(target: ClientTarget, id: string, port: num
           .filter((p) => p !== "");
         const up = await openUpstream(remote.href, headers, protocols);
         if (!up) return refuse(502, `Bay refused the WebSocket to port ${port} (send a plain GET to the same path to see why)`);
-        const answered = up.ws.protocol ? { "Sec-WebSocket-Protocol": up.ws.protocol } : undefined;
-        if (srv.upgrade(req, { data: { upstream: up }, ...(answered ? { headers: answered } : {}) })) return undefined;
+        // Bay's choice; empty when the server chose none (Bun would otherwise answer the first offer itself).
+        if (srv.upgrade(req, { data: { upstream: up }, headers: { "Sec-WebSocket-Protocol": up.ws.protocol } })) return undefined;
         up.ws.close();
         return refuse(400, "not a valid WebSocket handshake");
       }

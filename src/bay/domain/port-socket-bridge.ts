@@ -6,9 +6,10 @@
  *
  * Nothing piles up in Bay: a server message is acknowledged to the Ship once
  * the client's socket has taken it (its send buffer below a mark), and the Ship
- * sends no more than its window unacknowledged. Client messages go to the Ship
- * unless its link has stopped taking them (a runtime stopped from inside the
- * sandbox): then the socket is closed (1008). Held like a terminal while open:
+ * sends no more than its window unacknowledged. Client messages go to the Ship;
+ * while its link has too many queued, Bay stops reading from the client (TCP
+ * then slows the client), and a link that stopped taking anything (a runtime
+ * stopped from inside the sandbox) closes the socket (1008). Held like a terminal while open:
  * when the sandbox's runtime goes away under it, the client is closed with 1011
  * and the error's code as the reason.
  */
@@ -21,6 +22,8 @@ import {
   encodeMessage,
   type Message,
   messageBytes,
+  type Pausable,
+  ReadGate,
   SEND_HIGH_WATER,
   serverCloseCode,
 } from "../../protocol/ship/port-socket-frames.ts";
@@ -29,7 +32,7 @@ import type { ShipSocket } from "../runtime/ship-socket.ts";
 import { channelLost, type OpenChannel } from "./open-streams.ts";
 
 /** The client's socket, as the bridge needs it (Bun's ServerWebSocket fits). */
-export interface PortPeer {
+export interface PortPeer extends Pausable {
   send(data: Message): number;
   close(code?: number, reason?: string): void;
   getBufferedAmount(): number;
@@ -45,6 +48,8 @@ export class PortSocketBridge implements OpenChannel {
   private resolveClosed!: () => void;
   private readonly ship: WebSocket;
   private peer: PortPeer | null = null;
+  /** Stops reading from the client while the Ship's link has too much of its messages queued. */
+  private gate: ReadGate | null = null;
   /** Server messages that arrived before the client's socket opened (at most the Ship's window). */
   private early: Message[] = [];
   private toAck = 0;
@@ -74,6 +79,7 @@ export class PortSocketBridge implements OpenChannel {
       return;
     }
     this.peer = peer;
+    this.gate = new ReadGate(peer, () => this.ship.bufferedAmount);
     for (const m of this.early.splice(0)) this.toClient(m);
     if (this.shipClose) this.shipClosed(this.shipClose.code, this.shipClose.reason);
     else if (this.ship.readyState !== WebSocket.OPEN) this.shipClosed(1006, "");
@@ -88,6 +94,7 @@ export class PortSocketBridge implements OpenChannel {
       return;
     }
     this.ship.send(frame);
+    this.gate?.check();
   }
 
   /** The client's send buffer drained: what was held is acknowledged. */
@@ -103,6 +110,7 @@ export class PortSocketBridge implements OpenChannel {
     if (this.ended) return;
     this.ended = true;
     this.peer = null;
+    this.gate?.stop();
     this.closeShip(clientCloseCode(code), reason);
     this.resolveClosed();
   }
@@ -170,6 +178,7 @@ export class PortSocketBridge implements OpenChannel {
     this.ended = true;
     const peer = this.peer;
     this.peer = null;
+    this.gate?.stop();
     this.early = [];
     this.closeShip(clientCloseCode(code), reason);
     try {

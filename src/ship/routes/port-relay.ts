@@ -3,8 +3,9 @@
  * accepted: the server's socket (a client WebSocket Ship opened) on one side,
  * Bay's link on the other (src/protocol/ship/port-socket-frames.ts). The
  * server's messages go to Bay while less than the window is unacknowledged;
- * beyond it they wait here, up to the backlog. Bay's messages go to the server
- * unless it has stopped taking them. Each side's close reaches the other, the
+ * beyond it they wait here, up to the backlog. Bay's messages go to the server;
+ * while its socket has too many queued, Ship stops reading Bay's link (and Bay,
+ * in turn, its client). Each side's close reaches the other, the
  * server's after what it sent before it.
  */
 import {
@@ -15,6 +16,7 @@ import {
   encodeMessage,
   type Message,
   messageBytes,
+  ReadGate,
   SEND_HIGH_WATER,
   SHIP_BACKLOG_BYTES,
   serverCloseCode,
@@ -30,11 +32,14 @@ export class PortRelay {
   private ended = false;
   /** The server closed: Bay's link closes with this once the backlog is sent. */
   private closing: { code: number; reason: string } | null = null;
+  /** Stops reading Bay's link while the server's socket has too much of the client's messages queued. */
+  private readonly gate: ReadGate;
 
   constructor(
     private readonly server: WebSocket,
     private readonly bay: ShipSocket,
   ) {
+    this.gate = new ReadGate(bay, () => server.bufferedAmount);
     server.binaryType = "arraybuffer";
     server.onmessage = (e) => this.fromServer(typeof e.data === "string" ? e.data : new Uint8Array(e.data as ArrayBuffer));
     // Without a close frame (1006) the server vanished: Bay's client learns it as a bad gateway.
@@ -62,12 +67,14 @@ export class PortRelay {
       return;
     }
     this.server.send(frame.message);
+    this.gate.check();
   }
 
   /** Bay's link closed with `code`: the server's socket is closed alike. */
   bayClosed(code: number, reason: string): void {
     if (this.ended) return;
     this.ended = true;
+    this.gate.stop();
     this.closeServer(clientCloseCode(code), reason);
   }
 
@@ -108,6 +115,7 @@ export class PortRelay {
   private close(code: number, reason: string): void {
     if (this.ended) return;
     this.ended = true;
+    this.gate.stop();
     this.backlog = [];
     this.closeServer(clientCloseCode(code), reason);
     try {

@@ -78,40 +78,58 @@ export function openPortSocket(c: Context, req: PortSocketRequest): Response {
   return upgrade(c, {
     open: (ws: ShipSocket) => {
       if (req.proof) ws.send(JSON.stringify({ type: "proof", proof: req.proof }));
-      let up: WebSocket;
-      try {
-        up = new WebSocket(`ws://127.0.0.1:${req.port}${req.rest}`, { headers, protocols: req.protocols } as unknown as string[]);
-      } catch (e) {
-        ws.send(errorFrame("validation_error", `the WebSocket request cannot be sent on: ${(e as Error).message}`, {}));
-        ws.close(CLOSE.normal, "");
-        return;
-      }
-      upstream = up;
-      const timer = setTimeout(() => up.close(), OPEN_TIMEOUT_MS);
-      const refused = async () => {
-        clearTimeout(timer);
-        if (gone) return;
-        const frame = (await listening(req.port))
-          ? errorFrame("upstream_error", `the server on port ${req.port} did not accept a WebSocket at this path`, { port: req.port })
-          : errorFrame("conflict", `nothing in the sandbox accepts connections on port ${req.port}`, {
-              reason: "port_closed",
-              port: req.port,
-            });
+      const deadline = Date.now() + OPEN_TIMEOUT_MS;
+      const refuse = (frame: string) => {
         if (gone) return;
         ws.send(frame);
         ws.close(CLOSE.normal, "");
       };
-      up.onerror = () => {};
-      up.onclose = () => void refused();
-      up.onopen = () => {
-        clearTimeout(timer);
-        if (gone) {
-          up.close();
+      /**
+       * Bun's client fails a handshake whose answer names no subprotocol when it offered some
+       * (a browser accepts it, with protocol ""); so a handshake refused with an offer is tried
+       * once more without one, and a server that ignores subprotocols gets the same answer a
+       * browser would. The server then sees the first attempt open and close.
+       */
+      const attempt = (protocols: string[]) => {
+        let up: WebSocket;
+        try {
+          up = new WebSocket(`ws://127.0.0.1:${req.port}${req.rest}`, { headers, protocols } as unknown as string[]);
+        } catch (e) {
+          refuse(errorFrame("validation_error", `the WebSocket request cannot be sent on: ${(e as Error).message}`, {}));
           return;
         }
-        ws.send(JSON.stringify({ type: "open", protocol: up.protocol }));
-        relay = new PortRelay(up, ws);
+        upstream = up;
+        const timer = setTimeout(() => up.close(), Math.max(0, deadline - Date.now()));
+        up.onerror = () => {};
+        up.onclose = async () => {
+          clearTimeout(timer);
+          if (gone) return;
+          if (!(await listening(req.port))) {
+            refuse(
+              errorFrame("conflict", `nothing in the sandbox accepts connections on port ${req.port}`, {
+                reason: "port_closed",
+                port: req.port,
+              }),
+            );
+          } else if (protocols.length > 0 && Date.now() < deadline) {
+            if (!gone) attempt([]);
+          } else {
+            refuse(
+              errorFrame("upstream_error", `the server on port ${req.port} did not accept a WebSocket at this path`, { port: req.port }),
+            );
+          }
+        };
+        up.onopen = () => {
+          clearTimeout(timer);
+          if (gone) {
+            up.close();
+            return;
+          }
+          ws.send(JSON.stringify({ type: "open", protocol: up.protocol }));
+          relay = new PortRelay(up, ws);
+        };
       };
+      attempt(req.protocols);
     },
     message: (_ws, data) => relay?.fromBay(data),
     close: (_ws, code, reason) => {

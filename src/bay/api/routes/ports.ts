@@ -9,7 +9,7 @@ import type { AppDeps } from "../deps.ts";
 import { operations as ops } from "../generated/index.ts";
 import { validate } from "../middleware/validate.ts";
 import { callContext, sentBodyContext } from "../relay.ts";
-import { isUpgradeRequest, notAnUpgrade, upgradeToWebSocket } from "../websocket.ts";
+import { badHandshake, handshakeValid, isUpgradeRequest, notAnUpgrade, upgradeToWebSocket } from "../websocket.ts";
 
 /**
  * The route's path: `{path}`, the rest of the URL path with its slashes, is a
@@ -26,9 +26,10 @@ const OPEN_GRACE_MS = 10_000;
 
 async function socket(deps: AppDeps, c: Context, id: string, port: number): Promise<Response> {
   const req = c.req.raw;
+  if (!handshakeValid(req)) throw badHandshake();
   const bridge = await deps.sandboxPorts.openSocket(callContext(c, id), { port, rest: pathAfter(req.url, REST_AT), headers: req.headers });
-  const headers: Record<string, string> = { "X-Request-Id": c.get("requestId"), [BAY_UPSTREAM_HEADER]: "101" };
-  if (bridge.protocol !== "") headers["Sec-WebSocket-Protocol"] = bridge.protocol;
+  // The server's choice; empty when it chose none (Bun would otherwise answer the client's first offer itself).
+  const headers = { "X-Request-Id": c.get("requestId"), [BAY_UPSTREAM_HEADER]: "101", "Sec-WebSocket-Protocol": bridge.protocol };
   let opened = false;
   const upgraded = upgradeToWebSocket(
     c,

@@ -11,7 +11,7 @@ import type { AppDeps } from "../deps.ts";
 import { operations as ops } from "../generated/index.ts";
 import { validate } from "../middleware/validate.ts";
 import { callContext } from "../relay.ts";
-import { type BaySocket, isUpgradeRequest, notAnUpgrade, upgradeToWebSocket } from "../websocket.ts";
+import { badHandshake, type BaySocket, handshakeValid, isUpgradeRequest, notAnUpgrade, upgradeToWebSocket } from "../websocket.ts";
 
 /** A client that upgraded but never opened within this is let go. */
 const OPEN_GRACE_MS = 10_000;
@@ -54,6 +54,10 @@ export function terminalRoutes(deps: AppDeps): Hono {
       // Refused as it would be with an upgrade (404, 409, 400 capability) before saying what is missing.
       await sandboxTerminal.check(ctx);
       throw notAnUpgrade();
+    }
+    if (!handshakeValid(c.req.raw)) {
+      await sandboxTerminal.check(ctx);
+      throw badHandshake();
     }
     const { cols, rows } = c.req.valid("query");
     const bridge = await sandboxTerminal.open(ctx, { cols, rows });
