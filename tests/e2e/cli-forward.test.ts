@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { clientTarget } from "../../src/bay/cli/client.ts";
-import { hostByAddress, parseListen, remoteUrl } from "../../src/bay/cli/forward.ts";
+import { headersForBay, hostKind, parseListen, remoteUrl, siteLabel } from "../../src/bay/cli/forward-rules.ts";
 import { pollUntil, type TestBay } from "../support/harness.ts";
 import { freePort, sh, withSandbox } from "./support/e2e.ts";
 import type { ServedBay } from "./support/serve.ts";
@@ -80,6 +80,12 @@ describe("bay sandbox forward", () => {
       const seen = (await r.json()) as { method: string; path: string; headers: Record<string, string> };
       expect([seen.method, seen.path, seen.headers["x-app"]]).toEqual(["POST", "/echo/a%2Fb?x=1", "1"]);
       expect(seen.headers["x-owner"]).toBeUndefined();
+      // A browser loading a page at an address is sent to the sandbox's own origin (no shared cookies with other local apps).
+      const nav = await fetch(`${base}/echo?x=1`, {
+        redirect: "manual",
+        headers: { "sec-fetch-mode": "navigate", "sec-fetch-dest": "document" },
+      });
+      expect([nav.status, nav.headers.get("location")]).toEqual([307, `http://${siteLabel(id)}.localhost:${local}/echo?x=1`]);
       // The same origin's page may call it; localhost by name too.
       expect((await fetch(`${base}/echo`, { headers: { origin: base, "sec-fetch-site": "same-origin" } })).status).toBe(200);
       expect((await fetch(`http://localhost:${local}/echo`)).status).toBe(200);
@@ -108,6 +114,24 @@ describe("bay sandbox forward", () => {
       expect(JSON.parse(got[0]!).path).toBe("/ws/here");
       expect(JSON.parse(got[0]!).protocol).toBe("chat.v2");
       expect(got[1]).toBe("through the forwarder");
+
+      // A burst faster than a slow server reads: the forwarder stops reading its client instead of cutting it.
+      const sink = new WebSocket(`ws://127.0.0.1:${wsLocal}/sink/slow`);
+      sink.binaryType = "arraybuffer";
+      const sunk: string[] = [];
+      const total = new Promise<string>((resolve, reject) => {
+        sink.onmessage = (e) => {
+          sunk.push(String(e.data));
+          if (sunk.length === 1) {
+            for (let i = 0; i < 32; i++) sink.send(new Uint8Array(1024 * 1024));
+            sink.send("total");
+          } else resolve(String(e.data));
+        };
+        sink.onclose = (e) => reject(new Error(`closed ${e.code} ${e.reason}`));
+      });
+      expect(await total).toBe(String(32 * 1024 * 1024));
+      sink.onclose = null;
+      sink.close();
 
       http.kill("SIGINT");
       expect(await http.exited).toBe(130);
@@ -155,6 +179,9 @@ describe("bay sandbox forward", () => {
       ]) {
         expect(await raw(`127.0.0.1:${local}`, "", path)).toBe("HTTP/1.1 409 Conflict");
       }
+      // The sandbox's own site is served; another sandbox's name is not.
+      expect(await raw(`${siteLabel(id)}.localhost:${local}`)).toBe("HTTP/1.1 409 Conflict");
+      expect(await raw(`other.localhost:${local}`)).toBe("HTTP/1.1 421 Misdirected Request");
       // Nothing listens on 8080 in this sandbox: Bay's own answer comes through.
       expect(await raw(`127.0.0.1:${local}`)).toBe("HTTP/1.1 409 Conflict");
     });
@@ -187,12 +214,45 @@ describe("bay sandbox forward", () => {
   }, 120_000);
 });
 
-test("hosts served: addresses and localhost, never a domain name; --listen forms", () => {
+test("hosts served: addresses, localhost and the sandbox's own site, never another name; --listen forms; headers for Bay", () => {
   for (const ok of ["127.0.0.1:8080", "localhost:1", "LOCALHOST", "[::1]:8080", "10.0.0.2:80", "127.0.0.1"])
-    expect(hostByAddress(ok)).toBe(true);
-  for (const no of [null, "", "evil.example:8080", "127.0.0.1.nip.io", "localhost.evil.example", "[::1", "1.2.3:80", "0x7f000001"]) {
-    expect(hostByAddress(no)).toBe(false);
+    expect(hostKind(ok, "sb-1")).toBe("address");
+  for (const site of ["sb-1.localhost:8080", "SB-1.localhost"]) expect(hostKind(site, "sb-1")).toBe("site");
+  for (const no of [
+    null,
+    "",
+    "evil.example:8080",
+    "127.0.0.1.nip.io",
+    "localhost.evil.example",
+    "[::1",
+    "[::1]x",
+    "1.2.3:80",
+    "0x7f000001",
+    "sb-2.localhost",
+    "x.sb-1.localhost",
+  ]) {
+    expect(hostKind(no, "sb-1")).toBeNull();
   }
+  expect(siteLabel("sandbox-01jabc")).toBe("sandbox-01jabc");
+  expect(siteLabel("Sandbox-01JABC")).toBe("sandbox-01jabc");
+  expect(siteLabel("sbx_1")).toMatch(/^s-[0-9a-f]{16}$/);
+  expect(siteLabel("a.b")).not.toBe(siteLabel("a-b"));
+  // A page's own credentials, cookies and network context never go to Bay; the caller's credentials do.
+  const sent = headersForBay(
+    new Headers({
+      authorization: "Bearer page",
+      "x-owner": "page",
+      cookie: "other_app=1",
+      "x-api-key": "k",
+      "x-forwarded-for": "1.2.3.4",
+      origin: "http://x",
+      "sec-fetch-site": "same-origin",
+      "sec-websocket-key": "k",
+      "x-app": "1",
+    }),
+    clientTarget({}, "http://bay:8000", "tok"),
+  );
+  expect(sent).toEqual({ "x-app": "1", authorization: "Bearer tok" });
   expect(parseListen("3000")).toEqual({ hostname: "127.0.0.1", port: 3000 });
   expect(parseListen("0.0.0.0:3000")).toEqual({ hostname: "0.0.0.0", port: 3000 });
   expect(parseListen("[::1]:3000")).toEqual({ hostname: "::1", port: 3000 });

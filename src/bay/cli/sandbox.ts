@@ -22,7 +22,7 @@ commands:
   sandbox exec ID --python CODE|- [--timeout S]             run Python (- reads the code from stdin)
   sandbox shell ID                                          a login shell on the sandbox's terminal; exits with its status
   sandbox cp SRC DST                                        copy one file in or out; ID:PATH is in the sandbox's /workspace
-  sandbox forward ID PORT [--listen [HOST:]LOCAL]           serve the sandbox's server on PORT at http://127.0.0.1:LOCAL/
+  sandbox forward ID PORT [--listen [HOST:]LOCAL]           serve the sandbox's server on PORT at http://ID.localhost:LOCAL/
                                                             (LOCAL defaults to PORT; WebSockets too; Ctrl-C to stop)
   sandbox rm ID…                                            delete sandboxes
 

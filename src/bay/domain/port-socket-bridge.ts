@@ -6,10 +6,11 @@
  *
  * Nothing piles up in Bay: a server message is acknowledged to the Ship once
  * the client's socket has taken it (its send buffer below a mark), and the Ship
- * sends no more than its window unacknowledged. Client messages go to the Ship;
- * while its link has too many queued, Bay stops reading from the client (TCP
- * then slows the client), and a link that stopped taking anything (a runtime
- * stopped from inside the sandbox) closes the socket (1008). Held like a terminal while open:
+ * sends no more than its window unacknowledged. The other way round, Bay stops
+ * reading from its client while more than the window of the client's messages
+ * is unacknowledged by the Ship (TCP then slows the client); a link that stopped
+ * taking anything (a runtime stopped from inside the sandbox) closes the socket
+ * (1008). Held like a terminal while open:
  * when the sandbox's runtime goes away under it, the client is closed with 1011
  * and the error's code as the reason.
  */
@@ -22,22 +23,27 @@ import {
   encodeMessage,
   type Message,
   messageBytes,
-  type Pausable,
-  ReadGate,
+  RESUME_AT_BYTES,
   SEND_HIGH_WATER,
   serverCloseCode,
+  WINDOW_BYTES,
 } from "../../protocol/ship/port-socket-frames.ts";
 import { BayError } from "../errors.ts";
 import type { ShipSocket } from "../runtime/ship-socket.ts";
 import { channelLost, type OpenChannel } from "./open-streams.ts";
 
 /** The client's socket, as the bridge needs it (Bun's ServerWebSocket fits). */
-export interface PortPeer extends Pausable {
+export interface PortPeer {
   send(data: Message): number;
+  /** Stops and starts reading from the client's socket (TCP then slows the client). */
+  pause(): void;
+  resume(): void;
   close(code?: number, reason?: string): void;
   getBufferedAmount(): number;
 }
 
+/** How long a paused client waits for the server to take anything before the socket is closed (1008). */
+const STALL_MS = 60_000;
 /** Bytes queued for the client before Bay stops acknowledging the server's messages. */
 const CLIENT_HIGH_WATER = 256 * 1024;
 
@@ -48,8 +54,11 @@ export class PortSocketBridge implements OpenChannel {
   private resolveClosed!: () => void;
   private readonly ship: WebSocket;
   private peer: PortPeer | null = null;
-  /** Stops reading from the client while the Ship's link has too much of its messages queued. */
-  private gate: ReadGate | null = null;
+  /** The client's message bytes sent to the Ship and not yet acknowledged (the server's socket has not taken them). */
+  private clientUnacked = 0;
+  private clientPaused = false;
+  /** While the client is paused: ends a socket whose server takes nothing for STALL_MS (a paused client's close is not read either). */
+  private stallTimer: ReturnType<typeof setTimeout> | null = null;
   /** Server messages that arrived before the client's socket opened (at most the Ship's window). */
   private early: Message[] = [];
   private toAck = 0;
@@ -60,7 +69,10 @@ export class PortSocketBridge implements OpenChannel {
   /** How the Ship's link closed before the client's socket opened. */
   private shipClose: { code: number; reason: string } | null = null;
 
-  constructor(link: ShipSocket) {
+  constructor(
+    link: ShipSocket,
+    private readonly stallMs = STALL_MS,
+  ) {
     this.protocol = link.protocol;
     this.ship = link.ws;
     this.closed = new Promise((resolve) => {
@@ -79,7 +91,6 @@ export class PortSocketBridge implements OpenChannel {
       return;
     }
     this.peer = peer;
-    this.gate = new ReadGate(peer, () => this.ship.bufferedAmount);
     for (const m of this.early.splice(0)) this.toClient(m);
     if (this.shipClose) this.shipClosed(this.shipClose.code, this.shipClose.reason);
     else if (this.ship.readyState !== WebSocket.OPEN) this.shipClosed(1006, "");
@@ -94,7 +105,12 @@ export class PortSocketBridge implements OpenChannel {
       return;
     }
     this.ship.send(frame);
-    this.gate?.check();
+    this.clientUnacked += messageBytes(data);
+    if (this.clientUnacked > WINDOW_BYTES && !this.clientPaused) {
+      this.clientPaused = true;
+      this.peer?.pause();
+      this.watchStall();
+    }
   }
 
   /** The client's send buffer drained: what was held is acknowledged. */
@@ -110,7 +126,7 @@ export class PortSocketBridge implements OpenChannel {
     if (this.ended) return;
     this.ended = true;
     this.peer = null;
-    this.gate?.stop();
+    this.stopStallWatch();
     this.closeShip(clientCloseCode(code), reason);
     this.resolveClosed();
   }
@@ -127,6 +143,16 @@ export class PortSocketBridge implements OpenChannel {
   private fromShip(data: ArrayBuffer | string): void {
     if (this.ended) return;
     const frame = decodeFrame(data);
+    if (frame?.kind === "ack") {
+      this.clientUnacked = Math.max(0, this.clientUnacked - frame.bytes);
+      if (this.clientPaused) this.watchStall();
+      if (this.clientPaused && this.clientUnacked <= RESUME_AT_BYTES) {
+        this.clientPaused = false;
+        this.stopStallWatch();
+        this.peer?.resume();
+      }
+      return;
+    }
     if (frame?.kind !== "message") {
       this.end(new BayError("ship_error", "the sandbox runtime sent an invalid frame", { details: { reason: "bad_frame" } }));
       return;
@@ -144,6 +170,18 @@ export class PortSocketBridge implements OpenChannel {
       this.toAck += size;
       this.flushAck();
     }
+  }
+
+  /** (Re)starts the stall deadline: the server took nothing of the paused client's messages since. */
+  private watchStall(): void {
+    this.stopStallWatch();
+    this.stallTimer = setTimeout(() => this.close(CLOSE.policy, "the server took none of the client's messages in time"), this.stallMs);
+    this.stallTimer.unref?.();
+  }
+
+  private stopStallWatch(): void {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
   }
 
   /** Acknowledgements go out once per turn of the event loop, not per message. */
@@ -178,7 +216,7 @@ export class PortSocketBridge implements OpenChannel {
     this.ended = true;
     const peer = this.peer;
     this.peer = null;
-    this.gate?.stop();
+    this.stopStallWatch();
     this.early = [];
     this.closeShip(clientCloseCode(code), reason);
     try {

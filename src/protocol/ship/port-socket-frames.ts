@@ -2,11 +2,21 @@
  * The link between Bay and Ship for a WebSocket to a server in the sandbox,
  * once the server accepted (`{"type":"open"}`): every frame is binary, its
  * first byte a tag. TEXT and BINARY carry one of the client's or the server's
- * messages unchanged; ACK (Bay to Ship) gives back credit. Ship sends the
- * server's messages only while less than WINDOW_BYTES of them are
- * unacknowledged, and Bay acknowledges a message once its client's socket has
- * taken it, so a client that reads slowly holds the server's messages in the
- * Ship (bounded: SHIP_BACKLOG_BYTES), never in Bay.
+ * messages unchanged; ACK gives back credit, both ways. The link itself is
+ * always read by both ends (so acknowledgements and closes always arrive).
+ *
+ * Server to client: Ship sends the server's messages only while less than
+ * WINDOW_BYTES of them are unacknowledged, and Bay acknowledges a message once
+ * its client's socket has taken it, so a client that reads slowly holds the
+ * server's messages in the Ship (bounded: SHIP_BACKLOG_BYTES), never in Bay.
+ *
+ * Client to server: Bay stops reading from its client (Bun's ServerWebSocket
+ * pause()) while more than WINDOW_BYTES of the client's messages are
+ * unacknowledged, and resumes under RESUME_AT_BYTES; Ship acknowledges them as
+ * the server's socket takes them, and TCP carries the wait back to the client.
+ * What Bay read before its pause took effect still passes; past
+ * SEND_HIGH_WATER queued towards a side that stopped taking anything, the
+ * socket is closed (1008).
  */
 
 import { MAX_FRAME_BYTES } from "../websocket.ts";
@@ -20,55 +30,10 @@ export const LINK_FRAME_BYTES = MAX_FRAME_BYTES + 1;
 export const WINDOW_BYTES = 1024 * 1024;
 /** Server messages Ship holds for a client that reads slowly, before it closes the socket (1008). */
 export const SHIP_BACKLOG_BYTES = 32 * 1024 * 1024;
-/**
- * Client messages go the other way with the sockets' own flow control: a relay
- * that has more than PAUSE_AT_BYTES queued towards the server's side stops
- * reading from the client's side (Bun's ServerWebSocket pause()) until the
- * queue is back under RESUME_AT_BYTES, and TCP carries the wait back to the
- * client. What was read before the pause took effect still passes; past
- * SEND_HIGH_WATER queued (a side that stopped taking anything) the socket is
- * closed (1008).
- */
-export const PAUSE_AT_BYTES = 1024 * 1024;
+/** Where a paused client is read again. */
 export const RESUME_AT_BYTES = 256 * 1024;
+/** Bytes queued towards a side that does not take them, before the socket is closed (1008). */
 export const SEND_HIGH_WATER = 8 * 1024 * 1024;
-
-/** A socket whose reads can be paused (Bun's ServerWebSocket). */
-export interface Pausable {
-  pause(): void;
-  resume(): void;
-}
-
-/**
- * Stops reading from `reader` while `queued()` is over PAUSE_AT_BYTES; resumes once it
- * is under RESUME_AT_BYTES (a client WebSocket has no drain event: it is looked at
- * every few milliseconds meanwhile). Returns a stop function for when the relay ends.
- */
-export class ReadGate {
-  private timer: ReturnType<typeof setInterval> | null = null;
-
-  constructor(
-    private readonly reader: Pausable,
-    private readonly queued: () => number,
-  ) {}
-
-  /** After each send towards the slow side. */
-  check(): void {
-    if (this.timer || this.queued() <= PAUSE_AT_BYTES) return;
-    this.reader.pause();
-    this.timer = setInterval(() => {
-      if (this.queued() > RESUME_AT_BYTES) return;
-      this.stop();
-      this.reader.resume();
-    }, 5);
-  }
-
-  /** The relay ended: no more resuming. */
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-  }
-}
 
 /** Close codes: normal, protocol error, policy (a side fell too far behind), message too big, bad gateway (the server vanished). */
 export const CLOSE = { normal: 1000, protocol: 1002, policy: 1008, tooBig: 1009, badGateway: 1014 } as const;

@@ -3,9 +3,10 @@
  * accepted: the server's socket (a client WebSocket Ship opened) on one side,
  * Bay's link on the other (src/protocol/ship/port-socket-frames.ts). The
  * server's messages go to Bay while less than the window is unacknowledged;
- * beyond it they wait here, up to the backlog. Bay's messages go to the server;
- * while its socket has too many queued, Ship stops reading Bay's link (and Bay,
- * in turn, its client). Each side's close reaches the other, the
+ * beyond it they wait here, up to the backlog. Bay's messages go to the server,
+ * and are acknowledged to Bay as its socket takes them (Bay stops reading its
+ * client meanwhile). Bay's link is always read, so its acknowledgements and
+ * its close always arrive. Each side's close reaches the other, the
  * server's after what it sent before it.
  */
 import {
@@ -15,8 +16,8 @@ import {
   decodeFrame,
   encodeMessage,
   type Message,
+  encodeAck,
   messageBytes,
-  ReadGate,
   SEND_HIGH_WATER,
   SHIP_BACKLOG_BYTES,
   serverCloseCode,
@@ -32,14 +33,15 @@ export class PortRelay {
   private ended = false;
   /** The server closed: Bay's link closes with this once the backlog is sent. */
   private closing: { code: number; reason: string } | null = null;
-  /** Stops reading Bay's link while the server's socket has too much of the client's messages queued. */
-  private readonly gate: ReadGate;
+  /** The client's message bytes sent to the server, and those acknowledged to Bay as the server's socket took them. */
+  private toServer = 0;
+  private toServerAcked = 0;
+  private ackTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
     private readonly server: WebSocket,
     private readonly bay: ShipSocket,
   ) {
-    this.gate = new ReadGate(bay, () => server.bufferedAmount);
     server.binaryType = "arraybuffer";
     server.onmessage = (e) => this.fromServer(typeof e.data === "string" ? e.data : new Uint8Array(e.data as ArrayBuffer));
     // Without a close frame (1006) the server vanished: Bay's client learns it as a bad gateway.
@@ -67,14 +69,36 @@ export class PortRelay {
       return;
     }
     this.server.send(frame.message);
-    this.gate.check();
+    this.toServer += messageBytes(frame.message);
+    this.ackClient();
+  }
+
+  /**
+   * Acknowledges to Bay what the server's socket has taken of the client's messages
+   * (a client WebSocket has no drain event: while some is left it is looked at
+   * every few milliseconds).
+   */
+  private ackClient(): void {
+    if (this.ended) return;
+    const taken = this.toServer - this.server.bufferedAmount;
+    if (taken > this.toServerAcked) {
+      this.bay.send(encodeAck(taken - this.toServerAcked));
+      this.toServerAcked = taken;
+    }
+    if (this.toServerAcked < this.toServer) this.ackTimer ??= setInterval(() => this.ackClient(), 5);
+    else this.stopAcks();
+  }
+
+  private stopAcks(): void {
+    if (this.ackTimer) clearInterval(this.ackTimer);
+    this.ackTimer = null;
   }
 
   /** Bay's link closed with `code`: the server's socket is closed alike. */
   bayClosed(code: number, reason: string): void {
     if (this.ended) return;
     this.ended = true;
-    this.gate.stop();
+    this.stopAcks();
     this.closeServer(clientCloseCode(code), reason);
   }
 
@@ -115,7 +139,7 @@ export class PortRelay {
   private close(code: number, reason: string): void {
     if (this.ended) return;
     this.ended = true;
-    this.gate.stop();
+    this.stopAcks();
     this.backlog = [];
     this.closeServer(clientCloseCode(code), reason);
     try {

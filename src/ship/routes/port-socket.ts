@@ -16,6 +16,9 @@ import { PortRelay } from "./port-relay.ts";
 import type { ShipSocket } from "../ws.ts";
 import { upgrade } from "../ws.ts";
 
+/** Bun's words for a 101 that names no subprotocol after the client offered some. */
+const NO_PROTOCOL_CHOSEN = /missing client protocol/i;
+
 /** How long the server has to accept the handshake. */
 const OPEN_TIMEOUT_MS = 30_000;
 
@@ -85,10 +88,10 @@ export function openPortSocket(c: Context, req: PortSocketRequest): Response {
         ws.close(CLOSE.normal, "");
       };
       /**
-       * Bun's client fails a handshake whose answer names no subprotocol when it offered some
-       * (a browser accepts it, with protocol ""); so a handshake refused with an offer is tried
-       * once more without one, and a server that ignores subprotocols gets the same answer a
-       * browser would. The server then sees the first attempt open and close.
+       * Bun's client fails a handshake whose 101 names no subprotocol when it offered some
+       * (a browser accepts it, with protocol ""); so that failure, and only that one, is
+       * tried once more without the offer, and a server that ignores subprotocols gets the
+       * same answer a browser would. The server then sees the first attempt open and close.
        */
       const attempt = (protocols: string[]) => {
         let up: WebSocket;
@@ -100,7 +103,10 @@ export function openPortSocket(c: Context, req: PortSocketRequest): Response {
         }
         upstream = up;
         const timer = setTimeout(() => up.close(), Math.max(0, deadline - Date.now()));
-        up.onerror = () => {};
+        let failure = "";
+        up.onerror = (e) => {
+          failure = (e as ErrorEvent).message ?? "";
+        };
         up.onclose = async () => {
           clearTimeout(timer);
           if (gone) return;
@@ -111,7 +117,7 @@ export function openPortSocket(c: Context, req: PortSocketRequest): Response {
                 port: req.port,
               }),
             );
-          } else if (protocols.length > 0 && Date.now() < deadline) {
+          } else if (protocols.length > 0 && NO_PROTOCOL_CHOSEN.test(failure) && Date.now() < deadline) {
             if (!gone) attempt([]);
           } else {
             refuse(

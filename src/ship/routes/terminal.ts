@@ -5,7 +5,7 @@ import { ShipError } from "../errors.ts";
 import type { TerminalRegistry } from "../terminal/terminal-registry.ts";
 import type { TerminalSession } from "../terminal/terminal-session.ts";
 import { validate } from "../validation.ts";
-import { type ShipSocket, upgrade } from "../ws.ts";
+import { MAX_FRAME_BYTES, type ShipSocket, upgrade } from "../ws.ts";
 
 /** Control messages a terminal's peer may send (text frames). */
 const control = z.discriminatedUnion("type", [
@@ -67,7 +67,12 @@ export function terminalRoutes(deps: { terminals: TerminalRegistry; prove: (nonc
           if (proof) ws.send(JSON.stringify({ type: "proof", proof }));
           session.attach(ws);
         },
-        message: (_ws, data) => {
+        message: (ws, data) => {
+          // The link takes one byte more than a message (a server's WebSocket tags its messages); a terminal frame may not.
+          if ((typeof data === "string" ? Buffer.byteLength(data) : data.byteLength) > MAX_FRAME_BYTES) {
+            ws.close(1009, "message too big");
+            return;
+          }
           if (typeof data === "string") onControl(session, data);
           else session.input(data);
         },
