@@ -191,6 +191,16 @@ describe("a WebSocket to a server in the sandbox, through Bay", () => {
         total += (m as Uint8Array).byteLength;
       }
       expect(total).toBe(20 * 1024 * 1024);
+      // 100,000 one-byte messages, queued in the Ship while unacknowledged, arrive all and in order.
+      c.ws.send("tiny:100000");
+      let tiny = 0;
+      for (;;) {
+        const m = await c.next();
+        if (m === "tiny done") break;
+        expect((m as Uint8Array).byteLength).toBe(1);
+        tiny++;
+      }
+      expect(tiny).toBe(100_000);
       c.ws.send(`big:${2 * 1024 * 1024}`);
       expect((await c.closed).code).toBe(1009);
 

@@ -26,8 +26,14 @@ import {
 import { MAX_FRAME_BYTES } from "../../protocol/websocket.ts";
 import type { ShipSocket } from "../ws.ts";
 
+/** What a queued message costs besides its bytes (its object and slot), counted against the backlog. */
+const MESSAGE_OVERHEAD = 64;
+
 export class PortRelay {
+  /** Server messages waiting for credit, from `head` on (a queue without shift()'s cost per message). */
   private backlog: Message[] = [];
+  private head = 0;
+  /** Their bytes, each counted with MESSAGE_OVERHEAD so that many tiny messages are bounded too. */
   private backlogBytes = 0;
   private unacked = 0;
   private ended = false;
@@ -109,7 +115,7 @@ export class PortRelay {
       this.close(CLOSE.tooBig, `a message over ${MAX_FRAME_BYTES} bytes`);
       return;
     }
-    this.backlogBytes += size;
+    this.backlogBytes += size + MESSAGE_OVERHEAD;
     if (this.backlogBytes > SHIP_BACKLOG_BYTES) {
       this.close(CLOSE.policy, "the client is not taking messages");
       return;
@@ -119,14 +125,18 @@ export class PortRelay {
   }
 
   private pump(): void {
-    while (!this.ended && this.backlog.length > 0 && this.unacked < WINDOW_BYTES) {
-      const message = this.backlog.shift()!;
+    while (!this.ended && this.head < this.backlog.length && this.unacked < WINDOW_BYTES) {
+      const message = this.backlog[this.head++]!;
       const size = messageBytes(message);
-      this.backlogBytes -= size;
+      this.backlogBytes -= size + MESSAGE_OVERHEAD;
       this.unacked += size;
       this.bay.send(encodeMessage(message));
     }
-    if (this.closing && this.backlog.length === 0) this.close(this.closing.code, this.closing.reason);
+    if (this.head > 1024 && this.head * 2 > this.backlog.length) {
+      this.backlog = this.backlog.slice(this.head);
+      this.head = 0;
+    }
+    if (this.closing && this.head >= this.backlog.length) this.close(this.closing.code, this.closing.reason);
   }
 
   private serverClosed(code: number, reason: string): void {
@@ -141,6 +151,7 @@ export class PortRelay {
     this.ended = true;
     this.stopAcks();
     this.backlog = [];
+    this.head = 0;
     this.closeServer(clientCloseCode(code), reason);
     try {
       this.bay.close(serverCloseCode(code), closeReason(reason));
