@@ -4,7 +4,7 @@
  * at Bay a local request goes to, and which of its headers go with it.
  */
 import { createHash } from "node:crypto";
-import { forwardedHeaders } from "../domain/sandbox-ports.ts";
+import { forwardedHeaders, subprotocols } from "../domain/sandbox-ports.ts";
 import { type ClientTarget, endpoint } from "./client.ts";
 
 export interface Listen {
@@ -94,9 +94,11 @@ export function headersForBay(local: Headers, target: ClientTarget): Record<stri
   return { ...out, ...target.headers };
 }
 
-/** The subprotocols a local WebSocket client offered; null when the list is malformed. */
+/** The subprotocols a local WebSocket client offered (Bay's own rule, `subprotocols`); null when the list is malformed. */
 export function offeredProtocols(header: string | null): string[] | null {
-  if (header === null) return [];
-  const list = header.split(",").map((p) => p.trim());
-  return list.every((p) => /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(p)) ? list : null;
+  try {
+    return subprotocols(header);
+  } catch {
+    return null;
+  }
 }
