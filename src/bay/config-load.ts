@@ -74,6 +74,7 @@ const ENV_OVERRIDES: Array<[string, string[], "string" | "number" | "boolean"]> 
   ["BAY_METRICS_TOKEN", ["metrics", "token"], "string"],
   ["BAY_E2B_ENABLED", ["e2b", "enabled"], "boolean"],
   ["BAY_E2B_PREFIX", ["e2b", "prefix"], "string"],
+  ["BAY_E2B_SANDBOX_DOMAIN", ["e2b", "sandbox_domain"], "string"],
 ];
 
 const TRUE = new Set(["1", "true", "yes", "on"]);

@@ -233,6 +233,19 @@ export const configSchema = z
         default_profile: z.string().default("python-default"),
         /** Seconds an E2B sandbox lives when create names no timeout (the SDKs' own default). */
         default_timeout: z.number().int().positive().max(2592000).default(300),
+        /**
+         * The domain E2B's `getHost(port)` names: requests whose Host is
+         * `{port}-{sandbox id}.{sandbox_domain}` reach that port in that sandbox
+         * (e.g. `localhost:8000`, or `sandbox.example.com` behind a wildcard DNS
+         * name). Unset: no such hosts are served and E2B's answers carry no domain.
+         */
+        sandbox_domain: z
+          .string()
+          .regex(
+            /^(?=[^:]{1,253}(:|$))[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::[1-9][0-9]{0,4})?$/,
+            "a lower-case host name with an optional port, like localhost:8000 or sandbox.example.com",
+          )
+          .optional(),
       })
       .prefault({}),
   })

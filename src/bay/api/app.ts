@@ -1,6 +1,7 @@
 /**
  * createApp: the one Hono app. Middleware order: request id → request context,
- * metrics and access log → error handling (onError/notFound) → auth on /v1 and
+ * metrics and access log → error handling (onError/notFound) → connection
+ * limits → sandbox hosts (E2B's getHost names, answered here) → auth on /v1 and
  * /mcp → per-owner rate limit → body limit on JSON routes → idempotency on
  * create routes → routes grouped per resource.
  */
@@ -48,6 +49,42 @@ export function createApp(deps: AppDeps): Hono {
   app.use(requireHost());
   app.use(headerLimit(server.max_header_bytes));
   app.use(streamedAnswers(server.idle_timeout));
+
+  const auth = authMiddleware({
+    mode: deps.config.auth.mode,
+    apiKeys: deps.apiKeys,
+    jwt: deps.jwt,
+    defaultOwner: deps.config.auth.default_owner,
+    logger: deps.logger,
+  });
+  const perMinute = deps.config.limits.rate_limit_per_minute;
+  const buckets = new RateLimiter({ perMinute });
+  const limiter = rateLimit(buckets, perMinute);
+  // The E2B-compatible API: its own owners' middleware (X-API-Key), the same rate
+  // limit and body limits, E2B's error shape. Its data plane has no owner
+  // middleware (the sandbox's token names it): it takes from the same buckets.
+  const e2b = deps.config.e2b.enabled
+    ? createE2bApi(
+        deps,
+        [
+          e2bAuth({
+            mode: deps.config.auth.mode,
+            apiKeys: deps.apiKeys,
+            jwt: deps.jwt,
+            defaultOwner: deps.config.auth.default_owner,
+            logger: deps.logger,
+          }),
+          limiter,
+        ],
+        { contexts: deps.sandboxContexts },
+        (owner) => {
+          const wait = buckets.take(owner);
+          if (wait > 0) throw rateLimited(perMinute, wait);
+        },
+      )
+    : null;
+  // Sandbox hosts ({port}-{id}.{e2b.sandbox_domain}) are the sandboxes' origins, never Bay's: answered here, before CORS, the host guard and auth.
+  if (e2b?.hosts) app.use(e2b.hosts);
   if (server.cors_origins.length > 0) {
     app.use(
       cors({
@@ -61,16 +98,6 @@ export function createApp(deps: AppDeps): Hono {
   if (deps.config.auth.mode === "anonymous") {
     app.use(hostGuard([...server.allowed_hosts, server.host], server.cors_origins, { carriesCredential: carriesTerminalTicket }));
   }
-  const auth = authMiddleware({
-    mode: deps.config.auth.mode,
-    apiKeys: deps.apiKeys,
-    jwt: deps.jwt,
-    defaultOwner: deps.config.auth.default_owner,
-    logger: deps.logger,
-  });
-  const perMinute = deps.config.limits.rate_limit_per_minute;
-  const buckets = new RateLimiter({ perMinute });
-  const limiter = rateLimit(buckets, perMinute);
   // A browser opens the terminal with a single-use ticket instead of a header; it names the owner first.
   app.use(operations.openTerminal.honoPath, terminalTicketAuth(deps.sandboxTerminal));
   // /mcp is owner-scoped exactly like /v1: same credentials and rate limit (its body limit is below, from the spec).
@@ -103,28 +130,11 @@ export function createApp(deps: AppDeps): Hono {
   app.route("/", portRoutes(deps));
   app.route("/", workspaceRoutes(deps));
   app.route("/", workspaceFileRoutes(deps));
-  if (deps.config.e2b.enabled) {
-    // The E2B-compatible API: its own owners' middleware (X-API-Key), the same rate
-    // limit and body limits, E2B's error shape.
+  if (e2b) {
     const prefix = deps.config.e2b.prefix;
-    const guard = [
-      e2bAuth({
-        mode: deps.config.auth.mode,
-        apiKeys: deps.apiKeys,
-        jwt: deps.jwt,
-        defaultOwner: deps.config.auth.default_owner,
-        logger: deps.logger,
-      }),
-      limiter,
-    ];
     for (const path of ["/sandboxes", "/v2/sandboxes", "/sandboxes/*", "/v2/sandboxes/*", "/execute", "/contexts", "/contexts/*"]) {
       app.on(["POST"], `${prefix}${path}`, limit);
     }
-    // The data plane has no owner middleware (the sandbox's token names it): it takes from the same buckets.
-    const e2b = createE2bApi(deps, guard, { contexts: deps.sandboxContexts }, (owner) => {
-      const wait = buckets.take(owner);
-      if (wait > 0) throw rateLimited(perMinute, wait);
-    });
     app.route(prefix, e2b.prefixed);
     app.route("/", e2b.root);
   }

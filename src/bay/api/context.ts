@@ -8,5 +8,7 @@ declare module "hono" {
     owner: string;
     /** The Idempotency-Key claim this request holds, on create routes that sent one. */
     idempotencyClaim?: Claim;
+    /** The route label of a request no route of the app matched but middleware answered (sandbox hosts). */
+    routeLabel?: string;
   }
 }

@@ -37,6 +37,15 @@ export interface PortRequest {
 /** A client's WebSocket request for a server in the sandbox. */
 export type PortSocketRequest = Pick<PortRequest, "port" | "rest" | "headers">;
 
+/**
+ * Where the answer is read: on Bay's own origin (`/v1/…/ports/…`: the page must
+ * never act as Bay's, so it runs as an opaque origin and gets no cookies), or on
+ * an origin of the sandbox's own (`{port}-{id}.{e2b.sandbox_domain}`: the page is
+ * the app's, with its cookies and its own login, but never a cookie for the
+ * domain its neighbours share).
+ */
+export type PortOrigin = "bay" | "own";
+
 /** The handshake's own headers: Ship's WebSocket client makes its own. */
 const WEBSOCKET_HANDSHAKE = ["sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"];
 
@@ -122,6 +131,35 @@ const NOT_RETURNED = new Set([
 ]);
 const NOT_RETURNED_PREFIX = ["access-control-", "x-bay-", "x-ship-", "x-accel-"];
 
+/**
+ * What an app on an origin of its own may receive and set that it may not on
+ * Bay's: its cookies, CORS grants and page rules. (Authorization stays Bay's:
+ * the hop to the Ship carries the session's own, so a login prompt is not passed on.)
+ */
+const OWN_ORIGIN_SENT = new Set(["cookie"]);
+const OWN_ORIGIN_RETURNED = new Set([
+  "set-cookie",
+  "refresh",
+  "content-security-policy",
+  "content-security-policy-report-only",
+  "clear-site-data",
+  "service-worker-allowed",
+  "origin-agent-cluster",
+]);
+const OWN_ORIGIN_RETURNED_PREFIX = ["access-control-"];
+
+/**
+ * A Set-Cookie an app on its own origin may set: host-only ones. A `Domain`
+ * attribute would reach every sandbox host under the shared domain (and the
+ * domain itself), so such cookies are dropped.
+ */
+export function hostOnlyCookie(setCookie: string): boolean {
+  return !setCookie
+    .split(";")
+    .slice(1)
+    .some((attr) => attr.split("=")[0]!.trim().toLowerCase() === "domain");
+}
+
 /** Cache-Control directives, split on commas outside quoted strings; null when a quote is left open. */
 function directives(value: string): string[] | null {
   const out: string[] = [];
@@ -158,29 +196,35 @@ export function privateCaching(value: string | null): string {
 }
 
 /** What of the client's headers is sent on to the server. */
-export function forwardedHeaders(client: Headers): Headers {
+export function forwardedHeaders(client: Headers, origin: PortOrigin = "bay"): Headers {
   const hop = hopByHop(client);
   const out = new Headers();
   client.forEach((value, name) => {
-    if (hop(name) || NOT_SENT.has(name)) return;
+    if (hop(name) || (NOT_SENT.has(name) && !(origin === "own" && OWN_ORIGIN_SENT.has(name)))) return;
     if (NOT_SENT_PREFIX.some((p) => name.startsWith(p))) return;
     out.append(name, value);
   });
   return out;
 }
 
+/** Whether a server's answer header reaches the client on that origin. */
+function returned(name: string, origin: PortOrigin): boolean {
+  if (origin === "own" && (OWN_ORIGIN_RETURNED.has(name) || OWN_ORIGIN_RETURNED_PREFIX.some((p) => name.startsWith(p)))) return true;
+  return !NOT_RETURNED.has(name) && !NOT_RETURNED_PREFIX.some((p) => name.startsWith(p));
+}
+
 /** The server's answer as Bay's client gets it. */
-export function serverAnswer(res: Response, requestId: string): Response {
+export function serverAnswer(res: Response, requestId: string, origin: PortOrigin = "bay"): Response {
   const hop = hopByHop(res.headers);
   const headers = new Headers();
   res.headers.forEach((value, name) => {
-    if (hop(name) || NOT_RETURNED.has(name)) return;
-    if (NOT_RETURNED_PREFIX.some((p) => name.startsWith(p))) return;
+    if (hop(name) || name === "set-cookie" || !returned(name, origin)) return;
     headers.append(name, value);
   });
+  if (origin === "own") for (const cookie of res.headers.getSetCookie()) if (hostOnlyCookie(cookie)) headers.append("set-cookie", cookie);
   headers.set("Cache-Control", privateCaching(res.headers.get("cache-control")));
   headers.set(BAY_UPSTREAM_HEADER, res.headers.get(UPSTREAM_HEADER) ?? String(res.status));
-  headers.set("Content-Security-Policy", SERVER_PAGE_POLICY);
+  if (origin === "bay") headers.set("Content-Security-Policy", SERVER_PAGE_POLICY);
   headers.set("X-Content-Type-Options", "nosniff");
   headers.set("X-Request-Id", requestId);
   return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
@@ -224,10 +268,10 @@ export class SandboxPorts {
    * `req`); resolves once the server accepted, before the client is upgraded, so
    * every refusal is an answer in the error model.
    */
-  async openSocket(ctx: CallContext, req: PortSocketRequest): Promise<PortSocketBridge> {
+  async openSocket(ctx: CallContext, req: PortSocketRequest, origin: PortOrigin = "bay"): Promise<PortSocketBridge> {
     const protocols = subprotocols(req.headers.get("sec-websocket-protocol"));
     await this.check(ctx, req.port);
-    const headers = forwardedHeaders(req.headers);
+    const headers = forwardedHeaders(req.headers, origin);
     for (const name of WEBSOCKET_HANDSHAKE) headers.delete(name);
     return this.deps.router.call(ctx, {
       capability: "shell",
@@ -242,7 +286,7 @@ export class SandboxPorts {
   }
 
   /** Sends `req` to the server on its port in the sandbox; returns the server's answer as the client gets it. */
-  async request(ctx: CallContext, req: PortRequest): Promise<Response> {
+  async request(ctx: CallContext, req: PortRequest, origin: PortOrigin = "bay"): Promise<Response> {
     const { router, maxBodyBytes } = this.deps;
     await this.check(ctx, req.port);
     const declared = req.headers.get("content-length");
@@ -252,7 +296,7 @@ export class SandboxPorts {
     // A body without a length is counted as it streams to the Ship.
     const counted = hasBody && length === null ? capped(req.body!, maxBodyBytes) : null;
     const body = counted?.body ?? (hasBody ? req.body : null);
-    const sent = forwardedHeaders(req.headers);
+    const sent = forwardedHeaders(req.headers, origin);
     // A body of known length keeps it (servers that read no chunked body need it); one without is sent chunked.
     if (body !== null && length !== null) sent.set("content-length", String(length));
     try {
@@ -267,7 +311,7 @@ export class SandboxPorts {
         relaysServer: true,
         run: (ship, s) => ship.port(s, { port: req.port, method: req.method, rest: req.rest, headers: sent, body }, ctx),
       });
-      return serverAnswer(res, ctx.requestId);
+      return serverAnswer(res, ctx.requestId, origin);
     } catch (e) {
       // The transfer broke because the body passed the limit: that is the client's error.
       if (counted?.over()) throw tooLargeError(maxBodyBytes);

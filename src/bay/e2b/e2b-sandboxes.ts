@@ -24,7 +24,7 @@ export interface E2bSandbox {
   envdVersion: string;
   envdAccessToken: string;
   trafficAccessToken: string;
-  domain: null;
+  domain: string | null;
 }
 
 /** What get and list answer. */
@@ -35,7 +35,7 @@ export interface E2bSandboxDetail {
   alias: string;
   envdVersion: string;
   envdAccessToken?: string;
-  domain: null;
+  domain: string | null;
   startedAt: string;
   endAt: string;
   cpuCount: number;
@@ -54,6 +54,8 @@ export interface E2bSandboxesDeps {
   /** The envd version Bay reports: what it switches on in the SDKs is what Bay has. */
   envdVersion: string;
   defaultTimeoutSeconds: number;
+  /** What `domain` answers (e2b.sandbox_domain): `getHost(port)` names `{port}-{id}.{domain}`. */
+  sandboxDomain: string | null;
   /** Workspace size limit of a new sandbox, reported as its disk. */
   diskSizeMb: number;
   now?: () => number;
@@ -87,6 +89,7 @@ export class E2bSandboxes {
       metadata?: Record<string, string>;
       envVars?: Record<string, string>;
       autoPause?: boolean;
+      network?: { allowPublicTraffic?: boolean };
     },
   ): Promise<E2bSandbox> {
     if (body.autoPause === true) throw pauseUnsupported();
@@ -100,6 +103,8 @@ export class E2bSandboxes {
       templateId: body.templateID,
       metadata: body.metadata ?? {},
       envVars: body.envVars ?? {},
+      // Bay's default is private (E2B's is public): a host answers without the traffic token only when asked.
+      publicTraffic: body.network?.allowPublicTraffic === true,
       createdAt: sb.createdAt,
     };
     try {
@@ -208,7 +213,7 @@ export class E2bSandboxes {
       envdVersion,
       envdAccessToken: await credentials.token("envd", sb.id),
       trafficAccessToken: await credentials.token("traffic", sb.id),
-      domain: null,
+      domain: this.deps.sandboxDomain,
     };
   }
 
@@ -220,7 +225,7 @@ export class E2bSandboxes {
       clientID: CLIENT_ID,
       alias: row.templateId,
       envdVersion: this.deps.envdVersion,
-      domain: null,
+      domain: this.deps.sandboxDomain,
       startedAt: new Date(sb.createdAt).toISOString(),
       endAt: new Date(sb.expiresAt ?? sb.createdAt + NEVER_MS).toISOString(),
       cpuCount: profile?.cpus ?? 1,
@@ -237,7 +242,15 @@ export class E2bSandboxes {
 }
 
 function defaultRow(sb: SandboxRecord): E2bSandboxRecord {
-  return { sandboxId: sb.id, owner: sb.owner, templateId: sb.profileId, metadata: {}, envVars: {}, createdAt: sb.createdAt };
+  return {
+    sandboxId: sb.id,
+    owner: sb.owner,
+    templateId: sb.profileId,
+    metadata: {},
+    envVars: {},
+    publicTraffic: false,
+    createdAt: sb.createdAt,
+  };
 }
 
 const pauseUnsupported = () =>

@@ -20,6 +20,7 @@ import type { ProcessBackend } from "./envd/process-backend.ts";
 import { PtySessions } from "./envd/pty-sessions.ts";
 import { e2bErrorHandler, e2bErrorResponse } from "./errors.ts";
 import { type CodeContexts, interpreterRoutes } from "./interpreter-routes.ts";
+import { sandboxHosts } from "./sandbox-hosts.ts";
 import { E2bSandboxStore } from "./store.ts";
 import { TemplateCatalogue } from "./templates.ts";
 
@@ -28,6 +29,8 @@ export interface E2bApi {
   prefixed: Hono;
   /** Mounted at the origin root: `GET`/`POST /files` for signed URLs. */
   root: Hono;
+  /** Serves `{port}-{id}.{e2b.sandbox_domain}` before anything else sees the request (null without a domain). */
+  hosts: MiddlewareHandler | null;
   sandboxes: E2bSandboxes;
   credentials: E2bCredentials;
   envdVersion: string;
@@ -72,6 +75,7 @@ export function createE2bApi(
     templates,
     envdVersion,
     defaultTimeoutSeconds: config.e2b.default_timeout,
+    sandboxDomain: config.e2b.sandbox_domain ?? null,
     diskSizeMb: config.limits.workspace_size_limit_mb,
   });
   const access = new DataPlaneAccess(credentials, stores.sandboxes, rateLimit);
@@ -132,5 +136,15 @@ export function createE2bApi(
   const root = new Hono();
   root.onError(e2bErrorHandler(logger));
   root.route("/", files);
-  return { prefixed, root, sandboxes, credentials, envdVersion };
+  const domain = config.e2b.sandbox_domain;
+  const hosts = domain
+    ? sandboxHosts({
+        domain,
+        credentials,
+        sandboxes: stores.sandboxes,
+        publicTraffic: (id) => e2bStore.publicTraffic(id),
+        ports: deps.sandboxPorts,
+      })
+    : null;
+  return { prefixed, root, hosts, sandboxes, credentials, envdVersion };
 }

@@ -13,6 +13,8 @@ export interface E2bSandboxRecord {
   templateId: string;
   metadata: Record<string, string>;
   envVars: Record<string, string>;
+  /** Whether the sandbox's hosts answer without its traffic token (E2B's `network.allowPublicTraffic`). */
+  publicTraffic: boolean;
   createdAt: number;
 }
 
@@ -23,6 +25,7 @@ function toRecord(row: Row): E2bSandboxRecord {
     templateId: str(row, "template_id"),
     metadata: JSON.parse(str(row, "metadata")) as Record<string, string>,
     envVars: JSON.parse(str(row, "env_vars")) as Record<string, string>,
+    publicTraffic: num(row, "public_traffic") === 1,
     createdAt: num(row, "created_at"),
   };
 }
@@ -33,8 +36,16 @@ export class E2bSandboxStore {
 
   async insert(r: E2bSandboxRecord): Promise<void> {
     await this.db.execute({
-      sql: "INSERT INTO e2b_sandboxes (sandbox_id, owner, template_id, metadata, env_vars, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-      args: [r.sandboxId, r.owner, r.templateId, JSON.stringify(r.metadata), JSON.stringify(r.envVars), r.createdAt],
+      sql: "INSERT INTO e2b_sandboxes (sandbox_id, owner, template_id, metadata, env_vars, public_traffic, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      args: [
+        r.sandboxId,
+        r.owner,
+        r.templateId,
+        JSON.stringify(r.metadata),
+        JSON.stringify(r.envVars),
+        r.publicTraffic ? 1 : 0,
+        r.createdAt,
+      ],
     });
   }
 
@@ -56,6 +67,12 @@ export class E2bSandboxStore {
       out.set(r.sandboxId, r);
     }
     return out;
+  }
+
+  /** Whether this sandbox (any owner's) was created with public traffic; false for sandboxes without a row. */
+  async publicTraffic(sandboxId: string): Promise<boolean> {
+    const rs = await this.db.execute({ sql: "SELECT public_traffic FROM e2b_sandboxes WHERE sandbox_id = ?", args: [sandboxId] });
+    return rs.rows[0] !== undefined && num(rs.rows[0], "public_traffic") === 1;
   }
 
   /** Ids of live, unexpired sandboxes of every owner, newest first (signed file URLs name none). */

@@ -24,6 +24,8 @@ export const UNMATCHED_ROUTE = "unmatched";
 
 /** The template of the route that matched, ignoring `use()` middleware. */
 export function routeTemplate(c: Context): string {
+  const label = c.get("routeLabel");
+  if (label !== undefined) return label;
   const routes = matchedRoutes(c);
   for (let i = routes.length - 1; i >= 0; i--) {
     const path = routes[i]!.path;

@@ -166,4 +166,13 @@ export const MIGRATIONS: Migration[] = [
       "INSERT INTO e2b_secret (id, secret) VALUES (1, lower(hex(randomblob(32))))",
     ],
   },
+  {
+    version: 8,
+    name: "e2b public traffic",
+    statements: [
+      // E2B's network.allowPublicTraffic: whether the sandbox's hosts ({port}-{id}.{domain})
+      // answer without its traffic token. Off for every existing sandbox and by default.
+      "ALTER TABLE e2b_sandboxes ADD COLUMN public_traffic INTEGER NOT NULL DEFAULT 0",
+    ],
+  },
 ];

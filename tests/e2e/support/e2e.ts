@@ -165,11 +165,11 @@ export interface BayProcess {
  */
 export async function spawnBay(
   extraEnv: Record<string, string> = {},
-  opts: { root?: string; stderrFile?: string; probe?: boolean } = {},
+  opts: { root?: string; stderrFile?: string; probe?: boolean; port?: number } = {},
 ): Promise<BayProcess> {
   const root = opts.root ?? join(import.meta.dir, "../../..");
   const dir = mkdtempSync(join(tmpdir(), "bay-proc-"));
-  const port = freePort();
+  const port = opts.port ?? freePort();
   const instanceId = `e2e-${crypto.randomUUID().slice(0, 12)}`;
   const answers: Array<(r: Retained) => void> = [];
   const entry = opts.probe ? join(import.meta.dir, "bay-probe.ts") : "src/bay/main.ts";

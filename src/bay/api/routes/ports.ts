@@ -4,7 +4,8 @@
  */
 import { type Context, Hono } from "hono";
 import { pathAfter } from "../../../protocol/path-after.ts";
-import { BAY_UPSTREAM_HEADER } from "../../domain/sandbox-ports.ts";
+import type { CallContext } from "../../domain/capability-router.ts";
+import { BAY_UPSTREAM_HEADER, type PortOrigin, type PortSocketRequest } from "../../domain/sandbox-ports.ts";
 import type { AppDeps } from "../deps.ts";
 import { operations as ops } from "../generated/index.ts";
 import { validate } from "../middleware/validate.ts";
@@ -24,10 +25,19 @@ const REST_AT = 6;
 /** A client that upgraded but never opened within this is let go. */
 const OPEN_GRACE_MS = 10_000;
 
-async function socket(deps: AppDeps, c: Context, id: string, port: number): Promise<Response> {
-  const req = c.req.raw;
-  if (!handshakeValid(req)) throw badHandshake();
-  const bridge = await deps.sandboxPorts.openSocket(callContext(c, id), { port, rest: pathAfter(req.url, REST_AT), headers: req.headers });
+/**
+ * Upgrades the client's request to a WebSocket bridged to the server on its port
+ * in the sandbox (every refusal before the upgrade is an answer in the error model).
+ */
+export async function portSocket(
+  deps: Pick<AppDeps, "sandboxPorts">,
+  c: Context,
+  ctx: CallContext,
+  req: PortSocketRequest,
+  origin: PortOrigin = "bay",
+): Promise<Response> {
+  if (!handshakeValid(c.req.raw)) throw badHandshake();
+  const bridge = await deps.sandboxPorts.openSocket(ctx, req, origin);
   // The server's choice; empty when it chose none (Bun would otherwise answer the client's first offer itself).
   const headers = { "X-Request-Id": c.get("requestId"), [BAY_UPSTREAM_HEADER]: "101", "Sec-WebSocket-Protocol": bridge.protocol };
   let opened = false;
@@ -61,7 +71,9 @@ export function portRoutes(deps: AppDeps): Hono {
   const handler = async (c: Context) => {
     const { id, port } = c.req.param() as { id: string; port: string };
     const req = c.req.raw;
-    if (req.method === "GET" && isUpgradeRequest(req)) return socket(deps, c, id, Number(port));
+    if (req.method === "GET" && isUpgradeRequest(req)) {
+      return portSocket(deps, c, callContext(c, id), { port: Number(port), rest: pathAfter(req.url, REST_AT), headers: req.headers });
+    }
     return deps.sandboxPorts.request(sentBodyContext(c, id), {
       port: Number(port),
       method: req.method,

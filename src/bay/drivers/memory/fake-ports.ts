@@ -47,7 +47,8 @@ export async function fakePortAnswer(req: Request, url: URL, ownPort: number): P
   }
   const headers: Record<string, string> = {};
   req.headers.forEach((v, k) => {
-    headers[k] = v;
+    // As Ship does: the session's own Authorization and Bay's nonce are Ship's, never the server's.
+    if (k !== "authorization" && k !== "x-bay-nonce") headers[k] = v;
   });
   const answer = new Headers();
   for (const h of url.searchParams.getAll("header")) {

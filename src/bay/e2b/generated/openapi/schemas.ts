@@ -26,6 +26,11 @@ export const zNewSandbox = z.lazy(() => z.object({
   secure: z.boolean().optional(),
   /** true is refused: Bay cannot pause */
   autoPause: z.boolean().optional(),
+  /** Of E2B's network settings Bay reads allowPublicTraffic; the rest are ignored */
+  network: z.object({
+    /** true: the sandbox's hosts ({port}-{id}.{domain}) answer without its traffic token. Bay's default is false (E2B's is true) */
+    allowPublicTraffic: z.boolean().optional(),
+  }).optional(),
 }));
 export type NewSandbox = z.infer<typeof zNewSandbox>;
 

@@ -1,0 +1,115 @@
+/**
+ * Sandbox hosts: what E2B's `getHost(port)` names. A request whose Host is
+ * `{port}-{sandbox id}.{e2b.sandbox_domain}` goes to that port in that sandbox,
+ * through the same relay as `/v1/sandboxes/{id}/ports/{port}/…` (HTTP and
+ * WebSockets), on an origin of the sandbox's own: the app gets its cookies
+ * (host-only) and sets its own page rules.
+ *
+ * Who may: whoever presents the sandbox's traffic token
+ * (`E2B-Traffic-Access-Token`), or anyone when the sandbox was created with
+ * `network.allowPublicTraffic: true`. Bay's API is never served on a name under
+ * the domain, whatever its path, so a sandbox's page can never be Bay's origin.
+ * The call runs as the sandbox's owner and holds one of its open-stream slots.
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { pathAfter } from "../../protocol/path-after.ts";
+import { portSocket } from "../api/routes/ports.ts";
+import { isUpgradeRequest } from "../api/websocket.ts";
+import { sentBody } from "../api/relay.ts";
+import type { CallContext } from "../domain/capability-router.ts";
+import type { SandboxPorts } from "../domain/sandbox-ports.ts";
+import { BayError, notFound } from "../errors.ts";
+import type { SandboxStore } from "../store/sandbox-store.ts";
+import type { E2bCredentials } from "./credentials.ts";
+
+/** The header E2B's SDKs and docs name for a sandbox's traffic token. */
+export const TRAFFIC_TOKEN_HEADER = "e2b-traffic-access-token";
+/** Route label of these requests in metrics and the access log (no route of the app matched them). */
+export const SANDBOX_HOST_ROUTE = "{port}-{sandboxID}.{sandbox_domain}";
+
+const LABEL = /^([1-9][0-9]{0,4})-(sandbox-[0-9a-z]{1,64})$/;
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]);
+
+export interface SandboxHost {
+  port: number;
+  sandboxId: string;
+}
+
+/**
+ * What a Host header names: null when it is not under the domain (Bay's API
+ * then answers as usual); a sandbox host; or "malformed" for any other name
+ * under the domain (answered 404, never by Bay's API).
+ */
+export function sandboxHost(host: string | undefined, domain: string): SandboxHost | "malformed" | null {
+  if (host === undefined) return null;
+  const h = host.trim().toLowerCase();
+  const suffix = `.${domain}`;
+  if (!h.endsWith(suffix)) return null;
+  const m = LABEL.exec(h.slice(0, -suffix.length));
+  if (!m) return "malformed";
+  const port = Number(m[1]);
+  return port <= 65535 ? { port, sandboxId: m[2]! } : "malformed";
+}
+
+export interface SandboxHostsDeps {
+  domain: string;
+  credentials: E2bCredentials;
+  sandboxes: SandboxStore;
+  /** Whether a sandbox answers without its token (its E2B row's allowPublicTraffic). */
+  publicTraffic: (sandboxId: string) => Promise<boolean>;
+  ports: SandboxPorts;
+  now?: () => number;
+}
+
+/** The owner a request to a sandbox host acts as, or the refusal: 401 (wrong token), 404 (no such live sandbox), 403 (private, no token). */
+export async function hostOwner(deps: SandboxHostsDeps, sandboxId: string, token: string | undefined): Promise<string> {
+  // A presented token is checked before the database is read: a wrong one learns nothing about which ids exist.
+  if (token !== undefined && !(await deps.credentials.check("traffic", sandboxId, token))) {
+    throw new BayError("unauthorized", `wrong ${TRAFFIC_TOKEN_HEADER} for this sandbox`);
+  }
+  const sb = await deps.sandboxes.get(sandboxId, (deps.now ?? Date.now)());
+  if (!sb || sb.deletedAt !== null || sb.status === "expired") throw notFound("sandbox", sandboxId);
+  if (token === undefined && !(await deps.publicTraffic(sandboxId))) {
+    throw new BayError(
+      "forbidden",
+      `this sandbox's servers are private: send its traffic token (sandbox.trafficAccessToken) in ${TRAFFIC_TOKEN_HEADER}, or create it with network.allowPublicTraffic: true`,
+      { details: { reason: "traffic_token_required" } },
+    );
+  }
+  return sb.owner;
+}
+
+/** Serves requests to sandbox hosts; every other request goes on to Bay's API. */
+export function sandboxHosts(deps: SandboxHostsDeps): MiddlewareHandler {
+  return async function baySandboxHosts(c: Context, next) {
+    const target = sandboxHost(c.req.header("host"), deps.domain);
+    if (target === null) return next();
+    c.set("routeLabel", SANDBOX_HOST_ROUTE);
+    if (target === "malformed") {
+      throw new BayError(
+        "not_found",
+        `no sandbox host '${c.req.header("host")!.slice(0, 300)}': sandbox hosts are {port}-{sandbox id}.${deps.domain}`,
+      );
+    }
+    const req = c.req.raw;
+    if (!METHODS.has(req.method)) {
+      throw new BayError(
+        "method_not_allowed",
+        `${req.method.slice(0, 32)} is not relayed to a sandbox's server (${[...METHODS].join(", ")} are)`,
+      );
+    }
+    const owner = await hostOwner(deps, target.sandboxId, req.headers.get(TRAFFIC_TOKEN_HEADER) ?? undefined);
+    const ctx: CallContext = { owner, sandboxId: target.sandboxId, requestId: c.get("requestId"), ...sentBody(c) };
+    const rest = pathAfter(req.url, 1);
+    if (req.method === "GET" && isUpgradeRequest(req)) {
+      return portSocket(
+        { sandboxPorts: deps.ports },
+        c,
+        { ...ctx, signal: req.signal },
+        { port: target.port, rest, headers: req.headers },
+        "own",
+      );
+    }
+    return deps.ports.request(ctx, { port: target.port, method: req.method, rest, headers: req.headers, body: req.body }, "own");
+  };
+}
