@@ -5,6 +5,7 @@
  * and no success for a request the spec refuses. Also decides which 5xx are
  * legitimate (see `serverError`).
  */
+import { FUZZ_SANDBOX_DOMAIN } from "./head-strategies.ts";
 import { validate } from "./json-schema.ts";
 import { bareAnswerLimitation, closedLimitation, cutAnswerLimitation } from "./known.ts";
 import { checkExecEvents } from "./sse.ts";
@@ -62,6 +63,8 @@ function pathOf(target: string): string | undefined {
 /** The operation a request lands on, if any. */
 export function operationFor(contract: Contract, req: FuzzRequest, target: string): Operation | undefined {
   if (req.raw?.verbatim !== undefined) return undefined;
+  // A sandbox's host is its server's, whatever the path: no operation of Bay's API.
+  if (req.headers.some(([k, v]) => k.toLowerCase() === "host" && v.toLowerCase().endsWith(`.${FUZZ_SANDBOX_DOMAIN}`))) return undefined;
   if (req.raw?.line !== undefined && !req.raw.line.startsWith(`${req.method} ${req.target} `)) return undefined;
   const path = pathOf(target);
   return path === undefined ? undefined : matchOperation(contract.operations, req.method, path);

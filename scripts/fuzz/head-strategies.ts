@@ -9,6 +9,9 @@ import { assemble, type Draft, foreignIds, queryViolation } from "./draft.ts";
 import { oddHttpCase } from "./http-odd.ts";
 import { hostileValue } from "./values.ts";
 
+/** The fuzzed Bay's e2b.sandbox_domain (main.ts): names under it are sandboxes' servers. */
+export const FUZZ_SANDBOX_DOMAIN = "sbx.fuzz.test";
+
 export function pathParam(rng: Rng, d: Draft, ctx: GenContext): void {
   const params = d.op.params.filter((p) => p.in === "path");
   const p = rng.pick(params);
@@ -108,6 +111,7 @@ export function headers(rng: Rng, d: Draft, _ctx: GenContext): void {
     "accept-odd",
     "content-encoding",
     "host-foreign",
+    "host-sandbox",
     "forwarded",
     "cross-site",
   ] as const);
@@ -184,6 +188,27 @@ export function headers(rng: Rng, d: Draft, _ctx: GenContext): void {
       d.reject.push("a browser request from another site");
       return;
     }
+    case "host-sandbox":
+      // A name under e2b.sandbox_domain (FUZZ_SANDBOX_DOMAIN): a sandbox's server, never Bay's API. The fixtures'
+      // sandboxes are private (no traffic token here), so each is refused, whatever the operation.
+      d.transport = "raw";
+      d.raw = { ...d.raw, noHost: true };
+      set(
+        "Host",
+        rng.pick([
+          `8080-{{sb.own}}.${FUZZ_SANDBOX_DOMAIN}`,
+          `8080-{{sb.other}}.${FUZZ_SANDBOX_DOMAIN}`,
+          `8080-{{sb.gone}}.${FUZZ_SANDBOX_DOMAIN}`,
+          `8123-{{sb.own}}.${FUZZ_SANDBOX_DOMAIN}`,
+          `api.${FUZZ_SANDBOX_DOMAIN}`,
+          `0-{{sb.own}}.${FUZZ_SANDBOX_DOMAIN}`,
+          `8080-{{sb.own}}.x.${FUZZ_SANDBOX_DOMAIN}`,
+          `8080-{{sb.own}}.${FUZZ_SANDBOX_DOMAIN.toUpperCase()}`,
+        ]),
+      );
+      if (rng.chance(0.5)) set("e2b-traffic-access-token", rng.pick(["ta_{{sb.own}}_forged", "ea_{{sb.own}}_x", "x".repeat(300)]));
+      d.reject.push("a sandbox host without its traffic token");
+      return;
     case "host-foreign":
       // A DNS-rebinding page: anonymous mode serves only the configured host names.
       d.transport = "raw";

@@ -13,6 +13,7 @@ import { randomSeed } from "../lib/rng.ts";
 import { Findings } from "./findings.ts";
 import { createFixtures, deleteEverything, FixtureKeeper } from "./fixtures.ts";
 import { RequestGenerator } from "./generate.ts";
+import { FUZZ_SANDBOX_DOMAIN } from "./head-strategies.ts";
 import { makeResolver } from "./request.ts";
 import { FuzzRunner } from "./runner.ts";
 import { RuntimeEvents } from "./runtime-events.ts";
@@ -52,6 +53,7 @@ const bay = await BayUnderTest.launch({
   name: "fuzz",
   config: {
     limits: { max_body_bytes: LIMITS.maxBodyBytes, max_upload_bytes: LIMITS.maxUploadBytes, rate_limit_per_minute: 1_000_000 },
+    e2b: { sandbox_domain: FUZZ_SANDBOX_DOMAIN },
   },
 });
 const findings = new Findings();

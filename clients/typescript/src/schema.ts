@@ -1061,7 +1061,7 @@ export interface components {
             request_id: string;
             details: components["schemas"]["NoDetails"];
         };
-        /** @description 403: in anonymous mode, a Host header not in `server.allowed_hosts` (`host_not_allowed`: DNS rebinding), or a browser request from a page of another origin not in `server.cors_origins` (`cross_site`: its `Origin` or `Sec-Fetch-Site` says so); /metrics from a peer that is not loopback when no metrics token is set. Bay answers 404, never 403, for resources of another owner. */
+        /** @description 403: in anonymous mode, a Host header not in `server.allowed_hosts` (`host_not_allowed`: DNS rebinding), or a browser request from a page of another origin not in `server.cors_origins` (`cross_site`: its `Origin` or `Sec-Fetch-Site` says so); /metrics from a peer that is not loopback when no metrics token is set; a request to a private sandbox's host (`{port}-{id}.{e2b.sandbox_domain}`) without its traffic token (`traffic_token_required`). Bay answers 404, never 403, for resources of another owner. */
         ForbiddenError: {
             /**
              * @description discriminator enum property added by openapi-typescript
@@ -1072,7 +1072,7 @@ export interface components {
             request_id: string;
             details: {
                 /** @enum {string} */
-                reason?: "host_not_allowed" | "cross_site";
+                reason?: "host_not_allowed" | "cross_site" | "traffic_token_required";
             };
         };
         /** @description 404: no such route, or an unknown, deleted or another owner's resource. */

@@ -76,13 +76,13 @@ export const zUnauthorizedError = z.lazy(() => z.object({
 }));
 export type UnauthorizedError = z.infer<typeof zUnauthorizedError>;
 
-/** 403: in anonymous mode, a Host header not in `server.allowed_hosts` (`host_not_allowed`: DNS rebinding), or a browser request from a page of another origin not in `server.cors_origins` (`cross_site`: its `Origin` or `Sec-Fetch-Site` says so); /metrics from a peer that is not loopback when no metrics token is set. Bay answers 404, never 403, for resources of another owner. */
+/** 403: in anonymous mode, a Host header not in `server.allowed_hosts` (`host_not_allowed`: DNS rebinding), or a browser request from a page of another origin not in `server.cors_origins` (`cross_site`: its `Origin` or `Sec-Fetch-Site` says so); /metrics from a peer that is not loopback when no metrics token is set; a request to a private sandbox's host (`{port}-{id}.{e2b.sandbox_domain}`) without its traffic token (`traffic_token_required`). Bay answers 404, never 403, for resources of another owner. */
 export const zForbiddenError = z.lazy(() => z.object({
   code: z.literal("forbidden"),
   message: z.string(),
   request_id: z.string(),
   details: z.strictObject({
-    reason: z.enum(["host_not_allowed", "cross_site"]).optional(),
+    reason: z.enum(["host_not_allowed", "cross_site", "traffic_token_required"]).optional(),
   }),
 }));
 export type ForbiddenError = z.infer<typeof zForbiddenError>;
