@@ -42,10 +42,17 @@ async function host(name: string, path = "/", init: RequestInit & { headers?: Re
 }
 const at = (sb: { id: string }, port = 8080) => `${port}-${sb.id}.${DOMAIN}`;
 
+/** Starts the sandbox's runtime (a host request never does). */
+async function start(sb: { id: string }, owner = "alice") {
+  expect((await t.json("POST", `/v1/sandboxes/${sb.id}/shell/exec`, { body: { command: "true" }, owner })).status).toBe(200);
+}
+
 beforeAll(async () => {
   t = await createMemoryBay({ config: { e2b: { sandbox_domain: DOMAIN } } as never });
   priv = await e2bCreate({});
-  pub = await e2bCreate({ network: { allowPublicTraffic: true, allowOut: ["example.com"] } });
+  pub = await e2bCreate({ network: { allowPublicTraffic: true, maskRequestHost: "localhost:${PORT}" } });
+  await start(priv);
+  await start(pub);
 });
 afterAll(() => t.close());
 
@@ -74,6 +81,7 @@ describe("who may reach a sandbox host", () => {
 
   test("Bay's own sandboxes (/v1) are private; unknown, deleted and expired sandboxes are 404", async () => {
     const v1 = await t.json("POST", "/v1/sandboxes", { body: {} });
+    await start({ id: v1.body.id });
     expect((await host(at({ id: v1.body.id }))).status).toBe(403);
     expect((await host(at({ id: "sandbox-00000000000000000000000000" }))).status).toBe(404);
     const gone = await e2bCreate({ network: { allowPublicTraffic: true } });
@@ -92,6 +100,39 @@ describe("who may reach a sandbox host", () => {
   });
 });
 
+describe("what a host request never does", () => {
+  test("a stopped sandbox (or one never started) is not started: 409 port_closed, and it stays stopped", async () => {
+    const cold = await e2bCreate({ network: { allowPublicTraffic: true } });
+    for (const headers of [{}, { "e2b-traffic-access-token": cold.token }] as Record<string, string>[]) {
+      const r = await host(at(cold), "/", { headers });
+      expect(r.status).toBe(409);
+      expect(r.body.error.details).toMatchObject({ reason: "port_closed", port: 8080 });
+      expect(r.body.error.message).toContain("stopped");
+    }
+    expect((await t.bay.deps.stores.sandboxes.get(cold.id))?.currentSessionId).toBeNull();
+    expect(t.engine.listContainers({ sandbox_id: cold.id })).resolves.toHaveLength(0);
+  });
+
+  test("E2B egress rules Bay cannot apply are refused at create, never ignored", async () => {
+    for (const body of [
+      { allow_internet_access: false },
+      { network: { denyOut: ["0.0.0.0/0"] } },
+      { network: { allowOut: ["example.com"], allowPublicTraffic: true } },
+      { network: { egressProxy: { address: "proxy:1080" } } },
+      { network: { rules: {} } },
+    ]) {
+      const res = await t.bay.app.request("/e2b/v2/sandboxes", {
+        method: "POST",
+        headers: { "x-owner": "carol", "content-type": "application/json" },
+        body: JSON.stringify({ templateID: "base", ...body }),
+      });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { message: string }).message).toContain("egress");
+    }
+    expect((await t.json("GET", "/v1/sandboxes", { owner: "carol" })).body.items).toEqual([]);
+  });
+});
+
 describe("an origin of the sandbox's own", () => {
   test("cookies pass both ways, but never one for the shared domain; Bay's credentials and network context never reach the server", async () => {
     const q = [
@@ -99,6 +140,7 @@ describe("an origin of the sandbox's own", () => {
       "Set-Cookie:wide=1; Domain=sandbox.test; Path=/",
       "Set-Cookie:wide2=1; path=/; DOMAIN=.sandbox.test",
       "Content-Security-Policy:default-src 'self'",
+      'Clear-Site-Data:"cookies", "storage"',
       "Access-Control-Allow-Origin:*",
       "X-Accel-Redirect:/internal",
       "X-Bay-Upstream:999",
@@ -127,6 +169,8 @@ describe("an origin of the sandbox's own", () => {
     expect(r.res.headers.get("content-security-policy")).toBe("default-src 'self'");
     expect(r.res.headers.get("access-control-allow-origin")).toBe("*");
     expect(r.res.headers.get("x-accel-redirect")).toBeNull();
+    // "cookies" would clear every neighbouring sandbox's (the whole registrable domain).
+    expect(r.res.headers.get("clear-site-data")).toBeNull();
     expect(r.res.headers.get("x-bay-upstream")).toBe("200");
     expect(r.res.headers.get("cache-control")).toStartWith("private");
   });
@@ -160,6 +204,7 @@ describe("an origin of the sandbox's own", () => {
 
   test("the request reaches the owner's sandbox as its owner: another owner's token-less call to a private one is refused", async () => {
     const other = await e2bCreate({}, "bob");
+    await start(other, "bob");
     expect((await host(at(other))).status).toBe(403);
     const r = await host(at(other), "/", { headers: { "e2b-traffic-access-token": other.token, "x-owner": "alice" } });
     expect(r.status).toBe(200);
@@ -171,9 +216,23 @@ describe("rules", () => {
     expect(sandboxHost("3000-sandbox-abc.localhost:8000", "localhost:8000")).toEqual({ port: 3000, sandboxId: "sandbox-abc" });
     expect(sandboxHost("3000-SANDBOX-ABC.LocalHost:8000", "localhost:8000")).toEqual({ port: 3000, sandboxId: "sandbox-abc" });
     expect(sandboxHost("localhost:8000", "localhost:8000")).toBeNull();
-    expect(sandboxHost("3000-sandbox-abc.localhost:9000", "localhost:8000")).toBeNull();
     expect(sandboxHost("3000-sandbox-abc.evil-localhost:8000", "localhost:8000")).toBeNull();
     expect(sandboxHost(undefined, "localhost:8000")).toBeNull();
+    // The name decides, whatever the port (or none) and one trailing dot: Bay's API is never served under it.
+    for (const spelling of [
+      "3000-sandbox-abc.localhost:9000",
+      "3000-sandbox-abc.localhost",
+      "3000-sandbox-abc.localhost.:8000",
+      "3000-sandbox-abc.localhost:018000",
+    ]) {
+      expect(sandboxHost(spelling, "localhost:8000")).toEqual({ port: 3000, sandboxId: "sandbox-abc" });
+    }
+    expect(sandboxHost("api.sandbox.example.com", "sandbox.example.com")).toBe("malformed");
+    expect(sandboxHost("api.sandbox.example.com:8000", "sandbox.example.com")).toBe("malformed");
+    // Several Host headers (Bun joins them) with one under the domain: never Bay's API, never a sandbox.
+    expect(sandboxHost("3000-sandbox-abc.localhost:8000, localhost:8000", "localhost:8000")).toBe("malformed");
+    expect(sandboxHost("localhost:8000, 3000-sandbox-abc.localhost:8000", "localhost:8000")).toBe("malformed");
+    expect(sandboxHost("localhost:8000, 127.0.0.1:8000", "localhost:8000")).toBeNull();
     for (const bad of [
       "03000-sandbox-a",
       "65536-sandbox-a",

@@ -10,12 +10,15 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Sandbox } from "e2b";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { within } from "../support/within.ts";
 import { type BayProcess, freePort, requireShipImages, SHIP_DATA_IMAGE, SHIP_IMAGE, spawnBay } from "./support/e2e.ts";
 
 const KEY = `e2b_${"b2".repeat(20)}`;
+/** The owner's open-stream slots in this Bay: few, so the test fills them (the SDK's four background commands hold four of the owner's). */
+const SLOTS = 8;
 const fixture = (name: string) => readFileSync(join(import.meta.dir, "fixtures", name), "utf8");
 let bay: BayProcess;
 let domain: string;
@@ -57,6 +60,15 @@ async function startServers(sb: Sandbox, token?: string): Promise<void> {
   );
 }
 
+/** Opens a WebSocket and resolves once it is open ("open") or refused ("refused"). */
+function openSocket(url: string, headers: Record<string, string> = {}): Promise<{ ws: WebSocket; state: string }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { headers } as never);
+    ws.onopen = () => resolve({ ws, state: "open" });
+    ws.onerror = () => resolve({ ws, state: "refused" });
+  });
+}
+
 /** Opens a WebSocket and sends `text`; resolves with the echo (after the server's greeting), or with how the handshake failed. */
 function echo(url: string, text: string, headers: Record<string, string> = {}): Promise<string> {
   return new Promise((resolve) => {
@@ -84,8 +96,10 @@ beforeAll(async () => {
   await requireShipImages([SHIP_IMAGE, SHIP_DATA_IMAGE]);
   const port = freePort();
   domain = `localhost:${port}`;
+  const config = join(mkdtempSync(join(tmpdir(), "bay-hosts-")), "bay.yaml");
+  writeFileSync(config, `limits: { max_open_streams_per_owner: ${SLOTS} }\n`);
   bay = await spawnBay(
-    { BAY_AUTH_MODE: "api_key", BAY_API_KEY: KEY, BAY_API_KEY_OWNER: "alice", BAY_E2B_SANDBOX_DOMAIN: domain },
+    { BAY_CONFIG: config, BAY_AUTH_MODE: "api_key", BAY_API_KEY: KEY, BAY_API_KEY_OWNER: "alice", BAY_E2B_SANDBOX_DOMAIN: domain },
     { port },
   );
   process.env.E2B_API_URL = `${bay.url}/e2b`;
@@ -150,10 +164,57 @@ describe("getHost(port) with the official SDK", () => {
     expect(await echo(`ws://${priv.getHost(8090)}/ws`, "no token")).toBe("refused");
   });
 
+  test("visitors of a public sandbox hold its own open-stream slots, never its owner's", async () => {
+    const held: WebSocket[] = [];
+    try {
+      for (let i = 0; i < SLOTS; i++) {
+        // A socket the last test closed may give its slot back a moment later.
+        const { ws } = await poll(
+          `socket ${i}`,
+          () => openSocket(`ws://${pub.getHost(8090)}/ws`),
+          (o) => o.state === "open",
+          10_000,
+        );
+        held.push(ws);
+      }
+      // The visitors' share is full ...
+      const over = await fetch(`http://${pub.getHost(8080)}/echo`);
+      expect(over.status).toBe(429);
+      expect(((await over.json()) as { error: { message: string } }).error.message).toContain("public sandbox's visitors");
+      // ... and the owner's are all free: its own calls and its token's.
+      const own = await fetch(`${bay.url}/v1/sandboxes/${priv.sandboxId}/ports/8080/echo`, { headers: { authorization: `Bearer ${KEY}` } });
+      expect(own.status).toBe(200);
+      const token = await fetch(`http://${pub.getHost(8080)}/echo`, { headers: { "e2b-traffic-access-token": pub.trafficAccessToken! } });
+      expect(token.status).toBe(200);
+    } finally {
+      for (const ws of held) ws.close();
+    }
+    // Given back as the visitors leave.
+    await poll(
+      "slots back",
+      () => fetch(`http://${pub.getHost(8080)}/echo`).then((r) => r.status),
+      (s) => s === 200,
+    );
+  });
+
   test("Bay's API is not served under the domain; it still is at Bay's own name", async () => {
     const under = await fetch(`http://api.${domain}/e2b/v2/sandboxes`, { headers: { "x-api-key": KEY } });
     expect(under.status).toBe(404);
     const own = await fetch(`${bay.url}/e2b/v2/sandboxes`, { headers: { "x-api-key": KEY } });
     expect(own.status).toBe(200);
+  });
+
+  // Last: it stops the public sandbox.
+  test("a request never starts a stopped sandbox: 409 port_closed, and it stays stopped", async () => {
+    const stop = await fetch(`${bay.url}/v1/sandboxes/${pub.sandboxId}/stop`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}` },
+    });
+    expect(stop.status).toBe(200);
+    const r = await fetch(`http://${pub.getHost(8080)}/echo`);
+    expect(r.status).toBe(409);
+    expect(((await r.json()) as { error: { details: { reason: string } } }).error.details.reason).toBe("port_closed");
+    const after = await fetch(`${bay.url}/v1/sandboxes/${pub.sandboxId}`, { headers: { authorization: `Bearer ${KEY}` } });
+    expect(((await after.json()) as { status: string }).status).toBe("idle");
   });
 });

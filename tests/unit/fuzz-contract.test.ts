@@ -7,7 +7,8 @@
  */
 import { TRANSPORT_MAX_HEADER_BYTES } from "../../src/protocol/ship/constants.ts";
 import { describe, expect, test } from "bun:test";
-import { judge, rpcMessages } from "../../scripts/fuzz/check.ts";
+import { judge, operationFor, rpcMessages } from "../../scripts/fuzz/check.ts";
+import { FUZZ_SANDBOX_DOMAIN } from "../../scripts/fuzz/head-strategies.ts";
 import { RequestGenerator } from "../../scripts/fuzz/generate.ts";
 import { validate } from "../../scripts/fuzz/json-schema.ts";
 import { parseResponse } from "../../scripts/fuzz/raw-http.ts";
@@ -178,9 +179,21 @@ describe("the generator", () => {
     expect(mutations).toContain("valid");
     expect(mutations).toContain("mcp foreign");
     expect(mcp.some((r) => r.mustFailRpc !== undefined)).toBe(true);
-    // An envelope the schema refuses is marked as such.
-    const v10 = mcp.find((r) => r.mutation === "mcp version 1.0");
-    expect(v10?.mustReject).toContain("body breaks the schema");
+    // An envelope the schema refuses (a jsonrpc version other than "2.0", or none) is marked as such.
+    const versions = mcp.filter((r) => r.mutation.startsWith("mcp version"));
+    expect(versions.length).toBeGreaterThan(0);
+    for (const r of versions) expect(r.mustReject).toContain("body breaks the schema");
+  });
+
+  test("sends operations to sandbox hosts: each must be refused, and is judged as no operation of Bay's API", () => {
+    const hosts = sample().filter((r) => r.mutation === "header host-sandbox");
+    expect(hosts.length).toBeGreaterThan(0);
+    for (const r of hosts) {
+      const host = r.headers.find(([k]) => k.toLowerCase() === "host")?.[1] ?? "";
+      expect(host.toLowerCase()).toEndWith(`.${FUZZ_SANDBOX_DOMAIN}`);
+      expect(r.mustReject).toContain("a sandbox host without its traffic token");
+      expect(operationFor(contract, r, r.target)).toBeUndefined();
+    }
   });
 
   test("context routes aim at the running sandbox's context fixtures; a valid delete consumes the doomed one", () => {

@@ -41,6 +41,12 @@ export interface CallContext {
    * over (a download under Bun.serve); `signal` then also aborts on `sent.cut()`.
    */
   sent?: SentBody;
+  /**
+   * Whose open-stream slots a call that `opens` takes (default: the owner's).
+   * Anonymous visitors of a public sandbox host take that sandbox's own, so
+   * they can never use up the owner's.
+   */
+  slots?: { key: string; scope: string };
 }
 
 /**
@@ -136,7 +142,7 @@ export class CapabilityRouter {
     let slot: OpenSlot | null = null;
     try {
       // Before anything else: a full quota starts no container and sends nothing to a Ship.
-      if (plan.opens) slot = this.slots.take(ctx.owner);
+      if (plan.opens) slot = ctx.slots ? this.slots.take(ctx.slots.key, ctx.slots.scope) : this.slots.take(ctx.owner);
       return await this.route(ctx, plan, slot);
     } catch (e) {
       slot?.release();

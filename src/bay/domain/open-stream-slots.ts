@@ -19,11 +19,14 @@ export class OpenStreamSlots {
   /** @param max open answers per owner at once (absent: unbounded) */
   constructor(private readonly max?: number) {}
 
-  /** Takes a slot for `owner`, or throws 429 quota_exceeded when all are in use. */
-  take(owner: string): OpenSlot {
+  /**
+   * Takes a slot for `owner` (or another holder, described by `scope` in the
+   * refusal), or throws 429 quota_exceeded when all are in use.
+   */
+  take(owner: string, scope = "per owner"): OpenSlot {
     const n = this.open.get(owner) ?? 0;
     if (this.max !== undefined && n >= this.max) {
-      throw new BayError("quota_exceeded", `at most ${this.max} streams, watches and terminals may be open at once per owner`, {
+      throw new BayError("quota_exceeded", `at most ${this.max} streams, watches and terminals may be open at once ${scope}`, {
         retryAfter: 1,
         details: { reason: "open_streams", limit: this.max },
       });

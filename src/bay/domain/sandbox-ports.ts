@@ -134,7 +134,9 @@ const NOT_RETURNED_PREFIX = ["access-control-", "x-bay-", "x-ship-", "x-accel-"]
 /**
  * What an app on an origin of its own may receive and set that it may not on
  * Bay's: its cookies, CORS grants and page rules. (Authorization stays Bay's:
- * the hop to the Ship carries the session's own, so a login prompt is not passed on.)
+ * the hop to the Ship carries the session's own, so a login prompt is not passed
+ * on; Clear-Site-Data stays dropped, since its "cookies" clears the whole
+ * registrable domain, every neighbouring sandbox's included.)
  */
 const OWN_ORIGIN_SENT = new Set(["cookie"]);
 const OWN_ORIGIN_RETURNED = new Set([
@@ -142,7 +144,6 @@ const OWN_ORIGIN_RETURNED = new Set([
   "refresh",
   "content-security-policy",
   "content-security-policy-report-only",
-  "clear-site-data",
   "service-worker-allowed",
   "origin-agent-cluster",
 ]);

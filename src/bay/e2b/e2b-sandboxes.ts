@@ -89,10 +89,20 @@ export class E2bSandboxes {
       metadata?: Record<string, string>;
       envVars?: Record<string, string>;
       autoPause?: boolean;
-      network?: { allowPublicTraffic?: boolean };
+      allow_internet_access?: boolean;
+      network?: { allowPublicTraffic?: boolean; allowOut?: unknown[]; denyOut?: unknown[]; egressProxy?: unknown; rules?: unknown };
     },
   ): Promise<E2bSandbox> {
     if (body.autoPause === true) throw pauseUnsupported();
+    const rules = ["allowOut", "denyOut", "egressProxy", "rules"].filter((k) => body.network?.[k as "rules"] !== undefined);
+    if (body.allow_internet_access === false || rules.length > 0) {
+      // A restriction Bay cannot apply per sandbox is refused, never silently ignored.
+      throw new BayError(
+        "validation_error",
+        `Bay does not apply per-sandbox egress rules (${[...(body.allow_internet_access === false ? ["allow_internet_access: false"] : []), ...rules.map((k) => `network.${k}`)].join(", ")}): egress is the template's profile's; use a template whose profile has network: none`,
+        { details: { field: rules.length > 0 ? `network.${rules[0]}` : "allow_internet_access" } },
+      );
+    }
     const profile = this.deps.templates.resolve(body.templateID);
     const ttl = body.timeout ?? this.deps.defaultTimeoutSeconds;
     // ttl 0 would mean "never" to Bay; to E2B it is "now": keep the shortest real deadline.

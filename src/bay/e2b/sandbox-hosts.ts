@@ -9,7 +9,9 @@
  * (`E2B-Traffic-Access-Token`), or anyone when the sandbox was created with
  * `network.allowPublicTraffic: true`. Bay's API is never served on a name under
  * the domain, whatever its path, so a sandbox's page can never be Bay's origin.
- * The call runs as the sandbox's owner and holds one of its open-stream slots.
+ * The call runs as the sandbox's owner; it holds one of the owner's open-stream
+ * slots, or, without a token, one of the sandbox's own (visitors of a public
+ * sandbox can never use up its owner's). A stopped sandbox is not started.
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { pathAfter } from "../../protocol/path-after.ts";
@@ -35,17 +37,27 @@ export interface SandboxHost {
   sandboxId: string;
 }
 
+/** The host name of a Host value: lower case, without its port or one trailing dot. */
+function nameOf(host: string): string {
+  const h = host.trim().toLowerCase();
+  const name = h.startsWith("[") ? h.slice(0, h.indexOf("]") + 1) : h.replace(/:[^:]*$/, "");
+  return name.endsWith(".") ? name.slice(0, -1) : name;
+}
+
 /**
- * What a Host header names: null when it is not under the domain (Bay's API
- * then answers as usual); a sandbox host; or "malformed" for any other name
- * under the domain (answered 404, never by Bay's API).
+ * What a Host header names: null when it is not under the domain's host name
+ * (Bay's API then answers as usual); a sandbox host; or "malformed" for any
+ * other name under it, on any port (answered 404, never by Bay's API), and for
+ * several Host headers (Bun joins them with commas) when any is under it.
  */
 export function sandboxHost(host: string | undefined, domain: string): SandboxHost | "malformed" | null {
   if (host === undefined) return null;
-  const h = host.trim().toLowerCase();
-  const suffix = `.${domain}`;
-  if (!h.endsWith(suffix)) return null;
-  const m = LABEL.exec(h.slice(0, -suffix.length));
+  const suffix = `.${nameOf(domain)}`;
+  const names = host.split(",").map(nameOf);
+  const under = names.filter((n) => n.endsWith(suffix));
+  if (under.length === 0) return null;
+  if (names.length > 1) return "malformed";
+  const m = LABEL.exec(under[0]!.slice(0, -suffix.length));
   if (!m) return "malformed";
   const port = Number(m[1]);
   return port <= 65535 ? { port, sandboxId: m[2]! } : "malformed";
@@ -61,8 +73,17 @@ export interface SandboxHostsDeps {
   now?: () => number;
 }
 
-/** The owner a request to a sandbox host acts as, or the refusal: 401 (wrong token), 404 (no such live sandbox), 403 (private, no token). */
-export async function hostOwner(deps: SandboxHostsDeps, sandboxId: string, token: string | undefined): Promise<string> {
+/** Who a request to a sandbox host acts for. */
+export interface HostCaller {
+  owner: string;
+  /** True when it came without a token (a public sandbox's visitor): it uses the sandbox's own open-stream slots. */
+  anonymous: boolean;
+  /** Whether the sandbox has a runtime (a stopped one has no server to reach, and is not started for one). */
+  running: boolean;
+}
+
+/** The caller of a request to a sandbox host, or the refusal: 401 (wrong token), 404 (no such live sandbox), 403 (private, no token). */
+export async function hostCaller(deps: SandboxHostsDeps, sandboxId: string, token: string | undefined): Promise<HostCaller> {
   // A presented token is checked before the database is read: a wrong one learns nothing about which ids exist.
   if (token !== undefined && !(await deps.credentials.check("traffic", sandboxId, token))) {
     throw new BayError("unauthorized", `wrong ${TRAFFIC_TOKEN_HEADER} for this sandbox`);
@@ -76,8 +97,17 @@ export async function hostOwner(deps: SandboxHostsDeps, sandboxId: string, token
       { details: { reason: "traffic_token_required" } },
     );
   }
-  return sb.owner;
+  return { owner: sb.owner, anonymous: token === undefined, running: sb.currentSessionId !== null };
 }
+
+const stopped = (port: number) =>
+  new BayError(
+    "conflict",
+    `nothing in the sandbox accepts connections on port ${port}: the sandbox is stopped (its servers start again with its commands)`,
+    {
+      details: { reason: "port_closed", port },
+    },
+  );
 
 /** Serves requests to sandbox hosts; every other request goes on to Bay's API. */
 export function sandboxHosts(deps: SandboxHostsDeps): MiddlewareHandler {
@@ -98,8 +128,17 @@ export function sandboxHosts(deps: SandboxHostsDeps): MiddlewareHandler {
         `${req.method.slice(0, 32)} is not relayed to a sandbox's server (${[...METHODS].join(", ")} are)`,
       );
     }
-    const owner = await hostOwner(deps, target.sandboxId, req.headers.get(TRAFFIC_TOKEN_HEADER) ?? undefined);
-    const ctx: CallContext = { owner, sandboxId: target.sandboxId, requestId: c.get("requestId"), ...sentBody(c) };
+    const caller = await hostCaller(deps, target.sandboxId, req.headers.get(TRAFFIC_TOKEN_HEADER) ?? undefined);
+    // No runtime, no server: a request (a crawler's, say) never starts a stopped sandbox.
+    if (!caller.running) throw stopped(target.port);
+    const ctx: CallContext = {
+      owner: caller.owner,
+      sandboxId: target.sandboxId,
+      requestId: c.get("requestId"),
+      ...sentBody(c),
+      // Visitors without a token share the sandbox's own slots (as many as an owner has), never the owner's.
+      ...(caller.anonymous ? { slots: { key: `\u0000public:${target.sandboxId}`, scope: "for a public sandbox's visitors" } } : {}),
+    };
     const rest = pathAfter(req.url, 1);
     if (req.method === "GET" && isUpgradeRequest(req)) {
       return portSocket(

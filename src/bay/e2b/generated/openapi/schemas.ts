@@ -26,10 +26,18 @@ export const zNewSandbox = z.lazy(() => z.object({
   secure: z.boolean().optional(),
   /** true is refused: Bay cannot pause */
   autoPause: z.boolean().optional(),
-  /** Of E2B's network settings Bay reads allowPublicTraffic; the rest are ignored */
+  /** false is refused: egress is the profile's (a template whose profile has network none) */
+  allow_internet_access: z.boolean().optional(),
+  /** allowPublicTraffic is Bay's too; egress rules (allowOut, denyOut, egressProxy, rules) are refused, never ignored: egress is the profile's */
   network: z.object({
     /** true: the sandbox's hosts ({port}-{id}.{domain}) answer without its traffic token. Bay's default is false (E2B's is true) */
     allowPublicTraffic: z.boolean().optional(),
+    allowOut: z.array(z.string()).optional(),
+    denyOut: z.array(z.string()).optional(),
+    egressProxy: z.record(z.string(), z.unknown()).optional(),
+    rules: z.record(z.string(), z.unknown()).optional(),
+    /** Ignored (a sandbox's servers see Host 127.0.0.1:{port}) */
+    maskRequestHost: z.string().optional(),
   }).optional(),
 }));
 export type NewSandbox = z.infer<typeof zNewSandbox>;
