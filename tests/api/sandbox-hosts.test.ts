@@ -110,7 +110,23 @@ describe("what a host request never does", () => {
       expect(r.body.error.message).toContain("stopped");
     }
     expect((await t.bay.deps.stores.sandboxes.get(cold.id))?.currentSessionId).toBeNull();
-    expect(t.engine.listContainers({ sandbox_id: cold.id })).resolves.toHaveLength(0);
+    expect(await t.engine.listContainers({ sandbox_id: cold.id })).toHaveLength(0);
+  });
+
+  test("a runtime that died is not restarted by a host request (the retry on a fresh runtime included); an owner's call restarts it", async () => {
+    const sb = await e2bCreate({ network: { allowPublicTraffic: true } });
+    await start(sb);
+    const [old] = await t.engine.listContainers({ sandbox_id: sb.id });
+    t.engine.crash(old!.id);
+    for (const headers of [{}, { "e2b-traffic-access-token": sb.token }] as Record<string, string>[]) {
+      const r = await host(at(sb), "/", { headers });
+      expect(r.status).toBe(409);
+      expect(r.body.error.details.reason).toBe("port_closed");
+    }
+    expect((await t.engine.listContainers({ sandbox_id: sb.id })).filter((c) => c.state === "running")).toHaveLength(0);
+    await start(sb);
+    expect((await t.engine.listContainers({ sandbox_id: sb.id })).filter((c) => c.state === "running")).toHaveLength(1);
+    expect((await host(at(sb))).status).toBe(200);
   });
 
   test("E2B egress rules Bay cannot apply are refused at create, never ignored", async () => {
@@ -223,7 +239,7 @@ describe("rules", () => {
       "3000-sandbox-abc.localhost:9000",
       "3000-sandbox-abc.localhost",
       "3000-sandbox-abc.localhost.:8000",
-      "3000-sandbox-abc.localhost:018000",
+      " 3000-sandbox-abc.localhost:08000 ",
     ]) {
       expect(sandboxHost(spelling, "localhost:8000")).toEqual({ port: 3000, sandboxId: "sandbox-abc" });
     }
@@ -233,6 +249,20 @@ describe("rules", () => {
     expect(sandboxHost("3000-sandbox-abc.localhost:8000, localhost:8000", "localhost:8000")).toBe("malformed");
     expect(sandboxHost("localhost:8000, 3000-sandbox-abc.localhost:8000", "localhost:8000")).toBe("malformed");
     expect(sandboxHost("localhost:8000, 127.0.0.1:8000", "localhost:8000")).toBeNull();
+    // Anything else that names the domain is never Bay's API either (the second review's spellings).
+    for (const odd of [
+      "x.localhost..:8000",
+      "x.localhost...",
+      "x.localhost:8000:8000",
+      "x.localhost;",
+      "x.localhost%2e",
+      "[x.localhost]",
+      "[::1].localhost",
+      "3000-sandbox-abc.localhost:123456",
+      "3000-sandbox-abc.localhostx",
+    ]) {
+      expect(sandboxHost(odd, "localhost:8000")).toBe("malformed");
+    }
     for (const bad of [
       "03000-sandbox-a",
       "65536-sandbox-a",

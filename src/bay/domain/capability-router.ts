@@ -47,6 +47,12 @@ export interface CallContext {
    * they can never use up the owner's.
    */
   slots?: { key: string; scope: string };
+  /**
+   * Set when the call runs only on a runtime that is already up: where it would
+   * start one (none, or the last one found dead), it fails with this error
+   * instead (a sandbox host's request: a stopped sandbox has no server to reach).
+   */
+  neverStarts?: () => BayError;
 }
 
 /**
@@ -188,7 +194,7 @@ export class CapabilityRouter {
   private async route<T>(ctx: CallContext, plan: CallPlan<T>, slot: OpenSlot | null): Promise<T> {
     const { sessions, stores, routes } = this.deps;
     const { sandbox, profile } = await this.preflight(ctx.owner, ctx.sandboxId, plan.capability, plan.language, true);
-    const session = await sessions.ensureRunning(ctx.sandboxId, sandbox);
+    const session = await sessions.ensureRunning(ctx.sandboxId, sandbox, ctx.neverStarts);
     // Read with the session it runs on, and that session checked: the next call needs no read.
     if (sandbox.session?.id === session.sessionId && sessions.isVerified(session.sessionId)) routes?.remember(sandbox);
     const idleMs = profile.idle_timeout * 1000;
@@ -312,7 +318,7 @@ export class CapabilityRouter {
       if (!plan.replayable) {
         throw new BayError("session_not_ready", "the sandbox runtime was restarted; send the request again", { retryAfter: 1 });
       }
-      return plan.run(ship, await sessions.ensureRunning(ctx.sandboxId, sandbox));
+      return plan.run(ship, await sessions.ensureRunning(ctx.sandboxId, sandbox, ctx.neverStarts));
     }
   }
 }

@@ -67,16 +67,19 @@ export class SessionManager {
   }
 
   /**
-   * A ready session for this sandbox, starting one if needed. `known` is the
-   * sandbox as the caller just read it: when it already names a ready session
-   * this process has verified, no further read is needed.
+   * A ready session for this sandbox, starting one if needed (with `neverStart`:
+   * failing with its error instead). `known` is the sandbox as the caller just
+   * read it: when it already names a ready session this process has verified, no
+   * further read is needed.
    */
-  ensureRunning(sandboxId: string, known?: SandboxRecord): Promise<SessionHandle> {
+  ensureRunning(sandboxId: string, known?: SandboxRecord, neverStart?: () => Error): Promise<SessionHandle> {
     const s = known?.session;
     if (s?.status === "ready" && s.endpoint && s.secret && this.verified.has(s.id)) {
       return Promise.resolve({ sessionId: s.id, sandboxId, endpoint: s.endpoint, secret: s.secret, containerId: s.containerId });
     }
     let p = this.inflight.get(sandboxId);
+    // A caller that may not start one joins a start already under way, but never leads one others would join.
+    if (!p && neverStart) return this.acquire(sandboxId, neverStart);
     if (!p) {
       p = this.acquire(sandboxId).finally(() => this.inflight.delete(sandboxId));
       this.inflight.set(sandboxId, p);
@@ -84,7 +87,7 @@ export class SessionManager {
     return p;
   }
 
-  private async acquire(sandboxId: string): Promise<SessionHandle> {
+  private async acquire(sandboxId: string, neverStart?: () => Error): Promise<SessionHandle> {
     const { sandboxes } = this.deps.stores;
     const deadline = this.now() + this.opts.readyTimeoutMs + this.leaseMs;
     for (;;) {
@@ -119,6 +122,7 @@ export class SessionManager {
         await sandboxes.releaseCurrentSession(sandboxId, sb.currentSessionId);
         continue;
       }
+      if (neverStart) throw neverStart();
       const claimed = await this.starter.claim(sb);
       if (!claimed) continue;
       return this.starter.start(sb, claimed.sessionId, claimed.secret);

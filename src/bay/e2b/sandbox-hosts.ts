@@ -29,7 +29,6 @@ export const TRAFFIC_TOKEN_HEADER = "e2b-traffic-access-token";
 /** Route label of these requests in metrics and the access log (no route of the app matched them). */
 export const SANDBOX_HOST_ROUTE = "{port}-{sandboxID}.{sandbox_domain}";
 
-const LABEL = /^([1-9][0-9]{0,4})-(sandbox-[0-9a-z]{1,64})$/;
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]);
 
 export interface SandboxHost {
@@ -37,30 +36,25 @@ export interface SandboxHost {
   sandboxId: string;
 }
 
-/** The host name of a Host value: lower case, without its port or one trailing dot. */
-function nameOf(host: string): string {
-  const h = host.trim().toLowerCase();
-  const name = h.startsWith("[") ? h.slice(0, h.indexOf("]") + 1) : h.replace(/:[^:]*$/, "");
-  return name.endsWith(".") ? name.slice(0, -1) : name;
-}
+/** A sandbox host, as sent: `{port}-{id}.{name}` with one optional trailing dot and an optional port. */
+const SANDBOX_HOST = /^([1-9][0-9]{0,4})-(sandbox-[0-9a-z]{1,64})\.([^:]+)(?::[0-9]{1,5})?$/;
 
 /**
- * What a Host header names: null when it is not under the domain's host name
- * (Bay's API then answers as usual); a sandbox host; or "malformed" for any
- * other name under it, on any port (answered 404, never by Bay's API), and for
- * several Host headers (Bun joins them with commas) when any is under it.
+ * What a Host header names: null when the domain's host name is nowhere in it
+ * under a dot (Bay's API then answers as usual); a sandbox host; or "malformed"
+ * for anything else that has it (another name under it, any port, odd bytes, or
+ * several Host headers, which Bun joins with commas): answered 404, never by Bay's API.
  */
 export function sandboxHost(host: string | undefined, domain: string): SandboxHost | "malformed" | null {
   if (host === undefined) return null;
-  const suffix = `.${nameOf(domain)}`;
-  const names = host.split(",").map(nameOf);
-  const under = names.filter((n) => n.endsWith(suffix));
-  if (under.length === 0) return null;
-  if (names.length > 1) return "malformed";
-  const m = LABEL.exec(under[0]!.slice(0, -suffix.length));
+  const name = domain.replace(/:[0-9]+$/, "");
+  const h = host.trim().toLowerCase();
+  if (!h.includes(`.${name}`)) return null;
+  const m = SANDBOX_HOST.exec(h);
   if (!m) return "malformed";
+  const under = m[3]!.endsWith(".") ? m[3]!.slice(0, -1) : m[3]!;
   const port = Number(m[1]);
-  return port <= 65535 ? { port, sandboxId: m[2]! } : "malformed";
+  return under === name && port <= 65535 ? { port, sandboxId: m[2]! } : "malformed";
 }
 
 export interface SandboxHostsDeps {
@@ -78,8 +72,6 @@ export interface HostCaller {
   owner: string;
   /** True when it came without a token (a public sandbox's visitor): it uses the sandbox's own open-stream slots. */
   anonymous: boolean;
-  /** Whether the sandbox has a runtime (a stopped one has no server to reach, and is not started for one). */
-  running: boolean;
 }
 
 /** The caller of a request to a sandbox host, or the refusal: 401 (wrong token), 404 (no such live sandbox), 403 (private, no token). */
@@ -97,7 +89,7 @@ export async function hostCaller(deps: SandboxHostsDeps, sandboxId: string, toke
       { details: { reason: "traffic_token_required" } },
     );
   }
-  return { owner: sb.owner, anonymous: token === undefined, running: sb.currentSessionId !== null };
+  return { owner: sb.owner, anonymous: token === undefined };
 }
 
 const stopped = (port: number) =>
@@ -129,13 +121,13 @@ export function sandboxHosts(deps: SandboxHostsDeps): MiddlewareHandler {
       );
     }
     const caller = await hostCaller(deps, target.sandboxId, req.headers.get(TRAFFIC_TOKEN_HEADER) ?? undefined);
-    // No runtime, no server: a request (a crawler's, say) never starts a stopped sandbox.
-    if (!caller.running) throw stopped(target.port);
     const ctx: CallContext = {
       owner: caller.owner,
       sandboxId: target.sandboxId,
       requestId: c.get("requestId"),
       ...sentBody(c),
+      // No runtime, no server: a request (a crawler's, say) never starts a stopped sandbox, nor restarts a dead one.
+      neverStarts: () => stopped(target.port),
       // Visitors without a token share the sandbox's own slots (as many as an owner has), never the owner's.
       ...(caller.anonymous ? { slots: { key: `\u0000public:${target.sandboxId}`, scope: "for a public sandbox's visitors" } } : {}),
     };
