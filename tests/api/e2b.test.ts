@@ -65,6 +65,11 @@ describe("E2B control plane on Bay's domain", () => {
     const pause = await e2b(t, "POST", `/sandboxes/${first.body.sandboxID}/pause`);
     expect(pause.status).toBe(501);
     expect(pause.body.message).toContain("cannot pause");
+    // Sandbox.updateNetwork: refused with its reason (the SDK read a 404 as "sandbox not found"); another owner's is 404.
+    const network = await e2b(t, "PUT", `/sandboxes/${first.body.sandboxID}/network`, { body: { allowOut: ["example.com"] } });
+    expect(network.status).toBe(501);
+    expect(network.body.message).toContain("profile");
+    expect((await e2b(t, "PUT", `/sandboxes/${first.body.sandboxID}/network`, { owner: "mallory", body: {} })).status).toBe(404);
     const unknownRoute = await e2b(t, "GET", "/volumes");
     expect(unknownRoute.body).toMatchObject({ code: 404 });
   });

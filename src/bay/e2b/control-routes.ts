@@ -81,6 +81,14 @@ export function controlRoutes({ sandboxes, templates, guard }: ControlRoutesDeps
     sandboxes.pause(c.get("owner"), c.req.valid("param").sandboxID),
   );
 
+  app.put(ops.e2bUpdateSandboxNetwork.honoPath, validate("param", ops.e2bUpdateSandboxNetwork.params), async (c) => {
+    await sandboxes.require(c.get("owner"), c.req.valid("param").sandboxID);
+    throw new BayError(
+      "not_implemented",
+      "Bay does not change a sandbox's network: its egress is its template's profile's (network: egress or none), and its hosts' public traffic is set at create",
+    );
+  });
+
   app.get(ops.e2bSandboxMetrics.honoPath, validate("param", ops.e2bSandboxMetrics.params), async (c) => {
     await sandboxes.require(c.get("owner"), c.req.valid("param").sandboxID);
     return c.json([], 200);

@@ -236,6 +236,20 @@ export const operations = {
       sandboxID: z.string().max(128),
     }),
   },
+  e2bUpdateSandboxNetwork: {
+    operationId: "e2bUpdateSandboxNetwork",
+    method: "put",
+    path: "/sandboxes/{sandboxID}/network",
+    honoPath: "/sandboxes/:sandboxID/network",
+    summary: "Not available, a sandbox's egress is its profile's (501, after the usual 404 for an unknown sandbox)",
+    tags: ["control"],
+    authenticated: true,
+    successStatus: 204,
+    statuses: [204, 401, 404, 429, 501],
+    params: z.object({
+      sandboxID: z.string().max(128),
+    }),
+  },
   e2bSandboxMetrics: {
     operationId: "e2bSandboxMetrics",
     method: "get",
