@@ -246,6 +246,12 @@ export const configSchema = z
             "a lower-case host name with an optional port, like localhost:8000 or sandbox.example.com",
           )
           .optional(),
+        /**
+         * Requests and WebSockets of public sandboxes' visitors (no traffic token)
+         * open at once on this Bay process, all sandboxes together (429 past it);
+         * each public sandbox's visitors also have at most max_open_streams_per_owner.
+         */
+        max_public_streams: z.number().int().positive().default(1024),
       })
       .prefault({}),
   })

@@ -17,13 +17,16 @@ import { within } from "../support/within.ts";
 import { type BayProcess, freePort, requireShipImages, SHIP_DATA_IMAGE, SHIP_IMAGE, spawnBay } from "./support/e2e.ts";
 
 const KEY = `e2b_${"b2".repeat(20)}`;
-/** The owner's open-stream slots in this Bay: few, so the test fills them (the SDK's four background commands hold four of the owner's). */
-const SLOTS = 8;
+/** The owner's open-stream slots in this Bay: few, so the test fills them (the SDK's six background commands hold six of the owner's). */
+const SLOTS = 10;
 const fixture = (name: string) => readFileSync(join(import.meta.dir, "fixtures", name), "utf8");
 let bay: BayProcess;
 let domain: string;
 let priv: Sandbox;
 let pub: Sandbox;
+/** A second public sandbox: all visitors together have at most PUBLIC_STREAMS. */
+let pub2: Sandbox;
+const PUBLIC_STREAMS = SLOTS + 2;
 
 async function poll<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
   const end = Date.now() + ms;
@@ -97,7 +100,7 @@ beforeAll(async () => {
   const port = freePort();
   domain = `localhost:${port}`;
   const config = join(mkdtempSync(join(tmpdir(), "bay-hosts-")), "bay.yaml");
-  writeFileSync(config, `limits: { max_open_streams_per_owner: ${SLOTS} }\n`);
+  writeFileSync(config, `limits: { max_open_streams_per_owner: ${SLOTS} }\ne2b: { max_public_streams: ${PUBLIC_STREAMS} }\n`);
   bay = await spawnBay(
     { BAY_CONFIG: config, BAY_AUTH_MODE: "api_key", BAY_API_KEY: KEY, BAY_API_KEY_OWNER: "alice", BAY_E2B_SANDBOX_DOMAIN: domain },
     { port },
@@ -107,11 +110,12 @@ beforeAll(async () => {
   process.env.E2B_API_KEY = KEY;
   priv = await within(60_000, "create private", Sandbox.create());
   pub = await within(60_000, "create public", Sandbox.create({ network: { allowPublicTraffic: true } }));
-  await Promise.all([startServers(priv, priv.trafficAccessToken), startServers(pub)]);
+  pub2 = await within(60_000, "create public 2", Sandbox.create({ network: { allowPublicTraffic: true } }));
+  await Promise.all([startServers(priv, priv.trafficAccessToken), startServers(pub), startServers(pub2)]);
 }, 180_000);
 
 afterAll(async () => {
-  for (const sb of [priv, pub]) await sb?.kill().catch(() => {});
+  for (const sb of [priv, pub, pub2]) await sb?.kill().catch(() => {});
   await bay?.close();
 });
 
@@ -164,7 +168,7 @@ describe("getHost(port) with the official SDK", () => {
     expect(await echo(`ws://${priv.getHost(8090)}/ws`, "no token")).toBe("refused");
   });
 
-  test("visitors of a public sandbox hold its own open-stream slots, never its owner's", async () => {
+  test("visitors of a public sandbox hold its own open-stream slots, never its owner's, and all visitors together are capped", async () => {
     const held: WebSocket[] = [];
     try {
       for (let i = 0; i < SLOTS; i++) {
@@ -186,6 +190,15 @@ describe("getHost(port) with the official SDK", () => {
       expect(own.status).toBe(200);
       const token = await fetch(`http://${pub.getHost(8080)}/echo`, { headers: { "e2b-traffic-access-token": pub.trafficAccessToken! } });
       expect(token.status).toBe(200);
+      // Another public sandbox's visitors have their own share, up to the cap of all visitors on this process.
+      for (let i = SLOTS; i < PUBLIC_STREAMS; i++) {
+        const { ws, state } = await openSocket(`ws://${pub2.getHost(8090)}/ws`);
+        held.push(ws);
+        expect(state).toBe("open");
+      }
+      const all = await fetch(`http://${pub2.getHost(8080)}/echo`);
+      expect(all.status).toBe(429);
+      expect(((await all.json()) as { error: { message: string } }).error.message).toContain("all public sandboxes' visitors");
     } finally {
       for (const ws of held) ws.close();
     }

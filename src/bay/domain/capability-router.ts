@@ -42,11 +42,12 @@ export interface CallContext {
    */
   sent?: SentBody;
   /**
-   * Whose open-stream slots a call that `opens` takes (default: the owner's).
-   * Anonymous visitors of a public sandbox host take that sandbox's own, so
-   * they can never use up the owner's.
+   * Whose open-stream slots a call that `opens` takes, one of each (default: one
+   * of the owner's; `max` defaults to the per-owner limit). Anonymous visitors of
+   * a public sandbox host take one of that sandbox's own and one of all visitors',
+   * so they can never use up the owner's, nor the process's sockets.
    */
-  slots?: { key: string; scope: string };
+  slots?: ReadonlyArray<{ key: string; scope: string; max?: number }>;
   /**
    * Set when the call runs only on a runtime that is already up: where it would
    * start one (none, or the last one found dead), it fails with this error
@@ -148,7 +149,7 @@ export class CapabilityRouter {
     let slot: OpenSlot | null = null;
     try {
       // Before anything else: a full quota starts no container and sends nothing to a Ship.
-      if (plan.opens) slot = ctx.slots ? this.slots.take(ctx.slots.key, ctx.slots.scope) : this.slots.take(ctx.owner);
+      if (plan.opens) slot = ctx.slots ? this.slots.takeAll(ctx.slots) : this.slots.take(ctx.owner);
       return await this.route(ctx, plan, slot);
     } catch (e) {
       slot?.release();

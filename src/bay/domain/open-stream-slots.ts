@@ -21,14 +21,14 @@ export class OpenStreamSlots {
 
   /**
    * Takes a slot for `owner` (or another holder, described by `scope` in the
-   * refusal), or throws 429 quota_exceeded when all are in use.
+   * refusal, with its own `max`), or throws 429 quota_exceeded when all are in use.
    */
-  take(owner: string, scope = "per owner"): OpenSlot {
+  take(owner: string, scope = "per owner", max = this.max): OpenSlot {
     const n = this.open.get(owner) ?? 0;
-    if (this.max !== undefined && n >= this.max) {
-      throw new BayError("quota_exceeded", `at most ${this.max} streams, watches and terminals may be open at once ${scope}`, {
+    if (max !== undefined && n >= max) {
+      throw new BayError("quota_exceeded", `at most ${max} streams, watches and terminals may be open at once ${scope}`, {
         retryAfter: 1,
-        details: { reason: "open_streams", limit: this.max },
+        details: { reason: "open_streams", limit: max },
       });
     }
     this.open.set(owner, n + 1);
@@ -40,6 +40,22 @@ export class OpenStreamSlots {
         const left = (this.open.get(owner) ?? 1) - 1;
         if (left <= 0) this.open.delete(owner);
         else this.open.set(owner, left);
+      },
+    };
+  }
+
+  /** Takes one slot of each holder, or none (the refusal of the first that is full). */
+  takeAll(holders: ReadonlyArray<{ key: string; scope: string; max?: number }>): OpenSlot {
+    const held: OpenSlot[] = [];
+    try {
+      for (const h of holders) held.push(this.take(h.key, h.scope, h.max ?? this.max));
+    } catch (e) {
+      for (const slot of held) slot.release();
+      throw e;
+    }
+    return {
+      release: () => {
+        for (const slot of held) slot.release();
       },
     };
   }

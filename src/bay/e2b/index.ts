@@ -144,6 +144,7 @@ export function createE2bApi(
         sandboxes: stores.sandboxes,
         publicTraffic: (id) => e2bStore.publicTraffic(id),
         ports: deps.sandboxPorts,
+        maxPublicStreams: config.e2b.max_public_streams,
       })
     : null;
   return { prefixed, root, hosts, sandboxes, credentials, envdVersion };

@@ -64,8 +64,20 @@ export interface SandboxHostsDeps {
   /** Whether a sandbox answers without its token (its E2B row's allowPublicTraffic). */
   publicTraffic: (sandboxId: string) => Promise<boolean>;
   ports: SandboxPorts;
+  /** Visitors' requests open at once, all public sandboxes together (e2b.max_public_streams). */
+  maxPublicStreams: number;
   now?: () => number;
 }
+
+/**
+ * The open-stream slots a token-less visitor takes: one of the sandbox's own (as
+ * many as an owner has) and one of all visitors' on this process, never the owner's.
+ * (Keys start with NUL, which no owner name can.)
+ */
+const visitorSlots = (sandboxId: string, max: number) => [
+  { key: `\u0000public:${sandboxId}`, scope: "for a public sandbox's visitors" },
+  { key: "\u0000public", scope: "for all public sandboxes' visitors on this Bay process", max },
+];
 
 /** Who a request to a sandbox host acts for. */
 export interface HostCaller {
@@ -129,7 +141,7 @@ export function sandboxHosts(deps: SandboxHostsDeps): MiddlewareHandler {
       // No runtime, no server: a request (a crawler's, say) never starts a stopped sandbox, nor restarts a dead one.
       neverStarts: () => stopped(target.port),
       // Visitors without a token share the sandbox's own slots (as many as an owner has), never the owner's.
-      ...(caller.anonymous ? { slots: { key: `\u0000public:${target.sandboxId}`, scope: "for a public sandbox's visitors" } } : {}),
+      ...(caller.anonymous ? { slots: visitorSlots(target.sandboxId, deps.maxPublicStreams) } : {}),
     };
     const rest = pathAfter(req.url, 1);
     if (req.method === "GET" && isUpgradeRequest(req)) {
