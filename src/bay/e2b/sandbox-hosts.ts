@@ -10,8 +10,9 @@
  * `network.allowPublicTraffic: true`. Bay's API is never served on a name under
  * the domain, whatever its path, so a sandbox's page can never be Bay's origin.
  * The call runs as the sandbox's owner; it holds one of the owner's open-stream
- * slots, or, without a token, one of the sandbox's own (visitors of a public
- * sandbox can never use up its owner's). A stopped sandbox is not started.
+ * slots, or, without a token, one of the sandbox's own and one of all visitors'
+ * (visitors of public sandboxes can never use up an owner's, nor Bay's sockets).
+ * It never starts a stopped sandbox, nor restarts a dead runtime (409 port_closed).
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { pathAfter } from "../../protocol/path-after.ts";
