@@ -218,11 +218,18 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
     const legit = (LEGIT_5XX[status]?.includes(code ?? "") ?? false) && listed;
     // A 502 is the runtime's doing only when the sandbox's container really died during the call.
     const died = status === 502 && code === "ship_error" && listed && runtimeFault !== undefined;
+    // On a port operation, a 502 can be the server's in the sandbox (user code): Ship says so (upstream_error),
+    // e.g. a fixture's HTTP server refusing a WebSocket handshake.
+    const shipCode =
+      (parsed?.ok ? (parsed.value as { error?: { details?: { ship_code?: unknown } } })?.error?.details?.ship_code : undefined) ?? null;
+    const serversOwn =
+      status === 502 && code === "ship_error" && listed && op?.id.startsWith("port") === true && shipCode === "upstream_error";
     const unknownMethod = status === 501 && !STANDARD_METHODS.has(req.method) && v.violations.length === 0;
-    v.serverError = { status, code, legit: legit || died || unknownMethod, ...(died ? { cause: `container ${runtimeFault}` } : {}) };
+    const cause = died ? { cause: `container ${runtimeFault}` } : serversOwn ? { cause: "the sandbox's server" } : {};
+    v.serverError = { status, code, legit: legit || died || serversOwn || unknownMethod, ...cause };
     if (status === 500) fail("500 internal_error");
-    else if (status === 502 && !died) fail("502 ship_error without any runtime fault");
-    else if (!legit && !died && !unknownMethod && !v.violations.some((x) => x.startsWith("status")))
+    else if (status === 502 && !died && !serversOwn) fail("502 ship_error without any runtime fault");
+    else if (!legit && !died && !serversOwn && !unknownMethod && !v.violations.some((x) => x.startsWith("status")))
       fail(`${status} ${code ?? ""} not explained by the runtime`);
   }
   return v;

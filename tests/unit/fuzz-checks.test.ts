@@ -312,4 +312,22 @@ describe("502 and the runtime", () => {
     expect(explained.serverError).toEqual({ status: 502, code: "ship_error", legit: true, cause: "container die (exit 137)" });
     expect(judge(contract, exec, exec.target, lost).violations).toEqual(["502 ship_error without any runtime fault"]);
   });
+
+  test("on a port operation, a 502 Ship marks as the server's (upstream_error) is the sandbox's server's; any other 502 there is a finding", () => {
+    const ws = request({ aim: "portGet", method: "GET", target: "/v1/sandboxes/x/ports/8080/missing.txt" });
+    const body = (shipCode: string) => ({
+      error: { code: "ship_error", message: "m", request_id: "r", details: { reason: "bad_response", ship_code: shipCode } },
+    });
+    const refused = judge(contract, ws, ws.target, answer(502, body("upstream_error"), [["x-request-id", "r"]]));
+    expect(refused.violations).toEqual([]);
+    expect(refused.serverError).toEqual({ status: 502, code: "ship_error", legit: true, cause: "the sandbox's server" });
+    expect(judge(contract, ws, ws.target, answer(502, body("internal_error"), [["x-request-id", "r"]])).violations).toEqual([
+      "502 ship_error without any runtime fault",
+    ]);
+    // Not a port operation: Ship's word does not make it a server's.
+    const exec = request({ aim: "listDirectory", target: "/v1/sandboxes/x/filesystem/directories" });
+    expect(judge(contract, exec, exec.target, answer(502, body("upstream_error"), [["x-request-id", "r"]])).violations).toEqual([
+      "502 ship_error without any runtime fault",
+    ]);
+  });
 });
