@@ -13,6 +13,7 @@ import { Sandbox } from "e2b";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pollUntil } from "../support/harness.ts";
 import { within } from "../support/within.ts";
 import { type BayProcess, freePort, requireShipImages, SHIP_DATA_IMAGE, SHIP_IMAGE, spawnBay } from "./support/e2e.ts";
 
@@ -28,17 +29,6 @@ let pub: Sandbox;
 let pub2: Sandbox;
 const PUBLIC_STREAMS = SLOTS + 2;
 
-async function poll<T>(what: string, f: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: T | undefined;
-  while (Date.now() < end) {
-    last = await f().catch(() => undefined as T);
-    if (last !== undefined && ok(last)) return last;
-    await Bun.sleep(200);
-  }
-  throw new Error(`${what}: not ready (last: ${JSON.stringify(last)})`);
-}
-
 async function startServers(sb: Sandbox, token?: string): Promise<void> {
   await within(
     20_000,
@@ -51,15 +41,17 @@ async function startServers(sb: Sandbox, token?: string): Promise<void> {
   await within(20_000, "start http", sb.commands.run("python3 port-server.py 8080 0.0.0.0", { background: true }));
   await within(20_000, "start ws", sb.commands.run("python3 ws-server.py 8090", { background: true }));
   const headers: Record<string, string> = token ? { "e2b-traffic-access-token": token } : {};
-  await poll(
-    "http server",
+  await pollUntil(
     () => fetch(`http://${sb.getHost(8080)}/echo`, { headers }).then((r) => r.status),
     (s) => s === 200,
+    30_000,
+    "http server",
   );
-  await poll(
-    "ws server",
+  await pollUntil(
     () => fetch(`http://${sb.getHost(8090)}/`, { headers }).then((r) => r.status),
     (s) => s === 404,
+    30_000,
+    "ws server",
   );
 }
 
@@ -173,11 +165,11 @@ describe("getHost(port) with the official SDK", () => {
     try {
       for (let i = 0; i < SLOTS; i++) {
         // A socket the last test closed may give its slot back a moment later.
-        const { ws } = await poll(
-          `socket ${i}`,
+        const { ws } = await pollUntil(
           () => openSocket(`ws://${pub.getHost(8090)}/ws`),
           (o) => o.state === "open",
           10_000,
+          `socket ${i}`,
         );
         held.push(ws);
       }
@@ -203,10 +195,11 @@ describe("getHost(port) with the official SDK", () => {
       for (const ws of held) ws.close();
     }
     // Given back as the visitors leave.
-    await poll(
-      "slots back",
+    await pollUntil(
       () => fetch(`http://${pub.getHost(8080)}/echo`).then((r) => r.status),
       (s) => s === 200,
+      30_000,
+      "slots back",
     );
   });
 

@@ -94,13 +94,18 @@ export class E2bSandboxes {
     },
   ): Promise<E2bSandbox> {
     if (body.autoPause === true) throw pauseUnsupported();
-    const rules = ["allowOut", "denyOut", "egressProxy", "rules"].filter((k) => body.network?.[k as "rules"] !== undefined);
-    if (body.allow_internet_access === false || rules.length > 0) {
-      // A restriction Bay cannot apply per sandbox is refused, never silently ignored.
+    // A restriction Bay cannot apply per sandbox is refused, never silently ignored.
+    const refused = [
+      ...(body.allow_internet_access === false ? ["allow_internet_access"] : []),
+      ...["allowOut", "denyOut", "egressProxy", "rules"]
+        .filter((k) => body.network?.[k as "rules"] !== undefined)
+        .map((k) => `network.${k}`),
+    ];
+    if (refused.length > 0) {
       throw new BayError(
         "validation_error",
-        `Bay does not apply per-sandbox egress rules (${[...(body.allow_internet_access === false ? ["allow_internet_access: false"] : []), ...rules.map((k) => `network.${k}`)].join(", ")}): egress is the template's profile's; use a template whose profile has network: none`,
-        { details: { field: rules.length > 0 ? `network.${rules[0]}` : "allow_internet_access" } },
+        `Bay does not apply per-sandbox egress rules (${refused.join(", ")}): egress is the template's profile's; use a template whose profile has network: none`,
+        { details: { field: refused[0] } },
       );
     }
     const profile = this.deps.templates.resolve(body.templateID);

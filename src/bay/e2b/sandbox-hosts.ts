@@ -21,9 +21,10 @@ import { isUpgradeRequest } from "../api/websocket.ts";
 import { sentBody } from "../api/relay.ts";
 import type { CallContext } from "../domain/capability-router.ts";
 import type { SandboxPorts } from "../domain/sandbox-ports.ts";
-import { BayError, notFound } from "../errors.ts";
+import { BayError } from "../errors.ts";
 import type { SandboxStore } from "../store/sandbox-store.ts";
 import type { E2bCredentials } from "./credentials.ts";
+import { liveSandbox } from "./envd/access.ts";
 
 /** The header E2B's SDKs and docs name for a sandbox's traffic token. */
 export const TRAFFIC_TOKEN_HEADER = "e2b-traffic-access-token";
@@ -93,8 +94,7 @@ export async function hostCaller(deps: SandboxHostsDeps, sandboxId: string, toke
   if (token !== undefined && !(await deps.credentials.check("traffic", sandboxId, token))) {
     throw new BayError("unauthorized", `wrong ${TRAFFIC_TOKEN_HEADER} for this sandbox`);
   }
-  const sb = await deps.sandboxes.get(sandboxId, (deps.now ?? Date.now)());
-  if (!sb || sb.deletedAt !== null || sb.status === "expired") throw notFound("sandbox", sandboxId);
+  const sb = await liveSandbox(deps.sandboxes, sandboxId, (deps.now ?? Date.now)());
   if (token === undefined && !(await deps.publicTraffic(sandboxId))) {
     throw new BayError(
       "forbidden",

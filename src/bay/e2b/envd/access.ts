@@ -8,8 +8,19 @@
  */
 import type { CallContext } from "../../domain/capability-router.ts";
 import { BayError, notFound } from "../../errors.ts";
-import type { SandboxStore } from "../../store/sandbox-store.ts";
+import type { SandboxRecord, SandboxStore } from "../../store/sandbox-store.ts";
 import { E2bCredentials } from "../credentials.ts";
+
+/**
+ * The sandbox a data-plane credential named, any owner's, or 404 when it is gone
+ * (deleted or past its deadline): the one check of every E2B data-plane door
+ * (tokens, signed file URLs, sandbox hosts).
+ */
+export async function liveSandbox(sandboxes: SandboxStore, id: string, now: number): Promise<SandboxRecord> {
+  const sb = await sandboxes.get(id, now);
+  if (!sb || sb.deletedAt !== null || sb.status === "expired") throw notFound("sandbox", id);
+  return sb;
+}
 
 /** The user Bay runs everything as, whatever a client names. */
 export const SANDBOX_USER = "user";
@@ -53,8 +64,7 @@ export class DataPlaneAccess {
     let ok = false;
     for (const [kind, token] of presented) if (await this.credentials.check(kind, id, token)) ok = true;
     if (!ok) throw new BayError("unauthorized", "missing or wrong sandbox access token");
-    const sb = await this.sandboxes.get(id, this.now());
-    if (!sb || sb.deletedAt !== null || sb.status === "expired") throw notFound("sandbox", id);
+    const sb = await liveSandbox(this.sandboxes, id, this.now());
     this.rateLimit(sb.owner);
     return { owner: sb.owner, sandboxId: id, requestId: r.requestId, signal: r.signal, user: requestedUser(r.authorization) };
   }

@@ -12,13 +12,13 @@ import { Hono } from "hono";
 import { validate } from "../../api/middleware/validate.ts";
 import { relay, sentBody } from "../../api/relay.ts";
 import type { SandboxFiles, StreamingUpload } from "../../domain/sandbox-files.ts";
-import { BayError, notFound } from "../../errors.ts";
+import { BayError } from "../../errors.ts";
 import type { SandboxStore } from "../../store/sandbox-store.ts";
 import type { E2bCredentials } from "../credentials.ts";
 import { operations as ops } from "../generated/openapi/index.ts";
 import { toE2bPath, toWorkspacePath } from "../paths.ts";
 import type { E2bSandboxStore } from "../store.ts";
-import { type DataPlaneAccess, type DataPlaneCall, requestedUser } from "./access.ts";
+import { type DataPlaneAccess, type DataPlaneCall, liveSandbox, requestedUser } from "./access.ts";
 
 export interface FilesRoutesDeps {
   access: DataPlaneAccess;
@@ -64,8 +64,7 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
     const candidates = async () => (named ? [named] : deps.e2bStore.liveSandboxIds(deps.maxSignatureScan ?? 10_000));
     const id = await deps.credentials.signerOf(candidates, signed, now());
     if (id === null) throw new BayError("unauthorized", "invalid or expired file URL signature");
-    const sb = await deps.sandboxes.get(id, now());
-    if (!sb || sb.deletedAt !== null || sb.status === "expired") throw notFound("sandbox", id);
+    const sb = await liveSandbox(deps.sandboxes, id, now());
     deps.access.charge(sb.owner);
     const user = requestedUser(q.username ? `Basic ${Buffer.from(`${q.username}:`).toString("base64")}` : undefined);
     return { owner: sb.owner, sandboxId: id, requestId, signal: c.req.raw.signal, user };
