@@ -12,6 +12,7 @@ import { EventReader, type SseEvent, streamText } from "../support/sse.ts";
 import { containersOf, docker, profiles, py, SHIP_IMAGE, sh, withSandbox } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
 import { pollUntil } from "../support/harness.ts";
+import { within } from "../support/within.ts";
 
 let t: TestBay;
 sharedE2eBay((bay) => (t = bay), {
@@ -208,7 +209,14 @@ describe("streamed execs through Bay", () => {
           timeout: 300,
         });
         const events = new EventReader(res);
-        await events.until((e) => e.event === "stdout");
+        // Each stage is bounded and says where it stood: a hang fails with its state, not as a test timeout.
+        const state = async () =>
+          `kernel at ${await progress()} lines; this process (Bay) RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`;
+        await within(
+          30_000,
+          "the first stdout event",
+          events.until((e) => e.event === "stdout"),
+        );
         // The client reads nothing more. Without backpressure the loop would run on past the 128 MiB cap (and never stall).
         let stalledAt = -1;
         const deadline = Date.now() + 60_000;
@@ -219,7 +227,7 @@ describe("streamed execs through Bay", () => {
             stalledAt = now;
             break;
           }
-          if (Date.now() > deadline) throw new Error(`the kernel never stalled (at ${now} lines)`);
+          if (Date.now() > deadline) throw new Error(`the kernel never stalled (${await state()})`);
           last = now;
         }
         const grown = (await shipRssMiB()) - before;
@@ -231,15 +239,21 @@ describe("streamed execs through Bay", () => {
         expect(grown).toBeLessThan(32);
         // Reading again lets it go on: more comes than was waiting on the way.
         let read = 0;
-        await events.until((e) => (read += e.event === "stdout" ? e.data.text.length : 0) > (stalledAt + 2048) * 1001);
+        const resumed = events.until((e) => (read += e.event === "stdout" ? e.data.text.length : 0) > (stalledAt + 2048) * 1001);
+        await within(60_000, "reading again", resumed).catch(async (e) => {
+          throw new Error(`${(e as Error).message}: read ${read} bytes after the stall at ${stalledAt} lines (${await state()})`);
+        });
         expect(await progress()).toBeGreaterThan(stalledAt);
         await events.cancel();
-        const after = await py(t, id, "n > 0", 60);
+        // The cancelled stream interrupts the loop; the next cell runs in the same kernel.
+        const after = await within(75_000, "the cell after the cancel", py(t, id, "n > 0", 60)).catch(async (e) => {
+          throw new Error(`${(e as Error).message} (${await state()})`);
+        });
         expect(after.body).toMatchObject({ output: "True\n", kernel_restarted: false });
       },
       "big-output",
     );
-  });
+  }, 300_000);
 
   test("what fails before the run keeps its status and JSON error: bad body, another owner's sandbox, unknown context", async () => {
     await withSandbox(t, async (id) => {
