@@ -125,4 +125,37 @@ describe("E2B data plane credentials", () => {
     expect(limited).toBeDefined();
     expect(await limited!.json()).toMatchObject({ code: 429 });
   });
+
+  test("/health named by the access token alone (Python SDKs before 2.25.1 after connect): 204 while alive, 502 once killed, 401 for a wrong token", async () => {
+    const t = await bay();
+    const a = (await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base" } })).body;
+    const b = (await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base" } })).body;
+    const health = (token: string) => t.bay.app.request("/e2b/health", { headers: { "x-access-token": token } });
+    expect((await health(a.envdAccessToken)).status).toBe(204);
+    // Another sandbox's id inside a token signed for neither, a truncated token, an empty one: refused.
+    for (const wrong of [a.envdAccessToken.replace(a.sandboxID, b.sandboxID), a.envdAccessToken.slice(0, -1), ""]) {
+      expect((await health(wrong)).status).toBe(401);
+    }
+    expect((await e2b(t, "DELETE", `/sandboxes/${a.sandboxID}`)).status).toBe(204);
+    const gone = await health(a.envdAccessToken);
+    expect(gone.status).toBe(502);
+    expect((await t.bay.app.request("/e2b/health")).status).toBe(200);
+  });
+
+  test("/files without a signature holds the username query (the Python SDK's way to name a user) to the data plane's rule", async () => {
+    const t = await bay();
+    const a = (await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base" } })).body;
+    const files = (username: string, method = "GET", token = a.envdAccessToken) =>
+      e2b(t, method, `/files?path=/home/user/x&username=${encodeURIComponent(username)}`, {
+        headers: { "e2b-sandbox-id": a.sandboxID, "x-access-token": token },
+      });
+    // Refused before anything is read or written (nothing starts): root is not run unprivileged, strangers are unknown.
+    for (const method of ["GET", "POST"]) {
+      expect(await files("root", method)).toMatchObject({ status: 403, body: { code: 403 } });
+      expect(await files("alice", method)).toMatchObject({ status: 400, body: { code: 400 } });
+    }
+    // The token still comes first.
+    expect((await files("root", "GET", "ea_wrong")).status).toBe(401);
+    expect(await t.bay.driver.listContainers({ sandbox_id: a.sandboxID })).toEqual([]);
+  });
 });

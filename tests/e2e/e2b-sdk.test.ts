@@ -394,7 +394,7 @@ describe("code interpreter on Bay's code contexts (@e2b/code-interpreter 2.8.0)"
     while (seen.length === 0 && Date.now() < until) await Bun.sleep(50);
     expect(seen).toEqual(["first\n"]);
     await within(30_000, "go", sb.files.write("go", ""));
-    expect((await within(60_000, "run", run)).text).toBe("'done'");
+    expect((await within(60_000, "run", run)).text).toBe("done");
 
     const js = await within(60_000, "js context", sb.createCodeContext({ language: "javascript" }));
     expect(js).toMatchObject({ language: "javascript", cwd: "/home/user" });
@@ -411,7 +411,7 @@ describe("code interpreter on Bay's code contexts (@e2b/code-interpreter 2.8.0)"
     const listed = await within(10_000, "list", sb.listCodeContexts());
     expect(listed.map((c) => c.id)).toEqual(expect.arrayContaining([js.id, ts.id]));
     await within(60_000, "restart", sb.restartCodeContext(js));
-    expect((await within(60_000, "after restart", sb.runCode("typeof n", { context: js }))).text).toMatch(/^["']undefined["']$/);
+    expect((await within(60_000, "after restart", sb.runCode("typeof n", { context: js }))).text).toMatch(/^"?undefined"?$/);
     await within(10_000, "remove", sb.removeCodeContext(ts.id));
     expect((await sb.listCodeContexts()).map((c) => c.id)).not.toContain(ts.id);
     await expect(within(10_000, "removed", sb.runCode("1", { context: ts }))).rejects.toThrow(/not found/i);

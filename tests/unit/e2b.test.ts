@@ -131,7 +131,7 @@ describe("code interpreter lines", () => {
       execution_count: 3,
     });
     expect(lines).toEqual([
-      { type: "stdout", text: "hello\n" },
+      { type: "stdout", text: "hello\n", timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) },
       { type: "result", is_main_result: false, png: "iVBOR", text: "<Figure>" },
       { type: "result", is_main_result: true, text: "42", extra: { "application/x-custom": "z" } },
       { type: "number_of_executions", execution_count: 3 },
@@ -144,6 +144,20 @@ describe("code interpreter lines", () => {
     expect(errorLine(tb)).toEqual({ type: "error", name: "ZeroDivisionError", value: "division by zero", traceback: tb });
     expect(errorLine("KeyboardInterrupt")).toMatchObject({ name: "KeyboardInterrupt", value: "" });
     expect(resultLine({}, true)).toEqual({ type: "result", is_main_result: true });
+  });
+
+  test("output lines carry E2B's timestamp (the Python SDK reads it before its callbacks); a string result loses one pair of single quotes, as on E2B", () => {
+    const before = Date.now();
+    const line = executionLines({ success: true, output: "x\n", error: null, data: [], execution_count: 1 })[0]!;
+    expect(line).toMatchObject({ type: "stdout", text: "x\n" });
+    expect(Date.parse(line.timestamp as string)).toBeGreaterThanOrEqual(before - 1);
+    expect(Date.parse(line.timestamp as string)).toBeLessThanOrEqual(Date.now());
+    const text = (plain: string) => resultLine({ "text/plain": plain }, true).text;
+    expect(text("'abc'")).toBe("abc");
+    expect(text('"it\'s"')).toBe('"it\'s"');
+    expect(text("'a' + 'b'")).toBe("a' + 'b");
+    expect(text("42")).toBe("42");
+    expect(text("'")).toBe("");
   });
 });
 
@@ -196,9 +210,9 @@ describe("streamed exec as NDJSON", () => {
       ),
     );
     expect(lines).toEqual([
-      { type: "stdout", text: "a\n" },
+      { type: "stdout", text: "a\n", timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) },
       { type: "result", is_main_result: false, png: "iVBOR" },
-      { type: "stderr", text: "w\n" },
+      { type: "stderr", text: "w\n", timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) },
       { type: "result", is_main_result: true, text: "2" },
       { type: "number_of_executions", execution_count: 5 },
       { type: "end_of_execution" },

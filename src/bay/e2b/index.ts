@@ -98,14 +98,16 @@ export function createE2bApi(
   const prefixed = new Hono();
   prefixed.onError(e2bErrorHandler(logger));
 
-  // envd's /health when a sandbox is named (204, or 502 once it is gone); the API's otherwise.
+  // envd's /health when a sandbox is named, by the header or by its access token alone (what
+  // Python SDKs before 2.25.1 send after connect): 204, or 502 once it is gone; the API's otherwise.
   prefixed.get("/health", async (c) => {
+    const accessToken = c.req.header("x-access-token");
     const sandboxId = c.req.header("e2b-sandbox-id");
-    if (!sandboxId) return c.json({ status: "healthy" }, 200);
+    if (!sandboxId && accessToken === undefined) return c.json({ status: "healthy" }, 200);
     try {
       await access.authorize({
         sandboxId,
-        accessToken: c.req.header("x-access-token"),
+        accessToken,
         authorization: undefined,
         requestId: c.get("requestId") ?? "",
       });

@@ -39,12 +39,21 @@ export function executionLines(r: PythonResult): Array<Record<string, unknown>> 
     if (stdout.endsWith(`${plain}\n`)) stdout = stdout.slice(0, -(plain.length + 1));
     else if (stdout.endsWith(plain)) stdout = stdout.slice(0, -plain.length);
   }
-  if (stdout) lines.push({ type: "stdout", text: stdout });
+  if (stdout) lines.push(outputLine("stdout", stdout));
   for (const d of r.data) lines.push(resultLine(d.data, d.type === "execute_result"));
   if (!r.success && r.error) lines.push(errorLine(r.error));
   if (r.execution_count !== null) lines.push({ type: "number_of_executions", execution_count: r.execution_count });
   lines.push({ type: "end_of_execution" });
   return lines;
+}
+
+/**
+ * A stdout or stderr line, stamped with when Bay relayed it: E2B's interpreter sends
+ * the time of every output line, and the Python SDK reads it (`data["timestamp"]`)
+ * before calling `on_stdout`/`on_stderr`; without it the call fails with KeyError.
+ */
+export function outputLine(type: "stdout" | "stderr", text: string): Record<string, unknown> {
+  return { type, text, timestamp: new Date().toISOString() };
 }
 
 export function resultLine(data: Record<string, string>, isMain: boolean): Record<string, unknown> {
@@ -55,6 +64,8 @@ export function resultLine(data: Record<string, string>, isMain: boolean): Recor
     if (field) line[field] = value;
     else extra[mime] = value;
   }
+  // As E2B's interpreter does: a string result's text/plain is its repr, and one pair of single quotes is taken off.
+  if (typeof line.text === "string" && line.text.startsWith("'") && line.text.endsWith("'")) line.text = line.text.slice(1, -1);
   if (Object.keys(extra).length > 0) line.extra = extra;
   return line;
 }

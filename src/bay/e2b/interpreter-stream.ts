@@ -5,7 +5,7 @@
  * `end_of_execution`. Nothing is buffered beyond the event being translated.
  */
 import { readEvents } from "./envd/sse-events.ts";
-import { errorLine, resultLine } from "./interpreter-lines.ts";
+import { errorLine, outputLine, resultLine } from "./interpreter-lines.ts";
 
 interface ExecResult {
   success: boolean;
@@ -20,7 +20,7 @@ export async function* ndjsonFromEvents(body: ReadableStream<Uint8Array>): Async
   for await (const e of readEvents(body)) {
     const data = e.data as Record<string, unknown>;
     if (e.event === "stdout" || e.event === "stderr") {
-      yield { type: e.event, text: data.text };
+      yield outputLine(e.event, data.text as string);
     } else if (e.event === "display") {
       displays++;
       yield resultLine(data.data as Record<string, string>, false);

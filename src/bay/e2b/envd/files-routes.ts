@@ -38,6 +38,9 @@ type FileQuery = {
   signature_expiration?: number | undefined;
 };
 
+/** The user a `username` query names, under the data plane's one rule (requestedUser). */
+const queryUser = (username: string): string => requestedUser(`Basic ${Buffer.from(`${username}:`).toString("base64")}`);
+
 export function filesRoutes(deps: FilesRoutesDeps): Hono {
   const app = new Hono();
   const now = deps.now ?? Date.now;
@@ -45,13 +48,15 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
   const authorize = async (c: Context, q: FileQuery, operation: "read" | "write"): Promise<DataPlaneCall> => {
     const requestId = c.get("requestId") ?? "";
     if (q.signature === undefined) {
-      return deps.access.authorize({
+      const call = await deps.access.authorize({
         sandboxId: c.req.header("e2b-sandbox-id"),
         accessToken: c.req.header("x-access-token"),
         authorization: c.req.header("authorization"),
         requestId,
         signal: c.req.raw.signal,
       });
+      // The Python SDK names the user in the query, never in Authorization: it is held to the same rule.
+      return q.username ? { ...call, user: queryUser(q.username) } : call;
     }
     const signed = {
       path: q.path ?? "",
@@ -66,7 +71,7 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
     if (id === null) throw new BayError("unauthorized", "invalid or expired file URL signature");
     const sb = await liveSandbox(deps.sandboxes, id, now());
     deps.access.charge(sb.owner);
-    const user = requestedUser(q.username ? `Basic ${Buffer.from(`${q.username}:`).toString("base64")}` : undefined);
+    const user = q.username ? queryUser(q.username) : requestedUser(undefined);
     return { owner: sb.owner, sandboxId: id, requestId, signal: c.req.raw.signal, user };
   };
 
