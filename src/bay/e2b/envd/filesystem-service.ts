@@ -2,8 +2,9 @@
  * envd's Filesystem service on Bay: Stat, ListDir, MakeDir, Move and Remove on
  * the sandbox's workspace (`/home/user` is `/workspace`), and WatchDir over Bay's
  * file watch (start, then one event per change, keepalives while quiet; the
- * stream ends with an error when the directory or the sandbox goes away). The
- * polling watchers (CreateWatcher…) are unimplemented.
+ * stream ends with an error when the directory or the sandbox goes away), and the
+ * polling watchers (CreateWatcher, GetWatcherEvents, RemoveWatcher: polling-watchers.ts)
+ * on the same watch.
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
@@ -11,11 +12,14 @@ import type { SandboxFiles } from "../../domain/sandbox-files.ts";
 import type { SandboxWatch } from "../../domain/sandbox-watch.ts";
 import { BayError } from "../../errors.ts";
 import {
+  CreateWatcherResponseSchema,
   type Filesystem,
+  GetWatcherEventsResponseSchema,
   ListDirResponseSchema,
   MakeDirResponseSchema,
   MoveResponseSchema,
   RemoveResponseSchema,
+  RemoveWatcherResponseSchema,
   StatResponseSchema,
   EventType,
   WatchDirResponseSchema,
@@ -24,6 +28,7 @@ import { toWorkspacePath } from "../paths.ts";
 import type { FileInfo } from "./file-info.ts";
 import type { EnvdCalls } from "./envd-calls.ts";
 import { KEEPALIVE, withKeepalive } from "./keepalive.ts";
+import type { PollingWatchers } from "./polling-watchers.ts";
 import { readEvents } from "./sse-events.ts";
 
 export interface FilesystemServiceDeps {
@@ -31,6 +36,7 @@ export interface FilesystemServiceDeps {
   info: FileInfo;
   files: SandboxFiles;
   watch: SandboxWatch;
+  watchers: PollingWatchers;
   /** Longest quiet time before a keepalive event. */
   keepaliveMs?: number;
 }
@@ -42,11 +48,15 @@ const EVENT_TYPES: Record<string, EventType> = {
   renamed: EventType.RENAME,
 };
 
+/** A changed path as envd names it: relative to the watched directory. */
+const relativeTo = (dir: string) => (path: string) => (dir === "." ? path : path.startsWith(`${dir}/`) ? path.slice(dir.length + 1) : path);
+
 export function filesystemService({
   calls,
   info,
   files,
   watch,
+  watchers,
   keepaliveMs = 15_000,
 }: FilesystemServiceDeps): Partial<ServiceImpl<typeof Filesystem>> {
   return {
@@ -62,8 +72,7 @@ export function filesystemService({
             const c = e.data as { type: string; path: string };
             const type = EVENT_TYPES[c.type];
             if (type === undefined) continue;
-            const name = dir === "." ? c.path : c.path.startsWith(`${dir}/`) ? c.path.slice(dir.length + 1) : c.path;
-            yield create(WatchDirResponseSchema, { event: { case: "filesystem", value: { name, type } } });
+            yield create(WatchDirResponseSchema, { event: { case: "filesystem", value: { name: relativeTo(dir)(c.path), type } } });
           } else if (e.event === "error") {
             const err = (e.data as { error?: { message?: string } }).error;
             throw new ConnectError(err?.message ?? "the watch ended", Code.Unavailable);
@@ -71,6 +80,28 @@ export function filesystemService({
         }
       });
     },
+
+    createWatcher: (req, ctx) =>
+      calls.unary(ctx, async (call) => {
+        const dir = toWorkspacePath(req.path);
+        return create(CreateWatcherResponseSchema, { watcherId: await watchers.create(call, dir, req.recursive, relativeTo(dir)) });
+      }),
+
+    getWatcherEvents: (req, ctx) =>
+      calls.unary(ctx, async (call) =>
+        create(GetWatcherEventsResponseSchema, {
+          events: watchers.take(call, req.watcherId).flatMap((e) => {
+            const type = EVENT_TYPES[e.type];
+            return type === undefined ? [] : [{ name: e.name, type }];
+          }),
+        }),
+      ),
+
+    removeWatcher: (req, ctx) =>
+      calls.unary(ctx, async (call) => {
+        watchers.remove(call, req.watcherId);
+        return create(RemoveWatcherResponseSchema, {});
+      }),
 
     stat: (req, ctx: HandlerContext) =>
       calls.unary(ctx, async (call) => create(StatResponseSchema, { entry: await info.stat(call, toWorkspacePath(req.path)) })),

@@ -16,6 +16,7 @@ import type { DataPlaneAccess, DataPlaneCall } from "./access.ts";
 import { EnvdCalls } from "./envd-calls.ts";
 import { FileInfo } from "./file-info.ts";
 import { filesystemService } from "./filesystem-service.ts";
+import { PollingWatchers } from "./polling-watchers.ts";
 import type { ProcessBackend } from "./process-backend.ts";
 import { processService } from "./process-service.ts";
 import type { PtySessions } from "./pty-sessions.ts";
@@ -53,6 +54,15 @@ export function buildEnvdRpc(d: EnvdRpcDeps): Map<string, EnvdHandler> {
     jsonOptions: { ignoreUnknownFields: true },
   });
   router.service(Process, processService({ calls, backend: d.backend, ptys: d.ptys, envVars: d.envVars }));
-  router.service(Filesystem, filesystemService({ calls, info: new FileInfo(d.exec), files: d.files, watch: d.watch }));
+  router.service(
+    Filesystem,
+    filesystemService({
+      calls,
+      info: new FileInfo(d.exec),
+      files: d.files,
+      watch: d.watch,
+      watchers: new PollingWatchers({ watch: d.watch }),
+    }),
+  );
   return new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(h)]));
 }

@@ -1,0 +1,188 @@
+/**
+ * envd's polling watchers (CreateWatcher, GetWatcherEvents, RemoveWatcher): what the
+ * E2B Python SDK's synchronous `files.watch_dir` uses, since a sync client cannot hold
+ * a stream open between its calls. A watcher is Bay's file watch (the same stream as
+ * WatchDir) read in the background into a bounded list, which each poll takes.
+ *
+ * Bounds: a watcher holds one of its owner's open-stream slots (like any watch) and at
+ * most `maxEvents` unread events; past that it stops, and its next poll says events
+ * were lost. One nobody polls for `idleMs` is removed. A watcher answers only calls for
+ * its own sandbox (another sandbox's token sees NotFound, as for an unknown id), lives
+ * in the Bay process that created it, and ends with its watch (directory removed,
+ * sandbox stopped or deleted): the poll after the last events says so.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { SandboxWatch } from "../../domain/sandbox-watch.ts";
+import { BayError } from "../../errors.ts";
+import type { DataPlaneCall } from "./access.ts";
+import { readEvents, type StreamEvent } from "./sse-events.ts";
+
+/** A change as GetWatcherEvents reports it (the name relative to the watched directory). */
+export interface WatcherEvent {
+  name: string;
+  type: string;
+}
+
+export interface PollingWatchersOptions {
+  watch: SandboxWatch;
+  /** Unread events a watcher keeps; past that it stops (default 10,000). */
+  maxEvents?: number;
+  /** A watcher nobody polls for this long is removed (default 5 minutes). */
+  idleMs?: number;
+  /** How long CreateWatcher waits for the watch to be ready (default 30 s). */
+  readyMs?: number;
+}
+
+interface Watcher {
+  sandboxId: string;
+  events: WatcherEvent[];
+  /** Why it stopped (its watch ended, or too many events piled up), once it has. */
+  ended: ConnectError | null;
+  stop: () => void;
+  idle: ReturnType<typeof setTimeout> | undefined;
+}
+
+export class PollingWatchers {
+  private readonly watchers = new Map<string, Watcher>();
+  private readonly maxEvents: number;
+  private readonly idleMs: number;
+  private readonly readyMs: number;
+
+  constructor(private readonly o: PollingWatchersOptions) {
+    this.maxEvents = o.maxEvents ?? 10_000;
+    this.idleMs = o.idleMs ?? 5 * 60_000;
+    this.readyMs = o.readyMs ?? 30_000;
+  }
+
+  /** Watchers open in this process now. */
+  get size(): number {
+    return this.watchers.size;
+  }
+
+  /** Starts a watch of `dir` and answers its id once the watch is ready (no change after that is missed). */
+  async create(call: DataPlaneCall, dir: string, recursive: boolean, toName: (path: string) => string): Promise<string> {
+    // The watch outlives this call: its own signal, aborted when the watcher goes.
+    const life = new AbortController();
+    const res = await this.o.watch.watch({ ...call, signal: life.signal }, dir, recursive);
+    if (!res.body) throw new BayError("ship_error", "the sandbox runtime answered no watch stream");
+    // Read through a reader of its own, so that stopping ends a read that is waiting (the body itself is locked).
+    const source = res.body.getReader();
+    const stop = () => {
+      life.abort();
+      void source.cancel().catch(() => {});
+    };
+    const events = readEvents(
+      new ReadableStream<Uint8Array>({
+        async pull(ctrl) {
+          try {
+            const r = await source.read();
+            if (r.done) ctrl.close();
+            else ctrl.enqueue(r.value);
+          } catch (e) {
+            ctrl.error(e);
+          }
+        },
+        cancel: (reason) => source.cancel(reason),
+      }),
+    )[Symbol.asyncIterator]();
+    try {
+      await this.untilReady(events);
+    } catch (e) {
+      stop();
+      throw e;
+    }
+    const id = crypto.randomUUID();
+    const w: Watcher = { sandboxId: call.sandboxId, events: [], ended: null, stop, idle: undefined };
+    this.watchers.set(id, w);
+    this.touch(id, w);
+    void this.pump(w, events, toName);
+    return id;
+  }
+
+  /** The events since the last poll; once the watcher ended and nothing is left, its reason (and it is gone). */
+  take(call: DataPlaneCall, id: string): WatcherEvent[] {
+    const w = this.own(call, id);
+    if (w.events.length === 0 && w.ended) {
+      this.drop(id, w);
+      throw w.ended;
+    }
+    const out = w.events;
+    w.events = [];
+    this.touch(id, w);
+    return out;
+  }
+
+  remove(call: DataPlaneCall, id: string): void {
+    this.drop(id, this.own(call, id));
+  }
+
+  private own(call: DataPlaneCall, id: string): Watcher {
+    const w = this.watchers.get(id);
+    // Another sandbox's watcher is as unknown as one that never was.
+    if (!w || w.sandboxId !== call.sandboxId) throw new ConnectError(`watcher ${id.slice(0, 64)} not found`, Code.NotFound);
+    return w;
+  }
+
+  private async untilReady(events: AsyncIterator<StreamEvent>): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new BayError("ship_error", "the sandbox's file watch did not start")), this.readyMs);
+    });
+    try {
+      for (;;) {
+        const next = await Promise.race([events.next(), late]);
+        if (next.done) throw new BayError("ship_error", "the sandbox's file watch ended before it started");
+        if (next.value.event === "ready") return;
+        if (next.value.event === "error") throw watchError(next.value);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async pump(w: Watcher, events: AsyncIterator<StreamEvent>, toName: (path: string) => string): Promise<void> {
+    try {
+      for (;;) {
+        const next = await events.next();
+        if (next.done) break;
+        const e = next.value;
+        if (e.event === "error") {
+          w.ended = watchError(e);
+          break;
+        }
+        if (e.event !== "change") continue;
+        const c = e.data as { type?: unknown; path?: unknown };
+        if (typeof c.type !== "string" || typeof c.path !== "string") continue;
+        if (w.events.length >= this.maxEvents) {
+          w.ended = new ConnectError(
+            `more than ${this.maxEvents} events were not read: the watcher stopped (events after that were lost); create a new one`,
+            Code.DataLoss,
+          );
+          break;
+        }
+        w.events.push({ name: toName(c.path), type: c.type });
+      }
+    } catch (e) {
+      w.ended = new ConnectError(e instanceof Error ? e.message : "the watch ended", Code.Unavailable);
+    }
+    w.ended ??= new ConnectError("the watch ended (its directory or its sandbox is gone)", Code.Unavailable);
+    w.stop();
+  }
+
+  private touch(id: string, w: Watcher): void {
+    clearTimeout(w.idle);
+    w.idle = setTimeout(() => this.drop(id, w), this.idleMs);
+    w.idle.unref?.();
+  }
+
+  private drop(id: string, w: Watcher): void {
+    clearTimeout(w.idle);
+    if (this.watchers.get(id) === w) this.watchers.delete(id);
+    w.stop();
+  }
+}
+
+function watchError(e: StreamEvent): ConnectError {
+  const err = (e.data as { error?: { message?: string } } | null)?.error;
+  return new ConnectError(err?.message ?? "the watch ended", Code.Unavailable);
+}

@@ -1,0 +1,89 @@
+/**
+ * PollingWatchers' bounds on the in-memory driver (its fake watch lists the volume):
+ * unread events past the cap stop the watcher with DataLoss after what it kept; a
+ * watcher nobody polls is removed and gives its slot back; one whose sandbox is
+ * deleted ends. The real Ship and the Connect calls are in
+ * tests/e2e/e2b-polling-watchers.test.ts.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { DataPlaneCall } from "../../src/bay/e2b/envd/access.ts";
+import { PollingWatchers, type PollingWatchersOptions } from "../../src/bay/e2b/envd/polling-watchers.ts";
+import { pollUntil } from "../support/harness.ts";
+import { createMemoryBay, type MemoryBay } from "./support/memory-bay.ts";
+
+const open: MemoryBay[] = [];
+afterEach(async () => {
+  for (const t of open.splice(0)) await t.close();
+});
+
+async function setUp(o: Partial<PollingWatchersOptions> = {}) {
+  const t = await createMemoryBay();
+  open.push(t);
+  const created = await t.json("POST", "/v1/sandboxes", { body: {} });
+  const id = created.body.id as string;
+  const sb = (await t.bay.deps.stores.sandboxes.get(id, Date.now()))!;
+  const call: DataPlaneCall = { owner: sb.owner, sandboxId: id, requestId: "test", user: "user" };
+  const watchers = new PollingWatchers({ watch: t.bay.deps.sandboxWatch, ...o });
+  const write = async (path: string) =>
+    expect((await t.json("PUT", `/v1/sandboxes/${id}/filesystem/files`, { body: { path, content: "x" } })).status).toBe(200);
+  const slots = () => t.bay.deps.router.openStreams(sb.owner);
+  return { t, id, call, watchers, write, slots };
+}
+
+const codeOf = (f: () => unknown): Code | string => {
+  try {
+    f();
+    return "no error";
+  } catch (e) {
+    return e instanceof ConnectError ? e.code : String(e);
+  }
+};
+
+test("past maxEvents unread the watcher stops: the events it kept, then DataLoss, then NotFound; its slot is back", async () => {
+  const { call, watchers, write, slots } = await setUp({ maxEvents: 3 });
+  const id = await watchers.create(call, ".", false, (p) => p);
+  expect(slots()).toBe(1);
+  for (let i = 0; i < 6; i++) await write(`f${i}.txt`);
+  await pollUntil(slots, (n) => n === 0, 5_000, "the stopped watcher's slot");
+  const kept = watchers.take(call, id);
+  expect(kept).toHaveLength(3);
+  expect(kept.every((e) => e.type === "created")).toBe(true);
+  expect(codeOf(() => watchers.take(call, id))).toBe(Code.DataLoss);
+  expect(codeOf(() => watchers.take(call, id))).toBe(Code.NotFound);
+});
+
+test("a watcher nobody polls for idleMs is removed and gives its slot back; polling keeps one alive", async () => {
+  const { call, watchers, slots } = await setUp({ idleMs: 300 });
+  const idle = await watchers.create(call, ".", false, (p) => p);
+  const polled = await watchers.create(call, ".", false, (p) => p);
+  expect(slots()).toBe(2);
+  for (let i = 0; i < 8; i++) {
+    await Bun.sleep(100);
+    watchers.take(call, polled);
+  }
+  expect(codeOf(() => watchers.take(call, idle))).toBe(Code.NotFound);
+  expect(watchers.take(call, polled)).toEqual([]);
+  await pollUntil(slots, (n) => n === 1, 5_000, "the idle watcher's slot");
+  watchers.remove(call, polled);
+  await pollUntil(slots, (n) => n === 0, 5_000, "all slots");
+  expect(watchers.size).toBe(0);
+});
+
+test("a watcher answers its own sandbox only, and ends (slot back) when its sandbox is deleted", async () => {
+  const { t, id, call, watchers, slots } = await setUp();
+  const w = await watchers.create(call, ".", false, (p) => p);
+  expect(codeOf(() => watchers.take({ ...call, sandboxId: "sandbox-other" }, w))).toBe(Code.NotFound);
+  expect(codeOf(() => watchers.remove({ ...call, sandboxId: "sandbox-other" }, w))).toBe(Code.NotFound);
+  expect(watchers.take(call, w)).toEqual([]);
+  expect((await t.json("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+  const ended = await pollUntil(
+    () => codeOf(() => watchers.take(call, w)),
+    (c) => c !== "no error",
+    5_000,
+    "the watcher's end",
+  );
+  expect(ended).toBe(Code.Unavailable);
+  await pollUntil(slots, (n) => n === 0, 5_000, "slot given back");
+  expect(watchers.size).toBe(0);
+});
