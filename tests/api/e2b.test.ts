@@ -142,6 +142,27 @@ describe("E2B data plane credentials", () => {
     expect((await t.bay.app.request("/e2b/health")).status).toBe(200);
   });
 
+  test("slashes doubled after the prefix (a trailing slash in E2B_SANDBOX_URL, joined by the Python SDKs) route as one; nothing else is rewritten", async () => {
+    const t = await bay();
+    const a = (await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base" } })).body;
+    const req = (path: string, init: RequestInit = {}) => t.bay.app.request(path, init);
+    for (const path of ["/e2b//health", "/e2b///health"]) {
+      expect((await req(path, { headers: { "x-access-token": a.envdAccessToken } })).status).toBe(204);
+    }
+    // A Connect method is found (its token is checked: 401), not the catch-all's 404.
+    const rpc = await req("/e2b//filesystem.Filesystem/ListDir", {
+      method: "POST",
+      headers: { "content-type": "application/json", "e2b-sandbox-id": a.sandboxID, "x-access-token": "ea_wrong" },
+      body: JSON.stringify({ path: "/home/user" }),
+    });
+    expect(rpc.status).toBe(401);
+    expect((await rpc.json()).code).toBe("unauthenticated");
+    expect((await req("/e2b//nowhere")).status).toBe(404);
+    // Bay's own API and the prefix's neighbours keep their paths.
+    expect((await req("/v1//sandboxes", { headers: { "x-owner": "alice" } })).status).toBe(404);
+    expect((await req("/e2bx//health")).status).toBe(404);
+  });
+
   test("/files without a signature holds the username query (the Python SDK's way to name a user) to the data plane's rule", async () => {
     const t = await bay();
     const a = (await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base" } })).body;

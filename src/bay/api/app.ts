@@ -7,6 +7,7 @@
  */
 import "./context.ts";
 import { Hono } from "hono";
+import { getPath } from "hono/utils/url";
 import type { AppDeps } from "./deps.ts";
 import { type OperationSpec, operations } from "./generated/index.ts";
 import { cors } from "hono/cors";
@@ -38,8 +39,22 @@ import { createE2bApi } from "../e2b/index.ts";
 
 export type { AppDeps } from "./deps.ts";
 
+/**
+ * The request's path as routed: the URL's, except that slashes right after the E2B
+ * prefix count as one (the Python SDKs join `E2B_SANDBOX_URL` and a method with a
+ * slash, so a URL given with a trailing slash sent `/e2b//process.Process/…`, no route).
+ */
+export function routedPath(e2bPrefix: string | null): (req: Request) => string {
+  if (!e2bPrefix) return getPath;
+  const doubled = `${e2bPrefix}//`;
+  return (req) => {
+    const path = getPath(req);
+    return path.startsWith(doubled) ? `${e2bPrefix}/${path.slice(doubled.length).replace(/^\/+/, "")}` : path;
+  };
+}
+
 export function createApp(deps: AppDeps): Hono {
-  const app = new Hono();
+  const app = new Hono({ getPath: routedPath(deps.config.e2b.enabled ? deps.config.e2b.prefix : null) });
   app.use(requestId());
   app.use(observeRequests({ logger: deps.logger, metrics: deps.metrics, accessLog: deps.config.log.access }));
   app.onError(createErrorHandler({ logger: deps.logger }));
