@@ -106,6 +106,28 @@ describe("E2B control plane on Bay's domain", () => {
   });
 });
 
+describe("refusals of the app's own middleware on E2B paths", () => {
+  test("are in E2B's {code, message} (the SDKs parse only that); Bay's paths and a sandbox host's keep Bay's body", async () => {
+    const t = await bay({ limits: { max_body_bytes: 1024 } });
+    // The body limit on a create.
+    const big = await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base", metadata: { pad: "x".repeat(4096) } } });
+    expect(big.status).toBe(413);
+    expect(big.body).toEqual({ code: 413, message: expect.stringContaining("1024") });
+    // The host guard of anonymous mode (a DNS-rebinding name).
+    const rebound = await t.bay.app.request("http://evil.example/e2b/v2/sandboxes", {
+      headers: { host: "evil.example", "x-owner": "alice" },
+    });
+    expect(rebound.status).toBe(403);
+    expect(await rebound.json()).toEqual({ code: 403, message: expect.stringContaining("allowed_hosts") });
+    const bays = await t.bay.app.request("http://evil.example/v1/sandboxes", { headers: { host: "evil.example", "x-owner": "alice" } });
+    expect(bays.status).toBe(403);
+    expect(((await bays.json()) as any).error.code).toBe("forbidden");
+    // The prefix's neighbours are Bay's.
+    const near = await t.bay.app.request("http://evil.example/e2bx", { headers: { host: "evil.example" } });
+    expect(((await near.json()) as any).error.code).toBe("forbidden");
+  });
+});
+
 describe("E2B data plane credentials", () => {
   test("a token opens its own sandbox only; the data plane is charged to the owner's rate limit", async () => {
     const t = await bay({ limits: { rate_limit_per_minute: 6 } });

@@ -87,3 +87,13 @@ test("a watcher answers its own sandbox only, and ends (slot back) when its sand
   await pollUntil(slots, (n) => n === 0, 5_000, "slot given back");
   expect(watchers.size).toBe(0);
 });
+
+test("a caller gone before its watch is ready gets no watcher: nothing is kept, its slot is back", async () => {
+  const { call, watchers, slots } = await setUp();
+  const gone = new AbortController();
+  gone.abort();
+  const err = await watchers.create({ ...call, signal: gone.signal }, ".", false, (p) => p).catch((e) => e);
+  expect(err).toMatchObject({ code: "timeout", details: { reason: "client_gone" } });
+  expect(watchers.size).toBe(0);
+  await pollUntil(slots, (n) => n === 0, 5_000, "the slot");
+});

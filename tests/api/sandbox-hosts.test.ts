@@ -74,6 +74,12 @@ describe("who may reach a sandbox host", () => {
     }
   });
 
+  test("a refusal on a sandbox host is in Bay's body, whatever its path (one under E2B's prefix too)", async () => {
+    const none = await host(at(priv), "/e2b/v2/sandboxes");
+    expect(none.status).toBe(403);
+    expect(none.body.error).toMatchObject({ code: "forbidden", details: { reason: "traffic_token_required" } });
+  });
+
   test("a sandbox created with allowPublicTraffic answers anyone; a token, if sent, must still be its own", async () => {
     expect((await host(at(pub), "/x")).body).toMatchObject({ port: 8080, path: "/x" });
     expect((await host(at(pub), "/", { headers: { "e2b-traffic-access-token": priv.token } })).status).toBe(401);

@@ -6,7 +6,7 @@
  * create routes → routes grouped per resource.
  */
 import "./context.ts";
-import { Hono } from "hono";
+import { type ErrorHandler, Hono } from "hono";
 import { getPath } from "hono/utils/url";
 import type { AppDeps } from "./deps.ts";
 import { type OperationSpec, operations } from "./generated/index.ts";
@@ -35,7 +35,9 @@ import { watchRoutes } from "./routes/watch.ts";
 import { workspaceFileRoutes } from "./routes/workspace-files.ts";
 import { workspaceRoutes } from "./routes/workspaces.ts";
 import { e2bAuth } from "../e2b/auth.ts";
+import { e2bErrorHandler } from "../e2b/errors.ts";
 import { createE2bApi } from "../e2b/index.ts";
+import { SANDBOX_HOST_ROUTE } from "../e2b/sandbox-hosts.ts";
 
 export type { AppDeps } from "./deps.ts";
 
@@ -53,11 +55,30 @@ export function routedPath(e2bPrefix: string | null): (req: Request) => string {
   };
 }
 
+/**
+ * Errors in Bay's body, except on the E2B prefix's paths, where what the app's own
+ * middleware refuses (host, header and body limits, the host guard) is in E2B's
+ * `{code, message}` as the E2B routes' own errors are: the SDKs parse only that, and
+ * the Python SDK's generated parsers fail on anything else. A sandbox host's paths are
+ * its server's, never E2B's: its refusals keep Bay's body.
+ */
+function errorHandler(deps: AppDeps): ErrorHandler {
+  const bay = createErrorHandler({ logger: deps.logger });
+  if (!deps.config.e2b.enabled) return bay;
+  const e2b = e2bErrorHandler(deps.logger);
+  const prefix = deps.config.e2b.prefix;
+  return (err, c) => {
+    const path = c.req.path;
+    const onPrefix = path === prefix || path.startsWith(`${prefix}/`);
+    return onPrefix && c.get("routeLabel") !== SANDBOX_HOST_ROUTE ? e2b(err, c) : bay(err, c);
+  };
+}
+
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono({ getPath: routedPath(deps.config.e2b.enabled ? deps.config.e2b.prefix : null) });
   app.use(requestId());
   app.use(observeRequests({ logger: deps.logger, metrics: deps.metrics, accessLog: deps.config.log.access }));
-  app.onError(createErrorHandler({ logger: deps.logger }));
+  app.onError(errorHandler(deps));
   app.notFound(createNotFoundHandler(Object.values(operations)));
 
   const server = deps.config.server;

@@ -86,7 +86,7 @@ export class PollingWatchers {
       }),
     )[Symbol.asyncIterator]();
     try {
-      await this.untilReady(events);
+      await this.untilReady(events, call.signal);
     } catch (e) {
       stop();
       throw e;
@@ -123,10 +123,16 @@ export class PollingWatchers {
     return w;
   }
 
-  private async untilReady(events: AsyncIterator<StreamEvent>): Promise<void> {
+  /** Waits for the watch's `ready`; a caller gone meanwhile gets no watcher (nobody would learn its id to remove it). */
+  private async untilReady(events: AsyncIterator<StreamEvent>, caller: AbortSignal | undefined): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let onGone: (() => void) | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new BayError("ship_error", "the sandbox's file watch did not start")), this.readyMs);
+      onGone = () =>
+        reject(new BayError("timeout", "the client went away before its watcher started", { details: { reason: "client_gone" } }));
+      if (caller?.aborted) onGone();
+      else caller?.addEventListener("abort", onGone, { once: true });
     });
     try {
       for (;;) {
@@ -137,6 +143,7 @@ export class PollingWatchers {
       }
     } finally {
       clearTimeout(timer);
+      if (onGone) caller?.removeEventListener("abort", onGone);
     }
   }
 
