@@ -106,6 +106,47 @@ describe("E2B control plane on Bay's domain", () => {
   });
 });
 
+describe("listing", () => {
+  test("order asc pages oldest first with the same token, startedAfter keeps those started since, and a bad date is 400", async () => {
+    const t = await bay();
+    const ids: string[] = [];
+    const starts: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const c = (await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base" } })).body;
+      ids.push(c.sandboxID);
+      starts.push((await e2b(t, "GET", `/sandboxes/${c.sandboxID}`)).body.startedAt);
+      await Bun.sleep(5);
+    }
+    const page = async (query: string) => {
+      const r = await e2b(t, "GET", `/v2/sandboxes?${query}`);
+      expect(r.status).toBe(200);
+      return { ids: (r.body as Array<{ sandboxID: string }>).map((s) => s.sandboxID), next: r.res.headers.get("x-next-token") };
+    };
+    const all = async (query: string) => {
+      const out: string[] = [];
+      let token: string | null = null;
+      do {
+        const p = await page(`${query}${token ? `&nextToken=${token}` : ""}`);
+        out.push(...p.ids);
+        token = p.next;
+      } while (token);
+      return out;
+    };
+    expect(await all("limit=3")).toEqual([...ids].reverse());
+    expect(await all("limit=3&order=desc")).toEqual([...ids].reverse());
+    expect(await all("limit=3&order=asc")).toEqual(ids);
+    expect(await all(`limit=1&order=asc&startedAfter=${encodeURIComponent(starts[2]!)}`)).toEqual(ids.slice(2));
+    expect(await all(`startedAfter=${encodeURIComponent(starts[1]!)}`)).toEqual(ids.slice(1).reverse());
+    expect((await page(`startedAfter=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).ids).toEqual([]);
+    for (const bad of ["yesterday", "2026-13-45T00:00:00Z"]) {
+      const r = await e2b(t, "GET", `/v2/sandboxes?startedAfter=${bad}`);
+      expect(r.status).toBe(400);
+      expect(r.body).toMatchObject({ code: 400, message: expect.stringContaining("startedAfter") });
+    }
+    expect((await e2b(t, "GET", "/v2/sandboxes?order=sideways")).status).toBe(400);
+  });
+});
+
 describe("refusals of the app's own middleware on E2B paths", () => {
   test("are in E2B's {code, message} (the SDKs parse only that); Bay's paths and a sandbox host's keep Bay's body", async () => {
     const t = await bay({ limits: { max_body_bytes: 1024 } });

@@ -32,6 +32,8 @@ export function controlRoutes({ sandboxes, templates, guard }: ControlRoutesDeps
       limit: q.limit,
       nextToken: q.nextToken,
       template: q.template,
+      startedAfter: q.startedAfter,
+      order: q.order,
       metadata: q.metadata === undefined ? undefined : parseMetadataFilter(q.metadata),
       states: q.state === undefined ? undefined : q.state.split(",").map((s) => s.trim()),
     });

@@ -73,6 +73,10 @@ export interface ListQuery {
   template?: string;
   limit: number;
   nextToken?: string;
+  /** Only sandboxes started at or after this time (E2B's `startedAfter`, an ISO date). */
+  startedAfter?: string;
+  /** By start time: newest first (`desc`, the default) or oldest first. */
+  order?: "asc" | "desc";
 }
 
 export class E2bSandboxes {
@@ -181,15 +185,24 @@ export class E2bSandboxes {
     throw pauseUnsupported();
   }
 
-  /** The owner's live sandboxes matching the filters, newest first, one page. */
+  /** The owner's live sandboxes matching the filters, newest first (oldest first with order asc), one page. */
   async list(owner: string, q: ListQuery): Promise<{ items: E2bSandboxDetail[]; nextToken: string | null }> {
     if (q.states && !q.states.includes("running")) return { items: [], nextToken: null };
-    let before: string | undefined;
+    let seen: string | undefined;
     if (q.nextToken) {
-      before = Buffer.from(q.nextToken, "base64url").toString("utf8");
-      if (!/^sandbox-[0-9a-z]{1,64}$/.test(before))
+      seen = Buffer.from(q.nextToken, "base64url").toString("utf8");
+      if (!/^sandbox-[0-9a-z]{1,64}$/.test(seen))
         throw new BayError("validation_error", "invalid nextToken", { details: { field: "nextToken" } });
     }
+    const since = q.startedAfter === undefined ? undefined : Date.parse(q.startedAfter);
+    if (since !== undefined && !Number.isFinite(since)) {
+      throw new BayError("validation_error", `startedAfter must be an ISO 8601 date, got '${q.startedAfter!.slice(0, 64)}'`, {
+        details: { field: "startedAfter" },
+      });
+    }
+    // Ids sort by creation: the page after the token's id is the ids below it newest first, above it oldest first.
+    const asc = q.order === "asc";
+    const after = (id: string) => seen === undefined || (asc ? id > seen : id < seen);
     const all: SandboxRecord[] = [];
     let cursor: string | undefined;
     do {
@@ -197,7 +210,8 @@ export class E2bSandboxes {
       all.push(...page.items);
       cursor = page.nextCursor ?? undefined;
     } while (cursor && all.length < LIST_SCAN_LIMIT);
-    const live = all.filter((s) => s.status !== "expired" && (before === undefined || s.id < before));
+    if (asc) all.reverse();
+    const live = all.filter((s) => s.status !== "expired" && after(s.id) && (since === undefined || s.createdAt >= since));
     const rows = await this.deps.e2bStore.getMany(
       owner,
       live.map((s) => s.id),

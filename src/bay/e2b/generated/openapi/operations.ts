@@ -88,7 +88,7 @@ export const operations = {
     method: "get",
     path: "/v2/sandboxes",
     honoPath: "/v2/sandboxes",
-    summary: "The owner's sandboxes, newest first, paged with X-Next-Token",
+    summary: "The owner's sandboxes, newest first (order=asc, oldest first), paged with X-Next-Token",
     tags: ["control"],
     authenticated: true,
     successStatus: 200,
