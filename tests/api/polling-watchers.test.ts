@@ -97,3 +97,109 @@ test("a caller gone before its watch is ready gets no watcher: nothing is kept, 
   expect(watchers.size).toBe(0);
   await pollUntil(slots, (n) => n === 0, 5_000, "the slot");
 });
+
+/** A watch whose events the test writes (Ship's event stream: ready, change, dropped); one stream per watch() call. */
+function scriptedWatch() {
+  const streams: Array<{ ctrl: ReadableStreamDefaultController<Uint8Array>; cancelled: boolean }> = [];
+  const enc = new TextEncoder();
+  const send = (event: string, data: unknown, i = streams.length - 1) =>
+    streams[i]!.ctrl.enqueue(enc.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
+  const watch = {
+    watch: async () => {
+      const s = { ctrl: null as unknown as ReadableStreamDefaultController<Uint8Array>, cancelled: false };
+      streams.push(s);
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          s.ctrl = c;
+          c.enqueue(enc.encode("event: ready\ndata: {}\n\n"));
+        },
+        cancel() {
+          s.cancelled = true;
+        },
+      });
+      return new Response(body, { headers: { "content-type": "text/event-stream" } });
+    },
+  };
+  return {
+    watch: watch as never,
+    send,
+    end: (i: number) => streams[i]!.ctrl.close(),
+    cancelled: (i = streams.length - 1) => streams[i]!.cancelled,
+  };
+}
+
+const plainCall: DataPlaneCall = { owner: "o", sandboxId: "sandbox-s", requestId: "r", user: "user" };
+
+test("names are bounded in characters too: past maxBytes the watcher stops with DataLoss after what it kept", async () => {
+  const w = scriptedWatch();
+  const watchers = new PollingWatchers({ watch: w.watch, maxBytes: 25 });
+  const id = await watchers.create(plainCall, ".", false, (p) => p);
+  for (const name of ["aaaaaaaaaa", "bbbbbbbbbb", "cccccccccc"]) w.send("change", { type: "created", path: name });
+  await pollUntil(
+    () => w.cancelled(),
+    (c) => c,
+    2_000,
+    "the stopped watch",
+  );
+  expect(watchers.take(plainCall, id).map((e) => e.name)).toEqual(["aaaaaaaaaa", "bbbbbbbbbb"]);
+  expect(codeOf(() => watchers.take(plainCall, id))).toBe(Code.DataLoss);
+});
+
+test("changes Ship reports it dropped end the watcher with DataLoss, after the events before them", async () => {
+  const w = scriptedWatch();
+  const watchers = new PollingWatchers({ watch: w.watch });
+  const id = await watchers.create(plainCall, ".", false, (p) => p);
+  w.send("change", { type: "modified", path: "x" });
+  w.send("dropped", { reason: "queue_full", count: 7 });
+  await pollUntil(
+    () => w.cancelled(),
+    (c) => c,
+    2_000,
+    "the stopped watch",
+  );
+  expect(watchers.take(plainCall, id)).toEqual([{ name: "x", type: "modified" }]);
+  expect(codeOf(() => watchers.take(plainCall, id))).toBe(Code.DataLoss);
+});
+
+test("an owner has at most maxPerOwner watchers, an ended one counting until it is taken or endedMs passes", async () => {
+  const w = scriptedWatch();
+  const watchers = new PollingWatchers({ watch: w.watch, maxPerOwner: 2, endedMs: 300 });
+  const first = await watchers.create(plainCall, ".", false, (p) => p);
+  await watchers.create(plainCall, ".", false, (p) => p);
+  const quota = () =>
+    watchers
+      .create(plainCall, ".", false, (p) => p)
+      .then(
+        () => "created",
+        (e) => e.code,
+      );
+  expect(await quota()).toBe("quota_exceeded");
+  // Another owner is not held back.
+  expect(await watchers.create({ ...plainCall, owner: "p" }, ".", false, (p) => p)).toBeString();
+  // The first one's watch ends with an event unread: it still counts...
+  w.send("change", { type: "created", path: "late" }, 0);
+  w.end(0);
+  await Bun.sleep(50);
+  expect(await quota()).toBe("quota_exceeded");
+  // ...until endedMs passes without a poll: then it is gone, and so is its event.
+  await pollUntil(
+    () => watchers.size,
+    (n) => n === 2,
+    2_000,
+    "the ended watcher's removal",
+  );
+  expect(codeOf(() => watchers.take(plainCall, first))).toBe(Code.NotFound);
+  expect(await quota()).toBe("created");
+});
+
+test("an ended watcher taken out (its last events, then its reason) frees its place at once", async () => {
+  const w = scriptedWatch();
+  const watchers = new PollingWatchers({ watch: w.watch, maxPerOwner: 1 });
+  const id = await watchers.create(plainCall, ".", false, (p) => p);
+  w.send("change", { type: "deleted", path: "d" });
+  w.end(0);
+  await Bun.sleep(50);
+  expect(watchers.take(plainCall, id)).toEqual([{ name: "d", type: "deleted" }]);
+  expect(codeOf(() => watchers.take(plainCall, id))).toBe(Code.Unavailable);
+  expect(await watchers.create(plainCall, ".", false, (p) => p)).toBeString();
+});

@@ -92,6 +92,7 @@ export function createE2bApi(
         exec: deps.sandboxExec,
         files: deps.sandboxFiles,
         watch: deps.sandboxWatch,
+        maxWatchersPerOwner: config.limits.max_open_streams_per_owner,
       }),
     ));
 

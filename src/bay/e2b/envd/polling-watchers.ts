@@ -4,12 +4,17 @@
  * a stream open between its calls. A watcher is Bay's file watch (the same stream as
  * WatchDir) read in the background into a bounded list, which each poll takes.
  *
- * Bounds: a watcher holds one of its owner's open-stream slots (like any watch) and at
- * most `maxEvents` unread events; past that it stops, and its next poll says events
- * were lost. One nobody polls for `idleMs` is removed. A watcher answers only calls for
- * its own sandbox (another sandbox's token sees NotFound, as for an unknown id), lives
- * in the Bay process that created it, and ends with its watch (directory removed,
- * sandbox stopped or deleted): the poll after the last events says so.
+ * Bounds: a live watcher holds one of its owner's open-stream slots (like any watch);
+ * an owner has at most `maxPerOwner` watchers, ended ones included, until they are
+ * polled out or removed; a watcher keeps at most `maxEvents` unread events and
+ * `maxBytes` of their names (past either, or when Ship reports changes it dropped, it
+ * stops, and its next poll says events were lost: DataLoss). One nobody polls for
+ * `idleMs` is removed, and an ended one after `endedMs` (its sandbox may be gone, and
+ * with it every call that could poll it). So what watchers hold in Bay is at most
+ * maxPerOwner × maxBytes per owner. A watcher answers only calls for its own sandbox
+ * (another sandbox's token sees NotFound, as for an unknown id), lives in the Bay
+ * process that created it, and ends with its watch (directory removed, sandbox
+ * stopped or deleted): the poll after the last events says so.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { SandboxWatch } from "../../domain/sandbox-watch.ts";
@@ -25,17 +30,26 @@ export interface WatcherEvent {
 
 export interface PollingWatchersOptions {
   watch: SandboxWatch;
+  /** Watchers an owner may have, ended ones not yet taken included (default 64, Bay's open-stream limit). */
+  maxPerOwner?: number;
   /** Unread events a watcher keeps; past that it stops (default 10,000). */
   maxEvents?: number;
+  /** Characters of unread event names a watcher keeps; past that it stops (default 1 MiB). */
+  maxBytes?: number;
   /** A watcher nobody polls for this long is removed (default 5 minutes). */
   idleMs?: number;
+  /** An ended watcher is removed this long after it ended, polled or not (default 30 s). */
+  endedMs?: number;
   /** How long CreateWatcher waits for the watch to be ready (default 30 s). */
   readyMs?: number;
 }
 
 interface Watcher {
+  owner: string;
   sandboxId: string;
   events: WatcherEvent[];
+  /** Characters of the unread events' names. */
+  bytes: number;
   /** Why it stopped (its watch ended, or too many events piled up), once it has. */
   ended: ConnectError | null;
   stop: () => void;
@@ -44,13 +58,19 @@ interface Watcher {
 
 export class PollingWatchers {
   private readonly watchers = new Map<string, Watcher>();
+  private readonly maxPerOwner: number;
   private readonly maxEvents: number;
+  private readonly maxBytes: number;
   private readonly idleMs: number;
+  private readonly endedMs: number;
   private readonly readyMs: number;
 
   constructor(private readonly o: PollingWatchersOptions) {
+    this.maxPerOwner = o.maxPerOwner ?? 64;
     this.maxEvents = o.maxEvents ?? 10_000;
+    this.maxBytes = o.maxBytes ?? 1024 * 1024;
     this.idleMs = o.idleMs ?? 5 * 60_000;
+    this.endedMs = o.endedMs ?? 30_000;
     this.readyMs = o.readyMs ?? 30_000;
   }
 
@@ -61,6 +81,15 @@ export class PollingWatchers {
 
   /** Starts a watch of `dir` and answers its id once the watch is ready (no change after that is missed). */
   async create(call: DataPlaneCall, dir: string, recursive: boolean, toName: (path: string) => string): Promise<string> {
+    let held = 0;
+    for (const w of this.watchers.values()) if (w.owner === call.owner) held++;
+    if (held >= this.maxPerOwner) {
+      throw new BayError(
+        "quota_exceeded",
+        `at most ${this.maxPerOwner} watchers at once per owner: remove one (RemoveWatcher), or poll out one that ended`,
+        { details: { limit: this.maxPerOwner } },
+      );
+    }
     // The watch outlives this call: its own signal, aborted when the watcher goes.
     const life = new AbortController();
     const res = await this.o.watch.watch({ ...call, signal: life.signal }, dir, recursive);
@@ -92,10 +121,10 @@ export class PollingWatchers {
       throw e;
     }
     const id = crypto.randomUUID();
-    const w: Watcher = { sandboxId: call.sandboxId, events: [], ended: null, stop, idle: undefined };
+    const w: Watcher = { owner: call.owner, sandboxId: call.sandboxId, events: [], bytes: 0, ended: null, stop, idle: undefined };
     this.watchers.set(id, w);
     this.touch(id, w);
-    void this.pump(w, events, toName);
+    void this.pump(w, events, toName).then(() => this.ended(id, w));
     return id;
   }
 
@@ -108,7 +137,8 @@ export class PollingWatchers {
     }
     const out = w.events;
     w.events = [];
-    this.touch(id, w);
+    w.bytes = 0;
+    if (!w.ended) this.touch(id, w);
     return out;
   }
 
@@ -157,23 +187,41 @@ export class PollingWatchers {
           w.ended = watchError(e);
           break;
         }
-        if (e.event !== "change") continue;
-        const c = e.data as { type?: unknown; path?: unknown };
-        if (typeof c.type !== "string" || typeof c.path !== "string") continue;
-        if (w.events.length >= this.maxEvents) {
+        if (e.event === "dropped") {
+          // Ship could not keep up (or ran out of watches): changes were lost, and a poll must say so.
           w.ended = new ConnectError(
-            `more than ${this.maxEvents} events were not read: the watcher stopped (events after that were lost); create a new one`,
+            "the sandbox dropped file changes it could not keep up with: the watcher stopped; create a new one",
             Code.DataLoss,
           );
           break;
         }
-        w.events.push({ name: toName(c.path), type: c.type });
+        if (e.event !== "change") continue;
+        const c = e.data as { type?: unknown; path?: unknown };
+        if (typeof c.type !== "string" || typeof c.path !== "string") continue;
+        const name = toName(c.path);
+        if (w.events.length >= this.maxEvents || w.bytes + name.length > this.maxBytes) {
+          w.ended = new ConnectError(
+            `more than ${this.maxEvents} events or ${this.maxBytes} characters of names were not read: the watcher stopped (events after that were lost); create a new one`,
+            Code.DataLoss,
+          );
+          break;
+        }
+        w.events.push({ name, type: c.type });
+        w.bytes += name.length;
       }
     } catch (e) {
       w.ended = new ConnectError(e instanceof Error ? e.message : "the watch ended", Code.Unavailable);
     }
     w.ended ??= new ConnectError("the watch ended (its directory or its sandbox is gone)", Code.Unavailable);
     w.stop();
+  }
+
+  /** An ended watcher is kept for its last poll, but not for long: its sandbox may be gone, and with it every call that could poll it. */
+  private ended(id: string, w: Watcher): void {
+    if (this.watchers.get(id) !== w) return;
+    clearTimeout(w.idle);
+    w.idle = setTimeout(() => this.drop(id, w), this.endedMs);
+    w.idle.unref?.();
   }
 
   private touch(id: string, w: Watcher): void {

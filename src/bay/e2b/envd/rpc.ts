@@ -33,6 +33,8 @@ export interface EnvdRpcDeps {
   exec: SandboxExec;
   files: SandboxFiles;
   watch: SandboxWatch;
+  /** Polling watchers an owner may have at once (Bay's open-stream limit per owner). */
+  maxWatchersPerOwner: number;
 }
 
 /** The longest delay a timer holds (2^31 - 1 ms); a longer one fires at once. */
@@ -61,7 +63,7 @@ export function buildEnvdRpc(d: EnvdRpcDeps): Map<string, EnvdHandler> {
       info: new FileInfo(d.exec),
       files: d.files,
       watch: d.watch,
-      watchers: new PollingWatchers({ watch: d.watch }),
+      watchers: new PollingWatchers({ watch: d.watch, maxPerOwner: d.maxWatchersPerOwner }),
     }),
   );
   return new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(h)]));
