@@ -20,6 +20,7 @@ import { newId } from "./ids.ts";
 import { supersededError } from "./lifecycle.ts";
 import { type Profile, type ProfileRegistry, resolveProfileEnv } from "./profiles.ts";
 import { waitForShip, warmPythonKernel } from "./readiness.ts";
+import { removeVolumeQuietly } from "./sandbox-manager.ts";
 
 /** A ready session: where its Ship answers, with what secret, in which container. */
 export interface SessionHandle extends ShipTarget {
@@ -178,10 +179,16 @@ export class SessionStarter {
         ...(member ? { pool: profile.id } : {}),
       };
       // An external workspace outlives sandboxes: its volume names none of them.
-      const volumeLabels = { ...labels, session_id: undefined, profile_id: undefined, sandbox_id: ws.managed ? sb.id : undefined };
-      await driver.createVolume(ws.volumeName, { ...volumeLabels, workspace_kind: ws.managed ? "managed" : "external" });
+      const volumeLabels = {
+        ...labels,
+        session_id: undefined,
+        profile_id: undefined,
+        sandbox_id: ws.managed ? sb.id : undefined,
+        workspace_kind: ws.managed ? "managed" : "external",
+      };
+      await driver.createVolume(ws.volumeName, volumeLabels);
       stillOurs();
-      containerId = await driver.createContainer(this.containerSpec(profile, sessionId, ws.volumeName, labels));
+      containerId = await driver.createContainer({ ...this.containerSpec(profile, sessionId, ws.volumeName, labels), volumeLabels });
       if (!(await stores.sessions.setContainer(sessionId, containerId, this.opts.replicaId))) throw supersededError();
       step("create_ms");
       const credentials = JSON.stringify({ session_id: sessionId, secret });
@@ -225,6 +232,7 @@ export class SessionStarter {
     } catch (e) {
       const failure = asStartError(e, profile.image);
       const ours = await this.cleanupFailedStart(sb.id, sessionId, containerId, e, failure.message);
+      await this.removeVolumeIfDeleted(sb.workspaceId);
       if (ours && !member) this.deps.metrics?.sessionStarted(profile.id, "cold", "failed", this.now() - started);
       // A stop, delete, expiry or takeover ended this start: that, not the engine's complaint, is the answer.
       throw ours ? failure : supersededError();
@@ -265,6 +273,17 @@ export class SessionStarter {
    * the session (stop, delete, expiry, a takeover): then the sandbox is not
    * marked failed, since the start did not fail on its own.
    */
+  /**
+   * After a failed start: a workspace deleted meanwhile may have had its volume removed
+   * before this start's container mounted it, and the engine then made it again for the
+   * mount. Its containers are gone now, so it goes at once (reconcile would, later: it
+   * carries Bay's labels).
+   */
+  private async removeVolumeIfDeleted(workspaceId: string): Promise<void> {
+    const ws = await this.deps.stores.workspaces.get(workspaceId).catch(() => null);
+    if (ws && ws.deletedAt !== null) await removeVolumeQuietly(this.deps.driver, ws.volumeName, this.deps.logger);
+  }
+
   private async cleanupFailedStart(
     sandboxId: string,
     sessionId: string,

@@ -45,6 +45,12 @@ export interface ContainerSpec {
   pidsLimit: number;
   /** Volume name mounted at /workspace. */
   volumeName: string;
+  /**
+   * The volume's labels, which the engine gives it should it create the volume for the
+   * mount (the volume was removed between its create and the container's: a delete
+   * racing the start), so reconcile still knows it as Bay's.
+   */
+  volumeLabels?: VolumeLabels;
   /** Where the container is attached; undefined = the driver's own network (its connect mode's). */
   network?: SandboxNetwork;
   /** Optional OCI runtime, e.g. "runsc". */

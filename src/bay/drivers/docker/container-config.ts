@@ -1,4 +1,4 @@
-import type { ContainerCreateOptions } from "dockerode";
+import type { ContainerCreateOptions, MountSettings } from "dockerode";
 import type { ContainerSpec } from "../driver.ts";
 import type { ResolvedConnectMode } from "./connect-mode.ts";
 import type { LabelCodec } from "./labels.ts";
@@ -55,7 +55,15 @@ export function containerCreateOptions(spec: ContainerSpec, ctx: ContainerConfig
       MemorySwap: memory,
       PidsLimit: spec.pidsLimit > 0 ? spec.pidsLimit : ctx.defaultPidsLimit,
       Mounts: [
-        { Type: "volume", Source: spec.volumeName, Target: WORKSPACE_MOUNT },
+        {
+          Type: "volume" as const,
+          Source: spec.volumeName,
+          Target: WORKSPACE_MOUNT,
+          // dockerode's type wants NoCopy and DriverConfig too; the engine does not.
+          ...(spec.volumeLabels
+            ? { VolumeOptions: { Labels: ctx.labels.encode(spec.volumeLabels) } as MountSettings["VolumeOptions"] }
+            : {}),
+        },
         ...(ctx.socketDir ? [{ Type: "bind" as const, Source: ctx.socketDir, Target: SOCKET_MOUNT }] : []),
       ],
       SecurityOpt: ["no-new-privileges"],

@@ -129,8 +129,8 @@ export class MemoryDriver implements Driver {
         internal: { operation: `create container ${spec.name}`, engine_message: `the container name "${spec.name}" is already in use` },
       });
     }
-    // Mounting a volume that does not exist makes one, without labels (as Docker does).
-    this.volumes.createVolume(spec.volumeName, null);
+    // Mounting a volume that does not exist makes one, with the mount's labels if it names any (as Docker does).
+    this.volumes.createVolume(spec.volumeName, spec.volumeLabels ?? null);
     const id = (crypto.randomUUID() + crypto.randomUUID()).replaceAll("-", "");
     const c: Container = {
       id,
@@ -252,6 +252,11 @@ export class MemoryDriver implements Driver {
   }
 
   /** Every engine call fails with driver_unavailable (running fake Ships keep answering) until `makeReachable`. */
+  /** Every volume's name, those without labels too (which listVolumes, like Bay's reconcile, never sees). */
+  volumeNames(): string[] {
+    return this.volumes.existingVolumes().map((v) => v.name);
+  }
+
   makeUnreachable(): void {
     this.reachable = false;
   }
