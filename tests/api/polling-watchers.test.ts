@@ -130,9 +130,10 @@ function scriptedWatch() {
 
 const plainCall: DataPlaneCall = { owner: "o", sandboxId: "sandbox-s", requestId: "r", user: "user" };
 
-test("names are bounded in characters too: past maxBytes the watcher stops with DataLoss after what it kept", async () => {
+test("names and types are bounded in characters too: past maxBytes the watcher stops with DataLoss after what it kept", async () => {
   const w = scriptedWatch();
-  const watchers = new PollingWatchers({ watch: w.watch, maxBytes: 25 });
+  // Each event below is 10 + 7 characters: two fit, the third does not.
+  const watchers = new PollingWatchers({ watch: w.watch, maxBytes: 40 });
   const id = await watchers.create(plainCall, ".", false, (p) => p);
   for (const name of ["aaaaaaaaaa", "bbbbbbbbbb", "cccccccccc"]) w.send("change", { type: "created", path: name });
   await pollUntil(
@@ -143,6 +144,16 @@ test("names are bounded in characters too: past maxBytes the watcher stops with 
   );
   expect(watchers.take(plainCall, id).map((e) => e.name)).toEqual(["aaaaaaaaaa", "bbbbbbbbbb"]);
   expect(codeOf(() => watchers.take(plainCall, id))).toBe(Code.DataLoss);
+  // A type string of any length from a Ship counts as well.
+  const huge = await watchers.create(plainCall, ".", false, (p) => p);
+  w.send("change", { type: "x".repeat(100), path: "a" });
+  await pollUntil(
+    () => w.cancelled(),
+    (c) => c,
+    2_000,
+    "the second stopped watch",
+  );
+  expect(codeOf(() => watchers.take(plainCall, huge))).toBe(Code.DataLoss);
 });
 
 test("changes Ship reports it dropped end the watcher with DataLoss, after the events before them", async () => {
@@ -202,4 +213,22 @@ test("an ended watcher taken out (its last events, then its reason) frees its pl
   expect(watchers.take(plainCall, id)).toEqual([{ name: "d", type: "deleted" }]);
   expect(codeOf(() => watchers.take(plainCall, id))).toBe(Code.Unavailable);
   expect(await watchers.create(plainCall, ".", false, (p) => p)).toBeString();
+});
+
+test("concurrent creates are counted while their watch starts: no more than maxPerOwner get through", async () => {
+  const w = scriptedWatch();
+  const watchers = new PollingWatchers({ watch: w.watch, maxPerOwner: 3 });
+  const results = await Promise.all(
+    Array.from({ length: 10 }, () =>
+      watchers
+        .create(plainCall, ".", false, (p) => p)
+        .then(
+          () => "created",
+          (e) => e.code,
+        ),
+    ),
+  );
+  expect(results.filter((r) => r === "created")).toHaveLength(3);
+  expect(results.filter((r) => r === "quota_exceeded")).toHaveLength(7);
+  expect(watchers.size).toBe(3);
 });

@@ -48,7 +48,7 @@ interface Watcher {
   owner: string;
   sandboxId: string;
   events: WatcherEvent[];
-  /** Characters of the unread events' names. */
+  /** Characters of the unread events' names and types. */
   bytes: number;
   /** Why it stopped (its watch ended, or too many events piled up), once it has. */
   ended: ConnectError | null;
@@ -58,6 +58,8 @@ interface Watcher {
 
 export class PollingWatchers {
   private readonly watchers = new Map<string, Watcher>();
+  /** Creates under way per owner (their watch not ready yet). */
+  private readonly starting = new Map<string, number>();
   private readonly maxPerOwner: number;
   private readonly maxEvents: number;
   private readonly maxBytes: number;
@@ -81,7 +83,8 @@ export class PollingWatchers {
 
   /** Starts a watch of `dir` and answers its id once the watch is ready (no change after that is missed). */
   async create(call: DataPlaneCall, dir: string, recursive: boolean, toName: (path: string) => string): Promise<string> {
-    let held = 0;
+    // Counted with the creates still waiting for their watch, so that concurrent ones cannot all pass.
+    let held = this.starting.get(call.owner) ?? 0;
     for (const w of this.watchers.values()) if (w.owner === call.owner) held++;
     if (held >= this.maxPerOwner) {
       throw new BayError(
@@ -90,6 +93,17 @@ export class PollingWatchers {
         { details: { limit: this.maxPerOwner } },
       );
     }
+    this.starting.set(call.owner, (this.starting.get(call.owner) ?? 0) + 1);
+    try {
+      return await this.start(call, dir, recursive, toName);
+    } finally {
+      const left = (this.starting.get(call.owner) ?? 1) - 1;
+      if (left > 0) this.starting.set(call.owner, left);
+      else this.starting.delete(call.owner);
+    }
+  }
+
+  private async start(call: DataPlaneCall, dir: string, recursive: boolean, toName: (path: string) => string): Promise<string> {
     // The watch outlives this call: its own signal, aborted when the watcher goes.
     const life = new AbortController();
     const res = await this.o.watch.watch({ ...call, signal: life.signal }, dir, recursive);
@@ -199,7 +213,9 @@ export class PollingWatchers {
         const c = e.data as { type?: unknown; path?: unknown };
         if (typeof c.type !== "string" || typeof c.path !== "string") continue;
         const name = toName(c.path);
-        if (w.events.length >= this.maxEvents || w.bytes + name.length > this.maxBytes) {
+        // Both strings count: what a Ship sends is not trusted to be short.
+        const size = name.length + c.type.length;
+        if (w.events.length >= this.maxEvents || w.bytes + size > this.maxBytes) {
           w.ended = new ConnectError(
             `more than ${this.maxEvents} events or ${this.maxBytes} characters of names were not read: the watcher stopped (events after that were lost); create a new one`,
             Code.DataLoss,
@@ -207,7 +223,7 @@ export class PollingWatchers {
           break;
         }
         w.events.push({ name, type: c.type });
-        w.bytes += name.length;
+        w.bytes += size;
       }
     } catch (e) {
       w.ended = new ConnectError(e instanceof Error ? e.message : "the watch ended", Code.Unavailable);
