@@ -9,12 +9,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
 import { requireShipImages } from "./support/e2e.ts";
+import { createE2bSandbox, type E2bCreated } from "./support/e2b.ts";
 
 let t: TestBay;
-interface Created {
-  sandboxID: string;
-  envdAccessToken: string;
-}
+type Created = E2bCreated;
 
 beforeAll(async () => {
   await requireShipImages();
@@ -24,15 +22,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-async function create(owner = "alice"): Promise<Created> {
-  const res = await t.bay.app.request("/e2b/v2/sandboxes", {
-    method: "POST",
-    headers: { "x-owner": owner, "content-type": "application/json" },
-    body: JSON.stringify({ templateID: "base" }),
-  });
-  expect(res.status).toBe(201);
-  return (await res.json()) as Created;
-}
+const create = (owner = "alice") => createE2bSandbox(t, owner);
 
 /** A unary Connect call with the JSON codec, as the Python SDK sends it. */
 async function rpc(sb: Created, method: string, body: unknown, token = sb.envdAccessToken) {
