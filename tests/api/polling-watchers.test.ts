@@ -232,3 +232,20 @@ test("concurrent creates are counted while their watch starts: no more than maxP
   expect(results.filter((r) => r === "quota_exceeded")).toHaveLength(7);
   expect(watchers.size).toBe(3);
 });
+
+test("a short name in a deep directory counts its whole path (the name is a slice of it, and keeps it alive)", async () => {
+  const w = scriptedWatch();
+  const dir = "d".repeat(200);
+  // Each event keeps a 202-character path for a 1-character name: two fit under 500, the third does not.
+  const watchers = new PollingWatchers({ watch: w.watch, maxBytes: 500 });
+  const id = await watchers.create(plainCall, dir, false, (p) => p.slice(dir.length + 1));
+  for (const name of ["a", "b", "c"]) w.send("change", { type: "created", path: `${dir}/${name}` });
+  await pollUntil(
+    () => w.cancelled(),
+    (c) => c,
+    2_000,
+    "the stopped watch",
+  );
+  expect(watchers.take(plainCall, id).map((e) => e.name)).toEqual(["a", "b"]);
+  expect(codeOf(() => watchers.take(plainCall, id))).toBe(Code.DataLoss);
+});

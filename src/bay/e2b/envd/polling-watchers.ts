@@ -7,7 +7,7 @@
  * Bounds: a live watcher holds one of its owner's open-stream slots (like any watch);
  * an owner has at most `maxPerOwner` watchers, ended ones included, until they are
  * polled out or removed; a watcher keeps at most `maxEvents` unread events and
- * `maxBytes` of their names (past either, or when Ship reports changes it dropped, it
+ * `maxBytes` characters of their paths (past either, or when Ship reports changes it dropped, it
  * stops, and its next poll says events were lost: DataLoss). One nobody polls for
  * `idleMs` is removed, and an ended one after `endedMs` (its sandbox may be gone, and
  * with it every call that could poll it). So what watchers hold in Bay is at most
@@ -34,7 +34,7 @@ export interface PollingWatchersOptions {
   maxPerOwner?: number;
   /** Unread events a watcher keeps; past that it stops (default 10,000). */
   maxEvents?: number;
-  /** Characters of unread event names a watcher keeps; past that it stops (default 1 MiB). */
+  /** Characters of unread events' paths and types a watcher keeps; past that it stops (default 1 Mi: 1–2 MiB). */
   maxBytes?: number;
   /** A watcher nobody polls for this long is removed (default 5 minutes). */
   idleMs?: number;
@@ -48,7 +48,7 @@ interface Watcher {
   owner: string;
   sandboxId: string;
   events: WatcherEvent[];
-  /** Characters of the unread events' names and types. */
+  /** Characters of the unread events' paths (as the Ship sent them) and types. */
   bytes: number;
   /** Why it stopped (its watch ended, or too many events piled up), once it has. */
   ended: ConnectError | null;
@@ -213,11 +213,12 @@ export class PollingWatchers {
         const c = e.data as { type?: unknown; path?: unknown };
         if (typeof c.type !== "string" || typeof c.path !== "string") continue;
         const name = toName(c.path);
-        // Both strings count: what a Ship sends is not trusted to be short.
-        const size = name.length + c.type.length;
+        // What is kept is counted: a name is a slice of the path the Ship sent, and holds all of it
+        // (a short name in a deep directory costs its whole path); the type too, however long a Ship sends it.
+        const size = c.path.length + c.type.length;
         if (w.events.length >= this.maxEvents || w.bytes + size > this.maxBytes) {
           w.ended = new ConnectError(
-            `more than ${this.maxEvents} events or ${this.maxBytes} characters of names were not read: the watcher stopped (events after that were lost); create a new one`,
+            `more than ${this.maxEvents} events or ${this.maxBytes} characters of paths were not read: the watcher stopped (events after that were lost); create a new one`,
             Code.DataLoss,
           );
           break;
