@@ -269,11 +269,6 @@ export class SessionStarter {
   }
 
   /**
-   * Undoes a failed start. Returns false when something else had already ended
-   * the session (stop, delete, expiry, a takeover): then the sandbox is not
-   * marked failed, since the start did not fail on its own.
-   */
-  /**
    * After a failed start: a workspace deleted meanwhile may have had its volume removed
    * before this start's container mounted it, and the engine then made it again for the
    * mount. Its containers are gone now, so it goes at once (reconcile would, later: it
@@ -284,6 +279,11 @@ export class SessionStarter {
     if (ws && ws.deletedAt !== null) await removeVolumeQuietly(this.deps.driver, ws.volumeName, this.deps.logger);
   }
 
+  /**
+   * Undoes a failed start. Returns false when something else had already ended
+   * the session (stop, delete, expiry, a takeover): then the sandbox is not
+   * marked failed, since the start did not fail on its own.
+   */
   private async cleanupFailedStart(
     sandboxId: string,
     sessionId: string,

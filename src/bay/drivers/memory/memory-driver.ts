@@ -251,12 +251,12 @@ export class MemoryDriver implements Driver {
     }
   }
 
-  /** Every engine call fails with driver_unavailable (running fake Ships keep answering) until `makeReachable`. */
   /** Every volume's name, those without labels too (which listVolumes, like Bay's reconcile, never sees). */
   volumeNames(): string[] {
     return this.volumes.existingVolumes().map((v) => v.name);
   }
 
+  /** Every engine call fails with driver_unavailable (running fake Ships keep answering) until `makeReachable`. */
   makeUnreachable(): void {
     this.reachable = false;
   }

@@ -180,7 +180,10 @@ export class PollingWatchers {
     });
     try {
       for (;;) {
-        const next = await Promise.race([events.next(), late]);
+        const pending = events.next();
+        // Left waiting when `late` wins: its end (the watch stopped under it) is nobody's error.
+        pending.catch(() => {});
+        const next = await Promise.race([pending, late]);
         if (next.done) throw new BayError("ship_error", "the sandbox's file watch ended before it started");
         if (next.value.event === "ready") return;
         if (next.value.event === "error") throw watchError(next.value);
