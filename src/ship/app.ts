@@ -96,7 +96,10 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
   app.route("/", contextRoutes({ contexts }));
   app.route("/", shellRoutes({ workspace: config.workspace, processes, maxOutputBytes: config.maxOutputBytes }));
   app.route("/", processRoutes({ processes, maxStdinBytes: config.maxStdinBytes }));
-  app.route("/", terminalRoutes({ terminals, prove: (nonce) => shipProof(options.credentials.secret, nonce) }));
+  app.route(
+    "/",
+    terminalRoutes({ terminals, workspace: config.workspace, prove: (nonce) => shipProof(options.credentials.secret, nonce) }),
+  );
   app.route("/", filesystemRoutes(config));
   app.route("/", portRoutes({ ownPorts: new Set([config.port]), prove: (nonce) => shipProof(options.credentials.secret, nonce) }));
   app.route(

@@ -385,6 +385,35 @@ describe("terminal", () => {
     expect(term.controls).toContainEqual({ type: "exit", exit_code: 3, signal: null });
   });
 
+  test("a terminal starts in the cwd it names, with the variables it names over Ship's defaults", async () => {
+    mkdirSync(join(workspace, "term-sub", "deep"), { recursive: true });
+    const res = await client.json("POST", "/terminals", {
+      cwd: "term-sub/deep",
+      env: { BAY_TERM_VAR: 'it\'s "odd" $x', TERM: "xterm" },
+    });
+    expect(res.status).toBe(201);
+    const term = await attach(res.body.terminal_id);
+    // The quotes split the marker, so the echoed command line never matches.
+    term.type('echo "EN""V[$PWD|$BAY_TERM_VAR|$TERM]"\n');
+    expect((await term.waitFor(/ENV\[([^|\n]+)\|([^|\n]*)\|(\S+)\]/))!.slice(1)).toEqual([
+      join(workspace, "term-sub", "deep"),
+      `it's "odd" $x`,
+      "xterm",
+    ]);
+    term.type("exit\n");
+    await term.closed;
+    const refused: Array<[Record<string, unknown>, number]> = [
+      [{ cwd: "../outside" }, 400],
+      [{ cwd: "no-such-dir" }, 404],
+      [{ env: { "A=B": "x" } }, 400],
+      [{ env: { A: "x\u0000" } }, 400],
+    ];
+    for (const [body, status] of refused) {
+      const bad = await client.json("POST", "/terminals", body);
+      expect([bad.status, body]).toEqual([status, body]);
+    }
+  });
+
   test("refusals: no secret 401, unknown 404, attached twice 409, not an upgrade 400, bad control message answered", async () => {
     const id = await newTerminal();
     expect(await handshakeStatus(`ws://${base}/terminals/${id}`)).toBe(401);

@@ -627,7 +627,7 @@ export interface paths {
         /**
          * Open a terminal (WebSocket)
          * @description Upgrades to a WebSocket running a login shell (`bash -l`) on a PTY in the sandbox,
-         *     as the sandbox user, in /workspace, with `TERM=xterm-256color` (starting the
+         *     as the sandbox user, in /workspace (or `cwd`), with `TERM=xterm-256color` (starting the
          *     runtime if needed). Needs the `shell` capability.
          *
          *     Frames: binary frames carry terminal bytes both ways (keystrokes in, screen
@@ -1461,6 +1461,16 @@ export interface components {
              * @default 30
              */
             timeout?: number;
+            env?: components["schemas"]["RunEnv"];
+        };
+        /**
+         * @description Environment variables for this run only: set in the kernel's environment before the
+         *     code runs (it and the processes it starts see them), and put back as they were, or
+         *     removed, once it ends. At most 1024; a name is not empty and holds no `=` or NUL
+         *     byte, a value no NUL byte.
+         */
+        RunEnv: {
+            [key: string]: string;
         };
         DisplayOutput: {
             /** @enum {string} */
@@ -1511,6 +1521,7 @@ export interface components {
              * @default 30
              */
             timeout?: number;
+            env?: components["schemas"]["RunEnv"];
         };
         Context: {
             id: string;
@@ -3144,6 +3155,8 @@ export interface operations {
                 cols?: number;
                 /** @description Initial height. */
                 rows?: number;
+                /** @description Where the shell starts, an existing directory relative to /workspace (default /workspace). */
+                cwd?: string;
             };
             header?: {
                 /** @description Caller-chosen request id, echoed in the response; generated when absent. */

@@ -7,6 +7,7 @@
 import type { CodeExecRequest, CreateContextRequest } from "../../protocol/ship/index.ts";
 import { DEADLINES } from "../runtime/ship-client.ts";
 import type { CallContext, CallPlan, CapabilityRouter } from "./capability-router.ts";
+import { assertEnvVars } from "./env-vars.ts";
 import { normalizeWorkspacePath } from "./paths.ts";
 
 export class SandboxContexts {
@@ -45,6 +46,8 @@ export class SandboxContexts {
   /** Runs code in a context (`context_id`), or in the default context of `language` (default python). */
   exec(ctx: CallContext, body: CodeExecRequest, stream = false): Promise<Response> {
     // A context id alone: its language is the Ship's to know; the profile must have some.
+    assertEnvVars(body.env, "env");
+    assertEnvVars(body.base_env, "base_env");
     const language = body.language ?? (body.context_id === undefined ? "python" : undefined);
     return this.router.call(ctx, {
       capability: "code",

@@ -8,6 +8,7 @@ import type { PythonExecRequest, ShellExecRequest } from "../../protocol/ship/in
 import { DEADLINES } from "../runtime/ship-client.ts";
 import type { CallContext, CapabilityRouter } from "./capability-router.ts";
 import { BayError } from "../errors.ts";
+import { assertEnvVars } from "./env-vars.ts";
 import { normalizeWorkspacePath } from "./paths.ts";
 
 export class SandboxExec {
@@ -15,6 +16,8 @@ export class SandboxExec {
 
   /** Runs code in the sandbox's persistent Python kernel (its default Python context). */
   python(ctx: CallContext, body: PythonExecRequest, stream = false): Promise<Response> {
+    assertEnvVars(body.env, "env");
+    assertEnvVars(body.base_env, "base_env");
     return this.router.call(ctx, {
       capability: "python",
       operation: stream ? "exec_stream" : "exec",
@@ -32,6 +35,7 @@ export class SandboxExec {
    * runtime start); past it, nothing is started.
    */
   shell(ctx: CallContext, body: ShellExecRequest, stream = false, deadlineAt?: number): Promise<Response> {
+    assertEnvVars(body.env, "env");
     const request = body.cwd === undefined ? body : { ...body, cwd: normalizeWorkspacePath(body.cwd) };
     return this.router.call(ctx, {
       capability: "shell",

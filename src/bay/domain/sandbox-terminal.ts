@@ -9,6 +9,9 @@ import { DEADLINES } from "../runtime/ship-client.ts";
 import type { Stores } from "../store/index.ts";
 import type { CallContext, CapabilityRouter } from "./capability-router.ts";
 import { TerminalBridge } from "./terminal-bridge.ts";
+import type { TerminalRequest } from "../../protocol/ship/index.ts";
+import { normalizeWorkspacePath } from "./paths.ts";
+import { assertEnvVars } from "./env-vars.ts";
 
 /** How long a ticket may wait before it is used. */
 export const TICKET_TTL_MS = 30_000;
@@ -17,6 +20,24 @@ export interface SandboxTerminalDeps {
   router: CapabilityRouter;
   stores: Stores;
   now?: () => number;
+}
+
+/** Where a terminal's shell starts and what it is given. */
+export interface TerminalStart {
+  /** Workspace-relative (or /workspace/…) directory; default the workspace. */
+  cwd?: string;
+  env?: Record<string, string>;
+}
+
+/** The Ship's request for a terminal: a bad cwd or variable is refused here, before any runtime starts. */
+function terminalRequest(size: { cols: number; rows: number }, start: TerminalStart): TerminalRequest {
+  const request: TerminalRequest = { ...size };
+  if (start.cwd !== undefined) request.cwd = normalizeWorkspacePath(start.cwd);
+  if (start.env && Object.keys(start.env).length > 0) {
+    assertEnvVars(start.env, "env");
+    request.env = start.env;
+  }
+  return request;
 }
 
 const hashTicket = (ticket: string): string => createHash("sha256").update(ticket).digest("hex");
@@ -33,8 +54,13 @@ export class SandboxTerminal {
     await this.deps.router.preflight(ctx.owner, ctx.sandboxId, "shell");
   }
 
-  /** Starts a shell in the sandbox (its runtime too, if needed) and connects to it; the client attaches to the bridge. */
-  open(ctx: CallContext, size: { cols: number; rows: number }): Promise<TerminalBridge> {
+  /**
+   * Starts a shell in the sandbox (its runtime too, if needed) and connects to it; the
+   * client attaches to the bridge. `start`: its working directory (workspace-relative)
+   * and environment variables, checked before any runtime starts.
+   */
+  open(ctx: CallContext, size: { cols: number; rows: number }, start: TerminalStart = {}): Promise<TerminalBridge> {
+    const request = terminalRequest(size, start);
     return this.deps.router.call(ctx, {
       capability: "shell",
       operation: "terminal",
@@ -43,7 +69,7 @@ export class SandboxTerminal {
       // Nothing ran when the Ship could not be reached: a fresh session may take it.
       replayable: true,
       run: async (ship, session) => {
-        const { terminal_id } = await ship.createTerminal(session, size, ctx);
+        const { terminal_id } = await ship.createTerminal(session, request, ctx);
         return new TerminalBridge(await ship.attachTerminal(session, terminal_id, ctx), ctx.requestId);
       },
     });

@@ -11,7 +11,7 @@ import { BayError } from "../errors.ts";
 import { controlRoutes } from "./control-routes.ts";
 import { E2bCredentials } from "./credentials.ts";
 import { E2bSandboxes } from "./e2b-sandboxes.ts";
-import { DataPlaneAccess } from "./envd/access.ts";
+import { DataPlaneAccess, type DataPlaneCall } from "./envd/access.ts";
 import { REQUEST_ID_HEADER } from "./envd/request-id.ts";
 import type { EnvdHandler } from "./envd/rpc.ts";
 import { filesRoutes } from "./envd/files-routes.ts";
@@ -79,6 +79,7 @@ export function createE2bApi(
     diskSizeMb: config.limits.workspace_size_limit_mb,
   });
   const access = new DataPlaneAccess(credentials, stores.sandboxes, rateLimit);
+  const envVars = (call: DataPlaneCall) => sandboxes.envVars(call.owner, call.sandboxId);
   // envd's Connect services load with the first envd call (see envd/rpc.ts).
   let rpc: Promise<Map<string, EnvdHandler>> | null = null;
   const envdRpc = () =>
@@ -88,7 +89,7 @@ export function createE2bApi(
         logger,
         backend,
         ptys,
-        envVars: (call) => sandboxes.envVars(call.owner, call.sandboxId),
+        envVars,
         exec: deps.sandboxExec,
         files: deps.sandboxFiles,
         watch: deps.sandboxWatch,
@@ -133,7 +134,10 @@ export function createE2bApi(
 
   const files = filesRoutes({ access, credentials, files: deps.sandboxFiles, sandboxes: stores.sandboxes, e2bStore });
   prefixed.route("/", files);
-  prefixed.route("/", interpreterRoutes({ access, exec: deps.sandboxExec, ...(optional.contexts ? { contexts: optional.contexts } : {}) }));
+  prefixed.route(
+    "/",
+    interpreterRoutes({ access, exec: deps.sandboxExec, envVars, ...(optional.contexts ? { contexts: optional.contexts } : {}) }),
+  );
   prefixed.all("*", (c) => e2bErrorResponse(c, new BayError("not_found", `no E2B route for ${c.req.method} ${c.req.path}`)));
 
   const root = new Hono();

@@ -27,7 +27,14 @@ export interface CodeContexts {
   restart(ctx: CallContext, contextId: string): Promise<Response>;
   exec(
     ctx: CallContext,
-    body: { code: string; language?: CodeLanguage; context_id?: string; timeout: number },
+    body: {
+      code: string;
+      language?: CodeLanguage;
+      context_id?: string;
+      timeout: number;
+      env?: Record<string, string>;
+      base_env?: Record<string, string>;
+    },
     stream?: boolean,
   ): Promise<Response>;
 }
@@ -36,6 +43,8 @@ export interface InterpreterRoutesDeps {
   access: DataPlaneAccess;
   exec: SandboxExec;
   contexts?: CodeContexts;
+  /** Sandbox-wide environment (create's envVars): every kernel keeps them, as E2B's do. */
+  envVars(call: DataPlaneCall): Promise<Record<string, string>>;
 }
 
 /** Longest a run may take on Bay's side: the SDK's own timeout (default 60 s) ends it sooner. */
@@ -58,6 +67,17 @@ export function language(raw: string | null | undefined): CodeLanguage {
   return l;
 }
 
+/** A run's own variables (E2B's `env_vars`; null or none: no field). */
+function runEnv(vars: Record<string, string> | null | undefined): { env?: Record<string, string> } {
+  return vars && Object.keys(vars).length > 0 ? { env: vars } : {};
+}
+
+/** The sandbox's variables (none: no field). */
+async function baseEnv(envVars: InterpreterRoutesDeps["envVars"], call: DataPlaneCall): Promise<{ base_env?: Record<string, string> }> {
+  const vars = await envVars(call);
+  return Object.keys(vars).length > 0 ? { base_env: vars } : {};
+}
+
 interface BayContext {
   id: string;
   language: string;
@@ -65,7 +85,7 @@ interface BayContext {
 }
 const toE2bContext = (c: BayContext) => ({ id: c.id, language: c.language, cwd: toE2bPath(c.cwd) });
 
-export function interpreterRoutes({ access, exec, contexts }: InterpreterRoutesDeps): Hono {
+export function interpreterRoutes({ access, exec, contexts, envVars }: InterpreterRoutesDeps): Hono {
   const app = new Hono();
   const authorize = (c: Context): Promise<DataPlaneCall> =>
     access.authorize(
@@ -87,17 +107,19 @@ export function interpreterRoutes({ access, exec, contexts }: InterpreterRoutesD
   app.post("/execute", validate("json", ops.e2bExecute.body), async (c) => {
     const call = await authorize(c);
     const body = c.req.valid("json");
-    if (body.env_vars && Object.keys(body.env_vars).length > 0) {
-      throw new BayError("validation_error", "per-execution env vars are not supported by Bay: set them in the code", {
-        details: { field: "env_vars" },
-      });
-    }
+    // The sandbox's variables are kept by the kernel; the run's own are put back after it (E2B's rules).
+    const env = { ...runEnv(body.env_vars), ...(await baseEnv(envVars, call)) };
     c.header("Content-Type", "application/x-ndjson");
     if (contexts) {
       const lang = body.context_id ? undefined : language(body.language);
       const res = await contexts.exec(
         call,
-        { code: body.code, timeout: EXEC_TIMEOUT_SECONDS, ...(body.context_id ? { context_id: body.context_id } : { language: lang }) },
+        {
+          code: body.code,
+          timeout: EXEC_TIMEOUT_SECONDS,
+          ...env,
+          ...(body.context_id ? { context_id: body.context_id } : { language: lang }),
+        },
         true,
       );
       if (!res.body) throw new BayError("ship_error", "the sandbox runtime answered no event stream");
@@ -106,7 +128,7 @@ export function interpreterRoutes({ access, exec, contexts }: InterpreterRoutesD
     }
     if (body.context_id) needContexts();
     if (language(body.language) !== "python") throw new BayError("not_implemented", "only python runs without Bay's code contexts");
-    const result = (await (await exec.python(call, { code: body.code, timeout: EXEC_TIMEOUT_SECONDS })).json()) as PythonResult;
+    const result = (await (await exec.python(call, { code: body.code, timeout: EXEC_TIMEOUT_SECONDS, ...env })).json()) as PythonResult;
     return c.body(
       `${executionLines(result)
         .map((l) => JSON.stringify(l))

@@ -25,6 +25,7 @@ import type {
   ShellExecResult,
   ShipOperationId,
   TerminalCreated,
+  TerminalRequest,
   WriteResult,
 } from "../../protocol/ship/index.ts";
 // Not index.ts: Bay only sends requests, and the generated schemas it would load are Ship's to run.
@@ -214,8 +215,8 @@ export class ShipClient {
   }
 
   /** Starts a login shell on a PTY in the Ship; attach to it with `attachTerminal`. */
-  async createTerminal(t: ShipTarget, size: { cols: number; rows: number }, o: CallOptions = {}): Promise<TerminalCreated> {
-    const res = await this.send<TerminalCreated>(t, "createTerminal", { json: size, timeoutMs: DEADLINES.processes }, o);
+  async createTerminal(t: ShipTarget, start: TerminalRequest, o: CallOptions = {}): Promise<TerminalCreated> {
+    const res = await this.send<TerminalCreated>(t, "createTerminal", { json: start, timeoutMs: DEADLINES.processes }, o);
     const body = await jsonOrNull<Partial<TerminalCreated>>(res);
     if (typeof body?.terminal_id !== "string") throw new ShipBadResponseError("sandbox runtime sent an invalid terminal");
     return { terminal_id: body.terminal_id };

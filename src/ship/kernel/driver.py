@@ -94,6 +94,8 @@ MAIN_THREAD = threading.get_ident()
 
 # --- protocol channel: private dups of the original stdin/stdout -----------------
 _proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
+# The environment the kernel's variables go to, kept even if a cell rebinds os.environ.
+_environ = os.environ
 _proto_out_fd = os.dup(1)
 _log_fd = os.dup(2)
 _proto_lock = threading.Lock()
@@ -723,6 +725,34 @@ def warm_up():
     _release_held_imports()
 
 
+# --- environment variables of a request ------------------------------------------
+def _env_items(value):
+    """A request's variables: only string names and values (Ship checked them)."""
+    if not isinstance(value, dict):
+        return []
+    return [(k, v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str)]
+
+
+def set_env(value, before=None):
+    """Sets the variables in the kernel's environment, noting in `before` what each was (None: unset)."""
+    for name, text in _env_items(value):
+        if before is not None and name not in before:
+            before[name] = _environ.get(name)
+        _environ[name] = text
+
+
+def restore_env(before):
+    """Puts the variables `set_env` changed back as they were."""
+    for name, text in before.items():
+        try:
+            if text is None:
+                _environ.pop(name, None)
+            else:
+                _environ[name] = text
+        except Exception as exc:  # e.g. a cell replaced a value with something odd
+            log("could not restore %r: %r" % (name, exc))
+
+
 def main():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The context's working directory (the workspace unless Ship says otherwise).
@@ -736,7 +766,11 @@ def main():
         except ValueError:
             continue
         rid = req.get("id")
+        before = {}
         try:
+            # The sandbox's own variables are kept; the run's are put back once it ends.
+            set_env(req.get("base_env"))
+            set_env(req.get("env"), before)
             reply = run(rid, str(req.get("code", "")))
         except BaseException as exc:  # never let the loop die on one request
             exit_if_fork_child()
@@ -746,6 +780,7 @@ def main():
                 pass
             reply = {"success": False, "output": "", "error": "kernel driver error: %r" % exc,
                      "data": [], "execution_count": None, "truncated": False}
+        restore_env(before)
         reply["id"] = rid
         reply["event"] = "result"
         send(reply)

@@ -2,7 +2,7 @@ import type { Subprocess } from "bun";
 import { writeFileSync } from "node:fs";
 import { chunksOf } from "../streams.ts";
 import { isDisplayEvent, isStreamEvent, resultFields } from "./event-shape.ts";
-import type { DisplayEvent, ResultEvent, StreamEvent } from "./protocol.ts";
+import type { DisplayEvent, KernelRequest, ResultEvent, StreamEvent } from "./protocol.ts";
 
 /** The end of a cell, as the kernel reports it. */
 export type CellResult = Omit<ResultEvent, "event" | "id">;
@@ -14,6 +14,14 @@ export type CellEvent = StreamEvent | DisplayEvent;
  * instead of growing a buffer in Ship.
  */
 export type CellEventHandler = (event: CellEvent) => unknown;
+
+/** Environment variables a cell runs with (see KernelRequest). */
+export interface CellEnv {
+  /** The sandbox's own, kept by the kernel. */
+  baseEnv?: Record<string, string>;
+  /** This cell's only. */
+  env?: Record<string, string>;
+}
 
 /** How to start a kernel process. */
 export interface KernelProcessOptions {
@@ -90,6 +98,8 @@ export class KernelProcess {
   private readonly proc: Subprocess<"pipe", "pipe", "pipe">;
   private readonly waiters = new Map<number, Waiter>();
   private nextId = 1;
+  /** The base variables this process was last sent (JSON), if any. */
+  private baseEnvSent: string | null = null;
   private stderrTail = "";
   private alive = true;
   private killReason: string | null = null;
@@ -174,11 +184,19 @@ export class KernelProcess {
    * Sends a cell; resolves with its result (never, if the process dies: race `exited`).
    * `onEvent` receives its stream and display events as they come.
    */
-  send(code: string, onEvent?: CellEventHandler): Promise<CellResult> {
+  send(code: string, onEvent?: CellEventHandler, env: CellEnv = {}): Promise<CellResult> {
     const id = this.nextId++;
     const result = new Promise<CellResult>((resolve) => this.waiters.set(id, { resolve, onEvent }));
+    const request: KernelRequest = { id, code };
+    if (env.env && Object.keys(env.env).length > 0) request.env = env.env;
+    // The base variables go once per process (again only when they change): a cell that changed one keeps its change.
+    const base = env.baseEnv && Object.keys(env.baseEnv).length > 0 ? JSON.stringify(env.baseEnv) : null;
+    if (base !== null && base !== this.baseEnvSent) {
+      request.base_env = env.baseEnv;
+      this.baseEnvSent = base;
+    }
     try {
-      this.proc.stdin.write(`${JSON.stringify({ id, code })}\n`);
+      this.proc.stdin.write(`${JSON.stringify(request)}\n`);
       later(this.proc.stdin.flush());
     } catch {
       // The process is dying; the caller sees that through `exited`.

@@ -12,6 +12,10 @@
 export interface KernelRequest {
   id: number;
   code: string;
+  /** Set in the kernel's environment and kept, before `env` (Ship sends them once per kernel process). */
+  base_env?: Record<string, string>;
+  /** Set for this cell only: put back as they were, or removed, once it ends. */
+  env?: Record<string, string>;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { KERNEL_INTERRUPT_ACK_MS, KERNEL_INTERRUPT_ANSWER_MS } from "../../protocol/ship/index.ts";
 import { ShipError } from "../errors.ts";
-import type { CellEventHandler, CellResult, KernelProcess } from "./kernel-process.ts";
+import type { CellEnv, CellEventHandler, CellResult, KernelProcess } from "./kernel-process.ts";
 
 /** Kernel state as /health and the contexts API report it. */
 export type KernelState = "starting" | "ready" | "restarting";
@@ -17,8 +17,8 @@ export interface ExecResult {
   truncated: boolean;
 }
 
-/** Per exec: who listens, and what ends it early. */
-export interface ExecOptions {
+/** Per exec: who listens, what ends it early, and its environment variables. */
+export interface ExecOptions extends CellEnv {
   /** Aborts when the client goes away: a queued exec is then never run. */
   signal?: AbortSignal;
   /** Also interrupt the running code when `signal` aborts (streamed execs: nobody is left to read the result). */
@@ -270,7 +270,7 @@ export class SupervisedKernel {
         return pending instanceof Promise ? Promise.race([pending, released]) : undefined;
       });
     const died = proc.exited.then(() => "died" as const);
-    const reply = proc.send(code, onEvent);
+    const reply = proc.send(code, onEvent, { baseEnv: o.baseEnv, env: o.env });
     let timer: ReturnType<typeof setTimeout> | undefined;
     let onAbort: (() => void) | undefined;
     const stopped = new Promise<"timeout" | "abandoned">((resolve) => {

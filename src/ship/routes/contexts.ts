@@ -3,6 +3,7 @@ import { shipOperations as ops } from "../../protocol/ship/index.ts";
 import type { ContextRegistry } from "../contexts/context-registry.ts";
 import { wantsEventStream } from "../sse.ts";
 import { validate } from "../validation.ts";
+import { withCheckedEnv } from "../../protocol/env-vars.ts";
 import { streamKernelExec } from "./exec-stream.ts";
 
 /** The /contexts resource and POST /code/exec. */
@@ -20,11 +21,11 @@ export function contextRoutes(deps: { contexts: ContextRegistry }) {
       return c.body(null, 204);
     })
     .post(ops.restartContext.honoPath, async (c) => c.json(await contexts.restart(c.req.param("context_id"))))
-    .post(ops.execCode.honoPath, validate("json", ops.execCode.body), async (c) => {
-      const { code, timeout, language, context_id } = c.req.valid("json");
+    .post(ops.execCode.honoPath, validate("json", withCheckedEnv(ops.execCode.body)), async (c) => {
+      const { code, timeout, language, context_id, env, base_env: baseEnv } = c.req.valid("json");
       const kernel = contexts.kernelFor(context_id, language);
       const signal = c.req.raw.signal;
-      if (wantsEventStream(c.req.raw)) return streamKernelExec(signal, kernel, code, timeout);
-      return c.json(await kernel.exec(code, timeout, { signal }));
+      if (wantsEventStream(c.req.raw)) return streamKernelExec(signal, kernel, code, timeout, { env, baseEnv });
+      return c.json(await kernel.exec(code, timeout, { signal, env, baseEnv }));
     });
 }

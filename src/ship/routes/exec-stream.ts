@@ -5,6 +5,7 @@
  * away interrupts the code (kernels: SIGINT; commands: their process group is killed).
  */
 import { ShipError } from "../errors.ts";
+import type { CellEnv } from "../kernel/kernel-process.ts";
 import type { SupervisedKernel } from "../kernel/supervised-kernel.ts";
 import { execCommand, type CommandResult } from "../shell/exec-command.ts";
 import type { CommandSpec } from "../shell/spawn.ts";
@@ -21,12 +22,19 @@ function errorBody(e: unknown): unknown {
  * the client reads slowly, the kernel's channel is not read, and the kernel waits.
  * A full queue is refused (429) before the stream opens.
  */
-export function streamKernelExec(signal: AbortSignal, kernel: SupervisedKernel, code: string, timeoutSeconds: number): Response {
+export function streamKernelExec(
+  signal: AbortSignal,
+  kernel: SupervisedKernel,
+  code: string,
+  timeoutSeconds: number,
+  env: CellEnv = {},
+): Response {
   kernel.admit();
   return sseResponse(
     signal,
     async (sink) => {
       const result = await kernel.exec(code, timeoutSeconds, {
+        ...env,
         signal: sink.signal,
         interruptOnAbort: true,
         onEvent: (event) =>

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { shipOperations as ops } from "../../protocol/ship/index.ts";
+import { checkEnvVars } from "../../protocol/env-vars.ts";
 import { execCommand } from "../shell/exec-command.ts";
 import type { ProcessRegistry } from "../shell/process-registry.ts";
 import { wantsEventStream } from "../sse.ts";
@@ -11,12 +12,7 @@ import { streamCommand } from "./exec-stream.ts";
 // name cannot hold "="): refuse them here as validation_error rather than failing in spawn.
 const execBody = ops.execShell.body.superRefine((body, ctx) => {
   if (body.command.includes("\0")) ctx.addIssue({ code: "custom", path: ["command"], message: "must not contain a NUL byte" });
-  for (const [name, value] of Object.entries(body.env ?? {})) {
-    if (name === "" || name.includes("\0") || name.includes("=")) {
-      ctx.addIssue({ code: "custom", path: ["env", name], message: "must not be empty or contain NUL or '='" });
-    }
-    if (value.includes("\0")) ctx.addIssue({ code: "custom", path: ["env", name], message: "must not contain a NUL byte" });
-  }
+  checkEnvVars(body.env, "env", ctx);
   if (body.stdin && !body.background)
     ctx.addIssue({ code: "custom", path: ["stdin"], message: "only a background process has a stdin to write to" });
   if (body.lifetime_ms !== undefined && !body.background)

@@ -1,11 +1,15 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { MAX_NONCE_LENGTH, NONCE_HEADER, shipOperations as ops } from "../../protocol/ship/index.ts";
+import { checkEnvVars } from "../../protocol/env-vars.ts";
 import { ShipError } from "../errors.ts";
 import type { TerminalRegistry } from "../terminal/terminal-registry.ts";
 import type { TerminalSession } from "../terminal/terminal-session.ts";
 import { validate } from "../validation.ts";
+import { workingDir } from "../working-dir.ts";
 import { MAX_FRAME_BYTES, type ShipSocket, upgrade } from "../ws.ts";
+
+const terminalBody = ops.createTerminal.body.superRefine((body, ctx) => checkEnvVars(body.env, "env", ctx));
 
 /** Control messages a terminal's peer may send (text frames). */
 const control = z.discriminatedUnion("type", [
@@ -41,7 +45,7 @@ function onControl(session: TerminalSession, text: string): void {
  * gets its proof (`prove`) as the first frame, `{"type":"proof","proof":…}`: a
  * WebSocket client cannot read the handshake's headers, where other answers carry it.
  */
-export function terminalRoutes(deps: { terminals: TerminalRegistry; prove: (nonce: string) => string }) {
+export function terminalRoutes(deps: { terminals: TerminalRegistry; workspace: string; prove: (nonce: string) => string }) {
   return new Hono()
     .post(ops.createTerminal.honoPath, async (c) => {
       // The body is optional: no body means the default size.
@@ -54,9 +58,15 @@ export function terminalRoutes(deps: { terminals: TerminalRegistry; prove: (nonc
           throw new ShipError("validation_error", "malformed JSON body");
         }
       }
-      const body = ops.createTerminal.body.safeParse(raw);
-      if (!body.success) throw new ShipError("validation_error", `invalid json: ${body.error.issues[0]?.message ?? "bad body"}`);
-      return c.json({ terminal_id: deps.terminals.create(body.data.cols, body.data.rows) }, 201);
+      const body = terminalBody.safeParse(raw);
+      if (!body.success) {
+        const issue = body.error.issues[0];
+        const at = issue?.path.length ? `${issue.path.map(String).join(".")}: ` : "";
+        throw new ShipError("validation_error", `invalid json: ${at}${issue?.message ?? "bad body"}`);
+      }
+      const { cols, rows, cwd, env } = body.data;
+      const start = { cwd: cwd === undefined ? undefined : (await workingDir(deps.workspace, cwd)).absolute, env };
+      return c.json({ terminal_id: deps.terminals.create(cols, rows, start) }, 201);
     })
     .get(ops.attachTerminal.honoPath, validate("param", ops.attachTerminal.params), (c) => {
       const session = deps.terminals.unclaimed(c.req.valid("param").terminal_id);

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { ShipError } from "../errors.ts";
-import { TerminalSession } from "./terminal-session.ts";
+import { type TerminalOptions, TerminalSession } from "./terminal-session.ts";
 
 export interface TerminalRegistryOptions {
   workspace: string;
@@ -15,8 +15,8 @@ export class TerminalRegistry {
 
   constructor(private readonly opts: TerminalRegistryOptions) {}
 
-  /** Starts a login shell on a new PTY, or throws quota_exceeded at the cap. */
-  create(cols: number, rows: number): string {
+  /** Starts a login shell on a new PTY (in `start.cwd`, absolute and checked), or throws quota_exceeded at the cap. */
+  create(cols: number, rows: number, start: Pick<TerminalOptions, "cwd" | "env"> = {}): string {
     if (this.terminals.size >= this.opts.maxTerminals) {
       throw new ShipError("quota_exceeded", `too many terminals (max ${this.opts.maxTerminals})`, {
         details: { limit: this.opts.maxTerminals, running: this.terminals.size },
@@ -24,7 +24,7 @@ export class TerminalRegistry {
     }
     let session: TerminalSession;
     try {
-      session = new TerminalSession({ cols, rows, workspace: this.opts.workspace });
+      session = new TerminalSession({ cols, rows, workspace: this.opts.workspace, cwd: start.cwd, env: start.env });
     } catch (err) {
       throw new ShipError("internal_error", `could not start a terminal: ${(err as Error).message}`);
     }

@@ -23,6 +23,10 @@ export interface TerminalOptions {
   cols: number;
   rows: number;
   workspace: string;
+  /** Where the shell starts (absolute, checked); default the workspace. */
+  cwd?: string;
+  /** Variables the shell starts with, over Ship's defaults (TERM, …). */
+  env?: Record<string, string>;
   /** Unacknowledged output bytes before the PTY is stopped. */
   windowBytes?: number;
   /** Input bytes the shell has not read before further input is refused. */
@@ -72,8 +76,8 @@ export class TerminalSession {
     this.windowBytes = opts.windowBytes ?? DEFAULT_WINDOW;
     this.maxPendingInput = opts.maxPendingInput ?? DEFAULT_PENDING_INPUT;
     this.proc = Bun.spawn(["bash", "-il"], {
-      cwd: opts.workspace,
-      env: childEnv({ TERM: "xterm-256color", COLORTERM: "truecolor", SHELL: "/bin/bash" }),
+      cwd: opts.cwd ?? opts.workspace,
+      env: childEnv({ TERM: "xterm-256color", COLORTERM: "truecolor", SHELL: "/bin/bash", ...opts.env }),
       terminal: {
         cols: opts.cols,
         rows: opts.rows,

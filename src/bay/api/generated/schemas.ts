@@ -418,10 +418,15 @@ export const zExtendTtlRequest = z.lazy(() => z.strictObject({
 }));
 export type ExtendTtlRequest = z.infer<typeof zExtendTtlRequest>;
 
+/** Environment variables for this run only: set in the kernel's environment before the code runs (it and the processes it starts see them), and put back as they were, or removed, once it ends. At most 1024; a name is not empty and holds no `=` or NUL byte, a value no NUL byte. */
+export const zRunEnv = z.lazy(() => z.record(z.string(), z.string()));
+export type RunEnv = z.infer<typeof zRunEnv>;
+
 export const zPythonExecRequest = z.lazy(() => z.strictObject({
   code: z.string().min(1).max(1048576),
   /** Seconds. */
   timeout: z.number().int().min(1).max(300).default(30),
+  env: zRunEnv.optional(),
 }));
 export type PythonExecRequest = z.infer<typeof zPythonExecRequest>;
 
@@ -457,6 +462,7 @@ export const zCodeExecRequest = z.lazy(() => z.strictObject({
   context_id: z.string().min(1).max(128).optional(),
   /** Seconds. */
   timeout: z.number().int().min(1).max(300).default(30),
+  env: zRunEnv.optional(),
 }));
 export type CodeExecRequest = z.infer<typeof zCodeExecRequest>;
 

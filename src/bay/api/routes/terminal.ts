@@ -59,8 +59,8 @@ export function terminalRoutes(deps: AppDeps): Hono {
       await sandboxTerminal.check(ctx);
       throw badHandshake();
     }
-    const { cols, rows } = c.req.valid("query");
-    const bridge = await sandboxTerminal.open(ctx, { cols, rows });
+    const { cols, rows, cwd } = c.req.valid("query");
+    const bridge = await sandboxTerminal.open(ctx, { cols, rows }, { cwd });
     let opened = false;
     const upgraded = upgradeToWebSocket(
       c,

@@ -68,9 +68,10 @@ export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<ty
       yield* calls.stream(ctx, async function* (call) {
         if (req.pty) {
           if (!deps.ptys) throw new BayError("not_implemented", "terminals (pty) need Bay's interactive processes");
-          // Bay's terminal is a login shell in the workspace: the command, cwd and env of the request are not used.
+          // Bay's terminal is a login shell (`bash -il`, what the SDKs ask for): the request's command is not used.
           const size = { cols: req.pty.size?.cols ?? 80, rows: req.pty.size?.rows ?? 24 };
-          const session = await deps.ptys.open(call, size, deadlineAt(ctx));
+          const start = { cwd: commandCwd(req.process?.cwd), env: { ...(await deps.envVars(call)), ...req.process?.envs } };
+          const session = await deps.ptys.open(call, size, deadlineAt(ctx), start);
           yield event(StartResponseSchema, { case: "start", value: { pid: session.pid } });
           yield* relayOutput(StartResponseSchema, session.read(ctx.signal), keepaliveMs(ctx));
           return;

@@ -9,7 +9,7 @@
  * sticky routing by sandbox id), and it ends with its sandbox's runtime.
  */
 import type { CallContext } from "../../domain/capability-router.ts";
-import type { SandboxTerminal } from "../../domain/sandbox-terminal.ts";
+import type { SandboxTerminal, TerminalStart } from "../../domain/sandbox-terminal.ts";
 import type { TerminalBridge, TerminalPeer } from "../../domain/terminal-bridge.ts";
 import { BayError } from "../../errors.ts";
 import type { ProcessOutput } from "./process-backend.ts";
@@ -136,11 +136,14 @@ export class PtySessions {
 
   constructor(private readonly terminal: SandboxTerminal) {}
 
-  /** Opens a terminal; `deadlineAt` (epoch ms): it is hung up then (while it is open; nothing is kept after it ends). */
-  async open(ctx: CallContext, size: { cols: number; rows: number }, deadlineAt?: number): Promise<PtySession> {
+  /**
+   * Opens a terminal (its shell in `start.cwd` with `start.env`); `deadlineAt` (epoch ms):
+   * it is hung up then (while it is open; nothing is kept after it ends).
+   */
+  async open(ctx: CallContext, size: { cols: number; rows: number }, deadlineAt?: number, start: TerminalStart = {}): Promise<PtySession> {
     const cols = clamp(size.cols || 80);
     const rows = clamp(size.rows || 24);
-    const bridge = await this.terminal.open(ctx, { cols, rows });
+    const bridge = await this.terminal.open(ctx, { cols, rows }, start);
     const session = new PtySession(this.nextPid++, ctx.sandboxId, bridge);
     bridge.attach(session);
     const key = `${ctx.sandboxId}/${session.pid}`;

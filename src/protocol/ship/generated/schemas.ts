@@ -77,12 +77,18 @@ export const zCreateContextRequest = z.lazy(() => z.strictObject({
 }));
 export type CreateContextRequest = z.infer<typeof zCreateContextRequest>;
 
+/** Environment variables (at most 1024); a name is not empty and holds no `=` or NUL byte, a value no NUL byte. */
+export const zEnvVars = z.lazy(() => z.record(z.string(), z.string()));
+export type EnvVars = z.infer<typeof zEnvVars>;
+
 export const zCodeExecRequest = z.lazy(() => z.strictObject({
   code: z.string(),
   language: zLanguage.optional(),
   context_id: z.string().min(1).max(128).optional(),
   /** seconds */
   timeout: z.number().max(300).gt(0).default(30),
+  env: zEnvVars.optional(),
+  base_env: zEnvVars.optional(),
 }));
 export type CodeExecRequest = z.infer<typeof zCodeExecRequest>;
 
@@ -94,6 +100,8 @@ export const zPythonExecRequest = z.lazy(() => z.object({
   code: z.string(),
   /** seconds */
   timeout: z.number().max(300).gt(0).default(30),
+  env: zEnvVars.optional(),
+  base_env: zEnvVars.optional(),
 }));
 export type PythonExecRequest = z.infer<typeof zPythonExecRequest>;
 
@@ -233,6 +241,9 @@ export type ProcessSignalRequest = z.infer<typeof zProcessSignalRequest>;
 export const zTerminalRequest = z.lazy(() => z.object({
   cols: z.number().int().min(1).max(1000).default(80),
   rows: z.number().int().min(1).max(1000).default(24),
+  /** workspace-relative directory that exists; default the root */
+  cwd: z.string().min(1).max(4096).optional(),
+  env: zEnvVars.optional(),
 }));
 export type TerminalRequest = z.infer<typeof zTerminalRequest>;
 

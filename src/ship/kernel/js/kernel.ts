@@ -65,6 +65,27 @@ export function parseKernelArgs(argv: string[], env: Record<string, string | und
 const POLL_MS = 20;
 const IDLE_POLL_MS = 1000;
 
+/** The environment a request's variables go to, kept even if a cell replaces process.env. */
+const kernelEnv = process.env;
+
+/** Sets a request's variables (strings only; Ship checked them), noting in `before` what each was. */
+function setEnv(vars: unknown, before?: Map<string, string | undefined>): void {
+  if (vars === null || typeof vars !== "object") return;
+  for (const [name, value] of Object.entries(vars)) {
+    if (typeof value !== "string") continue;
+    if (before && !before.has(name)) before.set(name, kernelEnv[name]);
+    kernelEnv[name] = value;
+  }
+}
+
+/** Puts back what `setEnv` changed. */
+function restoreEnv(before: Map<string, string | undefined>): void {
+  for (const [name, value] of before) {
+    if (value === undefined) delete kernelEnv[name];
+    else kernelEnv[name] = value;
+  }
+}
+
 const macrotask = () => new KernelPromise<void>((resolve) => kernelSetImmediate(resolve));
 
 class JsKernel {
@@ -222,6 +243,18 @@ class JsKernel {
   // --- cells ---------------------------------------------------------------------
 
   private async execute(req: KernelRequest): Promise<void> {
+    // The sandbox's own variables are kept; the cell's are put back once it ends.
+    setEnv(req.base_env);
+    const before = new Map<string, string | undefined>();
+    try {
+      setEnv(req.env, before);
+      await this.executeCell(req);
+    } finally {
+      restoreEnv(before);
+    }
+  }
+
+  private async executeCell(req: KernelRequest): Promise<void> {
     if (this.interrupts.starting(req.id)) {
       // Stopped while it waited its turn: said like any interrupt, and not run.
       this.count++;

@@ -1,0 +1,46 @@
+/**
+ * Environment variables a request hands to user code (a command's, a run's, a
+ * terminal's): one rule for Bay, which refuses bad ones before any runtime
+ * starts, and for Ship, where a bad one would otherwise fail in execve or in a
+ * kernel.
+ */
+import type { z } from "zod";
+
+/** At most this many variables per request (the body limit bounds their bytes). */
+export const MAX_ENV_VARS = 1024;
+
+/** What is wrong with `env`: `name` says which variable (none: the set as a whole). */
+export interface EnvVarIssue {
+  name?: string;
+  message: string;
+}
+
+/** Every bad name or value of `env` (empty when it is fine). */
+export function envVarIssues(env: Record<string, string> | undefined): EnvVarIssue[] {
+  if (!env) return [];
+  const names = Object.keys(env);
+  if (names.length > MAX_ENV_VARS) return [{ message: `at most ${MAX_ENV_VARS} variables` }];
+  const issues: EnvVarIssue[] = [];
+  for (const name of names) {
+    if (name === "" || name.includes("\0") || name.includes("=")) {
+      issues.push({ name, message: "a name must not be empty or contain NUL or '='" });
+    }
+    if (env[name]!.includes("\0")) issues.push({ name, message: "must not contain a NUL byte" });
+  }
+  return issues;
+}
+
+/** Adds `envVarIssues(env)` to a zod refinement, at `path`. */
+export function checkEnvVars(env: Record<string, string> | undefined, path: string, ctx: z.RefinementCtx): void {
+  for (const issue of envVarIssues(env)) {
+    ctx.addIssue({ code: "custom", path: issue.name === undefined ? [path] : [path, issue.name], message: issue.message });
+  }
+}
+
+/** `schema` (a run's body) with its `env` and `base_env` checked as above. */
+export function withCheckedEnv<T extends z.ZodType<{ env?: Record<string, string>; base_env?: Record<string, string> }>>(schema: T) {
+  return schema.superRefine((body, ctx) => {
+    checkEnvVars(body.env, "env", ctx);
+    checkEnvVars(body.base_env, "base_env", ctx);
+  });
+}
