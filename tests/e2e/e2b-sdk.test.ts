@@ -418,6 +418,71 @@ describe("code interpreter on Bay's code contexts (@e2b/code-interpreter 2.8.0)"
   });
 });
 
+describe("environment variables (e2b 2.51.0, @e2b/code-interpreter 2.8.0)", () => {
+  test("a create's envs reach every kernel, command and terminal; a runCode's envs hold for that run only", async () => {
+    const sb = await within(60_000, "create", CodeSandbox.create({ envs: { BAY_SANDBOX_VAR: "from-create", BAY_SHARED: "create" } }));
+    created.push(sb.sandboxId);
+    const py = (code: string, opts = {}) => within(60_000, code, sb.runCode(code, opts));
+    expect((await py("import os\nos.environ['BAY_SANDBOX_VAR'] + '|' + str(os.environ.get('BAY_RUN_VAR'))")).text).toBe("from-create|None");
+    const run = await py("os.environ['BAY_RUN_VAR'] + '|' + os.environ['BAY_SHARED']", { envs: { BAY_RUN_VAR: "run", BAY_SHARED: "run" } });
+    expect(run.text).toBe("run|run");
+    expect((await py("str(os.environ.get('BAY_RUN_VAR')) + '|' + os.environ['BAY_SHARED']")).text).toBe("None|create");
+    // A cell's own change to a sandbox variable stays, as in E2B (the kernel takes them once).
+    await py("os.environ['BAY_SHARED'] = 'changed'");
+    expect((await py("os.environ['BAY_SHARED']")).text).toBe("changed");
+    for (const language of ["js", "ts"]) {
+      const r = await within(
+        60_000,
+        language,
+        sb.runCode("process.env.BAY_SANDBOX_VAR + '|' + process.env.BAY_RUN_VAR", { language, envs: { BAY_RUN_VAR: language } }),
+      );
+      expect(r.text).toMatch(new RegExp(`^"?from-create\\|${language}"?$`));
+    }
+    const cmd = await within(60_000, "command", sb.commands.run('printf %s "$BAY_SANDBOX_VAR"'));
+    expect(cmd.stdout).toBe("from-create");
+
+    await within(30_000, "makeDir", sb.files.makeDir("/home/user/pty-here"));
+    let out = "";
+    const dec = new TextDecoder();
+    const t = await within(
+      60_000,
+      "pty.create",
+      sb.pty.create({
+        cols: 80,
+        rows: 24,
+        cwd: "/home/user/pty-here",
+        envs: { BAY_PTY_VAR: "pty" },
+        timeoutMs: 120_000,
+        onData: (d) => void (out += dec.decode(d, { stream: true })),
+      }),
+    );
+    // The quotes split the marker, so the echoed command line never matches.
+    await within(
+      10_000,
+      "input",
+      sb.pty.sendInput(t.pid, new TextEncoder().encode('echo "EN""V[$PWD|$BAY_PTY_VAR|$BAY_SANDBOX_VAR]"; exit\n')),
+    );
+    const until = Date.now() + 30_000;
+    while (!/ENV\[/.test(out) && Date.now() < until) await Bun.sleep(50);
+    expect(/ENV\[([^\]]*)\]/.exec(out)?.[1]).toMatch(/\/pty-here\|pty\|from-create$/);
+    await within(
+      30_000,
+      "pty wait",
+      t.wait().catch((e) => e),
+    );
+  });
+
+  test("bad variables are refused with E2B's error shape, and the sandbox runs on", async () => {
+    const sb = await within(60_000, "create", CodeSandbox.create());
+    created.push(sb.sandboxId);
+    await expect(within(60_000, "bad env", sb.runCode("1", { envs: { "A=B": "x" } }))).rejects.toThrow(/400/);
+    await expect(
+      within(60_000, "bad pty env", sb.pty.create({ cols: 80, rows: 24, envs: { "": "x" }, onData: () => {} })),
+    ).rejects.toThrow();
+    expect((await within(60_000, "after", sb.runCode("1 + 1"))).text).toBe("2");
+  });
+});
+
 describe("legacy generation (e2b 2.7.0: POST /sandboxes, POST /sandboxes/{id}/connect)", () => {
   test("create, run, files, connect, kill", async () => {
     const sb = await within(60_000, "legacy create", LegacySandbox.create({ metadata: { gen: "legacy" } }));

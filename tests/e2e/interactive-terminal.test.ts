@@ -50,6 +50,27 @@ describe("terminal through Bay", () => {
     });
   });
 
+  test("?cwd starts the shell in that workspace directory; one outside it or missing is refused in the error model", async () => {
+    await withSandbox(t, async (id) => {
+      for (const [query, status] of [
+        ["?cwd=..%2Fetc", 400],
+        ["?cwd=%2Fetc", 400],
+        ["?cwd=a%00b", 400],
+      ] as const) {
+        expect([query, await handshakeStatus(url(id, query), ALICE)]).toEqual([query, status]);
+      }
+      // Refused before any runtime started.
+      expect(await containersOf(t, id)).toEqual([]);
+      expect((await t.json("POST", `/v1/sandboxes/${id}/shell/exec`, { body: { command: "mkdir -p 'here/sub dir'" } })).status).toBe(200);
+      expect(await handshakeStatus(url(id, "?cwd=no-such-dir"), ALICE)).toBe(404);
+      const term = await TerminalClient.open(url(id, `?cwd=${encodeURIComponent("here/sub dir")}`), { headers: ALICE });
+      // The quotes split the marker, so the echoed command line never matches.
+      term.type('echo "P""WD[$PWD]"\n');
+      expect((await term.waitFor(/PWD\[([^\]\n]+)\]/, 60_000))[1]).toBe("/workspace/here/sub dir");
+      term.close();
+    });
+  });
+
   test("from a browser's point of view: a ticket and no headers; the ticket works once", async () => {
     await withSandbox(t, async (id) => {
       const minted = await t.json("POST", `/v1/sandboxes/${id}/terminal/tickets`);
