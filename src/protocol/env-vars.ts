@@ -15,6 +15,9 @@ export interface EnvVarIssue {
   message: string;
 }
 
+/** Half of a UTF-16 surrogate pair alone: no UTF-8 for execve, and Python's os.environ refuses it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /** Every bad name or value of `env` (empty when it is fine). */
 export function envVarIssues(env: Record<string, string> | undefined): EnvVarIssue[] {
   if (!env) return [];
@@ -24,8 +27,10 @@ export function envVarIssues(env: Record<string, string> | undefined): EnvVarIss
   for (const name of names) {
     if (name === "" || name.includes("\0") || name.includes("=")) {
       issues.push({ name, message: "a name must not be empty or contain NUL or '='" });
-    }
-    if (env[name]!.includes("\0")) issues.push({ name, message: "must not contain a NUL byte" });
+    } else if (LONE_SURROGATE.test(name)) issues.push({ name, message: "a name must be valid Unicode (no lone surrogate)" });
+    const value = env[name]!;
+    if (value.includes("\0")) issues.push({ name, message: "must not contain a NUL byte" });
+    else if (LONE_SURROGATE.test(value)) issues.push({ name, message: "must be valid Unicode (no lone surrogate)" });
   }
   return issues;
 }

@@ -22,6 +22,8 @@ const BAD: Array<[Record<string, unknown>, string]> = [
   [{ "": "x" }, '""'],
   [{ "A\u0000": "x" }, "A"],
   [{ A: "x\u0000y" }, "A"],
+  [{ "A\ud800": "x" }, "lone surrogate"],
+  [{ A: "x\udc00" }, "lone surrogate"],
   [Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [`V${i}`, "x"])), "at most 1024"],
 ];
 

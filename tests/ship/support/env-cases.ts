@@ -113,6 +113,8 @@ export function envCases(client: () => ShipClient): void {
       { env: { "": "x" } },
       { env: { "A\u0000B": "x" } },
       { env: { A: "x\u0000y" } },
+      { env: { A: "x\ud800" } },
+      { base_env: { "\udfff": "x" } },
       { base_env: { "=": "x" } },
       { env: Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [`V${i}`, "x"])) },
       { env: { A: 1 } },
