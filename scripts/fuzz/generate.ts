@@ -39,9 +39,11 @@ export class RequestGenerator {
     this.ctx = { contract, limits };
   }
 
-  /** Request number `index` of the sequence of `rng`'s seed. */
-  next(rng: Rng, index: number): FuzzRequest {
-    const op = rng.pick(this.ctx.contract.operations);
+  /** Request number `index` of the sequence of `rng`'s seed; `operationId`: aimed at that operation only (tests). */
+  next(rng: Rng, index: number, operationId?: string): FuzzRequest {
+    const ops = this.ctx.contract.operations;
+    const op = operationId === undefined ? rng.pick(ops) : ops.find((o) => o.id === operationId);
+    if (!op) throw new Error(`no operation ${operationId} in the contract`);
     const weights = Object.fromEntries(Object.entries(STRATEGIES).flatMap(([name, s]) => (s.applies(op) ? [[name, s.weight]] : [])));
     const strategy = rng.weighted(weights);
     const d = baseDraft(rng, op, index, strategy);
