@@ -8,8 +8,11 @@
 import { afterEach, expect, test } from "bun:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { DataPlaneCall } from "../../src/bay/e2b/envd/access.ts";
+import type { EnvdCalls } from "../../src/bay/e2b/envd/envd-calls.ts";
+import { filesystemService } from "../../src/bay/e2b/envd/filesystem-service.ts";
 import { PollingWatchers, type PollingWatchersOptions } from "../../src/bay/e2b/envd/polling-watchers.ts";
 import { pollUntil } from "../support/harness.ts";
+import { within } from "../support/within.ts";
 import { createMemoryBay, type MemoryBay } from "./support/memory-bay.ts";
 
 const open: MemoryBay[] = [];
@@ -248,4 +251,45 @@ test("a short name in a deep directory counts its whole path (the name is a slic
   );
   expect(watchers.take(plainCall, id).map((e) => e.name)).toEqual(["a", "b"]);
   expect(codeOf(() => watchers.take(plainCall, id))).toBe(Code.DataLoss);
+});
+
+test("streaming WatchDir: changes Ship reports it dropped end the stream with DataLoss, after the events before them", async () => {
+  const w = scriptedWatch();
+  const calls = {
+    async *stream<T>(_ctx: unknown, run: (call: DataPlaneCall) => AsyncIterable<T>) {
+      yield* run(plainCall);
+    },
+  } as unknown as EnvdCalls;
+  const service = filesystemService({
+    calls,
+    info: {} as never,
+    files: {} as never,
+    watch: w.watch,
+    watchers: new PollingWatchers({ watch: w.watch }),
+  });
+  const stream = service.watchDir!(
+    { path: "/home/user", recursive: false } as never,
+    {
+      signal: new AbortController().signal,
+    } as never,
+  ) as AsyncIterable<{ event: { case: string; value: { name?: string } } }>;
+  const seen: string[] = [];
+  let ended: unknown;
+  const reading = (async () => {
+    try {
+      for await (const m of stream) {
+        seen.push(m.event.case === "filesystem" ? `change ${m.event.value.name}` : m.event.case);
+        if (seen.length === 2) w.send("dropped", { reason: "queue_full", count: 3 });
+        if (seen.length === 1) w.send("change", { type: "modified", path: "x" });
+      }
+    } catch (e) {
+      ended = e;
+    }
+  })();
+  // Ship's stream stays open after `dropped`: the end must not wait for its next event.
+  await within(2_000, "the stream's end", reading);
+  expect(seen).toEqual(["start", "change x"]);
+  expect(ended).toBeInstanceOf(ConnectError);
+  expect((ended as ConnectError).code).toBe(Code.DataLoss);
+  expect(w.cancelled()).toBe(true);
 });

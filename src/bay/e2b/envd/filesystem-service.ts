@@ -65,7 +65,8 @@ export function filesystemService({
         const dir = toWorkspacePath(req.path);
         const res = await watch.watch(call, dir, req.recursive);
         if (!res.body) throw new BayError("ship_error", "the sandbox runtime answered no watch stream");
-        for await (const e of withKeepalive(readEvents(res.body), keepaliveMs)) {
+        const stop = new AbortController();
+        for await (const e of withKeepalive(readEvents(res.body, undefined, stop.signal), keepaliveMs, () => stop.abort())) {
           if (e === KEEPALIVE) yield create(WatchDirResponseSchema, { event: { case: "keepalive", value: {} } });
           else if (e.event === "ready") yield create(WatchDirResponseSchema, { event: { case: "start", value: {} } });
           else if (e.event === "change") {
@@ -73,6 +74,12 @@ export function filesystemService({
             const type = EVENT_TYPES[c.type];
             if (type === undefined) continue;
             yield create(WatchDirResponseSchema, { event: { case: "filesystem", value: { name: relativeTo(dir)(c.path), type } } });
+          } else if (e.event === "dropped") {
+            // Changes were lost: said, never passed over in silence (a polling watcher stops likewise).
+            throw new ConnectError(
+              "the sandbox dropped file changes it could not keep up with: the watch stopped; watch again",
+              Code.DataLoss,
+            );
           } else if (e.event === "error") {
             const err = (e.data as { error?: { message?: string } }).error;
             throw new ConnectError(err?.message ?? "the watch ended", Code.Unavailable);

@@ -4,9 +4,13 @@ export const KEEPALIVE = Symbol("keepalive");
 /**
  * The items of `source`, and KEEPALIVE whenever nothing came for `ms` (envd's streams
  * send one so that proxies keep a quiet stream open). Ends with the source; a consumer
- * that stops early closes it (`return()`).
+ * that stops early closes it (`return()`), after `stop` ended the read it has ahead.
  */
-export async function* withKeepalive<T>(source: AsyncIterable<T>, ms: number): AsyncGenerator<T | typeof KEEPALIVE, void> {
+export async function* withKeepalive<T>(
+  source: AsyncIterable<T>,
+  ms: number,
+  stop?: () => void,
+): AsyncGenerator<T | typeof KEEPALIVE, void> {
   const it = source[Symbol.asyncIterator]();
   let next = it.next();
   try {
@@ -26,6 +30,8 @@ export async function* withKeepalive<T>(source: AsyncIterable<T>, ms: number): A
       yield got.value;
     }
   } finally {
+    // The read ahead is still waiting: `stop` ends it, or `return()` would wait for it.
+    stop?.();
     await it.return?.();
   }
 }

@@ -12,8 +12,21 @@ export interface StreamEvent {
 
 const MAX_EVENT_BYTES = 4 * 1024 * 1024;
 
-export async function* readEvents(body: ReadableStream<Uint8Array>, maxEventBytes = MAX_EVENT_BYTES): AsyncIterable<StreamEvent> {
+/**
+ * `stop`: aborting it cancels the body, so a read that is waiting ends now. A consumer
+ * that leaves while the next event is being read (withKeepalive reads ahead) needs it:
+ * an async generator's `return()` waits for that read, which on a quiet stream may
+ * never come.
+ */
+export async function* readEvents(
+  body: ReadableStream<Uint8Array>,
+  maxEventBytes = MAX_EVENT_BYTES,
+  stop?: AbortSignal,
+): AsyncIterable<StreamEvent> {
   const reader = body.getReader();
+  const cancel = () => void reader.cancel().catch(() => {});
+  if (stop?.aborted) cancel();
+  stop?.addEventListener("abort", cancel, { once: true });
   const decoder = new TextDecoder();
   let buf = "";
   try {
@@ -41,6 +54,7 @@ export async function* readEvents(body: ReadableStream<Uint8Array>, maxEventByte
       if (buf.length > maxEventBytes) throw new BayError("ship_error", "the sandbox runtime sent an oversized event");
     }
   } finally {
+    stop?.removeEventListener("abort", cancel);
     await reader.cancel().catch(() => {});
   }
 }
