@@ -25,6 +25,7 @@ const BAD: Array<[Record<string, unknown>, string]> = [
   [{ "A\ud800": "x" }, "lone surrogate"],
   [{ A: "x\udc00" }, "lone surrogate"],
   [Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [`V${i}`, "x"])), "at most 1024"],
+  [{ BIG: "x".repeat(64 * 1024) }, "bytes"],
 ];
 
 describe("/v1: env of a run or a command", () => {
@@ -71,6 +72,9 @@ describe("E2B: a sandbox's envVars and a run's env_vars", () => {
       expect(res.status).toBe(400);
       expect(res.body).toMatchObject({ code: 400, message: expect.stringContaining("envVars") });
     }
+    // Half the limit: a call's own variables are merged with the sandbox's, and both must fit.
+    const half = Object.fromEntries(Array.from({ length: 513 }, (_, i) => [`V${i}`, "x"]));
+    expect((await e2b(t, "/v2/sandboxes", { templateID: "base", envVars: half })).body.message).toContain("at most 512");
     expect((await t.json("GET", "/v1/sandboxes")).body.items).toEqual([]);
   });
 
@@ -81,6 +85,9 @@ describe("E2B: a sandbox's envVars and a run's env_vars", () => {
     const bad = await e2b(t, "/execute", { code: "1", env_vars: { "A=B": "x" } }, headers);
     expect(bad.status).toBe(400);
     expect(bad.body).toMatchObject({ code: 400, message: expect.stringContaining("A=B") });
+    const tooMany = Object.fromEntries(Array.from({ length: 513 }, (_, i) => [`V${i}`, "x"]));
+    const half = await e2b(t, "/execute", { code: "1", env_vars: tooMany }, headers);
+    expect(half.body).toMatchObject({ code: 400, message: expect.stringContaining("at most 512") });
     expect((await t.json("GET", `/v1/sandboxes/${sb.sandboxID}`)).body.status).toBe("idle");
   });
 });

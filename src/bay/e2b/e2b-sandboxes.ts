@@ -11,7 +11,7 @@ import type { SandboxManager } from "../domain/sandbox-manager.ts";
 import { BayError, notFound } from "../errors.ts";
 import type { Stores } from "../store/index.ts";
 import type { SandboxRecord } from "../store/sandbox-store.ts";
-import { assertEnvVars } from "../domain/env-vars.ts";
+import { assertEnvVars, MERGED_SET_LIMITS } from "../domain/env-vars.ts";
 import type { E2bCredentials } from "./credentials.ts";
 import type { E2bSandboxRecord, E2bSandboxStore } from "./store.ts";
 import type { TemplateCatalogue } from "./templates.ts";
@@ -113,8 +113,9 @@ export class E2bSandboxes {
         { details: { field: refused[0] } },
       );
     }
-    // Every command, kernel and terminal of the sandbox gets them: a bad one is refused now, not at each use.
-    assertEnvVars(body.envVars, "envVars");
+    // Every command, kernel and terminal of the sandbox gets them: a bad one is refused now, not at each use
+    // (half the limit: a call's own are merged with them).
+    assertEnvVars(body.envVars, "envVars", MERGED_SET_LIMITS);
     const profile = this.deps.templates.resolve(body.templateID);
     const ttl = body.timeout ?? this.deps.defaultTimeoutSeconds;
     // ttl 0 would mean "never" to Bay; to E2B it is "now": keep the shortest real deadline.

@@ -10,6 +10,7 @@ import { type Context, Hono } from "hono";
 import { validate, validateOptionalJson } from "../api/middleware/validate.ts";
 import type { CallContext } from "../domain/capability-router.ts";
 import type { SandboxExec } from "../domain/sandbox-exec.ts";
+import { assertEnvVars, MERGED_SET_LIMITS } from "../domain/env-vars.ts";
 import { BayError } from "../errors.ts";
 import type { DataPlaneAccess, DataPlaneCall } from "./envd/access.ts";
 import { operations as ops } from "./generated/openapi/index.ts";
@@ -67,9 +68,11 @@ export function language(raw: string | null | undefined): CodeLanguage {
   return l;
 }
 
-/** A run's own variables (E2B's `env_vars`; null or none: no field). */
+/** A run's own variables (E2B's `env_vars`; null or none: no field), held to half the limit like the sandbox's. */
 function runEnv(vars: Record<string, string> | null | undefined): { env?: Record<string, string> } {
-  return vars && Object.keys(vars).length > 0 ? { env: vars } : {};
+  if (!vars || Object.keys(vars).length === 0) return {};
+  assertEnvVars(vars, "env_vars", MERGED_SET_LIMITS);
+  return { env: vars };
 }
 
 /** The sandbox's variables (none: no field). */

@@ -33,7 +33,7 @@ export function toE2bPath(workspacePath: string): string {
   return workspacePath === "." || workspacePath === "" ? E2B_HOME : `${E2B_HOME}/${workspacePath}`;
 }
 
-/** The directory a command runs in: the home unless given (absolute paths outside it are the container's own). */
+/** The directory a command or PTY starts in: the home unless given; one outside it is refused like a file path. */
 export function commandCwd(raw: string | undefined): string | undefined {
   if (raw === undefined || raw === "") return undefined;
   return toWorkspacePath(raw);

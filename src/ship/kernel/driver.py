@@ -753,6 +753,32 @@ def restore_env(before):
             log("could not restore %r: %r" % (name, exc))
 
 
+def _request_lines():
+    """Ship's request lines, read in large chunks.
+
+    Iterating the unbuffered protocol file reads one byte per system call: a 1 MiB
+    cell took seconds to arrive, and the interrupt of its timeout could not stop that.
+    """
+    fd = _proto_in.fileno()
+    pending = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            if pending:
+                yield b"".join(pending)
+            return
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                pending.append(chunk[start:])
+                break
+            pending.append(chunk[start:end + 1])
+            yield b"".join(pending)
+            pending = []
+            start = end + 1
+
+
 def main():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The context's working directory (the workspace unless Ship says otherwise).
@@ -760,7 +786,7 @@ def main():
     warm_up()
     CAPTURE.finish_cell()  # discard start-up noise
     send({"event": "ready", "runtime": "python " + sys.version.split()[0], "language": "python"})
-    for line in _proto_in:
+    for line in _request_lines():
         try:
             req = json.loads(line)
         except ValueError:

@@ -107,6 +107,36 @@ export function envCases(client: () => ShipClient): void {
     }
   });
 
+  test("env: names the JS object has by inheritance (constructor, toString) are put back as absent, not as its functions", async () => {
+    const names = { constructor: "c", toString: "t", valueOf: "v", hasOwnProperty: "h" };
+    const run = await client().json("POST", "/code/exec", {
+      language: "javascript",
+      code: "Object.keys(process.env).filter((k) => ['constructor', 'toString', 'valueOf', 'hasOwnProperty'].includes(k)).length",
+      env: names,
+    });
+    expect(run.body.output).toBe("4\n");
+    const after = await client().json("POST", "/code/exec", {
+      language: "javascript",
+      code: "Object.keys(process.env).filter((k) => k in { constructor: 1, toString: 1, valueOf: 1, hasOwnProperty: 1 }).length + '|' + String(process.env).length",
+    });
+    expect(after.body.output).toBe('"0|15"\n');
+  });
+
+  test("env: a variable named __proto__ is dropped by validation (as from every JSON object Bay reads), never set", async () => {
+    const run = await client().call("/ipython/exec", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"code":"import os\\n(\'__proto__\' in os.environ, os.environ.get(\'BAY_NEXT\'))","env":{"__proto__":"x","BAY_NEXT":"y"}}',
+    });
+    expect((await run.json()).output).toBe("(False, 'y')\n");
+  });
+
+  test("python: large cells sent back to back arrive whole and in order (requests are read in chunks)", async () => {
+    const cell = (i: number) => ({ code: `s = '${String(i).repeat(700_000)}'\n(len(s), s[:1])`, timeout: 60 });
+    const runs = await Promise.all([0, 1, 2].map((i) => client().json("POST", "/ipython/exec", cell(i))));
+    expect(runs.map((r) => r.body.output)).toEqual(["(700000, '0')\n", "(700000, '1')\n", "(700000, '2')\n"]);
+  });
+
   test("env: bad names and values are refused before anything runs", async () => {
     const bad: Array<Record<string, unknown>> = [
       { env: { "A=B": "x" } },
@@ -114,6 +144,7 @@ export function envCases(client: () => ShipClient): void {
       { env: { "A\u0000B": "x" } },
       { env: { A: "x\u0000y" } },
       { env: { A: "x\ud800" } },
+      { env: { BIG: "x".repeat(64 * 1024) } },
       { base_env: { "\udfff": "x" } },
       { base_env: { "=": "x" } },
       { env: Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [`V${i}`, "x"])) },

@@ -22,6 +22,7 @@ import {
   Signal,
   UpdateResponseSchema,
 } from "../generated/envd/process/process_pb.ts";
+import { assertEnvVars, MERGED_SET_LIMITS } from "../../domain/env-vars.ts";
 import { commandCwd } from "../paths.ts";
 import type { DataPlaneCall } from "./access.ts";
 import type { EnvdCalls } from "./envd-calls.ts";
@@ -70,7 +71,7 @@ export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<ty
           if (!deps.ptys) throw new BayError("not_implemented", "terminals (pty) need Bay's interactive processes");
           // Bay's terminal is a login shell (`bash -il`, what the SDKs ask for): the request's command is not used.
           const size = { cols: req.pty.size?.cols ?? 80, rows: req.pty.size?.rows ?? 24 };
-          const start = { cwd: commandCwd(req.process?.cwd), env: { ...(await deps.envVars(call)), ...req.process?.envs } };
+          const start = { cwd: commandCwd(req.process?.cwd), env: await withSandboxEnv(deps, call, req.process?.envs) };
           const session = await deps.ptys.open(call, size, deadlineAt(ctx), start);
           yield event(StartResponseSchema, { case: "start", value: { pid: session.pid } });
           yield* relayOutput(StartResponseSchema, session.read(ctx.signal), keepaliveMs(ctx));
@@ -78,7 +79,7 @@ export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<ty
         }
         const cfg = req.process;
         if (!cfg?.cmd) throw new BayError("validation_error", "process.cmd is required");
-        const env = { ...(await deps.envVars(call)), ...cfg.envs };
+        const env = await withSandboxEnv(deps, call, cfg.envs);
         const cwd = commandCwd(cfg.cwd);
         const started = await backend.start(call, {
           argv: [cfg.cmd, ...cfg.args],
@@ -215,4 +216,14 @@ async function* relayOutput<S extends StreamSchema>(schema: S, output: AsyncIter
     }
   }
   throw new BayError("ship_error", "the process's output ended before its exit was known");
+}
+
+/** A call's own variables over the sandbox's (each set held to half the limit, so the two always fit it). */
+async function withSandboxEnv(
+  deps: Pick<ProcessServiceDeps, "envVars">,
+  call: DataPlaneCall,
+  own: Record<string, string> | undefined,
+): Promise<Record<string, string>> {
+  assertEnvVars(own, "envs", MERGED_SET_LIMITS);
+  return { ...(await deps.envVars(call)), ...own };
 }

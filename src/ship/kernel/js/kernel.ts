@@ -73,7 +73,8 @@ function setEnv(vars: unknown, before?: Map<string, string | undefined>): void {
   if (vars === null || typeof vars !== "object") return;
   for (const [name, value] of Object.entries(vars)) {
     if (typeof value !== "string") continue;
-    if (before && !before.has(name)) before.set(name, kernelEnv[name]);
+    // Own values only: `constructor` or `toString` read through would be "restored" as a function.
+    if (before && !before.has(name)) before.set(name, Object.hasOwn(kernelEnv, name) ? kernelEnv[name] : undefined);
     kernelEnv[name] = value;
   }
 }
