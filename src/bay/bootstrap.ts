@@ -25,6 +25,7 @@ import { SandboxFiles } from "./domain/sandbox-files.ts";
 import { SandboxManager } from "./domain/sandbox-manager.ts";
 import { SandboxProcesses } from "./domain/sandbox-processes.ts";
 import { SandboxTerminal } from "./domain/sandbox-terminal.ts";
+import { SandboxMetrics } from "./domain/sandbox-metrics.ts";
 import { SandboxPorts } from "./domain/sandbox-ports.ts";
 import { SandboxWatch } from "./domain/sandbox-watch.ts";
 import { SessionManager } from "./domain/session-manager.ts";
@@ -176,6 +177,14 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   const sandboxTerminal = new SandboxTerminal({ router, stores });
   const sandboxWatch = new SandboxWatch(router);
   const sandboxPorts = new SandboxPorts({ router, maxBodyBytes: config.limits.max_upload_bytes });
+  const sandboxMetrics = new SandboxMetrics({
+    sandboxes,
+    stores,
+    profiles,
+    driver,
+    diskUsed: (ws) => workspaceFiles.usage.used(ws),
+    now,
+  });
   const uploadSpool = new UploadSpool({
     maxBytes: config.limits.max_spool_bytes,
     ...(config.limits.spool_dir ? { baseDir: config.limits.spool_dir } : {}),
@@ -215,6 +224,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     sandboxTerminal,
     sandboxWatch,
     sandboxPorts,
+    sandboxMetrics,
     uploadSpool,
     workspaces,
     workspaceFiles,

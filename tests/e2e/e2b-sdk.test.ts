@@ -86,6 +86,23 @@ describe("control plane (e2b 2.51.0)", () => {
     await expect(within(10_000, "info after kill", Sandbox.getInfo(b.sandboxId))).rejects.toThrow(/not found/i);
   });
 
+  test("getMetrics: one sample of the running sandbox's CPU, memory and disk", async () => {
+    const sb = await newSandbox();
+    await within(60_000, "run", sb.commands.run("head -c 2000000 /dev/zero > two-mb.bin"));
+    const metrics = await within(30_000, "getMetrics", sb.getMetrics());
+    expect(metrics).toHaveLength(1);
+    const m = metrics[0]!;
+    expect(m.timestamp).toBeInstanceOf(Date);
+    expect(Math.abs(m.timestamp.getTime() - Date.now())).toBeLessThan(60_000);
+    expect(m.cpuCount).toBeGreaterThan(0);
+    expect(m.memUsed).toBeGreaterThan(0);
+    expect(m.memUsed).toBeLessThan(m.memTotal);
+    expect(m.diskUsed).toBeGreaterThanOrEqual(2_000_000);
+    expect(m.diskTotal).toBeGreaterThan(m.diskUsed);
+    const later = await within(30_000, "window", Sandbox.getMetrics(sb.sandboxId, { start: new Date(Date.now() + 3_600_000) }));
+    expect(later).toEqual([]);
+  });
+
   test("GET /templates/{id}, /health and E2B's error shape on these routes only", async () => {
     const tpl = await fetch(`${api}/templates/code-interpreter-v1`, { headers: { "X-API-Key": ALICE_KEY } });
     expect(tpl.status).toBe(200);

@@ -227,6 +227,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sandboxes/{id}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A sandbox's resource use now
+         * @description One sample, taken for this call (it takes about a second: the engine reads the CPU
+         *     twice): the runtime's CPU and memory use while it runs, and the workspace's disk use
+         *     (measured at most a few seconds ago) against its size limit. Never starts compute:
+         *     a sandbox without a running runtime answers `running: false` with CPU and memory 0.
+         */
+        get: operations["getSandboxMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sandboxes/{id}/stop": {
         parameters: {
             query?: never;
@@ -1454,6 +1480,24 @@ export interface components {
             /** @description Seconds (at most 30 days). */
             extend_by: number;
         };
+        SandboxMetrics: {
+            /** Format: date-time */
+            sampled_at: string;
+            /** @description Whether the sandbox has a running runtime (CPU and memory are 0 when not). */
+            running: boolean;
+            /** @description The profile's CPUs. */
+            cpu_count: number;
+            /** @description CPU used over the last second, in percent of one CPU (up to 100 × cpu_count). */
+            cpu_used_pct: number;
+            /** @description Memory in use, without the page cache the kernel can drop. */
+            memory_used_bytes: number;
+            /** @description The profile's memory limit. */
+            memory_limit_bytes: number;
+            /** @description The workspace's files (measured at most a few seconds ago). */
+            disk_used_bytes: number;
+            /** @description The workspace's size limit. */
+            disk_limit_bytes: number;
+        };
         PythonExecRequest: {
             code: string;
             /**
@@ -2312,6 +2356,40 @@ export interface operations {
             409: components["responses"]["Conflict"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    getSandboxMetrics: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sample. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SandboxMetrics"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["SessionNotReady"];
         };
     };
     stopSandbox: {

@@ -28,6 +28,7 @@ import { mcpRoutes } from "./routes/mcp.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { portRoutes } from "./routes/ports.ts";
 import { processRoutes } from "./routes/processes.ts";
+import { sandboxMetricsRoutes } from "./routes/sandbox-metrics.ts";
 import { sandboxRoutes } from "./routes/sandboxes.ts";
 import { systemRoutes } from "./routes/system.ts";
 import { carriesTerminalTicket, terminalRoutes, terminalTicketAuth } from "./routes/terminal.ts";
@@ -157,6 +158,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route("/", docsRoutes());
   app.route("/", metricsRoutes(deps));
   app.route("/", sandboxRoutes(deps));
+  app.route("/", sandboxMetricsRoutes(deps));
   app.route("/", execRoutes(deps));
   app.route("/", contextRoutes(deps));
   app.route("/", processRoutes(deps));

@@ -17,6 +17,7 @@ import type { WorkspaceManager } from "../domain/workspace-manager.ts";
 import type { Logger } from "../logger.ts";
 import type { BayMetrics } from "../observability/bay-metrics.ts";
 import type { Stores } from "../store/index.ts";
+import type { SandboxMetrics } from "../domain/sandbox-metrics.ts";
 import type { SandboxPorts } from "../domain/sandbox-ports.ts";
 import type { UploadSpool } from "./upload-spool.ts";
 
@@ -32,6 +33,7 @@ export interface AppDeps {
   sandboxTerminal: SandboxTerminal;
   sandboxWatch: SandboxWatch;
   sandboxPorts: SandboxPorts;
+  sandboxMetrics: SandboxMetrics;
   uploadSpool: UploadSpool;
   workspaces: WorkspaceManager;
   workspaceFiles: WorkspaceFiles;

@@ -86,6 +86,16 @@ export interface VolumeInfo {
   labels: Record<string, string>;
 }
 
+/** A running container's resource use, sampled by the engine. */
+export interface ContainerStats {
+  /** CPU time used over the sampling interval, as a percentage of one CPU times the CPUs it may use (0–100 × cpus). */
+  cpuUsedPct: number;
+  /** Memory in use (without the page cache the kernel can drop). */
+  memoryUsedBytes: number;
+  /** The container's memory limit. */
+  memoryLimitBytes: number;
+}
+
 export interface Driver {
   /** Driver name, e.g. "docker". */
   readonly name: string;
@@ -109,6 +119,8 @@ export interface Driver {
   containerStatus(id: string): Promise<ContainerInfo>;
   /** The last `tail` lines of a container's combined output. */
   containerLogs(id: string, tail?: number): Promise<string>;
+  /** A running container's CPU and memory use now; null when it is not running (or gone). */
+  containerStats(id: string): Promise<ContainerStats | null>;
   /** OCI runtimes the engine offers (e.g. runc, runsc); drivers without the notion leave it out. */
   runtimes?(): Promise<string[]>;
   /** Lists containers whose labels include every given label. */

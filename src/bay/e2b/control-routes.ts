@@ -5,6 +5,7 @@
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import { validate, validateOptionalJson, validationError } from "../api/middleware/validate.ts";
+import type { SandboxMetrics } from "../domain/sandbox-metrics.ts";
 import { BayError } from "../errors.ts";
 import type { E2bSandboxes } from "./e2b-sandboxes.ts";
 import { operations as ops } from "./generated/openapi/index.ts";
@@ -16,9 +17,10 @@ export interface ControlRoutesDeps {
   templates: TemplateCatalogue;
   /** Sets the owner (X-API-Key, Bearer, or anonymous mode) and applies the rate limit. */
   guard: MiddlewareHandler[];
+  metrics: Pick<SandboxMetrics, "sample">;
 }
 
-export function controlRoutes({ sandboxes, templates, guard }: ControlRoutesDeps): Hono {
+export function controlRoutes({ sandboxes, templates, guard, metrics }: ControlRoutesDeps): Hono {
   const app = new Hono();
   for (const path of ["/sandboxes", "/sandboxes/*", "/v2/*", "/templates/*"]) app.use(path, ...guard);
 
@@ -91,10 +93,35 @@ export function controlRoutes({ sandboxes, templates, guard }: ControlRoutesDeps
     );
   });
 
-  app.get(ops.e2bSandboxMetrics.honoPath, validate("param", ops.e2bSandboxMetrics.params), async (c) => {
-    await sandboxes.require(c.get("owner"), c.req.valid("param").sandboxID);
-    return c.json([], 200);
-  });
+  app.get(
+    ops.e2bSandboxMetrics.honoPath,
+    validate("param", ops.e2bSandboxMetrics.params),
+    validate("query", ops.e2bSandboxMetrics.query),
+    async (c) => {
+      const owner = c.get("owner");
+      const id = c.req.valid("param").sandboxID;
+      const { start, end } = c.req.valid("query");
+      await sandboxes.require(owner, id);
+      const m = await metrics.sample(owner, id);
+      const at = Math.floor(m.sampledAt / 1000);
+      if ((start !== undefined && at < start) || (end !== undefined && at > end)) return c.json([], 200);
+      return c.json(
+        [
+          {
+            timestamp: new Date(m.sampledAt).toISOString(),
+            timestampUnix: at,
+            cpuCount: m.cpuCount,
+            cpuUsedPct: m.cpuUsedPct,
+            memUsed: m.memoryUsedBytes,
+            memTotal: m.memoryLimitBytes,
+            diskUsed: m.diskUsedBytes,
+            diskTotal: m.diskLimitBytes,
+          },
+        ],
+        200,
+      );
+    },
+  );
 
   // GET /templates/aliases/{alias} is routed as /templates/:templateID/:alias: Hono's
   // RegExpRouter (its fastest, which the whole app uses only when it can hold every

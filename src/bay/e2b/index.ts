@@ -120,7 +120,7 @@ export function createE2bApi(
     return c.body(null, 204);
   });
 
-  prefixed.route("/", controlRoutes({ sandboxes, templates, guard }));
+  prefixed.route("/", controlRoutes({ sandboxes, templates, guard, metrics: deps.sandboxMetrics }));
 
   for (const service of ["process.Process", "filesystem.Filesystem"]) {
     prefixed.post(`/${service}/:method`, async (c) => {

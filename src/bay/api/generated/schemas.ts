@@ -418,6 +418,25 @@ export const zExtendTtlRequest = z.lazy(() => z.strictObject({
 }));
 export type ExtendTtlRequest = z.infer<typeof zExtendTtlRequest>;
 
+export const zSandboxMetrics = z.lazy(() => z.object({
+  sampled_at: z.iso.datetime({ offset: true }),
+  /** Whether the sandbox has a running runtime (CPU and memory are 0 when not). */
+  running: z.boolean(),
+  /** The profile's CPUs. */
+  cpu_count: z.number(),
+  /** CPU used over the last second, in percent of one CPU (up to 100 × cpu_count). */
+  cpu_used_pct: z.number(),
+  /** Memory in use, without the page cache the kernel can drop. */
+  memory_used_bytes: z.number().int(),
+  /** The profile's memory limit. */
+  memory_limit_bytes: z.number().int(),
+  /** The workspace's files (measured at most a few seconds ago). */
+  disk_used_bytes: z.number().int(),
+  /** The workspace's size limit. */
+  disk_limit_bytes: z.number().int(),
+}));
+export type SandboxMetrics = z.infer<typeof zSandboxMetrics>;
+
 /** Environment variables for this run only: set in the kernel's environment before the code runs (it and the processes it starts see them), and put back as they were, or removed, once it ends. At most 1024; a name is not empty and holds no `=` or NUL byte, a value no NUL byte. */
 export const zRunEnv = z.lazy(() => z.record(z.string(), z.string()));
 export type RunEnv = z.infer<typeof zRunEnv>;

@@ -26,6 +26,7 @@ import { BayError } from "../../errors.ts";
 import type {
   ContainerInfo,
   ContainerSpec,
+  ContainerStats,
   Driver,
   ResourceLabels,
   RuntimeEndpoint,
@@ -34,6 +35,7 @@ import type {
   VolumeLabels,
 } from "../driver.ts";
 import { FakeShip, type FakeShipQuirks } from "./fake-ship.ts";
+import { checkedFiles, parseCredentials } from "./engine-checks.ts";
 import { MemoryVolumeFiles } from "./volume-files.ts";
 
 /** An image of the fake engine: a fake Ship (with its quirks), or a runtime that exits at once. */
@@ -188,6 +190,15 @@ export class MemoryDriver implements Driver {
     const c = this.containers.get(id);
     if (!c) return { id, name: "", state: "missing", labels: {} };
     return { id, name: c.name, state: c.state, labels: { ...c.labels }, exitCode: c.exitCode, oomKilled: false };
+  }
+
+  /** A fixed use for a running container (nothing is measured here): 1 % CPU and 1/16 of its memory. */
+  async containerStats(id: string): Promise<ContainerStats | null> {
+    this.check(`read stats of container ${id}`);
+    const c = this.containers.get(id);
+    if (c?.state !== "running") return null;
+    const limit = c.spec.memoryMb * 1024 * 1024;
+    return { cpuUsedPct: 1, memoryUsedBytes: limit / 16, memoryLimitBytes: limit };
   }
 
   async containerLogs(id: string, tail = 200): Promise<string> {
@@ -370,33 +381,4 @@ export class MemoryDriver implements Driver {
   private matches(stored: Record<string, string>, filter: Partial<ResourceLabels>): boolean {
     return Object.entries(this.stamp(filter)).every(([k, v]) => stored[k] === v);
   }
-}
-
-/** Ship's reading of its credentials line: the credentials, or why it refuses them. */
-function parseCredentials(line: string | undefined): ShipCredentials | string {
-  if (line === undefined) return "no session credentials on stdin (expected one JSON line)";
-  let c: Partial<ShipCredentials> | null;
-  try {
-    c = JSON.parse(line);
-  } catch {
-    return "session credentials are not JSON";
-  }
-  if (typeof c?.session_id !== "string" || !/^[A-Za-z0-9_-]{1,128}$/.test(c.session_id))
-    return "session credentials lack a valid session_id";
-  if (typeof c.secret !== "string" || c.secret.length < MIN_SECRET_LENGTH || c.secret.length > 512) {
-    return `session secret must be ${MIN_SECRET_LENGTH}-512 characters`;
-  }
-  return { session_id: c.session_id, secret: c.secret };
-}
-
-/** VolumeFiles that first asks the engine to be reachable. */
-function checkedFiles(files: VolumeFiles, check: () => void): VolumeFiles {
-  return {
-    stat: async (v, p) => (check(), files.stat(v, p)),
-    read: async (v, p) => (check(), files.read(v, p)),
-    write: async (v, p, b) => (check(), files.write(v, p, b)),
-    list: async (v, p, o) => (check(), files.list(v, p, o)),
-    remove: async (v, p) => (check(), files.remove(v, p)),
-    usage: async (v) => (check(), files.usage(v)),
-  };
 }

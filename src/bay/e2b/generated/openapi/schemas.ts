@@ -87,6 +87,18 @@ export const zConnect = z.lazy(() => z.object({
 }));
 export type Connect = z.infer<typeof zConnect>;
 
+export const zSandboxMetric = z.lazy(() => z.object({
+  timestamp: z.iso.datetime({ offset: true }),
+  timestampUnix: z.number().int(),
+  cpuCount: z.number(),
+  cpuUsedPct: z.number(),
+  memUsed: z.number().int(),
+  memTotal: z.number().int(),
+  diskUsed: z.number().int(),
+  diskTotal: z.number().int(),
+}));
+export type SandboxMetric = z.infer<typeof zSandboxMetric>;
+
 export const zTemplate = z.lazy(() => z.object({
   templateID: z.string(),
   public: z.boolean(),

@@ -1,0 +1,93 @@
+/**
+ * A sandbox's resource use (GET /v1/sandboxes/{id}/metrics, E2B's getMetrics) in
+ * process on the memory driver (its engine reports a fixed use for a running
+ * container): owner scoping, never starting compute, the workspace's disk use and
+ * limit, E2B's shape and time window. The engine's real numbers are in
+ * tests/e2e/sandbox-metrics.test.ts.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { createTestBay, type TestBay } from "../support/harness.ts";
+
+const open: TestBay[] = [];
+afterEach(async () => {
+  for (const t of open.splice(0)) await t.close();
+});
+async function bay(): Promise<TestBay> {
+  const t = await createTestBay({});
+  open.push(t);
+  return t;
+}
+const MiB = 1024 * 1024;
+
+describe("GET /v1/sandboxes/{id}/metrics", () => {
+  test("an idle sandbox: not running, no CPU or memory, its disk against its limit; nothing starts", async () => {
+    const t = await bay();
+    const sb = (await t.json("POST", "/v1/sandboxes", { body: {} })).body;
+    const m = await t.json("GET", `/v1/sandboxes/${sb.id}/metrics`);
+    expect(m.status).toBe(200);
+    expect(m.body).toMatchObject({ running: false, cpu_used_pct: 0, memory_used_bytes: 0, cpu_count: expect.any(Number) });
+    expect(m.body.memory_limit_bytes).toBeGreaterThan(0);
+    expect(m.body.disk_limit_bytes).toBe(t.bay.deps.config.limits.workspace_size_limit_mb * MiB);
+    expect(Date.parse(m.body.sampled_at)).toBeGreaterThan(Date.now() - 60_000);
+    expect((await t.json("GET", `/v1/sandboxes/${sb.id}`)).body.status).toBe("idle");
+  });
+
+  test("a running one reports its runtime's use and the workspace's bytes; another owner's or an unknown id is 404", async () => {
+    const t = await bay();
+    const sb = (await t.json("POST", "/v1/sandboxes", { body: {} })).body;
+    expect(
+      (await t.json("PUT", `/v1/sandboxes/${sb.id}/filesystem/files`, { body: { path: "a.txt", content: "x".repeat(5000) } })).status,
+    ).toBe(200);
+    expect((await t.json("POST", `/v1/sandboxes/${sb.id}/python/exec`, { body: { code: "1" } })).status).toBe(200);
+    const m = (await t.json("GET", `/v1/sandboxes/${sb.id}/metrics`)).body;
+    expect(m.running).toBe(true);
+    expect(m.cpu_used_pct).toBeGreaterThan(0);
+    expect(m.memory_used_bytes).toBeGreaterThan(0);
+    expect(m.memory_used_bytes).toBeLessThanOrEqual(m.memory_limit_bytes);
+    expect(m.disk_used_bytes).toBeGreaterThanOrEqual(5000);
+    const foreign = await t.json("GET", `/v1/sandboxes/${sb.id}/metrics`, { owner: "mallory" });
+    expect([foreign.status, foreign.body.error.code]).toEqual([404, "not_found"]);
+    expect((await t.json("GET", "/v1/sandboxes/sandbox-nope/metrics")).status).toBe(404);
+    // After a stop: not running again, the workspace still counted.
+    expect((await t.json("POST", `/v1/sandboxes/${sb.id}/stop`)).status).toBe(200);
+    const stopped = (await t.json("GET", `/v1/sandboxes/${sb.id}/metrics`)).body;
+    expect(stopped).toMatchObject({ running: false, memory_used_bytes: 0 });
+    expect(stopped.disk_used_bytes).toBeGreaterThanOrEqual(5000);
+  });
+});
+
+describe("E2B getMetrics", () => {
+  const e2b = async (t: TestBay, path: string, owner = "alice") => {
+    const res = await t.bay.app.request(`/e2b${path}`, { headers: { "x-owner": owner } });
+    return { status: res.status, body: await res.json() };
+  };
+
+  test("one sample in E2B's shape, inside the asked window only; another owner's sandbox is 404", async () => {
+    const t = await bay();
+    const created = await t.bay.app.request("/e2b/v2/sandboxes", {
+      method: "POST",
+      headers: { "x-owner": "alice", "content-type": "application/json" },
+      body: JSON.stringify({ templateID: "base" }),
+    });
+    const id = ((await created.json()) as { sandboxID: string }).sandboxID;
+    const m = await e2b(t, `/sandboxes/${id}/metrics`);
+    expect(m.status).toBe(200);
+    expect(m.body).toHaveLength(1);
+    expect(m.body[0]).toEqual({
+      timestamp: expect.any(String),
+      timestampUnix: expect.any(Number),
+      cpuCount: expect.any(Number),
+      cpuUsedPct: 0,
+      memUsed: 0,
+      memTotal: expect.any(Number),
+      diskUsed: expect.any(Number),
+      diskTotal: t.bay.deps.config.limits.workspace_size_limit_mb * MiB,
+    });
+    const now = Math.floor(Date.now() / 1000);
+    expect((await e2b(t, `/sandboxes/${id}/metrics?start=${now - 60}&end=${now + 60}`)).body).toHaveLength(1);
+    expect((await e2b(t, `/sandboxes/${id}/metrics?start=${now + 3600}`)).body).toEqual([]);
+    expect((await e2b(t, `/sandboxes/${id}/metrics?end=${now - 3600}`)).body).toEqual([]);
+    expect((await e2b(t, `/sandboxes/${id}/metrics?start=soon`)).status).toBe(400);
+    expect((await e2b(t, `/sandboxes/${id}/metrics`, "mallory")).status).toBe(404);
+  });
+});
