@@ -2383,6 +2383,7 @@ export interface operations {
                     "application/json": components["schemas"]["SandboxMetrics"];
                 };
             };
+            400: components["responses"]["ValidationError"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
