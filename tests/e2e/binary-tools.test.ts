@@ -133,6 +133,17 @@ describe("a sandbox on the built image, driven by `bay sandbox`", () => {
     const containers = await docker.listContainers({ filters: { label: [`bay.instance_id=${INSTANCE_ID}`, `bay.sandbox_id=${id}`] } });
     expect(containers.map((c) => c.Image)).toEqual([IMAGES.ship]);
 
+    const stats = await bay(["stats", id]);
+    expect(stats.code).toBe(0);
+    expect(stats.stdout).toMatch(
+      new RegExp(`^ID\\s+RUNTIME\\s+CPU\\s+MEMORY\\s+DISK\n${id}\\s+running\\s+[0-9.]+% of 1\\s+[0-9.]+ MiB / 1024\\.0 MiB`),
+    );
+    const statsJson = await bay(["stats", id, "--json"]);
+    expect(JSON.parse(statsJson.stdout)).toEqual([expect.objectContaining({ running: true, cpu_count: 1 })]);
+    const unknown = await bay(["stats", "sandbox-nope"]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain("not_found");
+
     const listed = await bay(["ls"]);
     expect(listed.code).toBe(0);
     expect(listed.stdout).toMatch(new RegExp(`^${id}\\s+ready\\s+python-default`, "m"));

@@ -1,10 +1,10 @@
 /**
- * `bay sandbox create|ls|exec|rm` against a Bay URL (BAY_URL, BAY_TOKEN, or
+ * `bay sandbox create|ls|exec|shell|stats|cp|forward|rm` against a Bay URL (BAY_URL, BAY_TOKEN, or
  * --url / --token / --owner). Output is made for scripts: `create` prints the
  * id alone, `exec` passes the program's stdout and stderr through and exits
  * with its exit code.
  */
-import type { PythonExecResult, Sandbox, SandboxList, ShellExecResult } from "../api/generated/index.ts";
+import type { PythonExecResult, Sandbox, SandboxList, SandboxMetrics, ShellExecResult } from "../api/generated/index.ts";
 import { errorMessage } from "../logger.ts";
 import { allowOnly, type CliIo, flag, type Parsed, parseArgs, table, UsageError } from "./args.ts";
 import { ClientError, type ClientTarget, clientTarget, request } from "./client.ts";
@@ -21,6 +21,7 @@ commands:
   sandbox exec ID [--cwd DIR] [--timeout S] -- COMMAND…     run a shell command; exits with its code
   sandbox exec ID --python CODE|- [--timeout S]             run Python (- reads the code from stdin)
   sandbox shell ID                                          a login shell on the sandbox's terminal; exits with its status
+  sandbox stats ID… [--json]                                CPU, memory and disk use now (never starts a sandbox)
   sandbox cp SRC DST                                        copy one file in or out; ID:PATH is in the sandbox's /workspace
   sandbox forward ID PORT [--listen [HOST:]LOCAL]           serve the sandbox's server on PORT at http://ID.localhost:LOCAL/
                                                             (LOCAL defaults to PORT; WebSockets too; Ctrl-C to stop)
@@ -72,6 +73,9 @@ export async function runSandbox(argv: string[], io: CliIo, stdin: () => Promise
         );
       }
       if (args.flags.has("python") && args.flags.has("cwd")) throw new UsageError("--cwd applies to shell commands only");
+    } else if (command === "stats") {
+      allowOnly(args, [...CONNECTION, "json"], Number.MAX_SAFE_INTEGER);
+      if (args.positionals.length === 0) throw new UsageError("sandbox stats needs at least one sandbox id");
     } else if (command === "shell") {
       allowOnly(args, [...CONNECTION], 1);
       if (args.positionals.length === 0) throw new UsageError("sandbox shell needs a sandbox id");
@@ -95,6 +99,7 @@ export async function runSandbox(argv: string[], io: CliIo, stdin: () => Promise
     if (command === "create") return await create(target, args, io);
     if (command === "ls") return await list(target, args, io);
     if (command === "rm") return await remove(target, args, io);
+    if (command === "stats") return await stats(target, args, io);
     if (command === "shell") return await attachTerminal(target, args.positionals[0]!, processTerminal(), io);
     if (command === "cp") return await copy(target, args.positionals[0]!, args.positionals[1]!, io);
     if (command === "forward") return await forward(target, args, io);
@@ -154,6 +159,35 @@ async function list(target: ClientTarget, args: Parsed, io: CliIo): Promise<numb
   const rows = items.map((s) => [s.id, s.status, s.profile, s.created_at, s.expires_at ?? "-"]);
   for (const line of table([["ID", "STATUS", "PROFILE", "CREATED", "EXPIRES"], ...rows])) io.out(line);
   return 0;
+}
+
+const MiB = 1024 * 1024;
+const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
+
+/** One line per sandbox (or JSON); a sandbox that cannot be read is said on stderr and fails the run. */
+async function stats(target: ClientTarget, args: Parsed, io: CliIo): Promise<number> {
+  let failed = 0;
+  const samples: SandboxMetrics[] = [];
+  const rows: string[][] = [];
+  for (const id of args.positionals) {
+    try {
+      const m = await request<SandboxMetrics>(target, "GET", path(id, "/metrics"));
+      samples.push(m);
+      rows.push([
+        id,
+        m.running ? "running" : "-",
+        `${m.cpu_used_pct.toFixed(1)}% of ${m.cpu_count}`,
+        `${mib(m.memory_used_bytes)} / ${mib(m.memory_limit_bytes)}`,
+        `${mib(m.disk_used_bytes)} / ${mib(m.disk_limit_bytes)}`,
+      ]);
+    } catch (e) {
+      failed++;
+      io.err(`bay: ${id}: ${e instanceof ClientError ? e.message : errorMessage(e)}`);
+    }
+  }
+  if (args.flags.has("json")) io.out(JSON.stringify(samples, null, 2));
+  else if (rows.length > 0) for (const line of table([["ID", "RUNTIME", "CPU", "MEMORY", "DISK"], ...rows])) io.out(line);
+  return failed ? 1 : 0;
 }
 
 async function remove(target: ClientTarget, args: Parsed, io: CliIo): Promise<number> {
