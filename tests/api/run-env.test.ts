@@ -4,18 +4,10 @@
  * runtime starts, and a refused E2B create leaves nothing behind. In process,
  * on the memory driver (the end-to-end cases are in tests/ship and e2b-sdk).
  */
-import { afterEach, describe, expect, test } from "bun:test";
-import { createTestBay, type TestBay } from "../support/harness.ts";
+import { describe, expect, test } from "bun:test";
+import { type TestBay, testBays } from "../support/harness.ts";
 
-const open: TestBay[] = [];
-afterEach(async () => {
-  for (const t of open.splice(0)) await t.close();
-});
-async function bay(): Promise<TestBay> {
-  const t = await createTestBay({});
-  open.push(t);
-  return t;
-}
+const bay = testBays();
 
 const BAD: Array<[Record<string, unknown>, string]> = [
   [{ "A=B": "x" }, "A=B"],

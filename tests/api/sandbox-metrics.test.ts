@@ -5,18 +5,10 @@
  * limit, E2B's shape and time window. The engine's real numbers are in
  * tests/e2e/sandbox-metrics.test.ts.
  */
-import { afterEach, describe, expect, test } from "bun:test";
-import { createTestBay, type TestBay } from "../support/harness.ts";
+import { describe, expect, test } from "bun:test";
+import { type TestBay, testBays } from "../support/harness.ts";
 
-const open: TestBay[] = [];
-afterEach(async () => {
-  for (const t of open.splice(0)) await t.close();
-});
-async function bay(): Promise<TestBay> {
-  const t = await createTestBay({});
-  open.push(t);
-  return t;
-}
+const bay = testBays();
 const MiB = 1024 * 1024;
 
 describe("GET /v1/sandboxes/{id}/metrics", () => {

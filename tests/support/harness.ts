@@ -5,6 +5,7 @@
  * labelled apart from every other test's, and `close()` removes exactly what it
  * created.
  */
+import { afterEach } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -113,6 +114,19 @@ export async function createTestBay(opts: TestBayOptions = {}): Promise<TestBay>
       await bay.close();
       if (!opts.dbPath) rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** A maker of test Bays for a file's tests, each closed after the test that made it. */
+export function testBays(): (opts?: TestBayOptions) => Promise<TestBay> {
+  const open: TestBay[] = [];
+  afterEach(async () => {
+    for (const t of open.splice(0)) await t.close();
+  });
+  return async (opts = {}) => {
+    const t = await createTestBay(opts);
+    open.push(t);
+    return t;
   };
 }
 
