@@ -74,7 +74,7 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
     maxTerminals: config.maxTerminals,
     attachMs: config.terminalAttachSeconds * 1000,
   });
-  const watchHub = new WatchHub();
+  const watchHub = new WatchHub(undefined, config.watchMaxTotalDirs);
   if (config.startKernel) kernel.start();
 
   const jsonLimit = bodyLimit({

@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_DIRS } from "./watch/watch-hub.ts";
 import { MAX_QUEUED_EXECS } from "./kernel/supervised-kernel.ts";
 /** Ship's settings, read once from the environment by main.ts (tests pass their own). */
 export interface ShipConfig {
@@ -33,6 +34,8 @@ export interface ShipConfig {
   watchQueue: number;
   /** Directories one recursive watch may cover. */
   watchMaxDirs: number;
+  /** Directories watched at once by all of this Ship's watches together. */
+  watchMaxTotalDirs: number;
   /** Whether to start the kernel right away (true in production, tests may defer). */
   startKernel: boolean;
   /**
@@ -74,6 +77,7 @@ export function loadShipConfig(env: Record<string, string | undefined> = process
     maxWatches: intFrom(env, "SHIP_MAX_WATCHES", 16),
     watchQueue: intFrom(env, "SHIP_WATCH_QUEUE", 1024),
     watchMaxDirs: intFrom(env, "SHIP_WATCH_MAX_DIRS", 4096),
+    watchMaxTotalDirs: intFrom(env, "SHIP_WATCH_MAX_TOTAL_DIRS", DEFAULT_MAX_DIRS),
     startKernel: true,
     ...(env.SHIP_SOCKET ? { socket: env.SHIP_SOCKET } : {}),
   };

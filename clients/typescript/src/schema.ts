@@ -2391,6 +2391,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["SessionNotReady"];
+            504: components["responses"]["Timeout"];
         };
     };
     stopSandbox: {

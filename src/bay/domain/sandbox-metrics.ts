@@ -35,6 +35,8 @@ export interface SandboxMetricsDeps {
 
 export class SandboxMetrics {
   private readonly now: () => number;
+  /** Per owner, the disk measurement running for its metrics: the next waits for it. */
+  private readonly measuring = new Map<string, Promise<unknown>>();
 
   constructor(private readonly deps: SandboxMetricsDeps) {
     this.now = deps.now ?? Date.now;
@@ -49,17 +51,35 @@ export class SandboxMetrics {
     const containerId = sb.session?.status === "ready" ? sb.session.containerId : null;
     const [stats, diskUsed] = await Promise.all([
       containerId ? this.deps.driver.containerStats(containerId) : Promise.resolve(null),
-      this.deps.diskUsed(ws),
+      this.diskUsed(owner, ws),
     ]);
     return {
       sampledAt: this.now(),
       running: stats !== null,
       cpuCount: profile.cpus,
-      cpuUsedPct: stats?.cpuUsedPct ?? 0,
+      // The engine's share can overshoot by a rounding; never past what the profile allows.
+      cpuUsedPct: Math.min(stats?.cpuUsedPct ?? 0, 100 * profile.cpus),
       memoryUsedBytes: stats?.memoryUsedBytes ?? 0,
       memoryLimitBytes: stats?.memoryLimitBytes || profile.memory_mb * MiB,
       diskUsedBytes: diskUsed,
       diskLimitBytes: ws.sizeLimitMb * MiB,
     };
+  }
+
+  /**
+   * One owner's disk measurements for metrics run one at a time: a measurement not in
+   * the cache runs `du` in a helper container, and without this an owner asking for
+   * many idle sandboxes at once started as many helpers (and slowed everyone's files).
+   */
+  private diskUsed(owner: string, ws: WorkspaceRecord): Promise<number> {
+    const before = this.measuring.get(owner) ?? Promise.resolve();
+    const mine = before.catch(() => {}).then(() => this.deps.diskUsed(ws));
+    this.measuring.set(owner, mine);
+    void mine
+      .catch(() => {})
+      .finally(() => {
+        if (this.measuring.get(owner) === mine) this.measuring.delete(owner);
+      });
+    return mine;
   }
 }

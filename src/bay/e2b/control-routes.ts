@@ -100,8 +100,11 @@ export function controlRoutes({ sandboxes, templates, guard, metrics }: ControlR
     async (c) => {
       const owner = c.get("owner");
       const id = c.req.valid("param").sandboxID;
-      const { start, end } = c.req.valid("query");
+      const { start, end } = metricsWindow(c.req.query("start"), c.req.query("end"));
       await sandboxes.require(owner, id);
+      // A window that cannot hold a sample taken now answers at once, without taking one.
+      const now = Math.floor(Date.now() / 1000);
+      if ((start !== undefined && now + 1 < start) || (end !== undefined && now > end + 1)) return c.json([], 200);
       const m = await metrics.sample(owner, id);
       const at = Math.floor(m.sampledAt / 1000);
       if ((start !== undefined && at < start) || (end !== undefined && at > end)) return c.json([], 200);
@@ -169,3 +172,18 @@ export function parseMetadataFilter(raw: string): Record<string, string> {
   }
   return out;
 }
+
+/** getMetrics' `start` and `end`: Unix seconds in digits (the schema's coercion would take "" or "0x10"), start not after end. */
+function metricsWindow(rawStart: string | undefined, rawEnd: string | undefined): { start?: number; end?: number } {
+  const read = (raw: string | undefined, field: string) => {
+    if (raw === undefined) return undefined;
+    if (!/^[0-9]{1,11}$/.test(raw)) throw badWindow(`${field} must be Unix seconds (digits)`, field);
+    return Number(raw);
+  };
+  const start = read(rawStart, "start");
+  const end = read(rawEnd, "end");
+  if (start !== undefined && end !== undefined && start > end) throw badWindow("start is after end", "start");
+  return { ...(start !== undefined ? { start } : {}), ...(end !== undefined ? { end } : {}) };
+}
+
+const badWindow = (message: string, field: string) => new BayError("validation_error", message, { details: { field } });

@@ -8,7 +8,7 @@
  * happened in.
  */
 import { join } from "node:path";
-import { IN, Inotify, type RawEvent } from "./inotify.ts";
+import { IN, Inotify, InotifyError, type RawEvent } from "./inotify.ts";
 
 /** A change, with absolute paths. */
 export interface FsChange {
@@ -47,6 +47,9 @@ const MASK =
   IN.DONT_FOLLOW |
   IN.EXCL_UNLINK;
 const POLL_MS = 50;
+/** Directories one Ship watches at once (SHIP_WATCH_MAX_TOTAL_DIRS). */
+export const DEFAULT_MAX_DIRS = 8192;
+const ENOSPC = 28;
 
 export class WatchHub {
   private inotify: Inotify | null = null;
@@ -55,12 +58,25 @@ export class WatchHub {
   /** A MOVED_FROM whose MOVED_TO did not come in the same read: paired on the next poll, or a move out. */
   private pendingFrom: RawEvent | null = null;
 
-  constructor(private readonly pollMs = POLL_MS) {}
+  /**
+   * `maxDirs`: directories this Ship watches at once, all watches together. The host
+   * counts inotify watches per uid, and every sandbox's user is the same uid: without a
+   * cap of its own, one sandbox's 16 recursive watches held 65,536 of the host's.
+   */
+  constructor(
+    private readonly pollMs = POLL_MS,
+    private readonly maxDirs = DEFAULT_MAX_DIRS,
+  ) {}
 
-  /** Watches `dir` for `sub`; returns its watch descriptor. Throws InotifyError (ENOSPC: the kernel's watch limit). */
+  /** Watches `dir` for `sub`; returns its watch descriptor. Throws InotifyError (ENOSPC: the kernel's or this Ship's watch limit). */
   add(dir: string, sub: HubSubscriber): number {
     this.inotify ??= new Inotify();
     const wd = this.inotify.add(dir, MASK);
+    if (!this.watches.has(wd) && this.watches.size >= this.maxDirs) {
+      // A directory nobody here watched yet, past this Ship's share: as if the kernel had said so.
+      this.inotify.remove(wd);
+      throw new InotifyError("inotify_add_watch", ENOSPC);
+    }
     const w = this.watches.get(wd) ?? { path: dir, subscribers: new Set() };
     w.path = dir;
     w.subscribers.add(sub);

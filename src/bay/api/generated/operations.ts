@@ -265,7 +265,7 @@ export const operations = {
     tags: ["Sandboxes"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 503],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 503, 504],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),

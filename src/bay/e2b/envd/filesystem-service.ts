@@ -30,6 +30,7 @@ import type { EnvdCalls } from "./envd-calls.ts";
 import { KEEPALIVE, withKeepalive } from "./keepalive.ts";
 import type { PollingWatchers } from "./polling-watchers.ts";
 import { readEvents } from "./sse-events.ts";
+import { changesLost } from "./watch-events.ts";
 
 export interface FilesystemServiceDeps {
   calls: EnvdCalls;
@@ -74,7 +75,7 @@ export function filesystemService({
             const type = EVENT_TYPES[c.type];
             if (type === undefined) continue;
             yield create(WatchDirResponseSchema, { event: { case: "filesystem", value: { name: relativeTo(dir)(c.path), type } } });
-          } else if (e.event === "dropped") {
+          } else if (changesLost(e)) {
             // Changes were lost: said, never passed over in silence (a polling watcher stops likewise).
             throw new ConnectError(
               "the sandbox dropped file changes it could not keep up with: the watch stopped; watch again",

@@ -21,6 +21,7 @@ import type { SandboxWatch } from "../../domain/sandbox-watch.ts";
 import { BayError } from "../../errors.ts";
 import type { DataPlaneCall } from "./access.ts";
 import { readEvents, type StreamEvent } from "./sse-events.ts";
+import { changesLost } from "./watch-events.ts";
 
 /** A change as GetWatcherEvents reports it (the name relative to the watched directory). */
 export interface WatcherEvent {
@@ -204,8 +205,8 @@ export class PollingWatchers {
           w.ended = watchError(e);
           break;
         }
-        if (e.event === "dropped") {
-          // Ship could not keep up (or ran out of watches): changes were lost, and a poll must say so.
+        if (changesLost(e)) {
+          // Ship could not keep up: changes were lost, and a poll must say so.
           w.ended = new ConnectError(
             "the sandbox dropped file changes it could not keep up with: the watcher stopped; create a new one",
             Code.DataLoss,
