@@ -24,7 +24,7 @@ export interface SandboxTerminalDeps {
 
 /** Where a terminal's shell starts and what it is given. */
 export interface TerminalStart {
-  /** Workspace-relative (or /workspace/…) directory; default the workspace. */
+  /** A workspace-relative directory (checked by the path rule); default the workspace. */
   cwd?: string;
   env?: Record<string, string>;
 }
