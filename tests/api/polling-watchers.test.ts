@@ -328,3 +328,39 @@ test("a watch that reached its cap of directories (watch_limit) goes on for the 
   }
   expect(seen).toEqual(["start", "change still"]);
 });
+
+test("all watchers of the process together keep at most maxTotalBytes: the one that would go over stops; what is taken or removed is let go", async () => {
+  const w = scriptedWatch();
+  const watchers = new PollingWatchers({ watch: w.watch, maxTotalBytes: 40 });
+  const alice: DataPlaneCall = { owner: "alice", sandboxId: "sandbox-a", requestId: "r", user: "user" };
+  const bob: DataPlaneCall = { owner: "bob", sandboxId: "sandbox-b", requestId: "r", user: "user" };
+  const a = await watchers.create(alice, ".", false, (p) => p);
+  const b = await watchers.create(bob, ".", false, (p) => p);
+  w.send("change", { type: "created", path: "a".repeat(23) }, 0); // 30 characters with its type
+  await pollUntil(
+    () => watchers.keptBytes,
+    (n) => n === 30,
+    2_000,
+    "alice's event kept",
+  );
+  w.send("change", { type: "created", path: "b".repeat(13) }, 1); // 20: over the 40 of all
+  await pollUntil(
+    () => w.cancelled(1),
+    (c) => c,
+    2_000,
+    "bob's watch stopped",
+  );
+  expect(codeOf(() => watchers.take(bob, b))).toBe(Code.DataLoss);
+  expect(watchers.keptBytes).toBe(30);
+  expect(watchers.take(alice, a)).toEqual([{ name: "a".repeat(23), type: "created" }]);
+  expect(watchers.keptBytes).toBe(0);
+  w.send("change", { type: "created", path: "c".repeat(13) }, 0);
+  await pollUntil(
+    () => watchers.keptBytes,
+    (n) => n === 20,
+    2_000,
+    "room again",
+  );
+  watchers.remove(alice, a);
+  expect(watchers.keptBytes).toBe(0);
+});

@@ -165,7 +165,7 @@ describe("a sandbox on the built image, driven by `bay sandbox`", () => {
       const r = await runBinary(["doctor"], dir, { BAY_SHIP_TAG: TAG, BAY_DB_URL: `file:${join(dir, "doctor.db")}`, BAY_PORT: "0" });
       expect(r.stdout).toContain("all checks passed");
       expect(r.code).toBe(0);
-      for (const name of ["engine", "cgroups", "images", "database", "network rules", "port", "disk"]) {
+      for (const name of ["engine", "cgroups", "images", "database", "network rules", "port", "disk", "file watches"]) {
         expect(r.stdout).toMatch(new RegExp(`^ok {4}${name} `, "m"));
       }
       expect(r.stdout).toContain(IMAGES.ship);

@@ -12,6 +12,7 @@ import {
   checkCgroups,
   checkDatabase,
   checkDisk,
+  checkFileWatches,
   checkEngine,
   checkImages,
   checkNetworkRules,
@@ -42,7 +43,14 @@ export async function runChecks(config: BayConfig, env: Record<string, string | 
   const results: CheckResult[] = [await checkEngine(ctx), checkCgroups(ctx)];
   const runtimes = checkRuntimes(ctx);
   if (runtimes) results.push(runtimes);
-  results.push(await checkImages(ctx, own), await checkDatabase(ctx), await checkNetworkRules(ctx), await checkPort(ctx), checkDisk(ctx));
+  results.push(
+    await checkImages(ctx, own),
+    await checkDatabase(ctx),
+    await checkNetworkRules(ctx),
+    await checkPort(ctx),
+    checkDisk(ctx),
+    checkFileWatches(ctx),
+  );
   return results;
 }
 

@@ -3,7 +3,7 @@
  * with ok / warn / fail, what was found, and for anything short of ok the fix.
  * Checks only look: none starts, builds, migrates or changes anything.
  */
-import { existsSync, statfsSync } from "node:fs";
+import { existsSync, readFileSync, statfsSync } from "node:fs";
 import { access, constants } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { createClient } from "@libsql/client";
@@ -281,4 +281,30 @@ export function checkDisk(ctx: CheckContext): CheckResult {
   const fix =
     "free space: remove unused images and stopped containers (`docker image prune`, `docker container prune`), or move the data to a larger disk";
   return worst === "fail" ? fail("disk", low.join("; "), fix) : warn("disk", low.join("; "), fix);
+}
+
+/** Directories one sandbox's runtime may watch at once (Ship's SHIP_WATCH_MAX_TOTAL_DIRS default). */
+const WATCHES_PER_RUNTIME = 8192;
+
+/**
+ * The host's inotify watches per uid. Every sandbox runs as the same uid, so they share
+ * one budget: each runtime may hold up to WATCHES_PER_RUNTIME of it, and once it is
+ * spent every sandbox's file watches fail. `read`: the sysctl's text (tests inject it).
+ */
+export function checkFileWatches(
+  ctx: CheckContext,
+  read: () => string = () => readFileSync("/proc/sys/fs/inotify/max_user_watches", "utf8"),
+): CheckResult {
+  if (!localEngine(ctx.config)) return ok("file watches", "the engine is remote: its host's limit applies there");
+  let max: number;
+  try {
+    max = Number.parseInt(read().trim(), 10);
+  } catch (e) {
+    return warn("file watches", `fs.inotify.max_user_watches unreadable: ${errorMessage(e)}`, "check the host's inotify limits");
+  }
+  if (!Number.isFinite(max)) return warn("file watches", "fs.inotify.max_user_watches is not a number", "check the host's inotify limits");
+  const runtimes = Math.floor(max / WATCHES_PER_RUNTIME);
+  const detail = `fs.inotify.max_user_watches ${max}: ${runtimes} sandboxes watching large trees at once (${WATCHES_PER_RUNTIME} each) before watches fail for all`;
+  if (runtimes >= 8) return ok("file watches", detail);
+  return warn("file watches", detail, "raise it: sysctl -w fs.inotify.max_user_watches=1048576 (and in /etc/sysctl.d/ to keep it)");
 }

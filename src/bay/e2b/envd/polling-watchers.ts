@@ -37,6 +37,11 @@ export interface PollingWatchersOptions {
   maxEvents?: number;
   /** Characters of unread events' paths and types a watcher keeps; past that it stops (default 1 Mi: 1–2 MiB). */
   maxBytes?: number;
+  /**
+   * The same for all of this process's watchers together, whoever owns them (default 64 Mi:
+   * 64–128 MiB); past that, the watcher whose event would go over stops.
+   */
+  maxTotalBytes?: number;
   /** A watcher nobody polls for this long is removed (default 5 minutes). */
   idleMs?: number;
   /** An ended watcher is removed this long after it ended, polled or not (default 30 s). */
@@ -55,6 +60,8 @@ interface Watcher {
   ended: ConnectError | null;
   stop: () => void;
   idle: ReturnType<typeof setTimeout> | undefined;
+  /** Removed: what it still reads is not kept (nor counted). */
+  dropped?: boolean;
 }
 
 export class PollingWatchers {
@@ -64,6 +71,9 @@ export class PollingWatchers {
   private readonly maxPerOwner: number;
   private readonly maxEvents: number;
   private readonly maxBytes: number;
+  private readonly maxTotalBytes: number;
+  /** Characters kept by every watcher here (the sum of their `bytes`). */
+  private totalBytes = 0;
   private readonly idleMs: number;
   private readonly endedMs: number;
   private readonly readyMs: number;
@@ -72,6 +82,7 @@ export class PollingWatchers {
     this.maxPerOwner = o.maxPerOwner ?? 64;
     this.maxEvents = o.maxEvents ?? 10_000;
     this.maxBytes = o.maxBytes ?? 1024 * 1024;
+    this.maxTotalBytes = o.maxTotalBytes ?? 64 * 1024 * 1024;
     this.idleMs = o.idleMs ?? 5 * 60_000;
     this.endedMs = o.endedMs ?? 30_000;
     this.readyMs = o.readyMs ?? 30_000;
@@ -80,6 +91,11 @@ export class PollingWatchers {
   /** Watchers open in this process now. */
   get size(): number {
     return this.watchers.size;
+  }
+
+  /** Characters of unread events kept by all of them. */
+  get keptBytes(): number {
+    return this.totalBytes;
   }
 
   /** Starts a watch of `dir` and answers its id once the watch is ready (no change after that is missed). */
@@ -152,6 +168,7 @@ export class PollingWatchers {
     }
     const out = w.events;
     w.events = [];
+    this.totalBytes -= w.bytes;
     w.bytes = 0;
     if (!w.ended) this.touch(id, w);
     return out;
@@ -227,8 +244,17 @@ export class PollingWatchers {
           );
           break;
         }
+        if (w.dropped) break;
+        if (this.totalBytes + size > this.maxTotalBytes) {
+          w.ended = new ConnectError(
+            "Bay holds as many unread watcher events as it keeps for all watchers: this watcher stopped (events after that were lost); poll more often, or create a new one",
+            Code.DataLoss,
+          );
+          break;
+        }
         w.events.push({ name, type: c.type });
         w.bytes += size;
+        this.totalBytes += size;
       }
     } catch (e) {
       w.ended = new ConnectError(e instanceof Error ? e.message : "the watch ended", Code.Unavailable);
@@ -254,6 +280,11 @@ export class PollingWatchers {
   private drop(id: string, w: Watcher): void {
     clearTimeout(w.idle);
     if (this.watchers.get(id) === w) this.watchers.delete(id);
+    // What it kept is let go with it.
+    w.dropped = true;
+    this.totalBytes -= w.bytes;
+    w.bytes = 0;
+    w.events = [];
     w.stop();
   }
 }
