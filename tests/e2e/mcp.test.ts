@@ -142,6 +142,21 @@ describe("streamable HTTP", () => {
       expect(textOf(await run(alice, "read_file", { sandbox_id: id, path: "notes/a.txt" }))).toBe("héllo\n");
       const listing = JSON.parse(textOf(await run(alice, "list_files", { sandbox_id: id, path: "notes" })));
       expect(listing.entries).toEqual([{ path: "notes/a.txt", type: "file", size: 7 }]);
+      // A run's environment variables, in each of the three tools; a bad one is the tool's error.
+      const envSh = await run(alice, "run_shell", { sandbox_id: id, command: 'printf %s "$MCP_VAR"', env: { MCP_VAR: "shell" } });
+      expect(textOf(envSh)).toBe("shell\n[exit code 0]");
+      const envPy = await run(alice, "run_python", { sandbox_id: id, code: "import os\nos.environ['MCP_VAR']", env: { MCP_VAR: "py" } });
+      expect(textOf(envPy)).toBe("'py'");
+      const envJs = await run(alice, "run_code", {
+        sandbox_id: id,
+        language: "javascript",
+        code: "process.env.MCP_VAR",
+        env: { MCP_VAR: "js" },
+      });
+      expect(textOf(envJs)).toBe('"js"');
+      const badEnv = await run(alice, "run_python", { sandbox_id: id, code: "1", env: { "A=B": "x" } });
+      expect(badEnv.isError).toBe(true);
+      expect(textOf(badEnv)).toContain("validation_error");
       const sh = await run(alice, "run_shell", { sandbox_id: id, command: "cat notes/a.txt; echo oops >&2; exit 3" });
       expect(sh.isError).toBe(true);
       expect(textOf(sh)).toBe("héllo\n[stderr]\noops\n[exit code 3]");

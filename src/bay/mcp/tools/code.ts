@@ -11,6 +11,11 @@ import { sandboxId } from "./ids.ts";
 import { guarded, type ToolResult } from "./result.ts";
 
 const timeout = z.number().int().min(1).max(300).optional().describe("Seconds (default 30).");
+/** A run's environment variables (Bay checks them as for its REST API). */
+export const runEnv = z
+  .record(z.string(), z.string())
+  .optional()
+  .describe("Environment variables for this run only (the code and what it starts see them).");
 /** Rich outputs that become image blocks; everything else is summarised as text. */
 const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 
@@ -42,13 +47,14 @@ export function registerCodeTools(server: McpServer, bay: BayCaller): void {
       title: "Run Python",
       description:
         "Runs Python in the sandbox's persistent IPython kernel (variables survive between calls). Returns stdout, the last expression's value, the traceback on error, and matplotlib figures as PNG images.",
-      inputSchema: { sandbox_id: sandboxId, code: z.string().min(1).max(1048576), timeout },
+      inputSchema: { sandbox_id: sandboxId, code: z.string().min(1).max(1048576), timeout, env: runEnv },
     },
-    ({ sandbox_id, code, timeout }) =>
+    ({ sandbox_id, code, timeout, env }) =>
       guarded(async () => {
         const r = await bay.json<PythonExecResult>("POST", sandboxPath(sandbox_id, "/python/exec"), {
           code,
           ...(timeout ? { timeout } : {}),
+          ...(env ? { env } : {}),
         });
         return execResultContent(r.body);
       }),
@@ -65,14 +71,16 @@ export function registerCodeTools(server: McpServer, bay: BayCaller): void {
         command: z.string().min(1).max(1048576),
         cwd: z.string().min(1).max(4096).optional().describe("Directory relative to /workspace."),
         timeout,
+        env: runEnv,
         background: z.boolean().optional().describe("Start it and return at once (default false)."),
       },
     },
-    ({ sandbox_id, command, cwd, timeout, background }) =>
+    ({ sandbox_id, command, cwd, timeout, env, background }) =>
       guarded(async () => {
         const r = await bay.json<ShellExecResult>("POST", sandboxPath(sandbox_id, "/shell/exec"), {
           command,
           ...(cwd ? { cwd } : {}),
+          ...(env ? { env } : {}),
           ...(timeout ? { timeout } : {}),
           ...(background ? { background: true } : {}),
         });

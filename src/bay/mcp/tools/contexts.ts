@@ -7,7 +7,7 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { Context, PythonExecResult } from "../../api/generated/index.ts";
 import { type BayCaller, sandboxPath } from "../bay-caller.ts";
-import { execResultContent } from "./code.ts";
+import { execResultContent, runEnv } from "./code.ts";
 import { guarded } from "./result.ts";
 import { contextId, sandboxId } from "./ids.ts";
 
@@ -27,15 +27,17 @@ export function registerContextTools(server: McpServer, bay: BayCaller): void {
         language: language.optional(),
         context_id: contextId.optional(),
         timeout: z.number().int().min(1).max(300).optional().describe("Seconds (default 30)."),
+        env: runEnv,
       },
     },
-    ({ sandbox_id, code, language, context_id, timeout }) =>
+    ({ sandbox_id, code, language, context_id, timeout, env }) =>
       guarded(async () => {
         const r = await bay.json<PythonExecResult>("POST", sandboxPath(sandbox_id, "/code/exec"), {
           code,
           ...(language ? { language } : {}),
           ...(context_id ? { context_id } : {}),
           ...(timeout ? { timeout } : {}),
+          ...(env ? { env } : {}),
         });
         return execResultContent(r.body);
       }),
