@@ -133,6 +133,16 @@ function scriptedWatch() {
 
 const plainCall: DataPlaneCall = { owner: "o", sandboxId: "sandbox-s", requestId: "r", user: "user" };
 
+/** envd's Filesystem service on a scripted watch, its calls run as `plainCall` (for WatchDir). */
+function watchService(watch: ReturnType<typeof scriptedWatch>["watch"], watchers: PollingWatchers) {
+  const calls = {
+    async *stream<T>(_ctx: unknown, run: (call: DataPlaneCall) => AsyncIterable<T>) {
+      yield* run(plainCall);
+    },
+  } as unknown as EnvdCalls;
+  return filesystemService({ calls, info: {} as never, files: {} as never, watch, watchers });
+}
+
 test("names and types are bounded in characters too: past maxBytes the watcher stops with DataLoss after what it kept", async () => {
   const w = scriptedWatch();
   // Each event below is 10 + 7 characters: two fit, the third does not.
@@ -255,18 +265,7 @@ test("a short name in a deep directory counts its whole path (the name is a slic
 
 test("streaming WatchDir: changes Ship reports it dropped end the stream with DataLoss, after the events before them", async () => {
   const w = scriptedWatch();
-  const calls = {
-    async *stream<T>(_ctx: unknown, run: (call: DataPlaneCall) => AsyncIterable<T>) {
-      yield* run(plainCall);
-    },
-  } as unknown as EnvdCalls;
-  const service = filesystemService({
-    calls,
-    info: {} as never,
-    files: {} as never,
-    watch: w.watch,
-    watchers: new PollingWatchers({ watch: w.watch }),
-  });
+  const service = watchService(w.watch, new PollingWatchers({ watch: w.watch }));
   const stream = service.watchDir!(
     { path: "/home/user", recursive: false } as never,
     {
@@ -307,12 +306,7 @@ test("a watch that reached its cap of directories (watch_limit) goes on for the 
     "the change after the cap",
   ).then((events) => expect(events).toEqual([{ name: "after", type: "created" }]));
 
-  const calls = {
-    async *stream<T>(_ctx: unknown, run: (call: DataPlaneCall) => AsyncIterable<T>) {
-      yield* run(plainCall);
-    },
-  } as unknown as EnvdCalls;
-  const service = filesystemService({ calls, info: {} as never, files: {} as never, watch: w.watch, watchers });
+  const service = watchService(w.watch, watchers);
   const ac = new AbortController();
   const stream = service.watchDir!({ path: "/home/user", recursive: true } as never, { signal: ac.signal } as never) as AsyncIterable<{
     event: { case: string; value: { name?: string } };

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { statsOf } from "../../src/bay/drivers/docker/docker-driver.ts";
+import { statsOf } from "../../src/bay/drivers/docker/docker-stats.ts";
 
 describe("Docker's stats as Bay reads them", () => {
   test("CPU over the sampled interval, memory without dropable cache (cgroup v2 and v1)", () => {

@@ -30,6 +30,7 @@ import { Guard, type Guarded } from "./guard.ts";
 import { InterruptRequests } from "./interrupt-requests.ts";
 import { KernelPromise, kernelClearInterval, kernelSetImmediate, kernelSetInterval, kernelStringify } from "./intrinsics.ts";
 import { Cell, type Outcome } from "./cell.ts";
+import { restoreEnv, setEnv } from "./env.ts";
 import { KernelChannel } from "./channel.ts";
 import { bundleOf, clip, describeError, normalizeBundle } from "./output.ts";
 import type { KernelInterruptRequest, KernelRequest } from "../protocol.ts";
@@ -64,28 +65,6 @@ export function parseKernelArgs(argv: string[], env: Record<string, string | und
 
 const POLL_MS = 20;
 const IDLE_POLL_MS = 1000;
-
-/** The environment a request's variables go to, kept even if a cell replaces process.env. */
-const kernelEnv = process.env;
-
-/** Sets a request's variables (strings only; Ship checked them), noting in `before` what each was. */
-function setEnv(vars: unknown, before?: Map<string, string | undefined>): void {
-  if (vars === null || typeof vars !== "object") return;
-  for (const [name, value] of Object.entries(vars)) {
-    if (typeof value !== "string") continue;
-    // Own values only: `constructor` or `toString` read through would be "restored" as a function.
-    if (before && !before.has(name)) before.set(name, Object.hasOwn(kernelEnv, name) ? kernelEnv[name] : undefined);
-    kernelEnv[name] = value;
-  }
-}
-
-/** Puts back what `setEnv` changed. */
-function restoreEnv(before: Map<string, string | undefined>): void {
-  for (const [name, value] of before) {
-    if (value === undefined) delete kernelEnv[name];
-    else kernelEnv[name] = value;
-  }
-}
 
 const macrotask = () => new KernelPromise<void>((resolve) => kernelSetImmediate(resolve));
 
