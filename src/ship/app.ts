@@ -8,6 +8,7 @@ import { ShipError } from "./errors.ts";
 import { ContextRegistry } from "./contexts/context-registry.ts";
 import { kernelFor } from "./contexts/kernels.ts";
 import { PythonKernel } from "./kernel/python-kernel.ts";
+import { channelRoutes } from "./routes/channel.ts";
 import { contextRoutes } from "./routes/contexts.ts";
 import { filesystemRoutes } from "./routes/filesystem.ts";
 import { ipythonRoutes } from "./routes/ipython.ts";
@@ -101,6 +102,8 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
     terminalRoutes({ terminals, workspace: config.workspace, prove: (nonce) => shipProof(options.credentials.secret, nonce) }),
   );
   app.route("/", filesystemRoutes(config));
+  // Bay's calls over one WebSocket, each served by this same app.
+  app.route("/", channelRoutes({ dispatch: () => app.fetch, prove: (nonce) => shipProof(options.credentials.secret, nonce) }));
   app.route("/", portRoutes({ ownPorts: new Set([config.port]), prove: (nonce) => shipProof(options.credentials.secret, nonce) }));
   app.route(
     "/",

@@ -49,6 +49,7 @@ const FIXTURES: Record<ShipOperationId, Fixture> = {
   signalProcess: { body: { signal: "SIGTERM" } },
   createTerminal: { body: { cols: 100, rows: 30 } },
   attachTerminal: {},
+  openChannel: {},
   watchFiles: { query: { path: ".", recursive: "true" } },
   readFile: { query: { path: "a.txt" } },
   writeFile: { body: { path: "b.txt", content: "bee" } },
@@ -132,6 +133,26 @@ describe("every operation of openapi/ship.v1.yaml", () => {
 
   test.each(ids)("%s answers its success status with a body the spec's schema accepts", async (id) => {
     const op = shipOperations[id];
+    if (id === "openChannel") {
+      // Bay's call channel: a call frame is answered as the HTTP request it names.
+      const ws = new WebSocket(`${base.replace("http:", "ws:")}${op.path}`, { headers: auth } as unknown as string[]);
+      await new Promise((r, j) => {
+        ws.onopen = r;
+        ws.onerror = j;
+      });
+      const answer = new Promise<string>((r) => {
+        ws.onmessage = (e) => r(e.data as string);
+      });
+      ws.send(
+        `${JSON.stringify({ id: 7, method: "POST", path: "/ipython/exec", headers: { "content-type": "application/json" } })}\n{"code":"1+1"}`,
+      );
+      const frame = await answer;
+      const cut = frame.indexOf("\n");
+      expect(JSON.parse(frame.slice(0, cut))).toEqual({ id: 7, status: 200, type: expect.stringContaining("application/json") });
+      expect(JSON.parse(frame.slice(cut + 1))).toMatchObject({ success: true, output: "2\n" });
+      ws.close();
+      return;
+    }
     if (op.successStatus === 101) {
       // A WebSocket: the handshake succeeds, the shell answers, and the close frame carries its exit status.
       const ws = new WebSocket(`${base.replace("http:", "ws:")}${op.path.replace("{terminal_id}", await newTerminal())}`, {

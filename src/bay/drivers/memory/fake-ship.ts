@@ -14,6 +14,7 @@
  */
 import { fakePortAnswer, refusedByServer } from "./fake-ports.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { ServerWebSocket } from "bun";
 import {
   MAX_NONCE_LENGTH,
   NONCE_HEADER,
@@ -29,6 +30,17 @@ import { LANGUAGES, type Language } from "./fake-contexts.ts";
 import { FakeRuntime, type FakeRuntimeOptions, normalize } from "./fake-runtime.ts";
 import { answerExec, checked, errorResponse, eventStream, jsonOf, parseJson, receiveUpload } from "./fake-ship-wire.ts";
 import type { TerminalSocketData } from "./fake-terminal.ts";
+import { ChannelServer } from "../../../protocol/ship/channel-serve.ts";
+
+/** Bay's call channel (src/protocol/ship/channel.ts): served by this fake's own request handler. */
+interface ChannelSocketData {
+  authorization: string;
+  proof: string | null;
+  channel?: ChannelServer;
+}
+
+type SocketData = TerminalSocketData | ChannelSocketData;
+const isChannel = (d: SocketData): d is ChannelSocketData => "authorization" in d;
 
 /** How an image's fake Ship deviates from a well-behaved one, to test Bay's readiness checks. */
 export interface FakeShipQuirks {
@@ -80,7 +92,7 @@ export class FakeShip {
 
   private constructor(
     private readonly o: FakeShipOptions,
-    private readonly server: ReturnType<typeof Bun.serve<TerminalSocketData>>,
+    private readonly server: ReturnType<typeof Bun.serve<SocketData>>,
   ) {
     this.secret = o.credentials.secret;
     this.expected = [digest(shipBearer(this.secret)), digest(this.secret)];
@@ -90,7 +102,7 @@ export class FakeShip {
   /** Starts serving on 127.0.0.1:`port` (0: any free port). */
   static start(o: FakeShipOptions, port = 0): FakeShip {
     let ship: FakeShip | null = null;
-    const server = Bun.serve<TerminalSocketData>({
+    const server = Bun.serve<SocketData>({
       hostname: "127.0.0.1",
       port,
       idleTimeout: 0,
@@ -98,11 +110,27 @@ export class FakeShip {
       websocket: {
         maxPayloadLength: 1024 * 1024,
         open: (ws) => {
-          if (ws.data.proof) ws.send(JSON.stringify({ type: "proof", proof: ws.data.proof }));
-          ws.data.terminal.attach(ws);
+          const d = ws.data;
+          if (isChannel(d))
+            d.channel = new ChannelServer(
+              { send: (f) => void ws.send(f), close: (c, r) => ws.close(c, r) },
+              (req) => ship!.handle(req),
+              d.authorization,
+            );
+          if (d.proof) ws.send(JSON.stringify({ type: "proof", proof: d.proof }));
+          if (!isChannel(d)) d.terminal.attach(ws as ServerWebSocket<TerminalSocketData>);
         },
-        message: (ws, data) => (typeof data === "string" ? ws.data.terminal.control(data) : ws.data.terminal.input(data)),
-        close: (ws) => ws.data.terminal.hangup(),
+        message: (ws, data) => {
+          const d = ws.data;
+          if (isChannel(d)) d.channel?.message(data);
+          else if (typeof data === "string") d.terminal.control(data);
+          else d.terminal.input(data);
+        },
+        close: (ws) => {
+          const d = ws.data;
+          if (isChannel(d)) d.channel?.close();
+          else d.terminal.hangup();
+        },
       },
     });
     ship = new FakeShip(o, server);
@@ -153,6 +181,7 @@ export class FakeShip {
     const at = `${req.method} ${url.pathname}`;
     const is = (op: { method: string; path: string }) => at === `${op.method.toUpperCase()} ${op.path}`;
     if (is(ops.getMeta)) return Response.json(this.meta());
+    if (is(ops.openChannel)) return this.openChannel(req);
     const port = await fakePortAnswer(req, url, this.port);
     if (port) return port;
     if (is(ops.execPython)) {
@@ -239,6 +268,18 @@ export class FakeShip {
       return new Response(body, { headers: { "content-type": "application/octet-stream", "content-length": String(stat.size) } });
     }
     throw new BayError("not_found", `no route: ${req.method} ${url.pathname}`);
+  }
+
+  /** Bay's call channel: the upgrade's proof first, then each call served by `handle`, as Ship serves it. */
+  private openChannel(req: Request): Response {
+    const nonce = req.headers.get(NONCE_HEADER);
+    const proof = nonce && nonce.length <= MAX_NONCE_LENGTH ? shipProof(this.secret, nonce) : null;
+    const data: ChannelSocketData = { authorization: req.headers.get("authorization") ?? "", proof };
+    if ((req.headers.get("upgrade") ?? "").toLowerCase() !== "websocket" || !this.server.upgrade(req, { data })) {
+      throw new BayError("validation_error", "expected a WebSocket upgrade request");
+    }
+    // Bun has taken the connection over; this response is never sent.
+    return new Response(null);
   }
 
   /** A background process's output (JSON, or followed as an event stream), stdin and signals. */

@@ -291,6 +291,18 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zProcess,
   },
+  /** One WebSocket per session that carries Bay's small calls without an HTTP request each. The first frame is `{"type":"proof","proof"}` for the upgrade's nonce. Then Bay sends calls, a line of JSON `{"id","method","path","headers"}` followed by a newline and the body, and `{"cancel": id}`; Ship answers each call with `{"id","status","type"}`, a newline and the answer's body. A call is served by the same route, checks and errors as the HTTP request it names, with the channel's credentials; a cancel, or the channel closing, is that request's client going away. At most 256 calls at once (one more is answered 429); a frame that is not a call or a cancel closes the channel (1008). src/protocol/ship/channel.ts has the frames. */
+  openChannel: {
+    operationId: "openChannel",
+    method: "get",
+    path: "/channel",
+    honoPath: "/channel",
+    summary: "Bay's call channel (WebSocket upgrade)",
+    tags: ["system"],
+    authenticated: true,
+    successStatus: 101,
+    statuses: [101, 400, 401],
+  },
   /** `bash -l` as the sandbox user in the workspace, TERM=xterm-256color. The terminal waits SHIP_TERMINAL_ATTACH_SECONDS (default 30) for its one attach, then is killed. At most SHIP_MAX_TERMINALS (default 8) at once (429). */
   createTerminal: {
     operationId: "createTerminal",

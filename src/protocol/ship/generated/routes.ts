@@ -17,6 +17,7 @@ export const routes = {
   readProcessOutput: { method: "get", path: "/shell/processes/{process_id}/output" },
   writeProcessStdin: { method: "post", path: "/shell/processes/{process_id}/stdin" },
   signalProcess: { method: "post", path: "/shell/processes/{process_id}/signal" },
+  openChannel: { method: "get", path: "/channel" },
   createTerminal: { method: "post", path: "/terminals" },
   attachTerminal: { method: "get", path: "/terminals/{terminal_id}" },
   watchFiles: { method: "get", path: "/filesystem/watch" },
