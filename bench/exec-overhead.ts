@@ -14,18 +14,24 @@
  * With a baseline Bay (another checkout, BENCH_BASELINE_ROOT), its pairs are
  * interleaved with this build's, each on its own sandbox.
  *
+ * With a Bay of this build whose calls to Ship are all HTTP (`http`: ship_channel
+ * false), its pairs too: what the call channel (src/bay/runtime/ship-channel.ts) saves.
+ *
  * With a Bay in connect_mode unix_socket (`socket`), its pairs too (Bay on
  * Ship's socket against a direct call to that socket), and what a client sees:
  * a call through that Bay against one through this build's, same rounds. (Not
  * pair by pair across sandboxes: the other sandbox's kernel has idled a whole
  * pair by then, and waking it inflates whichever call goes there.)
  */
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { bayExec, type BenchContext, createSandbox, deleteSandbox, directExec, expectTwo, shipOf } from "./context.ts";
 import { median, ms, quantile, ratio, type Row, timedPair } from "./stats.ts";
 
 interface Side {
   ctx: BenchContext;
+  /** Bay's CPU time per call in microseconds, all its threads (measured after the pairs). */
+  cpuUs?: number;
   id: string;
   ship: { endpoint: string; secret: string };
   bay: number[];
@@ -60,6 +66,9 @@ async function bareProxy(ship: { endpoint: string; secret: string }) {
  * (its JIT threads took a tenth of Bay's CPU after 1,500 and settled only past
  * 20,000, read from /proc per thread), so fewer measure a server still warming up.
  */
+/** Calls over which Bay's CPU per call is measured. */
+const CPU_CALLS = 2000;
+
 const WARM_UP_CALLS = Number(process.env.BENCH_EXEC_WARMUP ?? 20_000);
 
 async function prepare(ctx: BenchContext): Promise<Side> {
@@ -106,6 +115,18 @@ function rows(s: Side, runs: number, label: string): Row[] {
       direct: "-",
       ratio: "-",
     },
+    ...(s.cpuUs !== undefined
+      ? [
+          {
+            bench: `warm exec 1+1${label}`,
+            measure: "Bay's CPU per call, all its threads (2,000 calls)",
+            runs: CPU_CALLS,
+            bay: `${(s.cpuUs / 1000).toFixed(3)} ms`,
+            direct: "-",
+            ratio: "-",
+          },
+        ]
+      : []),
     ...(s.floor.length
       ? [
           {
@@ -121,6 +142,26 @@ function rows(s: Side, runs: number, label: string): Row[] {
   ];
 }
 
+/** CPU time a process's threads have run, in nanoseconds (the scheduler's own count, /proc/<pid>/task/<tid>/schedstat). */
+function cpuNs(pid: number): number {
+  let total = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // the thread ended
+    }
+  }
+  return total;
+}
+
+/** Bay's CPU per exec: `calls` sequential calls through it, the CPU its threads ran meanwhile divided by the calls. */
+async function cpuPerCall(s: Side, calls: number): Promise<void> {
+  const before = cpuNs(s.ctx.bay.pid);
+  for (let i = 0; i < calls; i++) await bayExec(s.ctx, s.id);
+  s.cpuUs = (cpuNs(s.ctx.bay.pid) - before) / 1000 / calls;
+}
+
 /** What a client sees: a call through a Bay on Ship's socket against one through a Bay on a published port. */
 function viaSocket(socket: Side, port: Side, runs: number): Row {
   return {
@@ -133,10 +174,16 @@ function viaSocket(socket: Side, port: Side, runs: number): Row {
   };
 }
 
-export async function execOverhead(ctx: BenchContext, runs: number, baseline?: BenchContext, socket?: BenchContext): Promise<Row[]> {
+export async function execOverhead(
+  ctx: BenchContext,
+  runs: number,
+  others: { baseline?: BenchContext; socket?: BenchContext; http?: BenchContext } = {},
+): Promise<Row[]> {
+  const { baseline, socket, http } = others;
   const sides: Side[] = [];
   let proxy: Awaited<ReturnType<typeof bareProxy>> | undefined;
   let socketSide: Side | undefined;
+  let httpSide: Side | undefined;
   try {
     sides.push(await prepare(ctx));
     if (baseline) sides.push(await prepare(baseline));
@@ -144,18 +191,24 @@ export async function execOverhead(ctx: BenchContext, runs: number, baseline?: B
       socketSide = await prepare(socket);
       sides.push(socketSide);
     }
+    if (http) {
+      httpSide = await prepare(http);
+      sides.push(httpSide);
+    }
     proxy = await bareProxy(sides[0]!.ship);
     for (let i = 0; i < 20; i++) await proxy.call();
     for (let i = 0; i < runs; i++) {
       const order = i % 2 === 0 ? sides : [...sides].reverse();
       for (const s of order) await pair(s, i % 4 < 2, s === sides[0] ? proxy.call : undefined);
     }
+    for (const s of sides) await cpuPerCall(s, CPU_CALLS);
     const [mine] = sides;
     const base = baseline ? sides[1] : undefined;
     return [
       ...rows(mine!, runs, baseline ? " (this build)" : ""),
       ...(base ? rows(base, runs, " (baseline)") : []),
       ...(socketSide ? [...rows(socketSide, runs, " (Ship's socket)"), viaSocket(socketSide, mine!, runs)] : []),
+      ...(httpSide ? rows(httpSide, runs, " (HTTP per call, no channel)") : []),
     ];
   } finally {
     proxy?.close();

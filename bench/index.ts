@@ -9,6 +9,7 @@
  *   BENCH_EXEC_RUNS   pairs for the exec overhead (default 200)
  *   BENCH_EXEC_WARMUP calls through each Bay before the exec pairs (default 20000)
  *   BENCH_EXEC_SOCKET 0: no connect_mode unix_socket Bay beside the exec rows
+ *   BENCH_EXEC_HTTP   0: no Bay without the call channel (every Ship call HTTP) beside the exec rows
  *   BENCH_POOL        warm-pool size for the pool benches (default 20)
  *   BENCH_ONLY        comma-separated groups to run (default all): pool, cold,
  *                     exec, control, transfer, memory, load, contexts, terminal, observability, runtimes,
@@ -103,11 +104,15 @@ try {
       process.env.BENCH_EXEC_SOCKET === "0"
         ? undefined
         : await startBench(docker, benchLabel, runs, 0, { BAY_CONNECT_MODE: "unix_socket", BAY_SOCKET_DIR: join(socketDir, "ships") });
+    // And with every call to Ship over HTTP (BENCH_EXEC_HTTP=0: not): what the call channel saves.
+    const http =
+      process.env.BENCH_EXEC_HTTP === "0" ? undefined : await startBench(docker, benchLabel, runs, 0, { BAY_SHIP_CHANNEL: "false" });
     try {
-      rows.push(...(await execOverhead(ctx, execRuns, baseline, socket)));
+      rows.push(...(await execOverhead(ctx, execRuns, { baseline, socket, http })));
       rows.push(...(await execInProcess(execRuns)));
     } finally {
       await socket?.close();
+      await http?.close();
       rmSync(socketDir, { recursive: true, force: true });
     }
   }

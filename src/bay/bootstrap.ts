@@ -36,6 +36,7 @@ import type { Driver } from "./drivers/driver.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { BayMetrics } from "./observability/bay-metrics.ts";
 import { MeteredShipClient } from "./observability/metered-ship-client.ts";
+import { ShipChannels } from "./runtime/ship-channel.ts";
 import { SandboxCounts } from "./observability/sandbox-counts.ts";
 import { openDatabase } from "./store/database.ts";
 import { createStores } from "./store/index.ts";
@@ -93,14 +94,16 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   const now = opts.now ?? Date.now;
   const counts = new SandboxCounts(db, config.metrics.cache_seconds * 1000);
   let pool: PoolManager | null = null;
+  const channels = config.driver.ship_channel ? new ShipChannels() : null;
   const metrics = new BayMetrics({
+    shipChannels: () => channels?.size ?? 0,
     version: config.server.version,
     profiles: config.profiles.map((p) => p.id),
     sandboxCounts: () => counts.read(),
     warmPool: { size: (profile) => pool?.size(profile) ?? 0 },
     logger,
   });
-  const ship = new MeteredShipClient(metrics);
+  const ship = new MeteredShipClient(metrics, fetch, channels);
   const profiles = new ProfileRegistry(config.profiles);
   const replicaId = `replica-${crypto.randomUUID()}`;
   const routes = new RouteCache(30_000, 10_000, now);
@@ -248,6 +251,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     async close() {
       await reaper.stop();
       await pool.stop();
+      channels?.closeAll();
       await driver.close();
       db.close();
     },

@@ -56,6 +56,7 @@ const ENV_OVERRIDES: Array<[string, string[], "string" | "number" | "boolean"]> 
   ["DOCKER_HOST", ["driver", "host"], "string"],
   ["BAY_DOCKER_SOCKET", ["driver", "socket_path"], "string"],
   ["BAY_CONNECT_MODE", ["driver", "connect_mode"], "string"],
+  ["BAY_SHIP_CHANNEL", ["driver", "ship_channel"], "boolean"],
   ["BAY_DOCKER_NETWORK", ["driver", "network"], "string"],
   ["BAY_SOCKET_DIR", ["driver", "socket_dir"], "string"],
   ["BAY_INSTANCE_ID", ["driver", "instance_id"], "string"],

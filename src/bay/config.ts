@@ -67,6 +67,11 @@ export const configSchema = z
         host: z.string().optional(),
         connect_mode: z.enum(["host_port", "container_network", "unix_socket", "auto"]).default("host_port"),
         /**
+         * Small calls (execs, contexts, processes) travel on one WebSocket per Ship, proven
+         * once, instead of an HTTP request each (src/bay/runtime/ship-channel.ts); false: all HTTP.
+         */
+        ship_channel: z.boolean().default(true),
+        /**
          * unix_socket mode: where Ship's sockets live on the host (one directory per
          * container under `<socket_dir>/bay-<instance id>/`). Must be a local path of the
          * Docker host, which is also Bay's host.

@@ -188,6 +188,8 @@ describe("restarts", () => {
     const ids = [await newSandbox(t), await newSandbox(t)];
     for (const id of ids) expect((await py(t, id, "open('f.txt','w').write('kept')")).status).toBe(200);
     t.engine.restartEngine();
+    // Bay learns of it as its call channels' connections end, on the next turn of its event loop.
+    await Bun.sleep(20);
 
     expect((await py(t, ids[0]!, "print(open('f.txt').read())")).body.output).toBe("kept\n");
     const rep = await t.bay.reconciler.runOnce();

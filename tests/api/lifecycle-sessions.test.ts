@@ -168,6 +168,9 @@ describe("a start seen from outside", () => {
     expect((await py(t, id, "open('a.txt','w').write('kept')")).status).toBe(200);
     const [old] = await containersOf(t, id);
     t.engine.crash(old!.id);
+    // Bay learns of the crash as its call channel's connection ends, on the next turn of
+    // its event loop (a call already sent on it then may have run: it fails, never re-sent).
+    await Bun.sleep(20);
 
     const r = await py(t, id, "print(open('a.txt').read())");
     expect(r.status).toBe(200);

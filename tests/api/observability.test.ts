@@ -151,6 +151,7 @@ describe("GET /metrics", () => {
       "bay_reconcile_actions_total",
       "bay_idempotency_replays_total",
       "bay_warm_pool_size",
+      "bay_ship_channels_open",
     ]) {
       expect(text).toContain(`# TYPE ${family} `);
     }

@@ -31,6 +31,8 @@ export interface BayMetricsOptions {
   /** Live sandboxes by profile and status (the database's numbers, cached). */
   sandboxCounts?: () => Promise<SandboxCount[]>;
   warmPool?: WarmPoolStats;
+  /** Call channels open to Ships from this process (src/bay/runtime/ship-channel.ts). */
+  shipChannels?: () => number;
   logger?: Logger;
 }
 
@@ -104,6 +106,9 @@ export class BayMetrics {
   );
   private readonly poolSize = this.registry.register(
     new Gauge("bay_warm_pool_size", "Started, unclaimed warm-pool sessions by profile (0 until the warm pool exists).", ["profile"]),
+  );
+  private readonly channels = this.registry.register(
+    new Gauge("bay_ship_channels_open", "Call channels (one WebSocket per Ship) this process holds open."),
   );
   private readonly collectErrors = this.registry.register(
     new Counter("bay_metrics_collect_errors_total", "Scrape-time collectors that failed (their family is left out of that scrape).", [
@@ -191,6 +196,7 @@ export class BayMetrics {
 
   private async collect(): Promise<void> {
     this.rss.set(undefined, process.memoryUsage.rss());
+    this.channels.set(undefined, this.opts.shipChannels?.() ?? 0);
     const pool = this.opts.warmPool ?? NO_WARM_POOL;
     for (const profile of this.opts.profiles) this.poolSize.set({ profile }, pool.size(profile));
     if (!this.opts.sandboxCounts) return;

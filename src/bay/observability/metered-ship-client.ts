@@ -10,6 +10,7 @@
 import type { Meta, ShipOperationId } from "../../protocol/ship/index.ts";
 import type { BayError } from "../errors.ts";
 import { ShipBadResponseError } from "../runtime/errors/ship-bad-response-error.ts";
+import type { ShipChannels } from "../runtime/ship-channel.ts";
 import { ShipTimeoutError } from "../runtime/errors/ship-timeout-error.ts";
 import { ShipUnreachableError } from "../runtime/errors/ship-unreachable-error.ts";
 import { ShipWrongSessionError } from "../runtime/errors/ship-wrong-session-error.ts";
@@ -23,8 +24,9 @@ export class MeteredShipClient extends ShipClient {
   constructor(
     private readonly metrics: Pick<BayMetrics, "shipError">,
     fetchImpl: typeof fetch = fetch,
+    channels: ShipChannels | null = null,
   ) {
-    super(fetchImpl);
+    super(fetchImpl, channels);
   }
 
   protected override async send<T>(t: ShipTarget, op: ShipOperationId, s: Send, o: CallOptions): Promise<ShipReply<T>> {

@@ -40,9 +40,11 @@ import { ShipWrongSessionError } from "./errors/ship-wrong-session-error.ts";
 import { boundWholeReads, jsonOrNull } from "./bounded-answer.ts";
 import { isEventStream, relayEventStream } from "./event-stream.ts";
 import { fromShipErrorResponse } from "./ship-errors.ts";
+import { CallNotDelivered, type ShipChannels } from "./ship-channel.ts";
 import { openShipSocket } from "./ship-socket.ts";
 import {
   type CallOptions,
+  CHANNEL_OPS,
   DEADLINES,
   type ExecOptions,
   execDeadlineMs,
@@ -57,7 +59,11 @@ import {
 export * from "./ship-call.ts";
 
 export class ShipClient {
-  constructor(private readonly fetchImpl: typeof fetch = fetch) {}
+  /** `channels`: send small calls on each Ship's call channel once one is open (ship-channel.ts); without, every call is HTTP. */
+  constructor(
+    private readonly fetchImpl: typeof fetch = fetch,
+    private readonly channels: ShipChannels | null = null,
+  ) {}
 
   /** True when something answers /health with 200 within `timeoutMs` (no secret: liveness only). */
   async isHealthy(endpoint: string, timeoutMs = 1000): Promise<boolean> {
@@ -279,6 +285,18 @@ export class ShipClient {
     );
   }
 
+  /** The call on the Ship's channel, or null when it goes over HTTP (no channel open yet, or too large for one). */
+  private onChannel(t: ShipTarget, method: string, path: string, s: Send, o: CallOptions): Promise<Response> | null {
+    const headers: Record<string, string> = {};
+    if (o.requestId) headers["x-request-id"] = o.requestId;
+    let body: string | undefined;
+    if (s.json !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(s.json);
+    }
+    return this.channels!.call(t, { method, path, headers, ...(body !== undefined ? { body } : {}) }, s.timeoutMs, o.signal);
+  }
+
   /** Sends one operation and returns its successful response unread; Ship error bodies become `BayError`s. */
   protected async send<T>(t: ShipTarget, op: ShipOperationId, s: Send, o: CallOptions): Promise<ShipReply<T>> {
     const spec = shipRoutes[op];
@@ -287,6 +305,20 @@ export class ShipClient {
     // A function, so that `$` patterns in the client's path stay literal.
     if (s.forward) path = path.replace("/{path}", () => s.forward!.rest);
     if (s.query) path += `?${new URLSearchParams(s.query)}`;
+    if (this.channels && CHANNEL_OPS.has(op) && s.raw === undefined && !s.forward && !s.accept && !s.deadline) {
+      // Null: no channel open; CallNotDelivered: it provably did not run there. Either way over HTTP.
+      const res = await this.onChannel(t, spec.method.toUpperCase(), path, s, o)?.catch((e: unknown) => {
+        if (e instanceof CallNotDelivered) return null;
+        throw e;
+      });
+      if (res) {
+        if (res.ok) return res as ShipReply<T>;
+        // The channel proved its Ship: a refusal of the key on it is that Ship misbehaving, not another session.
+        if (res.status === 401)
+          throw new ShipBadResponseError("sandbox runtime refused its own channel's credentials", { ship_status: 401 });
+        throw await fromShipErrorResponse(res);
+      }
+    }
     const nonce = newNonce();
     const headers: Record<string, string> = {};
     s.forward?.headers.forEach((value, name) => {
