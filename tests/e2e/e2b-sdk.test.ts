@@ -497,6 +497,8 @@ describe("environment variables (e2b 2.51.0, @e2b/code-interpreter 2.8.0)", () =
       within(60_000, "bad pty env", sb.pty.create({ cols: 80, rows: 24, envs: { "": "x" }, onData: () => {} })),
     ).rejects.toThrow();
     expect((await within(60_000, "after", sb.runCode("1 + 1"))).text).toBe("2");
+    // Each sandbox's variables are its own (Bay keeps them per owner and sandbox once read).
+    expect((await within(60_000, "own env", sb.runCode("import os\nstr(os.environ.get('BAY_SANDBOX_VAR'))"))).text).toBe("None");
   });
 });
 

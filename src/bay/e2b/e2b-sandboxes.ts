@@ -80,8 +80,13 @@ export interface ListQuery {
   order?: "asc" | "desc";
 }
 
+/** Sandboxes whose variables one process keeps (then it starts over). */
+const ENV_CACHE_MAX = 10_000;
+
 export class E2bSandboxes {
   private readonly now: () => number;
+  /** Create's envVars per owner and sandbox: written once, never changed. */
+  private readonly envCache = new Map<string, Record<string, string>>();
   constructor(private readonly deps: E2bSandboxesDeps) {
     this.now = deps.now ?? Date.now;
   }
@@ -157,9 +162,20 @@ export class E2bSandboxes {
     return { ...this.detail(sb, row), envdAccessToken: await this.deps.credentials.token("envd", sb.id) };
   }
 
-  /** Sandbox-wide environment variables (create's envVars) every process gets. */
+  /**
+   * Sandbox-wide environment variables (create's envVars) every process gets. A
+   * create writes them once and nothing changes them, so each sandbox's are read
+   * from the database once per process (a sandbox without a row is read each time).
+   */
   async envVars(owner: string, sandboxId: string): Promise<Record<string, string>> {
-    return (await this.deps.e2bStore.get(owner, sandboxId))?.envVars ?? {};
+    const key = `${owner}\n${sandboxId}`;
+    const known = this.envCache.get(key);
+    if (known) return known;
+    const row = await this.deps.e2bStore.get(owner, sandboxId);
+    if (!row) return {};
+    if (this.envCache.size >= ENV_CACHE_MAX) this.envCache.clear();
+    this.envCache.set(key, row.envVars);
+    return row.envVars;
   }
 
   async kill(owner: string, sandboxId: string): Promise<void> {
