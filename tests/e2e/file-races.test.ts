@@ -8,13 +8,19 @@
  * and `rm -rf` failing on an entry a writer added behind it.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { createLogger } from "../../src/bay/logger.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
 import { requireShipImages, sh } from "./support/e2e.ts";
 
 let t: TestBay;
+/** Bay's error log lines: a 5xx is reported with what the engine said (its log has it, its answer does not). */
+const errorLines: string[] = [];
 beforeAll(async () => {
   await requireShipImages();
-  t = await createTestBay({ config: { limits: { rate_limit_per_minute: 1_000_000 } } });
+  t = await createTestBay({
+    config: { limits: { rate_limit_per_minute: 1_000_000 } },
+    logger: createLogger("error", (line) => errorLines.push(line)),
+  });
 });
 afterAll(() => t?.close());
 
@@ -35,7 +41,7 @@ test("concurrent writes and deletes of one tree: never a 5xx; the tree stays the
     ]);
     for (const a of answers) {
       seen.push(String(a.status));
-      if (a.status >= 500) throw new Error(`round ${round}: ${a.status} ${JSON.stringify(a.body)}`);
+      if (a.status >= 500) throw new Error(`round ${round}: ${a.status} ${JSON.stringify(a.body)}\n${errorLines.join("\n")}`);
     }
   }
   // 400: a write can find a parent gone and back between two of its checks (a "dangling symlink" or not a directory).

@@ -164,6 +164,8 @@ export class DockerVolumeFiles implements VolumeFiles {
         );
       } catch (err) {
         if (idle.fired && !(err instanceof BayError)) throw timeoutError("write", this.opts.callTimeoutMs, err);
+        // A parent deleted while the engine unpacked: what the write touched just went (as a walk that finds it gone says).
+        if (!(err instanceof BayError) && /no such file or directory/i.test(engineMessage(err))) throw fileErrors.notFound(path);
         throw err;
       } finally {
         idle.clear();
