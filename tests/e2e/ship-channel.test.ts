@@ -9,7 +9,7 @@
 import { expect, test } from "bun:test";
 import type { TestBay } from "../support/harness.ts";
 import { pollUntil } from "../support/harness.ts";
-import { containersOf, docker, py, withSandbox } from "./support/e2e.ts";
+import { containersOf, docker, py, sh, withSandbox } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
@@ -64,5 +64,18 @@ test("a runtime killed under a call on its channel fails that call as a lost run
     const next = await py(t, id, "1 + 1", 60);
     expect(next.status).toBe(200);
     expect(next.body.output).toBe("2\n");
+  });
+});
+
+test("many calls at once on one channel each get their own answer, whatever order Ship finishes them in", async () => {
+  await withSandbox(t, async (id) => {
+    await py(t, id, "1");
+    await pollUntil(channelsOpen, (n) => n >= 1, 15_000, "the sandbox's channel to open");
+    // Shell commands finishing in reverse order of their start, beside Python cells queued on the kernel.
+    const shells = Array.from({ length: 12 }, (_, i) => sh(t, id, { command: `sleep 0.${12 - i}; echo shell-${i}` }));
+    const cells = Array.from({ length: 6 }, (_, i) => py(t, id, `"cell-${i}"`));
+    const answers = await Promise.all([...shells, ...cells]);
+    answers.slice(0, 12).forEach((r, i) => expect(r.body.output).toBe(`shell-${i}\n`));
+    answers.slice(12).forEach((r, i) => expect(r.body.output).toBe(`'cell-${i}'\n`));
   });
 });
