@@ -75,7 +75,9 @@ test("many calls at once on one channel each get their own answer, whatever orde
     const shells = Array.from({ length: 12 }, (_, i) => sh(t, id, { command: `sleep 0.${12 - i}; echo shell-${i}` }));
     const cells = Array.from({ length: 6 }, (_, i) => py(t, id, `"cell-${i}"`));
     const answers = await Promise.all([...shells, ...cells]);
-    answers.slice(0, 12).forEach((r, i) => expect(r.body.output).toBe(`shell-${i}\n`));
-    answers.slice(12).forEach((r, i) => expect(r.body.output).toBe(`'cell-${i}'\n`));
+    expect(answers.map((r) => r.body.output)).toEqual([
+      ...Array.from({ length: 12 }, (_, i) => `shell-${i}\n`),
+      ...Array.from({ length: 6 }, (_, i) => `'cell-${i}'\n`),
+    ]);
   });
 });

@@ -182,8 +182,6 @@ class Channel {
   }
 }
 
-const path = (c: Omit<ChannelCall, "id">) => c.path;
-
 /** Every channel this Bay holds, one per Ship (endpoint and session). */
 export class ShipChannels {
   private readonly open = new Map<string, Channel>();
@@ -203,7 +201,7 @@ export class ShipChannels {
    * too large for one. Errors are the call's, as over HTTP.
    */
   call(t: ShipTarget, c: Omit<ChannelCall, "id">, timeoutMs: number, signal?: AbortSignal): Promise<Response> | null {
-    if (this.stopped || path(c).length > CHANNEL_MAX_PATH_CHARS) return null;
+    if (this.stopped || c.path.length > CHANNEL_MAX_PATH_CHARS) return null;
     const key = `${t.endpoint}\n${t.sessionId}`;
     const channel = this.open.get(key);
     if (!channel) {
