@@ -13,6 +13,7 @@
  * the bound. Ship answers are fetched with `decompress: false` (ShipClient), so a
  * compressed body is counted as the bytes that arrived, never inflated.
  */
+import { readBodyUpTo } from "../../protocol/bounded-body.ts";
 import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
 import { MAX_EVENT_BYTES } from "./event-stream.ts";
 
@@ -62,27 +63,9 @@ async function refuse(res: Response, e: ShipBadResponseError): Promise<never> {
 
 /** Reads the body to its end, or cancels it and throws once it passes `cap` bytes. */
 async function readUpTo(res: Response, cap: number, tooLarge: () => ShipBadResponseError): Promise<Uint8Array> {
-  if (!res.body) return new Uint8Array(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > cap) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  const bytes = await readBodyUpTo(res.body, cap);
+  if (bytes === null) throw tooLarge();
+  return bytes;
 }
 
 /** The answer's JSON, or null when it is not JSON; an answer past the bound still fails as such. */

@@ -8,6 +8,8 @@
  */
 import { CHANNEL_MAX_ANSWER_BYTES, CHANNEL_MAX_IN_FLIGHT, type ChannelCall, encodeAnswer, parseChannelFrame } from "./channel.ts";
 
+import { readBodyUpTo } from "../bounded-body.ts";
+
 type Dispatch = (req: Request) => Response | Promise<Response>;
 
 /** What the channel needs of its WebSocket. */
@@ -23,25 +25,6 @@ function errorFrame(id: number, status: number, code: string, message: string, u
 
 /** Headers a call may not set: the body's framing is the frame's own. */
 const FRAMING = ["content-length", "transfer-encoding", "authorization"];
-
-/** Reads an answer's body up to `max` bytes; null past it. */
-async function boundedText(res: Response, max: number): Promise<string | null> {
-  if (!res.body) return "";
-  const reader = res.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => {});
-      return null;
-    }
-    parts.push(value);
-  }
-  return Buffer.concat(parts).toString("utf8");
-}
 
 /** One open channel: feed it the peer's frames, and tell it when the peer is gone. */
 export class ChannelServer {
@@ -97,7 +80,8 @@ export class ChannelServer {
       const res = await this.dispatch(
         new Request(`http://ship${call.path}`, { method: call.method, headers, body: call.body ?? null, signal: ctl.signal }),
       );
-      const body = await boundedText(res, this.limits.maxAnswerBytes);
+      const bytes = await readBodyUpTo(res.body, this.limits.maxAnswerBytes);
+      const body = bytes === null ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
       frame =
         body === null
           ? errorFrame(call.id, 500, "internal_error", `the answer is larger than the channel's ${this.limits.maxAnswerBytes} bytes`)
