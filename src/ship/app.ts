@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import { type ShipCredentials, shipProof } from "../protocol/ship/index.ts";
+import { proofFor, type ShipCredentials } from "../protocol/ship/index.ts";
 import { sessionAuth } from "./auth.ts";
 import { loadShipConfig, type ShipConfig } from "./config.ts";
 import { ShipError } from "./errors.ts";
@@ -97,14 +97,11 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
   app.route("/", contextRoutes({ contexts }));
   app.route("/", shellRoutes({ workspace: config.workspace, processes, maxOutputBytes: config.maxOutputBytes }));
   app.route("/", processRoutes({ processes, maxStdinBytes: config.maxStdinBytes }));
-  app.route(
-    "/",
-    terminalRoutes({ terminals, workspace: config.workspace, prove: (nonce) => shipProof(options.credentials.secret, nonce) }),
-  );
+  app.route("/", terminalRoutes({ terminals, workspace: config.workspace, prove: (nonce) => proofFor(options.credentials.secret, nonce) }));
   app.route("/", filesystemRoutes(config));
   // Bay's calls over one WebSocket, each served by this same app.
-  app.route("/", channelRoutes({ dispatch: () => app.fetch, prove: (nonce) => shipProof(options.credentials.secret, nonce) }));
-  app.route("/", portRoutes({ ownPorts: new Set([config.port]), prove: (nonce) => shipProof(options.credentials.secret, nonce) }));
+  app.route("/", channelRoutes({ dispatch: () => app.fetch, prove: (nonce) => proofFor(options.credentials.secret, nonce) }));
+  app.route("/", portRoutes({ ownPorts: new Set([config.port]), prove: (nonce) => proofFor(options.credentials.secret, nonce) }));
   app.route(
     "/",
     watchRoutes({

@@ -36,6 +36,10 @@ export function shipBearer(secret: string): string {
 /** Ship's proof for one call's nonce. */
 export const shipProof = (secret: string, nonce: string): string => mac(secret, `bay-ship/v1 proof ${nonce}`);
 
+/** The proof for a request's nonce header, or null when it carries none (or one past MAX_NONCE_LENGTH): nothing to prove. */
+export const proofFor = (secret: string, nonce: string | null | undefined): string | null =>
+  nonce && nonce.length <= MAX_NONCE_LENGTH ? shipProof(secret, nonce) : null;
+
 /** A fresh nonce for one call. */
 export const newNonce = (): string => Buffer.from(crypto.getRandomValues(new Uint8Array(18))).toString("base64url");
 

@@ -8,4 +8,4 @@ export { operations as shipOperations, type OperationId as ShipOperationId } fro
 
 export * from "./constants.ts";
 export { routes as shipRoutes, type RouteId as ShipRouteId } from "./generated/routes.ts";
-export { MAX_NONCE_LENGTH, NONCE_HEADER, newNonce, PROOF_HEADER, proofValid, shipBearer, shipProof } from "./auth.ts";
+export { MAX_NONCE_LENGTH, NONCE_HEADER, newNonce, PROOF_HEADER, proofFor, proofValid, shipBearer, shipProof } from "./auth.ts";

@@ -6,16 +6,19 @@
  */
 import { Hono } from "hono";
 import { ChannelServer } from "../../protocol/ship/channel-serve.ts";
-import { MAX_NONCE_LENGTH, NONCE_HEADER, shipOperations as ops } from "../../protocol/ship/index.ts";
+import { NONCE_HEADER, shipOperations as ops } from "../../protocol/ship/index.ts";
 import { upgrade } from "../ws.ts";
 
 /** The channel route; `dispatch` is Ship's app (`app.fetch`), `prove` answers the upgrade's nonce. */
-export function channelRoutes(deps: { dispatch: () => (req: Request) => Response | Promise<Response>; prove: (nonce: string) => string }) {
+export function channelRoutes(deps: {
+  dispatch: () => (req: Request) => Response | Promise<Response>;
+  prove: (nonce: string | null | undefined) => string | null;
+}) {
   return new Hono().get(ops.openChannel.honoPath, (c) => {
     // sessionAuth let the upgrade through: each call carries the same credentials.
     const authorization = c.req.header("authorization") ?? "";
     const nonce = c.req.header(NONCE_HEADER);
-    const proof = nonce && nonce.length <= MAX_NONCE_LENGTH ? deps.prove(nonce) : null;
+    const proof = deps.prove(nonce);
     let channel: ChannelServer | null = null;
     return upgrade(c, {
       open: (ws) => {

@@ -9,7 +9,7 @@
 import { type Context, Hono } from "hono";
 import { hopByHop } from "../../protocol/hop-by-hop.ts";
 import { pathAfter } from "../../protocol/path-after.ts";
-import { MAX_NONCE_LENGTH, NONCE_HEADER, shipOperations as ops, SUBPROTOCOLS_HEADER, UPSTREAM_HEADER } from "../../protocol/ship/index.ts";
+import { NONCE_HEADER, shipOperations as ops, SUBPROTOCOLS_HEADER, UPSTREAM_HEADER } from "../../protocol/ship/index.ts";
 import { ShipError } from "../errors.ts";
 import { isUpgrade } from "../ws.ts";
 import { openPortSocket } from "./port-socket.ts";
@@ -68,7 +68,7 @@ const refused = (e: unknown) => {
 };
 
 /** GET, POST, PUT, PATCH and DELETE (and HEAD, as GET's) on /ports/{port}/{path}. */
-export function portRoutes(deps: { ownPorts: ReadonlySet<number>; prove: (nonce: string) => string }) {
+export function portRoutes(deps: { ownPorts: ReadonlySet<number>; prove: (nonce: string | null | undefined) => string | null }) {
   const app = new Hono();
   const handler = async (c: Context) => {
     const port = portOf(c.req.param("port") ?? "", deps.ownPorts);
@@ -80,7 +80,7 @@ export function portRoutes(deps: { ownPorts: ReadonlySet<number>; prove: (nonce:
         rest: pathAfter(req.url, REST_AT),
         headers: requestHeaders(req.headers, port),
         protocols: subprotocols(req.headers),
-        proof: nonce && nonce.length <= MAX_NONCE_LENGTH ? deps.prove(nonce) : null,
+        proof: deps.prove(nonce),
       });
     }
     const target = `http://127.0.0.1:${port}${pathAfter(req.url, REST_AT)}`;

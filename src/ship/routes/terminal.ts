@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { MAX_NONCE_LENGTH, NONCE_HEADER, shipOperations as ops } from "../../protocol/ship/index.ts";
+import { NONCE_HEADER, shipOperations as ops } from "../../protocol/ship/index.ts";
 import { checkEnvVars } from "../../protocol/env-vars.ts";
 import { ShipError } from "../errors.ts";
 import type { TerminalRegistry } from "../terminal/terminal-registry.ts";
@@ -45,7 +45,11 @@ function onControl(session: TerminalSession, text: string): void {
  * gets its proof (`prove`) as the first frame, `{"type":"proof","proof":…}`: a
  * WebSocket client cannot read the handshake's headers, where other answers carry it.
  */
-export function terminalRoutes(deps: { terminals: TerminalRegistry; workspace: string; prove: (nonce: string) => string }) {
+export function terminalRoutes(deps: {
+  terminals: TerminalRegistry;
+  workspace: string;
+  prove: (nonce: string | null | undefined) => string | null;
+}) {
   return new Hono()
     .post(ops.createTerminal.honoPath, async (c) => {
       // The body is optional: no body means the default size.
@@ -71,7 +75,7 @@ export function terminalRoutes(deps: { terminals: TerminalRegistry; workspace: s
     .get(ops.attachTerminal.honoPath, validate("param", ops.attachTerminal.params), (c) => {
       const session = deps.terminals.unclaimed(c.req.valid("param").terminal_id);
       const nonce = c.req.header(NONCE_HEADER);
-      const proof = nonce && nonce.length <= MAX_NONCE_LENGTH ? deps.prove(nonce) : null;
+      const proof = deps.prove(nonce);
       const res = upgrade(c, {
         open: (ws: ShipSocket) => {
           if (proof) ws.send(JSON.stringify({ type: "proof", proof }));

@@ -23,6 +23,7 @@ import {
   type ShipCredentials,
   shipBearer,
   shipOperations as ops,
+  proofFor,
   shipProof,
 } from "../../../protocol/ship/index.ts";
 import { BayError } from "../../errors.ts";
@@ -225,7 +226,7 @@ export class FakeShip {
       const terminal = this.runtime.terminals.unclaimed(decodeURIComponent(term[1]!));
       // Bay's nonce is proved in the first frame, as Ship does (a WebSocket client cannot read the handshake's headers).
       const nonce = req.headers.get(NONCE_HEADER);
-      const proof = nonce && nonce.length <= MAX_NONCE_LENGTH ? shipProof(this.secret, nonce) : null;
+      const proof = proofFor(this.secret, nonce);
       if ((req.headers.get("upgrade") ?? "").toLowerCase() !== "websocket" || !this.server.upgrade(req, { data: { terminal, proof } })) {
         throw new BayError("validation_error", "expected a WebSocket upgrade request");
       }
@@ -273,7 +274,7 @@ export class FakeShip {
   /** Bay's call channel: the upgrade's proof first, then each call served by `handle`, as Ship serves it. */
   private openChannel(req: Request): Response {
     const nonce = req.headers.get(NONCE_HEADER);
-    const proof = nonce && nonce.length <= MAX_NONCE_LENGTH ? shipProof(this.secret, nonce) : null;
+    const proof = proofFor(this.secret, nonce);
     const data: ChannelSocketData = { authorization: req.headers.get("authorization") ?? "", proof };
     if ((req.headers.get("upgrade") ?? "").toLowerCase() !== "websocket" || !this.server.upgrade(req, { data })) {
       throw new BayError("validation_error", "expected a WebSocket upgrade request");
