@@ -65,7 +65,13 @@ describe("containment (bounded bombs)", () => {
     try {
       expect((await py(t, id, "1")).status).toBe(200);
       const [before] = await containersOf(t, id);
-      const command = "bash -c ':(){ :|:& };:'; sleep 2; cat /sys/fs/cgroup/pids/pids.current";
+      // After the bomb the outer shell never forks: bash retries a fork that fails with
+      // EAGAIN for 1+2+4+8 s, so a `sleep` and a `cat` could each take 15 s while the
+      // bomb holds every pid. It waits on a FIFO it holds open itself (`read -t`) and
+      // reads the counter with a redirect, both builtins.
+      const command =
+        "rm -f /tmp/bomb.fifo; mkfifo /tmp/bomb.fifo; exec 9<>/tmp/bomb.fifo; " +
+        "bash -c ':(){ :|:& };:'; read -t 2 -u 9; read -r n < /sys/fs/cgroup/pids/pids.current; echo \"$n\"";
       const r = await contained(() => sh(t, id, { command, timeout: 20 }));
       expect(r.status).toBe(200);
       // Ship itself lived through it: the same container answered, none was recreated.
