@@ -39,11 +39,13 @@ interface Side {
   diff: number[];
   /** The bare proxy's overhead over the direct call, pair by pair (this build's side only). */
   floor: number[];
+  /** The same for the bare proxy over a call channel (bench/bare-channel-proxy.ts). */
+  channelFloor: number[];
 }
 
-/** A bare Bun proxy in front of one Ship (bench/bare-proxy.ts), as its own process. */
-async function bareProxy(ship: { endpoint: string; secret: string }) {
-  const proc = Bun.spawn(["bun", join(import.meta.dir, "bare-proxy.ts"), ship.endpoint, ship.secret], { stdout: "pipe" });
+/** A bare Bun proxy in front of one Ship (bench/bare-proxy.ts, or bare-channel-proxy.ts), as its own process. */
+async function bareProxy(ship: { endpoint: string; secret: string }, script = "bare-proxy.ts") {
+  const proc = Bun.spawn(["bun", join(import.meta.dir, script), ship.endpoint, ship.secret], { stdout: "pipe" });
   const reader = proc.stdout.getReader();
   const { value } = await reader.read();
   reader.releaseLock();
@@ -79,11 +81,11 @@ async function prepare(ctx: BenchContext): Promise<Side> {
   // its top tier only after thousands of them.
   for (let i = 0; i < WARM_UP_CALLS; i++) await bayExec(ctx, id);
   for (let i = 0; i < 20; i++) await directExec(ship);
-  return { ctx, id, ship, bay: [], direct: [], diff: [], floor: [] };
+  return { ctx, id, ship, bay: [], direct: [], diff: [], floor: [], channelFloor: [] };
 }
 
-/** One pair: Bay then direct, or direct then Bay; with a proxy, its call and a second direct one likewise. */
-async function pair(s: Side, bayFirst: boolean, proxy?: () => Promise<void>): Promise<void> {
+/** One pair: Bay then direct, or direct then Bay; with the proxies, each one's call and a direct one likewise. */
+async function pair(s: Side, bayFirst: boolean, proxies?: { http: () => Promise<void>; channel: () => Promise<void> }): Promise<void> {
   const [b, d] = await timedPair(
     () => bayExec(s.ctx, s.id),
     () => directExec(s.ship),
@@ -92,9 +94,11 @@ async function pair(s: Side, bayFirst: boolean, proxy?: () => Promise<void>): Pr
   s.bay.push(b);
   s.direct.push(d);
   s.diff.push(b - d);
-  if (!proxy) return;
-  const [p, d2] = await timedPair(proxy, () => directExec(s.ship), bayFirst);
+  if (!proxies) return;
+  const [p, d2] = await timedPair(proxies.http, () => directExec(s.ship), bayFirst);
   s.floor.push(p - d2);
+  const [q, d3] = await timedPair(proxies.channel, () => directExec(s.ship), bayFirst);
+  s.channelFloor.push(q - d3);
 }
 
 function rows(s: Side, runs: number, label: string): Row[] {
@@ -134,6 +138,14 @@ function rows(s: Side, runs: number, label: string): Row[] {
             measure: "a bare Bun proxy's overhead (the floor of a hop), p50 / p99",
             runs,
             bay: `${ms(median(s.floor))} / ${ms(quantile(s.floor, 0.99))}`,
+            direct: "-",
+            ratio: "-",
+          },
+          {
+            bench: `warm exec 1+1${label}`,
+            measure: "the same bare proxy over a call channel, p50 / p99",
+            runs,
+            bay: `${ms(median(s.channelFloor))} / ${ms(quantile(s.channelFloor, 0.99))}`,
             direct: "-",
             ratio: "-",
           },
@@ -182,6 +194,7 @@ export async function execOverhead(
   const { baseline, socket, http } = others;
   const sides: Side[] = [];
   let proxy: Awaited<ReturnType<typeof bareProxy>> | undefined;
+  let channelProxy: Awaited<ReturnType<typeof bareProxy>> | undefined;
   let socketSide: Side | undefined;
   let httpSide: Side | undefined;
   try {
@@ -196,10 +209,14 @@ export async function execOverhead(
       sides.push(httpSide);
     }
     proxy = await bareProxy(sides[0]!.ship);
-    for (let i = 0; i < 20; i++) await proxy.call();
+    channelProxy = await bareProxy(sides[0]!.ship, "bare-channel-proxy.ts");
+    // Warmed as Bay is: a JIT still compiling would count against the floors.
+    for (let i = 0; i < WARM_UP_CALLS; i++) await proxy.call();
+    for (let i = 0; i < WARM_UP_CALLS; i++) await channelProxy.call();
+    const proxies = { http: proxy.call, channel: channelProxy.call };
     for (let i = 0; i < runs; i++) {
       const order = i % 2 === 0 ? sides : [...sides].reverse();
-      for (const s of order) await pair(s, i % 4 < 2, s === sides[0] ? proxy.call : undefined);
+      for (const s of order) await pair(s, i % 4 < 2, s === sides[0] ? proxies : undefined);
     }
     for (const s of sides) await cpuPerCall(s, CPU_CALLS);
     const [mine] = sides;
@@ -212,6 +229,7 @@ export async function execOverhead(
     ];
   } finally {
     proxy?.close();
+    channelProxy?.close();
     for (const s of sides) await deleteSandbox(s.ctx, s.id);
   }
 }
