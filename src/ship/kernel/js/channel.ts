@@ -6,7 +6,7 @@
 import { writeSync } from "node:fs";
 import type { KernelEvent } from "../protocol.ts";
 import type { KernelFds } from "./fds.ts";
-import { kernelStringify, stringIndexOf, stringSlice } from "./intrinsics.ts";
+import { kernelStringify } from "./intrinsics.ts";
 
 export class KernelChannel {
   private protocolDirty = false;
@@ -55,10 +55,9 @@ export class KernelChannel {
       if (done) break;
       pending += decoder.decode(value, { stream: true });
       let nl: number;
-      // The kernel's own string methods: a cell may replace String.prototype's.
-      while ((nl = stringIndexOf(pending, "\n")) >= 0) {
-        const line = stringSlice(pending, 0, nl);
-        pending = stringSlice(pending, nl + 1);
+      while ((nl = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
         onLine(line);
       }
     }

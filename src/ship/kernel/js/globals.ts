@@ -6,7 +6,7 @@ import { createRequire, isBuiltin } from "node:module";
 import { isAbsolute, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Guard } from "./guard.ts";
-import { KernelPromise, kernelThen } from "./intrinsics.ts";
+import { KernelPromise } from "./intrinsics.ts";
 import { HELPER } from "./transform.ts";
 
 /** What the globals need from the kernel. */
@@ -36,8 +36,7 @@ export function installGlobals(host: GlobalsHost): void {
   const hop = (value: unknown) =>
     new KernelPromise((resolve, reject) => {
       const go = (fn: () => void) => (host.guard.active ? fn() : host.resume(fn));
-      kernelThen(
-        KernelPromise.resolve(value),
+      KernelPromise.resolve(value).then(
         (v) => go(() => resolve(v)),
         (e) => go(() => reject(e)),
       );

@@ -28,10 +28,8 @@ import { takeOverStdio, type CapturedFd, type KernelFds } from "./fds.ts";
 import { installGlobals } from "./globals.ts";
 import { Guard, type Guarded } from "./guard.ts";
 import { InterruptRequests } from "./interrupt-requests.ts";
-import * as K from "./intrinsics.ts";
-import { BROKEN_KERNEL_EXIT, exitBroken, KernelHealth, selfTest, thenTrap } from "./health.ts";
+import { KernelPromise, kernelClearInterval, kernelSetImmediate, kernelSetInterval, kernelStringify } from "./intrinsics.ts";
 import { Cell, type Outcome } from "./cell.ts";
-import { SerialQueue } from "./serial-queue.ts";
 import { restoreEnv, setEnv } from "./env.ts";
 import { KernelChannel } from "./channel.ts";
 import { bundleOf, clip, describeError, normalizeBundle } from "./output.ts";
@@ -44,12 +42,12 @@ export { INTERRUPTED_ERROR } from "./options.ts";
 const POLL_MS = 20;
 const IDLE_POLL_MS = 1000;
 
-const macrotask = () => new K.KernelPromise<void>((resolve) => K.kernelSetImmediate(resolve));
+const macrotask = () => new KernelPromise<void>((resolve) => kernelSetImmediate(resolve));
 
 class JsKernel {
   private count = 0;
   private current: Cell | null = null;
-  private readonly queue = new SerialQueue();
+  private queue: Promise<void> = Promise.resolve();
   /** Console output while no cell runs: it goes to the next cell, like the Python driver's. */
   private background: Array<[StreamName, string]> = [];
   private backgroundBytes = 0;
@@ -58,11 +56,8 @@ class JsKernel {
   private readonly guard = new Guard(`${HELPER}.guarded`);
   private readonly interrupts = new InterruptRequests();
   private readonly transpiler = new Bun.Transpiler({ loader: "ts", target: "bun", trimUnusedImports: false, deadCodeElimination: false });
-  private readonly transpile = (ts: string) => this.transpiler.transformSync(ts);
   /** Per cell, the script line that calls its async wrapper: frames there are the kernel's. */
   private readonly wrapperLines = new Map<number, number>();
-  /** Made before the first cell runs (health.ts): what the self-test answers while nothing is broken. */
-  private health: KernelHealth | null = null;
 
   private readonly channel: KernelChannel;
 
@@ -87,7 +82,7 @@ class JsKernel {
     this.schedulePolling(IDLE_POLL_MS);
     this.channel.send({ event: "ready", runtime: `bun ${Bun.version}`, language: this.options.language });
     void this.readRequests();
-    K.kernelSetImmediate(() => this.warmUp());
+    kernelSetImmediate(() => this.warmUp());
   }
 
   /**
@@ -97,37 +92,30 @@ class JsKernel {
    */
   private warmUp(): void {
     if (this.current) return;
-    this.health ??= new KernelHealth(() => selfTest(this.transpile, this.isWrapperFrame));
     try {
       this.transpiler.transformSync("let warm: number = 1");
-      const script = new vm.Script(transformCell("1 + 1", this.transpile).source, {
+      const script = new vm.Script(transformCell("1 + 1", (ts) => this.transpiler.transformSync(ts)).source, {
         filename: "bay-kernel-warmup",
       });
       const ran = this.guard.run(() => script.runInThisContext() as Promise<unknown>);
-      if (ran.kind === "ok") void K.kernelThen(ran.value, (value) => K.kernelStringify(bundleOf(value)));
+      if (ran.kind === "ok") void ran.value.then((value) => kernelStringify(bundleOf(value)));
     } catch (err) {
       this.channel.log(`warm-up failed: ${(err as Error).message}`);
     }
   }
 
   private async readRequests(): Promise<void> {
-    try {
-      await this.channel.readLines((line) => this.accept(line));
-    } catch (err) {
-      // A kernel that cannot hear Ship any more is of no use (a cell broke what reads the pipe).
-      this.channel.log(`cannot read requests (${(err as Error)?.message ?? "unknown error"}); exiting`);
-      K.kernelExit(BROKEN_KERNEL_EXIT);
-    }
+    await this.channel.readLines((line) => this.accept(line));
     // Ship closed our stdin: it is done with this context.
-    await this.queue.drained;
-    K.kernelExit(0);
+    await this.queue;
+    process.exit(0);
   }
 
   private accept(line: string): void {
-    if (!K.stringTrim(line)) return;
+    if (!line.trim()) return;
     let req: KernelRequest;
     try {
-      req = K.kernelParse(line);
+      req = JSON.parse(line);
     } catch {
       this.channel.log("ignoring a request line that is not JSON");
       return;
@@ -147,18 +135,11 @@ class JsKernel {
       return;
     }
     this.interrupts.queued(req.id);
-    this.queue.push(
-      () => this.execute(req),
-      (err) => this.failed(req, err),
-    );
+    this.queue = this.queue.then(() => this.execute(req).catch((err) => this.failed(req, err)));
   }
 
-  /**
-   * The kernel's own code threw. If a cell broke a built-in it uses, it exits (and Ship
-   * restarts it); otherwise the request must still be answered, or Ship would wait for its timeout.
-   */
+  /** A bug of the kernel itself must still answer the request, or Ship would wait for its timeout. */
   private failed(req: KernelRequest, err: unknown): void {
-    this.assertHealthy();
     this.channel.log(`cell ${req.id} failed inside the kernel: ${(err as Error)?.stack ?? err}`);
     this.current = null;
     this.answerUnrun(req.id, `kernel error: ${(err as Error)?.message ?? String(err)}`);
@@ -185,8 +166,6 @@ class JsKernel {
 
   /** Moves raw fd 1/2 output into the running cell (or drops it once over the cap). */
   private pollRaw(): void {
-    const trap = thenTrap();
-    if (trap) exitBroken((line) => this.channel.log(line), trap);
     const cell = this.current;
     for (const [fd, name] of [
       [this.fds.stdout, "stdout"],
@@ -212,8 +191,8 @@ class JsKernel {
   }
 
   private schedulePolling(ms: number): void {
-    if (this.poller) K.kernelClearInterval(this.poller);
-    this.poller = K.kernelSetInterval(() => this.pollRaw(), ms);
+    if (this.poller) kernelClearInterval(this.poller);
+    this.poller = kernelSetInterval(() => this.pollRaw(), ms);
     this.poller.unref();
   }
 
@@ -232,7 +211,6 @@ class JsKernel {
   }
 
   private async executeCell(req: KernelRequest): Promise<void> {
-    this.health ??= new KernelHealth(() => selfTest(this.transpile, this.isWrapperFrame));
     if (this.interrupts.starting(req.id)) {
       // Stopped while it waited its turn: said like any interrupt, and not run.
       this.count++;
@@ -287,13 +265,6 @@ class JsKernel {
       execution_count: count,
       truncated: cell.output.truncated || cell.budget.truncated || cut,
     });
-    // A failed cell may have failed because the kernel's code no longer works.
-    if (error !== null) this.assertHealthy();
-  }
-
-  /** Exits (Ship then starts a fresh kernel) when the self-test fails; see health.ts. */
-  private assertHealthy(): void {
-    this.health?.exitIfBroken((line) => this.channel.log(line));
   }
 
   private errorText(err: unknown): string {
@@ -301,31 +272,29 @@ class JsKernel {
     return describeError(err, (frame) => this.isWrapperFrame(frame));
   }
 
-  private readonly isWrapperFrame = (frame: string): boolean => {
+  private isWrapperFrame(frame: string): boolean {
     const match = /\bcell-(\d+):(\d+):\d+\)?$/.exec(frame);
     return !!match && this.wrapperLines.get(Number(match[1])) === Number(match[2]);
-  };
+  }
 
   /** Runs the cell until its promise settles, an interrupt, or an uncaught error. */
   private async run(cell: Cell, code: string): Promise<Outcome> {
     let script: vm.Script;
     try {
-      const cellScript = transformCell(code, this.transpile);
+      const cellScript = transformCell(code, (ts) => this.transpiler.transformSync(ts));
       script = new vm.Script(cellScript.source, { filename: `cell-${cell.count}` });
       this.wrapperLines.set(cell.count, cellScript.source.split("\n").length);
     } catch (error) {
-      this.assertHealthy();
       return { kind: "error", error };
     }
     const started = this.guard.run(() => script.runInThisContext() as Promise<unknown>);
     if (started.kind === "interrupted") this.acknowledgeInterrupt(cell);
     if (started.kind !== "ok") return started;
-    const settled = K.kernelThen(
-      K.KernelPromise.resolve(started.value),
+    const settled = KernelPromise.resolve(started.value).then(
       (value): Outcome => ({ kind: "value", value }),
       (error): Outcome => ({ kind: "error", error }),
     );
-    const first = await K.kernelRace(settled, cell.stopped);
+    const first = await KernelPromise.race([settled, cell.stopped]);
     if (first.kind === "interrupted") return first;
     // One turn of the event loop: rejections the cell left unhandled surface now.
     await macrotask();
@@ -338,12 +307,11 @@ class JsKernel {
     const made = this.guard.run(() => bundleOf(value));
     if (made.kind !== "ok") return made;
     if (!(made.value instanceof Promise)) return made as Guarded<Record<string, string>>;
-    const bundle = K.kernelThen(
-      made.value,
+    const bundle = made.value.then(
       (value): Guarded<Record<string, string>> => ({ kind: "ok", value }),
       (error): Guarded<Record<string, string>> => ({ kind: "error", error }),
     );
-    const first = await K.kernelRace(bundle, cell.stopped);
+    const first = await KernelPromise.race([bundle, cell.stopped]);
     if ("kind" in first && first.kind === "ok") return first as Guarded<Record<string, string>>;
     return first.kind === "value" ? { kind: "error", error: new Error("unexpected cell value") } : first;
   }
@@ -373,12 +341,6 @@ class JsKernel {
     if (cell.acknowledged || cell.finishing || cell.stopOutcome) return;
     cell.acknowledged = true;
     this.channel.send({ id: cell.id, event: "interrupted" });
-    // Its result is a few turns away; a kernel still without one is stuck in its own code.
-    this.health?.watchInterrupted(
-      cell.id,
-      () => this.current !== cell,
-      (line) => this.channel.log(line),
-    );
   }
 
   private uncaught(error: unknown): void {
@@ -401,7 +363,7 @@ class JsKernel {
       this.channel.send({ id: cell.id, event: "display", data });
     };
     const bundle = options?.raw ? normalizeBundle(value) : bundleOf(value);
-    if (bundle instanceof Promise) return K.kernelThen(bundle, emit);
+    if (bundle instanceof Promise) return bundle.then(emit);
     emit(bundle);
     return undefined;
   }

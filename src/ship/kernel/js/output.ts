@@ -4,7 +4,6 @@
  * the Python driver's Budget), the rich-output hook and error text.
  */
 import type { StreamName } from "./console.ts";
-import { kernelThen } from "./intrinsics.ts";
 
 /**
  * The rich-output hook, the one Deno's Jupyter kernel uses (`Deno.jupyter.$display`): an
@@ -133,7 +132,7 @@ export function bundleOf(value: unknown): Record<string, string> | Promise<Recor
     typeof value === "object" || typeof value === "function" ? (value as Record<symbol, unknown> | null)?.[DISPLAY_HOOK] : undefined;
   if (typeof hook !== "function") return { "text/plain": inspectValue(value) };
   const bundle = hook.call(value);
-  return bundle instanceof Promise ? kernelThen(bundle, normalizeBundle) : normalizeBundle(bundle);
+  return bundle instanceof Promise ? bundle.then(normalizeBundle) : normalizeBundle(bundle);
 }
 
 /** At most `limit` characters of `text`: its head and tail around a marker. */
