@@ -9,7 +9,7 @@ import { describe, expect, test } from "bun:test";
 import { zContext, zContextList, zErrorBody } from "../../src/bay/api/generated/index.ts";
 import type { TestBay } from "../support/harness.ts";
 import { pollUntil } from "../support/harness.ts";
-import { containersOf, profiles, py, SHIP_IMAGE, sh, withSandbox } from "./support/e2e.ts";
+import { CGROUP, catCgroup, containersOf, profiles, py, SHIP_IMAGE, sh, withSandbox } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
@@ -50,7 +50,7 @@ const PIN_PIDS = (target: number) =>
   [
     "import os, threading",
     "def _pids():",
-    "    for _p in ('/sys/fs/cgroup/pids.current', '/sys/fs/cgroup/pids/pids.current'):",
+    `    for _p in ${JSON.stringify(CGROUP.pidsCurrent)}:`,
     "        if os.path.exists(_p): return int(open(_p).read())",
     "_hold = threading.Event()",
     "_held = []",
@@ -246,7 +246,7 @@ describe("code contexts through Bay", () => {
         expect(refused!.body.error).toMatchObject({ code: "quota_exceeded", details: { reason: "pids_limit", limit: 32 } });
         expect(refused!.body.error.details.pids_in_use).toBeLessThanOrEqual(32);
         expect(Number(refused!.res.headers.get("retry-after"))).toBeGreaterThan(0);
-        const pids = await sh(t, id, { command: "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max" });
+        const pids = await sh(t, id, { command: catCgroup(CGROUP.pidsMax) });
         expect(pids.body.output.trim()).toBe("32");
         // A JS kernel's thread count drifts by one or two (threads started and ended lazily),
         // so the sandbox is held well past the edge while the next rule is checked: threads
@@ -256,7 +256,9 @@ describe("code contexts through Bay", () => {
         // A default context started by code/exec is held to the same rule, before any kernel starts.
         const viaDefault = await code(id, { language: "typescript", code: "1" });
         expect([viaDefault.status, viaDefault.body.error?.details?.reason]).toEqual([429, "pids_limit"]);
-        expect((await py(t, id, "_hold.set()\nfor _t in _held: _t.join()\nlen(_held) >= 0")).body.output).toBe("True\n");
+        expect((await py(t, id, "_hold.set()\nfor _t in _held: _t.join()\nall(not _t.is_alive() for _t in _held)")).body.output).toBe(
+          "True\n",
+        );
         console.log(`[contexts, pids_limit 32] ${made.length} JS contexts started, then: ${refused!.body.error.message}`);
         // The contexts that started, the default kernel and the runtime are untouched.
         for (const ctx of made) {

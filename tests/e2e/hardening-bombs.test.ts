@@ -9,7 +9,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { TestBay } from "../support/harness.ts";
-import { containersOf, dropSandbox, newSandbox, profiles, py, sh } from "./support/e2e.ts";
+import { CGROUP, catCgroup, containersOf, dropSandbox, readCgroup, newSandbox, profiles, py, sh } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
 import { SHIP_IMAGE } from "../support/images.ts";
 
@@ -71,7 +71,7 @@ describe("containment (bounded bombs)", () => {
       // reads the counter with a redirect, both builtins.
       const command =
         "rm -f /tmp/bomb.fifo; mkfifo /tmp/bomb.fifo; exec 9<>/tmp/bomb.fifo; " +
-        "bash -c ':(){ :|:& };:'; read -t 2 -u 9; read -r n < /sys/fs/cgroup/pids/pids.current; echo \"$n\"";
+        `bash -c ':(){ :|:& };:'; read -t 2 -u 9; ${readCgroup(CGROUP.pidsCurrent, "n")}; echo "$n"`;
       const r = await contained(() => sh(t, id, { command, timeout: 20 }));
       expect(r.status).toBe(200);
       // Ship itself lived through it: the same container answered, none was recreated.
@@ -83,7 +83,7 @@ describe("containment (bounded bombs)", () => {
       // sandbox recovers (bounded wait: the kernel may still be reaping the last forks).
       let lines: string[] = [];
       for (let attempt = 0; attempt < 20; attempt++) {
-        const again = await sh(t, id, { command: "echo alive; cat /sys/fs/cgroup/pids/pids.current" });
+        const again = await sh(t, id, { command: `echo alive; ${catCgroup(CGROUP.pidsCurrent)}` });
         lines = String(again.body.output ?? "").split("\n");
         if (lines[0] === "alive" && Number(lines[1]) < 24) break;
         await Bun.sleep(250);

@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { TestBay } from "../support/harness.ts";
-import { containersOf, docker, profiles, py, sh, withSandbox } from "./support/e2e.ts";
+import { CGROUP, catCgroup, containersOf, docker, profiles, py, sh, withSandbox } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
 import { SHIP_IMAGE } from "../support/images.ts";
 
@@ -73,8 +73,8 @@ describe("container hardening", () => {
           command: [
             "id -u; id -g",
             "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status",
-            "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
-            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+            catCgroup(CGROUP.pidsMax),
+            catCgroup(CGROUP.memoryMax),
           ].join("; "),
         });
         expect(r.status).toBe(200);

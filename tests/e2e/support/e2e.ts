@@ -99,6 +99,24 @@ export const sh = (
   body: { command: string; cwd?: string; env?: Record<string, string>; background?: boolean; timeout?: number },
 ) => t.json("POST", `/v1/sandboxes/${id}/shell/exec`, { body });
 
+/**
+ * A sandbox's cgroup files as Ship sees them: the cgroup v1 path first, then the v2 one
+ * (`src/ship/contexts/pids.ts` reads the same pair).
+ */
+export const CGROUP = {
+  pidsMax: ["/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/pids.max"],
+  pidsCurrent: ["/sys/fs/cgroup/pids/pids.current", "/sys/fs/cgroup/pids.current"],
+  memoryMax: ["/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"],
+} as const;
+
+/** Shell printing the first of a cgroup file's paths that exists (`cat` forks). */
+export const catCgroup = (paths: readonly string[]) =>
+  paths.map((p, i) => (i < paths.length - 1 ? `cat ${p} 2>/dev/null` : `cat ${p}`)).join(" || ");
+
+/** Shell reading a cgroup file into `$name` with builtins only: it never forks. */
+export const readCgroup = (paths: readonly string[], name: string) =>
+  `{ ${paths.map((p) => `read -r ${name} < ${p}`).join(" || ")}; } 2>/dev/null`;
+
 /** Containers Bay made for this sandbox, counted through Docker labels. */
 export const containersOf = (t: TestBay, sandboxId: string) => t.bay.driver.listContainers({ sandbox_id: sandboxId });
 
