@@ -21,7 +21,7 @@
  * `specOf`, and `shutdown` (stops every fake Ship; `close` leaves the engine up,
  * as closing a Docker client does, so several Bays may share one engine).
  */
-import { CREDENTIALS_ENV, MIN_SECRET_LENGTH, type ShipCredentials } from "../../../protocol/ship/index.ts";
+import { CREDENTIALS_ENV } from "../../../protocol/ship/index.ts";
 import { BayError } from "../../errors.ts";
 import type {
   ContainerInfo,
