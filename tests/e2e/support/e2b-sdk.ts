@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { within } from "../../support/within.ts";
 import { type BayProcess, requireShipImages, SHIP_DATA_IMAGE, SHIP_IMAGE, spawnBay } from "./e2e.ts";
 
-export const ROOT = join(import.meta.dir, "../../..");
+const ROOT = join(import.meta.dir, "../../..");
 export const ALICE_KEY = `e2b_${"a1".repeat(20)}`;
 export let bay: BayProcess;
 export let malloryKey: string;
