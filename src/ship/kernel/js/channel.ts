@@ -6,7 +6,7 @@
 import { writeSync } from "node:fs";
 import type { KernelEvent } from "../protocol.ts";
 import type { KernelFds } from "./fds.ts";
-import { kernelStringify } from "./intrinsics.ts";
+import { kernelExitNow, kernelStringify } from "./intrinsics.ts";
 
 export class KernelChannel {
   private protocolDirty = false;
@@ -30,7 +30,7 @@ export class KernelChannel {
           continue;
         }
         this.log(`protocol channel broken (${code ?? err}); exiting`);
-        process.exit(1);
+        kernelExitNow(1);
       }
     }
     this.protocolDirty = false;

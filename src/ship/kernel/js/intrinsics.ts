@@ -9,3 +9,10 @@ export const kernelSetInterval = setInterval;
 export const kernelClearInterval = clearInterval;
 export const kernelQueueMicrotask = queueMicrotask;
 export const kernelStringify = JSON.stringify;
+export const kernelParse = JSON.parse;
+/** The process's own exit, as it was before any cell: a cell's `process.exit = () => {}` cannot keep the kernel alive. */
+export const kernelExit: (code: number) => never = process.exit.bind(process);
+/** Exit without running 'exit' listeners: for a kernel whose own code no longer works (listeners are the cells'). */
+export const kernelExitNow: (code: number) => never = (
+  (process as unknown as { reallyExit?: (code: number) => never }).reallyExit ?? process.exit
+).bind(process);

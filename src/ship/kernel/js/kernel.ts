@@ -28,7 +28,9 @@ import { takeOverStdio, type CapturedFd, type KernelFds } from "./fds.ts";
 import { installGlobals } from "./globals.ts";
 import { Guard, type Guarded } from "./guard.ts";
 import { InterruptRequests } from "./interrupt-requests.ts";
-import { KernelPromise, kernelClearInterval, kernelSetImmediate, kernelSetInterval, kernelStringify } from "./intrinsics.ts";
+import { KernelPromise, kernelClearInterval, kernelExit, kernelParse, kernelSetImmediate, kernelSetInterval } from "./intrinsics.ts";
+import { brokenBy, describeThrow, exitIfBroken, selfTest, type SelfTestTools } from "./health.ts";
+import { warmUp } from "./warm-up.ts";
 import { Cell, type Outcome } from "./cell.ts";
 import { restoreEnv, setEnv } from "./env.ts";
 import { KernelChannel } from "./channel.ts";
@@ -58,8 +60,14 @@ class JsKernel {
   private readonly transpiler = new Bun.Transpiler({ loader: "ts", target: "bun", trimUnusedImports: false, deadCodeElimination: false });
   /** Per cell, the script line that calls its async wrapper: frames there are the kernel's. */
   private readonly wrapperLines = new Map<number, number>();
+  /** What health.ts's self-test runs the kernel's paths with. */
+  private readonly selfTestTools: SelfTestTools = {
+    transpile: (ts) => this.transpiler.transformSync(ts),
+    isWrapperFrame: (frame) => this.isWrapperFrame(frame),
+  };
 
   private readonly channel: KernelChannel;
+  private readonly log = (line: string) => this.channel.log(line);
 
   constructor(
     private readonly fds: KernelFds,
@@ -82,40 +90,28 @@ class JsKernel {
     this.schedulePolling(IDLE_POLL_MS);
     this.channel.send({ event: "ready", runtime: `bun ${Bun.version}`, language: this.options.language });
     void this.readRequests();
-    kernelSetImmediate(() => this.warmUp());
-  }
-
-  /**
-   * Runs the whole cell path once on a throw-away cell while the kernel waits for its
-   * first request: the first real cell then does not pay for the parser's, the
-   * transpiler's and the vm's first use.
-   */
-  private warmUp(): void {
-    if (this.current) return;
-    try {
-      this.transpiler.transformSync("let warm: number = 1");
-      const script = new vm.Script(transformCell("1 + 1", (ts) => this.transpiler.transformSync(ts)).source, {
-        filename: "bay-kernel-warmup",
-      });
-      const ran = this.guard.run(() => script.runInThisContext() as Promise<unknown>);
-      if (ran.kind === "ok") void ran.value.then((value) => kernelStringify(bundleOf(value)));
-    } catch (err) {
-      this.channel.log(`warm-up failed: ${(err as Error).message}`);
-    }
+    kernelSetImmediate(() => {
+      if (!this.current) warmUp(this.guard, this.selfTestTools.transpile, this.log);
+    });
   }
 
   private async readRequests(): Promise<void> {
-    await this.channel.readLines((line) => this.accept(line));
+    try {
+      await this.channel.readLines((line) => this.accept(line));
+    } catch (err) {
+      // A cell broke what reads or takes a request: a kernel that cannot hear Ship is of no use.
+      exitIfBroken(this.selfTestTools, this.log, `it could not take a request: ${describeThrow(err)}`);
+    }
     // Ship closed our stdin: it is done with this context.
     await this.queue;
-    process.exit(0);
+    kernelExit(0);
   }
 
   private accept(line: string): void {
     if (!line.trim()) return;
     let req: KernelRequest;
     try {
-      req = JSON.parse(line);
+      req = kernelParse(line);
     } catch {
       this.channel.log("ignoring a request line that is not JSON");
       return;
@@ -138,11 +134,22 @@ class JsKernel {
     this.queue = this.queue.then(() => this.execute(req).catch((err) => this.failed(req, err)));
   }
 
-  /** A bug of the kernel itself must still answer the request, or Ship would wait for its timeout. */
+  /**
+   * The kernel's own code threw. A kernel whose code no longer works (health.ts) exits
+   * before answering: Ship then answers the request with the reason and restarts it.
+   * Otherwise the request is answered, or Ship would wait for its timeout. Never throws:
+   * a rejection here would stop the queue, and every later cell with it.
+   */
   private failed(req: KernelRequest, err: unknown): void {
-    this.channel.log(`cell ${req.id} failed inside the kernel: ${(err as Error)?.stack ?? err}`);
     this.current = null;
-    this.answerUnrun(req.id, `kernel error: ${(err as Error)?.message ?? String(err)}`);
+    const broken = brokenBy(() => selfTest(this.selfTestTools));
+    try {
+      this.log(`cell ${req.id} failed inside the kernel: ${broken === null ? ((err as Error)?.stack ?? err) : describeThrow(err)}`);
+      if (broken === null) this.answerUnrun(req.id, `kernel error: ${(err as Error)?.message ?? String(err)}`);
+    } catch {
+      exitIfBroken(this.selfTestTools, this.log, "it could not answer a request");
+    }
+    if (broken !== null) exitIfBroken(this.selfTestTools, this.log, broken);
   }
 
   /** The result of a cell that did not run (or not to its end): an error, no output. */
@@ -255,6 +262,9 @@ class JsKernel {
     let cut = false;
     if (outcome.kind === "interrupted") error = INTERRUPTED_ERROR;
     else if (outcome.kind === "error") ({ text: error, cut } = clip(this.errorText(outcome.error), this.options.maxOutputBytes));
+    // A cell can fail because an earlier one broke a built-in the kernel uses: then it
+    // exits here, and Ship answers this cell with the reason and starts a fresh kernel.
+    if (error !== null) exitIfBroken(this.selfTestTools, this.log);
     this.channel.send({
       id: req.id,
       event: "result",

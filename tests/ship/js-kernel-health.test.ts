@@ -1,0 +1,94 @@
+/**
+ * A JS cell that breaks a built-in the kernel's own code uses (health.ts): the kernel
+ * answers, notices with its self-test and exits (70) with the reason, so Ship starts a
+ * fresh one, instead of failing every later cell or never answering again. A cell that
+ * wraps or polyfills a built-in, or fails for its own reasons, keeps its context.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import type { JsKernelProcess } from "../../src/ship/kernel/js/js-kernel-process.ts";
+import { BROKEN_KERNEL_EXIT } from "../../src/ship/kernel/js/health.ts";
+import { endKernels, run, startKernel } from "./support/js-kernel.ts";
+
+afterAll(endKernels);
+
+/** Runs `code`; null when the kernel died before it answered. */
+async function tryRun(k: JsKernelProcess, code: string) {
+  try {
+    return (await run(k, code)).result;
+  } catch {
+    return null;
+  }
+}
+
+async function exitOf(k: JsKernelProcess): Promise<string> {
+  await Promise.race([k.exited, Bun.sleep(10_000)]);
+  return k.describeExit();
+}
+
+describe("js kernel: a cell that breaks a built-in the kernel uses", () => {
+  // Each of these made every later cell fail (or never be answered), with no restart.
+  const breakers = [
+    "Array.prototype.push = null",
+    "Array.prototype.map = null",
+    "String.prototype.split = null",
+    "String.prototype.slice = null",
+    "String.prototype.indexOf = null",
+    "Map.prototype.set = null",
+    "Object.entries = null",
+    "Object.keys = null",
+    "Object.hasOwn = null",
+    "Function.prototype.call = null",
+    "Bun.inspect = null",
+    "Buffer.from = null",
+  ];
+  for (const breaker of breakers) {
+    test(breaker, async () => {
+      const k = await startKernel();
+      await run(k, "let kept = 1");
+      // The breaking cell and the next one are answered (or the kernel is already gone) ...
+      const answers = [await tryRun(k, `${breaker}\n'broke'`), await tryRun(k, "kept + 1")];
+      // ... and then it exits with the reason, instead of serving a broken context.
+      expect(await exitOf(k)).toContain(`exit code ${BROKEN_KERNEL_EXIT}`);
+      expect(k.describeExit()).toContain("the kernel's own code no longer works");
+      expect(k.isAlive).toBe(false);
+      // Whatever it answered before it went was an answer, not a hang.
+      for (const a of answers) if (a) expect(typeof a.success).toBe("boolean");
+    });
+  }
+
+  test("the next cell after the restart Ship makes runs in a fresh kernel", async () => {
+    // Ship's side (SupervisedKernel) is checked end to end in tests/e2e/js-kernel-health.test.ts;
+    // here the kernel itself: a broken one exits even when the cell that broke it succeeded.
+    const k = await startKernel();
+    expect((await run(k, "String.prototype.split = null; 7")).result).toMatchObject({ success: true });
+    await tryRun(k, "8");
+    expect(await exitOf(k)).toContain(`exit code ${BROKEN_KERNEL_EXIT}`);
+  });
+});
+
+describe("js kernel: cells that wrap built-ins or fail on their own keep their context", () => {
+  test("failing cells, wrapped built-ins, a custom Error.prepareStackTrace and a zone-like then", async () => {
+    const k = await startKernel();
+    await run(k, "let kept = 41");
+    const cells = [
+      "null.x",
+      "throw new Error('mine')",
+      "await Promise.reject(new TypeError('rejected'))",
+      "const push = Array.prototype.push; Array.prototype.push = function (...a) { return push.apply(this, a) }; null.y",
+      "const then = Promise.prototype.then; Promise.prototype.then = function (a, b) { return then.call(this, a, b) }; undefinedName",
+      "Error.prepareStackTrace = (e, frames) => `${e.name}: ${e.message}\\n    at patched`; null.z",
+      "const stringify = JSON.stringify; JSON.stringify = (...a) => stringify(...a); syntax error here",
+      "Error.stackTraceLimit = 0; null.w",
+      // Built-ins the kernel took its own copies of before any cell ran.
+      "JSON.stringify = null; JSON.parse = null; null.v",
+      "globalThis.Promise = function () {}; setImmediate = null; process.exit = () => {}; null.u",
+    ];
+    for (const code of cells) {
+      const r = (await run(k, code)).result;
+      expect(r.success).toBe(false);
+      expect(k.isAlive).toBe(true);
+    }
+    expect((await run(k, "kept + 1")).result).toMatchObject({ success: true, output: "42\n" });
+    expect(k.isAlive).toBe(true);
+  });
+});
