@@ -21,8 +21,26 @@ async function newContext(id: string, language: string): Promise<string> {
   return res.body.id;
 }
 
+describe("a JS context whose cell broke the promise machinery", () => {
+  test("Promise.prototype.then replaced: the cell is answered, and the context keeps its state", async () => {
+    await withSandbox(t, async (id) => {
+      const ctx = await newContext(id, "typescript");
+      expect((await code(id, { context_id: ctx, code: "let kept: number = 41" })).status).toBe(200);
+      const broke = await code(id, { context_id: ctx, code: "Promise.prototype.then = function () {}\n'broke'", timeout: 30 });
+      expect(broke.body).toMatchObject({ success: true, output: '"broke"\n', kernel_restarted: false });
+      const after = await code(id, { context_id: ctx, code: "await new Promise((r) => setTimeout(() => r(1), 5)) + kept", timeout: 30 });
+      expect(after.body).toMatchObject({ success: true, output: "42\n", kernel_restarted: false });
+    });
+  });
+});
+
 describe("a JS context whose cell broke a built-in the kernel uses", () => {
-  for (const breaker of ["Array.prototype.push = null", "String.prototype.split = null", "Object.entries = null"]) {
+  for (const breaker of [
+    "Array.prototype.push = null",
+    "String.prototype.split = null",
+    "Object.entries = null",
+    "Object.prototype.then = function () {}",
+  ]) {
     test(`${breaker}: a fresh kernel within a few calls, none of them a timeout; the rest of the sandbox untouched`, async () => {
       await withSandbox(t, async (id) => {
         const ctx = await newContext(id, "javascript");

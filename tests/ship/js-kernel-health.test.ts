@@ -66,6 +66,45 @@ describe("js kernel: a cell that breaks a built-in the kernel uses", () => {
   });
 });
 
+/** `run`, failing the test instead of waiting when the kernel does not answer in 10 s. */
+async function answered(k: JsKernelProcess, code: string) {
+  const late = Bun.sleep(10_000).then(() => Promise.reject(new Error(`no answer in 10 s to: ${code}`)));
+  return (await Promise.race([run(k, code), late])).result;
+}
+
+describe("js kernel: a cell that breaks the promise machinery", () => {
+  // Each of these held the cell until its timeout and then 10 s or 120 s more, and lost the context.
+  const breakers = [
+    "Promise.prototype.then = function () {}",
+    "Promise.prototype.then = null",
+    "Promise.prototype.catch = null",
+    "Promise.resolve = () => new Promise(() => {})",
+    "Promise.race = null",
+    "Object.defineProperty(Promise, Symbol.species, { value: function () {} })",
+  ];
+  for (const breaker of breakers) {
+    test(`${breaker}: answered, and the cells after it run with their state (top-level await included)`, async () => {
+      const k = await startKernel();
+      await run(k, "let kept = 41");
+      expect(await answered(k, `${breaker}\n'broke'`)).toMatchObject({ success: true, output: '"broke"\n' });
+      expect(await answered(k, "await new Promise((r) => setTimeout(() => r(1), 5)) + kept")).toMatchObject({
+        success: true,
+        output: "42\n",
+      });
+      expect(await answered(k, "await Bun.sleep(1)\nnull.x")).toMatchObject({ success: false });
+      expect(await answered(k, "display({ 'text/plain': 'shown' }, { raw: true }); kept")).toMatchObject({ success: true, output: "41\n" });
+      expect(k.isAlive).toBe(true);
+    });
+  }
+
+  test("Object.prototype.then (every object a thenable): the kernel exits at once with the reason", async () => {
+    const k = await startKernel();
+    expect(await tryRun(k, "Object.prototype.then = function () {}\n1")).toBeNull();
+    expect(await exitOf(k)).toContain(`exit code ${BROKEN_KERNEL_EXIT}`);
+    expect(k.describeExit()).toContain("Object.prototype.then");
+  });
+});
+
 describe("js kernel: cells that wrap built-ins or fail on their own keep their context", () => {
   test("failing cells, wrapped built-ins, a custom Error.prepareStackTrace and a zone-like then", async () => {
     const k = await startKernel();

@@ -36,10 +36,17 @@ export function installGlobals(host: GlobalsHost): void {
   const hop = (value: unknown) =>
     new KernelPromise((resolve, reject) => {
       const go = (fn: () => void) => (host.guard.active ? fn() : host.resume(fn));
-      KernelPromise.resolve(value).then(
-        (v) => go(() => resolve(v)),
-        (e) => go(() => reject(e)),
-      );
+      // Through `await`, not `.then`: a cell's Promise.prototype.then must not stop the cells after it (promises.ts).
+      void (async () => {
+        let v: unknown;
+        try {
+          v = await value;
+        } catch (e) {
+          go(() => reject(e));
+          return;
+        }
+        go(() => resolve(v));
+      })();
     });
   const helper = {
     g: globalThis,

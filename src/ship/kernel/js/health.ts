@@ -15,7 +15,7 @@
 import vm from "node:vm";
 import { Cell } from "./cell.ts";
 import { setEnv } from "./env.ts";
-import { kernelExitNow, kernelParse, kernelStringify } from "./intrinsics.ts";
+import { kernelExitNow, kernelHasOwn, kernelParse, kernelStringify, ObjectPrototype } from "./intrinsics.ts";
 import { bundleOf, clip, describeError } from "./output.ts";
 import { transformCell } from "./transform.ts";
 
@@ -53,6 +53,15 @@ export function selfTest(tools: SelfTestTools): void {
   const error = clip(describeError(new TypeError("probe"), tools.isWrapperFrame), 1024).text;
   const line = kernelStringify({ id: 1, event: "result", success: false, output: probe.output.text(), error, data });
   Buffer.from(`${line}\n`, "utf8");
+}
+
+/**
+ * Why the kernel cannot go on, if a cell defined `Object.prototype.then`: every object is
+ * then a thenable, and no promise resolved with one (the kernel's own) settles again. No
+ * library does that on purpose; cheap enough to look for on every poll (kernel.ts).
+ */
+export function thenTrap(): string | null {
+  return kernelHasOwn(ObjectPrototype, "then") ? "a cell defined Object.prototype.then, which makes every object a thenable" : null;
 }
 
 /** Null while `test` runs through, else what it threw (as text). */

@@ -10,6 +10,8 @@ export const kernelClearInterval = clearInterval;
 export const kernelQueueMicrotask = queueMicrotask;
 export const kernelStringify = JSON.stringify;
 export const kernelParse = JSON.parse;
+export const kernelHasOwn = Object.hasOwn;
+export const ObjectPrototype = Object.prototype;
 /** The process's own exit, as it was before any cell: a cell's `process.exit = () => {}` cannot keep the kernel alive. */
 export const kernelExit: (code: number) => never = process.exit.bind(process);
 /** Exit without running 'exit' listeners: for a kernel whose own code no longer works (listeners are the cells'). */

@@ -29,9 +29,11 @@ import { installGlobals } from "./globals.ts";
 import { Guard, type Guarded } from "./guard.ts";
 import { InterruptRequests } from "./interrupt-requests.ts";
 import { KernelPromise, kernelClearInterval, kernelExit, kernelParse, kernelSetImmediate, kernelSetInterval } from "./intrinsics.ts";
-import { brokenBy, describeThrow, exitIfBroken, selfTest, type SelfTestTools } from "./health.ts";
+import { brokenBy, describeThrow, exitIfBroken, selfTest, type SelfTestTools, thenTrap } from "./health.ts";
 import { warmUp } from "./warm-up.ts";
 import { Cell, type Outcome } from "./cell.ts";
+import { firstOf, settle, thenOf } from "./promises.ts";
+import { SerialQueue } from "./serial-queue.ts";
 import { restoreEnv, setEnv } from "./env.ts";
 import { KernelChannel } from "./channel.ts";
 import { bundleOf, clip, describeError, normalizeBundle } from "./output.ts";
@@ -49,7 +51,10 @@ const macrotask = () => new KernelPromise<void>((resolve) => kernelSetImmediate(
 class JsKernel {
   private count = 0;
   private current: Cell | null = null;
-  private queue: Promise<void> = Promise.resolve();
+  private readonly queue = new SerialQueue<KernelRequest>(
+    (req) => this.execute(req),
+    (req, err) => this.failed(req, err),
+  );
   /** Console output while no cell runs: it goes to the next cell, like the Python driver's. */
   private background: Array<[StreamName, string]> = [];
   private backgroundBytes = 0;
@@ -103,7 +108,7 @@ class JsKernel {
       exitIfBroken(this.selfTestTools, this.log, `it could not take a request: ${describeThrow(err)}`);
     }
     // Ship closed our stdin: it is done with this context.
-    await this.queue;
+    await this.queue.idle();
     kernelExit(0);
   }
 
@@ -131,7 +136,7 @@ class JsKernel {
       return;
     }
     this.interrupts.queued(req.id);
-    this.queue = this.queue.then(() => this.execute(req).catch((err) => this.failed(req, err)));
+    this.queue.push(req);
   }
 
   /**
@@ -173,6 +178,8 @@ class JsKernel {
 
   /** Moves raw fd 1/2 output into the running cell (or drops it once over the cap). */
   private pollRaw(): void {
+    const trap = thenTrap();
+    if (trap) exitIfBroken(this.selfTestTools, this.log, trap);
     const cell = this.current;
     for (const [fd, name] of [
       [this.fds.stdout, "stdout"],
@@ -300,12 +307,9 @@ class JsKernel {
     const started = this.guard.run(() => script.runInThisContext() as Promise<unknown>);
     if (started.kind === "interrupted") this.acknowledgeInterrupt(cell);
     if (started.kind !== "ok") return started;
-    const settled = KernelPromise.resolve(started.value).then(
-      (value): Outcome => ({ kind: "value", value }),
-      (error): Outcome => ({ kind: "error", error }),
-    );
-    const first = await KernelPromise.race([settled, cell.stopped]);
-    if (first.kind === "interrupted") return first;
+    const settled = await firstOf(settle(started.value), cell.stopped);
+    if (settled.kind === "interrupted") return settled;
+    const first: Outcome = settled.kind === "ok" ? { kind: "value", value: settled.value } : settled;
     // One turn of the event loop: rejections the cell left unhandled surface now.
     await macrotask();
     await macrotask();
@@ -317,12 +321,7 @@ class JsKernel {
     const made = this.guard.run(() => bundleOf(value));
     if (made.kind !== "ok") return made;
     if (!(made.value instanceof Promise)) return made as Guarded<Record<string, string>>;
-    const bundle = made.value.then(
-      (value): Guarded<Record<string, string>> => ({ kind: "ok", value }),
-      (error): Guarded<Record<string, string>> => ({ kind: "error", error }),
-    );
-    const first = await KernelPromise.race([bundle, cell.stopped]);
-    if ("kind" in first && first.kind === "ok") return first as Guarded<Record<string, string>>;
+    const first = await firstOf(settle(made.value), cell.stopped);
     return first.kind === "value" ? { kind: "error", error: new Error("unexpected cell value") } : first;
   }
 
@@ -373,7 +372,7 @@ class JsKernel {
       this.channel.send({ id: cell.id, event: "display", data });
     };
     const bundle = options?.raw ? normalizeBundle(value) : bundleOf(value);
-    if (bundle instanceof Promise) return bundle.then(emit);
+    if (bundle instanceof Promise) return thenOf(bundle, emit);
     emit(bundle);
     return undefined;
   }

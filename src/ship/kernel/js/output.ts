@@ -3,6 +3,7 @@
  * at most `cap` UTF-8 bytes), rich output (at most `cap` characters of MIME data, like
  * the Python driver's Budget), the rich-output hook and error text.
  */
+import { thenOf } from "./promises.ts";
 import type { StreamName } from "./console.ts";
 
 /**
@@ -132,7 +133,7 @@ export function bundleOf(value: unknown): Record<string, string> | Promise<Recor
     typeof value === "object" || typeof value === "function" ? (value as Record<symbol, unknown> | null)?.[DISPLAY_HOOK] : undefined;
   if (typeof hook !== "function") return { "text/plain": inspectValue(value) };
   const bundle = hook.call(value);
-  return bundle instanceof Promise ? bundle.then(normalizeBundle) : normalizeBundle(bundle);
+  return bundle instanceof Promise ? thenOf(bundle, normalizeBundle) : normalizeBundle(bundle);
 }
 
 /** At most `limit` characters of `text`: its head and tail around a marker. */

@@ -7,6 +7,7 @@ import vm from "node:vm";
 import type { Guard } from "./guard.ts";
 import { kernelStringify } from "./intrinsics.ts";
 import { bundleOf } from "./output.ts";
+import { thenOf } from "./promises.ts";
 import { transformCell } from "./transform.ts";
 
 export function warmUp(guard: Guard, transpile: (ts: string) => string, log: (line: string) => void): void {
@@ -14,7 +15,7 @@ export function warmUp(guard: Guard, transpile: (ts: string) => string, log: (li
     transpile("let warm: number = 1");
     const script = new vm.Script(transformCell("1 + 1", transpile).source, { filename: "bay-kernel-warmup" });
     const ran = guard.run(() => script.runInThisContext() as Promise<unknown>);
-    if (ran.kind === "ok") void ran.value.then((value) => kernelStringify(bundleOf(value)));
+    if (ran.kind === "ok") void thenOf(ran.value, (value) => kernelStringify(bundleOf(value)));
   } catch (err) {
     log(`warm-up failed: ${(err as Error).message}`);
   }
