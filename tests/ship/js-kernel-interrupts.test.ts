@@ -41,6 +41,7 @@ describe("js kernel: interrupts keep the context", () => {
 /** A kernel process whose interrupts are only the request on stdin, naming any cell. */
 class StdinOnly extends JsKernelProcess {
   request(cell?: number): void {
+    this.askInterrupt();
     this.writeLine({ interrupt: cell ?? this.runningCell() });
   }
 }

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { JsKernelProcess } from "../../src/ship/kernel/js/js-kernel-process.ts";
+import { INTERRUPTED_ERROR } from "../../src/ship/kernel/js/kernel.ts";
 import { endKernels, run, startKernel } from "./support/js-kernel.ts";
 
 afterAll(endKernels);
@@ -213,5 +214,31 @@ describe("js kernel: caps and process life", () => {
     while (alive() && Date.now() < deadline) await Bun.sleep(25);
     expect(alive()).toBe(false);
     expect(k.describeExit()).toBe("js kernel was killed: test");
+  });
+});
+
+describe("js kernel: a forged acknowledgement", () => {
+  test("an `interrupted` the cell writes before Ship interrupts is not believed: SIGINT still ends its loop, the context stays", async () => {
+    const k = await startKernel();
+    await run(k, "let kept = 'state'");
+    // The cell acknowledges an interrupt nobody asked for, on every pipe it holds, for every cell id, then spins.
+    const forge = [
+      'const fs = require("node:fs")',
+      "const acks = Array.from({ length: 50 }, (_, i) => JSON.stringify({ id: i + 1, event: 'interrupted' })).join('\\n') + '\\n'",
+      'for (const fd of fs.readdirSync("/proc/self/fd").map(Number).filter((fd) => fd > 2)) {',
+      '  let target = ""',
+      "  try { target = fs.readlinkSync(`/proc/self/fd/${fd}`) } catch {}",
+      "  if (/^(pipe|socket):/.test(target)) try { fs.writeSync(fd, acks) } catch {}",
+      "}",
+      "console.log('looping')",
+      "for (;;) {}",
+    ].join("\n");
+    const before = k.acknowledgedInterrupts;
+    const res = await run(k, forge, "looping");
+    expect(res.result).toMatchObject({ success: false, error: INTERRUPTED_ERROR });
+    // Only the kernel's own acknowledgement, after Ship asked, counted.
+    expect(k.acknowledgedInterrupts).toBe(before + 1);
+    expect(k.isAlive).toBe(true);
+    expect((await run(k, "kept + '!'")).result.output).toBe('"state!"\n');
   });
 });

@@ -73,6 +73,8 @@ interface Waiter {
   onEvent?: CellEventHandler;
   /** The kernel said this cell is being interrupted (`interrupted`). */
   acknowledged?: boolean;
+  /** Ship asked to interrupt this cell: only then does an `interrupted` for it count. */
+  interruptAsked?: boolean;
 }
 
 /**
@@ -206,7 +208,21 @@ export class KernelProcess {
 
   /** Interrupts the running cell (SIGINT: it ends with success false; the kernel keeps its state). */
   interrupt(): void {
+    this.askInterrupt();
     if (this.alive) this.proc.kill("SIGINT");
+  }
+
+  /**
+   * Notes that Ship is interrupting the running cell. An `interrupted` that comes before
+   * is not believed: user code can write to the kernel's channel, and a forged early
+   * acknowledgement would stop the signals that end a loop and stretch Ship's wait to
+   * the acknowledged grace.
+   */
+  protected askInterrupt(): void {
+    for (const waiter of this.waiters.values()) {
+      waiter.interruptAsked = true;
+      return;
+    }
   }
 
   /** The cell the kernel is running (cells run in the order sent), if any. */
@@ -320,6 +336,7 @@ export class KernelProcess {
       return undefined;
     }
     if (msg.event === "interrupted") {
+      if (!waiter.interruptAsked) return undefined;
       if (!waiter.acknowledged) this.acknowledgements++;
       waiter.acknowledged = true;
       return undefined;

@@ -67,6 +67,7 @@ export class JsKernelProcess extends KernelProcess {
   override interrupt(): void {
     const cell = this.runningCell();
     if (cell === undefined) return;
+    this.askInterrupt();
     this.writeLine({ interrupt: cell } satisfies KernelInterruptRequest);
     // A dead kernel keeps its waiters: without isAlive the chain would outlive it, holding it in memory.
     const pending = () => this.isAlive && this.runningCell() === cell && !this.runningCellAcknowledged;
