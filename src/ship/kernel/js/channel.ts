@@ -6,7 +6,7 @@
 import { writeSync } from "node:fs";
 import type { KernelEvent } from "../protocol.ts";
 import type { KernelFds } from "./fds.ts";
-import { kernelExitNow, kernelStringify } from "./intrinsics.ts";
+import { kernelApply, kernelExitNow, kernelStringify, readerRead, stringIndexOf, stringSlice, textDecode } from "./intrinsics.ts";
 
 export class KernelChannel {
   private protocolDirty = false;
@@ -47,17 +47,18 @@ export class KernelChannel {
 
   /** Calls `onLine` with each request line until Ship closes the request pipe. */
   async readLines(onLine: (line: string) => void): Promise<void> {
+    // Through the methods of before any cell: one that replaces them must not make the kernel deaf.
     const decoder = new TextDecoder();
     let pending = "";
     const reader = Bun.file(this.fds.requests).stream().getReader();
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await kernelApply(readerRead, reader, []);
       if (done) break;
-      pending += decoder.decode(value, { stream: true });
+      pending += kernelApply(textDecode, decoder, [value, { stream: true }]);
       let nl: number;
-      while ((nl = pending.indexOf("\n")) >= 0) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
+      while ((nl = kernelApply(stringIndexOf, pending, ["\n"])) >= 0) {
+        const line: string = kernelApply(stringSlice, pending, [0, nl]);
+        pending = kernelApply(stringSlice, pending, [nl + 1]);
         onLine(line);
       }
     }

@@ -15,7 +15,15 @@
 import vm from "node:vm";
 import { Cell } from "./cell.ts";
 import { setEnv } from "./env.ts";
-import { kernelExitNow, kernelHasOwn, kernelParse, kernelStringify, ObjectPrototype } from "./intrinsics.ts";
+import {
+  KernelPromise,
+  kernelExitNow,
+  kernelHasOwn,
+  kernelOwnProperty,
+  kernelParse,
+  kernelStringify,
+  ObjectPrototype,
+} from "./intrinsics.ts";
 import { bundleOf, clip, describeError } from "./output.ts";
 import { transformCell } from "./transform.ts";
 
@@ -56,12 +64,18 @@ export function selfTest(tools: SelfTestTools): void {
 }
 
 /**
- * Why the kernel cannot go on, if a cell defined `Object.prototype.then`: every object is
- * then a thenable, and no promise resolved with one (the kernel's own) settles again. No
- * library does that on purpose; cheap enough to look for on every poll (kernel.ts).
+ * Why the kernel cannot go on, if a cell broke what `await` relies on (promises.ts):
+ * `Object.prototype.then` makes every object a thenable, so no promise resolved with one
+ * (the kernel's own) settles again; a replaced `Promise.prototype.constructor` makes
+ * `await` of a native promise go through its (replaceable) `then`. No library does
+ * either on purpose. Cheap enough to look for on every poll (kernel.ts).
  */
 export function thenTrap(): string | null {
-  return kernelHasOwn(ObjectPrototype, "then") ? "a cell defined Object.prototype.then, which makes every object a thenable" : null;
+  if (kernelHasOwn(ObjectPrototype, "then")) return "a cell defined Object.prototype.then, which makes every object a thenable";
+  if (kernelOwnProperty(KernelPromise.prototype, "constructor")?.value !== KernelPromise) {
+    return "a cell replaced Promise.prototype.constructor, which makes await go through a promise's then";
+  }
+  return null;
 }
 
 /** Null while `test` runs through, else what it threw (as text). */

@@ -12,9 +12,18 @@ export const kernelStringify = JSON.stringify;
 export const kernelParse = JSON.parse;
 export const kernelHasOwn = Object.hasOwn;
 export const ObjectPrototype = Object.prototype;
+export const kernelOwnProperty = Object.getOwnPropertyDescriptor;
 /** The process's own exit, as it was before any cell: a cell's `process.exit = () => {}` cannot keep the kernel alive. */
 export const kernelExit: (code: number) => never = process.exit.bind(process);
 /** Exit without running 'exit' listeners: for a kernel whose own code no longer works (listeners are the cells'). */
 export const kernelExitNow: (code: number) => never = (
   (process as unknown as { reallyExit?: (code: number) => never }).reallyExit ?? process.exit
 ).bind(process);
+
+/** Calls `fn` with `self` as this, through the Reflect.apply of before any cell (Function.prototype.call may be replaced). */
+export const kernelApply = Reflect.apply;
+/** What reading the request pipe calls, taken before any cell (channel.ts). */
+export const stringIndexOf = String.prototype.indexOf;
+export const stringSlice = String.prototype.slice;
+export const textDecode = TextDecoder.prototype.decode;
+export const readerRead = Object.getPrototypeOf(new ReadableStream().getReader()).read as ReadableStreamDefaultReader<Uint8Array>["read"];

@@ -65,6 +65,8 @@ class JsKernel {
   private readonly transpiler = new Bun.Transpiler({ loader: "ts", target: "bun", trimUnusedImports: false, deadCodeElimination: false });
   /** Per cell, the script line that calls its async wrapper: frames there are the kernel's. */
   private readonly wrapperLines = new Map<number, number>();
+  /** Requests in a row the kernel's own code failed on (failed()); a cell answered normally resets it. */
+  private kernelErrors = 0;
   /** What health.ts's self-test runs the kernel's paths with. */
   private readonly selfTestTools: SelfTestTools = {
     transpile: (ts) => this.transpiler.transformSync(ts),
@@ -147,7 +149,8 @@ class JsKernel {
    */
   private failed(req: KernelRequest, err: unknown): void {
     this.current = null;
-    const broken = brokenBy(() => selfTest(this.selfTestTools));
+    // Twice in a row is not a bug of one request: a built-in the self-test does not reach is broken.
+    const broken = ++this.kernelErrors >= 2 ? "its own code failed on two requests in a row" : brokenBy(() => selfTest(this.selfTestTools));
     try {
       this.log(`cell ${req.id} failed inside the kernel: ${broken === null ? ((err as Error)?.stack ?? err) : describeThrow(err)}`);
       if (broken === null) this.answerUnrun(req.id, `kernel error: ${(err as Error)?.message ?? String(err)}`);
@@ -282,6 +285,7 @@ class JsKernel {
       execution_count: count,
       truncated: cell.output.truncated || cell.budget.truncated || cut,
     });
+    this.kernelErrors = 0;
   }
 
   private errorText(err: unknown): string {

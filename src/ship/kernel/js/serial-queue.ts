@@ -1,9 +1,16 @@
 /**
- * The JS kernel's requests, run one at a time in the order they came, with `await`
- * only (promises.ts): a cell's `Promise.prototype.then` cannot stop the queue.
+ * The JS kernel's requests, run one at a time in the order they came. Written with
+ * `await` only (promises.ts) and a chain of the queue's own nodes, not an array: a
+ * cell's `Promise.prototype.then` or `Array.prototype.shift` cannot stop the queue.
  */
+interface Node<T> {
+  item: T;
+  next: Node<T> | null;
+}
+
 export class SerialQueue<T> {
-  private readonly waiting: T[] = [];
+  private head: Node<T> | null = null;
+  private tail: Node<T> | null = null;
   private draining: Promise<void> | null = null;
 
   /** `failed` is called with what `run` threw; it must not throw itself. */
@@ -17,7 +24,11 @@ export class SerialQueue<T> {
    * requests is read first (an interrupt sent with its cell finds it queued).
    */
   push(item: T): void {
-    this.waiting.push(item);
+    // Own data properties only, set in the literal: no setter a cell puts on Object.prototype runs.
+    const node: Node<T> = { item, next: null };
+    if (this.tail) this.tail.next = node;
+    else this.head = node;
+    this.tail = node;
     this.draining ??= this.drain();
   }
 
@@ -28,13 +39,22 @@ export class SerialQueue<T> {
 
   private async drain(): Promise<void> {
     await undefined;
-    for (let item = this.waiting.shift(); item !== undefined; item = this.waiting.shift()) {
+    for (let node = this.take(); node !== null; node = this.take()) {
       try {
-        await this.run(item);
+        await this.run(node.item);
       } catch (err) {
-        this.failed(item, err);
+        this.failed(node.item, err);
       }
     }
     this.draining = null;
+  }
+
+  private take(): Node<T> | null {
+    const node = this.head;
+    if (node) {
+      this.head = node.next;
+      if (!this.head) this.tail = null;
+    }
+    return node;
   }
 }
