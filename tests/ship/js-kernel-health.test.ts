@@ -111,7 +111,12 @@ describe("js kernel: a cell that breaks the promise machinery", () => {
     ["Object.prototype.then = function () {}", "Object.prototype.then"],
     ["Promise.prototype.constructor = function () {}; Promise.prototype.then = function () {}", "Promise.prototype.constructor"],
     ["delete Promise.prototype.constructor", "Promise.prototype.constructor"],
-  ]) {
+    // A timer `unref` that clears the kernel's poller would have hidden the trap.
+    [
+      "Object.getPrototypeOf(setInterval(() => {}, 1e9)).unref = function () { clearInterval(this) }\nawait Bun.sleep(50)\nObject.prototype.then = function () {}",
+      "Object.prototype.then",
+    ],
+  ] as const) {
     test(`${breaker}: await itself is broken; the kernel exits at once with the reason`, async () => {
       const k = await startKernel();
       expect(await tryRun(k, `${breaker}\n1`)).toBeNull();
@@ -134,6 +139,10 @@ describe("js kernel: cells that wrap built-ins or fail on their own keep their c
       "Error.prepareStackTrace = (e, frames) => `${e.name}: ${e.message}\\n    at patched`; null.z",
       "const stringify = JSON.stringify; JSON.stringify = (...a) => stringify(...a); syntax error here",
       "Error.stackTraceLimit = 0; null.w",
+      // A cell's formatter or getter that throws costs that part of the error text, not the kernel.
+      "Error.prepareStackTrace = () => { throw new Error('formatter bug') }; null.s",
+      "Error.prepareStackTrace = undefined; const e = new Error('x'); Object.defineProperty(e, 'stack', { get() { throw new Error('gotcha') } }); throw e",
+      "Object.getPrototypeOf(setInterval(() => {}, 1e9)).unref = null; null.t",
       // Built-ins the kernel took its own copies of before any cell ran.
       "JSON.stringify = null; JSON.parse = null; null.v",
       "globalThis.Promise = function () {}; setImmediate = null; process.exit = () => {}; null.u",

@@ -27,3 +27,13 @@ export const stringIndexOf = String.prototype.indexOf;
 export const stringSlice = String.prototype.slice;
 export const textDecode = TextDecoder.prototype.decode;
 export const readerRead = Object.getPrototypeOf(new ReadableStream().getReader()).read as ReadableStreamDefaultReader<Uint8Array>["read"];
+const probeTimer = setInterval(() => {}, 1 << 30);
+const timerUnref = Object.getPrototypeOf(probeTimer).unref as (this: ReturnType<typeof setInterval>) => unknown;
+clearInterval(probeTimer);
+
+/** An interval that does not keep the process alive, through the timer methods of before any cell (a cell's `unref` could clear it). */
+export function kernelBackgroundInterval(fn: () => void, ms: number): ReturnType<typeof setInterval> {
+  const timer = kernelSetInterval(fn, ms);
+  kernelApply(timerUnref, timer, []);
+  return timer;
+}

@@ -28,7 +28,7 @@ import { takeOverStdio, type CapturedFd, type KernelFds } from "./fds.ts";
 import { installGlobals } from "./globals.ts";
 import { Guard, type Guarded } from "./guard.ts";
 import { InterruptRequests } from "./interrupt-requests.ts";
-import { KernelPromise, kernelClearInterval, kernelExit, kernelParse, kernelSetImmediate, kernelSetInterval } from "./intrinsics.ts";
+import { kernelBackgroundInterval, kernelClearInterval, kernelExit, kernelParse, KernelPromise, kernelSetImmediate } from "./intrinsics.ts";
 import { brokenBy, describeThrow, exitIfBroken, selfTest, type SelfTestTools, thenTrap } from "./health.ts";
 import { warmUp } from "./warm-up.ts";
 import { Cell, type Outcome } from "./cell.ts";
@@ -209,8 +209,7 @@ class JsKernel {
 
   private schedulePolling(ms: number): void {
     if (this.poller) kernelClearInterval(this.poller);
-    this.poller = kernelSetInterval(() => this.pollRaw(), ms);
-    this.poller.unref();
+    this.poller = kernelBackgroundInterval(() => this.pollRaw(), ms);
   }
 
   // --- cells ---------------------------------------------------------------------

@@ -156,15 +156,28 @@ export function describeError(err: unknown, isWrapperFrame: (frame: string) => b
     return `Uncaught ${inspectValue(err)}`;
   }
   const e = err as Error & Record<string, unknown>;
-  const header = e.message ? `${e.name}: ${e.message}` : String(e.name);
+  // Each part on its own: a getter or an Error.prepareStackTrace of the cell's that throws
+  // costs that part, not the answer (nor the kernel: health.ts would take a throw here for a broken one).
+  const header = orElse(() => (e.message ? `${e.name}: ${e.message}` : String(e.name)), "Error");
   const frames: string[] = [];
-  for (const line of String(e.stack ?? "").split("\n")) {
+  for (const line of orElse(() => String(e.stack ?? ""), "").split("\n")) {
     if (!/^\s+at /.test(line)) continue;
     if (KERNEL_FRAME.test(line)) break;
     if (!isWrapperFrame(line)) frames.push(line);
   }
-  const extra: Record<string, unknown> = {};
-  for (const key of Object.keys(e)) if (key !== "stack" && key !== "message" && key !== "name") extra[key] = e[key];
-  const details = Object.keys(extra).length ? ` ${inspectValue(extra)}` : "";
+  const details = orElse(() => {
+    const extra: Record<string, unknown> = {};
+    for (const key of Object.keys(e)) if (key !== "stack" && key !== "message" && key !== "name") extra[key] = e[key];
+    return Object.keys(extra).length ? ` ${inspectValue(extra)}` : "";
+  }, "");
   return [header + details, ...frames].join("\n");
+}
+
+/** What `read` gives, or `fallback` if it throws (user code behind a getter). */
+function orElse<T>(read: () => T, fallback: T): T {
+  try {
+    return read();
+  } catch {
+    return fallback;
+  }
 }
