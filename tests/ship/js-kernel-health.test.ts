@@ -143,6 +143,8 @@ describe("js kernel: cells that wrap built-ins or fail on their own keep their c
       "Error.prepareStackTrace = () => { throw new Error('formatter bug') }; null.s",
       "Error.prepareStackTrace = undefined; const e = new Error('x'); Object.defineProperty(e, 'stack', { get() { throw new Error('gotcha') } }); throw e",
       "Object.getPrototypeOf(setInterval(() => {}, 1e9)).unref = null; null.t",
+      // A custom inspector right for the cell's own maps, wrong for any other: the self-test never runs it.
+      "Map.prototype[Symbol.for('nodejs.util.inspect.custom')] = function () { return 'Map<' + [...this.keys()].map((k) => k.toUpperCase()).join(', ') + '>' }; null.r",
       // Built-ins the kernel took its own copies of before any cell ran.
       "JSON.stringify = null; JSON.parse = null; null.v",
       "globalThis.Promise = function () {}; setImmediate = null; process.exit = () => {}; null.u",
