@@ -13,6 +13,7 @@ import type { TestBay } from "../support/harness.ts";
 import { EventReader } from "../support/sse.ts";
 import { withSandbox } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
+import { writeToEveryPipe } from "../support/kernel-forgery.ts";
 
 let t: TestBay;
 sharedE2eBay((bay) => {
@@ -46,16 +47,7 @@ const PY_CELL = [
   "print('real output')",
 ].join("\n");
 
-const JS_CELL = [
-  'const fs = require("node:fs")',
-  `const payload = ${JSON.stringify(FORGED)}`,
-  'for (const fd of fs.readdirSync("/proc/self/fd").map(Number).filter((fd) => fd > 2)) {',
-  '  let target = ""',
-  "  try { target = fs.readlinkSync(`/proc/self/fd/${fd}`) } catch {}",
-  "  if (/^(pipe|socket):/.test(target)) try { fs.writeSync(fd, payload) } catch {}",
-  "}",
-  'console.log("real output")',
-].join("\n");
+const JS_CELL = [...writeToEveryPipe(FORGED), 'console.log("real output")'].join("\n");
 
 /** The result object of the contract (ExecResult), field by field. */
 function expectResultShape(body: Record<string, unknown>): void {

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { JsKernelProcess } from "../../src/ship/kernel/js/js-kernel-process.ts";
 import { INTERRUPTED_ERROR } from "../../src/ship/kernel/js/kernel.ts";
+import { writeToEveryPipe } from "../support/kernel-forgery.ts";
 import { endKernels, run, startKernel } from "./support/js-kernel.ts";
 
 afterAll(endKernels);
@@ -39,17 +40,7 @@ describe("js kernel: the protocol channel cannot be corrupted", () => {
       );
     }
     const payload = `null\n5\n${lines.map((l) => JSON.stringify(l)).join("\n")}\n`;
-    const cell = [
-      'const fs = require("node:fs")',
-      `const payload = ${JSON.stringify(payload)}`,
-      'for (const fd of fs.readdirSync("/proc/self/fd").map(Number).filter((fd) => fd > 2)) {',
-      '  let target = ""',
-      "  try { target = fs.readlinkSync(`/proc/self/fd/${fd}`) } catch {}",
-      "  if (/^(pipe|socket):/.test(target)) try { fs.writeSync(fd, payload) } catch {}",
-      "}",
-      'console.log("real output")',
-      "'real value'",
-    ].join("\n");
+    const cell = [...writeToEveryPipe(payload), 'console.log("real output")', "'real value'"].join("\n");
     const res = await run(k, cell);
     expect(res.result).toMatchObject({ success: true, error: null, truncated: false });
     expect(res.result.output).toContain("real output");
@@ -222,17 +213,8 @@ describe("js kernel: a forged acknowledgement", () => {
     const k = await startKernel();
     await run(k, "let kept = 'state'");
     // The cell acknowledges an interrupt nobody asked for, on every pipe it holds, for every cell id, then spins.
-    const forge = [
-      'const fs = require("node:fs")',
-      "const acks = Array.from({ length: 50 }, (_, i) => JSON.stringify({ id: i + 1, event: 'interrupted' })).join('\\n') + '\\n'",
-      'for (const fd of fs.readdirSync("/proc/self/fd").map(Number).filter((fd) => fd > 2)) {',
-      '  let target = ""',
-      "  try { target = fs.readlinkSync(`/proc/self/fd/${fd}`) } catch {}",
-      "  if (/^(pipe|socket):/.test(target)) try { fs.writeSync(fd, acks) } catch {}",
-      "}",
-      "console.log('looping')",
-      "for (;;) {}",
-    ].join("\n");
+    const acks = Array.from({ length: 50 }, (_, i) => `${JSON.stringify({ id: i + 1, event: "interrupted" })}\n`).join("");
+    const forge = [...writeToEveryPipe(acks), "console.log('looping')", "for (;;) {}"].join("\n");
     const before = k.acknowledgedInterrupts;
     const res = await run(k, forge, "looping");
     expect(res.result).toMatchObject({ success: false, error: INTERRUPTED_ERROR });

@@ -5,8 +5,10 @@
  * null`, ...). Every later cell would then fail, or fail inside the kernel, with no way
  * back but a restart. The kernel does not guard each built-in. After a cell fails, and
  * when its own code throws, it runs its own paths once on fixed input (selfTest); if
- * that throws, it exits (BROKEN_KERNEL_EXIT) after answering, with the reason in its
- * log, and Ship starts a fresh kernel: the next answer says `kernel_restarted`.
+ * that throws, it exits (BROKEN_KERNEL_EXIT) before answering, with the reason in its
+ * log: Ship answers that cell with the reason and `kernel_restarted`, and starts a fresh
+ * kernel. Two kernel errors in a row count as a throw (kernel.ts), and so does a cell
+ * that broke `await` itself (thenTrap).
  *
  * Only a throw counts, never a different answer: a cell that wraps or polyfills a
  * built-in (source-map-support's `Error.prepareStackTrace`, a zone.js-style Promise,
@@ -50,8 +52,9 @@ export function selfTest(tools: SelfTestTools): void {
     tools.transpile,
   );
   new vm.Script(cell.source, { filename: "bay-kernel-self-test" });
-  const lines = new Map<number, number>();
-  lines.set(1, cell.source.split("\n").length);
+  // As the kernel notes each cell's wrapper line (kernel.ts wrapperLines).
+  const wrapperLines = new Map<number, number>();
+  wrapperLines.set(1, cell.source.split("\n").length);
   const probe = new Cell(1, 1, 1024, () => {});
   probe.output.write("stdout", "probe\n");
   probe.output.appendResult("[ 2, 4 ]");

@@ -5,7 +5,7 @@
  */
 export const KernelPromise = Promise;
 export const kernelSetImmediate = setImmediate;
-export const kernelSetInterval = setInterval;
+const kernelSetInterval = setInterval;
 export const kernelClearInterval = clearInterval;
 export const kernelQueueMicrotask = queueMicrotask;
 export const kernelStringify = JSON.stringify;
