@@ -1,18 +1,14 @@
 /**
  * The app against its contract (after e2b-dev/infra's openapi_contract_test):
- * every handler route is a spec operation and every operation has a route; and
  * every status the app answers an operation with — success and each error
  * class reachable without containers — is one the spec lists for it, with the
  * success body matching the operation's schema and every error body the one
- * ErrorBody carrying its X-Request-Id.
+ * ErrorBody carrying its X-Request-Id. (Routes ↔ operations, the version and
+ * the fixtures themselves are checked in contract-routes.test.ts.)
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { TEMPLATE_ALIAS_PATH } from "../../src/bay/e2b/route-paths.ts";
-import { PORT_ROUTE } from "../../src/bay/api/routes/ports.ts";
-import { operations as E2B_OPS } from "../../src/bay/e2b/generated/openapi/index.ts";
-import { inspectRoutes } from "hono/dev";
 import type { OperationId, OperationSpec } from "../../src/bay/api/generated/index.ts";
-import { BAY_FIRST_SEGMENTS, type BayConfig } from "../../src/bay/config.ts";
+import type { BayConfig } from "../../src/bay/config.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
 import {
   BODY_FIXTURES,
@@ -27,7 +23,6 @@ import {
   type BuiltRequest,
 } from "./support/fixtures.ts";
 import { SHIP_IMAGE } from "../support/images.ts";
-import { version as packageVersion } from "../../package.json";
 
 const KEY = "alice-key-0123456789abcdef";
 const AUTH = { authorization: `Bearer ${KEY}` };
@@ -348,57 +343,6 @@ const PROBES: Probe[] = [
   },
 ];
 
-describe("routes ↔ spec operations", () => {
-  test("every handler route is a spec operation, and every spec operation has a handler route", () => {
-    const key = (method: string, path: string) => `${method.toUpperCase()} ${path}`;
-    const routes = new Set(
-      inspectRoutes(t.bay.app)
-        .filter((r) => !r.isMiddleware)
-        .map((r) => key(r.method, r.path)),
-    );
-    // The E2B-compatible API has its own spec (openapi/e2b.v1.yaml, under the prefix, /files also
-    // at the root) and its Connect services (proto/envd), answered by one route per service.
-    const prefix = t.bay.deps.config.e2b.prefix;
-    // (The alias lookup is routed at TEMPLATE_ALIAS_PATH so that Hono can use its RegExpRouter.)
-    const honoPathOf = (op: { operationId: string; honoPath: string }) =>
-      op.operationId === "e2bGetTemplateAlias" ? TEMPLATE_ALIAS_PATH : op.honoPath;
-    const e2b = Object.values(E2B_OPS).flatMap((op) => [
-      key(op.method, `${prefix}${honoPathOf(op)}`),
-      ...(op.honoPath === "/files" ? [key(op.method, "/files")] : []),
-    ]);
-    const rpc = ["process.Process", "filesystem.Filesystem"].map((s) => key("POST", `${prefix}/${s}/:method`));
-    // A server's port takes the rest of the path (`{path}`) as a trailing wildcard.
-    const bayPath = (op: { operationId: string; honoPath: string }) => (op.operationId.startsWith("port") ? PORT_ROUTE : op.honoPath);
-    const spec = new Set([...OPS.map((op) => key(op.method, bayPath(op))), ...e2b, ...rpc, key("ALL", `${prefix}/*`)]);
-    const notInSpec = [...routes].filter((r) => !spec.has(r)).sort();
-    const noRoute = [...spec].filter((s) => !routes.has(s)).sort();
-    expect({ notInSpec, noRoute }).toEqual({ notInSpec: [], noRoute: [] });
-  });
-
-  test("the first segments the E2B prefix may not take are exactly those of Bay's own routes", () => {
-    // config.ts refuses an e2b.prefix under one of them; a new top-level route must be added there.
-    const prefix = t.bay.deps.config.e2b.prefix;
-    const own = new Set(
-      inspectRoutes(t.bay.app)
-        .map((r) => r.path)
-        .filter((path) => path !== prefix && !path.startsWith(`${prefix}/`) && path !== "/*")
-        .map((path) => path.split("/")[1]!.toLowerCase()),
-    );
-    expect([...own].sort()).toEqual([...BAY_FIRST_SEGMENTS].sort());
-  });
-
-  test("every route fits Hono's RegExpRouter (one route that does not silently drops the app to its slower TrieRouter)", async () => {
-    await t.bay.app.request("/health");
-    expect((t.bay.app.router as { name: string }).name).toBe("SmartRouter + RegExpRouter");
-  });
-
-  test("the route check really sees routes (guards against an empty inspectRoutes)", () => {
-    const handlers = inspectRoutes(t.bay.app).filter((r) => !r.isMiddleware);
-    expect(handlers.length).toBeGreaterThan(10);
-    expect(handlers.some((r) => r.method === "POST" && r.path === "/v1/sandboxes")).toBe(true);
-  });
-});
-
 describe("statuses the app produces are the spec's", () => {
   for (const op of OPS) {
     describe(`${op.operationId} (${op.method.toUpperCase()} ${op.path})`, () => {
@@ -426,25 +370,4 @@ describe("statuses the app produces are the spec's", () => {
       }
     });
   }
-});
-
-describe("one version", () => {
-  test("/health, /openapi.json's info.version and package.json agree", async () => {
-    const health = await send({ method: "GET", path: "/health" }, {});
-    const doc = await send({ method: "GET", path: "/openapi.json" }, {});
-    expect(health.body.version).toBe(packageVersion);
-    expect(doc.body.info.version).toBe(packageVersion);
-  });
-});
-
-describe("fixtures are valid", () => {
-  test("every operation with a JSON body has a fixture that its schema accepts", () => {
-    for (const op of OPS.filter((o) => o.body)) {
-      const fixture = BODY_FIXTURES[op.operationId as OperationId];
-      expect({ op: op.operationId, ok: fixture !== undefined && op.body!.safeParse(fixture).success }).toEqual({
-        op: op.operationId,
-        ok: true,
-      });
-    }
-  });
 });
