@@ -11,6 +11,9 @@ import { buildBay } from "./bootstrap.ts";
 import { ConfigError, loadConfig, type BayConfig } from "./config.ts";
 import { createLogger, errorMessage, type Logger } from "./logger.ts";
 
+/** Exit status when the configured address cannot be listened on (2 is an invalid configuration). */
+export const EXIT_CANNOT_LISTEN = 3;
+
 /** The configuration from the process environment; an invalid one is printed whole and exits 2. */
 export function loadConfigOrExit(): BayConfig {
   try {
@@ -37,15 +40,27 @@ export async function main(config: BayConfig = loadConfigOrExit()): Promise<void
   // Its limit goes far above Bay's own (server.max_header_bytes), so the app answers
   // in the error model; the same for bodies (each route has its own limit).
   (http as { maxHeaderSize: number }).maxHeaderSize = TRANSPORT_MAX_HEADER_BYTES;
-  const server = Bun.serve({
-    hostname: config.server.host,
-    port: config.server.port,
-    fetch: bay.app.fetch,
-    websocket: bay.websocket,
-    // Idle connections close; calls to a sandbox lift it for their own request (see api/middleware/connection.ts).
-    idleTimeout: config.server.idle_timeout,
-    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-  });
+  let server: ReturnType<typeof Bun.serve>;
+  try {
+    server = Bun.serve({
+      hostname: config.server.host,
+      port: config.server.port,
+      fetch: bay.app.fetch,
+      websocket: bay.websocket,
+      // Idle connections close; calls to a sandbox lift it for their own request (see api/middleware/connection.ts).
+      idleTimeout: config.server.idle_timeout,
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+    });
+  } catch (e) {
+    // Nothing was served: a supervisor must see a failed start, not a clean exit.
+    logger.error("cannot listen; Bay is not running", {
+      address: `${config.server.host}:${config.server.port}`,
+      error: errorMessage(e),
+      hint: "another process may hold the port: set BAY_PORT (or server.port) to a free one",
+    });
+    await bay.close();
+    process.exit(EXIT_CANNOT_LISTEN);
+  }
   logger.info("bay listening", {
     url: `http://${server.hostname}:${server.port}`,
     database: redactUrl(config.database.url),
