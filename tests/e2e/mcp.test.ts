@@ -207,6 +207,44 @@ describe("stdio through `bay mcp`", () => {
     }
   }, 120_000);
 
+  test("piped input that ends at once (`printf … | bay mcp`): every request is still answered, then it exits 0", async () => {
+    const lines = [
+      {
+        jsonrpc: "2.0",
+        id: 1,
+        method: "initialize",
+        params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "pipe", version: "0" } },
+      },
+      { jsonrpc: "2.0", method: "notifications/initialized" },
+      { jsonrpc: "2.0", id: 2, method: "tools/list" },
+      { jsonrpc: "2.0", id: 3, method: "tools/call", params: { name: "list_sandboxes", arguments: {} } },
+    ];
+    const piped = async (token: string) => {
+      const proc = Bun.spawn(["bun", "run", join(ROOT, "src/bay/cli.ts"), "mcp", "--url", bay.url], {
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", BAY_TOKEN: token },
+        stdin: new Blob([lines.map((l) => JSON.stringify(l)).join("\n") + "\n"]),
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const code = await Promise.race([proc.exited, Bun.sleep(60_000).then(() => "hung")]);
+      if (code === "hung") proc.kill("SIGKILL");
+      const out = (await new Response(proc.stdout).text())
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l));
+      return { code, byId: Object.fromEntries(out.map((m) => [m.id, m])) };
+    };
+    const ok = await piped(ALICE);
+    expect(ok.code).toBe(0);
+    expect(ok.byId[1].result.serverInfo).toBeDefined();
+    expect(ok.byId[2].result.tools.some((t: { name: string }) => t.name === "run_python")).toBe(true);
+    expect(JSON.parse(ok.byId[3].result.content[0].text).items).toEqual([]);
+    // Refused ones too: each request gets its JSON-RPC error before the relay exits.
+    const refused = await piped("wrong-token-000000000000");
+    expect(refused.code).toBe(0);
+    for (const id of [1, 2, 3]) expect(refused.byId[id].error.message).toMatch(/Bay unreachable or refused.*unauthorized/);
+  }, 120_000);
+
   test("a wrong token: requests are answered with an error instead of hanging", async () => {
     const client = new Client({ name: "bay-e2e-stdio-bad", version: "0" });
     const transport = new StdioClientTransport({

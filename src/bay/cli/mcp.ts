@@ -39,10 +39,23 @@ export async function runMcp(argv: string[], io: CliIo): Promise<number> {
   const local = new StdioServerTransport();
   const initializeIds = new Set<string | number>();
 
+  // Requests sent on and not yet answered: when stdin ends (`printf … | bay mcp`),
+  // the relay still waits for their answers, as an agent that closed its end would read them.
+  const unanswered = new Set<string | number>();
+  let inputEnded = false;
+  let finish: (code: number) => void = () => {};
   const done = new Promise<number>((resolve) => {
+    finish = resolve;
     local.onclose = () => resolve(0);
-    process.stdin.once("end", () => resolve(0));
+    process.stdin.once("end", () => {
+      inputEnded = true;
+      answered(undefined);
+    });
   });
+  const answered = (id: string | number | undefined) => {
+    if (id !== undefined) unanswered.delete(id);
+    if (inputEnded && unanswered.size === 0) finish(0);
+  };
   local.onerror = (e) => io.err(`bay mcp: stdin: ${errorMessage(e)}`);
   remote.onerror = (e) => io.err(`bay mcp: ${errorMessage(e)}`);
   remote.onmessage = (message) => {
@@ -51,20 +64,24 @@ export async function runMcp(argv: string[], io: CliIo): Promise<number> {
       const version = (message.result as { protocolVersion?: unknown }).protocolVersion;
       if (typeof version === "string") remote.setProtocolVersion(version);
     }
-    void local.send(message);
+    const id = "id" in message && ("result" in message || "error" in message) ? message.id : undefined;
+    void local.send(message).finally(() => answered(id));
   };
   local.onmessage = (message: JSONRPCMessage) => {
     const request = "method" in message && "id" in message ? message : null;
     if (request?.method === "initialize") initializeIds.add(request.id);
+    if (request) unanswered.add(request.id);
     remote.send(message).catch((e: unknown) => {
       io.err(`bay mcp: ${target.url}: ${errorMessage(e)}`);
       // A request must be answered, or the agent waits forever.
       if (request)
-        void local.send({
-          jsonrpc: "2.0",
-          id: request.id,
-          error: { code: RELAY_FAILED, message: `Bay unreachable or refused: ${errorMessage(e)}` },
-        });
+        void local
+          .send({
+            jsonrpc: "2.0",
+            id: request.id,
+            error: { code: RELAY_FAILED, message: `Bay unreachable or refused: ${errorMessage(e)}` },
+          })
+          .finally(() => answered(request.id));
     });
   };
   await remote.start();
