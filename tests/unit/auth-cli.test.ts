@@ -34,7 +34,7 @@ const idOf = (out: string) => /^id:\s+(\S+)$/m.exec(out)![1]!;
 
 describe("bay keys", () => {
   test("create prints the key once with its id; list never shows the key or its hash", async () => {
-    const { env } = tempDb();
+    const { env, dbPath } = tempDb();
     const created = await cli(["keys", "create", "--owner", "alice", "--name", "ci runner"], env);
     expect(created.code).toBe(0);
     const key = keyOf(created.out);
@@ -42,9 +42,13 @@ describe("bay keys", () => {
     expect(key).toStartWith("bay_");
     expect(id).toStartWith("key-");
     expect(created.err).toContain("shown only once");
+    // Which database got the key, and that nothing was there before (a Bay elsewhere would refuse the key).
+    expect(created.err).toContain(`database: file:${dbPath}`);
+    expect(created.err).toContain(`there was no database at file:${dbPath}; a new, empty one was made`);
 
     const listed = await cli(["keys", "list"], env);
     expect(listed.code).toBe(0);
+    expect(listed.err).not.toContain("there was no database");
     const lines = listed.out.split("\n");
     expect(lines[0]).toMatch(/^ID\s+OWNER\s+NAME\s+PREFIX\s+CREATED\s+LAST USED\s+REVOKED$/);
     expect(lines[1]).toContain(id);

@@ -8,7 +8,9 @@ import { reservedOwnerPrefixes } from "../domain/auth/owners.ts";
 import { errorMessage } from "../logger.ts";
 import { loadCliConfig } from "./config.ts";
 import { ApiKeyStore, type ApiKeyRecord } from "../store/api-key-store.ts";
-import { openDatabase, type Database } from "../store/database.ts";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { localDatabaseFile, openDatabase, type Database } from "../store/database.ts";
 import { allowOnly, type CliIo, flag, type Parsed, parseArgs, redactUrl, table, UsageError } from "./args.ts";
 
 export const KEYS_USAGE = `usage: bay keys <command>
@@ -72,12 +74,23 @@ export async function runKeys(argv: string[], io: CliIo): Promise<number> {
 
   const config = loadCliConfig(io);
   if (!config) return 2;
+  // Keys work only in the database the running Bay uses: say which one this is, and
+  // when there was none (a command run from another directory than Bay's, say).
+  const file = localDatabaseFile(config.database.url);
+  const where = file === null ? redactUrl(config.database.url) : `file:${resolve(file)}`;
+  const fresh = file !== null && !existsSync(file);
   let db: Database;
   try {
     db = await openDatabase({ url: config.database.url, authToken: config.database.auth_token });
   } catch (e) {
     io.err(`bay: cannot open database ${redactUrl(config.database.url)}: ${errorMessage(e)}`);
     return 1;
+  }
+  if (fresh) {
+    io.err(
+      `bay: note: there was no database at ${where}; a new, empty one was made. ` +
+        "A Bay only accepts keys in its own database: run this where Bay runs, or with its BAY_DB_URL (or BAY_CONFIG).",
+    );
   }
   try {
     const keys = new ApiKeyService(new ApiKeyStore(db), [], Date.now, 0, reservedOwnerPrefixes(config.auth.jwt.owner_prefix));
@@ -88,6 +101,7 @@ export async function runKeys(argv: string[], io: CliIo): Promise<number> {
       io.out(`owner:  ${record.owner}`);
       if (record.name !== null) io.out(`name:   ${record.name}`);
       io.out(`key:    ${key}`);
+      io.err(`database: ${where}`);
       io.err(
         format === "e2b"
           ? "Store this key now: it is shown only once. Use it as E2B_API_KEY (or `Authorization: Bearer <key>`)."

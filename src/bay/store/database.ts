@@ -117,6 +117,13 @@ async function currentVersion(db: Database): Promise<number> {
   return Number(rs.rows[0]?.v ?? 0);
 }
 
+/** The file behind a local database URL (`file:x.db` → `x.db`), or null (in memory, or a libSQL server). */
+export function localDatabaseFile(url: string): string | null {
+  if (!url.startsWith("file:")) return null;
+  const path = localPath(url);
+  return path === ":memory:" || path.includes(":memory:") ? null : path;
+}
+
 /** The engine's path for a local URL: `file:x.db` → `x.db` (query ignored), `:memory:` as is. */
 function localPath(url: string): string {
   if (url === ":memory:") return url;
