@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { childEnv } from "../child-env.ts";
 import { KernelProcess } from "./kernel-process.ts";
 import driverSource from "./driver.py" with { type: "text" };
+import captureSource from "./driver_capture.py" with { type: "text" };
 
 /** How to start a Python driver process. */
 export interface PythonProcessOptions {
@@ -17,14 +18,17 @@ export interface PythonProcessOptions {
 }
 
 /**
- * Writes the embedded driver to a temp file (again on every start, in case user
- * code removed it) so `ps` shows a short command line; the script itself lives
- * inside the Ship binary, so the host and the compiled image run the same code.
+ * Writes the embedded driver and its capture module (driver_capture.py) to temp
+ * files (again on every start, in case user code removed them) so `ps` shows a
+ * short command line; the scripts themselves live inside the Ship binary, so the
+ * host and the compiled image run the same code. Answers the driver's argv.
  */
-function writeDriverScript(): string {
-  const path = join(tmpdir(), `ship-kernel-driver-${process.pid}.py`);
-  writeFileSync(path, driverSource, { mode: 0o600 });
-  return path;
+function writeDriverScripts(): string[] {
+  const driver = join(tmpdir(), `ship-kernel-driver-${process.pid}.py`);
+  const capture = join(tmpdir(), `ship-kernel-capture-${process.pid}.py`);
+  writeFileSync(driver, driverSource, { mode: 0o600 });
+  writeFileSync(capture, captureSource, { mode: 0o600 });
+  return [driver, capture];
 }
 
 /**
@@ -35,7 +39,7 @@ function writeDriverScript(): string {
 export function startPythonProcess(opts: PythonProcessOptions): KernelProcess {
   const cwd = opts.cwd ?? opts.workspace;
   return new KernelProcess({
-    command: [opts.python, "-I", "-u", writeDriverScript()],
+    command: [opts.python, "-I", "-u", ...writeDriverScripts()],
     cwd,
     env: childEnv({
       SHIP_WORKSPACE: opts.workspace,
