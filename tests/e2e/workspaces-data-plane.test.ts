@@ -109,6 +109,22 @@ describe("workspace data plane", () => {
     expect(await volumeExists(ws.id)).toBe(false);
   });
 
+  test("a file that is not text: the sandbox's and the workspace's text reads refuse it alike (400 binary, its download route)", async () => {
+    const sb = (await t.json("POST", "/v1/sandboxes", { body: {} })).body;
+    expect((await sh(t, sb.id, { command: "printf 'hi\\377\\376' > b.bin && printf 'ok' > t.txt" })).body.exit_code).toBe(0);
+    const inSandbox = await t.json("GET", `/v1/sandboxes/${sb.id}/filesystem/files?path=b.bin`);
+    expect(inSandbox.status).toBe(400);
+    expect(inSandbox.body.error).toMatchObject({ code: "validation_error", details: { path: "b.bin", reason: "binary" } });
+    expect(inSandbox.body.error.message).toContain("filesystem/download?path=b.bin");
+    expect((await t.json("GET", `/v1/sandboxes/${sb.id}/filesystem/files?path=t.txt`)).body).toEqual({ path: "t.txt", content: "ok" });
+    expect((await t.json("POST", `/v1/sandboxes/${sb.id}/stop`)).body.status).toBe("idle");
+    const inWorkspace = await readWs(sb.workspace_id, "b.bin");
+    expect(inWorkspace.status).toBe(400);
+    expect(inWorkspace.body.error).toMatchObject({ code: "validation_error", details: { path: "b.bin", reason: "binary" } });
+    expect(inWorkspace.body.error.message).toContain(`/v1/workspaces/${sb.workspace_id}/filesystem/download?path=b.bin`);
+    expect((await t.call("DELETE", `/v1/sandboxes/${sb.id}`)).status).toBe(204);
+  });
+
   test("upload/download binary round trip, listing, delete", async () => {
     const ws = await newWorkspace();
     const data = chunkOf(7, 3 * 1024 * 1024 + 17);

@@ -727,7 +727,7 @@ export interface paths {
         };
         /**
          * Read a text file
-         * @description Reads a UTF-8 text file relative to /workspace.
+         * @description Reads a UTF-8 text file relative to /workspace. A file that is not text (invalid UTF-8, or a NUL byte) is 400 `validation_error` with `details.reason` `binary`, naming the download route that serves it.
          */
         get: operations["readFile"];
         /**
@@ -913,7 +913,7 @@ export interface paths {
         };
         /**
          * Read a workspace text file
-         * @description Reads a UTF-8 text file directly from the workspace, without starting a runtime.
+         * @description Reads a UTF-8 text file directly from the workspace, without starting a runtime. A file that is not text (invalid UTF-8, or a NUL byte) is 400 `validation_error` with `details.reason` `binary`, naming the download route that serves it.
          */
         get: operations["readWorkspaceFile"];
         /**

@@ -12,6 +12,7 @@ import type { Stores } from "../store/index.ts";
 import type { WorkspaceRecord } from "../store/workspace-store.ts";
 import { normalizeWorkspacePath } from "./paths.ts";
 import { quotaError, WorkspaceUsage, type QuotaHeadroom } from "./workspace-usage.ts";
+import { notTextMessage, utf8Text } from "../../protocol/text-file.ts";
 
 /** Entries a listing returns at most (as Ship's listing does). */
 export const MAX_LIST_ENTRIES = 10_000;
@@ -238,15 +239,8 @@ async function readAll(body: ReadableStream<Uint8Array>): Promise<Uint8Array> {
 }
 
 function decodeText(bytes: Uint8Array, rel: string, id: string): string {
-  const hint = `GET /v1/workspaces/${id}/filesystem/download?path=${encodeURIComponent(rel)}`;
-  const binary = () =>
-    new BayError("validation_error", `file is not UTF-8 text: ${rel}; download binary files with ${hint}`, {
-      details: { path: rel, reason: "binary" },
-    });
-  if (bytes.includes(0)) throw binary();
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw binary();
-  }
+  const text = utf8Text(bytes);
+  if (text !== null) return text;
+  const download = `GET /v1/workspaces/${id}/filesystem/download?path=${encodeURIComponent(rel)}`;
+  throw new BayError("validation_error", notTextMessage(rel, download), { details: { path: rel, reason: "binary" } });
 }

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
 import { lstat, open, opendir, rename, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { notTextMessage, utf8Text } from "../../protocol/text-file.ts";
 import { ShipError } from "../errors.ts";
 import {
   O,
@@ -49,7 +50,8 @@ async function readUpTo(handle: FileHandle, limit: number): Promise<Buffer> {
 }
 
 /**
- * Reads a text file (UTF-8, invalid bytes replaced), refusing files over `maxBytes`.
+ * Reads a UTF-8 text file, refusing files over `maxBytes` and files that are not
+ * text (src/protocol/text-file.ts: the same rule as a workspace's text read).
  * Opened non-blocking and without following a last symlink, then checked: only a
  * regular file inside the workspace is read (a FIFO or device would block or never end).
  */
@@ -67,7 +69,15 @@ export async function readTextFile(workspace: string, path: string, maxBytes: nu
     // One byte more than allowed tells a file that grew since fstat.
     const bytes = await readUpTo(handle, maxBytes + 1);
     if (bytes.length > maxBytes) throw tooLarge(bytes.length);
-    return { path: target.relative, content: bytes.toString("utf8") };
+    const content = utf8Text(bytes);
+    if (content === null) {
+      // Relative to the sandbox's routes: Ship does not know the id Bay serves it under.
+      const download = `filesystem/download?path=${encodeURIComponent(target.relative)}`;
+      throw new ShipError("validation_error", notTextMessage(target.relative, download), {
+        details: { path: target.relative, reason: "binary" },
+      });
+    }
+    return { path: target.relative, content };
   } finally {
     await handle.close();
   }

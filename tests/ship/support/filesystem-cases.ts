@@ -54,6 +54,28 @@ export function filesystemCases(client: () => ShipClient): void {
     expect(noTemp.body.entries.some((e: any) => e.name.startsWith(".ship-upload-"))).toBe(false);
   });
 
+  test("fs: a text read of a file that is not text is 400 binary, pointing to download; UTF-8 text reads as is", async () => {
+    const cases: Array<[string, Uint8Array<ArrayBuffer>]> = [
+      ["bin/invalid.bin", new Uint8Array([0x68, 0x69, 0xff, 0xfe, 0x0a])], // not UTF-8
+      ["bin/nul.txt", new TextEncoder().encode("a\u0000b")], // valid UTF-8 with a NUL
+      ["bin/cut.txt", new Uint8Array([0xc3])], // a character cut in half (the first byte of é)
+    ];
+    for (const [path, bytes] of cases) {
+      expect((await client().call(`/filesystem/upload${q(path)}`, { method: "POST", body: bytes })).status).toBe(200);
+      const read = await client().json("GET", `/filesystem/files${q(path)}`);
+      expect({ path, status: read.status, code: read.body.error?.code, details: read.body.error?.details }).toEqual({
+        path,
+        status: 400,
+        code: "validation_error",
+        details: { path, reason: "binary" },
+      });
+      expect(read.body.error.message).toContain(`filesystem/download?path=${encodeURIComponent(path)}`);
+    }
+    const text = "héllo, 世界 🌊\n";
+    await client().call(`/filesystem/upload${q("bin/ok.txt")}`, { method: "POST", body: new TextEncoder().encode(text) });
+    expect((await client().json("GET", `/filesystem/files${q("bin/ok.txt")}`)).body).toEqual({ path: "bin/ok.txt", content: text });
+  });
+
   test("fs: invalid paths are refused with invalid_path", async () => {
     await client().shell("ln -sfn /etc etc-link && ln -sfn /etc/passwd passwd-link && ln -sfn /nonexistent/x dangling");
     try {

@@ -844,7 +844,7 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zTerminalTicket,
   },
-  /** Reads a UTF-8 text file relative to /workspace. */
+  /** Reads a UTF-8 text file relative to /workspace. A file that is not text (invalid UTF-8, or a NUL byte) is 400 `validation_error` with `details.reason` `binary`, naming the download route that serves it. */
   readFile: {
     operationId: "readFile",
     method: "get",
@@ -1114,7 +1114,7 @@ export const operations = {
       "x-request-id": z.string().min(1).max(128).optional(),
     }),
   },
-  /** Reads a UTF-8 text file directly from the workspace, without starting a runtime. */
+  /** Reads a UTF-8 text file directly from the workspace, without starting a runtime. A file that is not text (invalid UTF-8, or a NUL byte) is 400 `validation_error` with `details.reason` `binary`, naming the download route that serves it. */
   readWorkspaceFile: {
     operationId: "readWorkspaceFile",
     method: "get",

@@ -356,7 +356,7 @@ export const operations = {
     method: "get",
     path: "/filesystem/files",
     honoPath: "/filesystem/files",
-    summary: "Read a text file (UTF-8; invalid bytes replaced)",
+    summary: "Read a UTF-8 text file (a file that is not text, invalid UTF-8 or a NUL byte, is 400 validation_error with details.reason binary)",
     tags: ["filesystem"],
     authenticated: true,
     successStatus: 200,
