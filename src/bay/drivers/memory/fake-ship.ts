@@ -32,6 +32,7 @@ import { FakeRuntime, type FakeRuntimeOptions, normalize } from "./fake-runtime.
 import { answerExec, checked, errorResponse, eventStream, jsonOf, parseJson, receiveUpload } from "./fake-ship-wire.ts";
 import type { TerminalSocketData } from "./fake-terminal.ts";
 import { ChannelServer } from "../../../protocol/ship/channel-serve.ts";
+import { notTextMessage, utf8Text } from "../../../protocol/text-file.ts";
 
 /** Bay's call channel (src/protocol/ship/channel.ts): served by this fake's own request handler. */
 interface ChannelSocketData {
@@ -241,7 +242,12 @@ export class FakeShip {
     }
     if (is(ops.readFile)) {
       const path = normalize(checked(ops.readFile.query, q, "query").path);
-      return Response.json({ path, content: new TextDecoder().decode(await this.runtime.readBytes(path)) });
+      const content = utf8Text(await this.runtime.readBytes(path));
+      if (content === null) {
+        const download = `filesystem/download?path=${encodeURIComponent(path)}`;
+        throw new BayError("validation_error", notTextMessage(path, download), { details: { path, reason: "binary" } });
+      }
+      return Response.json({ path, content });
     }
     if (is(ops.writeFile)) {
       const body = checked(ops.writeFile.body, await jsonOf(req), "json");
