@@ -37,6 +37,11 @@ function invalid(path: string, reason: string): ShipError {
   });
 }
 
+/** A write to or delete of the workspace root itself. */
+export function rootRefused(): ShipError {
+  return invalid(".", "is the workspace root");
+}
+
 /** Whether `candidate` (a real path) is `root` or lies below it. */
 export function isInside(root: string, candidate: string): boolean {
   return candidate === root || candidate.startsWith(root.endsWith(sep) ? root : root + sep);

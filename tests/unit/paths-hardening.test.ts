@@ -6,7 +6,7 @@
  * attacks (the wire carries %252e%252e).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { MAX_PATH_BYTES, normalizeWorkspacePath } from "../../src/bay/domain/paths.ts";
+import { MAX_PATH_BYTES, normalizeFilePath, normalizeWorkspacePath, ROOT_REASON } from "../../src/bay/domain/paths.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
 
 const BAD: Array<[string, string]> = [
@@ -118,6 +118,58 @@ describe("every file route and shell cwd refuse bad paths before any container s
         expect(r.body.error.code).toBe("invalid_path");
         expect(r.body.error.details.reason).toBeTruthy();
       }
+    });
+  }
+});
+
+/** Paths that are fine to read or list but name no file to write: the root, or a directory (`dir/`). */
+const NOT_A_FILE: Array<[string, string, string]> = [
+  ["the root", ".", ROOT_REASON],
+  ["the root, spelled ./", "./", ROOT_REASON],
+  ["a directory", "dir/", "names a directory (ends with /)"],
+  ["a directory, spelled dir/.", "dir/.", "names a directory (ends with /)"],
+];
+
+describe("a file's path (writes and uploads) is neither the root nor a directory", () => {
+  test.each(NOT_A_FILE)("normalizeFilePath refuses %s", (_name, path, reason) => {
+    expect(() => normalizeFilePath(path)).toThrow(expect.objectContaining({ code: "invalid_path", details: { path, reason } }));
+  });
+  test("it accepts what names a file", () => {
+    expect(normalizeFilePath("./a/b/../c.txt")).toBe("a/c.txt");
+  });
+
+  const upload = (url: string, p: string) => {
+    const form = new FormData();
+    form.append("path", p);
+    form.append("file", new Blob(["x"]), "x.txt");
+    return t.json("POST", url, { body: form });
+  };
+  const FILE_ROUTES: Array<[string, Send]> = [
+    ["sandbox write", (p) => t.json("PUT", `/v1/sandboxes/${sandbox}/filesystem/files`, { body: { path: p, content: "x" } })],
+    ["sandbox upload", (p) => upload(`/v1/sandboxes/${sandbox}/filesystem/upload`, p)],
+    ["workspace write", (p) => t.json("PUT", `/v1/workspaces/${workspace}/filesystem/files`, { body: { path: p, content: "x" } })],
+    ["workspace upload", (p) => upload(`/v1/workspaces/${workspace}/filesystem/upload`, p)],
+  ];
+  afterEach(async () => {
+    expect(await t.bay.driver.listContainers({ instance_id: t.bay.instanceId })).toHaveLength(0);
+  });
+  for (const [route, send] of FILE_ROUTES) {
+    test.each(NOT_A_FILE)(`${route}: %s → 400 invalid_path with its reason`, async (_name, path, reason) => {
+      const r = await send(path);
+      expect({ status: r.status, code: r.body.error?.code, details: r.body.error?.details }).toEqual({
+        status: 400,
+        code: "invalid_path",
+        details: { path, reason },
+      });
+    });
+  }
+  for (const [route, url] of [
+    ["sandbox delete", () => `/v1/sandboxes/${sandbox}/filesystem/files?path=.`],
+    ["workspace delete", () => `/v1/workspaces/${workspace}/filesystem/files?path=.`],
+  ] as const) {
+    test(`${route} of the root → 400 invalid_path, reason ${JSON.stringify(ROOT_REASON)}`, async () => {
+      const r = await t.json("DELETE", url());
+      expect({ status: r.status, details: r.body.error?.details }).toEqual({ status: 400, details: { path: ".", reason: ROOT_REASON } });
     });
   }
 });

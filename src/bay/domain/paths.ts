@@ -56,3 +56,24 @@ export function normalizeWorkspacePath(path: string): string {
   if (parts.length > MAX_PATH_DEPTH) throw invalid(path, `more than ${MAX_PATH_DEPTH} segments`);
   return parts.length === 0 ? "." : parts.join("/");
 }
+
+/**
+ * The normalised path of a file to write (a text write or an upload): the rule
+ * above, and neither the root nor a path that names a directory (`dir/`, which
+ * would otherwise write a file named `dir`).
+ */
+export function normalizeFilePath(path: string): string {
+  const rel = normalizeRemovablePath(path);
+  if (path.endsWith("/") || path.endsWith("/.")) throw invalid(path, "names a directory (ends with /)");
+  return rel;
+}
+
+/** The normalised path of something to delete: the rule above, and not the root. */
+export function normalizeRemovablePath(path: string): string {
+  const rel = normalizeWorkspacePath(path);
+  if (rel === ".") throw invalid(path, ROOT_REASON);
+  return rel;
+}
+
+/** `details.reason` of a write to or delete of the workspace root (Ship says the same). */
+export const ROOT_REASON = "is the workspace root";

@@ -8,7 +8,7 @@
 import { BayError } from "../errors.ts";
 import { DEADLINES } from "../runtime/ship-client.ts";
 import type { CallContext, CapabilityRouter } from "./capability-router.ts";
-import { normalizeWorkspacePath } from "./paths.ts";
+import { normalizeFilePath, normalizeRemovablePath, normalizeWorkspacePath } from "./paths.ts";
 import type { UploadLimits, WorkspaceFiles } from "./workspace-files.ts";
 import { quotaError } from "./workspace-usage.ts";
 
@@ -48,7 +48,7 @@ export class SandboxFiles {
   }
 
   delete(ctx: CallContext, rawPath: string): Promise<Response> {
-    return this.pathCall(ctx, "delete", "deletePath", rawPath);
+    return this.pathCall(ctx, "delete", "deletePath", normalizeRemovablePath(rawPath));
   }
 
   list(ctx: CallContext, rawPath: string): Promise<Response> {
@@ -62,7 +62,7 @@ export class SandboxFiles {
   /** Writes a text file in the sandbox; returns the Ship's response, unread. */
   async write(ctx: CallContext, rawPath: string, content: string): Promise<Response> {
     const { router, workspaceFiles, maxFileBytes } = this.deps;
-    const path = normalizeWorkspacePath(rawPath);
+    const path = normalizeFilePath(rawPath);
     const size = Buffer.byteLength(content, "utf8");
     if (size > maxFileBytes) {
       throw new BayError("payload_too_large", `file content exceeds the limit of ${maxFileBytes} bytes; use upload for large files`, {

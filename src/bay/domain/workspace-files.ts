@@ -10,7 +10,7 @@ import type { FileKind, VolumeFiles, VolumeRef } from "../drivers/driver.ts";
 import { BayError, notFound } from "../errors.ts";
 import type { Stores } from "../store/index.ts";
 import type { WorkspaceRecord } from "../store/workspace-store.ts";
-import { normalizeWorkspacePath } from "./paths.ts";
+import { normalizeFilePath, normalizeRemovablePath, normalizeWorkspacePath } from "./paths.ts";
 import { quotaError, WorkspaceUsage, type QuotaHeadroom } from "./workspace-usage.ts";
 import { notTextMessage, utf8Text } from "../../protocol/text-file.ts";
 
@@ -81,7 +81,7 @@ export class WorkspaceFiles {
 
   /** Writes a UTF-8 text file (0644, uid 1000), creating missing parents (0755). */
   async write(owner: string, id: string, rawPath: string, content: string): Promise<{ status: "ok"; path: string; size: number }> {
-    const rel = writablePath(rawPath);
+    const rel = normalizeFilePath(rawPath);
     const bytes = Buffer.from(content, "utf8");
     const max = this.deps.limits.maxFileBytes;
     if (bytes.byteLength > max) {
@@ -98,8 +98,7 @@ export class WorkspaceFiles {
 
   /** Deletes a file, or a directory recursively; a symlink itself, never its target. The root is refused. */
   async delete(owner: string, id: string, rawPath: string): Promise<{ status: "ok" }> {
-    const rel = normalizeWorkspacePath(rawPath);
-    if (rel === ".") throw rootError("delete");
+    const rel = normalizeRemovablePath(rawPath);
     const ws = await this.open(owner, id);
     try {
       await this.deps.files.remove(this.volumeOf(ws), rel);
@@ -142,7 +141,7 @@ export class WorkspaceFiles {
   ): Promise<{ status: "ok"; path: string; size: number }> {
     const received = await receive(await this.uploadLimits(owner, id));
     try {
-      const rel = writablePath(received.path);
+      const rel = normalizeFilePath(received.path);
       // Looked up again: the workspace may have been deleted while the body arrived.
       const ws = await this.open(owner, id);
       await this.usage.assertFits(ws, received.size);
@@ -219,16 +218,6 @@ export class WorkspaceFiles {
       },
     };
   }
-}
-
-const rootError = (what: string) =>
-  new BayError("invalid_path", `invalid path: cannot ${what} the workspace root`, { details: { path: ".", reason: "root" } });
-
-/** Normalised path of a file to write; the root itself is refused. */
-function writablePath(rawPath: string): string {
-  const rel = normalizeWorkspacePath(rawPath);
-  if (rel === ".") throw rootError("write to");
-  return rel;
 }
 
 /** Every byte of a small body (the caller has checked its size). */

@@ -13,6 +13,7 @@ import {
   pathError,
   resolveExisting,
   resolveWorkspacePath,
+  rootRefused,
 } from "../paths.ts";
 
 /** One directory listing entry. */
@@ -93,7 +94,7 @@ export async function writeTextFile(
   content: string,
 ): Promise<{ status: "ok"; path: string; size: number }> {
   const target = await resolveWorkspacePath(workspace, path);
-  if (target.relative === ".") throw new ShipError("invalid_path", "cannot write to the workspace root");
+  if (target.relative === ".") throw rootRefused();
   const parent = await openParentDir(target, { create: true });
   try {
     const handle = await open(parent.entry, O.O_WRONLY | O.O_CREAT | O.O_NOFOLLOW | O.O_NONBLOCK, 0o644).catch((err) => {
@@ -128,7 +129,7 @@ const RM_ATTEMPTS = 5;
  */
 export async function deletePath(workspace: string, path: string): Promise<{ status: "ok" }> {
   const relative = normalizeUserPath(path);
-  if (relative === ".") throw new ShipError("invalid_path", "cannot delete the workspace root");
+  if (relative === ".") throw rootRefused();
   const parentPath = await resolveExisting(workspace, dirname(relative));
   const target = {
     root: parentPath.root,
@@ -136,7 +137,7 @@ export async function deletePath(workspace: string, path: string): Promise<{ sta
     absolute: join(parentPath.absolute, basename(relative)),
     exists: true,
   };
-  if (target.absolute === target.root) throw new ShipError("invalid_path", "cannot delete the workspace root");
+  if (target.absolute === target.root) throw rootRefused();
   const parent = await openParentDir(target);
   try {
     const info = await lstat(parent.entry).catch((err) => {

@@ -3,7 +3,7 @@ import type { FileHandle } from "node:fs/promises";
 import { lstat, open, realpath, rename, unlink } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { ShipError } from "../errors.ts";
-import { O, openInside, openParentDir, pathError, resolveExisting, resolveWorkspacePath } from "../paths.ts";
+import { O, openInside, openParentDir, pathError, resolveExisting, resolveWorkspacePath, rootRefused } from "../paths.ts";
 
 /** Body bytes accepted on top of the file limit (none are needed: the body is the file). */
 export const UPLOAD_OVERHEAD_BYTES = 64 * 1024;
@@ -51,7 +51,7 @@ export async function receiveUpload(
   if (declared > maxBytes) throw tooLarge(maxBytes);
   // The path is checked before a byte is stored.
   const target = await resolveWorkspacePath(workspace, path);
-  if (target.relative === ".") throw new ShipError("invalid_path", "cannot write to the workspace root");
+  if (target.relative === ".") throw rootRefused();
 
   const root = await realpath(workspace);
   const temp = join(root, `.ship-upload-${randomBytes(6).toString("hex")}.tmp`);

@@ -4,7 +4,7 @@ import type { AppDeps } from "../deps.ts";
 import { operations as ops } from "../generated/index.ts";
 import { validate } from "../middleware/validate.ts";
 import { receiveStreaming } from "../multipart-upload.ts";
-import { normalizeWorkspacePath } from "../../domain/paths.ts";
+import { normalizeFilePath } from "../../domain/paths.ts";
 import { callContext, relay, sentBodyContext } from "../relay.ts";
 
 export function filesystemRoutes(deps: AppDeps): Hono {
@@ -40,7 +40,7 @@ export function filesystemRoutes(deps: AppDeps): Hono {
       maxBytes: limits.maxBytes,
       tooLarge: limits.tooLarge,
       queryPath: c.req.valid("query").path,
-      normalizePath: normalizeWorkspacePath,
+      normalizePath: normalizeFilePath,
       spool: uploadSpool,
     });
     return relay(c, await sandboxFiles.upload(ctx, limits, upload));

@@ -4,7 +4,7 @@
  */
 import type { Context } from "hono";
 import { Hono } from "hono";
-import { normalizeWorkspacePath } from "../../domain/paths.ts";
+import { normalizeFilePath } from "../../domain/paths.ts";
 import type { WorkspaceEntry } from "../../domain/workspace-files.ts";
 import type { AppDeps } from "../deps.ts";
 import { type FileEntry, operations as ops } from "../generated/index.ts";
@@ -74,7 +74,7 @@ export function workspaceFileRoutes(deps: AppDeps): Hono {
         receiveToSpool(c.req.raw, {
           maxBytes: slot.maxBytes,
           queryPath: c.req.valid("query").path,
-          normalizePath: normalizeWorkspacePath,
+          normalizePath: normalizeFilePath,
           tooLarge: slot.tooLarge,
           spool: deps.uploadSpool,
         }),

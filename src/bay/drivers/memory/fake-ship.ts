@@ -33,6 +33,7 @@ import { answerExec, checked, errorResponse, eventStream, jsonOf, parseJson, rec
 import type { TerminalSocketData } from "./fake-terminal.ts";
 import { ChannelServer } from "../../../protocol/ship/channel-serve.ts";
 import { notTextMessage, utf8Text } from "../../../protocol/text-file.ts";
+import { ROOT_REASON } from "../../domain/paths.ts";
 
 /** Bay's call channel (src/protocol/ship/channel.ts): served by this fake's own request handler. */
 interface ChannelSocketData {
@@ -258,7 +259,8 @@ export class FakeShip {
     }
     if (is(ops.deletePath)) {
       const path = normalize(checked(ops.deletePath.query, q, "query").path);
-      if (path === ".") throw new BayError("invalid_path", "cannot delete the workspace root");
+      if (path === ".")
+        throw new BayError("invalid_path", "cannot delete the workspace root", { details: { path: ".", reason: ROOT_REASON } });
       await this.runtime.remove(path);
       return Response.json({ status: "ok" });
     }
