@@ -143,15 +143,23 @@ export function loadConfig(env: Env, file: string | undefined = env.BAY_CONFIG):
       if (driver.helper_image === undefined) setPath(raw, ["driver", "helper_image"], shipImages(env.BAY_SHIP_TAG).ship);
     }
   }
+  // The bootstrap key's entry among auth.api_keys, so its problems name the variables.
+  let bootstrapKey = -1;
   if (env.BAY_API_KEY) {
     const auth = (raw.auth ?? {}) as Record<string, unknown>;
     const keys = Array.isArray(auth.api_keys) ? [...auth.api_keys] : [];
-    keys.push({ key: env.BAY_API_KEY, owner: env.BAY_API_KEY_OWNER ?? "default" });
+    bootstrapKey = keys.push({ key: env.BAY_API_KEY, owner: env.BAY_API_KEY_OWNER ?? "default" }) - 1;
     setPath(raw, ["auth", "api_keys"], keys);
   }
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    for (const issue of result.error.issues) problems.push(`${issue.path.join(".") || "(root)"}: ${issue.message}`);
+    for (const issue of result.error.issues) {
+      const [a, b, index, field] = issue.path;
+      const bootstrap = a === "auth" && b === "api_keys" && index === bootstrapKey;
+      const where = issue.path.join(".") || "(root)";
+      const named = bootstrap && field === "key" ? "BAY_API_KEY" : bootstrap && field === "owner" ? "BAY_API_KEY_OWNER" : null;
+      problems.push(`${named ? `${named} (${where})` : where}: ${issue.message}`);
+    }
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
   const config = result.data;

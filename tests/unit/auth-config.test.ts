@@ -21,8 +21,12 @@ describe("auth configuration", () => {
     expect(owned.auth.api_keys).toEqual([{ key: "env-key-0123456789abcdef", owner: "ops" }]);
   });
 
-  test("a too short BAY_API_KEY is refused at start", () => {
+  test("a too short BAY_API_KEY (or a bad BAY_API_KEY_OWNER) is refused at start, naming the variable", () => {
     expect(() => loadConfig({ BAY_API_KEY: "short" }, undefined)).toThrow(ConfigError);
+    expect(() => loadConfig({ BAY_API_KEY: "short" }, undefined)).toThrow(/BAY_API_KEY \(auth\.api_keys\.0\.key\): .*16/);
+    expect(() => loadConfig({ BAY_API_KEY: "env-key-0123456789abcdef", BAY_API_KEY_OWNER: "no spaces" }, undefined)).toThrow(
+      /BAY_API_KEY_OWNER \(auth\.api_keys\.0\.owner\)/,
+    );
   });
 
   test("JWT settings and auth mode come from the environment", () => {
