@@ -6,8 +6,9 @@
  *   bay keys create|list|revoke …    API keys, against Bay's database
  *   bay images build …               build the runtime images (works from dist/bay alone)
  *   bay doctor                       check this machine, with a fix for each problem
- *   bay sandbox create|ls|exec|shell|cp|forward|rm …  use a Bay over HTTP
+ *   bay sandbox create|ls|exec|shell|stats|cp|forward|rm …  use a Bay over HTTP
  *   bay mcp --url … --token …        stdio MCP bridge to a Bay's /mcp
+ *   bay version                      the version (also --version)
  */
 import { type CliIo, UsageError } from "./cli/args.ts";
 import { errorMessage } from "./logger.ts";
@@ -21,8 +22,9 @@ commands:
   keys create|list|revoke            manage API keys in Bay's database
   images build                       build the Ship runtime images on the Docker engine
   doctor                             check the engine, cgroups, images, database, network rules, port, disk
-  sandbox create|ls|exec|shell|cp|forward|rm  use a running Bay (BAY_URL, BAY_TOKEN)
+  sandbox create|ls|exec|shell|stats|cp|forward|rm  use a running Bay (BAY_URL, BAY_TOKEN)
   mcp                                stdio MCP server relaying to a Bay's POST /mcp
+  version                            print the version (also --version)
 
 Configuration comes from BAY_CONFIG and BAY_* variables, as for the server.`;
 
@@ -50,6 +52,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number | "servi
       return (await import("./cli/sandbox.ts")).runSandbox(rest, io);
     case "mcp":
       return (await import("./cli/mcp.ts")).runMcp(rest, io);
+    case "version":
+    case "--version":
+    case "-V":
+      io.out(`bay ${(await import("../../package.json")).version}`);
+      return 0;
     case "help":
     case "--help":
     case "-h":

@@ -43,7 +43,9 @@ afterAll(async () => {
 test("--help lists every command", async () => {
   const r = await runBinary(["--help"], dir);
   expect(r.code).toBe(0);
-  for (const c of ["serve", "keys", "images build", "doctor", "sandbox", "mcp"]) expect(r.stdout).toContain(c);
+  for (const c of ["serve", "keys", "images build", "doctor", "sandbox", "mcp", "version"]) expect(r.stdout).toContain(c);
+  const { version } = await import("../../package.json");
+  expect((await runBinary(["--version"], dir)).stdout.trim()).toBe(`bay ${version}`);
 });
 
 describe("images build from the binary alone", () => {

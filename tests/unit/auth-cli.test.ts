@@ -176,10 +176,17 @@ describe("bay keys", () => {
     expect(r.out).toBe("");
   });
 
+  test("version, --version and -V print the package's version", async () => {
+    const { version } = await import("../../package.json");
+    for (const argv of [["version"], ["--version"], ["-V"]])
+      expect(await cli(argv, {})).toEqual({ code: 0, out: `bay ${version}`, err: "" });
+  });
+
   test("--help prints usage and exits 0; `keys --help` and `help keys` the keys usage", async () => {
     const r = await cli(["--help"], {});
     expect(r.code).toBe(0);
-    for (const command of ["serve", "keys", "images build", "doctor", "sandbox", "mcp"]) expect(r.out).toContain(command);
+    for (const command of ["serve", "keys", "images build", "doctor", "sandbox", "mcp", "version"]) expect(r.out).toContain(command);
+    expect(r.out).toContain("sandbox create|ls|exec|shell|stats|cp|forward|rm");
     for (const argv of [
       ["keys", "--help"],
       ["help", "keys"],
