@@ -25,7 +25,9 @@ describe("Idempotency-Key format", () => {
         const t = await bay();
         const res = await post(t, path, "{}", idem(key));
         expect(res.status).toBe(400);
-        expect(((await res.json()) as any).error.code).toBe("validation_error");
+        const { error } = (await res.json()) as any;
+        expect(error.code).toBe("validation_error");
+        expect(error.details.issues[0].path).toBe("headers.idempotency-key"); // as headers.host is named
         expect(await countSandboxes(t)).toBe(0);
       });
     }

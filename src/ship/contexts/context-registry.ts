@@ -115,7 +115,7 @@ export class ContextRegistry {
       const entry = this.entry(contextId);
       if (language !== undefined && language !== entry.info.language) {
         throw new ShipError("validation_error", `context ${contextId} runs ${entry.info.language}, not ${language}`, {
-          details: { issues: [{ path: "language", message: `the context's language is ${entry.info.language}` }] },
+          details: { issues: [{ path: "json.language", message: `the context's language is ${entry.info.language}` }] },
         });
       }
       return entry.kernel;

@@ -170,7 +170,11 @@ export function contextCases(client: () => ShipClient, opts: { maxContexts: numb
     const notDir = await client().json("POST", "/contexts", { language: "python", cwd: "ctx-a-file" });
     expect([notDir.status, notDir.body.error.code]).toEqual([400, "validation_error"]);
     const mismatch = await client().code({ code: "1", context_id: "ctx-default-python", language: "javascript" });
-    expect([mismatch.status, mismatch.body.error.code]).toEqual([400, "validation_error"]);
+    expect([mismatch.status, mismatch.body.error.code, mismatch.body.error.details.issues[0].path]).toEqual([
+      400,
+      "validation_error",
+      "json.language",
+    ]);
     expect((await client().code({ code: "1", context_id: "ctx-missing" })).status).toBe(404);
     expect((await client().code({ code: "1", language: "cobol" } as never)).status).toBe(400);
     expect((await client().json("POST", "/contexts/ctx-missing/restart")).status).toBe(404);

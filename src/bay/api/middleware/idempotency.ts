@@ -65,7 +65,7 @@ export function idempotency(opts: IdempotencyOptions): MiddlewareHandler {
     const key: string = header;
     if (!KEY_RE.test(key)) {
       throw new BayError("validation_error", "Idempotency-Key must be 1-128 characters of [A-Za-z0-9_-]", {
-        details: { issues: [{ path: "header.idempotency-key", message: "invalid format" }] },
+        details: { issues: [{ path: "headers.idempotency-key", message: "invalid format" }] },
       });
     }
     const owner = c.get("owner");

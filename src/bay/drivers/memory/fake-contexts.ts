@@ -95,7 +95,7 @@ export class FakeContexts {
       entry = this.entry(contextId);
       if (language !== undefined && language !== entry.info.language) {
         throw new BayError("validation_error", `context ${contextId} runs ${entry.info.language}, not ${language}`, {
-          details: { issues: [{ path: "language", message: `the context's language is ${entry.info.language}` }] },
+          details: { issues: [{ path: "json.language", message: `the context's language is ${entry.info.language}` }] },
         });
       }
     } else {
