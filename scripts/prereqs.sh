@@ -6,8 +6,11 @@
 # tools for the metrics tests. Sourced by
 # scripts/run.sh, scripts/test.sh and .ci/run.
 #
+# BAY_PREREQS=run (scripts/run.sh) leaves out what only the tests need (IPython
+# on the host, Chromium, Prometheus); the default, test, installs everything.
 # Sets BAY_STARTED_DOCKERD=1 when it had to start dockerd itself.
 set -euo pipefail
+BAY_PREREQS="${BAY_PREREQS:-test}"
 
 say() { printf '[bay] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -58,20 +61,22 @@ if ! docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'; 
   docker info --format '{{json .Runtimes}}' | grep -q '"runsc"' || say "warning: dockerd did not pick up runsc; the python-gvisor profile will not start"
 fi
 
-# Ship's python kernel is tested in-process on the host too: it needs Debian's IPython.
-if ! /usr/bin/python3 -c 'import IPython, matplotlib' >/dev/null 2>&1; then
-  say "installing python3-ipython and python3-matplotlib for Ship's host tests"
-  apt_install python3-ipython python3-matplotlib
+if [ "$BAY_PREREQS" = test ]; then
+  # Ship's python kernel is tested in-process on the host too: it needs Debian's IPython.
+  if ! /usr/bin/python3 -c 'import IPython, matplotlib' >/dev/null 2>&1; then
+    say "installing python3-ipython and python3-matplotlib for Ship's host tests"
+    apt_install python3-ipython python3-matplotlib
+  fi
+  # GET /docs is tested in Debian's headless Chromium (driven by playwright-core, which never downloads a browser).
+  command -v chromium >/dev/null 2>&1 || { say "installing chromium for the /docs browser test"; apt_install chromium; }
+  # GET /metrics is tested with Prometheus's own tools: promtool and a real prometheus.
+  if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+    say "installing prometheus (promtool and the server) for the metrics tests"
+    apt_install prometheus
+  fi
 fi
-# GET /docs is tested in Debian's headless Chromium (driven by playwright-core, which never downloads a browser).
-command -v chromium >/dev/null 2>&1 || { say "installing chromium for the /docs browser test"; apt_install chromium; }
 # The images are built from a debootstrap'ed base when no registry answers.
 command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
-# GET /metrics is tested with Prometheus's own tools: promtool and a real prometheus.
-if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
-  say "installing prometheus (promtool and the server) for the metrics tests"
-  apt_install prometheus
-fi
 
 say "installing JavaScript dependencies"
 bun install --frozen-lockfile >/dev/null
