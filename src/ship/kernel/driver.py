@@ -63,16 +63,18 @@ from IPython.core.displaypub import DisplayPublisher  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 
-# The protocol channel and the output capture (driver_capture.py), loaded from the path
-# Ship gives as the first argument: never from sys.path, which user code can change.
+# The protocol channel and the output capture (driver_capture.py), run from the source
+# Ship wrote at the path it gives as the first argument: never found on sys.path, which
+# user code can change, and never through the import system, which would read and write
+# a cached .pyc under __pycache__ that a cell could replace for every later kernel.
 def _load_capture():
-    import importlib.util
-
     path = sys.argv[1]
     del sys.argv[1:]
-    spec = importlib.util.spec_from_file_location("_ship_capture", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with open(path, "rb") as f:
+        source = f.read()
+    module = types.ModuleType("_ship_capture")
+    module.__file__ = path
+    exec(compile(source, path, "exec", dont_inherit=True), module.__dict__)
     return module
 
 

@@ -1,4 +1,5 @@
-import { writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { childEnv } from "../child-env.ts";
@@ -26,9 +27,16 @@ export interface PythonProcessOptions {
 function writeDriverScripts(): string[] {
   const driver = join(tmpdir(), `ship-kernel-driver-${process.pid}.py`);
   const capture = join(tmpdir(), `ship-kernel-capture-${process.pid}.py`);
-  writeFileSync(driver, driverSource, { mode: 0o600 });
-  writeFileSync(capture, captureSource, { mode: 0o600 });
+  writeWhole(driver, driverSource);
+  writeWhole(capture, captureSource);
   return [driver, capture];
+}
+
+/** Written beside and renamed into place: a kernel starting meanwhile never reads half a file. */
+function writeWhole(path: string, text: string): void {
+  const temp = `${path}.${randomBytes(6).toString("hex")}`;
+  writeFileSync(temp, text, { mode: 0o600 });
+  renameSync(temp, path);
 }
 
 /**

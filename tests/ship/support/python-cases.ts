@@ -199,6 +199,34 @@ export function pythonCases(client: () => ShipClient, opts: { matplotlib: boolea
     expect(next.body.kernel_restarted).toBe(false);
   });
 
+  test("python: a cached .pyc planted for the driver's capture module never runs in a later kernel", async () => {
+    // The capture module is compiled from the source Ship wrote, never imported: a cell
+    // that writes an unchecked-hash .pyc (PEP 552) where the import system would look
+    // for it must not get its code into the next kernel (a restart, a new context).
+    const plant = [
+      "import importlib.util, os, py_compile",
+      "src = '/tmp/ship-kernel-capture-%d.py' % os.getppid()",
+      "assert os.path.exists(src), src",
+      "evil = os.path.join(os.getcwd(), 'evil-capture.py')",
+      "open(evil, 'w').write(open(src).read() + \"\\nopen(os.path.join(os.getcwd(), 'PLANTED_BY_PYC'), 'a').write('ran')\\n\")",
+      "target = importlib.util.cache_from_source(src)",
+      "py_compile.compile(evil, cfile=target, dfile=src, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)",
+      "os.unlink(evil)",
+      "target",
+    ].join("\n");
+    const planted = await client().python(plant);
+    expect(planted.body.success).toBe(true);
+    const pyc = planted.body.output.trim().replace(/^'|'$/g, "");
+    try {
+      const died = await client().python("import os\nos._exit(0)");
+      expect(died.body.kernel_restarted).toBe(true);
+      const after = await client().python("import os\nos.path.exists('PLANTED_BY_PYC')");
+      expect(after.body.output.trim()).toBe("False");
+    } finally {
+      await client().shell(`rm -f '${pyc}' PLANTED_BY_PYC`);
+    }
+  });
+
   test("python: a module dropped next to the driver script cannot break kernel start", async () => {
     const where = await client().python("import os, sys\nos.path.dirname(os.path.abspath(sys.argv[0]))");
     const dir = JSON.parse(where.body.output.trim().replace(/^'|'$/g, '"'));
