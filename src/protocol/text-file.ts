@@ -6,7 +6,8 @@
  * a file that is not text as `validation_error` with `reason: "binary"`, pointing
  * to its download route, instead of answering bytes it would have to change.
  */
-const strict = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading byte-order mark is part of the text (U+FEFF), so a read-modify-write keeps it.
+const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** The file's text, or null when it is not UTF-8 text. */
 export function utf8Text(bytes: Uint8Array): string | null {

@@ -126,8 +126,9 @@ describe("every file route and shell cwd refuse bad paths before any container s
 const NOT_A_FILE: Array<[string, string, string]> = [
   ["the root", ".", ROOT_REASON],
   ["the root, spelled ./", "./", ROOT_REASON],
-  ["a directory", "dir/", "names a directory (ends with /)"],
-  ["a directory, spelled dir/.", "dir/.", "names a directory (ends with /)"],
+  ["a directory", "dir/", "names a directory, not a file"],
+  ["a directory, spelled dir/.", "dir/.", "names a directory, not a file"],
+  ["a directory, spelled dir/sub/..", "dir/sub/..", "names a directory, not a file"],
 ];
 
 describe("a file's path (writes and uploads) is neither the root nor a directory", () => {

@@ -1054,7 +1054,7 @@ export interface components {
             details: {
                 /** @description The path as sent (at most 256 characters). */
                 path?: string;
-                /** @description Why, as a short phrase for people, e.g. `must be relative to /workspace`, `escapes /workspace`, `is a symlink or a symlink loop`, `is the workspace root`, `names a directory (ends with /)`. Branch on `code`, not on this text. */
+                /** @description Why, as a short phrase for people, e.g. `must be relative to /workspace`, `escapes /workspace`, `is a symlink or a symlink loop`, `is the workspace root`, `names a directory, not a file`. Branch on `code`, not on this text. */
                 reason?: string;
             };
         };
@@ -1806,7 +1806,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description `validation_error`, `invalid_path` (absolute, `..` escape, NUL or control character, lone surrogate, over 3840 bytes, a segment over 255 bytes, over 128 segments, a symlink on the way, a parent that is not a directory; for a write, an upload or a delete, the workspace root; for a write or an upload, a path ending with `/`) or `capability_not_supported`. */
+        /** @description `validation_error`, `invalid_path` (absolute, `..` escape, NUL or control character, lone surrogate, over 3840 bytes, a segment over 255 bytes, over 128 segments, a symlink on the way, a parent that is not a directory; for a write, an upload or a delete, the workspace root; for a write or an upload, a path that names a directory: `dir/`, `dir/.`, `dir/sub/..`) or `capability_not_supported`. */
         InvalidPath: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];

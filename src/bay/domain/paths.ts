@@ -64,7 +64,9 @@ export function normalizeWorkspacePath(path: string): string {
  */
 export function normalizeFilePath(path: string): string {
   const rel = normalizeRemovablePath(path);
-  if (path.endsWith("/") || path.endsWith("/.")) throw invalid(path, "names a directory (ends with /)");
+  // `dir/`, `dir/.` and `dir/sub/..` all name the directory `dir`, never a file in it.
+  const last = path.slice(path.lastIndexOf("/") + 1);
+  if (last === "" || last === "." || last === "..") throw invalid(path, "names a directory, not a file");
   return rel;
 }
 

@@ -35,7 +35,7 @@ export const zInvalidPathError = z.lazy(() => z.object({
   details: z.strictObject({
     /** The path as sent (at most 256 characters). */
     path: z.string().optional(),
-    /** Why, as a short phrase for people, e.g. `must be relative to /workspace`, `escapes /workspace`, `is a symlink or a symlink loop`, `is the workspace root`, `names a directory (ends with /)`. Branch on `code`, not on this text. */
+    /** Why, as a short phrase for people, e.g. `must be relative to /workspace`, `escapes /workspace`, `is a symlink or a symlink loop`, `is the workspace root`, `names a directory, not a file`. Branch on `code`, not on this text. */
     reason: z.string().optional(),
   }),
 }));
