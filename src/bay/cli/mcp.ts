@@ -11,6 +11,7 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { errorMessage } from "../logger.ts";
 import { allowOnly, type CliIo, flag, parseArgs } from "./args.ts";
 import { clientTarget, endpoint } from "./client.ts";
+import { AnswerLedger, ledgerFetch } from "./mcp-answers.ts";
 
 export const MCP_USAGE = `usage: bay mcp [--url URL] [--token TOKEN] [--owner NAME]
 
@@ -35,27 +36,37 @@ export async function runMcp(argv: string[], io: CliIo): Promise<number> {
     io.err(`bay: ${errorMessage(e)}\n\n${MCP_USAGE}`);
     return 2;
   }
-  const remote = new StreamableHTTPClientTransport(endpoint(target, "/mcp"), { requestInit: { headers: target.headers } });
-  const local = new StdioServerTransport();
-  const initializeIds = new Set<string | number>();
-
-  // Requests sent on and not yet answered: when stdin ends (`printf … | bay mcp`),
-  // the relay still waits for their answers, as an agent that closed its end would read them.
-  const unanswered = new Set<string | number>();
+  // Every request is owed one answer (the relay's own error when Bay cannot give one),
+  // and when stdin ends (`printf … | bay mcp`) the relay exits once none is owed and
+  // every answer is written, as an agent that closed its end would still read them.
+  let writing = 0;
   let inputEnded = false;
   let finish: (code: number) => void = () => {};
+  const settle = () => {
+    if (inputEnded && ledger.owed === 0 && writing === 0) finish(0);
+  };
+  const write = (message: JSONRPCMessage) => {
+    writing++;
+    void local.send(message).finally(() => {
+      writing--;
+      settle();
+    });
+  };
+  const ledger = new AnswerLedger((id, message) => write({ jsonrpc: "2.0", id, error: { code: RELAY_FAILED, message } }), settle);
+  const remote = new StreamableHTTPClientTransport(endpoint(target, "/mcp"), {
+    requestInit: { headers: target.headers },
+    fetch: ledgerFetch(ledger),
+  });
+  const local = new StdioServerTransport();
+  const initializeIds = new Set<string | number>();
   const done = new Promise<number>((resolve) => {
     finish = resolve;
     local.onclose = () => resolve(0);
     process.stdin.once("end", () => {
       inputEnded = true;
-      answered(undefined);
+      settle();
     });
   });
-  const answered = (id: string | number | undefined) => {
-    if (id !== undefined) unanswered.delete(id);
-    if (inputEnded && unanswered.size === 0) finish(0);
-  };
   local.onerror = (e) => io.err(`bay mcp: stdin: ${errorMessage(e)}`);
   remote.onerror = (e) => io.err(`bay mcp: ${errorMessage(e)}`);
   remote.onmessage = (message) => {
@@ -64,24 +75,18 @@ export async function runMcp(argv: string[], io: CliIo): Promise<number> {
       const version = (message.result as { protocolVersion?: unknown }).protocolVersion;
       if (typeof version === "string") remote.setProtocolVersion(version);
     }
-    const id = "id" in message && ("result" in message || "error" in message) ? message.id : undefined;
-    void local.send(message).finally(() => answered(id));
+    const answerTo = "id" in message && ("result" in message || "error" in message) ? message.id : undefined;
+    if (answerTo !== undefined && !ledger.answered(answerTo)) return; // the relay already answered it
+    write(message);
   };
   local.onmessage = (message: JSONRPCMessage) => {
     const request = "method" in message && "id" in message ? message : null;
     if (request?.method === "initialize") initializeIds.add(request.id);
-    if (request) unanswered.add(request.id);
+    if (request) ledger.expect(request.id);
     remote.send(message).catch((e: unknown) => {
       io.err(`bay mcp: ${target.url}: ${errorMessage(e)}`);
       // A request must be answered, or the agent waits forever.
-      if (request)
-        void local
-          .send({
-            jsonrpc: "2.0",
-            id: request.id,
-            error: { code: RELAY_FAILED, message: `Bay unreachable or refused: ${errorMessage(e)}` },
-          })
-          .finally(() => answered(request.id));
+      if (request) ledger.failNow(request.id, `Bay unreachable or refused: ${errorMessage(e)}`);
     });
   };
   await remote.start();
