@@ -11,6 +11,10 @@
 # Sets BAY_STARTED_DOCKERD=1 when it had to start dockerd itself.
 set -euo pipefail
 BAY_PREREQS="${BAY_PREREQS:-test}"
+case "$BAY_PREREQS" in
+  run | test) ;;
+  *) printf '[bay] BAY_PREREQS must be run or test, not %s\n' "$BAY_PREREQS" >&2; exit 2 ;;
+esac
 
 say() { printf '[bay] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

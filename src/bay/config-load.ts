@@ -101,6 +101,17 @@ function parseYamlFile(text: string): unknown {
 }
 
 /**
+ * Why the file could not be read: for a YAML error only where and what kind, never
+ * the offending line, which may hold a key or a token.
+ */
+function configFileError(e: unknown): string {
+  const pos = (e as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
+  const code = (e as { code?: unknown }).code;
+  if (pos) return `invalid YAML at line ${pos.line}, column ${pos.col}${typeof code === "string" ? ` (${code})` : ""}`;
+  return (e as Error).message;
+}
+
+/**
  * Loads configuration from an optional YAML file and the environment.
  * @param env usually `process.env`
  * @param file YAML path; defaults to env.BAY_CONFIG
@@ -116,7 +127,7 @@ export function loadConfig(env: Env, file: string | undefined = env.BAY_CONFIG):
         else raw = parsed as Record<string, unknown>;
       }
     } catch (e) {
-      problems.push(`${file}: ${(e as Error).message}`);
+      problems.push(`${file}: ${configFileError(e)}`);
     }
   }
   for (const [name, path, kind] of ENV_OVERRIDES) {

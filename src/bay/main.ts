@@ -56,7 +56,7 @@ export async function main(config: BayConfig = loadConfigOrExit()): Promise<void
     logger.error("cannot listen; Bay is not running", {
       address: `${config.server.host}:${config.server.port}`,
       error: errorMessage(e),
-      hint: "another process may hold the port: set BAY_PORT (or server.port) to a free one",
+      hint: "the port may be taken by another process, or the host not an address of this machine: set BAY_PORT / BAY_HOST (server.port / server.host)",
     });
     await bay.close();
     process.exit(EXIT_CANNOT_LISTEN);

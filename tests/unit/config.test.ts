@@ -27,6 +27,13 @@ function problemsOf(fn: () => unknown): string[] {
   throw new Error("expected a ConfigError");
 }
 
+test("a YAML syntax error says where, never the line itself (it may hold a key)", () => {
+  const problems = problemsOf(() => loadConfig({}, yamlFile("auth:\n  api_keys:\n    - key: SECRET-VALUE-0123456789: x\n")));
+  expect(problems).toHaveLength(1);
+  expect(problems[0]).toMatch(/bay\.yaml: invalid YAML at line 3, column \d+/);
+  expect(problems.join("\n")).not.toContain("SECRET-VALUE");
+});
+
 describe("defaults", () => {
   test("an empty environment gives a complete, safe configuration", () => {
     const c = loadConfig({});

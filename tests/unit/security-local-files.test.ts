@@ -54,6 +54,18 @@ describe("the database file", () => {
   });
 });
 
+describe("the database file, spelled file://localhost/…", () => {
+  test("is the same file, made private too (it was left as found and a stray file made under /localhost)", async () => {
+    const path = join(scratch(), "data", "bay.db");
+    const db = await openDatabase({ url: `file://localhost${path}` });
+    await db.execute("SELECT 1");
+    for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) expect([f, mode(f).toString(8)]).toEqual([f, "600"]);
+    expect(mode(dirname(path)).toString(8)).toBe("700");
+    expect(existsSync(join("/localhost", path))).toBe(false);
+    db.close();
+  });
+});
+
 describe("the upload spool", () => {
   test("a spool base anyone can write into, or a symlink, is never used", async () => {
     const open = join(scratch(), "bay-spool");

@@ -77,7 +77,8 @@ export async function runKeys(argv: string[], io: CliIo): Promise<number> {
   // Keys work only in the database the running Bay uses: say which one this is, and
   // when there was none (a command run from another directory than Bay's, say).
   const file = localDatabaseFile(config.database.url);
-  const where = file === null ? redactUrl(config.database.url) : `file:${resolve(file)}`;
+  // A file URL with credentials in it (file://user:pass@…) is shown only redacted.
+  const where = file === null || config.database.url.includes("@") ? redactUrl(config.database.url) : `file:${resolve(file)}`;
   const fresh = file !== null && !existsSync(file);
   let db: Database;
   try {

@@ -30,10 +30,8 @@ export interface OpenDatabaseOptions {
 /** Opens the database and brings its schema up to date. */
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
   const url = opts.url;
-  if (url.startsWith("file:")) {
-    const path = url.slice("file:".length).split("?")[0]!;
-    if (path && path !== ":memory:") makePrivate(path);
-  }
+  const file = localDatabaseFile(url);
+  if (file) makePrivate(file);
   const local = url.startsWith("file:") || url === ":memory:";
   // Embedded: one connection of the libSQL engine with its statements kept (see
   // local-database.ts); a libSQL server: the client.
