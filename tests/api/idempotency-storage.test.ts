@@ -5,10 +5,10 @@
  */
 import { describe, expect, test } from "bun:test";
 import { canonicalJson, fingerprint } from "../../src/bay/api/middleware/idempotency.ts";
-import { createTestBay } from "../support/harness.ts";
-import { countSandboxes, idem, post, useBays, wrap } from "./support/idempotency.ts";
+import { createTestBay, testBays } from "../support/harness.ts";
+import { countSandboxes, idem, post, wrap } from "./support/idempotency.ts";
 
-const bay = useBays();
+const bay = testBays();
 
 describe("what is stored", () => {
   test("a first attempt that failed with 5xx does not poison the key", async () => {

@@ -6,10 +6,10 @@
  * Sandbox create is lazy, so none of this starts a container.
  */
 import { describe, expect, test } from "bun:test";
-import { pollUntil } from "../support/harness.ts";
-import { countSandboxes, idem, post, useBays, wrap } from "./support/idempotency.ts";
+import { pollUntil, testBays } from "../support/harness.ts";
+import { countSandboxes, idem, post, wrap } from "./support/idempotency.ts";
 
-const bay = useBays();
+const bay = testBays();
 
 describe("Idempotency-Key format", () => {
   const bad: Array<[string, string]> = [

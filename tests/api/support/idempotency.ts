@@ -1,23 +1,8 @@
 /**
- * What the idempotency tests share (tests/api/idempotency*.test.ts): a real Bay
- * per test on a real libSQL file, closed after it, and requests whose body is
- * exactly the text the test gives.
+ * What the idempotency tests share (tests/api/idempotency*.test.ts): requests
+ * whose body is exactly the text the test gives, and counts of what they made.
  */
-import { afterEach } from "bun:test";
-import { createTestBay, type TestBay } from "../../support/harness.ts";
-
-/** `bay()` builds a Bay that is closed after the test that built it. Call at a file's top level. */
-export function useBays(): (opts?: Parameters<typeof createTestBay>[0]) => Promise<TestBay> {
-  const open: TestBay[] = [];
-  afterEach(async () => {
-    for (const t of open.splice(0)) await t.close();
-  });
-  return async (opts = {}) => {
-    const t = await createTestBay(opts);
-    open.push(t);
-    return t;
-  };
-}
+import type { TestBay } from "../../support/harness.ts";
 
 export const idem = (key: string, extra: Record<string, string> = {}) => ({ "idempotency-key": key, ...extra });
 
