@@ -126,6 +126,7 @@ describe(`${SHIP_IMAGE}: ship js-kernel`, () => {
   test("measure: cold start to ready, 1+1 latency, idle RSS of a kernel process in the image", async () => {
     // From inside the container: another `ship js-kernel`, timed from spawn to its ready line.
     const pythonDriver = await Bun.file(join(import.meta.dir, "../../src/ship/kernel/driver.py")).text();
+    const pythonChannel = await Bun.file(join(import.meta.dir, "../../src/ship/kernel/driver_channel.py")).text();
     const pythonCapture = await Bun.file(join(import.meta.dir, "../../src/ship/kernel/driver_capture.py")).text();
     const measure = await run(`
 const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("BUN_JSC_")));
@@ -169,8 +170,9 @@ for (let i = 0; i < 3; i++) runs.push(await measure({}));
 const withShipJsc = await measure({ BUN_JSC_useConcurrentGC: "0", BUN_JSC_useConcurrentJIT: "0", BUN_JSC_numberOfGCMarkers: "1" });
 // Ship's Python kernel driver, the same way, for a side-by-side figure.
 require("node:fs").writeFileSync("/tmp/bay-driver.py", ${JSON.stringify(pythonDriver)});
+require("node:fs").writeFileSync("/tmp/bay-driver-channel.py", ${JSON.stringify(pythonChannel)});
 require("node:fs").writeFileSync("/tmp/bay-driver-capture.py", ${JSON.stringify(pythonCapture)});
-const python = await measure({ SHIP_WORKSPACE: "/workspace" }, ["python3", "-I", "-u", "/tmp/bay-driver.py", "/tmp/bay-driver-capture.py"]);
+const python = await measure({ SHIP_WORKSPACE: "/workspace" }, ["python3", "-I", "-u", "/tmp/bay-driver.py", "/tmp/bay-driver-channel.py", "/tmp/bay-driver-capture.py"]);
 JSON.stringify({ runs, withShipJsc, python })`);
     expect(measure.error).toBeNull();
     const numbers = JSON.parse(JSON.parse(measure.output));

@@ -4,7 +4,7 @@ One long-lived process holding an IPython InteractiveShell, speaking Ship's kern
 protocol (protocol.ts): one JSON request `{id, code}` per line on stdin; JSON events on
 a private copy of the original stdout: `ready` once, then per cell `stream` (stdout or
 stderr text) and `display` (a rich output) events as they are produced, and a `result`.
-The protocol channel and the output capture are driver_capture.py's.
+The protocol channel is driver_channel.py's, the output capture driver_capture.py's.
 
 Ship starts it with `python -I`, so neither the script's (writable) directory nor the
 user site-packages can shadow the modules imported here. Fork children of user code
@@ -63,29 +63,32 @@ from IPython.core.displaypub import DisplayPublisher  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 
-# The protocol channel and the output capture (driver_capture.py), run from the source
-# Ship wrote at the path it gives as the first argument: never found on sys.path, which
-# user code can change, and never through the import system, which would read and write
-# a cached .pyc under __pycache__ that a cell could replace for every later kernel.
-def _load_capture():
-    path = sys.argv[1]
-    del sys.argv[1:]
+# The protocol channel (driver_channel.py) and the output capture (driver_capture.py),
+# run from the source Ship wrote at the paths it gives as arguments: never found on
+# sys.path, which user code can change, and never through the import system, which
+# would read and write a cached .pyc under __pycache__ that a cell could replace for
+# every later kernel.
+def _run_module(path, name, **names):
     with open(path, "rb") as f:
         source = f.read()
-    module = types.ModuleType("_ship_capture")
+    module = types.ModuleType(name)
     module.__file__ = path
+    module.__dict__.update(names)
     exec(compile(source, path, "exec", dont_inherit=True), module.__dict__)
     return module
 
 
-_capture = _load_capture()
-send, log, CAPTURE = _capture.send, _capture.log, _capture.CAPTURE
-reset_streams, on_sigint = _capture.reset_streams, _capture.on_sigint
+_channel_path, _capture_path = sys.argv[1], sys.argv[2]
+del sys.argv[1:]
+_channel = _run_module(_channel_path, "_ship_channel")
+_capture = _run_module(_capture_path, "_ship_capture", channel=_channel)
+send, log = _channel.send, _channel.log
+CAPTURE, reset_streams, on_sigint = _capture.CAPTURE, _capture.reset_streams, _capture.on_sigint
 MAX_OUTPUT, DRIVER_PID = _capture.MAX_OUTPUT, _capture.DRIVER_PID
 # The environment the kernel's variables go to, kept even if a cell rebinds os.environ.
 _environ = os.environ
 # The driver's own files: their frames are left out of a cell's traceback.
-_OWN_FILES = frozenset((__file__, _capture.__file__))
+_OWN_FILES = frozenset((__file__, _channel.__file__, _capture.__file__))
 
 
 # --- IPython shell with capturing display hooks ----------------------------------
@@ -360,7 +363,7 @@ def _request_lines():
     Iterating the unbuffered protocol file reads one byte per system call: a 1 MiB
     cell took seconds to arrive, and the interrupt of its timeout could not stop that.
     """
-    fd = _capture.proto_in.fileno()
+    fd = _channel.proto_in.fileno()
     pending = []
     while True:
         chunk = os.read(fd, 1 << 20)
@@ -410,7 +413,10 @@ def main():
         restore_env(before)
         reply["id"] = rid
         reply["event"] = "result"
-        send(reply)
+        try:
+            send(reply)
+        except BaseException as exc:  # a cell broke what the reply is written with
+            _channel.exit_broken("cannot write a result: %r" % (exc,))
 
 
 main()

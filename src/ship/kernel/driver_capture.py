@@ -1,9 +1,8 @@
-"""Ship's Python kernel driver (driver.py), its protocol channel and output capture.
+"""Ship's Python kernel driver (driver.py), its output capture.
 
-driver.py loads this file (its path is the driver's first argument) as the module
-`_ship_capture`, after importing IPython and before any user code runs. Loading it takes
-the protocol channel (private dups of the original stdin and stdout, fd 0 then /dev/null)
-and starts the capture.
+driver.py runs this file (its path is the driver's second argument) after the
+protocol channel (driver_channel.py), which it gives this module as `channel`
+before running it, and before any user code runs.
 
 Output capture. sys.stdout and sys.stderr are text streams whose bytes go straight into
 the capture, tagged with their stream. fds 1 and 2 are two pipes drained by one thread
@@ -21,13 +20,14 @@ memory stays bounded and the pressure reaches user code.
 import codecs
 import collections
 import io
-import json
 import os
 import select
 import sys
 import threading
 import time
-import traceback
+
+# `channel`: driver_channel.py's module (send, log, exit_broken), put here by the driver.
+channel = globals()["channel"]
 
 MAX_OUTPUT = int(os.environ.get("SHIP_MAX_OUTPUT_BYTES", str(1024 * 1024)))
 # Events waiting for the protocol, at most (then writers wait)...
@@ -39,57 +39,6 @@ FLUSH_SECONDS = 0.01
 DRAIN_BYTES = 256 * 1024
 DRIVER_PID = os.getpid()
 MAIN_THREAD = threading.get_ident()
-
-# --- protocol channel: private dups of the original stdin/stdout -----------------
-proto_in = os.fdopen(os.dup(0), "rb", buffering=0)
-_proto_out_fd = os.dup(1)
-_log_fd = os.dup(2)
-_proto_lock = threading.Lock()
-_devnull = os.open(os.devnull, os.O_RDONLY)
-os.dup2(_devnull, 0)
-os.close(_devnull)
-
-
-def _after_fork_in_child():
-    """A fork of user code must not hold (or use) Ship's pipes: point them at /dev/null.
-
-    dup2 rather than close, so the fd numbers stay valid for the objects wrapping them.
-    """
-    try:
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (proto_in.fileno(), _proto_out_fd, _log_fd):
-            os.dup2(null, fd)
-        os.close(null)
-    except Exception:
-        pass
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _log_uncaught(etype, value, tb):
-    """Start-up failures after fd 2 is captured still reach Ship's log."""
-    log("driver failed:\n" + "".join(traceback.format_exception(etype, value, tb)))
-
-
-sys.excepthook = _log_uncaught
-
-
-def send(obj):
-    data = (json.dumps(obj) + "\n").encode()
-    view = memoryview(data)
-    with _proto_lock:
-        while view:
-            n = os.write(_proto_out_fd, view)
-            view = view[n:]
-
-
-def log(msg):
-    try:
-        os.write(_log_fd, ("[ship-kernel] %s\n" % msg).encode())
-    except OSError:
-        pass
-
 
 # --- output capture ---------------------------------------------------------------
 class Capture:
@@ -148,7 +97,7 @@ class Capture:
             try:
                 os.dup2(w, fd)
             except OSError as exc:
-                log("cannot restore fd %d: %r" % (fd, exc))
+                channel.log("cannot restore fd %d: %r" % (fd, exc))
 
     # -- under cond ------------------------------------------------------------------
     def _wake(self):
@@ -340,6 +289,15 @@ class Capture:
         return None, FLUSH_SECONDS - waited
 
     def _run(self):
+        try:
+            self._loop()
+        except BaseException as exc:
+            # A cell broke what this thread runs on (e.g. builtins.isinstance = None breaks
+            # json): without it no event goes out and every later cell would wait for its
+            # timeout. The kernel's own code no longer works: exit now, with the reason.
+            channel.exit_broken("the output capture failed: %r" % (exc,))
+
+    def _loop(self):
         poller = select.poll()
         for r in self.read_fds.values():
             poller.register(r, select.POLLIN)
@@ -349,9 +307,9 @@ class Capture:
                 item, wait = self._due()
             if item is not None:
                 try:
-                    send(item)
+                    channel.send(item)
                 except OSError as exc:
-                    log("protocol channel broken (%r); exiting" % exc)
+                    channel.log("protocol channel broken (%r); exiting" % exc)
                     os._exit(1)
                 with self.cond:
                     self.writing = False

@@ -6,6 +6,7 @@ import { childEnv } from "../child-env.ts";
 import { KernelProcess } from "./kernel-process.ts";
 import driverSource from "./driver.py" with { type: "text" };
 import captureSource from "./driver_capture.py" with { type: "text" };
+import channelSource from "./driver_channel.py" with { type: "text" };
 
 /** How to start a Python driver process. */
 export interface PythonProcessOptions {
@@ -19,17 +20,22 @@ export interface PythonProcessOptions {
 }
 
 /**
- * Writes the embedded driver and its capture module (driver_capture.py) to temp
- * files (again on every start, in case user code removed them) so `ps` shows a
+ * Writes the embedded driver and its two parts (driver_channel.py, driver_capture.py)
+ * to temp files (again on every start, in case user code removed them) so `ps` shows a
  * short command line; the scripts themselves live inside the Ship binary, so the
  * host and the compiled image run the same code. Answers the driver's argv.
  */
 function writeDriverScripts(): string[] {
-  const driver = join(tmpdir(), `ship-kernel-driver-${process.pid}.py`);
-  const capture = join(tmpdir(), `ship-kernel-capture-${process.pid}.py`);
-  writeWhole(driver, driverSource);
-  writeWhole(capture, captureSource);
-  return [driver, capture];
+  const files: Array<[string, string]> = [
+    ["driver", driverSource],
+    ["channel", channelSource],
+    ["capture", captureSource],
+  ];
+  return files.map(([name, source]) => {
+    const path = join(tmpdir(), `ship-kernel-${name}-${process.pid}.py`);
+    writeWhole(path, source);
+    return path;
+  });
 }
 
 /** Written beside and renamed into place: a kernel starting meanwhile never reads half a file. */

@@ -199,6 +199,20 @@ export function pythonCases(client: () => ShipClient, opts: { matplotlib: boolea
     expect(next.body.kernel_restarted).toBe(false);
   });
 
+  test("python: a cell that breaks a built-in the driver runs on gets a fresh kernel at once, with the reason", async () => {
+    // json (the protocol's writer) calls isinstance: before, the capture thread died
+    // on it and the cell, and every one after, waited for its timeout.
+    const broken = await client().python("import builtins\nbuiltins.isinstance = None", 20);
+    expect(broken.status).toBe(200); // answered, not a 504 at the timeout
+    expect(broken.body.success).toBe(false);
+    expect(broken.body.kernel_restarted).toBe(true);
+    expect(broken.body.error).toContain("exit code 70");
+    expect(broken.body.error).toContain("the kernel's own code no longer works");
+    const next = await client().python("isinstance(1, int)");
+    expect(next.body.output.trim()).toBe("True");
+    expect(next.body.kernel_restarted).toBe(false);
+  });
+
   test("python: a cached .pyc planted for the driver's capture module never runs in a later kernel", async () => {
     // The capture module is compiled from the source Ship wrote, never imported: a cell
     // that writes an unchecked-hash .pyc (PEP 552) where the import system would look
