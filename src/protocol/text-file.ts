@@ -19,7 +19,7 @@ export function utf8Text(bytes: Uint8Array): string | null {
   }
 }
 
-/** The error message for a text read of a file that is not text; `download` is the route that serves it. */
-export function notTextMessage(path: string, download: string): string {
-  return `file is not UTF-8 text: ${path}; download binary files with ${download}`;
+/** The `validation_error` for a text read of a file that is not text; `download` is the route that serves it. */
+export function notText(path: string, download: string): { message: string; details: { path: string; reason: "binary" } } {
+  return { message: `file is not UTF-8 text: ${path}; download binary files with ${download}`, details: { path, reason: "binary" } };
 }

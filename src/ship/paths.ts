@@ -1,6 +1,7 @@
 import { constants } from "node:fs";
 import { lstat, mkdir, open, realpath, stat, type FileHandle } from "node:fs/promises";
 import { isAbsolute, join, normalize, relative as relativePath, sep } from "node:path";
+import { WORKSPACE_ROOT_REASON } from "../protocol/ship/constants.ts";
 import { ShipError } from "./errors.ts";
 
 /**
@@ -39,7 +40,7 @@ function invalid(path: string, reason: string): ShipError {
 
 /** A write to or delete of the workspace root itself. */
 export function rootRefused(): ShipError {
-  return invalid(".", "is the workspace root");
+  return invalid(".", WORKSPACE_ROOT_REASON);
 }
 
 /** Whether `candidate` (a real path) is `root` or lies below it. */

@@ -6,7 +6,8 @@
  * attacks (the wire carries %252e%252e).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { MAX_PATH_BYTES, normalizeFilePath, normalizeWorkspacePath, ROOT_REASON } from "../../src/bay/domain/paths.ts";
+import { WORKSPACE_ROOT_REASON } from "../../src/protocol/ship/constants.ts";
+import { MAX_PATH_BYTES, normalizeFilePath, normalizeWorkspacePath } from "../../src/bay/domain/paths.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
 
 const BAD: Array<[string, string]> = [
@@ -124,8 +125,8 @@ describe("every file route and shell cwd refuse bad paths before any container s
 
 /** Paths that are fine to read or list but name no file to write: the root, or a directory (`dir/`). */
 const NOT_A_FILE: Array<[string, string, string]> = [
-  ["the root", ".", ROOT_REASON],
-  ["the root, spelled ./", "./", ROOT_REASON],
+  ["the root", ".", WORKSPACE_ROOT_REASON],
+  ["the root, spelled ./", "./", WORKSPACE_ROOT_REASON],
   ["a directory", "dir/", "names a directory, not a file"],
   ["a directory, spelled dir/.", "dir/.", "names a directory, not a file"],
   ["a directory, spelled dir/sub/..", "dir/sub/..", "names a directory, not a file"],
@@ -168,9 +169,12 @@ describe("a file's path (writes and uploads) is neither the root nor a directory
     ["sandbox delete", () => `/v1/sandboxes/${sandbox}/filesystem/files?path=.`],
     ["workspace delete", () => `/v1/workspaces/${workspace}/filesystem/files?path=.`],
   ] as const) {
-    test(`${route} of the root → 400 invalid_path, reason ${JSON.stringify(ROOT_REASON)}`, async () => {
+    test(`${route} of the root → 400 invalid_path, reason ${JSON.stringify(WORKSPACE_ROOT_REASON)}`, async () => {
       const r = await t.json("DELETE", url());
-      expect({ status: r.status, details: r.body.error?.details }).toEqual({ status: 400, details: { path: ".", reason: ROOT_REASON } });
+      expect({ status: r.status, details: r.body.error?.details }).toEqual({
+        status: 400,
+        details: { path: ".", reason: WORKSPACE_ROOT_REASON },
+      });
     });
   }
 });

@@ -6,6 +6,7 @@
  * inside Ship or the engine (ENAMETOOLONG), stated up front, plus a depth bound:
  * every segment of a path is checked for symlinks, so depth is a request's work.
  */
+import { WORKSPACE_ROOT_REASON } from "../../protocol/ship/constants.ts";
 import { BayError } from "../errors.ts";
 
 /**
@@ -73,9 +74,6 @@ export function normalizeFilePath(path: string): string {
 /** The normalised path of something to delete: the rule above, and not the root. */
 export function normalizeRemovablePath(path: string): string {
   const rel = normalizeWorkspacePath(path);
-  if (rel === ".") throw invalid(path, ROOT_REASON);
+  if (rel === ".") throw invalid(path, WORKSPACE_ROOT_REASON);
   return rel;
 }
-
-/** `details.reason` of a write to or delete of the workspace root (Ship says the same). */
-export const ROOT_REASON = "is the workspace root";

@@ -12,7 +12,7 @@ import type { Stores } from "../store/index.ts";
 import type { WorkspaceRecord } from "../store/workspace-store.ts";
 import { normalizeFilePath, normalizeRemovablePath, normalizeWorkspacePath } from "./paths.ts";
 import { quotaError, WorkspaceUsage, type QuotaHeadroom } from "./workspace-usage.ts";
-import { notTextMessage, utf8Text } from "../../protocol/text-file.ts";
+import { notText, utf8Text } from "../../protocol/text-file.ts";
 
 /** Entries a listing returns at most (as Ship's listing does). */
 export const MAX_LIST_ENTRIES = 10_000;
@@ -231,5 +231,6 @@ function decodeText(bytes: Uint8Array, rel: string, id: string): string {
   const text = utf8Text(bytes);
   if (text !== null) return text;
   const download = `GET /v1/workspaces/${id}/filesystem/download?path=${encodeURIComponent(rel)}`;
-  throw new BayError("validation_error", notTextMessage(rel, download), { details: { path: rel, reason: "binary" } });
+  const { message, details } = notText(rel, download);
+  throw new BayError("validation_error", message, { details });
 }

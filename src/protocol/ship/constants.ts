@@ -4,6 +4,9 @@
  * loads no zod schema it never runs; index.ts re-exports them with the rest.
  */
 
+/** `details.reason` of a write to or delete of the workspace root, from Bay and from Ship alike. */
+export const WORKSPACE_ROOT_REASON = "is the workspace root";
+
 /** The API version Bay requires of a Ship (`/meta` runtime.api_version). */
 export const SHIP_API_VERSION = "v1";
 

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
 import { lstat, open, opendir, rename, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { notTextMessage, utf8Text } from "../../protocol/text-file.ts";
+import { notText, utf8Text } from "../../protocol/text-file.ts";
 import { ShipError } from "../errors.ts";
 import {
   O,
@@ -74,9 +74,8 @@ export async function readTextFile(workspace: string, path: string, maxBytes: nu
     if (content === null) {
       // Relative to the sandbox's routes: Ship does not know the id Bay serves it under.
       const download = `filesystem/download?path=${encodeURIComponent(target.relative)}`;
-      throw new ShipError("validation_error", notTextMessage(target.relative, download), {
-        details: { path: target.relative, reason: "binary" },
-      });
+      const { message, details } = notText(target.relative, download);
+      throw new ShipError("validation_error", message, { details });
     }
     return { path: target.relative, content };
   } finally {

@@ -17,7 +17,7 @@ import { PyError } from "./fake-python-parse.ts";
 import { runShell, type ShellHost } from "./fake-shell.ts";
 import { FakeTerminals } from "./fake-terminal.ts";
 import { checkWatchRoot, type WatchEvent, watchTree } from "./fake-watch.ts";
-import { ROOT_REASON } from "../../domain/paths.ts";
+import { WORKSPACE_ROOT_REASON } from "../../../protocol/ship/constants.ts";
 
 export interface FakeRuntimeOptions {
   files: VolumeFiles;
@@ -181,7 +181,7 @@ export class FakeRuntime {
 
   async writeBytes(path: string, bytes: Uint8Array): Promise<void> {
     if (path === ".")
-      throw new BayError("invalid_path", "cannot write to the workspace root", { details: { path: ".", reason: ROOT_REASON } });
+      throw new BayError("invalid_path", "cannot write to the workspace root", { details: { path: ".", reason: WORKSPACE_ROOT_REASON } });
     if (this.alive.signal.aborted) throw new BayError("internal_error", "the container stopped");
     await this.o.files.write(this.o.volume, path, { size: bytes.byteLength, bytes });
   }

@@ -32,8 +32,8 @@ import { FakeRuntime, type FakeRuntimeOptions, normalize } from "./fake-runtime.
 import { answerExec, checked, errorResponse, eventStream, jsonOf, parseJson, receiveUpload } from "./fake-ship-wire.ts";
 import type { TerminalSocketData } from "./fake-terminal.ts";
 import { ChannelServer } from "../../../protocol/ship/channel-serve.ts";
-import { notTextMessage, utf8Text } from "../../../protocol/text-file.ts";
-import { ROOT_REASON } from "../../domain/paths.ts";
+import { notText, utf8Text } from "../../../protocol/text-file.ts";
+import { WORKSPACE_ROOT_REASON } from "../../../protocol/ship/constants.ts";
 
 /** Bay's call channel (src/protocol/ship/channel.ts): served by this fake's own request handler. */
 interface ChannelSocketData {
@@ -246,7 +246,8 @@ export class FakeShip {
       const content = utf8Text(await this.runtime.readBytes(path));
       if (content === null) {
         const download = `filesystem/download?path=${encodeURIComponent(path)}`;
-        throw new BayError("validation_error", notTextMessage(path, download), { details: { path, reason: "binary" } });
+        const { message, details } = notText(path, download);
+        throw new BayError("validation_error", message, { details });
       }
       return Response.json({ path, content });
     }
@@ -260,7 +261,7 @@ export class FakeShip {
     if (is(ops.deletePath)) {
       const path = normalize(checked(ops.deletePath.query, q, "query").path);
       if (path === ".")
-        throw new BayError("invalid_path", "cannot delete the workspace root", { details: { path: ".", reason: ROOT_REASON } });
+        throw new BayError("invalid_path", "cannot delete the workspace root", { details: { path: ".", reason: WORKSPACE_ROOT_REASON } });
       await this.runtime.remove(path);
       return Response.json({ status: "ok" });
     }
