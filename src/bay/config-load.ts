@@ -159,7 +159,13 @@ export function loadConfig(env: Env, file: string | undefined = env.BAY_CONFIG):
   if (env.BAY_API_KEY) {
     const auth = (raw.auth ?? {}) as Record<string, unknown>;
     const keys = Array.isArray(auth.api_keys) ? [...auth.api_keys] : [];
-    bootstrapKey = keys.push({ key: env.BAY_API_KEY, owner: env.BAY_API_KEY_OWNER ?? "default" }) - 1;
+    // Set but empty is most likely an unset shell variable (BAY_API_KEY_OWNER=$OWNER): said as such, not as a bad owner name.
+    if (env.BAY_API_KEY_OWNER === "") {
+      problems.push(
+        `BAY_API_KEY_OWNER: set but empty; name the owner of BAY_API_KEY's sandboxes (1-128 characters of [A-Za-z0-9_.@:-]), or unset it for the owner "default"`,
+      );
+    }
+    bootstrapKey = keys.push({ key: env.BAY_API_KEY, owner: env.BAY_API_KEY_OWNER || "default" }) - 1;
     setPath(raw, ["auth", "api_keys"], keys);
   }
   const result = configSchema.safeParse(raw);

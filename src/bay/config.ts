@@ -271,7 +271,8 @@ export const configSchema = z
     }
     const reserved = reservedOwnerPrefixes(c.auth.jwt.owner_prefix);
     c.auth.api_keys.forEach((k, i) => {
-      if (!isApiKeyOwner(k.owner, reserved)) {
+      // An owner Bay's own rule refuses was already reported (apiKeyOwner): only the custom prefix is news here.
+      if (isApiKeyOwner(k.owner) && !isApiKeyOwner(k.owner, reserved)) {
         ctx.addIssue({
           code: "custom",
           path: ["auth", "api_keys", i, "owner"],

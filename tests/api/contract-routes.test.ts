@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { inspectRoutes } from "hono/dev";
 import { version as packageVersion } from "../../package.json";
 import type { OperationId } from "../../src/bay/api/generated/index.ts";
+import { DOCS_SLASH_ROUTE } from "../../src/bay/api/routes/docs.ts";
 import { PORT_ROUTE } from "../../src/bay/api/routes/ports.ts";
 import { BAY_FIRST_SEGMENTS } from "../../src/bay/config.ts";
 import { operations as E2B_OPS } from "../../src/bay/e2b/generated/openapi/index.ts";
@@ -42,7 +43,9 @@ describe("routes ↔ spec operations", () => {
     const rpc = ["process.Process", "filesystem.Filesystem"].map((s) => key("POST", `${prefix}/${s}/:method`));
     // A server's port takes the rest of the path (`{path}`) as a trailing wildcard.
     const bayPath = (op: { operationId: string; honoPath: string }) => (op.operationId.startsWith("port") ? PORT_ROUTE : op.honoPath);
-    const spec = new Set([...OPS.map((op) => key(op.method, bayPath(op))), ...e2b, ...rpc, key("ALL", `${prefix}/*`)]);
+    // `/docs/` is no operation: a redirect to `/docs` for the URL typed with a slash.
+    const docsSlash = key("GET", DOCS_SLASH_ROUTE);
+    const spec = new Set([...OPS.map((op) => key(op.method, bayPath(op))), ...e2b, ...rpc, key("ALL", `${prefix}/*`), docsSlash]);
     const notInSpec = [...routes].filter((r) => !spec.has(r)).sort();
     const noRoute = [...spec].filter((s) => !routes.has(s)).sort();
     expect({ notInSpec, noRoute }).toEqual({ notInSpec: [], noRoute: [] });

@@ -182,10 +182,30 @@ const PROBES: Probe[] = [
     run: (op) => send(validRequest(op, resourceOf(op) === "workspace" ? "ws-unknown0000000000" : "sandbox-unknown0000000000")),
   },
   {
-    name: "400 for malformed JSON",
+    name: "400 for malformed JSON, saying the body is not valid JSON",
     applies: (op) => !!op.body,
     expected: () => ({ status: 400, code: "validation_error" }),
-    run: (op) => send({ ...validRequest(op), body: '{"oops":', headers: { "content-type": "application/json" } }),
+    run: async (op) => {
+      const r = await send({ ...validRequest(op), body: '{"oops":', headers: { "content-type": "application/json" } });
+      expect(r.body.error?.message).toMatch(/^the request body is not valid JSON/);
+      return r;
+    },
+  },
+  {
+    name: "400 for a required JSON body sent empty, saying it is empty and a JSON object is expected",
+    applies: (op) => !!op.body && op.bodyRequired === true,
+    expected: () => ({ status: 400, code: "validation_error" }),
+    run: async (op) => {
+      for (const headers of [{ "content-type": "application/json" }, {}] as Array<Record<string, string>>) {
+        const r = await send({ ...validRequest(op), body: "", headers });
+        expect({ headers, status: r.status, message: r.body.error?.message }).toEqual({
+          headers,
+          status: 400,
+          message: expect.stringMatching(/^the request body is empty: a JSON object is expected/),
+        });
+      }
+      return send({ ...validRequest(op), body: "", headers: { "content-type": "application/json" } });
+    },
   },
   {
     name: "400 for a body of the wrong type",

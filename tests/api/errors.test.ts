@@ -256,12 +256,27 @@ describe("error model", () => {
   }
 
   test("an allowed method on the path with a trailing slash is 404, not a 405 that names the same method", async () => {
-    for (const path of ["/docs/", "/health/", `/v1/sandboxes/${sb}/`]) {
+    // (`/docs/` is the exception: it redirects to the page, below.)
+    for (const path of ["/health/", "/openapi.json/", `/v1/sandboxes/${sb}/`]) {
       const r = await t.json("GET", path);
       expect({ path, status: r.status }).toEqual({ path, status: 404 });
       expectErrorBody(r.res, r.body, "not_found");
       expect(r.res.headers.get("allow")).toBeNull();
     }
+  });
+
+  test("GET /docs/ redirects (308) to the page by a relative Location, the query kept; other methods there are 404", async () => {
+    for (const [path, location] of [
+      ["/docs/", "../docs"],
+      ["/docs/?x=1", "../docs?x=1"],
+    ] as const) {
+      const r = await t.call("GET", path);
+      expect({ path, status: r.status, location: r.headers.get("location") }).toEqual({ path, status: 308, location });
+      expect(new URL(location, `http://bay.test${path}`).pathname).toBe("/docs");
+    }
+    const post = await t.json("POST", "/docs/", { body: {} });
+    expect(post.status).not.toBe(308);
+    expectErrorBody(post.res, post.body);
   });
 
   test("405 names the allowed methods in Allow", async () => {

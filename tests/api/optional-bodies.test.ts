@@ -65,6 +65,32 @@ describe("a required JSON body sent as another type", () => {
     expect(r.body.error.message).toBe("a request body must be JSON (Content-Type: application/json)");
   });
 
+  test("Content-Type: application/json with an empty body → 400 validation_error saying the body is empty", async () => {
+    const created = await t.json("POST", "/v1/sandboxes", { body: {} });
+    for (const body of ["", "  \n"]) {
+      const r = await t.json("POST", `/v1/sandboxes/${created.body.id}/python/exec`, {
+        headers: { "content-type": "application/json" },
+        body,
+      });
+      expect(r.status).toBe(400);
+      expect(r.body.error.code).toBe("validation_error");
+      expect(r.body.error.message).toBe("the request body is empty: a JSON object is expected (Content-Type: application/json)");
+    }
+  });
+
+  test("truncated or invalid JSON → 400 validation_error saying so, with the parser's reason", async () => {
+    const created = await t.json("POST", "/v1/sandboxes", { body: {} });
+    for (const body of ['{"code": "1"', '{"code": ', "{code: 1}"]) {
+      const r = await t.json("POST", `/v1/sandboxes/${created.body.id}/python/exec`, {
+        headers: { "content-type": "application/json" },
+        body,
+      });
+      expect(r.status).toBe(400);
+      expect(r.body.error.code).toBe("validation_error");
+      expect(r.body.error.message).toMatch(/^the request body is not valid JSON \(.+\)$/);
+    }
+  });
+
   test("a JSON body with a field missing still names the field", async () => {
     const created = await t.json("POST", "/v1/sandboxes", { body: {} });
     const r = await t.json("POST", `/v1/sandboxes/${created.body.id}/python/exec`, { body: { cod: "1" } });

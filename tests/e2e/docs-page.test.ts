@@ -67,6 +67,21 @@ test("the page renders every operation of /openapi.json from Bay's own assets", 
   expect(problems).toEqual([]);
 });
 
+test("/docs/ (a trailing slash, as typed or linked) leads to the page, whose relative asset links still load", async () => {
+  const other = await browser.context.newPage();
+  try {
+    const res = await other.goto(`${bay.url}/docs/`);
+    expect(res?.status()).toBe(200);
+    expect(new URL(other.url()).pathname).toBe("/docs");
+    const redirect = await res?.request().redirectedFrom()?.response();
+    expect(redirect?.status()).toBe(308);
+    await other.waitForSelector("#operations-Sandboxes-createSandbox", { timeout: 60_000 });
+    expect(browser.offsite).toEqual([]);
+  } finally {
+    await other.close();
+  }
+});
+
 test('"Try it out" with an API key creates a sandbox for that key\'s owner', async () => {
   // Authorize: the Bearer scheme's value field, then Authorize and Close.
   await page.click("button.btn.authorize");

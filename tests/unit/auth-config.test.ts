@@ -29,6 +29,25 @@ describe("auth configuration", () => {
     );
   });
 
+  test("an empty BAY_API_KEY_OWNER is refused naming the variable and saying it is empty, with nothing about JWT prefixes", () => {
+    const load = () => loadConfig({ BAY_API_KEY: "env-key-0123456789abcdef", BAY_API_KEY_OWNER: "" }, undefined);
+    expect(load).toThrow(ConfigError);
+    let problems: string[] = [];
+    try {
+      load();
+    } catch (e) {
+      problems = (e as ConfigError).problems;
+    }
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^BAY_API_KEY_OWNER: set but empty/);
+    expect(problems[0]).toContain('"default"');
+    expect(problems.join("\n")).not.toContain("owner_prefix");
+    // An owner that is merely malformed gets the one message that says so, not a JWT-prefix one too.
+    expect(() => loadConfig({ BAY_API_KEY: "env-key-0123456789abcdef", BAY_API_KEY_OWNER: "no spaces" }, undefined)).not.toThrow(
+      /owner_prefix/,
+    );
+  });
+
   test("JWT settings and auth mode come from the environment", () => {
     const cfg = loadConfig(
       {

@@ -17,28 +17,23 @@ export function validationError(target: string, issues: z.core.$ZodIssue[]): Bay
  * Validates one part of the request against a generated schema, synchronously:
  * the schemas have no async refinements, and `safeParseAsync` (what zValidator
  * runs) costs promise turns on every request of the hot paths. Header names are
- * matched case-insensitively, as zValidator does.
+ * matched case-insensitively, as zValidator does. A JSON body is read by jsonBody.
  */
 export function validate<T extends z.ZodType, Target extends keyof ValidationTargets>(target: Target, schema: T) {
   const shape = target === "header" ? (schema as unknown as { shape?: Record<string, unknown> }).shape : undefined;
   const headerKeys = shape ? new Map(Object.keys(shape).map((k) => [k.toLowerCase(), k])) : null;
-  return validator(target, (value, c): z.output<T> => {
+  const checked = validator(target, (value): z.output<T> => {
     let input: unknown = value;
     if (headerKeys) {
       input = Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [headerKeys.get(k) ?? k, v]));
     }
     const result = schema.safeParse(input);
-    if (!result.success) {
-      // Hono reads a body of another type as `{}`: say what is wrong with it rather than which field is missing.
-      if (target === "json" && !JSON_TYPE.test(c.req.header("content-type") ?? "")) throw notJson();
-      throw validationError(target, result.error.issues);
-    }
+    if (!result.success) throw validationError(target, result.error.issues);
     return result.data;
   });
+  // Not Hono's reading of it, whose one answer for an empty, cut-short or broken body is "Malformed JSON".
+  return target === "json" ? (jsonBody(schema, false) as unknown as typeof checked) : checked;
 }
-
-const JSON_TYPE = /^application\/([\w.-]+\+)?json\b/i;
-const notJson = () => new BayError("validation_error", "a request body must be JSON (Content-Type: application/json)");
 
 /**
  * For operations whose JSON body is optional: an empty body is `{}` whatever the
@@ -48,21 +43,56 @@ const notJson = () => new BayError("validation_error", "a request body must be J
 export function validateOptionalJson<T extends z.ZodType>(
   schema: T,
 ): MiddlewareHandler<Env, string, { in: { json: z.input<T> }; out: { json: z.output<T> } }> {
-  return async function optionalJsonBody(c, next) {
+  return jsonBody(schema, true);
+}
+
+const JSON_TYPE = /^application\/([\w.-]+\+)?json\b/i;
+const notJson = () => new BayError("validation_error", "a request body must be JSON (Content-Type: application/json)");
+const emptyBody = () =>
+  new BayError("validation_error", "the request body is empty: a JSON object is expected (Content-Type: application/json)");
+
+/** The parser's reason, without its prefix; a body cut short says so. */
+function malformedJson(err: unknown): BayError {
+  const reason = String(err instanceof Error ? err.message : err)
+    .replace(/^JSON Parse error:\s*/i, "")
+    .slice(0, 200);
+  const short = /\bEOF\b|Unterminated/i.test(reason) ? ": it ends before the JSON value does" : "";
+  return new BayError("validation_error", `the request body is not valid JSON (${reason}${short})`);
+}
+
+/**
+ * The one rule for a JSON request body, on every route that takes one (`validate("json")`
+ * and `validateOptionalJson`), read within the body limit (body-limit.ts) before it:
+ * - an empty (or blank) body is `{}` where the body is optional; where it is required,
+ *   it is refused as empty when it claims to be JSON;
+ * - a body that claims to be JSON must parse, else it is refused with the parser's reason;
+ * - a body of another type is read as `{}` (as Hono does) where the body is required,
+ *   and refused where it is optional; when the schema check then fails, the answer says
+ *   what is wrong with the body (empty, or not JSON) rather than which field is missing.
+ * Then the schema check, whose failure lists the issues (validationError).
+ */
+function jsonBody<T extends z.ZodType>(
+  schema: T,
+  optional: boolean,
+): MiddlewareHandler<Env, string, { in: { json: z.input<T> }; out: { json: z.output<T> } }> {
+  return async function readJsonBody(c, next) {
     const text = await c.req.text();
+    const typed = JSON_TYPE.test(c.req.header("content-type") ?? "");
+    const empty = text.trim() === "";
     let value: unknown = {};
-    if (text.trim() !== "") {
-      if (!JSON_TYPE.test(c.req.header("content-type") ?? "")) {
-        throw notJson();
-      }
+    if (!empty && typed) {
       try {
         value = JSON.parse(text);
-      } catch {
-        throw new BayError("validation_error", "Malformed JSON in request body");
+      } catch (err) {
+        throw malformedJson(err);
       }
+    } else if (!empty && optional) throw notJson();
+    else if (empty && typed && !optional) throw emptyBody();
+    const result = optional ? await schema.safeParseAsync(value) : schema.safeParse(value);
+    if (!result.success) {
+      if (!typed && !optional) throw empty ? emptyBody() : notJson();
+      throw validationError("json", result.error.issues);
     }
-    const result = await schema.safeParseAsync(value);
-    if (!result.success) throw validationError("json", result.error.issues);
     c.req.addValidatedData("json", result.data as object);
     await next();
   };

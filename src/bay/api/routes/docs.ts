@@ -6,6 +6,8 @@
  * and cannot call out. Swagger UI's spec-validator badge (an outside service) is off.
  * The assets (./docs-assets.ts, 1.5 MB of Swagger UI) load on the first request for
  * one: few Bays ever serve the page, and every Bay would hold them resident.
+ * `/docs/` (a trailing slash, as people type it) redirects to the page: served there,
+ * its relative links would resolve under `/docs/docs/`.
  */
 import { Hono } from "hono";
 import { operations as ops } from "../generated/index.ts";
@@ -41,8 +43,13 @@ const CSP = [
   "frame-ancestors 'none'",
 ].join("; ");
 
+/** `/docs/`: not an operation of the spec, a redirect to getDocs (tests/api/contract-routes.test.ts knows it). */
+export const DOCS_SLASH_ROUTE = `${ops.getDocs.honoPath}/`;
+
 export function docsRoutes(): Hono {
   const app = new Hono();
+  // Relative, as the page's own links are: behind a proxy that mounts Bay under a prefix, `/prefix/docs/` → `/prefix/docs`.
+  app.get(DOCS_SLASH_ROUTE, (c) => c.redirect(`../docs${new URL(c.req.url).search}`, 308));
   app.get(ops.getDocs.honoPath, (c) => {
     c.header("Content-Security-Policy", CSP);
     c.header("X-Content-Type-Options", "nosniff");
