@@ -126,6 +126,29 @@ describe("js kernel: a cell that breaks the promise machinery", () => {
   }
 });
 
+describe("js kernel: a cell value that is a thenable but not a promise", () => {
+  // `Array.prototype.then = …` made every later cell whose value is an array wait for its timeout:
+  // the cell's wrapper adopted the value as a thenable. Only a genuine promise is awaited.
+  test("Array.prototype.then defined: array values are answered as arrays, promises still awaited", async () => {
+    const k = await startKernel();
+    expect(await answered(k, "Array.prototype.then = function () {}\n'set'")).toMatchObject({ success: true, output: '"set"\n' });
+    expect(await answered(k, "[1, 2, 3]")).toMatchObject({ success: true, output: "[ 1, 2, 3 ]\n" });
+    expect(await answered(k, "Promise.resolve(4)")).toMatchObject({ success: true, output: "4\n" });
+    expect(await answered(k, "new Promise((r) => setTimeout(() => r(5), 5))")).toMatchObject({ success: true, output: "5\n" });
+    expect(await answered(k, "delete Array.prototype.then; [6]")).toMatchObject({ success: true, output: "[ 6 ]\n" });
+    expect(k.isAlive).toBe(true);
+  });
+
+  test("an object with a then that never calls back is a value, not a wait", async () => {
+    const k = await startKernel();
+    const r = await answered(k, "({ then() {}, name: 'thenable' })");
+    expect(r).toMatchObject({ success: true });
+    expect(r.output).toContain("thenable");
+    // A rejected promise as the value is still the cell's error.
+    expect(await answered(k, "Promise.reject(new Error('no'))")).toMatchObject({ success: false });
+  });
+});
+
 describe("js kernel: cells that wrap built-ins or fail on their own keep their context", () => {
   test("failing cells, wrapped built-ins, a custom Error.prepareStackTrace and a zone-like then", async () => {
     const k = await startKernel();

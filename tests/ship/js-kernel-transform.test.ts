@@ -5,6 +5,7 @@
  */
 import { beforeAll, describe, expect, test } from "bun:test";
 import vm from "node:vm";
+import { cellValue } from "../../src/ship/kernel/js/cell.ts";
 import { CellSyntaxError, HELPER, transformCell } from "../../src/ship/kernel/js/transform.ts";
 
 const transpiler = new Bun.Transpiler({ loader: "ts", target: "bun", trimUnusedImports: false, deadCodeElimination: false });
@@ -20,7 +21,7 @@ beforeAll(() => {
 /** Runs a cell the way the kernel does and returns its value. */
 async function cell(code: string): Promise<unknown> {
   const { source } = transformCell(code, transpile);
-  return vm.runInThisContext(source, { filename: `unit-cell-${++cellNumber}` });
+  return (await cellValue(vm.runInThisContext(source, { filename: `unit-cell-${++cellNumber}` }))).value;
 }
 
 describe("cell rewriting", () => {

@@ -105,6 +105,21 @@ export function contextCases(client: () => ShipClient, opts: { maxContexts: numb
     }
   });
 
+  test("contexts: a JS cell that makes arrays thenable does not make later array values wait for the timeout", async () => {
+    const js = await newContext(client(), { language: "javascript" });
+    try {
+      const set = await client().code({ context_id: js, code: "Array.prototype.then = function () {}\n'set'", timeout: 10 });
+      expect(set.body).toMatchObject({ success: true, output: '"set"\n' });
+      const array = await client().code({ context_id: js, code: "[1, 2, 3]", timeout: 10 });
+      expect([array.status, array.body.output, array.body.kernel_restarted]).toEqual([200, "[ 1, 2, 3 ]\n", false]);
+      // A genuine promise as the value is still awaited.
+      const promise = await client().code({ context_id: js, code: "new Promise((r) => setTimeout(() => r(7), 5))", timeout: 10 });
+      expect(promise.body).toMatchObject({ success: true, output: "7\n", kernel_restarted: false });
+    } finally {
+      await drop(client(), js);
+    }
+  });
+
   test("contexts: restart gives a fresh kernel and says nothing about it afterwards; delete ends it", async () => {
     const a = await newContext(client(), { language: "python" });
     await client().code({ context_id: a, code: "before_restart = 1" });

@@ -1,7 +1,7 @@
 /** One running cell of the JS kernel (kernel.ts): its output, its data budget, and how it ended early. */
 import type { KernelDataItem } from "../protocol.ts";
 import type { StreamName } from "./console.ts";
-import { KernelPromise } from "./intrinsics.ts";
+import { KernelPromise, kernelIsPromise } from "./intrinsics.ts";
 import { CellOutput, DataBudget } from "./output.ts";
 
 /** How a cell's run ended. */
@@ -39,4 +39,17 @@ export class Cell {
     this.stopOutcome = outcome;
     this.resolveStop(outcome);
   }
+}
+
+/**
+ * The cell's value from what its script's wrapper fulfils with (transform.ts): the box's
+ * `value`, or undefined when the cell ends in no expression. A genuine promise (a brand
+ * check, not `then` nor the prototype chain) is awaited, as before; any other thenable is
+ * a value like the rest: its `then` is user code (`Array.prototype.then = …`) and may
+ * never call back. Answered boxed again, since an async function adopts a thenable result.
+ */
+export async function cellValue(completion: PromiseLike<unknown>): Promise<{ value: unknown }> {
+  const box = (await completion) as { value: unknown } | undefined;
+  const value = box === undefined ? undefined : box.value;
+  return { __proto__: null, value: kernelIsPromise(value) ? await value : value } as { value: unknown };
 }

@@ -3,7 +3,11 @@
  * runs: a cell that replaces them (a Promise polyfill such as bluebird assigned to
  * `globalThis.Promise`, a stubbed `setImmediate`) changes its own code, not the kernel's.
  */
+import { types } from "node:util";
+
 export const KernelPromise = Promise;
+/** A brand check (the internal slot, not `then` nor the prototype chain): whether a value is a genuine promise. */
+export const kernelIsPromise: (value: unknown) => value is Promise<unknown> = types.isPromise;
 export const kernelSetImmediate = setImmediate;
 const kernelSetInterval = setInterval;
 export const kernelClearInterval = clearInterval;

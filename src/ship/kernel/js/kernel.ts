@@ -31,7 +31,7 @@ import { InterruptRequests } from "./interrupt-requests.ts";
 import { kernelBackgroundInterval, kernelClearInterval, kernelExit, kernelParse, KernelPromise, kernelSetImmediate } from "./intrinsics.ts";
 import { brokenBy, describeThrow, exitIfBroken, selfTest, type SelfTestTools, thenTrap } from "./health.ts";
 import { warmUp } from "./warm-up.ts";
-import { Cell, type Outcome } from "./cell.ts";
+import { Cell, cellValue, type Outcome } from "./cell.ts";
 import { firstOf, settle, thenOf } from "./promises.ts";
 import { SerialQueue } from "./serial-queue.ts";
 import { restoreEnv, setEnv } from "./env.ts";
@@ -310,9 +310,9 @@ class JsKernel {
     const started = this.guard.run(() => script.runInThisContext() as Promise<unknown>);
     if (started.kind === "interrupted") this.acknowledgeInterrupt(cell);
     if (started.kind !== "ok") return started;
-    const settled = await firstOf(settle(started.value), cell.stopped);
+    const settled = await firstOf(settle(cellValue(started.value)), cell.stopped);
     if (settled.kind === "interrupted") return settled;
-    const first: Outcome = settled.kind === "ok" ? { kind: "value", value: settled.value } : settled;
+    const first: Outcome = settled.kind === "ok" ? { kind: "value", value: settled.value.value } : settled;
     // One turn of the event loop: rejections the cell left unhandled surface now.
     await macrotask();
     await macrotask();

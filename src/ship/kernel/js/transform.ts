@@ -3,7 +3,7 @@
  * `await` code: parsed with acorn, then edited in place at node positions so line N of
  * a JavaScript cell stays line N of the script (stack traces point at the user's lines).
  *
- * The script's completion value is a promise of the cell's value. Inside it:
+ * The script's completion value is a promise of the cell's boxed value (cellValue). Inside it:
  * - top-level `const`/`let`/`var`/`class`/`function` and `var`s in nested blocks become
  *   global properties (declared with a `var` outside the async wrapper), so they persist
  *   across cells and a later cell may declare the same name again, as REPLs allow;
@@ -11,7 +11,10 @@
  *   the kernel's working directory; `import.meta` is `__bay__.meta`;
  * - a top-level `await x` becomes `await __bay__.hop(x)`, so the rest of the cell resumes
  *   inside the kernel's interruptible section (see kernel.ts);
- * - the last top-level expression statement is returned: it is the cell's value.
+ * - the last top-level expression statement is returned in a box with no prototype
+ *   (`{ value }`): it is the cell's value. Returned bare, a value that is a thenable
+ *   (an array once a cell set `Array.prototype.then`) would be adopted by the async
+ *   wrapper through its `then`, which may never call back; cellValue unboxes it.
  * Cells that acorn cannot parse are retried as TypeScript through `transpile` (Bun's
  * transpiler), whose output is reprinted code: line numbers are then approximate.
  */
@@ -22,7 +25,7 @@ export const HELPER = "__bay__";
 
 /** What a cell becomes. */
 export interface TransformedCell {
-  /** Source of a classic script; its completion value is a promise of the cell's value. */
+  /** Source of a classic script; its completion value is a promise of the cell's boxed value (cellValue). */
   source: string;
   /** Names the cell declares at top level (they become globals). */
   declared: string[];
@@ -304,8 +307,8 @@ function rewrite(program: Node, source: string, transpiled: boolean): Transforme
         if (isLast) {
           // The statement, not the expression: `({a: 1}\n)` keeps its parentheses inside.
           const end = source[stmt.end - 1] === ";" ? stmt.end - 1 : stmt.end;
-          ed.open(stmt.start, "return (", 0);
-          ed.close(end, ")", 0);
+          ed.open(stmt.start, "return { __proto__: null, value: (", 0);
+          ed.close(end, ") }", 0);
         }
         break;
     }

@@ -4,6 +4,7 @@
  * parser's, the transpiler's and the vm's first use.
  */
 import vm from "node:vm";
+import { cellValue } from "./cell.ts";
 import type { Guard } from "./guard.ts";
 import { kernelStringify } from "./intrinsics.ts";
 import { bundleOf } from "./output.ts";
@@ -15,7 +16,7 @@ export function warmUp(guard: Guard, transpile: (ts: string) => string, log: (li
     transpile("let warm: number = 1");
     const script = new vm.Script(transformCell("1 + 1", transpile).source, { filename: "bay-kernel-warmup" });
     const ran = guard.run(() => script.runInThisContext() as Promise<unknown>);
-    if (ran.kind === "ok") void thenOf(ran.value, (value) => kernelStringify(bundleOf(value)));
+    if (ran.kind === "ok") void thenOf(cellValue(ran.value), ({ value }) => kernelStringify(bundleOf(value)));
   } catch (err) {
     log(`warm-up failed: ${(err as Error).message}`);
   }
