@@ -1,7 +1,7 @@
 import { constants } from "node:fs";
 import { lstat, mkdir, open, realpath, stat, type FileHandle } from "node:fs/promises";
 import { isAbsolute, join, normalize, relative as relativePath, sep } from "node:path";
-import { WORKSPACE_ROOT_REASON } from "../protocol/ship/constants.ts";
+import { NOT_A_DIRECTORY_REASON, WORKSPACE_ROOT_REASON } from "../protocol/ship/constants.ts";
 import { ShipError } from "./errors.ts";
 
 /**
@@ -41,6 +41,11 @@ function invalid(path: string, reason: string): ShipError {
 /** A write to or delete of the workspace root itself. */
 export function rootRefused(): ShipError {
   return invalid(".", WORKSPACE_ROOT_REASON);
+}
+
+/** A delete of a path ending in `/` (which must name a directory) whose entry is not one. */
+export function notADirectory(path: string): ShipError {
+  return invalid(path, NOT_A_DIRECTORY_REASON);
 }
 
 /** Whether `candidate` (a real path) is `root` or lies below it. */

@@ -12,6 +12,7 @@ import { DockerDriver } from "../../src/bay/drivers/docker/docker-driver.ts";
 import type { FileStat, VolumeFiles, VolumeRef } from "../../src/bay/drivers/driver.ts";
 import { MemoryVolumeFiles } from "../../src/bay/drivers/memory/volume-files.ts";
 import { BayError } from "../../src/bay/errors.ts";
+import { NOT_A_DIRECTORY_REASON } from "../../src/protocol/ship/constants.ts";
 import { removeLabelled } from "../e2e/support/docker-fixtures.ts";
 import { chunkOf, requireShipImages } from "../e2e/support/e2e.ts";
 import { pollUntil } from "../support/harness.ts";
@@ -310,6 +311,26 @@ for (const impl of IMPLS) {
       expect((await errorOf(files.remove(v, "."))).code).toBe("invalid_path");
       expect((await errorOf(write(v, ".", "x"))).code).toBe("invalid_path");
       expect((await files.list(v, ".", LIST)).entries.map((e) => e.name)).toEqual(["keep.txt"]);
+    });
+
+    test("remove with `directory` (a path that ended in /): only a directory goes; a file or a link there is invalid_path", async () => {
+      const v = newVolume();
+      await write(v, "d/sub/f.txt", "f");
+      await impl.symlink(v, "lnk", "d");
+      for (const path of ["d/sub/f.txt", "lnk"]) {
+        const err = await errorOf(files.remove(v, path, { directory: true }));
+        expect({ path, code: err.code, reason: err.details.reason }).toEqual({
+          path,
+          code: "invalid_path",
+          reason: NOT_A_DIRECTORY_REASON,
+        });
+      }
+      expect((await errorOf(files.remove(v, "nope", { directory: true }))).code).toBe("file_not_found");
+      expect(await readText(v, "d/sub/f.txt")).toBe("f");
+      expect(brief(await files.stat(v, "lnk"))).toMatchObject({ kind: "symlink" });
+      await files.remove(v, "d/sub", { directory: true });
+      expect(await files.stat(v, "d/sub")).toBeNull();
+      expect(brief(await files.stat(v, "d"))).toMatchObject({ kind: "directory" });
     });
 
     test("usage grows by what is written and shrinks by what is removed", async () => {

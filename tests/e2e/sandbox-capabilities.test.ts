@@ -4,6 +4,7 @@
  * shell exit codes/cwd/env and background processes.
  */
 import { describe, expect, test } from "bun:test";
+import { NOT_A_DIRECTORY_REASON } from "../../src/protocol/ship/constants.ts";
 import type { TestBay } from "../support/harness.ts";
 import { containersOf, py, sh, uploadForm, withSandbox } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
@@ -98,7 +99,16 @@ describe("filesystem", () => {
 
       expect((await t.json("DELETE", `${base}/files?path=dir/one.txt`)).body).toEqual({ status: "ok" });
       expect((await t.json("GET", `${base}/files?path=dir/one.txt`)).body.error.code).toBe("file_not_found");
-      const delDir = await t.json("DELETE", `${base}/files?path=dir`);
+      // A path ending in / must name a directory, as `rm -r file/` says "Not a directory".
+      expect((await t.json("PUT", `${base}/files`, { body: { path: "dir/file.txt", content: "kept" } })).status).toBe(200);
+      const fileSlash = await t.json("DELETE", `${base}/files?path=dir/file.txt/`);
+      expect([fileSlash.status, fileSlash.body.error?.code, fileSlash.body.error?.details?.reason]).toEqual([
+        400,
+        "invalid_path",
+        NOT_A_DIRECTORY_REASON,
+      ]);
+      expect((await t.json("GET", `${base}/files?path=dir/file.txt`)).body.content).toBe("kept");
+      const delDir = await t.json("DELETE", `${base}/files?path=dir/`);
       expect(delDir.status).toBe(200);
       expect((await t.json("GET", `${base}/directories?path=dir`)).status).toBe(404);
       const absolute = await t.json("GET", `${base}/files?path=/etc/passwd`);

@@ -738,7 +738,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a file or directory
-         * @description Deletes a file, or a directory recursively, relative to /workspace.
+         * @description Deletes a file, or a directory recursively, relative to /workspace. A path ending in `/` (`dir/`, `dir/.`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`.
          */
         delete: operations["deleteFile"];
         options?: never;
@@ -924,7 +924,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a workspace file or directory
-         * @description Deletes a file, or a directory recursively, directly in the workspace.
+         * @description Deletes a file, or a directory recursively, directly in the workspace. A path ending in `/` (`dir/`, `dir/.`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`.
          */
         delete: operations["deleteWorkspaceFile"];
         options?: never;
@@ -1806,7 +1806,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description `validation_error`, `invalid_path` (absolute, `..` escape, NUL or control character, lone surrogate, over 3840 bytes, a segment over 255 bytes, over 128 segments, a symlink on the way, a parent that is not a directory; for a write, an upload or a delete, the workspace root; for a write or an upload, a path that names a directory: `dir/`, `dir/.`, `dir/sub/..`) or `capability_not_supported`. */
+        /** @description `validation_error`, `invalid_path` (absolute, `..` escape, NUL or control character, lone surrogate, over 3840 bytes, a segment over 255 bytes, over 128 segments, a symlink on the way, a parent that is not a directory; for a write, an upload or a delete, the workspace root; for a write or an upload, a path that names a directory: `dir/`, `dir/.`, `dir/sub/..`; for a delete of such a path, an entry that is not a directory) or `capability_not_supported`. */
         InvalidPath: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];

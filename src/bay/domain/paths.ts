@@ -6,7 +6,7 @@
  * inside Ship or the engine (ENAMETOOLONG), stated up front, plus a depth bound:
  * every segment of a path is checked for symlinks, so depth is a request's work.
  */
-import { WORKSPACE_ROOT_REASON } from "../../protocol/ship/constants.ts";
+import { namesDirectory, WORKSPACE_ROOT_REASON } from "../../protocol/ship/constants.ts";
 import { BayError } from "../errors.ts";
 
 /**
@@ -66,12 +66,15 @@ export function normalizeWorkspacePath(path: string): string {
 export function normalizeFilePath(path: string): string {
   const rel = normalizeRemovablePath(path);
   // `dir/`, `dir/.` and `dir/sub/..` all name the directory `dir`, never a file in it.
-  const last = path.slice(path.lastIndexOf("/") + 1);
-  if (last === "" || last === "." || last === "..") throw invalid(path, "names a directory, not a file");
+  if (namesDirectory(path)) throw invalid(path, "names a directory, not a file");
   return rel;
 }
 
-/** The normalised path of something to delete: the rule above, and not the root. */
+/**
+ * The normalised path of something to delete: the rule above, and not the root. A path
+ * that names a directory by its form (namesDirectory: `dir/`) must find one; the deleting
+ * side checks that (Ship, or the data plane's `remove` with `directory`).
+ */
 export function normalizeRemovablePath(path: string): string {
   const rel = normalizeWorkspacePath(path);
   if (rel === ".") throw invalid(path, WORKSPACE_ROOT_REASON);

@@ -5,6 +5,7 @@
  * workspace's size_limit_mb on writes and uploads (known before the body is
  * read), with usage accounted afterwards. Bytes pass through unchanged.
  */
+import { namesDirectory } from "../../protocol/ship/constants.ts";
 import { BayError } from "../errors.ts";
 import { DEADLINES } from "../runtime/ship-client.ts";
 import type { CallContext, CapabilityRouter } from "./capability-router.ts";
@@ -47,8 +48,10 @@ export class SandboxFiles {
     return this.pathCall(ctx, "read_file", "readFile", rawPath);
   }
 
+  /** A path ending in `/` must name a directory: Ship is handed the trailing slash and checks the entry (namesDirectory). */
   delete(ctx: CallContext, rawPath: string): Promise<Response> {
-    return this.pathCall(ctx, "delete", "deletePath", normalizeRemovablePath(rawPath));
+    const rel = normalizeRemovablePath(rawPath);
+    return this.shipPathCall(ctx, "delete", "deletePath", namesDirectory(rawPath) ? `${rel}/` : rel);
   }
 
   list(ctx: CallContext, rawPath: string): Promise<Response> {
@@ -119,7 +122,11 @@ export class SandboxFiles {
   }
 
   private pathCall(ctx: CallContext, operation: string, call: PathCall, rawPath: string): Promise<Response> {
-    const path = normalizeWorkspacePath(rawPath);
+    return this.shipPathCall(ctx, operation, call, normalizeWorkspacePath(rawPath));
+  }
+
+  /** `path` as Ship takes it: normalised, plus a trailing slash when it must name a directory. */
+  private shipPathCall(ctx: CallContext, operation: string, call: PathCall, path: string): Promise<Response> {
     return this.deps.router.call(ctx, {
       capability: "filesystem",
       operation,

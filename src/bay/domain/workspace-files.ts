@@ -12,6 +12,7 @@ import type { Stores } from "../store/index.ts";
 import type { WorkspaceRecord } from "../store/workspace-store.ts";
 import { normalizeFilePath, normalizeRemovablePath, normalizeWorkspacePath } from "./paths.ts";
 import { quotaError, WorkspaceUsage, type QuotaHeadroom } from "./workspace-usage.ts";
+import { namesDirectory } from "../../protocol/ship/constants.ts";
 import { notText, utf8Text } from "../../protocol/text-file.ts";
 
 /** Entries a listing returns at most (as Ship's listing does). */
@@ -96,12 +97,15 @@ export class WorkspaceFiles {
     return { status: "ok", path: rel, size: bytes.byteLength };
   }
 
-  /** Deletes a file, or a directory recursively; a symlink itself, never its target. The root is refused. */
+  /**
+   * Deletes a file, or a directory recursively; a symlink itself, never its target. The root is refused.
+   * A path ending in `/` (namesDirectory) must name a directory, as `rm -r file/` refuses a file.
+   */
   async delete(owner: string, id: string, rawPath: string): Promise<{ status: "ok" }> {
     const rel = normalizeRemovablePath(rawPath);
     const ws = await this.open(owner, id);
     try {
-      await this.deps.files.remove(this.volumeOf(ws), rel);
+      await this.deps.files.remove(this.volumeOf(ws), rel, { directory: namesDirectory(rawPath) });
     } finally {
       // Even a failed delete may have removed part of a tree.
       this.usage.forget(ws.id);

@@ -186,6 +186,12 @@ export interface DirectoryListing {
  * `stat` and `remove`) and a parent that is not a directory answer `invalid_path`;
  * a missing path answers `file_not_found`, the wrong kind of entry `validation_error`.
  */
+/** How `VolumeFiles.remove` removes. */
+export interface RemoveOptions {
+  /** The entry must be a directory (not a file, nor a symlink to one), as `rm -r name/` requires. */
+  directory?: boolean;
+}
+
 export interface VolumeFiles {
   /** The entry at `path`, a final symlink reported as itself; null when nothing is there. */
   stat(volume: VolumeRef, path: string): Promise<FileStat | null>;
@@ -195,8 +201,11 @@ export interface VolumeFiles {
   write(volume: VolumeRef, path: string, body: FileBody): Promise<void>;
   /** Lists a directory: at most `maxEntries`, within `timeoutMs` (else `timeout`). */
   list(volume: VolumeRef, path: string, opts: { maxEntries: number; timeoutMs: number }): Promise<DirectoryListing>;
-  /** Removes a file or a whole directory tree; a final symlink is removed, not followed. */
-  remove(volume: VolumeRef, path: string): Promise<void>;
+  /**
+   * Removes a file or a whole directory tree; a final symlink is removed, not followed.
+   * With `directory` (the path was given as `dir/`), only a directory: anything else there is `invalid_path`.
+   */
+  remove(volume: VolumeRef, path: string, opts?: RemoveOptions): Promise<void>;
   /** Bytes the volume's entries take (apparent sizes). */
   usage(volume: VolumeRef): Promise<number>;
 }

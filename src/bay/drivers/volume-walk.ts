@@ -4,6 +4,7 @@
  * parent a directory). Implementations gather the `lstat` of each prefix their own
  * way and hand the chain to `walkChain`.
  */
+import { NOT_A_DIRECTORY_REASON } from "../../protocol/ship/constants.ts";
 import { BayError } from "../errors.ts";
 import type { FileStat } from "./driver.ts";
 
@@ -18,6 +19,9 @@ export const fileErrors = {
   isDirectory: (path: string) => new BayError("validation_error", `path is a directory: ${path}`, { details: { path } }),
   notDirectory: (path: string) => new BayError("validation_error", `not a directory: ${path}`, { details: { path } }),
   notRegularFile: (path: string) => new BayError("validation_error", `not a regular file: ${path}`, { details: { path } }),
+  /** A removal of `path/` (RemoveOptions.directory) whose entry is not a directory. */
+  notADirectory: (path: string) =>
+    new BayError("invalid_path", `invalid path: ${path} ${NOT_A_DIRECTORY_REASON}`, { details: { path, reason: NOT_A_DIRECTORY_REASON } }),
 };
 
 /** The segments of a normalised path ("." has none). */

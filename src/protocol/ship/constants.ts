@@ -7,6 +7,19 @@
 /** `details.reason` of a write to or delete of the workspace root, from Bay and from Ship alike. */
 export const WORKSPACE_ROOT_REASON = "is the workspace root";
 
+/**
+ * `details.reason` of a delete of a path that ends in `/` (or `/.`, `/..`), which must
+ * name a directory (as `rm -r file/` says "Not a directory"), when its entry is not one:
+ * a file, or a symlink (never followed). Bay passes the trailing slash on to Ship.
+ */
+export const NOT_A_DIRECTORY_REASON = "is not a directory (the path ends with /)";
+
+/** Whether a path names a directory by its form alone: its last segment is empty, `.` or `..` (`dir/`, `dir/.`, `a/dir/..`). */
+export function namesDirectory(path: string): boolean {
+  const last = path.slice(path.lastIndexOf("/") + 1);
+  return last === "" || last === "." || last === "..";
+}
+
 /** The API version Bay requires of a Ship (`/meta` runtime.api_version). */
 export const SHIP_API_VERSION = "v1";
 

@@ -2,12 +2,14 @@ import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
 import { lstat, open, opendir, rename, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { namesDirectory } from "../../protocol/ship/constants.ts";
 import { notText, utf8Text } from "../../protocol/text-file.ts";
 import { ShipError } from "../errors.ts";
 import {
   O,
   assertFdInside,
   normalizeUserPath,
+  notADirectory,
   openInside,
   openParentDir,
   pathError,
@@ -124,7 +126,8 @@ const RM_ATTEMPTS = 5;
  * the workspace root (a fixed place no symlink swap can redirect) and removed from
  * there by GNU `rm -rf`, which walks the tree with openat/O_NOFOLLOW and so never
  * follows a symlink swapped in while it deletes. A crash mid-way can leave a
- * `.ship-delete-*` directory in the root.
+ * `.ship-delete-*` directory in the root. A path ending in `/` (namesDirectory) must
+ * name a directory: a file or a symlink there is refused, as `rm -r file/` refuses it.
  */
 export async function deletePath(workspace: string, path: string): Promise<{ status: "ok" }> {
   const relative = normalizeUserPath(path);
@@ -142,6 +145,7 @@ export async function deletePath(workspace: string, path: string): Promise<{ sta
     const info = await lstat(parent.entry).catch((err) => {
       throw pathError(err, relative);
     });
+    if (namesDirectory(path) && !info.isDirectory()) throw notADirectory(path);
     if (!info.isDirectory()) {
       await unlink(parent.entry).catch((err) => {
         throw pathError(err, relative);

@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
+import { NOT_A_DIRECTORY_REASON } from "../../../src/protocol/ship/constants.ts";
 import type { ShipClient } from "./caller.ts";
 
 const q = (path: string) => `?path=${encodeURIComponent(path)}`;
@@ -149,6 +150,31 @@ export function filesystemCases(client: () => ShipClient): void {
       expect([root.status, root.body.error?.code]).toEqual([400, "invalid_path"]);
     } finally {
       await client().shell("rm -rf keep sentinel lnk lnk2 self etc-del-link dangling-del");
+    }
+  });
+
+  test("fs: a delete of a path ending in / must find a directory, as `rm -r file/` does", async () => {
+    await client().shell("mkdir -p tr/dir/sub && echo f > tr/file.txt && echo d > tr/dir/sub/x && ln -sfn dir tr/link");
+    try {
+      for (const path of ["tr/file.txt/", "tr/file.txt/.", "tr/link/", "tr/dir/sub/x/"]) {
+        const del = await client().json("DELETE", `/filesystem/files${q(path)}`);
+        expect([path, del.status, del.body.error?.code, del.body.error?.details?.reason]).toEqual([
+          path,
+          400,
+          "invalid_path",
+          NOT_A_DIRECTORY_REASON,
+        ]);
+      }
+      expect((await client().shell("cat tr/file.txt tr/dir/sub/x && readlink tr/link")).body.output).toBe("f\nd\ndir\n");
+      const missing = await client().json("DELETE", `/filesystem/files${q("tr/nope/")}`);
+      expect([missing.status, missing.body.error?.code]).toEqual([404, "file_not_found"]);
+      for (const path of ["tr/dir/sub/", "tr/dir/.", "tr/file.txt", "tr/link"]) {
+        const del = await client().json("DELETE", `/filesystem/files${q(path)}`);
+        expect([path, del.status, del.body]).toEqual([path, 200, { status: "ok" }]);
+      }
+      expect((await client().shell("ls -A tr")).body.output).toBe("");
+    } finally {
+      await client().shell("rm -rf tr");
     }
   });
 

@@ -894,7 +894,7 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zWriteFileResult,
   },
-  /** Deletes a file, or a directory recursively, relative to /workspace. */
+  /** Deletes a file, or a directory recursively, relative to /workspace. A path ending in `/` (`dir/`, `dir/.`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`. */
   deleteFile: {
     operationId: "deleteFile",
     method: "delete",
@@ -1164,7 +1164,7 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zWriteFileResult,
   },
-  /** Deletes a file, or a directory recursively, directly in the workspace. */
+  /** Deletes a file, or a directory recursively, directly in the workspace. A path ending in `/` (`dir/`, `dir/.`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`. */
   deleteWorkspaceFile: {
     operationId: "deleteWorkspaceFile",
     method: "delete",

@@ -32,8 +32,8 @@ const MAX_USAGE_OUTPUT_BYTES = 4 * 1024;
  * The walk of a helper command: each segment of $2 is checked like walkChain does
  * (a symlink → 11, missing → 10, a parent that is no directory → 12, with `at=<i>`
  * on stderr), then `list` prints at most $3 children (NUL-terminated records) and
- * `remove` removes the entry (a final symlink itself). Exit 13: not a directory,
- * 14: not readable by uid 1000.
+ * `remove` removes the entry (a final symlink itself; with $3 `dir`, only a directory,
+ * else exit 15). Exit 13: not a directory, 14: not readable by uid 1000.
  */
 const WALK_SCRIPT = `set -f
 op=$1 path=$2 max=$3 cur=${ROOT}
@@ -60,6 +60,7 @@ list)
   { [ -r "$cur" ] && [ -x "$cur" ]; } || exit 14
   find "$cur" -mindepth 1 -maxdepth 1 -printf '%y %s %T@ %P\\0' | head -z -n "$max" ;;
 remove)
+  if [ "$max" = dir ] && { [ -L "$cur" ] || [ ! -d "$cur" ]; }; then exit 15; fi
   # A writer racing the delete can add an entry after rm read its directory: try again.
   tries=1
   until rm -rf -- "$cur" 2>/dev/null; do
@@ -83,10 +84,10 @@ export function listCommand(path: string, maxEntries: number): VolumeCommand<Dir
   };
 }
 
-/** Removes the entry at `path` (a tree, or a final symlink itself). */
-export function removeCommand(path: string): VolumeCommand<void> {
+/** Removes the entry at `path` (a tree, or a final symlink itself); with `directory`, only a directory. */
+export function removeCommand(path: string, directory = false): VolumeCommand<void> {
   return {
-    argv: ["sh", "-c", WALK_SCRIPT, "sh", "remove", path, "0"],
+    argv: ["sh", "-c", WALK_SCRIPT, "sh", "remove", path, directory ? "dir" : "0"],
     onStdout: () => {},
     outcome: (result) => walkOutcome(result, path, "delete"),
   };
@@ -126,6 +127,8 @@ function walkOutcome(result: CommandResult, path: string, op: string): void {
       throw fileErrors.notDirectory(path);
     case 14:
       throw new BayError("validation_error", `not readable: ${path}`, { details: { path } });
+    case 15:
+      throw fileErrors.notADirectory(path);
     default:
       throw commandFailure(op, result);
   }

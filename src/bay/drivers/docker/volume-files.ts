@@ -14,7 +14,7 @@
  */
 import type Docker from "dockerode";
 import { BayError } from "../../errors.ts";
-import type { DirectoryListing, FileBody, FileStat, OpenedFile, VolumeFiles, VolumeRef } from "../driver.ts";
+import type { DirectoryListing, FileBody, FileStat, OpenedFile, RemoveOptions, VolumeFiles, VolumeRef } from "../driver.ts";
 import { fileErrors, prefixOf, segmentsOf, walkChain, type Walked } from "../volume-walk.ts";
 import {
   createArchiveHelper,
@@ -177,9 +177,9 @@ export class DockerVolumeFiles implements VolumeFiles {
     return this.runCommand(volume, "listing", path, listCommand(path, opts.maxEntries), opts.timeoutMs);
   }
 
-  async remove(volume: VolumeRef, path: string): Promise<void> {
+  async remove(volume: VolumeRef, path: string, opts: RemoveOptions = {}): Promise<void> {
     if (path === ".") throw fileErrors.root(path);
-    await this.runCommand(volume, "delete", path, removeCommand(path), this.opts.commandTimeoutMs);
+    await this.runCommand(volume, "delete", path, removeCommand(path, opts.directory === true), this.opts.commandTimeoutMs);
   }
 
   async usage(volume: VolumeRef): Promise<number> {

@@ -26,7 +26,7 @@ export function checkedFiles(files: VolumeFiles, check: () => void): VolumeFiles
     read: async (v, p) => (check(), files.read(v, p)),
     write: async (v, p, b) => (check(), files.write(v, p, b)),
     list: async (v, p, o) => (check(), files.list(v, p, o)),
-    remove: async (v, p) => (check(), files.remove(v, p)),
+    remove: async (v, p, o) => (check(), files.remove(v, p, o)),
     usage: async (v) => (check(), files.usage(v)),
   };
 }

@@ -8,7 +8,7 @@
 import type { z } from "zod";
 import type { shipOperations as ops } from "../../../protocol/ship/index.ts";
 import { BayError } from "../../errors.ts";
-import type { VolumeFiles, VolumeRef } from "../driver.ts";
+import type { RemoveOptions, VolumeFiles, VolumeRef } from "../driver.ts";
 import { fileErrors } from "../volume-walk.ts";
 import { FakeContexts } from "./fake-contexts.ts";
 import { FakeProcesses } from "./fake-processes.ts";
@@ -120,8 +120,8 @@ export class FakeRuntime {
     return watchTree(opts, stop);
   }
 
-  remove(path: string): Promise<void> {
-    return this.o.files.remove(this.o.volume, path);
+  remove(path: string, opts?: RemoveOptions): Promise<void> {
+    return this.o.files.remove(this.o.volume, path, opts);
   }
 
   /** A file's size and bytes, streamed from the volume. */

@@ -33,7 +33,7 @@ import { answerExec, checked, errorResponse, eventStream, jsonOf, parseJson, rec
 import type { TerminalSocketData } from "./fake-terminal.ts";
 import { ChannelServer } from "../../../protocol/ship/channel-serve.ts";
 import { notText, utf8Text } from "../../../protocol/text-file.ts";
-import { WORKSPACE_ROOT_REASON } from "../../../protocol/ship/constants.ts";
+import { namesDirectory, WORKSPACE_ROOT_REASON } from "../../../protocol/ship/constants.ts";
 
 /** Bay's call channel (src/protocol/ship/channel.ts): served by this fake's own request handler. */
 interface ChannelSocketData {
@@ -259,10 +259,12 @@ export class FakeShip {
       return Response.json({ status: "ok", path, size: bytes.byteLength });
     }
     if (is(ops.deletePath)) {
-      const path = normalize(checked(ops.deletePath.query, q, "query").path);
+      const raw = checked(ops.deletePath.query, q, "query").path;
+      const path = normalize(raw);
       if (path === ".")
         throw new BayError("invalid_path", "cannot delete the workspace root", { details: { path: ".", reason: WORKSPACE_ROOT_REASON } });
-      await this.runtime.remove(path);
+      // As Ship: a path ending in `/` must name a directory.
+      await this.runtime.remove(path, { directory: namesDirectory(raw) });
       return Response.json({ status: "ok" });
     }
     if (is(ops.listDirectory)) return Response.json(await this.runtime.list(normalize(checked(ops.listDirectory.query, q, "query").path)));

@@ -6,7 +6,7 @@
  * (`plantSymlink`, `plantSpecial`): the data plane itself never creates one.
  */
 import { BayError } from "../../errors.ts";
-import type { DirectoryListing, FileBody, FileStat, OpenedFile, VolumeFiles, VolumeLabels, VolumeRef } from "../driver.ts";
+import type { DirectoryListing, FileBody, FileStat, OpenedFile, RemoveOptions, VolumeFiles, VolumeLabels, VolumeRef } from "../driver.ts";
 import { fileErrors, segmentsOf, walkChain, type Walked } from "../volume-walk.ts";
 
 interface Node {
@@ -128,10 +128,12 @@ export class MemoryVolumeFiles implements VolumeFiles {
     return { entries, truncated: all.length > opts.maxEntries };
   }
 
-  async remove(volume: VolumeRef, path: string): Promise<void> {
+  async remove(volume: VolumeRef, path: string, opts: RemoveOptions = {}): Promise<void> {
     const root = this.rootOf(volume);
     if (path === ".") throw fileErrors.root(path);
-    if (!this.walk(root, path, "allow").target) throw fileErrors.notFound(path);
+    const { target } = this.walk(root, path, "allow");
+    if (!target) throw fileErrors.notFound(path);
+    if (opts.directory && target.kind !== "directory") throw fileErrors.notADirectory(path);
     const parent = this.parentOf(root, path);
     parent.children.delete(lastSegment(path));
     parent.mtime = this.now();
