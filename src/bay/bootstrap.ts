@@ -87,7 +87,11 @@ export function createDriver(config: BayConfig, instanceId = config.driver.insta
 
 export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Promise<Bay> {
   const logger = opts.logger ?? createLogger(config.log.level, undefined, config.log.format);
-  const db = await openDatabase({ url: config.database.url, authToken: config.database.auth_token });
+  const db = await openDatabase({
+    url: config.database.url,
+    authToken: config.database.auth_token,
+    callDeadlineMs: config.database.call_timeout * 1000,
+  });
   const stores = createStores(db);
   const instanceId = config.driver.instance_id ?? (await stores.installation.instanceId());
   const driver = opts.driver ?? createDriver(config, instanceId);

@@ -57,6 +57,8 @@ export const configSchema = z
         /** libSQL URL: file:…, :memory:, libsql://…, http://… */
         url: z.string().min(1).default("file:./data/bay.db"),
         auth_token: z.string().optional(),
+        /** libSQL server only: seconds one call may take before the request answers 503 database_unavailable (timeout). */
+        call_timeout: z.number().positive().max(300).default(10),
       })
       .prefault({}),
     driver: z

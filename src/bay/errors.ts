@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   "ship_error",
   "session_not_ready",
   "driver_unavailable",
+  "database_unavailable",
   "timeout",
 ] as const;
 
@@ -46,6 +47,7 @@ export const ERROR_STATUS = {
   ship_error: 502,
   session_not_ready: 503,
   driver_unavailable: 503,
+  database_unavailable: 503,
   timeout: 504,
 } as const satisfies Record<ErrorCode, number>;
 

@@ -1,18 +1,22 @@
 /**
  * Idempotency across processes: two real Bay servers (`bun run src/bay/main.ts`)
- * on one libSQL file. 50 creates under one key, split 25/25 between them, make
+ * on one libSQL database, a file and a real libSQL server (sqld) in turn. 50
+ * creates under one key, split 25/25 between them, make
  * exactly one sandbox; a replay after restarting a server returns the stored
  * response byte for byte. Sandbox create is lazy, so no container starts.
  */
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@libsql/client";
+import { startSqld, type Sqld } from "../support/sqld.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const dir = mkdtempSync(join(tmpdir(), "bay-idem-mp-"));
-const dbUrl = `file:${join(dir, "bay.db")}`;
+/** The database of the tests running now (see the describe blocks at the end). */
+let dbUrl = "";
+let dbKind = "";
 const runId = crypto.randomUUID().slice(0, 8);
 
 interface Server {
@@ -39,7 +43,7 @@ async function startBay(name: string): Promise<Server> {
     BAY_PORT: String(port),
     BAY_DB_URL: dbUrl,
     BAY_AUTH_MODE: "anonymous",
-    BAY_INSTANCE_ID: `test-mp-${runId}-${name}`,
+    BAY_INSTANCE_ID: `test-mp-${runId}-${dbKind}-${name}`,
     BAY_LOG_LEVEL: "warn",
   });
   const proc = Bun.spawn(["bun", "run", "src/bay/main.ts"], { cwd: ROOT, env, stdout: "ignore", stderr: "pipe" });
@@ -99,12 +103,14 @@ async function countSandboxes(ownerPrefix: string): Promise<number> {
 
 // Each test starts (and stops) its own pair of processes on the shared file and
 // counts only its own owners, so neither depends on the other or on their order.
+let sqld: Sqld | null = null;
 afterAll(async () => {
   await Promise.all([...servers].map((s) => stopBay(s)));
+  await sqld?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-test("50 creates under one key split across two Bay processes on one libSQL file → exactly one sandbox", async () => {
+const exactlyOnce = async () => {
   const [a, b] = await Promise.all([startBay("t1-a"), startBay("t1-b")]);
   const owner = `alice-${runId}`;
   const body = '{"profile":"python-default","ttl":3600}';
@@ -134,9 +140,9 @@ test("50 creates under one key split across two Bay processes on one libSQL file
   expect(await (await create(b, "multi-process", body, owner)).text()).toBe(created[0]!.text);
   expect(await countSandboxes(owner)).toBe(1);
   await Promise.all([stopBay(a2), stopBay(b)]);
-}, 60_000);
+};
 
-test("concurrent creates under distinct keys from both processes all succeed (no SQLITE_BUSY)", async () => {
+const distinctKeys = async () => {
   const [c, d] = await Promise.all([startBay("t2-c"), startBay("t2-d")]);
   const prefix = `distinct-${runId}-`;
   const targets = Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? c : d));
@@ -149,4 +155,23 @@ test("concurrent creates under distinct keys from both processes all succeed (no
   expect(await countSandboxes(prefix)).toBe(40);
   for (const s of [c, d]) expect(s.stderr()).not.toContain("SQLITE_BUSY");
   await Promise.all([stopBay(c), stopBay(d)]);
-}, 60_000);
+};
+
+describe("on one libSQL file", () => {
+  beforeAll(() => {
+    dbUrl = `file:${join(dir, "bay.db")}`;
+    dbKind = "file";
+  });
+  test("50 creates under one key split across two Bay processes → exactly one sandbox", exactlyOnce, 60_000);
+  test("concurrent creates under distinct keys from both processes all succeed (no SQLITE_BUSY)", distinctKeys, 60_000);
+});
+
+describe("on one libSQL server (sqld)", () => {
+  beforeAll(async () => {
+    sqld = await startSqld();
+    dbUrl = sqld.url;
+    dbKind = "sqld";
+  });
+  test("50 creates under one key split across two Bay processes → exactly one sandbox", exactlyOnce, 60_000);
+  test("concurrent creates under distinct keys from both processes all succeed", distinctKeys, 60_000);
+});

@@ -9,8 +9,10 @@ import { join } from "node:path";
 const ROOT = join(import.meta.dir, "../..");
 
 export interface BayProcessOptions {
-  /** libSQL file shared by restarts and replicas. */
-  dbPath: string;
+  /** libSQL file shared by restarts and replicas (or `dbUrl`). */
+  dbPath?: string;
+  /** A libSQL server's URL instead of a file. */
+  dbUrl?: string;
   instanceId: string;
   /** Written as the BAY_CONFIG file (JSON is YAML). */
   config?: Record<string, unknown>;
@@ -47,7 +49,7 @@ export async function startBayProcess(opts: BayProcessOptions): Promise<BayProce
     BAY_HOST: "127.0.0.1",
     BAY_PORT: String(port),
     BAY_AUTH_MODE: "anonymous",
-    BAY_DB_URL: `file:${opts.dbPath}`,
+    BAY_DB_URL: opts.dbUrl ?? `file:${opts.dbPath}`,
     BAY_INSTANCE_ID: opts.instanceId,
     BAY_LOG_LEVEL: "info",
     ...(process.env.BAY_SHIP_TAG ? { BAY_SHIP_TAG: process.env.BAY_SHIP_TAG } : {}),

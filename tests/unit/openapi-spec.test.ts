@@ -122,7 +122,7 @@ describe("openapi/bay.v1.yaml", () => {
     );
     expect(headers.WWWAuthenticate!.required).toBe(true);
     // Every 429 and 503 carries Retry-After: the header they reference is required.
-    for (const name of ["QuotaExceeded", "SessionNotReady"]) {
+    for (const name of ["QuotaExceeded", "Unavailable"]) {
       const ref = (responses[name]!.headers!["Retry-After"] as oas31.ReferenceObject).$ref;
       expect(headers[ref.replace("#/components/headers/", "")]!.required).toBe(true);
     }

@@ -1010,7 +1010,7 @@ export interface components {
             error: components["schemas"]["ErrorInfo"];
         };
         /** @description One variant per `code`; each names the `details` it carries. Narrow on `code` (the discriminator) to get the typed `details`. Fields marked optional appear only where the situation has them (for example `issues` for a schema check, `field` for a bad cursor). */
-        ErrorInfo: components["schemas"]["ValidationError"] | components["schemas"]["InvalidPathError"] | components["schemas"]["CapabilityNotSupportedError"] | components["schemas"]["UnauthorizedError"] | components["schemas"]["ForbiddenError"] | components["schemas"]["NotFoundError"] | components["schemas"]["FileNotFoundError"] | components["schemas"]["MethodNotAllowedError"] | components["schemas"]["ConflictError"] | components["schemas"]["SandboxExpiredError"] | components["schemas"]["PayloadTooLargeError"] | components["schemas"]["QuotaExceededError"] | components["schemas"]["InternalError"] | components["schemas"]["NotImplementedError"] | components["schemas"]["ShipError"] | components["schemas"]["SessionNotReadyError"] | components["schemas"]["DriverUnavailableError"] | components["schemas"]["TimeoutError"];
+        ErrorInfo: components["schemas"]["ValidationError"] | components["schemas"]["InvalidPathError"] | components["schemas"]["CapabilityNotSupportedError"] | components["schemas"]["UnauthorizedError"] | components["schemas"]["ForbiddenError"] | components["schemas"]["NotFoundError"] | components["schemas"]["FileNotFoundError"] | components["schemas"]["MethodNotAllowedError"] | components["schemas"]["ConflictError"] | components["schemas"]["SandboxExpiredError"] | components["schemas"]["PayloadTooLargeError"] | components["schemas"]["QuotaExceededError"] | components["schemas"]["InternalError"] | components["schemas"]["NotImplementedError"] | components["schemas"]["ShipError"] | components["schemas"]["SessionNotReadyError"] | components["schemas"]["DriverUnavailableError"] | components["schemas"]["DatabaseUnavailableError"] | components["schemas"]["TimeoutError"];
         /** @description 400: the body, query, a header or a form fails its schema, or a value is not acceptable here. */
         ValidationError: {
             /**
@@ -1343,6 +1343,23 @@ export interface components {
                 reason?: "remote_engine" | "firewall" | "foreign_network" | "connect_mode" | "engine_timeout";
                 /** @description For `engine_timeout`: the deadline of the call, in milliseconds. */
                 timeout_ms?: number;
+            };
+        };
+        /** @description 503: Bay's own database failed this request; retry after `Retry-After`. A create's rows are written in one transaction, so a failed create leaves no half-made sandbox; when the failure hides whether it was written (`timeout`), an `Idempotency-Key` makes the retry safe. */
+        DatabaseUnavailableError: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            code: "database_unavailable";
+            message: string;
+            request_id: string;
+            details: {
+                /**
+                 * @description `unreachable`: the libSQL server refused or dropped the connection, or answered with a server error; `timeout`: it did not answer within the call deadline (10 s); `busy`: the database file stayed locked by another writer past the busy timeout (5 s); `full`: its disk is full; `io_error`: it cannot be read or written (a failing disk, a read-only file).
+                 * @enum {string}
+                 */
+                reason: "unreachable" | "timeout" | "busy" | "full" | "io_error";
             };
         };
         /** @description 504: the operation ran past its deadline; for an exec, the output so far. */
@@ -1921,8 +1938,8 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description `session_not_ready` (runtime not ready in time) or `driver_unavailable` (Docker unreachable, or the profile's network isolation could not be installed: a start fails closed, never running the sandbox unfiltered). */
-        SessionNotReady: {
+        /** @description `session_not_ready` (runtime not ready in time), `driver_unavailable` (Docker unreachable, or the profile's network isolation could not be installed: a start fails closed, never running the sandbox unfiltered) or `database_unavailable` (Bay's database cannot be reached, is locked or failing); `Retry-After` says when to try again. */
+        Unavailable: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];
                 "Retry-After": components["headers"]["RetryAfter"];
@@ -2109,6 +2126,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     postMcp: {
@@ -2152,6 +2170,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     listProfiles: {
@@ -2181,6 +2200,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     listSandboxes: {
@@ -2217,6 +2237,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createSandbox: {
@@ -2256,7 +2277,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getSandbox: {
@@ -2290,6 +2311,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     deleteSandbox: {
@@ -2321,7 +2343,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
         };
     };
     keepaliveSandbox: {
@@ -2356,6 +2378,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getSandboxMetrics: {
@@ -2390,7 +2413,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -2425,7 +2448,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
         };
     };
     extendSandboxTtl: {
@@ -2465,6 +2488,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     execPython: {
@@ -2506,7 +2530,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -2549,7 +2573,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -2586,7 +2610,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -2628,7 +2652,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -2667,7 +2691,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -2704,7 +2728,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -2743,7 +2767,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -2786,7 +2810,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -2823,7 +2847,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -2862,7 +2886,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -2901,7 +2925,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -2946,7 +2970,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -2990,7 +3014,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3034,7 +3058,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3077,7 +3101,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3115,7 +3139,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3153,7 +3177,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3186,7 +3210,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3224,7 +3248,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3266,7 +3290,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3302,6 +3326,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     readFile: {
@@ -3341,7 +3366,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3383,7 +3408,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3423,7 +3448,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3463,7 +3488,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3508,7 +3533,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3549,7 +3574,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3591,7 +3616,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["ShipError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3627,6 +3652,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     createWorkspace: {
@@ -3665,7 +3691,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getWorkspace: {
@@ -3699,6 +3725,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
         };
     };
     deleteWorkspace: {
@@ -3731,7 +3758,7 @@ export interface operations {
             409: components["responses"]["Conflict"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
         };
     };
     readWorkspaceFile: {
@@ -3770,7 +3797,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3811,7 +3838,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3850,7 +3877,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3889,7 +3916,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3933,7 +3960,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };
@@ -3973,7 +4000,7 @@ export interface operations {
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             501: components["responses"]["NotImplemented"];
-            503: components["responses"]["SessionNotReady"];
+            503: components["responses"]["Unavailable"];
             504: components["responses"]["Timeout"];
         };
     };

@@ -82,7 +82,11 @@ export async function runKeys(argv: string[], io: CliIo): Promise<number> {
   const fresh = file !== null && !existsSync(file);
   let db: Database;
   try {
-    db = await openDatabase({ url: config.database.url, authToken: config.database.auth_token });
+    db = await openDatabase({
+      url: config.database.url,
+      authToken: config.database.auth_token,
+      callDeadlineMs: config.database.call_timeout * 1000,
+    });
   } catch (e) {
     io.err(`bay: cannot open database ${redactUrl(config.database.url)}: ${errorMessage(e)}`);
     return 1;

@@ -6,6 +6,7 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { createClient, type InArgs, type InStatement, type ResultSet, type TransactionMode } from "@libsql/client";
+import { deadlineFetch, guardDatabase } from "./database-errors.ts";
 import { LocalDatabase } from "./local-database.ts";
 import { MIGRATIONS, type Migration } from "./migrations.ts";
 
@@ -20,11 +21,15 @@ export interface Database {
 
 /** How long a local writer waits for another's lock before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
+/** How long a call to a libSQL server may take before it is given up (database_unavailable, reason timeout). */
+export const SERVER_CALL_DEADLINE_MS = 10_000;
 
 export interface OpenDatabaseOptions {
   url: string;
   authToken?: string | undefined;
   migrations?: Migration[];
+  /** For a libSQL server: how long one call may take (default SERVER_CALL_DEADLINE_MS). */
+  callDeadlineMs?: number;
 }
 
 /** Opens the database and brings its schema up to date. */
@@ -34,8 +39,13 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
   if (file) makePrivate(file);
   const local = url.startsWith("file:") || url === ":memory:";
   // Embedded: one connection of the libSQL engine with its statements kept (see
-  // local-database.ts); a libSQL server: the client.
-  const db: Database = local ? new LocalDatabase(localPath(url), BUSY_TIMEOUT_MS) : createClient({ url, authToken: opts.authToken });
+  // local-database.ts); a libSQL server: the client, each call with a deadline.
+  // Either way a failure of the database itself is a 503 (database-errors.ts).
+  const db: Database = guardDatabase(
+    local
+      ? new LocalDatabase(localPath(url), BUSY_TIMEOUT_MS)
+      : createClient({ url, authToken: opts.authToken, fetch: deadlineFetch(opts.callDeadlineMs ?? SERVER_CALL_DEADLINE_MS) }),
+  );
   if (local) {
     // WAL lets readers proceed while one writer holds the lock; the busy timeout makes
     // concurrent writers (several Bay processes on one file) wait instead of failing.

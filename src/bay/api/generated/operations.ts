@@ -102,7 +102,7 @@ export const operations = {
     tags: ["Operations"],
     authenticated: false,
     successStatus: 200,
-    statuses: [200, 400, 401, 403, 500],
+    statuses: [200, 400, 401, 403, 500, 503],
     successContentType: "text/plain",
   },
   /** A stateless MCP server over Streamable HTTP: each POST carries one JSON-RPC message (or a batch) and is answered as JSON, or as an SSE stream when the client accepts `text/event-stream`. Same Bearer auth, owner scoping, rate limit and body limit as `/v1`; the tools (sandboxes, Python, shell, files) act through Bay's own `/v1` routes with the caller's credentials. A message with only notifications or responses is answered 202 with no body. JSON-RPC level errors (unknown method, bad params) come back as JSON-RPC error objects with status 200. */
@@ -115,7 +115,7 @@ export const operations = {
     tags: ["Operations"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 202, 400, 401, 403, 413, 429, 500],
+    statuses: [200, 202, 400, 401, 403, 413, 429, 500, 503],
     headers: z.object({
       /** Caller-chosen request id, echoed in the response; generated when absent. */
       "x-request-id": z.string().min(1).max(128).optional(),
@@ -135,7 +135,7 @@ export const operations = {
     tags: ["Profiles"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 403, 429, 500],
+    statuses: [200, 400, 401, 403, 429, 500, 503],
     headers: z.object({
       /** Caller-chosen request id, echoed in the response; generated when absent. */
       "x-request-id": z.string().min(1).max(128).optional(),
@@ -153,7 +153,7 @@ export const operations = {
     tags: ["Sandboxes"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 403, 429, 500],
+    statuses: [200, 400, 401, 403, 429, 500, 503],
     query: z.object({
       /** Page size. */
       limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -201,7 +201,7 @@ export const operations = {
     tags: ["Sandboxes"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 403, 404, 429, 500],
+    statuses: [200, 400, 401, 403, 404, 429, 500, 503],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -243,7 +243,7 @@ export const operations = {
     tags: ["Sandboxes"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 403, 404, 409, 429, 500],
+    statuses: [200, 400, 401, 403, 404, 409, 429, 500, 503],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -309,7 +309,7 @@ export const operations = {
     tags: ["Sandboxes"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500],
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 503],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -832,7 +832,7 @@ export const operations = {
     tags: ["Shell"],
     authenticated: true,
     successStatus: 201,
-    statuses: [201, 400, 401, 403, 404, 409, 429, 500],
+    statuses: [201, 400, 401, 403, 404, 409, 429, 500, 503],
     params: z.object({
       /** Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -1036,7 +1036,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 403, 429, 500],
+    statuses: [200, 400, 401, 403, 429, 500, 503],
     query: z.object({
       /** Page size. */
       limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -1082,7 +1082,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 403, 404, 429, 500],
+    statuses: [200, 400, 401, 403, 404, 429, 500, 503],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),

@@ -289,6 +289,18 @@ export const zDriverUnavailableError = z.lazy(() => z.object({
 }));
 export type DriverUnavailableError = z.infer<typeof zDriverUnavailableError>;
 
+/** 503: Bay's own database failed this request; retry after `Retry-After`. A create's rows are written in one transaction, so a failed create leaves no half-made sandbox; when the failure hides whether it was written (`timeout`), an `Idempotency-Key` makes the retry safe. */
+export const zDatabaseUnavailableError = z.lazy(() => z.object({
+  code: z.literal("database_unavailable"),
+  message: z.string(),
+  request_id: z.string(),
+  details: z.strictObject({
+    /** `unreachable`: the libSQL server refused or dropped the connection, or answered with a server error; `timeout`: it did not answer within the call deadline (10 s); `busy`: the database file stayed locked by another writer past the busy timeout (5 s); `full`: its disk is full; `io_error`: it cannot be read or written (a failing disk, a read-only file). */
+    reason: z.enum(["unreachable", "timeout", "busy", "full", "io_error"]),
+  }),
+}));
+export type DatabaseUnavailableError = z.infer<typeof zDatabaseUnavailableError>;
+
 /** 504: the operation ran past its deadline; for an exec, the output so far. */
 export const zTimeoutError = z.lazy(() => z.object({
   code: z.literal("timeout"),
@@ -312,7 +324,7 @@ export const zTimeoutError = z.lazy(() => z.object({
 export type TimeoutError = z.infer<typeof zTimeoutError>;
 
 /** One variant per `code`; each names the `details` it carries. Narrow on `code` (the discriminator) to get the typed `details`. Fields marked optional appear only where the situation has them (for example `issues` for a schema check, `field` for a bad cursor). */
-export const zErrorInfo = z.lazy(() => z.discriminatedUnion("code", [zValidationError, zInvalidPathError, zCapabilityNotSupportedError, zUnauthorizedError, zForbiddenError, zNotFoundError, zFileNotFoundError, zMethodNotAllowedError, zConflictError, zSandboxExpiredError, zPayloadTooLargeError, zQuotaExceededError, zInternalError, zNotImplementedError, zShipError, zSessionNotReadyError, zDriverUnavailableError, zTimeoutError]));
+export const zErrorInfo = z.lazy(() => z.discriminatedUnion("code", [zValidationError, zInvalidPathError, zCapabilityNotSupportedError, zUnauthorizedError, zForbiddenError, zNotFoundError, zFileNotFoundError, zMethodNotAllowedError, zConflictError, zSandboxExpiredError, zPayloadTooLargeError, zQuotaExceededError, zInternalError, zNotImplementedError, zShipError, zSessionNotReadyError, zDriverUnavailableError, zDatabaseUnavailableError, zTimeoutError]));
 export type ErrorInfo = z.infer<typeof zErrorInfo>;
 
 /** The one body of every failure. */

@@ -24,6 +24,7 @@ const CONNECT_CODE: Record<ErrorCode, Code> = {
   ship_error: Code.Unavailable,
   session_not_ready: Code.Unavailable,
   driver_unavailable: Code.Unavailable,
+  database_unavailable: Code.Unavailable,
   timeout: Code.DeadlineExceeded,
 };
 

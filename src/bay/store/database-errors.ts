@@ -1,0 +1,101 @@
+/**
+ * When the database itself fails (a libSQL server that cannot be reached or does
+ * not answer in time, a file locked past its busy timeout, a full or failing
+ * disk), the request that met it answers 503 `database_unavailable` with a reason
+ * and `Retry-After`, never a 500: the client may retry, and nothing was half done
+ * that the next call cannot finish. Every other failure of a statement (a
+ * constraint, a syntax error: Bay's own bugs) passes on as it was.
+ *
+ * `guardDatabase` is the one place this is decided: every statement of every
+ * store goes through it. Raw engine text stays in the log (`internal`).
+ */
+import { BayError } from "../errors.ts";
+import type { Database } from "./database.ts";
+
+export type DatabaseUnavailableReason = "unreachable" | "timeout" | "busy" | "full" | "io_error";
+
+const MESSAGES: Record<DatabaseUnavailableReason, string> = {
+  unreachable: "the database cannot be reached; retry shortly",
+  timeout: "the database did not answer in time; retry shortly",
+  busy: "the database is busy; retry shortly",
+  full: "the database's disk is full",
+  io_error: "the database cannot be read or written",
+};
+
+/** Seconds a client should wait before trying again. */
+const RETRY_AFTER: Record<DatabaseUnavailableReason, number> = { unreachable: 2, timeout: 2, busy: 1, full: 30, io_error: 30 };
+
+/** Errors of the connection to a libSQL server (Bun's fetch and Node's socket codes). */
+const TRANSPORT_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ConnectionRefused",
+  "ConnectionClosed",
+  "FailedToOpenSocket",
+]);
+
+/** libSQL client codes for a server that failed or spoke something else (a proxy's 502, a closed stream). */
+const SERVER_CODES = new Set(["SERVER_ERROR", "HRANA_WEBSOCKET_ERROR", "HRANA_CLOSED_ERROR", "HRANA_PROTO_ERROR"]);
+
+type ErrorLike = { name?: unknown; code?: unknown; cause?: unknown };
+
+/** Why `e` means the database is unavailable, or null when it is a statement's own failure. */
+export function unavailableReason(e: unknown): DatabaseUnavailableReason | null {
+  for (let err = e as ErrorLike | null, depth = 0; err && typeof err === "object" && depth < 4; err = err.cause as ErrorLike, depth++) {
+    const code = typeof err.code === "string" ? err.code : "";
+    if (err.name === "TimeoutError" || code === "DATABASE_TIMEOUT") return "timeout";
+    if (TRANSPORT_CODES.has(code) || SERVER_CODES.has(code)) return "unreachable";
+    if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) return "busy";
+    if (code === "SQLITE_FULL") return "full";
+    if (/^SQLITE_(IOERR|CANTOPEN|READONLY|NOMEM)/.test(code)) return "io_error";
+  }
+  return null;
+}
+
+/** The 503 for a database failure (the engine's own text only in the log). */
+export function databaseUnavailable(reason: DatabaseUnavailableReason, cause: unknown): BayError {
+  return new BayError("database_unavailable", MESSAGES[reason], {
+    details: { reason },
+    retryAfter: RETRY_AFTER[reason],
+    internal: { database_error: cause instanceof Error ? cause.message : String(cause) },
+    cause,
+  });
+}
+
+function guarded<T>(p: Promise<T>): Promise<T> {
+  return p.catch((e: unknown) => {
+    const reason = unavailableReason(e);
+    throw reason ? databaseUnavailable(reason, e) : e;
+  });
+}
+
+/** The same database, its environmental failures turned into `database_unavailable`. */
+export function guardDatabase(db: Database): Database {
+  return {
+    execute: ((stmt: never, args?: never) => guarded(db.execute(stmt, args))) as Database["execute"],
+    batch: (stmts, mode) => guarded(db.batch(stmts, mode)),
+    close: () => db.close(),
+  };
+}
+
+/**
+ * A `fetch` for the libSQL client that gives up after `ms`: a server that stops
+ * answering must not hold Bay's requests (and their callers) forever. A write whose
+ * answer never came may still have been applied; every write of Bay's is safe to
+ * retry (compare-and-set, idempotency keys).
+ */
+export function deadlineFetch(ms: number, base: typeof fetch = fetch): typeof fetch {
+  const timed = (input: RequestInfo | URL, init?: RequestInit) => {
+    const own = init?.signal ?? (input instanceof Request ? input.signal : null);
+    const signal = own ? AbortSignal.any([own, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);
+    return base(input, { ...init, signal });
+  };
+  return Object.assign(timed, base) as typeof fetch;
+}
