@@ -82,13 +82,13 @@ describe("idle reclaim", () => {
 
     gate.release();
     expect((await long).body.output).toBe("2\n");
-    // Once the call is over, the idle timeout applies again from its end (no longer the call's 300 s cover).
-    await pollUntil(
-      () => idleDeadline(t, id),
-      (d) => d < t.clock.now() + 60_000,
-      5_000,
-      "deadline settled after the call",
-    );
+    // Once the call is over, the idle timeout applies again from its end: its 300 s cover is gone.
+    const covers = async () =>
+      Number(
+        (await t.bay.deps.stores.db.execute({ sql: "SELECT COUNT(*) AS n FROM call_covers WHERE sandbox_id = ?", args: [id] })).rows[0]!.n,
+      );
+    await pollUntil(covers, (n) => n === 0, 5_000, "the call's cover gone after the call");
+    expect(await idleDeadline(t, id)).toBeLessThan(t.clock.now() + 60_000);
     t.clock.advance(idleMs(t) + 60_000);
     expect((await t.bay.reaper.runOnce()).idleReclaimed).toBe(1);
     expect((await sandbox(t, id)).status).toBe("idle");

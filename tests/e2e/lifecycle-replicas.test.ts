@@ -1,8 +1,10 @@
 /**
  * Several Bay replicas on one libSQL database (same installation, same
- * instance_id): concurrent first calls spread over both start exactly one
- * container, and reaper beats running on both at once reclaim an idle session
- * or expire a sandbox exactly once. Coordination is only through the database.
+ * instance_id; a file, and a real libSQL server): concurrent first calls spread
+ * over both start exactly one container, reaper beats running on both at once
+ * reclaim an idle session or expire a sandbox exactly once, and a call that ends
+ * on one never lets a reaper take the session from a call still running on the
+ * other. Coordination is only through the database.
  */
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -13,8 +15,9 @@ import { createLogger } from "../../src/bay/logger.ts";
 import { api, startBayProcess, type BayProcess } from "../support/bay-process.ts";
 import { createTestBay, pollUntil, uniqueInstanceId, type TestBay } from "../support/harness.ts";
 import { removeLabelled } from "./support/docker-fixtures.ts";
-import { docker, py, requireShipImages } from "./support/e2e.ts";
+import { docker, py, requireShipImages, sh } from "./support/e2e.ts";
 import { SHIP_IMAGE } from "../support/images.ts";
+import { startSqld } from "../support/sqld.ts";
 
 setDefaultTimeout(120_000);
 
@@ -34,10 +37,13 @@ function tempDir(): string {
   return dir;
 }
 
-describe("two Bay processes on one database", () => {
+/** The database both replicas share: a file in `dir`, or a real libSQL server. */
+type Shared = (dir: string) => Promise<{ dbPath: string } | { dbUrl: string }>;
+
+function replicaTests(shared: Shared): void {
   test("10 concurrent first calls over both start one container; both reapers reclaim the idle session once", async () => {
     const dir = tempDir();
-    const dbPath = join(dir, "bay.db");
+    const db = await shared(dir);
     const instanceId = uniqueInstanceId();
     const procs: BayProcess[] = [];
     cleanups.push(async () => {
@@ -46,8 +52,8 @@ describe("two Bay processes on one database", () => {
     });
     const config = { profiles: shortIdle, lifecycle: { reaper_interval: 0.5 } };
     // Started one after the other: the first applies the migrations.
-    procs.push(await startBayProcess({ dbPath, instanceId, dir, config }));
-    procs.push(await startBayProcess({ dbPath, instanceId, dir, config }));
+    procs.push(await startBayProcess({ ...db, instanceId, dir, config }));
+    procs.push(await startBayProcess({ ...db, instanceId, dir, config }));
     const [a, b] = procs as [BayProcess, BayProcess];
 
     const id = (await api(a.url, "POST", "/v1/sandboxes", {})).body.id as string;
@@ -82,7 +88,16 @@ describe("two Bay processes on one database", () => {
     expect(again.status).toBe(200);
     expect(await labelled(instanceId, id)).toHaveLength(1);
   });
-});
+}
+
+describe("two Bay processes on one database file", () => replicaTests(async (dir) => ({ dbPath: join(dir, "bay.db") })));
+
+describe("two Bay processes on one libSQL server (sqld)", () =>
+  replicaTests(async () => {
+    const sqld = await startSqld();
+    cleanups.push(() => sqld.close());
+    return { dbUrl: sqld.url };
+  }));
 
 describe("reaper beats on two replicas at the same instant", () => {
   async function pair(config: Record<string, unknown>) {
@@ -117,6 +132,29 @@ describe("reaper beats on two replicas at the same instant", () => {
     expect((await a.json("GET", `/v1/sandboxes/${id}`)).body.status).toBe("idle");
     const r = await py(a, id, "print(open('/workspace/f').read())");
     expect(r.body.output).toContain("1");
+  });
+
+  test("a long call on one replica keeps its session while a short call on the other ends and the idle deadline passes", async () => {
+    const { a, b, lines, instanceId } = await pair({ profiles: shortIdle });
+    const id = (await a.json("POST", "/v1/sandboxes", { body: {} })).body.id as string;
+    expect((await py(a, id, "1")).status).toBe(200);
+    // On B: a cell that runs past the 2 s idle timeout (its 30 s timeout covers it).
+    const long = py(b, id, "import time; time.sleep(5); print('survived')");
+    await Bun.sleep(500);
+    // On A: a short call ends while B's still runs; its end resets the idle deadline to now + 2 s.
+    expect((await sh(a, id, { command: "true" })).status).toBe(200);
+    await Bun.sleep(2800);
+    const reports = await Promise.all([a.bay.reaper.runOnce(), b.bay.reaper.runOnce()]);
+    expect(reports.map((r) => r.idleReclaimed)).toEqual([0, 0]);
+    const r = await long;
+    expect(r.status).toBe(200);
+    expect(r.body.output).toBe("survived\n");
+    expect(lines.filter((l) => l.msg === "session stopped")).toEqual([]);
+    expect(await labelled(instanceId, id)).toHaveLength(1);
+    // Once both are over, the idle timeout applies from the last one's end.
+    await Bun.sleep(2600);
+    const after = await Promise.all([a.bay.reaper.runOnce(), b.bay.reaper.runOnce()]);
+    expect(after[0]!.idleReclaimed + after[1]!.idleReclaimed).toBe(1);
   });
 
   test("a sandbox past its TTL is expired once", async () => {

@@ -101,28 +101,6 @@ export interface CapabilityRouterDeps {
   now?: () => number;
 }
 
-/** Deadlines of the calls in flight in this process, per sandbox. */
-class InFlightCalls {
-  private readonly bySandbox = new Map<string, Map<symbol, number>>();
-
-  /** Registers a call; the returned function unregisters it. */
-  enter(sandboxId: string, deadline: number): () => void {
-    const token = Symbol(sandboxId);
-    const calls = this.bySandbox.get(sandboxId) ?? new Map<symbol, number>();
-    calls.set(token, deadline);
-    this.bySandbox.set(sandboxId, calls);
-    return () => {
-      calls.delete(token);
-      if (calls.size === 0) this.bySandbox.delete(sandboxId);
-    };
-  }
-
-  /** The latest deadline among the sandbox's calls still in flight (0 if none). */
-  latest(sandboxId: string): number {
-    return Math.max(0, ...(this.bySandbox.get(sandboxId)?.values() ?? []));
-  }
-}
-
 /** Room beyond a call's own deadline before the reaper may reclaim its session. */
 const COVER_MARGIN_MS = 5_000;
 const MAX_DEADLINE_SLACK_MS = 30_000;
@@ -130,7 +108,6 @@ const TOUCH_INTERVAL_MS = 10_000;
 
 export class CapabilityRouter {
   private readonly now: () => number;
-  private readonly inFlight = new InFlightCalls();
   /** When this process last wrote each workspace's last_accessed_at. */
   private readonly touched = new Map<string, number>();
   /** Streams and channels open here, told when this process ends their session. */
@@ -199,24 +176,25 @@ export class CapabilityRouter {
     // Read with the session it runs on, and that session checked: the next call needs no read.
     if (sandbox.session?.id === session.sessionId && sessions.isVerified(session.sessionId)) routes?.remember(sandbox);
     const idleMs = profile.idle_timeout * 1000;
-    // The deadline as last read (null: no session yet, the start just set it).
+    // The idle deadline as last read (null: no session yet, the start just set it).
     let deadline = sandbox.session?.id === session.sessionId ? sandbox.idleExpiresAt : null;
-    // Cover the call itself: an exec may outlast the idle deadline, and the reaper
-    // must not reclaim the session while it runs. Written only when needed.
+    // Cover the call itself: an exec may outlast the idle deadline, and no reaper (of
+    // any replica) may reclaim the session while it runs. Written only when needed, as
+    // a row of its own: a call that ends meanwhile resets the idle deadline, never this.
     const callCover = this.now() + plan.coverMs + COVER_MARGIN_MS;
-    const release = this.inFlight.enter(ctx.sandboxId, callCover);
+    let coverId: string | null = null;
     const finish = () => {
-      release();
       slot?.release();
       // After the answer is on its way: an embedded database write blocks the event loop (and fsyncs).
-      setImmediate(() => void this.settleIdleDeadline(ctx.sandboxId, deadline, idleMs).catch(() => {}));
+      setImmediate(() => void this.settleIdleDeadline(ctx.sandboxId, deadline, idleMs, coverId).catch(() => {}));
     };
     let handedOff = false;
     try {
       if (deadline === null || deadline < callCover) {
-        await stores.sandboxes.extendIdleDeadline(ctx.sandboxId, callCover);
-        routes?.noteIdleDeadline(ctx.sandboxId, callCover);
-        deadline = null; // now at least callCover; rewritten after the call
+        const id = crypto.randomUUID();
+        await stores.sandboxes.coverCall(id, ctx.sandboxId, callCover);
+        coverId = id;
+        deadline = null; // the idle deadline is rewritten after the call
       }
       const result = await this.send(ctx, plan, session);
       this.touchWorkspace(sandbox.workspaceId);
@@ -263,18 +241,20 @@ export class CapabilityRouter {
   }
 
   /**
-   * After a call: the idle deadline should be now + idle_timeout (or later, while
-   * another call here still needs cover). Each write is an fsync'd commit, so it
-   * is rewritten only once it has drifted by more than a small slack (5% of the
-   * idle timeout, at most 30 s), and always rounded later: a session is reclaimed
-   * between idle_timeout and idle_timeout + slack after its last call, never early.
+   * After a call: the idle deadline should be now + idle_timeout (calls still
+   * running, here or on another replica, have covers of their own), and the call's
+   * own cover, if it took one, goes (one transaction). The deadline is a commit, so it
+   * is rewritten only once it has drifted by more than a small slack (5% of the idle
+   * timeout, at most 30 s), and always rounded later: a session is reclaimed between
+   * idle_timeout and idle_timeout + slack after its last call ends, never early.
    */
-  private async settleIdleDeadline(sandboxId: string, known: number | null, idleMs: number): Promise<void> {
+  private async settleIdleDeadline(sandboxId: string, known: number | null, idleMs: number, coverId: string | null): Promise<void> {
     const slack = Math.min(MAX_DEADLINE_SLACK_MS, idleMs * 0.05);
-    const cover = Math.max(this.now() + idleMs, this.inFlight.latest(sandboxId));
-    if (known !== null && known >= cover && known <= cover + 2 * slack) return;
-    await this.deps.stores.sandboxes.resetIdleDeadline(sandboxId, cover + slack);
-    this.deps.routes?.noteIdleDeadline(sandboxId, cover + slack);
+    const due = this.now() + idleMs;
+    const next = known !== null && known >= due && known <= due + 2 * slack ? null : due + slack;
+    if (coverId !== null) await this.deps.stores.sandboxes.endCallCover(coverId, sandboxId, next);
+    else if (next !== null) await this.deps.stores.sandboxes.resetIdleDeadline(sandboxId, next);
+    if (next !== null) this.deps.routes?.noteIdleDeadline(sandboxId, next);
   }
 
   /**

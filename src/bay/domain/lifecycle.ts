@@ -68,7 +68,8 @@ export const GUARD = {
   /** TTL passed but not marked expired yet: the reaper's work. */
   newlyExpired: "(s.expired_at IS NULL AND s.expires_at IS NOT NULL AND s.expires_at <= :now)",
   /** Has a session and its idle deadline has passed. */
-  idlePastDeadline: "(s.current_session_id IS NOT NULL AND s.idle_expires_at IS NOT NULL AND s.idle_expires_at <= :now)",
+  idlePastDeadline: `(s.current_session_id IS NOT NULL AND s.idle_expires_at IS NOT NULL AND s.idle_expires_at <= :now
+    AND NOT EXISTS (SELECT 1 FROM call_covers c WHERE c.sandbox_id = s.id AND c.until > :now))`,
   /** The session is running or starting (over `sessions`, unaliased). */
   sessionActive: `status IN (${ACTIVE_SESSION_STATES.map((s) => `'${s}'`).join(", ")})`,
 } as const;

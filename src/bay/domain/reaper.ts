@@ -109,6 +109,8 @@ export class Reaper {
       report.idleReclaimed++;
       logger.info("session stopped", { reason: "idle", sandbox_id: sb.id, session_id: sess.id, owner: sb.owner });
     }
+    // Covers left by a replica that died mid-call: past their time they hold nothing back.
+    await stores.sandboxes.purgeCallCovers(now);
   }
 
   /** Sandboxes past their TTL become expired: compute goes, the row stays (GET and DELETE still work). */

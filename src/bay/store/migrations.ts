@@ -175,4 +175,21 @@ export const MIGRATIONS: Migration[] = [
       "ALTER TABLE e2b_sandboxes ADD COLUMN public_traffic INTEGER NOT NULL DEFAULT 0",
     ],
   },
+  {
+    version: 9,
+    name: "call covers",
+    statements: [
+      // One row per call in flight that may outlast its session's idle deadline, on any
+      // replica: idle reclaim waits until none is left (or the last one's time is up, when
+      // the replica that made it died). A call that ends deletes its own row and resets the
+      // idle deadline, never shortening another call's cover.
+      `CREATE TABLE call_covers (
+        id TEXT PRIMARY KEY,
+        sandbox_id TEXT NOT NULL,
+        until INTEGER NOT NULL
+      )`,
+      "CREATE INDEX call_covers_sandbox ON call_covers (sandbox_id, until)",
+      "CREATE INDEX call_covers_until ON call_covers (until)",
+    ],
+  },
 ];

@@ -5,7 +5,7 @@
  * from the lifecycle table (domain/lifecycle.ts); this file only assembles SQL.
  * It is also the one writer of a sandbox's idle deadline.
  */
-import type { Row } from "@libsql/client";
+import type { InArgs, Row } from "@libsql/client";
 import { GUARD, POOL_OWNER, STATUS_SQL, type SandboxStatus } from "../domain/lifecycle.ts";
 import type { Database } from "./database.ts";
 import { ReadCache } from "./read-cache.ts";
@@ -237,9 +237,40 @@ export class SandboxStore {
   }
 
   /**
+   * Covers a call that may outlast the session's idle deadline until `until`: no
+   * reaper of any replica reclaims the session while the row is there and not past.
+   * Deleted by `endCallCover` when the call ends (or past `until`, by the reaper).
+   */
+  async coverCall(id: string, sandboxId: string, until: number): Promise<void> {
+    await this.db.execute({ sql: "INSERT INTO call_covers (id, sandbox_id, until) VALUES (?, ?, ?)", args: [id, sandboxId, until] });
+  }
+
+  /** The call is over: its cover goes, and the idle deadline, when given, is set (one transaction). */
+  async endCallCover(id: string, sandboxId: string, idleExpiresAt: number | null): Promise<void> {
+    await this.db.batch(
+      [
+        ["DELETE FROM call_covers WHERE id = ?", [id]],
+        ...(idleExpiresAt === null
+          ? []
+          : [
+              ["UPDATE sandboxes SET idle_expires_at = ? WHERE id = ? AND current_session_id IS NOT NULL", [idleExpiresAt, sandboxId]] as [
+                string,
+                InArgs,
+              ],
+            ]),
+      ],
+      "write",
+    );
+  }
+
+  /** Covers whose time is up (their call's replica died before it could delete them). */
+  async purgeCallCovers(now: number): Promise<number> {
+    return (await this.db.execute({ sql: "DELETE FROM call_covers WHERE until <= ?", args: [now] })).rowsAffected;
+  }
+
+  /**
    * Pushes the idle deadline of a sandbox that has a session (a no-op once it is
-   * stopped). Never moves it backwards, so a short call finishing cannot shorten
-   * the cover a long call still running asked for.
+   * stopped). Never moves it backwards.
    */
   async extendIdleDeadline(id: string, idleExpiresAt: number): Promise<void> {
     await this.db.execute({
