@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { canonicalJson, fingerprint } from "../../src/bay/api/middleware/idempotency.ts";
+import { databaseUnavailable } from "../../src/bay/store/database-errors.ts";
 import { createTestBay, testBays } from "../support/harness.ts";
 import { countSandboxes, idem, post, wrap } from "./support/idempotency.ts";
 
@@ -148,6 +149,25 @@ describe("claims: only the holder finishes a claim, and a crash never yields a s
     const again = await post(t, "/v1/sandboxes", body, idem("crash"));
     expect(again.headers.get("idempotent-replayed")).toBe("true");
     expect(((await again.json()) as { id: string }).id).toBe(created.id);
+  });
+
+  test("a create whose transaction committed but whose answer failed (a database timeout): the retry answers with that sandbox", async () => {
+    const t = await bay();
+    const made: string[] = [];
+    const restore = wrap(t.bay.deps.sandboxes, "create", (original) => async (...args) => {
+      const sb = await original(...args);
+      made.push(sb.id);
+      if (made.length === 1) throw databaseUnavailable("timeout", new Error("no answer in time"));
+      return sb;
+    });
+    const failed = await post(t, "/v1/sandboxes", "{}", idem("lost-answer"));
+    expect(failed.status).toBe(503);
+    expect(((await failed.json()) as any).error.code).toBe("database_unavailable");
+    const retry = await post(t, "/v1/sandboxes", "{}", idem("lost-answer"));
+    restore();
+    expect(retry.status).toBe(201);
+    expect(((await retry.json()) as { id: string }).id).toBe(made[0]!);
+    expect(await countSandboxes(t)).toBe(1);
   });
 
   test("the same for workspaces", async () => {

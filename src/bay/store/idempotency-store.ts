@@ -119,12 +119,22 @@ export class IdempotencyStore {
     return rs.rowsAffected === 1;
   }
 
-  /** Drops a claim whose request failed in a way a retry should not replay (5xx), if it is still this holder's. */
+  /**
+   * Gives up a claim whose request failed in a way a retry should not replay (5xx), if it
+   * is still this holder's. A claim that recorded a resource is not dropped: the resource
+   * exists (its transaction committed, and only the answer failed, a database that timed
+   * out, say), so the claim is left at once takeable, and the retry answers with it.
+   */
   async release(claim: Claim): Promise<void> {
-    await this.db.execute({
-      sql: "DELETE FROM idempotency_keys WHERE owner = ? AND key = ? AND token = ? AND state = 'in_flight'",
-      args: [claim.owner, claim.key, claim.token],
-    });
+    const mine = "owner = ? AND key = ? AND token = ? AND state = 'in_flight'";
+    const args = [claim.owner, claim.key, claim.token];
+    await this.db.batch(
+      [
+        [`DELETE FROM idempotency_keys WHERE ${mine} AND resource_id IS NULL`, args],
+        [`UPDATE idempotency_keys SET created_at = 0 WHERE ${mine}`, args],
+      ],
+      "write",
+    );
   }
 
   /** Deletes expired records; returns how many. */
