@@ -5,6 +5,7 @@
  * tests/e2e/sandbox-lifecycle.test.ts, cold-start-status, sandbox-faults.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { databaseUnavailable } from "../../src/bay/store/database-errors.ts";
 import { pollUntil } from "../support/harness.ts";
 import { SHIP_IMAGE } from "../support/images.ts";
 import {
@@ -238,5 +239,36 @@ describe("starts that fail", () => {
     expect(r.status).toBe(400);
     expect(r.body.error.code).toBe("capability_not_supported");
     expect(await containersOf(t, id)).toHaveLength(0);
+  });
+});
+
+describe("a start whose last write the database failed", () => {
+  test("marking it ready committed but the answer was lost: 503 database_unavailable, and the session stays, container and all", async () => {
+    t = await createMemoryBay();
+    const id = await newSandbox(t);
+    const db = t.bay.deps.stores.db;
+    const batch = db.batch.bind(db);
+    let lost = 0;
+    db.batch = async (stmts, mode) => {
+      const results = await batch(stmts, mode);
+      const marksReady = stmts.some((s) =>
+        /UPDATE sessions SET status = 'ready'/.test(typeof s === "string" ? s : Array.isArray(s) ? s[0] : s.sql),
+      );
+      if (marksReady && lost++ === 0) throw databaseUnavailable("timeout", new Error("no answer in time"));
+      return results;
+    };
+    const first = await py(t, id, "1+1");
+    expect(first.status).toBe(503);
+    expect(first.body.error).toMatchObject({ code: "database_unavailable", details: { reason: "timeout" } });
+    expect(lost).toBe(1);
+    const session = await sessionOf(t, id);
+    expect(session?.status).toBe("ready");
+    expect(await containersOf(t, id)).toHaveLength(1);
+    expect((await sandbox(t, id)).last_error).toBeNull();
+    // The next call runs on that same session: nothing was undone, nothing started twice.
+    const next = await py(t, id, "2+2");
+    expect(next.body.output).toBe("4\n");
+    expect((await sessionOf(t, id))?.id).toBe(session!.id);
+    expect(await containersOf(t, id)).toHaveLength(1);
   });
 });

@@ -230,6 +230,18 @@ export class SessionStarter {
       if (!member) this.deps.metrics?.sessionStarted(profile.id, "cold", "ok", this.now() - started);
       return handle;
     } catch (e) {
+      // The database failed a write of this start (marking it ready, say), and whether
+      // that write landed is unknown: the session may be ready, and even in use. Undoing
+      // it could end a session someone has; its lease (starting) or the next call's check
+      // and reconcile (ready) settle it instead. The client gets the 503 to retry.
+      if (e instanceof BayError && e.code === "database_unavailable") {
+        logger.warn("session start interrupted by the database; its lease and reconcile settle it", {
+          sandbox_id: sb.id,
+          session_id: sessionId,
+          reason: e.details.reason,
+        });
+        throw e;
+      }
       const failure = asStartError(e, profile.image);
       const ours = await this.cleanupFailedStart(sb.id, sessionId, containerId, e, failure.message);
       await this.removeVolumeIfDeleted(sb.workspaceId);
