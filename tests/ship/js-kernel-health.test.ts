@@ -147,6 +147,16 @@ describe("js kernel: a cell value that is a thenable but not a promise", () => {
     // A rejected promise as the value is still the cell's error.
     expect(await answered(k, "Promise.reject(new Error('no'))")).toMatchObject({ success: false });
   });
+
+  test("an anonymous function or class as the value keeps no name from the kernel's own wrapping", async () => {
+    const k = await startKernel();
+    for (const code of ["x => x", "(function () {})", "(class {})", "(async () => 1)"]) {
+      const r = await answered(k, code);
+      expect(r).toMatchObject({ success: true });
+      expect(r.output).not.toContain("value");
+    }
+    expect((await answered(k, "(function named() {})")).output).toContain("named");
+  });
 });
 
 describe("js kernel: cells that wrap built-ins or fail on their own keep their context", () => {

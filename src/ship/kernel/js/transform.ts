@@ -307,7 +307,8 @@ function rewrite(program: Node, source: string, transpiled: boolean): Transforme
         if (isLast) {
           // The statement, not the expression: `({a: 1}\n)` keeps its parentheses inside.
           const end = source[stmt.end - 1] === ";" ? stmt.end - 1 : stmt.end;
-          ed.open(stmt.start, "return { __proto__: null, value: (", 0);
+          // `(0, …)`: a bare value of the box's property would name an anonymous function or class `value`.
+          ed.open(stmt.start, "return { __proto__: null, value: (0, ", 0);
           ed.close(end, ") }", 0);
         }
         break;
