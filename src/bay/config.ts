@@ -55,7 +55,12 @@ export const configSchema = z
     database: z
       .strictObject({
         /** libSQL URL: file:…, :memory:, libsql://…, http://… */
-        url: z.string().min(1).default("file:./data/bay.db"),
+        url: z
+          .string()
+          .min(1)
+          // Calls over a WebSocket get no deadline: a server that stops answering would hold requests forever.
+          .refine((u) => !/^wss?:/i.test(u), "a WebSocket URL (ws://, wss://) is not supported: use libsql://, https:// or http://")
+          .default("file:./data/bay.db"),
         auth_token: z.string().optional(),
         /** libSQL server only: seconds one call may take before the request answers 503 database_unavailable (timeout). */
         call_timeout: z.number().positive().max(300).default(10),

@@ -58,13 +58,14 @@ async function untilAnswers(url: string, proc: Bun.Subprocess): Promise<void> {
   throw new Error(`sqld did not answer on ${url} within 30 s`);
 }
 
-export async function startSqld(): Promise<Sqld> {
+/** `args`: more of sqld's own options (e.g. `--http-auth basic:…`). */
+export async function startSqld(args: string[] = []): Promise<Sqld> {
   const binary = sqldBinary();
   const dir = mkdtempSync(join(tmpdir(), "bay-sqld-"));
   const port = freePort();
   const url = `http://127.0.0.1:${port}`;
   const spawn = () =>
-    Bun.spawn([binary, "--db-path", join(dir, "data.sqld"), "--http-listen-addr", `127.0.0.1:${port}`, "--no-welcome"], {
+    Bun.spawn([binary, "--db-path", join(dir, "data.sqld"), "--http-listen-addr", `127.0.0.1:${port}`, "--no-welcome", ...args], {
       cwd: dir,
       stdout: "ignore",
       stderr: "ignore",

@@ -114,6 +114,17 @@ describe("file and environment", () => {
 });
 
 describe("ConfigError", () => {
+  test("a WebSocket database URL is refused: its calls could not have a deadline", () => {
+    for (const url of ["ws://127.0.0.1:8080", "WSS://db.example"]) {
+      const text = problemsOf(() => loadConfig({ BAY_DB_URL: url })).join("\n");
+      expect(text).toContain("database.url");
+      expect(text).toContain("libsql://");
+    }
+    for (const url of ["libsql://db.example", "http://127.0.0.1:8080", "https://db.example", "file:x.db", ":memory:"]) {
+      expect(loadConfig({ BAY_DB_URL: url }).database.url).toBe(url);
+    }
+  });
+
   test("one error lists several problems at once", () => {
     const f = yamlFile(["server:", "  port: 70000", "auth:", "  mode: sometimes", "unknown_section: 1"].join("\n"));
     const problems = problemsOf(() => loadConfig({ BAY_READY_TIMEOUT: "soon", BAY_CONNECT_MODE: "teleport" }, f));

@@ -102,6 +102,15 @@ describe("a libSQL server", () => {
     expect((await db.execute("SELECT v FROM kept")).rows.map((r) => r.v)).toEqual(["before"]);
   });
 
+  test("a server that refuses Bay's credentials: rejected (a configuration error), Retry-After 60", async () => {
+    const guarded = await startSqld(["--http-auth", `basic:${btoa("bay:right")}`]);
+    try {
+      expectUnavailable(await failure(openDatabase({ url: guarded.url })), "rejected", 60);
+    } finally {
+      await guarded.close();
+    }
+  });
+
   test("never reachable: opening it fails with unreachable, not a raw socket error", async () => {
     await sqld.kill();
     try {

@@ -12,10 +12,11 @@
 import { BayError } from "../errors.ts";
 import type { Database } from "./database.ts";
 
-export type DatabaseUnavailableReason = "unreachable" | "timeout" | "busy" | "full" | "io_error";
+export type DatabaseUnavailableReason = "unreachable" | "rejected" | "timeout" | "busy" | "full" | "io_error";
 
 const MESSAGES: Record<DatabaseUnavailableReason, string> = {
   unreachable: "the database cannot be reached; retry shortly",
+  rejected: "the database server refused Bay (its URL or credentials are wrong: an operator must fix Bay's configuration)",
   timeout: "the database did not answer in time; retry shortly",
   busy: "the database is busy; retry shortly",
   full: "the database's disk is full",
@@ -23,7 +24,14 @@ const MESSAGES: Record<DatabaseUnavailableReason, string> = {
 };
 
 /** Seconds a client should wait before trying again. */
-const RETRY_AFTER: Record<DatabaseUnavailableReason, number> = { unreachable: 2, timeout: 2, busy: 1, full: 30, io_error: 30 };
+const RETRY_AFTER: Record<DatabaseUnavailableReason, number> = {
+  unreachable: 2,
+  rejected: 60,
+  timeout: 2,
+  busy: 1,
+  full: 30,
+  io_error: 30,
+};
 
 /** Errors of the connection to a libSQL server (Bun's fetch and Node's socket codes). */
 const TRANSPORT_CODES = new Set([
@@ -39,20 +47,32 @@ const TRANSPORT_CODES = new Set([
   "ConnectionRefused",
   "ConnectionClosed",
   "FailedToOpenSocket",
+  // TLS to a libsql:// or https:// server.
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "CERT_HAS_EXPIRED",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "ERR_SSL_WRONG_VERSION_NUMBER",
 ]);
 
 /** libSQL client codes for a server that failed or spoke something else (a proxy's 502, a closed stream). */
 const SERVER_CODES = new Set(["SERVER_ERROR", "HRANA_WEBSOCKET_ERROR", "HRANA_CLOSED_ERROR", "HRANA_PROTO_ERROR"]);
 
-type ErrorLike = { name?: unknown; code?: unknown; cause?: unknown };
+type ErrorLike = { name?: unknown; code?: unknown; status?: unknown; cause?: unknown };
 
 /** Why `e` means the database is unavailable, or null when it is a statement's own failure. */
 export function unavailableReason(e: unknown): DatabaseUnavailableReason | null {
   for (let err = e as ErrorLike | null, depth = 0; err && typeof err === "object" && depth < 4; err = err.cause as ErrorLike, depth++) {
     const code = typeof err.code === "string" ? err.code : "";
     if (err.name === "TimeoutError" || code === "DATABASE_TIMEOUT") return "timeout";
+    // An HTTP 4xx from the server (a wrong token or URL) is a configuration error: retrying soon will not help.
+    const status = (err.cause as ErrorLike | undefined)?.status;
+    if (code === "SERVER_ERROR" && typeof status === "number" && status >= 400 && status < 500) return "rejected";
     if (TRANSPORT_CODES.has(code) || SERVER_CODES.has(code)) return "unreachable";
-    if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) return "busy";
+    // SQLITE_LOCKED (a conflict within one connection) is Bay's own bug, not a busy database.
+    if (code.startsWith("SQLITE_BUSY")) return "busy";
     if (code === "SQLITE_FULL") return "full";
     if (/^SQLITE_(IOERR|CANTOPEN|READONLY|NOMEM)/.test(code)) return "io_error";
   }
