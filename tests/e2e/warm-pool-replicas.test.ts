@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openDatabase } from "../../src/bay/store/database.ts";
+import { startSqld } from "../support/sqld.ts";
 import { createStores, type Stores } from "../../src/bay/store/index.ts";
 import { startBayProcess, type BayProcess } from "../support/bay-process.ts";
 import { pollUntil, uniqueInstanceId } from "../support/harness.ts";
@@ -26,21 +27,22 @@ beforeAll(() => requireShipImages());
 
 interface Setup {
   dir: string;
-  dbPath: string;
+  /** The database the replicas share: a file in `dir` unless a libSQL server's URL was given. */
+  dbUrl: string;
   instanceId: string;
   procs: BayProcess[];
   stores: () => Promise<Stores>;
 }
 
-function setup(): Setup {
+function setup(serverUrl?: string): Setup {
   const dir = mkdtempSync(join(tmpdir(), "bay-pool-replicas-"));
   const s: Setup = {
     dir,
-    dbPath: join(dir, "bay.db"),
+    dbUrl: serverUrl ?? `file:${join(dir, "bay.db")}`,
     instanceId: uniqueInstanceId(),
     procs: [],
     stores: async () => {
-      const db = await openDatabase({ url: `file:${s.dbPath}` });
+      const db = await openDatabase({ url: s.dbUrl });
       cleanups.push(async () => db.close());
       return createStores(db);
     },
@@ -55,7 +57,7 @@ function setup(): Setup {
 
 const start = (s: Setup, size: number) =>
   startBayProcess({
-    dbPath: s.dbPath,
+    dbUrl: s.dbUrl,
     instanceId: s.instanceId,
     dir: s.dir,
     env: { BAY_WARM_POOL: `python-default:${size}`, BAY_REAPER_INTERVAL: "1", BAY_LOG_LEVEL: "warn" },
@@ -86,39 +88,48 @@ async function assertNoLeaks(stores: Stores, instanceId: string): Promise<void> 
   for (const v of volumes) expect(liveVolumes.has(v.Name)).toBe(true);
 }
 
-describe("warm pool on two Bay processes", () => {
-  test("concurrent creates over both replicas: every member is claimed exactly once, by the one owner who got it", async () => {
-    const s = setup();
-    s.procs.push(await start(s, 3));
-    s.procs.push(await start(s, 3));
-    const stores = await s.stores();
-    const before = await pollUntil(
-      () => stores.pool.members(),
-      (m) => m.filter((x) => x.state === "warm").length >= 3,
-      240_000,
-      "3 warm members",
-    );
-    // The size is the pool's, not each replica's: two replicas never fill it twice.
-    expect(before.length).toBe(3);
+/** Concurrent creates over two replicas on one database (`serverUrl`: a libSQL server's, else a file). */
+async function claimsOnce(serverUrl?: string): Promise<void> {
+  const s = setup(serverUrl);
+  s.procs.push(await start(s, 3));
+  s.procs.push(await start(s, 3));
+  const stores = await s.stores();
+  const before = await pollUntil(
+    () => stores.pool.members(),
+    (m) => m.filter((x) => x.state === "warm").length >= 3,
+    240_000,
+    "3 warm members",
+  );
+  // The size is the pool's, not each replica's: two replicas never fill it twice.
+  expect(before.length).toBe(3);
 
-    const owners = Array.from({ length: 10 }, (_, i) => `owner-${i}`);
-    const results = await Promise.all(owners.map((o, i) => create(s.procs[i % 2]!.url, o)));
-    expect(results.map((r) => r.status)).toEqual(Array(10).fill(201));
-    const ids = results.map((r) => r.id);
-    expect(new Set(ids).size).toBe(10);
-    const hits = results.filter((r) => r.state === "ready");
-    // At least the three warm members were handed out (refill may add more during the burst), each once.
-    expect(hits.length).toBeGreaterThanOrEqual(3);
-    for (const m of before.filter((x) => x.state === "warm")) expect(ids.filter((id) => id === m.id)).toHaveLength(1);
-    for (const [i, r] of results.entries()) {
-      const sb = await stores.sandboxes.get(r.id);
-      expect(sb?.owner).toBe(`anon:${owners[i]}`);
-      const ws = await stores.workspaces.get(sb!.workspaceId);
-      expect(ws?.owner).toBe(`anon:${owners[i]}`);
-    }
-    // Each claimed member's session belongs to that sandbox alone.
-    const sessions = await Promise.all(hits.map(async (h) => (await stores.sandboxes.get(h.id))?.currentSessionId));
-    expect(new Set(sessions).size).toBe(hits.length);
+  const owners = Array.from({ length: 10 }, (_, i) => `owner-${i}`);
+  const results = await Promise.all(owners.map((o, i) => create(s.procs[i % 2]!.url, o)));
+  expect(results.map((r) => r.status)).toEqual(Array(10).fill(201));
+  const ids = results.map((r) => r.id);
+  expect(new Set(ids).size).toBe(10);
+  const hits = results.filter((r) => r.state === "ready");
+  // At least the three warm members were handed out (refill may add more during the burst), each once.
+  expect(hits.length).toBeGreaterThanOrEqual(3);
+  for (const m of before.filter((x) => x.state === "warm")) expect(ids.filter((id) => id === m.id)).toHaveLength(1);
+  for (const [i, r] of results.entries()) {
+    const sb = await stores.sandboxes.get(r.id);
+    expect(sb?.owner).toBe(`anon:${owners[i]}`);
+    const ws = await stores.workspaces.get(sb!.workspaceId);
+    expect(ws?.owner).toBe(`anon:${owners[i]}`);
+  }
+  // Each claimed member's session belongs to that sandbox alone.
+  const sessions = await Promise.all(hits.map(async (h) => (await stores.sandboxes.get(h.id))?.currentSessionId));
+  expect(new Set(sessions).size).toBe(hits.length);
+}
+
+describe("warm pool on two Bay processes", () => {
+  const claims = "concurrent creates over both replicas: every member is claimed exactly once, by the one owner who got it";
+  test(`${claims} (one database file)`, () => claimsOnce());
+  test(`${claims} (one libSQL server, sqld)`, async () => {
+    const sqld = await startSqld();
+    cleanups.push(() => sqld.close());
+    await claimsOnce(sqld.url);
   });
 
   test("kill -9 while members warm: the next Bay on the database cleans up, refills, and hands nothing out twice", async () => {
