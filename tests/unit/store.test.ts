@@ -39,6 +39,7 @@ async function versions(db: Database): Promise<number[]> {
 
 const EXPECTED_TABLES = [
   "api_keys",
+  "call_covers",
   "e2b_sandboxes",
   "e2b_secret",
   "idempotency_keys",

@@ -67,9 +67,9 @@ export function unavailableReason(e: unknown): DatabaseUnavailableReason | null 
   for (let err = e as ErrorLike | null, depth = 0; err && typeof err === "object" && depth < 4; err = err.cause as ErrorLike, depth++) {
     const code = typeof err.code === "string" ? err.code : "";
     if (err.name === "TimeoutError" || code === "DATABASE_TIMEOUT") return "timeout";
-    // An HTTP 4xx from the server (a wrong token or URL) is a configuration error: retrying soon will not help.
+    // The server refused Bay's token or knows no such database (401, 403, 404): a configuration error, not soon over.
     const status = (err.cause as ErrorLike | undefined)?.status;
-    if (code === "SERVER_ERROR" && typeof status === "number" && status >= 400 && status < 500) return "rejected";
+    if (code === "SERVER_ERROR" && (status === 401 || status === 403 || status === 404)) return "rejected";
     if (TRANSPORT_CODES.has(code) || SERVER_CODES.has(code)) return "unreachable";
     // SQLITE_LOCKED (a conflict within one connection) is Bay's own bug, not a busy database.
     if (code.startsWith("SQLITE_BUSY")) return "busy";
@@ -96,13 +96,29 @@ function guarded<T>(p: Promise<T>): Promise<T> {
   });
 }
 
-/** The same database, its environmental failures turned into `database_unavailable`. */
-export function guardDatabase(db: Database): Database {
-  return {
-    execute: ((stmt: never, args?: never) => guarded(db.execute(stmt, args))) as Database["execute"],
-    batch: (stmts, mode) => guarded(db.batch(stmts, mode)),
-    close: () => db.close(),
-  };
+/**
+ * The same database, its environmental failures turned into `database_unavailable`.
+ * Everything else is the database's own (a LocalDatabase's change `version()` for the
+ * read cache, `instanceof`): only `execute` and `batch` are wrapped.
+ */
+export function guardDatabase<D extends Database>(db: D): D {
+  let execute = ((stmt: never, args?: never) => guarded(db.execute(stmt, args))) as Database["execute"];
+  let batch: Database["batch"] = (stmts, mode) => guarded(db.batch(stmts, mode));
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop === "execute") return execute;
+      if (prop === "batch") return batch;
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+    // A test that wraps execute or batch replaces the guarded one (which its wrapper calls), not the engine's.
+    set(target, prop, value) {
+      if (prop === "execute") execute = value;
+      else if (prop === "batch") batch = value;
+      else return Reflect.set(target, prop, value, target);
+      return true;
+    },
+  });
 }
 
 /**
