@@ -94,6 +94,34 @@ describe("idle reclaim", () => {
     expect((await sandbox(t, id)).status).toBe("idle");
   });
 
+  test("a stream opened late in the idle window keeps its session: its idle deadline moves at once", async () => {
+    // Its call's cover is short (a watch's), and its first renewal comes only min(idle / 2, 60 s) after it opens.
+    const t = await bayWith();
+    const id = await newSandbox(t);
+    expect((await py(t, id, "x = 1")).status).toBe(200);
+    const session = (await sessionOf(t, id))!.id;
+    // The settle after the call: idle_timeout + its slack from now (armed at ready without the slack).
+    await pollUntil(
+      () => idleDeadline(t, id),
+      (d) => d > t.clock.now() + idleMs(t) + 1_000,
+      5_000,
+      "the deadline settled after the call",
+    );
+    t.clock.advance((await idleDeadline(t, id)) - t.clock.now() - 10_000); // 10 s before the deadline
+    const watch = await t.call("GET", `/v1/sandboxes/${id}/filesystem/watch?path=.`, { owner: "alice" });
+    expect(watch.status).toBe(200);
+    await pollUntil(
+      () => idleDeadline(t, id),
+      (d) => d >= t.clock.now() + idleMs(t) - 1_000,
+      5_000,
+      "the deadline pushed when the stream opened",
+    );
+    t.clock.advance(30_000); // past the old deadline and the watch call's own cover, before its first renewal
+    expect((await t.bay.reaper.runOnce()).idleReclaimed).toBe(0);
+    expect((await sessionOf(t, id))?.id).toBe(session);
+    await watch.body?.cancel();
+  });
+
   test("keepalive moves only the idle deadline and never starts compute", async () => {
     const t = await bayWith();
     const id = await newSandbox(t);

@@ -1356,7 +1356,7 @@ export interface components {
             request_id: string;
             details: {
                 /**
-                 * @description `unreachable`: the libSQL server refused or dropped the connection, or answered with a server error; `rejected`: it refused Bay's credentials or URL (HTTP 4xx: Bay's configuration must be fixed); `timeout`: it did not answer within the call deadline (10 s); `busy`: the database file stayed locked by another writer past the busy timeout (5 s); `full`: its disk is full; `io_error`: it cannot be read or written (a failing disk, a read-only file).
+                 * @description `unreachable`: the libSQL server refused or dropped the connection, or answered with a server error; `rejected`: it refused Bay's credentials or URL (HTTP 401, 403, 404: Bay's configuration must be fixed); `timeout`: it did not answer within the call deadline (10 s); `busy`: the database file stayed locked by another writer past the busy timeout (5 s); `full`: its disk is full; `io_error`: it cannot be read or written (a failing disk, a read-only file).
                  * @enum {string}
                  */
                 reason: "unreachable" | "rejected" | "timeout" | "busy" | "full" | "io_error";

@@ -7,7 +7,7 @@
  * is sent once more.
  */
 import { BayError, notFound } from "../errors.ts";
-import type { Logger } from "../logger.ts";
+import { errorMessage, type Logger } from "../logger.ts";
 import type { ShipClient } from "../runtime/ship-client.ts";
 import { isUnreachable, notExecuted } from "../runtime/ship-errors.ts";
 import { ShipBadResponseError } from "../runtime/errors/ship-bad-response-error.ts";
@@ -186,14 +186,22 @@ export class CapabilityRouter {
     const finish = () => {
       slot?.release();
       // After the answer is on its way: an embedded database write blocks the event loop (and fsyncs).
-      setImmediate(() => void this.settleIdleDeadline(ctx.sandboxId, deadline, idleMs, coverId).catch(() => {}));
+      setImmediate(
+        () =>
+          void this.settleIdleDeadline(ctx.sandboxId, deadline, idleMs, coverId).catch((e: unknown) =>
+            this.deps.logger.warn("idle deadline not settled after a call; its cover lapses at its time", {
+              sandbox_id: ctx.sandboxId,
+              error: errorMessage(e),
+            }),
+          ),
+      );
     };
     let handedOff = false;
     try {
       if (deadline === null || deadline < callCover) {
-        const id = crypto.randomUUID();
-        await stores.sandboxes.coverCall(id, ctx.sandboxId, callCover);
-        coverId = id;
+        // Named before the insert: one that committed but whose answer was lost is still deleted at the end.
+        coverId = crypto.randomUUID();
+        await stores.sandboxes.coverCall(coverId, ctx.sandboxId, callCover);
         deadline = null; // the idle deadline is rewritten after the call
       }
       const result = await this.send(ctx, plan, session);
@@ -203,7 +211,7 @@ export class CapabilityRouter {
         // A streamed answer (events, a download) is part of the call: the session
         // stays covered until its body ends, however long that is.
         handedOff = true;
-        const hooks = this.streamHooks(ctx, session, idleMs, finish);
+        const hooks = this.handOff(ctx, session, idleMs, finish);
         const events = !plan.relaysServer && isEventStream(result);
         if (ctx.sent && !events) return coverSentBody(result, hooks, idleMs, this.ends, ctx.sandboxId, ctx.sent) as T;
         return coverStream(result, hooks, idleMs, this.ends, ctx.sandboxId, ctx.requestId, events) as T;
@@ -211,12 +219,25 @@ export class CapabilityRouter {
       if (isOpenChannel(result)) {
         // A WebSocket bridge: covered, likewise, until it closes.
         handedOff = true;
-        holdChannel(result, this.streamHooks(ctx, session, idleMs, finish), idleMs, this.ends, ctx.sandboxId);
+        holdChannel(result, this.handOff(ctx, session, idleMs, finish), idleMs, this.ends, ctx.sandboxId);
       }
       return result;
     } finally {
       if (!handedOff) finish();
     }
+  }
+
+  /**
+   * A long-lived answer's hooks, its idle deadline pushed at once: its call's cover may
+   * be short (a watch, a terminal) and its first renewal comes only after a while, so a
+   * stream opened late in the idle window would otherwise lose its session before then.
+   */
+  private handOff(ctx: CallContext, session: SessionHandle, idleMs: number, done: () => void): StreamHooks {
+    const hooks = this.streamHooks(ctx, session, idleMs, done);
+    void hooks
+      .extend()
+      .catch((e: unknown) => this.deps.logger.warn("stream cover not renewed", { sandbox_id: ctx.sandboxId, error: errorMessage(e) }));
+    return hooks;
   }
 
   /** What a long-lived answer needs: renewing its cover, checking its session, explaining its end. */

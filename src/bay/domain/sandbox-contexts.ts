@@ -5,7 +5,7 @@
  * any container starts. Contexts live in the Ship: a stopped sandbox has none left.
  */
 import type { CodeExecRequest, CreateContextRequest } from "../../protocol/ship/index.ts";
-import { DEADLINES } from "../runtime/ship-client.ts";
+import { DEADLINES, execDeadlineMs } from "../runtime/ship-client.ts";
 import type { CallContext, CallPlan, CapabilityRouter } from "./capability-router.ts";
 import { assertEnvVars } from "./env-vars.ts";
 import { normalizeWorkspacePath } from "./paths.ts";
@@ -53,7 +53,7 @@ export class SandboxContexts {
       capability: "code",
       ...(language ? { language } : {}),
       operation: stream ? "code_exec_stream" : "code_exec",
-      coverMs: body.timeout * 1000,
+      coverMs: execDeadlineMs(body.timeout),
       replayable: true,
       opens: stream,
       run: (ship, s) => ship.execCode(s, body, { ...ctx, stream }),

@@ -5,7 +5,7 @@
  * the run's event stream (the router keeps the session covered while it is open).
  */
 import type { PythonExecRequest, ShellExecRequest } from "../../protocol/ship/index.ts";
-import { DEADLINES } from "../runtime/ship-client.ts";
+import { DEADLINES, execDeadlineMs } from "../runtime/ship-client.ts";
 import type { CallContext, CapabilityRouter } from "./capability-router.ts";
 import { BayError } from "../errors.ts";
 import { assertEnvVars } from "./env-vars.ts";
@@ -21,7 +21,7 @@ export class SandboxExec {
     return this.router.call(ctx, {
       capability: "python",
       operation: stream ? "exec_stream" : "exec",
-      coverMs: body.timeout * 1000,
+      coverMs: execDeadlineMs(body.timeout),
       replayable: true,
       opens: stream,
       run: (ship, s) => ship.execPython(s, body, { ...ctx, stream }),
@@ -40,7 +40,7 @@ export class SandboxExec {
     return this.router.call(ctx, {
       capability: "shell",
       operation: body.background ? "exec_background" : stream ? "exec_stream" : "exec",
-      coverMs: body.timeout * 1000,
+      coverMs: execDeadlineMs(body.timeout),
       replayable: true,
       opens: stream,
       run: (ship, s) => ship.execShell(s, untilDeadline(request, deadlineAt), { ...ctx, stream }),

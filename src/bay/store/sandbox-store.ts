@@ -54,6 +54,9 @@ const SELECT = `SELECT s.*, ${STATUS_SQL} AS status, ss.status AS ss_status, ss.
 // a string built per call is hashed again on every lookup.
 const FIND_LIVE = `${SELECT} WHERE s.id = :id AND s.owner = :owner AND ${GUARD.live}`;
 const GET_ANY = `${SELECT} WHERE s.id = :id`;
+/** An idle deadline after a call: never moved backwards (resets may land out of order on a libSQL server). */
+const RESET_IDLE =
+  "UPDATE sandboxes SET idle_expires_at = MAX(COALESCE(idle_expires_at, 0), ?) WHERE id = ? AND current_session_id IS NOT NULL";
 
 function toRecord(row: Row): SandboxRecord {
   return {
@@ -250,14 +253,7 @@ export class SandboxStore {
     await this.db.batch(
       [
         ["DELETE FROM call_covers WHERE id = ?", [id]],
-        ...(idleExpiresAt === null
-          ? []
-          : [
-              ["UPDATE sandboxes SET idle_expires_at = ? WHERE id = ? AND current_session_id IS NOT NULL", [idleExpiresAt, sandboxId]] as [
-                string,
-                InArgs,
-              ],
-            ]),
+        ...(idleExpiresAt === null ? [] : [[RESET_IDLE, [idleExpiresAt, sandboxId]] as [string, InArgs]]),
       ],
       "write",
     );
@@ -280,10 +276,14 @@ export class SandboxStore {
     });
   }
 
-  /** Sets the idle deadline of a sandbox that has a session (a no-op once it is stopped). */
+  /**
+   * Sets the idle deadline after a call (a no-op once the session is stopped). Never
+   * backwards: a later call's reset is a later time, and two resets that land out of
+   * order (a libSQL server) must not leave the earlier one.
+   */
   async resetIdleDeadline(id: string, idleExpiresAt: number): Promise<void> {
     await this.db.execute({
-      sql: "UPDATE sandboxes SET idle_expires_at = ? WHERE id = ? AND current_session_id IS NOT NULL",
+      sql: RESET_IDLE,
       args: [idleExpiresAt, id],
     });
   }
