@@ -104,12 +104,19 @@ function guarded<T>(p: Promise<T>): Promise<T> {
 export function guardDatabase<D extends Database>(db: D): D {
   let execute = ((stmt: never, args?: never) => guarded(db.execute(stmt, args))) as Database["execute"];
   let batch: Database["batch"] = (stmts, mode) => guarded(db.batch(stmts, mode));
+  // Bound once per method (the read cache asks for version() on every GET).
+  const bound = new Map<PropertyKey, { fn: unknown; bound: unknown }>();
   return new Proxy(db, {
     get(target, prop) {
       if (prop === "execute") return execute;
       if (prop === "batch") return batch;
       const value = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
+      if (typeof value !== "function") return value;
+      const hit = bound.get(prop);
+      if (hit?.fn === value) return hit.bound;
+      const fn = value.bind(target);
+      bound.set(prop, { fn: value, bound: fn });
+      return fn;
     },
     // A test that wraps execute or batch replaces the guarded one (which its wrapper calls), not the engine's.
     set(target, prop, value) {
