@@ -5,6 +5,7 @@
  * and no success for a request the spec refuses. Also decides which 5xx are
  * legitimate (see `serverError`).
  */
+import { DOCS_SLASH_ROUTE } from "../../src/bay/api/routes/docs.ts";
 import { FUZZ_SANDBOX_DOMAIN } from "./head-strategies.ts";
 import { validate } from "./json-schema.ts";
 import { bareAnswerLimitation, closedLimitation, cutAnswerLimitation } from "./known.ts";
@@ -155,7 +156,11 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
   }
   const spec = op?.responses.get(status);
   if (op && !spec) fail(`status ${status} not in the spec for this operation`);
-  if (!op) {
+  // `/docs/` is not an operation (a path with a trailing slash cannot be one of the spec's): it redirects to getDocs.
+  const docsSlash = !op && req.method === "GET" && status === 308 && pathOf(target) === DOCS_SLASH_ROUTE;
+  if (docsSlash && header(o, "location")[0] !== `../docs${new URL(target, "http://127.0.0.1").search}`)
+    fail("/docs/ redirects elsewhere than ../docs");
+  if (!op && !docsSlash) {
     if (status < 400) fail(`${status} for a request that matches no operation`);
     else if (!UNROUTED_CODES[status]) fail(`status ${status} for a request that matches no operation`);
   }

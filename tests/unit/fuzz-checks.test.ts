@@ -106,6 +106,24 @@ describe("judge", () => {
     expect(v.violations).toEqual([]);
   });
 
+  test("/docs/ (no operation) may redirect to ../docs with its query, and only there; any other redirect off the spec is a finding", () => {
+    const to = (target: string, location: string) =>
+      judge(
+        contract,
+        request({ target }),
+        target,
+        answer(308, "", [
+          ["x-request-id", "r"],
+          ["location", location],
+        ]),
+      );
+    expect(to("/docs/", "../docs").violations).toEqual([]);
+    expect(to("/docs/assets/..", "../docs").violations).toEqual([]);
+    expect(to("/docs/?a=1", "../docs?a=1").violations).toEqual([]);
+    expect(to("/docs/", "https://elsewhere/").violations).toEqual(["/docs/ redirects elsewhere than ../docs"]);
+    expect(to("/v1/", "../v1").violations).toEqual(["308 for a request that matches no operation"]);
+  });
+
   test("a success body that breaks the schema, a success the spec refuses, an unlisted status", () => {
     const bad = judge(
       contract,
