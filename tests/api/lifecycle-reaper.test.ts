@@ -7,6 +7,7 @@
  * lifecycle-replicas.test.ts.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { COVER_LEASE_MS } from "../../src/bay/domain/call-cover.ts";
 import { pollUntil } from "../support/harness.ts";
 import {
   containersOf,
@@ -76,7 +77,8 @@ describe("idle reclaim", () => {
       5_000,
       "the cell sleeping",
     );
-    t.clock.advance(idleMs(t) + 60_000); // past the idle deadline, within the call's timeout
+    // Past the idle deadline, within the call's timeout and its cover's lease (renewed on real time while the call runs).
+    t.clock.advance(idleMs(t) + 10_000);
     expect((await t.bay.reaper.runOnce()).idleReclaimed).toBe(0);
     expect((await sessionOf(t, id))!.id).toBe(session);
 
@@ -92,6 +94,20 @@ describe("idle reclaim", () => {
     t.clock.advance(idleMs(t) + 60_000);
     expect((await t.bay.reaper.runOnce()).idleReclaimed).toBe(1);
     expect((await sandbox(t, id)).status).toBe("idle");
+  });
+
+  test("the cover of a call whose Bay died (no longer renewed) lapses within its lease, and the session is reclaimed", async () => {
+    const t = await bayWith({ config: { profiles: pythonProfile({ idle_timeout: 2 }) } });
+    const id = await newSandbox(t);
+    expect((await py(t, id, "x = 1")).status).toBe(200);
+    // What a Bay killed mid-call leaves: a cover row nobody renews or deletes.
+    await t.bay.deps.stores.sandboxes.coverCall("dead-call", id, t.clock.now() + COVER_LEASE_MS);
+    t.clock.advance(idleMs(t) + 5_000);
+    expect((await t.bay.reaper.runOnce()).idleReclaimed).toBe(0);
+    t.clock.advance(COVER_LEASE_MS);
+    expect((await t.bay.reaper.runOnce()).idleReclaimed).toBe(1);
+    const left = await t.bay.deps.stores.db.execute("SELECT COUNT(*) AS n FROM call_covers");
+    expect(Number(left.rows[0]!.n)).toBe(0); // purged
   });
 
   test("a stream opened late in the idle window keeps its session: its idle deadline moves at once", async () => {

@@ -26,6 +26,7 @@ import {
   type StreamHooks,
 } from "./open-streams.ts";
 import type { Capability, Language, ProfileRegistry } from "./profiles.ts";
+import { CallCover } from "./call-cover.ts";
 import type { RouteCache } from "./route-cache.ts";
 import type { SessionHandle, SessionManager } from "./session-manager.ts";
 
@@ -180,15 +181,17 @@ export class CapabilityRouter {
     let deadline = sandbox.session?.id === session.sessionId ? sandbox.idleExpiresAt : null;
     // Cover the call itself: an exec may outlast the idle deadline, and no reaper (of
     // any replica) may reclaim the session while it runs. Written only when needed, as
-    // a row of its own: a call that ends meanwhile resets the idle deadline, never this.
+    // a row of its own (a lease, call-cover.ts): a call that ends meanwhile resets the
+    // idle deadline, never this.
     const callCover = this.now() + plan.coverMs + COVER_MARGIN_MS;
-    let coverId: string | null = null;
+    let cover: CallCover | null = null;
     const finish = () => {
+      cover?.stop();
       slot?.release();
       // After the answer is on its way: an embedded database write blocks the event loop (and fsyncs).
       setImmediate(
         () =>
-          void this.settleIdleDeadline(ctx.sandboxId, deadline, idleMs, coverId).catch((e: unknown) =>
+          void this.settleIdleDeadline(ctx.sandboxId, deadline, idleMs, cover?.id ?? null).catch((e: unknown) =>
             this.deps.logger.warn("idle deadline not settled after a call; its cover lapses at its time", {
               sandbox_id: ctx.sandboxId,
               error: errorMessage(e),
@@ -199,9 +202,10 @@ export class CapabilityRouter {
     let handedOff = false;
     try {
       if (deadline === null || deadline < callCover) {
-        // Named before the insert: one that committed but whose answer was lost is still deleted at the end.
-        coverId = crypto.randomUUID();
-        await stores.sandboxes.coverCall(coverId, ctx.sandboxId, callCover);
+        cover = new CallCover(stores.sandboxes, ctx.sandboxId, callCover, this.now, (e) =>
+          this.deps.logger.warn("call cover not renewed", { sandbox_id: ctx.sandboxId, error: errorMessage(e) }),
+        );
+        await cover.take();
         deadline = null; // the idle deadline is rewritten after the call
       }
       const result = await this.send(ctx, plan, session);

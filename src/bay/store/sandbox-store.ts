@@ -248,6 +248,11 @@ export class SandboxStore {
     await this.db.execute({ sql: "INSERT INTO call_covers (id, sandbox_id, until) VALUES (?, ?, ?)", args: [id, sandboxId, until] });
   }
 
+  /** Moves a live call's cover on (never back): its lease, renewed while the call runs. */
+  async renewCallCover(id: string, until: number): Promise<void> {
+    await this.db.execute({ sql: "UPDATE call_covers SET until = MAX(until, ?) WHERE id = ?", args: [until, id] });
+  }
+
   /** The call is over: its cover goes, and the idle deadline, when given, is set (one transaction). */
   async endCallCover(id: string, sandboxId: string, idleExpiresAt: number | null): Promise<void> {
     await this.db.batch(
