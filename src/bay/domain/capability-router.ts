@@ -192,7 +192,7 @@ export class CapabilityRouter {
       setImmediate(
         () =>
           void this.settleIdleDeadline(ctx.sandboxId, deadline, idleMs, cover?.id ?? null).catch((e: unknown) =>
-            this.deps.logger.warn("idle deadline not settled after a call; its cover lapses at its time", {
+            this.deps.logger.warn("idle deadline not settled after a call; its cover lapses with its lease", {
               sandbox_id: ctx.sandboxId,
               error: errorMessage(e),
             }),
@@ -278,7 +278,7 @@ export class CapabilityRouter {
     const due = this.now() + idleMs;
     const next = known !== null && known >= due && known <= due + 2 * slack ? null : due + slack;
     if (coverId !== null) await this.deps.stores.sandboxes.endCallCover(coverId, sandboxId, next);
-    else if (next !== null) await this.deps.stores.sandboxes.resetIdleDeadline(sandboxId, next);
+    else if (next !== null) await this.deps.stores.sandboxes.extendIdleDeadline(sandboxId, next);
     if (next !== null) this.deps.routes?.noteIdleDeadline(sandboxId, next);
   }
 

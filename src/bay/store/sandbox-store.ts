@@ -54,8 +54,8 @@ const SELECT = `SELECT s.*, ${STATUS_SQL} AS status, ss.status AS ss_status, ss.
 // a string built per call is hashed again on every lookup.
 const FIND_LIVE = `${SELECT} WHERE s.id = :id AND s.owner = :owner AND ${GUARD.live}`;
 const GET_ANY = `${SELECT} WHERE s.id = :id`;
-/** An idle deadline after a call: never moved backwards (resets may land out of order on a libSQL server). */
-const RESET_IDLE =
+/** An idle deadline pushed on (see extendIdleDeadline). */
+const EXTEND_IDLE =
   "UPDATE sandboxes SET idle_expires_at = MAX(COALESCE(idle_expires_at, 0), ?) WHERE id = ? AND current_session_id IS NOT NULL";
 
 function toRecord(row: Row): SandboxRecord {
@@ -258,7 +258,7 @@ export class SandboxStore {
     await this.db.batch(
       [
         ["DELETE FROM call_covers WHERE id = ?", [id]],
-        ...(idleExpiresAt === null ? [] : [[RESET_IDLE, [idleExpiresAt, sandboxId]] as [string, InArgs]]),
+        ...(idleExpiresAt === null ? [] : [[EXTEND_IDLE, [idleExpiresAt, sandboxId]] as [string, InArgs]]),
       ],
       "write",
     );
@@ -271,26 +271,11 @@ export class SandboxStore {
 
   /**
    * Pushes the idle deadline of a sandbox that has a session (a no-op once it is
-   * stopped). Never moves it backwards.
+   * stopped): after a call, a keepalive, a stream's renewal. Never backwards, so two
+   * writes that land out of order (a libSQL server) cannot leave the earlier one.
    */
   async extendIdleDeadline(id: string, idleExpiresAt: number): Promise<void> {
-    await this.db.execute({
-      sql: `UPDATE sandboxes SET idle_expires_at = MAX(COALESCE(idle_expires_at, 0), ?)
-            WHERE id = ? AND current_session_id IS NOT NULL`,
-      args: [idleExpiresAt, id],
-    });
-  }
-
-  /**
-   * Sets the idle deadline after a call (a no-op once the session is stopped). Never
-   * backwards: a later call's reset is a later time, and two resets that land out of
-   * order (a libSQL server) must not leave the earlier one.
-   */
-  async resetIdleDeadline(id: string, idleExpiresAt: number): Promise<void> {
-    await this.db.execute({
-      sql: RESET_IDLE,
-      args: [idleExpiresAt, id],
-    });
+    await this.db.execute({ sql: EXTEND_IDLE, args: [idleExpiresAt, id] });
   }
 
   async setExpiresAt(id: string, expiresAt: number | null): Promise<void> {
