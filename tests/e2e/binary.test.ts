@@ -11,16 +11,10 @@ import { parse as parseYaml } from "yaml";
 import { version as packageVersion } from "../../package.json";
 import { createDriver } from "../../src/bay/bootstrap.ts";
 import { configSchema } from "../../src/bay/config.ts";
+import { freePort } from "../support/free-port.ts";
 import { BINARY, ensureBinary, ROOT } from "./support/binary.ts";
 
 const INSTANCE_ID = `test-bin-${crypto.randomUUID().slice(0, 8)}`;
-
-function freePort(): number {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const { port } = probe;
-  probe.stop(true);
-  return port;
-}
 
 let dir: string;
 let base: string;

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@libsql/client";
+import { freePort } from "../support/free-port.ts";
 import { startSqld, type Sqld } from "../support/sqld.ts";
 
 const ROOT = join(import.meta.dir, "../..");
@@ -26,15 +27,8 @@ interface Server {
 }
 const servers = new Set<Server>();
 
-async function freePort(): Promise<number> {
-  const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
-  const port = probe.port!;
-  await probe.stop(true);
-  return port;
-}
-
 async function startBay(name: string): Promise<Server> {
-  const port = await freePort();
+  const port = freePort();
   const env: Record<string, string> = {};
   // Only this test's settings: no BAY_* from the surrounding shell.
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("BAY_")) env[k] = v;

@@ -12,6 +12,7 @@ import { configSchema } from "../../src/bay/config.ts";
 import { createDriver } from "../../src/bay/bootstrap.ts";
 import type { EnsureImagesOptions } from "../../scripts/ship-images.ts";
 import { checkImages } from "../../scripts/lib/start-checks.ts";
+import { freePort } from "../support/free-port.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const dirs: string[] = [];
@@ -24,13 +25,6 @@ interface Health {
   driver: { ok: boolean; error?: string };
   images: Array<{ profile: string; image: string; present: boolean; build_command?: string }>;
   runtimes: Array<{ profile: string; available: boolean }>;
-}
-
-function freePort(): number {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const { port } = probe;
-  probe.stop(true);
-  return port;
 }
 
 /** Runs `bun run start` until /health answers; returns the health body and the script's output so far. */

@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { freePort } from "./free-port.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 
@@ -30,14 +31,6 @@ export interface BayProcess {
   kill(signal: "SIGKILL" | "SIGTERM"): Promise<void>;
   /** Settles when the process has exited: its exit code, or the signal that ended it. */
   exited: Promise<{ code: number | null; signal: string | null }>;
-}
-
-/** A free loopback TCP port (bound and released). */
-function freePort(): number {
-  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
-  const port = s.port!;
-  s.stop(true);
-  return port;
 }
 
 /** Starts Bay and waits until /health answers. */

@@ -8,6 +8,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { freePort } from "./free-port.ts";
 
 export interface Sqld {
   /** The URL Bay's `database.url` takes (`http://127.0.0.1:<port>`). */
@@ -35,13 +36,6 @@ export function sqldBinary(): string {
   }
   if (!existsSync(path)) throw new Error(`${path} is missing: run bun install`);
   return path;
-}
-
-function freePort(): number {
-  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
-  const port = s.port!;
-  s.stop(true);
-  return port;
 }
 
 async function untilAnswers(url: string, proc: Bun.Subprocess): Promise<void> {

@@ -16,6 +16,8 @@ import { removeLabelled } from "./docker-fixtures.ts";
 
 export { SHIP_DATA_IMAGE, SHIP_IMAGE } from "../../support/images.ts";
 import { SHIP_IMAGE } from "../../support/images.ts";
+export { freePort } from "../../support/free-port.ts";
+import { freePort } from "../../support/free-port.ts";
 export const BASE_IMAGE = process.env.BAY_BASE_IMAGE ?? "bay-base:bookworm";
 /** A runtime that prints a line and exits 3 at once: a Ship that never comes up. */
 export const EXIT_IMAGE = "bay-test-exit:latest";
@@ -151,14 +153,6 @@ export function chunkOf(i: number, size: number): Uint8Array<ArrayBuffer> {
     words[k] = x;
   }
   return new Uint8Array(words.buffer, 0, size);
-}
-
-/** A free loopback TCP port (bound and released). */
-export function freePort(): number {
-  const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("") });
-  const port = s.port!;
-  s.stop(true);
-  return port;
 }
 
 export interface BayProcess {
