@@ -1,7 +1,7 @@
 import { constants } from "node:fs";
 import { lstat, mkdir, open, realpath, stat, type FileHandle } from "node:fs/promises";
 import { isAbsolute, join, normalize, relative as relativePath, sep } from "node:path";
-import { NOT_A_DIRECTORY_REASON, WORKSPACE_ROOT_REASON } from "../protocol/ship/constants.ts";
+import { DOT_SEGMENT_REASON, NOT_A_DIRECTORY_REASON, WORKSPACE_ROOT_REASON } from "../protocol/ship/constants.ts";
 import { ShipError } from "./errors.ts";
 
 /**
@@ -46,6 +46,11 @@ export function rootRefused(): ShipError {
 /** A delete of a path ending in `/` (which must name a directory) whose entry is not one. */
 export function notADirectory(path: string): ShipError {
   return invalid(path, NOT_A_DIRECTORY_REASON);
+}
+
+/** A delete of a path ending in `.` or `..` (endsInDotSegment), which rm refuses too. */
+export function dotSegmentRefused(path: string): ShipError {
+  return invalid(path, DOT_SEGMENT_REASON);
 }
 
 /** Whether `candidate` (a real path) is `root` or lies below it. */

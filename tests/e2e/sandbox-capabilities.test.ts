@@ -4,7 +4,7 @@
  * shell exit codes/cwd/env and background processes.
  */
 import { describe, expect, test } from "bun:test";
-import { NOT_A_DIRECTORY_REASON } from "../../src/protocol/ship/constants.ts";
+import { DOT_SEGMENT_REASON, NOT_A_DIRECTORY_REASON } from "../../src/protocol/ship/constants.ts";
 import type { TestBay } from "../support/harness.ts";
 import { containersOf, py, sh, uploadForm, withSandbox } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
@@ -107,6 +107,17 @@ describe("filesystem", () => {
         "invalid_path",
         NOT_A_DIRECTORY_REASON,
       ]);
+      expect((await t.json("GET", `${base}/files?path=dir/file.txt`)).body.content).toBe("kept");
+      // A path ending in `.` or `..` is refused, as `rm -r dir/file.txt/..` refuses it: normalised, it would delete `dir`.
+      for (const path of ["dir/file.txt/..", "dir/."]) {
+        const dotted = await t.json("DELETE", `${base}/files?path=${encodeURIComponent(path)}`);
+        expect([path, dotted.status, dotted.body.error?.code, dotted.body.error?.details?.reason]).toEqual([
+          path,
+          400,
+          "invalid_path",
+          DOT_SEGMENT_REASON,
+        ]);
+      }
       expect((await t.json("GET", `${base}/files?path=dir/file.txt`)).body.content).toBe("kept");
       const delDir = await t.json("DELETE", `${base}/files?path=dir/`);
       expect(delDir.status).toBe(200);

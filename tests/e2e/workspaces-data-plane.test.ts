@@ -6,6 +6,7 @@
  * is ever left behind.
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { DOT_SEGMENT_REASON } from "../../src/protocol/ship/constants.ts";
 import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
 import { shellOnVolume } from "../support/volume-shell.ts";
 import { chunkOf, containersOf, docker, py, requireShipImages, sh, uploadForm, volumeExists } from "./support/e2e.ts";
@@ -215,6 +216,24 @@ describe("workspace data plane", () => {
       "pw",
       "real",
     ]);
+  });
+
+  test("a delete of a path ending in `.` or `..` is 400 invalid_path, as rm refuses it, and the directory survives", async () => {
+    const ws = await newWorkspace();
+    expect((await writeWs(ws, "t/file", "kept")).status).toBe(200);
+    // Normalised, `t/file/..` is `t`: deleting it would remove the whole directory.
+    for (const path of ["t/file/..", "t/."]) {
+      const r = await t.json("DELETE", wsPath(ws, "files", path));
+      expect({ path, status: r.status, code: r.body.error?.code, reason: r.body.error?.details?.reason }).toEqual({
+        path,
+        status: 400,
+        code: "invalid_path",
+        reason: DOT_SEGMENT_REASON,
+      });
+    }
+    expect((await readWs(ws, "t/file")).body.content).toBe("kept");
+    expect((await t.json("DELETE", wsPath(ws, "files", "t/"))).body).toEqual({ status: "ok" });
+    expect((await readWs(ws, "t/file")).status).toBe(404);
   });
 
   test("a helper whose volume was removed re-creates it with Bay's labels, so reconcile still sees it", async () => {

@@ -120,3 +120,80 @@ describe("a libSQL server", () => {
     }
   });
 });
+
+describe("a libSQL server behind a proxy that answers for it", () => {
+  const HTML = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>";
+  const html = (status: number) => () => new Response(HTML, { status, headers: { "content-type": "text/html" } });
+  /** What a proxy (or a broken link) answers instead of the server's Hrana JSON. */
+  const ANSWERS: Array<[string, () => Response]> = [
+    ["a 502 HTML page", html(502)],
+    ["a 503 HTML page", html(503)],
+    ["a 200 HTML page instead of the Hrana JSON", html(200)],
+    ["a 502 labelled JSON with an HTML body", () => new Response(HTML, { status: 502, headers: { "content-type": "application/json" } })],
+    [
+      "a JSON answer cut short",
+      () => new Response('{"baton":null,"base_url":null,"results":[', { headers: { "content-type": "application/json" } }),
+    ],
+    [
+      "a corrupt gzip body",
+      () =>
+        new Response(new Uint8Array([0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]), {
+          headers: { "content-type": "application/json", "content-encoding": "gzip" },
+        }),
+    ],
+  ];
+  let sqld: Sqld;
+  let proxy: ReturnType<typeof Bun.serve>;
+  let url: string;
+  let db: Database;
+  /** What the proxy answers instead of forwarding; null: it forwards to sqld. */
+  let answer: (() => Response) | null = null;
+  beforeAll(async () => {
+    sqld = await startSqld();
+    proxy = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      async fetch(req) {
+        if (answer) return answer();
+        const { pathname, search } = new URL(req.url);
+        const upstream = await fetch(`${sqld.url}${pathname}${search}`, {
+          method: req.method,
+          headers: { "content-type": req.headers.get("content-type") ?? "application/json" },
+          body: req.method === "GET" ? null : await req.arrayBuffer(),
+        });
+        // Re-sent decoded (fetch has undone any Content-Encoding): only the type is kept.
+        return new Response(await upstream.arrayBuffer(), {
+          status: upstream.status,
+          headers: { "content-type": upstream.headers.get("content-type") ?? "application/json" },
+        });
+      },
+    });
+    url = `http://127.0.0.1:${proxy.port}`;
+    db = await openDatabase({ url, callDeadlineMs: 2000 });
+  });
+  afterAll(async () => {
+    db?.close();
+    proxy?.stop(true);
+    await sqld?.close();
+  });
+
+  test.each(ANSWERS)("%s: unreachable, Retry-After 2, on open, execute and batch; then back", async (_name, bad) => {
+    answer = bad;
+    try {
+      expectUnavailable(await failure(db.execute("SELECT 1")), "unreachable", 2);
+      expectUnavailable(await failure(db.batch([["SELECT 1"]], "write")), "unreachable", 2);
+      expectUnavailable(await failure(openDatabase({ url, callDeadlineMs: 2000 })), "unreachable", 2);
+    } finally {
+      answer = null;
+    }
+    expect((await db.execute("SELECT 1 AS one")).rows[0]!.one).toBe(1);
+  });
+
+  test("through the proxy, a statement's own failure still passes on", async () => {
+    await db.execute("CREATE TABLE IF NOT EXISTS proxied (a INTEGER PRIMARY KEY)");
+    await db.execute("INSERT OR IGNORE INTO proxied VALUES (1)");
+    for (const e of [await failure(db.execute("INSERT INTO proxied VALUES (1)")), await failure(db.execute("SELEC 1"))]) {
+      expect(e).not.toBeInstanceOf(BayError);
+    }
+  });
+});

@@ -6,8 +6,8 @@
  * attacks (the wire carries %252e%252e).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { WORKSPACE_ROOT_REASON } from "../../src/protocol/ship/constants.ts";
-import { MAX_PATH_BYTES, normalizeFilePath, normalizeWorkspacePath } from "../../src/bay/domain/paths.ts";
+import { DOT_SEGMENT_REASON, WORKSPACE_ROOT_REASON } from "../../src/protocol/ship/constants.ts";
+import { MAX_PATH_BYTES, normalizeFilePath, normalizeRemovablePath, normalizeWorkspacePath } from "../../src/bay/domain/paths.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
 
 const BAD: Array<[string, string]> = [
@@ -131,6 +131,32 @@ const NOT_A_FILE: Array<[string, string, string]> = [
   ["a directory, spelled dir/.", "dir/.", "names a directory, not a file"],
   ["a directory, spelled dir/sub/..", "dir/sub/..", "names a directory, not a file"],
 ];
+
+/** What a delete refuses: the root, and a last segment of `.` or `..` (as `rm -r` refuses it), whatever the path normalises to. */
+const NOT_REMOVABLE: Array<[string, string, string]> = [
+  ["the root", ".", WORKSPACE_ROOT_REASON],
+  ["the root, spelled a/..", "a/..", WORKSPACE_ROOT_REASON],
+  ["a directory, spelled dir/.", "dir/.", DOT_SEGMENT_REASON],
+  ["a directory, spelled dir/./", "dir/./", DOT_SEGMENT_REASON],
+  ["a parent, spelled t/file/..", "t/file/..", DOT_SEGMENT_REASON],
+  ["a parent, spelled t/sub/../", "t/sub/../", DOT_SEGMENT_REASON],
+];
+
+describe("a delete's path is neither the root nor one ending in . or ..", () => {
+  test.each(NOT_REMOVABLE)("normalizeRemovablePath refuses %s", (_name, path, reason) => {
+    expect(() => normalizeRemovablePath(path)).toThrow(expect.objectContaining({ code: "invalid_path", details: { path, reason } }));
+  });
+  test("it accepts a file, a directory spelled dir/, and `..` before the last segment", () => {
+    expect(["t/file", "dir/", "dir//", "./t/sub/../file", "..a", "a/.b"].map(normalizeRemovablePath)).toEqual([
+      "t/file",
+      "dir",
+      "dir",
+      "t/file",
+      "..a",
+      "a/.b",
+    ]);
+  });
+});
 
 describe("a file's path (writes and uploads) is neither the root nor a directory", () => {
   test.each(NOT_A_FILE)("normalizeFilePath refuses %s", (_name, path, reason) => {

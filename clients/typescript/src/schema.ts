@@ -738,7 +738,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a file or directory
-         * @description Deletes a file, or a directory recursively, relative to /workspace. A path ending in `/` (`dir/`, `dir/.`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`.
+         * @description Deletes a file, or a directory recursively, relative to /workspace. A path ending in `/` (`dir/`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`. A path ending in `.` or `..` (`dir/.`, `t/file/..`) is `invalid_path` before anything is deleted, as rm refuses it ("refusing to remove '.' or '..' directory").
          */
         delete: operations["deleteFile"];
         options?: never;
@@ -924,7 +924,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a workspace file or directory
-         * @description Deletes a file, or a directory recursively, directly in the workspace. A path ending in `/` (`dir/`, `dir/.`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`.
+         * @description Deletes a file, or a directory recursively, directly in the workspace. A path ending in `/` (`dir/`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`. A path ending in `.` or `..` (`dir/.`, `t/file/..`) is `invalid_path` before anything is deleted, as rm refuses it ("refusing to remove '.' or '..' directory").
          */
         delete: operations["deleteWorkspaceFile"];
         options?: never;
@@ -1356,7 +1356,7 @@ export interface components {
             request_id: string;
             details: {
                 /**
-                 * @description `unreachable`: the libSQL server refused or dropped the connection, or answered with a server error; `rejected`: it refused Bay's credentials or URL (HTTP 401, 403, 404: Bay's configuration must be fixed); `timeout`: it did not answer within the call deadline (10 s); `busy`: the database file stayed locked by another writer past the busy timeout (5 s); `full`: its disk is full; `io_error`: it cannot be read or written (a failing disk, a read-only file).
+                 * @description `unreachable`: the libSQL server refused or dropped the connection, or answered with a server error or with something that is not its answer (a proxy's HTML page, a body cut short or that does not decode); `rejected`: it refused Bay's credentials or URL (HTTP 401, 403, 404: Bay's configuration must be fixed); `timeout`: it did not answer within the call deadline (10 s); `busy`: the database file stayed locked by another writer past the busy timeout (5 s); `full`: its disk is full; `io_error`: it cannot be read or written (a failing disk, a read-only file).
                  * @enum {string}
                  */
                 reason: "unreachable" | "rejected" | "timeout" | "busy" | "full" | "io_error";
@@ -1823,7 +1823,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description `validation_error`, `invalid_path` (absolute, `..` escape, NUL or control character, lone surrogate, over 3840 bytes, a segment over 255 bytes, over 128 segments, a symlink on the way, a parent that is not a directory; for a write, an upload or a delete, the workspace root; for a write or an upload, a path that names a directory: `dir/`, `dir/.`, `dir/sub/..`; for a delete of such a path, an entry that is not a directory) or `capability_not_supported`. */
+        /** @description `validation_error`, `invalid_path` (absolute, `..` escape, NUL or control character, lone surrogate, over 3840 bytes, a segment over 255 bytes, over 128 segments, a symlink on the way, a parent that is not a directory; for a write, an upload or a delete, the workspace root; for a write or an upload, a path that names a directory: `dir/`, `dir/.`, `dir/sub/..`; for a delete, a path ending in `.` or `..`, or one ending in `/` whose entry is not a directory) or `capability_not_supported`. */
         InvalidPath: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];

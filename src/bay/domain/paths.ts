@@ -6,7 +6,7 @@
  * inside Ship or the engine (ENAMETOOLONG), stated up front, plus a depth bound:
  * every segment of a path is checked for symlinks, so depth is a request's work.
  */
-import { namesDirectory, WORKSPACE_ROOT_REASON } from "../../protocol/ship/constants.ts";
+import { DOT_SEGMENT_REASON, endsInDotSegment, namesDirectory, WORKSPACE_ROOT_REASON } from "../../protocol/ship/constants.ts";
 import { BayError } from "../errors.ts";
 
 /**
@@ -64,18 +64,26 @@ export function normalizeWorkspacePath(path: string): string {
  * would otherwise write a file named `dir`).
  */
 export function normalizeFilePath(path: string): string {
-  const rel = normalizeRemovablePath(path);
+  const rel = normalizeBelowRoot(path);
   // `dir/`, `dir/.` and `dir/sub/..` all name the directory `dir`, never a file in it.
   if (namesDirectory(path)) throw invalid(path, "names a directory, not a file");
   return rel;
 }
 
 /**
- * The normalised path of something to delete: the rule above, and not the root. A path
+ * The normalised path of something to delete: the rule above, not the root, and not a
+ * path ending in `.` or `..` (endsInDotSegment: `t/file/..` would delete `t`). A path
  * that names a directory by its form (namesDirectory: `dir/`) must find one; the deleting
  * side checks that (Ship, or the data plane's `remove` with `directory`).
  */
 export function normalizeRemovablePath(path: string): string {
+  const rel = normalizeBelowRoot(path);
+  if (endsInDotSegment(path)) throw invalid(path, DOT_SEGMENT_REASON);
+  return rel;
+}
+
+/** The rule above, and not the root itself (`.`, `./`, `a/..`). */
+function normalizeBelowRoot(path: string): string {
   const rel = normalizeWorkspacePath(path);
   if (rel === ".") throw invalid(path, WORKSPACE_ROOT_REASON);
   return rel;

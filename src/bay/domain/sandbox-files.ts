@@ -48,7 +48,10 @@ export class SandboxFiles {
     return this.pathCall(ctx, "read_file", "readFile", rawPath);
   }
 
-  /** A path ending in `/` must name a directory: Ship is handed the trailing slash and checks the entry (namesDirectory). */
+  /**
+   * A path ending in `.` or `..` is refused (normalizeRemovablePath). One ending in `/` must name
+   * a directory: Ship is handed the trailing slash and checks the entry (namesDirectory).
+   */
   delete(ctx: CallContext, rawPath: string): Promise<Response> {
     const rel = normalizeRemovablePath(rawPath);
     return this.shipPathCall(ctx, "delete", "deletePath", namesDirectory(rawPath) ? `${rel}/` : rel);

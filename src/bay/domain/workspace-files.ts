@@ -99,7 +99,8 @@ export class WorkspaceFiles {
 
   /**
    * Deletes a file, or a directory recursively; a symlink itself, never its target. The root is refused.
-   * A path ending in `/` (namesDirectory) must name a directory, as `rm -r file/` refuses a file.
+   * A path ending in `/` (namesDirectory) must name a directory, as `rm -r file/` refuses a file;
+   * one ending in `.` or `..` is refused before anything is deleted (normalizeRemovablePath), as rm refuses it.
    */
   async delete(owner: string, id: string, rawPath: string): Promise<{ status: "ok" }> {
     const rel = normalizeRemovablePath(rawPath);

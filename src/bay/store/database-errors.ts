@@ -1,10 +1,11 @@
 /**
- * When the database itself fails (a libSQL server that cannot be reached or does
- * not answer in time, a file locked past its busy timeout, a full or failing
+ * When the database itself fails (a libSQL server that cannot be reached, does
+ * not answer in time, or whose answer is not libSQL's: a proxy's HTML page, a body
+ * that does not decode; a file locked past its busy timeout, a full or failing
  * disk), the request that met it answers 503 `database_unavailable` with a reason
  * and `Retry-After`, never a 500: the client may retry, and nothing was half done
  * that the next call cannot finish. Every other failure of a statement (a
- * constraint, a syntax error: Bay's own bugs) passes on as it was.
+ * constraint, an SQL syntax error: Bay's own bugs) passes on as it was.
  *
  * `guardDatabase` is the one place this is decided: every statement of every
  * store goes through it. Raw engine text stays in the log (`internal`).
@@ -55,6 +56,10 @@ const TRANSPORT_CODES = new Set([
   "CERT_HAS_EXPIRED",
   "ERR_TLS_CERT_ALTNAME_INVALID",
   "ERR_SSL_WRONG_VERSION_NUMBER",
+  // A body whose Content-Encoding does not decode (Bun's fetch): mangled on the way.
+  "ZlibError",
+  "BrotliDecompressionError",
+  "ZstdDecompressionError",
 ]);
 
 /** libSQL client codes for a server that failed or spoke something else (a proxy's 502, a closed stream). */
@@ -71,6 +76,10 @@ export function unavailableReason(e: unknown): DatabaseUnavailableReason | null 
     const status = (err.cause as ErrorLike | undefined)?.status;
     if (code === "SERVER_ERROR" && (status === 401 || status === 403 || status === 404)) return "rejected";
     if (TRANSPORT_CODES.has(code) || SERVER_CODES.has(code)) return "unreachable";
+    // An answer that is not JSON at all: a proxy's HTML page sent with 200, a 5xx labelled
+    // JSON, a body cut short. The libSQL client reads every answer as JSON, and nothing
+    // else under a statement throws a SyntaxError (bad SQL is SQLITE_ERROR).
+    if (err.name === "SyntaxError") return "unreachable";
     // SQLITE_LOCKED (a conflict within one connection) is Bay's own bug, not a busy database.
     if (code.startsWith("SQLITE_BUSY")) return "busy";
     if (code === "SQLITE_FULL") return "full";

@@ -8,9 +8,9 @@
 export const WORKSPACE_ROOT_REASON = "is the workspace root";
 
 /**
- * `details.reason` of a delete of a path that ends in `/` (or `/.`, `/..`), which must
- * name a directory (as `rm -r file/` says "Not a directory"), when its entry is not one:
- * a file, or a symlink (never followed). Bay passes the trailing slash on to Ship.
+ * `details.reason` of a delete of a path that ends in `/`, which must name a directory
+ * (as `rm -r file/` says "Not a directory"), when its entry is not one: a file, or a
+ * symlink (never followed). Bay passes the trailing slash on to Ship.
  */
 export const NOT_A_DIRECTORY_REASON = "is not a directory (the path ends with /)";
 
@@ -18,6 +18,21 @@ export const NOT_A_DIRECTORY_REASON = "is not a directory (the path ends with /)
 export function namesDirectory(path: string): boolean {
   const last = path.slice(path.lastIndexOf("/") + 1);
   return last === "" || last === "." || last === "..";
+}
+
+/**
+ * `details.reason` of a delete whose path ends in a `.` or `..` segment (`dir/.`,
+ * `t/file/..`), from Bay and from Ship alike. Normalised, such a path names another
+ * entry than the one it spells (`t/file/..` is `t`), so it is refused before anything
+ * is deleted, in the words of `rm -r`, which refuses it too.
+ */
+export const DOT_SEGMENT_REASON = "ends in . or .. (refusing to remove '.' or '..' directory, as rm does)";
+
+/** Whether a path's last segment, trailing slashes aside, is `.` or `..` (`dir/.`, `a/dir/..`, `dir/./`): see DOT_SEGMENT_REASON. */
+export function endsInDotSegment(path: string): boolean {
+  const trimmed = path.replace(/\/+$/, "");
+  const last = trimmed.slice(trimmed.lastIndexOf("/") + 1);
+  return last === "." || last === "..";
 }
 
 /** The API version Bay requires of a Ship (`/meta` runtime.api_version). */

@@ -2,12 +2,13 @@ import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
 import { lstat, open, opendir, rename, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { namesDirectory } from "../../protocol/ship/constants.ts";
+import { endsInDotSegment, namesDirectory } from "../../protocol/ship/constants.ts";
 import { notText, utf8Text } from "../../protocol/text-file.ts";
 import { ShipError } from "../errors.ts";
 import {
   O,
   assertFdInside,
+  dotSegmentRefused,
   normalizeUserPath,
   notADirectory,
   openInside,
@@ -127,11 +128,13 @@ const RM_ATTEMPTS = 5;
  * there by GNU `rm -rf`, which walks the tree with openat/O_NOFOLLOW and so never
  * follows a symlink swapped in while it deletes. A crash mid-way can leave a
  * `.ship-delete-*` directory in the root. A path ending in `/` (namesDirectory) must
- * name a directory: a file or a symlink there is refused, as `rm -r file/` refuses it.
+ * name a directory: a file or a symlink there is refused, as `rm -r file/` refuses it;
+ * one ending in `.` or `..` (endsInDotSegment) is refused outright, as rm refuses it.
  */
 export async function deletePath(workspace: string, path: string): Promise<{ status: "ok" }> {
   const relative = normalizeUserPath(path);
   if (relative === ".") throw rootRefused();
+  if (endsInDotSegment(path)) throw dotSegmentRefused(path);
   const parentPath = await resolveExisting(workspace, dirname(relative));
   const target = {
     root: parentPath.root,

@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { NOT_A_DIRECTORY_REASON } from "../../../src/protocol/ship/constants.ts";
+import { DOT_SEGMENT_REASON, NOT_A_DIRECTORY_REASON } from "../../../src/protocol/ship/constants.ts";
 import type { ShipClient } from "./caller.ts";
 
 const q = (path: string) => `?path=${encodeURIComponent(path)}`;
@@ -153,10 +153,10 @@ export function filesystemCases(client: () => ShipClient): void {
     }
   });
 
-  test("fs: a delete of a path ending in / must find a directory, as `rm -r file/` does", async () => {
+  test("fs: a delete of a path ending in / must find a directory, and one ending in . or .. is refused, as rm does", async () => {
     await client().shell("mkdir -p tr/dir/sub && echo f > tr/file.txt && echo d > tr/dir/sub/x && ln -sfn dir tr/link");
     try {
-      for (const path of ["tr/file.txt/", "tr/file.txt/.", "tr/link/", "tr/dir/sub/x/"]) {
+      for (const path of ["tr/file.txt/", "tr/link/", "tr/dir/sub/x/"]) {
         const del = await client().json("DELETE", `/filesystem/files${q(path)}`);
         expect([path, del.status, del.body.error?.code, del.body.error?.details?.reason]).toEqual([
           path,
@@ -165,10 +165,20 @@ export function filesystemCases(client: () => ShipClient): void {
           NOT_A_DIRECTORY_REASON,
         ]);
       }
+      // One ending in `.` or `..` is refused outright, as rm refuses it: `tr/file.txt/..` would otherwise delete `tr`.
+      for (const path of ["tr/file.txt/..", "tr/file.txt/.", "tr/dir/.", "tr/dir/sub/.."]) {
+        const del = await client().json("DELETE", `/filesystem/files${q(path)}`);
+        expect([path, del.status, del.body.error?.code, del.body.error?.details?.reason]).toEqual([
+          path,
+          400,
+          "invalid_path",
+          DOT_SEGMENT_REASON,
+        ]);
+      }
       expect((await client().shell("cat tr/file.txt tr/dir/sub/x && readlink tr/link")).body.output).toBe("f\nd\ndir\n");
       const missing = await client().json("DELETE", `/filesystem/files${q("tr/nope/")}`);
       expect([missing.status, missing.body.error?.code]).toEqual([404, "file_not_found"]);
-      for (const path of ["tr/dir/sub/", "tr/dir/.", "tr/file.txt", "tr/link"]) {
+      for (const path of ["tr/dir/sub/", "tr/dir/", "tr/file.txt", "tr/link"]) {
         const del = await client().json("DELETE", `/filesystem/files${q(path)}`);
         expect([path, del.status, del.body]).toEqual([path, 200, { status: "ok" }]);
       }

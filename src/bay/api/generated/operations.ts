@@ -894,7 +894,7 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zWriteFileResult,
   },
-  /** Deletes a file, or a directory recursively, relative to /workspace. A path ending in `/` (`dir/`, `dir/.`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`. */
+  /** Deletes a file, or a directory recursively, relative to /workspace. A path ending in `/` (`dir/`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`. A path ending in `.` or `..` (`dir/.`, `t/file/..`) is `invalid_path` before anything is deleted, as rm refuses it ("refusing to remove '.' or '..' directory"). */
   deleteFile: {
     operationId: "deleteFile",
     method: "delete",
@@ -1164,7 +1164,7 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zWriteFileResult,
   },
-  /** Deletes a file, or a directory recursively, directly in the workspace. A path ending in `/` (`dir/`, `dir/.`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`. */
+  /** Deletes a file, or a directory recursively, directly in the workspace. A path ending in `/` (`dir/`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`. A path ending in `.` or `..` (`dir/.`, `t/file/..`) is `invalid_path` before anything is deleted, as rm refuses it ("refusing to remove '.' or '..' directory"). */
   deleteWorkspaceFile: {
     operationId: "deleteWorkspaceFile",
     method: "delete",

@@ -295,7 +295,7 @@ export const zDatabaseUnavailableError = z.lazy(() => z.object({
   message: z.string(),
   request_id: z.string(),
   details: z.strictObject({
-    /** `unreachable`: the libSQL server refused or dropped the connection, or answered with a server error; `rejected`: it refused Bay's credentials or URL (HTTP 401, 403, 404: Bay's configuration must be fixed); `timeout`: it did not answer within the call deadline (10 s); `busy`: the database file stayed locked by another writer past the busy timeout (5 s); `full`: its disk is full; `io_error`: it cannot be read or written (a failing disk, a read-only file). */
+    /** `unreachable`: the libSQL server refused or dropped the connection, or answered with a server error or with something that is not its answer (a proxy's HTML page, a body cut short or that does not decode); `rejected`: it refused Bay's credentials or URL (HTTP 401, 403, 404: Bay's configuration must be fixed); `timeout`: it did not answer within the call deadline (10 s); `busy`: the database file stayed locked by another writer past the busy timeout (5 s); `full`: its disk is full; `io_error`: it cannot be read or written (a failing disk, a read-only file). */
     reason: z.enum(["unreachable", "rejected", "timeout", "busy", "full", "io_error"]),
   }),
 }));

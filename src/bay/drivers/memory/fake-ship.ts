@@ -33,7 +33,7 @@ import { answerExec, checked, errorResponse, eventStream, jsonOf, parseJson, rec
 import type { TerminalSocketData } from "./fake-terminal.ts";
 import { ChannelServer } from "../../../protocol/ship/channel-serve.ts";
 import { notText, utf8Text } from "../../../protocol/text-file.ts";
-import { namesDirectory, WORKSPACE_ROOT_REASON } from "../../../protocol/ship/constants.ts";
+import { DOT_SEGMENT_REASON, endsInDotSegment, namesDirectory, WORKSPACE_ROOT_REASON } from "../../../protocol/ship/constants.ts";
 
 /** Bay's call channel (src/protocol/ship/channel.ts): served by this fake's own request handler. */
 interface ChannelSocketData {
@@ -263,7 +263,11 @@ export class FakeShip {
       const path = normalize(raw);
       if (path === ".")
         throw new BayError("invalid_path", "cannot delete the workspace root", { details: { path: ".", reason: WORKSPACE_ROOT_REASON } });
-      // As Ship: a path ending in `/` must name a directory.
+      // As Ship: one ending in `.` or `..` is refused; one ending in `/` must name a directory.
+      if (endsInDotSegment(raw))
+        throw new BayError("invalid_path", `invalid path: ${raw} ${DOT_SEGMENT_REASON}`, {
+          details: { path: raw, reason: DOT_SEGMENT_REASON },
+        });
       await this.runtime.remove(path, { directory: namesDirectory(raw) });
       return Response.json({ status: "ok" });
     }

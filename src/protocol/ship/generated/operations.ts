@@ -388,7 +388,7 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zWriteResult,
   },
-  /** A symlink is removed itself, never followed. A path ending in `/` (`dir/`, `dir/.`) must name a directory, else 400 `invalid_path` (reason NOT_A_DIRECTORY_REASON); Bay passes a user's trailing slash on. */
+  /** A symlink is removed itself, never followed. A path ending in `/` (`dir/`) must name a directory, else 400 `invalid_path` (reason NOT_A_DIRECTORY_REASON); Bay passes a user's trailing slash on. A path ending in `.` or `..` (`dir/.`, `t/file/..`) is 400 `invalid_path` (reason DOT_SEGMENT_REASON) before anything is deleted, as rm refuses it. */
   deletePath: {
     operationId: "deletePath",
     method: "delete",
