@@ -40,15 +40,19 @@ export const LOG_FLUSH_MS = 5;
  * one or two lines: under load a write per line, or per turn of the event loop,
  * was a tenth of Bay's CPU), when many have piled up, and at exit. A process
  * killed with SIGKILL loses at most the lines of its last LOG_FLUSH_MS.
+ *
+ * A line may be handed over unrendered (a function that renders it): it is
+ * rendered when its batch is written, so a request's log lines cost its answer
+ * only the record, not its JSON.
  */
-export function batchedStderr(out: { write(s: string): unknown } = process.stderr, flushMs = LOG_FLUSH_MS): (line: string) => void {
-  let pending: string[] = [];
+export function batchedStderr(out: { write(s: string): unknown } = process.stderr, flushMs = LOG_FLUSH_MS): (line: PendingLine) => void {
+  let pending: PendingLine[] = [];
   let timer: ReturnType<typeof setTimeout> | null = null;
   const flush = () => {
     if (timer) clearTimeout(timer);
     timer = null;
     if (pending.length === 0) return;
-    const text = pending.join("");
+    const text = rendered(pending);
     pending = [];
     out.write(text);
   };
@@ -58,12 +62,12 @@ export function batchedStderr(out: { write(s: string): unknown } = process.stder
     if (out !== process.stderr) return flush();
     if (timer) clearTimeout(timer);
     timer = null;
-    const bytes = Buffer.from(pending.join(""));
+    const bytes = Buffer.from(rendered(pending));
     pending = [];
     writeAllSync(2, bytes);
   });
   return (line) => {
-    pending.push(`${line}\n`);
+    pending.push(line);
     if (pending.length >= MAX_PENDING_LINES) flush();
     else if (!timer) {
       timer = setTimeout(flush, flushMs);
@@ -71,6 +75,26 @@ export function batchedStderr(out: { write(s: string): unknown } = process.stder
       timer.unref?.();
     }
   };
+}
+
+/** A log line, or what renders it (when its batch is written). */
+export type PendingLine = string | (() => string);
+
+/** The lines' text, each ended by a newline. A line that cannot be rendered is replaced by one that says so. */
+function rendered(lines: PendingLine[]): string {
+  let text = "";
+  for (const line of lines) {
+    if (typeof line === "string") {
+      text += `${line}\n`;
+      continue;
+    }
+    try {
+      text += `${line()}\n`;
+    } catch (e) {
+      text += `${JSON.stringify({ time: isoNow(), level: "error", msg: "a log line could not be rendered", error: errorMessage(e) })}\n`;
+    }
+  }
+  return text;
 }
 
 /** How long exit waits for a full stderr pipe to drain before giving up on the rest. */
@@ -108,7 +132,7 @@ let lastIso = "";
  * @param format `json` (default) or `pretty`
  */
 export function createLogger(level: LogLevel = "info", write?: (line: string) => void, format: LogFormat = "json"): Logger {
-  const emit = write ?? batchedStderr();
+  const batched = write ? null : batchedStderr();
   const min = ORDER[level];
   const render = format === "pretty" ? prettyLine(Boolean(process.stderr.isTTY) && !process.env.NO_COLOR) : jsonLine;
   const log =
@@ -118,7 +142,10 @@ export function createLogger(level: LogLevel = "info", write?: (line: string) =>
       const requestId = currentRequest()?.requestId;
       const record: LogRecord = { time: isoNow(), level: lvl, msg };
       if (requestId !== undefined) record.request_id = requestId;
-      emit(render(Object.assign(record, fields)));
+      Object.assign(record, fields);
+      // Batched: rendered when written, after the answer is on its way.
+      if (batched) batched(() => render(record));
+      else write!(render(record));
     };
   return {
     debug: log("debug"),

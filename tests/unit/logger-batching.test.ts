@@ -33,3 +33,24 @@ test("every record carries a current ISO time", async () => {
   expect(a!).toBeGreaterThanOrEqual(before);
   expect(b!).toBeGreaterThan(a!);
 });
+
+test("an unrendered line is rendered when its batch is written, and one that cannot be rendered is replaced, in its place", async () => {
+  const writes: string[] = [];
+  const write = batchedStderr({ write: (s: string) => writes.push(s) }, 20);
+  let rendered = 0;
+  write("first");
+  write(() => {
+    rendered++;
+    return "second";
+  });
+  write(() => JSON.stringify({ n: 1n })); // a BigInt: JSON.stringify throws
+  write("fourth");
+  expect(rendered).toBe(0);
+  await Bun.sleep(60);
+  expect(rendered).toBe(1);
+  const lines = writes.join("").trimEnd().split("\n");
+  expect(lines[0]).toBe("first");
+  expect(lines[1]).toBe("second");
+  expect(JSON.parse(lines[2]!)).toMatchObject({ level: "error", msg: "a log line could not be rendered" });
+  expect(lines[3]).toBe("fourth");
+});

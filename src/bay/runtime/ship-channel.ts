@@ -153,7 +153,8 @@ class Channel {
 
   private take(data: unknown): void {
     const a = parseChannelAnswer(data);
-    if (a === null || Buffer.byteLength(a.body, "utf8") > CHANNEL_MAX_ANSWER_BYTES) {
+    // Each UTF-16 unit is at most 3 bytes: a body that short needs no count.
+    if (a === null || (a.body.length * 3 > CHANNEL_MAX_ANSWER_BYTES && Buffer.byteLength(a.body, "utf8") > CHANNEL_MAX_ANSWER_BYTES)) {
       // A Ship that breaks the protocol: nothing more it sends on this channel is believed.
       this.shut(new ShipBadResponseError("sandbox runtime sent an invalid channel frame"));
       this.ws.close();

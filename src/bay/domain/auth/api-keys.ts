@@ -7,7 +7,7 @@ import type { ApiKeyRecord, ApiKeyStore } from "../../store/api-key-store.ts";
 import { newId } from "../ids.ts";
 import { isApiKeyOwner, RESERVED_OWNER_PREFIXES } from "./owners.ts";
 
-export const hashApiKey = (key: string): string => new Bun.CryptoHasher("sha256").update(key).digest("hex");
+export const hashApiKey = (key: string): string => Bun.SHA256.hash(key, "hex") as string;
 
 const TOUCH_INTERVAL_MS = 60_000;
 
