@@ -94,3 +94,13 @@ export function errorBody(err: BayError, requestId: string) {
 
 /** Shorthands for the errors thrown most often. */
 export const notFound = (kind: string, id: string) => new BayError("not_found", `${kind} not found: ${id}`, { details: { kind, id } });
+/**
+ * A create whose Idempotency-Key claim is no longer its own (it ran past the claim's
+ * in-flight timeout and a retry took the key over): it created nothing, and a retry
+ * answers with what the newer request made.
+ */
+export const idempotencyClaimLost = () =>
+  new BayError("conflict", "this request's Idempotency-Key was taken over by a newer request with the same key; nothing was created", {
+    retryAfter: 1,
+    details: { reason: "idempotency_claim_lost" },
+  });

@@ -170,6 +170,65 @@ describe("claims: only the holder finishes a claim, and a crash never yields a s
     expect(await countSandboxes(t)).toBe(1);
   });
 
+  // A libSQL server may apply a transaction whose answer Bay gave up on (database.call_timeout):
+  // the claim is released by then, and a retry may already hold the key.
+  for (const [what, path, table] of [
+    ["sandbox", "/v1/sandboxes", "sandboxes"],
+    ["workspace", "/v1/workspaces", "workspaces"],
+  ] as const) {
+    test(`a ${what} create applied by the database after Bay gave up on it (released claim, then a retry) creates nothing`, async () => {
+      const t = await bay();
+      const db = t.bay.deps.stores.db;
+      let late: Parameters<typeof db.batch> | null = null;
+      const restore = wrap(
+        db,
+        "batch",
+        (original) =>
+          (async (...args: Parameters<typeof db.batch>) => {
+            const creates = JSON.stringify(args[0]).includes("INSERT INTO " + table);
+            if (!late && creates) {
+              late = args; // held back: applied below, after the 503, as a late server would
+              throw databaseUnavailable("timeout", new Error("no answer in time"));
+            }
+            return original(...args);
+          }) as typeof db.batch,
+      );
+      const failed = await post(t, path, "{}", idem(`late-${what}`));
+      expect(failed.status).toBe(503);
+      expect(late).not.toBeNull();
+      // Applied after the claim was released: created nothing (not a sandbox, not its workspace).
+      await db.batch(...late!);
+      expect(await countLive(t, "sandboxes")).toBe(0);
+      expect(await countLive(t, "workspaces")).toBe(0);
+      const retry = await post(t, path, "{}", idem(`late-${what}`));
+      expect(retry.status).toBe(201);
+      // Applied again while the retry's claim holds the key: still nothing of its own.
+      await db.batch(...late!);
+      restore();
+      expect(await countLive(t, table)).toBe(1);
+      expect(await countLive(t, "workspaces")).toBe(1);
+      const replay = await post(t, path, "{}", idem(`late-${what}`));
+      expect(((await replay.json()) as { id: string }).id).toBe(((await retry.json()) as { id: string }).id);
+    });
+  }
+
+  test("a create whose claim was taken over meanwhile creates nothing and says so (409, retry answers the newer request)", async () => {
+    const t = await bay();
+    const store = t.bay.deps.stores.idempotency;
+    const fp = fingerprint("POST", "/v1/sandboxes", "{}");
+    const claimed = await store.claim("anon:alice", "taken-over", fp, Date.now() - 120_000, 86_400_000);
+    if (claimed.kind !== "claimed") throw new Error("expected a claim");
+    // The claim is stale: a retry takes the key over and creates its sandbox.
+    const newer = await post(t, "/v1/sandboxes", "{}", idem("taken-over"));
+    expect(newer.status).toBe(201);
+    const err = await t.bay.deps.sandboxes.create("anon:alice", { profile: "python-default" }, claimed.claim).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "conflict", details: { reason: "idempotency_claim_lost" } });
+    const ws = await t.bay.deps.workspaces.create("anon:alice", {}, claimed.claim).catch((e: unknown) => e);
+    expect(ws).toMatchObject({ code: "conflict", details: { reason: "idempotency_claim_lost" } });
+    expect(await countLive(t, "sandboxes")).toBe(1);
+    expect(await countLive(t, "workspaces")).toBe(1);
+  });
+
   test("the same for workspaces", async () => {
     const t = await bay();
     const store = t.bay.deps.stores.idempotency;
@@ -232,3 +291,8 @@ describe("fingerprint", () => {
     expect(fingerprint("POST", "/v1/sandboxes", "")).toBe(fingerprint("POST", "/v1/sandboxes", "{}"));
   });
 });
+
+async function countLive(t: Awaited<ReturnType<typeof createTestBay>>, table: "sandboxes" | "workspaces"): Promise<number> {
+  const rs = await t.bay.deps.stores.db.execute(`SELECT COUNT(*) AS n FROM ${table} WHERE deleted_at IS NULL`);
+  return Number(rs.rows[0]!.n);
+}

@@ -6,6 +6,7 @@
  * volumes, labels) stays in the e2e tests.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { databaseUnavailable } from "../../src/bay/store/database-errors.ts";
 import type { PoolMember } from "../../src/bay/store/pool-store.ts";
 import { pollUntil } from "../support/harness.ts";
 import {
@@ -72,6 +73,34 @@ describe("warm pool (in memory)", () => {
     for (const m of refilled) expect(hits).not.toContain(m.id);
     await t.bay.pool.maintain();
     expect(await members(t)).toHaveLength(3);
+  });
+
+  test("a claim under an Idempotency-Key applied by the database after Bay gave up on it takes no member: the retry gets it, once", async () => {
+    const t = await pooled(1);
+    const [m] = await untilWarm(t, 1);
+    const db = t.bay.deps.stores.db;
+    let late: Parameters<typeof db.batch> | null = null;
+    const original = db.batch.bind(db);
+    db.batch = (async (...args: Parameters<typeof db.batch>) => {
+      if (!late && JSON.stringify(args[0]).includes("claim_token = :token")) {
+        late = args; // held back: applied after the 503, as a late libSQL server would
+        throw databaseUnavailable("timeout", new Error("no answer in time"));
+      }
+      return original(...args);
+    }) as typeof db.batch;
+    const headers = { "idempotency-key": "late-claim" };
+    const failed = await t.json("POST", "/v1/sandboxes", { body: {}, headers });
+    expect(failed.status).toBe(503);
+    expect(late).not.toBeNull();
+    await original(...late!); // the claim was released: it takes nothing
+    expect((await members(t)).map((x) => x.id)).toEqual([m!.id]);
+    const retry = await t.json("POST", "/v1/sandboxes", { body: {}, headers });
+    db.batch = original;
+    expect(retry.status).toBe(201);
+    expect(retry.body).toMatchObject({ id: m!.id, status: "ready" });
+    await original(...late!); // again, under the retry's claim: nothing of its own
+    const rs = await db.execute("SELECT COUNT(*) AS n FROM sandboxes WHERE owner = 'anon:alice' AND deleted_at IS NULL");
+    expect(Number(rs.rows[0]!.n)).toBe(1);
   });
 
   test("a claimed member is never a member again: delete it and it is gone for good, not back in the pool", async () => {

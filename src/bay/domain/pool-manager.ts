@@ -125,6 +125,8 @@ export class PoolManager implements WarmPoolStats {
         idleExpiresAt: now + profile.idle_timeout * 1000,
         maxSandboxes: this.opts.maxSandboxesPerOwner,
         maxWorkspaces: this.opts.maxWorkspacesPerOwner,
+        // Under an Idempotency-Key, no member is taken unless the key's claim is still this request's.
+        ...(idempotency ? { fence: stores.idempotency.heldFenceNamed(idempotency) } : {}),
       },
       idempotency ? (token) => stores.idempotency.attachClaimedStatement(idempotency, token) : undefined,
     );

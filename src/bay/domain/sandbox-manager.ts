@@ -4,7 +4,7 @@
  * to SessionManager, the warm pool to PoolManager.
  */
 import type { Driver } from "../drivers/driver.ts";
-import { BayError, notFound } from "../errors.ts";
+import { BayError, idempotencyClaimLost, notFound } from "../errors.ts";
 import { errorMessage, type Logger } from "../logger.ts";
 import type { Claim } from "../store/idempotency-store.ts";
 import type { Stores } from "../store/index.ts";
@@ -73,6 +73,8 @@ export class SandboxManager {
     const now = this.now();
     const id = newId("sandbox", now);
     const statements = [];
+    // Under an Idempotency-Key, nothing is created unless the key's claim is still this request's.
+    const fence = claim ? stores.idempotency.heldFence(claim) : undefined;
     let workspaceId: string;
     if (input.workspaceId) {
       const ws = await stores.workspaces.findLive(owner, input.workspaceId);
@@ -89,6 +91,7 @@ export class SandboxManager {
         stores.workspaces.insertWithinQuotaStatement(
           { id: workspaceId, owner, managed: true, volumeName: workspaceId, sizeLimitMb: limits.workspaceSizeLimitMb, createdAt: now },
           { maxWorkspaces: limits.maxWorkspacesPerOwner, maxLiveSandboxes: max },
+          fence,
         ),
       );
     }
@@ -98,13 +101,14 @@ export class SandboxManager {
     // inserts themselves: nothing can slip between the checks above and the write.
     statements.push(
       input.workspaceId
-        ? stores.sandboxes.insertOnExternalWorkspaceStatement(row, max)
-        : stores.sandboxes.insertWithinQuotaStatement(row, max),
+        ? stores.sandboxes.insertOnExternalWorkspaceStatement(row, max, fence)
+        : stores.sandboxes.insertWithinQuotaStatement(row, max, fence),
     );
     if (claim) statements.push(stores.idempotency.attachStatement(claim, id));
     try {
       const results = await stores.db.batch(statements, "write");
       if (results[claim ? results.length - 2 : results.length - 1]?.rowsAffected !== 1) {
+        if (claim && !(await stores.idempotency.held(claim))) throw idempotencyClaimLost();
         if ((await stores.sandboxes.countLive(owner)) >= max) throw sandboxQuotaReached(max);
         if (!input.workspaceId && (await stores.workspaces.countLive(owner)) >= limits.maxWorkspacesPerOwner) {
           throw workspaceQuotaReached(limits.maxWorkspacesPerOwner);

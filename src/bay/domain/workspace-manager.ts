@@ -4,7 +4,7 @@
  * the first time something mounts them.
  */
 import type { Driver } from "../drivers/driver.ts";
-import { BayError, notFound } from "../errors.ts";
+import { BayError, idempotencyClaimLost, notFound } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { Claim } from "../store/idempotency-store.ts";
 import type { Stores } from "../store/index.ts";
@@ -58,10 +58,15 @@ export class WorkspaceManager {
       sizeLimitMb: input.sizeLimitMb ?? this.deps.defaultSizeLimitMb,
       createdAt: now,
     };
-    const statements = [stores.workspaces.insertWithinQuotaStatement(row, { maxWorkspaces: maxWorkspacesPerOwner })];
+    // Under an Idempotency-Key, nothing is created unless the key's claim is still this request's.
+    const fence = claim ? stores.idempotency.heldFence(claim) : undefined;
+    const statements = [stores.workspaces.insertWithinQuotaStatement(row, { maxWorkspaces: maxWorkspacesPerOwner }, fence)];
     if (claim) statements.push(stores.idempotency.attachStatement(claim, id));
     const [inserted] = await stores.db.batch(statements, "write");
-    if (inserted?.rowsAffected !== 1) throw workspaceQuotaReached(maxWorkspacesPerOwner);
+    if (inserted?.rowsAffected !== 1) {
+      if (claim && !(await stores.idempotency.held(claim))) throw idempotencyClaimLost();
+      throw workspaceQuotaReached(maxWorkspacesPerOwner);
+    }
     this.deps.logger.info("workspace created", { owner, workspace_id: id });
     return this.get(owner, id);
   }

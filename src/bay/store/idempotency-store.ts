@@ -30,6 +30,16 @@ export type ClaimResult =
   | { kind: "replay"; fingerprint: string; response: StoredResponse }
   | { kind: "in_flight"; fingerprint: string };
 
+/** An SQL condition and its positional arguments, appended to a statement's WHERE with AND. */
+export interface Fence {
+  sql: string;
+  args: string[];
+}
+
+/** The one spelling of "this claim is still held", whatever its placeholders. */
+const claimHeld = (owner: string, key: string, token: string) =>
+  `EXISTS (SELECT 1 FROM idempotency_keys WHERE owner = ${owner} AND key = ${key} AND token = ${token} AND state = 'in_flight')`;
+
 export class IdempotencyStore {
   constructor(
     private readonly db: Database,
@@ -88,6 +98,31 @@ export class IdempotencyStore {
    * Statement, for the transaction that creates the resource: records its id on
    * the claim (only while this holder still holds it).
    */
+  /**
+   * A condition for the statements that create a claim's resource: the claim is
+   * still this request's. A transaction Bay gave up on (its answer timed out, so
+   * the claim was released or taken over by a retry) may still be applied by a
+   * libSQL server later: fenced, it then creates nothing, instead of a second
+   * sandbox or workspace beside the retry's. Positional arguments, to append.
+   */
+  heldFence(claim: Claim): Fence {
+    return { sql: claimHeld("?", "?", "?"), args: [claim.owner, claim.key, claim.token] };
+  }
+
+  /** heldFence with named arguments (`:fence_owner`, `:fence_key`, `:fence_token`), for a statement that names its own. */
+  heldFenceNamed(claim: Claim): { sql: string; args: Record<string, string> } {
+    return {
+      sql: claimHeld(":fence_owner", ":fence_key", ":fence_token"),
+      args: { fence_owner: claim.owner, fence_key: claim.key, fence_token: claim.token },
+    };
+  }
+
+  /** Whether the claim is still this request's (not released, not taken over by a retry). */
+  async held(claim: Claim): Promise<boolean> {
+    const rs = await this.db.execute({ sql: `SELECT ${claimHeld("?", "?", "?")} AS held`, args: [claim.owner, claim.key, claim.token] });
+    return Number(rs.rows[0]?.held) === 1;
+  }
+
   attachStatement(claim: Claim, resourceId: string) {
     return {
       sql: "UPDATE idempotency_keys SET resource_id = ? WHERE owner = ? AND key = ? AND token = ? AND state = 'in_flight'",

@@ -49,6 +49,8 @@ export interface PoolClaim {
   idleExpiresAt: number;
   maxSandboxes: number;
   maxWorkspaces: number;
+  /** A condition the claim also needs (named arguments): its Idempotency-Key claim still held (heldFenceNamed). */
+  fence?: { sql: string; args: Record<string, string> };
 }
 
 function toMember(row: Row): PoolMember {
@@ -120,6 +122,7 @@ export class PoolStore {
                 AND owner = '${POOL_OWNER}' AND deleted_at IS NULL
                 AND (SELECT COUNT(*) FROM sandboxes WHERE owner = :owner AND deleted_at IS NULL) < :max_sandboxes
                 AND (SELECT COUNT(*) FROM workspaces WHERE owner = :owner AND deleted_at IS NULL) < :max_workspaces
+                ${c.fence ? `AND ${c.fence.sql}` : ""}
               RETURNING id`,
         args: {
           owner: c.owner,
@@ -131,6 +134,7 @@ export class PoolStore {
           profile: c.profileId,
           max_sandboxes: c.maxSandboxes,
           max_workspaces: c.maxWorkspaces,
+          ...c.fence?.args,
         },
       },
       {

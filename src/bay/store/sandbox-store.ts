@@ -7,6 +7,7 @@
  */
 import type { InArgs, Row } from "@libsql/client";
 import { GUARD, POOL_OWNER, STATUS_SQL, type SandboxStatus } from "../domain/lifecycle.ts";
+import type { Fence } from "./idempotency-store.ts";
 import type { Database } from "./database.ts";
 import { ReadCache } from "./read-cache.ts";
 import { num, optNum, optStr, queryOne, str } from "./rows.ts";
@@ -116,12 +117,12 @@ export class SandboxStore {
    * Inside a write batch the count and the insert cannot be split by another
    * create, so concurrent creates never exceed the quota.
    */
-  insertWithinQuotaStatement(s: NewSandbox, maxLive: number) {
+  insertWithinQuotaStatement(s: NewSandbox, maxLive: number, fence?: Fence) {
     return {
       sql: `INSERT INTO sandboxes (id, owner, profile_id, workspace_id, created_at, expires_at)
             SELECT ?, ?, ?, ?, ?, ? WHERE ${LIVE_COUNT} < ?
-              AND EXISTS (SELECT 1 FROM workspaces WHERE id = ? AND deleted_at IS NULL)`,
-      args: [s.id, s.owner, s.profileId, s.workspaceId, s.createdAt, s.expiresAt, s.owner, maxLive, s.workspaceId],
+              AND EXISTS (SELECT 1 FROM workspaces WHERE id = ? AND deleted_at IS NULL)${fence ? ` AND ${fence.sql}` : ""}`,
+      args: [s.id, s.owner, s.profileId, s.workspaceId, s.createdAt, s.expiresAt, s.owner, maxLive, s.workspaceId, ...(fence?.args ?? [])],
     };
   }
 
@@ -130,12 +131,24 @@ export class SandboxStore {
    * that workspace is still live and this owner's (0 rows otherwise): the check
    * and the insert are one statement, so a workspace delete cannot slip between.
    */
-  insertOnExternalWorkspaceStatement(s: NewSandbox, maxLive: number) {
+  insertOnExternalWorkspaceStatement(s: NewSandbox, maxLive: number, fence?: Fence) {
     return {
       sql: `INSERT INTO sandboxes (id, owner, profile_id, workspace_id, created_at, expires_at)
             SELECT ?, ?, ?, ?, ?, ? WHERE ${LIVE_COUNT} < ? AND EXISTS (
-              SELECT 1 FROM workspaces WHERE id = ? AND owner = ? AND managed = 0 AND deleted_at IS NULL)`,
-      args: [s.id, s.owner, s.profileId, s.workspaceId, s.createdAt, s.expiresAt, s.owner, maxLive, s.workspaceId, s.owner],
+              SELECT 1 FROM workspaces WHERE id = ? AND owner = ? AND managed = 0 AND deleted_at IS NULL)${fence ? ` AND ${fence.sql}` : ""}`,
+      args: [
+        s.id,
+        s.owner,
+        s.profileId,
+        s.workspaceId,
+        s.createdAt,
+        s.expiresAt,
+        s.owner,
+        maxLive,
+        s.workspaceId,
+        s.owner,
+        ...(fence?.args ?? []),
+      ],
     };
   }
 

@@ -1,5 +1,6 @@
 /** Persistence of workspaces (Docker volumes mounted at /workspace). */
 import type { Row } from "@libsql/client";
+import type { Fence } from "./idempotency-store.ts";
 import type { Database } from "./database.ts";
 import { num, optNum, str } from "./rows.ts";
 import { LIVE_COUNT } from "./sandbox-store.ts";
@@ -55,10 +56,10 @@ export class WorkspaceStore {
    * workspace quota and (for a managed one, which comes with a sandbox) the
    * sandbox quota: the count and the insert are one statement.
    */
-  insertWithinQuotaStatement(w: NewWorkspace, quota: { maxWorkspaces: number; maxLiveSandboxes?: number }) {
+  insertWithinQuotaStatement(w: NewWorkspace, quota: { maxWorkspaces: number; maxLiveSandboxes?: number }, fence?: Fence) {
     return {
       sql: `INSERT INTO workspaces (id, owner, managed, volume_name, size_limit_mb, created_at)
-            SELECT ?, ?, ?, ?, ?, ? WHERE ${LIVE_WORKSPACES} < ? AND ${LIVE_COUNT} < ?`,
+            SELECT ?, ?, ?, ?, ?, ? WHERE ${LIVE_WORKSPACES} < ? AND ${LIVE_COUNT} < ?${fence ? ` AND ${fence.sql}` : ""}`,
       args: [
         w.id,
         w.owner,
@@ -70,6 +71,7 @@ export class WorkspaceStore {
         quota.maxWorkspaces,
         w.owner,
         quota.maxLiveSandboxes ?? Number.MAX_SAFE_INTEGER,
+        ...(fence?.args ?? []),
       ],
     };
   }
