@@ -78,8 +78,16 @@ export function normalizeFilePath(path: string): string {
  */
 export function normalizeRemovablePath(path: string): string {
   const rel = normalizeBelowRoot(path);
-  if (endsInDotSegment(path)) throw invalid(path, DOT_SEGMENT_REASON);
+  refuseDotSegmentEnd(path);
   return rel;
+}
+
+/**
+ * Refuses, as given (before any normalising), a path to delete or move whose last
+ * segment is `.` or `..` (endsInDotSegment): normalised it names another entry.
+ */
+export function refuseDotSegmentEnd(path: string): void {
+  if (endsInDotSegment(path)) throw invalid(path, DOT_SEGMENT_REASON);
 }
 
 /** The rule above, and not the root itself (`.`, `./`, `a/..`). */

@@ -8,6 +8,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { refuseDotSegmentEnd } from "../../domain/paths.ts";
 import type { SandboxFiles } from "../../domain/sandbox-files.ts";
 import type { SandboxWatch } from "../../domain/sandbox-watch.ts";
 import { BayError } from "../../errors.ts";
@@ -131,12 +132,16 @@ export function filesystemService({
       }),
 
     move: (req, ctx) =>
-      calls.unary(ctx, async (call) =>
-        create(MoveResponseSchema, { entry: await info.move(call, toWorkspacePath(req.source), toWorkspacePath(req.destination)) }),
-      ),
+      calls.unary(ctx, async (call) => {
+        // As given: toWorkspacePath normalises `t/file/..` to `t` (mv refuses such a source too).
+        refuseDotSegmentEnd(req.source);
+        return create(MoveResponseSchema, { entry: await info.move(call, toWorkspacePath(req.source), toWorkspacePath(req.destination)) });
+      }),
 
     remove: (req, ctx) =>
       calls.unary(ctx, async (call) => {
+        // As given: toWorkspacePath normalises `t/file/..` to `t`, which the delete would then remove.
+        refuseDotSegmentEnd(req.path);
         const path = toWorkspacePath(req.path);
         if (path === ".")
           throw new BayError("invalid_path", "the home directory itself cannot be removed", { details: { path: req.path } });
