@@ -52,9 +52,9 @@ export function batchedStderr(out: { write(s: string): unknown } = process.stder
     if (timer) clearTimeout(timer);
     timer = null;
     if (pending.length === 0) return;
-    const text = rendered(pending);
+    const batch = pending;
     pending = [];
-    out.write(text);
+    out.write(rendered(batch));
   };
   // At exit an asynchronous write that a pipe cannot take at once is cut off: the
   // default stderr is written synchronously there (a custom `out` as it writes).
@@ -62,8 +62,9 @@ export function batchedStderr(out: { write(s: string): unknown } = process.stder
     if (out !== process.stderr) return flush();
     if (timer) clearTimeout(timer);
     timer = null;
-    const bytes = Buffer.from(rendered(pending));
+    const batch = pending;
     pending = [];
+    const bytes = Buffer.from(rendered(batch));
     writeAllSync(2, bytes);
   });
   return (line) => {
@@ -91,7 +92,13 @@ function rendered(lines: PendingLine[]): string {
     try {
       text += `${line()}\n`;
     } catch (e) {
-      text += `${JSON.stringify({ time: isoNow(), level: "error", msg: "a log line could not be rendered", error: errorMessage(e) })}\n`;
+      let error = "unknown";
+      try {
+        error = errorMessage(e);
+      } catch {
+        // a thrown value that cannot even be named
+      }
+      text += `${JSON.stringify({ time: isoNow(), level: "error", msg: "a log line could not be rendered", error })}\n`;
     }
   }
   return text;

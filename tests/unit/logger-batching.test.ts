@@ -54,3 +54,18 @@ test("an unrendered line is rendered when its batch is written, and one that can
   expect(JSON.parse(lines[2]!)).toMatchObject({ level: "error", msg: "a log line could not be rendered" });
   expect(lines[3]).toBe("fourth");
 });
+
+test("a line whose render throws something that cannot even be named loses only itself", async () => {
+  const writes: string[] = [];
+  const write = batchedStderr({ write: (s: string) => writes.push(s) }, 20);
+  write(() => {
+    throw Object.create(null); // String() of it throws too
+  });
+  write("after");
+  await Bun.sleep(60);
+  write("later");
+  await Bun.sleep(60);
+  const lines = writes.join("").trimEnd().split("\n");
+  expect(JSON.parse(lines[0]!)).toMatchObject({ msg: "a log line could not be rendered", error: "unknown" });
+  expect(lines.slice(1)).toEqual(["after", "later"]);
+});
