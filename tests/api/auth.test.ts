@@ -186,6 +186,8 @@ describe("every bad credential is 401 unauthorized", () => {
     tokens.noIssuer = await hs256({ aud: "bay", sub: "alice", exp: nowSec() + 60 });
     tokens.algNone = `${Buffer.from('{"alg":"none"}').toString("base64url")}.${Buffer.from('{"sub":"alice"}').toString("base64url")}.`;
     tokens.valid = await hs256({ ...base, sub: "alice", exp: nowSec() + 60 });
+    // Stored, a lone surrogate becomes U+FFFD: "victim\ud800" would be the owner "victim\ufffd" is.
+    tokens.loneSurrogate = await hs256({ ...base, sub: "victim\ud800", exp: nowSec() + 60 });
   });
   afterAll(async () => {
     await t.close();
@@ -208,6 +210,7 @@ describe("every bad credential is 401 unauthorized", () => {
     ["JWT without the configured issuer", () => bearer(tokens.noIssuer!)],
     ["unsigned JWT (alg none)", () => bearer(tokens.algNone!)],
     ["garbage JWT", () => bearer("aaa.bbb.ccc")],
+    ["JWT whose sub holds a lone surrogate (not Unicode text)", () => bearer(tokens.loneSurrogate!)],
     ["X-Owner only (not anonymous mode)", () => ({ "x-owner": "alice" })],
   ];
   for (const [name, headers] of cases) test(name, () => expectUnauthorized(t, headers()));

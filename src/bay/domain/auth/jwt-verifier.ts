@@ -65,6 +65,8 @@ export class JwtVerifier {
         ...(this.opts.requireExp !== false ? { requiredClaims: ["exp"] } : {}),
       });
       if (typeof payload.sub !== "string" || payload.sub.length === 0 || payload.sub.length > 255) return null;
+      // A lone surrogate has no UTF-8 form: stored, it would become U+FFFD and merge with another owner.
+      if (!payload.sub.isWellFormed()) return null;
       return `${this.opts.ownerPrefix ?? "jwt:"}${payload.sub}`;
     } catch (e) {
       if (e instanceof errors.JWKSTimeout || e instanceof errors.JWKSInvalid || (e instanceof Error && !(e instanceof errors.JOSEError))) {
