@@ -12,6 +12,7 @@ import { BayError } from "../../src/bay/errors.ts";
 import { openDatabase, type Database } from "../../src/bay/store/database.ts";
 import { guardDatabase } from "../../src/bay/store/database-errors.ts";
 import { LocalDatabase } from "../../src/bay/store/local-database.ts";
+import { queryOne } from "../../src/bay/store/rows.ts";
 import { startSqld, type Sqld } from "../support/sqld.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "bay-db-unavailable-"));
@@ -50,11 +51,32 @@ describe("an embedded database file", () => {
     expect((await db.execute("SELECT count(*) AS n FROM t")).rows[0]!.n).toBe(1);
   });
 
+  test("a single-row read (queryOne: findLive, the API-key lookup) goes through the guard too: busy", async () => {
+    const path = join(dir, "locked-one.db");
+    const holder = new LocalDatabase(path, 100);
+    const db = guardDatabase(new LocalDatabase(path, 100));
+    await holder.execute("CREATE TABLE t (a INTEGER PRIMARY KEY)");
+    await holder.execute("INSERT INTO t VALUES (7)");
+    await holder.execute("BEGIN EXCLUSIVE");
+    const read = { sql: "SELECT a FROM t WHERE a = ?", args: [7] };
+    expectUnavailable(await failure(queryOne(db, read)), "busy", 1);
+    expectUnavailable(await failure(db.one(read)), "busy", 1);
+    await holder.execute("COMMIT");
+    expect((await queryOne(db, read))?.a).toBe(7);
+    // The engine's own synchronous answers stay its own: the read cache's change version.
+    expect(typeof db.version()).toBe("string");
+    expect(db).toBeInstanceOf(LocalDatabase);
+  });
+
   test("a statement's own failure is not the database's", async () => {
     const db = guardDatabase(new LocalDatabase(join(dir, "own.db"), 100));
     await db.execute("CREATE TABLE t (a INTEGER PRIMARY KEY)");
     await db.execute("INSERT INTO t VALUES (1)");
-    for (const e of [await failure(db.execute("INSERT INTO t VALUES (1)")), await failure(db.execute("SELEC 1"))]) {
+    for (const e of [
+      await failure(db.execute("INSERT INTO t VALUES (1)")),
+      await failure(db.execute("SELEC 1")),
+      await failure(queryOne(db, { sql: "SELEC 1", args: [] })),
+    ]) {
       expect(e).not.toBeInstanceOf(BayError);
     }
   });
@@ -130,6 +152,7 @@ describe("a libSQL server behind a proxy that answers for it", () => {
     ["a 503 HTML page", html(503)],
     ["a 200 HTML page instead of the Hrana JSON", html(200)],
     ["a 502 labelled JSON with an HTML body", () => new Response(HTML, { status: 502, headers: { "content-type": "application/json" } })],
+    ["a 502 labelled JSON with a null body", () => new Response("null", { status: 502, headers: { "content-type": "application/json" } })],
     [
       "a JSON answer cut short",
       () => new Response('{"baton":null,"base_url":null,"results":[', { headers: { "content-type": "application/json" } }),
@@ -183,6 +206,26 @@ describe("a libSQL server behind a proxy that answers for it", () => {
       expectUnavailable(await failure(db.execute("SELECT 1")), "unreachable", 2);
       expectUnavailable(await failure(db.batch([["SELECT 1"]], "write")), "unreachable", 2);
       expectUnavailable(await failure(openDatabase({ url, callDeadlineMs: 2000 })), "unreachable", 2);
+    } finally {
+      answer = null;
+    }
+    expect((await db.execute("SELECT 1 AS one")).rows[0]!.one).toBe(1);
+  });
+
+  /** A proxy's refusal (an auth proxy, an API gateway), labelled exactly `application/json` whatever its body. */
+  const REFUSALS: Array<[string, number, string]> = [
+    ["a 401 HTML page labelled JSON", 401, "<html><body><h1>401 Authorization Required</h1></body></html>"],
+    ["a 403 HTML page labelled JSON", 403, "<html><body><h1>403 Forbidden</h1></body></html>"],
+    ["a 404 HTML page labelled JSON", 404, "<html><body><h1>404 Not Found</h1></body></html>"],
+    ["a 401 with an API gateway's JSON message", 401, '{"message":"Unauthorized"}'],
+    ["a 403 with a null body", 403, "null"],
+  ];
+  test.each(REFUSALS)("%s: rejected, Retry-After 60, on open, execute and batch; then back", async (_name, status, body) => {
+    answer = () => new Response(body, { status, headers: { "content-type": "application/json" } });
+    try {
+      expectUnavailable(await failure(db.execute("SELECT 1")), "rejected", 60);
+      expectUnavailable(await failure(db.batch([["SELECT 1"]], "write")), "rejected", 60);
+      expectUnavailable(await failure(openDatabase({ url, callDeadlineMs: 2000 })), "rejected", 60);
     } finally {
       answer = null;
     }

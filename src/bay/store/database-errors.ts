@@ -65,6 +65,9 @@ const TRANSPORT_CODES = new Set([
 /** libSQL client codes for a server that failed or spoke something else (a proxy's 502, a closed stream). */
 const SERVER_CODES = new Set(["SERVER_ERROR", "HRANA_WEBSOCKET_ERROR", "HRANA_CLOSED_ERROR", "HRANA_PROTO_ERROR"]);
 
+/** HTTP statuses of a server that refused Bay (its token, or the database named): `rejected`. */
+const REFUSED = new Set([401, 403, 404]);
+
 type ErrorLike = { name?: unknown; code?: unknown; status?: unknown; cause?: unknown };
 
 /** Why `e` means the database is unavailable, or null when it is a statement's own failure. */
@@ -74,11 +77,11 @@ export function unavailableReason(e: unknown): DatabaseUnavailableReason | null 
     if (err.name === "TimeoutError" || code === "DATABASE_TIMEOUT") return "timeout";
     // The server refused Bay's token or knows no such database (401, 403, 404): a configuration error, not soon over.
     const status = (err.cause as ErrorLike | undefined)?.status;
-    if (code === "SERVER_ERROR" && (status === 401 || status === 403 || status === 404)) return "rejected";
+    if (code === "SERVER_ERROR" && REFUSED.has(status as number)) return "rejected";
     if (TRANSPORT_CODES.has(code) || SERVER_CODES.has(code)) return "unreachable";
-    // An answer that is not JSON at all: a proxy's HTML page sent with 200, a 5xx labelled
-    // JSON, a body cut short. The libSQL client reads every answer as JSON, and nothing
-    // else under a statement throws a SyntaxError (bad SQL is SQLITE_ERROR).
+    // An answer that is not JSON at all: a proxy's HTML page sent with 200, a body cut
+    // short (an error status is kept: deadlineFetch). The libSQL client reads every answer
+    // as JSON, and nothing else under a statement throws a SyntaxError (bad SQL is SQLITE_ERROR).
     if (err.name === "SyntaxError") return "unreachable";
     // SQLITE_LOCKED (a conflict within one connection) is Bay's own bug, not a busy database.
     if (code.startsWith("SQLITE_BUSY")) return "busy";
@@ -107,30 +110,32 @@ function guarded<T>(p: Promise<T>): Promise<T> {
 
 /**
  * The same database, its environmental failures turned into `database_unavailable`.
- * Everything else is the database's own (a LocalDatabase's change `version()` for the
- * read cache, `instanceof`): only `execute` and `batch` are wrapped.
+ * Every method whose answer is a promise is guarded: every statement (`execute`,
+ * `batch`, a LocalDatabase's `one`, and any added later), so none can go around it.
+ * A synchronous answer (a LocalDatabase's change `version()` for the read cache,
+ * `close()`) is the database's own, as is everything else (`instanceof`, `closed`).
  */
 export function guardDatabase<D extends Database>(db: D): D {
-  let execute = ((stmt: never, args?: never) => guarded(db.execute(stmt, args))) as Database["execute"];
-  let batch: Database["batch"] = (stmts, mode) => guarded(db.batch(stmts, mode));
-  // Bound once per method (the read cache asks for version() on every GET).
-  const bound = new Map<PropertyKey, { fn: unknown; bound: unknown }>();
+  // Per method, made once (the read cache asks for version() on every GET): the engine's function and its stand-in.
+  const methods = new Map<PropertyKey, { fn: unknown; guarded: unknown }>();
+  // A test that replaces a method replaces the guarded one (which its wrapper calls), not the engine's.
+  const replaced = new Map<PropertyKey, unknown>();
   return new Proxy(db, {
     get(target, prop) {
-      if (prop === "execute") return execute;
-      if (prop === "batch") return batch;
-      const value = Reflect.get(target, prop, target);
-      if (typeof value !== "function") return value;
-      const hit = bound.get(prop);
-      if (hit?.fn === value) return hit.bound;
-      const fn = value.bind(target);
-      bound.set(prop, { fn: value, bound: fn });
-      return fn;
+      if (replaced.size > 0 && replaced.has(prop)) return replaced.get(prop);
+      const value: unknown = Reflect.get(target, prop, target);
+      if (typeof value !== "function" || prop === "constructor") return value;
+      const hit = methods.get(prop);
+      if (hit?.fn === value) return hit.guarded;
+      const stand = (...args: unknown[]): unknown => {
+        const result: unknown = Reflect.apply(value, target, args);
+        return result instanceof Promise ? guarded(result) : result;
+      };
+      methods.set(prop, { fn: value, guarded: stand });
+      return stand;
     },
-    // A test that wraps execute or batch replaces the guarded one (which its wrapper calls), not the engine's.
     set(target, prop, value) {
-      if (prop === "execute") execute = value;
-      else if (prop === "batch") batch = value;
+      if (typeof Reflect.get(target, prop, target) === "function") replaced.set(prop, value);
       else return Reflect.set(target, prop, value, target);
       return true;
     },
@@ -142,12 +147,40 @@ export function guardDatabase<D extends Database>(db: D): D {
  * answering must not hold Bay's requests (and their callers) forever. A write whose
  * answer never came may still have been applied; every write of Bay's is safe to
  * retry (compare-and-set, idempotency keys).
+ *
+ * An error answer keeps its status (see `statusKept`).
  */
 export function deadlineFetch(ms: number, base: typeof fetch = fetch): typeof fetch {
-  const timed = (input: RequestInfo | URL, init?: RequestInit) => {
+  const timed = async (input: RequestInfo | URL, init?: RequestInit) => {
     const own = init?.signal ?? (input instanceof Request ? input.signal : null);
     const signal = own ? AbortSignal.any([own, AbortSignal.timeout(ms)]) : AbortSignal.timeout(ms);
-    return base(input, { ...init, signal });
+    const res = await base(input, { ...init, signal });
+    return res.ok ? res : statusKept(res);
   };
   return Object.assign(timed, base) as typeof fetch;
+}
+
+/**
+ * An error answer as the libSQL client can read its status from. The client reads
+ * one labelled exactly `application/json` as the server's own error object and then
+ * reports no status: a proxy's HTML page under that label throws a SyntaxError, a
+ * `null` body a TypeError, and an API gateway's `{"message": "Unauthorized"}` reads
+ * as an error of the server's. So a refusal (401, 403, 404: `rejected`, whatever its
+ * body says), and any error answer whose body is not a JSON object, is handed on as
+ * `text/plain`, for which the client reports the status (and the text, for the log).
+ */
+async function statusKept(res: Response): Promise<Response> {
+  if (res.headers.get("content-type") !== "application/json") return res;
+  const text = await res.text();
+  let object = false;
+  if (!REFUSED.has(res.status)) {
+    try {
+      const body: unknown = JSON.parse(text);
+      object = body !== null && typeof body === "object";
+    } catch {
+      // not JSON: handed on as text
+    }
+  }
+  const type = object ? "application/json" : "text/plain";
+  return new Response(text, { status: res.status, statusText: res.statusText, headers: { "content-type": type } });
 }
