@@ -167,8 +167,19 @@ const jsonLine = (r: LogRecord) => JSON.stringify(r);
 
 const COLORS: Record<LogLevel, string> = { debug: "\x1b[90m", info: "\x1b[36m", warn: "\x1b[33m", error: "\x1b[31m" };
 
-/** `12:00:01.234 INFO  msg key=value …`; an access line reads `POST /v1/… 200 12ms`. */
+/**
+ * `12:00:01.234 INFO  msg key=value …`; an access line reads `POST /v1/… 200 12ms`.
+ * A value is written bare when it is a string with no whitespace or control
+ * character, else as JSON with every control character escaped (JSON leaves DEL
+ * and C1 as they are): a request's own text (a path) cannot move the cursor,
+ * clear the screen or start a line on the operator's terminal.
+ */
 function prettyLine(color: boolean): (r: LogRecord) => string {
+  // C0 and C1 control characters, DEL included (ESC and CSI start a terminal's escape sequences).
+  const control = /[\x00-\x1f\x7f-\x9f]/g;
+  const escapeControl = (s: string): string => s.replace(control, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  // A value that may stand bare: no whitespace, no control character.
+  const bare = /^[^\s\x00-\x1f\x7f-\x9f]*$/;
   return (r) => {
     const { time, level, msg, ...fields } = r;
     const lvl = level.toUpperCase().padEnd(5);
@@ -179,10 +190,10 @@ function prettyLine(color: boolean): (r: LogRecord) => string {
     }
     const rest = Object.entries(fields)
       .filter(([, v]) => v !== undefined && v !== null)
-      .map(([k, v]) => `${k}=${typeof v === "string" && !/\s/.test(v) ? v : JSON.stringify(v)}`)
+      .map(([k, v]) => `${k}=${typeof v === "string" && bare.test(v) ? v : escapeControl(String(JSON.stringify(v)))}`)
       .join(" ");
     const t = time.slice(11, 23);
-    const line = `${t} ${color ? `${COLORS[level]}${lvl}\x1b[0m` : lvl} ${head}${rest ? `  ${rest}` : ""}`;
+    const line = `${t} ${color ? `${COLORS[level]}${lvl}\x1b[0m` : lvl} ${escapeControl(head)}${rest ? `  ${rest}` : ""}`;
     return line;
   };
 }
