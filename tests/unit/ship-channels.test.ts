@@ -6,6 +6,8 @@
  * client gone, connection lost, a broken frame), never hangs and never runs twice.
  */
 import { afterEach, expect, test } from "bun:test";
+import { Hono } from "hono";
+import { relay } from "../../src/bay/api/relay.ts";
 import { encodeAnswer, parseChannelFrame } from "../../src/protocol/ship/channel.ts";
 import { NONCE_HEADER, PROOF_HEADER, shipProof } from "../../src/protocol/ship/index.ts";
 import { BayError } from "../../src/bay/errors.ts";
@@ -13,7 +15,7 @@ import { ShipBadResponseError } from "../../src/bay/runtime/errors/ship-bad-resp
 import { ShipTimeoutError } from "../../src/bay/runtime/errors/ship-timeout-error.ts";
 import { ShipUnreachableError } from "../../src/bay/runtime/errors/ship-unreachable-error.ts";
 import { ShipWrongSessionError } from "../../src/bay/runtime/errors/ship-wrong-session-error.ts";
-import { ShipChannels } from "../../src/bay/runtime/ship-channel.ts";
+import { channelBody, ShipChannels } from "../../src/bay/runtime/ship-channel.ts";
 import { ShipClient } from "../../src/bay/runtime/ship-client.ts";
 
 const SECRET = "c".repeat(43);
@@ -242,4 +244,27 @@ test("a call too large for one frame goes over HTTP even with the channel open",
   const big = await client.execPython(target, { code: `x = "${"a".repeat(300_000)}"`, timeout: 30 });
   expect((await big.json()) as unknown).toEqual({ via: "http" });
   expect(stats.http).toBe(2);
+});
+
+test("a channel's answer is relayed from the bytes it came in (not read again), status and type kept; once read, or over HTTP, it has none", async () => {
+  const { target, client, channels } = ship({
+    onFrame: (ws, f) => {
+      if ("id" in f) ws.send(encodeAnswer({ id: f.id, status: 200, type: "application/json", body: '{"é":"ü"}' }));
+    },
+  });
+  const overHttp = await client.execPython(target, { code: "1+1", timeout: 30 });
+  expect(channelBody(overHttp)).toBeUndefined();
+  await untilOpen(channels);
+  const answer = await client.execPython(target, { code: "1+1", timeout: 30 });
+  const whole = channelBody(answer);
+  expect(whole && new TextDecoder().decode(whole)).toBe('{"é":"ü"}');
+  const app = new Hono();
+  app.get("/", (c) => relay(c, answer));
+  const relayed = await app.request("/");
+  expect(relayed.status).toBe(200);
+  expect(relayed.headers.get("content-type")).toBe("application/json");
+  expect(await relayed.json()).toEqual({ é: "ü" });
+  const read = await client.execPython(target, { code: "1+1", timeout: 30 });
+  await read.text();
+  expect(channelBody(read)).toBeUndefined();
 });

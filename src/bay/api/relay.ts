@@ -4,11 +4,14 @@
  * dropped), and Bay's request id is set. The body is streamed through, except a
  * small one whose length Ship announced (an exec's JSON result): that is read
  * whole and sent as it is, which costs a third of a millisecond less per call
- * than piping it through a stream, and bounds what is held to SMALL_BODY_BYTES.
+ * than piping it through a stream, and bounds what is held to SMALL_BODY_BYTES. An
+ * answer that came over a call channel is whole already: its bytes are sent as they
+ * are, without reading the Response again.
  */
 import type { Context } from "hono";
 import type { CallContext } from "../domain/capability-router.ts";
 import { plainLength } from "../runtime/bounded-answer.ts";
+import { channelBody } from "../runtime/ship-channel.ts";
 
 // cache-control and x-accel-buffering: an event stream must not be cached or buffered by a proxy on the way.
 const KEEP = ["content-type", "content-disposition", "content-encoding", "last-modified", "etag", "cache-control", "x-accel-buffering"];
@@ -23,6 +26,9 @@ export async function relay(c: Context, res: Response): Promise<Response> {
     if (v) headers.set(name, v);
   }
   headers.set("X-Request-Id", c.get("requestId"));
+  // A channel's answer is whole already: its bytes as they are.
+  const whole = channelBody(res);
+  if (whole) return new Response(whole, { status: res.status, headers });
   const length = plainLength(res.headers);
   if (length !== null && length <= SMALL_BODY_BYTES) {
     return new Response(await res.arrayBuffer(), { status: res.status, headers });

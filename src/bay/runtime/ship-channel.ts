@@ -37,6 +37,18 @@ const IDLE_MS = 120_000;
 /** How long opening a channel may take. */
 const OPEN_DEADLINE_MS = 10_000;
 
+/** Each answer's body as the channel received it, whole (channelBody). */
+const wholeBodies = new WeakMap<Response, Buffer<ArrayBuffer>>();
+
+/**
+ * The body of an answer that came over a channel, while it is unread: the bytes it
+ * was built from, so relaying it needs no read of the Response (an await and a copy).
+ * Undefined for any other Response.
+ */
+export function channelBody(res: Response): Buffer<ArrayBuffer> | undefined {
+  return res.bodyUsed ? undefined : wholeBodies.get(res);
+}
+
 /** Statuses whose answer has no body. */
 const NULL_BODY = new Set([204, 205, 304]);
 
@@ -171,7 +183,9 @@ class Channel {
       return;
     }
     const body = Buffer.from(a.body, "utf8");
-    p.resolve(new Response(body, { status: a.status, headers: { "content-type": a.type, "content-length": String(body.byteLength) } }));
+    const res = new Response(body, { status: a.status, headers: { "content-type": a.type, "content-length": String(body.byteLength) } });
+    wholeBodies.set(res, body);
+    p.resolve(res);
   }
 
   private shut(e: unknown): void {

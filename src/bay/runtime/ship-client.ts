@@ -168,9 +168,13 @@ export class ShipClient {
    * is relayed event by event with Bay's error model (relayEventStream), its body bounded
    * by the same deadline. A background shell start answers JSON even then.
    */
-  private async exec<T>(t: ShipTarget, op: ShipOperationId, body: unknown, timeoutSeconds: number, o: ExecOptions): Promise<ShipReply<T>> {
+  private exec<T>(t: ShipTarget, op: ShipOperationId, body: unknown, timeoutSeconds: number, o: ExecOptions): Promise<ShipReply<T>> {
     const timeoutMs = execDeadlineMs(timeoutSeconds);
-    if (!o.stream) return this.send(t, op, { json: body, timeoutMs }, o);
+    // Not async: the plain exec is the hot path, and its promise is send's own.
+    return o.stream ? this.execStream(t, op, body, timeoutMs, o) : this.send(t, op, { json: body, timeoutMs }, o);
+  }
+
+  private async execStream<T>(t: ShipTarget, op: ShipOperationId, body: unknown, timeoutMs: number, o: ExecOptions): Promise<ShipReply<T>> {
     const deadline = AbortSignal.timeout(timeoutMs);
     const res = await this.send<T>(t, op, { json: body, timeoutMs, deadline, accept: "text/event-stream" }, o);
     if (!isEventStream(res)) return res;
@@ -307,10 +311,12 @@ export class ShipClient {
     if (s.query) path += `?${new URLSearchParams(s.query)}`;
     if (this.channels && CHANNEL_OPS.has(op) && s.raw === undefined && !s.forward && !s.accept && !s.deadline) {
       // Null: no channel open; CallNotDelivered: it provably did not run there. Either way over HTTP.
-      const res = await this.onChannel(t, spec.method.toUpperCase(), path, s, o)?.catch((e: unknown) => {
-        if (e instanceof CallNotDelivered) return null;
-        throw e;
-      });
+      let res: Response | null = null;
+      try {
+        res = await this.onChannel(t, spec.method.toUpperCase(), path, s, o);
+      } catch (e) {
+        if (!(e instanceof CallNotDelivered)) throw e;
+      }
       if (res) {
         if (res.ok) return res as ShipReply<T>;
         // The channel proved its Ship: a refusal of the key on it is that Ship misbehaving, not another session.

@@ -21,7 +21,8 @@ interface BunServerLike {
 
 /** Refuses a request without a Host header (400 in the error model). */
 export function requireHost(): MiddlewareHandler {
-  return async function bayRequireHost(c, next) {
+  // Plain functions, not async: nothing runs after next(), so no promise of their own per request.
+  return function bayRequireHost(c, next) {
     // Bun gives such a request a relative URL ("/v1/…"); every request with a Host has an absolute one.
     if (c.req.raw.url.startsWith("/")) {
       throw new BayError("validation_error", "a Host header is required", {
@@ -34,7 +35,7 @@ export function requireHost(): MiddlewareHandler {
 
 /** Refuses requests whose headers and URL together exceed `maxBytes`. */
 export function headerLimit(maxBytes: number): MiddlewareHandler {
-  return async function bayHeaderLimit(c, next) {
+  return function bayHeaderLimit(c, next) {
     let size = c.req.url.length;
     c.req.raw.headers.forEach((value, name) => {
       size += name.length + value.length + 4;

@@ -74,7 +74,8 @@ export function rateLimited(perMinute: number, wait: number): BayError {
 }
 
 export function rateLimit(limiter: RateLimiter, perMinute: number): MiddlewareHandler {
-  return async function bayRateLimit(c, next) {
+  // Not async: nothing runs after next().
+  return function bayRateLimit(c, next) {
     const owner = c.get("owner");
     if (!owner) return next();
     const wait = limiter.take(owner);

@@ -19,11 +19,12 @@ export function requestId({
   maxLength = 128,
   generate = () => crypto.randomUUID(),
 }: RequestIdOptions = {}): MiddlewareHandler {
-  return async function bayRequestId(c, next) {
+  // Not async: nothing runs after next().
+  return function bayRequestId(c, next) {
     const given = c.req.header(headerName);
     const id = given && given.length <= maxLength && VISIBLE_ASCII.test(given) ? given : generate();
     c.set("requestId", id);
     c.header(headerName, id);
-    await next();
+    return next();
   };
 }
