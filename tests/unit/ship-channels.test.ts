@@ -246,10 +246,14 @@ test("a call too large for one frame goes over HTTP even with the channel open",
   expect(stats.http).toBe(2);
 });
 
-test("a channel's answer is relayed from the bytes it came in (not read again), status and type kept; once read, or over HTTP, it has none", async () => {
+test("a channel's small answer is relayed from the bytes it came in (not read again), status and type kept; once read, over HTTP, or large, it has none", async () => {
+  let calls = 0;
   const { target, client, channels } = ship({
     onFrame: (ws, f) => {
-      if ("id" in f) ws.send(encodeAnswer({ id: f.id, status: 200, type: "application/json", body: '{"é":"ü"}' }));
+      if (!("id" in f)) return;
+      // The third answer on the channel is large (over 64 KiB): streamed by the relay, as over HTTP, not held twice.
+      const body = ++calls === 3 ? JSON.stringify({ big: "x".repeat(70 * 1024) }) : '{"é":"ü"}';
+      ws.send(encodeAnswer({ id: f.id, status: 200, type: "application/json", body }));
     },
   });
   const overHttp = await client.execPython(target, { code: "1+1", timeout: 30 });
@@ -267,4 +271,7 @@ test("a channel's answer is relayed from the bytes it came in (not read again), 
   const read = await client.execPython(target, { code: "1+1", timeout: 30 });
   await read.text();
   expect(channelBody(read)).toBeUndefined();
+  const large = await client.execPython(target, { code: "1+1", timeout: 30 });
+  expect(channelBody(large)).toBeUndefined();
+  expect(((await large.json()) as unknown as { big: string }).big).toHaveLength(70 * 1024);
 });

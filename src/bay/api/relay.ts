@@ -4,9 +4,9 @@
  * dropped), and Bay's request id is set. The body is streamed through, except a
  * small one whose length Ship announced (an exec's JSON result): that is read
  * whole and sent as it is, which costs a third of a millisecond less per call
- * than piping it through a stream, and bounds what is held to SMALL_BODY_BYTES. An
- * answer that came over a call channel is whole already: its bytes are sent as they
- * are, without reading the Response again.
+ * than piping it through a stream, and bounds what is held to SMALL_BODY_BYTES. A
+ * small answer that came over a call channel is whole already: its bytes are sent as
+ * they are, without reading the Response again (channelBody).
  */
 import type { Context } from "hono";
 import type { CallContext } from "../domain/capability-router.ts";

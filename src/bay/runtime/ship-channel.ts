@@ -37,13 +37,19 @@ const IDLE_MS = 120_000;
 /** How long opening a channel may take. */
 const OPEN_DEADLINE_MS = 10_000;
 
-/** Each answer's body as the channel received it, whole (channelBody). */
+/**
+ * Answers up to this size keep their bytes for the relay (channelBody); a larger one is
+ * relayed as a stream, as over HTTP, so its bytes are not held twice until it is sent.
+ */
+const WHOLE_BODY_BYTES = 64 * 1024;
+
+/** Each small answer's body as the channel received it, whole (channelBody). */
 const wholeBodies = new WeakMap<Response, Buffer<ArrayBuffer>>();
 
 /**
- * The body of an answer that came over a channel, while it is unread: the bytes it
- * was built from, so relaying it needs no read of the Response (an await and a copy).
- * Undefined for any other Response.
+ * The body of a small answer (up to WHOLE_BODY_BYTES) that came over a channel, while
+ * it is unread: the bytes it was built from, so relaying it needs no read of the
+ * Response (an await and a copy). Undefined for any other Response.
  */
 export function channelBody(res: Response): Buffer<ArrayBuffer> | undefined {
   return res.bodyUsed ? undefined : wholeBodies.get(res);
@@ -184,7 +190,7 @@ class Channel {
     }
     const body = Buffer.from(a.body, "utf8");
     const res = new Response(body, { status: a.status, headers: { "content-type": a.type, "content-length": String(body.byteLength) } });
-    wholeBodies.set(res, body);
+    if (body.byteLength <= WHOLE_BODY_BYTES) wholeBodies.set(res, body);
     p.resolve(res);
   }
 
