@@ -39,7 +39,7 @@ import { ShipUnreachableError } from "./errors/ship-unreachable-error.ts";
 import { ShipWrongSessionError } from "./errors/ship-wrong-session-error.ts";
 import { boundWholeReads, jsonOrNull } from "./bounded-answer.ts";
 import { isEventStream, relayEventStream } from "./event-stream.ts";
-import { fromShipErrorResponse } from "./ship-errors.ts";
+import { fromShipErrorResponse, headError } from "./ship-errors.ts";
 import { CallNotDelivered, type ShipChannels } from "./ship-channel.ts";
 import { openShipSocket } from "./ship-socket.ts";
 import {
@@ -390,12 +390,4 @@ export class ShipClient {
     if (s.forward?.method === "HEAD") throw headError(res.status);
     throw await fromShipErrorResponse(boundWholeReads(res));
   }
-}
-
-/** Ship's error on a forwarded HEAD, from its status (Ship's status table, src/ship/errors.ts). */
-function headError(status: number): BayError {
-  const code = ({ 400: "validation_error", 404: "not_found", 409: "conflict", 413: "payload_too_large", 504: "timeout" } as const)[status];
-  return code
-    ? new BayError(code, `the sandbox runtime refused the request (HTTP ${status})`)
-    : new ShipBadResponseError(`sandbox runtime failed: HTTP ${status}`, { ship_status: status });
 }

@@ -51,3 +51,11 @@ export const notExecuted = (e: unknown): boolean => e instanceof ShipWrongSessio
 
 /** Whether an error means the runtime may be gone (worth checking the container). */
 export const isUnreachable = (e: unknown): boolean => e instanceof ShipUnreachableError || e instanceof ShipWrongSessionError;
+
+/** Ship's error on a forwarded HEAD, from its status (Ship's status table, src/ship/errors.ts). */
+export function headError(status: number): BayError {
+  const code = ({ 400: "validation_error", 404: "not_found", 409: "conflict", 413: "payload_too_large", 504: "timeout" } as const)[status];
+  return code
+    ? new BayError(code, `the sandbox runtime refused the request (HTTP ${status})`)
+    : new ShipBadResponseError(`sandbox runtime failed: HTTP ${status}`, { ship_status: status });
+}
