@@ -35,6 +35,8 @@ export interface ReceiveOptions {
 /** An upload whose file bytes are still arriving. */
 export interface StreamedUpload {
   path: string;
+  /** The path as the client sent it (before normalizePath). */
+  sentPath: string;
   filename: string;
   /** The file's bytes; errors with the client's failure (400) or a 413. */
   body: ReadableStream<Uint8Array>;
@@ -47,6 +49,8 @@ export interface StreamedUpload {
 /** An upload received whole into the spool. */
 export interface SpooledUpload {
   path: string;
+  /** The path as the client sent it (before normalizePath). */
+  sentPath: string;
   filename: string;
   file: string;
   size: number;
@@ -150,7 +154,7 @@ class FormReader {
     });
   }
 
-  /** The path once the form is complete: the field, else the query. */
+  /** The path once the form is complete, as sent: the field, else the query. */
   finalPath(): string {
     const raw = this.fieldPath ?? this.opts.queryPath;
     if (raw === undefined) {
@@ -158,7 +162,7 @@ class FormReader {
         details: { issues: [{ path: "form.path", message: "required" }] },
       });
     }
-    return this.opts.normalizePath(raw);
+    return raw;
   }
 }
 
@@ -193,7 +197,9 @@ export async function receiveToSpool(req: Request, opts: ReceiveOptions): Promis
     });
     await form.done;
     if (form.failure) throw form.failure;
-    return { path: form.finalPath(), filename: part.filename, file: spooled.file, size: spooled.size, release: slot.release };
+    const sentPath = form.finalPath();
+    const path = opts.normalizePath(sentPath);
+    return { path, sentPath, filename: part.filename, file: spooled.file, size: spooled.size, release: slot.release };
   } catch (e) {
     await slot.release();
     throw form.tooLarge ? opts.tooLarge() : e;
@@ -208,9 +214,11 @@ export async function receiveStreaming(req: Request, opts: ReceiveOptions): Prom
   });
   let release = async () => {};
   let bytes: AsyncIterable<unknown> = part.stream;
+  let sentPath: string;
   let path: string;
   if (part.pathBefore !== undefined || opts.queryPath !== undefined) {
-    path = opts.normalizePath((part.pathBefore ?? opts.queryPath)!);
+    sentPath = (part.pathBefore ?? opts.queryPath)!;
+    path = opts.normalizePath(sentPath);
   } else {
     // The file came first: keep it until the path arrives.
     const slot = await opts.spool.open();
@@ -222,7 +230,8 @@ export async function receiveStreaming(req: Request, opts: ReceiveOptions): Prom
       });
       await form.done;
       if (form.failure) throw form.failure;
-      path = form.finalPath();
+      sentPath = form.finalPath();
+      path = opts.normalizePath(sentPath);
       bytes = createReadStream(spooled.file);
     } catch (e) {
       part.stream.resume();
@@ -276,5 +285,12 @@ export async function receiveStreaming(req: Request, opts: ReceiveOptions): Prom
   // The consumer (the Ship's fetch) giving up on the body, say because the Ship
   // already answered an error, is not the client's failure: the Ship's answer is.
   const cancelled = new BayError("validation_error", "upload cancelled");
-  return { path, filename: part.filename, body, failure: () => (form.failure === cancelled ? null : form.failure), release: finish };
+  return {
+    path,
+    sentPath,
+    filename: part.filename,
+    body,
+    failure: () => (form.failure === cancelled ? null : form.failure),
+    release: finish,
+  };
 }

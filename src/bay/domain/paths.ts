@@ -19,8 +19,36 @@ export const MAX_SEGMENT_BYTES = 255;
 /** Most segments a path may have once normalised. */
 export const MAX_PATH_DEPTH = 128;
 
+/** Characters of a sent path an error shows at most (`details.path`): a refused one may be enormous. */
+const SHOWN_PATH_CHARS = 256;
+
+/** A path as an error shows it: as the client sent it, cut to SHOWN_PATH_CHARS. */
+const shown = (path: string) => path.slice(0, SHOWN_PATH_CHARS);
+
 function invalid(path: string, reason: string): BayError {
-  return new BayError("invalid_path", `invalid path: ${reason}`, { details: { path: path.slice(0, 256), reason } });
+  return new BayError("invalid_path", `invalid path: ${reason}`, { details: { path: shown(path), reason } });
+}
+
+/**
+ * Runs a file operation on the path a client sent. An error about that path (one with
+ * a `details.path`: this rule's, Ship's or the volume's) names it as the client sent it
+ * (`a//b/` stays `a//b/`), not as Bay normalised or forwarded it: the one rule of
+ * `details.path` for the sandbox and the workspace file routes alike. Messages stay as
+ * they were (they may show the normalised path).
+ */
+export async function onSentPath<T>(sent: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (!(e instanceof BayError) || typeof e.details.path !== "string") throw e;
+    // A copy: an error object another caller may also hold is left as it was.
+    throw new BayError(e.code, e.message, {
+      details: { ...e.details, path: shown(sent) },
+      internal: e.internal,
+      cause: e.cause,
+      retryAfter: e.retryAfter,
+    });
+  }
 }
 
 /** A lone UTF-16 surrogate: no file name can hold it (UTF-8 has no encoding for it). */

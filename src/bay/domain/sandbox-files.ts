@@ -9,7 +9,7 @@ import { namesDirectory } from "../../protocol/ship/constants.ts";
 import { BayError } from "../errors.ts";
 import { DEADLINES } from "../runtime/ship-client.ts";
 import type { CallContext, CapabilityRouter } from "./capability-router.ts";
-import { normalizeFilePath, normalizeRemovablePath, normalizeWorkspacePath } from "./paths.ts";
+import { normalizeFilePath, normalizeRemovablePath, normalizeWorkspacePath, onSentPath } from "./paths.ts";
 import type { UploadLimits, WorkspaceFiles } from "./workspace-files.ts";
 import { quotaError } from "./workspace-usage.ts";
 
@@ -19,6 +19,8 @@ export const tooLargeError = (maxBytes: number) =>
 /** An upload whose path is known and whose bytes are still streaming. */
 export interface StreamingUpload {
   path: string;
+  /** The path as the client sent it, for an error about it (onSentPath); default `path`. */
+  sentPath?: string;
   body: ReadableStream<Uint8Array>;
   /** The client's own failure (a malformed or truncated body, a file too large), if the stream broke on it. */
   failure(): BayError | null;
@@ -53,8 +55,10 @@ export class SandboxFiles {
    * a directory: Ship is handed the trailing slash and checks the entry (namesDirectory).
    */
   delete(ctx: CallContext, rawPath: string): Promise<Response> {
-    const rel = normalizeRemovablePath(rawPath);
-    return this.shipPathCall(ctx, "delete", "deletePath", namesDirectory(rawPath) ? `${rel}/` : rel);
+    return onSentPath(rawPath, () => {
+      const rel = normalizeRemovablePath(rawPath);
+      return this.shipPathCall(ctx, "delete", "deletePath", namesDirectory(rawPath) ? `${rel}/` : rel);
+    });
   }
 
   list(ctx: CallContext, rawPath: string): Promise<Response> {
@@ -66,7 +70,11 @@ export class SandboxFiles {
   }
 
   /** Writes a text file in the sandbox; returns the Ship's response, unread. */
-  async write(ctx: CallContext, rawPath: string, content: string): Promise<Response> {
+  write(ctx: CallContext, rawPath: string, content: string): Promise<Response> {
+    return onSentPath(rawPath, () => this.writeText(ctx, rawPath, content));
+  }
+
+  private async writeText(ctx: CallContext, rawPath: string, content: string): Promise<Response> {
     const { router, workspaceFiles, maxFileBytes } = this.deps;
     const path = normalizeFilePath(rawPath);
     const size = Buffer.byteLength(content, "utf8");
@@ -99,7 +107,11 @@ export class SandboxFiles {
   }
 
   /** Streams an upload into the sandbox; answers the Ship's small JSON result. */
-  async upload(ctx: CallContext, limits: SandboxUploadLimits, upload: StreamingUpload): Promise<Response> {
+  upload(ctx: CallContext, limits: SandboxUploadLimits, upload: StreamingUpload): Promise<Response> {
+    return onSentPath(upload.sentPath ?? upload.path, () => this.streamUpload(ctx, limits, upload));
+  }
+
+  private async streamUpload(ctx: CallContext, limits: SandboxUploadLimits, upload: StreamingUpload): Promise<Response> {
     const { router, workspaceFiles } = this.deps;
     try {
       const res = await router.call(ctx, {
@@ -125,7 +137,7 @@ export class SandboxFiles {
   }
 
   private pathCall(ctx: CallContext, operation: string, call: PathCall, rawPath: string): Promise<Response> {
-    return this.shipPathCall(ctx, operation, call, normalizeWorkspacePath(rawPath));
+    return onSentPath(rawPath, () => this.shipPathCall(ctx, operation, call, normalizeWorkspacePath(rawPath)));
   }
 
   /** `path` as Ship takes it: normalised, plus a trailing slash when it must name a directory. */

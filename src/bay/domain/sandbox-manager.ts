@@ -4,7 +4,7 @@
  * to SessionManager, the warm pool to PoolManager.
  */
 import type { Driver } from "../drivers/driver.ts";
-import { BayError, idempotencyClaimLost, notFound } from "../errors.ts";
+import { BayError, notFound } from "../errors.ts";
 import { errorMessage, type Logger } from "../logger.ts";
 import type { Claim } from "../store/idempotency-store.ts";
 import type { Stores } from "../store/index.ts";
@@ -108,7 +108,7 @@ export class SandboxManager {
     try {
       const results = await stores.db.batch(statements, "write");
       if (results[claim ? results.length - 2 : results.length - 1]?.rowsAffected !== 1) {
-        if (claim && !(await stores.idempotency.held(claim))) throw idempotencyClaimLost();
+        await stores.idempotency.ensureHeld(claim);
         if ((await stores.sandboxes.countLive(owner)) >= max) throw sandboxQuotaReached(max);
         if (!input.workspaceId && (await stores.workspaces.countLive(owner)) >= limits.maxWorkspacesPerOwner) {
           throw workspaceQuotaReached(limits.maxWorkspacesPerOwner);

@@ -10,7 +10,7 @@ import type { FileKind, VolumeFiles, VolumeRef } from "../drivers/driver.ts";
 import { BayError, notFound } from "../errors.ts";
 import type { Stores } from "../store/index.ts";
 import type { WorkspaceRecord } from "../store/workspace-store.ts";
-import { normalizeFilePath, normalizeRemovablePath, normalizeWorkspacePath } from "./paths.ts";
+import { normalizeFilePath, normalizeRemovablePath, normalizeWorkspacePath, onSentPath } from "./paths.ts";
 import { quotaError, WorkspaceUsage, type QuotaHeadroom } from "./workspace-usage.ts";
 import { namesDirectory } from "../../protocol/ship/constants.ts";
 import { notText, utf8Text } from "../../protocol/text-file.ts";
@@ -31,6 +31,8 @@ export interface WorkspaceFilesDeps {
 /** A file received on Bay's disk, ready to be put into a workspace. */
 export interface ReceivedFile {
   path: string;
+  /** The path as the client sent it, for an error about it (onSentPath); default `path`. */
+  sentPath?: string;
   file: string;
   size: number;
   /** Frees the file on Bay's disk; safe to call twice. */
@@ -66,22 +68,28 @@ export class WorkspaceFiles {
   }
 
   /** A UTF-8 text file; binary files and files over max_file_bytes are refused with a hint to use download. */
-  async read(owner: string, id: string, rawPath: string): Promise<{ path: string; content: string }> {
-    const rel = normalizeWorkspacePath(rawPath);
-    const ws = await this.open(owner, id);
-    const max = this.deps.limits.maxFileBytes;
-    const { stat, body } = await this.deps.files.read(this.volumeOf(ws), rel);
-    if (stat.size > max) {
-      await body.cancel();
-      throw new BayError("payload_too_large", `file is larger than ${max} bytes; use download`, {
-        details: { path: rel, size: stat.size, limit_bytes: max },
-      });
-    }
-    return { path: rel, content: decodeText(await readAll(body), rel, id) };
+  read(owner: string, id: string, rawPath: string): Promise<{ path: string; content: string }> {
+    return onSentPath(rawPath, async () => {
+      const rel = normalizeWorkspacePath(rawPath);
+      const ws = await this.open(owner, id);
+      const max = this.deps.limits.maxFileBytes;
+      const { stat, body } = await this.deps.files.read(this.volumeOf(ws), rel);
+      if (stat.size > max) {
+        await body.cancel();
+        throw new BayError("payload_too_large", `file is larger than ${max} bytes; use download`, {
+          details: { path: rel, size: stat.size, limit_bytes: max },
+        });
+      }
+      return { path: rel, content: decodeText(await readAll(body), rel, id) };
+    });
   }
 
   /** Writes a UTF-8 text file (0644, uid 1000), creating missing parents (0755). */
-  async write(owner: string, id: string, rawPath: string, content: string): Promise<{ status: "ok"; path: string; size: number }> {
+  write(owner: string, id: string, rawPath: string, content: string): Promise<{ status: "ok"; path: string; size: number }> {
+    return onSentPath(rawPath, () => this.writeText(owner, id, rawPath, content));
+  }
+
+  private async writeText(owner: string, id: string, rawPath: string, content: string) {
     const rel = normalizeFilePath(rawPath);
     const bytes = Buffer.from(content, "utf8");
     const max = this.deps.limits.maxFileBytes;
@@ -94,7 +102,7 @@ export class WorkspaceFiles {
     await this.usage.assertFits(ws, bytes.byteLength);
     await this.deps.files.write(this.volumeOf(ws), rel, { size: bytes.byteLength, bytes });
     this.usage.added(ws.id, bytes.byteLength);
-    return { status: "ok", path: rel, size: bytes.byteLength };
+    return { status: "ok" as const, path: rel, size: bytes.byteLength };
   }
 
   /**
@@ -102,20 +110,26 @@ export class WorkspaceFiles {
    * A path ending in `/` (namesDirectory) must name a directory, as `rm -r file/` refuses a file;
    * one ending in `.` or `..` is refused before anything is deleted (normalizeRemovablePath), as rm refuses it.
    */
-  async delete(owner: string, id: string, rawPath: string): Promise<{ status: "ok" }> {
-    const rel = normalizeRemovablePath(rawPath);
-    const ws = await this.open(owner, id);
-    try {
-      await this.deps.files.remove(this.volumeOf(ws), rel, { directory: namesDirectory(rawPath) });
-    } finally {
-      // Even a failed delete may have removed part of a tree.
-      this.usage.forget(ws.id);
-    }
-    return { status: "ok" };
+  delete(owner: string, id: string, rawPath: string): Promise<{ status: "ok" }> {
+    return onSentPath(rawPath, async () => {
+      const rel = normalizeRemovablePath(rawPath);
+      const ws = await this.open(owner, id);
+      try {
+        await this.deps.files.remove(this.volumeOf(ws), rel, { directory: namesDirectory(rawPath) });
+      } finally {
+        // Even a failed delete may have removed part of a tree.
+        this.usage.forget(ws.id);
+      }
+      return { status: "ok" as const };
+    });
   }
 
   /** The immediate children of a directory, sorted by name; at most MAX_LIST_ENTRIES (then `truncated`). */
-  async list(owner: string, id: string, rawPath: string): Promise<{ path: string; entries: WorkspaceEntry[]; truncated: boolean }> {
+  list(owner: string, id: string, rawPath: string): Promise<{ path: string; entries: WorkspaceEntry[]; truncated: boolean }> {
+    return onSentPath(rawPath, () => this.listDirectory(owner, id, rawPath));
+  }
+
+  private async listDirectory(owner: string, id: string, rawPath: string) {
     const rel = normalizeWorkspacePath(rawPath);
     const ws = await this.open(owner, id);
     const { entries, truncated } = await this.deps.files.list(this.volumeOf(ws), rel, {
@@ -145,6 +159,11 @@ export class WorkspaceFiles {
     receive: (limits: UploadLimits) => Promise<ReceivedFile>,
   ): Promise<{ status: "ok"; path: string; size: number }> {
     const received = await receive(await this.uploadLimits(owner, id));
+    return onSentPath(received.sentPath ?? received.path, () => this.put(owner, id, received));
+  }
+
+  /** Puts a received upload into the workspace, and frees it. */
+  private async put(owner: string, id: string, received: ReceivedFile): Promise<{ status: "ok"; path: string; size: number }> {
     try {
       const rel = normalizeFilePath(received.path);
       // Looked up again: the workspace may have been deleted while the body arrived.
@@ -155,7 +174,9 @@ export class WorkspaceFiles {
         await this.deps.files.write(this.volumeOf(ws), rel, { size: received.size, bytes });
       } finally {
         // Closed whatever happened (a failed write may leave it half read), so its fd and space are freed.
-        bytes.destroy();
+        // One refused before a byte was read is still opening: its open then fails on the released
+        // file, with no reader left to tell (an uncaught ENOENT otherwise).
+        bytes.on("error", () => {}).destroy();
       }
       this.usage.added(ws.id, received.size);
       return { status: "ok", path: rel, size: received.size };
@@ -170,11 +191,13 @@ export class WorkspaceFiles {
   }
 
   /** A file's bytes as a stream; the driver lets go of it when the stream ends or is cancelled. */
-  async download(owner: string, id: string, rawPath: string): Promise<{ body: ReadableStream<Uint8Array>; name: string; size: number }> {
-    const rel = normalizeWorkspacePath(rawPath);
-    const ws = await this.open(owner, id);
-    const { stat, body } = await this.deps.files.read(this.volumeOf(ws), rel);
-    return { body, name: rel.split("/").pop() ?? rel, size: stat.size };
+  download(owner: string, id: string, rawPath: string): Promise<{ body: ReadableStream<Uint8Array>; name: string; size: number }> {
+    return onSentPath(rawPath, async () => {
+      const rel = normalizeWorkspacePath(rawPath);
+      const ws = await this.open(owner, id);
+      const { stat, body } = await this.deps.files.read(this.volumeOf(ws), rel);
+      return { body, name: rel.split("/").pop() ?? rel, size: stat.size };
+    });
   }
 
   /**

@@ -4,7 +4,7 @@
  * the first time something mounts them.
  */
 import type { Driver } from "../drivers/driver.ts";
-import { BayError, idempotencyClaimLost, notFound } from "../errors.ts";
+import { BayError, notFound } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import type { Claim } from "../store/idempotency-store.ts";
 import type { Stores } from "../store/index.ts";
@@ -64,7 +64,7 @@ export class WorkspaceManager {
     if (claim) statements.push(stores.idempotency.attachStatement(claim, id));
     const [inserted] = await stores.db.batch(statements, "write");
     if (inserted?.rowsAffected !== 1) {
-      if (claim && !(await stores.idempotency.held(claim))) throw idempotencyClaimLost();
+      await stores.idempotency.ensureHeld(claim);
       throw workspaceQuotaReached(maxWorkspacesPerOwner);
     }
     this.deps.logger.info("workspace created", { owner, workspace_id: id });

@@ -7,6 +7,7 @@
  * recorded in the same transaction that creates it, so a retry after a crash
  * answers with that resource instead of creating a second one.
  */
+import { idempotencyClaimLost } from "../errors.ts";
 import type { Database } from "./database.ts";
 import { num, optNum, optStr, str } from "./rows.ts";
 
@@ -95,10 +96,6 @@ export class IdempotencyStore {
   }
 
   /**
-   * Statement, for the transaction that creates the resource: records its id on
-   * the claim (only while this holder still holds it).
-   */
-  /**
    * A condition for the statements that create a claim's resource: the claim is
    * still this request's. A transaction Bay gave up on (its answer timed out, so
    * the claim was released or taken over by a retry) may still be applied by a
@@ -123,6 +120,19 @@ export class IdempotencyStore {
     return Number(rs.rows[0]?.held) === 1;
   }
 
+  /**
+   * For a fenced create that wrote nothing: throws idempotencyClaimLost when it ran
+   * under a claim that is no longer this request's (the fence, not a quota, stopped
+   * it). Without a claim, or with one still held, returns and the caller looks on.
+   */
+  async ensureHeld(claim?: Claim): Promise<void> {
+    if (claim && !(await this.held(claim))) throw idempotencyClaimLost();
+  }
+
+  /**
+   * Statement, for the transaction that creates the resource: records its id on
+   * the claim (only while this holder still holds it).
+   */
   attachStatement(claim: Claim, resourceId: string) {
     return {
       sql: "UPDATE idempotency_keys SET resource_id = ? WHERE owner = ? AND key = ? AND token = ? AND state = 'in_flight'",

@@ -33,7 +33,14 @@ import { answerExec, checked, errorResponse, eventStream, jsonOf, parseJson, rec
 import type { TerminalSocketData } from "./fake-terminal.ts";
 import { ChannelServer } from "../../../protocol/ship/channel-serve.ts";
 import { notText, utf8Text } from "../../../protocol/text-file.ts";
-import { DOT_SEGMENT_REASON, endsInDotSegment, namesDirectory, WORKSPACE_ROOT_REASON } from "../../../protocol/ship/constants.ts";
+import {
+  DOT_SEGMENT_REASON,
+  endsInDotSegment,
+  NOT_A_DIRECTORY_REASON,
+  namesDirectory,
+  WORKSPACE_ROOT_REASON,
+} from "../../../protocol/ship/constants.ts";
+import { fileErrors } from "../volume-walk.ts";
 
 /** Bay's call channel (src/protocol/ship/channel.ts): served by this fake's own request handler. */
 interface ChannelSocketData {
@@ -268,7 +275,10 @@ export class FakeShip {
         throw new BayError("invalid_path", `invalid path: ${raw} ${DOT_SEGMENT_REASON}`, {
           details: { path: raw, reason: DOT_SEGMENT_REASON },
         });
-      await this.runtime.remove(path, { directory: namesDirectory(raw) });
+      // As Ship, a file where `raw` ends in `/` is refused naming `raw`, as Ship was sent it.
+      await this.runtime.remove(path, { directory: namesDirectory(raw) }).catch((e: unknown) => {
+        throw e instanceof BayError && e.details.reason === NOT_A_DIRECTORY_REASON ? fileErrors.notADirectory(raw) : e;
+      });
       return Response.json({ status: "ok" });
     }
     if (is(ops.listDirectory)) return Response.json(await this.runtime.list(normalize(checked(ops.listDirectory.query, q, "query").path)));
