@@ -263,10 +263,28 @@ test("a channel's small answer is relayed from the bytes it came in (not read ag
   const whole = channelBody(answer);
   expect(whole && new TextDecoder().decode(whole)).toBe('{"é":"ü"}');
   const app = new Hono();
+  app.use((c, next) => {
+    c.set("requestId", "req-1");
+    return next();
+  });
   app.get("/", (c) => relay(c, answer));
+  // The same answer as it would come over HTTP: relayed with the same headers.
+  const sameOverHttp = () =>
+    new Response('{"é":"ü"}', { headers: { "content-type": "application/json", "content-length": "11", etag: '"x"' } });
+  app.get("/http", (c) => relay(c, sameOverHttp()));
   const relayed = await app.request("/");
   expect(relayed.status).toBe(200);
   expect(relayed.headers.get("content-type")).toBe("application/json");
+  expect(relayed.headers.get("x-request-id")).toBe("req-1");
+  const viaHttp = await app.request("/http");
+  const names = (h: Headers) => {
+    const all: string[] = [];
+    h.forEach((_, name) => {
+      all.push(name);
+    });
+    return all.filter((name) => name !== "etag").sort();
+  };
+  expect(names(relayed.headers)).toEqual(names(viaHttp.headers));
   expect(await relayed.json()).toEqual({ é: "ü" });
   const read = await client.execPython(target, { code: "1+1", timeout: 30 });
   await read.text();

@@ -20,15 +20,20 @@ const KEEP = ["content-type", "content-disposition", "content-encoding", "last-m
 export const SMALL_BODY_BYTES = 64 * 1024;
 
 export async function relay(c: Context, res: Response): Promise<Response> {
+  // A channel's answer is whole already, and its only header of those kept is its type: its bytes as they are.
+  const whole = channelBody(res);
+  if (whole) {
+    const init: Record<string, string> = { "X-Request-Id": c.get("requestId") };
+    const type = res.headers.get("content-type");
+    if (type) init["content-type"] = type;
+    return new Response(whole, { status: res.status, headers: init });
+  }
   const headers = new Headers();
   for (const name of KEEP) {
     const v = res.headers.get(name);
     if (v) headers.set(name, v);
   }
   headers.set("X-Request-Id", c.get("requestId"));
-  // A channel's answer is whole already: its bytes as they are.
-  const whole = channelBody(res);
-  if (whole) return new Response(whole, { status: res.status, headers });
   const length = plainLength(res.headers);
   if (length !== null && length <= SMALL_BODY_BYTES) {
     return new Response(await res.arrayBuffer(), { status: res.status, headers });

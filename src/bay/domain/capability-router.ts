@@ -188,10 +188,14 @@ export class CapabilityRouter {
     const finish = () => {
       cover?.stop();
       slot?.release();
+      const coverId = cover?.id ?? null;
+      const next = nextIdleDeadline(deadline, idleMs, this.now());
+      // Most calls end with the deadline as it was (within its slack): nothing to write, nothing to schedule.
+      if (coverId === null && next === null) return;
       // After the answer is on its way: an embedded database write blocks the event loop (and fsyncs).
       setImmediate(
         () =>
-          void this.settleIdleDeadline(ctx.sandboxId, deadline, idleMs, cover?.id ?? null).catch((e: unknown) =>
+          void this.settleIdleDeadline(ctx.sandboxId, next, coverId).catch((e: unknown) =>
             this.deps.logger.warn("idle deadline not settled after a call; its cover lapses with its lease", {
               sandbox_id: ctx.sandboxId,
               error: errorMessage(e),
@@ -266,17 +270,10 @@ export class CapabilityRouter {
   }
 
   /**
-   * After a call: the idle deadline should be now + idle_timeout (calls still
-   * running, here or on another replica, have covers of their own), and the call's
-   * own cover, if it took one, goes (one transaction). The deadline is a commit, so it
-   * is rewritten only once it has drifted by more than a small slack (5% of the idle
-   * timeout, at most 30 s), and always rounded later: a session is reclaimed between
-   * idle_timeout and idle_timeout + slack after its last call ends, never early.
+   * After a call: the idle deadline `next` (nextIdleDeadline; null: it stays) is written,
+   * and the call's own cover, if it took one, goes (one transaction).
    */
-  private async settleIdleDeadline(sandboxId: string, known: number | null, idleMs: number, coverId: string | null): Promise<void> {
-    const slack = Math.min(MAX_DEADLINE_SLACK_MS, idleMs * 0.05);
-    const due = this.now() + idleMs;
-    const next = known !== null && known >= due && known <= due + 2 * slack ? null : due + slack;
+  private async settleIdleDeadline(sandboxId: string, next: number | null, coverId: string | null): Promise<void> {
     if (coverId !== null) await this.deps.stores.sandboxes.endCallCover(coverId, sandboxId, next);
     else if (next !== null) await this.deps.stores.sandboxes.extendIdleDeadline(sandboxId, next);
     if (next !== null) this.deps.routes?.noteIdleDeadline(sandboxId, next);
@@ -336,3 +333,17 @@ function isStreamed(res: Response): boolean {
 }
 
 const isEventStream = (res: Response): boolean => (res.headers.get("content-type") ?? "").startsWith("text/event-stream");
+
+/**
+ * The idle deadline after a call ends at `now`: now + idle_timeout (calls still
+ * running, here or on another replica, have covers of their own), or null when
+ * `known` is already within its slack of that. The deadline is a commit, so it is
+ * rewritten only once it has drifted by more than a small slack (5% of the idle
+ * timeout, at most 30 s), and always rounded later: a session is reclaimed between
+ * idle_timeout and idle_timeout + slack after its last call ends, never early.
+ */
+export function nextIdleDeadline(known: number | null, idleMs: number, now: number): number | null {
+  const slack = Math.min(MAX_DEADLINE_SLACK_MS, idleMs * 0.05);
+  const due = now + idleMs;
+  return known !== null && known >= due && known <= due + 2 * slack ? null : due + slack;
+}
