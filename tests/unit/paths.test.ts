@@ -1,6 +1,6 @@
 /** Workspace path rules: what normalises to what, and what is refused as invalid_path. */
 import { describe, expect, test } from "bun:test";
-import { MAX_PATH_BYTES, MAX_PATH_DEPTH, normalizeWorkspacePath } from "../../src/bay/domain/paths.ts";
+import { MAX_PATH_BYTES, MAX_PATH_DEPTH, normalizeWorkspacePath, shownPath } from "../../src/bay/domain/paths.ts";
 import { BayError } from "../../src/bay/errors.ts";
 
 /** A path of exactly MAX_PATH_BYTES bytes, every segment within 255 bytes. */
@@ -111,4 +111,14 @@ describe("normalizeWorkspacePath", () => {
       expect(normalizeWorkspacePath(once)).toBe(once);
     }
   });
+});
+
+test("an error shows at most 256 UTF-16 units of a sent path, never half a surrogate pair (review s40, F2)", () => {
+  const emojiAt255 = `${"a".repeat(255)}😀tail`;
+  expect(shownPath(emojiAt255)).toBe("a".repeat(255));
+  expect(shownPath(emojiAt255).isWellFormed()).toBe(true);
+  const emojiAt254 = `${"a".repeat(254)}😀tail`;
+  expect(shownPath(emojiAt254)).toBe(`${"a".repeat(254)}😀`);
+  expect(shownPath("a".repeat(300))).toHaveLength(256);
+  expect(shownPath("short/path/")).toBe("short/path/");
 });

@@ -214,6 +214,8 @@ export async function receiveStreaming(req: Request, opts: ReceiveOptions): Prom
   });
   let release = async () => {};
   let bytes: AsyncIterable<unknown> = part.stream;
+  /** The spooled file's read stream, when the file came first: closed with the upload, read or not. */
+  let spoolReader: ReturnType<typeof createReadStream> | null = null;
   let sentPath: string;
   let path: string;
   if (part.pathBefore !== undefined || opts.queryPath !== undefined) {
@@ -232,7 +234,8 @@ export async function receiveStreaming(req: Request, opts: ReceiveOptions): Prom
       if (form.failure) throw form.failure;
       sentPath = form.finalPath();
       path = opts.normalizePath(sentPath);
-      bytes = createReadStream(spooled.file);
+      spoolReader = createReadStream(spooled.file);
+      bytes = spoolReader;
     } catch (e) {
       part.stream.resume();
       await release();
@@ -243,6 +246,10 @@ export async function receiveStreaming(req: Request, opts: ReceiveOptions): Prom
   let finished = false;
   const finish = async () => {
     finished = true;
+    // An upload refused before its body was read (its runtime could not start, its client
+    // left during a cold start) would otherwise keep the spooled file open once deleted:
+    // its disk space held, outside max_spool_bytes, until Bay exits.
+    spoolReader?.on("error", () => {}).destroy();
     await release();
   };
   const body = new ReadableStream<Uint8Array>({

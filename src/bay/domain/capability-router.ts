@@ -340,7 +340,7 @@ const isEventStream = (res: Response): boolean => (res.headers.get("content-type
  * `known` is already within its slack of that. The deadline is a commit, so it is
  * rewritten only once it has drifted by more than a small slack (5% of the idle
  * timeout, at most 30 s), and always rounded later: a session is reclaimed between
- * idle_timeout and idle_timeout + slack after its last call ends, never early.
+ * idle_timeout and idle_timeout + twice the slack after its last call ends, never early.
  */
 export function nextIdleDeadline(known: number | null, idleMs: number, now: number): number | null {
   const slack = Math.min(MAX_DEADLINE_SLACK_MS, idleMs * 0.05);

@@ -22,11 +22,15 @@ export const MAX_PATH_DEPTH = 128;
 /** Characters of a sent path an error shows at most (`details.path`): a refused one may be enormous. */
 const SHOWN_PATH_CHARS = 256;
 
-/** A path as an error shows it: as the client sent it, cut to SHOWN_PATH_CHARS. */
-const shown = (path: string) => path.slice(0, SHOWN_PATH_CHARS);
+/** A path as an error shows it: as the client sent it, cut to SHOWN_PATH_CHARS (never inside a surrogate pair). */
+export function shownPath(path: string): string {
+  if (path.length <= SHOWN_PATH_CHARS) return path;
+  const last = path.charCodeAt(SHOWN_PATH_CHARS - 1);
+  return path.slice(0, last >= 0xd800 && last <= 0xdbff ? SHOWN_PATH_CHARS - 1 : SHOWN_PATH_CHARS);
+}
 
 function invalid(path: string, reason: string): BayError {
-  return new BayError("invalid_path", `invalid path: ${reason}`, { details: { path: shown(path), reason } });
+  return new BayError("invalid_path", `invalid path: ${reason}`, { details: { path: shownPath(path), reason } });
 }
 
 /**
@@ -43,7 +47,7 @@ export async function onSentPath<T>(sent: string, run: () => Promise<T>): Promis
     if (!(e instanceof BayError) || typeof e.details.path !== "string") throw e;
     // A copy: an error object another caller may also hold is left as it was.
     throw new BayError(e.code, e.message, {
-      details: { ...e.details, path: shown(sent) },
+      details: { ...e.details, path: shownPath(sent) },
       internal: e.internal,
       cause: e.cause,
       retryAfter: e.retryAfter,
