@@ -13,7 +13,7 @@
  * 'error' with none ends the process. A body that ends early or malformed is a
  * 400 `validation_error`, whichever part it cuts.
  */
-import { createReadStream, createWriteStream } from "node:fs";
+import { createWriteStream, type ReadStream } from "node:fs";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -54,6 +54,8 @@ export interface SpooledUpload {
   filename: string;
   file: string;
   size: number;
+  /** The file's bytes, as a stream that `release` closes, read or not. */
+  read(): ReadStream;
   release(): Promise<void>;
 }
 
@@ -199,7 +201,15 @@ export async function receiveToSpool(req: Request, opts: ReceiveOptions): Promis
     if (form.failure) throw form.failure;
     const sentPath = form.finalPath();
     const path = opts.normalizePath(sentPath);
-    return { path, sentPath, filename: part.filename, file: spooled.file, size: spooled.size, release: slot.release };
+    return {
+      path,
+      sentPath,
+      filename: part.filename,
+      file: spooled.file,
+      size: spooled.size,
+      read: () => slot.read(spooled.file),
+      release: slot.release,
+    };
   } catch (e) {
     await slot.release();
     throw form.tooLarge ? opts.tooLarge() : e;
@@ -214,8 +224,6 @@ export async function receiveStreaming(req: Request, opts: ReceiveOptions): Prom
   });
   let release = async () => {};
   let bytes: AsyncIterable<unknown> = part.stream;
-  /** The spooled file's read stream, when the file came first: closed with the upload, read or not. */
-  let spoolReader: ReturnType<typeof createReadStream> | null = null;
   let sentPath: string;
   let path: string;
   if (part.pathBefore !== undefined || opts.queryPath !== undefined) {
@@ -234,8 +242,8 @@ export async function receiveStreaming(req: Request, opts: ReceiveOptions): Prom
       if (form.failure) throw form.failure;
       sentPath = form.finalPath();
       path = opts.normalizePath(sentPath);
-      spoolReader = createReadStream(spooled.file);
-      bytes = spoolReader;
+      // Closed by the slot's release, read or not (an upload refused before its body was read).
+      bytes = slot.read(spooled.file);
     } catch (e) {
       part.stream.resume();
       await release();
@@ -246,10 +254,6 @@ export async function receiveStreaming(req: Request, opts: ReceiveOptions): Prom
   let finished = false;
   const finish = async () => {
     finished = true;
-    // An upload refused before its body was read (its runtime could not start, its client
-    // left during a cold start) would otherwise keep the spooled file open once deleted:
-    // its disk space held, outside max_spool_bytes, until Bay exits.
-    spoolReader?.on("error", () => {}).destroy();
     await release();
   };
   const body = new ReadableStream<Uint8Array>({

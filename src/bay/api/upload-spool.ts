@@ -7,7 +7,7 @@
  * spooled at once are capped: past the cap an upload is refused with 429 and
  * Retry-After instead of filling the disk.
  */
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { createReadStream, lstatSync, mkdirSync, mkdtempSync, type ReadStream, readdirSync, rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,11 +20,16 @@ export interface UploadSpoolOptions {
   maxBytes: number;
 }
 
-/** One spooled upload's files; `release` removes them (safe twice). */
+/** One spooled upload's files; `release` closes their readers and removes them (safe twice). */
 export interface SpoolSlot {
   dir: string;
   /** Counts `n` more bytes against the cap; throws 429 when they do not fit. */
   take(n: number): void;
+  /**
+   * A read stream on one of the slot's files, closed by `release` whether it was read
+   * or not: an fd left on a removed file would hold its disk space outside the cap.
+   */
+  read(file: string): ReadStream;
   release(): Promise<void>;
 }
 
@@ -77,6 +82,7 @@ export class UploadSpool {
     const dir = await mkdtemp(join(this.dir, "up-"));
     let taken = 0;
     let released = false;
+    const readers: ReadStream[] = [];
     return {
       dir,
       take: (n: number) => {
@@ -89,9 +95,16 @@ export class UploadSpool {
         this.inUse += n;
         taken += n;
       },
+      read: (file: string) => {
+        const reader = createReadStream(file);
+        readers.push(reader);
+        return reader;
+      },
       release: async () => {
         if (released) return;
         released = true;
+        // One still opening fails on the removed file, with no reader left to tell: its error is dropped.
+        for (const reader of readers) reader.on("error", () => {}).destroy();
         this.inUse -= taken;
         await rm(dir, { recursive: true, force: true });
       },

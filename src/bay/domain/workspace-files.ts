@@ -5,7 +5,7 @@
  * and upload limits and the workspace's size limit. How bytes reach a volume is the
  * driver's `VolumeFiles` capability (on Docker, a helper container per call).
  */
-import { createReadStream } from "node:fs";
+import type { Readable } from "node:stream";
 import type { FileKind, VolumeFiles, VolumeRef } from "../drivers/driver.ts";
 import { BayError, notFound } from "../errors.ts";
 import type { Stores } from "../store/index.ts";
@@ -33,9 +33,10 @@ export interface ReceivedFile {
   path: string;
   /** The path as the client sent it, for an error about it (onSentPath); default `path`. */
   sentPath?: string;
-  file: string;
   size: number;
-  /** Frees the file on Bay's disk; safe to call twice. */
+  /** The file's bytes, as a stream that `release` closes, read or not. */
+  read(): Readable;
+  /** Frees the file on Bay's disk (closing its readers); safe to call twice. */
   release(): Promise<void>;
 }
 
@@ -169,15 +170,8 @@ export class WorkspaceFiles {
       // Looked up again: the workspace may have been deleted while the body arrived.
       const ws = await this.open(owner, id);
       await this.usage.assertFits(ws, received.size);
-      const bytes = createReadStream(received.file);
-      try {
-        await this.deps.files.write(this.volumeOf(ws), rel, { size: received.size, bytes });
-      } finally {
-        // Closed whatever happened (a failed write may leave it half read), so its fd and space are freed.
-        // One refused before a byte was read is still opening: its open then fails on the released
-        // file, with no reader left to tell (an uncaught ENOENT otherwise).
-        bytes.on("error", () => {}).destroy();
-      }
+      // Closed by release below whatever happened (a failed write may leave it half read).
+      await this.deps.files.write(this.volumeOf(ws), rel, { size: received.size, bytes: received.read() });
       this.usage.added(ws.id, received.size);
       return { status: "ok", path: rel, size: received.size };
     } finally {
