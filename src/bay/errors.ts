@@ -85,6 +85,17 @@ export class BayError extends Error {
   get status(): ErrorStatus {
     return ERROR_STATUS[this.code];
   }
+
+  /**
+   * A copy of this error with other client details: the same class, code, message,
+   * stack, cause and log fields. This error is left as it was (another caller may hold it).
+   */
+  withDetails(details: Record<string, unknown>): this {
+    const copy = Object.create(Object.getPrototypeOf(this) as object) as this;
+    Object.defineProperties(copy, Object.getOwnPropertyDescriptors(this));
+    Object.defineProperty(copy, "details", { value: details, enumerable: true, writable: false, configurable: true });
+    return copy;
+  }
 }
 
 /** The contract's one error body for `err` (also the data of a stream's `error` event). */

@@ -261,7 +261,8 @@ test("a channel's small answer is relayed from the bytes it came in (not read ag
   await untilOpen(channels);
   const answer = await client.execPython(target, { code: "1+1", timeout: 30 });
   const whole = channelBody(answer);
-  expect(whole && new TextDecoder().decode(whole)).toBe('{"é":"ü"}');
+  expect(whole && new TextDecoder().decode(whole.bytes)).toBe('{"é":"ü"}');
+  expect(whole?.type).toBe("application/json");
   const app = new Hono();
   app.use((c, next) => {
     c.set("requestId", "req-1");

@@ -20,13 +20,12 @@ const KEEP = ["content-type", "content-disposition", "content-encoding", "last-m
 export const SMALL_BODY_BYTES = 64 * 1024;
 
 export async function relay(c: Context, res: Response): Promise<Response> {
-  // A channel's answer is whole already, and its only header of those kept is its type: its bytes as they are.
+  // A channel's answer is whole already, and carries nothing to keep but its type: its bytes as they are.
   const whole = channelBody(res);
   if (whole) {
     const init: Record<string, string> = { "X-Request-Id": c.get("requestId") };
-    const type = res.headers.get("content-type");
-    if (type) init["content-type"] = type;
-    return new Response(whole, { status: res.status, headers: init });
+    if (whole.type) init["content-type"] = whole.type;
+    return new Response(whole.bytes, { status: res.status, headers: init });
   }
   const headers = new Headers();
   for (const name of KEEP) {

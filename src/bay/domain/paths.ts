@@ -45,13 +45,7 @@ export async function onSentPath<T>(sent: string, run: () => Promise<T>): Promis
     return await run();
   } catch (e) {
     if (!(e instanceof BayError) || typeof e.details.path !== "string") throw e;
-    // A copy: an error object another caller may also hold is left as it was.
-    throw new BayError(e.code, e.message, {
-      details: { ...e.details, path: shownPath(sent) },
-      internal: e.internal,
-      cause: e.cause,
-      retryAfter: e.retryAfter,
-    });
+    throw e.withDetails({ ...e.details, path: shownPath(sent) });
   }
 }
 

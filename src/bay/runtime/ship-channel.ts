@@ -43,15 +43,25 @@ const OPEN_DEADLINE_MS = 10_000;
  */
 const WHOLE_BODY_BYTES = 64 * 1024;
 
-/** Each small answer's body as the channel received it, whole (channelBody). */
-const wholeBodies = new WeakMap<Response, Buffer<ArrayBuffer>>();
+/**
+ * A small answer as the channel received it: its bytes and its type, which is all a
+ * channel answer carries besides its status (the relay keeps nothing else of it).
+ */
+export interface WholeAnswer {
+  readonly bytes: Buffer<ArrayBuffer>;
+  readonly type: string;
+}
+
+/** Each small answer as the channel received it, whole (channelBody). */
+const wholeBodies = new WeakMap<Response, WholeAnswer>();
 
 /**
- * The body of a small answer (up to WHOLE_BODY_BYTES) that came over a channel, while
- * it is unread: the bytes it was built from, so relaying it needs no read of the
- * Response (an await and a copy). Undefined for any other Response.
+ * A small answer (up to WHOLE_BODY_BYTES) that came over a channel, while it is
+ * unread: the bytes it was built from and its type, so relaying it needs neither a
+ * read of the Response (an await and a copy) nor its headers. Undefined for any
+ * other Response.
  */
-export function channelBody(res: Response): Buffer<ArrayBuffer> | undefined {
+export function channelBody(res: Response): WholeAnswer | undefined {
   return res.bodyUsed ? undefined : wholeBodies.get(res);
 }
 
@@ -190,7 +200,7 @@ class Channel {
     }
     const body = Buffer.from(a.body, "utf8");
     const res = new Response(body, { status: a.status, headers: { "content-type": a.type, "content-length": String(body.byteLength) } });
-    if (body.byteLength <= WHOLE_BODY_BYTES) wholeBodies.set(res, body);
+    if (body.byteLength <= WHOLE_BODY_BYTES) wholeBodies.set(res, { bytes: body, type: a.type });
     p.resolve(res);
   }
 
