@@ -19,6 +19,7 @@ import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import Busboy from "busboy";
 import { BayError } from "../errors.ts";
+import { relayed } from "../relayed-bytes.ts";
 import type { SpoolSlot, UploadSpool } from "./upload-spool.ts";
 
 export interface ReceiveOptions {
@@ -177,6 +178,7 @@ async function spoolFile(stream: Readable, slot: SpoolSlot): Promise<{ file: str
       try {
         slot.take(chunk.byteLength);
         size += chunk.byteLength;
+        relayed(chunk.byteLength);
         done(null, chunk);
       } catch (e) {
         done(e as Error);
@@ -281,7 +283,10 @@ export async function receiveStreaming(req: Request, opts: ReceiveOptions): Prom
         await finish();
         return;
       }
-      if (piece) ctrl.enqueue(piece);
+      if (piece) {
+        ctrl.enqueue(piece);
+        relayed(piece.byteLength);
+      }
       if (ended) {
         ctrl.close();
         await finish();

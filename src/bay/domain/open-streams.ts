@@ -13,6 +13,7 @@
  * silently).
  */
 import { BayError, notFound } from "../errors.ts";
+import { relayed } from "../relayed-bytes.ts";
 import { expiredError } from "./lifecycle.ts";
 
 /** A long-lived answer that is not an HTTP body: a WebSocket bridge. */
@@ -197,6 +198,7 @@ export function coverStream(
           return;
         }
         c.enqueue(value);
+        relayed(value.byteLength);
       } catch (e) {
         if (events) return endWithError();
         release();

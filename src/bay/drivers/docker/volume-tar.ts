@@ -6,6 +6,7 @@
 import { Readable } from "node:stream";
 import tar from "tar-stream";
 import { BayError } from "../../errors.ts";
+import { relayed } from "../../relayed-bytes.ts";
 import { fileErrors } from "../volume-walk.ts";
 
 /** Owner of everything Bay writes: Ship's unprivileged user. */
@@ -187,6 +188,7 @@ export async function streamFirstFile(
           const chunk = next.value as Buffer;
           ctrl.enqueue(chunk);
           sent += chunk.byteLength;
+          relayed(chunk.byteLength);
         }
         // A reader that got Content-Length bytes may never pull again: finish on the last byte.
         if (next.done || sent >= size) {
