@@ -91,9 +91,11 @@ export class BayError extends Error {
    * stack, cause and log fields. This error is left as it was (another caller may hold it).
    */
   withDetails(details: Record<string, unknown>): this {
-    const copy = Object.create(Object.getPrototypeOf(this) as object) as this;
-    Object.defineProperties(copy, Object.getOwnPropertyDescriptors(this));
-    Object.defineProperty(copy, "details", { value: details, enumerable: true, writable: false, configurable: true });
+    // A real Error of this error's class (no constructor of it runs), given this one's own properties.
+    const copy = Reflect.construct(Error, [], this.constructor) as this;
+    const own = Object.getOwnPropertyDescriptors(this) as Record<string, PropertyDescriptor>;
+    own.details = { value: details, enumerable: true, writable: true, configurable: true };
+    Object.defineProperties(copy, own);
     return copy;
   }
 }

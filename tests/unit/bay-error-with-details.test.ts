@@ -39,3 +39,13 @@ test("a subclass stays itself through onSentPath, with the path as sent", async 
   expect((thrown as BayError).stack).toBe(original.stack);
   expect(original.details.path).toBe("/workspace/x");
 });
+
+test("the copy is a real Error (review s41): branded, printed and cloned as one; a frozen original copies too", () => {
+  const original = Object.freeze(new BayError("not_found", "gone", { details: { path: "/workspace/a" } }));
+  const copy = original.withDetails({ path: "a" });
+  expect(Object.prototype.toString.call(copy)).toBe("[object Error]");
+  expect(structuredClone(copy).message).toBe("gone");
+  expect(Bun.inspect(copy)).toContain("gone");
+  expect(copy.details).toEqual({ path: "a" });
+  expect(original.details).toEqual({ path: "/workspace/a" });
+});

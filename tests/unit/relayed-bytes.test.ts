@@ -1,13 +1,14 @@
 /**
- * RelayedBytes: one minor collection per COLLECT_EVERY_BYTES handed on, counted
- * across every pump of the process (so concurrent transfers share one budget).
+ * RelayedBytes: one eden collection per COLLECT_EVERY_BYTES handed on, counted
+ * across every pump of the process (so concurrent transfers share one budget), and
+ * never more often than MIN_INTERVAL_MS.
  */
 import { expect, test } from "bun:test";
-import { COLLECT_EVERY_BYTES, RelayedBytes } from "../../src/bay/relayed-bytes.ts";
+import { COLLECT_EVERY_BYTES, MIN_INTERVAL_MS, RelayedBytes } from "../../src/bay/relayed-bytes.ts";
 
 test("collects once per window of relayed bytes, never below it", () => {
   let collections = 0;
-  const r = new RelayedBytes(() => collections++, 1000);
+  const r = new RelayedBytes(() => collections++, 1000, 0);
   r.relayed(999);
   expect(collections).toBe(0);
   r.relayed(1);
@@ -23,7 +24,7 @@ test("collects once per window of relayed bytes, never below it", () => {
 
 test("two transfers interleaved share the window", () => {
   let collections = 0;
-  const r = new RelayedBytes(() => collections++, 64);
+  const r = new RelayedBytes(() => collections++, 64, 0);
   const up = (n: number) => r.relayed(n);
   const down = (n: number) => r.relayed(n);
   for (let i = 0; i < 8; i++) {
@@ -33,8 +34,37 @@ test("two transfers interleaved share the window", () => {
   expect(collections).toBe(1);
 });
 
-test("the default window is 8 MiB and collects for real", () => {
+test("collections are at least the interval apart, however fast bytes come; the bytes meanwhile are not forgotten", () => {
+  let collections = 0;
+  let now = 0;
+  const r = new RelayedBytes(
+    () => collections++,
+    100,
+    50,
+    () => now,
+  );
+  r.relayed(100);
+  expect(collections).toBe(1);
+  now = 10;
+  r.relayed(500);
+  expect(collections).toBe(1);
+  now = 60;
+  r.relayed(1);
+  expect(collections).toBe(2);
+});
+
+test("a count that is not a positive number (NaN, a string's undefined length) is ignored, never a collection", () => {
+  let collections = 0;
+  const r = new RelayedBytes(() => collections++, 100, 0);
+  for (const n of [Number.NaN, undefined as unknown as number, -5, 0]) r.relayed(n);
+  expect(collections).toBe(0);
+  r.relayed(100);
+  expect(collections).toBe(1);
+});
+
+test("the default window is 8 MiB, 50 ms apart, and collects for real", () => {
   expect(COLLECT_EVERY_BYTES).toBe(8 * 1024 * 1024);
+  expect(MIN_INTERVAL_MS).toBe(50);
   const r = new RelayedBytes();
   expect(() => r.relayed(COLLECT_EVERY_BYTES)).not.toThrow();
 });

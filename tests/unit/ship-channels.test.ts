@@ -294,3 +294,38 @@ test("a channel's small answer is relayed from the bytes it came in (not read ag
   expect(channelBody(large)).toBeUndefined();
   expect(((await large.json()) as unknown as { big: string }).big).toHaveLength(70 * 1024);
 });
+
+test("a blank or padded type from a channel is relayed as an HTTP header's value would be (review s41): one Content-Type, trimmed", async () => {
+  const types = ["   ", " text/plain "];
+  let n = 0;
+  const { target, client, channels } = ship({
+    onFrame: (ws, f) => {
+      if (!("id" in f)) return;
+      ws.send(encodeAnswer({ id: f.id, status: 200, type: types[n++ % types.length]!, body: "ok" }));
+    },
+  });
+  await client.execPython(target, { code: "1", timeout: 30 });
+  await untilOpen(channels);
+  n = 0;
+  const app = new Hono();
+  app.use((c, next) => {
+    c.set("requestId", "req-2");
+    return next();
+  });
+  const answers: Response[] = [];
+  app.get("/:i", (c) => relay(c, answers[Number(c.req.param("i"))]!));
+  for (let i = 0; i < types.length; i++) answers.push(await client.execPython(target, { code: "1", timeout: 30 }));
+  const contentTypes = (h: Headers) => {
+    const all: string[] = [];
+    h.forEach((v, name) => {
+      if (name === "content-type") all.push(v);
+    });
+    return all;
+  };
+  const blank = await app.request("/0");
+  expect(contentTypes(blank.headers).length).toBeLessThanOrEqual(1);
+  expect(contentTypes(blank.headers).every((v) => v.trim() !== "")).toBe(true);
+  const padded = await app.request("/1");
+  expect(contentTypes(padded.headers)).toEqual(["text/plain"]);
+  expect(await padded.text()).toBe("ok");
+});

@@ -24,7 +24,9 @@ export async function relay(c: Context, res: Response): Promise<Response> {
   const whole = channelBody(res);
   if (whole) {
     const init: Record<string, string> = { "X-Request-Id": c.get("requestId") };
-    if (whole.type) init["content-type"] = whole.type;
+    // As an HTTP header's value would be: trimmed, and left out when blank (Bun's default type then).
+    const type = whole.type.trim();
+    if (type) init["content-type"] = type;
     return new Response(whole.bytes, { status: res.status, headers: init });
   }
   const headers = new Headers();
