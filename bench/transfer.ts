@@ -1,7 +1,9 @@
 /**
- * Throughput: upload then download a 32 MiB file through Bay (multipart, as
- * clients send it) versus straight to the sandbox's Ship (the raw bytes Bay
- * forwards). Interleaved; MiB/s.
+ * Throughput: upload then download a 32 MiB file through Bay versus straight to
+ * the sandbox's Ship (the raw bytes Bay forwards), interleaved; MiB/s. Bay takes
+ * the upload both ways a client may send it, in the same rounds: a multipart form,
+ * and the raw bytes (`application/octet-stream` with `?path=`), which Bay passes
+ * on without reading them.
  */
 import { chunkOf } from "../tests/e2e/support/e2e.ts";
 import { bayExec, type BenchContext, createSandbox, deleteSandbox, shipOf } from "./context.ts";
@@ -28,11 +30,14 @@ export async function transfer(ctx: BenchContext): Promise<Row[]> {
     const check = async (res: Response, what: string) => {
       if (res.status !== 200) throw new Error(`${what}: HTTP ${res.status} ${await res.text()}`);
     };
-    const upload = async (base: string, h: Record<string, string>, path: string) => {
-      // Bay takes a multipart form; Ship takes the bytes themselves (what Bay forwards).
-      const direct = base.startsWith(ship.endpoint);
-      const res = direct
-        ? await fetch(`${base}/upload?path=${path}`, { method: "POST", headers: h, body: blob })
+    const upload = async (base: string, h: Record<string, string>, path: string, raw: boolean) => {
+      // Ship takes the bytes themselves (what Bay forwards); Bay a multipart form or the same bytes.
+      const res = raw
+        ? await fetch(`${base}/upload?path=${path}`, {
+            method: "POST",
+            headers: { ...h, "content-type": "application/octet-stream" },
+            body: blob,
+          })
         : await fetch(`${base}/upload`, { method: "POST", headers: h, body: form(path) });
       await check(res, "upload");
       await res.arrayBuffer();
@@ -45,7 +50,7 @@ export async function transfer(ctx: BenchContext): Promise<Row[]> {
       if (n !== SIZE) throw new Error(`download: got ${n} bytes, want ${SIZE}`);
     };
     const sides = {
-      bay: { base: bayBase, h: headers, up: [] as number[], down: [] as number[] },
+      bay: { base: bayBase, h: headers, up: [] as number[], down: [] as number[], raw: [] as number[] },
       direct: {
         base: `${ship.endpoint}/filesystem`,
         h: { authorization: `Bearer ${ship.secret}` },
@@ -53,22 +58,24 @@ export async function transfer(ctx: BenchContext): Promise<Row[]> {
         down: [] as number[],
       },
     };
-    await upload(sides.bay.base, sides.bay.h, "warm.bin");
-    await upload(sides.direct.base, sides.direct.h, "warm.bin");
+    await upload(sides.bay.base, sides.bay.h, "warm.bin", false);
+    await upload(sides.bay.base, sides.bay.h, "warm.bin", true);
+    await upload(sides.direct.base, sides.direct.h, "warm.bin", true);
     for (let i = 0; i < ctx.runs; i++) {
       const order = i % 2 === 0 ? (["bay", "direct"] as const) : (["direct", "bay"] as const);
       for (const k of order) {
         const s = sides[k];
-        s.up.push(await time(() => upload(s.base, s.h, `${k}.bin`)));
+        s.up.push(await time(() => upload(s.base, s.h, `${k}.bin`, k === "direct")));
         s.down.push(await time(() => download(s.base, s.h, `${k}.bin`)));
+        if (k === "bay") sides.bay.raw.push(await time(() => upload(s.base, s.h, "raw.bin", true)));
       }
     }
     const mibs = (msv: number) => (SIZE / 1024 / 1024 / (msv / 1000)).toFixed(0);
-    const row = (what: "up" | "down"): Row => {
+    const row = (what: "up" | "down" | "raw"): Row => {
       const b = median(sides.bay[what]);
-      const d = median(sides.direct[what]);
+      const d = median(sides.direct[what === "raw" ? "up" : what]);
       return {
-        bench: `${what === "up" ? "upload" : "download"} 32 MiB`,
+        bench: { up: "upload 32 MiB (multipart)", raw: "upload 32 MiB (raw body)", down: "download 32 MiB" }[what],
         measure: "median MiB/s",
         runs: ctx.runs,
         bay: `${mibs(b)} MiB/s`,
@@ -77,7 +84,7 @@ export async function transfer(ctx: BenchContext): Promise<Row[]> {
         ratio: ratio(b, d),
       };
     };
-    return [row("up"), row("down")];
+    return [row("up"), row("raw"), row("down")];
   } finally {
     await deleteSandbox(ctx, id);
   }

@@ -61,6 +61,10 @@ export function valid(rng: Rng, d: Draft, ctx: GenContext): void {
 
 export function upload(rng: Rng, d: Draft, ctx: GenContext, only?: MultipartTag): void {
   const validPath = String(rng.pick(hintFor(d.op.id, "path") ?? ["fuzz/up.bin"]));
+  if (only === undefined && rng.chance(0.25)) {
+    rawUpload(rng, d, ctx, validPath);
+    return;
+  }
   const c = multipartCase(rng, validPath, ctx.limits.maxUploadBytes, only);
   d.mutation = d.strategy === "multipart" || d.strategy === "valid" ? `multipart ${c.tag}` : `${d.mutation}; multipart ${c.tag}`;
   d.bodyText = c.body;
@@ -68,6 +72,35 @@ export function upload(rng: Rng, d: Draft, ctx: GenContext, only?: MultipartTag)
   if (c.tag === "query-path-only" || (c.tag !== "only-file" && rng.chance(0.2))) d.query.push(["path", validPath]);
   const pathInQuery = d.query.some(([k]) => k === "path");
   if (c.mustReject && !(c.tag === "only-file" && pathInQuery)) d.reject.push(c.mustReject);
+}
+
+/**
+ * The file itself as the body (`application/octet-stream`), its path in the query:
+ * valid, without a path, with a hostile path, declared or chunked, or over the limit.
+ */
+function rawUpload(rng: Rng, d: Draft, ctx: GenContext, validPath: string): void {
+  const kind = rng.pick(["valid", "no-path", "hostile-path", "chunked", "over-limit"] as const);
+  d.mutation = `raw upload ${kind}`;
+  d.headers.push(["Content-Type", rng.pick(["application/octet-stream", "application/octet-stream; charset=binary"])]);
+  d.bodyText = rng.bytes(kind === "over-limit" ? ctx.limits.maxUploadBytes + 1 : rng.pick([0, 1, 100, 70_000]));
+  if (kind === "chunked") {
+    d.transport = "raw";
+    d.raw = { noLength: true, chunked: true };
+    d.headers.push(["Transfer-Encoding", "chunked"]);
+  }
+  if (kind === "no-path") {
+    d.reject.push("raw upload without ?path=");
+    return;
+  }
+  if (kind === "hostile-path") {
+    const [tag, v] = rng.pick(HOSTILE_PATHS);
+    d.mutation = `raw upload, path ${tag}`;
+    d.query.push(["path", String(v)]);
+    if (typeof v === "string" && escapes(v)) d.reject.push("raw upload path escapes /workspace");
+    return;
+  }
+  d.query.push(["path", validPath]);
+  if (kind === "over-limit") d.reject.push("raw upload over the upload limit");
 }
 
 export function multipart(rng: Rng, d: Draft, ctx: GenContext): void {

@@ -5,6 +5,10 @@
  */
 import type { BayUnderTest } from "../lib/bay-under-test.ts";
 
+/** How an upload is sent: a multipart form (path field first or file first), or the raw bytes with ?path=. */
+export type UploadOrder = "path-first" | "file-first" | "raw";
+export const UPLOAD_ORDERS: readonly UploadOrder[] = ["path-first", "file-first", "raw"];
+
 export interface Answer {
   status: number;
   body: any;
@@ -50,10 +54,19 @@ export class SoakClient {
     return r.body;
   }
 
-  /** Uploads `data` to `route`/filesystem/upload; the form's fields in the given order. */
-  async upload(route: string, path: string, data: Uint8Array, order: "path-first" | "file-first"): Promise<Answer> {
-    const form = new FormData();
+  /** Uploads `data` to `route`/filesystem/upload: a form with its fields in the given order, or the raw bytes. */
+  async upload(route: string, path: string, data: Uint8Array, order: UploadOrder): Promise<Answer> {
     const file = new Blob([data as Uint8Array<ArrayBuffer>]);
+    if (order === "raw") {
+      const res = await fetch(`${this.url}${route}/filesystem/upload?path=${encodeURIComponent(path)}`, {
+        method: "POST",
+        headers: { ...OWNER, "content-type": "application/octet-stream" },
+        body: file,
+        signal: AbortSignal.timeout(300_000),
+      });
+      return { status: res.status, body: await res.text() };
+    }
+    const form = new FormData();
     if (order === "path-first") {
       form.append("path", path);
       form.append("file", file, "soak.bin");

@@ -4,6 +4,7 @@
  * bounded pool of paths per volume (so later writes replace earlier versions).
  */
 import type { Rng } from "../lib/rng.ts";
+import { UPLOAD_ORDERS } from "./client.ts";
 import type { Volume } from "./ledger.ts";
 import type { SoakWorld } from "./world.ts";
 
@@ -41,7 +42,7 @@ export async function writeOne(world: SoakWorld, volume: Volume, via?: "sandbox"
   try {
     if (rng.chance(0.7)) {
       data = content(rng);
-      const order = rng.chance(0.5) ? "path-first" : "file-first";
+      const order = rng.pick(UPLOAD_ORDERS);
       const bytes = data;
       // 503 (a restarted runtime cannot take a half-sent stream) asks for a retry: the client retries.
       const r = await client.retrying(() => client.upload(route, path, bytes, order), 60_000);

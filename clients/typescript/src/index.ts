@@ -60,28 +60,23 @@ export type FileScope = { sandbox: string } | { workspace: string };
 
 type Bytes = Blob | Uint8Array<ArrayBuffer> | ArrayBuffer | string;
 
-/** Uploads bytes to `path` (relative to /workspace) as the multipart form the contract names. */
+/**
+ * Uploads bytes to `path` (relative to /workspace) as the raw body the contract
+ * names (`application/octet-stream` with `?path=`): Bay passes it on to the sandbox
+ * without reading it, the fastest way in (the multipart form works too).
+ */
 export async function uploadFile(client: BayClient, scope: FileScope, path: string, bytes: Bytes) {
   const file = bytes instanceof Blob ? bytes : new Blob([bytes]);
-  // `path` before `file`: Bay streams the file straight through instead of spooling it.
-  const bodySerializer = (body: { path: string; file: Blob }) => {
-    const form = new FormData();
-    form.append("path", body.path);
-    form.append("file", body.file, path.split("/").pop() || "file");
-    return form;
+  const raw = {
+    body: file,
+    // Sent as it is (openapi-fetch would JSON-encode it).
+    bodySerializer: (body: unknown) => body,
+    headers: { "content-type": "application/octet-stream" },
   };
   if ("sandbox" in scope) {
-    return client.POST("/v1/sandboxes/{id}/filesystem/upload", {
-      params: { path: { id: scope.sandbox } },
-      body: { path, file },
-      bodySerializer,
-    });
+    return client.POST("/v1/sandboxes/{id}/filesystem/upload", { params: { path: { id: scope.sandbox }, query: { path } }, ...raw });
   }
-  return client.POST("/v1/workspaces/{id}/filesystem/upload", {
-    params: { path: { id: scope.workspace } },
-    body: { path, file },
-    bodySerializer,
-  });
+  return client.POST("/v1/workspaces/{id}/filesystem/upload", { params: { path: { id: scope.workspace }, query: { path } }, ...raw });
 }
 
 /**

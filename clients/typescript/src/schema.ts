@@ -783,7 +783,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a file
-         * @description Uploads a binary-safe file (multipart/form-data, fields `path` and `file`, in either order; or `?path=`) relative to /workspace, streamed.
+         * @description Uploads a binary-safe file relative to /workspace, streamed: a multipart/form-data form (fields `path` and `file`, in either order; or `?path=`), or the file itself as an `application/octet-stream` body with `?path=`. A raw body with a Content-Length is passed on to the sandbox without Bay reading it (the fastest way in); a body that ends before its declared length is never kept.
          */
         post: operations["uploadFile"];
         delete?: never;
@@ -969,7 +969,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a file into a workspace
-         * @description Uploads a binary-safe file (multipart/form-data, fields `path` and `file`, in either order; or `?path=`) directly into the workspace.
+         * @description Uploads a binary-safe file directly into the workspace: a multipart/form-data form (fields `path` and `file`, in either order; or `?path=`), or the file itself as an `application/octet-stream` body with `?path=`.
          */
         post: operations["uploadWorkspaceFile"];
         delete?: never;
@@ -1981,7 +1981,7 @@ export interface components {
         SandboxStatusFilter: components["schemas"]["SandboxStatus"];
         /** @description Path relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
         FilePath: string;
-        /** @description Destination relative to /workspace, instead of the `path` form field (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
+        /** @description Destination relative to /workspace, instead of the `path` form field; required with an `application/octet-stream` body (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
         UploadPath: string;
         /** @description Directory relative to /workspace (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
         DirPath: string;
@@ -3495,7 +3495,7 @@ export interface operations {
     uploadFile: {
         parameters: {
             query?: {
-                /** @description Destination relative to /workspace, instead of the `path` form field (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
+                /** @description Destination relative to /workspace, instead of the `path` form field; required with an `application/octet-stream` body (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
                 path?: components["parameters"]["UploadPath"];
             };
             header?: {
@@ -3511,6 +3511,7 @@ export interface operations {
         requestBody: {
             content: {
                 "multipart/form-data": components["schemas"]["UploadRequest"];
+                "application/octet-stream": Blob;
             };
         };
         responses: {
@@ -3923,7 +3924,7 @@ export interface operations {
     uploadWorkspaceFile: {
         parameters: {
             query?: {
-                /** @description Destination relative to /workspace, instead of the `path` form field (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
+                /** @description Destination relative to /workspace, instead of the `path` form field; required with an `application/octet-stream` body (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
                 path?: components["parameters"]["UploadPath"];
             };
             header?: {
@@ -3939,6 +3940,7 @@ export interface operations {
         requestBody: {
             content: {
                 "multipart/form-data": components["schemas"]["UploadRequest"];
+                "application/octet-stream": Blob;
             };
         };
         responses: {

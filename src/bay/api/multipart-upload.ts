@@ -82,7 +82,10 @@ class FormReader {
   ) {
     const contentType = req.headers.get("content-type") ?? "";
     if (!/^multipart\/form-data/i.test(contentType) || !req.body) {
-      throw new BayError("validation_error", "upload must be multipart/form-data with fields path and file");
+      throw new BayError(
+        "validation_error",
+        "upload must be multipart/form-data with fields path and file, or the file itself as application/octet-stream with ?path=",
+      );
     }
     const declared = Number(req.headers.get("content-length") ?? "NaN");
     if (Number.isFinite(declared) && declared > opts.maxBytes + 64 * 1024) throw opts.tooLarge();
@@ -170,7 +173,7 @@ class FormReader {
 }
 
 /** Writes `stream` into the slot's directory, counting its bytes against the spool cap. */
-async function spoolFile(stream: Readable, slot: SpoolSlot): Promise<{ file: string; size: number }> {
+export async function spoolFile(stream: Readable, slot: SpoolSlot): Promise<{ file: string; size: number }> {
   const file = join(slot.dir, "file");
   let size = 0;
   const counter = new Transform({
@@ -189,6 +192,15 @@ async function spoolFile(stream: Readable, slot: SpoolSlot): Promise<{ file: str
   return { file, size };
 }
 
+/** A file received whole into `slot`, as the upload it is (both receivers' answer). */
+export function spooledUpload(
+  slot: SpoolSlot,
+  spooled: { file: string; size: number },
+  names: { path: string; sentPath: string; filename: string },
+): SpooledUpload {
+  return { ...names, file: spooled.file, size: spooled.size, read: () => slot.read(spooled.file), release: slot.release };
+}
+
 /** Receives the whole file into the spool (workspace uploads). */
 export async function receiveToSpool(req: Request, opts: ReceiveOptions): Promise<SpooledUpload> {
   const form = new FormReader(req, opts);
@@ -203,15 +215,7 @@ export async function receiveToSpool(req: Request, opts: ReceiveOptions): Promis
     if (form.failure) throw form.failure;
     const sentPath = form.finalPath();
     const path = opts.normalizePath(sentPath);
-    return {
-      path,
-      sentPath,
-      filename: part.filename,
-      file: spooled.file,
-      size: spooled.size,
-      read: () => slot.read(spooled.file),
-      release: slot.release,
-    };
+    return spooledUpload(slot, spooled, { path, sentPath, filename: part.filename });
   } catch (e) {
     await slot.release();
     throw form.tooLarge ? opts.tooLarge() : e;

@@ -1,7 +1,7 @@
 /**
  * `bay sandbox cp SRC DST`: one file between this machine and a sandbox's
  * /workspace, as `docker cp` names them (`ID:PATH` is in the sandbox). Both ways
- * stream (Bay's multipart upload, its download); a download goes to a file
+ * stream (Bay's raw upload, its download); a download goes to a file
  * beside the destination and is renamed into place only once complete, so a
  * failed or interrupted copy (Ctrl-C, SIGTERM) leaves nothing behind, an existing
  * file is never half written, and a file replaced keeps its permissions.
@@ -52,10 +52,12 @@ async function upload(target: ClientTarget, local: string, to: { sandbox: string
   }
   // A destination that names a directory (`ID:` or `ID:dir/`) gets the file's own name.
   const path = to.path === "" || to.path.endsWith("/") ? `${to.path}${basename(local)}` : to.path;
-  const form = new FormData();
-  form.append("path", path);
-  form.append("file", Bun.file(local), basename(local));
-  await send(target, `${files(to.sandbox)}/upload`, { method: "POST", body: form });
+  // The file itself as the body, with its length: Bay passes it on without reading it.
+  await send(target, `${files(to.sandbox)}/upload?path=${encodeURIComponent(path)}`, {
+    method: "POST",
+    body: Bun.file(local),
+    headers: { "content-type": "application/octet-stream" },
+  });
   return 0;
 }
 

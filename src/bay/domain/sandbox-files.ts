@@ -22,6 +22,8 @@ export interface StreamingUpload {
   /** The path as the client sent it, for an error about it (onSentPath); default `path`. */
   sentPath?: string;
   body: ReadableStream<Uint8Array>;
+  /** The body's length when the client declared it (a raw upload with Content-Length): sent on to Ship as such. */
+  length?: number;
   /** The client's own failure (a malformed or truncated body, a file too large), if the stream broke on it. */
   failure(): BayError | null;
   /** Frees anything spooled for it. */
@@ -119,7 +121,7 @@ export class SandboxFiles {
         operation: "upload",
         coverMs: DEADLINES.files,
         replayable: false,
-        run: (ship, s) => ship.uploadFile(s, upload.path, upload.body, ctx),
+        run: (ship, s) => ship.uploadFile(s, upload.path, upload.body, ctx, upload.length),
       });
       if (!limits.workspaceId) return res;
       // The Ship's answer states the size: account it rather than measuring the

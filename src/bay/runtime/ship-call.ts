@@ -65,6 +65,8 @@ export interface Send {
   params?: Record<string, string>;
   json?: unknown;
   raw?: BodyInit;
+  /** The raw body's length, when known: sent as Content-Length, so a body that breaks off short never looks complete to Ship. */
+  rawLength?: number;
   /** Sent as Accept (an event stream). */
   accept?: string;
   timeoutMs: number;

@@ -155,8 +155,10 @@ export class ShipClient {
   }
 
   /** Streams `body` (the file's bytes) to `path`. */
-  uploadFile(t: ShipTarget, path: string, body: ReadableStream<Uint8Array>, o: CallOptions = {}): Promise<ShipReply<WriteResult>> {
-    return this.send(t, "uploadFile", { query: { path }, raw: body, timeoutMs: DEADLINES.files }, o);
+  /** Uploads `body` to `path`; `length`, when known, is sent as the body's Content-Length. */
+  uploadFile(t: ShipTarget, path: string, body: ReadableStream<Uint8Array>, o: CallOptions = {}, length?: number) {
+    const send = { query: { path }, raw: body, timeoutMs: DEADLINES.files };
+    return this.send<WriteResult>(t, "uploadFile", length === undefined ? send : { ...send, rawLength: length }, o);
   }
 
   downloadFile(t: ShipTarget, path: string, o: CallOptions = {}): Promise<Response> {
@@ -341,6 +343,7 @@ export class ShipClient {
     } else if (s.raw !== undefined) {
       // A forwarded body keeps the client's own type.
       if (!s.forward) headers["content-type"] = "application/octet-stream";
+      if (s.rawLength !== undefined) headers["content-length"] = String(s.rawLength);
       body = s.raw;
     }
     // The call's deadline: the caller's, or timeoutMs from now. A followed stream's

@@ -946,7 +946,7 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zDirectoryListing,
   },
-  /** Uploads a binary-safe file (multipart/form-data, fields `path` and `file`, in either order; or `?path=`) relative to /workspace, streamed. */
+  /** Uploads a binary-safe file relative to /workspace, streamed: a multipart/form-data form (fields `path` and `file`, in either order; or `?path=`), or the file itself as an `application/octet-stream` body with `?path=`. A raw body with a Content-Length is passed on to the sandbox without Bay reading it (the fastest way in); a body that ends before its declared length is never kept. */
   uploadFile: {
     operationId: "uploadFile",
     method: "post",
@@ -962,7 +962,7 @@ export const operations = {
       id: z.string().min(1).max(128),
     }),
     query: z.object({
-      /** Destination relative to /workspace, instead of the `path` form field (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
+      /** Destination relative to /workspace, instead of the `path` form field; required with an `application/octet-stream` body (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
       path: z.string().min(1).max(4096).optional(),
     }),
     headers: z.object({
@@ -970,6 +970,7 @@ export const operations = {
       "x-request-id": z.string().min(1).max(128).optional(),
     }),
     form: zUploadRequest,
+    rawBody: true,
     bodyRequired: true,
     successContentType: "application/json",
     successSchema: zUploadResult,
@@ -1216,7 +1217,7 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zDirectoryListing,
   },
-  /** Uploads a binary-safe file (multipart/form-data, fields `path` and `file`, in either order; or `?path=`) directly into the workspace. */
+  /** Uploads a binary-safe file directly into the workspace: a multipart/form-data form (fields `path` and `file`, in either order; or `?path=`), or the file itself as an `application/octet-stream` body with `?path=`. */
   uploadWorkspaceFile: {
     operationId: "uploadWorkspaceFile",
     method: "post",
@@ -1232,7 +1233,7 @@ export const operations = {
       id: z.string().min(1).max(128),
     }),
     query: z.object({
-      /** Destination relative to /workspace, instead of the `path` form field (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
+      /** Destination relative to /workspace, instead of the `path` form field; required with an `application/octet-stream` body (at most 3840 bytes of UTF-8 in at most 128 segments of at most 255 bytes each). */
       path: z.string().min(1).max(4096).optional(),
     }),
     headers: z.object({
@@ -1240,6 +1241,7 @@ export const operations = {
       "x-request-id": z.string().min(1).max(128).optional(),
     }),
     form: zUploadRequest,
+    rawBody: true,
     bodyRequired: true,
     successContentType: "application/json",
     successSchema: zUploadResult,

@@ -4,6 +4,7 @@ import type { AppDeps } from "../deps.ts";
 import { operations as ops } from "../generated/index.ts";
 import { validate } from "../middleware/validate.ts";
 import { receiveStreaming } from "../multipart-upload.ts";
+import { isRawUpload, receiveRaw } from "../raw-upload.ts";
 import { normalizeFilePath } from "../../domain/paths.ts";
 import { callContext, relay, sentBodyContext } from "../relay.ts";
 
@@ -36,13 +37,15 @@ export function filesystemRoutes(deps: AppDeps): Hono {
     const ctx = callContext(c, c.req.valid("param").id);
     // 404, the capability and the size limits are settled before the body is read.
     const limits = await sandboxFiles.uploadLimits(ctx.owner, ctx.sandboxId);
-    const upload = await receiveStreaming(c.req.raw, {
+    const receive = {
       maxBytes: limits.maxBytes,
       tooLarge: limits.tooLarge,
       queryPath: c.req.valid("query").path,
       normalizePath: normalizeFilePath,
       spool: uploadSpool,
-    });
+    };
+    // The file itself as the body (application/octet-stream): with its length, passed on without being read here.
+    const upload = isRawUpload(c.req.raw) ? receiveRaw(c.req.raw, receive) : await receiveStreaming(c.req.raw, receive);
     return relay(c, await sandboxFiles.upload(ctx, limits, upload));
   });
   return app;

@@ -10,6 +10,7 @@ import type { AppDeps } from "../deps.ts";
 import { type FileEntry, operations as ops } from "../generated/index.ts";
 import { validate } from "../middleware/validate.ts";
 import { receiveToSpool } from "../multipart-upload.ts";
+import { isRawUpload, receiveRawToSpool } from "../raw-upload.ts";
 
 const toFileEntry = (e: WorkspaceEntry): FileEntry => ({
   name: e.name,
@@ -71,7 +72,7 @@ export function workspaceFileRoutes(deps: AppDeps): Hono {
     c.json(
       // 404 and the size limits are settled before the body is read.
       await files.upload(c.get("owner"), c.req.valid("param").id, (slot) =>
-        receiveToSpool(c.req.raw, {
+        (isRawUpload(c.req.raw) ? receiveRawToSpool : receiveToSpool)(c.req.raw, {
           maxBytes: slot.maxBytes,
           queryPath: c.req.valid("query").path,
           normalizePath: normalizeFilePath,
