@@ -120,9 +120,11 @@ for (const [name, base] of Object.entries(ROUTES)) {
       expect(src.pulled()).toBe(0);
     });
 
-    test("a Content-Length that is not a length: 400", async () => {
+    test("a Content-Length that is not a length: 400; one too long to be exact: 413, as for a form", async () => {
       const r = await raw(`${base()}/upload?path=raw/x.bin`, bytes(3), { "content-length": "1e3" });
       expect(r.status).toBe(400);
+      const huge = await raw(`${base()}/upload?path=raw/x.bin`, bytes(3), { "content-length": "1".repeat(20) });
+      expect(huge.status).toBe(413);
     });
 
     test("a chunked body that grows over the limit: 413, and no file is left", async () => {
@@ -177,4 +179,33 @@ test("a workspace's size limit applies to a raw upload's declared length", async
   const second = await raw(`/v1/workspaces/${ws}/filesystem/upload?path=b.bin`, src.body, { "content-length": "700000" });
   expect(second.status).toBe(413);
   expect(((await second.json()) as { error: { details: { workspace_id: string } } }).error.details.workspace_id).toBe(ws);
+});
+
+test("concurrent uploads into a workspace cannot pass its size limit together (review s41: 3 × 3 MiB all landed in 4 MiB)", async () => {
+  const big = await createMemoryBay({ config: { limits: { max_upload_bytes: 8 * 1024 * 1024 } } });
+  try {
+    const ws = (await big.json("POST", "/v1/workspaces", { body: { size_limit_mb: 4 } })).body.id as string;
+    const MiB3 = 3 * 1024 * 1024;
+    const rawUp = (i: number) =>
+      big.bay.app.request(`/v1/workspaces/${ws}/filesystem/upload?path=r${i}.bin`, {
+        method: "POST",
+        headers: { "x-owner": "alice", "content-type": "application/octet-stream", "content-length": String(MiB3) },
+        body: bytes(MiB3),
+      });
+    const formUp = (i: number) => {
+      const f = new FormData();
+      f.append("path", `f${i}.bin`);
+      f.append("file", new Blob([bytes(MiB3)]), "f.bin");
+      return big.call("POST", `/v1/workspaces/${ws}/filesystem/upload`, { body: f });
+    };
+    const answers = await Promise.all([rawUp(1), rawUp(2), formUp(3), formUp(4)]);
+    const statuses = answers.map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 413, 413, 413]);
+    const listing = await big.json("GET", `/v1/workspaces/${ws}/filesystem/directories?path=.`);
+    expect(listing.status).toBe(200);
+    expect(listing.body.entries.length).toBe(1);
+  } finally {
+    await big.close();
+    big.engine.shutdown();
+  }
 });

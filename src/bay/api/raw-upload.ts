@@ -33,7 +33,9 @@ function rawTarget(req: Request, opts: ReceiveOptions): { path: string; sentPath
   }
   const path = opts.normalizePath(sentPath);
   const header = req.headers.get("content-length");
-  // Digits only (HTTP's own form): `1e3` or `0x10` are not lengths, whatever Number() makes of them.
+  // Digits only (HTTP's own form): `1e3` or `0x10` are not lengths, whatever Number() makes of them;
+  // one too long to be exact is over any limit (413, as for a form).
+  if (header !== null && /^\d{16,}$/.test(header)) throw opts.tooLarge();
   const declared = header !== null && /^\d{1,15}$/.test(header) ? Number(header) : null;
   if (header !== null && declared === null) {
     throw new BayError("validation_error", "invalid Content-Length", {

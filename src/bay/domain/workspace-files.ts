@@ -100,9 +100,11 @@ export class WorkspaceFiles {
       });
     }
     const ws = await this.open(owner, id);
-    await this.usage.assertFits(ws, bytes.byteLength);
-    await this.deps.files.write(this.volumeOf(ws), rel, { size: bytes.byteLength, bytes });
-    this.usage.added(ws.id, bytes.byteLength);
+    await this.usage.serially(ws.id, async () => {
+      await this.usage.assertFits(ws, bytes.byteLength);
+      await this.deps.files.write(this.volumeOf(ws), rel, { size: bytes.byteLength, bytes });
+      this.usage.added(ws.id, bytes.byteLength);
+    });
     return { status: "ok" as const, path: rel, size: bytes.byteLength };
   }
 
@@ -169,10 +171,12 @@ export class WorkspaceFiles {
       const rel = normalizeFilePath(received.path);
       // Looked up again: the workspace may have been deleted while the body arrived.
       const ws = await this.open(owner, id);
-      await this.usage.assertFits(ws, received.size);
-      // Closed by release below whatever happened (a failed write may leave it half read).
-      await this.deps.files.write(this.volumeOf(ws), rel, { size: received.size, bytes: received.read() });
-      this.usage.added(ws.id, received.size);
+      await this.usage.serially(ws.id, async () => {
+        await this.usage.assertFits(ws, received.size);
+        // Closed by release below whatever happened (a failed write may leave it half read).
+        await this.deps.files.write(this.volumeOf(ws), rel, { size: received.size, bytes: received.read() });
+        this.usage.added(ws.id, received.size);
+      });
       return { status: "ok", path: rel, size: received.size };
     } finally {
       await received.release();

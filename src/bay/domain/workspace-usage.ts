@@ -32,6 +32,8 @@ interface Measured {
 export class WorkspaceUsage {
   private readonly cache = new Map<string, Measured>();
   private readonly inflight = new Map<string, Promise<number>>();
+  /** Per workspace, the end of the last write's serial section (serially). */
+  private readonly tails = new Map<string, Promise<void>>();
   private readonly ttlMs: number;
   private readonly now: () => number;
 
@@ -69,6 +71,31 @@ export class WorkspaceUsage {
   async assertFits(ws: WorkspaceRecord, bytes: number): Promise<void> {
     const headroom = await this.headroom(ws);
     if (bytes > headroom.remainingBytes) throw quotaError(ws, headroom, bytes);
+  }
+
+  /**
+   * Runs `fn` (a write's check of the size limit, the write, and its `added`) alone
+   * among this process's writes to the workspace, so two writes that each fit alone
+   * cannot both land past the limit between one's check and the other's `added`
+   * (review s41: three concurrent 3 MiB uploads all landed in a 4 MiB workspace).
+   * Writes to other workspaces are not held up. Across replicas of Bay each may still
+   * pass one write that the other's would have refused.
+   */
+  async serially<T>(wsId: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.tails.get(wsId) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const tail = before.then(() => mine);
+    this.tails.set(wsId, tail);
+    try {
+      await before;
+      return await fn();
+    } finally {
+      done();
+      if (this.tails.get(wsId) === tail) this.tails.delete(wsId);
+    }
   }
 
   /** Records bytes written through Bay since the last measurement. */
