@@ -68,10 +68,14 @@ async function serve(): Promise<void> {
   // From here on, an error nobody owns is said and Ship keeps serving; before, a failed start must end it (not exit 0).
   installProcessPolicy();
   if (config.startKernel) ship.kernel.start();
+  // Upload temporaries an earlier Ship on this workspace left when it died mid-upload.
+  const { sweepUploadTempsPeriodically } = await import("./filesystem/upload-sweep.ts");
+  const stopSweep = sweepUploadTempsPeriodically(config.workspace, config.uploadIdleSeconds * 1000);
   console.error(`[ship] session ${credentials.session_id}`);
   console.error(`[ship] listening on :${server.port}${config.socket ? ` and ${config.socket}` : ""}, workspace ${config.workspace}`);
 
   function shutdown(): void {
+    stopSweep();
     ship.close();
     void server.stop(true);
     void socketServer?.stop(true);

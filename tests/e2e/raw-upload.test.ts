@@ -166,7 +166,31 @@ for (const target of ["sandbox", "workspace"] as const) {
 async function leftovers(sandboxId: string): Promise<string[]> {
   const r = await api(bay.url, "POST", `/v1/sandboxes/${sandboxId}/shell/exec`, { command: "ls -A /workspace" });
   expect(r.status).toBe(200);
-  return String(r.body.stdout)
+  expect(r.body.exit_code).toBe(0);
+  return String(r.body.output)
     .split("\n")
     .filter((n) => n.startsWith(".ship-upload-"));
 }
+
+test("a Ship sweeps upload temporaries a dead Ship left behind (review s41), once nothing can be writing them", async () => {
+  const created = await api(bay.url, "POST", "/v1/sandboxes", {});
+  const id = created.body.id as string;
+  const sh = (command: string) => api(bay.url, "POST", `/v1/sandboxes/${id}/shell/exec`, { command });
+  // What a Ship killed mid-upload leaves: one untouched for hours, and one as fresh as a live upload's.
+  const made = await sh(
+    "cd /workspace && printf x > .ship-upload-0123456789ab.tmp && touch -d '3 hours ago' .ship-upload-0123456789ab.tmp && printf y > .ship-upload-aaaaaaaaaaaa.tmp",
+  );
+  expect(made.status).toBe(200);
+  expect(made.body.exit_code).toBe(0);
+  expect(await leftovers(id)).toEqual([".ship-upload-0123456789ab.tmp", ".ship-upload-aaaaaaaaaaaa.tmp"]);
+  expect((await api(bay.url, "POST", `/v1/sandboxes/${id}/stop`)).status).toBe(200);
+  // The next call starts a new Ship on the same workspace; it sweeps as it starts.
+  let names: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    names = await leftovers(id);
+    if (!names.includes(".ship-upload-0123456789ab.tmp")) break;
+    await Bun.sleep(100);
+  }
+  expect(names).toEqual([".ship-upload-aaaaaaaaaaaa.tmp"]);
+  await api(bay.url, "DELETE", `/v1/sandboxes/${id}`);
+});
