@@ -53,7 +53,6 @@ export interface SpooledUpload {
   /** The path as the client sent it (before normalizePath). */
   sentPath: string;
   filename: string;
-  file: string;
   size: number;
   /** The file's bytes, as a stream that `release` closes, read or not. */
   read(): ReadStream;
@@ -198,7 +197,7 @@ export function spooledUpload(
   spooled: { file: string; size: number },
   names: { path: string; sentPath: string; filename: string },
 ): SpooledUpload {
-  return { ...names, file: spooled.file, size: spooled.size, read: () => slot.read(spooled.file), release: slot.release };
+  return { ...names, size: spooled.size, read: () => slot.read(spooled.file), release: slot.release };
 }
 
 /** Receives the whole file into the spool (workspace uploads). */

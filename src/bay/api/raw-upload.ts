@@ -46,12 +46,7 @@ function rawTarget(req: Request, opts: ReceiveOptions): { path: string; sentPath
   return { path, sentPath, declared };
 }
 
-const emptyBody = () =>
-  new ReadableStream<Uint8Array>({
-    start(ctrl) {
-      ctrl.close();
-    },
-  });
+const emptyBody = (): ReadableStream<Uint8Array> => new Blob([]).stream();
 
 /** `source`, counted as it is read: errors with a 413 past `maxBytes`, or a 400 when the client's body breaks off. */
 function counted(

@@ -100,11 +100,7 @@ export class WorkspaceFiles {
       });
     }
     const ws = await this.open(owner, id);
-    await this.usage.serially(ws.id, async () => {
-      await this.usage.assertFits(ws, bytes.byteLength);
-      await this.deps.files.write(this.volumeOf(ws), rel, { size: bytes.byteLength, bytes });
-      this.usage.added(ws.id, bytes.byteLength);
-    });
+    await this.usage.charged(ws, bytes.byteLength, () => this.deps.files.write(this.volumeOf(ws), rel, { size: bytes.byteLength, bytes }));
     return { status: "ok" as const, path: rel, size: bytes.byteLength };
   }
 
@@ -171,12 +167,10 @@ export class WorkspaceFiles {
       const rel = normalizeFilePath(received.path);
       // Looked up again: the workspace may have been deleted while the body arrived.
       const ws = await this.open(owner, id);
-      await this.usage.serially(ws.id, async () => {
-        await this.usage.assertFits(ws, received.size);
-        // Closed by release below whatever happened (a failed write may leave it half read).
-        await this.deps.files.write(this.volumeOf(ws), rel, { size: received.size, bytes: received.read() });
-        this.usage.added(ws.id, received.size);
-      });
+      // The reader is closed by release below whatever happened (a failed write may leave it half read).
+      await this.usage.charged(ws, received.size, () =>
+        this.deps.files.write(this.volumeOf(ws), rel, { size: received.size, bytes: received.read() }),
+      );
       return { status: "ok", path: rel, size: received.size };
     } finally {
       await received.release();

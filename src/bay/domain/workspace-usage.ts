@@ -67,8 +67,23 @@ export class WorkspaceUsage {
     return { usedBytes, limitBytes, remainingBytes: Math.max(0, limitBytes - usedBytes) };
   }
 
+  /**
+   * Writes `bytes` more into the workspace with `put`, within its size limit: a
+   * payload_too_large when they do not fit, else `put`, then the bytes counted. The
+   * check, the write and the count run alone among this process's writes to the
+   * workspace (serially), so two writes that each fit alone cannot both land past it.
+   */
+  charged<T>(ws: WorkspaceRecord, bytes: number, put: () => Promise<T>): Promise<T> {
+    return this.serially(ws.id, async () => {
+      await this.assertFits(ws, bytes);
+      const out = await put();
+      this.added(ws.id, bytes);
+      return out;
+    });
+  }
+
   /** Throws payload_too_large when `bytes` more would exceed the workspace's limit. */
-  async assertFits(ws: WorkspaceRecord, bytes: number): Promise<void> {
+  private async assertFits(ws: WorkspaceRecord, bytes: number): Promise<void> {
     const headroom = await this.headroom(ws);
     if (bytes > headroom.remainingBytes) throw quotaError(ws, headroom, bytes);
   }
@@ -81,7 +96,7 @@ export class WorkspaceUsage {
    * Writes to other workspaces are not held up. Across replicas of Bay each may still
    * pass one write that the other's would have refused.
    */
-  async serially<T>(wsId: string, fn: () => Promise<T>): Promise<T> {
+  private async serially<T>(wsId: string, fn: () => Promise<T>): Promise<T> {
     const before = this.tails.get(wsId) ?? Promise.resolve();
     let done!: () => void;
     const mine = new Promise<void>((resolve) => {
