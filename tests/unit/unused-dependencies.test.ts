@@ -1,5 +1,5 @@
 /**
- * dockerode's ssh and BuildKit dependencies are replaced by stand-ins
+ * dockerode's ssh, BuildKit and context-directory dependencies are replaced by stand-ins
  * (src/bay/drivers/docker/unused-dependencies.ts): loading dockerode through Bay
  * loads none of them, and reaching one anyway fails with a message that names
  * it, instead of some TypeError deep inside dockerode.
@@ -25,10 +25,10 @@ async function inFreshBun(body: string): Promise<Record<string, unknown>> {
 }
 
 describe("dockerode's unused dependencies", () => {
-  test("loading dockerode through Bay loads neither ssh2 nor gRPC, and builds a client", async () => {
+  test("loading dockerode through Bay loads neither ssh2, gRPC, tar-fs nor dockerignore, and builds a client", async () => {
     const r = await inFreshBun(`
       const docker = new Docker({ socketPath: "/nonexistent/docker.sock" });
-      const loaded = Object.keys(require.cache).filter((k) => /node_modules[\\\\/](ssh2|@grpc|protobufjs)[\\\\/]/.test(k));
+      const loaded = Object.keys(require.cache).filter((k) => /node_modules[\\\\/](ssh2|@grpc|protobufjs|tar-fs|@balena|pump|mkdirp-classic)[\\\\/]/.test(k));
       console.log(JSON.stringify({ loaded, modem: typeof docker.modem.dial }));
     `);
     expect(r).toEqual({ loaded: [], modem: "function" });
@@ -68,13 +68,37 @@ describe("dockerode's unused dependencies", () => {
     }
   });
 
+  test("dockerode's context-directory packers get the stand-ins, which fail when used", async () => {
+    // Bay's one build hands dockerode a tar stream (images/image-builder.ts); only a
+    // build from a directory (buildImage({context})) packs it with tar-fs, filtered by dockerignore.
+    const r = await inFreshBun(`
+      new Docker({ socketPath: "/nonexistent/docker.sock" });
+      const names = ["tar-fs", "@balena/dockerignore"];
+      const tar = require(names[0]);
+      const dockerIgnore = require(names[1]);
+      const attempt = (f) => { try { f(); return "no error"; } catch (e) { return e.name + ": " + e.message; } };
+      console.log(JSON.stringify({
+        ignoreType: typeof dockerIgnore,
+        pack: attempt(() => tar.pack("/nonexistent-context", { entries: ["Dockerfile"] })),
+        ignore: attempt(() => dockerIgnore({ ignorecase: false })),
+      }));
+    `);
+    expect(r.ignoreType).toBe("function");
+    expect(r.pack).toStartWith("UnusedDependencyError: tar-fs is not part of Bay");
+    expect(r.ignore).toStartWith("UnusedDependencyError: @balena/dockerignore is not part of Bay");
+    for (const what of ["pack", "ignore"]) expect(r[what], what).toContain("build context from a directory");
+  });
+
   test("every member of every stand-in throws UnusedDependencyError naming its module", () => {
     for (const [name, exports] of Object.entries(UNUSED_DEPENDENCIES)) {
       const members: unknown[] = [];
-      for (const value of Object.values(exports)) {
-        if (typeof value === "function") members.push(value);
-        else members.push(...Object.values(value as Record<string, unknown>));
-      }
+      // A module that is itself a function (dockerignore) stands in as one.
+      if (typeof exports === "function") members.push(exports);
+      else
+        for (const value of Object.values(exports as Record<string, unknown>)) {
+          if (typeof value === "function") members.push(value);
+          else members.push(...Object.values(value as Record<string, unknown>));
+        }
       expect(members.length, name).toBeGreaterThan(0);
       for (const member of members) {
         const f = member as (...args: unknown[]) => unknown;

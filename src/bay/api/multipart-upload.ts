@@ -17,10 +17,15 @@ import { createWriteStream, type ReadStream } from "node:fs";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import Busboy from "busboy";
+import type Busboy from "busboy";
 import { BayError } from "../errors.ts";
 import { relayed } from "../relayed-bytes.ts";
 import type { SpoolSlot, UploadSpool } from "./upload-spool.ts";
+
+/** busboy, loaded with the first multipart body: a Bay that receives none never loads it. */
+function busboy(): typeof Busboy {
+  return require("busboy") as typeof Busboy;
+}
 
 export interface ReceiveOptions {
   /** Largest file accepted. */
@@ -91,7 +96,7 @@ class FormReader {
     // A path sent in the query is refused before a byte is read.
     if (opts.queryPath !== undefined) opts.normalizePath(opts.queryPath);
     try {
-      this.bb = Busboy({
+      this.bb = busboy()({
         headers: { "content-type": contentType },
         limits: { fileSize: opts.maxBytes, files: 1, fields: 4, fieldSize: 64 * 1024 },
       });

@@ -5,7 +5,7 @@
  * configured otherwise, `nbf` enforced when present, `iss` and `aud` when
  * configured (and configuration requires both with a JWKS).
  */
-import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
+import type { JWTVerifyGetKey } from "jose";
 import { errorMessage, type Logger } from "../../logger.ts";
 
 export interface JwtOptions {
@@ -24,14 +24,23 @@ export interface JwtOptions {
 /** Asymmetric algorithms accepted from a JWKS; symmetric ones only with the configured secret. */
 const JWKS_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"];
 
+/**
+ * jose, loaded with the first verifier: a Bay without JWT configured never
+ * loads it (~2 MiB of resident memory).
+ */
+function jose(): typeof import("jose") {
+  return require("jose") as typeof import("jose");
+}
+
 export class JwtVerifier {
+  private readonly jose = jose();
   private readonly secret: Uint8Array | null;
   private readonly jwks: JWTVerifyGetKey | null;
   private readonly algorithms: string[];
 
   constructor(private readonly opts: JwtOptions) {
     this.secret = opts.secret ? new TextEncoder().encode(opts.secret) : null;
-    this.jwks = opts.jwksUrl ? createRemoteJWKSet(new URL(opts.jwksUrl)) : null;
+    this.jwks = opts.jwksUrl ? this.jose.createRemoteJWKSet(new URL(opts.jwksUrl)) : null;
     if (!this.secret && !this.jwks) throw new Error("JwtVerifier needs a secret or a JWKS URL");
     this.algorithms = [...(this.secret ? ["HS256"] : []), ...(this.jwks ? JWKS_ALGORITHMS : [])];
   }
@@ -49,6 +58,7 @@ export class JwtVerifier {
 
   /** The owner the token names (prefix + sub), or null when it is invalid, expired, not yet valid or has no sub. */
   async verify(token: string): Promise<string | null> {
+    const { errors, jwtVerify } = this.jose;
     const getKey: JWTVerifyGetKey = async (header, input) => {
       if (header.alg === "HS256") {
         if (!this.secret) throw new errors.JOSEAlgNotAllowed("HS256 needs a configured secret");

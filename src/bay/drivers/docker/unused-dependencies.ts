@@ -11,6 +11,10 @@
  * - `@grpc/grpc-js` and `@grpc/proto-loader` (dockerode's lib/session.js) for
  *   BuildKit sessions, opened only by `buildImage` with `version: "2"`. Bay's one
  *   build (images/image-builder.ts) uses the classic builder.
+ * - `tar-fs` and `@balena/dockerignore` (dockerode's lib/util.js) to pack a
+ *   build context from a directory (`buildImage({context, src})`). Bay's one
+ *   build hands the engine a tar stream it packs itself (tar-stream), which
+ *   dockerode passes through untouched (about 0.6 MiB of idle RSS).
  *
  * The stand-ins load nothing and fail with a clear message if they are ever
  * reached. They are installed at run time by ./dockerode.ts (a Bun plugin) and
@@ -44,13 +48,15 @@ function failingClass(dependency: string, feature: string): new () => never {
 
 const SSH = "ssh:// transport";
 const BUILDKIT = "BuildKit session (buildImage with version 2)";
+const CONTEXT_DIR = "build context from a directory (buildImage with context)";
 
 /**
  * Module name → the exports that stand in for it: every member the dependents
  * touch, each failing when called or constructed (requiring the module itself
- * must still succeed, since it happens when dockerode loads).
+ * must still succeed, since it happens when dockerode loads). A module whose
+ * export is itself a function stands in as a failing function.
  */
-export const UNUSED_DEPENDENCIES: Readonly<Record<string, Record<string, unknown>>> = {
+export const UNUSED_DEPENDENCIES: Readonly<Record<string, unknown>> = {
   ssh2: { Client: failingClass("ssh2", SSH) },
   "@grpc/grpc-js": {
     Server: failingClass("@grpc/grpc-js", BUILDKIT),
@@ -61,6 +67,8 @@ export const UNUSED_DEPENDENCIES: Readonly<Record<string, Record<string, unknown
     loadSync: fail("@grpc/proto-loader", BUILDKIT),
     load: fail("@grpc/proto-loader", BUILDKIT),
   },
+  "tar-fs": { pack: fail("tar-fs", CONTEXT_DIR), extract: fail("tar-fs", CONTEXT_DIR) },
+  "@balena/dockerignore": fail("@balena/dockerignore", CONTEXT_DIR),
 };
 
 let installed = false;
@@ -76,7 +84,11 @@ export function installUnusedDependencyStubs(): void {
   Bun.plugin({
     name: "bay-unused-dockerode-dependencies",
     setup(build) {
-      for (const [name, exports] of Object.entries(UNUSED_DEPENDENCIES)) build.module(name, () => ({ loader: "object", exports }));
+      for (const [name, standIn] of Object.entries(UNUSED_DEPENDENCIES)) {
+        // An object module's `require` answers its exports; a function is answered as an ES module's default.
+        const exports = typeof standIn === "function" ? { __esModule: true, default: standIn } : (standIn as Record<string, unknown>);
+        build.module(name, () => ({ loader: "object", exports }));
+      }
     },
   });
 }

@@ -29,7 +29,7 @@ import {
 import { engineMessage, engineStatus, imageNotFound, isAbort, isImageMissing, isNotFound, isUnreachable } from "./docker-errors.ts";
 import type { LabelCodec } from "./labels.ts";
 import { listCommand, removeCommand, usageCommand, type VolumeCommand } from "./volume-commands.ts";
-import { sendOneFileTar, streamFirstFile, type TarDir } from "./volume-tar.ts";
+import type { TarDir } from "./volume-tar.ts";
 
 export interface DockerVolumeFilesOptions {
   /** Image of the helpers: a POSIX sh, GNU find, head, rm and du, and a uid 1000. */
@@ -50,6 +50,12 @@ export const DEFAULT_VOLUME_FILES_OPTIONS: DockerVolumeFilesOptions = {
 
 const ROOT = "/workspace";
 const absolute = (path: string) => (path === "." ? ROOT : `${ROOT}/${path}`);
+
+/** ./volume-tar.ts and tar-stream, loaded with the first file moved through a helper: a Bay that moves none never loads them. */
+function volumeTar(): typeof import("./volume-tar.ts") {
+  return require("./volume-tar.ts") as typeof import("./volume-tar.ts");
+}
+
 /** Segment stats in flight at once for one walk. */
 const STAT_CONCURRENCY = 8;
 const READ_LIFETIME_MS = 10 * 60_000;
@@ -129,7 +135,7 @@ export class DockerVolumeFiles implements VolumeFiles {
       if (target.kind !== "file") throw fileErrors.notRegularFile(path);
       transfer = new IdleDeadline(this.opts.callTimeoutMs);
       const stream = await getArchive(this.docker, helper.id, absolute(path), transfer.signal);
-      const { size, body } = await streamFirstFile(stream, path, release);
+      const { size, body } = await volumeTar().streamFirstFile(stream, path, release);
       // From here the reader sets the pace; the lifetime bounds it.
       transfer.clear();
       return { stat: { ...target, size }, body };
@@ -159,7 +165,7 @@ export class DockerVolumeFiles implements VolumeFiles {
       const idle = new IdleDeadline(this.opts.callTimeoutMs);
       const bytes = body.bytes instanceof Uint8Array ? body.bytes : touching(body.bytes, () => idle.touch());
       try {
-        await sendOneFileTar({ dirs, name: path, size: body.size, body: bytes }, (tar) =>
+        await volumeTar().sendOneFileTar({ dirs, name: path, size: body.size, body: bytes }, (tar) =>
           putArchive(this.docker, helper, ROOT, tar, idle.signal),
         );
       } catch (err) {
