@@ -194,6 +194,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   });
   const uploadSpool = new UploadSpool({
     maxBytes: config.limits.max_spool_bytes,
+    maxBytesPerOwner: spoolShare(config.limits),
     ...(config.limits.spool_dir ? { baseDir: config.limits.spool_dir } : {}),
   });
   const health = new HealthService({ db, driver, profiles, version: config.server.version, logger, now });
@@ -260,4 +261,12 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
       db.close();
     },
   };
+}
+
+/** One owner's share of the upload spool: as configured, else half of it but at least one largest upload (never more than all of it). */
+export function spoolShare(
+  limits: Pick<BayConfig["limits"], "max_spool_bytes" | "max_spool_bytes_per_owner" | "max_upload_bytes">,
+): number {
+  const share = limits.max_spool_bytes_per_owner ?? Math.max(Math.floor(limits.max_spool_bytes / 2), limits.max_upload_bytes);
+  return Math.min(share, limits.max_spool_bytes);
 }

@@ -148,6 +148,11 @@ export const configSchema = z
           .int()
           .positive()
           .default(4 * 1024 * MiB),
+        /**
+         * Most of it one owner's uploads may hold at once (429 past it, while others
+         * still upload); default half the spool, and never less than one largest upload.
+         */
+        max_spool_bytes_per_owner: z.number().int().positive().optional(),
         /** Parent directory of the upload spool; default <tmpdir>/bay-spool. */
         spool_dir: z.string().min(1).optional(),
         max_sandboxes_per_owner: z.number().int().positive().default(50),

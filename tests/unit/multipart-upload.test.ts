@@ -52,7 +52,7 @@ const options = (): ReceiveOptions => ({
   tooLarge: () => new BayError("payload_too_large", "too large"),
   queryPath: undefined,
   normalizePath: normalizeWorkspacePath,
-  spool,
+  spool: spool.forOwner("alice"),
 });
 
 const slots = () => readdirSync(spool.dir).length;

@@ -85,7 +85,7 @@ describe("the upload spool", () => {
       expect(st.isDirectory()).toBe(true);
       expect(st.uid).toBe(process.getuid!());
       expect(mode(spool.dir) & 0o077).toBe(0);
-      const slot = await spool.open();
+      const slot = await spool.open("alice");
       writeFileSync(join(slot.dir, "f"), "x");
       expect(slot.dir.startsWith(`${spool.dir}/`)).toBe(true);
       await slot.release();

@@ -1225,18 +1225,20 @@ export interface components {
                  *     `limits.max_workspaces_per_owner`); `concurrent_starts`: sandboxes of this owner starting at once
                  *     (`limits.max_concurrent_starts_per_owner`); `open_streams`: this owner's event streams, followed
                  *     outputs, watches and terminals open at once on this Bay process (`limits.max_open_streams_per_owner`);
-                 *     `spool_full`: Bay's disk space for uploads waiting for
-                 *     their path is in use (`limits.max_spool_bytes`); `pids_limit`: a code context's kernel would leave
+                 *     `spool_full`: Bay's disk space for uploads waiting on it (files sent before their path,
+                 *     workspace uploads) is in use (`limits.max_spool_bytes`); `spool_share_full`: this owner's
+                 *     uploads waiting there hold the owner's share of it (`limits.max_spool_bytes_per_owner`);
+                 *     both clear as uploads end (Retry-After); `pids_limit`: a code context's kernel would leave
                  *     too few of the sandbox's pids (the profile's `pids_limit`) free. Absent for the rate limit and the
                  *     runtime's queues.
                  * @enum {string}
                  */
-                reason?: "sandboxes" | "workspaces" | "concurrent_starts" | "open_streams" | "spool_full" | "pids_limit";
+                reason?: "sandboxes" | "workspaces" | "concurrent_starts" | "open_streams" | "spool_full" | "spool_share_full" | "pids_limit";
                 /** @description The limit that was reached (sandboxes, workspaces, starts, open streams, running background processes, or pids). */
                 limit?: number;
                 /** @description For `pids_limit`: pids (processes and threads) in use in the sandbox. */
                 pids_in_use?: number;
-                /** @description For `spool_full`: the spool size. */
+                /** @description For `spool_full`: the spool size; for `spool_share_full`: the owner's share of it. */
                 limit_bytes?: number;
                 limit_per_minute?: number;
                 retry_after_seconds?: number;

@@ -20,7 +20,7 @@ import { pipeline } from "node:stream/promises";
 import type Busboy from "busboy";
 import { BayError } from "../errors.ts";
 import { relayed } from "../relayed-bytes.ts";
-import type { SpoolSlot, UploadSpool } from "./upload-spool.ts";
+import type { SpoolOpener, SpoolSlot } from "./upload-spool.ts";
 
 /** busboy, loaded with the first multipart body: a Bay that receives none never loads it. */
 function busboy(): typeof Busboy {
@@ -35,7 +35,8 @@ export interface ReceiveOptions {
   queryPath: string | undefined;
   /** Checks and normalises the path (throws invalid_path). */
   normalizePath: (p: string) => string;
-  spool: UploadSpool;
+  /** The spool, as the uploading owner's share of it. */
+  spool: SpoolOpener;
 }
 
 /** An upload whose file bytes are still arriving. */

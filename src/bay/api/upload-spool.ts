@@ -5,7 +5,9 @@
  * one host never touch each other's files; directories of processes that are
  * gone (a crash, `kill -9`) are removed when the next one starts. The bytes
  * spooled at once are capped: past the cap an upload is refused with 429 and
- * Retry-After instead of filling the disk.
+ * Retry-After instead of filling the disk. So is each owner's share of it, so
+ * that one owner's uploads (sent slowly, or stopping just short of their
+ * limit) cannot hold the whole spool and turn every other owner away.
  */
 import { createReadStream, lstatSync, mkdirSync, mkdtempSync, type ReadStream, readdirSync, rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -18,6 +20,13 @@ export interface UploadSpoolOptions {
   baseDir?: string;
   /** Most bytes spooled at once by this process. */
   maxBytes: number;
+  /** Most bytes one owner's uploads may hold of it at once (default: all of it). */
+  maxBytesPerOwner?: number;
+}
+
+/** Opens spool slots for one owner (what an upload's receiver is handed). */
+export interface SpoolOpener {
+  open(): Promise<SpoolSlot>;
 }
 
 /** One spooled upload's files; `release` closes their readers and removes them (safe twice). */
@@ -36,6 +45,8 @@ export interface SpoolSlot {
 export class UploadSpool {
   readonly dir: string;
   private inUse = 0;
+  /** Bytes each owner holds right now; an owner holding none has no entry. */
+  private readonly byOwner = new Map<string, number>();
 
   constructor(private readonly opts: UploadSpoolOptions) {
     const base = opts.baseDir ?? join(tmpdir(), "bay-spool");
@@ -51,6 +62,16 @@ export class UploadSpool {
   /** Bytes spooled right now (for tests and metrics). */
   get bytesInUse(): number {
     return this.inUse;
+  }
+
+  /** Bytes `owner`'s uploads hold right now. */
+  ownerBytes(owner: string): number {
+    return this.byOwner.get(owner) ?? 0;
+  }
+
+  /** The spool as `owner`'s uploads see it: their slots count against their share. */
+  forOwner(owner: string): SpoolOpener {
+    return { open: () => this.open(owner) };
   }
 
   /**
@@ -77,8 +98,8 @@ export class UploadSpool {
     return removed;
   }
 
-  /** A private directory for one upload. */
-  async open(): Promise<SpoolSlot> {
+  /** A private directory for one upload of `owner`'s. */
+  async open(owner: string): Promise<SpoolSlot> {
     const dir = await mkdtemp(join(this.dir, "up-"));
     let taken = 0;
     let released = false;
@@ -86,13 +107,23 @@ export class UploadSpool {
     return {
       dir,
       take: (n: number) => {
+        const held = this.ownerBytes(owner);
+        const share = this.opts.maxBytesPerOwner ?? this.opts.maxBytes;
         if (this.inUse + n > this.opts.maxBytes) {
           throw new BayError("quota_exceeded", "Bay's upload spool is full; retry shortly", {
             retryAfter: 5,
             details: { reason: "spool_full", limit_bytes: this.opts.maxBytes },
           });
         }
+        // The spool has room, but not in this owner's share of it.
+        if (held + n > share) {
+          throw new BayError("quota_exceeded", "your uploads waiting on Bay's disk fill your share of it; retry when one ends", {
+            retryAfter: 5,
+            details: { reason: "spool_share_full", limit_bytes: share },
+          });
+        }
         this.inUse += n;
+        this.byOwner.set(owner, held + n);
         taken += n;
       },
       read: (file: string) => {
@@ -106,6 +137,9 @@ export class UploadSpool {
         // One still opening fails on the removed file, with no reader left to tell: its error is dropped.
         for (const reader of readers) reader.on("error", () => {}).destroy();
         this.inUse -= taken;
+        const left = this.ownerBytes(owner) - taken;
+        if (left > 0) this.byOwner.set(owner, left);
+        else this.byOwner.delete(owner);
         await rm(dir, { recursive: true, force: true });
       },
     };

@@ -183,13 +183,13 @@ export const zQuotaExceededError = z.lazy(() => z.object({
   message: z.string(),
   request_id: z.string(),
   details: z.strictObject({
-    /** `sandboxes` / `workspaces`: the owner's live sandboxes / workspaces (`limits.max_sandboxes_per_owner`, `limits.max_workspaces_per_owner`); `concurrent_starts`: sandboxes of this owner starting at once (`limits.max_concurrent_starts_per_owner`); `open_streams`: this owner's event streams, followed outputs, watches and terminals open at once on this Bay process (`limits.max_open_streams_per_owner`); `spool_full`: Bay's disk space for uploads waiting for their path is in use (`limits.max_spool_bytes`); `pids_limit`: a code context's kernel would leave too few of the sandbox's pids (the profile's `pids_limit`) free. Absent for the rate limit and the runtime's queues. */
-    reason: z.enum(["sandboxes", "workspaces", "concurrent_starts", "open_streams", "spool_full", "pids_limit"]).optional(),
+    /** `sandboxes` / `workspaces`: the owner's live sandboxes / workspaces (`limits.max_sandboxes_per_owner`, `limits.max_workspaces_per_owner`); `concurrent_starts`: sandboxes of this owner starting at once (`limits.max_concurrent_starts_per_owner`); `open_streams`: this owner's event streams, followed outputs, watches and terminals open at once on this Bay process (`limits.max_open_streams_per_owner`); `spool_full`: Bay's disk space for uploads waiting on it (files sent before their path, workspace uploads) is in use (`limits.max_spool_bytes`); `spool_share_full`: this owner's uploads waiting there hold the owner's share of it (`limits.max_spool_bytes_per_owner`); both clear as uploads end (Retry-After); `pids_limit`: a code context's kernel would leave too few of the sandbox's pids (the profile's `pids_limit`) free. Absent for the rate limit and the runtime's queues. */
+    reason: z.enum(["sandboxes", "workspaces", "concurrent_starts", "open_streams", "spool_full", "spool_share_full", "pids_limit"]).optional(),
     /** The limit that was reached (sandboxes, workspaces, starts, open streams, running background processes, or pids). */
     limit: z.number().int().optional(),
     /** For `pids_limit`: pids (processes and threads) in use in the sandbox. */
     pids_in_use: z.number().int().optional(),
-    /** For `spool_full`: the spool size. */
+    /** For `spool_full`: the spool size; for `spool_share_full`: the owner's share of it. */
     limit_bytes: z.number().int().optional(),
     limit_per_minute: z.number().int().optional(),
     retry_after_seconds: z.number().int().optional(),

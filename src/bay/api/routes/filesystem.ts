@@ -42,7 +42,7 @@ export function filesystemRoutes(deps: AppDeps): Hono {
       tooLarge: limits.tooLarge,
       queryPath: c.req.valid("query").path,
       normalizePath: normalizeFilePath,
-      spool: uploadSpool,
+      spool: uploadSpool.forOwner(ctx.owner),
     };
     // The file itself as the body (application/octet-stream): with its length, passed on without being read here.
     const upload = isRawUpload(c.req.raw) ? receiveRaw(c.req.raw, receive) : await receiveStreaming(c.req.raw, receive);

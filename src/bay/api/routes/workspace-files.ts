@@ -77,7 +77,7 @@ export function workspaceFileRoutes(deps: AppDeps): Hono {
           queryPath: c.req.valid("query").path,
           normalizePath: normalizeFilePath,
           tooLarge: slot.tooLarge,
-          spool: deps.uploadSpool,
+          spool: deps.uploadSpool.forOwner(c.get("owner")),
         }),
       ),
       200,
