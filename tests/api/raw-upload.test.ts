@@ -178,7 +178,11 @@ test("a workspace's size limit applies to a raw upload's declared length", async
   const src = counting([bytes(10)]);
   const second = await raw(`/v1/workspaces/${ws}/filesystem/upload?path=b.bin`, src.body, { "content-length": "700000" });
   expect(second.status).toBe(413);
-  expect(((await second.json()) as { error: { details: { workspace_id: string } } }).error.details.workspace_id).toBe(ws);
+  const { error } = (await second.json()) as { error: { message: string; details: { workspace_id: string; size?: number } } };
+  expect(error.details.workspace_id).toBe(ws);
+  // The length is known before a byte is read: the answer names it, not "more than what is left".
+  expect(error.details.size).toBe(700_000);
+  expect(error.message).toEndWith("this write needs 700000 bytes");
 });
 
 test("concurrent uploads into a workspace cannot pass its size limit together (review s41: 3 × 3 MiB all landed in 4 MiB)", async () => {

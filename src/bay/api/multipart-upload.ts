@@ -30,8 +30,8 @@ function busboy(): typeof Busboy {
 export interface ReceiveOptions {
   /** Largest file accepted. */
   maxBytes: number;
-  /** The 413 for a file over `maxBytes`. */
-  tooLarge: () => BayError;
+  /** The 413 for a file over `maxBytes`; `size` when it is known before the body (a raw upload's Content-Length). */
+  tooLarge: (size?: number) => BayError;
   queryPath: string | undefined;
   /** Checks and normalises the path (throws invalid_path). */
   normalizePath: (p: string) => string;

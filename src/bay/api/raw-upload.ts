@@ -42,7 +42,7 @@ function rawTarget(req: Request, opts: ReceiveOptions): { path: string; sentPath
       details: { issues: [{ path: "header.content-length", message: "invalid" }] },
     });
   }
-  if (declared !== null && declared > opts.maxBytes) throw opts.tooLarge();
+  if (declared !== null && declared > opts.maxBytes) throw opts.tooLarge(declared);
   return { path, sentPath, declared };
 }
 

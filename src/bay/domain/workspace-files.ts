@@ -44,8 +44,8 @@ export interface ReceivedFile {
 export interface UploadLimits {
   /** Largest file this upload may carry. */
   maxBytes: number;
-  /** The 413 to answer when the file turns out larger than `maxBytes`. */
-  tooLarge(): BayError;
+  /** The 413 to answer when the file turns out larger than `maxBytes`; `size` when it is known (a raw upload's Content-Length). */
+  tooLarge(size?: number): BayError;
 }
 
 /** One entry of a directory listing. */
@@ -209,7 +209,7 @@ export class WorkspaceFiles {
 
   private limitsFor(ws: WorkspaceRecord, headroom: QuotaHeadroom): UploadLimits {
     const maxUpload = this.deps.limits.maxUploadBytes;
-    if (headroom.remainingBytes < maxUpload) return { maxBytes: headroom.remainingBytes, tooLarge: () => quotaError(ws, headroom) };
+    if (headroom.remainingBytes < maxUpload) return { maxBytes: headroom.remainingBytes, tooLarge: (size) => quotaError(ws, headroom, size) };
     return {
       maxBytes: maxUpload,
       tooLarge: () =>
