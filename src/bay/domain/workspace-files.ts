@@ -209,7 +209,9 @@ export class WorkspaceFiles {
 
   private limitsFor(ws: WorkspaceRecord, headroom: QuotaHeadroom): UploadLimits {
     const maxUpload = this.deps.limits.maxUploadBytes;
-    if (headroom.remainingBytes < maxUpload) return { maxBytes: headroom.remainingBytes, tooLarge: (size) => quotaError(ws, headroom, size) };
+    if (headroom.remainingBytes < maxUpload) {
+      return { maxBytes: headroom.remainingBytes, tooLarge: (size) => quotaError(ws, headroom, size) };
+    }
     return {
       maxBytes: maxUpload,
       tooLarge: () =>
