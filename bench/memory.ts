@@ -3,7 +3,7 @@
  * collector has run), and its peak growth over that while a 256 MiB file
  * streams up through it and back down.
  */
-import { measureTransfer } from "../tests/e2e/support/memory.ts";
+import { measureE2bWrite, measureTransfer } from "../tests/e2e/support/memory.ts";
 import { rssBytes } from "../tests/e2e/support/e2e.ts";
 import type { BenchContext } from "./context.ts";
 import type { Row } from "./stats.ts";
@@ -39,6 +39,7 @@ export async function bayMemory(ctx: BenchContext, baseline?: BenchContext, size
     base = await idleRss(baseline);
   }
   const m = await measureTransfer(ctx.bay.url, ctx.bay.pid, ctx.auth, sizeMiB);
+  const e2b = await measureE2bWrite(ctx.bay.url, ctx.bay.pid, ctx.auth.authorization!.slice("Bearer ".length), sizeMiB);
   return [
     {
       bench: `Bay RSS, idle (a fresh Bay after 20 requests)${baseline ? ", this build vs baseline" : ""}`,
@@ -53,6 +54,14 @@ export async function bayMemory(ctx: BenchContext, baseline?: BenchContext, size
       measure: "peak over baseline",
       runs: 1,
       bay: `${signed(m.growthUp)} / ${signed(m.growthDown)}`,
+      direct: "-",
+      ratio: "-",
+    },
+    {
+      bench: `Bay RSS growth during a ${sizeMiB} MiB E2B multipart write (files.write)`,
+      measure: "peak over baseline",
+      runs: 1,
+      bay: signed(e2b),
       direct: "-",
       ratio: "-",
     },

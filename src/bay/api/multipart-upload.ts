@@ -177,9 +177,9 @@ class FormReader {
   }
 }
 
-/** Writes `stream` into the slot's directory, counting its bytes against the spool cap. */
-export async function spoolFile(stream: Readable, slot: SpoolSlot): Promise<{ file: string; size: number }> {
-  const file = join(slot.dir, "file");
+/** Writes `stream` into the slot's directory (as `name`), counting its bytes against the spool cap. */
+export async function spoolFile(stream: Readable, slot: SpoolSlot, name = "file"): Promise<{ file: string; size: number }> {
+  const file = join(slot.dir, name);
   let size = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _enc, done) {

@@ -132,7 +132,14 @@ export function createE2bApi(
     });
   }
 
-  const files = filesRoutes({ access, credentials, files: deps.sandboxFiles, sandboxes: stores.sandboxes, e2bStore });
+  const files = filesRoutes({
+    access,
+    credentials,
+    files: deps.sandboxFiles,
+    sandboxes: stores.sandboxes,
+    e2bStore,
+    spool: deps.uploadSpool,
+  });
   prefixed.route("/", files);
   prefixed.route(
     "/",

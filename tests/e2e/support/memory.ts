@@ -125,3 +125,46 @@ export async function measureTransfer(
     await fetch(`${url}/v1/sandboxes/${id}`, { method: "DELETE", headers }).catch(() => {});
   }
 }
+
+/**
+ * The same for a write through envd's `POST /files` (what the E2B SDKs' `files.write`
+ * sends): an E2B sandbox created with the API key `apiKey`, a small write to warm,
+ * then one `sizeMiB` MiB multipart write, read back and hashed. Answers the peak RSS
+ * growth during the write, bytes. Always kills the sandbox.
+ */
+export async function measureE2bWrite(url: string, pid: number, apiKey: string, sizeMiB: number): Promise<number> {
+  const created = await fetch(`${url}/e2b/v2/sandboxes`, {
+    method: "POST",
+    headers: { "x-api-key": apiKey, "content-type": "application/json" },
+    body: JSON.stringify({ templateID: "base" }),
+  });
+  if (created.status !== 201) throw new Error(`E2B create: ${created.status} ${await created.text()}`);
+  const sb = (await created.json()) as { sandboxID: string; envdAccessToken: string };
+  const envd = { "e2b-sandbox-id": sb.sandboxID, "x-access-token": sb.envdAccessToken };
+  const target = "/home/user/big.bin";
+  try {
+    const warm = new FormData();
+    warm.append("file", new Blob([chunkOf(998, 64 * 1024)]), "/home/user/warm.bin");
+    const w = await fetch(`${url}/e2b/files`, { method: "POST", headers: envd, body: warm });
+    if (w.status !== 200) throw new Error(`E2B warm-up write: ${w.status} ${await w.text()}`);
+    const baseline = await rssBytes(pid);
+    const up = generatedUpload("ignored", sizeMiB);
+    const s = sampler(pid);
+    const res = await fetch(`${url}/e2b/files?path=${encodeURIComponent(target)}`, {
+      method: "POST",
+      headers: { ...envd, "content-type": up.contentType },
+      body: up.body,
+      duplex: "half",
+    } as RequestInit);
+    const text = await res.text();
+    const peak = await s.stop();
+    if (res.status !== 200) throw new Error(`E2B write: ${res.status} ${text}`);
+    const back = await fetch(`${url}/e2b/files?path=${encodeURIComponent(target)}`, { headers: envd });
+    const hasher = new Bun.CryptoHasher("sha256");
+    for await (const chunk of back.body as unknown as AsyncIterable<Uint8Array>) hasher.update(chunk);
+    if (hasher.digest("hex") !== up.digest()) throw new Error("E2B write: the file read back differs from what was written");
+    return peak - baseline;
+  } finally {
+    await fetch(`${url}/e2b/sandboxes/${sb.sandboxID}`, { method: "DELETE", headers: { "x-api-key": apiKey } }).catch(() => {});
+  }
+}

@@ -1,15 +1,19 @@
 /**
  * envd's HTTP file routes: `GET /files` streams a file's bytes, `POST /files`
  * writes raw bytes (`application/octet-stream`, gzip allowed) to `path` or
- * multipart `file` parts named by their paths. Under the prefix they are
+ * multipart `file` parts named by their paths (spooled on Bay's disk and
+ * written once the whole form is read: memory holds none of them). Under the prefix they are
  * authorized like every envd call; at the origin root they serve the signed
  * URLs of `uploadUrl` / `downloadUrl`, which name no sandbox: Bay finds the
  * sandbox whose access token made the signature (one HMAC and one SHA-256 per
  * live sandbox), or takes the `E2b-Sandbox-Id` header when a client sends it.
  */
+import { Readable } from "node:stream";
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { validate } from "../../api/middleware/validate.ts";
+import { receiveFileParts } from "../../api/multipart-parts.ts";
+import type { UploadSpool } from "../../api/upload-spool.ts";
 import { relay, sentBody } from "../../api/relay.ts";
 import type { SandboxFiles, StreamingUpload } from "../../domain/sandbox-files.ts";
 import { BayError } from "../../errors.ts";
@@ -26,10 +30,15 @@ export interface FilesRoutesDeps {
   files: SandboxFiles;
   sandboxes: SandboxStore;
   e2bStore: E2bSandboxStore;
+  /** Where multipart parts wait until the whole form is read. */
+  spool: UploadSpool;
   /** Most live sandboxes a signed URL is checked against. */
   maxSignatureScan?: number;
   now?: () => number;
 }
+
+/** Most `file` parts one multipart write may carry. */
+const MAX_FILE_PARTS = 1000;
 
 type FileQuery = {
   path?: string | undefined;
@@ -109,28 +118,35 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
       written.push({ name: abs.split("/").pop() ?? abs, type: "file", path: abs });
     };
     if (type.startsWith("multipart/form-data")) {
-      // Parts are read from a byte-counted copy of the body: memory stays within the upload limit.
+      // Parts are read from a byte-counted copy of the body into the spool: disk holds them, within the upload limit.
       const raw = c.req.raw.body;
       if (!raw) throw new BayError("validation_error", "empty multipart body");
-      const form = await new Response(limited(raw, limits.maxBytes, limits.tooLarge), { headers: { "content-type": type } })
-        .formData()
-        .catch((e) => {
-          if (e instanceof BayError) throw e;
-          throw new BayError("validation_error", "malformed multipart body");
+      const received = await receiveFileParts(limited(raw, limits.maxBytes, limits.tooLarge), type, {
+        maxFileBytes: limits.maxBytes,
+        tooLarge: limits.tooLarge,
+        maxFiles: MAX_FILE_PARTS,
+        spool: deps.spool.forOwner(call.owner),
+      });
+      try {
+        const { parts } = received;
+        if (parts.length === 0) throw new BayError("validation_error", "no `file` part in the multipart body");
+        // `path` names the one file written, as in envd: part names never widen it (a signed URL is signed for that path only).
+        if (q.path && parts.length > 1) {
+          throw new BayError("validation_error", "`path` names one file: send one `file` part, or several without `path`", {
+            details: { field: "path" },
+          });
+        }
+        // Every target is settled before the first byte is written.
+        const targets = parts.map((part) => {
+          const target = q.path || part.filename;
+          if (!target) throw new BayError("validation_error", "a `file` part names no path and no `path` was given");
+          toWorkspacePath(target);
+          return target;
         });
-      const parts = form.getAll("file");
-      if (parts.length === 0) throw new BayError("validation_error", "no `file` part in the multipart body");
-      // `path` names the one file written, as in envd: part names never widen it (a signed URL is signed for that path only).
-      if (q.path && parts.length > 1) {
-        throw new BayError("validation_error", "`path` names one file: send one `file` part, or several without `path`", {
-          details: { field: "path" },
-        });
-      }
-      for (const part of parts) {
-        if (typeof part === "string") throw new BayError("validation_error", "a `file` part must be a file");
-        const target = q.path || part.name;
-        if (!target) throw new BayError("validation_error", "a `file` part names no path and no `path` was given");
-        await put(target, part.stream());
+        for (const [i, part] of parts.entries())
+          await put(targets[i]!, Readable.toWeb(part.read()) as unknown as ReadableStream<Uint8Array>);
+      } finally {
+        await received.release();
       }
     } else {
       if (!q.path) throw new BayError("validation_error", "`path` is required for a raw upload");
