@@ -127,6 +127,22 @@ test("POST /v1/sandboxes creates an idle sandbox (libSQL writes work)", async ()
   expect((await fetch(`${base}/v1/sandboxes/${body.id}`, { method: "DELETE" })).status).toBeLessThan(300);
 });
 
+test("what loads at first use is in the binary: a multipart workspace upload (busboy, the spool, tar-stream in a helper) is stored and read back", async () => {
+  const created = await fetch(`${base}/v1/workspaces`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+  expect(created.status).toBe(201);
+  const { id } = (await created.json()) as { id: string };
+  const data = crypto.getRandomValues(new Uint8Array(100_000));
+  const form = new FormData();
+  form.append("path", "bin/lazy.bin");
+  form.append("file", new Blob([data]), "lazy.bin");
+  const up = await fetch(`${base}/v1/workspaces/${id}/filesystem/upload`, { method: "POST", body: form });
+  expect(up.status).toBe(200);
+  const back = await fetch(`${base}/v1/workspaces/${id}/filesystem/download?path=bin/lazy.bin`);
+  expect(back.status).toBe(200);
+  expect(new Uint8Array(await back.arrayBuffer())).toEqual(data);
+  expect((await fetch(`${base}/v1/workspaces/${id}`, { method: "DELETE" })).status).toBeLessThan(300);
+}, 60_000);
+
 test("GET /openapi.json answers 200 with the spec: the embedded YAML, parsed", async () => {
   const res = await fetch(`${base}/openapi.json`);
   expect(res.status).toBe(200);
