@@ -93,6 +93,24 @@ describe("E2B control plane on Bay's domain", () => {
     expect((await e2b(t, "GET", "/templates/aliases/base", { owner: "bad owner!" })).status).toBe(400);
   });
 
+  test("a Bay whose profiles lack e2b.default_profile: its sandboxes and other templates work; base is a 404 naming the setting", async () => {
+    const t = await bay({ profiles: [{ id: "custom", image: "bay-ship:latest" }] });
+    // Before: every sandbox's detail and listing answered 400 "unknown profile: python-default".
+    const made = await t.json("POST", "/v1/sandboxes", { body: { profile: "custom" } });
+    expect(made.status).toBe(201);
+    const detail = await e2b(t, "GET", `/sandboxes/${made.body.id}`);
+    expect(detail.status).toBe(200);
+    expect(detail.body).toMatchObject({ sandboxID: made.body.id, templateID: "custom" });
+    expect((await e2b(t, "GET", "/v2/sandboxes")).status).toBe(200);
+    const custom = await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "custom" } });
+    expect(custom.status).toBe(201);
+    const base = await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base" } });
+    expect(base.status).toBe(404);
+    expect(base.body.message).toContain('e2b.default_profile "python-default"');
+    expect((await e2b(t, "GET", "/templates/aliases/base")).status).toBe(404);
+    expect((await e2b(t, "GET", "/templates/custom")).status).toBe(200);
+  });
+
   test("timeout is an absolute deadline; expired sandboxes are gone for E2B and deleted", async () => {
     const t = await bay();
     const c = await e2b(t, "POST", "/v2/sandboxes", { body: { templateID: "base", timeout: 3600 } });

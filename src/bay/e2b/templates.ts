@@ -24,23 +24,41 @@ export class TemplateCatalogue {
       if (tag !== "latest" && tag !== "default") throw unknownTemplate(templateId);
       name = name.slice(0, colon);
     }
-    if ((DEFAULT_TEMPLATES as readonly string[]).includes(name)) return this.profiles.require(this.defaultProfile);
+    if ((DEFAULT_TEMPLATES as readonly string[]).includes(name)) {
+      const def = this.defaultOrNull();
+      if (!def) {
+        throw unknownTemplate(templateId, `its profile, e2b.default_profile "${this.defaultProfile}", is not one of this Bay's profiles`);
+      }
+      return def;
+    }
     const p = this.profiles.list().find((x) => x.id === name);
     if (!p) throw unknownTemplate(templateId);
     return p;
   }
 
-  /** Template ids this Bay answers for: the two defaults and every profile id. */
+  /**
+   * Template ids this Bay answers for: the two defaults (when e2b.default_profile is
+   * one of the profiles) and every profile id.
+   */
   list(): Array<{ templateId: string; profile: Profile }> {
-    const def = this.profiles.require(this.defaultProfile);
+    const def = this.defaultOrNull();
     return [
-      ...DEFAULT_TEMPLATES.map((t) => ({ templateId: t as string, profile: def })),
+      ...(def ? DEFAULT_TEMPLATES.map((t) => ({ templateId: t as string, profile: def })) : []),
       ...this.profiles.list().map((p) => ({ templateId: p.id, profile: p })),
     ];
   }
+
+  /**
+   * The default templates' profile, or null when a Bay's profiles do not include it:
+   * its sandboxes, other templates and data plane still work; only `base` and
+   * `code-interpreter-v1` are unknown.
+   */
+  private defaultOrNull(): Profile | null {
+    return this.profiles.list().find((p) => p.id === this.defaultProfile) ?? null;
+  }
 }
 
-const unknownTemplate = (id: string) =>
-  new BayError("not_found", `template '${id}' not found: templates are Bay profiles (or base / code-interpreter-v1)`, {
+const unknownTemplate = (id: string, why = "templates are Bay profiles (or base / code-interpreter-v1)") =>
+  new BayError("not_found", `template '${id}' not found: ${why}`, {
     details: { kind: "template", id },
   });
