@@ -5,9 +5,19 @@
  */
 import type { BayUnderTest } from "../lib/bay-under-test.ts";
 
-/** How an upload is sent: a multipart form (path field first or file first), or the raw bytes with ?path=. */
-export type UploadOrder = "path-first" | "file-first" | "raw";
-export const UPLOAD_ORDERS: readonly UploadOrder[] = ["path-first", "file-first", "raw"];
+/**
+ * How an upload is sent: a multipart form (path field first or file first), the raw
+ * bytes with ?path=, or E2B's multipart `POST /e2b/files` (sandbox routes only: on a
+ * workspace route it is sent raw).
+ */
+export type UploadOrder = "path-first" | "file-first" | "raw" | "e2b";
+export const UPLOAD_ORDERS: readonly UploadOrder[] = ["path-first", "file-first", "raw", "e2b"];
+
+/** Where E2B's paths put a workspace path (/home/user is /workspace). */
+export const e2bPath = (path: string): string => `/home/user/${path}`;
+
+/** The sandbox id of a sandbox route (`/v1/sandboxes/{id}`), or null for a workspace route. */
+export const sandboxIdOf = (route: string): string | null => /^\/v1\/sandboxes\/([^/]+)$/.exec(route)?.[1] ?? null;
 
 export interface Answer {
   status: number;
@@ -23,7 +33,24 @@ export class SoakClient {
   /** Answers that were retried (503, 502, no connection) and how many. */
   readonly retried = new Map<string, number>();
 
+  /** Uploads sent, by how (an `e2b` on a workspace route counts as `raw`, as it is sent). */
+  readonly uploads = new Map<string, number>();
+
+  /** Each sandbox's envd access token (they never change). */
+  private readonly tokens = new Map<string, string>();
+
   constructor(private readonly bay: BayUnderTest) {}
+
+  /** The envd headers of sandbox `id`: its id and access token, from E2B's sandbox detail. */
+  async envdHeaders(id: string): Promise<Record<string, string>> {
+    let token = this.tokens.get(id);
+    if (!token) {
+      const detail = await this.must("GET", `/e2b/sandboxes/${id}`, undefined, 200);
+      token = String(detail.envdAccessToken);
+      this.tokens.set(id, token);
+    }
+    return { "e2b-sandbox-id": id, "x-access-token": token };
+  }
 
   get url(): string {
     return this.bay.url;
@@ -57,7 +84,22 @@ export class SoakClient {
   /** Uploads `data` to `route`/filesystem/upload: a form with its fields in the given order, or the raw bytes. */
   async upload(route: string, path: string, data: Uint8Array, order: UploadOrder): Promise<Answer> {
     const file = new Blob([data as Uint8Array<ArrayBuffer>]);
-    if (order === "raw") {
+    const sandboxId = sandboxIdOf(route);
+    const sent = order === "e2b" && !sandboxId ? "raw" : order;
+    this.uploads.set(sent, (this.uploads.get(sent) ?? 0) + 1);
+    if (order === "e2b" && sandboxId) {
+      // What the E2B SDKs' files.write sends: one `file` part named by its path.
+      const form = new FormData();
+      form.append("file", file, e2bPath(path));
+      const res = await fetch(`${this.url}/e2b/files`, {
+        method: "POST",
+        headers: await this.envdHeaders(sandboxId),
+        body: form,
+        signal: AbortSignal.timeout(300_000),
+      });
+      return { status: res.status, body: await res.text() };
+    }
+    if (order === "raw" || order === "e2b") {
       const res = await fetch(`${this.url}${route}/filesystem/upload?path=${encodeURIComponent(path)}`, {
         method: "POST",
         headers: { ...OWNER, "content-type": "application/octet-stream" },

@@ -5,7 +5,7 @@
  */
 import { connect } from "node:net";
 import { containersOf, hitContainer, processCount, runningContainer, waitNewContainer, waitNoContainer } from "./containers.ts";
-import { UPLOAD_ORDERS } from "./client.ts";
+import { e2bPath, sandboxIdOf, UPLOAD_ORDERS } from "./client.ts";
 import { ABSENT } from "./ledger.ts";
 import type { SoakSandbox, SoakWorld } from "./world.ts";
 
@@ -145,24 +145,33 @@ async function killMidUpload(w: SoakWorld, round: number): Promise<FaultRecord> 
   const sb = w.rng.pick(w.sandboxes);
   const viaWorkspace = w.rng.chance(0.5);
   const route = viaWorkspace ? sb.volume.workspaceRoute : sb.volume.sandboxRoute;
-  const order = w.rng.pick(UPLOAD_ORDERS);
+  const picked = w.rng.pick(UPLOAD_ORDERS);
+  // E2B's write exists for sandboxes only: on a workspace route it is a raw upload.
+  const order = picked === "e2b" && viaWorkspace ? "raw" : picked;
   const path = `soak/cut-${round}.bin`;
   const boundary = `soak${w.rng.uint32().toString(36)}`;
   const total = 24 * 1024 * 1024;
   const pathPart = `--${boundary}\r\nContent-Disposition: form-data; name="path"\r\n\r\n${path}\r\n`;
-  const fileHead = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="cut.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`;
-  // A raw upload's body is the file alone, its path in the query.
+  const filename = order === "e2b" ? e2bPath(path) : "cut.bin";
+  const fileHead = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`;
+  // A raw upload's body is the file alone, its path in the query; E2B's form is the file part alone.
   const tail = order === "raw" ? "" : `\r\n${order === "file-first" ? pathPart : ""}--${boundary}--\r\n`;
   const head = order === "raw" ? "" : order === "path-first" ? pathPart + fileHead : fileHead;
+  const envd = order === "e2b" ? await w.client.envdHeaders(sandboxIdOf(route)!) : {};
   const length = Buffer.byteLength(head) + total + Buffer.byteLength(tail);
   const port = Number(new URL(w.bay.url).port);
   const socket = connect({ host: "127.0.0.1", port });
   socket.on("error", () => {});
   await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  const envdLines = Object.entries(envd)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join("");
   socket.write(
     order === "raw"
       ? `POST ${route}/filesystem/upload?path=${encodeURIComponent(path)} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Owner: soak\r\nContent-Type: application/octet-stream\r\nContent-Length: ${length}\r\n\r\n`
-      : `POST ${route}/filesystem/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Owner: soak\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${length}\r\n\r\n${head}`,
+      : order === "e2b"
+        ? `POST /e2b/files HTTP/1.1\r\nHost: 127.0.0.1\r\n${envdLines}Content-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${length}\r\n\r\n${head}`
+        : `POST ${route}/filesystem/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Owner: soak\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${length}\r\n\r\n${head}`,
   );
   const chunk = w.rng.bytes(256 * 1024);
   const cutAfter = w.rng.int(4, 16);

@@ -136,6 +136,7 @@ try {
   watch.stop();
   report.sampledDuplicates = watch.seen;
   report.retried = Object.fromEntries(client.retried);
+  report.uploads = Object.fromEntries(client.uploads);
   await bay.cleanup();
 }
 const seconds = (Date.now() - started) / 1000;

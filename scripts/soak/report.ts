@@ -23,6 +23,8 @@ export class SoakReport {
   bytesWritten = 0;
   writes = 0;
   retried: Record<string, number> = {};
+  /** Uploads sent, by form (path-first, file-first, raw, e2b). */
+  uploads: Record<string, number> = {};
 
   fault(r: FaultRecord, round: number): void {
     const f = this.faults.get(r.kind) ?? { injected: 0, effective: 0 };
@@ -71,6 +73,13 @@ export class SoakReport {
     );
     l.push(
       `writes: ${this.writes} (${(this.bytesWritten / 1024 / 1024).toFixed(1)} MiB); ${this.verifications} verifications, ${this.filesChecked} file reads, ${(this.bytesChecked / 1024 / 1024).toFixed(1)} MiB compared`,
+    );
+    l.push(
+      `uploads by form: ${
+        Object.entries(this.uploads)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(", ") || "none"
+      }`,
     );
     l.push(`bytes lost: ${this.bytesLost} (${this.lost.length} files)`);
     for (const x of this.lost.slice(0, 20))
