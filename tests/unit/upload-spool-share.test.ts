@@ -27,28 +27,43 @@ function attempt(take: () => void): string {
 }
 
 describe("the upload spool's caps", () => {
-  test("an owner past their share is refused while another still spools; past the total, anyone is", async () => {
+  test("an owner past their share is refused while another still spools; past the total, anyone is; a refused slot gives its bytes back at once", async () => {
     const spool = new UploadSpool({ baseDir: base, maxBytes: 150, maxBytesPerOwner: 100 });
     const alice = await spool.open("alice");
-    const bob = await spool.open("bob");
     expect(attempt(() => alice.take(60))).toBe("taken");
-    // Her share: 60 + 50 > 100, although the spool has room.
+    // Her share: 60 + 50 > 100, although the spool has room. That upload is over: its 60 count no more.
     expect(attempt(() => alice.take(50))).toBe("quota_exceeded spool_share_full 100 retry 5");
+    expect([spool.ownerBytes("alice"), spool.bytesInUse]).toEqual([0, 0]);
+    expect(attempt(() => alice.take(1))).toBe("quota_exceeded spool_share_full 100 retry 5");
+    // Her other upload goes on within her share.
     const second = await spool.open("alice");
-    expect(attempt(() => second.take(41))).toBe("quota_exceeded spool_share_full 100 retry 5");
-    expect(attempt(() => second.take(40))).toBe("taken");
-    expect(spool.ownerBytes("alice")).toBe(100);
-    // Bob's share is his own: 40 fits; 20 more is within his share but past the total (160 > 150).
-    expect(attempt(() => bob.take(40))).toBe("taken");
-    expect(attempt(() => bob.take(20))).toBe("quota_exceeded spool_full 150 retry 5");
-    expect(spool.bytesInUse).toBe(140);
-    // A refused take counted nothing; a release gives back exactly what its slot took.
-    await alice.release();
-    await alice.release();
-    expect([spool.ownerBytes("alice"), spool.bytesInUse]).toEqual([40, 80]);
-    expect(attempt(() => bob.take(20))).toBe("taken");
-    await Promise.all([second.release(), bob.release()]);
+    expect(attempt(() => second.take(41))).toBe("taken");
+    // Bob has a share of his own: 100 fits beside her 41; 10 more is past the whole spool (151 > 150).
+    const bob = await spool.open("bob");
+    expect(attempt(() => bob.take(100))).toBe("taken");
+    expect(attempt(() => bob.take(10))).toBe("quota_exceeded spool_full 150 retry 5");
+    expect([spool.ownerBytes("bob"), spool.bytesInUse]).toEqual([0, 41]);
+    // Releases give back exactly what is still counted, once.
+    await Promise.all([alice.release(), alice.release(), bob.release(), second.release()]);
     expect([spool.ownerBytes("alice"), spool.ownerBytes("bob"), spool.bytesInUse]).toEqual([0, 0, 0]);
+  });
+
+  test("one owner's uploads in flight together past the share: the one that crosses it fails, the others complete (review s42)", async () => {
+    // Four uploads of 256 against a share of 768 (three fit), arriving chunk by chunk, side by side.
+    const spool = new UploadSpool({ baseDir: base, maxBytes: 4096, maxBytesPerOwner: 768 });
+    const slots = await Promise.all([0, 1, 2, 3].map(() => spool.open("alice")));
+    const failed = new Set<number>();
+    for (let chunk = 0; chunk < 16; chunk++) {
+      for (const [i, slot] of slots.entries()) {
+        if (failed.has(i)) continue;
+        if (attempt(() => slot.take(16)) !== "taken") failed.add(i);
+      }
+    }
+    // Before: each failure's bytes stayed counted until its files were removed, and every other upload failed on them.
+    expect(failed.size).toBe(1);
+    expect(spool.ownerBytes("alice")).toBe(3 * 256);
+    await Promise.all(slots.map((s) => s.release()));
+    expect(spool.bytesInUse).toBe(0);
   });
 
   test("without a share configured, one owner may use the whole spool", async () => {

@@ -103,24 +103,40 @@ export class UploadSpool {
     const dir = await mkdtemp(join(this.dir, "up-"));
     let taken = 0;
     let released = false;
+    /** The refusal that ended this slot's takes, if one did. */
+    let refused: BayError | null = null;
     const readers: ReadStream[] = [];
+    /** Gives back what the slot counted, once. */
+    const giveBack = () => {
+      this.inUse -= taken;
+      const left = this.ownerBytes(owner) - taken;
+      if (left > 0) this.byOwner.set(owner, left);
+      else this.byOwner.delete(owner);
+      taken = 0;
+    };
     return {
       dir,
       take: (n: number) => {
+        if (refused) throw refused;
         const held = this.ownerBytes(owner);
         const share = this.opts.maxBytesPerOwner ?? this.opts.maxBytes;
         if (this.inUse + n > this.opts.maxBytes) {
-          throw new BayError("quota_exceeded", "Bay's upload spool is full; retry shortly", {
+          refused = new BayError("quota_exceeded", "Bay's upload spool is full; retry shortly", {
             retryAfter: 5,
             details: { reason: "spool_full", limit_bytes: this.opts.maxBytes },
           });
-        }
-        // The spool has room, but not in this owner's share of it.
-        if (held + n > share) {
-          throw new BayError("quota_exceeded", "your uploads waiting on Bay's disk fill your share of it; retry when one ends", {
+        } else if (held + n > share) {
+          // The spool has room, but not in this owner's share of it.
+          refused = new BayError("quota_exceeded", "your uploads waiting on Bay's disk fill your share of it; retry when one ends", {
             retryAfter: 5,
             details: { reason: "spool_share_full", limit_bytes: share },
           });
+        }
+        if (refused) {
+          // The refused upload is over: its bytes count no more, now, rather than after its files
+          // are removed, so the owner's other uploads in flight do not fail on them too.
+          giveBack();
+          throw refused;
         }
         this.inUse += n;
         this.byOwner.set(owner, held + n);
@@ -136,10 +152,7 @@ export class UploadSpool {
         released = true;
         // One still opening fails on the removed file, with no reader left to tell: its error is dropped.
         for (const reader of readers) reader.on("error", () => {}).destroy();
-        this.inUse -= taken;
-        const left = this.ownerBytes(owner) - taken;
-        if (left > 0) this.byOwner.set(owner, left);
-        else this.byOwner.delete(owner);
+        giveBack();
         await rm(dir, { recursive: true, force: true });
       },
     };
