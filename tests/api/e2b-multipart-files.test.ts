@@ -120,6 +120,38 @@ describe("envd multipart writes", () => {
       400,
       "names no path",
     ],
+    [
+      "a later part that is the home itself (the workspace root)",
+      () => write(form(["file", new Blob(["1"]), "/home/user/mp/r1/a"], ["file", new Blob(["2"]), "/home/user"])),
+      400,
+      "root",
+    ],
+    [
+      "a later part whose path names a directory (`dir/`)",
+      () => write(form(["file", new Blob(["1"]), "/home/user/mp/r1/a"], ["file", new Blob(["2"]), "/home/user/mp/r1/b/"])),
+      400,
+      "names a directory",
+    ],
+    [
+      "a later part whose name is not valid UTF-8",
+      () => {
+        const boundary = "utf8utf8";
+        const bytes = (text: string) => new TextEncoder().encode(text) as Uint8Array<ArrayBuffer>;
+        const part = (name: Uint8Array<ArrayBuffer>) => [
+          bytes(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="`),
+          name,
+          bytes('"\r\nContent-Type: application/octet-stream\r\n\r\nx\r\n'),
+        ];
+        const body = new Blob([
+          ...part(bytes("/home/user/mp/r1/a")),
+          ...part(new Uint8Array([...bytes("/home/user/mp/r1/b"), 0xff, 0xfe])),
+          bytes(`--${boundary}--\r\n`),
+        ]);
+        return write(body, "", { "content-type": `multipart/form-data; boundary=${boundary}` });
+      },
+      400,
+      "not valid UTF-8",
+    ],
     ["a `file` field that is not a file", () => write(form(["file", "just text"])), 400, "must be a file"],
     ["no `file` part", () => write(form(["other", "x"])), 400, "no `file` part"],
     [
@@ -151,6 +183,25 @@ describe("envd multipart writes", () => {
         expect(await read(p)).toBe(404);
     });
   }
+
+  test("a declared length past the limit is 413 before the body is read", async () => {
+    let pulled = 0;
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull(ctrl) {
+          pulled++;
+          ctrl.enqueue(new Uint8Array(64 * 1024));
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    const res = await write(body, "", {
+      "content-type": "multipart/form-data; boundary=declared",
+      "content-length": String(MAX_UPLOAD + 128 * 1024),
+    });
+    expect(res.status).toBe(413);
+    expect(pulled).toBe(0);
+  });
 
   test("a body cut off in the middle of a part: 400, nothing written", async () => {
     const boundary = "cutcutcut";

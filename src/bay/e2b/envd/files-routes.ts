@@ -20,6 +20,8 @@ import { BayError } from "../../errors.ts";
 import type { SandboxStore } from "../../store/sandbox-store.ts";
 import type { E2bCredentials } from "../credentials.ts";
 import { operations as ops } from "../generated/openapi/index.ts";
+import { normalizeFilePath, shownPath } from "../../domain/paths.ts";
+import { namesDirectory } from "../../../protocol/ship/constants.ts";
 import { toE2bPath, toWorkspacePath } from "../paths.ts";
 import type { E2bSandboxStore } from "../store.ts";
 import { type DataPlaneAccess, type DataPlaneCall, liveSandbox, requestedUser } from "./access.ts";
@@ -39,6 +41,8 @@ export interface FilesRoutesDeps {
 
 /** Most `file` parts one multipart write may carry. */
 const MAX_FILE_PARTS = 1000;
+/** What a multipart body may carry beyond its files' bytes (boundaries, part headers) when its length is checked up front. */
+const FORM_OVERHEAD_BYTES = 64 * 1024;
 
 type FileQuery = {
   path?: string | undefined;
@@ -102,7 +106,7 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
     const type = c.req.header("content-type") ?? "";
     const written: Array<{ name: string; type: "file"; path: string }> = [];
     const put = async (rawPath: string, body: ReadableStream<Uint8Array>) => {
-      const path = toWorkspacePath(rawPath);
+      const path = writeTarget(rawPath);
       let failure: BayError | null = null;
       const upload: StreamingUpload = {
         path,
@@ -121,6 +125,9 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
       // Parts are read from a byte-counted copy of the body into the spool: disk holds them, within the upload limit.
       const raw = c.req.raw.body;
       if (!raw) throw new BayError("validation_error", "empty multipart body");
+      // A declared length past the limit (and a form's own overhead) is refused before a byte is read, as on /v1.
+      const declared = Number(c.req.header("content-length") ?? "NaN");
+      if (Number.isFinite(declared) && declared > limits.maxBytes + FORM_OVERHEAD_BYTES) throw limits.tooLarge();
       const received = await receiveFileParts(limited(raw, limits.maxBytes, limits.tooLarge), type, {
         maxFileBytes: limits.maxBytes,
         tooLarge: limits.tooLarge,
@@ -136,11 +143,14 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
             details: { field: "path" },
           });
         }
-        // Every target is settled before the first byte is written.
+        // Every target is checked by the rule its write applies before the first byte is
+        // written. (One that is an existing directory is found only at its own write.)
         const targets = parts.map((part) => {
           const target = q.path || part.filename;
           if (!target) throw new BayError("validation_error", "a `file` part names no path and no `path` was given");
-          toWorkspacePath(target);
+          // busboy decodes names as UTF-8, lossily: two different byte names would name one file.
+          if (target.includes("\uFFFD")) throw new BayError("validation_error", "a `file` part's name is not valid UTF-8");
+          writeTarget(target);
           return target;
         });
         for (const [i, part] of parts.entries())
@@ -159,6 +169,28 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
     return c.json(written, 200);
   });
   return app;
+}
+
+/**
+ * The workspace path a write of E2B path `raw` goes to, by the rule of a file to
+ * write (normalizeFilePath: not the root, nor a path that names a directory, such
+ * as `dir/`); an invalid one names `raw` as sent.
+ */
+function writeTarget(raw: string): string {
+  let path: string;
+  try {
+    path = normalizeFilePath(toWorkspacePath(raw));
+  } catch (e) {
+    if (e instanceof BayError && typeof e.details.path === "string") throw e.withDetails({ ...e.details, path: shownPath(raw) });
+    throw e;
+  }
+  // E2B paths lose a trailing `/` on their way to the workspace; a write must not (`dir/` would write a file `dir`).
+  if (namesDirectory(raw)) {
+    throw new BayError("invalid_path", "invalid path: names a directory, not a file", {
+      details: { path: shownPath(raw), reason: "names a directory, not a file" },
+    });
+  }
+  return path;
 }
 
 /** Passes bytes through until more than `max` have come, then fails the stream with `tooLarge()`. */
