@@ -41,6 +41,8 @@ export interface FilesRoutesDeps {
 
 /** Most `file` parts one multipart write may carry. */
 const MAX_FILE_PARTS = 1000;
+/** Why a write's target that names a directory by its form (`dir/`) is refused: the words of the paths rule. */
+const NAMES_DIRECTORY_REASON = "names a directory, not a file";
 /** What a multipart body may carry beyond its files' bytes (boundaries, part headers) when its length is checked up front. */
 const FORM_OVERHEAD_BYTES = 64 * 1024;
 
@@ -186,8 +188,8 @@ function writeTarget(raw: string): string {
   }
   // E2B paths lose a trailing `/` on their way to the workspace; a write must not (`dir/` would write a file `dir`).
   if (namesDirectory(raw)) {
-    throw new BayError("invalid_path", "invalid path: names a directory, not a file", {
-      details: { path: shownPath(raw), reason: "names a directory, not a file" },
+    throw new BayError("invalid_path", `invalid path: ${NAMES_DIRECTORY_REASON}`, {
+      details: { path: shownPath(raw), reason: NAMES_DIRECTORY_REASON },
     });
   }
   return path;
