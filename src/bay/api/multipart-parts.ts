@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import type Busboy from "busboy";
 import { BayError } from "../errors.ts";
-import { spoolFile } from "./multipart-upload.ts";
+import { busboy, malformed, spoolFile } from "./multipart-upload.ts";
 import type { SpoolOpener } from "./upload-spool.ts";
 
 export interface FilePartsOptions {
@@ -34,7 +34,6 @@ export interface FilePartsOptions {
 export interface SpooledPart {
   /** The part's file name as sent (may be empty). */
   filename: string;
-  size: number;
   /** Its bytes, as a stream that `release` closes, read or not. */
   read(): ReadStream;
 }
@@ -44,12 +43,6 @@ export interface SpooledParts {
   /** Closes every reader and removes the spooled files (safe twice). */
   release(): Promise<void>;
 }
-
-const malformed = (e: unknown) =>
-  e instanceof BayError ? e : new BayError("validation_error", `malformed multipart body: ${(e as Error)?.message ?? String(e)}`);
-
-/** busboy, loaded with the first multipart body (as in multipart-upload.ts). */
-const busboy = (): typeof Busboy => require("busboy") as typeof Busboy;
 
 /**
  * Receives every `file` part of `body` (a `multipart/form-data` of `contentType`)
@@ -112,13 +105,10 @@ export async function receiveFileParts(
     stream.on("end", () => arriving.delete(stream));
     // Each part in its own file of the slot, named by its place in the form.
     const spoolName = String(parts.length);
-    const part: SpooledPart = { filename: info.filename ?? "", size: 0, read: () => slot.read(join(slot.dir, spoolName)) };
-    parts.push(part);
+    parts.push({ filename: info.filename ?? "", read: () => slot.read(join(slot.dir, spoolName)) });
     writes.push(
       spoolFile(stream, slot, spoolName).then(
-        (spooled) => {
-          part.size = spooled.size;
-        },
+        () => {},
         (e: unknown) => {
           stream.resume();
           fail(e);

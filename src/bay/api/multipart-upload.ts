@@ -23,7 +23,7 @@ import { relayed } from "../relayed-bytes.ts";
 import type { SpoolOpener, SpoolSlot } from "./upload-spool.ts";
 
 /** busboy, loaded with the first multipart body: a Bay that receives none never loads it. */
-function busboy(): typeof Busboy {
+export function busboy(): typeof Busboy {
   return require("busboy") as typeof Busboy;
 }
 
@@ -65,8 +65,17 @@ export interface SpooledUpload {
   release(): Promise<void>;
 }
 
-const malformed = (e: unknown) =>
+export const malformed = (e: unknown) =>
   e instanceof BayError ? e : new BayError("validation_error", `malformed multipart body: ${(e as Error)?.message ?? String(e)}`);
+
+/** What a multipart body may carry beyond its files' bytes (boundaries, part headers) when its declared length is checked. */
+const FORM_OVERHEAD_BYTES = 64 * 1024;
+
+/** A multipart body whose declared length is past `maxBytes` of files and a form's overhead: refused before a byte is read. */
+export function refuseDeclaredOver(req: Request, maxBytes: number, tooLarge: () => BayError): void {
+  const declared = Number(req.headers.get("content-length") ?? "NaN");
+  if (Number.isFinite(declared) && declared > maxBytes + FORM_OVERHEAD_BYTES) throw tooLarge();
+}
 
 /** One parse of a multipart request; shared by both modes. */
 class FormReader {
@@ -92,8 +101,7 @@ class FormReader {
         "upload must be multipart/form-data with fields path and file, or the file itself as application/octet-stream with ?path=",
       );
     }
-    const declared = Number(req.headers.get("content-length") ?? "NaN");
-    if (Number.isFinite(declared) && declared > opts.maxBytes + 64 * 1024) throw opts.tooLarge();
+    refuseDeclaredOver(req, opts.maxBytes, opts.tooLarge);
     // A path sent in the query is refused before a byte is read.
     if (opts.queryPath !== undefined) opts.normalizePath(opts.queryPath);
     try {

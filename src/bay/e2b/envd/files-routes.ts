@@ -13,6 +13,7 @@ import type { Context } from "hono";
 import { Hono } from "hono";
 import { validate } from "../../api/middleware/validate.ts";
 import { receiveFileParts } from "../../api/multipart-parts.ts";
+import { refuseDeclaredOver } from "../../api/multipart-upload.ts";
 import type { UploadSpool } from "../../api/upload-spool.ts";
 import { relay, sentBody } from "../../api/relay.ts";
 import type { SandboxFiles, StreamingUpload } from "../../domain/sandbox-files.ts";
@@ -43,8 +44,6 @@ export interface FilesRoutesDeps {
 const MAX_FILE_PARTS = 1000;
 /** Why a write's target that names a directory by its form (`dir/`) is refused: the words of the paths rule. */
 const NAMES_DIRECTORY_REASON = "names a directory, not a file";
-/** What a multipart body may carry beyond its files' bytes (boundaries, part headers) when its length is checked up front. */
-const FORM_OVERHEAD_BYTES = 64 * 1024;
 
 type FileQuery = {
   path?: string | undefined;
@@ -127,9 +126,8 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
       // Parts are read from a byte-counted copy of the body into the spool: disk holds them, within the upload limit.
       const raw = c.req.raw.body;
       if (!raw) throw new BayError("validation_error", "empty multipart body");
-      // A declared length past the limit (and a form's own overhead) is refused before a byte is read, as on /v1.
-      const declared = Number(c.req.header("content-length") ?? "NaN");
-      if (Number.isFinite(declared) && declared > limits.maxBytes + FORM_OVERHEAD_BYTES) throw limits.tooLarge();
+      // A declared length past the limit is refused before a byte is read, as on /v1.
+      refuseDeclaredOver(c.req.raw, limits.maxBytes, limits.tooLarge);
       const received = await receiveFileParts(limited(raw, limits.maxBytes, limits.tooLarge), type, {
         maxFileBytes: limits.maxBytes,
         tooLarge: limits.tooLarge,
