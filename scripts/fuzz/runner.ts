@@ -5,6 +5,7 @@
  * pinned on one request by replaying the batch's suspects one at a time on a
  * restarted Bay.
  */
+import { LOG_FLUSH_MS } from "../../src/bay/logger.ts";
 import type { BayUnderTest } from "../lib/bay-under-test.ts";
 import { Rng } from "../lib/rng.ts";
 import { judge } from "./check.ts";
@@ -147,6 +148,7 @@ export class FuzzRunner {
       });
       return;
     }
+    await Bun.sleep(LOG_FLUSH_MS + 50); // Bay writes its lines in batches: the batch's last ones
     const escaped = this.newLogs().filter((l) => ESCAPED.test(l.msg));
     for (const line of escaped) {
       const what = `${line.msg}: ${String(line.error ?? "").slice(0, 200)}`;

@@ -16,6 +16,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { defaultProfiles, shipImages } from "../../src/bay/config.ts";
 import { type BayProcess, startBayProcess } from "../support/bay-process.ts";
+import { pollUntil } from "../support/harness.ts";
 import { SHIP_TAG } from "../support/images.ts";
 import { removeLabelledQuietly, requireShipImages, SHIP_DATA_IMAGE, SHIP_IMAGE } from "./support/e2e.ts";
 
@@ -270,8 +271,16 @@ describe("stdio through `bay mcp`", () => {
   });
 });
 
-test("the access log names MCP and its inner calls by route, never the token", () => {
-  const access = bay.logs.filter((l) => l.msg === "request");
+test("the access log names MCP and its inner calls by route, never the token", async () => {
+  // Bay writes its lines in batches (every LOG_FLUSH_MS): wait for the last ones.
+  const access = await pollUntil(
+    () => bay.logs.filter((l) => l.msg === "request"),
+    (lines) =>
+      lines.some((l) => l.route === "/mcp" && l.owner === "alice") &&
+      lines.some((l) => l.route === "/v1/sandboxes/:id/python/exec" && l.internal === true),
+    5_000,
+    "access lines for /mcp and its inner exec",
+  ).catch(() => bay.logs.filter((l) => l.msg === "request"));
   expect(access.some((l) => l.route === "/mcp" && l.owner === "alice")).toBe(true);
   expect(access.some((l) => l.route === "/v1/sandboxes/:id/python/exec" && l.internal === true)).toBe(true);
   const all = JSON.stringify(bay.logs);

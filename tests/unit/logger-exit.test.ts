@@ -24,3 +24,27 @@ test("every pending line is written at process.exit, with a slow reader on a pip
   await proc.exited;
   expect(Number(out.trim())).toBe(250);
 }, 30_000);
+
+test("a record holding an object is logged as the object was when logged, not as it is when its batch is written", async () => {
+  const child = `import { createLogger } from ${JSON.stringify(LOGGER)};
+    const log = createLogger("info");
+    const state = { phase: "before", list: [1] };
+    log.info("nested", { state, n: 1 });
+    log.info("flat", { phase: state.phase });
+    state.phase = "after";
+    state.list.push(2);
+    await Bun.sleep(10);
+    log.info("later", { state });
+    process.exit(0);`;
+  const proc = Bun.spawn(["bun", "-e", child], { stdout: "ignore", stderr: "pipe" });
+  const lines = (await new Response(proc.stderr).text())
+    .trimEnd()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  await proc.exited;
+  expect(lines.map((l) => [l.msg, l.state ?? l.phase])).toEqual([
+    ["nested", { phase: "before", list: [1] }],
+    ["flat", "before"],
+    ["later", { phase: "after", list: [1, 2] }],
+  ]);
+}, 30_000);
