@@ -89,24 +89,23 @@ export type PendingLine = string | (() => string);
 /** The lines' text, each ended by a newline. A line that cannot be rendered is replaced by one that says so. */
 function rendered(lines: PendingLine[]): string {
   let text = "";
-  for (const line of lines) {
-    if (typeof line === "string") {
-      text += `${line}\n`;
-      continue;
-    }
-    try {
-      text += `${line()}\n`;
-    } catch (e) {
-      let error = "unknown";
-      try {
-        error = errorMessage(e);
-      } catch {
-        // a thrown value that cannot even be named
-      }
-      text += `${JSON.stringify({ time: isoNow(), level: "error", msg: "a log line could not be rendered", error })}\n`;
-    }
-  }
+  for (const line of lines) text += `${typeof line === "string" ? line : renderedLine(line)}\n`;
   return text;
+}
+
+/** The line `render` makes, or one that says it could not be made: a log call never throws. */
+function renderedLine(render: () => string): string {
+  try {
+    return render();
+  } catch (e) {
+    let error = "unknown";
+    try {
+      error = errorMessage(e);
+    } catch {
+      // a thrown value that cannot even be named
+    }
+    return JSON.stringify({ time: isoNow(), level: "error", msg: "a log line could not be rendered", error });
+  }
 }
 
 /** How long exit waits for a full stderr pipe to drain before giving up on the rest. */
@@ -158,9 +157,10 @@ export function createLogger(level: LogLevel = "info", write?: (line: string) =>
       // Batched: rendered when written, after the answer is on its way; a record
       // holding an object is rendered now, as the object is now (it may change
       // before its batch is written).
-      if (!batched) write!(render(record));
-      else if (holdsObject(fields)) batched(render(record));
-      else batched(() => render(record));
+      const line = () => render(record);
+      if (!batched) write!(renderedLine(line));
+      else if (holdsObject(fields)) batched(renderedLine(line));
+      else batched(line);
     };
   return {
     debug: log("debug"),

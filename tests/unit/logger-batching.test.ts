@@ -69,3 +69,14 @@ test("a line whose render throws something that cannot even be named loses only 
   expect(JSON.parse(lines[0]!)).toMatchObject({ msg: "a log line could not be rendered", error: "unknown" });
   expect(lines.slice(1)).toEqual(["after", "later"]);
 });
+
+test("a logger with its own writer never throws for a record it cannot render", () => {
+  const lines: string[] = [];
+  const log = createLogger("info", (l) => lines.push(l));
+  const loop: Record<string, unknown> = {};
+  loop.self = loop;
+  expect(() => log.info("circular", { loop })).not.toThrow();
+  expect(() => log.info("big", { n: 1n })).not.toThrow();
+  log.info("after");
+  expect(lines.map((l) => JSON.parse(l).msg)).toEqual(["a log line could not be rendered", "a log line could not be rendered", "after"]);
+});

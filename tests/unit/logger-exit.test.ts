@@ -25,7 +25,7 @@ test("every pending line is written at process.exit, with a slow reader on a pip
   expect(Number(out.trim())).toBe(250);
 }, 30_000);
 
-test("a record holding an object is logged as the object was when logged, not as it is when its batch is written", async () => {
+test("a record holding an object is logged as the object was when logged, not as it is when its batch is written; one that cannot be rendered is replaced, and the call does not throw", async () => {
   const child = `import { createLogger } from ${JSON.stringify(LOGGER)};
     const log = createLogger("info");
     const state = { phase: "before", list: [1] };
@@ -35,6 +35,9 @@ test("a record holding an object is logged as the object was when logged, not as
     state.list.push(2);
     await Bun.sleep(10);
     log.info("later", { state });
+    const loop = {}; loop.self = loop;
+    log.info("circular", { loop });
+    log.info("last", { n: 2 });
     process.exit(0);`;
   const proc = Bun.spawn(["bun", "-e", child], { stdout: "ignore", stderr: "pipe" });
   const lines = (await new Response(proc.stderr).text())
@@ -46,5 +49,7 @@ test("a record holding an object is logged as the object was when logged, not as
     ["nested", { phase: "before", list: [1] }],
     ["flat", "before"],
     ["later", { phase: "after", list: [1, 2] }],
+    ["a log line could not be rendered", undefined],
+    ["last", undefined],
   ]);
 }, 30_000);

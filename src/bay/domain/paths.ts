@@ -44,9 +44,14 @@ export async function onSentPath<T>(sent: string, run: () => Promise<T>): Promis
   try {
     return await run();
   } catch (e) {
-    if (!(e instanceof BayError) || typeof e.details.path !== "string") throw e;
-    throw e.withDetails({ ...e.details, path: shownPath(sent) });
+    throw asSent(e, sent);
   }
+}
+
+/** `e`, naming the path as the client sent it when it names one (the rule of onSentPath, for a synchronous check). */
+export function asSent(e: unknown, sent: string): unknown {
+  if (!(e instanceof BayError) || typeof e.details.path !== "string") return e;
+  return e.withDetails({ ...e.details, path: shownPath(sent) });
 }
 
 /** A lone UTF-16 surrogate: no file name can hold it (UTF-8 has no encoding for it). */

@@ -21,7 +21,7 @@ import { BayError } from "../../errors.ts";
 import type { SandboxStore } from "../../store/sandbox-store.ts";
 import type { E2bCredentials } from "../credentials.ts";
 import { operations as ops } from "../generated/openapi/index.ts";
-import { normalizeFilePath, shownPath } from "../../domain/paths.ts";
+import { asSent, normalizeFilePath, shownPath } from "../../domain/paths.ts";
 import { namesDirectory } from "../../../protocol/ship/constants.ts";
 import { toE2bPath, toWorkspacePath } from "../paths.ts";
 import type { E2bSandboxStore } from "../store.ts";
@@ -181,8 +181,7 @@ function writeTarget(raw: string): string {
   try {
     path = normalizeFilePath(toWorkspacePath(raw));
   } catch (e) {
-    if (e instanceof BayError && typeof e.details.path === "string") throw e.withDetails({ ...e.details, path: shownPath(raw) });
-    throw e;
+    throw asSent(e, raw);
   }
   // E2B paths lose a trailing `/` on their way to the workspace; a write must not (`dir/` would write a file `dir`).
   if (namesDirectory(raw)) {
