@@ -133,6 +133,16 @@ describe("envd multipart writes", () => {
       "names a directory",
     ],
     [
+      "a later part that is an existing directory (found on the disk before any part is written)",
+      async () => {
+        const made = await write("x", `?path=${encodeURIComponent("/home/user/mp/d1/f")}`, { "content-type": "application/octet-stream" });
+        expect(made.status).toBe(200);
+        return write(form(["file", new Blob(["1"]), "/home/user/mp/r1/a"], ["file", new Blob(["2"]), "/home/user/mp/d1"]));
+      },
+      400,
+      "path is a directory",
+    ],
+    [
       "a later part whose name is not valid UTF-8",
       () => {
         const boundary = "utf8utf8";

@@ -57,6 +57,7 @@ const FIXTURES: Record<ShipOperationId, Fixture> = {
   listDirectory: { query: { path: "." } },
   uploadFile: { query: { path: "up.bin" }, raw: new Uint8Array([0, 1, 255]) },
   downloadFile: { query: { path: "a.txt" } },
+  checkUploads: { body: { paths: ["up2.bin", "new/dir/f.txt"] } },
   portGet: { query: { q: "1" } },
   portPut: { raw: new Uint8Array([1, 2]) },
   portPost: { raw: new Uint8Array([1, 2, 3]) },

@@ -138,6 +138,30 @@ export class SandboxFiles {
     }
   }
 
+  /**
+   * The first of `paths` (normalised workspace paths) an upload would be refused for on
+   * the sandbox's disk as it is, with its index, or null; nothing is written. Best
+   * effort: an answer that names no target (a Ship from before the check) refuses none.
+   */
+  async firstRefusedUpload(ctx: CallContext, paths: string[]): Promise<{ index: number; refusal: BayError } | null> {
+    try {
+      const res = await this.deps.router.call(ctx, {
+        capability: "filesystem",
+        operation: "upload-check",
+        coverMs: DEADLINES.files,
+        replayable: true,
+        run: (ship, s) => ship.checkUploads(s, paths, ctx),
+      });
+      await res.body?.cancel();
+      return null;
+    } catch (e) {
+      if (!(e instanceof BayError)) throw e;
+      const { index, ...details } = e.details;
+      if (typeof index !== "number" || !Number.isInteger(index) || index < 0 || index >= paths.length) return null;
+      return { index, refusal: new BayError(e.code, e.message, { details }) };
+    }
+  }
+
   private pathCall(ctx: CallContext, operation: string, call: PathCall, rawPath: string): Promise<Response> {
     return onSentPath(rawPath, () => this.shipPathCall(ctx, operation, call, normalizeWorkspacePath(rawPath)));
   }

@@ -110,4 +110,5 @@ export const CHANNEL_OPS: ReadonlySet<ShipOperationId> = new Set<ShipOperationId
   "createTerminal",
   "writeFile",
   "deletePath",
+  "checkUploads",
 ]);

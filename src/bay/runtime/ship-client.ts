@@ -161,6 +161,11 @@ export class ShipClient {
     return this.send<WriteResult>(t, "uploadFile", length === undefined ? send : { ...send, rawLength: length }, o);
   }
 
+  /** Checks upload targets against the disk, writing nothing: the first refused is answered with its upload's error and `details.index`. */
+  checkUploads(t: ShipTarget, paths: string[], o: CallOptions = {}): Promise<Response> {
+    return this.send(t, "checkUploads", { json: { paths }, timeoutMs: DEADLINES.files }, o);
+  }
+
   downloadFile(t: ShipTarget, path: string, o: CallOptions = {}): Promise<Response> {
     return this.send(t, "downloadFile", { query: { path }, timeoutMs: DEADLINES.files }, o);
   }

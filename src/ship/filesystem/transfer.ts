@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import { lstat, open, realpath, rename, unlink } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { ShipError } from "../errors.ts";
-import { O, openInside, openParentDir, pathError, resolveExisting, resolveWorkspacePath, rootRefused } from "../paths.ts";
+import { O, openInside, openParentDir, type ParentDir, pathError, resolveExisting, resolveWorkspacePath, rootRefused } from "../paths.ts";
 
 /** Body bytes accepted on top of the file limit (none are needed: the body is the file). */
 export const UPLOAD_OVERHEAD_BYTES = 64 * 1024;
@@ -74,10 +74,7 @@ export async function receiveUpload(
     handle = null;
     const parent = await openParentDir(target, { create: true });
     try {
-      const existing = await lstat(parent.entry).catch(() => null);
-      if (existing?.isDirectory()) {
-        throw new ShipError("validation_error", `path is a directory: ${target.relative}`, { details: { path: target.relative } });
-      }
+      await refuseDirectory(parent, target.relative);
       await rename(temp, parent.entry).catch((err) => {
         throw pathError(err, target.relative);
       });
@@ -91,6 +88,36 @@ export async function receiveUpload(
     await unlink(temp).catch(() => {});
     throw err;
   }
+}
+
+/**
+ * The refusal an upload to `path` would meet on the disk as it is (its path rule,
+ * a parent that is not a directory, a target that is one), found without writing
+ * or creating anything: a missing parent is no refusal, as an upload creates it.
+ */
+export async function checkUploadTarget(workspace: string, path: string): Promise<void> {
+  const target = await resolveWorkspacePath(workspace, path);
+  if (target.relative === ".") throw rootRefused();
+  if (!target.exists && !(await parentExists(target.absolute))) return;
+  const parent = await openParentDir(target);
+  try {
+    await refuseDirectory(parent, target.relative);
+  } finally {
+    await parent.handle.close();
+  }
+}
+
+/** Whether the directory an absolute path would be created in is there. */
+const parentExists = (absolute: string): Promise<boolean> =>
+  lstat(dirname(absolute)).then(
+    () => true,
+    () => false,
+  );
+
+/** An upload's target must not be a directory (a rename would fail on it, or replace an empty one). */
+async function refuseDirectory(parent: ParentDir, relative: string): Promise<void> {
+  const existing = await lstat(parent.entry).catch(() => null);
+  if (existing?.isDirectory()) throw new ShipError("validation_error", `path is a directory: ${relative}`, { details: { path: relative } });
 }
 
 /**

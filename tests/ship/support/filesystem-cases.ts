@@ -242,6 +242,35 @@ export function filesystemCases(client: () => ShipClient): void {
     expect(list.body.entries.some((e: any) => e.name.startsWith(".ship-upload-"))).toBe(false);
   });
 
+  test("fs: upload-check answers each path as its upload would, with its index, and writes nothing", async () => {
+    await client().shell("mkdir -p uc/dir && echo f > uc/file && ln -s /etc uc/out && ln -s nowhere uc/dangle && ln -s dir uc/linkdir");
+    try {
+      for (const path of ["uc/dir", "uc/linkdir", "uc/file/x", "uc/out/x", "uc/dangle", "uc/dangle/x", "."]) {
+        const up = await client().call(`/filesystem/upload${q(path)}`, { method: "POST", body: "payload" });
+        const upBody = await up.json();
+        const check = await client().json("POST", "/filesystem/upload-check", { paths: ["uc/ok.txt", path, "uc/dir"] });
+        expect([path, check.status, check.body]).toEqual([
+          path,
+          up.status,
+          { error: { ...upBody.error, details: { ...upBody.error.details, index: 1 } } },
+        ]);
+      }
+      const ok = await client().json("POST", "/filesystem/upload-check", {
+        paths: ["uc/new/deep/a.txt", "uc/ok.txt", "uc/linkdir/b.txt", "uc/file"],
+      });
+      expect([ok.status, ok.body]).toEqual([200, { status: "ok" }]);
+      const list = await client().json("GET", `/filesystem/directories${q("uc")}`);
+      expect(list.body.entries.map((e: any) => e.name).sort()).toEqual(["dangle", "dir", "file", "linkdir", "out"]);
+      expect((await client().json("GET", `/filesystem/files${q("uc/file")}`)).body.content).toBe("f\n");
+      for (const paths of [[], Array.from({ length: 1001 }, (_, i) => `f${i}`), [""]]) {
+        const refused = await client().json("POST", "/filesystem/upload-check", { paths });
+        expect([refused.status, refused.body.error?.code]).toEqual([400, "validation_error"]);
+      }
+    } finally {
+      await client().shell("rm -rf uc");
+    }
+  });
+
   test("fs: a listing is capped at 10000 entries", async () => {
     await client().shell("mkdir -p big && cd big && touch f{00001..10001} && mkdir -p ../small && touch ../small/one");
     try {

@@ -179,13 +179,22 @@ export class FakeRuntime {
     return new Uint8Array(await new Response(body).arrayBuffer());
   }
 
+  /** What a write of `path` would be refused for, writing nothing (Ship's checkUploadTarget). */
+  async checkWrite(path: string): Promise<void> {
+    if (path === ".") throw rootWrite();
+    const target = await this.o.files.stat(this.o.volume, path);
+    if (target?.kind === "directory") throw fileErrors.isDirectory(path);
+  }
+
   async writeBytes(path: string, bytes: Uint8Array): Promise<void> {
-    if (path === ".")
-      throw new BayError("invalid_path", "cannot write to the workspace root", { details: { path: ".", reason: WORKSPACE_ROOT_REASON } });
+    if (path === ".") throw rootWrite();
     if (this.alive.signal.aborted) throw new BayError("internal_error", "the container stopped");
     await this.o.files.write(this.o.volume, path, { size: bytes.byteLength, bytes });
   }
 }
+
+const rootWrite = () =>
+  new BayError("invalid_path", "cannot write to the workspace root", { details: { path: ".", reason: WORKSPACE_ROOT_REASON } });
 
 /** The kernel's view of the workspace: the volume's errors as Python exceptions. */
 function pythonHost(host: ShellHost): KernelHost {

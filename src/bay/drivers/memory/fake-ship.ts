@@ -288,6 +288,17 @@ export class FakeShip {
       await this.runtime.writeBytes(path, bytes);
       return Response.json({ status: "ok", path, size: bytes.byteLength });
     }
+    if (is(ops.checkUploads)) {
+      const { paths } = checked(ops.checkUploads.body, await jsonOf(req), "json");
+      for (const [index, raw] of paths.entries()) {
+        try {
+          await this.runtime.checkWrite(normalize(raw));
+        } catch (e) {
+          throw e instanceof BayError ? e.withDetails({ ...e.details, index }) : e;
+        }
+      }
+      return Response.json({ status: "ok" });
+    }
     if (is(ops.downloadFile)) {
       const path = normalize(checked(ops.downloadFile.query, q, "query").path);
       const { stat, body } = await this.runtime.download(path);

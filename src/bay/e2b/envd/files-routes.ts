@@ -144,7 +144,7 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
           });
         }
         // Every target is checked by the rule its write applies before the first byte is
-        // written. (One that is an existing directory is found only at its own write.)
+        // written, then against the disk (an existing directory, a file on the way).
         const targets = parts.map((part) => {
           const target = q.path || part.filename;
           if (!target) throw new BayError("validation_error", "a `file` part names no path and no `path` was given");
@@ -153,6 +153,9 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
           writeTarget(target);
           return target;
         });
+        // One part's own write is its check; with several, a later one must not fail after the first landed.
+        const unwritable = targets.length > 1 ? await deps.files.firstRefusedUpload(call, targets.map(writeTarget)) : null;
+        if (unwritable) throw asSent(unwritable.refusal, targets[unwritable.index]!);
         for (const [i, part] of parts.entries())
           await put(targets[i]!, Readable.toWeb(part.read()) as unknown as ReadableStream<Uint8Array>);
       } finally {

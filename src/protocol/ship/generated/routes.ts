@@ -26,6 +26,7 @@ export const routes = {
   deletePath: { method: "delete", path: "/filesystem/files" },
   listDirectory: { method: "get", path: "/filesystem/directories" },
   uploadFile: { method: "post", path: "/filesystem/upload" },
+  checkUploads: { method: "post", path: "/filesystem/upload-check" },
   downloadFile: { method: "get", path: "/filesystem/download" },
   portGet: { method: "get", path: "/ports/{port}/{path}" },
   portPut: { method: "put", path: "/ports/{port}/{path}" },

@@ -262,6 +262,11 @@ export const zDirEntry = z.lazy(() => z.object({
 }));
 export type DirEntry = z.infer<typeof zDirEntry>;
 
+export const zUploadCheckRequest = z.lazy(() => z.strictObject({
+  paths: z.array(z.string().min(1).max(4096)).min(1).max(1000),
+}));
+export type UploadCheckRequest = z.infer<typeof zUploadCheckRequest>;
+
 export const zWriteResult = z.lazy(() => z.object({
   status: z.literal("ok"),
   path: z.string(),
