@@ -6,6 +6,7 @@
 import type { Rng } from "../lib/rng.ts";
 import { BAD_JSON, HOSTILE_PATHS, HOSTILE_STRINGS, ODD_CONTENT_TYPES } from "./corpus.ts";
 import type { Draft } from "./draft.ts";
+import { e2bEscapes, isE2b } from "./e2b.ts";
 import { type Schema, validate } from "./json-schema.ts";
 import { escapes, multipartCase, type MultipartTag } from "./multipart.ts";
 import type { Contract, Operation } from "./spec.ts";
@@ -34,7 +35,7 @@ export function judgeJson(d: Draft, sent: unknown = JSON.parse(JSON.stringify(d.
   if (errors.length) d.reject.push(`body breaks the schema: ${errors[0]}`);
   for (const f of pathFields) {
     const v = (sent as Record<string, unknown> | null)?.[f];
-    if (typeof v === "string" && escapes(v)) d.reject.push(`body.${f} escapes /workspace`);
+    if (typeof v === "string" && (isE2b(d.op) ? e2bEscapes(v) : escapes(v))) d.reject.push(`body.${f} escapes /workspace`);
   }
 }
 

@@ -1,14 +1,17 @@
 /**
  * The contract checks applied to every answer: a known status for the
- * operation, the one error body with its request id, a success body matching
- * the response schema, X-Request-Id on everything, Retry-After where promised,
- * and no success for a request the spec refuses. Also decides which 5xx are
- * legitimate (see `serverError`).
+ * operation, the error body of its API (Bay's with its request id, E2B's with
+ * its status; apis.ts), a success body matching the response schema (an exec's
+ * event stream, the E2B interpreter's NDJSON), X-Request-Id on everything,
+ * Retry-After where promised, and no success for a request the spec refuses.
+ * Also decides which 5xx are legitimate (see `serverError`).
  */
 import { DOCS_SLASH_ROUTE } from "../../src/bay/api/routes/docs.ts";
+import { modelForPath, routedPath } from "./apis.ts";
 import { FUZZ_SANDBOX_DOMAIN } from "./head-strategies.ts";
 import { validate } from "./json-schema.ts";
 import { bareAnswerLimitation, closedLimitation, cutAnswerLimitation } from "./known.ts";
+import { checkNdjson } from "./ndjson.ts";
 import { checkExecEvents } from "./sse.ts";
 import type { FuzzRequest } from "./request.ts";
 import type { Outcome } from "./send.ts";
@@ -61,14 +64,17 @@ function pathOf(target: string): string | undefined {
   }
 }
 
+const toSandboxHost = (req: FuzzRequest): boolean =>
+  req.headers.some(([k, v]) => k.toLowerCase() === "host" && v.toLowerCase().endsWith(`.${FUZZ_SANDBOX_DOMAIN}`));
+
 /** The operation a request lands on, if any. */
 export function operationFor(contract: Contract, req: FuzzRequest, target: string): Operation | undefined {
   if (req.raw?.verbatim !== undefined) return undefined;
   // A sandbox's host is its server's, whatever the path: no operation of Bay's API.
-  if (req.headers.some(([k, v]) => k.toLowerCase() === "host" && v.toLowerCase().endsWith(`.${FUZZ_SANDBOX_DOMAIN}`))) return undefined;
+  if (toSandboxHost(req)) return undefined;
   if (req.raw?.line !== undefined && !req.raw.line.startsWith(`${req.method} ${req.target} `)) return undefined;
   const path = pathOf(target);
-  return path === undefined ? undefined : matchOperation(contract.operations, req.method, path);
+  return path === undefined ? undefined : matchOperation(contract.operations, req.method, routedPath(contract.apis, path));
 }
 
 /** The kind of request, for grouping answers that do not depend on the operation. */
@@ -165,6 +171,8 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
     else if (!UNROUTED_CODES[status]) fail(`status ${status} for a request that matches no operation`);
   }
 
+  // The error model: the operation's API's; without one, the API whose base the path lies under (a sandbox host's is Bay's).
+  const model = op?.api ?? modelForPath(contract.apis, toSandboxHost(req) ? undefined : pathOf(target));
   let code: string | null = null;
   let streamError: string | null | undefined;
   const parsed = req.method === "HEAD" ? undefined : parseJson(o.body);
@@ -173,14 +181,11 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
     if (!parsed?.ok)
       fail(`error answer ${status} without the error body`, `body: ${JSON.stringify(new TextDecoder().decode(o.body.subarray(0, 120)))}`);
     else {
-      const errs = validate(contract.errorBody, parsed.value);
-      if (errs.length) fail(`error answer ${status} breaks ErrorBody`, errs[0]);
-      const err = (parsed.value as { error?: { code?: unknown; request_id?: unknown } } | null)?.error;
-      code = typeof err?.code === "string" ? err.code : null;
-      if (typeof err?.request_id === "string" && ids[0] !== undefined && err.request_id !== ids[0]) {
-        fail("error body request_id differs from X-Request-Id", `body ${err.request_id}, header ${ids[0]}`);
-      }
-      const named = op ? (spec?.errorCodes ?? []) : (UNROUTED_CODES[status] ?? []);
+      const errs = validate(model.errorBody, parsed.value);
+      if (errs.length) fail(`error answer ${status} breaks ${model.name === "bay" ? "ErrorBody" : "E2B's error body"}`, errs[0]);
+      code = model.errorCode(parsed.value);
+      for (const [reason, detail] of model.errorChecks(parsed.value, status, ids[0])) fail(reason, detail);
+      const named = op ? (spec?.errorCodes ?? []) : model.errorCodes.length > 0 ? (UNROUTED_CODES[status] ?? []) : [];
       if (code && named.length > 0 && !named.includes(code))
         fail(`code ${code} for status ${status}, where the spec names ${named.join("|")}`);
       if (!/^application\/json/i.test(ct)) fail(`error answer ${status} not served as application/json`, `Content-Type: ${ct}`);
@@ -206,6 +211,12 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
         for (const x of stream.violations) fail(x.replace(/: .*/, ""), x);
         if (stream.end.kind === "error") streamError = stream.end.code;
       }
+      // The code interpreter's NDJSON: read to its end (it ends with its run).
+      if (spec.ndjson && type === "application/x-ndjson" && req.transport === "fetch") {
+        const stream = checkNdjson(new TextDecoder().decode(o.body));
+        for (const x of stream.violations) fail(x.replace(/: .*/, ""), x);
+        if (stream.end === "cut") streamError = "ship_error";
+      }
       if (schema) {
         if (!parsed?.ok) fail("success body is not JSON");
         else {
@@ -220,7 +231,8 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
   else if (streamError === "ship_error" && runtimeFault === undefined) fail("stream ended with ship_error without any runtime fault");
   if (status >= 500) {
     const listed = spec !== undefined && v.violations.length === 0;
-    const legit = (LEGIT_5XX[status]?.includes(code ?? "") ?? false) && listed;
+    const declared = listed && op ? op.api.declared5xx(op.id, status, req.mustReject !== undefined) : undefined;
+    const legit = ((LEGIT_5XX[status]?.includes(code ?? "") ?? false) && listed) || declared !== undefined;
     // A 502 is the runtime's doing only when the sandbox's container really died during the call.
     const died = status === 502 && code === "ship_error" && listed && runtimeFault !== undefined;
     // On a port operation, a 502 can be the server's in the sandbox (user code): Ship says so (upstream_error),
@@ -230,10 +242,16 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
     const serversOwn =
       status === 502 && code === "ship_error" && listed && op?.id.startsWith("port") === true && shipCode === "upstream_error";
     const unknownMethod = status === 501 && !STANDARD_METHODS.has(req.method) && v.violations.length === 0;
-    const cause = died ? { cause: `container ${runtimeFault}` } : serversOwn ? { cause: "the sandbox's server" } : {};
+    const cause = died
+      ? { cause: `container ${runtimeFault}` }
+      : serversOwn
+        ? { cause: "the sandbox's server" }
+        : declared
+          ? { cause: declared }
+          : {};
     v.serverError = { status, code, legit: legit || died || serversOwn || unknownMethod, ...cause };
     if (status === 500) fail("500 internal_error");
-    else if (status === 502 && !died && !serversOwn) fail("502 ship_error without any runtime fault");
+    else if (status === 502 && !died && !serversOwn && !declared) fail("502 ship_error without any runtime fault");
     else if (!legit && !died && !serversOwn && !unknownMethod && !v.violations.some((x) => x.startsWith("status")))
       fail(`${status} ${code ?? ""} not explained by the runtime`);
   }

@@ -5,6 +5,7 @@
  * are collected on the way.
  */
 import type { Rng } from "../lib/rng.ts";
+import { e2bBaseDraft, e2bEscapes, e2bForeignIds, e2bValidId, isE2b } from "./e2b.ts";
 import { validMcpMessage } from "./mcp.ts";
 import { escapes } from "./multipart.ts";
 import { type FuzzRequest, pctEncode, type RawShape, type Syntax } from "./request.ts";
@@ -45,6 +46,7 @@ const isWorkspacePath = (op: Operation) => op.path.startsWith("/v1/workspaces/{i
 
 /** A valid value for a path parameter of `op`: a fixture placeholder for ids, one of the enum otherwise. */
 export function validId(rng: Rng, op: Operation, param: Param): string {
+  if (isE2b(op)) return e2bValidId(rng, op, param);
   if (param.schema.enum) return String(rng.pick(param.schema.enum));
   if (param.name === "process_id") return "{{proc.bg}}";
   // A server in the sandbox with the running Ship (fixtures.ts): its port, and paths it serves or not.
@@ -62,6 +64,7 @@ export function validId(rng: Rng, op: Operation, param: Param): string {
 
 /** Values that name nothing the caller may use: another owner's, deleted or unknown ids; a name outside the enum. */
 export function foreignIds(op: Operation, param: Param): string[] {
+  if (isE2b(op)) return e2bForeignIds(param);
   if (param.schema.enum) return ["nope.js", "DOCS.JS", "docs.js.map", "swagger-ui.css%00"];
   if (param.name === "process_id") return ["{{proc.unknown}}"];
   if (param.name === "context_id") return ["{{ctx.unknown}}", "{{ctx.other}}"];
@@ -112,11 +115,12 @@ export function baseDraft(rng: Rng, op: Operation, index: number, strategy: stri
     headers.push(["Accept", "text/event-stream"]);
   if (op.responses.get(200)?.execEvents) d.streamEnds = true;
   if (op.id === "stopSandbox") d.exclusive = true;
+  if (isE2b(op)) e2bBaseDraft(rng, d);
   return d;
 }
 
 /** Why a query value breaks its parameter's schema (or escapes /workspace), if it clearly does. */
-export function queryViolation(p: Param, value: string | undefined): string | undefined {
+export function queryViolation(p: Param, value: string | undefined, e2b = false): string | undefined {
   if (value === undefined) return p.required ? `required query parameter ${p.name} missing` : undefined;
   const s = p.schema;
   if (s.type === "integer") {
@@ -131,7 +135,7 @@ export function queryViolation(p: Param, value: string | undefined): string | un
   if (s.minLength !== undefined && len < s.minLength) return `${p.name} shorter than ${s.minLength}`;
   if (s.maxLength !== undefined && len > s.maxLength) return `${p.name} longer than ${s.maxLength}`;
   if (s.enum && !s.enum.includes(value)) return `${p.name} not one of ${s.enum.join("|")}`;
-  if (p.name === "path" && escapes(value)) return "path escapes /workspace (absolute, `..` or NUL)";
+  if (p.name === "path" && (e2b ? e2bEscapes(value) : escapes(value))) return "path escapes /workspace (absolute, `..` or NUL)";
   return undefined;
 }
 
@@ -139,7 +143,7 @@ export function queryViolation(p: Param, value: string | undefined): string | un
 const PLACEHOLDER = /^\{\{[a-z]+\.[a-z]+\}\}$/;
 
 function encodeTarget(d: Draft): string {
-  let target = d.op.path.replace(/\{([a-z_]+)\}/g, (_, name: string) => {
+  let target = d.op.path.replace(/\{([A-Za-z_]+)\}/g, (_, name: string) => {
     const v = d.path[name] ?? "";
     return v.startsWith("{{") ? v : d.transport === "raw" ? v : pctEncode(v);
   });
@@ -160,6 +164,7 @@ export function assemble(d: Draft, index: number): FuzzRequest {
   return {
     index,
     aim: d.op.id,
+    api: d.op.api.name,
     strategy: d.strategy,
     mutation: d.mutation,
     method: d.method,

@@ -63,6 +63,8 @@ export class Findings {
   refusedByClient = 0;
   readonly statuses = new Map<string, number>();
   readonly perOperation = new Map<string, { sent: number; success: number; ms: number }>();
+  /** Requests by the API of the operation they aimed at. */
+  readonly perApi = new Map<string, { sent: number; success: number; operations: Set<string>; succeeded: Set<string> }>();
   readonly serverErrors = { total: 0, legit: new Map<string, number>() };
   /** Answers given by the HTTP server under Bay, as documented (known.ts), by reason. */
   readonly known = new Map<string, number>();
@@ -84,6 +86,14 @@ export class Findings {
     per.ms += o.ms;
     if (v.op === req.aim && o.status >= 200 && o.status < 300) per.success++;
     this.perOperation.set(req.aim, per);
+    const api = this.perApi.get(req.api ?? "bay") ?? { sent: 0, success: 0, operations: new Set(), succeeded: new Set() };
+    api.sent++;
+    api.operations.add(req.aim);
+    if (v.op === req.aim && o.status >= 200 && o.status < 300) {
+      api.success++;
+      api.succeeded.add(req.aim);
+    }
+    this.perApi.set(req.api ?? "bay", api);
     if (v.serverError) {
       this.serverErrors.total++;
       if (v.serverError.legit) {
@@ -122,6 +132,11 @@ export class Findings {
         .sort()
         .map(([k, n]) => `${k}×${n}`)
         .join(" ")}`,
+    );
+    lines.push(
+      `per API: ${[...this.perApi]
+        .map(([k, a]) => `${k} ${a.sent} sent (${a.success} 2xx), ${a.operations.size} operations aimed at, ${a.succeeded.size} with a 2xx`)
+        .join("; ")}`,
     );
     const legit = [...this.serverErrors.legit].map(([k, n]) => `${k}×${n}`).join(", ") || "none";
     lines.push(`5xx: ${this.serverErrors.total} (explained by the runtime: ${legit})`);
@@ -183,6 +198,12 @@ export class Findings {
       known_limitations: Object.fromEntries(this.known),
       server_errors: { total: this.serverErrors.total, explained_by_runtime: Object.fromEntries(this.serverErrors.legit) },
       per_operation: Object.fromEntries(this.perOperation),
+      per_api: Object.fromEntries(
+        [...this.perApi].map(([k, a]) => [
+          k,
+          { sent: a.sent, success: a.success, operations: a.operations.size, succeeded: a.succeeded.size },
+        ]),
+      ),
       findings: [...this.groups.values()].map(({ exampleSize: _, ...g }) => g),
       incidents: this.incidents,
       leftovers: this.leftovers,

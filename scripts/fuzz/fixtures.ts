@@ -7,6 +7,7 @@
  * sandbox (for the port operations) between batches, so Docker use stays bounded.
  */
 import { SERVER_PORT } from "./draft.ts";
+import { createE2bFixtures, E2bKeeper, killE2bSandboxes } from "./e2b.ts";
 import type { FuzzRequest, Resolver } from "./request.ts";
 import type { Outcome } from "./send.ts";
 
@@ -108,6 +109,7 @@ export async function createFixtures(url: string): Promise<Record<string, string
   v["cursor.other"] = (await call(url, "bob", "GET", "/v1/workspaces?limit=1")).next_cursor;
   v["sb.doomed"] = (await call(url, "alice", "POST", "/v1/sandboxes", {}, 201)).id;
   v["ws.doomed"] = (await call(url, "alice", "POST", "/v1/workspaces", {}, 201)).id;
+  await createE2bFixtures(url, v);
   for (const [k, val] of Object.entries(v)) if (typeof val !== "string" || val === "") throw new Error(`fixture ${k} is empty`);
   return v;
 }
@@ -129,12 +131,19 @@ export class FixtureKeeper {
   private contextsLost = false;
   /** The server fixture ended (its sandbox stopped). */
   private serverLost = false;
+  private readonly e2b: E2bKeeper;
 
-  constructor(private readonly values: Record<string, string>) {}
+  constructor(private readonly values: Record<string, string>) {
+    this.e2b = new E2bKeeper(values);
+  }
 
   /** Looks at one answered request for creations and consumed doomed fixtures. */
   note(req: FuzzRequest, resolve: Resolver, o: Outcome): void {
     if (o.kind !== "response") return;
+    if (req.api === "e2b") {
+      this.e2b.note(req, resolve, o);
+      return;
+    }
     const collection =
       req.aim === "createSandbox"
         ? "sandboxes"
@@ -198,6 +207,7 @@ export class FixtureKeeper {
       await startServer(url, this.values["sb.own"]!);
       this.serverLost = false;
     }
+    await this.e2b.maintain(url);
   }
 }
 
@@ -206,6 +216,8 @@ export class FixtureKeeper {
  * client would), so what Bay leaves behind afterwards is Bay's own leak.
  */
 export async function deleteEverything(url: string, owners: string[]): Promise<void> {
+  // The E2B API's sandboxes are killed through it first, as its clients would.
+  await killE2bSandboxes(url, owners);
   for (const kind of ["sandboxes", "workspaces"] as const) {
     for (const owner of owners) {
       for (let round = 0; round < 20; round++) {

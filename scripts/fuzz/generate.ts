@@ -6,6 +6,8 @@
  */
 import type { Rng } from "../lib/rng.ts";
 import * as body from "./body-strategies.ts";
+import { e2bAccess, isDataPlane } from "./e2b.ts";
+import { e2bMultipart } from "./e2b-files.ts";
 import { assemble, baseDraft, type Draft } from "./draft.ts";
 import * as head from "./head-strategies.ts";
 import { mcpMutation } from "./mcp.ts";
@@ -29,6 +31,9 @@ const STRATEGIES: Record<string, { weight: number; fn: StrategyFn; applies: (op:
   multipart: { weight: 30, fn: body.multipart, applies: body.isUpload },
   method: { weight: 5, fn: head.method, applies: () => true },
   http: { weight: 8, fn: head.http, applies: () => true },
+  // The data plane's credentials: its sandbox id, tokens, user and signed URLs.
+  e2bAccess: { weight: 12, fn: (rng, d) => e2bAccess(rng, d), applies: isDataPlane },
+  e2bMultipart: { weight: 15, fn: (rng, d) => e2bMultipart(rng, d), applies: (op) => op.id === "e2bWriteFiles" },
   replay: { weight: 15, fn: body.replay, applies: (op) => op.params.some((p) => p.name === "Idempotency-Key") },
 };
 

@@ -83,7 +83,7 @@ export function query(rng: Rng, d: Draft, ctx: GenContext): void {
     }
   }
   if (kind !== "duplicate" && kind !== "unknown") {
-    const why = queryViolation(p, value);
+    const why = queryViolation(p, value, d.op.api.name === "e2b");
     if (why) d.reject.push(why);
   }
   if (isUpload(d.op)) upload(rng, d, ctx, "only-file");
@@ -94,7 +94,8 @@ export function headers(rng: Rng, d: Draft, _ctx: GenContext): void {
     d.headers = d.headers.filter(([k]) => k.toLowerCase() !== name.toLowerCase());
     if (value !== undefined) d.headers.push([name, value]);
   };
-  const hasOwnId = Object.values(d.path).some((v) => /\{\{(sb|ws)\.(own|idle|ext|managed|doomed)\}\}/.test(v));
+  // The data plane of the E2B API is the sandbox token's, whoever the owner: only an owner's own calls are refused.
+  const hasOwnId = Object.values(d.path).some((v) => /\{\{(sb|ws|esb)\.(own|idle|ext|managed|doomed)\}\}/.test(v)) && d.op.authenticated;
   const kind = rng.pick([
     "rid-128",
     "rid-129",

@@ -11,6 +11,7 @@ export interface Schema {
   additionalProperties?: boolean | Schema;
   items?: Schema;
   minItems?: number;
+  maxItems?: number;
   const?: unknown;
   oneOf?: Schema[];
   /** With `oneOf`: the property whose `const` picks the branch (the mapping itself is not needed once refs are inlined). */
@@ -34,6 +35,7 @@ const CHECKED = new Set([
   "additionalProperties",
   "items",
   "minItems",
+  "maxItems",
   "const",
   "oneOf",
   "discriminator",
@@ -108,6 +110,8 @@ export function validate(schema: Schema, value: unknown, path = "$"): string[] {
   }
   if (Array.isArray(value) && schema.minItems !== undefined && value.length < schema.minItems)
     errors.push(`${path}: fewer than ${schema.minItems} items`);
+  if (Array.isArray(value) && schema.maxItems !== undefined && value.length > schema.maxItems)
+    errors.push(`${path}: more than ${schema.maxItems} items`);
   if (Array.isArray(value) && schema.items) {
     for (const [i, v] of value.entries()) errors.push(...validate(schema.items, v, `${path}[${i}]`));
   }

@@ -1,7 +1,8 @@
 /**
  * `bun run fuzz`: a spec-driven fuzzer against a Bay process it starts itself
  * (loopback, its own temp libSQL database and BAY_INSTANCE_ID). Every
- * operation of openapi/bay.v1.yaml gets valid and hostile requests; every
+ * operation of openapi/bay.v1.yaml and of the E2B-compatible API
+ * (openapi/e2b.v1.yaml, under /e2b), mixed in one sequence, gets valid and hostile requests; every
  * answer is checked against the contract; Bay must stay up throughout.
  * Prints a summary, writes a JSON report, exits 1 on any finding.
  *
@@ -17,7 +18,7 @@ import { FUZZ_SANDBOX_DOMAIN } from "./head-strategies.ts";
 import { makeResolver } from "./request.ts";
 import { FuzzRunner } from "./runner.ts";
 import { RuntimeEvents } from "./runtime-events.ts";
-import { assertContractSupported, loadContract } from "./spec.ts";
+import { assertContractSupported, loadContracts } from "./spec.ts";
 
 const MiB = 1024 * 1024;
 /** Bay's limits for the run: uploads small enough to send past the limit; no rate limit in the way. */
@@ -42,13 +43,14 @@ const seconds = intOption(opts, "seconds", 1800);
 const concurrency = Math.max(1, intOption(opts, "concurrency", 4));
 const reportFile = stringOption(opts, "report", "fuzz-report.json");
 
-const contract = loadContract();
+const contract = loadContracts();
 const specWarnings = new Set<string>();
 const warn = (msg: string) => specWarnings.add(msg);
 assertContractSupported(contract, warn);
 for (const w of specWarnings) console.log(`fuzz: spec warning: ${w}`);
 
-console.log(`fuzz: seed ${seed}, up to ${requests} requests / ${seconds} s, ${contract.operations.length} operations`);
+const perApi = contract.apis.map((a) => `${a.name} ${contract.operations.filter((o) => o.api === a).length}`).join(", ");
+console.log(`fuzz: seed ${seed}, up to ${requests} requests / ${seconds} s, ${contract.operations.length} operations (${perApi})`);
 const bay = await BayUnderTest.launch({
   name: "fuzz",
   config: {

@@ -37,6 +37,8 @@ export interface FuzzRequest {
   index: number;
   /** The operation aimed at (operationId), or a label for requests that aim at none. */
   aim: string;
+  /** The API of the operation aimed at (`bay`, `e2b`). */
+  api?: string;
   strategy: string;
   /** What was changed, for humans. */
   mutation: string;

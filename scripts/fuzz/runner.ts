@@ -9,6 +9,7 @@ import { LOG_FLUSH_MS } from "../../src/bay/logger.ts";
 import type { BayUnderTest } from "../lib/bay-under-test.ts";
 import { Rng } from "../lib/rng.ts";
 import { judge } from "./check.ts";
+import { e2bSandboxOf } from "./e2b.ts";
 import { type Example, exampleOf, type Findings } from "./findings.ts";
 import type { FixtureKeeper } from "./fixtures.ts";
 import type { RequestGenerator } from "./generate.ts";
@@ -103,7 +104,7 @@ export class FuzzRunner {
       if (dead) return; // the answer (or its absence) is the crash's doing
       this.keeper.note(req, this.resolve, o);
       const target = this.resolve(req.target);
-      const sandbox = /^\/v1\/sandboxes\/([^/?]+)/.exec(target)?.[1];
+      const sandbox = /^\/v1\/sandboxes\/([^/?]+)/.exec(target)?.[1] ?? e2bSandboxOf(req, target, this.resolve);
       const fault = sandbox ? this.events.explain(safeDecode(sandbox), t0, Date.now()) : undefined;
       this.findings.record(req, o, judge(this.contract, req, target, o, fault));
       if (sandbox) this.touched.push({ sandbox: safeDecode(sandbox), from: t0, to: Date.now(), example: exampleOf(req, o) });

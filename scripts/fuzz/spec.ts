@@ -8,9 +8,11 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
+import { type ApiModel, bayModel, e2bModel } from "./apis.ts";
 import { assertSupported, type Schema } from "./json-schema.ts";
 
 export const SPEC_FILE = join(import.meta.dir, "../../openapi/bay.v1.yaml");
+export const E2B_SPEC_FILE = join(import.meta.dir, "../../openapi/e2b.v1.yaml");
 
 export interface Param {
   name: string;
@@ -28,13 +30,17 @@ export interface ResponseSpec {
   headers: string[];
   /** Its event stream is an exec's `ExecEvents` (it ends with one result or error event). */
   execEvents?: boolean;
+  /** Its body is NDJSON, one JSON object a line (the E2B code interpreter's `/execute`). */
+  ndjson?: boolean;
 }
 
 export interface Operation {
   id: string;
   method: string;
-  /** Template, e.g. `/v1/sandboxes/{id}/filesystem/files`. */
+  /** Template under Bay's origin (the API's base included), e.g. `/v1/sandboxes/{id}/filesystem/files`, `/e2b/files`. */
   path: string;
+  /** The API it belongs to: its base path, error model and auth. */
+  api: ApiModel;
   params: Param[];
   body?: { required: boolean; contentType: string; schema: Schema };
   responses: Map<number, ResponseSpec>;
@@ -44,10 +50,12 @@ export interface Operation {
 
 export interface Contract {
   operations: Operation[];
-  /** Every error code: the discriminator values of ErrorInfo. */
+  /** Bay's error codes: the discriminator values of ErrorInfo. */
   errorCodes: string[];
-  /** The ErrorBody schema. */
+  /** Bay's ErrorBody schema. */
   errorBody: Schema;
+  /** The APIs of the operations, Bay's first. */
+  apis: ApiModel[];
 }
 
 type Doc = Record<string, any>;
@@ -74,12 +82,31 @@ function inline(doc: Doc, value: unknown, seen: string[] = []): any {
 
 const METHODS = ["get", "put", "post", "delete", "patch", "head", "options"];
 
-/** Loads and flattens the spec file. */
+/** The API a spec describes: Bay's (ErrorBody, whose ErrorInfo names the codes) or E2B's (`Error`, under its server's path). */
+function apiOf(doc: Doc): ApiModel {
+  const schemas = doc.components.schemas;
+  if (schemas.ErrorBody) {
+    const mapping = schemas.ErrorInfo?.discriminator?.mapping as Record<string, string> | undefined;
+    if (!mapping) throw new Error("the spec's ErrorInfo has no discriminator mapping: cannot tell its error codes");
+    return bayModel(inline(doc, schemas.ErrorBody), Object.keys(mapping));
+  }
+  if (!schemas.Error) throw new Error("the spec has neither ErrorBody nor Error: cannot tell its error body");
+  const base = new URL(String(doc.servers?.[0]?.url ?? "/"), "http://127.0.0.1").pathname.replace(/\/+$/, "");
+  return e2bModel(inline(doc, schemas.Error), base);
+}
+
+/** Both specs as one contract: Bay's operations, then the E2B-compatible API's (paths under its base). */
+export function loadContracts(): Contract {
+  const bay = loadContract(SPEC_FILE);
+  const e2b = loadContract(E2B_SPEC_FILE);
+  return { ...bay, operations: [...bay.operations, ...e2b.operations], apis: [...bay.apis, ...e2b.apis] };
+}
+
+/** Loads and flattens one spec file. */
 export function loadContract(file = SPEC_FILE): Contract {
   const doc = parse(readFileSync(file, "utf8")) as Doc;
-  const mapping = doc.components.schemas.ErrorInfo?.discriminator?.mapping as Record<string, string> | undefined;
-  if (!mapping) throw new Error("the spec's ErrorInfo has no discriminator mapping: cannot tell its error codes");
-  const errorCodes = Object.keys(mapping);
+  const api = apiOf(doc);
+  const errorCodes = api.errorCodes;
   const operations: Operation[] = [];
   for (const [path, item] of Object.entries<Doc>(doc.paths)) {
     const shared: Doc[] = inline(doc, item.parameters ?? []);
@@ -103,7 +130,7 @@ export function loadContract(file = SPEC_FILE): Contract {
         const rawStream = (raw.responses?.[status] as Doc | undefined)?.content?.["text/event-stream"]?.schema?.$ref;
         const content = new Map<string, Schema | undefined>();
         for (const [type, media] of Object.entries<Doc>(r.content ?? {}))
-          content.set(type, type.includes("json") ? media.schema : undefined);
+          content.set(type, type.includes("json") && !type.includes("ndjson") ? media.schema : undefined);
         const named = [...String(r.description ?? "").matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!);
         const code = Number(status);
         responses.set(code, {
@@ -111,13 +138,15 @@ export function loadContract(file = SPEC_FILE): Contract {
           errorCodes: code >= 400 ? named.filter((n) => errorCodes.includes(n)) : [],
           headers: Object.keys(r.headers ?? {}).map((h) => h.toLowerCase()),
           ...(rawStream === "#/components/schemas/ExecEvents" ? { execEvents: true } : {}),
+          ...(r.content?.["application/x-ndjson"] ? { ndjson: true } : {}),
         });
       }
       const security = op.security ?? doc.security ?? [];
       operations.push({
         id: op.operationId,
         method: method.toUpperCase(),
-        path,
+        path: api.base + path,
+        api,
         params,
         body,
         responses,
@@ -125,7 +154,7 @@ export function loadContract(file = SPEC_FILE): Contract {
       });
     }
   }
-  return { operations, errorCodes, errorBody: inline(doc, doc.components.schemas.ErrorBody) };
+  return { operations, errorCodes, errorBody: api.errorBody, apis: [api] };
 }
 
 /** Splits a template into literal segments and `{param}` names. */
@@ -154,5 +183,5 @@ export function assertContractSupported(contract: Contract, warn: (msg: string) 
     for (const [status, r] of op.responses)
       for (const [type, schema] of r.content) if (schema) assertSupported(schema, `${op.id} ${status} ${type}`, warn);
   }
-  assertSupported(contract.errorBody, "ErrorBody", warn);
+  for (const api of contract.apis) assertSupported(api.errorBody, `${api.name} error body`, warn);
 }

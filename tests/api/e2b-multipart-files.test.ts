@@ -260,3 +260,22 @@ describe("envd multipart writes", () => {
     }
   });
 });
+
+describe("envd raw writes with Content-Encoding: gzip", () => {
+  test("a gzip body is written decoded; one that is not gzip is the client's 400, not a lost runtime (502)", async () => {
+    const ok = await write(Bun.gzipSync(new TextEncoder().encode("zipped\n")), "?path=/home/user/gz/ok.txt", {
+      "content-type": "application/octet-stream",
+      "content-encoding": "gzip",
+    });
+    expect(ok.status).toBe(200);
+    expect(await read("/home/user/gz/ok.txt")).toBe("zipped\n");
+    // Found by `bun run fuzz`: the decompression's failure reached the Ship as a broken upload and came back 502.
+    const bad = await write("é😀\u0000", "?path=/home/user/gz/bad.txt", {
+      "content-type": "application/octet-stream",
+      "content-encoding": "gzip",
+    });
+    const err = await error(bad);
+    expect(err).toMatchObject({ status: 400, code: 400 });
+    expect(err.message).toContain("not valid gzip");
+  });
+});

@@ -69,7 +69,9 @@ function errorHandler(deps: AppDeps): ErrorHandler {
   const e2b = e2bErrorHandler(deps.logger);
   const prefix = deps.config.e2b.prefix;
   return (err, c) => {
-    const path = c.req.path;
+    // A request without Host has a relative URL ("/e2b/…"), whose path Hono misreads (it drops the first segment).
+    const url = c.req.raw.url;
+    const path = url.startsWith("/") ? url.replace(/[?#].*$/s, "") : c.req.path;
     const onPrefix = path === prefix || path.startsWith(`${prefix}/`);
     return onPrefix && c.get("routeLabel") !== SANDBOX_HOST_ROUTE ? e2b(err, c) : bay(err, c);
   };

@@ -25,9 +25,16 @@ const MAX_TOKEN_LENGTH = 4096;
 
 export function e2bAuth(opts: E2bAuthOptions): MiddlewareHandler {
   return async function e2bOwner(c, next) {
-    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "")?.[1];
+    const authorization = c.req.header("authorization");
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "")?.[1];
     const token = c.req.header("x-api-key")?.trim() || bearer;
     if (!token) {
+      // Bearer credentials that cannot be read (two Authorization headers joined, a space inside, none at
+      // all) are refused, as on Bay's own API: never served as X-Owner's or the default owner's.
+      if (authorization !== undefined && /^\s*Bearer\b/i.test(authorization)) {
+        opts.logger?.info("authentication failed", { reason: "malformed", method: c.req.method, path: c.req.path });
+        throw new BayError("unauthorized", "malformed Authorization header: expected Bearer <token>");
+      }
       if (opts.mode === "anonymous") {
         const owner = c.req.header("x-owner") ?? opts.defaultOwner;
         if (!OWNER_NAME.test(owner)) throw new BayError("validation_error", "X-Owner must be 1-128 characters of [A-Za-z0-9_.@:-]");

@@ -106,16 +106,17 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
     const limits = await deps.files.uploadLimits(call.owner, call.sandboxId);
     const type = c.req.header("content-type") ?? "";
     const written: Array<{ name: string; type: "file"; path: string }> = [];
-    const put = async (rawPath: string, body: ReadableStream<Uint8Array>) => {
+    const put = async (rawPath: string, body: ReadableStream<Uint8Array>, broken: () => BayError | null = () => null) => {
       const path = writeTarget(rawPath);
       let failure: BayError | null = null;
       const upload: StreamingUpload = {
         path,
+        sentPath: rawPath,
         body: limited(body, limits.maxBytes, () => {
           failure = limits.tooLarge();
           return failure;
         }),
-        failure: () => failure,
+        failure: () => failure ?? broken(),
         release: async () => {},
       };
       await (await deps.files.upload(call, limits, upload)).body?.cancel();
@@ -164,10 +165,17 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
     } else {
       if (!q.path) throw new BayError("validation_error", "`path` is required for a raw upload");
       let body: ReadableStream<Uint8Array> = c.req.raw.body ?? new Blob([]).stream();
-      if ((c.req.header("content-encoding") ?? "").toLowerCase() === "gzip") {
+      const gzip = (c.req.header("content-encoding") ?? "").toLowerCase() === "gzip";
+      if (gzip) {
         body = body.pipeThrough(new DecompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>);
       }
-      await put(q.path, body);
+      // A body that breaks off, or is not the gzip it says it is, is the client's 400, not a lost runtime.
+      const read = recorded(body, (e) =>
+        gzip
+          ? new BayError("validation_error", `the body is not valid gzip (Content-Encoding: gzip): ${errorText(e)}`)
+          : new BayError("validation_error", `the upload's body broke off: ${errorText(e)}`),
+      );
+      await put(q.path, read.body, read.failure);
     }
     return c.json(written, 200);
   });
@@ -193,6 +201,33 @@ function writeTarget(raw: string): string {
     });
   }
   return path;
+}
+
+const errorText = (e: unknown): string => (e as Error)?.message ?? String(e);
+
+/** `source` as it is read; a read that fails ends the stream with `failed(error)`, which `failure()` then names. */
+function recorded(
+  source: ReadableStream<Uint8Array>,
+  failed: (e: unknown) => BayError,
+): { body: ReadableStream<Uint8Array>; failure(): BayError | null } {
+  const reader = source.getReader();
+  let failure: BayError | null = null;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      try {
+        const r = await reader.read();
+        if (r.done) ctrl.close();
+        else ctrl.enqueue(r.value);
+      } catch (e) {
+        failure = failed(e);
+        ctrl.error(failure);
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason).catch(() => {});
+    },
+  });
+  return { body, failure: () => failure };
 }
 
 /** Passes bytes through until more than `max` have come, then fails the stream with `tooLarge()`. */

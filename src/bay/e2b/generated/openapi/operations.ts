@@ -43,7 +43,7 @@ export const operations = {
     tags: ["control","envd"],
     authenticated: false,
     successStatus: 200,
-    statuses: [200, 204, 401, 502],
+    statuses: [200, 204, 400, 401, 403, 502],
     headers: z.object({
       "e2b-sandbox-id": z.string().max(128).optional(),
       "x-access-token": z.string().max(256).optional(),
@@ -60,7 +60,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 429],
+    statuses: [200, 400, 401, 403, 429],
     query: z.object({
       /** URL-encoded `key=value` pairs joined by `&`; all must match */
       metadata: z.string().max(8192).optional(),
@@ -77,7 +77,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 201,
-    statuses: [201, 400, 401, 404, 413, 429, 500],
+    statuses: [201, 400, 401, 403, 404, 413, 429, 500, 501],
     body: zNewSandbox,
     bodyRequired: true,
     successContentType: "application/json",
@@ -92,7 +92,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 429],
+    statuses: [200, 400, 401, 403, 429],
     query: z.object({
       /** URL-encoded `key=value` pairs joined by `&`; all must match */
       metadata: z.string().max(8192).optional(),
@@ -116,7 +116,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 201,
-    statuses: [201, 400, 401, 404, 413, 429, 500],
+    statuses: [201, 400, 401, 403, 404, 413, 429, 500, 501],
     body: zNewSandbox,
     bodyRequired: true,
     successContentType: "application/json",
@@ -131,7 +131,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 401, 404, 429],
+    statuses: [200, 400, 401, 403, 404, 429],
     params: z.object({
       sandboxID: z.string().max(128),
     }),
@@ -147,7 +147,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 204,
-    statuses: [204, 401, 404, 429],
+    statuses: [204, 400, 401, 403, 404, 429],
     params: z.object({
       sandboxID: z.string().max(128),
     }),
@@ -161,7 +161,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 204,
-    statuses: [204, 400, 401, 404, 429],
+    statuses: [204, 400, 401, 403, 404, 413, 429],
     params: z.object({
       sandboxID: z.string().max(128),
     }),
@@ -177,7 +177,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429],
+    statuses: [200, 400, 401, 403, 404, 413, 429],
     params: z.object({
       sandboxID: z.string().max(128),
     }),
@@ -195,7 +195,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429],
+    statuses: [200, 400, 401, 403, 404, 413, 429],
     params: z.object({
       sandboxID: z.string().max(128),
     }),
@@ -213,7 +213,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 201,
-    statuses: [201, 400, 401, 404, 429],
+    statuses: [201, 400, 401, 403, 404, 413, 429],
     params: z.object({
       sandboxID: z.string().max(128),
     }),
@@ -231,7 +231,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 204,
-    statuses: [204, 401, 404, 429, 501],
+    statuses: [204, 400, 401, 403, 404, 413, 429, 501],
     params: z.object({
       sandboxID: z.string().max(128),
     }),
@@ -245,7 +245,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 204,
-    statuses: [204, 401, 404, 429, 501],
+    statuses: [204, 400, 401, 403, 404, 429, 501],
     params: z.object({
       sandboxID: z.string().max(128),
     }),
@@ -260,7 +260,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 429],
+    statuses: [200, 400, 401, 403, 404, 429],
     params: z.object({
       sandboxID: z.string().max(128),
     }),
@@ -280,7 +280,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 401, 404, 429],
+    statuses: [200, 400, 401, 403, 404, 429],
     params: z.object({
       templateID: z.string().max(256),
     }),
@@ -296,7 +296,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 401, 404, 429],
+    statuses: [200, 400, 401, 403, 404, 429],
     params: z.object({
       alias: z.string().max(256),
     }),
@@ -351,7 +351,7 @@ export const operations = {
     tags: ["interpreter"],
     authenticated: false,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 502],
+    statuses: [200, 400, 401, 403, 404, 413, 502],
     body: zExecute,
     bodyRequired: true,
     successContentType: "application/x-ndjson",
@@ -365,7 +365,7 @@ export const operations = {
     tags: ["interpreter"],
     authenticated: false,
     successStatus: 200,
-    statuses: [200, 401, 404, 501],
+    statuses: [200, 400, 401, 403, 404, 501],
     successContentType: "application/json",
     successSchema: z.array(zContext),
   },
@@ -378,7 +378,7 @@ export const operations = {
     tags: ["interpreter"],
     authenticated: false,
     successStatus: 200,
-    statuses: [200, 400, 401, 404, 501],
+    statuses: [200, 400, 401, 403, 404, 413, 501],
     body: zNewContext,
     bodyRequired: false,
     successContentType: "application/json",
@@ -393,7 +393,7 @@ export const operations = {
     tags: ["interpreter"],
     authenticated: false,
     successStatus: 204,
-    statuses: [204, 401, 404, 501],
+    statuses: [204, 400, 401, 403, 404, 501],
     params: z.object({
       contextID: z.string().max(128),
     }),
@@ -407,7 +407,7 @@ export const operations = {
     tags: ["interpreter"],
     authenticated: false,
     successStatus: 204,
-    statuses: [204, 401, 404, 501],
+    statuses: [204, 400, 401, 403, 404, 413, 501],
     params: z.object({
       contextID: z.string().max(128),
     }),
