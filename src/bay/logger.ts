@@ -98,14 +98,19 @@ function renderedLine(render: () => string): string {
   try {
     return render();
   } catch (e) {
-    let error = "unknown";
-    try {
-      error = errorMessage(e);
-    } catch {
-      // a thrown value that cannot even be named
-    }
-    return JSON.stringify({ time: isoNow(), level: "error", msg: "a log line could not be rendered", error });
+    return unrenderable(e);
   }
+}
+
+/** The line that stands for one that could not be made, naming why. */
+function unrenderable(e: unknown): string {
+  let error = "unknown";
+  try {
+    error = errorMessage(e);
+  } catch {
+    // a thrown value that cannot even be named
+  }
+  return JSON.stringify({ time: isoNow(), level: "error", msg: "a log line could not be rendered", error });
 }
 
 /** How long exit waits for a full stderr pipe to drain before giving up on the rest. */
@@ -153,13 +158,19 @@ export function createLogger(level: LogLevel = "info", write?: (line: string) =>
       const requestId = currentRequest()?.requestId;
       const record: LogRecord = { time: isoNow(), level: lvl, msg };
       if (requestId !== undefined) record.request_id = requestId;
-      Object.assign(record, fields);
+      try {
+        Object.assign(record, fields);
+      } catch (e) {
+        // A getter that throws, a Proxy: the line says so, and the caller goes on.
+        (batched ?? write!)(unrenderable(e));
+        return;
+      }
       // Batched: rendered when written, after the answer is on its way; a record
       // holding an object is rendered now, as the object is now (it may change
       // before its batch is written).
       const line = () => render(record);
       if (!batched) write!(renderedLine(line));
-      else if (holdsObject(fields)) batched(renderedLine(line));
+      else if (holdsObject(record)) batched(renderedLine(line));
       else batched(line);
     };
   return {

@@ -58,6 +58,9 @@ export function isInside(root: string, candidate: string): boolean {
   return candidate === root || candidate.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
+/** Why a path the runtime's user may not read or enter is refused. */
+const PERMISSION_DENIED = "permission denied";
+
 /** The errno code of a failed fs call. */
 export function errCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | null)?.code;
@@ -65,7 +68,8 @@ export function errCode(err: unknown): string | undefined {
 
 /**
  * Maps an fs error on a user path to a ShipError: a missing path is file_not_found,
- * a symlink where none may be, a too long path or a file used as a directory are
+ * a symlink where none may be, a too long path, a file used as a directory or one
+ * the runtime's user may not enter (code in the sandbox may chmod its files) are
  * invalid_path, a directory or special file where a regular file is needed is
  * validation_error. Anything else is rethrown unchanged.
  */
@@ -79,6 +83,9 @@ export function pathError(err: unknown, path: string): unknown {
       return invalid(path, "too long");
     case "ENOTDIR":
       return invalid(path, "a parent is not a directory");
+    case "EACCES":
+    case "EPERM":
+      return invalid(path, PERMISSION_DENIED);
     case "EISDIR":
       return new ShipError("validation_error", `path is a directory: ${path}`, { details: { path } });
     case "ENXIO":
@@ -125,6 +132,7 @@ export async function resolveWorkspacePath(workspace: string, input: string): Pr
       const code = errCode(err);
       if (code === "ELOOP") throw invalid(input, "symlink loop");
       if (code === "ENAMETOOLONG") throw invalid(input, "too long");
+      if (code === "EACCES" || code === "EPERM") throw invalid(input, PERMISSION_DENIED);
       if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
     }
     if (real !== null) {

@@ -1,7 +1,8 @@
 /**
  * envd's multipart `POST /files` on the real engine: a form whose later part
  * Ship would refuse on the disk as it is (an existing directory, a file on the
- * way, a symlink that dangles or leaves the home) writes none of its parts, and
+ * way, a symlink that dangles or leaves the home, a directory the sandbox
+ * locked) writes none of its parts, and
  * is answered as Ship answers that part written alone. Targets through a
  * symlinked directory inside the home are still written.
  */
@@ -20,7 +21,7 @@ beforeAll(async () => {
   const setup = await t.json("POST", `/v1/sandboxes/${sb.sandboxID}/shell/exec`, {
     body: {
       command:
-        "mkdir -p mt/dir mt/real && echo f > mt/file && ln -s /workspace/nowhere mt/dangling && ln -s /workspace/mt/dir mt/linkdir && ln -s /workspace/mt/real mt/linkreal && ln -s /etc mt/outside",
+        "mkdir -p mt/dir mt/real && echo f > mt/file && ln -s /workspace/nowhere mt/dangling && ln -s /workspace/mt/dir mt/linkdir && ln -s /workspace/mt/real mt/linkreal && ln -s /etc mt/outside && mkdir mt/locked && chmod 000 mt/locked",
     },
   });
   expect(setup.body.exit_code).toBe(0);
@@ -51,6 +52,7 @@ describe("a multipart write whose later part cannot be written", () => {
     ["a dangling symlink", "/home/user/mt/dangling", "dangling symlink"],
     ["a path through a dangling symlink", "/home/user/mt/dangling/x.txt", "dangling symlink"],
     ["a path through a symlink that leaves the home", "/home/user/mt/outside/x.txt", "resolves outside the workspace"],
+    ["a path into a directory the sandbox locked (chmod 000)", "/home/user/mt/locked/x.txt", "permission denied"],
   ];
   for (const [what, bad, message] of cases) {
     test(`${what}: nothing is written, and the answer is Ship's for that part alone`, async () => {

@@ -44,6 +44,23 @@ describe(SHIP_IMAGE, () => {
     const sh = await client().shell("id -u; touch /etc/x 2>&1 || true");
     expect(sh.body.output).toMatch(/^1000\n.*Permission denied/s);
   });
+
+  test("image: a directory user code locked (chmod 000) is invalid_path, permission denied, to an upload and to upload-check alike", async () => {
+    await client().shell("mkdir -p perm/locked && chmod 000 perm/locked");
+    try {
+      const up = await client().call("/filesystem/upload?path=perm/locked/x", { method: "POST", body: "x" });
+      const upBody = (await up.json()) as { error: { code: string; message: string; details: Record<string, unknown> } };
+      expect([up.status, upBody.error.code, upBody.error.details.reason]).toEqual([400, "invalid_path", "permission denied"]);
+      const check = await client().json("POST", "/filesystem/upload-check", { paths: ["perm/ok.txt", "perm/locked/x"] });
+      expect([check.status, check.body]).toEqual([400, { error: { ...upBody.error, details: { ...upBody.error.details, index: 1 } } }]);
+      const read = await client().json("GET", "/filesystem/files?path=perm/locked/x");
+      expect([read.status, read.body.error.code]).toEqual([400, "invalid_path"]);
+      const list = await client().json("GET", "/filesystem/directories?path=perm");
+      expect(list.body.entries.map((e: { name: string }) => e.name)).toEqual(["locked"]);
+    } finally {
+      await client().shell("chmod 755 perm/locked; rm -rf perm");
+    }
+  });
 });
 
 describe(SHIP_DATA_IMAGE, () => {

@@ -77,6 +77,28 @@ test("a logger with its own writer never throws for a record it cannot render", 
   loop.self = loop;
   expect(() => log.info("circular", { loop })).not.toThrow();
   expect(() => log.info("big", { n: 1n })).not.toThrow();
+  const getter = Object.defineProperty({}, "boom", {
+    enumerable: true,
+    get() {
+      throw new Error("getter");
+    },
+  });
+  expect(() => log.info("getter", getter)).not.toThrow();
+  const proxy = new Proxy(
+    {},
+    {
+      ownKeys() {
+        throw new Error("proxy");
+      },
+    },
+  );
+  expect(() => log.info("proxy", proxy)).not.toThrow();
   log.info("after");
-  expect(lines.map((l) => JSON.parse(l).msg)).toEqual(["a log line could not be rendered", "a log line could not be rendered", "after"]);
+  expect(lines.map((l) => [JSON.parse(l).msg, JSON.parse(l).error])).toEqual([
+    ["a log line could not be rendered", expect.any(String)],
+    ["a log line could not be rendered", expect.any(String)],
+    ["a log line could not be rendered", "getter"],
+    ["a log line could not be rendered", "proxy"],
+    ["after", undefined],
+  ]);
 });

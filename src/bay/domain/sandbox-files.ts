@@ -141,14 +141,15 @@ export class SandboxFiles {
   /**
    * The first of `paths` (normalised workspace paths) an upload would be refused for on
    * the sandbox's disk as it is, with its index, or null; nothing is written. Best
-   * effort: an answer that names no target (a Ship from before the check) refuses none.
+   * effort: an answer that names no target (a Ship from before the check, one that
+   * took past DEADLINES.uploadCheck) refuses none, and each write checks again.
    */
   async firstRefusedUpload(ctx: CallContext, paths: string[]): Promise<{ index: number; refusal: BayError } | null> {
     try {
       const res = await this.deps.router.call(ctx, {
         capability: "filesystem",
         operation: "upload-check",
-        coverMs: DEADLINES.files,
+        coverMs: DEADLINES.uploadCheck,
         replayable: true,
         run: (ship, s) => ship.checkUploads(s, paths, ctx),
       });

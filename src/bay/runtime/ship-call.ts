@@ -40,6 +40,8 @@ export const DEADLINES = {
   meta: 3_000,
   processes: 15_000,
   files: 10 * 60_000,
+  /** The check before a multipart write's parts: best effort, so a stalled Ship only delays the writes this long. */
+  uploadCheck: 30_000,
   contexts: 15_000,
   /** Creating or restarting a context waits for its kernel (Ship gives one a minute to start). */
   contextStart: 90_000,

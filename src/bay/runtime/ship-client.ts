@@ -163,7 +163,7 @@ export class ShipClient {
 
   /** Checks upload targets against the disk, writing nothing: the first refused is answered with its upload's error and `details.index`. */
   checkUploads(t: ShipTarget, paths: string[], o: CallOptions = {}): Promise<Response> {
-    return this.send(t, "checkUploads", { json: { paths }, timeoutMs: DEADLINES.files }, o);
+    return this.send(t, "checkUploads", { json: { paths }, timeoutMs: DEADLINES.uploadCheck }, o);
   }
 
   downloadFile(t: ShipTarget, path: string, o: CallOptions = {}): Promise<Response> {

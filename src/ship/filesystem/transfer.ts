@@ -96,14 +96,20 @@ export async function receiveUpload(
  * or creating anything: a missing parent is no refusal, as an upload creates it.
  */
 export async function checkUploadTarget(workspace: string, path: string): Promise<void> {
-  const target = await resolveWorkspacePath(workspace, path);
-  if (target.relative === ".") throw rootRefused();
-  if (!target.exists && !(await parentExists(target.absolute))) return;
-  const parent = await openParentDir(target);
   try {
-    await refuseDirectory(parent, target.relative);
-  } finally {
-    await parent.handle.close();
+    const target = await resolveWorkspacePath(workspace, path);
+    if (target.relative === ".") throw rootRefused();
+    if (!target.exists && !(await parentExists(target.absolute))) return;
+    const parent = await openParentDir(target);
+    try {
+      await refuseDirectory(parent, target.relative);
+    } finally {
+      await parent.handle.close();
+    }
+  } catch (err) {
+    // Something removed on the way since it was seen: an upload creates what is missing.
+    if (err instanceof ShipError && err.code === "file_not_found") return;
+    throw err;
   }
 }
 
