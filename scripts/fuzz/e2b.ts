@@ -221,7 +221,11 @@ export function e2bAccess(rng: Rng, d: Draft): void {
       // The traffic token opens the code interpreter only.
       setHeader(d, "X-Access-Token", undefined);
       setHeader(d, "E2B-Traffic-Access-Token", "{{etta.own}}");
-      if (!interpreter) refuse("the traffic token outside the code interpreter");
+      if (!interpreter) {
+        // Named, so the request is the sandbox's (GET /health naming none is the API's own, open to all).
+        setHeader(d, "E2b-Sandbox-Id", "{{esb.own}}");
+        refuse("the traffic token outside the code interpreter");
+      }
       return;
     case "root":
       setHeader(d, "Authorization", rng.pick(["Basic cm9vdDo=", "Basic cm9vdDpwdw=="]));

@@ -199,6 +199,11 @@ describe("generating E2B requests", () => {
     // The traffic token opens the interpreter, not envd's files.
     for (const r of by("E2B access traffic")) expect(r.mustReject).toBe("the traffic token outside the code interpreter");
     for (const r of many("e2bExecute").filter((r) => r.mutation === "E2B access traffic")) expect(r.mustReject).toBeUndefined();
+    // GET /health naming no sandbox is the API's own health (200 to anyone): a refused traffic token names the sandbox.
+    const health = many("e2bHealth", 600).filter((r) => r.mutation === "E2B access traffic");
+    expect(health.length).toBeGreaterThan(0);
+    for (const r of health)
+      expect([r.mustReject, header(r, "e2b-sandbox-id")]).toEqual(["the traffic token outside the code interpreter", "{{esb.own}}"]);
   });
 
   test("POST /files as a multipart form: parts named by their path; forms Bay must refuse are marked", () => {
