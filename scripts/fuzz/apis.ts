@@ -11,6 +11,8 @@ export interface ApiModel {
   name: "bay" | "e2b";
   /** The path of the spec's server URL: every operation's path starts with it ("" for Bay). */
   base: string;
+  /** Paths (after the base) also served at the origin root: E2B's `/files`, for the SDKs' signed URLs. */
+  rootAliases: string[];
   /** The error body every failure answers with. */
   errorBody: Schema;
   /** The error codes a response's description may name (Bay's ErrorInfo); empty when the body carries none. */
@@ -30,6 +32,7 @@ export function bayModel(errorBody: Schema, errorCodes: string[]): ApiModel {
   return {
     name: "bay",
     base: "",
+    rootAliases: [],
     errorBody,
     errorCodes,
     errorCode(body) {
@@ -66,6 +69,7 @@ export function e2bModel(errorBody: Schema, base: string): ApiModel {
   return {
     name: "e2b",
     base,
+    rootAliases: ["/files"],
     errorBody,
     errorCodes: [],
     errorCode(body) {
@@ -91,19 +95,22 @@ export function e2bModel(errorBody: Schema, base: string): ApiModel {
 
 /**
  * The path as Bay routes it: slashes right after an API's base count as one
- * (Bay's routedPath: SDKs that join a base URL ending in `/` and a path send `/e2b//…`).
+ * (Bay's routedPath: SDKs that join a base URL ending in `/` and a path send `/e2b//…`),
+ * and a root alias is its API's path.
  */
 export function routedPath(models: ApiModel[], path: string): string {
   for (const m of models) {
     if (m.base !== "" && path.startsWith(`${m.base}//`)) return `${m.base}/${path.slice(m.base.length).replace(/^\/+/, "")}`;
+    if (m.rootAliases.includes(path)) return `${m.base}${path}`;
   }
   return path;
 }
 
-/** The API whose error model an answer to `path` (no operation matched) is in: the longest base it lies under. */
+/** The API whose error model an answer to `path` (no operation matched) is in: the API it is a root alias of, else the longest base it lies under. */
 export function modelForPath(models: ApiModel[], path: string | undefined): ApiModel {
   let best = models[0]!;
   for (const m of models) {
+    if (path !== undefined && m.rootAliases.includes(path)) return m;
     if (m.base === "" || path === undefined) continue;
     if ((path === m.base || path.startsWith(`${m.base}/`)) && m.base.length > best.base.length) best = m;
   }

@@ -36,6 +36,8 @@ export interface Draft {
   mustFailRpc?: string;
   /** See FuzzRequest. */
   streamEnds?: boolean;
+  /** Sent at the origin root, without its API's base (one of the API's rootAliases). */
+  atRoot?: boolean;
 }
 
 /** The port of the fixture server (fixtures.ts). */
@@ -143,7 +145,8 @@ export function queryViolation(p: Param, value: string | undefined, e2b = false)
 const PLACEHOLDER = /^\{\{[a-z]+\.[a-z]+\}\}$/;
 
 function encodeTarget(d: Draft): string {
-  let target = d.op.path.replace(/\{([A-Za-z_]+)\}/g, (_, name: string) => {
+  const path = d.atRoot ? d.op.path.slice(d.op.api.base.length) : d.op.path;
+  let target = path.replace(/\{([A-Za-z_]+)\}/g, (_, name: string) => {
     const v = d.path[name] ?? "";
     return v.startsWith("{{") ? v : d.transport === "raw" ? v : pctEncode(v);
   });

@@ -245,7 +245,9 @@ export function e2bAccess(rng: Rng, d: Draft): void {
         unsigned: 1,
       });
       d.rawQuery = `{{esig.${which}}}`;
-      d.mutation = `E2B signed URL ${which === good ? "valid" : which}`;
+      // As the SDKs build them, at the origin root; or under the prefix, which serves them too.
+      d.atRoot = rng.chance(0.5);
+      d.mutation = `E2B signed URL ${which === good ? "valid" : which}${d.atRoot ? " at the root" : ""}`;
       if (which !== good) refuse(`signed URL ${which}`);
       return;
     }

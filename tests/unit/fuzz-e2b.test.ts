@@ -72,6 +72,11 @@ describe("the E2B contract", () => {
     expect(modelForPath(contract.apis, "/e2b").name).toBe("e2b");
     expect(modelForPath(contract.apis, "/e2bx").name).toBe("bay");
     expect(modelForPath(contract.apis, "/v1/nothing").name).toBe("bay");
+    // E2B's /files is also served at the origin root (the SDKs' signed URLs): its operations and error body.
+    expect(modelForPath(contract.apis, "/files").name).toBe("e2b");
+    expect(modelForPath(contract.apis, "/files/x").name).toBe("bay");
+    const atRoot = request("e2bReadFile", "GET", "/files?path=x");
+    expect(operationFor(contract, atRoot, "/files?path=x")?.id).toBe("e2bReadFile");
     const unrouted = request("e2bGetSandbox", "GET", "/e2b/volumes");
     expect(judge(contract, unrouted, "/e2b/volumes", answer(404, { code: 404, message: "no E2B route" })).violations).toEqual([]);
     const bayBody = { error: { code: "not_found", message: "m", request_id: "r", details: {} } };
@@ -189,12 +194,19 @@ describe("generating E2B requests", () => {
       expect(by(m).length).toBeGreaterThan(0);
       for (const r of by(m)) expect(r.mustReject).toBeDefined();
     }
-    expect(by("E2B signed URL valid").length).toBeGreaterThan(0);
-    for (const r of by("E2B signed URL valid")) {
-      expect(r.target).toBe("/e2b/files?{{esig.read}}");
-      expect(r.mustReject).toBeUndefined();
-      expect(header(r, "x-access-token")).toBeUndefined();
+    // Valid signed URLs go under the prefix and at the origin root, as the SDKs build them.
+    for (const [m, target] of [
+      ["E2B signed URL valid", "/e2b/files?{{esig.read}}"],
+      ["E2B signed URL valid at the root", "/files?{{esig.read}}"],
+    ] as const) {
+      expect(by(m).length).toBeGreaterThan(0);
+      for (const r of by(m)) {
+        expect(r.target).toBe(target);
+        expect(r.mustReject).toBeUndefined();
+        expect(header(r, "x-access-token")).toBeUndefined();
+      }
     }
+    expect(by("E2B signed URL expired at the root").every((r) => r.mustReject !== undefined)).toBe(true);
     for (const r of by("E2B access tokenOnly")) expect(r.mustReject).toBeUndefined();
     // The traffic token opens the interpreter, not envd's files.
     for (const r of by("E2B access traffic")) expect(r.mustReject).toBe("the traffic token outside the code interpreter");
