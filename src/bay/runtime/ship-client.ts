@@ -154,7 +154,6 @@ export class ShipClient {
     return this.send(t, "listDirectory", { query: { path }, timeoutMs: DEADLINES.files }, o);
   }
 
-  /** Streams `body` (the file's bytes) to `path`. */
   /** Uploads `body` to `path`; `length`, when known, is sent as the body's Content-Length. */
   uploadFile(t: ShipTarget, path: string, body: ReadableStream<Uint8Array>, o: CallOptions = {}, length?: number) {
     const send = { query: { path }, raw: body, timeoutMs: DEADLINES.files };
