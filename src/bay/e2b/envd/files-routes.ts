@@ -106,8 +106,12 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
     const limits = await deps.files.uploadLimits(call.owner, call.sandboxId);
     const type = c.req.header("content-type") ?? "";
     const written: Array<{ name: string; type: "file"; path: string }> = [];
-    const put = async (rawPath: string, body: ReadableStream<Uint8Array>, broken: () => BayError | null = () => null) => {
-      const path = writeTarget(rawPath);
+    /** Writes `body` to `path`, the workspace path of `rawPath` as sent (writeTarget). */
+    const put = async (
+      { rawPath, path }: { rawPath: string; path: string },
+      body: ReadableStream<Uint8Array>,
+      broken: () => BayError | null = () => null,
+    ) => {
       let failure: BayError | null = null;
       const upload: StreamingUpload = {
         path,
@@ -147,16 +151,21 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
         // Every target is checked by the rule its write applies before the first byte is
         // written, then against the disk (an existing directory, a file on the way).
         const targets = parts.map((part) => {
-          const target = q.path || part.filename;
-          if (!target) throw new BayError("validation_error", "a `file` part names no path and no `path` was given");
+          const rawPath = q.path || part.filename;
+          if (!rawPath) throw new BayError("validation_error", "a `file` part names no path and no `path` was given");
           // busboy decodes names as UTF-8, lossily: two different byte names would name one file.
-          if (target.includes("\uFFFD")) throw new BayError("validation_error", "a `file` part's name is not valid UTF-8");
-          writeTarget(target);
-          return target;
+          if (rawPath.includes("\uFFFD")) throw new BayError("validation_error", "a `file` part's name is not valid UTF-8");
+          return { rawPath, path: writeTarget(rawPath) };
         });
         // One part's own write is its check; with several, a later one must not fail after the first landed.
-        const unwritable = targets.length > 1 ? await deps.files.firstRefusedUpload(call, targets.map(writeTarget)) : null;
-        if (unwritable) throw asSent(unwritable.refusal, targets[unwritable.index]!);
+        const unwritable =
+          targets.length > 1
+            ? await deps.files.firstRefusedUpload(
+                call,
+                targets.map((t) => t.path),
+              )
+            : null;
+        if (unwritable) throw asSent(unwritable.refusal, targets[unwritable.index]!.rawPath);
         for (const [i, part] of parts.entries())
           await put(targets[i]!, Readable.toWeb(part.read()) as unknown as ReadableStream<Uint8Array>);
       } finally {
@@ -175,7 +184,7 @@ export function filesRoutes(deps: FilesRoutesDeps): Hono {
           ? new BayError("validation_error", `the body is not valid gzip (Content-Encoding: gzip): ${errorText(e)}`)
           : new BayError("validation_error", `the upload's body broke off: ${errorText(e)}`),
       );
-      await put(q.path, read.body, read.failure);
+      await put({ rawPath: q.path, path: writeTarget(q.path) }, read.body, read.failure);
     }
     return c.json(written, 200);
   });
