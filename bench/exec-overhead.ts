@@ -22,9 +22,16 @@
  * a call through that Bay against one through this build's, same rounds. (Not
  * pair by pair across sandboxes: the other sandbox's kernel has idled a whole
  * pair by then, and waking it inflates whichever call goes there.)
+ *
+ * Then the same pairs once more for this build with the client (this process),
+ * Bay and the bare proxies pinned to one CPU (bench/affinity.ts; Ship is left
+ * free): what is left of the overhead when handing a request to Bay, and its
+ * answer back, wakes no other CPU. The difference to the first rows is the
+ * machine's cost of those two wake-ups, not Bay's work.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { onOneCpu } from "./affinity.ts";
 import { bayExec, type BenchContext, createSandbox, deleteSandbox, directExec, expectTwo, shipOf } from "./context.ts";
 import { median, ms, quantile, ratio, type Row, timedPair } from "./stats.ts";
 
@@ -59,7 +66,7 @@ async function bareProxy(ship: { endpoint: string; secret: string }, script = "b
     });
     expectTwo((await r.json()) as object, "bare proxy exec");
   };
-  return { call, close: () => proc.kill() };
+  return { call, pid: proc.pid, close: () => proc.kill() };
 }
 
 /**
@@ -220,12 +227,19 @@ export async function execOverhead(
     }
     for (const s of sides) await cpuPerCall(s, CPU_CALLS);
     const [mine] = sides;
+    const pinned = await onOneCpu([process.pid, mine!.ctx.bay.pid, proxy.pid, channelProxy.pid], async () => {
+      const s: Side = { ...mine!, bay: [], direct: [], diff: [], floor: [], channelFloor: [] };
+      delete s.cpuUs;
+      for (let i = 0; i < runs; i++) await pair(s, i % 4 < 2, proxies);
+      return s;
+    });
     const base = baseline ? sides[1] : undefined;
     return [
       ...rows(mine!, runs, baseline ? " (this build)" : ""),
       ...(base ? rows(base, runs, " (baseline)") : []),
       ...(socketSide ? [...rows(socketSide, runs, " (Ship's socket)"), viaSocket(socketSide, mine!, runs)] : []),
       ...(httpSide ? rows(httpSide, runs, " (HTTP per call, no channel)") : []),
+      ...(pinned ? rows(pinned, runs, " (client and Bay on one CPU)") : []),
     ];
   } finally {
     proxy?.close();
