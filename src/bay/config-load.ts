@@ -76,6 +76,7 @@ const ENV_OVERRIDES: Array<[string, string[], "string" | "number" | "boolean"]> 
   ["BAY_E2B_ENABLED", ["e2b", "enabled"], "boolean"],
   ["BAY_E2B_PREFIX", ["e2b", "prefix"], "string"],
   ["BAY_E2B_SANDBOX_DOMAIN", ["e2b", "sandbox_domain"], "string"],
+  ["BAY_E2B_RUN_CODE_TIMEOUT", ["e2b", "run_code_timeout"], "number"],
 ];
 
 const TRUE = new Set(["1", "true", "yes", "on"]);

@@ -248,6 +248,12 @@ export const configSchema = z
           .default("/e2b"),
         /** Profile of E2B's default templates (`base`, `code-interpreter-v1`). */
         default_profile: z.string().default("python-default"),
+        /**
+         * Seconds a `runCode` may run on Bay's side (at most a day). E2B's server sets
+         * none: a run ends when it ends, when its client leaves (the SDK's own
+         * timeoutMs / timeout) or with its sandbox, whose timeout bounds it anyway.
+         */
+        run_code_timeout: z.number().int().min(1).max(86400).default(86400),
         /** Seconds an E2B sandbox lives when create names no timeout (the SDKs' own default). */
         default_timeout: z.number().int().positive().max(2592000).default(300),
         /**

@@ -283,3 +283,11 @@ test("the E2B prefix may not sit under one of Bay's own first segments (it would
   for (const prefix of ["/e2b", "/compat/e2b", "/v2", "/v1e2b", "/e2b/v1"])
     expect(loadConfig({ BAY_E2B_PREFIX: prefix }).e2b.prefix).toBe(prefix);
 });
+
+test("e2b.run_code_timeout: a day by default, BAY_E2B_RUN_CODE_TIMEOUT sets it, and it is whole seconds from 1 to a day", () => {
+  expect(loadConfig({}).e2b.run_code_timeout).toBe(86_400);
+  expect(loadConfig({ BAY_E2B_RUN_CODE_TIMEOUT: "2" }).e2b.run_code_timeout).toBe(2);
+  for (const bad of ["0", "86401", "1.5", "soon"]) {
+    expect(() => loadConfig({ BAY_E2B_RUN_CODE_TIMEOUT: bad })).toThrow(/run_code_timeout|BAY_E2B_RUN_CODE_TIMEOUT/);
+  }
+});

@@ -143,7 +143,13 @@ export function createE2bApi(
   prefixed.route("/", files);
   prefixed.route(
     "/",
-    interpreterRoutes({ access, exec: deps.sandboxExec, envVars, ...(optional.contexts ? { contexts: optional.contexts } : {}) }),
+    interpreterRoutes({
+      access,
+      exec: deps.sandboxExec,
+      envVars,
+      runCodeTimeoutSeconds: deps.config.e2b.run_code_timeout,
+      ...(optional.contexts ? { contexts: optional.contexts } : {}),
+    }),
   );
   prefixed.all("*", (c) => e2bErrorResponse(c, new BayError("not_found", `no E2B route for ${c.req.method} ${c.req.path}`)));
 

@@ -46,10 +46,9 @@ export interface InterpreterRoutesDeps {
   contexts?: CodeContexts;
   /** Sandbox-wide environment (create's envVars): every kernel keeps them, as E2B's do. */
   envVars(call: DataPlaneCall): Promise<Record<string, string>>;
+  /** Longest a run may take on Bay's side (e2b.run_code_timeout): the SDK's own timeout, or the sandbox's, ends it sooner. */
+  runCodeTimeoutSeconds: number;
 }
-
-/** Longest a run may take on Bay's side: the SDK's own timeout (default 60 s) ends it sooner. */
-const EXEC_TIMEOUT_SECONDS = 300;
 const ALIASES: Record<string, CodeLanguage> = {
   python: "python",
   py: "python",
@@ -88,7 +87,7 @@ interface BayContext {
 }
 const toE2bContext = (c: BayContext) => ({ id: c.id, language: c.language, cwd: toE2bPath(c.cwd) });
 
-export function interpreterRoutes({ access, exec, contexts, envVars }: InterpreterRoutesDeps): Hono {
+export function interpreterRoutes({ access, exec, contexts, envVars, runCodeTimeoutSeconds }: InterpreterRoutesDeps): Hono {
   const app = new Hono();
   const authorize = (c: Context): Promise<DataPlaneCall> =>
     access.authorize(
@@ -119,7 +118,7 @@ export function interpreterRoutes({ access, exec, contexts, envVars }: Interpret
         call,
         {
           code: body.code,
-          timeout: EXEC_TIMEOUT_SECONDS,
+          timeout: runCodeTimeoutSeconds,
           ...env,
           ...(body.context_id ? { context_id: body.context_id } : { language: lang }),
         },
@@ -131,7 +130,7 @@ export function interpreterRoutes({ access, exec, contexts, envVars }: Interpret
     }
     if (body.context_id) needContexts();
     if (language(body.language) !== "python") throw new BayError("not_implemented", "only python runs without Bay's code contexts");
-    const result = (await (await exec.python(call, { code: body.code, timeout: EXEC_TIMEOUT_SECONDS, ...env })).json()) as PythonResult;
+    const result = (await (await exec.python(call, { code: body.code, timeout: runCodeTimeoutSeconds, ...env })).json()) as PythonResult;
     return c.body(
       `${executionLines(result)
         .map((l) => JSON.stringify(l))

@@ -314,8 +314,11 @@ export function pythonCases(client: () => ShipClient, opts: { matplotlib: boolea
     const missing = await client().json("POST", "/ipython/exec", { timeout: 3 });
     expect(missing.status).toBe(400);
     expect(missing.body.error.code).toBe("validation_error");
-    const tooLong = await client().json("POST", "/ipython/exec", { code: "1", timeout: 301 });
+    // Past a day (E2B's runCode may ask up to that; Bay's own API up to 300 s).
+    const tooLong = await client().json("POST", "/ipython/exec", { code: "1", timeout: 86_401 });
     expect(tooLong.status).toBe(400);
+    const long = await client().json("POST", "/ipython/exec", { code: "6*7", timeout: 3600 });
+    expect([long.status, long.body.output.trim()]).toEqual([200, "42"]);
     const badJson = await client().call("/ipython/exec", {
       method: "POST",
       body: "{nope",

@@ -85,8 +85,8 @@ export const zCodeExecRequest = z.lazy(() => z.strictObject({
   code: z.string(),
   language: zLanguage.optional(),
   context_id: z.string().min(1).max(128).optional(),
-  /** seconds */
-  timeout: z.number().max(300).gt(0).default(30),
+  /** seconds (Bay's own API sends at most 300; its E2B runCode up to e2b.run_code_timeout, a day at most) */
+  timeout: z.number().max(86400).gt(0).default(30),
   env: zEnvVars.optional(),
   base_env: zEnvVars.optional(),
 }));
@@ -98,8 +98,8 @@ export type ExecEvents = z.infer<typeof zExecEvents>;
 
 export const zPythonExecRequest = z.lazy(() => z.object({
   code: z.string(),
-  /** seconds */
-  timeout: z.number().max(300).gt(0).default(30),
+  /** seconds (Bay's own API sends at most 300; its E2B runCode up to e2b.run_code_timeout, a day at most) */
+  timeout: z.number().max(86400).gt(0).default(30),
   env: zEnvVars.optional(),
   base_env: zEnvVars.optional(),
 }));
