@@ -8,6 +8,7 @@
  */
 import { DOCS_SLASH_ROUTE } from "../../src/bay/api/routes/docs.ts";
 import { modelForPath, routedPath } from "./apis.ts";
+import { judgeConnect } from "./envd-rpc-check.ts";
 import { FUZZ_SANDBOX_DOMAIN } from "./head-strategies.ts";
 import { validate } from "./json-schema.ts";
 import { bareAnswerLimitation, closedLimitation, cutAnswerLimitation } from "./known.ts";
@@ -109,6 +110,8 @@ export function rpcMessages(o: Outcome): Array<Record<string, unknown>> {
 
 /** Judges one answer. `target` is the request target with placeholders filled in. */
 export function judge(contract: Contract, req: FuzzRequest, target: string, o: Outcome, runtimeFault?: string): Verdict {
+  // envd's Connect RPC calls are in no spec: judged by the Connect protocol and their descriptors.
+  if (req.connect) return judgeConnect(req, o, runtimeFault);
   const op = operationFor(contract, req, target);
   const v: Verdict = { op: op?.id ?? "(no operation)", violations: [], details: [] };
   const fail = (reason: string, detail?: string) => {

@@ -8,6 +8,7 @@
  */
 import { SERVER_PORT } from "./draft.ts";
 import { createE2bFixtures, E2bKeeper, killE2bSandboxes } from "./e2b.ts";
+import { createEnvdRpcFixtures, EnvdRpcKeeper } from "./envd-rpc-fixtures.ts";
 import type { FuzzRequest, Resolver } from "./request.ts";
 import type { Outcome } from "./send.ts";
 
@@ -110,6 +111,7 @@ export async function createFixtures(url: string): Promise<Record<string, string
   v["sb.doomed"] = (await call(url, "alice", "POST", "/v1/sandboxes", {}, 201)).id;
   v["ws.doomed"] = (await call(url, "alice", "POST", "/v1/workspaces", {}, 201)).id;
   await createE2bFixtures(url, v);
+  await createEnvdRpcFixtures(url, v);
   for (const [k, val] of Object.entries(v)) if (typeof val !== "string" || val === "") throw new Error(`fixture ${k} is empty`);
   return v;
 }
@@ -132,9 +134,11 @@ export class FixtureKeeper {
   /** The server fixture ended (its sandbox stopped). */
   private serverLost = false;
   private readonly e2b: E2bKeeper;
+  private readonly envd: EnvdRpcKeeper;
 
   constructor(private readonly values: Record<string, string>) {
     this.e2b = new E2bKeeper(values);
+    this.envd = new EnvdRpcKeeper(values);
   }
 
   /** Looks at one answered request for creations and consumed doomed fixtures. */
@@ -142,6 +146,10 @@ export class FixtureKeeper {
     if (o.kind !== "response") return;
     if (req.api === "e2b") {
       this.e2b.note(req, resolve, o);
+      return;
+    }
+    if (req.connect) {
+      this.envd.note(req, resolve, o);
       return;
     }
     const collection =
@@ -208,6 +216,7 @@ export class FixtureKeeper {
       this.serverLost = false;
     }
     await this.e2b.maintain(url);
+    await this.envd.maintain(url);
   }
 }
 

@@ -8,6 +8,7 @@ import type { Rng } from "../lib/rng.ts";
 import * as body from "./body-strategies.ts";
 import { e2bAccess, isDataPlane } from "./e2b.ts";
 import { e2bMultipart } from "./e2b-files.ts";
+import { ENVD_SHARE, envdRpcRequest } from "./envd-rpc.ts";
 import { assemble, baseDraft, type Draft } from "./draft.ts";
 import * as head from "./head-strategies.ts";
 import { mcpMutation } from "./mcp.ts";
@@ -46,6 +47,8 @@ export class RequestGenerator {
 
   /** Request number `index` of the sequence of `rng`'s seed; `operationId`: aimed at that operation only (tests). */
   next(rng: Rng, index: number, operationId?: string): FuzzRequest {
+    // envd's Connect RPC services (in no spec) take their share of the sequence.
+    if (operationId === undefined && rng.chance(ENVD_SHARE)) return envdRpcRequest(rng, index);
     const ops = this.ctx.contract.operations;
     const op = operationId === undefined ? rng.pick(ops) : ops.find((o) => o.id === operationId);
     if (!op) throw new Error(`no operation ${operationId} in the contract`);

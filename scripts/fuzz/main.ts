@@ -2,7 +2,9 @@
  * `bun run fuzz`: a spec-driven fuzzer against a Bay process it starts itself
  * (loopback, its own temp libSQL database and BAY_INSTANCE_ID). Every
  * operation of openapi/bay.v1.yaml and of the E2B-compatible API
- * (openapi/e2b.v1.yaml, under /e2b), mixed in one sequence, gets valid and hostile requests; every
+ * (openapi/e2b.v1.yaml, under /e2b), and every method of envd's Connect RPC services
+ * (process.Process, filesystem.Filesystem, from their descriptors: envd-rpc.ts, about
+ * ENVD_SHARE of the requests), mixed in one sequence, gets valid and hostile requests; every
  * answer is checked against the contract; Bay must stay up throughout.
  * Prints a summary, writes a JSON report, exits 1 on any finding.
  *
@@ -11,6 +13,7 @@
 import { BayUnderTest } from "../lib/bay-under-test.ts";
 import { intOption, parseOptions, stringOption } from "../lib/cli-args.ts";
 import { randomSeed } from "../lib/rng.ts";
+import { ENVD_METHODS, ENVD_SHARE } from "./envd-rpc.ts";
 import { Findings } from "./findings.ts";
 import { createFixtures, deleteEverything, FixtureKeeper } from "./fixtures.ts";
 import { RequestGenerator } from "./generate.ts";
@@ -50,7 +53,10 @@ assertContractSupported(contract, warn);
 for (const w of specWarnings) console.log(`fuzz: spec warning: ${w}`);
 
 const perApi = contract.apis.map((a) => `${a.name} ${contract.operations.filter((o) => o.api === a).length}`).join(", ");
-console.log(`fuzz: seed ${seed}, up to ${requests} requests / ${seconds} s, ${contract.operations.length} operations (${perApi})`);
+console.log(
+  `fuzz: seed ${seed}, up to ${requests} requests / ${seconds} s, ${contract.operations.length} operations (${perApi}), ` +
+    `${ENVD_METHODS.length} envd Connect methods (~${Math.round(ENVD_SHARE * 100)} % of requests)`,
+);
 const bay = await BayUnderTest.launch({
   name: "fuzz",
   config: {

@@ -25,6 +25,22 @@ export interface RawShape {
   halfClose?: boolean;
 }
 
+/** A call to one of envd's Connect RPC services (envd-rpc.ts): its framing at send time, and what the judge needs. */
+export interface ConnectCall {
+  /** `process.Process/Start`: the method aimed at. */
+  path: string;
+  /** The method's kind, when the request reaches it as a Connect call (POST to its path); absent otherwise. */
+  kind?: "unary" | "server_streaming" | "client_streaming" | "bidi_streaming";
+  /** The (filled-in) text body is sent as one envelope: these flags, a length prefix of its length plus `claimedExtra`. */
+  envelope?: { flags: number; claimedExtra?: number };
+  /** Hang up after the first message of a streamed answer, as a client that goes away. */
+  firstOnly?: boolean;
+  /** A body Bay stops reading (over its limit): the close after the answer may cut it. */
+  unread?: boolean;
+  /** No message, or two, for a method that takes one: Connect's answer is unimplemented (as connect-go's). */
+  cardinality?: boolean;
+}
+
 /**
  * - `valid`: well-formed HTTP/1.1; Bay must answer, in the contract.
  * - `malformed`: not valid HTTP; closing the connection is fine, an answer must still be in the contract.
@@ -61,6 +77,8 @@ export interface FuzzRequest {
   streamEnds?: boolean;
   /** Why a 200 JSON-RPC answer must carry an error (or a tool result with `isError`), when it must. */
   mustFailRpc?: string;
+  /** A Connect RPC call to envd (judged by envd-rpc-check.ts, not by a spec). */
+  connect?: ConnectCall;
   timeoutMs: number;
 }
 

@@ -2,6 +2,7 @@
  * Sends a FuzzRequest to Bay (fetch for ordinary requests, a raw socket for
  * the rest) and returns what came back in one shape for the checks.
  */
+import { envelope, readConnectStream, STREAM_WINDOW_MS } from "./connect-wire.ts";
 import { sendRaw } from "./raw-http.ts";
 import type { FuzzRequest, Resolver } from "./request.ts";
 
@@ -16,10 +17,18 @@ export interface Outcome {
   ms: number;
   /** The answer's body was cut: the connection ended before the length its framing announced. */
   cut?: boolean;
+  /** A streamed Connect answer the fuzzer hung up on before it ended (a window, or its first message only). */
+  hungUp?: boolean;
 }
 
-const bodyBytes = (body: FuzzRequest["body"], resolve: Resolver): Uint8Array | undefined =>
-  body === undefined ? undefined : typeof body === "string" ? Buffer.from(resolve(body), "utf8") : body;
+/** The body as sent: placeholders filled, then (a Connect call's) wrapped in its envelope. */
+function bodyBytes(req: FuzzRequest, resolve: Resolver): Uint8Array | undefined {
+  const body = req.body;
+  if (body === undefined || typeof body !== "string") return body;
+  const bytes = Buffer.from(resolve(body), "utf8");
+  const env = req.connect?.envelope;
+  return env ? envelope(bytes, env.flags, bytes.byteLength + (env.claimedExtra ?? 0)) : bytes;
+}
 
 /** The bytes of a raw request: request line, Host, the request's headers, Content-Length, Connection: close, body. */
 export function rawBytes(req: FuzzRequest, resolve: Resolver, port: number): Uint8Array {
@@ -28,7 +37,7 @@ export function rawBytes(req: FuzzRequest, resolve: Resolver, port: number): Uin
   const head = [req.raw?.line !== undefined ? resolve(req.raw.line) : `${req.method} ${resolve(req.target)} HTTP/1.1`];
   if (!req.raw?.noHost) head.push(`Host: 127.0.0.1:${port}`);
   for (const [k, v] of req.headers) head.push(`${k}: ${resolve(v)}`);
-  const plain = bodyBytes(req.body, resolve);
+  const plain = bodyBytes(req, resolve);
   const body =
     plain && req.raw?.chunked
       ? Buffer.concat([Buffer.from(`${plain.byteLength.toString(16)}\r\n`), plain, Buffer.from("\r\n0\r\n\r\n")])
@@ -91,7 +100,7 @@ async function sendFetch(req: FuzzRequest, resolve: Resolver, port: number): Pro
     res = await fetch(`http://127.0.0.1:${port}${resolve(req.target)}`, {
       method: req.method,
       headers,
-      body: (bodyBytes(req.body, resolve) as Uint8Array<ArrayBuffer> | undefined) ?? null,
+      body: (bodyBytes(req, resolve) as Uint8Array<ArrayBuffer> | undefined) ?? null,
       redirect: "manual",
       signal: AbortSignal.timeout(req.timeoutMs),
     });
@@ -105,12 +114,19 @@ async function sendFetch(req: FuzzRequest, resolve: Resolver, port: number): Pro
     return { kind: "closed", status: 0, headers: [], body: new Uint8Array(), detail: `${err.name}: ${err.message}`, ms: ms() };
   }
   let body: Uint8Array;
+  let hungUp = false;
   try {
     // An event stream (a watch, a followed output) may never end by design: what came in a
     // short window is its answer, and leaving is what a client may always do.
     // An exec's stream ends with its run (the request's own deadline bounds it).
-    const sse = (res.headers.get("content-type") ?? "").startsWith("text/event-stream") && !req.streamEnds;
-    body = sse ? await firstEvents(res, SSE_WINDOW_MS) : new Uint8Array(await res.arrayBuffer());
+    const type = res.headers.get("content-type") ?? "";
+    const sse = type.startsWith("text/event-stream") && !req.streamEnds;
+    // A Connect stream (a watch, a followed process) may not end either: read to its end-stream message, or for a window.
+    if (/^application\/connect\+/i.test(type)) {
+      const read = await readConnectStream(res, { windowMs: STREAM_WINDOW_MS, firstOnly: req.connect?.firstOnly ?? false });
+      body = read.body;
+      hungUp = read.hungUp;
+    } else body = sse ? await firstEvents(res, SSE_WINDOW_MS) : new Uint8Array(await res.arrayBuffer());
   } catch (e) {
     return {
       kind: "closed",
@@ -121,7 +137,7 @@ async function sendFetch(req: FuzzRequest, resolve: Resolver, port: number): Pro
       ms: ms(),
     };
   }
-  return { kind: "response", status: res.status, headers: headerList(res.headers), body, ms: ms() };
+  return { kind: "response", status: res.status, headers: headerList(res.headers), body, ms: ms(), ...(hungUp ? { hungUp } : {}) };
 }
 
 async function sendOnce(req: FuzzRequest, resolve: Resolver, port: number): Promise<Outcome> {

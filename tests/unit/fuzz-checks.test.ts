@@ -316,7 +316,12 @@ describe("request building", () => {
   test("every operation is aimed at within a few hundred requests", () => {
     const g = new RequestGenerator(contract, { maxBodyBytes: 1024, maxUploadBytes: 2048 });
     const rng = new Rng(1);
-    const aimed = new Set(Array.from({ length: 600 }, (_, i) => g.next(rng, i).aim));
+    // envd's Connect calls (envd-rpc.ts) aim at methods of no spec: fuzz-envd-rpc.test.ts covers them.
+    const aimed = new Set(
+      Array.from({ length: 600 }, (_, i) => g.next(rng, i))
+        .filter((r) => !r.connect)
+        .map((r) => r.aim),
+    );
     expect([...aimed].sort()).toEqual(contract.operations.map((o) => o.id).sort());
   });
 });

@@ -126,9 +126,13 @@ export function createE2bApi(
     prefixed.post(`/${service}/:method`, async (c) => {
       const handler = (await envdRpc()).get(`/${service}/${c.req.param("method")}`);
       if (!handler) return e2bErrorResponse(c, new BayError("not_found", `no such method: ${service}/${c.req.param("method")}`));
+      const requestId = c.get("requestId") ?? "";
       const headers = new Headers(c.req.raw.headers);
-      headers.set(REQUEST_ID_HEADER, c.get("requestId") ?? "");
-      return handler(new Request(c.req.raw, { headers }));
+      headers.set(REQUEST_ID_HEADER, requestId);
+      const res = await handler(new Request(c.req.raw, { headers }));
+      // The handler's own Response: headers set on the context (X-Request-Id) are not merged into it.
+      res.headers.set("X-Request-Id", requestId);
+      return res;
     });
   }
 

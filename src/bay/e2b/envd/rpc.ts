@@ -13,6 +13,7 @@ import type { Logger } from "../../logger.ts";
 import { Filesystem } from "../generated/envd/filesystem/filesystem_pb.ts";
 import { Process } from "../generated/envd/process/process_pb.ts";
 import type { DataPlaneAccess, DataPlaneCall } from "./access.ts";
+import { withClientFaults } from "./client-faults.ts";
 import { EnvdCalls } from "./envd-calls.ts";
 import { FileInfo } from "./file-info.ts";
 import { filesystemService } from "./filesystem-service.ts";
@@ -66,5 +67,5 @@ export function buildEnvdRpc(d: EnvdRpcDeps): Map<string, EnvdHandler> {
       watchers: new PollingWatchers({ watch: d.watch, maxPerOwner: d.maxWatchersPerOwner }),
     }),
   );
-  return new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(h)]));
+  return new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(withClientFaults(h))]));
 }
