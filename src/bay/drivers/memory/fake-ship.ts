@@ -26,6 +26,7 @@ import {
   proofFor,
   shipProof,
 } from "../../../protocol/ship/index.ts";
+import { z } from "zod";
 import { BayError } from "../../errors.ts";
 import { LANGUAGES, type Language } from "./fake-contexts.ts";
 import { FakeRuntime, type FakeRuntimeOptions, normalize } from "./fake-runtime.ts";
@@ -62,6 +63,8 @@ export interface FakeShipQuirks {
   languages?: Language[];
   /** /health never answers 200: the runtime never becomes ready. */
   neverHealthy?: boolean;
+  /** The longest exec timeout the Ship's schema takes (a Ship built before a day was allowed: 300). */
+  maxExecTimeout?: number;
 }
 
 export interface FakeShipOptions extends FakeRuntimeOptions {
@@ -107,6 +110,13 @@ export class FakeShip {
     this.secret = o.credentials.secret;
     this.expected = [digest(shipBearer(this.secret)), digest(this.secret)];
     this.runtime = new FakeRuntime(o);
+  }
+
+  /** An exec body as an older Ship's schema checks it (quirks.maxExecTimeout), refused in Ship's words. */
+  private olderSchema<B extends { timeout: number }>(body: B): B {
+    const max = this.o.quirks?.maxExecTimeout;
+    if (max !== undefined) checked(z.object({ timeout: z.number().max(max) }), body, "json");
+    return body;
   }
 
   /** Starts serving on 127.0.0.1:`port` (0: any free port). */
@@ -195,11 +205,11 @@ export class FakeShip {
     const port = await fakePortAnswer(req, url, this.port);
     if (port) return port;
     if (is(ops.execPython)) {
-      const body = checked(ops.execPython.body, await jsonOf(req), "json");
+      const body = this.olderSchema(checked(ops.execPython.body, await jsonOf(req), "json"));
       return answerExec(req, () => this.runtime.contexts.execIn(undefined, "python")(body.code, body.timeout, req.signal), this.o.log);
     }
     if (is(ops.execCode)) {
-      const body = checked(ops.execCode.body, await jsonOf(req), "json");
+      const body = this.olderSchema(checked(ops.execCode.body, await jsonOf(req), "json"));
       const exec = this.runtime.contexts.execIn(body.context_id, body.language);
       return answerExec(req, () => exec(body.code, body.timeout, req.signal), this.o.log);
     }
