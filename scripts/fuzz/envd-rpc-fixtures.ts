@@ -2,6 +2,7 @@
  * What envd's Connect calls aim at, in the live E2B sandbox of alice's (e2b.ts):
  * a scratch directory for MakeDir, Move and Remove (`fuzz/rpc`); a running `cat`
  * with its stdin open (`{{epid.own}}`: Connect, SendInput, SendSignal, CloseStdin);
+ * a terminal (`{{epty.own}}`: `/bin/bash` on a pty, which Update resizes);
  * a polling watcher (`{{ewatch.own}}`); and one in bob's sandbox (`{{ewatch.other}}`),
  * which alice's token must not reach. The keeper removes the watchers fuzzed calls
  * create (each holds one of alice's open-stream slots), and restarts the process
@@ -44,8 +45,15 @@ async function ok(url: string, headers: Headers, method: string, body: unknown):
 }
 
 /** Starts `cat` with its stdin open and answers its pid (the stream is left after its start event; the process runs on). */
-async function startCat(url: string, headers: Headers): Promise<string> {
-  const msg = new TextEncoder().encode(JSON.stringify({ process: { cmd: "cat" }, stdin: true }));
+const startCat = (url: string, headers: Headers): Promise<string> => startProcess(url, headers, { process: { cmd: "cat" }, stdin: true });
+
+/** Starts a terminal (bash on a pty, as the SDKs' `pty.create` does) and answers its pid. */
+const startPty = (url: string, headers: Headers): Promise<string> =>
+  startProcess(url, headers, { process: { cmd: "/bin/bash", args: ["-i", "-l"] }, pty: { size: { cols: 80, rows: 24 } } });
+
+/** Starts a process and answers its pid (the stream is left after its start event; the process runs on). */
+async function startProcess(url: string, headers: Headers, start: unknown): Promise<string> {
+  const msg = new TextEncoder().encode(JSON.stringify(start));
   const res = await fetch(`${url}${E2B_BASE}/process.Process/Start`, {
     method: "POST",
     headers: { ...headers, "content-type": "application/connect+json" },
@@ -55,7 +63,8 @@ async function startCat(url: string, headers: Headers): Promise<string> {
   const { body } = await readConnectStream(res, { windowMs: 60_000, firstOnly: true });
   const first = splitEnvelopes(body).envelopes[0];
   const pid = first && first.flags === 0 ? JSON.parse(new TextDecoder().decode(first.data))?.event?.start?.pid : undefined;
-  if (typeof pid !== "number") throw new Error(`fixture envd Start cat: ${res.status} ${new TextDecoder().decode(body).slice(0, 300)}`);
+  if (typeof pid !== "number")
+    throw new Error(`fixture envd Start ${JSON.stringify(start)}: ${res.status} ${new TextDecoder().decode(body).slice(0, 300)}`);
   return String(pid);
 }
 
@@ -67,6 +76,7 @@ export async function createEnvdRpcFixtures(url: string, v: Record<string, strin
   const made = await unary(url, own(v), "filesystem.Filesystem/MakeDir", { path: RPC_SCRATCH });
   if (made.status !== 200 && made.status !== 409) throw new Error(`fixture envd MakeDir: ${made.status}`);
   v["epid.own"] = await startCat(url, own(v));
+  v["epty.own"] = await startPty(url, own(v));
   v["ewatch.own"] = await createWatcher(url, own(v), RPC_SCRATCH);
   v["ewatch.other"] = await createWatcher(url, bob(v), "/home/user");
 }
@@ -96,6 +106,7 @@ function watcherIdOf(o: Outcome): string | undefined {
 export class EnvdRpcKeeper {
   private readonly watchers: Array<{ id: string; headers: Headers }> = [];
   private pidLost = false;
+  private ptyLost = false;
   private watcherLost = false;
 
   constructor(private readonly values: Record<string, string>) {}
@@ -116,6 +127,8 @@ export class EnvdRpcKeeper {
     if (path === "filesystem.Filesystem/RemoveWatcher" && body.includes("{{ewatch.own}}")) this.watcherLost = true;
     if ((path === "process.Process/SendSignal" || path === "process.Process/CloseStdin") && body.includes("{{epid.own}}"))
       this.pidLost = true;
+    if ((path === "process.Process/SendSignal" || path === "process.Process/CloseStdin") && body.includes("{{epty.own}}"))
+      this.ptyLost = true;
   }
 
   async maintain(url: string): Promise<void> {
@@ -123,14 +136,19 @@ export class EnvdRpcKeeper {
       await unary(url, w.headers, "filesystem.Filesystem/RemoveWatcher", { watcherId: w.id }).catch(() => {});
     const v = this.values;
     // A fake pid may have named the fixture's process, a watcher nobody polled ends: checked, not only noted.
-    if (!this.pidLost) {
+    if (!this.pidLost || !this.ptyLost) {
       const list = await unary(url, own(v), "process.Process/List", {});
       const pids = ((list.body?.processes ?? []) as Array<{ pid?: number }>).map((p) => String(p.pid));
       if (list.status === 200 && !pids.includes(v["epid.own"]!)) this.pidLost = true;
+      if (list.status === 200 && !pids.includes(v["epty.own"]!)) this.ptyLost = true;
     }
     if (this.pidLost) {
       v["epid.own"] = await startCat(url, own(v));
       this.pidLost = false;
+    }
+    if (this.ptyLost) {
+      v["epty.own"] = await startPty(url, own(v));
+      this.ptyLost = false;
     }
     if (!this.watcherLost) {
       const polled = await unary(url, own(v), "filesystem.Filesystem/GetWatcherEvents", { watcherId: v["ewatch.own"] });

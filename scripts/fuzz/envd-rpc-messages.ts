@@ -95,6 +95,8 @@ function path(rng: Rng, destructive: boolean, hostile: boolean): { tag: string; 
 const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
 const pidSelector = (pid: unknown) => ({ pid });
 const REAL_PID = "{{epid.own}}";
+/** A running terminal (`/bin/bash` on a pty): what Update resizes. */
+const REAL_PTY = "{{epty.own}}";
 
 /** A pid selector: the running fixture's pid or a hostile one (`reject`: not even a uint32). */
 function selector(rng: Rng, hostile: boolean): { sel: unknown; tag: string; reject?: string } {
@@ -254,7 +256,7 @@ export function rpcMessage(rng: Rng, method: string, hostile: boolean): RpcMessa
       return { json: { process: s.sel, signal }, tag: `SendSignal ${s.tag} ${tag}`, ...(s.reject ? { reject: s.reject } : {}) };
     }
     case "process.Process/Update": {
-      const s = selector(rng, hostile);
+      const s = hostile ? selector(rng, true) : { sel: pidSelector(REAL_PTY), tag: "real pty" };
       const size = rng.pick([
         { cols: 100, rows: 40 },
         { cols: 0, rows: 0 },

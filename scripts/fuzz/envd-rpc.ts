@@ -255,6 +255,8 @@ function framing(rng: Rng, d: RpcDraft): void {
       d.envelope = { flags: END_STREAM_FLAG };
       d.mutation = "request envelope flagged end-stream";
       d.reject.push("an end-stream envelope from the client");
+      // An end-stream envelope is no message: a streaming call gets none (Connect's unimplemented, as for an empty body).
+      if (stream) d.cardinality = true;
       return;
     case "twoMessages": {
       const one = new TextEncoder().encode(json);

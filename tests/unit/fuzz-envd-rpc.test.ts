@@ -141,6 +141,10 @@ describe("generating envd Connect calls", () => {
       expect(marked(p).length).toBeGreaterThan(0);
       for (const r of marked(p)) expect(r.mustReject).toBeDefined();
     }
+    // A client's end-stream envelope is no message: a streaming method's call then has none, as an empty body (long run seed 1746923721, #4873).
+    const flagged = marked("envd request envelope flagged end-stream");
+    expect(flagged.length).toBeGreaterThan(0);
+    for (const r of flagged) expect(Boolean(r.connect!.cardinality)).toBe(r.connect!.kind !== "unary");
     // The token alone names its sandbox (older SDKs): nothing about the credentials to refuse.
     for (const r of marked("envd access tokenOnly")) expect(r.mustReject ?? "").not.toMatch(/token|killed|sandbox than/);
     // Remove and Move's source stay in the scratch directory or are paths Bay must refuse.
