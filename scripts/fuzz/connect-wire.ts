@@ -8,6 +8,8 @@
  * library Bay serves it with, so that the judge does not trust what it judges.
  */
 
+import { readWithin } from "./stream-read.ts";
+
 export const COMPRESSED_FLAG = 0x01;
 export const END_STREAM_FLAG = 0x02;
 
@@ -82,39 +84,11 @@ export async function readConnectStream(
   res: Response,
   opts: { windowMs: number; firstOnly: boolean },
 ): Promise<{ body: Uint8Array; hungUp: boolean }> {
-  const reader = res.body?.getReader();
-  if (!reader) return { body: new Uint8Array(), hungUp: false };
-  let body = new Uint8Array();
-  const until = performance.now() + opts.windowMs;
-  let hungUp = true;
-  try {
-    for (;;) {
-      const left = until - performance.now();
-      if (left <= 0) break;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const next = await Promise.race([
-        reader.read(),
-        new Promise<null>((r) => {
-          timer = setTimeout(() => r(null), left);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (next === null) break;
-      if (next.done) {
-        hungUp = false;
-        break;
-      }
-      body = new Uint8Array(Buffer.concat([body, next.value]));
-      const { envelopes } = splitEnvelopes(body);
-      if (envelopes.some((e) => e.flags & END_STREAM_FLAG)) {
-        // The stream's own end: what follows (nothing, normally) is read by the checks as trailing bytes.
-        hungUp = false;
-        break;
-      }
-      if (opts.firstOnly && envelopes.length > 0) break;
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  return { body, hungUp };
+  const { body, ended } = await readWithin(res, opts.windowMs, (body) => {
+    const { envelopes } = splitEnvelopes(body);
+    // The stream's own end: what follows (nothing, normally) is read by the checks as trailing bytes.
+    if (envelopes.some((e) => e.flags & END_STREAM_FLAG)) return "ended";
+    return opts.firstOnly && envelopes.length > 0 ? "enough" : null;
+  });
+  return { body, hungUp: !ended };
 }

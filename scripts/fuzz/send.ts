@@ -3,6 +3,7 @@
  * the rest) and returns what came back in one shape for the checks.
  */
 import { envelope, readConnectStream, STREAM_WINDOW_MS } from "./connect-wire.ts";
+import { readWithin } from "./stream-read.ts";
 import { sendRaw } from "./raw-http.ts";
 import type { FuzzRequest, Resolver } from "./request.ts";
 
@@ -61,29 +62,7 @@ const SSE_WINDOW_MS = 3_000;
 
 /** The bytes of an event stream within `windowMs`, or until it ends; then the stream is cancelled. */
 async function firstEvents(res: Response, windowMs: number): Promise<Uint8Array> {
-  const reader = res.body?.getReader();
-  if (!reader) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  const until = performance.now() + windowMs;
-  try {
-    for (;;) {
-      const left = until - performance.now();
-      if (left <= 0) break;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const next = await Promise.race([
-        reader.read(),
-        new Promise<null>((r) => {
-          timer = setTimeout(() => r(null), left);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (next === null || next.done) break;
-      chunks.push(next.value);
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  return new Uint8Array(Buffer.concat(chunks));
+  return (await readWithin(res, windowMs)).body;
 }
 
 async function sendFetch(req: FuzzRequest, resolve: Resolver, port: number): Promise<Outcome> {
