@@ -17,6 +17,7 @@ import { operations as ops } from "./generated/openapi/index.ts";
 import { executionLines, type PythonResult } from "./interpreter-lines.ts";
 import { cancellable, ndjsonBody, ndjsonFromEvents } from "./interpreter-stream.ts";
 import { toE2bPath, toWorkspacePath } from "./paths.ts";
+import { OLDER_SHIP_MAX_TIMEOUT_SECONDS, OlderShips } from "./older-ships.ts";
 
 export type CodeLanguage = "python" | "javascript" | "typescript";
 
@@ -58,31 +59,6 @@ const ALIASES: Record<string, CodeLanguage> = {
   ts: "typescript",
 };
 
-/** The longest exec Bay's own API runs, and all a Ship built before a day was allowed takes. */
-const V1_MAX_TIMEOUT_SECONDS = 300;
-
-/**
- * `run` with `timeout`; a Ship built before runs could last a day (still in a session
- * started before an upgrade, a pool member, another replica's, a pinned image) refuses
- * a longer timeout when it checks the request, before anything runs: then once more
- * with the 300 s it takes.
- */
-async function withOlderShip<T>(timeout: number, run: (timeout: number) => Promise<T>): Promise<T> {
-  try {
-    return await run(timeout);
-  } catch (e) {
-    if (timeout > V1_MAX_TIMEOUT_SECONDS && refusedTimeout(e)) return run(V1_MAX_TIMEOUT_SECONDS);
-    throw e;
-  }
-}
-
-/** Whether Ship refused the request's `timeout` field (its validation error names the field by its path). */
-const refusedTimeout = (e: unknown): boolean =>
-  e instanceof BayError &&
-  e.code === "validation_error" &&
-  Array.isArray(e.details.issues) &&
-  e.details.issues.some((i: unknown) => (i as { path?: unknown } | null)?.path === "timeout");
-
 export function language(raw: string | null | undefined): CodeLanguage {
   const l = ALIASES[(raw ?? "python").toLowerCase()];
   if (!l)
@@ -114,6 +90,7 @@ const toE2bContext = (c: BayContext) => ({ id: c.id, language: c.language, cwd: 
 
 export function interpreterRoutes({ access, exec, contexts, envVars, runCodeTimeoutSeconds }: InterpreterRoutesDeps): Hono {
   const app = new Hono();
+  const olderShips = new OlderShips();
   const authorize = (c: Context): Promise<DataPlaneCall> =>
     access.authorize(
       {
@@ -139,7 +116,7 @@ export function interpreterRoutes({ access, exec, contexts, envVars, runCodeTime
     c.header("Content-Type", "application/x-ndjson");
     if (contexts) {
       const lang = body.context_id ? undefined : language(body.language);
-      const res = await withOlderShip(runCodeTimeoutSeconds, (timeout) =>
+      const res = await olderShips.run(call.sandboxId, runCodeTimeoutSeconds, (timeout) =>
         contexts.exec(
           call,
           {
@@ -158,7 +135,7 @@ export function interpreterRoutes({ access, exec, contexts, envVars, runCodeTime
     if (body.context_id) needContexts();
     if (language(body.language) !== "python") throw new BayError("not_implemented", "only python runs without Bay's code contexts");
     // One JSON answer: a client that leaves does not interrupt a running cell here, so Bay's own limit holds.
-    const timeout = Math.min(runCodeTimeoutSeconds, V1_MAX_TIMEOUT_SECONDS);
+    const timeout = Math.min(runCodeTimeoutSeconds, OLDER_SHIP_MAX_TIMEOUT_SECONDS);
     const result = (await (await exec.python(call, { code: body.code, timeout, ...env })).json()) as PythonResult;
     return c.body(
       `${executionLines(result)

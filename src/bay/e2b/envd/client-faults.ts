@@ -4,8 +4,10 @@
  * no protobuf (`parse binary: …`) and a compressed envelope when no compression was
  * negotiated. envd (connect-go) answers a message it cannot decode as invalid_argument,
  * and so does Bay: this wraps a handler and rewrites those two errors, unary (status
- * and body) or streamed (the end-stream message, which then comes first and alone:
- * the request is read before the method runs). Everything else passes untouched.
+ * and body) or streamed (the end-stream message, when it comes first and alone: a
+ * server stream's one request message is read before the method runs). A client
+ * stream's later message that fails to parse ends a stream that has begun: that
+ * end-stream is passed on as connect-es wrote it. Everything else passes untouched.
  */
 import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
 
