@@ -47,16 +47,50 @@ async function createContexts(url: string, sandbox: string): Promise<Record<stri
 }
 
 /**
- * A server in the running sandbox, for the port operations: Python's own file
- * server on SERVER_PORT (GET and HEAD; other methods are its 501). Started in the
- * background; the fuzz does not wait for it, a request before it listens is 409.
+ * A server in the running sandbox, for the port operations: Python's own HTTP
+ * server on SERVER_PORT answering every method the port operations send (GET and
+ * HEAD list files; POST, PUT, PATCH and DELETE answer what they read of the body,
+ * by Content-Length or chunked). Started in the background; the fuzz does not wait
+ * for it, a request before it listens is 409.
  */
+const SERVER_SCRIPT = `
+import http.server, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+    def echo(self):
+        data = self.body()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    do_POST = do_PUT = do_PATCH = do_DELETE = echo
+http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), H).serve_forever()
+`;
+
 async function startServer(url: string, sandboxId: string): Promise<void> {
+  await call(url, "alice", "PUT", `/v1/sandboxes/${sandboxId}/filesystem/files`, { path: "fuzz/server.py", content: SERVER_SCRIPT });
   await call(url, "alice", "POST", `/v1/sandboxes/${sandboxId}/shell/exec`, {
-    command: `python3 -m http.server ${SERVER_PORT} --bind 0.0.0.0`,
+    command: `python3 fuzz/server.py ${SERVER_PORT}`,
     background: true,
   });
 }
+
+/** The background process fixture: reads its stdin (open, for the stdin writes) until it is closed. */
+const startBackground = async (url: string, sandboxId: string): Promise<string> =>
+  (await call(url, "alice", "POST", `/v1/sandboxes/${sandboxId}/shell/exec`, { command: "cat > /dev/null", background: true, stdin: true }))
+    .process_id;
 
 /** Creates the fixtures and returns the placeholder values (`sb.own` → id, …). */
 export async function createFixtures(url: string): Promise<Record<string, string>> {
@@ -69,8 +103,7 @@ export async function createFixtures(url: string): Promise<Record<string, string
   await call(url, "alice", "PUT", `/v1/sandboxes/${own.id}/filesystem/files`, { path: "fuzz/hello.txt", content: "hello\n" });
   await call(url, "alice", "PUT", `/v1/sandboxes/${own.id}/filesystem/files`, { path: "fuzz/dir/a.txt", content: "a\n" });
   await upload(url, "alice", `/v1/sandboxes/${own.id}/filesystem/upload`, "fuzz/bin.dat", BINARY);
-  const bg = await call(url, "alice", "POST", `/v1/sandboxes/${own.id}/shell/exec`, { command: "sleep 3600", background: true });
-  v["proc.bg"] = bg.process_id;
+  v["proc.bg"] = await startBackground(url, own.id);
   await startServer(url, own.id);
   Object.assign(v, await createContexts(url, own.id));
   const idle = await call(url, "alice", "POST", "/v1/sandboxes", { ttl: 86400 }, 201);
@@ -206,9 +239,16 @@ export class FixtureKeeper {
       Object.assign(this.values, await createContexts(url, this.values["sb.own"]!));
       this.contextsLost = false;
     }
+    if (!this.bgLost) {
+      // A stdin write with eof ends it, as a kill does: checked, not only noted.
+      const p = await fetch(`${url}/v1/sandboxes/${this.values["sb.own"]}/shell/processes/${this.values["proc.bg"]}`, {
+        headers: { "x-owner": "alice" },
+        signal: AbortSignal.timeout(60_000),
+      }).catch(() => null);
+      if (p?.status === 200 && ((await p.json()) as { status?: string }).status !== "running") this.bgLost = true;
+    }
     if (this.bgLost) {
-      const route = `/v1/sandboxes/${this.values["sb.own"]}/shell/exec`;
-      this.values["proc.bg"] = (await call(url, "alice", "POST", route, { command: "sleep 3600", background: true })).process_id;
+      this.values["proc.bg"] = await startBackground(url, this.values["sb.own"]!);
       this.bgLost = false;
     }
     if (this.serverLost) {
