@@ -7,7 +7,7 @@
  * Memory driver (fake Ship), real app and libSQL.
  */
 import { afterEach, expect, test } from "bun:test";
-import { createMemoryBay, type MemoryBay } from "./support/memory-bay.ts";
+import { createMemoryBay, e2bSandbox, type MemoryBay } from "./support/memory-bay.ts";
 
 let t: MemoryBay | null = null;
 afterEach(async () => {
@@ -24,20 +24,9 @@ function frame(data: Uint8Array, flags = 0): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-async function sandbox(bay: MemoryBay): Promise<Record<string, string>> {
-  const c = await bay.bay.app.request("/e2b/v2/sandboxes", {
-    method: "POST",
-    headers: { "x-owner": "alice", "content-type": "application/json" },
-    body: JSON.stringify({ templateID: "base" }),
-  });
-  expect(c.status).toBe(201);
-  const sb = (await c.json()) as { sandboxID: string; envdAccessToken: string };
-  return { "e2b-sandbox-id": sb.sandboxID, "x-access-token": sb.envdAccessToken };
-}
-
 test("every Connect answer carries X-Request-Id: success, error, 415 and a stream; a caller's id is echoed", async () => {
   t = await createMemoryBay();
-  const auth = await sandbox(t);
+  const { auth } = await e2bSandbox(t);
   const call = (method: string, type: string, body: BodyInit, extra: Record<string, string> = {}) =>
     t!.bay.app.request(`/e2b/${method}`, { method: "POST", headers: { ...auth, "content-type": type, ...extra }, body });
   const answers = [
@@ -57,7 +46,7 @@ test("every Connect answer carries X-Request-Id: success, error, 415 and a strea
 
 test("a binary message that is no protobuf, or a compressed envelope without compression, is invalid_argument, not internal", async () => {
   t = await createMemoryBay();
-  const auth = await sandbox(t);
+  const { auth } = await e2bSandbox(t);
   const call = (method: string, type: string, body: Uint8Array<ArrayBuffer>) =>
     t!.bay.app.request(`/e2b/${method}`, { method: "POST", headers: { ...auth, "content-type": type }, body });
   // A varint that never ends; a length past the end; field number 0.

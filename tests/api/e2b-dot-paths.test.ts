@@ -4,7 +4,7 @@
  * normalises `t/file/..` into `t`. Memory driver (fake Ship), real app and libSQL.
  */
 import { afterEach, expect, test } from "bun:test";
-import { createMemoryBay, type MemoryBay } from "./support/memory-bay.ts";
+import { createMemoryBay, e2bSandbox, type MemoryBay } from "./support/memory-bay.ts";
 
 let t: MemoryBay | null = null;
 afterEach(async () => {
@@ -16,15 +16,9 @@ afterEach(async () => {
 test("Remove and Move of a path ending in . or .. are refused and delete or move nothing", async () => {
   t = await createMemoryBay();
   const bay = t;
-  const c = await bay.bay.app.request("/e2b/v2/sandboxes", {
-    method: "POST",
-    headers: { "x-owner": "alice", "content-type": "application/json" },
-    body: JSON.stringify({ templateID: "base" }),
-  });
-  expect(c.status).toBe(201);
-  const sb = (await c.json()) as { sandboxID: string; envdAccessToken: string };
-  const headers = { "e2b-sandbox-id": sb.sandboxID, "x-access-token": sb.envdAccessToken, "content-type": "application/json" };
-  const base = `/v1/sandboxes/${sb.sandboxID}/filesystem`;
+  const sb = await e2bSandbox(bay);
+  const headers = { ...sb.auth, "content-type": "application/json" };
+  const base = `/v1/sandboxes/${sb.id}/filesystem`;
   const rpc = async (method: string, body: unknown) => {
     const res = await bay.bay.app.request(`/e2b/filesystem.Filesystem/${method}`, { method: "POST", headers, body: JSON.stringify(body) });
     return { status: res.status, body: (await res.json()) as { code?: string; message?: string } };

@@ -7,7 +7,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { SHIP_IMAGE } from "../support/images.ts";
-import { createMemoryBay, type MemoryBay, memoryEngine } from "./support/memory-bay.ts";
+import { createMemoryBay, e2bSandbox, type MemoryBay, memoryEngine } from "./support/memory-bay.ts";
 
 let t: MemoryBay | null = null;
 afterEach(async () => {
@@ -16,16 +16,10 @@ afterEach(async () => {
   t = null;
 });
 
-async function e2bSandbox(bay: MemoryBay): Promise<Record<string, string>> {
-  const c = await bay.bay.app.request("/e2b/v2/sandboxes", {
-    method: "POST",
-    headers: { "x-owner": "alice", "content-type": "application/json" },
-    body: JSON.stringify({ templateID: "code-interpreter-v1" }),
-  });
-  expect(c.status).toBe(201);
-  const sb = (await c.json()) as { sandboxID: string; envdAccessToken: string };
-  return { "e2b-sandbox-id": sb.sandboxID, "x-access-token": sb.envdAccessToken, "content-type": "application/json" };
-}
+const e2bHeaders = async (bay: MemoryBay) => ({
+  ...(await e2bSandbox(bay, "code-interpreter-v1")).auth,
+  "content-type": "application/json",
+});
 
 const lines = async (res: Response) =>
   (await res.text())
@@ -39,7 +33,7 @@ for (const [name, body] of [
 ] as const) {
   test(`runCode in ${name} on a Ship that takes at most 300 s: sent again with 300 s, and it runs once`, async () => {
     t = await createMemoryBay({ engine: memoryEngine({ images: { [SHIP_IMAGE]: { maxExecTimeout: 300 } } }) });
-    const headers = await e2bSandbox(t);
+    const headers = await e2bHeaders(t);
     const res = await t.bay.app.request("/e2b/execute", { method: "POST", headers, body: JSON.stringify(body) });
     expect(res.status).toBe(200);
     const got = await lines(res);
@@ -55,7 +49,7 @@ for (const [name, body] of [
 
 test("the older Ship's refusal is the fallback's only trigger: other validation errors still reach the client", async () => {
   t = await createMemoryBay({ engine: memoryEngine({ images: { [SHIP_IMAGE]: { maxExecTimeout: 300 } } }) });
-  const headers = await e2bSandbox(t);
+  const headers = await e2bHeaders(t);
   const res = await t.bay.app.request("/e2b/execute", {
     method: "POST",
     headers,

@@ -57,6 +57,18 @@ export const sh = (t: TestBay, id: string, command: string, owner = "alice") =>
 export const sandbox = async (t: TestBay, id: string, owner = "alice") => (await t.json("GET", `/v1/sandboxes/${id}`, { owner })).body;
 
 /** The sandbox's containers on the engine, whatever their state. */
+/** An E2B sandbox of `owner`'s, created through the E2B API: its id, and the data plane's credentials (E2b-Sandbox-Id, X-Access-Token). */
+export async function e2bSandbox(t: TestBay, templateID = "base", owner = "alice"): Promise<{ id: string; auth: Record<string, string> }> {
+  const c = await t.bay.app.request("/e2b/v2/sandboxes", {
+    method: "POST",
+    headers: { "x-owner": owner, "content-type": "application/json" },
+    body: JSON.stringify({ templateID }),
+  });
+  if (c.status !== 201) throw new Error(`E2B create: ${c.status} ${await c.text()}`);
+  const sb = (await c.json()) as { sandboxID: string; envdAccessToken: string };
+  return { id: sb.sandboxID, auth: { "e2b-sandbox-id": sb.sandboxID, "x-access-token": sb.envdAccessToken } };
+}
+
 export const containersOf = (t: MemoryBay, sandboxId: string) => t.engine.listContainers({ sandbox_id: sandboxId });
 
 /** The sandbox's current session row (endpoint, secret, container), or null. */
