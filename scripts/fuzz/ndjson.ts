@@ -3,7 +3,8 @@
  * line, as @e2b/code-interpreter reads it (src/bay/e2b/interpreter-lines.ts):
  * `stdout`/`stderr` {text, timestamp}, `result` {is_main_result, one field per
  * MIME type}, `error` {name, value, traceback}, `number_of_executions`
- * {execution_count}, and exactly one `end_of_execution`, the last line.
+ * {execution_count}, `keepalive` (nothing else) while a run is silent, and exactly
+ * one `end_of_execution`, the last line.
  */
 
 /** How a stream ended: with its end line, or cut (Bay's own line for a run whose events stopped early). */
@@ -49,6 +50,9 @@ export function checkNdjson(text: string): { violations: string[]; end: NdjsonEn
         break;
       case "number_of_executions":
         if (!Number.isInteger(o.execution_count)) bad("without an integer execution_count");
+        break;
+      case "keepalive":
+        if (Object.keys(o).length !== 1) bad("with more than its type");
         break;
       case "end_of_execution":
         if (i !== lines.length - 1) violations.push("NDJSON end_of_execution before the last line");

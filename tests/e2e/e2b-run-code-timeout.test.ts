@@ -4,7 +4,8 @@
  * cap (e2b.run_code_timeout) is a day, far past Bay's own /v1 limit of 300 s. What
  * ends a run sooner: its client leaving (the SDK's timeoutMs), which interrupts the
  * code and keeps the kernel, and a lower cap set by the operator, which answers a
- * TimeoutError. Each Bay is its own process; the SDK is pointed at it per call.
+ * TimeoutError. While a run is silent, Bay sends E2B's keepalive line every 5 s
+ * (which the SDK skips). Each Bay is its own process; the SDK is pointed at it per call.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Sandbox as CodeSandbox } from "@e2b/code-interpreter";
@@ -71,5 +72,32 @@ describe("runCode's time on Bay's side", () => {
     const sb = await sandboxOn(capped);
     const r = await within(60_000, "short run", sb.runCode("import time\ntime.sleep(0.5)\n'done'"));
     expect([r.error, r.text]).toEqual([undefined, "done"]);
+  });
+
+  test("a silent run gets E2B's keepalive line every 5 s, between its output and its end, and the SDK skips it", async () => {
+    const sb = await sandboxOn(byDefault);
+    const code = "import time\nprint('a', flush=True)\ntime.sleep(6)\n42";
+    const res = await within(
+      60_000,
+      "raw execute",
+      fetch(`${byDefault.url}/e2b/execute`, {
+        method: "POST",
+        headers: {
+          "e2b-sandbox-id": sb.sandboxId,
+          "x-access-token": (sb as unknown as { envdAccessToken?: string }).envdAccessToken ?? "",
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({ code }),
+      }),
+    );
+    expect(res.status).toBe(200);
+    const types = (await within(60_000, "raw body", res.text()))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).type);
+    expect(types).toEqual(["stdout", "keepalive", "result", "number_of_executions", "end_of_execution"]);
+    const seen: string[] = [];
+    const r = await within(60_000, "sdk run", sb.runCode(code, { onStdout: (m) => void seen.push(m.line) }));
+    expect([r.error, r.text, seen, r.logs.stdout]).toEqual([undefined, "42", ["a\n"], ["a\n"]]);
   });
 });

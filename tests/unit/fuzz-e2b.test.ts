@@ -163,6 +163,11 @@ describe("judging E2B answers", () => {
       'NDJSON line that is not JSON: "nope"',
     ]);
     expect(checkNdjson('{"type":"weird"}\n{"type":"end_of_execution"}\n').violations).toEqual(['NDJSON line of unknown type "weird"']);
+    // E2B's keepalive while a run is silent, and only its type.
+    expect(checkNdjson('{"type":"keepalive"}\n{"type":"keepalive"}\n{"type":"end_of_execution"}\n').violations).toEqual([]);
+    expect(checkNdjson('{"type":"keepalive","text":"x"}\n{"type":"end_of_execution"}\n').violations).toEqual([
+      "NDJSON keepalive line with more than its type",
+    ]);
   });
 });
 

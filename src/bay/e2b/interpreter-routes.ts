@@ -15,7 +15,7 @@ import { BayError } from "../errors.ts";
 import type { DataPlaneAccess, DataPlaneCall } from "./envd/access.ts";
 import { operations as ops } from "./generated/openapi/index.ts";
 import { executionLines, type PythonResult } from "./interpreter-lines.ts";
-import { cancellable, ndjsonBody, ndjsonFromEvents } from "./interpreter-stream.ts";
+import { cancellable, KEEPALIVE_MS, ndjsonBody, ndjsonFromEvents } from "./interpreter-stream.ts";
 import { toE2bPath, toWorkspacePath } from "./paths.ts";
 import { OLDER_SHIP_MAX_TIMEOUT_SECONDS, OlderShips } from "./older-ships.ts";
 
@@ -130,7 +130,7 @@ export function interpreterRoutes({ access, exec, contexts, envVars, runCodeTime
       );
       if (!res.body) throw new BayError("ship_error", "the sandbox runtime answered no event stream");
       const events = cancellable(res.body);
-      return c.body(ndjsonBody(ndjsonFromEvents(events.stream), events.cancel), 200);
+      return c.body(ndjsonBody(ndjsonFromEvents(events.stream), events.cancel, KEEPALIVE_MS), 200);
     }
     if (body.context_id) needContexts();
     if (language(body.language) !== "python") throw new BayError("not_implemented", "only python runs without Bay's code contexts");

@@ -47,19 +47,45 @@ export async function* ndjsonFromEvents(body: ReadableStream<Uint8Array>): Async
   yield { type: "end_of_execution" };
 }
 
-/** An NDJSON response body from lines produced one at a time; `cancelSource` ends what they are read from. */
+/** What E2B's interpreter sends while a run is silent; both SDKs skip a type they do not know. */
+export const KEEPALIVE_LINE = { type: "keepalive" } as const;
+/** How often it is sent (E2B's interpreter: every 5 s). */
+export const KEEPALIVE_MS = 5_000;
+
+const TICK = Symbol("tick");
+
+/**
+ * An NDJSON response body from lines produced one at a time; `cancelSource` ends what they are read from.
+ * While no line comes for `keepaliveMs`, a keepalive line is sent in its place, as E2B's interpreter
+ * does: a proxy in between does not cut a silent run for idleness, and a client that vanished is
+ * found by the failing write instead of at the run's end.
+ */
 export function ndjsonBody(
   lines: AsyncIterable<Record<string, unknown>>,
   cancelSource: (reason: unknown) => Promise<void> = async () => {},
+  keepaliveMs?: number,
 ): ReadableStream<Uint8Array> {
   const it = lines[Symbol.asyncIterator]();
   const enc = new TextEncoder();
+  const keepalive = enc.encode(`${JSON.stringify(KEEPALIVE_LINE)}\n`);
+  // A line being waited for survives a keepalive: the next pull waits on the same one.
+  let pending: Promise<IteratorResult<Record<string, unknown>>> | null = null;
   return new ReadableStream<Uint8Array>({
     async pull(ctrl) {
       try {
-        const { done, value } = await it.next();
-        if (done) ctrl.close();
-        else ctrl.enqueue(enc.encode(`${JSON.stringify(value)}\n`));
+        if (!pending) {
+          pending = it.next();
+          // Handled here too: a keepalive pull returns before it settles, and it may fail before the next pull.
+          pending.catch(() => {});
+        }
+        const next = keepaliveMs ? await raceTick(pending, keepaliveMs) : await pending;
+        if (next === TICK) {
+          ctrl.enqueue(keepalive);
+          return;
+        }
+        pending = null;
+        if (next.done) ctrl.close();
+        else ctrl.enqueue(enc.encode(`${JSON.stringify(next.value)}\n`));
       } catch (e) {
         ctrl.error(e);
       }
@@ -71,6 +97,19 @@ export function ndjsonBody(
       await it.return?.();
     },
   });
+}
+
+/** `p`'s value, or TICK once `ms` pass first. */
+async function raceTick<T>(p: Promise<T>, ms: number): Promise<T | typeof TICK> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const tick = new Promise<typeof TICK>((resolve) => {
+    timer = setTimeout(() => resolve(TICK), ms);
+  });
+  try {
+    return await Promise.race([p, tick]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

@@ -347,7 +347,7 @@ export const operations = {
     method: "post",
     path: "/execute",
     honoPath: "/execute",
-    summary: "Run code; the answer streams NDJSON (stdout, stderr, result, error, number_of_executions, end_of_execution)",
+    summary: "Run code; the answer streams NDJSON (stdout, stderr, result, error, number_of_executions, end_of_execution; keepalive every 5 s while the run is silent)",
     tags: ["interpreter"],
     authenticated: false,
     successStatus: 200,
