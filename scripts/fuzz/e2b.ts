@@ -155,6 +155,9 @@ export function e2bBaseDraft(rng: Rng, d: Draft): void {
   if (isDataPlane(op) && (op.id !== "e2bHealth" || rng.chance(0.5))) {
     d.headers.push(["E2b-Sandbox-Id", "{{esb.own}}"], ["X-Access-Token", "{{etok.own}}"]);
   }
+  // A run names a context or a language, not both (E2B's interpreter refuses both with 400).
+  const run = d.json as { context_id?: unknown; language?: unknown } | undefined;
+  if (op.id === "e2bExecute" && run?.context_id && run.language) run.language = null;
   if (op.id === "e2bWriteFiles") {
     d.bodyText = rng.pick(["hello from the fuzzer\n", "", "é😀\u0000"]);
     d.headers.push(["Content-Type", "application/octet-stream"]);

@@ -185,6 +185,13 @@ describe("generating E2B requests", () => {
       expect(header(r, "x-access-token")).toBe("{{etok.own}}");
       expect(r.mustReject).toBeUndefined();
     }
+    // A valid run names a context or a language, never both (E2B refuses both).
+    const runs = many("e2bExecute", 600)
+      .filter((r) => r.strategy === "valid" && typeof r.body === "string")
+      .map((r) => JSON.parse(r.body as string) as { context_id?: unknown; language?: unknown });
+    expect(runs.some((b) => b.context_id)).toBe(true);
+    expect(runs.some((b) => b.language)).toBe(true);
+    expect(runs.filter((b) => b.context_id && b.language)).toEqual([]);
     const kills = many("e2bKillSandbox").filter((r) => r.strategy === "valid");
     expect(kills.length).toBeGreaterThan(0);
     for (const r of kills) expect(r.target).toBe("/e2b/sandboxes/{{esb.doomed}}");

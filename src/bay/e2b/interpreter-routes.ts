@@ -111,6 +111,8 @@ export function interpreterRoutes({ access, exec, contexts, envVars, runCodeTime
   app.post("/execute", validate("json", ops.e2bExecute.body), async (c) => {
     const call = await authorize(c);
     const body = c.req.valid("json");
+    if (body.context_id && body.language)
+      throw new BayError("validation_error", "only one of context_id or language can be given", { details: { field: "language" } });
     // The sandbox's variables are kept by the kernel; the run's own are put back after it (E2B's rules).
     const env = { ...runEnv(body.env_vars), ...(await baseEnv(envVars, call)) };
     c.header("Content-Type", "application/x-ndjson");
