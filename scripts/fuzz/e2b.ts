@@ -10,6 +10,7 @@
  */
 import { signFileUrl } from "../../src/bay/e2b/credentials.ts";
 import type { Rng } from "../lib/rng.ts";
+import { isSharedAccess, setHeader, sharedAccess } from "./credentials.ts";
 import type { Draft } from "./draft.ts";
 import { escapes } from "./multipart.ts";
 import type { FuzzRequest, Resolver } from "./request.ts";
@@ -140,11 +141,6 @@ export function e2bForeignIds(param: Param): string[] {
   return ["{{esb.other}}", "{{esb.gone}}", "{{sb.unknown}}"];
 }
 
-const setHeader = (d: Draft, name: string, value: string | undefined) => {
-  d.headers = d.headers.filter(([k]) => k.toLowerCase() !== name.toLowerCase());
-  if (value !== undefined) d.headers.push([name, value]);
-};
-
 /** Makes a base draft of an E2B operation valid: the data plane's credentials, a file path, a file's bytes. */
 export function e2bBaseDraft(rng: Rng, d: Draft): void {
   const op = d.op;
@@ -181,44 +177,18 @@ export function e2bAccess(rng: Rng, d: Draft): void {
     signed: files ? 6 : 0,
   });
   d.mutation = `E2B access ${kind}`;
+  if (isSharedAccess(kind)) {
+    sharedAccess(rng, d, kind);
+    return;
+  }
   const refuse = (why: string): void => {
     d.reject.push(why);
   };
   switch (kind) {
-    case "noToken":
-      setHeader(d, "E2b-Sandbox-Id", "{{esb.own}}");
-      setHeader(d, "X-Access-Token", undefined);
-      refuse("no access token");
-      return;
-    case "forged":
-      setHeader(d, "E2b-Sandbox-Id", "{{esb.own}}");
-      setHeader(d, "X-Access-Token", rng.pick(["{{etok.forged}}", "ea_x", "x".repeat(300), "{{etta.own}}"]));
-      refuse("a forged access token");
-      return;
-    case "otherToken":
-      setHeader(d, "E2b-Sandbox-Id", "{{esb.own}}");
-      setHeader(d, "X-Access-Token", "{{etok.other}}");
-      refuse("another sandbox's access token");
-      return;
-    case "otherId":
-      setHeader(d, "E2b-Sandbox-Id", rng.pick(["{{esb.other}}", "{{esb.doomed}}", "{{sb.own}}"]));
-      setHeader(d, "X-Access-Token", "{{etok.own}}");
-      refuse("the token of another sandbox than the one named");
-      return;
-    case "gone":
-      setHeader(d, "E2b-Sandbox-Id", rng.pick(["{{esb.gone}}", undefined]));
-      setHeader(d, "X-Access-Token", "{{etok.gone}}");
-      refuse("a killed sandbox");
-      return;
     case "junkId":
       setHeader(d, "E2b-Sandbox-Id", rng.pick(["", "x".repeat(129), "../../v1/sandboxes", "{{sb.unknown}}", "sandbox-%00"]));
       setHeader(d, "X-Access-Token", "{{etok.own}}");
       refuse("a sandbox id its token is not for");
-      return;
-    case "tokenOnly":
-      // What SDKs before the header send: the token names its sandbox.
-      setHeader(d, "E2b-Sandbox-Id", undefined);
-      setHeader(d, "X-Access-Token", "{{etok.own}}");
       return;
     case "traffic":
       // The traffic token opens the code interpreter only.
@@ -229,10 +199,6 @@ export function e2bAccess(rng: Rng, d: Draft): void {
         setHeader(d, "E2b-Sandbox-Id", "{{esb.own}}");
         refuse("the traffic token outside the code interpreter");
       }
-      return;
-    case "root":
-      setHeader(d, "Authorization", rng.pick(["Basic cm9vdDo=", "Basic cm9vdDpwdw=="]));
-      refuse("user root");
       return;
     case "signed": {
       setHeader(d, "E2b-Sandbox-Id", rng.chance(0.2) ? "{{esb.own}}" : undefined);

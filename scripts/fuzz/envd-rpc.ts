@@ -14,6 +14,7 @@ import { Filesystem } from "../../src/bay/e2b/generated/envd/filesystem/filesyst
 import { Process } from "../../src/bay/e2b/generated/envd/process/process_pb.ts";
 import type { Rng } from "../lib/rng.ts";
 import { COMPRESSED_FLAG, END_STREAM_FLAG, envelope } from "./connect-wire.ts";
+import { isSharedAccess, setHeader, sharedAccess } from "./credentials.ts";
 import { E2B_BASE } from "./e2b.ts";
 import { BAD_PROTO, type RpcMessage, rpcMessage, wrongTypeJson } from "./envd-rpc-messages.ts";
 import type { ConnectCall, FuzzRequest } from "./request.ts";
@@ -50,11 +51,6 @@ interface RpcDraft {
   mutation: string;
   reject: string[];
 }
-
-const setHeader = (d: RpcDraft, name: string, value: string | undefined) => {
-  d.headers = d.headers.filter(([k]) => k.toLowerCase() !== name.toLowerCase());
-  if (value !== undefined) d.headers.push([name, value]);
-};
 
 /** The message's binary form, when it has one (no placeholders, every value valid for its field). */
 function binaryOf(method: DescMethod, msg: RpcMessage): Uint8Array | undefined {
@@ -299,41 +295,13 @@ function framing(rng: Rng, d: RpcDraft): void {
 function access(rng: Rng, d: RpcDraft): void {
   const kind = rng.weighted({ noToken: 2, forged: 2, otherToken: 2, otherId: 2, gone: 2, tokenOnly: 2, root: 1, traffic: 1 });
   d.mutation = `access ${kind}`;
-  const refuse = (why: string) => d.reject.push(why);
-  switch (kind) {
-    case "noToken":
-      setHeader(d, "X-Access-Token", undefined);
-      refuse("no access token");
-      return;
-    case "forged":
-      setHeader(d, "X-Access-Token", rng.pick(["{{etok.forged}}", "ea_x", "x".repeat(300), "{{etta.own}}"]));
-      refuse("a forged access token");
-      return;
-    case "otherToken":
-      setHeader(d, "X-Access-Token", "{{etok.other}}");
-      refuse("another sandbox's access token");
-      return;
-    case "otherId":
-      setHeader(d, "E2b-Sandbox-Id", rng.pick(["{{esb.other}}", "{{esb.doomed}}", "{{sb.own}}", "x".repeat(129)]));
-      refuse("the token of another sandbox than the one named");
-      return;
-    case "gone":
-      setHeader(d, "E2b-Sandbox-Id", rng.pick(["{{esb.gone}}", undefined]));
-      setHeader(d, "X-Access-Token", "{{etok.gone}}");
-      refuse("a killed sandbox");
-      return;
-    case "tokenOnly":
-      setHeader(d, "E2b-Sandbox-Id", undefined);
-      return;
-    case "root":
-      setHeader(d, "Authorization", "Basic cm9vdDo=");
-      refuse("user root");
-      return;
-    default:
-      setHeader(d, "X-Access-Token", undefined);
-      setHeader(d, "E2B-Traffic-Access-Token", "{{etta.own}}");
-      refuse("the traffic token on envd");
+  if (isSharedAccess(kind)) {
+    sharedAccess(rng, d, kind);
+    return;
   }
+  setHeader(d, "X-Access-Token", undefined);
+  setHeader(d, "E2B-Traffic-Access-Token", "{{etta.own}}");
+  d.reject.push("the traffic token on envd");
 }
 
 /** The deadline header made hostile; an invalid one must be refused before anything runs. */
