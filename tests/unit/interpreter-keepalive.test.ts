@@ -1,9 +1,10 @@
 /**
  * The E2B interpreter's NDJSON answer sends `{"type":"keepalive"}` while a run is
  * silent, as E2B's interpreter does (every 5 s there; a short interval here), and
- * only then: the lines of the run keep their order, none comes after the end, a
- * cancel while silent still settles, and a source failing between two pulls fails
- * the stream instead of the process.
+ * only then: the lines of the run keep their order, none comes after the end (not
+ * even while the Ship's stream takes its time to close), a cancel while silent still
+ * settles, and a source failing between two pulls fails the stream instead of the
+ * process.
  */
 import { expect, test } from "bun:test";
 import { cancellable, KEEPALIVE_LINE, ndjsonBody, ndjsonFromEvents } from "../../src/bay/e2b/interpreter-stream.ts";
@@ -38,7 +39,7 @@ function execEvents(first: string, silentMs: number, rest: string | Error) {
 
 function body(source: ReadableStream<Uint8Array>, keepaliveMs?: number) {
   const events = cancellable(source);
-  return ndjsonBody(ndjsonFromEvents(events.stream), events.cancel, keepaliveMs);
+  return ndjsonBody(ndjsonFromEvents(events.stream, keepaliveMs), events.cancel);
 }
 
 async function lines(stream: ReadableStream<Uint8Array>): Promise<Array<Record<string, unknown>>> {
@@ -98,4 +99,22 @@ test("a source that fails while no pull waits on it fails the stream, not the pr
     failed = e;
   }
   expect(String(failed)).toContain("ship went away");
+});
+
+test("no keepalive after the end line, however long the Ship's stream takes to close", async () => {
+  // The result event arrives, then the stream underneath neither ends nor fails for 300 ms.
+  let cancelled = false;
+  const source = new ReadableStream<Uint8Array>({
+    start(ctl) {
+      ctl.enqueue(enc.encode(`event: stdout\ndata: {"text":"a"}\n\n${RESULT}`));
+    },
+    pull: () => Bun.sleep(300),
+    cancel: async () => {
+      await Bun.sleep(300);
+      cancelled = true;
+    },
+  });
+  const types = (await lines(body(source, 20))).map((l) => l.type);
+  expect(types).toEqual(["stdout", "number_of_executions", "end_of_execution"]);
+  expect(cancelled).toBe(true);
 });

@@ -41,3 +41,49 @@ test("withKeepalive: an error of the source reaches the consumer", async () => {
   await expect(run()).rejects.toThrow("source broke");
   expect(got).toEqual(["a"]);
 });
+
+test("withKeepalive: an item awaited over many intervals gets one reaction, not one per keepalive", async () => {
+  // Each `then` on the awaited read is a reaction kept until it settles (a day of silence: 17,280 of them).
+  let thens = 0;
+  class Counted<T> extends Promise<T> {
+    // biome-ignore lint/suspicious/noThenProperty: the test counts the reactions the awaited read gets
+    override then<A = T, B = never>(
+      ok?: ((v: T) => A | PromiseLike<A>) | null,
+      bad?: ((e: unknown) => B | PromiseLike<B>) | null,
+    ): Promise<A | B> {
+      thens++;
+      return super.then(ok, bad);
+    }
+  }
+  const slow: AsyncIterable<number> = {
+    [Symbol.asyncIterator]: () => ({
+      next: () => new Counted<IteratorResult<number>>((resolve) => setTimeout(() => resolve({ done: false, value: 7 }), 200)),
+    }),
+  };
+  const got: Array<number | typeof KEEPALIVE> = [];
+  for await (const item of withKeepalive(slow, 10)) {
+    got.push(item);
+    if (item === 7) break;
+  }
+  expect(got.filter((i) => i === KEEPALIVE).length).toBeGreaterThanOrEqual(10);
+  expect(got.at(-1)).toBe(7);
+  expect(thens).toBeLessThanOrEqual(3);
+});
+
+test("withKeepalive: nothing is read ahead, so a consumer that stops at its last item gets no KEEPALIVE after it", async () => {
+  let reads = 0;
+  async function* source() {
+    reads++;
+    yield "last";
+    reads++;
+    await Bun.sleep(200);
+  }
+  const got: unknown[] = [];
+  for await (const item of withKeepalive(source(), 10)) {
+    got.push(item);
+    await Bun.sleep(60);
+    if (item === "last") break;
+  }
+  expect(got).toEqual(["last"]);
+  expect(reads).toBe(1);
+});

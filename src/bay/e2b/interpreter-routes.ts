@@ -132,7 +132,7 @@ export function interpreterRoutes({ access, exec, contexts, envVars, runCodeTime
       );
       if (!res.body) throw new BayError("ship_error", "the sandbox runtime answered no event stream");
       const events = cancellable(res.body);
-      return c.body(ndjsonBody(ndjsonFromEvents(events.stream), events.cancel, KEEPALIVE_MS), 200);
+      return c.body(ndjsonBody(ndjsonFromEvents(events.stream, KEEPALIVE_MS), events.cancel), 200);
     }
     if (body.context_id) needContexts();
     if (language(body.language) !== "python") throw new BayError("not_implemented", "only python runs without Bay's code contexts");

@@ -4,6 +4,7 @@
  * event as it arrives, then the main result, the error, the execution count and
  * `end_of_execution`. Nothing is buffered beyond the event being translated.
  */
+import { KEEPALIVE, withKeepalive } from "./envd/keepalive.ts";
 import { readEvents } from "./envd/sse-events.ts";
 import { errorLine, outputLine, resultLine } from "./interpreter-lines.ts";
 
@@ -14,10 +15,24 @@ interface ExecResult {
   execution_count?: number | null;
 }
 
-/** The NDJSON lines of one exec's events. */
-export async function* ndjsonFromEvents(body: ReadableStream<Uint8Array>): AsyncIterable<Record<string, unknown>> {
+/** What E2B's interpreter sends while a run is silent; both SDKs skip a type they do not know. */
+export const KEEPALIVE_LINE = { type: "keepalive" } as const;
+/** How often it is sent (E2B's interpreter: every 5 s). */
+export const KEEPALIVE_MS = 5_000;
+
+/**
+ * The NDJSON lines of one exec's events; with `keepaliveMs`, a keepalive line whenever no
+ * event came for that long, as E2B's interpreter sends it (none after the end line: the
+ * lines end there, and the wrapper reads nothing ahead).
+ */
+export async function* ndjsonFromEvents(body: ReadableStream<Uint8Array>, keepaliveMs?: number): AsyncIterable<Record<string, unknown>> {
   let displays = 0;
-  for await (const e of readEvents(body)) {
+  const events = keepaliveMs ? withKeepalive(readEvents(body), keepaliveMs) : readEvents(body);
+  for await (const e of events) {
+    if (e === KEEPALIVE) {
+      yield KEEPALIVE_LINE;
+      continue;
+    }
     const data = e.data as Record<string, unknown>;
     if (e.event === "stdout" || e.event === "stderr") {
       yield outputLine(e.event, data.text as string);
@@ -47,45 +62,19 @@ export async function* ndjsonFromEvents(body: ReadableStream<Uint8Array>): Async
   yield { type: "end_of_execution" };
 }
 
-/** What E2B's interpreter sends while a run is silent; both SDKs skip a type they do not know. */
-export const KEEPALIVE_LINE = { type: "keepalive" } as const;
-/** How often it is sent (E2B's interpreter: every 5 s). */
-export const KEEPALIVE_MS = 5_000;
-
-const TICK = Symbol("tick");
-
-/**
- * An NDJSON response body from lines produced one at a time; `cancelSource` ends what they are read from.
- * While no line comes for `keepaliveMs`, a keepalive line is sent in its place, as E2B's interpreter
- * does: a proxy in between does not cut a silent run for idleness, and a client that vanished is
- * found by the failing write instead of at the run's end.
- */
+/** An NDJSON response body from lines produced one at a time; `cancelSource` ends what they are read from. */
 export function ndjsonBody(
   lines: AsyncIterable<Record<string, unknown>>,
   cancelSource: (reason: unknown) => Promise<void> = async () => {},
-  keepaliveMs?: number,
 ): ReadableStream<Uint8Array> {
   const it = lines[Symbol.asyncIterator]();
   const enc = new TextEncoder();
-  const keepalive = enc.encode(`${JSON.stringify(KEEPALIVE_LINE)}\n`);
-  // A line being waited for survives a keepalive: the next pull waits on the same one.
-  let pending: Promise<IteratorResult<Record<string, unknown>>> | null = null;
   return new ReadableStream<Uint8Array>({
     async pull(ctrl) {
       try {
-        if (!pending) {
-          pending = it.next();
-          // Handled here too: a keepalive pull returns before it settles, and it may fail before the next pull.
-          pending.catch(() => {});
-        }
-        const next = keepaliveMs ? await raceTick(pending, keepaliveMs) : await pending;
-        if (next === TICK) {
-          ctrl.enqueue(keepalive);
-          return;
-        }
-        pending = null;
-        if (next.done) ctrl.close();
-        else ctrl.enqueue(enc.encode(`${JSON.stringify(next.value)}\n`));
+        const { done, value } = await it.next();
+        if (done) ctrl.close();
+        else ctrl.enqueue(enc.encode(`${JSON.stringify(value)}\n`));
       } catch (e) {
         ctrl.error(e);
       }
@@ -97,19 +86,6 @@ export function ndjsonBody(
       await it.return?.();
     },
   });
-}
-
-/** `p`'s value, or TICK once `ms` pass first. */
-async function raceTick<T>(p: Promise<T>, ms: number): Promise<T | typeof TICK> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const tick = new Promise<typeof TICK>((resolve) => {
-    timer = setTimeout(() => resolve(TICK), ms);
-  });
-  try {
-    return await Promise.race([p, tick]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**

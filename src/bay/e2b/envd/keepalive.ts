@@ -2,9 +2,15 @@
 export const KEEPALIVE = Symbol("keepalive");
 
 /**
- * The items of `source`, and KEEPALIVE whenever nothing came for `ms` (envd's streams
- * send one so that proxies keep a quiet stream open). Ends with the source; a consumer
- * that stops early closes it (`return()`), after `stop` ended the read it has ahead.
+ * The items of `source`, and KEEPALIVE whenever nothing came for `ms` (envd's streams,
+ * and E2B's interpreter, send one so that proxies keep a quiet stream open and a client
+ * that vanished is found by a failing write). Ends with the source; a consumer that
+ * stops early closes it (`return()`), after `stop` ended the read it has waiting.
+ *
+ * An item is read when the consumer asks for the next one, never ahead: a consumer that
+ * ends the stream after its last item gets no KEEPALIVE after it. While one is awaited,
+ * it has one reaction however many intervals pass (a race per interval would add one to
+ * it each time, all kept until it comes: ~64 B per keepalive over a day-long silence).
  */
 export async function* withKeepalive<T>(
   source: AsyncIterable<T>,
@@ -12,25 +18,32 @@ export async function* withKeepalive<T>(
   stop?: () => void,
 ): AsyncGenerator<T | typeof KEEPALIVE, void> {
   const it = source[Symbol.asyncIterator]();
-  let next = it.next();
   try {
     for (;;) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const tick = new Promise<typeof KEEPALIVE>((resolve) => {
-        timer = setTimeout(() => resolve(KEEPALIVE), ms);
-      });
-      const got = await Promise.race([next, tick]);
-      clearTimeout(timer);
-      if (got === KEEPALIVE) {
-        yield KEEPALIVE;
-        continue;
+      const next = it.next();
+      let settled = false;
+      let wake = () => {};
+      const onSettled = () => {
+        settled = true;
+        wake();
+      };
+      // Also marks a failure as handled while the consumer is away: it is thrown below.
+      next.then(onSettled, onSettled);
+      while (!settled) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setTimeout(resolve, ms);
+        });
+        clearTimeout(timer);
+        if (!settled) yield KEEPALIVE;
       }
+      const got = await next;
       if (got.done) return;
-      next = it.next();
       yield got.value;
     }
   } finally {
-    // The read ahead is still waiting: `stop` ends it, or `return()` would wait for it.
+    // A read may still be waiting (the consumer left at a KEEPALIVE): `stop` ends it, or `return()` would wait for it.
     stop?.();
     await it.return?.();
   }

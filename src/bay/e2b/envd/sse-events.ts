@@ -14,7 +14,7 @@ const MAX_EVENT_BYTES = 4 * 1024 * 1024;
 
 /**
  * `stop`: aborting it cancels the body, so a read that is waiting ends now. A consumer
- * that leaves while the next event is being read (withKeepalive reads ahead) needs it:
+ * that leaves while the next event is being read (withKeepalive, at a keepalive) needs it:
  * an async generator's `return()` waits for that read, which on a quiet stream may
  * never come.
  */
