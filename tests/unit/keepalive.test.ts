@@ -87,3 +87,10 @@ test("withKeepalive: nothing is read ahead, so a consumer that stops at its last
   expect(got).toEqual(["last"]);
   expect(reads).toBe(1);
 });
+
+test("withKeepalive: an interval under 1 ms is refused, not sent on every turn of the event loop", async () => {
+  async function* source() {
+    yield 1;
+  }
+  for (const ms of [0, -5, Number.NaN]) await expect(withKeepalive(source(), ms).next()).rejects.toThrow(RangeError);
+});

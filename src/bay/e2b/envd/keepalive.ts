@@ -17,10 +17,12 @@ export async function* withKeepalive<T>(
   ms: number,
   stop?: () => void,
 ): AsyncGenerator<T | typeof KEEPALIVE, void> {
+  // A zero or negative interval would send one on every turn of the event loop.
+  if (!(ms >= 1)) throw new RangeError(`a keepalive interval of ${ms} ms`);
   const it = source[Symbol.asyncIterator]();
   try {
     for (;;) {
-      const next = it.next();
+      const next = Promise.resolve(it.next());
       let settled = false;
       let wake = () => {};
       const onSettled = () => {
