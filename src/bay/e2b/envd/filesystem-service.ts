@@ -28,7 +28,7 @@ import {
 import { toWorkspacePath } from "../paths.ts";
 import type { FileInfo } from "./file-info.ts";
 import type { EnvdCalls } from "./envd-calls.ts";
-import { KEEPALIVE, withKeepalive } from "./keepalive.ts";
+import { ENVD_KEEPALIVE_MS, KEEPALIVE, withKeepalive } from "./keepalive.ts";
 import type { PollingWatchers } from "./polling-watchers.ts";
 import { readEvents } from "./sse-events.ts";
 import { changesLost } from "./watch-events.ts";
@@ -59,7 +59,7 @@ export function filesystemService({
   files,
   watch,
   watchers,
-  keepaliveMs = 15_000,
+  keepaliveMs = ENVD_KEEPALIVE_MS,
 }: FilesystemServiceDeps): Partial<ServiceImpl<typeof Filesystem>> {
   return {
     async *watchDir(req, ctx) {

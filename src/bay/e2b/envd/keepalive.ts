@@ -1,6 +1,9 @@
 /** What withKeepalive yields when nothing came for its interval. */
 export const KEEPALIVE = Symbol("keepalive");
 
+/** envd's streams (process output, a watched directory): the longest quiet time before a keepalive. */
+export const ENVD_KEEPALIVE_MS = 15_000;
+
 /**
  * The items of `source`, and KEEPALIVE whenever nothing came for `ms` (envd's streams,
  * and E2B's interpreter, send one so that proxies keep a quiet stream open and a client

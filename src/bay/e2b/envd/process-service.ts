@@ -26,7 +26,7 @@ import { assertEnvVars, MERGED_SET_LIMITS } from "../../domain/env-vars.ts";
 import { commandCwd } from "../paths.ts";
 import type { DataPlaneCall } from "./access.ts";
 import type { EnvdCalls } from "./envd-calls.ts";
-import { KEEPALIVE, withKeepalive } from "./keepalive.ts";
+import { ENVD_KEEPALIVE_MS, KEEPALIVE, withKeepalive } from "./keepalive.ts";
 import type { ProcessBackend, ProcessOutput } from "./process-backend.ts";
 import type { PtySessions } from "./pty-sessions.ts";
 
@@ -42,13 +42,12 @@ export interface ProcessServiceDeps {
 }
 
 const KEEPALIVE_HEADER = "keepalive-ping-interval";
-const DEFAULT_KEEPALIVE_MS = 15_000;
 
 export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<typeof Process>> {
   const { calls, backend } = deps;
 
   const keepaliveMs = (ctx: HandlerContext) =>
-    keepaliveInterval(ctx.requestHeader.get(KEEPALIVE_HEADER), deps.keepaliveMs ?? DEFAULT_KEEPALIVE_MS);
+    keepaliveInterval(ctx.requestHeader.get(KEEPALIVE_HEADER), deps.keepaliveMs ?? ENVD_KEEPALIVE_MS);
 
   const resolve = async (call: DataPlaneCall, selector: ProcessSelector | undefined) => {
     const sel = selector?.selector;
