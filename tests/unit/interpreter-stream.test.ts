@@ -1,5 +1,9 @@
 /**
- * The E2B interpreter's NDJSON answer sends `{"type":"keepalive"}` while a run is
+ * The E2B interpreter's NDJSON answer (interpreter-stream.ts). A body that runs to its
+ * end reads as the events say; one cancelled while its exec is silent (a client gone,
+ * or one that stopped reading) cancels the Ship's event stream underneath at once, not
+ * when the exec next prints or times out, so the owner's stream slot and the Ship call
+ * are given back. It sends `{"type":"keepalive"}` while a run is
  * silent, as E2B's interpreter does (every 5 s there; a short interval here), and
  * only then: the lines of the run keep their order, none comes after the end (not
  * even while the Ship's stream takes its time to close), a cancel while silent still
@@ -12,16 +16,16 @@ import { cancellable, KEEPALIVE_LINE, ndjsonBody, ndjsonFromEvents } from "../..
 const enc = new TextEncoder();
 const RESULT = 'event: result\ndata: {"success":true,"error":null,"data":[],"execution_count":3}\n\n';
 
-/** An exec's events: `first`, silence for `silentMs`, then `rest` (or an error). */
-function execEvents(first: string, silentMs: number, rest: string | Error) {
-  const seen = { cancelled: false };
+/** An exec's events: `first`, silence for `silentMs`, then `rest` (or an error; null: silence until cancelled). */
+function execEvents(first: string, silentMs: number, rest: string | Error | null) {
+  const seen = { cancelled: null as unknown };
   let sent = false;
   const source = new ReadableStream<Uint8Array>({
     start(ctl) {
       ctl.enqueue(enc.encode(first));
     },
     async pull(ctl) {
-      if (sent) return new Promise<void>(() => {});
+      if (sent || rest === null) return new Promise<void>(() => {});
       sent = true;
       await Bun.sleep(silentMs);
       if (rest instanceof Error) ctl.error(rest);
@@ -30,8 +34,8 @@ function execEvents(first: string, silentMs: number, rest: string | Error) {
         ctl.close();
       }
     },
-    cancel() {
-      seen.cancelled = true;
+    cancel(reason) {
+      seen.cancelled = reason ?? "cancelled";
     },
   });
   return { source, seen };
@@ -48,6 +52,32 @@ async function lines(stream: ReadableStream<Uint8Array>): Promise<Array<Record<s
     .split("\n")
     .map((l) => JSON.parse(l));
 }
+
+test("cancelling the NDJSON body while the exec is silent cancels the event stream underneath and settles", async () => {
+  const { source, seen } = execEvents('event: stdout\ndata: {"text":"hi"}\n\n', 0, null);
+  const reader = body(source).getReader();
+  const first = new TextDecoder().decode((await reader.read()).value);
+  expect(JSON.parse(first)).toMatchObject({ type: "stdout", text: "hi" });
+  // A pull is now pending on the silent source.
+  await Bun.sleep(20);
+  const settled = await Promise.race([reader.cancel(new Error("client gone")).then(() => true), Bun.sleep(2_000).then(() => false)]);
+  expect(settled).toBe(true);
+  expect(seen.cancelled).toBeInstanceOf(Error);
+});
+
+test("a body that runs to its end reads as before", async () => {
+  const text = 'event: stdout\ndata: {"text":"a"}\n\nevent: result\ndata: {"success":true,"error":null,"data":[],"execution_count":1}\n\n';
+  const events = cancellable(new Response(text).body!);
+  const lines = (await new Response(ndjsonBody(ndjsonFromEvents(events.stream), events.cancel)).text())
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  expect(lines).toEqual([
+    { type: "stdout", text: "a", timestamp: expect.any(String) },
+    { type: "number_of_executions", execution_count: 1 },
+    { type: "end_of_execution" },
+  ]);
+});
 
 test("a silent run sends keepalives between its lines, none after its end", async () => {
   const { source } = execEvents('event: stdout\ndata: {"text":"a"}\n\n', 260, RESULT);
@@ -74,7 +104,7 @@ test("without an interval nothing is added (the /v1-style body as before)", asyn
 });
 
 test("cancelled while silent, after keepalives went out: the source is cancelled and the cancel settles", async () => {
-  const { source, seen } = execEvents('event: stdout\ndata: {"text":"a"}\n\n', 60_000, RESULT);
+  const { source, seen } = execEvents('event: stdout\ndata: {"text":"a"}\n\n', 0, null);
   const reader = body(source, 30).getReader();
   const dec = new TextDecoder();
   expect(JSON.parse(dec.decode((await reader.read()).value)).type).toBe("stdout");
@@ -82,7 +112,7 @@ test("cancelled while silent, after keepalives went out: the source is cancelled
   expect(JSON.parse(dec.decode((await reader.read()).value))).toEqual({ ...KEEPALIVE_LINE });
   const settled = await Promise.race([reader.cancel(new Error("client gone")).then(() => true), Bun.sleep(2_000).then(() => false)]);
   expect(settled).toBe(true);
-  expect(seen.cancelled).toBe(true);
+  expect(seen.cancelled).toBeInstanceOf(Error);
 });
 
 test("a source that fails while no pull waits on it fails the stream, not the process", async () => {
