@@ -6,6 +6,7 @@
  * /v1 calls logged under the MCP request's id.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { parse } from "yaml";
 import { createLogger } from "../../src/bay/logger.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
 import { closeWithoutContainers, expectErrorBody } from "./support/fixtures.ts";
@@ -110,6 +111,29 @@ describe("protocol", () => {
       ].sort(),
     );
     for (const x of tools) expect(x.inputSchema.type).toBe("object");
+  });
+
+  test("the code tools take what the REST routes take: their limits are the spec's, a defaulted field has no default here", async () => {
+    const spec = parse(await Bun.file("openapi/bay.v1.yaml").text());
+    const props = (name: string) => spec.components.schemas[name].properties;
+    const exec = props("CodeExecRequest");
+    const shell = props("ShellExecRequest");
+    const r = await call(ALICE, "tools/list");
+    const tools = new Map<string, any>((r.body.result.tools as any[]).map((x) => [x.name, x.inputSchema.properties]));
+    for (const name of ["run_python", "run_code", "run_shell"]) {
+      const timeout = tools.get(name).timeout;
+      expect([name, timeout.minimum, timeout.maximum, timeout.default]).toEqual([
+        name,
+        exec.timeout.minimum,
+        exec.timeout.maximum,
+        undefined,
+      ]);
+    }
+    expect(tools.get("run_python").code.maxLength).toBe(exec.code.maxLength);
+    expect(tools.get("run_code").code.maxLength).toBe(exec.code.maxLength);
+    expect(tools.get("run_shell").command.maxLength).toBe(shell.command.maxLength);
+    expect(tools.get("run_shell").cwd.maxLength).toBe(shell.cwd.maxLength);
+    expect(tools.get("run_code").language.enum).toEqual(spec.components.schemas.Language.enum);
   });
 
   test("a notification is accepted with 202 and no body", async () => {

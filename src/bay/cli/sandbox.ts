@@ -5,6 +5,7 @@
  * with its exit code.
  */
 import type { PythonExecResult, Sandbox, SandboxList, SandboxMetrics, ShellExecResult } from "../api/generated/index.ts";
+import { MAX_EXEC_TIMEOUT_SECONDS } from "../api/exec-limits.ts";
 import { errorMessage } from "../logger.ts";
 import { allowOnly, type CliIo, flag, type Parsed, parseArgs, table, UsageError } from "./args.ts";
 import { ClientError, type ClientTarget, clientTarget, request } from "./client.ts";
@@ -89,7 +90,7 @@ export async function runSandbox(argv: string[], io: CliIo, stdin: () => Promise
       forwardPorts(args);
     } else throw new UsageError(command === undefined ? "missing command" : `unknown command: sandbox ${command}`);
     positiveInt(args, "ttl", MAX_TTL);
-    positiveInt(args, "timeout", 300);
+    positiveInt(args, "timeout", MAX_EXEC_TIMEOUT_SECONDS);
     target = clientTarget(io.env, flag(args, "url"), flag(args, "token"), flag(args, "owner"));
   } catch (e) {
     io.err(`bay: ${errorMessage(e)}\n\n${SANDBOX_USAGE}`);
@@ -206,7 +207,7 @@ async function remove(target: ClientTarget, args: Parsed, io: CliIo): Promise<nu
 
 async function exec(target: ClientTarget, args: Parsed, io: CliIo, stdin: () => Promise<string>): Promise<number> {
   const [id, ...words] = args.positionals as [string, ...string[]];
-  const timeout = positiveInt(args, "timeout", 300);
+  const timeout = positiveInt(args, "timeout", MAX_EXEC_TIMEOUT_SECONDS);
   const python = flag(args, "python");
   if (python !== undefined) {
     const code = python === "-" ? await stdin() : python;

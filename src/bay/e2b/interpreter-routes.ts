@@ -7,6 +7,7 @@
  * the context routes answer 501.
  */
 import { type Context, Hono } from "hono";
+import { MAX_EXEC_TIMEOUT_SECONDS } from "../api/exec-limits.ts";
 import { validate, validateOptionalJson } from "../api/middleware/validate.ts";
 import type { CallContext } from "../domain/capability-router.ts";
 import type { SandboxExec } from "../domain/sandbox-exec.ts";
@@ -17,7 +18,7 @@ import { operations as ops } from "./generated/openapi/index.ts";
 import { executionLines, type PythonResult } from "./interpreter-lines.ts";
 import { cancellable, KEEPALIVE_MS, ndjsonBody, ndjsonFromEvents } from "./interpreter-stream.ts";
 import { toE2bPath, toWorkspacePath } from "./paths.ts";
-import { OLDER_SHIP_MAX_TIMEOUT_SECONDS, OlderShips } from "./older-ships.ts";
+import { OlderShips } from "./older-ships.ts";
 
 export type CodeLanguage = "python" | "javascript" | "typescript";
 
@@ -137,7 +138,7 @@ export function interpreterRoutes({ access, exec, contexts, envVars, runCodeTime
     if (body.context_id) needContexts();
     if (language(body.language) !== "python") throw new BayError("not_implemented", "only python runs without Bay's code contexts");
     // One JSON answer: a client that leaves does not interrupt a running cell here, so Bay's own limit holds.
-    const timeout = Math.min(runCodeTimeoutSeconds, OLDER_SHIP_MAX_TIMEOUT_SECONDS);
+    const timeout = Math.min(runCodeTimeoutSeconds, MAX_EXEC_TIMEOUT_SECONDS);
     const result = (await (await exec.python(call, { code: body.code, timeout, ...env })).json()) as PythonResult;
     return c.body(
       `${executionLines(result)

@@ -8,7 +8,7 @@
  */
 import { BayError } from "../errors.ts";
 
-/** The longest exec Bay's own API runs, and all an older Ship takes. */
+/** The longest exec timeout an older Ship takes (its schema's, fixed in those images). */
 export const OLDER_SHIP_MAX_TIMEOUT_SECONDS = 300;
 /** How long a sandbox stays known to run an older Ship (its session may be replaced meanwhile: then it gets 300 s until this passes). */
 export const REMEMBER_MS = 10 * 60_000;

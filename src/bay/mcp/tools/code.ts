@@ -8,14 +8,9 @@ import { z } from "zod";
 import type { PythonExecResult, ShellExecResult } from "../../api/generated/index.ts";
 import { type BayCaller, sandboxPath } from "../bay-caller.ts";
 import { sandboxId } from "./ids.ts";
+import { execFields } from "./request-fields.ts";
 import { guarded, type ToolResult } from "./result.ts";
 
-const timeout = z.number().int().min(1).max(300).optional().describe("Seconds (default 30).");
-/** A run's environment variables (Bay checks them as for its REST API). */
-export const runEnv = z
-  .record(z.string(), z.string())
-  .optional()
-  .describe("Environment variables for this run only (the code and what it starts see them).");
 /** Rich outputs that become image blocks; everything else is summarised as text. */
 const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 
@@ -47,7 +42,7 @@ export function registerCodeTools(server: McpServer, bay: BayCaller): void {
       title: "Run Python",
       description:
         "Runs Python in the sandbox's persistent IPython kernel (variables survive between calls). Returns stdout, the last expression's value, the traceback on error, and matplotlib figures as PNG images.",
-      inputSchema: { sandbox_id: sandboxId, code: z.string().min(1).max(1048576), timeout, env: runEnv },
+      inputSchema: { sandbox_id: sandboxId, code: execFields.code, timeout: execFields.timeout, env: execFields.env },
     },
     ({ sandbox_id, code, timeout, env }) =>
       guarded(async () => {
@@ -68,10 +63,10 @@ export function registerCodeTools(server: McpServer, bay: BayCaller): void {
         "Runs a bash command in /workspace (or cwd) and returns stdout, stderr and the exit code. With background: true it is started and left running (a server, say) and its process id is returned.",
       inputSchema: {
         sandbox_id: sandboxId,
-        command: z.string().min(1).max(1048576),
-        cwd: z.string().min(1).max(4096).optional().describe("Directory relative to /workspace."),
-        timeout,
-        env: runEnv,
+        command: execFields.command,
+        cwd: execFields.cwd,
+        timeout: execFields.timeout,
+        env: execFields.env,
         background: z.boolean().optional().describe("Start it and return at once (default false)."),
       },
     },

@@ -4,14 +4,14 @@
  * between calls; create, list and delete contexts. Results read like run_python's.
  */
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import { z } from "zod";
 import type { Context, PythonExecResult } from "../../api/generated/index.ts";
 import { type BayCaller, sandboxPath } from "../bay-caller.ts";
-import { execResultContent, runEnv } from "./code.ts";
+import { execResultContent } from "./code.ts";
 import { guarded } from "./result.ts";
 import { contextId, sandboxId } from "./ids.ts";
+import { execFields } from "./request-fields.ts";
 
-const language = z.enum(["python", "javascript", "typescript"]);
+const { language } = execFields;
 const contextPath = (id: string, contextId: string) => sandboxPath(id, `/contexts/${encodeURIComponent(contextId)}`);
 
 export function registerContextTools(server: McpServer, bay: BayCaller): void {
@@ -23,11 +23,11 @@ export function registerContextTools(server: McpServer, bay: BayCaller): void {
         "Runs Python, JavaScript or TypeScript in a code context of the sandbox (the language's default context unless context_id names one); variables persist between calls in the same context. Returns output, the last expression's value, errors, and images.",
       inputSchema: {
         sandbox_id: sandboxId,
-        code: z.string().min(1).max(1048576),
+        code: execFields.code,
         language: language.optional(),
         context_id: contextId.optional(),
-        timeout: z.number().int().min(1).max(300).optional().describe("Seconds (default 30)."),
-        env: runEnv,
+        timeout: execFields.timeout,
+        env: execFields.env,
       },
     },
     ({ sandbox_id, code, language, context_id, timeout, env }) =>
@@ -49,7 +49,7 @@ export function registerContextTools(server: McpServer, bay: BayCaller): void {
       title: "Create a code context",
       description:
         "Starts a fresh kernel (python, javascript or typescript) in the sandbox; returns the context as JSON (its id for run_code).",
-      inputSchema: { sandbox_id: sandboxId, language, cwd: z.string().min(1).max(4096).optional() },
+      inputSchema: { sandbox_id: sandboxId, language, cwd: execFields.contextCwd },
     },
     ({ sandbox_id, language, cwd }) =>
       guarded(async () => {
