@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { pollUntil } from "../support/harness.ts";
 import { createMemoryBay, type MemoryBay } from "./support/memory-bay.ts";
+import { connectFrame } from "../support/connect-frame.ts";
 
 const KEY = "idle-lift-key-0123456789abcdef";
 let t: MemoryBay;
@@ -75,15 +76,6 @@ const request = (method: string, path: string, headers: Record<string, string>, 
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join("")}Content-Length: ${length}\r\n\r\n${sent}`;
 
-/** A Connect streaming frame (5-byte envelope) of a JSON message. */
-function frame(msg: unknown): Uint8Array {
-  const json = new TextEncoder().encode(JSON.stringify(msg));
-  const out = new Uint8Array(5 + json.length);
-  new DataView(out.buffer).setUint32(1, json.length);
-  out.set(json, 5);
-  return out;
-}
-
 const CUT_MS = 10_000;
 /** Longer than two of Bun's idle-timeout checks. */
 const LIFTED_MS = 10_000;
@@ -148,7 +140,7 @@ describe("a client that stops sending is cut, credentials or not", () => {
   }, 20_000);
 
   test("E2B: envd Connect, the interpreter and file uploads without a token, and Connect with half its message and a valid one", async () => {
-    const message = frame({ path: "/home/user" });
+    const message = connectFrame({ path: "/home/user" });
     const half = new TextDecoder().decode(message.subarray(0, 8));
     const token = { "e2b-sandbox-id": e2b.sandboxID, "x-access-token": e2b.envdAccessToken };
     const connect = { "content-type": "application/connect+json" };
@@ -172,7 +164,7 @@ describe("a stream outlasts the idle timeout, and the connection has it back onc
   const execBody = (command: string) => JSON.stringify({ command, timeout: 60 });
 
   test("Bay's API: a streamed exec silent for 12 s gets its events; a watch and E2B's WatchDir stay open while silent", async () => {
-    const message = frame({ path: "/home/user" });
+    const message = connectFrame({ path: "/home/user" });
     const head = request(
       "POST",
       "/e2b/filesystem.Filesystem/WatchDir",
@@ -214,7 +206,7 @@ describe("a stream outlasts the idle timeout, and the connection has it back onc
   }, 20_000);
 
   test("E2B: a Connect stream without a token gets its error in a 200 stream, and its connection is then cut", async () => {
-    const message = frame({ path: "/home/user" });
+    const message = connectFrame({ path: "/home/user" });
     const head = request("POST", "/e2b/filesystem.Filesystem/WatchDir", { "content-type": "application/connect+json" }, message.length);
     const r = await hold(new Uint8Array([...new TextEncoder().encode(head), ...message]), CUT_MS);
     expect(r.text).toStartWith("HTTP/1.1 200");

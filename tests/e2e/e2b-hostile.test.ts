@@ -9,6 +9,7 @@ import { signFileUrl } from "../../src/bay/e2b/credentials.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
 import { requireShipImages } from "./support/e2e.ts";
 import { createE2bSandbox, type E2bCreated } from "./support/e2b.ts";
+import { connectFrame } from "../support/connect-frame.ts";
 
 let t: TestBay;
 type Created = E2bCreated;
@@ -50,18 +51,9 @@ async function run(sb: Created, cmd: string): Promise<string> {
   const started = await t.bay.app.request("/e2b/process.Process/Start", {
     method: "POST",
     headers: envd(sb, { "content-type": "application/connect+json" }),
-    body: new Blob([frame({ process: { cmd: "/bin/bash", args: ["/workspace/.run.sh"] } })]),
+    body: new Blob([connectFrame({ process: { cmd: "/bin/bash", args: ["/workspace/.run.sh"] } })]),
   });
   return new TextDecoder().decode(new Uint8Array(await started.arrayBuffer()));
-}
-
-function frame(msg: unknown, flags = 0): Uint8Array<ArrayBuffer> {
-  const json = new TextEncoder().encode(JSON.stringify(msg));
-  const out = new Uint8Array(5 + json.length);
-  out[0] = flags;
-  new DataView(out.buffer).setUint32(1, json.length);
-  out.set(json, 5);
-  return out;
 }
 
 async function readFile(sb: Created, path: string): Promise<number> {
@@ -133,7 +125,7 @@ describe("files outside the home stay out of reach through links (as on Bay's ow
     const watch = await t.bay.app.request("/e2b/filesystem.Filesystem/WatchDir", {
       method: "POST",
       headers: envd(sb, { "content-type": "application/connect+json" }),
-      body: new Blob([frame({ path: "/home/user/rootl/etc" })]),
+      body: new Blob([connectFrame({ path: "/home/user/rootl/etc" })]),
     });
     expect(new TextDecoder().decode(await watch.arrayBuffer())).toContain('"code":"invalid_argument"');
   }, 120_000);
@@ -148,7 +140,7 @@ describe("streams a client abandons", () => {
         new Request("http://localhost/e2b/filesystem.Filesystem/WatchDir", {
           method: "POST",
           headers: envd(sb, { "content-type": "application/connect+json" }),
-          body: new Blob([frame({ path: "/home/user" })]),
+          body: new Blob([connectFrame({ path: "/home/user" })]),
           signal: ac.signal,
         }),
       );

@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { type CommandHandle, Sandbox } from "e2b";
 import { type BayProcess, requireShipImages, SHIP_IMAGE, spawnBay } from "./support/e2e.ts";
 import { within } from "../support/within.ts";
+import { connectFrame } from "../support/connect-frame.ts";
 
 setDefaultTimeout(300_000);
 
@@ -151,15 +152,6 @@ test("a background command whose client left is still killed at its timeoutMs (e
   expect(await running()).toBe(false);
 });
 
-/** One Connect message frame (JSON). */
-function frame(msg: unknown): Uint8Array<ArrayBuffer> {
-  const json = new TextEncoder().encode(JSON.stringify(msg));
-  const out = new Uint8Array(5 + json.length);
-  new DataView(out.buffer).setUint32(1, json.length);
-  out.set(json, 5);
-  return out;
-}
-
 /** A raw Process.Start of `script` on `on` with Connect-Timeout-Ms `timeoutMs`; `signal` to leave it. */
 function rawStart(on: Sandbox, timeoutMs: number, script: string, signal?: AbortSignal): Promise<Response> {
   return fetch(`${bay.url}/e2b/process.Process/Start`, {
@@ -170,7 +162,7 @@ function rawStart(on: Sandbox, timeoutMs: number, script: string, signal?: Abort
       "e2b-sandbox-id": on.sandboxId,
       "x-access-token": (on as unknown as { envdAccessToken: string }).envdAccessToken,
     },
-    body: frame({ process: { cmd: "/bin/bash", args: ["-c", script] } }),
+    body: connectFrame({ process: { cmd: "/bin/bash", args: ["-c", script] } }),
     ...(signal ? { signal } : {}),
   });
 }

@@ -5,7 +5,7 @@ import { parseMetadataFilter } from "../../src/bay/e2b/control-routes.ts";
 import { E2bCredentials, signFileUrl } from "../../src/bay/e2b/credentials.ts";
 import { requestedUser } from "../../src/bay/e2b/envd/access.ts";
 import { parseArgv, quoteArgv } from "../../src/bay/e2b/envd/process-backend.ts";
-import { keepaliveInterval } from "../../src/bay/e2b/envd/process-service.ts";
+import { keepaliveInterval } from "../../src/bay/e2b/envd/keepalive.ts";
 import { errorLine, executionLines, resultLine } from "../../src/bay/e2b/interpreter-lines.ts";
 import { language } from "../../src/bay/e2b/interpreter-routes.ts";
 import { ndjsonFromEvents } from "../../src/bay/e2b/interpreter-stream.ts";

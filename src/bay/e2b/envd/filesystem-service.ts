@@ -28,7 +28,7 @@ import {
 import { toWorkspacePath } from "../paths.ts";
 import type { FileInfo } from "./file-info.ts";
 import type { EnvdCalls } from "./envd-calls.ts";
-import { ENVD_KEEPALIVE_MS, KEEPALIVE, withKeepalive } from "./keepalive.ts";
+import { ENVD_KEEPALIVE_MS, KEEPALIVE, streamKeepaliveMs, withKeepalive } from "./keepalive.ts";
 import type { PollingWatchers } from "./polling-watchers.ts";
 import { readEvents } from "./sse-events.ts";
 import { changesLost } from "./watch-events.ts";
@@ -68,7 +68,9 @@ export function filesystemService({
         const res = await watch.watch(call, dir, req.recursive);
         if (!res.body) throw new BayError("ship_error", "the sandbox runtime answered no watch stream");
         const stop = new AbortController();
-        for await (const e of withKeepalive(readEvents(res.body, undefined, stop.signal), keepaliveMs, () => stop.abort())) {
+        for await (const e of withKeepalive(readEvents(res.body, undefined, stop.signal), streamKeepaliveMs(ctx, keepaliveMs), () =>
+          stop.abort(),
+        )) {
           if (e === KEEPALIVE) yield create(WatchDirResponseSchema, { event: { case: "keepalive", value: {} } });
           else if (e.event === "ready") yield create(WatchDirResponseSchema, { event: { case: "start", value: {} } });
           else if (e.event === "change") {

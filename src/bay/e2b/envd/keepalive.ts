@@ -1,8 +1,24 @@
+import type { HandlerContext } from "@connectrpc/connect";
+
 /** What withKeepalive yields when nothing came for its interval. */
 export const KEEPALIVE = Symbol("keepalive");
 
 /** envd's streams (process output, a watched directory): the longest quiet time before a keepalive. */
 export const ENVD_KEEPALIVE_MS = 15_000;
+
+/** Shortest keepalive interval a client may ask for: a tiny one would have Bay send it frames in a busy loop. */
+const MIN_KEEPALIVE_MS = 1_000;
+
+/** The keepalive interval for a stream: the client's `Keepalive-Ping-Interval` (seconds), within [1 s, `capMs`]. */
+export function keepaliveInterval(header: string | null, capMs: number): number {
+  const asked = Number(header ?? Number.NaN) * 1000;
+  if (!Number.isFinite(asked) || asked <= 0) return capMs;
+  return Math.min(Math.max(asked, Math.min(MIN_KEEPALIVE_MS, capMs)), capMs);
+}
+
+/** An envd stream's interval (process output, a watched directory): what its call asks for, as envd reads it for both. */
+export const streamKeepaliveMs = (ctx: HandlerContext, capMs: number): number =>
+  keepaliveInterval(ctx.requestHeader.get("keepalive-ping-interval"), capMs);
 
 /**
  * The items of `source`, and KEEPALIVE whenever nothing came for `ms` (envd's streams,

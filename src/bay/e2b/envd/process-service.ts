@@ -26,7 +26,7 @@ import { assertEnvVars, MERGED_SET_LIMITS } from "../../domain/env-vars.ts";
 import { commandCwd } from "../paths.ts";
 import type { DataPlaneCall } from "./access.ts";
 import type { EnvdCalls } from "./envd-calls.ts";
-import { ENVD_KEEPALIVE_MS, KEEPALIVE, withKeepalive } from "./keepalive.ts";
+import { ENVD_KEEPALIVE_MS, KEEPALIVE, streamKeepaliveMs, withKeepalive } from "./keepalive.ts";
 import type { ProcessBackend, ProcessOutput } from "./process-backend.ts";
 import type { PtySessions } from "./pty-sessions.ts";
 
@@ -41,13 +41,10 @@ export interface ProcessServiceDeps {
   keepaliveMs?: number;
 }
 
-const KEEPALIVE_HEADER = "keepalive-ping-interval";
-
 export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<typeof Process>> {
   const { calls, backend } = deps;
 
-  const keepaliveMs = (ctx: HandlerContext) =>
-    keepaliveInterval(ctx.requestHeader.get(KEEPALIVE_HEADER), deps.keepaliveMs ?? ENVD_KEEPALIVE_MS);
+  const keepaliveMs = (ctx: HandlerContext) => streamKeepaliveMs(ctx, deps.keepaliveMs ?? ENVD_KEEPALIVE_MS);
 
   const resolve = async (call: DataPlaneCall, selector: ProcessSelector | undefined) => {
     const sel = selector?.selector;
@@ -160,16 +157,6 @@ export function processService(deps: ProcessServiceDeps): Partial<ServiceImpl<ty
         return create(CloseStdinResponseSchema, {});
       }),
   };
-}
-
-/** Shortest keepalive interval a client may ask for: a tiny one would have Bay send it frames in a busy loop. */
-const MIN_KEEPALIVE_MS = 1_000;
-
-/** The keepalive interval for a stream: the client's `Keepalive-Ping-Interval` (seconds), within [1 s, `capMs`]. */
-export function keepaliveInterval(header: string | null, capMs: number): number {
-  const asked = Number(header ?? Number.NaN) * 1000;
-  if (!Number.isFinite(asked) || asked <= 0) return capMs;
-  return Math.min(Math.max(asked, Math.min(MIN_KEEPALIVE_MS, capMs)), capMs);
 }
 
 type EventInit = MessageInitShape<typeof ProcessEventSchema>["event"];
