@@ -1,7 +1,8 @@
 /**
  * `bun run gen` writes src/bay/api/generated/, the E2B routes' code (openapi/e2b.v1.yaml,
  * proto/envd/) and the TypeScript client's types
- * (clients/typescript/src/schema.ts) from openapi/bay.v1.yaml.
+ * (clients/typescript/src/schema.ts) and the Python client's operations
+ * (clients/python/bay_client/_operations.py) from openapi/bay.v1.yaml.
  * `bun run gen:check` regenerates in memory and exits 1 if the committed files differ.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
@@ -9,6 +10,7 @@ import { dirname, join, relative } from "node:path";
 import { CLIENT_SCHEMA_PATH, generateClientSchema } from "./gen/client.ts";
 import { generate, SPEC_PATH, TARGETS } from "./gen/generate.ts";
 import { generateProto, PROTO_OUT_DIR } from "./gen/proto.ts";
+import { generatePythonOperations, PYTHON_OPERATIONS_PATH } from "./gen/python-client.ts";
 
 const root = join(import.meta.dir, "..");
 const check = process.argv.includes("--check");
@@ -25,6 +27,7 @@ for (const target of TARGETS) {
   }
 }
 files.set(CLIENT_SCHEMA_PATH, await generateClientSchema(readFileSync(join(root, SPEC_PATH), "utf8")));
+files.set(PYTHON_OPERATIONS_PATH, generatePythonOperations(readFileSync(join(root, SPEC_PATH), "utf8")));
 for (const [path, body] of generateProto(root)) files.set(path, body);
 if (existsSync(join(root, PROTO_OUT_DIR))) {
   for (const e of readdirSync(join(root, PROTO_OUT_DIR), { recursive: true, withFileTypes: true })) {
@@ -65,5 +68,5 @@ if (check) {
     mkdirSync(dirname(join(root, path)), { recursive: true });
     writeFileSync(join(root, path), text);
   }
-  console.log(`wrote ${files.size} files to ${OUT_DIR} and ${CLIENT_SCHEMA_PATH}`);
+  console.log(`wrote ${files.size} files to ${OUT_DIR}, ${CLIENT_SCHEMA_PATH} and ${PYTHON_OPERATIONS_PATH}`);
 }

@@ -1,0 +1,36 @@
+"""Bay's Python client: the standard library only, its operations generated from
+openapi/bay.v1.yaml (`bun run gen`).
+
+    from bay_client import BayClient, BayError
+
+    bay = BayClient("http://127.0.0.1:8000", token=os.environ["BAY_API_KEY"])
+    sb = bay.create_sandbox()
+    print(bay.exec_python(sb["id"], code="x = 21\\nx * 2")["result"])
+"""
+
+from typing import Any, Optional
+
+from ._operations import Operations
+from ._transport import BayError, Event, PortAnswer, Transport
+
+__all__ = ["BayClient", "BayError", "Event", "PortAnswer"]
+
+
+class BayClient(Operations):
+    """A Bay at `base_url`; `token` is an API key (sent as a Bearer token), `owner` the
+    X-Owner a trusted front end names; `timeout` is the socket's, in seconds (an exec
+    may run 300 s). One kept-alive connection per thread; streamed calls get their own."""
+
+    def __init__(self, base_url: str, token: Optional[str] = None, owner: Optional[str] = None,
+                 timeout: float = 330.0) -> None:
+        self._t = Transport(base_url, token=token, owner=owner, timeout=timeout)
+
+    def close(self) -> None:
+        """Closes this thread's connection (the next call opens another)."""
+        self._t.close()
+
+    def __enter__(self) -> "BayClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

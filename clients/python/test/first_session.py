@@ -1,0 +1,96 @@
+"""The Python client against a real Bay (started by first-session.test.ts): the
+README's first session, streamed runs, bytes both ways, the error model, and the
+hostile cases (another tenant's ids, ids that try to reach another route, a client
+that leaves a streamed run). Exits 0 and prints "first session: ok" when all hold."""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from bay_client import BayClient, BayError, Event  # noqa: E402
+
+URL = os.environ["BAY_URL"]
+alice = BayClient(URL, token=os.environ["ALICE_KEY"])
+bob = BayClient(URL, token=os.environ["BOB_KEY"])
+
+
+def refused(want_code, want_status, fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except BayError as e:
+        assert (e.code, e.status) == (want_code, want_status), f"{fn.__name__}: {e.status} {e.code} {e.message}"
+        assert e.request_id, "an error names its request id"
+        return e
+    raise AssertionError(f"{fn.__name__} succeeded; expected {want_status} {want_code}")
+
+
+assert alice.get_health()["status"] == "healthy"
+
+# Create (safe to retry with the same Idempotency-Key), Python, shell.
+sb = alice.create_sandbox(idempotency_key="py-client-first", ttl=600)
+assert alice.create_sandbox(idempotency_key="py-client-first", ttl=600)["id"] == sb["id"]
+sid = sb["id"]
+run = alice.exec_python(sid, code="x = 21\nx * 2")
+assert (run["success"], run["output"]) == (True, "42\n"), run
+assert run["data"] == [{"type": "execute_result", "data": {"text/plain": "42"}}], run
+sh = alice.exec_shell(sid, command="printf abc; echo oops >&2; exit 3")
+assert (sh["success"], sh["exit_code"], sh["output"], sh["error"]) == (False, 3, "abc", "oops\n"), sh
+
+# A streamed run: output as it comes, then the result.
+events = list(alice.exec_python_events(sid, code="print('hi', flush=True)\nx"))
+assert all(isinstance(e, Event) for e in events)
+assert events[0] == Event("stdout", {"text": "hi\n"}), events
+assert events[-1].event == "result" and events[-1].data["output"] == "hi\n21\n", events
+
+# Bytes both ways: every byte value, an odd path, an empty file, a file object.
+blob = bytes(range(256)) * 4
+up = alice.upload_file(sid, path="data/ü b#?.bin", data=blob)
+assert up == {"status": "ok", "path": "data/ü b#?.bin", "size": 1024}, up
+assert alice.download_file(sid, path="data/ü b#?.bin") == blob
+assert alice.upload_file(sid, path="empty.bin", data=b"")["size"] == 0
+assert alice.download_file(sid, path="empty.bin") == b""
+with open(__file__, "rb") as f:
+    assert alice.upload_file(sid, path="me.py", data=f)["size"] == os.path.getsize(__file__)
+assert alice.read_file(sid, path="me.py")["content"].startswith('"""The Python client')
+names = {e["name"] for e in alice.list_directory(sid, path="data")["entries"]}
+assert names == {"ü b#?.bin"}, names
+
+# The error model: codes and details.
+e = refused("file_not_found", 404, alice.read_file, sid, path="nope.txt")
+assert e.details.get("path") == "nope.txt", e.details
+refused("validation_error", 400, alice.exec_python, sid, code="1", timeout=0)
+refused("invalid_path", 400, alice.read_file, sid, path="../etc/passwd")
+with BayClient(URL, token="not-a-key-0123456789abcdef") as stranger:
+    refused("unauthorized", 401, stranger.list_sandboxes)
+
+# Another tenant sees nothing of it; an id cannot reach another route.
+refused("not_found", 404, bob.get_sandbox, sid)
+refused("not_found", 404, bob.exec_python, sid, code="1")
+refused("not_found", 404, bob.download_file, sid, path="data/ü b#?.bin")
+assert sid not in {s["id"] for s in bob.list_sandboxes()["items"]}
+for odd in ["../sandboxes", f"{sid}/../{sid}", "%2e%2e", f"{sid}?x=1", f"{sid}#frag"]:
+    refused("not_found", 404, alice.get_sandbox, odd)
+
+# A client that leaves a streamed run: Bay interrupts it, and the kernel answers the next.
+stream = alice.exec_python_events(sid, code="import time\nfor i in range(600):\n    print(i, flush=True)\n    time.sleep(0.05)")
+first = next(iter(stream))
+assert first.event == "stdout", first
+stream.close()
+time.sleep(1)
+after = alice.exec_python(sid, code="i")
+assert after["success"] and int(after["output"]) < 599, after
+
+# Bay closes a connection idle past server.idle_timeout (1 s here): the next call,
+# a POST that must not be sent twice, goes on a new connection.
+kept = alice._t._local.conn
+time.sleep(3)
+assert alice.exec_python(sid, code="x")["output"] == "21\n"
+assert alice._t._local.conn is not kept
+
+alice.delete_sandbox(sid)
+refused("not_found", 404, alice.get_sandbox, sid)
+alice.close()
+bob.close()
+print("first session: ok")
