@@ -268,9 +268,7 @@ test("streaming WatchDir: changes Ship reports it dropped end the stream with Da
   const service = watchService(w.watch, new PollingWatchers({ watch: w.watch }));
   const stream = service.watchDir!(
     { path: "/home/user", recursive: false } as never,
-    {
-      signal: new AbortController().signal,
-    } as never,
+    { signal: new AbortController().signal, requestHeader: new Headers() } as never,
   ) as AsyncIterable<{ event: { case: string; value: { name?: string } } }>;
   const seen: string[] = [];
   let ended: unknown;
@@ -308,7 +306,10 @@ test("a watch that reached its cap of directories (watch_limit) goes on for the 
 
   const service = watchService(w.watch, watchers);
   const ac = new AbortController();
-  const stream = service.watchDir!({ path: "/home/user", recursive: true } as never, { signal: ac.signal } as never) as AsyncIterable<{
+  const stream = service.watchDir!(
+    { path: "/home/user", recursive: true } as never,
+    { signal: ac.signal, requestHeader: new Headers() } as never,
+  ) as AsyncIterable<{
     event: { case: string; value: { name?: string } };
   }>;
   const seen: string[] = [];
