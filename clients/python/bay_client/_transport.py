@@ -155,6 +155,23 @@ class Transport:
             return raw.decode()
         return raw
 
+    def copy_to(self, out: BinaryIO, method: str, path: str, *, query: Optional[Dict[str, Any]] = None,
+                headers: Optional[Dict[str, Optional[str]]] = None) -> int:
+        """A 2xx answer's body written to `out` in chunks, on a connection of its own; the bytes written."""
+        conn, res = self._send(method, path, query, headers or {}, None, None, "*/*", True)
+        try:
+            if not 200 <= res.status < 300:
+                raise _error(res, res.read())
+            written = 0
+            while True:
+                chunk = res.read(1 << 16)
+                if not chunk:
+                    return written
+                out.write(chunk)
+                written += len(chunk)
+        finally:
+            conn.close()
+
     def events(self, method: str, path: str, *, query: Optional[Dict[str, Any]] = None,
                headers: Optional[Dict[str, Optional[str]]] = None, json_body: Any = None) -> Iterator[Event]:
         """A text/event-stream answer as Events, on a connection of its own (closed when the

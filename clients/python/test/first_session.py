@@ -3,8 +3,10 @@ README's first session, streamed runs, bytes both ways, the error model, and the
 hostile cases (another tenant's ids, ids that try to reach another route, a client
 that leaves a streamed run). Exits 0 and prints "first session: ok" when all hold."""
 
+import hashlib
 import os
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -54,6 +56,14 @@ assert alice.download_file(sid, path="empty.bin") == b""
 with open(__file__, "rb") as f:
     assert alice.upload_file(sid, path="me.py", data=f)["size"] == os.path.getsize(__file__)
 assert alice.read_file(sid, path="me.py")["content"].startswith('"""The Python client')
+# A download written to a file as it comes (8 MiB, compared by digest).
+digest = alice.exec_shell(sid, command="head -c 8388608 /dev/urandom > big.bin && sha256sum big.bin | cut -c1-64")["output"].strip()
+with tempfile.TemporaryFile() as f:
+    assert alice.download_file_to(sid, path="big.bin", out=f) == 8388608
+    f.seek(0)
+    assert hashlib.sha256(f.read()).hexdigest() == digest
+    refused("file_not_found", 404, alice.download_file_to, sid, path="nope.bin", out=f)
+alice.delete_file(sid, path="big.bin")
 names = {e["name"] for e in alice.list_directory(sid, path="data")["entries"]}
 assert names == {"ü b#?.bin"}, names
 
