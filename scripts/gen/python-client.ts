@@ -34,24 +34,59 @@ const snake = (s: string) =>
     .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
     .replace(/-/g, "_")
     .toLowerCase();
-const KEYWORDS = new Set([
-  "from",
-  "import",
-  "class",
-  "def",
-  "global",
-  "lambda",
-  "pass",
-  "in",
-  "is",
-  "not",
+/** Python's keywords and soft keywords, and the names the generated methods use themselves. */
+const RESERVED = new Set([
+  "False",
+  "None",
+  "True",
+  "_",
   "and",
-  "or",
+  "as",
+  "assert",
   "async",
   "await",
+  "break",
+  "case",
+  "class",
+  "continue",
+  "def",
+  "del",
+  "elif",
+  "else",
+  "except",
+  "finally",
+  "for",
+  "from",
+  "global",
+  "if",
+  "import",
+  "in",
+  "is",
+  "lambda",
+  "match",
+  "nonlocal",
+  "not",
+  "or",
+  "pass",
+  "raise",
+  "return",
+  "try",
   "type",
+  "while",
+  "with",
+  "yield",
+  "self",
+  "body",
+  "data",
+  "out",
 ]);
-const pyName = (s: string) => (KEYWORDS.has(s) ? `${s}_` : s);
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A Python name for `s`: a reserved word gets a trailing `_`; anything else that is not an identifier stops the generator. */
+function pyName(s: string): string {
+  const name = s.replace(/-/g, "_");
+  if (!IDENTIFIER.test(name)) throw new Error(`${SPEC_PATH}: ${JSON.stringify(s)} cannot be a Python name`);
+  return RESERVED.has(name) ? `${name}_` : name;
+}
 
 function pyType(spec: Schema, s: Schema | undefined): string {
   if (!s) return "Any";
@@ -84,8 +119,9 @@ function resolve(spec: Schema, ref: string): Schema {
 function param(spec: Schema, p: Schema): Param {
   const ref = p.$ref ? (p.$ref as string).split("/").pop()! : undefined;
   const d = p.$ref ? resolve(spec, p.$ref) : p;
-  const py =
-    d.in === "header" ? (ref === "XRequestId" ? "request_id" : snake(d.name)) : d.in === "path" && ref ? snake(ref) : pyName(snake(d.name));
+  const py = pyName(
+    d.in === "header" ? (ref === "XRequestId" ? "request_id" : snake(d.name)) : d.in === "path" && ref ? snake(ref) : snake(d.name),
+  );
   return {
     py,
     wire: d.name,
@@ -115,7 +151,7 @@ function answer(spec: Schema, op: Schema): { expect: string; events: boolean; js
 }
 
 function doc(text: string | undefined, indent: string): string {
-  const t = (text ?? "").trim().replace(/\\/g, "\\\\").replace(/"""/g, '\\"\\"\\"');
+  const t = (text ?? "").trim().replace(/\\/g, "\\\\").replace(/"/g, '\\"');
   const lines = t.split("\n").map((l, i) => (i === 0 || l === "" ? l : `${indent}${l}`));
   return t ? `${indent}"""${lines.join("\n")}"""\n` : "";
 }
@@ -130,7 +166,13 @@ function operation(spec: Schema, path: string, method: string, item: Schema, op:
   if (body?.properties && !body.oneOf) {
     bodyArg = "fields";
     for (const [name, s] of Object.entries<Schema>(body.properties)) {
-      fields.push({ py: pyName(name), wire: name, in: "query", required: (body.required ?? []).includes(name), type: pyType(spec, s) });
+      fields.push({
+        py: pyName(snake(name)),
+        wire: name,
+        in: "query",
+        required: (body.required ?? []).includes(name),
+        type: pyType(spec, s),
+      });
     }
   } else if (body) bodyArg = "body";
   else if (content["application/octet-stream"]) bodyArg = "data";
@@ -148,19 +190,21 @@ function operation(spec: Schema, path: string, method: string, item: Schema, op:
     else optional.push("data: Optional[Body] = None");
   }
   const args = ["self", ...positional, ...(required.length + optional.length > 0 ? ["*", ...required, ...optional] : [])];
+  if (!/^[A-Za-z0-9_\-/{}.]+$/.test(path))
+    throw new Error(`${SPEC_PATH}: the path ${JSON.stringify(path)} cannot go into Python source as it is`);
   const url = path.replace(/\{([^}]+)\}/g, (_, name: string) => {
     const p = params.find((x) => x.in === "path" && x.wire === name)!;
-    return `{${p.rest ? `quote(${p.py}, safe='/')` : `segment(${p.py})`}}`;
+    return `{${p.rest ? `rest_of_path(${p.py})` : `segment(${p.py})`}}`;
   });
-  const q = params.filter((p) => p.in === "query").map((p) => `"${p.wire}": ${p.py}`);
-  const h = params.filter((p) => p.in === "header").map((p) => `"${p.wire}": ${p.py}`);
+  const q = params.filter((p) => p.in === "query").map((p) => `${JSON.stringify(p.wire)}: ${p.py}`);
+  const h = params.filter((p) => p.in === "header").map((p) => `${JSON.stringify(p.wire)}: ${p.py}`);
   const call: string[] = [`"${method.toUpperCase()}"`, `f"${url}"`];
   if (q.length) call.push(`query={${q.join(", ")}}`);
   if (h.length) call.push(`headers={${h.join(", ")}}`);
-  if (bodyArg === "fields") call.push(`json_body=_fields(${fields.map((f) => `${f.wire}=${f.py}`).join(", ")})`);
+  if (bodyArg === "fields") call.push(`json_body=_fields({${fields.map((f) => `${JSON.stringify(f.wire)}: ${f.py}`).join(", ")}})`);
   if (bodyArg === "body") call.push("json_body=body");
   const { expect, events, json } = answer(spec, op);
-  const name = snake(op.operationId);
+  const name = pyName(snake(op.operationId));
   const returns = { json: "Any", text: "str", bytes: "bytes", port: "PortAnswer", empty: "None", events: "None" }[expect];
   const out: string[] = [];
   const summary = [op.summary, op.description].filter(Boolean).join("\n\n");
@@ -199,15 +243,14 @@ export function generatePythonOperations(specText: string): string {
     }
   }
   return `# generated by scripts/gen.ts from ${SPEC_PATH} — do not edit
-"""Bay's operations (${spec.info.title} ${spec.info.version}), one method each."""
+${doc(`Bay's operations (${spec.info.title} ${spec.info.version}), one method each.`, "").trimEnd()}
 
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional
-from urllib.parse import quote
 
-from ._transport import Body, Event, PortAnswer, Transport, segment
+from ._transport import Body, Event, PortAnswer, Transport, rest_of_path, segment
 
 
-def _fields(**fields: Any) -> Dict[str, Any]:
+def _fields(fields: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 

@@ -11,7 +11,9 @@ openapi/bay.v1.yaml (`bun run gen`).
 from typing import Any, Optional
 
 from ._operations import Operations
-from ._transport import BayError, Event, PortAnswer, Transport
+from ._errors import BayError
+from ._sse import Event
+from ._transport import PortAnswer, Transport
 
 __all__ = ["BayClient", "BayError", "Event", "PortAnswer"]
 
@@ -19,11 +21,13 @@ __all__ = ["BayClient", "BayError", "Event", "PortAnswer"]
 class BayClient(Operations):
     """A Bay at `base_url`; `token` is an API key (sent as a Bearer token), `owner` the
     X-Owner a trusted front end names; `timeout` is the socket's, in seconds (an exec
-    may run 300 s). One kept-alive connection per thread; streamed calls get their own."""
+    may run 300 s); an answer read whole (not by a `*_to` or `*_events` method) larger
+    than `max_answer_bytes` raises BayError `answer_too_large`. One kept-alive
+    connection per thread and process; streamed calls and `*_to` get their own."""
 
     def __init__(self, base_url: str, token: Optional[str] = None, owner: Optional[str] = None,
-                 timeout: float = 330.0) -> None:
-        self._t = Transport(base_url, token=token, owner=owner, timeout=timeout)
+                 timeout: float = 330.0, max_answer_bytes: int = 64 << 20) -> None:
+        self._t = Transport(base_url, token=token, owner=owner, timeout=timeout, max_answer_bytes=max_answer_bytes)
 
     def close(self) -> None:
         """Closes this thread's connection (the next call opens another)."""

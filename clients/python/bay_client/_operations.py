@@ -2,12 +2,11 @@
 """Bay's operations (Bay 0.1.0), one method each."""
 
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional
-from urllib.parse import quote
 
-from ._transport import Body, Event, PortAnswer, Transport, segment
+from ._transport import Body, Event, PortAnswer, Transport, rest_of_path, segment
 
 
-def _fields(**fields: Any) -> Dict[str, Any]:
+def _fields(fields: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -29,7 +28,7 @@ class Operations:
     def get_docs(self) -> str:
         """Interactive API reference
 
-        An HTML page (Swagger UI) that renders `/openapi.json` and sends requests from the browser ("Try it out", with a Bearer token under "Authorize"). Every asset comes from Bay itself under `/docs/assets/`, so it works offline; a Content-Security-Policy keeps the page to this origin."""
+        An HTML page (Swagger UI) that renders `/openapi.json` and sends requests from the browser (\"Try it out\", with a Bearer token under \"Authorize\"). Every asset comes from Bay itself under `/docs/assets/`, so it works offline; a Content-Security-Policy keeps the page to this origin."""
         return self._t.call("GET", f"/docs", expect="text")
 
     def get_docs_asset(self, asset: str) -> str:
@@ -83,7 +82,7 @@ class Operations:
         """Create a sandbox
 
         Creates a sandbox. Without `workspace_id`, when the profile keeps a warm pool (`warm_pool.size` > 0, `BAY_WARM_POOL`) and a warm member is there, that member is handed to the caller: status `ready`, its runtime already started, checked and its Python kernel warmed, with a workspace no one else has used; otherwise (no pool, a miss, or an external `workspace_id`) status `idle`, and no container starts until the first capability call. Without `workspace_id` a managed workspace is created and deleted with the sandbox. Supports `Idempotency-Key`."""
-        return self._t.call("POST", f"/v1/sandboxes", headers={"Idempotency-Key": idempotency_key, "X-Request-Id": request_id}, json_body=_fields(profile=profile, workspace_id=workspace_id, ttl=ttl), expect="json")
+        return self._t.call("POST", f"/v1/sandboxes", headers={"Idempotency-Key": idempotency_key, "X-Request-Id": request_id}, json_body=_fields({"profile": profile, "workspace_id": workspace_id, "ttl": ttl}), expect="json")
 
     def get_sandbox(self, sandbox_id: str, *, request_id: Optional[str] = None) -> Any:
         """Get a sandbox
@@ -122,27 +121,27 @@ class Operations:
         """Extend a sandbox's TTL
 
         Moves `expires_at` later by `extend_by` seconds. 409 when the sandbox has already expired or never expires."""
-        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/extend_ttl", headers={"X-Request-Id": request_id}, json_body=_fields(extend_by=extend_by), expect="json")
+        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/extend_ttl", headers={"X-Request-Id": request_id}, json_body=_fields({"extend_by": extend_by}), expect="json")
 
     def exec_python(self, sandbox_id: str, *, code: str, request_id: Optional[str] = None, timeout: Optional[int] = None, env: Optional[Dict[str, str]] = None) -> Any:
         """Execute Python
 
         Runs code in the sandbox's persistent kernel, its default Python code context (starting the runtime if needed). Exceptions come back as `success:false` with the traceback in `error`; a timeout interrupts the code and keeps the kernel. With `Accept: text/event-stream` the run is streamed (`ExecEvents`): output as it is produced, then the same result as one event; a client that disconnects interrupts the running code."""
-        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/python/exec", headers={"X-Request-Id": request_id}, json_body=_fields(code=code, timeout=timeout, env=env), expect="json")
+        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/python/exec", headers={"X-Request-Id": request_id}, json_body=_fields({"code": code, "timeout": timeout, "env": env}), expect="json")
 
     def exec_python_events(self, sandbox_id: str, *, code: str, request_id: Optional[str] = None, timeout: Optional[int] = None, env: Optional[Dict[str, str]] = None) -> Iterator[Event]:
         """Execute Python, streamed: its server-sent events as they come."""
-        return self._t.events("POST", f"/v1/sandboxes/{segment(sandbox_id)}/python/exec", headers={"X-Request-Id": request_id}, json_body=_fields(code=code, timeout=timeout, env=env))
+        return self._t.events("POST", f"/v1/sandboxes/{segment(sandbox_id)}/python/exec", headers={"X-Request-Id": request_id}, json_body=_fields({"code": code, "timeout": timeout, "env": env}))
 
     def exec_shell(self, sandbox_id: str, *, command: str, request_id: Optional[str] = None, timeout: Optional[int] = None, cwd: Optional[str] = None, env: Optional[Dict[str, str]] = None, background: Optional[bool] = None, stdin: Optional[bool] = None) -> Any:
         """Execute a shell command
 
         Runs a command with bash in the sandbox (starting the runtime if needed). With `background:true` it returns at once with a `process_id` (always as JSON). With `Accept: text/event-stream` the run is streamed (`ExecEvents`): output as it is produced, then the same result as one event; a client that disconnects interrupts the running code. (its process group is killed)."""
-        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/shell/exec", headers={"X-Request-Id": request_id}, json_body=_fields(command=command, timeout=timeout, cwd=cwd, env=env, background=background, stdin=stdin), expect="json")
+        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/shell/exec", headers={"X-Request-Id": request_id}, json_body=_fields({"command": command, "timeout": timeout, "cwd": cwd, "env": env, "background": background, "stdin": stdin}), expect="json")
 
     def exec_shell_events(self, sandbox_id: str, *, command: str, request_id: Optional[str] = None, timeout: Optional[int] = None, cwd: Optional[str] = None, env: Optional[Dict[str, str]] = None, background: Optional[bool] = None, stdin: Optional[bool] = None) -> Iterator[Event]:
         """Execute a shell command, streamed: its server-sent events as they come."""
-        return self._t.events("POST", f"/v1/sandboxes/{segment(sandbox_id)}/shell/exec", headers={"X-Request-Id": request_id}, json_body=_fields(command=command, timeout=timeout, cwd=cwd, env=env, background=background, stdin=stdin))
+        return self._t.events("POST", f"/v1/sandboxes/{segment(sandbox_id)}/shell/exec", headers={"X-Request-Id": request_id}, json_body=_fields({"command": command, "timeout": timeout, "cwd": cwd, "env": env, "background": background, "stdin": stdin}))
 
     def list_contexts(self, sandbox_id: str, *, request_id: Optional[str] = None) -> Any:
         """List code contexts
@@ -154,7 +153,7 @@ class Operations:
         """Create a code context
 
         Starts a context (a kernel process of its own, as the sandbox user) in one of the profile's `languages`, and answers once it is ready. At most the profile's `max_contexts` may be created per sandbox (429 past it; the default context of each language does not count). Contexts count in the sandbox's memory and pids limits: a context whose kernel would leave too few of the profile's `pids_limit` free is refused with 429 (`reason: pids_limit`), and under memory pressure the kernel OOM killer takes a context's kernel before the runtime. Contexts are lost when the sandbox's compute stops."""
-        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/contexts", headers={"X-Request-Id": request_id}, json_body=_fields(language=language, cwd=cwd), expect="json")
+        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/contexts", headers={"X-Request-Id": request_id}, json_body=_fields({"language": language, "cwd": cwd}), expect="json")
 
     def get_context(self, sandbox_id: str, context_id: str, *, request_id: Optional[str] = None) -> Any:
         """Get a code context
@@ -178,11 +177,11 @@ class Operations:
         """Execute code in a context
 
         Runs code in the context `context_id`, or else in the default context of `language` (default `python`; the default Python context is the kernel of `python/exec`), started on first use. Same result, timeout and queueing as `python/exec` (calls to one context run one at a time, in order; contexts run side by side). With `Accept: text/event-stream` the run is streamed (`ExecEvents`)."""
-        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/code/exec", headers={"X-Request-Id": request_id}, json_body=_fields(code=code, language=language, context_id=context_id, timeout=timeout, env=env), expect="json")
+        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/code/exec", headers={"X-Request-Id": request_id}, json_body=_fields({"code": code, "language": language, "context_id": context_id, "timeout": timeout, "env": env}), expect="json")
 
     def exec_code_events(self, sandbox_id: str, *, code: str, request_id: Optional[str] = None, language: Optional[str] = None, context_id: Optional[str] = None, timeout: Optional[int] = None, env: Optional[Dict[str, str]] = None) -> Iterator[Event]:
         """Execute code in a context, streamed: its server-sent events as they come."""
-        return self._t.events("POST", f"/v1/sandboxes/{segment(sandbox_id)}/code/exec", headers={"X-Request-Id": request_id}, json_body=_fields(code=code, language=language, context_id=context_id, timeout=timeout, env=env))
+        return self._t.events("POST", f"/v1/sandboxes/{segment(sandbox_id)}/code/exec", headers={"X-Request-Id": request_id}, json_body=_fields({"code": code, "language": language, "context_id": context_id, "timeout": timeout, "env": env}))
 
     def list_shell_processes(self, sandbox_id: str, *, request_id: Optional[str] = None) -> Any:
         """List background processes
@@ -228,7 +227,7 @@ class Operations:
         """Read or follow a background process's output, streamed: its server-sent events as they come."""
         return self._t.events("GET", f"/v1/sandboxes/{segment(sandbox_id)}/shell/processes/{segment(process_id)}/output", query={"offset": offset, "encoding": encoding}, headers={"X-Request-Id": request_id})
 
-    def write_shell_process_stdin(self, sandbox_id: str, process_id: str, *, data: str, request_id: Optional[str] = None, encoding: Optional[str] = None, eof: Optional[bool] = None, timeout: Optional[int] = None) -> Any:
+    def write_shell_process_stdin(self, sandbox_id: str, process_id: str, *, data_: str, request_id: Optional[str] = None, encoding: Optional[str] = None, eof: Optional[bool] = None, timeout: Optional[int] = None) -> Any:
         """Write to a background process's stdin
 
         For a process started with `background: true, stdin: true`. Answers once the
@@ -237,43 +236,43 @@ class Operations:
         not read within `timeout` answers 504 and stays queued, and the next write is
         refused (409 `stdin_busy`) until it is read. 409 `no_stdin` for a process started
         without stdin, `stdin_closed` after `eof` or once it exited."""
-        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/shell/processes/{segment(process_id)}/stdin", headers={"X-Request-Id": request_id}, json_body=_fields(data=data, encoding=encoding, eof=eof, timeout=timeout), expect="json")
+        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/shell/processes/{segment(process_id)}/stdin", headers={"X-Request-Id": request_id}, json_body=_fields({"data": data_, "encoding": encoding, "eof": eof, "timeout": timeout}), expect="json")
 
     def signal_shell_process(self, sandbox_id: str, process_id: str, *, signal: str, request_id: Optional[str] = None) -> Any:
         """Send a signal to a background process
 
         Sends the signal to the process's whole process group. A finished process is returned unchanged."""
-        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/shell/processes/{segment(process_id)}/signal", headers={"X-Request-Id": request_id}, json_body=_fields(signal=signal), expect="json")
+        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/shell/processes/{segment(process_id)}/signal", headers={"X-Request-Id": request_id}, json_body=_fields({"signal": signal}), expect="json")
 
     def port_get(self, sandbox_id: str, port: str, path: str, *, request_id: Optional[str] = None) -> PortAnswer:
         """GET to a server in the sandbox
 
         See the path's description."""
-        return self._t.call("GET", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{quote(path, safe='/')}", headers={"X-Request-Id": request_id}, expect="port")
+        return self._t.call("GET", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{rest_of_path(path)}", headers={"X-Request-Id": request_id}, expect="port")
 
     def port_post(self, sandbox_id: str, port: str, path: str, *, request_id: Optional[str] = None, data: Optional[Body] = None) -> PortAnswer:
         """POST to a server in the sandbox
 
         See the path's description."""
-        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{quote(path, safe='/')}", headers={"X-Request-Id": request_id}, data=data, expect="port")
+        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{rest_of_path(path)}", headers={"X-Request-Id": request_id}, data=data, expect="port")
 
     def port_put(self, sandbox_id: str, port: str, path: str, *, request_id: Optional[str] = None, data: Optional[Body] = None) -> PortAnswer:
         """PUT to a server in the sandbox
 
         See the path's description."""
-        return self._t.call("PUT", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{quote(path, safe='/')}", headers={"X-Request-Id": request_id}, data=data, expect="port")
+        return self._t.call("PUT", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{rest_of_path(path)}", headers={"X-Request-Id": request_id}, data=data, expect="port")
 
     def port_patch(self, sandbox_id: str, port: str, path: str, *, request_id: Optional[str] = None, data: Optional[Body] = None) -> PortAnswer:
         """PATCH to a server in the sandbox
 
         See the path's description."""
-        return self._t.call("PATCH", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{quote(path, safe='/')}", headers={"X-Request-Id": request_id}, data=data, expect="port")
+        return self._t.call("PATCH", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{rest_of_path(path)}", headers={"X-Request-Id": request_id}, data=data, expect="port")
 
     def port_delete(self, sandbox_id: str, port: str, path: str, *, request_id: Optional[str] = None) -> PortAnswer:
         """DELETE to a server in the sandbox
 
         See the path's description."""
-        return self._t.call("DELETE", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{quote(path, safe='/')}", headers={"X-Request-Id": request_id}, expect="port")
+        return self._t.call("DELETE", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{rest_of_path(path)}", headers={"X-Request-Id": request_id}, expect="port")
 
     def create_terminal_ticket(self, sandbox_id: str, *, request_id: Optional[str] = None) -> Any:
         """Mint a terminal ticket (for browsers)
@@ -294,12 +293,12 @@ class Operations:
         """Write a text file
 
         Writes (creates or replaces) a UTF-8 text file relative to /workspace, creating parent directories."""
-        return self._t.call("PUT", f"/v1/sandboxes/{segment(sandbox_id)}/filesystem/files", headers={"X-Request-Id": request_id}, json_body=_fields(path=path, content=content), expect="json")
+        return self._t.call("PUT", f"/v1/sandboxes/{segment(sandbox_id)}/filesystem/files", headers={"X-Request-Id": request_id}, json_body=_fields({"path": path, "content": content}), expect="json")
 
     def delete_file(self, sandbox_id: str, *, path: str, request_id: Optional[str] = None) -> Any:
         """Delete a file or directory
 
-        Deletes a file, or a directory recursively, relative to /workspace. A path ending in `/` (`dir/`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`. A path ending in `.` or `..` (`dir/.`, `t/file/..`) is `invalid_path` before anything is deleted, as rm refuses it ("refusing to remove '.' or '..' directory")."""
+        Deletes a file, or a directory recursively, relative to /workspace. A path ending in `/` (`dir/`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`. A path ending in `.` or `..` (`dir/.`, `t/file/..`) is `invalid_path` before anything is deleted, as rm refuses it (\"refusing to remove '.' or '..' directory\")."""
         return self._t.call("DELETE", f"/v1/sandboxes/{segment(sandbox_id)}/filesystem/files", query={"path": path}, headers={"X-Request-Id": request_id}, expect="json")
 
     def list_directory(self, sandbox_id: str, *, path: Optional[str] = None, request_id: Optional[str] = None) -> Any:
@@ -338,7 +337,7 @@ class Operations:
         """Create a workspace
 
         Creates an external workspace (a volume that no sandbox delete removes). Supports `Idempotency-Key`."""
-        return self._t.call("POST", f"/v1/workspaces", headers={"Idempotency-Key": idempotency_key, "X-Request-Id": request_id}, json_body=_fields(size_limit_mb=size_limit_mb), expect="json")
+        return self._t.call("POST", f"/v1/workspaces", headers={"Idempotency-Key": idempotency_key, "X-Request-Id": request_id}, json_body=_fields({"size_limit_mb": size_limit_mb}), expect="json")
 
     def get_workspace(self, workspace_id: str, *, request_id: Optional[str] = None) -> Any:
         """Get a workspace
@@ -362,12 +361,12 @@ class Operations:
         """Write a workspace text file
 
         Writes a UTF-8 text file directly into the workspace, without starting a runtime."""
-        return self._t.call("PUT", f"/v1/workspaces/{segment(workspace_id)}/filesystem/files", headers={"X-Request-Id": request_id}, json_body=_fields(path=path, content=content), expect="json")
+        return self._t.call("PUT", f"/v1/workspaces/{segment(workspace_id)}/filesystem/files", headers={"X-Request-Id": request_id}, json_body=_fields({"path": path, "content": content}), expect="json")
 
     def delete_workspace_file(self, workspace_id: str, *, path: str, request_id: Optional[str] = None) -> Any:
         """Delete a workspace file or directory
 
-        Deletes a file, or a directory recursively, directly in the workspace. A path ending in `/` (`dir/`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`. A path ending in `.` or `..` (`dir/.`, `t/file/..`) is `invalid_path` before anything is deleted, as rm refuses it ("refusing to remove '.' or '..' directory")."""
+        Deletes a file, or a directory recursively, directly in the workspace. A path ending in `/` (`dir/`) must name a directory, as `rm -r file/` refuses a file; anything else there is `invalid_path`. A path ending in `.` or `..` (`dir/.`, `t/file/..`) is `invalid_path` before anything is deleted, as rm refuses it (\"refusing to remove '.' or '..' directory\")."""
         return self._t.call("DELETE", f"/v1/workspaces/{segment(workspace_id)}/filesystem/files", query={"path": path}, headers={"X-Request-Id": request_id}, expect="json")
 
     def list_workspace_directory(self, workspace_id: str, *, path: Optional[str] = None, request_id: Optional[str] = None) -> Any:

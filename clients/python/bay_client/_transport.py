@@ -1,41 +1,23 @@
 """HTTP for Bay's Python client: the standard library only (http.client), one
-keep-alive connection per thread, Bay's error body raised as BayError, and
-text/event-stream answers read as events. The operations are in _operations.py,
-generated from openapi/bay.v1.yaml."""
+keep-alive connection per thread (and per process: a fork gets its own), Bay's error
+body raised as BayError, and text/event-stream answers read as Events. The operations
+are in _operations.py, generated from openapi/bay.v1.yaml."""
 
 import http.client
 import json
+import os
+import re
 import select
 import threading
 import urllib.parse
 from typing import Any, BinaryIO, Dict, Iterator, NamedTuple, Optional, Union
 
+from ._errors import BayError, bad_answer, error_of
+from ._sse import Event, events
+
 Body = Union[bytes, BinaryIO]
 
-
-class BayError(Exception):
-    """Bay's error body (`{"error": {code, message, details, request_id}}`) and its status.
-
-    `code` is one of the spec's error codes (`not_found`, `validation_error`,
-    `file_not_found`, ...); `retry_after` is Retry-After's seconds on a 429 or 503.
-    An answer that is not Bay's body has the code `http_error`."""
-
-    def __init__(self, status: int, code: str, message: str, details: Optional[Dict[str, Any]] = None,
-                 request_id: Optional[str] = None, retry_after: Optional[float] = None) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details or {}
-        self.request_id = request_id
-        self.retry_after = retry_after
-
-
-class Event(NamedTuple):
-    """One server-sent event: its name (`stdout`, `result`, `error`, ...) and its JSON data."""
-
-    event: str
-    data: Any
+__all__ = ["Body", "BayError", "Event", "PortAnswer", "Transport", "segment", "rest_of_path"]
 
 
 class PortAnswer(NamedTuple):
@@ -51,6 +33,9 @@ class PortAnswer(NamedTuple):
 # idempotent request is sent once more on a new connection.
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 _IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE")
+# What a header value may hold: visible ASCII, space and tab (no CR, LF or NUL to fold or split it).
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
+_CHUNK = 1 << 16
 
 
 def _dropped(conn: http.client.HTTPConnection) -> bool:
@@ -63,41 +48,74 @@ def _dropped(conn: http.client.HTTPConnection) -> bool:
         return True
 
 
+def segment(value: Any) -> str:
+    """One path segment, percent-encoded (a `/` in an id cannot reach another route)."""
+    text = str(value)
+    if text in ("", ".", ".."):
+        raise ValueError(f"{text!r} is not an id: it would name another route")
+    return urllib.parse.quote(text, safe="")
+
+
+def rest_of_path(value: str) -> str:
+    """The port proxy's path for the sandbox's server: slashes kept, no `.` or `..` segment
+    (the URL would be resolved to another of Bay's routes, called with this client's credentials)."""
+    if any(s in (".", "..") for s in value.split("/")):
+        raise ValueError(f"the path {value!r} has a '.' or '..' segment")
+    return urllib.parse.quote(value, safe="/")
+
+
+def _check_header(name: str, value: str) -> str:
+    if not _HEADER_VALUE.match(value):
+        raise ValueError(f"{name} holds a character a header cannot carry (visible ASCII, space and tab only)")
+    return value
+
+
 class Transport:
     def __init__(self, base_url: str, token: Optional[str] = None, owner: Optional[str] = None,
-                 timeout: float = 330.0) -> None:
+                 timeout: float = 330.0, max_answer_bytes: int = 64 << 20) -> None:
         url = urllib.parse.urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}")
+        if url.username or url.password or url.query or url.fragment:
+            raise ValueError("base_url takes no credentials, query or fragment (pass token=)")
         self._https = url.scheme == "https"
         self._host = url.hostname
         self._port = url.port
-        self._prefix = url.path.rstrip("/")
+        self._prefix = urllib.parse.quote(url.path.rstrip("/"), safe="/%")
         self._timeout = timeout
+        self._max = max_answer_bytes
         self._headers = {"User-Agent": "bay-python-client"}
         if token:
-            self._headers["Authorization"] = f"Bearer {token}"
+            self._headers["Authorization"] = _check_header("token", f"Bearer {token}")
         if owner:
-            self._headers["X-Owner"] = owner
+            self._headers["X-Owner"] = _check_header("owner", owner)
         self._local = threading.local()
 
     def _connect(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         return cls(self._host, self._port, timeout=self._timeout)
 
-    def close(self) -> None:
+    def _kept(self) -> Optional[http.client.HTTPConnection]:
+        """This thread's kept connection; none in a forked child (the parent's socket is the parent's)."""
         conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) != os.getpid():
+            self._local.conn = None
+            return None
+        return conn
+
+    def close(self) -> None:
+        conn = self._kept()
         if conn is not None:
             conn.close()
-            self._local.conn = None
+        self._local.conn = None
 
-    def _send(self, method: str, path: str, query: Optional[Dict[str, Any]], headers: Dict[str, Optional[str]],
-              json_body: Any, data: Optional[Body], accept: str, dedicated: bool):
-        q = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
+    def _request(self, method: str, path: str, query: Optional[Dict[str, Any]], headers: Dict[str, Optional[str]],
+                 json_body: Any, data: Optional[Body], accept: str):
+        q = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (query or {}).items() if v is not None}
         target = self._prefix + path + (f"?{urllib.parse.urlencode(q)}" if q else "")
         h = dict(self._headers)
         h["Accept"] = accept
-        h.update({k: v for k, v in headers.items() if v is not None})
+        h.update({k: _check_header(k, v) for k, v in headers.items() if v is not None})
         body: Optional[Body] = None
         if json_body is not None:
             body = json.dumps(json_body).encode()
@@ -105,115 +123,126 @@ class Transport:
         elif data is not None:
             body = data
             h["Content-Type"] = "application/octet-stream"
-        if dedicated:
-            conn = self._connect()
-            conn.request(method, target, body=body, headers=h)
-            return conn, conn.getresponse()
-        conn = getattr(self._local, "conn", None)
+        return target, h, body
+
+    def _send(self, method: str, target: str, h: Dict[str, str], body: Optional[Body]):
+        """Sends on this thread's kept connection: (it, the answer's head)."""
+        conn = self._kept()
         if conn is not None and _dropped(conn):
             conn.close()
             conn = None
         fresh = conn is None
-        if fresh:
-            conn = self._local.conn = self._connect()
-        try:
-            conn.request(method, target, body=body, headers=h)
-            return conn, conn.getresponse()
-        except _STALE:
-            conn.close()
-            self._local.conn = None
-            # Sent again only when running it twice is harmless: Bay may have run it.
-            if fresh or method not in _IDEMPOTENT or not (body is None or isinstance(body, bytes)):
+        for attempt in (1, 2):
+            if conn is None:
+                conn = self._local.conn = self._connect()
+                self._local.pid = os.getpid()
+            try:
+                conn.request(method, target, body=body, headers=h)
+                return conn, conn.getresponse()
+            except _STALE:
+                self.close()
+                conn = None
+                # Sent again only when running it twice is harmless: Bay may have run it.
+                if attempt == 2 or fresh or method not in _IDEMPOTENT or not (body is None or isinstance(body, bytes)):
+                    raise
+            except BaseException:
+                self.close()
                 raise
-            conn = self._local.conn = self._connect()
-            conn.request(method, target, body=body, headers=h)
-            return conn, conn.getresponse()
-        except BaseException:
-            conn.close()
-            self._local.conn = None
-            raise
+        raise AssertionError("unreachable")
+
+    def _read_all(self, res: http.client.HTTPResponse) -> bytes:
+        length = res.getheader("Content-Length")
+        if length is not None and length.isdigit() and int(length) > self._max:
+            raise BayError(res.status, "answer_too_large",
+                           f"the answer is {length} bytes, over max_answer_bytes ({self._max}); use a *_to method",
+                           None, res.getheader("X-Request-Id"))
+        raw = res.read(self._max + 1)
+        if len(raw) > self._max:
+            raise BayError(res.status, "answer_too_large",
+                           f"the answer is over max_answer_bytes ({self._max}); use a *_to method",
+                           None, res.getheader("X-Request-Id"))
+        return raw
 
     def call(self, method: str, path: str, *, query: Optional[Dict[str, Any]] = None,
              headers: Optional[Dict[str, Optional[str]]] = None, json_body: Any = None,
              data: Optional[Body] = None, expect: str = "json") -> Any:
-        """One request; `expect` is how a 2xx body is read: json, text, bytes or port."""
-        conn, res = self._send(method, path, query, headers or {}, json_body, data,
-                               "application/json" if expect == "json" else "*/*", False)
-        raw = res.read()
+        """One request; `expect` is how a 2xx body is read: json, text, bytes, port or empty."""
+        target, h, body = self._request(method, path, query, headers or {}, json_body, data,
+                                        "application/json" if expect == "json" else "*/*")
+        _, res = self._send(method, target, h, body)
+        try:
+            raw = self._read_all(res)
+        except BaseException:
+            # The rest of this answer is still on the connection: it cannot carry the next request.
+            self.close()
+            raise
         if res.will_close:
             self.close()
-        upstream = expect == "port" and res.getheader("X-Bay-Upstream") is not None
-        if not upstream and not 200 <= res.status < 300:
-            raise _error(res, raw)
         if expect == "port":
+            if res.getheader("X-Bay-Upstream") is None:
+                if 200 <= res.status < 300:
+                    raise bad_answer(res.status, res.headers, "a port call was answered by Bay, not by the sandbox's server")
+                raise error_of(res.status, res.reason, res.headers, raw)
             return PortAnswer(res.status, {k.lower(): v for k, v in res.getheaders()}, raw)
+        if not 200 <= res.status < 300:
+            raise error_of(res.status, res.reason, res.headers, raw)
         if res.status == 204 or expect == "empty":
             return None
         if expect == "json":
-            return json.loads(raw) if raw else None
+            try:
+                return json.loads(raw) if raw else None
+            except (ValueError, RecursionError):
+                raise bad_answer(res.status, res.headers, f"the answer is not JSON: {raw[:200]!r}")
         if expect == "text":
-            return raw.decode()
+            return raw.decode("utf-8", "replace")
         return raw
+
+    def _dedicated(self, method: str, path: str, query: Optional[Dict[str, Any]],
+                   headers: Optional[Dict[str, Optional[str]]], json_body: Any, accept: str):
+        """A request on a connection of its own (a stream, a download written as it comes)."""
+        target, h, body = self._request(method, path, query, headers or {}, json_body, None, accept)
+        conn = self._connect()
+        try:
+            conn.request(method, target, body=body, headers=h)
+            return conn, conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
 
     def copy_to(self, out: BinaryIO, method: str, path: str, *, query: Optional[Dict[str, Any]] = None,
                 headers: Optional[Dict[str, Optional[str]]] = None) -> int:
         """A 2xx answer's body written to `out` in chunks, on a connection of its own; the bytes written."""
-        conn, res = self._send(method, path, query, headers or {}, None, None, "*/*", True)
+        conn, res = self._dedicated(method, path, query, headers, None, "*/*")
         try:
             if not 200 <= res.status < 300:
-                raise _error(res, res.read())
+                raise error_of(res.status, res.reason, res.headers, res.read(64 << 10))
             written = 0
-            while True:
-                chunk = res.read(1 << 16)
-                if not chunk:
-                    return written
+            for chunk in iter(lambda: res.read(_CHUNK), b""):
                 out.write(chunk)
                 written += len(chunk)
+            return written
         finally:
             conn.close()
 
     def events(self, method: str, path: str, *, query: Optional[Dict[str, Any]] = None,
                headers: Optional[Dict[str, Optional[str]]] = None, json_body: Any = None) -> Iterator[Event]:
         """A text/event-stream answer as Events, on a connection of its own (closed when the
-        iteration ends or is abandoned: Bay then interrupts a streamed run)."""
-        conn, res = self._send(method, path, query, headers or {}, json_body, None, "text/event-stream", True)
+        iteration ends or is left: Bay then interrupts a streamed run). An answer Bay gives as
+        one JSON body instead (a background command) is one `result` Event."""
+        conn, res = self._dedicated(method, path, query, headers, json_body, "text/event-stream")
         try:
             if not 200 <= res.status < 300:
-                raise _error(res, res.read())
-            name, data = "message", []
-            for line in res:
-                line = line.decode().rstrip("\r\n")
-                if line == "":
-                    if data:
-                        yield Event(name, json.loads("\n".join(data)))
-                    name, data = "message", []
-                elif line.startswith(":"):
-                    continue
-                elif line.startswith("event:"):
-                    name = line[6:].strip()
-                elif line.startswith("data:"):
-                    data.append(line[5:].lstrip(" "))
+                raise error_of(res.status, res.reason, res.headers, res.read(64 << 10))
+            kind = (res.getheader("Content-Type") or "").split(";")[0].strip().lower()
+            if kind == "application/json":
+                raw = self._read_all(res)
+                try:
+                    yield Event("result", json.loads(raw))
+                except (ValueError, RecursionError):
+                    raise bad_answer(res.status, res.headers, f"the answer is not JSON: {raw[:200]!r}")
+                return
+            if kind != "text/event-stream":
+                raise bad_answer(res.status, res.headers, f"expected an event stream, got {kind or 'no content type'}")
+            yield from events(iter(lambda: res.read1(_CHUNK), b""), res.status, res.getheader("X-Request-Id"))
         finally:
             conn.close()
-
-
-def _query_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
-
-
-def _error(res: http.client.HTTPResponse, raw: bytes) -> BayError:
-    retry = res.getheader("Retry-After")
-    retry_after = float(retry) if retry and retry.replace(".", "", 1).isdigit() else None
-    try:
-        e = json.loads(raw)["error"]
-        return BayError(res.status, e["code"], e["message"], e.get("details"), e.get("request_id"), retry_after)
-    except (ValueError, KeyError, TypeError):
-        text = raw[:500].decode("utf-8", "replace")
-        return BayError(res.status, "http_error", text or res.reason, None, res.getheader("X-Request-Id"), retry_after)
-
-
-def segment(value: Any) -> str:
-    """One path segment, percent-encoded (a `/` in an id cannot reach another route)."""
-    return urllib.parse.quote(str(value), safe="")

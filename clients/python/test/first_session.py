@@ -83,6 +83,45 @@ assert sid not in {s["id"] for s in bob.list_sandboxes()["items"]}
 for odd in ["../sandboxes", f"{sid}/../{sid}", "%2e%2e", f"{sid}?x=1", f"{sid}#frag"]:
     refused("not_found", 404, alice.get_sandbox, odd)
 
+# Arguments that would reach another route, or split a header, never leave the client.
+for bad_id in ["", ".", ".."]:
+    try:
+        alice.get_sandbox(bad_id)
+        raise AssertionError(f"get_sandbox({bad_id!r}) was sent")
+    except ValueError:
+        pass
+for bad_path in ["../../../sandboxes", "a/../../x", "./x", ".."]:
+    try:
+        alice.port_get(sid, "8080", bad_path)
+        raise AssertionError(f"port_get(path={bad_path!r}) was sent")
+    except ValueError:
+        pass
+for bad_header in ["a\r\nX-Owner: py-bob", "a\r\n b", "a\x00b", "\u20ac"]:
+    try:
+        alice.get_sandbox(sid, request_id=bad_header)
+        raise AssertionError(f"request_id={bad_header!r} was sent")
+    except ValueError:
+        pass
+assert alice.get_sandbox(sid, request_id="trace.1")["id"] == sid
+
+# A background command asked for as a stream answers one JSON body: one result event.
+started = list(alice.exec_shell_events(sid, command="sleep 1", background=True))
+assert [e.event for e in started] == ["result"] and started[0].data["process_id"], started
+
+# An answer over max_answer_bytes is refused, not held in memory.
+with BayClient(URL, token=os.environ["ALICE_KEY"], max_answer_bytes=1000) as small:
+    refused("answer_too_large", 200, small.download_file, sid, path="data/ü b#?.bin")
+
+# A forked child gets its own connection: each side reads only its own answers.
+alice.get_sandbox(sid)
+child = os.fork()
+if child == 0:
+    ok = all(alice.exec_python(sid, code="'child'")["output"] == "'child'\n" for _ in range(15))
+    os._exit(0 if ok else 1)
+parent_ok = all(alice.list_profiles()["items"] for _ in range(15))
+_, status = os.waitpid(child, 0)
+assert parent_ok and os.WEXITSTATUS(status) == 0, status
+
 # A client that leaves a streamed run: Bay interrupts it, and the kernel answers the next.
 stream = alice.exec_python_events(sid, code="import time\nfor i in range(600):\n    print(i, flush=True)\n    time.sleep(0.05)")
 first = next(iter(stream))

@@ -1,0 +1,90 @@
+"""The Python client's parsing on its own (no Bay): event streams cut anywhere and
+with any line ending, data that is not JSON, Retry-After in both forms, error bodies
+that are not Bay's. Exits 0 and prints "units: ok" when all hold."""
+
+import email.utils
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from bay_client import BayClient, BayError, Event  # noqa: E402
+from bay_client._errors import error_of, retry_after  # noqa: E402
+from bay_client._sse import events  # noqa: E402
+from bay_client._transport import rest_of_path, segment  # noqa: E402
+
+stream = b'event: stdout\r\ndata: {"text": "a"}\r\n\r\n: ping\n\nevent: result\rdata:{"ok":\rdata: true}\r\r'
+want = [Event("stdout", {"text": "a"}), Event("result", {"ok": True})]
+for size in range(1, len(stream) + 1):
+    chunks = [stream[i:i + size] for i in range(0, len(stream), size)]
+    got = list(events(chunks, 200, None))
+    assert got == want, (size, got)
+assert list(events([b'data:  "x"\n\n'], 200, None)) == [Event("message", "x")]
+for bad in [b"data: nope\n\n", b"data:\n\n", b"data: [\n\n", b"data: " + b"[" * 100000 + b"\n\n"]:
+    try:
+        list(events([bad], 200, "rid"))
+        raise AssertionError(f"{bad!r} was taken")
+    except BayError as e:
+        assert (e.code, e.request_id) == ("bad_answer", "rid"), e
+
+assert retry_after("3") == 3.0 and retry_after("1.5") == 1.5
+assert retry_after("\u00b2") is None and retry_after("-1") is None and retry_after("soon") is None and retry_after(None) is None
+later = email.utils.formatdate(time.time() + 30, usegmt=True)
+assert 25 <= retry_after(later) <= 31, retry_after(later)
+assert retry_after(email.utils.formatdate(time.time() - 30, usegmt=True)) == 0.0
+
+headers = {"Retry-After": "2", "X-Request-Id": "rid"}
+e = error_of(429, "Too Many Requests", headers, b'{"error":{"code":"rate_limited","message":"slow down","details":{"n":1},"request_id":"r1"}}')
+assert (e.status, e.code, e.message, e.details, e.request_id, e.retry_after) == (429, "rate_limited", "slow down", {"n": 1}, "r1", 2.0)
+for raw in [b"<html>bad gateway</html>", b"", b"[" * 100000 + b"]" * 100000, b'{"error": 5}', b'{"error": {"code": "x"}}']:
+    e = error_of(502, "Bad Gateway", headers, raw)
+    assert (e.status, e.code, e.request_id) == (502, "http_error", "rid"), (raw[:20], e)
+
+for bad in ["", ".", ".."]:
+    try:
+        segment(bad)
+        raise AssertionError(bad)
+    except ValueError:
+        pass
+assert segment("a/b?c#d%") == "a%2Fb%3Fc%23d%25" and segment("...") == "..."
+assert rest_of_path("api/v1/x y") == "api/v1/x%20y" and rest_of_path("") == "" and rest_of_path("a/.../b") == "a/.../b"
+for bad in ["..", "a/..", "./a", "a/./b", "a/../../b"]:
+    try:
+        rest_of_path(bad)
+        raise AssertionError(bad)
+    except ValueError:
+        pass
+# An answer cut off mid-body (a timeout) leaves no half-read connection behind: the
+# next call goes on a new one and reads its own answer, not the rest of the last.
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+seen = []
+
+
+def serve():
+    first, _ = server.accept()
+    seen.append(first.recv(65536).split(b"\r\n")[0])
+    first.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"rest\": ")
+    second, _ = server.accept()
+    seen.append(second.recv(65536).split(b"\r\n")[0])
+    second.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"own": 1}\n')
+    time.sleep(0.2)
+    first.close()
+    second.close()
+
+
+threading.Thread(target=serve, daemon=True).start()
+with BayClient(f"http://127.0.0.1:{server.getsockname()[1]}", timeout=0.5) as c:
+    try:
+        c.get_sandbox("sb-1")
+        raise AssertionError("a cut answer was taken")
+    except TimeoutError:
+        pass
+    assert c.get_sandbox("sb-2") == {"own": 1}
+assert seen == [b"GET /v1/sandboxes/sb-1 HTTP/1.1", b"GET /v1/sandboxes/sb-2 HTTP/1.1"], seen
+server.close()
+print("units: ok")
