@@ -12,6 +12,7 @@ import createClient, { type Client, type ClientOptions } from "openapi-fetch";
 import type { components, paths } from "./schema.ts";
 
 export type { components, operations, paths } from "./schema.ts";
+export { BayRequestError, type ExecBodies, type ExecEvent, execEvents } from "./events.ts";
 
 type Schemas = components["schemas"];
 export type Sandbox = Schemas["Sandbox"];

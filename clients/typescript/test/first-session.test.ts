@@ -10,7 +10,17 @@ import { join } from "node:path";
 import { startBayProcess, type BayProcess } from "../../../tests/support/bay-process.ts";
 import { uniqueInstanceId } from "../../../tests/support/harness.ts";
 import { SHIP_TAG } from "../../../tests/support/images.ts";
-import { type BayClient, type components, createBayClient, downloadFile, isBayError, uploadFile } from "../src/index.ts";
+import {
+  type BayClient,
+  BayRequestError,
+  type components,
+  createBayClient,
+  downloadFile,
+  type ExecEvent,
+  execEvents,
+  isBayError,
+  uploadFile,
+} from "../src/index.ts";
 
 const KEY = "client-test-key-0123456789abcdef";
 
@@ -25,7 +35,8 @@ void [shellOnlyCommand, pythonOnlyCode, createWithNothing, shellWithoutCommand];
 let dir: string;
 let bay: BayProcess;
 let client: BayClient;
-let sandboxId: string | undefined;
+/** Sandboxes to delete at the end (each test's, whether or not it got to delete it). */
+const toDelete: string[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "bay-client-"));
@@ -40,7 +51,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Deleting removes the container and the managed workspace volume.
-  if (sandboxId) await client.DELETE("/v1/sandboxes/{id}", { params: { path: { id: sandboxId } } });
+  for (const id of toDelete) await client.DELETE("/v1/sandboxes/{id}", { params: { path: { id } } });
   await bay?.kill("SIGTERM");
   rmSync(dir, { recursive: true, force: true });
 });
@@ -49,7 +60,7 @@ test("the README's first session", async () => {
   const created = await client.POST("/v1/sandboxes", { body: {} });
   expect(created.response.status).toBe(201);
   const sb = created.data!;
-  sandboxId = sb.id;
+  toDelete.push(sb.id);
   expect(sb.status).toBe("idle");
 
   const py = await client.POST("/v1/sandboxes/{id}/python/exec", {
@@ -86,7 +97,6 @@ test("the README's first session", async () => {
 
   const deleted = await client.DELETE("/v1/sandboxes/{id}", { params: { path: { id: sb.id } } });
   expect(deleted.response.status).toBe(204);
-  sandboxId = undefined;
 
   const gone = await client.GET("/v1/sandboxes/{id}", { params: { path: { id: sb.id } } });
   expect(gone.response.status).toBe(404);
@@ -98,7 +108,7 @@ test("the README's first session", async () => {
 test("errors narrow on their code to typed details", async () => {
   const created = await client.POST("/v1/sandboxes", { body: { ttl: 600 } });
   const id = created.data!.id;
-  sandboxId = id;
+  toDelete.push(id);
 
   // A validation error: the body fails its schema.
   const bad = await client.POST("/v1/sandboxes/{id}/shell/exec", {
@@ -129,3 +139,36 @@ test("errors narrow on their code to typed details", async () => {
   expect(denied.response.headers.get("www-authenticate")).toBe('Bearer realm="bay", error="invalid_token"');
   expect(isBayError(denied.error, "unauthorized")).toBe(true);
 });
+
+test("streamed execs: output as it comes, then the result; leaving the loop interrupts the run; a refused call throws", async () => {
+  const created = await client.POST("/v1/sandboxes", { body: { ttl: 600 } });
+  const id = created.data!.id;
+  toDelete.push(id);
+
+  const seen: ExecEvent[] = [];
+  for await (const e of execEvents(client, id, "python", { code: "x = 21\nprint('hi', flush=True)\nx * 2" })) seen.push(e);
+  expect(seen.map((e) => e.event)).toEqual(["stdout", "result"]);
+  expect(seen[0]).toEqual({ event: "stdout", data: { text: "hi\n" } });
+  expect(seen[1]!.data).toMatchObject({ success: true, output: "hi\n42\n" });
+
+  const shell: ExecEvent[] = [];
+  for await (const e of execEvents(client, id, "shell", { command: "echo out; echo err >&2; exit 3" })) shell.push(e);
+  expect(shell.at(-1)).toMatchObject({ event: "result", data: { success: false, exit_code: 3, output: "out\n", error: "err\n" } });
+
+  // Left after the first line: the run is interrupted, and the kernel answers the next call.
+  const long = "import time\nfor i in range(600):\n    print(i, flush=True)\n    time.sleep(0.05)";
+  for await (const e of execEvents(client, id, "python", { code: long })) {
+    expect(e.event).toBe("stdout");
+    break;
+  }
+  await Bun.sleep(1000);
+  const after = await client.POST("/v1/sandboxes/{id}/python/exec", { params: { path: { id } }, body: { code: "i" } });
+  expect(Number(after.data!.output)).toBeLessThan(599);
+
+  // Refused before the run: thrown with Bay's error body.
+  const refused = await Array.fromAsync(execEvents(client, id, "code", { code: "1", language: "cobol" as never })).catch((e) => e);
+  expect(refused).toBeInstanceOf(BayRequestError);
+  expect([refused.status, refused.body.error.code]).toEqual([400, "validation_error"]);
+  const other = await Array.fromAsync(execEvents(client, "sb-does-not-exist", "shell", { command: "true" })).catch((e) => e);
+  expect([other.status, other.body.error.code]).toEqual([404, "not_found"]);
+}, 120_000);
