@@ -50,7 +50,7 @@ def error_of(status: int, reason: str, headers: Any, raw: bytes) -> BayError:
         e = json.loads(raw)["error"]
         details = e.get("details")
         return BayError(status, str(e["code"]), str(e["message"]), details if isinstance(details, dict) else None,
-                        e.get("request_id") if isinstance(e.get("request_id"), str) else None, wait)
+                        e.get("request_id") if isinstance(e.get("request_id"), str) else headers.get("X-Request-Id"), wait)
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         text = raw[:500].decode("utf-8", "replace")
         return BayError(status, "http_error", text or reason, None, headers.get("X-Request-Id"), wait)

@@ -2,7 +2,7 @@
 
 import json
 import re
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import Any, Iterable, Iterator, List, NamedTuple
 
 from ._errors import BayError
 
@@ -16,25 +16,36 @@ class Event(NamedTuple):
     data: Any
 
 
-def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Lines ended by CRLF, LF or CR (the event-stream format allows all three)."""
-    pending = b""
+def _lines(chunks: Iterable[bytes], limit: int, status: int, request_id: Any) -> Iterator[str]:
+    """Lines ended by CRLF, LF or CR (the event-stream format allows all three); each byte is
+    looked at once, and a line longer than `limit` raises BayError(`answer_too_large`)."""
+    pieces: List[bytes] = []
+    size = 0
+    after_cr = False
     for chunk in chunks:
-        pending += chunk
-        # A CR at the end may be the first half of a CRLF: held until the next chunk.
-        held = pending.endswith(b"\r")
-        parts = _EOL.split(pending[:-1] if held else pending)
-        pending = parts.pop() + (b"\r" if held else b"")
-        for p in parts:
-            yield p.decode("utf-8", "replace")
-    if pending:
-        yield pending.rstrip(b"\r").decode("utf-8", "replace")
+        start = 1 if after_cr and chunk.startswith(b"\n") else 0
+        after_cr = False
+        for end in _EOL.finditer(chunk, start):
+            pieces.append(chunk[start:end.start()])
+            yield b"".join(pieces).decode("utf-8", "replace")
+            pieces, size = [], 0
+            start = end.end()
+        # A CR that ends the chunk ended a line; a LF starting the next one is its other half.
+        after_cr = chunk.endswith(b"\r")
+        if start < len(chunk):
+            pieces.append(chunk[start:])
+            size += len(chunk) - start
+            if size > limit:
+                raise BayError(status, "answer_too_large", f"an event-stream line is over {limit} bytes", None, request_id)
+    if pieces:
+        yield b"".join(pieces).decode("utf-8", "replace")
 
 
-def events(chunks: Iterable[bytes], status: int, request_id: Any) -> Iterator[Event]:
-    """The events of the stream; a data payload that is not JSON raises BayError(`bad_answer`)."""
-    name, data = "message", []
-    for line in _lines(chunks):
+def events(chunks: Iterable[bytes], status: int, request_id: Any, limit: int) -> Iterator[Event]:
+    """The events of the stream; a data payload that is not JSON raises BayError(`bad_answer`),
+    one over `limit` bytes BayError(`answer_too_large`)."""
+    name, data, size = "message", [], 0
+    for line in _lines(chunks, limit, status, request_id):
         if line == "":
             if data:
                 text = "\n".join(data)
@@ -43,7 +54,7 @@ def events(chunks: Iterable[bytes], status: int, request_id: Any) -> Iterator[Ev
                 except (ValueError, RecursionError):
                     raise BayError(status, "bad_answer", f"an event's data is not JSON: {text[:200]!r}", None, request_id)
                 yield Event(name, payload)
-            name, data = "message", []
+            name, data, size = "message", [], 0
         elif line.startswith(":"):
             continue
         elif line.startswith("event:"):
@@ -51,3 +62,6 @@ def events(chunks: Iterable[bytes], status: int, request_id: Any) -> Iterator[Ev
         elif line.startswith("data:"):
             value = line[5:]
             data.append(value[1:] if value.startswith(" ") else value)
+            size += len(value)
+            if size > limit:
+                raise BayError(status, "answer_too_large", f"an event's data is over {limit} bytes", None, request_id)

@@ -34,7 +34,8 @@ class PortAnswer(NamedTuple):
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 _IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE")
 # What a header value may hold: visible ASCII, space and tab (no CR, LF or NUL to fold or split it).
-_HEADER_VALUE = re.compile(r"^[\x20-\x7e\t]*$")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
+_DIGITS = re.compile(r"[0-9]{1,18}")
 _CHUNK = 1 << 16
 
 
@@ -65,7 +66,7 @@ def rest_of_path(value: str) -> str:
 
 
 def _check_header(name: str, value: str) -> str:
-    if not _HEADER_VALUE.match(value):
+    if not _HEADER_VALUE.fullmatch(value):
         raise ValueError(f"{name} holds a character a header cannot carry (visible ASCII, space and tab only)")
     return value
 
@@ -99,6 +100,8 @@ class Transport:
         """This thread's kept connection; none in a forked child (the parent's socket is the parent's)."""
         conn = getattr(self._local, "conn", None)
         if conn is not None and getattr(self._local, "pid", None) != os.getpid():
+            # Closes this process's copy of the descriptor only (no shutdown): the parent's stays open.
+            conn.close()
             self._local.conn = None
             return None
         return conn
@@ -152,7 +155,7 @@ class Transport:
 
     def _read_all(self, res: http.client.HTTPResponse) -> bytes:
         length = res.getheader("Content-Length")
-        if length is not None and length.isdigit() and int(length) > self._max:
+        if length is not None and _DIGITS.fullmatch(length) and int(length) > self._max:
             raise BayError(res.status, "answer_too_large",
                            f"the answer is {length} bytes, over max_answer_bytes ({self._max}); use a *_to method",
                            None, res.getheader("X-Request-Id"))
@@ -233,6 +236,8 @@ class Transport:
         try:
             if not 200 <= res.status < 300:
                 raise error_of(res.status, res.reason, res.headers, res.read(64 << 10))
+            if res.status == 204 or res.getheader("Content-Length") == "0":
+                return
             kind = (res.getheader("Content-Type") or "").split(";")[0].strip().lower()
             if kind == "application/json":
                 raw = self._read_all(res)
@@ -243,6 +248,6 @@ class Transport:
                 return
             if kind != "text/event-stream":
                 raise bad_answer(res.status, res.headers, f"expected an event stream, got {kind or 'no content type'}")
-            yield from events(iter(lambda: res.read1(_CHUNK), b""), res.status, res.getheader("X-Request-Id"))
+            yield from events(iter(lambda: res.read1(_CHUNK), b""), res.status, res.getheader("X-Request-Id"), self._max)
         finally:
             conn.close()

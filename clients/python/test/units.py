@@ -20,12 +20,12 @@ stream = b'event: stdout\r\ndata: {"text": "a"}\r\n\r\n: ping\n\nevent: result\r
 want = [Event("stdout", {"text": "a"}), Event("result", {"ok": True})]
 for size in range(1, len(stream) + 1):
     chunks = [stream[i:i + size] for i in range(0, len(stream), size)]
-    got = list(events(chunks, 200, None))
+    got = list(events(chunks, 200, None, 1 << 20))
     assert got == want, (size, got)
-assert list(events([b'data:  "x"\n\n'], 200, None)) == [Event("message", "x")]
+assert list(events([b'data:  "x"\n\n'], 200, None, 100)) == [Event("message", "x")]
 for bad in [b"data: nope\n\n", b"data:\n\n", b"data: [\n\n", b"data: " + b"[" * 100000 + b"\n\n"]:
     try:
-        list(events([bad], 200, "rid"))
+        list(events([bad], 200, "rid", 1 << 20))
         raise AssertionError(f"{bad!r} was taken")
     except BayError as e:
         assert (e.code, e.request_id) == ("bad_answer", "rid"), e
@@ -87,4 +87,14 @@ with BayClient(f"http://127.0.0.1:{server.getsockname()[1]}", timeout=0.5) as c:
     assert c.get_sandbox("sb-2") == {"own": 1}
 assert seen == [b"GET /v1/sandboxes/sb-1 HTTP/1.1", b"GET /v1/sandboxes/sb-2 HTTP/1.1"], seen
 server.close()
+# A long line is refused past the limit, and one under it is read whole.
+line = b"data: " + b"x" * (8 << 20)
+try:
+    list(events((line[i:i + 65536] for i in range(0, len(line), 65536)), 200, "rid", 4 << 20))
+    raise AssertionError("an 8 MiB line was taken under a 4 MiB limit")
+except BayError as e:
+    assert e.code == "answer_too_large", e
+big = b'data: "' + b"y" * (8 << 20) + b'"\n\n'
+got = list(events((big[i:i + 65536] for i in range(0, len(big), 65536)), 200, None, 16 << 20))
+assert len(got) == 1 and len(got[0].data) == 8 << 20
 print("units: ok")
