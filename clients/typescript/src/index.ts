@@ -41,9 +41,32 @@ export interface BayClientOptions extends Omit<ClientOptions, "baseUrl"> {
   token?: string;
 }
 
+/**
+ * Path parameters, each encoded as one segment. An id that is empty, `.` or `..` is
+ * refused (a TypeError, nothing sent): the URL would resolve to another of Bay's routes,
+ * called with this client's credentials. The port proxy's `path` keeps its slashes, each
+ * segment encoded, and refuses `.` and `..` segments likewise.
+ */
+export function bayPathSerializer(pathname: string, params: Record<string, unknown>): string {
+  return pathname.replace(/\{([^}]+)\}/g, (whole, name: string) => {
+    const value = params?.[name];
+    if (value === undefined || value === null) return whole;
+    const text = String(value);
+    if (name === "path") {
+      const segments = text.split("/");
+      if (segments.some((s) => s === "." || s === "..")) throw new TypeError(`the path ${JSON.stringify(text)} has a '.' or '..' segment`);
+      return segments.map(encodeURIComponent).join("/");
+    }
+    if (text === "" || text === "." || text === "..")
+      throw new TypeError(`${JSON.stringify(text)} is not a ${name}: it would name another route`);
+    return encodeURIComponent(text);
+  });
+}
+
 /** A client for one Bay and one credential. */
 export function createBayClient({ baseUrl, token, headers, ...rest }: BayClientOptions): BayClient {
   return createClient<paths, "application/json">({
+    pathSerializer: bayPathSerializer,
     baseUrl: baseUrl.replace(/\/+$/, ""),
     headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(headers as Record<string, string> | undefined) },
     ...rest,
