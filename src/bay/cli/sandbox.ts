@@ -10,6 +10,7 @@ import { errorMessage } from "../logger.ts";
 import { allowOnly, type CliIo, flag, type Parsed, parseArgs, table, UsageError } from "./args.ts";
 import { ClientError, type ClientTarget, clientTarget, request } from "./client.ts";
 import { copy, copyEnds } from "./copy.ts";
+import { streamExec } from "./exec-stream.ts";
 import { type Listen, parseListen, startForwarder } from "./forward.ts";
 import { onEndingSignals } from "./signals.ts";
 import { attachTerminal, processTerminal } from "./terminal-attach.ts";
@@ -211,23 +212,20 @@ async function exec(target: ClientTarget, args: Parsed, io: CliIo, stdin: () => 
   const python = flag(args, "python");
   if (python !== undefined) {
     const code = python === "-" ? await stdin() : python;
-    const r = await request<PythonExecResult>(target, "POST", path(id, "/python/exec"), { code, ...(timeout ? { timeout } : {}) });
-    if (r.output) io.out(r.output.replace(/\n$/, ""));
+    const r = await streamExec<PythonExecResult>(target, path(id, "/python/exec"), { code, ...(timeout ? { timeout } : {}) }, io);
     for (const d of r.data) {
       const kinds = Object.keys(d.data).filter((k) => k !== "text/plain");
       if (kinds.length) io.err(`[${d.type}: ${kinds.join(", ")} — use the REST API or MCP to fetch rich output]`);
     }
-    if (r.error) io.err(r.error.replace(/\n$/, ""));
     return r.success ? 0 : 1;
   }
   const cwd = flag(args, "cwd");
-  const r = await request<ShellExecResult>(target, "POST", path(id, "/shell/exec"), {
-    command: words.join(" "),
-    ...(cwd ? { cwd } : {}),
-    ...(timeout ? { timeout } : {}),
-  });
-  if (r.output) io.out(r.output.replace(/\n$/, ""));
-  if (r.error) io.err(r.error.replace(/\n$/, ""));
+  const r = await streamExec<ShellExecResult>(
+    target,
+    path(id, "/shell/exec"),
+    { command: words.join(" "), ...(cwd ? { cwd } : {}), ...(timeout ? { timeout } : {}) },
+    io,
+  );
   if (r.truncated) io.err("[output truncated]");
   return r.exit_code ?? (r.success ? 0 : 1);
 }
