@@ -12,6 +12,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from bay_client import BayClient, BayError, Event  # noqa: E402
+from bay_client._transport import _dropped  # noqa: E402
 
 URL = os.environ["BAY_URL"]
 alice = BayClient(URL, token=os.environ["ALICE_KEY"])
@@ -134,7 +135,10 @@ assert after["success"] and int(after["output"]) < 599, after
 # Bay closes a connection idle past server.idle_timeout (1 s here): the next call,
 # a POST that must not be sent twice, goes on a new connection.
 kept = alice._t._local.conn
-time.sleep(3)
+deadline = time.monotonic() + 30
+while not _dropped(kept) and time.monotonic() < deadline:
+    time.sleep(0.2)
+assert _dropped(kept), "Bay kept an idle connection open past its idle timeout"
 assert alice.exec_python(sid, code="x")["output"] == "21\n"
 assert alice._t._local.conn is not kept
 
