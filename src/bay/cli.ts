@@ -71,10 +71,23 @@ export async function runCli(argv: string[], io: CliIo): Promise<number | "servi
 }
 
 if (import.meta.main) {
+  // Writes to a pipe are queued: exiting before the last one is done would cut the output
+  // short. They complete in order, so waiting for the last of each stream is enough.
+  const written = { out: Promise.resolve(), err: Promise.resolve() };
+  const writer = (stream: NodeJS.WriteStream, key: keyof typeof written) => (line: string) => {
+    written[key] = new Promise<void>((done) => stream.write(`${line}\n`, () => done()));
+  };
   const code = await runCli(process.argv.slice(2), {
-    out: (line) => process.stdout.write(`${line}\n`),
-    err: (line) => process.stderr.write(`${line}\n`),
+    out: writer(process.stdout, "out"),
+    err: writer(process.stderr, "err"),
     env: process.env,
+    outputGone(gone) {
+      process.stdout.on("error", gone);
+      return () => process.stdout.off("error", gone);
+    },
   });
-  if (code !== "serving") process.exit(code);
+  if (code !== "serving") {
+    await Promise.all([written.out, written.err]);
+    process.exit(code);
+  }
 }

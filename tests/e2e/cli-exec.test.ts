@@ -86,6 +86,20 @@ describe("bay sandbox exec", () => {
       const cell = (text: string) => text.replace(/Cell In \[\d+\]/g, "Cell In [n]");
       expect(cell(failed.stderr)).toBe(cell(`${api.body.error.replace(/\n$/, "")}\n`));
       expect(await exec([id, "--", "printf 'no newline'"])).toEqual({ code: 0, stdout: "no newline\n", stderr: "" });
+      // A cell that logs (stderr) between its prints: each line once, on its own stream; then the value.
+      const logged = await exec([
+        id,
+        "--python",
+        "import logging\nlogging.warning('loading')\nfor i in range(3): print('row', i, flush=True)\nlogging.warning('done')\n'value'",
+      ]);
+      expect(logged).toEqual({
+        code: 0,
+        stdout: "row 0\nrow 1\nrow 2\n'value'\n",
+        stderr: "WARNING:root:loading\nWARNING:root:done\n",
+      });
+      // Output whose events are far larger than its bytes (control characters escaped in JSON).
+      const zeros = await exec([id, "--", "head -c 1000000 /dev/zero"]);
+      expect([zeros.code, zeros.stdout.length, zeros.stderr]).toEqual([0, 1_000_001, ""]);
     });
   }, 120_000);
 
@@ -103,6 +117,15 @@ describe("bay sandbox exec", () => {
       const slow = await exec([id, "--timeout", "1", "--", "echo started; sleep 10"]);
       expect([slow.code, slow.stdout]).toEqual([1, "started\n"]);
       expect(slow.stderr).toContain("timeout");
+
+      // A reader that goes away (`| head -1`): the run is interrupted, not left to finish.
+      const piped = spawnExec([id, "--", "for i in $(seq 1 100); do echo $i; sleep 0.05; done; touch finished"]);
+      const first = await within(30_000, "the first line", readUntil(piped.stdout, "1\n"));
+      await first.rest.cancel();
+      expect(await within(30_000, "bay's exit after its reader left", piped.exited)).toBe(1);
+      expect(await new Response(piped.stderr).text()).toBe("bay: the output was closed; the run was interrupted\n");
+      await Bun.sleep(6_000);
+      expect((await sh(t, id, { command: "test -e finished && echo yes || echo no" })).body.output).toBe("no\n");
 
       const other = await exec([id, "--", "true"], "mallory");
       expect(other.code).toBe(1);

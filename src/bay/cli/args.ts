@@ -5,6 +5,8 @@ export interface CliIo {
   out(line: string): void;
   err(line: string): void;
   env: Record<string, string | undefined>;
+  /** Calls `gone` once stdout cannot be written any more (its reader went away); answers how to stop watching. */
+  outputGone?(gone: () => void): () => void;
 }
 
 /** Bad usage: the caller prints the message and the group's usage, exit 2. */

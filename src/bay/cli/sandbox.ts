@@ -212,7 +212,7 @@ async function exec(target: ClientTarget, args: Parsed, io: CliIo, stdin: () => 
   const python = flag(args, "python");
   if (python !== undefined) {
     const code = python === "-" ? await stdin() : python;
-    const r = await streamExec<PythonExecResult>(target, path(id, "/python/exec"), { code, ...(timeout ? { timeout } : {}) }, io);
+    const r = await streamExec<PythonExecResult>(target, path(id, "/python/exec"), { code, ...(timeout ? { timeout } : {}) }, io, "python");
     for (const d of r.data) {
       const kinds = Object.keys(d.data).filter((k) => k !== "text/plain");
       if (kinds.length) io.err(`[${d.type}: ${kinds.join(", ")} — use the REST API or MCP to fetch rich output]`);
@@ -225,7 +225,10 @@ async function exec(target: ClientTarget, args: Parsed, io: CliIo, stdin: () => 
     path(id, "/shell/exec"),
     { command: words.join(" "), ...(cwd ? { cwd } : {}), ...(timeout ? { timeout } : {}) },
     io,
+    "shell",
   );
   if (r.truncated) io.err("[output truncated]");
-  return r.exit_code ?? (r.success ? 0 : 1);
+  // The exit code as a process has one (0-255); anything else from the answer is a plain failure.
+  const code = r.exit_code;
+  return Number.isInteger(code) && code! >= 0 && code! <= 255 ? code! : r.success ? 0 : 1;
 }
