@@ -66,13 +66,16 @@ async function imageLabel(docker: Docker, ref: string): Promise<string | null> {
   }
 }
 
-/** The build context: the Dockerfile and the Ship executable (mode 0755), as a tar stream. */
-async function buildContext(dockerfile: string, shipPath: string): Promise<NodeJS.ReadableStream> {
+/**
+ * A build context: the Dockerfile and one executable (mode 0755, named `name`), as a tar
+ * stream packed here (dockerode's packer for a context directory is not part of Bay).
+ */
+export async function buildContext(dockerfile: string, executablePath: string, name = "ship"): Promise<NodeJS.ReadableStream> {
   const tar = pack();
   tar.entry({ name: "Dockerfile", mode: 0o644 }, dockerfile);
-  const size = (await stat(shipPath)).size;
-  const entry = tar.entry({ name: "ship", mode: 0o755, size }, (err) => (err ? tar.destroy(err) : tar.finalize()));
-  createReadStream(shipPath).pipe(entry);
+  const size = (await stat(executablePath)).size;
+  const entry = tar.entry({ name, mode: 0o755, size }, (err) => (err ? tar.destroy(err) : tar.finalize()));
+  createReadStream(executablePath).pipe(entry);
   return tar as unknown as NodeJS.ReadableStream;
 }
 

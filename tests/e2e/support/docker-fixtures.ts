@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type Docker from "dockerode";
+import { buildContext } from "../../../src/bay/images/image-builder.ts";
 
 /** Image of the test runtime; rebuilt only when the server source changes. */
 export const ECHO_IMAGE = "bay-test-echo:latest";
@@ -57,20 +58,18 @@ async function ensureCompiledImage(docker: Docker, image: string, source: string
       stderr: "pipe",
     });
     if (built.exitCode !== 0) throw new Error(`bun build --compile failed: ${built.stderr.toString()}`);
-    await Bun.write(
-      join(dir, "Dockerfile"),
-      [
-        `FROM ${BASE_IMAGE}`,
-        `COPY ${binary} /usr/local/bin/${binary}`,
-        // Like Ship: unprivileged uid 1000 owning /workspace, so a fresh volume inherits that owner.
-        "RUN mkdir -p /workspace && chown 1000:1000 /workspace",
-        "USER 1000:1000",
-        `ENV PORT=${port}`,
-        `LABEL ${HASH_LABEL}=${hash}`,
-        `CMD ["/usr/local/bin/${binary}"]`,
-      ].join("\n"),
-    );
-    const stream = await docker.buildImage({ context: dir, src: ["Dockerfile", binary] }, { t: image, rm: true });
+    const dockerfile = [
+      `FROM ${BASE_IMAGE}`,
+      `COPY ${binary} /usr/local/bin/${binary}`,
+      // Like Ship: unprivileged uid 1000 owning /workspace, so a fresh volume inherits that owner.
+      "RUN mkdir -p /workspace && chown 1000:1000 /workspace",
+      "USER 1000:1000",
+      `ENV PORT=${port}`,
+      `LABEL ${HASH_LABEL}=${hash}`,
+      `CMD ["/usr/local/bin/${binary}"]`,
+    ].join("\n");
+    // Packed here: Bay stubs out dockerode's packer for a context directory (unused-dependencies.ts).
+    const stream = await docker.buildImage(await buildContext(dockerfile, join(dir, binary), binary), { t: image, rm: true });
     const output = await new Promise<Array<{ error?: string }>>((resolve, reject) =>
       docker.modem.followProgress(stream, (err, res) => (err ? reject(err) : resolve(res))),
     );
