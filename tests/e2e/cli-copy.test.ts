@@ -14,6 +14,7 @@ import type { TestBay } from "../support/harness.ts";
 import { chunkOf, sh, withSandbox } from "./support/e2e.ts";
 import type { ServedBay } from "./support/serve.ts";
 import { servedE2eBay } from "./support/suite.ts";
+import { CLI, cliEnv } from "./support/cli.ts";
 
 let t: TestBay;
 let served: ServedBay;
@@ -29,12 +30,11 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const CLI = join(import.meta.dir, "../../src/bay/cli.ts");
 const sha = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
 
 async function cp(src: string, dst: string, owner = "alice") {
   const proc = Bun.spawn(["bun", CLI, "sandbox", "cp", src, dst], {
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", BAY_URL: served.http, BAY_OWNER: owner },
+    env: cliEnv(served, owner),
     stdout: "pipe",
     stderr: "pipe",
   });

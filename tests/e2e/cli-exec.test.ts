@@ -6,12 +6,12 @@
  * the sandbox; a timeout prints what came and fails; another owner's sandbox is not found.
  */
 import { describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import type { TestBay } from "../support/harness.ts";
 import { within } from "../support/within.ts";
 import { sh, withSandbox } from "./support/e2e.ts";
 import type { ServedBay } from "./support/serve.ts";
 import { servedE2eBay } from "./support/suite.ts";
+import { CLI, cliEnv } from "./support/cli.ts";
 
 let t: TestBay;
 let served: ServedBay;
@@ -20,11 +20,9 @@ servedE2eBay((bay, s) => {
   served = s;
 });
 
-const CLI = join(import.meta.dir, "../../src/bay/cli.ts");
-
 function spawnExec(args: string[], owner = "alice") {
   return Bun.spawn(["bun", CLI, "sandbox", "exec", ...args], {
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", BAY_URL: served.http, BAY_OWNER: owner },
+    env: cliEnv(served, owner),
     stdout: "pipe",
     stderr: "pipe",
   });

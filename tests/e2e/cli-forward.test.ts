@@ -16,6 +16,7 @@ import { pollUntil, type TestBay } from "../support/harness.ts";
 import { freePort, sh, withSandbox } from "./support/e2e.ts";
 import type { ServedBay } from "./support/serve.ts";
 import { servedE2eBay } from "./support/suite.ts";
+import { CLI, cliEnv } from "./support/cli.ts";
 
 let t: TestBay;
 let served: ServedBay;
@@ -24,7 +25,6 @@ servedE2eBay((bay, s) => {
   served = s;
 });
 
-const CLI = join(import.meta.dir, "../../src/bay/cli.ts");
 const fixture = (name: string) => readFileSync(join(import.meta.dir, "fixtures", name), "utf8");
 const running: Subprocess[] = [];
 afterEach(() => {
@@ -33,7 +33,7 @@ afterEach(() => {
 
 function forward(args: string[], owner = "alice") {
   const proc = Bun.spawn(["bun", CLI, "sandbox", "forward", ...args], {
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", BAY_URL: served.http, BAY_OWNER: owner },
+    env: cliEnv(served, owner),
     stdout: "pipe",
     stderr: "pipe",
   });

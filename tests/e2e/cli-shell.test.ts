@@ -8,11 +8,11 @@
  * open shell, a Bay that is not there.
  */
 import { describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import type { TestBay } from "../support/harness.ts";
 import { dropSandbox, freePort, newSandbox, sh, withSandbox } from "./support/e2e.ts";
 import type { ServedBay } from "./support/serve.ts";
 import { servedE2eBay } from "./support/suite.ts";
+import { CLI } from "./support/cli.ts";
 
 let t: TestBay;
 let served: ServedBay;
@@ -20,8 +20,6 @@ servedE2eBay((bay, s) => {
   t = bay;
   served = s;
 });
-
-const CLI = join(import.meta.dir, "../../src/bay/cli.ts");
 
 /** Runs `cmd` (argv) with BAY_URL/BAY_OWNER set; `feed` writes its stdin step by step; kills it after `limitMs`. */
 async function run(

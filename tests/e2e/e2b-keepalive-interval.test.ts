@@ -4,22 +4,16 @@
  * a quiet stream gets a keepalive at that interval, and without the header at 15 s.
  * On the real engine, raw Connect calls (the SDK always asks for 50 s, above the cap).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { connectFrame, readConnectFrames } from "../support/connect-frame.ts";
-import { createTestBay, type TestBay } from "../support/harness.ts";
-import { requireShipImages } from "./support/e2e.ts";
-import { createE2bSandbox, type E2bCreated } from "./support/e2b.ts";
+import type { TestBay } from "../support/harness.ts";
+import { type E2bCreated, e2bSandboxBay } from "./support/e2b.ts";
 
 let t: TestBay;
 let sb: E2bCreated;
-
-beforeAll(async () => {
-  await requireShipImages();
-  t = await createTestBay();
-  sb = await createE2bSandbox(t);
-});
-afterAll(async () => {
-  await t?.close();
+e2bSandboxBay((bay, created) => {
+  t = bay;
+  sb = created;
 });
 
 /** A streaming envd call, its frames read for `forMs`. */

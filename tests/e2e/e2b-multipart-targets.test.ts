@@ -6,18 +6,16 @@
  * is answered as Ship answers that part written alone. Targets through a
  * symlinked directory inside the home are still written.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createTestBay, type TestBay } from "../support/harness.ts";
-import { requireShipImages } from "./support/e2e.ts";
-import { createE2bSandbox, type E2bCreated } from "./support/e2b.ts";
+import { describe, expect, test } from "bun:test";
+import type { TestBay } from "../support/harness.ts";
+import { type E2bCreated, e2bSandboxBay } from "./support/e2b.ts";
 
 let t: TestBay;
 let sb: E2bCreated;
 
-beforeAll(async () => {
-  await requireShipImages();
-  t = await createTestBay();
-  sb = await createE2bSandbox(t);
+e2bSandboxBay(async (bay, created) => {
+  t = bay;
+  sb = created;
   const setup = await t.json("POST", `/v1/sandboxes/${sb.sandboxID}/shell/exec`, {
     body: {
       command:
@@ -25,9 +23,6 @@ beforeAll(async () => {
     },
   });
   expect(setup.body.exit_code).toBe(0);
-}, 120_000);
-afterAll(async () => {
-  await t?.close();
 });
 
 const headers = () => ({ "e2b-sandbox-id": sb.sandboxID, "x-access-token": sb.envdAccessToken });
