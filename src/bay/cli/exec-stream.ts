@@ -44,6 +44,8 @@ class LinePrinter {
  */
 const rest = (full: string | null | undefined, streamed: string) => (full?.startsWith(streamed) ? full.slice(streamed.length) : "");
 
+const closed = () => new ClientError("the output was closed; the run was interrupted", "output_closed", 0);
+
 /** The run, streamed to `io`; answers its result. `kind` says how the result's text relates to the events. */
 export async function streamExec<R extends PythonExecResult | ShellExecResult>(
   target: ClientTarget,
@@ -103,7 +105,7 @@ export async function streamExec<R extends PythonExecResult | ShellExecResult>(
         }
       }
     }
-    if (gone) throw new ClientError("the output was closed; the run was interrupted", "output_closed", 0);
+    if (gone) throw closed();
     if (!result || typeof result !== "object") throw new ClientError("the run's stream ended without its result", "incomplete", res.status);
     if (kind === "python") {
       out.write(rest(result.output, both));
@@ -117,8 +119,7 @@ export async function streamExec<R extends PythonExecResult | ShellExecResult>(
     }
     return result;
   } catch (e) {
-    if (gone) throw new ClientError("the output was closed; the run was interrupted", "output_closed", 0);
-    throw e;
+    throw gone ? closed() : e;
   } finally {
     stopWatching?.();
     out.flush();

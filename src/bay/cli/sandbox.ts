@@ -229,6 +229,6 @@ async function exec(target: ClientTarget, args: Parsed, io: CliIo, stdin: () => 
   );
   if (r.truncated) io.err("[output truncated]");
   // The exit code as a process has one (0-255); anything else from the answer is a plain failure.
-  const code = r.exit_code;
-  return Number.isInteger(code) && code! >= 0 && code! <= 255 ? code! : r.success ? 0 : 1;
+  const code: unknown = r.exit_code;
+  return typeof code === "number" && Number.isInteger(code) && code >= 0 && code <= 255 ? code : r.success ? 0 : 1;
 }
