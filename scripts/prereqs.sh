@@ -71,6 +71,11 @@ if [ "$BAY_PREREQS" = test ]; then
     say "installing python3-ipython and python3-matplotlib for Ship's host tests"
     apt_install python3-ipython python3-matplotlib
   fi
+  # The Python client is installed with pip into a virtual environment by its tests.
+  if ! python3 -m pip --version >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    say "installing python3-pip and python3-venv for the Python client's packaging test"
+    apt_install python3-pip python3-venv
+  fi
   # GET /docs is tested in Debian's headless Chromium (driven by playwright-core, which never downloads a browser).
   command -v chromium >/dev/null 2>&1 || { say "installing chromium for the /docs browser test"; apt_install chromium; }
   # GET /metrics is tested with Prometheus's own tools: promtool and a real prometheus.

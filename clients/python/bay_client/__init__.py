@@ -5,7 +5,7 @@ openapi/bay.v1.yaml (`bun run gen`).
 
     bay = BayClient("http://127.0.0.1:8000", token=os.environ["BAY_API_KEY"])
     sb = bay.create_sandbox()
-    print(bay.exec_python(sb["id"], code="x = 21\\nx * 2")["result"])
+    print(bay.exec_python(sb["id"], code="x = 21\\nx * 2")["output"])  # 42
 """
 
 from typing import Any, Optional
@@ -16,6 +16,10 @@ from ._sse import Event
 from ._transport import PortAnswer, Transport
 
 __all__ = ["BayClient", "BayError", "Event", "PortAnswer"]
+
+# The package's version and summary (read by _build/bay_build.py for the wheel's METADATA).
+__version__ = "0.1.0"
+__summary__ = "Bay's Python client: sandboxes for AI agents, the standard library only"
 
 
 class BayClient(Operations):

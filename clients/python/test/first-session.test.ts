@@ -2,7 +2,8 @@
  * The generated Python client (clients/python, the standard library only) against a
  * real Bay process on real Docker: first_session.py runs the README's first session,
  * streamed runs, bytes, the error model and the hostile cases, and exits 0 only if
- * all of them held. Needs python3 (scripts/prereqs.sh installs it).
+ * all of them held; packaging.py installs it with pip into a fresh virtual environment.
+ * Needs python3 with pip and venv (scripts/prereqs.sh installs them).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -64,6 +65,10 @@ async function python(script: string, env: Record<string, string> = {}) {
 test("the Python client's parsing: event streams cut anywhere, error bodies and Retry-After, ids and paths", async () => {
   expect(await python("units.py")).toEqual({ code: 0, out: "units: ok\n", err: "" });
 });
+
+test("the Python client as a package: pip installs it with no index, the installed copy works, uninstall leaves nothing; wheel and sdist reproducible", async () => {
+  expect(await python("packaging.py")).toEqual({ code: 0, out: "packaging: ok\n", err: "" });
+}, 120_000);
 
 test("the Python client's first session, its errors and the hostile cases", async () => {
   expect(await python("first_session.py", { BAY_URL: bay.url, ALICE_KEY: ALICE, BOB_KEY: BOB })).toEqual({

@@ -9,7 +9,10 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+# BAY_CLIENT_INSTALLED=1 (packaging.py): the copy pip installed, not the source folder.
+INSTALLED = os.environ.get("BAY_CLIENT_INSTALLED") == "1"
+if not INSTALLED:
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from bay_client import BayClient, BayError, Event  # noqa: E402
 from bay_client._errors import error_of, retry_after  # noqa: E402
@@ -97,4 +100,9 @@ except BayError as e:
 big = b'data: "' + b"y" * (8 << 20) + b'"\n\n'
 got = list(events((big[i:i + 65536] for i in range(0, len(big), 65536)), 200, None, 16 << 20))
 assert len(got) == 1 and len(got[0].data) == 8 << 20
-print("units: ok")
+if INSTALLED:
+    import bay_client  # noqa: E402
+
+    source = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    assert not os.path.abspath(bay_client.__file__).startswith(source + os.sep), bay_client.__file__
+print("units: ok (installed)" if INSTALLED else "units: ok")
