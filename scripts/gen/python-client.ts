@@ -182,7 +182,10 @@ function operation(spec: Schema, path: string, method: string, item: Schema, op:
     }
   } else if (body) bodyArg = "body";
   else if (content["application/octet-stream"]) bodyArg = "data";
-  const names = [...params.map((p) => p.py), ...fields.map((f) => f.py)];
+  const { expect, events, json } = answer(spec, op);
+  // A port call's query string and headers are the sandbox server's: any it likes.
+  const portArgs = expect === "port" ? ["query", "headers"] : [];
+  const names = [...params.map((p) => p.py), ...fields.map((f) => f.py), ...portArgs];
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) throw new Error(`${SPEC_PATH}: ${op.operationId} has two arguments named ${dup}`);
 
@@ -195,6 +198,7 @@ function operation(spec: Schema, path: string, method: string, item: Schema, op:
     if (op.requestBody.required) required.push("data: Body");
     else optional.push("data: Optional[Body] = None");
   }
+  if (portArgs.length) optional.push("query: Optional[Query] = None", "headers: Optional[Dict[str, str]] = None");
   const args = ["self", ...positional, ...(required.length + optional.length > 0 ? ["*", ...required, ...optional] : [])];
   if (!/^(?:[A-Za-z0-9_\-/.]|\{[A-Za-z_][A-Za-z0-9_]*\})+$/.test(path))
     throw new Error(`${SPEC_PATH}: the path ${JSON.stringify(path)} cannot go into Python source as it is`);
@@ -210,7 +214,7 @@ function operation(spec: Schema, path: string, method: string, item: Schema, op:
   if (h.length) call.push(`headers={${h.join(", ")}}`);
   if (bodyArg === "fields") call.push(`json_body=_fields({${fields.map((f) => `${JSON.stringify(f.wire)}: ${f.py}`).join(", ")}})`);
   if (bodyArg === "body") call.push("json_body=body");
-  const { expect, events, json } = answer(spec, op);
+  if (portArgs.length) call.push("port_query=query", "port_headers=headers");
   const name = pyName(snake(op.operationId));
   const returns = { json: "Any", text: "str", bytes: "bytes", port: "PortAnswer", empty: "None", events: "None" }[expect];
   const out: string[] = [];
@@ -260,7 +264,7 @@ ${doc(`Bay's operations (${spec.info.title} ${spec.info.version}), one method ea
 
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional
 
-from ._transport import Body, Event, PortAnswer, Transport, rest_of_path, segment
+from ._transport import Body, Event, PortAnswer, Query, Transport, rest_of_path, segment
 
 
 def _fields(fields: Dict[str, Any]) -> Dict[str, Any]:

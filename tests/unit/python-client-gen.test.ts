@@ -74,6 +74,20 @@ describe("the Python client's generator", () => {
       ["a path parameter that is not declared", { "/x/{id}": { get: op() } }],
       ["a name that is not an identifier", { "/x": { get: op({ operationId: "get x" }) } }],
       ["two operations, one method", { "/a": { get: op({ operationId: "getA" }) }, "/b": { get: op({ operationId: "get_a" }) } }],
+      [
+        "a port call's parameter named like its own query argument",
+        {
+          "/p/{path}": {
+            get: op({
+              parameters: [
+                { name: "path", in: "path", required: true, schema: { type: "string" } },
+                { name: "query", in: "header", schema: { type: "string" } },
+              ],
+              responses: { "200": { description: "the server's", content: { "*/*": {} } } },
+            }),
+          },
+        },
+      ],
     ];
     for (const [what, paths] of cases) {
       let thrown: unknown;

@@ -3,7 +3,7 @@
 
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional
 
-from ._transport import Body, Event, PortAnswer, Transport, rest_of_path, segment
+from ._transport import Body, Event, PortAnswer, Query, Transport, rest_of_path, segment
 
 
 def _fields(fields: Dict[str, Any]) -> Dict[str, Any]:
@@ -244,35 +244,35 @@ class Operations:
         Sends the signal to the process's whole process group. A finished process is returned unchanged."""
         return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/shell/processes/{segment(process_id)}/signal", headers={"X-Request-Id": request_id}, json_body=_fields({"signal": signal}), expect="json")
 
-    def port_get(self, sandbox_id: str, port: str, path: str, *, request_id: Optional[str] = None) -> PortAnswer:
+    def port_get(self, sandbox_id: str, port: str, path: str, *, request_id: Optional[str] = None, query: Optional[Query] = None, headers: Optional[Dict[str, str]] = None) -> PortAnswer:
         """GET to a server in the sandbox
 
         See the path's description."""
-        return self._t.call("GET", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{rest_of_path(path)}", headers={"X-Request-Id": request_id}, expect="port")
+        return self._t.call("GET", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{rest_of_path(path)}", headers={"X-Request-Id": request_id}, port_query=query, port_headers=headers, expect="port")
 
-    def port_post(self, sandbox_id: str, port: str, path: str, *, request_id: Optional[str] = None, data: Optional[Body] = None) -> PortAnswer:
+    def port_post(self, sandbox_id: str, port: str, path: str, *, request_id: Optional[str] = None, data: Optional[Body] = None, query: Optional[Query] = None, headers: Optional[Dict[str, str]] = None) -> PortAnswer:
         """POST to a server in the sandbox
 
         See the path's description."""
-        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{rest_of_path(path)}", headers={"X-Request-Id": request_id}, data=data, expect="port")
+        return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{rest_of_path(path)}", headers={"X-Request-Id": request_id}, port_query=query, port_headers=headers, data=data, expect="port")
 
-    def port_put(self, sandbox_id: str, port: str, path: str, *, request_id: Optional[str] = None, data: Optional[Body] = None) -> PortAnswer:
+    def port_put(self, sandbox_id: str, port: str, path: str, *, request_id: Optional[str] = None, data: Optional[Body] = None, query: Optional[Query] = None, headers: Optional[Dict[str, str]] = None) -> PortAnswer:
         """PUT to a server in the sandbox
 
         See the path's description."""
-        return self._t.call("PUT", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{rest_of_path(path)}", headers={"X-Request-Id": request_id}, data=data, expect="port")
+        return self._t.call("PUT", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{rest_of_path(path)}", headers={"X-Request-Id": request_id}, port_query=query, port_headers=headers, data=data, expect="port")
 
-    def port_patch(self, sandbox_id: str, port: str, path: str, *, request_id: Optional[str] = None, data: Optional[Body] = None) -> PortAnswer:
+    def port_patch(self, sandbox_id: str, port: str, path: str, *, request_id: Optional[str] = None, data: Optional[Body] = None, query: Optional[Query] = None, headers: Optional[Dict[str, str]] = None) -> PortAnswer:
         """PATCH to a server in the sandbox
 
         See the path's description."""
-        return self._t.call("PATCH", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{rest_of_path(path)}", headers={"X-Request-Id": request_id}, data=data, expect="port")
+        return self._t.call("PATCH", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{rest_of_path(path)}", headers={"X-Request-Id": request_id}, port_query=query, port_headers=headers, data=data, expect="port")
 
-    def port_delete(self, sandbox_id: str, port: str, path: str, *, request_id: Optional[str] = None) -> PortAnswer:
+    def port_delete(self, sandbox_id: str, port: str, path: str, *, request_id: Optional[str] = None, query: Optional[Query] = None, headers: Optional[Dict[str, str]] = None) -> PortAnswer:
         """DELETE to a server in the sandbox
 
         See the path's description."""
-        return self._t.call("DELETE", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{rest_of_path(path)}", headers={"X-Request-Id": request_id}, expect="port")
+        return self._t.call("DELETE", f"/v1/sandboxes/{segment(sandbox_id)}/ports/{segment(port)}/{rest_of_path(path)}", headers={"X-Request-Id": request_id}, port_query=query, port_headers=headers, expect="port")
 
     def create_terminal_ticket(self, sandbox_id: str, *, request_id: Optional[str] = None) -> Any:
         """Mint a terminal ticket (for browsers)

@@ -10,14 +10,17 @@ import re
 import select
 import threading
 import urllib.parse
-from typing import Any, BinaryIO, Dict, Iterator, NamedTuple, Optional, Union
+from typing import Any, BinaryIO, Dict, Iterator, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ._errors import BayError, bad_answer, error_of
 from ._sse import Event, events
 
 Body = Union[bytes, BinaryIO]
+# A query string for a server in the sandbox: a mapping (a list value repeats its key)
+# or pairs, in their order.
+Query = Union[Mapping[str, Any], Sequence[Tuple[str, Any]]]
 
-__all__ = ["Body", "BayError", "Event", "PortAnswer", "Transport", "segment", "rest_of_path"]
+__all__ = ["Body", "BayError", "Event", "PortAnswer", "Query", "Transport", "segment", "rest_of_path"]
 
 
 class PortAnswer(NamedTuple):
@@ -36,6 +39,12 @@ _IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE")
 # What a header value may hold: visible ASCII, space and tab (no CR, LF or NUL to fold or split it).
 _HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
 _DIGITS = re.compile(r"[0-9]{1,18}")
+# A header name (RFC 9110 token).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Headers a port call cannot set: the client's own (credentials, framing, the request
+# id has its argument) and what http.client cannot carry through (an upgrade, 100-continue).
+_OWN_HEADERS = frozenset(("authorization", "x-owner", "x-request-id", "host", "content-length", "transfer-encoding",
+                          "connection", "keep-alive", "te", "trailer", "upgrade", "expect", "proxy-authorization"))
 _CHUNK = 1 << 16
 
 
@@ -69,6 +78,30 @@ def _check_header(name: str, value: str) -> str:
     if not _HEADER_VALUE.fullmatch(value):
         raise ValueError(f"{name} holds a character a header cannot carry (visible ASCII, space and tab only)")
     return value
+
+
+def _port_headers(headers: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    """Headers for a server in the sandbox, checked: a name that is a token and not one of
+    the client's own, a value a header can carry."""
+    out: Dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a header name")
+        if name.lower() in _OWN_HEADERS:
+            raise ValueError(f"{name} is set by the client itself, not by a port call")
+        if not isinstance(value, str):
+            raise ValueError(f"the value of {name} is not a str")
+        out[name] = _check_header(name, value)
+    return out
+
+
+def _port_query(query: Optional[Query]) -> str:
+    """The query string for a server in the sandbox (`?` included), percent-encoded."""
+    if not query:
+        return ""
+    if isinstance(query, (str, bytes)):
+        raise ValueError("query= takes a mapping or (name, value) pairs, not a string")
+    return "?" + urllib.parse.urlencode(query, doseq=True)
 
 
 class Transport:
@@ -113,9 +146,10 @@ class Transport:
         self._local.conn = None
 
     def _request(self, method: str, path: str, query: Optional[Dict[str, Any]], headers: Dict[str, Optional[str]],
-                 json_body: Any, data: Optional[Body], accept: str):
+                 json_body: Any, data: Optional[Body], accept: str,
+                 port_query: Optional[Query] = None, port_headers: Optional[Mapping[str, str]] = None):
         q = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (query or {}).items() if v is not None}
-        target = self._prefix + path + (f"?{urllib.parse.urlencode(q)}" if q else "")
+        target = self._prefix + path + (f"?{urllib.parse.urlencode(q)}" if q else _port_query(port_query))
         h = dict(self._headers)
         h["Accept"] = accept
         h.update({k: _check_header(k, v) for k, v in headers.items() if v is not None})
@@ -126,6 +160,12 @@ class Transport:
         elif data is not None:
             body = data
             h["Content-Type"] = "application/octet-stream"
+        # A port call's own headers come last: its Accept and Content-Type are the server's business.
+        extra = _port_headers(port_headers)
+        for name in extra:
+            for mine in [k for k in h if k.lower() == name.lower()]:
+                del h[mine]
+        h.update(extra)
         return target, h, body
 
     def _send(self, method: str, target: str, h: Dict[str, str], body: Optional[Body]):
@@ -168,10 +208,12 @@ class Transport:
 
     def call(self, method: str, path: str, *, query: Optional[Dict[str, Any]] = None,
              headers: Optional[Dict[str, Optional[str]]] = None, json_body: Any = None,
-             data: Optional[Body] = None, expect: str = "json") -> Any:
-        """One request; `expect` is how a 2xx body is read: json, text, bytes, port or empty."""
+             data: Optional[Body] = None, expect: str = "json",
+             port_query: Optional[Query] = None, port_headers: Optional[Mapping[str, str]] = None) -> Any:
+        """One request; `expect` is how a 2xx body is read: json, text, bytes, port or empty.
+        `port_query` and `port_headers` are a port call's own, for the sandbox's server."""
         target, h, body = self._request(method, path, query, headers or {}, json_body, data,
-                                        "application/json" if expect == "json" else "*/*")
+                                        "application/json" if expect == "json" else "*/*", port_query, port_headers)
         _, res = self._send(method, target, h, body)
         try:
             raw = self._read_all(res)

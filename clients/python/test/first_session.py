@@ -4,6 +4,7 @@ hostile cases (another tenant's ids, ids that try to reach another route, a clie
 that leaves a streamed run). Exits 0 and prints "first session: ok" when all hold."""
 
 import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -108,6 +109,55 @@ assert alice.get_sandbox(sid, request_id="trace.1")["id"] == sid
 # A background command asked for as a stream answers one JSON body: one result event.
 started = list(alice.exec_shell_events(sid, command="sleep 1", background=True))
 assert [e.event for e in started] == ["result"] and started[0].data["process_id"], started
+
+# A server in the sandbox, reached through the port proxy with its own query string
+# and headers: it answers what it was sent, as JSON.
+ECHO = """import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = json.dumps({"method": self.command, "target": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                           "body": self.rfile.read(n).decode()}).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = answer
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+alice.upload_file(sid, path="echo_server.py", data=ECHO.encode())
+alice.exec_shell(sid, command="python3 echo_server.py 8080", background=True)
+deadline = time.monotonic() + 30
+while True:
+    try:
+        got = alice.port_get(sid, "8080", "a/b c", query={"q": "x y&z", "n": [1, 2]})
+        break
+    except BayError as e:
+        assert e.details.get("reason") == "port_closed" and time.monotonic() < deadline, e
+        time.sleep(0.2)
+seen = json.loads(got.body)
+assert (got.status, seen["method"], seen["target"]) == (201, "GET", "/a/b%20c?q=x+y%26z&n=1&n=2"), (got.status, seen)
+assert "authorization" not in seen["headers"], seen
+seen = json.loads(alice.port_get(sid, "8080", "", query=[("z", "1"), ("a", "é")]).body)
+assert seen["target"] == "/?z=1&a=%C3%A9", seen
+got = alice.port_post(sid, "8080", "api", data=b'{"k": 1}', headers={"Content-Type": "application/json", "X-Trace": "t 1"})
+seen = json.loads(got.body)
+assert (seen["method"], seen["body"], seen["headers"]["content-type"], seen["headers"]["x-trace"]) == (
+    "POST", '{"k": 1}', "application/json", "t 1"), seen
+assert got.headers["x-bay-upstream"] == "201", got.headers
+for bad in [{"Authorization": "Bearer x"}, {"x-owner": "py-bob"}, {"Host": "bay"}, {"bad name": "v"},
+            {"X-A": "a\r\nX-Owner: py-bob"}, {"X-A": 1}, {"": "v"}]:
+    try:
+        alice.port_get(sid, "8080", "", headers=bad)
+        raise AssertionError(f"port_get(headers={bad!r}) was sent")
+    except ValueError:
+        pass
+try:
+    alice.port_get(sid, "8080", "", query="a=b")
+    raise AssertionError("a query string given as a str was sent")
+except ValueError:
+    pass
 
 # An answer over max_answer_bytes is refused, not held in memory.
 with BayClient(URL, token=os.environ["ALICE_KEY"], max_answer_bytes=1000) as small:
