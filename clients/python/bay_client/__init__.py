@@ -13,9 +13,10 @@ from typing import Any, Optional
 from ._operations import Operations
 from ._errors import BayError
 from ._sse import Event
+from ._stream import EventStream
 from ._transport import PortAnswer, Transport
 
-__all__ = ["BayClient", "BayError", "Event", "PortAnswer"]
+__all__ = ["BayClient", "BayError", "Event", "EventStream", "PortAnswer"]
 
 # The package's version and summary (read by _build/bay_build.py for the wheel's METADATA).
 __version__ = "0.1.0"

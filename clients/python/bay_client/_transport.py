@@ -10,17 +10,18 @@ import re
 import select
 import threading
 import urllib.parse
-from typing import Any, BinaryIO, Dict, Iterator, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, BinaryIO, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ._errors import BayError, bad_answer, error_of
-from ._sse import Event, events
+from ._sse import Event
+from ._stream import CHUNK as _CHUNK, EventStream
 
 Body = Union[bytes, BinaryIO]
 # A query string for a server in the sandbox: a mapping (a list value repeats its key)
 # or pairs, in their order.
 Query = Union[Mapping[str, Any], Sequence[Tuple[str, Any]]]
 
-__all__ = ["Body", "BayError", "Event", "PortAnswer", "Query", "Transport", "segment", "rest_of_path"]
+__all__ = ["Body", "BayError", "Event", "EventStream", "PortAnswer", "Query", "Transport", "segment", "rest_of_path"]
 
 
 class PortAnswer(NamedTuple):
@@ -45,7 +46,6 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # id has its argument) and what http.client cannot carry through (an upgrade, 100-continue).
 _OWN_HEADERS = frozenset(("authorization", "x-owner", "x-request-id", "host", "content-length", "transfer-encoding",
                           "connection", "keep-alive", "te", "trailer", "upgrade", "expect", "proxy-authorization"))
-_CHUNK = 1 << 16
 
 
 def _dropped(conn: http.client.HTTPConnection) -> bool:
@@ -270,26 +270,15 @@ class Transport:
             conn.close()
 
     def events(self, method: str, path: str, *, query: Optional[Dict[str, Any]] = None,
-               headers: Optional[Dict[str, Optional[str]]] = None, json_body: Any = None) -> Iterator[Event]:
-        """A text/event-stream answer as Events, on a connection of its own (closed when the
-        iteration ends or is left: Bay then interrupts a streamed run). An answer Bay gives as
-        one JSON body instead (a background command) is one `result` Event."""
+               headers: Optional[Dict[str, Optional[str]]] = None, json_body: Any = None) -> EventStream:
+        """A text/event-stream answer as an EventStream, on a connection of its own: sent now
+        (a refusal raises here), closed when the iteration ends, on close(), or when the
+        stream is dropped (Bay then interrupts a streamed run)."""
         conn, res = self._dedicated(method, path, query, headers, json_body, "text/event-stream")
         try:
             if not 200 <= res.status < 300:
                 raise error_of(res.status, res.reason, res.headers, res.read(64 << 10))
-            if res.status == 204 or res.getheader("Content-Length") == "0":
-                return
-            kind = (res.getheader("Content-Type") or "").split(";")[0].strip().lower()
-            if kind == "application/json":
-                raw = self._read_all(res)
-                try:
-                    yield Event("result", json.loads(raw))
-                except (ValueError, RecursionError):
-                    raise bad_answer(res.status, res.headers, f"the answer is not JSON: {raw[:200]!r}")
-                return
-            if kind != "text/event-stream":
-                raise bad_answer(res.status, res.headers, f"expected an event stream, got {kind or 'no content type'}")
-            yield from events(iter(lambda: res.read1(_CHUNK), b""), res.status, res.getheader("X-Request-Id"), self._max)
-        finally:
+            return EventStream(conn, res, self._max)
+        except BaseException:
             conn.close()
+            raise

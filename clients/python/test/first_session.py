@@ -80,6 +80,7 @@ with BayClient(URL, token="not-a-key-0123456789abcdef") as stranger:
 # Another tenant sees nothing of it; an id cannot reach another route.
 refused("not_found", 404, bob.get_sandbox, sid)
 refused("not_found", 404, bob.exec_python, sid, code="1")
+refused("not_found", 404, bob.exec_python_events, sid, code="1")  # a stream is refused at the call
 refused("not_found", 404, bob.download_file, sid, path="data/ü b#?.bin")
 assert sid not in {s["id"] for s in bob.list_sandboxes()["items"]}
 for odd in ["../sandboxes", f"{sid}/../{sid}", "%2e%2e", f"{sid}?x=1", f"{sid}#frag"]:
@@ -180,6 +181,13 @@ assert first.event == "stdout", first
 stream.close()
 time.sleep(1)
 after = alice.exec_python(sid, code="i")
+assert after["success"] and int(after["output"]) < 599, after
+# The same for one that is dropped: nothing refers to it, so its connection closes.
+stream = alice.exec_python_events(sid, code="import time\nfor j in range(600):\n    print(j, flush=True)\n    time.sleep(0.05)")
+assert next(stream).event == "stdout"
+del stream
+time.sleep(1)
+after = alice.exec_python(sid, code="j")
 assert after["success"] and int(after["output"]) < 599, after
 
 # Bay closes a connection idle past server.idle_timeout (1 s here): the next call,

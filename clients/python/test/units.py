@@ -90,6 +90,62 @@ with BayClient(f"http://127.0.0.1:{server.getsockname()[1]}", timeout=0.5) as c:
     assert c.get_sandbox("sb-2") == {"own": 1}
 assert seen == [b"GET /v1/sandboxes/sb-1 HTTP/1.1", b"GET /v1/sandboxes/sb-2 HTTP/1.1"], seen
 server.close()
+# A streamed call is sent when called (a refusal raises there, before any iteration);
+# its connection closes when the stream ends, on close(), or when it is dropped.
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+log = []
+STREAM = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\nevent: stdout\ndata: {\"text\": \"a\"}\n\n"
+
+
+def serve_streams():
+    for answer in [None, STREAM, STREAM, STREAM]:
+        conn, _ = server.accept()
+        log.append(("request", conn.recv(65536).split(b"\r\n")[0]))
+        if answer is None:
+            body = b'{"error":{"code":"not_found","message":"no","details":{}}}'
+            answer = b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        conn.sendall(answer)
+        conn.settimeout(5)
+        try:
+            while conn.recv(65536):  # the rest of the request (its body may come apart from its head)
+                pass
+            log.append(("closed", True))
+        except socket.timeout:
+            log.append(("closed", False))
+        conn.close()
+
+
+def wait_log(n):
+    deadline = time.monotonic() + 5
+    while len(log) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return log[:n]
+
+
+threading.Thread(target=serve_streams, daemon=True).start()
+with BayClient(f"http://127.0.0.1:{server.getsockname()[1]}", timeout=5) as c:
+    try:
+        c.exec_python_events("sb-1", code="1")
+        raise AssertionError("a refused stream did not raise at the call")
+    except BayError as e:
+        assert (e.status, e.code) == (404, "not_found"), e
+    assert wait_log(2) == [("request", b"POST /v1/sandboxes/sb-1/python/exec HTTP/1.1"), ("closed", True)], log
+    held = c.exec_python_events("sb-2", code="1")
+    assert wait_log(3)[2] == ("request", b"POST /v1/sandboxes/sb-2/python/exec HTTP/1.1"), log
+    assert next(held) == Event("stdout", {"text": "a"}) and not held.closed
+    held.close()
+    held.close()
+    assert held.closed and list(held) == [] and wait_log(4)[3] == ("closed", True), log
+    with c.exec_python_events("sb-3", code="1") as inside:
+        assert next(inside).event == "stdout"
+    assert wait_log(6)[5] == ("closed", True), log
+    dropped = c.exec_python_events("sb-4", code="1")
+    assert wait_log(7)[6] == ("request", b"POST /v1/sandboxes/sb-4/python/exec HTTP/1.1"), log
+    del dropped
+    assert wait_log(8)[7] == ("closed", True), log
+server.close()
 # A long line is refused past the limit, and one under it is read whole.
 line = b"data: " + b"x" * (8 << 20)
 try:
