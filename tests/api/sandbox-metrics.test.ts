@@ -35,6 +35,8 @@ describe("GET /v1/sandboxes/{id}/metrics", () => {
     expect(m.cpu_used_pct).toBeGreaterThan(0);
     expect(m.memory_used_bytes).toBeGreaterThan(0);
     expect(m.memory_used_bytes).toBeLessThanOrEqual(m.memory_limit_bytes);
+    expect(m.memory_cache_bytes).toBeGreaterThanOrEqual(5000); // a.txt, just written, is in the page cache
+    expect(m.memory_cache_bytes).toBeLessThanOrEqual(m.memory_limit_bytes);
     expect(m.disk_used_bytes).toBeGreaterThanOrEqual(5000);
     const foreign = await t.json("GET", `/v1/sandboxes/${sb.id}/metrics`, { owner: "mallory" });
     expect([foreign.status, foreign.body.error.code]).toEqual([404, "not_found"]);
@@ -71,6 +73,7 @@ describe("E2B getMetrics", () => {
       cpuUsedPct: 0,
       memUsed: 0,
       memTotal: expect.any(Number),
+      memCache: 0,
       diskUsed: expect.any(Number),
       diskTotal: t.bay.deps.config.limits.workspace_size_limit_mb * MiB,
     });

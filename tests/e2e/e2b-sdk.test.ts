@@ -63,6 +63,9 @@ describe("control plane (e2b 2.51.0)", () => {
     expect(m.cpuCount).toBeGreaterThan(0);
     expect(m.memUsed).toBeGreaterThan(0);
     expect(m.memUsed).toBeLessThan(m.memTotal);
+    // The SDK reads memCache too: the file just written is in the page cache.
+    expect(m.memCache).toBeGreaterThanOrEqual(2_000_000);
+    expect(m.memCache).toBeLessThan(m.memTotal);
     expect(m.diskUsed).toBeGreaterThanOrEqual(2_000_000);
     expect(m.diskTotal).toBeGreaterThan(m.diskUsed);
     const later = await within(30_000, "window", Sandbox.getMetrics(sb.sandboxId, { start: new Date(Date.now() + 3_600_000) }));

@@ -1,6 +1,6 @@
 /**
  * A sandbox's resource use on real Docker: the engine's CPU and memory readings
- * of a Ship that burns a CPU and holds 200 MiB, and the workspace's disk use,
+ * of a Ship that burns a CPU and holds 200 MiB, its page cache, and the workspace's disk use,
  * through GET /v1/sandboxes/{id}/metrics; a stopped sandbox reads as not running
  * and starts nothing.
  */
@@ -36,10 +36,13 @@ describe("sandbox metrics on Docker", () => {
       expect(m.body.memory_used_bytes).toBeLessThan(m.body.memory_limit_bytes);
       expect(m.body.memory_limit_bytes).toBe(1024 * MiB);
       expect(m.body.disk_used_bytes).toBeGreaterThanOrEqual(3_000_000);
+      // The file just written is in the runtime's page cache (with what Python read to start).
+      expect(m.body.memory_cache_bytes).toBeGreaterThanOrEqual(3_000_000);
+      expect(m.body.memory_cache_bytes).toBeLessThan(m.body.memory_limit_bytes);
 
       expect((await t.json("POST", `/v1/sandboxes/${id}/stop`)).status).toBe(200);
       const stopped = await t.json("GET", `/v1/sandboxes/${id}/metrics`);
-      expect(stopped.body).toMatchObject({ running: false, cpu_used_pct: 0, memory_used_bytes: 0 });
+      expect(stopped.body).toMatchObject({ running: false, cpu_used_pct: 0, memory_used_bytes: 0, memory_cache_bytes: 0 });
       expect(await containersOf(t, id)).toEqual([]);
     });
   });

@@ -41,6 +41,7 @@ test("a sandbox without a running runtime reads 0 CPU and memory, the profile's 
     cpuUsedPct: 0,
     memoryUsedBytes: 0,
     memoryLimitBytes: 512 * 1024 * 1024,
+    memoryCacheBytes: 0,
     diskUsedBytes: 100,
     diskLimitBytes: 10 * 1024 * 1024,
   });

@@ -1512,6 +1512,8 @@ export interface components {
             memory_used_bytes: number;
             /** @description The profile's memory limit. */
             memory_limit_bytes: number;
+            /** @description The runtime's page cache (file-backed memory, active and inactive); 0 when not running. */
+            memory_cache_bytes: number;
             /** @description The workspace's files (measured at most a few seconds ago). */
             disk_used_bytes: number;
             /** @description The workspace's size limit. */

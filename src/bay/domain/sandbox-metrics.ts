@@ -19,6 +19,7 @@ export interface SandboxMetricsSample {
   cpuUsedPct: number;
   memoryUsedBytes: number;
   memoryLimitBytes: number;
+  memoryCacheBytes: number;
   diskUsedBytes: number;
   diskLimitBytes: number;
 }
@@ -61,6 +62,7 @@ export class SandboxMetrics {
       cpuUsedPct: Math.min(stats?.cpuUsedPct ?? 0, 100 * profile.cpus),
       memoryUsedBytes: stats?.memoryUsedBytes ?? 0,
       memoryLimitBytes: stats?.memoryLimitBytes || profile.memory_mb * MiB,
+      memoryCacheBytes: stats?.memoryCacheBytes ?? 0,
       diskUsedBytes: diskUsed,
       diskLimitBytes: ws.sizeLimitMb * MiB,
     };

@@ -94,6 +94,8 @@ export interface ContainerStats {
   memoryUsedBytes: number;
   /** The container's memory limit. */
   memoryLimitBytes: number;
+  /** The container's page cache (file-backed memory, some of it counted in memoryUsedBytes). */
+  memoryCacheBytes: number;
 }
 
 export interface Driver {

@@ -117,6 +117,7 @@ export function controlRoutes({ sandboxes, templates, guard, metrics }: ControlR
             cpuUsedPct: m.cpuUsedPct,
             memUsed: m.memoryUsedBytes,
             memTotal: m.memoryLimitBytes,
+            memCache: m.memoryCacheBytes,
             diskUsed: m.diskUsedBytes,
             diskTotal: m.diskLimitBytes,
           },

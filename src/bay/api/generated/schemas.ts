@@ -442,6 +442,8 @@ export const zSandboxMetrics = z.lazy(() => z.object({
   memory_used_bytes: z.number().int(),
   /** The profile's memory limit. */
   memory_limit_bytes: z.number().int(),
+  /** The runtime's page cache (file-backed memory, active and inactive); 0 when not running. */
+  memory_cache_bytes: z.number().int(),
   /** The workspace's files (measured at most a few seconds ago). */
   disk_used_bytes: z.number().int(),
   /** The workspace's size limit. */

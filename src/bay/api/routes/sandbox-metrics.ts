@@ -16,6 +16,7 @@ export function sandboxMetricsRoutes(deps: AppDeps): Hono {
         cpu_used_pct: m.cpuUsedPct,
         memory_used_bytes: m.memoryUsedBytes,
         memory_limit_bytes: m.memoryLimitBytes,
+        memory_cache_bytes: m.memoryCacheBytes,
         disk_used_bytes: m.diskUsedBytes,
         disk_limit_bytes: m.diskLimitBytes,
       },

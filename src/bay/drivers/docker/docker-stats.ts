@@ -26,5 +26,7 @@ export function statsOf(raw: DockerStats): ContainerStats | null {
     cpuUsedPct: Math.round(cpuUsedPct * 100) / 100,
     memoryUsedBytes: Math.max(0, mem.usage - cache),
     memoryLimitBytes: mem.limit ?? 0,
+    // The whole page cache, active and inactive: cgroup v2's `file`, v1's `total_cache` (`cache` without hierarchy).
+    memoryCacheBytes: mem.stats?.file ?? mem.stats?.total_cache ?? mem.stats?.cache ?? 0,
   };
 }

@@ -94,6 +94,8 @@ export const zSandboxMetric = z.lazy(() => z.object({
   cpuUsedPct: z.number(),
   memUsed: z.number().int(),
   memTotal: z.number().int(),
+  /** Cached memory (page cache) in bytes. */
+  memCache: z.number().int(),
   diskUsed: z.number().int(),
   diskTotal: z.number().int(),
 }));
