@@ -24,7 +24,7 @@ PACKAGE = "bay_client"
 NAME = "bay-client"
 TAG = "py3-none-any"
 # The files a wheel or an sdist takes from the package folder.
-_SHIPPED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.py$|^py\.typed$")
+_SHIPPED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.py|py\.typed")  # matched whole (fullmatch)
 
 
 def _init_text():
@@ -53,7 +53,7 @@ def _dist_info():
 
 def _metadata():
     return (
-        "Metadata-Version: 2.1\n"
+        "Metadata-Version: 2.2\n"
         "Name: %s\n"
         "Version: %s\n"
         "Summary: %s\n"
@@ -71,14 +71,26 @@ def _package_files():
     out = []
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
-        if _SHIPPED.match(name) and os.path.isfile(path) and not os.path.islink(path):
+        if _SHIPPED.fullmatch(name) and os.path.isfile(path) and not os.path.islink(path):
             with open(path, "rb") as f:
                 out.append(("%s/%s" % (PACKAGE, name), f.read()))
     return out
 
 
+# The dates an archive can hold: zip's from 1980, gzip's up to 2**32 - 1 (2106).
+_FIRST_DATE, _LAST_DATE = 315532800, 2**32 - 1
+
+
 def _epoch():
-    return max(int(os.environ.get("SOURCE_DATE_EPOCH", "315532800")), 315532800)
+    """SOURCE_DATE_EPOCH (unset or empty: 1980-01-01; earlier dates read as 1980)."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not raw:
+        return _FIRST_DATE
+    if not re.fullmatch(r"-?[0-9]{1,20}", raw):
+        raise RuntimeError("SOURCE_DATE_EPOCH must be Unix seconds (digits), not %r" % raw)
+    if int(raw) > _LAST_DATE:
+        raise RuntimeError("SOURCE_DATE_EPOCH %s is past what zip and gzip can date (2106)" % raw)
+    return max(int(raw), _FIRST_DATE)
 
 
 def _record_line(name, data):
@@ -140,11 +152,19 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
 
 def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
-    # A .pth line is a folder put on sys.path (ROOT is absolute, so it cannot read
-    # as an `import` line); a folder name with a line break would be two lines.
-    if "\n" in ROOT or "\r" in ROOT:
-        raise RuntimeError("cannot name %r in a .pth file" % ROOT)
-    return _write_wheel(wheel_directory, [("%s.pth" % PACKAGE, (ROOT + "\n").encode())])
+    return _write_wheel(wheel_directory, [("%s.pth" % PACKAGE, _pth_line(ROOT))])
+
+
+def _pth_line(folder):
+    """The .pth line that puts `folder` on sys.path. A .pth line starting with `import` is
+    run, and Python splits the file at any line boundary (3.13 uses str.splitlines: also
+    \x0b, \x0c, \x1c-\x1e, \x85, \u2028, \u2029) and strips each line: a folder name with
+    such a character, or space at either end, could become another line or another folder.
+    Only ASCII is written: older Pythons read the file in the locale's encoding."""
+    if not (folder.isprintable() and folder == folder.strip() and folder.isascii() and os.path.isabs(folder)):
+        raise RuntimeError("cannot name the folder %r in a .pth file for an editable install "
+                           "(only printable ASCII, no space at either end); install without -e" % folder)
+    return (folder + "\n").encode("ascii")
 
 
 def build_sdist(sdist_directory, config_settings=None):

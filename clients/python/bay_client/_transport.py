@@ -8,9 +8,10 @@ import json
 import os
 import re
 import select
+import stat
 import threading
 import urllib.parse
-from typing import Any, BinaryIO, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, BinaryIO, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ._errors import BayError, bad_answer, error_of
 from ._sse import Event
@@ -42,10 +43,19 @@ _HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 # A header name (RFC 9110 token).
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# Headers a port call cannot set: the client's own (credentials, framing, the request
-# id has its argument) and what http.client cannot carry through (an upgrade, 100-continue).
-_OWN_HEADERS = frozenset(("authorization", "x-owner", "x-request-id", "host", "content-length", "transfer-encoding",
-                          "connection", "keep-alive", "te", "trailer", "upgrade", "expect", "proxy-authorization"))
+# Headers a port call cannot set: Bay never sends them on to the sandbox's server (the
+# caller's credentials and context, where it is on the network, what Bay and Ship set,
+# hop-by-hop headers: src/bay/domain/sandbox-ports.ts and src/protocol/hop-by-hop.ts,
+# kept equal by tests/unit/python-port-headers.test.ts), so setting one would do nothing
+# or override the client's own (Authorization, X-Owner; the request id has its argument).
+PORT_HEADERS_NOT_SENT = frozenset((
+    "host", "authorization", "x-owner", "cookie", "x-api-key", "x-access-token", "x-request-id", "content-length",
+    "forwarded", "via", "x-real-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip", "fastly-client-ip",
+    "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+    "trailers", "transfer-encoding", "upgrade", "expect"))
+PORT_HEADER_PREFIXES_NOT_SENT = ("x-forwarded-", "x-bay-", "x-ship-", "e2b-")
+# What a port call's query value may be: one of these, or a list or tuple of them.
+_QUERY_SCALARS = (str, int, float, bool)
 
 
 def _dropped(conn: http.client.HTTPConnection) -> bool:
@@ -84,24 +94,66 @@ def _port_headers(headers: Optional[Mapping[str, str]]) -> Dict[str, str]:
     """Headers for a server in the sandbox, checked: a name that is a token and not one of
     the client's own, a value a header can carry."""
     out: Dict[str, str] = {}
-    for name, value in (headers or {}).items():
-        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+    if headers is None:
+        return out
+    if not isinstance(headers, Mapping):
+        raise ValueError("headers= takes a mapping of names to values")
+    for name, value in headers.items():
+        # type() and str.lower: a str subclass cannot answer its own lower().
+        if type(name) is not str or not _HEADER_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a header name")
-        if name.lower() in _OWN_HEADERS:
-            raise ValueError(f"{name} is set by the client itself, not by a port call")
-        if not isinstance(value, str):
+        lower = str.lower(name)
+        if lower in PORT_HEADERS_NOT_SENT or lower.startswith(PORT_HEADER_PREFIXES_NOT_SENT):
+            raise ValueError(f"{name} is never sent on to the sandbox's server (Bay drops it)")
+        if type(value) is not str:
             raise ValueError(f"the value of {name} is not a str")
         out[name] = _check_header(name, value)
     return out
 
 
-def _port_query(query: Optional[Query]) -> str:
-    """The query string for a server in the sandbox (`?` included), percent-encoded."""
-    if not query:
-        return ""
+def _query_pairs(query: Optional[Query]) -> List[Tuple[str, str]]:
+    """A query (Bay's, or a port call's for the sandbox's server) as the pairs to encode."""
+    if query is None:
+        return []
     if isinstance(query, (str, bytes)):
         raise ValueError("query= takes a mapping or (name, value) pairs, not a string")
-    return "?" + urllib.parse.urlencode(query, doseq=True)
+    try:
+        pairs = list(query.items() if isinstance(query, Mapping) else query)
+    except TypeError:
+        raise ValueError("query= takes a mapping or (name, value) pairs") from None
+    out = []
+    for pair in pairs:
+        if not isinstance(pair, tuple) or len(pair) != 2 or not isinstance(pair[0], str):
+            raise ValueError(f"{pair!r} is not a (name, value) pair")
+        name, value = pair
+        # A list repeats the name; None is not sent; a bool is sent as Bay's own queries send it.
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is None:
+                continue
+            if not isinstance(v, _QUERY_SCALARS):
+                raise ValueError(f"the query value of {name} is a {type(v).__name__}, not a str, number or bool")
+            out.append((name, str(v).lower() if isinstance(v, bool) else str(v)))
+    return out
+
+
+def _body_length(body: BinaryIO) -> Optional[int]:
+    """The bytes left in a file body, when they can be known without reading it (then it is
+    sent with a Content-Length, not chunked, which some servers in a sandbox cannot read)."""
+    try:
+        st = os.fstat(body.fileno())
+        if stat.S_ISREG(st.st_mode):
+            return max(0, st.st_size - body.tell())
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        if body.seekable():
+            here = body.tell()
+            end = body.seek(0, os.SEEK_END)
+            body.seek(here)
+            return max(0, end - here)
+    except (AttributeError, OSError, ValueError):
+        pass
+    return None
 
 
 class Transport:
@@ -148,8 +200,8 @@ class Transport:
     def _request(self, method: str, path: str, query: Optional[Dict[str, Any]], headers: Dict[str, Optional[str]],
                  json_body: Any, data: Optional[Body], accept: str,
                  port_query: Optional[Query] = None, port_headers: Optional[Mapping[str, str]] = None):
-        q = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (query or {}).items() if v is not None}
-        target = self._prefix + path + (f"?{urllib.parse.urlencode(q)}" if q else _port_query(port_query))
+        pairs = _query_pairs(query) + _query_pairs(port_query)
+        target = self._prefix + path + (f"?{urllib.parse.urlencode(pairs)}" if pairs else "")
         h = dict(self._headers)
         h["Accept"] = accept
         h.update({k: _check_header(k, v) for k, v in headers.items() if v is not None})
@@ -160,6 +212,10 @@ class Transport:
         elif data is not None:
             body = data
             h["Content-Type"] = "application/octet-stream"
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                length = _body_length(data)
+                if length is not None:
+                    h["Content-Length"] = str(length)
         # A port call's own headers come last: its Accept and Content-Type are the server's business.
         extra = _port_headers(port_headers)
         for name in extra:

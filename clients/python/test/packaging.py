@@ -126,4 +126,46 @@ with tempfile.TemporaryDirectory() as tmp:
     out = run(*where, cwd=tmp, env=clean).split()
     assert out == [os.path.join(site, "bay_client", "__init__.py"), VERSION], out
 
+# 5. What the backend refuses or leaves out. A folder an editable .pth cannot name
+# safely (Python splits .pth files at any line boundary and runs `import` lines).
+for folder in ["/tmp/a\u2028import os; os.system('id')#", "/tmp/a\x0bimport os", "/tmp/a\n", "/tmp/a ", " /tmp/a", "/tmp/ü", "rel/a"]:
+    try:
+        bay_build._pth_line(folder)
+        raise AssertionError(f"{folder!r} was written into a .pth")
+    except RuntimeError:
+        pass
+assert bay_build._pth_line("/tmp/a b/c") == b"/tmp/a b/c\n"
+# SOURCE_DATE_EPOCH: empty is unset, early dates read as 1980, junk and dates past 2106 stop the build.
+for raw, want in [("", 315532800), ("0", 315532800), ("-5", 315532800), (" 1700000000 ", 1700000000)]:
+    os.environ["SOURCE_DATE_EPOCH"] = raw
+    assert bay_build._epoch() == want, raw
+for raw in ["abc", "1.7e9", "0x10", str(2**32), "9" * 30]:
+    os.environ["SOURCE_DATE_EPOCH"] = raw
+    try:
+        bay_build._epoch()
+        raise AssertionError(f"SOURCE_DATE_EPOCH={raw!r} was taken")
+    except RuntimeError:
+        pass
+del os.environ["SOURCE_DATE_EPOCH"]
+# Stray files beside the package's own are not shipped: a name ending in a newline,
+# caches, other suffixes, folders, links.
+with tempfile.TemporaryDirectory() as tmp:
+    copy = os.path.join(tmp, "client")
+    os.makedirs(os.path.join(copy, "bay_client", "sub"))
+    for name in SHIPPED:
+        with open(os.path.join(CLIENT, "bay_client", name), "rb") as src, open(os.path.join(copy, "bay_client", name), "wb") as dst:
+            dst.write(src.read())
+    for stray in ["evil.py\n", "x.pyc", "notes.txt", "sub/inner.py", ".hidden.py"]:
+        with open(os.path.join(copy, "bay_client", stray), "w") as f:
+            f.write("raise SystemExit('shipped')\n")
+    os.symlink("/etc/passwd", os.path.join(copy, "bay_client", "link.py"))
+    root, bay_build.ROOT = bay_build.ROOT, copy
+    try:
+        name = bay_build.build_wheel(tmp)
+    finally:
+        bay_build.ROOT = root
+    with zipfile.ZipFile(os.path.join(tmp, name)) as z:
+        shipped = sorted(n for n in z.namelist() if n.startswith("bay_client/"))
+    assert shipped == [f"bay_client/{n}" for n in SHIPPED], shipped
+
 print("packaging: ok")

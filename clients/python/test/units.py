@@ -17,7 +17,7 @@ if not INSTALLED:
 from bay_client import BayClient, BayError, Event  # noqa: E402
 from bay_client._errors import error_of, retry_after  # noqa: E402
 from bay_client._sse import events  # noqa: E402
-from bay_client._transport import rest_of_path, segment  # noqa: E402
+from bay_client._transport import _body_length, _port_headers, _query_pairs, rest_of_path, segment  # noqa: E402
 
 stream = b'event: stdout\r\ndata: {"text": "a"}\r\n\r\n: ping\n\nevent: result\rdata:{"ok":\rdata: true}\r\r'
 want = [Event("stdout", {"text": "a"}), Event("result", {"ok": True})]
@@ -60,6 +60,48 @@ for bad in ["..", "a/..", "./a", "a/./b", "a/../../b"]:
         raise AssertionError(bad)
     except ValueError:
         pass
+# A query: None is not sent, a bool as Bay sends one, a list repeats its name, pairs keep
+# their order; anything else is refused before sending.
+assert _query_pairs({"a": None, "b": True, "c": [1, "x", None], "d": 1.5}) == [("b", "true"), ("c", "1"), ("c", "x"), ("d", "1.5")]
+assert _query_pairs([("z", "1"), ("a", False)]) == [("z", "1"), ("a", "false")] and _query_pairs({}) == _query_pairs(None) == []
+for bad in ["a=b", "", b"a=b", {"a": {"k": 1}}, {"a": [[1]]}, [("a",)], [(1, "x")], ["ab"], 5, {"a": object()}]:
+    try:
+        _query_pairs(bad)
+        raise AssertionError(f"query={bad!r} was taken")
+    except ValueError:
+        pass
+# Port call headers: what Bay never sends on is refused (whatever its case, whatever a
+# str subclass says it lowers to), as is what a header cannot carry.
+
+
+class Sly(str):
+    def lower(self):
+        return "x-harmless"
+
+
+assert _port_headers({"Content-Type": "application/json", "X-Trace": ""}) == {"Content-Type": "application/json", "X-Trace": ""}
+for bad in [{"Cookie": "a=b"}, {"X-Forwarded-For": "1.2.3.4"}, {"E2B-Thing": "x"}, {"x-bay-upstream": "1"}, {"AUTHORIZATION": "x"},
+            {Sly("Authorization"): "Bearer other"}, {"Trailers": "x"}, {"Via": "x"}, {"a b": "x"}, {"X-A": "a\nb"}, {"X-A": b"x"},
+            {b"X-A": "x"}, [("X-A", "x")], "X-A: x"]:
+    try:
+        _port_headers(bad)
+        raise AssertionError(f"headers={bad!r} was taken")
+    except ValueError:
+        pass
+# A file body's length is known when it can be without reading it (then no chunking).
+import io  # noqa: E402
+import tempfile  # noqa: E402
+
+with tempfile.TemporaryFile() as f:
+    f.write(b"x" * 1000)
+    f.seek(10)
+    assert _body_length(f) == 990 and f.tell() == 10
+buf = io.BytesIO(b"hello")
+buf.read(1)
+assert _body_length(buf) == 4 and buf.tell() == 1
+r, w = os.pipe()
+with os.fdopen(r, "rb") as pipe, os.fdopen(w, "wb"):
+    assert _body_length(pipe) is None
 # An answer cut off mid-body (a timeout) leaves no half-read connection behind: the
 # next call goes on a new one and reads its own answer, not the rest of the last.
 server = socket.socket()
@@ -85,7 +127,7 @@ with BayClient(f"http://127.0.0.1:{server.getsockname()[1]}", timeout=0.5) as c:
     try:
         c.get_sandbox("sb-1")
         raise AssertionError("a cut answer was taken")
-    except TimeoutError:
+    except (TimeoutError, socket.timeout):  # one class from Python 3.10
         pass
     assert c.get_sandbox("sb-2") == {"own": 1}
 assert seen == [b"GET /v1/sandboxes/sb-1 HTTP/1.1", b"GET /v1/sandboxes/sb-2 HTTP/1.1"], seen

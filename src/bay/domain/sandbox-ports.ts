@@ -75,7 +75,7 @@ export interface SandboxPortsDeps {
  * there) and where the caller is on the network: never the server's. Content-Length
  * is set by Bay from the one it checked (a repeated one, "2, 2", would break the hop).
  */
-const NOT_SENT = new Set([
+export const PORT_HEADERS_NOT_SENT: ReadonlySet<string> = new Set([
   "host",
   "authorization",
   "x-owner",
@@ -93,7 +93,7 @@ const NOT_SENT = new Set([
   "fastly-client-ip",
 ]);
 /** Prefixes of headers that are Bay's, Ship's, E2B's or the network's in front of Bay. */
-const NOT_SENT_PREFIX = ["x-forwarded-", "x-bay-", "x-ship-", "e2b-"];
+export const PORT_HEADER_PREFIXES_NOT_SENT: readonly string[] = ["x-forwarded-", "x-bay-", "x-ship-", "e2b-"];
 /**
  * Not returned from the server: cookies and logins for Bay's origin, CORS grants
  * (Bay's settings apply), headers passing for ours; headers a browser applies to
@@ -201,8 +201,8 @@ export function forwardedHeaders(client: Headers, origin: PortOrigin = "bay"): H
   const hop = hopByHop(client);
   const out = new Headers();
   client.forEach((value, name) => {
-    if (hop(name) || (NOT_SENT.has(name) && !(origin === "own" && OWN_ORIGIN_SENT.has(name)))) return;
-    if (NOT_SENT_PREFIX.some((p) => name.startsWith(p))) return;
+    if (hop(name) || (PORT_HEADERS_NOT_SENT.has(name) && !(origin === "own" && OWN_ORIGIN_SENT.has(name)))) return;
+    if (PORT_HEADER_PREFIXES_NOT_SENT.some((p) => name.startsWith(p))) return;
     out.append(name, value);
   });
   return out;
