@@ -164,7 +164,10 @@ function typed(type: oas31.SchemaObjectType, s: oas31.SchemaObject, opts: ZodOpt
     }
     case "integer":
     case "number": {
-      let out = opts.coerce ? "z.coerce.number()" : "z.number()";
+      // A query, path or header value is a string: only plain decimal digits are a number
+      // (z.coerce.number would take "" as 0, "0x10" as 16, " 1" and "1e3" too).
+      const decimal = type === "integer" ? "/^-?[0-9]{1,16}$/" : "/^-?[0-9]{1,16}(?:\\.[0-9]{1,16})?$/";
+      let out = opts.coerce ? `z.string().regex(${decimal}, "must be a decimal number").transform(Number).pipe(z.number()` : "z.number()";
       if (type === "integer") out += ".int()";
       if (s.minimum !== undefined) out += `.min(${s.minimum})`;
       if (s.maximum !== undefined) out += `.max(${s.maximum})`;
@@ -176,7 +179,7 @@ function typed(type: oas31.SchemaObjectType, s: oas31.SchemaObject, opts: ZodOpt
         if (typeof s.exclusiveMaximum !== "number") fail(opts, "exclusiveMaximum must be a number (OpenAPI 3.1)");
         out += `.lt(${s.exclusiveMaximum})`;
       }
-      return out;
+      return opts.coerce ? `${out})` : out;
     }
     case "boolean":
       return opts.coerce ? "z.stringbool()" : "z.boolean()";

@@ -16,6 +16,7 @@ import { CapabilityRouter } from "./domain/capability-router.ts";
 import { HealthService } from "./domain/health-service.ts";
 import { PoolManager } from "./domain/pool-manager.ts";
 import { ProfileRegistry } from "./domain/profiles.ts";
+import { MetricsSampler } from "./domain/metrics-sampler.ts";
 import { Reaper } from "./domain/reaper.ts";
 import { Reconciler } from "./domain/reconciler.ts";
 import { RouteCache } from "./domain/route-cache.ts";
@@ -52,6 +53,8 @@ export interface Bay {
   instanceId: string;
   /** Lifecycle beat (idle reclaim, TTL expiry, reconcile); main.ts starts it, tests call runOnce(). */
   reaper: Reaper;
+  /** Samples running sandboxes for their metrics history; main.ts starts it. */
+  metricsSampler: MetricsSampler;
   /** Docker ↔ database reconcile; main.ts runs it once at start, the reaper on every beat. */
   reconciler: Reconciler;
   /** The warm pool; main.ts starts its beat (a no-op when every profile's size is 0). */
@@ -192,6 +195,18 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     diskUsed: (ws) => workspaceFiles.usage.used(ws),
     now,
   });
+  const metricsSampler = new MetricsSampler(
+    {
+      stores,
+      driver,
+      profiles,
+      diskKnown: (ws) => workspaceFiles.usage.known(ws.id),
+      diskMeasure: (ws) => workspaceFiles.usage.used(ws),
+      logger,
+      now,
+    },
+    { intervalSeconds: config.metrics.sample_interval, historySeconds: config.metrics.history },
+  );
   const uploadSpool = new UploadSpool({
     maxBytes: config.limits.max_spool_bytes,
     maxBytesPerOwner: spoolShare(config.limits),
@@ -253,8 +268,10 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     reaper,
     reconciler,
     pool,
+    metricsSampler,
     async close() {
       await reaper.stop();
+      await metricsSampler.stop();
       await pool.stop();
       channels?.closeAll();
       await driver.close();

@@ -73,6 +73,8 @@ const ENV_OVERRIDES: Array<[string, string[], "string" | "number" | "boolean"]> 
   ["BAY_LOG_FORMAT", ["log", "format"], "string"],
   ["BAY_LOG_ACCESS", ["log", "access"], "boolean"],
   ["BAY_METRICS_TOKEN", ["metrics", "token"], "string"],
+  ["BAY_METRICS_SAMPLE_INTERVAL", ["metrics", "sample_interval"], "number"],
+  ["BAY_METRICS_HISTORY", ["metrics", "history"], "number"],
   ["BAY_E2B_ENABLED", ["e2b", "enabled"], "boolean"],
   ["BAY_E2B_PREFIX", ["e2b", "prefix"], "string"],
   ["BAY_E2B_SANDBOX_DOMAIN", ["e2b", "sandbox_domain"], "string"],

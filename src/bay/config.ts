@@ -230,6 +230,14 @@ export const configSchema = z
         token: z.string().min(16).optional(),
         /** Seconds the database-derived gauges (bay_sandboxes) are reused between scrapes; 0 = query on every scrape. */
         cache_seconds: z.number().min(0).max(3600).default(5),
+        /**
+         * Seconds between samples of each running sandbox's CPU, memory and disk, kept
+         * for its metrics history (E2B's getMetrics, GET /v1/sandboxes/{id}/metrics/history);
+         * 0 = no sampling. Whole seconds, so every replica's intervals line up.
+         */
+        sample_interval: z.union([z.literal(0), z.number().int().min(1).max(3600)]).default(5),
+        /** Seconds samples are kept (at least one interval). */
+        history: z.number().int().min(60).max(604800).default(3600), // a week at most
       })
       .prefault({}),
     /** The E2B-compatible API (official E2B SDKs, unmodified) on Bay's own port. */

@@ -91,6 +91,7 @@ export async function main(config: BayConfig = loadConfigOrExit()): Promise<void
   if (!stopping) {
     bay.reaper.start();
     bay.pool.start();
+    bay.metricsSampler.start();
   }
 }
 

@@ -87,3 +87,67 @@ describe("E2B getMetrics", () => {
     expect((await e2b(t, `/sandboxes/${id}/metrics`, "mallory")).status).toBe(404);
   });
 });
+
+describe("the metrics history (GET /v1/sandboxes/{id}/metrics/history, E2B's getMetrics)", () => {
+  test("samples taken while the runtime runs, oldest first, by window; another owner's is 404; bad windows are 400", async () => {
+    const t = await bay();
+    const sb = (await t.json("POST", "/v1/sandboxes", { body: {} })).body;
+    const history = (q = "", owner?: string) => t.json("GET", `/v1/sandboxes/${sb.id}/metrics/history${q}`, owner ? { owner } : {});
+    // Idle: nothing sampled, nothing started.
+    expect(await t.bay.metricsSampler.runOnce()).toMatchObject({ sampled: 0, errors: 0 });
+    expect((await history()).body).toEqual({ interval_seconds: 5, items: [] });
+    expect((await t.json("GET", `/v1/sandboxes/${sb.id}`)).body.status).toBe("idle");
+
+    expect((await t.json("POST", `/v1/sandboxes/${sb.id}/python/exec`, { body: { code: "1" } })).status).toBe(200);
+    // The runtime's first reading only starts the next one's interval.
+    await t.bay.metricsSampler.runOnce();
+    expect((await history()).body.items).toEqual([]);
+    // Another interval later: one sample (the in-process Bay's real engine reading).
+    await Bun.sleep(5000 - (Date.now() % 5000) + 50);
+    expect((await t.bay.metricsSampler.runOnce()).errors).toBe(0);
+    const items = (await history()).body.items;
+    expect(items).toHaveLength(1);
+    const [s] = items;
+    expect(s).toEqual({
+      sampled_at: expect.any(String),
+      running: true,
+      cpu_count: expect.any(Number),
+      cpu_used_pct: expect.any(Number),
+      memory_used_bytes: expect.any(Number),
+      memory_limit_bytes: expect.any(Number),
+      memory_cache_bytes: expect.any(Number),
+      disk_used_bytes: expect.any(Number),
+      disk_limit_bytes: t.bay.deps.config.limits.workspace_size_limit_mb * MiB,
+    });
+    const at = Date.parse(s.sampled_at);
+    expect(at % 5000).toBe(0);
+    expect(s.memory_used_bytes).toBeGreaterThan(0);
+    expect(s.cpu_used_pct).toBeGreaterThanOrEqual(0);
+    expect(s.cpu_used_pct).toBeLessThanOrEqual(100 * s.cpu_count);
+
+    const sec = Math.floor(at / 1000);
+    expect((await history(`?start=${sec}&end=${sec}`)).body.items).toHaveLength(1);
+    expect((await history(`?start=${sec + 1}`)).body.items).toEqual([]);
+    expect((await history(`?end=${sec - 1}`)).body.items).toEqual([]);
+    for (const q of [
+      "?start=soon",
+      "?start=",
+      "?start=-1",
+      "?end=1e3",
+      "?start=0x10",
+      `?start=${sec}&end=${sec - 1}`,
+      "?start=999999999999",
+    ]) {
+      const r = await history(q);
+      expect([q, r.status, r.body.error?.code]).toEqual([q, 400, "validation_error"]);
+    }
+    expect((await history("", "mallory")).status).toBe(404);
+    expect((await t.json("GET", "/v1/sandboxes/sandbox-nope/metrics/history")).status).toBe(404);
+
+    // E2B's getMetrics answers the same samples in its shape.
+    const e2b = await t.bay.app.request(`/e2b/sandboxes/${sb.id}/metrics`, { headers: { "x-owner": "alice" } });
+    const e2bBody = (await e2b.json()) as Array<Record<string, unknown>>;
+    expect(e2bBody).toHaveLength(1);
+    expect(e2bBody[0]).toMatchObject({ timestampUnix: sec, memUsed: s.memory_used_bytes, cpuUsedPct: s.cpu_used_pct });
+  }, 30_000);
+});

@@ -20,6 +20,7 @@ describe("Docker's stats as Bay reads them", () => {
       memoryUsedBytes: 200 * 1024 * 1024,
       memoryLimitBytes: 1024 * 1024 * 1024,
       memoryCacheBytes: 150 * 1024 * 1024,
+      cpuTotalNs: 3_000_000_000,
     });
     const v1 = statsOf({
       read: "2026-12-02T12:00:01Z",
@@ -27,7 +28,7 @@ describe("Docker's stats as Bay reads them", () => {
       precpu_stats: { cpu_usage: { total_usage: 10 }, system_cpu_usage: 5 },
       memory_stats: { usage: 1000, limit: 5000, stats: { total_inactive_file: 400, total_cache: 450, cache: 1 } },
     });
-    expect(v1).toEqual({ cpuUsedPct: 0, memoryUsedBytes: 600, memoryLimitBytes: 5000, memoryCacheBytes: 450 });
+    expect(v1).toEqual({ cpuUsedPct: 0, memoryUsedBytes: 600, memoryLimitBytes: 5000, memoryCacheBytes: 450, cpuTotalNs: 10 });
   });
 
   test("a container that is not running has no reading; missing fields read as 0", () => {
@@ -38,6 +39,17 @@ describe("Docker's stats as Bay reads them", () => {
       memoryUsedBytes: 10,
       memoryLimitBytes: 0,
       memoryCacheBytes: 0,
+      cpuTotalNs: 0,
     });
+  });
+
+  test("a one-shot reading (no previous one: precpu zeroed) has its CPU time but no share", () => {
+    const one = statsOf({
+      read: "2026-12-02T12:00:01Z",
+      cpu_stats: { cpu_usage: { total_usage: 7_000_000_000 }, system_cpu_usage: 90_000_000_000, online_cpus: 2 },
+      precpu_stats: { cpu_usage: { total_usage: 0 }, system_cpu_usage: 0 },
+      memory_stats: { usage: 100, limit: 1000, stats: { file: 40, inactive_file: 10 } },
+    });
+    expect(one).toEqual({ cpuUsedPct: 0, memoryUsedBytes: 90, memoryLimitBytes: 1000, memoryCacheBytes: 40, cpuTotalNs: 7_000_000_000 });
   });
 });

@@ -44,6 +44,7 @@ const EXPECTED_TABLES = [
   "e2b_secret",
   "idempotency_keys",
   "installation",
+  "metric_samples",
   "sandboxes",
   "schema_migrations",
   "sessions",

@@ -111,6 +111,19 @@ class Operations:
         a sandbox without a running runtime answers `running: false` with CPU and memory 0."""
         return self._t.call("GET", f"/v1/sandboxes/{segment(sandbox_id)}/metrics", headers={"X-Request-Id": request_id}, expect="json")
 
+    def get_sandbox_metrics_history(self, sandbox_id: str, *, request_id: Optional[str] = None, start: Optional[int] = None, end: Optional[int] = None) -> Any:
+        """A sandbox's resource use over time
+
+        The samples Bay took of the sandbox while its runtime ran, oldest first: one every
+        `metrics.sample_interval` seconds (default 5; `interval_seconds` in the answer, 0
+        when sampling is off), kept `metrics.history` seconds (default one hour), at most
+        the newest 2000. A sample's CPU is the share used over its interval; its disk
+        the workspace's last measurement (measured again about once a minute while it runs).
+        A runtime's first interval has no sample, and while no runtime runs none are taken.
+        `start` and `end` (Unix seconds) keep the samples taken between them. Reading
+        them never starts compute."""
+        return self._t.call("GET", f"/v1/sandboxes/{segment(sandbox_id)}/metrics/history", query={"start": start, "end": end}, headers={"X-Request-Id": request_id}, expect="json")
+
     def stop_sandbox(self, sandbox_id: str, *, request_id: Optional[str] = None) -> Any:
         """Stop a sandbox
 

@@ -253,6 +253,36 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/sandboxes/{id}/metrics/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A sandbox's resource use over time
+         * @description The samples Bay took of the sandbox while its runtime ran, oldest first: one every
+         *     `metrics.sample_interval` seconds (default 5; `interval_seconds` in the answer, 0
+         *     when sampling is off), kept `metrics.history` seconds (default one hour), at most
+         *     the newest 2000. A sample's CPU is the share used over its interval; its disk
+         *     the workspace's last measurement (measured again about once a minute while it runs).
+         *     A runtime's first interval has no sample, and while no runtime runs none are taken.
+         *     `start` and `end` (Unix seconds) keep the samples taken between them. Reading
+         *     them never starts compute.
+         */
+        get: operations["getSandboxMetricsHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sandboxes/{id}/stop": {
         parameters: {
             query?: never;
@@ -1519,6 +1549,12 @@ export interface components {
             /** @description The workspace's size limit. */
             disk_limit_bytes: number;
         };
+        SandboxMetricsHistory: {
+            /** @description Seconds between samples (metrics.sample_interval); 0 when sampling is off. */
+            interval_seconds: number;
+            /** @description The samples, oldest first (`sampled_at` is the start of each one's interval). */
+            items: components["schemas"]["SandboxMetrics"][];
+        };
         PythonExecRequest: {
             code: string;
             /**
@@ -2415,6 +2451,46 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            429: components["responses"]["QuotaExceeded"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+            504: components["responses"]["Timeout"];
+        };
+    };
+    getSandboxMetricsHistory: {
+        parameters: {
+            query?: {
+                /** @description Only samples taken at or after this time (Unix seconds). */
+                start?: number;
+                /** @description Only samples taken at or before this time (Unix seconds); not before `start`. */
+                end?: number;
+            };
+            header?: {
+                /** @description Caller-chosen request id, echoed in the response; generated when absent. */
+                "X-Request-Id"?: components["parameters"]["XRequestId"];
+            };
+            path: {
+                /** @description Sandbox id (`sandbox-…`). Any string; unknown ids answer 404. */
+                id: components["parameters"]["SandboxId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The samples. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SandboxMetricsHistory"];
+                };
+            };
+            400: components["responses"]["ValidationError"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];

@@ -26,7 +26,7 @@ export interface SandboxMetricsSample {
 
 export interface SandboxMetricsDeps {
   sandboxes: Pick<SandboxManager, "get">;
-  stores: Pick<Stores, "workspaces">;
+  stores: Pick<Stores, "workspaces" | "metricSamples">;
   profiles: Pick<ProfileRegistry, "forSandbox">;
   driver: Pick<Driver, "containerStats">;
   /** The workspace's bytes (cached for a few seconds: measuring runs `du`). */
@@ -66,6 +66,26 @@ export class SandboxMetrics {
       diskUsedBytes: diskUsed,
       diskLimitBytes: ws.sizeLimitMb * MiB,
     };
+  }
+
+  /**
+   * The owner's sandbox's stored samples (metrics-sampler.ts) taken between `from` and
+   * `to` (Unix ms), oldest first; 404 for another owner's or an unknown sandbox.
+   */
+  async history(owner: string, sandboxId: string, from: number, to: number): Promise<SandboxMetricsSample[]> {
+    await this.deps.sandboxes.get(owner, sandboxId);
+    const rows = await this.deps.stores.metricSamples.list(sandboxId, from, to);
+    return rows.map((r) => ({
+      sampledAt: r.at,
+      running: true,
+      cpuCount: r.cpuCount,
+      cpuUsedPct: r.cpuUsedPct,
+      memoryUsedBytes: r.memoryUsedBytes,
+      memoryLimitBytes: r.memoryLimitBytes,
+      memoryCacheBytes: r.memoryCacheBytes,
+      diskUsedBytes: r.diskUsedBytes,
+      diskLimitBytes: r.diskLimitBytes,
+    }));
   }
 
   /**

@@ -119,6 +119,12 @@ export class WorkspaceUsage {
     if (hit) hit.bytes += bytes;
   }
 
+  /** The cached figure (a measurement plus what Bay wrote since) while it is fresh, without measuring; else null. */
+  known(wsId: string): number | null {
+    const hit = this.cache.get(wsId);
+    return hit && this.now() - hit.at < this.ttlMs ? hit.bytes : null;
+  }
+
   /** Drops the cached figure (after a delete, or when the workspace goes away). */
   forget(wsId: string): void {
     this.cache.delete(wsId);

@@ -96,6 +96,13 @@ export interface ContainerStats {
   memoryLimitBytes: number;
   /** The container's page cache (file-backed memory, some of it counted in memoryUsedBytes). */
   memoryCacheBytes: number;
+  /** CPU time the container has used since it started, in nanoseconds (two readings give a share over their interval). */
+  cpuTotalNs: number;
+}
+
+export interface ContainerStatsOptions {
+  /** One reading at once (cpuUsedPct is then 0: it needs the engine's second reading, about a second later). */
+  oneShot?: boolean;
 }
 
 export interface Driver {
@@ -122,7 +129,7 @@ export interface Driver {
   /** The last `tail` lines of a container's combined output. */
   containerLogs(id: string, tail?: number): Promise<string>;
   /** A running container's CPU and memory use now; null when it is not running (or gone). */
-  containerStats(id: string): Promise<ContainerStats | null>;
+  containerStats(id: string, opts?: ContainerStatsOptions): Promise<ContainerStats | null>;
   /** OCI runtimes the engine offers (e.g. runc, runsc); drivers without the notion leave it out. */
   runtimes?(): Promise<string[]>;
   /** Lists containers whose labels include every given label. */

@@ -5,7 +5,7 @@
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import { validate, validateOptionalJson, validationError } from "../api/middleware/validate.ts";
-import type { SandboxMetrics } from "../domain/sandbox-metrics.ts";
+import type { SandboxMetrics, SandboxMetricsSample } from "../domain/sandbox-metrics.ts";
 import { BayError } from "../errors.ts";
 import type { E2bSandboxes } from "./e2b-sandboxes.ts";
 import { operations as ops } from "./generated/openapi/index.ts";
@@ -17,7 +17,7 @@ export interface ControlRoutesDeps {
   templates: TemplateCatalogue;
   /** Sets the owner (X-API-Key, Bearer, or anonymous mode) and applies the rate limit. */
   guard: MiddlewareHandler[];
-  metrics: Pick<SandboxMetrics, "sample">;
+  metrics: Pick<SandboxMetrics, "sample" | "history">;
 }
 
 export function controlRoutes({ sandboxes, templates, guard, metrics }: ControlRoutesDeps): Hono {
@@ -102,28 +102,21 @@ export function controlRoutes({ sandboxes, templates, guard, metrics }: ControlR
       const id = c.req.valid("param").sandboxID;
       const { start, end } = metricsWindow(c.req.query("start"), c.req.query("end"));
       await sandboxes.require(owner, id);
-      // A window that cannot hold a sample taken now answers at once, without taking one.
+      // The samples Bay took while the sandbox ran (metrics-sampler.ts), as E2B keeps them.
+      const history = await metrics.history(
+        owner,
+        id,
+        start === undefined ? 0 : start * 1000,
+        end === undefined ? Number.MAX_SAFE_INTEGER : end * 1000 + 999,
+      );
+      if (history.length > 0) return c.json(history.map(e2bMetric), 200);
+      // None yet (a runtime's first interval, sampling off): one taken now, when the window can hold it.
       const now = Math.floor(Date.now() / 1000);
       if ((start !== undefined && now + 1 < start) || (end !== undefined && now > end + 1)) return c.json([], 200);
       const m = await metrics.sample(owner, id);
       const at = Math.floor(m.sampledAt / 1000);
       if ((start !== undefined && at < start) || (end !== undefined && at > end)) return c.json([], 200);
-      return c.json(
-        [
-          {
-            timestamp: new Date(m.sampledAt).toISOString(),
-            timestampUnix: at,
-            cpuCount: m.cpuCount,
-            cpuUsedPct: m.cpuUsedPct,
-            memUsed: m.memoryUsedBytes,
-            memTotal: m.memoryLimitBytes,
-            memCache: m.memoryCacheBytes,
-            diskUsed: m.diskUsedBytes,
-            diskTotal: m.diskLimitBytes,
-          },
-        ],
-        200,
-      );
+      return c.json([e2bMetric(m)], 200);
     },
   );
 
@@ -172,6 +165,21 @@ export function parseMetadataFilter(raw: string): Record<string, string> {
     throw new BayError("validation_error", "metadata filter is not valid URL encoding", { details: { field: "metadata" } });
   }
   return out;
+}
+
+/** A sample in E2B's SandboxMetric shape. */
+function e2bMetric(m: SandboxMetricsSample) {
+  return {
+    timestamp: new Date(m.sampledAt).toISOString(),
+    timestampUnix: Math.floor(m.sampledAt / 1000),
+    cpuCount: m.cpuCount,
+    cpuUsedPct: m.cpuUsedPct,
+    memUsed: m.memoryUsedBytes,
+    memTotal: m.memoryLimitBytes,
+    memCache: m.memoryCacheBytes,
+    diskUsed: m.diskUsedBytes,
+    diskTotal: m.diskLimitBytes,
+  };
 }
 
 /** getMetrics' `start` and `end`: Unix seconds in digits (the schema's coercion would take "" or "0x10"), start not after end. */

@@ -3,6 +3,7 @@ import type { Database } from "./database.ts";
 import { ApiKeyStore } from "./api-key-store.ts";
 import { IdempotencyStore } from "./idempotency-store.ts";
 import { InstallationStore } from "./installation-store.ts";
+import { MetricSampleStore } from "./metric-sample-store.ts";
 import { PoolStore } from "./pool-store.ts";
 import { SandboxStore } from "./sandbox-store.ts";
 import { SessionStore } from "./session-store.ts";
@@ -19,6 +20,7 @@ export interface Stores {
   installation: InstallationStore;
   terminalTickets: TerminalTicketStore;
   pool: PoolStore;
+  metricSamples: MetricSampleStore;
 }
 
 export function createStores(db: Database): Stores {
@@ -32,5 +34,6 @@ export function createStores(db: Database): Stores {
     installation: new InstallationStore(db),
     terminalTickets: new TerminalTicketStore(db),
     pool: new PoolStore(db),
+    metricSamples: new MetricSampleStore(db),
   };
 }

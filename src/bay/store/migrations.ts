@@ -192,4 +192,26 @@ export const MIGRATIONS: Migration[] = [
       "CREATE INDEX call_covers_until ON call_covers (until)",
     ],
   },
+  {
+    version: 10,
+    name: "metric samples",
+    statements: [
+      // A running sandbox's use, sampled every metrics.sample_interval seconds by any
+      // replica: `at` is the start of the interval, so two replicas' samples of one
+      // interval are one row (the first written). Kept metrics.history seconds.
+      `CREATE TABLE metric_samples (
+        sandbox_id TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        cpu_count REAL NOT NULL,
+        cpu_used_pct REAL NOT NULL,
+        memory_used_bytes INTEGER NOT NULL,
+        memory_limit_bytes INTEGER NOT NULL,
+        memory_cache_bytes INTEGER NOT NULL,
+        disk_used_bytes INTEGER NOT NULL,
+        disk_limit_bytes INTEGER NOT NULL,
+        PRIMARY KEY (sandbox_id, at)
+      )`,
+      "CREATE INDEX metric_samples_at ON metric_samples (at)",
+    ],
+  },
 ];

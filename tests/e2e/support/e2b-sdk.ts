@@ -27,7 +27,13 @@ export async function newSandbox(template?: string): Promise<Sandbox> {
 export function useE2bBay(): void {
   beforeAll(async () => {
     await requireShipImages([SHIP_IMAGE, SHIP_DATA_IMAGE]);
-    bay = await spawnBay({ BAY_AUTH_MODE: "api_key", BAY_API_KEY: ALICE_KEY, BAY_API_KEY_OWNER: "alice" });
+    // Metrics sampled every second, so getMetrics' history fills within a test.
+    bay = await spawnBay({
+      BAY_AUTH_MODE: "api_key",
+      BAY_API_KEY: ALICE_KEY,
+      BAY_API_KEY_OWNER: "alice",
+      BAY_METRICS_SAMPLE_INTERVAL: "1",
+    });
     // A second owner's key, minted in E2B's form by the CLI on the same database.
     const cli = Bun.spawnSync(["bun", "run", "src/bay/cli.ts", "keys", "create", "--owner", "mallory", "--e2b"], {
       cwd: ROOT,

@@ -451,6 +451,14 @@ export const zSandboxMetrics = z.lazy(() => z.object({
 }));
 export type SandboxMetrics = z.infer<typeof zSandboxMetrics>;
 
+export const zSandboxMetricsHistory = z.lazy(() => z.object({
+  /** Seconds between samples (metrics.sample_interval); 0 when sampling is off. */
+  interval_seconds: z.number().int(),
+  /** The samples, oldest first (`sampled_at` is the start of each one's interval). */
+  items: z.array(zSandboxMetrics),
+}));
+export type SandboxMetricsHistory = z.infer<typeof zSandboxMetricsHistory>;
+
 /** Environment variables for this run only: set in the kernel's environment before the code runs (it and the processes it starts see them), and put back as they were, or removed, once it ends. At most 1024; a name is not empty and holds no `=` or NUL byte, a value no NUL byte. */
 export const zRunEnv = z.lazy(() => z.record(z.string(), z.string()));
 export type RunEnv = z.infer<typeof zRunEnv>;

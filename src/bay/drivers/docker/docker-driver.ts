@@ -6,6 +6,7 @@ import type {
   ContainerSpec,
   ContainerState,
   ContainerStats,
+  ContainerStatsOptions,
   Driver,
   ResourceLabels,
   VolumeLabels,
@@ -248,13 +249,14 @@ export class DockerDriver implements Driver {
 
   /**
    * One sample of a running container's use. The engine waits for a second reading
-   * (about a second) so the CPU share covers an interval, as `docker stats` shows it.
+   * (about a second) so the CPU share covers an interval, as `docker stats` shows it;
+   * `oneShot` answers at once with one reading (the sampler keeps its own previous one).
    */
-  async containerStats(id: string): Promise<ContainerStats | null> {
+  async containerStats(id: string, opts: ContainerStatsOptions = {}): Promise<ContainerStats | null> {
     let raw: DockerStats;
     try {
-      // dockerode's types leave abortSignal out of stats' options; its request takes it like every call's.
-      const options = { stream: false, abortSignal: this.deadline() } as { stream: false };
+      // dockerode's types leave abortSignal (and one-shot, Engine API 1.41) out of stats' options; its request sends them as every call's.
+      const options = { stream: false, ...(opts.oneShot ? { "one-shot": true } : {}), abortSignal: this.deadline() } as { stream: false };
       raw = (await this.docker.getContainer(id).stats(options)) as unknown as DockerStats;
     } catch (err) {
       if (isNotFound(err)) return null;

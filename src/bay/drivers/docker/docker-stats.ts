@@ -19,7 +19,8 @@ export function statsOf(raw: DockerStats): ContainerStats | null {
   const cpuDelta = (cpu.cpu_usage?.total_usage ?? 0) - (pre.cpu_usage?.total_usage ?? 0);
   const systemDelta = (cpu.system_cpu_usage ?? 0) - (pre.system_cpu_usage ?? 0);
   const cpus = cpu.online_cpus ?? 1;
-  const cpuUsedPct = cpuDelta > 0 && systemDelta > 0 ? (cpuDelta / systemDelta) * cpus * 100 : 0;
+  // A one-shot reading has no previous one (its precpu is zeroed): no share to compute.
+  const cpuUsedPct = cpuDelta > 0 && systemDelta > 0 && pre.system_cpu_usage ? (cpuDelta / systemDelta) * cpus * 100 : 0;
   // Page cache the kernel can drop is not "used": cgroup v2 names it inactive_file, v1 total_inactive_file.
   const cache = mem.stats?.inactive_file ?? mem.stats?.total_inactive_file ?? 0;
   return {
@@ -28,5 +29,6 @@ export function statsOf(raw: DockerStats): ContainerStats | null {
     memoryLimitBytes: mem.limit ?? 0,
     // The whole page cache, active and inactive: cgroup v2's `file`, v1's `total_cache` (`cache` without hierarchy).
     memoryCacheBytes: mem.stats?.file ?? mem.stats?.total_cache ?? mem.stats?.cache ?? 0,
+    cpuTotalNs: cpu.cpu_usage?.total_usage ?? 0,
   };
 }

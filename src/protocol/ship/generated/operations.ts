@@ -247,7 +247,7 @@ export const operations = {
       process_id: z.string(),
     }),
     query: z.object({
-      offset: z.coerce.number().int().min(0).default(0),
+      offset: z.string().regex(/^-?[0-9]{1,16}$/, "must be a decimal number").transform(Number).pipe(z.number().int().min(0)).default(0),
       encoding: z.enum(["text", "base64"]).default("text"),
     }),
     successContentType: "application/json",
