@@ -6,22 +6,23 @@
 import type { Driver } from "../drivers/driver.ts";
 import { BayError } from "../errors.ts";
 import type { Stores } from "../store/index.ts";
+import type { MetricSampleRecord } from "../store/metric-sample-store.ts";
 import type { WorkspaceRecord } from "../store/workspace-store.ts";
 import type { ProfileRegistry } from "./profiles.ts";
 import type { SandboxManager } from "./sandbox-manager.ts";
 
 const MiB = 1024 * 1024;
 
-export interface SandboxMetricsSample {
+/** A sample: the use a stored one records, when it was taken and whether a runtime ran. */
+export interface SandboxMetricsSample extends Omit<MetricSampleRecord, "sandboxId" | "at"> {
   sampledAt: number;
   running: boolean;
-  cpuCount: number;
-  cpuUsedPct: number;
-  memoryUsedBytes: number;
-  memoryLimitBytes: number;
-  memoryCacheBytes: number;
-  diskUsedBytes: number;
-  diskLimitBytes: number;
+}
+
+/** A history window in Unix seconds, both ends included (either may be left out). */
+export interface MetricsWindow {
+  start?: number;
+  end?: number;
 }
 
 export interface SandboxMetricsDeps {
@@ -69,23 +70,16 @@ export class SandboxMetrics {
   }
 
   /**
-   * The owner's sandbox's stored samples (metrics-sampler.ts) taken between `from` and
-   * `to` (Unix ms), oldest first; 404 for another owner's or an unknown sandbox.
+   * The owner's sandbox's stored samples (metrics-sampler.ts) taken in the window,
+   * oldest first (a sample taken while a runtime ran); 404 for another owner's or an
+   * unknown sandbox.
    */
-  async history(owner: string, sandboxId: string, from: number, to: number): Promise<SandboxMetricsSample[]> {
+  async history(owner: string, sandboxId: string, window: MetricsWindow): Promise<SandboxMetricsSample[]> {
     await this.deps.sandboxes.get(owner, sandboxId);
+    const from = window.start === undefined ? 0 : window.start * 1000;
+    const to = window.end === undefined ? Number.MAX_SAFE_INTEGER : window.end * 1000 + 999;
     const rows = await this.deps.stores.metricSamples.list(sandboxId, from, to);
-    return rows.map((r) => ({
-      sampledAt: r.at,
-      running: true,
-      cpuCount: r.cpuCount,
-      cpuUsedPct: r.cpuUsedPct,
-      memoryUsedBytes: r.memoryUsedBytes,
-      memoryLimitBytes: r.memoryLimitBytes,
-      memoryCacheBytes: r.memoryCacheBytes,
-      diskUsedBytes: r.diskUsedBytes,
-      diskLimitBytes: r.diskLimitBytes,
-    }));
+    return rows.map(({ sandboxId: _, at, ...use }) => ({ sampledAt: at, running: true, ...use }));
   }
 
   /**

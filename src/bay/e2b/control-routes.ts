@@ -103,12 +103,7 @@ export function controlRoutes({ sandboxes, templates, guard, metrics }: ControlR
       const { start, end } = metricsWindow(c.req.query("start"), c.req.query("end"));
       await sandboxes.require(owner, id);
       // The samples Bay took while the sandbox ran (metrics-sampler.ts), as E2B keeps them.
-      const history = await metrics.history(
-        owner,
-        id,
-        start === undefined ? 0 : start * 1000,
-        end === undefined ? Number.MAX_SAFE_INTEGER : end * 1000 + 999,
-      );
+      const history = await metrics.history(owner, id, { start, end });
       if (history.length > 0) return c.json(history.map(e2bMetric), 200);
       // None yet (a runtime's first interval, sampling off): one taken now, when the window can hold it.
       const now = Math.floor(Date.now() / 1000);

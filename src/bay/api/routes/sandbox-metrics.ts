@@ -39,12 +39,7 @@ export function sandboxMetricsRoutes(deps: AppDeps): Hono {
       if (start !== undefined && end !== undefined && start > end) {
         throw new BayError("validation_error", "start is after end", { details: { field: "start" } });
       }
-      const items = await deps.sandboxMetrics.history(
-        c.get("owner"),
-        c.req.valid("param").id,
-        start === undefined ? 0 : start * 1000,
-        end === undefined ? Number.MAX_SAFE_INTEGER : end * 1000 + 999,
-      );
+      const items = await deps.sandboxMetrics.history(c.get("owner"), c.req.valid("param").id, { start, end });
       return c.json({ interval_seconds: deps.config.metrics.sample_interval, items: items.map(sampleBody) }, 200);
     },
   );
