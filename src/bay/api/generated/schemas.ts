@@ -455,7 +455,7 @@ export const zSandboxMetricsHistory = z.lazy(() => z.object({
   /** Seconds between samples (metrics.sample_interval); 0 when sampling is off. */
   interval_seconds: z.number().int(),
   /** The samples, oldest first (`sampled_at` is the start of each one's interval). */
-  items: z.array(zSandboxMetrics),
+  items: z.array(zSandboxMetrics).max(2000),
 }));
 export type SandboxMetricsHistory = z.infer<typeof zSandboxMetricsHistory>;
 

@@ -250,13 +250,13 @@ export const operations = {
       sandboxID: z.string().max(128),
     }),
   },
-  /** The sandbox's CPU and memory use now (0 while Bay runs no runtime for it: it starts none for this) and its workspace's disk use against its size limit. `start` and `end` (Unix seconds) keep the sample only when its time falls between them. */
+  /** The samples Bay took while the sandbox's runtime ran (every `metrics.sample_interval` seconds, kept `metrics.history` seconds; at most the newest 2000), as GET /v1/sandboxes/{id}/metrics/history. Before the first one (or with sampling off), one sample taken for the call: the CPU and memory use now (0 while Bay runs no runtime for it: it starts none for this) and the workspace's disk use against its size limit. `start` and `end` (Unix seconds, both included) keep the samples taken between them. */
   e2bSandboxMetrics: {
     operationId: "e2bSandboxMetrics",
     method: "get",
     path: "/sandboxes/{sandboxID}/metrics",
     honoPath: "/sandboxes/:sandboxID/metrics",
-    summary: "Resource metrics, one sample taken for the call (Bay keeps no history)",
+    summary: "Resource metrics over time, oldest first",
     tags: ["control"],
     authenticated: true,
     successStatus: 200,
@@ -269,7 +269,7 @@ export const operations = {
       end: z.string().regex(/^-?[0-9]{1,16}$/, "must be a decimal number").transform(Number).pipe(z.number().int().min(0).max(99999999999)).optional(),
     }),
     successContentType: "application/json",
-    successSchema: z.array(zSandboxMetric).max(1),
+    successSchema: z.array(zSandboxMetric).max(2000),
   },
   e2bGetTemplate: {
     operationId: "e2bGetTemplate",
