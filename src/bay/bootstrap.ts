@@ -193,6 +193,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     profiles,
     driver,
     diskUsed: (ws) => workspaceFiles.usage.used(ws),
+    historySeconds: config.metrics.history,
     now,
   });
   const metricsSampler = new MetricsSampler(
@@ -200,7 +201,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
       stores,
       driver,
       profiles,
-      diskKnown: (ws) => workspaceFiles.usage.known(ws.id),
+      diskKnown: (workspaceId) => workspaceFiles.usage.known(workspaceId),
       diskMeasure: (ws) => workspaceFiles.usage.used(ws),
       logger,
       now,

@@ -236,8 +236,12 @@ export const configSchema = z
          * 0 = no sampling. Whole seconds, so every replica's intervals line up.
          */
         sample_interval: z.union([z.literal(0), z.number().int().min(1).max(3600)]).default(5),
-        /** Seconds samples are kept (at least one interval). */
-        history: z.number().int().min(60).max(604800).default(3600), // a week at most
+        /** Seconds samples are kept (a week at most; at least two intervals). */
+        history: z.number().int().min(60).max(604800).default(3600),
+      })
+      .refine((m) => m.history >= 2 * m.sample_interval, {
+        message: "metrics.history must be at least two metrics.sample_interval",
+        path: ["history"],
       })
       .prefault({}),
     /** The E2B-compatible API (official E2B SDKs, unmodified) on Bay's own port. */

@@ -291,3 +291,22 @@ test("e2b.run_code_timeout: a day by default, BAY_E2B_RUN_CODE_TIMEOUT sets it, 
     expect(() => loadConfig({ BAY_E2B_RUN_CODE_TIMEOUT: bad })).toThrow(/run_code_timeout|BAY_E2B_RUN_CODE_TIMEOUT/);
   }
 });
+
+test("metrics history: sampled every 5 s and kept an hour by default; BAY_METRICS_* set them; bad values are clear errors", () => {
+  expect(loadConfig({}).metrics).toMatchObject({ sample_interval: 5, history: 3600 });
+  expect(loadConfig({ BAY_METRICS_SAMPLE_INTERVAL: "0" }).metrics.sample_interval).toBe(0);
+  expect(loadConfig({ BAY_METRICS_SAMPLE_INTERVAL: "1", BAY_METRICS_HISTORY: "120" }).metrics).toMatchObject({
+    sample_interval: 1,
+    history: 120,
+  });
+  for (const bad of ["-1", "0.5", "3601", "soon"]) {
+    expect(() => loadConfig({ BAY_METRICS_SAMPLE_INTERVAL: bad })).toThrow(/sample_interval|BAY_METRICS_SAMPLE_INTERVAL/);
+  }
+  for (const bad of ["59", "604801", "90.5"]) {
+    expect(() => loadConfig({ BAY_METRICS_HISTORY: bad })).toThrow(/history|BAY_METRICS_HISTORY/);
+  }
+  // Fewer than two intervals kept would delete each sample as it is written.
+  expect(() => loadConfig({ BAY_METRICS_SAMPLE_INTERVAL: "60", BAY_METRICS_HISTORY: "100" })).toThrow(
+    /at least two metrics\.sample_interval/,
+  );
+});

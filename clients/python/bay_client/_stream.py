@@ -5,6 +5,8 @@ before the end tells Bay the client went away, which interrupts a streamed run."
 
 import http.client
 import json
+import socket
+import threading
 from typing import Any, Iterator, Optional
 
 from ._errors import BayError, bad_answer
@@ -20,6 +22,7 @@ class EventStream:
 
     def __init__(self, conn: http.client.HTTPConnection, res: http.client.HTTPResponse, max_bytes: int) -> None:
         self._conn: Optional[http.client.HTTPConnection] = conn
+        self._lock = threading.Lock()
         # The answer holds the socket (http.client hands it over for a body without a length).
         self._res = res
         self._it = self._read(res, max_bytes)
@@ -52,18 +55,37 @@ class EventStream:
             raise StopIteration
         try:
             return next(self._it)
+        except StopIteration:
+            self.close()
+            raise
         except BaseException:
-            # The end, a malformed stream, or an interrupt: the connection is done either way.
+            if self._conn is None:
+                raise StopIteration from None  # closed meanwhile (by another thread): the end
+            # A malformed stream, a lost connection or an interrupt: the connection is done.
             self.close()
             raise
 
     def close(self) -> None:
-        """Closes the connection (Bay interrupts a run still streaming); closing twice is harmless."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
+        """Closes the connection (Bay interrupts a run still streaming); closing twice is
+        harmless, and so is closing from another thread while one reads (its read ends)."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        # The socket first: a read blocked in another thread returns, and Bay sees the
+        # client go even if a reference to the socket stays somewhere.
+        sock = conn.sock or getattr(getattr(self._res.fp, "raw", None), "_sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        try:
             self._it.close()
-            self._res.close()
-            conn.close()
+        except ValueError:
+            pass  # the generator is running in the reading thread: its read fails and it ends
+        self._res.close()
+        conn.close()
 
     @property
     def closed(self) -> bool:

@@ -132,8 +132,17 @@ def _query_pairs(query: Optional[Query]) -> List[Tuple[str, str]]:
                 continue
             if not isinstance(v, _QUERY_SCALARS):
                 raise ValueError(f"the query value of {name} is a {type(v).__name__}, not a str, number or bool")
-            out.append((name, str(v).lower() if isinstance(v, bool) else str(v)))
+            out.append((name, _query_text(v)))
     return out
+
+
+def _query_text(v: Any) -> str:
+    """A query value as Bay's own parsers read it: bools in lower case, a whole float as an integer."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
 
 
 def _body_length(body: BinaryIO) -> Optional[int]:

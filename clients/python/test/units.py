@@ -64,6 +64,7 @@ for bad in ["..", "a/..", "./a", "a/./b", "a/../../b"]:
 # their order; anything else is refused before sending.
 assert _query_pairs({"a": None, "b": True, "c": [1, "x", None], "d": 1.5}) == [("b", "true"), ("c", "1"), ("c", "x"), ("d", "1.5")]
 assert _query_pairs([("z", "1"), ("a", False)]) == [("z", "1"), ("a", "false")] and _query_pairs({}) == _query_pairs(None) == []
+assert _query_pairs({"limit": 5.0, "x": 0.5}) == [("limit", "5"), ("x", "0.5")]  # a whole float reads as an integer
 for bad in ["a=b", "", b"a=b", {"a": {"k": 1}}, {"a": [[1]]}, [("a",)], [(1, "x")], ["ab"], 5, {"a": object()}]:
     try:
         _query_pairs(bad)
@@ -142,7 +143,7 @@ STREAM = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\nevent: stdo
 
 
 def serve_streams():
-    for answer in [None, STREAM, STREAM, STREAM]:
+    for answer in [None, STREAM, STREAM, STREAM, STREAM]:
         conn, _ = server.accept()
         log.append(("request", conn.recv(65536).split(b"\r\n")[0]))
         if answer is None:
@@ -183,10 +184,21 @@ with BayClient(f"http://127.0.0.1:{server.getsockname()[1]}", timeout=5) as c:
     with c.exec_python_events("sb-3", code="1") as inside:
         assert next(inside).event == "stdout"
     assert wait_log(6)[5] == ("closed", True), log
-    dropped = c.exec_python_events("sb-4", code="1")
-    assert wait_log(7)[6] == ("request", b"POST /v1/sandboxes/sb-4/python/exec HTTP/1.1"), log
-    del dropped
+    # Closed from another thread while one waits for the next event: the reader ends, Bay sees the close.
+    waiting = c.exec_python_events("sb-5", code="1")
+    assert next(waiting).event == "stdout"
+    ended = []
+    reader = threading.Thread(target=lambda: ended.append(list(waiting)))
+    reader.start()
+    time.sleep(0.2)
+    waiting.close()
+    reader.join(5)
+    assert not reader.is_alive() and ended == [[]], ended
     assert wait_log(8)[7] == ("closed", True), log
+    dropped = c.exec_python_events("sb-4", code="1")
+    assert wait_log(9)[8] == ("request", b"POST /v1/sandboxes/sb-4/python/exec HTTP/1.1"), log
+    del dropped
+    assert wait_log(10)[9] == ("closed", True), log
 server.close()
 # A long line is refused past the limit, and one under it is read whole.
 line = b"data: " + b"x" * (8 << 20)

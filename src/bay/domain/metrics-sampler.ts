@@ -3,13 +3,15 @@
  * CPU, memory and disk, stored in the database (E2B's getMetrics and
  * GET /v1/sandboxes/{id}/metrics/history read them) and kept `historySeconds`.
  *
- * Cheap by construction: a running container is read once per interval with one
- * engine reading that answers at once (no second reading a second later); its CPU
- * share is worked out from its CPU time against this sampler's previous reading of
- * the same session, so a session's first interval stores nothing. The disk is the
- * workspace's cached figure when fresh, else the last one this sampler measured;
- * at most DISK_MEASURES_PER_TICK workspaces (the longest unmeasured) are measured
- * again per interval, so `du` runs at a bounded rate however many sandboxes run.
+ * Cheap by construction: the sandboxes to sample are one query; a running container
+ * is read once per interval with one engine reading that answers at once (no second
+ * reading a second later); its CPU share is worked out from its CPU time against this
+ * sampler's previous reading of the same session, so a session's first interval stores
+ * nothing. The disk is the workspace's fresh cached figure when there is one, else the
+ * last one this sampler measured (0 before the first): measurements run beside the
+ * ticks, never holding one up, at most DISK_MEASURES_IN_FLIGHT at once, each workspace
+ * again about once a minute (also after a failure), so `du` runs at a bounded rate
+ * however many sandboxes run and however slow one workspace is to measure.
  *
  * Every replica samples; a row is keyed by sandbox and interval start and inserted
  * OR IGNORE, so one interval of one sandbox is one row whichever replica wrote it.
@@ -18,22 +20,24 @@
 import type { ContainerStats, Driver } from "../drivers/driver.ts";
 import { errorMessage, type Logger } from "../logger.ts";
 import type { Stores } from "../store/index.ts";
-import type { MetricSampleRecord } from "../store/metric-sample-store.ts";
+import type { MetricSampleRecord, SampleTarget } from "../store/metric-sample-store.ts";
 import type { WorkspaceRecord } from "../store/workspace-store.ts";
 import type { ProfileRegistry } from "./profiles.ts";
 
 const MiB = 1024 * 1024;
-/** Workspaces whose disk is measured again per interval (each measurement runs `du` in a helper container). */
-export const DISK_MEASURES_PER_TICK = 2;
+/** Workspace measurements (each runs `du` in a helper container) in flight at once. */
+export const DISK_MEASURES_IN_FLIGHT = 2;
+/** How long a workspace's figure (or a failed measurement) stands before it is measured again. */
+export const DISK_REMEASURE_MS = 60_000;
 /** Engine readings in flight at once. */
 const READ_CONCURRENCY = 4;
 
 export interface MetricsSamplerDeps {
-  stores: Pick<Stores, "sessions" | "sandboxes" | "workspaces" | "metricSamples">;
+  stores: Pick<Stores, "workspaces" | "metricSamples">;
   driver: Pick<Driver, "containerStats">;
   profiles: Pick<ProfileRegistry, "forSandbox">;
   /** The workspace's fresh cached bytes, without measuring (null when none). */
-  diskKnown(ws: WorkspaceRecord): number | null;
+  diskKnown(workspaceId: string): number | null;
   /** Measures the workspace's bytes. */
   diskMeasure(ws: WorkspaceRecord): Promise<number>;
   logger: Logger;
@@ -53,7 +57,9 @@ interface Reading {
 }
 
 interface Disk {
-  bytes: number;
+  /** The last figure measured (null: none yet, the last try failed). */
+  bytes: number | null;
+  /** When it was last measured or tried. */
   at: number;
 }
 
@@ -70,8 +76,10 @@ export class MetricsSampler {
   private running: Promise<SampleReport> | null = null;
   /** Per session, its container's last reading (the next one's CPU share is against it). */
   private readonly readings = new Map<string, Reading>();
-  /** Per sandbox, its workspace's last measured bytes. */
+  /** Per sandbox, its workspace's last measurement. */
   private readonly disks = new Map<string, Disk>();
+  /** Sandboxes whose workspace is being measured. */
+  private readonly measuring = new Set<string>();
 
   constructor(
     private readonly deps: MetricsSamplerDeps,
@@ -91,7 +99,7 @@ export class MetricsSampler {
     this.timer.unref?.();
   }
 
-  /** Stops sampling and waits for a tick in progress. */
+  /** Stops sampling and waits for a tick in progress (not for a workspace measurement). */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
@@ -106,28 +114,27 @@ export class MetricsSampler {
     return this.running;
   }
 
+  /** Resolves once no workspace measurement is in flight (tests). */
+  async settled(): Promise<void> {
+    while (this.measuring.size > 0) await Bun.sleep(5);
+  }
+
   private async tick(): Promise<SampleReport> {
     const report: SampleReport = { sampled: 0, purged: 0, errors: 0 };
     try {
       const now = this.now();
       const slot = Math.floor(now / this.intervalMs) * this.intervalMs;
-      const live = (await this.deps.stores.sessions.listActive()).filter((s) => s.status === "ready" && s.containerId);
-      const liveIds = new Set(live.map((s) => s.id));
-      for (const id of this.readings.keys()) if (!liveIds.has(id)) this.readings.delete(id);
-      const liveSandboxes = new Set(live.map((s) => s.sandboxId));
-      for (const id of this.disks.keys()) if (!liveSandboxes.has(id)) this.disks.delete(id);
-      const remeasure = this.toRemeasure(
-        live.map((s) => s.sandboxId),
-        now,
-      );
+      const targets = await this.deps.stores.metricSamples.targets();
+      this.forgetAllBut(targets);
+      this.measureDue(targets, now);
       const samples: MetricSampleRecord[] = [];
-      await eachLimited(live, READ_CONCURRENCY, async (session) => {
+      await eachLimited(targets, READ_CONCURRENCY, async (target) => {
         try {
-          const sample = await this.sample(session.id, session.sandboxId, session.containerId as string, slot, remeasure);
+          const sample = await this.sample(target, slot);
           if (sample) samples.push(sample);
         } catch (e) {
           report.errors++;
-          this.deps.logger.debug("metrics sample failed", { sandbox_id: session.sandboxId, error: errorMessage(e) });
+          this.deps.logger.debug("metrics sample failed", { sandbox_id: target.sandboxId, error: errorMessage(e) });
         }
       });
       await this.deps.stores.metricSamples.insert(samples);
@@ -140,60 +147,61 @@ export class MetricsSampler {
     return report;
   }
 
-  /** The sandboxes whose disk is measured this tick: never measured here first, then the longest unmeasured. */
-  private toRemeasure(sandboxIds: string[], now: number): Set<string> {
-    const due = sandboxIds
-      .map((id) => ({ id, at: this.disks.get(id)?.at ?? Number.NEGATIVE_INFINITY }))
-      .filter((d) => now - d.at >= 60_000)
-      .sort((a, b) => a.at - b.at);
-    return new Set(due.slice(0, DISK_MEASURES_PER_TICK).map((d) => d.id));
+  /** Drops what is kept for sessions and sandboxes no longer running. */
+  private forgetAllBut(targets: SampleTarget[]): void {
+    const sessions = new Set(targets.map((t) => t.sessionId));
+    const sandboxes = new Set(targets.map((t) => t.sandboxId));
+    for (const id of this.readings.keys()) if (!sessions.has(id)) this.readings.delete(id);
+    for (const id of this.disks.keys()) if (!sandboxes.has(id) && !this.measuring.has(id)) this.disks.delete(id);
   }
 
-  private async sample(
-    sessionId: string,
-    sandboxId: string,
-    containerId: string,
-    slot: number,
-    remeasure: Set<string>,
-  ): Promise<MetricSampleRecord | null> {
-    const stats = await this.deps.driver.containerStats(containerId, { oneShot: true });
+  /** Starts measuring the workspaces that are due (never measured first, then the longest unmeasured), up to the bound. */
+  private measureDue(targets: SampleTarget[], now: number): void {
+    const due = targets
+      .filter((t) => !this.measuring.has(t.sandboxId) && this.deps.diskKnown(t.workspaceId) === null)
+      .map((t) => ({ t, at: this.disks.get(t.sandboxId)?.at ?? Number.NEGATIVE_INFINITY }))
+      .filter((d) => now - d.at >= DISK_REMEASURE_MS)
+      .sort((a, b) => a.at - b.at);
+    for (const { t } of due.slice(0, Math.max(0, DISK_MEASURES_IN_FLIGHT - this.measuring.size))) {
+      this.measuring.add(t.sandboxId);
+      void this.measure(t).finally(() => this.measuring.delete(t.sandboxId));
+    }
+  }
+
+  private async measure(t: SampleTarget): Promise<void> {
+    const last = this.disks.get(t.sandboxId)?.bytes ?? null;
+    try {
+      const ws = await this.deps.stores.workspaces.get(t.workspaceId);
+      const bytes = ws ? await this.deps.diskMeasure(ws) : last;
+      this.disks.set(t.sandboxId, { bytes, at: this.now() });
+    } catch (e) {
+      // Tried again after DISK_REMEASURE_MS like a success; the last figure stands meanwhile.
+      this.disks.set(t.sandboxId, { bytes: last, at: this.now() });
+      this.deps.logger.debug("workspace measurement for metrics failed", { sandbox_id: t.sandboxId, error: errorMessage(e) });
+    }
+  }
+
+  private async sample(t: SampleTarget, slot: number): Promise<MetricSampleRecord | null> {
+    const stats = await this.deps.driver.containerStats(t.containerId, { oneShot: true });
     if (!stats) return null;
     const at = this.now();
-    const previous = this.readings.get(sessionId);
-    this.readings.set(sessionId, { cpuTotalNs: stats.cpuTotalNs, at });
-    const sb = await this.deps.stores.sandboxes.get(sandboxId);
-    if (!sb || sb.deletedAt !== null) return null;
-    const ws = await this.deps.stores.workspaces.get(sb.workspaceId);
-    if (!ws) return null;
-    const profile = this.deps.profiles.forSandbox(sb.profileId);
-    const disk = await this.disk(sandboxId, ws, remeasure.has(sandboxId));
-    // The first reading of a session only sets the next one's start; a disk not known yet waits too.
-    if (!previous || disk === null) return null;
+    const previous = this.readings.get(t.sessionId);
+    this.readings.set(t.sessionId, { cpuTotalNs: stats.cpuTotalNs, at });
+    // The first reading of a session only starts the next one's interval.
+    if (!previous) return null;
+    const profile = this.deps.profiles.forSandbox(t.profileId);
+    const known = this.deps.diskKnown(t.workspaceId);
     return {
-      sandboxId,
+      sandboxId: t.sandboxId,
       at: slot,
       cpuCount: profile.cpus,
       cpuUsedPct: cpuShare(previous, { cpuTotalNs: stats.cpuTotalNs, at }, profile.cpus),
       memoryUsedBytes: stats.memoryUsedBytes,
       memoryLimitBytes: stats.memoryLimitBytes || profile.memory_mb * MiB,
       memoryCacheBytes: stats.memoryCacheBytes,
-      diskUsedBytes: disk,
-      diskLimitBytes: ws.sizeLimitMb * MiB,
+      diskUsedBytes: known ?? this.disks.get(t.sandboxId)?.bytes ?? 0,
+      diskLimitBytes: t.workspaceSizeLimitMb * MiB,
     };
-  }
-
-  private async disk(sandboxId: string, ws: WorkspaceRecord, measure: boolean): Promise<number | null> {
-    const known = this.deps.diskKnown(ws);
-    if (known !== null) {
-      this.disks.set(sandboxId, { bytes: known, at: this.now() });
-      return known;
-    }
-    if (measure) {
-      const bytes = await this.deps.diskMeasure(ws);
-      this.disks.set(sandboxId, { bytes, at: this.now() });
-      return bytes;
-    }
-    return this.disks.get(sandboxId)?.bytes ?? null;
   }
 }
 

@@ -32,6 +32,8 @@ export interface SandboxMetricsDeps {
   driver: Pick<Driver, "containerStats">;
   /** The workspace's bytes (cached for a few seconds: measuring runs `du`). */
   diskUsed(ws: WorkspaceRecord): Promise<number>;
+  /** Seconds samples are kept (metrics.history): older ones are never answered, purged or not yet. */
+  historySeconds?: number;
   now?: () => number;
 }
 
@@ -75,8 +77,11 @@ export class SandboxMetrics {
    * unknown sandbox.
    */
   async history(owner: string, sandboxId: string, window: MetricsWindow): Promise<SandboxMetricsSample[]> {
-    await this.deps.sandboxes.get(owner, sandboxId);
-    const from = window.start === undefined ? 0 : window.start * 1000;
+    const sb = await this.deps.sandboxes.get(owner, sandboxId);
+    // Nothing from before the owner had it (a warm-pool member's warm-up: a claim sets
+    // created_at) or older than the history.
+    const oldest = Math.max(sb.createdAt, this.now() - (this.deps.historySeconds ?? 3600) * 1000);
+    const from = Math.max(oldest, window.start === undefined ? 0 : window.start * 1000);
     const to = window.end === undefined ? Number.MAX_SAFE_INTEGER : window.end * 1000 + 999;
     const rows = await this.deps.stores.metricSamples.list(sandboxId, from, to);
     return rows.map(({ sandboxId: _, at, ...use }) => ({ sampledAt: at, running: true, ...use }));

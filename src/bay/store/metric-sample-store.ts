@@ -42,8 +42,36 @@ const INSERT = `INSERT OR IGNORE INTO metric_samples
   (sandbox_id, at, cpu_count, cpu_used_pct, memory_used_bytes, memory_limit_bytes, memory_cache_bytes, disk_used_bytes, disk_limit_bytes)
   VALUES (:sandboxId, :at, :cpuCount, :cpuUsedPct, :memoryUsedBytes, :memoryLimitBytes, :memoryCacheBytes, :diskUsedBytes, :diskLimitBytes)`;
 
+/** A running sandbox to sample: its ready session's container, its profile and workspace. */
+export interface SampleTarget {
+  sessionId: string;
+  sandboxId: string;
+  containerId: string;
+  profileId: string;
+  workspaceId: string;
+  workspaceSizeLimitMb: number;
+}
+
+const TARGETS = `SELECT ss.id AS session_id, sb.id AS sandbox_id, ss.container_id, sb.profile_id,
+    w.id AS workspace_id, w.size_limit_mb
+  FROM sessions ss JOIN sandboxes sb ON sb.id = ss.sandbox_id JOIN workspaces w ON w.id = sb.workspace_id
+  WHERE ss.status = 'ready' AND ss.container_id IS NOT NULL AND sb.deleted_at IS NULL AND sb.current_session_id = ss.id`;
+
 export class MetricSampleStore {
   constructor(private readonly db: Database) {}
+
+  /** Every running sandbox to sample, in one query. */
+  async targets(): Promise<SampleTarget[]> {
+    const rs = await this.db.execute(TARGETS);
+    return rs.rows.map((row) => ({
+      sessionId: str(row, "session_id"),
+      sandboxId: str(row, "sandbox_id"),
+      containerId: str(row, "container_id"),
+      profileId: str(row, "profile_id"),
+      workspaceId: str(row, "workspace_id"),
+      workspaceSizeLimitMb: num(row, "size_limit_mb"),
+    }));
+  }
 
   /** Writes the samples in one transaction; a sandbox's interval already written keeps its first row. */
   async insert(samples: MetricSampleRecord[]): Promise<void> {

@@ -454,7 +454,7 @@ export type SandboxMetrics = z.infer<typeof zSandboxMetrics>;
 export const zSandboxMetricsHistory = z.lazy(() => z.object({
   /** Seconds between samples (metrics.sample_interval); 0 when sampling is off. */
   interval_seconds: z.number().int(),
-  /** The samples, oldest first (`sampled_at` is the start of each one's interval). */
+  /** The samples, oldest first. `sampled_at` is the start of the interval the reading was taken in; its CPU is the share used since the previous reading, about one interval before. */
   items: z.array(zSandboxMetrics).max(2000),
 }));
 export type SandboxMetricsHistory = z.infer<typeof zSandboxMetricsHistory>;
