@@ -359,3 +359,24 @@ test("all watchers of the process together keep at most maxTotalBytes: the one t
   watchers.remove(alice, a);
   expect(watchers.keptBytes).toBe(0);
 });
+
+test("a watcher the runtime ends with an error keeps its code when it is the path's fault (the directory went away), else is unavailable", async () => {
+  for (const [code, want] of [
+    ["file_not_found", Code.NotFound],
+    ["invalid_path", Code.InvalidArgument],
+    ["internal_error", Code.Unavailable],
+    ["ship_error", Code.Unavailable],
+    ["not_found", Code.Unavailable], // its sandbox was deleted
+    ["conflict", Code.Unavailable], // its session ended
+    ["no_such_code", Code.Unavailable],
+    [42, Code.Unavailable],
+    ["__proto__", Code.Unavailable],
+  ] as const) {
+    const w = scriptedWatch();
+    const watchers = new PollingWatchers({ watch: w.watch, maxPerOwner: 1 });
+    const id = await watchers.create(plainCall, ".", false, (p) => p);
+    w.send("error", { error: { code, message: "the watched directory went away: d" } });
+    await Bun.sleep(50);
+    expect([code, codeOf(() => watchers.take(plainCall, id))]).toEqual([code, want]);
+  }
+});

@@ -164,7 +164,7 @@ describe("polling watchers", () => {
       "the watcher's end",
     );
     expect(seen.some((e) => e.name === "x.txt")).toBe(true);
-    expect(ended.body.code).toBe("unavailable");
+    expect(ended.body.code).toBe("not_found"); // the directory went away: the request's own fault, not the runtime's
     expect((await rpc(sb, "GetWatcherEvents", { watcherId: id })).status).toBe(404);
     await pollUntil(
       () => t.bay.deps.router.openStreams("anon:dave"),

@@ -28,6 +28,19 @@ const CONNECT_CODE: Record<ErrorCode, Code> = {
   timeout: Code.DeadlineExceeded,
 };
 
+/** Bay's codes for a path's own fault: a runtime's stream ending with one keeps its code. */
+const PATH_FAULTS: ReadonlySet<string> = new Set<ErrorCode>(["file_not_found", "invalid_path"]);
+
+/**
+ * The Connect code for the error event a sandbox's runtime ended a stream with (its
+ * `error.code`, one of Bay's): NotFound for a watched directory that went away,
+ * InvalidArgument for a path the runtime refused; Unavailable for anything else (the
+ * runtime failed, its session or sandbox ended, or it named nothing).
+ */
+export function streamEndCode(code: unknown): Code {
+  return typeof code === "string" && PATH_FAULTS.has(code) ? CONNECT_CODE[code as ErrorCode] : Code.Unavailable;
+}
+
 /**
  * A failure as envd's Connect clients expect it. Messages of Bay's errors are
  * safe to show; anything else is logged and answered as a bare internal error.

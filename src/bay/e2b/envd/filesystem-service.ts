@@ -7,6 +7,7 @@
  * on the same watch.
  */
 import { create } from "@bufbuild/protobuf";
+import { streamEndCode } from "./connect-errors.ts";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { refuseDotSegmentEnd } from "../../domain/paths.ts";
 import type { SandboxFiles } from "../../domain/sandbox-files.ts";
@@ -85,8 +86,8 @@ export function filesystemService({
               Code.DataLoss,
             );
           } else if (e.event === "error") {
-            const err = (e.data as { error?: { message?: string } }).error;
-            throw new ConnectError(err?.message ?? "the watch ended", Code.Unavailable);
+            const err = (e.data as { error?: { message?: string; code?: unknown } }).error;
+            throw new ConnectError(err?.message ?? "the watch ended", streamEndCode(err?.code));
           }
         }
       });

@@ -16,6 +16,7 @@
  * process that created it, and ends with its watch (directory removed, sandbox
  * stopped or deleted): the poll after the last events says so.
  */
+import { streamEndCode } from "./connect-errors.ts";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { SandboxWatch } from "../../domain/sandbox-watch.ts";
 import { BayError } from "../../errors.ts";
@@ -290,6 +291,6 @@ export class PollingWatchers {
 }
 
 function watchError(e: StreamEvent): ConnectError {
-  const err = (e.data as { error?: { message?: string } } | null)?.error;
-  return new ConnectError(err?.message ?? "the watch ended", Code.Unavailable);
+  const err = (e.data as { error?: { message?: string; code?: unknown } } | null)?.error;
+  return new ConnectError(err?.message ?? "the watch ended", streamEndCode(err?.code));
 }
