@@ -78,8 +78,8 @@ export class MetricsSampler {
   private readonly readings = new Map<string, Reading>();
   /** Per sandbox, its workspace's last measurement. */
   private readonly disks = new Map<string, Disk>();
-  /** Sandboxes whose workspace is being measured. */
-  private readonly measuring = new Set<string>();
+  /** Per sandbox, its workspace's measurement in flight. */
+  private readonly measuring = new Map<string, Promise<void>>();
 
   constructor(
     private readonly deps: MetricsSamplerDeps,
@@ -116,7 +116,7 @@ export class MetricsSampler {
 
   /** Resolves once no workspace measurement is in flight (tests). */
   async settled(): Promise<void> {
-    while (this.measuring.size > 0) await Bun.sleep(5);
+    await Promise.all(this.measuring.values());
   }
 
   private async tick(): Promise<SampleReport> {
@@ -163,8 +163,11 @@ export class MetricsSampler {
       .filter((d) => now - d.at >= DISK_REMEASURE_MS)
       .sort((a, b) => a.at - b.at);
     for (const { t } of due.slice(0, Math.max(0, DISK_MEASURES_IN_FLIGHT - this.measuring.size))) {
-      this.measuring.add(t.sandboxId);
-      void this.measure(t).finally(() => this.measuring.delete(t.sandboxId));
+      // measure() never throws: a failure is recorded like a success.
+      this.measuring.set(
+        t.sandboxId,
+        this.measure(t).finally(() => this.measuring.delete(t.sandboxId)),
+      );
     }
   }
 

@@ -25,6 +25,14 @@ export interface MetricsWindow {
   end?: number;
 }
 
+/** Refuses a window whose start is after its end (validation_error on `start`). */
+export function checkWindow(window: MetricsWindow): MetricsWindow {
+  if (window.start !== undefined && window.end !== undefined && window.start > window.end) {
+    throw new BayError("validation_error", "start is after end", { details: { field: "start" } });
+  }
+  return window;
+}
+
 export interface SandboxMetricsDeps {
   sandboxes: Pick<SandboxManager, "get">;
   stores: Pick<Stores, "workspaces" | "metricSamples">;

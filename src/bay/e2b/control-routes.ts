@@ -5,7 +5,7 @@
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import { validate, validateOptionalJson, validationError } from "../api/middleware/validate.ts";
-import type { SandboxMetrics, SandboxMetricsSample } from "../domain/sandbox-metrics.ts";
+import { checkWindow, type SandboxMetrics, type SandboxMetricsSample } from "../domain/sandbox-metrics.ts";
 import { BayError } from "../errors.ts";
 import type { E2bSandboxes } from "./e2b-sandboxes.ts";
 import { operations as ops } from "./generated/openapi/index.ts";
@@ -186,8 +186,7 @@ function metricsWindow(rawStart: string | undefined, rawEnd: string | undefined)
   };
   const start = read(rawStart, "start");
   const end = read(rawEnd, "end");
-  if (start !== undefined && end !== undefined && start > end) throw badWindow("start is after end", "start");
-  return { ...(start !== undefined ? { start } : {}), ...(end !== undefined ? { end } : {}) };
+  return checkWindow({ ...(start !== undefined ? { start } : {}), ...(end !== undefined ? { end } : {}) });
 }
 
 const badWindow = (message: string, field: string) => new BayError("validation_error", message, { details: { field } });

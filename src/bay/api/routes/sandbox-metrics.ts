@@ -3,8 +3,7 @@
  * GET /v1/sandboxes/{id}/metrics/history: the samples taken while its runtime ran.
  */
 import { Hono } from "hono";
-import type { SandboxMetricsSample } from "../../domain/sandbox-metrics.ts";
-import { BayError } from "../../errors.ts";
+import { checkWindow, type SandboxMetricsSample } from "../../domain/sandbox-metrics.ts";
 import type { AppDeps } from "../deps.ts";
 import { operations as ops } from "../generated/index.ts";
 import { validate } from "../middleware/validate.ts";
@@ -36,10 +35,7 @@ export function sandboxMetricsRoutes(deps: AppDeps): Hono {
     validate("query", ops.getSandboxMetricsHistory.query),
     async (c) => {
       const { start, end } = c.req.valid("query");
-      if (start !== undefined && end !== undefined && start > end) {
-        throw new BayError("validation_error", "start is after end", { details: { field: "start" } });
-      }
-      const items = await deps.sandboxMetrics.history(c.get("owner"), c.req.valid("param").id, { start, end });
+      const items = await deps.sandboxMetrics.history(c.get("owner"), c.req.valid("param").id, checkWindow({ start, end }));
       return c.json({ interval_seconds: deps.config.metrics.sample_interval, items: items.map(sampleBody) }, 200);
     },
   );
