@@ -8,6 +8,7 @@ import json
 import os
 import re
 import select
+import ssl
 import stat
 import threading
 import urllib.parse
@@ -145,6 +146,16 @@ def _query_text(v: Any) -> str:
     return str(v)
 
 
+def _gone(raw: bytes) -> bool:
+    """Whether Bay's error body says the resource it names does not exist (`not_found`
+    with the resource's `kind`; a path no route has answers `not_found` without one)."""
+    try:
+        error = json.loads(raw).get("error")
+        return error.get("code") == "not_found" and "kind" in error.get("details")
+    except (ValueError, AttributeError, TypeError, RecursionError):
+        return False
+
+
 def _body_length(body: BinaryIO) -> Optional[int]:
     """The bytes left in a file body, when they can be known without reading it (then it is
     sent with a Content-Length, not chunked, which some servers in a sandbox cannot read)."""
@@ -167,13 +178,20 @@ def _body_length(body: BinaryIO) -> Optional[int]:
 
 class Transport:
     def __init__(self, base_url: str, token: Optional[str] = None, owner: Optional[str] = None,
-                 timeout: float = 330.0, max_answer_bytes: int = 64 << 20) -> None:
+                 timeout: float = 330.0, max_answer_bytes: int = 64 << 20,
+                 ssl_context: Optional[ssl.SSLContext] = None) -> None:
         url = urllib.parse.urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}")
         if url.username or url.password or url.query or url.fragment:
             raise ValueError("base_url takes no credentials, query or fragment (pass token=)")
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise ValueError("ssl_context= takes an ssl.SSLContext")
+        if ssl_context is not None and url.scheme != "https":
+            # Silently unused, it would leave the caller believing the connection is checked.
+            raise ValueError("ssl_context= needs an https base_url")
         self._https = url.scheme == "https"
+        self._ssl = ssl_context
         self._host = url.hostname
         self._port = url.port
         self._prefix = urllib.parse.quote(url.path.rstrip("/"), safe="/%")
@@ -187,8 +205,9 @@ class Transport:
         self._local = threading.local()
 
     def _connect(self) -> http.client.HTTPConnection:
-        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        return cls(self._host, self._port, timeout=self._timeout)
+        if self._https:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout, context=self._ssl)
+        return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
 
     def _kept(self) -> Optional[http.client.HTTPConnection]:
         """This thread's kept connection; none in a forked child (the parent's socket is the parent's)."""
@@ -234,7 +253,8 @@ class Transport:
         return target, h, body
 
     def _send(self, method: str, target: str, h: Dict[str, str], body: Optional[Body]):
-        """Sends on this thread's kept connection: (it, the answer's head)."""
+        """Sends on this thread's kept connection: (it, the answer's head, whether it was
+        sent a second time because the connection closed as it went)."""
         conn = self._kept()
         if conn is not None and _dropped(conn):
             conn.close()
@@ -246,7 +266,7 @@ class Transport:
                 self._local.pid = os.getpid()
             try:
                 conn.request(method, target, body=body, headers=h)
-                return conn, conn.getresponse()
+                return conn, conn.getresponse(), attempt == 2
             except _STALE:
                 self.close()
                 conn = None
@@ -279,7 +299,7 @@ class Transport:
         `port_query` and `port_headers` are a port call's own, for the sandbox's server."""
         target, h, body = self._request(method, path, query, headers or {}, json_body, data,
                                         "application/json" if expect == "json" else "*/*", port_query, port_headers)
-        _, res = self._send(method, target, h, body)
+        _, res, resent = self._send(method, target, h, body)
         try:
             raw = self._read_all(res)
         except BaseException:
@@ -294,6 +314,11 @@ class Transport:
                     raise bad_answer(res.status, res.headers, "a port call was answered by Bay, not by the sandbox's server")
                 raise error_of(res.status, res.reason, res.headers, raw)
             return PortAnswer(res.status, {k.lower(): v for k, v in res.getheaders()}, raw)
+        if resent and method == "DELETE" and expect == "empty" and res.status == 404 and _gone(raw):
+            # The first DELETE may have been done before its connection closed: what it
+            # asked for holds (the sandbox, workspace or context is gone), so it answers
+            # as that delete does (a delete that answers a body still raises).
+            return None
         if not 200 <= res.status < 300:
             raise error_of(res.status, res.reason, res.headers, raw)
         if res.status == 204 or expect == "empty":

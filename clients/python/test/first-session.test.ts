@@ -66,6 +66,10 @@ test("the Python client's parsing: event streams cut anywhere, error bodies and 
   expect(await python("units.py")).toEqual({ code: 0, out: "units: ok\n", err: "" });
 });
 
+test("the Python client's connections: a DELETE sent again after its connection closed, TLS with the caller's context", async () => {
+  expect(await python("connections.py")).toEqual({ code: 0, out: "connections: ok\n", err: "" });
+}, 60_000);
+
 test("the Python client as a package: pip installs it with no index, the installed copy works, uninstall leaves nothing; wheel and sdist reproducible", async () => {
   expect(await python("packaging.py")).toEqual({ code: 0, out: "packaging: ok\n", err: "" });
 }, 120_000);
