@@ -146,12 +146,14 @@ def _query_text(v: Any) -> str:
     return str(v)
 
 
-def _gone(raw: bytes) -> bool:
-    """Whether Bay's error body says the resource it names does not exist (`not_found`
-    with the resource's `kind`; a path no route has answers `not_found` without one)."""
+def _gone(raw: bytes, path: str) -> bool:
+    """Whether Bay's error body says that the resource `path` ends with does not exist:
+    `not_found` naming its kind and that id (a path no route has answers without them)."""
     try:
         error = json.loads(raw).get("error")
-        return error.get("code") == "not_found" and "kind" in error.get("details")
+        details = error.get("details")
+        return (error.get("code") == "not_found" and isinstance(details, dict) and isinstance(details.get("kind"), str)
+                and details.get("id") == urllib.parse.unquote(path.rsplit("/", 1)[-1]))
     except (ValueError, AttributeError, TypeError, RecursionError):
         return False
 
@@ -187,6 +189,11 @@ class Transport:
             raise ValueError("base_url takes no credentials, query or fragment (pass token=)")
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise ValueError("ssl_context= takes an ssl.SSLContext")
+        if ssl_context is not None and (ssl_context.verify_mode != ssl.CERT_REQUIRED or not ssl_context.check_hostname):
+            # A bare SSLContext(PROTOCOL_TLS) with a CA loaded checks nothing: taken, it would
+            # look like "trust my CA" while trusting any certificate for any name.
+            raise ValueError("ssl_context= must check certificates and host names (verify_mode CERT_REQUIRED, "
+                             "check_hostname on): use ssl.create_default_context(cafile=...)")
         if ssl_context is not None and url.scheme != "https":
             # Silently unused, it would leave the caller believing the connection is checked.
             raise ValueError("ssl_context= needs an https base_url")
@@ -314,10 +321,11 @@ class Transport:
                     raise bad_answer(res.status, res.headers, "a port call was answered by Bay, not by the sandbox's server")
                 raise error_of(res.status, res.reason, res.headers, raw)
             return PortAnswer(res.status, {k.lower(): v for k, v in res.getheaders()}, raw)
-        if resent and method == "DELETE" and expect == "empty" and res.status == 404 and _gone(raw):
+        if resent and method == "DELETE" and expect == "empty" and res.status == 404 and _gone(raw, path):
             # The first DELETE may have been done before its connection closed: what it
             # asked for holds (the sandbox, workspace or context is gone), so it answers
-            # as that delete does (a delete that answers a body still raises).
+            # as that delete does (a delete that answers a body still raises). It may as
+            # well never have reached Bay (an id that never was): the two cannot be told apart.
             return None
         if not 200 <= res.status < 300:
             raise error_of(res.status, res.reason, res.headers, raw)

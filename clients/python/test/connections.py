@@ -61,7 +61,20 @@ with BayClient(url, timeout=5) as c:
         raise AssertionError("a DELETE sent once took a 404 as done")
     except BayError as e:
         assert (e.status, e.code) == (404, "not_found"), e
-# Sent again, a 404 that is not the resource's (no route) still raises.
+# Sent again, a 404 that is not that resource's (no route, another id, details that are
+# not Bay's) still raises.
+for other in [b'{"error":{"code":"not_found","message":"x","details":{"kind":"sandbox","id":"sb-2"}}}',
+              b'{"error":{"code":"not_found","message":"x","details":"kind"}}',
+              b'{"error":{"code":"not_found","message":"x","details":["kind"]}}',
+              b'{"error":{"code":"not_found","message":"x","details":{"kind":null,"id":"sb-1"}}}']:
+    url, seen = scripted([[answer(b"200 OK", b"{}"), None], [answer(b"404 Not Found", other)]])
+    with BayClient(url, timeout=5) as c:
+        c.get_sandbox("sb-1")
+        try:
+            c.delete_sandbox("sb-1")
+            raise AssertionError(f"{other!r} was taken as a delete done")
+        except BayError as e:
+            assert (e.status, e.code) == (404, "not_found"), e
 url, seen = scripted([[answer(b"200 OK", b"{}"), None], [answer(b"404 Not Found", NO_ROUTE)]])
 with BayClient(url, timeout=5) as c:
     c.get_sandbox("sb-1")
@@ -111,7 +124,16 @@ trusting = ssl.create_default_context(cafile=cert)
 with BayClient(f"https://127.0.0.1:{port}", timeout=5, ssl_context=trusting) as c:
     assert c.get_health() == {"status": "ok"}
 assert handshakes == [False, True], handshakes
-for bad in [("http://127.0.0.1:1", trusting), ("https://127.0.0.1:1", "no")]:
+# A context that checks nothing (a bare SSLContext, even with the CA loaded; no host
+# name check) is refused: taken, it would trust any certificate.
+bare = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+bare.check_hostname = False
+bare.verify_mode = ssl.CERT_NONE
+bare.load_verify_locations(cert)
+no_names = ssl.create_default_context(cafile=cert)
+no_names.check_hostname = False
+for bad in [("http://127.0.0.1:1", trusting), ("https://127.0.0.1:1", "no"), ("https://127.0.0.1:1", bare),
+            ("https://127.0.0.1:1", no_names), ("https://127.0.0.1:1", ssl._create_unverified_context())]:
     try:
         BayClient(bad[0], ssl_context=bad[1])
         raise AssertionError(f"ssl_context={bad[1]!r} with {bad[0]} was taken")
