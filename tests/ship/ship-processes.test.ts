@@ -85,6 +85,22 @@ describe("background processes with I/O", () => {
     expect([unknown.status, unknown.body.error.code]).toEqual([404, "not_found"]);
   });
 
+  test("a running process that closed its stdin: a write is refused as stdin_closed (the pipe's EPIPE is no 500), and so is the next", async () => {
+    const id = await background("exec 0<&-; sleep 30", { stdin: true });
+    // The shell closes its end at once; until then a write may still land in the pipe.
+    let first = await client.json("POST", `/shell/processes/${id}/stdin`, { data: "x" });
+    for (let i = 0; first.status === 200 && i < 100; i++) {
+      await Bun.sleep(20);
+      first = await client.json("POST", `/shell/processes/${id}/stdin`, { data: "x" });
+    }
+    expect([first.status, first.body.error.code, first.body.error.details.reason]).toEqual([409, "conflict", "stdin_closed"]);
+    const next = await client.json("POST", `/shell/processes/${id}/stdin`, { data: "y" });
+    expect([next.status, next.body.error.details.reason]).toEqual([409, "stdin_closed"]);
+    const item = await client.json("GET", `/shell/processes/${id}`);
+    expect(item.body).toMatchObject({ status: "running", stdin_open: false });
+    await client.json("DELETE", `/shell/processes/${id}`);
+  });
+
   test("a process that does not read its stdin: the write times out, and the next is refused until it is read", async () => {
     const id = await background("while [ ! -e go-read ]; do sleep 0.05; done; wc -c", { stdin: true });
     // Fill the pipe (its size is the kernel's and Bun's business) until a write has to wait.

@@ -188,7 +188,11 @@ export class ProcessRegistry {
         }
       })();
       const outcome = await Promise.race([
-        flushed.then(() => "done" as const),
+        // A pipe the process closed (EPIPE) while it runs on: its stdin is closed, not Ship broken.
+        flushed.then(
+          () => "done" as const,
+          () => "broken" as const,
+        ),
         entry.proc.exited.then(() => "exited" as const),
         new Promise<"timeout">((resolve) => {
           timer = setTimeout(() => resolve("timeout"), timeoutMs);
@@ -205,6 +209,10 @@ export class ProcessRegistry {
         throw new ShipError("timeout", `the process did not read its stdin within ${timeoutMs / 1000}s`, {
           details: { timeout: timeoutMs / 1000 },
         });
+      }
+      if (outcome === "broken") {
+        entry.item.stdin_open = false;
+        throw new ShipError("conflict", `process ${id} closed its stdin`, { details: { process_id: id, reason: "stdin_closed" } });
       }
       if (outcome === "exited") {
         throw new ShipError("conflict", `process ${id} exited before it read its stdin`, {
