@@ -250,7 +250,7 @@ class Operations:
         a time per process, at most 1 MiB of decoded data (413): a write the process does
         not read within `timeout` answers 504 and stays queued, and the next write is
         refused (409 `stdin_busy`) until it is read. 409 `no_stdin` for a process started
-        without stdin, `stdin_closed` after `eof` or once it exited."""
+        without stdin, `stdin_closed` after `eof`, once the process closed its stdin, or once it exited."""
         return self._t.call("POST", f"/v1/sandboxes/{segment(sandbox_id)}/shell/processes/{segment(process_id)}/stdin", headers={"X-Request-Id": request_id}, json_body=_fields({"data": data_, "encoding": encoding, "eof": eof, "timeout": timeout}), expect="json")
 
     def signal_shell_process(self, sandbox_id: str, process_id: str, *, signal: str, request_id: Optional[str] = None) -> Any:

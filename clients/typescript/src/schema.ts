@@ -595,7 +595,7 @@ export interface paths {
          *     a time per process, at most 1 MiB of decoded data (413): a write the process does
          *     not read within `timeout` answers 504 and stays queued, and the next write is
          *     refused (409 `stdin_busy`) until it is read. 409 `no_stdin` for a process started
-         *     without stdin, `stdin_closed` after `eof` or once it exited.
+         *     without stdin, `stdin_closed` after `eof`, once the process closed its stdin, or once it exited.
          */
         post: operations["writeShellProcessStdin"];
         delete?: never;

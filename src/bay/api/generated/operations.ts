@@ -639,7 +639,7 @@ export const operations = {
     successContentType: "application/json",
     successSchema: zShellProcessOutput,
   },
-  /** For a process started with `background: true, stdin: true`. Answers once the process has read the bytes; `eof: true` closes its stdin afterwards. One write at a time per process, at most 1 MiB of decoded data (413): a write the process does not read within `timeout` answers 504 and stays queued, and the next write is refused (409 `stdin_busy`) until it is read. 409 `no_stdin` for a process started without stdin, `stdin_closed` after `eof` or once it exited. */
+  /** For a process started with `background: true, stdin: true`. Answers once the process has read the bytes; `eof: true` closes its stdin afterwards. One write at a time per process, at most 1 MiB of decoded data (413): a write the process does not read within `timeout` answers 504 and stays queued, and the next write is refused (409 `stdin_busy`) until it is read. 409 `no_stdin` for a process started without stdin, `stdin_closed` after `eof`, once the process closed its stdin, or once it exited. */
   writeShellProcessStdin: {
     operationId: "writeShellProcessStdin",
     method: "post",
