@@ -16,12 +16,11 @@
  *    finds them after the client, Ship and the kernel ran).
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import Docker from "dockerode";
-import { batchedStderr, createLogger } from "../src/bay/logger.ts";
 import { encodeAnswer, parseChannelFrame } from "../src/protocol/ship/channel.ts";
-import { createTestBay } from "../tests/support/harness.ts";
-import { bayExec, createSandbox, deleteSandbox, expectTwo, shipOf, startBench } from "./context.ts";
+import { bayExec, createSandbox, deleteSandbox, shipOf, startBench } from "./context.ts";
+import { inProcessBay } from "./exec-in-process.ts";
+import { bareProxy } from "./exec-overhead.ts";
 
 const WARM_UP = Number(process.env.BENCH_EXEC_WARMUP ?? 20_000);
 const BLOCK = 2000;
@@ -54,23 +53,11 @@ async function perCall(pid: number, call: () => Promise<void>): Promise<{ main: 
 async function served(): Promise<void> {
   const ctx = await startBench(new Docker(), { "bay.bench": "exec-cpu" }, 1, 0);
   const { id } = await createSandbox(ctx);
-  let proxy: ReturnType<typeof Bun.spawn> | undefined;
+  let proxy: Awaited<ReturnType<typeof bareProxy>> | undefined;
   try {
     await bayExec(ctx, id);
-    const ship = await shipOf(ctx, id);
-    proxy = Bun.spawn(["bun", join(import.meta.dir, "bare-channel-proxy.ts"), ship.endpoint, ship.secret], { stdout: "pipe" });
-    const reader = (proxy.stdout as ReadableStream<Uint8Array>).getReader();
-    const port = Number(new TextDecoder().decode((await reader.read()).value).trim());
-    reader.releaseLock();
-    if (!port) throw new Error("the bare proxy did not start");
-    const bare = async () => {
-      const r = await fetch(`http://127.0.0.1:${port}/`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ code: "1+1" }),
-      });
-      expectTwo((await r.json()) as object, "bare proxy exec");
-    };
+    proxy = await bareProxy(await shipOf(ctx, id), "bare-channel-proxy.ts");
+    const bare = proxy.call;
     const bay = () => bayExec(ctx, id);
     for (let i = 0; i < WARM_UP; i++) await bay();
     for (let i = 0; i < WARM_UP; i++) await bare();
@@ -82,34 +69,15 @@ async function served(): Promise<void> {
       );
     }
   } finally {
-    proxy?.kill();
+    proxy?.close();
     await deleteSandbox(ctx, id);
     await ctx.close();
   }
 }
 
 async function inProcess(): Promise<void> {
-  const t = await createTestBay({
-    logger: createLogger("info", batchedStderr({ write: () => true })),
-    config: { auth: { mode: "api_key" }, log: { access: true }, limits: { rate_limit_per_minute: 1_000_000_000 } },
-  });
+  const { t, exec } = await inProcessBay();
   try {
-    const { key } = await t.bay.deps.apiKeys.create("bench", "bench");
-    const headers = { authorization: `Bearer ${key}`, "content-type": "application/json", host: "localhost" };
-    const body = JSON.stringify({ code: "1+1" });
-    const created = await t.bay.app.fetch(new Request("http://localhost/v1/sandboxes", { method: "POST", headers, body: "{}" }));
-    if (created.status !== 201) throw new Error(`in-process create: ${created.status} ${await created.text()}`);
-    const id = ((await created.json()) as { id: string }).id;
-    const exec = async () => {
-      const r = await t.bay.app.fetch(
-        new Request(`http://localhost/v1/sandboxes/${id}/python/exec`, {
-          method: "POST",
-          headers: { ...headers, "content-length": String(body.length) },
-          body,
-        }),
-      );
-      expectTwo((await r.json()) as object, "in-process exec");
-    };
     for (let i = 0; i < 50; i++) await exec(); // starts the session; the channel opens
     // Reaches into the Ship client's channel (private fields): the bench fails loudly if they move.
     const channels = (t.bay.deps.router as any).deps?.ship?.channels;

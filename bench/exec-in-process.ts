@@ -18,7 +18,12 @@ import { median, ms, quantile, type Row, timedPair } from "./stats.ts";
 /** Calls before the measured pairs: as many as the served Bays get (see exec-overhead.ts). */
 const WARM_UP_CALLS = Number(process.env.BENCH_EXEC_WARMUP ?? 20_000);
 
-export async function execInProcess(runs: number): Promise<Row[]> {
+/**
+ * A Bay built in this process as the served one is (API-key auth, access log on, lines
+ * formatted and batched, the batch going nowhere), with one sandbox and its `1+1`
+ * through the app's `fetch` (not yet run: the first call starts the session).
+ */
+export async function inProcessBay() {
   const t = await createTestBay({
     // Lines are formatted and batched as a served Bay's are; the batch goes nowhere.
     logger: createLogger("info", batchedStderr({ write: () => true })),
@@ -42,6 +47,16 @@ export async function execInProcess(runs: number): Promise<Row[]> {
       );
       expectTwo((await r.json()) as object, "in-process exec");
     };
+    return { t, id, exec };
+  } catch (e) {
+    await t.close();
+    throw e;
+  }
+}
+
+export async function execInProcess(runs: number): Promise<Row[]> {
+  const { t, id, exec } = await inProcessBay();
+  try {
     await exec(); // starts the session
     const ship = await shipOf({ stores: t.bay.deps.stores }, id);
     for (let i = 0; i < WARM_UP_CALLS; i++) await exec();

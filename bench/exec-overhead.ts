@@ -51,7 +51,7 @@ interface Side {
 }
 
 /** A bare Bun proxy in front of one Ship (bench/bare-proxy.ts, or bare-channel-proxy.ts), as its own process. */
-async function bareProxy(ship: { endpoint: string; secret: string }, script = "bare-proxy.ts") {
+export async function bareProxy(ship: { endpoint: string; secret: string }, script = "bare-proxy.ts") {
   const proc = Bun.spawn(["bun", join(import.meta.dir, script), ship.endpoint, ship.secret], { stdout: "pipe" });
   const reader = proc.stdout.getReader();
   const { value } = await reader.read();
