@@ -48,6 +48,11 @@ export function notADirectory(path: string): ShipError {
   return invalid(path, NOT_A_DIRECTORY_REASON);
 }
 
+/** A path the runtime's user may not change (code in the sandbox may chmod its files): found by a tool, not an fs call. */
+export function permissionDenied(path: string): ShipError {
+  return invalid(path, PERMISSION_DENIED);
+}
+
 /** A delete of a path ending in `.` or `..` (endsInDotSegment), which rm refuses too. */
 export function dotSegmentRefused(path: string): ShipError {
   return invalid(path, DOT_SEGMENT_REASON);
@@ -71,7 +76,8 @@ export function errCode(err: unknown): string | undefined {
  * a symlink where none may be, a too long path, a file used as a directory or one
  * the runtime's user may not enter (code in the sandbox may chmod its files) are
  * invalid_path, a directory or special file where a regular file is needed is
- * validation_error. Anything else is rethrown unchanged.
+ * validation_error, a file a running program holds (ETXTBSY, EBUSY) is a conflict,
+ * and a full disk is quota_exceeded. Anything else is rethrown unchanged.
  */
 export function pathError(err: unknown, path: string): unknown {
   switch (errCode(err)) {
@@ -91,6 +97,12 @@ export function pathError(err: unknown, path: string): unknown {
     case "ENXIO":
     case "ENODEV":
       return new ShipError("validation_error", `not a regular file: ${path}`, { details: { path } });
+    case "ETXTBSY":
+    case "EBUSY":
+      return new ShipError("conflict", `in use by a running program: ${path}`, { details: { path, reason: "busy" } });
+    case "ENOSPC":
+    case "EDQUOT":
+      return new ShipError("quota_exceeded", `no space left for ${path}`, { details: { path, reason: "no_space" } });
     default:
       return err;
   }

@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { ShipError } from "./errors.ts";
-import { resolveExisting } from "./paths.ts";
+import { pathError, resolveExisting } from "./paths.ts";
 
 /** A checked working directory: workspace-relative as given, and absolute. */
 export interface WorkingDir {
@@ -11,7 +11,11 @@ export interface WorkingDir {
 /** Resolves a workspace-relative directory (default the root) that must exist and be a directory. */
 export async function workingDir(workspace: string, cwd: string | undefined): Promise<WorkingDir> {
   const target = await resolveExisting(workspace, cwd ?? ".");
-  if (!(await stat(target.absolute)).isDirectory()) {
+  // The directory may go between the check and this stat (another process removed it).
+  const info = await stat(target.absolute).catch((err) => {
+    throw pathError(err, target.relative);
+  });
+  if (!info.isDirectory()) {
     throw new ShipError("validation_error", `cwd is not a directory: ${target.relative}`, { details: { path: target.relative } });
   }
   return { relative: target.relative, absolute: target.absolute };

@@ -14,6 +14,7 @@ import {
   openInside,
   openParentDir,
   pathError,
+  permissionDenied,
   resolveExisting,
   resolveWorkspacePath,
   rootRefused,
@@ -107,7 +108,9 @@ export async function writeTextFile(
       await assertFdInside(target.root, handle.fd, target.relative);
       const bytes = Buffer.from(content, "utf8");
       await handle.truncate(0);
-      await handle.writeFile(bytes);
+      await handle.writeFile(bytes).catch((err) => {
+        throw pathError(err, target.relative);
+      });
       return { status: "ok", path: target.relative, size: bytes.byteLength };
     } finally {
       await handle.close();
@@ -171,6 +174,9 @@ export async function deletePath(workspace: string, path: string): Promise<{ sta
     if (code !== 0) {
       // Best effort: put what is left back where it was.
       await rename(staged, parent.entry).catch(() => {});
+      // Something inside that the runtime's user may not change (a read-only directory, as Go's
+      // module cache makes): the path's refusal, without rm's words (they name the staging path).
+      if (/Permission denied|Operation not permitted|Read-only file system/.test(stderr)) throw permissionDenied(relative);
       throw new ShipError("internal_error", `could not delete ${relative}: ${stderr.trim().split("\n")[0]}`, {
         details: { path: relative },
       });

@@ -59,7 +59,11 @@ export async function receiveUpload(
   let size = 0;
   const reader = request.body?.getReader();
   try {
-    handle = await open(temp, "wx", 0o644);
+    // The spool file lives in the root: a root code in the sandbox made read-only, or a full
+    // disk, is the target's refusal (permission denied, no space), not Ship failing.
+    handle = await open(temp, "wx", 0o644).catch((err) => {
+      throw pathError(err, target.relative);
+    });
     if (reader) {
       const idleMs = options.idleMs ?? UPLOAD_IDLE_MS;
       for (;;) {
@@ -67,7 +71,9 @@ export async function receiveUpload(
         if (done) break;
         size += value.byteLength;
         if (size > maxBytes) throw tooLarge(maxBytes);
-        await handle.write(value);
+        await handle.write(value).catch((err) => {
+          throw pathError(err, target.relative);
+        });
       }
     }
     await handle.close();

@@ -28,7 +28,8 @@ export function shellRoutes(deps: { workspace: string; processes: ProcessRegistr
   return new Hono()
     .post(ops.execShell.honoPath, validate("json", execBody), async (c) => {
       const body = c.req.valid("json");
-      const spec = { command: body.command, cwd: (await workingDir(deps.workspace, body.cwd)).absolute, env: body.env };
+      const dir = await workingDir(deps.workspace, body.cwd);
+      const spec = { command: body.command, cwd: dir.absolute, cwdPath: dir.relative, env: body.env };
       if (body.background) {
         const item = deps.processes.start({ ...spec, stdin: body.stdin, lifetimeMs: body.lifetime_ms });
         return c.json({

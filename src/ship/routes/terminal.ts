@@ -69,7 +69,8 @@ export function terminalRoutes(deps: {
         throw new ShipError("validation_error", `invalid json: ${at}${issue?.message ?? "bad body"}`);
       }
       const { cols, rows, cwd, env } = body.data;
-      const start = { cwd: cwd === undefined ? undefined : (await workingDir(deps.workspace, cwd)).absolute, env };
+      const dir = cwd === undefined ? undefined : await workingDir(deps.workspace, cwd);
+      const start = { cwd: dir?.absolute, cwdPath: dir?.relative, env };
       return c.json({ terminal_id: deps.terminals.create(cols, rows, start) }, 201);
     })
     .get(ops.attachTerminal.honoPath, validate("param", ops.attachTerminal.params), (c) => {

@@ -2,7 +2,7 @@ import { stat } from "node:fs/promises";
 import { Hono } from "hono";
 import { shipOperations as ops } from "../../protocol/ship/index.ts";
 import { errorEventBody, ShipError } from "../errors.ts";
-import { resolveExisting } from "../paths.ts";
+import { pathError, resolveExisting } from "../paths.ts";
 import { sseResponse } from "../sse.ts";
 import { validate } from "../validation.ts";
 import { DirWatcher, type WatchItem } from "../watch/dir-watcher.ts";
@@ -23,7 +23,10 @@ export function watchRoutes(opts: WatchRouteOptions) {
   return new Hono().get(ops.watchFiles.honoPath, validate("query", ops.watchFiles.query), async (c) => {
     const { path, recursive } = c.req.valid("query");
     const target = await resolveExisting(opts.workspace, path);
-    if (!(await stat(target.absolute)).isDirectory()) {
+    const info = await stat(target.absolute).catch((err) => {
+      throw pathError(err, target.relative);
+    });
+    if (!info.isDirectory()) {
       throw new ShipError("validation_error", `not a directory: ${target.relative}`, { details: { path: target.relative } });
     }
     if (active >= opts.maxWatches) {

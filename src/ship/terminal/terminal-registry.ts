@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { ShipError } from "../errors.ts";
+import { startError } from "../shell/spawn.ts";
 import { type TerminalOptions, TerminalSession } from "./terminal-session.ts";
 
 export interface TerminalRegistryOptions {
@@ -15,8 +16,11 @@ export class TerminalRegistry {
 
   constructor(private readonly opts: TerminalRegistryOptions) {}
 
-  /** Starts a login shell on a new PTY (in `start.cwd`, absolute and checked), or throws quota_exceeded at the cap. */
-  create(cols: number, rows: number, start: Pick<TerminalOptions, "cwd" | "env"> = {}): string {
+  /**
+   * Starts a login shell on a new PTY (in `start.cwd`, absolute and checked; `cwdPath`, the
+   * same relative to the workspace, is what an error about it names), or throws quota_exceeded at the cap.
+   */
+  create(cols: number, rows: number, start: Pick<TerminalOptions, "cwd" | "env"> & { cwdPath?: string } = {}): string {
     if (this.terminals.size >= this.opts.maxTerminals) {
       throw new ShipError("quota_exceeded", `too many terminals (max ${this.opts.maxTerminals})`, {
         details: { limit: this.opts.maxTerminals, running: this.terminals.size },
@@ -26,7 +30,7 @@ export class TerminalRegistry {
     try {
       session = new TerminalSession({ cols, rows, workspace: this.opts.workspace, cwd: start.cwd, env: start.env });
     } catch (err) {
-      throw new ShipError("internal_error", `could not start a terminal: ${(err as Error).message}`);
+      throw startError(err, start.cwdPath ?? ".", "terminal");
     }
     const id = `term-${randomBytes(8).toString("hex")}`;
     this.terminals.set(id, session);

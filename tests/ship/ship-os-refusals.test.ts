@@ -1,0 +1,82 @@
+/**
+ * What the operating system refuses because of what the sandbox's own code did (a file
+ * a running program holds, a directory removed or locked under a call, a full disk) is
+ * answered as that path's refusal, never as Ship failing (500, which Bay relays as 502
+ * "sandbox runtime failed"). Ship in-process on the host, as root (support/interactive.ts).
+ */
+import { describe, expect, test } from "bun:test";
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { ShipError } from "../../src/ship/errors.ts";
+import { pathError } from "../../src/ship/paths.ts";
+import { startError } from "../../src/ship/shell/spawn.ts";
+import { background, client, useInteractiveShip, workspace } from "./support/interactive.ts";
+
+useInteractiveShip();
+
+const errno = (code: string) => Object.assign(new Error(code), { code });
+
+describe("refusals the sandbox's own code causes", () => {
+  test("writing over a program that is running answers 409 conflict (ETXTBSY), and the program runs on", async () => {
+    copyFileSync("/bin/sleep", join(workspace, "mysleep"));
+    const id = await background("exec ./mysleep 30");
+    await Bun.sleep(300);
+    const res = await client.json("PUT", "/filesystem/files", { path: "mysleep", content: "x" });
+    expect([res.status, res.body.error.code, res.body.error.details]).toEqual([409, "conflict", { path: "mysleep", reason: "busy" }]);
+    expect((await client.json("GET", `/shell/processes/${id}`)).body.status).toBe("running");
+    await client.json("DELETE", `/shell/processes/${id}`);
+  });
+
+  test("a cwd removed while an exec starts in it: 200 or 404 file_not_found, never a 500", async () => {
+    const statuses = new Set<string>();
+    for (let i = 0; i < 150; i++) {
+      mkdirSync(join(workspace, "racedir"), { recursive: true });
+      const remover = Bun.spawn(["rmdir", join(workspace, "racedir")]);
+      const res = await client.shell("true", { cwd: "racedir" });
+      await remover.exited;
+      statuses.add(res.status === 200 ? "200" : `${res.status} ${res.body.error.code}`);
+    }
+    expect([...statuses].filter((s) => s !== "200" && s !== "404 file_not_found")).toEqual([]);
+  }, 60_000);
+
+  test("deleting a tree with something inside the runtime's user may not remove: 400 invalid_path, the tree kept", async () => {
+    mkdirSync(join(workspace, "go/pkg/mod/m@v1"), { recursive: true });
+    writeFileSync(join(workspace, "go/pkg/mod/m@v1/go.mod"), "module m\n");
+    // Immutable: rm fails even for root (as a read-only directory makes it fail for the runtime's uid).
+    const lock = Bun.spawnSync(["chattr", "+i", join(workspace, "go/pkg/mod/m@v1")]);
+    expect(lock.exitCode, `chattr +i failed (the test needs a filesystem with immutable files): ${lock.stderr}`).toBe(0);
+    try {
+      const res = await client.json("DELETE", "/filesystem/files?path=go");
+      expect([res.status, res.body.error.code, res.body.error.details]).toEqual([
+        400,
+        "invalid_path",
+        { path: "go", reason: "permission denied" },
+      ]);
+      expect(JSON.stringify(res.body)).not.toContain(".ship-delete-");
+      expect((await client.json("GET", "/filesystem/files?path=go/pkg/mod/m@v1/go.mod")).body.content).toBe("module m\n");
+    } finally {
+      Bun.spawnSync(["chattr", "-i", join(workspace, "go/pkg/mod/m@v1")]);
+      rmSync(join(workspace, "go"), { recursive: true, force: true });
+    }
+  });
+
+  test("a process or terminal that cannot start in its cwd: the cwd's refusal; anything else stays Ship's error", () => {
+    const gone = startError(errno("ENOENT"), "d", "command") as ShipError;
+    expect([gone.code, gone.details]).toEqual(["file_not_found", { path: "d" }]);
+    const locked = startError(errno("EACCES"), "d", "terminal") as ShipError;
+    expect([locked.code, locked.details]).toEqual(["invalid_path", { path: "d", reason: "permission denied" }]);
+    const limit = startError(errno("EAGAIN"), "d", "command") as ShipError;
+    expect([limit.code, limit.message]).toEqual(["internal_error", "could not start a command: EAGAIN"]);
+  });
+
+  test("a full disk is quota_exceeded and a busy file a conflict, naming the path", () => {
+    for (const code of ["ENOSPC", "EDQUOT"]) {
+      const e = pathError(errno(code), "a/b") as ShipError;
+      expect([e.code, e.details]).toEqual(["quota_exceeded", { path: "a/b", reason: "no_space" }]);
+    }
+    for (const code of ["ETXTBSY", "EBUSY"]) {
+      const e = pathError(errno(code), "x") as ShipError;
+      expect([e.code, e.details]).toEqual(["conflict", { path: "x", reason: "busy" }]);
+    }
+  });
+});
