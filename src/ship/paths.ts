@@ -109,6 +109,18 @@ export function pathError(err: unknown, path: string): unknown {
 }
 
 /**
+ * Why a process could not be started: a working directory removed since it was checked,
+ * or one the runtime's user may no longer enter (code in the sandbox may chmod it), is
+ * that path's refusal; anything else (e.g. EAGAIN under a fork bomb's pids limit) is
+ * Ship's error, and Ship lives on.
+ */
+export function startError(err: unknown, cwdPath: string, what: string): unknown {
+  const code = errCode(err);
+  if (code === "ENOENT" || code === "ENOTDIR" || code === "EACCES" || code === "EPERM") return pathError(err, cwdPath);
+  return new ShipError("internal_error", `could not start a ${what}: ${(err as Error).message}`);
+}
+
+/**
  * Checks and normalises a user path without touching the disk: refuses NUL bytes,
  * empty and absolute paths and `..` escapes. Returns e.g. "a/b.txt", "." for the root.
  */

@@ -8,8 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ShipError } from "../../src/ship/errors.ts";
-import { pathError } from "../../src/ship/paths.ts";
-import { startError } from "../../src/ship/shell/spawn.ts";
+import { pathError, startError } from "../../src/ship/paths.ts";
 import { background, client, useInteractiveShip, workspace } from "./support/interactive.ts";
 
 useInteractiveShip();
@@ -59,6 +58,26 @@ describe("refusals the sandbox's own code causes", () => {
       rmSync(join(workspace, "go"), { recursive: true, force: true });
     }
   });
+
+  test("a context whose cwd code in the sandbox removed: its restart answers 404 file_not_found for that path at once, and it recovers once the directory is back", async () => {
+    mkdirSync(join(workspace, "ctxdir"));
+    const created = await client.json("POST", "/contexts", { language: "python", cwd: "ctxdir" });
+    expect(created.status).toBe(201);
+    const id = created.body.id;
+    try {
+      rmSync(join(workspace, "ctxdir"), { recursive: true });
+      const gone = await client.json("POST", `/contexts/${id}/restart`);
+      expect([gone.status, gone.body.error.code, gone.body.error.details]).toEqual([404, "file_not_found", { path: "ctxdir" }]);
+      const exec = await client.json("POST", "/code/exec", { context_id: id, code: "1+1" });
+      expect([exec.status, exec.body.error?.code]).toEqual([404, "file_not_found"]);
+      mkdirSync(join(workspace, "ctxdir"));
+      const back = await client.json("POST", `/contexts/${id}/restart`);
+      expect(back.status).toBe(200);
+      expect((await client.json("POST", "/code/exec", { context_id: id, code: "1+1" })).body.output).toContain("2");
+    } finally {
+      await client.json("DELETE", `/contexts/${id}`);
+    }
+  }, 30_000);
 
   test("a process or terminal that cannot start in its cwd: the cwd's refusal; anything else stays Ship's error", () => {
     const gone = startError(errno("ENOENT"), "d", "command") as ShipError;

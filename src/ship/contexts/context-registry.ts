@@ -35,7 +35,8 @@ export interface ContextRegistryOptions {
   /** Contexts that may be created (POST /contexts); the default ones do not count. */
   maxContexts: number;
   /** A kernel for a context, not started yet; `cwd` is absolute. */
-  kernelFor(language: Language, cwd: string): SupervisedKernel;
+  /** `cwdPath`: `cwd` relative to the workspace, what an error about it names. */
+  kernelFor(language: Language, cwd: string, cwdPath: string): SupervisedKernel;
   /** Python's default context, the kernel Ship started with. */
   python: SupervisedKernel;
   /** The sandbox's pids in use and limit (default: the container's pids cgroup). */
@@ -67,7 +68,7 @@ export class ContextRegistry {
       });
     }
     checkPidsRoom(language, this.pids, this.reservedPids);
-    const kernel = this.opts.kernelFor(language, dir.absolute);
+    const kernel = this.opts.kernelFor(language, dir.absolute, dir.relative);
     const entry = this.add(`ctx-${randomBytes(12).toString("hex")}`, language, dir.relative, false, kernel);
     this.created++;
     const ready = this.startReserving(language, kernel);
@@ -125,7 +126,7 @@ export class ContextRegistry {
     if (existing) return existing.kernel;
     if (this.closed) throw new ShipError("not_found", "Ship is shutting down");
     checkPidsRoom(lang, this.pids, this.reservedPids);
-    const kernel = this.opts.kernelFor(lang, this.opts.workspace);
+    const kernel = this.opts.kernelFor(lang, this.opts.workspace, ".");
     this.add(defaultContextId(lang), lang, ".", true, kernel);
     // The exec waits for it to be ready (and reports a failed start) itself.
     this.startReserving(lang, kernel).catch(() => {});

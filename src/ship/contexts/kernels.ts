@@ -17,13 +17,17 @@ export interface KernelSettings {
   maxQueuedExecs: number;
 }
 
-/** A supervised kernel for `language` with `cwd` (absolute) as its working directory; not started yet. */
-export function kernelFor(language: Language, cwd: string, s: KernelSettings): SupervisedKernel {
+/**
+ * A supervised kernel for `language` with `cwd` (absolute) as its working directory; not
+ * started yet. `cwdPath`: the same relative to the workspace, what an error about it names.
+ */
+export function kernelFor(language: Language, cwd: string, s: KernelSettings, cwdPath = "."): SupervisedKernel {
   if (language === "python") {
     return new PythonKernel({
       python: s.python,
       workspace: s.workspace,
       cwd,
+      cwdPath,
       maxOutputBytes: s.maxOutputBytes,
       maxQueuedExecs: s.maxQueuedExecs,
     });
@@ -32,5 +36,6 @@ export function kernelFor(language: Language, cwd: string, s: KernelSettings): S
     spawn: () => new JsKernelProcess({ cwd, maxOutputBytes: s.maxOutputBytes, language }),
     label: language,
     maxQueuedExecs: s.maxQueuedExecs,
+    cwdPath,
   });
 }

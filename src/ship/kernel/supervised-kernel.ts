@@ -1,5 +1,6 @@
 import { KERNEL_INTERRUPT_ACK_MS, KERNEL_INTERRUPT_ANSWER_MS } from "../../protocol/ship/index.ts";
 import { ShipError } from "../errors.ts";
+import { startError } from "../paths.ts";
 import type { CellEnv, CellEventHandler, CellResult, KernelProcess } from "./kernel-process.ts";
 
 /** Kernel state as /health and the contexts API report it. */
@@ -37,6 +38,8 @@ export interface SupervisedKernelOptions {
   /** After an interrupt: time to acknowledge it, and to answer once acknowledged (defaults above). */
   interruptGraceMs?: number;
   interruptMaxGraceMs?: number;
+  /** The kernel's working directory relative to the workspace: what a refusal to start in it names. */
+  cwdPath?: string;
 }
 
 /** How long an interrupted kernel has to say it is stopping the cell (`interrupted`) before it is killed. */
@@ -70,6 +73,8 @@ export class SupervisedKernel {
   private queue: Promise<unknown> = Promise.resolve();
   private waiting = 0;
   private failures = 0;
+  /** Why the last start could not spawn a kernel (null once one spawned). */
+  private spawnError: unknown = null;
   private stopped = false;
   private readyNow = false;
   private restartTimer: ReturnType<typeof setTimeout> | null = null;
@@ -100,8 +105,10 @@ export class SupervisedKernel {
     let proc: KernelProcess;
     try {
       proc = this.opts.spawn();
+      this.spawnError = null;
     } catch (err) {
       console.error(`[ship] cannot start ${this.opts.label} kernel: ${(err as Error).message}`);
+      this.spawnError = err;
       this.scheduleRestart();
       return;
     }
@@ -220,6 +227,12 @@ export class SupervisedKernel {
     while (Date.now() < deadline) {
       if (this.stopped) throw new ShipError("not_found", "the context was deleted");
       if (!this.current) this.start();
+      if (!this.current && this.spawnError !== null) {
+        // Its working directory removed or locked by code in the sandbox: that path's refusal at
+        // once (the restarts go on, so the context recovers once the directory is back).
+        const refusal = startError(this.spawnError, this.opts.cwdPath ?? ".", `${this.opts.label} kernel`);
+        if (refusal instanceof ShipError && refusal.code !== "internal_error") throw refusal;
+      }
       const proc = this.current;
       if (proc) {
         try {

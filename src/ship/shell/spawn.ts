@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { LONG_COMMAND_BYTES } from "../../protocol/ship/index.ts";
 import { childEnv } from "../child-env.ts";
 import { ShipError } from "../errors.ts";
-import { errCode, pathError } from "../paths.ts";
+import { startError } from "../paths.ts";
 
 /** What a user command needs to start. */
 export interface CommandSpec {
@@ -84,16 +84,4 @@ export function signalName(code: number | string | null | undefined): string | n
   if (code === null || code === undefined) return null;
   if (typeof code === "string") return code;
   return Object.entries(constants.signals).find(([, n]) => n === code)?.[0] ?? `SIG${code}`;
-}
-
-/**
- * Why a process could not be started: a working directory removed since it was checked,
- * or one the runtime's user may no longer enter (code in the sandbox may chmod it), is
- * that path's refusal; anything else (e.g. EAGAIN under a fork bomb's pids limit) is
- * Ship's error, and Ship lives on.
- */
-export function startError(err: unknown, cwdPath: string, what: string): unknown {
-  const code = errCode(err);
-  if (code === "ENOENT" || code === "ENOTDIR" || code === "EACCES" || code === "EPERM") return pathError(err, cwdPath);
-  return new ShipError("internal_error", `could not start a ${what}: ${(err as Error).message}`);
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { ShipError } from "../errors.ts";
-import { startError } from "../shell/spawn.ts";
+import { startError } from "../paths.ts";
 import { type TerminalOptions, TerminalSession } from "./terminal-session.ts";
 
 export interface TerminalRegistryOptions {
