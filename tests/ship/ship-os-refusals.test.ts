@@ -9,6 +9,8 @@ import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ShipError } from "../../src/ship/errors.ts";
 import { pathError, startError } from "../../src/ship/paths.ts";
+import { watchStartError } from "../../src/ship/routes/watch.ts";
+import { InotifyError } from "../../src/ship/watch/inotify.ts";
 import { background, client, useInteractiveShip, workspace } from "./support/interactive.ts";
 
 useInteractiveShip();
@@ -86,6 +88,19 @@ describe("refusals the sandbox's own code causes", () => {
     expect([locked.code, locked.details]).toEqual(["invalid_path", { path: "d", reason: "permission denied" }]);
     const limit = startError(errno("EAGAIN"), "d", "command") as ShipError;
     expect([limit.code, limit.message]).toEqual(["internal_error", "could not start a command: EAGAIN"]);
+  });
+
+  test("a watch inotify refuses: the path's refusal when it went or may not be read, quota_exceeded at the kernel's limits", () => {
+    const gone = watchStartError(new InotifyError("inotify_add_watch", 2), "w", 8) as ShipError;
+    expect([gone.code, gone.details]).toEqual(["file_not_found", { path: "w" }]);
+    const locked = watchStartError(new InotifyError("inotify_add_watch", 13), "w", 8) as ShipError;
+    expect([locked.code, locked.details]).toEqual(["invalid_path", { path: "w", reason: "permission denied" }]);
+    for (const errno of [28, 24]) {
+      const full = watchStartError(new InotifyError("inotify_add_watch", errno), "w", 8) as ShipError;
+      expect([full.code, full.details]).toEqual(["quota_exceeded", { limit: 8 }]);
+    }
+    const other = new Error("x");
+    expect(watchStartError(other, "w", 8)).toBe(other);
   });
 
   test("a full disk is quota_exceeded and a busy file a conflict, naming the path", () => {

@@ -46,9 +46,7 @@ export function watchRoutes(opts: WatchRouteOptions) {
       watcher.start();
     } catch (e) {
       watcher.close();
-      throw e instanceof InotifyError
-        ? new ShipError("quota_exceeded", "the kernel refused another file watch", { details: { limit: opts.maxWatches } })
-        : e;
+      throw watchStartError(e, target.relative, opts.maxWatches);
     }
     active++;
     const requestId = c.req.header("x-request-id") ?? "";
@@ -76,4 +74,18 @@ export function watchRoutes(opts: WatchRouteOptions) {
       (e) => errorEventBody(e, requestId),
     );
   });
+}
+
+/** inotify's errors that are the path's (it went, or may not be read), by errno. */
+const PATH_ERRNO: Record<number, string> = { 2: "ENOENT", 13: "EACCES", 20: "ENOTDIR", 40: "ELOOP" };
+
+/**
+ * Why a watch could not start: a directory removed or locked by code in the sandbox is
+ * that path's refusal; the kernel's watch limits (ENOSPC, EMFILE) are quota_exceeded.
+ */
+export function watchStartError(e: unknown, path: string, limit: number): unknown {
+  if (!(e instanceof InotifyError)) return e;
+  const code = PATH_ERRNO[e.errno];
+  if (code) return pathError(Object.assign(new Error(e.message), { code }), path);
+  return new ShipError("quota_exceeded", "the kernel refused another file watch", { details: { limit } });
 }
