@@ -77,7 +77,7 @@ export function errCode(err: unknown): string | undefined {
  * the runtime's user may not enter (code in the sandbox may chmod its files) are
  * invalid_path, a directory or special file where a regular file is needed is
  * validation_error, a file a running program holds (ETXTBSY, EBUSY) is a conflict,
- * and a full disk is quota_exceeded. Anything else is rethrown unchanged.
+ * and a full disk is payload_too_large (the write did not fit). Anything else is rethrown unchanged.
  */
 export function pathError(err: unknown, path: string): unknown {
   switch (errCode(err)) {
@@ -102,7 +102,7 @@ export function pathError(err: unknown, path: string): unknown {
       return new ShipError("conflict", `in use by a running program: ${path}`, { details: { path, reason: "busy" } });
     case "ENOSPC":
     case "EDQUOT":
-      return new ShipError("quota_exceeded", `no space left for ${path}`, { details: { path, reason: "no_space" } });
+      return new ShipError("payload_too_large", `no space left for ${path}`, { details: { path, reason: "no_space" } });
     default:
       return err;
   }

@@ -103,10 +103,10 @@ describe("refusals the sandbox's own code causes", () => {
     expect(watchStartError(other, "w", 8)).toBe(other);
   });
 
-  test("a full disk is quota_exceeded and a busy file a conflict, naming the path", () => {
+  test("a full disk is payload_too_large and a busy file a conflict, naming the path", () => {
     for (const code of ["ENOSPC", "EDQUOT"]) {
       const e = pathError(errno(code), "a/b") as ShipError;
-      expect([e.code, e.details]).toEqual(["quota_exceeded", { path: "a/b", reason: "no_space" }]);
+      expect([e.code, e.details]).toEqual(["payload_too_large", { path: "a/b", reason: "no_space" }]);
     }
     for (const code of ["ETXTBSY", "EBUSY"]) {
       const e = pathError(errno(code), "x") as ShipError;

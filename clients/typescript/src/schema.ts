@@ -1199,9 +1199,12 @@ export interface components {
                  *     while a stream or terminal was open (sent as the stream's `error`). `no_stdin` / `stdin_closed` /
                  *     `stdin_busy`: a background process's stdin was not opened, is closed, or an earlier write has not been
                  *     read yet. `port_closed`: nothing in the sandbox accepts connections on the port a request named.
+                 *     `busy`: a file write refused because a program running in the sandbox holds the file (its executable).
                  * @enum {string}
                  */
-                reason?: "superseded" | "default_context" | "session_ended" | "no_stdin" | "stdin_closed" | "stdin_busy" | "port_closed";
+                reason?: "superseded" | "default_context" | "session_ended" | "no_stdin" | "stdin_closed" | "stdin_busy" | "port_closed" | "busy";
+                /** @description With `busy`: the file. */
+                path?: string;
                 process_id?: string;
                 terminal_id?: string;
                 /** @description With `port_closed`: the port. */
@@ -1240,6 +1243,11 @@ export interface components {
                 workspace_id?: string;
                 used_bytes?: number;
                 remaining_bytes?: number;
+                /**
+                 * @description `no_space`: the disk under the workspace is full (the write did not fit, whatever its size limit).
+                 * @enum {string}
+                 */
+                reason?: "no_space";
             };
         };
         /** @description 429: a per-owner quota or rate, or a per-sandbox queue, is full (`Retry-After` says when to try again). */

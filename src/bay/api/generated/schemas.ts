@@ -137,8 +137,10 @@ export const zConflictError = z.lazy(() => z.object({
     idempotency_key: z.string().optional(),
     workspace_id: z.string().optional(),
     sandbox_id: z.string().nullable().optional(),
-    /** `superseded`: the sandbox was stopped, deleted or expired while it was starting. `default_context`: a default code context cannot be deleted. `session_ended`: it was stopped, idle-reclaimed or expired while a stream or terminal was open (sent as the stream's `error`). `no_stdin` / `stdin_closed` / `stdin_busy`: a background process's stdin was not opened, is closed, or an earlier write has not been read yet. `port_closed`: nothing in the sandbox accepts connections on the port a request named. */
-    reason: z.enum(["superseded", "default_context", "session_ended", "no_stdin", "stdin_closed", "stdin_busy", "port_closed"]).optional(),
+    /** `superseded`: the sandbox was stopped, deleted or expired while it was starting. `default_context`: a default code context cannot be deleted. `session_ended`: it was stopped, idle-reclaimed or expired while a stream or terminal was open (sent as the stream's `error`). `no_stdin` / `stdin_closed` / `stdin_busy`: a background process's stdin was not opened, is closed, or an earlier write has not been read yet. `port_closed`: nothing in the sandbox accepts connections on the port a request named. `busy`: a file write refused because a program running in the sandbox holds the file (its executable). */
+    reason: z.enum(["superseded", "default_context", "session_ended", "no_stdin", "stdin_closed", "stdin_busy", "port_closed", "busy"]).optional(),
+    /** With `busy`: the file. */
+    path: z.string().optional(),
     process_id: z.string().optional(),
     terminal_id: z.string().optional(),
     /** With `port_closed`: the port. */
@@ -173,6 +175,8 @@ export const zPayloadTooLargeError = z.lazy(() => z.object({
     workspace_id: z.string().optional(),
     used_bytes: z.number().int().optional(),
     remaining_bytes: z.number().int().optional(),
+    /** `no_space`: the disk under the workspace is full (the write did not fit, whatever its size limit). */
+    reason: z.literal("no_space").optional(),
   }),
 }));
 export type PayloadTooLargeError = z.infer<typeof zPayloadTooLargeError>;
