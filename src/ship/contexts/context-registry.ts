@@ -34,8 +34,7 @@ export interface ContextRegistryOptions {
   workspace: string;
   /** Contexts that may be created (POST /contexts); the default ones do not count. */
   maxContexts: number;
-  /** A kernel for a context, not started yet; `cwd` is absolute. */
-  /** `cwdPath`: `cwd` relative to the workspace, what an error about it names. */
+  /** A kernel for a context, not started yet; `cwd` is absolute, `cwdPath` the same relative to the workspace (what an error about it names). */
   kernelFor(language: Language, cwd: string, cwdPath: string): SupervisedKernel;
   /** Python's default context, the kernel Ship started with. */
   python: SupervisedKernel;
