@@ -1,13 +1,13 @@
-import { stat } from "node:fs/promises";
 import { Hono } from "hono";
 import { shipOperations as ops } from "../../protocol/ship/index.ts";
 import { errorEventBody, ShipError } from "../errors.ts";
-import { pathError, resolveExisting } from "../paths.ts";
+import { pathError } from "../paths.ts";
 import { sseResponse } from "../sse.ts";
 import { validate } from "../validation.ts";
 import { DirWatcher, type WatchItem } from "../watch/dir-watcher.ts";
 import { InotifyError } from "../watch/inotify.ts";
 import type { WatchHub } from "../watch/watch-hub.ts";
+import { workingDir } from "../working-dir.ts";
 
 export interface WatchRouteOptions {
   workspace: string;
@@ -22,13 +22,7 @@ export function watchRoutes(opts: WatchRouteOptions) {
   let active = 0;
   return new Hono().get(ops.watchFiles.honoPath, validate("query", ops.watchFiles.query), async (c) => {
     const { path, recursive } = c.req.valid("query");
-    const target = await resolveExisting(opts.workspace, path);
-    const info = await stat(target.absolute).catch((err) => {
-      throw pathError(err, target.relative);
-    });
-    if (!info.isDirectory()) {
-      throw new ShipError("validation_error", `not a directory: ${target.relative}`, { details: { path: target.relative } });
-    }
+    const target = await workingDir(opts.workspace, path, "the watched path");
     if (active >= opts.maxWatches) {
       throw new ShipError("quota_exceeded", `too many file watches (max ${opts.maxWatches})`, {
         details: { limit: opts.maxWatches, running: active },
@@ -76,8 +70,8 @@ export function watchRoutes(opts: WatchRouteOptions) {
   });
 }
 
-/** inotify's errors that are the path's (it went, or may not be read), by errno. */
-const PATH_ERRNO: Record<number, string> = { 2: "ENOENT", 13: "EACCES", 20: "ENOTDIR", 40: "ELOOP" };
+/** inotify's errors that are the path's: it went, or may not be read. */
+const PATH_CODES = new Set(["ENOENT", "EACCES", "ENOTDIR", "ELOOP"]);
 
 /**
  * Why a watch could not start: a directory removed or locked by code in the sandbox is
@@ -85,7 +79,6 @@ const PATH_ERRNO: Record<number, string> = { 2: "ENOENT", 13: "EACCES", 20: "ENO
  */
 export function watchStartError(e: unknown, path: string, limit: number): unknown {
   if (!(e instanceof InotifyError)) return e;
-  const code = PATH_ERRNO[e.errno];
-  if (code) return pathError(Object.assign(new Error(e.message), { code }), path);
+  if (e.code && PATH_CODES.has(e.code)) return pathError(e, path);
   return new ShipError("quota_exceeded", "the kernel refused another file watch", { details: { limit } });
 }

@@ -5,6 +5,7 @@
  * is read here by polling; each read returns the raw events in kernel order.
  */
 import { dlopen, FFIType, read as readPointer } from "bun:ffi";
+import { constants as osConstants } from "node:os";
 
 export const IN = {
   MODIFY: 0x2,
@@ -74,13 +75,19 @@ function load(): Libc | null {
   return libc;
 }
 
-/** A failed inotify call, with the errno name when known. */
+/** errno numbers to their names (ENOENT, ENOSPC, …). */
+const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
+
+/** A failed inotify call; `code` is the errno's name when known, as a failed fs call's is. */
 export class InotifyError extends Error {
+  readonly code: string | undefined;
+
   constructor(
     readonly op: string,
     readonly errno: number,
   ) {
     super(`${op} failed (errno ${errno})`);
+    this.code = ERRNO_NAMES.get(errno);
   }
 }
 
