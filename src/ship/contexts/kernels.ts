@@ -21,7 +21,7 @@ export interface KernelSettings {
  * A supervised kernel for `language` with `cwd` (absolute) as its working directory; not
  * started yet. `cwdPath`: the same relative to the workspace, what an error about it names.
  */
-export function kernelFor(language: Language, cwd: string, s: KernelSettings, cwdPath = "."): SupervisedKernel {
+export function kernelFor(language: Language, cwd: string, s: KernelSettings, cwdPath: string): SupervisedKernel {
   if (language === "python") {
     return new PythonKernel({
       python: s.python,
