@@ -1,4 +1,4 @@
-import { constants } from "node:fs";
+import { accessSync, constants, statSync } from "node:fs";
 import { lstat, mkdir, open, realpath, stat, type FileHandle } from "node:fs/promises";
 import { isAbsolute, join, normalize, relative as relativePath, sep } from "node:path";
 import { DOT_SEGMENT_REASON, NOT_A_DIRECTORY_REASON, WORKSPACE_ROOT_REASON } from "../protocol/ship/constants.ts";
@@ -109,14 +109,24 @@ export function pathError(err: unknown, path: string): unknown {
 }
 
 /**
- * Why a process could not be started: a working directory removed since it was checked,
- * or one the runtime's user may no longer enter (code in the sandbox may chmod it), is
- * that path's refusal; anything else (e.g. EAGAIN under a fork bomb's pids limit) is
- * Ship's error, and Ship lives on.
+ * Why a process could not be started in `cwd` (absolute, and as the workspace names it):
+ * a working directory removed since it was checked, or one the runtime's user may no
+ * longer enter (code in the sandbox may chmod it), is that path's refusal. The same
+ * errno from anything else (a program missing from PATH, a broken image) is Ship's
+ * error, found by looking at the directory again; so is e.g. EAGAIN under a fork
+ * bomb's pids limit, and Ship lives on.
  */
-export function startError(err: unknown, cwdPath: string, what: string): unknown {
+export function startError(err: unknown, cwd: { absolute: string; relative: string }, what: string): unknown {
   const code = errCode(err);
-  if (code === "ENOENT" || code === "ENOTDIR" || code === "EACCES" || code === "EPERM") return pathError(err, cwdPath);
+  if (code === "ENOENT" || code === "ENOTDIR" || code === "EACCES" || code === "EPERM") {
+    try {
+      accessSync(cwd.absolute, constants.X_OK);
+      if (!statSync(cwd.absolute).isDirectory())
+        return pathError(Object.assign(new Error("not a directory"), { code: "ENOTDIR" }), cwd.relative);
+    } catch (e) {
+      return pathError(e, cwd.relative);
+    }
+  }
   return new ShipError("internal_error", `could not start a ${what}: ${(err as Error).message}`);
 }
 

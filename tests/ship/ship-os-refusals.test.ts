@@ -81,13 +81,19 @@ describe("refusals the sandbox's own code causes", () => {
     }
   }, 30_000);
 
-  test("a process or terminal that cannot start in its cwd: the cwd's refusal; anything else stays Ship's error", () => {
-    const gone = startError(errno("ENOENT"), "d", "command") as ShipError;
+  test("a process or terminal that cannot start in its cwd: the cwd's refusal; the same errno from anything else (a program missing from PATH) stays Ship's error", () => {
+    const gone = startError(errno("ENOENT"), { absolute: join(workspace, "no-such-dir"), relative: "d" }, "command") as ShipError;
     expect([gone.code, gone.details]).toEqual(["file_not_found", { path: "d" }]);
-    const locked = startError(errno("EACCES"), "d", "terminal") as ShipError;
-    expect([locked.code, locked.details]).toEqual(["invalid_path", { path: "d", reason: "permission denied" }]);
-    const limit = startError(errno("EAGAIN"), "d", "command") as ShipError;
+    // The directory is there: the ENOENT was the program's.
+    const program = startError(errno("ENOENT"), { absolute: workspace, relative: "." }, "command") as ShipError;
+    expect([program.code, program.message]).toEqual(["internal_error", "could not start a command: ENOENT"]);
+    const limit = startError(errno("EAGAIN"), { absolute: workspace, relative: "." }, "command") as ShipError;
     expect([limit.code, limit.message]).toEqual(["internal_error", "could not start a command: EAGAIN"]);
+  });
+
+  test("an exec whose env empties PATH: Ship's error for the missing program, not the cwd's", async () => {
+    const res = await client.shell("true", { env: { PATH: "/nonexistent" } });
+    expect([res.status, res.body.error?.code]).not.toEqual([404, "file_not_found"]);
   });
 
   test("a watch inotify refuses: the path's refusal when it went or may not be read, quota_exceeded at the kernel's limits", () => {

@@ -36,6 +36,6 @@ export function kernelFor(language: Language, cwd: string, s: KernelSettings, cw
     spawn: () => new JsKernelProcess({ cwd, maxOutputBytes: s.maxOutputBytes, language }),
     label: language,
     maxQueuedExecs: s.maxQueuedExecs,
-    cwdPath,
+    cwd: { absolute: cwd, relative: cwdPath },
   });
 }

@@ -167,19 +167,31 @@ export async function deletePath(workspace: string, path: string): Promise<{ sta
     let code = 0;
     let stderr = "";
     for (let attempt = 0; attempt < RM_ATTEMPTS; attempt++) {
-      const rm = Bun.spawn(["rm", "-rf", "--", staged], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+      // C locale: rm's reasons in English, matched below at a line's end (a file's name cannot end a line: rm escapes newlines).
+      const rm = Bun.spawn(["rm", "-rf", "--", staged], {
+        stdin: "ignore",
+        stdout: "ignore",
+        stderr: "pipe",
+        env: { ...process.env, LC_ALL: "C" },
+      });
       [code, stderr] = await Promise.all([rm.exited, new Response(rm.stderr).text()]);
       if (code === 0) break;
     }
     if (code !== 0) {
       // Best effort: put what is left back where it was.
       await rename(staged, parent.entry).catch(() => {});
+      // rm's words name the staging path (and the workspace's): logged, never answered.
+      console.error(`[ship] rm of ${relative} failed: ${stderr.trim().split("\n")[0]}`);
       // Something inside that the runtime's user may not change (a read-only directory, as Go's
-      // module cache makes): the path's refusal, without rm's words (they name the staging path).
-      if (/Permission denied|Operation not permitted|Read-only file system/.test(stderr)) throw permissionDenied(relative);
-      throw new ShipError("internal_error", `could not delete ${relative}: ${stderr.trim().split("\n")[0]}`, {
-        details: { path: relative },
-      });
+      // module cache makes): the path's refusal.
+      if (/: (Permission denied|Operation not permitted|Read-only file system)$/m.test(stderr)) throw permissionDenied(relative);
+      // Code in the sandbox kept adding to the tree while it was deleted.
+      if (/: Directory not empty$/m.test(stderr)) {
+        throw new ShipError("conflict", `${relative} was being written to while it was deleted; what is left of it is back in place`, {
+          details: { path: relative },
+        });
+      }
+      throw new ShipError("internal_error", `could not delete ${relative}`, { details: { path: relative } });
     }
     return { status: "ok" };
   } finally {

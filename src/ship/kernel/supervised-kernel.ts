@@ -38,8 +38,8 @@ export interface SupervisedKernelOptions {
   /** After an interrupt: time to acknowledge it, and to answer once acknowledged (defaults above). */
   interruptGraceMs?: number;
   interruptMaxGraceMs?: number;
-  /** The kernel's working directory relative to the workspace: what a refusal to start in it names. */
-  cwdPath?: string;
+  /** The kernel's working directory, absolute and relative to the workspace (what a refusal to start in it names). */
+  cwd?: { absolute: string; relative: string };
 }
 
 /** How long an interrupted kernel has to say it is stopping the cell (`interrupted`) before it is killed. */
@@ -230,7 +230,7 @@ export class SupervisedKernel {
       if (!this.current && this.spawnError !== null) {
         // Its working directory removed or locked by code in the sandbox: that path's refusal at
         // once (the restarts go on, so the context recovers once the directory is back).
-        const refusal = startError(this.spawnError, this.opts.cwdPath ?? ".", `${this.opts.label} kernel`);
+        const refusal = this.opts.cwd && startError(this.spawnError, this.opts.cwd, `${this.opts.label} kernel`);
         if (refusal instanceof ShipError && refusal.code !== "internal_error") throw refusal;
       }
       const proc = this.current;

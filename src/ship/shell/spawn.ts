@@ -43,7 +43,7 @@ export function spawnCommand(spec: CommandSpec, io: { stdin?: "ignore" | "pipe" 
     return proc;
   } catch (err) {
     if (script) removeQuietly(script);
-    throw startError(err, spec.cwdPath ?? ".", "command");
+    throw startError(err, { absolute: spec.cwd, relative: spec.cwdPath ?? "." }, "command");
   }
 }
 

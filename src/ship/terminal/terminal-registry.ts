@@ -30,7 +30,7 @@ export class TerminalRegistry {
     try {
       session = new TerminalSession({ cols, rows, workspace: this.opts.workspace, cwd: start.cwd, env: start.env });
     } catch (err) {
-      throw startError(err, start.cwdPath ?? ".", "terminal");
+      throw startError(err, { absolute: start.cwd ?? this.opts.workspace, relative: start.cwdPath ?? "." }, "terminal");
     }
     const id = `term-${randomBytes(8).toString("hex")}`;
     this.terminals.set(id, session);
