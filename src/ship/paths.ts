@@ -32,9 +32,15 @@ export interface ResolvedPath {
 /** open(2) flags used by the file operations. */
 export const O = constants;
 
-function invalid(path: string, reason: string): ShipError {
-  return new ShipError("invalid_path", `invalid path ${JSON.stringify(path)}: ${reason}`, {
-    details: { path, reason },
+/** A tree delete that could not finish: a note for the message, and where what is left now is. */
+export interface TreeDeleteLeft {
+  note: string;
+  details: { remaining_at: string };
+}
+
+function invalid(path: string, reason: string, more?: TreeDeleteLeft): ShipError {
+  return new ShipError("invalid_path", `invalid path ${JSON.stringify(path)}: ${reason}${more ? `; ${more.note}` : ""}`, {
+    details: { path, reason, ...more?.details },
   });
 }
 
@@ -48,9 +54,12 @@ export function notADirectory(path: string): ShipError {
   return invalid(path, NOT_A_DIRECTORY_REASON);
 }
 
-/** A path the runtime's user may not change (code in the sandbox may chmod its files): found by a tool, not an fs call. */
-export function permissionDenied(path: string): ShipError {
-  return invalid(path, PERMISSION_DENIED);
+/**
+ * A path the runtime's user may not change (code in the sandbox may chmod its files): found by a tool, not an fs call.
+ * `more` adds a note to the message and details (a tree delete's `remaining_at`).
+ */
+export function permissionDenied(path: string, more?: TreeDeleteLeft): ShipError {
+  return invalid(path, PERMISSION_DENIED, more);
 }
 
 /** A delete of a path ending in `.` or `..` (endsInDotSegment), which rm refuses too. */

@@ -40,9 +40,10 @@ describe("refusals the sandbox's own code causes", () => {
     expect([...statuses].filter((s) => s !== "200" && s !== "404 file_not_found")).toEqual([]);
   }, 60_000);
 
-  test("deleting a tree with something inside the runtime's user may not remove: 400 invalid_path, the tree kept", async () => {
+  test("deleting a tree with something inside the runtime's user may not remove: 400 invalid_path, what is left put back and said so", async () => {
     mkdirSync(join(workspace, "go/pkg/mod/m@v1"), { recursive: true });
     writeFileSync(join(workspace, "go/pkg/mod/m@v1/go.mod"), "module m\n");
+    writeFileSync(join(workspace, "go/notes.txt"), "deletable\n");
     // Immutable: rm fails even for root (as a read-only directory makes it fail for the runtime's uid).
     const lock = Bun.spawnSync(["chattr", "+i", join(workspace, "go/pkg/mod/m@v1")]);
     expect(lock.exitCode, `chattr +i failed (the test needs a filesystem with immutable files): ${lock.stderr}`).toBe(0);
@@ -51,15 +52,53 @@ describe("refusals the sandbox's own code causes", () => {
       expect([res.status, res.body.error.code, res.body.error.details]).toEqual([
         400,
         "invalid_path",
-        { path: "go", reason: "permission denied" },
+        { path: "go", reason: "permission denied", remaining_at: "go" },
       ]);
+      expect(res.body.error.message).toContain("what is left of it is back in place");
       expect(JSON.stringify(res.body)).not.toContain(".ship-delete-");
       expect((await client.json("GET", "/filesystem/files?path=go/pkg/mod/m@v1/go.mod")).body.content).toBe("module m\n");
+      // rm removed what it could: the answer's "part of it" is true.
+      expect((await client.json("GET", "/filesystem/files?path=go/notes.txt")).status).toBe(404);
     } finally {
       Bun.spawnSync(["chattr", "-i", join(workspace, "go/pkg/mod/m@v1")]);
       rmSync(join(workspace, "go"), { recursive: true, force: true });
     }
   });
+
+  test("a failed tree delete whose name the sandbox took again meanwhile: remaining_at names where the rest is, and it is readable there", async () => {
+    const seen = new Set<string>();
+    for (let round = 0; round < 20 && !seen.has("elsewhere"); round++) {
+      mkdirSync(join(workspace, "tree/locked"), { recursive: true });
+      writeFileSync(join(workspace, "tree/locked/kept.txt"), "kept\n");
+      expect(Bun.spawnSync(["chattr", "+i", join(workspace, "tree/locked")]).exitCode).toBe(0);
+      // Code in the sandbox recreating the name as fast as it can while the delete runs.
+      const racer = Bun.spawn(["sh", "-c", `while :; do mkdir -p '${join(workspace, "tree/new")}' 2>/dev/null; done`]);
+      let remainingAt = "";
+      try {
+        await Bun.sleep(20);
+        const res = await client.json("DELETE", "/filesystem/files?path=tree");
+        expect([res.status, res.body.error.code, res.body.error.details.path]).toEqual([400, "invalid_path", "tree"]);
+        remainingAt = res.body.error.details.remaining_at;
+        if (remainingAt === "tree") {
+          seen.add("put back");
+        } else {
+          seen.add("elsewhere");
+          expect(remainingAt).toMatch(/^\.ship-delete-[0-9a-f]{12}$/);
+          expect(res.body.error.message).toContain(`what is left of it is in ${remainingAt}`);
+        }
+        expect((await client.json("GET", `/filesystem/files?path=${remainingAt}/locked/kept.txt`)).body.content).toBe("kept\n");
+      } finally {
+        racer.kill();
+        await racer.exited;
+        for (const dir of ["tree", remainingAt].filter(Boolean)) {
+          Bun.spawnSync(["chattr", "-i", join(workspace, dir, "locked")]);
+          rmSync(join(workspace, dir), { recursive: true, force: true });
+        }
+        rmSync(join(workspace, "tree"), { recursive: true, force: true });
+      }
+    }
+    expect(seen.has("elsewhere")).toBe(true);
+  }, 60_000);
 
   test("a context whose cwd code in the sandbox removed: its restart answers 404 file_not_found for that path at once, and it recovers once the directory is back", async () => {
     mkdirSync(join(workspace, "ctxdir"));

@@ -32,6 +32,8 @@ const declared = new Map<string, Set<string>>(
  * test until it is listed here.
  */
 const SPREADS: Record<string, { keys: string[] }> = {
+  // A tree delete that could not finish says where what is left is (TreeDeleteLeft).
+  "ship/paths.ts ...more?.details": { keys: ["remaining_at"] },
   // ShipBadResponseError's extra details, from ShipClient.toError.
   "bay/runtime/errors/ship-bad-response-error.ts ...details": { keys: ["ship_status", "ship_code"] },
   // A start that failed in the engine keeps the driver error's client details (docker-errors.ts, docker-driver.ts);

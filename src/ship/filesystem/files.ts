@@ -177,26 +177,39 @@ export async function deletePath(workspace: string, path: string): Promise<{ sta
       [code, stderr] = await Promise.all([rm.exited, new Response(rm.stderr).text()]);
       if (code === 0) break;
     }
-    if (code !== 0) {
-      // Best effort: put what is left back where it was.
-      await rename(staged, parent.entry).catch(() => {});
-      // rm's words name the staging path (and the workspace's): logged, never answered.
-      console.error(`[ship] rm of ${relative} failed: ${stderr.trim().split("\n")[0]}`);
-      // Something inside that the runtime's user may not change (a read-only directory, as Go's
-      // module cache makes): the path's refusal.
-      if (/: (Permission denied|Operation not permitted|Read-only file system)$/m.test(stderr)) throw permissionDenied(relative);
-      // Code in the sandbox kept adding to the tree while it was deleted.
-      if (/: Directory not empty$/m.test(stderr)) {
-        throw new ShipError("conflict", `${relative} was being written to while it was deleted; what is left of it is back in place`, {
-          details: { path: relative },
-        });
-      }
-      throw new ShipError("internal_error", `could not delete ${relative}`, { details: { path: relative } });
-    }
+    if (code !== 0) throw await failedTreeDelete(relative, stderr, staged, parent.entry);
     return { status: "ok" };
   } finally {
     await parent.handle.close();
   }
+}
+
+/**
+ * A tree rm could not finish: it removed what it could. What is left is put back where
+ * it was; when that fails too (code in the sandbox made a new entry by that name
+ * meanwhile) it stays in the root's `.ship-delete-*` directory. The answer says where
+ * (`remaining_at`, relative to the workspace), so nothing is lost without a word.
+ */
+async function failedTreeDelete(relative: string, stderr: string, staged: string, entry: string): Promise<ShipError> {
+  const putBack = await rename(staged, entry).then(
+    () => true,
+    () => false,
+  );
+  const remainingAt = putBack ? relative : basename(staged);
+  // rm's words name the staging path (and the workspace's): logged, never answered.
+  console.error(`[ship] rm of ${relative} failed (what is left is at ${remainingAt}): ${stderr.trim().split("\n")[0]}`);
+  const left = putBack ? "what is left of it is back in place" : `what is left of it is in ${remainingAt}`;
+  const details = { path: relative, remaining_at: remainingAt };
+  // Something inside that the runtime's user may not change (a read-only directory, as Go's
+  // module cache makes): the path's refusal.
+  if (/: (Permission denied|Operation not permitted|Read-only file system)$/m.test(stderr)) {
+    return permissionDenied(relative, { note: `part of it could not be deleted; ${left}`, details: { remaining_at: remainingAt } });
+  }
+  // Code in the sandbox kept adding to the tree while it was deleted.
+  if (/: Directory not empty$/m.test(stderr)) {
+    return new ShipError("conflict", `${relative} was being written to while it was deleted; ${left}`, { details });
+  }
+  return new ShipError("internal_error", `could not delete ${relative}; ${left}`, { details });
 }
 
 /**

@@ -37,6 +37,8 @@ export const zInvalidPathError = z.lazy(() => z.object({
     path: z.string().optional(),
     /** Why, as a short phrase for people, e.g. `must be relative to /workspace`, `escapes /workspace`, `is a symlink or a symlink loop`, `is the workspace root`, `names a directory, not a file`. Branch on `code`, not on this text. */
     reason: z.string().optional(),
+    /** A tree delete that could not finish: where what is left of the tree now is, relative to /workspace. The path itself when it was put back; else a `.ship-delete-*` directory in the root (code in the sandbox made a new entry by that name meanwhile). */
+    remaining_at: z.string().optional(),
   }),
 }));
 export type InvalidPathError = z.infer<typeof zInvalidPathError>;
@@ -139,8 +141,10 @@ export const zConflictError = z.lazy(() => z.object({
     sandbox_id: z.string().nullable().optional(),
     /** `superseded`: the sandbox was stopped, deleted or expired while it was starting. `default_context`: a default code context cannot be deleted. `session_ended`: it was stopped, idle-reclaimed or expired while a stream or terminal was open (sent as the stream's `error`). `no_stdin` / `stdin_closed` / `stdin_busy`: a background process's stdin was not opened, is closed, or an earlier write has not been read yet. `port_closed`: nothing in the sandbox accepts connections on the port a request named. `busy`: a file write refused because a program running in the sandbox holds the file (its executable). */
     reason: z.enum(["superseded", "default_context", "session_ended", "no_stdin", "stdin_closed", "stdin_busy", "port_closed", "busy"]).optional(),
-    /** With `busy`: the file. */
+    /** With `busy`: the file. A tree delete the sandbox kept writing into: the path. */
     path: z.string().optional(),
+    /** A tree delete that could not finish: where what is left of the tree now is, relative to /workspace. The path itself when it was put back; else a `.ship-delete-*` directory in the root (code in the sandbox made a new entry by that name meanwhile). */
+    remaining_at: z.string().optional(),
     process_id: z.string().optional(),
     terminal_id: z.string().optional(),
     /** With `port_closed`: the port. */
