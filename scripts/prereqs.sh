@@ -76,6 +76,9 @@ if [ "$BAY_PREREQS" = test ]; then
     say "installing python3-pip and python3-venv for the Python client's packaging test"
     apt_install python3-pip python3-venv
   fi
+  # Ship's tests look at a process's stdin socket pair with ss (iproute2) and lock files with chattr (e2fsprogs).
+  command -v ss >/dev/null 2>&1 || apt_install iproute2
+  command -v chattr >/dev/null 2>&1 || apt_install e2fsprogs
   # GET /docs is tested in Debian's headless Chromium (driven by playwright-core, which never downloads a browser).
   command -v chromium >/dev/null 2>&1 || { say "installing chromium for the /docs browser test"; apt_install chromium; }
   # GET /metrics is tested with Prometheus's own tools: promtool and a real prometheus.

@@ -3,10 +3,36 @@
  * their output (SSE); Ship in-process on the host (support/interactive.ts).
  */
 import { describe, expect, test } from "bun:test";
-import { rmSync, writeFileSync } from "node:fs";
+import { readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pollUntil } from "../support/harness.ts";
 import { RING, workspace, client, follow, background, processDone, useInteractiveShip } from "./support/interactive.ts";
+
+/**
+ * The other end of a process's stdin as it shows in /proc/<pid>/fd: a pipe is one
+ * inode for both ends; Bun gives a socket pair, whose peer's inode `ss` lists.
+ */
+const otherEnd = (link: string): string => {
+  const [, kind, inode] = /^(pipe|socket):\[(\d+)\]$/.exec(link) ?? [];
+  expect(kind, `stdin is neither a pipe nor a socket: ${link}`).toBeDefined();
+  if (kind === "pipe") return link;
+  const row = Bun.spawnSync(["ss", "-xaH"])
+    .stdout.toString()
+    .split("\n")
+    .map((line) => line.trim().split(/\s+/))
+    .find((cols) => cols[5] === inode);
+  expect(row, `ss lists no socket ${inode}`).toBeDefined();
+  return `socket:[${row![7]}]`;
+};
+
+/** A descriptor's target, or "" for one closed meanwhile. */
+const readlinkSafe = (path: string): string => {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return "";
+  }
+};
 
 useInteractiveShip();
 
@@ -85,8 +111,13 @@ describe("background processes with I/O", () => {
     expect([unknown.status, unknown.body.error.code]).toEqual([404, "not_found"]);
   });
 
-  test("a running process that closed its stdin: a write is refused as stdin_closed (the pipe's EPIPE is no 500), and so is the next", async () => {
-    const id = await background("exec 0<&-; sleep 30", { stdin: true });
+  test("a running process that closed its stdin: a write is refused as stdin_closed (the pipe's EPIPE is no 500), and so is the next; Ship closes its end", async () => {
+    const id = await background("sleep 0.3; exec 0<&-; sleep 30", { stdin: true });
+    const { pid } = (await client.json("GET", `/shell/processes/${id}`)).body;
+    // The process's stdin pipe, while it still holds it (the shell runs as the process's leader).
+    const shipEnd = otherEnd(readlinkSync(`/proc/${pid}/fd/0`));
+    const shipHolds = () => readdirSync("/proc/self/fd").some((fd) => readlinkSafe(`/proc/self/fd/${fd}`) === shipEnd);
+    expect(shipHolds()).toBe(true);
     // The shell closes its end at once; until then a write may still land in the pipe.
     let first = await client.json("POST", `/shell/processes/${id}/stdin`, { data: "x" });
     for (let i = 0; first.status === 200 && i < 100; i++) {
@@ -98,6 +129,8 @@ describe("background processes with I/O", () => {
     expect([next.status, next.body.error.details.reason]).toEqual([409, "stdin_closed"]);
     const item = await client.json("GET", `/shell/processes/${id}`);
     expect(item.body).toMatchObject({ status: "running", stdin_open: false });
+    // Ship's end of that pipe is closed while the process runs on (it leaked until the exit).
+    expect(shipHolds()).toBe(false);
     await client.json("DELETE", `/shell/processes/${id}`);
   });
 

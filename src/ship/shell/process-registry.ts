@@ -212,6 +212,10 @@ export class ProcessRegistry {
       }
       if (outcome === "broken") {
         entry.item.stdin_open = false;
+        // Ship's end of the pipe too: nothing can be written to it again.
+        await Promise.resolve()
+          .then(() => sink.end())
+          .catch(() => {});
         throw new ShipError("conflict", `process ${id} closed its stdin`, { details: { process_id: id, reason: "stdin_closed" } });
       }
       if (outcome === "exited") {
