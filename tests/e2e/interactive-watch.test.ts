@@ -71,6 +71,22 @@ describe("file watch through Bay", () => {
     });
   });
 
+  test("a recursive watch that meets a directory the sandbox's user may not read goes on: the events after it arrive", async () => {
+    await withSandbox(t, async (id) => {
+      expect((await sh(t, id, { command: "mkdir -p proj" })).status).toBe(200);
+      const sse = await watch(id, "path=proj&recursive=true");
+      // One command: both changes come in one read of the kernel's queue.
+      expect((await sh(t, id, { command: "mkdir -m 000 proj/locked && touch proj/after" })).status).toBe(200);
+      expect(await changes(sse, 2, "proj/")).toEqual([
+        { type: "created", path: "proj/locked", is_dir: true },
+        { type: "created", path: "proj/after", is_dir: false },
+      ]);
+      await sh(t, id, { command: "touch proj/later" });
+      expect(await changes(sse, 1, "proj/")).toEqual([{ type: "created", path: "proj/later", is_dir: false }]);
+      await sse.cancel();
+    });
+  });
+
   test("a burst the reader does not take is reported as dropped, and every change is either seen or counted", async () => {
     await withSandbox(t, async (id) => {
       await sh(t, id, { command: "mkdir -p burst" });

@@ -146,6 +146,9 @@ export class DirWatcher implements HubSubscriber {
             return;
           }
           if (e instanceof InotifyError && (e.errno === ENOENT || e.errno === ENOTDIR)) continue; // gone meanwhile
+          // Any other refusal (a directory the runtime's user may not read, EACCES): its contents
+          // cannot be listed or watched by that user; the rest of the tree is.
+          if (e instanceof InotifyError) continue;
           throw e;
         }
       }

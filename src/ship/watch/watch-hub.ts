@@ -125,7 +125,7 @@ export class WatchHub {
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!;
       if (e.mask & IN.Q_OVERFLOW) {
-        for (const sub of this.allSubscribers()) sub.onOverflow();
+        tell(this.allSubscribers(), (sub) => sub.onOverflow());
         continue;
       }
       if (e.mask & IN.MOVED_FROM) {
@@ -164,14 +164,14 @@ export class WatchHub {
     if (e.mask & IN.MOVE_SELF) {
       // A move inside the watched trees was already followed (repath); watchers
       // whose own root moved learn it here.
-      for (const sub of [...w.subscribers]) sub.onSelfMoved(e.wd);
+      tell(w.subscribers, (sub) => sub.onSelfMoved(e.wd));
       return;
     }
     const path = join(w.path, e.name);
     const type =
       e.mask & IN.CREATE || e.mask & IN.MOVED_TO ? "created" : e.mask & IN.DELETE ? "deleted" : e.mask & IN.MODIFY ? "modified" : null;
     if (!type) return;
-    for (const sub of [...w.subscribers]) sub.onChange({ type, path, is_dir: isDir });
+    tell(w.subscribers, (sub) => sub.onChange({ type, path, is_dir: isDir }));
   }
 
   private rename(from: RawEvent, to: RawEvent): void {
@@ -188,7 +188,7 @@ export class WatchHub {
           ? { type: "created", path: newPath, is_dir: isDir }
           : { type: "deleted", path: oldPath!, is_dir: isDir };
     const subs = new Set([...(a?.subscribers ?? []), ...(b?.subscribers ?? [])]);
-    for (const sub of subs) sub.onChange(change);
+    tell(subs, (sub) => sub.onChange(change));
   }
 
   /** A MOVED_FROM without its MOVED_TO: moved out of every watched directory. */
@@ -201,7 +201,7 @@ export class WatchHub {
       // Its watches still report, under paths nobody knows: drop them.
       for (const [wd, sub] of this.watches) if (isUnder(sub.path, path)) this.drop(wd, sub);
     }
-    for (const sub of [...w.subscribers]) sub.onChange({ type: "deleted", path, is_dir: isDir });
+    tell(w.subscribers, (sub) => sub.onChange({ type: "deleted", path, is_dir: isDir }));
   }
 
   /** A directory moved inside the watched trees: its watches (and those below) follow it. */
@@ -214,7 +214,7 @@ export class WatchHub {
   private drop(wd: number, w: Watch): void {
     this.watches.delete(wd);
     this.inotify?.remove(wd);
-    for (const sub of w.subscribers) sub.onGone(wd);
+    tell(w.subscribers, (sub) => sub.onGone(wd));
     this.idle();
   }
 
@@ -234,3 +234,17 @@ export class WatchHub {
 
 /** `path` is `dir` or below it. */
 export const isUnder = (path: string, dir: string): boolean => path === dir || path.startsWith(`${dir}/`);
+
+/**
+ * Hands an event to each subscriber (over a copy: one may unsubscribe meanwhile). One
+ * that throws is logged: the others, and the rest of the poll's events, still get theirs.
+ */
+function tell(subs: Iterable<HubSubscriber>, fn: (sub: HubSubscriber) => void): void {
+  for (const sub of [...subs]) {
+    try {
+      fn(sub);
+    } catch (err) {
+      console.error(`[ship] a file watch failed on an event: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+}
