@@ -1,7 +1,7 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { lstat, mkdir, open, realpath, stat, type FileHandle } from "node:fs/promises";
 import { isAbsolute, join, normalize, relative as relativePath, sep } from "node:path";
-import { DOT_SEGMENT_REASON, NOT_A_DIRECTORY_REASON, WORKSPACE_ROOT_REASON } from "../protocol/ship/constants.ts";
+import { DOT_SEGMENT_REASON, NOT_A_DIRECTORY_REASON, PERMISSION_DENIED_REASON, WORKSPACE_ROOT_REASON } from "../protocol/ship/constants.ts";
 import { ShipError } from "./errors.ts";
 
 /**
@@ -59,7 +59,7 @@ export function notADirectory(path: string): ShipError {
  * `more` adds a note to the message and details (a tree delete's `remaining_at`).
  */
 export function permissionDenied(path: string, more?: TreeDeleteLeft): ShipError {
-  return invalid(path, PERMISSION_DENIED, more);
+  return invalid(path, PERMISSION_DENIED_REASON, more);
 }
 
 /** A delete of a path ending in `.` or `..` (endsInDotSegment), which rm refuses too. */
@@ -73,7 +73,6 @@ export function isInside(root: string, candidate: string): boolean {
 }
 
 /** Why a path the runtime's user may not read or enter is refused. */
-const PERMISSION_DENIED = "permission denied";
 
 /** The errno code of a failed fs call. */
 export function errCode(err: unknown): string | undefined {
@@ -100,7 +99,7 @@ export function pathError(err: unknown, path: string): unknown {
       return invalid(path, "a parent is not a directory");
     case "EACCES":
     case "EPERM":
-      return invalid(path, PERMISSION_DENIED);
+      return invalid(path, PERMISSION_DENIED_REASON);
     case "EISDIR":
       return new ShipError("validation_error", `path is a directory: ${path}`, { details: { path } });
     case "ENXIO":
@@ -175,7 +174,7 @@ export async function resolveWorkspacePath(workspace: string, input: string): Pr
       const code = errCode(err);
       if (code === "ELOOP") throw invalid(input, "symlink loop");
       if (code === "ENAMETOOLONG") throw invalid(input, "too long");
-      if (code === "EACCES" || code === "EPERM") throw invalid(input, PERMISSION_DENIED);
+      if (code === "EACCES" || code === "EPERM") throw invalid(input, PERMISSION_DENIED_REASON);
       if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
     }
     if (real !== null) {

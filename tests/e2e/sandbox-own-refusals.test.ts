@@ -45,6 +45,35 @@ describe("refusals the sandbox's own code causes, as the runtime's user", () => 
     });
   });
 
+  test("the workspace routes (the volume, no runtime) answer the same: a read-only tree's delete, a locked directory's listing; a file dated before 1970 is listed", async () => {
+    const ws = await t.json("POST", "/v1/workspaces", { body: {} });
+    expect(ws.status).toBe(201);
+    const wsFiles = `/v1/workspaces/${ws.body.id}/filesystem`;
+    try {
+      const sb = await t.json("POST", "/v1/sandboxes", { body: { workspace_id: ws.body.id } });
+      expect(sb.status).toBe(201);
+      const made = await sh(t, sb.body.id, {
+        command:
+          "mkdir -p go/mod/m && echo 'module m' > go/mod/m/go.mod && echo x > go/notes.txt && chmod 555 go/mod/m && " +
+          "mkdir locked && chmod 000 locked && touch -d 1960-01-01 old",
+      });
+      expect(made.status).toBe(200);
+      // What the sandbox made stays in the volume once it is gone: the workspace routes read the volume itself.
+      expect((await t.call("DELETE", `/v1/sandboxes/${sb.body.id}`)).status).toBe(204);
+      const del = await t.json("DELETE", `${wsFiles}/files?path=go`);
+      expect(await refusal(del)).toEqual([400, "invalid_path", { path: "go", reason: "permission denied", remaining_at: "go" }]);
+      expect((await t.json("GET", `${wsFiles}/files?path=go/notes.txt`)).status).toBe(404);
+      expect((await t.json("GET", `${wsFiles}/files?path=go/mod/m/go.mod`)).body.content).toBe("module m\n");
+      const locked = await t.json("GET", `${wsFiles}/directories?path=locked`);
+      expect(await refusal(locked)).toEqual([400, "invalid_path", { path: "locked", reason: "permission denied" }]);
+      const root = await t.json("GET", `${wsFiles}/directories?path=.`);
+      const old = root.body.entries.find((e: { name: string }) => e.name === "old");
+      expect(old?.modified_time).toStartWith("1960-01-01");
+    } finally {
+      await t.call("DELETE", `/v1/workspaces/${ws.body.id}`);
+    }
+  });
+
   test("an exec in a cwd the sandbox locked (chmod 000): 400 invalid_path naming it; unlocked, it runs there", async () => {
     await withSandbox(t, async (id) => {
       expect((await sh(t, id, { command: "mkdir -p box/inner && chmod 000 box" })).status).toBe(200);

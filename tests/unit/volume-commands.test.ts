@@ -77,7 +77,8 @@ describe("listCommand", () => {
       [11, "at=2\n", "invalid_path", "symlink"],
       [12, "at=1\n", "invalid_path", "a parent is not a directory"],
       [13, "", "validation_error", undefined],
-      [14, "", "validation_error", undefined],
+      [14, "", "invalid_path", "permission denied"],
+      [16, "", "invalid_path", "permission denied"],
     ];
     for (const [exitCode, stderr, code, reason] of cases) {
       const err = errorOf(() => listCommand("a/b/c", 10).outcome({ exitCode, stderr }));
@@ -85,6 +86,22 @@ describe("listCommand", () => {
     }
     expect(errorOf(() => listCommand("a/b/c", 10).outcome({ exitCode: 11, stderr: "at=2" })).message).toContain("a/b is a symlink");
     expect(errorOf(() => removeCommand("a/b/c").outcome({ exitCode: 12, stderr: "at=1" })).message).toContain("a is not a directory");
+    // A tree delete that could not finish says the rest is in place, as Ship does.
+    expect(errorOf(() => removeCommand("a/b/c").outcome({ exitCode: 16, stderr: "" })).details).toEqual({
+      path: "a/b/c",
+      reason: "permission denied",
+      remaining_at: "a/b/c",
+    });
+  });
+
+  test("a time before 1970 is a negative one, kept (it was dropped, hiding the file from a listing)", () => {
+    const cmd = listCommand(".", 10);
+    cmd.onStdout(record("f", 1, "old", "-315619200"));
+    cmd.onStdout(record("f", 1, "older", "-315619200.5"));
+    expect(cmd.outcome(ok).entries).toEqual([
+      { name: "old", kind: "file", size: 1, modifiedAt: -315619200000 },
+      { name: "older", kind: "file", size: 1, modifiedAt: -315619200500 },
+    ]);
   });
 
   test("any other failure is internal_error; the helper's own words go to the log (internal), not to the client", () => {

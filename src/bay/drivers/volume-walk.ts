@@ -4,7 +4,7 @@
  * parent a directory). Implementations gather the `lstat` of each prefix their own
  * way and hand the chain to `walkChain`.
  */
-import { NOT_A_DIRECTORY_REASON } from "../../protocol/ship/constants.ts";
+import { NOT_A_DIRECTORY_REASON, PERMISSION_DENIED_REASON } from "../../protocol/ship/constants.ts";
 import { BayError } from "../errors.ts";
 import type { FileStat } from "./driver.ts";
 
@@ -19,6 +19,23 @@ export const fileErrors = {
   isDirectory: (path: string) => new BayError("validation_error", `path is a directory: ${path}`, { details: { path } }),
   notDirectory: (path: string) => new BayError("validation_error", `not a directory: ${path}`, { details: { path } }),
   notRegularFile: (path: string) => new BayError("validation_error", `not a regular file: ${path}`, { details: { path } }),
+  /** A directory uid 1000 may not read or enter (code in the sandbox ran chmod on it), as Ship answers it. */
+  permissionDenied: (path: string) =>
+    new BayError("invalid_path", `invalid path: ${path}: ${PERMISSION_DENIED_REASON}`, {
+      details: { path, reason: PERMISSION_DENIED_REASON },
+    }),
+  /**
+   * A tree delete that met something inside uid 1000 may not remove (a read-only directory, as Go's module cache
+   * makes): what could go is gone, the rest stays where it was, as Ship answers it.
+   */
+  partlyDeleted: (path: string) =>
+    new BayError(
+      "invalid_path",
+      `invalid path: ${path}: ${PERMISSION_DENIED_REASON}; part of it could not be deleted; what is left of it is in place`,
+      {
+        details: { path, reason: PERMISSION_DENIED_REASON, remaining_at: path },
+      },
+    ),
   /** A removal of `path/` (RemoveOptions.directory) whose entry is not a directory. */
   notADirectory: (path: string) =>
     new BayError("invalid_path", `invalid path: ${path} ${NOT_A_DIRECTORY_REASON}`, { details: { path, reason: NOT_A_DIRECTORY_REASON } }),

@@ -81,3 +81,10 @@ export const UPSTREAM_HEADER = "x-ship-upstream";
  * WebSocket to Ship offers none).
  */
 export const SUBPROTOCOLS_HEADER = "x-ship-subprotocols";
+
+/**
+ * `details.reason` of a path the runtime's user may not read, enter or change (code in
+ * the sandbox ran chmod on it, or made a directory read-only), from Ship and from the
+ * workspace routes alike.
+ */
+export const PERMISSION_DENIED_REASON = "permission denied";

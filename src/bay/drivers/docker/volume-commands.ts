@@ -33,7 +33,8 @@ const MAX_USAGE_OUTPUT_BYTES = 4 * 1024;
  * (a symlink → 11, missing → 10, a parent that is no directory → 12, with `at=<i>`
  * on stderr), then `list` prints at most $3 children (NUL-terminated records) and
  * `remove` removes the entry (a final symlink itself; with $3 `dir`, only a directory,
- * else exit 15). Exit 13: not a directory, 14: not readable by uid 1000.
+ * else exit 15). Exit 13: not a directory, 14: not readable by uid 1000, 16: rm removed
+ * what it could but something inside may not be changed by uid 1000 (a read-only directory).
  */
 const WALK_SCRIPT = `set -f
 op=$1 path=$2 max=$3 cur=${ROOT}
@@ -62,10 +63,17 @@ list)
 remove)
   if [ "$max" = dir ] && { [ -L "$cur" ] || [ ! -d "$cur" ]; }; then exit 15; fi
   # A writer racing the delete can add an entry after rm read its directory: try again.
+  # rm's reasons in the C locale, matched at a line's end (rm escapes a newline in a name).
+  export LC_ALL=C
   tries=1
   until rm -rf -- "$cur" 2>/dev/null; do
     tries=$((tries + 1))
-    if [ "$tries" -gt 4 ]; then rm -rf -- "$cur"; exit; fi
+    if [ "$tries" -gt 4 ]; then
+      err=$(rm -rf -- "$cur" 2>&1 >/dev/null) && exit 0
+      printf '%s\n' "$err" >&2
+      printf '%s\n' "$err" | grep -Eq ': (Permission denied|Operation not permitted|Read-only file system)$' && exit 16
+      exit 1
+    fi
   done ;;
 esac`;
 
@@ -126,9 +134,11 @@ function walkOutcome(result: CommandResult, path: string, op: string): void {
     case 13:
       throw fileErrors.notDirectory(path);
     case 14:
-      throw new BayError("validation_error", `not readable: ${path}`, { details: { path } });
+      throw fileErrors.permissionDenied(path);
     case 15:
       throw fileErrors.notADirectory(path);
+    case 16:
+      throw fileErrors.partlyDeleted(path);
     default:
       throw commandFailure(op, result);
   }
@@ -181,9 +191,9 @@ class RecordReader {
 
 const KIND_OF_FIND_TYPE: Record<string, FileKind> = { f: "file", d: "directory", l: "symlink" };
 
-/** One `%y %s %T@ %P` record of find; null when malformed. */
+/** One `%y %s %T@ %P` record of find (a time before 1970 is negative); null when malformed. */
 function parseRecord(record: Buffer): FileStat | null {
-  const m = /^(\S) (\d+) (\d+(?:\.\d+)?) (.+)$/s.exec(record.toString("utf8"));
+  const m = /^(\S) (\d+) (-?\d+(?:\.\d+)?) (.+)$/s.exec(record.toString("utf8"));
   if (!m) return null;
   const kind = KIND_OF_FIND_TYPE[m[1]!] ?? "other";
   return {
