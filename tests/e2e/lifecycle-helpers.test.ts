@@ -8,6 +8,7 @@
 import { afterEach, beforeEach, expect, setDefaultTimeout, test } from "bun:test";
 import Docker from "dockerode";
 import { createArchiveHelper, helperName } from "../../src/bay/drivers/docker/archive.ts";
+import { ensureArchiveRoot } from "../../src/bay/drivers/docker/archive-root.ts";
 import { LabelCodec } from "../../src/bay/drivers/docker/labels.ts";
 import { Reconciler, STALE_HELPER_MS } from "../../src/bay/domain/reconciler.ts";
 import { silentLogger } from "../../src/bay/logger.ts";
@@ -41,15 +42,12 @@ async function leaveHelper(bay: TestBay, ws: { id: string; volume: string }): Pr
   const labels = { owner: "alice", workspace_id: ws.id, instance_id: bay.bay.instanceId };
   await bay.bay.driver.createVolume(ws.volume, labels);
   const docker = new Docker({ socketPath: "/var/run/docker.sock" });
+  await ensureArchiveRoot(docker, AbortSignal.timeout(30_000));
   return createArchiveHelper(
     docker,
     new LabelCodec("bay."),
     { name: ws.volume, labels },
-    {
-      name: helperName(),
-      image: bay.config.driver.helper_image,
-      signal: AbortSignal.timeout(30_000),
-    },
+    { name: helperName(), signal: AbortSignal.timeout(30_000) },
   );
 }
 

@@ -9,6 +9,7 @@ import { Readable, Writable } from "node:stream";
 import type { ReadableStream as NodeWebStream } from "node:stream/web";
 import type Docker from "dockerode";
 import type { FileKind, FileStat, VolumeRef } from "../driver.ts";
+import { ARCHIVE_ROOT_IMAGE } from "./archive-root.ts";
 import { WORKSPACE_MOUNT } from "./container-config.ts";
 import { isNotFound } from "./docker-errors.ts";
 import type { LabelCodec } from "./labels.ts";
@@ -102,15 +103,17 @@ async function createHelper(
 /**
  * Creates, and never starts, a helper that mounts the volume at /workspace, so the
  * archive API can read and write it without a running runtime (the command is only
- * there because Docker requires one). Returns its id.
+ * there because Docker requires one). Its root is ARCHIVE_ROOT_IMAGE, empty and
+ * read-only (archive-root.ts; the caller makes sure the image is there). Returns its id.
  */
 export async function createArchiveHelper(
   docker: Docker,
   codec: LabelCodec,
   volume: VolumeRef,
-  spec: { name: string; image: string; signal: AbortSignal },
+  spec: { name: string; signal: AbortSignal },
 ): Promise<string> {
-  return (await createHelper(docker, codec, volume, spec, { Cmd: ["true"] }, {})).id;
+  const image = { ...spec, image: ARCHIVE_ROOT_IMAGE };
+  return (await createHelper(docker, codec, volume, image, { Cmd: ["true"] }, { ReadonlyRootfs: true })).id;
 }
 
 /** Removes a helper (by id or name) and its anonymous volumes; a missing one is not an error. */

@@ -26,6 +26,7 @@ import {
   statPath,
   statPathMode,
 } from "./archive.ts";
+import { ensureArchiveRoot } from "./archive-root.ts";
 import { engineMessage, engineStatus, imageNotFound, isAbort, isImageMissing, isNotFound, isUnreachable } from "./docker-errors.ts";
 import type { LabelCodec } from "./labels.ts";
 import { listCommand, removeCommand, usageCommand, type VolumeCommand } from "./volume-commands.ts";
@@ -96,6 +97,8 @@ class IdleDeadline {
 
 export class DockerVolumeFiles implements VolumeFiles {
   private readonly opts: Required<DockerVolumeFilesOptions>;
+  /** ARCHIVE_ROOT_IMAGE looked for or made (archiveRoot). */
+  private archiveRootMade: Promise<void> | undefined;
 
   constructor(
     private readonly docker: Docker,
@@ -106,6 +109,14 @@ export class DockerVolumeFiles implements VolumeFiles {
   }
 
   async stat(volume: VolumeRef, path: string): Promise<FileStat | null> {
+    return retryRaced(() => this.statOnce(volume, path));
+  }
+
+  async read(volume: VolumeRef, path: string): Promise<OpenedFile> {
+    return retryRaced(() => this.readOnce(volume, path));
+  }
+
+  private async statOnce(volume: VolumeRef, path: string): Promise<FileStat | null> {
     return this.withArchiveHelper(volume, "stat", path, async (helper) => {
       if (path !== ".") return (await this.walk(helper, path, "allow")).target;
       const root = await this.call("stat", path, (signal) => statPath(this.docker, helper, ROOT, ".", signal));
@@ -114,7 +125,7 @@ export class DockerVolumeFiles implements VolumeFiles {
     });
   }
 
-  async read(volume: VolumeRef, path: string): Promise<OpenedFile> {
+  private async readOnce(volume: VolumeRef, path: string): Promise<OpenedFile> {
     if (path === ".") throw fileErrors.isDirectory(path);
     const helper = await this.createArchiveHelper(volume, "read", path);
     // Armed just before the transfer starts, so a long walk does not eat into it.
@@ -257,14 +268,32 @@ export class DockerVolumeFiles implements VolumeFiles {
   private async createArchiveHelper(volume: VolumeRef, op: string, path: string): Promise<{ id: string; name: string }> {
     const name = helperName();
     try {
-      const id = await this.call(op, path, (signal) =>
-        createArchiveHelper(this.docker, this.codec, volume, { name, image: this.opts.helperImage, signal }),
-      );
+      const id = await this.call(op, path, async (signal) => {
+        await this.archiveRoot(signal);
+        try {
+          return await createArchiveHelper(this.docker, this.codec, volume, { name, signal });
+        } catch (err) {
+          // The image was removed behind Bay's back: made again, once.
+          if (!isImageMissing(err)) throw err;
+          this.archiveRootMade = undefined;
+          await this.archiveRoot(signal);
+          return await createArchiveHelper(this.docker, this.codec, volume, { name, signal });
+        }
+      });
       return { id, name };
     } catch (err) {
       await this.discard(name, true);
       throw err;
     }
+  }
+
+  /** ARCHIVE_ROOT_IMAGE on the engine: looked for (and made) once per process, again after a failure. */
+  private archiveRoot(signal: AbortSignal): Promise<void> {
+    this.archiveRootMade ??= ensureArchiveRoot(this.docker, signal).catch((err) => {
+      this.archiveRootMade = undefined;
+      throw err;
+    });
+    return this.archiveRootMade;
   }
 
   private async withArchiveHelper<T>(volume: VolumeRef, op: string, path: string, fn: (helper: string) => Promise<T>): Promise<T> {
@@ -328,6 +357,26 @@ export class DockerVolumeFiles implements VolumeFiles {
       return new BayError("invalid_path", "invalid path: too long", { details: { path, reason: "too long" }, internal, cause: err });
     }
     return new BayError("internal_error", `workspace ${op} failed`, { internal, cause: err });
+  }
+}
+
+/**
+ * Attempts of a stat or read whose engine call failed with a bare 500. Code in the
+ * sandbox that swaps a directory on the path for a symlink while the engine resolves
+ * it makes the engine answer so, or cut its tar before the first byte (review s53); the next attempt walks the path again
+ * and answers what it finds (the symlink's invalid_path, the file, or file_not_found).
+ */
+const RACED_ATTEMPTS = 3;
+
+async function retryRaced<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const raced =
+        err instanceof BayError && err.code === "internal_error" && (err.internal.engine_status === 500 || err.internal.cut === true);
+      if (!raced || attempt >= RACED_ATTEMPTS) throw err;
+    }
   }
 }
 

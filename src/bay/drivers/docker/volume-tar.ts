@@ -174,13 +174,29 @@ export async function streamFirstFile(
     const size = first.value.header.size ?? 0;
     const chunks = first.value[Symbol.asyncIterator]();
     let sent = 0;
+    // The engine's tar ended before the file did (it changed under the read, or the engine failed).
+    const cut = (err: unknown) =>
+      new BayError("internal_error", "workspace read failed: the transfer was cut", {
+        internal: { operation: "workspace read", path, sent, size, cut: true, error: err instanceof Error ? err.message : String(err) },
+        cause: err,
+      });
+    // The first chunk is read before the answer is given, so a transfer cut at once is an error answer
+    // (and tried again, volume-files.ts), not a 200 whose body breaks.
+    let prefetched: Promise<IteratorResult<unknown>> | undefined;
+    if (size > 0) {
+      const head = await chunks.next().catch((err) => {
+        throw cut(err);
+      });
+      prefetched = Promise.resolve(head);
+    }
     const body = new ReadableStream<Uint8Array>({
       async pull(ctrl) {
         let next: IteratorResult<unknown>;
         try {
-          next = await chunks.next();
+          next = await (prefetched ?? chunks.next());
+          prefetched = undefined;
         } catch (err) {
-          ctrl.error(err);
+          ctrl.error(cut(err));
           await finish();
           return;
         }
