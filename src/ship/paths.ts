@@ -35,7 +35,8 @@ export const O = constants;
 /** A tree delete that could not finish: a note for the message, and where what is left now is. */
 export interface TreeDeleteLeft {
   note: string;
-  details: { remaining_at: string };
+  /** Absent once code in the sandbox moved the tree's directory out of the workspace. */
+  details: { remaining_at?: string };
 }
 
 function invalid(path: string, reason: string, more?: TreeDeleteLeft): ShipError {

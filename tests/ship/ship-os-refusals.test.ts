@@ -5,7 +5,7 @@
  * "sandbox runtime failed"). Ship in-process on the host, as root (support/interactive.ts).
  */
 import { describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ShipError } from "../../src/ship/errors.ts";
 import { pathError, startError } from "../../src/ship/paths.ts";
@@ -99,6 +99,51 @@ describe("refusals the sandbox's own code causes", () => {
     }
     expect(seen.has("elsewhere")).toBe(true);
   }, 60_000);
+
+  test("a tree delete whose rm cannot start (the sandbox filled its process limit): 409 conflict, the tree put back, nothing left staged", async () => {
+    mkdirSync(join(workspace, "t/sub"), { recursive: true });
+    writeFileSync(join(workspace, "t/sub/data.txt"), "precious\n");
+    const saved = process.env.PATH;
+    process.env.PATH = "/nonexistent"; // Ship spawns rm with its own environment: here it cannot find it
+    try {
+      const res = await client.json("DELETE", "/filesystem/files?path=t");
+      expect([res.status, res.body.error.code, res.body.error.details]).toEqual([409, "conflict", { path: "t", remaining_at: "t" }]);
+    } finally {
+      process.env.PATH = saved;
+    }
+    expect((await client.json("GET", "/filesystem/files?path=t/sub/data.txt")).body.content).toBe("precious\n");
+    expect(readdirSync(workspace).filter((n) => n.startsWith(".ship-delete-"))).toEqual([]);
+    rmSync(join(workspace, "t"), { recursive: true });
+  });
+
+  test("a failed tree delete whose directory the sandbox moved meanwhile: remaining_at follows it, and is absent once it left the workspace", async () => {
+    const outside = mkdtempSync("/tmp/ship-outside-");
+    // Waits for the staging directory, then moves the tree's parent.
+    const racer = (action: string) =>
+      Bun.spawn(["sh", "-c", `while :; do for d in '${workspace}'/.ship-delete-*; do [ -e "$d" ] && { ${action}; exit 0; }; done; done`]);
+    const cases = [
+      { dir: "a", action: `mv '${workspace}/a' '${workspace}/a2'; mkdir '${workspace}/a'`, at: "a2/tree", kept: join(workspace, "a2") },
+      { dir: "b", action: `mv '${workspace}/b' '${outside}/b'`, at: undefined, kept: join(outside, "b") },
+    ];
+    try {
+      for (const c of cases) {
+        mkdirSync(join(workspace, c.dir, "tree/locked"), { recursive: true });
+        writeFileSync(join(workspace, c.dir, "tree/locked/kept.txt"), "kept\n");
+        expect(Bun.spawnSync(["chattr", "+i", join(workspace, c.dir, "tree/locked")]).exitCode).toBe(0);
+        const r = racer(c.action);
+        await Bun.sleep(50);
+        const res = await client.json("DELETE", `/filesystem/files?path=${c.dir}/tree`);
+        await r.exited;
+        expect([res.status, res.body.error.code, res.body.error.details.remaining_at]).toEqual([400, "invalid_path", c.at]);
+        expect(readFileSync(join(c.kept, "tree/locked/kept.txt"), "utf8")).toBe("kept\n");
+        Bun.spawnSync(["chattr", "-i", join(c.kept, "tree/locked")]);
+      }
+    } finally {
+      for (const dir of [join(workspace, "a2"), join(outside, "b")]) Bun.spawnSync(["chattr", "-i", join(dir, "tree/locked")]);
+      for (const dir of ["a", "a2", "b"]) rmSync(join(workspace, dir), { recursive: true, force: true });
+      rmSync(outside, { recursive: true, force: true });
+    }
+  }, 30_000);
 
   test("a context whose cwd code in the sandbox removed: its restart answers 404 file_not_found for that path at once, and it recovers once the directory is back", async () => {
     mkdirSync(join(workspace, "ctxdir"));

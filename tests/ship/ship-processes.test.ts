@@ -134,6 +134,25 @@ describe("background processes with I/O", () => {
     await client.json("DELETE", `/shell/processes/${id}`);
   });
 
+  test("a write that timed out, then the process closes its stdin: stdin is closed, and the next writes are 409 stdin_closed", async () => {
+    const id = await background("sleep 2; exec 0<&-; sleep 30", { stdin: true });
+    const fill = await client.json("POST", `/shell/processes/${id}/stdin`, {
+      data: Buffer.alloc(1024 * 1024 - 16, 0x61).toString("base64"),
+      encoding: "base64",
+      timeout: 1,
+    });
+    expect(fill.status).toBe(504);
+    await pollUntil(
+      async () => (await client.json("GET", `/shell/processes/${id}`)).body.stdin_open,
+      (open) => open === false,
+      10_000,
+      "stdin closed after the queued bytes met EPIPE",
+    );
+    const next = await client.json("POST", `/shell/processes/${id}/stdin`, { data: "x" });
+    expect([next.status, next.body.error?.details?.reason]).toEqual([409, "stdin_closed"]);
+    await client.json("DELETE", `/shell/processes/${id}`);
+  }, 30_000);
+
   test("a process that does not read its stdin: the write times out, and the next is refused until it is read", async () => {
     const id = await background("while [ ! -e go-read ]; do sleep 0.05; done; wc -c", { stdin: true });
     // Fill the pipe (its size is the kernel's and Bun's business) until a write has to wait.

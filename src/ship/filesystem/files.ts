@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
-import { lstat, open, opendir, rename, unlink, type FileHandle } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { lstat, open, opendir, readlink, rename, unlink, type FileHandle } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, relative as relativePath, sep } from "node:path";
 import { endsInDotSegment, namesDirectory } from "../../protocol/ship/constants.ts";
 import { notText, utf8Text } from "../../protocol/text-file.ts";
 import { ShipError } from "../errors.ts";
@@ -13,6 +13,7 @@ import {
   notADirectory,
   openInside,
   openParentDir,
+  type ParentDir,
   pathError,
   permissionDenied,
   resolveExisting,
@@ -162,22 +163,8 @@ export async function deletePath(workspace: string, path: string): Promise<{ sta
     await rename(parent.entry, staged).catch((err) => {
       throw pathError(err, relative);
     });
-    // A writer that opened a directory of the tree before the rename can still add an
-    // entry after rm has read that directory ("Directory not empty"): try again.
-    let code = 0;
-    let stderr = "";
-    for (let attempt = 0; attempt < RM_ATTEMPTS; attempt++) {
-      // C locale: rm's reasons in English, matched below at a line's end (a file's name cannot end a line: rm escapes newlines).
-      const rm = Bun.spawn(["rm", "-rf", "--", staged], {
-        stdin: "ignore",
-        stdout: "ignore",
-        stderr: "pipe",
-        env: { ...process.env, LC_ALL: "C" },
-      });
-      [code, stderr] = await Promise.all([rm.exited, new Response(rm.stderr).text()]);
-      if (code === 0) break;
-    }
-    if (code !== 0) throw await failedTreeDelete(relative, stderr, staged, parent.entry);
+    const { code, stderr } = await removeStaged(staged);
+    if (code !== 0) throw await failedTreeDelete(relative, stderr, staged, parent, target.root);
     return { status: "ok" };
   } finally {
     await parent.handle.close();
@@ -185,31 +172,79 @@ export async function deletePath(workspace: string, path: string): Promise<{ sta
 }
 
 /**
- * A tree rm could not finish: it removed what it could. What is left is put back where
- * it was; when that fails too (code in the sandbox made a new entry by that name
- * meanwhile) it stays in the root's `.ship-delete-*` directory. The answer says where
- * (`remaining_at`, relative to the workspace), so nothing is lost without a word.
+ * `rm -rf` of a staged tree. A writer that opened a directory of the tree before the
+ * rename can still add an entry after rm has read that directory ("Directory not
+ * empty"): tried again. An rm that cannot start (code in the sandbox filled its process
+ * limit) is a failure like any other, never an exception past the put-back.
  */
-async function failedTreeDelete(relative: string, stderr: string, staged: string, entry: string): Promise<ShipError> {
-  const putBack = await rename(staged, entry).then(
+async function removeStaged(staged: string): Promise<{ code: number; stderr: string }> {
+  let code = 0;
+  let stderr = "";
+  for (let attempt = 0; attempt < RM_ATTEMPTS; attempt++) {
+    try {
+      // C locale: rm's reasons in English, matched at a line's end (a file's name cannot end a line: rm escapes newlines).
+      const rm = Bun.spawn(["rm", "-rf", "--", staged], {
+        stdin: "ignore",
+        stdout: "ignore",
+        stderr: "pipe",
+        env: { ...process.env, LC_ALL: "C" },
+      });
+      [code, stderr] = await Promise.all([rm.exited, new Response(rm.stderr).text()]);
+    } catch (err) {
+      [code, stderr] = [-1, `rm did not start: ${err instanceof Error ? err.message : String(err)}`];
+    }
+    if (code === 0) break;
+  }
+  return { code, stderr };
+}
+
+/**
+ * A tree rm could not finish: it removed what it could. What is left is put back into
+ * its directory; when that fails too (code in the sandbox made a new entry by that
+ * name meanwhile) it stays in the root's `.ship-delete-*` directory. The answer says
+ * where (`remaining_at`, relative to the workspace), read from the directory itself,
+ * which code in the sandbox may have moved meanwhile; so nothing is lost without a word.
+ */
+async function failedTreeDelete(relative: string, stderr: string, staged: string, parent: ParentDir, root: string): Promise<ShipError> {
+  const putBack = await rename(staged, parent.entry).then(
     () => true,
     () => false,
   );
-  const remainingAt = putBack ? relative : basename(staged);
+  const remainingAt = putBack ? await whereNow(parent, root) : basename(staged);
   // rm's words name the staging path (and the workspace's): logged, never answered.
-  console.error(`[ship] rm of ${relative} failed (what is left is at ${remainingAt}): ${stderr.trim().split("\n")[0]}`);
-  const left = putBack ? "what is left of it is back in place" : `what is left of it is in ${remainingAt}`;
-  const details = { path: relative, remaining_at: remainingAt };
+  console.error(
+    `[ship] rm of ${relative} failed (what is left is at ${remainingAt ?? "a directory moved out of the workspace"}): ${stderr.trim().split("\n")[0]}`,
+  );
+  const left =
+    remainingAt === null
+      ? "what is left of it is back in its directory, which code in the sandbox moved out of the workspace"
+      : remainingAt === relative
+        ? "what is left of it is back in place"
+        : `what is left of it is in ${remainingAt}`;
+  const at = remainingAt === null ? {} : { remaining_at: remainingAt };
   // Something inside that the runtime's user may not change (a read-only directory, as Go's
   // module cache makes): the path's refusal.
   if (/: (Permission denied|Operation not permitted|Read-only file system)$/m.test(stderr)) {
-    return permissionDenied(relative, { note: `part of it could not be deleted; ${left}`, details: { remaining_at: remainingAt } });
+    return permissionDenied(relative, { note: `part of it could not be deleted; ${left}`, details: at });
   }
   // Code in the sandbox kept adding to the tree while it was deleted.
   if (/: Directory not empty$/m.test(stderr)) {
-    return new ShipError("conflict", `${relative} was being written to while it was deleted; ${left}`, { details });
+    return new ShipError("conflict", `${relative} was being written to while it was deleted; ${left}`, {
+      details: { path: relative, ...at },
+    });
   }
-  return new ShipError("internal_error", `could not delete ${relative}; ${left}`, { details });
+  // Anything else that stops rm is the sandbox's own doing too (its process limit, a kill of rm): a conflict
+  // with the sandbox's state, which Bay passes on with its details (an internal_error would lose them).
+  return new ShipError("conflict", `could not delete ${relative}; ${left}`, { details: { path: relative, ...at } });
+}
+
+/** Where the entry `parent.name` of an open directory is now, relative to the root; null once outside it. */
+async function whereNow(parent: ParentDir, root: string): Promise<string | null> {
+  const dir = await readlink(`/proc/self/fd/${parent.handle.fd}`).catch(() => null);
+  if (dir === null || dir.endsWith(" (deleted)")) return null;
+  const rel = relativePath(root, dir);
+  if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return null;
+  return rel === "" ? parent.name : join(rel, parent.name);
 }
 
 /**

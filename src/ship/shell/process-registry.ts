@@ -201,8 +201,12 @@ export class ProcessRegistry {
       if (outcome === "timeout") {
         // The bytes stay queued in the sink; `writing` stays set until they are taken.
         // If the process dies first they fail (EPIPE): it exited, which its status says.
+        // Should the process close its stdin instead (EPIPE), stdin is closed, as for a write that meets it at once.
         void flushed
-          .catch(() => {})
+          .catch(() => {
+            entry.item.stdin_open = false;
+            return endQuietly(sink);
+          })
           .finally(() => {
             entry.writing = false;
           });
@@ -213,9 +217,7 @@ export class ProcessRegistry {
       if (outcome === "broken") {
         entry.item.stdin_open = false;
         // Ship's end of the pipe too: nothing can be written to it again.
-        await Promise.resolve()
-          .then(() => sink.end())
-          .catch(() => {});
+        await endQuietly(sink);
         throw new ShipError("conflict", `process ${id} closed its stdin`, { details: { process_id: id, reason: "stdin_closed" } });
       }
       if (outcome === "exited") {
@@ -311,3 +313,12 @@ async function pump(stream: ReadableStream<Uint8Array>, name: OutputStream, ring
     stop.removeEventListener("abort", onAbort);
   }
 }
+
+/** Closes Ship's end of a stdin whose reader is gone; a sink that fails to end (EPIPE again) is closed all the same. */
+const endQuietly = (sink: { end(): unknown }): Promise<void> =>
+  Promise.resolve()
+    .then(() => sink.end())
+    .then(
+      () => {},
+      () => {},
+    );
