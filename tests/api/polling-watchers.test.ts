@@ -291,38 +291,39 @@ test("streaming WatchDir: changes Ship reports it dropped end the stream with Da
   expect(w.cancelled()).toBe(true);
 });
 
-test("a watch that reached its cap of directories (watch_limit) goes on for the ones it covers, polled or streamed", async () => {
-  const w = scriptedWatch();
-  const watchers = new PollingWatchers({ watch: w.watch });
-  const id = await watchers.create(plainCall, ".", true, (p) => p);
-  w.send("dropped", { reason: "watch_limit", count: null });
-  w.send("change", { type: "created", path: "after" });
-  await pollUntil(
-    () => watchers.take(plainCall, id),
-    (events) => events.length > 0,
-    2_000,
-    "the change after the cap",
-  ).then((events) => expect(events).toEqual([{ name: "after", type: "created" }]));
+for (const reason of ["watch_limit", "unwatchable"])
+  test(`a watch that reached its cap of directories or met one it may not read (${reason}) goes on for the ones it covers, polled or streamed`, async () => {
+    const w = scriptedWatch();
+    const watchers = new PollingWatchers({ watch: w.watch });
+    const id = await watchers.create(plainCall, ".", true, (p) => p);
+    w.send("dropped", { reason, count: null });
+    w.send("change", { type: "created", path: "after" });
+    await pollUntil(
+      () => watchers.take(plainCall, id),
+      (events) => events.length > 0,
+      2_000,
+      "the change after the cap",
+    ).then((events) => expect(events).toEqual([{ name: "after", type: "created" }]));
 
-  const service = watchService(w.watch, watchers);
-  const ac = new AbortController();
-  const stream = service.watchDir!(
-    { path: "/home/user", recursive: true } as never,
-    { signal: ac.signal, requestHeader: new Headers() } as never,
-  ) as AsyncIterable<{
-    event: { case: string; value: { name?: string } };
-  }>;
-  const seen: string[] = [];
-  for await (const m of stream) {
-    seen.push(m.event.case === "filesystem" ? `change ${m.event.value.name}` : m.event.case);
-    if (seen.length === 1) {
-      w.send("dropped", { reason: "watch_limit", count: null });
-      w.send("change", { type: "created", path: "still" });
+    const service = watchService(w.watch, watchers);
+    const ac = new AbortController();
+    const stream = service.watchDir!(
+      { path: "/home/user", recursive: true } as never,
+      { signal: ac.signal, requestHeader: new Headers() } as never,
+    ) as AsyncIterable<{
+      event: { case: string; value: { name?: string } };
+    }>;
+    const seen: string[] = [];
+    for await (const m of stream) {
+      seen.push(m.event.case === "filesystem" ? `change ${m.event.value.name}` : m.event.case);
+      if (seen.length === 1) {
+        w.send("dropped", { reason, count: null });
+        w.send("change", { type: "created", path: "still" });
+      }
+      if (seen.length === 2) break;
     }
-    if (seen.length === 2) break;
-  }
-  expect(seen).toEqual(["start", "change still"]);
-});
+    expect(seen).toEqual(["start", "change still"]);
+  });
 
 test("all watchers of the process together keep at most maxTotalBytes: the one that would go over stops; what is taken or removed is let go", async () => {
   const w = scriptedWatch();

@@ -12,7 +12,7 @@ import { type FsChange, type HubSubscriber, isUnder, type WatchHub } from "./wat
 /** What a watch reports, paths relative to the workspace. */
 export type WatchItem =
   | { kind: "change"; type: FsChange["type"]; path: string; is_dir: boolean; old_path?: string }
-  | { kind: "dropped"; count: number | null; reason: "queue_full" | "kernel_overflow" | "watch_limit" }
+  | { kind: "dropped"; count: number | null; reason: "queue_full" | "kernel_overflow" | "watch_limit" | "unwatchable" }
   | { kind: "gone" };
 
 export interface DirWatcherOptions {
@@ -38,7 +38,8 @@ export class DirWatcher implements HubSubscriber {
   private rootWd = -1;
   private droppedFull = 0;
   private droppedKernel = false;
-  private limitHit = false;
+  /** The reasons a dropOnce was sent for. */
+  private readonly partial = new Set<"watch_limit" | "unwatchable">();
   private gone = false;
   private wake: (() => void) | null = null;
 
@@ -135,20 +136,23 @@ export class DirWatcher implements HubSubscriber {
       const current = stack.pop()!;
       if (current !== this.opts.root) {
         if (this.wds.size >= this.opts.maxDirs) {
-          this.limit();
+          this.dropOnce("watch_limit");
           return;
         }
         try {
           this.wds.add(this.opts.hub.add(current, this));
         } catch (e) {
           if (e instanceof InotifyError && e.errno === ENOSPC) {
-            this.limit();
+            this.dropOnce("watch_limit");
             return;
           }
           if (e instanceof InotifyError && (e.errno === ENOENT || e.errno === ENOTDIR)) continue; // gone meanwhile
           // Any other refusal (a directory the runtime's user may not read, EACCES): its contents
-          // cannot be listed or watched by that user; the rest of the tree is.
-          if (e instanceof InotifyError) continue;
+          // cannot be listed or watched by that user; the rest of the tree is, and the reader is told once.
+          if (e instanceof InotifyError) {
+            this.dropOnce("unwatchable");
+            continue;
+          }
           throw e;
         }
       }
@@ -166,10 +170,15 @@ export class DirWatcher implements HubSubscriber {
     }
   }
 
-  private limit(): void {
-    if (this.limitHit) return;
-    this.limitHit = true;
-    this.queue.push({ kind: "dropped", count: null, reason: "watch_limit" });
+  /**
+   * A recursive watch that will not report everything under it, said once per reason:
+   * more directories than it may cover (`watch_limit`), or one it could not watch
+   * (`unwatchable`: its user may not read it; what happens inside is not seen).
+   */
+  private dropOnce(reason: "watch_limit" | "unwatchable"): void {
+    if (this.partial.has(reason)) return;
+    this.partial.add(reason);
+    this.queue.push({ kind: "dropped", count: null, reason });
     this.notify();
   }
 
