@@ -34,6 +34,7 @@ const declared = new Map<string, Set<string>>(
 const SPREADS: Record<string, { keys: string[] }> = {
   // A tree delete that could not finish says where what is left is (TreeDeleteLeft).
   "ship/paths.ts ...more?.details": { keys: ["remaining_at"] },
+  "ship/filesystem/files.ts ...at": { keys: ["remaining_at"] },
   // ShipBadResponseError's extra details, from ShipClient.toError.
   "bay/runtime/errors/ship-bad-response-error.ts ...details": { keys: ["ship_status", "ship_code"] },
   // A start that failed in the engine keeps the driver error's client details (docker-errors.ts, docker-driver.ts);
