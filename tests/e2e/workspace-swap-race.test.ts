@@ -9,8 +9,13 @@
  * file_not_found, and never another file's bytes.
  */
 import { expect, test } from "bun:test";
+import { pack } from "tar-stream";
+import { escapedWrite } from "../../src/bay/drivers/docker/archive-races.ts";
+import { ARCHIVE_ROOT_IMAGE, ensureArchiveRoot } from "../../src/bay/drivers/docker/archive-root.ts";
+import { createArchiveHelper, helperName, removeHelper } from "../../src/bay/drivers/docker/archive.ts";
+import { LabelCodec } from "../../src/bay/drivers/docker/labels.ts";
 import type { TestBay } from "../support/harness.ts";
-import { sh } from "./support/e2e.ts";
+import { docker, SHIP_DATA_IMAGE, sh } from "./support/e2e.ts";
 import { sharedE2eBay } from "./support/suite.ts";
 
 let t: TestBay;
@@ -73,4 +78,52 @@ test("a read racing a symlink swap answers the workspace's own file or a refusal
     await t.call("DELETE", `/v1/sandboxes/${sb.body.id}`);
     await t.call("DELETE", `/v1/workspaces/${ws.body.id}`);
   }
+}, 120_000);
+
+/** A tar of one file, as the engine's archive API takes it. */
+function oneFile(name: string, content: string) {
+  const p = pack();
+  p.entry({ name, uid: 1000, gid: 1000 }, content);
+  p.finalize();
+  return p as unknown as NodeJS.ReadableStream;
+}
+
+test("a write the engine unpacked through a symlink shows in the helper's changes (so Bay refuses it); one into the volume does not", async () => {
+  const signal = () => AbortSignal.timeout(30_000);
+  const volume = `bay-test-escape-${crypto.randomUUID()}`;
+  await docker.createVolume({ Name: volume });
+  // The volume holds `a -> /`, as code in a sandbox leaves it at the instant of the race.
+  const setup = await docker.run(SHIP_DATA_IMAGE, ["sh", "-c", "ln -s / /workspace/a"], process.stdout, {
+    Entrypoint: [],
+    HostConfig: { AutoRemove: true, Mounts: [{ Type: "volume", Source: volume, Target: "/workspace" }] },
+  });
+  expect(setup[0].StatusCode).toBe(0);
+  await ensureArchiveRoot(docker, signal());
+  const name = helperName();
+  const labels = { owner: "tester", workspace_id: "ws-escape", instance_id: "test-escape" };
+  const helper = await createArchiveHelper(docker, new LabelCodec("bay."), { name: volume, labels }, { name, signal: signal() });
+  try {
+    await docker.getContainer(helper).putArchive(oneFile("kept.txt", "in the volume"), { path: "/workspace" });
+    expect(await escapedWrite(docker, helper, signal())).toBe(false);
+    await docker.getContainer(helper).putArchive(oneFile("a/etc/escaped.txt", "through the link"), { path: "/workspace" });
+    expect(await escapedWrite(docker, helper, signal())).toBe(true);
+  } finally {
+    await removeHelper(docker, name, signal());
+    await docker.getVolume(volume).remove();
+  }
+}, 60_000);
+
+test("an image by the archive root's name that Bay did not make (another image's layers) is replaced, not trusted", async () => {
+  const signal = () => AbortSignal.timeout(60_000);
+  await ensureArchiveRoot(docker, signal());
+  const made = (await docker.getImage(ARCHIVE_ROOT_IMAGE).inspect()).RootFS.Layers;
+  expect(made).toHaveLength(1);
+  const [repo = "", tag = ""] = ARCHIVE_ROOT_IMAGE.split(":");
+  await docker.getImage(SHIP_DATA_IMAGE).tag({ repo, tag });
+  try {
+    expect((await docker.getImage(ARCHIVE_ROOT_IMAGE).inspect()).RootFS.Layers).not.toEqual(made);
+  } finally {
+    await ensureArchiveRoot(docker, signal());
+  }
+  expect((await docker.getImage(ARCHIVE_ROOT_IMAGE).inspect()).RootFS.Layers).toEqual(made);
 }, 120_000);

@@ -32,15 +32,22 @@ async function rootTar(): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Makes ARCHIVE_ROOT_IMAGE on the engine unless it is there. */
+/**
+ * Makes ARCHIVE_ROOT_IMAGE on the engine unless it is there as Bay makes it: an image
+ * by that name is trusted only when its one layer is this tar (the tar is the same
+ * bytes every time, so its digest is the layer's id). Any other image by that name (a
+ * stale build, a retag by mistake) would bring the race's reach back: it is replaced.
+ */
 export async function ensureArchiveRoot(docker: Docker, signal: AbortSignal): Promise<void> {
+  const tar = await rootTar();
+  const layer = `sha256:${new Bun.CryptoHasher("sha256").update(tar).digest("hex")}`;
   try {
-    await raceDeadline(docker.getImage(ARCHIVE_ROOT_IMAGE).inspect(), signal);
-    return;
+    const image = await raceDeadline(docker.getImage(ARCHIVE_ROOT_IMAGE).inspect(), signal);
+    const layers = image.RootFS?.Layers ?? [];
+    if (layers.length === 1 && layers[0] === layer) return;
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }
-  const tar = await rootTar();
   const stream = await raceDeadline(docker.importImage(Readable.from([tar]), { repo: REPO, tag: TAG }), signal);
   await raceDeadline(followProgress(docker, stream), signal);
 }

@@ -26,6 +26,7 @@ import {
   statPath,
   statPathMode,
 } from "./archive.ts";
+import { escapedWrite, racedWrite, retryRaced } from "./archive-races.ts";
 import { ensureArchiveRoot } from "./archive-root.ts";
 import { engineMessage, engineStatus, imageNotFound, isAbort, isImageMissing, isNotFound, isUnreachable } from "./docker-errors.ts";
 import type { LabelCodec } from "./labels.ts";
@@ -81,12 +82,17 @@ class IdleDeadline {
   get signal(): AbortSignal {
     return this.controller.signal;
   }
+  private expired = false;
+  /** Whether the clock ran out (not an abort by `clear`). */
   get fired(): boolean {
-    return this.controller.signal.aborted;
+    return this.expired;
   }
   touch(): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.controller.abort(), this.ms);
+    this.timer = setTimeout(() => {
+      this.expired = true;
+      this.controller.abort();
+    }, this.ms);
   }
   /** Stops the clock; `abort` also ends whatever the signal is attached to. */
   clear(abort = false): void {
@@ -153,7 +159,8 @@ export class DockerVolumeFiles implements VolumeFiles {
     } catch (err) {
       const fired = transfer?.fired === true;
       await release();
-      if (fired && !(err instanceof BayError)) throw timeoutError("read", this.opts.callTimeoutMs, err);
+      // A stall past the deadline is a timeout, also when it cut the first chunk (never tried again).
+      if (fired && !(err instanceof BayError && err.code !== "internal_error")) throw timeoutError("read", this.opts.callTimeoutMs, err);
       throw isNotFound(err) ? fileErrors.notFound(path) : this.failure(err, "read", path);
     }
   }
@@ -162,7 +169,10 @@ export class DockerVolumeFiles implements VolumeFiles {
     if (path === ".") throw fileErrors.root(path);
     await this.withArchiveHelper(volume, "write", path, async (helper) => {
       const modes: number[] = [];
-      const { target, missingDirs, chain } = await this.walk(helper, path, "refuse", modes);
+      const { target, missingDirs, chain } = await retryRaced(() => {
+        modes.length = 0;
+        return this.walk(helper, path, "refuse", modes);
+      });
       if (target?.kind === "directory") throw fileErrors.isDirectory(path);
       if (target && target.kind !== "file") throw fileErrors.notRegularFile(path);
       // The parents that exist go in the tar too, as they are: should one vanish before the put, the engine recreates it as the tar says, not as root.
@@ -183,10 +193,15 @@ export class DockerVolumeFiles implements VolumeFiles {
         if (idle.fired && !(err instanceof BayError)) throw timeoutError("write", this.opts.callTimeoutMs, err);
         // A parent deleted while the engine unpacked: what the write touched just went (as a walk that finds it gone says).
         if (!(err instanceof BayError) && /no such file or directory/i.test(engineMessage(err))) throw fileErrors.notFound(path);
+        // A parent swapped for a symlink and back while the engine unpacked (the walk found directories).
+        if (!(err instanceof BayError) && /file exists|not a directory/i.test(engineMessage(err))) {
+          throw racedWrite(path, { engine_message: engineMessage(err) });
+        }
         throw err;
       } finally {
         idle.clear();
       }
+      if (await this.call("write", path, (signal) => escapedWrite(this.docker, helper, signal))) throw racedWrite(path);
     });
   }
 
@@ -357,26 +372,6 @@ export class DockerVolumeFiles implements VolumeFiles {
       return new BayError("invalid_path", "invalid path: too long", { details: { path, reason: "too long" }, internal, cause: err });
     }
     return new BayError("internal_error", `workspace ${op} failed`, { internal, cause: err });
-  }
-}
-
-/**
- * Attempts of a stat or read whose engine call failed with a bare 500. Code in the
- * sandbox that swaps a directory on the path for a symlink while the engine resolves
- * it makes the engine answer so, or cut its tar before the first byte (review s53); the next attempt walks the path again
- * and answers what it finds (the symlink's invalid_path, the file, or file_not_found).
- */
-const RACED_ATTEMPTS = 3;
-
-async function retryRaced<T>(fn: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      const raced =
-        err instanceof BayError && err.code === "internal_error" && (err.internal.engine_status === 500 || err.internal.cut === true);
-      if (!raced || attempt >= RACED_ATTEMPTS) throw err;
-    }
   }
 }
 

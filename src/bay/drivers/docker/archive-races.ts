@@ -1,0 +1,56 @@
+/**
+ * What code in a sandbox can do to the workspace routes' archive transfers by racing
+ * them: swap a directory on the path for a symlink (`d -> /`) between Bay's walk of the
+ * path and the engine's transfer, which resolves symlinks inside the helper's root
+ * (review s53, s55).
+ *
+ * - A read or stat the engine fails under the race (a bare 500, or a tar cut before its
+ *   first byte) is tried again (`retryRaced`): the next attempt walks the path again and
+ *   answers what it finds.
+ * - A write the engine unpacked through such a symlink lands in the helper's own root
+ *   (empty, archive-root.ts, and gone with the helper; `ReadonlyRootfs` binds only a
+ *   started container, and a helper is never started). The engine's list of the
+ *   helper's changes shows it (`escapedWrite`): the answer is then the path's refusal,
+ *   never a 200 for bytes that were not kept.
+ */
+import type Docker from "dockerode";
+import { BayError } from "../../errors.ts";
+import { WORKSPACE_MOUNT } from "./container-config.ts";
+import { raceDeadline } from "./docker-errors.ts";
+
+/** Attempts of a raced stat or read, in all. */
+export const RACED_ATTEMPTS = 3;
+/** Pause before the next attempt, times the attempt's number. */
+const RETRY_PAUSE_MS = 20;
+
+/** Whether a data-plane error is what the race makes the engine answer (and no deadline fired). */
+const raced = (err: unknown): boolean =>
+  err instanceof BayError && err.code === "internal_error" && (err.internal.engine_status === 500 || err.internal.cut === true);
+
+/** Runs `fn` again, up to RACED_ATTEMPTS in all, while it fails as a race makes it fail. */
+export async function retryRaced<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!raced(err) || attempt >= RACED_ATTEMPTS) throw err;
+      await Bun.sleep(RETRY_PAUSE_MS * attempt);
+    }
+  }
+}
+
+/** Whether anything outside the workspace mount changed in a helper: a write that went through a symlink. */
+export async function escapedWrite(docker: Docker, helper: string, signal: AbortSignal): Promise<boolean> {
+  // dockerode hands the engine's answer back as it came: JSON, `null` for no change.
+  const raw = await raceDeadline(docker.getContainer(helper).changes() as Promise<unknown>, signal);
+  const text = Buffer.isBuffer(raw) ? raw.toString("utf8") : typeof raw === "string" ? raw : JSON.stringify(raw);
+  const changes = (JSON.parse(text) ?? []) as Array<{ Path?: string }>;
+  return changes.some((c) => c.Path !== WORKSPACE_MOUNT && !c.Path?.startsWith(`${WORKSPACE_MOUNT}/`));
+}
+
+/** The answer to a write that went through a symlink swapped in during it: nothing of it was kept. */
+export const racedWrite = (path: string, internal: Record<string, unknown> = {}) =>
+  new BayError("invalid_path", `invalid path: ${path}: a directory on it became a symlink during the write; nothing was written`, {
+    details: { path, reason: "symlink" },
+    internal: { operation: "workspace write", ...internal },
+  });
