@@ -11,7 +11,7 @@
  *   (empty, archive-root.ts, and gone with the helper; `ReadonlyRootfs` binds only a
  *   started container, and a helper is never started). The engine's list of the
  *   helper's changes shows it (`escapedWrite`): the answer is then the path's refusal,
- *   never a 200 for bytes that were not kept.
+ *   never a 200 for bytes that may not have been kept.
  */
 import type Docker from "dockerode";
 import { BayError } from "../../errors.ts";
@@ -48,9 +48,9 @@ export async function escapedWrite(docker: Docker, helper: string, signal: Abort
   return changes.some((c) => c.Path !== WORKSPACE_MOUNT && !c.Path?.startsWith(`${WORKSPACE_MOUNT}/`));
 }
 
-/** The answer to a write that went through a symlink swapped in during it: nothing of it was kept. */
+/** The answer to a write that went through a symlink swapped in during it: the bytes may not have been kept. */
 export const racedWrite = (path: string, internal: Record<string, unknown> = {}) =>
-  new BayError("invalid_path", `invalid path: ${path}: a directory on it became a symlink during the write; nothing was written`, {
+  new BayError("invalid_path", `invalid path: ${path}: a directory on it became a symlink during the write, which may not have been kept`, {
     details: { path, reason: "symlink" },
     internal: { operation: "workspace write", ...internal },
   });
