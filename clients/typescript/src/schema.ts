@@ -1089,7 +1089,7 @@ export interface components {
                 path?: string;
                 /** @description Why, as a short phrase for people, e.g. `must be relative to /workspace`, `escapes /workspace`, `is a symlink or a symlink loop`, `is the workspace root`, `names a directory, not a file`. Branch on `code`, not on this text. */
                 reason?: string;
-                /** @description A tree delete that could not finish: where what is left of the tree now is, relative to /workspace. The path itself when it was put back; else a `.ship-delete-*` directory in the root (code in the sandbox made a new entry by that name meanwhile). */
+                /** @description A tree delete that could not finish: where what is left of the tree now is, relative to /workspace. The path itself when it was put back (or where code in the sandbox moved its directory meanwhile; absent once that directory left /workspace); else a `.ship-delete-*` directory in the root (code in the sandbox made a new entry by that name meanwhile). */
                 remaining_at?: string;
             };
         };
@@ -1208,7 +1208,7 @@ export interface components {
                 reason?: "superseded" | "default_context" | "session_ended" | "no_stdin" | "stdin_closed" | "stdin_busy" | "port_closed" | "busy";
                 /** @description With `busy`: the file. A tree delete the sandbox kept writing into: the path. */
                 path?: string;
-                /** @description A tree delete that could not finish: where what is left of the tree now is, relative to /workspace. The path itself when it was put back; else a `.ship-delete-*` directory in the root (code in the sandbox made a new entry by that name meanwhile). */
+                /** @description A tree delete that could not finish: where what is left of the tree now is, relative to /workspace. The path itself when it was put back (or where code in the sandbox moved its directory meanwhile; absent once that directory left /workspace); else a `.ship-delete-*` directory in the root (code in the sandbox made a new entry by that name meanwhile). */
                 remaining_at?: string;
                 process_id?: string;
                 terminal_id?: string;

@@ -37,7 +37,7 @@ export const zInvalidPathError = z.lazy(() => z.object({
     path: z.string().optional(),
     /** Why, as a short phrase for people, e.g. `must be relative to /workspace`, `escapes /workspace`, `is a symlink or a symlink loop`, `is the workspace root`, `names a directory, not a file`. Branch on `code`, not on this text. */
     reason: z.string().optional(),
-    /** A tree delete that could not finish: where what is left of the tree now is, relative to /workspace. The path itself when it was put back; else a `.ship-delete-*` directory in the root (code in the sandbox made a new entry by that name meanwhile). */
+    /** A tree delete that could not finish: where what is left of the tree now is, relative to /workspace. The path itself when it was put back (or where code in the sandbox moved its directory meanwhile; absent once that directory left /workspace); else a `.ship-delete-*` directory in the root (code in the sandbox made a new entry by that name meanwhile). */
     remaining_at: z.string().optional(),
   }),
 }));
@@ -143,7 +143,7 @@ export const zConflictError = z.lazy(() => z.object({
     reason: z.enum(["superseded", "default_context", "session_ended", "no_stdin", "stdin_closed", "stdin_busy", "port_closed", "busy"]).optional(),
     /** With `busy`: the file. A tree delete the sandbox kept writing into: the path. */
     path: z.string().optional(),
-    /** A tree delete that could not finish: where what is left of the tree now is, relative to /workspace. The path itself when it was put back; else a `.ship-delete-*` directory in the root (code in the sandbox made a new entry by that name meanwhile). */
+    /** A tree delete that could not finish: where what is left of the tree now is, relative to /workspace. The path itself when it was put back (or where code in the sandbox moved its directory meanwhile; absent once that directory left /workspace); else a `.ship-delete-*` directory in the root (code in the sandbox made a new entry by that name meanwhile). */
     remaining_at: z.string().optional(),
     process_id: z.string().optional(),
     terminal_id: z.string().optional(),

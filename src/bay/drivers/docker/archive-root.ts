@@ -8,7 +8,10 @@
  * can swap a directory for a symlink (`d -> /`) between that walk and the transfer.
  * On a helper made from a real image that race read the image's files, e.g. its
  * `/etc/passwd` (review s53). From this root such a race reaches nothing: no file
- * but the workspace's own. The helpers are also created with a read-only root.
+ * but the workspace's own. (The helpers are created with a read-only root too, which
+ * refuses a write aimed at the root itself; a write the engine unpacks through a
+ * symlink still lands there, as a never-started container has no read-only mount:
+ * archive-races.ts catches that.)
  */
 import { Readable } from "node:stream";
 import type Docker from "dockerode";

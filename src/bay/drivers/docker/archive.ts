@@ -103,8 +103,8 @@ async function createHelper(
 /**
  * Creates, and never starts, a helper that mounts the volume at /workspace, so the
  * archive API can read and write it without a running runtime (the command is only
- * there because Docker requires one). Its root is ARCHIVE_ROOT_IMAGE, empty and
- * read-only (archive-root.ts; the caller makes sure the image is there). Returns its id.
+ * there because Docker requires one). Its root is ARCHIVE_ROOT_IMAGE, empty
+ * (archive-root.ts; the caller makes sure the image is there). Returns its id.
  */
 export async function createArchiveHelper(
   docker: Docker,
