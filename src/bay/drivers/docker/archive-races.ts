@@ -39,18 +39,35 @@ export async function retryRaced<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Whether anything outside the workspace mount changed in a helper: a write that went through a symlink. */
+/**
+ * Whether anything outside the workspace mount changed in a helper: a write that went
+ * through a symlink. When the engine cannot say (its changes endpoint refused, say by a
+ * socket proxy, or an answer that is no list), the write counts as kept, as before this
+ * check: the write is in the volume in every case but the race's, and a failed check
+ * must not turn a kept write into an error.
+ */
 export async function escapedWrite(docker: Docker, helper: string, signal: AbortSignal): Promise<boolean> {
-  // dockerode hands the engine's answer back as it came: JSON, `null` for no change.
-  const raw = await raceDeadline(docker.getContainer(helper).changes() as Promise<unknown>, signal);
-  const text = Buffer.isBuffer(raw) ? raw.toString("utf8") : typeof raw === "string" ? raw : JSON.stringify(raw);
-  const changes = (JSON.parse(text) ?? []) as Array<{ Path?: string }>;
-  return changes.some((c) => c.Path !== WORKSPACE_MOUNT && !c.Path?.startsWith(`${WORKSPACE_MOUNT}/`));
+  let changes: unknown;
+  try {
+    // dockerode hands the engine's answer back as it came: JSON, `null` for no change.
+    const raw = await raceDeadline(docker.getContainer(helper).changes({ abortSignal: signal }) as Promise<unknown>, signal);
+    changes = JSON.parse(Buffer.isBuffer(raw) ? raw.toString("utf8") : typeof raw === "string" ? raw : JSON.stringify(raw));
+  } catch {
+    return false;
+  }
+  if (!Array.isArray(changes)) return false;
+  return changes.some(
+    (c: { Path?: unknown }) => typeof c?.Path === "string" && c.Path !== WORKSPACE_MOUNT && !c.Path.startsWith(`${WORKSPACE_MOUNT}/`),
+  );
 }
 
-/** The answer to a write that went through a symlink swapped in during it: the bytes may not have been kept. */
+/** The answer to a write during which code in the sandbox swapped an entry on its path: the bytes may not have been kept. */
 export const racedWrite = (path: string, internal: Record<string, unknown> = {}) =>
-  new BayError("invalid_path", `invalid path: ${path}: a directory on it became a symlink during the write, which may not have been kept`, {
-    details: { path, reason: "symlink" },
-    internal: { operation: "workspace write", ...internal },
-  });
+  new BayError(
+    "invalid_path",
+    `invalid path: ${path}: an entry on it changed (a symlink swapped in) during the write, which may not have been kept`,
+    {
+      details: { path, reason: "changed during the write" },
+      internal: { operation: "workspace write", ...internal },
+    },
+  );
