@@ -67,7 +67,7 @@ export function createShipApp(options: Partial<ShipConfig> & { workspace: string
     workspace: config.workspace,
     maxContexts: config.maxContexts,
     python: kernel,
-    kernelFor: (language, cwd, cwdPath) => kernelFor(language, cwd, kernels, cwdPath),
+    kernelFor: (language, cwd) => kernelFor(language, cwd, kernels),
   });
   const processes = new ProcessRegistry({ maxRunning: config.maxBackground, maxOutputBytes: config.maxOutputBytes });
   const terminals = new TerminalRegistry({

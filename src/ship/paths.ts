@@ -32,6 +32,12 @@ export interface ResolvedPath {
 /** open(2) flags used by the file operations. */
 export const O = constants;
 
+/** A working directory as it is opened (absolute) and as the workspace names it (relative: what an error about it names). */
+export interface CwdRef {
+  absolute: string;
+  relative: string;
+}
+
 /** A tree delete that could not finish: a note for the message, and where what is left now is. */
 export interface TreeDeleteLeft {
   note: string;
@@ -72,8 +78,6 @@ export function dotSegmentRefused(path: string): ShipError {
 export function isInside(root: string, candidate: string): boolean {
   return candidate === root || candidate.startsWith(root.endsWith(sep) ? root : root + sep);
 }
-
-/** Why a path the runtime's user may not read or enter is refused. */
 
 /** The errno code of a failed fs call. */
 export function errCode(err: unknown): string | undefined {
@@ -125,7 +129,7 @@ export function pathError(err: unknown, path: string): unknown {
  * error, found by looking at the directory again; so is e.g. EAGAIN under a fork
  * bomb's pids limit, and Ship lives on.
  */
-export function startError(err: unknown, cwd: { absolute: string; relative: string }, what: string): unknown {
+export function startError(err: unknown, cwd: CwdRef, what: string): unknown {
   const code = errCode(err);
   if (code === "ENOENT" || code === "ENOTDIR" || code === "EACCES" || code === "EPERM") {
     try {

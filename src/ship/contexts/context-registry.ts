@@ -9,6 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { ShipError } from "../errors.ts";
 import type { KernelState, SupervisedKernel } from "../kernel/supervised-kernel.ts";
+import type { CwdRef } from "../paths.ts";
 import { workingDir } from "../working-dir.ts";
 import type { Language } from "./kernels.ts";
 import { cgroupPids, checkPidsRoom, PIDS_PER_KERNEL, type PidsReader } from "./pids.ts";
@@ -34,8 +35,8 @@ export interface ContextRegistryOptions {
   workspace: string;
   /** Contexts that may be created (POST /contexts); the default ones do not count. */
   maxContexts: number;
-  /** A kernel for a context, not started yet; `cwd` is absolute, `cwdPath` the same relative to the workspace (what an error about it names). */
-  kernelFor(language: Language, cwd: string, cwdPath: string): SupervisedKernel;
+  /** A kernel for a context, not started yet, in `cwd`. */
+  kernelFor(language: Language, cwd: CwdRef): SupervisedKernel;
   /** Python's default context, the kernel Ship started with. */
   python: SupervisedKernel;
   /** The sandbox's pids in use and limit (default: the container's pids cgroup). */
@@ -67,7 +68,7 @@ export class ContextRegistry {
       });
     }
     checkPidsRoom(language, this.pids, this.reservedPids);
-    const kernel = this.opts.kernelFor(language, dir.absolute, dir.relative);
+    const kernel = this.opts.kernelFor(language, dir);
     const entry = this.add(`ctx-${randomBytes(12).toString("hex")}`, language, dir.relative, false, kernel);
     this.created++;
     const ready = this.startReserving(language, kernel);
@@ -125,7 +126,7 @@ export class ContextRegistry {
     if (existing) return existing.kernel;
     if (this.closed) throw new ShipError("not_found", "Ship is shutting down");
     checkPidsRoom(lang, this.pids, this.reservedPids);
-    const kernel = this.opts.kernelFor(lang, this.opts.workspace, ".");
+    const kernel = this.opts.kernelFor(lang, { absolute: this.opts.workspace, relative: "." });
     this.add(defaultContextId(lang), lang, ".", true, kernel);
     // The exec waits for it to be ready (and reports a failed start) itself.
     this.startReserving(lang, kernel).catch(() => {});

@@ -2,6 +2,7 @@
 import { JsKernelProcess } from "../kernel/js/js-kernel-process.ts";
 import { PythonKernel } from "../kernel/python-kernel.ts";
 import { SupervisedKernel } from "../kernel/supervised-kernel.ts";
+import type { CwdRef } from "../paths.ts";
 
 /** The languages a code context can speak. */
 export const LANGUAGES = ["python", "javascript", "typescript"] as const;
@@ -17,25 +18,22 @@ export interface KernelSettings {
   maxQueuedExecs: number;
 }
 
-/**
- * A supervised kernel for `language` with `cwd` (absolute) as its working directory; not
- * started yet. `cwdPath`: the same relative to the workspace, what an error about it names.
- */
-export function kernelFor(language: Language, cwd: string, s: KernelSettings, cwdPath: string): SupervisedKernel {
+/** A supervised kernel for `language` with `cwd` as its working directory; not started yet. */
+export function kernelFor(language: Language, cwd: CwdRef, s: KernelSettings): SupervisedKernel {
   if (language === "python") {
     return new PythonKernel({
       python: s.python,
       workspace: s.workspace,
-      cwd,
-      cwdPath,
+      cwd: cwd.absolute,
+      cwdPath: cwd.relative,
       maxOutputBytes: s.maxOutputBytes,
       maxQueuedExecs: s.maxQueuedExecs,
     });
   }
   return new SupervisedKernel({
-    spawn: () => new JsKernelProcess({ cwd, maxOutputBytes: s.maxOutputBytes, language }),
+    spawn: () => new JsKernelProcess({ cwd: cwd.absolute, maxOutputBytes: s.maxOutputBytes, language }),
     label: language,
     maxQueuedExecs: s.maxQueuedExecs,
-    cwd: { absolute: cwd, relative: cwdPath },
+    cwd,
   });
 }

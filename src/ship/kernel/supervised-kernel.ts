@@ -1,6 +1,6 @@
 import { KERNEL_INTERRUPT_ACK_MS, KERNEL_INTERRUPT_ANSWER_MS } from "../../protocol/ship/index.ts";
 import { ShipError } from "../errors.ts";
-import { startError } from "../paths.ts";
+import { type CwdRef, startError } from "../paths.ts";
 import type { CellEnv, CellEventHandler, CellResult, KernelProcess } from "./kernel-process.ts";
 
 /** Kernel state as /health and the contexts API report it. */
@@ -39,7 +39,7 @@ export interface SupervisedKernelOptions {
   interruptGraceMs?: number;
   interruptMaxGraceMs?: number;
   /** The kernel's working directory, absolute and relative to the workspace (what a refusal to start in it names). */
-  cwd?: { absolute: string; relative: string };
+  cwd?: CwdRef;
 }
 
 /** How long an interrupted kernel has to say it is stopping the cell (`interrupted`) before it is killed. */
