@@ -3,6 +3,7 @@
  * bootstrap), JWTs (HS256 secret and a JWKS served on 127.0.0.1), anonymous
  * mode, and the one 401 body for every bad credential.
  */
+import { afterAnswersRan } from "../../src/bay/observability/after-answer.ts";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from "jose";
 import { createLogger } from "../../src/bay/logger.ts";
@@ -152,6 +153,7 @@ test("a rejected credential is logged with a reason and the request id, never th
     lines.length = 0;
     const res = await app.request("/v1/sandboxes", { headers: { ...headers, "x-request-id": "req-1" } });
     expect(res.status).toBe(401);
+    await afterAnswersRan(); // the access line is written after the answer
     const entries = lines.map((l) => JSON.parse(l));
     expect(entries.filter((e) => e.msg === "authentication failed")).toEqual([
       expect.objectContaining({ msg: "authentication failed", reason, request_id: "req-1" }),

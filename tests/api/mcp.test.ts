@@ -5,6 +5,7 @@
  * container, errors in Bay's body for transport-level failures, and the inner
  * /v1 calls logged under the MCP request's id.
  */
+import { afterAnswersRan } from "../../src/bay/observability/after-answer.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { parse } from "yaml";
 import { createLogger } from "../../src/bay/logger.ts";
@@ -242,7 +243,8 @@ describe("tools act as the caller, through /v1", () => {
         expect(textOf(r)).toContain(`Invalid arguments for tool ${name}`);
       }
     }
-    // Nothing reached /v1: the MCP calls' own access lines only.
+    // Nothing reached /v1: the MCP calls' own access lines only (written after each answer).
+    await afterAnswersRan();
     const paths = lines
       .map((l) => JSON.parse(l))
       .filter((l) => l.msg === "request")
@@ -258,6 +260,7 @@ describe("tools act as the caller, through /v1", () => {
       { jsonrpc: "2.0", id: 99, method: "tools/call", params: { name: "list_profiles", arguments: {} } },
       { "x-request-id": "req-mcp" },
     );
+    await afterAnswersRan();
     const access = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === "request");
     expect(access).toEqual([
       expect.objectContaining({ route: "/v1/profiles", status: 200, owner: "alice", request_id: "req-mcp", internal: true }),

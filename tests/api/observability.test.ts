@@ -5,6 +5,7 @@
  * the access-log switch, and GET /metrics: its families, route templates
  * instead of ids, no owners in labels, and its access rules.
  */
+import { afterAnswersRan } from "../../src/bay/observability/after-answer.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { createLogger, type LogFormat } from "../../src/bay/logger.ts";
 import { createTestBay, type TestBay } from "../support/harness.ts";
@@ -58,6 +59,7 @@ describe("access log", () => {
     ]) {
       await t.bay.app.request(path, { headers: { "x-owner": "alice" } });
     }
+    await afterAnswersRan(); // access lines are written after each answer
     const routes = parsed()
       .filter((l) => l.msg === "request")
       .map((l) => [l.route, l.status]);

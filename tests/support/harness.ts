@@ -13,6 +13,7 @@ import { buildBay, type Bay } from "../../src/bay/bootstrap.ts";
 import { configSchema, defaultProfiles, shipImages, type BayConfig } from "../../src/bay/config.ts";
 import type { Driver } from "../../src/bay/drivers/driver.ts";
 import { silentLogger, type Logger } from "../../src/bay/logger.ts";
+import { afterAnswersRan } from "../../src/bay/observability/after-answer.ts";
 import { assertContractErrorResponse } from "./error-contract.ts";
 import { SHIP_TAG } from "./images.ts";
 
@@ -87,6 +88,8 @@ export async function createTestBay(opts: TestBayOptions = {}): Promise<TestBay>
       }
     }
     const res = await bay.app.request(path, { method, headers, ...(body !== undefined ? { body } : {}) });
+    // Its access line and metrics are written once the answer is on its way: read after them.
+    await afterAnswersRan();
     await assertContractErrorResponse(res);
     return res;
   };

@@ -15,6 +15,7 @@ import { authMiddleware } from "./middleware/auth.ts";
 import { hostGuard } from "./middleware/host-guard.ts";
 import { jsonBodyLimit } from "./middleware/body-limit.ts";
 import { headerLimit, streamedAnswers, requireHost } from "./middleware/connection.ts";
+import { oneLayer } from "./middleware/one-layer.ts";
 import { createErrorHandler, createNotFoundHandler } from "./middleware/error-handler.ts";
 import { observeRequests } from "../observability/observe-requests.ts";
 import { idempotency } from "./middleware/idempotency.ts";
@@ -79,15 +80,12 @@ function errorHandler(deps: AppDeps): ErrorHandler {
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono({ getPath: routedPath(deps.config.e2b.enabled ? deps.config.e2b.prefix : null) });
-  app.use(requestId());
-  app.use(observeRequests({ logger: deps.logger, metrics: deps.metrics, accessLog: deps.config.log.access }));
+  app.use(oneLayer(requestId(), observeRequests({ logger: deps.logger, metrics: deps.metrics, accessLog: deps.config.log.access })));
   app.onError(errorHandler(deps));
   app.notFound(createNotFoundHandler(Object.values(operations)));
 
   const server = deps.config.server;
-  app.use(requireHost());
-  app.use(headerLimit(server.max_header_bytes));
-  app.use(streamedAnswers(server.idle_timeout));
+  app.use(oneLayer(requireHost(), headerLimit(server.max_header_bytes), streamedAnswers(server.idle_timeout)));
 
   const auth = authMiddleware({
     mode: deps.config.auth.mode,
@@ -140,7 +138,8 @@ export function createApp(deps: AppDeps): Hono {
   // A browser opens the terminal with a single-use ticket instead of a header; it names the owner first.
   app.use(operations.openTerminal.honoPath, terminalTicketAuth(deps.sandboxTerminal));
   // /mcp is owner-scoped exactly like /v1: same credentials and rate limit (its body limit is below, from the spec).
-  for (const scope of ["/v1/*", "/mcp"]) app.use(scope, auth, limiter);
+  const owners = oneLayer(auth, limiter);
+  for (const scope of ["/v1/*", "/mcp"]) app.use(scope, owners);
   // JSON bodies are small; multipart uploads stream and have their own, larger
   // limit; operations without a body never read one.
   const limit = jsonBodyLimit(deps.config.limits.max_body_bytes);

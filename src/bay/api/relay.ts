@@ -4,14 +4,14 @@
  * dropped), and Bay's request id is set. The body is streamed through, except a
  * small one whose length Ship announced (an exec's JSON result): that is read
  * whole and sent as it is, which costs a third of a millisecond less per call
- * than piping it through a stream, and bounds what is held to SMALL_BODY_BYTES. A
- * small answer that came over a call channel is whole already: its bytes are sent as
- * they are, without reading the Response again (channelBody).
+ * than piping it through a stream, and bounds what is held to SMALL_BODY_BYTES. An
+ * answer that came over a call channel holds its status, type and body only: it is
+ * sent as it is, with the request id added (channelAnswer).
  */
 import type { Context } from "hono";
 import type { CallContext } from "../domain/capability-router.ts";
 import { plainLength } from "../runtime/bounded-answer.ts";
-import { channelBody } from "../runtime/ship-channel.ts";
+import { channelAnswer } from "../runtime/ship-channel.ts";
 
 // cache-control and x-accel-buffering: an event stream must not be cached or buffered by a proxy on the way.
 const KEEP = ["content-type", "content-disposition", "content-encoding", "last-modified", "etag", "cache-control", "x-accel-buffering"];
@@ -19,16 +19,17 @@ const KEEP = ["content-type", "content-disposition", "content-encoding", "last-m
 /** Bodies up to this size, with a Content-Length, are relayed as one buffer. */
 export const SMALL_BODY_BYTES = 64 * 1024;
 
-export async function relay(c: Context, res: Response): Promise<Response> {
-  // A channel's answer is whole already, and carries nothing to keep but its type: its bytes as they are.
-  const whole = channelBody(res);
-  if (whole) {
-    const init: Record<string, string> = { "X-Request-Id": c.get("requestId") };
-    // As an HTTP header's value would be: trimmed, and left out when blank (Bun's default type then).
-    const type = whole.type.trim();
-    if (type) init["content-type"] = type;
-    return new Response(whole.bytes, { status: res.status, headers: init });
+export function relay(c: Context, res: Response): Response | Promise<Response> {
+  // A channel's answer carries nothing to drop (its status, type and body): relayed as it is.
+  if (channelAnswer(res)) {
+    res.headers.set("X-Request-Id", c.get("requestId"));
+    return res;
   }
+  return relayed(c, res);
+}
+
+/** An answer over HTTP: its content headers kept, its body read whole when small and announced, else streamed. */
+async function relayed(c: Context, res: Response): Promise<Response> {
   const headers = new Headers();
   for (const name of KEEP) {
     const v = res.headers.get(name);

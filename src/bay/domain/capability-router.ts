@@ -12,7 +12,9 @@ import type { ShipClient } from "../runtime/ship-client.ts";
 import { isUnreachable, notExecuted } from "../runtime/ship-errors.ts";
 import { ShipBadResponseError } from "../runtime/errors/ship-bad-response-error.ts";
 import { ShipWrongSessionError } from "../runtime/errors/ship-wrong-session-error.ts";
+import { afterAnswer } from "../observability/after-answer.ts";
 import type { Stores } from "../store/index.ts";
+import type { SandboxRecord } from "../store/sandbox-store.ts";
 import { expiredError } from "./lifecycle.ts";
 import { type OpenSlot, OpenStreamSlots } from "./open-stream-slots.ts";
 import {
@@ -134,15 +136,19 @@ export class CapabilityRouter {
       outcome = e instanceof BayError ? e.code : "internal_error";
       throw e;
     } finally {
-      // The audit line: who did what where, never the code, command or content (the request id comes from the request context).
-      this.deps.logger.info("capability call", {
-        owner: ctx.owner,
-        sandbox_id: ctx.sandboxId,
-        capability: plan.capability,
-        operation: plan.operation,
-        duration_ms: this.now() - started,
-        outcome,
-      });
+      // The audit line: who did what where, never the code, command or content (the request id
+      // comes from the request context), written once the answer is on its way.
+      const duration = this.now() - started;
+      afterAnswer(() =>
+        this.deps.logger.info("capability call", {
+          owner: ctx.owner,
+          sandbox_id: ctx.sandboxId,
+          capability: plan.capability,
+          operation: plan.operation,
+          duration_ms: duration,
+          outcome,
+        }),
+      );
     }
   }
 
@@ -151,14 +157,18 @@ export class CapabilityRouter {
    * a sandbox this process routed moments ago may be taken from the route cache.
    */
   async preflight(owner: string, sandboxId: string, capability: Need, language?: Language, cached = false) {
-    const { stores, profiles, routes } = this.deps;
-    let sb = cached ? (routes?.get(owner, sandboxId) ?? null) : null;
-    if (!sb) {
-      routes?.forget(sandboxId);
-      sb = await stores.sandboxes.findLive(owner, sandboxId, this.now());
-    }
+    const known = cached ? this.deps.routes?.get(owner, sandboxId) : undefined;
+    if (known) return this.checked(known, capability, language);
+    this.deps.routes?.forget(sandboxId);
+    const sb = await this.deps.stores.sandboxes.findLive(owner, sandboxId, this.now());
     if (!sb) throw notFound("sandbox", sandboxId);
-    if (sb.status === "expired") throw expiredError(sandboxId);
+    return this.checked(sb, capability, language);
+  }
+
+  /** The sandbox and its profile, once the sandbox may take this call. */
+  private checked(sb: SandboxRecord, capability: Need, language?: Language) {
+    const { profiles } = this.deps;
+    if (sb.status === "expired") throw expiredError(sb.id);
     const profile = profiles.forSandbox(sb.profileId);
     if (capability === "code") profiles.assertLanguage(profile, language ?? null);
     else profiles.assertCapability(profile, capability);
@@ -172,8 +182,12 @@ export class CapabilityRouter {
 
   private async route<T>(ctx: CallContext, plan: CallPlan<T>, slot: OpenSlot | null): Promise<T> {
     const { sessions, stores, routes } = this.deps;
-    const { sandbox, profile } = await this.preflight(ctx.owner, ctx.sandboxId, plan.capability, plan.language, true);
-    const session = await sessions.ensureRunning(ctx.sandboxId, sandbox, ctx.neverStarts);
+    // A sandbox routed moments ago, on a session already checked: no promise of their own (the hot path).
+    const known = routes?.get(ctx.owner, ctx.sandboxId);
+    const { sandbox, profile } = known
+      ? this.checked(known, plan.capability, plan.language)
+      : await this.preflight(ctx.owner, ctx.sandboxId, plan.capability, plan.language);
+    const session = sessions.ready(ctx.sandboxId, sandbox) ?? (await sessions.ensureRunning(ctx.sandboxId, sandbox, ctx.neverStarts));
     // Read with the session it runs on, and that session checked: the next call needs no read.
     if (sandbox.session?.id === session.sessionId && sessions.isVerified(session.sessionId)) routes?.remember(sandbox);
     const idleMs = profile.idle_timeout * 1000;

@@ -73,10 +73,8 @@ export class SessionManager {
    * further read is needed.
    */
   ensureRunning(sandboxId: string, known?: SandboxRecord, neverStart?: () => Error): Promise<SessionHandle> {
-    const s = known?.session;
-    if (s?.status === "ready" && s.endpoint && s.secret && this.verified.has(s.id)) {
-      return Promise.resolve({ sessionId: s.id, sandboxId, endpoint: s.endpoint, secret: s.secret, containerId: s.containerId });
-    }
+    const ready = this.ready(sandboxId, known);
+    if (ready) return Promise.resolve(ready);
     let p = this.inflight.get(sandboxId);
     // A caller that may not start one joins a start already under way, but never leads one others would join.
     if (!p && neverStart) return this.acquire(sandboxId, neverStart);
@@ -173,6 +171,13 @@ export class SessionManager {
   }
 
   /** Whether this process has checked the session's /meta (a claim of a member it started needs no new check). */
+  /** The session `known` (as read) says is ready, once its Ship has proved it here; else null (ensureRunning). */
+  ready(sandboxId: string, known?: SandboxRecord): SessionHandle | null {
+    const s = known?.session;
+    if (s?.status !== "ready" || !s.endpoint || !s.secret || !this.verified.has(s.id)) return null;
+    return { sessionId: s.id, sandboxId, endpoint: s.endpoint, secret: s.secret, containerId: s.containerId };
+  }
+
   isVerified(sessionId: string): boolean {
     return this.verified.has(sessionId);
   }

@@ -145,11 +145,11 @@ export class BayMetrics {
   /** The two series of each method, route and status, resolved once (the per-request hot path). */
   private readonly httpSeries = new Map<string, { count: { inc(): void }; seconds: { observe(v: number): void } }>();
 
-  /** A request is being served; the returned function records its answer. */
-  requestStarted(): (method: string, route: string, status: number) => void {
+  /** A request is being served; the returned function records its answer (`ended`: when it was ready, as performance.now(); default now). */
+  requestStarted(): (method: string, route: string, status: number, ended?: number) => void {
     const started = performance.now();
     this.inFlight.add(undefined, 1);
-    return (method, route, status) => {
+    return (method, route, status, ended = performance.now()) => {
       this.inFlight.add(undefined, -1);
       const m = HTTP_METHODS.has(method) ? method : "OTHER";
       const key = `${m} ${status} ${route}`;
@@ -160,7 +160,7 @@ export class BayMetrics {
         this.httpSeries.set(key, series);
       }
       series.count.inc();
-      series.seconds.observe((performance.now() - started) / SECONDS);
+      series.seconds.observe((ended - started) / SECONDS);
     };
   }
 

@@ -10,6 +10,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import type { Logger } from "../logger.ts";
 import type { BayMetrics } from "./bay-metrics.ts";
+import { afterAnswer } from "./after-answer.ts";
 import { currentRequest, runInRequest, type RequestContext } from "./request-context.ts";
 
 export interface ObserveOptions {
@@ -50,9 +51,13 @@ export function observeRequests(opts: ObserveOptions): MiddlewareHandler {
         await next();
         status = c.res.status;
       } finally {
-        const route = routeTemplate(c);
-        done(c.req.method, route, status);
-        if (access) logger.info("request", accessFields(c, route, status, performance.now() - started, ctx));
+        const ended = performance.now();
+        // Counted and logged once the answer is on its way: nothing in them changes it.
+        afterAnswer(() => {
+          const route = routeTemplate(c);
+          done(c.req.method, route, status, ended);
+          if (access) logger.info("request", accessFields(c, route, status, ended - started, ctx));
+        });
       }
     });
   };

@@ -37,32 +37,17 @@ const IDLE_MS = 120_000;
 /** How long opening a channel may take. */
 const OPEN_DEADLINE_MS = 10_000;
 
-/**
- * Answers up to this size keep their bytes for the relay (channelBody); a larger one is
- * relayed as a stream, as over HTTP, so its bytes are not held twice until it is sent.
- */
-const WHOLE_BODY_BYTES = 64 * 1024;
+/** Each answer that came over a channel, as it came (channelAnswer). */
+const fromChannel = new WeakSet<Response>();
 
 /**
- * A small answer as the channel received it: its bytes and its type, which is all a
- * channel answer carries besides its status (the relay keeps nothing else of it).
+ * True for an unread answer that came over a channel: it carries its status, its
+ * type (trimmed, left out when blank, as an HTTP header's value would be) and its
+ * body, nothing else, so it can be relayed as it is, without reading it or
+ * building another Response.
  */
-export interface WholeAnswer {
-  readonly bytes: Buffer<ArrayBuffer>;
-  readonly type: string;
-}
-
-/** Each small answer as the channel received it, whole (channelBody). */
-const wholeBodies = new WeakMap<Response, WholeAnswer>();
-
-/**
- * A small answer (up to WHOLE_BODY_BYTES) that came over a channel, while it is
- * unread: the bytes it was built from and its type, so relaying it needs neither a
- * read of the Response (an await and a copy) nor its headers. Undefined for any
- * other Response.
- */
-export function channelBody(res: Response): WholeAnswer | undefined {
-  return res.bodyUsed ? undefined : wholeBodies.get(res);
+export function channelAnswer(res: Response): boolean {
+  return !res.bodyUsed && fromChannel.has(res);
 }
 
 /** Statuses whose answer has no body. */
@@ -198,9 +183,13 @@ class Channel {
       p.resolve(new Response(null, { status: a.status }));
       return;
     }
-    const body = Buffer.from(a.body, "utf8");
-    const res = new Response(body, { status: a.status, headers: { "content-type": a.type, "content-length": String(body.byteLength) } });
-    if (body.byteLength <= WHOLE_BODY_BYTES) wholeBodies.set(res, { bytes: body, type: a.type });
+    const type = a.type.trim();
+    // The body as it came: Bun encodes it as it sends it. Without a type, as bytes, so that
+    // Bun adds the type it gives bytes (as to an HTTP answer without one), not a string's.
+    const res = type
+      ? new Response(a.body, { status: a.status, headers: { "content-type": type } })
+      : new Response(Buffer.from(a.body, "utf8"), { status: a.status });
+    fromChannel.add(res);
     p.resolve(res);
   }
 

@@ -2,7 +2,7 @@
  * The one validation path: every failed schema check throws a BayError
  * validation_error listing the issues, instead of zod's raw default response.
  */
-import type { Env, MiddlewareHandler, ValidationTargets } from "hono";
+import type { Context, Env, MiddlewareHandler, ValidationTargets } from "hono";
 import { validator } from "hono/validator";
 import type { z } from "zod";
 import { BayError } from "../../errors.ts";
@@ -16,13 +16,15 @@ export function validationError(target: string, issues: z.core.$ZodIssue[]): Bay
 /**
  * Validates one part of the request against a generated schema, synchronously:
  * the schemas have no async refinements, and `safeParseAsync` (what zValidator
- * runs) costs promise turns on every request of the hot paths. Header names are
- * matched case-insensitively, as zValidator does. A JSON body is read by jsonBody.
+ * runs) costs promise turns on every request of the hot paths. The path, query
+ * and headers are read as Hono's validator reads them, without a promise of its
+ * own (Hono's is async for the body's sake). Header names are matched
+ * case-insensitively, as zValidator does. A JSON body is read by jsonBody.
  */
 export function validate<T extends z.ZodType, Target extends keyof ValidationTargets>(target: Target, schema: T) {
   const shape = target === "header" ? (schema as unknown as { shape?: Record<string, unknown> }).shape : undefined;
   const headerKeys = shape ? new Map(Object.keys(shape).map((k) => [k.toLowerCase(), k])) : null;
-  const checked = validator(target, (value): z.output<T> => {
+  const check = (value: unknown): z.output<T> => {
     let input: unknown = value;
     if (headerKeys) {
       input = Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [headerKeys.get(k) ?? k, v]));
@@ -30,10 +32,25 @@ export function validate<T extends z.ZodType, Target extends keyof ValidationTar
     const result = schema.safeParse(input);
     if (!result.success) throw validationError(target, result.error.issues);
     return result.data;
-  });
+  };
+  const typed = validator(target, check);
   // Not Hono's reading of it, whose one answer for an empty, cut-short or broken body is "Malformed JSON".
-  return target === "json" ? (jsonBody(schema, false) as unknown as typeof checked) : checked;
+  if (target === "json") return jsonBody(schema, false) as unknown as typeof typed;
+  const read = PARTS[target];
+  if (!read) return typed;
+  const checkedNow: MiddlewareHandler = function bayValidate(c, next) {
+    c.req.addValidatedData(target, check(read(c)) as object);
+    return next();
+  };
+  return checkedNow as unknown as typeof typed;
 }
+
+/** The parts of a request at hand when its route runs, each as Hono's validator reads it. */
+const PARTS: Partial<Record<keyof ValidationTargets, (c: Context) => unknown>> = {
+  param: (c) => c.req.param(),
+  query: (c) => Object.fromEntries(Object.entries(c.req.queries()).map(([k, v]) => (v.length === 1 ? [k, v[0]] : [k, v]))),
+  header: (c) => c.req.header(),
+};
 
 /**
  * For operations whose JSON body is optional: an empty body is `{}` whatever the

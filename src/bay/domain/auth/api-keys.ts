@@ -80,6 +80,22 @@ export class ApiKeyService {
     return this.store.revoke(id, this.now());
   }
 
+  /**
+   * The owner of a key this process knows to be valid now (a bootstrap key, or one
+   * read from the store within the cache's lifetime), without a promise; undefined
+   * when only the store can tell (verify).
+   */
+  known(key: string): string | undefined {
+    const hash = hashApiKey(key);
+    const boot = this.bootstrap.get(hash);
+    if (boot) return boot;
+    const now = this.now();
+    const rec = this.cache.get(hash);
+    if (!rec || rec.until <= now) return undefined;
+    this.touched(rec, now);
+    return rec.owner;
+  }
+
   /** The owner of a valid key, or null. */
   async verify(key: string): Promise<string | null> {
     const hash = hashApiKey(key);
@@ -96,13 +112,18 @@ export class ApiKeyService {
       rec = { id: found.id, owner: found.owner, lastUsedAt: found.lastUsedAt, until: now + this.cacheMs };
       if (this.cacheMs > 0) this.remember(hash, rec);
     }
-    // Best effort and throttled: last_used_at is informational, and a write per
-    // request would contend with real writes on a shared database file.
-    if (rec.lastUsedAt === null || now - rec.lastUsedAt >= TOUCH_INTERVAL_MS) {
-      rec.lastUsedAt = now;
-      this.store.touch(rec.id, now).catch(() => {});
-    }
+    this.touched(rec, now);
     return rec.owner;
+  }
+
+  /**
+   * The key was used at `now`. Best effort and throttled: last_used_at is informational,
+   * and a write per request would contend with real writes on a shared database file.
+   */
+  private touched(rec: CachedKey, now: number): void {
+    if (rec.lastUsedAt !== null && now - rec.lastUsedAt < TOUCH_INTERVAL_MS) return;
+    rec.lastUsedAt = now;
+    this.store.touch(rec.id, now).catch(() => {});
   }
 
   private remember(hash: string, rec: CachedKey): void {
