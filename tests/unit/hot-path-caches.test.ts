@@ -114,6 +114,40 @@ describe("stored API keys", () => {
     expect(await svc.verify("bay_not-a-key-0123456789")).toBeNull();
     expect(reads).toBe(5);
   });
+
+  test("known(): the same trust without a promise; a revoke here while a read of the key is in flight is not undone by that read (review s57)", async () => {
+    const db = await tempDb();
+    let gate: Promise<void> | null = null;
+    class SlowStore extends ApiKeyStore {
+      override async findActiveByHash(hash: string) {
+        const found = await super.findActiveByHash(hash);
+        if (gate) await gate; // read before the revoke, answered after it
+        return found;
+      }
+    }
+    const now = 1_000_000;
+    const svc = new ApiKeyService(new SlowStore(db), [], () => now, 30_000);
+    const { key, record } = await svc.create("alice");
+    expect(svc.known(key)).toBeUndefined(); // never read yet: only the store can tell
+    expect(await svc.verify(key)).toBe("alice");
+    expect(svc.known(key)).toBe("alice");
+    await svc.revoke(record.id);
+    expect(svc.known(key)).toBeUndefined();
+    // A second key: its read starts, a revoke lands, then the read answers.
+    const other = await svc.create("bob");
+    let release!: () => void;
+    gate = new Promise((r) => {
+      release = r;
+    });
+    const inflight = svc.verify(other.key);
+    await Bun.sleep(5);
+    await svc.revoke(other.record.id);
+    release();
+    expect(await inflight).toBe("bob"); // read before the revoke: that answer stands
+    expect(svc.known(other.key)).toBeUndefined();
+    gate = null;
+    expect(await svc.verify(other.key)).toBeNull();
+  });
 });
 
 describe("route cache", () => {

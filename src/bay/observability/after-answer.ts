@@ -8,7 +8,7 @@
  * A piece that throws is rethrown on its own (the process policy logs it and keeps
  * serving); the others still run.
  */
-import { currentRequest, type RequestContext, runInRequest } from "./request-context.ts";
+import { currentRequest, outsideRequest, type RequestContext, runInRequest } from "./request-context.ts";
 
 interface Queued {
   readonly ctx: RequestContext | undefined;
@@ -32,8 +32,9 @@ function drain(): void {
   scheduled = false;
   for (const { ctx, work } of batch) {
     try {
+      // The batch runs in the context it was scheduled from: each piece is put in its own.
       if (ctx) runInRequest(ctx, work);
-      else work();
+      else outsideRequest(work);
     } catch (e) {
       queueMicrotask(() => {
         throw e;

@@ -54,8 +54,13 @@ export function observeRequests(opts: ObserveOptions): MiddlewareHandler {
         const ended = performance.now();
         // Counted and logged once the answer is on its way: nothing in them changes it.
         afterAnswer(() => {
-          const route = routeTemplate(c);
-          done(c.req.method, route, status, ended);
+          let route = UNMATCHED_ROUTE;
+          try {
+            route = routeTemplate(c);
+          } finally {
+            // Counted whatever happens (the in-flight gauge included).
+            done(c.req.method, route, status, ended);
+          }
           if (access) logger.info("request", accessFields(c, route, status, ended - started, ctx));
         });
       }

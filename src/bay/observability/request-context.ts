@@ -23,6 +23,11 @@ export function runInRequest<T>(ctx: RequestContext, fn: () => T): T {
   return storage.run(ctx, fn);
 }
 
+/** Runs `fn` outside any request (what it logs names none). */
+export function outsideRequest<T>(fn: () => T): T {
+  return storage.exit(fn);
+}
+
 /** The request being served, if any. */
 export function currentRequest(): RequestContext | undefined {
   return storage.getStore();

@@ -1,16 +1,20 @@
 /** Body size limit for JSON routes, answered as 413 payload_too_large in the error model. */
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler, Next } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { BayError } from "../../errors.ts";
 
 /**
- * A request that announces its length (Content-Length, no Transfer-Encoding: every
- * served JSON call a client sends whole) is judged by that header alone, as Hono's
- * bodyLimit judges it, but without reading the request's `body`: that makes Bun
- * build a stream for a body it already holds, which every later read then goes
- * through. Any other request (chunked, or built in process without the header) is
- * counted as it is read, by Hono's bodyLimit.
+ * A served request that announces its length (Content-Length, no Transfer-Encoding:
+ * every JSON call a client sends whole; Bun's parser holds the body to it) is judged
+ * by that header alone, as Hono's bodyLimit judges it, but without reading the
+ * request's `body`: that makes Bun build a stream for a body it already holds, which
+ * every later read then goes through. A chunked one is counted as it is read, by Hono's
+ * bodyLimit. One built in process (MCP's calls, tests), whose Content-Length nothing
+ * checked, is measured whole (review s57).
  */
+/** Served by Bun.serve (Hono's `env` is the server), not built in process (app.request, MCP's own calls). */
+const served = (c: Context): boolean => typeof (c.env as { requestIP?: unknown } | undefined)?.requestIP === "function";
+
 export function jsonBodyLimit(maxBytes: number): MiddlewareHandler {
   const tooLarge = () => {
     throw new BayError("payload_too_large", `request body exceeds the limit of ${maxBytes} bytes`, {
@@ -18,10 +22,16 @@ export function jsonBodyLimit(maxBytes: number): MiddlewareHandler {
     });
   };
   const counted = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
+  /** A body built in process is in memory already: its size, whatever its headers say (Hono's reads of it reuse it). */
+  const held = async (c: Context, next: Next) => {
+    if ((await c.req.arrayBuffer()).byteLength > maxBytes) tooLarge();
+    return next();
+  };
   // Not async: nothing runs after next().
   return function bayJsonBodyLimit(c, next) {
     const headers = c.req.raw.headers;
     const length = headers.get("content-length");
+    if (!served(c)) return held(c, next);
     if (length === null || headers.has("transfer-encoding")) return counted(c, next);
     return Number.parseInt(length, 10) > maxBytes ? tooLarge() : next();
   };

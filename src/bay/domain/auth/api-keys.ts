@@ -31,6 +31,8 @@ const MAX_CACHED = 10_000;
 export class ApiKeyService {
   private readonly bootstrap: Map<string, string>;
   private readonly cache = new Map<string, CachedKey>();
+  /** Revocations made by this process: a store read begun before one is not cached (review s57). */
+  private revocations = 0;
 
   /**
    * @param cacheMs how long a stored key found valid is trusted without asking
@@ -76,6 +78,7 @@ export class ApiKeyService {
   }
 
   async revoke(id: string): Promise<boolean> {
+    this.revocations++;
     for (const [hash, k] of this.cache) if (k.id === id) this.cache.delete(hash);
     return this.store.revoke(id, this.now());
   }
@@ -104,13 +107,15 @@ export class ApiKeyService {
     const now = this.now();
     let rec: CachedKey | undefined = this.cache.get(hash);
     if (!rec || rec.until <= now) {
+      const revocations = this.revocations;
       const found = await this.store.findActiveByHash(hash);
       if (!found) {
         this.cache.delete(hash);
         return null;
       }
       rec = { id: found.id, owner: found.owner, lastUsedAt: found.lastUsedAt, until: now + this.cacheMs };
-      if (this.cacheMs > 0) this.remember(hash, rec);
+      // Read before a revocation here ended: this answer stands, but is not kept for the next.
+      if (this.cacheMs > 0 && revocations === this.revocations) this.remember(hash, rec);
     }
     this.touched(rec, now);
     return rec.owner;
