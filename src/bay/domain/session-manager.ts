@@ -170,7 +170,6 @@ export class SessionManager {
     return this.starter.startMember(sandboxId, sessionId, secret);
   }
 
-  /** Whether this process has checked the session's /meta (a claim of a member it started needs no new check). */
   /** The session `known` (as read) says is ready, once its Ship has proved it here; else null (ensureRunning). */
   ready(sandboxId: string, known?: SandboxRecord): SessionHandle | null {
     const s = known?.session;
@@ -178,6 +177,7 @@ export class SessionManager {
     return { sessionId: s.id, sandboxId, endpoint: s.endpoint, secret: s.secret, containerId: s.containerId };
   }
 
+  /** Whether this process has checked the session's /meta (a claim of a member it started needs no new check). */
   isVerified(sessionId: string): boolean {
     return this.verified.has(sessionId);
   }

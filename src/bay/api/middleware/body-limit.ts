@@ -3,6 +3,9 @@ import type { Context, MiddlewareHandler, Next } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { BayError } from "../../errors.ts";
 
+/** Served by Bun.serve (Hono's `env` is the server), not built in process (app.request, MCP's own calls). */
+const served = (c: Context): boolean => typeof (c.env as { requestIP?: unknown } | undefined)?.requestIP === "function";
+
 /**
  * A served request that announces its length (Content-Length, no Transfer-Encoding:
  * every JSON call a client sends whole; Bun's parser holds the body to it) is judged
@@ -12,9 +15,6 @@ import { BayError } from "../../errors.ts";
  * bodyLimit. One built in process (MCP's calls, tests), whose Content-Length nothing
  * checked, is measured whole (review s57).
  */
-/** Served by Bun.serve (Hono's `env` is the server), not built in process (app.request, MCP's own calls). */
-const served = (c: Context): boolean => typeof (c.env as { requestIP?: unknown } | undefined)?.requestIP === "function";
-
 export function jsonBodyLimit(maxBytes: number): MiddlewareHandler {
   const tooLarge = () => {
     throw new BayError("payload_too_large", `request body exceeds the limit of ${maxBytes} bytes`, {
@@ -29,9 +29,9 @@ export function jsonBodyLimit(maxBytes: number): MiddlewareHandler {
   };
   // Not async: nothing runs after next().
   return function bayJsonBodyLimit(c, next) {
+    if (!served(c)) return held(c, next);
     const headers = c.req.raw.headers;
     const length = headers.get("content-length");
-    if (!served(c)) return held(c, next);
     if (length === null || headers.has("transfer-encoding")) return counted(c, next);
     return Number.parseInt(length, 10) > maxBytes ? tooLarge() : next();
   };
