@@ -6,6 +6,7 @@
  * without GET /v1/profiles (or a log line) ever echoing its value. Logs are
  * captured at debug level.
  */
+import { afterAnswersRan } from "../../src/bay/observability/after-answer.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -57,6 +58,7 @@ async function call(method: string, path: string, token: string, body?: unknown,
   const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...extra };
   if (body !== undefined) headers["content-type"] = "application/json";
   const res = await bay.app.request(path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  await afterAnswersRan(); // its access line is written once the answer is on its way
   const text = await res.text();
   return {
     status: res.status,
@@ -164,6 +166,7 @@ describe("the access log", () => {
     });
     expect(res.status).toBe(200);
     expect(await res.text()).not.toContain(GOOD_KEY);
+    await afterAnswersRan(); // the access lines are written once the answers are on their way
     const tail = access().slice(-2);
     expect(tail.map((l) => l.route)).toEqual(["/v1/sandboxes", "/mcp"]);
     expect(logs()).not.toContain(GOOD_KEY);
