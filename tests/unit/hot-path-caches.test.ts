@@ -148,6 +148,28 @@ describe("stored API keys", () => {
     gate = null;
     expect(await svc.verify(other.key)).toBeNull();
   });
+
+  test("a key read while its revocation is being written is not trusted once revoke() has returned (review s58)", async () => {
+    const db = await tempDb();
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    class SlowRevoke extends ApiKeyStore {
+      override async revoke(id: string, now: number) {
+        await held; // the revocation's write lands after a read of the key
+        return super.revoke(id, now);
+      }
+    }
+    const svc = new ApiKeyService(new SlowRevoke(db), [], () => 1_000_000, 60_000);
+    const { key, record } = await svc.create("alice");
+    const revoking = svc.revoke(record.id);
+    expect(await svc.verify(key)).toBe("alice"); // read before the write: that answer stands
+    release();
+    expect(await revoking).toBe(true);
+    expect(svc.known(key)).toBeUndefined();
+    expect(await svc.verify(key)).toBeNull();
+  });
 });
 
 describe("route cache", () => {

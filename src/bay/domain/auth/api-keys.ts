@@ -78,9 +78,17 @@ export class ApiKeyService {
   }
 
   async revoke(id: string): Promise<boolean> {
+    this.forget(id);
+    const revoked = await this.store.revoke(id, this.now());
+    // A read that began before the revocation was written may have cached the key meanwhile (review s58).
+    this.forget(id);
+    return revoked;
+  }
+
+  /** Drops key `id` from the cache; a store read begun before now is not cached (verify). */
+  private forget(id: string): void {
     this.revocations++;
     for (const [hash, k] of this.cache) if (k.id === id) this.cache.delete(hash);
-    return this.store.revoke(id, this.now());
   }
 
   /**
