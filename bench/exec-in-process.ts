@@ -4,8 +4,8 @@
  * real Docker driver and Ship) against the same call straight to that sandbox's
  * Ship, pair by pair on one warm sandbox. What is left of a pair is Bay's code:
  * routing, auth, rate limit, validation, the lifecycle's checks, the Ship
- * client, the relay and the log lines (and building the Request, which Bun.serve
- * does natively for a served Bay: this errs high).
+ * client, the relay and the bookkeeping after the answer (and building the
+ * Request, which Bun.serve does natively for a served Bay: this errs high).
  *
  * The served exec rows add the hop into Bay's HTTP server: a second process on
  * the path, which on this machine costs what the bare proxies beside them show.

@@ -12,6 +12,7 @@ import type { Context } from "hono";
 import type { CallContext } from "../domain/capability-router.ts";
 import { plainLength } from "../runtime/bounded-answer.ts";
 import { channelAnswer } from "../runtime/ship-channel.ts";
+import { bunServer } from "./served.ts";
 
 // cache-control and x-accel-buffering: an event stream must not be cached or buffered by a proxy on the way.
 const KEEP = ["content-type", "content-disposition", "content-encoding", "last-modified", "etag", "cache-control", "x-accel-buffering"];
@@ -64,12 +65,12 @@ export function sentBodyContext(c: Context, sandboxId: string): CallContext {
 
 /** The `signal` and `sent` of a download's call context (see sentBodyContext), for contexts built elsewhere. */
 export function sentBody(c: Context): Pick<CallContext, "signal" | "sent"> {
-  const server = c.env as { requestIP?: (req: Request) => unknown } | undefined;
+  const server = bunServer(c);
   const req = c.req.raw;
-  if (typeof server?.requestIP !== "function" || server.requestIP(req) === null) return { signal: req.signal };
+  if (!server || server.requestIP(req) === null) return { signal: req.signal };
   const cut = new AbortController();
   return {
     signal: AbortSignal.any([req.signal, cut.signal]),
-    sent: { over: () => server.requestIP!(req) === null, cut: () => cut.abort() },
+    sent: { over: () => server.requestIP(req) === null, cut: () => cut.abort() },
   };
 }

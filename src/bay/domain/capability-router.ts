@@ -153,12 +153,11 @@ export class CapabilityRouter {
   }
 
   /**
-   * Checks everything that can be refused before a container starts. `cached`:
-   * a sandbox this process routed moments ago may be taken from the route cache.
+   * Checks everything that can be refused before a container starts, on the
+   * sandbox as the store has it now (the route cache is forgotten: route() reads
+   * it itself, before coming here).
    */
-  async preflight(owner: string, sandboxId: string, capability: Need, language?: Language, cached = false) {
-    const known = cached ? this.deps.routes?.get(owner, sandboxId) : undefined;
-    if (known) return this.checked(known, capability, language);
+  async preflight(owner: string, sandboxId: string, capability: Need, language?: Language) {
     this.deps.routes?.forget(sandboxId);
     const sb = await this.deps.stores.sandboxes.findLive(owner, sandboxId, this.now());
     if (!sb) throw notFound("sandbox", sandboxId);

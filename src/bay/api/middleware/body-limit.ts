@@ -2,9 +2,7 @@
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { BayError } from "../../errors.ts";
-
-/** Served by Bun.serve (Hono's `env` is the server), not built in process (app.request, MCP's own calls). */
-const served = (c: Context): boolean => typeof (c.env as { requestIP?: unknown } | undefined)?.requestIP === "function";
+import { bunServer } from "../served.ts";
 
 /**
  * A served request that announces its length (Content-Length, no Transfer-Encoding:
@@ -29,7 +27,7 @@ export function jsonBodyLimit(maxBytes: number): MiddlewareHandler {
   };
   // Not async: nothing runs after next().
   return function bayJsonBodyLimit(c, next) {
-    if (!served(c)) return held(c, next);
+    if (!bunServer(c)) return held(c, next);
     const headers = c.req.raw.headers;
     const length = headers.get("content-length");
     if (length === null || headers.has("transfer-encoding")) return counted(c, next);

@@ -11,6 +11,7 @@ import { BayError } from "../../errors.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "../../observability/metrics-registry.ts";
 import type { AppDeps } from "../deps.ts";
 import { operations as ops } from "../generated/index.ts";
+import { bunServer } from "../served.ts";
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
 
@@ -20,8 +21,8 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
  * which is as local as a caller gets.
  */
 export function peerAddress(c: Context): string | null | undefined {
-  const server = c.env as { requestIP?: (req: Request) => { address: string } | null } | undefined;
-  if (typeof server?.requestIP !== "function") return undefined;
+  const server = bunServer(c);
+  if (!server) return undefined;
   return server.requestIP(c.req.raw)?.address ?? null;
 }
 
