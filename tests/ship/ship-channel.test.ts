@@ -109,16 +109,19 @@ test("a call is answered as its HTTP request is: the same result, Ship's own err
   expect(JSON.parse(invalid!.body).error.code).toBe("validation_error");
   const missing = await ch.answer(ch.send("/nowhere", undefined, "GET", {}));
   expect(missing!.status).toBe(404);
-  const outside = await ch.answer(ch.send("/filesystem/files?path=../../etc/passwd", undefined, "GET", {}));
+  const outside = await ch.answer(ch.send("/filesystem/files?path=../../etc/passwd", undefined, "DELETE", {}));
   expect(outside!.status).toBe(400);
   expect(JSON.parse(outside!.body).error.code).toBe("invalid_path");
   // The channel's credentials are the call's, whatever a frame claims.
   const forged = await ch.answer(ch.send("/meta", undefined, "GET", { authorization: "Bearer forged" }));
   expect(forged!.status).toBe(200);
   expect(JSON.parse(forged!.body).session.id).toBe(credentials.session_id);
-  // A channel cannot be opened through a channel.
-  const nested = await ch.answer(ch.send("/channel", undefined, "GET", {}));
-  expect(nested!.status).toBe(400);
+  // Only the channel's operations travel on it (CHANNEL_OPS): a file read, a download or
+  // another channel is refused before anything runs, and goes over HTTP.
+  for (const path of ["/channel", "/filesystem/files?path=a.txt", "/filesystem/download?path=a.txt"]) {
+    const refused = await ch.answer(ch.send(path, undefined, "GET", {}));
+    expect(refused).toMatchObject({ status: 404, unrun: true });
+  }
   ch.ws.close();
 });
 

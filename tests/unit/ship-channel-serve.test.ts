@@ -136,13 +136,13 @@ test("a cancel aborts the call's request signal and its answer is never sent; ot
     signals.set(new URL(req.url).pathname, req.signal);
     return new Promise<Response>((r) => releases.push(() => r(Response.json({ path: new URL(req.url).pathname }))));
   });
-  ch.server.message(call({ id: 1, path: "/a" }, "{}"));
-  ch.server.message(call({ id: 2, path: "/b" }, "{}"));
+  ch.server.message(call({ id: 1, path: "/ipython/exec" }, "{}"));
+  ch.server.message(call({ id: 2, path: "/shell/exec" }, "{}"));
   await settle();
   ch.server.message('{"cancel":1}');
   ch.server.message('{"cancel":99}'); // unknown: nothing happens
-  expect(signals.get("/a")!.aborted).toBe(true);
-  expect(signals.get("/b")!.aborted).toBe(false);
+  expect(signals.get("/ipython/exec")!.aborted).toBe(true);
+  expect(signals.get("/shell/exec")!.aborted).toBe(false);
   for (const r of releases) r();
   await settle();
   expect(ch.sent.map((f) => parseChannelAnswer(f)?.id)).toEqual([2]);
@@ -208,7 +208,7 @@ test("a call's own framing or credential headers never reach the handler; a path
   expect(ch.closes).toEqual([]);
   const first = JSON.parse(parseChannelAnswer(ch.sent[0])!.body);
   expect(first.te).toBeNull();
-  expect(first.len).not.toBe("1");
+  expect(first.len).toBe(String(Buffer.byteLength('{"a":"bcdef"}')));
   expect(new URL(ch.seen[1]!.url).search.length).toBe(long.length - "/filesystem/files".length);
 });
 
@@ -227,4 +227,84 @@ test("a 204 answer travels with an empty body", async () => {
   ch.server.message(call({ id: 1, method: "DELETE", path: "/contexts/c1" }));
   await settle();
   expect(parseChannelAnswer(ch.sent[0])).toEqual({ id: 1, status: 204, type: "", body: "" });
+});
+
+test("a call declares its body's length in bytes, as an HTTP client would, whatever the frame claimed", async () => {
+  const ch = channel(async (req) => Response.json({ len: req.headers.get("content-length"), body: await req.text() }));
+  const body = JSON.stringify({ code: "print('中文 ✓ \\n')" });
+  ch.server.message(call({ id: 1, headers: { "Content-Length": "3" } }, body));
+  await settle();
+  const got = JSON.parse(parseChannelAnswer(ch.sent[0])!.body);
+  expect(got).toEqual({ len: String(Buffer.byteLength(body)), body });
+  expect(Buffer.byteLength(body)).toBeGreaterThan(body.length);
+});
+
+test("only the channel's operations travel on it: any other method or path is refused unrun, and never reaches the server", async () => {
+  const ch = channel(() => Response.json({ served: true }));
+  const refused: Array<[string, string]> = [
+    ["GET", "/filesystem/download?path=a.txt"],
+    ["GET", "/filesystem/files?path=a.txt"],
+    ["GET", "/ports/8080/x"],
+    ["GET", "/terminals/t1"],
+    ["GET", "/channel"],
+    ["GET", "/ipython/exec"],
+    ["POST", "/meta"],
+    ["GET", "/contexts/../filesystem/download?path=a"],
+    ["GET", "/contexts/%2e%2e/filesystem/download?path=a"],
+    ["GET", "/shell/processes/p1/../../../filesystem/files?path=a"],
+    ["GET", "/contexts\\..\\filesystem/download?path=a"],
+    ["GET", "/contexts/.%2E/filesystem/download?path=a"],
+    ["GET", "/contexts/c1/x"],
+    ["GET", "/metax"],
+  ];
+  let id = 0;
+  for (const [method, path] of refused) ch.server.message(call({ id: ++id, method, path }));
+  await settle();
+  expect(ch.seen).toHaveLength(0);
+  expect(ch.closes).toEqual([]);
+  for (const frame of ch.sent) {
+    const a = parseChannelAnswer(frame)!;
+    expect(a).toMatchObject({ status: 404, unrun: true });
+    expect(JSON.parse(a.body).error.code).toBe("not_found");
+  }
+  expect(ch.sent).toHaveLength(refused.length);
+
+  const served: Array<[string, string]> = [
+    ["GET", "/meta"],
+    ["GET", "/contexts/c1?x=1"],
+    ["POST", "/contexts/c1/restart"],
+    ["GET", "/shell/processes/p1/output?offset=3"],
+    ["PUT", "/filesystem/files?path=a%2Fb.txt"],
+  ];
+  for (const [method, path] of served) ch.server.message(call({ id: ++id, method, path }, method === "GET" ? undefined : "{}"));
+  await settle();
+  expect(ch.seen.map((r) => `${r.method} ${new URL(r.url).pathname}`)).toEqual(served.map(([m, p]) => `${m} ${p.split("?")[0]}`));
+});
+
+test("a JSON answer is bounded as a streamed one is: past the bound it is a 500, never a cut body", async () => {
+  const big = channel(() => Response.json({ text: "é".repeat(600) }), { maxAnswerBytes: 1024, maxInFlight: 8 });
+  big.server.message(call({ id: 1 }, "{}"));
+  const fits = channel(() => Response.json({ text: "é".repeat(400) }), { maxAnswerBytes: 1024, maxInFlight: 8 });
+  fits.server.message(call({ id: 1 }, "{}"));
+  await settle();
+  const a = parseChannelAnswer(big.sent[0])!;
+  expect(a.status).toBe(500);
+  expect(JSON.parse(a.body).error.code).toBe("internal_error");
+  expect(JSON.parse(parseChannelAnswer(fits.sent[0])!.body).text).toBe("é".repeat(400));
+
+  const stream = channel(
+    () =>
+      new Response(
+        new ReadableStream({
+          pull(ctl) {
+            ctl.enqueue(new TextEncoder().encode("data: x\n\n".repeat(64)));
+          },
+        }),
+        { headers: { "content-type": "text/event-stream" } },
+      ),
+    { maxAnswerBytes: 1024, maxInFlight: 8 },
+  );
+  stream.server.message(call({ id: 2 }, "{}"));
+  await settle();
+  expect(parseChannelAnswer(stream.sent[0])).toMatchObject({ id: 2, status: 500 });
 });

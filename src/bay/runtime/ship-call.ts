@@ -87,30 +87,3 @@ export interface Send {
 
 /** Deadline for an exec: its own timeout, the time an interrupted kernel has to answer, and headroom for transport. */
 export const execDeadlineMs = (timeoutSeconds: number): number => timeoutSeconds * 1000 + KERNEL_INTERRUPT_ANSWER_MS + TRANSPORT_MS;
-
-/**
- * Operations that may travel on a Ship's call channel (ship-channel.ts) when they
- * carry no raw body and ask for no stream: their answers are small JSON whose size
- * Ship bounds. Files read or listed, transfers and streams always go over HTTP.
- */
-export const CHANNEL_OPS: ReadonlySet<ShipOperationId> = new Set<ShipOperationId>([
-  "getMeta",
-  "execPython",
-  "execShell",
-  "execCode",
-  "listContexts",
-  "createContext",
-  "getContext",
-  "deleteContext",
-  "restartContext",
-  "listProcesses",
-  "getProcess",
-  "killProcess",
-  "readProcessOutput",
-  "writeProcessStdin",
-  "signalProcess",
-  "createTerminal",
-  "writeFile",
-  "deletePath",
-  "checkUploads",
-]);

@@ -31,6 +31,7 @@ import type {
 // Not index.ts: Bay only sends requests, and the generated schemas it would load are Ship's to run.
 import { NONCE_HEADER, newNonce, PROOF_HEADER, proofValid, shipBearer } from "../../protocol/ship/auth.ts";
 import { shipRequestTarget } from "./endpoint.ts";
+import { CHANNEL_OPS } from "../../protocol/ship/channel.ts";
 import { routes as shipRoutes } from "../../protocol/ship/generated/routes.ts";
 import { BayError } from "../errors.ts";
 import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
@@ -44,7 +45,6 @@ import { CallNotDelivered, type ShipChannels } from "./ship-channel.ts";
 import { openShipSocket } from "./ship-socket.ts";
 import {
   type CallOptions,
-  CHANNEL_OPS,
   DEADLINES,
   type ExecOptions,
   execDeadlineMs,

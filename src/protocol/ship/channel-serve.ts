@@ -6,7 +6,14 @@
  * A cancel frame, or the channel closing, aborts that request's signal as a
  * client's disconnect does.
  */
-import { CHANNEL_MAX_ANSWER_BYTES, CHANNEL_MAX_IN_FLIGHT, type ChannelCall, encodeAnswer, parseChannelFrame } from "./channel.ts";
+import {
+  CHANNEL_MAX_ANSWER_BYTES,
+  CHANNEL_MAX_IN_FLIGHT,
+  type ChannelCall,
+  encodeAnswer,
+  isChannelOperation,
+  parseChannelFrame,
+} from "./channel.ts";
 
 import { readBodyUpTo } from "../bounded-body.ts";
 
@@ -23,8 +30,11 @@ function errorFrame(id: number, status: number, code: string, message: string, u
   return encodeAnswer({ id, status, type: "application/json", body, ...(unrun ? { unrun: true as const } : {}) });
 }
 
-/** Headers a call may not set: the body's framing is the frame's own. */
-const FRAMING = ["content-length", "transfer-encoding", "authorization"];
+/** Headers a call may not set: the body's framing is the frame's own, its credentials the channel's. */
+const FRAMING = new Set(["content-length", "transfer-encoding", "authorization"]);
+
+/** The type of the answers a server builds whole: a channel operation's (CHANNEL_OPS) when it asked for no stream. */
+const WHOLE_TYPE = /^application\/json\b/i;
 
 /** One open channel: feed it the peer's frames, and tell it when the peer is gone. */
 export class ChannelServer {
@@ -53,6 +63,11 @@ export class ChannelServer {
       this.peer.close(1008, "a call id already in flight");
       return;
     }
+    if (!isChannelOperation(frame.method, frame.path)) {
+      // Only operations whose answers are small JSON built whole travel here (CHANNEL_OPS).
+      this.peer.send(errorFrame(frame.id, 404, "not_found", `${frame.method} is not a call channel's operation on this path`, true));
+      return;
+    }
     if (this.inFlight.size >= this.limits.maxInFlight) {
       this.peer.send(
         errorFrame(frame.id, 429, "quota_exceeded", `more than ${this.limits.maxInFlight} calls at once on the channel`, true),
@@ -74,23 +89,55 @@ export class ChannelServer {
     this.inFlight.set(call.id, ctl);
     let frame: string;
     try {
-      const headers = new Headers(call.headers);
-      for (const name of FRAMING) headers.delete(name);
-      headers.set("authorization", this.authorization);
       const res = await this.dispatch(
-        new Request(`http://ship${call.path}`, { method: call.method, headers, body: call.body ?? null, signal: ctl.signal }),
+        new Request(`http://ship${call.path}`, {
+          method: call.method,
+          headers: this.headersOf(call),
+          body: call.body ?? null,
+          signal: ctl.signal,
+        }),
       );
-      const bytes = await readBodyUpTo(res.body, this.limits.maxAnswerBytes);
-      const body = bytes === null ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
+      const type = res.headers.get("content-type") ?? "";
+      const body = await this.answerText(res, type);
       frame =
         body === null
           ? errorFrame(call.id, 500, "internal_error", `the answer is larger than the channel's ${this.limits.maxAnswerBytes} bytes`)
-          : encodeAnswer({ id: call.id, status: res.status, type: res.headers.get("content-type") ?? "", body });
+          : encodeAnswer({ id: call.id, status: res.status, type, body });
     } catch {
       frame = errorFrame(call.id, 500, "internal_error", "internal error");
     } finally {
       if (this.inFlight.get(call.id) === ctl) this.inFlight.delete(call.id);
     }
     if (!this.closed && !ctl.signal.aborted) this.peer.send(frame);
+  }
+
+  /**
+   * The request a call stands for gets the frame's headers but its framing and
+   * credentials, the channel's credentials, and its body's length, as an HTTP
+   * client declares it: a body limit then judges the length it is told instead of
+   * counting the body through a stream of its own.
+   */
+  private headersOf(call: ChannelCall): [string, string][] {
+    const headers: [string, string][] = [["authorization", this.authorization]];
+    for (const [name, value] of Object.entries(call.headers ?? {})) if (!FRAMING.has(name.toLowerCase())) headers.push([name, value]);
+    if (call.body != null) headers.push(["content-length", String(Buffer.byteLength(call.body))]);
+    return headers;
+  }
+
+  /**
+   * The answer's body as text, or null when it passes the cap. A JSON answer (a
+   * channel operation's, which Ship builds whole in memory) is taken at once, then
+   * measured; any other (an event stream a call asked for) is read as it comes,
+   * and cancelled once it passes the cap.
+   */
+  private async answerText(res: Response, type: string): Promise<string | null> {
+    const cap = this.limits.maxAnswerBytes;
+    if (WHOLE_TYPE.test(type)) {
+      const text = await res.text();
+      // At most 3 bytes of UTF-8 per UTF-16 unit: most answers are measured without counting.
+      return text.length * 3 <= cap || Buffer.byteLength(text) <= cap ? text : null;
+    }
+    const bytes = await readBodyUpTo(res.body, cap);
+    return bytes === null ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
   }
 }

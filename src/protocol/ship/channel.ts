@@ -17,6 +17,60 @@
  * caller's, unique among its calls in flight.
  */
 
+import type { OperationId } from "./generated/operations.ts";
+import { routes } from "./generated/routes.ts";
+
+/**
+ * The operations a channel carries (when the call asks for no stream and has no
+ * raw body): each answers small JSON that Ship builds whole and bounds. Files read
+ * or listed, transfers, ports and streams always go over HTTP, and Ship refuses
+ * anything else on a channel, unrun.
+ */
+export const CHANNEL_OPS: ReadonlySet<OperationId> = new Set<OperationId>([
+  "getMeta",
+  "execPython",
+  "execShell",
+  "execCode",
+  "listContexts",
+  "createContext",
+  "getContext",
+  "deleteContext",
+  "restartContext",
+  "listProcesses",
+  "getProcess",
+  "killProcess",
+  "readProcessOutput",
+  "writeProcessStdin",
+  "signalProcess",
+  "createTerminal",
+  "writeFile",
+  "deletePath",
+  "checkUploads",
+]);
+
+/** Each channel operation's path, a parameter standing for one segment, by method. */
+const CHANNEL_ROUTES = new Map<string, RegExp[]>();
+for (const op of CHANNEL_OPS) {
+  const { method, path } = routes[op];
+  const list = CHANNEL_ROUTES.get(method.toUpperCase()) ?? [];
+  list.push(new RegExp(`^${path.replace(/\{[^}]+\}/g, "[^/]+")}$`));
+  CHANNEL_ROUTES.set(method.toUpperCase(), list);
+}
+
+/**
+ * True when a call names a channel operation: its method, and its path as the
+ * server will route it (the query left out; a path with a dot, a backslash or an
+ * escape in it resolved as a URL parser resolves it, dot segments and all).
+ */
+export function isChannelOperation(method: string, path: string): boolean {
+  const list = CHANNEL_ROUTES.get(method);
+  if (!list) return false;
+  const cut = path.search(/[?#]/);
+  const bare = cut < 0 ? path : path.slice(0, cut);
+  const routed = /[\\.%]/.test(bare) ? new URL(path, "http://ship").pathname : bare;
+  return list.some((r) => r.test(routed));
+}
+
 /** Largest call frame Bay sends on the channel, in UTF-16 units (≤ 3 bytes each: within Ship's 1 MiB frames); larger calls go over HTTP. */
 export const CHANNEL_MAX_CALL_CHARS = 256 * 1024;
 /** Largest answer body Ship sends on the channel: Bay's bound on any answer it reads whole. */
