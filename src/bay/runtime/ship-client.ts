@@ -33,7 +33,7 @@ import { NONCE_HEADER, newNonce, PROOF_HEADER, proofValid, shipBearer } from "..
 import { shipRequestTarget } from "./endpoint.ts";
 import { CHANNEL_OPS } from "../../protocol/ship/channel.ts";
 import { routes as shipRoutes } from "../../protocol/ship/generated/routes.ts";
-import { BayError } from "../errors.ts";
+import { BayError, notFound } from "../errors.ts";
 import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
 import { ShipTimeoutError } from "./errors/ship-timeout-error.ts";
 import { ShipUnreachableError } from "./errors/ship-unreachable-error.ts";
@@ -311,7 +311,11 @@ export class ShipClient {
   protected async send<T>(t: ShipTarget, op: ShipOperationId, s: Send, o: CallOptions): Promise<ShipReply<T>> {
     const spec = shipRoutes[op];
     let path: string = spec.path;
-    for (const [name, value] of Object.entries(s.params ?? {})) path = path.replace(`{${name}}`, encodeURIComponent(value));
+    for (const [name, value] of Object.entries(s.params ?? {})) {
+      // A segment "." or ".." would move the path (every URL parser resolves it): no id of Ship's is one (review s59).
+      if (value === "." || value === "..") throw notFound(name.replace(/_id$/, ""), value);
+      path = path.replace(`{${name}}`, encodeURIComponent(value));
+    }
     // A function, so that `$` patterns in the client's path stay literal.
     if (s.forward) path = path.replace("/{path}", () => s.forward!.rest);
     if (s.query) path += `?${new URLSearchParams(s.query)}`;

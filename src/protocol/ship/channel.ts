@@ -60,14 +60,21 @@ for (const op of CHANNEL_OPS) {
 /**
  * True when a call names a channel operation: its method, and its path as the
  * server will route it (the query left out; a path with a dot, a backslash or an
- * escape in it resolved as a URL parser resolves it, dot segments and all).
+ * escape in it resolved as its request's URL is, from the same string, dot segments
+ * and all). A path no URL can hold names none (review s59).
  */
 export function isChannelOperation(method: string, path: string): boolean {
   const list = CHANNEL_ROUTES.get(method);
   if (!list) return false;
   const cut = path.search(/[?#]/);
-  const bare = cut < 0 ? path : path.slice(0, cut);
-  const routed = /[\\.%]/.test(bare) ? new URL(path, "http://ship").pathname : bare;
+  let routed = cut < 0 ? path : path.slice(0, cut);
+  if (/[\\.%]/.test(routed)) {
+    try {
+      routed = new URL(`http://ship${path}`).pathname;
+    } catch {
+      return false;
+    }
+  }
   return list.some((r) => r.test(routed));
 }
 
