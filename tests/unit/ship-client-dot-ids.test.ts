@@ -31,7 +31,7 @@ function ship() {
   return { target: { sessionId: "sess-dots", endpoint: `http://127.0.0.1:${server.port}`, secret: SECRET }, heard };
 }
 
-test('a context or process id "." or ".." is not_found without a request; any other id goes as one segment', async () => {
+test('a context, process or terminal id "." or ".." is not_found without a request; any other id goes as one segment', async () => {
   const { target, heard } = ship();
   const client = new ShipClient();
   for (const id of [".", ".."]) {
@@ -41,6 +41,7 @@ test('a context or process id "." or ".." is not_found without a request; any ot
       () => client.restartContext(target, id),
       () => client.getProcess(target, id),
       () => client.killProcess(target, id),
+      () => client.attachTerminal(target, id),
     ]) {
       const err = await call().then(
         () => null,

@@ -4,6 +4,7 @@
  */
 import type { ShipOperationId } from "../../protocol/ship/index.ts";
 import { KERNEL_INTERRUPT_ANSWER_MS } from "../../protocol/ship/constants.ts";
+import { notFound } from "../errors.ts";
 
 export { SUBPROTOCOLS_HEADER, UPSTREAM_HEADER } from "../../protocol/ship/constants.ts";
 
@@ -87,3 +88,13 @@ export interface Send {
 
 /** Deadline for an exec: its own timeout, the time an interrupted kernel has to answer, and headroom for transport. */
 export const execDeadlineMs = (timeoutSeconds: number): number => timeoutSeconds * 1000 + KERNEL_INTERRUPT_ANSWER_MS + TRANSPORT_MS;
+
+/**
+ * An id as one segment of a Ship path. A segment "." or ".." would move the path
+ * (every URL parser resolves it, escaped or not): no id of Ship's is one, so it is
+ * not_found before anything is sent (reviews s59, s60).
+ */
+export function shipPathSegment(name: string, value: string): string {
+  if (value === "." || value === "..") throw notFound(name.replace(/_id$/, ""), value);
+  return encodeURIComponent(value);
+}

@@ -33,7 +33,7 @@ import { NONCE_HEADER, newNonce, PROOF_HEADER, proofValid, shipBearer } from "..
 import { shipRequestTarget } from "./endpoint.ts";
 import { CHANNEL_OPS } from "../../protocol/ship/channel.ts";
 import { routes as shipRoutes } from "../../protocol/ship/generated/routes.ts";
-import { BayError, notFound } from "../errors.ts";
+import { BayError } from "../errors.ts";
 import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
 import { ShipTimeoutError } from "./errors/ship-timeout-error.ts";
 import { ShipUnreachableError } from "./errors/ship-unreachable-error.ts";
@@ -53,6 +53,7 @@ import {
   type ShipReply,
   type ShipTarget,
   SUBPROTOCOLS_HEADER,
+  shipPathSegment,
   UPSTREAM_HEADER,
 } from "./ship-call.ts";
 
@@ -246,7 +247,7 @@ export class ShipClient {
    * refuses, within the deadline is a ShipUnreachableError or ShipTimeoutError.
    */
   async attachTerminal(t: ShipTarget, terminalId: string, o: CallOptions = {}): Promise<WebSocket> {
-    const path = shipRoutes.attachTerminal.path.replace("{terminal_id}", encodeURIComponent(terminalId));
+    const path = shipRoutes.attachTerminal.path.replace("{terminal_id}", shipPathSegment("terminal_id", terminalId));
     return (await openShipSocket(t, path, o, { deadlineMs: DEADLINES.stream })).ws;
   }
 
@@ -311,11 +312,7 @@ export class ShipClient {
   protected async send<T>(t: ShipTarget, op: ShipOperationId, s: Send, o: CallOptions): Promise<ShipReply<T>> {
     const spec = shipRoutes[op];
     let path: string = spec.path;
-    for (const [name, value] of Object.entries(s.params ?? {})) {
-      // A segment "." or ".." would move the path (every URL parser resolves it): no id of Ship's is one (review s59).
-      if (value === "." || value === "..") throw notFound(name.replace(/_id$/, ""), value);
-      path = path.replace(`{${name}}`, encodeURIComponent(value));
-    }
+    for (const [name, value] of Object.entries(s.params ?? {})) path = path.replace(`{${name}}`, shipPathSegment(name, value));
     // A function, so that `$` patterns in the client's path stay literal.
     if (s.forward) path = path.replace("/{path}", () => s.forward!.rest);
     if (s.query) path += `?${new URLSearchParams(s.query)}`;

@@ -61,7 +61,8 @@ for (const op of CHANNEL_OPS) {
  * True when a call names a channel operation: its method, and its path as the
  * server will route it (the query left out; a path with a dot, a backslash or an
  * escape in it resolved as its request's URL is, from the same string, dot segments
- * and all). A path no URL can hold names none (review s59).
+ * and all; review s59). Should no URL hold a path, it names none (with Ship's
+ * prefix, none the frame parser accepts was found to: a safety net, review s60).
  */
 export function isChannelOperation(method: string, path: string): boolean {
   const list = CHANNEL_ROUTES.get(method);
