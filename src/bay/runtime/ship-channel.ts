@@ -7,7 +7,8 @@
  * A call lost with its channel may have run (as an HTTP request lost after it
  * was written may have) and fails as a lost connection, never sent again; only a
  * call that provably did not go through (its frame could not be sent, or Ship
- * refused it at the channel's cap before running it) is sent over HTTP instead.
+ * refused it before running it, at the channel's cap or as no channel operation)
+ * is sent over HTTP instead.
  *
  * A channel never holds up a call: until one is open and proven for its Ship,
  * `call` answers null and the caller goes over HTTP, while the channel opens in
@@ -60,7 +61,8 @@ interface Pending {
 
 /**
  * The call never ran: its frame could not be sent, or Ship refused it before
- * running anything (the channel's cap). The caller sends it over HTTP instead.
+ * running anything (the channel's cap, or no channel operation). The caller sends
+ * it over HTTP instead.
  */
 export class CallNotDelivered extends Error {
   constructor() {

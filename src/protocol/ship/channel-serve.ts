@@ -4,7 +4,8 @@
  * names, with the channel's credentials, handed to the server's own request
  * handler, so every route, check and error is the one that request would meet.
  * A cancel frame, or the channel closing, aborts that request's signal as a
- * client's disconnect does.
+ * client's disconnect does. Only the channel's operations (CHANNEL_OPS) are
+ * served: any other call is refused unrun, before anything of it runs.
  */
 import {
   CHANNEL_MAX_ANSWER_BYTES,

@@ -7,7 +7,8 @@
  *   Bay → Ship, a call:   `{"id":N,"method":"POST","path":"/ipython/exec","headers":{…}}` `\n` body
  *   Bay → Ship, a cancel: `{"cancel":N}` (the caller went away or its deadline passed)
  *   Ship → Bay, answer:   `{"id":N,"status":200,"type":"application/json"}` `\n` body
- *                         (`"unrun":true` in the head: refused before anything ran, at the channel's cap)
+ *                         (`"unrun":true` in the head: refused before anything ran, at the channel's cap
+ *                         or as no channel operation, CHANNEL_OPS)
  *
  * A call whose channel is lost before its answer may have run, as an HTTP request
  * lost after it was written may have: it is never sent again.
@@ -105,7 +106,7 @@ export interface ChannelAnswer {
   /** The answer's content type. */
   type: string;
   body: string;
-  /** The call was refused before anything of it ran (the channel's cap): the caller may send it over HTTP. */
+  /** The call was refused before anything of it ran (the channel's cap, or no channel operation): the caller may send it over HTTP. */
   unrun?: true;
 }
 
