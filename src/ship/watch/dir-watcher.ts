@@ -26,15 +26,11 @@ export interface DirWatcherOptions {
   queueMax: number;
   /** Directories one recursive watch may cover. */
   maxDirs: number;
-  /** How often a directory that could not be watched is tried again (default UNWATCHABLE_RETRY_MS). */
-  retryMs?: number;
 }
 
 const ENOSPC = 28;
 const ENOENT = 2;
 const ENOTDIR = 20;
-/** How often directories that could not be watched are tried again (one the user may read later, after a chmod). */
-export const UNWATCHABLE_RETRY_MS = 1000;
 
 export class DirWatcher implements HubSubscriber {
   private readonly queue: WatchItem[] = [];
@@ -46,9 +42,6 @@ export class DirWatcher implements HubSubscriber {
   private readonly partial = new Set<"watch_limit" | "unwatchable">();
   private gone = false;
   private wake: (() => void) | null = null;
-  /** Directories under a recursive watch that could not be watched (EACCES), tried again until they can or are gone. */
-  private readonly unwatched = new Set<string>();
-  private retry: ReturnType<typeof setInterval> | null = null;
 
   constructor(private readonly opts: DirWatcherOptions) {}
 
@@ -79,17 +72,11 @@ export class DirWatcher implements HubSubscriber {
 
   /** Releases every watch. */
   close(): void {
-    this.stopRetrying();
     for (const wd of this.wds) this.opts.hub.remove(wd, this);
     this.wds.clear();
   }
 
   onChange(change: FsChange): void {
-    // A directory that went, or came anew, is no longer one to try again (met anew below if it came).
-    if (change.is_dir) {
-      this.unwatched.delete(change.path);
-      if (change.old_path !== undefined) this.unwatched.delete(change.old_path);
-    }
     const oldIn = change.old_path !== undefined && this.covers(change.old_path);
     const newIn = this.covers(change.path);
     if (change.type === "renamed") {
@@ -129,7 +116,6 @@ export class DirWatcher implements HubSubscriber {
 
   private end(): void {
     this.gone = true;
-    this.stopRetrying();
     this.notify();
   }
 
@@ -165,7 +151,6 @@ export class DirWatcher implements HubSubscriber {
           // cannot be listed or watched by that user; the rest of the tree is, and the reader is told once.
           if (e instanceof InotifyError) {
             this.dropOnce("unwatchable");
-            this.unwatchable(current);
             continue;
           }
           throw e;
@@ -183,31 +168,6 @@ export class DirWatcher implements HubSubscriber {
         if (entry.isDirectory()) stack.push(path);
       }
     }
-  }
-
-  /**
-   * A directory that could not be watched is tried again every `retryMs`:
-   * once its user may read it (a chmod), it is watched and what it holds is reported
-   * as created; once it is gone (or moved: its new place is met as a created
-   * directory), it is forgotten. At most as many as the watch may cover.
-   */
-  private unwatchable(dir: string): void {
-    if (this.gone || this.unwatched.size >= this.opts.maxDirs) return;
-    this.unwatched.add(dir);
-    if (this.retry) return;
-    this.retry = setInterval(() => {
-      const dirs = [...this.unwatched];
-      this.unwatched.clear();
-      for (const d of dirs) if (!this.gone && this.covers(d)) this.addTree(d, true);
-      if (this.unwatched.size === 0) this.stopRetrying();
-    }, this.opts.retryMs ?? UNWATCHABLE_RETRY_MS);
-    this.retry.unref?.();
-  }
-
-  private stopRetrying(): void {
-    if (this.retry) clearInterval(this.retry);
-    this.retry = null;
-    this.unwatched.clear();
   }
 
   /**
