@@ -71,7 +71,7 @@ describe("file watch through Bay", () => {
     });
   });
 
-  test("a recursive watch that meets a directory the sandbox's user may not read says so and goes on, and watches it once a chmod makes it readable", async () => {
+  test("a recursive watch that meets a directory the sandbox's user may not read says so and goes on: the events after it arrive", async () => {
     await withSandbox(t, async (id) => {
       expect((await sh(t, id, { command: "mkdir -p proj" })).status).toBe(200);
       const sse = await watch(id, "path=proj&recursive=true");
@@ -85,14 +85,6 @@ describe("file watch through Bay", () => {
       ]);
       await sh(t, id, { command: "touch proj/later" });
       expect(await changes(sse, 1, "proj/")).toEqual([{ type: "created", path: "proj/later", is_dir: false }]);
-      // Readable later (a chmod): it is watched then, what it holds reported as created, and from then on watched live.
-      expect((await sh(t, id, { command: "chmod 755 proj/locked && touch proj/locked/inside" })).status).toBe(200);
-      expect(await changes(sse, 1, "proj/")).toEqual([{ type: "created", path: "proj/locked/inside", is_dir: false }]);
-      await sh(t, id, { command: "touch proj/locked/live && chmod 000 proj/locked && chmod 755 proj/locked && touch proj/locked/last" });
-      expect(await changes(sse, 2, "proj/")).toEqual([
-        { type: "created", path: "proj/locked/live", is_dir: false },
-        { type: "created", path: "proj/locked/last", is_dir: false },
-      ]);
       await sse.cancel();
     });
   });

@@ -4,7 +4,7 @@
  * counts what it dropped and reports it as one `dropped` item once the reader
  * catches up. Consecutive modifications of one path are reported once.
  */
-import { type Dirent, readdirSync, realpathSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { InotifyError } from "./inotify.ts";
 import { type FsChange, type HubSubscriber, isUnder, type WatchHub } from "./watch-hub.ts";
@@ -26,11 +26,7 @@ export interface DirWatcherOptions {
   queueMax: number;
   /** Directories one recursive watch may cover. */
   maxDirs: number;
-  /** Lists a directory (default: readdirSync with file types). */
-  list?: (dir: string) => Dirent[];
 }
-
-const listDir = (dir: string): Dirent[] => readdirSync(dir, { withFileTypes: true });
 
 const ENOSPC = 28;
 const ENOENT = 2;
@@ -104,22 +100,6 @@ export class DirWatcher implements HubSubscriber {
     }
   }
 
-  /**
-   * A directory whose attributes changed: when this recursive watch met one it could
-   * not watch, this may be it, readable now (a chmod). Watched then, from its real
-   * path only (a parent swapped for a symlink leads elsewhere), and what it holds is
-   * reported as created; one watched already is left as it is.
-   */
-  onDirAttrib(path: string): void {
-    if (!this.opts.recursive || !this.partial.has("unwatchable") || !this.covers(path)) return;
-    try {
-      if (realpathSync.native(path) !== path) return;
-    } catch {
-      return;
-    }
-    this.addTree(path, true, true);
-  }
-
   onOverflow(): void {
     this.droppedKernel = true;
     this.notify();
@@ -149,24 +129,18 @@ export class DirWatcher implements HubSubscriber {
     return relative(this.opts.workspace, path) || ".";
   }
 
-  /**
-   * Watches every directory under `dir` (symlinks are never followed); `report` emits
-   * `created` for what is found. `unlessWatched`: nothing when `dir` is watched already.
-   */
-  private addTree(dir: string, report: boolean, unlessWatched = false): void {
+  /** Watches every directory under `dir` (symlinks are never followed); `report` emits `created` for what is found. */
+  private addTree(dir: string, report: boolean): void {
     const stack = [dir];
     while (stack.length > 0) {
       const current = stack.pop()!;
-      let wd = -1;
       if (current !== this.opts.root) {
         if (this.wds.size >= this.opts.maxDirs) {
           this.dropOnce("watch_limit");
           return;
         }
         try {
-          wd = this.opts.hub.add(current, this);
-          if (unlessWatched && current === dir && this.wds.has(wd)) return;
-          this.wds.add(wd);
+          this.wds.add(this.opts.hub.add(current, this));
         } catch (e) {
           if (e instanceof InotifyError && e.errno === ENOSPC) {
             this.dropOnce("watch_limit");
@@ -182,15 +156,10 @@ export class DirWatcher implements HubSubscriber {
           throw e;
         }
       }
-      let entries: Dirent[];
+      let entries: import("node:fs").Dirent[];
       try {
-        entries = (this.opts.list ?? listDir)(current);
-      } catch (e) {
-        // Locked again since its watch was added: unwatched, so that the next chmod brings it back whole.
-        if (wd !== -1 && (e as NodeJS.ErrnoException).code === "EACCES") {
-          this.opts.hub.remove(wd, this);
-          this.wds.delete(wd);
-        }
+        entries = readdirSync(current, { withFileTypes: true });
+      } catch {
         continue;
       }
       for (const entry of entries) {

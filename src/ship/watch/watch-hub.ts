@@ -28,8 +28,6 @@ export interface HubSubscriber {
   onGone(wd: number): void;
   /** A watched directory itself was moved (its own watch follows it). */
   onSelfMoved(wd: number): void;
-  /** A directory in a watched one had its attributes changed (a chmod): one that could not be watched may be now. */
-  onDirAttrib?(path: string): void;
 }
 
 interface Watch {
@@ -38,7 +36,6 @@ interface Watch {
 }
 
 const MASK =
-  IN.ATTRIB |
   IN.CREATE |
   IN.DELETE |
   IN.MODIFY |
@@ -171,11 +168,6 @@ export class WatchHub {
       return;
     }
     const path = join(w.path, e.name);
-    if (e.mask & IN.ATTRIB) {
-      // Not a change of content: only what it may mean for a directory's watch.
-      if (isDir) tell(w.subscribers, (sub) => sub.onDirAttrib?.(path));
-      return;
-    }
     const type =
       e.mask & IN.CREATE || e.mask & IN.MOVED_TO ? "created" : e.mask & IN.DELETE ? "deleted" : e.mask & IN.MODIFY ? "modified" : null;
     if (!type) return;
