@@ -86,6 +86,15 @@ describe("file watch through Bay", () => {
       await sh(t, id, { command: "touch proj/later" });
       expect(await changes(sse, 1, "proj/")).toEqual([{ type: "created", path: "proj/later", is_dir: false }]);
       await sse.cancel();
+      // A directory that may be listed but not entered (444): what is below it cannot be watched, and the reader is told.
+      expect((await sh(t, id, { command: "mkdir -p ro/top/sub && chmod 444 ro/top" })).status).toBe(200);
+      const listed = await watch(id, "path=ro&recursive=true");
+      await sh(t, id, { command: "touch ro/after" });
+      expect(await changes(listed, 2, "ro/")).toEqual([
+        { dropped: { count: null, reason: "unwatchable" } },
+        { type: "created", path: "ro/after", is_dir: false },
+      ]);
+      await listed.cancel();
     });
   });
 

@@ -4,7 +4,7 @@
  * counts what it dropped and reports it as one `dropped` item once the reader
  * catches up. Consecutive modifications of one path are reported once.
  */
-import { readdirSync } from "node:fs";
+import { closeSync, type Dirent, openSync, readdirSync, readlinkSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { InotifyError } from "./inotify.ts";
 import { type FsChange, type HubSubscriber, isUnder, type WatchHub } from "./watch-hub.ts";
@@ -26,11 +26,57 @@ export interface DirWatcherOptions {
   queueMax: number;
   /** Directories one recursive watch may cover. */
   maxDirs: number;
+  /** Lists a directory given as a path (default: readdirSync with file types). */
+  list?: (dir: string) => Dirent[];
 }
+
+const listDir = (dir: string): Dirent[] => readdirSync(dir, { withFileTypes: true });
 
 const ENOSPC = 28;
 const ENOENT = 2;
 const ENOTDIR = 20;
+
+/**
+ * A directory opened as a place, not for reading (Linux's O_PATH | O_DIRECTORY |
+ * O_NOFOLLOW): never through a symlink in the last place, and what its descriptor
+ * holds stays that directory whatever is renamed or swapped around it.
+ */
+const AT_DIR = 0o10000000 | 0o200000 | 0o400000;
+const fdPath = (fd: number): string => `/proc/self/fd/${fd}`;
+
+/** One directory of a walk: its descriptor, its path, the subdirectories of it left to walk. */
+interface Frame {
+  fd: number;
+  path: string;
+  dirs: string[];
+}
+
+/** Errors of an open that mean the directory is not there as a directory (gone, or a symlink now). */
+const GONE = new Set(["ENOENT", "ENOTDIR", "ELOOP"]);
+const gone = (e: unknown): boolean => GONE.has((e as NodeJS.ErrnoException).code ?? "");
+/** The longest path the walk goes to, as the path-based walk it replaced could (PATH_MAX). */
+const MAX_PATH = 4095;
+
+/**
+ * `dir` opened (AT_DIR) only when it is there as that very path (no symlink on the
+ * way): else null. Throws what else refused it (EACCES on the way, out of descriptors).
+ */
+function openExact(dir: string): number | null {
+  let fd: number;
+  try {
+    fd = openSync(dir, AT_DIR);
+  } catch (e) {
+    if (gone(e)) return null;
+    throw e;
+  }
+  try {
+    if (readlinkSync(fdPath(fd)) === dir) return fd;
+  } catch {
+    // fall through: not what its path says
+  }
+  closeSync(fd);
+  return null;
+}
 
 export class DirWatcher implements HubSubscriber {
   private readonly queue: WatchItem[] = [];
@@ -129,45 +175,98 @@ export class DirWatcher implements HubSubscriber {
     return relative(this.opts.workspace, path) || ".";
   }
 
-  /** Watches every directory under `dir` (symlinks are never followed); `report` emits `created` for what is found. */
+  /**
+   * Watches every directory under `dir`; `report` emits `created` for what is found.
+   * The walk holds each directory by a descriptor and opens what is below it through
+   * that descriptor, never following a symlink: a directory swapped for a symlink
+   * while it is walked cannot lead the walk outside (review s62). At most one
+   * descriptor per level is open.
+   */
   private addTree(dir: string, report: boolean): void {
-    const stack = [dir];
-    while (stack.length > 0) {
-      const current = stack.pop()!;
-      if (current !== this.opts.root) {
-        if (this.wds.size >= this.opts.maxDirs) {
-          this.dropOnce("watch_limit");
-          return;
+    let first: number | null;
+    try {
+      first = openExact(dir);
+    } catch {
+      this.dropOnce("unwatchable");
+      return;
+    }
+    if (first === null) return; // gone, or no longer that directory
+    const frames: Frame[] = [];
+    try {
+      if (!this.enter(dir, first, report, frames)) return;
+      while (frames.length > 0) {
+        const top = frames[frames.length - 1]!;
+        const name = top.dirs.pop();
+        if (name === undefined) {
+          closeSync(top.fd);
+          frames.pop();
+          continue;
         }
+        let fd: number;
         try {
-          this.wds.add(this.opts.hub.add(current, this));
+          fd = openSync(`${fdPath(top.fd)}/${name}`, AT_DIR);
         } catch (e) {
-          if (e instanceof InotifyError && e.errno === ENOSPC) {
-            this.dropOnce("watch_limit");
-            return;
-          }
-          if (e instanceof InotifyError && (e.errno === ENOENT || e.errno === ENOTDIR)) continue; // gone meanwhile
-          // Any other refusal (a directory the runtime's user may not read, EACCES): its contents
-          // cannot be listed or watched by that user; the rest of the tree is, and the reader is told once.
-          if (e instanceof InotifyError) {
-            this.dropOnce("unwatchable");
-            continue;
-          }
-          throw e;
+          // Gone meanwhile, or no longer a directory (a symlink now); anything else (a directory
+          // that may be listed but not entered, no descriptor left) is told once, as a refused watch is.
+          if (!gone(e)) this.dropOnce("unwatchable");
+          continue;
         }
+        if (!this.enter(join(top.path, name), fd, report, frames)) return;
       }
-      let entries: import("node:fs").Dirent[];
+    } finally {
+      for (const f of frames) closeSync(f.fd);
+    }
+  }
+
+  /**
+   * Watches the directory `fd` holds (as `path`) and lists it, reporting what it
+   * holds when `report`; its subdirectories are then left to walk on `frames`.
+   * False when the walk must stop (the watch limit); `fd` is closed unless kept.
+   */
+  private enter(path: string, fd: number, report: boolean, frames: Frame[]): boolean {
+    if (path.length > MAX_PATH) {
+      closeSync(fd);
+      this.dropOnce("unwatchable");
+      return true;
+    }
+    if (path !== this.opts.root) {
+      if (this.wds.size >= this.opts.maxDirs) {
+        closeSync(fd);
+        this.dropOnce("watch_limit");
+        return false;
+      }
       try {
-        entries = readdirSync(current, { withFileTypes: true });
-      } catch {
-        continue;
-      }
-      for (const entry of entries) {
-        const path = join(current, entry.name);
-        if (report) this.push({ kind: "change", type: "created", path: this.rel(path), is_dir: entry.isDirectory() });
-        if (entry.isDirectory()) stack.push(path);
+        this.wds.add(this.opts.hub.add(path, this, fdPath(fd)));
+      } catch (e) {
+        closeSync(fd);
+        if (e instanceof InotifyError && e.errno === ENOSPC) {
+          this.dropOnce("watch_limit");
+          return false;
+        }
+        if (e instanceof InotifyError && (e.errno === ENOENT || e.errno === ENOTDIR)) return true; // gone meanwhile
+        // Any other refusal (a directory the runtime's user may not read, EACCES): its contents
+        // cannot be listed or watched by that user; the rest of the tree is, and the reader is told once.
+        if (e instanceof InotifyError) {
+          this.dropOnce("unwatchable");
+          return true;
+        }
+        throw e;
       }
     }
+    let entries: Dirent[];
+    try {
+      entries = (this.opts.list ?? listDir)(fdPath(fd));
+    } catch {
+      closeSync(fd);
+      return true;
+    }
+    const dirs: string[] = [];
+    for (const entry of entries) {
+      if (report) this.push({ kind: "change", type: "created", path: this.rel(join(path, entry.name)), is_dir: entry.isDirectory() });
+      if (entry.isDirectory()) dirs.push(entry.name);
+    }
+    frames.push({ fd, path, dirs });
+    return true;
   }
 
   /**

@@ -68,10 +68,15 @@ export class WatchHub {
     private readonly maxDirs = DEFAULT_MAX_DIRS,
   ) {}
 
-  /** Watches `dir` for `sub`; returns its watch descriptor. Throws InotifyError (ENOSPC: the kernel's or this Ship's watch limit). */
-  add(dir: string, sub: HubSubscriber): number {
+  /**
+   * Watches `dir` for `sub`; returns its watch descriptor. Throws InotifyError (ENOSPC:
+   * the kernel's or this Ship's watch limit). `opened`: the directory as a descriptor's
+   * `/proc/self/fd/N`, watched as the inode that descriptor holds (its link followed),
+   * whatever is at `dir` by then.
+   */
+  add(dir: string, sub: HubSubscriber, opened?: string): number {
     this.inotify ??= new Inotify();
-    const wd = this.inotify.add(dir, MASK);
+    const wd = opened === undefined ? this.inotify.add(dir, MASK) : this.inotify.add(opened, MASK & ~IN.DONT_FOLLOW);
     if (!this.watches.has(wd) && this.watches.size >= this.maxDirs) {
       // A directory nobody here watched yet, past this Ship's share: as if the kernel had said so.
       this.inotify.remove(wd);

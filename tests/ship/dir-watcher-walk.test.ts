@@ -1,0 +1,117 @@
+/**
+ * A recursive watch walks a directory by descriptors: what is below a directory is
+ * opened through the directory's own descriptor, never through a symlink, so a
+ * directory swapped for a symlink while it is walked cannot lead the walk (or the
+ * watches it leaves) outside (review s62). Against the real inotify hub and real
+ * directories; the swap happens right after the directory is listed, where a
+ * racing tenant would put it. No descriptor is left open, whatever ends the walk.
+ */
+import { afterEach, expect, test } from "bun:test";
+import {
+  type Dirent,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DirWatcher, type WatchItem } from "../../src/ship/watch/dir-watcher.ts";
+import { WatchHub } from "../../src/ship/watch/watch-hub.ts";
+
+const dirs: string[] = [];
+const hubs: WatchHub[] = [];
+afterEach(() => {
+  for (const h of hubs.splice(0)) h.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const temp = (prefix: string) => {
+  const d = realpathSync(mkdtempSync(join(tmpdir(), prefix)));
+  dirs.push(d);
+  return d;
+};
+const take = (w: DirWatcher) => (w as unknown as { take(): WatchItem | null }).take();
+function drain(w: DirWatcher): WatchItem[] {
+  const out: WatchItem[] = [];
+  for (let item = take(w); item; item = take(w)) out.push(item);
+  return out;
+}
+const paths = (items: WatchItem[]) => items.flatMap((i) => (i.kind === "change" && i.type !== "modified" ? [i.path] : []));
+const openFds = () => readdirSync("/proc/self/fd").length;
+
+test("a directory swapped for a symlink while it is walked leads the walk nowhere outside", () => {
+  const root = temp("bay-walk-");
+  const outside = temp("bay-outside-");
+  mkdirSync(join(outside, "A", "deep"), { recursive: true });
+  writeFileSync(join(outside, "A", "SECRET"), "s");
+  const hub = new WatchHub(1_000_000);
+  hubs.push(hub);
+  const w = new DirWatcher({
+    hub,
+    workspace: root,
+    root,
+    recursive: true,
+    queueMax: 1000,
+    maxDirs: 100,
+    // Right after L is listed, L goes and a symlink to the outside tree takes its name.
+    list: (dir) => {
+      const entries = readdirSync(dir, { withFileTypes: true }) as Dirent[];
+      if (readlinkSync(dir) === join(root, "L")) {
+        renameSync(join(root, "L"), join(root, "L2"));
+        symlinkSync(outside, join(root, "L"));
+      }
+      return entries;
+    },
+  });
+  w.start();
+  drain(w);
+  // L appears (made whole, then moved in), so its tree is walked and reported.
+  const made = temp("bay-made-");
+  mkdirSync(join(made, "L", "A", "inner"), { recursive: true });
+  writeFileSync(join(made, "L", "A", "mine"), "m");
+  renameSync(join(made, "L"), join(root, "L"));
+  hub.poll();
+  const seen = paths(drain(w));
+  expect(seen).toContain("L");
+  expect(seen.filter((p) => p.includes("SECRET") || p.includes("deep"))).toEqual([]);
+  // What the walk watched is the real tree (now L2), never the outside one.
+  writeFileSync(join(outside, "A", "outside-live"), "o");
+  writeFileSync(join(root, "L2", "A", "inside-live"), "i");
+  hub.poll();
+  const live = paths(drain(w));
+  expect(live.filter((p) => p.includes("outside-live"))).toEqual([]);
+  expect(live.filter((p) => p.endsWith("inside-live"))).toHaveLength(1);
+  w.close();
+});
+
+test("the walk reports and watches a whole tree, and leaves no descriptor open, whether it ends or stops at the limit", () => {
+  const root = temp("bay-walk-");
+  const hub = new WatchHub(1_000_000);
+  hubs.push(hub);
+  let deep = root;
+  for (let i = 0; i < 30; i++) {
+    deep = join(deep, `d${i}`);
+    mkdirSync(deep);
+    writeFileSync(join(deep, "f"), "x");
+  }
+  const before = openFds();
+  const w = new DirWatcher({ hub, workspace: root, root, recursive: true, queueMax: 1000, maxDirs: 100 });
+  w.start();
+  expect(openFds()).toBe(before + 1); // the hub's inotify descriptor
+  writeFileSync(join(deep, "new"), "n");
+  hub.poll();
+  expect(paths(drain(w))).toEqual([`${deep.slice(root.length + 1)}/new`]);
+  w.close();
+
+  const limited = new DirWatcher({ hub, workspace: root, root, recursive: true, queueMax: 1000, maxDirs: 5 });
+  limited.start();
+  expect(drain(limited)).toEqual([{ kind: "dropped", count: null, reason: "watch_limit" }]);
+  expect(openFds()).toBe(before + 1);
+  limited.close();
+});
