@@ -198,8 +198,8 @@ export class DirWatcher implements HubSubscriber {
         const top = frames[frames.length - 1]!;
         const name = top.dirs.pop();
         if (name === undefined) {
-          closeSync(top.fd);
           frames.pop();
+          closeSync(top.fd);
           continue;
         }
         let fd: number;
@@ -214,7 +214,13 @@ export class DirWatcher implements HubSubscriber {
         if (!this.enter(join(top.path, name), fd, report, frames)) return;
       }
     } finally {
-      for (const f of frames) closeSync(f.fd);
+      for (const f of frames) {
+        try {
+          closeSync(f.fd);
+        } catch {
+          // closed or never ours: the rest are still closed
+        }
+      }
     }
   }
 
@@ -260,12 +266,13 @@ export class DirWatcher implements HubSubscriber {
       closeSync(fd);
       return true;
     }
+    // On the walk (and closed by it) before anything else can throw.
     const dirs: string[] = [];
+    frames.push({ fd, path, dirs });
     for (const entry of entries) {
       if (report) this.push({ kind: "change", type: "created", path: this.rel(join(path, entry.name)), is_dir: entry.isDirectory() });
       if (entry.isDirectory()) dirs.push(entry.name);
     }
-    frames.push({ fd, path, dirs });
     return true;
   }
 
