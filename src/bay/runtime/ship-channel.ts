@@ -17,18 +17,20 @@
  */
 import {
   CHANNEL_MAX_ANSWER_BYTES,
+  CHANNEL_OPS,
   CHANNEL_MAX_CALL_CHARS,
   CHANNEL_MAX_PATH_CHARS,
   type ChannelCall,
   encodeCall,
   parseChannelAnswer,
 } from "../../protocol/ship/channel.ts";
+import type { ShipOperationId } from "../../protocol/ship/index.ts";
 import { routes as shipRoutes } from "../../protocol/ship/generated/routes.ts";
 import { BayError } from "../errors.ts";
 import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
 import { ShipTimeoutError } from "./errors/ship-timeout-error.ts";
 import { ShipUnreachableError } from "./errors/ship-unreachable-error.ts";
-import type { ShipTarget } from "./ship-call.ts";
+import type { CallOptions, Send, ShipTarget } from "./ship-call.ts";
 import { openShipSocket } from "./ship-socket.ts";
 
 /** How long a Ship whose channel would not open is left to HTTP before another try. */
@@ -273,5 +275,37 @@ export class ShipChannels {
     const now = Date.now();
     for (const ch of [...this.open.values()]) if (ch.inFlight === 0 && now - ch.lastUsed > IDLE_MS) ch.close();
     for (const [key, until] of this.refusedUntil) if (until <= now) this.refusedUntil.delete(key);
+  }
+}
+
+/**
+ * The channel leg of a Ship call (ShipClient.send): a channel operation with at
+ * most a JSON body, neither forwarded nor streamed nor on a deadline of its own,
+ * goes on its Ship's channel when one is open. Its answer unread; null when it
+ * goes over HTTP instead: no channel open yet, too large for one, or provably not
+ * run there (CallNotDelivered).
+ */
+export async function sendOnChannel(
+  channels: ShipChannels,
+  t: ShipTarget,
+  op: ShipOperationId,
+  method: string,
+  path: string,
+  s: Send,
+  o: CallOptions,
+): Promise<Response | null> {
+  if (!CHANNEL_OPS.has(op) || s.raw !== undefined || s.forward || s.accept || s.deadline) return null;
+  const headers: Record<string, string> = {};
+  if (o.requestId) headers["x-request-id"] = o.requestId;
+  let body: string | undefined;
+  if (s.json !== undefined) {
+    headers["content-type"] = "application/json";
+    body = JSON.stringify(s.json);
+  }
+  try {
+    return await channels.call(t, { method, path, headers, ...(body !== undefined ? { body } : {}) }, s.timeoutMs, o.signal);
+  } catch (e) {
+    if (e instanceof CallNotDelivered) return null;
+    throw e;
   }
 }

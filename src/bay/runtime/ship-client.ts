@@ -31,7 +31,6 @@ import type {
 // Not index.ts: Bay only sends requests, and the generated schemas it would load are Ship's to run.
 import { NONCE_HEADER, newNonce, PROOF_HEADER, proofValid, shipBearer } from "../../protocol/ship/auth.ts";
 import { shipRequestTarget } from "./endpoint.ts";
-import { CHANNEL_OPS } from "../../protocol/ship/channel.ts";
 import { routes as shipRoutes } from "../../protocol/ship/generated/routes.ts";
 import { BayError } from "../errors.ts";
 import { ShipBadResponseError } from "./errors/ship-bad-response-error.ts";
@@ -41,7 +40,7 @@ import { ShipWrongSessionError } from "./errors/ship-wrong-session-error.ts";
 import { boundWholeReads, jsonOrNull } from "./bounded-answer.ts";
 import { isEventStream, relayEventStream } from "./event-stream.ts";
 import { fromShipErrorResponse, headError } from "./ship-errors.ts";
-import { CallNotDelivered, type ShipChannels } from "./ship-channel.ts";
+import { type ShipChannels, sendOnChannel } from "./ship-channel.ts";
 import { openShipSocket } from "./ship-socket.ts";
 import {
   type CallOptions,
@@ -296,18 +295,6 @@ export class ShipClient {
     );
   }
 
-  /** The call on the Ship's channel, or null when it goes over HTTP (no channel open yet, or too large for one). */
-  private onChannel(t: ShipTarget, method: string, path: string, s: Send, o: CallOptions): Promise<Response> | null {
-    const headers: Record<string, string> = {};
-    if (o.requestId) headers["x-request-id"] = o.requestId;
-    let body: string | undefined;
-    if (s.json !== undefined) {
-      headers["content-type"] = "application/json";
-      body = JSON.stringify(s.json);
-    }
-    return this.channels!.call(t, { method, path, headers, ...(body !== undefined ? { body } : {}) }, s.timeoutMs, o.signal);
-  }
-
   /** Sends one operation and returns its successful response unread; Ship error bodies become `BayError`s. */
   protected async send<T>(t: ShipTarget, op: ShipOperationId, s: Send, o: CallOptions): Promise<ShipReply<T>> {
     const spec = shipRoutes[op];
@@ -316,14 +303,8 @@ export class ShipClient {
     // A function, so that `$` patterns in the client's path stay literal.
     if (s.forward) path = path.replace("/{path}", () => s.forward!.rest);
     if (s.query) path += `?${new URLSearchParams(s.query)}`;
-    if (this.channels && CHANNEL_OPS.has(op) && s.raw === undefined && !s.forward && !s.accept && !s.deadline) {
-      // Null: no channel open; CallNotDelivered: it provably did not run there. Either way over HTTP.
-      let res: Response | null = null;
-      try {
-        res = await this.onChannel(t, spec.method.toUpperCase(), path, s, o);
-      } catch (e) {
-        if (!(e instanceof CallNotDelivered)) throw e;
-      }
+    if (this.channels) {
+      const res = await sendOnChannel(this.channels, t, op, spec.method.toUpperCase(), path, s, o);
       if (res) {
         if (res.ok) return res as ShipReply<T>;
         // The channel proved its Ship: a refusal of the key on it is that Ship misbehaving, not another session.

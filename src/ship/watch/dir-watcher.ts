@@ -32,10 +32,6 @@ export interface DirWatcherOptions {
 
 const listDir = (dir: string): Dirent[] => readdirSync(dir, { withFileTypes: true });
 
-const ENOSPC = 28;
-const ENOENT = 2;
-const ENOTDIR = 20;
-
 /**
  * A directory opened as a place, not for reading (Linux's O_PATH | O_DIRECTORY |
  * O_NOFOLLOW): never through a symlink in the last place, and what its descriptor
@@ -51,9 +47,16 @@ interface Frame {
   dirs: string[];
 }
 
-/** Errors of an open that mean the directory is not there as a directory (gone, or a symlink now). */
-const GONE = new Set(["ENOENT", "ENOTDIR", "ELOOP"]);
-const gone = (e: unknown): boolean => GONE.has((e as NodeJS.ErrnoException).code ?? "");
+/**
+ * Whether a failed call (an fs call's error or an InotifyError, both named by `code`)
+ * means the directory is not there as a directory: gone, or something else in its
+ * place. For an open (AT_DIR, which never follows a symlink) a symlink now in its
+ * place (ELOOP) is that too.
+ */
+const gone = (e: unknown, opening = false): boolean => {
+  const code = (e as { code?: unknown }).code;
+  return code === "ENOENT" || code === "ENOTDIR" || (opening && code === "ELOOP");
+};
 /** The longest path the walk goes to, as the path-based walk it replaced could (PATH_MAX). */
 const MAX_PATH = 4095;
 
@@ -66,7 +69,7 @@ function openExact(dir: string): number | null {
   try {
     fd = openSync(dir, AT_DIR);
   } catch (e) {
-    if (gone(e)) return null;
+    if (gone(e, true)) return null;
     throw e;
   }
   try {
@@ -208,7 +211,7 @@ export class DirWatcher implements HubSubscriber {
         } catch (e) {
           // Gone meanwhile, or no longer a directory (a symlink now); anything else (a directory
           // that may be listed but not entered, no descriptor left) is told once, as a refused watch is.
-          if (!gone(e)) this.dropOnce("unwatchable");
+          if (!gone(e, true)) this.dropOnce("unwatchable");
           continue;
         }
         if (!this.enter(join(top.path, name), fd, report, frames)) return;
@@ -245,11 +248,11 @@ export class DirWatcher implements HubSubscriber {
         this.wds.add(this.opts.hub.add(path, this, fdPath(fd)));
       } catch (e) {
         closeSync(fd);
-        if (e instanceof InotifyError && e.errno === ENOSPC) {
+        if (e instanceof InotifyError && e.code === "ENOSPC") {
           this.dropOnce("watch_limit");
           return false;
         }
-        if (e instanceof InotifyError && (e.errno === ENOENT || e.errno === ENOTDIR)) return true; // gone meanwhile
+        if (e instanceof InotifyError && gone(e)) return true; // gone meanwhile
         // Any other refusal (a directory the runtime's user may not read, EACCES): its contents
         // cannot be listed or watched by that user; the rest of the tree is, and the reader is told once.
         if (e instanceof InotifyError) {
