@@ -85,6 +85,11 @@ describe("file watch through Bay", () => {
       ]);
       await sh(t, id, { command: "touch proj/later" });
       expect(await changes(sse, 1, "proj/")).toEqual([{ type: "created", path: "proj/later", is_dir: false }]);
+      // Made readable, it is walked again: what it holds is reported as created, and what happens in it from then on is seen.
+      expect((await sh(t, id, { command: "chmod 755 proj/locked && touch proj/locked/inside" })).status).toBe(200);
+      expect(await changes(sse, 1, "proj/")).toEqual([{ type: "created", path: "proj/locked/inside", is_dir: false }]);
+      await sh(t, id, { command: "touch proj/locked/then" });
+      expect(await changes(sse, 1, "proj/")).toEqual([{ type: "created", path: "proj/locked/then", is_dir: false }]);
       await sse.cancel();
       // A directory that may be listed but not entered (444): what is below it cannot be watched, and the reader is told.
       expect((await sh(t, id, { command: "mkdir -p ro/top/sub && chmod 444 ro/top" })).status).toBe(200);
@@ -94,7 +99,48 @@ describe("file watch through Bay", () => {
         { dropped: { count: null, reason: "unwatchable" } },
         { type: "created", path: "ro/after", is_dir: false },
       ]);
+      // Once it may be entered (a change of the directory's own attributes), what is below it is watched.
+      expect((await sh(t, id, { command: "chmod 755 ro/top && touch ro/top/sub/x" })).status).toBe(200);
+      expect(await changes(listed, 1, "ro/")).toEqual([{ type: "created", path: "ro/top/sub/x", is_dir: false }]);
+      await sh(t, id, { command: "touch ro/top/sub/y" });
+      expect(await changes(listed, 1, "ro/")).toEqual([{ type: "created", path: "ro/top/sub/y", is_dir: false }]);
       await listed.cancel();
+    });
+  });
+
+  test("a locked directory walked again: renamed while locked, swapped for a symlink out, or its attributes stormed, it leads nowhere outside and Ship keeps answering", async () => {
+    await withSandbox(t, async (id) => {
+      expect((await sh(t, id, { command: "mkdir -p w/h /tmp/outside && mkdir -m 000 w/h/a w/h/b w/h/c" })).status).toBe(200);
+      const sse = await watch(id, "path=w&recursive=true");
+      await sh(t, id, { command: "touch w/start" });
+      expect(await changes(sse, 2, "w/")).toEqual([
+        { dropped: { count: null, reason: "unwatchable" } },
+        { type: "created", path: "w/start", is_dir: false },
+      ]);
+      // Renamed while locked, then opened: walked where it is now.
+      await sh(t, id, { command: "mv w/h/a w/h/a2 && chmod 755 w/h/a2 && touch w/h/a2/in0" });
+      expect(await changes(sse, 2, "w/")).toEqual([
+        { type: "renamed", path: "w/h/a2", old_path: "w/h/a", is_dir: true },
+        { type: "created", path: "w/h/a2/in0", is_dir: false },
+      ]);
+      // Swapped for a symlink to a directory outside, whose attributes then change, as do the link's: never walked.
+      await sh(t, id, { command: "rmdir w/h/b && ln -s /tmp/outside w/h/b && chmod 700 /tmp/outside && touch -h w/h/b" });
+      // Stormed while it stays locked, with an exec meanwhile: its retries are spaced out, and Ship answers.
+      const [storm, py] = await Promise.all([
+        sh(t, id, { command: "for i in $(seq 1 3000); do chmod 000 w/h/c; done", timeout: 120 }),
+        t.json("POST", `/v1/sandboxes/${id}/python/exec`, { body: { code: "import time; time.sleep(0.5); 6*7" } }),
+      ]);
+      expect(storm.status).toBe(200);
+      expect(py.status).toBe(200);
+      expect((py.body as { output: string }).output).toContain("42");
+      await sh(t, id, { command: "touch /tmp/outside/x w/h/a2/in1 w/end" });
+      expect(await changes(sse, 4, "w/")).toEqual([
+        { type: "deleted", path: "w/h/b", is_dir: true },
+        { type: "created", path: "w/h/b", is_dir: false },
+        { type: "created", path: "w/h/a2/in1", is_dir: false },
+        { type: "created", path: "w/end", is_dir: false },
+      ]);
+      await sse.cancel();
     });
   });
 

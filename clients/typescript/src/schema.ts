@@ -869,7 +869,9 @@ export interface paths {
          *     kept, and a `dropped` `{count, reason}` event says so (`queue_full`: `count`
          *     changes; `kernel_overflow` and `watch_limit`: an unknown number, or more
          *     directories than one recursive watch may cover; `unwatchable`: a directory under a
-         *     recursive watch that the sandbox's user may not read, whose changes are not seen). The stream ends with `error`
+         *     recursive watch that the sandbox's user may not read, whose changes are not seen
+         *     until a change of its attributes makes it readable: it is then walked again, what it
+         *     holds reported as `created`). The stream ends with `error`
          *     (the error body) when the directory goes away or the sandbox is stopped,
          *     reclaimed or deleted (`conflict`, `reason: session_ended`). A comment line
          *     every 10 s keeps proxies open. An open watch keeps the sandbox from idle reclaim.

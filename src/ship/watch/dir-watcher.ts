@@ -5,7 +5,7 @@
  * catches up. Consecutive modifications of one path are reported once.
  */
 import { closeSync, type Dirent, openSync, readdirSync, readlinkSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { InotifyError } from "./inotify.ts";
 import { type FsChange, type HubSubscriber, isUnder, type WatchHub } from "./watch-hub.ts";
 
@@ -121,6 +121,7 @@ export class DirWatcher implements HubSubscriber {
 
   /** Releases every watch. */
   close(): void {
+    this.opts.hub.forget(this);
     for (const wd of this.wds) this.opts.hub.remove(wd, this);
     this.wds.clear();
   }
@@ -163,6 +164,11 @@ export class DirWatcher implements HubSubscriber {
     if (wd === this.rootWd) this.end();
   }
 
+  /** A directory this watch could not watch may be readable now: walked again, what it holds reported as created. */
+  onRetry(dir: string): void {
+    if (this.opts.recursive && this.covers(dir)) this.addTree(dir, true);
+  }
+
   private end(): void {
     this.gone = true;
     this.notify();
@@ -189,8 +195,8 @@ export class DirWatcher implements HubSubscriber {
     let first: number | null;
     try {
       first = openExact(dir);
-    } catch {
-      this.dropOnce("unwatchable");
+    } catch (e) {
+      this.refused(e, dir, null);
       return;
     }
     if (first === null) return; // gone, or no longer that directory
@@ -211,7 +217,7 @@ export class DirWatcher implements HubSubscriber {
         } catch (e) {
           // Gone meanwhile, or no longer a directory (a symlink now); anything else (a directory
           // that may be listed but not entered, no descriptor left) is told once, as a refused watch is.
-          if (!gone(e, true)) this.dropOnce("unwatchable");
+          if (!gone(e, true)) this.refused(e, join(top.path, name), top.fd);
           continue;
         }
         if (!this.enter(join(top.path, name), fd, report, frames)) return;
@@ -256,7 +262,8 @@ export class DirWatcher implements HubSubscriber {
         // Any other refusal (a directory the runtime's user may not read, EACCES): its contents
         // cannot be listed or watched by that user; the rest of the tree is, and the reader is told once.
         if (e instanceof InotifyError) {
-          this.dropOnce("unwatchable");
+          const top = frames[frames.length - 1];
+          this.refused(e, path, top?.path === dirname(path) ? top.fd : null);
           return true;
         }
         throw e;
@@ -277,6 +284,32 @@ export class DirWatcher implements HubSubscriber {
       if (entry.isDirectory()) dirs.push(entry.name);
     }
     return true;
+  }
+
+  /**
+   * The directory at `path` could not be watched or walked: told once (dropOnce). When its
+   * user may not read it, or enter the directory holding it, it is kept to walk again once
+   * an attribute change there may have opened it (WatchHub.refuse). `holderFd`: the holding
+   * directory's descriptor on the walk, or null to open it here.
+   */
+  private refused(e: unknown, path: string, holderFd: number | null): void {
+    this.dropOnce("unwatchable");
+    const code = (e as { code?: unknown }).code;
+    if (code !== "EACCES" && code !== "EPERM") return;
+    let fd = holderFd;
+    if (fd === null) {
+      try {
+        fd = openExact(dirname(path));
+      } catch {
+        return;
+      }
+      if (fd === null) return;
+    }
+    try {
+      this.opts.hub.refuse(fdPath(fd), basename(path), this);
+    } finally {
+      if (holderFd === null) closeSync(fd);
+    }
   }
 
   /**

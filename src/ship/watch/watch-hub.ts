@@ -9,6 +9,7 @@
  */
 import { join } from "node:path";
 import { IN, Inotify, InotifyError, type RawEvent } from "./inotify.ts";
+import { RefusedDirs } from "./refused-dirs.ts";
 
 /** A change, with absolute paths. */
 export interface FsChange {
@@ -28,6 +29,8 @@ export interface HubSubscriber {
   onGone(wd: number): void;
   /** A watched directory itself was moved (its own watch follows it). */
   onSelfMoved(wd: number): void;
+  /** A directory this subscriber could not watch (refuse) may be readable now: walk it again. */
+  onRetry?(dir: string): void;
 }
 
 interface Watch {
@@ -57,6 +60,8 @@ export class WatchHub {
   private timer: ReturnType<typeof setInterval> | null = null;
   /** A MOVED_FROM whose MOVED_TO did not come in the same read: paired on the next poll, or a move out. */
   private pendingFrom: RawEvent | null = null;
+  /** Directories watchers could not watch, retried on an attribute change where they are (refused-dirs.ts). */
+  private readonly refused = new RefusedDirs<HubSubscriber>();
 
   /**
    * `maxDirs`: directories this Ship watches at once, all watches together. The host
@@ -90,6 +95,30 @@ export class WatchHub {
     return wd;
   }
 
+  /**
+   * `sub` could not watch the directory `name` in the directory `holder` (a descriptor's
+   * `/proc/self/fd/N`, so the very directory it walked), which a watch of this hub covers:
+   * that watch now reports attribute changes too, and one on `name`, or on the holding
+   * directory itself, hands `name` back to `sub` to walk again (onRetry). Nothing when the
+   * holding directory is watched by nobody here, or too many are refused already.
+   */
+  refuse(holder: string, name: string, sub: HubSubscriber): void {
+    if (!this.inotify || this.refused.full) return;
+    let wd: number;
+    try {
+      // The same inode's watch is this hub's own: its mask gains IN_ATTRIB, nothing else changes.
+      wd = this.inotify.add(holder, IN.ATTRIB | IN.MASK_ADD | IN.ONLYDIR);
+    } catch {
+      return;
+    }
+    if (!this.watches.has(wd)) {
+      // A directory nobody here watches (it went, or was never covered): its new watch goes at once.
+      this.inotify.remove(wd);
+      return;
+    }
+    this.refused.record(wd, name, sub);
+  }
+
   /** Stops watching `wd` for `sub`; the kernel watch goes when nobody needs it. */
   remove(wd: number, sub: HubSubscriber): void {
     const w = this.watches.get(wd);
@@ -97,9 +126,15 @@ export class WatchHub {
     w.subscribers.delete(sub);
     if (w.subscribers.size === 0) {
       this.watches.delete(wd);
+      this.refused.forgetWd(wd);
       this.inotify?.remove(wd);
     }
     this.idle();
+  }
+
+  /** `sub` ended: what it could not watch is not retried for it. */
+  forget(sub: HubSubscriber): void {
+    this.refused.forgetSub(sub);
   }
 
   /** The current path of a watch descriptor. */
@@ -147,6 +182,7 @@ export class WatchHub {
       }
       this.single(e);
     }
+    this.retryRefused();
   }
 
   /** Stops everything (Ship shutdown). */
@@ -156,12 +192,27 @@ export class WatchHub {
     this.inotify?.close();
     this.inotify = null;
     this.watches.clear();
+    this.refused.clear();
+  }
+
+  /** Hands each refused directory that may be readable now back to its watchers, under its holder's current path. */
+  private retryRefused(): void {
+    for (const { wd, name, subs } of this.refused.takeDue()) {
+      const w = this.watches.get(wd);
+      if (w) tell(subs, (sub) => sub.onRetry?.(join(w.path, name)));
+    }
   }
 
   private single(e: RawEvent): void {
     const w = this.watches.get(e.wd);
     if (!w) return;
     const isDir = (e.mask & IN.ISDIR) !== 0;
+    if (e.mask & IN.ATTRIB) {
+      // Only the holders of refused directories report these (refuse).
+      if (isDir || e.name === "") this.refused.attributeChanged(e.wd, e.name);
+      return;
+    }
+    if (e.mask & IN.DELETE) this.refused.forgetName(e.wd, e.name);
     if (e.mask & (IN.DELETE_SELF | IN.IGNORED)) {
       this.drop(e.wd, w);
       return;
@@ -182,6 +233,8 @@ export class WatchHub {
   private rename(from: RawEvent, to: RawEvent): void {
     const a = this.watches.get(from.wd);
     const b = this.watches.get(to.wd);
+    if (b) this.refused.moved(from.wd, from.name, to.wd, to.name);
+    else this.refused.forgetName(from.wd, from.name);
     const isDir = (to.mask & IN.ISDIR) !== 0;
     const oldPath = a ? join(a.path, from.name) : null;
     const newPath = b ? join(b.path, to.name) : null;
@@ -198,6 +251,7 @@ export class WatchHub {
 
   /** A MOVED_FROM without its MOVED_TO: moved out of every watched directory. */
   private movedOut(from: RawEvent): void {
+    this.refused.forgetName(from.wd, from.name);
     const w = this.watches.get(from.wd);
     if (!w) return;
     const path = join(w.path, from.name);
@@ -218,6 +272,7 @@ export class WatchHub {
 
   private drop(wd: number, w: Watch): void {
     this.watches.delete(wd);
+    this.refused.forgetWd(wd);
     this.inotify?.remove(wd);
     tell(w.subscribers, (sub) => sub.onGone(wd));
     this.idle();
