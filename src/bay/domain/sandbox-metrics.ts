@@ -7,6 +7,7 @@ import type { Driver } from "../drivers/driver.ts";
 import { BayError } from "../errors.ts";
 import type { Stores } from "../store/index.ts";
 import type { MetricSampleRecord } from "../store/metric-sample-store.ts";
+import type { SandboxRecord } from "../store/sandbox-store.ts";
 import type { WorkspaceRecord } from "../store/workspace-store.ts";
 import type { ProfileRegistry } from "./profiles.ts";
 import type { SandboxManager } from "./sandbox-manager.ts";
@@ -56,14 +57,18 @@ export class SandboxMetrics {
 
   /** One sample for the owner's sandbox (404 for another owner's or an unknown one). */
   async sample(owner: string, sandboxId: string): Promise<SandboxMetricsSample> {
-    const sb = await this.deps.sandboxes.get(owner, sandboxId);
+    return this.sampleOf(await this.deps.sandboxes.get(owner, sandboxId));
+  }
+
+  /** One sample of a sandbox already read (and found its owner's). */
+  async sampleOf(sb: SandboxRecord): Promise<SandboxMetricsSample> {
     const profile = this.deps.profiles.forSandbox(sb.profileId);
     const ws = await this.deps.stores.workspaces.get(sb.workspaceId);
-    if (!ws) throw new BayError("internal_error", `workspace ${sb.workspaceId} of sandbox ${sandboxId} is missing`);
+    if (!ws) throw new BayError("internal_error", `workspace ${sb.workspaceId} of sandbox ${sb.id} is missing`);
     const containerId = sb.session?.status === "ready" ? sb.session.containerId : null;
     const [stats, diskUsed] = await Promise.all([
       containerId ? this.deps.driver.containerStats(containerId) : Promise.resolve(null),
-      this.diskUsed(owner, ws),
+      this.diskUsed(sb.owner, ws),
     ]);
     return {
       sampledAt: this.now(),
@@ -85,13 +90,17 @@ export class SandboxMetrics {
    * unknown sandbox.
    */
   async history(owner: string, sandboxId: string, window: MetricsWindow): Promise<SandboxMetricsSample[]> {
-    const sb = await this.deps.sandboxes.get(owner, sandboxId);
+    return this.historyOf(await this.deps.sandboxes.get(owner, sandboxId), window);
+  }
+
+  /** The stored samples of a sandbox already read (and found its owner's) taken in the window. */
+  async historyOf(sb: SandboxRecord, window: MetricsWindow): Promise<SandboxMetricsSample[]> {
     // Nothing from before the owner had it (a warm-pool member's warm-up: a claim sets
     // created_at) or older than the history.
     const oldest = Math.max(sb.createdAt, this.now() - (this.deps.historySeconds ?? 3600) * 1000);
     const from = Math.max(oldest, window.start === undefined ? 0 : window.start * 1000);
     const to = window.end === undefined ? Number.MAX_SAFE_INTEGER : window.end * 1000 + 999;
-    const rows = await this.deps.stores.metricSamples.list(sandboxId, from, to);
+    const rows = await this.deps.stores.metricSamples.list(sb.id, from, to);
     return rows.map(({ sandboxId: _, at, ...use }) => ({ sampledAt: at, running: true, ...use }));
   }
 

@@ -17,7 +17,7 @@ export interface ControlRoutesDeps {
   templates: TemplateCatalogue;
   /** Sets the owner (X-API-Key, Bearer, or anonymous mode) and applies the rate limit. */
   guard: MiddlewareHandler[];
-  metrics: Pick<SandboxMetrics, "sample" | "history">;
+  metrics: Pick<SandboxMetrics, "sampleOf" | "historyOf">;
 }
 
 export function controlRoutes({ sandboxes, templates, guard, metrics }: ControlRoutesDeps): Hono {
@@ -101,14 +101,15 @@ export function controlRoutes({ sandboxes, templates, guard, metrics }: ControlR
       const owner = c.get("owner");
       const id = c.req.valid("param").sandboxID;
       const { start, end } = metricsWindow(c.req.query("start"), c.req.query("end"));
-      await sandboxes.require(owner, id);
+      // Read once: E2B's own check of the sandbox, then its samples.
+      const { sb } = await sandboxes.require(owner, id);
       // The samples Bay took while the sandbox ran (metrics-sampler.ts), as E2B keeps them.
-      const history = await metrics.history(owner, id, { start, end });
+      const history = await metrics.historyOf(sb, { start, end });
       if (history.length > 0) return c.json(history.map(e2bMetric), 200);
       // None yet (a runtime's first interval, sampling off): one taken now, when the window can hold it.
       const now = Math.floor(Date.now() / 1000);
       if ((start !== undefined && now + 1 < start) || (end !== undefined && now > end + 1)) return c.json([], 200);
-      const m = await metrics.sample(owner, id);
+      const m = await metrics.sampleOf(sb);
       const at = Math.floor(m.sampledAt / 1000);
       if ((start !== undefined && at < start) || (end !== undefined && at > end)) return c.json([], 200);
       return c.json([e2bMetric(m)], 200);
