@@ -6,7 +6,9 @@
  *
  * - A read or stat the engine fails under the race (a bare 500, or a tar cut before its
  *   first byte) is tried again (`retryRaced`): the next attempt walks the path again and
- *   answers what it finds.
+ *   answers what it finds. When every attempt met the race (the engine's own walk of the
+ *   path found an entry changing under it), the answer is the path's refusal, as a write's
+ *   is, not an internal error: the sandbox keeps changing it.
  * - A write the engine unpacked through such a symlink lands in the helper's own root
  *   (empty, archive-root.ts, and gone with the helper; `ReadonlyRootfs` binds only a
  *   started container, and a helper is never started). The engine's list of the
@@ -27,17 +29,39 @@ const RETRY_PAUSE_MS = 20;
 const raced = (err: unknown): boolean =>
   err instanceof BayError && err.code === "internal_error" && (err.internal.engine_status === 500 || err.internal.cut === true);
 
-/** Runs `fn` again, up to RACED_ATTEMPTS in all, while it fails as a race makes it fail. */
-export async function retryRaced<T>(fn: () => Promise<T>): Promise<T> {
+/**
+ * What the engine says when its own walk of a path (resolving symlinks inside the
+ * helper's root) finds an entry changing under it: a link read that is a directory now,
+ * a directory that is a file or a link now.
+ */
+const ENTRY_CHANGED = /\breadlink \S+: invalid argument|\bnot a directory\b|\btoo many levels of symbolic links\b/i;
+
+/**
+ * Runs `fn` again, up to RACED_ATTEMPTS in all, while it fails as a race makes it fail.
+ * When the last attempt too failed with an entry of `path` changing under the engine,
+ * the answer is the path's refusal (racedPath), not an internal error.
+ */
+export async function retryRaced<T>(fn: () => Promise<T>, path: string, op: "read" | "stat" | "write"): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
-      if (!raced(err) || attempt >= RACED_ATTEMPTS) throw err;
+      if (!raced(err)) throw err;
+      if (attempt >= RACED_ATTEMPTS) {
+        const message = String((err as BayError).internal.engine_message ?? "");
+        throw ENTRY_CHANGED.test(message) ? racedPath(path, op, { engine_message: message, attempts: attempt }) : err;
+      }
       await Bun.sleep(RETRY_PAUSE_MS * attempt);
     }
   }
 }
+
+/** The answer to a read or stat that met an entry of its path changing (a symlink swapped in and out) on every attempt. */
+export const racedPath = (path: string, op: "read" | "stat" | "write", internal: Record<string, unknown> = {}) =>
+  new BayError("invalid_path", `invalid path: ${path}: an entry on it kept changing (a symlink swapped in and out) during the ${op}`, {
+    details: { path, reason: `changed during the ${op}` },
+    internal: { operation: `workspace ${op}`, ...internal },
+  });
 
 /**
  * Whether anything outside the workspace mount changed in a helper: a write that went

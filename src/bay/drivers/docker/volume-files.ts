@@ -115,11 +115,11 @@ export class DockerVolumeFiles implements VolumeFiles {
   }
 
   async stat(volume: VolumeRef, path: string): Promise<FileStat | null> {
-    return retryRaced(() => this.statOnce(volume, path));
+    return retryRaced(() => this.statOnce(volume, path), path, "stat");
   }
 
   async read(volume: VolumeRef, path: string): Promise<OpenedFile> {
-    return retryRaced(() => this.readOnce(volume, path));
+    return retryRaced(() => this.readOnce(volume, path), path, "read");
   }
 
   private async statOnce(volume: VolumeRef, path: string): Promise<FileStat | null> {
@@ -169,10 +169,14 @@ export class DockerVolumeFiles implements VolumeFiles {
     if (path === ".") throw fileErrors.root(path);
     await this.withArchiveHelper(volume, "write", path, async (helper) => {
       const modes: number[] = [];
-      const { target, missingDirs, chain } = await retryRaced(() => {
-        modes.length = 0;
-        return this.walk(helper, path, "refuse", modes);
-      });
+      const { target, missingDirs, chain } = await retryRaced(
+        () => {
+          modes.length = 0;
+          return this.walk(helper, path, "refuse", modes);
+        },
+        path,
+        "write",
+      );
       if (target?.kind === "directory") throw fileErrors.isDirectory(path);
       if (target && target.kind !== "file") throw fileErrors.notRegularFile(path);
       // The parents that exist go in the tar too, as they are: should one vanish before the put, the engine recreates it as the tar says, not as root.
