@@ -165,8 +165,9 @@ export class DirWatcher implements HubSubscriber {
   }
 
   /** A directory this watch could not watch may be readable now: walked again, what it holds reported as created. */
-  onRetry(dir: string): void {
-    if (this.opts.recursive && this.covers(dir)) this.addTree(dir, true);
+  onRetry(dir: string): "absent" | undefined {
+    if (!this.opts.recursive || !this.covers(dir)) return undefined;
+    return this.addTree(dir, true) ? undefined : "absent";
   }
 
   private end(): void {
@@ -189,20 +190,21 @@ export class DirWatcher implements HubSubscriber {
    * The walk holds each directory by a descriptor and opens what is below it through
    * that descriptor, never following a symlink: a directory swapped for a symlink
    * while it is walked cannot lead the walk outside (review s62). At most one
-   * descriptor per level is open.
+   * descriptor per level is open. False when `dir` is not there to walk (gone, or no
+   * longer that directory).
    */
-  private addTree(dir: string, report: boolean): void {
+  private addTree(dir: string, report: boolean): boolean {
     let first: number | null;
     try {
       first = openExact(dir);
     } catch (e) {
       this.refused(e, dir, null);
-      return;
+      return true;
     }
-    if (first === null) return; // gone, or no longer that directory
+    if (first === null) return false;
     const frames: Frame[] = [];
     try {
-      if (!this.enter(dir, first, report, frames)) return;
+      if (!this.enter(dir, first, report, frames)) return true;
       while (frames.length > 0) {
         const top = frames[frames.length - 1]!;
         const name = top.dirs.pop();
@@ -220,8 +222,9 @@ export class DirWatcher implements HubSubscriber {
           if (!gone(e, true)) this.refused(e, join(top.path, name), top.fd);
           continue;
         }
-        if (!this.enter(join(top.path, name), fd, report, frames)) return;
+        if (!this.enter(join(top.path, name), fd, report, frames)) return true;
       }
+      return true;
     } finally {
       for (const f of frames) {
         try {

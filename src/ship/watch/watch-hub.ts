@@ -29,8 +29,8 @@ export interface HubSubscriber {
   onGone(wd: number): void;
   /** A watched directory itself was moved (its own watch follows it). */
   onSelfMoved(wd: number): void;
-  /** A directory this subscriber could not watch (refuse) may be readable now: walk it again. */
-  onRetry?(dir: string): void;
+  /** A directory this subscriber could not watch (refuse) may be readable now: walk it again; "absent" when nothing is there to walk. */
+  onRetry?(dir: string): "absent" | undefined;
 }
 
 interface Watch {
@@ -81,7 +81,9 @@ export class WatchHub {
    */
   add(dir: string, sub: HubSubscriber, opened?: string): number {
     this.inotify ??= new Inotify();
-    const wd = opened === undefined ? this.inotify.add(dir, MASK) : this.inotify.add(opened, MASK & ~IN.DONT_FOLLOW);
+    // IN_MASK_ADD: a directory watched already keeps what its mask has gained (refuse's IN_ATTRIB).
+    const wd =
+      opened === undefined ? this.inotify.add(dir, MASK | IN.MASK_ADD) : this.inotify.add(opened, (MASK & ~IN.DONT_FOLLOW) | IN.MASK_ADD);
     if (!this.watches.has(wd) && this.watches.size >= this.maxDirs) {
       // A directory nobody here watched yet, past this Ship's share: as if the kernel had said so.
       this.inotify.remove(wd);
@@ -199,7 +201,8 @@ export class WatchHub {
   private retryRefused(): void {
     for (const { wd, name, subs } of this.refused.takeDue()) {
       const w = this.watches.get(wd);
-      if (w) tell(subs, (sub) => sub.onRetry?.(join(w.path, name)));
+      // Not there to walk (moved or deleted since the change was read): kept for the events that say where it went.
+      if (w) tell(subs, (sub) => sub.onRetry?.(join(w.path, name)) === "absent" && this.refused.record(wd, name, sub));
     }
   }
 
@@ -233,6 +236,8 @@ export class WatchHub {
   private rename(from: RawEvent, to: RawEvent): void {
     const a = this.watches.get(from.wd);
     const b = this.watches.get(to.wd);
+    // What was at the target's name (a locked directory moved over) is gone.
+    if (b) this.refused.forgetName(to.wd, to.name);
     if (b) this.refused.moved(from.wd, from.name, to.wd, to.name);
     else this.refused.forgetName(from.wd, from.name);
     const isDir = (to.mask & IN.ISDIR) !== 0;
