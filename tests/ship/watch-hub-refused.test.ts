@@ -105,6 +105,19 @@ test("a retry that finds nothing there keeps the entry, and the move that follow
   expect(retries).toEqual([join(holder, "L"), join(holder, "M")]);
 });
 
+test("a directory made again where a refused one was drops its entry, also when the delete was lost (review s66)", async () => {
+  const { sub, retries } = subscriber();
+  const { hub, holder } = setup(sub);
+  rmSync(join(holder, "L"), { recursive: true });
+  // The delete's event lost, as in an overflow: read and thrown away.
+  (hub as unknown as { inotify: { drain(): unknown[] } }).inotify.drain();
+  mkdirSync(join(holder, "L"));
+  await settle();
+  chmodSync(join(holder, "L"), 0o700);
+  await settle();
+  expect(retries).toEqual([]);
+});
+
 test("a subscriber that ended gets nothing back; a holder nobody watches is not followed", async () => {
   const { sub, retries } = subscriber();
   const { hub, holder } = setup(sub);

@@ -40,6 +40,19 @@ describe("retryRaced", () => {
     }
   });
 
+  test("an engine or host fault that names none of the path's entries stays an internal error (review s66)", async () => {
+    for (const [path, message] of [
+      ["d/etc/passwd", "readlink /var/lib/docker/overlay2/l/ABCDEF: invalid argument"],
+      ["d/etc/passwd", "error while mounting volume '/var/lib/docker/volumes/v/_data': mount: not a directory"],
+      ["a/b", "lstat /var/lib/docker/overlay2/x/merged/workspace/ab: not a directory"],
+      ["a/b", "lstat /var/lib/docker/overlay2/x/merged/workspace/a/bc: not a directory"],
+    ] as const) {
+      const last = engine500(message);
+      const f = failing([engine500(message), engine500(message), last]);
+      expect(await retryRaced(f.fn, path, "read").catch((e) => e)).toBe(last);
+    }
+  });
+
   test("an attempt that gets through answers, whatever the ones before met", async () => {
     const f = failing([engine500("readlink /w/d: invalid argument")], "bytes");
     expect(await retryRaced(f.fn, "d", "stat")).toBe("bytes");

@@ -18,6 +18,7 @@
 import type Docker from "dockerode";
 import { BayError } from "../../errors.ts";
 import { WORKSPACE_MOUNT } from "./container-config.ts";
+import { prefixOf, segmentsOf } from "../volume-walk.ts";
 import { raceDeadline } from "./docker-errors.ts";
 
 /** Attempts of a raced stat or read, in all. */
@@ -37,9 +38,28 @@ const raced = (err: unknown): boolean =>
 const ENTRY_CHANGED = /\breadlink \S+: invalid argument|\bnot a directory\b|\btoo many levels of symbolic links\b/i;
 
 /**
+ * Whether the engine's message says an entry of `path` itself changed under its walk: the
+ * message is one of ENTRY_CHANGED, and the entry it names as failing is `path` or a
+ * directory on it, inside the helper's workspace mount (`…/merged/workspace/d: …` on
+ * overlay2). A fault of the engine or the host (a broken layer link, a volume that will
+ * not mount) names its own paths, never the request's, and stays an internal error
+ * (review s66).
+ */
+function entryOfPathChanged(message: string, path: string): boolean {
+  if (!ENTRY_CHANGED.test(message)) return false;
+  const segments = segmentsOf(path);
+  for (let n = 1; n <= segments.length; n++) {
+    const named = `${WORKSPACE_MOUNT}/${prefixOf(segments, n)}`;
+    if (message.includes(`${named}:`)) return true;
+  }
+  return false;
+}
+
+/**
  * Runs `fn` again, up to RACED_ATTEMPTS in all, while it fails as a race makes it fail.
- * When the last attempt too failed with an entry of `path` changing under the engine,
- * the answer is the path's refusal (racedPath), not an internal error.
+ * When the last attempt too failed with an entry of `path` changing under the engine
+ * (entryOfPathChanged), the answer is the path's refusal (racedPath), not an internal error.
+ * (A stat's or a walk's failures, HEAD requests, carry no message: they never change.)
  */
 export async function retryRaced<T>(fn: () => Promise<T>, path: string, op: "read" | "stat" | "write"): Promise<T> {
   for (let attempt = 1; ; attempt++) {
@@ -49,7 +69,7 @@ export async function retryRaced<T>(fn: () => Promise<T>, path: string, op: "rea
       if (!raced(err)) throw err;
       if (attempt >= RACED_ATTEMPTS) {
         const message = String((err as BayError).internal.engine_message ?? "");
-        throw ENTRY_CHANGED.test(message) ? racedPath(path, op, { engine_message: message, attempts: attempt }) : err;
+        throw entryOfPathChanged(message, path) ? racedPath(path, op, { engine_message: message, attempts: attempt }) : err;
       }
       await Bun.sleep(RETRY_PAUSE_MS * attempt);
     }
