@@ -59,7 +59,8 @@ function entryOfPathChanged(message: string, path: string): boolean {
  * Runs `fn` again, up to RACED_ATTEMPTS in all, while it fails as a race makes it fail.
  * When the last attempt too failed with an entry of `path` changing under the engine
  * (entryOfPathChanged), the answer is the path's refusal (racedPath), not an internal error.
- * (A stat's or a walk's failures, HEAD requests, carry no message: they never change.)
+ * (A stat's or a walk's failures come from HEAD requests, which carry no message: they stay
+ * internal errors.)
  */
 export async function retryRaced<T>(fn: () => Promise<T>, path: string, op: "read" | "stat" | "write"): Promise<T> {
   for (let attempt = 1; ; attempt++) {
@@ -76,7 +77,7 @@ export async function retryRaced<T>(fn: () => Promise<T>, path: string, op: "rea
   }
 }
 
-/** The answer to a read or stat that met an entry of its path changing (a symlink swapped in and out) on every attempt. */
+/** The answer to a read, stat or write walk that met an entry of its path changing (a symlink swapped in and out) on every attempt. */
 export const racedPath = (path: string, op: "read" | "stat" | "write", internal: Record<string, unknown> = {}) =>
   new BayError("invalid_path", `invalid path: ${path}: an entry on it kept changing (a symlink swapped in and out) during the ${op}`, {
     details: { path, reason: `changed during the ${op}` },
