@@ -105,17 +105,27 @@ test("a retry that finds nothing there keeps the entry, and the move that follow
   expect(retries).toEqual([join(holder, "L"), join(holder, "M")]);
 });
 
-test("a directory made again where a refused one was drops its entry, also when the delete was lost (review s66)", async () => {
+test("an entry recorded while its directory's creation is still queued survives that creation, and follows the move after it (review s67)", async () => {
   const { sub, retries } = subscriber();
-  const { hub, holder } = setup(sub);
-  rmSync(join(holder, "L"), { recursive: true });
-  // The delete's event lost, as in an overflow: read and thrown away.
-  (hub as unknown as { inotify: { drain(): unknown[] } }).inotify.drain();
-  mkdirSync(join(holder, "L"));
-  await settle();
-  chmodSync(join(holder, "L"), 0o700);
-  await settle();
-  expect(retries).toEqual([]);
+  const root = realpathSync(mkdtempSync(join(tmpdir(), "bay-refused-")));
+  const hub = new WatchHub(3_600_000); // polled by hand: the creation stays queued while the walk refuses it
+  cleanups.push(() => {
+    hub.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  hub.add(root, sub);
+  mkdirSync(join(root, "L"));
+  const fd = openSync(root, 0o10000000 | 0o200000 | 0o400000);
+  try {
+    hub.refuse(`/proc/self/fd/${fd}`, "L", sub);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(join(root, "L"), join(root, "M"));
+  hub.poll(); // the creation of L, then its move to M
+  await Bun.sleep(RETRY_SPACING_MS + 50);
+  hub.poll();
+  expect(retries).toEqual([join(root, "M")]);
 });
 
 test("a subscriber that ended gets nothing back; a holder nobody watches is not followed", async () => {

@@ -40,12 +40,20 @@ describe("retryRaced", () => {
     }
   });
 
-  test("an engine or host fault that names none of the path's entries stays an internal error (review s66)", async () => {
+  test("an engine or host fault that names none of the path's entries stays an internal error (reviews s66, s67)", async () => {
     for (const [path, message] of [
       ["d/etc/passwd", "readlink /var/lib/docker/overlay2/l/ABCDEF: invalid argument"],
       ["d/etc/passwd", "error while mounting volume '/var/lib/docker/volumes/v/_data': mount: not a directory"],
       ["a/b", "lstat /var/lib/docker/overlay2/x/merged/workspace/ab: not a directory"],
       ["a/b", "lstat /var/lib/docker/overlay2/x/merged/workspace/a/bc: not a directory"],
+      // The words in the path's own name (review s67), or a host path that happens to lie under /workspace.
+      ["notes - not a directory.txt", "lstat /var/lib/docker/overlay2/x/merged/workspace/notes - not a directory.txt: input/output error"],
+      [
+        "a/too many levels of symbolic links",
+        "lstat /var/lib/docker/overlay2/x/merged/workspace/a/too many levels of symbolic links: stale file handle",
+      ],
+      [".docker-root/overlay2/l/ABCDEF", "readlink /workspace/.docker-root/overlay2/l/ABCDEF: invalid argument"],
+      ["d", "open /var/lib/docker/overlay2/x/merged/workspace/d: invalid argument"],
     ] as const) {
       const last = engine500(message);
       const f = failing([engine500(message), engine500(message), last]);

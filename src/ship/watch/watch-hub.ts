@@ -215,8 +215,7 @@ export class WatchHub {
       if (isDir || e.name === "") this.refused.attributeChanged(e.wd, e.name);
       return;
     }
-    // Gone, or something new in its place (also when the delete before it was lost in an overflow).
-    if (e.mask & (IN.DELETE | IN.CREATE | IN.MOVED_TO)) this.refused.forgetName(e.wd, e.name);
+    if (e.mask & IN.DELETE) this.refused.forgetName(e.wd, e.name);
     if (e.mask & (IN.DELETE_SELF | IN.IGNORED)) {
       this.drop(e.wd, w);
       return;

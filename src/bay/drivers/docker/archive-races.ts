@@ -31,26 +31,28 @@ const raced = (err: unknown): boolean =>
   err instanceof BayError && err.code === "internal_error" && (err.internal.engine_status === 500 || err.internal.cut === true);
 
 /**
- * What the engine says when its own walk of a path (resolving symlinks inside the
- * helper's root) finds an entry changing under it: a link read that is a directory now,
- * a directory that is a file or a link now.
+ * What the engine says, at the end of its message, when its own walk of a path (resolving
+ * symlinks inside the helper's root) finds an entry changing under it: a link read that is
+ * a directory now, a directory that is a file or a link now.
  */
-const ENTRY_CHANGED = /\breadlink \S+: invalid argument|\bnot a directory\b|\btoo many levels of symbolic links\b/i;
+const ENTRY_CHANGED = ["not a directory", "too many levels of symbolic links"];
 
 /**
- * Whether the engine's message says an entry of `path` itself changed under its walk: the
- * message is one of ENTRY_CHANGED, and the entry it names as failing is `path` or a
- * directory on it, inside the helper's workspace mount (`…/merged/workspace/d: …` on
- * overlay2). A fault of the engine or the host (a broken layer link, a volume that will
- * not mount) names its own paths, never the request's, and stays an internal error
- * (review s66).
+ * Whether the engine's message says an entry of `path` itself changed under its walk: it
+ * ends with the entry it failed on, `path` or a directory on it inside the helper's
+ * workspace mount on overlay2's merged root (`…/merged/workspace/d`), then one of
+ * ENTRY_CHANGED (or, after `readlink`, `invalid argument`). Anchored at both ends, so
+ * neither a fault of the engine or the host (a broken layer link, a volume that will not
+ * mount, an I/O error) nor a path whose own name holds those words reads as a race: those
+ * stay internal errors (reviews s66, s67).
  */
 function entryOfPathChanged(message: string, path: string): boolean {
-  if (!ENTRY_CHANGED.test(message)) return false;
+  const text = message.trimEnd();
   const segments = segmentsOf(path);
   for (let n = 1; n <= segments.length; n++) {
-    const named = `${WORKSPACE_MOUNT}/${prefixOf(segments, n)}`;
-    if (message.includes(`${named}:`)) return true;
+    const named = `/merged${WORKSPACE_MOUNT}/${prefixOf(segments, n)}`;
+    if (ENTRY_CHANGED.some((what) => text.endsWith(`${named}: ${what}`))) return true;
+    if (text.startsWith("readlink /") && text.endsWith(`${named}: invalid argument`)) return true;
   }
   return false;
 }
