@@ -80,8 +80,9 @@ test("another watch of the holder, added after the refusal, leaves its attribute
 
 test("a directory moved over a refused one takes its entry away: no retry walks it again (review s65 LOW-2)", async () => {
   const { sub, retries } = subscriber();
-  const { holder } = setup(sub);
+  const { hub, holder } = setup(sub);
   mkdirSync(join(holder, "X"));
+  hub.add(join(holder, "X"), sub); // as a recursive watch does with a directory that appears
   renameSync(join(holder, "X"), join(holder, "L")); // over the empty L: no delete of L is reported
   await settle();
   chmodSync(join(holder, "L"), 0o700);
@@ -126,6 +127,31 @@ test("an entry recorded while its directory's creation is still queued survives 
   await Bun.sleep(RETRY_SPACING_MS + 50);
   hub.poll();
   expect(retries).toEqual([join(root, "M")]);
+});
+
+test("an entry a walk recorded for a directory whose move onto that name is still queued survives the move (review s68)", async () => {
+  const { sub, retries } = subscriber();
+  const root = realpathSync(mkdtempSync(join(tmpdir(), "bay-refused-")));
+  const hub = new WatchHub(3_600_000); // polled by hand: the move stays queued while the walk refuses its result
+  cleanups.push(() => {
+    hub.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  hub.add(root, sub);
+  mkdirSync(join(root, "X"));
+  renameSync(join(root, "X"), join(root, "L"));
+  const fd = openSync(root, 0o10000000 | 0o200000 | 0o400000);
+  try {
+    hub.refuse(`/proc/self/fd/${fd}`, "L", sub);
+  } finally {
+    closeSync(fd);
+  }
+  hub.poll(); // the creation of X, then its move to L
+  chmodSync(join(root, "L"), 0o700);
+  hub.poll();
+  await Bun.sleep(RETRY_SPACING_MS + 50);
+  hub.poll();
+  expect(retries).toEqual([join(root, "L")]);
 });
 
 test("a subscriber that ended gets nothing back; a holder nobody watches is not followed", async () => {

@@ -61,10 +61,12 @@ describe("refused directories", () => {
     r.record(1, "a", "w1");
     r.record(1, "b", "w1");
     r.record(2, "c", "w1");
+    expect(r.has(1, "a")).toBe(true);
     r.forgetName(1, "a");
     r.forgetWd(2);
     r.forgetName(9, "nothing");
     expect(r.size).toBe(1);
+    expect([r.has(1, "a"), r.has(1, "b"), r.has(2, "c")]).toEqual([false, true, false]);
     later();
     r.attributeChanged(1, "a");
     r.attributeChanged(2, "");

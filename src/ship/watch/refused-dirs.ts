@@ -49,6 +49,11 @@ export class RefusedDirs<S> {
     return this.count >= MAX_ENTRIES;
   }
 
+  /** Whether `name` in the directory of watch `wd` is refused by anyone. */
+  has(wd: number, name: string): boolean {
+    return this.byWd.get(wd)?.has(name) === true;
+  }
+
   /** Records that `sub` could not watch `name` in the directory of watch `wd`. False when full. */
   record(wd: number, name: string, sub: S): boolean {
     let names = this.byWd.get(wd);

@@ -236,10 +236,14 @@ export class WatchHub {
   private rename(from: RawEvent, to: RawEvent): void {
     const a = this.watches.get(from.wd);
     const b = this.watches.get(to.wd);
-    // What was at the target's name (a locked directory moved over) is gone.
-    if (b) this.refused.forgetName(to.wd, to.name);
-    if (b) this.refused.moved(from.wd, from.name, to.wd, to.name);
-    else this.refused.forgetName(from.wd, from.name);
+    if (b) {
+      // What was refused at the target's name is gone when a directory known here moved over it
+      // (watched, or refused itself). An unknown one may be what a walk refused there already.
+      if (this.refused.has(to.wd, to.name) && (this.refused.has(from.wd, from.name) || this.watchedAt(a, from.name))) {
+        this.refused.forgetName(to.wd, to.name);
+      }
+      this.refused.moved(from.wd, from.name, to.wd, to.name);
+    } else this.refused.forgetName(from.wd, from.name);
     const isDir = (to.mask & IN.ISDIR) !== 0;
     const oldPath = a ? join(a.path, from.name) : null;
     const newPath = b ? join(b.path, to.name) : null;
@@ -252,6 +256,14 @@ export class WatchHub {
           : { type: "deleted", path: oldPath!, is_dir: isDir };
     const subs = new Set([...(a?.subscribers ?? []), ...(b?.subscribers ?? [])]);
     tell(subs, (sub) => sub.onChange(change));
+  }
+
+  /** Whether the directory `name` in the watch `holder`'s directory is watched here. */
+  private watchedAt(holder: Watch | undefined, name: string): boolean {
+    if (!holder) return false;
+    const path = join(holder.path, name);
+    for (const w of this.watches.values()) if (w.path === path) return true;
+    return false;
   }
 
   /** A MOVED_FROM without its MOVED_TO: moved out of every watched directory. */
