@@ -81,27 +81,40 @@ async function ensureCompiledImage(docker: Docker, image: string, source: string
   return image;
 }
 
+/** Rounds of removing what is labelled, and the pause between two. */
+const REMOVE_ATTEMPTS = 10;
+const REMOVE_PAUSE_MS = 300;
+
 /** Removes every container, then every volume and network, carrying all of the given labels. */
 export async function removeLabelled(docker: Docker, labels: Record<string, string>): Promise<void> {
   const label = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
-  const containers = await docker.listContainers({ all: true, filters: { label } });
-  await Promise.all(
-    containers.map((c) =>
-      docker
-        .getContainer(c.Id)
-        .remove({ force: true, v: true })
-        .catch(() => {}),
-    ),
-  );
-  const { Volumes } = await docker.listVolumes({ filters: { label } });
-  await Promise.all(
-    (Volumes ?? []).map((v) =>
-      docker
-        .getVolume(v.Name)
-        .remove()
-        .catch(() => {}),
-    ),
-  );
+  // A container that another remover (Bay's own destroy, as Bay is stopped) is still taking
+  // away keeps its volume in use for a moment: what is left is tried again, briefly.
+  for (let attempt = 1; attempt <= REMOVE_ATTEMPTS; attempt++) {
+    const containers = await docker.listContainers({ all: true, filters: { label } });
+    await Promise.all(
+      containers.map((c) =>
+        docker
+          .getContainer(c.Id)
+          .remove({ force: true, v: true })
+          .catch(() => {}),
+      ),
+    );
+    const { Volumes } = await docker.listVolumes({ filters: { label } });
+    const removed = await Promise.all(
+      (Volumes ?? []).map((v) =>
+        docker
+          .getVolume(v.Name)
+          .remove()
+          .then(
+            () => true,
+            () => false,
+          ),
+      ),
+    );
+    if (removed.every(Boolean)) break;
+    await Bun.sleep(REMOVE_PAUSE_MS);
+  }
   const networks = await docker.listNetworks({ filters: { label } });
   await Promise.all(
     networks.map((n) =>
