@@ -115,3 +115,26 @@ test("the walk reports and watches a whole tree, and leaves no descriptor open, 
   expect(openFds()).toBe(before + 1);
   limited.close();
 });
+
+test("a directory made and moved before its creation is read is walked where it went, and watched there (review s69)", () => {
+  const root = temp("bay-walk-");
+  const hub = new WatchHub(1_000_000);
+  hubs.push(hub);
+  const w = new DirWatcher({ hub, workspace: root, root, recursive: true, queueMax: 1000, maxDirs: 100 });
+  w.start();
+  // Built in a temporary directory, then renamed, all within one poll.
+  mkdirSync(join(root, "X", "a"), { recursive: true });
+  writeFileSync(join(root, "X", "a", "made"), "m");
+  renameSync(join(root, "X"), join(root, "Y"));
+  hub.poll();
+  expect(paths(drain(w))).toEqual(["X", "Y", "Y/a", "Y/a/made"]);
+  writeFileSync(join(root, "Y", "new"), "n");
+  writeFileSync(join(root, "Y", "a", "new2"), "n");
+  hub.poll();
+  expect(paths(drain(w))).toEqual(["Y/new", "Y/a/new2"]);
+  // A directory this watch holds, moved inside it, is not walked again.
+  renameSync(join(root, "Y"), join(root, "Z"));
+  hub.poll();
+  expect(paths(drain(w))).toEqual(["Z"]);
+  w.close();
+});

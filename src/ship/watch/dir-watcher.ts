@@ -144,8 +144,11 @@ export class DirWatcher implements HubSubscriber {
       this.push({ kind: "change", type: change.type, path: this.rel(change.path), is_dir: change.is_dir });
     }
     // A directory that appeared in a recursive watch is watched too, and what it
-    // already holds (made before its watch existed) is reported as created.
-    if (this.opts.recursive && change.is_dir && newIn && (change.type === "created" || (change.type === "renamed" && !oldIn))) {
+    // already holds (made before its watch existed) is reported as created. So is one
+    // moved inside it that this watch never held (made and moved before its creation
+    // was read: the walk on its creation found nothing there).
+    if (!this.opts.recursive || !change.is_dir || !newIn) return;
+    if (change.type === "created" || (change.type === "renamed" && (!oldIn || !this.holds(change.path)))) {
       this.addTree(change.path, true);
     }
   }
@@ -166,13 +169,20 @@ export class DirWatcher implements HubSubscriber {
 
   /** A directory this watch could not watch may be readable now: walked again, what it holds reported as created. */
   onRetry(dir: string): "absent" | undefined {
-    if (!this.opts.recursive || !this.covers(dir)) return undefined;
+    // Already held (walked since, by a move or a creation): nothing to walk twice.
+    if (!this.opts.recursive || !this.covers(dir) || this.holds(dir)) return undefined;
     return this.addTree(dir, true) ? undefined : "absent";
   }
 
   private end(): void {
     this.gone = true;
     this.notify();
+  }
+
+  /** Whether this watch holds a watch of the directory now at `dir`. */
+  private holds(dir: string): boolean {
+    for (const wd of this.wds) if (this.opts.hub.pathOf(wd) === dir) return true;
+    return false;
   }
 
   /** Whether a path is one this watch reports on. */
