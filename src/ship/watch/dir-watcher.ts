@@ -181,8 +181,8 @@ export class DirWatcher implements HubSubscriber {
 
   /** Whether this watch holds a watch of the directory now at `dir`. */
   private holds(dir: string): boolean {
-    for (const wd of this.wds) if (this.opts.hub.pathOf(wd) === dir) return true;
-    return false;
+    const wd = this.opts.hub.wdAt(dir);
+    return wd !== undefined && this.wds.has(wd);
   }
 
   /** Whether a path is one this watch reports on. */

@@ -57,6 +57,8 @@ const ENOSPC = 28;
 export class WatchHub {
   private inotify: Inotify | null = null;
   private readonly watches = new Map<number, Watch>();
+  /** Each watch by its directory's current path (what is watched where). */
+  private readonly byPath = new Map<string, number>();
   private timer: ReturnType<typeof setInterval> | null = null;
   /** A MOVED_FROM whose MOVED_TO did not come in the same read: paired on the next poll, or a move out. */
   private pendingFrom: RawEvent | null = null;
@@ -90,7 +92,7 @@ export class WatchHub {
       throw new InotifyError("inotify_add_watch", ENOSPC);
     }
     const w = this.watches.get(wd) ?? { path: dir, subscribers: new Set() };
-    w.path = dir;
+    this.setPath(wd, w, dir);
     w.subscribers.add(sub);
     this.watches.set(wd, w);
     this.timer ??= setInterval(() => this.poll(), this.pollMs);
@@ -128,6 +130,7 @@ export class WatchHub {
     w.subscribers.delete(sub);
     if (w.subscribers.size === 0) {
       this.watches.delete(wd);
+      this.unindex(wd, w);
       this.refused.forgetWd(wd);
       this.inotify?.remove(wd);
     }
@@ -194,6 +197,7 @@ export class WatchHub {
     this.inotify?.close();
     this.inotify = null;
     this.watches.clear();
+    this.byPath.clear();
     this.refused.clear();
   }
 
@@ -262,8 +266,7 @@ export class WatchHub {
   private watchedAt(holder: Watch | undefined, name: string): boolean {
     if (!holder) return false;
     const path = join(holder.path, name);
-    for (const w of this.watches.values()) if (w.path === path) return true;
-    return false;
+    return this.byPath.has(path);
   }
 
   /** A MOVED_FROM without its MOVED_TO: moved out of every watched directory. */
@@ -282,13 +285,31 @@ export class WatchHub {
 
   /** A directory moved inside the watched trees: its watches (and those below) follow it. */
   private repath(oldPath: string, newPath: string): void {
-    for (const w of this.watches.values()) {
-      if (isUnder(w.path, oldPath)) w.path = newPath + w.path.slice(oldPath.length);
-    }
+    const moved: Array<[number, Watch, string]> = [];
+    for (const [wd, w] of this.watches) if (isUnder(w.path, oldPath)) moved.push([wd, w, newPath + w.path.slice(oldPath.length)]);
+    // All old paths out of the index first: a new one may be another's old one.
+    for (const [wd, w] of moved) this.unindex(wd, w);
+    for (const [wd, w, path] of moved) this.setPath(wd, w, path);
+  }
+
+  /** The watch of the directory now at `path`, if this hub holds one. */
+  wdAt(path: string): number | undefined {
+    return this.byPath.get(path);
+  }
+
+  private setPath(wd: number, w: Watch, path: string): void {
+    this.unindex(wd, w);
+    w.path = path;
+    this.byPath.set(path, wd);
+  }
+
+  private unindex(wd: number, w: Watch): void {
+    if (this.byPath.get(w.path) === wd) this.byPath.delete(w.path);
   }
 
   private drop(wd: number, w: Watch): void {
     this.watches.delete(wd);
+    this.unindex(wd, w);
     this.refused.forgetWd(wd);
     this.inotify?.remove(wd);
     tell(w.subscribers, (sub) => sub.onGone(wd));
