@@ -138,3 +138,22 @@ test("a directory made and moved before its creation is read is walked where it 
   expect(paths(drain(w))).toEqual(["Z"]);
   w.close();
 });
+
+test("a directory moved inside the watch is told from another made at its old name in the same poll, by its inode (review s70)", () => {
+  const root = temp("bay-walk-");
+  const hub = new WatchHub(1_000_000);
+  hubs.push(hub);
+  const w = new DirWatcher({ hub, workspace: root, root, recursive: true, queueMax: 1000, maxDirs: 100 });
+  w.start();
+  // The walk on the first creation of c finds the second c, and the move then names that watch a.
+  mkdirSync(join(root, "c"));
+  renameSync(join(root, "c"), join(root, "a"));
+  mkdirSync(join(root, "c"));
+  hub.poll();
+  drain(w);
+  writeFileSync(join(root, "a", "f"), "x");
+  writeFileSync(join(root, "c", "g"), "x");
+  hub.poll();
+  expect(paths(drain(w)).sort()).toEqual(["a/f", "c/g"]);
+  w.close();
+});

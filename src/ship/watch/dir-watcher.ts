@@ -145,12 +145,11 @@ export class DirWatcher implements HubSubscriber {
     }
     // A directory that appeared in a recursive watch is watched too, and what it
     // already holds (made before its watch existed) is reported as created. So is one
-    // moved inside it that this watch never held (made and moved before its creation
-    // was read: the walk on its creation found nothing there).
+    // moved inside it unless this watch holds that very directory already (it may have
+    // been made and moved before its creation was read, and the walk then found nothing).
     if (!this.opts.recursive || !change.is_dir || !newIn) return;
-    if (change.type === "created" || (change.type === "renamed" && (!oldIn || !this.holds(change.path)))) {
-      this.addTree(change.path, true);
-    }
+    if (change.type === "created" || (change.type === "renamed" && !oldIn)) this.addTree(change.path, true);
+    else if (change.type === "renamed") this.addTree(change.path, true, true);
   }
 
   onOverflow(): void {
@@ -169,20 +168,14 @@ export class DirWatcher implements HubSubscriber {
 
   /** A directory this watch could not watch may be readable now: walked again, what it holds reported as created. */
   onRetry(dir: string): "absent" | undefined {
+    if (!this.opts.recursive || !this.covers(dir)) return undefined;
     // Already held (walked since, by a move or a creation): nothing to walk twice.
-    if (!this.opts.recursive || !this.covers(dir) || this.holds(dir)) return undefined;
-    return this.addTree(dir, true) ? undefined : "absent";
+    return this.addTree(dir, true, true) ? undefined : "absent";
   }
 
   private end(): void {
     this.gone = true;
     this.notify();
-  }
-
-  /** Whether this watch holds a watch of the directory now at `dir`. */
-  private holds(dir: string): boolean {
-    const wd = this.opts.hub.wdAt(dir);
-    return wd !== undefined && this.wds.has(wd);
   }
 
   /** Whether a path is one this watch reports on. */
@@ -201,9 +194,10 @@ export class DirWatcher implements HubSubscriber {
    * that descriptor, never following a symlink: a directory swapped for a symlink
    * while it is walked cannot lead the walk outside (review s62). At most one
    * descriptor per level is open. False when `dir` is not there to walk (gone, or no
-   * longer that directory).
+   * longer that directory). `unlessHeld`: nothing is walked when the directory at `dir`
+   * (by its inode, whatever path the hub knows it by) is one this watch holds already.
    */
-  private addTree(dir: string, report: boolean): boolean {
+  private addTree(dir: string, report: boolean, unlessHeld = false): boolean {
     let first: number | null;
     try {
       first = openExact(dir);
@@ -214,7 +208,7 @@ export class DirWatcher implements HubSubscriber {
     if (first === null) return false;
     const frames: Frame[] = [];
     try {
-      if (!this.enter(dir, first, report, frames)) return true;
+      if (!this.enter(dir, first, report, frames, unlessHeld)) return true;
       while (frames.length > 0) {
         const top = frames[frames.length - 1]!;
         const name = top.dirs.pop();
@@ -251,7 +245,7 @@ export class DirWatcher implements HubSubscriber {
    * holds when `report`; its subdirectories are then left to walk on `frames`.
    * False when the walk must stop (the watch limit); `fd` is closed unless kept.
    */
-  private enter(path: string, fd: number, report: boolean, frames: Frame[]): boolean {
+  private enter(path: string, fd: number, report: boolean, frames: Frame[], unlessHeld = false): boolean {
     if (path.length > MAX_PATH) {
       closeSync(fd);
       this.dropOnce("unwatchable");
@@ -264,7 +258,13 @@ export class DirWatcher implements HubSubscriber {
         return false;
       }
       try {
-        this.wds.add(this.opts.hub.add(path, this, fdPath(fd)));
+        // The inode's own watch: the same one whenever it is watched already (IN_MASK_ADD).
+        const wd = this.opts.hub.add(path, this, fdPath(fd));
+        if (unlessHeld && this.wds.has(wd)) {
+          closeSync(fd);
+          return true;
+        }
+        this.wds.add(wd);
       } catch (e) {
         closeSync(fd);
         if (e instanceof InotifyError && e.code === "ENOSPC") {

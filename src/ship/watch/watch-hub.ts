@@ -292,11 +292,6 @@ export class WatchHub {
     for (const [wd, w, path] of moved) this.setPath(wd, w, path);
   }
 
-  /** The watch of the directory now at `path`, if this hub holds one. */
-  wdAt(path: string): number | undefined {
-    return this.byPath.get(path);
-  }
-
   private setPath(wd: number, w: Watch, path: string): void {
     this.unindex(wd, w);
     w.path = path;
