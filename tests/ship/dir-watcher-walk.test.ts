@@ -157,3 +157,32 @@ test("a directory moved inside the watch is told from another made at its old na
   expect(paths(drain(w)).sort()).toEqual(["a/f", "c/g"]);
   w.close();
 });
+
+test("a held directory whose watches the hub knows under stale paths is walked again, so nothing moved out later is reported (review s71)", () => {
+  const ws = temp("bay-walk-");
+  const root = join(ws, "R");
+  mkdirSync(join(root, "b", "sub"), { recursive: true });
+  const hub = new WatchHub(1_000_000);
+  hubs.push(hub);
+  const w = new DirWatcher({ hub, workspace: ws, root, recursive: true, queueMax: 1000, maxDirs: 100 });
+  w.start();
+  // In one poll: the hub's moves leave b's watches named a and a/sub, while b is at c.
+  mkdirSync(join(root, "c"));
+  renameSync(join(root, "c"), join(root, "a"));
+  renameSync(join(root, "b"), join(root, "c"));
+  hub.poll();
+  drain(w);
+  writeFileSync(join(root, "c", "sub", "f"), "x");
+  hub.poll();
+  expect(paths(drain(w))).toEqual(["R/c/sub/f"]);
+  // Moved out of the watch: what happens there is not reported, under any name.
+  renameSync(join(root, "c"), join(ws, "outside"));
+  hub.poll();
+  expect(paths(drain(w))).toEqual(["R/c"]);
+  writeFileSync(join(ws, "outside", "sub", "secret-name"), "x");
+  mkdirSync(join(ws, "outside", "sub", "d2"));
+  writeFileSync(join(root, "a", "in"), "x");
+  hub.poll();
+  expect(paths(drain(w))).toEqual(["R/a/in"]);
+  w.close();
+});

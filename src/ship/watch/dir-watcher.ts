@@ -195,7 +195,7 @@ export class DirWatcher implements HubSubscriber {
    * while it is walked cannot lead the walk outside (review s62). At most one
    * descriptor per level is open. False when `dir` is not there to walk (gone, or no
    * longer that directory). `unlessHeld`: nothing is walked when the directory at `dir`
-   * (by its inode, whatever path the hub knows it by) is one this watch holds already.
+   * (by its inode) is one this watch holds already, and the hub knows it at `dir`.
    */
   private addTree(dir: string, report: boolean, unlessHeld = false): boolean {
     let first: number | null;
@@ -259,8 +259,10 @@ export class DirWatcher implements HubSubscriber {
       }
       try {
         // The inode's own watch: the same one whenever it is watched already (IN_MASK_ADD).
-        const wd = this.opts.hub.add(path, this, fdPath(fd));
-        if (unlessHeld && this.wds.has(wd)) {
+        // Held, and known at this path: what is below it is known where it is too. Held
+        // under a stale path: walked, so each watch below is found again by its inode.
+        const { wd, known } = this.opts.hub.addAt(path, this, fdPath(fd));
+        if (unlessHeld && known && this.wds.has(wd)) {
           closeSync(fd);
           return true;
         }

@@ -82,6 +82,15 @@ export class WatchHub {
    * whatever is at `dir` by then.
    */
   add(dir: string, sub: HubSubscriber, opened?: string): number {
+    return this.addAt(dir, sub, opened).wd;
+  }
+
+  /**
+   * As add; `known`: the hub held that watch already, at `dir` (a watch whose path was
+   * stale, a directory moved in ways the hub could not follow, is not known there: what
+   * is below it may be stale too).
+   */
+  addAt(dir: string, sub: HubSubscriber, opened?: string): { wd: number; known: boolean } {
     this.inotify ??= new Inotify();
     // IN_MASK_ADD: a directory watched already keeps what its mask has gained (refuse's IN_ATTRIB).
     const wd =
@@ -91,12 +100,14 @@ export class WatchHub {
       this.inotify.remove(wd);
       throw new InotifyError("inotify_add_watch", ENOSPC);
     }
-    const w = this.watches.get(wd) ?? { path: dir, subscribers: new Set() };
+    const held = this.watches.get(wd);
+    const known = held?.path === dir;
+    const w = held ?? { path: dir, subscribers: new Set() };
     this.setPath(wd, w, dir);
     w.subscribers.add(sub);
     this.watches.set(wd, w);
     this.timer ??= setInterval(() => this.poll(), this.pollMs);
-    return wd;
+    return { wd, known };
   }
 
   /**
