@@ -116,12 +116,18 @@ test("the walk reports and watches a whole tree, and leaves no descriptor open, 
   limited.close();
 });
 
-test("a directory made and moved before its creation is read is walked where it went, and watched there (review s69)", () => {
-  const root = temp("bay-walk-");
+/** A recursive watch of `root` on a hub of its own, polled by hand. */
+function watching(root: string, workspace = root) {
   const hub = new WatchHub(1_000_000);
   hubs.push(hub);
-  const w = new DirWatcher({ hub, workspace: root, root, recursive: true, queueMax: 1000, maxDirs: 100 });
+  const w = new DirWatcher({ hub, workspace, root, recursive: true, queueMax: 1000, maxDirs: 100 });
   w.start();
+  return { hub, w };
+}
+
+test("a directory made and moved before its creation is read is walked where it went, and watched there (review s69)", () => {
+  const root = temp("bay-walk-");
+  const { hub, w } = watching(root);
   // Built in a temporary directory, then renamed, all within one poll.
   mkdirSync(join(root, "X", "a"), { recursive: true });
   writeFileSync(join(root, "X", "a", "made"), "m");
@@ -141,10 +147,7 @@ test("a directory made and moved before its creation is read is walked where it 
 
 test("a directory moved inside the watch is told from another made at its old name in the same poll, by its inode (review s70)", () => {
   const root = temp("bay-walk-");
-  const hub = new WatchHub(1_000_000);
-  hubs.push(hub);
-  const w = new DirWatcher({ hub, workspace: root, root, recursive: true, queueMax: 1000, maxDirs: 100 });
-  w.start();
+  const { hub, w } = watching(root);
   // The walk on the first creation of c finds the second c, and the move then names that watch a.
   mkdirSync(join(root, "c"));
   renameSync(join(root, "c"), join(root, "a"));
@@ -162,10 +165,7 @@ test("a held directory whose watches the hub knows under stale paths is walked a
   const ws = temp("bay-walk-");
   const root = join(ws, "R");
   mkdirSync(join(root, "b", "sub"), { recursive: true });
-  const hub = new WatchHub(1_000_000);
-  hubs.push(hub);
-  const w = new DirWatcher({ hub, workspace: ws, root, recursive: true, queueMax: 1000, maxDirs: 100 });
-  w.start();
+  const { hub, w } = watching(root, ws);
   // In one poll: the hub's moves leave b's watches named a and a/sub, while b is at c.
   mkdirSync(join(root, "c"));
   renameSync(join(root, "c"), join(root, "a"));

@@ -54,6 +54,17 @@ function setup(sub: HubSubscriber) {
   return { hub, holder };
 }
 
+/** A directory and a hub polled by hand only (its timer never fires within a test). */
+function byHand() {
+  const root = realpathSync(mkdtempSync(join(tmpdir(), "bay-refused-")));
+  const hub = new WatchHub(3_600_000);
+  cleanups.push(() => {
+    hub.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  return { root, hub };
+}
+
 /** Past a retry's spacing, with the hub's own polls in between. */
 const settle = () => Bun.sleep(RETRY_SPACING_MS + 150);
 
@@ -108,12 +119,7 @@ test("a retry that finds nothing there keeps the entry, and the move that follow
 
 test("an entry recorded while its directory's creation is still queued survives that creation, and follows the move after it (review s67)", async () => {
   const { sub, retries } = subscriber();
-  const root = realpathSync(mkdtempSync(join(tmpdir(), "bay-refused-")));
-  const hub = new WatchHub(3_600_000); // polled by hand: the creation stays queued while the walk refuses it
-  cleanups.push(() => {
-    hub.close();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const { root, hub } = byHand(); // the creation stays queued while the walk refuses it
   hub.add(root, sub);
   mkdirSync(join(root, "L"));
   const fd = openSync(root, 0o10000000 | 0o200000 | 0o400000);
@@ -131,12 +137,7 @@ test("an entry recorded while its directory's creation is still queued survives 
 
 test("an entry a walk recorded for a directory whose move onto that name is still queued survives the move (review s68)", async () => {
   const { sub, retries } = subscriber();
-  const root = realpathSync(mkdtempSync(join(tmpdir(), "bay-refused-")));
-  const hub = new WatchHub(3_600_000); // polled by hand: the move stays queued while the walk refuses its result
-  cleanups.push(() => {
-    hub.close();
-    rmSync(root, { recursive: true, force: true });
-  });
+  const { root, hub } = byHand(); // the move stays queued while the walk refuses its result
   hub.add(root, sub);
   mkdirSync(join(root, "X"));
   renameSync(join(root, "X"), join(root, "L"));
