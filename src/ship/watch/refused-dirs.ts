@@ -56,20 +56,25 @@ export class RefusedDirs<S> {
 
   /** Records that `sub` could not watch `name` in the directory of watch `wd`. False when full. */
   record(wd: number, name: string, sub: S): boolean {
+    const entry = this.entryAt(wd, name);
+    entry?.subs.add(sub);
+    return entry !== undefined;
+  }
+
+  /** The entry for `name` in the directory of watch `wd`, made (not due, spaced out from now) if none; undefined when full. */
+  private entryAt(wd: number, name: string): Entry<S> | undefined {
     let names = this.byWd.get(wd);
     const entry = names?.get(name);
-    if (entry) {
-      entry.subs.add(sub);
-      return true;
-    }
-    if (this.count >= MAX_ENTRIES) return false;
+    if (entry) return entry;
+    if (this.count >= MAX_ENTRIES) return undefined;
     if (!names) {
       names = new Map();
       this.byWd.set(wd, names);
     }
-    names.set(name, { subs: new Set([sub]), due: false, notBefore: this.now() + RETRY_SPACING_MS });
+    const made: Entry<S> = { subs: new Set(), due: false, notBefore: this.now() + RETRY_SPACING_MS };
+    names.set(name, made);
     this.count++;
-    return true;
+    return made;
   }
 
   /** An attribute changed on `name` in the directory of watch `wd` (`""`: on that directory itself, which may open all of them). */
@@ -107,8 +112,8 @@ export class RefusedDirs<S> {
     const entry = names?.get(name);
     if (!names || !entry) return;
     this.forgetName(wd, name);
-    if (!this.record(toWd, toName, entry.subs.values().next().value as S)) return;
-    const moved = this.byWd.get(toWd)!.get(toName)!;
+    const moved = this.entryAt(toWd, toName);
+    if (!moved) return;
     for (const sub of entry.subs) moved.subs.add(sub);
     moved.due = true;
     this.anyDue = true;
