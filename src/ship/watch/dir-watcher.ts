@@ -4,8 +4,9 @@
  * counts what it dropped and reports it as one `dropped` item once the reader
  * catches up. Consecutive modifications of one path are reported once.
  */
-import { closeSync, type Dirent, openSync, readdirSync, readlinkSync } from "node:fs";
+import { closeSync, type Dirent, openSync, readdirSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
+import { AT_DIR, fdPath, gone, MAX_PATH, openExact } from "./dir-open.ts";
 import { InotifyError } from "./inotify.ts";
 import { type FsChange, type HubSubscriber, isUnder, type WatchHub } from "./watch-hub.ts";
 
@@ -32,53 +33,11 @@ export interface DirWatcherOptions {
 
 const listDir = (dir: string): Dirent[] => readdirSync(dir, { withFileTypes: true });
 
-/**
- * A directory opened as a place, not for reading (Linux's O_PATH | O_DIRECTORY |
- * O_NOFOLLOW): never through a symlink in the last place, and what its descriptor
- * holds stays that directory whatever is renamed or swapped around it.
- */
-const AT_DIR = 0o10000000 | 0o200000 | 0o400000;
-const fdPath = (fd: number): string => `/proc/self/fd/${fd}`;
-
 /** One directory of a walk: its descriptor, its path, the subdirectories of it left to walk. */
 interface Frame {
   fd: number;
   path: string;
   dirs: string[];
-}
-
-/**
- * Whether a failed call (an fs call's error or an InotifyError, both named by `code`)
- * means the directory is not there as a directory: gone, or something else in its
- * place. For an open (AT_DIR, which never follows a symlink) a symlink now in its
- * place (ELOOP) is that too.
- */
-const gone = (e: unknown, opening = false): boolean => {
-  const code = (e as { code?: unknown }).code;
-  return code === "ENOENT" || code === "ENOTDIR" || (opening && code === "ELOOP");
-};
-/** The longest path the walk goes to, as the path-based walk it replaced could (PATH_MAX). */
-const MAX_PATH = 4095;
-
-/**
- * `dir` opened (AT_DIR) only when it is there as that very path (no symlink on the
- * way): else null. Throws what else refused it (EACCES on the way, out of descriptors).
- */
-function openExact(dir: string): number | null {
-  let fd: number;
-  try {
-    fd = openSync(dir, AT_DIR);
-  } catch (e) {
-    if (gone(e, true)) return null;
-    throw e;
-  }
-  try {
-    if (readlinkSync(fdPath(fd)) === dir) return fd;
-  } catch {
-    // fall through: not what its path says
-  }
-  closeSync(fd);
-  return null;
 }
 
 export class DirWatcher implements HubSubscriber {
@@ -91,6 +50,12 @@ export class DirWatcher implements HubSubscriber {
   private readonly partial = new Set<"watch_limit" | "unwatchable">();
   private gone = false;
   private wake: (() => void) | null = null;
+  /**
+   * Directories this poll's changes asked to walk, each once whatever number of times
+   * it came in (a storm of moves in and out), walked at the poll's end (flush) within
+   * its budget: true when every ask was "unless held".
+   */
+  private readonly toWalk = new Map<string, boolean>();
 
   constructor(private readonly opts: DirWatcherOptions) {}
 
@@ -121,6 +86,7 @@ export class DirWatcher implements HubSubscriber {
 
   /** Releases every watch. */
   close(): void {
+    this.toWalk.clear();
     this.opts.hub.forget(this);
     for (const wd of this.wds) this.opts.hub.remove(wd, this);
     this.wds.clear();
@@ -147,9 +113,22 @@ export class DirWatcher implements HubSubscriber {
     // already holds (made before its watch existed) is reported as created. So is one
     // moved inside it unless this watch holds that very directory already (it may have
     // been made and moved before its creation was read, and the walk then found nothing).
+    // Both at the end of the poll, once for all the times it came in meanwhile.
     if (!this.opts.recursive || !change.is_dir || !newIn) return;
-    if (change.type === "created" || (change.type === "renamed" && !oldIn)) this.addTree(change.path, true);
-    else if (change.type === "renamed") this.addTree(change.path, true, true);
+    if (change.type === "created" || change.type === "renamed") this.walkLater(change.path, change.type === "renamed" && oldIn);
+  }
+
+  /** Walks what this poll's changes asked for (walkLater), until `deadline` but at least one; false while some are left. */
+  flush(deadline: number): boolean {
+    let first = true;
+    for (const [dir, unlessHeld] of this.toWalk) {
+      if (!first && performance.now() >= deadline) return false;
+      first = false;
+      this.toWalk.delete(dir);
+      // Still one this watch reports on (the watch may have ended meanwhile).
+      if (this.covers(dir)) this.addTree(dir, true, unlessHeld);
+    }
+    return true;
   }
 
   onOverflow(): void {
@@ -173,7 +152,14 @@ export class DirWatcher implements HubSubscriber {
     return this.addTree(dir, true, true) ? undefined : "absent";
   }
 
+  /** `dir` is walked at the end of the poll (flush); "unless held" only when each ask for it was. */
+  private walkLater(dir: string, unlessHeld: boolean): void {
+    this.toWalk.set(dir, (this.toWalk.get(dir) ?? true) && unlessHeld);
+    this.opts.hub.walkSoon(this);
+  }
+
   private end(): void {
+    this.toWalk.clear();
     this.gone = true;
     this.notify();
   }

@@ -117,18 +117,22 @@ export class Inotify {
     this.c.inotify_rm_watch(this.fd, wd);
   }
 
-  /** Every event queued now (none when nothing happened). */
-  drain(): RawEvent[] {
+  /**
+   * The events queued now (none when nothing happened), in at most `maxReads` reads of
+   * 64 KiB: what is left waits in the kernel's queue (which, full, says it overflowed).
+   * `cut`: the reads stopped at `maxReads`, not at the queue's end.
+   */
+  drain(maxReads = Number.POSITIVE_INFINITY): { events: RawEvent[]; cut: boolean } {
     const out: RawEvent[] = [];
-    for (;;) {
+    for (let reads = 0; reads < maxReads; reads++) {
       const n = this.c.read(this.fd, this.buf, this.buf.byteLength);
       if (n < 0) {
         const errno = this.c.errno();
         if (errno === EINTR) continue;
-        if (errno === EAGAIN) return out;
+        if (errno === EAGAIN) return { events: out, cut: false };
         throw new InotifyError("read", errno);
       }
-      if (n === 0) return out;
+      if (n === 0) return { events: out, cut: false };
       const view = new DataView(this.buf.buffer, this.buf.byteOffset, n);
       let at = 0;
       while (at + 16 <= n) {
@@ -143,6 +147,7 @@ export class Inotify {
         at += 16 + len;
       }
     }
+    return { events: out, cut: true };
   }
 
   close(): void {

@@ -9,6 +9,8 @@
  */
 import { join } from "node:path";
 import { IN, Inotify, InotifyError, type RawEvent } from "./inotify.ts";
+import { type MoveVisitor, pairMoves } from "./move-pairs.ts";
+import { PathIndex } from "./path-index.ts";
 import { RefusedDirs } from "./refused-dirs.ts";
 
 /** A change, with absolute paths. */
@@ -31,6 +33,12 @@ export interface HubSubscriber {
   onSelfMoved(wd: number): void;
   /** A directory this subscriber could not watch (refuse) may be readable now: walk it again; "absent" when nothing is there to walk. */
   onRetry?(dir: string): "absent" | undefined;
+  /**
+   * The end of a poll, for a subscriber that asked (walkSoon): do the work its changes
+   * left (walks), until `deadline` (performance.now()) but at least one piece; true when
+   * nothing is left, false to be asked again at the end of the next poll.
+   */
+  flush?(deadline: number): boolean;
 }
 
 interface Watch {
@@ -50,6 +58,11 @@ const MASK =
   IN.DONT_FOLLOW |
   IN.EXCL_UNLINK;
 const POLL_MS = 50;
+/** Reads of the kernel's queue per poll (64 KiB, some 2,000 events each): a storm is read as fast as this, the rest is its overflow. */
+const READS_PER_POLL = 4;
+/** What the subscribers' left work (flush) may take of one poll, in ms: a storm of moves waits, exec calls do not. */
+const FLUSH_BUDGET_MS = 20;
+
 /** Directories one Ship watches at once (SHIP_WATCH_MAX_TOTAL_DIRS). */
 export const DEFAULT_MAX_DIRS = 8192;
 const ENOSPC = 28;
@@ -59,9 +72,18 @@ export class WatchHub {
   private readonly watches = new Map<number, Watch>();
   /** Each watch by its directory's current path (what is watched where). */
   private readonly byPath = new Map<string, number>();
+  /** Every watch by its path, in order: what is under a directory, without looking at every watch. */
+  private readonly index = new PathIndex();
   private timer: ReturnType<typeof setInterval> | null = null;
-  /** A MOVED_FROM whose MOVED_TO did not come in the same read: paired on the next poll, or a move out. */
-  private pendingFrom: RawEvent | null = null;
+  /** MOVED_FROMs read last whose MOVED_TO did not come in the same read: paired on the next poll, or moves out. */
+  private pendingFrom: RawEvent[] = [];
+  private readonly visitor: MoveVisitor = {
+    rename: (from, to) => this.rename(from, to),
+    movedOut: (from) => this.movedOut(from),
+    single: (e) => this.single(e),
+  };
+  /** Subscribers with work left for the end of a poll (walkSoon). */
+  private readonly flushing = new Set<HubSubscriber>();
   /** Directories watchers could not watch, retried on an attribute change where they are (refused-dirs.ts). */
   private readonly refused = new RefusedDirs<HubSubscriber>();
 
@@ -148,9 +170,15 @@ export class WatchHub {
     this.idle();
   }
 
-  /** `sub` ended: what it could not watch is not retried for it. */
+  /** `sub` ended: what it could not watch is not retried for it, nor is its left work asked for. */
   forget(sub: HubSubscriber): void {
     this.refused.forgetSub(sub);
+    this.flushing.delete(sub);
+  }
+
+  /** `sub` has work for the end of this poll (and later ones, until its flush says it is done). */
+  walkSoon(sub: HubSubscriber): void {
+    this.flushing.add(sub);
   }
 
   /** The current path of a watch descriptor. */
@@ -161,43 +189,14 @@ export class WatchHub {
   /** Reads and dispatches what happened (called by the timer; tests may call it). */
   poll(): void {
     if (!this.inotify) return;
-    let events: RawEvent[];
+    let read: { events: RawEvent[]; cut: boolean };
     try {
-      events = this.inotify.drain();
+      read = this.inotify.drain(READS_PER_POLL);
     } catch {
-      events = [];
+      read = { events: [], cut: false };
     }
-    if (this.pendingFrom) {
-      const from = this.pendingFrom;
-      this.pendingFrom = null;
-      const to = events[0];
-      if (to && to.mask & IN.MOVED_TO && to.cookie === from.cookie) {
-        events.shift();
-        this.rename(from, to);
-      } else {
-        this.movedOut(from);
-      }
-    }
-    for (let i = 0; i < events.length; i++) {
-      const e = events[i]!;
-      if (e.mask & IN.Q_OVERFLOW) {
-        tell(this.allSubscribers(), (sub) => sub.onOverflow());
-        continue;
-      }
-      if (e.mask & IN.MOVED_FROM) {
-        const next = events[i + 1];
-        if (next && next.mask & IN.MOVED_TO && next.cookie === e.cookie) {
-          this.rename(e, next);
-          i++;
-        } else if (i === events.length - 1) {
-          this.pendingFrom = e;
-        } else {
-          this.movedOut(e);
-        }
-        continue;
-      }
-      this.single(e);
-    }
+    this.pendingFrom = pairMoves(this.pendingFrom, read.events, read.cut, this.visitor);
+    this.flush();
     this.retryRefused();
   }
 
@@ -209,7 +208,25 @@ export class WatchHub {
     this.inotify = null;
     this.watches.clear();
     this.byPath.clear();
+    this.index.clear();
     this.refused.clear();
+    this.flushing.clear();
+    this.pendingFrom = [];
+  }
+
+  /** The subscribers' left work, within this poll's budget (each gets at least one piece). */
+  private flush(): void {
+    if (this.flushing.size === 0) return;
+    const deadline = performance.now() + FLUSH_BUDGET_MS;
+    for (const sub of [...this.flushing]) {
+      let done = true;
+      try {
+        done = sub.flush?.(deadline) ?? true;
+      } catch (err) {
+        console.error(`[ship] a file watch failed on its walks: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      if (done) this.flushing.delete(sub);
+    }
   }
 
   /** Hands each refused directory that may be readable now back to its watchers, under its holder's current path. */
@@ -222,6 +239,10 @@ export class WatchHub {
   }
 
   private single(e: RawEvent): void {
+    if (e.mask & IN.Q_OVERFLOW) {
+      tell(this.allSubscribers(), (sub) => sub.onOverflow());
+      return;
+    }
     const w = this.watches.get(e.wd);
     if (!w) return;
     const isDir = (e.mask & IN.ISDIR) !== 0;
@@ -289,7 +310,10 @@ export class WatchHub {
     const isDir = (from.mask & IN.ISDIR) !== 0;
     if (isDir) {
       // Its watches still report, under paths nobody knows: drop them.
-      for (const [wd, sub] of this.watches) if (isUnder(sub.path, path)) this.drop(wd, sub);
+      for (const [wd] of this.index.under(path)) {
+        const w = this.watches.get(wd);
+        if (w) this.drop(wd, w);
+      }
     }
     tell(w.subscribers, (sub) => sub.onChange({ type: "deleted", path, is_dir: isDir }));
   }
@@ -297,7 +321,10 @@ export class WatchHub {
   /** A directory moved inside the watched trees: its watches (and those below) follow it. */
   private repath(oldPath: string, newPath: string): void {
     const moved: Array<[number, Watch, string]> = [];
-    for (const [wd, w] of this.watches) if (isUnder(w.path, oldPath)) moved.push([wd, w, newPath + w.path.slice(oldPath.length)]);
+    for (const [wd, path] of this.index.under(oldPath)) {
+      const w = this.watches.get(wd);
+      if (w) moved.push([wd, w, newPath + path.slice(oldPath.length)]);
+    }
     // All old paths out of the index first: a new one may be another's old one.
     for (const [wd, w] of moved) this.unindex(wd, w);
     for (const [wd, w, path] of moved) this.setPath(wd, w, path);
@@ -307,10 +334,12 @@ export class WatchHub {
     this.unindex(wd, w);
     w.path = path;
     this.byPath.set(path, wd);
+    this.index.add(path, wd);
   }
 
   private unindex(wd: number, w: Watch): void {
     if (this.byPath.get(w.path) === wd) this.byPath.delete(w.path);
+    this.index.delete(w.path, wd);
   }
 
   private drop(wd: number, w: Watch): void {

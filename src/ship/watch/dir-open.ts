@@ -1,0 +1,44 @@
+/** How a file watch opens the directories it walks: by descriptor, never through a symlink. */
+import { closeSync, openSync, readlinkSync } from "node:fs";
+
+/**
+ * A directory opened as a place, not for reading (Linux's O_PATH | O_DIRECTORY |
+ * O_NOFOLLOW): never through a symlink in the last place, and what its descriptor
+ * holds stays that directory whatever is renamed or swapped around it.
+ */
+export const AT_DIR = 0o10000000 | 0o200000 | 0o400000;
+export const fdPath = (fd: number): string => `/proc/self/fd/${fd}`;
+
+/**
+ * Whether a failed call (an fs call's error or an InotifyError, both named by `code`)
+ * means the directory is not there as a directory: gone, or something else in its
+ * place. For an open (AT_DIR, which never follows a symlink) a symlink now in its
+ * place (ELOOP) is that too.
+ */
+export const gone = (e: unknown, opening = false): boolean => {
+  const code = (e as { code?: unknown }).code;
+  return code === "ENOENT" || code === "ENOTDIR" || (opening && code === "ELOOP");
+};
+/** The longest path the walk goes to, as the path-based walk it replaced could (PATH_MAX). */
+export const MAX_PATH = 4095;
+
+/**
+ * `dir` opened (AT_DIR) only when it is there as that very path (no symlink on the
+ * way): else null. Throws what else refused it (EACCES on the way, out of descriptors).
+ */
+export function openExact(dir: string): number | null {
+  let fd: number;
+  try {
+    fd = openSync(dir, AT_DIR);
+  } catch (e) {
+    if (gone(e, true)) return null;
+    throw e;
+  }
+  try {
+    if (readlinkSync(fdPath(fd)) === dir) return fd;
+  } catch {
+    // fall through: not what its path says
+  }
+  closeSync(fd);
+  return null;
+}
