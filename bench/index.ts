@@ -13,7 +13,9 @@
  *   BENCH_POOL        warm-pool size for the pool benches (default 20)
  *   BENCH_ONLY        comma-separated groups to run (default all): pool, cold,
  *                     exec, control, transfer, memory, load, contexts, terminal, observability, runtimes,
- *                     e2b (the E2B SDK's create → first runCode against Bay's own create → first exec)
+ *                     e2b (the E2B SDK's create → first runCode against Bay's own create → first exec),
+ *                     watch (exec calls while the sandbox's own code storms a watched directory with renames)
+ *   BENCH_STORM_SECONDS  seconds of each rename storm in the watch group (default 15)
  *   BENCH_BASELINE_ROOT  another checkout whose Bay runs beside this one in the exec, control-plane
  *                        and access-log benches (a before / after)
  *   BENCH_BASELINE_ENV   JSON of environment for the baseline Bay (e.g. {"BAY_LOG_LEVEL":"warn"}:
@@ -39,6 +41,7 @@ import { runtimes } from "./runtimes.ts";
 import { printTable, type Row } from "./stats.ts";
 import { terminalRoundTrip } from "./terminal.ts";
 import { transfer } from "./transfer.ts";
+import { watchStorm } from "./watch-storm.ts";
 import { workspaceTransfer } from "./workspace-transfer.ts";
 
 const GROUPS = [
@@ -54,6 +57,7 @@ const GROUPS = [
   "observability",
   "runtimes",
   "e2b",
+  "watch",
 ] as const;
 type Group = (typeof GROUPS)[number];
 
@@ -142,6 +146,7 @@ try {
     rows.push(...contexts.viaBay);
   }
   if (enabled("terminal")) rows.push(...(await terminalRoundTrip(ctx, Math.min(execRuns, 100))));
+  const storms = enabled("watch") ? await watchStorm(ctx) : [];
   if (enabled("observability")) {
     rows.push(...(await accessLogCost(Math.min(execRuns, 100))));
     rows.push(...(await accessLogCpu(30)));
@@ -157,6 +162,10 @@ try {
     printTable(contexts.streaming, { bay: "streamed", direct: "JSON", ratio: "streamed/JSON" });
     console.log("");
     for (const line of contexts.memory) console.log(line);
+  }
+  if (storms.length) {
+    console.log("");
+    printTable(storms, { bay: "during the storm", direct: "no storm", ratio: "storm/none" });
   }
   if (enabled("runtimes")) {
     console.log(`\ngVisor (python-gvisor, runtime runsc) vs runc (python-cold), both through Bay; ${runtimeRuns} cold starts per side\n`);

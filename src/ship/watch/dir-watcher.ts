@@ -171,7 +171,10 @@ export class DirWatcher implements HubSubscriber {
   }
 
   private rel(path: string): string {
-    return relative(this.opts.workspace, path) || ".";
+    const ws = this.opts.workspace;
+    // Every path here is absolute and under the workspace: its tail is what it is relative to it.
+    if (path.length > ws.length + 1 && path.startsWith(ws) && path[ws.length] === "/" && ws !== "/") return path.slice(ws.length + 1);
+    return relative(ws, path) || ".";
   }
 
   /**

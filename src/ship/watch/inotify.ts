@@ -118,13 +118,13 @@ export class Inotify {
   }
 
   /**
-   * The events queued now (none when nothing happened), in at most `maxReads` reads of
-   * 64 KiB: what is left waits in the kernel's queue (which, full, says it overflowed).
-   * `cut`: the reads stopped at `maxReads`, not at the queue's end.
+   * The events queued now (none when nothing happened), read 64 KiB at a time until
+   * `max` or more are read: what is left waits in the kernel's queue (which, full, says
+   * it overflowed). `cut`: the reads stopped at `max`, not at the queue's end.
    */
-  drain(maxReads = Number.POSITIVE_INFINITY): { events: RawEvent[]; cut: boolean } {
+  drain(max = Number.POSITIVE_INFINITY): { events: RawEvent[]; cut: boolean } {
     const out: RawEvent[] = [];
-    for (let reads = 0; reads < maxReads; reads++) {
+    while (out.length < max) {
       const n = this.c.read(this.fd, this.buf, this.buf.byteLength);
       if (n < 0) {
         const errno = this.c.errno();

@@ -1,65 +1,85 @@
 /**
- * Watch descriptors by their directories' paths, in order, so that what lies under a
- * directory is one contiguous run found by binary search: a directory's move or its
- * move out touches the watches below it, not every watch (a rename storm over 8,000
- * watched directories took seconds per poll when each move scanned them all).
- * A path may hold more than one descriptor (a stale path, until the events that say
- * where it went are read).
+ * Watch descriptors by their directories' paths, as a tree of path segments, so that
+ * what lies under a directory is found by walking down to it: a directory's move or
+ * its move out touches the watches below it, not every watch (a rename storm over
+ * 8,000 watched directories took seconds per poll when each move scanned them all,
+ * and a sorted array still moved every entry after the changed one). A path may hold
+ * more than one descriptor (a stale path, until the events that say where it went are
+ * read), and a directory with nobody's watch may lie between watched ones (watches
+ * with roots of their own).
  */
-interface Entry {
-  path: string;
-  wd: number;
+interface Node {
+  readonly name: string;
+  readonly parent: Node | null;
+  readonly children: Map<string, Node>;
+  wds: Set<number> | null;
 }
 
-const before = (a: Entry, path: string, wd: number): boolean => a.path < path || (a.path === path && a.wd < wd);
+const node = (name: string, parent: Node | null): Node => ({ name, parent, children: new Map(), wds: null });
+const segments = (path: string): string[] => path.split("/").filter((s) => s !== "");
+const childPath = (dir: string, name: string): string => (dir.endsWith("/") ? `${dir}${name}` : `${dir}/${name}`);
 
 export class PathIndex {
-  private readonly entries: Entry[] = [];
+  private readonly root = node("", null);
+  private count = 0;
 
   get size(): number {
-    return this.entries.length;
+    return this.count;
   }
 
   add(path: string, wd: number): void {
-    const at = this.lowerBound(path, wd);
-    const e = this.entries[at];
-    if (e && e.path === path && e.wd === wd) return;
-    this.entries.splice(at, 0, { path, wd });
+    let at = this.root;
+    for (const name of segments(path)) {
+      let next = at.children.get(name);
+      if (!next) {
+        next = node(name, at);
+        at.children.set(name, next);
+      }
+      at = next;
+    }
+    at.wds ??= new Set();
+    if (at.wds.has(wd)) return;
+    at.wds.add(wd);
+    this.count++;
   }
 
   delete(path: string, wd: number): void {
-    const at = this.lowerBound(path, wd);
-    const e = this.entries[at];
-    if (e && e.path === path && e.wd === wd) this.entries.splice(at, 1);
+    let at: Node | null | undefined = this.find(path);
+    if (!at?.wds?.delete(wd)) return;
+    this.count--;
+    // Nodes that hold nothing any more go, up to the first that still does.
+    while (at?.parent && at.children.size === 0 && !at.wds?.size) {
+      at.parent.children.delete(at.name);
+      at = at.parent;
+    }
   }
 
   /** Each descriptor at `dir` or below it (`dir/…`), with its path. */
   under(dir: string): Array<[number, string]> {
+    const top = this.find(dir);
     const out: Array<[number, string]> = [];
-    for (let i = this.lowerBound(dir, -Infinity); i < this.entries.length && this.entries[i]!.path === dir; i++) {
-      out.push([this.entries[i]!.wd, dir]);
-    }
-    // Every path that starts with `dir/` sorts from `dir/` up to `dir0` ("0" follows "/").
-    const end = `${dir}0`;
-    for (let i = this.lowerBound(`${dir}/`, -Infinity); i < this.entries.length && this.entries[i]!.path < end; i++) {
-      out.push([this.entries[i]!.wd, this.entries[i]!.path]);
+    if (!top) return out;
+    const stack: Array<[Node, string]> = [[top, dir]];
+    for (let item = stack.pop(); item; item = stack.pop()) {
+      const [n, path] = item;
+      for (const wd of n.wds ?? []) out.push([wd, path]);
+      for (const [name, child] of n.children) stack.push([child, childPath(path, name)]);
     }
     return out;
   }
 
   clear(): void {
-    this.entries.length = 0;
+    this.root.children.clear();
+    this.root.wds = null;
+    this.count = 0;
   }
 
-  /** The first place whose entry is not before (path, wd). */
-  private lowerBound(path: string, wd: number): number {
-    let lo = 0;
-    let hi = this.entries.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (before(this.entries[mid]!, path, wd)) lo = mid + 1;
-      else hi = mid;
+  private find(path: string): Node | undefined {
+    let at: Node | undefined = this.root;
+    for (const name of segments(path)) {
+      at = at.children.get(name);
+      if (!at) return undefined;
     }
-    return lo;
+    return at;
   }
 }

@@ -58,8 +58,8 @@ const MASK =
   IN.DONT_FOLLOW |
   IN.EXCL_UNLINK;
 const POLL_MS = 50;
-/** Reads of the kernel's queue per poll (64 KiB, some 2,000 events each): a storm is read as fast as this, the rest is its overflow. */
-const READS_PER_POLL = 4;
+/** Events one poll reads (and a read's worth more): a storm is read this fast, and what it queues past the kernel's queue is reported lost. */
+const EVENTS_PER_POLL = 4096;
 /** What the subscribers' left work (flush) may take of one poll, in ms: a storm of moves waits, exec calls do not. */
 const FLUSH_BUDGET_MS = 20;
 
@@ -191,7 +191,7 @@ export class WatchHub {
     if (!this.inotify) return;
     let read: { events: RawEvent[]; cut: boolean };
     try {
-      read = this.inotify.drain(READS_PER_POLL);
+      read = this.inotify.drain(EVENTS_PER_POLL);
     } catch {
       read = { events: [], cut: false };
     }
