@@ -5,6 +5,9 @@
  * helper stderr kept out of what a client sees.
  */
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { listCommand, removeCommand, usageCommand } from "../../src/bay/drivers/docker/volume-commands.ts";
 import { BayError } from "../../src/bay/errors.ts";
 
@@ -118,6 +121,73 @@ describe("usageCommand", () => {
     const cmd = usageCommand();
     cmd.onStdout(Buffer.from("123456\t/workspace\n"));
     expect(cmd.outcome({ exitCode: 1, stderr: "du: cannot read directory" })).toBe(123456);
+  });
+
+  test("a workspace that kept changing under every du is 409 conflict (changing); another failure without a total stays internal", () => {
+    const raced = usageCommand();
+    const err = errorOf(() =>
+      raced.outcome({
+        exitCode: 17,
+        stderr: "du: cannot read directory '/workspace/a/bb': No such file or directory\ndu: /workspace/a/bb: No such file or directory\n",
+      }),
+    );
+    expect({ code: err.code, reason: err.details.reason }).toEqual({ code: "conflict", reason: "changing" });
+    expect(JSON.stringify(err.details)).not.toContain("/workspace");
+    // A directory moved below itself as du went: du reports a cycle (and may crash).
+    const cycle =
+      "du: WARNING: Circular directory structure.\nThis almost certainly means that you have a corrupted file system.\nNOTIFY YOUR SYSTEM MANAGER.\nThe following directory is part of the cycle:\n  /workspace/churn/a3/b\n";
+    expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: cycle })).code).toBe("conflict");
+    expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: cycle.replace("/workspace/churn", "/elsewhere") })).code).toBe(
+      "internal_error",
+    );
+    // The volume's own fault, or the workspace root itself gone, is no race of the sandbox's.
+    for (const stderr of [
+      "du: cannot read directory '/workspace/a': Input/output error",
+      "du: cannot access '/workspace': No such file or directory",
+      "du: /workspacex/a: No such file or directory",
+    ]) {
+      expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr })).code).toBe("internal_error");
+    }
+    expect(errorOf(() => usageCommand().outcome({ exitCode: 1, stderr: "du: /workspace/a/bb: No such file or directory" })).code).toBe(
+      "internal_error",
+    );
+  });
+
+  test("the helper's script tries du again while it prints no total, and prints only the total", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bay-usage-"));
+    try {
+      // A du that gives up twice (as GNU du does when a directory is moved under it), then totals with complaints before.
+      writeFileSync(
+        join(dir, "du"),
+        `#!/bin/sh\nn=$(cat ${dir}/count 2>/dev/null || echo 0); echo $((n+1)) > ${dir}/count\necho "du: cannot access '$3/x': No such file or directory" >&2\nif [ "$n" -lt "$FAILS" ]; then echo "du: $3/x: No such file or directory" >&2; exit 1; fi\nprintf '4096\\t%s\\n' "$3"; exit 1\n`,
+        { mode: 0o755 },
+      );
+      const run = async (fails: number) => {
+        rmSync(join(dir, "count"), { force: true });
+        const argv = usageCommand().argv;
+        const p = Bun.spawn(argv, { env: { PATH: `${dir}:/usr/bin:/bin`, FAILS: String(fails) }, stdout: "pipe", stderr: "pipe" });
+        const [stdout, stderr, exitCode] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+        const cmd = usageCommand();
+        cmd.onStdout(Buffer.from(stdout));
+        return { stdout, exitCode, stderr, attempts: Number(readFileSync(join(dir, "count"), "utf8")), cmd };
+      };
+      const twice = await run(2);
+      expect({ stdout: twice.stdout, exitCode: twice.exitCode, attempts: twice.attempts }).toEqual({
+        stdout: "4096\t/workspace\n",
+        exitCode: 0,
+        attempts: 3,
+      });
+      expect(twice.cmd.outcome({ exitCode: twice.exitCode, stderr: twice.stderr })).toBe(4096);
+      const always = await run(99);
+      expect({ stdout: always.stdout, exitCode: always.exitCode, attempts: always.attempts }).toEqual({
+        stdout: "",
+        exitCode: 17,
+        attempts: 3,
+      });
+      expect(errorOf(() => always.cmd.outcome({ exitCode: always.exitCode, stderr: always.stderr })).code).toBe("conflict");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("a flood of output is not kept, and without a total it is internal_error", () => {

@@ -1205,9 +1205,11 @@ export interface components {
                  *     `stdin_busy`: a background process's stdin was not opened, is closed, or an earlier write has not been
                  *     read yet. `port_closed`: nothing in the sandbox accepts connections on the port a request named.
                  *     `busy`: a file write refused because a program running in the sandbox holds the file (its executable).
+                 *     `changing`: a write's size check could not measure the workspace because code in the sandbox kept
+                 *     moving or replacing directories under the measurement (three tries); try again.
                  * @enum {string}
                  */
-                reason?: "superseded" | "default_context" | "session_ended" | "no_stdin" | "stdin_closed" | "stdin_busy" | "port_closed" | "busy";
+                reason?: "superseded" | "default_context" | "session_ended" | "no_stdin" | "stdin_closed" | "stdin_busy" | "port_closed" | "busy" | "changing";
                 /** @description With `busy`: the file. A tree delete the sandbox kept writing into: the path. */
                 path?: string;
                 /** @description A tree delete that could not finish: where what is left of the tree now is, relative to /workspace. The path itself when it was put back (or where code in the sandbox moved its directory meanwhile; absent once that directory left /workspace); else a `.ship-delete-*` directory in the root (code in the sandbox made a new entry by that name meanwhile). */
@@ -3932,6 +3934,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];
@@ -4055,6 +4058,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             429: components["responses"]["QuotaExceeded"];
             500: components["responses"]["InternalError"];

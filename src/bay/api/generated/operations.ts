@@ -1179,7 +1179,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 403, 404, 413, 429, 500, 501, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 501, 503, 504],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),
@@ -1255,7 +1255,7 @@ export const operations = {
     tags: ["Workspaces"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 403, 404, 413, 429, 500, 501, 503, 504],
+    statuses: [200, 400, 401, 403, 404, 409, 413, 429, 500, 501, 503, 504],
     params: z.object({
       /** Workspace id (`ws-…`). Any string; unknown ids answer 404. */
       id: z.string().min(1).max(128),

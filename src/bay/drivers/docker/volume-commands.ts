@@ -101,19 +101,64 @@ export function removeCommand(path: string, directory = false): VolumeCommand<vo
   };
 }
 
+/** Attempts of `du` in one helper before a workspace that keeps changing under it is answered so. */
+const USAGE_ATTEMPTS = 3;
+/** The usage script's exit code when every attempt of `du` ended without a total. */
+const USAGE_NO_TOTAL = 17;
+
+/**
+ * `du -sb` on the workspace, tried again (up to USAGE_ATTEMPTS) while it prints no total:
+ * du gives up on the whole walk (no total) when a directory it is in is moved or replaced
+ * under it, which code in the sandbox can keep doing. Prints the total line; else the last
+ * attempt's output on stderr and exit USAGE_NO_TOTAL. du's stdout is a pipe here, flushed
+ * when it exits, so its total is the last line, after any of its complaints.
+ */
+const USAGE_SCRIPT = `nl='
+'
+i=0
+while [ $i -lt ${USAGE_ATTEMPTS} ]; do
+  out=$(du -sb -- "$1" 2>&1)
+  last=\${out##*"$nl"}
+  case "$last" in [0-9]*"\t$1") printf '%s\\n' "$last"; exit 0;; esac
+  i=$((i+1))
+done
+printf '%s\\n' "$out" >&2
+exit ${USAGE_NO_TOTAL}`;
+
+/**
+ * du's words when the sandbox moved or replaced directories under its walk: an entry
+ * inside the workspace gone or no longer a directory, or a directory met again inside
+ * itself (a "cycle": one moved below itself as du went). Anchored on a path inside the
+ * workspace, so a fault of the volume itself (an I/O error, the mount gone) is no race.
+ */
+const WALKED_AWAY = [
+  /^du: (?:cannot (?:access|read directory) )?'?\/workspace\/[^\n]*: (?:No such file or directory|Not a directory)$/m,
+  /^du: WARNING: Circular directory structure\.\n(?:.*\n)*? {2}\/workspace\/[^\n]+$/m,
+];
+
 /** Bytes the volume takes (`du -sb`, apparent sizes). */
 export function usageCommand(): VolumeCommand<number> {
   let out = "";
   return {
-    argv: ["du", "-sb", ROOT],
+    argv: ["sh", "-c", USAGE_SCRIPT, "sh", ROOT],
     onStdout(chunk) {
       if (out.length < MAX_USAGE_OUTPUT_BYTES) out += chunk.toString("utf8");
     },
     outcome(result) {
       // du exits 1 when it cannot read some directory but still prints the total it could.
       const total = /^(\d+)\s+\/workspace\s*$/m.exec(out);
-      if (!total) throw commandFailure("usage", result);
-      return Number(total[1]);
+      if (total) return Number(total[1]);
+      if (result.exitCode === USAGE_NO_TOTAL && WALKED_AWAY.some((words) => words.test(result.stderr))) {
+        throw new BayError(
+          "conflict",
+          "the workspace kept changing while its size was measured (directories moved or replaced under it); try again",
+          {
+            details: { reason: "changing" },
+            internal: { operation: "workspace usage", attempts: USAGE_ATTEMPTS, helper_stderr: result.stderr.slice(0, 2000) },
+          },
+        );
+      }
+      throw commandFailure("usage", result);
     },
   };
 }
