@@ -9,7 +9,7 @@ import { afterEach, expect, test } from "bun:test";
 import { type Dirent, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { DirWatcher, type WatchItem } from "../../src/ship/watch/dir-watcher.ts";
+import { DirWatcher, MAX_WAITING_WALKS, type WatchItem } from "../../src/ship/watch/dir-watcher.ts";
 import { WatchHub } from "../../src/ship/watch/watch-hub.ts";
 
 const dirs: string[] = [];
@@ -32,7 +32,7 @@ function drain(w: DirWatcher): WatchItem[] {
 const created = (items: WatchItem[]) => items.flatMap((i) => (i.kind === "change" && i.type === "created" ? [i.path] : []));
 
 /** A recursive watch of `root` on a hub of its own, polled by hand; `listed` counts each directory's listings by its real path. */
-function watching(root: string, opts: { queueMax?: number; slowMs?: number } = {}) {
+function watching(root: string, opts: { queueMax?: number; slowMs?: number; maxDirs?: number } = {}) {
   const hub = new WatchHub(1_000_000);
   hubs.push(hub);
   const listed = new Map<string, number>();
@@ -42,7 +42,7 @@ function watching(root: string, opts: { queueMax?: number; slowMs?: number } = {
     root,
     recursive: true,
     queueMax: opts.queueMax ?? 100_000,
-    maxDirs: 1000,
+    maxDirs: opts.maxDirs ?? 1000,
     list: (dir) => {
       const real = readlinkSync(dir);
       listed.set(real, (listed.get(real) ?? 0) + 1);
@@ -154,5 +154,74 @@ test("a poll reads a bounded part of a large burst; the next polls read the rest
   }
   expect(first + rest.length).toBe(n);
   expect(new Set(rest).size).toBe(rest.length);
+  w.close();
+});
+
+test("a directory whose walk waits follows a move of a directory above it, in the same poll or a later one (review s73 M2)", () => {
+  const root = temp();
+  const made = temp();
+  mkdirSync(join(root, "a"));
+  mkdirSync(join(root, "c"));
+  for (let i = 0; i < 10; i++) mkdirSync(join(made, `slow${i}`));
+  const { hub, w } = watching(root, { slowMs: 5 });
+  drain(w);
+  // Ten walks of 5 ms come first: a/X waits past the first poll's budget.
+  for (let i = 0; i < 10; i++) renameSync(join(made, `slow${i}`), join(root, `slow${i}`));
+  mkdirSync(join(root, "a", "X"));
+  writeFileSync(join(root, "a", "X", "inside"), "");
+  // And within one read: c/Y made, then c renamed before the read.
+  mkdirSync(join(root, "c", "Y"));
+  writeFileSync(join(root, "c", "Y", "inside"), "");
+  renameSync(join(root, "c"), join(root, "d"));
+  hub.poll();
+  renameSync(join(root, "a"), join(root, "b"));
+  for (let i = 0; i < 10; i++) hub.poll();
+  const seen = created(drain(w));
+  expect(seen).toContain("b/X/inside");
+  expect(seen).toContain("d/Y/inside");
+  expect(seen.filter((p) => p.startsWith("a/X/") || p.startsWith("c/Y/"))).toEqual([]);
+  // Both are watched where they are.
+  writeFileSync(join(root, "b", "X", "later"), "");
+  writeFileSync(join(root, "d", "Y", "later"), "");
+  hub.poll();
+  expect(created(drain(w)).sort()).toEqual(["b/X/later", "d/Y/later"]);
+  w.close();
+});
+
+test("a directory whose walk waits is not walked once a directory above it moved out of the watch", () => {
+  const root = temp();
+  const away = temp();
+  mkdirSync(join(root, "a"));
+  for (let i = 0; i < 10; i++) mkdirSync(join(away, `slow${i}`));
+  const { hub, w, listed } = watching(root, { slowMs: 5 });
+  drain(w);
+  for (let i = 0; i < 10; i++) renameSync(join(away, `slow${i}`), join(root, `slow${i}`));
+  mkdirSync(join(root, "a", "X"));
+  hub.poll();
+  renameSync(join(root, "a"), join(away, "a"));
+  for (let i = 0; i < 10; i++) hub.poll();
+  expect([...listed.keys()].filter((p) => p.includes("/a/X"))).toEqual([]);
+  writeFileSync(join(away, "a", "X", "outside"), "");
+  hub.poll();
+  expect(created(drain(w)).filter((p) => p.includes("outside"))).toEqual([]);
+  w.close();
+});
+
+test("more new directories than the walks can take are dropped and the reader told (walk_backlog), not kept without bound (review s73 M3)", () => {
+  const root = temp();
+  const { hub, w } = watching(root, { slowMs: 1, maxDirs: 8000 });
+  drain(w);
+  for (let i = 0; i < MAX_WAITING_WALKS + 1000; i++) mkdirSync(join(root, `d${i}`));
+  for (let i = 0; i < 3; i++) hub.poll();
+  const items = drain(w);
+  expect(items).toContainEqual({ kind: "dropped", count: null, reason: "walk_backlog" });
+  expect((w as unknown as { toWalk: Map<string, unknown> }).toWalk.size).toBeLessThanOrEqual(MAX_WAITING_WALKS);
+  // What comes after is watched and reported as ever.
+  mkdirSync(join(root, "late"));
+  writeFileSync(join(root, "late", "f"), "");
+  for (let i = 0; i < 400 && !created(drain(w)).includes("late/f"); i++) hub.poll();
+  writeFileSync(join(root, "late", "g"), "");
+  hub.poll();
+  expect(created(drain(w))).toContain("late/g");
   w.close();
 });

@@ -13,8 +13,11 @@ import { type FsChange, type HubSubscriber, isUnder, type WatchHub } from "./wat
 /** What a watch reports, paths relative to the workspace. */
 export type WatchItem =
   | { kind: "change"; type: FsChange["type"]; path: string; is_dir: boolean; old_path?: string }
-  | { kind: "dropped"; count: number | null; reason: "queue_full" | "kernel_overflow" | "watch_limit" | "unwatchable" }
+  | { kind: "dropped"; count: number | null; reason: "queue_full" | "kernel_overflow" | "walk_backlog" | "watch_limit" | "unwatchable" }
   | { kind: "gone" };
+
+/** Directories one watch keeps waiting to walk; past it they are dropped and the reader told (walk_backlog). */
+export const MAX_WAITING_WALKS = 4096;
 
 export interface DirWatcherOptions {
   hub: WatchHub;
@@ -51,11 +54,15 @@ export class DirWatcher implements HubSubscriber {
   private gone = false;
   private wake: (() => void) | null = null;
   /**
-   * Directories this poll's changes asked to walk, each once whatever number of times
-   * it came in (a storm of moves in and out), walked at the poll's end (flush) within
-   * its budget: true when every ask was "unless held".
+   * Directories changes asked to walk, each once however many times it came in (a storm
+   * of moves in and out), walked at the end of a poll (flush) within its budget, the rest
+   * at the next. Each is kept as its holding directory's watch and its name there, so a
+   * move of a directory above it while it waits takes it along; "unless held" only when
+   * every ask was.
    */
-  private readonly toWalk = new Map<string, boolean>();
+  private readonly toWalk = new Map<string, { wd: number; name: string; unlessHeld: boolean }>();
+  /** Changes lost not by the kernel's queue or this queue but by the walks waiting past their bound. */
+  private droppedBacklog = false;
 
   constructor(private readonly opts: DirWatcherOptions) {}
 
@@ -115,18 +122,21 @@ export class DirWatcher implements HubSubscriber {
     // been made and moved before its creation was read, and the walk then found nothing).
     // Both at the end of the poll, once for all the times it came in meanwhile.
     if (!this.opts.recursive || !change.is_dir || !newIn) return;
-    if (change.type === "created" || change.type === "renamed") this.walkLater(change.path, change.type === "renamed" && oldIn);
+    if ((change.type === "created" || change.type === "renamed") && change.at)
+      this.walkLater(change.at, change.type === "renamed" && oldIn);
   }
 
-  /** Walks what this poll's changes asked for (walkLater), until `deadline` but at least one; false while some are left. */
+  /** Walks what changes asked for (walkLater), until `deadline` but at least one; false while some are left. */
   flush(deadline: number): boolean {
     let first = true;
-    for (const [dir, unlessHeld] of this.toWalk) {
+    for (const [key, { wd, name, unlessHeld }] of this.toWalk) {
       if (!first && performance.now() >= deadline) return false;
       first = false;
-      this.toWalk.delete(dir);
-      // Still one this watch reports on (the watch may have ended meanwhile).
-      if (this.covers(dir)) this.addTree(dir, true, unlessHeld);
+      this.toWalk.delete(key);
+      // Where its holding directory is now; nowhere once that went (moved out, deleted).
+      const holder = this.opts.hub.pathOf(wd);
+      const dir = holder === undefined ? undefined : join(holder, name);
+      if (dir !== undefined && this.covers(dir)) this.addTree(dir, true, unlessHeld);
     }
     return true;
   }
@@ -152,9 +162,22 @@ export class DirWatcher implements HubSubscriber {
     return this.addTree(dir, true, true) ? undefined : "absent";
   }
 
-  /** `dir` is walked at the end of the poll (flush); "unless held" only when each ask for it was. */
-  private walkLater(dir: string, unlessHeld: boolean): void {
-    this.toWalk.set(dir, (this.toWalk.get(dir) ?? true) && unlessHeld);
+  /**
+   * The directory `name` in the watch `wd`'s directory is walked at the end of a poll
+   * (flush); "unless held" only when each ask for it was. Past MAX_WAITING_WALKS waiting,
+   * none is kept (a storm of new directories outran the walks): the reader is told that
+   * changes were lost, as when the kernel's queue overflows.
+   */
+  private walkLater(at: { wd: number; name: string }, unlessHeld: boolean): void {
+    const key = `${at.wd}/${at.name}`;
+    const waiting = this.toWalk.get(key);
+    if (!waiting && this.toWalk.size >= MAX_WAITING_WALKS) {
+      this.toWalk.clear();
+      this.droppedBacklog = true;
+      this.notify();
+      return;
+    }
+    this.toWalk.set(key, { ...at, unlessHeld: (waiting?.unlessHeld ?? true) && unlessHeld });
     this.opts.hub.walkSoon(this);
   }
 
@@ -357,6 +380,10 @@ export class DirWatcher implements HubSubscriber {
     if (this.droppedKernel) {
       this.droppedKernel = false;
       return { kind: "dropped", count: null, reason: "kernel_overflow" };
+    }
+    if (this.droppedBacklog) {
+      this.droppedBacklog = false;
+      return { kind: "dropped", count: null, reason: "walk_backlog" };
     }
     const item = this.queue.shift();
     if (item) return item;

@@ -122,7 +122,7 @@ export class Inotify {
    * `max` or more are read: what is left waits in the kernel's queue (which, full, says
    * it overflowed). `cut`: the reads stopped at `max`, not at the queue's end.
    */
-  drain(max = Number.POSITIVE_INFINITY): { events: RawEvent[]; cut: boolean } {
+  drain(max: number): { events: RawEvent[]; cut: boolean } {
     const out: RawEvent[] = [];
     while (out.length < max) {
       const n = this.c.read(this.fd, this.buf, this.buf.byteLength);

@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { IN, Inotify, InotifyError, type RawEvent } from "./inotify.ts";
 import { type MoveVisitor, pairMoves } from "./move-pairs.ts";
-import { PathIndex } from "./path-index.ts";
+import { PathIndex, type PathNode } from "./path-index.ts";
 import { RefusedDirs } from "./refused-dirs.ts";
 
 /** A change, with absolute paths. */
@@ -20,6 +20,11 @@ export interface FsChange {
   is_dir: boolean;
   /** For `renamed`: where it was. */
   old_path?: string;
+  /**
+   * For `created` and `renamed`: where the entry is as the hub holds it, the watch of the
+   * directory holding it and its name there (that watch follows its directory's moves).
+   */
+  at?: { wd: number; name: string };
 }
 
 /** A watcher as the hub sees it. */
@@ -42,7 +47,8 @@ export interface HubSubscriber {
 }
 
 interface Watch {
-  path: string;
+  /** Where its directory is (index.pathOf): it follows the moves of the directories above it. */
+  node: PathNode | null;
   subscribers: Set<HubSubscriber>;
 }
 
@@ -70,9 +76,7 @@ const ENOSPC = 28;
 export class WatchHub {
   private inotify: Inotify | null = null;
   private readonly watches = new Map<number, Watch>();
-  /** Each watch by its directory's current path (what is watched where). */
-  private readonly byPath = new Map<string, number>();
-  /** Every watch by its path, in order: what is under a directory, without looking at every watch. */
+  /** Where each watch's directory is now (what is watched where). */
   private readonly index = new PathIndex();
   private timer: ReturnType<typeof setInterval> | null = null;
   /** MOVED_FROMs read last whose MOVED_TO did not come in the same read: paired on the next poll, or moves out. */
@@ -123,9 +127,9 @@ export class WatchHub {
       throw new InotifyError("inotify_add_watch", ENOSPC);
     }
     const held = this.watches.get(wd);
-    const known = held?.path === dir;
-    const w = held ?? { path: dir, subscribers: new Set() };
-    this.setPath(wd, w, dir);
+    const known = held !== undefined && this.pathOfWatch(held) === dir;
+    const w = held ?? { node: null, subscribers: new Set() };
+    if (!known) this.setPath(wd, w, dir);
     w.subscribers.add(sub);
     this.watches.set(wd, w);
     this.timer ??= setInterval(() => this.poll(), this.pollMs);
@@ -183,7 +187,8 @@ export class WatchHub {
 
   /** The current path of a watch descriptor. */
   pathOf(wd: number): string | undefined {
-    return this.watches.get(wd)?.path;
+    const w = this.watches.get(wd);
+    return w ? this.pathOfWatch(w) : undefined;
   }
 
   /** Reads and dispatches what happened (called by the timer; tests may call it). */
@@ -207,7 +212,6 @@ export class WatchHub {
     this.inotify?.close();
     this.inotify = null;
     this.watches.clear();
-    this.byPath.clear();
     this.index.clear();
     this.refused.clear();
     this.flushing.clear();
@@ -218,11 +222,16 @@ export class WatchHub {
   private flush(): void {
     if (this.flushing.size === 0) return;
     const deadline = performance.now() + FLUSH_BUDGET_MS;
-    for (const sub of [...this.flushing]) {
-      let done = true;
+    const order = [...this.flushing];
+    // The one served first this poll goes last next poll: no watch keeps the budget to itself.
+    this.flushing.delete(order[0]!);
+    this.flushing.add(order[0]!);
+    for (const sub of order) {
+      let done = false;
       try {
         done = sub.flush?.(deadline) ?? true;
       } catch (err) {
+        // Asked again next poll for what is left (the walk that threw is not among it).
         console.error(`[ship] a file watch failed on its walks: ${err instanceof Error ? err.message : String(err)}`);
       }
       if (done) this.flushing.delete(sub);
@@ -234,7 +243,7 @@ export class WatchHub {
     for (const { wd, name, subs } of this.refused.takeDue()) {
       const w = this.watches.get(wd);
       // Not there to walk (moved or deleted since the change was read): kept for the events that say where it went.
-      if (w) tell(subs, (sub) => sub.onRetry?.(join(w.path, name)) === "absent" && this.refused.record(wd, name, sub));
+      if (w) tell(subs, (sub) => sub.onRetry?.(join(this.pathOfWatch(w), name)) === "absent" && this.refused.record(wd, name, sub));
     }
   }
 
@@ -262,11 +271,12 @@ export class WatchHub {
       tell(w.subscribers, (sub) => sub.onSelfMoved(e.wd));
       return;
     }
-    const path = join(w.path, e.name);
+    const path = join(this.pathOfWatch(w), e.name);
     const type =
       e.mask & IN.CREATE || e.mask & IN.MOVED_TO ? "created" : e.mask & IN.DELETE ? "deleted" : e.mask & IN.MODIFY ? "modified" : null;
     if (!type) return;
-    tell(w.subscribers, (sub) => sub.onChange({ type, path, is_dir: isDir }));
+    const at = type === "created" ? { wd: e.wd, name: e.name } : undefined;
+    tell(w.subscribers, (sub) => sub.onChange({ type, path, is_dir: isDir, at }));
   }
 
   private rename(from: RawEvent, to: RawEvent): void {
@@ -281,14 +291,14 @@ export class WatchHub {
       this.refused.moved(from.wd, from.name, to.wd, to.name);
     } else this.refused.forgetName(from.wd, from.name);
     const isDir = (to.mask & IN.ISDIR) !== 0;
-    const oldPath = a ? join(a.path, from.name) : null;
-    const newPath = b ? join(b.path, to.name) : null;
+    const oldPath = a ? join(this.pathOfWatch(a), from.name) : null;
+    const newPath = b ? join(this.pathOfWatch(b), to.name) : null;
     if (isDir && oldPath && newPath) this.repath(oldPath, newPath);
     const change: FsChange =
       oldPath && newPath
-        ? { type: "renamed", path: newPath, old_path: oldPath, is_dir: isDir }
+        ? { type: "renamed", path: newPath, old_path: oldPath, is_dir: isDir, at: { wd: to.wd, name: to.name } }
         : newPath
-          ? { type: "created", path: newPath, is_dir: isDir }
+          ? { type: "created", path: newPath, is_dir: isDir, at: { wd: to.wd, name: to.name } }
           : { type: "deleted", path: oldPath!, is_dir: isDir };
     const subs = new Set([...(a?.subscribers ?? []), ...(b?.subscribers ?? [])]);
     tell(subs, (sub) => sub.onChange(change));
@@ -297,8 +307,7 @@ export class WatchHub {
   /** Whether the directory `name` in the watch `holder`'s directory is watched here. */
   private watchedAt(holder: Watch | undefined, name: string): boolean {
     if (!holder) return false;
-    const path = join(holder.path, name);
-    return this.byPath.has(path);
+    return this.index.has(join(this.pathOfWatch(holder), name));
   }
 
   /** A MOVED_FROM without its MOVED_TO: moved out of every watched directory. */
@@ -306,13 +315,13 @@ export class WatchHub {
     this.refused.forgetName(from.wd, from.name);
     const w = this.watches.get(from.wd);
     if (!w) return;
-    const path = join(w.path, from.name);
+    const path = join(this.pathOfWatch(w), from.name);
     const isDir = (from.mask & IN.ISDIR) !== 0;
     if (isDir) {
-      // Its watches still report, under paths nobody knows: drop them.
-      for (const [wd] of this.index.under(path)) {
+      // Its watches still report, under paths nobody knows: drop them (out of the index at once).
+      for (const wd of this.index.take(path)) {
         const w = this.watches.get(wd);
-        if (w) this.drop(wd, w);
+        if (w) this.drop(wd, w, false);
       }
     }
     tell(w.subscribers, (sub) => sub.onChange({ type: "deleted", path, is_dir: isDir }));
@@ -320,31 +329,31 @@ export class WatchHub {
 
   /** A directory moved inside the watched trees: its watches (and those below) follow it. */
   private repath(oldPath: string, newPath: string): void {
-    const moved: Array<[number, Watch, string]> = [];
-    for (const [wd, path] of this.index.under(oldPath)) {
+    // One node moves, whatever is below it; only a landing on a path held already re-homes watches.
+    for (const [wd, node] of this.index.move(oldPath, newPath)) {
       const w = this.watches.get(wd);
-      if (w) moved.push([wd, w, newPath + path.slice(oldPath.length)]);
+      if (w) w.node = node;
     }
-    // All old paths out of the index first: a new one may be another's old one.
-    for (const [wd, w] of moved) this.unindex(wd, w);
-    for (const [wd, w, path] of moved) this.setPath(wd, w, path);
+  }
+
+  private pathOfWatch(w: Watch): string {
+    return w.node ? this.index.pathOf(w.node) : "";
   }
 
   private setPath(wd: number, w: Watch, path: string): void {
     this.unindex(wd, w);
-    w.path = path;
-    this.byPath.set(path, wd);
-    this.index.add(path, wd);
+    w.node = this.index.add(path, wd);
   }
 
   private unindex(wd: number, w: Watch): void {
-    if (this.byPath.get(w.path) === wd) this.byPath.delete(w.path);
-    this.index.delete(w.path, wd);
+    if (w.node) this.index.delete(w.node, wd);
+    w.node = null;
   }
 
-  private drop(wd: number, w: Watch): void {
+  /** `indexed`: still in the index (false: taken out with its subtree already). */
+  private drop(wd: number, w: Watch, indexed = true): void {
     this.watches.delete(wd);
-    this.unindex(wd, w);
+    if (indexed) this.unindex(wd, w);
     this.refused.forgetWd(wd);
     this.inotify?.remove(wd);
     tell(w.subscribers, (sub) => sub.onGone(wd));
