@@ -868,7 +868,9 @@ export interface paths {
          *     reported once). The queue is bounded: a burst a slow reader cannot take is not
          *     kept, and a `dropped` `{count, reason}` event says so (`queue_full`: `count`
          *     changes; `kernel_overflow` and `watch_limit`: an unknown number, or more
-         *     directories than one recursive watch may cover; `unwatchable`: a directory under a
+         *     directories than one recursive watch may cover; `walk_backlog`: an unknown number,
+         *     more new directories than the watch could walk in time (a storm of them), which are
+         *     then not watched; `unwatchable`: a directory under a
          *     recursive watch that the sandbox's user may not read, whose changes are not seen
          *     until a change of its attributes makes it readable: it is then walked again, what it
          *     holds reported as `created`). The stream ends with `error`
