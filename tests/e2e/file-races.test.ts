@@ -60,9 +60,11 @@ test("a workspace its sandbox keeps rearranging is measured, or answered 409 con
     name: ws.volumeName,
     labels: { owner: ws.owner, workspace_id: ws.id, instance_id: t.bay.instanceId, workspace_kind: "managed" as const },
   };
-  // Code in the sandbox moves directories around and swaps one for a symlink, in a loop:
-  // GNU du gives up its whole walk (no total) when a directory goes from under it.
-  const storm = [
+  // Code in the sandbox moves directories around and swaps one for a symlink, in a loop,
+  // and moves the middle of deep chains to another parent and back (below the depth fts
+  // keeps open it climbs back by `..`: "fts_read failed"). GNU du gives up its whole walk
+  // (no total), or crashes, when a directory goes from under it.
+  const churn = [
     "import os, time",
     "os.chdir('/workspace'); os.makedirs('churn', exist_ok=True); os.chdir('churn')",
     "for i in range(20): os.makedirs(f'a{i}/b/c/d', exist_ok=True); open(f'a{i}/b/c/f', 'w').close()",
@@ -75,13 +77,36 @@ test("a workspace its sandbox keeps rearranging is measured, or answered 409 con
     "            os.rename(f'a{i}/bb/c', f'a{j}/cc{i}'); os.rename(f'a{j}/cc{i}', f'a{i}/bb/c'); os.rename(f'a{i}/bb', f'a{i}/b')",
     "        except OSError: pass",
   ].join("\n");
+  const deep = [
+    "import os, time",
+    "os.chdir('/workspace'); os.makedirs('deep', exist_ok=True); os.chdir('deep')",
+    "for i in range(60):",
+    "    p = f'x{i}'",
+    "    for l in range(12):",
+    "        p += f'/l{l}'; os.makedirs(p, exist_ok=True)",
+    "        for k in range(5): open(f'{p}/f{k}', 'w').close()",
+    "    os.makedirs(f'y{i}', exist_ok=True)",
+    "mid = '/'.join(f'l{l}' for l in range(4))",
+    "end = time.time() + 25",
+    "while time.time() < end:",
+    "    for i in range(60):",
+    "        try: os.rename(f'x{i}/{mid}', f'y{i}/l3')",
+    "        except OSError: pass",
+    "    time.sleep(0.002)",
+    "    for i in range(60):",
+    "        try: os.rename(f'y{i}/l3', f'x{i}/{mid}')",
+    "        except OSError: pass",
+    "    time.sleep(0.002)",
+  ].join("\n");
+  const storms = [churn, deep].map((code) => `subprocess.Popen([sys.executable, '-c', ${JSON.stringify(code)}], start_new_session=True)`);
   const started = await t.json("POST", `/v1/sandboxes/${sb}/python/exec`, {
     body: {
-      code: `import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', ${JSON.stringify(storm)}], start_new_session=True)\nNone`,
+      code: `import subprocess, sys\n${storms.join("\n")}\nNone`,
     },
   });
   expect(started.status).toBe(200);
-  await Bun.sleep(500);
+  const stormEnd = Date.now() + 25_000;
+  await Bun.sleep(3000); // the deep chains are made first
   const outcomes: string[] = [];
   // Four measurements at a time, 60 in all (each in a helper of its own): before the
   // retry, about one du in 40 here crashed or gave up (exit 134/139, or no total).
@@ -100,6 +125,16 @@ test("a workspace its sandbox keeps rearranging is measured, or answered 409 con
   };
   for (let round = 0; round < 15; round++) await Promise.all([measure(), measure(), measure(), measure()]);
   expect(outcomes).toHaveLength(60);
-  expect(outcomes).toContain("measured");
+  // Once the sandbox stops, the workspace is measured again (nothing of the storm sticks).
+  await Bun.sleep(Math.max(0, stormEnd - Date.now()));
+  let after: number | null = null;
+  for (let i = 0; i < 30 && after === null; i++) {
+    after = await t.bay.driver.volumeFiles.usage(volume).catch(async (e) => {
+      if (!(e instanceof BayError) || e.code !== "conflict") throw e;
+      await Bun.sleep(1000); // the storms' own clocks started after their set-up
+      return null;
+    });
+  }
+  expect(after).toBeGreaterThan(0);
   await t.json("DELETE", `/v1/sandboxes/${sb}`);
 }, 120_000);

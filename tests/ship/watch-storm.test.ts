@@ -6,7 +6,20 @@
  * a poll reads a bounded part of the kernel's queue. Against the real inotify hub.
  */
 import { afterEach, expect, test } from "bun:test";
-import { type Dirent, mkdirSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dlopen, FFIType } from "bun:ffi";
+import {
+  closeSync,
+  type Dirent,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { DirWatcher, MAX_WAITING_WALKS, type WatchItem } from "../../src/ship/watch/dir-watcher.ts";
@@ -215,7 +228,7 @@ test("more new directories than the walks can take are dropped and the reader to
   for (let i = 0; i < 3; i++) hub.poll();
   const items = drain(w);
   expect(items).toContainEqual({ kind: "dropped", count: null, reason: "walk_backlog" });
-  expect((w as unknown as { toWalk: Map<string, unknown> }).toWalk.size).toBeLessThanOrEqual(MAX_WAITING_WALKS);
+  expect((w as unknown as { toWalk: { size: number } }).toWalk.size).toBeLessThanOrEqual(MAX_WAITING_WALKS);
   // What comes after is watched and reported as ever.
   mkdirSync(join(root, "late"));
   writeFileSync(join(root, "late", "f"), "");
@@ -225,3 +238,51 @@ test("more new directories than the walks can take are dropped and the reader to
   expect(created(drain(w))).toContain("late/g");
   w.close();
 });
+
+test("a waiting walk resolved while a move above it is half read is tried again once the move is whole (review s74 M1)", () => {
+  const root = temp();
+  mkdirSync(join(root, "P"));
+  mkdirSync(join(root, "n"));
+  const { hub, w } = watching(root);
+  drain(w);
+  mkdirSync(join(root, "P", "X"));
+  // 4,094 events between: the poll's read (4,096 events) ends right after P's MOVED_FROM.
+  for (let i = 0; i < 4094; i++) closeSync(openSync(join(root, "n", `n${String(i).padStart(7, "0")}`), "w"));
+  renameSync(join(root, "P"), join(root, "Q"));
+  hub.poll();
+  expect(hub.movesPending()).toBe(true); // the cut fell where intended
+  hub.poll();
+  hub.poll();
+  drain(w);
+  writeFileSync(join(root, "Q", "X", "f"), "");
+  hub.poll();
+  expect(created(drain(w))).toContain("Q/X/f");
+  w.close();
+});
+
+test("an exchange of two watched directories leaves each watch where its directory is, also when walks were dropped (review s74 LOW)", () => {
+  const root = temp();
+  mkdirSync(join(root, "a", "sa"), { recursive: true });
+  mkdirSync(join(root, "b", "sb"), { recursive: true });
+  mkdirSync(join(root, "m"));
+  const { hub, w } = watching(root, { maxDirs: 100_000 });
+  drain(w);
+  for (let i = 0; i < 4090; i++) mkdirSync(join(root, "m", `d${i}`));
+  hub.poll(); // the waiting walks fill up
+  const libc = dlopen("libc.so.6", {
+    renameat2: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+  });
+  const RENAME_EXCHANGE = 2;
+  expect(
+    libc.symbols.renameat2(-100, Buffer.from(`${join(root, "a")}\0`), -100, Buffer.from(`${join(root, "b")}\0`), RENAME_EXCHANGE),
+  ).toBe(0);
+  libc.close();
+  for (let i = 0; i < 1000; i++) mkdirSync(join(root, "m", `e${i}`)); // past the bound: walk_backlog
+  for (let i = 0; i < 60; i++) hub.poll();
+  expect(drain(w)).toContainEqual({ kind: "dropped", count: null, reason: "walk_backlog" });
+  writeFileSync(join(root, "b", "sa", "f"), "");
+  writeFileSync(join(root, "a", "sb", "g"), "");
+  hub.poll();
+  expect(created(drain(w)).sort()).toEqual(["a/sb/g", "b/sa/f"]);
+  w.close();
+}, 60_000);

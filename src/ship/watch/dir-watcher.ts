@@ -8,6 +8,7 @@ import { closeSync, type Dirent, openSync, readdirSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
 import { AT_DIR, fdPath, gone, MAX_PATH, openExact } from "./dir-open.ts";
 import { InotifyError } from "./inotify.ts";
+import { WaitingWalks } from "./waiting-walks.ts";
 import { type FsChange, type HubSubscriber, isUnder, type WatchHub } from "./watch-hub.ts";
 
 /** What a watch reports, paths relative to the workspace. */
@@ -53,14 +54,8 @@ export class DirWatcher implements HubSubscriber {
   private readonly partial = new Set<"watch_limit" | "unwatchable">();
   private gone = false;
   private wake: (() => void) | null = null;
-  /**
-   * Directories changes asked to walk, each once however many times it came in (a storm
-   * of moves in and out), walked at the end of a poll (flush) within its budget, the rest
-   * at the next. Each is kept as its holding directory's watch and its name there, so a
-   * move of a directory above it while it waits takes it along; "unless held" only when
-   * every ask was.
-   */
-  private readonly toWalk = new Map<string, { wd: number; name: string; unlessHeld: boolean }>();
+  /** Directories changes asked to walk, walked at the end of a poll (flush): waiting-walks.ts. */
+  private readonly toWalk = new WaitingWalks(MAX_WAITING_WALKS);
   /** Changes lost not by the kernel's queue or this queue but by the walks waiting past their bound. */
   private droppedBacklog = false;
 
@@ -120,25 +115,26 @@ export class DirWatcher implements HubSubscriber {
     // already holds (made before its watch existed) is reported as created. So is one
     // moved inside it unless this watch holds that very directory already (it may have
     // been made and moved before its creation was read, and the walk then found nothing).
-    // Both at the end of the poll, once for all the times it came in meanwhile.
+    // Both at the end of a poll (or a later one past its budget), once for all the times it came in meanwhile.
     if (!this.opts.recursive || !change.is_dir || !newIn) return;
     if ((change.type === "created" || change.type === "renamed") && change.at)
       this.walkLater(change.at, change.type === "renamed" && oldIn);
   }
 
-  /** Walks what changes asked for (walkLater), until `deadline` but at least one; false while some are left. */
-  flush(deadline: number): boolean {
-    let first = true;
-    for (const [key, { wd, name, unlessHeld }] of this.toWalk) {
-      if (!first && performance.now() >= deadline) return false;
-      first = false;
-      this.toWalk.delete(key);
-      // Where its holding directory is now; nowhere once that went (moved out, deleted).
-      const holder = this.opts.hub.pathOf(wd);
-      const dir = holder === undefined ? undefined : join(holder, name);
-      if (dir !== undefined && this.covers(dir)) this.addTree(dir, true, unlessHeld);
-    }
-    return true;
+  /** Walks what changes asked for (walkLater), until `deadline` (one past it when `first`); false while some are left. */
+  flush(deadline: number, first: boolean): boolean {
+    const hub = this.opts.hub;
+    return this.toWalk.run(
+      deadline,
+      first,
+      ({ wd, name, unlessHeld }) => {
+        // Where its holding directory is now; nowhere once that went (moved out, deleted).
+        const holder = hub.pathOf(wd);
+        const dir = holder === undefined ? undefined : join(holder, name);
+        return dir === undefined || !this.covers(dir) || this.addTree(dir, true, unlessHeld);
+      },
+      () => hub.movesPending(),
+    );
   }
 
   onOverflow(): void {
@@ -164,21 +160,17 @@ export class DirWatcher implements HubSubscriber {
 
   /**
    * The directory `name` in the watch `wd`'s directory is walked at the end of a poll
-   * (flush); "unless held" only when each ask for it was. Past MAX_WAITING_WALKS waiting,
-   * none is kept (a storm of new directories outran the walks): the reader is told that
-   * changes were lost, as when the kernel's queue overflows.
+   * (flush). Past MAX_WAITING_WALKS waiting (a storm of new directories outran the walks)
+   * they are dropped (WaitingWalks.add): the reader is told that changes were lost, as
+   * when the kernel's queue overflows.
    */
   private walkLater(at: { wd: number; name: string }, unlessHeld: boolean): void {
-    const key = `${at.wd}/${at.name}`;
-    const waiting = this.toWalk.get(key);
-    if (!waiting && this.toWalk.size >= MAX_WAITING_WALKS) {
-      this.toWalk.clear();
-      this.droppedBacklog = true;
-      this.notify();
+    if (this.toWalk.add(at, unlessHeld)) {
+      this.opts.hub.walkSoon(this);
       return;
     }
-    this.toWalk.set(key, { ...at, unlessHeld: (waiting?.unlessHeld ?? true) && unlessHeld });
-    this.opts.hub.walkSoon(this);
+    this.droppedBacklog = true;
+    this.notify();
   }
 
   private end(): void {

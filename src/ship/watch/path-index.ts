@@ -54,7 +54,7 @@ export class PathIndex {
     return (this.find(path)?.wds?.size ?? 0) > 0;
   }
 
-  /** A node's current path (a node taken out keeps the one it had). */
+  /** A node's current path (one taken out: nothing anyone should ask for). */
   pathOf(at: PathNode): string {
     if (at === this.root || at.gen === this.gen || !at.parent) return at.path;
     at.path = childPath(this.pathOf(at.parent), at.name);
@@ -105,8 +105,6 @@ export class PathIndex {
     const taken: number[] = [];
     const stack: PathNode[] = [top];
     for (let n = stack.pop(); n; n = stack.pop()) {
-      // Its path as it is now, kept (a watch dropped after this still names where it was).
-      this.pathOf(n);
       for (const wd of n.wds ?? []) taken.push(wd);
       stack.push(...n.children.values());
     }
@@ -139,6 +137,10 @@ export class PathIndex {
         into.children.set(name, child);
       }
     }
+    // Gone into `into`: nothing may find its way through it any more.
+    from.wds = null;
+    from.parent = null;
+    from.children.clear();
     return moved;
   }
 

@@ -40,10 +40,11 @@ export interface HubSubscriber {
   onRetry?(dir: string): "absent" | undefined;
   /**
    * The end of a poll, for a subscriber that asked (walkSoon): do the work its changes
-   * left (walks), until `deadline` (performance.now()) but at least one piece; true when
-   * nothing is left, false to be asked again at the end of the next poll.
+   * left (walks), until `deadline` (performance.now()), and one piece past it when
+   * `first` (the one served first this poll); true when nothing is left, false to be
+   * asked again at the end of the next poll.
    */
-  flush?(deadline: number): boolean;
+  flush?(deadline: number, first: boolean): boolean;
 }
 
 interface Watch {
@@ -185,6 +186,11 @@ export class WatchHub {
     this.flushing.add(sub);
   }
 
+  /** Whether a move's first half waits for its second in the next read (paths may be behind the kernel's until then). */
+  movesPending(): boolean {
+    return this.pendingFrom.length > 0;
+  }
+
   /** The current path of a watch descriptor. */
   pathOf(wd: number): string | undefined {
     const w = this.watches.get(wd);
@@ -226,10 +232,10 @@ export class WatchHub {
     // The one served first this poll goes last next poll: no watch keeps the budget to itself.
     this.flushing.delete(order[0]!);
     this.flushing.add(order[0]!);
-    for (const sub of order) {
+    for (const [i, sub] of order.entries()) {
       let done = false;
       try {
-        done = sub.flush?.(deadline) ?? true;
+        done = sub.flush?.(deadline, i === 0) ?? true;
       } catch (err) {
         // Asked again next poll for what is left (the walk that threw is not among it).
         console.error(`[ship] a file watch failed on its walks: ${err instanceof Error ? err.message : String(err)}`);

@@ -113,7 +113,8 @@ const USAGE_NO_TOTAL = 17;
  * attempt's output on stderr and exit USAGE_NO_TOTAL. du's stdout is a pipe here, flushed
  * when it exits, so its total is the last line, after any of its complaints.
  */
-const USAGE_SCRIPT = `nl='
+const USAGE_SCRIPT = `export LC_ALL=C
+nl='
 '
 i=0
 while [ $i -lt ${USAGE_ATTEMPTS} ]; do
@@ -126,15 +127,27 @@ printf '%s\\n' "$out" >&2
 exit ${USAGE_NO_TOTAL}`;
 
 /**
- * du's words when the sandbox moved or replaced directories under its walk: an entry
- * inside the workspace gone or no longer a directory, or a directory met again inside
- * itself (a "cycle": one moved below itself as du went). Anchored on a path inside the
- * workspace, so a fault of the volume itself (an I/O error, the mount gone) is no race.
+ * du's words when the sandbox moved or replaced directories under its walk, one line
+ * each: an entry strictly inside the workspace gone or no longer a directory (also as
+ * fts's own "fts_read failed", the commonest: below the depth it keeps open, fts climbs
+ * back by `..`), a directory met again inside itself (a cycle: one moved below itself as
+ * du went), or du's own assertion on the walk's levels. Paths may come quoted.
  */
-const WALKED_AWAY = [
-  /^du: (?:cannot (?:access|read directory) )?'?\/workspace\/[^\n]*: (?:No such file or directory|Not a directory)$/m,
-  /^du: WARNING: Circular directory structure\.\n(?:.*\n)*? {2}\/workspace\/[^\n]+$/m,
+const RACE_LINES = [
+  /^du: (?:cannot access |cannot read directory |fts_read failed: )?'?\/workspace\/[^\n]+: (?:No such file or directory|Not a directory)$/,
+  /^du: WARNING: Circular directory structure\.$/,
+  /^du: [^\n]*: Assertion [^\n]* failed\.$/,
 ];
+
+/**
+ * Whether du gave up because the sandbox kept changing the tree: every line du itself
+ * said (`du: …`; a cycle warning's own lines follow it) is a race line, and there is one.
+ * A fault of the volume (an I/O error, the root itself gone) among them is not a race.
+ */
+function walkedAway(stderr: string): boolean {
+  const said = stderr.split("\n").filter((line) => line.startsWith("du: "));
+  return said.length > 0 && said.every((line) => RACE_LINES.some((race) => race.test(line)));
+}
 
 /** Bytes the volume takes (`du -sb`, apparent sizes). */
 export function usageCommand(): VolumeCommand<number> {
@@ -148,7 +161,7 @@ export function usageCommand(): VolumeCommand<number> {
       // du exits 1 when it cannot read some directory but still prints the total it could.
       const total = /^(\d+)\s+\/workspace\s*$/m.exec(out);
       if (total) return Number(total[1]);
-      if (result.exitCode === USAGE_NO_TOTAL && WALKED_AWAY.some((words) => words.test(result.stderr))) {
+      if (result.exitCode === USAGE_NO_TOTAL && walkedAway(result.stderr)) {
         throw new BayError(
           "conflict",
           "the workspace kept changing while its size was measured (directories moved or replaced under it); try again",

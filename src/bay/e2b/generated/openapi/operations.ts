@@ -260,7 +260,7 @@ export const operations = {
     tags: ["control"],
     authenticated: true,
     successStatus: 200,
-    statuses: [200, 400, 401, 403, 404, 429],
+    statuses: [200, 400, 401, 403, 404, 409, 429],
     params: z.object({
       sandboxID: z.string().max(128),
     }),
@@ -330,7 +330,7 @@ export const operations = {
     tags: ["envd"],
     authenticated: false,
     successStatus: 200,
-    statuses: [200, 400, 401, 403, 404, 413, 502],
+    statuses: [200, 400, 401, 403, 404, 409, 413, 502],
     query: z.object({
       path: z.string().max(4096).optional(),
       username: z.string().max(64).optional(),

@@ -1,0 +1,70 @@
+/**
+ * The directories one recursive watch waits to walk: each once however many times it
+ * came in (a storm of moves in and out), kept as its holding directory's watch and its
+ * name there, so a move of a directory above it while it waits takes it along. They are
+ * walked at the end of a poll within the poll's budget, the rest at the next (dir-watcher.ts
+ * walks them); past `max` waiting none is kept, and the watch tells its reader.
+ */
+
+/** A directory waiting to be walked: its name in the watch `wd`'s directory; `again`: tried once already. */
+export interface Walk {
+  wd: number;
+  name: string;
+  /** Walked only when the watch does not hold that directory already (every ask was a move inside). */
+  unlessHeld: boolean;
+  again?: boolean;
+}
+
+export class WaitingWalks {
+  private readonly walks = new Map<string, Walk>();
+
+  constructor(private readonly max: number) {}
+
+  get size(): number {
+    return this.walks.size;
+  }
+
+  /**
+   * `name` in the watch `wd`'s directory waits to be walked; "unless held" only when each
+   * ask for it was. False when that went past the bound: then none is kept but the walks
+   * that only set a held directory's watches right after a move (an exchange of two
+   * directories needs them, and they would report nothing), unless those fill it too.
+   */
+  add(at: { wd: number; name: string }, unlessHeld: boolean): boolean {
+    const key = `${at.wd}/${at.name}`;
+    const waiting = this.walks.get(key);
+    if (!waiting && this.walks.size >= this.max) {
+      const kept = [...this.walks].filter(([, w]) => w.unlessHeld);
+      this.walks.clear();
+      if (kept.length < this.max / 2) for (const [k, w] of kept) this.walks.set(k, w);
+      return false;
+    }
+    this.walks.set(key, { wd: at.wd, name: at.name, unlessHeld: (waiting?.unlessHeld ?? true) && unlessHeld });
+    return true;
+  }
+
+  /**
+   * Hands each waiting walk to `walk` (which answers false when nothing was there to walk)
+   * until `deadline` (performance.now()), one past it when `first`; a walk that found
+   * nothing while `movesPending()` (a move above it half read) waits once more. True when
+   * none is left.
+   */
+  run(deadline: number, first: boolean, walk: (w: Walk) => boolean, movesPending: () => boolean): boolean {
+    const again: Array<[string, Walk]> = [];
+    try {
+      for (const [key, w] of this.walks) {
+        if (!first && performance.now() >= deadline) return false;
+        first = false;
+        this.walks.delete(key);
+        if (!walk(w) && !w.again && movesPending()) again.push([key, { ...w, again: true }]);
+      }
+      return true;
+    } finally {
+      for (const [key, w] of again) this.walks.set(key, w);
+    }
+  }
+
+  clear(): void {
+    this.walks.clear();
+  }
+}
