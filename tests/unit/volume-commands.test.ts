@@ -144,10 +144,13 @@ describe("usageCommand", () => {
       "du: cannot access '/workspace/a'$'\\n''b': Not a directory\ndu: fts_read failed: /workspace/a/l3: No such file or directory",
       "du: src/du.c:638: process_file: Assertion 'level == prev_level - 1' failed.",
     ]) {
-      expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr })).code).toBe("conflict");
+      expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: `${stderr}\n` })).code).toBe("conflict");
     }
+    // The helper's stderr is kept to its first bytes: a line cut there is no line of du's.
+    const cut = `${"du: cannot access '/workspace/a': No such file or directory\n".repeat(3)}du: fts_read failed: /work`;
+    expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: cut })).code).toBe("conflict");
     // One line of a fault of the volume among race lines: not a race.
-    const mixed = "du: cannot access '/workspace/a': No such file or directory\ndu: fts_read failed: /workspace: Input/output error";
+    const mixed = "du: cannot access '/workspace/a': No such file or directory\ndu: fts_read failed: /workspace: Input/output error\n";
     expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: mixed })).code).toBe("internal_error");
     // The volume's own fault, or the workspace root itself gone, is no race of the sandbox's.
     for (const stderr of [
@@ -156,7 +159,7 @@ describe("usageCommand", () => {
       "du: /workspacex/a: No such file or directory",
       "",
     ]) {
-      expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr })).code).toBe("internal_error");
+      expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: `${stderr}\n` })).code).toBe("internal_error");
     }
     expect(errorOf(() => usageCommand().outcome({ exitCode: 1, stderr: "du: /workspace/a/bb: No such file or directory" })).code).toBe(
       "internal_error",

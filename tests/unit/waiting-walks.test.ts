@@ -1,8 +1,17 @@
-/** The walks a recursive watch waits to do: once each, within a deadline, bounded, and tried once more while a move above is half read. */
+/** The walks a recursive watch waits to do: once each, within a deadline, bounded, and waiting while the hub is behind a move above them. */
 import { expect, test } from "bun:test";
-import { WaitingWalks, type Walk } from "../../src/ship/watch/waiting-walks.ts";
+import { MAX_BEHIND_POLLS, WaitingWalks, type Walk, type WalkOutcome } from "../../src/ship/watch/waiting-walks.ts";
 
 const names = (walks: Walk[]) => walks.map((w) => `${w.wd}/${w.name}${w.unlessHeld ? " held?" : ""}`);
+const collect =
+  (into: Walk[]) =>
+  (w: Walk): WalkOutcome => {
+    into.push(w);
+    return "done";
+  };
+const never = () => {
+  throw new Error("nothing is lost here");
+};
 
 test("a directory asked for many times is walked once, 'unless held' only when every ask was", () => {
   const ww = new WaitingWalks(10);
@@ -12,14 +21,7 @@ test("a directory asked for many times is walked once, 'unless held' only when e
   ww.add({ wd: 1, name: "b" }, true);
   ww.add({ wd: 2, name: "a" }, true);
   const walked: Walk[] = [];
-  expect(
-    ww.run(
-      Number.POSITIVE_INFINITY,
-      true,
-      (w) => walked.push(w) > 0,
-      () => false,
-    ),
-  ).toBe(true);
+  expect(ww.run(Number.POSITIVE_INFINITY, true, collect(walked), never)).toBe(true);
   expect(names(walked)).toEqual(["1/a", "1/b held?", "2/a held?"]);
   expect(ww.size).toBe(0);
 });
@@ -27,33 +29,36 @@ test("a directory asked for many times is walked once, 'unless held' only when e
 test("past the deadline it stops (one walk past it only when first), and the rest waits", () => {
   const ww = new WaitingWalks(10);
   for (const name of ["a", "b", "c"]) ww.add({ wd: 1, name }, false);
-  const walked: string[] = [];
-  const walk = (w: Walk) => walked.push(w.name) > 0;
-  expect(ww.run(0, false, walk, () => false)).toBe(false);
+  const walked: Walk[] = [];
+  expect(ww.run(0, false, collect(walked), never)).toBe(false);
   expect(walked).toEqual([]);
-  expect(ww.run(0, true, walk, () => false)).toBe(false);
-  expect(walked).toEqual(["a"]);
-  expect(ww.run(Number.POSITIVE_INFINITY, false, walk, () => false)).toBe(true);
-  expect(walked).toEqual(["a", "b", "c"]);
+  expect(ww.run(0, true, collect(walked), never)).toBe(false);
+  expect(walked.map((w) => w.name)).toEqual(["a"]);
+  expect(ww.run(Number.POSITIVE_INFINITY, false, collect(walked), never)).toBe(true);
+  expect(walked.map((w) => w.name)).toEqual(["a", "b", "c"]);
 });
 
-test("a walk that found nothing while a move is half read waits once more, never twice", () => {
+test("a walk whose holding directory the hub has not caught up with waits, a poll at a time, then counts as lost", () => {
   const ww = new WaitingWalks(10);
   ww.add({ wd: 1, name: "x" }, false);
   let tries = 0;
-  const absent = () => {
+  let lost = 0;
+  const behind = (): WalkOutcome => {
     tries++;
-    return false;
+    return "behind";
   };
-  expect(ww.run(Number.POSITIVE_INFINITY, true, absent, () => true)).toBe(true);
-  expect(ww.size).toBe(1);
-  ww.run(Number.POSITIVE_INFINITY, true, absent, () => true);
-  expect(ww.size).toBe(0);
-  expect(tries).toBe(2);
-  // Nothing half read: not kept.
+  // Tried once per run, however long the deadline; the run says some are left.
+  expect(ww.run(Number.POSITIVE_INFINITY, true, behind, () => lost++)).toBe(false);
+  expect([tries, ww.size, lost]).toEqual([1, 1, 0]);
+  for (let i = 1; i < MAX_BEHIND_POLLS; i++) ww.run(Number.POSITIVE_INFINITY, true, behind, () => lost++);
+  expect([tries, ww.size, lost]).toEqual([MAX_BEHIND_POLLS, 0, 1]);
+  // Caught up before that: walked, nothing lost.
   ww.add({ wd: 1, name: "y" }, false);
-  ww.run(Number.POSITIVE_INFINITY, true, absent, () => false);
-  expect(ww.size).toBe(0);
+  ww.run(Number.POSITIVE_INFINITY, true, behind, () => lost++);
+  const walked: Walk[] = [];
+  expect(ww.run(Number.POSITIVE_INFINITY, true, collect(walked), never)).toBe(true);
+  expect(walked.map((w) => w.name)).toEqual(["y"]);
+  expect(lost).toBe(1);
 });
 
 test("past its bound none is kept but the walks that only follow a held directory, unless those fill half of it", () => {
@@ -65,12 +70,7 @@ test("past its bound none is kept but the walks that only follow a held director
   expect(ww.add({ wd: 1, name: "a" }, false)).toBe(true); // one already waiting: no growth
   expect(ww.add({ wd: 1, name: "e" }, false)).toBe(false);
   const left: Walk[] = [];
-  ww.run(
-    Number.POSITIVE_INFINITY,
-    true,
-    (w) => left.push(w) > 0,
-    () => false,
-  );
+  ww.run(Number.POSITIVE_INFINITY, true, collect(left), never);
   expect(names(left)).toEqual(["1/b held?"]);
   const full = new WaitingWalks(4);
   for (const name of ["a", "b", "c", "d"]) full.add({ wd: 1, name }, true);

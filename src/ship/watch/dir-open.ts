@@ -1,5 +1,5 @@
 /** How a file watch opens the directories it walks: by descriptor, never through a symlink. */
-import { closeSync, openSync, readlinkSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readlinkSync, statSync } from "node:fs";
 
 /**
  * A directory opened as a place, not for reading (Linux's O_PATH | O_DIRECTORY |
@@ -41,4 +41,34 @@ export function openExact(dir: string): number | null {
   }
   closeSync(fd);
   return null;
+}
+
+/** A directory's identity (device and inode). */
+const idOf = (st: { dev: number; ino: number }): string => `${st.dev}:${st.ino}`;
+
+/** The identity of the directory at `path` (a descriptor's /proc/self/fd/N: the one it holds); "" when it went meanwhile. */
+export function dirIdAt(path: string): string {
+  try {
+    return idOf(statSync(path));
+  } catch {
+    return "";
+  }
+}
+
+/** The identity of the directory at exactly `path` (no symlink on the way, openExact); null when none is there. */
+export function exactDirId(path: string): string | null {
+  let fd: number | null;
+  try {
+    fd = openExact(path);
+  } catch {
+    return null;
+  }
+  if (fd === null) return null;
+  try {
+    return idOf(fstatSync(fd));
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
 }

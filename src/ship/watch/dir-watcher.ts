@@ -131,9 +131,14 @@ export class DirWatcher implements HubSubscriber {
         // Where its holding directory is now; nowhere once that went (moved out, deleted).
         const holder = hub.pathOf(wd);
         const dir = holder === undefined ? undefined : join(holder, name);
-        return dir === undefined || !this.covers(dir) || this.addTree(dir, true, unlessHeld);
+        if (dir === undefined || !this.covers(dir)) return "done";
+        // Not there yet as the hub knows it (a move above it not read yet, or half read):
+        // whatever is at the old place now is not it.
+        if (!hub.isAt(wd, holder!)) return "behind";
+        this.addTree(dir, true, unlessHeld);
+        return "done";
       },
-      () => hub.movesPending(),
+      () => this.lostWalks(),
     );
   }
 
@@ -165,10 +170,12 @@ export class DirWatcher implements HubSubscriber {
    * when the kernel's queue overflows.
    */
   private walkLater(at: { wd: number; name: string }, unlessHeld: boolean): void {
-    if (this.toWalk.add(at, unlessHeld)) {
-      this.opts.hub.walkSoon(this);
-      return;
-    }
+    if (this.toWalk.add(at, unlessHeld)) this.opts.hub.walkSoon(this);
+    else this.lostWalks();
+  }
+
+  /** Walks dropped (too many waiting, or one waiting too long for the hub): the reader is told changes were lost. */
+  private lostWalks(): void {
     this.droppedBacklog = true;
     this.notify();
   }

@@ -6,14 +6,21 @@
  * walks them); past `max` waiting none is kept, and the watch tells its reader.
  */
 
-/** A directory waiting to be walked: its name in the watch `wd`'s directory; `again`: tried once already. */
+/** A directory waiting to be walked: its name in the watch `wd`'s directory. */
 export interface Walk {
   wd: number;
   name: string;
   /** Walked only when the watch does not hold that directory already (every ask was a move inside). */
   unlessHeld: boolean;
-  again?: boolean;
+  /** Polls it waited for the hub to learn where its holding directory went. */
+  behind?: number;
 }
+
+/** What became of a walk: done (walked, or nothing to walk), or its holding directory is not where the hub says yet. */
+export type WalkOutcome = "done" | "behind";
+
+/** Polls a walk waits for the hub to catch up with a move above it (a read cut short, a move half read) before it counts as lost. */
+export const MAX_BEHIND_POLLS = 20;
 
 export class WaitingWalks {
   private readonly walks = new Map<string, Walk>();
@@ -44,21 +51,23 @@ export class WaitingWalks {
   }
 
   /**
-   * Hands each waiting walk to `walk` (which answers false when nothing was there to walk)
-   * until `deadline` (performance.now()), one past it when `first`; a walk that found
-   * nothing while `movesPending()` (a move above it half read) waits once more. True when
-   * none is left.
+   * Hands each waiting walk to `walk` until `deadline` (performance.now()), one past it
+   * when `first`. One whose holding directory is not where the hub says yet waits for the
+   * next poll, MAX_BEHIND_POLLS at most, then counts as lost (`lost`). True when none is left.
    */
-  run(deadline: number, first: boolean, walk: (w: Walk) => boolean, movesPending: () => boolean): boolean {
+  run(deadline: number, first: boolean, walk: (w: Walk) => WalkOutcome, lost: () => void): boolean {
     const again: Array<[string, Walk]> = [];
     try {
       for (const [key, w] of this.walks) {
         if (!first && performance.now() >= deadline) return false;
         first = false;
         this.walks.delete(key);
-        if (!walk(w) && !w.again && movesPending()) again.push([key, { ...w, again: true }]);
+        if (walk(w) === "done") continue;
+        const behind = (w.behind ?? 0) + 1;
+        if (behind < MAX_BEHIND_POLLS) again.push([key, { ...w, behind }]);
+        else lost();
       }
-      return true;
+      return again.length === 0;
     } finally {
       for (const [key, w] of again) this.walks.set(key, w);
     }

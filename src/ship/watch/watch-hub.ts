@@ -8,6 +8,7 @@
  * happened in.
  */
 import { join } from "node:path";
+import { dirIdAt, exactDirId } from "./dir-open.ts";
 import { IN, Inotify, InotifyError, type RawEvent } from "./inotify.ts";
 import { type MoveVisitor, pairMoves } from "./move-pairs.ts";
 import { PathIndex, type PathNode } from "./path-index.ts";
@@ -51,6 +52,8 @@ interface Watch {
   /** Where its directory is (index.pathOf): it follows the moves of the directories above it. */
   node: PathNode | null;
   subscribers: Set<HubSubscriber>;
+  /** Its directory (device and inode), to tell whether it is still where the hub says. */
+  id: string;
 }
 
 const MASK =
@@ -129,7 +132,7 @@ export class WatchHub {
     }
     const held = this.watches.get(wd);
     const known = held !== undefined && this.pathOfWatch(held) === dir;
-    const w = held ?? { node: null, subscribers: new Set() };
+    const w = held ?? { node: null, subscribers: new Set(), id: dirIdAt(opened ?? dir) };
     if (!known) this.setPath(wd, w, dir);
     w.subscribers.add(sub);
     this.watches.set(wd, w);
@@ -186,9 +189,14 @@ export class WatchHub {
     this.flushing.add(sub);
   }
 
-  /** Whether a move's first half waits for its second in the next read (paths may be behind the kernel's until then). */
-  movesPending(): boolean {
-    return this.pendingFrom.length > 0;
+  /**
+   * Whether the directory at `path` (exactly, no symlink on the way) is the one `wd`
+   * watches: the hub's paths are behind the kernel's until it reads the moves (a read cut
+   * short, a move half read), and meanwhile another directory may be at the old place.
+   */
+  isAt(wd: number, path: string): boolean {
+    const w = this.watches.get(wd);
+    return w !== undefined && exactDirId(path) === w.id;
   }
 
   /** The current path of a watch descriptor. */

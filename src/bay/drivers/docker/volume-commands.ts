@@ -131,10 +131,11 @@ exit ${USAGE_NO_TOTAL}`;
  * each: an entry strictly inside the workspace gone or no longer a directory (also as
  * fts's own "fts_read failed", the commonest: below the depth it keeps open, fts climbs
  * back by `..`), a directory met again inside itself (a cycle: one moved below itself as
- * du went), or du's own assertion on the walk's levels. Paths may come quoted.
+ * du went), or du's own assertion on the walk's levels. Paths may come quoted ('…', or
+ * "…" for a name holding a ').
  */
 const RACE_LINES = [
-  /^du: (?:cannot access |cannot read directory |fts_read failed: )?'?\/workspace\/[^\n]+: (?:No such file or directory|Not a directory)$/,
+  /^du: (?:cannot access |cannot read directory |fts_read failed: )?["']?\/workspace\/[^\n]+: (?:No such file or directory|Not a directory)$/,
   /^du: WARNING: Circular directory structure\.$/,
   /^du: [^\n]*: Assertion [^\n]* failed\.$/,
 ];
@@ -145,7 +146,10 @@ const RACE_LINES = [
  * A fault of the volume (an I/O error, the root itself gone) among them is not a race.
  */
 function walkedAway(stderr: string): boolean {
-  const said = stderr.split("\n").filter((line) => line.startsWith("du: "));
+  const lines = stderr.split("\n");
+  // What the helper's output was cut at (its first bytes are kept) is no line of du's.
+  if (!stderr.endsWith("\n")) lines.pop();
+  const said = lines.filter((line) => line.startsWith("du: "));
   return said.length > 0 && said.every((line) => RACE_LINES.some((race) => race.test(line)));
 }
 
