@@ -146,6 +146,12 @@ describe("usageCommand", () => {
     ]) {
       expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: `${stderr}\n` })).code).toBe("conflict");
     }
+    // du crashed without a word (the script adds how it ended): a race, unless it said a fault.
+    expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: "Aborted\n\ndu exit 134\n" })).code).toBe("conflict");
+    expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: "\ndu exit 139\n" })).code).toBe("conflict");
+    expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: "\ndu exit 1\n" })).code).toBe("internal_error");
+    const faulted = "du: cannot read directory '/workspace/a': Input/output error\ndu exit 134\n";
+    expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: faulted })).code).toBe("internal_error");
     // The helper's stderr is kept to its first bytes: a line cut there is no line of du's.
     const cut = `${"du: cannot access '/workspace/a': No such file or directory\n".repeat(3)}du: fts_read failed: /work`;
     expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: cut })).code).toBe("conflict");

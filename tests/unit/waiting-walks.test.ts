@@ -52,6 +52,14 @@ test("a walk whose holding directory the hub has not caught up with waits, a pol
   expect([tries, ww.size, lost]).toEqual([1, 1, 0]);
   for (let i = 1; i < MAX_BEHIND_POLLS; i++) ww.run(Number.POSITIVE_INFINITY, true, behind, () => lost++);
   expect([tries, ww.size, lost]).toEqual([MAX_BEHIND_POLLS, 0, 1]);
+  // Asked for again while it waits, it keeps how long it waited (review s77).
+  ww.add({ wd: 1, name: "z" }, false);
+  for (let i = 0; i < MAX_BEHIND_POLLS; i++) {
+    ww.add({ wd: 1, name: "z" }, false);
+    ww.run(Number.POSITIVE_INFINITY, true, behind, () => lost++);
+  }
+  expect([ww.size, lost]).toEqual([0, 2]);
+  lost = 1;
   // Caught up before that: walked, nothing lost.
   ww.add({ wd: 1, name: "y" }, false);
   ww.run(Number.POSITIVE_INFINITY, true, behind, () => lost++);

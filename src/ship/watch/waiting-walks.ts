@@ -46,7 +46,10 @@ export class WaitingWalks {
       if (kept.length < this.max / 2) for (const [k, w] of kept) this.walks.set(k, w);
       return false;
     }
-    this.walks.set(key, { wd: at.wd, name: at.name, unlessHeld: (waiting?.unlessHeld ?? true) && unlessHeld });
+    // Asked for again, it keeps how long it has waited: asking again and again cannot keep it waiting for ever.
+    const walk: Walk = { wd: at.wd, name: at.name, unlessHeld: (waiting?.unlessHeld ?? true) && unlessHeld };
+    if (waiting?.behind !== undefined) walk.behind = waiting.behind;
+    this.walks.set(key, walk);
     return true;
   }
 

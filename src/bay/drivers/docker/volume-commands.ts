@@ -119,11 +119,13 @@ nl='
 i=0
 while [ $i -lt ${USAGE_ATTEMPTS} ]; do
   out=$(du -sb -- "$1" 2>&1)
+  rc=$?
   last=\${out##*"$nl"}
   case "$last" in [0-9]*"\t$1") printf '%s\\n' "$last"; exit 0;; esac
   i=$((i+1))
 done
 printf '%s\\n' "$out" >&2
+printf 'du exit %s\\n' "$rc" >&2
 exit ${USAGE_NO_TOTAL}`;
 
 /**
@@ -140,17 +142,22 @@ const RACE_LINES = [
   /^du: [^\n]*: Assertion [^\n]* failed\.$/,
 ];
 
+/** du killed by SIGABRT or SIGSEGV: it crashes, sometimes without a word, when its walk's tree changes under it. */
+const CRASHED = new Set([128 + 6, 128 + 11]);
+
 /**
  * Whether du gave up because the sandbox kept changing the tree: every line du itself
- * said (`du: …`; a cycle warning's own lines follow it) is a race line, and there is one.
- * A fault of the volume (an I/O error, the root itself gone) among them is not a race.
+ * said (`du: …`; a cycle warning's own lines follow it) is a race line, and there is one,
+ * or du crashed (the script's last line, `du exit N`). A fault of the volume (an I/O
+ * error, the root itself gone) among them is not a race.
  */
 function walkedAway(stderr: string): boolean {
   const lines = stderr.split("\n");
   // What the helper's output was cut at (its first bytes are kept) is no line of du's.
   if (!stderr.endsWith("\n")) lines.pop();
   const said = lines.filter((line) => line.startsWith("du: "));
-  return said.length > 0 && said.every((line) => RACE_LINES.some((race) => race.test(line)));
+  const crashed = CRASHED.has(Number(/^du exit (\d+)$/m.exec(stderr)?.[1]));
+  return (said.length > 0 || crashed) && said.every((line) => RACE_LINES.some((race) => race.test(line)));
 }
 
 /** Bytes the volume takes (`du -sb`, apparent sizes). */
