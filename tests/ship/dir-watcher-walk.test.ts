@@ -6,42 +6,13 @@
  * directories; the swap happens right after the directory is listed, where a
  * racing tenant would put it. No descriptor is left open, whatever ends the walk.
  */
-import { afterEach, expect, test } from "bun:test";
-import {
-  type Dirent,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readlinkSync,
-  realpathSync,
-  renameSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { expect, test } from "bun:test";
+import { type Dirent, mkdirSync, readdirSync, readlinkSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DirWatcher, type WatchItem } from "../../src/ship/watch/dir-watcher.ts";
 import { WatchHub } from "../../src/ship/watch/watch-hub.ts";
+import { drain, hubs, temp } from "./support/watch-fixtures.ts";
 
-const dirs: string[] = [];
-const hubs: WatchHub[] = [];
-afterEach(() => {
-  for (const h of hubs.splice(0)) h.close();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-const temp = (prefix: string) => {
-  const d = realpathSync(mkdtempSync(join(tmpdir(), prefix)));
-  dirs.push(d);
-  return d;
-};
-const take = (w: DirWatcher) => (w as unknown as { take(): WatchItem | null }).take();
-function drain(w: DirWatcher): WatchItem[] {
-  const out: WatchItem[] = [];
-  for (let item = take(w); item; item = take(w)) out.push(item);
-  return out;
-}
 const paths = (items: WatchItem[]) => items.flatMap((i) => (i.kind === "change" && i.type !== "modified" ? [i.path] : []));
 const openFds = () => readdirSync("/proc/self/fd").length;
 
