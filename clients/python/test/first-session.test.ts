@@ -10,6 +10,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BayProcess, startBayProcess } from "../../../tests/support/bay-process.ts";
+import { removeLabelled } from "../../../tests/e2e/support/docker-fixtures.ts";
+import { docker } from "../../../tests/e2e/support/e2e.ts";
 import { uniqueInstanceId } from "../../../tests/support/harness.ts";
 import { SHIP_TAG } from "../../../tests/support/images.ts";
 
@@ -19,11 +21,14 @@ const BOB = "py-client-bob-0123456789abcdef";
 let dir: string;
 let bay: BayProcess;
 
+/** This Bay's instance: what is labelled with it is removed at the end, whatever Bay left. */
+const instanceId = uniqueInstanceId();
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "bay-py-client-"));
   bay = await startBayProcess({
     dbPath: join(dir, "bay.db"),
-    instanceId: uniqueInstanceId(),
+    instanceId,
     dir,
     config: {
       // Idle connections are closed after 1 s: the client must notice before reusing one.
@@ -48,6 +53,8 @@ afterAll(async () => {
     for (const { id } of list.items) await fetch(`${bay.url}/v1/sandboxes/${id}`, { method: "DELETE", headers: auth });
   }
   await bay?.kill("SIGTERM");
+  // A delete whose volume was still in use for a moment leaves it to Bay's reaper, stopped now.
+  await removeLabelled(docker, { "bay.instance_id": instanceId });
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -8,6 +8,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startBayProcess, type BayProcess } from "../../../tests/support/bay-process.ts";
+import { removeLabelled } from "../../../tests/e2e/support/docker-fixtures.ts";
+import { docker } from "../../../tests/e2e/support/e2e.ts";
 import { uniqueInstanceId } from "../../../tests/support/harness.ts";
 import { SHIP_TAG } from "../../../tests/support/images.ts";
 import {
@@ -38,11 +40,14 @@ let client: BayClient;
 /** Sandboxes to delete at the end (each test's, whether or not it got to delete it). */
 const toDelete: string[] = [];
 
+/** This Bay's instance: what is labelled with it is removed at the end, whatever Bay left. */
+const instanceId = uniqueInstanceId();
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "bay-client-"));
   bay = await startBayProcess({
     dbPath: join(dir, "bay.db"),
-    instanceId: uniqueInstanceId(),
+    instanceId,
     dir,
     env: { BAY_AUTH_MODE: "api_key", BAY_API_KEY: KEY, BAY_API_KEY_OWNER: "client-owner", BAY_SHIP_TAG: SHIP_TAG },
   });
@@ -53,6 +58,8 @@ afterAll(async () => {
   // Deleting removes the container and the managed workspace volume.
   for (const id of toDelete) await client.DELETE("/v1/sandboxes/{id}", { params: { path: { id } } });
   await bay?.kill("SIGTERM");
+  // A delete whose volume was still in use for a moment leaves it to Bay's reaper, stopped now.
+  await removeLabelled(docker, { "bay.instance_id": instanceId });
   rmSync(dir, { recursive: true, force: true });
 });
 
