@@ -123,53 +123,62 @@ describe("usageCommand", () => {
     expect(cmd.outcome({ exitCode: 1, stderr: "du: cannot read directory" })).toBe(123456);
   });
 
-  test("a workspace that kept changing under every du is 409 conflict (changing); another failure without a total stays internal", () => {
-    const raced = usageCommand();
+  test("a workspace that kept changing under every du is 409 conflict (changing), its paths kept out of the answer", () => {
     const err = errorOf(() =>
-      raced.outcome({
+      usageCommand().outcome({
         exitCode: 17,
         stderr: "du: cannot read directory '/workspace/a/bb': No such file or directory\ndu: /workspace/a/bb: No such file or directory\n",
       }),
     );
     expect({ code: err.code, reason: err.details.reason }).toEqual({ code: "conflict", reason: "changing" });
     expect(JSON.stringify(err.details)).not.toContain("/workspace");
-    // A directory moved below itself as du went: du reports a cycle (and may crash).
-    const cycle =
-      "du: WARNING: Circular directory structure.\nThis almost certainly means that you have a corrupted file system.\nNOTIFY YOUR SYSTEM MANAGER.\nThe following directory is part of the cycle:\n  /workspace/churn/a3/b\n";
-    expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: cycle })).code).toBe("conflict");
-    // fts's own words, the commonest (paths quoted when they need it), and du's assertion on its levels.
-    for (const stderr of [
-      "du: fts_read failed: /workspace/deep/y11/l3: No such file or directory",
-      "du: fts_read failed: '/workspace/sp ace/x58/l3': No such file or directory",
-      "du: cannot access '/workspace/a'$'\\n''b': Not a directory\ndu: fts_read failed: /workspace/a/l3: No such file or directory",
-      "du: src/du.c:638: process_file: Assertion 'level == prev_level - 1' failed.",
-    ]) {
-      expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: `${stderr}\n` })).code).toBe("conflict");
+  });
+
+  test("only du's races inside /workspace are 409; any other failure without a total stays internal", () => {
+    const race = "conflict";
+    const fault = "internal_error";
+    // [why, the helper's stderr, its exit code, what it answers]
+    const cases: Array<[string, string, number, typeof race | typeof fault]> = [
+      [
+        "a directory moved below itself as du went: a cycle",
+        "du: WARNING: Circular directory structure.\nThis almost certainly means that you have a corrupted file system.\nNOTIFY YOUR SYSTEM MANAGER.\nThe following directory is part of the cycle:\n  /workspace/churn/a3/b\n",
+        17,
+        race,
+      ],
+      ["fts's own words, the commonest", "du: fts_read failed: /workspace/deep/y11/l3: No such file or directory\n", 17, race],
+      ["a quoted path", "du: fts_read failed: '/workspace/sp ace/x58/l3': No such file or directory\n", 17, race],
+      [
+        "a shell-quoted name, then fts",
+        "du: cannot access '/workspace/a'$'\\n''b': Not a directory\ndu: fts_read failed: /workspace/a/l3: No such file or directory\n",
+        17,
+        race,
+      ],
+      ["du's assertion on its levels", "du: src/du.c:638: process_file: Assertion 'level == prev_level - 1' failed.\n", 17, race],
+      ["du aborted without a word (the script says how it ended)", "Aborted\n\ndu exit 134\n", 17, race],
+      ["du crashed without a word", "\ndu exit 139\n", 17, race],
+      [
+        "a line cut by the helper's stderr cap is no line of du's",
+        `${"du: cannot access '/workspace/a': No such file or directory\n".repeat(3)}du: fts_read failed: /work`,
+        17,
+        race,
+      ],
+      ["du failed without a word, not crashed", "\ndu exit 1\n", 17, fault],
+      ["a crash after a fault of the volume", "du: cannot read directory '/workspace/a': Input/output error\ndu exit 134\n", 17, fault],
+      [
+        "one fault line among race lines",
+        "du: cannot access '/workspace/a': No such file or directory\ndu: fts_read failed: /workspace: Input/output error\n",
+        17,
+        fault,
+      ],
+      ["the volume's own fault", "du: cannot read directory '/workspace/a': Input/output error\n", 17, fault],
+      ["the workspace root itself gone", "du: cannot access '/workspace': No such file or directory\n", 17, fault],
+      ["a path outside /workspace", "du: /workspacex/a: No such file or directory\n", 17, fault],
+      ["nothing said", "\n", 17, fault],
+      ["race words, but not the script's exit (17) for 'no total'", "du: /workspace/a/bb: No such file or directory", 1, fault],
+    ];
+    for (const [why, stderr, exitCode, code] of cases) {
+      expect({ why, code: errorOf(() => usageCommand().outcome({ exitCode, stderr })).code }).toEqual({ why, code });
     }
-    // du crashed without a word (the script adds how it ended): a race, unless it said a fault.
-    expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: "Aborted\n\ndu exit 134\n" })).code).toBe("conflict");
-    expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: "\ndu exit 139\n" })).code).toBe("conflict");
-    expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: "\ndu exit 1\n" })).code).toBe("internal_error");
-    const faulted = "du: cannot read directory '/workspace/a': Input/output error\ndu exit 134\n";
-    expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: faulted })).code).toBe("internal_error");
-    // The helper's stderr is kept to its first bytes: a line cut there is no line of du's.
-    const cut = `${"du: cannot access '/workspace/a': No such file or directory\n".repeat(3)}du: fts_read failed: /work`;
-    expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: cut })).code).toBe("conflict");
-    // One line of a fault of the volume among race lines: not a race.
-    const mixed = "du: cannot access '/workspace/a': No such file or directory\ndu: fts_read failed: /workspace: Input/output error\n";
-    expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: mixed })).code).toBe("internal_error");
-    // The volume's own fault, or the workspace root itself gone, is no race of the sandbox's.
-    for (const stderr of [
-      "du: cannot read directory '/workspace/a': Input/output error",
-      "du: cannot access '/workspace': No such file or directory",
-      "du: /workspacex/a: No such file or directory",
-      "",
-    ]) {
-      expect(errorOf(() => usageCommand().outcome({ exitCode: 17, stderr: `${stderr}\n` })).code).toBe("internal_error");
-    }
-    expect(errorOf(() => usageCommand().outcome({ exitCode: 1, stderr: "du: /workspace/a/bb: No such file or directory" })).code).toBe(
-      "internal_error",
-    );
   });
 
   test("the helper's script tries du again while it prints no total, and prints only the total", async () => {

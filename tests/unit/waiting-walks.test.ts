@@ -3,15 +3,15 @@ import { expect, test } from "bun:test";
 import { MAX_BEHIND_POLLS, WaitingWalks, type Walk, type WalkOutcome } from "../../src/ship/watch/waiting-walks.ts";
 
 const names = (walks: Walk[]) => walks.map((w) => `${w.wd}/${w.name}${w.unlessHeld ? " held?" : ""}`);
-const collect =
-  (into: Walk[]) =>
-  (w: Walk): WalkOutcome => {
-    into.push(w);
-    return "done";
-  };
 const never = () => {
   throw new Error("nothing is lost here");
 };
+/** One run in which every walk is done (none lost): what it walked, and whether none is left. */
+function walkAll(ww: WaitingWalks, deadline = Number.POSITIVE_INFINITY, first = true): { walked: Walk[]; done: boolean } {
+  const walked: Walk[] = [];
+  const done = ww.run(deadline, first, (w) => (walked.push(w), "done"), never);
+  return { walked, done };
+}
 
 test("a directory asked for many times is walked once, 'unless held' only when every ask was", () => {
   const ww = new WaitingWalks(10);
@@ -20,8 +20,8 @@ test("a directory asked for many times is walked once, 'unless held' only when e
   ww.add({ wd: 1, name: "a" }, true);
   ww.add({ wd: 1, name: "b" }, true);
   ww.add({ wd: 2, name: "a" }, true);
-  const walked: Walk[] = [];
-  expect(ww.run(Number.POSITIVE_INFINITY, true, collect(walked), never)).toBe(true);
+  const { walked, done } = walkAll(ww);
+  expect(done).toBe(true);
   expect(names(walked)).toEqual(["1/a", "1/b held?", "2/a held?"]);
   expect(ww.size).toBe(0);
 });
@@ -29,13 +29,10 @@ test("a directory asked for many times is walked once, 'unless held' only when e
 test("past the deadline it stops (one walk past it only when first), and the rest waits", () => {
   const ww = new WaitingWalks(10);
   for (const name of ["a", "b", "c"]) ww.add({ wd: 1, name }, false);
-  const walked: Walk[] = [];
-  expect(ww.run(0, false, collect(walked), never)).toBe(false);
-  expect(walked).toEqual([]);
-  expect(ww.run(0, true, collect(walked), never)).toBe(false);
-  expect(walked.map((w) => w.name)).toEqual(["a"]);
-  expect(ww.run(Number.POSITIVE_INFINITY, false, collect(walked), never)).toBe(true);
-  expect(walked.map((w) => w.name)).toEqual(["a", "b", "c"]);
+  const at = (run: { walked: Walk[]; done: boolean }) => ({ walked: run.walked.map((w) => w.name), done: run.done });
+  expect(at(walkAll(ww, 0, false))).toEqual({ walked: [], done: false });
+  expect(at(walkAll(ww, 0, true))).toEqual({ walked: ["a"], done: false });
+  expect(at(walkAll(ww, Number.POSITIVE_INFINITY, false))).toEqual({ walked: ["b", "c"], done: true });
 });
 
 test("a walk whose holding directory the hub has not caught up with waits, a poll at a time, then counts as lost", () => {
@@ -63,8 +60,8 @@ test("a walk whose holding directory the hub has not caught up with waits, a pol
   // Caught up before that: walked, nothing lost.
   ww.add({ wd: 1, name: "y" }, false);
   ww.run(Number.POSITIVE_INFINITY, true, behind, () => lost++);
-  const walked: Walk[] = [];
-  expect(ww.run(Number.POSITIVE_INFINITY, true, collect(walked), never)).toBe(true);
+  const { walked, done } = walkAll(ww);
+  expect(done).toBe(true);
   expect(walked.map((w) => w.name)).toEqual(["y"]);
   expect(lost).toBe(1);
 });
@@ -77,9 +74,7 @@ test("past its bound none is kept but the walks that only follow a held director
   ww.add({ wd: 1, name: "d" }, false);
   expect(ww.add({ wd: 1, name: "a" }, false)).toBe(true); // one already waiting: no growth
   expect(ww.add({ wd: 1, name: "e" }, false)).toBe(false);
-  const left: Walk[] = [];
-  ww.run(Number.POSITIVE_INFINITY, true, collect(left), never);
-  expect(names(left)).toEqual(["1/b held?"]);
+  expect(names(walkAll(ww).walked)).toEqual(["1/b held?"]);
   const full = new WaitingWalks(4);
   for (const name of ["a", "b", "c", "d"]) full.add({ wd: 1, name }, true);
   expect(full.add({ wd: 1, name: "e" }, true)).toBe(false);

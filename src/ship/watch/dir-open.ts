@@ -55,20 +55,31 @@ export function dirIdAt(path: string): string {
   }
 }
 
-/** The identity of the directory at exactly `path` (no symlink on the way, openExact); null when none is there. */
-export function exactDirId(path: string): string | null {
-  let fd: number | null;
+/**
+ * The directory `name` in the directory at exactly `holder` (openExact), opened (AT_DIR)
+ * through the holder's own descriptor, when that holder is the directory `id` names: what
+ * is opened is then inside the very directory that was checked, whatever is renamed
+ * meanwhile. "behind" when `holder` is not that directory (another, or none, is there
+ * now; or it cannot be opened); null when `name` is not there in it as a directory.
+ * Throws what else refused `name` (EACCES, no descriptor left).
+ */
+export function openIn(holder: string, id: string, name: string): number | "behind" | null {
+  let dir: number | null;
   try {
-    fd = openExact(path);
+    dir = openExact(holder);
   } catch {
-    return null;
+    return "behind";
   }
-  if (fd === null) return null;
+  if (dir === null) return "behind";
   try {
-    return idOf(fstatSync(fd));
-  } catch {
-    return null;
+    if (idOf(fstatSync(dir)) !== id) return "behind";
+    try {
+      return openSync(`${fdPath(dir)}/${name}`, AT_DIR);
+    } catch (e) {
+      if (gone(e, true)) return null;
+      throw e;
+    }
   } finally {
-    closeSync(fd);
+    closeSync(dir);
   }
 }

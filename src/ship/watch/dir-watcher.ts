@@ -1,21 +1,17 @@
 /**
- * One file watch (one SSE stream): a directory, recursive or not, its changes
- * in a bounded queue. A burst larger than the queue is not kept: the queue
- * counts what it dropped and reports it as one `dropped` item once the reader
- * catches up. Consecutive modifications of one path are reported once.
+ * One file watch (one SSE stream): a directory, recursive or not, whose changes go
+ * to a bounded queue (watch-queue.ts). A recursive watch walks what comes in
+ * below it, by descriptor, never through a symlink.
  */
 import { closeSync, type Dirent, openSync, readdirSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
-import { AT_DIR, fdPath, gone, MAX_PATH, openExact } from "./dir-open.ts";
+import { AT_DIR, fdPath, gone, MAX_PATH, openExact, openIn } from "./dir-open.ts";
 import { InotifyError } from "./inotify.ts";
 import { WaitingWalks } from "./waiting-walks.ts";
 import { type FsChange, type HubSubscriber, isUnder, type WatchHub } from "./watch-hub.ts";
+import { type WatchItem, WatchQueue } from "./watch-queue.ts";
 
-/** What a watch reports, paths relative to the workspace. */
-export type WatchItem =
-  | { kind: "change"; type: FsChange["type"]; path: string; is_dir: boolean; old_path?: string }
-  | { kind: "dropped"; count: number | null; reason: "queue_full" | "kernel_overflow" | "walk_backlog" | "watch_limit" | "unwatchable" }
-  | { kind: "gone" };
+export type { WatchItem };
 
 /** Directories one watch keeps waiting to walk; past it they are dropped and the reader told (walk_backlog). */
 export const MAX_WAITING_WALKS = 4096;
@@ -45,21 +41,15 @@ interface Frame {
 }
 
 export class DirWatcher implements HubSubscriber {
-  private readonly queue: WatchItem[] = [];
+  private readonly queue: WatchQueue;
   private readonly wds = new Set<number>();
   private rootWd = -1;
-  private droppedFull = 0;
-  private droppedKernel = false;
-  /** The reasons a dropOnce was sent for. */
-  private readonly partial = new Set<"watch_limit" | "unwatchable">();
-  private gone = false;
-  private wake: (() => void) | null = null;
   /** Directories changes asked to walk, walked at the end of a poll (flush): waiting-walks.ts. */
   private readonly toWalk = new WaitingWalks(MAX_WAITING_WALKS);
-  /** Changes lost not by the kernel's queue or this queue but by the walks waiting past their bound. */
-  private droppedBacklog = false;
 
-  constructor(private readonly opts: DirWatcherOptions) {}
+  constructor(private readonly opts: DirWatcherOptions) {
+    this.queue = new WatchQueue(opts.queueMax);
+  }
 
   /** Puts the watches in place (the whole tree when recursive). Throws InotifyError when the root cannot be watched. */
   start(): void {
@@ -69,21 +59,13 @@ export class DirWatcher implements HubSubscriber {
   }
 
   /** The next item; waits while there is none. Resolves `gone` forever once the root went away. */
-  async next(signal: AbortSignal): Promise<WatchItem | null> {
-    for (;;) {
-      if (signal.aborted) return null;
-      const item = this.take();
-      if (item) return item;
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          signal.removeEventListener("abort", done);
-          this.wake = null;
-          resolve();
-        };
-        this.wake = done;
-        signal.addEventListener("abort", done, { once: true });
-      });
-    }
+  next(signal: AbortSignal): Promise<WatchItem | null> {
+    return this.queue.next(signal);
+  }
+
+  /** The next item, or null when there is none now. */
+  take(): WatchItem | null {
+    return this.queue.take();
   }
 
   /** Releases every watch. */
@@ -99,17 +81,17 @@ export class DirWatcher implements HubSubscriber {
     const newIn = this.covers(change.path);
     if (change.type === "renamed") {
       if (oldIn && newIn)
-        this.push({
+        this.queue.push({
           kind: "change",
           type: "renamed",
           path: this.rel(change.path),
           old_path: this.rel(change.old_path!),
           is_dir: change.is_dir,
         });
-      else if (newIn) this.push({ kind: "change", type: "created", path: this.rel(change.path), is_dir: change.is_dir });
-      else if (oldIn) this.push({ kind: "change", type: "deleted", path: this.rel(change.old_path!), is_dir: change.is_dir });
+      else if (newIn) this.queue.push({ kind: "change", type: "created", path: this.rel(change.path), is_dir: change.is_dir });
+      else if (oldIn) this.queue.push({ kind: "change", type: "deleted", path: this.rel(change.old_path!), is_dir: change.is_dir });
     } else if (newIn) {
-      this.push({ kind: "change", type: change.type, path: this.rel(change.path), is_dir: change.is_dir });
+      this.queue.push({ kind: "change", type: change.type, path: this.rel(change.path), is_dir: change.is_dir });
     }
     // A directory that appeared in a recursive watch is watched too, and what it
     // already holds (made before its watch existed) is reported as created. So is one
@@ -130,21 +112,28 @@ export class DirWatcher implements HubSubscriber {
       ({ wd, name, unlessHeld }) => {
         // Where its holding directory is now; nowhere once that went (moved out, deleted).
         const holder = hub.pathOf(wd);
-        const dir = holder === undefined ? undefined : join(holder, name);
-        if (dir === undefined || !this.covers(dir)) return "done";
-        // Not there yet as the hub knows it (a move above it not read yet, or half read):
+        const id = hub.dirId(wd);
+        if (holder === undefined || id === undefined || !this.covers(join(holder, name))) return "done";
+        // Opened through the holding directory checked to be the watched one: when that is
+        // not there yet as the hub knows it (a move above it not read yet, or half read),
         // whatever is at the old place now is not it.
-        if (!hub.isAt(wd, holder!)) return "behind";
-        this.addTree(dir, true, unlessHeld);
+        let fd: number | "behind" | null;
+        try {
+          fd = openIn(holder, id, name);
+        } catch (e) {
+          this.refused(e, join(holder, name), null);
+          return "done";
+        }
+        if (fd === "behind") return "behind";
+        if (fd !== null) this.addTree(join(holder, name), true, unlessHeld, fd);
         return "done";
       },
-      () => this.lostWalks(),
+      () => this.queue.lost("walk_backlog"),
     );
   }
 
   onOverflow(): void {
-    this.droppedKernel = true;
-    this.notify();
+    this.queue.lost("kernel_overflow");
   }
 
   onGone(wd: number): void {
@@ -171,24 +160,17 @@ export class DirWatcher implements HubSubscriber {
    */
   private walkLater(at: { wd: number; name: string }, unlessHeld: boolean): void {
     if (this.toWalk.add(at, unlessHeld)) this.opts.hub.walkSoon(this);
-    else this.lostWalks();
-  }
-
-  /** Walks dropped (too many waiting, or one waiting too long for the hub): the reader is told changes were lost. */
-  private lostWalks(): void {
-    this.droppedBacklog = true;
-    this.notify();
+    else this.queue.lost("walk_backlog");
   }
 
   private end(): void {
     this.toWalk.clear();
-    this.gone = true;
-    this.notify();
+    this.queue.end();
   }
 
   /** Whether a path is one this watch reports on. */
   private covers(path: string): boolean {
-    if (this.gone) return false;
+    if (this.queue.ended) return false;
     return this.opts.recursive ? isUnder(path, this.opts.root) && path !== this.opts.root : dirname(path) === this.opts.root;
   }
 
@@ -207,14 +189,17 @@ export class DirWatcher implements HubSubscriber {
    * descriptor per level is open. False when `dir` is not there to walk (gone, or no
    * longer that directory). `unlessHeld`: nothing is walked when the directory at `dir`
    * (by its inode) is one this watch holds already, and the hub knows it at `dir`.
+   * `opened`: `dir` opened already (AT_DIR), the walk's to close.
    */
-  private addTree(dir: string, report: boolean, unlessHeld = false): boolean {
-    let first: number | null;
-    try {
-      first = openExact(dir);
-    } catch (e) {
-      this.refused(e, dir, null);
-      return true;
+  private addTree(dir: string, report: boolean, unlessHeld = false, opened?: number): boolean {
+    let first: number | null = opened ?? null;
+    if (opened === undefined) {
+      try {
+        first = openExact(dir);
+      } catch (e) {
+        this.refused(e, dir, null);
+        return true;
+      }
     }
     if (first === null) return false;
     const frames: Frame[] = [];
@@ -259,13 +244,13 @@ export class DirWatcher implements HubSubscriber {
   private enter(path: string, fd: number, report: boolean, frames: Frame[], unlessHeld = false): boolean {
     if (path.length > MAX_PATH) {
       closeSync(fd);
-      this.dropOnce("unwatchable");
+      this.queue.dropOnce("unwatchable");
       return true;
     }
     if (path !== this.opts.root) {
       if (this.wds.size >= this.opts.maxDirs) {
         closeSync(fd);
-        this.dropOnce("watch_limit");
+        this.queue.dropOnce("watch_limit");
         return false;
       }
       try {
@@ -281,7 +266,7 @@ export class DirWatcher implements HubSubscriber {
       } catch (e) {
         closeSync(fd);
         if (e instanceof InotifyError && e.code === "ENOSPC") {
-          this.dropOnce("watch_limit");
+          this.queue.dropOnce("watch_limit");
           return false;
         }
         if (e instanceof InotifyError && gone(e)) return true; // gone meanwhile
@@ -306,7 +291,7 @@ export class DirWatcher implements HubSubscriber {
     const dirs: string[] = [];
     frames.push({ fd, path, dirs });
     for (const entry of entries) {
-      if (report) this.push({ kind: "change", type: "created", path: this.rel(join(path, entry.name)), is_dir: entry.isDirectory() });
+      if (report) this.queue.push({ kind: "change", type: "created", path: this.rel(join(path, entry.name)), is_dir: entry.isDirectory() });
       if (entry.isDirectory()) dirs.push(entry.name);
     }
     return true;
@@ -319,7 +304,7 @@ export class DirWatcher implements HubSubscriber {
    * directory's descriptor on the walk, or null to open it here.
    */
   private refused(e: unknown, path: string, holderFd: number | null): void {
-    this.dropOnce("unwatchable");
+    this.queue.dropOnce("unwatchable");
     const code = (e as { code?: unknown }).code;
     if (code !== "EACCES" && code !== "EPERM") return;
     let fd = holderFd;
@@ -336,65 +321,5 @@ export class DirWatcher implements HubSubscriber {
     } finally {
       if (holderFd === null) closeSync(fd);
     }
-  }
-
-  /**
-   * A recursive watch that will not report everything under it, said once per reason:
-   * more directories than it may cover (`watch_limit`), or one it could not watch
-   * (`unwatchable`: its user may not read it; what happens inside is not seen).
-   */
-  private dropOnce(reason: "watch_limit" | "unwatchable"): void {
-    if (this.partial.has(reason)) return;
-    this.partial.add(reason);
-    this.queue.push({ kind: "dropped", count: null, reason });
-    this.notify();
-  }
-
-  private push(item: WatchItem): void {
-    if (this.gone) return;
-    const last = this.queue[this.queue.length - 1];
-    if (
-      item.kind === "change" &&
-      item.type === "modified" &&
-      last?.kind === "change" &&
-      last.type === "modified" &&
-      last.path === item.path
-    )
-      return;
-    if (this.queue.length >= this.opts.queueMax) {
-      this.droppedFull++;
-      return;
-    }
-    if (this.droppedFull > 0) {
-      // The loss is reported where it happened: before the first change kept after it.
-      this.queue.push({ kind: "dropped", count: this.droppedFull, reason: "queue_full" });
-      this.droppedFull = 0;
-    }
-    this.queue.push(item);
-    this.notify();
-  }
-
-  private take(): WatchItem | null {
-    // What was lost is reported before what follows it.
-    if (this.droppedKernel) {
-      this.droppedKernel = false;
-      return { kind: "dropped", count: null, reason: "kernel_overflow" };
-    }
-    if (this.droppedBacklog) {
-      this.droppedBacklog = false;
-      return { kind: "dropped", count: null, reason: "walk_backlog" };
-    }
-    const item = this.queue.shift();
-    if (item) return item;
-    if (this.droppedFull > 0) {
-      const count = this.droppedFull;
-      this.droppedFull = 0;
-      return { kind: "dropped", count, reason: "queue_full" };
-    }
-    return this.gone ? { kind: "gone" } : null;
-  }
-
-  private notify(): void {
-    this.wake?.();
   }
 }

@@ -62,7 +62,11 @@ export class PathIndex {
     return at.path;
   }
 
-  /** Each descriptor at `dir` or below it (`dir/…`), with its path. */
+  /**
+   * Each descriptor at `dir` or below it (`dir/…`), with its path: the index as a list,
+   * what the hub's checks of it (tests) compare with a walk of the real tree. The hub
+   * itself only moves (move), takes out (take) and asks (has, pathOf).
+   */
   under(dir: string): Array<[number, string]> {
     const top = this.find(dir);
     const out: Array<[number, string]> = [];

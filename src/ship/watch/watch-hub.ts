@@ -8,7 +8,8 @@
  * happened in.
  */
 import { join } from "node:path";
-import { dirIdAt, exactDirId } from "./dir-open.ts";
+import { dirIdAt } from "./dir-open.ts";
+import { FlushRotation, type Flushing } from "./flush-rotation.ts";
 import { IN, Inotify, InotifyError, type RawEvent } from "./inotify.ts";
 import { type MoveVisitor, pairMoves } from "./move-pairs.ts";
 import { PathIndex, type PathNode } from "./path-index.ts";
@@ -29,7 +30,7 @@ export interface FsChange {
 }
 
 /** A watcher as the hub sees it. */
-export interface HubSubscriber {
+export interface HubSubscriber extends Flushing {
   onChange(change: FsChange): void;
   /** The kernel's queue overflowed: events were lost. */
   onOverflow(): void;
@@ -39,13 +40,7 @@ export interface HubSubscriber {
   onSelfMoved(wd: number): void;
   /** A directory this subscriber could not watch (refuse) may be readable now: walk it again; "absent" when nothing is there to walk. */
   onRetry?(dir: string): "absent" | undefined;
-  /**
-   * The end of a poll, for a subscriber that asked (walkSoon): do the work its changes
-   * left (walks), until `deadline` (performance.now()), and one piece past it when
-   * `first` (the one served first this poll); true when nothing is left, false to be
-   * asked again at the end of the next poll.
-   */
-  flush?(deadline: number, first: boolean): boolean;
+  // flush (Flushing): the end of a poll, for a subscriber that asked (walkSoon), its walks within the poll's budget.
 }
 
 interface Watch {
@@ -91,7 +86,7 @@ export class WatchHub {
     single: (e) => this.single(e),
   };
   /** Subscribers with work left for the end of a poll (walkSoon). */
-  private readonly flushing = new Set<HubSubscriber>();
+  private readonly flushing = new FlushRotation<HubSubscriber>(FLUSH_BUDGET_MS);
   /** Directories watchers could not watch, retried on an attribute change where they are (refused-dirs.ts). */
   private readonly refused = new RefusedDirs<HubSubscriber>();
 
@@ -190,13 +185,12 @@ export class WatchHub {
   }
 
   /**
-   * Whether the directory at `path` (exactly, no symlink on the way) is the one `wd`
-   * watches: the hub's paths are behind the kernel's until it reads the moves (a read cut
-   * short, a move half read), and meanwhile another directory may be at the old place.
+   * The directory `wd` watches (device and inode), to check it is the one at its path:
+   * the hub's paths are behind the kernel's until it reads the moves (a read cut short, a
+   * move half read), and meanwhile another directory may be at the old place (dir-open.ts openIn).
    */
-  isAt(wd: number, path: string): boolean {
-    const w = this.watches.get(wd);
-    return w !== undefined && exactDirId(path) === w.id;
+  dirId(wd: number): string | undefined {
+    return this.watches.get(wd)?.id;
   }
 
   /** The current path of a watch descriptor. */
@@ -215,7 +209,7 @@ export class WatchHub {
       read = { events: [], cut: false };
     }
     this.pendingFrom = pairMoves(this.pendingFrom, read.events, read.cut, this.visitor);
-    this.flush();
+    this.flushing.run();
     this.retryRefused();
   }
 
@@ -230,26 +224,6 @@ export class WatchHub {
     this.refused.clear();
     this.flushing.clear();
     this.pendingFrom = [];
-  }
-
-  /** The subscribers' left work, within this poll's budget (each gets at least one piece). */
-  private flush(): void {
-    if (this.flushing.size === 0) return;
-    const deadline = performance.now() + FLUSH_BUDGET_MS;
-    const order = [...this.flushing];
-    // The one served first this poll goes last next poll: no watch keeps the budget to itself.
-    this.flushing.delete(order[0]!);
-    this.flushing.add(order[0]!);
-    for (const [i, sub] of order.entries()) {
-      let done = false;
-      try {
-        done = sub.flush?.(deadline, i === 0) ?? true;
-      } catch (err) {
-        // Asked again next poll for what is left (the walk that threw is not among it).
-        console.error(`[ship] a file watch failed on its walks: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      if (done) this.flushing.delete(sub);
-    }
   }
 
   /** Hands each refused directory that may be readable now back to its watchers, under its holder's current path. */

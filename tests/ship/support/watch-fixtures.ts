@@ -21,11 +21,9 @@ export function temp(prefix = "bay-watch-"): string {
   return d;
 }
 
-const take = (w: DirWatcher) => (w as unknown as { take(): WatchItem | null }).take();
-
 /** Everything a watcher's queue holds now. */
 export function drain(w: DirWatcher): WatchItem[] {
   const out: WatchItem[] = [];
-  for (let item = take(w); item; item = take(w)) out.push(item);
+  for (let item = w.take(); item; item = w.take()) out.push(item);
   return out;
 }
