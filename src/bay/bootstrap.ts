@@ -192,7 +192,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     stores,
     profiles,
     driver,
-    diskUsed: (ws) => workspaceFiles.usage.used(ws),
+    diskUsed: (ws) => workspaceFiles.usage.usedOrLast(ws),
     historySeconds: config.metrics.history,
     now,
   });

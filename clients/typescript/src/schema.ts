@@ -1207,8 +1207,9 @@ export interface components {
                  *     `stdin_busy`: a background process's stdin was not opened, is closed, or an earlier write has not been
                  *     read yet. `port_closed`: nothing in the sandbox accepts connections on the port a request named.
                  *     `busy`: a file write refused because a program running in the sandbox holds the file (its executable).
-                 *     `changing`: a write's size check, or a metrics read, could not measure the workspace because code in
-                 *     the sandbox kept moving or replacing directories under the measurement (three tries); try again.
+                 *     `changing`: a write's size check, or a metrics read with no earlier figure to answer, could not measure
+                 *     the workspace because code in the sandbox kept moving or replacing directories under the measurement
+                 *     (three tries; the answer is kept for a second); try again.
                  * @enum {string}
                  */
                 reason?: "superseded" | "default_context" | "session_ended" | "no_stdin" | "stdin_closed" | "stdin_busy" | "port_closed" | "busy" | "changing";

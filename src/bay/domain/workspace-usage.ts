@@ -4,11 +4,19 @@
  * per workspace for a few seconds and the bytes Bay writes meanwhile are added
  * on top. The limit is therefore exact for what goes through Bay and at most
  * `ttlMs` stale for what user code writes inside a sandbox.
+ *
+ * A workspace that keeps changing under `du` (a storm of moves in the sandbox) cannot
+ * be measured: that answer (409 `changing`) is kept for a second, so a burst of writes
+ * does not run a helper each, and metrics fall back to the last figure measured.
  */
 import { BayError } from "../errors.ts";
 import type { WorkspaceRecord } from "../store/workspace-store.ts";
 
 const MiB = 1024 * 1024;
+/** How long a measurement that failed because the workspace kept changing is answered again, not retried. */
+const CHANGING_TTL_MS = 1_000;
+/** Workspaces whose last figure is kept for metrics' fallback; the least recently measured go first. */
+const LAST_KEPT = 10_000;
 
 export interface WorkspaceUsageDeps {
   /** Bytes currently used by the workspace's volume. */
@@ -31,6 +39,10 @@ interface Measured {
 
 export class WorkspaceUsage {
   private readonly cache = new Map<string, Measured>();
+  /** Per workspace, the last figure measured (plus what Bay wrote since), however old: metrics' fallback (a delete since is not taken off). */
+  private readonly last = new Map<string, number>();
+  /** Per workspace, a measurement that failed as `changing`, and when. */
+  private readonly changing = new Map<string, { error: BayError; at: number }>();
   private readonly inflight = new Map<string, Promise<number>>();
   /** Per workspace, the end of the last write's serial section (serially). */
   private readonly tails = new Map<string, Promise<void>>();
@@ -46,19 +58,43 @@ export class WorkspaceUsage {
   async used(ws: WorkspaceRecord): Promise<number> {
     const hit = this.cache.get(ws.id);
     if (hit && this.now() - hit.at < this.ttlMs) return hit.bytes;
+    const failed = this.changing.get(ws.id);
+    if (failed && this.now() - failed.at < Math.min(CHANGING_TTL_MS, this.ttlMs)) throw failed.error.withDetails(failed.error.details);
     let p = this.inflight.get(ws.id);
     if (!p) {
       p = this.deps
         .measure(ws)
-        .then((bytes) => {
-          this.prune();
-          this.cache.set(ws.id, { bytes, at: this.now() });
-          return bytes;
-        })
+        .then(
+          (bytes) => {
+            this.prune();
+            this.changing.delete(ws.id);
+            this.cache.set(ws.id, { bytes, at: this.now() });
+            this.remember(ws.id, bytes);
+            return bytes;
+          },
+          (e: unknown) => {
+            if (isChanging(e)) this.changing.set(ws.id, { error: e, at: this.now() });
+            throw e;
+          },
+        )
         .finally(() => this.inflight.delete(ws.id));
       this.inflight.set(ws.id, p);
     }
     return p;
+  }
+
+  /**
+   * As used, but a workspace that cannot be measured now because it keeps changing
+   * answers the last figure measured, when there is one (for metrics, not for limits).
+   */
+  async usedOrLast(ws: WorkspaceRecord): Promise<number> {
+    try {
+      return await this.used(ws);
+    } catch (e) {
+      const last = this.last.get(ws.id);
+      if (isChanging(e) && last !== undefined) return last;
+      throw e;
+    }
   }
 
   async headroom(ws: WorkspaceRecord): Promise<QuotaHeadroom> {
@@ -117,6 +153,8 @@ export class WorkspaceUsage {
   added(wsId: string, bytes: number): void {
     const hit = this.cache.get(wsId);
     if (hit) hit.bytes += bytes;
+    const last = this.last.get(wsId);
+    if (last !== undefined) this.last.set(wsId, last + bytes);
   }
 
   /** The cached figure (a measurement plus what Bay wrote since) while it is fresh, without measuring; else null. */
@@ -128,13 +166,25 @@ export class WorkspaceUsage {
   /** Drops the cached figure (after a delete, or when the workspace goes away). */
   forget(wsId: string): void {
     this.cache.delete(wsId);
+    this.changing.delete(wsId);
+  }
+
+  private remember(wsId: string, bytes: number): void {
+    this.last.delete(wsId);
+    this.last.set(wsId, bytes);
+    if (this.last.size > LAST_KEPT) this.last.delete(this.last.keys().next().value!);
   }
 
   private prune(): void {
     const now = this.now();
     for (const [id, m] of this.cache) if (now - m.at >= this.ttlMs) this.cache.delete(id);
+    for (const [id, f] of this.changing) if (now - f.at >= CHANGING_TTL_MS) this.changing.delete(id);
   }
 }
+
+/** A measurement du could not finish because the workspace kept changing under it (volume-commands.ts). */
+const isChanging = (e: unknown): e is BayError =>
+  e instanceof BayError && e.code === "conflict" && (e.details as { reason?: unknown } | undefined)?.reason === "changing";
 
 const mb = (bytes: number) => (bytes / MiB).toFixed(1);
 
