@@ -88,3 +88,22 @@ export const SUBPROTOCOLS_HEADER = "x-ship-subprotocols";
  * workspace routes alike.
  */
 export const PERMISSION_DENIED_REASON = "permission denied";
+
+/** Operations per capability, as a Ship's /meta advertises them (and the memory driver's fake Ship). */
+export const CAPABILITIES = {
+  filesystem: { operations: ["read_file", "write_file", "delete", "list_dir", "upload", "download", "watch"] },
+  shell: {
+    operations: [
+      "exec",
+      "background",
+      "list_processes",
+      "get_process",
+      "kill_process",
+      "process_output",
+      "process_stdin",
+      "process_signal",
+      "terminal",
+    ],
+  },
+  python: { operations: ["exec"] },
+} as const;

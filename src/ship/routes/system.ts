@@ -1,27 +1,8 @@
 import { Hono } from "hono";
 import { LANGUAGES } from "../contexts/kernels.ts";
 import type { SupervisedKernel } from "../kernel/supervised-kernel.ts";
-import { SHIP_API_VERSION, shipOperations as ops } from "../../protocol/ship/index.ts";
+import { CAPABILITIES, SHIP_API_VERSION, shipOperations as ops } from "../../protocol/ship/index.ts";
 import { SHIP_VERSION } from "../version.ts";
-
-/** Operations per capability, as /meta advertises them. */
-export const CAPABILITIES = {
-  filesystem: { operations: ["read_file", "write_file", "delete", "list_dir", "upload", "download", "watch"] },
-  shell: {
-    operations: [
-      "exec",
-      "background",
-      "list_processes",
-      "get_process",
-      "kill_process",
-      "process_output",
-      "process_stdin",
-      "process_signal",
-      "terminal",
-    ],
-  },
-  python: { operations: ["exec"] },
-} as const;
 
 /** GET /health and GET /meta. */
 export function systemRoutes(deps: { kernel: SupervisedKernel; workspace: string; sessionId: string }) {

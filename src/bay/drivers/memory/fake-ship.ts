@@ -35,6 +35,7 @@ import type { TerminalSocketData } from "./fake-terminal.ts";
 import { ChannelServer } from "../../../protocol/ship/channel-serve.ts";
 import { notText, utf8Text } from "../../../protocol/text-file.ts";
 import {
+  CAPABILITIES,
   DOT_SEGMENT_REASON,
   endsInDotSegment,
   NOT_A_DIRECTORY_REASON,
@@ -76,23 +77,6 @@ export interface FakeShipOptions extends FakeRuntimeOptions {
   log(line: string): void;
 }
 
-const CAPABILITIES = {
-  filesystem: { operations: ["read_file", "write_file", "delete", "list_dir", "upload", "download", "watch"] },
-  shell: {
-    operations: [
-      "exec",
-      "background",
-      "list_processes",
-      "get_process",
-      "kill_process",
-      "process_output",
-      "process_stdin",
-      "process_signal",
-      "terminal",
-    ],
-  },
-  python: { operations: ["exec"] },
-};
 /** Decoded bytes of one stdin write (Ship's SHIP_MAX_STDIN_BYTES default). */
 const STDIN_LIMIT = 1024 * 1024;
 const digest = (s: string) => createHash("sha256").update(s).digest();
