@@ -33,12 +33,21 @@ export interface DirWatcherOptions {
 
 const listDir = (dir: string): Dirent[] => readdirSync(dir, { withFileTypes: true });
 
-/** One directory of a walk: its descriptor, its path, the subdirectories of it left to walk. */
+/** One directory of a walk: its descriptor, its watch (where it is now: hub.pathOf), the subdirectories of it left to walk. */
 interface Frame {
   fd: number;
-  path: string;
+  wd: number;
   dirs: string[];
 }
+
+/** A walk under way: its directories still open, deepest last. */
+interface TreeWalk {
+  frames: Frame[];
+  report: boolean;
+}
+
+/** The deepest a walk may be to be kept for a later poll (a descriptor per level): a deeper one walks on until it is back up. */
+const MAX_KEPT_FRAMES = 64;
 
 export class DirWatcher implements HubSubscriber {
   private readonly queue: WatchQueue;
@@ -46,6 +55,8 @@ export class DirWatcher implements HubSubscriber {
   private rootWd = -1;
   /** Directories changes asked to walk, walked at the end of a poll (flush): waiting-walks.ts. */
   private readonly toWalk = new WaitingWalks(MAX_WAITING_WALKS);
+  /** A walk cut short at the end of a poll's budget, walked on at the next (flush). */
+  private walking: TreeWalk | null = null;
 
   constructor(private readonly opts: DirWatcherOptions) {
     this.queue = new WatchQueue(opts.queueMax);
@@ -71,6 +82,7 @@ export class DirWatcher implements HubSubscriber {
   /** Releases every watch. */
   close(): void {
     this.toWalk.clear();
+    this.dropWalking();
     this.opts.hub.forget(this);
     for (const wd of this.wds) this.opts.hub.remove(wd, this);
     this.wds.clear();
@@ -103,10 +115,19 @@ export class DirWatcher implements HubSubscriber {
       this.walkLater(change.at, change.type === "renamed" && oldIn);
   }
 
-  /** Walks what changes asked for (walkLater), until `deadline` (one past it when `first`); false while some are left. */
+  /**
+   * Walks what changes asked for (walkLater), until `deadline` (one directory past it when
+   * `first`): first the walk a poll before cut short, then the waiting ones. False while some are left.
+   */
   flush(deadline: number, first: boolean): boolean {
+    if (this.walking) {
+      const walk = this.walking;
+      this.walking = null;
+      if (!this.walkOn(walk, deadline, first)) return false;
+      first = false;
+    }
     const hub = this.opts.hub;
-    return this.toWalk.run(
+    const done = this.toWalk.run(
       deadline,
       first,
       ({ wd, name, unlessHeld }) => {
@@ -125,11 +146,12 @@ export class DirWatcher implements HubSubscriber {
           return "done";
         }
         if (fd === "behind") return "behind";
-        if (fd !== null) this.addTree(join(holder, name), true, unlessHeld, fd);
+        if (fd !== null) this.addTree(join(holder, name), true, unlessHeld, fd, deadline);
         return "done";
       },
       () => this.queue.lost("walk_backlog"),
     );
+    return done && this.walking === null;
   }
 
   onOverflow(): void {
@@ -165,6 +187,7 @@ export class DirWatcher implements HubSubscriber {
 
   private end(): void {
     this.toWalk.clear();
+    this.dropWalking();
     this.queue.end();
   }
 
@@ -189,9 +212,10 @@ export class DirWatcher implements HubSubscriber {
    * descriptor per level is open. False when `dir` is not there to walk (gone, or no
    * longer that directory). `unlessHeld`: nothing is walked when the directory at `dir`
    * (by its inode) is one this watch holds already, and the hub knows it at `dir`.
-   * `opened`: `dir` opened already (AT_DIR), the walk's to close.
+   * `opened`: `dir` opened already (AT_DIR), the walk's to close. Past `deadline` (a walk
+   * at the end of a poll) what is left is walked on at the next poll's end (walkOn).
    */
-  private addTree(dir: string, report: boolean, unlessHeld = false, opened?: number): boolean {
+  private addTree(dir: string, report: boolean, unlessHeld = false, opened?: number, deadline = Number.POSITIVE_INFINITY): boolean {
     let first: number | null = opened ?? null;
     if (opened === undefined) {
       try {
@@ -203,37 +227,57 @@ export class DirWatcher implements HubSubscriber {
     }
     if (first === null) return false;
     const frames: Frame[] = [];
+    if (this.enter(dir, first, report, frames, unlessHeld)) this.walkOn({ frames, report }, deadline, false);
+    else closeFrames(frames);
+    return true;
+  }
+
+  /**
+   * Walks on below the directories on `walk.frames`. Past `deadline` (once one directory
+   * is walked when `first`) what is left is kept open (walking) for the next poll's end:
+   * false then. Each directory is found where it is now, so one moved meanwhile is walked
+   * at its new place, and nothing is walked below one that left this watch.
+   */
+  private walkOn(walk: TreeWalk, deadline: number, first: boolean): boolean {
+    const { frames, report } = walk;
+    let kept = false;
     try {
-      if (!this.enter(dir, first, report, frames, unlessHeld)) return true;
       while (frames.length > 0) {
+        if (!first && frames.length <= MAX_KEPT_FRAMES && performance.now() >= deadline) {
+          this.walking = walk;
+          kept = true;
+          return false;
+        }
         const top = frames[frames.length - 1]!;
-        const name = top.dirs.pop();
+        const at = this.opts.hub.pathOf(top.wd);
+        const name = at !== undefined && isUnder(at, this.opts.root) ? top.dirs.pop() : undefined;
         if (name === undefined) {
           frames.pop();
           closeSync(top.fd);
           continue;
         }
+        first = false;
         let fd: number;
         try {
           fd = openSync(`${fdPath(top.fd)}/${name}`, AT_DIR);
         } catch (e) {
           // Gone meanwhile, or no longer a directory (a symlink now); anything else (a directory
           // that may be listed but not entered, no descriptor left) is told once, as a refused watch is.
-          if (!gone(e, true)) this.refused(e, join(top.path, name), top.fd);
+          if (!gone(e, true)) this.refused(e, join(at!, name), top.fd);
           continue;
         }
-        if (!this.enter(join(top.path, name), fd, report, frames)) return true;
+        if (!this.enter(join(at!, name), fd, report, frames)) return true;
       }
       return true;
     } finally {
-      for (const f of frames) {
-        try {
-          closeSync(f.fd);
-        } catch {
-          // closed or never ours: the rest are still closed
-        }
-      }
+      if (!kept) closeFrames(frames);
     }
+  }
+
+  /** The walk kept for a later poll is not walked on (the watch ended): its descriptors are closed. */
+  private dropWalking(): void {
+    if (this.walking) closeFrames(this.walking.frames);
+    this.walking = null;
   }
 
   /**
@@ -247,6 +291,7 @@ export class DirWatcher implements HubSubscriber {
       this.queue.dropOnce("unwatchable");
       return true;
     }
+    let wd = this.rootWd;
     if (path !== this.opts.root) {
       if (this.wds.size >= this.opts.maxDirs) {
         closeSync(fd);
@@ -257,12 +302,13 @@ export class DirWatcher implements HubSubscriber {
         // The inode's own watch: the same one whenever it is watched already (IN_MASK_ADD).
         // Held, and known at this path: what is below it is known where it is too. Held
         // under a stale path: walked, so each watch below is found again by its inode.
-        const { wd, known } = this.opts.hub.addAt(path, this, fdPath(fd));
-        if (unlessHeld && known && this.wds.has(wd)) {
+        const { wd: added, known } = this.opts.hub.addAt(path, this, fdPath(fd));
+        if (unlessHeld && known && this.wds.has(added)) {
           closeSync(fd);
           return true;
         }
-        this.wds.add(wd);
+        this.wds.add(added);
+        wd = added;
       } catch (e) {
         closeSync(fd);
         if (e instanceof InotifyError && e.code === "ENOSPC") {
@@ -274,7 +320,7 @@ export class DirWatcher implements HubSubscriber {
         // cannot be listed or watched by that user; the rest of the tree is, and the reader is told once.
         if (e instanceof InotifyError) {
           const top = frames[frames.length - 1];
-          this.refused(e, path, top?.path === dirname(path) ? top.fd : null);
+          this.refused(e, path, top && this.opts.hub.pathOf(top.wd) === dirname(path) ? top.fd : null);
           return true;
         }
         throw e;
@@ -289,7 +335,7 @@ export class DirWatcher implements HubSubscriber {
     }
     // On the walk (and closed by it) before anything else can throw.
     const dirs: string[] = [];
-    frames.push({ fd, path, dirs });
+    frames.push({ fd, wd, dirs });
     for (const entry of entries) {
       if (report) this.queue.push({ kind: "change", type: "created", path: this.rel(join(path, entry.name)), is_dir: entry.isDirectory() });
       if (entry.isDirectory()) dirs.push(entry.name);
@@ -320,6 +366,17 @@ export class DirWatcher implements HubSubscriber {
       this.opts.hub.refuse(fdPath(fd), basename(path), this);
     } finally {
       if (holderFd === null) closeSync(fd);
+    }
+  }
+}
+
+/** Closes a walk's descriptors (each once: one that fails to close does not keep the rest open). */
+function closeFrames(frames: Frame[]): void {
+  for (const f of frames.splice(0)) {
+    try {
+      closeSync(f.fd);
+    } catch {
+      // closed or never ours: the rest are still closed
     }
   }
 }
