@@ -58,3 +58,12 @@ test("a symlink at the holder's path or at the name is never followed", () => {
   writeFileSync(join(real, "f"), "x");
   expect(opened(real, idOf(real), "f")).toBeNull();
 });
+
+test("a name is one entry of the holder: none that leads out of it", () => {
+  const root = temp();
+  const h = join(root, "h");
+  mkdirSync(join(h, "d", "x"), { recursive: true });
+  symlinkSync(join(h, "d"), join(h, "ln"));
+  for (const name of ["", ".", "..", "d/x", "ln/x", "/"])
+    expect({ name, opened: opened(h, idOf(h), name) }).toEqual({ name, opened: null });
+});

@@ -267,3 +267,32 @@ test("an exchange of two watched directories leaves each watch where its directo
   expect(created(drain(w)).sort()).toEqual(["a/sb/g", "b/sa/f"]);
   w.close();
 }, 60_000);
+
+test("a directory moved into a directory whose watch a move out dropped in the same read, then out of the watch, is not reported as still inside (review s78 M1)", () => {
+  const top = temp();
+  const root = join(top, "watched");
+  const elsewhere = join(top, "elsewhere");
+  mkdirSync(join(root, "H"), { recursive: true });
+  mkdirSync(join(root, "X"));
+  mkdirSync(elsewhere);
+  const hub = new WatchHub(1_000_000);
+  hubs.push(hub);
+  const w = new DirWatcher({ hub, workspace: top, root, recursive: true, queueMax: 1000, maxDirs: 100 });
+  w.start();
+  drain(w);
+  // All between two polls: H out (its watch dropped) and back in, X into H (a move onto H's dropped
+  // watch), then out of the watched root.
+  renameSync(join(root, "H"), join(elsewhere, "t"));
+  renameSync(join(elsewhere, "t"), join(root, "H"));
+  renameSync(join(root, "X"), join(root, "H", "x"));
+  renameSync(join(root, "H", "x"), join(elsewhere, "X"));
+  hub.poll();
+  hub.poll();
+  drain(w);
+  writeFileSync(join(elsewhere, "X", "outside-the-root"), "x");
+  writeFileSync(join(root, "H", "inside"), "x");
+  hub.poll();
+  // Only what is inside is reported; X's watch went with it.
+  expect(created(drain(w))).toEqual(["watched/H/inside"]);
+  w.close();
+});

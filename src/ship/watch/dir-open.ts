@@ -64,6 +64,8 @@ export function dirIdAt(path: string): string {
  * Throws what else refused `name` (EACCES, no descriptor left).
  */
 export function openIn(holder: string, id: string, name: string): number | "behind" | null {
+  // One entry of the holder, never a way out of it (inotify names none such: hardening).
+  if (name === "" || name === "." || name === ".." || name.includes("/")) return null;
   let dir: number | null;
   try {
     dir = openExact(holder);

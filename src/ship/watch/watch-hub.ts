@@ -282,6 +282,8 @@ export class WatchHub {
     const oldPath = a ? join(this.pathOfWatch(a), from.name) : null;
     const newPath = b ? join(this.pathOfWatch(b), to.name) : null;
     if (isDir && oldPath && newPath) this.repath(oldPath, newPath);
+    // Moved into a directory no longer watched (its watch dropped earlier in this read): as moved out.
+    else if (isDir && oldPath) this.dropUnder(oldPath);
     const change: FsChange =
       oldPath && newPath
         ? { type: "renamed", path: newPath, old_path: oldPath, is_dir: isDir, at: { wd: to.wd, name: to.name } }
@@ -305,14 +307,16 @@ export class WatchHub {
     if (!w) return;
     const path = join(this.pathOfWatch(w), from.name);
     const isDir = (from.mask & IN.ISDIR) !== 0;
-    if (isDir) {
-      // Its watches still report, under paths nobody knows: drop them (out of the index at once).
-      for (const wd of this.index.take(path)) {
-        const w = this.watches.get(wd);
-        if (w) this.drop(wd, w, false);
-      }
-    }
+    if (isDir) this.dropUnder(path);
     tell(w.subscribers, (sub) => sub.onChange({ type: "deleted", path, is_dir: isDir }));
+  }
+
+  /** The watches at `path` and below, whose directory moved out: they still report, under paths nobody knows; dropped (out of the index at once). */
+  private dropUnder(path: string): void {
+    for (const wd of this.index.take(path)) {
+      const w = this.watches.get(wd);
+      if (w) this.drop(wd, w, false);
+    }
   }
 
   /** A directory moved inside the watched trees: its watches (and those below) follow it. */
