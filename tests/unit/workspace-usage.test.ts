@@ -9,7 +9,11 @@ import { WorkspaceUsage } from "../../src/bay/domain/workspace-usage.ts";
 import type { WorkspaceRecord } from "../../src/bay/store/workspace-store.ts";
 
 const ws = { id: "ws-1", sizeLimitMb: 1 } as WorkspaceRecord;
-const changing = () => new BayError("conflict", "workspace keeps changing", { details: { reason: "changing" } });
+const changing = () =>
+  new BayError("conflict", "workspace keeps changing", {
+    details: { reason: "changing" },
+    internal: { helper_stderr: "du: fts_read failed" },
+  });
 
 /** A usage whose measurements answer, in turn, what `answers` holds (a number, or an error to throw); `clock` is its time. */
 function usage(answers: Array<number | BayError>) {
@@ -38,7 +42,11 @@ test("a measurement that failed as 'changing' is answered again for a second, th
   const { u, clock, measured } = usage([changing(), 42]);
   expect(await codeOf(u.used(ws))).toBe("conflict/changing");
   clock.now = 999;
-  expect(await codeOf(u.used(ws))).toBe("conflict/changing");
+  const again = await u.used(ws).catch((e: BayError) => e);
+  expect(again).toBeInstanceOf(BayError);
+  expect([(again as BayError).code, (again as BayError).details.reason]).toEqual(["conflict", "changing"]);
+  // Its own error: the first one's log fields (the helper's words) are not logged again.
+  expect(JSON.stringify((again as BayError).internal)).not.toContain("du: ");
   expect(measured()).toBe(1);
   clock.now = 1_000;
   expect(await u.used(ws)).toBe(42);

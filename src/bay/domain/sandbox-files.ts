@@ -127,7 +127,8 @@ export class SandboxFiles {
       // The Ship's answer states the size: account it rather than measuring the
       // whole workspace again (a `du` in a helper container).
       const result = await res.json();
-      if (typeof result.size === "number") workspaceFiles.usage.added(limits.workspaceId, result.size);
+      // A size that is no count of bytes (a Ship that lies) is measured again instead.
+      if (Number.isSafeInteger(result.size) && result.size >= 0) workspaceFiles.usage.added(limits.workspaceId, result.size);
       else workspaceFiles.usage.forget(limits.workspaceId);
       return Response.json(result, { status: res.status });
     } catch (e) {

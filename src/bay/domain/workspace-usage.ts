@@ -59,7 +59,13 @@ export class WorkspaceUsage {
     const hit = this.cache.get(ws.id);
     if (hit && this.now() - hit.at < this.ttlMs) return hit.bytes;
     const failed = this.changing.get(ws.id);
-    if (failed && this.now() - failed.at < Math.min(CHANGING_TTL_MS, this.ttlMs)) throw failed.error.withDetails(failed.error.details);
+    if (failed && this.now() - failed.at < Math.min(CHANGING_TTL_MS, this.ttlMs)) {
+      // Its own error each time: the first one's log fields (the helper's words) are not logged again.
+      throw new BayError(failed.error.code, failed.error.message, {
+        details: { ...failed.error.details },
+        internal: { operation: "workspace usage", answered_again: "the workspace kept changing under du less than a second ago" },
+      });
+    }
     let p = this.inflight.get(ws.id);
     if (!p) {
       p = this.deps
@@ -73,7 +79,10 @@ export class WorkspaceUsage {
             return bytes;
           },
           (e: unknown) => {
-            if (isChanging(e)) this.changing.set(ws.id, { error: e, at: this.now() });
+            if (isChanging(e)) {
+              this.prune();
+              this.changing.set(ws.id, { error: e, at: this.now() });
+            }
             throw e;
           },
         )
