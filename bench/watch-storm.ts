@@ -5,7 +5,9 @@
  * loop for tens of seconds). A watch of `w` (5,000 files in `w/big`, 4,000 directories
  * in `w/tree`) is read to the end by the bench; `1+1` goes through Bay every 200 ms,
  * first with no storm, then while a Python loop in the sandbox moves `w/big` out of
- * the watch and back, then while it renames `w/big` inside it.
+ * the watch and back, then while it renames `w/big` inside it, then while it moves the
+ * whole tree out and back (each time in, a walk of 4,000 directories: cut short at a
+ * poll's budget and walked on at the next).
  */
 import { SseReader } from "../tests/support/sse.ts";
 import { type BenchContext, bayExec, bayJson, createSandbox, deleteSandbox } from "./context.ts";
@@ -69,6 +71,7 @@ export async function watchStorm(ctx: BenchContext): Promise<Row[]> {
       for (const [name, moves] of [
         ["out of the watch and back", "os.rename('w/big', 'away/big'); os.rename('away/big', 'w/big')"],
         ["inside the watch", "os.rename('w/big', 'w/b2'); os.rename('w/b2', 'w/big')"],
+        ["the 4,000-directory tree out of the watch and back", "os.rename('w/tree', 'away/tree'); os.rename('away/tree', 'w/tree')"],
       ] as const) {
         const before = events;
         await python(ctx, id, storm(moves));

@@ -33,21 +33,13 @@ export interface DirWatcherOptions {
 
 const listDir = (dir: string): Dirent[] => readdirSync(dir, { withFileTypes: true });
 
-/** One directory of a walk: its descriptor, its watch (where it is now: hub.pathOf), the subdirectories of it left to walk. */
+/** One directory of a walk: its descriptor, its watch, its path, the subdirectories of it left to walk. */
 interface Frame {
   fd: number;
   wd: number;
+  path: string;
   dirs: string[];
 }
-
-/** A walk under way: its directories still open, deepest last. */
-interface TreeWalk {
-  frames: Frame[];
-  report: boolean;
-}
-
-/** The deepest a walk may be to be kept for a later poll (a descriptor per level): a deeper one walks on until it is back up. */
-const MAX_KEPT_FRAMES = 64;
 
 export class DirWatcher implements HubSubscriber {
   private readonly queue: WatchQueue;
@@ -55,8 +47,6 @@ export class DirWatcher implements HubSubscriber {
   private rootWd = -1;
   /** Directories changes asked to walk, walked at the end of a poll (flush): waiting-walks.ts. */
   private readonly toWalk = new WaitingWalks(MAX_WAITING_WALKS);
-  /** A walk cut short at the end of a poll's budget, walked on at the next (flush). */
-  private walking: TreeWalk | null = null;
 
   constructor(private readonly opts: DirWatcherOptions) {
     this.queue = new WatchQueue(opts.queueMax);
@@ -82,7 +72,6 @@ export class DirWatcher implements HubSubscriber {
   /** Releases every watch. */
   close(): void {
     this.toWalk.clear();
-    this.dropWalking();
     this.opts.hub.forget(this);
     for (const wd of this.wds) this.opts.hub.remove(wd, this);
     this.wds.clear();
@@ -115,19 +104,10 @@ export class DirWatcher implements HubSubscriber {
       this.walkLater(change.at, change.type === "renamed" && oldIn);
   }
 
-  /**
-   * Walks what changes asked for (walkLater), until `deadline` (one directory past it when
-   * `first`): first the walk a poll before cut short, then the waiting ones. False while some are left.
-   */
+  /** Walks what changes asked for (walkLater), until `deadline` (one past it when `first`); false while some are left. */
   flush(deadline: number, first: boolean): boolean {
-    if (this.walking) {
-      const walk = this.walking;
-      this.walking = null;
-      if (!this.walkOn(walk, deadline, first)) return false;
-      first = false;
-    }
     const hub = this.opts.hub;
-    const done = this.toWalk.run(
+    return this.toWalk.run(
       deadline,
       first,
       ({ wd, name, unlessHeld }) => {
@@ -151,7 +131,6 @@ export class DirWatcher implements HubSubscriber {
       },
       () => this.queue.lost("walk_backlog"),
     );
-    return done && this.walking === null;
   }
 
   onOverflow(): void {
@@ -167,11 +146,14 @@ export class DirWatcher implements HubSubscriber {
     if (wd === this.rootWd) this.end();
   }
 
-  /** A directory this watch could not watch may be readable now: walked again, what it holds reported as created. */
-  onRetry(dir: string): "absent" | undefined {
+  /**
+   * A directory this watch could not watch may be readable now: walked again, what it holds
+   * reported as created; past `deadline` the rest of it waits for the next polls (walkOn).
+   */
+  onRetry(dir: string, deadline = Number.POSITIVE_INFINITY): "absent" | undefined {
     if (!this.opts.recursive || !this.covers(dir)) return undefined;
     // Already held (walked since, by a move or a creation): nothing to walk twice.
-    return this.addTree(dir, true, true) ? undefined : "absent";
+    return this.addTree(dir, true, true, undefined, deadline) ? undefined : "absent";
   }
 
   /**
@@ -187,7 +169,6 @@ export class DirWatcher implements HubSubscriber {
 
   private end(): void {
     this.toWalk.clear();
-    this.dropWalking();
     this.queue.end();
   }
 
@@ -213,7 +194,7 @@ export class DirWatcher implements HubSubscriber {
    * longer that directory). `unlessHeld`: nothing is walked when the directory at `dir`
    * (by its inode) is one this watch holds already, and the hub knows it at `dir`.
    * `opened`: `dir` opened already (AT_DIR), the walk's to close. Past `deadline` (a walk
-   * at the end of a poll) what is left is walked on at the next poll's end (walkOn).
+   * at the end of a poll) what is left waits for the next polls (walkOn).
    */
   private addTree(dir: string, report: boolean, unlessHeld = false, opened?: number, deadline = Number.POSITIVE_INFINITY): boolean {
     let first: number | null = opened ?? null;
@@ -227,57 +208,44 @@ export class DirWatcher implements HubSubscriber {
     }
     if (first === null) return false;
     const frames: Frame[] = [];
-    if (this.enter(dir, first, report, frames, unlessHeld)) this.walkOn({ frames, report }, deadline, false);
-    else closeFrames(frames);
+    if (this.enter(dir, first, report, frames, unlessHeld)) this.walkOn(frames, report, deadline);
+    closeFrames(frames);
     return true;
   }
 
   /**
-   * Walks on below the directories on `walk.frames`. Past `deadline` (once one directory
-   * is walked when `first`) what is left is kept open (walking) for the next poll's end:
-   * false then. Each directory is found where it is now, so one moved meanwhile is walked
-   * at its new place, and nothing is walked below one that left this watch.
+   * Walks on below the directories on `frames`. A walk that reports (not a watch's first)
+   * stops past `deadline`: each subdirectory it has not walked yet then waits as a walk of
+   * its own (walkLater), its holding directory's watch and its name, served in turn with
+   * the others at the next polls' ends. Each is walked only where the watch knows its
+   * holding directory to be (flush: a move meanwhile is followed), and only when the watch
+   * does not hold it already (walked meanwhile, by a move or a creation): no descriptor is
+   * kept open between polls, and no one walk holds a poll longer than one directory's listing.
    */
-  private walkOn(walk: TreeWalk, deadline: number, first: boolean): boolean {
-    const { frames, report } = walk;
-    let kept = false;
-    try {
-      while (frames.length > 0) {
-        if (!first && frames.length <= MAX_KEPT_FRAMES && performance.now() >= deadline) {
-          this.walking = walk;
-          kept = true;
-          return false;
-        }
-        const top = frames[frames.length - 1]!;
-        const at = this.opts.hub.pathOf(top.wd);
-        const name = at !== undefined && isUnder(at, this.opts.root) ? top.dirs.pop() : undefined;
-        if (name === undefined) {
-          frames.pop();
-          closeSync(top.fd);
-          continue;
-        }
-        first = false;
-        let fd: number;
-        try {
-          fd = openSync(`${fdPath(top.fd)}/${name}`, AT_DIR);
-        } catch (e) {
-          // Gone meanwhile, or no longer a directory (a symlink now); anything else (a directory
-          // that may be listed but not entered, no descriptor left) is told once, as a refused watch is.
-          if (!gone(e, true)) this.refused(e, join(at!, name), top.fd);
-          continue;
-        }
-        if (!this.enter(join(at!, name), fd, report, frames)) return true;
+  private walkOn(frames: Frame[], report: boolean, deadline: number): void {
+    while (frames.length > 0) {
+      if (report && performance.now() >= deadline) {
+        for (const f of frames) for (const name of f.dirs.reverse()) this.walkLater({ wd: f.wd, name }, true);
+        return;
       }
-      return true;
-    } finally {
-      if (!kept) closeFrames(frames);
+      const top = frames[frames.length - 1]!;
+      const name = top.dirs.pop();
+      if (name === undefined) {
+        frames.pop();
+        closeSync(top.fd);
+        continue;
+      }
+      let fd: number;
+      try {
+        fd = openSync(`${fdPath(top.fd)}/${name}`, AT_DIR);
+      } catch (e) {
+        // Gone meanwhile, or no longer a directory (a symlink now); anything else (a directory
+        // that may be listed but not entered, no descriptor left) is told once, as a refused watch is.
+        if (!gone(e, true)) this.refused(e, join(top.path, name), top.fd);
+        continue;
+      }
+      if (!this.enter(join(top.path, name), fd, report, frames)) return;
     }
-  }
-
-  /** The walk kept for a later poll is not walked on (the watch ended): its descriptors are closed. */
-  private dropWalking(): void {
-    if (this.walking) closeFrames(this.walking.frames);
-    this.walking = null;
   }
 
   /**
@@ -320,7 +288,7 @@ export class DirWatcher implements HubSubscriber {
         // cannot be listed or watched by that user; the rest of the tree is, and the reader is told once.
         if (e instanceof InotifyError) {
           const top = frames[frames.length - 1];
-          this.refused(e, path, top && this.opts.hub.pathOf(top.wd) === dirname(path) ? top.fd : null);
+          this.refused(e, path, top?.path === dirname(path) ? top.fd : null);
           return true;
         }
         throw e;
@@ -335,7 +303,7 @@ export class DirWatcher implements HubSubscriber {
     }
     // On the walk (and closed by it) before anything else can throw.
     const dirs: string[] = [];
-    frames.push({ fd, wd, dirs });
+    frames.push({ fd, wd, path, dirs });
     for (const entry of entries) {
       if (report) this.queue.push({ kind: "change", type: "created", path: this.rel(join(path, entry.name)), is_dir: entry.isDirectory() });
       if (entry.isDirectory()) dirs.push(entry.name);

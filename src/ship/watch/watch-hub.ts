@@ -38,8 +38,11 @@ export interface HubSubscriber extends Flushing {
   onGone(wd: number): void;
   /** A watched directory itself was moved (its own watch follows it). */
   onSelfMoved(wd: number): void;
-  /** A directory this subscriber could not watch (refuse) may be readable now: walk it again; "absent" when nothing is there to walk. */
-  onRetry?(dir: string): "absent" | undefined;
+  /**
+   * A directory this subscriber could not watch (refuse) may be readable now: walk it again,
+   * past `deadline` (performance.now()) leaving the rest for later polls; "absent" when nothing is there to walk.
+   */
+  onRetry?(dir: string, deadline: number): "absent" | undefined;
   // flush (Flushing): the end of a poll, for a subscriber that asked (walkSoon), its walks within the poll's budget.
 }
 
@@ -228,10 +231,13 @@ export class WatchHub {
 
   /** Hands each refused directory that may be readable now back to its watchers, under its holder's current path. */
   private retryRefused(): void {
+    // The retries' walks share one budget: past it, what is left of them waits for the next polls.
+    const deadline = performance.now() + FLUSH_BUDGET_MS;
     for (const { wd, name, subs } of this.refused.takeDue()) {
       const w = this.watches.get(wd);
       // Not there to walk (moved or deleted since the change was read): kept for the events that say where it went.
-      if (w) tell(subs, (sub) => sub.onRetry?.(join(this.pathOfWatch(w), name)) === "absent" && this.refused.record(wd, name, sub));
+      if (w)
+        tell(subs, (sub) => sub.onRetry?.(join(this.pathOfWatch(w), name), deadline) === "absent" && this.refused.record(wd, name, sub));
     }
   }
 
