@@ -209,3 +209,75 @@ test("a directory walked again once it may be read (a retry) is cut short at the
   expect([...new Set(seen.filter((p) => p.endsWith("/f")))].sort()).toEqual(leaves.sort());
   w.close();
 });
+
+test("a directory of 5,000 subdirectories moved in is walked whole over the polls: its rest is one waiting walk, not 5,000 past the bound (review s80 M1)", () => {
+  const root = temp();
+  const made = temp();
+  for (let i = 0; i < 5000; i++) mkdirSync(join(made, "wide", `s${i}`), { recursive: true });
+  const { hub, w } = watching(root, 0);
+  renameSync(join(made, "wide"), join(root, "wide"));
+  const items: WatchItem[] = [];
+  for (let polls = 0; polls < 400 && created(items).length < 5001; polls++) {
+    hub.poll();
+    items.push(...drain(w));
+  }
+  expect(items.filter((i) => i.kind === "dropped")).toEqual([]);
+  expect(new Set(created(items)).size).toBe(5001);
+  w.close();
+});
+
+test("a retry past the hub's deadline waits its turn with the other walks (review s80 L1)", () => {
+  const root = temp();
+  const made = temp();
+  tree(made, 3, 3);
+  const { hub, w, listings } = watching(root, 0);
+  renameSync(join(made, "t"), join(root, "t"));
+  const rootWd = [...(w as unknown as { wds: Set<number> }).wds][0]!;
+  const before = listings();
+  expect(w.onRetry(join(root, "t"), performance.now() - 1, { wd: rootWd, name: "t" })).toBeUndefined();
+  expect(listings()).toBe(before);
+  const seen: string[] = [];
+  for (let polls = 0; polls < 10; polls++) {
+    hub.poll();
+    seen.push(...created(drain(w)));
+  }
+  expect(seen.filter((p) => p.endsWith("/f")).length).toBeGreaterThanOrEqual(9);
+  w.close();
+});
+
+test("a directory watched but not listed (its listing failed) is told as unwatchable, not held as walked (review s80 L2)", () => {
+  const root = temp();
+  const made = temp();
+  mkdirSync(join(made, "d", "inner"), { recursive: true });
+  writeFileSync(join(made, "d", "inner", "f"), "");
+  const hub = new WatchHub(1_000_000);
+  hubs.push(hub);
+  let failed = false;
+  const w = new DirWatcher({
+    hub,
+    workspace: root,
+    root,
+    recursive: true,
+    queueMax: 1000,
+    maxDirs: 100,
+    list: (dir) => {
+      if (!failed && readlinkSync(dir).endsWith("/inner")) {
+        failed = true;
+        throw Object.assign(new Error("EMFILE: too many open files"), { code: "EMFILE" });
+      }
+      return readdirSync(dir, { withFileTypes: true }) as Dirent[];
+    },
+  });
+  w.start();
+  renameSync(join(made, "d"), join(root, "d"));
+  hub.poll();
+  const items = drain(w);
+  expect(items).toContainEqual({ kind: "dropped", count: null, reason: "unwatchable" });
+  expect(created(items)).toEqual(["d", "d/inner"]);
+  // Not held: moved inside the watch, it is walked (and what it holds reported) then.
+  renameSync(join(root, "d", "inner"), join(root, "inner2"));
+  hub.poll();
+  hub.poll();
+  expect(created(drain(w))).toContain("inner2/f");
+  w.close();
+});

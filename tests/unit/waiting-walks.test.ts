@@ -80,3 +80,31 @@ test("past its bound none is kept but the walks that only follow a held director
   expect(full.add({ wd: 1, name: "e" }, true)).toBe(false);
   expect(full.size).toBe(0);
 });
+
+test("the rest of a walk cut short is one walk however many names; walked in part, it takes its turn after the others", () => {
+  const ww = new WaitingWalks(2);
+  const names = Array.from({ length: 5000 }, (_, i) => `d${i}`);
+  expect(ww.addRest(1, [...names])).toBe(true);
+  expect(ww.addRest(1, ["more"])).toBe(true); // the same directory's rest: one walk still
+  expect(ww.add({ wd: 2, name: "x" }, false)).toBe(true);
+  expect(ww.size).toBe(2);
+  const order: string[] = [];
+  let left = 0;
+  // Each run walks two names of the rest, then says "more"; the other walk is served before the rest again.
+  const step = (w: Walk): WalkOutcome => {
+    if (!w.rest) {
+      order.push(`${w.wd}/${w.name}`);
+      return "done";
+    }
+    order.push(`rest:${w.rest.pop()},${w.rest.pop()}`);
+    left = w.rest.length;
+    return w.rest.length > 0 ? "more" : "done";
+  };
+  expect(ww.run(Number.POSITIVE_INFINITY, true, step, never)).toBe(false);
+  expect(order).toEqual(["rest:d4999,d4998", "2/x"]);
+  expect([ww.size, left]).toEqual([1, 4999]);
+  // Past its bound no rest is lost silently: add says so.
+  const full = new WaitingWalks(1);
+  full.add({ wd: 1, name: "a" }, false);
+  expect(full.addRest(2, ["b"])).toBe(false);
+});

@@ -56,16 +56,10 @@ export function dirIdAt(path: string): string {
 }
 
 /**
- * The directory `name` in the directory at exactly `holder` (openExact), opened (AT_DIR)
- * through the holder's own descriptor, when that holder is the directory `id` names: what
- * is opened is then inside the very directory that was checked, whatever is renamed
- * meanwhile. "behind" when `holder` is not that directory (another, or none, is there
- * now; or it cannot be opened); null when `name` is not there in it as a directory.
- * Throws what else refused `name` (EACCES, no descriptor left).
+ * The directory at exactly `holder` (openExact) when it is the directory `id` names:
+ * "behind" when it is not (another, or none, is there now; or it cannot be opened).
  */
-export function openIn(holder: string, id: string, name: string): number | "behind" | null {
-  // One entry of the holder, never a way out of it (inotify names none such: hardening).
-  if (name === "" || name === "." || name === ".." || name.includes("/")) return null;
+export function openHolder(holder: string, id: string): number | "behind" {
   let dir: number | null;
   try {
     dir = openExact(holder);
@@ -74,13 +68,40 @@ export function openIn(holder: string, id: string, name: string): number | "behi
   }
   if (dir === null) return "behind";
   try {
-    if (idOf(fstatSync(dir)) !== id) return "behind";
-    try {
-      return openSync(`${fdPath(dir)}/${name}`, AT_DIR);
-    } catch (e) {
-      if (gone(e, true)) return null;
-      throw e;
-    }
+    if (idOf(fstatSync(dir)) === id) return dir;
+  } catch {
+    // fall through: not the one
+  }
+  closeSync(dir);
+  return "behind";
+}
+
+/**
+ * The directory `name` in the directory `dir` holds (a descriptor), opened (AT_DIR) through
+ * it: null when `name` is not there as a directory, or is no single entry of it. Throws what
+ * else refused it (EACCES, no descriptor left).
+ */
+export function openChild(dir: number, name: string): number | null {
+  // One entry of the holder, never a way out of it (inotify names none such: hardening).
+  if (name === "" || name === "." || name === ".." || name.includes("/")) return null;
+  try {
+    return openSync(`${fdPath(dir)}/${name}`, AT_DIR);
+  } catch (e) {
+    if (gone(e, true)) return null;
+    throw e;
+  }
+}
+
+/**
+ * The directory `name` in the directory at exactly `holder`, opened through the holder's own
+ * descriptor when that holder is the directory `id` names (openHolder, openChild): what is
+ * opened is then inside the very directory that was checked, whatever is renamed meanwhile.
+ */
+export function openIn(holder: string, id: string, name: string): number | "behind" | null {
+  const dir = openHolder(holder, id);
+  if (dir === "behind") return "behind";
+  try {
+    return openChild(dir, name);
   } finally {
     closeSync(dir);
   }

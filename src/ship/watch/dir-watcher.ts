@@ -5,9 +5,9 @@
  */
 import { closeSync, type Dirent, openSync, readdirSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
-import { AT_DIR, fdPath, gone, MAX_PATH, openExact, openIn } from "./dir-open.ts";
+import { AT_DIR, fdPath, gone, MAX_PATH, openChild, openExact, openHolder } from "./dir-open.ts";
 import { InotifyError } from "./inotify.ts";
-import { WaitingWalks } from "./waiting-walks.ts";
+import { WaitingWalks, type Walk, type WalkOutcome } from "./waiting-walks.ts";
 import { type FsChange, type HubSubscriber, isUnder, type WatchHub } from "./watch-hub.ts";
 import { type WatchItem, WatchQueue } from "./watch-queue.ts";
 
@@ -106,31 +106,46 @@ export class DirWatcher implements HubSubscriber {
 
   /** Walks what changes asked for (walkLater), until `deadline` (one past it when `first`); false while some are left. */
   flush(deadline: number, first: boolean): boolean {
-    const hub = this.opts.hub;
     return this.toWalk.run(
       deadline,
       first,
-      ({ wd, name, unlessHeld }) => {
-        // Where its holding directory is now; nowhere once that went (moved out, deleted).
-        const holder = hub.pathOf(wd);
-        const id = hub.dirId(wd);
-        if (holder === undefined || id === undefined || !this.covers(join(holder, name))) return "done";
-        // Opened through the holding directory checked to be the watched one: when that is
-        // not there yet as the hub knows it (a move above it not read yet, or half read),
-        // whatever is at the old place now is not it.
-        let fd: number | "behind" | null;
-        try {
-          fd = openIn(holder, id, name);
-        } catch (e) {
-          this.refused(e, join(holder, name), null);
-          return "done";
-        }
-        if (fd === "behind") return "behind";
-        if (fd !== null) this.addTree(join(holder, name), true, unlessHeld, fd, deadline);
-        return "done";
-      },
+      (walk) => this.walkWaiting(walk, deadline),
       () => this.queue.lost("walk_backlog"),
     );
+  }
+
+  /**
+   * One waiting walk: a directory, or the rest of a walk cut short (its names), in the watch
+   * `wd`'s directory. Each is opened through that holding directory, checked to be the
+   * watched one: when it is not there yet as the hub knows it (a move above it not read yet,
+   * or half read), whatever is at the old place now is not it ("behind").
+   */
+  private walkWaiting({ wd, name, unlessHeld, rest }: Walk, deadline: number): WalkOutcome {
+    // Where its holding directory is now; nowhere once that went (moved out, deleted).
+    const holder = this.opts.hub.pathOf(wd);
+    const id = this.opts.hub.dirId(wd);
+    if (holder === undefined || id === undefined) return "done";
+    const names = rest ?? [name];
+    const dir = openHolder(holder, id);
+    if (dir === "behind") return "behind";
+    try {
+      for (let next = names.pop(); next !== undefined; next = names.pop()) {
+        const path = join(holder, next);
+        if (!this.covers(path)) continue;
+        let fd: number | null;
+        try {
+          fd = openChild(dir, next);
+        } catch (e) {
+          this.refused(e, path, dir);
+          continue;
+        }
+        if (fd !== null) this.addTree(path, true, unlessHeld || rest !== undefined, fd, deadline);
+        if (names.length > 0 && performance.now() >= deadline) return "more";
+      }
+      return "done";
+    } finally {
+      closeSync(dir);
+    }
   }
 
   onOverflow(): void {
@@ -150,8 +165,13 @@ export class DirWatcher implements HubSubscriber {
    * A directory this watch could not watch may be readable now: walked again, what it holds
    * reported as created; past `deadline` the rest of it waits for the next polls (walkOn).
    */
-  onRetry(dir: string, deadline = Number.POSITIVE_INFINITY): "absent" | undefined {
+  onRetry(dir: string, deadline = Number.POSITIVE_INFINITY, at?: { wd: number; name: string }): "absent" | undefined {
     if (!this.opts.recursive || !this.covers(dir)) return undefined;
+    // Past the budget (other retries this poll took it): walked in turn with the other walks.
+    if (at && performance.now() >= deadline) {
+      this.walkLater(at, true);
+      return undefined;
+    }
     // Already held (walked since, by a move or a creation): nothing to walk twice.
     return this.addTree(dir, true, true, undefined, deadline) ? undefined : "absent";
   }
@@ -208,8 +228,11 @@ export class DirWatcher implements HubSubscriber {
     }
     if (first === null) return false;
     const frames: Frame[] = [];
-    if (this.enter(dir, first, report, frames, unlessHeld)) this.walkOn(frames, report, deadline);
-    closeFrames(frames);
+    try {
+      if (this.enter(dir, first, report, frames, unlessHeld)) this.walkOn(frames, report, deadline);
+    } finally {
+      closeFrames(frames);
+    }
     return true;
   }
 
@@ -225,7 +248,8 @@ export class DirWatcher implements HubSubscriber {
   private walkOn(frames: Frame[], report: boolean, deadline: number): void {
     while (frames.length > 0) {
       if (report && performance.now() >= deadline) {
-        for (const f of frames) for (const name of f.dirs.reverse()) this.walkLater({ wd: f.wd, name }, true);
+        for (const f of frames) if (f.dirs.length > 0 && !this.toWalk.addRest(f.wd, f.dirs.splice(0))) this.queue.lost("walk_backlog");
+        this.opts.hub.walkSoon(this);
         return;
       }
       const top = frames[frames.length - 1]!;
@@ -297,8 +321,17 @@ export class DirWatcher implements HubSubscriber {
     let entries: Dirent[];
     try {
       entries = (this.opts.list ?? listDir)(fdPath(fd));
-    } catch {
+    } catch (e) {
       closeSync(fd);
+      if (gone(e)) return true;
+      // Watched but not listed (its mode changed under the walk, no descriptor left): not held
+      // as if walked, but refused, so the reader is told and it is walked again once it may be.
+      if (wd !== this.rootWd) {
+        this.wds.delete(wd);
+        this.opts.hub.remove(wd, this);
+      }
+      const top = frames[frames.length - 1];
+      this.refused(e, path, top?.path === dirname(path) ? top.fd : null);
       return true;
     }
     // On the walk (and closed by it) before anything else can throw.

@@ -3,7 +3,9 @@
  * came in (a storm of moves in and out), kept as its holding directory's watch and its
  * name there, so a move of a directory above it while it waits takes it along. They are
  * walked at the end of a poll within the poll's budget, the rest at the next (dir-watcher.ts
- * walks them); past `max` waiting none is kept, and the watch tells its reader.
+ * walks them); past `max` waiting none is kept, and the watch tells its reader. What a
+ * walk cut short at the budget has not walked waits too, as one walk per directory it
+ * was in, its subdirectories' names left (however many: a listing's worth).
  */
 
 /** A directory waiting to be walked: its name in the watch `wd`'s directory. */
@@ -14,10 +16,15 @@ export interface Walk {
   unlessHeld: boolean;
   /** Polls it waited for the hub to learn where its holding directory went. */
   behind?: number;
+  /** The rest of a walk cut short (`name` is ""): these subdirectories of the watch `wd`'s directory, each walked unless held, last first. */
+  rest?: string[];
 }
 
-/** What became of a walk: done (walked, or nothing to walk), or its holding directory is not where the hub says yet. */
-export type WalkOutcome = "done" | "behind";
+/**
+ * What became of a walk: done (walked, or nothing to walk); its holding directory is not
+ * where the hub says yet; or (a walk's rest) some of it walked, the others wait their turn.
+ */
+export type WalkOutcome = "done" | "behind" | "more";
 
 /** Polls a walk waits for the hub to catch up with a move above it (a read cut short, a move half read) before it counts as lost. */
 export const MAX_BEHIND_POLLS = 20;
@@ -65,15 +72,41 @@ export class WaitingWalks {
         if (!first && performance.now() >= deadline) return false;
         first = false;
         this.walks.delete(key);
-        if (walk(w) === "done") continue;
+        const outcome = walk(w);
+        if (outcome === "done") continue;
+        if (outcome === "more") {
+          // Its turn again after the others (a rest of thousands does not hold up the watch's other walks).
+          again.push([key, w]);
+          continue;
+        }
         const behind = (w.behind ?? 0) + 1;
         if (behind < MAX_BEHIND_POLLS) again.push([key, { ...w, behind }]);
         else lost();
       }
       return again.length === 0;
     } finally {
-      for (const [key, w] of again) this.walks.set(key, w);
+      for (const [key, w] of again) {
+        // Asked for again while it was out (a walk's rest for the same directory): one walk still.
+        const meanwhile = this.walks.get(key);
+        if (meanwhile?.rest && w.rest) w.rest.unshift(...meanwhile.rest);
+        else if (meanwhile) continue;
+        this.walks.delete(key);
+        this.walks.set(key, w);
+      }
     }
+  }
+
+  /** The subdirectories `names` of the watch `wd`'s directory wait to be walked, unless held (the rest of a walk cut short): one walk, however many. */
+  addRest(wd: number, names: string[]): boolean {
+    const key = `${wd}/`;
+    const waiting = this.walks.get(key);
+    if (waiting?.rest) {
+      waiting.rest.unshift(...names);
+      return true;
+    }
+    if (!this.add({ wd, name: "" }, true)) return false;
+    this.walks.get(key)!.rest = names;
+    return true;
   }
 
   clear(): void {

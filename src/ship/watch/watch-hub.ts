@@ -39,10 +39,11 @@ export interface HubSubscriber extends Flushing {
   /** A watched directory itself was moved (its own watch follows it). */
   onSelfMoved(wd: number): void;
   /**
-   * A directory this subscriber could not watch (refuse) may be readable now: walk it again,
-   * past `deadline` (performance.now()) leaving the rest for later polls; "absent" when nothing is there to walk.
+   * A directory this subscriber could not watch (refuse), `at` the name `name` in the watch
+   * `wd`'s directory, may be readable now: walk it again, past `deadline` (performance.now())
+   * leaving it, or the rest of it, for later polls; "absent" when nothing is there to walk.
    */
-  onRetry?(dir: string, deadline: number): "absent" | undefined;
+  onRetry?(dir: string, deadline: number, at: { wd: number; name: string }): "absent" | undefined;
   // flush (Flushing): the end of a poll, for a subscriber that asked (walkSoon), its walks within the poll's budget.
 }
 
@@ -237,7 +238,11 @@ export class WatchHub {
       const w = this.watches.get(wd);
       // Not there to walk (moved or deleted since the change was read): kept for the events that say where it went.
       if (w)
-        tell(subs, (sub) => sub.onRetry?.(join(this.pathOfWatch(w), name), deadline) === "absent" && this.refused.record(wd, name, sub));
+        tell(
+          subs,
+          (sub) =>
+            sub.onRetry?.(join(this.pathOfWatch(w), name), deadline, { wd, name }) === "absent" && this.refused.record(wd, name, sub),
+        );
     }
   }
 
