@@ -83,9 +83,15 @@ test("past its bound none is kept but the walks that only follow a held director
 
 test("the rest of a walk cut short is one walk however many names; walked in part, it takes its turn after the others", () => {
   const ww = new WaitingWalks(2);
-  const names = Array.from({ length: 5000 }, (_, i) => `d${i}`);
-  expect(ww.addRest(1, [...names])).toBe(true);
-  expect(ww.addRest(1, ["more"])).toBe(true); // the same directory's rest: one walk still
+  expect(ww.addRest(1, ["old-a", "old-b"])).toBe(true);
+  // A newer listing of the same directory supersedes what an older one left (a directory moved
+  // in and out again and again does not pile up its names: review s81 M2).
+  expect(
+    ww.addRest(
+      1,
+      Array.from({ length: 5000 }, (_, i) => `d${i}`),
+    ),
+  ).toBe(true);
   expect(ww.add({ wd: 2, name: "x" }, false)).toBe(true);
   expect(ww.size).toBe(2);
   const order: string[] = [];
@@ -102,9 +108,21 @@ test("the rest of a walk cut short is one walk however many names; walked in par
   };
   expect(ww.run(Number.POSITIVE_INFINITY, true, step, never)).toBe(false);
   expect(order).toEqual(["rest:d4999,d4998", "2/x"]);
-  expect([ww.size, left]).toEqual([1, 4999]);
+  expect([ww.size, left]).toEqual([1, 4998]);
   // Past its bound no rest is lost silently: add says so.
   const full = new WaitingWalks(1);
   full.add({ wd: 1, name: "a" }, false);
   expect(full.addRest(2, ["b"])).toBe(false);
+});
+
+test("a walk of a rest that throws keeps what is left of the rest waiting (review s81 L1)", () => {
+  const ww = new WaitingWalks(10);
+  ww.addRest(1, ["a", "b", "c"]);
+  const boom = (w: Walk): WalkOutcome => {
+    w.rest!.pop();
+    throw new Error("a walk failed");
+  };
+  expect(() => ww.run(Number.POSITIVE_INFINITY, true, boom, never)).toThrow("a walk failed");
+  const { walked } = walkAll(ww);
+  expect(walked.map((w) => w.rest)).toEqual([["a", "b"]]);
 });

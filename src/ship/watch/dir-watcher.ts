@@ -131,13 +131,18 @@ export class DirWatcher implements HubSubscriber {
     try {
       for (let next = names.pop(); next !== undefined; next = names.pop()) {
         const path = join(holder, next);
-        if (!this.covers(path)) continue;
-        let fd: number | null;
+        let fd: number | null = null;
         try {
-          fd = openChild(dir, next);
+          if (this.covers(path)) fd = openChild(dir, next);
         } catch (e) {
+          const code = (e as { code?: unknown }).code;
+          if (rest && (code === "EACCES" || code === "EPERM")) {
+            // The holding directory may not be entered (its mode changed): none of its names
+            // can be now. They wait, as for a holder not where the hub says yet (20 polls at most).
+            names.push(next);
+            return "behind";
+          }
           this.refused(e, path, dir);
-          continue;
         }
         if (fd !== null) this.addTree(path, true, unlessHeld || rest !== undefined, fd, deadline);
         if (names.length > 0 && performance.now() >= deadline) return "more";

@@ -72,7 +72,14 @@ export class WaitingWalks {
         if (!first && performance.now() >= deadline) return false;
         first = false;
         this.walks.delete(key);
-        const outcome = walk(w);
+        let outcome: WalkOutcome;
+        try {
+          outcome = walk(w);
+        } catch (e) {
+          // What is left of a rest still waits (the piece that threw is not among it).
+          if (w.rest && w.rest.length > 0) again.push([key, w]);
+          throw e;
+        }
         if (outcome === "done") continue;
         if (outcome === "more") {
           // Its turn again after the others (a rest of thousands does not hold up the watch's other walks).
@@ -85,23 +92,22 @@ export class WaitingWalks {
       }
       return again.length === 0;
     } finally {
-      for (const [key, w] of again) {
-        // Asked for again while it was out (a walk's rest for the same directory): one walk still.
-        const meanwhile = this.walks.get(key);
-        if (meanwhile?.rest && w.rest) w.rest.unshift(...meanwhile.rest);
-        else if (meanwhile) continue;
-        this.walks.delete(key);
-        this.walks.set(key, w);
-      }
+      // One asked for again while it was out (a rest from a newer listing) is the newer one.
+      for (const [key, w] of again) if (!this.walks.has(key)) this.walks.set(key, w);
     }
   }
 
-  /** The subdirectories `names` of the watch `wd`'s directory wait to be walked, unless held (the rest of a walk cut short): one walk, however many. */
+  /**
+   * The subdirectories `names` of the watch `wd`'s directory wait to be walked, unless held
+   * (the rest of a walk cut short): one walk, however many. Its names are what a listing of
+   * that directory left unwalked, so a rest of it waiting already is superseded, not added to
+   * (a directory moved in and out again and again does not pile up its names).
+   */
   addRest(wd: number, names: string[]): boolean {
     const key = `${wd}/`;
     const waiting = this.walks.get(key);
     if (waiting?.rest) {
-      waiting.rest.unshift(...names);
+      waiting.rest = names;
       return true;
     }
     if (!this.add({ wd, name: "" }, true)) return false;
