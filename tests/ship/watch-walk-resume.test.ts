@@ -281,3 +281,47 @@ test("a directory watched but not listed (its listing failed) is told as unwatch
   expect(created(drain(w))).toContain("inner2/f");
   w.close();
 });
+
+test("a held directory moved to a place another watch covers and back has all it holds reported again, however its walk is cut (review s82)", () => {
+  const ws = temp();
+  mkdirSync(join(ws, "a"));
+  mkdirSync(join(ws, "b"));
+  for (let i = 0; i < 300; i++) {
+    mkdirSync(join(ws, "a", "H", `d${i}`), { recursive: true });
+    writeFileSync(join(ws, "a", "H", `d${i}`, "f"), "");
+  }
+  const hub = new WatchHub(1_000_000);
+  hubs.push(hub);
+  const mk = (root: string, recursive: boolean) =>
+    new DirWatcher({
+      hub,
+      workspace: ws,
+      root,
+      recursive,
+      queueMax: 1_000_000,
+      maxDirs: 100_000,
+      list: (dir) => {
+        Bun.sleepSync(1);
+        return readdirSync(dir, { withFileTypes: true }) as Dirent[];
+      },
+    });
+  const w = mk(join(ws, "a"), true);
+  const other = mk(join(ws, "b"), false);
+  w.start();
+  other.start();
+  // H's watches outlive the move (b's watch covers where it went), and are held when it comes back.
+  renameSync(join(ws, "a", "H"), join(ws, "b", "H"));
+  hub.poll();
+  expect(drain(w)).toEqual([{ kind: "change", type: "deleted", path: "a/H", is_dir: true }]);
+  renameSync(join(ws, "b", "H"), join(ws, "a", "H"));
+  const seen: string[] = [];
+  let polls = 0;
+  for (; polls < 200 && seen.filter((p) => p.endsWith("/f")).length < 300; polls++) {
+    hub.poll();
+    seen.push(...created(drain(w)));
+  }
+  expect(polls).toBeGreaterThan(1); // the walk was cut short
+  expect(new Set(seen.filter((p) => /^a\/H\/d\d+\/f$/.test(p))).size).toBe(300);
+  w.close();
+  other.close();
+});

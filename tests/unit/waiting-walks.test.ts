@@ -83,13 +83,14 @@ test("past its bound none is kept but the walks that only follow a held director
 
 test("the rest of a walk cut short is one walk however many names; walked in part, it takes its turn after the others", () => {
   const ww = new WaitingWalks(2);
-  expect(ww.addRest(1, ["old-a", "old-b"])).toBe(true);
+  expect(ww.addRest(1, ["old-a", "old-b"], 3)).toBe(true);
   // A newer listing of the same directory supersedes what an older one left (a directory moved
   // in and out again and again does not pile up its names: review s81 M2).
   expect(
     ww.addRest(
       1,
       Array.from({ length: 5000 }, (_, i) => `d${i}`),
+      7,
     ),
   ).toBe(true);
   expect(ww.add({ wd: 2, name: "x" }, false)).toBe(true);
@@ -102,22 +103,22 @@ test("the rest of a walk cut short is one walk however many names; walked in par
       order.push(`${w.wd}/${w.name}`);
       return "done";
     }
-    order.push(`rest:${w.rest.pop()},${w.rest.pop()}`);
+    order.push(`rest:${w.rest.pop()},${w.rest.pop()} since ${w.since}`);
     left = w.rest.length;
     return w.rest.length > 0 ? "more" : "done";
   };
   expect(ww.run(Number.POSITIVE_INFINITY, true, step, never)).toBe(false);
-  expect(order).toEqual(["rest:d4999,d4998", "2/x"]);
+  expect(order).toEqual(["rest:d4999,d4998 since 7", "2/x"]);
   expect([ww.size, left]).toEqual([1, 4998]);
   // Past its bound no rest is lost silently: add says so.
   const full = new WaitingWalks(1);
   full.add({ wd: 1, name: "a" }, false);
-  expect(full.addRest(2, ["b"])).toBe(false);
+  expect(full.addRest(2, ["b"], 1)).toBe(false);
 });
 
 test("a walk of a rest that throws keeps what is left of the rest waiting (review s81 L1)", () => {
   const ww = new WaitingWalks(10);
-  ww.addRest(1, ["a", "b", "c"]);
+  ww.addRest(1, ["a", "b", "c"], 1);
   const boom = (w: Walk): WalkOutcome => {
     w.rest!.pop();
     throw new Error("a walk failed");

@@ -33,12 +33,22 @@ export interface DirWatcherOptions {
 
 const listDir = (dir: string): Dirent[] => readdirSync(dir, { withFileTypes: true });
 
-/** One directory of a walk: its descriptor, its watch, its path, the subdirectories of it left to walk. */
+/** One directory of a walk: its descriptor, its watch, its path, the subdirectories of it left to walk, when it was listed (DirWatcher.walkSeq). */
 interface Frame {
   fd: number;
   wd: number;
   path: string;
   dirs: string[];
+  listed: number;
+}
+
+/**
+ * Which directory a walk leaves alone: one this watch holds, known at its path (`unlessHeld`);
+ * one this watch walked after the listing numbered `walkedAfter` named it (a walk's rest).
+ */
+interface Skip {
+  unlessHeld?: boolean;
+  walkedAfter?: number;
 }
 
 export class DirWatcher implements HubSubscriber {
@@ -47,6 +57,9 @@ export class DirWatcher implements HubSubscriber {
   private rootWd = -1;
   /** Directories changes asked to walk, walked at the end of a poll (flush): waiting-walks.ts. */
   private readonly toWalk = new WaitingWalks(MAX_WAITING_WALKS);
+  /** Listings so far, and the number of each held directory's last (a rest skips what was walked after its listing). */
+  private walkSeq = 0;
+  private readonly walkedAt = new Map<number, number>();
 
   constructor(private readonly opts: DirWatcherOptions) {
     this.queue = new WatchQueue(opts.queueMax);
@@ -75,6 +88,7 @@ export class DirWatcher implements HubSubscriber {
     this.opts.hub.forget(this);
     for (const wd of this.wds) this.opts.hub.remove(wd, this);
     this.wds.clear();
+    this.walkedAt.clear();
   }
 
   onChange(change: FsChange): void {
@@ -120,7 +134,7 @@ export class DirWatcher implements HubSubscriber {
    * watched one: when it is not there yet as the hub knows it (a move above it not read yet,
    * or half read), whatever is at the old place now is not it ("behind").
    */
-  private walkWaiting({ wd, name, unlessHeld, rest }: Walk, deadline: number): WalkOutcome {
+  private walkWaiting({ wd, name, unlessHeld, rest, since }: Walk, deadline: number): WalkOutcome {
     // Where its holding directory is now; nowhere once that went (moved out, deleted).
     const holder = this.opts.hub.pathOf(wd);
     const id = this.opts.hub.dirId(wd);
@@ -144,7 +158,9 @@ export class DirWatcher implements HubSubscriber {
           }
           this.refused(e, path, dir);
         }
-        if (fd !== null) this.addTree(path, true, unlessHeld || rest !== undefined, fd, deadline);
+        // A rest's names were listed, not walked: each is walked unless walked since (a held one's
+        // contents were never reported as part of this walk); a single walk skips what is held.
+        if (fd !== null) this.addTree(path, true, rest ? { walkedAfter: since ?? 0 } : { unlessHeld }, fd, deadline);
         if (names.length > 0 && performance.now() >= deadline) return "more";
       }
       return "done";
@@ -159,6 +175,7 @@ export class DirWatcher implements HubSubscriber {
 
   onGone(wd: number): void {
     this.wds.delete(wd);
+    this.walkedAt.delete(wd);
     if (wd === this.rootWd) this.end();
   }
 
@@ -178,7 +195,7 @@ export class DirWatcher implements HubSubscriber {
       return undefined;
     }
     // Already held (walked since, by a move or a creation): nothing to walk twice.
-    return this.addTree(dir, true, true, undefined, deadline) ? undefined : "absent";
+    return this.addTree(dir, true, { unlessHeld: true }, undefined, deadline) ? undefined : "absent";
   }
 
   /**
@@ -221,7 +238,7 @@ export class DirWatcher implements HubSubscriber {
    * `opened`: `dir` opened already (AT_DIR), the walk's to close. Past `deadline` (a walk
    * at the end of a poll) what is left waits for the next polls (walkOn).
    */
-  private addTree(dir: string, report: boolean, unlessHeld = false, opened?: number, deadline = Number.POSITIVE_INFINITY): boolean {
+  private addTree(dir: string, report: boolean, skip: Skip = {}, opened?: number, deadline = Number.POSITIVE_INFINITY): boolean {
     let first: number | null = opened ?? null;
     if (opened === undefined) {
       try {
@@ -234,7 +251,7 @@ export class DirWatcher implements HubSubscriber {
     if (first === null) return false;
     const frames: Frame[] = [];
     try {
-      if (this.enter(dir, first, report, frames, unlessHeld)) this.walkOn(frames, report, deadline);
+      if (this.enter(dir, first, report, frames, skip)) this.walkOn(frames, report, deadline);
     } finally {
       closeFrames(frames);
     }
@@ -253,7 +270,8 @@ export class DirWatcher implements HubSubscriber {
   private walkOn(frames: Frame[], report: boolean, deadline: number): void {
     while (frames.length > 0) {
       if (report && performance.now() >= deadline) {
-        for (const f of frames) if (f.dirs.length > 0 && !this.toWalk.addRest(f.wd, f.dirs.splice(0))) this.queue.lost("walk_backlog");
+        for (const f of frames)
+          if (f.dirs.length > 0 && !this.toWalk.addRest(f.wd, f.dirs.splice(0), f.listed)) this.queue.lost("walk_backlog");
         this.opts.hub.walkSoon(this);
         return;
       }
@@ -282,7 +300,7 @@ export class DirWatcher implements HubSubscriber {
    * holds when `report`; its subdirectories are then left to walk on `frames`.
    * False when the walk must stop (the watch limit); `fd` is closed unless kept.
    */
-  private enter(path: string, fd: number, report: boolean, frames: Frame[], unlessHeld = false): boolean {
+  private enter(path: string, fd: number, report: boolean, frames: Frame[], skip: Skip = {}): boolean {
     if (path.length > MAX_PATH) {
       closeSync(fd);
       this.queue.dropOnce("unwatchable");
@@ -300,7 +318,9 @@ export class DirWatcher implements HubSubscriber {
         // Held, and known at this path: what is below it is known where it is too. Held
         // under a stale path: walked, so each watch below is found again by its inode.
         const { wd: added, known } = this.opts.hub.addAt(path, this, fdPath(fd));
-        if (unlessHeld && known && this.wds.has(added)) {
+        const held = this.wds.has(added);
+        const walked = held ? (this.walkedAt.get(added) ?? 0) : 0;
+        if ((skip.unlessHeld && known && held) || (skip.walkedAfter !== undefined && walked > skip.walkedAfter)) {
           closeSync(fd);
           return true;
         }
@@ -333,6 +353,7 @@ export class DirWatcher implements HubSubscriber {
       // as if walked, but refused, so the reader is told and it is walked again once it may be.
       if (wd !== this.rootWd) {
         this.wds.delete(wd);
+        this.walkedAt.delete(wd);
         this.opts.hub.remove(wd, this);
       }
       const top = frames[frames.length - 1];
@@ -341,7 +362,9 @@ export class DirWatcher implements HubSubscriber {
     }
     // On the walk (and closed by it) before anything else can throw.
     const dirs: string[] = [];
-    frames.push({ fd, wd, path, dirs });
+    const listed = ++this.walkSeq;
+    this.walkedAt.set(wd, listed);
+    frames.push({ fd, wd, path, dirs, listed });
     for (const entry of entries) {
       if (report) this.queue.push({ kind: "change", type: "created", path: this.rel(join(path, entry.name)), is_dir: entry.isDirectory() });
       if (entry.isDirectory()) dirs.push(entry.name);

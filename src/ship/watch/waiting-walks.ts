@@ -16,8 +16,9 @@ export interface Walk {
   unlessHeld: boolean;
   /** Polls it waited for the hub to learn where its holding directory went. */
   behind?: number;
-  /** The rest of a walk cut short (`name` is ""): these subdirectories of the watch `wd`'s directory, each walked unless held, last first. */
+  /** The rest of a walk cut short (`name` is ""): these subdirectories of the watch `wd`'s directory, last first, each walked unless walked after the listing numbered `since` (the watch's count). */
   rest?: string[];
+  since?: number;
 }
 
 /**
@@ -98,20 +99,21 @@ export class WaitingWalks {
   }
 
   /**
-   * The subdirectories `names` of the watch `wd`'s directory wait to be walked, unless held
-   * (the rest of a walk cut short): one walk, however many. Its names are what a listing of
+   * The subdirectories `names` of the watch `wd`'s directory wait to be walked (the rest of
+   * a walk cut short, listed as the watch's listing `since`): one walk, however many. Its names are what a listing of
    * that directory left unwalked, so a rest of it waiting already is superseded, not added to
    * (a directory moved in and out again and again does not pile up its names).
    */
-  addRest(wd: number, names: string[]): boolean {
+  addRest(wd: number, names: string[], since: number): boolean {
     const key = `${wd}/`;
     const waiting = this.walks.get(key);
     if (waiting?.rest) {
       waiting.rest = names;
+      waiting.since = since;
       return true;
     }
     if (!this.add({ wd, name: "" }, true)) return false;
-    this.walks.get(key)!.rest = names;
+    Object.assign(this.walks.get(key)!, { rest: names, since });
     return true;
   }
 
