@@ -106,3 +106,14 @@ export function openIn(holder: string, id: string, name: string): number | "behi
     closeSync(dir);
   }
 }
+
+/** Closes each descriptor, each once: one that fails to close does not keep the rest open. */
+export function closeAll(fds: Iterable<number>): void {
+  for (const fd of fds) {
+    try {
+      closeSync(fd);
+    } catch {
+      // closed or never ours: the rest are still closed
+    }
+  }
+}

@@ -5,7 +5,7 @@
  */
 import { closeSync, type Dirent, openSync, readdirSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
-import { AT_DIR, fdPath, gone, MAX_PATH, openChild, openExact, openHolder } from "./dir-open.ts";
+import { AT_DIR, closeAll, fdPath, gone, MAX_PATH, openChild, openExact, openHolder } from "./dir-open.ts";
 import { InotifyError } from "./inotify.ts";
 import { WaitingWalks, type Walk, type WalkOutcome } from "./waiting-walks.ts";
 import { type FsChange, type HubSubscriber, isUnder, type WatchHub } from "./watch-hub.ts";
@@ -233,8 +233,9 @@ export class DirWatcher implements HubSubscriber {
    * that descriptor, never following a symlink: a directory swapped for a symlink
    * while it is walked cannot lead the walk outside (review s62). At most one
    * descriptor per level is open. False when `dir` is not there to walk (gone, or no
-   * longer that directory). `unlessHeld`: nothing is walked when the directory at `dir`
-   * (by its inode) is one this watch holds already, and the hub knows it at `dir`.
+   * longer that directory). `skip`: nothing is walked when the directory at `dir` (by its
+   * inode) is one this watch holds already and the hub knows at `dir` (`unlessHeld`), or one
+   * this watch walked after the listing `walkedAfter` (a walk's rest).
    * `opened`: `dir` opened already (AT_DIR), the walk's to close. Past `deadline` (a walk
    * at the end of a poll) what is left waits for the next polls (walkOn).
    */
@@ -253,19 +254,20 @@ export class DirWatcher implements HubSubscriber {
     try {
       if (this.enter(dir, first, report, frames, skip)) this.walkOn(frames, report, deadline);
     } finally {
-      closeFrames(frames);
+      closeAll(frames.splice(0).map((f) => f.fd));
     }
     return true;
   }
 
   /**
    * Walks on below the directories on `frames`. A walk that reports (not a watch's first)
-   * stops past `deadline`: each subdirectory it has not walked yet then waits as a walk of
-   * its own (walkLater), its holding directory's watch and its name, served in turn with
-   * the others at the next polls' ends. Each is walked only where the watch knows its
-   * holding directory to be (flush: a move meanwhile is followed), and only when the watch
-   * does not hold it already (walked meanwhile, by a move or a creation): no descriptor is
-   * kept open between polls, and no one walk holds a poll longer than one directory's listing.
+   * stops past `deadline`: the subdirectories of each open directory it has not walked yet
+   * then wait as that directory's rest (WaitingWalks.addRest), one waiting walk however
+   * many, served in turn with the others at the next polls' ends. Each is walked only where
+   * the watch knows its holding directory to be (walkWaiting: a move meanwhile is followed),
+   * and not when the watch walked it after that listing (by a move or a creation meanwhile):
+   * no descriptor is kept open between polls, and no one walk holds a poll longer than one
+   * directory's listing.
    */
   private walkOn(frames: Frame[], report: boolean, deadline: number): void {
     while (frames.length > 0) {
@@ -395,17 +397,6 @@ export class DirWatcher implements HubSubscriber {
       this.opts.hub.refuse(fdPath(fd), basename(path), this);
     } finally {
       if (holderFd === null) closeSync(fd);
-    }
-  }
-}
-
-/** Closes a walk's descriptors (each once: one that fails to close does not keep the rest open). */
-function closeFrames(frames: Frame[]): void {
-  for (const f of frames.splice(0)) {
-    try {
-      closeSync(f.fd);
-    } catch {
-      // closed or never ours: the rest are still closed
     }
   }
 }
