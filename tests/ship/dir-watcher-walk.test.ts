@@ -11,7 +11,7 @@ import { type Dirent, mkdirSync, readdirSync, readlinkSync, renameSync, symlinkS
 import { join } from "node:path";
 import { DirWatcher, type WatchItem } from "../../src/ship/watch/dir-watcher.ts";
 import { WatchHub } from "../../src/ship/watch/watch-hub.ts";
-import { drain, hubs, temp } from "./support/watch-fixtures.ts";
+import { drain, handHub, hubs, temp, watcherOn } from "./support/watch-fixtures.ts";
 
 const paths = (items: WatchItem[]) => items.flatMap((i) => (i.kind === "change" && i.type !== "modified" ? [i.path] : []));
 const openFds = () => readdirSync("/proc/self/fd").length;
@@ -21,13 +21,8 @@ test("a directory swapped for a symlink while it is walked leads the walk nowher
   const outside = temp("bay-outside-");
   mkdirSync(join(outside, "A", "deep"), { recursive: true });
   writeFileSync(join(outside, "A", "SECRET"), "s");
-  const hub = new WatchHub(1_000_000);
-  hubs.push(hub);
-  const w = new DirWatcher({
-    hub,
-    workspace: root,
-    root,
-    recursive: true,
+  const hub = handHub();
+  const w = watcherOn(hub, root, {
     queueMax: 1000,
     maxDirs: 100,
     // Right after L is listed, L goes and a symlink to the outside tree takes its name.

@@ -9,22 +9,16 @@ import { expect, test } from "bun:test";
 import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, type Dirent, mkdirSync, openSync, readdirSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { DirWatcher, MAX_WAITING_WALKS, type WatchItem } from "../../src/ship/watch/dir-watcher.ts";
-import { WatchHub } from "../../src/ship/watch/watch-hub.ts";
-import { drain, hubs, temp } from "./support/watch-fixtures.ts";
+import { MAX_WAITING_WALKS, type WatchItem } from "../../src/ship/watch/dir-watcher.ts";
+import { drain, handHub, temp, watcherOn } from "./support/watch-fixtures.ts";
 
 const created = (items: WatchItem[]) => items.flatMap((i) => (i.kind === "change" && i.type === "created" ? [i.path] : []));
 
 /** A recursive watch of `root` on a hub of its own, polled by hand; `listed` counts each directory's listings by its real path. */
 function watching(root: string, opts: { queueMax?: number; slowMs?: number; maxDirs?: number } = {}) {
-  const hub = new WatchHub(1_000_000);
-  hubs.push(hub);
+  const hub = handHub();
   const listed = new Map<string, number>();
-  const w = new DirWatcher({
-    hub,
-    workspace: root,
-    root,
-    recursive: true,
+  const w = watcherOn(hub, root, {
     queueMax: opts.queueMax ?? 100_000,
     maxDirs: opts.maxDirs ?? 1000,
     list: (dir) => {
@@ -275,9 +269,8 @@ test("a directory moved into a directory whose watch a move out dropped in the s
   mkdirSync(join(root, "H"), { recursive: true });
   mkdirSync(join(root, "X"));
   mkdirSync(elsewhere);
-  const hub = new WatchHub(1_000_000);
-  hubs.push(hub);
-  const w = new DirWatcher({ hub, workspace: top, root, recursive: true, queueMax: 1000, maxDirs: 100 });
+  const hub = handHub();
+  const w = watcherOn(hub, root, { workspace: top, queueMax: 1000, maxDirs: 100 });
   w.start();
   drain(w);
   // All between two polls: H out (its watch dropped) and back in, X into H (a move onto H's dropped

@@ -8,25 +8,17 @@
 import { expect, test } from "bun:test";
 import { type Dirent, mkdirSync, readdirSync, readlinkSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DirWatcher, type WatchItem } from "../../src/ship/watch/dir-watcher.ts";
-import { WatchHub } from "../../src/ship/watch/watch-hub.ts";
-import { drain, hubs, temp } from "./support/watch-fixtures.ts";
+import type { WatchItem } from "../../src/ship/watch/dir-watcher.ts";
+import { drain, handHub, temp, watcherOn } from "./support/watch-fixtures.ts";
 
 const created = (items: WatchItem[]) => items.flatMap((i) => (i.kind === "change" && i.type === "created" ? [i.path] : []));
 const openFds = () => readdirSync("/proc/self/fd").length;
 
 /** A recursive watch of `root`, polled by hand, each listing `slowMs` long (or as long as it says for the directory); `listings` counts them. */
 function watching(root: string, slowMs: number | ((dir: string) => number)) {
-  const hub = new WatchHub(1_000_000);
-  hubs.push(hub);
+  const hub = handHub();
   let listed = 0;
-  const w = new DirWatcher({
-    hub,
-    workspace: root,
-    root,
-    recursive: true,
-    queueMax: 1_000_000,
-    maxDirs: 100_000,
+  const w = watcherOn(hub, root, {
     list: (dir) => {
       listed++;
       Bun.sleepSync(typeof slowMs === "number" ? slowMs : slowMs(readlinkSync(dir)));
@@ -250,14 +242,9 @@ test("a directory watched but not listed (its listing failed) is told as unwatch
   const made = temp();
   mkdirSync(join(made, "d", "inner"), { recursive: true });
   writeFileSync(join(made, "d", "inner", "f"), "");
-  const hub = new WatchHub(1_000_000);
-  hubs.push(hub);
+  const hub = handHub();
   let failed = false;
-  const w = new DirWatcher({
-    hub,
-    workspace: root,
-    root,
-    recursive: true,
+  const w = watcherOn(hub, root, {
     queueMax: 1000,
     maxDirs: 100,
     list: (dir) => {
@@ -290,16 +277,11 @@ test("a held directory moved to a place another watch covers and back has all it
     mkdirSync(join(ws, "a", "H", `d${i}`), { recursive: true });
     writeFileSync(join(ws, "a", "H", `d${i}`, "f"), "");
   }
-  const hub = new WatchHub(1_000_000);
-  hubs.push(hub);
+  const hub = handHub();
   const mk = (root: string, recursive: boolean) =>
-    new DirWatcher({
-      hub,
+    watcherOn(hub, root, {
       workspace: ws,
-      root,
       recursive,
-      queueMax: 1_000_000,
-      maxDirs: 100_000,
       list: (dir) => {
         Bun.sleepSync(1);
         return readdirSync(dir, { withFileTypes: true }) as Dirent[];

@@ -3,8 +3,8 @@ import { afterEach } from "bun:test";
 import { mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { DirWatcher, WatchItem } from "../../../src/ship/watch/dir-watcher.ts";
-import type { WatchHub } from "../../../src/ship/watch/watch-hub.ts";
+import { DirWatcher, type DirWatcherOptions, type WatchItem } from "../../../src/ship/watch/dir-watcher.ts";
+import { WatchHub } from "../../../src/ship/watch/watch-hub.ts";
 
 const dirs: string[] = [];
 /** Hubs a test made: closed after it. */
@@ -26,4 +26,16 @@ export function drain(w: DirWatcher): WatchItem[] {
   const out: WatchItem[] = [];
   for (let item = w.take(); item; item = w.take()) out.push(item);
   return out;
+}
+
+/** A hub polled by hand (its timer never fires first), closed after the test. */
+export function handHub(): WatchHub {
+  const hub = new WatchHub(1_000_000);
+  hubs.push(hub);
+  return hub;
+}
+
+/** A watch of `root` on `hub` (reported relative to `root`, recursive, roomy bounds), `opts` over those; not started. */
+export function watcherOn(hub: WatchHub, root: string, opts: Partial<DirWatcherOptions> = {}): DirWatcher {
+  return new DirWatcher({ hub, workspace: root, root, recursive: true, queueMax: 1_000_000, maxDirs: 100_000, ...opts });
 }
