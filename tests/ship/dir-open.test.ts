@@ -6,7 +6,7 @@
 import { expect, test } from "bun:test";
 import { closeSync, fstatSync, mkdirSync, readlinkSync, renameSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fdPath, openIn } from "../../src/ship/watch/dir-open.ts";
+import { fdPath, openChild, openHolder } from "../../src/ship/watch/dir-open.ts";
 import { temp } from "./support/watch-fixtures.ts";
 
 const idOf = (path: string) => {
@@ -14,10 +14,21 @@ const idOf = (path: string) => {
   return `${st.dev}:${st.ino}`;
 };
 
-/** What openIn opened: the path its descriptor holds, or what it answered. */
+/**
+ * What a waiting walk opens (tree-walk.ts walkWaiting): the holder checked by its identity
+ * (openHolder), then the name through that holder's descriptor (openChild). The path the
+ * descriptor holds, or what was answered.
+ */
 function opened(holder: string, id: string, name: string): string | null {
-  const fd = openIn(holder, id, name);
-  if (fd === null || fd === "behind") return fd;
+  const dir = openHolder(holder, id);
+  if (dir === "behind") return dir;
+  let fd: number | null;
+  try {
+    fd = openChild(dir, name);
+  } finally {
+    closeSync(dir);
+  }
+  if (fd === null) return null;
   try {
     expect(fstatSync(fd).isDirectory()).toBe(true);
     return readlinkSync(fdPath(fd));

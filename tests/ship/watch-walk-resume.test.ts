@@ -224,7 +224,7 @@ test("a retry past the hub's deadline waits its turn with the other walks (revie
   tree(made, 3, 3);
   const { hub, w, listings } = watching(root, 0);
   renameSync(join(made, "t"), join(root, "t"));
-  const rootWd = [...(w as unknown as { wds: Set<number> }).wds][0]!;
+  const rootWd = [...(w as unknown as { tree: { wds: Set<number> } }).tree.wds][0]!;
   const before = listings();
   expect(w.onRetry(join(root, "t"), performance.now() - 1, { wd: rootWd, name: "t" })).toBeUndefined();
   expect(listings()).toBe(before);

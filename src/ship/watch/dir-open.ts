@@ -92,21 +92,6 @@ export function openChild(dir: number, name: string): number | null {
   }
 }
 
-/**
- * The directory `name` in the directory at exactly `holder`, opened through the holder's own
- * descriptor when that holder is the directory `id` names (openHolder, openChild): what is
- * opened is then inside the very directory that was checked, whatever is renamed meanwhile.
- */
-export function openIn(holder: string, id: string, name: string): number | "behind" | null {
-  const dir = openHolder(holder, id);
-  if (dir === "behind") return "behind";
-  try {
-    return openChild(dir, name);
-  } finally {
-    closeSync(dir);
-  }
-}
-
 /** Closes each descriptor, each once: one that fails to close does not keep the rest open. */
 export function closeAll(fds: Iterable<number>): void {
   for (const fd of fds) {

@@ -191,7 +191,7 @@ export class WatchHub {
   /**
    * The directory `wd` watches (device and inode), to check it is the one at its path:
    * the hub's paths are behind the kernel's until it reads the moves (a read cut short, a
-   * move half read), and meanwhile another directory may be at the old place (dir-open.ts openIn).
+   * move half read), and meanwhile another directory may be at the old place (dir-open.ts openHolder).
    */
   dirId(wd: number): string | undefined {
     return this.watches.get(wd)?.id;
