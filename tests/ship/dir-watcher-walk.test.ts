@@ -152,3 +152,39 @@ test("a held directory whose watches the hub knows under stale paths is walked a
   expect(paths(drain(w))).toEqual(["R/a/in"]);
   w.close();
 });
+
+test("a watch's root is watched only at exactly its path: one reached through a symlink is refused, none is watched outside (review s78)", () => {
+  const ws = temp("bay-walk-");
+  const outside = temp("bay-outside-");
+  mkdirSync(join(outside, "b"));
+  // A directory on the way swapped for a symlink after the route resolved the path.
+  symlinkSync(outside, join(ws, "a"));
+  const hub = handHub();
+  const before = openFds();
+  for (const recursive of [true, false]) {
+    const w = watcherOn(hub, join(ws, "a", "b"), { workspace: ws, recursive });
+    let code: string | undefined;
+    try {
+      w.start();
+    } catch (e) {
+      code = (e as { code?: string }).code;
+    }
+    expect({ recursive, code }).toEqual({ recursive, code: "ENOENT" });
+    w.close();
+    expect(hub.pathOf(1)).toBeUndefined();
+  }
+  // Gone altogether: refused the same way; no descriptor left open either way.
+  const gone = watcherOn(hub, join(ws, "none"), { workspace: ws });
+  expect(() => gone.start()).toThrow();
+  gone.close();
+  expect(openFds()).toBe(before);
+  // At its real path the same directory is watched, and reports what happens in it.
+  const real = watcherOn(hub, join(outside, "b"), { workspace: outside });
+  real.start();
+  writeFileSync(join(outside, "b", "f"), "x");
+  hub.poll();
+  expect(paths(drain(real))).toEqual(["b/f"]);
+  real.close();
+  hub.close(); // its inotify descriptor, opened by the first watch it held
+  expect(openFds()).toBe(before);
+});

@@ -3,8 +3,11 @@
  * to a bounded queue (watch-queue.ts). A recursive watch walks what comes in
  * below it, by descriptor, never through a symlink.
  */
-import type { Dirent } from "node:fs";
+import { closeSync, type Dirent } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { dirname } from "node:path";
+import { fdPath, openExact } from "./dir-open.ts";
+import { InotifyError } from "./inotify.ts";
 import { WaitingWalks } from "./waiting-walks.ts";
 import { type FsChange, type HubSubscriber, isUnder, type WatchHub } from "./watch-hub.ts";
 import { type WatchItem, WatchQueue } from "./watch-queue.ts";
@@ -30,6 +33,22 @@ export interface DirWatcherOptions {
   list?: (dir: string) => Dirent[];
 }
 
+/** The watched directory opened (AT_DIR) at exactly `root`; what refused it as an InotifyError, as a watch's own refusal is. */
+function openRoot(root: string): number {
+  let fd: number | null;
+  try {
+    fd = openExact(root);
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    const errno = typeof code === "string" ? (osConstants.errno as Record<string, number>)[code] : undefined;
+    if (errno === undefined) throw e;
+    throw new InotifyError("open", errno);
+  }
+  // Gone, or not at that path as a directory (a symlink on the way): as inotify says of a path it cannot follow.
+  if (fd === null) throw new InotifyError("open", osConstants.errno.ENOENT);
+  return fd;
+}
+
 export class DirWatcher implements HubSubscriber {
   private readonly queue: WatchQueue;
   /** Directories changes asked to walk, walked at the end of a poll (flush): waiting-walks.ts. */
@@ -52,10 +71,22 @@ export class DirWatcher implements HubSubscriber {
     });
   }
 
-  /** Puts the watches in place (the whole tree when recursive). Throws InotifyError when the root cannot be watched. */
+  /**
+   * Puts the watches in place (the whole tree when recursive). Throws InotifyError when the
+   * root cannot be watched. The root is opened once, only when it is there at exactly its
+   * path (no symlink on the way): its watch, its identity and the first walk are all that
+   * one directory, whatever is swapped around it meanwhile.
+   */
   start(): void {
-    this.tree.holdRoot(this.opts.hub.add(this.opts.root, this));
-    if (this.opts.recursive) this.tree.addTree(this.opts.root, false);
+    const fd = openRoot(this.opts.root);
+    try {
+      this.tree.holdRoot(this.opts.hub.addAt(this.opts.root, this, fdPath(fd)).wd);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+    if (this.opts.recursive) this.tree.addTree(this.opts.root, false, {}, fd);
+    else closeSync(fd);
   }
 
   /** The next item; waits while there is none. Resolves `gone` forever once the root went away. */
