@@ -181,6 +181,13 @@ export async function putArchive(
 }
 
 const HELPER_MEMORY = 128 * 1024 * 1024;
+/**
+ * Half a core at most (CFS quota): a helper works for one tenant's workspace outside its
+ * sandbox's own limits, so a workspace made to cost du a long walk cannot take the host's cores.
+ */
+export const HELPER_NANO_CPUS = 500_000_000;
+/** Processes a helper may run (the usage script's sh, du and a subshell need a few). */
+export const HELPER_PIDS = 32;
 
 /** How a command runs in a throwaway helper. */
 export interface HelperCommand {
@@ -199,7 +206,8 @@ export interface HelperCommand {
 
 /**
  * Runs a command to completion in a throwaway container mounting the volume at
- * /workspace: no network, no capabilities, read-only root, uid 1000, small limits.
+ * /workspace: no network, no capabilities, read-only root, uid 1000, small limits
+ * (128 MiB, half a core, 32 processes).
  * Output streams to the caller as it comes (attached before the start, nothing is
  * logged by the engine). The caller removes the container (`removeHelper`).
  */
@@ -215,7 +223,14 @@ export async function runHelperCommand(
     volume,
     { name: run.name, image: run.image, signal: run.callSignal() },
     { Entrypoint: run.command.slice(0, 1), Cmd: run.command.slice(1), User: "1000:1000", WorkingDir: WORKSPACE_MOUNT },
-    { ReadonlyRootfs: true, Memory: HELPER_MEMORY, MemorySwap: HELPER_MEMORY, PidsLimit: 32, RestartPolicy: { Name: "no" } },
+    {
+      ReadonlyRootfs: true,
+      Memory: HELPER_MEMORY,
+      MemorySwap: HELPER_MEMORY,
+      NanoCpus: HELPER_NANO_CPUS,
+      PidsLimit: HELPER_PIDS,
+      RestartPolicy: { Name: "no" },
+    },
   );
   const attached = (await container.attach({
     stream: true,
