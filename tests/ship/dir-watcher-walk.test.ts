@@ -188,3 +188,25 @@ test("a watch's root is watched only at exactly its path: one reached through a 
   hub.close(); // its inotify descriptor, opened by the first watch it held
   expect(openFds()).toBe(before);
 });
+
+test("a root moved out between its check and its watch is refused, and nothing outside is watched (review s83 LOW-1)", () => {
+  const ws = temp("bay-walk-");
+  const outside = temp("bay-outside-");
+  const root = join(ws, "r");
+  mkdirSync(join(root, "sub"), { recursive: true });
+  const hub = handHub();
+  // The sandbox's rename, where a racing tenant would put it: right before the root's watch is added.
+  const addAt = hub.addAt.bind(hub);
+  hub.addAt = (dir, sub, opened) => {
+    if (dir === root) renameSync(root, join(outside, "r"));
+    return addAt(dir, sub, opened);
+  };
+  const w = watcherOn(hub, root, { workspace: ws });
+  expect(() => w.start()).toThrow(expect.objectContaining({ code: "ENOENT" }));
+  // The watch the check would have left on the moved directory is gone: what happens there now is nobody's.
+  expect(hub.pathOf(1)).toBeUndefined();
+  writeFileSync(join(outside, "r", "leak"), "x");
+  hub.poll();
+  expect(drain(w)).toEqual([]);
+  w.close();
+});

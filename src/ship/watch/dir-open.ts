@@ -34,13 +34,18 @@ export function openExact(dir: string): number | null {
     if (gone(e, true)) return null;
     throw e;
   }
-  try {
-    if (readlinkSync(fdPath(fd)) === dir) return fd;
-  } catch {
-    // fall through: not what its path says
-  }
+  if (isAt(fd, dir)) return fd;
   closeSync(fd);
   return null;
+}
+
+/** Whether the directory the descriptor `fd` holds is at exactly `path` now. */
+export function isAt(fd: number, path: string): boolean {
+  try {
+    return readlinkSync(fdPath(fd)) === path;
+  } catch {
+    return false;
+  }
 }
 
 /** A directory's identity (device and inode). */

@@ -6,7 +6,7 @@
 import { closeSync, type Dirent } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { dirname } from "node:path";
-import { fdPath, openExact } from "./dir-open.ts";
+import { fdPath, isAt, openExact } from "./dir-open.ts";
 import { InotifyError } from "./inotify.ts";
 import { WaitingWalks } from "./waiting-walks.ts";
 import { type FsChange, type HubSubscriber, isUnder, type WatchHub } from "./watch-hub.ts";
@@ -81,6 +81,12 @@ export class DirWatcher implements HubSubscriber {
     const fd = openRoot(this.opts.root);
     try {
       this.tree.holdRoot(this.opts.hub.addAt(this.opts.root, this, fdPath(fd)).wd);
+      // Moved between the check and the watch, the watch is where it went, and no move of it
+      // would ever be told: looked at again now that the watch is on (any move from here is told, IN_MOVE_SELF).
+      if (!isAt(fd, this.opts.root)) {
+        this.tree.release();
+        throw new InotifyError("open", osConstants.errno.ENOENT);
+      }
     } catch (e) {
       closeSync(fd);
       throw e;

@@ -60,7 +60,7 @@ export function workspacePath(ws: string, path: string): string {
 
 export class TreeWalk {
   /** The watches this watch holds, its root's first. */
-  readonly wds = new Set<number>();
+  private readonly wds = new Set<number>();
   private rootWd = -1;
   /** Listings so far, and the number of each held directory's last (a rest skips what was walked after its listing). */
   private walkSeq = 0;
