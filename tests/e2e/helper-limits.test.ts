@@ -78,3 +78,33 @@ test("a helper runs under its own small limits: half a core, 128 MiB, 32 process
   expect(seen.uid).toBe("1000");
   expect(seen.nets).toBe("lo");
 });
+
+test("a helper's stderr reaches its reader whole, however much of it the result keeps", async () => {
+  const name = helperName();
+  let streamed = 0;
+  let last = "";
+  try {
+    const res = await runHelperCommand(docker, codec, volume, {
+      name,
+      image: SHIP_IMAGE,
+      // 200,000 lines of 4 bytes, then one that says it ended.
+      command: ["sh", "-c", "yes abc | head -n 200000 >&2; echo end >&2"],
+      onStdout: () => {},
+      onStderr: (chunk) => {
+        streamed += chunk.byteLength;
+        last = (last + chunk.toString("utf8")).slice(-16);
+      },
+      maxStderrBytes: 4096,
+      callSignal: () => AbortSignal.timeout(30_000),
+      runSignal: AbortSignal.timeout(60_000),
+    });
+    expect({ exit: res.exitCode, kept: res.stderr.length, streamed, last }).toEqual({
+      exit: 0,
+      kept: 4096,
+      streamed: 800_004,
+      last: "abc\nabc\nabc\nend\n",
+    });
+  } finally {
+    await removeHelper(docker, name, AbortSignal.timeout(30_000));
+  }
+});

@@ -116,6 +116,18 @@ describe("listCommand", () => {
   });
 });
 
+/**
+ * What the usage command answers for a helper that said `stderr` and exited `exitCode`: its
+ * stderr streamed in small pieces (lines and characters split across them), the result's
+ * own `stderr` its first 16 KiB as the helper keeps them.
+ */
+function usageAnswer(stderr: string, exitCode: number, piece = 5): unknown {
+  const cmd = usageCommand();
+  const bytes = Buffer.from(stderr);
+  for (let at = 0; at < bytes.byteLength; at += piece) cmd.onStderr?.(bytes.subarray(at, at + piece));
+  return cmd.outcome({ exitCode, stderr: bytes.subarray(0, 16 * 1024).toString("utf8") });
+}
+
 describe("usageCommand", () => {
   test("reads du's total, even when du exits 1", () => {
     const cmd = usageCommand();
@@ -125,10 +137,10 @@ describe("usageCommand", () => {
 
   test("a workspace that kept changing under every du is 409 conflict (changing), its paths kept out of the answer", () => {
     const err = errorOf(() =>
-      usageCommand().outcome({
-        exitCode: 17,
-        stderr: "du: cannot read directory '/workspace/a/bb': No such file or directory\ndu: /workspace/a/bb: No such file or directory\n",
-      }),
+      usageAnswer(
+        "du: cannot read directory '/workspace/a/bb': No such file or directory\ndu: /workspace/a/bb: No such file or directory\n",
+        17,
+      ),
     );
     expect({ code: err.code, reason: err.details.reason }).toEqual({ code: "conflict", reason: "changing" });
     expect(JSON.stringify(err.details)).not.toContain("/workspace");
@@ -156,12 +168,8 @@ describe("usageCommand", () => {
       ["du's assertion on its levels", "du: src/du.c:638: process_file: Assertion 'level == prev_level - 1' failed.\n", 17, race],
       ["du aborted without a word (the script says how it ended)", "Aborted\n\ndu exit 134\n", 17, race],
       ["du crashed without a word", "\ndu exit 139\n", 17, race],
-      [
-        "a line cut by the helper's stderr cap is no line of du's",
-        `${"du: cannot access '/workspace/a': No such file or directory\n".repeat(3)}du: fts_read failed: /work`,
-        17,
-        race,
-      ],
+      ["a last line without its newline", "du: fts_read failed: /workspace/a/l3: No such file or directory", 17, race],
+      ["a name in UTF-8, split across pieces", "du: cannot access '/workspace/été/ß': No such file or directory\n", 17, race],
       ["du failed without a word, not crashed", "\ndu exit 1\n", 17, fault],
       ["a crash after a fault of the volume", "du: cannot read directory '/workspace/a': Input/output error\ndu exit 134\n", 17, fault],
       [
@@ -177,8 +185,24 @@ describe("usageCommand", () => {
       ["race words, but not the script's exit (17) for 'no total'", "du: /workspace/a/bb: No such file or directory", 1, fault],
     ];
     for (const [why, stderr, exitCode, code] of cases) {
-      expect({ why, code: errorOf(() => usageCommand().outcome({ exitCode, stderr })).code }).toEqual({ why, code });
+      expect({ why, code: errorOf(() => usageAnswer(stderr, exitCode)).code }).toEqual({ why, code });
     }
+  });
+
+  test("every line counts, not only the first bytes the helper keeps: a fault behind a flood of race lines is still a fault", () => {
+    const flood = "du: cannot access '/workspace/churn/a/b/c': No such file or directory\n".repeat(2000); // ~140 KiB
+    const fault = "du: cannot read directory '/workspace/a': Input/output error\n";
+    const cases: Array<[string, string, "conflict" | "internal_error"]> = [
+      ["race lines only, far past the cap", `${flood}du exit 1\n`, "conflict"],
+      ["a fault after them", `${flood}${fault}du exit 1\n`, "internal_error"],
+      ["a fault before them", `${fault}${flood}du exit 1\n`, "internal_error"],
+      // Longer than any line du says of a race (a path is at most 4 KiB, 28 KiB quoted byte by byte).
+      ["one line of 100 KiB", `du: ${"x".repeat(100 * 1024)}: No such file or directory\n${flood}`, "internal_error"],
+      ["a race line of a 4 KiB path", `du: cannot access '/workspace/${"d/".repeat(2047)}': No such file or directory\n`, "conflict"],
+    ];
+    for (const [why, stderr, code] of cases)
+      for (const piece of [1, 4096, 1 << 20])
+        expect({ why, piece, code: errorOf(() => usageAnswer(stderr, 17, piece)).code }).toEqual({ why, piece, code });
   });
 
   test("the helper's script tries du again while it prints no total, and prints only the total", async () => {
@@ -197,6 +221,7 @@ describe("usageCommand", () => {
         const [stdout, stderr, exitCode] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
         const cmd = usageCommand();
         cmd.onStdout(Buffer.from(stdout));
+        cmd.onStderr?.(Buffer.from(stderr));
         return { stdout, exitCode, stderr, attempts: Number(readFileSync(join(dir, "count"), "utf8")), cmd };
       };
       const twice = await run(2);

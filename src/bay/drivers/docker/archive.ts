@@ -198,6 +198,8 @@ export interface HelperCommand {
   onStdout(chunk: Buffer): void;
   /** Stderr kept (the first bytes); the rest is read and dropped, so the command never blocks on it. */
   maxStderrBytes: number;
+  /** Receives all of the command's stderr as it arrives, kept or not. */
+  onStderr?(chunk: Buffer): void;
   /** Deadline of each engine call but the wait. */
   callSignal: () => AbortSignal;
   /** Deadline of the whole run; the caller removes the helper when it fires. */
@@ -248,6 +250,7 @@ export async function runHelperCommand(
   });
   const err = new Writable({
     write(chunk: Buffer, _enc, done) {
+      run.onStderr?.(chunk);
       if (stderrBytes < run.maxStderrBytes) stderr.push(chunk.subarray(0, run.maxStderrBytes - stderrBytes));
       stderrBytes += chunk.byteLength;
       done();

@@ -8,6 +8,7 @@
 import { BayError } from "../../errors.ts";
 import type { DirectoryListing, FileKind, FileStat } from "../driver.ts";
 import { fileErrors, prefixOf, segmentsOf } from "../volume-walk.ts";
+import { DuVerdict } from "./du-verdict.ts";
 
 /** How a helper command ended. */
 export interface CommandResult {
@@ -20,6 +21,8 @@ export interface CommandResult {
 export interface VolumeCommand<T> {
   argv: string[];
   onStdout(chunk: Buffer): void;
+  /** Receives all of the command's stderr as it arrives (the result's `stderr` is its first bytes only). */
+  onStderr?(chunk: Buffer): void;
   outcome(result: CommandResult): T;
 }
 
@@ -128,51 +131,21 @@ printf '%s\\n' "$out" >&2
 printf 'du exit %s\\n' "$rc" >&2
 exit ${USAGE_NO_TOTAL}`;
 
-/**
- * du's words when the sandbox moved or replaced directories under its walk, one line
- * each: an entry strictly inside the workspace gone or no longer a directory (also as
- * fts's own "fts_read failed", the commonest: below the depth it keeps open, fts climbs
- * back by `..`), a directory met again inside itself (a cycle: one moved below itself as
- * du went), or du's own assertion on the walk's levels. Paths may come quoted ('…', or
- * "…" for a name holding a ').
- */
-const RACE_LINES = [
-  /^du: (?:cannot access |cannot read directory |fts_read failed: )?["']?\/workspace\/[^\n]+: (?:No such file or directory|Not a directory)$/,
-  /^du: WARNING: Circular directory structure\.$/,
-  /^du: [^\n]*: Assertion [^\n]* failed\.$/,
-];
-
-/** du killed by SIGABRT or SIGSEGV: it crashes, sometimes without a word, when its walk's tree changes under it. */
-const CRASHED = new Set([128 + 6, 128 + 11]);
-
-/**
- * Whether du gave up because the sandbox kept changing the tree: every line du itself
- * said (`du: …`; a cycle warning's own lines follow it) is a race line, and there is one,
- * or du crashed (the script's last line, `du exit N`). A fault of the volume (an I/O
- * error, the root itself gone) among them is not a race.
- */
-function walkedAway(stderr: string): boolean {
-  const lines = stderr.split("\n");
-  // What the helper's output was cut at (its first bytes are kept) is no line of du's.
-  if (!stderr.endsWith("\n")) lines.pop();
-  const said = lines.filter((line) => line.startsWith("du: "));
-  const crashed = CRASHED.has(Number(/^du exit (\d+)$/m.exec(stderr)?.[1]));
-  return (said.length > 0 || crashed) && said.every((line) => RACE_LINES.some((race) => race.test(line)));
-}
-
 /** Bytes the volume takes (`du -sb`, apparent sizes). */
 export function usageCommand(): VolumeCommand<number> {
   let out = "";
+  const verdict = new DuVerdict();
   return {
     argv: ["sh", "-c", USAGE_SCRIPT, "sh", ROOT],
     onStdout(chunk) {
       if (out.length < MAX_USAGE_OUTPUT_BYTES) out += chunk.toString("utf8");
     },
+    onStderr: (chunk) => verdict.feed(chunk),
     outcome(result) {
       // du exits 1 when it cannot read some directory but still prints the total it could.
       const total = /^(\d+)\s+\/workspace\s*$/m.exec(out);
       if (total) return Number(total[1]);
-      if (result.exitCode === USAGE_NO_TOTAL && walkedAway(result.stderr)) {
+      if (result.exitCode === USAGE_NO_TOTAL && verdict.walkedAway()) {
         throw new BayError(
           "conflict",
           "the workspace kept changing while its size was measured (directories moved or replaced under it); try again",
