@@ -307,3 +307,37 @@ test("a held directory moved to a place another watch covers and back has all it
   w.close();
   other.close();
 });
+
+test("a walk that fails unforeseen tells its reader changes were lost, and the watch goes on", () => {
+  const root = temp();
+  const made = temp();
+  mkdirSync(join(made, "d", "inner"), { recursive: true });
+  writeFileSync(join(made, "d", "inner", "f"), "");
+  const hub = handHub();
+  const w = watcherOn(hub, root);
+  w.start();
+  // Not a refusal the walk knows (an InotifyError): a fault of the runtime's own.
+  const addAt = hub.addAt.bind(hub);
+  let threw = 0;
+  hub.addAt = (dir, sub, opened) => {
+    if (dir.endsWith("/d/inner") && threw++ === 0) throw new TypeError("unforeseen");
+    return addAt(dir, sub, opened);
+  };
+  renameSync(join(made, "d"), join(root, "d"));
+  const logged = console.error;
+  console.error = () => {};
+  try {
+    hub.poll();
+  } finally {
+    console.error = logged;
+  }
+  expect(threw).toBe(1);
+  const items = drain(w);
+  expect(items).toContainEqual(expect.objectContaining({ kind: "dropped", reason: "walk_backlog" }));
+  expect(created(items)).toEqual(["d", "d/inner"]);
+  // The watch still reports what comes in later.
+  mkdirSync(join(root, "later"));
+  hub.poll();
+  expect(created(drain(w))).toEqual(["later"]);
+  w.close();
+});

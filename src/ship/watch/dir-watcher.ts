@@ -141,12 +141,19 @@ export class DirWatcher implements HubSubscriber {
 
   /** Walks what changes asked for (walkLater), until `deadline` (one past it when `first`); false while some are left. */
   flush(deadline: number, first: boolean): boolean {
-    return this.toWalk.run(
-      deadline,
-      first,
-      (walk) => this.tree.walkWaiting(walk, deadline),
-      () => this.queue.lost("walk_backlog"),
-    );
+    try {
+      return this.toWalk.run(
+        deadline,
+        first,
+        (walk) => this.tree.walkWaiting(walk, deadline),
+        () => this.queue.lost("walk_backlog"),
+      );
+    } catch (e) {
+      // A walk that failed unforeseen lost what it would have reported: the reader is told so
+      // (the hub logs the error and asks again for what is left).
+      this.queue.lost("walk_backlog");
+      throw e;
+    }
   }
 
   onOverflow(): void {
