@@ -179,6 +179,20 @@ describe("usageCommand", () => {
         fault,
       ],
       ["the volume's own fault", "du: cannot read directory '/workspace/a': Input/output error\n", 17, fault],
+      [
+        "a directory its user may not read, beside a race: neither (review s84 L1)",
+        "du: cannot read directory '/workspace/locked': Permission denied\ndu: fts_read failed: /workspace/a/l3: No such file or directory\n",
+        17,
+        race,
+      ],
+      [
+        "a directory it may not read, and no race",
+        "du: cannot read directory '/workspace/locked': Permission denied\ndu exit 1\n",
+        17,
+        fault,
+      ],
+      ["the workspace itself unreadable", "du: cannot read directory '/workspace': Permission denied\n", 17, fault],
+      ["an entry start with nothing after the workspace's /", "du: cannot access '/workspace/: No such file or directory\n", 17, fault],
       ["the workspace root itself gone", "du: cannot access '/workspace': No such file or directory\n", 17, fault],
       ["a path outside /workspace", "du: /workspacex/a: No such file or directory\n", 17, fault],
       ["nothing said", "\n", 17, fault],
@@ -196,9 +210,20 @@ describe("usageCommand", () => {
       ["race lines only, far past the cap", `${flood}du exit 1\n`, "conflict"],
       ["a fault after them", `${flood}${fault}du exit 1\n`, "internal_error"],
       ["a fault before them", `${fault}${flood}du exit 1\n`, "internal_error"],
-      // Longer than any line du says of a race (a path is at most 4 KiB, 28 KiB quoted byte by byte).
-      ["one line of 100 KiB", `du: ${"x".repeat(100 * 1024)}: No such file or directory\n${flood}`, "internal_error"],
-      ["a race line of a 4 KiB path", `du: cannot access '/workspace/${"d/".repeat(2047)}': No such file or directory\n`, "conflict"],
+      ["a line of 100 KiB outside the workspace", `du: ${"x".repeat(100 * 1024)}: No such file or directory\n${flood}`, "internal_error"],
+      // du's walk goes as deep as the tree: a race 270 levels down is a line of 68 KiB (review s84 M1).
+      [
+        "a race line of a 200 KiB path",
+        `du: cannot access '/workspace/${"d/".repeat(100 * 1024)}x': No such file or directory\n`,
+        "conflict",
+      ],
+      [
+        "a fault line of a 200 KiB path",
+        `du: cannot read directory '/workspace/${"d/".repeat(100 * 1024)}': Input/output error\n${flood}`,
+        "internal_error",
+      ],
+      // Many of the assertion's words in one line: judged in linear time, and a fault (review s84 H1).
+      ["a line full of the assertion's words", `du: ${": Assertion x".repeat(20_000)}: No such file\n`, "internal_error"],
     ];
     for (const [why, stderr, code] of cases)
       for (const piece of [1, 4096, 1 << 20])

@@ -2,75 +2,114 @@
  * Whether `du` gave up on a workspace because code in the sandbox kept changing it (409
  * `changing`, try again) or because of a fault (500). Read from du's stderr line by line as
  * it streams, all of it, not only the first bytes the helper keeps for the log: a sandbox
- * that fills that cap with race lines cannot hide a fault's line behind them.
+ * that fills that cap with race lines cannot hide a fault's line behind them. Each line is
+ * judged by its two ends (its first HEAD and last TAIL characters) with plain string checks:
+ * constant memory and linear time however long a line is (a path deep in the tree makes
+ * lines of 60 KiB and more) and however the stream is cut into chunks (review s84).
  */
 
-/**
- * du's words when the sandbox moved or replaced directories under its walk, one line
- * each: an entry strictly inside the workspace gone or no longer a directory (also as
- * fts's own "fts_read failed", the commonest: below the depth it keeps open, fts climbs
- * back by `..`), a directory met again inside itself (a cycle: one moved below itself as
- * du went), or du's own assertion on the walk's levels. Paths may come quoted ('…', or
- * "…" for a name holding a ').
- */
-const RACE_LINES = [
-  /^du: (?:cannot access |cannot read directory |fts_read failed: )?["']?\/workspace\/[^\n]+: (?:No such file or directory|Not a directory)$/,
-  /^du: WARNING: Circular directory structure\.$/,
-  /^du: [^\n]*: Assertion [^\n]* failed\.$/,
-];
+/** Characters of a line's start kept: any line du says of a race or a fault is judged by its start and its end. */
+const HEAD = 512;
+/** Characters of a line's end kept: the longest ending judged is ": No such file or directory". */
+const TAIL = 64;
+
+/** How du starts a line about an entry it met, before the entry's path (quoted or not). */
+const ENTRY_STARTS = ["du: cannot access ", "du: cannot read directory ", "du: fts_read failed: ", "du: "];
+const INSIDE = "/workspace/";
+/** An entry inside the workspace gone, or no longer a directory, under du's walk. */
+const RACE_ENDS = [": No such file or directory", ": Not a directory"];
+/** A directory of the workspace its user may not read: neither a race nor a fault (du still counts the rest). */
+const UNREADABLE_END = ": Permission denied";
+/** A directory met again inside itself (one moved below itself as du went); the warning's own lines follow it. */
+const CYCLE = "du: WARNING: Circular directory structure.";
 
 /** du killed by SIGABRT or SIGSEGV: it crashes, sometimes without a word, when its walk's tree changes under it. */
 const CRASHED = new Set([128 + 6, 128 + 11]);
 
-/**
- * The longest line read whole: a path of PATH_MAX bytes shell-quoted byte by byte ($'\377')
- * is under 32 KiB. A longer one is no line du says of a race, so it counts as a fault.
- */
-const MAX_LINE = 64 * 1024;
+interface Line {
+  head: string;
+  tail: string;
+  length: number;
+}
+
+/** Where the path after an entry start begins inside the workspace ("/workspace/…", maybe quoted): the index past INSIDE, or -1. */
+function insideAt(head: string): number {
+  for (const start of ENTRY_STARTS) {
+    if (!head.startsWith(start)) continue;
+    let at = start.length;
+    if (head[at] === "'" || head[at] === '"') at++;
+    if (head.startsWith(INSIDE, at)) return at + INSIDE.length;
+  }
+  return -1;
+}
+
+/** What one line of du's says: an entry of the workspace raced (or du's own words on a race), a directory it may not read, a fault. */
+function judge({ head, tail, length }: Line): "race" | "unreadable" | "fault" {
+  if (length === CYCLE.length && head === CYCLE) return "race";
+  // du's assertion on its walk's levels (`du: src/du.c:638: process_file: Assertion '…' failed.`): a short line.
+  if (length <= HEAD && head.includes(": Assertion ") && head.endsWith(" failed.")) return "race";
+  const inside = insideAt(head);
+  if (inside < 0) return "fault";
+  // Something (the entry's name) between the workspace's "/" and the ending.
+  const ends = (end: string) => tail.endsWith(end) && length - end.length > inside;
+  if (RACE_ENDS.some(ends)) return "race";
+  return ends(UNREADABLE_END) ? "unreadable" : "fault";
+}
 
 export class DuVerdict {
   private readonly decoder = new TextDecoder("utf-8");
-  private partial = "";
-  /** Within a line past MAX_LINE: the rest of it is skipped. */
-  private overlong = false;
+  private line: Line = { head: "", tail: "", length: 0 };
   private said = 0;
   private fault = false;
   private crashed = false;
 
   /** A piece of the helper's stderr, in order. */
   feed(chunk: Uint8Array): void {
-    const lines = (this.partial + this.decoder.decode(chunk, { stream: true })).split("\n");
-    this.partial = lines.pop() ?? "";
-    for (const line of lines) {
-      if (this.overlong) this.overlong = false;
-      else this.line(line);
-    }
-    if (this.partial.length > MAX_LINE) {
-      this.fault = true;
-      this.overlong = true;
-      this.partial = "";
-    }
+    this.add(this.decoder.decode(chunk, { stream: true }));
   }
 
   /**
    * Every line du itself said (`du: …`; a cycle warning's own lines follow it) is a race
-   * line, and there is one, or du crashed (the script's last line, `du exit N`). A fault
-   * of the volume (an I/O error, the root itself gone) among them is not a race.
+   * line (or one about a directory it may not read), and there is a race line, or du crashed
+   * (the script's last line, `du exit N`). A fault of the volume (an I/O error, the root
+   * itself gone) among them is not a race.
    */
   walkedAway(): boolean {
-    const rest = this.partial + this.decoder.decode();
-    this.partial = "";
-    if (rest !== "" && !this.overlong) this.line(rest);
-    this.overlong = false;
+    this.add(this.decoder.decode());
+    if (this.line.length > 0) this.end();
     return (this.said > 0 || this.crashed) && !this.fault;
   }
 
-  private line(line: string): void {
-    const exit = /^du exit (\d+)$/.exec(line);
+  private add(text: string): void {
+    let from = 0;
+    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", from)) {
+      this.extend(text, from, nl);
+      this.end();
+      from = nl + 1;
+    }
+    this.extend(text, from, text.length);
+  }
+
+  /** The line goes on with text[from, to). */
+  private extend(text: string, from: number, to: number): void {
+    if (from >= to) return;
+    const line = this.line;
+    if (line.head.length < HEAD) line.head += text.slice(from, Math.min(to, from + HEAD - line.head.length));
+    line.tail = (line.tail + text.slice(Math.max(from, to - TAIL), to)).slice(-TAIL);
+    line.length += to - from;
+  }
+
+  private end(): void {
+    const line = this.line;
+    this.line = { head: "", tail: "", length: 0 };
+    // Once a fault is seen the answer is a fault: nothing more is looked at.
+    if (this.fault) return;
+    const exit = line.length <= HEAD ? /^du exit (\d+)$/.exec(line.head) : null;
     if (exit) this.crashed = CRASHED.has(Number(exit[1]));
-    else if (line.startsWith("du: ")) {
-      this.said++;
-      if (!RACE_LINES.some((race) => race.test(line))) this.fault = true;
+    else if (line.head.startsWith("du: ")) {
+      const said = judge(line);
+      if (said === "race") this.said++;
+      else if (said === "fault") this.fault = true;
     }
   }
 }

@@ -112,22 +112,19 @@ const USAGE_NO_TOTAL = 17;
 /**
  * `du -sb` on the workspace, tried again (up to USAGE_ATTEMPTS) while it prints no total:
  * du gives up on the whole walk (no total) when a directory it is in is moved or replaced
- * under it, which code in the sandbox can keep doing. Prints the total line; else the last
- * attempt's output on stderr and exit USAGE_NO_TOTAL. du's stdout is a pipe here, flushed
- * when it exits, so its total is the last line, after any of its complaints.
+ * under it, which code in the sandbox can keep doing. Prints the total line; else exits
+ * USAGE_NO_TOTAL, its last line on stderr how du ended (`du exit N`). Only du's stdout (its
+ * one total line) is held by the shell; what it says on stderr, however long (a path deep
+ * in the tree), goes straight out to be judged as it streams (du-verdict.ts).
  */
 const USAGE_SCRIPT = `export LC_ALL=C
-nl='
-'
 i=0
 while [ $i -lt ${USAGE_ATTEMPTS} ]; do
-  out=$(du -sb -- "$1" 2>&1)
+  total=$(du -sb -- "$1")
   rc=$?
-  last=\${out##*"$nl"}
-  case "$last" in [0-9]*"\t$1") printf '%s\\n' "$last"; exit 0;; esac
+  case "$total" in [0-9]*"\t$1") printf '%s\\n' "$total"; exit 0;; esac
   i=$((i+1))
 done
-printf '%s\\n' "$out" >&2
 printf 'du exit %s\\n' "$rc" >&2
 exit ${USAGE_NO_TOTAL}`;
 
