@@ -32,13 +32,19 @@ interface Line {
   length: number;
 }
 
-/** Where the path after an entry start begins inside the workspace ("/workspace/…", maybe quoted): the index past INSIDE, or -1. */
+/**
+ * Where the name after an entry start's "/workspace/" begins (the path maybe quoted), counted
+ * so that a line must be longer than it plus its ending to name something: -1 when the
+ * line is about no entry inside the workspace.
+ */
 function insideAt(head: string): number {
   for (const start of ENTRY_STARTS) {
     if (!head.startsWith(start)) continue;
     let at = start.length;
-    if (head[at] === "'" || head[at] === '"') at++;
-    if (head.startsWith(INSIDE, at)) return at + INSIDE.length;
+    const quoted = head[at] === "'" || head[at] === '"';
+    if (quoted) at++;
+    // A quoted path ends with its quote: the name is what comes before it.
+    if (head.startsWith(INSIDE, at)) return at + INSIDE.length + (quoted ? 1 : 0);
   }
   return -1;
 }
@@ -70,9 +76,9 @@ export class DuVerdict {
 
   /**
    * Every line du itself said (`du: …`; a cycle warning's own lines follow it) is a race
-   * line (or one about a directory it may not read), and there is a race line, or du crashed
-   * (the script's last line, `du exit N`). A fault of the volume (an I/O error, the root
-   * itself gone) among them is not a race.
+   * line (or one about a directory it may not read), and its last attempt said a race line
+   * or crashed (the script's last line, `du exit N`). A fault of the volume (an I/O error,
+   * the root itself gone) in any attempt is not a race.
    */
   walkedAway(): boolean {
     this.add(this.decoder.decode());
@@ -104,8 +110,13 @@ export class DuVerdict {
     this.line = { head: "", tail: "", length: 0 };
     // Once a fault is seen the answer is a fault: nothing more is looked at.
     if (this.fault) return;
-    const exit = line.length <= HEAD ? /^du exit (\d+)$/.exec(line.head) : null;
-    if (exit) this.crashed = CRASHED.has(Number(exit[1]));
+    const script = line.length <= HEAD ? /^du (attempt|exit) (\d+)$/.exec(line.head) : null;
+    if (script?.[1] === "attempt") {
+      // A new attempt: only the last one's races and end count (an earlier race does not
+      // excuse a later attempt that died without a word); a fault in any counts.
+      this.said = 0;
+      this.crashed = false;
+    } else if (script) this.crashed = CRASHED.has(Number(script[2]));
     else if (line.head.startsWith("du: ")) {
       const said = judge(line);
       if (said === "race") this.said++;

@@ -113,13 +113,15 @@ const USAGE_NO_TOTAL = 17;
  * `du -sb` on the workspace, tried again (up to USAGE_ATTEMPTS) while it prints no total:
  * du gives up on the whole walk (no total) when a directory it is in is moved or replaced
  * under it, which code in the sandbox can keep doing. Prints the total line; else exits
- * USAGE_NO_TOTAL, its last line on stderr how du ended (`du exit N`). Only du's stdout (its
+ * USAGE_NO_TOTAL. On stderr each attempt starts with a line of its own (`du attempt N`)
+ * and the last line says how the last one ended (`du exit N`). Only du's stdout (its
  * one total line) is held by the shell; what it says on stderr, however long (a path deep
  * in the tree), goes straight out to be judged as it streams (du-verdict.ts).
  */
 const USAGE_SCRIPT = `export LC_ALL=C
 i=0
 while [ $i -lt ${USAGE_ATTEMPTS} ]; do
+  printf 'du attempt %s\\n' "$i" >&2
   total=$(du -sb -- "$1")
   rc=$?
   case "$total" in [0-9]*"\t$1") printf '%s\\n' "$total"; exit 0;; esac
