@@ -117,6 +117,15 @@ describe("from inside sandbox A", () => {
     expect(rejected(FORWARD_CHAIN, BRIDGE)).toBeGreaterThan(before);
   });
 
+  test("Docker's resolver names sandbox B to A by a random name only: neither B's sandbox nor its workspace id (review s86)", async () => {
+    const code = `import socket\nprint(socket.gethostbyaddr(${JSON.stringify(bAddress)})[0])`;
+    const named = (await py(t, a, code)).body.output.trim();
+    // The resolver does answer (the name is what it gives away), and the name is Bay's random one.
+    expect(named).toMatch(/^bay-[0-9a-f]{32}\.bay-egress/);
+    const workspace = (await t.json("GET", `/v1/sandboxes/${b}`)).body.workspace_id as string;
+    for (const id of [b, workspace]) expect(named.toLowerCase()).not.toContain(id.split("-").pop()!.toLowerCase());
+  });
+
   test("sandbox B's Ship through its published port on a host address is refused", async () => {
     await answersFromHost(`http://127.0.0.1:${bHostPort}/health`);
     const before = rejected(INPUT_CHAIN, BRIDGE);

@@ -22,6 +22,9 @@ import { type Profile, type ProfileRegistry, resolveProfileEnv } from "./profile
 import { waitForShip, warmPythonKernel } from "./readiness.ts";
 import { removeVolumeQuietly } from "./sandbox-manager.ts";
 
+/** A container's name: `bay-` and 32 random hex digits. */
+export const containerName = (): string => `bay-${crypto.randomUUID().replaceAll("-", "")}`;
+
 /** A ready session: where its Ship answers, with what secret, in which container. */
 export interface SessionHandle extends ShipTarget {
   sandboxId: string;
@@ -188,7 +191,7 @@ export class SessionStarter {
       };
       await driver.createVolume(ws.volumeName, volumeLabels);
       stillOurs();
-      containerId = await driver.createContainer({ ...this.containerSpec(profile, sessionId, ws.volumeName, labels), volumeLabels });
+      containerId = await driver.createContainer({ ...this.containerSpec(profile, ws.volumeName, labels), volumeLabels });
       if (!(await stores.sessions.setContainer(sessionId, containerId, this.opts.replicaId))) throw supersededError();
       step("create_ms");
       const credentials = JSON.stringify({ session_id: sessionId, secret });
@@ -253,9 +256,12 @@ export class SessionStarter {
     }
   }
 
-  private containerSpec(profile: Profile, sessionId: string, volumeName: string, labels: ContainerSpec["labels"]): ContainerSpec {
+  private containerSpec(profile: Profile, volumeName: string, labels: ContainerSpec["labels"]): ContainerSpec {
     return {
-      name: `bay-${labels.sandbox_id}-${sessionId.slice(-8)}`,
+      // Random, naming no sandbox: Docker's resolver answers container names to every container
+      // on a shared network (reverse lookups too), so a name with the id told it to other tenants
+      // (review s86). The labels say whose it is.
+      name: containerName(),
       image: profile.image,
       runtimePort: profile.runtime_port,
       env: {
