@@ -23,7 +23,7 @@ import { waitForShip, warmPythonKernel } from "./readiness.ts";
 import { removeVolumeQuietly } from "./sandbox-manager.ts";
 
 /** A container's name: `bay-` and 32 random hex digits. */
-export const containerName = (): string => `bay-${crypto.randomUUID().replaceAll("-", "")}`;
+const containerName = (): string => `bay-${crypto.randomUUID().replaceAll("-", "")}`;
 
 /** A ready session: where its Ship answers, with what secret, in which container. */
 export interface SessionHandle extends ShipTarget {

@@ -269,7 +269,7 @@ export class DockerVolumeFiles implements VolumeFiles {
         image: this.opts.helperImage,
         command: command.argv,
         onStdout: (chunk) => command.onStdout(chunk),
-        onStderr: command.onStderr && ((chunk) => command.onStderr?.(chunk)),
+        onStderr: (chunk) => command.onStderr?.(chunk),
         maxStderrBytes: MAX_STDERR_BYTES,
         callSignal: () => AbortSignal.any([run.signal, AbortSignal.timeout(this.opts.callTimeoutMs)]),
         runSignal: run.signal,
