@@ -170,11 +170,8 @@ export function createApp(deps: AppDeps): Hono {
   app.route("/", workspaceRoutes(deps));
   app.route("/", workspaceFileRoutes(deps));
   if (e2b) {
-    const prefix = deps.config.e2b.prefix;
-    for (const path of ["/sandboxes", "/v2/sandboxes", "/sandboxes/*", "/v2/sandboxes/*", "/execute", "/contexts", "/contexts/*"]) {
-      app.on(["POST"], `${prefix}${path}`, limit);
-    }
-    app.route(prefix, e2b.prefixed);
+    // Its routes place the JSON body limit after their own credential check (review s87).
+    app.route(deps.config.e2b.prefix, e2b.prefixed);
     app.route("/", e2b.root);
   }
   // MCP tools call the routes above in-process, through this same app.

@@ -18,11 +18,14 @@ export interface ControlRoutesDeps {
   /** Sets the owner (X-API-Key, Bearer, or anonymous mode) and applies the rate limit. */
   guard: MiddlewareHandler[];
   metrics: Pick<SandboxMetrics, "sampleOf" | "historyOf">;
+  /** The JSON body limit, run after the guard: a body is read only for a caller with a key (review s87). */
+  bodyLimit: MiddlewareHandler;
 }
 
-export function controlRoutes({ sandboxes, templates, guard, metrics }: ControlRoutesDeps): Hono {
+export function controlRoutes({ sandboxes, templates, guard, metrics, bodyLimit }: ControlRoutesDeps): Hono {
   const app = new Hono();
   for (const path of ["/sandboxes", "/sandboxes/*", "/v2/*", "/templates/*"]) app.use(path, ...guard);
+  for (const path of ["/sandboxes", "/sandboxes/*", "/v2/sandboxes", "/v2/sandboxes/*"]) app.on("POST", path, bodyLimit);
 
   for (const op of [ops.e2bCreateSandbox, ops.e2bCreateSandboxLegacy]) {
     app.post(op.honoPath, validate("json", op.body), async (c) => c.json(await sandboxes.create(c.get("owner"), c.req.valid("json")), 201));

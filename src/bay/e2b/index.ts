@@ -7,13 +7,14 @@
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import type { AppDeps } from "../api/deps.ts";
+import { jsonBodyLimit } from "../api/middleware/body-limit.ts";
 import { BayError } from "../errors.ts";
 import { controlRoutes } from "./control-routes.ts";
 import { E2bCredentials } from "./credentials.ts";
 import { E2bSandboxes } from "./e2b-sandboxes.ts";
 import { DataPlaneAccess, type DataPlaneCall } from "./envd/access.ts";
 import { REQUEST_ID_HEADER } from "./envd/request-id.ts";
-import type { EnvdHandler } from "./envd/rpc.ts";
+import type { EnvdRpc } from "./envd/rpc.ts";
 import { filesRoutes } from "./envd/files-routes.ts";
 import { InteractiveProcessBackend } from "./envd/interactive-backend.ts";
 import type { ProcessBackend } from "./envd/process-backend.ts";
@@ -79,9 +80,11 @@ export function createE2bApi(
     diskSizeMb: config.limits.workspace_size_limit_mb,
   });
   const access = new DataPlaneAccess(credentials, stores.sandboxes, rateLimit);
+  // JSON bodies, read only once a caller's key or token is checked (each route places it after that).
+  const bodyLimit = jsonBodyLimit(config.limits.max_body_bytes);
   const envVars = (call: DataPlaneCall) => sandboxes.envVars(call.owner, call.sandboxId);
   // envd's Connect services load with the first envd call (see envd/rpc.ts).
-  let rpc: Promise<Map<string, EnvdHandler>> | null = null;
+  let rpc: Promise<EnvdRpc> | null = null;
   const envdRpc = () =>
     (rpc ??= import("./envd/rpc.ts").then(({ buildEnvdRpc }) =>
       buildEnvdRpc({
@@ -120,13 +123,27 @@ export function createE2bApi(
     return c.body(null, 204);
   });
 
-  prefixed.route("/", controlRoutes({ sandboxes, templates, guard, metrics: deps.sandboxMetrics }));
+  prefixed.route("/", controlRoutes({ sandboxes, templates, guard, metrics: deps.sandboxMetrics, bodyLimit }));
 
   for (const service of ["process.Process", "filesystem.Filesystem"]) {
     prefixed.post(`/${service}/:method`, async (c) => {
-      const handler = (await envdRpc()).get(`/${service}/${c.req.param("method")}`);
+      const { handlers, refusal } = await envdRpc();
+      const handler = handlers.get(`/${service}/${c.req.param("method")}`);
       if (!handler) return e2bErrorResponse(c, new BayError("not_found", `no such method: ${service}/${c.req.param("method")}`));
       const requestId = c.get("requestId") ?? "";
+      // The token first, from the headers: a client without one never has its body read or parsed (review s87).
+      try {
+        await access.admit({
+          sandboxId: c.req.header("e2b-sandbox-id"),
+          accessToken: c.req.header("x-access-token"),
+          authorization: undefined,
+          requestId,
+        });
+      } catch (e) {
+        const res = refusal(c.req.header("content-type") ?? "", e);
+        res.headers.set("X-Request-Id", requestId);
+        return res;
+      }
       const headers = new Headers(c.req.raw.headers);
       headers.set(REQUEST_ID_HEADER, requestId);
       const res = await handler(new Request(c.req.raw, { headers }));
@@ -152,6 +169,7 @@ export function createE2bApi(
       exec: deps.sandboxExec,
       envVars,
       runCodeTimeoutSeconds: deps.config.e2b.run_code_timeout,
+      bodyLimit,
       ...(optional.contexts ? { contexts: optional.contexts } : {}),
     }),
   );

@@ -6,7 +6,7 @@
  * sandbox's default kernel through python exec and answers once it ends, and
  * the context routes answer 501.
  */
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { MAX_EXEC_TIMEOUT_SECONDS } from "../api/exec-limits.ts";
 import { validate, validateOptionalJson } from "../api/middleware/validate.ts";
 import type { CallContext } from "../domain/capability-router.ts";
@@ -50,6 +50,8 @@ export interface InterpreterRoutesDeps {
   envVars(call: DataPlaneCall): Promise<Record<string, string>>;
   /** Longest a run may take on Bay's side (e2b.run_code_timeout): the SDK's own timeout, or the sandbox's, ends it sooner. */
   runCodeTimeoutSeconds: number;
+  /** The JSON body limit, run once the call is authorized (a body is read only for a token's holder). */
+  bodyLimit: MiddlewareHandler;
 }
 const ALIASES: Record<string, CodeLanguage> = {
   python: "python",
@@ -89,8 +91,8 @@ interface BayContext {
 }
 const toE2bContext = (c: BayContext) => ({ id: c.id, language: c.language, cwd: toE2bPath(c.cwd) });
 
-export function interpreterRoutes({ access, exec, contexts, envVars, runCodeTimeoutSeconds }: InterpreterRoutesDeps): Hono {
-  const app = new Hono();
+export function interpreterRoutes({ access, exec, contexts, envVars, runCodeTimeoutSeconds, bodyLimit }: InterpreterRoutesDeps) {
+  const app = new Hono<{ Variables: { call: DataPlaneCall } }>();
   const olderShips = new OlderShips();
   const authorize = (c: Context): Promise<DataPlaneCall> =>
     access.authorize(
@@ -104,13 +106,21 @@ export function interpreterRoutes({ access, exec, contexts, envVars, runCodeTime
       },
       ["envd", "traffic"],
     );
+  // Every route's token is checked before its body is read or parsed (review s87); its body limit after that.
+  for (const path of ["/execute", "/contexts", "/contexts/*"]) {
+    app.use(path, async (c, next) => {
+      c.set("call", await authorize(c));
+      await next();
+    });
+    app.on("POST", path, bodyLimit);
+  }
   const needContexts = (): CodeContexts => {
     if (!contexts) throw new BayError("not_implemented", "code contexts are not available on this Bay");
     return contexts;
   };
 
   app.post("/execute", validate("json", ops.e2bExecute.body), async (c) => {
-    const call = await authorize(c);
+    const call = c.get("call");
     const body = c.req.valid("json");
     if (body.context_id && body.language)
       throw new BayError("validation_error", "only one of context_id or language can be given", { details: { field: "language" } });
@@ -149,13 +159,13 @@ export function interpreterRoutes({ access, exec, contexts, envVars, runCodeTime
   });
 
   app.get("/contexts", async (c) => {
-    const call = await authorize(c);
+    const call = c.get("call");
     const { items } = (await (await needContexts().list(call)).json()) as { items: BayContext[] };
     return c.json(items.map(toE2bContext), 200);
   });
 
   app.post("/contexts", validateOptionalJson(ops.e2bCreateContext.body), async (c) => {
-    const call = await authorize(c);
+    const call = c.get("call");
     const body = (c.req.valid("json") ?? {}) as { language?: string | null; cwd?: string | null };
     const req = { language: language(body.language), ...(body.cwd ? { cwd: toWorkspacePath(body.cwd) } : {}) };
     const created = (await (await needContexts().create(call, req)).json()) as BayContext;
@@ -163,13 +173,13 @@ export function interpreterRoutes({ access, exec, contexts, envVars, runCodeTime
   });
 
   app.delete("/contexts/:contextID", async (c) => {
-    const call = await authorize(c);
+    const call = c.get("call");
     await (await needContexts().delete(call, c.req.param("contextID"))).body?.cancel();
     return c.body(null, 204);
   });
 
   app.post("/contexts/:contextID/restart", async (c) => {
-    const call = await authorize(c);
+    const call = c.get("call");
     await (await needContexts().restart(call, c.req.param("contextID"))).body?.cancel();
     return c.body(null, 204);
   });

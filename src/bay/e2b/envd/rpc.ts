@@ -14,6 +14,8 @@ import { Filesystem } from "../generated/envd/filesystem/filesystem_pb.ts";
 import { Process } from "../generated/envd/process/process_pb.ts";
 import type { DataPlaneAccess, DataPlaneCall } from "./access.ts";
 import { withClientFaults } from "./client-faults.ts";
+import { connectRefusal } from "./connect-refusal.ts";
+import { toConnectError } from "./connect-errors.ts";
 import { EnvdCalls } from "./envd-calls.ts";
 import { FileInfo } from "./file-info.ts";
 import { filesystemService } from "./filesystem-service.ts";
@@ -43,8 +45,14 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export type EnvdHandler = (req: Request) => Promise<Response>;
 
-/** Request path (`/process.Process/Start`) → handler. */
-export function buildEnvdRpc(d: EnvdRpcDeps): Map<string, EnvdHandler> {
+export interface EnvdRpc {
+  /** Request path (`/process.Process/Start`) → handler. */
+  handlers: Map<string, EnvdHandler>;
+  /** The answer to a call refused before its request was read, as its handler would have failed it. */
+  refusal(contentType: string, e: unknown): Response;
+}
+
+export function buildEnvdRpc(d: EnvdRpcDeps): EnvdRpc {
   const calls = new EnvdCalls(d.access, d.logger);
   const router = createConnectRouter({
     grpc: false,
@@ -67,5 +75,8 @@ export function buildEnvdRpc(d: EnvdRpcDeps): Map<string, EnvdHandler> {
       watchers: new PollingWatchers({ watch: d.watch, maxPerOwner: d.maxWatchersPerOwner }),
     }),
   );
-  return new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(withClientFaults(h))]));
+  return {
+    handlers: new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(withClientFaults(h))])),
+    refusal: (contentType, e) => connectRefusal(contentType, toConnectError(e, d.logger)),
+  };
 }
