@@ -91,6 +91,36 @@ describe("the caller's request, as the server gets it", () => {
     expect(JSON.stringify(seen)).not.toContain(KEY);
   });
 
+  test("identity proxies' tokens and client headers in front of Bay never reach the server (review s88 M2, L1)", async () => {
+    const sso: Record<string, string> = {
+      "cf-access-jwt-assertion": "eyJ.cf.sig",
+      "cf-access-client-secret": "cf-secret",
+      "x-amzn-oidc-accesstoken": "alb-token",
+      "x-amzn-oidc-data": "eyJ.alb.data",
+      "x-goog-iap-jwt-assertion": "eyJ.iap.jwt",
+      "x-goog-authenticated-user-email": "accounts.google.com:alice@example.com",
+      "x-auth-request-access-token": "oauth2-proxy-token",
+      "x-auth-request-email": "alice@example.com",
+      "x-ms-token-aad-access-token": "easyauth-token",
+      "x-ms-client-principal": "azure-principal",
+      "x-pomerium-jwt-assertion": "eyJ.pomerium",
+      "x-authentik-jwt": "eyJ.authentik",
+      "x-vouch-idp-accesstoken": "vouch-token",
+      "x-original-forwarded-for": "10.1.2.3",
+      "x-envoy-external-address": "10.1.2.3",
+      "x-cluster-client-ip": "10.1.2.3",
+      "remote-user": "alice",
+    };
+    const r = await t.json("POST", port("8080/echo"), {
+      body: "x",
+      headers: { "x-owner": "alice", "content-type": "text/plain", "x-app-header": "kept", ...sso },
+    });
+    expect(r.status).toBe(200);
+    const seen = r.body.headers as Record<string, string>;
+    expect(seen["x-app-header"]).toBe("kept");
+    expect(Object.keys(seen).filter((name) => name in sso)).toEqual([]);
+  });
+
   test("an API key sent as Authorization reaches no server (api_key mode)", async () => {
     const k = await createMemoryBay({ config: { auth: { mode: "api_key" } } as never });
     try {
@@ -114,6 +144,31 @@ describe("the server's answer, as the caller gets it", () => {
       expect(r.res.headers.get("x-bay-upstream")).toBe(String(status));
       expect(r.body.path).toBe(`/x?status=${status}`);
     }
+  });
+
+  test("a redirect stays under its port, written relative to the URL asked for; another origin's passes; a broken one is dropped (review s88 M1)", async () => {
+    const moved = async (path: string, location: string) => {
+      const q = `status=307&header=${encodeURIComponent(`location:${location}`)}&header=${encodeURIComponent(`content-location:${location}`)}`;
+      const r = await t.call("DELETE", port(`${path}?${q}`));
+      expect(r.status).toBe(307);
+      const got = r.headers.get("location");
+      expect(r.headers.get("content-location")).toBe(got);
+      return got === null ? null : new URL(got, `http://localhost${port(path)}`).pathname;
+    };
+    const under = (p: string) => port(`8080${p}`);
+    // Bay's own routes, by absolute path, by climbing, or by Bay's host spelled out: the server's own paths instead.
+    expect(await moved("8080/items/1", `/v1/sandboxes/${"sandbox-other"}`)).toBe(under("/v1/sandboxes/sandbox-other"));
+    expect(await moved("8080/a/b", "../../../../../../v1/sandboxes")).toBe(under("/v1/sandboxes"));
+    expect(await moved("8080/a/b", "http://localhost/v1/workspaces")).toBe(under("/v1/workspaces"));
+    expect(await moved("8080", "/login")).toBe(under("/login"));
+    expect(await moved("8080/", "login")).toBe(under("/login"));
+    expect(await moved("8080/a/b", "c")).toBe(under("/a/c"));
+    // A first segment with a colon is a path, not a scheme.
+    expect(await moved("8080/", "/javascript:alert(1)")).toBe(under("/javascript:alert(1)"));
+    const out = await t.call("GET", port(`8080/x?status=302&header=${encodeURIComponent("location:https://github.com/login?a=1")}`));
+    expect(out.headers.get("location")).toBe("https://github.com/login?a=1");
+    const broken = await t.call("GET", port(`8080/x?status=302&header=${encodeURIComponent("location:http://[::1")}`));
+    expect([broken.status, broken.headers.get("location")]).toEqual([302, null]);
   });
 
   test("a server's invalid status is a 502 naming the server's failure, not counted as the runtime's in /metrics", async () => {
@@ -158,6 +213,8 @@ describe("the server's answer, as the caller gets it", () => {
       "refresh:0; url=https://evil.example/",
       "set-login:logged-in",
       "accept-ch:Sec-CH-UA-Model",
+      "x-envoy-immediate-health-check-fail:true",
+      "x-envoy-degraded:1",
     ];
     const q = headers.map((h) => `header=${encodeURIComponent(h)}`).join("&");
     const r = await t.call("GET", port(`8080/page?${q}`));
@@ -191,6 +248,8 @@ describe("the server's answer, as the caller gets it", () => {
       "refresh",
       "set-login",
       "accept-ch",
+      "x-envoy-immediate-health-check-fail",
+      "x-envoy-degraded",
     ]) {
       expect({ gone, value: r.headers.get(gone) }).toEqual({ gone, value: null as never });
     }

@@ -69,6 +69,9 @@ export function createBayClient({ baseUrl, token, headers, ...rest }: BayClientO
     pathSerializer: bayPathSerializer,
     baseUrl: baseUrl.replace(/\/+$/, ""),
     headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(headers as Record<string, string> | undefined) },
+    // Bay's API never redirects; a server in a sandbox may (…/ports/…): its 3xx is the answer, never
+    // followed with this client's credentials to wherever it points (review s88 M1).
+    redirect: "manual",
     ...rest,
   });
 }

@@ -99,3 +99,14 @@ describe("execEvents", () => {
     }
   });
 });
+
+test("a redirect (a server in a sandbox answering through …/ports/…) is the answer: never followed with the client's credentials", async () => {
+  seen.length = 0;
+  answer = () => new Response(null, { status: 307, headers: { location: "/v1/sandboxes/sandbox-b" } });
+  const res = await client.DELETE("/v1/sandboxes/{id}/ports/{port}/{path}", {
+    params: { path: { id: "sandbox-a", port: "9001", path: "items/1" } },
+  });
+  expect(res.response.status).toBe(307);
+  expect(res.response.headers.get("location")).toBe("/v1/sandboxes/sandbox-b");
+  expect(seen).toEqual(["/v1/sandboxes/sandbox-a/ports/9001/items/1"]);
+});

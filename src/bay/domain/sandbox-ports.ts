@@ -12,6 +12,7 @@ import { hopByHop } from "../../protocol/hop-by-hop.ts";
 import { BayError } from "../errors.ts";
 import { DEADLINES, UPSTREAM_HEADER } from "../runtime/ship-client.ts";
 import type { CallContext, CapabilityRouter } from "./capability-router.ts";
+import { callerHosts, portLocation } from "./port-locations.ts";
 import { PortSocketBridge } from "./port-socket-bridge.ts";
 import { tooLargeError } from "./sandbox-files.ts";
 
@@ -29,6 +30,8 @@ export interface PortRequest {
   method: string;
   /** The path after `/ports/{port}` plus the query, as the client sent them; starts with "/". */
   rest: string;
+  /** The URL the client asked for: the server's redirects are kept under its port (port-locations.ts). */
+  url: string;
   /** The client's headers, as received. */
   headers: Headers;
   body: ReadableStream<Uint8Array> | null;
@@ -36,6 +39,9 @@ export interface PortRequest {
 
 /** A client's WebSocket request for a server in the sandbox. */
 export type PortSocketRequest = Pick<PortRequest, "port" | "rest" | "headers">;
+
+/** Answer headers naming a URL that a client may go to next. */
+const LOCATIONS = new Set(["location", "content-location"]);
 
 /**
  * Where the answer is read: on Bay's own origin (`/v1/…/ports/…`: the page must
@@ -91,9 +97,40 @@ export const PORT_HEADERS_NOT_SENT: ReadonlySet<string> = new Set([
   "true-client-ip",
   "cf-connecting-ip",
   "fastly-client-ip",
+  "x-cluster-client-ip",
+  "client-ip",
+  "remote-user",
+  "x-remote-user",
+  "x-webauth-user",
+  "x-ms-client-principal",
+  "x-ms-client-principal-id",
+  "x-ms-client-principal-name",
+  "x-ms-client-principal-idp",
 ]);
-/** Prefixes of headers that are Bay's, Ship's, E2B's or the network's in front of Bay. */
-export const PORT_HEADER_PREFIXES_NOT_SENT: readonly string[] = ["x-forwarded-", "x-bay-", "x-ship-", "e2b-"];
+/**
+ * Prefixes of headers that are Bay's, Ship's, E2B's or the network's in front of Bay,
+ * and those the identity proxies put in front of an app set (review s88 M2: their tokens
+ * are bearer credentials at the identity provider or the edge): Cloudflare Access, AWS
+ * ALB OIDC, Google IAP, oauth2-proxy, Azure EasyAuth, Pomerium, authentik, Vouch, and
+ * Envoy's view of the client.
+ */
+export const PORT_HEADER_PREFIXES_NOT_SENT: readonly string[] = [
+  "x-forwarded-",
+  "x-bay-",
+  "x-ship-",
+  "e2b-",
+  "cf-access-",
+  "x-amzn-oidc-",
+  "x-goog-iap-",
+  "x-goog-authenticated-",
+  "x-auth-request-",
+  "x-ms-token-",
+  "x-pomerium-",
+  "x-authentik-",
+  "x-vouch-",
+  "x-original-",
+  "x-envoy-",
+];
 /**
  * Not returned from the server: cookies and logins for Bay's origin, CORS grants
  * (Bay's settings apply), headers passing for ours; headers a browser applies to
@@ -101,7 +138,7 @@ export const PORT_HEADER_PREFIXES_NOT_SENT: readonly string[] = ["x-forwarded-",
  * scope, other transports, client hints, credential prompts, redirects by
  * refresh), whatever the page's own sandbox; and headers a proxy or CDN in front
  * of Bay acts on (internal redirects, sendfile, caching rules that override
- * Cache-Control).
+ * Cache-Control, Envoy's health and degraded marks: review s88 L1).
  */
 const NOT_RETURNED = new Set([
   "set-cookie",
@@ -129,7 +166,7 @@ const NOT_RETURNED = new Set([
   "cloudflare-cdn-cache-control",
   "edge-control",
 ]);
-const NOT_RETURNED_PREFIX = ["access-control-", "x-bay-", "x-ship-", "x-accel-"];
+const NOT_RETURNED_PREFIX = ["access-control-", "x-bay-", "x-ship-", "x-accel-", "x-envoy-"];
 
 /**
  * What an app on an origin of its own may receive and set that it may not on
@@ -214,13 +251,22 @@ function returned(name: string, origin: PortOrigin): boolean {
   return !NOT_RETURNED.has(name) && !NOT_RETURNED_PREFIX.some((p) => name.startsWith(p));
 }
 
-/** The server's answer as Bay's client gets it. */
-export function serverAnswer(res: Response, requestId: string, origin: PortOrigin = "bay"): Response {
+/**
+ * The server's answer as Bay's client gets it; on Bay's origin its redirects go through
+ * `location` (portLocation: kept under the port, or dropped).
+ */
+export function serverAnswer(
+  res: Response,
+  requestId: string,
+  origin: PortOrigin = "bay",
+  location: (value: string) => string | null = () => null,
+): Response {
   const hop = hopByHop(res.headers);
   const headers = new Headers();
   res.headers.forEach((value, name) => {
     if (hop(name) || name === "set-cookie" || !returned(name, origin)) return;
-    headers.append(name, value);
+    const kept = origin === "bay" && LOCATIONS.has(name) ? location(value) : value;
+    if (kept !== null) headers.append(name, kept);
   });
   if (origin === "own") for (const cookie of res.headers.getSetCookie()) if (hostOnlyCookie(cookie)) headers.append("set-cookie", cookie);
   headers.set("Cache-Control", privateCaching(res.headers.get("cache-control")));
@@ -312,7 +358,9 @@ export class SandboxPorts {
         relaysServer: true,
         run: (ship, s) => ship.port(s, { port: req.port, method: req.method, rest: req.rest, headers: sent, body }, ctx),
       });
-      return serverAnswer(res, ctx.requestId, origin);
+      if (origin === "own") return serverAnswer(res, ctx.requestId, origin);
+      const hosts = callerHosts(req.url, req.headers);
+      return serverAnswer(res, ctx.requestId, origin, (value) => portLocation(value, req.url, req.rest, hosts));
     } catch (e) {
       // The transfer broke because the body passed the limit: that is the client's error.
       if (counted?.over()) throw tooLargeError(maxBodyBytes);

@@ -154,6 +154,10 @@ export function sandboxHosts(deps: SandboxHostsDeps): MiddlewareHandler {
         "own",
       );
     }
-    return deps.ports.request(ctx, { port: target.port, method: req.method, rest, headers: req.headers, body: req.body }, "own");
+    return deps.ports.request(
+      ctx,
+      { port: target.port, method: req.method, rest, url: req.url, headers: req.headers, body: req.body },
+      "own",
+    );
   };
 }

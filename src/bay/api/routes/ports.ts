@@ -78,6 +78,7 @@ export function portRoutes(deps: AppDeps): Hono {
       port: Number(port),
       method: req.method,
       rest: pathAfter(req.url, REST_AT),
+      url: req.url,
       headers: req.headers,
       body: req.body,
     });
