@@ -355,7 +355,16 @@ describe("the MCP tool http_request (as the caller, through the same route)", ()
       port: 8080,
       path: "/api?x=1",
       method: "POST",
-      headers: { "x-app": "1", "X-Owner": "bob", authorization: "Bearer nope", "x-request-id": "forged" },
+      headers: {
+        "x-app": "1",
+        "X-Owner": "bob",
+        authorization: "Bearer nope",
+        "x-request-id": "forged",
+        // Would route the in-process call elsewhere in Bay (review s89 L1); framing is Bay's.
+        host: "8080-sandbox-other.sandboxes.example",
+        "content-length": "1",
+        "x-forwarded-for": "10.0.0.1",
+      },
       body: "abc",
     });
     expect(ok.isError).toBe(false);
@@ -367,6 +376,8 @@ describe("the MCP tool http_request (as the caller, through the same route)", ()
     expect(echo).toMatchObject({ method: "POST", path: "/api?x=1", body_bytes: 3 });
     expect(echo.headers["x-app"]).toBe("1");
     expect(echo.headers["x-request-id"]).not.toBe("forged");
+    expect(echo.headers.host).not.toContain("sandboxes.example");
+    expect(echo.headers["x-forwarded-for"]).toBeUndefined();
 
     const missing = JSON.parse((await tool("http_request", { sandbox_id: id, port: 8080, path: "/x?status=404" })).text);
     expect(missing.status).toBe(404);

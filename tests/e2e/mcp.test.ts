@@ -7,7 +7,7 @@
  * id answers not found on both transports.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -172,6 +172,40 @@ describe("streamable HTTP", () => {
         expect(textOf(r)).toBe(`not_found: sandbox not found: ${id}`);
       }
       expect(textOf(await run(alice, "read_file", { sandbox_id: id, path: "notes/a.txt" }))).toBe("héllo\n");
+    } finally {
+      await run(alice, "delete_sandbox", { sandbox_id: id });
+    }
+  }, 120_000);
+
+  test("http_request reads the first 256 KiB of an endless answer from the sandbox's server and stops (review s89 H1)", async () => {
+    const alice = await httpClient(ALICE);
+    const id = JSON.parse(textOf(await run(alice, "create_sandbox", {}))).id as string;
+    try {
+      const server = [
+        "import http.server",
+        "class H(http.server.BaseHTTPRequestHandler):",
+        "  def do_GET(s):",
+        "    s.send_response(200); s.send_header('content-type', 'text/plain'); s.end_headers()",
+        "    while True: s.wfile.write(b'x' * 65536)",
+        "http.server.ThreadingHTTPServer(('127.0.0.1', 8090), H).serve_forever()",
+      ].join("\n");
+      await run(alice, "write_file", { sandbox_id: id, path: "endless.py", content: server });
+      expect((await run(alice, "run_shell", { sandbox_id: id, command: "python3 endless.py", background: true })).isError).toBeFalsy();
+      const answer = await pollUntil(
+        async () => {
+          const r = await run(alice, "http_request", { sandbox_id: id, port: 8090, path: "/" });
+          return r.isError ? null : (JSON.parse(textOf(r)) as { status: number; body: string; truncated?: boolean });
+        },
+        (a) => a !== null,
+        30_000,
+        "the server answering",
+      );
+      if (answer === null) throw new Error("unreachable");
+      expect([answer.status, answer.body.length, answer.truncated]).toEqual([200, 64 * 1024, true]);
+      expect(answer.body).toBe("x".repeat(64 * 1024));
+      // Bay stopped reading: its memory did not take the endless body in.
+      const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${bay.pid}/status`, "utf8"))?.[1]) / 1024;
+      expect(rss).toBeLessThan(1024);
     } finally {
       await run(alice, "delete_sandbox", { sandbox_id: id });
     }

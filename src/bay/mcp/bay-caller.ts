@@ -7,6 +7,7 @@
  * reimplemented for MCP.
  */
 import type { Context } from "hono";
+import { forwardedHeaders } from "../domain/sandbox-ports.ts";
 
 /** A JSON answer from a /v1 route. */
 export interface BayAnswer<T = unknown> {
@@ -35,12 +36,14 @@ export class BayCaller {
   private readonly headers: Record<string, string> = {};
   /** The MCP request's own origin: its Host already passed the host guard. */
   private readonly origin: string;
+  private readonly signal: AbortSignal;
 
   constructor(
     private readonly request: AppRequest,
     c: Context,
   ) {
     this.origin = new URL(c.req.url).origin;
+    this.signal = c.req.raw.signal;
     for (const h of IDENTITY_HEADERS) {
       const v = c.req.header(h);
       if (v !== undefined) this.headers[h] = v;
@@ -55,13 +58,17 @@ export class BayCaller {
    * are the caller's own, set last.
    */
   async raw(method: string, path: string, init: { headers?: Record<string, string>; body?: string } = {}): Promise<Response> {
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(init.headers ?? {})) {
-      const name = k.toLowerCase();
-      if (name !== "x-request-id" && !(IDENTITY_HEADERS as readonly string[]).includes(name)) headers[name] = v;
-    }
-    Object.assign(headers, this.headers);
-    return this.request(`${this.origin}${path}`, { method, headers, ...(init.body !== undefined ? { body: init.body } : {}) });
+    // Only what a port's server may get (sandbox-ports.ts): never a Host (which would route the
+    // call elsewhere in Bay, review s89 L1), credentials, framing or hop-by-hop headers.
+    const headers = forwardedHeaders(new Headers(init.headers ?? {}));
+    for (const [k, v] of Object.entries(this.headers)) headers.set(k, v);
+    return this.request(`${this.origin}${path}`, {
+      method,
+      headers,
+      // The MCP request's own: a client that leaves stops the calls made for it (review s89 L2).
+      signal: this.signal,
+      ...(init.body !== undefined ? { body: init.body } : {}),
+    });
   }
 
   /** Calls a /v1 route; a non-2xx answer throws BayCallError with Bay's error code and message. */

@@ -56,14 +56,44 @@ export function registerPortTools(server: McpServer, bay: BayCaller): void {
           const err = ((await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null)?.error;
           throw new BayCallError(res.status, err?.code ?? "internal_error", err?.message ?? `HTTP ${res.status}`);
         }
-        const text = await res.text();
+        const { text, more } = await headOf(res, MAX_ANSWER_CHARS * 4);
+        const cut = more || text.length > MAX_ANSWER_CHARS;
         const shown = Object.fromEntries(SHOWN_HEADERS.flatMap((h) => (res.headers.has(h) ? [[h, res.headers.get(h)!]] : [])));
         return json({
           status: res.status,
           headers: shown,
           body: text.length > MAX_ANSWER_CHARS ? text.slice(0, MAX_ANSWER_CHARS) : text,
-          ...(text.length > MAX_ANSWER_CHARS ? { truncated: true, body_chars: text.length } : {}),
+          ...(cut ? { truncated: true } : {}),
         });
       }),
   );
+}
+
+/**
+ * The first `maxBytes` of an answer's body as text, the rest never read (the server is
+ * the sandbox's: its answer may be endless; review s89 H1 read it whole into Bay's
+ * memory first). `more`: the body went on past them.
+ */
+async function headOf(res: Response, maxBytes: number): Promise<{ text: string; more: boolean }> {
+  if (!res.body) return { text: "", more: false };
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let more = false;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+      if (size >= maxBytes) {
+        more = size > maxBytes || !(await reader.read()).done;
+        break;
+      }
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  const bytes = Buffer.concat(chunks).subarray(0, maxBytes);
+  return { text: new TextDecoder().decode(bytes), more };
 }
