@@ -97,6 +97,7 @@ export function createE2bApi(
         files: deps.sandboxFiles,
         watch: deps.sandboxWatch,
         maxWatchersPerOwner: config.limits.max_open_streams_per_owner,
+        readMaxBytes: config.limits.max_body_bytes,
       }),
     ));
 
@@ -127,7 +128,7 @@ export function createE2bApi(
 
   for (const service of ["process.Process", "filesystem.Filesystem"]) {
     prefixed.post(`/${service}/:method`, async (c) => {
-      const { handlers, refusal } = await envdRpc();
+      const { handlers, refusal, shapedBody } = await envdRpc();
       const handler = handlers.get(`/${service}/${c.req.param("method")}`);
       if (!handler) return e2bErrorResponse(c, new BayError("not_found", `no such method: ${service}/${c.req.param("method")}`));
       const requestId = c.get("requestId") ?? "";
@@ -146,7 +147,10 @@ export function createE2bApi(
       }
       const headers = new Headers(c.req.raw.headers);
       headers.set(REQUEST_ID_HEADER, requestId);
-      const res = await handler(new Request(c.req.raw, { headers }));
+      const body = shapedBody(c.req.header("content-type") ?? "", c.req.raw.body);
+      const res = await handler(
+        new Request(c.req.raw.url, { method: "POST", headers, body, signal: c.req.raw.signal, duplex: "half" } as RequestInit),
+      );
       // The handler's own Response: headers set on the context (X-Request-Id) are not merged into it.
       res.headers.set("X-Request-Id", requestId);
       return res;

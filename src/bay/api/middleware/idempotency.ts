@@ -6,6 +6,7 @@
  * not see again (5xx, 409, 429) release the key instead of being stored.
  */
 import type { MiddlewareHandler } from "hono";
+import { jsonShapeRefusal } from "../../../protocol/json-shape.ts";
 import { BayError } from "../../errors.ts";
 import { errorMessage, type Logger } from "../../logger.ts";
 import type { IdempotencyStore, StoredResponse } from "../../store/idempotency-store.ts";
@@ -35,11 +36,17 @@ export function canonicalJson(value: unknown): string {
 
 export function fingerprint(method: string, path: string, rawBody: string): string {
   let canonical = rawBody;
+  // A body too many values or too deep to parse cheaply is the handler's to refuse: its raw text is the fingerprint.
+  if (jsonShapeRefusal(Buffer.from(rawBody)) !== null) return digest(method, path, rawBody);
   try {
     canonical = canonicalJson(rawBody.trim() === "" ? {} : JSON.parse(rawBody));
   } catch {
     // Not JSON: the handler will reject it; fingerprint the raw text.
   }
+  return digest(method, path, canonical);
+}
+
+function digest(method: string, path: string, canonical: string): string {
   return new Bun.CryptoHasher("sha256").update(`${method}\n${path}\n${canonical}`).digest("hex");
 }
 

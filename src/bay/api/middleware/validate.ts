@@ -5,6 +5,7 @@
 import type { Context, Env, MiddlewareHandler, ValidationTargets } from "hono";
 import { validator } from "hono/validator";
 import type { z } from "zod";
+import { jsonShapeRefusal } from "../../../protocol/json-shape.ts";
 import { BayError } from "../../errors.ts";
 
 export function validationError(target: string, issues: z.core.$ZodIssue[]): BayError {
@@ -64,6 +65,7 @@ export function validateOptionalJson<T extends z.ZodType>(
 }
 
 const JSON_TYPE = /^application\/([\w.-]+\+)?json\b/i;
+const decoder = new TextDecoder();
 const notJson = () => new BayError("validation_error", "a request body must be JSON (Content-Type: application/json)");
 const emptyBody = () =>
   new BayError("validation_error", "the request body is empty: a JSON object is expected (Content-Type: application/json)");
@@ -83,6 +85,8 @@ function malformedJson(err: unknown): BayError {
  * - an empty (or blank) body is `{}` where the body is optional; where it is required,
  *   it is refused as empty when it claims to be JSON;
  * - a body that claims to be JSON must parse, else it is refused with the parser's reason;
+ *   one too many values or too deep to parse cheaply is refused before the parser sees it
+ *   (json-shape.ts, review s87);
  * - a body of another type is read as `{}` (as Hono does) where the body is required,
  *   and refused where it is optional; when the schema check then fails, the answer says
  *   what is wrong with the body (empty, or not JSON) rather than which field is missing.
@@ -93,11 +97,15 @@ function jsonBody<T extends z.ZodType>(
   optional: boolean,
 ): MiddlewareHandler<Env, string, { in: { json: z.input<T> }; out: { json: z.output<T> } }> {
   return async function readJsonBody(c, next) {
-    const text = await c.req.text();
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    const text = decoder.decode(bytes);
     const typed = JSON_TYPE.test(c.req.header("content-type") ?? "");
     const empty = text.trim() === "";
     let value: unknown = {};
     if (!empty && typed) {
+      const refusal = jsonShapeRefusal(bytes);
+      if (refusal)
+        throw new BayError("validation_error", `${refusal}: not parsed`, { details: { issues: [{ path: "json", message: refusal }] } });
       try {
         value = JSON.parse(text);
       } catch (err) {

@@ -4,12 +4,13 @@
  * E2B API only sees the control plane, or nothing, never loads Connect RPC, protobuf
  * or the generated service descriptors.
  */
-import { createConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
 import { createFetchHandler } from "@connectrpc/connect/protocol";
 import type { SandboxExec } from "../../domain/sandbox-exec.ts";
 import type { SandboxFiles } from "../../domain/sandbox-files.ts";
 import type { SandboxWatch } from "../../domain/sandbox-watch.ts";
 import type { Logger } from "../../logger.ts";
+import { EnvelopedJsonShape, JsonShape } from "../../../protocol/json-shape.ts";
 import { Filesystem } from "../generated/envd/filesystem/filesystem_pb.ts";
 import { Process } from "../generated/envd/process/process_pb.ts";
 import type { DataPlaneAccess, DataPlaneCall } from "./access.ts";
@@ -24,9 +25,6 @@ import type { ProcessBackend } from "./process-backend.ts";
 import { processService } from "./process-service.ts";
 import type { PtySessions } from "./pty-sessions.ts";
 
-/** Largest Connect message Bay reads (a SendInput of stdin, a request). */
-const READ_MAX_BYTES = 4 * 1024 * 1024;
-
 export interface EnvdRpcDeps {
   access: DataPlaneAccess;
   logger: Logger;
@@ -38,6 +36,8 @@ export interface EnvdRpcDeps {
   watch: SandboxWatch;
   /** Polling watchers an owner may have at once (Bay's open-stream limit per owner). */
   maxWatchersPerOwner: number;
+  /** Largest Connect message Bay reads (a SendInput of stdin, a request): Bay's JSON body limit, limits.max_body_bytes. */
+  readMaxBytes: number;
 }
 
 /** The longest delay a timer holds (2^31 - 1 ms); a longer one fires at once. */
@@ -50,6 +50,33 @@ export interface EnvdRpc {
   handlers: Map<string, EnvdHandler>;
   /** The answer to a call refused before its request was read, as its handler would have failed it. */
   refusal(contentType: string, e: unknown): Response;
+  shapedBody: typeof shapedBody;
+}
+
+const UNARY_JSON = /^application\/json\b/i;
+const STREAM_JSON = /^application\/connect\+json\b/i;
+
+/**
+ * `body` judged as it streams (json-shape.ts): a JSON message too many values or too deep
+ * to parse cheaply fails the read as invalid_argument before Connect parses it (review
+ * s87). Binary (protobuf) bodies pass as they are.
+ */
+export function shapedBody(contentType: string, body: ReadableStream<Uint8Array> | null): ReadableStream<Uint8Array> | null {
+  if (!body) return body;
+  const shape = UNARY_JSON.test(contentType) ? new JsonShape() : STREAM_JSON.test(contentType) ? new EnvelopedJsonShape() : null;
+  if (!shape) return body;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, ctrl) {
+        try {
+          shape.feed(chunk);
+        } catch (e) {
+          throw new ConnectError((e as Error).message, Code.InvalidArgument);
+        }
+        ctrl.enqueue(chunk);
+      },
+    }),
+  );
 }
 
 export function buildEnvdRpc(d: EnvdRpcDeps): EnvdRpc {
@@ -58,7 +85,7 @@ export function buildEnvdRpc(d: EnvdRpcDeps): EnvdRpc {
     grpc: false,
     grpcWeb: false,
     connect: true,
-    readMaxBytes: READ_MAX_BYTES,
+    readMaxBytes: d.readMaxBytes,
     // A deadline (Connect-Timeout-Ms, the SDK's timeoutMs) past what a timer holds
     // (~24.8 days) would fire at once and kill its command: refused as invalid_argument.
     maxTimeoutMs: MAX_TIMER_MS,
@@ -78,5 +105,6 @@ export function buildEnvdRpc(d: EnvdRpcDeps): EnvdRpc {
   return {
     handlers: new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(withClientFaults(h))])),
     refusal: (contentType, e) => connectRefusal(contentType, toConnectError(e, d.logger)),
+    shapedBody,
   };
 }
