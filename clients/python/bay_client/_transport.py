@@ -53,8 +53,12 @@ PORT_HEADERS_NOT_SENT = frozenset((
     "host", "authorization", "x-owner", "cookie", "x-api-key", "x-access-token", "x-request-id", "content-length",
     "forwarded", "via", "x-real-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip", "fastly-client-ip",
     "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "trailers", "transfer-encoding", "upgrade", "expect"))
-PORT_HEADER_PREFIXES_NOT_SENT = ("x-forwarded-", "x-bay-", "x-ship-", "e2b-")
+    "trailers", "transfer-encoding", "upgrade", "expect", "x-cluster-client-ip", "client-ip", "remote-user",
+    "x-remote-user", "x-webauth-user", "x-ms-client-principal", "x-ms-client-principal-id",
+    "x-ms-client-principal-name", "x-ms-client-principal-idp"))
+PORT_HEADER_PREFIXES_NOT_SENT = (
+    "x-forwarded-", "x-bay-", "x-ship-", "e2b-", "cf-access-", "x-amzn-oidc-", "x-goog-iap-", "x-goog-authenticated-",
+    "x-auth-request-", "x-ms-token-", "x-pomerium-", "x-authentik-", "x-vouch-", "x-original-", "x-envoy-")
 # What a port call's query value may be: one of these, or a list or tuple of them.
 _QUERY_SCALARS = (str, int, float, bool)
 
