@@ -53,14 +53,17 @@ test("E2B: /execute and envd's Connect calls, unary and streamed, refuse it as i
   const exec = await t.bay.app.request("/e2b/execute", { method: "POST", headers: { ...auth, ...json }, body: deep('"x"') });
   expect(exec.status).toBe(400);
 
-  const unary = await t.bay.app.request("/e2b/filesystem.Filesystem/Stat", {
-    method: "POST",
-    headers: { ...auth, ...json },
-    body: `{"path":"/home/user","x":${"[".repeat(MAX_JSON_DEPTH + 1)}${"]".repeat(MAX_JSON_DEPTH + 1)}}`,
-  });
-  const err = (await unary.json()) as { code: string; message: string };
-  expect([unary.status, err.code]).toEqual([400, "invalid_argument"]);
-  expect(err.message).toContain("nests deeper");
+  // Every spelling Connect reads as JSON is judged.
+  for (const type of ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON;charset=UTF8"]) {
+    const unary = await t.bay.app.request("/e2b/filesystem.Filesystem/Stat", {
+      method: "POST",
+      headers: { ...auth, "content-type": type },
+      body: `{"path":"/home/user","x":${"[".repeat(MAX_JSON_DEPTH + 1)}${"]".repeat(MAX_JSON_DEPTH + 1)}}`,
+    });
+    const err = (await unary.json()) as { code: string; message: string };
+    expect({ type, status: unary.status, code: err.code }).toEqual({ type, status: 400, code: "invalid_argument" });
+    expect(err.message).toContain("nests deeper");
+  }
 
   const message = new TextEncoder().encode(`{"process":{"cmd":"true"},"x":${"[{}".repeat(6000)}${"]".repeat(6000)}}`);
   const frame = new Uint8Array(5 + message.length);

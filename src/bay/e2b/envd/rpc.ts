@@ -6,6 +6,7 @@
  */
 import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
 import { createFetchHandler } from "@connectrpc/connect/protocol";
+import { parseContentType } from "@connectrpc/connect/protocol-connect";
 import type { SandboxExec } from "../../domain/sandbox-exec.ts";
 import type { SandboxFiles } from "../../domain/sandbox-files.ts";
 import type { SandboxWatch } from "../../domain/sandbox-watch.ts";
@@ -53,18 +54,16 @@ export interface EnvdRpc {
   shapedBody: typeof shapedBody;
 }
 
-const UNARY_JSON = /^application\/json\b/i;
-const STREAM_JSON = /^application\/connect\+json\b/i;
-
 /**
  * `body` judged as it streams (json-shape.ts): a JSON message too many values or too deep
  * to parse cheaply fails the read as invalid_argument before Connect parses it (review
- * s87). Binary (protobuf) bodies pass as they are.
+ * s87). Connect's own reading of the Content-Type decides JSON or not, and enveloped or
+ * not; binary (protobuf) bodies pass as they are.
  */
 export function shapedBody(contentType: string, body: ReadableStream<Uint8Array> | null): ReadableStream<Uint8Array> | null {
-  if (!body) return body;
-  const shape = UNARY_JSON.test(contentType) ? new JsonShape() : STREAM_JSON.test(contentType) ? new EnvelopedJsonShape() : null;
-  if (!shape) return body;
+  const type = parseContentType(contentType);
+  if (!body || !type || type.binary) return body;
+  const shape = type.stream ? new EnvelopedJsonShape() : new JsonShape();
   return body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, ctrl) {
