@@ -186,7 +186,11 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
   const sandboxProcesses = new SandboxProcesses(router);
   const sandboxTerminal = new SandboxTerminal({ router, stores });
   const sandboxWatch = new SandboxWatch(router);
-  const sandboxPorts = new SandboxPorts({ router, maxBodyBytes: config.limits.max_upload_bytes });
+  const sandboxPorts = new SandboxPorts({
+    router,
+    maxBodyBytes: config.limits.max_upload_bytes,
+    hosts: [...config.server.allowed_hosts, config.server.host],
+  });
   const sandboxMetrics = new SandboxMetrics({
     sandboxes,
     stores,

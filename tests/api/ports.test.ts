@@ -165,8 +165,27 @@ describe("the server's answer, as the caller gets it", () => {
     expect(await moved("8080/a/b", "c")).toBe(under("/a/c"));
     // A first segment with a colon is a path, not a scheme.
     expect(await moved("8080/", "/javascript:alert(1)")).toBe(under("/javascript:alert(1)"));
-    const out = await t.call("GET", port(`8080/x?status=302&header=${encodeURIComponent("location:https://github.com/login?a=1")}`));
-    expect(out.headers.get("location")).toBe("https://github.com/login?a=1");
+    // Written as an absolute path under the port (no ../ chain a client could count differently).
+    const q = (l: string) => `status=307&header=${encodeURIComponent(`location:${l}`)}`;
+    const kept = await t.call("GET", port(`8080/a/b?${q("/login")}`));
+    expect(kept.headers.get("location")).toBe(port("8080/login"));
+    // A host a proxy in front says it was asked for, or one of Bay's configured names, is Bay's too.
+    const forwarded = await t.bay.app.request(port(`8080/a?${q("https://bay.public.example:8443/v1/sandboxes")}`), {
+      headers: { "x-owner": "alice", "x-forwarded-host": "bay.public.example" },
+    });
+    expect(forwarded.headers.get("location")).toBe(port("8080/v1/sandboxes"));
+    const named = await t.call("GET", port(`8080/a?${q("http://127.0.0.1:9/v1/sandboxes")}`));
+    expect(named.headers.get("location")).toBe(port("8080/v1/sandboxes"));
+    // Another origin passes as WHATWG reads it, never as written: forms curl or requests would read as Bay's own host.
+    for (const [written, passed] of [
+      ["https://github.com/login?a=1", "https://github.com/login?a=1"],
+      ["/\\evil.example/../../v1/sandboxes/sandbox-b", "http://evil.example/v1/sandboxes/sandbox-b"],
+      ["https:/v1/sandboxes/sandbox-b", "https://v1/sandboxes/sandbox-b"],
+      ["http://evil.example\\@localhost/v1/sandboxes/sandbox-b", "http://evil.example/@localhost/v1/sandboxes/sandbox-b"],
+    ]) {
+      const out = await t.call("GET", port(`8080/x?${q(written!)}`));
+      expect({ written, location: out.headers.get("location") }).toEqual({ written, location: passed! });
+    }
     const broken = await t.call("GET", port(`8080/x?status=302&header=${encodeURIComponent("location:http://[::1")}`));
     expect([broken.status, broken.headers.get("location")]).toEqual([302, null]);
   });

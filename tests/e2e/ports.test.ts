@@ -128,7 +128,7 @@ describe("a server in the sandbox, through Bay", () => {
       }
       const moved = await get(id, "8080/redirect", { redirect: "manual" });
       // The server's own path, under its port (never one of Bay's routes).
-      expect([moved.status, moved.headers.get("location")]).toEqual([302, "./echo?from=redirect"]);
+      expect([moved.status, moved.headers.get("location")]).toEqual([302, `/v1/sandboxes/${id}/ports/8080/echo?from=redirect`]);
       const zipped = await get(id, "8080/gzip", { headers: { "accept-encoding": "gzip" }, decompress: false } as RequestInit);
       expect(zipped.headers.get("content-encoding")).toBe("gzip");
       expect(gunzipSync(new Uint8Array(await zipped.arrayBuffer())).toString()).toBe("compressible ".repeat(1000));

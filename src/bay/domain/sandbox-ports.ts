@@ -74,6 +74,8 @@ export interface SandboxPortsDeps {
   router: CapabilityRouter;
   /** The largest request body sent on (limits.max_upload_bytes). */
   maxBodyBytes: number;
+  /** Bay's configured host names (server.allowed_hosts, server.host): a redirect to one stays under its port. */
+  hosts?: readonly string[];
 }
 
 /**
@@ -359,7 +361,7 @@ export class SandboxPorts {
         run: (ship, s) => ship.port(s, { port: req.port, method: req.method, rest: req.rest, headers: sent, body }, ctx),
       });
       if (origin === "own") return serverAnswer(res, ctx.requestId, origin);
-      const hosts = callerHosts(req.url, req.headers);
+      const hosts = callerHosts(req.url, req.headers, this.deps.hosts);
       return serverAnswer(res, ctx.requestId, origin, (value) => portLocation(value, req.url, req.rest, hosts));
     } catch (e) {
       // The transfer broke because the body passed the limit: that is the client's error.
