@@ -105,6 +105,26 @@ describe("TerminalBridge", () => {
     expect(ship.sent.at(-1)).toEqual(new Uint8Array([3]));
   });
 
+  test("a text frame longer than any control message is refused without being parsed (review s90 M3)", () => {
+    const { ship, peer, b } = bridge();
+    const parse = JSON.parse;
+    let parsed = 0;
+    JSON.parse = ((text: string, reviver?: Parameters<typeof parse>[1]) => {
+      parsed++;
+      return parse(text, reviver);
+    }) as typeof JSON.parse;
+    try {
+      // A resize padded past the limit is still refused: the length alone decides.
+      b.fromClient(`{"type":"resize","cols":80,"rows":24,"pad":"${" ".repeat(1024)}"}`);
+      b.fromClient("[".repeat(512 * 1024) + "]".repeat(512 * 1024));
+    } finally {
+      JSON.parse = parse;
+    }
+    expect(parsed).toBe(0);
+    expect(ship.sent).toEqual([]);
+    expect(peer.controls().map((e) => e.error.code)).toEqual(["validation_error", "validation_error"]);
+  });
+
   test("input the Ship's connection has not taken stops at the mark: refused once, in the error model; taken again once it drains", () => {
     const { ship, peer, b } = bridge();
     ship.stalled = true;

@@ -15,6 +15,9 @@
 import { BayError } from "../errors.ts";
 import { channelLost, type OpenChannel } from "./open-streams.ts";
 
+/** The longest text frame read as a control message (a resize is about 40 characters). */
+const MAX_CONTROL_CHARS = 1024;
+
 /** The client's socket, as the bridge needs it (the API layer adapts Bun's ServerWebSocket). */
 export interface TerminalPeer {
   send(data: string | Uint8Array): void;
@@ -80,10 +83,14 @@ export class TerminalBridge implements OpenChannel {
       return;
     }
     let msg: { type?: unknown; cols?: unknown; rows?: unknown } | null = null;
-    try {
-      msg = JSON.parse(data);
-    } catch {
-      msg = null;
+    // A control message is a few dozen bytes: a longer frame is refused unparsed (a 1 MiB frame of
+    // nested brackets cost the event loop ~0.4 s to parse, and frames have no rate limit; review s90 M3).
+    if (data.length <= MAX_CONTROL_CHARS) {
+      try {
+        msg = JSON.parse(data);
+      } catch {
+        msg = null;
+      }
     }
     const dim = (v: unknown) => typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 1000;
     if (msg?.type === "resize" && dim(msg.cols) && dim(msg.rows)) {
