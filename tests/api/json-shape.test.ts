@@ -80,6 +80,16 @@ test("E2B: /execute and envd's Connect calls, unary and streamed, refuse it as i
   const end = JSON.parse(new TextDecoder().decode(bytes.subarray(5))) as { error: { code: string; message: string } };
   expect(end.error.code).toBe("invalid_argument");
 
+  // Protobuf: too many fields is refused the same way, before Connect decodes them (review s90 M2).
+  const fields = new Uint8Array(2 * 20_000);
+  for (let i = 0; i < fields.length; i += 2) fields[i] = 0x78;
+  const proto = await t.bay.app.request("/e2b/filesystem.Filesystem/Stat", {
+    method: "POST",
+    headers: { ...auth, "content-type": "application/proto" },
+    body: Buffer.concat([Uint8Array.from([0x0a, 0x01, 0x2f]), fields]),
+  });
+  expect([proto.status, ((await proto.json()) as { code: string }).code]).toEqual([400, "invalid_argument"]);
+
   // A readable call is served as before.
   const ok = await t.bay.app.request("/e2b/process.Process/List", { method: "POST", headers: { ...auth, ...json }, body: "{}" });
   expect(ok.status).toBe(200);

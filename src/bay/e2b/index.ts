@@ -147,7 +147,7 @@ export function createE2bApi(
       }
       const headers = new Headers(c.req.raw.headers);
       headers.set(REQUEST_ID_HEADER, requestId);
-      const body = shapedBody(c.req.header("content-type") ?? "", c.req.raw.body);
+      const body = shapedBody(`/${service}/${c.req.param("method")}`, c.req.header("content-type") ?? "", c.req.raw.body);
       const res = await handler(
         new Request(c.req.raw.url, { method: "POST", headers, body, signal: c.req.raw.signal, duplex: "half" } as RequestInit),
       );

@@ -4,14 +4,12 @@
  * E2B API only sees the control plane, or nothing, never loads Connect RPC, protobuf
  * or the generated service descriptors.
  */
-import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
+import { createConnectRouter } from "@connectrpc/connect";
 import { createFetchHandler } from "@connectrpc/connect/protocol";
-import { parseContentType } from "@connectrpc/connect/protocol-connect";
 import type { SandboxExec } from "../../domain/sandbox-exec.ts";
 import type { SandboxFiles } from "../../domain/sandbox-files.ts";
 import type { SandboxWatch } from "../../domain/sandbox-watch.ts";
 import type { Logger } from "../../logger.ts";
-import { EnvelopedJsonShape, JsonShape } from "../../../protocol/json-shape.ts";
 import { Filesystem } from "../generated/envd/filesystem/filesystem_pb.ts";
 import { Process } from "../generated/envd/process/process_pb.ts";
 import type { DataPlaneAccess, DataPlaneCall } from "./access.ts";
@@ -24,6 +22,7 @@ import { filesystemService } from "./filesystem-service.ts";
 import { PollingWatchers } from "./polling-watchers.ts";
 import type { ProcessBackend } from "./process-backend.ts";
 import { processService } from "./process-service.ts";
+import { shapedBody } from "./shaped-body.ts";
 import type { PtySessions } from "./pty-sessions.ts";
 
 export interface EnvdRpcDeps {
@@ -51,31 +50,8 @@ export interface EnvdRpc {
   handlers: Map<string, EnvdHandler>;
   /** The answer to a call refused before its request was read, as its handler would have failed it. */
   refusal(contentType: string, e: unknown): Response;
-  shapedBody: typeof shapedBody;
-}
-
-/**
- * `body` judged as it streams (json-shape.ts): a JSON message too many values or too deep
- * to parse cheaply fails the read as invalid_argument before Connect parses it (review
- * s87). Connect's own reading of the Content-Type decides JSON or not, and enveloped or
- * not; binary (protobuf) bodies pass as they are.
- */
-export function shapedBody(contentType: string, body: ReadableStream<Uint8Array> | null): ReadableStream<Uint8Array> | null {
-  const type = parseContentType(contentType);
-  if (!body || !type || type.binary) return body;
-  const shape = type.stream ? new EnvelopedJsonShape() : new JsonShape();
-  return body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, ctrl) {
-        try {
-          shape.feed(chunk);
-        } catch (e) {
-          throw new ConnectError((e as Error).message, Code.InvalidArgument);
-        }
-        ctrl.enqueue(chunk);
-      },
-    }),
-  );
+  /** `body` of a call to `path`, judged as it streams before Connect decodes it (shaped-body.ts). */
+  shapedBody(path: string, contentType: string, body: ReadableStream<Uint8Array> | null): ReadableStream<Uint8Array> | null;
 }
 
 export function buildEnvdRpc(d: EnvdRpcDeps): EnvdRpc {
@@ -89,6 +65,8 @@ export function buildEnvdRpc(d: EnvdRpcDeps): EnvdRpc {
     // (~24.8 days) would fire at once and kill its command: refused as invalid_argument.
     maxTimeoutMs: MAX_TIMER_MS,
     jsonOptions: { ignoreUnknownFields: true },
+    // Bay reads no field it does not know: skipped, not kept (review s90 M2).
+    binaryOptions: { readUnknownFields: false },
   });
   router.service(Process, processService({ calls, backend: d.backend, ptys: d.ptys, envVars: d.envVars }));
   router.service(
@@ -101,9 +79,13 @@ export function buildEnvdRpc(d: EnvdRpcDeps): EnvdRpc {
       watchers: new PollingWatchers({ watch: d.watch, maxPerOwner: d.maxWatchersPerOwner }),
     }),
   );
+  const inputs = new Map(router.handlers.map((h) => [h.requestPath, h.method.input]));
   return {
     handlers: new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(withClientFaults(h))])),
     refusal: (contentType, e) => connectRefusal(contentType, toConnectError(e, d.logger)),
-    shapedBody,
+    shapedBody: (path, contentType, body) => {
+      const input = inputs.get(path);
+      return input ? shapedBody(contentType, body, input, d.readMaxBytes) : body;
+    },
   };
 }

@@ -1,0 +1,97 @@
+/**
+ * envd's Connect bodies judged before Connect decodes them (src/bay/e2b/envd/shaped-body.ts,
+ * proto-shape.ts): a protobuf message of too many fields, its message fields' included,
+ * is refused as invalid_argument, unary or in a stream, however its bytes are cut; a real
+ * request passes byte for byte; a stream's messages each on their own (review s90 M2).
+ */
+import { describe, expect, test } from "bun:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { ConnectError } from "@connectrpc/connect";
+import { MAX_PROTO_FIELDS } from "../../src/bay/e2b/envd/proto-shape.ts";
+import { shapedBody } from "../../src/bay/e2b/envd/shaped-body.ts";
+import { StatRequestSchema } from "../../src/bay/e2b/generated/envd/filesystem/filesystem_pb.ts";
+import { StartRequestSchema } from "../../src/bay/e2b/generated/envd/process/process_pb.ts";
+
+const MAX = 2 * 1024 * 1024;
+
+/** `bytes` through shapedBody in pieces of `size`: what came out, or the refusal. */
+async function through(type: string, bytes: Uint8Array, input: typeof StatRequestSchema | typeof StartRequestSchema, size: number) {
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      for (let i = 0; i < bytes.length; i += size) c.enqueue(bytes.slice(i, i + size));
+      c.close();
+    },
+  });
+  try {
+    return { out: new Uint8Array(await new Response(shapedBody(type, body, input, MAX)).arrayBuffer()) };
+  } catch (e) {
+    return { refused: e instanceof ConnectError ? e.code : String(e), message: (e as Error).message };
+  }
+}
+
+const envelope = (data: Uint8Array, flags = 0) => {
+  const out = new Uint8Array(5 + data.length);
+  out[0] = flags;
+  new DataView(out.buffer).setUint32(1, data.length);
+  out.set(data, 5);
+  return out;
+};
+
+/** `n` unknown varint fields (number 15) after `head`. */
+function withUnknown(head: Uint8Array, n: number): Uint8Array {
+  const w = new BinaryWriter();
+  for (let i = 0; i < n; i++) w.tag(15, WireType.Varint).uint32(0);
+  return Buffer.concat([head, w.finish()]);
+}
+
+describe("protobuf", () => {
+  const stat = toBinary(StatRequestSchema, create(StatRequestSchema, { path: "/home/user" }));
+  const start = toBinary(
+    StartRequestSchema,
+    create(StartRequestSchema, {
+      process: { cmd: "/bin/bash", args: ["-l", "-c", "echo hi"], envs: { A: "1", B: "2" }, cwd: "/home/user" },
+    }),
+  );
+
+  test("a real request passes byte for byte, cut anywhere", async () => {
+    for (const size of [1, 3, 7, 1024]) {
+      expect((await through("application/proto", stat, StatRequestSchema, size)).out).toEqual(stat);
+      const stream = Buffer.concat([envelope(start), envelope(start)]);
+      expect((await through("application/connect+proto", stream, StartRequestSchema, size)).out).toEqual(new Uint8Array(stream));
+    }
+  });
+
+  test("too many fields, at the top or inside a message field or a map entry, is invalid_argument", async () => {
+    const top = withUnknown(stat, MAX_PROTO_FIELDS);
+    expect(await through("application/proto", top, StatRequestSchema, 4096)).toMatchObject({ refused: 3 });
+    expect((await through("application/proto", withUnknown(stat, MAX_PROTO_FIELDS - 10), StatRequestSchema, 4096)).out).toBeDefined();
+    // Inside StartRequest.process (field 1, a message): counted there too.
+    const inner = withUnknown(new Uint8Array(), MAX_PROTO_FIELDS + 1);
+    const nested = new BinaryWriter().tag(1, WireType.LengthDelimited).bytes(inner).finish();
+    for (const size of [1000, 65536]) {
+      expect(await through("application/connect+proto", envelope(nested), StartRequestSchema, size)).toMatchObject({ refused: 3 });
+    }
+    // Groups nested past any envd message's depth.
+    const groups = new BinaryWriter();
+    for (let i = 0; i < 40; i++) groups.tag(9, WireType.StartGroup);
+    const deep = await through("application/proto", groups.finish(), StatRequestSchema, 4096);
+    expect(deep).toMatchObject({ refused: 3 });
+    expect(deep.message).toContain("nests deeper");
+  });
+
+  test("each message of a stream on its own; bytes that are no protobuf are left to Connect", async () => {
+    const many = Buffer.concat(Array.from({ length: 4 }, () => envelope(withUnknown(start, MAX_PROTO_FIELDS / 2))));
+    expect((await through("application/connect+proto", many, StartRequestSchema, 999)).out).toEqual(new Uint8Array(many));
+    const junk = Uint8Array.from([0x08, ...Array(11).fill(0xff)]);
+    expect((await through("application/proto", junk, StatRequestSchema, 4)).out).toEqual(junk);
+  });
+});
+
+test("JSON: judged by its shape, unary and in a stream", async () => {
+  const deep = new TextEncoder().encode(`{"path":"/","x":${"[".repeat(65)}${"]".repeat(65)}}`);
+  expect(await through("application/json", deep, StatRequestSchema, 5)).toMatchObject({ refused: 3 });
+  expect(await through("application/connect+json", envelope(deep), StatRequestSchema, 5)).toMatchObject({ refused: 3 });
+  const ok = new TextEncoder().encode('{"path":"/home/user"}');
+  expect((await through("application/json", ok, StatRequestSchema, 2)).out).toEqual(ok);
+});
