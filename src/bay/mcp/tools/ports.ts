@@ -72,7 +72,7 @@ export function registerPortTools(server: McpServer, bay: BayCaller): void {
 /**
  * The first `maxBytes` of an answer's body as text, the rest never read (the server is
  * the sandbox's: its answer may be endless; review s89 H1 read it whole into Bay's
- * memory first). `more`: the body went on past them.
+ * memory first). `more`: the body reached `maxBytes` (whether or not more would have come).
  */
 async function headOf(res: Response, maxBytes: number): Promise<{ text: string; more: boolean }> {
   if (!res.body) return { text: "", more: false };
@@ -87,7 +87,8 @@ async function headOf(res: Response, maxBytes: number): Promise<{ text: string; 
       chunks.push(value);
       size += value.byteLength;
       if (size >= maxBytes) {
-        more = size > maxBytes || !(await reader.read()).done;
+        // Not another read to learn whether more comes: a server may hold its answer open (review s90).
+        more = true;
         break;
       }
     }
