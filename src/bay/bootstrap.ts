@@ -27,6 +27,8 @@ import { SandboxManager } from "./domain/sandbox-manager.ts";
 import { SandboxProcesses } from "./domain/sandbox-processes.ts";
 import { SandboxTerminal } from "./domain/sandbox-terminal.ts";
 import { SandboxMetrics } from "./domain/sandbox-metrics.ts";
+import { type OperationSpec, operations } from "./api/generated/index.ts";
+import { bayRoutes } from "./domain/port-locations.ts";
 import { SandboxPorts } from "./domain/sandbox-ports.ts";
 import { SandboxWatch } from "./domain/sandbox-watch.ts";
 import { SessionManager } from "./domain/session-manager.ts";
@@ -190,6 +192,7 @@ export async function buildBay(config: BayConfig, opts: BuildOptions = {}): Prom
     router,
     maxBodyBytes: config.limits.max_upload_bytes,
     hosts: [...config.server.allowed_hosts, config.server.host],
+    bayRoute: bayRoutes([...credentialedRoutePrefixes(), config.e2b.prefix]),
   });
   const sandboxMetrics = new SandboxMetrics({
     sandboxes,
@@ -291,4 +294,11 @@ export function spoolShare(
 ): number {
   const share = limits.max_spool_bytes_per_owner ?? Math.max(Math.floor(limits.max_spool_bytes / 2), limits.max_upload_bytes);
   return Math.min(share, limits.max_spool_bytes);
+}
+
+/** The fixed start of every route of Bay's that takes credentials (`/v1/sandboxes`, `/mcp`, …), from the spec. */
+function credentialedRoutePrefixes(): string[] {
+  return (Object.values(operations) as OperationSpec[])
+    .filter((op) => op.authenticated)
+    .map((op) => op.honoPath.split("/:")[0]!.split("/*")[0]!);
 }

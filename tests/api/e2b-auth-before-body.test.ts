@@ -101,3 +101,20 @@ test("a caller with the token still has its body read, limited and checked", asy
   expect(ran.status).toBe(200);
   expect(await ran.text()).toContain('"type":"result"');
 });
+
+test("an envd call past its owner's rate limit is refused before its body is read (review s91)", async () => {
+  t = await createMemoryBay({ config: { limits: { rate_limit_per_minute: 3 } } });
+  const { auth } = await e2bSandbox(t);
+  const headers = { ...auth, "content-type": "application/json" };
+  // Whatever the create left of the bucket, spent on calls with whole bodies.
+  for (let i = 0; i < 4; i++) {
+    const r = await t.bay.app.request("/e2b/filesystem.Filesystem/Stat", { method: "POST", headers, body: '{"path":"/home/user"}' });
+    await r.arrayBuffer();
+  }
+  for (let i = 0; i < 2; i++) {
+    const res = await answer("/e2b/filesystem.Filesystem/Stat", headers);
+    if (res === "hung") throw new Error("a call past the rate limit waited for its body");
+    expect(res.status).toBe(429);
+    await res.arrayBuffer();
+  }
+});

@@ -58,7 +58,8 @@ test("a binary message that is no protobuf, or a compressed envelope without com
     const res = await call("filesystem.Filesystem/Stat", "application/proto", Uint8Array.from(bytes));
     const body = (await res.json()) as { code: string; message: string };
     expect({ status: res.status, code: body.code }).toEqual({ status: 400, code: "invalid_argument" });
-    expect(body.message).toStartWith("parse binary: ");
+    // Refused by Bay's judge before Connect decodes it (proto-shape.ts), or by Connect's decoder.
+    expect(body.message).toMatch(/^(parse binary: |field \d+ |the message )/);
     expect(res.headers.get("content-type")).toBe("application/json");
   }
   const streams: Array<[string, Uint8Array<ArrayBuffer>]> = [

@@ -80,11 +80,34 @@ describe("protobuf", () => {
     expect(deep.message).toContain("nests deeper");
   });
 
-  test("each message of a stream on its own; bytes that are no protobuf are left to Connect", async () => {
+  test("each message of a stream on its own, however many come in one piece", async () => {
     const many = Buffer.concat(Array.from({ length: 4 }, () => envelope(withUnknown(start, MAX_PROTO_FIELDS / 2))));
     expect((await through("application/connect+proto", many, StartRequestSchema, 999)).out).toEqual(new Uint8Array(many));
-    const junk = Uint8Array.from([0x08, ...Array(11).fill(0xff)]);
-    expect((await through("application/proto", junk, StatRequestSchema, 4)).out).toEqual(junk);
+    // More than Connect reads in one message's worth of small ones, then one too many fields: still judged.
+    const small = Array.from({ length: 3000 }, () => envelope(withUnknown(start, 400)));
+    const last = envelope(withUnknown(start, MAX_PROTO_FIELDS + 1));
+    const burst = Buffer.concat([...small, last]);
+    expect(burst.length).toBeGreaterThan(MAX);
+    expect(await through("application/connect+proto", burst, StartRequestSchema, burst.length)).toMatchObject({ refused: 3 });
+  });
+
+  test("a known field sent with another wire type than its kind's, or bytes that are no protobuf, are refused (review s91)", async () => {
+    const tail = withUnknown(new Uint8Array(), 100);
+    // `tag` (field 3, a string) as an end-group; `process` (field 1, a message) as fixed64.
+    const cases = [
+      Buffer.concat([Uint8Array.from([0x1c, 0x00]), tail]),
+      Buffer.concat([Uint8Array.from([0x09, 1, 2, 3, 4, 5, 6, 7, 8]), tail]),
+      Uint8Array.from([0x08, ...Array(11).fill(0xff)]),
+    ];
+    for (const bytes of cases) {
+      expect(await through("application/proto", bytes, StartRequestSchema, 4)).toMatchObject({ refused: 3 });
+      expect(await through("application/connect+proto", envelope(bytes), StartRequestSchema, 3)).toMatchObject({ refused: 3 });
+    }
+    // A map entry (envs) whose value is sent as a varint, not a string.
+    const entry = new BinaryWriter().tag(1, WireType.LengthDelimited).string("A").tag(2, WireType.Varint).uint32(1).finish();
+    const config = new BinaryWriter().tag(3, WireType.LengthDelimited).bytes(entry).finish();
+    const badEnv = new BinaryWriter().tag(1, WireType.LengthDelimited).bytes(config).finish();
+    expect(await through("application/proto", badEnv, StartRequestSchema, 7)).toMatchObject({ refused: 3 });
   });
 });
 

@@ -57,17 +57,46 @@ export function callerHosts(url: string, headers: Headers, configured: readonly 
  * `value` as Bay's client gets it: for the answer to `clientUrl` (the client's request,
  * whose path after the port the server got as `rest`), or null to drop it.
  */
-export function portLocation(value: string, clientUrl: string, rest: string, hosts: ReadonlySet<string>): string | null {
+export function portLocation(
+  value: string,
+  clientUrl: string,
+  rest: string,
+  hosts: ReadonlySet<string>,
+  bayRoute: (path: string) => boolean = () => false,
+): string | null {
   let target: URL;
   try {
     target = new URL(value, SERVER + rest);
   } catch {
     return null;
   }
-  if (target.origin !== SERVER && !hosts.has(target.hostname)) return target.href;
+  if (target.origin !== SERVER && !hosts.has(target.hostname)) {
+    // A path of Bay's own credentialed routes on a host Bay does not know as its own may still be
+    // its public name (a proxy in front that rewrites Host and says nothing): dropped (review s91).
+    return bayRoute(target.pathname) ? null : target.href;
+  }
   const port = new URL(clientUrl).pathname
     .split("/")
     .slice(0, PORT_AT + 1)
     .join("/");
   return port + target.pathname + target.search + target.hash;
+}
+
+/**
+ * Whether a URL path is one of Bay's own routes that take credentials, by their fixed
+ * prefixes (`/v1/sandboxes`, `/mcp`, the E2B prefix, …), compared as a router would see
+ * it: percent-decoded, and in any case.
+ */
+export function bayRoutes(prefixes: readonly string[]): (path: string) => boolean {
+  const lower = [...new Set(prefixes.map((p) => p.toLowerCase().replace(/\/+$/, "")))].filter((p) => p !== "");
+  return (path) => {
+    let decoded = path;
+    try {
+      decoded = decodeURIComponent(path);
+    } catch {
+      // Not decodable: judged as it is.
+    }
+    const p = decoded.toLowerCase().replace(/\/{2,}/g, "/");
+    return lower.some((prefix) => p === prefix || p.startsWith(`${prefix}/`));
+  };
 }

@@ -76,6 +76,8 @@ export interface SandboxPortsDeps {
   maxBodyBytes: number;
   /** Bay's configured host names (server.allowed_hosts, server.host): a redirect to one stays under its port. */
   hosts?: readonly string[];
+  /** Whether a path is one of Bay's credentialed routes: a redirect to it on another host is dropped (port-locations.ts). */
+  bayRoute?: (path: string) => boolean;
 }
 
 /**
@@ -362,7 +364,7 @@ export class SandboxPorts {
       });
       if (origin === "own") return serverAnswer(res, ctx.requestId, origin);
       const hosts = callerHosts(req.url, req.headers, this.deps.hosts);
-      return serverAnswer(res, ctx.requestId, origin, (value) => portLocation(value, req.url, req.rest, hosts));
+      return serverAnswer(res, ctx.requestId, origin, (value) => portLocation(value, req.url, req.rest, hosts, this.deps.bayRoute));
     } catch (e) {
       // The transfer broke because the body passed the limit: that is the client's error.
       if (counted?.over()) throw tooLargeError(maxBodyBytes);

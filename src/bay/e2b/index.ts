@@ -132,12 +132,13 @@ export function createE2bApi(
       const handler = handlers.get(`/${service}/${c.req.param("method")}`);
       if (!handler) return e2bErrorResponse(c, new BayError("not_found", `no such method: ${service}/${c.req.param("method")}`));
       const requestId = c.get("requestId") ?? "";
-      // The token first, from the headers: a client without one never has its body read or parsed (review s87).
+      // The caller first, from the headers: a client without a token never has its body read or parsed
+      // (review s87), and the owner's rate limit is taken before Connect decodes anything (s91).
       try {
-        await access.admit({
+        await access.authorize({
           sandboxId: c.req.header("e2b-sandbox-id"),
           accessToken: c.req.header("x-access-token"),
-          authorization: undefined,
+          authorization: c.req.header("authorization"),
           requestId,
         });
       } catch (e) {

@@ -55,10 +55,9 @@ export class DataPlaneAccess {
 
   /**
    * The sandbox whose token the request presents, or 401 (no or wrong token), from the
-   * headers alone: no database read, no rate limit. What a door runs before it reads a
-   * body, so a client without a token never makes Bay hold or parse one (review s87).
+   * headers alone, before the database is read.
    */
-  async admit(r: DataPlaneRequest, kinds: Array<"envd" | "traffic"> = ["envd"]): Promise<string> {
+  private async admit(r: DataPlaneRequest, kinds: Array<"envd" | "traffic"> = ["envd"]): Promise<string> {
     // Older SDKs send envd's HTTP calls with the token alone; the token names its sandbox.
     const id = r.sandboxId ?? E2bCredentials.sandboxOf(r.accessToken) ?? E2bCredentials.sandboxOf(r.trafficToken);
     if (!id || id.length > 128) throw new BayError("unauthorized", "missing E2b-Sandbox-Id header and sandbox access token");
@@ -71,11 +70,14 @@ export class DataPlaneAccess {
     return id;
   }
 
-  /** The call context for a request, or 401 (no or wrong token) / 404 (sandbox gone) / 403 (root). */
-  async authorize(r: DataPlaneRequest, kinds: Array<"envd" | "traffic"> = ["envd"]): Promise<DataPlaneCall> {
+  /**
+   * The call context for a request, or 401 (no or wrong token) / 404 (sandbox gone) / 403 (root),
+   * charged to its owner's rate limit unless `charged` (a door that authorized it already did).
+   */
+  async authorize(r: DataPlaneRequest, kinds: Array<"envd" | "traffic"> = ["envd"], charged = false): Promise<DataPlaneCall> {
     const id = await this.admit(r, kinds);
     const sb = await liveSandbox(this.sandboxes, id, this.now());
-    this.rateLimit(sb.owner);
+    if (!charged) this.rateLimit(sb.owner);
     return { owner: sb.owner, sandboxId: id, requestId: r.requestId, signal: r.signal, user: requestedUser(r.authorization) };
   }
 }

@@ -15,15 +15,20 @@ export class EnvdCalls {
     private readonly logger: Logger,
   ) {}
 
+  /** The call's context; its door (e2b/index.ts) authorized it and charged the rate limit before the body was read. */
   authorize(ctx: HandlerContext): Promise<DataPlaneCall> {
     const h = ctx.requestHeader;
-    return this.access.authorize({
-      sandboxId: h.get("e2b-sandbox-id") ?? undefined,
-      accessToken: h.get("x-access-token") ?? undefined,
-      authorization: h.get("authorization") ?? undefined,
-      requestId: h.get(REQUEST_ID_HEADER) ?? "",
-      signal: ctx.signal,
-    });
+    return this.access.authorize(
+      {
+        sandboxId: h.get("e2b-sandbox-id") ?? undefined,
+        accessToken: h.get("x-access-token") ?? undefined,
+        authorization: h.get("authorization") ?? undefined,
+        requestId: h.get(REQUEST_ID_HEADER) ?? "",
+        signal: ctx.signal,
+      },
+      ["envd"],
+      true,
+    );
   }
 
   async unary<T>(ctx: HandlerContext, run: (call: DataPlaneCall) => Promise<T>): Promise<T> {

@@ -84,29 +84,38 @@ function protoJudge(stream: boolean, input: DescMessage, readMaxBytes: number): 
       },
     };
   }
-  // Enveloped: a flags byte, a 4-byte length, the message; each envelope judged when whole.
+  // Enveloped: a flags byte, a 4-byte length, the message; each envelope judged when whole,
+  // its held pieces joined once then (not on every chunk: review s91).
+  let need = 5;
+  let length = -1;
   return {
     feed(chunk, out) {
-      take(chunk, out);
-      while (!passing && size >= 5) {
+      // Held up to one message and one chunk: a message longer than Connect reads is passed on by its own length below.
+      if (passing) return out(chunk);
+      held.push(chunk);
+      size += chunk.byteLength;
+      while (!passing && size >= need) {
+        if (length < 0) {
+          const head = held[0]!.byteLength >= 5 ? held[0]! : Buffer.concat(held).subarray(0, 5);
+          length = new DataView(head.buffer, head.byteOffset, 5).getUint32(1);
+          need = 5 + length;
+          if (length > readMaxBytes) {
+            passing = true;
+            for (const piece of held) out(piece);
+            held = [];
+            return;
+          }
+          continue;
+        }
         const all = held.length === 1 ? held[0]! : Buffer.concat(held);
-        const length = new DataView(all.buffer, all.byteOffset, all.byteLength).getUint32(1);
-        if (length > readMaxBytes) {
-          passing = true;
-          out(all);
-          held = [];
-          return;
-        }
-        if (all.byteLength < 5 + length) {
-          held = [all];
-          return;
-        }
         // A compressed message is not protobuf here (Connect refuses it: no compression is accepted).
-        if ((all[0]! & 0x01) === 0) checkProtoShape(all.subarray(5, 5 + length), input);
-        out(all.subarray(0, 5 + length));
-        const rest = all.subarray(5 + length);
+        if ((all[0]! & 0x01) === 0) checkProtoShape(all.subarray(5, need), input);
+        out(all.subarray(0, need));
+        const rest = all.subarray(need);
         held = rest.byteLength > 0 ? [rest] : [];
         size = rest.byteLength;
+        need = 5;
+        length = -1;
       }
     },
     end(out) {
