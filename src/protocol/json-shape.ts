@@ -83,12 +83,29 @@ export function jsonShapeRefusal(body: Uint8Array): string | null {
   }
 }
 
-/** Judges each message of a Connect stream (enveloped: a flags byte, a 4-byte length, the message) on its own. */
+/** A judge of one message's bytes, fed in pieces, told when the message ends. */
+export interface MessageJudge {
+  feed(b: Uint8Array): void;
+  end(): void;
+}
+
+/** JsonShape as a MessageJudge (its verdict is in as the bytes come). */
+const jsonShape = (): MessageJudge => {
+  const shape = new JsonShape();
+  return { feed: (b) => shape.feed(b), end: () => {} };
+};
+
+/**
+ * Judges each message of a Connect stream (enveloped: a flags byte, a 4-byte length, the
+ * message) on its own, with a fresh judge from `judge` (default: JsonShape).
+ */
 export class EnvelopedJsonShape {
   private header = new Uint8Array(5);
   private headerSeen = 0;
   private left = 0;
-  private shape: JsonShape | null = null;
+  private shape: MessageJudge | null = null;
+
+  constructor(private readonly judge: () => MessageJudge = jsonShape) {}
 
   feed(b: Uint8Array): void {
     let i = 0;
@@ -102,13 +119,15 @@ export class EnvelopedJsonShape {
         this.headerSeen = 0;
         this.left = new DataView(this.header.buffer).getUint32(1);
         // A compressed message is not JSON text here (Connect refuses it: no compression is accepted).
-        this.shape = (this.header[0]! & 0x01) === 0 ? new JsonShape() : null;
+        this.shape = (this.header[0]! & 0x01) === 0 ? this.judge() : null;
+        if (this.left === 0) this.shape?.end();
         continue;
       }
       const take = Math.min(this.left, b.length - i);
       this.shape?.feed(b.subarray(i, i + take));
       this.left -= take;
       i += take;
+      if (this.left === 0) this.shape?.end();
     }
   }
 }

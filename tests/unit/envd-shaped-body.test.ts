@@ -111,6 +111,41 @@ describe("protobuf", () => {
   });
 });
 
+test("JSON must be valid UTF-8, each message of a stream on its own; a character cut between pieces is not a fault (review s92)", async () => {
+  const bad = Buffer.concat([new TextEncoder().encode('{"path":"'), new Uint8Array(4096).fill(0xff), new TextEncoder().encode('"}')]);
+  for (const size of [1, 100, 8192]) {
+    expect(await through("application/json", bad, StatRequestSchema, size)).toMatchObject({
+      refused: 3,
+      message: "[invalid_argument] the JSON body is not valid UTF-8",
+    });
+    expect(await through("application/connect+json", envelope(bad), StatRequestSchema, size)).toMatchObject({ refused: 3 });
+  }
+  // A character whose bytes end the body unfinished.
+  const cut = Buffer.concat([new TextEncoder().encode('{"path":"/é'), Uint8Array.from([0xe4, 0xb8])]);
+  expect(await through("application/json", cut, StatRequestSchema, 3)).toMatchObject({ refused: 3 });
+  const good = new TextEncoder().encode(JSON.stringify({ path: "/home/user/文件/é🙂" }));
+  for (const size of [1, 2, 3, 5]) {
+    expect((await through("application/json", good, StatRequestSchema, size)).out).toEqual(good);
+    const two = Buffer.concat([envelope(good), envelope(good)]);
+    expect((await through("application/connect+json", two, StatRequestSchema, size)).out).toEqual(new Uint8Array(two));
+  }
+});
+
+test("a call that carries no command or stdin has a small body: past the bound, resource_exhausted", async () => {
+  const body = new TextEncoder().encode(JSON.stringify({ path: `/${"x".repeat(64 * 1024)}` }));
+  const stream = new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(body);
+      c.close();
+    },
+  });
+  const refused = await new Response(shapedBody("application/json", stream, StatRequestSchema, MAX, 64 * 1024))
+    .arrayBuffer()
+    .then(() => null)
+    .catch((e: ConnectError) => e.code);
+  expect(refused).toBe(8);
+});
+
 test("JSON: judged by its shape, unary and in a stream", async () => {
   const deep = new TextEncoder().encode(`{"path":"/","x":${"[".repeat(65)}${"]".repeat(65)}}`);
   expect(await through("application/json", deep, StatRequestSchema, 5)).toMatchObject({ refused: 3 });

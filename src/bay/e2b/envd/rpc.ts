@@ -54,6 +54,14 @@ export interface EnvdRpc {
   shapedBody(path: string, contentType: string, body: ReadableStream<Uint8Array> | null): ReadableStream<Uint8Array> | null;
 }
 
+/** The calls that carry a command, its stdin or a terminal's input: up to readMaxBytes a message. */
+const LARGE_REQUESTS = new Set(["/process.Process/Start", "/process.Process/SendInput", "/process.Process/StreamInput"]);
+/**
+ * Any other call's whole request (a path, a process selector, a signal): decoding costs
+ * follow size on Bay's event loop even for valid text (review s92), so it stays small.
+ */
+const SMALL_REQUEST_BYTES = 64 * 1024;
+
 export function buildEnvdRpc(d: EnvdRpcDeps): EnvdRpc {
   const calls = new EnvdCalls(d.access, d.logger);
   const router = createConnectRouter({
@@ -85,7 +93,8 @@ export function buildEnvdRpc(d: EnvdRpcDeps): EnvdRpc {
     refusal: (contentType, e) => connectRefusal(contentType, toConnectError(e, d.logger)),
     shapedBody: (path, contentType, body) => {
       const input = inputs.get(path);
-      return input ? shapedBody(contentType, body, input, d.readMaxBytes) : body;
+      const max = LARGE_REQUESTS.has(path) ? undefined : SMALL_REQUEST_BYTES;
+      return input ? shapedBody(contentType, body, input, d.readMaxBytes, max) : body;
     },
   };
 }
