@@ -131,6 +131,36 @@ test("JSON must be valid UTF-8, each message of a stream on its own; a character
   }
 });
 
+test("a JSON message holds at most 256 KiB of non-ASCII text; base64 stdin of any size is ASCII (review s93)", async () => {
+  const text = (chars: number) => new TextEncoder().encode(JSON.stringify({ process: { cmd: "/bin/echo", args: ["ж".repeat(chars)] } }));
+  expect((await through("application/json", text(100_000), StartRequestSchema, 65536)).out).toBeDefined();
+  expect(await through("application/json", text(140_000), StartRequestSchema, 65536)).toMatchObject({ refused: 3 });
+  const stdin = new TextEncoder().encode(
+    JSON.stringify({ process: { pid: 1 }, input: { stdin: Buffer.alloc(1536 * 1024, 0xd0).toString("base64") } }),
+  );
+  expect((await through("application/connect+json", envelope(stdin), StartRequestSchema, 65536)).out).toBeDefined();
+});
+
+test("a call that takes one request message refuses a second envelope before Connect decodes it (review s93)", async () => {
+  const start = new TextEncoder().encode(JSON.stringify({ process: { cmd: "/bin/true" } }));
+  const two = Buffer.concat([envelope(start), envelope(start)]);
+  const body = (bytes: Uint8Array) =>
+    new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(bytes);
+        c.close();
+      },
+    });
+  const read = (one: boolean) =>
+    new Response(shapedBody("application/connect+json", body(two), StartRequestSchema, MAX, undefined, one))
+      .arrayBuffer()
+      .then(() => "passed")
+      .catch((e: ConnectError) => e.rawMessage);
+  expect(await read(true)).toBe("this call takes one request message");
+  // A client stream (StreamInput) takes many.
+  expect(await read(false)).toBe("passed");
+});
+
 test("a call that carries no command or stdin has a small body: past the bound, resource_exhausted", async () => {
   const body = new TextEncoder().encode(JSON.stringify({ path: `/${"x".repeat(64 * 1024)}` }));
   const stream = new ReadableStream<Uint8Array>({

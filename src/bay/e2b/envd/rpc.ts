@@ -87,14 +87,20 @@ export function buildEnvdRpc(d: EnvdRpcDeps): EnvdRpc {
       watchers: new PollingWatchers({ watch: d.watch, maxPerOwner: d.maxWatchersPerOwner }),
     }),
   );
-  const inputs = new Map(router.handlers.map((h) => [h.requestPath, h.method.input]));
+  // Each call's request message, and whether it takes only one (unary, a server stream).
+  const inputs = new Map(
+    router.handlers.map((h) => [
+      h.requestPath,
+      { message: h.method.input, one: h.method.methodKind === "unary" || h.method.methodKind === "server_streaming" },
+    ]),
+  );
   return {
     handlers: new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(withClientFaults(h))])),
     refusal: (contentType, e) => connectRefusal(contentType, toConnectError(e, d.logger)),
     shapedBody: (path, contentType, body) => {
       const input = inputs.get(path);
       const max = LARGE_REQUESTS.has(path) ? undefined : SMALL_REQUEST_BYTES;
-      return input ? shapedBody(contentType, body, input, d.readMaxBytes, max) : body;
+      return input ? shapedBody(contentType, body, input.message, d.readMaxBytes, max, input.one) : body;
     },
   };
 }

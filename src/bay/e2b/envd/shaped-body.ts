@@ -24,17 +24,31 @@ export function shapedBody(
   input: DescMessage,
   readMaxBytes: number,
   maxBodyBytes = Number.POSITIVE_INFINITY,
+  oneMessage = false,
 ): ReadableStream<Uint8Array> | null {
   const type = parseContentType(contentType);
   if (!body || !type) return body;
   const judge = type.binary ? protoJudge(type.stream, input, readMaxBytes) : jsonJudge(type.stream);
+  // A call that takes one request message (unary, a server stream): a second envelope is refused
+  // before Connect decodes it only to refuse it then (review s92 I2, s93 M2).
+  let messages = 0;
+  const envelopes =
+    type.stream && oneMessage
+      ? new EnvelopedJsonShape(() => {
+          if (++messages > 1) throw new JsonShapeError("this call takes one request message");
+          return { feed() {}, end() {} };
+        })
+      : null;
   let seen = 0;
   return body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, ctrl) {
         seen += chunk.byteLength;
         if (seen > maxBodyBytes) throw new ConnectError(`this call's request is at most ${maxBodyBytes} bytes`, Code.ResourceExhausted);
-        refusing(() => judge.feed(chunk, (piece) => ctrl.enqueue(piece)));
+        refusing(() => {
+          envelopes?.feed(chunk);
+          judge.feed(chunk, (piece) => ctrl.enqueue(piece));
+        });
       },
       flush(ctrl) {
         refusing(() => judge.end((piece) => ctrl.enqueue(piece)));
@@ -52,13 +66,23 @@ function refusing(run: () => void): void {
 }
 
 /**
- * A JSON message's text: its shape (json-shape.ts), and valid UTF-8: Connect decodes each
- * bad byte to U+FFFD, and protobuf-es then walks the text a character at a time,
- * allocating for each one past U+00FF (2 MiB of 0xff cost 75-390 ms; review s92).
+ * Non-ASCII bytes a JSON message may hold. protobuf-es's duplicate-key check walks a
+ * message's text a character at a time and allocates for each one past U+00FF: 2 MiB of
+ * valid Cyrillic or CJK text cost 150-575 ms, against 25-86 ms for 2 MiB of ASCII (review
+ * s93). 256 KiB of it costs a few tens of ms; the SDKs send stdin as base64 (ASCII), so
+ * only a command of more non-ASCII text than this needs the binary protocol.
+ */
+const MAX_NON_ASCII_BYTES = 256 * 1024;
+
+/**
+ * A JSON message's text: its shape (json-shape.ts), valid UTF-8 (Connect decodes each
+ * bad byte to U+FFFD, which protobuf-es then walks as above: 2 MiB of 0xff cost 75-390 ms;
+ * review s92), and at most MAX_NON_ASCII_BYTES of non-ASCII text.
  */
 function jsonMessage(): MessageJudge {
   const shape = new JsonShape();
   const utf8 = new TextDecoder("utf-8", { fatal: true });
+  let wide = 0;
   const check = (run: () => void) => {
     try {
       run();
@@ -71,6 +95,9 @@ function jsonMessage(): MessageJudge {
     feed(b) {
       shape.feed(b);
       check(() => utf8.decode(b, { stream: true }));
+      for (const byte of b) if (byte >= 0x80) wide++;
+      if (wide > MAX_NON_ASCII_BYTES)
+        throw new JsonShapeError(`the JSON body holds more than ${MAX_NON_ASCII_BYTES} bytes of non-ASCII text`);
     },
     end: () => check(() => utf8.decode()),
   };
