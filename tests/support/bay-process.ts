@@ -33,9 +33,28 @@ export interface BayProcess {
   exited: Promise<{ code: number | null; signal: string | null }>;
 }
 
-/** Starts Bay and waits until /health answers. */
+/** Bay's exit status when it cannot listen on its address (README: Configuration). */
+const CANNOT_LISTEN = 3;
+
+/** Bay could not listen: the free port it was given was taken meanwhile. */
+class PortTaken extends Error {}
+
+/**
+ * Starts Bay and waits until /health answers. A port found free can be taken by another
+ * process before Bay listens (the fuzzer and the soak start Bays side by side in CI):
+ * then Bay exits with CANNOT_LISTEN, and it is started again on another port.
+ */
 export async function startBayProcess(opts: BayProcessOptions): Promise<BayProcess> {
-  const port = freePort();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(freePort(), opts);
+    } catch (e) {
+      if (!(e instanceof PortTaken) || attempt === 5) throw e;
+    }
+  }
+}
+
+async function startOn(port: number, opts: BayProcessOptions): Promise<BayProcess> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     HOME: process.env.HOME ?? "/root",
@@ -91,7 +110,8 @@ export async function startBayProcess(opts: BayProcessOptions): Promise<BayProce
   for (;;) {
     if (proc.exitCode !== null) {
       await pump.catch(() => {});
-      throw new Error(`Bay exited with ${proc.exitCode}: ${logs.map((l) => JSON.stringify(l)).join("\n")}`);
+      const why = `Bay exited with ${proc.exitCode}: ${logs.map((l) => JSON.stringify(l)).join("\n")}`;
+      throw proc.exitCode === CANNOT_LISTEN ? new PortTaken(why) : new Error(why);
     }
     try {
       const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
