@@ -4,7 +4,15 @@
  * and each message of a Connect stream judged on its own.
  */
 import { describe, expect, test } from "bun:test";
-import { EnvelopedJsonShape, JsonShape, jsonShapeRefusal, MAX_JSON_DEPTH, MAX_JSON_VALUES } from "../../src/protocol/json-shape.ts";
+import { EnvelopedMessages } from "../../src/protocol/enveloped-messages.ts";
+import { JsonShape, jsonShapeRefusal, MAX_JSON_DEPTH, MAX_JSON_VALUES } from "../../src/protocol/json-shape.ts";
+
+/** Each message of a stream judged by a JsonShape of its own. */
+const enveloped = () =>
+  new EnvelopedMessages(() => {
+    const shape = new JsonShape();
+    return { feed: (b) => shape.feed(b), end() {} };
+  });
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const verdict = (feed: () => void): string | null => {
@@ -109,18 +117,18 @@ describe("a Connect stream", () => {
       ),
     );
     for (const stream of [Buffer.concat([envelope(ok), envelope(ok)]), many]) {
-      const s = new EnvelopedJsonShape();
+      const s = enveloped();
       expect(verdict(() => s.feed(stream))).toBeNull();
     }
     const bad = Buffer.concat([envelope(ok), envelope(deep)]);
     for (let cut = 0; cut <= bad.length; cut += 7) {
-      const s = new EnvelopedJsonShape();
+      const s = enveloped();
       expect(verdict(() => (s.feed(bad.subarray(0, cut)), s.feed(bad.subarray(cut))))).toContain("nests deeper");
     }
   });
 
   test("a compressed message is not read as text", () => {
-    const s = new EnvelopedJsonShape();
+    const s = enveloped();
     expect(verdict(() => s.feed(envelope(deep, 0x01)))).toBeNull();
   });
 });

@@ -9,11 +9,11 @@
  * stream's later message that fails to parse ends a stream that has begun: that
  * end-stream is passed on as connect-es wrote it. Everything else passes untouched.
  */
-import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { encodeEnvelope, type UniversalHandler, type UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { endStreamFlag } from "@connectrpc/connect/protocol-connect";
 
 /** connect-es's messages for a request it could not read (protocol/serialization.js, protocol/envelope.js). */
 const UNREADABLE = /^(?:parse binary: |received compressed envelope, but do not know how to decompress)/;
-const END_STREAM = 0x02;
 
 /** The Connect error JSON with `internal` turned into invalid_argument, if it is an unreadable request's; else null. */
 function rewritten(json: Uint8Array): Uint8Array | null {
@@ -54,14 +54,9 @@ function streamed(res: UniversalServerResponse): UniversalServerResponse {
 /** An end-stream envelope that is the whole chunk, its error rewritten (see rewritten); any other chunk as it is. */
 function fixedEndStream(chunk: Uint8Array): Uint8Array {
   const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  if (chunk.byteLength < 5 || chunk[0] !== END_STREAM || view.getUint32(1) !== chunk.byteLength - 5) return chunk;
+  if (chunk.byteLength < 5 || chunk[0] !== endStreamFlag || view.getUint32(1) !== chunk.byteLength - 5) return chunk;
   const fixed = rewritten(chunk.subarray(5));
-  if (!fixed) return chunk;
-  const out = new Uint8Array(5 + fixed.byteLength);
-  out[0] = END_STREAM;
-  new DataView(out.buffer).setUint32(1, fixed.byteLength);
-  out.set(fixed, 5);
-  return out;
+  return fixed ? encodeEnvelope(endStreamFlag, fixed) : chunk;
 }
 
 /** `body` with its first chunk through fixedEndStream; a client that goes away ends `body` too. */

@@ -5,6 +5,7 @@
  * connect+proto): 200 and one end-stream message carrying the error.
  */
 import type { ConnectError } from "@connectrpc/connect";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
   contentTypeStreamRegExp,
@@ -16,10 +17,7 @@ import {
 export function connectRefusal(contentType: string, err: ConnectError): Response {
   if (contentTypeStreamRegExp.test(contentType)) {
     const json = new TextEncoder().encode(JSON.stringify(endStreamToJson(new Headers(), err, undefined)));
-    const body = new Uint8Array(5 + json.byteLength);
-    body[0] = endStreamFlag;
-    new DataView(body.buffer).setUint32(1, json.byteLength);
-    body.set(json, 5);
+    const body = encodeEnvelope(endStreamFlag, json);
     return new Response(body, { status: 200, headers: { "content-type": contentType } });
   }
   return new Response(new Uint8Array(errorToJsonBytes(err, undefined)), {
