@@ -9,9 +9,10 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { ConnectError } from "@connectrpc/connect";
 import { MAX_PROTO_FIELDS } from "../../src/bay/e2b/envd/proto-shape.ts";
+import { carriesData } from "../../src/bay/e2b/envd/rpc.ts";
 import { shapedBody } from "../../src/bay/e2b/envd/shaped-body.ts";
-import { StatRequestSchema } from "../../src/bay/e2b/generated/envd/filesystem/filesystem_pb.ts";
-import { StartRequestSchema } from "../../src/bay/e2b/generated/envd/process/process_pb.ts";
+import { Filesystem, StatRequestSchema } from "../../src/bay/e2b/generated/envd/filesystem/filesystem_pb.ts";
+import { Process, StartRequestSchema } from "../../src/bay/e2b/generated/envd/process/process_pb.ts";
 
 const MAX = 2 * 1024 * 1024;
 
@@ -174,6 +175,11 @@ test("a call that carries no command or stdin has a small body: past the bound, 
     .then(() => null)
     .catch((e: ConnectError) => e.code);
   expect(refused).toBe(8);
+});
+
+test("the calls whose request may carry data (a command, stdin, a terminal's input) are exactly Start, SendInput and StreamInput", () => {
+  const large = [Process, Filesystem].flatMap((s) => s.methods.filter((m) => carriesData(m.input)).map((m) => `${s.name}/${m.name}`));
+  expect(large.sort()).toEqual(["Process/SendInput", "Process/Start", "Process/StreamInput"]);
 });
 
 test("JSON: judged by its shape, unary and in a stream", async () => {

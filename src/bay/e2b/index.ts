@@ -13,7 +13,6 @@ import { controlRoutes } from "./control-routes.ts";
 import { E2bCredentials } from "./credentials.ts";
 import { E2bSandboxes } from "./e2b-sandboxes.ts";
 import { DataPlaneAccess, type DataPlaneCall } from "./envd/access.ts";
-import { REQUEST_ID_HEADER } from "./envd/request-id.ts";
 import type { EnvdRpc } from "./envd/rpc.ts";
 import { filesRoutes } from "./envd/files-routes.ts";
 import { InteractiveProcessBackend } from "./envd/interactive-backend.ts";
@@ -88,7 +87,6 @@ export function createE2bApi(
   const envdRpc = () =>
     (rpc ??= import("./envd/rpc.ts").then(({ buildEnvdRpc }) =>
       buildEnvdRpc({
-        access,
         logger,
         backend,
         ptys,
@@ -134,8 +132,10 @@ export function createE2bApi(
       const requestId = c.get("requestId") ?? "";
       // The caller first, from the headers: a client without a token never has its body read or parsed
       // (review s87), and the owner's rate limit is taken before Connect decodes anything (s91).
+      // The service runs as this call, not authorized again (envd-calls.ts).
+      let call: DataPlaneCall;
       try {
-        await access.authorize({
+        call = await access.authorize({
           sandboxId: c.req.header("e2b-sandbox-id"),
           accessToken: c.req.header("x-access-token"),
           authorization: c.req.header("authorization"),
@@ -146,12 +146,9 @@ export function createE2bApi(
         res.headers.set("X-Request-Id", requestId);
         return res;
       }
-      const headers = new Headers(c.req.raw.headers);
-      headers.set(REQUEST_ID_HEADER, requestId);
       const body = shapedBody(`/${service}/${c.req.param("method")}`, c.req.header("content-type") ?? "", c.req.raw.body);
-      const res = await handler(
-        new Request(c.req.raw.url, { method: "POST", headers, body, signal: c.req.raw.signal, duplex: "half" } as RequestInit),
-      );
+      const { url, headers, signal } = c.req.raw;
+      const res = await handler(new Request(url, { method: "POST", headers, body, signal, duplex: "half" } as RequestInit), call);
       // The handler's own Response: headers set on the context (X-Request-Id) are not merged into it.
       res.headers.set("X-Request-Id", requestId);
       return res;

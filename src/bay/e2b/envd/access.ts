@@ -72,12 +72,12 @@ export class DataPlaneAccess {
 
   /**
    * The call context for a request, or 401 (no or wrong token) / 404 (sandbox gone) / 403 (root),
-   * charged to its owner's rate limit unless `charged` (a door that authorized it already did).
+   * charged to its owner's rate limit.
    */
-  async authorize(r: DataPlaneRequest, kinds: Array<"envd" | "traffic"> = ["envd"], charged = false): Promise<DataPlaneCall> {
+  async authorize(r: DataPlaneRequest, kinds: Array<"envd" | "traffic"> = ["envd"]): Promise<DataPlaneCall> {
     const id = await this.admit(r, kinds);
     const sb = await liveSandbox(this.sandboxes, id, this.now());
-    if (!charged) this.rateLimit(sb.owner);
+    this.rateLimit(sb.owner);
     return { owner: sb.owner, sandboxId: id, requestId: r.requestId, signal: r.signal, user: requestedUser(r.authorization) };
   }
 }

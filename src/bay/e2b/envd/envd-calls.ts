@@ -1,39 +1,31 @@
 /**
- * Running an envd Connect call on Bay: authorize it from its headers (sandbox id
- * and access token, Basic user), run it as the sandbox's owner, and turn every
- * failure into the Connect error an E2B SDK maps to its own error classes.
+ * Running an envd Connect call on Bay: as the call its door authorized (sandbox id and
+ * access token, Basic user: e2b/index.ts, before the body was read), as the sandbox's
+ * owner, and every failure turned into the Connect error an E2B SDK maps to its own
+ * error classes.
  */
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { BayError } from "../../errors.ts";
 import type { Logger } from "../../logger.ts";
 import { toConnectError } from "./connect-errors.ts";
-import type { DataPlaneAccess, DataPlaneCall } from "./access.ts";
-import { REQUEST_ID_HEADER } from "./request-id.ts";
+import type { DataPlaneCall } from "./access.ts";
+
+/** The call the door authorized, handed to the service in the Connect context (rpc.ts), not authorized twice. */
+export const DOOR_CALL = createContextKey<DataPlaneCall | null>(null, { description: "the envd call its door authorized" });
 
 export class EnvdCalls {
-  constructor(
-    private readonly access: DataPlaneAccess,
-    private readonly logger: Logger,
-  ) {}
+  constructor(private readonly logger: Logger) {}
 
-  /** The call's context; its door (e2b/index.ts) authorized it and charged the rate limit before the body was read. */
-  authorize(ctx: HandlerContext): Promise<DataPlaneCall> {
-    const h = ctx.requestHeader;
-    return this.access.authorize(
-      {
-        sandboxId: h.get("e2b-sandbox-id") ?? undefined,
-        accessToken: h.get("x-access-token") ?? undefined,
-        authorization: h.get("authorization") ?? undefined,
-        requestId: h.get(REQUEST_ID_HEADER) ?? "",
-        signal: ctx.signal,
-      },
-      ["envd"],
-      true,
-    );
+  /** The door's call, cut by the call's own signal (its deadline, the client going away). */
+  private authorized(ctx: HandlerContext): DataPlaneCall {
+    const call = ctx.values.get(DOOR_CALL);
+    if (!call) throw new BayError("unauthorized", "missing or wrong sandbox access token");
+    return { ...call, signal: ctx.signal };
   }
 
   async unary<T>(ctx: HandlerContext, run: (call: DataPlaneCall) => Promise<T>): Promise<T> {
     try {
-      return await run(await this.authorize(ctx));
+      return await run(this.authorized(ctx));
     } catch (e) {
       throw this.failure(ctx, e);
     }
@@ -42,7 +34,7 @@ export class EnvdCalls {
   /** A server stream: authorized before its first message; failures end it with a Connect error. */
   async *stream<T>(ctx: HandlerContext, run: (call: DataPlaneCall) => AsyncIterable<T>): AsyncIterable<T> {
     try {
-      yield* run(await this.authorize(ctx));
+      yield* run(this.authorized(ctx));
     } catch (e) {
       throw this.failure(ctx, e);
     }

@@ -4,19 +4,20 @@
  * E2B API only sees the control plane, or nothing, never loads Connect RPC, protobuf
  * or the generated service descriptors.
  */
-import { createConnectRouter } from "@connectrpc/connect";
-import { createFetchHandler } from "@connectrpc/connect/protocol";
+import { type DescMessage, ScalarType } from "@bufbuild/protobuf";
+import { createConnectRouter, createContextValues } from "@connectrpc/connect";
+import { universalServerRequestFromFetch, universalServerResponseToFetch } from "@connectrpc/connect/protocol";
 import type { SandboxExec } from "../../domain/sandbox-exec.ts";
 import type { SandboxFiles } from "../../domain/sandbox-files.ts";
 import type { SandboxWatch } from "../../domain/sandbox-watch.ts";
 import type { Logger } from "../../logger.ts";
 import { Filesystem } from "../generated/envd/filesystem/filesystem_pb.ts";
 import { Process } from "../generated/envd/process/process_pb.ts";
-import type { DataPlaneAccess, DataPlaneCall } from "./access.ts";
+import type { DataPlaneCall } from "./access.ts";
 import { withClientFaults } from "./client-faults.ts";
 import { connectRefusal } from "./connect-refusal.ts";
 import { toConnectError } from "./connect-errors.ts";
-import { EnvdCalls } from "./envd-calls.ts";
+import { DOOR_CALL, EnvdCalls } from "./envd-calls.ts";
 import { FileInfo } from "./file-info.ts";
 import { filesystemService } from "./filesystem-service.ts";
 import { PollingWatchers } from "./polling-watchers.ts";
@@ -26,7 +27,6 @@ import { shapedBody } from "./shaped-body.ts";
 import type { PtySessions } from "./pty-sessions.ts";
 
 export interface EnvdRpcDeps {
-  access: DataPlaneAccess;
   logger: Logger;
   backend: ProcessBackend;
   ptys: PtySessions;
@@ -43,7 +43,8 @@ export interface EnvdRpcDeps {
 /** The longest delay a timer holds (2^31 - 1 ms); a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export type EnvdHandler = (req: Request) => Promise<Response>;
+/** A call's handler, run as `call` (its door authorized it from the request's headers). */
+export type EnvdHandler = (req: Request, call: DataPlaneCall) => Promise<Response>;
 
 export interface EnvdRpc {
   /** Request path (`/process.Process/Start`) → handler. */
@@ -54,16 +55,28 @@ export interface EnvdRpc {
   shapedBody(path: string, contentType: string, body: ReadableStream<Uint8Array> | null): ReadableStream<Uint8Array> | null;
 }
 
-/** The calls that carry a command, its stdin or a terminal's input: up to readMaxBytes a message. */
-const LARGE_REQUESTS = new Set(["/process.Process/Start", "/process.Process/SendInput", "/process.Process/StreamInput"]);
 /**
- * Any other call's whole request (a path, a process selector, a signal): decoding costs
- * follow size on Bay's event loop even for valid text (review s92), so it stays small.
+ * Whether a request message can carry data (a command's arguments and environment, stdin,
+ * a terminal's input): a bytes, list or map field anywhere in it. Such a call's message
+ * may be up to readMaxBytes (Start, SendInput, StreamInput); any other call's whole
+ * request (a path, a process selector, a signal) is at most SMALL_REQUEST_BYTES:
+ * decoding costs follow size on Bay's event loop even for valid text (review s92).
  */
+export function carriesData(m: DescMessage, seen = new Set<string>()): boolean {
+  if (seen.has(m.typeName)) return false;
+  seen.add(m.typeName);
+  return m.fields.some(
+    (f) =>
+      f.fieldKind === "list" ||
+      f.fieldKind === "map" ||
+      (f.fieldKind === "scalar" && f.scalar === ScalarType.BYTES) ||
+      (f.fieldKind === "message" && carriesData(f.message, seen)),
+  );
+}
 const SMALL_REQUEST_BYTES = 64 * 1024;
 
 export function buildEnvdRpc(d: EnvdRpcDeps): EnvdRpc {
-  const calls = new EnvdCalls(d.access, d.logger);
+  const calls = new EnvdCalls(d.logger);
   const router = createConnectRouter({
     grpc: false,
     grpcWeb: false,
@@ -87,20 +100,34 @@ export function buildEnvdRpc(d: EnvdRpcDeps): EnvdRpc {
       watchers: new PollingWatchers({ watch: d.watch, maxPerOwner: d.maxWatchersPerOwner }),
     }),
   );
-  // Each call's request message, and whether it takes only one (unary, a server stream).
+  // Each call's request message, whether it takes only one (unary, a server stream), and how large its body may be.
   const inputs = new Map(
     router.handlers.map((h) => [
       h.requestPath,
-      { message: h.method.input, one: h.method.methodKind === "unary" || h.method.methodKind === "server_streaming" },
+      {
+        message: h.method.input,
+        one: h.method.methodKind === "unary" || h.method.methodKind === "server_streaming",
+        maxBody: carriesData(h.method.input) ? undefined : SMALL_REQUEST_BYTES,
+      },
     ]),
   );
   return {
-    handlers: new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(withClientFaults(h))])),
+    handlers: new Map(
+      router.handlers.map((h): [string, EnvdHandler] => {
+        const handler = withClientFaults(h);
+        return [
+          h.requestPath,
+          async (req, call) => {
+            const contextValues = createContextValues().set(DOOR_CALL, call);
+            return universalServerResponseToFetch(await handler({ ...universalServerRequestFromFetch(req, {}), contextValues }));
+          },
+        ];
+      }),
+    ),
     refusal: (contentType, e) => connectRefusal(contentType, toConnectError(e, d.logger)),
     shapedBody: (path, contentType, body) => {
       const input = inputs.get(path);
-      const max = LARGE_REQUESTS.has(path) ? undefined : SMALL_REQUEST_BYTES;
-      return input ? shapedBody(contentType, body, input.message, d.readMaxBytes, max, input.one) : body;
+      return input ? shapedBody(contentType, body, input.message, d.readMaxBytes, input.maxBody, input.one) : body;
     },
   };
 }
