@@ -327,7 +327,7 @@ for (const reason of ["watch_limit", "unwatchable"])
 
 test("all watchers of the process together keep at most maxTotalBytes: the one that would go over stops; what is taken or removed is let go", async () => {
   const w = scriptedWatch();
-  const watchers = new PollingWatchers({ watch: w.watch, maxTotalBytes: 40 });
+  const watchers = new PollingWatchers({ watch: w.watch, maxTotalBytes: 40, maxOwnerBytes: 40 });
   const alice: DataPlaneCall = { owner: "alice", sandboxId: "sandbox-a", requestId: "r", user: "user" };
   const bob: DataPlaneCall = { owner: "bob", sandboxId: "sandbox-b", requestId: "r", user: "user" };
   const a = await watchers.create(alice, ".", false, (p) => p);
@@ -358,6 +358,57 @@ test("all watchers of the process together keep at most maxTotalBytes: the one t
     "room again",
   );
   watchers.remove(alice, a);
+  expect(watchers.keptBytes).toBe(0);
+});
+
+test("one owner's watchers together keep at most maxOwnerBytes: its watcher that would go over stops, another owner's keep theirs (review s94 F1)", async () => {
+  const w = scriptedWatch();
+  const watchers = new PollingWatchers({ watch: w.watch, maxTotalBytes: 100, maxOwnerBytes: 30 });
+  const alice: DataPlaneCall = { owner: "alice", sandboxId: "sandbox-a", requestId: "r", user: "user" };
+  const bob: DataPlaneCall = { owner: "bob", sandboxId: "sandbox-b", requestId: "r", user: "user" };
+  const a1 = await watchers.create(alice, ".", false, (p) => p);
+  const a2 = await watchers.create(alice, ".", false, (p) => p);
+  const b = await watchers.create(bob, ".", false, (p) => p);
+  const twenty = (c: string) => ({ type: "created", path: c.repeat(13) }); // 20 characters with its type
+  w.send("change", twenty("a"), 0);
+  w.send("change", twenty("b"), 2);
+  await pollUntil(
+    () => watchers.keptBytes,
+    (n) => n === 40,
+    2_000,
+    "alice's and bob's events kept",
+  );
+  w.send("change", twenty("c"), 1); // alice's second: 40 of alice's 30
+  await pollUntil(
+    () => w.cancelled(1),
+    (c) => c,
+    2_000,
+    "alice's second watch stopped",
+  );
+  expect(codeOf(() => watchers.take(alice, a2))).toBe(Code.DataLoss);
+  w.send("change", { type: "created", path: "e" }, 2); // bob's own share still has room: 28 of 30
+  await pollUntil(
+    () => watchers.keptBytes,
+    (n) => n === 48,
+    2_000,
+    "bob's second event kept",
+  );
+  expect(watchers.take(bob, b)).toEqual([
+    { name: "b".repeat(13), type: "created" },
+    { name: "e", type: "created" },
+  ]);
+  expect(watchers.take(alice, a1)).toEqual([{ name: "a".repeat(13), type: "created" }]);
+  expect(watchers.keptBytes).toBe(0);
+  const a3 = await watchers.create(alice, ".", false, (p) => p);
+  w.send("change", twenty("f"), 3);
+  await pollUntil(
+    () => watchers.keptBytes,
+    (n) => n === 20,
+    2_000,
+    "alice has room again",
+  );
+  watchers.remove(alice, a3);
+  watchers.remove(alice, a1);
   expect(watchers.keptBytes).toBe(0);
 });
 

@@ -10,8 +10,9 @@
  * `maxBytes` characters of their paths (past either, or when Ship reports changes it dropped, it
  * stops, and its next poll says events were lost: DataLoss). One nobody polls for
  * `idleMs` is removed, and an ended one after `endedMs` (its sandbox may be gone, and
- * with it every call that could poll it). So what watchers hold in Bay is at most
- * maxPerOwner × maxBytes per owner. A watcher answers only calls for its own sandbox
+ * with it every call that could poll it). What one owner's watchers keep together is at
+ * most `maxOwnerBytes`, a share of what all of them keep (`maxTotalBytes`), so that one
+ * owner cannot take it all and stop everyone else's watchers (review s94 F1). A watcher answers only calls for its own sandbox
  * (another sandbox's token sees NotFound, as for an unknown id), lives in the Bay
  * process that created it, and ends with its watch (directory removed, sandbox
  * stopped or deleted): the poll after the last events says so.
@@ -43,6 +44,8 @@ export interface PollingWatchersOptions {
    * 64–128 MiB); past that, the watcher whose event would go over stops.
    */
   maxTotalBytes?: number;
+  /** The same for one owner's watchers together (default a quarter of maxTotalBytes); past that, the owner's watcher whose event would go over stops. */
+  maxOwnerBytes?: number;
   /** A watcher nobody polls for this long is removed (default 5 minutes). */
   idleMs?: number;
   /** An ended watcher is removed this long after it ended, polled or not (default 30 s). */
@@ -73,8 +76,11 @@ export class PollingWatchers {
   private readonly maxEvents: number;
   private readonly maxBytes: number;
   private readonly maxTotalBytes: number;
+  private readonly maxOwnerBytes: number;
   /** Characters kept by every watcher here (the sum of their `bytes`). */
   private totalBytes = 0;
+  /** The same per owner. */
+  private readonly ownerBytes = new Map<string, number>();
   private readonly idleMs: number;
   private readonly endedMs: number;
   private readonly readyMs: number;
@@ -84,6 +90,7 @@ export class PollingWatchers {
     this.maxEvents = o.maxEvents ?? 10_000;
     this.maxBytes = o.maxBytes ?? 1024 * 1024;
     this.maxTotalBytes = o.maxTotalBytes ?? 64 * 1024 * 1024;
+    this.maxOwnerBytes = o.maxOwnerBytes ?? Math.floor(this.maxTotalBytes / 4);
     this.idleMs = o.idleMs ?? 5 * 60_000;
     this.endedMs = o.endedMs ?? 30_000;
     this.readyMs = o.readyMs ?? 30_000;
@@ -169,8 +176,7 @@ export class PollingWatchers {
     }
     const out = w.events;
     w.events = [];
-    this.totalBytes -= w.bytes;
-    w.bytes = 0;
+    this.release(w);
     if (!w.ended) this.touch(id, w);
     return out;
   }
@@ -246,6 +252,14 @@ export class PollingWatchers {
           break;
         }
         if (w.dropped) break;
+        const owners = this.ownerBytes.get(w.owner) ?? 0;
+        if (owners + size > this.maxOwnerBytes) {
+          w.ended = new ConnectError(
+            "this owner's watchers hold as many unread events as Bay keeps for one owner: this watcher stopped (events after that were lost); poll more often, or remove watchers",
+            Code.DataLoss,
+          );
+          break;
+        }
         if (this.totalBytes + size > this.maxTotalBytes) {
           w.ended = new ConnectError(
             "Bay holds as many unread watcher events as it keeps for all watchers: this watcher stopped (events after that were lost); poll more often, or create a new one",
@@ -256,6 +270,7 @@ export class PollingWatchers {
         w.events.push({ name, type: c.type });
         w.bytes += size;
         this.totalBytes += size;
+        this.ownerBytes.set(w.owner, owners + size);
       }
     } catch (e) {
       w.ended = new ConnectError(e instanceof Error ? e.message : "the watch ended", Code.Unavailable);
@@ -283,10 +298,18 @@ export class PollingWatchers {
     if (this.watchers.get(id) === w) this.watchers.delete(id);
     // What it kept is let go with it.
     w.dropped = true;
-    this.totalBytes -= w.bytes;
-    w.bytes = 0;
+    this.release(w);
     w.events = [];
     w.stop();
+  }
+
+  /** What `w` kept is no longer counted (taken by a poll, or let go with it). */
+  private release(w: Watcher): void {
+    this.totalBytes -= w.bytes;
+    const left = (this.ownerBytes.get(w.owner) ?? 0) - w.bytes;
+    if (left > 0) this.ownerBytes.set(w.owner, left);
+    else this.ownerBytes.delete(w.owner);
+    w.bytes = 0;
   }
 }
 
