@@ -4,7 +4,8 @@
  * replay after a restart, and the request fingerprint. Real app, real libSQL file.
  */
 import { describe, expect, test } from "bun:test";
-import { canonicalJson, fingerprint } from "../../src/bay/api/middleware/idempotency.ts";
+import { fingerprint } from "../../src/bay/api/middleware/idempotency.ts";
+import { canonicalJson } from "../../src/protocol/canonical-json.ts";
 import { databaseUnavailable } from "../../src/bay/store/database-errors.ts";
 import { createTestBay, testBays } from "../support/harness.ts";
 import { countSandboxes, idem, post, wrap } from "./support/idempotency.ts";

@@ -129,6 +129,50 @@ describe("warm pool (in memory)", () => {
     expect(await containersOf(t, old!.id)).toHaveLength(0);
   });
 
+  test("a member made under another configuration (the profile changed across a restart) is never handed out: it is retired and one made the new way replaces it (review s95 M1)", async () => {
+    const engine = memoryEngine();
+    const clock = new TestClock();
+    const before = await createMemoryBay({
+      engine,
+      clock,
+      config: { profiles: pythonProfile({ env: { REV: "v1" }, warm_pool: { size: 1 } }) },
+    });
+    bays.push(before);
+    const [old] = await untilWarm(before, 1);
+    await before.bay.pool.stop();
+    // The same database and engine, the profile changed: as after a restart with a new configuration.
+    const after = await createMemoryBay({
+      engine,
+      clock,
+      dbPath: `${before.dir}/bay.db`,
+      instanceId: before.bay.instanceId,
+      config: { profiles: pythonProfile({ env: { REV: "v2" }, warm_pool: { size: 1 } }), lifecycle: { warm_pool_concurrency: 2 } },
+    });
+    bays.push(after);
+    // Before its first pass this process knows nothing it could hand out: lazy.
+    const early = await after.json("POST", "/v1/sandboxes", { body: {} });
+    expect(early.body.status).toBe("idle");
+    const [fresh] = await untilWarm(after, 1);
+    expect(fresh!.id).not.toBe(old!.id);
+    expect((await after.bay.deps.stores.sandboxes.get(old!.id))?.deletedAt).not.toBeNull();
+    expect(await containersOf(after, old!.id)).toHaveLength(0);
+    const claimed = await after.json("POST", "/v1/sandboxes", { body: {} });
+    expect(claimed.body).toMatchObject({ id: fresh!.id, status: "ready" });
+    const [container] = await containersOf(after, fresh!.id);
+    expect(engine.specOf(container!.id)?.env.REV).toBe("v2");
+    // The same configuration on another replica makes the same members: they are kept.
+    const same = await pooled(1, {
+      engine,
+      clock,
+      dbPath: `${before.dir}/bay.db`,
+      instanceId: before.bay.instanceId,
+      config: { profiles: pythonProfile({ env: { REV: "v2" }, warm_pool: { size: 1 } }) },
+    });
+    const [kept] = await untilWarm(after, 1);
+    expect((await same.bay.pool.maintain()).retired).toBe(0);
+    expect((await same.json("POST", "/v1/sandboxes", { owner: "bob", body: {} })).body).toMatchObject({ id: kept!.id, status: "ready" });
+  });
+
   test("members are in no listing, no quota and not in bay_sandboxes", async () => {
     const t = await pooled(2, { config: { limits: { max_sandboxes_per_owner: 1 } } });
     await untilWarm(t, 2);
@@ -181,6 +225,7 @@ describe("warm pool (in memory)", () => {
         workspaceId: "ws-crashed-member-0000000000",
         sessionId: "sess-crashed-member-000000000",
         profileId: "python-default",
+        fingerprint: "made-by-the-crashed-replica",
         secret: "s".repeat(43),
         sizeLimitMb: 1024,
         leaseOwner: "replica-gone",

@@ -173,6 +173,11 @@ for (const h of HARNESSES) {
       await driver.ping();
       expect(await driver.imageExists(IMAGE)).toBe(true);
       expect(await driver.imageExists("bay-test-no-such-image:never")).toBe(false);
+      // What a name points at now: stable while it does, none for an absent image (warm-pool fingerprints).
+      const id = await driver.imageId(IMAGE);
+      expect(id).toBeTruthy();
+      expect(await driver.imageId(IMAGE)).toBe(id);
+      expect(await driver.imageId("bay-test-no-such-image:never")).toBeNull();
     });
 
     test("the engine names its runtimes (runc among them); a profile's runtime the engine lacks is refused at create, naming it", async () => {

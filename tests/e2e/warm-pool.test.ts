@@ -12,7 +12,7 @@ import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 
 import type { PoolMember } from "../../src/bay/store/pool-store.ts";
 import { createTestBay, pollUntil, type TestBay } from "../support/harness.ts";
 import { SHIP_IMAGE } from "../support/images.ts";
-import { docker, profiles, py, requireShipImages, volumeExists } from "./support/e2e.ts";
+import { docker, profiles, py, requireShipImages, SHIP_DATA_IMAGE, volumeExists } from "./support/e2e.ts";
 
 setDefaultTimeout(240_000);
 
@@ -183,6 +183,50 @@ describe("warm pool", () => {
     // An aged member is never handed out, even before it is retired.
     const sb = await t.bay.deps.stores.sandboxes.get(first!.id);
     expect(sb?.deletedAt).not.toBeNull();
+  });
+
+  test("an image rebuilt under the profile's name: a member made from the old one is retired, never handed out, and replaced from the new one (review s95 M1)", async () => {
+    await requireShipImages([SHIP_IMAGE, SHIP_DATA_IMAGE]);
+    // The profile's image is a name of this test's own; pointing it at another image stands for a rebuild.
+    const [repo, tag] = [SHIP_IMAGE.split(":")[0]!, `pool-rebuild-${crypto.randomUUID().slice(0, 8)}`];
+    const name = `${repo}:${tag}`;
+    const idOf = async (image: string) => (await docker.getImage(image).inspect()).Id;
+    await docker.getImage(SHIP_IMAGE).tag({ repo, tag });
+    try {
+      t = await createTestBay({
+        config: {
+          profiles: profiles({ id: "python-default", image: name, warm_pool: { size: 1, max_age_seconds: 3600 } }),
+          lifecycle: { warm_pool_concurrency: 2 },
+        },
+      });
+      t.bay.pool.start();
+      const [old] = await untilWarm(t, 1);
+      expect((await docker.getContainer(old!.containerId!).inspect()).Image).toBe(await idOf(SHIP_IMAGE));
+      await docker.getImage(SHIP_DATA_IMAGE).tag({ repo, tag });
+      const [fresh] = await pollUntil(
+        async () => {
+          await t!.bay.pool.maintain();
+          return warm(t!);
+        },
+        (w) => w.length === 1 && w[0]!.id !== old!.id,
+        180_000,
+        "a member made from the rebuilt image",
+      );
+      expect((await t.bay.deps.stores.sandboxes.get(old!.id))?.deletedAt).not.toBeNull();
+      expect(await docker.listContainers({ all: true, filters: { label: [`bay.sandbox_id=${old!.id}`] } })).toHaveLength(0);
+      const created = await t.json("POST", "/v1/sandboxes", { body: {} });
+      expect(created.body).toMatchObject({ id: fresh!.id, status: "ready" });
+      expect((await docker.getContainer(fresh!.containerId!).inspect()).Image).toBe(await idOf(SHIP_DATA_IMAGE));
+      expect((await py(t, created.body.id as string, "print(6*7)")).body.output).toContain("42");
+    } finally {
+      await t?.close();
+      t = null;
+      // Only this test's name goes: the images keep their own.
+      await docker
+        .getImage(name)
+        .remove({ noprune: true })
+        .catch(() => {});
+    }
   });
 
   test("a member whose container dies is retired after reconcile, and a claim never gets it", async () => {

@@ -1,6 +1,7 @@
 /** Idempotency fingerprints: canonical JSON makes key order irrelevant, and nothing else. */
 import { describe, expect, test } from "bun:test";
-import { canonicalJson, fingerprint } from "../../src/bay/api/middleware/idempotency.ts";
+import { fingerprint } from "../../src/bay/api/middleware/idempotency.ts";
+import { canonicalJson } from "../../src/protocol/canonical-json.ts";
 
 describe("canonicalJson", () => {
   test("object key order does not matter, at any depth", () => {

@@ -40,12 +40,14 @@ async function warmMember(
   profile = "python-default",
   now = NOW,
   size = 100,
+  fingerprint = "fp",
 ): Promise<{ id: string; ws: string; sess: string } | null> {
   const m = {
     sandboxId: newId("sandbox", now),
     workspaceId: newId("ws", now),
     sessionId: newId("sess", now),
     profileId: profile,
+    fingerprint,
     secret: crypto.randomUUID() + crypto.randomUUID(),
     sizeLimitMb: 1024,
     leaseOwner: "replica-test",
@@ -63,6 +65,7 @@ const claimOf = (owner: string, over: Partial<PoolClaim> = {}): PoolClaim => ({
   token: crypto.randomUUID(),
   now: NOW + 1000,
   oldest: NOW - 3_600_000,
+  fingerprint: "fp",
   expiresAt: null,
   idleExpiresAt: NOW + 1_800_000,
   maxSandboxes: 50,
@@ -114,6 +117,7 @@ describe("making members", () => {
       workspaceId: newId("ws", NOW),
       sessionId: newId("sess", NOW),
       profileId: "python-default",
+      fingerprint: "fp",
       secret: "s".repeat(40),
       sizeLimitMb: 1024,
       leaseOwner: "r",
@@ -179,6 +183,7 @@ describe("claiming", () => {
         workspaceId: newId("ws", NOW - 200),
         sessionId: newId("sess", NOW - 200),
         profileId: "python-default",
+        fingerprint: "fp",
         secret: "s".repeat(40),
         sizeLimitMb: 1,
         leaseOwner: "r",
@@ -192,6 +197,16 @@ describe("claiming", () => {
     expect(await s.pool.claim(claimOf("b"))).toBe(newer.id);
     expect(await s.pool.claim(claimOf("c"))).toBeNull();
     expect((await s.pool.members()).map((m) => m.id)).toContain(old.id);
+  });
+
+  test("only a member made from what the claim names (its profile's container now): another is never handed out (review s95 M1)", async () => {
+    const s = await stores();
+    const before = (await warmMember(s, "python-default", NOW - 100, 100, "made-the-old-way"))!;
+    const now = (await warmMember(s, "python-default", NOW, 100, "fp"))!;
+    expect(await s.pool.claim(claimOf("a"))).toBe(now.id);
+    expect(await s.pool.claim(claimOf("b"))).toBeNull();
+    expect((await s.pool.members()).map((m) => [m.id, m.fingerprint])).toEqual([[before.id, "made-the-old-way"]]);
+    expect(await s.pool.claim(claimOf("c", { fingerprint: "made-the-old-way" }))).toBe(before.id);
   });
 
   test("within the owner's quotas, in the claim itself", async () => {

@@ -98,7 +98,8 @@ export const POOL_OWNER = "";
  * (`POOL_STATE_SQL`):
  *
  * * `warming`: its session is starting (container, Ship, /meta, kernel warm-up);
- * * `warm`: its session is ready and warmed; claimable until it is too old;
+ * * `warm`: its session is ready and warmed; claimable until it is too old, or
+ *   until its profile makes another container than it was made from;
  * * `stale`: its session ended (start failed or was abandoned, container died): retire it;
  * * `claimed`: an owner took it (one compare-and-set that sets the owner); from
  *   then on it is an ordinary sandbox and never a member again;
@@ -123,8 +124,12 @@ export const poolMayFollow = (from: PoolMemberState, to: PoolMemberState): boole
 export const POOL_GUARD = {
   /** A live, unclaimed member. */
   member: `s.owner = '${POOL_OWNER}' AND s.deleted_at IS NULL`,
-  /** Claimable: a member whose warmed session is ready and which is younger than `:oldest` allows. */
-  claimable: `s.owner = '${POOL_OWNER}' AND s.deleted_at IS NULL AND ss.status = 'ready' AND s.created_at > :oldest`,
+  /**
+   * Claimable: a member whose warmed session is ready, younger than `:oldest` allows, and
+   * made from what its profile makes now (`:fingerprint`, pool-fingerprint.ts).
+   */
+  claimable: `s.owner = '${POOL_OWNER}' AND s.deleted_at IS NULL AND ss.status = 'ready' AND s.created_at > :oldest
+    AND s.pool_fingerprint = :fingerprint`,
 } as const;
 
 /** A live member's state (see POOL_MEMBER_STATES); claimed and retired rows are not members. */

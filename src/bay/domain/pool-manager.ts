@@ -15,9 +15,11 @@
  *   live-session cap has room, at most `concurrency` starts at once per process;
  *   a profile whose starts fail backs off;
  * * **retire**: stale members (their session ended: a failed or abandoned start,
- *   a dead container), members older than `max_age_seconds`, and members beyond
- *   the size are tombstoned with their workspace, compare-and-set against a
- *   claim, then their container and volume go.
+ *   a dead container), members older than `max_age_seconds`, members made from
+ *   something else than their profile makes now (pool-fingerprint.ts: a profile
+ *   changed across a restart, an image rebuilt; never handed out either), and
+ *   members beyond the size are tombstoned with their workspace, compare-and-set
+ *   against a claim, then their container and volume go.
  *
  * Docker labels cannot change, so a member's container and volume are labelled
  * at birth with its sandbox, session and workspace ids (true before and after the
@@ -31,6 +33,7 @@ import type { Claim } from "../store/idempotency-store.ts";
 import type { Stores } from "../store/index.ts";
 import type { PoolMember } from "../store/pool-store.ts";
 import { newId } from "./ids.ts";
+import { poolFingerprint } from "./pool-fingerprint.ts";
 import type { Profile, ProfileRegistry } from "./profiles.ts";
 import { removeVolumeQuietly } from "./sandbox-manager.ts";
 import { mintSecret, type SessionManager } from "./session-manager.ts";
@@ -80,6 +83,8 @@ export class PoolManager implements WarmPoolStats {
   private readonly starts = new Set<Promise<void>>();
   /** Warm members per profile at the last pass (the bay_warm_pool_size gauge). */
   private warm = new Map<string, number>();
+  /** What each pooled profile makes now, as of the last pass (its image's id read then): pool-fingerprint.ts. */
+  private readonly fingerprints = new Map<string, string>();
   private readonly backoff = new Map<string, { failures: number; until: number }>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private running: Promise<PoolReport> | null = null;
@@ -112,6 +117,9 @@ export class PoolManager implements WarmPoolStats {
    */
   async claim(owner: string, profile: Profile, ttlSeconds: number, idempotency?: Claim): Promise<string | null> {
     if (profile.warm_pool.size === 0) return null;
+    // Before this process's first pass it does not know what the profile makes: a miss.
+    const fingerprint = this.fingerprints.get(profile.id);
+    if (fingerprint === undefined) return null;
     const { stores, logger } = this.deps;
     const now = this.now();
     const id = await stores.pool.claim(
@@ -121,6 +129,7 @@ export class PoolManager implements WarmPoolStats {
         token: crypto.randomUUID(),
         now,
         oldest: now - profile.warm_pool.max_age_seconds * 1000,
+        fingerprint,
         expiresAt: ttlSeconds > 0 ? now + ttlSeconds * 1000 : null,
         idleExpiresAt: now + profile.idle_timeout * 1000,
         maxSandboxes: this.opts.maxSandboxesPerOwner,
@@ -199,12 +208,17 @@ export class PoolManager implements WarmPoolStats {
   private async pass(): Promise<PoolReport> {
     const report: PoolReport = { retired: 0, started: 0, warm: 0, warming: 0 };
     const now = this.now();
+    await this.readFingerprints();
     const live = new Map<string, PoolMember[]>();
     for (const m of await this.deps.stores.pool.members()) {
       const profile = this.deps.profiles.find(m.profileId);
       const tooOld = profile ? now - m.createdAt > profile.warm_pool.max_age_seconds * 1000 : true;
-      if (m.state === "stale" || (m.state === "warm" && tooOld)) {
-        if (await this.retire(m, m.state === "stale" ? "stale" : profile ? "max age" : "profile removed")) report.retired++;
+      const current = this.fingerprints.get(m.profileId);
+      // A warming one made another way is retired once warm (as surplus is): its start is still in someone's hands.
+      const madeOtherwise = current !== undefined && m.fingerprint !== current;
+      if (m.state === "stale" || (m.state === "warm" && (tooOld || madeOtherwise))) {
+        const reason = m.state === "stale" ? "stale" : !profile ? "profile removed" : tooOld ? "max age" : "profile or image changed";
+        if (await this.retire(m, reason)) report.retired++;
         continue;
       }
       const list = live.get(m.profileId) ?? [];
@@ -239,6 +253,16 @@ export class PoolManager implements WarmPoolStats {
     return report;
   }
 
+  /** What each pooled profile makes now; a profile whose image cannot be read keeps what the last pass read. */
+  private async readFingerprints(): Promise<void> {
+    for (const profile of this.deps.profiles.list()) {
+      if (profile.warm_pool.size === 0) continue;
+      const imageId = await this.deps.driver.imageId(profile.image).catch(() => undefined);
+      if (imageId === undefined && this.fingerprints.has(profile.id)) continue;
+      this.fingerprints.set(profile.id, poolFingerprint(profile, this.deps.sessions.containerShape(profile), imageId ?? null));
+    }
+  }
+
   private canStart(profileId: string, now: number): boolean {
     if (this.stopped || this.starts.size >= this.opts.concurrency) return false;
     return (this.backoff.get(profileId)?.until ?? 0) <= now;
@@ -256,7 +280,10 @@ export class PoolManager implements WarmPoolStats {
   private async startMember(profile: Profile): Promise<void> {
     const { stores, sessions, logger } = this.deps;
     const now = this.now();
+    const fingerprint = this.fingerprints.get(profile.id);
+    if (fingerprint === undefined) return;
     const member = {
+      fingerprint,
       sandboxId: newId("sandbox", now),
       workspaceId: newId("ws", now),
       sessionId: newId("sess", now),

@@ -16,8 +16,15 @@ import { BayError } from "../errors.ts";
 import { errorMessage } from "../logger.ts";
 import type { SandboxRecord } from "../store/sandbox-store.ts";
 import { expiredError, notReadyError, type SessionEnd } from "./lifecycle.ts";
+import type { Profile } from "./profiles.ts";
 import type { RouteCache } from "./route-cache.ts";
-import { type SessionHandle, SessionStarter, type SessionStarterDeps, type SessionStarterOptions } from "./session-starter.ts";
+import {
+  type ContainerShape,
+  type SessionHandle,
+  SessionStarter,
+  type SessionStarterDeps,
+  type SessionStarterOptions,
+} from "./session-starter.ts";
 
 export { mintSecret, type SessionHandle } from "./session-starter.ts";
 
@@ -166,6 +173,11 @@ export class SessionManager {
    * the kernel warm-up, and without an idle deadline (members are retired by
    * age, not reclaimed as idle). Resolves once the member is warm.
    */
+  /** The container a session of `profile` gets, less what each has of its own (warm-pool fingerprints). */
+  containerShape(profile: Profile): ContainerShape {
+    return this.starter.containerShape(profile);
+  }
+
   startMember(sandboxId: string, sessionId: string, secret: string): Promise<SessionHandle> {
     return this.starter.startMember(sandboxId, sessionId, secret);
   }

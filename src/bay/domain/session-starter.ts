@@ -31,6 +31,9 @@ export interface SessionHandle extends ShipTarget {
   containerId: string | null;
 }
 
+/** A container spec without what each container has of its own. */
+export type ContainerShape = Omit<ContainerSpec, "name" | "labels" | "volumeName" | "volumeLabels">;
+
 export interface SessionStarterOptions {
   instanceId: string;
   /** Unique per Bay process; names lease holders. */
@@ -254,6 +257,12 @@ export class SessionStarter {
     } finally {
       clearInterval(renew);
     }
+  }
+
+  /** The container a session of `profile` gets, less what each has of its own (name, labels, volume): pool-fingerprint.ts. */
+  containerShape(profile: Profile): ContainerShape {
+    const { name: _name, labels: _labels, volumeName: _volume, ...shape } = this.containerSpec(profile, "", {} as ContainerSpec["labels"]);
+    return shape;
   }
 
   private containerSpec(profile: Profile, volumeName: string, labels: ContainerSpec["labels"]): ContainerSpec {

@@ -112,6 +112,8 @@ export interface Driver {
   ping(): Promise<void>;
   /** Whether an image is present locally. */
   imageExists(image: string): Promise<boolean>;
+  /** The id of the image a name points at now (changes when the name is given to a rebuilt image), or null when absent. */
+  imageId(image: string): Promise<string | null>;
   /** Creates (does not start) a container; returns its id. */
   createContainer(spec: ContainerSpec): Promise<string>;
   /**

@@ -214,4 +214,14 @@ export const MIGRATIONS: Migration[] = [
       "CREATE INDEX metric_samples_at ON metric_samples (at)",
     ],
   },
+  {
+    version: 11,
+    name: "warm-pool fingerprints",
+    statements: [
+      // What a warm-pool member's container was made from (its profile, the container it
+      // gives, the image's id), so that a member made under another configuration is never
+      // handed out and is retired (review s95 M1). NULL for members made before: retired.
+      "ALTER TABLE sandboxes ADD COLUMN pool_fingerprint TEXT",
+    ],
+  },
 ];

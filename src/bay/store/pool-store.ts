@@ -21,6 +21,8 @@ export interface PoolMember {
   sessionId: string | null;
   containerId: string | null;
   state: Extract<PoolMemberState, "warming" | "warm" | "stale">;
+  /** What it was made from (pool-fingerprint.ts); null for a member made before Bay recorded it. */
+  fingerprint: string | null;
 }
 
 /** The rows of a new member: its sandbox, managed workspace and starting (leased) session. */
@@ -29,6 +31,8 @@ export interface NewPoolMember {
   workspaceId: string;
   sessionId: string;
   profileId: string;
+  /** What its container is made from (pool-fingerprint.ts). */
+  fingerprint: string;
   secret: string;
   sizeLimitMb: number;
   leaseOwner: string;
@@ -45,6 +49,8 @@ export interface PoolClaim {
   now: number;
   /** Members created at or before this are too old to hand out. */
   oldest: number;
+  /** Only a member made from this is handed out (what the profile makes now). */
+  fingerprint: string;
   expiresAt: number | null;
   idleExpiresAt: number;
   maxSandboxes: number;
@@ -62,6 +68,7 @@ function toMember(row: Row): PoolMember {
     sessionId: optStr(row, "ss_id"),
     containerId: optStr(row, "container_id"),
     state: str(row, "pool_state") as PoolMember["state"],
+    fingerprint: optStr(row, "pool_fingerprint"),
   };
 }
 
@@ -87,9 +94,9 @@ export class PoolStore {
           args: { ws: m.workspaceId, size_mb: m.sizeLimitMb, now: m.now, profile: m.profileId, size, max_active: maxActive },
         },
         {
-          sql: `INSERT INTO sandboxes (id, owner, profile_id, workspace_id, created_at, expires_at, current_session_id)
-                SELECT :id, '${POOL_OWNER}', :profile, :ws, :now, NULL, :sess WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = :ws)`,
-          args: { id: m.sandboxId, profile: m.profileId, ws: m.workspaceId, now: m.now, sess: m.sessionId },
+          sql: `INSERT INTO sandboxes (id, owner, profile_id, workspace_id, created_at, expires_at, current_session_id, pool_fingerprint)
+                SELECT :id, '${POOL_OWNER}', :profile, :ws, :now, NULL, :sess, :fingerprint WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = :ws)`,
+          args: { id: m.sandboxId, profile: m.profileId, ws: m.workspaceId, now: m.now, sess: m.sessionId, fingerprint: m.fingerprint },
         },
         {
           sql: `INSERT INTO sessions (id, sandbox_id, status, secret, lease_owner, lease_expires_at, created_at)
@@ -131,6 +138,7 @@ export class PoolStore {
           idle: c.idleExpiresAt,
           token: c.token,
           oldest: c.oldest,
+          fingerprint: c.fingerprint,
           profile: c.profileId,
           max_sandboxes: c.maxSandboxes,
           max_workspaces: c.maxWorkspaces,
@@ -153,7 +161,7 @@ export class PoolStore {
   /** Every live, unclaimed member with its state (the pool is small: no paging). */
   async members(): Promise<PoolMember[]> {
     const rs = await this.db.execute(
-      `SELECT s.id, s.profile_id, s.workspace_id, s.created_at, ss.id AS ss_id, ss.container_id, ${POOL_STATE_SQL} AS pool_state
+      `SELECT s.id, s.profile_id, s.workspace_id, s.created_at, s.pool_fingerprint, ss.id AS ss_id, ss.container_id, ${POOL_STATE_SQL} AS pool_state
        FROM sandboxes s LEFT JOIN sessions ss ON ss.id = s.current_session_id
        WHERE ${POOL_GUARD.member} ORDER BY s.created_at, s.id`,
     );

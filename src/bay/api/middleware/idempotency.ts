@@ -6,6 +6,7 @@
  * not see again (5xx, 409, 429) release the key instead of being stored.
  */
 import type { MiddlewareHandler } from "hono";
+import { canonicalJson } from "../../../protocol/canonical-json.ts";
 import { jsonShapeRefusal } from "../../../protocol/json-shape.ts";
 import { BayError } from "../../errors.ts";
 import { errorMessage, type Logger } from "../../logger.ts";
@@ -23,16 +24,6 @@ export interface IdempotencyOptions {
 
 const KEY_RE = /^[A-Za-z0-9_-]{1,128}$/;
 const NOT_STORED = new Set([409, 429]);
-
-/** JSON with object keys sorted, so that key order does not change the fingerprint. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value) ?? "null";
-}
 
 export function fingerprint(method: string, path: string, rawBody: string): string {
   let canonical = rawBody;

@@ -120,12 +120,15 @@ export class DockerDriver implements Driver {
 
   /** Whether an image is present locally. */
   async imageExists(image: string): Promise<boolean> {
+    return (await this.imageId(image)) !== null;
+  }
+
+  async imageId(image: string): Promise<string | null> {
     try {
       // dockerode drops the abort signal of an image inspect: the deadline races it instead.
-      await raceDeadline(this.docker.getImage(image).inspect(), this.deadline());
-      return true;
+      return (await raceDeadline(this.docker.getImage(image).inspect(), this.deadline())).Id;
     } catch (err) {
-      if (isNotFound(err)) return false;
+      if (isNotFound(err)) return null;
       throw translateDockerError(err, `inspect image ${image}`, this.callTimeoutMs);
     }
   }

@@ -105,8 +105,12 @@ export class MemoryDriver implements Driver {
   }
 
   async imageExists(image: string): Promise<boolean> {
+    return (await this.imageId(image)) !== null;
+  }
+
+  async imageId(image: string): Promise<string | null> {
     this.check(`inspect image ${image}`);
-    return this.images.has(image);
+    return this.images.has(image) ? `memory:${image}` : null;
   }
 
   /** The fake engine runs every container the same way: it offers runc only. */
