@@ -12,8 +12,8 @@ export interface MessageJudge {
   end(): void;
 }
 
-/** connect-es's compressed-message flag: such a message is no text or protobuf here (Connect refuses it: no compression is accepted). */
-const COMPRESSED = 0x01;
+/** connect-es's compressed-message flag: such a message is no text or protobuf to judge (Connect refuses it: no compression is accepted). */
+export const COMPRESSED = 0x01;
 
 export class EnvelopedMessages {
   private readonly header = new Uint8Array(5);
@@ -21,7 +21,7 @@ export class EnvelopedMessages {
   private left = 0;
   private message: MessageJudge | null = null;
 
-  /** `judge(flags, length)`: a fresh judge for each uncompressed message. */
+  /** `judge(flags, length)`: a fresh judge for each message, whatever its flags (see COMPRESSED). */
   constructor(private readonly judge: (flags: number, length: number) => MessageJudge) {}
 
   /** Throws what a message's judge throws, before the rest of `b` is read. */
@@ -37,8 +37,8 @@ export class EnvelopedMessages {
         this.headerSeen = 0;
         const flags = this.header[0]!;
         this.left = new DataView(this.header.buffer).getUint32(1);
-        this.message = (flags & COMPRESSED) === 0 ? this.judge(flags, this.left) : null;
-        if (this.left === 0) this.message?.end();
+        this.message = this.judge(flags, this.left);
+        if (this.left === 0) this.message.end();
         continue;
       }
       const take = Math.min(this.left, b.length - i);

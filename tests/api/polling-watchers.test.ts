@@ -146,7 +146,7 @@ function watchService(watch: ReturnType<typeof scriptedWatch>["watch"], watchers
 test("names and types are bounded in characters too: past maxBytes the watcher stops with DataLoss after what it kept", async () => {
   const w = scriptedWatch();
   // Each event below is 10 + 7 characters: two fit, the third does not.
-  const watchers = new PollingWatchers({ watch: w.watch, maxBytes: 40 });
+  const watchers = new PollingWatchers({ watch: w.watch, maxBytes: 40, eventChars: 0 });
   const id = await watchers.create(plainCall, ".", false, (p) => p);
   for (const name of ["aaaaaaaaaa", "bbbbbbbbbb", "cccccccccc"]) w.send("change", { type: "created", path: name });
   await pollUntil(
@@ -167,6 +167,24 @@ test("names and types are bounded in characters too: past maxBytes the watcher s
     "the second stopped watch",
   );
   expect(codeOf(() => watchers.take(plainCall, huge))).toBe(Code.DataLoss);
+});
+
+test("each kept event is charged its object's own heap too (eventChars, default 64): short names cannot pile up past the budgets (review s96 F1)", async () => {
+  const w = scriptedWatch();
+  // Each event below is 1 + 7 characters and 64 for itself: two fit in 200, the third does not.
+  const watchers = new PollingWatchers({ watch: w.watch, maxBytes: 200 });
+  const id = await watchers.create(plainCall, ".", false, (p) => p);
+  for (const name of ["a", "b", "c"]) w.send("change", { type: "created", path: name });
+  await pollUntil(
+    () => w.cancelled(),
+    (c) => c,
+    2_000,
+    "the stopped watch",
+  );
+  expect(watchers.keptBytes).toBe(144);
+  expect(watchers.take(plainCall, id).map((e) => e.name)).toEqual(["a", "b"]);
+  expect(codeOf(() => watchers.take(plainCall, id))).toBe(Code.DataLoss);
+  expect(watchers.keptBytes).toBe(0);
 });
 
 test("changes Ship reports it dropped end the watcher with DataLoss, after the events before them", async () => {
@@ -250,7 +268,7 @@ test("a short name in a deep directory counts its whole path (the name is a slic
   const w = scriptedWatch();
   const dir = "d".repeat(200);
   // Each event keeps a 202-character path for a 1-character name: two fit under 500, the third does not.
-  const watchers = new PollingWatchers({ watch: w.watch, maxBytes: 500 });
+  const watchers = new PollingWatchers({ watch: w.watch, maxBytes: 500, eventChars: 0 });
   const id = await watchers.create(plainCall, dir, false, (p) => p.slice(dir.length + 1));
   for (const name of ["a", "b", "c"]) w.send("change", { type: "created", path: `${dir}/${name}` });
   await pollUntil(
@@ -327,7 +345,7 @@ for (const reason of ["watch_limit", "unwatchable"])
 
 test("all watchers of the process together keep at most maxTotalBytes: the one that would go over stops; what is taken or removed is let go", async () => {
   const w = scriptedWatch();
-  const watchers = new PollingWatchers({ watch: w.watch, maxTotalBytes: 40, maxOwnerBytes: 40 });
+  const watchers = new PollingWatchers({ watch: w.watch, maxTotalBytes: 40, maxOwnerBytes: 40, eventChars: 0 });
   const alice: DataPlaneCall = { owner: "alice", sandboxId: "sandbox-a", requestId: "r", user: "user" };
   const bob: DataPlaneCall = { owner: "bob", sandboxId: "sandbox-b", requestId: "r", user: "user" };
   const a = await watchers.create(alice, ".", false, (p) => p);
@@ -363,7 +381,7 @@ test("all watchers of the process together keep at most maxTotalBytes: the one t
 
 test("one owner's watchers together keep at most maxOwnerBytes: its watcher that would go over stops, another owner's keep theirs (review s94 F1)", async () => {
   const w = scriptedWatch();
-  const watchers = new PollingWatchers({ watch: w.watch, maxTotalBytes: 100, maxOwnerBytes: 30 });
+  const watchers = new PollingWatchers({ watch: w.watch, maxTotalBytes: 100, maxOwnerBytes: 30, eventChars: 0 });
   const alice: DataPlaneCall = { owner: "alice", sandboxId: "sandbox-a", requestId: "r", user: "user" };
   const bob: DataPlaneCall = { owner: "bob", sandboxId: "sandbox-b", requestId: "r", user: "user" };
   const a1 = await watchers.create(alice, ".", false, (p) => p);

@@ -144,7 +144,6 @@ test("a JSON message holds at most 256 KiB of non-ASCII text; base64 stdin of an
 
 test("a call that takes one request message refuses a second envelope before Connect decodes it (review s93)", async () => {
   const start = new TextEncoder().encode(JSON.stringify({ process: { cmd: "/bin/true" } }));
-  const two = Buffer.concat([envelope(start), envelope(start)]);
   const body = (bytes: Uint8Array) =>
     new ReadableStream<Uint8Array>({
       start(c) {
@@ -152,12 +151,16 @@ test("a call that takes one request message refuses a second envelope before Con
         c.close();
       },
     });
-  const read = (one: boolean) =>
-    new Response(shapedBody("application/connect+json", body(two), StartRequestSchema, MAX, undefined, one))
+  const read = (one: boolean, second = envelope(start)) =>
+    new Response(
+      shapedBody("application/connect+json", body(Buffer.concat([envelope(start), second])), StartRequestSchema, MAX, undefined, one),
+    )
       .arrayBuffer()
       .then(() => "passed")
       .catch((e: ConnectError) => e.rawMessage);
   expect(await read(true)).toBe("this call takes one request message");
+  // A second one with the compressed flag counts too (review s96 F3).
+  expect(await read(true, envelope(start, 0x01))).toBe("this call takes one request message");
   // A client stream (StreamInput) takes many.
   expect(await read(false)).toBe("passed");
 });

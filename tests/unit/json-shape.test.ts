@@ -4,14 +4,14 @@
  * and each message of a Connect stream judged on its own.
  */
 import { describe, expect, test } from "bun:test";
-import { EnvelopedMessages } from "../../src/protocol/enveloped-messages.ts";
+import { COMPRESSED, EnvelopedMessages } from "../../src/protocol/enveloped-messages.ts";
 import { JsonShape, jsonShapeRefusal, MAX_JSON_DEPTH, MAX_JSON_VALUES } from "../../src/protocol/json-shape.ts";
 
-/** Each message of a stream judged by a JsonShape of its own. */
+/** Each message of a stream judged by a JsonShape of its own; a compressed one is not text. */
 const enveloped = () =>
-  new EnvelopedMessages(() => {
+  new EnvelopedMessages((flags) => {
     const shape = new JsonShape();
-    return { feed: (b) => shape.feed(b), end() {} };
+    return (flags & COMPRESSED) === 0 ? { feed: (b) => shape.feed(b), end() {} } : { feed() {}, end() {} };
   });
 
 const enc = (s: string) => new TextEncoder().encode(s);

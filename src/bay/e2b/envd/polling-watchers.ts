@@ -44,6 +44,11 @@ export interface PollingWatchersOptions {
    * 64–128 MiB); past that, the watcher whose event would go over stops.
    */
   maxTotalBytes?: number;
+  /**
+   * Characters each kept event is charged on top of its path and type (default 64): its object's
+   * own heap (about 100 bytes), so that the budgets above bound memory for short names too (review s96 F1).
+   */
+  eventChars?: number;
   /** The same for one owner's watchers together (default a quarter of maxTotalBytes); past that, the owner's watcher whose event would go over stops. */
   maxOwnerBytes?: number;
   /** A watcher nobody polls for this long is removed (default 5 minutes). */
@@ -77,6 +82,7 @@ export class PollingWatchers {
   private readonly maxBytes: number;
   private readonly maxTotalBytes: number;
   private readonly maxOwnerBytes: number;
+  private readonly eventChars: number;
   /** Characters kept by every watcher here (the sum of their `bytes`). */
   private totalBytes = 0;
   /** The same per owner. */
@@ -91,6 +97,7 @@ export class PollingWatchers {
     this.maxBytes = o.maxBytes ?? 1024 * 1024;
     this.maxTotalBytes = o.maxTotalBytes ?? 64 * 1024 * 1024;
     this.maxOwnerBytes = o.maxOwnerBytes ?? Math.floor(this.maxTotalBytes / 4);
+    this.eventChars = o.eventChars ?? 64;
     this.idleMs = o.idleMs ?? 5 * 60_000;
     this.endedMs = o.endedMs ?? 30_000;
     this.readyMs = o.readyMs ?? 30_000;
@@ -242,8 +249,9 @@ export class PollingWatchers {
         if (typeof c.type !== "string" || typeof c.path !== "string") continue;
         const name = toName(c.path);
         // What is kept is counted: a name is a slice of the path the Ship sent, and holds all of it
-        // (a short name in a deep directory costs its whole path); the type too, however long a Ship sends it.
-        const size = c.path.length + c.type.length;
+        // (a short name in a deep directory costs its whole path); the type too, however long a Ship sends it,
+        // and the event's own object.
+        const size = c.path.length + c.type.length + this.eventChars;
         if (w.events.length >= this.maxEvents || w.bytes + size > this.maxBytes) {
           w.ended = new ConnectError(
             `more than ${this.maxEvents} events or ${this.maxBytes} characters of paths were not read: the watcher stopped (events after that were lost); create a new one`,

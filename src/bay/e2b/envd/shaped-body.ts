@@ -8,7 +8,7 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseContentType } from "@connectrpc/connect/protocol-connect";
-import { EnvelopedMessages, type MessageJudge } from "../../../protocol/enveloped-messages.ts";
+import { COMPRESSED, EnvelopedMessages, type MessageJudge } from "../../../protocol/enveloped-messages.ts";
 import { JsonShape, JsonShapeError } from "../../../protocol/json-shape.ts";
 import { Utf8Check } from "../../../protocol/utf8-check.ts";
 import { checkProtoShape } from "./proto-shape.ts";
@@ -54,9 +54,11 @@ export function shapedBody(
  */
 function envelopes(message: () => MessageJudge, oneMessage: boolean): MessageJudge {
   let messages = 0;
-  const reader = new EnvelopedMessages(() => {
+  const reader = new EnvelopedMessages((flags) => {
+    // Every envelope counts, a compressed one too (review s96 F3).
     if (oneMessage && ++messages > 1) throw new ConnectError("this call takes one request message", Code.InvalidArgument);
-    return message();
+    // A compressed message is not read here; Connect refuses it (no compression is accepted).
+    return (flags & COMPRESSED) === 0 ? message() : { feed() {}, end() {} };
   });
   // A partial envelope at the end: Connect says what is wrong with it.
   return { feed: (b) => reader.feed(b), end() {} };
