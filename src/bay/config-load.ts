@@ -19,7 +19,9 @@ export function parseWarmPoolEnv(value: string, known: readonly string[]): { siz
   for (const raw of value.split(",")) {
     const entry = raw.trim();
     if (entry === "") {
-      problems.push(`BAY_WARM_POOL: empty entry in "${value}" (expected profile:size, comma-separated)`);
+      // Said once, however many there are (review s95 L1).
+      const empty = `BAY_WARM_POOL: empty entry in "${value}" (expected profile:size, comma-separated)`;
+      if (!problems.includes(empty)) problems.push(empty);
       continue;
     }
     const colon = entry.lastIndexOf(":");

@@ -65,6 +65,7 @@ describe("warm_pool", () => {
       "python-default:1,,python-data:1",
       'BAY_WARM_POOL: empty entry in "python-default:1,,python-data:1" (expected profile:size, comma-separated)',
     ],
+    ["python-default:2,,", 'BAY_WARM_POOL: empty entry in "python-default:2,," (expected profile:size, comma-separated)'],
   ])("BAY_WARM_POOL=%p is refused: %s", (value, message) => {
     expect(problemsOf(() => loadConfig({ BAY_WARM_POOL: value }))).toEqual([message]);
   });
