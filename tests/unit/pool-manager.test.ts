@@ -58,6 +58,7 @@ function heldStarts() {
       });
     },
     async removeSandboxContainers() {},
+    containerShape: (profile: { image: string }) => ({ image: profile.image }),
   };
   return {
     sessions: sessions as unknown as SessionManager,
@@ -74,11 +75,16 @@ function heldStarts() {
 }
 
 const removedVolumes: string[] = [];
+/** What each image name points at now (a rebuild gives it another id). */
+const imageIds = new Map<string, string>();
 const driver = {
   async removeVolume(name: string) {
     removedVolumes.push(name);
   },
   async destroyContainer() {},
+  async imageId(image: string) {
+    return imageIds.get(image) ?? `id-of-${image}`;
+  },
 } as unknown as Driver;
 
 function manager(size: number, concurrency: number, now: () => number = Date.now, maxAge = 3600) {
@@ -185,6 +191,31 @@ describe("retire", () => {
     const mine = await stores.sandboxes.findLive("anon:alice", claimed, now);
     expect(mine?.deletedAt).toBeNull();
     expect(mine?.status).toBe("ready");
+  });
+
+  test("an image rebuilt under the profile's name: from the next pass its warm members are never claimed, are retired and replaced (review s95 M1)", async () => {
+    const { pool, held, profile } = manager(1, 1);
+    await pool.maintain();
+    await Bun.sleep(5);
+    await held.finishNext();
+    await pool.settle();
+    const [old] = await stores.pool.members();
+    expect(old!.state).toBe("warm");
+    imageIds.set("i", "id-of-the-rebuilt-image");
+    try {
+      const report = await pool.maintain();
+      expect(report.retired).toBe(1);
+      expect(report.started).toBe(1);
+      expect((await stores.sandboxes.get(old!.id))?.deletedAt).not.toBeNull();
+      expect(await pool.claim("anon:alice", profile, 0)).toBeNull();
+      await held.finishNext();
+      await pool.settle();
+      const [fresh] = await stores.pool.members();
+      expect(fresh!.fingerprint).not.toBe(old!.fingerprint);
+      expect(await pool.claim("anon:alice", profile, 0)).toBe(fresh!.id);
+    } finally {
+      imageIds.clear();
+    }
   });
 
   test("a smaller size retires the surplus warm members, oldest first", async () => {
