@@ -73,6 +73,8 @@ export function carriesData(m: DescMessage, seen = new Set<string>()): boolean {
       (f.fieldKind === "message" && carriesData(f.message, seen)),
   );
 }
+
+/** The most the whole request of a call that carries no data may be (see carriesData). */
 const SMALL_REQUEST_BYTES = 64 * 1024;
 
 export function buildEnvdRpc(d: EnvdRpcDeps): EnvdRpc {
