@@ -6,6 +6,7 @@
  * volumes, labels) stays in the e2e tests.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { poolFingerprint } from "../../src/bay/domain/pool-fingerprint.ts";
 import { databaseUnavailable } from "../../src/bay/store/database-errors.ts";
 import type { PoolMember } from "../../src/bay/store/pool-store.ts";
 import { pollUntil } from "../support/harness.ts";
@@ -41,6 +42,13 @@ async function pooled(size: number, opts: Parameters<typeof createMemoryBay>[0] 
 }
 
 const members = (t: MemoryBay): Promise<PoolMember[]> => t.bay.deps.stores.pool.members();
+
+/** What `t` makes for python-default now (pool-fingerprint.ts), as a replica of its configuration would record it. */
+async function sameConfiguration(t: MemoryBay): Promise<string> {
+  const profile = t.bay.deps.profiles.require("python-default");
+  const recipe = t.bay.driver.containerRecipe(t.bay.sessions.containerShape(profile));
+  return poolFingerprint(profile, recipe, (await t.bay.driver.imageId(profile.image))!);
+}
 const untilWarm = (t: MemoryBay, n: number) =>
   pollUntil(
     async () => {
@@ -173,6 +181,45 @@ describe("warm pool (in memory)", () => {
     expect((await same.json("POST", "/v1/sandboxes", { owner: "bob", body: {} })).body).toMatchObject({ id: kept!.id, status: "ready" });
   });
 
+  test("two live replicas on two configurations (a rollout half-way) keep a pool each: neither retires the other's members, each claims its own (review s97 M2)", async () => {
+    const engine = memoryEngine();
+    const clock = new TestClock();
+    const one = await pooled(1, { engine, clock, config: { profiles: pythonProfile({ env: { REV: "v1" }, warm_pool: { size: 1 } }) } });
+    const two = await pooled(1, {
+      engine,
+      clock,
+      dbPath: `${one.dir}/bay.db`,
+      instanceId: one.bay.instanceId,
+      config: { profiles: pythonProfile({ env: { REV: "v2" }, warm_pool: { size: 1 } }) },
+    });
+    let retired = 0;
+    for (let i = 0; i < 20; i++) {
+      retired += (await one.bay.pool.maintain()).retired + (await two.bay.pool.maintain()).retired;
+      await Promise.all([one.bay.pool.settle(), two.bay.pool.settle()]);
+      clock.advance(2_000);
+    }
+    expect(retired).toBe(0);
+    const live = await members(one);
+    expect(live).toHaveLength(2);
+    expect(new Set(live.map((m) => m.fingerprint)).size).toBe(2);
+    const env = async (t: MemoryBay, id: string) => engine.specOf((await containersOf(t, id))[0]!.id)?.env.REV;
+    const a = await one.json("POST", "/v1/sandboxes", { owner: "alice", body: {} });
+    const b = await two.json("POST", "/v1/sandboxes", { owner: "bob", body: {} });
+    expect([a.body.status, b.body.status]).toEqual(["ready", "ready"]);
+    expect([await env(one, a.body.id as string), await env(two, b.body.id as string)]).toEqual(["v1", "v2"]);
+    // One of them gone without a word (killed: its marks only age): once they are a minute old, the other retires what it left.
+    await Promise.all([one.bay.pool.maintain(), two.bay.pool.maintain()]);
+    await Promise.all([one.bay.pool.settle(), two.bay.pool.settle()]);
+    const v1Made = live.find((m) => m.id === a.body.id)!.fingerprint;
+    const v1 = (await members(one)).filter((m) => m.fingerprint === v1Made);
+    expect(v1).toHaveLength(1);
+    clock.advance(30_000);
+    expect((await two.bay.pool.maintain()).retired).toBe(0);
+    clock.advance(31_000);
+    await two.bay.pool.maintain();
+    for (const m of v1) expect((await two.bay.deps.stores.sandboxes.get(m.id))?.deletedAt).not.toBeNull();
+  });
+
   test("members are in no listing, no quota and not in bay_sandboxes", async () => {
     const t = await pooled(2, { config: { limits: { max_sandboxes_per_owner: 1 } } });
     await untilWarm(t, 2);
@@ -225,7 +272,8 @@ describe("warm pool (in memory)", () => {
         workspaceId: "ws-crashed-member-0000000000",
         sessionId: "sess-crashed-member-000000000",
         profileId: "python-default",
-        fingerprint: "made-by-the-crashed-replica",
+        // A replica of the same configuration (as this one after a restart) made it.
+        fingerprint: await sameConfiguration(a),
         secret: "s".repeat(43),
         sizeLimitMb: 1024,
         leaseOwner: "replica-gone",

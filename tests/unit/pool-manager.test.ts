@@ -82,8 +82,11 @@ const driver = {
     removedVolumes.push(name);
   },
   async destroyContainer() {},
+  containerRecipe: (shape: unknown) => shape,
   async imageId(image: string) {
-    return imageIds.get(image) ?? `id-of-${image}`;
+    const id = imageIds.get(image) ?? `id-of-${image}`;
+    if (id === "engine-failing") throw new Error("engine timeout");
+    return id;
   },
 } as unknown as Driver;
 
@@ -216,6 +219,25 @@ describe("retire", () => {
     } finally {
       imageIds.clear();
     }
+  });
+
+  test("while the image cannot be read (the engine failing), nothing of the profile is claimed, started or retired; then all goes on (review s97 L1)", async () => {
+    const { pool, held, profile } = manager(1, 1);
+    await pool.maintain();
+    await Bun.sleep(5);
+    await held.finishNext();
+    await pool.settle();
+    const [member] = await stores.pool.members();
+    imageIds.set("i", "engine-failing");
+    try {
+      expect(await pool.maintain()).toEqual({ retired: 0, started: 0, warm: 0, warming: 0 });
+      expect(await pool.claim("anon:alice", profile, 0)).toBeNull();
+      expect((await stores.pool.members()).map((m) => m.id)).toEqual([member!.id]);
+    } finally {
+      imageIds.clear();
+    }
+    expect((await pool.maintain()).retired).toBe(0);
+    expect(await pool.claim("anon:alice", profile, 0)).toBe(member!.id);
   });
 
   test("a smaller size retires the surplus warm members, oldest first", async () => {

@@ -31,7 +31,7 @@ import { errorMessage, type Logger } from "../logger.ts";
 import type { BayMetrics, WarmPoolStats } from "../observability/bay-metrics.ts";
 import type { Claim } from "../store/idempotency-store.ts";
 import type { Stores } from "../store/index.ts";
-import type { PoolMember } from "../store/pool-store.ts";
+import { configKey, type PoolMember } from "../store/pool-store.ts";
 import { newId } from "./ids.ts";
 import { poolFingerprint } from "./pool-fingerprint.ts";
 import type { Profile, ProfileRegistry } from "./profiles.ts";
@@ -75,6 +75,8 @@ export interface PoolReport {
 }
 
 const MAX_BACKOFF_MS = 60_000;
+/** A replica's mark of its configuration counts this long after its last pass (one that died: its members are then retired). */
+const CONFIG_TTL_MS = 60_000;
 
 export class PoolManager implements WarmPoolStats {
   private readonly now: () => number;
@@ -159,13 +161,14 @@ export class PoolManager implements WarmPoolStats {
     this.kick();
   }
 
-  /** Stops the beat and waits for the pass and the member starts in flight. */
+  /** Stops the beat and waits for the pass and the member starts in flight; its configuration is no longer marked as running. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.running?.catch(() => {});
     await Promise.allSettled([...this.starts]);
+    if (this.fingerprints.size > 0) await this.deps.stores.pool.forgetConfigs(this.opts.replicaId).catch(() => {});
   }
 
   /** Resolves once the member starts in flight now have finished (tests). */
@@ -207,27 +210,43 @@ export class PoolManager implements WarmPoolStats {
 
   private async pass(): Promise<PoolReport> {
     const report: PoolReport = { retired: 0, started: 0, warm: 0, warming: 0 };
+    const { stores } = this.deps;
     const now = this.now();
     await this.readFingerprints();
-    const live = new Map<string, PoolMember[]>();
-    for (const m of await this.deps.stores.pool.members()) {
+    const running = await stores.pool.markConfigs(
+      this.opts.replicaId,
+      [...this.fingerprints].map(([profileId, fingerprint]) => ({ profileId, fingerprint })),
+      now,
+      now - CONFIG_TTL_MS,
+    );
+    const own = new Map<string, PoolMember[]>();
+    for (const m of await stores.pool.members()) {
       const profile = this.deps.profiles.find(m.profileId);
-      const tooOld = profile ? now - m.createdAt > profile.warm_pool.max_age_seconds * 1000 : true;
       const current = this.fingerprints.get(m.profileId);
-      // A warming one made another way is retired once warm (as surplus is): its start is still in someone's hands.
-      const madeOtherwise = current !== undefined && m.fingerprint !== current;
-      if (m.state === "stale" || (m.state === "warm" && (tooOld || madeOtherwise))) {
-        const reason = m.state === "stale" ? "stale" : !profile ? "profile removed" : tooOld ? "max age" : "profile or image changed";
+      // What this profile makes now is unknown this pass (its image could not be read): none of its members is judged.
+      if (profile && profile.warm_pool.size > 0 && current === undefined && m.state !== "stale") continue;
+      const mine = current !== undefined && m.fingerprint === current;
+      // Another live replica's configuration: its members are its own to keep, claim and retire.
+      if (!mine && m.state !== "stale" && running.has(configKey(m.profileId, m.fingerprint ?? ""))) continue;
+      const tooOld = profile ? now - m.createdAt > profile.warm_pool.max_age_seconds * 1000 : true;
+      // One made in a way no replica makes now (a profile changed, Bay upgraded, an image rebuilt) is never
+      // claimed, and retired once warm (as surplus is: a warming one's start is still in someone's hands).
+      if (m.state === "stale" || (m.state === "warm" && (tooOld || !mine))) {
+        const reason =
+          m.state === "stale" ? "stale" : !profile ? "profile removed" : tooOld ? "max age" : current ? "made another way" : "pool size 0";
         if (await this.retire(m, reason)) report.retired++;
         continue;
       }
-      const list = live.get(m.profileId) ?? [];
+      if (!mine) continue;
+      const list = own.get(m.profileId) ?? [];
       list.push(m);
-      live.set(m.profileId, list);
+      own.set(m.profileId, list);
     }
     const warm = new Map<string, number>();
     for (const profile of this.deps.profiles.list()) {
-      const members = live.get(profile.id) ?? [];
+      // Refill and surplus count this replica's configuration only; an unread image starts nothing.
+      if (!this.fingerprints.has(profile.id)) continue;
+      const members = own.get(profile.id) ?? [];
       const size = profile.warm_pool.size;
       // Surplus (the size went down): the oldest warm ones go; warming ones are counted and retired once warm.
       let surplus = members.length - size;
@@ -253,14 +272,21 @@ export class PoolManager implements WarmPoolStats {
     return report;
   }
 
-  /** What each pooled profile makes now; a profile whose image cannot be read keeps what the last pass read. */
+  /**
+   * What each pooled profile makes now (its image's id read now, all profiles at once). A
+   * profile whose image cannot be read (the engine failing, the image absent) has none this
+   * pass: no claim, no refill and no retire by fingerprint until it can be (review s97 L1, L2).
+   */
   private async readFingerprints(): Promise<void> {
-    for (const profile of this.deps.profiles.list()) {
-      if (profile.warm_pool.size === 0) continue;
-      const imageId = await this.deps.driver.imageId(profile.image).catch(() => undefined);
-      if (imageId === undefined && this.fingerprints.has(profile.id)) continue;
-      this.fingerprints.set(profile.id, poolFingerprint(profile, this.deps.sessions.containerShape(profile), imageId ?? null));
-    }
+    const { driver, sessions } = this.deps;
+    const pooled = this.deps.profiles.list().filter((p) => p.warm_pool.size > 0);
+    const ids = await Promise.all(pooled.map((p) => driver.imageId(p.image).catch(() => null)));
+    this.fingerprints.clear();
+    pooled.forEach((profile, i) => {
+      const imageId = ids[i];
+      if (imageId)
+        this.fingerprints.set(profile.id, poolFingerprint(profile, driver.containerRecipe(sessions.containerShape(profile)), imageId));
+    });
   }
 
   private canStart(profileId: string, now: number): boolean {

@@ -17,14 +17,9 @@ import { errorMessage } from "../logger.ts";
 import type { SandboxRecord } from "../store/sandbox-store.ts";
 import { expiredError, notReadyError, type SessionEnd } from "./lifecycle.ts";
 import type { Profile } from "./profiles.ts";
+import type { ContainerShape } from "../drivers/driver.ts";
 import type { RouteCache } from "./route-cache.ts";
-import {
-  type ContainerShape,
-  type SessionHandle,
-  SessionStarter,
-  type SessionStarterDeps,
-  type SessionStarterOptions,
-} from "./session-starter.ts";
+import { type SessionHandle, SessionStarter, type SessionStarterDeps, type SessionStarterOptions } from "./session-starter.ts";
 
 export { mintSecret, type SessionHandle } from "./session-starter.ts";
 

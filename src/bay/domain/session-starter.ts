@@ -8,7 +8,7 @@
  * alone (on stdin at start).
  */
 import { randomBytes } from "node:crypto";
-import type { ContainerSpec, Driver } from "../drivers/driver.ts";
+import type { ContainerShape, ContainerSpec, Driver } from "../drivers/driver.ts";
 import { BayError } from "../errors.ts";
 import { errorMessage, type Logger } from "../logger.ts";
 import type { BayMetrics } from "../observability/bay-metrics.ts";
@@ -30,9 +30,6 @@ export interface SessionHandle extends ShipTarget {
   sandboxId: string;
   containerId: string | null;
 }
-
-/** A container spec without what each container has of its own. */
-export type ContainerShape = Omit<ContainerSpec, "name" | "labels" | "volumeName" | "volumeLabels">;
 
 export interface SessionStarterOptions {
   instanceId: string;

@@ -63,6 +63,9 @@ export interface ContainerSpec {
   logs?: { maxSizeMb: number; maxFiles: number };
 }
 
+/** A container spec without what each container has of its own (name, labels, volume). */
+export type ContainerShape = Omit<ContainerSpec, "name" | "labels" | "volumeName" | "volumeLabels">;
+
 export type ContainerState = "created" | "running" | "exited" | "dead" | "missing";
 
 export interface ContainerInfo {
@@ -114,6 +117,12 @@ export interface Driver {
   imageExists(image: string): Promise<boolean>;
   /** The id of the image a name points at now (changes when the name is given to a rebuilt image), or null when absent. */
   imageId(image: string): Promise<string | null>;
+  /**
+   * What a container of `shape` is created with by this driver (its engine request, how it
+   * is attached and reached), less what each container has of its own; no engine call.
+   * Equal for equal configurations (warm-pool fingerprints, pool-fingerprint.ts).
+   */
+  containerRecipe(shape: ContainerShape): unknown;
   /** Creates (does not start) a container; returns its id. */
   createContainer(spec: ContainerSpec): Promise<string>;
   /**

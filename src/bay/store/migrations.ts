@@ -218,10 +218,21 @@ export const MIGRATIONS: Migration[] = [
     version: 11,
     name: "warm-pool fingerprints",
     statements: [
-      // What a warm-pool member's container was made from (its profile, the container it
-      // gives, the image's id), so that a member made under another configuration is never
-      // handed out and is retired (review s95 M1). NULL for members made before: retired.
+      // What a warm-pool member's container was made from (pool-fingerprint.ts), so that a
+      // member made under another configuration is never handed out (review s95 M1). NULL
+      // for members made before: retired.
       "ALTER TABLE sandboxes ADD COLUMN pool_fingerprint TEXT",
+      // The configuration each replica runs now, per pooled profile, marked by each of its
+      // passes (and forgotten when it stops). Members of a configuration no replica marked
+      // lately are retired; another live replica's are left to it, so replicas on two
+      // configurations keep a pool each rather than retiring each other's (s97 M2).
+      `CREATE TABLE pool_configs (
+        replica_id TEXT NOT NULL,
+        profile_id TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        seen_at INTEGER NOT NULL,
+        PRIMARY KEY (replica_id, profile_id)
+      )`,
     ],
   },
 ];

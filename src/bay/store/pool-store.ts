@@ -72,7 +72,9 @@ function toMember(row: Row): PoolMember {
   };
 }
 
-const MEMBER_COUNT = `(SELECT COUNT(*) FROM sandboxes WHERE owner = '${POOL_OWNER}' AND profile_id = :profile AND deleted_at IS NULL)`;
+/** A configuration's live members of a profile: each configuration a replica runs keeps its own pool. */
+const MEMBER_COUNT = `(SELECT COUNT(*) FROM sandboxes WHERE owner = '${POOL_OWNER}' AND profile_id = :profile
+  AND pool_fingerprint = :fingerprint AND deleted_at IS NULL)`;
 
 export class PoolStore {
   constructor(private readonly db: Database) {}
@@ -80,7 +82,7 @@ export class PoolStore {
   /**
    * Makes a member in one transaction: its workspace, its sandbox (already
    * pointing at its session) and its `starting` session leased to the caller,
-   * only while the profile has fewer than `size` live members (across replicas)
+   * only while the profile has fewer than `size` live members made the same way (across replicas)
    * and Bay runs fewer than `maxActive` sessions. A member is never without a
    * session, so one with none has ended and may be retired. False when full.
    */
@@ -91,7 +93,15 @@ export class PoolStore {
           sql: `INSERT INTO workspaces (id, owner, managed, volume_name, size_limit_mb, created_at)
                 SELECT :ws, '${POOL_OWNER}', 1, :ws, :size_mb, :now
                 WHERE ${MEMBER_COUNT} < :size AND (SELECT COUNT(*) FROM sessions WHERE ${GUARD.sessionActive}) < :max_active`,
-          args: { ws: m.workspaceId, size_mb: m.sizeLimitMb, now: m.now, profile: m.profileId, size, max_active: maxActive },
+          args: {
+            ws: m.workspaceId,
+            size_mb: m.sizeLimitMb,
+            now: m.now,
+            profile: m.profileId,
+            fingerprint: m.fingerprint,
+            size,
+            max_active: maxActive,
+          },
         },
         {
           sql: `INSERT INTO sandboxes (id, owner, profile_id, workspace_id, created_at, expires_at, current_session_id, pool_fingerprint)
@@ -158,6 +168,37 @@ export class PoolStore {
     return row ? str(row, "id") : null;
   }
 
+  /**
+   * Marks what `replica` makes now for each pooled profile (its fingerprint), as of `now`,
+   * and forgets its profiles that are not among them; then answers the configurations some
+   * replica marked at or after `since` (`configKey`), deleting older marks.
+   */
+  async markConfigs(
+    replica: string,
+    configs: Array<{ profileId: string; fingerprint: string }>,
+    now: number,
+    since: number,
+  ): Promise<Set<string>> {
+    const results = await this.db.batch(
+      [
+        { sql: "DELETE FROM pool_configs WHERE seen_at < :since OR replica_id = :replica", args: { since, replica } },
+        ...configs.map((c) => ({
+          sql: "INSERT INTO pool_configs (replica_id, profile_id, fingerprint, seen_at) VALUES (:replica, :profile, :fingerprint, :now)",
+          args: { replica, profile: c.profileId, fingerprint: c.fingerprint, now },
+        })),
+        { sql: "SELECT DISTINCT profile_id, fingerprint FROM pool_configs", args: {} },
+      ],
+      "write",
+    );
+    const rows = results[results.length - 1]?.rows ?? [];
+    return new Set(rows.map((r) => configKey(str(r, "profile_id"), str(r, "fingerprint"))));
+  }
+
+  /** A replica that stops making members: its marks go, so its members are retired at once, not after the marks age. */
+  async forgetConfigs(replica: string): Promise<void> {
+    await this.db.execute({ sql: "DELETE FROM pool_configs WHERE replica_id = :replica", args: { replica } });
+  }
+
   /** Every live, unclaimed member with its state (the pool is small: no paging). */
   async members(): Promise<PoolMember[]> {
     const rs = await this.db.execute(
@@ -168,3 +209,6 @@ export class PoolStore {
     return rs.rows.map(toMember);
   }
 }
+
+/** A configuration's key in liveConfigs' set. */
+export const configKey = (profileId: string, fingerprint: string): string => `${profileId}\n${fingerprint}`;

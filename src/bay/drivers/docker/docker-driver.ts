@@ -3,6 +3,7 @@ import type { ContainerInspectInfo } from "dockerode";
 import { BayError } from "../../errors.ts";
 import type {
   ContainerInfo,
+  ContainerShape,
   ContainerSpec,
   ContainerState,
   ContainerStats,
@@ -87,6 +88,8 @@ export class DockerDriver implements Driver {
   private readonly docker: Docker;
   private readonly labels: LabelCodec;
   private readonly network: string | undefined;
+  /** The engine this driver talks to (its URL or socket; null: the default socket). */
+  private readonly engineHost: string | null;
   private readonly defaultPidsLimit: number;
   private readonly egress: EgressGuard;
   private readonly callTimeoutMs: number;
@@ -97,6 +100,7 @@ export class DockerDriver implements Driver {
 
   constructor(opts: DockerDriverOptions) {
     this.docker = new Docker(connectionOptions(opts.host, opts.socketPath));
+    this.engineHost = opts.host ?? opts.socketPath ?? null;
     this.connectMode = resolveConnectMode(opts.connectMode, opts.network);
     this.network = opts.network;
     this.labels = new LabelCodec(opts.labelPrefix ?? "bay.", opts.extraLabels);
@@ -139,6 +143,27 @@ export class DockerDriver implements Driver {
       (this.docker.info as unknown as WithSignal<unknown>).call(this.docker, { abortSignal }),
     );
     return Object.keys((info as { Runtimes?: Record<string, unknown> }).Runtimes ?? {});
+  }
+
+  containerRecipe(shape: ContainerShape): unknown {
+    const spec: ContainerSpec = { ...shape, name: "", labels: {} as ResourceLabels, volumeName: "" };
+    const socket = this.sockets !== null && runtimeServesSocket(spec.runtime);
+    const create = containerCreateOptions(spec, {
+      mode: this.connectMode,
+      // The attachment as chosen, not prepared (no engine call): a policy network is named by its policy below.
+      network:
+        typeof spec.network === "object"
+          ? spec.network.docker_network
+          : this.connectMode === "container_network"
+            ? this.network
+            : undefined,
+      defaultPidsLimit: this.defaultPidsLimit,
+      labels: this.labels,
+      ...(socket ? { socketDir: "<socket>" } : {}),
+    });
+    // The environment is a set (one value per name): its order is no difference.
+    create.Env = [...(create.Env ?? [])].sort();
+    return { create, network: spec.network ?? null, socket, engine: this.engineHost };
   }
 
   /** Creates (does not start) a container; returns its id. */

@@ -25,6 +25,7 @@ import { CREDENTIALS_ENV } from "../../../protocol/ship/index.ts";
 import { BayError } from "../../errors.ts";
 import type {
   ContainerInfo,
+  ContainerShape,
   ContainerSpec,
   ContainerStats,
   Driver,
@@ -117,6 +118,11 @@ export class MemoryDriver implements Driver {
   async runtimes(): Promise<string[]> {
     this.check("engine info");
     return ["runc"];
+  }
+
+  /** The fake engine runs a spec as it is: its recipe is the shape itself. */
+  containerRecipe(shape: ContainerShape): unknown {
+    return shape;
   }
 
   async createContainer(spec: ContainerSpec): Promise<string> {
