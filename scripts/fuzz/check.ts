@@ -123,7 +123,8 @@ export function judge(contract: Contract, req: FuzzRequest, target: string, o: O
     return v;
   }
   if (o.kind === "closed") {
-    v.known = closedLimitation(req);
+    // The reset after an unread body can cut the answer in its head as well as in its body.
+    v.known = closedLimitation(req) ?? (o.detail?.startsWith("partial answer") ? cutAnswerLimitation(req, op) : undefined);
     if (req.syntax === "valid" && !v.known) fail(`connection closed without an answer [${caseOf(req)}]`, o.detail);
     return v;
   }
