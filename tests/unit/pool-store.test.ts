@@ -110,6 +110,15 @@ describe("making members", () => {
     expect(await a.pool.members()).toHaveLength(4);
   });
 
+  test("each configuration fills its own pool, all of them together at most twice the size (review s97 M2, s98 L1)", async () => {
+    const s = await stores();
+    expect(await warmMember(s, "python-default", NOW, 1, "one-way")).not.toBeNull();
+    expect(await warmMember(s, "python-default", NOW, 1, "one-way")).toBeNull();
+    expect(await warmMember(s, "python-default", NOW, 1, "another-way")).not.toBeNull();
+    expect(await warmMember(s, "python-default", NOW, 1, "a-third-way")).toBeNull();
+    expect(await warmMember(s, "python-data", NOW, 1, "a-third-way")).not.toBeNull();
+  });
+
   test("never past Bay's live-session cap", async () => {
     const s = await stores();
     const m = {

@@ -64,6 +64,8 @@ export interface PoolManagerOptions {
   maxWorkspacesPerOwner: number;
   /** Milliseconds between maintenance passes while a pool is configured. */
   tickMs?: number;
+  /** How long a replica's mark of its configuration counts after its pass (default CONFIG_TTL_MS). */
+  configTtlMs?: number;
 }
 
 /** What one maintenance pass did (logs, tests). */
@@ -216,8 +218,7 @@ export class PoolManager implements WarmPoolStats {
     const running = await stores.pool.markConfigs(
       this.opts.replicaId,
       [...this.fingerprints].map(([profileId, fingerprint]) => ({ profileId, fingerprint })),
-      now,
-      now - CONFIG_TTL_MS,
+      this.opts.configTtlMs ?? CONFIG_TTL_MS,
     );
     const own = new Map<string, PoolMember[]>();
     for (const m of await stores.pool.members()) {
@@ -269,6 +270,8 @@ export class PoolManager implements WarmPoolStats {
       }
     }
     this.warm = warm;
+    // Marked again at the end: a pass that took long (retires on a slow engine) is not taken for a dead replica's.
+    if (this.fingerprints.size > 0) await stores.pool.touchConfigs(this.opts.replicaId);
     return report;
   }
 

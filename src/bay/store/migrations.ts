@@ -222,11 +222,19 @@ export const MIGRATIONS: Migration[] = [
       // member made under another configuration is never handed out (review s95 M1). NULL
       // for members made before: retired.
       "ALTER TABLE sandboxes ADD COLUMN pool_fingerprint TEXT",
+    ],
+  },
+  {
+    version: 12,
+    name: "warm-pool configurations",
+    statements: [
       // The configuration each replica runs now, per pooled profile, marked by each of its
-      // passes (and forgotten when it stops). Members of a configuration no replica marked
-      // lately are retired; another live replica's are left to it, so replicas on two
-      // configurations keep a pool each rather than retiring each other's (s97 M2).
-      `CREATE TABLE pool_configs (
+      // passes on the database's clock (and forgotten when it stops). Members of a
+      // configuration no replica marked lately are retired; another live replica's are left
+      // to it, so replicas on two configurations keep a pool each rather than retiring each
+      // other's (s97 M2). A migration of its own: 11 was on main before it (review s98 M1);
+      // IF NOT EXISTS for a development database made while it was part of 11.
+      `CREATE TABLE IF NOT EXISTS pool_configs (
         replica_id TEXT NOT NULL,
         profile_id TEXT NOT NULL,
         fingerprint TEXT NOT NULL,

@@ -75,6 +75,14 @@ function toMember(row: Row): PoolMember {
 /** A configuration's live members of a profile: each configuration a replica runs keeps its own pool. */
 const MEMBER_COUNT = `(SELECT COUNT(*) FROM sandboxes WHERE owner = '${POOL_OWNER}' AND profile_id = :profile
   AND pool_fingerprint = :fingerprint AND deleted_at IS NULL)`;
+/**
+ * A profile's live members of every configuration: at most twice its size, so configurations
+ * that came and went (crashed replicas' members, until they are retired) hold few of Bay's
+ * sessions (review s98 L1).
+ */
+const ALL_MEMBERS_COUNT = `(SELECT COUNT(*) FROM sandboxes WHERE owner = '${POOL_OWNER}' AND profile_id = :profile AND deleted_at IS NULL)`;
+/** The database's clock in ms (one for every replica). */
+const DB_NOW_MS = "(CAST(strftime('%s', 'now') AS INTEGER) * 1000)";
 
 export class PoolStore {
   constructor(private readonly db: Database) {}
@@ -92,7 +100,8 @@ export class PoolStore {
         {
           sql: `INSERT INTO workspaces (id, owner, managed, volume_name, size_limit_mb, created_at)
                 SELECT :ws, '${POOL_OWNER}', 1, :ws, :size_mb, :now
-                WHERE ${MEMBER_COUNT} < :size AND (SELECT COUNT(*) FROM sessions WHERE ${GUARD.sessionActive}) < :max_active`,
+                WHERE ${MEMBER_COUNT} < :size AND ${ALL_MEMBERS_COUNT} < 2 * :size
+                  AND (SELECT COUNT(*) FROM sessions WHERE ${GUARD.sessionActive}) < :max_active`,
           args: {
             ws: m.workspaceId,
             size_mb: m.sizeLimitMb,
@@ -169,22 +178,21 @@ export class PoolStore {
   }
 
   /**
-   * Marks what `replica` makes now for each pooled profile (its fingerprint), as of `now`,
-   * and forgets its profiles that are not among them; then answers the configurations some
-   * replica marked at or after `since` (`configKey`), deleting older marks.
+   * Marks what `replica` makes now for each pooled profile (its fingerprint), and forgets
+   * its profiles that are not among them; then answers the configurations some replica
+   * marked within `ttlMs` (`configKey`), deleting older marks. Times are the database's
+   * clock, one for every replica however theirs drift (review s98 L2).
    */
-  async markConfigs(
-    replica: string,
-    configs: Array<{ profileId: string; fingerprint: string }>,
-    now: number,
-    since: number,
-  ): Promise<Set<string>> {
+  async markConfigs(replica: string, configs: Array<{ profileId: string; fingerprint: string }>, ttlMs: number): Promise<Set<string>> {
     const results = await this.db.batch(
       [
-        { sql: "DELETE FROM pool_configs WHERE seen_at < :since OR replica_id = :replica", args: { since, replica } },
+        {
+          sql: `DELETE FROM pool_configs WHERE seen_at < ${DB_NOW_MS} - :ttl OR replica_id = :replica`,
+          args: { ttl: ttlMs, replica },
+        },
         ...configs.map((c) => ({
-          sql: "INSERT INTO pool_configs (replica_id, profile_id, fingerprint, seen_at) VALUES (:replica, :profile, :fingerprint, :now)",
-          args: { replica, profile: c.profileId, fingerprint: c.fingerprint, now },
+          sql: `INSERT INTO pool_configs (replica_id, profile_id, fingerprint, seen_at) VALUES (:replica, :profile, :fingerprint, ${DB_NOW_MS})`,
+          args: { replica, profile: c.profileId, fingerprint: c.fingerprint },
         })),
         { sql: "SELECT DISTINCT profile_id, fingerprint FROM pool_configs", args: {} },
       ],
@@ -192,6 +200,11 @@ export class PoolStore {
     );
     const rows = results[results.length - 1]?.rows ?? [];
     return new Set(rows.map((r) => configKey(str(r, "profile_id"), str(r, "fingerprint"))));
+  }
+
+  /** Marks `replica`'s configurations seen again (at the end of a long pass). */
+  async touchConfigs(replica: string): Promise<void> {
+    await this.db.execute({ sql: `UPDATE pool_configs SET seen_at = ${DB_NOW_MS} WHERE replica_id = :replica`, args: { replica } });
   }
 
   /** A replica that stops making members: its marks go, so its members are retired at once, not after the marks age. */
