@@ -45,6 +45,7 @@ const EXPECTED_TABLES = [
   "idempotency_keys",
   "installation",
   "metric_samples",
+  "pool_configs",
   "sandboxes",
   "schema_migrations",
   "sessions",
@@ -98,6 +99,17 @@ describe("migrations", () => {
     expect(Number(rs.rows[0]!.n)).toBe(1);
     const secret = await old.execute("SELECT secret FROM e2b_secret");
     expect(String(secret.rows[0]!.secret)).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  test("version 11 as it first was gains pool_configs from 12; a development database that had the table in 11 migrates too (review s98 M1)", async () => {
+    for (const withTable of [false, true]) {
+      const upTo11 = MIGRATIONS.filter((m) => m.version <= 11);
+      const old = await openDatabase({ url: ":memory:", migrations: upTo11 });
+      opened.push(old);
+      if (withTable) await old.execute("CREATE TABLE pool_configs (replica_id TEXT, profile_id TEXT, fingerprint TEXT, seen_at INTEGER)");
+      expect(await migrate(old, MIGRATIONS)).toEqual(MIGRATIONS.filter((m) => m.version > 11).map((m) => m.version));
+      expect(await tables(old)).toEqual(EXPECTED_TABLES);
+    }
   });
 
   test("a failing migration applies nothing of itself", async () => {
