@@ -181,6 +181,23 @@ describe("warm pool (in memory)", () => {
     expect((await same.json("POST", "/v1/sandboxes", { owner: "bob", body: {} })).body).toMatchObject({ id: kept!.id, status: "ready" });
   });
 
+  test("two live replicas of one configuration with different sizes keep the larger pool: the smaller never retires what the larger made (review s99 M1)", async () => {
+    const engine = memoryEngine();
+    const clock = new TestClock();
+    const small = await pooled(1, { engine, clock });
+    const large = await pooled(3, { engine, clock, dbPath: `${small.dir}/bay.db`, instanceId: small.bay.instanceId });
+    let retired = 0;
+    for (let i = 0; i < 20; i++) {
+      retired += (await large.bay.pool.maintain()).retired + (await small.bay.pool.maintain()).retired;
+      await Promise.all([small.bay.pool.settle(), large.bay.pool.settle()]);
+    }
+    expect(retired).toBe(0);
+    expect(await members(small)).toHaveLength(3);
+    // The larger replica stopped: its size no longer counts, and the smaller one's surplus goes.
+    await large.bay.pool.stop();
+    expect((await small.bay.pool.maintain()).retired).toBe(2);
+  });
+
   test("two live replicas on two configurations (a rollout half-way) keep a pool each: neither retires the other's members, each claims its own (review s97 M2)", async () => {
     const engine = memoryEngine();
     const clock = new TestClock();

@@ -89,6 +89,8 @@ export class PoolManager implements WarmPoolStats {
   private warm = new Map<string, number>();
   /** What each pooled profile makes now, as of the last pass (its image's id read then): pool-fingerprint.ts. */
   private readonly fingerprints = new Map<string, string>();
+  /** Members of every configuration a profile may have, as of the last pass (PoolStore.insertMember). */
+  private readonly maxAll = new Map<string, number>();
   private readonly backoff = new Map<string, { failures: number; until: number }>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private running: Promise<PoolReport> | null = null;
@@ -195,6 +197,8 @@ export class PoolManager implements WarmPoolStats {
    * A call while a pass runs joins it. Never throws.
    */
   maintain(): Promise<PoolReport> {
+    // Once stopped, nothing: a pass would mark this replica's configuration again (review s99 INFO).
+    if (this.stopped) return Promise.resolve({ retired: 0, started: 0, warm: 0, warming: 0 });
     this.running ??= this.pass()
       .catch((e: unknown) => {
         this.deps.logger.warn("warm-pool pass failed; retrying on the next beat", { error: errorMessage(e) });
@@ -212,57 +216,66 @@ export class PoolManager implements WarmPoolStats {
 
   private async pass(): Promise<PoolReport> {
     const report: PoolReport = { retired: 0, started: 0, warm: 0, warming: 0 };
-    const { stores } = this.deps;
+    const { stores, profiles } = this.deps;
     const now = this.now();
     await this.readFingerprints();
-    const running = await stores.pool.markConfigs(
+    const pooled = profiles.list().filter((p) => p.warm_pool.size > 0);
+    const read = pooled.filter((p) => this.fingerprints.has(p.id));
+    // What every live replica runs, with the largest size kept for each configuration (this replica's included).
+    const live = await stores.pool.markConfigs(
       this.opts.replicaId,
-      [...this.fingerprints].map(([profileId, fingerprint]) => ({ profileId, fingerprint })),
+      read.map((p) => ({ profileId: p.id, fingerprint: this.fingerprints.get(p.id)!, size: p.warm_pool.size })),
+      pooled.filter((p) => !this.fingerprints.has(p.id)).map((p) => p.id),
       this.opts.configTtlMs ?? CONFIG_TTL_MS,
     );
     const own = new Map<string, PoolMember[]>();
     for (const m of await stores.pool.members()) {
-      const profile = this.deps.profiles.find(m.profileId);
+      const profile = profiles.find(m.profileId);
       const current = this.fingerprints.get(m.profileId);
-      // What this profile makes now is unknown this pass (its image could not be read): none of its members is judged.
-      if (profile && profile.warm_pool.size > 0 && current === undefined && m.state !== "stale") continue;
       const mine = current !== undefined && m.fingerprint === current;
-      // Another live replica's configuration: its members are its own to keep, claim and retire.
-      if (!mine && m.state !== "stale" && running.has(configKey(m.profileId, m.fingerprint ?? ""))) continue;
-      const tooOld = profile ? now - m.createdAt > profile.warm_pool.max_age_seconds * 1000 : true;
-      // One made in a way no replica makes now (a profile changed, Bay upgraded, an image rebuilt) is never
-      // claimed, and retired once warm (as surplus is: a warming one's start is still in someone's hands).
-      if (m.state === "stale" || (m.state === "warm" && (tooOld || !mine))) {
-        const reason =
-          m.state === "stale" ? "stale" : !profile ? "profile removed" : tooOld ? "max age" : current ? "made another way" : "pool size 0";
-        if (await this.retire(m, reason)) report.retired++;
+      if (m.state === "stale") {
+        if (await this.retire(m, "stale")) report.retired++;
         continue;
       }
-      if (!mine) continue;
-      const list = own.get(m.profileId) ?? [];
-      list.push(m);
-      own.set(m.profileId, list);
+      if (mine) {
+        const list = own.get(m.profileId) ?? [];
+        list.push(m);
+        own.set(m.profileId, list);
+        continue;
+      }
+      // Another live replica's configuration (or this one's while its image cannot be read: its mark
+      // stays until it ages): its members are its own to keep, claim and retire. A warming one's start is
+      // still in someone's hands: it is judged once warm.
+      if (m.state !== "warm" || live.has(configKey(m.profileId, m.fingerprint ?? ""))) continue;
+      // Made in a way no live replica makes (a profile changed, Bay upgraded, an image rebuilt, a replica
+      // gone): never claimed, and retired.
+      if (await this.retire(m, profile ? "made in a way no replica makes now" : "profile removed")) report.retired++;
     }
     const warm = new Map<string, number>();
-    for (const profile of this.deps.profiles.list()) {
-      // Refill and surplus count this replica's configuration only; an unread image starts nothing.
-      if (!this.fingerprints.has(profile.id)) continue;
+    for (const profile of read) {
+      const current = this.fingerprints.get(profile.id)!;
       const members = own.get(profile.id) ?? [];
       const size = profile.warm_pool.size;
-      // Surplus (the size went down): the oldest warm ones go; warming ones are counted and retired once warm.
-      let surplus = members.length - size;
+      // Aged members go; then surplus above the largest size a live replica keeps for this configuration
+      // (the size went down; two replicas of one configuration keep the larger: review s99 M1), oldest warm first.
+      let surplus = members.length - Math.max(size, live.get(configKey(profile.id, current)) ?? 0);
       for (const m of members) {
-        if (surplus <= 0) break;
         if (m.state !== "warm") continue;
-        if (await this.retire(m, "beyond the pool size")) report.retired++;
+        const tooOld = now - m.createdAt > profile.warm_pool.max_age_seconds * 1000;
+        if (!tooOld && surplus <= 0) continue;
+        if (await this.retire(m, tooOld ? "max age" : "beyond the pool size")) report.retired++;
+        if (!tooOld) surplus--;
         m.state = "stale";
-        surplus--;
       }
       const kept = members.filter((m) => m.state !== "stale");
       const warmNow = kept.filter((m) => m.state === "warm").length;
       warm.set(profile.id, warmNow);
       report.warm += warmNow;
       report.warming += kept.length - warmNow;
+      // All configurations of the profile together: the sizes live replicas keep, and one more for those gone.
+      let maxAll = size;
+      for (const [key, liveSize] of live) if (key.startsWith(configKey(profile.id, ""))) maxAll += liveSize;
+      this.maxAll.set(profile.id, maxAll);
       const missing = size - kept.length;
       for (let i = 0; i < missing && this.canStart(profile.id, now); i++) {
         this.launch(profile);
@@ -271,7 +284,11 @@ export class PoolManager implements WarmPoolStats {
     }
     this.warm = warm;
     // Marked again at the end: a pass that took long (retires on a slow engine) is not taken for a dead replica's.
-    if (this.fingerprints.size > 0) await stores.pool.touchConfigs(this.opts.replicaId);
+    if (read.length > 0)
+      await stores.pool.touchConfigs(
+        this.opts.replicaId,
+        read.map((p) => p.id),
+      );
     return report;
   }
 
@@ -325,7 +342,8 @@ export class PoolManager implements WarmPoolStats {
     };
     try {
       // Full (another replica filled it, or Bay is at its session cap): nothing to do.
-      if (!(await stores.pool.insertMember(member, profile.warm_pool.size, this.opts.maxLiveSessions))) return;
+      const maxAll = this.maxAll.get(profile.id) ?? 2 * profile.warm_pool.size;
+      if (!(await stores.pool.insertMember(member, profile.warm_pool.size, this.opts.maxLiveSessions, maxAll))) return;
       await sessions.startMember(member.sandboxId, member.sessionId, member.secret);
       this.backoff.delete(profile.id);
     } catch (e) {

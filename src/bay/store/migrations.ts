@@ -243,4 +243,14 @@ export const MIGRATIONS: Migration[] = [
       )`,
     ],
   },
+  {
+    version: 13,
+    name: "warm-pool sizes per configuration",
+    statements: [
+      // The pool size each replica keeps for its configuration: two replicas of one
+      // configuration with different sizes keep the larger, rather than the smaller one
+      // retiring what the larger one made (review s99 M1).
+      "ALTER TABLE pool_configs ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
+    ],
+  },
 ];

@@ -76,9 +76,10 @@ function toMember(row: Row): PoolMember {
 const MEMBER_COUNT = `(SELECT COUNT(*) FROM sandboxes WHERE owner = '${POOL_OWNER}' AND profile_id = :profile
   AND pool_fingerprint = :fingerprint AND deleted_at IS NULL)`;
 /**
- * A profile's live members of every configuration: at most twice its size, so configurations
- * that came and went (crashed replicas' members, until they are retired) hold few of Bay's
- * sessions (review s98 L1).
+ * A profile's live members of every configuration: at most `:max_all` (the sizes of the
+ * configurations replicas run, and one size more), so configurations that came and went
+ * (crashed replicas' members, until they are retired) hold few of Bay's sessions (review
+ * s98 L1) and none starves another that runs (s99 L3).
  */
 const ALL_MEMBERS_COUNT = `(SELECT COUNT(*) FROM sandboxes WHERE owner = '${POOL_OWNER}' AND profile_id = :profile AND deleted_at IS NULL)`;
 /** The database's clock in ms (one for every replica). */
@@ -94,13 +95,13 @@ export class PoolStore {
    * and Bay runs fewer than `maxActive` sessions. A member is never without a
    * session, so one with none has ended and may be retired. False when full.
    */
-  async insertMember(m: NewPoolMember, size: number, maxActive: number): Promise<boolean> {
+  async insertMember(m: NewPoolMember, size: number, maxActive: number, maxAll = 2 * size): Promise<boolean> {
     const results = await this.db.batch(
       [
         {
           sql: `INSERT INTO workspaces (id, owner, managed, volume_name, size_limit_mb, created_at)
                 SELECT :ws, '${POOL_OWNER}', 1, :ws, :size_mb, :now
-                WHERE ${MEMBER_COUNT} < :size AND ${ALL_MEMBERS_COUNT} < 2 * :size
+                WHERE ${MEMBER_COUNT} < :size AND ${ALL_MEMBERS_COUNT} < :max_all
                   AND (SELECT COUNT(*) FROM sessions WHERE ${GUARD.sessionActive}) < :max_active`,
           args: {
             ws: m.workspaceId,
@@ -109,6 +110,7 @@ export class PoolStore {
             profile: m.profileId,
             fingerprint: m.fingerprint,
             size,
+            max_all: maxAll,
             max_active: maxActive,
           },
         },
@@ -178,33 +180,45 @@ export class PoolStore {
   }
 
   /**
-   * Marks what `replica` makes now for each pooled profile (its fingerprint), and forgets
-   * its profiles that are not among them; then answers the configurations some replica
-   * marked within `ttlMs` (`configKey`), deleting older marks. Times are the database's
+   * Marks what `replica` makes now for each pooled profile it could read (its fingerprint
+   * and size), leaves its marks of the profiles in `keep` as they are (their image could not
+   * be read: the marks age out unless read again; review s99 L2), and forgets its others.
+   * Answers the configurations some replica marked within `ttlMs`, each with the largest
+   * size marked for it (`configKey` → size), deleting older marks. Times are the database's
    * clock, one for every replica however theirs drift (review s98 L2).
    */
-  async markConfigs(replica: string, configs: Array<{ profileId: string; fingerprint: string }>, ttlMs: number): Promise<Set<string>> {
+  async markConfigs(
+    replica: string,
+    configs: Array<{ profileId: string; fingerprint: string; size: number }>,
+    keep: string[],
+    ttlMs: number,
+  ): Promise<Map<string, number>> {
     const results = await this.db.batch(
       [
         {
-          sql: `DELETE FROM pool_configs WHERE seen_at < ${DB_NOW_MS} - :ttl OR replica_id = :replica`,
-          args: { ttl: ttlMs, replica },
+          sql: `DELETE FROM pool_configs WHERE seen_at < ${DB_NOW_MS} - :ttl
+                  OR (replica_id = :replica AND profile_id NOT IN (SELECT value FROM json_each(:keep)))`,
+          args: { ttl: ttlMs, replica, keep: JSON.stringify(keep) },
         },
         ...configs.map((c) => ({
-          sql: `INSERT INTO pool_configs (replica_id, profile_id, fingerprint, seen_at) VALUES (:replica, :profile, :fingerprint, ${DB_NOW_MS})`,
-          args: { replica, profile: c.profileId, fingerprint: c.fingerprint },
+          sql: `INSERT INTO pool_configs (replica_id, profile_id, fingerprint, size, seen_at)
+                VALUES (:replica, :profile, :fingerprint, :size, ${DB_NOW_MS})`,
+          args: { replica, profile: c.profileId, fingerprint: c.fingerprint, size: c.size },
         })),
-        { sql: "SELECT DISTINCT profile_id, fingerprint FROM pool_configs", args: {} },
+        { sql: "SELECT profile_id, fingerprint, MAX(size) AS size FROM pool_configs GROUP BY profile_id, fingerprint", args: {} },
       ],
       "write",
     );
     const rows = results[results.length - 1]?.rows ?? [];
-    return new Set(rows.map((r) => configKey(str(r, "profile_id"), str(r, "fingerprint"))));
+    return new Map(rows.map((r) => [configKey(str(r, "profile_id"), str(r, "fingerprint")), num(r, "size")]));
   }
 
-  /** Marks `replica`'s configurations seen again (at the end of a long pass). */
-  async touchConfigs(replica: string): Promise<void> {
-    await this.db.execute({ sql: `UPDATE pool_configs SET seen_at = ${DB_NOW_MS} WHERE replica_id = :replica`, args: { replica } });
+  /** Marks `replica`'s configurations of `profiles` seen again (at the end of a long pass). */
+  async touchConfigs(replica: string, profiles: string[]): Promise<void> {
+    await this.db.execute({
+      sql: `UPDATE pool_configs SET seen_at = ${DB_NOW_MS} WHERE replica_id = :replica AND profile_id IN (SELECT value FROM json_each(:profiles))`,
+      args: { replica, profiles: JSON.stringify(profiles) },
+    });
   }
 
   /** A replica that stops making members: its marks go, so its members are retired at once, not after the marks age. */
