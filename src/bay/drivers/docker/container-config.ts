@@ -1,5 +1,5 @@
 import type { ContainerCreateOptions, MountSettings } from "dockerode";
-import type { ContainerSpec } from "../driver.ts";
+import type { ContainerShape, ContainerSpec, ResourceLabels } from "../driver.ts";
 import type { ResolvedConnectMode } from "./connect-mode.ts";
 import type { LabelCodec } from "./labels.ts";
 import { SOCKET_MOUNT, SOCKET_NAME } from "./runtime-socket.ts";
@@ -87,3 +87,32 @@ export function containerCreateOptions(spec: ContainerSpec, ctx: ContainerConfig
 
 /** host_port mode, or unix_socket mode for a runtime that cannot serve a socket: the runtime's port on 127.0.0.1. */
 const publishesPort = (ctx: ContainerConfigContext): boolean => ctx.mode === "host_port" || (ctx.mode === "unix_socket" && !ctx.socketDir);
+
+export interface RecipeContext extends Pick<ContainerConfigContext, "mode" | "defaultPidsLimit" | "labels"> {
+  /** The driver's shared network (container_network mode). */
+  network: string | undefined;
+  /** unix_socket mode and a runtime that serves a socket there. */
+  servesSocket: boolean;
+  /** The engine the driver talks to (null: the default socket). */
+  engine: string | null;
+}
+
+/**
+ * What a container of `shape` is created with (its engine request, how it is attached and
+ * reached), less what each container has of its own; no engine call. Equal for equal
+ * configurations: the warm pool's fingerprints (src/bay/domain/pool-fingerprint.ts).
+ */
+export function containerRecipe(shape: ContainerShape, ctx: RecipeContext): unknown {
+  const spec: ContainerSpec = { ...shape, name: "", labels: {} as ResourceLabels, volumeName: "" };
+  const create = containerCreateOptions(spec, {
+    mode: ctx.mode,
+    // The attachment as chosen, not prepared (no engine call): a policy network is named by its policy below.
+    network: typeof spec.network === "object" ? spec.network.docker_network : ctx.mode === "container_network" ? ctx.network : undefined,
+    defaultPidsLimit: ctx.defaultPidsLimit,
+    labels: ctx.labels,
+    ...(ctx.servesSocket ? { socketDir: "<socket>" } : {}),
+  });
+  // The environment is a set (one value per name): its order is no difference.
+  create.Env = [...(create.Env ?? [])].sort();
+  return { create, network: spec.network ?? null, socket: ctx.servesSocket, engine: ctx.engine };
+}

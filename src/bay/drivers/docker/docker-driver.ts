@@ -16,7 +16,7 @@ import type {
 } from "../driver.ts";
 import { type DockerStats, statsOf } from "./docker-stats.ts";
 import { connectionOptions, resolveConnectMode, type ConnectMode, type ResolvedConnectMode } from "./connect-mode.ts";
-import { containerCreateOptions } from "./container-config.ts";
+import { containerCreateOptions, containerRecipe } from "./container-config.ts";
 import { EgressGuard, type PreparedNetwork } from "./egress.ts";
 import {
   DEFAULT_CALL_TIMEOUT_MS,
@@ -146,24 +146,14 @@ export class DockerDriver implements Driver {
   }
 
   containerRecipe(shape: ContainerShape): unknown {
-    const spec: ContainerSpec = { ...shape, name: "", labels: {} as ResourceLabels, volumeName: "" };
-    const socket = this.sockets !== null && runtimeServesSocket(spec.runtime);
-    const create = containerCreateOptions(spec, {
+    return containerRecipe(shape, {
       mode: this.connectMode,
-      // The attachment as chosen, not prepared (no engine call): a policy network is named by its policy below.
-      network:
-        typeof spec.network === "object"
-          ? spec.network.docker_network
-          : this.connectMode === "container_network"
-            ? this.network
-            : undefined,
+      network: this.network,
       defaultPidsLimit: this.defaultPidsLimit,
       labels: this.labels,
-      ...(socket ? { socketDir: "<socket>" } : {}),
+      servesSocket: this.sockets !== null && runtimeServesSocket(shape.runtime),
+      engine: this.engineHost,
     });
-    // The environment is a set (one value per name): its order is no difference.
-    create.Env = [...(create.Env ?? [])].sort();
-    return { create, network: spec.network ?? null, socket, engine: this.engineHost };
   }
 
   /** Creates (does not start) a container; returns its id. */
