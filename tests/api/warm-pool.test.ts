@@ -301,6 +301,7 @@ describe("warm pool (in memory)", () => {
       },
       1,
       100,
+      2,
     );
     expect((await members(a)).map((m) => m.state)).toEqual(["warming"]);
     // The pool is full (a warming member counts): nothing starts until the lease lapses.

@@ -70,7 +70,7 @@ test("claims in one process and retires in another never both win a member", asy
       leaseExpiresAt: now + 60_000,
       now: now - 1000 + i,
     };
-    expect(await stores.pool.insertMember(m, MEMBERS, 1000)).toBe(true);
+    expect(await stores.pool.insertMember(m, MEMBERS, 1000, 2 * MEMBERS)).toBe(true);
     await stores.db.execute(stores.sessions.markReadyStatement(m.sessionId, "http://127.0.0.1:1", now));
     ids.push(m.sandboxId);
   }

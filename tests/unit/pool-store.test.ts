@@ -54,7 +54,7 @@ async function warmMember(
     leaseExpiresAt: now + 10_000,
     now,
   };
-  if (!(await s.pool.insertMember(m, size, 1000))) return null;
+  if (!(await s.pool.insertMember(m, size, 1000, 2 * size))) return null;
   await s.db.execute(s.sessions.markReadyStatement(m.sessionId, "http://127.0.0.1:1", now));
   return { id: m.sandboxId, ws: m.workspaceId, sess: m.sessionId };
 }
@@ -134,7 +134,7 @@ describe("making members", () => {
       now: NOW,
     };
     expect(await warmMember(s)).not.toBeNull();
-    expect(await s.pool.insertMember(m, 10, 1)).toBe(false);
+    expect(await s.pool.insertMember(m, 10, 1, 20)).toBe(false);
     // Nothing half-made: no workspace, sandbox or session of the refused member.
     const rs = await s.db.execute({
       sql: "SELECT (SELECT COUNT(*) FROM workspaces) AS w, (SELECT COUNT(*) FROM sandboxes) AS s, (SELECT COUNT(*) FROM sessions) AS x",
@@ -201,6 +201,7 @@ describe("claiming", () => {
       },
       10,
       100,
+      20,
     );
     expect(await s.pool.claim(claimOf("a"))).toBe(older.id);
     expect(await s.pool.claim(claimOf("b"))).toBe(newer.id);

@@ -258,16 +258,7 @@ export class SessionStarter {
 
   /** The container a session of `profile` gets, less what each has of its own (name, labels, volume): pool-fingerprint.ts. */
   containerShape(profile: Profile): ContainerShape {
-    const { name: _name, labels: _labels, volumeName: _volume, ...shape } = this.containerSpec(profile, "", {} as ContainerSpec["labels"]);
-    return shape;
-  }
-
-  private containerSpec(profile: Profile, volumeName: string, labels: ContainerSpec["labels"]): ContainerSpec {
     return {
-      // Random, naming no sandbox: Docker's resolver answers container names to every container
-      // on a shared network (reverse lookups too), so a name with the id told it to other tenants
-      // (review s86). The labels say whose it is.
-      name: containerName(),
       image: profile.image,
       runtimePort: profile.runtime_port,
       env: {
@@ -280,16 +271,21 @@ export class SessionStarter {
       },
       credentialsOnStdin: true,
       ...(this.opts.logs ? { logs: this.opts.logs } : {}),
-      labels,
       cpus: profile.cpus,
       memoryMb: profile.memory_mb,
       pidsLimit: profile.pids_limit,
-      volumeName,
       network: profile.network,
       ...(profile.runtime ? { runtime: profile.runtime } : {}),
       readOnlyRootfs: profile.read_only_rootfs,
       tmpfsMb: profile.tmpfs_mb,
     };
+  }
+
+  private containerSpec(profile: Profile, volumeName: string, labels: ContainerSpec["labels"]): ContainerSpec {
+    // Random, naming no sandbox: Docker's resolver answers container names to every container
+    // on a shared network (reverse lookups too), so a name with the id told it to other tenants
+    // (review s86). The labels say whose it is.
+    return { ...this.containerShape(profile), name: containerName(), labels, volumeName };
   }
 
   /**

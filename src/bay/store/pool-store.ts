@@ -92,10 +92,10 @@ export class PoolStore {
    * Makes a member in one transaction: its workspace, its sandbox (already
    * pointing at its session) and its `starting` session leased to the caller,
    * only while the profile has fewer than `size` live members made the same way (across replicas)
-   * and Bay runs fewer than `maxActive` sessions. A member is never without a
+   * and `maxAll` members of any configuration, and Bay runs fewer than `maxActive` sessions. A member is never without a
    * session, so one with none has ended and may be retired. False when full.
    */
-  async insertMember(m: NewPoolMember, size: number, maxActive: number, maxAll = 2 * size): Promise<boolean> {
+  async insertMember(m: NewPoolMember, size: number, maxActive: number, maxAll: number): Promise<boolean> {
     const results = await this.db.batch(
       [
         {

@@ -88,6 +88,20 @@ export function containerCreateOptions(spec: ContainerSpec, ctx: ContainerConfig
 /** host_port mode, or unix_socket mode for a runtime that cannot serve a socket: the runtime's port on 127.0.0.1. */
 const publishesPort = (ctx: ContainerConfigContext): boolean => ctx.mode === "host_port" || (ctx.mode === "unix_socket" && !ctx.socketDir);
 
+/**
+ * The network a container joins when the driver prepares none for it: the operator's network
+ * the profile names, else the driver's shared one in container_network mode, else the engine's
+ * default (undefined). A policy network (`egress`, `none`) is the egress manager's (egress.ts).
+ */
+export function unmanagedNetwork(
+  choice: Exclude<ContainerSpec["network"], string>,
+  mode: ResolvedConnectMode,
+  shared: string | undefined,
+): string | undefined {
+  if (choice) return choice.docker_network;
+  return mode === "container_network" ? shared : undefined;
+}
+
 export interface RecipeContext extends Pick<ContainerConfigContext, "mode" | "defaultPidsLimit" | "labels"> {
   /** The driver's shared network (container_network mode). */
   network: string | undefined;
@@ -107,7 +121,7 @@ export function containerRecipe(shape: ContainerShape, ctx: RecipeContext): unkn
   const create = containerCreateOptions(spec, {
     mode: ctx.mode,
     // The attachment as chosen, not prepared (no engine call): a policy network is named by its policy below.
-    network: typeof spec.network === "object" ? spec.network.docker_network : ctx.mode === "container_network" ? ctx.network : undefined,
+    network: typeof spec.network === "string" ? undefined : unmanagedNetwork(spec.network, ctx.mode, ctx.network),
     defaultPidsLimit: ctx.defaultPidsLimit,
     labels: ctx.labels,
     ...(ctx.servesSocket ? { socketDir: "<socket>" } : {}),

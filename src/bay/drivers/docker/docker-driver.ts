@@ -16,7 +16,7 @@ import type {
 } from "../driver.ts";
 import { type DockerStats, statsOf } from "./docker-stats.ts";
 import { connectionOptions, resolveConnectMode, type ConnectMode, type ResolvedConnectMode } from "./connect-mode.ts";
-import { containerCreateOptions, containerRecipe } from "./container-config.ts";
+import { containerCreateOptions, containerRecipe, unmanagedNetwork } from "./container-config.ts";
 import { EgressGuard, type PreparedNetwork } from "./egress.ts";
 import {
   DEFAULT_CALL_TIMEOUT_MS,
@@ -356,8 +356,7 @@ export class DockerDriver implements Driver {
    */
   private async attachmentOf(spec: ContainerSpec): Promise<Partial<PreparedNetwork>> {
     const choice = spec.network;
-    if (choice === undefined) return { network: this.connectMode === "container_network" ? this.network : undefined };
-    if (typeof choice === "object") return { network: choice.docker_network };
+    if (typeof choice !== "string") return { network: unmanagedNetwork(choice, this.connectMode, this.network) };
     if (this.connectMode === "container_network") {
       throw new BayError(
         "driver_unavailable",
