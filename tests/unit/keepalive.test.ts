@@ -55,12 +55,20 @@ test("withKeepalive: an item awaited over many intervals gets one reaction, not 
       return super.then(ok, bad);
     }
   }
+  const got: Array<number | typeof KEEPALIVE> = [];
+  // The item comes once ten keepalives were passed on, however slowly the machine runs.
   const slow: AsyncIterable<number> = {
     [Symbol.asyncIterator]: () => ({
-      next: () => new Counted<IteratorResult<number>>((resolve) => setTimeout(() => resolve({ done: false, value: 7 }), 200)),
+      next: () =>
+        new Counted<IteratorResult<number>>((resolve) => {
+          const poll = setInterval(() => {
+            if (got.filter((i) => i === KEEPALIVE).length < 10) return;
+            clearInterval(poll);
+            resolve({ done: false, value: 7 });
+          }, 5);
+        }),
     }),
   };
-  const got: Array<number | typeof KEEPALIVE> = [];
   for await (const item of withKeepalive(slow, 10)) {
     got.push(item);
     if (item === 7) break;
