@@ -313,6 +313,37 @@ describe("warm pool (in memory)", () => {
     expect((await a.bay.deps.stores.sandboxes.get("sandbox-crashed-member-000000"))?.deletedAt).not.toBeNull();
   });
 
+  test("a refill refused at Bay's session cap waits for the next beat, not a pass per refusal (review s101)", async () => {
+    const t = await pooled(2, { config: { limits: { max_live_sessions: 3 } } });
+    await untilWarm(t, 2);
+    const pool = t.bay.deps.stores.pool;
+    let passes = 0;
+    let refused = 0;
+    const mark = pool.markConfigs.bind(pool);
+    const insert = pool.insertMember.bind(pool);
+    pool.markConfigs = (...a: Parameters<typeof mark>) => {
+      passes++;
+      return mark(...a);
+    };
+    pool.insertMember = async (...a: Parameters<typeof insert>) => {
+      const ok = await insert(...a);
+      if (!ok) refused++;
+      return ok;
+    };
+    for (const owner of ["a", "b"]) {
+      const got = await t.json("POST", "/v1/sandboxes", { owner, body: {} });
+      expect(got.body.status).toBe("ready");
+    }
+    // Two claimed sessions live: one refill fits under the cap, the next is refused. Each refusal kicked
+    // another pass, which launched the same member again: thousands of passes a second, all of them promise
+    // continuations on the embedded database, so no timer fired again and this sleep never ended.
+    await Bun.sleep(500);
+    expect(refused).toBeGreaterThanOrEqual(1);
+    expect(refused).toBeLessThanOrEqual(2);
+    expect(passes).toBeLessThanOrEqual(8);
+    expect((await members(t)).length).toBe(1);
+  });
+
   test("size 0: no member, and a create asks nothing of the pool", async () => {
     const t = await pooled(0);
     expect((await t.bay.pool.maintain()).started).toBe(0);

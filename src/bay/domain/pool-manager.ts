@@ -92,6 +92,8 @@ export class PoolManager implements WarmPoolStats {
   /** Members of every configuration a profile may have, as of the last pass (PoolStore.insertMember). */
   private readonly maxAll = new Map<string, number>();
   private readonly backoff = new Map<string, { failures: number; until: number }>();
+  /** Profiles whose last member was refused as full (its pool, its configurations, Bay's session cap): no start before this time. */
+  private readonly fullUntil = new Map<string, number>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private running: Promise<PoolReport> | null = null;
   private again = false;
@@ -160,7 +162,7 @@ export class PoolManager implements WarmPoolStats {
   start(): void {
     if (this.timer || !this.enabled) return;
     this.stopped = false;
-    this.timer = setInterval(() => void this.maintain(), this.opts.tickMs ?? 2_000);
+    this.timer = setInterval(() => void this.maintain(), this.beatMs);
     this.timer.unref?.();
     this.kick();
   }
@@ -179,6 +181,10 @@ export class PoolManager implements WarmPoolStats {
   async settle(): Promise<void> {
     await this.running?.catch(() => {});
     await Promise.allSettled([...this.starts]);
+  }
+
+  private get beatMs(): number {
+    return this.opts.tickMs ?? 2_000;
   }
 
   /** Runs a pass soon (after a claim, or a member start ending). */
@@ -208,7 +214,8 @@ export class PoolManager implements WarmPoolStats {
         this.running = null;
         if (this.again) {
           this.again = false;
-          this.kick();
+          // After the event loop's turn: passes kicked one after another never keep timers and I/O waiting.
+          setImmediate(() => this.kick());
         }
       });
     return this.running;
@@ -311,23 +318,30 @@ export class PoolManager implements WarmPoolStats {
 
   private canStart(profileId: string, now: number): boolean {
     if (this.stopped || this.starts.size >= this.opts.concurrency) return false;
-    return (this.backoff.get(profileId)?.until ?? 0) <= now;
+    return (this.backoff.get(profileId)?.until ?? 0) <= now && (this.fullUntil.get(profileId) ?? 0) <= now;
   }
 
-  /** Starts one member in the background; its slot in `starts` bounds the concurrency. */
+  /**
+   * Starts one member in the background; its slot in `starts` bounds the concurrency. A start
+   * that ended (warm or failed) makes room: the next pass runs at once. One refused as full
+   * does not: the pass would launch it again, refused again, without end (review s101).
+   */
   private launch(profile: Profile): void {
-    const run = this.startMember(profile).finally(() => {
-      this.starts.delete(run);
-      this.kick();
-    });
+    const run = this.startMember(profile)
+      .catch(() => true)
+      .then((attempted) => {
+        this.starts.delete(run);
+        if (attempted) this.kick();
+      });
     this.starts.add(run);
   }
 
-  private async startMember(profile: Profile): Promise<void> {
+  /** False when the member was refused as full (nothing was made). */
+  private async startMember(profile: Profile): Promise<boolean> {
     const { stores, sessions, logger } = this.deps;
     const now = this.now();
     const fingerprint = this.fingerprints.get(profile.id);
-    if (fingerprint === undefined) return;
+    if (fingerprint === undefined) return false;
     const member = {
       fingerprint,
       sandboxId: newId("sandbox", now),
@@ -341,9 +355,13 @@ export class PoolManager implements WarmPoolStats {
       now,
     };
     try {
-      // Full (another replica filled it, or Bay is at its session cap): nothing to do.
+      // Full (another replica filled it, or Bay is at its session cap): nothing to do until the next beat.
       const maxAll = this.maxAll.get(profile.id) ?? 2 * profile.warm_pool.size;
-      if (!(await stores.pool.insertMember(member, profile.warm_pool.size, this.opts.maxLiveSessions, maxAll))) return;
+      if (!(await stores.pool.insertMember(member, profile.warm_pool.size, this.opts.maxLiveSessions, maxAll))) {
+        this.fullUntil.set(profile.id, this.now() + this.beatMs);
+        return false;
+      }
+      this.fullUntil.delete(profile.id);
       await sessions.startMember(member.sandboxId, member.sessionId, member.secret);
       this.backoff.delete(profile.id);
     } catch (e) {
@@ -359,6 +377,7 @@ export class PoolManager implements WarmPoolStats {
       // Its start cleaned up its container; the rows and volume go now rather than on the next pass.
       await this.retire({ id: member.sandboxId, workspaceId: member.workspaceId, containerId: null }, "start failed").catch(() => {});
     }
+    return true;
   }
 
   /**
