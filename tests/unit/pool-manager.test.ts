@@ -90,7 +90,7 @@ const driver = {
   },
 } as unknown as Driver;
 
-function manager(size: number, concurrency: number, now: () => number = Date.now, maxAge = 3600) {
+function manager(size: number, concurrency: number, now: () => number = Date.now, maxAge = 3600, maxLiveSessions = 100) {
   const held = heldStarts();
   const profiles = new ProfileRegistry(
     configSchema.parse({ profiles: [{ id: "p", image: "i", warm_pool: { size, max_age_seconds: maxAge } }] }).profiles,
@@ -100,7 +100,8 @@ function manager(size: number, concurrency: number, now: () => number = Date.now
     {
       replicaId: "replica-test",
       concurrency,
-      maxLiveSessions: 100,
+      maxLiveSessions,
+      tickMs: 50,
       workspaceSizeLimitMb: 1024,
       maxSandboxesPerOwner: 50,
       maxWorkspacesPerOwner: 100,
@@ -170,6 +171,72 @@ describe("refill", () => {
     now += 1001;
     expect((await pool.maintain()).started).toBe(0);
     now += 1000;
+    expect((await pool.maintain()).started).toBe(1);
+  });
+});
+
+describe("refill at the cap (reviews s101, s102)", () => {
+  test("a member refused as full holds the profile's starts until the next beat, and no pass is kicked for it", async () => {
+    // Bay's session cap of 2: one member fits (members leave owners at least one session).
+    const { pool, held } = manager(3, 2, Date.now, 3600, 2);
+    let passes = 0;
+    const mark = stores.pool.markConfigs.bind(stores.pool);
+    stores.pool.markConfigs = (...a: Parameters<typeof mark>) => {
+      passes++;
+      return mark(...a);
+    };
+    expect((await pool.maintain()).started).toBe(2);
+    await Bun.sleep(20);
+    // One inserted (held open), one refused: no pass after the refusal, and none starts until the beat.
+    expect(held.started()).toBe(1);
+    expect(passes).toBe(1);
+    expect((await pool.maintain()).started).toBe(0);
+    // Each beat clears the hold: its pass tries once more (refused again), and nothing else runs.
+    let refused = 0;
+    const insert = stores.pool.insertMember.bind(stores.pool);
+    stores.pool.insertMember = async (...a: Parameters<typeof insert>) => {
+      const ok = await insert(...a);
+      if (!ok) refused++;
+      return ok;
+    };
+    pool.start();
+    await Bun.sleep(180);
+    expect(refused).toBeGreaterThanOrEqual(2);
+    expect(refused).toBeLessThanOrEqual(5);
+    expect(passes).toBeLessThanOrEqual(8);
+    expect(held.started()).toBe(1);
+    await held.finishNext();
+    await pool.stop();
+    expect(await states()).toEqual(["warm"]);
+  });
+
+  test("a claim that finds no member runs no pass", async () => {
+    const { pool, profile } = manager(1, 1);
+    imageIds.set("i", "engine-failing"); // nothing is claimable, nothing starts
+    let passes = 0;
+    const mark = stores.pool.markConfigs.bind(stores.pool);
+    stores.pool.markConfigs = (...a: Parameters<typeof mark>) => {
+      passes++;
+      return mark(...a);
+    };
+    await pool.maintain();
+    imageIds.delete("i");
+    await pool.maintain();
+    const before = passes;
+    for (let i = 0; i < 20; i++) expect(await pool.claim(`anon:o${i}`, profile, 0)).toBeNull();
+    await Bun.sleep(20);
+    expect(passes).toBe(before);
+  });
+
+  test("a clock stepped back does not stop refills for the length of the step", async () => {
+    let now = Date.now();
+    const { pool, held } = manager(1, 1, () => now);
+    await pool.maintain();
+    await Bun.sleep(5);
+    await held.finishNext(false);
+    await pool.settle();
+    expect((await pool.maintain()).started).toBe(0); // backing off 1 s
+    now -= 3_600_000; // the wall clock steps back an hour
     expect((await pool.maintain()).started).toBe(1);
   });
 });

@@ -92,8 +92,8 @@ export class PoolManager implements WarmPoolStats {
   /** Members of every configuration a profile may have, as of the last pass (PoolStore.insertMember). */
   private readonly maxAll = new Map<string, number>();
   private readonly backoff = new Map<string, { failures: number; until: number }>();
-  /** Profiles whose last member was refused as full (its pool, its configurations, Bay's session cap): no start before this time. */
-  private readonly fullUntil = new Map<string, number>();
+  /** Profiles whose last member was refused as full (its pool, its configurations, Bay's session cap): no start until the next beat. */
+  private readonly full = new Set<string>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private running: Promise<PoolReport> | null = null;
   private again = false;
@@ -147,11 +147,10 @@ export class PoolManager implements WarmPoolStats {
       },
       idempotency ? (token) => stores.idempotency.attachClaimedStatement(idempotency, token) : undefined,
     );
-    if (id) {
-      this.warm.set(profile.id, Math.max(0, this.size(profile.id) - 1));
-      this.deps.metrics?.sessionStarted(profile.id, "pool", "ok", this.now() - now);
-      logger.info("warm-pool member claimed", { owner, sandbox_id: id, profile: profile.id });
-    }
+    if (!id) return null; // a miss changes nothing a pass could act on: the beat refills (review s102)
+    this.warm.set(profile.id, Math.max(0, this.size(profile.id) - 1));
+    this.deps.metrics?.sessionStarted(profile.id, "pool", "ok", this.now() - now);
+    logger.info("warm-pool member claimed", { owner, sandbox_id: id, profile: profile.id });
     // The refill's first steps are database work that would run before this create's
     // answer (an embedded database blocks the event loop): start it after the answer.
     setImmediate(() => this.kick());
@@ -162,7 +161,11 @@ export class PoolManager implements WarmPoolStats {
   start(): void {
     if (this.timer || !this.enabled) return;
     this.stopped = false;
-    this.timer = setInterval(() => void this.maintain(), this.beatMs);
+    this.timer = setInterval(() => {
+      // Room may have been made since (a session ended, a member claimed elsewhere): each beat tries again once.
+      this.full.clear();
+      void this.maintain();
+    }, this.beatMs);
     this.timer.unref?.();
     this.kick();
   }
@@ -318,7 +321,10 @@ export class PoolManager implements WarmPoolStats {
 
   private canStart(profileId: string, now: number): boolean {
     if (this.stopped || this.starts.size >= this.opts.concurrency) return false;
-    return (this.backoff.get(profileId)?.until ?? 0) <= now && (this.fullUntil.get(profileId) ?? 0) <= now;
+    if (this.full.has(profileId)) return false;
+    // A wait past the longest backoff is a clock that stepped back: over (review s102).
+    const until = this.backoff.get(profileId)?.until ?? 0;
+    return until <= now || until - now > MAX_BACKOFF_MS;
   }
 
   /**
@@ -358,10 +364,9 @@ export class PoolManager implements WarmPoolStats {
       // Full (another replica filled it, or Bay is at its session cap): nothing to do until the next beat.
       const maxAll = this.maxAll.get(profile.id) ?? 2 * profile.warm_pool.size;
       if (!(await stores.pool.insertMember(member, profile.warm_pool.size, this.opts.maxLiveSessions, maxAll))) {
-        this.fullUntil.set(profile.id, this.now() + this.beatMs);
+        this.full.add(profile.id);
         return false;
       }
-      this.fullUntil.delete(profile.id);
       await sessions.startMember(member.sandboxId, member.sessionId, member.secret);
       this.backoff.delete(profile.id);
     } catch (e) {

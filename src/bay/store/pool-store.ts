@@ -82,6 +82,12 @@ const MEMBER_COUNT = `(SELECT COUNT(*) FROM sandboxes WHERE owner = '${POOL_OWNE
  * s98 L1) and none starves another that runs (s99 L3).
  */
 const ALL_MEMBERS_COUNT = `(SELECT COUNT(*) FROM sandboxes WHERE owner = '${POOL_OWNER}' AND profile_id = :profile AND deleted_at IS NULL)`;
+/**
+ * Bay's live members of every profile and configuration: fewer than `:max_active - 1`, so however
+ * many replicas of differing configurations fill their pools, owners keep the room under the
+ * session cap that each replica's own check at start promised (config.ts warmPoolRoomProblem; review s102).
+ */
+const POOL_MEMBERS_COUNT = `(SELECT COUNT(*) FROM sandboxes WHERE owner = '${POOL_OWNER}' AND deleted_at IS NULL)`;
 /** The database's clock in ms (one for every replica). */
 const DB_NOW_MS = "(CAST(strftime('%s', 'now') AS INTEGER) * 1000)";
 
@@ -101,7 +107,7 @@ export class PoolStore {
         {
           sql: `INSERT INTO workspaces (id, owner, managed, volume_name, size_limit_mb, created_at)
                 SELECT :ws, '${POOL_OWNER}', 1, :ws, :size_mb, :now
-                WHERE ${MEMBER_COUNT} < :size AND ${ALL_MEMBERS_COUNT} < :max_all
+                WHERE ${MEMBER_COUNT} < :size AND ${ALL_MEMBERS_COUNT} < :max_all AND ${POOL_MEMBERS_COUNT} < :max_active - 1
                   AND (SELECT COUNT(*) FROM sessions WHERE ${GUARD.sessionActive}) < :max_active`,
           args: {
             ws: m.workspaceId,
