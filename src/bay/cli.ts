@@ -74,12 +74,15 @@ if (import.meta.main) {
   // Writes to a pipe are queued: exiting before the last one is done would cut the output
   // short. They complete in order, so waiting for the last of each stream is enough.
   const written = { out: Promise.resolve(), err: Promise.resolve() };
-  const writer = (stream: NodeJS.WriteStream, key: keyof typeof written) => (line: string) => {
-    written[key] = new Promise<void>((done) => stream.write(`${line}\n`, () => done()));
+  const writer = (stream: NodeJS.WriteStream, key: keyof typeof written) => (text: string) => {
+    written[key] = new Promise<void>((done) => stream.write(text, () => done()));
   };
+  const out = writer(process.stdout, "out");
+  const err = writer(process.stderr, "err");
   const code = await runCli(process.argv.slice(2), {
-    out: writer(process.stdout, "out"),
-    err: writer(process.stderr, "err"),
+    out: (line) => out(`${line}\n`),
+    err: (line) => err(`${line}\n`),
+    write: (stream, text) => (stream === "out" ? out : err)(text),
     env: process.env,
     outputGone(gone) {
       process.stdout.on("error", gone);

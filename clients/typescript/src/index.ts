@@ -6,9 +6,10 @@
  * answers, returning `{ data, error, response }`: `error` is Bay's ErrorBody, a union
  * discriminated on `error.error.code`, so narrowing on the code types `details`.
  * Files move as bytes through two helpers, never through JSON: `uploadFile` sends a
- * multipart form, `downloadFile` reads the body as an ArrayBuffer.
+ * multipart form, `downloadFile` reads the body as bytes, up to `maxAnswerBytes`.
  */
 import createClient, { type Client, type ClientOptions } from "openapi-fetch";
+import { BayRequestError } from "./events.ts";
 import type { components, paths } from "./schema.ts";
 
 export type { components, operations, paths } from "./schema.ts";
@@ -106,23 +107,71 @@ export async function uploadFile(client: BayClient, scope: FileScope, path: stri
   return client.POST("/v1/workspaces/{id}/filesystem/upload", { params: { path: { id: scope.workspace }, query: { path } }, ...raw });
 }
 
+/** The largest file `downloadFile` reads into memory unless told otherwise (the Python client's `max_answer_bytes`). */
+export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
+export interface DownloadOptions {
+  /** The most bytes read; a larger file is a BayRequestError `answer_too_large` (default 64 MiB). */
+  maxAnswerBytes?: number;
+}
+
+function tooLarge(status: number, message: string): BayRequestError {
+  return new BayRequestError(status, { error: { code: "answer_too_large", message, details: {}, request_id: "" } } as never);
+}
+
+/** The body's bytes, never more than `max` of them held (the Content-Length first, then as read). */
+async function readCapped(response: Response, body: ReadableStream<Uint8Array> | null | undefined, max: number): Promise<Uint8Array> {
+  const declared = response.headers.get("content-length");
+  if (declared !== null && /^[0-9]+$/.test(declared) && Number(declared) > max) {
+    await body?.cancel().catch(() => {});
+    throw tooLarge(response.status, `the file is ${declared} bytes, over maxAnswerBytes (${max})`);
+  }
+  if (!body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(response.status, `the file is over maxAnswerBytes (${max})`);
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  return bytes;
+}
+
 /**
- * Downloads the raw bytes at `path`. The body is read as an ArrayBuffer (openapi-fetch
- * would JSON-parse it by default); `data` is the bytes, `error` Bay's ErrorBody.
+ * Downloads the raw bytes at `path`: `data` is the bytes, `error` Bay's ErrorBody. At
+ * most `maxAnswerBytes` (64 MiB by default) are read: a larger file throws a
+ * BayRequestError with the code `answer_too_large`, and nothing more is held.
  */
-export async function downloadFile(client: BayClient, scope: FileScope, path: string) {
+export async function downloadFile(client: BayClient, scope: FileScope, path: string, options: DownloadOptions = {}) {
+  const max = options.maxAnswerBytes ?? MAX_ANSWER_BYTES;
   const query = { path };
   const r =
     "sandbox" in scope
       ? await client.GET("/v1/sandboxes/{id}/filesystem/download", {
           params: { path: { id: scope.sandbox }, query },
-          parseAs: "arrayBuffer",
+          parseAs: "stream",
         })
       : await client.GET("/v1/workspaces/{id}/filesystem/download", {
           params: { path: { id: scope.workspace }, query },
-          parseAs: "arrayBuffer",
+          parseAs: "stream",
         });
   if (r.error !== undefined || !r.response.ok) return { data: undefined, error: r.error as ErrorBody, response: r.response };
   // openapi-fetch answers an empty body (Content-Length: 0) with no data at all.
-  return { data: new Uint8Array(r.data ?? new ArrayBuffer(0)), error: undefined, response: r.response };
+  return {
+    data: await readCapped(r.response, r.data as ReadableStream<Uint8Array> | undefined, max),
+    error: undefined,
+    response: r.response,
+  };
 }

@@ -4,6 +4,8 @@
 export interface CliIo {
   out(line: string): void;
   err(line: string): void;
+  /** Writes `text` as it is, without a newline (when absent, text is written as a line). */
+  write?(stream: "out" | "err", text: string): void;
   env: Record<string, string | undefined>;
   /** Calls `gone` once stdout cannot be written any more (its reader went away); answers how to stop watching. */
   outputGone?(gone: () => void): () => void;

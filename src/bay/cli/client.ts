@@ -3,7 +3,7 @@
  * and the caller's credentials, from flags or BAY_URL / BAY_TOKEN / BAY_OWNER,
  * and a small JSON request helper that turns Bay's error body into a message.
  */
-import { UsageError } from "./args.ts";
+import { redactUrl, UsageError } from "./args.ts";
 
 export interface ClientTarget {
   url: URL;
@@ -11,6 +11,10 @@ export interface ClientTarget {
 }
 
 export const DEFAULT_URL = "http://127.0.0.1:8000";
+/** The largest JSON answer read (as the Python client's max_answer_bytes); a larger one is refused, not held. */
+export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+/** The most of an error answer read for its message. */
+const MAX_ERROR_BYTES = 1024 * 1024;
 
 export function clientTarget(env: Record<string, string | undefined>, url?: string, token?: string, owner?: string): ClientTarget {
   const raw = url ?? env.BAY_URL ?? DEFAULT_URL;
@@ -18,9 +22,14 @@ export function clientTarget(env: Record<string, string | undefined>, url?: stri
   try {
     parsed = new URL(raw);
   } catch {
-    throw new UsageError(`--url is not a URL: ${raw}`);
+    throw new UsageError(`--url is not a URL: ${redactUrl(raw)}`);
   }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new UsageError(`--url must be http:// or https://, got ${raw}`);
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
+    throw new UsageError(`--url must be http:// or https://, got ${redactUrl(raw)}`);
+  // Credentials in the URL would be shown wherever the URL is (and never sent as the token is).
+  if (parsed.username || parsed.password || parsed.search || parsed.hash) {
+    throw new UsageError("--url (or BAY_URL) takes no credentials, query or fragment: give the token as --token or BAY_TOKEN");
+  }
   const headers: Record<string, string> = {};
   const bearer = token ?? env.BAY_TOKEN;
   if (bearer) headers.authorization = `Bearer ${bearer}`;
@@ -47,7 +56,7 @@ export class ClientError extends Error {
 export async function request<T = unknown>(target: ClientTarget, method: string, path: string, body?: unknown): Promise<T> {
   const init: RequestInit =
     body === undefined ? { method } : { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
-  const text = await (await send(target, path, init)).text();
+  const text = await readText(await send(target, path, init), MAX_ANSWER_BYTES);
   try {
     return (text ? JSON.parse(text) : null) as T;
   } catch {
@@ -80,7 +89,13 @@ export async function send(target: ClientTarget, path: string, init: RequestInit
     );
   }
   if (res.ok) return res;
-  const text = await res.text();
+  let text: string;
+  try {
+    text = await readText(res, MAX_ERROR_BYTES);
+  } catch (e) {
+    if (!(e instanceof ClientError)) throw e;
+    text = "";
+  }
   let parsed: unknown = null;
   try {
     parsed = text ? JSON.parse(text) : null;
@@ -93,6 +108,35 @@ export async function send(target: ClientTarget, path: string, init: RequestInit
     err?.code ?? "http_error",
     res.status,
   );
+}
+
+/**
+ * The answer's body as text, read only up to `max` bytes: a longer one (as its
+ * Content-Length says, or as it is read) is a ClientError `answer_too_large`.
+ */
+export async function readText(res: Response, max: number): Promise<string> {
+  const tooLarge = () =>
+    new ClientError(`Bay's answer is over ${max} bytes; it was not read (is --url a Bay?)`, "answer_too_large", res.status);
+  const declared = res.headers.get("content-length");
+  if (declared !== null && /^[0-9]+$/.test(declared) && Number(declared) > max) {
+    await res.body?.cancel().catch(() => {});
+    throw tooLarge();
+  }
+  if (!res.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
 /** `text` with control characters shown as `?`, at most 500 characters: a server's words never drive the user's terminal. */

@@ -83,10 +83,11 @@ async function download(target: ClientTarget, from: { sandbox: string; path: str
     if (res.body === null) throw new ClientError("Bay's answer had no body", "http_error", res.status);
     await pipeline(
       Readable.fromWeb(res.body as unknown as import("node:stream/web").ReadableStream),
-      createWriteStream(part, { flags: "wx" }),
+      // Readable by this user only until complete.
+      createWriteStream(part, { flags: "wx", mode: 0o600 }),
     );
-    // A file replaced keeps its permissions, as with cp.
-    if (fileKind(dest) === "file") chmodSync(part, statSync(dest).mode & 0o7777);
+    // A file replaced keeps its permissions, as with cp (never set-id bits); a new one gets the umask's.
+    chmodSync(part, fileKind(dest) === "file" ? statSync(dest).mode & 0o777 : 0o666 & ~process.umask());
     renameSync(part, dest);
   } catch (e) {
     removePart();

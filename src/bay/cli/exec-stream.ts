@@ -11,38 +11,78 @@ import { MAX_EVENT_BYTES } from "../runtime/event-stream.ts";
 import type { CliIo } from "./args.ts";
 import { ClientError, type ClientTarget, printable, send } from "./client.ts";
 
+/** Text without a newline held at most this long; past it, it is written as it is (a line of its own would change it). */
+const MAX_PENDING_CHARS = 64 * 1024;
+
 /** Prints complete lines of one stream as they come; the rest waits for its newline or the end. */
 class LinePrinter {
   private pending = "";
+  /** Text of the current line was written already (raw): its end still owes a newline. */
+  private open = false;
 
-  constructor(private readonly print: (line: string) => void) {}
+  constructor(
+    private readonly print: (line: string) => void,
+    private readonly raw: ((text: string) => void) | undefined,
+  ) {}
 
   write(text: string): void {
     let nl = text.indexOf("\n");
     if (nl === -1) {
       this.pending += text;
+      if (this.pending.length > MAX_PENDING_CHARS) {
+        const part = this.pending;
+        this.pending = "";
+        if (this.raw) {
+          this.raw(part);
+          this.open = true;
+        } else this.print(part);
+      }
       return;
     }
     this.print(this.pending + text.slice(0, nl));
+    this.open = false;
     let start = nl + 1;
     while ((nl = text.indexOf("\n", start)) !== -1) {
       this.print(text.slice(start, nl));
       start = nl + 1;
     }
-    this.pending = text.slice(start);
+    this.pending = "";
+    this.write(text.slice(start));
   }
 
   flush(): void {
-    if (this.pending !== "") this.print(this.pending);
+    if (this.pending !== "" || this.open) this.print(this.pending);
     this.pending = "";
+    this.open = false;
   }
 }
 
+/** The most of one streamed text kept to compare with the result (Bay's results hold at most 1 MiB of output). */
+const MAX_KEPT_CHARS = 4 * 1024 * 1024;
+
 /**
- * What of the result's text the events did not carry: the rest after `streamed`, or
- * nothing when the result does not start with it (never the whole text twice).
+ * What was streamed of one text, to tell what of the result's text the events did not
+ * carry (never the whole text twice). Past MAX_KEPT_CHARS only that it was more is kept:
+ * no result starts with it then, and a server that streams without end fills no memory.
  */
-const rest = (full: string | null | undefined, streamed: string) => (full?.startsWith(streamed) ? full.slice(streamed.length) : "");
+class Streamed {
+  private text = "";
+  private over = false;
+
+  add(text: string): void {
+    if (this.over) return;
+    if (this.text.length + text.length > MAX_KEPT_CHARS) {
+      this.over = true;
+      this.text = "";
+    } else this.text += text;
+  }
+
+  /** The rest of `full` after what was streamed, or nothing when `full` does not start with it. */
+  restOf(full: string | null | undefined): string {
+    if (this.over || typeof full !== "string" || !full.startsWith(this.text)) return "";
+    return full.slice(this.text.length);
+  }
+}
 
 const closed = () => new ClientError("the output was closed; the run was interrupted", "output_closed", 0);
 
@@ -70,12 +110,19 @@ export async function streamExec<R extends PythonExecResult | ShellExecResult>(
       outputGone();
     }
   };
-  const out = new LinePrinter(guarded((l) => io.out(l)));
-  const err = new LinePrinter(guarded((l) => io.err(l)));
+  const write = io.write;
+  const out = new LinePrinter(
+    guarded((l) => io.out(l)),
+    write && guarded((t) => write("out", t)),
+  );
+  const err = new LinePrinter(
+    guarded((l) => io.err(l)),
+    write && guarded((t) => write("err", t)),
+  );
   // Python's `output` holds stdout and stderr in the order they came; a shell's `output` is stdout, `error` stderr.
-  let stdout = "";
-  let stderr = "";
-  let both = "";
+  const stdout = new Streamed();
+  const stderr = new Streamed();
+  const both = new Streamed();
   try {
     const res = await send(target, path, {
       method: "POST",
@@ -90,12 +137,10 @@ export async function streamExec<R extends PythonExecResult | ShellExecResult>(
         const data = e.data as { text?: unknown; error?: { code?: unknown; message?: unknown } } | null;
         const text = typeof data?.text === "string" ? data.text : undefined;
         if (e.event === "stdout" && text !== undefined) {
-          stdout += text;
-          both += text;
+          (kind === "python" ? both : stdout).add(text);
           out.write(text);
         } else if (e.event === "stderr" && text !== undefined) {
-          stderr += text;
-          both += text;
+          (kind === "python" ? both : stderr).add(text);
           err.write(text);
         } else if (e.event === "result") result = e.data as R;
         else if (e.event === "error") {
@@ -108,14 +153,14 @@ export async function streamExec<R extends PythonExecResult | ShellExecResult>(
     if (gone) throw closed();
     if (!result || typeof result !== "object") throw new ClientError("the run's stream ended without its result", "incomplete", res.status);
     if (kind === "python") {
-      out.write(rest(result.output, both));
+      out.write(both.restOf(result.output));
       out.flush();
       err.flush();
       // A cell's traceback is never streamed: it comes with the result only.
       if (result.error) err.write(result.error.endsWith("\n") ? result.error : `${result.error}\n`);
     } else {
-      out.write(rest(result.output, stdout));
-      err.write(rest(result.error, stderr));
+      out.write(stdout.restOf(result.output));
+      err.write(stderr.restOf(result.error));
     }
     return result;
   } catch (e) {

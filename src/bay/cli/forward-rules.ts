@@ -102,3 +102,32 @@ export function offeredProtocols(header: string | null): string[] | null {
     return null;
   }
 }
+
+/**
+ * A `Location` or `Content-Location` from Bay as the local origin serves it: Bay keeps
+ * a server's redirects under its port (`…/v1/sandboxes/ID/ports/PORT/path`), which is
+ * `/path` here. Anything else (another site) is passed as it is.
+ */
+export function localLocation(value: string, target: ClientTarget, portPath: string): string {
+  let path = value;
+  if (/^[a-z][a-z0-9+.-]*:/i.test(value) || value.startsWith("//")) {
+    // An absolute URL: Bay's own origin only.
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      return value;
+    }
+    if (url.origin !== target.url.origin) return value;
+    path = url.pathname + url.search + url.hash;
+  } else if (!value.startsWith("/")) return value;
+  // Under BAY_URL's path prefix (as the client sent it), or without it (a proxy in front that strips it).
+  for (const root of new Set([endpoint(target, portPath).pathname, portPath])) {
+    if (path === root) return "/";
+    if (path.startsWith(root) && "/?#".includes(path.charAt(root.length))) {
+      const rest = path.slice(root.length);
+      return rest.startsWith("/") ? rest : `/${rest}`;
+    }
+  }
+  return value;
+}

@@ -24,6 +24,7 @@ import {
   hostKind,
   type Listen,
   loadsDocument,
+  localLocation,
   loopbackOnly,
   offeredProtocols,
   remoteUrl,
@@ -187,6 +188,11 @@ export async function startForwarder(target: ClientTarget, id: string, port: num
     const out = new Headers(res.headers);
     // Bay's sandbox CSP keeps a page from acting as Bay's origin; this origin is the sandbox's own.
     out.delete("content-security-policy");
+    // Bay keeps a server's redirects under its port path; here the server is at the origin's root.
+    for (const name of ["location", "content-location"]) {
+      const value = out.get(name);
+      if (value !== null) out.set(name, localLocation(value, target, portPath));
+    }
     return new Response(res.body, { status: res.status, statusText: res.statusText, headers: out });
   };
 

@@ -9,7 +9,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { errorMessage } from "../logger.ts";
-import { allowOnly, type CliIo, flag, parseArgs } from "./args.ts";
+import { allowOnly, type CliIo, flag, parseArgs, redactUrl } from "./args.ts";
 import { clientTarget, endpoint } from "./client.ts";
 import { AnswerLedger, ledgerFetch } from "./mcp-answers.ts";
 
@@ -84,14 +84,14 @@ export async function runMcp(argv: string[], io: CliIo): Promise<number> {
     if (request?.method === "initialize") initializeIds.add(request.id);
     if (request) ledger.expect(request.id);
     remote.send(message).catch((e: unknown) => {
-      io.err(`bay mcp: ${target.url}: ${errorMessage(e)}`);
+      io.err(`bay mcp: ${redactUrl(target.url.href)}: ${errorMessage(e)}`);
       // A request must be answered, or the agent waits forever.
       if (request) ledger.failNow(request.id, `Bay unreachable or refused: ${errorMessage(e)}`);
     });
   };
   await remote.start();
   await local.start();
-  io.err(`bay mcp: relaying stdio to ${endpoint(target, "/mcp")}`);
+  io.err(`bay mcp: relaying stdio to ${redactUrl(endpoint(target, "/mcp").href)}`);
   const code = await done;
   await remote.close().catch(() => {});
   return code;

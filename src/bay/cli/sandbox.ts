@@ -8,12 +8,13 @@ import type { PythonExecResult, Sandbox, SandboxList, SandboxMetrics, ShellExecR
 import { MAX_EXEC_TIMEOUT_SECONDS } from "../api/exec-limits.ts";
 import { errorMessage } from "../logger.ts";
 import { allowOnly, type CliIo, flag, type Parsed, parseArgs, table, UsageError } from "./args.ts";
-import { ClientError, type ClientTarget, clientTarget, request } from "./client.ts";
+import { ClientError, type ClientTarget, clientTarget, printable, request } from "./client.ts";
 import { copy, copyEnds } from "./copy.ts";
 import { streamExec } from "./exec-stream.ts";
 import { type Listen, parseListen, startForwarder } from "./forward.ts";
 import { onEndingSignals } from "./signals.ts";
-import { attachTerminal, processTerminal } from "./terminal-attach.ts";
+import { attachTerminal } from "./terminal-attach.ts";
+import { processTerminal } from "./terminal-local.ts";
 
 export const SANDBOX_USAGE = `usage: bay sandbox <command> [--url URL] [--token TOKEN] [--owner NAME]
 
@@ -136,19 +137,33 @@ async function create(target: ClientTarget, args: Parsed, io: CliIo): Promise<nu
   const ttl = positiveInt(args, "ttl", MAX_TTL);
   const profile = flag(args, "profile");
   const sb = await request<Sandbox>(target, "POST", "/v1/sandboxes", { ...(profile ? { profile } : {}), ...(ttl ? { ttl } : {}) });
-  io.out(args.flags.has("json") ? JSON.stringify(sb, null, 2) : sb.id);
+  io.out(args.flags.has("json") ? JSON.stringify(sb, null, 2) : printable(String(sb?.id)));
   return 0;
 }
+
+/** Bounds on a listing, whatever the server answers: pages followed, sandboxes kept. */
+const MAX_LIST_PAGES = 1000;
+const MAX_LIST_ITEMS = 200_000;
 
 async function list(target: ClientTarget, args: Parsed, io: CliIo): Promise<number> {
   const items: Sandbox[] = [];
   const status = flag(args, "status");
+  const seen = new Set<string>();
   let cursor: string | null = null;
+  let pages = 0;
   do {
+    if (pages >= MAX_LIST_PAGES || items.length > MAX_LIST_ITEMS) {
+      throw new ClientError(`the list did not end after ${pages} pages (${items.length} sandboxes)`, "bad_answer", 200);
+    }
+    pages++;
+    if (cursor !== null) seen.add(cursor);
     const q = new URLSearchParams({ limit: "200", ...(status ? { status } : {}), ...(cursor ? { cursor } : {}) });
     const page: SandboxList = await request<SandboxList>(target, "GET", `/v1/sandboxes?${q}`);
+    if (!Array.isArray(page?.items)) throw new ClientError("Bay's answer is not a list of sandboxes", "bad_answer", 200);
     items.push(...page.items);
-    cursor = page.next_cursor;
+    cursor = typeof page.next_cursor === "string" && page.next_cursor !== "" ? page.next_cursor : null;
+    // A cursor given before would list the same pages again, forever.
+    if (cursor !== null && seen.has(cursor)) throw new ClientError("Bay answered a cursor it had given before", "bad_answer", 200);
   } while (cursor);
   if (args.flags.has("json")) {
     io.out(JSON.stringify(items, null, 2));
@@ -158,13 +173,19 @@ async function list(target: ClientTarget, args: Parsed, io: CliIo): Promise<numb
     io.err("no sandboxes");
     return 0;
   }
-  const rows = items.map((s) => [s.id, s.status, s.profile, s.created_at, s.expires_at ?? "-"]);
+  // A server's words, shown without control characters.
+  const cell = (v: unknown) => printable(String(v ?? "-"));
+  const rows = items.map((s) => [s?.id, s?.status, s?.profile, s?.created_at, s?.expires_at].map(cell));
   for (const line of table([["ID", "STATUS", "PROFILE", "CREATED", "EXPIRES"], ...rows])) io.out(line);
   return 0;
 }
 
 const MiB = 1024 * 1024;
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
+
+const NUMBERS = ["cpu_used_pct", "cpu_count", "memory_used_bytes", "memory_limit_bytes", "disk_used_bytes", "disk_limit_bytes"] as const;
+const isMetrics = (m: unknown): m is SandboxMetrics =>
+  typeof m === "object" && m !== null && NUMBERS.every((k) => typeof (m as Record<string, unknown>)[k] === "number");
 
 /** One line per sandbox (or JSON); a sandbox that cannot be read is said on stderr and fails the run. */
 async function stats(target: ClientTarget, args: Parsed, io: CliIo): Promise<number> {
@@ -174,9 +195,10 @@ async function stats(target: ClientTarget, args: Parsed, io: CliIo): Promise<num
   for (const id of args.positionals) {
     try {
       const m = await request<SandboxMetrics>(target, "GET", path(id, "/metrics"));
+      if (!isMetrics(m)) throw new ClientError("Bay's answer is not a metrics sample", "bad_answer", 200);
       samples.push(m);
       rows.push([
-        id,
+        printable(id),
         m.running ? "running" : "-",
         `${m.cpu_used_pct.toFixed(1)}% of ${m.cpu_count}`,
         `${mib(m.memory_used_bytes)} / ${mib(m.memory_limit_bytes)}`,

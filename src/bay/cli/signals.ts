@@ -22,3 +22,26 @@ export function onEndingSignals(signals: readonly NodeJS.Signals[], cleanUp: () 
     for (const signal of signals) process.off(signal, onSignal);
   };
 }
+
+/**
+ * Every signal whose default action ends the process and that a handler can catch
+ * (SIGPIPE and SIGPWR are ignored by the runtime; SIGKILL and SIGSTOP cannot be
+ * caught): what must restore a raw terminal, since in raw mode the terminal itself
+ * sends none of them and another process may send any.
+ */
+export const TERMINATING_SIGNALS = [
+  "SIGHUP",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGTERM",
+  "SIGUSR1",
+  "SIGUSR2",
+  "SIGALRM",
+  "SIGVTALRM",
+  "SIGPROF",
+  "SIGXCPU",
+  "SIGXFSZ",
+  "SIGIO",
+  "SIGTRAP",
+  "SIGSYS",
+] as const satisfies readonly NodeJS.Signals[];

@@ -4,63 +4,43 @@
  * over raw (Ctrl-C reaches the sandbox, not `bay`), the screen size follows the
  * local one, and `bay` exits with the shell's status. With stdin not a terminal,
  * what it carries is typed into the shell and its end is a Ctrl-D.
+ *
+ * Output is read from Bay only as fast as the local output takes it (a pipe that is
+ * not read pauses the shell, as on a slow line, instead of filling memory); a Bay
+ * that stops answering pings ends the session, and so does `Enter ~ .` on a terminal.
  */
 import type { CliIo } from "./args.ts";
 import { type ClientTarget, endpoint, printable, request } from "./client.ts";
-import { onEndingSignals, signalStatus } from "./signals.ts";
+import { signalStatus } from "./signals.ts";
+import { EscapeFilter, type LocalTerminal } from "./terminal-local.ts";
 
-/** What the attachment needs of the local side (process.stdin/stdout by default, a fake in tests). */
-export interface LocalTerminal {
-  /** What is typed or piped in; ends at end of input. */
-  input: AsyncIterable<Uint8Array>;
-  write(bytes: Uint8Array): void;
-  /** The screen's size, when stdout is a terminal. */
-  size(): { cols: number; rows: number } | undefined;
-  /** Calls `changed` whenever the screen's size changes; returns the unsubscribe. */
-  onResize(changed: () => void): () => void;
-  /** Puts the input terminal in raw mode, if it is one; returns what restores it. */
-  raw(): () => void;
-  /** Calls `gone` if the output can no longer be written (a closed pipe); returns the unsubscribe. */
-  onGone(gone: () => void): () => void;
-}
+export { type LocalTerminal, processTerminal } from "./terminal-local.ts";
 
 /** End of input in the sandbox's shell, once piped input ends. */
 const CTRL_D = new Uint8Array([4]);
 const EOF_REPEAT_MS = 1000;
-/** Signals whose default ends bay without a word, and which a terminal in raw mode no longer sends itself. */
-const ENDING_SIGNALS = ["SIGTERM", "SIGHUP", "SIGQUIT"] as const;
 /** How long the terminal's WebSocket may take to open (a runtime start included). */
 const OPEN_TIMEOUT_MS = 120_000;
+/** Reading from Bay pauses while more than PAUSE_AT bytes wait for the local output, until under RESUME_AT. */
+const PAUSE_AT = 1024 * 1024;
+const RESUME_AT = 256 * 1024;
+const FLOW_POLL_MS = 10;
+/** Output waiting past this even though reading paused: the session ends rather than fill memory. */
+const HIGH_WATER = 16 * 1024 * 1024;
 
-export function processTerminal(): LocalTerminal {
-  return {
-    input: process.stdin as unknown as AsyncIterable<Uint8Array>,
-    write: (bytes) => process.stdout.write(bytes),
-    size() {
-      const { columns: cols, rows } = process.stdout;
-      // A terminal that reports no size (0×0, as under `script` without one) leaves Bay's default.
-      return process.stdout.isTTY && cols > 0 && rows > 0 ? { cols, rows } : undefined;
-    },
-    onResize(changed) {
-      process.stdout.on("resize", changed);
-      return () => process.stdout.off("resize", changed);
-    },
-    raw() {
-      if (!process.stdin.isTTY) return () => {};
-      process.stdin.setRawMode(true);
-      // Killed while raw (by a signal that would end bay), the terminal is given back as it was.
-      const stopWatching = onEndingSignals(ENDING_SIGNALS, () => process.stdin.setRawMode(false));
-      return () => {
-        stopWatching();
-        process.stdin.setRawMode(false);
-      };
-    },
-    onGone(gone) {
-      process.stdout.on("error", gone);
-      return () => process.stdout.off("error", gone);
-    },
-  };
+/** How often Bay is pinged, and how long it may stay silent before the session ends. */
+export interface AttachOptions {
+  pingMs?: number;
+  silentMs?: number;
 }
+const PING_MS = 15_000;
+const SILENT_MS = 30_000;
+
+/** Bun's WebSocket client: reading pauses and resumes, pings, and ends without a handshake. */
+type ClientSocket = WebSocket & { pause(): boolean; resume(): boolean; ping(): void; terminate(): void };
+
+/** How a session ended: Bay's close, or bay's own reason. */
+type End = { code: number; reason: string; opened: boolean } | { own: "escape" | "silent" | "flood" | "gone" };
 
 /**
  * The exit status a shell's end stands for: its code, or 128 + the signal's
@@ -78,7 +58,13 @@ export function exitStatus(reason: string): number {
 }
 
 /** Attaches `term` to sandbox `id`'s terminal until the shell ends; returns `bay`'s exit code. */
-export async function attachTerminal(target: ClientTarget, id: string, term: LocalTerminal, io: CliIo): Promise<number> {
+export async function attachTerminal(
+  target: ClientTarget,
+  id: string,
+  term: LocalTerminal,
+  io: CliIo,
+  opts: AttachOptions = {},
+): Promise<number> {
   const path = `/v1/sandboxes/${encodeURIComponent(id)}`;
   // Bay's own words for an unknown sandbox or bad credentials (a refused WebSocket handshake has none).
   await request(target, "GET", path);
@@ -89,56 +75,116 @@ export async function attachTerminal(target: ClientTarget, id: string, term: Loc
     url.searchParams.set("cols", String(size.cols));
     url.searchParams.set("rows", String(size.rows));
   }
-  const ws = new WebSocket(url.href, { headers: target.headers } as unknown as string[]);
+  const ws = new WebSocket(url.href, { headers: target.headers } as unknown as string[]) as ClientSocket;
   ws.binaryType = "arraybuffer";
   let restore = () => {};
   let unsubscribe = () => {};
-  // Output that cannot be written (`bay sandbox shell … | head`): hang the shell up and end quietly.
-  let gone = false;
-  const ungone = term.onGone(() => {
-    gone = true;
-    ws.close();
+  let finish: (end: End) => void = () => {};
+  let ended = false;
+  const closed = new Promise<End>((resolve) => {
+    finish = (end) => {
+      if (ended) return;
+      ended = true;
+      resolve(end);
+    };
   });
+  /** Ends the session at once: a close handshake would wait on a Bay that may not answer. */
+  const endOwn = (own: "escape" | "silent" | "flood" | "gone") => {
+    finish({ own });
+    ws.terminate();
+  };
+  // Output that cannot be written (`bay sandbox shell … | head`): hang the shell up and end quietly.
+  const ungone = term.onGone(() => endOwn("gone"));
   const opening = setTimeout(() => ws.close(), OPEN_TIMEOUT_MS);
+  // Flow: while the local output holds too much, Bay's socket is not read (Bay then stops the shell's output).
+  let paused = false;
+  let resumeTimer: ReturnType<typeof setInterval> | undefined;
+  const resumeWhenDrained = () => {
+    if (term.pending() > RESUME_AT) return;
+    clearInterval(resumeTimer);
+    paused = false;
+    heard();
+    if (!ended) ws.resume();
+  };
+  const flow = () => {
+    const pending = term.pending();
+    if (pending > HIGH_WATER) return endOwn("flood");
+    if (paused || pending <= PAUSE_AT) return;
+    paused = true;
+    ws.pause();
+    resumeTimer = setInterval(resumeWhenDrained, FLOW_POLL_MS);
+  };
+  // Liveness: a ping every pingMs; anything from Bay counts as an answer. Unread while paused, its silence is ours.
+  let lastHeard = Date.now();
+  const heard = () => {
+    lastHeard = Date.now();
+  };
+  const silentMs = opts.silentMs ?? SILENT_MS;
+  const keepalive = setInterval(() => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    if (paused) return heard();
+    if (Date.now() - lastHeard >= silentMs) return endOwn("silent");
+    try {
+      ws.ping();
+    } catch {
+      // closing: its close event ends the session
+    }
+  }, opts.pingMs ?? PING_MS);
+  ws.addEventListener("pong", heard);
   const notes: string[] = [];
   try {
-    const closed = new Promise<{ code: number; reason: string; opened: boolean }>((resolve) => {
-      let opened = false;
-      ws.onopen = () => {
-        clearTimeout(opening);
-        opened = true;
-        restore = term.raw();
-        unsubscribe = term.onResize(() => {
-          const s = term.size();
-          if (s && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "resize", cols: s.cols, rows: s.rows }));
-        });
-        void pump(term.input, ws);
-      };
-      ws.onmessage = (e) => {
-        // Nothing a frame holds may throw here: an uncaught error would leave the terminal raw.
-        try {
-          if (typeof e.data !== "string") return term.write(new Uint8Array(e.data as ArrayBuffer));
-          const m = JSON.parse(e.data) as { type?: string; error?: { message?: unknown } } | null;
-          if (m?.type === "error") notes.push(`bay: terminal: ${printable(String(m.error?.message ?? "error"))}`);
-        } catch {
-          // a control message that is not JSON, or a screen that is gone: nothing to show
+    let opened = false;
+    ws.onopen = () => {
+      clearTimeout(opening);
+      opened = true;
+      heard();
+      restore = term.raw();
+      unsubscribe = term.onResize(() => {
+        const s = term.size();
+        if (s && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "resize", cols: s.cols, rows: s.rows }));
+      });
+      void pump(term.input, ws, term.interactive ? new EscapeFilter() : null, () => endOwn("escape"));
+    };
+    ws.onmessage = (e) => {
+      heard();
+      if (ended) return;
+      // Nothing a frame holds may throw here: an uncaught error would leave the terminal raw.
+      try {
+        if (typeof e.data !== "string") {
+          term.write(new Uint8Array(e.data as ArrayBuffer));
+          return flow();
         }
-      };
-      ws.onclose = (e) => resolve({ code: e.code, reason: e.reason, opened });
-    });
+        const m = JSON.parse(e.data) as { type?: string; error?: { message?: unknown } } | null;
+        if (m?.type === "error" && notes.length < 20) notes.push(`bay: terminal: ${printable(String(m.error?.message ?? "error"))}`);
+      } catch {
+        // a control message that is not JSON, or a screen that is gone: nothing to show
+      }
+    };
+    ws.onclose = (e) => finish({ code: e.code, reason: e.reason, opened });
     const end = await closed;
     restore();
     restore = () => {};
+    const normal = "code" in end && end.code === 1000;
+    // A program in the sandbox that did not end its own way may have left the screen in its modes.
+    if (!normal && !("own" in end && end.own === "gone")) term.reset();
     for (const note of notes) io.err(note);
+    if ("own" in end) {
+      // As a writer into a closed pipe ends: by SIGPIPE, without a word.
+      if (end.own === "gone") return signalStatus("SIGPIPE")!;
+      if (end.own === "escape") io.err("bay: the terminal was closed (~.)");
+      else if (end.own === "silent") io.err(`bay: Bay did not answer for ${Math.round(silentMs / 1000)} s; the terminal was closed`);
+      else io.err(`bay: the output is not being read (over ${HIGH_WATER >> 20} MiB waiting); the terminal was closed`);
+      return 1;
+    }
     if (end.code === 1000) return exitStatus(end.reason);
-    // As a writer into a closed pipe ends: by SIGPIPE, without a word.
-    if (gone) return signalStatus("SIGPIPE")!;
-    if (!end.opened) io.err(`bay: could not open the terminal of ${id}`);
+    if (!end.opened) io.err(`bay: could not open the terminal of ${printable(id)}`);
     else if (end.code === 1011) io.err(`bay: the terminal ended: ${safeCode(end.reason)}`);
     else io.err(`bay: the connection to Bay ended (${end.code})`);
     return 1;
   } finally {
     clearTimeout(opening);
+    clearInterval(keepalive);
+    clearInterval(resumeTimer);
     restore();
     unsubscribe();
     ungone();
@@ -149,12 +195,15 @@ export async function attachTerminal(target: ClientTarget, id: string, term: Loc
  * Sends what is typed or piped in; once input ends, a Ctrl-D, again every second
  * until the shell is gone. One is not always enough: typed ahead while a command
  * runs, the terminal's line discipline can drop it before the shell reads again.
+ * Typed at a terminal, `Enter ~ .` calls `escaped` instead of reaching the shell.
  */
-async function pump(input: AsyncIterable<Uint8Array>, ws: WebSocket): Promise<void> {
+async function pump(input: AsyncIterable<Uint8Array>, ws: WebSocket, escapes: EscapeFilter | null, escaped: () => void): Promise<void> {
   try {
     for await (const chunk of input) {
       if (ws.readyState !== WebSocket.OPEN) return;
-      ws.send(chunk);
+      const bytes = escapes ? escapes.filter(chunk) : chunk;
+      if (bytes === null) return escaped();
+      if (bytes.length > 0) ws.send(bytes);
     }
   } catch {
     // The input failed (a closed terminal): the shell is hung up when the socket goes.

@@ -1,0 +1,223 @@
+/**
+ * `bay sandbox shell` (src/bay/cli/terminal-attach.ts, terminal-local.ts) against a
+ * fake Bay: output is read from Bay only as fast as the local output takes it; a Bay
+ * that stops answering ends the session; `Enter ~ .` ends it whatever Bay does; and an
+ * abnormal end resets the screen's modes (review s100 M1, M2).
+ */
+import { afterEach, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import type { CliIo } from "../../src/bay/cli/args.ts";
+import { clientTarget } from "../../src/bay/cli/client.ts";
+import { attachTerminal, type LocalTerminal } from "../../src/bay/cli/terminal-attach.ts";
+import { EscapeFilter } from "../../src/bay/cli/terminal-local.ts";
+
+const stops: Array<() => void> = [];
+afterEach(() => {
+  for (const stop of stops.splice(0)) stop();
+});
+
+const SANDBOX = { id: "sb-1", status: "running" };
+
+/** A Bay whose terminal runs `open` on each WebSocket (Bun answers pings itself). */
+function fakeBay(open: (ws: import("bun").ServerWebSocket<unknown>) => void, drain?: (ws: import("bun").ServerWebSocket<unknown>) => void) {
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(req, srv) {
+      const path = new URL(req.url).pathname;
+      if (path === "/v1/sandboxes/sb-1/terminal")
+        return srv.upgrade(req, { data: undefined }) ? undefined : new Response("no", { status: 400 });
+      if (path === "/v1/sandboxes/sb-1") return Response.json(SANDBOX);
+      return Response.json({ error: { code: "not_found", message: "no" } }, { status: 404 });
+    },
+    websocket: { open, message() {}, drain },
+  });
+  stops.push(() => server.stop(true));
+  return `http://127.0.0.1:${server.port}`;
+}
+
+/** A Bay that completes the terminal's handshake and then says nothing, not even a pong (a stopped process). */
+function silentBay(): string {
+  const server = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data(socket, data) {
+        const head = data.toString("latin1");
+        if (!head.includes("\r\n\r\n")) return;
+        const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1];
+        if (head.startsWith("GET /v1/sandboxes/sb-1/terminal") && key) {
+          const accept = createHash("sha1").update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
+          socket.write(
+            `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+          );
+          return;
+        }
+        const body = JSON.stringify(SANDBOX);
+        socket.end(
+          `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+        );
+      },
+    },
+  });
+  stops.push(() => server.stop(true));
+  return `http://127.0.0.1:${server.port}`;
+}
+
+/** Input fed by the test; it never ends unless told. */
+function feed() {
+  const queue: Uint8Array[] = [];
+  let wake = () => {};
+  let done = false;
+  return {
+    push(text: string) {
+      queue.push(new TextEncoder().encode(text));
+      wake();
+    },
+    end() {
+      done = true;
+      wake();
+    },
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        while (queue.length) yield queue.shift()!;
+        if (done) return;
+        await new Promise<void>((r) => {
+          wake = r;
+        });
+      }
+    },
+  };
+}
+
+function fakeTerminal(input: AsyncIterable<Uint8Array>, interactive = false) {
+  const state = { received: 0, pending: 0, raw: 0, restored: 0, resets: 0 };
+  const term: LocalTerminal = {
+    input,
+    write: (bytes) => {
+      state.received += bytes.byteLength;
+    },
+    pending: () => state.pending,
+    size: () => undefined,
+    onResize: () => () => {},
+    raw: () => {
+      state.raw++;
+      return () => {
+        state.restored++;
+      };
+    },
+    onGone: () => () => {},
+    interactive,
+    reset: () => {
+      state.resets++;
+    },
+  };
+  return { term, state };
+}
+
+function io() {
+  const err: string[] = [];
+  const cli: CliIo = { out: () => {}, err: (l) => err.push(l), env: {} };
+  return { cli, err };
+}
+
+const MiB = 1024 * 1024;
+
+test("output the local side does not take stops reading from Bay (Bay sees backpressure); it all comes once taken", async () => {
+  const total = 48 * MiB;
+  const chunk = new Uint8Array(64 * 1024);
+  let sent = 0;
+  const sendMore = (ws: import("bun").ServerWebSocket<unknown>) => {
+    while (sent < total) {
+      const r = ws.send(chunk);
+      if (r === 0) return;
+      sent += chunk.byteLength;
+      if (r === -1) return;
+    }
+    ws.close(1000, '{"exit_code":0,"signal":null}');
+  };
+  const url = fakeBay(sendMore, sendMore);
+  const { term, state } = fakeTerminal(feed());
+  state.pending = 2 * MiB; // stdout is a pipe nobody reads
+  const out = io();
+  const done = attachTerminal(clientTarget({}, url), "sb-1", term, out.cli);
+  await Bun.sleep(1500);
+  // Bounded by what was in flight when reading paused, not by what Bay would send.
+  expect(state.received).toBeLessThan(12 * MiB);
+  expect(sent).toBeLessThan(total);
+  state.pending = 0;
+  expect(await done).toBe(0);
+  expect(state.received).toBe(total);
+  expect(state.resets).toBe(0);
+  expect(out.err).toEqual([]);
+}, 20_000);
+
+test("output that piles up past 16 MiB all the same ends the session with why; the screen is reset", async () => {
+  const url = fakeBay((ws) => {
+    ws.send(new Uint8Array(1024));
+  });
+  const { term, state } = fakeTerminal(feed());
+  state.pending = 17 * MiB;
+  const out = io();
+  expect(await attachTerminal(clientTarget({}, url), "sb-1", term, out.cli)).toBe(1);
+  expect(out.err.join("\n")).toContain("the output is not being read");
+  expect(state.restored).toBe(state.raw);
+  expect(state.resets).toBe(1);
+}, 10_000);
+
+test("a Bay that stops answering (no pong) ends the session with why; the terminal is restored and reset", async () => {
+  const { term, state } = fakeTerminal(feed());
+  const out = io();
+  const started = Date.now();
+  const code = await attachTerminal(clientTarget({}, silentBay()), "sb-1", term, out.cli, { pingMs: 100, silentMs: 600 });
+  expect(code).toBe(1);
+  expect(Date.now() - started).toBeLessThan(5_000);
+  expect(out.err.join("\n")).toContain("Bay did not answer");
+  expect(state.raw).toBe(1);
+  expect(state.restored).toBe(1);
+  expect(state.resets).toBe(1);
+}, 10_000);
+
+test("a quiet Bay that answers pings keeps the session", async () => {
+  const url = fakeBay((ws) => {
+    setTimeout(() => ws.close(1000, '{"exit_code":7,"signal":null}'), 1200);
+  });
+  const { term } = fakeTerminal(feed());
+  const out = io();
+  expect(await attachTerminal(clientTarget({}, url), "sb-1", term, out.cli, { pingMs: 50, silentMs: 300 })).toBe(7);
+  expect(out.err).toEqual([]);
+}, 10_000);
+
+test("Enter ~ . typed at a terminal ends the session at once, even with a Bay that says nothing", async () => {
+  const input = feed();
+  const { term, state } = fakeTerminal(input, true);
+  const out = io();
+  const done = attachTerminal(clientTarget({}, silentBay()), "sb-1", term, out.cli);
+  await Bun.sleep(300);
+  input.push("ls\r");
+  input.push("~");
+  input.push(".");
+  const started = Date.now();
+  expect(await done).toBe(1);
+  expect(Date.now() - started).toBeLessThan(2_000);
+  expect(out.err).toEqual(["bay: the terminal was closed (~.)"]);
+  expect(state.restored).toBe(1);
+  expect(state.resets).toBe(1);
+}, 10_000);
+
+test("the escape: only after Enter or at the start; ~~ sends one ~; ~ before anything else is sent", () => {
+  const text = (f: EscapeFilter, s: string) => {
+    const r = f.filter(new TextEncoder().encode(s));
+    return r === null ? null : new TextDecoder().decode(r);
+  };
+  expect(text(new EscapeFilter(), "~.")).toBeNull();
+  expect(text(new EscapeFilter(), "echo a~.b\r")).toBe("echo a~.b\r");
+  let f = new EscapeFilter();
+  expect(text(f, "x\r~")).toBe("x\r");
+  expect(text(f, "~")).toBe("~");
+  expect(text(f, "~x")).toBe("~x");
+  f = new EscapeFilter();
+  expect(text(f, "\r~y\n")).toBe("\r~y\n");
+  expect(text(f, "~")).toBe("");
+  expect(text(f, ".")).toBeNull();
+});
