@@ -3,6 +3,7 @@
  * `data: <json>` line per event, comments as keepalives) as parsed events.
  * Bounded: an event larger than `maxEventBytes` fails the stream.
  */
+import { fairTurn } from "../../../protocol/fair-turn.ts";
 import { BayError } from "../../errors.ts";
 
 export interface StreamEvent {
@@ -31,7 +32,15 @@ export async function* readEvents(
   let buf = "";
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      // The read is asked for first, so the body keeps coming while this relay waits for its turn.
+      const read = reader.read();
+      const turn = fairTurn();
+      if (turn) {
+        // A body that fails meanwhile fails this read: handled below, not an unhandled rejection now.
+        read.catch(() => {});
+        await turn;
+      }
+      const { done, value } = await read;
       if (done) return;
       buf += decoder.decode(value, { stream: true });
       let end: number;
