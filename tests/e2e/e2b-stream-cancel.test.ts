@@ -206,6 +206,8 @@ test("a reattach (commands.connect) past its timeoutMs ends in TimeoutError and 
 test("a deadline that passes after its sandbox was stopped does not start the sandbox again", async () => {
   const other = await within(60_000, "create", Sandbox.create(opts));
   try {
+    // Started first: on a loaded machine the runtime's cold start alone can pass the 3 s deadline below.
+    await within(60_000, "first command", other.commands.run("true"));
     const h = await within(30_000, "background", other.commands.run("echo up; sleep 600", { background: true, timeoutMs: 3_000 }));
     await h.disconnect();
     const auth = { authorization: `Bearer ${KEY}` };
