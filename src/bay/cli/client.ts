@@ -3,6 +3,7 @@
  * and the caller's credentials, from flags or BAY_URL / BAY_TOKEN / BAY_OWNER,
  * and a small JSON request helper that turns Bay's error body into a message.
  */
+import { readBodyUpTo } from "../../protocol/bounded-body.ts";
 import { redactUrl, UsageError } from "./args.ts";
 
 export interface ClientTarget {
@@ -122,21 +123,9 @@ export async function readText(res: Response, max: number): Promise<string> {
     await res.body?.cancel().catch(() => {});
     throw tooLarge();
   }
-  if (!res.body) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  return new TextDecoder().decode(Buffer.concat(chunks));
+  const bytes = await readBodyUpTo(res.body, max);
+  if (bytes === null) throw tooLarge();
+  return new TextDecoder().decode(bytes);
 }
 
 /** `text` with control characters shown as `?`, at most 500 characters: a server's words never drive the user's terminal. */
