@@ -85,3 +85,22 @@ test("cp: a download is 0600 while written; set-id bits of the file replaced are
   expect(await again).toBe(0);
   expect(statSync(fresh).mode & 0o777).toBe(0o666 & ~process.umask());
 });
+
+test("cp: a destination that is a device or a pipe is refused, never replaced by a file (review s104 L3)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "bay-cp-"));
+  stops.push(() => rmSync(dir, { recursive: true, force: true }));
+  let asked = 0;
+  const url = serve(() => {
+    asked++;
+    return new Response("content");
+  });
+  const fifo = join(dir, "fifo");
+  Bun.spawnSync(["mkfifo", fifo]);
+  const lines: string[] = [];
+  const cli = { ...io, err: (l: string) => lines.push(l) };
+  expect(await copy(clientTarget({}, url), "sb-1:f", fifo, cli)).toBe(1);
+  expect(lines.join("\n")).toContain("not a regular file or directory");
+  expect(statSync(fifo).isFIFO()).toBe(true);
+  expect(readdirSync(dir)).toEqual(["fifo"]);
+  expect(asked).toBe(0);
+});

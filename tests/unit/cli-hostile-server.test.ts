@@ -97,6 +97,26 @@ test("a JSON answer over 64 MiB is refused, by its Content-Length or as read", a
   }
 }, 30_000);
 
+test("exec's JSON answer (no event stream) is bounded too (review s104 M2)", async () => {
+  const url = serve(
+    () =>
+      new Response(
+        new ReadableStream({
+          pull(c) {
+            c.enqueue(new Uint8Array(1024 * 1024).fill(32));
+          },
+        }),
+        { headers: { "content-type": "application/json" } },
+      ),
+  );
+  const r = io(url);
+  const e = (await streamExec(clientTarget({}, url), "/v1/sandboxes/sb-1/shell/exec", { command: "true" }, r.cli, "shell").catch(
+    (x) => x,
+  )) as ClientError;
+  expect(e).toBeInstanceOf(ClientError);
+  expect(e.code).toBe("answer_too_large");
+}, 30_000);
+
 test("exec output without newlines is written as it comes in bounded pieces, not held until the end", async () => {
   let finish = () => {};
   const url = serve(() => {
@@ -144,7 +164,14 @@ test("exec prints what only the result holds once, and never the whole text twic
 });
 
 test("a URL with credentials, a query or a fragment is refused, and the secret is never shown", async () => {
-  for (const url of ["http://user:s3cret@127.0.0.1:8000", "http://127.0.0.1:8000/?token=s3cret", "http://127.0.0.1:8000/#s3cret"]) {
+  // A bare `?` or `#` too: every path would be put after it (review s104 L4).
+  for (const url of [
+    "http://user:s3cret@127.0.0.1:8000",
+    "http://127.0.0.1:8000/?token=s3cret",
+    "http://127.0.0.1:8000/#s3cret",
+    "http://127.0.0.1:8000/?",
+    "http://127.0.0.1:8000#",
+  ]) {
     expect(() => clientTarget({}, url)).toThrow(/takes no credentials, query or fragment/);
     const r = io(url);
     expect(await runSandbox(["ls"], r.cli)).toBe(2);

@@ -28,7 +28,8 @@ export function clientTarget(env: Record<string, string | undefined>, url?: stri
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
     throw new UsageError(`--url must be http:// or https://, got ${redactUrl(raw)}`);
   // Credentials in the URL would be shown wherever the URL is (and never sent as the token is).
-  if (parsed.username || parsed.password || parsed.search || parsed.hash) {
+  // A bare `?` or `#` leaves search and hash empty, yet every path would be put after it (review s104 L4).
+  if (parsed.username || parsed.password || raw.includes("?") || raw.includes("#")) {
     throw new UsageError("--url (or BAY_URL) takes no credentials, query or fragment: give the token as --token or BAY_TOKEN");
   }
   const headers: Record<string, string> = {};

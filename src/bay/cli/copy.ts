@@ -67,6 +67,11 @@ async function download(target: ClientTarget, from: { sandbox: string; path: str
     return 1;
   }
   const dest = fileKind(local) === "directory" ? join(local, basename(from.path)) : local;
+  // A device, pipe or socket is never replaced by a file (as root: `cp ID:f /dev/null`; review s104 L3).
+  if (fileKind(dest) === "other") {
+    io.err(printable(`bay: ${dest}: not a regular file or directory; name a file to write`));
+    return 1;
+  }
   const res = await send(target, `${files(from.sandbox)}/download?path=${encodeURIComponent(from.path)}`, { method: "GET" });
   // Short enough beside any name the destination may have (NAME_MAX is 255 bytes).
   const part = join(dirname(dest), `.bay-part-${crypto.randomUUID()}`);

@@ -9,7 +9,7 @@ import type { PythonExecResult, ShellExecResult } from "../api/generated/index.t
 import { readEvents } from "../e2b/envd/sse-events.ts";
 import { MAX_EVENT_BYTES } from "../runtime/event-stream.ts";
 import type { CliIo } from "./args.ts";
-import { ClientError, type ClientTarget, printable, send } from "./client.ts";
+import { ClientError, type ClientTarget, MAX_ANSWER_BYTES, printable, readText, send } from "./client.ts";
 
 /** Text without a newline held at most this long; past it, it is written as it is (a line of its own would change it). */
 const MAX_PENDING_CHARS = 64 * 1024;
@@ -131,7 +131,8 @@ export async function streamExec<R extends PythonExecResult | ShellExecResult>(
       signal: ac.signal,
     });
     let result: R | undefined;
-    if ((res.headers.get("content-type") ?? "").startsWith("application/json")) result = (await res.json()) as R;
+    if ((res.headers.get("content-type") ?? "").startsWith("application/json"))
+      result = JSON.parse(await readText(res, MAX_ANSWER_BYTES)) as R;
     else if (res.body) {
       for await (const e of readEvents(res.body, MAX_EVENT_BYTES, ac.signal)) {
         const data = e.data as { text?: unknown; error?: { code?: unknown; message?: unknown } } | null;

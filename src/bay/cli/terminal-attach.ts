@@ -25,6 +25,8 @@ const OPEN_TIMEOUT_MS = 120_000;
 const PAUSE_AT = 1024 * 1024;
 const RESUME_AT = 256 * 1024;
 const FLOW_POLL_MS = 10;
+/** A write to the local output that took longer than this (a slow terminal) yields the event loop a poll. */
+const SLOW_WRITE_MS = 20;
 /** Output waiting past this even though reading paused: the session ends rather than fill memory. */
 const HIGH_WATER = 16 * 1024 * 1024;
 
@@ -106,10 +108,12 @@ export async function attachTerminal(
     heard();
     if (!ended) ws.resume();
   };
-  const flow = () => {
+  // `slow`: the last write kept the process waiting (a terminal writes synchronously): reading pauses
+  // for a poll, so typed keys (`~.`), signals and pings are served between frames (review s104 M1).
+  const flow = (slow: boolean) => {
     const pending = term.pending();
     if (pending > HIGH_WATER) return endOwn("flood");
-    if (paused || pending <= PAUSE_AT) return;
+    if (paused || (pending <= PAUSE_AT && !slow)) return;
     paused = true;
     ws.pause();
     resumeTimer = setInterval(resumeWhenDrained, FLOW_POLL_MS);
@@ -151,8 +155,9 @@ export async function attachTerminal(
       // Nothing a frame holds may throw here: an uncaught error would leave the terminal raw.
       try {
         if (typeof e.data !== "string") {
+          const began = performance.now();
           term.write(new Uint8Array(e.data as ArrayBuffer));
-          return flow();
+          return flow(performance.now() - began > SLOW_WRITE_MS);
         }
         const m = JSON.parse(e.data) as { type?: string; error?: { message?: unknown } } | null;
         if (m?.type === "error" && notes.length < 20) notes.push(`bay: terminal: ${printable(String(m.error?.message ?? "error"))}`);

@@ -45,10 +45,18 @@ function resetScreen(): void {
 }
 
 export function processTerminal(): LocalTerminal {
+  // Counted here: Bun's process.stdout.writableLength stays 0 however much waits for a pipe (review s104 H1).
+  let pending = 0;
   return {
     input: process.stdin as unknown as AsyncIterable<Uint8Array>,
-    write: (bytes) => process.stdout.write(bytes),
-    pending: () => process.stdout.writableLength ?? 0,
+    write(bytes) {
+      const n = bytes.byteLength;
+      pending += n;
+      process.stdout.write(bytes, () => {
+        pending -= n;
+      });
+    },
+    pending: () => pending,
     size() {
       const { columns: cols, rows } = process.stdout;
       // A terminal that reports no size (0×0, as under `script` without one) leaves Bay's default.
@@ -66,8 +74,12 @@ export function processTerminal(): LocalTerminal {
         process.stdin.setRawMode(false);
         resetScreen();
       });
+      // Stopped (Ctrl-Z) and continued (`fg`), the shell gives the terminal back cooked: raw again (review s104 L2).
+      const again = () => process.stdin.setRawMode(true);
+      process.on("SIGCONT", again);
       return () => {
         stopWatching();
+        process.off("SIGCONT", again);
         process.stdin.setRawMode(false);
       };
     },
