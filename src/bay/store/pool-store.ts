@@ -83,9 +83,10 @@ const MEMBER_COUNT = `(SELECT COUNT(*) FROM sandboxes WHERE owner = '${POOL_OWNE
  */
 const ALL_MEMBERS_COUNT = `(SELECT COUNT(*) FROM sandboxes WHERE owner = '${POOL_OWNER}' AND profile_id = :profile AND deleted_at IS NULL)`;
 /**
- * Bay's live members of every profile and configuration: fewer than `:max_active - 1`, so however
- * many replicas of differing configurations fill their pools, owners keep the room under the
- * session cap that each replica's own check at start promised (config.ts warmPoolRoomProblem; review s102).
+ * Bay's live members of every profile and configuration: at most `:max_active - 1` with the one
+ * made (fewer before it), so however many replicas of differing configurations fill their pools,
+ * owners keep the room under the session cap that each replica's own check at start promised
+ * (config.ts warmPoolRoomProblem; review s102).
  */
 const POOL_MEMBERS_COUNT = `(SELECT COUNT(*) FROM sandboxes WHERE owner = '${POOL_OWNER}' AND deleted_at IS NULL)`;
 /** The database's clock in ms (one for every replica). */
