@@ -206,11 +206,19 @@ test("Enter ~ . typed at a terminal ends the session at once, even with a Bay th
 }, 10_000);
 
 test("the escape: only after Enter or at the start; ~~ sends one ~; ~ before anything else is sent", () => {
+  // What is sent, or null once the escape was typed (then `sent` holds what came before it).
+  let sent = "";
   const text = (f: EscapeFilter, s: string) => {
-    const r = f.filter(new TextEncoder().encode(s));
-    return r === null ? null : new TextDecoder().decode(r);
+    sent = new TextDecoder().decode(f.filter(new TextEncoder().encode(s)));
+    return f.escaped ? null : sent;
   };
   expect(text(new EscapeFilter(), "~.")).toBeNull();
+  // Typed before the escape in the same read, it still reaches the shell (review s104 L5).
+  const g = new EscapeFilter();
+  expect(text(g, "ls\r~.")).toBeNull();
+  expect(sent).toBe("ls\r");
+  expect(text(g, "more")).toBeNull();
+  expect(sent).toBe("");
   expect(text(new EscapeFilter(), "echo a~.b\r")).toBe("echo a~.b\r");
   let f = new EscapeFilter();
   expect(text(f, "x\r~")).toBe("x\r");

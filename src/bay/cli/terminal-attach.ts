@@ -207,8 +207,8 @@ async function pump(input: AsyncIterable<Uint8Array>, ws: WebSocket, escapes: Es
     for await (const chunk of input) {
       if (ws.readyState !== WebSocket.OPEN) return;
       const bytes = escapes ? escapes.filter(chunk) : chunk;
-      if (bytes === null) return escaped();
       if (bytes.length > 0) ws.send(bytes);
+      if (escapes?.escaped) return escaped();
     }
   } catch {
     // The input failed (a closed terminal): the shell is hung up when the socket goes.

@@ -100,13 +100,16 @@ const DOT = 46;
 /**
  * The escape as ssh has it: after Enter (or at the start), `~` is held; `~.` ends the
  * session, `~~` sends one `~`, and `~` before anything else sends both. `filter`
- * answers the bytes to send, or null once `~.` was typed.
+ * answers the bytes to send; once `~.` was typed, those before it, and `escaped` is set
+ * (what was typed before the escape in the same read still reaches the shell: review s104 L5).
  */
 export class EscapeFilter {
   private lineStart = true;
   private tilde = false;
+  escaped = false;
 
-  filter(chunk: Uint8Array): Uint8Array | null {
+  filter(chunk: Uint8Array): Uint8Array {
+    if (this.escaped) return new Uint8Array(0);
     if (!this.tilde && !chunk.includes(TILDE)) {
       if (chunk.length > 0) this.lineStart = chunk[chunk.length - 1] === CR || chunk[chunk.length - 1] === LF;
       return chunk;
@@ -115,7 +118,10 @@ export class EscapeFilter {
     for (const b of chunk) {
       if (this.tilde) {
         this.tilde = false;
-        if (b === DOT) return null;
+        if (b === DOT) {
+          this.escaped = true;
+          return Uint8Array.from(out);
+        }
         if (b !== TILDE) out.push(TILDE);
         out.push(b);
         this.lineStart = b === CR || b === LF;
