@@ -186,6 +186,17 @@ export class PoolManager implements WarmPoolStats {
     await Promise.allSettled([...this.starts]);
   }
 
+  /**
+   * Resolves once nothing is in flight, counting what the passes and starts in flight kick as they
+   * end (a start that ends kicks a pass, which marks this replica's configurations again) (tests).
+   */
+  async quiesce(): Promise<void> {
+    do {
+      await this.settle();
+      await new Promise((r) => setImmediate(r));
+    } while (this.running || this.starts.size > 0);
+  }
+
   private get beatMs(): number {
     return this.opts.tickMs ?? 2_000;
   }
