@@ -32,11 +32,11 @@ import type { BayMetrics, WarmPoolStats } from "../observability/bay-metrics.ts"
 import type { Claim } from "../store/idempotency-store.ts";
 import type { Stores } from "../store/index.ts";
 import { configKey, type PoolMember } from "../store/pool-store.ts";
-import { newId } from "./ids.ts";
 import { poolFingerprint } from "./pool-fingerprint.ts";
+import { PoolStarts } from "./pool-starts.ts";
 import type { Profile, ProfileRegistry } from "./profiles.ts";
 import { removeVolumeQuietly } from "./sandbox-manager.ts";
-import { mintSecret, type SessionManager } from "./session-manager.ts";
+import type { SessionManager } from "./session-manager.ts";
 
 export interface PoolManagerDeps {
   stores: Stores;
@@ -76,24 +76,16 @@ export interface PoolReport {
   warming: number;
 }
 
-const MAX_BACKOFF_MS = 60_000;
 /** A replica's mark of its configuration counts this long after its last pass (one that died: its members are then retired). */
 const CONFIG_TTL_MS = 60_000;
 
 export class PoolManager implements WarmPoolStats {
   private readonly now: () => number;
-  private readonly leaseMs: number;
-  /** Member starts in flight in this process. */
-  private readonly starts = new Set<Promise<void>>();
+  private readonly starts: PoolStarts;
   /** Warm members per profile at the last pass (the bay_warm_pool_size gauge). */
   private warm = new Map<string, number>();
   /** What each pooled profile makes now, as of the last pass (its image's id read then): pool-fingerprint.ts. */
   private readonly fingerprints = new Map<string, string>();
-  /** Members of every configuration a profile may have, as of the last pass (PoolStore.insertMember). */
-  private readonly maxAll = new Map<string, number>();
-  private readonly backoff = new Map<string, { failures: number; until: number }>();
-  /** Profiles whose last member was refused as full (its pool, its configurations, Bay's session cap): no start until the next beat. */
-  private readonly full = new Set<string>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private running: Promise<PoolReport> | null = null;
   private again = false;
@@ -104,7 +96,17 @@ export class PoolManager implements WarmPoolStats {
     private readonly opts: PoolManagerOptions,
   ) {
     this.now = deps.now ?? Date.now;
-    this.leaseMs = opts.leaseMs ?? 10_000;
+    this.starts = new PoolStarts(
+      {
+        stores: deps.stores,
+        sessions: deps.sessions,
+        logger: deps.logger,
+        now: this.now,
+        retire: (m, reason) => this.retire(m, reason),
+        ended: () => this.kick(),
+      },
+      { ...opts, leaseMs: opts.leaseMs ?? 10_000 },
+    );
   }
 
   /** True when some profile keeps a pool (size > 0). */
@@ -162,8 +164,7 @@ export class PoolManager implements WarmPoolStats {
     if (this.timer || !this.enabled) return;
     this.stopped = false;
     this.timer = setInterval(() => {
-      // Room may have been made since (a session ended, a member claimed elsewhere): each beat tries again once.
-      this.full.clear();
+      this.starts.beat();
       void this.maintain();
     }, this.beatMs);
     this.timer.unref?.();
@@ -176,14 +177,14 @@ export class PoolManager implements WarmPoolStats {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.running?.catch(() => {});
-    await Promise.allSettled([...this.starts]);
+    await this.starts.settled();
     if (this.fingerprints.size > 0) await this.deps.stores.pool.forgetConfigs(this.opts.replicaId).catch(() => {});
   }
 
   /** Resolves once the member starts in flight now have finished (tests). */
   async settle(): Promise<void> {
     await this.running?.catch(() => {});
-    await Promise.allSettled([...this.starts]);
+    await this.starts.settled();
   }
 
   /**
@@ -194,7 +195,7 @@ export class PoolManager implements WarmPoolStats {
     do {
       await this.settle();
       await new Promise((r) => setImmediate(r));
-    } while (this.running || this.starts.size > 0);
+    } while (this.running || this.starts.inFlight > 0);
   }
 
   private get beatMs(): number {
@@ -296,10 +297,9 @@ export class PoolManager implements WarmPoolStats {
       // All configurations of the profile together: the sizes live replicas keep, and one more for those gone.
       let maxAll = size;
       for (const [key, liveSize] of live) if (key.startsWith(configKey(profile.id, ""))) maxAll += liveSize;
-      this.maxAll.set(profile.id, maxAll);
       const missing = size - kept.length;
-      for (let i = 0; i < missing && this.canStart(profile.id, now); i++) {
-        this.launch(profile);
+      for (let i = 0; i < missing && !this.stopped && this.starts.canStart(profile.id, now); i++) {
+        this.starts.launch(profile, current, maxAll);
         report.started++;
       }
     }
@@ -328,72 +328,6 @@ export class PoolManager implements WarmPoolStats {
       if (imageId)
         this.fingerprints.set(profile.id, poolFingerprint(profile, driver.containerRecipe(sessions.containerShape(profile)), imageId));
     });
-  }
-
-  private canStart(profileId: string, now: number): boolean {
-    if (this.stopped || this.starts.size >= this.opts.concurrency) return false;
-    if (this.full.has(profileId)) return false;
-    // A wait past the longest backoff is a clock that stepped back: over (review s102).
-    const until = this.backoff.get(profileId)?.until ?? 0;
-    return until <= now || until - now > MAX_BACKOFF_MS;
-  }
-
-  /**
-   * Starts one member in the background; its slot in `starts` bounds the concurrency. A start
-   * that ended (warm or failed) makes room: the next pass runs at once. One refused as full
-   * does not: the pass would launch it again, refused again, without end (review s101).
-   */
-  private launch(profile: Profile): void {
-    const run = this.startMember(profile)
-      .catch(() => true)
-      .then((attempted) => {
-        this.starts.delete(run);
-        if (attempted) this.kick();
-      });
-    this.starts.add(run);
-  }
-
-  /** False when the member was refused as full (nothing was made). */
-  private async startMember(profile: Profile): Promise<boolean> {
-    const { stores, sessions, logger } = this.deps;
-    const now = this.now();
-    const fingerprint = this.fingerprints.get(profile.id);
-    if (fingerprint === undefined) return false;
-    const member = {
-      fingerprint,
-      sandboxId: newId("sandbox", now),
-      workspaceId: newId("ws", now),
-      sessionId: newId("sess", now),
-      profileId: profile.id,
-      secret: mintSecret(),
-      sizeLimitMb: this.opts.workspaceSizeLimitMb,
-      leaseOwner: this.opts.replicaId,
-      leaseExpiresAt: now + this.leaseMs,
-      now,
-    };
-    try {
-      // Full (another replica filled it, or Bay is at its session cap): nothing to do until the next beat.
-      const maxAll = this.maxAll.get(profile.id) ?? 2 * profile.warm_pool.size;
-      if (!(await stores.pool.insertMember(member, profile.warm_pool.size, this.opts.maxLiveSessions, maxAll))) {
-        this.full.add(profile.id);
-        return false;
-      }
-      await sessions.startMember(member.sandboxId, member.sessionId, member.secret);
-      this.backoff.delete(profile.id);
-    } catch (e) {
-      const failures = (this.backoff.get(profile.id)?.failures ?? 0) + 1;
-      const wait = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (failures - 1));
-      this.backoff.set(profile.id, { failures, until: this.now() + wait });
-      logger.warn("warm-pool member failed to start; backing off", {
-        profile: profile.id,
-        sandbox_id: member.sandboxId,
-        retry_in_ms: wait,
-        error: errorMessage(e),
-      });
-      // Its start cleaned up its container; the rows and volume go now rather than on the next pass.
-      await this.retire({ id: member.sandboxId, workspaceId: member.workspaceId, containerId: null }, "start failed").catch(() => {});
-    }
-    return true;
   }
 
   /**
