@@ -112,6 +112,14 @@ function manager(size: number, concurrency: number, now: () => number = Date.now
 
 const states = async () => (await stores.pool.members()).map((m) => m.state).sort();
 
+/** A pass starts the profile's one member, and that start fails (the profile then backs off 1 s). */
+async function firstStartFails({ pool, held }: ReturnType<typeof manager>) {
+  await pool.maintain();
+  await Bun.sleep(5);
+  await held.finishNext(false);
+  await pool.settle();
+}
+
 describe("refill", () => {
   test("at most `concurrency` member starts at once, up to the size and no further", async () => {
     const { pool, held } = manager(5, 2);
@@ -152,11 +160,9 @@ describe("refill", () => {
 
   test("a failing profile backs off: its failed member is retired at once, no new start until the back-off passes", async () => {
     let now = Date.now();
-    const { pool, held } = manager(1, 1, () => now);
-    await pool.maintain();
-    await Bun.sleep(5);
-    await held.finishNext(false);
-    await pool.settle();
+    const m = manager(1, 1, () => now);
+    const { pool, held } = m;
+    await firstStartFails(m);
     // Retired with its workspace (and its volume removed), and nothing started in its place.
     expect(await stores.pool.members()).toEqual([]);
     expect(removedVolumes.length).toBeGreaterThan(0);
@@ -230,11 +236,9 @@ describe("refill at the cap (reviews s101, s102)", () => {
 
   test("a clock stepped back does not stop refills for the length of the step", async () => {
     let now = Date.now();
-    const { pool, held } = manager(1, 1, () => now);
-    await pool.maintain();
-    await Bun.sleep(5);
-    await held.finishNext(false);
-    await pool.settle();
+    const m = manager(1, 1, () => now);
+    const { pool } = m;
+    await firstStartFails(m);
     expect((await pool.maintain()).started).toBe(0); // backing off 1 s
     now -= 3_600_000; // the wall clock steps back an hour
     expect((await pool.maintain()).started).toBe(1);
