@@ -8,6 +8,10 @@
  * open shell, a Bay that is not there.
  */
 import { describe, expect, test } from "bun:test";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { TestBay } from "../support/harness.ts";
 import { dropSandbox, freePort, newSandbox, sh, withSandbox } from "./support/e2e.ts";
 import type { ServedBay } from "./support/serve.ts";
@@ -76,6 +80,30 @@ describe("bay sandbox shell", () => {
       expect(r.code).toBe(0);
     });
   }, 120_000);
+
+  test("a file piped in (16 MiB) reaches the shell whole: input goes no faster than the shell takes it, none is refused", async () => {
+    await withSandbox(t, async (id) => {
+      const dir = mkdtempSync(join(tmpdir(), "bay-cli-shell-"));
+      try {
+        const data = Buffer.from(
+          randomBytes(12 * 1024 * 1024)
+            .toString("base64")
+            .replace(/(.{76})/g, "$1\n"),
+        );
+        writeFileSync(join(dir, "in.b64"), Buffer.concat([data, Buffer.from("\n")]));
+        const want = createHash("sha256").update(data).update("\n").digest("hex");
+        const feed = `(echo 'stty -echo; cat > /workspace/in.b64; exit 5'; cat ${join(dir, "in.b64")})`;
+        const r = await run(["bash", "-c", `${feed} | ${shell(id).join(" ")} > /dev/null`], piped(""), { limitMs: 150_000 });
+        expect(r.killed).toBe(false);
+        expect(r.stderr).toBe("");
+        expect(r.code).toBe(5);
+        const got = await sh(t, id, { command: "sha256sum /workspace/in.b64" });
+        expect(String(got.body.output).split(" ")[0]).toBe(want);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }, 180_000);
 
   test("on a real terminal: its size goes over and follows a resize; Ctrl-C interrupts the sandbox's command, not bay", async () => {
     await withSandbox(t, async (id) => {

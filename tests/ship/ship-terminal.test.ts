@@ -89,7 +89,7 @@ describe("terminal", () => {
       (n) => n === 2,
       10_000,
     );
-    expect(term.controls[0].error.code).toBe("validation_error");
+    expect(term.controls.find((c) => c.type === "error").error.code).toBe("validation_error");
     // The terminal goes on.
     term.type("echo still-here\n");
     await term.waitFor(/still-here\r\n/);
@@ -187,6 +187,23 @@ describe("terminal", () => {
     term.close();
   });
 
+  test("input is acknowledged as it reaches the PTY, after an input_acks first", async () => {
+    const term = await attach(await newTerminal());
+    await pollUntil(
+      () => term.controls.filter((c) => c.type === "input_acks").length,
+      (n) => n === 1,
+      10_000,
+    );
+    expect(term.controls[0]).toEqual({ type: "input_acks" });
+    const line = "echo acked-$((6*7))\n";
+    term.type(line);
+    await term.waitFor(/acked-42\r\n/);
+    const acked = term.controls.filter((c) => c.type === "input_ack").reduce((n, c) => n + c.bytes, 0);
+    expect(acked).toBe(line.length);
+    term.type("exit\n");
+    await term.closed;
+  });
+
   test("input the shell does not read is bounded: past 1 MiB it is refused with an error message", async () => {
     const term = await attach(await newTerminal());
     term.type("stty -icanon; sleep 600\n");
@@ -195,6 +212,12 @@ describe("terminal", () => {
     for (let i = 0; i < 4; i++) term.ws.send(chunk);
     const err = await term.waitForControl("error");
     expect(err.error).toMatchObject({ code: "payload_too_large", details: { limit_bytes: 1024 * 1024 } });
+    // Refused input is acknowledged as well as taken input: it is gone either way.
+    await pollUntil(
+      () => term.controls.filter((c) => c.type === "input_ack").reduce((n, c) => n + c.bytes, 0),
+      (n) => n >= 400 * 1024,
+      10_000,
+    );
     // A frame over 1 MiB closes the connection (1009: message too big).
     term.ws.send(new Uint8Array(1024 * 1024 + 1));
     expect((await term.closed).code).toBe(1009);

@@ -6,6 +6,8 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { type AddressInfo, createServer } from "node:net";
 import type { CliIo } from "../../src/bay/cli/args.ts";
 import { clientTarget } from "../../src/bay/cli/client.ts";
 import { attachTerminal, type LocalTerminal } from "../../src/bay/cli/terminal-attach.ts";
@@ -62,6 +64,34 @@ function silentBay(): string {
   });
   stops.push(() => server.stop(true));
   return `http://127.0.0.1:${server.port}`;
+}
+
+/** A Bay that completes the terminal's handshake and then reads nothing more (a stopped process, a link that stalled). */
+async function deafBay(): Promise<string> {
+  const server = createServer((socket) => {
+    let head = "";
+    socket.on("data", (data) => {
+      head += data.toString("latin1");
+      if (!head.includes("\r\n\r\n")) return;
+      const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1];
+      if (head.startsWith("GET /v1/sandboxes/sb-1/terminal") && key) {
+        const accept = createHash("sha1").update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
+        socket.write(
+          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+        );
+        socket.pause();
+        return;
+      }
+      const body = JSON.stringify(SANDBOX);
+      socket.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+    });
+  }).listen(0, "127.0.0.1");
+  stops.push(() => {
+    server.close();
+    server.unref();
+  });
+  await once(server, "listening");
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 /** Input fed by the test; it never ends unless told. */
@@ -177,6 +207,25 @@ test("a Bay that stops answering (no pong) ends the session with why; the termin
   expect(state.restored).toBe(1);
   expect(state.resets).toBe(1);
 }, 10_000);
+
+test("input piped in faster than Bay takes it is read no further than what waits to be sent allows; a Bay that stops reading ends the session", async () => {
+  let pulled = 0;
+  async function* flood() {
+    const chunk = new Uint8Array(64 * 1024).fill(0x61);
+    for (let i = 0; i < 4096; i++) {
+      pulled += chunk.byteLength;
+      yield chunk;
+    }
+  }
+  const { term, state } = fakeTerminal(flood());
+  const out = io();
+  const code = await attachTerminal(clientTarget({}, await deafBay()), "sb-1", term, out.cli, { pingMs: 100, silentMs: 1500 });
+  expect(code).toBe(1);
+  expect(out.err.join("\n")).toContain("Bay did not answer");
+  expect(state.restored).toBe(state.raw);
+  // 256 MiB were on offer; the kernel's socket buffers and SEND_PAUSE_AT hold a few MiB.
+  expect(pulled).toBeLessThan(32 * MiB);
+}, 15_000);
 
 test("a quiet Bay that answers pings keeps the session", async () => {
   const url = fakeBay((ws) => {

@@ -6,7 +6,7 @@
  * exercised end to end in tests/e2e/interactive-terminal.test.ts.
  */
 import { describe, expect, test } from "bun:test";
-import { SHIP_INPUT_HIGH_WATER, TerminalBridge, type TerminalPeer } from "../../src/bay/domain/terminal-bridge.ts";
+import { INPUT_WINDOW, SHIP_INPUT_HIGH_WATER, TerminalBridge, type TerminalPeer } from "../../src/bay/domain/terminal-bridge.ts";
 import { BayError } from "../../src/bay/errors.ts";
 
 class FakeShip {
@@ -210,5 +210,62 @@ describe("TerminalBridge", () => {
     const late = new FakePeer();
     b.attach(late);
     expect(late.closedWith).toEqual([1011, JSON.stringify({ code: "not_found" })]);
+  });
+
+  describe("input acknowledgements (input_acks)", () => {
+    function counting(asked: boolean, shipCounts = true) {
+      const ship = new FakeShip();
+      const peer = new FakePeer();
+      const b = new TerminalBridge(ship as unknown as WebSocket, "req-3");
+      if (asked) b.countInput();
+      if (shipCounts) ship.control({ type: "input_acks" }); // Ship's first message, before the client attached
+      b.attach(peer);
+      return { ship, peer, b };
+    }
+    const inputControls = (peer: FakePeer) => peer.controls().filter((m) => String(m.type).startsWith("input_ack"));
+
+    test("a client that asked is told the window, then what the shell took, summed while it does not read", () => {
+      const { ship, peer, b } = counting(true);
+      expect(inputControls(peer)).toEqual([{ type: "input_acks", window: INPUT_WINDOW }]);
+      ship.control({ type: "input_ack", bytes: 10 });
+      ship.control({ type: "input_ack", bytes: 5 });
+      peer.buffered = 1024 * 1024; // not reading
+      ship.control({ type: "input_ack", bytes: 7 });
+      ship.control({ type: "input_ack", bytes: 3 });
+      expect(inputControls(peer).slice(1)).toEqual([
+        { type: "input_ack", bytes: 10 },
+        { type: "input_ack", bytes: 5 },
+      ]);
+      peer.buffered = 0;
+      b.drained();
+      expect(inputControls(peer).slice(3)).toEqual([{ type: "input_ack", bytes: 10 }]);
+      // What is not a count is not passed on.
+      for (const bytes of [-1, 0, 1.5, "9", null, Number.MAX_SAFE_INTEGER + 2]) ship.control({ type: "input_ack", bytes });
+      expect(inputControls(peer)).toHaveLength(4);
+    });
+
+    test("input Bay refuses (the Ship's connection stalled) is acknowledged as taken, so a counting client's window does not shrink for good", () => {
+      const { ship, peer, b } = counting(true);
+      ship.stalled = true;
+      ship.bufferedAmount = SHIP_INPUT_HIGH_WATER;
+      b.fromClient(new Uint8Array(1000));
+      expect(inputControls(peer).at(-1)).toEqual({ type: "input_ack", bytes: 1000 });
+      expect(peer.controls().some((m) => m.type === "error" && m.error.code === "payload_too_large")).toBe(true);
+    });
+
+    test("a client that did not ask, or a Ship that does not count, gets none of it; the window comes when the Ship's word does", () => {
+      const quiet = counting(false);
+      quiet.ship.control({ type: "input_ack", bytes: 10 });
+      expect(inputControls(quiet.peer)).toEqual([]);
+      const old = counting(true, false);
+      old.ship.control({ type: "input_ack", bytes: 10 });
+      expect(inputControls(old.peer)).toEqual([]);
+      old.ship.control({ type: "input_acks" });
+      old.ship.control({ type: "input_ack", bytes: 4 });
+      expect(inputControls(old.peer)).toEqual([
+        { type: "input_acks", window: INPUT_WINDOW },
+        { type: "input_ack", bytes: 4 },
+      ]);
+    });
   });
 });

@@ -693,7 +693,8 @@ export interface paths {
          *     `{"type":"resize","cols":…,"rows":…}`; Bay sends `{"type":"exit","exit_code":…,"signal":…}`
          *     when the shell ends, `{"type":"error","error":{…}}` (the error body's `error`) for
          *     a control message it refused or when the sandbox's runtime goes away, and
-         *     `{"type":"dropped","bytes":…}` if output had to be dropped. The close frame
+         *     `{"type":"dropped","bytes":…}` if output had to be dropped (and, asked with
+         *     `input_acks`, `input_acks` and `input_ack`). The close frame
          *     carries the outcome: 1000 with reason `{"exit_code":…,"signal":…}` after the
          *     shell exited; 1011 with reason `{"code":…}` (an error code, for example
          *     `conflict` when the sandbox was stopped, reclaimed or deleted) otherwise.
@@ -3363,6 +3364,15 @@ export interface operations {
                 rows?: number;
                 /** @description Where the shell starts, an existing directory relative to /workspace (default /workspace). */
                 cwd?: string;
+                /**
+                 * @description Count input for the client, so that it can send no faster than the shell takes it
+                 *     (a file piped in): Bay first sends `{"type":"input_acks","window":…}`, then
+                 *     `{"type":"input_ack","bytes":…}` as the shell takes input (refused input counts as
+                 *     taken). A client that keeps at most `window` bytes of input unacknowledged never has
+                 *     input refused. No `input_acks` message means the sandbox's runtime does not count
+                 *     input (an older one): send as before.
+                 */
+                input_acks?: boolean;
             };
             header?: {
                 /** @description Caller-chosen request id, echoed in the response; generated when absent. */

@@ -11,6 +11,7 @@
  */
 import type { CliIo } from "./args.ts";
 import { type ClientTarget, endpoint, printable, request } from "./client.ts";
+import { InputWindow } from "./input-window.ts";
 import { signalStatus } from "./signals.ts";
 import { EscapeFilter, type LocalTerminal } from "./terminal-local.ts";
 
@@ -29,6 +30,11 @@ const FLOW_POLL_MS = 10;
 const SLOW_WRITE_MS = 20;
 /** Output waiting past this even though reading paused: the session ends rather than fill memory. */
 const HIGH_WATER = 16 * 1024 * 1024;
+/** Input is read no further while more than this waits to be sent to Bay (a slow link). */
+const SEND_PAUSE_AT = 1024 * 1024;
+/** Input in flight before Bay has told its window, and how long to wait for it (input-window.ts). */
+const FIRST_INPUT_WINDOW = 256 * 1024;
+const INPUT_WINDOW_WAIT_MS = 3_000;
 
 /** How often Bay is pinged, and how long it may stay silent before the session ends. */
 export interface AttachOptions {
@@ -72,6 +78,8 @@ export async function attachTerminal(
   await request(target, "GET", path);
   const url = endpoint(target, `${path}/terminal`);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("input_acks", "true");
+  const inputs = new InputWindow({ first: FIRST_INPUT_WINDOW, waitMs: INPUT_WINDOW_WAIT_MS });
   const size = term.size();
   if (size) {
     url.searchParams.set("cols", String(size.cols));
@@ -147,7 +155,7 @@ export async function attachTerminal(
         const s = term.size();
         if (s && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "resize", cols: s.cols, rows: s.rows }));
       });
-      void pump(term.input, ws, term.interactive ? new EscapeFilter() : null, () => endOwn("escape"));
+      void pump(term.input, ws, inputs, term.interactive ? new EscapeFilter() : null, () => endOwn("escape"));
     };
     ws.onmessage = (e) => {
       heard();
@@ -159,8 +167,10 @@ export async function attachTerminal(
           term.write(new Uint8Array(e.data as ArrayBuffer));
           return flow(performance.now() - began > SLOW_WRITE_MS);
         }
-        const m = JSON.parse(e.data) as { type?: string; error?: { message?: unknown } } | null;
-        if (m?.type === "error" && notes.length < 20) notes.push(`bay: terminal: ${printable(String(m.error?.message ?? "error"))}`);
+        const m = JSON.parse(e.data) as { type?: string; error?: { message?: unknown }; window?: unknown; bytes?: unknown } | null;
+        if (m?.type === "input_ack") inputs.acked(m.bytes);
+        else if (m?.type === "input_acks") inputs.told(m.window);
+        else if (m?.type === "error" && notes.length < 20) notes.push(`bay: terminal: ${printable(String(m.error?.message ?? "error"))}`);
       } catch {
         // a control message that is not JSON, or a screen that is gone: nothing to show
       }
@@ -197,17 +207,33 @@ export async function attachTerminal(
 }
 
 /**
- * Sends what is typed or piped in; once input ends, a Ctrl-D, again every second
+ * Sends what is typed or piped in, no faster than the shell takes it (`inputs`)
+ * and reading no further while over SEND_PAUSE_AT waits to be sent (a Bay that
+ * stops reading ends the session by its silence); once input ends, a Ctrl-D, again every second
  * until the shell is gone. One is not always enough: typed ahead while a command
  * runs, the terminal's line discipline can drop it before the shell reads again.
  * Typed at a terminal, `Enter ~ .` calls `escaped` instead of reaching the shell.
  */
-async function pump(input: AsyncIterable<Uint8Array>, ws: WebSocket, escapes: EscapeFilter | null, escaped: () => void): Promise<void> {
+async function pump(
+  input: AsyncIterable<Uint8Array>,
+  ws: WebSocket,
+  inputs: InputWindow,
+  escapes: EscapeFilter | null,
+  escaped: () => void,
+): Promise<void> {
   try {
     for await (const chunk of input) {
       if (ws.readyState !== WebSocket.OPEN) return;
       const bytes = escapes ? escapes.filter(chunk) : chunk;
-      if (bytes.length > 0) ws.send(bytes);
+      // The shell (or Bay) takes input slower than it comes: wait for it, and the input (a pipe) waits for us.
+      // What came before `~.` goes without waiting: the session ends at once.
+      while (!escapes?.escaped && ws.readyState === WebSocket.OPEN && (ws.bufferedAmount > SEND_PAUSE_AT || !inputs.fits(bytes.length)))
+        await Bun.sleep(FLOW_POLL_MS);
+      if (ws.readyState !== WebSocket.OPEN) return;
+      if (bytes.length > 0) {
+        ws.send(bytes);
+        inputs.sent(bytes.length);
+      }
       if (escapes?.escaped) return escaped();
     }
   } catch {

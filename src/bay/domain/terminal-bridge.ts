@@ -11,6 +11,12 @@
  * stalled or was stopped from inside the sandbox) stop at a high-water mark, and
  * further input is refused with one `error` message instead of queueing in Bay;
  * error replies to a client that does not read them are not queued either.
+ *
+ * A client that asks (`input_acks`) is told how much input may be in flight
+ * (`{"type":"input_acks","window":n}`, once its runtime counts input) and then
+ * how much the shell took (`{"type":"input_ack","bytes":n}`, refused input
+ * included): kept within the window, its input is never refused. Acknowledgements
+ * are summed while the client does not read them.
  */
 import { BayError } from "../errors.ts";
 import { channelLost, type OpenChannel } from "./open-streams.ts";
@@ -30,6 +36,8 @@ export interface TerminalPeer {
 const CLIENT_HIGH_WATER = 256 * 1024;
 /** Input queued for the Ship's connection before further input is refused (the Ship's own limit on unread input is 1 MiB). */
 export const SHIP_INPUT_HIGH_WATER = 1024 * 1024;
+/** Input a client that counts acknowledgements may keep unacknowledged: half of either limit on unread input. */
+export const INPUT_WINDOW = 512 * 1024;
 const MAX_REASON_BYTES = 123;
 
 /** A close reason (at most 123 bytes in a close frame). */
@@ -55,6 +63,10 @@ export class TerminalBridge implements OpenChannel {
   private endedWith: BayError | null = null;
   /** Input is being refused (the Ship's connection is over its mark); the client was told once. */
   private refusingInput = false;
+  /** The client asked for input acknowledgements; the Ship counts input; the client was told the window. */
+  private inputAcks = { asked: false, counted: false, told: false };
+  /** Input the shell took (or that was refused) not yet acknowledged to the client. */
+  private inputTaken = 0;
 
   constructor(
     private readonly ship: WebSocket,
@@ -69,11 +81,17 @@ export class TerminalBridge implements OpenChannel {
     ship.onerror = () => {};
   }
 
+  /** The client counts input acknowledgements (asked before it attaches). */
+  countInput(): void {
+    this.inputAcks.asked = true;
+  }
+
   /** Attaches the client once its WebSocket is open. */
   attach(peer: TerminalPeer): void {
     this.peer = peer;
     if (this.endedWith) this.end(this.endedWith);
     else if (this.ship.readyState !== WebSocket.OPEN) this.shipClosed(1006, "");
+    else this.tellInputWindow();
   }
 
   /** A frame from the client. */
@@ -107,6 +125,7 @@ export class TerminalBridge implements OpenChannel {
   /** The client's send buffer drained: what was held is acknowledged. */
   drained(): void {
     if (!this.peer || this.peer.bufferedAmount() > CLIENT_HIGH_WATER) return;
+    this.ackInput(0);
     this.over = false;
     this.toAck += this.held;
     this.held = 0;
@@ -164,7 +183,13 @@ export class TerminalBridge implements OpenChannel {
       return;
     }
     if (msg?.type === "exit") this.exited = true;
-    if (msg?.type === "exit" || msg?.type === "dropped") this.peer?.send(text);
+    if (msg?.type === "input_acks") {
+      this.inputAcks.counted = true;
+      this.tellInputWindow();
+    } else if (msg?.type === "input_ack") {
+      const bytes = (msg as { bytes?: unknown }).bytes;
+      if (typeof bytes === "number" && Number.isSafeInteger(bytes) && bytes > 0) this.ackInput(bytes);
+    } else if (msg?.type === "exit" || msg?.type === "dropped") this.peer?.send(text);
     // The Ship's errors (input it could not take) carry this request's id, like Bay's own.
     else if (msg?.type === "error" && msg.error)
       this.peer?.send(JSON.stringify({ type: "error", error: { ...msg.error, request_id: this.requestId } }));
@@ -179,6 +204,7 @@ export class TerminalBridge implements OpenChannel {
   private toShip(data: Uint8Array | string): void {
     const size = typeof data === "string" ? data.length : data.byteLength;
     if (this.ship.bufferedAmount + size > SHIP_INPUT_HIGH_WATER) {
+      if (typeof data !== "string") this.ackInput(size);
       if (!this.refusingInput) {
         this.refusingInput = true;
         this.sendError(
@@ -198,6 +224,23 @@ export class TerminalBridge implements OpenChannel {
     if (peer && peer.bufferedAmount() > CLIENT_HIGH_WATER) return;
     const body = { code: error.code, message: error.message, request_id: this.requestId, details: error.details };
     peer?.send(JSON.stringify({ type: "error", error: body }));
+  }
+
+  /** Once both sides count input: the window, before any acknowledgement. */
+  private tellInputWindow(): void {
+    const acks = this.inputAcks;
+    if (acks.told || !acks.asked || !acks.counted || !this.peer) return;
+    acks.told = true;
+    this.peer.send(JSON.stringify({ type: "input_acks", window: INPUT_WINDOW }));
+  }
+
+  /** `bytes` more input taken or refused: acknowledged to a client that counts it, summed while it does not read. */
+  private ackInput(bytes: number): void {
+    if (!this.inputAcks.told || !this.peer) return;
+    this.inputTaken += bytes;
+    if (this.inputTaken === 0 || this.peer.bufferedAmount() > CLIENT_HIGH_WATER) return;
+    this.peer.send(JSON.stringify({ type: "input_ack", bytes: this.inputTaken }));
+    this.inputTaken = 0;
   }
 
   /** Acknowledgements go out once per turn of the event loop, not per frame. */

@@ -10,7 +10,10 @@
  *
  * Input (binary frames) is written to the PTY; what the shell has not read yet
  * is bounded too: past `maxPendingInput` further input is refused with an error
- * message instead of queueing.
+ * message instead of queueing. So that a peer can send no faster than the shell
+ * takes it (a file piped in), the attach begins with `{"type":"input_acks"}` and
+ * `{"type":"input_ack","bytes":n}` follows as input reaches the PTY (or is refused:
+ * it is gone either way).
  */
 import type { Subprocess, Terminal } from "bun";
 import { childEnv } from "../child-env.ts";
@@ -83,9 +86,7 @@ export class TerminalSession {
         rows: opts.rows,
         name: "xterm-256color",
         data: (_t, bytes) => this.output(bytes),
-        drain: () => {
-          this.pendingInput = 0;
-        },
+        drain: () => this.inputTaken(),
         exit: () => {
           this.ptyEnded = true;
         },
@@ -104,6 +105,7 @@ export class TerminalSession {
   attach(ws: ShipSocket): void {
     this.socket = ws;
     this.attached = true;
+    this.control({ type: "input_acks" });
     const early = this.early;
     this.early = [];
     this.earlyBytes = 0;
@@ -124,6 +126,7 @@ export class TerminalSession {
           details: { limit_bytes: this.maxPendingInput },
         },
       });
+      this.control({ type: "input_ack", bytes: bytes.byteLength });
       return;
     }
     this.pendingInput += bytes.byteLength;
@@ -138,6 +141,13 @@ export class TerminalSession {
   ack(bytes: number): void {
     this.unacked = Math.max(0, this.unacked - bytes);
     this.checkFlow();
+  }
+
+  /** Bun wrote what input it held to the PTY: the peer learns how much. */
+  private inputTaken(): void {
+    const bytes = this.pendingInput;
+    this.pendingInput = 0;
+    if (bytes > 0) this.control({ type: "input_ack", bytes });
   }
 
   /** The socket's send buffer drained. */

@@ -59,8 +59,9 @@ export function terminalRoutes(deps: AppDeps): Hono {
       await sandboxTerminal.check(ctx);
       throw badHandshake();
     }
-    const { cols, rows, cwd } = c.req.valid("query");
+    const { cols, rows, cwd, input_acks } = c.req.valid("query");
     const bridge = await sandboxTerminal.open(ctx, { cols, rows }, { cwd });
+    if (input_acks) bridge.countInput();
     let opened = false;
     const upgraded = upgradeToWebSocket(
       c,
