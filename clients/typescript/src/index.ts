@@ -7,8 +7,11 @@
  * discriminated on `error.error.code`, so narrowing on the code types `details`.
  * Files move as bytes through two helpers, never through JSON: `uploadFile` sends a
  * multipart form, `downloadFile` reads the body as bytes, up to `maxAnswerBytes`.
+ * Every answer read whole is bounded the same way (64 MiB by default; an error
+ * answer 1 MiB): a server that sends more is a BayRequestError `answer_too_large`,
+ * never held (review s100).
  */
-import createClient, { type Client, type ClientOptions } from "openapi-fetch";
+import createClient, { type Client, type ClientOptions, type Middleware } from "openapi-fetch";
 import { BayRequestError } from "./events.ts";
 import type { components, paths } from "./schema.ts";
 
@@ -40,6 +43,8 @@ export interface BayClientOptions extends Omit<ClientOptions, "baseUrl"> {
   baseUrl: string;
   /** An API key or a JWT, sent as `Authorization: Bearer …`. */
   token?: string;
+  /** The most bytes of an answer read whole (`parseAs` other than "stream"); default 64 MiB. Error answers: at most 1 MiB. */
+  maxAnswerBytes?: number;
 }
 
 /**
@@ -65,8 +70,8 @@ export function bayPathSerializer(pathname: string, params: Record<string, unkno
 }
 
 /** A client for one Bay and one credential. */
-export function createBayClient({ baseUrl, token, headers, ...rest }: BayClientOptions): BayClient {
-  return createClient<paths, "application/json">({
+export function createBayClient({ baseUrl, token, headers, maxAnswerBytes, ...rest }: BayClientOptions): BayClient {
+  const client = createClient<paths, "application/json">({
     pathSerializer: bayPathSerializer,
     baseUrl: baseUrl.replace(/\/+$/, ""),
     headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(headers as Record<string, string> | undefined) },
@@ -75,6 +80,43 @@ export function createBayClient({ baseUrl, token, headers, ...rest }: BayClientO
     redirect: "manual",
     ...rest,
   });
+  client.use(boundedAnswers(maxAnswerBytes ?? MAX_ANSWER_BYTES));
+  return client;
+}
+
+/** The most bytes of an error answer read (Bay's error bodies are a few hundred). */
+const MAX_ERROR_BYTES = 1024 * 1024;
+
+/**
+ * Answers read whole hold at most `max` bytes, error answers MAX_ERROR_BYTES: past that
+ * (by Content-Length, or as read) the call throws `answer_too_large`. Streams (`parseAs:
+ * "stream"`: events, downloads) pass as they are; their readers bound them.
+ */
+function boundedAnswers(max: number): Middleware {
+  return {
+    onResponse({ response, options }) {
+      const limit = !response.ok ? MAX_ERROR_BYTES : options.parseAs === "stream" ? null : max;
+      if (limit === null || !response.body || [204, 205, 304].includes(response.status)) return undefined;
+      const declared = response.headers.get("content-length");
+      if (declared !== null && /^[0-9]+$/.test(declared) && Number(declared) > limit) {
+        void response.body.cancel().catch(() => {});
+        throw tooLarge(response.status, `the answer is ${declared} bytes, over ${limit}`);
+      }
+      let seen = 0;
+      const capped = new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, out) {
+          seen += chunk.byteLength;
+          if (seen > limit) out.error(tooLarge(response.status, `the answer is over ${limit} bytes`));
+          else out.enqueue(chunk);
+        },
+      });
+      return new Response(response.body.pipeThrough(capped), {
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers,
+      });
+    },
+  };
 }
 
 /** True when `body` is Bay's error body with `code`; narrows `body.error` to that variant. */
