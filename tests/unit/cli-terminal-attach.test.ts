@@ -8,6 +8,7 @@ import { afterEach, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { type AddressInfo, createServer } from "node:net";
+import { join } from "node:path";
 import type { CliIo } from "../../src/bay/cli/args.ts";
 import { clientTarget } from "../../src/bay/cli/client.ts";
 import { attachTerminal, type LocalTerminal } from "../../src/bay/cli/terminal-attach.ts";
@@ -253,6 +254,41 @@ test("Enter ~ . typed at a terminal ends the session at once, even with a Bay th
   expect(state.restored).toBe(1);
   expect(state.resets).toBe(1);
 }, 10_000);
+
+test("Enter ~ . on a slow terminal that Bay floods ends the session at once; what was not written yet is dropped (review s104 M1)", async () => {
+  // bay, and Bay, each in its own process, on a real pseudo-terminal read at 200 kB/s: Bun hands over the frames
+  // of a busy socket without polling stdin in between, which an in-process fake does not show.
+  const bay = Bun.spawn(["bun", join(import.meta.dir, "../support/flood-terminal-bay.ts")], { stdout: "pipe" });
+  stops.push(() => bay.kill());
+  const port = new TextDecoder().decode((await new Response(bay.stdout).body!.getReader().read()).value).trim();
+  const cli = join(import.meta.dir, "../../src/bay/cli.ts");
+  const tty = Bun.spawn(["python3", join(import.meta.dir, "../support/slow-tty.py"), cli, "200000", "2"], {
+    env: { ...process.env, BAY_URL: `http://127.0.0.1:${port}`, BAY_TOKEN: "t" },
+    stdout: "pipe",
+  });
+  const result = JSON.parse(await new Response(tty.stdout).text()) as { ended_after_s: number; bytes_after: number; code: number };
+  expect(result.code).toBe(1);
+  // What was already in the terminal's own buffers, and one piece (16 KiB) being written; then nothing more.
+  expect(result.ended_after_s).toBeLessThan(2);
+  expect(result.bytes_after).toBeLessThan(256 * 1024);
+}, 30_000);
+
+test("Bay's close after its last output: the output still to be written to a slow terminal is written first", async () => {
+  const url = fakeBay((ws) => {
+    for (let i = 0; i < 32; i++) ws.send(new Uint8Array(64 * 1024).fill(0x62));
+    ws.close(1000, '{"exit_code":0,"signal":null}');
+  });
+  const { term, state } = fakeTerminal(feed());
+  const slow = new Int32Array(new SharedArrayBuffer(4));
+  const write = term.write;
+  term.write = (bytes) => {
+    Atomics.wait(slow, 0, 0, bytes.byteLength / 20_000);
+    write(bytes);
+  };
+  const out = io();
+  expect(await attachTerminal(clientTarget({}, url), "sb-1", term, out.cli)).toBe(0);
+  expect(state.received).toBe(32 * 64 * 1024);
+}, 15_000);
 
 test("the escape: only after Enter or at the start; ~~ sends one ~; ~ before anything else is sent", () => {
   // What is sent, or null once the escape was typed (then `sent` holds what came before it).

@@ -26,8 +26,10 @@ const OPEN_TIMEOUT_MS = 120_000;
 const PAUSE_AT = 1024 * 1024;
 const RESUME_AT = 256 * 1024;
 const FLOW_POLL_MS = 10;
-/** A write to the local output that took longer than this (a slow terminal) yields the event loop a poll. */
+/** Writing to the local output that held the event loop longer than this (a slow terminal) yields it a poll. */
 const SLOW_WRITE_MS = 20;
+/** Output is written in pieces of at most this, so one frame on a slow terminal does not keep `~.` waiting for long. */
+const WRITE_PIECE = 16 * 1024;
 /** Output waiting past this even though reading paused: the session ends rather than fill memory. */
 const HIGH_WATER = 16 * 1024 * 1024;
 /** Input is read no further while more than this waits to be sent to Bay (a slow link). */
@@ -109,22 +111,69 @@ export async function attachTerminal(
   // Flow: while the local output holds too much, Bay's socket is not read (Bay then stops the shell's output).
   let paused = false;
   let resumeTimer: ReturnType<typeof setInterval> | undefined;
+  // Output not yet written: frames Bun had read before reading paused still arrive, and written at once
+  // to a slow terminal (synchronously) they kept typed keys waiting for seconds (`~.`; review s104 M1).
+  const backlog: Uint8Array[] = [];
+  let backlogBytes = 0;
+  let writing = false;
+  const waiting = () => term.pending() + backlogBytes;
   const resumeWhenDrained = () => {
-    if (term.pending() > RESUME_AT) return;
+    if (waiting() > RESUME_AT) return;
     clearInterval(resumeTimer);
     paused = false;
     heard();
     if (!ended) ws.resume();
   };
-  // `slow`: the last write kept the process waiting (a terminal writes synchronously): reading pauses
-  // for a poll, so typed keys (`~.`), signals and pings are served between frames (review s104 M1).
-  const flow = (slow: boolean) => {
-    const pending = term.pending();
+  const flow = () => {
+    const pending = waiting();
     if (pending > HIGH_WATER) return endOwn("flood");
-    if (paused || (pending <= PAUSE_AT && !slow)) return;
+    if (paused || pending <= PAUSE_AT) return;
     paused = true;
     ws.pause();
     resumeTimer = setInterval(resumeWhenDrained, FLOW_POLL_MS);
+  };
+  // Writes since the event loop last polled: Bun dispatches frame after frame without polling while
+  // Bay's socket has data, so the time is counted across frames until a timer shows it polled.
+  let polled = true;
+  let busySince = 0;
+  const pollSeen = setInterval(() => {
+    polled = true;
+  }, FLOW_POLL_MS);
+  /** Writes the backlog in pieces; once writing held the loop past SLOW_WRITE_MS, a poll (keys, signals, pings). Ends with the session. */
+  const writeOut = async () => {
+    if (writing) return;
+    writing = true;
+    try {
+      while (backlog.length > 0 && !ended) {
+        const frame = backlog[0]!;
+        for (let at = 0; at < frame.byteLength && !ended; at += WRITE_PIECE) {
+          if (polled) {
+            polled = false;
+            busySince = performance.now();
+          }
+          const piece = frame.subarray(at, at + WRITE_PIECE);
+          term.write(piece);
+          backlogBytes -= piece.byteLength;
+          const slow = performance.now() - busySince > SLOW_WRITE_MS;
+          flow();
+          // A terminal writes synchronously: typed keys (`~.`), signals and pings are served now (review s104 M1).
+          if (slow) {
+            await Bun.sleep(1);
+            polled = true;
+          }
+        }
+        backlog.shift();
+      }
+    } catch {
+      // A screen that is gone (its error event ends the session): nothing more is written.
+      backlog.length = 0;
+      backlogBytes = 0;
+    } finally {
+      writing = false;
+    }
+  };
+  const writtenOut = async () => {
+    while (backlog.length > 0 && !ended) await Bun.sleep(FLOW_POLL_MS);
   };
   // Liveness: a ping every pingMs; anything from Bay counts as an answer. Unread while paused, its silence is ours.
   let lastHeard = Date.now();
@@ -163,9 +212,12 @@ export async function attachTerminal(
       // Nothing a frame holds may throw here: an uncaught error would leave the terminal raw.
       try {
         if (typeof e.data !== "string") {
-          const began = performance.now();
-          term.write(new Uint8Array(e.data as ArrayBuffer));
-          return flow(performance.now() - began > SLOW_WRITE_MS);
+          const frame = new Uint8Array(e.data as ArrayBuffer);
+          backlog.push(frame);
+          backlogBytes += frame.byteLength;
+          // At once unless a slow write is being waited out (then in order, after it).
+          void writeOut();
+          return;
         }
         const m = JSON.parse(e.data) as { type?: string; error?: { message?: unknown }; window?: unknown; bytes?: unknown } | null;
         if (m?.type === "input_ack") inputs.acked(m.bytes);
@@ -175,7 +227,8 @@ export async function attachTerminal(
         // a control message that is not JSON, or a screen that is gone: nothing to show
       }
     };
-    ws.onclose = (e) => finish({ code: e.code, reason: e.reason, opened });
+    // Bay's close comes after its last output: what is still to be written is written first (unless `~.`).
+    ws.onclose = (e) => void writtenOut().then(() => finish({ code: e.code, reason: e.reason, opened }));
     const end = await closed;
     restore();
     restore = () => {};
@@ -200,6 +253,7 @@ export async function attachTerminal(
     clearTimeout(opening);
     clearInterval(keepalive);
     clearInterval(resumeTimer);
+    clearInterval(pollSeen);
     restore();
     unsubscribe();
     ungone();
