@@ -5,7 +5,6 @@
  * abnormal end resets the screen's modes (review s100 M1, M2).
  */
 import { afterEach, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
@@ -13,28 +12,16 @@ import type { CliIo } from "../../src/bay/cli/args.ts";
 import { clientTarget } from "../../src/bay/cli/client.ts";
 import { attachTerminal, type LocalTerminal } from "../../src/bay/cli/terminal-attach.ts";
 import { EscapeFilter } from "../../src/bay/cli/terminal-local.ts";
+import { answerByHand, serveTerminalBay } from "../support/fake-terminal-bay.ts";
 
 const stops: Array<() => void> = [];
 afterEach(() => {
   for (const stop of stops.splice(0)) stop();
 });
 
-const SANDBOX = { id: "sb-1", status: "running" };
-
 /** A Bay whose terminal runs `open` on each WebSocket (Bun answers pings itself). */
 function fakeBay(open: (ws: import("bun").ServerWebSocket<unknown>) => void, drain?: (ws: import("bun").ServerWebSocket<unknown>) => void) {
-  const server = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch(req, srv) {
-      const path = new URL(req.url).pathname;
-      if (path === "/v1/sandboxes/sb-1/terminal")
-        return srv.upgrade(req, { data: undefined }) ? undefined : new Response("no", { status: 400 });
-      if (path === "/v1/sandboxes/sb-1") return Response.json(SANDBOX);
-      return Response.json({ error: { code: "not_found", message: "no" } }, { status: 404 });
-    },
-    websocket: { open, message() {}, drain },
-  });
+  const server = serveTerminalBay(open, drain);
   stops.push(() => server.stop(true));
   return `http://127.0.0.1:${server.port}`;
 }
@@ -46,20 +33,9 @@ function silentBay(): string {
     port: 0,
     socket: {
       data(socket, data) {
-        const head = data.toString("latin1");
-        if (!head.includes("\r\n\r\n")) return;
-        const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1];
-        if (head.startsWith("GET /v1/sandboxes/sb-1/terminal") && key) {
-          const accept = createHash("sha1").update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
-          socket.write(
-            `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-          );
-          return;
-        }
-        const body = JSON.stringify(SANDBOX);
-        socket.end(
-          `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
-        );
+        const answer = answerByHand(data.toString("latin1"));
+        if (answer && "upgrade" in answer) socket.write(answer.upgrade);
+        else if (answer) socket.end(answer.close);
       },
     },
   });
@@ -73,18 +49,11 @@ async function deafBay(): Promise<string> {
     let head = "";
     socket.on("data", (data) => {
       head += data.toString("latin1");
-      if (!head.includes("\r\n\r\n")) return;
-      const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1];
-      if (head.startsWith("GET /v1/sandboxes/sb-1/terminal") && key) {
-        const accept = createHash("sha1").update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
-        socket.write(
-          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-        );
+      const answer = answerByHand(head);
+      if (answer && "upgrade" in answer) {
+        socket.write(answer.upgrade);
         socket.pause();
-        return;
-      }
-      const body = JSON.stringify(SANDBOX);
-      socket.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+      } else if (answer) socket.end(answer.close);
     });
   }).listen(0, "127.0.0.1");
   stops.push(() => {

@@ -5,22 +5,12 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { join } from "node:path";
+import { serveTerminalBay } from "../support/fake-terminal-bay.ts";
 
 const CLI = join(import.meta.dir, "../../src/bay/cli.ts");
 
-const server = Bun.serve({
-  hostname: "127.0.0.1",
-  port: 0,
-  fetch(req, srv) {
-    const path = new URL(req.url).pathname;
-    if (path === "/v1/sandboxes/sb-1/terminal")
-      return srv.upgrade(req, { data: undefined }) ? undefined : new Response("no", { status: 400 });
-    if (path === "/v1/sandboxes/sb-1") return Response.json({ id: "sb-1" });
-    return Response.json({ error: { code: "not_found", message: "no" } }, { status: 404 });
-  },
-  // A full-screen program's modes on: bracketed paste, the alternate screen, no cursor, the mouse.
-  websocket: { open: (ws) => void ws.send(new TextEncoder().encode("\x1b[?2004h\x1b[?1049h\x1b[?25l\x1b[?1000h$ ")), message() {} },
-});
+// A full-screen program's modes on: bracketed paste, the alternate screen, no cursor, the mouse.
+const server = serveTerminalBay((ws) => void ws.send(new TextEncoder().encode("\x1b[?2004h\x1b[?1049h\x1b[?25l\x1b[?1000h$ ")));
 afterAll(() => server.stop(true));
 
 test.each([
