@@ -218,6 +218,14 @@ describe("terminal", () => {
       (n) => n >= 400 * 1024,
       10_000,
     );
+    // Said once while input is refused: one message per refused frame could fill a peer that does not read (review s108).
+    for (let i = 0; i < 50; i++) term.ws.send(new Uint8Array(1024));
+    await pollUntil(
+      () => term.controls.filter((c) => c.type === "input_ack").reduce((n, c) => n + c.bytes, 0),
+      (n) => n >= 400 * 1024 + 50 * 1024,
+      10_000,
+    );
+    expect(term.controls.filter((c) => c.type === "error")).toHaveLength(1);
     // A frame over 1 MiB closes the connection (1009: message too big).
     term.ws.send(new Uint8Array(1024 * 1024 + 1));
     expect((await term.closed).code).toBe(1009);

@@ -242,6 +242,39 @@ test("Enter ~ . on a slow terminal that Bay floods ends the session at once; wha
   expect(result.bytes_after).toBeLessThan(256 * 1024);
 }, 30_000);
 
+test("typed input is never held back for the shell's acknowledgements: Enter ~ . after a large paste ends the session at once (review s108)", async () => {
+  // A Bay that tells a window and never acknowledges (a shell that does not read).
+  let asked = "";
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(req, srv) {
+      const url = new URL(req.url);
+      if (url.pathname.endsWith("/terminal")) {
+        asked = url.search;
+        return srv.upgrade(req, { data: undefined }) ? undefined : new Response("no", { status: 400 });
+      }
+      return Response.json({ id: "sb-1", status: "running" });
+    },
+    websocket: { open: (ws) => void ws.send(JSON.stringify({ type: "input_acks", window: 10 })), message() {} },
+  });
+  stops.push(() => server.stop(true));
+  const input = feed();
+  const { term } = fakeTerminal(input, true);
+  const out = io();
+  const done = attachTerminal(clientTarget({}, `http://127.0.0.1:${server.port}`), "sb-1", term, out.cli);
+  await Bun.sleep(300);
+  input.push("x".repeat(100_000));
+  input.push("y".repeat(100_000));
+  await Bun.sleep(100);
+  input.push("\r~.");
+  const started = Date.now();
+  expect(await done).toBe(1);
+  expect(Date.now() - started).toBeLessThan(2_000);
+  expect(out.err).toEqual(["bay: the terminal was closed (~.)"]);
+  expect(asked).not.toContain("input_acks");
+}, 10_000);
+
 test("Bay's close after its last output: the output still to be written to a slow terminal is written first", async () => {
   const url = fakeBay((ws) => {
     for (let i = 0; i < 32; i++) ws.send(new Uint8Array(64 * 1024).fill(0x62));

@@ -177,6 +177,16 @@ describe("TerminalBridge", () => {
     ]);
   });
 
+  test("Ship's error messages are not queued for a client that does not read them (review s108: 54 MB per client)", () => {
+    const { ship, peer } = bridge();
+    peer.buffered = 1024 * 1024;
+    for (let i = 0; i < 1000; i++) ship.control({ type: "error", error: { code: "payload_too_large", message: "m", details: {} } });
+    expect(peer.controls()).toEqual([]);
+    peer.buffered = 0;
+    ship.control({ type: "error", error: { code: "payload_too_large", message: "m", details: {} } });
+    expect(peer.controls()).toHaveLength(1);
+  });
+
   test("ended by its session: the client gets the error and 1011 with the code; Ship's socket is closed", async () => {
     const { ship, peer, b } = bridge();
     b.end(new BayError("conflict", "stopped", { details: { sandbox_id: "s", reason: "session_ended" } }));
@@ -224,44 +234,51 @@ describe("TerminalBridge", () => {
     }
     const inputControls = (peer: FakePeer) => peer.controls().filter((m) => String(m.type).startsWith("input_ack"));
 
-    test("a client that asked is told the window, then what the shell took, summed while it does not read", () => {
+    test("a client that asked is told the window, then what the shell took, once per turn, summed while it does not read", async () => {
       const { ship, peer, b } = counting(true);
       expect(inputControls(peer)).toEqual([{ type: "input_acks", window: INPUT_WINDOW }]);
       ship.control({ type: "input_ack", bytes: 10 });
       ship.control({ type: "input_ack", bytes: 5 });
+      await tick();
+      expect(inputControls(peer).slice(1)).toEqual([{ type: "input_ack", bytes: 15 }]);
       peer.buffered = 1024 * 1024; // not reading
       ship.control({ type: "input_ack", bytes: 7 });
+      await tick();
       ship.control({ type: "input_ack", bytes: 3 });
-      expect(inputControls(peer).slice(1)).toEqual([
-        { type: "input_ack", bytes: 10 },
-        { type: "input_ack", bytes: 5 },
-      ]);
+      await tick();
+      expect(inputControls(peer)).toHaveLength(2);
       peer.buffered = 0;
       b.drained();
-      expect(inputControls(peer).slice(3)).toEqual([{ type: "input_ack", bytes: 10 }]);
+      await tick();
+      expect(inputControls(peer).slice(2)).toEqual([{ type: "input_ack", bytes: 10 }]);
       // What is not a count is not passed on.
       for (const bytes of [-1, 0, 1.5, "9", null, Number.MAX_SAFE_INTEGER + 2]) ship.control({ type: "input_ack", bytes });
-      expect(inputControls(peer)).toHaveLength(4);
+      await tick();
+      expect(inputControls(peer)).toHaveLength(3);
     });
 
-    test("input Bay refuses (the Ship's connection stalled) is acknowledged as taken, so a counting client's window does not shrink for good", () => {
+    test("input Bay refuses (the Ship's connection stalled) is acknowledged as taken, so a counting client's window does not shrink for good", async () => {
       const { ship, peer, b } = counting(true);
       ship.stalled = true;
       ship.bufferedAmount = SHIP_INPUT_HIGH_WATER;
       b.fromClient(new Uint8Array(1000));
+      await tick();
       expect(inputControls(peer).at(-1)).toEqual({ type: "input_ack", bytes: 1000 });
       expect(peer.controls().some((m) => m.type === "error" && m.error.code === "payload_too_large")).toBe(true);
     });
 
-    test("a client that did not ask, or a Ship that does not count, gets none of it; the window comes when the Ship's word does", () => {
+    test("a client that did not ask, or a Ship that does not count, gets none of it; the window comes when the Ship's word does", async () => {
       const quiet = counting(false);
       quiet.ship.control({ type: "input_ack", bytes: 10 });
+      await tick();
       expect(inputControls(quiet.peer)).toEqual([]);
       const old = counting(true, false);
       old.ship.control({ type: "input_ack", bytes: 10 });
+      await tick();
       expect(inputControls(old.peer)).toEqual([]);
       old.ship.control({ type: "input_acks" });
       old.ship.control({ type: "input_ack", bytes: 4 });
+      await tick();
       expect(inputControls(old.peer)).toEqual([
         { type: "input_acks", window: INPUT_WINDOW },
         { type: "input_ack", bytes: 4 },

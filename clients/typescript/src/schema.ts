@@ -702,7 +702,7 @@ export interface paths {
          *     Output is never buffered without bound: while a client reads slowly the shell's
          *     output is paused, as on a slow line. Input frames are at most 1 MiB; input the
          *     shell does not read piles up to 1 MiB, then further input is refused with an
-         *     `error` message (`payload_too_large`); so is input the sandbox's runtime stops
+         *     `error` message (`payload_too_large`, once until the shell reads again); so is input the sandbox's runtime stops
          *     taking (Bay holds at most 1 MiB of it), with one message until it takes input again. Closing the WebSocket hangs the shell up (SIGHUP, then SIGKILL).
          *     An open terminal keeps the sandbox from idle reclaim; a stop, a reclaim or a
          *     delete closes it.

@@ -80,8 +80,10 @@ export async function attachTerminal(
   await request(target, "GET", path);
   const url = endpoint(target, `${path}/terminal`);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  url.searchParams.set("input_acks", "true");
-  const inputs = new InputWindow({ first: FIRST_INPUT_WINDOW, waitMs: INPUT_WINDOW_WAIT_MS });
+  // Piped input goes no faster than the shell reads it. Typed input is not held back: `~.` must be read
+  // at once, and a paste larger than the window is refused past 1 MiB as before (review s108).
+  const inputs = term.interactive ? null : new InputWindow({ first: FIRST_INPUT_WINDOW, waitMs: INPUT_WINDOW_WAIT_MS });
+  if (inputs) url.searchParams.set("input_acks", "true");
   const size = term.size();
   if (size) {
     url.searchParams.set("cols", String(size.cols));
@@ -220,8 +222,8 @@ export async function attachTerminal(
           return;
         }
         const m = JSON.parse(e.data) as { type?: string; error?: { message?: unknown }; window?: unknown; bytes?: unknown } | null;
-        if (m?.type === "input_ack") inputs.acked(m.bytes);
-        else if (m?.type === "input_acks") inputs.told(m.window);
+        if (m?.type === "input_ack") inputs?.acked(m.bytes);
+        else if (m?.type === "input_acks") inputs?.told(m.window);
         else if (m?.type === "error" && notes.length < 20) notes.push(`bay: terminal: ${printable(String(m.error?.message ?? "error"))}`);
       } catch {
         // a control message that is not JSON, or a screen that is gone: nothing to show
@@ -261,8 +263,8 @@ export async function attachTerminal(
 }
 
 /**
- * Sends what is typed or piped in, no faster than the shell takes it (`inputs`)
- * and reading no further while over SEND_PAUSE_AT waits to be sent (a Bay that
+ * Sends what is typed or piped in, piped input no faster than the shell takes it (`inputs`),
+ * reading no further while over SEND_PAUSE_AT waits to be sent (a Bay that
  * stops reading ends the session by its silence); once input ends, a Ctrl-D, again every second
  * until the shell is gone. One is not always enough: typed ahead while a command
  * runs, the terminal's line discipline can drop it before the shell reads again.
@@ -271,7 +273,7 @@ export async function attachTerminal(
 async function pump(
   input: AsyncIterable<Uint8Array>,
   ws: WebSocket,
-  inputs: InputWindow,
+  inputs: InputWindow | null,
   escapes: EscapeFilter | null,
   escaped: () => void,
 ): Promise<void> {
@@ -281,12 +283,16 @@ async function pump(
       const bytes = escapes ? escapes.filter(chunk) : chunk;
       // The shell (or Bay) takes input slower than it comes: wait for it, and the input (a pipe) waits for us.
       // What came before `~.` goes without waiting: the session ends at once.
-      while (!escapes?.escaped && ws.readyState === WebSocket.OPEN && (ws.bufferedAmount > SEND_PAUSE_AT || !inputs.fits(bytes.length)))
+      while (
+        !escapes?.escaped &&
+        ws.readyState === WebSocket.OPEN &&
+        (ws.bufferedAmount > SEND_PAUSE_AT || inputs?.fits(bytes.length) === false)
+      )
         await Bun.sleep(FLOW_POLL_MS);
       if (ws.readyState !== WebSocket.OPEN) return;
       if (bytes.length > 0) {
         ws.send(bytes);
-        inputs.sent(bytes.length);
+        inputs?.sent(bytes.length);
       }
       if (escapes?.escaped) return escaped();
     }

@@ -67,6 +67,7 @@ export class TerminalBridge implements OpenChannel {
   private inputAcks = { asked: false, counted: false, told: false };
   /** Input the shell took (or that was refused) not yet acknowledged to the client. */
   private inputTaken = 0;
+  private inputAckScheduled = false;
 
   constructor(
     private readonly ship: WebSocket,
@@ -190,9 +191,10 @@ export class TerminalBridge implements OpenChannel {
       const bytes = (msg as { bytes?: unknown }).bytes;
       if (typeof bytes === "number" && Number.isSafeInteger(bytes) && bytes > 0) this.ackInput(bytes);
     } else if (msg?.type === "exit" || msg?.type === "dropped") this.peer?.send(text);
-    // The Ship's errors (input it could not take) carry this request's id, like Bay's own.
-    else if (msg?.type === "error" && msg.error)
-      this.peer?.send(JSON.stringify({ type: "error", error: { ...msg.error, request_id: this.requestId } }));
+    // The Ship's errors (input it could not take) carry this request's id, like Bay's own, and are
+    // not queued for a client that does not read them either (review s108: 54 MB queued per client).
+    else if (msg?.type === "error" && msg.error && this.peer && this.peer.bufferedAmount() <= CLIENT_HIGH_WATER)
+      this.peer.send(JSON.stringify({ type: "error", error: { ...msg.error, request_id: this.requestId } }));
   }
 
   /**
@@ -234,13 +236,22 @@ export class TerminalBridge implements OpenChannel {
     this.peer.send(JSON.stringify({ type: "input_acks", window: INPUT_WINDOW }));
   }
 
-  /** `bytes` more input taken or refused: acknowledged to a client that counts it, summed while it does not read. */
+  /**
+   * `bytes` more input taken or refused: acknowledged to a client that counts it once per turn of
+   * the event loop (not per frame), and summed while it does not read.
+   */
   private ackInput(bytes: number): void {
     if (!this.inputAcks.told || !this.peer) return;
     this.inputTaken += bytes;
-    if (this.inputTaken === 0 || this.peer.bufferedAmount() > CLIENT_HIGH_WATER) return;
-    this.peer.send(JSON.stringify({ type: "input_ack", bytes: this.inputTaken }));
-    this.inputTaken = 0;
+    if (this.inputAckScheduled) return;
+    this.inputAckScheduled = true;
+    queueMicrotask(() => {
+      this.inputAckScheduled = false;
+      const peer = this.peer;
+      if (this.inputTaken === 0 || !peer || peer.bufferedAmount() > CLIENT_HIGH_WATER) return;
+      peer.send(JSON.stringify({ type: "input_ack", bytes: this.inputTaken }));
+      this.inputTaken = 0;
+    });
   }
 
   /** Acknowledgements go out once per turn of the event loop, not per frame. */

@@ -10,7 +10,7 @@
  *
  * Input (binary frames) is written to the PTY; what the shell has not read yet
  * is bounded too: past `maxPendingInput` further input is refused with an error
- * message instead of queueing. So that a peer can send no faster than the shell
+ * message (once, until input is taken again) instead of queueing. So that a peer can send no faster than the shell
  * takes it (a file piped in), the attach begins with `{"type":"input_acks"}` and
  * `{"type":"input_ack","bytes":n}` follows as input reaches the PTY (or is refused:
  * it is gone either way).
@@ -66,6 +66,11 @@ export class TerminalSession {
   /** Output dropped where the PTY cannot be stopped; reported once output flows again. */
   private dropped = 0;
   private pendingInput = 0;
+  /** Input taken or refused since the last `input_ack`, and whether one is on its way. */
+  private unackedInput = 0;
+  private inputAckScheduled = false;
+  /** Input is being refused; the peer was told once. */
+  private refusingInput = false;
   private ptyEnded = false;
   private ended = false;
   /** Set when an upgrade took this terminal (it is attached once). */
@@ -118,6 +123,10 @@ export class TerminalSession {
   input(bytes: Uint8Array): void {
     if (this.ended || bytes.byteLength === 0) return;
     if (this.pendingInput + bytes.byteLength > this.maxPendingInput) {
+      this.ackInput(bytes.byteLength);
+      // Said once until input is taken again: one message per refused frame could fill a peer that does not read.
+      if (this.refusingInput) return;
+      this.refusingInput = true;
       this.control({
         type: "error",
         error: {
@@ -126,9 +135,9 @@ export class TerminalSession {
           details: { limit_bytes: this.maxPendingInput },
         },
       });
-      this.control({ type: "input_ack", bytes: bytes.byteLength });
       return;
     }
+    this.refusingInput = false;
     this.pendingInput += bytes.byteLength;
     this.term.write(bytes);
   }
@@ -147,7 +156,20 @@ export class TerminalSession {
   private inputTaken(): void {
     const bytes = this.pendingInput;
     this.pendingInput = 0;
-    if (bytes > 0) this.control({ type: "input_ack", bytes });
+    this.ackInput(bytes);
+  }
+
+  /** Input taken or refused, acknowledged once per turn of the event loop (Bun drains after each write). */
+  private ackInput(bytes: number): void {
+    this.unackedInput += bytes;
+    if (this.unackedInput === 0 || this.inputAckScheduled) return;
+    this.inputAckScheduled = true;
+    queueMicrotask(() => {
+      this.inputAckScheduled = false;
+      const n = this.unackedInput;
+      this.unackedInput = 0;
+      if (n > 0) this.control({ type: "input_ack", bytes: n });
+    });
   }
 
   /** The socket's send buffer drained. */
