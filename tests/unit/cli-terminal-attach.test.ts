@@ -292,6 +292,62 @@ test("Bay's close after its last output: the output still to be written to a slo
   expect(state.received).toBe(32 * 64 * 1024);
 }, 15_000);
 
+test("Bay's close waits for the local output to take what was written (a pipe): the end of the output is never cut (review s109)", async () => {
+  const url = fakeBay((ws) => {
+    for (let i = 0; i < 8; i++) ws.send(new Uint8Array(64 * 1024).fill(0x63));
+    ws.close(1000, '{"exit_code":0,"signal":null}');
+  });
+  const { term, state } = fakeTerminal(feed());
+  // A pipe: writes return at once and are taken later.
+  term.write = (bytes) => {
+    state.pending += bytes.byteLength;
+    setTimeout(() => {
+      state.pending -= bytes.byteLength;
+      state.received += bytes.byteLength;
+    }, 200);
+  };
+  const out = io();
+  expect(await attachTerminal(clientTarget({}, url), "sb-1", term, out.cli)).toBe(0);
+  expect(state.pending).toBe(0);
+  expect(state.received).toBe(8 * 64 * 1024);
+}, 10_000);
+
+test("Enter ~ . while the last output is still being written after Bay's close ends the session at once (review s109)", async () => {
+  const url = fakeBay((ws) => {
+    for (let i = 0; i < 32; i++) ws.send(new Uint8Array(64 * 1024).fill(0x64));
+    ws.close(1000, '{"exit_code":0,"signal":null}');
+  });
+  const input = feed();
+  const { term, state } = fakeTerminal(input, true);
+  const slow = new Int32Array(new SharedArrayBuffer(4));
+  const write = term.write;
+  term.write = (bytes) => {
+    Atomics.wait(slow, 0, 0, bytes.byteLength / 200); // 200 kB/s: 2 MiB would take 10 s
+    write(bytes);
+  };
+  const out = io();
+  const done = attachTerminal(clientTarget({}, url), "sb-1", term, out.cli);
+  await Bun.sleep(1_000);
+  input.push("\r~.");
+  const started = Date.now();
+  expect(await done).toBe(1);
+  expect(Date.now() - started).toBeLessThan(2_000);
+  expect(state.received).toBeLessThan(32 * 64 * 1024);
+  expect(out.err).toEqual(["bay: the terminal was closed (~.)"]);
+}, 15_000);
+
+test("the shell's exit ends the session even if Bay's close is never reported (a Bun client that lost it: review s109)", async () => {
+  const url = fakeBay((ws) => {
+    ws.send(new TextEncoder().encode("bye\r\n"));
+    ws.send(JSON.stringify({ type: "exit", exit_code: 7, signal: null }));
+  });
+  const { term, state } = fakeTerminal(feed());
+  const out = io();
+  expect(await attachTerminal(clientTarget({}, url), "sb-1", term, out.cli, { exitCloseGraceMs: 300 })).toBe(7);
+  expect(state.received).toBe(5);
+  expect(out.err).toEqual([]);
+}, 10_000);
+
 test("the escape: only after Enter or at the start; ~~ sends one ~; ~ before anything else is sent", () => {
   // What is sent, or null once the escape was typed (then `sent` holds what came before it).
   let sent = "";

@@ -43,7 +43,11 @@ export interface BayClientOptions extends Omit<ClientOptions, "baseUrl"> {
   baseUrl: string;
   /** An API key or a JWT, sent as `Authorization: Bearer …`. */
   token?: string;
-  /** The most bytes of an answer read whole (`parseAs` other than "stream"); default 64 MiB. Error answers: at most 1 MiB. */
+  /**
+   * The most bytes of an answer read whole (`parseAs` other than "stream"); default 64 MiB. Error
+   * answers: at most 1 MiB. A middleware added with `client.use` sees each answer before this limit
+   * does (openapi-fetch runs the last added first): one that reads a body whole is not bounded by it.
+   */
   maxAnswerBytes?: number;
 }
 
@@ -110,11 +114,14 @@ function boundedAnswers(max: number): Middleware {
           else out.enqueue(chunk);
         },
       });
-      return new Response(response.body.pipeThrough(capped), {
+      const bounded = new Response(response.body.pipeThrough(capped), {
         status: response.status,
         statusText: response.statusText,
         headers: response.headers,
       });
+      // What a new Response cannot be given: where the answer came from (review s109).
+      Object.defineProperties(bounded, { url: { value: response.url }, redirected: { value: response.redirected } });
+      return bounded;
     },
   };
 }

@@ -25,8 +25,12 @@ async function refusal(call: () => Promise<unknown>): Promise<string> {
 const getSandbox = (c = client) => c.GET("/v1/sandboxes/{id}", { params: { path: { id: "sb-1" } } });
 
 test("a JSON answer within the limit is parsed; past it, by Content-Length or as read, it is answer_too_large", async () => {
-  answer = () => new Response(json(1000), { headers: { "content-type": "application/json" } });
-  expect(((await getSandbox()).data as { id: string }).id).toHaveLength(991);
+  answer = () => new Response(json(1000), { headers: { "content-type": "application/json", "x-kept": "yes" } });
+  const within = await getSandbox();
+  expect((within.data as { id: string }).id).toHaveLength(991);
+  // The answer is still the server's: its headers and where it came from.
+  expect(within.response.headers.get("x-kept")).toBe("yes");
+  expect(within.response.url).toBe(`${base}/v1/sandboxes/sb-1`);
   answer = () => new Response(json(1001), { headers: { "content-type": "application/json" } });
   expect(await refusal(getSandbox)).toBe("answer_too_large");
   answer = () => streamed(5000, { headers: { "content-type": "application/json" } });

@@ -20,6 +20,8 @@ export { type LocalTerminal, processTerminal } from "./terminal-local.ts";
 /** End of input in the sandbox's shell, once piped input ends. */
 const CTRL_D = new Uint8Array([4]);
 const EOF_REPEAT_MS = 1000;
+/** How long after the shell's exit Bay's close may take before the exit alone ends the session. */
+const EXIT_CLOSE_GRACE_MS = 5_000;
 /** How long the terminal's WebSocket may take to open (a runtime start included). */
 const OPEN_TIMEOUT_MS = 120_000;
 /** Reading from Bay pauses while more than PAUSE_AT bytes wait for the local output, until under RESUME_AT. */
@@ -42,6 +44,8 @@ const INPUT_WINDOW_WAIT_MS = 3_000;
 export interface AttachOptions {
   pingMs?: number;
   silentMs?: number;
+  /** How long after the shell's exit Bay's close may take (EXIT_CLOSE_GRACE_MS). */
+  exitCloseGraceMs?: number;
 }
 const PING_MS = 15_000;
 const SILENT_MS = 30_000;
@@ -135,16 +139,20 @@ export async function attachTerminal(
     resumeTimer = setInterval(resumeWhenDrained, FLOW_POLL_MS);
   };
   // Writes since the event loop last polled: Bun dispatches frame after frame without polling while
-  // Bay's socket has data, so the time is counted across frames until a timer shows it polled.
+  // Bay's socket has data, so the time is counted across frames until a timer shows it polled (a
+  // timer that runs only while there is output to write).
   let polled = true;
   let busySince = 0;
-  const pollSeen = setInterval(() => {
-    polled = true;
-  }, FLOW_POLL_MS);
+  let lastWrite = 0;
+  let pollSeen: ReturnType<typeof setInterval> | undefined;
   /** Writes the backlog in pieces; once writing held the loop past SLOW_WRITE_MS, a poll (keys, signals, pings). Ends with the session. */
   const writeOut = async () => {
     if (writing) return;
     writing = true;
+    pollSeen ??= setInterval(() => {
+      polled = true;
+    }, FLOW_POLL_MS);
+    if (performance.now() - lastWrite > FLOW_POLL_MS) polled = true;
     try {
       while (backlog.length > 0 && !ended) {
         const frame = backlog[0]!;
@@ -172,10 +180,16 @@ export async function attachTerminal(
       backlogBytes = 0;
     } finally {
       writing = false;
+      lastWrite = performance.now();
+      if (backlog.length === 0) {
+        clearInterval(pollSeen);
+        pollSeen = undefined;
+      }
     }
   };
+  /** Once all output was written, and taken by the local output (a pipe's writes wait in this process). */
   const writtenOut = async () => {
-    while (backlog.length > 0 && !ended) await Bun.sleep(FLOW_POLL_MS);
+    while ((backlog.length > 0 || term.pending() > 0) && !ended) await Bun.sleep(FLOW_POLL_MS);
   };
   // Liveness: a ping every pingMs; anything from Bay counts as an answer. Unread while paused, its silence is ours.
   let lastHeard = Date.now();
@@ -195,6 +209,25 @@ export async function attachTerminal(
   }, opts.pingMs ?? PING_MS);
   ws.addEventListener("pong", heard);
   const notes: string[] = [];
+  // The shell's exit comes just before Bay's close. Bun's client WebSocket has been seen to read that
+  // close and never report it (1 run in ~50 that paused reading): the exit then ends the session,
+  // once the output before it is written and Bay had a few seconds to close (review s109).
+  let exitWatch: ReturnType<typeof setTimeout> | undefined;
+  const watchExit = (m: { exit_code?: unknown; signal?: unknown }) => {
+    const reason = JSON.stringify({ exit_code: m.exit_code ?? null, signal: m.signal ?? null });
+    const deadline = Date.now() + (opts.exitCloseGraceMs ?? EXIT_CLOSE_GRACE_MS);
+    const check = async () => {
+      await writtenOut();
+      if (ended) return;
+      if (Date.now() < deadline) {
+        exitWatch = setTimeout(check, FLOW_POLL_MS * 10);
+        return;
+      }
+      finish({ code: 1000, reason, opened: true });
+      ws.terminate();
+    };
+    exitWatch ??= setTimeout(check, FLOW_POLL_MS * 10);
+  };
   try {
     let opened = false;
     ws.onopen = () => {
@@ -221,9 +254,17 @@ export async function attachTerminal(
           void writeOut();
           return;
         }
-        const m = JSON.parse(e.data) as { type?: string; error?: { message?: unknown }; window?: unknown; bytes?: unknown } | null;
+        const m = JSON.parse(e.data) as {
+          type?: string;
+          error?: { message?: unknown };
+          window?: unknown;
+          bytes?: unknown;
+          exit_code?: unknown;
+          signal?: unknown;
+        } | null;
         if (m?.type === "input_ack") inputs?.acked(m.bytes);
         else if (m?.type === "input_acks") inputs?.told(m.window);
+        else if (m?.type === "exit") watchExit(m);
         else if (m?.type === "error" && notes.length < 20) notes.push(`bay: terminal: ${printable(String(m.error?.message ?? "error"))}`);
       } catch {
         // a control message that is not JSON, or a screen that is gone: nothing to show
@@ -256,6 +297,7 @@ export async function attachTerminal(
     clearInterval(keepalive);
     clearInterval(resumeTimer);
     clearInterval(pollSeen);
+    clearTimeout(exitWatch);
     restore();
     unsubscribe();
     ungone();
@@ -279,8 +321,13 @@ async function pump(
 ): Promise<void> {
   try {
     for await (const chunk of input) {
-      if (ws.readyState !== WebSocket.OPEN) return;
       const bytes = escapes ? escapes.filter(chunk) : chunk;
+      if (ws.readyState !== WebSocket.OPEN) {
+        // Bay closed; its last output may still be being written to a slow terminal: `~.` ends that too (review s109).
+        if (!escapes) return;
+        if (escapes.escaped) return escaped();
+        continue;
+      }
       // The shell (or Bay) takes input slower than it comes: wait for it, and the input (a pipe) waits for us.
       // What came before `~.` goes without waiting: the session ends at once.
       while (
