@@ -242,7 +242,7 @@ test("Enter ~ . on a slow terminal that Bay floods ends the session at once; wha
   expect(result.bytes_after).toBeLessThan(256 * 1024);
 }, 30_000);
 
-test("typed input is never held back for the shell's acknowledgements: Enter ~ . after a large paste ends the session at once (review s108)", async () => {
+test("typed input the shell does not take waits in bay, and Enter ~ . after a large paste still ends the session at once (reviews s108, s110)", async () => {
   // A Bay that tells a window and never acknowledges (a shell that does not read).
   let asked = "";
   const server = Bun.serve({
@@ -272,8 +272,49 @@ test("typed input is never held back for the shell's acknowledgements: Enter ~ .
   expect(await done).toBe(1);
   expect(Date.now() - started).toBeLessThan(2_000);
   expect(out.err).toEqual(["bay: the terminal was closed (~.)"]);
-  expect(asked).not.toContain("input_acks");
+  expect(asked).toContain("input_acks=true");
 }, 10_000);
+
+test("a paste larger than the shell's limit on unread input arrives whole: sent within the window as the shell takes it (review s110)", async () => {
+  let received = 0;
+  let acked = 0;
+  let most = 0;
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(req, srv) {
+      if (new URL(req.url).pathname.endsWith("/terminal"))
+        return srv.upgrade(req, { data: undefined }) ? undefined : new Response("no", { status: 400 });
+      return Response.json({ id: "sb-1", status: "running" });
+    },
+    websocket: {
+      open: (ws) => void ws.send(JSON.stringify({ type: "input_acks", window: 64 * 1024 })),
+      // A shell that takes input slowly: acknowledged 5 ms after it arrives.
+      message(ws, data) {
+        if (typeof data === "string") return;
+        received += data.byteLength;
+        most = Math.max(most, received - acked);
+        setTimeout(() => {
+          acked += data.byteLength;
+          ws.send(JSON.stringify({ type: "input_ack", bytes: data.byteLength }));
+        }, 5);
+      },
+    },
+  });
+  stops.push(() => server.stop(true));
+  const input = feed();
+  const { term } = fakeTerminal(input, true);
+  const out = io();
+  const done = attachTerminal(clientTarget({}, `http://127.0.0.1:${server.port}`), "sb-1", term, out.cli);
+  await Bun.sleep(200);
+  for (let i = 0; i < 48; i++) input.push("z".repeat(64 * 1024)); // 3 MiB at once
+  const deadline = Date.now() + 8_000;
+  while (received < 48 * 64 * 1024 && Date.now() < deadline) await Bun.sleep(20);
+  expect(received).toBe(48 * 64 * 1024);
+  expect(most).toBeLessThanOrEqual(2 * 64 * 1024);
+  input.push("\r~.");
+  expect(await done).toBe(1);
+}, 15_000);
 
 test("Bay's close after its last output: the output still to be written to a slow terminal is written first", async () => {
   const url = fakeBay((ws) => {

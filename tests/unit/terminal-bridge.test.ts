@@ -159,6 +159,26 @@ describe("TerminalBridge", () => {
     expect(peer.controls().length).toBe(1);
   });
 
+  test("an error for a client behind on reading is held, the latest one only, and sent once it drains (review s110)", () => {
+    const { ship, peer, b } = bridge();
+    peer.buffered = 10 * 1024 * 1024;
+    ship.control({ type: "error", error: { code: "payload_too_large", message: "once", details: {} } });
+    for (let i = 0; i < 100; i++) b.fromClient("not json");
+    expect(peer.frames.length).toBe(0);
+    peer.buffered = 0;
+    b.drained();
+    expect(peer.controls()).toHaveLength(1);
+    expect(peer.controls()[0].error.code).toBe("validation_error");
+    b.drained();
+    expect(peer.controls()).toHaveLength(1);
+    // The Ship's one refusal of an episode, held alone, is not lost.
+    peer.buffered = 10 * 1024 * 1024;
+    ship.control({ type: "error", error: { code: "payload_too_large", message: "once", details: {} } });
+    peer.buffered = 0;
+    b.drained();
+    expect(peer.controls().at(-1)).toMatchObject({ error: { code: "payload_too_large", request_id: "req-1" } });
+  });
+
   test("the shell's exit reaches the client: the exit message, then 1000 with the status", async () => {
     const { ship, peer, b } = bridge();
     ship.control({ type: "exit", exit_code: 3, signal: null });

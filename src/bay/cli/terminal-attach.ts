@@ -12,14 +12,12 @@
 import type { CliIo } from "./args.ts";
 import { type ClientTarget, endpoint, printable, request } from "./client.ts";
 import { InputWindow } from "./input-window.ts";
+import { TerminalInput } from "./terminal-input.ts";
 import { signalStatus } from "./signals.ts";
 import { EscapeFilter, type LocalTerminal } from "./terminal-local.ts";
 
 export { type LocalTerminal, processTerminal } from "./terminal-local.ts";
 
-/** End of input in the sandbox's shell, once piped input ends. */
-const CTRL_D = new Uint8Array([4]);
-const EOF_REPEAT_MS = 1000;
 /** How long after the shell's exit Bay's close may take before the exit alone ends the session. */
 const EXIT_CLOSE_GRACE_MS = 5_000;
 /** How long the terminal's WebSocket may take to open (a runtime start included). */
@@ -34,8 +32,6 @@ const SLOW_WRITE_MS = 20;
 const WRITE_PIECE = 16 * 1024;
 /** Output waiting past this even though reading paused: the session ends rather than fill memory. */
 const HIGH_WATER = 16 * 1024 * 1024;
-/** Input is read no further while more than this waits to be sent to Bay (a slow link). */
-const SEND_PAUSE_AT = 1024 * 1024;
 /** Input in flight before Bay has told its window, and how long to wait for it (input-window.ts). */
 const FIRST_INPUT_WINDOW = 256 * 1024;
 const INPUT_WINDOW_WAIT_MS = 3_000;
@@ -84,10 +80,10 @@ export async function attachTerminal(
   await request(target, "GET", path);
   const url = endpoint(target, `${path}/terminal`);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  // Piped input goes no faster than the shell reads it. Typed input is not held back: `~.` must be read
-  // at once, and a paste larger than the window is refused past 1 MiB as before (review s108).
-  const inputs = term.interactive ? null : new InputWindow({ first: FIRST_INPUT_WINDOW, waitMs: INPUT_WINDOW_WAIT_MS });
-  if (inputs) url.searchParams.set("input_acks", "true");
+  // Input goes no faster than the shell reads it (terminal-input.ts).
+  const inputs = new InputWindow({ first: FIRST_INPUT_WINDOW, waitMs: INPUT_WINDOW_WAIT_MS });
+  url.searchParams.set("input_acks", "true");
+  let typed: TerminalInput | null = null;
   const size = term.size();
   if (size) {
     url.searchParams.set("cols", String(size.cols));
@@ -197,8 +193,16 @@ export async function attachTerminal(
     lastHeard = Date.now();
   };
   const silentMs = opts.silentMs ?? SILENT_MS;
+  // A socket that left OPEN without its close reported (as Bun's client was seen to lose one: review s110).
+  let closeReported = false;
+  let unreportedSince = 0;
   const keepalive = setInterval(() => {
-    if (ws.readyState !== WebSocket.OPEN) return;
+    if (ws.readyState !== WebSocket.OPEN) {
+      if (ws.readyState === WebSocket.CONNECTING || closeReported) return;
+      unreportedSince ||= Date.now();
+      if (Date.now() - unreportedSince >= silentMs) finish({ code: 1006, reason: "", opened: true });
+      return;
+    }
     if (paused) return heard();
     if (Date.now() - lastHeard >= silentMs) return endOwn("silent");
     try {
@@ -239,7 +243,9 @@ export async function attachTerminal(
         const s = term.size();
         if (s && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "resize", cols: s.cols, rows: s.rows }));
       });
-      void pump(term.input, ws, inputs, term.interactive ? new EscapeFilter() : null, () => endOwn("escape"));
+      const note = (text: string) => void (notes.length < 20 && notes.push(text));
+      typed = new TerminalInput(ws, inputs, term.interactive ? new EscapeFilter() : null, () => endOwn("escape"), note);
+      void typed.run(term.input);
     };
     ws.onmessage = (e) => {
       heard();
@@ -262,16 +268,23 @@ export async function attachTerminal(
           exit_code?: unknown;
           signal?: unknown;
         } | null;
-        if (m?.type === "input_ack") inputs?.acked(m.bytes);
-        else if (m?.type === "input_acks") inputs?.told(m.window);
-        else if (m?.type === "exit") watchExit(m);
+        if (m?.type === "input_ack") {
+          inputs.acked(m.bytes);
+          typed?.flush();
+        } else if (m?.type === "input_acks") {
+          inputs.told(m.window);
+          typed?.flush();
+        } else if (m?.type === "exit") watchExit(m);
         else if (m?.type === "error" && notes.length < 20) notes.push(`bay: terminal: ${printable(String(m.error?.message ?? "error"))}`);
       } catch {
         // a control message that is not JSON, or a screen that is gone: nothing to show
       }
     };
     // Bay's close comes after its last output: what is still to be written is written first (unless `~.`).
-    ws.onclose = (e) => void writtenOut().then(() => finish({ code: e.code, reason: e.reason, opened }));
+    ws.onclose = (e) => {
+      closeReported = true;
+      void writtenOut().then(() => finish({ code: e.code, reason: e.reason, opened }));
+    };
     const end = await closed;
     restore();
     restore = () => {};
@@ -302,59 +315,6 @@ export async function attachTerminal(
     unsubscribe();
     ungone();
   }
-}
-
-/**
- * Sends what is typed or piped in, piped input no faster than the shell takes it (`inputs`),
- * reading no further while over SEND_PAUSE_AT waits to be sent (a Bay that
- * stops reading ends the session by its silence); once input ends, a Ctrl-D, again every second
- * until the shell is gone. One is not always enough: typed ahead while a command
- * runs, the terminal's line discipline can drop it before the shell reads again.
- * Typed at a terminal, `Enter ~ .` calls `escaped` instead of reaching the shell.
- */
-async function pump(
-  input: AsyncIterable<Uint8Array>,
-  ws: WebSocket,
-  inputs: InputWindow | null,
-  escapes: EscapeFilter | null,
-  escaped: () => void,
-): Promise<void> {
-  try {
-    for await (const chunk of input) {
-      const bytes = escapes ? escapes.filter(chunk) : chunk;
-      if (ws.readyState !== WebSocket.OPEN) {
-        // Bay closed; its last output may still be being written to a slow terminal: `~.` ends that too (review s109).
-        if (!escapes) return;
-        if (escapes.escaped) return escaped();
-        continue;
-      }
-      // The shell (or Bay) takes input slower than it comes: wait for it, and the input (a pipe) waits for us.
-      // What came before `~.` goes without waiting: the session ends at once.
-      while (
-        !escapes?.escaped &&
-        ws.readyState === WebSocket.OPEN &&
-        (ws.bufferedAmount > SEND_PAUSE_AT || inputs?.fits(bytes.length) === false)
-      )
-        await Bun.sleep(FLOW_POLL_MS);
-      if (ws.readyState !== WebSocket.OPEN) return;
-      if (bytes.length > 0) {
-        ws.send(bytes);
-        inputs?.sent(bytes.length);
-      }
-      if (escapes?.escaped) return escaped();
-    }
-  } catch {
-    // The input failed (a closed terminal): the shell is hung up when the socket goes.
-    ws.close();
-    return;
-  }
-  const eof = () => {
-    if (ws.readyState === WebSocket.OPEN) ws.send(CTRL_D);
-    else clearInterval(again);
-  };
-  const again = setInterval(eof, EOF_REPEAT_MS);
-  again.unref?.();
-  eof();
 }
 
 /** The `code` of a 1011 close reason (`{"code":…}`), or the reason itself, shortened. */

@@ -68,6 +68,8 @@ export class TerminalBridge implements OpenChannel {
   /** Input the shell took (or that was refused) not yet acknowledged to the client. */
   private inputTaken = 0;
   private inputAckScheduled = false;
+  /** An error message for a client that was behind on reading, sent once it drains. */
+  private heldError: string | null = null;
 
   constructor(
     private readonly ship: WebSocket,
@@ -126,6 +128,10 @@ export class TerminalBridge implements OpenChannel {
   /** The client's send buffer drained: what was held is acknowledged. */
   drained(): void {
     if (!this.peer || this.peer.bufferedAmount() > CLIENT_HIGH_WATER) return;
+    if (this.heldError) {
+      this.peer.send(this.heldError);
+      this.heldError = null;
+    }
     this.ackInput(0);
     this.over = false;
     this.toAck += this.held;
@@ -193,8 +199,8 @@ export class TerminalBridge implements OpenChannel {
     } else if (msg?.type === "exit" || msg?.type === "dropped") this.peer?.send(text);
     // The Ship's errors (input it could not take) carry this request's id, like Bay's own, and are
     // not queued for a client that does not read them either (review s108: 54 MB queued per client).
-    else if (msg?.type === "error" && msg.error && this.peer && this.peer.bufferedAmount() <= CLIENT_HIGH_WATER)
-      this.peer.send(JSON.stringify({ type: "error", error: { ...msg.error, request_id: this.requestId } }));
+    else if (msg?.type === "error" && msg.error)
+      this.sendOrHold(JSON.stringify({ type: "error", error: { ...msg.error, request_id: this.requestId } }));
   }
 
   /**
@@ -223,9 +229,18 @@ export class TerminalBridge implements OpenChannel {
 
   /** An `error` control message: the error body's `error` (not queued for a client that is not reading). */
   private sendError(error: BayError, peer: TerminalPeer | null = this.peer): void {
-    if (peer && peer.bufferedAmount() > CLIENT_HIGH_WATER) return;
     const body = { code: error.code, message: error.message, request_id: this.requestId, details: error.details };
-    peer?.send(JSON.stringify({ type: "error", error: body }));
+    this.sendOrHold(JSON.stringify({ type: "error", error: body }), peer);
+  }
+
+  /**
+   * An error message now, or, for a client behind on reading, the latest one held until it drains:
+   * never a queue of them (review s108), and the refusal said once per episode is not lost (review s110).
+   */
+  private sendOrHold(text: string, peer: TerminalPeer | null = this.peer): void {
+    if (!peer) return;
+    if (peer === this.peer && peer.bufferedAmount() > CLIENT_HIGH_WATER) this.heldError = text;
+    else peer.send(text);
   }
 
   /** Once both sides count input: the window, before any acknowledgement. */

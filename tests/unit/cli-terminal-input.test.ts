@@ -1,0 +1,126 @@
+/**
+ * The input half of `bay sandbox shell` (src/bay/cli/terminal-input.ts) with a
+ * recording socket: piped input is read only as it is sent; typed input is read
+ * all the time, so `Enter ~ .` is seen at once, and what the shell does not take
+ * waits up to a bound, past which it is dropped and said so once (review s110).
+ */
+import { expect, test } from "bun:test";
+import { InputWindow } from "../../src/bay/cli/input-window.ts";
+import { TerminalInput } from "../../src/bay/cli/terminal-input.ts";
+import { EscapeFilter } from "../../src/bay/cli/terminal-local.ts";
+
+function socket() {
+  const sent: Uint8Array[] = [];
+  return {
+    readyState: WebSocket.OPEN as number,
+    bufferedAmount: 0,
+    sent,
+    send(data: Uint8Array) {
+      sent.push(data);
+    },
+    close() {
+      this.readyState = WebSocket.CLOSED;
+    },
+    bytes: () => sent.reduce((n, d) => n + d.byteLength, 0),
+  };
+}
+
+const told = (window: number) => {
+  const w = new InputWindow({ first: window, waitMs: 60_000 });
+  w.told(window);
+  return w;
+};
+
+test("piped input is read no further than what was sent: a shell that takes nothing holds the pipe", async () => {
+  const ws = socket();
+  let pulled = 0;
+  async function* pipe() {
+    for (let i = 0; i < 1000; i++) {
+      pulled += 1000;
+      yield new Uint8Array(1000);
+    }
+  }
+  const input = new TerminalInput(
+    ws,
+    told(5000),
+    null,
+    () => {},
+    () => {},
+  );
+  void input.run(pipe());
+  await Bun.sleep(100);
+  expect(ws.bytes()).toBe(5000);
+  expect(pulled).toBeLessThanOrEqual(7000);
+  ws.close();
+});
+
+test("typed input is read while the window is full; Enter ~ . is seen at once; past the bound, typing is dropped and said once", async () => {
+  const ws = socket();
+  const notes: string[] = [];
+  let escaped = 0;
+  const window = told(1000);
+  const queue: Uint8Array[] = [];
+  let wake = () => {};
+  async function* typedIn() {
+    for (;;) {
+      while (queue.length) yield queue.shift()!;
+      await new Promise<void>((r) => {
+        wake = r;
+      });
+    }
+  }
+  const type = (text: string) => {
+    queue.push(new TextEncoder().encode(text));
+    wake();
+  };
+  const input = new TerminalInput(
+    ws,
+    window,
+    new EscapeFilter(),
+    () => void escaped++,
+    (n) => notes.push(n),
+    { maxTypedQueue: 4000 },
+  );
+  void input.run(typedIn());
+  type("a".repeat(1000)); // fills the window
+  for (let i = 0; i < 10; i++) type("b".repeat(1000)); // 4000 wait, 6000 are dropped
+  await Bun.sleep(30);
+  expect(ws.bytes()).toBe(1000);
+  expect(notes).toHaveLength(1);
+  expect(notes[0]).toContain("dropped");
+  // The shell takes input: what waited goes, in order.
+  window.acked(1000);
+  input.flush();
+  await Bun.sleep(5);
+  expect(ws.bytes()).toBe(2000);
+  type("\r~.");
+  await Bun.sleep(30);
+  expect(escaped).toBe(1);
+});
+
+test("the end of piped input is a Ctrl-D, once all input has gone", async () => {
+  const ws = socket();
+  const window = told(10);
+  async function* pipe() {
+    yield new TextEncoder().encode("echo hi\n");
+    yield new TextEncoder().encode("exit\n");
+  }
+  const input = new TerminalInput(
+    ws,
+    window,
+    null,
+    () => {},
+    () => {},
+  );
+  const running = input.run(pipe());
+  await Bun.sleep(30);
+  expect(ws.sent.map((d) => new TextDecoder().decode(d))).toEqual(["echo hi\n"]);
+  window.acked(8);
+  input.flush();
+  await Bun.sleep(30);
+  window.acked(5);
+  input.flush();
+  await running;
+  expect(ws.sent.map((d) => new TextDecoder().decode(d))).toEqual(["echo hi\n", "exit\n", "\u0004"]);
+  ws.close();
+});
