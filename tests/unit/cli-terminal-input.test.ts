@@ -124,3 +124,103 @@ test("the end of piped input is a Ctrl-D, once all input has gone", async () => 
   expect(ws.sent.map((d) => new TextDecoder().decode(d))).toEqual(["echo hi\n", "exit\n", "\u0004"]);
   ws.close();
 });
+
+/** Typed input the test types, read as a terminal's would be. */
+function keyboard() {
+  const queue: Uint8Array[] = [];
+  let wake = () => {};
+  return {
+    type(text: string | Uint8Array) {
+      queue.push(typeof text === "string" ? new TextEncoder().encode(text) : text);
+      wake();
+    },
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        while (queue.length) yield queue.shift()!;
+        await new Promise<void>((r) => {
+          wake = r;
+        });
+      }
+    },
+  };
+}
+
+test("past the bound, typing is dropped until all that waited has gone: one cut, never a hole (review s111)", async () => {
+  const ws = socket();
+  const window = told(1000);
+  const keys = keyboard();
+  const input = new TerminalInput(
+    ws,
+    window,
+    new EscapeFilter(),
+    () => {},
+    () => {},
+    { maxTypedQueue: 3000 },
+  );
+  void input.run(keys);
+  keys.type("0".repeat(1000)); // sent: the window is full
+  for (const c of "12345") keys.type(c.repeat(1000)); // 1, 2, 3 wait; 4 and 5 are dropped
+  await Bun.sleep(20);
+  window.acked(1000);
+  input.flush();
+  keys.type("6".repeat(1000)); // room was made, but what waited has not all gone: dropped too
+  await Bun.sleep(20);
+  for (let i = 0; i < 3; i++) {
+    window.acked(1000);
+    input.flush();
+  }
+  await Bun.sleep(20);
+  keys.type("7".repeat(10)); // all gone: taken again
+  await Bun.sleep(20);
+  const sent = new TextDecoder().decode(Buffer.concat(ws.sent));
+  expect(sent.replace(/(.)\1*/g, "$1")).toBe("01237");
+  ws.close();
+});
+
+test("small reads while input waits are kept and sent in pieces, not one frame each (review s111)", async () => {
+  const ws = socket();
+  const window = told(1);
+  const keys = keyboard();
+  const input = new TerminalInput(
+    ws,
+    window,
+    new EscapeFilter(),
+    () => {},
+    () => {},
+  );
+  void input.run(keys);
+  keys.type("x"); // sent; the window is full
+  for (let i = 0; i < 100_000; i++) keys.type(new Uint8Array([0x79]));
+  await Bun.sleep(50);
+  expect(ws.sent.length).toBe(1);
+  // The shell takes what comes: what waited (100,000 bytes) goes in a few frames.
+  for (let i = 0; i < 10 && ws.bytes() < 100_001; i++) {
+    window.acked(ws.bytes());
+    input.flush();
+    await Bun.sleep(10);
+  }
+  expect(ws.bytes()).toBe(100_001);
+  expect(ws.sent.length).toBeLessThanOrEqual(5);
+  ws.close();
+});
+
+test("what was typed before Enter ~ . in the same read goes even with the window full, when nothing else waits", async () => {
+  const ws = socket();
+  let escaped = 0;
+  const window = told(5);
+  const keys = keyboard();
+  const input = new TerminalInput(
+    ws,
+    window,
+    new EscapeFilter(),
+    () => void escaped++,
+    () => {},
+  );
+  void input.run(keys);
+  keys.type("12345"); // the window is full
+  await Bun.sleep(10);
+  keys.type("ls\r~.");
+  await Bun.sleep(10);
+  expect(escaped).toBe(1);
+  expect(new TextDecoder().decode(Buffer.concat(ws.sent))).toBe("12345ls\r");
+});

@@ -177,6 +177,16 @@ describe("TerminalBridge", () => {
     peer.buffered = 0;
     b.drained();
     expect(peer.controls().at(-1)).toMatchObject({ error: { code: "payload_too_large", request_id: "req-1" } });
+    // Held when the shell exits: it goes before the exit (review s111).
+    peer.buffered = 10 * 1024 * 1024;
+    ship.control({ type: "error", error: { code: "payload_too_large", message: "last", details: {} } });
+    ship.control({ type: "exit", exit_code: 0, signal: null });
+    expect(
+      peer
+        .controls()
+        .slice(-2)
+        .map((m) => m.type),
+    ).toEqual(["error", "exit"]);
   });
 
   test("the shell's exit reaches the client: the exit message, then 1000 with the status", async () => {

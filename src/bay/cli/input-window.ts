@@ -36,6 +36,11 @@ export class InputWindow {
     if (typeof bytes === "number" && Number.isSafeInteger(bytes) && bytes > 0) this.unacked = Math.max(0, this.unacked - bytes);
   }
 
+  /** Whether Bay told the window (then only its acknowledgements make room). */
+  get known(): boolean {
+    return this.window !== null;
+  }
+
   sent(bytes: number): void {
     this.unacked += bytes;
   }

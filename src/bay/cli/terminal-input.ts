@@ -4,7 +4,9 @@
  * socket sends it. Piped input is read only as it is sent (the pipe waits for
  * us). Typed input is read all the time, so `Enter ~ .` ends the session at once
  * whatever the shell does: what the shell has not taken waits here, up to
- * MAX_TYPED_QUEUE, past which further typing is dropped and said so (review s110).
+ * MAX_TYPED_QUEUE, past which typing is dropped until all that waited has gone
+ * (one cut, never a hole: review s111) and said so once. What waits is kept in
+ * pieces of up to 64 KiB, however small the reads (a byte at a time cost ~100 B each).
  * Once input ends, a Ctrl-D goes, again every second until the shell is gone: one
  * is not always enough (typed ahead while a command runs, the terminal's line
  * discipline can drop it before the shell reads again).
@@ -30,11 +32,21 @@ const CTRL_D = new Uint8Array([4]);
 const EOF_REPEAT_MS = 1000;
 /** Nothing more goes to the socket while more than this waits in it (a Bay or a link that is slow). */
 const SEND_PAUSE_AT = 1024 * 1024;
+/** Looking again while the socket drains or the window is not told yet; while only the told window is full, acknowledgements say when. */
 const RETRY_MS = 10;
+const WINDOW_RETRY_MS = 250;
 const MAX_TYPED_QUEUE = 16 * 1024 * 1024;
+const PIECE = 64 * 1024;
+
+/** Input waiting to be sent: `bytes[0, length)`; a piece this made has room to append to. */
+interface Waiting {
+  bytes: Uint8Array;
+  length: number;
+  appendable: boolean;
+}
 
 export class TerminalInput {
-  private readonly queue: Uint8Array[] = [];
+  private readonly queue: Waiting[] = [];
   private queued = 0;
   private retry: ReturnType<typeof setTimeout> | undefined;
   private emptied: Array<() => void> = [];
@@ -62,6 +74,11 @@ export class TerminalInput {
           if (this.escapes.escaped) return this.escaped();
           continue;
         }
+        // What came before `~.` goes at once when nothing waits (the session then ends, and what waits with it).
+        if (this.escapes?.escaped && this.queue.length === 0) {
+          if (bytes.length > 0) this.ws.send(bytes);
+          return this.escaped();
+        }
         if (bytes.length > 0) this.enqueue(bytes);
         this.flush();
         if (this.escapes?.escaped) return this.escaped();
@@ -87,19 +104,21 @@ export class TerminalInput {
   flush(): void {
     clearTimeout(this.retry);
     this.retry = undefined;
-    while (this.queue.length > 0 && this.open && this.ws.bufferedAmount <= SEND_PAUSE_AT && this.window.fits(this.queue[0]!.byteLength)) {
-      const bytes = this.queue.shift()!;
-      this.queued -= bytes.byteLength;
-      this.ws.send(bytes);
-      this.window.sent(bytes.byteLength);
+    while (this.queue.length > 0 && this.open && this.ws.bufferedAmount <= SEND_PAUSE_AT && this.window.fits(this.queue[0]!.length)) {
+      const { bytes, length } = this.queue.shift()!;
+      this.queued -= length;
+      this.ws.send(length === bytes.byteLength ? bytes : bytes.subarray(0, length));
+      this.window.sent(length);
     }
     if (this.queue.length === 0 || !this.open) {
       this.dropping = false;
       for (const wake of this.emptied.splice(0)) wake();
       return;
     }
-    // The socket drains and the window's wait runs out without telling: look again soon.
-    this.retry = setTimeout(() => this.flush(), RETRY_MS);
+    // The socket drains and the window's wait runs out without telling: look again soon. A told window
+    // that is full makes room by acknowledgements, which flush: the timer only notices a closed socket.
+    const windowBound = this.window.known && this.ws.bufferedAmount <= SEND_PAUSE_AT;
+    this.retry = setTimeout(() => this.flush(), windowBound ? WINDOW_RETRY_MS : RETRY_MS);
     this.retry.unref?.();
   }
 
@@ -109,13 +128,23 @@ export class TerminalInput {
 
   private enqueue(bytes: Uint8Array): void {
     const max = this.opts.maxTypedQueue ?? MAX_TYPED_QUEUE;
-    if (this.escapes && this.queued + bytes.byteLength > max) {
+    const n = bytes.byteLength;
+    if (this.escapes && (this.dropping || this.queued + n > max)) {
       if (!this.dropping) this.note(`bay: the shell is not reading its input; typed input past ${max >> 20} MiB waiting was dropped`);
       this.dropping = true;
       return;
     }
-    this.queue.push(bytes);
-    this.queued += bytes.byteLength;
+    this.queued += n;
+    const last = this.queue.at(-1);
+    if (last?.appendable && last.bytes.byteLength - last.length >= n) {
+      last.bytes.set(bytes, last.length);
+      last.length += n;
+    } else if (this.queue.length > 0 && n < PIECE) {
+      // Small reads while something waits go into pieces of their own making.
+      const piece = new Uint8Array(PIECE);
+      piece.set(bytes);
+      this.queue.push({ bytes: piece, length: n, appendable: true });
+    } else this.queue.push({ bytes, length: n, appendable: false });
   }
 
   /** Resolves once nothing waits here (or the socket closed). */

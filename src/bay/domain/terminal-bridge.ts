@@ -196,7 +196,14 @@ export class TerminalBridge implements OpenChannel {
     } else if (msg?.type === "input_ack") {
       const bytes = (msg as { bytes?: unknown }).bytes;
       if (typeof bytes === "number" && Number.isSafeInteger(bytes) && bytes > 0) this.ackInput(bytes);
-    } else if (msg?.type === "exit" || msg?.type === "dropped") this.peer?.send(text);
+    } else if (msg?.type === "exit" || msg?.type === "dropped") {
+      // An error held for a client behind on reading goes first: after the exit, nothing more is sent (review s111).
+      if (msg.type === "exit" && this.heldError) {
+        this.peer?.send(this.heldError);
+        this.heldError = null;
+      }
+      this.peer?.send(text);
+    }
     // The Ship's errors (input it could not take) carry this request's id, like Bay's own, and are
     // not queued for a client that does not read them either (review s108: 54 MB queued per client).
     else if (msg?.type === "error" && msg.error)
