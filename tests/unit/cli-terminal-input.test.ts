@@ -179,7 +179,7 @@ test("past the bound, typing is dropped until all that waited has gone: one cut,
 
 test("small reads while input waits are kept and sent in pieces, not one frame each (review s111)", async () => {
   const ws = socket();
-  const window = told(1);
+  const window = told(70_000);
   const keys = keyboard();
   const input = new TerminalInput(
     ws,
@@ -189,17 +189,17 @@ test("small reads while input waits are kept and sent in pieces, not one frame e
     () => {},
   );
   void input.run(keys);
-  keys.type("x"); // sent; the window is full
+  keys.type("x".repeat(70_000)); // sent; the window is full
   for (let i = 0; i < 100_000; i++) keys.type(new Uint8Array([0x79]));
   await Bun.sleep(50);
   expect(ws.sent.length).toBe(1);
   // The shell takes what comes: what waited (100,000 bytes) goes in a few frames.
-  for (let i = 0; i < 10 && ws.bytes() < 100_001; i++) {
+  for (let i = 0; i < 10 && ws.bytes() < 170_000; i++) {
     window.acked(ws.bytes());
     input.flush();
     await Bun.sleep(10);
   }
-  expect(ws.bytes()).toBe(100_001);
+  expect(ws.bytes()).toBe(170_000);
   expect(ws.sent.length).toBeLessThanOrEqual(5);
   ws.close();
 });
@@ -223,4 +223,29 @@ test("what was typed before Enter ~ . in the same read goes even with the window
   await Bun.sleep(10);
   expect(escaped).toBe(1);
   expect(new TextDecoder().decode(Buffer.concat(ws.sent))).toBe("12345ls\r");
+});
+
+test("pieces never grow past a told window smaller than a piece (review s112)", async () => {
+  const ws = socket();
+  const window = told(4096);
+  const keys = keyboard();
+  const input = new TerminalInput(
+    ws,
+    window,
+    new EscapeFilter(),
+    () => {},
+    () => {},
+  );
+  void input.run(keys);
+  keys.type("a".repeat(4096)); // the window is full
+  for (let i = 0; i < 20_000; i++) keys.type(new Uint8Array([0x62]));
+  await Bun.sleep(50);
+  for (let i = 0; i < 20 && ws.bytes() < 24_096; i++) {
+    window.acked(ws.bytes());
+    input.flush();
+    await Bun.sleep(10);
+  }
+  expect(ws.bytes()).toBe(24_096);
+  expect(Math.max(...ws.sent.map((d) => d.byteLength))).toBeLessThanOrEqual(4096);
+  ws.close();
 });

@@ -189,6 +189,16 @@ describe("TerminalBridge", () => {
     ).toEqual(["error", "exit"]);
   });
 
+  test("an error held for a client behind on reading goes before the close when the Ship ends without an exit message (review s112)", () => {
+    const { ship, peer } = bridge();
+    peer.buffered = 10 * 1024 * 1024;
+    ship.control({ type: "error", error: { code: "payload_too_large", message: "held", details: {} } });
+    expect(peer.controls()).toEqual([]);
+    ship.onclose?.({ code: 1000, reason: "" });
+    expect(peer.controls().map((m) => m.error?.message)).toEqual(["held"]);
+    expect(peer.closedWith?.[0]).toBe(1000);
+  });
+
   test("the shell's exit reaches the client: the exit message, then 1000 with the status", async () => {
     const { ship, peer, b } = bridge();
     ship.control({ type: "exit", exit_code: 3, signal: null });

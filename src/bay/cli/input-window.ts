@@ -41,6 +41,11 @@ export class InputWindow {
     return this.window !== null;
   }
 
+  /** The most that may be in flight now: the told window, or the first allowance until it is told. */
+  get limit(): number {
+    return this.window ?? this.opts.first;
+  }
+
   sent(bytes: number): void {
     this.unacked += bytes;
   }

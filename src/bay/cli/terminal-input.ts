@@ -5,8 +5,9 @@
  * us). Typed input is read all the time, so `Enter ~ .` ends the session at once
  * whatever the shell does: what the shell has not taken waits here, up to
  * MAX_TYPED_QUEUE, past which typing is dropped until all that waited has gone
- * (one cut, never a hole: review s111) and said so once. What waits is kept in
- * pieces of up to 64 KiB, however small the reads (a byte at a time cost ~100 B each).
+ * (one cut each time the bound is reached, not holes all along: review s111) and
+ * said so once. What waits is kept in pieces of up to 64 KiB (and never more than
+ * the window), however small the reads (a byte at a time cost ~100 B each).
  * Once input ends, a Ctrl-D goes, again every second until the shell is gone: one
  * is not always enough (typed ahead while a command runs, the terminal's line
  * discipline can drop it before the shell reads again).
@@ -136,7 +137,9 @@ export class TerminalInput {
     }
     this.queued += n;
     const last = this.queue.at(-1);
-    if (last?.appendable && last.bytes.byteLength - last.length >= n) {
+    // A piece never grows past the window: it would have to go alone, past it (review s112).
+    const room = last?.appendable ? Math.min(last.bytes.byteLength, this.window.limit) - last.length : 0;
+    if (last?.appendable && room >= n) {
       last.bytes.set(bytes, last.length);
       last.length += n;
     } else if (this.queue.length > 0 && n < PIECE) {

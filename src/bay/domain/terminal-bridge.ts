@@ -291,8 +291,10 @@ export class TerminalBridge implements OpenChannel {
     const peer = this.peer;
     if (!peer) return;
     if (this.exited || code === 1000) {
-      // The shell ended: pass its exit status on.
+      // The shell ended: pass its exit status on (after an error held for a client behind on reading: review s112).
       this.peer = null;
+      if (this.heldError) peer.send(this.heldError);
+      this.heldError = null;
       peer.close(1000, why || reason({ exit_code: null, signal: null }));
       this.resolveClosed();
       return;
